@@ -1,0 +1,469 @@
+/*
+ * api.c: Ollama's request bodies, parsed and checked. Type errors read as
+ * Go's encoding/json writes them, because clients match on those texts.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "emu.h"
+
+static const char *const kind_struct[] = {
+	[API_GENERATE] = "GenerateRequest",
+	[API_CHAT] = "ChatRequest",
+	[API_EMBED] = "EmbedRequest",
+	[API_EMBEDDINGS] = "EmbeddingRequest",
+	[API_SHOW] = "ShowRequest",
+};
+
+static const char *
+json_kind_word(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "object";
+	case JSON_ARRAY:
+		return "array";
+	case JSON_STRING:
+		return "string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "bool";
+	case JSON_NULL:
+		return "null";
+	}
+	return "value";
+}
+
+static int
+type_error(struct api_error *err, enum api_kind kind, const char *field,
+    const json_t *v, const char *go_type)
+{
+	err->status = 400;
+	snprintf(err->message, sizeof(err->message),
+	    "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
+	    json_kind_word(v), kind_struct[kind], field, go_type);
+	return -1;
+}
+
+static int
+fail(struct api_error *err, int status, const char *fmt, const char *arg)
+{
+	err->status = status;
+	snprintf(err->message, sizeof(err->message), fmt, arg);
+	return -1;
+}
+
+/* A string field: absent and null leave *out alone (Go's zero value). */
+static int
+get_string(json_t *root, enum api_kind kind, const char *field,
+    const char **out, struct api_error *err)
+{
+	json_t *v = json_object_get(root, field);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return type_error(err, kind, field, v, "string");
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int
+get_bool(json_t *root, enum api_kind kind, const char *field, int *out,
+    struct api_error *err)
+{
+	json_t *v = json_object_get(root, field);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return type_error(err, kind, field, v, "bool");
+	*out = json_is_true(v);
+	return 0;
+}
+
+enum option_type { OPT_INT, OPT_FLOAT, OPT_BOOL, OPT_STRINGS };
+
+static const struct {
+	const char *name;
+	enum option_type type;
+} known_options[] = {
+	{"num_ctx", OPT_INT}, {"num_batch", OPT_INT}, {"num_gpu", OPT_INT},
+	{"main_gpu", OPT_INT}, {"use_mmap", OPT_BOOL}, {"num_thread", OPT_INT},
+	{"num_keep", OPT_INT}, {"seed", OPT_INT}, {"num_predict", OPT_INT},
+	{"top_k", OPT_INT}, {"top_p", OPT_FLOAT}, {"min_p", OPT_FLOAT},
+	{"typical_p", OPT_FLOAT}, {"repeat_last_n", OPT_INT},
+	{"temperature", OPT_FLOAT}, {"repeat_penalty", OPT_FLOAT},
+	{"presence_penalty", OPT_FLOAT}, {"frequency_penalty", OPT_FLOAT},
+	{"stop", OPT_STRINGS},
+};
+
+/* Options.FromMap: a wrong type is an error, an unknown name a warning. */
+static int
+parse_options(json_t *root, enum api_kind kind, struct api_request *req,
+    struct api_error *err)
+{
+	json_t *opts = json_object_get(root, "options"), *v;
+	const char *name;
+
+	if (opts == NULL || json_is_null(opts))
+		return 0;
+	if (!json_is_object(opts))
+		return type_error(err, kind, "options",
+		    opts, "map[string]interface {}");
+	json_object_foreach(opts, name, v) {
+		size_t i, n = sizeof(known_options) / sizeof(known_options[0]);
+		static const char *const words[] = {
+			[OPT_INT] = "integer", [OPT_FLOAT] = "float32",
+			[OPT_BOOL] = "boolean", [OPT_STRINGS] = "array",
+		};
+		int ok;
+
+		for (i = 0; i < n; i++)
+			if (strcmp(known_options[i].name, name) == 0)
+				break;
+		if (i == n) {
+			req->options_warning = name;
+			continue;
+		}
+		if (json_is_null(v))
+			continue;
+		switch (known_options[i].type) {
+		case OPT_INT:
+		case OPT_FLOAT:
+			ok = json_is_number(v);
+			break;
+		case OPT_BOOL:
+			ok = json_is_boolean(v);
+			break;
+		case OPT_STRINGS:
+			ok = json_is_array(v);
+			if (ok) {
+				size_t k;
+				json_t *s;
+
+				json_array_foreach(v, k, s)
+					if (!json_is_string(s)) {
+					err->status = 400;
+					snprintf(err->message,
+					    sizeof(err->message),
+					    "option \"%s\" must be of an array of strings",
+					    name);
+					return -1;
+				}
+			}
+			break;
+		default:
+			ok = 0;
+		}
+		if (!ok) {
+			err->status = 400;
+			snprintf(err->message, sizeof(err->message),
+			    "option \"%s\" must be of type %s", name,
+			    words[known_options[i].type]);
+			return -1;
+		}
+		if (known_options[i].type == OPT_INT) {
+			double d = json_number_value(v);
+
+			/* Go truncates a JSON number into an int field. */
+			if (!isfinite(d) || fabs(d) > 2e9)
+				return fail(err, 400,
+				    "option \"%s\" is out of range", name);
+			if (strcmp(name, "num_ctx") == 0)
+				req->num_ctx = (int)d;
+			else if (strcmp(name, "num_predict") == 0)
+				req->num_predict = (int)d;
+			else if (strcmp(name, "seed") == 0)
+				req->seed = (int64_t)d;
+		}
+	}
+	return 0;
+}
+
+static int
+count_images(json_t *parent, enum api_kind kind, const char *field,
+    int *tokens, struct api_error *err)
+{
+	json_t *imgs = json_object_get(parent, "images"), *img;
+	size_t i;
+
+	if (imgs == NULL || json_is_null(imgs))
+		return 0;
+	if (!json_is_array(imgs))
+		return type_error(err, kind, field, imgs, "[]api.ImageData");
+	json_array_foreach(imgs, i, img) {
+		if (!json_is_string(img))
+			return type_error(err, kind, field, img,
+			    "api.ImageData");
+		/* A CLIP encoder turns an image into 576 tokens (llava). */
+		*tokens += 576;
+	}
+	return 0;
+}
+
+static int
+parse_generate(json_t *root, struct api_request *req, struct api_error *err)
+{
+	const char *suffix = NULL, *tmpl = NULL;
+	json_t *ctx, *v;
+	size_t i;
+	int tokens = 0;
+
+	if (get_string(root, API_GENERATE, "prompt", &req->prompt, err) ||
+	    get_string(root, API_GENERATE, "suffix", &suffix, err) ||
+	    get_string(root, API_GENERATE, "system", &req->system, err) ||
+	    get_string(root, API_GENERATE, "template", &tmpl, err) ||
+	    get_bool(root, API_GENERATE, "raw", &req->raw, err) ||
+	    count_images(root, API_GENERATE, "images", &tokens, err))
+		return -1;
+	if (req->raw && ((tmpl && *tmpl) || (req->system && *req->system)))
+		return fail(err, 400,
+		    "raw mode does not support template, system, or context%s",
+		    "");
+	ctx = json_object_get(root, "context");
+	if (ctx != NULL && !json_is_null(ctx)) {
+		if (!json_is_array(ctx))
+			return type_error(err, API_GENERATE, "context", ctx,
+			    "[]int");
+		json_array_foreach(ctx, i, v)
+			if (!json_is_integer(v))
+				return type_error(err, API_GENERATE, "context",
+				    v, "int");
+		tokens += (int)json_array_size(ctx);
+	}
+	if (req->prompt == NULL)
+		req->prompt = "";
+	req->empty = req->prompt[0] == '\0';
+	tokens += text_token_count(req->prompt, strlen(req->prompt));
+	if (req->system)
+		tokens += text_token_count(req->system, strlen(req->system));
+	if (suffix)
+		tokens += text_token_count(suffix, strlen(suffix));
+	/* The chat template wraps the prompt in a few tokens of markup. */
+	if (!req->raw)
+		tokens += 8;
+	req->prompt_tokens = tokens;
+	req->text_seed = text_hash(req->text_seed, req->prompt,
+	    strlen(req->prompt));
+	if (req->system)
+		req->text_seed = text_hash(req->text_seed, req->system,
+		    strlen(req->system));
+	return 0;
+}
+
+static int
+parse_chat(json_t *root, struct api_request *req, struct api_error *err)
+{
+	json_t *msgs = json_object_get(root, "messages"), *m, *tools;
+	size_t i;
+	int tokens = 0;
+
+	if (msgs != NULL && !json_is_null(msgs) && !json_is_array(msgs))
+		return type_error(err, API_CHAT, "messages", msgs,
+		    "[]api.Message");
+	tools = json_object_get(root, "tools");
+	if (tools != NULL && !json_is_null(tools) && !json_is_array(tools))
+		return type_error(err, API_CHAT, "tools", tools, "api.Tools");
+	json_array_foreach(msgs, i, m) {
+		const char *role = NULL, *content = NULL;
+
+		if (!json_is_object(m))
+			return type_error(err, API_CHAT, "messages", m,
+			    "api.Message");
+		if (get_string(m, API_CHAT, "messages.role", &role, err) ||
+		    get_string(m, API_CHAT, "messages.content", &content,
+			err) ||
+		    count_images(m, API_CHAT, "messages.images", &tokens, err))
+			return -1;
+		/* Each message costs its role markers: about four tokens. */
+		tokens += 4;
+		if (content) {
+			tokens += text_token_count(content, strlen(content));
+			req->text_seed = text_hash(req->text_seed, content,
+			    strlen(content));
+		}
+		if (role)
+			req->text_seed = text_hash(req->text_seed, role,
+			    strlen(role));
+	}
+	if (tools != NULL && json_is_array(tools))
+		tokens += 64 * (int)json_array_size(tools);
+	req->empty = msgs == NULL || json_array_size(msgs) == 0;
+	req->prompt_tokens = tokens;
+	return 0;
+}
+
+static int
+parse_embed(json_t *root, struct api_request *req, struct api_error *err)
+{
+	json_t *in = json_object_get(root, "input"), *v;
+	size_t i;
+	int tokens = 0;
+
+	if (in == NULL || json_is_null(in)) {
+		req->ninputs = 0;
+	} else if (json_is_string(in)) {
+		req->ninputs = json_string_length(in) > 0;
+		tokens = text_token_count(json_string_value(in),
+		    json_string_length(in));
+	} else if (json_is_array(in)) {
+		json_array_foreach(in, i, v) {
+			if (!json_is_string(v))
+				return fail(err, 400, "invalid input type%s",
+				    "");
+			tokens += text_token_count(json_string_value(v),
+			    json_string_length(v));
+		}
+		req->ninputs = json_array_size(in);
+	} else {
+		return fail(err, 400, "invalid input type%s", "");
+	}
+	req->prompt_tokens = tokens;
+	req->empty = req->ninputs == 0;
+	return 0;
+}
+
+const char *
+api_embed_input(const struct api_request *req, size_t i)
+{
+	json_t *in;
+
+	if (req->kind == API_EMBEDDINGS)
+		return req->prompt;
+	in = json_object_get(req->root, "input");
+	if (json_is_string(in))
+		return json_string_value(in);
+	return json_string_value(json_array_get(in, i));
+}
+
+int
+api_request_parse(enum api_kind kind, const char *body, size_t len,
+    struct api_request *req, struct api_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+	size_t i;
+
+	memset(req, 0, sizeof(*req));
+	req->kind = kind;
+	req->stream = 1;
+	req->num_predict = -1;
+	req->seed = -1;
+	for (i = 0; i < len; i++)
+		if (body[i] != ' ' && body[i] != '\n' && body[i] != '\t' &&
+		    body[i] != '\r')
+			break;
+	if (i == len)
+		return fail(err, 400, "missing request body%s", "");
+	/* Go's decoder reads one value and ignores what follows it. */
+	root = json_loadb(body, len, JSON_DISABLE_EOF_CHECK, &jerr);
+	if (root == NULL) {
+		err->status = 400;
+		if ((size_t)jerr.position >= len)
+			snprintf(err->message, sizeof(err->message),
+			    "unexpected EOF");
+		else
+			snprintf(err->message, sizeof(err->message),
+			    "invalid character in JSON at offset %d: %s",
+			    jerr.position, jerr.text);
+		return -1;
+	}
+	req->root = root;
+	if (!json_is_object(root)) {
+		err->status = 400;
+		snprintf(err->message, sizeof(err->message),
+		    "json: cannot unmarshal %s into Go value of type api.%s",
+		    json_kind_word(root), kind_struct[kind]);
+		goto bad;
+	}
+	if (get_string(root, kind, "model", &req->model, err))
+		goto bad;
+	if (kind == API_SHOW && req->model == NULL &&
+	    get_string(root, kind, "name", &req->model, err))
+		goto bad;
+	if (req->model == NULL)
+		req->model = "";
+	if (get_bool(root, kind, "stream", &req->stream, err) ||
+	    parse_options(root, kind, req, err))
+		goto bad;
+	{
+		char msg[160];
+		json_t *ka = json_object_get(root, "keep_alive");
+
+		if (emu_keep_alive_from_json(ka, &req->has_keep_alive,
+			&req->keep_alive_ns, msg, sizeof(msg)) != 0) {
+			fail(err, 400, "%s", msg);
+			goto bad;
+		}
+	}
+	req->text_seed = text_hash(0, req->model, strlen(req->model));
+	req->text_seed = text_hash(req->text_seed, &req->seed,
+	    sizeof(req->seed));
+	switch (kind) {
+	case API_GENERATE:
+		if (parse_generate(root, req, err))
+			goto bad;
+		break;
+	case API_CHAT:
+		if (parse_chat(root, req, err))
+			goto bad;
+		break;
+	case API_EMBED:
+		if (parse_embed(root, req, err))
+			goto bad;
+		break;
+	case API_EMBEDDINGS:
+		if (get_string(root, kind, "prompt", &req->prompt, err))
+			goto bad;
+		if (req->prompt == NULL)
+			req->prompt = "";
+		req->ninputs = req->prompt[0] != '\0';
+		req->empty = !req->ninputs;
+		req->prompt_tokens = text_token_count(req->prompt,
+		    strlen(req->prompt));
+		break;
+	case API_SHOW:
+		break;
+	}
+	return 0;
+bad:
+	json_decref(root);
+	req->root = NULL;
+	return -1;
+}
+
+void
+api_request_free(struct api_request *req)
+{
+	if (req->root != NULL)
+		json_decref(req->root);
+	req->root = NULL;
+}
+
+void
+api_format_time(int64_t epoch_ns, char *buf, size_t len)
+{
+	time_t secs = (time_t)(epoch_ns / NS_PER_SEC);
+	long nanos = (long)(epoch_ns % NS_PER_SEC);
+	struct tm tm;
+	char date[32], frac[16];
+	int end;
+
+	gmtime_r(&secs, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* RFC3339Nano drops trailing zeros of the fraction. */
+	snprintf(frac, sizeof(frac), ".%09ld", nanos);
+	for (end = 9; end > 0 && frac[end] == '0'; end--)
+		frac[end] = '\0';
+	if (end == 0)
+		frac[0] = '\0';
+	snprintf(buf, len, "%s%sZ", date, frac);
+}

@@ -1,0 +1,243 @@
+/*
+ * catalog.c: the models ollamax-emu serves, read from an INI file with one
+ * [name:tag] section per model (conf/emu-models.ini).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emu.h"
+#include "inifile.h"
+
+#define MB (1024ULL * 1024ULL)
+
+struct catalog_parse {
+	struct emu_catalog *cat;
+	const char *path;
+	struct diag diag;
+	int *section_line;
+};
+
+static const struct {
+	const char *word;
+	unsigned bit;
+} capability_words[] = {
+	{"completion", EMU_CAP_COMPLETION},
+	{"embedding", EMU_CAP_EMBEDDING},
+	{"vision", EMU_CAP_VISION},
+	{"tools", EMU_CAP_TOOLS},
+	{"thinking", EMU_CAP_THINKING},
+	{"insert", EMU_CAP_INSERT},
+};
+
+static struct emu_model *
+catalog_section(struct catalog_parse *p, const char *section, int line)
+{
+	struct emu_catalog *cat = p->cat;
+	struct emu_model *m;
+	uint64_t h;
+
+	if (cat->count > 0 &&
+	    strcmp(cat->models[cat->count - 1].name, section) == 0)
+		return &cat->models[cat->count - 1];
+	for (size_t i = 0; i < cat->count; i++)
+		if (strcmp(cat->models[i].name, section) == 0) {
+			diag_add(&p->diag, p->path, line,
+			    "[%s]: model defined twice (first at line %d)",
+			    section, p->section_line[i]);
+			return NULL;
+		}
+	if (strlen(section) >= sizeof(m->name) || strchr(section, ':') == NULL) {
+		diag_add(&p->diag, p->path, line,
+		    "[%s]: a model section is named name:tag, at most %zu characters",
+		    section, sizeof(m->name) - 1);
+		return NULL;
+	}
+	if (cat->count == cat->cap) {
+		cat->cap = cat->cap ? cat->cap * 2 : 16;
+		cat->models = realloc(cat->models, cat->cap * sizeof(*m));
+		p->section_line = realloc(p->section_line,
+		    cat->cap * sizeof(int));
+		if (cat->models == NULL || p->section_line == NULL)
+			abort();
+	}
+	p->section_line[cat->count] = line;
+	m = &cat->models[cat->count++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", section);
+	snprintf(m->quantization, sizeof(m->quantization), "Q4_K_M");
+	m->capabilities = EMU_CAP_COMPLETION;
+	m->typical_output_tokens = 200;
+	/* A stable digest, so that /api/tags looks like Ollama's. */
+	h = text_hash(0, section, strlen(section));
+	for (int i = 0; i < 4; i++) {
+		h = text_hash(h, &i, sizeof(i));
+		snprintf(m->digest + i * 16, 17, "%016llx",
+		    (unsigned long long)h);
+	}
+	return m;
+}
+
+static void
+catalog_key(void *user, const char *section, const char *key,
+    const char *value, int line)
+{
+	struct catalog_parse *p = user;
+	struct emu_model *m;
+	double d;
+	long n;
+
+	if (section[0] == '\0') {
+		diag_add(&p->diag, p->path, line,
+		    "%s: key outside a [model:tag] section", key);
+		return;
+	}
+	m = catalog_section(p, section, line);
+	if (m == NULL)
+		return;
+#define TEXT(field)                                                            \
+	if (strcmp(key, #field) == 0) {                                        \
+		if (strlen(value) >= sizeof(m->field))                         \
+			diag_add(&p->diag, p->path, line,                      \
+			    "%s: longer than %zu characters", key,             \
+			    sizeof(m->field) - 1);                             \
+		else                                                           \
+			snprintf(m->field, sizeof(m->field), "%s", value);     \
+		return;                                                        \
+	}
+	TEXT(family)
+	TEXT(parameter_size)
+	TEXT(quantization)
+#undef TEXT
+	if (strcmp(key, "size_mb") == 0) {
+		if (ini_get_double(value, 1, 1e6, &d, &p->diag, p->path, line,
+			key) == 0)
+			m->size_bytes = (uint64_t)(d * MB);
+	} else if (strcmp(key, "kv_kb_per_token") == 0) {
+		if (ini_get_double(value, 0, 1e5, &d, &p->diag, p->path, line,
+			key) == 0)
+			m->kv_bytes_per_token = (uint64_t)(d * 1024);
+	} else if (strcmp(key, "context_length") == 0) {
+		if (ini_get_int(value, 256, 1 << 24, &n, &p->diag, p->path,
+			line, key) == 0)
+			m->context_length = (int)n;
+	} else if (strcmp(key, "embedding_length") == 0) {
+		if (ini_get_int(value, 1, 65536, &n, &p->diag, p->path, line,
+			key) == 0)
+			m->embedding_length = (int)n;
+	} else if (strcmp(key, "load_mb_per_s") == 0) {
+		ini_get_double(value, 1, 1e6, &m->load_mb_per_s, &p->diag,
+		    p->path, line, key);
+	} else if (strcmp(key, "prompt_tokens_per_s") == 0) {
+		ini_get_double(value, 0.01, 1e7, &m->prompt_tokens_per_s,
+		    &p->diag, p->path, line, key);
+	} else if (strcmp(key, "gen_tokens_per_s") == 0) {
+		ini_get_double(value, 0.01, 1e7, &m->gen_tokens_per_s,
+		    &p->diag, p->path, line, key);
+	} else if (strcmp(key, "typical_output_tokens") == 0) {
+		if (ini_get_int(value, 1, 100000, &n, &p->diag, p->path, line,
+			key) == 0)
+			m->typical_output_tokens = (int)n;
+	} else if (strcmp(key, "capabilities") == 0) {
+		char buf[256], *word, *save = NULL;
+
+		snprintf(buf, sizeof(buf), "%s", value);
+		m->capabilities = 0;
+		for (word = strtok_r(buf, " ,", &save); word != NULL;
+		     word = strtok_r(NULL, " ,", &save)) {
+			size_t i, nwords = sizeof(capability_words) /
+			    sizeof(capability_words[0]);
+
+			for (i = 0; i < nwords; i++)
+				if (strcmp(word, capability_words[i].word) == 0)
+					break;
+			if (i == nwords)
+				diag_add(&p->diag, p->path, line,
+				    "capabilities: unknown capability \"%s\" (completion, embedding, vision, tools, thinking, insert)",
+				    word);
+			else
+				m->capabilities |= capability_words[i].bit;
+		}
+	} else {
+		diag_add(&p->diag, p->path, line, "[%s]: unknown key \"%s\"",
+		    section, key);
+	}
+}
+
+int
+emu_catalog_load(struct emu_catalog *cat, const char *path, char *errbuf,
+    size_t errlen)
+{
+	struct catalog_parse p = {.cat = cat, .path = path};
+	int bad;
+
+	memset(cat, 0, sizeof(*cat));
+	inifile_parse(path, catalog_key, &p, &p.diag);
+	for (size_t i = 0; i < cat->count; i++) {
+		struct emu_model *m = &cat->models[i];
+		const struct {
+			const char *key;
+			int missing;
+		} required[] = {
+			{"size_mb", m->size_bytes == 0},
+			{"load_mb_per_s", m->load_mb_per_s <= 0},
+			{"prompt_tokens_per_s", m->prompt_tokens_per_s <= 0},
+			{"context_length", m->context_length == 0},
+		};
+
+		for (size_t k = 0; k < sizeof(required) / sizeof(required[0]);
+		     k++)
+			if (required[k].missing)
+				diag_add(&p.diag, path, p.section_line[i],
+				    "[%s]: %s is required", m->name,
+				    required[k].key);
+		if ((m->capabilities & EMU_CAP_COMPLETION) &&
+		    m->gen_tokens_per_s <= 0)
+			diag_add(&p.diag, path, p.section_line[i],
+			    "[%s]: gen_tokens_per_s is required for a completion model",
+			    m->name);
+		if ((m->capabilities & EMU_CAP_EMBEDDING) &&
+		    m->embedding_length <= 0)
+			diag_add(&p.diag, path, p.section_line[i],
+			    "[%s]: embedding_length is required for an embedding model",
+			    m->name);
+		if (m->capabilities == 0)
+			diag_add(&p.diag, path, p.section_line[i],
+			    "[%s]: capabilities is empty", m->name);
+	}
+	if (p.diag.count == 0 && cat->count == 0)
+		diag_add(&p.diag, path, 0, "no [model:tag] section");
+	if (errlen > 0)
+		snprintf(errbuf, errlen, "%s", p.diag.text ? p.diag.text : "");
+	free(p.section_line);
+	bad = p.diag.count > 0;
+	diag_free(&p.diag);
+	return bad ? -1 : 0;
+}
+
+void
+emu_catalog_free(struct emu_catalog *cat)
+{
+	free(cat->models);
+	memset(cat, 0, sizeof(*cat));
+}
+
+const struct emu_model *
+emu_catalog_find(const struct emu_catalog *cat, const char *name)
+{
+	char full[128];
+
+	if (name == NULL || *name == '\0')
+		return NULL;
+	/* Ollama's default tag; a registry prefix is not part of the key. */
+	if (strchr(name, ':') == NULL)
+		snprintf(full, sizeof(full), "%s:latest", name);
+	else
+		snprintf(full, sizeof(full), "%s", name);
+	for (size_t i = 0; i < cat->count; i++)
+		if (strcmp(cat->models[i].name, full) == 0)
+			return &cat->models[i];
+	return NULL;
+}

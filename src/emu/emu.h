@@ -1,0 +1,334 @@
+/*
+ * emu.h: ollamax-emu, an Ollama look-alike with Ollama's scheduler.
+ *
+ * The pure parts (catalog, keep-alive parsing, scheduler policy, work and
+ * text model, request parsing) take time as an argument and do no I/O, so
+ * the tests drive them without sockets or clocks. server.c is the only file
+ * that touches the network and the clock.
+ */
+#ifndef OLLAMAX_EMU_H
+#define OLLAMAX_EMU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <jansson.h>
+
+#define NS_PER_SEC 1000000000LL
+/* A keep-alive that never expires, as Ollama stores negative durations. */
+#define EMU_FOREVER INT64_MAX
+
+/* ------------------------------------------------------------------ */
+/* catalog.c: the models the emulator serves                          */
+/* ------------------------------------------------------------------ */
+
+enum emu_capability {
+	EMU_CAP_COMPLETION = 1 << 0,
+	EMU_CAP_EMBEDDING = 1 << 1,
+	EMU_CAP_VISION = 1 << 2,
+	EMU_CAP_TOOLS = 1 << 3,
+	EMU_CAP_THINKING = 1 << 4,
+	EMU_CAP_INSERT = 1 << 5,
+};
+
+struct emu_model {
+	char name[96];		   /* "tinyllama:latest" */
+	char family[32];	   /* "llama" */
+	char parameter_size[16];   /* "1.1B" */
+	char quantization[16];	   /* "Q4_0" */
+	uint64_t size_bytes;	   /* weights, as /api/tags reports */
+	uint64_t kv_bytes_per_token; /* KV cache per token of context */
+	int context_length;	   /* trained context; num_ctx is capped to it */
+	int embedding_length;	   /* width of an embedding vector */
+	double load_mb_per_s;	   /* weights read into VRAM */
+	double prompt_tokens_per_s; /* prompt evaluation, one request alone */
+	double gen_tokens_per_s;   /* generation, one request alone */
+	int typical_output_tokens; /* mean answer length when unbounded */
+	unsigned capabilities;	   /* enum emu_capability bits */
+	char digest[65];	   /* derived from the name: stable, fake */
+};
+
+struct emu_catalog {
+	struct emu_model *models;
+	size_t count;
+	size_t cap;
+};
+
+/*
+ * Reads a catalog file. Every bad line is reported through errbuf as
+ * "file:line: message" lines (all of them, not just the first); returns 0
+ * when the file is valid, -1 otherwise. The caller frees with
+ * emu_catalog_free() in both cases.
+ */
+int emu_catalog_load(struct emu_catalog *cat, const char *path, char *errbuf,
+    size_t errlen);
+void emu_catalog_free(struct emu_catalog *cat);
+/*
+ * Finds a model by the name a client sends: "tinyllama" means
+ * "tinyllama:latest", as in Ollama. Returns NULL when unknown.
+ */
+const struct emu_model *emu_catalog_find(const struct emu_catalog *cat,
+    const char *name);
+
+/* ------------------------------------------------------------------ */
+/* duration.c: keep_alive in all its forms                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Parses a Go duration ("10m", "1h30m", "-1m", "0", "1.5s") into ns.
+ * Negative values become EMU_FOREVER. Returns 0, or -1 with Go's error
+ * message in err ("time: missing unit in duration \"300\"").
+ */
+int emu_duration_parse(const char *s, int64_t *out_ns, char *err,
+    size_t errlen);
+/*
+ * Reads a JSON keep_alive: number of seconds, Go duration string, null.
+ * Sets *present to 0 for null or absent. Returns 0, or -1 with a message.
+ */
+int emu_keep_alive_from_json(const json_t *v, int *present, int64_t *out_ns,
+    char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* sched.c: Ollama's scheduler as a pure state machine                */
+/* ------------------------------------------------------------------ */
+
+struct esched_runner;
+
+enum esched_req_state {
+	ESR_NEW,
+	ESR_PENDING,  /* in the pending FIFO */
+	ESR_CURRENT,  /* at the head, the pending loop is working on it */
+	ESR_ATTACHED, /* holds a reference on a runner, waits for a slot */
+	ESR_RUNNING,  /* holds a slot */
+	ESR_DONE,
+};
+
+struct esched_req {
+	uint64_t id;
+	const struct emu_model *model;
+	int num_ctx;	   /* as requested, after Ollama's defaults */
+	int has_keep_alive;
+	int64_t keep_alive_ns;
+	int needs_slot;	   /* 0: a load request, answered once attached */
+	int canceled;
+	int in_waiters;	   /* on its runner's waiters list */
+	enum esched_req_state state;
+	struct esched_runner *runner;
+	int64_t arrived_ns;
+	int64_t ready_ns;  /* attached to a loaded runner */
+	int64_t started_ns;
+	int waited_for_load; /* attached while its runner was loading */
+	void *owner;	   /* the I/O layer's object */
+	TAILQ_ENTRY(esched_req) link;
+};
+TAILQ_HEAD(esched_req_list, esched_req);
+
+enum esched_runner_state {
+	RUNNER_LOADING,
+	RUNNER_READY,
+	RUNNER_UNLOADING,
+};
+
+struct esched_runner {
+	const struct emu_model *model;
+	enum esched_runner_state state;
+	int num_ctx;		/* effective, after capping to the model */
+	int parallel;		/* slots of this runner */
+	uint64_t size_bytes;	/* weights + KV cache */
+	uint64_t vram_bytes;	/* the part on the GPU */
+	int refcount;		/* attached requests, waiting or running */
+	int active;		/* requests holding a slot */
+	struct esched_req_list waiters;
+	struct esched_req_list running;
+	int64_t session_ns;	/* keep-alive; EMU_FOREVER never expires */
+	int timer_armed;
+	int64_t expires_at_ns;	/* when the idle timer fires, or 0 */
+	int64_t shown_expiry_ns; /* /api/ps expires_at, 0 = never set */
+	int64_t load_started_ns;
+	int64_t load_ns;	/* nominal time this load takes */
+	uint64_t generation;	/* distinguishes reloads of one model */
+	void *owner;
+	TAILQ_ENTRY(esched_runner) link;
+};
+TAILQ_HEAD(esched_runner_list, esched_runner);
+
+enum esched_action_kind {
+	ESA_LOAD,   /* start loading runner; answer with esched_load_done */
+	ESA_UNLOAD, /* start unloading runner; esched_unload_done */
+	ESA_READY,  /* req is attached to a loaded runner */
+	ESA_START,  /* req holds a slot: run it, then esched_finish */
+	ESA_REJECT, /* req refused: status and message */
+};
+
+struct esched_action {
+	enum esched_action_kind kind;
+	struct esched_runner *runner;
+	struct esched_req *req;
+	int status;
+	const char *message;
+};
+
+struct esched_config {
+	int parallel;		 /* OLLAMA_NUM_PARALLEL */
+	int max_loaded;		 /* OLLAMA_MAX_LOADED_MODELS, 0 = 3 */
+	int max_queue;		 /* OLLAMA_MAX_QUEUE */
+	uint64_t vram_bytes;	 /* the GPU's memory */
+	int64_t default_keep_alive_ns; /* OLLAMA_KEEP_ALIVE */
+	double load_mb_per_s_override; /* 0 = the catalog's rate */
+};
+
+enum esched_block {
+	ESB_NONE,
+	ESB_LOADING, /* one load at a time */
+	ESB_UNLOAD,  /* an eviction must finish first */
+};
+
+struct esched_stats {
+	uint64_t loads;
+	uint64_t unloads;
+	uint64_t evictions; /* unloads the scheduler forced to make room */
+	uint64_t reloads;   /* unloads forced by a change of num_ctx */
+	uint64_t rejected;
+	size_t peak_pending;
+};
+
+struct esched {
+	struct esched_config cfg;
+	struct esched_runner_list runners;
+	struct esched_req_list pending;
+	size_t pending_len;
+	struct esched_req *current;
+	enum esched_block block;
+	struct esched_runner *blocking_runner;
+	struct esched_action *actions;
+	size_t nactions, actions_cap, actions_head;
+	uint64_t next_generation;
+	struct esched_stats stats;
+};
+
+void esched_init(struct esched *s, const struct esched_config *cfg);
+/* Frees runners and the action queue; requests belong to the caller. */
+void esched_destroy(struct esched *s);
+
+/* Events. Each may queue actions; drain them with esched_next_action. */
+void esched_submit(struct esched *s, struct esched_req *q, int64_t now);
+void esched_load_done(struct esched *s, struct esched_runner *r, int64_t now);
+void esched_unload_done(struct esched *s, struct esched_runner *r,
+    int64_t now);
+/* The request's reply is complete, or its client went away. */
+void esched_finish(struct esched *s, struct esched_req *q, int64_t now);
+/* An empty prompt with keep_alive 0: unload once idle. */
+void esched_expire_model(struct esched *s, const struct emu_model *m,
+    int64_t now);
+/* Fires idle timers that are due. */
+void esched_tick(struct esched *s, int64_t now);
+/* The earliest idle timer, or -1 when none is armed. */
+int64_t esched_next_deadline(const struct esched *s);
+
+/* Pops the next action; returns 0 when there is none. */
+int esched_next_action(struct esched *s, struct esched_action *out);
+
+/* Memory a runner of m needs for num_ctx and this many slots. */
+uint64_t esched_runner_bytes(const struct emu_model *m, int num_ctx,
+    int parallel);
+/* num_ctx after Ollama's floor and the model's trained context. */
+int esched_effective_ctx(const struct emu_model *m, int num_ctx);
+struct esched_runner *esched_find_runner(const struct esched *s,
+    const struct emu_model *m);
+size_t esched_loaded_count(const struct esched *s);
+uint64_t esched_vram_used(const struct esched *s);
+
+/* ------------------------------------------------------------------ */
+/* work.c: how long inference takes, and what it says                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Requests that share a runner share its throughput: with k of them
+ * running, each proceeds at (1 + share * (k - 1)) / k of its solo speed.
+ */
+double work_rate(int k, double share, double offload_slowdown);
+/* A model partly in system memory runs slower: 1 when it fits. */
+double work_offload_slowdown(uint64_t size_bytes, uint64_t vram_bytes);
+
+struct work {
+	double prompt_work;  /* seconds of solo time for the prompt */
+	double token_work;   /* seconds of solo time per output token */
+	int tokens_total;
+	double done;	     /* seconds of solo time completed */
+	int64_t last_ns;
+	int64_t start_ns;
+	int64_t prompt_done_ns; /* -1 until the prompt is evaluated */
+};
+
+void work_init(struct work *w, const struct emu_model *m, int prompt_tokens,
+    int output_tokens, int64_t now);
+/* Moves progress to now at the given rate (rate held since last_ns). */
+void work_advance(struct work *w, int64_t now, double rate);
+/* Output tokens generated so far. */
+int work_tokens_ready(const struct work *w);
+/* Simulated time at which `tokens` output tokens will be ready. */
+int64_t work_time_of_tokens(const struct work *w, int tokens, double rate);
+
+/* Estimated tokens of a text, as a tokenizer would count them. */
+int text_token_count(const char *s, size_t len);
+uint64_t text_hash(uint64_t h, const void *p, size_t len);
+/* Length of the answer the model gives when num_predict does not stop it. */
+int text_answer_tokens(const struct emu_model *m, uint64_t h);
+/* Appends output token i (0-based) of the answer seeded by h to buf. */
+size_t text_token(uint64_t h, int i, char *buf, size_t len);
+/* Fills vec with a deterministic L2-normalised embedding of the input. */
+void text_embedding(uint64_t h, float *vec, int dim);
+
+/* ------------------------------------------------------------------ */
+/* api.c: Ollama's request bodies, checked                            */
+/* ------------------------------------------------------------------ */
+
+enum api_kind {
+	API_GENERATE,
+	API_CHAT,
+	API_EMBED,
+	API_EMBEDDINGS,
+	API_SHOW,
+};
+
+struct api_request {
+	enum api_kind kind;
+	json_t *root;		/* owns every string below */
+	const char *model;
+	const char *prompt;	/* generate; embeddings */
+	const char *system;
+	int stream;
+	int raw;
+	int has_keep_alive;
+	int64_t keep_alive_ns;
+	int num_ctx;		/* 0 = the server's default */
+	int num_predict;	/* -1 = until the answer ends */
+	int64_t seed;
+	int prompt_tokens;	/* counted over everything the model reads */
+	uint64_t text_seed;	/* seeds the answer: model, prompt, seed */
+	int empty;		/* empty prompt / no messages: load/unload */
+	size_t ninputs;		/* embed */
+	const char *options_warning; /* an unknown option, logged */
+};
+
+struct api_error {
+	int status;
+	char message[256];
+};
+
+/*
+ * Parses and checks a request body for kind. Returns 0 and fills req (free
+ * with api_request_free), or -1 with Ollama's status and message in err.
+ * Never reads past len; body need not be NUL-terminated.
+ */
+int api_request_parse(enum api_kind kind, const char *body, size_t len,
+    struct api_request *req, struct api_error *err);
+void api_request_free(struct api_request *req);
+/* The input strings of an embed request, for hashing. */
+const char *api_embed_input(const struct api_request *req, size_t i);
+
+/* Formats ns since the epoch as RFC3339Nano UTC, as Go does. */
+void api_format_time(int64_t epoch_ns, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,142 @@
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inifile.h"
+
+void
+diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
+{
+	char msg[512];
+	int n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (;;) {
+		size_t room = d->cap - d->len;
+
+		n = line > 0 ? snprintf(d->text + d->len, room, "%s:%d: %s\n",
+				   file, line, msg) :
+			       snprintf(d->text + d->len, room, "%s: %s\n",
+				   file, msg);
+		if (d->text != NULL && (size_t)n < room)
+			break;
+		d->cap = d->cap * 2 + (size_t)n + 256;
+		d->text = realloc(d->text, d->cap);
+		if (d->text == NULL)
+			abort();
+	}
+	d->len += (size_t)n;
+	d->count++;
+}
+
+void
+diag_free(struct diag *d)
+{
+	free(d->text);
+	memset(d, 0, sizeof(*d));
+}
+
+struct inifile_state {
+	FILE *fp;
+	int line;
+	const char *path;
+	inifile_key_fn fn;
+	void *user;
+};
+
+/* inih asks for one line per call, so counting calls gives line numbers. */
+static char *
+inifile_reader(char *buf, int size, void *stream)
+{
+	struct inifile_state *st = stream;
+	char *got = fgets(buf, size, st->fp);
+
+	if (got != NULL)
+		st->line++;
+	return got;
+}
+
+static int
+inifile_handler(void *user, const char *section, const char *key,
+    const char *value)
+{
+	struct inifile_state *st = user;
+
+	st->fn(st->user, section, key, value, st->line);
+	return 1;
+}
+
+int
+inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
+{
+	struct inifile_state st = {.path = path, .fn = fn, .user = user};
+	int before = d->count, rc;
+
+	st.fp = fopen(path, "r");
+	if (st.fp == NULL) {
+		diag_add(d, path, 0, "cannot open: %s", strerror(errno));
+		return d->count - before;
+	}
+	rc = ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
+	if (rc > 0)
+		diag_add(d, path, rc, "syntax error (expected [section] or key = value)");
+	else if (rc < 0)
+		diag_add(d, path, 0, "cannot read");
+	fclose(st.fp);
+	return d->count - before;
+}
+
+int
+ini_get_int(const char *value, long min, long max, long *out, struct diag *d,
+    const char *file, int line, const char *key)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0') {
+		diag_add(d, file, line, "%s: \"%s\" is not a whole number", key,
+		    value);
+		return -1;
+	}
+	if (v < min || v > max) {
+		diag_add(d, file, line, "%s: %ld is out of range [%ld, %ld]",
+		    key, v, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+ini_get_double(const char *value, double min, double max, double *out,
+    struct diag *d, const char *file, int line, const char *key)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(value, &end);
+	if (errno != 0 || end == value || *end != '\0' || !isfinite(v)) {
+		diag_add(d, file, line, "%s: \"%s\" is not a number", key,
+		    value);
+		return -1;
+	}
+	if (v < min || v > max) {
+		diag_add(d, file, line, "%s: %g is out of range [%g, %g]", key,
+		    v, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}

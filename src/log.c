@@ -1,0 +1,125 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "log.h"
+
+static const char *log_progname = "ollamax";
+static int log_to_syslog;
+static enum log_level log_threshold = LOG_LEVEL_INFO;
+
+void
+log_init(const char *progname, int use_syslog)
+{
+	log_progname = progname;
+	log_to_syslog = use_syslog;
+	if (use_syslog)
+		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void
+log_set_level(enum log_level level)
+{
+	log_threshold = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return log_threshold;
+}
+
+int
+log_level_parse(const char *word)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(word, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void
+log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
+{
+	static const char *const tags[] = {"fatal", "warning", "info", "debug"};
+	static const int priorities[] = {LOG_CRIT, LOG_WARNING, LOG_INFO,
+	    LOG_DEBUG};
+	char msg[2048];
+	int saved_errno = errno;
+	size_t len;
+
+	if (level > log_threshold)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	if (with_errno && len < sizeof(msg))
+		snprintf(msg + len, sizeof(msg) - len, ": %s",
+		    strerror(saved_errno));
+	if (log_to_syslog) {
+		syslog(priorities[level], "%s", msg);
+	} else {
+		struct timespec ts;
+		struct tm tm;
+		char stamp[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ld %s: %s: %s\n", stamp,
+		    ts.tv_nsec / 1000000, log_progname, tags[level], msg);
+	}
+	errno = saved_errno;
+}
+
+#define LOG_BODY(level, with_errno)                                            \
+	do {                                                                   \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		log_emit(level, with_errno, fmt, ap);                          \
+		va_end(ap);                                                    \
+	} while (0)
+
+void
+log_warn(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_WARN, 1);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_WARN, 0);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_INFO, 0);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_DEBUG, 0);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_ERROR, 1);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_ERROR, 0);
+	exit(1);
+}

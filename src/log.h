@@ -1,0 +1,36 @@
+/*
+ * log.h: the one logger of every ollamax program.
+ *
+ * Messages go to stderr (foreground) or syslog (daemon). The *x forms leave
+ * errno out; fatal and fatalx never return.
+ */
+#ifndef OLLAMAX_LOG_H
+#define OLLAMAX_LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+/* Sets the program name shown in each line and where lines go. */
+void log_init(const char *progname, int use_syslog);
+/* Lines above this level are dropped. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "error|warn|info|debug"; returns -1 on an unknown word. */
+int log_level_parse(const char *word);
+
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif
