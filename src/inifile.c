@@ -48,6 +48,7 @@ diag_free(struct diag *d)
 struct inifile_state {
 	FILE *fp;
 	int line;
+	int section_line;
 	const char *path;
 	inifile_key_fn fn;
 	void *user;
@@ -60,8 +61,15 @@ inifile_reader(char *buf, int size, void *stream)
 	struct inifile_state *st = stream;
 	char *got = fgets(buf, size, st->fp);
 
-	if (got != NULL)
+	if (got != NULL) {
+		const char *p = got;
+
 		st->line++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[')
+			st->section_line = st->line;
+	}
 	return got;
 }
 
@@ -71,7 +79,7 @@ inifile_handler(void *user, const char *section, const char *key,
 {
 	struct inifile_state *st = user;
 
-	st->fn(st->user, section, key, value, st->line);
+	st->fn(st->user, section, key, value, st->line, st->section_line);
 	return 1;
 }
 

@@ -21,12 +21,12 @@ void diag_add(struct diag *d, const char *file, int line, const char *fmt,
 void diag_free(struct diag *d);
 
 /*
- * Called for each key. Returns 0 to go on; a handler reports its own
+ * Called for each key, with its line and the line of its [section]. Returns 0 to go on; a handler reports its own
  * problems through the diag it was given and still returns 0 so that the
  * rest of the file is judged.
  */
 typedef void (*inifile_key_fn)(void *user, const char *section,
-    const char *key, const char *value, int line);
+    const char *key, const char *value, int line, int section_line);
 
 /*
  * Parses path, calling fn for every key. Syntax errors and an unreadable

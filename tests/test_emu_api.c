@@ -1,2 +1,345 @@
+/*
+ * Request parsing, keep-alive parsing, and the timing and text models of
+ * the emulator: what Ollama accepts, refuses (with its words) and reports.
+ */
 #include <criterion/criterion.h>
-Test(placeholder, x) { cr_assert(1); }
+#include <math.h>
+#include <string.h>
+
+#include "emu/emu.h"
+
+static int
+parse(enum api_kind kind, const char *body, struct api_request *req,
+    struct api_error *err)
+{
+	return api_request_parse(kind, body, strlen(body), req, err);
+}
+
+static void
+expect_error(enum api_kind kind, const char *body, int status,
+    const char *message)
+{
+	struct api_request req;
+	struct api_error err;
+
+	cr_assert_eq(parse(kind, body, &req, &err), -1, "accepted %s", body);
+	cr_assert_eq(err.status, status, "%s", body);
+	cr_assert_str_eq(err.message, message);
+}
+
+Test(duration, go_durations_parse_as_go_does)
+{
+	static const struct {
+		const char *text;
+		int64_t ns;
+	} ok[] = {
+		{"10m", 600 * NS_PER_SEC}, {"1h30m", 5400 * NS_PER_SEC},
+		{"1.5s", 1500000000}, {"0", 0}, {"250ms", 250000000},
+		{"2us", 2000}, {"-1m", EMU_FOREVER}, {"-0s", 0},
+		{"+5s", 5 * NS_PER_SEC},
+	};
+	char err[128];
+	int64_t ns;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_assert_eq(emu_duration_parse(ok[i].text, &ns, err,
+				 sizeof(err)), 0, "%s: %s", ok[i].text, err);
+		cr_assert_eq(ns, ok[i].ns, "%s", ok[i].text);
+	}
+}
+
+Test(duration, a_bare_number_string_is_missing_its_unit)
+{
+	char err[128];
+	int64_t ns;
+
+	cr_assert_eq(emu_duration_parse("300", &ns, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "time: missing unit in duration \"300\"");
+	cr_assert_eq(emu_duration_parse("5x", &ns, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "time: unknown unit \"x\" in duration \"5x\"");
+	cr_assert_eq(emu_duration_parse("", &ns, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "time: invalid duration \"\"");
+	cr_assert_eq(emu_duration_parse("m", &ns, err, sizeof(err)), -1);
+}
+
+Test(duration, json_keep_alive_takes_seconds_strings_and_null)
+{
+	char err[128];
+	int64_t ns = -5;
+	int present;
+	json_t *v;
+
+	v = json_real(2.5);
+	cr_assert_eq(emu_keep_alive_from_json(v, &present, &ns, err,
+			 sizeof(err)), 0);
+	cr_assert(present);
+	cr_assert_eq(ns, 2500000000LL);
+	json_decref(v);
+	v = json_integer(-1);
+	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));
+	cr_assert_eq(ns, EMU_FOREVER);
+	json_decref(v);
+	v = json_null();
+	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));
+	cr_assert_not(present);
+	json_decref(v);
+	v = json_true();
+	cr_assert_eq(emu_keep_alive_from_json(v, &present, &ns, err,
+			 sizeof(err)), -1);
+	cr_assert_str_eq(err, "Unsupported type: 'bool'");
+	json_decref(v);
+}
+
+Test(api, an_empty_body_is_a_missing_request_body)
+{
+	expect_error(API_GENERATE, "", 400, "missing request body");
+	expect_error(API_CHAT, "  \n", 400, "missing request body");
+}
+
+Test(api, malformed_json_is_a_400)
+{
+	expect_error(API_GENERATE, "{\"model\":", 400, "unexpected EOF");
+	{
+		struct api_request req;
+		struct api_error err;
+
+		cr_assert_eq(parse(API_GENERATE, "{model}", &req, &err), -1);
+		cr_assert_eq(err.status, 400);
+		cr_assert(strstr(err.message, "invalid character") != NULL);
+	}
+}
+
+Test(api, a_body_that_is_not_an_object_is_refused_as_go_refuses_it)
+{
+	expect_error(API_GENERATE, "[1,2]", 400,
+	    "json: cannot unmarshal array into Go value of type api.GenerateRequest");
+}
+
+Test(api, wrongly_typed_fields_are_refused_with_gos_message)
+{
+	expect_error(API_GENERATE, "{\"model\":\"m\",\"prompt\":5}", 400,
+	    "json: cannot unmarshal number into Go struct field GenerateRequest.prompt of type string");
+	expect_error(API_GENERATE, "{\"model\":\"m\",\"stream\":\"yes\"}", 400,
+	    "json: cannot unmarshal string into Go struct field GenerateRequest.stream of type bool");
+	expect_error(API_CHAT, "{\"model\":\"m\",\"messages\":{}}", 400,
+	    "json: cannot unmarshal object into Go struct field ChatRequest.messages of type []api.Message");
+	expect_error(API_CHAT,
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":7}]}",
+	    400,
+	    "json: cannot unmarshal number into Go struct field ChatRequest.messages.content of type string");
+}
+
+Test(api, wrongly_typed_options_are_a_400_and_unknown_ones_a_warning)
+{
+	struct api_request req;
+	struct api_error err;
+
+	expect_error(API_GENERATE,
+	    "{\"model\":\"m\",\"options\":{\"temperature\":\"hot\"}}", 400,
+	    "option \"temperature\" must be of type float32");
+	expect_error(API_GENERATE,
+	    "{\"model\":\"m\",\"options\":{\"num_ctx\":true}}", 400,
+	    "option \"num_ctx\" must be of type integer");
+	expect_error(API_GENERATE,
+	    "{\"model\":\"m\",\"options\":{\"stop\":[1]}}", 400,
+	    "option \"stop\" must be of an array of strings");
+	cr_assert_eq(parse(API_GENERATE,
+			 "{\"model\":\"m\",\"prompt\":\"x\",\"options\":{\"bogus\":1,\"num_ctx\":2048.7,\"num_predict\":12,\"seed\":42}}",
+			 &req, &err), 0);
+	cr_assert_str_eq(req.options_warning, "bogus");
+	cr_assert_eq(req.num_ctx, 2048, "Go truncates into the int field");
+	cr_assert_eq(req.num_predict, 12);
+	cr_assert_eq(req.seed, 42);
+	api_request_free(&req);
+}
+
+Test(api, a_bare_number_keep_alive_string_is_refused)
+{
+	expect_error(API_GENERATE, "{\"model\":\"m\",\"keep_alive\":\"300\"}",
+	    400, "time: missing unit in duration \"300\"");
+}
+
+Test(api, stream_defaults_to_true_and_an_empty_prompt_marks_a_load)
+{
+	struct api_request req;
+	struct api_error err;
+
+	cr_assert_eq(parse(API_GENERATE, "{\"model\":\"m\"}", &req, &err), 0);
+	cr_assert(req.stream);
+	cr_assert(req.empty);
+	cr_assert_not(req.has_keep_alive);
+	api_request_free(&req);
+	cr_assert_eq(parse(API_CHAT,
+			 "{\"model\":\"m\",\"messages\":[],\"keep_alive\":0,\"stream\":false}",
+			 &req, &err), 0);
+	cr_assert_not(req.stream);
+	cr_assert(req.empty);
+	cr_assert(req.has_keep_alive);
+	cr_assert_eq(req.keep_alive_ns, 0);
+	api_request_free(&req);
+}
+
+Test(api, trailing_bytes_after_the_object_are_ignored_as_gos_decoder_does)
+{
+	struct api_request req;
+	struct api_error err;
+
+	cr_assert_eq(parse(API_GENERATE, "{\"model\":\"m\"} trailing", &req,
+			 &err), 0);
+	api_request_free(&req);
+}
+
+Test(api, embed_input_must_be_a_string_or_strings)
+{
+	struct api_request req;
+	struct api_error err;
+
+	expect_error(API_EMBED, "{\"model\":\"m\",\"input\":5}", 400,
+	    "invalid input type");
+	expect_error(API_EMBED, "{\"model\":\"m\",\"input\":[\"a\",2]}", 400,
+	    "invalid input type");
+	cr_assert_eq(parse(API_EMBED,
+			 "{\"model\":\"m\",\"input\":[\"one two\",\"three\"]}",
+			 &req, &err), 0);
+	cr_assert_eq(req.ninputs, 2);
+	cr_assert_str_eq(api_embed_input(&req, 1), "three");
+	api_request_free(&req);
+}
+
+Test(api, prompt_tokens_count_system_prompt_context_and_images)
+{
+	struct api_request plain, more;
+	struct api_error err;
+
+	cr_assert_eq(parse(API_GENERATE,
+			 "{\"model\":\"m\",\"prompt\":\"one two three four\"}",
+			 &plain, &err), 0);
+	cr_assert_eq(parse(API_GENERATE,
+			 "{\"model\":\"m\",\"prompt\":\"one two three four\",\"system\":\"be brief\",\"context\":[1,2,3],\"images\":[\"aGk=\"]}",
+			 &more, &err), 0);
+	cr_assert_eq(more.prompt_tokens,
+	    plain.prompt_tokens + 2 + 3 + 576);
+	api_request_free(&plain);
+	api_request_free(&more);
+}
+
+Test(api, the_answer_seed_depends_on_model_prompt_and_seed)
+{
+	struct api_request a, b, c, d;
+	struct api_error err;
+
+	parse(API_GENERATE, "{\"model\":\"m\",\"prompt\":\"hi\"}", &a, &err);
+	parse(API_GENERATE, "{\"model\":\"m\",\"prompt\":\"hi\"}", &b, &err);
+	parse(API_GENERATE,
+	    "{\"model\":\"m\",\"prompt\":\"hi\",\"options\":{\"seed\":7}}", &c,
+	    &err);
+	parse(API_GENERATE, "{\"model\":\"n\",\"prompt\":\"hi\"}", &d, &err);
+	cr_assert_eq(a.text_seed, b.text_seed);
+	cr_assert_neq(a.text_seed, c.text_seed);
+	cr_assert_neq(a.text_seed, d.text_seed);
+	api_request_free(&a);
+	api_request_free(&b);
+	api_request_free(&c);
+	api_request_free(&d);
+}
+
+Test(api, times_are_rfc3339nano_without_trailing_zeros)
+{
+	char buf[64];
+
+	api_format_time(1700000000LL * NS_PER_SEC + 120000000, buf,
+	    sizeof(buf));
+	cr_assert_str_eq(buf, "2023-11-14T22:13:20.12Z");
+	api_format_time(1700000000LL * NS_PER_SEC, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "2023-11-14T22:13:20Z");
+}
+
+Test(work, requests_sharing_a_runner_each_slow_down_but_together_go_faster)
+{
+	double one = work_rate(1, 0.7, 1), two = work_rate(2, 0.7, 1);
+
+	cr_assert_float_eq(one, 1.0, 1e-12);
+	cr_assert_float_eq(two, 0.85, 1e-12);
+	cr_assert_gt(2 * two, one, "aggregate throughput rises");
+	cr_assert_float_eq(work_rate(2, 0.7, 2.0), 0.425, 1e-12);
+}
+
+Test(work, a_partly_offloaded_model_is_slower)
+{
+	cr_assert_float_eq(work_offload_slowdown(100, 100), 1.0, 1e-12);
+	cr_assert_float_eq(work_offload_slowdown(100, 50), 4.5, 1e-12);
+}
+
+Test(work, tokens_arrive_after_the_prompt_at_the_generation_rate)
+{
+	struct emu_model m = {.prompt_tokens_per_s = 100,
+	    .gen_tokens_per_s = 10};
+	struct work w;
+
+	work_init(&w, &m, 50, 20, 0); /* 0.5 s of prompt, 2 s of tokens */
+	cr_assert_eq(work_time_of_tokens(&w, 1, 1.0),
+	    600 * 1000000LL);
+	work_advance(&w, 400 * 1000000LL, 1.0);
+	cr_assert_eq(work_tokens_ready(&w), 0);
+	cr_assert_eq(w.prompt_done_ns, -1);
+	work_advance(&w, 1000 * 1000000LL, 1.0);
+	cr_assert_eq(w.prompt_done_ns, 500 * 1000000LL,
+	    "the crossing is exact, not the sync point");
+	cr_assert_eq(work_tokens_ready(&w), 5);
+	/* Half speed from here: 15 tokens left take 3 s. */
+	cr_assert_eq(work_time_of_tokens(&w, 20, 0.5),
+	    4000 * 1000000LL);
+	work_advance(&w, 4000 * 1000000LL, 0.5);
+	cr_assert_eq(work_tokens_ready(&w), 20);
+}
+
+Test(text, the_answer_is_the_same_for_the_same_seed)
+{
+	char a[64], b[64];
+
+	for (int i = 0; i < 50; i++) {
+		text_token(12345, i, a, sizeof(a));
+		text_token(12345, i, b, sizeof(b));
+		cr_assert_str_eq(a, b);
+		cr_assert_gt(strlen(a), 0);
+	}
+	text_token(12345, 0, a, sizeof(a));
+	cr_assert_neq(a[0], ' ', "the first token has no leading space");
+}
+
+Test(text, answer_lengths_spread_around_the_typical_length)
+{
+	struct emu_model m = {.typical_output_tokens = 100};
+	long sum = 0;
+
+	for (uint64_t h = 1; h <= 2000; h++) {
+		int n = text_answer_tokens(&m, h * 7919);
+
+		cr_assert_geq(n, 50);
+		cr_assert_leq(n, 150);
+		sum += n;
+	}
+	cr_assert_float_eq(sum / 2000.0, 100.0, 3.0);
+}
+
+Test(text, token_counts_follow_bytes_and_words)
+{
+	cr_assert_eq(text_token_count("", 0), 0);
+	cr_assert_eq(text_token_count("a b c", 5), 3);
+	cr_assert_eq(text_token_count("abcdefghijklmnop", 16), 4);
+}
+
+Test(text, embeddings_are_unit_vectors_and_differ_by_input)
+{
+	float a[768], b[768];
+	double norm = 0, dot = 0;
+
+	text_embedding(1, a, 768);
+	text_embedding(2, b, 768);
+	for (int i = 0; i < 768; i++) {
+		norm += (double)a[i] * a[i];
+		dot += (double)a[i] * b[i];
+	}
+	cr_assert_float_eq(norm, 1.0, 1e-5);
+	cr_assert_lt(fabs(dot), 0.3);
+}

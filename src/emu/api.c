@@ -60,19 +60,29 @@ fail(struct api_error *err, int status, const char *fmt, const char *arg)
 	return -1;
 }
 
-/* A string field: absent and null leave *out alone (Go's zero value). */
+/*
+ * A string field: absent and null leave *out alone (Go's zero value).
+ * `path` names the field in messages ("messages.content").
+ */
 static int
-get_string(json_t *root, enum api_kind kind, const char *field,
-    const char **out, struct api_error *err)
+get_string_at(json_t *obj, enum api_kind kind, const char *key,
+    const char *path, const char **out, struct api_error *err)
 {
-	json_t *v = json_object_get(root, field);
+	json_t *v = json_object_get(obj, key);
 
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return type_error(err, kind, field, v, "string");
+		return type_error(err, kind, path, v, "string");
 	*out = json_string_value(v);
 	return 0;
+}
+
+static int
+get_string(json_t *root, enum api_kind kind, const char *field,
+    const char **out, struct api_error *err)
+{
+	return get_string_at(root, kind, field, field, out, err);
 }
 
 static int
@@ -278,9 +288,10 @@ parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 		if (!json_is_object(m))
 			return type_error(err, API_CHAT, "messages", m,
 			    "api.Message");
-		if (get_string(m, API_CHAT, "messages.role", &role, err) ||
-		    get_string(m, API_CHAT, "messages.content", &content,
+		if (get_string_at(m, API_CHAT, "role", "messages.role", &role,
 			err) ||
+		    get_string_at(m, API_CHAT, "content", "messages.content",
+			&content, err) ||
 		    count_images(m, API_CHAT, "messages.images", &tokens, err))
 			return -1;
 		/* Each message costs its role markers: about four tokens. */

@@ -82,7 +82,7 @@ catalog_section(struct catalog_parse *p, const char *section, int line)
 
 static void
 catalog_key(void *user, const char *section, const char *key,
-    const char *value, int line)
+    const char *value, int line, int section_line)
 {
 	struct catalog_parse *p = user;
 	struct emu_model *m;
@@ -94,7 +94,7 @@ catalog_key(void *user, const char *section, const char *key,
 		    "%s: key outside a [model:tag] section", key);
 		return;
 	}
-	m = catalog_section(p, section, line);
+	m = catalog_section(p, section, section_line);
 	if (m == NULL)
 		return;
 #define TEXT(field)                                                            \

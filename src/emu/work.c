@@ -64,7 +64,7 @@ work_advance(struct work *w, int64_t now, double rate)
 		double need = w->prompt_work - before;
 
 		w->prompt_done_ns = w->last_ns +
-		    (int64_t)(need > 0 ? need / rate * NS_PER_SEC : 0);
+		    (need > 0 ? llround(need / rate * NS_PER_SEC) : 0);
 	}
 	w->last_ns = now;
 }

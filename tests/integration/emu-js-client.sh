@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# emu-js-client.sh: drives ollamax-emu with the official Ollama JavaScript
+# client (npm package `ollama`, unchanged) and checks what comes back.
+#
+# Usage: tests/integration/emu-js-client.sh
+# Environment:
+#   OLLAMAX_BUILD  build directory holding ollamax-emu (default: <repo>/build)
+#
+# Needs node (20 or later) and npm; the client is installed once into
+# tests/integration/js/node_modules. Exits with the node test runner's status.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+BUILD=${OLLAMAX_BUILD:-$REPO/build}
+JS=$HERE/js
+EMU=$BUILD/ollamax-emu
+CATALOG=$REPO/conf/emu-models.ini
+PORT_WAIT_S=10
+
+die() {
+	echo "emu-js-client: $*" >&2
+	exit 1
+}
+
+command -v node >/dev/null 2>&1 || die "node is not installed"
+command -v npm >/dev/null 2>&1 || die "npm is not installed"
+[[ -x $EMU ]] || die "$EMU not found: build first (or set OLLAMAX_BUILD)"
+[[ -r $CATALOG ]] || die "$CATALOG not found"
+
+# The client, once: the version is pinned in package.json, no lockfile kept.
+if [[ ! -f $JS/node_modules/ollama/package.json ]]; then
+	echo "emu-js-client: installing the ollama client into $JS/node_modules"
+	(cd "$JS" && npm install --no-audit --no-fund --silent --no-package-lock) ||
+		die "npm install failed"
+fi
+
+TMP=$(mktemp -d)
+EMU_PID=
+cleanup() {
+	if [[ -n $EMU_PID ]] && kill -0 "$EMU_PID" 2>/dev/null; then
+		kill "$EMU_PID" 2>/dev/null || true
+		wait "$EMU_PID" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+"$EMU" --catalog "$CATALOG" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+	--speed 50 --parallel 2 --vram-mb 4096 >"$TMP/emu.log" 2>&1 &
+EMU_PID=$!
+
+# Wait for the port file (written whole, then renamed) or the process's end.
+deadline=$((SECONDS + PORT_WAIT_S))
+while [[ ! -s $TMP/port ]]; do
+	if ! kill -0 "$EMU_PID" 2>/dev/null; then
+		cat "$TMP/emu.log" >&2 || true
+		EMU_PID=
+		die "ollamax-emu exited before writing its port file"
+	fi
+	if ((SECONDS >= deadline)); then
+		cat "$TMP/emu.log" >&2 || true
+		die "ollamax-emu wrote no port file within ${PORT_WAIT_S}s"
+	fi
+	sleep 0.05
+done
+PORT=$(tr -d '[:space:]' <"$TMP/port")
+[[ $PORT =~ ^[0-9]+$ ]] || die "bad port file: '$PORT'"
+echo "emu-js-client: ollamax-emu (pid $EMU_PID) on 127.0.0.1:$PORT"
+
+status=0
+(cd "$JS" && OLLAMA_HOST="http://127.0.0.1:$PORT" node --test client.test.mjs) ||
+	status=$?
+if ((status != 0)); then
+	echo "emu-js-client: node exited with $status; emulator log follows" >&2
+	cat "$TMP/emu.log" >&2 || true
+fi
+exit "$status"
