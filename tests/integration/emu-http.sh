@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# ollamax-emu over real HTTP: Ollama's answers to good and bad requests,
+# body and connection limits, and the injected faults.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu main --speed 100 --parallel 2 --max-body 65536 --idle-timeout 1
+start_emu noqueue --speed 100 --max-queue 0
+start_emu fail --speed inf --fail-rate 1
+start_emu drop --speed inf --drop-rate 1
+start_emu garbage --speed inf --garbage-rate 1
+start_emu stall --speed inf --stall-rate 1 --stall-ms 300
+
+eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return 1; }; }
+has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
+
+check "GET / says Ollama is running" \
+	eq "$(http GET "$URL_main/")" "200 Ollama is running"
+check "the version is reported" \
+	eq "$(http GET "$URL_main/api/version")" '200 {"version":"0.33.0"}'
+check "an unknown path is gin's 404" \
+	eq "$(http GET "$URL_main/api/nope")" "404 404 page not found"
+check "a missing body is a 400" \
+	eq "$(http POST "$URL_main/api/generate")" '400 {"error":"missing request body"}'
+check "malformed JSON is a 400" \
+	eq "$(http POST "$URL_main/api/generate" '{"model":')" '400 {"error":"unexpected EOF"}'
+check "a wrongly typed option is a 400 naming the option" \
+	eq "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","prompt":"x","options":{"top_k":"many"}}')" \
+	'400 {"error":"option \"top_k\" must be of type integer"}'
+check "a wrongly typed field is a 400 in Go's words" \
+	eq "$(http POST "$URL_main/api/chat" '{"model":"tinyllama","messages":"hi"}')" \
+	'400 {"error":"json: cannot unmarshal string into Go struct field ChatRequest.messages of type []api.Message"}'
+check "chat without a model is a 400" \
+	eq "$(http POST "$URL_main/api/chat" '{"messages":[]}')" '400 {"error":"model is required"}'
+check "generate of an unknown model is a 404" \
+	eq "$(http POST "$URL_main/api/generate" '{"model":"foo","prompt":"x"}')" \
+	"404 {\"error\":\"model 'foo' not found\"}"
+check "embed of an unknown model is a 404 that says to pull it" \
+	eq "$(http POST "$URL_main/api/embed" '{"model":"foo","input":"x"}')" \
+	'404 {"error":"model \"foo\" not found, try pulling it first"}'
+check "a bare-number keep_alive string is a 400" \
+	eq "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","keep_alive":"300"}')" \
+	'400 {"error":"time: missing unit in duration \"300\""}'
+
+big=$(head -c 100000 /dev/zero | tr '\0' 'a')
+check "a body over --max-body is refused with 413" \
+	eq "$(http POST "$URL_main/api/generate" "{\"model\":\"tinyllama\",\"prompt\":\"$big\"}")" \
+	'413 {"error":"request body too large"}'
+
+half_sent_is_closed() {
+	local port=${URL_main##*:} start end
+	start=$(date +%s%N)
+	exec 7<>"/dev/tcp/127.0.0.1/$port"
+	printf 'POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"mod' >&7
+	# The server must close it after --idle-timeout 1 s; 5 s bounds the wait.
+	timeout 5 cat <&7 >/dev/null || { exec 7<&-; return 1; }
+	exec 7<&-
+	end=$(date +%s%N)
+	[ $(((end - start) / 1000000)) -lt 4000 ]
+}
+check "a half-sent request is closed after the idle timeout" half_sent_is_closed
+
+check "an empty prompt loads the model" \
+	has "$(http POST "$URL_main/api/generate" '{"model":"tinyllama"}')" '"done_reason":"load"'
+check "ps lists the loaded model with its context and VRAM" \
+	has "$(http GET "$URL_main/api/ps")" '"name":"tinyllama:latest"'
+check "an empty prompt with keep_alive 0 unloads it" \
+	has "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","keep_alive":0}')" '"done_reason":"unload"'
+ps_empty() {
+	for _ in $(seq 1 100); do
+		[ "$(http GET "$URL_main/api/ps")" = '200 {"models":[]}' ] && return 0
+		sleep 0.02
+	done
+	return 1
+}
+check "ps is empty once the unload is done" ps_empty
+
+stream=$(curl -s -m 20 -D "$TMP/headers" "$URL_main/api/generate" \
+	-d '{"model":"tinyllama","prompt":"stream please","options":{"num_predict":6}}')
+check "a stream is NDJSON" grep -qi '^content-type: application/x-ndjson' "$TMP/headers"
+check "a stream has one line per token and a last done line" \
+	eq "$(grep -c '"done":false' <<<"$stream")/$(tail -1 <<<"$stream" | grep -o '"eval_count":[0-9]*')" \
+	'6/"eval_count":6'
+check "num_predict stops the answer with done_reason length" \
+	has "$(tail -1 <<<"$stream")" '"done_reason":"length"'
+
+check "a request that must wait for a load is refused when the queue bound is 0" \
+	eq "$(http POST "$URL_noqueue/api/generate" '{"model":"tinyllama","prompt":"x"}')" \
+	'503 {"error":"server busy, please try again.  maximum pending requests exceeded"}'
+
+check "--fail-rate answers 500 before any byte" \
+	has "$(http POST "$URL_fail/api/generate" '{"model":"tinyllama","prompt":"x","stream":false}')" '500 {"error":'
+drop_breaks() {
+	local rc=0
+	curl -s -m 10 -o /dev/null "$URL_drop/api/generate" \
+		-d '{"model":"tinyllama","prompt":"x","stream":false,"options":{"num_predict":40}}' || rc=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 28 ]
+}
+check "--drop-rate closes the connection mid-reply" drop_breaks
+garbage_is_not_json() {
+	local out
+	out=$(curl -s -m 10 "$URL_garbage/api/generate" \
+		-d '{"model":"tinyllama","prompt":"x","options":{"num_predict":20}}')
+	grep -q '{"model":garbage' <<<"$out" && tail -1 <<<"$out" | grep -q '"done":true'
+}
+check "--garbage-rate puts one line of invalid JSON in a stream" garbage_is_not_json
+stall_drops() {
+	local rc=0 start end
+	start=$(date +%s%N)
+	curl -s -m 10 -o /dev/null "$URL_stall/api/generate" \
+		-d '{"model":"tinyllama","prompt":"x","options":{"num_predict":20}}' || rc=$?
+	end=$(date +%s%N)
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 28 ] && [ $(((end - start) / 1000000)) -ge 250 ]
+}
+check "--stall-rate stops the reply, then drops it after --stall-ms" stall_drops
+
+stats=$(http GET "$URL_main/emu/stats")
+check "/emu/stats counts requests by endpoint and status" \
+	has "$stats" '"/api/generate":{'
+check "/emu/stats counts loads and unloads per model" \
+	has "$stats" '"tinyllama:latest":{"loads":'
+for name in main noqueue fail drop garbage stall; do
+	pid_var=PID_$name
+	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"
+done
+check "ollamax-emu stops cleanly on SIGTERM" sh -c "kill -TERM $PID_main; wait $PID_main 2>/dev/null; true"
+finish

@@ -1,0 +1,77 @@
+# Shared by the integration tests: start the real binaries in a temp dir,
+# wait for them without sleeping blindly, and check results.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${OLLAMAX_BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+TMP=$(mktemp -d)
+PIDS=()
+FAILURES=0
+CHECKS=0
+
+cleanup() {
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# start_emu NAME [FLAGS...]: starts ollamax-emu on a free port; sets
+# the variable URL_<NAME> and PID_<NAME>.
+start_emu() {
+	local name=$1 portfile i
+	shift
+	portfile="$TMP/$name.port"
+	"$BUILD/ollamax-emu" --catalog "$ROOT/conf/emu-models.ini" \
+		--listen 127.0.0.1:0 --port-file "$portfile" "$@" \
+		2>"$TMP/$name.log" &
+	local pid=$!
+	PIDS+=("$pid")
+	for i in $(seq 1 200); do
+		[ -s "$portfile" ] && break
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "ollamax-emu $name died at start:" >&2
+			cat "$TMP/$name.log" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+	[ -s "$portfile" ] || { echo "ollamax-emu $name: no port after 10 s" >&2; exit 1; }
+	printf -v "URL_$name" 'http://127.0.0.1:%s' "$(cat "$portfile")"
+	printf -v "PID_$name" '%s' "$pid"
+}
+
+# check DESCRIPTION COMMAND...: runs the command, counts the result.
+check() {
+	local what=$1
+	shift
+	CHECKS=$((CHECKS + 1))
+	if "$@"; then
+		echo "ok    $what"
+	else
+		echo "FAIL  $what"
+		FAILURES=$((FAILURES + 1))
+	fi
+}
+
+# http METHOD URL [BODY]: prints "STATUS BODY" on one line.
+http() {
+	local method=$1 url=$2 body=${3-}
+	if [ -n "$body" ]; then
+		curl -s -m 20 -o "$TMP/body" -w '%{http_code}' -X "$method" \
+			-H 'Content-Type: application/json' --data-binary "$body" "$url"
+	else
+		curl -s -m 20 -o "$TMP/body" -w '%{http_code}' -X "$method" "$url"
+	fi
+	printf ' %s' "$(cat "$TMP/body")"
+}
+
+finish() {
+	echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
+	[ "$FAILURES" -eq 0 ]
+}
