@@ -1012,7 +1012,9 @@ job_start(struct emu *e, struct job *j, int64_t now)
 	} else {
 		runner_resync(e, r, now);
 	}
-	if (j->streaming && j->phase == JOB_WAITING)
+	/* A stream answers 200 now, whether its request waited or not. */
+	if (j->streaming &&
+	    (j->phase == JOB_WAITING || j->phase == JOB_RECEIVING))
 		j->phase = JOB_RESPOND;
 	job_wake(j);
 }

@@ -4,7 +4,8 @@
 #
 # Usage: tests/integration/emu-js-client.sh
 # Environment:
-#   OLLAMAX_BUILD  build directory holding ollamax-emu (default: <repo>/build)
+#   OLLAMAX_BUILD  build directory holding ollamax-emu (default: <repo>/build;
+#                  a relative path is taken from the repository root)
 #
 # Needs node (20 or later) and npm; the client is installed once into
 # tests/integration/js/node_modules. Exits with the node test runner's status.
@@ -13,6 +14,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 BUILD=${OLLAMAX_BUILD:-$REPO/build}
+case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
 JS=$HERE/js
 EMU=$BUILD/ollamax-emu
 CATALOG=$REPO/conf/emu-models.ini
@@ -37,6 +39,7 @@ fi
 
 TMP=$(mktemp -d)
 EMU_PID=
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	if [[ -n $EMU_PID ]] && kill -0 "$EMU_PID" 2>/dev/null; then
 		kill "$EMU_PID" 2>/dev/null || true
@@ -69,7 +72,7 @@ PORT=$(tr -d '[:space:]' <"$TMP/port")
 echo "emu-js-client: ollamax-emu (pid $EMU_PID) on 127.0.0.1:$PORT"
 
 status=0
-(cd "$JS" && OLLAMA_HOST="http://127.0.0.1:$PORT" node --test client.test.mjs) ||
+(cd "$JS" && OLLAMA_HOST="http://127.0.0.1:$PORT" node --test --test-force-exit client.test.mjs) ||
 	status=$?
 if ((status != 0)); then
 	echo "emu-js-client: node exited with $status; emulator log follows" >&2

@@ -15,6 +15,8 @@ const ollama = new Ollama({ host });
 const CHAT_MODEL = 'tinyllama:latest';
 const EMBED_MODEL = 'nomic-embed-text:latest';
 const PROMPT = 'Why is the sky blue?';
+// Each test is bounded: a reply that never comes fails its test, not the run.
+const BOUNDED = { timeout: 5_000 };
 
 function assertDetails(details, where) {
   assert.equal(typeof details, 'object', `${where}: details`);
@@ -42,7 +44,7 @@ async function psNames() {
   return models.map((m) => m.name);
 }
 
-test('list() returns the catalog models with size, digest and details', async () => {
+test('list() returns the catalog models with size, digest and details', BOUNDED, async () => {
   const { models } = await ollama.list();
   assert.ok(Array.isArray(models), 'models is an array');
   const names = models.map((m) => m.name);
@@ -64,7 +66,7 @@ test('list() returns the catalog models with size, digest and details', async ()
   assert.ok(Math.abs(tiny.size - 637 * 1024 * 1024) < 5 * 1024 * 1024, `size ${tiny.size}`);
 });
 
-test('show() returns details, model_info and capabilities of a model', async () => {
+test('show() returns details, model_info and capabilities of a model', BOUNDED, async () => {
   const info = await ollama.show({ model: CHAT_MODEL });
   assertDetails(info.details, 'show');
   assert.equal(info.details.family, 'llama');
@@ -82,7 +84,7 @@ test('show() returns details, model_info and capabilities of a model', async () 
   assert.equal(embed.model_info[`${embed.details.family}.embedding_length`], 768);
 });
 
-test('generate() not streamed returns the text, done_reason and timings', async () => {
+test('generate() not streamed returns the text, done_reason and timings', BOUNDED, async () => {
   const before = Date.now();
   const r = await ollama.generate({ model: CHAT_MODEL, prompt: PROMPT, options: { num_predict: 20 } });
   assert.equal(r.model, CHAT_MODEL);
@@ -104,7 +106,7 @@ test('generate() not streamed returns the text, done_reason and timings', async 
   assert.ok(created >= before - 1000, `created_at ${r.created_at} is in the past`);
 });
 
-test('generate() with num_predict 5 stops on length after 5 tokens', async () => {
+test('generate() with num_predict 5 stops on length after 5 tokens', BOUNDED, async () => {
   const r = await ollama.generate({ model: CHAT_MODEL, prompt: PROMPT, options: { num_predict: 5 } });
   assert.equal(r.done, true);
   assert.equal(r.done_reason, 'length');
@@ -112,7 +114,7 @@ test('generate() with num_predict 5 stops on length after 5 tokens', async () =>
   assert.ok(r.response.length > 0);
 });
 
-test('generate() streamed yields parts then a last one with done true', async () => {
+test('generate() streamed yields parts then a last one with done true', BOUNDED, async () => {
   const stream = await ollama.generate({
     model: CHAT_MODEL,
     prompt: PROMPT,
@@ -138,14 +140,14 @@ test('generate() streamed yields parts then a last one with done true', async ()
   assertPositiveInt(last.total_duration, 'total_duration');
 });
 
-test('a streamed answer joins into the same text as the answer not streamed', async () => {
+test('a streamed answer joins into the same text as the answer not streamed', BOUNDED, async () => {
   const req = { model: CHAT_MODEL, prompt: 'Name three colours.', options: { num_predict: 15, seed: 7 } };
   const whole = await ollama.generate({ ...req });
   const parts = await collect(await ollama.generate({ ...req, stream: true }));
   assert.equal(parts.map((p) => p.response).join(''), whole.response);
 });
 
-test('the same model, prompt and seed give the same text twice', async () => {
+test('the same model, prompt and seed give the same text twice', BOUNDED, async () => {
   const req = { model: CHAT_MODEL, prompt: 'Tell me a story.', options: { num_predict: 20, seed: 42 } };
   const a = await ollama.generate({ ...req });
   const b = await ollama.generate({ ...req });
@@ -154,7 +156,7 @@ test('the same model, prompt and seed give the same text twice', async () => {
   assert.equal(b.eval_count, a.eval_count);
 });
 
-test('chat() not streamed answers with an assistant message', async () => {
+test('chat() not streamed answers with an assistant message', BOUNDED, async () => {
   const r = await ollama.chat({
     model: CHAT_MODEL,
     messages: [{ role: 'user', content: PROMPT }],
@@ -171,7 +173,7 @@ test('chat() not streamed answers with an assistant message', async () => {
   assertPositiveInt(r.total_duration, 'total_duration');
 });
 
-test('chat() streamed yields assistant message parts then done', async () => {
+test('chat() streamed yields assistant message parts then done', BOUNDED, async () => {
   const stream = await ollama.chat({
     model: CHAT_MODEL,
     messages: [
@@ -196,7 +198,7 @@ test('chat() streamed yields assistant message parts then done', async () => {
   assert.equal(last.eval_count, parts.slice(0, -1).filter((p) => p.message.content.length > 0).length);
 });
 
-test('embed() of two inputs returns two unit vectors of 768 numbers', async () => {
+test('embed() of two inputs returns two unit vectors of 768 numbers', BOUNDED, async () => {
   const r = await ollama.embed({ model: EMBED_MODEL, input: ['first text', 'second text'] });
   assert.equal(r.model, EMBED_MODEL);
   assert.ok(Array.isArray(r.embeddings), 'embeddings is an array');
@@ -216,7 +218,7 @@ test('embed() of two inputs returns two unit vectors of 768 numbers', async () =
   assert.deepEqual(again.embeddings[0], r.embeddings[0]);
 });
 
-test('ps() after a generate lists the model with its sizes, expiry and context', async () => {
+test('ps() after a generate lists the model with its sizes, expiry and context', BOUNDED, async () => {
   await ollama.generate({ model: CHAT_MODEL, prompt: PROMPT, options: { num_predict: 3 } });
   const { models } = await ollama.ps();
   const m = models.find((x) => x.name === CHAT_MODEL);
@@ -234,7 +236,7 @@ test('ps() after a generate lists the model with its sizes, expiry and context',
   assert.ok(m.context_length <= 2048, `context_length ${m.context_length} over the trained 2048`);
 });
 
-test('generate() of an unknown model rejects with a 404 "not found" error', async () => {
+test('generate() of an unknown model rejects with a 404 "not found" error', BOUNDED, async () => {
   await assert.rejects(
     ollama.generate({ model: 'no-such-model', prompt: PROMPT }),
     (err) => {
@@ -246,7 +248,7 @@ test('generate() of an unknown model rejects with a 404 "not found" error', asyn
   );
 });
 
-test('an empty prompt loads the model and keep_alive 0 unloads it', async () => {
+test('an empty prompt loads the model and keep_alive 0 unloads it', BOUNDED, async () => {
   const loaded = await ollama.generate({ model: CHAT_MODEL, prompt: '' });
   assert.equal(loaded.done, true);
   assert.equal(loaded.done_reason, 'load');
