@@ -841,3 +841,22 @@ Test(sched, vram_used_never_exceeds_the_budget_after_the_first_model)
 	for (int i = 0; i < 40; i++)
 		free(q[i]);
 }
+
+Test(sched, a_load_waits_for_memory_still_being_freed_rather_than_spill_over)
+{
+	struct esched_req *q;
+
+	start(config(1, 1500));
+	serve_one(1, ALPHA);
+	now += 5 * MIN;
+	esched_tick(&s, now); /* alpha's keep-alive ran out: unloading */
+	expect_log("unload alpha:latest;");
+	q = submit(2, BETA);
+	expect_log("");
+	cr_assert_eq(q->state, ESR_CURRENT);
+	unload_done();
+	expect_log("load beta:latest;");
+	cr_assert_eq(runner(BETA)->vram_bytes, runner(BETA)->size_bytes,
+	    "all of it on the GPU");
+	free(q);
+}

@@ -270,6 +270,9 @@ int work_tokens_ready(const struct work *w);
 /* Simulated time at which `tokens` output tokens will be ready. */
 int64_t work_time_of_tokens(const struct work *w, int tokens, double rate);
 
+/* When the last token was ready: timers fire late, the answer does not. */
+int64_t work_finish_time(const struct work *w, double rate);
+
 /* Estimated tokens of a text, as a tokenizer would count them. */
 int text_token_count(const char *s, size_t len);
 uint64_t text_hash(uint64_t h, const void *p, size_t len);

@@ -298,6 +298,17 @@ mark_to_expire(struct esched *s, struct esched_runner *r)
 		start_unload(s, r);
 }
 
+static int
+unloading_any(const struct esched *s)
+{
+	const struct esched_runner *r;
+
+	TAILQ_FOREACH(r, &s->runners, link)
+		if (r->state == RUNNER_UNLOADING)
+			return 1;
+	return 0;
+}
+
 /* Does a runner for q fit beside the loaded ones (80% of free memory)? */
 static int
 fits(const struct esched *s, const struct esched_req *q)
@@ -351,11 +362,21 @@ process_pending(struct esched *s, int64_t now)
 		} else if (esched_loaded_count(s) >= (size_t)s->cfg.max_loaded) {
 			victim = runner_to_unload(s);
 			s->stats.evictions++;
-		} else if (esched_loaded_count(s) == 0 || fits(s, q)) {
+		} else if (fits(s, q) ||
+		    (esched_loaded_count(s) == 0 && !unloading_any(s))) {
 			s->current = NULL;
 			r = start_load(s, q, now);
 			s->block = ESB_LOADING;
 			s->blocking_runner = r;
+			return;
+		} else if (esched_loaded_count(s) == 0) {
+			/*
+			 * Only memory that is still being freed stands in the
+			 * way: wait for that unload rather than load the model
+			 * half on the CPU for the rest of its life.
+			 */
+			s->block = ESB_UNLOAD;
+			s->blocking_runner = NULL;
 			return;
 		} else {
 			victim = runner_to_unload(s);

@@ -844,11 +844,19 @@ job_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (j->stalled) {
-		/* A stall ends with the connection dropped: bounded. */
+		/*
+		 * A stall ends with the connection dropped, so that it is
+		 * bounded. A whole reply that never started goes out half.
+		 */
+		if (!j->streaming) {
+			job_final(j, now);
+			j->out_broken = 1;
+		}
 		j->out_broken = 1;
 		j->out_finished = 1;
 		job_complete(j, now);
 		job_wake(j);
+		drain(e);
 		return;
 	}
 	stats_advance(e, now);
@@ -949,7 +957,8 @@ job_emit_tokens(struct job *j, int64_t now)
 		job_arm(j, now);
 		return;
 	}
-	/* Done: the final object, then the slot goes back. */
+	/* Done: the final object at the exact moment, then the slot goes back. */
+	now = work_finish_time(&j->work, j->rate);
 	if (j->route == R_EMBED || j->route == R_EMBEDDINGS) {
 		job_embed_reply(j, now);
 	} else if (!j->streaming && j->fault == FAULT_STALL) {
@@ -1241,7 +1250,8 @@ handle_inference(struct emu *e, struct job *j)
 	}
 	j->streaming = j->req.stream && !j->req.empty &&
 	    (j->route == R_GENERATE || j->route == R_CHAT);
-	if (!j->req.empty)
+	/* Faults are drawn for generation only: embeddings have no stream. */
+	if (!j->req.empty && (j->route == R_GENERATE || j->route == R_CHAT))
 		j->fault = draw_fault(e);
 	j->sreq.id = ++e->next_id;
 	j->sreq.model = m;
@@ -1685,10 +1695,13 @@ default_catalog(char *buf, size_t len)
 
 		exe[n] = '\0';
 		slash = strrchr(exe, '/');
-		if (slash != NULL && (size_t)(slash - exe) + 22 < len) {
-			*slash = '\0';
+		/* Beside it (an in-tree build), or one up (build/). */
+		if (slash != NULL && (size_t)(slash - exe) + 25 < len) {
 			memcpy(buf, exe, (size_t)(slash - exe));
 			memcpy(buf + (slash - exe), "/conf/emu-models.ini", 21);
+			if (access(buf, R_OK) == 0)
+				return buf;
+			memcpy(buf + (slash - exe), "/../conf/emu-models.ini", 24);
 			if (access(buf, R_OK) == 0)
 				return buf;
 		}

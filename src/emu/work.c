@@ -95,6 +95,16 @@ work_time_of_tokens(const struct work *w, int tokens, double rate)
 	return w->last_ns + (int64_t)ceil(left / rate * NS_PER_SEC);
 }
 
+int64_t
+work_finish_time(const struct work *w, double rate)
+{
+	double over = w->done - (w->prompt_work + w->tokens_total * w->token_work);
+
+	if (over <= 0 || rate <= 0)
+		return w->last_ns;
+	return w->last_ns - llround(over / rate * NS_PER_SEC);
+}
+
 /* ------------------------------------------------------------------ */
 
 uint64_t

@@ -113,6 +113,13 @@ stall_drops() {
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 28 ] && [ $(((end - start) / 1000000)) -ge 250 ]
 }
 check "--stall-rate stops the reply, then drops it after --stall-ms" stall_drops
+stall_drops_whole() {
+	local rc=0
+	curl -s -m 10 -o /dev/null "$URL_stall/api/generate" \
+		-d '{"model":"tinyllama","prompt":"x","stream":false,"options":{"num_predict":20}}' || rc=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 28 ]
+}
+check "--stall-rate drops a whole reply too, after --stall-ms" stall_drops_whole
 
 stats=$(http GET "$URL_main/emu/stats")
 check "/emu/stats counts requests by endpoint and status" \
