@@ -23,10 +23,10 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 	for (;;) {
 		size_t room = d->cap - d->len;
 
-		n = line > 0 ? snprintf(d->text + d->len, room, "%s:%d: %s\n",
-				   file, line, msg) :
-			       snprintf(d->text + d->len, room, "%s: %s\n",
-				   file, msg);
+		n = line > 0
+		    ? snprintf(d->text + d->len, room, "%s:%d: %s\n", file,
+		          line, msg)
+		    : snprintf(d->text + d->len, room, "%s: %s\n", file, msg);
 		if (d->text != NULL && (size_t)n < room)
 			break;
 		d->cap = d->cap * 2 + (size_t)n + 256;
@@ -74,8 +74,8 @@ inifile_reader(char *buf, int size, void *stream)
 }
 
 static int
-inifile_handler(void *user, const char *section, const char *key,
-    const char *value)
+inifile_handler(
+    void *user, const char *section, const char *key, const char *value)
 {
 	struct inifile_state *st = user;
 
@@ -96,7 +96,8 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 	}
 	rc = ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
 	if (rc > 0)
-		diag_add(d, path, rc, "syntax error (expected [section] or key = value)");
+		diag_add(d, path, rc,
+		    "syntax error (expected [section] or key = value)");
 	else if (rc < 0)
 		diag_add(d, path, 0, "cannot read");
 	fclose(st.fp);
@@ -136,8 +137,8 @@ ini_get_double(const char *value, double min, double max, double *out,
 	errno = 0;
 	v = strtod(value, &end);
 	if (errno != 0 || end == value || *end != '\0' || !isfinite(v)) {
-		diag_add(d, file, line, "%s: \"%s\" is not a number", key,
-		    value);
+		diag_add(
+		    d, file, line, "%s: \"%s\" is not a number", key, value);
 		return -1;
 	}
 	if (v < min || v > max) {

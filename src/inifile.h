@@ -10,30 +10,30 @@
 #include <stdint.h>
 
 struct diag {
-	char *text;	/* "file:line: message\n" lines */
+	char *text; /* "file:line: message\n" lines */
 	size_t len;
 	size_t cap;
 	int count;
 };
 
-void diag_add(struct diag *d, const char *file, int line, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
+void diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void diag_free(struct diag *d);
 
 /*
- * Called for each key, with its line and the line of its [section]. Returns 0 to go on; a handler reports its own
- * problems through the diag it was given and still returns 0 so that the
- * rest of the file is judged.
+ * Called for each key, with its line and the line of its [section]. Returns 0
+ * to go on; a handler reports its own problems through the diag it was given
+ * and still returns 0 so that the rest of the file is judged.
  */
-typedef void (*inifile_key_fn)(void *user, const char *section,
-    const char *key, const char *value, int line, int section_line);
+typedef void (*inifile_key_fn)(void *user, const char *section, const char *key,
+    const char *value, int line, int section_line);
 
 /*
  * Parses path, calling fn for every key. Syntax errors and an unreadable
  * file are added to d. Returns the number of diagnostics added.
  */
-int inifile_parse(const char *path, inifile_key_fn fn, void *user,
-    struct diag *d);
+int inifile_parse(
+    const char *path, inifile_key_fn fn, void *user, struct diag *d);
 
 /* Value readers: 0 on success, -1 (with a message in d) otherwise. */
 int ini_get_int(const char *value, long min, long max, long *out,

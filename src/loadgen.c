@@ -24,7 +24,7 @@ struct slot {
 	double first_byte;
 	size_t bytes;
 	size_t lines;
-	int open;	/* a byte has arrived, the reply has not ended */
+	int open; /* a byte has arrived, the reply has not ended */
 };
 
 struct loadgen {
@@ -118,13 +118,13 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"url", required_argument, NULL, 'u'},
-		{"body", required_argument, NULL, 'b'},
-		{"connections", required_argument, NULL, 'c'},
-		{"requests", required_argument, NULL, 'n'},
-		{"duration", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"url", required_argument, NULL, 'u'},
+	    {"body", required_argument, NULL, 'b'},
+	    {"connections", required_argument, NULL, 'c'},
+	    {"requests", required_argument, NULL, 'n'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct loadgen g = {.connections = 64, .requests = 0, .duration = 0};
 	struct slot *slots;
@@ -169,8 +169,7 @@ main(int argc, char **argv)
 	multi = curl_multi_init();
 	/* One cached connection per slot, so every request reuses one. */
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, g.connections + 8);
-	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-	    g.connections);
+	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, g.connections);
 	slots = calloc((size_t)g.connections, sizeof(*slots));
 	if (slots == NULL)
 		fatal("out of memory");
@@ -185,10 +184,10 @@ main(int argc, char **argv)
 		curl_easy_setopt(s->easy, CURLOPT_TCP_NODELAY, 1L);
 		curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
 		if (g.body != NULL) {
-			s->headers = curl_slist_append(NULL,
-			    "Content-Type: application/json");
-			curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER,
-			    s->headers);
+			s->headers = curl_slist_append(
+			    NULL, "Content-Type: application/json");
+			curl_easy_setopt(
+			    s->easy, CURLOPT_HTTPHEADER, s->headers);
 			curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, g.body);
 		}
 	}
@@ -207,10 +206,10 @@ main(int argc, char **argv)
 
 			if (msg->msg != CURLMSG_DONE)
 				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-			    (char **)&s);
-			curl_easy_getinfo(msg->easy_handle,
-			    CURLINFO_RESPONSE_CODE, &code);
+			curl_easy_getinfo(
+			    msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			curl_easy_getinfo(
+			    msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
 			curl_multi_remove_handle(multi, msg->easy_handle);
 			g.done++;
 			if (msg->data.result == CURLE_OK && code == 200)

@@ -49,8 +49,8 @@ static void
 log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {
 	static const char *const tags[] = {"fatal", "warning", "info", "debug"};
-	static const int priorities[] = {LOG_CRIT, LOG_WARNING, LOG_INFO,
-	    LOG_DEBUG};
+	static const int priorities[] = {
+	    LOG_CRIT, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	char msg[2048];
 	int saved_errno = errno;
 	size_t len;

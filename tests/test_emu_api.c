@@ -16,8 +16,8 @@ parse(enum api_kind kind, const char *body, struct api_request *req,
 }
 
 static void
-expect_error(enum api_kind kind, const char *body, int status,
-    const char *message)
+expect_error(
+    enum api_kind kind, const char *body, int status, const char *message)
 {
 	struct api_request req;
 	struct api_error err;
@@ -33,17 +33,23 @@ Test(duration, go_durations_parse_as_go_does)
 		const char *text;
 		int64_t ns;
 	} ok[] = {
-		{"10m", 600 * NS_PER_SEC}, {"1h30m", 5400 * NS_PER_SEC},
-		{"1.5s", 1500000000}, {"0", 0}, {"250ms", 250000000},
-		{"2us", 2000}, {"-1m", EMU_FOREVER}, {"-0s", 0},
-		{"+5s", 5 * NS_PER_SEC},
+	    {"10m", 600 * NS_PER_SEC},
+	    {"1h30m", 5400 * NS_PER_SEC},
+	    {"1.5s", 1500000000},
+	    {"0", 0},
+	    {"250ms", 250000000},
+	    {"2us", 2000},
+	    {"-1m", EMU_FOREVER},
+	    {"-0s", 0},
+	    {"+5s", 5 * NS_PER_SEC},
 	};
 	char err[128];
 	int64_t ns;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		cr_assert_eq(emu_duration_parse(ok[i].text, &ns, err,
-				 sizeof(err)), 0, "%s: %s", ok[i].text, err);
+		cr_assert_eq(
+		    emu_duration_parse(ok[i].text, &ns, err, sizeof(err)), 0,
+		    "%s: %s", ok[i].text, err);
 		cr_assert_eq(ns, ok[i].ns, "%s", ok[i].text);
 	}
 }
@@ -70,8 +76,8 @@ Test(duration, json_keep_alive_takes_seconds_strings_and_null)
 	json_t *v;
 
 	v = json_real(2.5);
-	cr_assert_eq(emu_keep_alive_from_json(v, &present, &ns, err,
-			 sizeof(err)), 0);
+	cr_assert_eq(
+	    emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err)), 0);
 	cr_assert(present);
 	cr_assert_eq(ns, 2500000000LL);
 	json_decref(v);
@@ -84,8 +90,8 @@ Test(duration, json_keep_alive_takes_seconds_strings_and_null)
 	cr_assert_not(present);
 	json_decref(v);
 	v = json_true();
-	cr_assert_eq(emu_keep_alive_from_json(v, &present, &ns, err,
-			 sizeof(err)), -1);
+	cr_assert_eq(
+	    emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "Unsupported type: 'bool'");
 	json_decref(v);
 }
@@ -143,9 +149,11 @@ Test(api, wrongly_typed_options_are_a_400_and_unknown_ones_a_warning)
 	expect_error(API_GENERATE,
 	    "{\"model\":\"m\",\"options\":{\"stop\":[1]}}", 400,
 	    "option \"stop\" must be of an array of strings");
-	cr_assert_eq(parse(API_GENERATE,
-			 "{\"model\":\"m\",\"prompt\":\"x\",\"options\":{\"bogus\":1,\"num_ctx\":2048.7,\"num_predict\":12,\"seed\":42}}",
-			 &req, &err), 0);
+	cr_assert_eq(
+	    parse(API_GENERATE,
+	        "{\"model\":\"m\",\"prompt\":\"x\",\"options\":{\"bogus\":1,\"num_ctx\":2048.7,\"num_predict\":12,\"seed\":42}}",
+	        &req, &err),
+	    0);
 	cr_assert_str_eq(req.options_warning, "bogus");
 	cr_assert_eq(req.num_ctx, 2048, "Go truncates into the int field");
 	cr_assert_eq(req.num_predict, 12);
@@ -169,9 +177,11 @@ Test(api, stream_defaults_to_true_and_an_empty_prompt_marks_a_load)
 	cr_assert(req.empty);
 	cr_assert_not(req.has_keep_alive);
 	api_request_free(&req);
-	cr_assert_eq(parse(API_CHAT,
-			 "{\"model\":\"m\",\"messages\":[],\"keep_alive\":0,\"stream\":false}",
-			 &req, &err), 0);
+	cr_assert_eq(
+	    parse(API_CHAT,
+	        "{\"model\":\"m\",\"messages\":[],\"keep_alive\":0,\"stream\":false}",
+	        &req, &err),
+	    0);
 	cr_assert_not(req.stream);
 	cr_assert(req.empty);
 	cr_assert(req.has_keep_alive);
@@ -184,8 +194,8 @@ Test(api, trailing_bytes_after_the_object_are_ignored_as_gos_decoder_does)
 	struct api_request req;
 	struct api_error err;
 
-	cr_assert_eq(parse(API_GENERATE, "{\"model\":\"m\"} trailing", &req,
-			 &err), 0);
+	cr_assert_eq(
+	    parse(API_GENERATE, "{\"model\":\"m\"} trailing", &req, &err), 0);
 	api_request_free(&req);
 }
 
@@ -199,8 +209,9 @@ Test(api, embed_input_must_be_a_string_or_strings)
 	expect_error(API_EMBED, "{\"model\":\"m\",\"input\":[\"a\",2]}", 400,
 	    "invalid input type");
 	cr_assert_eq(parse(API_EMBED,
-			 "{\"model\":\"m\",\"input\":[\"one two\",\"three\"]}",
-			 &req, &err), 0);
+	                 "{\"model\":\"m\",\"input\":[\"one two\",\"three\"]}",
+	                 &req, &err),
+	    0);
 	cr_assert_eq(req.ninputs, 2);
 	cr_assert_str_eq(api_embed_input(&req, 1), "three");
 	api_request_free(&req);
@@ -212,13 +223,15 @@ Test(api, prompt_tokens_count_system_prompt_context_and_images)
 	struct api_error err;
 
 	cr_assert_eq(parse(API_GENERATE,
-			 "{\"model\":\"m\",\"prompt\":\"one two three four\"}",
-			 &plain, &err), 0);
-	cr_assert_eq(parse(API_GENERATE,
-			 "{\"model\":\"m\",\"prompt\":\"one two three four\",\"system\":\"be brief\",\"context\":[1,2,3],\"images\":[\"aGk=\"]}",
-			 &more, &err), 0);
-	cr_assert_eq(more.prompt_tokens,
-	    plain.prompt_tokens + 2 + 3 + 576);
+	                 "{\"model\":\"m\",\"prompt\":\"one two three four\"}",
+	                 &plain, &err),
+	    0);
+	cr_assert_eq(
+	    parse(API_GENERATE,
+	        "{\"model\":\"m\",\"prompt\":\"one two three four\",\"system\":\"be brief\",\"context\":[1,2,3],\"images\":[\"aGk=\"]}",
+	        &more, &err),
+	    0);
+	cr_assert_eq(more.prompt_tokens, plain.prompt_tokens + 2 + 3 + 576);
 	api_request_free(&plain);
 	api_request_free(&more);
 }
@@ -247,8 +260,8 @@ Test(api, times_are_rfc3339nano_without_trailing_zeros)
 {
 	char buf[64];
 
-	api_format_time(1700000000LL * NS_PER_SEC + 120000000, buf,
-	    sizeof(buf));
+	api_format_time(
+	    1700000000LL * NS_PER_SEC + 120000000, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "2023-11-14T22:13:20.12Z");
 	api_format_time(1700000000LL * NS_PER_SEC, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "2023-11-14T22:13:20Z");
@@ -272,13 +285,12 @@ Test(work, a_partly_offloaded_model_is_slower)
 
 Test(work, tokens_arrive_after_the_prompt_at_the_generation_rate)
 {
-	struct emu_model m = {.prompt_tokens_per_s = 100,
-	    .gen_tokens_per_s = 10};
+	struct emu_model m = {
+	    .prompt_tokens_per_s = 100, .gen_tokens_per_s = 10};
 	struct work w;
 
 	work_init(&w, &m, 50, 20, 0); /* 0.5 s of prompt, 2 s of tokens */
-	cr_assert_eq(work_time_of_tokens(&w, 1, 1.0),
-	    600 * 1000000LL);
+	cr_assert_eq(work_time_of_tokens(&w, 1, 1.0), 600 * 1000000LL);
 	work_advance(&w, 400 * 1000000LL, 1.0);
 	cr_assert_eq(work_tokens_ready(&w), 0);
 	cr_assert_eq(w.prompt_done_ns, -1);
@@ -287,8 +299,7 @@ Test(work, tokens_arrive_after_the_prompt_at_the_generation_rate)
 	    "the crossing is exact, not the sync point");
 	cr_assert_eq(work_tokens_ready(&w), 5);
 	/* Half speed from here: 15 tokens left take 3 s. */
-	cr_assert_eq(work_time_of_tokens(&w, 20, 0.5),
-	    4000 * 1000000LL);
+	cr_assert_eq(work_time_of_tokens(&w, 20, 0.5), 4000 * 1000000LL);
 	work_advance(&w, 4000 * 1000000LL, 0.5);
 	cr_assert_eq(work_tokens_ready(&w), 20);
 }

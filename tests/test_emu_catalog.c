@@ -23,29 +23,35 @@ write_temp(const char *text)
 Test(catalog, the_shipped_catalog_has_every_reference_model)
 {
 	static const char *const names[] = {
-		"tinyllama", "llama3.2:3b", "qwen2.5:3b", "qwen2.5-coder:3b",
-		"qwen2.5-coder:7b", "deepseek-r1:8b", "llava",
-		"nomic-embed-text",
+	    "tinyllama",
+	    "llama3.2:3b",
+	    "qwen2.5:3b",
+	    "qwen2.5-coder:3b",
+	    "qwen2.5-coder:7b",
+	    "deepseek-r1:8b",
+	    "llava",
+	    "nomic-embed-text",
 	};
 	struct emu_catalog cat;
 	char err[4096];
 	const struct emu_model *m;
 
-	cr_assert_eq(emu_catalog_load(&cat,
-			 TEST_SRCDIR "/conf/emu-models.ini", err, sizeof(err)),
+	cr_assert_eq(emu_catalog_load(&cat, TEST_SRCDIR "/conf/emu-models.ini",
+	                 err, sizeof(err)),
 	    0, "%s", err);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		cr_assert_not_null(emu_catalog_find(&cat, names[i]), "%s",
-		    names[i]);
+		cr_assert_not_null(
+		    emu_catalog_find(&cat, names[i]), "%s", names[i]);
 	m = emu_catalog_find(&cat, "qwen2.5:3b");
 	/* 2.6 GB loading in 5.3 s on the reference box. */
-	cr_assert_float_eq((double)m->size_bytes / (1024 * 1024) /
-		m->load_mb_per_s, 5.3, 0.05);
+	cr_assert_float_eq(
+	    (double)m->size_bytes / (1024 * 1024) / m->load_mb_per_s, 5.3,
+	    0.05);
 	m = emu_catalog_find(&cat, "nomic-embed-text");
 	cr_assert(m->capabilities & EMU_CAP_EMBEDDING);
 	cr_assert_not(m->capabilities & EMU_CAP_COMPLETION);
-	cr_assert(emu_catalog_find(&cat, "llava")->capabilities &
-	    EMU_CAP_VISION);
+	cr_assert(
+	    emu_catalog_find(&cat, "llava")->capabilities & EMU_CAP_VISION);
 	cr_assert_null(emu_catalog_find(&cat, "no-such-model"));
 	cr_assert_null(emu_catalog_find(&cat, ""));
 	emu_catalog_free(&cat);
@@ -55,37 +61,37 @@ Test(catalog, every_error_is_reported_with_its_line)
 {
 	struct emu_catalog cat;
 	char err[4096];
-	char *path = write_temp(
-	    "[good:1b]\n"
-	    "size_mb = 100\n"
-	    "load_mb_per_s = 100\n"
-	    "prompt_tokens_per_s = 10\n"
-	    "gen_tokens_per_s = 10\n"
-	    "context_length = 2048\n"
-	    "[bad:1b]\n"
-	    "size_mb = lots\n"
-	    "colour = blue\n"
-	    "capabilities = completion, telepathy\n"
-	    "context_length = 10\n");
+	char *path = write_temp("[good:1b]\n"
+	                        "size_mb = 100\n"
+	                        "load_mb_per_s = 100\n"
+	                        "prompt_tokens_per_s = 10\n"
+	                        "gen_tokens_per_s = 10\n"
+	                        "context_length = 2048\n"
+	                        "[bad:1b]\n"
+	                        "size_mb = lots\n"
+	                        "colour = blue\n"
+	                        "capabilities = completion, telepathy\n"
+	                        "context_length = 10\n");
 	char want[256];
 
 	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:8: size_mb: \"lots\" is not a number",
 	    path);
 	cr_assert(strstr(err, want) != NULL, "%s", err);
-	snprintf(want, sizeof(want), "%s:9: [bad:1b]: unknown key \"colour\"",
-	    path);
+	snprintf(
+	    want, sizeof(want), "%s:9: [bad:1b]: unknown key \"colour\"", path);
 	cr_assert(strstr(err, want) != NULL, "%s", err);
-	snprintf(want, sizeof(want), "%s:10: capabilities: unknown capability \"telepathy\"",
-	    path);
+	snprintf(want, sizeof(want),
+	    "%s:10: capabilities: unknown capability \"telepathy\"", path);
 	cr_assert(strstr(err, want) != NULL, "%s", err);
-	snprintf(want, sizeof(want), "%s:11: context_length: 10 is out of range",
-	    path);
+	snprintf(want, sizeof(want),
+	    "%s:11: context_length: 10 is out of range", path);
 	cr_assert(strstr(err, want) != NULL, "%s", err);
-	snprintf(want, sizeof(want), "%s:7: [bad:1b]: size_mb is required", path);
+	snprintf(
+	    want, sizeof(want), "%s:7: [bad:1b]: size_mb is required", path);
 	cr_assert(strstr(err, want) != NULL, "%s", err);
-	cr_assert_null(strstr(err, "good:1b"), "the good model is fine: %s",
-	    err);
+	cr_assert_null(
+	    strstr(err, "good:1b"), "the good model is fine: %s", err);
 	emu_catalog_free(&cat);
 	unlink(path);
 }
@@ -95,11 +101,13 @@ Test(catalog, a_model_defined_twice_is_an_error)
 	struct emu_catalog cat;
 	char err[4096];
 	char *path = write_temp("[a:1]\nsize_mb = 1\n[b:1]\nsize_mb = 1\n"
-				"[a:1]\nsize_mb = 2\n");
+	                        "[a:1]\nsize_mb = 2\n");
 
 	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	cr_assert(strstr(err, ":5: [a:1]: model defined twice (first at line 1)") !=
-	    NULL, "%s", err);
+	cr_assert(
+	    strstr(err, ":5: [a:1]: model defined twice (first at line 1)") !=
+	        NULL,
+	    "%s", err);
 	emu_catalog_free(&cat);
 	unlink(path);
 }
@@ -110,8 +118,9 @@ Test(catalog, a_missing_file_and_a_syntax_error_are_reported)
 	char err[4096];
 	char *path;
 
-	cr_assert_eq(emu_catalog_load(&cat, "/nonexistent/emu.ini", err,
-			 sizeof(err)), -1);
+	cr_assert_eq(
+	    emu_catalog_load(&cat, "/nonexistent/emu.ini", err, sizeof(err)),
+	    -1);
 	cr_assert(strstr(err, "/nonexistent/emu.ini: cannot open") != NULL,
 	    "%s", err);
 	emu_catalog_free(&cat);

@@ -13,30 +13,53 @@
 #define MIN (60 * SEC)
 
 static struct emu_model models[] = {
-	{.name = "alpha:latest", .size_bytes = 1000 * MB,
-	    .kv_bytes_per_token = 0, .context_length = 8192,
-	    .load_mb_per_s = 500, .prompt_tokens_per_s = 100,
-	    .gen_tokens_per_s = 10, .capabilities = EMU_CAP_COMPLETION},
-	{.name = "beta:latest", .size_bytes = 1000 * MB,
-	    .kv_bytes_per_token = 0, .context_length = 8192,
-	    .load_mb_per_s = 500, .prompt_tokens_per_s = 100,
-	    .gen_tokens_per_s = 10, .capabilities = EMU_CAP_COMPLETION},
-	{.name = "gamma:latest", .size_bytes = 1000 * MB,
-	    .kv_bytes_per_token = 0, .context_length = 8192,
-	    .load_mb_per_s = 500, .prompt_tokens_per_s = 100,
-	    .gen_tokens_per_s = 10, .capabilities = EMU_CAP_COMPLETION},
-	{.name = "delta:latest", .size_bytes = 1000 * MB,
-	    .kv_bytes_per_token = 0, .context_length = 8192,
-	    .load_mb_per_s = 500, .prompt_tokens_per_s = 100,
-	    .gen_tokens_per_s = 10, .capabilities = EMU_CAP_COMPLETION},
-	{.name = "big:latest", .size_bytes = 3000 * MB,
-	    .kv_bytes_per_token = 64 * 1024, .context_length = 4096,
-	    .load_mb_per_s = 500, .prompt_tokens_per_s = 100,
-	    .gen_tokens_per_s = 10, .capabilities = EMU_CAP_COMPLETION},
-	{.name = "embed:latest", .size_bytes = 300 * MB,
-	    .kv_bytes_per_token = 1024, .context_length = 2048,
-	    .load_mb_per_s = 500, .prompt_tokens_per_s = 1000,
-	    .capabilities = EMU_CAP_EMBEDDING},
+    {.name = "alpha:latest",
+        .size_bytes = 1000 * MB,
+        .kv_bytes_per_token = 0,
+        .context_length = 8192,
+        .load_mb_per_s = 500,
+        .prompt_tokens_per_s = 100,
+        .gen_tokens_per_s = 10,
+        .capabilities = EMU_CAP_COMPLETION},
+    {.name = "beta:latest",
+        .size_bytes = 1000 * MB,
+        .kv_bytes_per_token = 0,
+        .context_length = 8192,
+        .load_mb_per_s = 500,
+        .prompt_tokens_per_s = 100,
+        .gen_tokens_per_s = 10,
+        .capabilities = EMU_CAP_COMPLETION},
+    {.name = "gamma:latest",
+        .size_bytes = 1000 * MB,
+        .kv_bytes_per_token = 0,
+        .context_length = 8192,
+        .load_mb_per_s = 500,
+        .prompt_tokens_per_s = 100,
+        .gen_tokens_per_s = 10,
+        .capabilities = EMU_CAP_COMPLETION},
+    {.name = "delta:latest",
+        .size_bytes = 1000 * MB,
+        .kv_bytes_per_token = 0,
+        .context_length = 8192,
+        .load_mb_per_s = 500,
+        .prompt_tokens_per_s = 100,
+        .gen_tokens_per_s = 10,
+        .capabilities = EMU_CAP_COMPLETION},
+    {.name = "big:latest",
+        .size_bytes = 3000 * MB,
+        .kv_bytes_per_token = 64 * 1024,
+        .context_length = 4096,
+        .load_mb_per_s = 500,
+        .prompt_tokens_per_s = 100,
+        .gen_tokens_per_s = 10,
+        .capabilities = EMU_CAP_COMPLETION},
+    {.name = "embed:latest",
+        .size_bytes = 300 * MB,
+        .kv_bytes_per_token = 1024,
+        .context_length = 2048,
+        .load_mb_per_s = 500,
+        .prompt_tokens_per_s = 1000,
+        .capabilities = EMU_CAP_EMBEDDING},
 };
 #define ALPHA (&models[0])
 #define BETA (&models[1])
@@ -55,11 +78,11 @@ static struct esched_config
 config(int parallel, uint64_t vram_mb)
 {
 	struct esched_config c = {
-		.parallel = parallel,
-		.max_loaded = 0,
-		.max_queue = 512,
-		.vram_bytes = vram_mb * MB,
-		.default_keep_alive_ns = 5 * MIN,
+	    .parallel = parallel,
+	    .max_loaded = 0,
+	    .max_queue = 512,
+	    .vram_bytes = vram_mb * MB,
+	    .default_keep_alive_ns = 5 * MIN,
 	};
 	return c;
 }
@@ -277,8 +300,9 @@ Test(sched, requests_for_a_loading_model_wait_for_the_load_then_share_it)
 	expect_log("load alpha:latest;");
 	cr_assert_eq(s.stats.loads, 1, "one load serves all three");
 	load_done(ALPHA);
-	expect_log("ready alpha:latest#1;ready alpha:latest#2;ready alpha:latest#3;"
-		   "start alpha:latest#1;start alpha:latest#2;");
+	expect_log(
+	    "ready alpha:latest#1;ready alpha:latest#2;ready alpha:latest#3;"
+	    "start alpha:latest#1;start alpha:latest#2;");
 	free(a);
 	free(b);
 	free(c);
@@ -294,7 +318,8 @@ Test(sched, the_pending_loop_loads_one_model_at_a_time)
 	expect_log("load alpha:latest;");
 	cr_assert_eq(b->state, ESR_PENDING);
 	load_done(ALPHA);
-	expect_log("ready alpha:latest#1;start alpha:latest#1;load beta:latest;");
+	expect_log(
+	    "ready alpha:latest#1;start alpha:latest#1;load beta:latest;");
 	free(a);
 	free(b);
 }
@@ -401,7 +426,8 @@ Test(sched, new_requests_still_attach_to_a_draining_runner_and_delay_its_unload)
 	free(q);
 }
 
-Test(sched, an_explicit_keep_alive_on_a_draining_runner_restores_it_and_blocks_the_queue)
+Test(sched,
+    an_explicit_keep_alive_on_a_draining_runner_restores_it_and_blocks_the_queue)
 {
 	struct esched_req *first, *late, *q;
 
@@ -439,7 +465,7 @@ Test(sched, the_pending_queue_is_bounded_and_rejects_with_503_past_it)
 	c.max_queue = 2;
 	start(c);
 	q[0] = submit(1, ALPHA); /* loading: the loop is busy with it */
-	q[1] = submit(2, BETA);	 /* pending */
+	q[1] = submit(2, BETA);  /* pending */
 	q[2] = submit(3, GAMMA); /* pending: the queue is now full */
 	q[3] = submit(4, DELTA);
 	while (esched_next_action(&s, &a))
@@ -465,7 +491,7 @@ Test(sched, requests_for_a_loaded_model_do_not_count_against_the_queue_bound)
 	start(c);
 	serve_one(1, ALPHA);
 	q[0] = submit(2, ALPHA);
-	q[1] = submit(3, BETA); /* current: needs an eviction */
+	q[1] = submit(3, BETA);  /* current: needs an eviction */
 	q[2] = submit(4, GAMMA); /* fills the queue */
 	clear();
 	q[3] = submit(5, ALPHA);
@@ -492,7 +518,8 @@ Test(sched, a_change_of_num_ctx_reloads_the_model)
 	free(q);
 }
 
-Test(sched, num_ctx_is_capped_to_the_trained_context_and_an_equal_cap_does_not_reload)
+Test(sched,
+    num_ctx_is_capped_to_the_trained_context_and_an_equal_cap_does_not_reload)
 {
 	struct esched_req *q;
 
@@ -580,8 +607,8 @@ Test(sched, memory_counts_the_kv_cache_for_num_ctx_times_parallel)
 	q = req(1, BIG);
 	q->num_ctx = 2048;
 	esched_submit(&s, q, now);
-	cr_assert_eq(runner(BIG)->size_bytes,
-	    3000 * MB + 64 * 1024ULL * 2048 * 2);
+	cr_assert_eq(
+	    runner(BIG)->size_bytes, 3000 * MB + 64 * 1024ULL * 2048 * 2);
 	free(q);
 }
 
@@ -675,7 +702,8 @@ Test(sched, a_negative_keep_alive_never_expires)
 	cr_assert_eq(esched_next_deadline(&s), -1);
 	now += 1000 * MIN;
 	esched_tick(&s, now);
-	expect_log("load alpha:latest;ready alpha:latest#1;start alpha:latest#1;");
+	expect_log(
+	    "load alpha:latest;ready alpha:latest#1;start alpha:latest#1;");
 	free(q);
 }
 
@@ -753,7 +781,8 @@ Test(sched, a_cancelled_pending_request_is_skipped_when_it_reaches_the_head)
 	esched_finish(&s, b, now);
 	clear();
 	load_done(ALPHA);
-	expect_log("ready alpha:latest#1;start alpha:latest#1;load gamma:latest;");
+	expect_log(
+	    "ready alpha:latest#1;start alpha:latest#1;load gamma:latest;");
 	cr_assert_eq(b->state, ESR_DONE);
 	free(a);
 	free(b);

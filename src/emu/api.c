@@ -12,11 +12,11 @@
 #include "emu.h"
 
 static const char *const kind_struct[] = {
-	[API_GENERATE] = "GenerateRequest",
-	[API_CHAT] = "ChatRequest",
-	[API_EMBED] = "EmbedRequest",
-	[API_EMBEDDINGS] = "EmbeddingRequest",
-	[API_SHOW] = "ShowRequest",
+    [API_GENERATE] = "GenerateRequest",
+    [API_CHAT] = "ChatRequest",
+    [API_EMBED] = "EmbedRequest",
+    [API_EMBEDDINGS] = "EmbeddingRequest",
+    [API_SHOW] = "ShowRequest",
 };
 
 static const char *
@@ -105,14 +105,25 @@ static const struct {
 	const char *name;
 	enum option_type type;
 } known_options[] = {
-	{"num_ctx", OPT_INT}, {"num_batch", OPT_INT}, {"num_gpu", OPT_INT},
-	{"main_gpu", OPT_INT}, {"use_mmap", OPT_BOOL}, {"num_thread", OPT_INT},
-	{"num_keep", OPT_INT}, {"seed", OPT_INT}, {"num_predict", OPT_INT},
-	{"top_k", OPT_INT}, {"top_p", OPT_FLOAT}, {"min_p", OPT_FLOAT},
-	{"typical_p", OPT_FLOAT}, {"repeat_last_n", OPT_INT},
-	{"temperature", OPT_FLOAT}, {"repeat_penalty", OPT_FLOAT},
-	{"presence_penalty", OPT_FLOAT}, {"frequency_penalty", OPT_FLOAT},
-	{"stop", OPT_STRINGS},
+    {"num_ctx", OPT_INT},
+    {"num_batch", OPT_INT},
+    {"num_gpu", OPT_INT},
+    {"main_gpu", OPT_INT},
+    {"use_mmap", OPT_BOOL},
+    {"num_thread", OPT_INT},
+    {"num_keep", OPT_INT},
+    {"seed", OPT_INT},
+    {"num_predict", OPT_INT},
+    {"top_k", OPT_INT},
+    {"top_p", OPT_FLOAT},
+    {"min_p", OPT_FLOAT},
+    {"typical_p", OPT_FLOAT},
+    {"repeat_last_n", OPT_INT},
+    {"temperature", OPT_FLOAT},
+    {"repeat_penalty", OPT_FLOAT},
+    {"presence_penalty", OPT_FLOAT},
+    {"frequency_penalty", OPT_FLOAT},
+    {"stop", OPT_STRINGS},
 };
 
 /* Options.FromMap: a wrong type is an error, an unknown name a warning. */
@@ -126,13 +137,15 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 	if (opts == NULL || json_is_null(opts))
 		return 0;
 	if (!json_is_object(opts))
-		return type_error(err, kind, "options",
-		    opts, "map[string]interface {}");
+		return type_error(
+		    err, kind, "options", opts, "map[string]interface {}");
 	json_object_foreach(opts, name, v) {
 		size_t i, n = sizeof(known_options) / sizeof(known_options[0]);
 		static const char *const words[] = {
-			[OPT_INT] = "integer", [OPT_FLOAT] = "float32",
-			[OPT_BOOL] = "boolean", [OPT_STRINGS] = "array",
+		    [OPT_INT] = "integer",
+		    [OPT_FLOAT] = "float32",
+		    [OPT_BOOL] = "boolean",
+		    [OPT_STRINGS] = "array",
 		};
 		int ok;
 
@@ -161,13 +174,13 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 
 				json_array_foreach(v, k, s)
 					if (!json_is_string(s)) {
-					err->status = 400;
-					snprintf(err->message,
-					    sizeof(err->message),
-					    "option \"%s\" must be of an array of strings",
-					    name);
-					return -1;
-				}
+						err->status = 400;
+						snprintf(err->message,
+						    sizeof(err->message),
+						    "option \"%s\" must be of an array of strings",
+						    name);
+						return -1;
+					}
 			}
 			break;
 		default:
@@ -199,8 +212,8 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 }
 
 static int
-count_images(json_t *parent, enum api_kind kind, const char *field,
-    int *tokens, struct api_error *err)
+count_images(json_t *parent, enum api_kind kind, const char *field, int *tokens,
+    struct api_error *err)
 {
 	json_t *imgs = json_object_get(parent, "images"), *img;
 	size_t i;
@@ -211,8 +224,8 @@ count_images(json_t *parent, enum api_kind kind, const char *field,
 		return type_error(err, kind, field, imgs, "[]api.ImageData");
 	json_array_foreach(imgs, i, img) {
 		if (!json_is_string(img))
-			return type_error(err, kind, field, img,
-			    "api.ImageData");
+			return type_error(
+			    err, kind, field, img, "api.ImageData");
 		/* A CLIP encoder turns an image into 576 tokens (llava). */
 		*tokens += 576;
 	}
@@ -241,12 +254,12 @@ parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 	ctx = json_object_get(root, "context");
 	if (ctx != NULL && !json_is_null(ctx)) {
 		if (!json_is_array(ctx))
-			return type_error(err, API_GENERATE, "context", ctx,
-			    "[]int");
+			return type_error(
+			    err, API_GENERATE, "context", ctx, "[]int");
 		json_array_foreach(ctx, i, v)
 			if (!json_is_integer(v))
-				return type_error(err, API_GENERATE, "context",
-				    v, "int");
+				return type_error(
+				    err, API_GENERATE, "context", v, "int");
 		tokens += (int)json_array_size(ctx);
 	}
 	if (req->prompt == NULL)
@@ -261,11 +274,11 @@ parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 	if (!req->raw)
 		tokens += 8;
 	req->prompt_tokens = tokens;
-	req->text_seed = text_hash(req->text_seed, req->prompt,
-	    strlen(req->prompt));
+	req->text_seed =
+	    text_hash(req->text_seed, req->prompt, strlen(req->prompt));
 	if (req->system)
-		req->text_seed = text_hash(req->text_seed, req->system,
-		    strlen(req->system));
+		req->text_seed =
+		    text_hash(req->text_seed, req->system, strlen(req->system));
 	return 0;
 }
 
@@ -277,8 +290,8 @@ parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 	int tokens = 0;
 
 	if (msgs != NULL && !json_is_null(msgs) && !json_is_array(msgs))
-		return type_error(err, API_CHAT, "messages", msgs,
-		    "[]api.Message");
+		return type_error(
+		    err, API_CHAT, "messages", msgs, "[]api.Message");
 	tools = json_object_get(root, "tools");
 	if (tools != NULL && !json_is_null(tools) && !json_is_array(tools))
 		return type_error(err, API_CHAT, "tools", tools, "api.Tools");
@@ -286,24 +299,24 @@ parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 		const char *role = NULL, *content = NULL;
 
 		if (!json_is_object(m))
-			return type_error(err, API_CHAT, "messages", m,
-			    "api.Message");
-		if (get_string_at(m, API_CHAT, "role", "messages.role", &role,
-			err) ||
+			return type_error(
+			    err, API_CHAT, "messages", m, "api.Message");
+		if (get_string_at(
+		        m, API_CHAT, "role", "messages.role", &role, err) ||
 		    get_string_at(m, API_CHAT, "content", "messages.content",
-			&content, err) ||
+		        &content, err) ||
 		    count_images(m, API_CHAT, "messages.images", &tokens, err))
 			return -1;
 		/* Each message costs its role markers: about four tokens. */
 		tokens += 4;
 		if (content) {
 			tokens += text_token_count(content, strlen(content));
-			req->text_seed = text_hash(req->text_seed, content,
-			    strlen(content));
+			req->text_seed =
+			    text_hash(req->text_seed, content, strlen(content));
 		}
 		if (role)
-			req->text_seed = text_hash(req->text_seed, role,
-			    strlen(role));
+			req->text_seed =
+			    text_hash(req->text_seed, role, strlen(role));
 	}
 	if (tools != NULL && json_is_array(tools))
 		tokens += 64 * (int)json_array_size(tools);
@@ -323,15 +336,15 @@ parse_embed(json_t *root, struct api_request *req, struct api_error *err)
 		req->ninputs = 0;
 	} else if (json_is_string(in)) {
 		req->ninputs = json_string_length(in) > 0;
-		tokens = text_token_count(json_string_value(in),
-		    json_string_length(in));
+		tokens = text_token_count(
+		    json_string_value(in), json_string_length(in));
 	} else if (json_is_array(in)) {
 		json_array_foreach(in, i, v) {
 			if (!json_is_string(v))
-				return fail(err, 400, "invalid input type%s",
-				    "");
-			tokens += text_token_count(json_string_value(v),
-			    json_string_length(v));
+				return fail(
+				    err, 400, "invalid input type%s", "");
+			tokens += text_token_count(
+			    json_string_value(v), json_string_length(v));
 		}
 		req->ninputs = json_array_size(in);
 	} else {
@@ -410,14 +423,14 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 		json_t *ka = json_object_get(root, "keep_alive");
 
 		if (emu_keep_alive_from_json(ka, &req->has_keep_alive,
-			&req->keep_alive_ns, msg, sizeof(msg)) != 0) {
+		        &req->keep_alive_ns, msg, sizeof(msg)) != 0) {
 			fail(err, 400, "%s", msg);
 			goto bad;
 		}
 	}
 	req->text_seed = text_hash(0, req->model, strlen(req->model));
-	req->text_seed = text_hash(req->text_seed, &req->seed,
-	    sizeof(req->seed));
+	req->text_seed =
+	    text_hash(req->text_seed, &req->seed, sizeof(req->seed));
 	switch (kind) {
 	case API_GENERATE:
 		if (parse_generate(root, req, err))
@@ -438,8 +451,8 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 			req->prompt = "";
 		req->ninputs = req->prompt[0] != '\0';
 		req->empty = !req->ninputs;
-		req->prompt_tokens = text_token_count(req->prompt,
-		    strlen(req->prompt));
+		req->prompt_tokens =
+		    text_token_count(req->prompt, strlen(req->prompt));
 		break;
 	case API_SHOW:
 		break;

@@ -24,12 +24,12 @@ static const struct {
 	const char *word;
 	unsigned bit;
 } capability_words[] = {
-	{"completion", EMU_CAP_COMPLETION},
-	{"embedding", EMU_CAP_EMBEDDING},
-	{"vision", EMU_CAP_VISION},
-	{"tools", EMU_CAP_TOOLS},
-	{"thinking", EMU_CAP_THINKING},
-	{"insert", EMU_CAP_INSERT},
+    {"completion", EMU_CAP_COMPLETION},
+    {"embedding", EMU_CAP_EMBEDDING},
+    {"vision", EMU_CAP_VISION},
+    {"tools", EMU_CAP_TOOLS},
+    {"thinking", EMU_CAP_THINKING},
+    {"insert", EMU_CAP_INSERT},
 };
 
 static struct emu_model *
@@ -49,7 +49,8 @@ catalog_section(struct catalog_parse *p, const char *section, int line)
 			    section, p->section_line[i]);
 			return NULL;
 		}
-	if (strlen(section) >= sizeof(m->name) || strchr(section, ':') == NULL) {
+	if (strlen(section) >= sizeof(m->name) ||
+	    strchr(section, ':') == NULL) {
 		diag_add(&p->diag, p->path, line,
 		    "[%s]: a model section is named name:tag, at most %zu characters",
 		    section, sizeof(m->name) - 1);
@@ -58,8 +59,8 @@ catalog_section(struct catalog_parse *p, const char *section, int line)
 	if (cat->count == cat->cap) {
 		cat->cap = cat->cap ? cat->cap * 2 : 16;
 		cat->models = realloc(cat->models, cat->cap * sizeof(*m));
-		p->section_line = realloc(p->section_line,
-		    cat->cap * sizeof(int));
+		p->section_line =
+		    realloc(p->section_line, cat->cap * sizeof(int));
 		if (cat->models == NULL || p->section_line == NULL)
 			abort();
 	}
@@ -74,15 +75,15 @@ catalog_section(struct catalog_parse *p, const char *section, int line)
 	h = text_hash(0, section, strlen(section));
 	for (int i = 0; i < 4; i++) {
 		h = text_hash(h, &i, sizeof(i));
-		snprintf(m->digest + i * 16, 17, "%016llx",
-		    (unsigned long long)h);
+		snprintf(
+		    m->digest + i * 16, 17, "%016llx", (unsigned long long)h);
 	}
 	return m;
 }
 
 static void
-catalog_key(void *user, const char *section, const char *key,
-    const char *value, int line, int section_line)
+catalog_key(void *user, const char *section, const char *key, const char *value,
+    int line, int section_line)
 {
 	struct catalog_parse *p = user;
 	struct emu_model *m;
@@ -112,20 +113,20 @@ catalog_key(void *user, const char *section, const char *key,
 	TEXT(quantization)
 #undef TEXT
 	if (strcmp(key, "size_mb") == 0) {
-		if (ini_get_double(value, 1, 1e6, &d, &p->diag, p->path, line,
-			key) == 0)
+		if (ini_get_double(
+		        value, 1, 1e6, &d, &p->diag, p->path, line, key) == 0)
 			m->size_bytes = (uint64_t)(d * MB);
 	} else if (strcmp(key, "kv_kb_per_token") == 0) {
-		if (ini_get_double(value, 0, 1e5, &d, &p->diag, p->path, line,
-			key) == 0)
+		if (ini_get_double(
+		        value, 0, 1e5, &d, &p->diag, p->path, line, key) == 0)
 			m->kv_bytes_per_token = (uint64_t)(d * 1024);
 	} else if (strcmp(key, "context_length") == 0) {
 		if (ini_get_int(value, 256, 1 << 24, &n, &p->diag, p->path,
-			line, key) == 0)
+		        line, key) == 0)
 			m->context_length = (int)n;
 	} else if (strcmp(key, "embedding_length") == 0) {
-		if (ini_get_int(value, 1, 65536, &n, &p->diag, p->path, line,
-			key) == 0)
+		if (ini_get_int(
+		        value, 1, 65536, &n, &p->diag, p->path, line, key) == 0)
 			m->embedding_length = (int)n;
 	} else if (strcmp(key, "load_mb_per_s") == 0) {
 		ini_get_double(value, 1, 1e6, &m->load_mb_per_s, &p->diag,
@@ -134,11 +135,11 @@ catalog_key(void *user, const char *section, const char *key,
 		ini_get_double(value, 0.01, 1e7, &m->prompt_tokens_per_s,
 		    &p->diag, p->path, line, key);
 	} else if (strcmp(key, "gen_tokens_per_s") == 0) {
-		ini_get_double(value, 0.01, 1e7, &m->gen_tokens_per_s,
-		    &p->diag, p->path, line, key);
+		ini_get_double(value, 0.01, 1e7, &m->gen_tokens_per_s, &p->diag,
+		    p->path, line, key);
 	} else if (strcmp(key, "typical_output_tokens") == 0) {
 		if (ini_get_int(value, 1, 100000, &n, &p->diag, p->path, line,
-			key) == 0)
+		        key) == 0)
 			m->typical_output_tokens = (int)n;
 	} else if (strcmp(key, "capabilities") == 0) {
 		char buf[256], *word, *save = NULL;
@@ -147,7 +148,8 @@ catalog_key(void *user, const char *section, const char *key,
 		m->capabilities = 0;
 		for (word = strtok_r(buf, " ,", &save); word != NULL;
 		     word = strtok_r(NULL, " ,", &save)) {
-			size_t i, nwords = sizeof(capability_words) /
+			size_t i,
+			    nwords = sizeof(capability_words) /
 			    sizeof(capability_words[0]);
 
 			for (i = 0; i < nwords; i++)
@@ -167,8 +169,8 @@ catalog_key(void *user, const char *section, const char *key,
 }
 
 int
-emu_catalog_load(struct emu_catalog *cat, const char *path, char *errbuf,
-    size_t errlen)
+emu_catalog_load(
+    struct emu_catalog *cat, const char *path, char *errbuf, size_t errlen)
 {
 	struct catalog_parse p = {.cat = cat, .path = path};
 	int bad;
@@ -181,10 +183,10 @@ emu_catalog_load(struct emu_catalog *cat, const char *path, char *errbuf,
 			const char *key;
 			int missing;
 		} required[] = {
-			{"size_mb", m->size_bytes == 0},
-			{"load_mb_per_s", m->load_mb_per_s <= 0},
-			{"prompt_tokens_per_s", m->prompt_tokens_per_s <= 0},
-			{"context_length", m->context_length == 0},
+		    {"size_mb", m->size_bytes == 0},
+		    {"load_mb_per_s", m->load_mb_per_s <= 0},
+		    {"prompt_tokens_per_s", m->prompt_tokens_per_s <= 0},
+		    {"context_length", m->context_length == 0},
 		};
 
 		for (size_t k = 0; k < sizeof(required) / sizeof(required[0]);

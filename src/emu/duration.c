@@ -14,14 +14,14 @@ static const struct {
 	const char *name;
 	double ns;
 } duration_units[] = {
-	{"ns", 1},
-	{"us", 1e3},
-	{"\xc2\xb5s", 1e3}, /* U+00B5 micro sign */
-	{"\xce\xbcs", 1e3}, /* U+03BC Greek mu */
-	{"ms", 1e6},
-	{"s", 1e9},
-	{"m", 60e9},
-	{"h", 3600e9},
+    {"ns", 1},
+    {"us", 1e3},
+    {"\xc2\xb5s", 1e3}, /* U+00B5 micro sign */
+    {"\xce\xbcs", 1e3}, /* U+03BC Greek mu */
+    {"ms", 1e6},
+    {"s", 1e9},
+    {"m", 60e9},
+    {"h", 3600e9},
 };
 
 int
@@ -66,7 +66,8 @@ emu_duration_parse(const char *orig, int64_t *out_ns, char *err, size_t errlen)
 			    "time: missing unit in duration \"%s\"", orig);
 			return -1;
 		}
-		for (i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]);
+		for (i = 0;
+		     i < sizeof(duration_units) / sizeof(duration_units[0]);
 		     i++)
 			if (strlen(duration_units[i].name) == ulen &&
 			    memcmp(duration_units[i].name, s, ulen) == 0)
@@ -90,8 +91,8 @@ invalid:
 }
 
 int
-emu_keep_alive_from_json(const json_t *v, int *present, int64_t *out_ns,
-    char *err, size_t errlen)
+emu_keep_alive_from_json(
+    const json_t *v, int *present, int64_t *out_ns, char *err, size_t errlen)
 {
 	*present = 0;
 	if (v == NULL || json_is_null(v))
@@ -108,15 +109,15 @@ emu_keep_alive_from_json(const json_t *v, int *present, int64_t *out_ns,
 		return 0;
 	}
 	if (json_is_string(v)) {
-		if (emu_duration_parse(json_string_value(v), out_ns, err,
-			errlen) != 0)
+		if (emu_duration_parse(
+		        json_string_value(v), out_ns, err, errlen) != 0)
 			return -1;
 		*present = 1;
 		return 0;
 	}
 	snprintf(err, errlen, "Unsupported type: '%s'",
-	    json_is_boolean(v) ? "bool" :
-	    json_is_array(v)   ? "[]interface {}" :
-				 "map[string]interface {}");
+	    json_is_boolean(v)     ? "bool"
+	        : json_is_array(v) ? "[]interface {}"
+	                           : "map[string]interface {}");
 	return -1;
 }

@@ -33,20 +33,20 @@ enum emu_capability {
 };
 
 struct emu_model {
-	char name[96];		   /* "tinyllama:latest" */
-	char family[32];	   /* "llama" */
-	char parameter_size[16];   /* "1.1B" */
-	char quantization[16];	   /* "Q4_0" */
-	uint64_t size_bytes;	   /* weights, as /api/tags reports */
+	char name[96];               /* "tinyllama:latest" */
+	char family[32];             /* "llama" */
+	char parameter_size[16];     /* "1.1B" */
+	char quantization[16];       /* "Q4_0" */
+	uint64_t size_bytes;         /* weights, as /api/tags reports */
 	uint64_t kv_bytes_per_token; /* KV cache per token of context */
-	int context_length;	   /* trained context; num_ctx is capped to it */
-	int embedding_length;	   /* width of an embedding vector */
-	double load_mb_per_s;	   /* weights read into VRAM */
+	int context_length;   /* trained context; num_ctx is capped to it */
+	int embedding_length; /* width of an embedding vector */
+	double load_mb_per_s; /* weights read into VRAM */
 	double prompt_tokens_per_s; /* prompt evaluation, one request alone */
-	double gen_tokens_per_s;   /* generation, one request alone */
-	int typical_output_tokens; /* mean answer length when unbounded */
-	unsigned capabilities;	   /* enum emu_capability bits */
-	char digest[65];	   /* derived from the name: stable, fake */
+	double gen_tokens_per_s;    /* generation, one request alone */
+	int typical_output_tokens;  /* mean answer length when unbounded */
+	unsigned capabilities;      /* enum emu_capability bits */
+	char digest[65];            /* derived from the name: stable, fake */
 };
 
 struct emu_catalog {
@@ -61,15 +61,15 @@ struct emu_catalog {
  * when the file is valid, -1 otherwise. The caller frees with
  * emu_catalog_free() in both cases.
  */
-int emu_catalog_load(struct emu_catalog *cat, const char *path, char *errbuf,
-    size_t errlen);
+int emu_catalog_load(
+    struct emu_catalog *cat, const char *path, char *errbuf, size_t errlen);
 void emu_catalog_free(struct emu_catalog *cat);
 /*
  * Finds a model by the name a client sends: "tinyllama" means
  * "tinyllama:latest", as in Ollama. Returns NULL when unknown.
  */
-const struct emu_model *emu_catalog_find(const struct emu_catalog *cat,
-    const char *name);
+const struct emu_model *emu_catalog_find(
+    const struct emu_catalog *cat, const char *name);
 
 /* ------------------------------------------------------------------ */
 /* duration.c: keep_alive in all its forms                            */
@@ -80,14 +80,14 @@ const struct emu_model *emu_catalog_find(const struct emu_catalog *cat,
  * Negative values become EMU_FOREVER. Returns 0, or -1 with Go's error
  * message in err ("time: missing unit in duration \"300\"").
  */
-int emu_duration_parse(const char *s, int64_t *out_ns, char *err,
-    size_t errlen);
+int emu_duration_parse(
+    const char *s, int64_t *out_ns, char *err, size_t errlen);
 /*
  * Reads a JSON keep_alive: number of seconds, Go duration string, null.
  * Sets *present to 0 for null or absent. Returns 0, or -1 with a message.
  */
-int emu_keep_alive_from_json(const json_t *v, int *present, int64_t *out_ns,
-    char *err, size_t errlen);
+int emu_keep_alive_from_json(
+    const json_t *v, int *present, int64_t *out_ns, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* sched.c: Ollama's scheduler as a pure state machine                */
@@ -107,19 +107,19 @@ enum esched_req_state {
 struct esched_req {
 	uint64_t id;
 	const struct emu_model *model;
-	int num_ctx;	   /* as requested, after Ollama's defaults */
+	int num_ctx; /* as requested, after Ollama's defaults */
 	int has_keep_alive;
 	int64_t keep_alive_ns;
-	int needs_slot;	   /* 0: a load request, answered once attached */
+	int needs_slot; /* 0: a load request, answered once attached */
 	int canceled;
-	int in_waiters;	   /* on its runner's waiters list */
+	int in_waiters; /* on its runner's waiters list */
 	enum esched_req_state state;
 	struct esched_runner *runner;
 	int64_t arrived_ns;
-	int64_t ready_ns;  /* attached to a loaded runner */
+	int64_t ready_ns; /* attached to a loaded runner */
 	int64_t started_ns;
 	int waited_for_load; /* attached while its runner was loading */
-	void *owner;	   /* the I/O layer's object */
+	void *owner;         /* the I/O layer's object */
 	TAILQ_ENTRY(esched_req) link;
 };
 TAILQ_HEAD(esched_req_list, esched_req);
@@ -133,21 +133,21 @@ enum esched_runner_state {
 struct esched_runner {
 	const struct emu_model *model;
 	enum esched_runner_state state;
-	int num_ctx;		/* effective, after capping to the model */
-	int parallel;		/* slots of this runner */
-	uint64_t size_bytes;	/* weights + KV cache */
-	uint64_t vram_bytes;	/* the part on the GPU */
-	int refcount;		/* attached requests, waiting or running */
-	int active;		/* requests holding a slot */
+	int num_ctx;         /* effective, after capping to the model */
+	int parallel;        /* slots of this runner */
+	uint64_t size_bytes; /* weights + KV cache */
+	uint64_t vram_bytes; /* the part on the GPU */
+	int refcount;        /* attached requests, waiting or running */
+	int active;          /* requests holding a slot */
 	struct esched_req_list waiters;
 	struct esched_req_list running;
-	int64_t session_ns;	/* keep-alive; EMU_FOREVER never expires */
+	int64_t session_ns; /* keep-alive; EMU_FOREVER never expires */
 	int timer_armed;
-	int64_t expires_at_ns;	/* when the idle timer fires, or 0 */
+	int64_t expires_at_ns;   /* when the idle timer fires, or 0 */
 	int64_t shown_expiry_ns; /* /api/ps expires_at, 0 = never set */
 	int64_t load_started_ns;
-	int64_t load_ns;	/* nominal time this load takes */
-	uint64_t generation;	/* distinguishes reloads of one model */
+	int64_t load_ns;     /* nominal time this load takes */
+	uint64_t generation; /* distinguishes reloads of one model */
 	void *owner;
 	TAILQ_ENTRY(esched_runner) link;
 };
@@ -170,10 +170,10 @@ struct esched_action {
 };
 
 struct esched_config {
-	int parallel;		 /* OLLAMA_NUM_PARALLEL */
-	int max_loaded;		 /* OLLAMA_MAX_LOADED_MODELS, 0 = 3 */
-	int max_queue;		 /* OLLAMA_MAX_QUEUE */
-	uint64_t vram_bytes;	 /* the GPU's memory */
+	int parallel;                  /* OLLAMA_NUM_PARALLEL */
+	int max_loaded;                /* OLLAMA_MAX_LOADED_MODELS, 0 = 3 */
+	int max_queue;                 /* OLLAMA_MAX_QUEUE */
+	uint64_t vram_bytes;           /* the GPU's memory */
 	int64_t default_keep_alive_ns; /* OLLAMA_KEEP_ALIVE */
 	double load_mb_per_s_override; /* 0 = the catalog's rate */
 };
@@ -214,13 +214,12 @@ void esched_destroy(struct esched *s);
 /* Events. Each may queue actions; drain them with esched_next_action. */
 void esched_submit(struct esched *s, struct esched_req *q, int64_t now);
 void esched_load_done(struct esched *s, struct esched_runner *r, int64_t now);
-void esched_unload_done(struct esched *s, struct esched_runner *r,
-    int64_t now);
+void esched_unload_done(struct esched *s, struct esched_runner *r, int64_t now);
 /* The request's reply is complete, or its client went away. */
 void esched_finish(struct esched *s, struct esched_req *q, int64_t now);
 /* An empty prompt with keep_alive 0: unload once idle. */
-void esched_expire_model(struct esched *s, const struct emu_model *m,
-    int64_t now);
+void esched_expire_model(
+    struct esched *s, const struct emu_model *m, int64_t now);
 /* Fires idle timers that are due. */
 void esched_tick(struct esched *s, int64_t now);
 /* The earliest idle timer, or -1 when none is armed. */
@@ -230,12 +229,12 @@ int64_t esched_next_deadline(const struct esched *s);
 int esched_next_action(struct esched *s, struct esched_action *out);
 
 /* Memory a runner of m needs for num_ctx and this many slots. */
-uint64_t esched_runner_bytes(const struct emu_model *m, int num_ctx,
-    int parallel);
+uint64_t esched_runner_bytes(
+    const struct emu_model *m, int num_ctx, int parallel);
 /* num_ctx after Ollama's floor and the model's trained context. */
 int esched_effective_ctx(const struct emu_model *m, int num_ctx);
-struct esched_runner *esched_find_runner(const struct esched *s,
-    const struct emu_model *m);
+struct esched_runner *esched_find_runner(
+    const struct esched *s, const struct emu_model *m);
 size_t esched_loaded_count(const struct esched *s);
 uint64_t esched_vram_used(const struct esched *s);
 
@@ -252,10 +251,10 @@ double work_rate(int k, double share, double offload_slowdown);
 double work_offload_slowdown(uint64_t size_bytes, uint64_t vram_bytes);
 
 struct work {
-	double prompt_work;  /* seconds of solo time for the prompt */
-	double token_work;   /* seconds of solo time per output token */
+	double prompt_work; /* seconds of solo time for the prompt */
+	double token_work;  /* seconds of solo time per output token */
 	int tokens_total;
-	double done;	     /* seconds of solo time completed */
+	double done; /* seconds of solo time completed */
 	int64_t last_ns;
 	int64_t start_ns;
 	int64_t prompt_done_ns; /* -1 until the prompt is evaluated */
@@ -297,21 +296,21 @@ enum api_kind {
 
 struct api_request {
 	enum api_kind kind;
-	json_t *root;		/* owns every string below */
+	json_t *root; /* owns every string below */
 	const char *model;
-	const char *prompt;	/* generate; embeddings */
+	const char *prompt; /* generate; embeddings */
 	const char *system;
 	int stream;
 	int raw;
 	int has_keep_alive;
 	int64_t keep_alive_ns;
-	int num_ctx;		/* 0 = the server's default */
-	int num_predict;	/* -1 = until the answer ends */
+	int num_ctx;     /* 0 = the server's default */
+	int num_predict; /* -1 = until the answer ends */
 	int64_t seed;
-	int prompt_tokens;	/* counted over everything the model reads */
-	uint64_t text_seed;	/* seeds the answer: model, prompt, seed */
-	int empty;		/* empty prompt / no messages: load/unload */
-	size_t ninputs;		/* embed */
+	int prompt_tokens;  /* counted over everything the model reads */
+	uint64_t text_seed; /* seeds the answer: model, prompt, seed */
+	int empty;          /* empty prompt / no messages: load/unload */
+	size_t ninputs;     /* embed */
 	const char *options_warning; /* an unknown option, logged */
 };
 

@@ -188,8 +188,8 @@ grant_slots(struct esched *s, struct esched_runner *r, int64_t now)
 
 	if (r->state != RUNNER_READY)
 		return;
-	while (r->active < r->parallel &&
-	    (q = TAILQ_FIRST(&r->waiters)) != NULL) {
+	while (
+	    r->active < r->parallel && (q = TAILQ_FIRST(&r->waiters)) != NULL) {
 		TAILQ_REMOVE(&r->waiters, q, link);
 		q->in_waiters = 0;
 		TAILQ_INSERT_TAIL(&r->running, q, link);
@@ -247,18 +247,18 @@ start_load(struct esched *s, struct esched_req *q, int64_t now)
 	free_vram = s->cfg.vram_bytes > used ? s->cfg.vram_bytes - used : 0;
 	/* Only the first model may spill into system memory. */
 	r->vram_bytes = r->size_bytes < free_vram ? r->size_bytes : free_vram;
-	r->session_ns = q->has_keep_alive ? q->keep_alive_ns :
-	    s->cfg.default_keep_alive_ns;
+	r->session_ns =
+	    q->has_keep_alive ? q->keep_alive_ns : s->cfg.default_keep_alive_ns;
 	TAILQ_INIT(&r->waiters);
 	TAILQ_INIT(&r->running);
 	r->generation = ++s->next_generation;
 	r->load_started_ns = now;
-	rate = s->cfg.load_mb_per_s_override > 0 ?
-	    s->cfg.load_mb_per_s_override : q->model->load_mb_per_s;
+	rate = s->cfg.load_mb_per_s_override > 0 ? s->cfg.load_mb_per_s_override
+	                                         : q->model->load_mb_per_s;
 	if (rate <= 0)
 		rate = 500;
-	r->load_ns = (int64_t)((double)q->model->size_bytes / MB / rate *
-	    NS_PER_SEC);
+	r->load_ns =
+	    (int64_t)((double)q->model->size_bytes / MB / rate * NS_PER_SEC);
 	TAILQ_INSERT_TAIL(&s->runners, r, link);
 	s->stats.loads++;
 	push_action(s, ESA_LOAD, r, NULL, 0, NULL);
@@ -277,13 +277,14 @@ runner_to_unload(const struct esched *s)
 			continue;
 		if (best == NULL || r->session_ns < best->session_ns ||
 		    (r->session_ns == best->session_ns &&
-			strcmp(r->model->name, best->model->name) < 0))
+		        strcmp(r->model->name, best->model->name) < 0))
 			best = r;
 		if (r->refcount == 0 &&
-		    (best_idle == NULL || r->session_ns < best_idle->session_ns ||
-			(r->session_ns == best_idle->session_ns &&
-			    strcmp(r->model->name, best_idle->model->name) <
-				0)))
+		    (best_idle == NULL ||
+		        r->session_ns < best_idle->session_ns ||
+		        (r->session_ns == best_idle->session_ns &&
+		            strcmp(r->model->name, best_idle->model->name) <
+		                0)))
 			best_idle = r;
 	}
 	return best_idle ? best_idle : best;
@@ -314,11 +315,11 @@ static int
 fits(const struct esched *s, const struct esched_req *q)
 {
 	int ctx = esched_effective_ctx(q->model, q->num_ctx);
-	uint64_t need = esched_runner_bytes(q->model, ctx,
-	    runner_parallel(s, q->model));
+	uint64_t need =
+	    esched_runner_bytes(q->model, ctx, runner_parallel(s, q->model));
 	uint64_t used = esched_vram_used(s);
-	uint64_t free_vram = s->cfg.vram_bytes > used ?
-	    s->cfg.vram_bytes - used : 0;
+	uint64_t free_vram =
+	    s->cfg.vram_bytes > used ? s->cfg.vram_bytes - used : 0;
 
 	return need <= free_vram / 100 * 80;
 }
@@ -359,7 +360,8 @@ process_pending(struct esched *s, int64_t now)
 			}
 			victim = r;
 			s->stats.reloads++;
-		} else if (esched_loaded_count(s) >= (size_t)s->cfg.max_loaded) {
+		} else if (esched_loaded_count(s) >=
+		    (size_t)s->cfg.max_loaded) {
 			victim = runner_to_unload(s);
 			s->stats.evictions++;
 		} else if (fits(s, q) ||

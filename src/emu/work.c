@@ -43,8 +43,7 @@ work_init(struct work *w, const struct emu_model *m, int prompt_tokens,
 {
 	memset(w, 0, sizeof(*w));
 	w->prompt_work = prompt_tokens / m->prompt_tokens_per_s;
-	w->token_work = m->gen_tokens_per_s > 0 ? 1.0 / m->gen_tokens_per_s :
-						  0;
+	w->token_work = m->gen_tokens_per_s > 0 ? 1.0 / m->gen_tokens_per_s : 0;
 	w->tokens_total = output_tokens;
 	w->last_ns = now;
 	w->start_ns = now;
@@ -98,7 +97,8 @@ work_time_of_tokens(const struct work *w, int tokens, double rate)
 int64_t
 work_finish_time(const struct work *w, double rate)
 {
-	double over = w->done - (w->prompt_work + w->tokens_total * w->token_work);
+	double over =
+	    w->done - (w->prompt_work + w->tokens_total * w->token_work);
 
 	if (over <= 0 || rate <= 0)
 		return w->last_ns;
@@ -145,8 +145,8 @@ text_token_count(const char *s, size_t len)
 	int in_word = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		int space = s[i] == ' ' || s[i] == '\n' || s[i] == '\t' ||
-		    s[i] == '\r';
+		int space =
+		    s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r';
 
 		if (!space && !in_word)
 			words++;
@@ -159,25 +159,103 @@ int
 text_answer_tokens(const struct emu_model *m, uint64_t h)
 {
 	/* Uniform in [typical/2, 3*typical/2]: mean is the typical length. */
-	int typical = m->typical_output_tokens > 0 ? m->typical_output_tokens :
-						     200;
+	int typical =
+	    m->typical_output_tokens > 0 ? m->typical_output_tokens : 200;
 	uint64_t x = splitmix(h ^ 0x5bd1e995ULL);
 
 	return typical / 2 + (int)(x % (uint64_t)(typical + 1));
 }
 
 static const char *const vocabulary[] = {
-    "the", "model", "agent", "request", "queue", "token", "memory", "cache",
-    "system", "process", "result", "value", "function", "return", "error",
-    "check", "data", "state", "event", "loop", "worker", "broker", "slot",
-    "load", "plan", "step", "first", "then", "because", "which", "should",
-    "will", "can", "this", "that", "with", "for", "and", "each", "every",
-    "time", "input", "output", "file", "line", "code", "test", "build",
-    "design", "problem", "answer", "reason", "fast", "small", "simple",
-    "order", "batch", "latency", "throughput", "context", "prompt", "server",
-    "client", "stream", "report", "metric", "limit", "budget", "task",
-    "goal", "note", "review", "change", "update", "we", "it", "is", "are",
-    "be", "to", "of", "in", "on", "a", "an", "as", "by", "not", "so",
+    "the",
+    "model",
+    "agent",
+    "request",
+    "queue",
+    "token",
+    "memory",
+    "cache",
+    "system",
+    "process",
+    "result",
+    "value",
+    "function",
+    "return",
+    "error",
+    "check",
+    "data",
+    "state",
+    "event",
+    "loop",
+    "worker",
+    "broker",
+    "slot",
+    "load",
+    "plan",
+    "step",
+    "first",
+    "then",
+    "because",
+    "which",
+    "should",
+    "will",
+    "can",
+    "this",
+    "that",
+    "with",
+    "for",
+    "and",
+    "each",
+    "every",
+    "time",
+    "input",
+    "output",
+    "file",
+    "line",
+    "code",
+    "test",
+    "build",
+    "design",
+    "problem",
+    "answer",
+    "reason",
+    "fast",
+    "small",
+    "simple",
+    "order",
+    "batch",
+    "latency",
+    "throughput",
+    "context",
+    "prompt",
+    "server",
+    "client",
+    "stream",
+    "report",
+    "metric",
+    "limit",
+    "budget",
+    "task",
+    "goal",
+    "note",
+    "review",
+    "change",
+    "update",
+    "we",
+    "it",
+    "is",
+    "are",
+    "be",
+    "to",
+    "of",
+    "in",
+    "on",
+    "a",
+    "an",
+    "as",
+    "by",
+    "not",
+    "so",
 };
 
 size_t

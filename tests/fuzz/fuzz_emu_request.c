@@ -21,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (api_request_parse((enum api_kind)(data[0] % 5),
-		(const char *)data + 1, size - 1, &req, &err) == 0) {
+	        (const char *)data + 1, size - 1, &req, &err) == 0) {
 		for (size_t i = 0; i < req.ninputs; i++)
 			(void)api_embed_input(&req, i);
 		api_request_free(&req);
