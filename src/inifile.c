@@ -47,46 +47,77 @@ diag_free(struct diag *d)
 
 struct inifile_state {
 	FILE *fp;
+	const char *path;
+	struct diag *diag;
 	int line;
 	int section_line;
-	const char *path;
+	int continued;
 	inifile_key_fn fn;
 	void *user;
 };
 
-/* inih asks for one line per call, so counting calls gives line numbers. */
+/*
+ * inih asks for one line per call, so counting calls gives line numbers.
+ * A line longer than inih's buffer would reach it in pieces and be misread:
+ * it is reported and handed over as an empty line instead.
+ */
 static char *
 inifile_reader(char *buf, int size, void *stream)
 {
 	struct inifile_state *st = stream;
 	char *got = fgets(buf, size, st->fp);
+	size_t len;
+	const char *p;
 
-	if (got != NULL) {
-		const char *p = got;
+	if (got == NULL)
+		return NULL;
+	st->line++;
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] != '\n' && !feof(st->fp)) {
+		int c;
 
-		st->line++;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '[')
-			st->section_line = st->line;
+		while ((c = fgetc(st->fp)) != EOF && c != '\n')
+			;
+		diag_add(st->diag, st->path, st->line,
+		    "line longer than %d characters: continue a long value on "
+		    "indented lines",
+		    size - 2);
+		buf[0] = '\n';
+		buf[1] = '\0';
+		return buf;
 	}
+	p = buf;
+	st->continued = *p == ' ' || *p == '\t';
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '[')
+		st->section_line = st->line;
 	return got;
 }
 
 static int
-inifile_handler(
-    void *user, const char *section, const char *key, const char *value)
+inifile_handler(void *user, const char *section, const char *key,
+    const char *value)
 {
 	struct inifile_state *st = user;
+	struct ini_item item = {
+		.section = section,
+		.key = key,
+		.value = value,
+		.line = st->line,
+		.section_line = st->section_line,
+		.continued = st->continued,
+	};
 
-	st->fn(st->user, section, key, value, st->line, st->section_line);
+	st->fn(st->user, &item);
 	return 1;
 }
 
 int
 inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 {
-	struct inifile_state st = {.path = path, .fn = fn, .user = user};
+	struct inifile_state st = {
+		.path = path, .diag = d, .fn = fn, .user = user};
 	int before = d->count, rc;
 
 	st.fp = fopen(path, "r");

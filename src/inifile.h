@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* inih reads lines of at most 198 characters; longer values continue on
+ * indented lines. */
+#define INI_LINE_MAX 198
+
 struct diag {
 	char *text; /* "file:line: message\n" lines */
 	size_t len;
@@ -20,17 +24,27 @@ void diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void diag_free(struct diag *d);
 
-/*
- * Called for each key, with its line and the line of its [section]. Returns 0
- * to go on; a handler reports its own problems through the diag it was given
- * and still returns 0 so that the rest of the file is judged.
- */
-typedef void (*inifile_key_fn)(void *user, const char *section, const char *key,
-    const char *value, int line, int section_line);
+/* One key = value of a file, with where it stands. */
+struct ini_item {
+	const char *section;
+	const char *key;
+	const char *value;
+	int line;	  /* of this line */
+	int section_line; /* of its [section] */
+	int continued;	  /* an indented line that continues the key before */
+};
 
 /*
- * Parses path, calling fn for every key. Syntax errors and an unreadable
- * file are added to d. Returns the number of diagnostics added.
+ * Called for each key and each continuation line. A handler reports its
+ * own problems through its diag and goes on, so that the rest of the file
+ * is judged too.
+ */
+typedef void (*inifile_key_fn)(void *user, const struct ini_item *item);
+
+/*
+ * Parses path, calling fn for every key. Syntax errors, lines too long for
+ * the reader (INI_LINE_MAX) and an unreadable file are added to d. Returns
+ * the number of diagnostics added.
  */
 int inifile_parse(
     const char *path, inifile_key_fn fn, void *user, struct diag *d);

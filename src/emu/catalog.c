@@ -82,10 +82,12 @@ catalog_section(struct catalog_parse *p, const char *section, int line)
 }
 
 static void
-catalog_key(void *user, const char *section, const char *key, const char *value,
-    int line, int section_line)
+catalog_key(void *user, const struct ini_item *item)
 {
 	struct catalog_parse *p = user;
+	const char *section = item->section, *key = item->key,
+		   *value = item->value;
+	int line = item->line;
 	struct emu_model *m;
 	double d;
 	long n;
@@ -95,7 +97,7 @@ catalog_key(void *user, const char *section, const char *key, const char *value,
 		    "%s: key outside a [model:tag] section", key);
 		return;
 	}
-	m = catalog_section(p, section, section_line);
+	m = catalog_section(p, section, item->section_line);
 	if (m == NULL)
 		return;
 #define TEXT(field)                                                            \
