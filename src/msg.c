@@ -1,0 +1,544 @@
+/*
+ * msg.c: the frame codec. Writers cannot fail (msgpack's sbuffer aborts on
+ * allocation failure, as the rest of ollamax does); readers check
+ * everything, because a frame may come from a crashed or hostile peer.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+
+static const char *const error_names[MSG_E_COUNT] = {
+	[MSG_OK] = "ok",
+	[MSG_E_TRUNCATED] = "truncated",
+	[MSG_E_NOT_A_MAP] = "not-a-map",
+	[MSG_E_VERSION] = "version",
+	[MSG_E_TYPE] = "type",
+	[MSG_E_FIELD_MISSING] = "field-missing",
+	[MSG_E_FIELD_TYPE] = "field-type",
+	[MSG_E_FIELD_RANGE] = "field-range",
+	[MSG_E_TOO_BIG] = "too-big",
+	[MSG_E_TRAILING] = "trailing-bytes",
+};
+
+static const char *const type_names[MSG_TYPE_MAX] = {
+	[MSG_HELLO] = "hello",
+	[MSG_READY] = "ready",
+	[MSG_INFER] = "infer",
+	[MSG_INFER_DONE] = "infer-done",
+	[MSG_CTL] = "ctl",
+	[MSG_CTL_REPLY] = "ctl-reply",
+};
+
+const char *
+msg_error_name(enum msg_error e)
+{
+	return (unsigned)e < MSG_E_COUNT ? error_names[e] : "unknown";
+}
+
+const char *
+msg_type_name(int type)
+{
+	return type > 0 && type < MSG_TYPE_MAX ? type_names[type] : "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+put_key(struct msg_writer *w, const char *key)
+{
+	size_t n = strlen(key);
+
+	msgpack_pack_str(&w->pk, n);
+	msgpack_pack_str_body(&w->pk, key, n);
+}
+
+void
+msg_begin(struct msg_writer *w, enum msg_type type, size_t nfields)
+{
+	msgpack_sbuffer_init(&w->buf);
+	msgpack_packer_init(&w->pk, &w->buf, msgpack_sbuffer_write);
+	msgpack_pack_map(&w->pk, nfields + 2);
+	msg_put_int(w, "v", MSG_VERSION);
+	msg_put_int(w, "t", type);
+}
+
+void
+msg_put_str(struct msg_writer *w, const char *key, const char *value)
+{
+	size_t n = value ? strlen(value) : 0;
+
+	put_key(w, key);
+	msgpack_pack_str(&w->pk, n);
+	msgpack_pack_str_body(&w->pk, value ? value : "", n);
+}
+
+void
+msg_put_int(struct msg_writer *w, const char *key, int64_t value)
+{
+	put_key(w, key);
+	msgpack_pack_int64(&w->pk, value);
+}
+
+void
+msg_put_uint(struct msg_writer *w, const char *key, uint64_t value)
+{
+	put_key(w, key);
+	msgpack_pack_uint64(&w->pk, value);
+}
+
+void
+msg_put_double(struct msg_writer *w, const char *key, double value)
+{
+	put_key(w, key);
+	msgpack_pack_double(&w->pk, value);
+}
+
+void
+msg_put_bool(struct msg_writer *w, const char *key, int value)
+{
+	put_key(w, key);
+	if (value)
+		msgpack_pack_true(&w->pk);
+	else
+		msgpack_pack_false(&w->pk);
+}
+
+const char *
+msg_data(const struct msg_writer *w, size_t *len)
+{
+	*len = w->buf.size;
+	return w->buf.data;
+}
+
+void
+msg_writer_free(struct msg_writer *w)
+{
+	msgpack_sbuffer_destroy(&w->buf);
+}
+
+/* ------------------------------------------------------------------ */
+
+static enum msg_error
+fail(struct msg_reader *r, enum msg_error e, const char *key,
+    const char *why)
+{
+	r->error = e;
+	snprintf(r->detail, sizeof(r->detail), "%s%s%s", key ? key : "",
+	    key ? ": " : "", why);
+	return e;
+}
+
+static const msgpack_object *
+find(const struct msg_reader *r, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (uint32_t i = 0; i < r->map->size; i++) {
+		const msgpack_object *k = &r->map->ptr[i].key;
+
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, key, n) == 0)
+			return &r->map->ptr[i].val;
+	}
+	return NULL;
+}
+
+/* Reads a whole integer of either msgpack sign into an int64. */
+static int
+as_int(const msgpack_object *o, int64_t *out)
+{
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		if (o->via.u64 > INT64_MAX)
+			return 0;
+		*out = (int64_t)o->via.u64;
+		return 1;
+	}
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		*out = o->via.i64;
+		return 1;
+	}
+	return 0;
+}
+
+enum msg_error
+msg_open(struct msg_reader *r, const void *data, size_t len)
+{
+	size_t off = 0;
+	msgpack_unpack_return ret;
+	const msgpack_object *v, *t;
+	int64_t n;
+
+	memset(r, 0, sizeof(*r));
+	msgpack_unpacked_init(&r->unpacked);
+	if (len > MSG_MAX_FRAME)
+		return fail(r, MSG_E_TOO_BIG, NULL, "frame over the size limit");
+	if (data == NULL || len == 0)
+		return fail(r, MSG_E_TRUNCATED, NULL, "empty frame");
+	ret = msgpack_unpack_next(&r->unpacked, data, len, &off);
+	if (ret == MSGPACK_UNPACK_CONTINUE)
+		return fail(r, MSG_E_TRUNCATED, NULL, "frame ends early");
+	if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
+		return fail(r, MSG_E_TRUNCATED, NULL, "not msgpack");
+	if (off != len)
+		return fail(r, MSG_E_TRAILING, NULL, "bytes after the frame");
+	if (r->unpacked.data.type != MSGPACK_OBJECT_MAP)
+		return fail(r, MSG_E_NOT_A_MAP, NULL, "frame is not a map");
+	r->map = &r->unpacked.data.via.map;
+	v = find(r, "v");
+	t = find(r, "t");
+	if (v == NULL || !as_int(v, &n))
+		return fail(r, MSG_E_VERSION, "v", "missing or not an integer");
+	if (n != MSG_VERSION)
+		return fail(r, MSG_E_VERSION, "v", "unsupported protocol version");
+	if (t == NULL || !as_int(t, &n) || n <= 0 || n >= MSG_TYPE_MAX)
+		return fail(r, MSG_E_TYPE, "t", "missing or unknown frame type");
+	r->type = (int)n;
+	return MSG_OK;
+}
+
+void
+msg_close(struct msg_reader *r)
+{
+	msgpack_unpacked_destroy(&r->unpacked);
+	r->map = NULL;
+}
+
+static enum msg_error
+get_str_obj(struct msg_reader *r, const char *key, const msgpack_object **o,
+    size_t max, int required)
+{
+	*o = find(r, key);
+	if (*o == NULL)
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
+				  MSG_OK;
+	if ((*o)->type != MSGPACK_OBJECT_STR)
+		return fail(r, MSG_E_FIELD_TYPE, key, "not a string");
+	if ((*o)->via.str.size > max)
+		return fail(r, MSG_E_FIELD_RANGE, key, "too long");
+	if (memchr((*o)->via.str.ptr, '\0', (*o)->via.str.size) != NULL)
+		return fail(r, MSG_E_FIELD_RANGE, key, "holds a NUL byte");
+	return MSG_OK;
+}
+
+enum msg_error
+msg_get_str(struct msg_reader *r, const char *key, char *out, size_t cap,
+    int required)
+{
+	const msgpack_object *o;
+	enum msg_error e = get_str_obj(r, key, &o, cap - 1, required);
+
+	if (e != MSG_OK || o == NULL)
+		return e;
+	memcpy(out, o->via.str.ptr, o->via.str.size);
+	out[o->via.str.size] = '\0';
+	return MSG_OK;
+}
+
+enum msg_error
+msg_get_str_dup(struct msg_reader *r, const char *key, char **out, size_t max,
+    int required)
+{
+	const msgpack_object *o;
+	enum msg_error e = get_str_obj(r, key, &o, max, required);
+
+	if (e != MSG_OK || o == NULL)
+		return e;
+	*out = malloc(o->via.str.size + 1);
+	if (*out == NULL)
+		abort();
+	memcpy(*out, o->via.str.ptr, o->via.str.size);
+	(*out)[o->via.str.size] = '\0';
+	return MSG_OK;
+}
+
+enum msg_error
+msg_get_int(struct msg_reader *r, const char *key, int64_t *out, int64_t min,
+    int64_t max, int required)
+{
+	const msgpack_object *o = find(r, key);
+	int64_t v;
+
+	if (o == NULL)
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
+				  MSG_OK;
+	if (!as_int(o, &v))
+		return fail(r, MSG_E_FIELD_TYPE, key, "not an integer");
+	if (v < min || v > max)
+		return fail(r, MSG_E_FIELD_RANGE, key, "out of range");
+	*out = v;
+	return MSG_OK;
+}
+
+enum msg_error
+msg_get_uint(struct msg_reader *r, const char *key, uint64_t *out,
+    int required)
+{
+	const msgpack_object *o = find(r, key);
+
+	if (o == NULL)
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
+				  MSG_OK;
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return fail(r, MSG_E_FIELD_TYPE, key,
+		    "not an unsigned integer");
+	*out = o->via.u64;
+	return MSG_OK;
+}
+
+enum msg_error
+msg_get_double(struct msg_reader *r, const char *key, double *out, double min,
+    double max, int required)
+{
+	const msgpack_object *o = find(r, key);
+	int64_t i;
+	double v;
+
+	if (o == NULL)
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
+				  MSG_OK;
+	if (o->type == MSGPACK_OBJECT_FLOAT64 ||
+	    o->type == MSGPACK_OBJECT_FLOAT32)
+		v = o->via.f64;
+	else if (as_int(o, &i))
+		v = (double)i;
+	else
+		return fail(r, MSG_E_FIELD_TYPE, key, "not a number");
+	if (!isfinite(v) || v < min || v > max)
+		return fail(r, MSG_E_FIELD_RANGE, key, "out of range");
+	*out = v;
+	return MSG_OK;
+}
+
+enum msg_error
+msg_get_bool(struct msg_reader *r, const char *key, int *out, int required)
+{
+	const msgpack_object *o = find(r, key);
+
+	if (o == NULL)
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
+				  MSG_OK;
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return fail(r, MSG_E_FIELD_TYPE, key, "not a boolean");
+	*out = o->via.boolean;
+	return MSG_OK;
+}
+
+static enum msg_error
+expect_type(struct msg_reader *r, enum msg_type type)
+{
+	if (r->map == NULL)
+		return r->error ? r->error : MSG_E_TRUNCATED;
+	if (r->type != (int)type)
+		return fail(r, MSG_E_TYPE, "t", "unexpected frame type");
+	return MSG_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames                                                             */
+/* ------------------------------------------------------------------ */
+
+void
+msg_hello_encode(struct msg_writer *w, const struct msg_hello *m)
+{
+	msg_begin(w, MSG_HELLO, 3);
+	msg_put_int(w, "role", m->role);
+	msg_put_int(w, "index", m->index);
+	msg_put_int(w, "pid", m->pid);
+}
+
+enum msg_error
+msg_hello_decode(struct msg_reader *r, struct msg_hello *m)
+{
+	int64_t role = 0, index = 0, pid = 0;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_HELLO)) ||
+	    (e = msg_get_int(r, "role", &role, ROLE_BROKER, ROLE_WORKER, 1)) ||
+	    (e = msg_get_int(r, "index", &index, 0, 4096, 1)) ||
+	    (e = msg_get_int(r, "pid", &pid, 1, INT32_MAX, 1)))
+		return e;
+	m->role = (int)role;
+	m->index = (int)index;
+	m->pid = pid;
+	return MSG_OK;
+}
+
+void
+msg_ready_encode(struct msg_writer *w)
+{
+	msg_begin(w, MSG_READY, 0);
+}
+
+void
+msg_infer_encode(struct msg_writer *w, const struct msg_infer *m)
+{
+	msg_begin(w, MSG_INFER, 9);
+	msg_put_uint(w, "id", m->id);
+	msg_put_int(w, "worker", m->worker);
+	msg_put_str(w, "agent", m->agent);
+	msg_put_str(w, "tier", m->tier);
+	msg_put_int(w, "priority", m->priority);
+	msg_put_str(w, "system", m->system);
+	msg_put_str(w, "prompt", m->prompt);
+	msg_put_int(w, "num_predict", m->num_predict);
+	msg_put_double(w, "temperature", m->temperature);
+}
+
+enum msg_error
+msg_infer_decode(struct msg_reader *r, struct msg_infer *m)
+{
+	int64_t worker = 0, priority = PRIO_NORMAL, num_predict = -1;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	m->temperature = -1;
+	if ((e = expect_type(r, MSG_INFER)) ||
+	    (e = msg_get_uint(r, "id", &m->id, 1)) ||
+	    (e = msg_get_int(r, "worker", &worker, 0, 4096, 1)) ||
+	    (e = msg_get_str(r, "agent", m->agent, sizeof(m->agent), 1)) ||
+	    (e = msg_get_str(r, "tier", m->tier, sizeof(m->tier), 1)) ||
+	    (e = msg_get_int(r, "priority", &priority, PRIO_LOW, PRIO_HIGH,
+		 0)) ||
+	    (e = msg_get_int(r, "num_predict", &num_predict, -1, 1 << 20,
+		 0)) ||
+	    (e = msg_get_double(r, "temperature", &m->temperature, -1, 100,
+		 0)) ||
+	    (e = msg_get_str_dup(r, "system", &m->system, MSG_MAX_TEXT, 0)) ||
+	    (e = msg_get_str_dup(r, "prompt", &m->prompt, MSG_MAX_TEXT, 1))) {
+		msg_infer_free(m);
+		return e;
+	}
+	m->worker = (int)worker;
+	m->priority = (int)priority;
+	m->num_predict = (int)num_predict;
+	return MSG_OK;
+}
+
+void
+msg_infer_free(struct msg_infer *m)
+{
+	free(m->system);
+	free(m->prompt);
+	m->system = m->prompt = NULL;
+}
+
+void
+msg_infer_done_encode(struct msg_writer *w, const struct msg_infer_done *m)
+{
+	msg_begin(w, MSG_INFER_DONE, 9);
+	msg_put_uint(w, "id", m->id);
+	msg_put_int(w, "status", m->status);
+	msg_put_str(w, "error", m->error);
+	msg_put_str(w, "model", m->model);
+	msg_put_str(w, "text", m->text);
+	msg_put_int(w, "prompt_tokens", m->prompt_tokens);
+	msg_put_int(w, "eval_tokens", m->eval_tokens);
+	msg_put_int(w, "queued_ms", m->queued_ms);
+	msg_put_int(w, "total_ms", m->total_ms);
+}
+
+enum msg_error
+msg_infer_done_decode(struct msg_reader *r, struct msg_infer_done *m)
+{
+	int64_t status = 0;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_INFER_DONE)) ||
+	    (e = msg_get_uint(r, "id", &m->id, 1)) ||
+	    (e = msg_get_int(r, "status", &status, INFER_OK,
+		 INFER_UNAVAILABLE, 1)) ||
+	    (e = msg_get_str(r, "error", m->error, sizeof(m->error), 0)) ||
+	    (e = msg_get_str(r, "model", m->model, sizeof(m->model), 0)) ||
+	    (e = msg_get_int(r, "prompt_tokens", &m->prompt_tokens, 0,
+		 INT32_MAX, 0)) ||
+	    (e = msg_get_int(r, "eval_tokens", &m->eval_tokens, 0, INT32_MAX,
+		 0)) ||
+	    (e = msg_get_int(r, "queued_ms", &m->queued_ms, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_int(r, "total_ms", &m->total_ms, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_str_dup(r, "text", &m->text, MSG_MAX_TEXT, 0))) {
+		msg_infer_done_free(m);
+		return e;
+	}
+	m->status = (int)status;
+	return MSG_OK;
+}
+
+void
+msg_infer_done_free(struct msg_infer_done *m)
+{
+	free(m->text);
+	m->text = NULL;
+}
+
+void
+msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
+{
+	msg_begin(w, MSG_CTL, m->arg ? 3 : 2);
+	msg_put_str(w, "verb", m->verb);
+	msg_put_bool(w, "json", m->json);
+	if (m->arg)
+		msg_put_str(w, "arg", m->arg);
+}
+
+enum msg_error
+msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m)
+{
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_CTL)) ||
+	    (e = msg_get_str(r, "verb", m->verb, sizeof(m->verb), 1)) ||
+	    (e = msg_get_bool(r, "json", &m->json, 0)) ||
+	    (e = msg_get_str_dup(r, "arg", &m->arg, MSG_MAX_TEXT, 0))) {
+		msg_ctl_free(m);
+		return e;
+	}
+	return MSG_OK;
+}
+
+void
+msg_ctl_free(struct msg_ctl *m)
+{
+	free(m->arg);
+	m->arg = NULL;
+}
+
+void
+msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m)
+{
+	msg_begin(w, MSG_CTL_REPLY, m->body ? 3 : 2);
+	msg_put_bool(w, "ok", m->ok);
+	msg_put_str(w, "error", m->error);
+	if (m->body)
+		msg_put_str(w, "body", m->body);
+}
+
+enum msg_error
+msg_ctl_reply_decode(struct msg_reader *r, struct msg_ctl_reply *m)
+{
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_CTL_REPLY)) ||
+	    (e = msg_get_bool(r, "ok", &m->ok, 1)) ||
+	    (e = msg_get_str(r, "error", m->error, sizeof(m->error), 0)) ||
+	    (e = msg_get_str_dup(r, "body", &m->body, MSG_MAX_FRAME, 0))) {
+		msg_ctl_reply_free(m);
+		return e;
+	}
+	return MSG_OK;
+}
+
+void
+msg_ctl_reply_free(struct msg_ctl_reply *m)
+{
+	free(m->body);
+	m->body = NULL;
+}

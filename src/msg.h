@@ -1,0 +1,193 @@
+/*
+ * msg.h: every frame ollamax processes exchange, and the one codec for them.
+ *
+ * A frame is a msgpack map {"v": MSG_VERSION, "t": type, ...fields}. The
+ * writer builds one with typed helpers; the reader checks the version, the
+ * type and each field's type, length and bounds, so that a decoder never
+ * trusts its input. Bump MSG_VERSION on every change of a frame's fields.
+ */
+#ifndef OLLAMAX_MSG_H
+#define OLLAMAX_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define MSG_VERSION 1
+/* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
+#define MSG_MAX_FRAME (1024 * 1024)
+/* Longest prompt or answer text a frame may carry. */
+#define MSG_MAX_TEXT (256 * 1024)
+#define MSG_NAME_MAX 64
+
+enum msg_type {
+	MSG_HELLO = 1,	  /* child -> supervisor: role, index, pid */
+	MSG_READY,	  /* child -> supervisor: configured and serving */
+	MSG_INFER,	  /* worker -> broker: one inference */
+	MSG_INFER_DONE,	  /* broker -> worker: its result */
+	MSG_CTL,	  /* ollamaxctl -> supervisor: verb, argument */
+	MSG_CTL_REPLY,	  /* supervisor -> ollamaxctl: ok, error, JSON body */
+	MSG_TYPE_MAX,
+};
+
+/* Why a decode failed: one word for counters, one sentence for logs. */
+enum msg_error {
+	MSG_OK = 0,
+	MSG_E_TRUNCATED,
+	MSG_E_NOT_A_MAP,
+	MSG_E_VERSION,
+	MSG_E_TYPE,
+	MSG_E_FIELD_MISSING,
+	MSG_E_FIELD_TYPE,
+	MSG_E_FIELD_RANGE,
+	MSG_E_TOO_BIG,
+	MSG_E_TRAILING,
+	MSG_E_COUNT,
+};
+
+/* The name of an error, for logs and counters ("truncated"). */
+const char *msg_error_name(enum msg_error e);
+const char *msg_type_name(int type);
+
+/* ------------------------------------------------------------------ */
+/* Writer                                                             */
+/* ------------------------------------------------------------------ */
+
+struct msg_writer {
+	msgpack_sbuffer buf;
+	msgpack_packer pk;
+};
+
+/* Starts a frame of type with nfields fields after "v" and "t". */
+void msg_begin(struct msg_writer *w, enum msg_type type, size_t nfields);
+void msg_put_str(struct msg_writer *w, const char *key, const char *value);
+void msg_put_int(struct msg_writer *w, const char *key, int64_t value);
+void msg_put_uint(struct msg_writer *w, const char *key, uint64_t value);
+void msg_put_double(struct msg_writer *w, const char *key, double value);
+void msg_put_bool(struct msg_writer *w, const char *key, int value);
+/* The frame's bytes; valid until msg_writer_free. */
+const char *msg_data(const struct msg_writer *w, size_t *len);
+void msg_writer_free(struct msg_writer *w);
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                             */
+/* ------------------------------------------------------------------ */
+
+struct msg_reader {
+	msgpack_unpacked unpacked;
+	const msgpack_object_map *map;
+	int type;
+	enum msg_error error;
+	char detail[128]; /* the field at fault, e.g. "prompt: too long" */
+};
+
+/*
+ * Opens a frame: checks that it is one whole msgpack map of at most
+ * MSG_MAX_FRAME bytes, of this MSG_VERSION and of a known type. Returns
+ * MSG_OK, or an error with r->detail set. Always close with msg_close.
+ */
+enum msg_error msg_open(struct msg_reader *r, const void *data, size_t len);
+void msg_close(struct msg_reader *r);
+
+/*
+ * Field getters. A missing field is an error when required, else leaves
+ * *out as it was. Strings are copied into out (NUL-terminated) and must be
+ * shorter than cap; *_dup getters malloc a copy the caller frees.
+ */
+enum msg_error msg_get_str(struct msg_reader *r, const char *key, char *out,
+    size_t cap, int required);
+enum msg_error msg_get_str_dup(struct msg_reader *r, const char *key,
+    char **out, size_t max, int required);
+enum msg_error msg_get_int(struct msg_reader *r, const char *key,
+    int64_t *out, int64_t min, int64_t max, int required);
+enum msg_error msg_get_uint(struct msg_reader *r, const char *key,
+    uint64_t *out, int required);
+enum msg_error msg_get_double(struct msg_reader *r, const char *key,
+    double *out, double min, double max, int required);
+enum msg_error msg_get_bool(struct msg_reader *r, const char *key, int *out,
+    int required);
+
+/* ------------------------------------------------------------------ */
+/* Frames                                                             */
+/* ------------------------------------------------------------------ */
+
+enum msg_role { ROLE_SUPERVISOR, ROLE_BROKER, ROLE_WORKER };
+
+struct msg_hello {
+	int role; /* enum msg_role */
+	int index;
+	int64_t pid;
+};
+
+enum msg_priority { PRIO_LOW, PRIO_NORMAL, PRIO_HIGH };
+
+struct msg_infer {
+	uint64_t id;	/* unique per worker; with worker, per broker */
+	int worker;
+	char agent[MSG_NAME_MAX];
+	char tier[MSG_NAME_MAX];
+	int priority;	/* enum msg_priority */
+	char *system;	/* owned */
+	char *prompt;	/* owned */
+	int num_predict; /* -1: until the answer ends */
+	double temperature; /* < 0: the model's default */
+};
+
+enum msg_status {
+	INFER_OK,
+	INFER_FAILED,	 /* the backend said no for good (4xx, no model) */
+	INFER_UNAVAILABLE, /* the backend could not be reached in time */
+};
+
+struct msg_infer_done {
+	uint64_t id;
+	int status;	/* enum msg_status */
+	char error[256];
+	char model[96];	/* the model that answered (after fallbacks) */
+	char *text;	/* owned */
+	int64_t prompt_tokens;
+	int64_t eval_tokens;
+	int64_t queued_ms;
+	int64_t total_ms;
+};
+
+struct msg_ctl {
+	char verb[32];
+	char *arg; /* owned; may be NULL */
+	int json;
+};
+
+struct msg_ctl_reply {
+	int ok;
+	char error[256];
+	char *body; /* owned: JSON, may be NULL */
+};
+
+/* Encoders write a whole frame into w (msg_writer_free it afterwards). */
+void msg_hello_encode(struct msg_writer *w, const struct msg_hello *m);
+void msg_ready_encode(struct msg_writer *w);
+void msg_infer_encode(struct msg_writer *w, const struct msg_infer *m);
+void msg_infer_done_encode(struct msg_writer *w,
+    const struct msg_infer_done *m);
+void msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m);
+void msg_ctl_reply_encode(struct msg_writer *w,
+    const struct msg_ctl_reply *m);
+
+/*
+ * Decoders read an opened frame of their type into m; on error m holds
+ * nothing that needs freeing. The *_free functions release owned strings.
+ */
+enum msg_error msg_hello_decode(struct msg_reader *r, struct msg_hello *m);
+enum msg_error msg_infer_decode(struct msg_reader *r, struct msg_infer *m);
+enum msg_error msg_infer_done_decode(struct msg_reader *r,
+    struct msg_infer_done *m);
+enum msg_error msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m);
+enum msg_error msg_ctl_reply_decode(struct msg_reader *r,
+    struct msg_ctl_reply *m);
+void msg_infer_free(struct msg_infer *m);
+void msg_infer_done_free(struct msg_infer_done *m);
+void msg_ctl_free(struct msg_ctl *m);
+void msg_ctl_reply_free(struct msg_ctl_reply *m);
+
+#endif
