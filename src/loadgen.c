@@ -4,7 +4,7 @@
  * (libcurl multi) and reports throughput, latency percentiles and, for
  * streams, how many were open at once. Not installed: a bench tool.
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <getopt.h>
 #include <math.h>

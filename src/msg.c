@@ -3,7 +3,7 @@
  * allocation failure, as the rest of ollamax does); readers check
  * everything, because a frame may come from a crashed or hostile peer.
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,25 +13,25 @@
 #include "msg.h"
 
 static const char *const error_names[MSG_E_COUNT] = {
-	[MSG_OK] = "ok",
-	[MSG_E_TRUNCATED] = "truncated",
-	[MSG_E_NOT_A_MAP] = "not-a-map",
-	[MSG_E_VERSION] = "version",
-	[MSG_E_TYPE] = "type",
-	[MSG_E_FIELD_MISSING] = "field-missing",
-	[MSG_E_FIELD_TYPE] = "field-type",
-	[MSG_E_FIELD_RANGE] = "field-range",
-	[MSG_E_TOO_BIG] = "too-big",
-	[MSG_E_TRAILING] = "trailing-bytes",
+    [MSG_OK] = "ok",
+    [MSG_E_TRUNCATED] = "truncated",
+    [MSG_E_NOT_A_MAP] = "not-a-map",
+    [MSG_E_VERSION] = "version",
+    [MSG_E_TYPE] = "type",
+    [MSG_E_FIELD_MISSING] = "field-missing",
+    [MSG_E_FIELD_TYPE] = "field-type",
+    [MSG_E_FIELD_RANGE] = "field-range",
+    [MSG_E_TOO_BIG] = "too-big",
+    [MSG_E_TRAILING] = "trailing-bytes",
 };
 
 static const char *const type_names[MSG_TYPE_MAX] = {
-	[MSG_HELLO] = "hello",
-	[MSG_READY] = "ready",
-	[MSG_INFER] = "infer",
-	[MSG_INFER_DONE] = "infer-done",
-	[MSG_CTL] = "ctl",
-	[MSG_CTL_REPLY] = "ctl-reply",
+    [MSG_HELLO] = "hello",
+    [MSG_READY] = "ready",
+    [MSG_INFER] = "infer",
+    [MSG_INFER_DONE] = "infer-done",
+    [MSG_CTL] = "ctl",
+    [MSG_CTL_REPLY] = "ctl-reply",
 };
 
 const char *
@@ -124,8 +124,7 @@ msg_writer_free(struct msg_writer *w)
 /* ------------------------------------------------------------------ */
 
 static enum msg_error
-fail(struct msg_reader *r, enum msg_error e, const char *key,
-    const char *why)
+fail(struct msg_reader *r, enum msg_error e, const char *key, const char *why)
 {
 	r->error = e;
 	snprintf(r->detail, sizeof(r->detail), "%s%s%s", key ? key : "",
@@ -176,7 +175,8 @@ msg_open(struct msg_reader *r, const void *data, size_t len)
 	memset(r, 0, sizeof(*r));
 	msgpack_unpacked_init(&r->unpacked);
 	if (len > MSG_MAX_FRAME)
-		return fail(r, MSG_E_TOO_BIG, NULL, "frame over the size limit");
+		return fail(
+		    r, MSG_E_TOO_BIG, NULL, "frame over the size limit");
 	if (data == NULL || len == 0)
 		return fail(r, MSG_E_TRUNCATED, NULL, "empty frame");
 	ret = msgpack_unpack_next(&r->unpacked, data, len, &off);
@@ -194,9 +194,11 @@ msg_open(struct msg_reader *r, const void *data, size_t len)
 	if (v == NULL || !as_int(v, &n))
 		return fail(r, MSG_E_VERSION, "v", "missing or not an integer");
 	if (n != MSG_VERSION)
-		return fail(r, MSG_E_VERSION, "v", "unsupported protocol version");
+		return fail(
+		    r, MSG_E_VERSION, "v", "unsupported protocol version");
 	if (t == NULL || !as_int(t, &n) || n <= 0 || n >= MSG_TYPE_MAX)
-		return fail(r, MSG_E_TYPE, "t", "missing or unknown frame type");
+		return fail(
+		    r, MSG_E_TYPE, "t", "missing or unknown frame type");
 	r->type = (int)n;
 	return MSG_OK;
 }
@@ -214,8 +216,8 @@ get_str_obj(struct msg_reader *r, const char *key, const msgpack_object **o,
 {
 	*o = find(r, key);
 	if (*o == NULL)
-		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
-				  MSG_OK;
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing")
+		                : MSG_OK;
 	if ((*o)->type != MSGPACK_OBJECT_STR)
 		return fail(r, MSG_E_FIELD_TYPE, key, "not a string");
 	if ((*o)->via.str.size > max)
@@ -226,8 +228,8 @@ get_str_obj(struct msg_reader *r, const char *key, const msgpack_object **o,
 }
 
 enum msg_error
-msg_get_str(struct msg_reader *r, const char *key, char *out, size_t cap,
-    int required)
+msg_get_str(
+    struct msg_reader *r, const char *key, char *out, size_t cap, int required)
 {
 	const msgpack_object *o;
 	enum msg_error e = get_str_obj(r, key, &o, cap - 1, required);
@@ -240,8 +242,8 @@ msg_get_str(struct msg_reader *r, const char *key, char *out, size_t cap,
 }
 
 enum msg_error
-msg_get_str_dup(struct msg_reader *r, const char *key, char **out, size_t max,
-    int required)
+msg_get_str_dup(
+    struct msg_reader *r, const char *key, char **out, size_t max, int required)
 {
 	const msgpack_object *o;
 	enum msg_error e = get_str_obj(r, key, &o, max, required);
@@ -264,8 +266,8 @@ msg_get_int(struct msg_reader *r, const char *key, int64_t *out, int64_t min,
 	int64_t v;
 
 	if (o == NULL)
-		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
-				  MSG_OK;
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing")
+		                : MSG_OK;
 	if (!as_int(o, &v))
 		return fail(r, MSG_E_FIELD_TYPE, key, "not an integer");
 	if (v < min || v > max)
@@ -275,17 +277,16 @@ msg_get_int(struct msg_reader *r, const char *key, int64_t *out, int64_t min,
 }
 
 enum msg_error
-msg_get_uint(struct msg_reader *r, const char *key, uint64_t *out,
-    int required)
+msg_get_uint(struct msg_reader *r, const char *key, uint64_t *out, int required)
 {
 	const msgpack_object *o = find(r, key);
 
 	if (o == NULL)
-		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
-				  MSG_OK;
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing")
+		                : MSG_OK;
 	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return fail(r, MSG_E_FIELD_TYPE, key,
-		    "not an unsigned integer");
+		return fail(
+		    r, MSG_E_FIELD_TYPE, key, "not an unsigned integer");
 	*out = o->via.u64;
 	return MSG_OK;
 }
@@ -299,8 +300,8 @@ msg_get_double(struct msg_reader *r, const char *key, double *out, double min,
 	double v;
 
 	if (o == NULL)
-		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
-				  MSG_OK;
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing")
+		                : MSG_OK;
 	if (o->type == MSGPACK_OBJECT_FLOAT64 ||
 	    o->type == MSGPACK_OBJECT_FLOAT32)
 		v = o->via.f64;
@@ -320,8 +321,8 @@ msg_get_bool(struct msg_reader *r, const char *key, int *out, int required)
 	const msgpack_object *o = find(r, key);
 
 	if (o == NULL)
-		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing") :
-				  MSG_OK;
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing")
+		                : MSG_OK;
 	if (o->type != MSGPACK_OBJECT_BOOLEAN)
 		return fail(r, MSG_E_FIELD_TYPE, key, "not a boolean");
 	*out = o->via.boolean;
@@ -403,12 +404,11 @@ msg_infer_decode(struct msg_reader *r, struct msg_infer *m)
 	    (e = msg_get_int(r, "worker", &worker, 0, 4096, 1)) ||
 	    (e = msg_get_str(r, "agent", m->agent, sizeof(m->agent), 1)) ||
 	    (e = msg_get_str(r, "tier", m->tier, sizeof(m->tier), 1)) ||
-	    (e = msg_get_int(r, "priority", &priority, PRIO_LOW, PRIO_HIGH,
-		 0)) ||
-	    (e = msg_get_int(r, "num_predict", &num_predict, -1, 1 << 20,
-		 0)) ||
-	    (e = msg_get_double(r, "temperature", &m->temperature, -1, 100,
-		 0)) ||
+	    (e = msg_get_int(
+	         r, "priority", &priority, PRIO_LOW, PRIO_HIGH, 0)) ||
+	    (e = msg_get_int(r, "num_predict", &num_predict, -1, 1 << 20, 0)) ||
+	    (e = msg_get_double(
+	         r, "temperature", &m->temperature, -1, 100, 0)) ||
 	    (e = msg_get_str_dup(r, "system", &m->system, MSG_MAX_TEXT, 0)) ||
 	    (e = msg_get_str_dup(r, "prompt", &m->prompt, MSG_MAX_TEXT, 1))) {
 		msg_infer_free(m);
@@ -452,14 +452,14 @@ msg_infer_done_decode(struct msg_reader *r, struct msg_infer_done *m)
 	memset(m, 0, sizeof(*m));
 	if ((e = expect_type(r, MSG_INFER_DONE)) ||
 	    (e = msg_get_uint(r, "id", &m->id, 1)) ||
-	    (e = msg_get_int(r, "status", &status, INFER_OK,
-		 INFER_UNAVAILABLE, 1)) ||
+	    (e = msg_get_int(
+	         r, "status", &status, INFER_OK, INFER_UNAVAILABLE, 1)) ||
 	    (e = msg_get_str(r, "error", m->error, sizeof(m->error), 0)) ||
 	    (e = msg_get_str(r, "model", m->model, sizeof(m->model), 0)) ||
-	    (e = msg_get_int(r, "prompt_tokens", &m->prompt_tokens, 0,
-		 INT32_MAX, 0)) ||
-	    (e = msg_get_int(r, "eval_tokens", &m->eval_tokens, 0, INT32_MAX,
-		 0)) ||
+	    (e = msg_get_int(
+	         r, "prompt_tokens", &m->prompt_tokens, 0, INT32_MAX, 0)) ||
+	    (e = msg_get_int(
+	         r, "eval_tokens", &m->eval_tokens, 0, INT32_MAX, 0)) ||
 	    (e = msg_get_int(r, "queued_ms", &m->queued_ms, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(r, "total_ms", &m->total_ms, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_str_dup(r, "text", &m->text, MSG_MAX_TEXT, 0))) {

@@ -22,12 +22,12 @@
 #define MSG_NAME_MAX 64
 
 enum msg_type {
-	MSG_HELLO = 1,	  /* child -> supervisor: role, index, pid */
-	MSG_READY,	  /* child -> supervisor: configured and serving */
-	MSG_INFER,	  /* worker -> broker: one inference */
-	MSG_INFER_DONE,	  /* broker -> worker: its result */
-	MSG_CTL,	  /* ollamaxctl -> supervisor: verb, argument */
-	MSG_CTL_REPLY,	  /* supervisor -> ollamaxctl: ok, error, JSON body */
+	MSG_HELLO = 1,  /* child -> supervisor: role, index, pid */
+	MSG_READY,      /* child -> supervisor: configured and serving */
+	MSG_INFER,      /* worker -> broker: one inference */
+	MSG_INFER_DONE, /* broker -> worker: its result */
+	MSG_CTL,        /* ollamaxctl -> supervisor: verb, argument */
+	MSG_CTL_REPLY,  /* supervisor -> ollamaxctl: ok, error, JSON body */
 	MSG_TYPE_MAX,
 };
 
@@ -95,18 +95,18 @@ void msg_close(struct msg_reader *r);
  * *out as it was. Strings are copied into out (NUL-terminated) and must be
  * shorter than cap; *_dup getters malloc a copy the caller frees.
  */
-enum msg_error msg_get_str(struct msg_reader *r, const char *key, char *out,
-    size_t cap, int required);
+enum msg_error msg_get_str(
+    struct msg_reader *r, const char *key, char *out, size_t cap, int required);
 enum msg_error msg_get_str_dup(struct msg_reader *r, const char *key,
     char **out, size_t max, int required);
-enum msg_error msg_get_int(struct msg_reader *r, const char *key,
-    int64_t *out, int64_t min, int64_t max, int required);
-enum msg_error msg_get_uint(struct msg_reader *r, const char *key,
-    uint64_t *out, int required);
+enum msg_error msg_get_int(struct msg_reader *r, const char *key, int64_t *out,
+    int64_t min, int64_t max, int required);
+enum msg_error msg_get_uint(
+    struct msg_reader *r, const char *key, uint64_t *out, int required);
 enum msg_error msg_get_double(struct msg_reader *r, const char *key,
     double *out, double min, double max, int required);
-enum msg_error msg_get_bool(struct msg_reader *r, const char *key, int *out,
-    int required);
+enum msg_error msg_get_bool(
+    struct msg_reader *r, const char *key, int *out, int required);
 
 /* ------------------------------------------------------------------ */
 /* Frames                                                             */
@@ -123,29 +123,29 @@ struct msg_hello {
 enum msg_priority { PRIO_LOW, PRIO_NORMAL, PRIO_HIGH };
 
 struct msg_infer {
-	uint64_t id;	/* unique per worker; with worker, per broker */
+	uint64_t id; /* unique per worker; with worker, per broker */
 	int worker;
 	char agent[MSG_NAME_MAX];
 	char tier[MSG_NAME_MAX];
-	int priority;	/* enum msg_priority */
-	char *system;	/* owned */
-	char *prompt;	/* owned */
-	int num_predict; /* -1: until the answer ends */
+	int priority;       /* enum msg_priority */
+	char *system;       /* owned */
+	char *prompt;       /* owned */
+	int num_predict;    /* -1: until the answer ends */
 	double temperature; /* < 0: the model's default */
 };
 
 enum msg_status {
 	INFER_OK,
-	INFER_FAILED,	 /* the backend said no for good (4xx, no model) */
+	INFER_FAILED,      /* the backend said no for good (4xx, no model) */
 	INFER_UNAVAILABLE, /* the backend could not be reached in time */
 };
 
 struct msg_infer_done {
 	uint64_t id;
-	int status;	/* enum msg_status */
+	int status; /* enum msg_status */
 	char error[256];
-	char model[96];	/* the model that answered (after fallbacks) */
-	char *text;	/* owned */
+	char model[96]; /* the model that answered (after fallbacks) */
+	char *text;     /* owned */
 	int64_t prompt_tokens;
 	int64_t eval_tokens;
 	int64_t queued_ms;
@@ -168,11 +168,10 @@ struct msg_ctl_reply {
 void msg_hello_encode(struct msg_writer *w, const struct msg_hello *m);
 void msg_ready_encode(struct msg_writer *w);
 void msg_infer_encode(struct msg_writer *w, const struct msg_infer *m);
-void msg_infer_done_encode(struct msg_writer *w,
-    const struct msg_infer_done *m);
+void msg_infer_done_encode(
+    struct msg_writer *w, const struct msg_infer_done *m);
 void msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m);
-void msg_ctl_reply_encode(struct msg_writer *w,
-    const struct msg_ctl_reply *m);
+void msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m);
 
 /*
  * Decoders read an opened frame of their type into m; on error m holds
@@ -180,11 +179,11 @@ void msg_ctl_reply_encode(struct msg_writer *w,
  */
 enum msg_error msg_hello_decode(struct msg_reader *r, struct msg_hello *m);
 enum msg_error msg_infer_decode(struct msg_reader *r, struct msg_infer *m);
-enum msg_error msg_infer_done_decode(struct msg_reader *r,
-    struct msg_infer_done *m);
+enum msg_error msg_infer_done_decode(
+    struct msg_reader *r, struct msg_infer_done *m);
 enum msg_error msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m);
-enum msg_error msg_ctl_reply_decode(struct msg_reader *r,
-    struct msg_ctl_reply *m);
+enum msg_error msg_ctl_reply_decode(
+    struct msg_reader *r, struct msg_ctl_reply *m);
 void msg_infer_free(struct msg_infer *m);
 void msg_infer_done_free(struct msg_infer_done *m);
 void msg_ctl_free(struct msg_ctl *m);

@@ -48,7 +48,7 @@ Test(duration, go_durations_parse_as_go_does)
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		cr_assert_eq(
-		    emu_duration_parse(ok[i].text, &ns, err, sizeof(err)), 0,
+		    duration_parse(ok[i].text, &ns, err, sizeof(err)), 0,
 		    "%s: %s", ok[i].text, err);
 		cr_assert_eq(ns, ok[i].ns, "%s", ok[i].text);
 	}
@@ -59,13 +59,13 @@ Test(duration, a_bare_number_string_is_missing_its_unit)
 	char err[128];
 	int64_t ns;
 
-	cr_assert_eq(emu_duration_parse("300", &ns, err, sizeof(err)), -1);
+	cr_assert_eq(duration_parse("300", &ns, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "time: missing unit in duration \"300\"");
-	cr_assert_eq(emu_duration_parse("5x", &ns, err, sizeof(err)), -1);
+	cr_assert_eq(duration_parse("5x", &ns, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "time: unknown unit \"x\" in duration \"5x\"");
-	cr_assert_eq(emu_duration_parse("", &ns, err, sizeof(err)), -1);
+	cr_assert_eq(duration_parse("", &ns, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "time: invalid duration \"\"");
-	cr_assert_eq(emu_duration_parse("m", &ns, err, sizeof(err)), -1);
+	cr_assert_eq(duration_parse("m", &ns, err, sizeof(err)), -1);
 }
 
 Test(duration, json_keep_alive_takes_seconds_strings_and_null)

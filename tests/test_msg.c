@@ -13,13 +13,13 @@ static struct msg_infer
 sample_infer(void)
 {
 	struct msg_infer m = {
-		.id = 42,
-		.worker = 1,
-		.priority = PRIO_HIGH,
-		.num_predict = 250,
-		.temperature = 0.2,
-		.system = "You review code.",
-		.prompt = "Review this change.",
+	    .id = 42,
+	    .worker = 1,
+	    .priority = PRIO_HIGH,
+	    .num_predict = 250,
+	    .temperature = 0.2,
+	    .system = "You review code.",
+	    .prompt = "Review this change.",
 	};
 
 	strcpy(m.agent, "code-reviewer");
@@ -70,9 +70,13 @@ Test(msg, an_inference_frame_survives_a_round_trip)
 
 Test(msg, a_result_frame_survives_a_round_trip)
 {
-	struct msg_infer_done in = {.id = 7, .status = INFER_OK,
-	    .prompt_tokens = 600, .eval_tokens = 400, .queued_ms = 12,
-	    .total_ms = 30000, .text = "The answer."};
+	struct msg_infer_done in = {.id = 7,
+	    .status = INFER_OK,
+	    .prompt_tokens = 600,
+	    .eval_tokens = 400,
+	    .queued_ms = 12,
+	    .total_ms = 30000,
+	    .text = "The answer."};
 	struct msg_infer_done out;
 	struct msg_writer w;
 	struct msg_reader r;
@@ -96,8 +100,7 @@ Test(msg, a_result_frame_survives_a_round_trip)
 
 Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 {
-	struct msg_hello h = {.role = ROLE_WORKER, .index = 3, .pid = 1234},
-			 h2;
+	struct msg_hello h = {.role = ROLE_WORKER, .index = 3, .pid = 1234}, h2;
 	struct msg_ctl c = {.json = 1, .arg = "reviewer"}, c2;
 	struct msg_ctl_reply cr = {.ok = 0, .body = "{\"a\":1}"}, cr2;
 	struct msg_writer w;
@@ -152,8 +155,8 @@ Test(msg, every_truncation_of_a_frame_is_refused)
 
 		if (e == MSG_OK)
 			e = msg_infer_decode(&r, &m);
-		cr_assert_neq(e, MSG_OK, "a frame cut at %zu of %zu was read",
-		    cut, len);
+		cr_assert_neq(
+		    e, MSG_OK, "a frame cut at %zu of %zu was read", cut, len);
 		msg_close(&r);
 	}
 	free(frame);
@@ -371,7 +374,8 @@ Test(msg, random_bytes_and_random_mutations_never_crash_a_decoder)
 		}
 		msg_close(&r);
 	}
-	/* Some flips land in text and leave a valid frame: the test saw both. */
+	/* Some flips land in text and leave a valid frame: the test saw both.
+	 */
 	cr_assert_gt(accepted, 0);
 	cr_assert_lt(accepted, 100000);
 	free(frame);

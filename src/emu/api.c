@@ -2,14 +2,47 @@
  * api.c: Ollama's request bodies, parsed and checked. Type errors read as
  * Go's encoding/json writes them, because clients match on those texts.
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "duration.h"
 #include "emu.h"
+
+int
+emu_keep_alive_from_json(
+    const json_t *v, int *present, int64_t *out_ns, char *err, size_t errlen)
+{
+	*present = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_number(v)) {
+		double secs = json_number_value(v);
+
+		if (!isfinite(secs) || secs * 1e9 > 9.2e18) {
+			snprintf(err, errlen, "invalid keep_alive");
+			return -1;
+		}
+		*out_ns = secs < 0 ? EMU_FOREVER : (int64_t)(secs * 1e9);
+		*present = 1;
+		return 0;
+	}
+	if (json_is_string(v)) {
+		if (duration_parse(
+		        json_string_value(v), out_ns, err, errlen) != 0)
+			return -1;
+		*present = 1;
+		return 0;
+	}
+	snprintf(err, errlen, "Unsupported type: '%s'",
+	    json_is_boolean(v)     ? "bool"
+	        : json_is_array(v) ? "[]interface {}"
+	                           : "map[string]interface {}");
+	return -1;
+}
 
 static const char *const kind_struct[] = {
     [API_GENERATE] = "GenerateRequest",

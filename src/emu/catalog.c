@@ -2,7 +2,7 @@
  * catalog.c: the models ollamax-emu serves, read from an INI file with one
  * [name:tag] section per model (conf/emu-models.ini).
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

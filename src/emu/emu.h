@@ -15,9 +15,10 @@
 
 #include <jansson.h>
 
-#define NS_PER_SEC 1000000000LL
+#include "duration.h"
+
 /* A keep-alive that never expires, as Ollama stores negative durations. */
-#define EMU_FOREVER INT64_MAX
+#define EMU_FOREVER DURATION_FOREVER
 
 /* ------------------------------------------------------------------ */
 /* catalog.c: the models the emulator serves                          */
@@ -72,16 +73,9 @@ const struct emu_model *emu_catalog_find(
     const struct emu_catalog *cat, const char *name);
 
 /* ------------------------------------------------------------------ */
-/* duration.c: keep_alive in all its forms                            */
+/* api.c: keep_alive in all its forms                                 */
 /* ------------------------------------------------------------------ */
 
-/*
- * Parses a Go duration ("10m", "1h30m", "-1m", "0", "1.5s") into ns.
- * Negative values become EMU_FOREVER. Returns 0, or -1 with Go's error
- * message in err ("time: missing unit in duration \"300\"").
- */
-int emu_duration_parse(
-    const char *s, int64_t *out_ns, char *err, size_t errlen);
 /*
  * Reads a JSON keep_alive: number of seconds, Go duration string, null.
  * Sets *present to 0 for null or absent. Returns 0, or -1 with a message.

@@ -14,7 +14,7 @@
  * - A runner's idle timer starts when its last request ends
  *   (processCompleted); keep-alive 0 unloads at once.
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdlib.h>
 #include <string.h>

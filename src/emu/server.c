@@ -9,7 +9,7 @@
  * --speed inf work takes no real time and the clock runs at real speed, so
  * that keep-alive still means something.
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1700,7 +1700,7 @@ arg_duration(const char *flag, const char *v)
 	/* OLLAMA_KEEP_ALIVE takes a bare number of seconds too. */
 	if (end != v && *end == '\0')
 		return secs < 0 ? EMU_FOREVER : (int64_t)(secs * NS_PER_SEC);
-	if (emu_duration_parse(v, &ns, err, sizeof(err)) != 0) {
+	if (duration_parse(v, &ns, err, sizeof(err)) != 0) {
 		fprintf(
 		    stderr, "ollamax-emu: fatal: %s %s: %s\n", flag, v, err);
 		exit(2);

@@ -3,7 +3,7 @@
  * take) and the text model (what the emulated model says). Both are pure:
  * the same model, prompt and seed give the same answer and token counts.
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <math.h>
 #include <stdio.h>

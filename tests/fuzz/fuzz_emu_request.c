@@ -31,7 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(text, data + 1, size - 1);
 	text[size - 1] = '\0';
-	(void)emu_duration_parse(text, &ns, msg, sizeof(msg));
+	(void)duration_parse(text, &ns, msg, sizeof(msg));
 	free(text);
 	return 0;
 }

@@ -1,14 +1,13 @@
 /*
- * duration.c: keep_alive values, parsed as Ollama parses them (Go's
- * time.ParseDuration for strings, seconds for numbers, negative = forever).
+ * duration.c: durations as Go writes them ("90s", "1h30m", "250ms"), the
+ * one syntax of ollamax's config files and of Ollama's keep_alive.
  */
-#include "config.h"
+#include "autoconf.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "emu.h"
+#include "duration.h"
 
 static const struct {
 	const char *name;
@@ -25,7 +24,7 @@ static const struct {
 };
 
 int
-emu_duration_parse(const char *orig, int64_t *out_ns, char *err, size_t errlen)
+duration_parse(const char *orig, int64_t *out_ns, char *err, size_t errlen)
 {
 	const char *s = orig;
 	double total = 0;
@@ -83,41 +82,9 @@ emu_duration_parse(const char *orig, int64_t *out_ns, char *err, size_t errlen)
 	}
 	if (total > 9.2e18)
 		goto invalid;
-	*out_ns = neg ? (total > 0 ? EMU_FOREVER : 0) : (int64_t)total;
+	*out_ns = neg ? (total > 0 ? DURATION_FOREVER : 0) : (int64_t)total;
 	return 0;
 invalid:
 	snprintf(err, errlen, "time: invalid duration \"%s\"", orig);
-	return -1;
-}
-
-int
-emu_keep_alive_from_json(
-    const json_t *v, int *present, int64_t *out_ns, char *err, size_t errlen)
-{
-	*present = 0;
-	if (v == NULL || json_is_null(v))
-		return 0;
-	if (json_is_number(v)) {
-		double secs = json_number_value(v);
-
-		if (!isfinite(secs) || secs * 1e9 > 9.2e18) {
-			snprintf(err, errlen, "invalid keep_alive");
-			return -1;
-		}
-		*out_ns = secs < 0 ? EMU_FOREVER : (int64_t)(secs * 1e9);
-		*present = 1;
-		return 0;
-	}
-	if (json_is_string(v)) {
-		if (emu_duration_parse(
-		        json_string_value(v), out_ns, err, errlen) != 0)
-			return -1;
-		*present = 1;
-		return 0;
-	}
-	snprintf(err, errlen, "Unsupported type: '%s'",
-	    json_is_boolean(v)     ? "bool"
-	        : json_is_array(v) ? "[]interface {}"
-	                           : "map[string]interface {}");
 	return -1;
 }

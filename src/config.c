@@ -1,0 +1,653 @@
+/*
+ * config.c: ollamax.conf and agent manifests. Each key has one reader that
+ * checks its value; each file is judged whole, then the parts are checked
+ * against each other (tiers, fallbacks, agent outputs).
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "duration.h"
+#include "msg.h"
+
+/* ------------------------------------------------------------------ */
+/* Values                                                             */
+/* ------------------------------------------------------------------ */
+
+static int
+copy_text(char *out, size_t cap, const char *value, struct diag *d,
+    const struct ini_item *it, const char *path)
+{
+	if (strlen(value) >= cap) {
+		diag_add(d, path, it->line, "%s: longer than %zu characters",
+		    it->key, cap - 1);
+		return -1;
+	}
+	memcpy(out, value, strlen(value) + 1);
+	return 0;
+}
+
+/* A name of a tier or an agent: lowercase letters, digits, '-', '_'. */
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) > CONFIG_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		        *s == '-' || *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int
+get_duration_ms(const char *value, int64_t min_ms, int64_t max_ms, int64_t *out,
+    struct diag *d, const char *path, const struct ini_item *it)
+{
+	char err[160];
+	int64_t ns;
+
+	if (duration_parse(value, &ns, err, sizeof(err)) != 0) {
+		diag_add(d, path, it->line, "%s: %s (write e.g. 90s, 5m, 1h)",
+		    it->key, err);
+		return -1;
+	}
+	if (ns / 1000000 < min_ms || ns / 1000000 > max_ms) {
+		diag_add(d, path, it->line,
+		    "%s: %s is out of range [%lldms, %lldms]", it->key, value,
+		    (long long)min_ms, (long long)max_ms);
+		return -1;
+	}
+	*out = ns / 1000000;
+	return 0;
+}
+
+/* "64k", "1m", "65536": a size in bytes. */
+static int
+get_size(const char *value, size_t min, size_t max, size_t *out, struct diag *d,
+    const char *path, const struct ini_item *it)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (errno == 0 && end != value) {
+		if (*end == 'k' || *end == 'K')
+			v *= 1024, end++;
+		else if (*end == 'm' || *end == 'M')
+			v *= 1024 * 1024, end++;
+	}
+	if (errno != 0 || end == value || *end != '\0') {
+		diag_add(d, path, it->line,
+		    "%s: \"%s\" is not a size (write e.g. 65536, 64k, 1m)",
+		    it->key, value);
+		return -1;
+	}
+	if (v < min || v > max) {
+		diag_add(d, path, it->line,
+		    "%s: %s is out of range [%zu, %zu] bytes", it->key, value,
+		    min, max);
+		return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+void
+config_resolve(const char *base, const char *p, char *out, size_t len)
+{
+	if (p[0] == '/' || base[0] == '\0')
+		snprintf(out, len, "%s", p);
+	else
+		snprintf(out, len, "%s/%s", base, p);
+}
+
+/* ------------------------------------------------------------------ */
+/* ollamax.conf                                                       */
+/* ------------------------------------------------------------------ */
+
+struct config_parse {
+	struct config *c;
+	struct diag *d;
+	const char *path;
+	int bad_section_line;
+};
+
+static struct tier_conf *
+tier_section(struct config_parse *p, const char *name, int line)
+{
+	struct config *c = p->c;
+
+	for (size_t i = 0; i < c->ntiers; i++)
+		if (strcmp(c->tiers[i].name, name) == 0)
+			return &c->tiers[i];
+	if (!valid_name(name)) {
+		diag_add(p->d, p->path, line,
+		    "[tier.%s]: a tier name is lowercase letters, digits, '-' and '_', at most %d characters",
+		    name, CONFIG_NAME_MAX);
+		return NULL;
+	}
+	c->tiers = realloc(c->tiers, (c->ntiers + 1) * sizeof(*c->tiers));
+	if (c->tiers == NULL)
+		abort();
+	memset(&c->tiers[c->ntiers], 0, sizeof(*c->tiers));
+	snprintf(
+	    c->tiers[c->ntiers].name, sizeof(c->tiers[0].name), "%s", name);
+	c->tiers[c->ntiers].line = line;
+	return &c->tiers[c->ntiers++];
+}
+
+static struct model_conf *
+model_section(struct config_parse *p, const char *name, int line)
+{
+	struct config *c = p->c;
+
+	for (size_t i = 0; i < c->nmodels; i++)
+		if (strcmp(c->models[i].name, name) == 0)
+			return &c->models[i];
+	if (*name == '\0' || strlen(name) >= CONFIG_MODEL_MAX) {
+		diag_add(
+		    p->d, p->path, line, "[model.%s]: bad model name", name);
+		return NULL;
+	}
+	c->models = realloc(c->models, (c->nmodels + 1) * sizeof(*c->models));
+	if (c->models == NULL)
+		abort();
+	memset(&c->models[c->nmodels], 0, sizeof(*c->models));
+	snprintf(
+	    c->models[c->nmodels].name, sizeof(c->models[0].name), "%s", name);
+	c->models[c->nmodels].num_ctx = 2048;
+	c->models[c->nmodels].line = line;
+	return &c->models[c->nmodels++];
+}
+
+static void
+unknown_key(struct config_parse *p, const struct ini_item *it)
+{
+	diag_add(p->d, p->path, it->line, "[%s]: unknown key \"%s\"",
+	    it->section, it->key);
+}
+
+static void
+config_key(void *user, const struct ini_item *it)
+{
+	struct config_parse *p = user;
+	struct config *c = p->c;
+	struct diag *d = p->d;
+	const char *path = p->path, *s = it->section, *k = it->key,
+	           *v = it->value;
+
+	if (it->continued) {
+		diag_add(d, path, it->line,
+		    "%s: only agent prompts continue on indented lines", k);
+		return;
+	}
+	if (strcmp(s, "supervisor") == 0) {
+		if (strcmp(k, "workers") == 0)
+			ini_get_int(
+			    v, 0, 256, &c->workers, d, path, it->line, k);
+		else if (strcmp(k, "runtime_dir") == 0)
+			copy_text(c->runtime_dir, sizeof(c->runtime_dir), v, d,
+			    it, path);
+		else if (strcmp(k, "state_dir") == 0)
+			copy_text(
+			    c->state_dir, sizeof(c->state_dir), v, d, it, path);
+		else if (strcmp(k, "agents_dir") == 0)
+			copy_text(c->agents_dir, sizeof(c->agents_dir), v, d,
+			    it, path);
+		else if (strcmp(k, "stack_size") == 0)
+			get_size(v, 16 * 1024, 64 * 1024 * 1024, &c->stack_size,
+			    d, path, it);
+		else
+			unknown_key(p, it);
+	} else if (strcmp(s, "broker") == 0) {
+		if (strcmp(k, "parallel") == 0)
+			ini_get_int(
+			    v, 1, 64, &c->parallel, d, path, it->line, k);
+		else if (strcmp(k, "vram_mb") == 0)
+			ini_get_int(
+			    v, 256, 1 << 24, &c->vram_mb, d, path, it->line, k);
+		else
+			unknown_key(p, it);
+	} else if (strcmp(s, "backend") == 0) {
+		if (strcmp(k, "url") == 0) {
+			if (strncmp(v, "http://", 7) != 0 &&
+			    strncmp(v, "https://", 8) != 0)
+				diag_add(d, path, it->line,
+				    "url: \"%s\" is not an http:// or https:// URL",
+				    v);
+			else
+				copy_text(c->backend_url,
+				    sizeof(c->backend_url), v, d, it, path);
+		} else if (strcmp(k, "connect_timeout") == 0) {
+			get_duration_ms(v, 100, 600000, &c->connect_timeout_ms,
+			    d, path, it);
+		} else if (strcmp(k, "first_byte_timeout") == 0) {
+			get_duration_ms(v, 1000, 3600000,
+			    &c->first_byte_timeout_ms, d, path, it);
+		} else if (strcmp(k, "stall_timeout") == 0) {
+			get_duration_ms(v, 1000, 3600000, &c->stall_timeout_ms,
+			    d, path, it);
+		} else {
+			unknown_key(p, it);
+		}
+	} else if (strncmp(s, "tier.", 5) == 0) {
+		struct tier_conf *t = tier_section(p, s + 5, it->section_line);
+
+		if (t == NULL)
+			return;
+		if (strcmp(k, "model") == 0)
+			copy_text(t->model, sizeof(t->model), v, d, it, path);
+		else if (strcmp(k, "fallback") == 0)
+			copy_text(
+			    t->fallback, sizeof(t->fallback), v, d, it, path);
+		else
+			unknown_key(p, it);
+	} else if (strncmp(s, "model.", 6) == 0) {
+		struct model_conf *m =
+		    model_section(p, s + 6, it->section_line);
+
+		if (m == NULL)
+			return;
+		if (strcmp(k, "size_mb") == 0)
+			ini_get_int(
+			    v, 1, 1 << 24, &m->size_mb, d, path, it->line, k);
+		else if (strcmp(k, "num_ctx") == 0)
+			ini_get_int(
+			    v, 256, 1 << 20, &m->num_ctx, d, path, it->line, k);
+		else
+			unknown_key(p, it);
+	} else if (p->bad_section_line != it->section_line) {
+		/* Once per section, at its header. */
+		p->bad_section_line = it->section_line;
+		diag_add(d, path, it->section_line,
+		    "[%s]: unknown section (supervisor, broker, backend, tier.NAME, model.NAME)",
+		    s);
+	}
+}
+
+const struct tier_conf *
+config_tier(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->ntiers; i++)
+		if (strcmp(c->tiers[i].name, name) == 0)
+			return &c->tiers[i];
+	return NULL;
+}
+
+const struct model_conf *
+config_model(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nmodels; i++)
+		if (strcmp(c->models[i].name, name) == 0)
+			return &c->models[i];
+	return NULL;
+}
+
+int
+config_load(struct config *c, const char *path, struct diag *d)
+{
+	struct config_parse p = {.c = c, .d = d, .path = path};
+	int before = d->count;
+	char *slash;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	snprintf(c->dir, sizeof(c->dir), "%s", path);
+	slash = strrchr(c->dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	else
+		snprintf(c->dir, sizeof(c->dir), ".");
+	snprintf(c->state_dir, sizeof(c->state_dir), "state");
+	snprintf(c->agents_dir, sizeof(c->agents_dir), "conf.d");
+	c->stack_size = 64 * 1024;
+	c->parallel = 2;
+	c->vram_mb = 4096;
+	snprintf(
+	    c->backend_url, sizeof(c->backend_url), "http://127.0.0.1:11434");
+	c->connect_timeout_ms = 5000;
+	/* A cold load of a large model takes many seconds before any byte. */
+	c->first_byte_timeout_ms = 300000;
+	c->stall_timeout_ms = 60000;
+	inifile_parse(path, config_key, &p, d);
+
+	for (size_t i = 0; i < c->ntiers; i++) {
+		const struct tier_conf *t = &c->tiers[i], *f = t;
+		size_t hops = 0;
+
+		if (t->model[0] == '\0')
+			diag_add(d, path, t->line,
+			    "[tier.%s]: model is required", t->name);
+		if (t->fallback[0] != '\0' &&
+		    config_tier(c, t->fallback) == NULL) {
+			diag_add(d, path, t->line,
+			    "[tier.%s]: fallback \"%s\" is not a tier", t->name,
+			    t->fallback);
+			continue;
+		}
+		/* A chain must end: n tiers allow at most n - 1 hops. */
+		while (
+		    f != NULL && f->fallback[0] != '\0' && hops++ <= c->ntiers)
+			f = config_tier(c, f->fallback);
+		if (hops > c->ntiers)
+			diag_add(d, path, t->line,
+			    "[tier.%s]: its fallback chain loops", t->name);
+	}
+	if (c->ntiers == 0 && d->count == before)
+		diag_add(d, path, 0,
+		    "no [tier.NAME] section: agents need at least one tier");
+	return d->count - before;
+}
+
+void
+config_free(struct config *c)
+{
+	free(c->tiers);
+	free(c->models);
+	c->tiers = NULL;
+	c->models = NULL;
+	c->ntiers = c->nmodels = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Manifests                                                          */
+/* ------------------------------------------------------------------ */
+
+struct manifest_parse {
+	struct manifest *m;
+	struct diag *d;
+	const char *path;
+	int bad_section_line;
+	int seen_name, seen_tier, seen_trigger, seen_prompt;
+};
+
+/* Appends a continuation line to a multi-line text value. */
+static void
+append_line(char **text, const char *more)
+{
+	size_t a = *text ? strlen(*text) : 0, b = strlen(more);
+	char *n = realloc(*text, a + b + 2);
+
+	if (n == NULL)
+		abort();
+	if (a > 0)
+		n[a++] = '\n';
+	memcpy(n + a, more, b + 1);
+	*text = n;
+}
+
+static void
+set_text(char **text, const char *value)
+{
+	free(*text);
+	*text = strdup(value);
+	if (*text == NULL)
+		abort();
+}
+
+static void
+manifest_trigger(struct manifest_parse *p, const struct ini_item *it)
+{
+	struct manifest *m = p->m;
+	const char *v = it->value;
+	int64_t ms;
+
+	if (strcmp(v, "inbox") == 0) {
+		m->trigger = TRIGGER_INBOX;
+	} else if (strcmp(v, "demand") == 0) {
+		m->trigger = TRIGGER_DEMAND;
+	} else if (strncmp(v, "every ", 6) == 0) {
+		struct ini_item sub = *it;
+
+		sub.key = "trigger = every";
+		if (get_duration_ms(v + 6, 1000, 7 * 24 * 3600 * 1000LL, &ms,
+		        p->d, p->path, &sub) == 0) {
+			m->trigger = TRIGGER_EVERY;
+			m->every_ms = ms;
+		}
+	} else {
+		diag_add(p->d, p->path, it->line,
+		    "trigger: \"%s\" is not \"every DURATION\", \"inbox\" or \"demand\"",
+		    v);
+	}
+	p->seen_trigger = 1;
+}
+
+static void
+manifest_key(void *user, const struct ini_item *it)
+{
+	struct manifest_parse *p = user;
+	struct manifest *m = p->m;
+	struct diag *d = p->d;
+	const char *k = it->key, *v = it->value, *path = p->path;
+
+	if (it->continued) {
+		if (strcmp(k, "system") == 0 && m->system)
+			append_line(&m->system, v);
+		else if (strcmp(k, "prompt") == 0 && m->prompt)
+			append_line(&m->prompt, v);
+		else
+			diag_add(d, path, it->line,
+			    "%s: only system and prompt continue on indented lines",
+			    k);
+		return;
+	}
+	if (strcmp(it->section, "agent") == 0) {
+		if (strcmp(k, "name") == 0) {
+			if (!valid_name(v))
+				diag_add(d, path, it->line,
+				    "name: \"%s\" is not lowercase letters, digits, '-' and '_', at most %d characters",
+				    v, CONFIG_NAME_MAX);
+			else
+				snprintf(m->name, sizeof(m->name), "%s", v);
+			p->seen_name = 1;
+		} else if (strcmp(k, "role") == 0) {
+			copy_text(m->role, sizeof(m->role), v, d, it, path);
+		} else if (strcmp(k, "tier") == 0) {
+			copy_text(m->tier, sizeof(m->tier), v, d, it, path);
+			p->seen_tier = 1;
+		} else if (strcmp(k, "priority") == 0) {
+			if (strcmp(v, "high") == 0)
+				m->priority = PRIO_HIGH;
+			else if (strcmp(v, "normal") == 0)
+				m->priority = PRIO_NORMAL;
+			else if (strcmp(v, "low") == 0)
+				m->priority = PRIO_LOW;
+			else
+				diag_add(d, path, it->line,
+				    "priority: \"%s\" is not high, normal or low",
+				    v);
+		} else if (strcmp(k, "trigger") == 0) {
+			manifest_trigger(p, it);
+		} else if (strcmp(k, "jitter") == 0) {
+			char *end;
+			long pct = strtol(v, &end, 10);
+
+			if (end == v || strcmp(end, "%") != 0 || pct < 0 ||
+			    pct > 50)
+				diag_add(d, path, it->line,
+				    "jitter: \"%s\" is not a percentage from 0%% to 50%%",
+				    v);
+			else
+				m->jitter_pct = (int)pct;
+		} else if (strcmp(k, "output") == 0) {
+			m->line_of_output = it->line;
+			if (strcmp(v, "log") == 0) {
+				m->output = OUTPUT_LOG;
+			} else if (strncmp(v, "file:", 5) == 0 &&
+			    v[5] != '\0' && strstr(v, "..") == NULL &&
+			    v[5] != '/') {
+				m->output = OUTPUT_FILE;
+				copy_text(m->output_target,
+				    sizeof(m->output_target), v + 5, d, it,
+				    path);
+			} else if (strncmp(v, "agent:", 6) == 0 &&
+			    valid_name(v + 6)) {
+				m->output = OUTPUT_AGENT;
+				copy_text(m->output_target,
+				    sizeof(m->output_target), v + 6, d, it,
+				    path);
+			} else {
+				diag_add(d, path, it->line,
+				    "output: \"%s\" is not log, file:NAME (inside the state dir) or agent:NAME",
+				    v);
+			}
+		} else if (strcmp(k, "system") == 0) {
+			set_text(&m->system, v);
+		} else if (strcmp(k, "prompt") == 0) {
+			set_text(&m->prompt, v);
+			p->seen_prompt = 1;
+		} else {
+			diag_add(d, path, it->line,
+			    "[agent]: unknown key \"%s\"", k);
+		}
+	} else if (strcmp(it->section, "options") == 0) {
+		if (strcmp(k, "num_predict") == 0)
+			ini_get_int(v, -1, 1 << 20, &m->num_predict, d, path,
+			    it->line, k);
+		else if (strcmp(k, "temperature") == 0)
+			ini_get_double(
+			    v, 0, 2, &m->temperature, d, path, it->line, k);
+		else
+			diag_add(d, path, it->line,
+			    "[options]: unknown key \"%s\" (num_predict, temperature)",
+			    k);
+	} else if (p->bad_section_line != it->section_line) {
+		p->bad_section_line = it->section_line;
+		diag_add(d, path, it->section_line,
+		    "[%s]: unknown section (agent, options)", it->section);
+	}
+}
+
+int
+manifest_load(struct manifest *m, const char *path, struct diag *d)
+{
+	struct manifest_parse p = {.m = m, .d = d, .path = path};
+	int before = d->count;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->path, sizeof(m->path), "%s", path);
+	m->priority = PRIO_NORMAL;
+	m->jitter_pct = 10;
+	m->num_predict = -1;
+	m->temperature = -1;
+	if (inifile_parse(path, manifest_key, &p, d) > 0 &&
+	    d->count - before == 1 && m->name[0] == '\0' && !p.seen_name)
+		return d->count - before; /* unreadable: nothing more to say */
+	if (!p.seen_name)
+		diag_add(d, path, 0, "[agent] name is required");
+	if (!p.seen_tier)
+		diag_add(d, path, 0, "[agent] tier is required");
+	if (!p.seen_trigger)
+		diag_add(d, path, 0,
+		    "[agent] trigger is required (every DURATION, inbox or demand)");
+	if (!p.seen_prompt)
+		diag_add(d, path, 0, "[agent] prompt is required");
+	return d->count - before;
+}
+
+void
+manifest_free(struct manifest *m)
+{
+	free(m->system);
+	free(m->prompt);
+	m->system = m->prompt = NULL;
+}
+
+static int
+conf_file(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+
+	return e->d_name[0] != '.' && n > 5 &&
+	    strcmp(e->d_name + n - 5, ".conf") == 0;
+}
+
+const struct manifest *
+fleet_find(const struct fleet *f, const char *name)
+{
+	for (size_t i = 0; i < f->count; i++)
+		if (strcmp(f->agents[i].name, name) == 0)
+			return &f->agents[i];
+	return NULL;
+}
+
+int
+fleet_load(
+    struct fleet *f, const char *dir, const struct config *c, struct diag *d)
+{
+	struct dirent **names;
+	int n, before = d->count;
+
+	memset(f, 0, sizeof(*f));
+	n = scandir(dir, &names, conf_file, alphasort);
+	if (n < 0) {
+		diag_add(d, dir, 0, "cannot read the agents directory: %s",
+		    strerror(errno));
+		return d->count - before;
+	}
+	f->agents = calloc((size_t)n + 1, sizeof(*f->agents));
+	if (f->agents == NULL)
+		abort();
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct manifest *m = &f->agents[f->count];
+		const struct manifest *dup;
+		int bad;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		free(names[i]);
+		bad = manifest_load(m, path, d);
+		if (bad == 0 && c != NULL && config_tier(c, m->tier) == NULL) {
+			diag_add(d, path, 0,
+			    "tier \"%s\" is not a [tier.NAME] of %s", m->tier,
+			    c->path);
+			bad = 1;
+		}
+		if (bad == 0 && (dup = fleet_find(f, m->name)) != NULL) {
+			diag_add(d, path, 0, "name \"%s\" is taken by %s",
+			    m->name, dup->path);
+			bad = 1;
+		}
+		if (bad) {
+			manifest_free(m);
+			continue;
+		}
+		f->count++;
+	}
+	free(names);
+	/* Outputs name agents that must exist and listen on an inbox. */
+	for (size_t i = 0; i < f->count; i++) {
+		const struct manifest *m = &f->agents[i], *to;
+
+		if (m->output != OUTPUT_AGENT)
+			continue;
+		to = fleet_find(f, m->output_target);
+		if (to == NULL)
+			diag_add(d, m->path, m->line_of_output,
+			    "output: no agent is named \"%s\"",
+			    m->output_target);
+		else if (to->trigger != TRIGGER_INBOX)
+			diag_add(d, m->path, m->line_of_output,
+			    "output: agent \"%s\" has no inbox (its trigger is not inbox)",
+			    m->output_target);
+	}
+	return d->count - before;
+}
+
+void
+fleet_free(struct fleet *f)
+{
+	for (size_t i = 0; i < f->count; i++)
+		manifest_free(&f->agents[i]);
+	free(f->agents);
+	f->agents = NULL;
+	f->count = 0;
+}

@@ -1,0 +1,119 @@
+/*
+ * config.h: ollamax.conf and the agent manifests, read and judged whole.
+ *
+ * Loading never stops at the first problem: every bad value is reported as
+ * "file:line: message" in a diag, and the rest of the file is still read,
+ * as `ollamax-supervisor check` shows. Nothing here does I/O but reading
+ * the files it is given; nothing starts.
+ */
+#ifndef OLLAMAX_CONFIG_H
+#define OLLAMAX_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inifile.h"
+
+#define CONFIG_NAME_MAX 48
+#define CONFIG_MODEL_MAX 96
+
+struct tier_conf {
+	char name[CONFIG_NAME_MAX + 1];
+	char model[CONFIG_MODEL_MAX];
+	char fallback[CONFIG_NAME_MAX + 1]; /* "" = none */
+	int line;
+};
+
+struct model_conf {
+	char name[CONFIG_MODEL_MAX];
+	long size_mb; /* 0 = unknown until the backend reports it */
+	long num_ctx; /* sent with every request for this model */
+	int line;
+};
+
+struct config {
+	char path[PATH_MAX];
+	char dir[PATH_MAX]; /* relative paths resolve from here */
+
+	/* [supervisor] */
+	long workers;               /* 0 = number of CPUs */
+	char runtime_dir[PATH_MAX]; /* "" = $XDG_RUNTIME_DIR/ollamax etc. */
+	char state_dir[PATH_MAX];
+	char agents_dir[PATH_MAX];
+	size_t stack_size;
+
+	/* [broker] */
+	long parallel;
+	long vram_mb;
+
+	/* [backend] */
+	char backend_url[256];
+	int64_t connect_timeout_ms;
+	int64_t first_byte_timeout_ms;
+	int64_t stall_timeout_ms;
+
+	struct tier_conf *tiers;
+	size_t ntiers;
+	struct model_conf *models;
+	size_t nmodels;
+};
+
+/*
+ * Reads path into c (defaults first, then the file). Every problem is
+ * added to d; returns the number of problems (0 = valid). Free c with
+ * config_free whatever the result.
+ */
+int config_load(struct config *c, const char *path, struct diag *d);
+void config_free(struct config *c);
+const struct tier_conf *config_tier(const struct config *c, const char *name);
+const struct model_conf *config_model(const struct config *c, const char *name);
+
+enum trigger_kind { TRIGGER_EVERY, TRIGGER_INBOX, TRIGGER_DEMAND };
+enum output_kind { OUTPUT_LOG, OUTPUT_FILE, OUTPUT_AGENT };
+
+struct manifest {
+	char path[PATH_MAX];
+	char name[CONFIG_NAME_MAX + 1];
+	char role[200];
+	char tier[CONFIG_NAME_MAX + 1];
+	int priority; /* enum msg_priority */
+	enum trigger_kind trigger;
+	int64_t every_ms;
+	int jitter_pct;
+	enum output_kind output;
+	char output_target[PATH_MAX];
+	char *system;
+	char *prompt;
+	long num_predict;   /* -1 = until the answer ends */
+	double temperature; /* < 0 = the model's default */
+	int line_of_output; /* where output = agent:NAME was written */
+};
+
+/*
+ * Reads one manifest. Problems go to d with the file's lines; returns the
+ * number of problems. Free with manifest_free whatever the result.
+ */
+int manifest_load(struct manifest *m, const char *path, struct diag *d);
+void manifest_free(struct manifest *m);
+
+struct fleet {
+	struct manifest *agents;
+	size_t count;
+};
+
+/*
+ * Reads every *.conf in dir, in name order, and checks the fleet as a
+ * whole against c: unique names, known tiers, outputs to existing inbox
+ * agents. Bad manifests are reported and left out; the good ones are kept.
+ * Returns the number of problems.
+ */
+int fleet_load(
+    struct fleet *f, const char *dir, const struct config *c, struct diag *d);
+void fleet_free(struct fleet *f);
+const struct manifest *fleet_find(const struct fleet *f, const char *name);
+
+/* Resolves p against base unless absolute, into out. */
+void config_resolve(const char *base, const char *p, char *out, size_t len);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * ollamax.conf and agent manifests: the shipped ones are valid, and every
+ * bad value is reported with its file and line while the rest is still read.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "msg.h"
+
+static char dir[64];
+
+static void
+make_dir(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/ollamax-config-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void
+remove_dir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static const char *
+put(const char *name, const char *text)
+{
+	static char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+static void
+expect(const struct diag *d, const char *file, int line, const char *msg)
+{
+	char want[512];
+
+	if (line > 0)
+		snprintf(
+		    want, sizeof(want), "%s/%s:%d: %s", dir, file, line, msg);
+	else
+		snprintf(want, sizeof(want), "%s/%s: %s", dir, file, msg);
+	cr_assert(d->text != NULL && strstr(d->text, want) != NULL,
+	    "missing \"%s\" in:\n%s", want, d->text ? d->text : "(nothing)");
+}
+
+TestSuite(config, .init = make_dir, .fini = remove_dir);
+
+Test(config, the_shipped_configuration_is_the_reference_box)
+{
+	struct config c;
+	struct diag d = {0};
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0,
+	    "%s", d.text);
+	cr_assert_eq(c.parallel, 2);
+	cr_assert_eq(c.vram_mb, 4096);
+	cr_assert_eq(c.stack_size, 64 * 1024);
+	cr_assert_str_eq(config_tier(&c, "reasoning")->model, "deepseek-r1:8b");
+	cr_assert_str_eq(config_tier(&c, "reasoning")->fallback, "coding");
+	cr_assert_str_eq(config_tier(&c, "coding")->model, "qwen2.5-coder:7b");
+	cr_assert_str_eq(config_tier(&c, "light")->model, "tinyllama");
+	cr_assert_eq(config_model(&c, "deepseek-r1:8b")->num_ctx, 2048);
+	cr_assert_str_eq(c.agents_dir, "../agents");
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, every_bad_value_is_reported_with_its_line_and_the_rest_is_read)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("bad.conf",
+	    "[supervisor]\n"
+	    "workers = many\n"
+	    "stack_size = 3\n"
+	    "colour = blue\n"
+	    "[broker]\n"
+	    "parallel = 4\n"
+	    "[backend]\n"
+	    "url = ftp://x\n"
+	    "stall_timeout = 300\n"
+	    "[tier.fast]\n"
+	    "model = tinyllama\n"
+	    "fallback = nowhere\n"
+	    "[tier.a]\n"
+	    "model = m\n"
+	    "fallback = b\n"
+	    "[tier.b]\n"
+	    "model = m\n"
+	    "fallback = a\n"
+	    "[tier.empty]\n"
+	    "fallback = fast\n"
+	    "[gpu]\n"
+	    "x = 1\n");
+
+	cr_assert_gt(config_load(&c, path, &d), 0);
+	expect(&d, "bad.conf", 2, "workers: \"many\" is not a whole number");
+	expect(&d, "bad.conf", 3, "stack_size: 3 is out of range");
+	expect(&d, "bad.conf", 4, "[supervisor]: unknown key \"colour\"");
+	expect(&d, "bad.conf", 8,
+	    "url: \"ftp://x\" is not an http:// or https:// URL");
+	expect(&d, "bad.conf", 9,
+	    "stall_timeout: time: missing unit in duration \"300\"");
+	expect(&d, "bad.conf", 10,
+	    "[tier.fast]: fallback \"nowhere\" is not a tier");
+	expect(&d, "bad.conf", 13, "[tier.a]: its fallback chain loops");
+	expect(&d, "bad.conf", 19, "[tier.empty]: model is required");
+	expect(&d, "bad.conf", 21, "[gpu]: unknown section");
+	cr_assert_eq(c.parallel, 4, "good values are still read");
+	config_free(&c);
+	diag_free(&d);
+}
+
+static const char *good_agent = "# Reviews changes.\n"
+                                "[agent]\n"
+                                "name = reviewer\n"
+                                "role = Reviews changes\n"
+                                "tier = coding\n"
+                                "priority = high\n"
+                                "trigger = every 90s\n"
+                                "jitter = 20%\n"
+                                "output = agent:digest\n"
+                                "system = You review code.\n"
+                                "  Be brief.\n"
+                                "prompt = Review change {{n}}.\n"
+                                "[options]\n"
+                                "num_predict = 250\n"
+                                "temperature = 0.2\n";
+
+static const char *inbox_agent = "[agent]\n"
+                                 "name = digest\n"
+                                 "tier = light\n"
+                                 "trigger = inbox\n"
+                                 "prompt = Summarise: {{input}}\n";
+
+Test(config, a_manifest_reads_every_field_and_joins_continued_lines)
+{
+	struct manifest m;
+	struct diag d = {0};
+
+	cr_assert_eq(
+	    manifest_load(&m, put("a.conf", good_agent), &d), 0, "%s", d.text);
+	cr_assert_str_eq(m.name, "reviewer");
+	cr_assert_str_eq(m.tier, "coding");
+	cr_assert_eq(m.priority, PRIO_HIGH);
+	cr_assert_eq(m.trigger, TRIGGER_EVERY);
+	cr_assert_eq(m.every_ms, 90000);
+	cr_assert_eq(m.jitter_pct, 20);
+	cr_assert_eq(m.output, OUTPUT_AGENT);
+	cr_assert_str_eq(m.output_target, "digest");
+	cr_assert_str_eq(m.system, "You review code.\nBe brief.");
+	cr_assert_eq(m.num_predict, 250);
+	cr_assert_float_eq(m.temperature, 0.2, 1e-12);
+	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, a_bad_manifest_reports_each_problem_with_its_line)
+{
+	struct manifest m;
+	struct diag d = {0};
+	const char *path = put("bad.conf",
+	    "[agent]\n"
+	    "name = Bad Name\n"
+	    "priority = urgent\n"
+	    "trigger = every 5\n"
+	    "jitter = 90%\n"
+	    "output = file:../../etc/passwd\n"
+	    "mood = happy\n"
+	    "[options]\n"
+	    "temperature = hot\n"
+	    "top_k = 3\n");
+
+	cr_assert_gt(manifest_load(&m, path, &d), 0);
+	expect(&d, "bad.conf", 2, "name: \"Bad Name\" is not lowercase");
+	expect(&d, "bad.conf", 3,
+	    "priority: \"urgent\" is not high, normal or low");
+	expect(&d, "bad.conf", 4,
+	    "trigger = every: time: missing unit in duration \"5\"");
+	expect(&d, "bad.conf", 5, "jitter: \"90%\" is not a percentage");
+	expect(
+	    &d, "bad.conf", 6, "output: \"file:../../etc/passwd\" is not log");
+	expect(&d, "bad.conf", 7, "[agent]: unknown key \"mood\"");
+	expect(&d, "bad.conf", 9, "temperature: \"hot\" is not a number");
+	expect(&d, "bad.conf", 10, "[options]: unknown key \"top_k\"");
+	expect(&d, "bad.conf", 0, "[agent] tier is required");
+	expect(&d, "bad.conf", 0, "[agent] prompt is required");
+	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, a_fleet_keeps_the_good_manifests_and_reports_the_bad_ones)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char agents[128];
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	snprintf(agents, sizeof(agents), "%s", dir);
+	put("1-reviewer.conf", good_agent);
+	put("2-digest.conf", inbox_agent);
+	put("3-dup.conf", inbox_agent);
+	put("4-tierless.conf",
+	    "[agent]\nname = lost\ntier = gold\ntrigger = demand\nprompt = x\n");
+	put("5-orphan.conf",
+	    "[agent]\nname = orphan\ntier = light\ntrigger = demand\n"
+	    "output = agent:reviewer\nprompt = x\n");
+	put("README.md", "not a manifest");
+	cr_assert_gt(fleet_load(&f, agents, &c, &d), 0);
+	cr_assert_eq(f.count, 3, "reviewer, digest and orphan load");
+	cr_assert_not_null(fleet_find(&f, "reviewer"));
+	expect(&d, "3-dup.conf", 0, "name \"digest\" is taken by");
+	expect(&d, "4-tierless.conf", 0, "tier \"gold\" is not a [tier.NAME]");
+	expect(
+	    &d, "5-orphan.conf", 5, "output: agent \"reviewer\" has no inbox");
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
