@@ -1,0 +1,403 @@
+/*
+ * ipc.c: nng request/reply on a libev loop. Each operation owns an nng aio
+ * whose callback (on an nng thread) only moves the operation to a locked
+ * list and wakes the loop; everything else happens on the loop's thread.
+ */
+#include "autoconf.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/transport/ipc/ipc.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "msg.h"
+
+static atomic_uint_fast64_t refused;
+
+uint64_t
+ipc_refused(void)
+{
+	return atomic_load(&refused);
+}
+
+/* ------------------------------------------------------------------ */
+/* Completions, from nng threads to the loop                          */
+/* ------------------------------------------------------------------ */
+
+struct op;
+typedef void (*op_fn)(struct op *op);
+
+struct op {
+	nng_aio *aio;
+	op_fn on_loop; /* runs on the loop once the aio completed */
+	TAILQ_ENTRY(op) link;
+};
+TAILQ_HEAD(op_list, op);
+
+struct waker {
+	struct ev_loop *loop;
+	ev_async async;
+	pthread_mutex_t mu;
+	struct op_list done;
+};
+
+static void
+waker_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct waker *wk = w->data;
+	struct op_list ready;
+	struct op *op;
+
+	(void)loop;
+	(void)revents;
+	TAILQ_INIT(&ready);
+	pthread_mutex_lock(&wk->mu);
+	TAILQ_CONCAT(&ready, &wk->done, link);
+	pthread_mutex_unlock(&wk->mu);
+	while ((op = TAILQ_FIRST(&ready)) != NULL) {
+		TAILQ_REMOVE(&ready, op, link);
+		op->on_loop(op);
+	}
+}
+
+static void
+waker_init(struct waker *wk, struct ev_loop *loop)
+{
+	wk->loop = loop;
+	pthread_mutex_init(&wk->mu, NULL);
+	TAILQ_INIT(&wk->done);
+	ev_async_init(&wk->async, waker_cb);
+	wk->async.data = wk;
+	ev_async_start(loop, &wk->async);
+}
+
+/* Called on an nng thread: hand the op to the loop. */
+static void
+waker_post(struct waker *wk, struct op *op)
+{
+	pthread_mutex_lock(&wk->mu);
+	TAILQ_INSERT_TAIL(&wk->done, op, link);
+	pthread_mutex_unlock(&wk->mu);
+	ev_async_send(wk->loop, &wk->async);
+}
+
+static void
+waker_fini(struct waker *wk)
+{
+	ev_async_stop(wk->loop, &wk->async);
+	pthread_mutex_destroy(&wk->mu);
+}
+
+/* Peers of another uid are cut before they can send anything. */
+static void
+check_peer(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	uint64_t uid;
+
+	(void)ev;
+	(void)arg;
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
+	    uid != (uint64_t)getuid()) {
+		atomic_fetch_add(&refused, 1);
+		nng_pipe_close(pipe);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Server                                                             */
+/* ------------------------------------------------------------------ */
+
+enum call_state { CALL_RECV, CALL_HANDLER, CALL_SEND };
+
+struct ipc_call {
+	struct op op; /* first: an op is a call */
+	struct ipc_server *server;
+	nng_ctx ctx;
+	enum call_state state;
+};
+
+struct ipc_server {
+	struct waker waker;
+	nng_socket sock;
+	struct ipc_call *calls;
+	int ncalls;
+	ipc_request_fn fn;
+	void *arg;
+	int closing;
+};
+
+static void
+call_recv(struct ipc_call *c)
+{
+	c->state = CALL_RECV;
+	nng_ctx_recv(c->ctx, c->op.aio);
+}
+
+static void
+call_on_loop(struct op *op)
+{
+	struct ipc_call *c = (struct ipc_call *)op;
+	int rv = nng_aio_result(op->aio);
+	nng_msg *m;
+
+	if (c->server->closing)
+		return;
+	if (c->state == CALL_SEND) {
+		if (rv != 0) {
+			/* The peer went away before the answer: drop it. */
+			nng_msg_free(nng_aio_get_msg(op->aio));
+		}
+		call_recv(c);
+		return;
+	}
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+			log_warnx("ipc: receive: %s", nng_strerror(rv));
+		if (rv != NNG_ECLOSED)
+			call_recv(c);
+		return;
+	}
+	m = nng_aio_get_msg(op->aio);
+	c->state = CALL_HANDLER;
+	c->server->fn(c->server->arg, c, nng_msg_body(m), nng_msg_len(m));
+	nng_msg_free(m);
+}
+
+static void
+call_aio_cb(void *arg)
+{
+	struct ipc_call *c = arg;
+
+	waker_post(&c->server->waker, &c->op);
+}
+
+struct ipc_server *
+ipc_listen(struct ev_loop *loop, const char *url, int nctx, ipc_request_fn fn,
+    void *arg)
+{
+	struct ipc_server *s = calloc(1, sizeof(*s));
+	nng_listener l;
+	int rv;
+
+	if (s == NULL)
+		fatal("out of memory");
+	s->fn = fn;
+	s->arg = arg;
+	if ((rv = nng_rep0_open(&s->sock)) != 0 ||
+	    (rv = nng_socket_set_size(
+	         s->sock, NNG_OPT_RECVMAXSZ, MSG_MAX_FRAME + 1024)) != 0 ||
+	    (rv = nng_pipe_notify(
+	         s->sock, NNG_PIPE_EV_ADD_PRE, check_peer, NULL)) != 0 ||
+	    (rv = nng_listener_create(&l, s->sock, url)) != 0 ||
+	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600)) !=
+	        0 ||
+	    (rv = nng_listener_start(l, 0)) != 0) {
+		log_warnx(
+		    "ipc: cannot listen on %s: %s", url, nng_strerror(rv));
+		nng_close(s->sock);
+		free(s);
+		return NULL;
+	}
+	waker_init(&s->waker, loop);
+	s->ncalls = nctx;
+	s->calls = calloc((size_t)nctx, sizeof(*s->calls));
+	if (s->calls == NULL)
+		fatal("out of memory");
+	for (int i = 0; i < nctx; i++) {
+		struct ipc_call *c = &s->calls[i];
+
+		c->server = s;
+		c->op.on_loop = call_on_loop;
+		if ((rv = nng_ctx_open(&c->ctx, s->sock)) != 0 ||
+		    (rv = nng_aio_alloc(&c->op.aio, call_aio_cb, c)) != 0)
+			fatalx("ipc: context: %s", nng_strerror(rv));
+		call_recv(c);
+	}
+	return s;
+}
+
+void
+ipc_reply(struct ipc_call *c, const void *data, size_t len)
+{
+	nng_msg *m;
+
+	if (c->state != CALL_HANDLER)
+		fatalx("ipc: a call answered twice");
+	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, data, len) != 0)
+		fatal("out of memory");
+	c->state = CALL_SEND;
+	nng_aio_set_msg(c->op.aio, m);
+	nng_ctx_send(c->ctx, c->op.aio);
+}
+
+void
+ipc_drop(struct ipc_call *c)
+{
+	atomic_fetch_add(&refused, 1);
+	call_recv(c);
+}
+
+void
+ipc_server_close(struct ipc_server *s)
+{
+	if (s == NULL)
+		return;
+	s->closing = 1;
+	nng_close(s->sock);
+	for (int i = 0; i < s->ncalls; i++) {
+		nng_aio_stop(s->calls[i].op.aio);
+		nng_aio_free(s->calls[i].op.aio);
+	}
+	/* Completions already queued refer to calls: run them as closing. */
+	waker_cb(s->waker.loop, &s->waker.async, 0);
+	waker_fini(&s->waker);
+	free(s->calls);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Client                                                             */
+/* ------------------------------------------------------------------ */
+
+struct request {
+	struct op op;
+	struct ipc_client *client;
+	nng_ctx ctx;
+	int sent;
+	ipc_reply_fn fn;
+	void *arg;
+	LIST_ENTRY(request) link;
+};
+
+struct ipc_client {
+	struct waker waker;
+	nng_socket sock;
+	LIST_HEAD(, request) live;
+};
+
+struct ipc_client *
+ipc_dial(struct ev_loop *loop, const char *url)
+{
+	struct ipc_client *c = calloc(1, sizeof(*c));
+	int rv;
+
+	if (c == NULL)
+		fatal("out of memory");
+	if ((rv = nng_req0_open(&c->sock)) != 0 ||
+	    (rv = nng_socket_set_size(
+	         c->sock, NNG_OPT_RECVMAXSZ, MSG_MAX_FRAME + 1024)) != 0 ||
+	    /* No resend: a lost peer fails the request (NNG_ECONNRESET). */
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
+	         NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 200)) != 0 ||
+	    (rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		log_warnx("ipc: cannot dial %s: %s", url, nng_strerror(rv));
+		nng_close(c->sock);
+		free(c);
+		return NULL;
+	}
+	waker_init(&c->waker, loop);
+	LIST_INIT(&c->live);
+	return c;
+}
+
+static void
+request_end(struct request *r, int err, const void *data, size_t len)
+{
+	LIST_REMOVE(r, link);
+	r->fn(r->arg, err, data, len);
+	nng_ctx_close(r->ctx);
+	nng_aio_free(r->op.aio);
+	free(r);
+}
+
+static void
+request_on_loop(struct op *op)
+{
+	struct request *r = (struct request *)op;
+	int rv = nng_aio_result(op->aio);
+	nng_msg *m;
+
+	if (rv != 0) {
+		if (!r->sent)
+			nng_msg_free(nng_aio_get_msg(op->aio));
+		request_end(r, rv, NULL, 0);
+		return;
+	}
+	if (!r->sent) {
+		r->sent = 1;
+		nng_ctx_recv(r->ctx, op->aio);
+		return;
+	}
+	m = nng_aio_get_msg(op->aio);
+	request_end(r, 0, nng_msg_body(m), nng_msg_len(m));
+	nng_msg_free(m);
+}
+
+static void
+request_aio_cb(void *arg)
+{
+	struct request *r = arg;
+
+	waker_post(&r->client->waker, &r->op);
+}
+
+int
+ipc_request(struct ipc_client *c, const void *data, size_t len,
+    int64_t timeout_ms, ipc_reply_fn fn, void *arg)
+{
+	struct request *r = calloc(1, sizeof(*r));
+	nng_msg *m;
+	int rv;
+
+	if (r == NULL)
+		fatal("out of memory");
+	r->client = c;
+	r->fn = fn;
+	r->arg = arg;
+	r->op.on_loop = request_on_loop;
+	if ((rv = nng_ctx_open(&r->ctx, c->sock)) != 0) {
+		free(r);
+		return rv;
+	}
+	if ((rv = nng_aio_alloc(&r->op.aio, request_aio_cb, r)) != 0) {
+		nng_ctx_close(r->ctx);
+		free(r);
+		return rv;
+	}
+	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, data, len) != 0)
+		fatal("out of memory");
+	/* The timeout covers the send and the wait for the answer. */
+	nng_aio_set_timeout(r->op.aio,
+	    timeout_ms > 0 ? (nng_duration)timeout_ms : NNG_DURATION_INFINITE);
+	nng_aio_set_msg(r->op.aio, m);
+	LIST_INSERT_HEAD(&c->live, r, link);
+	nng_ctx_send(r->ctx, r->op.aio);
+	return 0;
+}
+
+void
+ipc_client_close(struct ipc_client *c)
+{
+	struct request *r;
+
+	if (c == NULL)
+		return;
+	LIST_FOREACH(r, &c->live, link)
+		nng_aio_stop(r->op.aio);
+	/* Stopped requests end with NNG_ECANCELED through the waker. */
+	waker_cb(c->waker.loop, &c->waker.async, 0);
+	nng_close(c->sock);
+	waker_fini(&c->waker);
+	free(c);
+}

@@ -1,0 +1,164 @@
+/*
+ * Request/reply over nng ipc:// on a libev loop: answers come back on the
+ * loop, many requests are in flight at once, answers may come later, and a
+ * request without an answer fails at its timeout instead of hanging.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ipc.h"
+
+static char dir[64], url[128];
+static struct ev_loop *loop;
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/ollamax-ipc-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(url, sizeof(url), "ipc://%s/test.sock", dir);
+	loop = ev_loop_new(EVFLAG_AUTO);
+}
+
+static void
+teardown(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/test.sock", dir);
+	unlink(path);
+	rmdir(dir);
+	ev_loop_destroy(loop);
+}
+
+TestSuite(ipc, .init = setup, .fini = teardown, .timeout = 20);
+
+/* Echoes at once, or holds calls to answer them later in reverse. */
+static struct ipc_call *held[64];
+static int nheld, hold;
+
+static void
+echo(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	(void)arg;
+	if (hold) {
+		held[nheld++] = call;
+		if (nheld == hold)
+			for (int i = nheld - 1; i >= 0; i--)
+				ipc_reply(held[i], "late", 4);
+		return;
+	}
+	ipc_reply(call, data, len);
+}
+
+static int answered, failed;
+static char last[64];
+
+static void
+got(void *arg, int err, const void *data, size_t len)
+{
+	(void)arg;
+	if (err != 0) {
+		failed++;
+	} else {
+		answered++;
+		snprintf(
+		    last, sizeof(last), "%.*s", (int)len, (const char *)data);
+	}
+	if (answered + failed == *(int *)arg)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+give_up(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(l, EVBREAK_ALL);
+}
+
+static void
+run_for(double seconds)
+{
+	ev_timer t;
+
+	ev_timer_init(&t, give_up, seconds, 0);
+	ev_timer_start(loop, &t);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &t);
+}
+
+Test(ipc, a_request_gets_its_answer_on_the_loop)
+{
+	struct ipc_server *s = ipc_listen(loop, url, 4, echo, NULL);
+	struct ipc_client *c = ipc_dial(loop, url);
+	int want = 1;
+	struct stat st;
+	char path[128];
+
+	cr_assert_not_null(s);
+	cr_assert_not_null(c);
+	snprintf(path, sizeof(path), "%s/test.sock", dir);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "the socket is private");
+	answered = failed = 0;
+	cr_assert_eq(ipc_request(c, "hello", 5, 5000, got, &want), 0);
+	run_for(10);
+	cr_assert_eq(answered, 1);
+	cr_assert_str_eq(last, "hello");
+	ipc_client_close(c);
+	ipc_server_close(s);
+}
+
+Test(ipc, many_requests_are_in_flight_and_answered_later_in_any_order)
+{
+	struct ipc_server *s = ipc_listen(loop, url, 16, echo, NULL);
+	struct ipc_client *c = ipc_dial(loop, url);
+	int want = 16;
+
+	hold = 16;
+	nheld = 0;
+	answered = failed = 0;
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(ipc_request(c, "x", 1, 5000, got, &want), 0);
+	run_for(10);
+	cr_assert_eq(answered, 16, "answered %d, failed %d", answered, failed);
+	cr_assert_str_eq(last, "late");
+	hold = 0;
+	ipc_client_close(c);
+	ipc_server_close(s);
+}
+
+Test(ipc, a_request_nobody_answers_fails_at_its_timeout)
+{
+	struct ipc_client *c = ipc_dial(loop, url); /* no server */
+	int want = 1;
+
+	answered = failed = 0;
+	cr_assert_eq(ipc_request(c, "x", 1, 200, got, &want), 0);
+	run_for(5);
+	cr_assert_eq(failed, 1);
+	cr_assert_eq(answered, 0);
+	ipc_client_close(c);
+}
+
+Test(ipc, a_client_dialled_before_the_server_starts_reaches_it)
+{
+	struct ipc_client *c = ipc_dial(loop, url);
+	struct ipc_server *s;
+	int want = 1;
+
+	answered = failed = 0;
+	cr_assert_eq(ipc_request(c, "early", 5, 5000, got, &want), 0);
+	run_for(0.1);
+	s = ipc_listen(loop, url, 2, echo, NULL);
+	run_for(10);
+	cr_assert_eq(answered, 1);
+	cr_assert_str_eq(last, "early");
+	ipc_client_close(c);
+	ipc_server_close(s);
+}
