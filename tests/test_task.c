@@ -346,8 +346,8 @@ Test(task, callee_saved_registers_survive_a_switch)
 /*
  * Floating point: the rounding modes are per context (MXCSR and the x87
  * control word on x86-64, FPCR on aarch64), and 1/3 rounds differently
- * upward than to nearest, so a mode that leaks across a switch changes a
- * result. Live doubles across the yield check the FP registers.
+ * upward than to nearest (-1/3 in x87's 64-bit significand), so a mode that
+ * leaks across a switch changes a result. Live doubles across the yield check the FP registers.
  */
 #if defined(__x86_64__)
 #define HAVE_FP_MODES 1
@@ -426,13 +426,13 @@ fp_task(void *arg)
 	p->modes_before = fp_modes();
 #endif
 	p->q_before = fp_one / fp_three;
-	p->lq_before = (long double)fp_one / fp_three;
+	p->lq_before = -(long double)fp_one / fp_three;
 	task_yield();
 #ifdef HAVE_FP_MODES
 	p->modes_after = fp_modes();
 #endif
 	p->q_after = fp_one / fp_three;
-	p->lq_after = (long double)fp_one / fp_three;
+	p->lq_after = -(long double)fp_one / fp_three;
 	p->live_ok = 1;
 	for (int i = 0; i < 8; i++)
 		if (live[i] != fp_one / (fp_three + i))
@@ -470,7 +470,7 @@ Test(task, floating_point_state_survives_a_switch)
 	    "the task's rounding mode leaked into the loop");
 #endif
 	q_loop = fp_one / fp_three;
-	lq_loop = (long double)fp_one / fp_three;
+	lq_loop = -(long double)fp_one / fp_three;
 	task_resume(n);
 	task_resume(t);
 	cr_assert(task_finished(t));
