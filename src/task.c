@@ -81,7 +81,7 @@ struct task {
 	void *resumer_sp; /* the resumer's, while the task runs */
 #else
 	ucontext_t uc;
-	ucontext_t resumer_uc;
+	ucontext_t *resumer_uc; /* on the resumer's stack, to keep tasks small */
 #endif
 	struct task *resumer_task;
 	enum task_state state;
@@ -340,14 +340,17 @@ task_prepare(struct task *t)
 static inline void
 task_switch_in(struct task *t)
 {
-	if (swapcontext(&t->resumer_uc, &t->uc) == -1)
+	ucontext_t resumer;
+
+	t->resumer_uc = &resumer;
+	if (swapcontext(&resumer, &t->uc) == -1)
 		abort();
 }
 
 static inline void
 task_switch_out(struct task *t)
 {
-	if (swapcontext(&t->uc, &t->resumer_uc) == -1)
+	if (swapcontext(&t->uc, t->resumer_uc) == -1)
 		abort();
 }
 #endif

@@ -1,0 +1,101 @@
+/*
+ * proc.c: children of the supervisor. A child is forked and then exec'd at
+ * once: nng and libcurl keep threads and state that do not survive a bare
+ * fork (nng#1373), so nothing of them is touched before exec.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+const char *
+proc_state_name(enum proc_state s)
+{
+	static const char *const names[] = {
+	    [PROC_STARTING] = "starting",
+	    [PROC_RUNNING] = "running",
+	    [PROC_BACKOFF] = "backoff",
+	    [PROC_FAILED] = "failed",
+	    [PROC_STOPPING] = "stopping",
+	};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s]
+	                                                      : "unknown";
+}
+
+int64_t
+restart_after_crash(
+    const struct restart_policy *p, struct restart_state *st, int64_t now_ms)
+{
+	int recent = 0;
+
+	/* Remember this crash, forgetting the oldest. */
+	if (st->ncrashes == RESTART_HISTORY) {
+		memmove(st->crashes, st->crashes + 1,
+		    (RESTART_HISTORY - 1) * sizeof(st->crashes[0]));
+		st->ncrashes--;
+	}
+	st->crashes[st->ncrashes++] = now_ms;
+	for (int i = 0; i < st->ncrashes; i++)
+		if (now_ms - st->crashes[i] <= p->period_ms)
+			recent++;
+	if (recent > p->intensity)
+		return -1;
+	/* A child that ran long enough earns a fresh start. */
+	if (now_ms - st->started_ms >= p->reset_ms || st->delay_ms == 0)
+		st->delay_ms = p->base_ms;
+	else
+		st->delay_ms =
+		    st->delay_ms * 2 > p->max_ms ? p->max_ms : st->delay_ms * 2;
+	st->restarts++;
+	return st->delay_ms;
+}
+
+pid_t
+proc_spawn(char *const argv[])
+{
+	pid_t parent = getpid(), pid;
+
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	/* The child: die with the parent, even if it died already. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(1);
+	signal(SIGPIPE, SIG_DFL);
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+	execv("/proc/self/exe", argv);
+	/* Not through the logger: it belongs to the parent's image. */
+	fprintf(
+	    stderr, "ollamax: cannot exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+void
+proc_set_title(int argc, char **argv, const char *title)
+{
+	char *start = argv[0], *end = argv[argc - 1] + strlen(argv[argc - 1]);
+	size_t room = (size_t)(end - start);
+	char comm[16];
+
+	/* ps shows argv: overwrite it in place, within its own bytes. */
+	if (room > 0) {
+		memset(start, 0, room);
+		snprintf(start, room + 1 > 1 ? room : 1, "%s", title);
+	}
+	snprintf(comm, sizeof(comm), "%s", title);
+	prctl(PR_SET_NAME, comm);
+}

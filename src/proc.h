@@ -1,0 +1,61 @@
+/*
+ * proc.h: the supervisor's children: starting them (fork, then exec), and
+ * the restart policy, a pure function of the crash history and the time.
+ */
+#ifndef OLLAMAX_PROC_H
+#define OLLAMAX_PROC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum proc_state {
+	PROC_STARTING, /* forked, not yet ready */
+	PROC_RUNNING,  /* said ready */
+	PROC_BACKOFF,  /* crashed; restarts after a delay */
+	PROC_FAILED,   /* crashed too often: left down */
+	PROC_STOPPING,
+};
+
+const char *proc_state_name(enum proc_state s);
+
+/*
+ * Restart policy: exponential backoff from base_ms up to max_ms, reset
+ * after a child stayed up for reset_ms; more than intensity crashes
+ * within period_ms leave the child FAILED (Erlang/OTP's restart intensity).
+ */
+struct restart_policy {
+	int64_t base_ms;
+	int64_t max_ms;
+	int64_t reset_ms;
+	int intensity;
+	int64_t period_ms;
+};
+
+#define RESTART_HISTORY 16
+
+struct restart_state {
+	int64_t crashes[RESTART_HISTORY]; /* times of the last crashes */
+	int ncrashes;
+	int64_t started_ms;
+	int64_t delay_ms;
+	int restarts;
+};
+
+/*
+ * A child that started at state->started_ms died at now_ms. Returns the
+ * delay before its restart in ms, or -1 when it must stay FAILED.
+ */
+int64_t restart_after_crash(const struct restart_policy *p,
+    struct restart_state *state, int64_t now_ms);
+
+/*
+ * Forks and execs argv[0] with argv, the child dying with its parent
+ * (PR_SET_PDEATHSIG, and an exit if the parent is already gone). Returns
+ * the pid, or -1 with errno set.
+ */
+pid_t proc_spawn(char *const argv[]);
+
+/* Sets the process title shown by ps and top ("ollamax: worker 2"). */
+void proc_set_title(int argc, char **argv, const char *title);
+
+#endif

@@ -1,0 +1,80 @@
+/* The restart policy: backoff, its reset, and the restart-storm limit. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "proc.h"
+
+static const struct restart_policy policy = {
+    .base_ms = 100,
+    .max_ms = 2000,
+    .reset_ms = 10000,
+    .intensity = 5,
+    .period_ms = 30000,
+};
+
+Test(restart, delays_double_from_the_base_up_to_the_cap)
+{
+	struct restart_state st = {0};
+	int64_t want[] = {100, 200, 400, 800, 1600};
+	int64_t now = 0;
+
+	for (int i = 0; i < 5; i++) {
+		st.started_ms = now;
+		now += 50;
+		cr_assert_eq(restart_after_crash(&policy, &st, now), want[i]);
+		now += want[i];
+	}
+	cr_assert_eq(st.restarts, 5);
+}
+
+Test(restart, the_cap_holds_once_crashes_are_spread_out)
+{
+	struct restart_state st = {0};
+	int64_t now = 0, d = 0;
+
+	for (int i = 0; i < 12; i++) {
+		st.started_ms = now;
+		now += 9000; /* under reset_ms, and at most 4 per 30 s */
+		d = restart_after_crash(&policy, &st, now);
+		cr_assert_geq(d, 0, "crash %d", i);
+	}
+	cr_assert_eq(d, 2000);
+}
+
+Test(restart, a_child_that_stayed_up_long_enough_starts_again_from_the_base)
+{
+	struct restart_state st = {0};
+
+	st.started_ms = 0;
+	restart_after_crash(&policy, &st, 10);
+	st.started_ms = 200;
+	cr_assert_eq(restart_after_crash(&policy, &st, 300), 200);
+	st.started_ms = 1000;
+	cr_assert_eq(restart_after_crash(&policy, &st, 1000 + 10000), 100);
+}
+
+Test(restart, more_crashes_than_the_intensity_within_the_period_fail_the_child)
+{
+	struct restart_state st = {0};
+	int64_t now = 0;
+
+	for (int i = 0; i < 5; i++) {
+		st.started_ms = now;
+		now += 10;
+		cr_assert_geq(restart_after_crash(&policy, &st, now), 0);
+	}
+	st.started_ms = now;
+	cr_assert_eq(restart_after_crash(&policy, &st, now + 10), -1,
+	    "the sixth crash in 30 s is a storm");
+}
+
+Test(restart, crashes_older_than_the_period_are_forgotten)
+{
+	struct restart_state st = {0};
+	int64_t now = 0;
+
+	for (int i = 0; i < 5; i++)
+		restart_after_crash(&policy, &st, now += 10);
+	now += 31000;
+	cr_assert_geq(restart_after_crash(&policy, &st, now), 0);
+}
