@@ -23,6 +23,12 @@
 
 static atomic_uint_fast64_t refused;
 
+const char *
+ipc_strerror(int err)
+{
+	return nng_strerror(err);
+}
+
 uint64_t
 ipc_refused(void)
 {

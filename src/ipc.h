@@ -52,6 +52,9 @@ int ipc_request(struct ipc_client *c, const void *data, size_t len,
     int64_t timeout_ms, ipc_reply_fn fn, void *arg);
 void ipc_client_close(struct ipc_client *c);
 
+/* The text of an nng error number. */
+const char *ipc_strerror(int err);
+
 /* Frames refused because of their size or a peer of another uid. */
 uint64_t ipc_refused(void);
 

@@ -5,42 +5,515 @@
  *   ollamax-supervisor [-c FILE] start     run (foreground; --daemon detaches)
  *   ollamax-supervisor [-c FILE] stop      ask the running one to stop
  *
+ * The supervisor forks and execs one broker and W workers (this same
+ * program with --role), each of which says hello on the hub socket and then
+ * ready; a child that dies is restarted with backoff, and left FAILED after
+ * a restart storm. ollamaxctl talks to it on ctl.sock.
+ *
  * Exit codes: 0 ok, 1 the operation failed, 2 usage.
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+#include <jansson.h>
+
 #include "config.h"
+#include "ipc.h"
 #include "log.h"
+#include "msg.h"
+#include "proc.h"
+#include "role.h"
 
-static const char usage_text[] =
-    "usage: ollamax-supervisor [-c FILE] check\n"
-    "       ollamax-supervisor [-c FILE] start [--daemon]\n"
-    "       ollamax-supervisor [-c FILE] stop\n";
+struct child {
+	int role; /* enum msg_role */
+	int index;
+	pid_t pid;
+	enum proc_state state;
+	struct restart_state restart;
+	ev_timer restart_timer;
+	struct supervisor *sup;
+};
 
-/* The config named with -c, else $OLLAMAX_CONF, else the installed one. */
-static const char *
-config_path(const char *given)
+struct supervisor {
+	struct ev_loop *loop;
+	const char *self; /* argv[0], for the children's argv */
+	char conf_path[PATH_MAX];
+	struct config conf;
+	struct fleet fleet;
+	char runtime[PATH_MAX];
+	char ctl_url[PATH_MAX + 32];
+	char hub_url[PATH_MAX + 32];
+	struct ipc_server *ctl;
+	struct ipc_server *hub;
+	struct child *children;
+	int nchildren;
+	int64_t start_ms;
+	int announced_ready;
+	int stopping;
+	ev_signal sigterm, sigint, sighup;
+	ev_child sigchld;
+	ev_timer stop_deadline;
+	uint64_t bad_frames;
+};
+
+static const struct restart_policy restart_policy = {
+    .base_ms = 100,
+    .max_ms = 5000,
+    .reset_ms = 30000,
+    .intensity = 5,
+    .period_ms = 60000,
+};
+
+static int64_t
+now_ms(void)
 {
-	const char *env = getenv("OLLAMAX_CONF");
+	struct timespec ts;
 
-	if (given != NULL)
-		return given;
-	if (env != NULL && *env != '\0')
-		return env;
-	return SYSCONF_OLLAMAX "/ollamax.conf";
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/*
- * Loads the config and the fleet it names; prints every problem. Returns
- * the number of problems.
- */
+static const char *
+role_name(int role)
+{
+	return role == ROLE_BROKER ? "broker" : "worker";
+}
+
+/* ------------------------------------------------------------------ */
+/* Runtime directory                                                  */
+/* ------------------------------------------------------------------ */
+
+/* runtime_dir, else $XDG_RUNTIME_DIR/ollamax, else /tmp/ollamax-$UID. */
+static void
+runtime_path(const struct config *c, char *out, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (c->runtime_dir[0] != '\0')
+		config_resolve(c->dir, c->runtime_dir, out, len);
+	else if (xdg != NULL && xdg[0] == '/')
+		snprintf(out, len, "%s/ollamax", xdg);
+	else
+		snprintf(out, len, "/tmp/ollamax-%u", (unsigned)getuid());
+}
+
+/* Is a supervisor already answering on this control socket? */
+static int
+already_running(const char *runtime)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, up;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/ctl.sock", runtime);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return up;
+}
+
+static int
+prepare_runtime(struct supervisor *s)
+{
+	struct stat st;
+	char path[PATH_MAX + 16];
+
+	if (mkdir(s->runtime, 0700) != 0 && errno != EEXIST) {
+		log_warn("cannot create the runtime dir %s", s->runtime);
+		return -1;
+	}
+	if (lstat(s->runtime, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != getuid()) {
+		log_warnx("runtime dir %s is not a directory owned by uid %u",
+		    s->runtime, (unsigned)getuid());
+		return -1;
+	}
+	/* Private: sockets inside are 0600 too, peers checked by uid. */
+	if ((st.st_mode & 0777) != 0700 && chmod(s->runtime, 0700) != 0) {
+		log_warn("chmod %s", s->runtime);
+		return -1;
+	}
+	if (already_running(s->runtime)) {
+		log_warnx("a supervisor is already running on %s/ctl.sock",
+		    s->runtime);
+		return -1;
+	}
+	/* Sockets left by a supervisor that died: nobody answers on them. */
+	snprintf(path, sizeof(path), "%s/ctl.sock", s->runtime);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/hub.sock", s->runtime);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/broker.sock", s->runtime);
+	unlink(path);
+	snprintf(
+	    s->ctl_url, sizeof(s->ctl_url), "ipc://%s/ctl.sock", s->runtime);
+	snprintf(
+	    s->hub_url, sizeof(s->hub_url), "ipc://%s/hub.sock", s->runtime);
+	return 0;
+}
+
+static void
+remove_runtime(struct supervisor *s)
+{
+	static const char *const files[] = {
+	    "ctl.sock", "hub.sock", "broker.sock"};
+	char path[PATH_MAX + 16];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", s->runtime, files[i]);
+		unlink(path);
+	}
+	if (rmdir(s->runtime) != 0 && errno != ENOENT)
+		log_warn("cannot remove %s", s->runtime);
+}
+
+/* ------------------------------------------------------------------ */
+/* Children                                                           */
+/* ------------------------------------------------------------------ */
+
+static void
+child_start(struct child *c)
+{
+	struct supervisor *s = c->sup;
+	char index[16];
+	char *argv[] = {(char *)s->self, "--role", (char *)role_name(c->role),
+	    "--index", index, "--runtime", s->runtime, "-c", s->conf_path,
+	    NULL};
+
+	snprintf(index, sizeof(index), "%d", c->index);
+	c->pid = proc_spawn(argv);
+	if (c->pid < 0) {
+		log_warn("cannot start %s %d", role_name(c->role), c->index);
+		c->state = PROC_FAILED;
+		return;
+	}
+	c->state = PROC_STARTING;
+	c->restart.started_ms = now_ms();
+	log_debug(
+	    "started %s %d, pid %d", role_name(c->role), c->index, (int)c->pid);
+}
+
+static void
+restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!c->sup->stopping)
+		child_start(c);
+}
+
+static int
+all_children_gone(const struct supervisor *s)
+{
+	for (int i = 0; i < s->nchildren; i++)
+		if (s->children[i].pid > 0)
+			return 0;
+	return 1;
+}
+
+static void
+sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct supervisor *s = w->data;
+	struct child *c = NULL;
+	int status = w->rstatus;
+	int64_t delay;
+
+	(void)revents;
+	for (int i = 0; i < s->nchildren; i++)
+		if (s->children[i].pid == w->rpid)
+			c = &s->children[i];
+	if (c == NULL)
+		return;
+	c->pid = 0;
+	if (s->stopping) {
+		c->state = PROC_STOPPING;
+		if (all_children_gone(s))
+			ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	if (WIFSIGNALED(status))
+		log_warnx("%s %d died of signal %d", role_name(c->role),
+		    c->index, WTERMSIG(status));
+	else
+		log_warnx("%s %d exited with status %d", role_name(c->role),
+		    c->index, WEXITSTATUS(status));
+	delay = restart_after_crash(&restart_policy, &c->restart, now_ms());
+	if (delay < 0) {
+		c->state = PROC_FAILED;
+		log_warnx("%s %d crashed %d times within %llds: left FAILED",
+		    role_name(c->role), c->index, restart_policy.intensity + 1,
+		    (long long)restart_policy.period_ms / 1000);
+		return;
+	}
+	c->state = PROC_BACKOFF;
+	ev_timer_set(&c->restart_timer, (double)delay / 1000.0, 0);
+	ev_timer_start(loop, &c->restart_timer);
+}
+
+/* Tells systemd (Type=notify) that the service is up. */
+static void
+notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* an abstract socket */
+	len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sa, len) < 0)
+		log_warn("sd_notify");
+	close(fd);
+}
+
+static void
+check_all_ready(struct supervisor *s)
+{
+	for (int i = 0; i < s->nchildren; i++)
+		if (s->children[i].state != PROC_RUNNING)
+			return;
+	if (s->announced_ready)
+		return;
+	s->announced_ready = 1;
+	log_info("ready: broker and %d workers in %lld ms, %zu agents",
+	    s->nchildren - 1, (long long)(now_ms() - s->start_ms),
+	    s->fleet.count);
+	notify_ready();
+}
+
+/* hub.sock: children say hello, then ready. */
+static void
+hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	struct supervisor *s = arg;
+	struct msg_reader r;
+	struct msg_hello hello;
+	struct msg_writer w;
+	struct msg_ctl_reply ack = {.ok = 1};
+	const char *out;
+	size_t outlen;
+
+	if (msg_open(&r, data, len) != MSG_OK ||
+	    (r.type != MSG_HELLO && r.type != MSG_READY)) {
+		s->bad_frames++;
+		log_warnx("hub: bad frame (%s: %s)", msg_error_name(r.error),
+		    r.detail);
+		msg_close(&r);
+		ipc_drop(call);
+		return;
+	}
+	if (r.type == MSG_HELLO) {
+		if (msg_hello_decode(&r, &hello) != MSG_OK) {
+			s->bad_frames++;
+			log_warnx("hub: bad hello (%s)", r.detail);
+			msg_close(&r);
+			ipc_drop(call);
+			return;
+		}
+		for (int i = 0; i < s->nchildren; i++) {
+			struct child *c = &s->children[i];
+
+			/* The pid names the child: a stale hello is ignored. */
+			if (c->role == hello.role && c->index == hello.index &&
+			    c->pid == (pid_t)hello.pid) {
+				c->state = PROC_RUNNING;
+				log_debug("%s %d is ready", role_name(c->role),
+				    c->index);
+			}
+		}
+		check_all_ready(s);
+	}
+	msg_close(&r);
+	msg_ctl_reply_encode(&w, &ack);
+	out = msg_data(&w, &outlen);
+	ipc_reply(call, out, outlen);
+	msg_writer_free(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Control                                                            */
+/* ------------------------------------------------------------------ */
+
+static long
+rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fp = fopen(path, "r");
+	if (fp == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb;
+}
+
+static json_t *
+status_json(struct supervisor *s)
+{
+	json_t *procs = json_array(), *tiers = json_object();
+
+	json_array_append_new(procs,
+	    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role", "supervisor",
+	        "index", 0, "pid", (int)getpid(), "state", "running",
+	        "restarts", 0, "rss_kb", (json_int_t)rss_kb(getpid())));
+	for (int i = 0; i < s->nchildren; i++) {
+		struct child *c = &s->children[i];
+
+		json_array_append_new(procs,
+		    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role",
+		        role_name(c->role), "index", c->index, "pid",
+		        (int)c->pid, "state", proc_state_name(c->state),
+		        "restarts", c->restart.restarts, "rss_kb",
+		        (json_int_t)(c->pid > 0 ? rss_kb(c->pid) : 0)));
+	}
+	for (size_t i = 0; i < s->conf.ntiers; i++)
+		json_object_set_new(tiers, s->conf.tiers[i].name,
+		    json_string(s->conf.tiers[i].model));
+	return json_pack("{s:{s:i,s:I,s:s,s:s},s:o,s:{s:I},s:{s:I,s:s,s:o}}",
+	    "supervisor", "pid", (int)getpid(), "uptime_s",
+	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
+	    PACKAGE_VERSION, "runtime_dir", s->runtime, "processes", procs,
+	    "agents", "total", (json_int_t)s->fleet.count, "broker", "slots",
+	    (json_int_t)s->conf.parallel, "backend", s->conf.backend_url,
+	    "tiers", tiers);
+}
+
+static void begin_stop(struct supervisor *s, const char *why);
+
+static void
+ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	struct supervisor *s = arg;
+	struct msg_reader r;
+	struct msg_ctl ctl;
+	struct msg_ctl_reply reply = {.ok = 1};
+	struct msg_writer w;
+	const char *out;
+	size_t outlen;
+	int stop = 0;
+
+	if (msg_open(&r, data, len) != MSG_OK ||
+	    msg_ctl_decode(&r, &ctl) != MSG_OK) {
+		/* A ctl client gets told what was wrong with its frame. */
+		s->bad_frames++;
+		reply.ok = 0;
+		snprintf(reply.error, sizeof(reply.error), "bad request: %s",
+		    r.detail[0] ? r.detail : msg_error_name(r.error));
+		memset(&ctl, 0, sizeof(ctl));
+	} else if (strcmp(ctl.verb, "status") == 0) {
+		json_t *j = status_json(s);
+
+		reply.body = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+	} else if (strcmp(ctl.verb, "stop") == 0) {
+		stop = 1;
+	} else {
+		reply.ok = 0;
+		snprintf(reply.error, sizeof(reply.error),
+		    "unknown command \"%s\"", ctl.verb);
+	}
+	msg_close(&r);
+	msg_ctl_reply_encode(&w, &reply);
+	out = msg_data(&w, &outlen);
+	ipc_reply(call, out, outlen);
+	msg_writer_free(&w);
+	free(reply.body);
+	msg_ctl_free(&ctl);
+	if (stop)
+		begin_stop(s, "stop requested");
+}
+
+/* ------------------------------------------------------------------ */
+/* Start and stop                                                     */
+/* ------------------------------------------------------------------ */
+
+static void
+stop_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct supervisor *s = w->data;
+
+	(void)revents;
+	for (int i = 0; i < s->nchildren; i++)
+		if (s->children[i].pid > 0) {
+			log_warnx("%s %d did not stop: killing it",
+			    role_name(s->children[i].role),
+			    s->children[i].index);
+			kill(s->children[i].pid, SIGKILL);
+		}
+	/* Reaping goes on through the child watcher; then the loop ends. */
+	if (all_children_gone(s))
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+begin_stop(struct supervisor *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	log_info("stopping: %s", why);
+	for (int i = 0; i < s->nchildren; i++) {
+		struct child *c = &s->children[i];
+
+		ev_timer_stop(s->loop, &c->restart_timer);
+		if (c->pid > 0)
+			kill(c->pid, SIGTERM);
+	}
+	if (all_children_gone(s)) {
+		ev_break(s->loop, EVBREAK_ALL);
+		return;
+	}
+	/* Children get 5 s to finish what they are doing. */
+	ev_timer_set(&s->stop_deadline, 5.0, 0);
+	ev_timer_start(s->loop, &s->stop_deadline);
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct supervisor *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGHUP) {
+		log_info("SIGHUP: reloading conf.d is not supported yet");
+		return;
+	}
+	begin_stop(s, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
 static int
 load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 {
@@ -78,26 +551,176 @@ cmd_check(const char *path)
 	return bad > 0 ? 1 : 0;
 }
 
+static int
+cmd_start(const char *self, const char *path)
+{
+	static struct supervisor sup;
+	struct supervisor *s = &sup;
+	struct diag d = {0};
+	char agents[PATH_MAX];
+	long workers;
+
+	s->self = self;
+	s->start_ms = now_ms();
+	if (realpath(path, s->conf_path) == NULL) {
+		log_warn("%s", path);
+		return 1;
+	}
+	if (config_load(&s->conf, s->conf_path, &d) > 0) {
+		fputs(d.text, stderr);
+		diag_free(&d);
+		log_warnx("%s is not valid: nothing started", s->conf_path);
+		return 1;
+	}
+	config_resolve(s->conf.dir, s->conf.agents_dir, agents, sizeof(agents));
+	/* A bad manifest is reported; the other agents carry on. */
+	if (fleet_load(&s->fleet, agents, &s->conf, &d) > 0)
+		fputs(d.text, stderr);
+	diag_free(&d);
+	runtime_path(&s->conf, s->runtime, sizeof(s->runtime));
+	if (prepare_runtime(s) != 0)
+		return 1;
+	s->loop = EV_DEFAULT;
+	s->ctl = ipc_listen(s->loop, s->ctl_url, 8, ctl_request, s);
+	s->hub = ipc_listen(s->loop, s->hub_url, 8, hub_request, s);
+	if (s->ctl == NULL || s->hub == NULL)
+		return 1;
+
+	workers = s->conf.workers > 0 ? s->conf.workers
+	                              : sysconf(_SC_NPROCESSORS_ONLN);
+	if (workers < 1)
+		workers = 1;
+	s->nchildren = (int)workers + 1;
+	s->children = calloc((size_t)s->nchildren, sizeof(*s->children));
+	if (s->children == NULL)
+		fatal("out of memory");
+	for (int i = 0; i < s->nchildren; i++) {
+		struct child *c = &s->children[i];
+
+		c->sup = s;
+		c->role = i == 0 ? ROLE_BROKER : ROLE_WORKER;
+		c->index = i == 0 ? 0 : i - 1;
+		ev_init(&c->restart_timer, restart_cb);
+		c->restart_timer.data = c;
+	}
+	ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&s->sigint, signal_cb, SIGINT);
+	ev_signal_init(&s->sighup, signal_cb, SIGHUP);
+	s->sigterm.data = s->sigint.data = s->sighup.data = s;
+	ev_signal_start(s->loop, &s->sigterm);
+	ev_signal_start(s->loop, &s->sigint);
+	ev_signal_start(s->loop, &s->sighup);
+	ev_child_init(&s->sigchld, sigchld_cb, 0, 0);
+	s->sigchld.data = s;
+	ev_child_start(s->loop, &s->sigchld);
+	ev_init(&s->stop_deadline, stop_deadline_cb);
+	s->stop_deadline.data = s;
+	signal(SIGPIPE, SIG_IGN);
+
+	for (int i = 0; i < s->nchildren; i++)
+		child_start(&s->children[i]);
+	log_info("starting: config %s, runtime %s, %ld workers, %zu agents",
+	    s->conf_path, s->runtime, workers, s->fleet.count);
+	ev_run(s->loop, 0);
+
+	ipc_server_close(s->ctl);
+	ipc_server_close(s->hub);
+	remove_runtime(s);
+	fleet_free(&s->fleet);
+	config_free(&s->conf);
+	free(s->children);
+	log_info("stopped");
+	return 0;
+}
+
+/* Asks the running supervisor to stop, and waits for it to be gone. */
+static int
+cmd_stop(const char *path)
+{
+	struct config c;
+	struct diag d = {0};
+	char runtime[PATH_MAX];
+	pid_t pid;
+	int rc;
+
+	if (config_load(&c, path, &d) > 0)
+		fputs(d.text, stderr);
+	diag_free(&d);
+	runtime_path(&c, runtime, sizeof(runtime));
+	config_free(&c);
+	rc = ctl_stop_and_wait(runtime, &pid);
+	if (rc == 3)
+		fprintf(stderr,
+		    "ollamax-supervisor: no supervisor answers on %s/ctl.sock\n",
+		    runtime);
+	return rc;
+}
+
+/* The config named with -c, else $OLLAMAX_CONF, else the installed one. */
+static const char *
+config_path(const char *given)
+{
+	const char *env = getenv("OLLAMAX_CONF");
+
+	if (given != NULL)
+		return given;
+	if (env != NULL && *env != '\0')
+		return env;
+	return SYSCONF_OLLAMAX "/ollamax.conf";
+}
+
+static const char usage_text[] =
+    "usage: ollamax-supervisor [-c FILE] check\n"
+    "       ollamax-supervisor [-c FILE] start [--daemon]\n"
+    "       ollamax-supervisor [-c FILE] stop\n";
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"daemon", no_argument, NULL, 'd'},
+	    {"role", required_argument, NULL, 'r'},
+	    {"index", required_argument, NULL, 'i'},
+	    {"runtime", required_argument, NULL, 'R'},
+	    {"log-level", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *conf = NULL, *verb;
-	int opt;
+	const char *conf = NULL, *verb, *role = NULL, *runtime = NULL;
+	int opt, index = 0, level;
 
 	log_init("ollamax-supervisor", 0);
+	if ((level = log_level_parse(
+	         getenv("OLLAMAX_LOG") ? getenv("OLLAMAX_LOG") : "info")) >= 0)
+		log_set_level((enum log_level)level);
 	while ((opt = getopt_long(argc, argv, "c:dh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			conf = optarg;
 			break;
 		case 'd':
+			fprintf(stderr,
+			    "ollamax-supervisor: --daemon is not supported yet\n");
+			return 2;
+		case 'r':
+			role = optarg;
+			break;
+		case 'i':
+			index = atoi(optarg);
+			break;
+		case 'R':
+			runtime = optarg;
+			break;
+		case 'L':
+			if ((level = log_level_parse(optarg)) < 0) {
+				fprintf(stderr,
+				    "ollamax-supervisor: --log-level %s: expected error, warn, info or debug\n",
+				    optarg);
+				return 2;
+			}
+			log_set_level((enum log_level)level);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -110,6 +733,13 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (role != NULL) {
+		if (runtime == NULL || conf == NULL) {
+			fputs(usage_text, stderr);
+			return 2;
+		}
+		return role_main(argc, argv, role, index, runtime, conf);
+	}
 	if (optind != argc - 1) {
 		fputs(usage_text, stderr);
 		return 2;
@@ -117,6 +747,10 @@ main(int argc, char **argv)
 	verb = argv[optind];
 	if (strcmp(verb, "check") == 0)
 		return cmd_check(config_path(conf));
-	fprintf(stderr, "ollamax-supervisor: %s: not available yet\n", verb);
-	return 1;
+	if (strcmp(verb, "start") == 0)
+		return cmd_start(argv[0], config_path(conf));
+	if (strcmp(verb, "stop") == 0)
+		return cmd_stop(config_path(conf));
+	fputs(usage_text, stderr);
+	return 2;
 }

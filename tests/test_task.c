@@ -16,20 +16,6 @@
 
 #include "task.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-/*
- * ASan keeps SIGSEGV for itself unless told otherwise; the guard-page test
- * installs its own handler to check where the fault landed.
- */
-const char *__asan_default_options(void);
-const char *
-__asan_default_options(void)
-{
-	return "allow_user_segv_handler=1";
-}
-#endif
-
 static size_t
 page_size(void)
 {

@@ -1,0 +1,188 @@
+/*
+ * ollamaxctl: see and steer a running ollamax-supervisor.
+ *
+ *   ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG]
+ *
+ * Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 the supervisor
+ * cannot be reached.
+ */
+#include "autoconf.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+#include "msg.h"
+#include "role.h"
+
+static const char usage_text[] =
+    "usage: ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG]\n"
+    "commands:\n"
+    "  status            processes, agents and the broker\n"
+    "  stop              stop the supervisor and everything it runs\n";
+
+static void
+print_status(const char *body)
+{
+	json_error_t err;
+	json_t *j = json_loads(body, 0, &err), *procs, *p;
+	size_t i;
+
+	if (j == NULL) {
+		printf("%s\n", body);
+		return;
+	}
+	printf("supervisor pid %lld, up %llds, version %s\n",
+	    (long long)json_integer_value(
+	        json_object_get(json_object_get(j, "supervisor"), "pid")),
+	    (long long)json_integer_value(
+	        json_object_get(json_object_get(j, "supervisor"), "uptime_s")),
+	    json_string_value(
+	        json_object_get(json_object_get(j, "supervisor"), "version")));
+	printf("\n%-11s %5s %8s %-9s %8s %9s\n", "ROLE", "INDEX", "PID",
+	    "STATE", "RESTARTS", "RSS");
+	procs = json_object_get(j, "processes");
+	json_array_foreach(procs, i, p)
+		printf("%-11s %5lld %8lld %-9s %8lld %6.1f MB\n",
+		    json_string_value(json_object_get(p, "role")),
+		    (long long)json_integer_value(json_object_get(p, "index")),
+		    (long long)json_integer_value(json_object_get(p, "pid")),
+		    json_string_value(json_object_get(p, "state")),
+		    (long long)json_integer_value(
+		        json_object_get(p, "restarts")),
+		    (double)json_integer_value(json_object_get(p, "rss_kb")) /
+		        1024.0);
+	printf("\nagents: %lld total\n",
+	    (long long)json_integer_value(
+	        json_object_get(json_object_get(j, "agents"), "total")));
+	printf("broker: %lld slots, backend %s\n",
+	    (long long)json_integer_value(
+	        json_object_get(json_object_get(j, "broker"), "slots")),
+	    json_string_value(
+	        json_object_get(json_object_get(j, "broker"), "backend")));
+	json_decref(j);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *sock = NULL, *conf = NULL, *verb, *arg = NULL;
+	char runtime[PATH_MAX];
+	struct msg_ctl_reply reply;
+	int opt, json = 0, rc;
+	pid_t pid;
+
+	log_init("ollamaxctl", 0);
+	while (
+	    (opt = getopt_long(argc, argv, "s:c:jh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'c':
+			conf = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("ollamaxctl %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc || argc - optind > 2) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	verb = argv[optind];
+	if (argc - optind == 2)
+		arg = argv[optind + 1];
+	if (strcmp(verb, "status") != 0 && strcmp(verb, "stop") != 0) {
+		fprintf(stderr, "ollamaxctl: unknown command \"%s\"\n", verb);
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (sock != NULL) {
+		/* The socket's folder is the runtime dir. */
+		const char *slash = strrchr(sock, '/');
+
+		if (slash == NULL)
+			snprintf(runtime, sizeof(runtime), ".");
+		else
+			snprintf(runtime, sizeof(runtime), "%.*s",
+			    (int)(slash - sock), sock);
+	} else {
+		struct config c;
+		struct diag d = {0};
+		const char *path = conf      ? conf
+		    : getenv("OLLAMAX_CONF") ? getenv("OLLAMAX_CONF")
+		                             : SYSCONF_OLLAMAX "/ollamax.conf";
+		const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+		config_load(&c, path, &d);
+		diag_free(&d);
+		if (c.runtime_dir[0] != '\0')
+			config_resolve(
+			    c.dir, c.runtime_dir, runtime, sizeof(runtime));
+		else if (xdg != NULL && xdg[0] == '/')
+			snprintf(runtime, sizeof(runtime), "%s/ollamax", xdg);
+		else
+			snprintf(runtime, sizeof(runtime), "/tmp/ollamax-%u",
+			    (unsigned)getuid());
+		config_free(&c);
+	}
+	if (strcmp(verb, "stop") == 0) {
+		rc = ctl_stop_and_wait(runtime, &pid);
+		if (rc == 3)
+			fprintf(stderr,
+			    "ollamaxctl: no supervisor answers on %s/ctl.sock\n",
+			    runtime);
+		else if (rc == 1)
+			fprintf(stderr,
+			    "ollamaxctl: supervisor %d is still running\n",
+			    (int)pid);
+		else if (json)
+			printf("{\"stopped\":%d}\n", (int)pid);
+		return rc;
+	}
+	if (ctl_call(runtime, verb, arg, json, 5000, &reply) != 0) {
+		fprintf(stderr,
+		    "ollamaxctl: no supervisor answers on %s/ctl.sock\n",
+		    runtime);
+		return 3;
+	}
+	if (!reply.ok) {
+		fprintf(stderr, "ollamaxctl: %s: %s\n", verb, reply.error);
+		msg_ctl_reply_free(&reply);
+		return 1;
+	}
+	if (reply.body != NULL) {
+		if (json)
+			printf("%s\n", reply.body);
+		else
+			print_status(reply.body);
+	}
+	msg_ctl_reply_free(&reply);
+	return 0;
+}

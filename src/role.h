@@ -1,0 +1,48 @@
+/*
+ * role.h: the children of ollamax-supervisor, and what they share: one
+ * program, started again with --role after fork and exec.
+ */
+#ifndef OLLAMAX_ROLE_H
+#define OLLAMAX_ROLE_H
+
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "ipc.h"
+
+/* Runs the role named (broker or worker) until SIGTERM; its exit code. */
+int role_main(int argc, char **argv, const char *role, int index,
+    const char *runtime, const char *conf);
+
+/* A child's link to the supervisor's hub: hello, then ready. */
+struct hub_link {
+	struct ev_loop *loop;
+	struct ipc_client *client;
+	int role;
+	int index;
+	int said_hello;
+};
+
+/* Dials the hub in runtime and says hello; returns -1 if it cannot. */
+int hub_hello(struct hub_link *h, struct ev_loop *loop, const char *runtime,
+    int role, int index);
+
+int broker_main(
+    struct ev_loop *loop, const char *runtime, const char *conf, int index);
+int worker_main(
+    struct ev_loop *loop, const char *runtime, const char *conf, int index);
+
+/* ctlclient.c: talking to a running supervisor, synchronously. */
+struct msg_ctl_reply;
+/*
+ * Sends verb (and arg) to the supervisor of runtime and waits up to
+ * timeout_ms for its answer. Returns 0 with reply filled, or 3 when no
+ * supervisor answers.
+ */
+int ctl_call(const char *runtime, const char *verb, const char *arg, int json,
+    int timeout_ms, struct msg_ctl_reply *reply);
+/* Asks it to stop and waits until it is gone: 0, 1 (timed out) or 3. */
+int ctl_stop_and_wait(const char *runtime, pid_t *pid);
+
+#endif

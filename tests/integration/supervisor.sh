@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# ollamax-supervisor and ollamaxctl as real processes in a temp dir: the
+# process tree, readiness, restarts, status, check and orderly shutdown.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return 1; }; }
+has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
+
+mkdir -p "$TMP/agents"
+cat >"$TMP/ollamax.conf" <<CONF
+[supervisor]
+workers = 2
+runtime_dir = run
+agents_dir = agents
+[tier.light]
+model = tinyllama
+CONF
+cat >"$TMP/agents/001-probe.conf" <<'AGENT'
+[agent]
+name = probe
+tier = light
+trigger = every 30s
+prompt = Report status {{n}}.
+AGENT
+SUP="$BUILD/ollamax-supervisor"
+CTL="$BUILD/ollamaxctl"
+
+check "check accepts a valid config and fleet" \
+	has "$("$SUP" -c "$TMP/ollamax.conf" check 2>&1)" "ok: 1 tiers, 0 models, 1 agents"
+cp "$TMP/ollamax.conf" "$TMP/bad.conf"
+printf '[broker]\nparallel = lots\n' >>"$TMP/bad.conf"
+bad_check() {
+	local out rc=0
+	out=$("$SUP" -c "$TMP/bad.conf" check 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "$TMP/bad.conf:8: parallel: \"lots\" is not a whole number"
+}
+check "check reports a bad value with file:line and exits 1" bad_check
+ctl_usage() { local rc=0; "$CTL" frobnicate >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 2 ]; }
+check "ollamaxctl exits 2 on an unknown command" ctl_usage
+ctl_unreachable() { local rc=0; "$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 3 ]; }
+check "ollamaxctl exits 3 when no supervisor runs" ctl_unreachable
+
+"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+sup_pid=$!
+PIDS+=("$sup_pid")
+status_json() { "$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null; }
+# Ready means every child said hello; poll the status, bounded.
+running_count() {
+	status_json | python3 -c 'import json,sys
+try: s = json.load(sys.stdin)
+except Exception: print(0); sys.exit()
+print(sum(1 for p in s["processes"] if p["state"] == "running"))' 2>/dev/null || echo 0
+}
+wait_running() {
+	local want=$1
+	for _ in $(seq 1 100); do
+		[ "$(running_count)" = "$want" ] && return 0
+		sleep 0.02
+	done
+	return 1
+}
+check "the supervisor, one broker and two workers run" wait_running 4
+check "the log says ready" grep -q "ready: broker and 2 workers" "$TMP/sup.log"
+status=$(status_json)
+check "status has the supervisor's pid and version" \
+	has "$status" "\"supervisor\":{\"pid\":$sup_pid,"
+check "status counts the agents" has "$status" '"agents":{"total":1}'
+check "children show a readable process title" \
+	has "$(ps -o args= --ppid "$sup_pid")" "ollamax: worker 1"
+perms() { [ "$(stat -c %a "$TMP/run")" = 700 ] && [ "$(stat -c %a "$TMP/run/ctl.sock")" = 600 ]; }
+check "the runtime dir is 0700 and its sockets 0600" perms
+
+worker_pid=$(python3 -c 'import json,sys
+s = json.loads(sys.argv[1])
+print([p["pid"] for p in s["processes"] if p["role"] == "worker" and p["index"] == 1][0])' "$status")
+kill -KILL "$worker_pid"
+restarted() {
+	for _ in $(seq 1 50); do
+		local s
+		s=$(status_json) || true
+		if python3 -c 'import json,sys
+s = json.loads(sys.argv[1]); old = int(sys.argv[2])
+w = [p for p in s["processes"] if p["role"] == "worker" and p["index"] == 1][0]
+sys.exit(0 if w["pid"] != old and w["state"] == "running" and w["restarts"] == 1 else 1)' "$s" "$worker_pid" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.02
+	done
+	return 1
+}
+check "a worker killed with SIGKILL is back within 1 s" restarted
+
+children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
+kill -TERM "$sup_pid"
+rc=0
+wait "$sup_pid" || rc=$?
+check "SIGTERM: the supervisor exits 0" eq "$rc" 0
+none_left() {
+	for p in $children; do kill -0 "$p" 2>/dev/null && return 1; done
+	return 0
+}
+check "SIGTERM: no child is left behind" none_left
+check "SIGTERM: the runtime dir is removed" test ! -e "$TMP/run"
+
+"$SUP" -c "$TMP/ollamax.conf" start 2>>"$TMP/sup.log" &
+sup_pid=$!
+PIDS+=("$sup_pid")
+check "a second start comes up" wait_running 4
+second_refused() {
+	local rc=0
+	"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/second.log" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "already running" "$TMP/second.log"
+}
+check "a second supervisor on the same runtime dir is refused" second_refused
+check "ollamaxctl stop stops it" "$CTL" -c "$TMP/ollamax.conf" stop
+check "and the supervisor is gone" sh -c "! kill -0 $sup_pid 2>/dev/null"
+finish
