@@ -1,23 +1,308 @@
 /*
- * broker.c: the process that owns the Ollama backend. It says hello to the
- * supervisor and serves until SIGTERM.
+ * broker.c: the process that owns the Ollama backend. Workers send it
+ * inference requests on broker.sock; it keeps them in one FIFO and never
+ * has more than `parallel` of them in flight to the backend. A tier whose
+ * model is missing falls back down its chain; a backend that cannot be
+ * reached is retried with backoff before the request fails.
+ *
+ * A request is known by (worker, id): if a worker sends the same request
+ * again (it lost the broker and retried), the broker keeps one copy and
+ * answers the newest call, so no request runs twice.
  */
 #include "autoconf.h"
 
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "config.h"
 #include "log.h"
 #include "msg.h"
+#include "ollama.h"
 #include "role.h"
+
+#define RETRIES 3
+#define RETRY_BASE_MS 500
+
+struct job {
+	TAILQ_ENTRY(job) link;
+	struct broker *b;
+	struct ipc_call *call;
+	struct msg_infer req;
+	const struct tier_conf *tier;
+	int64_t arrived_ms;
+	int64_t started_ms;
+	int attempts;
+	int running;
+	ev_timer retry;
+};
+TAILQ_HEAD(job_list, job);
+
+struct broker {
+	struct ev_loop *loop;
+	struct config conf;
+	struct ollama *backend;
+	struct ipc_server *server;
+	struct job_list queue;
+	struct job_list running;
+	int inflight;
+	uint64_t served, failed, bad_frames, duplicates;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void dispatch(struct broker *b);
+
+static void
+job_answer(
+    struct job *j, int status, const char *error, struct ollama_result *res)
+{
+	struct msg_infer_done done = {.id = j->req.id, .status = status};
+	struct msg_writer w;
+	const char *data;
+	size_t len;
+
+	snprintf(done.error, sizeof(done.error), "%s", error ? error : "");
+	snprintf(done.model, sizeof(done.model), "%s",
+	    j->tier ? j->tier->model : "");
+	if (res != NULL) {
+		done.text = res->text;
+		done.prompt_tokens = res->prompt_tokens;
+		done.eval_tokens = res->eval_tokens;
+	}
+	done.queued_ms =
+	    (j->started_ms ? j->started_ms : now_ms()) - j->arrived_ms;
+	done.total_ms = now_ms() - j->arrived_ms;
+	msg_infer_done_encode(&w, &done);
+	data = msg_data(&w, &len);
+	ipc_reply(j->call, data, len);
+	msg_writer_free(&w);
+	if (status == INFER_OK)
+		j->b->served++;
+	else
+		j->b->failed++;
+	msg_infer_free(&j->req);
+	free(j);
+}
+
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct job *j = w->data;
+
+	(void)loop;
+	(void)revents;
+	/* Back at the head: it has waited its turn already. */
+	TAILQ_INSERT_HEAD(&j->b->queue, j, link);
+	dispatch(j->b);
+}
+
+static void
+job_done(void *arg, struct ollama_result *res)
+{
+	struct job *j = arg;
+	struct broker *b = j->b;
+
+	TAILQ_REMOVE(&b->running, j, link);
+	j->running = 0;
+	b->inflight--;
+	switch (res->outcome) {
+	case OLLAMA_OK:
+		job_answer(j, INFER_OK, NULL, res);
+		break;
+	case OLLAMA_NO_MODEL:
+		if (j->tier->fallback[0] != '\0') {
+			log_info(
+			    "%s: model %s is missing: falling back to tier %s",
+			    j->req.agent, j->tier->model, j->tier->fallback);
+			j->tier = config_tier(&b->conf, j->tier->fallback);
+			TAILQ_INSERT_HEAD(&b->queue, j, link);
+		} else {
+			job_answer(j, INFER_FAILED, res->error, NULL);
+		}
+		break;
+	case OLLAMA_REFUSED:
+		job_answer(j, INFER_FAILED, res->error, NULL);
+		break;
+	case OLLAMA_UNAVAILABLE:
+		if (++j->attempts < RETRIES) {
+			log_warnx("%s: %s: retry %d", j->req.agent, res->error,
+			    j->attempts);
+			ev_timer_init(&j->retry, retry_cb,
+			    RETRY_BASE_MS / 1000.0 * (1 << (j->attempts - 1)),
+			    0);
+			j->retry.data = j;
+			ev_timer_start(b->loop, &j->retry);
+		} else {
+			job_answer(j, INFER_UNAVAILABLE, res->error, NULL);
+		}
+		break;
+	}
+	ollama_result_free(res);
+	dispatch(b);
+}
+
+static void
+dispatch(struct broker *b)
+{
+	struct job *j;
+
+	while (b->inflight < b->conf.parallel &&
+	    (j = TAILQ_FIRST(&b->queue)) != NULL) {
+		const struct model_conf *m =
+		    config_model(&b->conf, j->tier->model);
+		struct ollama_call call = {
+		    .model = j->tier->model,
+		    .system = j->req.system,
+		    .prompt = j->req.prompt,
+		    /* One fixed num_ctx per model: Ollama reloads on a change.
+		     */
+		    .num_ctx = m ? (int)m->num_ctx : 0,
+		    .num_predict = j->req.num_predict,
+		    .temperature = j->req.temperature,
+		    .keep_alive_s = -1,
+		};
+
+		TAILQ_REMOVE(&b->queue, j, link);
+		if (ollama_generate(b->backend, &call, job_done, j) != 0) {
+			job_answer(j, INFER_UNAVAILABLE,
+			    "cannot start a backend request", NULL);
+			continue;
+		}
+		if (j->started_ms == 0)
+			j->started_ms = now_ms();
+		j->running = 1;
+		TAILQ_INSERT_TAIL(&b->running, j, link);
+		b->inflight++;
+	}
+}
+
+static struct job *
+find_job(struct job_list *l, int worker, uint64_t id)
+{
+	struct job *j;
+
+	TAILQ_FOREACH(j, l, link)
+		if (j->req.worker == worker && j->req.id == id)
+			return j;
+	return NULL;
+}
+
+static void
+refuse(struct ipc_call *call, int status, const char *why, uint64_t id)
+{
+	struct msg_infer_done done = {.id = id, .status = status};
+	struct msg_writer w;
+	const char *data;
+	size_t len;
+
+	snprintf(done.error, sizeof(done.error), "%s", why);
+	msg_infer_done_encode(&w, &done);
+	data = msg_data(&w, &len);
+	ipc_reply(call, data, len);
+	msg_writer_free(&w);
+}
+
+static void
+on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	struct broker *b = arg;
+	struct msg_reader r;
+	struct job *j, *dup;
+
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		fatal("out of memory");
+	if (msg_open(&r, data, len) != MSG_OK ||
+	    msg_infer_decode(&r, &j->req) != MSG_OK) {
+		b->bad_frames++;
+		log_warnx("bad frame from a worker (%s: %s)",
+		    msg_error_name(r.error), r.detail);
+		msg_close(&r);
+		free(j);
+		refuse(call, INFER_FAILED, "bad request frame", 0);
+		return;
+	}
+	msg_close(&r);
+	j->b = b;
+	j->call = call;
+	j->arrived_ms = now_ms();
+	j->tier = config_tier(&b->conf, j->req.tier);
+	if (j->tier == NULL) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "unknown tier \"%s\"", j->req.tier);
+		refuse(call, INFER_FAILED, why, j->req.id);
+		msg_infer_free(&j->req);
+		free(j);
+		return;
+	}
+	dup = find_job(&b->queue, j->req.worker, j->req.id);
+	if (dup == NULL)
+		dup = find_job(&b->running, j->req.worker, j->req.id);
+	if (dup != NULL) {
+		/* The same request again: answer the old call, keep one job. */
+		struct ipc_call *old = dup->call;
+
+		b->duplicates++;
+		dup->call = call;
+		refuse(old, INFER_UNAVAILABLE, "superseded by a resend",
+		    dup->req.id);
+		msg_infer_free(&j->req);
+		free(j);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&b->queue, j, link);
+	dispatch(b);
+}
 
 int
 broker_main(
     struct ev_loop *loop, const char *runtime, const char *conf, int index)
 {
+	static struct broker broker;
+	struct broker *b = &broker;
 	struct hub_link hub;
+	struct diag d = {0};
+	struct ollama_timeouts t;
+	char url[PATH_MAX + 32];
 
-	(void)conf;
+	b->loop = loop;
+	TAILQ_INIT(&b->queue);
+	TAILQ_INIT(&b->running);
+	if (config_load(&b->conf, conf, &d) > 0)
+		fatalx("%s", d.text);
+	diag_free(&d);
+	t.connect_ms = b->conf.connect_timeout_ms;
+	t.first_byte_ms = b->conf.first_byte_timeout_ms;
+	t.stall_ms = b->conf.stall_timeout_ms;
+	b->backend = ollama_new(loop, b->conf.backend_url, &t);
+	snprintf(url, sizeof(url), "ipc://%s/broker.sock", runtime);
+	/* One context per request in flight from all workers together. */
+	b->server = ipc_listen(loop, url, 256, on_request, b);
+	if (b->server == NULL)
+		fatalx("cannot serve %s", url);
 	if (hub_hello(&hub, loop, runtime, ROLE_BROKER, index) != 0)
 		fatalx("cannot reach the supervisor in %s", runtime);
+	log_info("serving %s: %ld slots on %s", url, b->conf.parallel,
+	    b->conf.backend_url);
 	ev_run(loop, 0);
+	log_info("stopping: served %llu, failed %llu, bad frames %llu",
+	    (unsigned long long)b->served, (unsigned long long)b->failed,
+	    (unsigned long long)b->bad_frames);
+	ipc_server_close(b->server);
 	ipc_client_close(hub.client);
+	ollama_free(b->backend);
+	config_free(&b->conf);
 	return 0;
 }

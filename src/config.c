@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "duration.h"
@@ -97,6 +98,14 @@ get_size(const char *value, size_t min, size_t max, size_t *out, struct diag *d,
 	}
 	*out = (size_t)v;
 	return 0;
+}
+
+long
+config_worker_count(const struct config *c)
+{
+	long n = c->workers > 0 ? c->workers : sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? n : 1;
 }
 
 void

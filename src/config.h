@@ -113,6 +113,9 @@ int fleet_load(
 void fleet_free(struct fleet *f);
 const struct manifest *fleet_find(const struct fleet *f, const char *name);
 
+/* Worker processes to run: workers, or one per CPU when it is 0. */
+long config_worker_count(const struct config *c);
+
 /* Resolves p against base unless absolute, into out. */
 void config_resolve(const char *base, const char *p, char *out, size_t len);
 

@@ -14,7 +14,7 @@
  * the frame layout sits next to the C code that builds the first frame.
  * Other architectures fall back to makecontext/swapcontext.
  */
-#include "config.h"
+#include "autoconf.h"
 
 #include <sys/types.h>
 #include <sys/mman.h>

@@ -1,0 +1,417 @@
+/*
+ * ollama.c: libcurl multi driven by libev (curl tells which sockets to
+ * watch and when to time out; libev tells curl what happened), with the
+ * streamed reply split into lines and each line parsed with jansson.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "log.h"
+#include "ollama.h"
+
+struct ollama {
+	struct ev_loop *loop;
+	CURLM *multi;
+	ev_timer timer;
+	char url[512];
+	struct ollama_timeouts t;
+	int busy;
+};
+
+struct call {
+	struct ollama *o;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	ollama_done_fn fn;
+	void *arg;
+	struct ollama_result res;
+	char *line; /* the part of a line received so far */
+	size_t line_len, line_cap;
+	int ended; /* a done or error line arrived */
+	int got_byte;
+	ev_timer watchdog; /* first byte, then the longest silence */
+};
+
+struct sock {
+	ev_io io;
+	struct ollama *o;
+	curl_socket_t fd;
+};
+
+/* ------------------------------------------------------------------ */
+/* Parsing                                                            */
+/* ------------------------------------------------------------------ */
+
+static void
+append_text(struct ollama_result *res, const char *s, size_t n)
+{
+	char *t = realloc(res->text, res->text_len + n + 1);
+
+	if (t == NULL)
+		fatal("out of memory");
+	memcpy(t + res->text_len, s, n);
+	res->text_len += n;
+	t[res->text_len] = '\0';
+	res->text = t;
+}
+
+int
+ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *o, *v;
+	int end = 0;
+
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	if (len == 0)
+		return 0;
+	o = json_loadb(line, len, 0, &jerr);
+	if (o == NULL || !json_is_object(o)) {
+		json_decref(o);
+		snprintf(res->error, sizeof(res->error),
+		    "backend sent a line that is not a JSON object: %.60s",
+		    line);
+		return -1;
+	}
+	if ((v = json_object_get(o, "error")) != NULL) {
+		snprintf(res->error, sizeof(res->error), "%s",
+		    json_is_string(v) ? json_string_value(v) : "error");
+		json_decref(o);
+		return 1;
+	}
+	v = json_object_get(o, "response");
+	if (json_is_string(v))
+		append_text(res, json_string_value(v), json_string_length(v));
+	if (json_is_true(json_object_get(o, "done"))) {
+		end = 1;
+		res->prompt_tokens =
+		    json_integer_value(json_object_get(o, "prompt_eval_count"));
+		res->eval_tokens =
+		    json_integer_value(json_object_get(o, "eval_count"));
+		res->load_ns =
+		    json_integer_value(json_object_get(o, "load_duration"));
+		res->total_ns =
+		    json_integer_value(json_object_get(o, "total_duration"));
+		v = json_object_get(o, "done_reason");
+		if (json_is_string(v))
+			snprintf(res->done_reason, sizeof(res->done_reason),
+			    "%s", json_string_value(v));
+	}
+	json_decref(o);
+	return end;
+}
+
+static size_t
+on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct call *c = arg;
+	size_t len = size * n;
+
+	/* Every chunk restarts the watchdog, now counting silence. */
+	c->got_byte = 1;
+	c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
+	ev_timer_again(c->o->loop, &c->watchdog);
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != '\n') {
+			if (c->line_len + 1 >= c->line_cap) {
+				c->line_cap =
+				    c->line_cap ? c->line_cap * 2 : 1024;
+				/* A line longer than a whole answer is garbage.
+				 */
+				if (c->line_cap > (16u << 20))
+					return 0;
+				c->line = realloc(c->line, c->line_cap);
+				if (c->line == NULL)
+					fatal("out of memory");
+			}
+			c->line[c->line_len++] = p[i];
+			continue;
+		}
+		if (!c->ended) {
+			int rc =
+			    ollama_parse_line(&c->res, c->line, c->line_len);
+
+			if (rc != 0)
+				c->ended = rc;
+		}
+		c->line_len = 0;
+	}
+	return len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion                                                         */
+/* ------------------------------------------------------------------ */
+
+static void
+call_finish(struct call *c, CURLcode cc)
+{
+	struct ollama *o = c->o;
+	struct ollama_result *res = &c->res;
+	long status = 0;
+
+	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+	res->http_status = (int)status;
+	/* A last line without its newline is a line all the same. */
+	if (c->line_len > 0 && !c->ended)
+		c->ended = ollama_parse_line(res, c->line, c->line_len);
+	if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
+		res->outcome = OLLAMA_UNAVAILABLE;
+		if (res->error[0] == '\0')
+			snprintf(res->error, sizeof(res->error), "%s",
+			    curl_easy_strerror(cc));
+	} else if (status == 404) {
+		res->outcome = OLLAMA_NO_MODEL;
+	} else if (status >= 400 && status < 500 && status != 499) {
+		res->outcome = OLLAMA_REFUSED;
+	} else if (status != 200) {
+		res->outcome = OLLAMA_UNAVAILABLE;
+		if (res->error[0] == '\0')
+			snprintf(res->error, sizeof(res->error),
+			    "backend answered HTTP %ld", status);
+	} else if (c->ended != 1 || res->error[0] != '\0') {
+		/* 200, then an error line, garbage, or an early end. */
+		res->outcome = OLLAMA_UNAVAILABLE;
+		if (res->error[0] == '\0')
+			snprintf(res->error, sizeof(res->error),
+			    "the answer ended before it was done");
+	} else {
+		res->outcome = OLLAMA_OK;
+	}
+	if (res->outcome != OLLAMA_OK && res->error[0] == '\0')
+		snprintf(res->error, sizeof(res->error), "HTTP %ld", status);
+	curl_multi_remove_handle(o->multi, c->easy);
+	curl_easy_cleanup(c->easy);
+	curl_slist_free_all(c->headers);
+	ev_timer_stop(o->loop, &c->watchdog);
+	free(c->body);
+	free(c->line);
+	o->busy--;
+	c->fn(c->arg, res);
+	free(c);
+}
+
+static void
+check_done(struct ollama *o)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(o->multi, &left)) != NULL) {
+		struct call *c;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(
+		    m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+		call_finish(c, m->data.result);
+	}
+}
+
+static void
+watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct call *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (c->got_byte)
+		snprintf(c->res.error, sizeof(c->res.error),
+		    "the backend's stream stalled for %lld ms",
+		    (long long)c->o->t.stall_ms);
+	else
+		snprintf(c->res.error, sizeof(c->res.error),
+		    "no answer from the backend within %lld ms",
+		    (long long)c->o->t.first_byte_ms);
+	call_finish(c, CURLE_OPERATION_TIMEDOUT);
+}
+
+/* ------------------------------------------------------------------ */
+/* libcurl <-> libev                                                  */
+/* ------------------------------------------------------------------ */
+
+static void
+io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sock *s = (struct sock *)w;
+	int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
+	    (revents & EV_WRITE ? CURL_CSELECT_OUT : 0),
+	    running;
+
+	(void)loop;
+	curl_multi_socket_action(s->o->multi, s->fd, action, &running);
+	check_done(s->o);
+}
+
+static int
+socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *sockp)
+{
+	struct ollama *o = userp;
+	struct sock *s = sockp;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			ev_io_stop(o->loop, &s->io);
+			free(s);
+		}
+		return 0;
+	}
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			fatal("out of memory");
+		s->o = o;
+		s->fd = fd;
+		curl_multi_assign(o->multi, fd, s);
+	} else {
+		ev_io_stop(o->loop, &s->io);
+	}
+	ev_io_init(&s->io, io_cb, fd,
+	    (what & CURL_POLL_IN ? EV_READ : 0) |
+	        (what & CURL_POLL_OUT ? EV_WRITE : 0));
+	ev_io_start(o->loop, &s->io);
+	return 0;
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ollama *o = w->data;
+	int running;
+
+	(void)loop;
+	(void)revents;
+	curl_multi_socket_action(o->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(o);
+}
+
+static int
+multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct ollama *o = userp;
+
+	(void)multi;
+	ev_timer_stop(o->loop, &o->timer);
+	if (timeout_ms >= 0) {
+		ev_timer_set(&o->timer, (double)timeout_ms / 1000.0, 0);
+		ev_timer_start(o->loop, &o->timer);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+struct ollama *
+ollama_new(
+    struct ev_loop *loop, const char *base_url, const struct ollama_timeouts *t)
+{
+	struct ollama *o = calloc(1, sizeof(*o));
+	size_t n = strlen(base_url);
+
+	if (o == NULL)
+		fatal("out of memory");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	o->loop = loop;
+	o->t = *t;
+	while (n > 0 && base_url[n - 1] == '/')
+		n--;
+	snprintf(o->url, sizeof(o->url), "%.*s/api/generate", (int)n, base_url);
+	o->multi = curl_multi_init();
+	curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
+	curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
+	curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
+	/* Connections stay open between requests (Ollama keeps them alive). */
+	curl_multi_setopt(o->multi, CURLMOPT_MAXCONNECTS, 16L);
+	ev_init(&o->timer, timer_cb);
+	o->timer.data = o;
+	return o;
+}
+
+int
+ollama_generate(struct ollama *o, const struct ollama_call *call,
+    ollama_done_fn fn, void *arg)
+{
+	struct call *c = calloc(1, sizeof(*c));
+	json_t *req, *opts = json_object();
+
+	if (c == NULL)
+		fatal("out of memory");
+	c->o = o;
+	c->fn = fn;
+	c->arg = arg;
+	if (call->num_ctx > 0)
+		json_object_set_new(
+		    opts, "num_ctx", json_integer(call->num_ctx));
+	if (call->num_predict >= 0)
+		json_object_set_new(
+		    opts, "num_predict", json_integer(call->num_predict));
+	if (call->temperature >= 0)
+		json_object_set_new(
+		    opts, "temperature", json_real(call->temperature));
+	req = json_pack("{s:s,s:s,s:b,s:o}", "model", call->model, "prompt",
+	    call->prompt ? call->prompt : "", "stream", 1, "options", opts);
+	if (call->system && *call->system)
+		json_object_set_new(req, "system", json_string(call->system));
+	if (call->keep_alive_s >= 0)
+		json_object_set_new(
+		    req, "keep_alive", json_integer(call->keep_alive_s));
+	c->body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	c->easy = curl_easy_init();
+	if (c->body == NULL || c->easy == NULL) {
+		free(c->body);
+		free(c);
+		return -1;
+	}
+	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(c->easy, CURLOPT_URL, o->url);
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(
+	    c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)o->t.connect_ms);
+	/* A cold load sends nothing for seconds: the first byte may take
+	 * first_byte_ms; after it, stall_ms of silence ends the call. */
+	ev_timer_init(
+	    &c->watchdog, watchdog_cb, (double)o->t.first_byte_ms / 1000.0, 0);
+	c->watchdog.data = c;
+	ev_timer_start(o->loop, &c->watchdog);
+	o->busy++;
+	curl_multi_add_handle(o->multi, c->easy);
+	return 0;
+}
+
+void
+ollama_result_free(struct ollama_result *res)
+{
+	free(res->text);
+	res->text = NULL;
+}
+
+int
+ollama_busy(const struct ollama *o)
+{
+	return o->busy;
+}
+
+void
+ollama_free(struct ollama *o)
+{
+	ev_timer_stop(o->loop, &o->timer);
+	curl_multi_cleanup(o->multi);
+	free(o);
+}

@@ -1,0 +1,77 @@
+/*
+ * ollama.h: the broker's client of Ollama's HTTP API. libcurl's multi
+ * interface on the broker's libev loop: keep-alive connections reused, a
+ * streamed reply parsed line by line as it arrives, and three timeouts
+ * (connect, first byte, stall) so that no request hangs.
+ */
+#ifndef OLLAMAX_OLLAMA_H
+#define OLLAMAX_OLLAMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+struct ollama;
+
+struct ollama_timeouts {
+	int64_t connect_ms;
+	int64_t first_byte_ms; /* a cold load counts here */
+	int64_t stall_ms;      /* longest silence between two chunks */
+};
+
+enum ollama_outcome {
+	OLLAMA_OK,
+	OLLAMA_NO_MODEL,    /* 404: the model is not there: try a fallback */
+	OLLAMA_REFUSED,     /* another 4xx: the request itself is wrong */
+	OLLAMA_UNAVAILABLE, /* 5xx, 503, a timeout or a lost connection */
+};
+
+struct ollama_result {
+	enum ollama_outcome outcome;
+	int http_status;
+	char error[256];
+	char *text; /* the answer; owned by the result */
+	size_t text_len;
+	int64_t prompt_tokens;
+	int64_t eval_tokens;
+	int64_t load_ns;
+	int64_t total_ns;
+	char done_reason[16];
+};
+
+typedef void (*ollama_done_fn)(void *arg, struct ollama_result *res);
+
+/* An inference: an empty prompt with keep_alive 0 unloads the model. */
+struct ollama_call {
+	const char *model;
+	const char *system;
+	const char *prompt;
+	int num_ctx;        /* 0: leave Ollama's default */
+	int num_predict;    /* -1: until the answer ends */
+	double temperature; /* < 0: the model's default */
+	int keep_alive_s;   /* -1: leave Ollama's default */
+};
+
+struct ollama *ollama_new(struct ev_loop *loop, const char *base_url,
+    const struct ollama_timeouts *t);
+/*
+ * Starts a /api/generate call; fn runs on the loop exactly once, with the
+ * result (free it with ollama_result_free). Returns 0, or -1 if the call
+ * could not even start (fn is then not called).
+ */
+int ollama_generate(struct ollama *o, const struct ollama_call *call,
+    ollama_done_fn fn, void *arg);
+void ollama_result_free(struct ollama_result *res);
+/* Calls in flight. */
+int ollama_busy(const struct ollama *o);
+void ollama_free(struct ollama *o);
+
+/*
+ * Feeds one NDJSON line of a /api/generate stream into res. Returns 1 when
+ * the line ends the answer (done or error), 0 to go on, -1 when the line is
+ * not a JSON object (res->error says so). Exposed for tests.
+ */
+int ollama_parse_line(struct ollama_result *res, const char *line, size_t len);
+
+#endif

@@ -1,0 +1,46 @@
+/* Prompt templates: variables filled in, unknown ones kept and found. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "template.h"
+
+static const struct template_var vars[] = {
+    {"name", "reviewer"},
+    {"n", "7"},
+};
+
+Test(template, variables_are_filled_in)
+{
+	char *s = template_render("{{name}} run {{n}}: go", vars, 2, 1000);
+
+	cr_assert_str_eq(s, "reviewer run 7: go");
+	free(s);
+}
+
+Test(template, an_unknown_variable_or_an_open_brace_is_left_as_written)
+{
+	char *s = template_render("a {{nope}} b {{name", vars, 2, 1000);
+
+	cr_assert_str_eq(s, "a {{nope}} b {{name");
+	free(s);
+}
+
+Test(template, the_output_is_cut_at_the_limit)
+{
+	char *s = template_render("{{name}}{{name}}{{name}}", vars, 2, 10);
+
+	cr_assert_str_eq(s, "reviewerre");
+	free(s);
+}
+
+Test(template, unknown_variables_are_found_for_check)
+{
+	static const char *const known[] = {"name", "n"};
+	char buf[32];
+
+	cr_assert_str_eq(
+	    template_unknown("x {{n}} {{tiem}}", known, 2, buf, sizeof(buf)),
+	    "tiem");
+	cr_assert_null(
+	    template_unknown("{{name}} {{n}}", known, 2, buf, sizeof(buf)));
+}
