@@ -111,20 +111,20 @@ runtime_path(const struct config *c, char *out, size_t len)
 		snprintf(out, len, "/tmp/ollamax-%u", (unsigned)getuid());
 }
 
-/* Is a supervisor already answering on this control socket? */
+/*
+ * Is a supervisor already answering on this control socket? Asked with a
+ * real request: nng 1.5's listener can stall after a bare connect and
+ * hang-up, so nothing here may knock without speaking.
+ */
 static int
 already_running(const char *runtime)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd, up;
+	struct msg_ctl_reply reply;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/ctl.sock", runtime);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (ctl_call(runtime, "status", NULL, 0, 1000, &reply) != 0)
 		return 0;
-	up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return up;
+	msg_ctl_reply_free(&reply);
+	return 1;
 }
 
 static int
