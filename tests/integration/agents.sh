@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Agents end to end: coroutine agents in the workers, every inference
+# through the broker to ollamax-emu, results written; the broker killed
+# with SIGKILL comes back and the agents keep working.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed 100 --parallel 2 --vram-mb 4096
+mkdir -p "$TMP/agents"
+cat >"$TMP/ollamax.conf" <<CONF
+[supervisor]
+workers = 2
+runtime_dir = run
+state_dir = state
+agents_dir = agents
+[broker]
+parallel = 2
+[backend]
+url = $URL_emu
+[tier.coding]
+model = qwen2.5-coder:7b
+fallback = light
+[tier.light]
+model = tinyllama
+[tier.ghost]
+model = no-such-model
+fallback = light
+[model.tinyllama]
+num_ctx = 2048
+CONF
+for i in 1 2 3; do
+	cat >"$TMP/agents/00$i-light$i.conf" <<AGENT
+[agent]
+name = light$i
+tier = light
+trigger = every 1s
+jitter = 0%
+output = file:light$i.out
+prompt = Check {{n}} of {{name}}.
+[options]
+num_predict = 12
+AGENT
+done
+cat >"$TMP/agents/004-ghost.conf" <<'AGENT'
+[agent]
+name = ghost
+tier = ghost
+trigger = every 1s
+output = file:ghost.out
+prompt = Anyone there?
+[options]
+num_predict = 8
+AGENT
+SUP="$BUILD/ollamax-supervisor"
+CTL="$BUILD/ollamaxctl"
+"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+PIDS+=("$!")
+
+runs_of() { grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null || echo 0; }
+wait_runs() {
+	local agent=$1 want=$2
+	for _ in $(seq 1 200); do
+		[ "$(runs_of "$agent")" -ge "$want" ] && return 0
+		sleep 0.05
+	done
+	echo "      $agent has $(runs_of "$agent") runs"
+	return 1
+}
+check "agents run on their trigger and write their answers" wait_runs light1 2
+check "agents on both workers run" wait_runs light2 2
+check "the log shows each answer with its tokens" \
+	grep -q "light1: run 1: tinyllama answered 12 tokens" "$TMP/sup.log"
+check "a tier whose model is missing falls back down its chain" wait_runs ghost 1
+check "the fallback is logged" grep -q "model no-such-model is missing: falling back to tier light" "$TMP/sup.log"
+check "the emulator saw the fixed num_ctx of the model" \
+	sh -c "curl -s '$URL_emu/api/ps' | grep -q '\"context_length\":2048'"
+
+broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
+before=$(runs_of light3)
+kill -KILL "$broker_pid"
+check "after the broker is killed, agents keep getting answers" wait_runs light3 $((before + 3))
+check "the broker came back" grep -q "broker 0 died of signal 9" "$TMP/sup.log"
+finish
