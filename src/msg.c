@@ -164,6 +164,86 @@ as_int(const msgpack_object *o, int64_t *out)
 	return 0;
 }
 
+static uint64_t
+be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Walks the msgpack bytes without building anything, checking that every
+ * declared length and element count fits in what is left. msgpack-c would
+ * allocate room for a declared count before it looks at the data, so a
+ * ten-byte frame could ask it for gigabytes.
+ */
+static int
+frame_fits(const unsigned char *p, size_t len)
+{
+	uint64_t need = 1;
+	size_t pos = 0;
+
+	while (need > 0) {
+		unsigned b;
+		uint64_t skip = 0, more = 0;
+
+		if (pos >= len)
+			return 0;
+		b = p[pos++];
+		need--;
+		if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3)) {
+			/* fixint, negative fixint, nil, bool */
+		} else if (b >= 0xa0 && b <= 0xbf) {
+			skip = b & 0x1f;
+		} else if (b >= 0x90 && b <= 0x9f) {
+			more = b & 0x0f;
+		} else if (b >= 0x80 && b <= 0x8f) {
+			more = 2 * (uint64_t)(b & 0x0f);
+		} else {
+			static const struct {
+				unsigned char type, lenbytes, fixed, mult;
+			} t[] = {
+				{0xc4, 1, 0, 0}, {0xc5, 2, 0, 0}, {0xc6, 4, 0, 0},
+				{0xc7, 1, 1, 0}, {0xc8, 2, 1, 0}, {0xc9, 4, 1, 0},
+				{0xca, 0, 4, 0}, {0xcb, 0, 8, 0}, {0xcc, 0, 1, 0},
+				{0xcd, 0, 2, 0}, {0xce, 0, 4, 0}, {0xcf, 0, 8, 0},
+				{0xd0, 0, 1, 0}, {0xd1, 0, 2, 0}, {0xd2, 0, 4, 0},
+				{0xd3, 0, 8, 0}, {0xd4, 0, 2, 0}, {0xd5, 0, 3, 0},
+				{0xd6, 0, 5, 0}, {0xd7, 0, 9, 0}, {0xd8, 0, 17, 0},
+				{0xd9, 1, 0, 0}, {0xda, 2, 0, 0}, {0xdb, 4, 0, 0},
+				{0xdc, 2, 0, 1}, {0xdd, 4, 0, 1}, {0xde, 2, 0, 2},
+				{0xdf, 4, 0, 2},
+			};
+			size_t i, n = sizeof(t) / sizeof(t[0]);
+			uint64_t count;
+
+			for (i = 0; i < n && t[i].type != b; i++)
+				;
+			if (i == n)
+				return 0; /* 0xc1: never used */
+			if (len - pos < t[i].lenbytes)
+				return 0;
+			count = be(p + pos, t[i].lenbytes);
+			pos += t[i].lenbytes;
+			if (t[i].mult)
+				more = count * t[i].mult;
+			else
+				skip = count + t[i].fixed;
+		}
+		if (skip > len - pos)
+			return 0;
+		pos += (size_t)skip;
+		/* Every element takes at least one byte. */
+		if (more > len - pos || need + more > len - pos)
+			return 0;
+		need += more;
+	}
+	return 1;
+}
+
 enum msg_error
 msg_open(struct msg_reader *r, const void *data, size_t len)
 {
@@ -179,6 +259,9 @@ msg_open(struct msg_reader *r, const void *data, size_t len)
 		    r, MSG_E_TOO_BIG, NULL, "frame over the size limit");
 	if (data == NULL || len == 0)
 		return fail(r, MSG_E_TRUNCATED, NULL, "empty frame");
+	if (!frame_fits(data, len))
+		return fail(r, MSG_E_TRUNCATED, NULL,
+		    "frame ends before what it declares");
 	ret = msgpack_unpack_next(&r->unpacked, data, len, &off);
 	if (ret == MSGPACK_UNPACK_CONTINUE)
 		return fail(r, MSG_E_TRUNCATED, NULL, "frame ends early");

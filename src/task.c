@@ -26,8 +26,7 @@
 
 #include "task.h"
 
-#if (defined(__x86_64__) || defined(__aarch64__)) && \
-    !defined(TASK_USE_UCONTEXT)
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(TASK_USE_UCONTEXT)
 #define TASK_ASM_SWITCH 1
 #else
 #include <ucontext.h>
@@ -77,11 +76,12 @@ enum task_state {
 
 struct task {
 #ifdef TASK_ASM_SWITCH
-	void *sp;	  /* the task's, while it is not running */
+	void *sp;         /* the task's, while it is not running */
 	void *resumer_sp; /* the resumer's, while the task runs */
 #else
-	ucontext_t uc;
-	ucontext_t *resumer_uc; /* on the resumer's stack, to keep tasks small */
+	/* Both live on stacks, so that a task costs the same on every arch. */
+	ucontext_t *uc;         /* at the top of the task's own stack */
+	ucontext_t *resumer_uc; /* in the resumer's frame */
 #endif
 	struct task *resumer_task;
 	enum task_state state;
@@ -105,6 +105,18 @@ struct task {
 static _Thread_local struct task *task_cur;
 
 static void task_main(struct task *) __attribute__((noreturn));
+
+static inline unsigned char *
+task_stack_low(const struct task *t)
+{
+	return t->map + (t->map_size - t->stack_size);
+}
+
+static inline size_t
+task_round_up(size_t n, size_t to)
+{
+	return (n + to - 1) / to * to;
+}
 
 #ifdef TASK_ASM_SWITCH
 /*
@@ -138,70 +150,69 @@ void task_ctx_start(void) __attribute__((visibility("hidden")));
 #define TASK_RETURN "ret\n\t"
 #else
 #define TASK_ENDBR ""
-#define TASK_RETURN                                                           \
-	"popq %rcx\n\t"                                                       \
-	".cfi_adjust_cfa_offset -8\n\t"                                       \
-	".cfi_register %rip, %rcx\n\t"                                        \
+#define TASK_RETURN                                                            \
+	"popq %rcx\n\t"                                                        \
+	".cfi_adjust_cfa_offset -8\n\t"                                        \
+	".cfi_register %rip, %rcx\n\t"                                         \
 	"jmpq *%rcx\n\t"
 #endif
 
 __asm__(".pushsection .text\n\t"
-	".globl task_ctx_switch\n\t"
-	".hidden task_ctx_switch\n\t"
-	".type task_ctx_switch, @function\n\t"
-	".p2align 4\n"
-	"task_ctx_switch:\n\t"
-	".cfi_startproc\n\t" TASK_ENDBR "pushq %rbp\n\t"
-	".cfi_adjust_cfa_offset 8\n\t"
-	"pushq %rbx\n\t"
-	".cfi_adjust_cfa_offset 8\n\t"
-	"pushq %r12\n\t"
-	".cfi_adjust_cfa_offset 8\n\t"
-	"pushq %r13\n\t"
-	".cfi_adjust_cfa_offset 8\n\t"
-	"pushq %r14\n\t"
-	".cfi_adjust_cfa_offset 8\n\t"
-	"pushq %r15\n\t"
-	".cfi_adjust_cfa_offset 8\n\t"
-	"subq $8, %rsp\n\t"
-	".cfi_adjust_cfa_offset 8\n\t"
-	"stmxcsr (%rsp)\n\t"
-	"fnstcw 4(%rsp)\n\t"
-	"movq %rsp, (%rdi)\n\t"
-	"movq %rsi, %rsp\n\t"
-	"ldmxcsr (%rsp)\n\t"
-	"fldcw 4(%rsp)\n\t"
-	"addq $8, %rsp\n\t"
-	".cfi_adjust_cfa_offset -8\n\t"
-	"popq %r15\n\t"
-	".cfi_adjust_cfa_offset -8\n\t"
-	"popq %r14\n\t"
-	".cfi_adjust_cfa_offset -8\n\t"
-	"popq %r13\n\t"
-	".cfi_adjust_cfa_offset -8\n\t"
-	"popq %r12\n\t"
-	".cfi_adjust_cfa_offset -8\n\t"
-	"popq %rbx\n\t"
-	".cfi_adjust_cfa_offset -8\n\t"
-	"popq %rbp\n\t"
-	".cfi_adjust_cfa_offset -8\n\t" TASK_RETURN
-	".cfi_endproc\n\t"
-	".size task_ctx_switch, .-task_ctx_switch\n\t"
-	"\n\t"
-	".globl task_ctx_start\n\t"
-	".hidden task_ctx_start\n\t"
-	".type task_ctx_start, @function\n\t"
-	".p2align 4\n"
-	"task_ctx_start:\n\t"
-	".cfi_startproc\n\t"
-	/* Backtraces end here rather than wander off the stack's top. */
-	".cfi_undefined %rip\n\t"
-	"movq %r12, %rdi\n\t"
-	"callq *%r13\n\t"
-	"ud2\n\t"
-	".cfi_endproc\n\t"
-	".size task_ctx_start, .-task_ctx_start\n\t"
-	".popsection");
+        ".globl task_ctx_switch\n\t"
+        ".hidden task_ctx_switch\n\t"
+        ".type task_ctx_switch, @function\n\t"
+        ".p2align 4\n"
+        "task_ctx_switch:\n\t"
+        ".cfi_startproc\n\t" TASK_ENDBR "pushq %rbp\n\t"
+        ".cfi_adjust_cfa_offset 8\n\t"
+        "pushq %rbx\n\t"
+        ".cfi_adjust_cfa_offset 8\n\t"
+        "pushq %r12\n\t"
+        ".cfi_adjust_cfa_offset 8\n\t"
+        "pushq %r13\n\t"
+        ".cfi_adjust_cfa_offset 8\n\t"
+        "pushq %r14\n\t"
+        ".cfi_adjust_cfa_offset 8\n\t"
+        "pushq %r15\n\t"
+        ".cfi_adjust_cfa_offset 8\n\t"
+        "subq $8, %rsp\n\t"
+        ".cfi_adjust_cfa_offset 8\n\t"
+        "stmxcsr (%rsp)\n\t"
+        "fnstcw 4(%rsp)\n\t"
+        "movq %rsp, (%rdi)\n\t"
+        "movq %rsi, %rsp\n\t"
+        "ldmxcsr (%rsp)\n\t"
+        "fldcw 4(%rsp)\n\t"
+        "addq $8, %rsp\n\t"
+        ".cfi_adjust_cfa_offset -8\n\t"
+        "popq %r15\n\t"
+        ".cfi_adjust_cfa_offset -8\n\t"
+        "popq %r14\n\t"
+        ".cfi_adjust_cfa_offset -8\n\t"
+        "popq %r13\n\t"
+        ".cfi_adjust_cfa_offset -8\n\t"
+        "popq %r12\n\t"
+        ".cfi_adjust_cfa_offset -8\n\t"
+        "popq %rbx\n\t"
+        ".cfi_adjust_cfa_offset -8\n\t"
+        "popq %rbp\n\t"
+        ".cfi_adjust_cfa_offset -8\n\t" TASK_RETURN ".cfi_endproc\n\t"
+        ".size task_ctx_switch, .-task_ctx_switch\n\t"
+        "\n\t"
+        ".globl task_ctx_start\n\t"
+        ".hidden task_ctx_start\n\t"
+        ".type task_ctx_start, @function\n\t"
+        ".p2align 4\n"
+        "task_ctx_start:\n\t"
+        ".cfi_startproc\n\t"
+        /* Backtraces end here rather than wander off the stack's top. */
+        ".cfi_undefined %rip\n\t"
+        "movq %r12, %rdi\n\t"
+        "callq *%r13\n\t"
+        "ud2\n\t"
+        ".cfi_endproc\n\t"
+        ".size task_ctx_start, .-task_ctx_start\n\t"
+        ".popsection");
 
 static void *
 task_first_frame(struct task *t)
@@ -235,64 +246,64 @@ task_first_frame(struct task *t)
 #define TASK_FRAME_WORDS 22
 
 __asm__(".pushsection .text\n\t"
-	".globl task_ctx_switch\n\t"
-	".hidden task_ctx_switch\n\t"
-	".type task_ctx_switch, %function\n\t"
-	".p2align 4\n"
-	"task_ctx_switch:\n\t"
-	".cfi_startproc\n\t"
-	"sub sp, sp, #176\n\t"
-	".cfi_adjust_cfa_offset 176\n\t"
-	"stp x19, x20, [sp, #0]\n\t"
-	"stp x21, x22, [sp, #16]\n\t"
-	"stp x23, x24, [sp, #32]\n\t"
-	"stp x25, x26, [sp, #48]\n\t"
-	"stp x27, x28, [sp, #64]\n\t"
-	"stp x29, x30, [sp, #80]\n\t"
-	"stp d8, d9, [sp, #96]\n\t"
-	"stp d10, d11, [sp, #112]\n\t"
-	"stp d12, d13, [sp, #128]\n\t"
-	"stp d14, d15, [sp, #144]\n\t"
-	"mrs x9, fpcr\n\t"
-	"str x9, [sp, #160]\n\t"
-	"mov x10, sp\n\t"
-	"str x10, [x0]\n\t"
-	"mov sp, x1\n\t"
-	"ldr x10, [sp, #160]\n\t"
-	"cmp x9, x10\n\t"
-	"b.eq 1f\n\t"
-	"msr fpcr, x10\n"
-	"1:\n\t"
-	"ldp x19, x20, [sp, #0]\n\t"
-	"ldp x21, x22, [sp, #16]\n\t"
-	"ldp x23, x24, [sp, #32]\n\t"
-	"ldp x25, x26, [sp, #48]\n\t"
-	"ldp x27, x28, [sp, #64]\n\t"
-	"ldp x29, x30, [sp, #80]\n\t"
-	"ldp d8, d9, [sp, #96]\n\t"
-	"ldp d10, d11, [sp, #112]\n\t"
-	"ldp d12, d13, [sp, #128]\n\t"
-	"ldp d14, d15, [sp, #144]\n\t"
-	"add sp, sp, #176\n\t"
-	".cfi_adjust_cfa_offset -176\n\t"
-	"ret\n\t"
-	".cfi_endproc\n\t"
-	".size task_ctx_switch, .-task_ctx_switch\n\t"
-	"\n\t"
-	".globl task_ctx_start\n\t"
-	".hidden task_ctx_start\n\t"
-	".type task_ctx_start, %function\n\t"
-	".p2align 4\n"
-	"task_ctx_start:\n\t"
-	".cfi_startproc\n\t"
-	/* Backtraces end here rather than wander off the stack's top. */
-	".cfi_undefined x30\n\t"
-	"mov x0, x19\n\t"
-	"blr x20\n\t"
-	"brk #0\n\t"
-	".cfi_endproc\n\t"
-	".size task_ctx_start, .-task_ctx_start\n\t"
-	".popsection");
+        ".globl task_ctx_switch\n\t"
+        ".hidden task_ctx_switch\n\t"
+        ".type task_ctx_switch, %function\n\t"
+        ".p2align 4\n"
+        "task_ctx_switch:\n\t"
+        ".cfi_startproc\n\t"
+        "sub sp, sp, #176\n\t"
+        ".cfi_adjust_cfa_offset 176\n\t"
+        "stp x19, x20, [sp, #0]\n\t"
+        "stp x21, x22, [sp, #16]\n\t"
+        "stp x23, x24, [sp, #32]\n\t"
+        "stp x25, x26, [sp, #48]\n\t"
+        "stp x27, x28, [sp, #64]\n\t"
+        "stp x29, x30, [sp, #80]\n\t"
+        "stp d8, d9, [sp, #96]\n\t"
+        "stp d10, d11, [sp, #112]\n\t"
+        "stp d12, d13, [sp, #128]\n\t"
+        "stp d14, d15, [sp, #144]\n\t"
+        "mrs x9, fpcr\n\t"
+        "str x9, [sp, #160]\n\t"
+        "mov x10, sp\n\t"
+        "str x10, [x0]\n\t"
+        "mov sp, x1\n\t"
+        "ldr x10, [sp, #160]\n\t"
+        "cmp x9, x10\n\t"
+        "b.eq 1f\n\t"
+        "msr fpcr, x10\n"
+        "1:\n\t"
+        "ldp x19, x20, [sp, #0]\n\t"
+        "ldp x21, x22, [sp, #16]\n\t"
+        "ldp x23, x24, [sp, #32]\n\t"
+        "ldp x25, x26, [sp, #48]\n\t"
+        "ldp x27, x28, [sp, #64]\n\t"
+        "ldp x29, x30, [sp, #80]\n\t"
+        "ldp d8, d9, [sp, #96]\n\t"
+        "ldp d10, d11, [sp, #112]\n\t"
+        "ldp d12, d13, [sp, #128]\n\t"
+        "ldp d14, d15, [sp, #144]\n\t"
+        "add sp, sp, #176\n\t"
+        ".cfi_adjust_cfa_offset -176\n\t"
+        "ret\n\t"
+        ".cfi_endproc\n\t"
+        ".size task_ctx_switch, .-task_ctx_switch\n\t"
+        "\n\t"
+        ".globl task_ctx_start\n\t"
+        ".hidden task_ctx_start\n\t"
+        ".type task_ctx_start, %function\n\t"
+        ".p2align 4\n"
+        "task_ctx_start:\n\t"
+        ".cfi_startproc\n\t"
+        /* Backtraces end here rather than wander off the stack's top. */
+        ".cfi_undefined x30\n\t"
+        "mov x0, x19\n\t"
+        "blr x20\n\t"
+        "brk #0\n\t"
+        ".cfi_endproc\n\t"
+        ".size task_ctx_start, .-task_ctx_start\n\t"
+        ".popsection");
 
 static void *
 task_first_frame(struct task *t)
@@ -304,8 +315,8 @@ task_first_frame(struct task *t)
 	__asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
 	for (int i = 0; i < TASK_FRAME_WORDS; i++)
 		f[i] = 0;
-	f[0] = (uintptr_t)t;		  /* x19 */
-	f[1] = (uintptr_t)task_main;	  /* x20 */
+	f[0] = (uintptr_t)t;               /* x19 */
+	f[1] = (uintptr_t)task_main;       /* x20 */
 	f[11] = (uintptr_t)task_ctx_start; /* x30 */
 	f[20] = fpcr;
 	return f;
@@ -341,12 +352,17 @@ task_uc_start(void)
 static void
 task_prepare(struct task *t)
 {
-	if (getcontext(&t->uc) == -1)
+	unsigned char *low = task_stack_low(t);
+	uintptr_t top = (uintptr_t)(t->map + t->map_size);
+
+	top = (top - sizeof(ucontext_t)) & ~(uintptr_t)63;
+	t->uc = (ucontext_t *)top;
+	if (getcontext(t->uc) == -1)
 		abort();
-	t->uc.uc_stack.ss_sp = t->map + (t->map_size - t->stack_size);
-	t->uc.uc_stack.ss_size = t->stack_size;
-	t->uc.uc_link = NULL;
-	makecontext(&t->uc, task_uc_start, 0);
+	t->uc->uc_stack.ss_sp = low;
+	t->uc->uc_stack.ss_size = top - (uintptr_t)low;
+	t->uc->uc_link = NULL;
+	makecontext(t->uc, task_uc_start, 0);
 }
 
 static inline void
@@ -355,43 +371,31 @@ task_switch_in(struct task *t)
 	ucontext_t resumer;
 
 	t->resumer_uc = &resumer;
-	if (swapcontext(&resumer, &t->uc) == -1)
+	if (swapcontext(&resumer, t->uc) == -1)
 		abort();
 }
 
 static inline void
 task_switch_out(struct task *t)
 {
-	if (swapcontext(&t->uc, t->resumer_uc) == -1)
+	if (swapcontext(t->uc, t->resumer_uc) == -1)
 		abort();
 }
 #endif
-
-static inline unsigned char *
-task_stack_low(const struct task *t)
-{
-	return t->map + (t->map_size - t->stack_size);
-}
-
-static inline size_t
-task_round_up(size_t n, size_t to)
-{
-	return (n + to - 1) / to * to;
-}
 
 static void
 task_main(struct task *t)
 {
 #ifdef TASK_ASAN
-	__sanitizer_finish_switch_fiber(NULL, &t->resumer_bottom,
-	    &t->resumer_size);
+	__sanitizer_finish_switch_fiber(
+	    NULL, &t->resumer_bottom, &t->resumer_size);
 #endif
 	t->fn(t->arg);
 	t->state = TASK_FINISHED;
 #ifdef TASK_ASAN
 	/* NULL: this stack is left for good, so ASan drops its fake stack. */
-	__sanitizer_start_switch_fiber(NULL, t->resumer_bottom,
-	    t->resumer_size);
+	__sanitizer_start_switch_fiber(
+	    NULL, t->resumer_bottom, t->resumer_size);
 #endif
 	task_switch_out(t);
 	abort();
@@ -444,8 +448,8 @@ task_create(size_t stack_size, void (*fn)(void *), void *arg)
 	t->map_size = guard + stack_size;
 	t->stack_size = stack_size;
 #ifdef TASK_VALGRIND
-	t->valgrind_id = VALGRIND_STACK_REGISTER(task_stack_low(t),
-	    t->map + t->map_size);
+	t->valgrind_id =
+	    VALGRIND_STACK_REGISTER(task_stack_low(t), t->map + t->map_size);
 #endif
 	return t;
 }
@@ -463,8 +467,8 @@ task_resume(struct task *t)
 	t->resumer_task = task_cur;
 	task_cur = t;
 #ifdef TASK_ASAN
-	__sanitizer_start_switch_fiber(&t->resumer_fake_stack,
-	    task_stack_low(t), t->stack_size);
+	__sanitizer_start_switch_fiber(
+	    &t->resumer_fake_stack, task_stack_low(t), t->stack_size);
 #endif
 	task_switch_in(t);
 #ifdef TASK_ASAN
@@ -482,14 +486,14 @@ task_yield(void)
 		abort();
 	t->state = TASK_SUSPENDED;
 #ifdef TASK_ASAN
-	__sanitizer_start_switch_fiber(&t->fake_stack, t->resumer_bottom,
-	    t->resumer_size);
+	__sanitizer_start_switch_fiber(
+	    &t->fake_stack, t->resumer_bottom, t->resumer_size);
 #endif
 	task_switch_out(t);
 #ifdef TASK_ASAN
 	/* The next resumer may sit on another stack than the last one. */
-	__sanitizer_finish_switch_fiber(t->fake_stack, &t->resumer_bottom,
-	    &t->resumer_size);
+	__sanitizer_finish_switch_fiber(
+	    t->fake_stack, &t->resumer_bottom, &t->resumer_size);
 #endif
 }
 

@@ -9,33 +9,30 @@
  * wanting another to run arranges it through the loop. Tasks belong to the
  * thread that created them and are never shared between threads.
  *
- * Each stack is mapped lazily with a PROT_NONE guard region below it: a task
- * costs its small struct plus the stack pages it has touched, and a task that
- * overflows its stack dies of SIGSEGV.
+ * A stack size of 0 means TASK_STACK_DEFAULT, a smaller size than
+ * TASK_STACK_MIN is raised to it, and sizes are rounded up to pages. Stacks
+ * are mapped lazily with an inaccessible guard region below: a task costs its
+ * small struct plus the stack pages it has touched, and a task that overflows
+ * its stack dies of SIGSEGV.
+ *
+ * Misuse aborts: resuming a running or finished task, yielding outside every
+ * task, destroying a running task. Destroying a suspended task drops its
+ * stack without unwinding it, so whatever its frames own leaks.
  */
 #ifndef OLLAMAX_TASK_H
 #define OLLAMAX_TASK_H
 
 #include <stddef.h>
 
-/* The stack a task gets when its creator asks for 0 bytes. */
 #define TASK_STACK_DEFAULT (64 * 1024)
-/* Smaller requests are raised to this. */
 #define TASK_STACK_MIN (16 * 1024)
 
 struct task;
 
-/*
- * Makes a task that will run fn(arg) when first resumed, on a stack of
- * stack_size bytes (0 for the default, raised to the minimum, rounded up to
- * pages); returns NULL with errno set (EINVAL, ENOMEM) on failure.
- */
+/* Makes a task to run fn(arg) when first resumed; NULL and errno if not. */
 struct task *task_create(size_t stack_size, void (*fn)(void *), void *arg);
 
-/*
- * From the loop's context, runs t until it yields or its function returns;
- * t must be neither finished nor already running.
- */
+/* From the loop's context, runs t until it yields or its function returns. */
 void task_resume(struct task *t);
 
 /* From inside a task, switches back to the code that resumed it. */
@@ -47,14 +44,10 @@ struct task *task_current(void);
 /* Returns non-zero once t's function has returned. */
 int task_finished(const struct task *t);
 
-/*
- * Frees t and unmaps its stack; t is finished, never started, or suspended
- * and abandoned (its stack is dropped without unwinding, so whatever its
- * frames own leaks). Accepts NULL.
- */
+/* Frees t and unmaps its stack; t must not be running. Accepts NULL. */
 void task_destroy(struct task *t);
 
-/* Returns the usable size of t's stack, after rounding. */
+/* Returns the size of t's stack, after rounding. */
 size_t task_stack_size(const struct task *t);
 
 /* Returns the argument t's function was given at creation. */

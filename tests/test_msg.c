@@ -380,3 +380,18 @@ Test(msg, random_bytes_and_random_mutations_never_crash_a_decoder)
 	cr_assert_lt(accepted, 100000);
 	free(frame);
 }
+
+Test(msg, a_tiny_frame_that_declares_a_huge_map_is_refused_before_any_allocation)
+{
+	/* map32 with 2^31 entries, then nothing: msgpack-c alone would try
+	 * to allocate tens of gigabytes for it. */
+	const char frame[] = {(char)0xdf, 0x7f, (char)0xff, (char)0xff,
+		(char)0xff, (char)0xa1, 'v', 0x01};
+	const char array[] = {(char)0xdd, 0x10, 0x00, 0x00, 0x00};
+	struct msg_reader r;
+
+	cr_assert_eq(msg_open(&r, frame, sizeof(frame)), MSG_E_TRUNCATED);
+	msg_close(&r);
+	cr_assert_eq(msg_open(&r, array, sizeof(array)), MSG_E_TRUNCATED);
+	msg_close(&r);
+}

@@ -113,6 +113,12 @@ second_refused() {
 	[ "$rc" -eq 1 ] && grep -q "already running" "$TMP/second.log"
 }
 check "a second supervisor on the same runtime dir is refused" second_refused
-check "ollamaxctl stop stops it" "$CTL" -c "$TMP/ollamax.conf" stop
+stop_it() {
+	"$CTL" -c "$TMP/ollamax.conf" stop && return 0
+	echo "      supervisor log:"; tail -20 "$TMP/sup.log" | sed 's/^/      /'
+	ls -la "$TMP/run" | sed 's/^/      /'
+	return 1
+}
+check "ollamaxctl stop stops it" stop_it
 check "and the supervisor is gone" sh -c "! kill -0 $sup_pid 2>/dev/null"
 finish
