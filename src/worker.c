@@ -55,6 +55,7 @@ struct worker {
 	char state_dir[PATH_MAX];
 	uint64_t next_id;
 	uint64_t rng;
+	int stopping;
 };
 
 static double
@@ -91,6 +92,10 @@ infer_reply(void *arg, int err, const void *data, size_t len)
 	struct agent *a = arg;
 	struct msg_reader r;
 
+	/* Closing the client at shutdown fails what is in flight: no task
+	 * is resumed then, they are all about to be destroyed. */
+	if (a->w->stopping)
+		return;
 	a->answered = 1;
 	a->err = err;
 	if (err == 0) {
@@ -283,12 +288,13 @@ worker_main(
 		fatalx("cannot reach the supervisor in %s", runtime);
 	log_info("running %zu agents", mine);
 	ev_run(loop, 0);
+	w->stopping = 1;
+	ipc_client_close(w->broker);
 	for (size_t i = 0; i < w->nagents; i++) {
 		ev_timer_stop(loop, &w->agents[i].timer);
 		task_destroy(w->agents[i].task);
 	}
 	free(w->agents);
-	ipc_client_close(w->broker);
 	ipc_client_close(hub.client);
 	fleet_free(&w->fleet);
 	config_free(&w->conf);
