@@ -242,13 +242,14 @@ static void
 io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sock *s = (struct sock *)w;
+	struct ollama *o = s->o; /* curl may free s while it acts */
 	int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
 	    (revents & EV_WRITE ? CURL_CSELECT_OUT : 0),
 	    running;
 
 	(void)loop;
-	curl_multi_socket_action(s->o->multi, s->fd, action, &running);
-	check_done(s->o);
+	curl_multi_socket_action(o->multi, s->fd, action, &running);
+	check_done(o);
 }
 
 static int

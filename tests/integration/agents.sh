@@ -54,7 +54,8 @@ AGENT
 SUP="$BUILD/ollamax-supervisor"
 CTL="$BUILD/ollamaxctl"
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
-PIDS+=("$!")
+sup_pid=$!
+PIDS+=("$sup_pid")
 
 runs_of() { grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null || echo 0; }
 wait_runs() {
@@ -78,7 +79,11 @@ check "the emulator saw the fixed num_ctx of the model" \
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
 before=$(runs_of light3)
+# A pid of 0 would signal this whole process group: refuse it.
+[ "${broker_pid:-0}" -gt 1 ] || { echo "no broker pid in the status"; cat "$TMP/sup.log"; exit 1; }
 kill -KILL "$broker_pid"
 check "after the broker is killed, agents keep getting answers" wait_runs light3 $((before + 3))
 check "the broker came back" grep -q "broker 0 died of signal 9" "$TMP/sup.log"
+stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
+check "the supervisor stops cleanly with agents mid-flight" stopped
 finish

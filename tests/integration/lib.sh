@@ -71,7 +71,20 @@ http() {
 	printf ' %s' "$(cat "$TMP/body")"
 }
 
+# Under --enable-sanitizers a child's report lands in a log, not in an
+# exit code the test sees: read them all.
+no_sanitizer_reports() {
+	local found
+	found=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TMP"/*.log 2>/dev/null || true)
+	[ -z "$found" ] && return 0
+	for f in $found; do
+		grep -m1 -A12 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$f" | sed 's/^/      /'
+	done
+	return 1
+}
+
 finish() {
+	check "no sanitizer reported anything" no_sanitizer_reports
 	echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
 	[ "$FAILURES" -eq 0 ]
 }

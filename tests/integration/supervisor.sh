@@ -74,6 +74,7 @@ check "the runtime dir is 0700 and its sockets 0600" perms
 worker_pid=$(python3 -c 'import json,sys
 s = json.loads(sys.argv[1])
 print([p["pid"] for p in s["processes"] if p["role"] == "worker" and p["index"] == 1][0])' "$status")
+[ "${worker_pid:-0}" -gt 1 ] || { echo "no worker pid in the status"; cat "$TMP/sup.log"; exit 1; }
 kill -KILL "$worker_pid"
 restarted() {
 	for _ in $(seq 1 50); do
