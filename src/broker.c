@@ -50,6 +50,8 @@ struct broker {
 	struct job_list running;
 	int inflight;
 	uint64_t served, failed, bad_frames, duplicates;
+	struct hub_link hub;
+	ev_timer report;
 };
 
 static int64_t
@@ -266,13 +268,32 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	dispatch(b);
 }
 
+static void
+report_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct broker *b = t->data;
+	struct msg_report r = {0};
+	struct job *j;
+
+	(void)loop;
+	(void)revents;
+	if (!b->hub.said_hello)
+		return;
+	r.busy = b->inflight;
+	TAILQ_FOREACH(j, &b->queue, link)
+		r.queued++;
+	r.served = (int64_t)b->served;
+	r.failed = (int64_t)b->failed;
+	r.bad_frames = (int64_t)(b->bad_frames + ipc_refused());
+	hub_report(&b->hub, &r);
+}
+
 int
 broker_main(
     struct ev_loop *loop, const char *runtime, const char *conf, int index)
 {
 	static struct broker broker;
 	struct broker *b = &broker;
-	struct hub_link hub;
 	struct diag d = {0};
 	struct ollama_timeouts t;
 	char url[PATH_MAX + 32];
@@ -292,16 +313,20 @@ broker_main(
 	b->server = ipc_listen(loop, url, 256, on_request, b);
 	if (b->server == NULL)
 		fatalx("cannot serve %s", url);
-	if (hub_hello(&hub, loop, runtime, ROLE_BROKER, index) != 0)
+	if (hub_hello(&b->hub, loop, runtime, ROLE_BROKER, index) != 0)
 		fatalx("cannot reach the supervisor in %s", runtime);
+	ev_timer_init(&b->report, report_cb, 0.05, 1.0);
+	b->report.data = b;
+	ev_timer_start(loop, &b->report);
 	log_info("serving %s: %ld slots on %s", url, b->conf.parallel,
 	    b->conf.backend_url);
 	ev_run(loop, 0);
 	log_info("stopping: served %llu, failed %llu, bad frames %llu",
 	    (unsigned long long)b->served, (unsigned long long)b->failed,
 	    (unsigned long long)b->bad_frames);
+	ev_timer_stop(loop, &b->report);
 	ipc_server_close(b->server);
-	ipc_client_close(hub.client);
+	ipc_client_close(b->hub.client);
 	ollama_free(b->backend);
 	config_free(&b->conf);
 	return 0;

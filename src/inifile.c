@@ -96,17 +96,17 @@ inifile_reader(char *buf, int size, void *stream)
 }
 
 static int
-inifile_handler(void *user, const char *section, const char *key,
-    const char *value)
+inifile_handler(
+    void *user, const char *section, const char *key, const char *value)
 {
 	struct inifile_state *st = user;
 	struct ini_item item = {
-		.section = section,
-		.key = key,
-		.value = value,
-		.line = st->line,
-		.section_line = st->section_line,
-		.continued = st->continued,
+	    .section = section,
+	    .key = key,
+	    .value = value,
+	    .line = st->line,
+	    .section_line = st->section_line,
+	    .continued = st->continued,
 	};
 
 	st->fn(st->user, &item);
@@ -117,7 +117,7 @@ int
 inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 {
 	struct inifile_state st = {
-		.path = path, .diag = d, .fn = fn, .user = user};
+	    .path = path, .diag = d, .fn = fn, .user = user};
 	int before = d->count, rc;
 
 	st.fp = fopen(path, "r");

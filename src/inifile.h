@@ -29,9 +29,9 @@ struct ini_item {
 	const char *section;
 	const char *key;
 	const char *value;
-	int line;	  /* of this line */
+	int line;         /* of this line */
 	int section_line; /* of its [section] */
-	int continued;	  /* an indented line that continues the key before */
+	int continued;    /* an indented line that continues the key before */
 };
 
 /*

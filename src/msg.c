@@ -206,16 +206,34 @@ frame_fits(const unsigned char *p, size_t len)
 			static const struct {
 				unsigned char type, lenbytes, fixed, mult;
 			} t[] = {
-				{0xc4, 1, 0, 0}, {0xc5, 2, 0, 0}, {0xc6, 4, 0, 0},
-				{0xc7, 1, 1, 0}, {0xc8, 2, 1, 0}, {0xc9, 4, 1, 0},
-				{0xca, 0, 4, 0}, {0xcb, 0, 8, 0}, {0xcc, 0, 1, 0},
-				{0xcd, 0, 2, 0}, {0xce, 0, 4, 0}, {0xcf, 0, 8, 0},
-				{0xd0, 0, 1, 0}, {0xd1, 0, 2, 0}, {0xd2, 0, 4, 0},
-				{0xd3, 0, 8, 0}, {0xd4, 0, 2, 0}, {0xd5, 0, 3, 0},
-				{0xd6, 0, 5, 0}, {0xd7, 0, 9, 0}, {0xd8, 0, 17, 0},
-				{0xd9, 1, 0, 0}, {0xda, 2, 0, 0}, {0xdb, 4, 0, 0},
-				{0xdc, 2, 0, 1}, {0xdd, 4, 0, 1}, {0xde, 2, 0, 2},
-				{0xdf, 4, 0, 2},
+			    {0xc4, 1, 0, 0},
+			    {0xc5, 2, 0, 0},
+			    {0xc6, 4, 0, 0},
+			    {0xc7, 1, 1, 0},
+			    {0xc8, 2, 1, 0},
+			    {0xc9, 4, 1, 0},
+			    {0xca, 0, 4, 0},
+			    {0xcb, 0, 8, 0},
+			    {0xcc, 0, 1, 0},
+			    {0xcd, 0, 2, 0},
+			    {0xce, 0, 4, 0},
+			    {0xcf, 0, 8, 0},
+			    {0xd0, 0, 1, 0},
+			    {0xd1, 0, 2, 0},
+			    {0xd2, 0, 4, 0},
+			    {0xd3, 0, 8, 0},
+			    {0xd4, 0, 2, 0},
+			    {0xd5, 0, 3, 0},
+			    {0xd6, 0, 5, 0},
+			    {0xd7, 0, 9, 0},
+			    {0xd8, 0, 17, 0},
+			    {0xd9, 1, 0, 0},
+			    {0xda, 2, 0, 0},
+			    {0xdb, 4, 0, 0},
+			    {0xdc, 2, 0, 1},
+			    {0xdd, 4, 0, 1},
+			    {0xde, 2, 0, 2},
+			    {0xdf, 4, 0, 2},
 			};
 			size_t i, n = sizeof(t) / sizeof(t[0]);
 			uint64_t count;
@@ -624,4 +642,45 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 {
 	free(m->body);
 	m->body = NULL;
+}
+
+void
+msg_report_encode(struct msg_writer *w, const struct msg_report *m)
+{
+	msg_begin(w, MSG_REPORT, 10);
+	msg_put_int(w, "role", m->role);
+	msg_put_int(w, "index", m->index);
+	msg_put_int(w, "pid", m->pid);
+	msg_put_int(w, "agents", m->agents);
+	msg_put_int(w, "agents_failing", m->agents_failing);
+	msg_put_int(w, "busy", m->busy);
+	msg_put_int(w, "queued", m->queued);
+	msg_put_int(w, "served", m->served);
+	msg_put_int(w, "failed", m->failed);
+	msg_put_int(w, "bad_frames", m->bad_frames);
+}
+
+enum msg_error
+msg_report_decode(struct msg_reader *r, struct msg_report *m)
+{
+	int64_t role = 0, index = 0;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_REPORT)) ||
+	    (e = msg_get_int(r, "role", &role, ROLE_BROKER, ROLE_WORKER, 1)) ||
+	    (e = msg_get_int(r, "index", &index, 0, 4096, 1)) ||
+	    (e = msg_get_int(r, "pid", &m->pid, 1, INT32_MAX, 1)) ||
+	    (e = msg_get_int(r, "agents", &m->agents, 0, INT32_MAX, 0)) ||
+	    (e = msg_get_int(
+	         r, "agents_failing", &m->agents_failing, 0, INT32_MAX, 0)) ||
+	    (e = msg_get_int(r, "busy", &m->busy, 0, INT32_MAX, 0)) ||
+	    (e = msg_get_int(r, "queued", &m->queued, 0, INT32_MAX, 0)) ||
+	    (e = msg_get_int(r, "served", &m->served, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_int(r, "failed", &m->failed, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_int(r, "bad_frames", &m->bad_frames, 0, INT64_MAX, 0)))
+		return e;
+	m->role = (int)role;
+	m->index = (int)index;
+	return MSG_OK;
 }

@@ -14,7 +14,7 @@
 
 #include <msgpack.h>
 
-#define MSG_VERSION 1
+#define MSG_VERSION 2
 /* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
 #define MSG_MAX_FRAME (1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */
@@ -28,6 +28,7 @@ enum msg_type {
 	MSG_INFER_DONE, /* broker -> worker: its result */
 	MSG_CTL,        /* ollamaxctl -> supervisor: verb, argument */
 	MSG_CTL_REPLY,  /* supervisor -> ollamaxctl: ok, error, JSON body */
+	MSG_REPORT,     /* child -> supervisor: its counters, every second */
 	MSG_TYPE_MAX,
 };
 
@@ -164,6 +165,19 @@ struct msg_ctl_reply {
 	char *body; /* owned: JSON, may be NULL */
 };
 
+struct msg_report {
+	int role; /* enum msg_role */
+	int index;
+	int64_t pid;
+	int64_t agents;         /* worker: agent tasks alive */
+	int64_t agents_failing; /* worker: agents whose last run failed */
+	int64_t busy;           /* broker: requests in flight to the backend */
+	int64_t queued;         /* broker: requests waiting for a slot */
+	int64_t served;
+	int64_t failed;
+	int64_t bad_frames;
+};
+
 /* Encoders write a whole frame into w (msg_writer_free it afterwards). */
 void msg_hello_encode(struct msg_writer *w, const struct msg_hello *m);
 void msg_ready_encode(struct msg_writer *w);
@@ -172,6 +186,7 @@ void msg_infer_done_encode(
     struct msg_writer *w, const struct msg_infer_done *m);
 void msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m);
 void msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m);
+void msg_report_encode(struct msg_writer *w, const struct msg_report *m);
 
 /*
  * Decoders read an opened frame of their type into m; on error m holds
@@ -184,6 +199,8 @@ enum msg_error msg_infer_done_decode(
 enum msg_error msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m);
 enum msg_error msg_ctl_reply_decode(
     struct msg_reader *r, struct msg_ctl_reply *m);
+enum msg_error msg_report_decode(struct msg_reader *r, struct msg_report *m);
+enum msg_error msg_report_decode(struct msg_reader *r, struct msg_report *m);
 void msg_infer_free(struct msg_infer *m);
 void msg_infer_done_free(struct msg_infer_done *m);
 void msg_ctl_free(struct msg_ctl *m);

@@ -69,6 +69,34 @@ hub_hello(struct hub_link *h, struct ev_loop *loop, const char *runtime,
 }
 
 static void
+report_reply(void *arg, int err, const void *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	/* A lost report is replaced by the next one, a second later. */
+	if (err != 0)
+		log_debug("hub: report not answered: %s", ipc_strerror(err));
+}
+
+void
+hub_report(struct hub_link *h, const struct msg_report *rep)
+{
+	struct msg_report r = *rep;
+	struct msg_writer w;
+	const char *data;
+	size_t len;
+
+	r.role = h->role;
+	r.index = h->index;
+	r.pid = getpid();
+	msg_report_encode(&w, &r);
+	data = msg_data(&w, &len);
+	ipc_request(h->client, data, len, 2000, report_reply, NULL);
+	msg_writer_free(&w);
+}
+
+static void
 stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)w;

@@ -10,6 +10,7 @@
 #include <ev.h>
 
 #include "ipc.h"
+#include "msg.h"
 
 /* Runs the role named (broker or worker) until SIGTERM; its exit code. */
 int role_main(int argc, char **argv, const char *role, int index,
@@ -27,6 +28,8 @@ struct hub_link {
 /* Dials the hub in runtime and says hello; returns -1 if it cannot. */
 int hub_hello(struct hub_link *h, struct ev_loop *loop, const char *runtime,
     int role, int index);
+/* Sends the child's counters to the supervisor (no answer awaited). */
+void hub_report(struct hub_link *h, const struct msg_report *r);
 
 int broker_main(
     struct ev_loop *loop, const char *runtime, const char *conf, int index);
@@ -34,7 +37,6 @@ int worker_main(
     struct ev_loop *loop, const char *runtime, const char *conf, int index);
 
 /* ctlclient.c: talking to a running supervisor, synchronously. */
-struct msg_ctl_reply;
 /*
  * Sends verb (and arg) to the supervisor of runtime and waits up to
  * timeout_ms for its answer. Returns 0 with reply filled, or 3 when no

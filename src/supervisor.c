@@ -46,6 +46,7 @@ struct child {
 	struct restart_state restart;
 	ev_timer restart_timer;
 	struct supervisor *sup;
+	struct msg_report report; /* its latest counters */
 };
 
 struct supervisor {
@@ -203,6 +204,7 @@ child_start(struct child *c)
 		return;
 	}
 	c->state = PROC_STARTING;
+	memset(&c->report, 0, sizeof(c->report));
 	c->restart.started_ms = now_ms();
 	log_debug(
 	    "started %s %d, pid %d", role_name(c->role), c->index, (int)c->pid);
@@ -321,7 +323,8 @@ hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	size_t outlen;
 
 	if (msg_open(&r, data, len) != MSG_OK ||
-	    (r.type != MSG_HELLO && r.type != MSG_READY)) {
+	    (r.type != MSG_HELLO && r.type != MSG_READY &&
+	        r.type != MSG_REPORT)) {
 		s->bad_frames++;
 		log_warnx("hub: bad frame (%s: %s)", msg_error_name(r.error),
 		    r.detail);
@@ -349,6 +352,23 @@ hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 			}
 		}
 		check_all_ready(s);
+	} else if (r.type == MSG_REPORT) {
+		struct msg_report rep;
+
+		if (msg_report_decode(&r, &rep) != MSG_OK) {
+			s->bad_frames++;
+			log_warnx("hub: bad report (%s)", r.detail);
+			msg_close(&r);
+			ipc_drop(call);
+			return;
+		}
+		for (int i = 0; i < s->nchildren; i++) {
+			struct child *c = &s->children[i];
+
+			if (c->role == rep.role && c->index == rep.index &&
+			    c->pid == (pid_t)rep.pid)
+				c->report = rep;
+		}
 	}
 	msg_close(&r);
 	msg_ctl_reply_encode(&w, &ack);
@@ -383,6 +403,8 @@ static json_t *
 status_json(struct supervisor *s)
 {
 	json_t *procs = json_array(), *tiers = json_object();
+	int64_t running = 0, failing = 0, bad = (int64_t)s->bad_frames;
+	const struct msg_report *broker = NULL;
 
 	json_array_append_new(procs,
 	    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role", "supervisor",
@@ -397,17 +419,30 @@ status_json(struct supervisor *s)
 		        (int)c->pid, "state", proc_state_name(c->state),
 		        "restarts", c->restart.restarts, "rss_kb",
 		        (json_int_t)(c->pid > 0 ? rss_kb(c->pid) : 0)));
+		/* Counters come from each child's latest report. */
+		if (c->role == ROLE_BROKER)
+			broker = &c->report;
+		running += c->report.agents;
+		failing += c->report.agents_failing;
+		bad += c->report.bad_frames;
 	}
 	for (size_t i = 0; i < s->conf.ntiers; i++)
 		json_object_set_new(tiers, s->conf.tiers[i].name,
 		    json_string(s->conf.tiers[i].model));
-	return json_pack("{s:{s:i,s:I,s:s,s:s},s:o,s:{s:I},s:{s:I,s:s,s:o}}",
+	return json_pack("{s:{s:i,s:I,s:s,s:s,s:I},s:o,s:{s:I,s:I,s:I},"
+	                 "s:{s:I,s:I,s:I,s:I,s:I,s:s,s:o}}",
 	    "supervisor", "pid", (int)getpid(), "uptime_s",
 	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
-	    PACKAGE_VERSION, "runtime_dir", s->runtime, "processes", procs,
-	    "agents", "total", (json_int_t)s->fleet.count, "broker", "slots",
-	    (json_int_t)s->conf.parallel, "backend", s->conf.backend_url,
-	    "tiers", tiers);
+	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
+	    (json_int_t)bad, "processes", procs, "agents", "total",
+	    (json_int_t)s->fleet.count, "running", (json_int_t)running,
+	    "failed", (json_int_t)failing, "broker", "slots",
+	    (json_int_t)s->conf.parallel, "busy",
+	    (json_int_t)(broker ? broker->busy : 0), "queued",
+	    (json_int_t)(broker ? broker->queued : 0), "served",
+	    (json_int_t)(broker ? broker->served : 0), "failed",
+	    (json_int_t)(broker ? broker->failed : 0), "backend",
+	    s->conf.backend_url, "tiers", tiers);
 }
 
 static void begin_stop(struct supervisor *s, const char *why);

@@ -37,6 +37,7 @@ struct agent {
 	ev_timer timer;
 	uint64_t runs;
 	uint64_t failures;
+	int last_failed;
 	/* The answer the task waits for. */
 	int answered;
 	int err;
@@ -56,6 +57,9 @@ struct worker {
 	uint64_t next_id;
 	uint64_t rng;
 	int stopping;
+	struct hub_link hub;
+	ev_timer report;
+	uint64_t served, failed;
 };
 
 static double
@@ -175,6 +179,28 @@ agent_output(struct agent *a, const char *text)
 	/* OUTPUT_AGENT: routing between agents is the supervisor's. */
 }
 
+/* Every second: how many agents live, and how many are failing. */
+static void
+report_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	struct msg_report r = {0};
+
+	(void)loop;
+	(void)revents;
+	if (!w->hub.said_hello)
+		return;
+	for (size_t i = 0; i < w->nagents; i++) {
+		const struct agent *a = &w->agents[i];
+
+		r.agents += !task_finished(a->task);
+		r.agents_failing += a->last_failed;
+		r.served += (int64_t)(a->runs - a->failures);
+		r.failed += (int64_t)a->failures;
+	}
+	hub_report(&w->hub, &r);
+}
+
 static void
 agent_main(void *arg)
 {
@@ -216,8 +242,10 @@ agent_main(void *arg)
 			    (long long)a->done.queued_ms,
 			    (long long)a->done.prompt_tokens);
 			agent_output(a, a->done.text ? a->done.text : "");
+			a->last_failed = 0;
 		} else {
 			a->failures++;
+			a->last_failed = 1;
 			log_warnx("%s: run %llu failed: %s", m->name,
 			    (unsigned long long)a->runs,
 			    a->done.error[0] ? a->done.error : "no answer");
@@ -235,7 +263,6 @@ worker_main(
 {
 	static struct worker worker;
 	struct worker *w = &worker;
-	struct hub_link hub;
 	struct diag d = {0};
 	char agents_dir[PATH_MAX], url[PATH_MAX + 32];
 	size_t mine = 0;
@@ -284,18 +311,22 @@ worker_main(
 	/* Each task runs to its first wait; then the loop drives them. */
 	for (size_t i = 0; i < w->nagents; i++)
 		task_resume(w->agents[i].task);
-	if (hub_hello(&hub, loop, runtime, ROLE_WORKER, index) != 0)
+	if (hub_hello(&w->hub, loop, runtime, ROLE_WORKER, index) != 0)
 		fatalx("cannot reach the supervisor in %s", runtime);
+	ev_timer_init(&w->report, report_cb, 0.05, 1.0);
+	w->report.data = w;
+	ev_timer_start(loop, &w->report);
 	log_info("running %zu agents", mine);
 	ev_run(loop, 0);
 	w->stopping = 1;
+	ev_timer_stop(loop, &w->report);
 	ipc_client_close(w->broker);
 	for (size_t i = 0; i < w->nagents; i++) {
 		ev_timer_stop(loop, &w->agents[i].timer);
 		task_destroy(w->agents[i].task);
 	}
 	free(w->agents);
-	ipc_client_close(hub.client);
+	ipc_client_close(w->hub.client);
 	fleet_free(&w->fleet);
 	config_free(&w->conf);
 	return 0;

@@ -76,6 +76,16 @@ check "the fallback is logged" grep -q "model no-such-model is missing: falling 
 check "the emulator saw the fixed num_ctx of the model" \
 	sh -c "curl -s '$URL_emu/api/ps' | grep -q '\"context_length\":2048'"
 
+served_reported() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+s = json.load(sys.stdin)
+sys.exit(0 if s["agents"]["running"] == 4 and s["broker"]["served"] >= 3 else 1)' && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "status shows 4 agents running and the broker's served count" served_reported
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
 before=$(runs_of light3)

@@ -65,7 +65,15 @@ check "the log says ready" grep -q "ready: broker and 2 workers" "$TMP/sup.log"
 status=$(status_json)
 check "status has the supervisor's pid and version" \
 	has "$status" "\"supervisor\":{\"pid\":$sup_pid,"
-check "status counts the agents" has "$status" '"agents":{"total":1}'
+agents_reported() {
+	for _ in $(seq 1 100); do
+		case "$(status_json)" in *'"agents":{"total":1,"running":1,"failed":0}'*) return 0 ;; esac
+		sleep 0.02
+	done
+	status_json
+	return 1
+}
+check "status counts the agents the workers report running" agents_reported
 check "children show a readable process title" \
 	has "$(ps -o args= --ppid "$sup_pid")" "ollamax: worker 1"
 perms() { [ "$(stat -c %a "$TMP/run")" = 700 ] && [ "$(stat -c %a "$TMP/run/ctl.sock")" = 600 ]; }
