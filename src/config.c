@@ -15,6 +15,7 @@
 #include "config.h"
 #include "duration.h"
 #include "msg.h"
+#include "template.h"
 
 /* ------------------------------------------------------------------ */
 /* Values                                                             */
@@ -374,6 +375,7 @@ struct manifest_parse {
 	struct diag *d;
 	const char *path;
 	int bad_section_line;
+	int prompt_line;
 	int seen_name, seen_tier, seen_trigger, seen_prompt;
 };
 
@@ -513,6 +515,7 @@ manifest_key(void *user, const struct ini_item *it)
 		} else if (strcmp(k, "prompt") == 0) {
 			set_text(&m->prompt, v);
 			p->seen_prompt = 1;
+			p->prompt_line = it->line;
 		} else {
 			diag_add(d, path, it->line,
 			    "[agent]: unknown key \"%s\"", k);
@@ -557,8 +560,19 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	if (!p.seen_trigger)
 		diag_add(d, path, 0,
 		    "[agent] trigger is required (every DURATION, inbox or demand)");
-	if (!p.seen_prompt)
+	if (!p.seen_prompt) {
 		diag_add(d, path, 0, "[agent] prompt is required");
+	} else {
+		static const char *const vars[] = {
+		    "name", "role", "n", "time", "input"};
+		char unknown[64];
+
+		if (template_unknown(
+		        m->prompt, vars, 5, unknown, sizeof(unknown)) != NULL)
+			diag_add(d, path, p.prompt_line,
+			    "prompt: unknown variable {{%s}} (name, role, n, time, input)",
+			    unknown);
+	}
 	return d->count - before;
 }
 

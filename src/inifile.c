@@ -90,7 +90,8 @@ inifile_reader(char *buf, int size, void *stream)
 	st->continued = *p == ' ' || *p == '\t';
 	while (*p == ' ' || *p == '\t')
 		p++;
-	if (*p == '[')
+	/* inih reads an indented "[" as a continuation, not a section. */
+	if (*p == '[' && !st->continued)
 		st->section_line = st->line;
 	return got;
 }

@@ -2,15 +2,17 @@
  * supervisor.c: ollamax-supervisor, the parent of every ollamax process.
  *
  *   ollamax-supervisor [-c FILE] check     judge the config and every manifest
- *   ollamax-supervisor [-c FILE] start     run (foreground; --daemon detaches)
+ *   ollamax-supervisor [-c FILE] start     run in the foreground
  *   ollamax-supervisor [-c FILE] stop      ask the running one to stop
  *
  * The supervisor forks and execs one broker and W workers (this same
- * program with --role), each of which says hello on the hub socket and then
- * ready; a child that dies is restarted with backoff, and left FAILED after
- * a restart storm. ollamaxctl talks to it on ctl.sock.
+ * program with --role); each reads the config, starts serving and says
+ * hello on the hub socket, which makes it ready. A child that dies is
+ * restarted with backoff, and left FAILED after a restart storm.
+ * ollamaxctl talks to the supervisor on ctl.sock.
  *
- * Exit codes: 0 ok, 1 the operation failed, 2 usage.
+ * Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 (stop) no
+ * supervisor answers.
  */
 #include "autoconf.h"
 
@@ -245,6 +247,8 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	if (c == NULL)
 		return;
 	c->pid = 0;
+	/* A dead child's counters are no longer true. */
+	memset(&c->report, 0, sizeof(c->report));
 	if (s->stopping) {
 		c->state = PROC_STOPPING;
 		if (all_children_gone(s))

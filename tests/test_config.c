@@ -181,6 +181,7 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	    "jitter = 90%\n"
 	    "output = file:../../etc/passwd\n"
 	    "mood = happy\n"
+	    "prompt = Hello {{nmae}}\n"
 	    "[options]\n"
 	    "temperature = hot\n"
 	    "top_k = 3\n");
@@ -195,10 +196,10 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	expect(
 	    &d, "bad.conf", 6, "output: \"file:../../etc/passwd\" is not log");
 	expect(&d, "bad.conf", 7, "[agent]: unknown key \"mood\"");
-	expect(&d, "bad.conf", 9, "temperature: \"hot\" is not a number");
-	expect(&d, "bad.conf", 10, "[options]: unknown key \"top_k\"");
+	expect(&d, "bad.conf", 8, "prompt: unknown variable {{nmae}}");
+	expect(&d, "bad.conf", 10, "temperature: \"hot\" is not a number");
+	expect(&d, "bad.conf", 11, "[options]: unknown key \"top_k\"");
 	expect(&d, "bad.conf", 0, "[agent] tier is required");
-	expect(&d, "bad.conf", 0, "[agent] prompt is required");
 	manifest_free(&m);
 	diag_free(&d);
 }

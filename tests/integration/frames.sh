@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Bad frames thrown at the live sockets (ctl, hub, broker): truncated,
+# mistyped, oversized and random. Each is refused and counted; nothing
+# crashes, nothing restarts, and the agents keep working.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed 100 --parallel 2
+mkdir -p "$TMP/agents"
+cat >"$TMP/ollamax.conf" <<CONF
+[supervisor]
+workers = 2
+runtime_dir = run
+state_dir = state
+agents_dir = agents
+[backend]
+url = $URL_emu
+[tier.light]
+model = tinyllama
+CONF
+cat >"$TMP/agents/001-steady.conf" <<'AGENT'
+[agent]
+name = steady
+tier = light
+trigger = every 1s
+jitter = 0%
+output = file:steady.out
+prompt = Tick {{n}}.
+[options]
+num_predict = 6
+AGENT
+SUP="$BUILD/ollamax-supervisor"
+CTL="$BUILD/ollamaxctl"
+STORM="$BUILD/tests/frame_storm"
+"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+sup_pid=$!
+PIDS+=("$sup_pid")
+for _ in $(seq 1 200); do
+	grep -q "ready:" "$TMP/sup.log" && break
+	sleep 0.02
+done
+
+runs() { grep -c "^--- steady run" "$TMP/state/steady.out" 2>/dev/null || echo 0; }
+check "the ctl socket answers bad frames with an error" \
+	sh -c "timeout 60 '$STORM' 'ipc://$TMP/run/ctl.sock' 300 1 | grep -q '300 answered'"
+check "the broker answers bad frames with a refusal" \
+	sh -c "timeout 60 '$STORM' 'ipc://$TMP/run/broker.sock' 300 2 | grep -q '300 answered'"
+check "the hub drops bad frames" \
+	sh -c "timeout 60 '$STORM' 'ipc://$TMP/run/hub.sock' 30 3 | grep -q ' 0 answered'"
+before=$(runs)
+status=$("$CTL" -c "$TMP/ollamax.conf" --json status)
+no_restarts() {
+	python3 -c 'import json,sys
+s = json.loads(sys.argv[1])
+sys.exit(0 if all(p["state"] == "running" and p["restarts"] == 0 for p in s["processes"]) else 1)' "$status"
+}
+check "no process crashed or restarted" no_restarts
+counted() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+sys.exit(0 if json.load(sys.stdin)["supervisor"]["bad_frames"] >= 500 else 1)' && return 0
+		sleep 0.02
+	done
+	"$CTL" -c "$TMP/ollamax.conf" --json status
+	return 1
+}
+check "the bad frames are counted (a flipped byte can leave a valid frame)" counted
+more_runs() {
+	for _ in $(seq 1 100); do
+		[ "$(runs)" -ge $((before + 2)) ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "the agent keeps getting answers" more_runs
+stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
+check "the supervisor still stops cleanly" stopped
+finish
