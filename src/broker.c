@@ -331,3 +331,11 @@ broker_main(
 	config_free(&b->conf);
 	return 0;
 }
+
+/* ollamax-broker: a program of its own, so that only the broker maps
+ * libcurl and its TLS stack; the supervisor starts it. */
+int
+main(int argc, char **argv)
+{
+	return role_program(argc, argv, "broker", broker_main);
+}

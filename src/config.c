@@ -545,7 +545,9 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	int before = d->count;
 
 	memset(m, 0, sizeof(*m));
-	snprintf(m->path, sizeof(m->path), "%s", path);
+	m->path = strdup(path);
+	if (m->path == NULL)
+		abort();
 	m->priority = PRIO_NORMAL;
 	m->jitter_pct = 10;
 	m->num_predict = -1;
@@ -581,7 +583,8 @@ manifest_free(struct manifest *m)
 {
 	free(m->system);
 	free(m->prompt);
-	m->system = m->prompt = NULL;
+	free(m->path);
+	m->system = m->prompt = m->path = NULL;
 }
 
 static int

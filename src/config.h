@@ -73,7 +73,7 @@ enum trigger_kind { TRIGGER_EVERY, TRIGGER_INBOX, TRIGGER_DEMAND };
 enum output_kind { OUTPUT_LOG, OUTPUT_FILE, OUTPUT_AGENT };
 
 struct manifest {
-	char path[PATH_MAX];
+	char *path; /* owned */
 	char name[CONFIG_NAME_MAX + 1];
 	char role[200];
 	char tier[CONFIG_NAME_MAX + 1];
@@ -82,7 +82,7 @@ struct manifest {
 	int64_t every_ms;
 	int jitter_pct;
 	enum output_kind output;
-	char output_target[PATH_MAX];
+	char output_target[256]; /* a file in the state dir, or an agent */
 	char *system;
 	char *prompt;
 	long num_predict;   /* -1 = until the answer ends */

@@ -59,7 +59,7 @@ restart_after_crash(
 }
 
 pid_t
-proc_spawn(char *const argv[])
+proc_spawn(const char *path, char *const argv[])
 {
 	pid_t parent = getpid(), pid;
 
@@ -77,10 +77,9 @@ proc_spawn(char *const argv[])
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 	}
-	execv("/proc/self/exe", argv);
+	execv(path, argv);
 	/* Not through the logger: it belongs to the parent's image. */
-	fprintf(
-	    stderr, "ollamax: cannot exec %s: %s\n", argv[0], strerror(errno));
+	fprintf(stderr, "ollamax: cannot exec %s: %s\n", path, strerror(errno));
 	_exit(127);
 }
 

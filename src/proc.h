@@ -49,11 +49,11 @@ int64_t restart_after_crash(const struct restart_policy *p,
     struct restart_state *state, int64_t now_ms);
 
 /*
- * Forks and execs argv[0] with argv, the child dying with its parent
+ * Forks and execs path with argv, the child dying with its parent
  * (PR_SET_PDEATHSIG, and an exit if the parent is already gone). Returns
  * the pid, or -1 with errno set.
  */
-pid_t proc_spawn(char *const argv[]);
+pid_t proc_spawn(const char *path, char *const argv[]);
 
 /* Sets the process title shown by ps and top ("ollamax: worker 2"). */
 void proc_set_title(int argc, char **argv, const char *title);

@@ -4,6 +4,7 @@
  */
 #include "autoconf.h"
 
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -106,7 +107,7 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 int
 role_main(int argc, char **argv, const char *role, int index,
-    const char *runtime, const char *conf)
+    const char *runtime, const char *conf, role_fn fn)
 {
 	static char name[64], title[64], role_s[16], runtime_s[PATH_MAX],
 	    conf_s[PATH_MAX];
@@ -131,13 +132,51 @@ role_main(int argc, char **argv, const char *role, int index,
 	ev_signal_start(loop, &sigterm);
 	ev_signal_init(&sigint, stop_cb, SIGINT);
 	ev_signal_start(loop, &sigint);
-	if (strcmp(role, "broker") == 0)
-		rc = broker_main(loop, runtime, conf, index);
-	else if (strcmp(role, "worker") == 0)
-		rc = worker_main(loop, runtime, conf, index);
-	else {
-		log_warnx("unknown role \"%s\"", role);
-		rc = 2;
-	}
+	rc = fn(loop, runtime, conf, index);
 	return rc;
+}
+
+int
+role_program(int argc, char **argv, const char *role, role_fn fn)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"index", required_argument, NULL, 'i'},
+	    {"runtime", required_argument, NULL, 'R'},
+	    {"role", required_argument, NULL, 'r'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *conf = NULL, *runtime = NULL;
+	int opt, index = 0, level;
+
+	log_init(role, 0);
+	if ((level = log_level_parse(
+	         getenv("OLLAMAX_LOG") ? getenv("OLLAMAX_LOG") : "info")) >= 0)
+		log_set_level((enum log_level)level);
+	while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'i':
+			index = atoi(optarg);
+			break;
+		case 'R':
+			runtime = optarg;
+			break;
+		case 'r':
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (conf == NULL || runtime == NULL || optind != argc)
+		goto usage;
+	return role_main(argc, argv, role, index, runtime, conf, fn);
+usage:
+	fprintf(stderr,
+	    "usage: ollamax-%s --index N --runtime DIR -c FILE\n"
+	    "(started by ollamax-supervisor, not by hand)\n",
+	    role);
+	return 2;
 }

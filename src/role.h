@@ -12,9 +12,19 @@
 #include "ipc.h"
 #include "msg.h"
 
-/* Runs the role named (broker or worker) until SIGTERM; its exit code. */
+typedef int (*role_fn)(
+    struct ev_loop *loop, const char *runtime, const char *conf, int index);
+
+/*
+ * The start of every child: names it, sets its title, stops it on SIGTERM,
+ * and runs fn (broker_main, worker_main) until then. Returns its exit code.
+ */
 int role_main(int argc, char **argv, const char *role, int index,
-    const char *runtime, const char *conf);
+    const char *runtime, const char *conf, role_fn fn);
+
+/* Parses a child's command line (--index N --runtime DIR -c FILE) and runs
+ * role_main; the main of ollamax-broker. */
+int role_program(int argc, char **argv, const char *role, role_fn fn);
 
 /* A child's link to the supervisor's hub: hello, then ready. */
 struct hub_link {

@@ -53,7 +53,8 @@ struct child {
 
 struct supervisor {
 	struct ev_loop *loop;
-	const char *self; /* argv[0], for the children's argv */
+	char self_path[PATH_MAX];   /* this program, for the workers */
+	char broker_path[PATH_MAX]; /* ollamax-broker */
 	char conf_path[PATH_MAX];
 	struct config conf;
 	struct fleet fleet;
@@ -194,12 +195,14 @@ child_start(struct child *c)
 {
 	struct supervisor *s = c->sup;
 	char index[16];
-	char *argv[] = {(char *)s->self, "--role", (char *)role_name(c->role),
+	const char *path =
+	    c->role == ROLE_BROKER ? s->broker_path : s->self_path;
+	char *argv[] = {(char *)path, "--role", (char *)role_name(c->role),
 	    "--index", index, "--runtime", s->runtime, "-c", s->conf_path,
 	    NULL};
 
 	snprintf(index, sizeof(index), "%d", c->index);
-	c->pid = proc_spawn(argv);
+	c->pid = proc_spawn(path, argv);
 	if (c->pid < 0) {
 		log_warn("cannot start %s %d", role_name(c->role), c->index);
 		c->state = PROC_FAILED;
@@ -590,6 +593,36 @@ cmd_check(const char *path)
 	return bad > 0 ? 1 : 0;
 }
 
+/*
+ * Workers run this same program; the broker is ollamax-broker, beside it
+ * (a build tree, or an install into one bin dir) or in pkglibexecdir.
+ */
+static int
+find_programs(struct supervisor *s, const char *argv0)
+{
+	ssize_t n =
+	    readlink("/proc/self/exe", s->self_path, sizeof(s->self_path) - 1);
+	char *slash;
+
+	if (n <= 0) {
+		log_warn("cannot find this program (%s)", argv0);
+		return -1;
+	}
+	s->self_path[n] = '\0';
+	slash = strrchr(s->self_path, '/');
+	snprintf(s->broker_path, sizeof(s->broker_path), "%.*s/ollamax-broker",
+	    (int)(slash - s->self_path), s->self_path);
+	if (access(s->broker_path, X_OK) == 0)
+		return 0;
+	snprintf(s->broker_path, sizeof(s->broker_path), "%s",
+	    PKGLIBEXECDIR "/ollamax-broker");
+	if (access(s->broker_path, X_OK) == 0)
+		return 0;
+	log_warnx("ollamax-broker is neither beside %s nor in %s", s->self_path,
+	    PKGLIBEXECDIR);
+	return -1;
+}
+
 static int
 cmd_start(const char *self, const char *path)
 {
@@ -599,8 +632,9 @@ cmd_start(const char *self, const char *path)
 	char agents[PATH_MAX];
 	long workers;
 
-	s->self = self;
 	s->start_ms = now_ms();
+	if (find_programs(s, self) != 0)
+		return 1;
 	if (realpath(path, s->conf_path) == NULL) {
 		log_warn("%s", path);
 		return 1;
@@ -777,7 +811,14 @@ main(int argc, char **argv)
 			fputs(usage_text, stderr);
 			return 2;
 		}
-		return role_main(argc, argv, role, index, runtime, conf);
+		if (strcmp(role, "worker") != 0) {
+			fprintf(stderr,
+			    "ollamax-supervisor: --role %s: this program runs workers; the broker is ollamax-broker\n",
+			    role);
+			return 2;
+		}
+		return role_main(
+		    argc, argv, role, index, runtime, conf, worker_main);
 	}
 	if (optind != argc - 1) {
 		fputs(usage_text, stderr);
