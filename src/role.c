@@ -124,7 +124,8 @@ role_main(int argc, char **argv, const char *role, int index,
 	conf = conf_s;
 	snprintf(name, sizeof(name), "ollamax-%s%d", role, index);
 	snprintf(title, sizeof(title), "ollamax: %s %d", role, index);
-	log_init(name, 0);
+	/* Under --daemon the supervisor's children log to syslog too. */
+	log_init(name, getenv("OLLAMAX_SYSLOG") != NULL);
 	proc_set_title(argc, argv, title);
 	signal(SIGPIPE, SIG_IGN);
 	/* The supervisor stops children with SIGTERM; ^C reaches them too. */

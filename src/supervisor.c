@@ -2,7 +2,7 @@
  * supervisor.c: ollamax-supervisor, the parent of every ollamax process.
  *
  *   ollamax-supervisor [-c FILE] check     judge the config and every manifest
- *   ollamax-supervisor [-c FILE] start     run in the foreground
+ *   ollamax-supervisor [-c FILE] start     run (foreground; --daemon detaches)
  *   ollamax-supervisor [-c FILE] stop      ask the running one to stop
  *
  * The supervisor forks and execs one broker and W workers (this same
@@ -66,6 +66,7 @@ struct supervisor {
 	struct child *children;
 	int nchildren;
 	int64_t start_ms;
+	int ready_fd; /* --daemon: the waiting parent's pipe, else -1 */
 	int announced_ready;
 	int stopping;
 	ev_signal sigterm, sigint, sighup;
@@ -175,7 +176,7 @@ static void
 remove_runtime(struct supervisor *s)
 {
 	static const char *const files[] = {
-	    "ctl.sock", "hub.sock", "broker.sock"};
+	    "ctl.sock", "hub.sock", "broker.sock", "supervisor.pid"};
 	char path[PATH_MAX + 16];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -315,6 +316,13 @@ check_all_ready(struct supervisor *s)
 	    s->nchildren - 1, (long long)(now_ms() - s->start_ms),
 	    s->fleet.count);
 	notify_ready();
+	if (s->ready_fd >= 0) {
+		/* The parent of --daemon exits 0 once it reads this. */
+		if (write(s->ready_fd, "ready\n", 6) != 6)
+			log_warn("cannot tell the starting process");
+		close(s->ready_fd);
+		s->ready_fd = -1;
+	}
 }
 
 /* hub.sock: children say hello, then ready. */
@@ -623,8 +631,85 @@ find_programs(struct supervisor *s, const char *argv0)
 	return -1;
 }
 
+/*
+ * --daemon: forks before anything starts nng or libev (neither survives a
+ * fork), detaches, and leaves the first process waiting on a pipe until
+ * the daemon is ready, so that `start --daemon` exits 0 only when it is.
+ * Returns in the daemon with the pipe's write end; the first process never
+ * returns.
+ */
 static int
-cmd_start(const char *self, const char *path)
+daemonize(void)
+{
+	int fds[2], devnull;
+	pid_t pid;
+	char buf[512];
+	ssize_t n, got = 0;
+
+	/* Close-on-exec: the children must not hold the pipe open. */
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		fatal("pipe");
+	pid = fork();
+	if (pid < 0)
+		fatal("fork");
+	if (pid > 0) {
+		close(fds[1]);
+		/* One line says how it went; EOF without it is a failure. */
+		while (memchr(buf, '\n', (size_t)got) == NULL &&
+		    (n = read(
+		         fds[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+			got += n;
+		buf[got] = '\0';
+		if (strncmp(buf, "ready", 5) == 0)
+			exit(0);
+		fprintf(stderr, "ollamax-supervisor: did not start%s%s",
+		    got > 0 ? ": " : " (see syslog)\n", buf);
+		exit(1);
+	}
+	close(fds[0]);
+	if (setsid() < 0)
+		fatal("setsid");
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		if (devnull > STDERR_FILENO)
+			close(devnull);
+	}
+	/* The children inherit this and log to syslog too. */
+	setenv("OLLAMAX_SYSLOG", "1", 1);
+	log_init("ollamax-supervisor", 1);
+	return fds[1];
+}
+
+/* Fails a --daemon start: the waiting process prints the reason. */
+static void
+daemon_failed(struct supervisor *s, const char *why)
+{
+	if (s->ready_fd < 0)
+		return;
+	if (write(s->ready_fd, why, strlen(why)) < 0)
+		log_warn("cannot tell the starting process");
+	close(s->ready_fd);
+	s->ready_fd = -1;
+}
+
+static void
+write_pid_file(struct supervisor *s)
+{
+	char path[PATH_MAX + 32];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/supervisor.pid", s->runtime);
+	fp = fopen(path, "w");
+	if (fp == NULL || fprintf(fp, "%d\n", (int)getpid()) < 0 ||
+	    fclose(fp) != 0)
+		log_warn("cannot write %s", path);
+}
+
+static int
+cmd_start(const char *self, const char *path, int detach)
 {
 	static struct supervisor sup;
 	struct supervisor *s = &sup;
@@ -651,13 +736,20 @@ cmd_start(const char *self, const char *path)
 		fputs(d.text, stderr);
 	diag_free(&d);
 	runtime_path(&s->conf, s->runtime, sizeof(s->runtime));
-	if (prepare_runtime(s) != 0)
+	s->ready_fd = detach ? daemonize() : -1;
+	if (prepare_runtime(s) != 0) {
+		daemon_failed(s, "the runtime dir is in use or unusable\n");
 		return 1;
+	}
+	if (detach)
+		write_pid_file(s);
 	s->loop = EV_DEFAULT;
 	s->ctl = ipc_listen(s->loop, s->ctl_url, 8, ctl_request, s);
 	s->hub = ipc_listen(s->loop, s->hub_url, 8, hub_request, s);
-	if (s->ctl == NULL || s->hub == NULL)
+	if (s->ctl == NULL || s->hub == NULL) {
+		daemon_failed(s, "cannot listen in the runtime dir\n");
 		return 1;
+	}
 
 	workers = s->conf.workers > 0 ? s->conf.workers
 	                              : sysconf(_SC_NPROCESSORS_ONLN);
@@ -762,7 +854,7 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *conf = NULL, *verb, *role = NULL, *runtime = NULL;
-	int opt, index = 0, level;
+	int opt, index = 0, level, detach = 0;
 
 	log_init("ollamax-supervisor", 0);
 	if ((level = log_level_parse(
@@ -774,9 +866,8 @@ main(int argc, char **argv)
 			conf = optarg;
 			break;
 		case 'd':
-			fprintf(stderr,
-			    "ollamax-supervisor: --daemon is not supported yet\n");
-			return 2;
+			detach = 1;
+			break;
 		case 'r':
 			role = optarg;
 			break;
@@ -828,7 +919,7 @@ main(int argc, char **argv)
 	if (strcmp(verb, "check") == 0)
 		return cmd_check(config_path(conf));
 	if (strcmp(verb, "start") == 0)
-		return cmd_start(argv[0], config_path(conf));
+		return cmd_start(argv[0], config_path(conf), detach);
 	if (strcmp(verb, "stop") == 0)
 		return cmd_stop(config_path(conf));
 	fputs(usage_text, stderr);

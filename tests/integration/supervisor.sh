@@ -130,4 +130,14 @@ stop_it() {
 }
 check "ollamaxctl stop stops it" stop_it
 check "and the supervisor is gone" sh -c "! kill -0 $sup_pid 2>/dev/null"
+
+daemon_starts() { "$SUP" -c "$TMP/ollamax.conf" start --daemon 2>"$TMP/daemon.log"; }
+check "start --daemon returns 0 once it is ready" daemon_starts
+daemon_pid=$(cat "$TMP/run/supervisor.pid" 2>/dev/null || echo 0)
+[ "$daemon_pid" -gt 1 ] && PIDS+=("$daemon_pid")
+check "the daemon wrote its pid file and runs in a session of its own" \
+	sh -c "[ \"\$(ps -o sid= -p $daemon_pid | tr -d ' ')\" = $daemon_pid ]"
+check "the daemon's children are up" wait_running 4
+check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
+check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
 finish
