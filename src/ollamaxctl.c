@@ -8,6 +8,7 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -26,6 +27,10 @@ static const char usage_text[] =
     "usage: ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG]\n"
     "commands:\n"
     "  status            processes, agents and the broker\n"
+    "  spawn NAME        start an agent of the agents directory\n"
+    "  spawn -f FILE     start the agent a manifest file describes\n"
+    "  kill NAME         stop an agent\n"
+    "  restart NAME      stop an agent and start it again\n"
     "  stop              stop the supervisor and everything it runs\n";
 
 static void
@@ -81,15 +86,16 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *sock = NULL, *conf = NULL, *verb, *arg = NULL;
-	char runtime[PATH_MAX];
+	const char *sock = NULL, *conf = NULL, *verb, *arg = NULL,
+	           *manifest = NULL;
+	char runtime[PATH_MAX], file[PATH_MAX];
 	struct msg_ctl_reply reply;
 	int opt, json = 0, rc;
 	pid_t pid;
 
 	log_init("ollamaxctl", 0);
 	while (
-	    (opt = getopt_long(argc, argv, "s:c:jh", longopts, NULL)) != -1) {
+	    (opt = getopt_long(argc, argv, "s:c:f:jh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			sock = optarg;
@@ -99,6 +105,9 @@ main(int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'f':
+			manifest = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -118,7 +127,33 @@ main(int argc, char **argv)
 	verb = argv[optind];
 	if (argc - optind == 2)
 		arg = argv[optind + 1];
-	if (strcmp(verb, "status") != 0 && strcmp(verb, "stop") != 0) {
+	if (manifest != NULL) {
+		if (strcmp(verb, "spawn") != 0 || arg != NULL) {
+			fputs(usage_text, stderr);
+			return 2;
+		}
+		/* The supervisor and workers read it: give them a full path. */
+		if (realpath(manifest, file) == NULL) {
+			fprintf(stderr, "ollamaxctl: spawn -f %s: %s\n",
+			    manifest, strerror(errno));
+			return 1;
+		}
+		verb = "spawn-file";
+		arg = file;
+	}
+	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0) {
+		if (arg != NULL) {
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	} else if (strcmp(verb, "spawn") == 0 || strcmp(verb, "kill") == 0 ||
+	    strcmp(verb, "restart") == 0 || strcmp(verb, "spawn-file") == 0) {
+		if (arg == NULL) {
+			fprintf(stderr, "ollamaxctl: %s needs an agent name\n",
+			    verb);
+			return 2;
+		}
+	} else {
 		fprintf(stderr, "ollamaxctl: unknown command \"%s\"\n", verb);
 		fputs(usage_text, stderr);
 		return 2;
@@ -182,6 +217,8 @@ main(int argc, char **argv)
 			printf("%s\n", reply.body);
 		else
 			print_status(reply.body);
+	} else if (json) {
+		printf("{\"ok\":true}\n");
 	}
 	msg_ctl_reply_free(&reply);
 	return 0;

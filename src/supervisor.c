@@ -51,10 +51,21 @@ struct child {
 	struct msg_report report; /* its latest counters */
 };
 
+/* Where an agent lives: the workers run what the supervisor places. */
+struct placement {
+	char name[CONFIG_NAME_MAX + 1];
+	char path[PATH_MAX];
+	int worker;
+	int alive;
+};
+
 struct supervisor {
 	struct ev_loop *loop;
-	char self_path[PATH_MAX];   /* this program, for the workers */
-	char broker_path[PATH_MAX]; /* ollamax-broker */
+	struct placement *placed;
+	size_t nplaced;
+	struct ipc_client **workers; /* command links, by worker index */
+	char self_path[PATH_MAX];    /* this program, for the workers */
+	char broker_path[PATH_MAX];  /* ollamax-broker */
 	char conf_path[PATH_MAX];
 	struct config conf;
 	struct fleet fleet;
@@ -177,10 +188,16 @@ remove_runtime(struct supervisor *s)
 {
 	static const char *const files[] = {
 	    "ctl.sock", "hub.sock", "broker.sock", "supervisor.pid"};
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 32];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", s->runtime, files[i]);
+		unlink(path);
+	}
+	/* Each worker's command socket. */
+	for (int k = 0; k < s->nchildren; k++) {
+		snprintf(
+		    path, sizeof(path), "%s/worker-%d.sock", s->runtime, k);
 		unlink(path);
 	}
 	if (rmdir(s->runtime) != 0 && errno != ENOENT)
@@ -414,6 +431,16 @@ rss_kb(pid_t pid)
 	return kb;
 }
 
+static size_t
+placed_alive(const struct supervisor *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nplaced; i++)
+		n += s->placed[i].alive != 0;
+	return n;
+}
+
 static json_t *
 status_json(struct supervisor *s)
 {
@@ -450,7 +477,7 @@ status_json(struct supervisor *s)
 	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
 	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
 	    (json_int_t)bad, "processes", procs, "agents", "total",
-	    (json_int_t)s->fleet.count, "running", (json_int_t)running,
+	    (json_int_t)placed_alive(s), "running", (json_int_t)running,
 	    "failed", (json_int_t)failing, "broker", "slots",
 	    (json_int_t)s->conf.parallel, "busy",
 	    (json_int_t)(broker ? broker->busy : 0), "queued",
@@ -461,6 +488,191 @@ status_json(struct supervisor *s)
 }
 
 static void begin_stop(struct supervisor *s, const char *why);
+
+static struct placement *
+placement_find(struct supervisor *s, const char *name)
+{
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (strcmp(s->placed[i].name, name) == 0)
+			return &s->placed[i];
+	return NULL;
+}
+
+/* The worker with the fewest live agents takes a new one. */
+static int
+least_loaded_worker(struct supervisor *s)
+{
+	int nworkers = s->nchildren - 1, best = 0;
+	size_t *count = calloc((size_t)nworkers, sizeof(size_t));
+
+	if (count == NULL)
+		fatal("out of memory");
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (s->placed[i].alive)
+			count[s->placed[i].worker]++;
+	for (int w = 1; w < nworkers; w++)
+		if (count[w] < count[best])
+			best = w;
+	free(count);
+	return best;
+}
+
+struct agent_command {
+	struct supervisor *s;
+	struct ipc_call *call;
+	char verb[32];
+	char name[CONFIG_NAME_MAX + 1];
+	char path[PATH_MAX];
+	int worker;
+};
+
+static void
+reply_ctl(struct ipc_call *call, int ok, const char *error)
+{
+	struct msg_ctl_reply reply = {.ok = ok};
+	struct msg_writer w;
+	const char *out;
+	size_t len;
+
+	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
+	msg_ctl_reply_encode(&w, &reply);
+	out = msg_data(&w, &len);
+	ipc_reply(call, out, len);
+	msg_writer_free(&w);
+}
+
+/* The worker's answer to spawn, kill or restart goes back to ollamaxctl. */
+static void
+agent_command_done(void *arg, int err, const void *data, size_t len)
+{
+	struct agent_command *ac = arg;
+	struct supervisor *s = ac->s;
+	struct msg_reader r;
+	struct msg_ctl_reply rep;
+	char why[300];
+
+	if (err != 0) {
+		snprintf(why, sizeof(why), "worker %d did not answer: %s",
+		    ac->worker, ipc_strerror(err));
+		reply_ctl(ac->call, 0, why);
+	} else if (msg_open(&r, data, len) != MSG_OK ||
+	    msg_ctl_reply_decode(&r, &rep) != MSG_OK) {
+		s->bad_frames++;
+		reply_ctl(ac->call, 0, "bad answer from the worker");
+		msg_close(&r);
+	} else {
+		if (rep.ok) {
+			struct placement *p = placement_find(s, ac->name);
+
+			if (p == NULL) {
+				s->placed = realloc(s->placed,
+				    (s->nplaced + 1) * sizeof(*s->placed));
+				if (s->placed == NULL)
+					fatal("out of memory");
+				p = &s->placed[s->nplaced++];
+				memset(p, 0, sizeof(*p));
+				snprintf(
+				    p->name, sizeof(p->name), "%s", ac->name);
+			}
+			snprintf(p->path, sizeof(p->path), "%s", ac->path);
+			p->worker = ac->worker;
+			p->alive = strcmp(ac->verb, "kill") != 0;
+			log_info("%s %s on worker %d", ac->verb, ac->name,
+			    ac->worker);
+		}
+		reply_ctl(ac->call, rep.ok, rep.error);
+		msg_ctl_reply_free(&rep);
+		msg_close(&r);
+	}
+	free(ac);
+}
+
+/*
+ * spawn NAME (a manifest of the agents directory), spawn-file PATH, kill
+ * NAME, restart NAME: placed by the supervisor, carried out by a worker.
+ * Returns 0 when the call will be answered later, -1 with why set.
+ */
+static int
+agent_command(struct supervisor *s, struct ipc_call *call, const char *verb,
+    const char *arg, char *why, size_t whylen)
+{
+	struct agent_command *ac;
+	struct msg_ctl cmd = {0};
+	struct msg_writer w;
+	struct placement *p;
+	const char *data;
+	size_t len;
+
+	ac = calloc(1, sizeof(*ac));
+	if (ac == NULL)
+		fatal("out of memory");
+	ac->s = s;
+	ac->call = call;
+	if (strcmp(verb, "spawn-file") == 0) {
+		struct manifest m;
+		struct diag d = {0};
+
+		if (manifest_load(&m, arg, &d) > 0 ||
+		    config_tier(&s->conf, m.tier) == NULL) {
+			snprintf(why, whylen, "%s",
+			    d.text ? d.text : "its tier is not in the config");
+			manifest_free(&m);
+			diag_free(&d);
+			free(ac);
+			return -1;
+		}
+		diag_free(&d);
+		snprintf(ac->name, sizeof(ac->name), "%s", m.name);
+		manifest_free(&m);
+		snprintf(ac->path, sizeof(ac->path), "%s", arg);
+		snprintf(ac->verb, sizeof(ac->verb), "spawn");
+	} else {
+		snprintf(ac->name, sizeof(ac->name), "%s", arg);
+		snprintf(ac->verb, sizeof(ac->verb), "%s", verb);
+	}
+	p = placement_find(s, ac->name);
+	if (strcmp(ac->verb, "spawn") == 0) {
+		if (p != NULL && p->alive) {
+			snprintf(why, whylen, "agent %s is already running",
+			    ac->name);
+			free(ac);
+			return -1;
+		}
+		if (ac->path[0] == '\0') {
+			if (p == NULL) {
+				snprintf(why, whylen,
+				    "no agent %s in the agents directory",
+				    ac->name);
+				free(ac);
+				return -1;
+			}
+			snprintf(ac->path, sizeof(ac->path), "%s", p->path);
+		}
+		ac->worker = least_loaded_worker(s);
+	} else {
+		if (p == NULL || !p->alive) {
+			snprintf(
+			    why, whylen, "agent %s is not running", ac->name);
+			free(ac);
+			return -1;
+		}
+		ac->worker = p->worker;
+		snprintf(ac->path, sizeof(ac->path), "%s", p->path);
+	}
+	snprintf(cmd.verb, sizeof(cmd.verb), "%s", ac->verb);
+	cmd.arg = strcmp(ac->verb, "spawn") == 0 ? ac->path : ac->name;
+	msg_ctl_encode(&w, &cmd);
+	data = msg_data(&w, &len);
+	if (ipc_request(s->workers[ac->worker], data, len, 5000,
+	        agent_command_done, ac) != 0) {
+		snprintf(why, whylen, "cannot reach worker %d", ac->worker);
+		msg_writer_free(&w);
+		free(ac);
+		return -1;
+	}
+	msg_writer_free(&w);
+	return 0;
+}
 
 static void
 ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
@@ -489,6 +701,22 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		json_decref(j);
 	} else if (strcmp(ctl.verb, "stop") == 0) {
 		stop = 1;
+	} else if ((strcmp(ctl.verb, "spawn") == 0 ||
+	               strcmp(ctl.verb, "spawn-file") == 0 ||
+	               strcmp(ctl.verb, "kill") == 0 ||
+	               strcmp(ctl.verb, "restart") == 0) &&
+	    ctl.arg != NULL) {
+		char why[256];
+
+		if (agent_command(
+		        s, call, ctl.verb, ctl.arg, why, sizeof(why)) == 0) {
+			/* Answered when the worker has answered. */
+			msg_close(&r);
+			msg_ctl_free(&ctl);
+			return;
+		}
+		reply.ok = 0;
+		snprintf(reply.error, sizeof(reply.error), "%s", why);
 	} else {
 		reply.ok = 0;
 		snprintf(reply.error, sizeof(reply.error),
@@ -782,6 +1010,30 @@ cmd_start(const char *self, const char *path, int detach)
 	s->stop_deadline.data = s;
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Agent i of the fleet lives on worker i % W (worker_main agrees). */
+	s->placed = calloc(s->fleet.count + 1, sizeof(*s->placed));
+	s->workers = calloc((size_t)workers, sizeof(*s->workers));
+	if (s->placed == NULL || s->workers == NULL)
+		fatal("out of memory");
+	for (size_t i = 0; i < s->fleet.count; i++) {
+		struct placement *p = &s->placed[s->nplaced++];
+
+		snprintf(
+		    p->name, sizeof(p->name), "%s", s->fleet.agents[i].name);
+		snprintf(
+		    p->path, sizeof(p->path), "%s", s->fleet.agents[i].path);
+		p->worker = (int)(i % (size_t)workers);
+		p->alive = 1;
+	}
+	for (long w = 0; w < workers; w++) {
+		char url[PATH_MAX * 4];
+
+		snprintf(url, sizeof(url), "ipc://%s/worker-%ld.sock",
+		    s->runtime, w);
+		s->workers[w] = ipc_dial(s->loop, url);
+		if (s->workers[w] == NULL)
+			return 1;
+	}
 	for (int i = 0; i < s->nchildren; i++)
 		child_start(&s->children[i]);
 	log_info("starting: config %s, runtime %s, %ld workers, %zu agents",
@@ -790,6 +1042,10 @@ cmd_start(const char *self, const char *path, int detach)
 
 	ipc_server_close(s->ctl);
 	ipc_server_close(s->hub);
+	for (long w = 0; w < workers; w++)
+		ipc_client_close(s->workers[w]);
+	free(s->workers);
+	free(s->placed);
 	remove_runtime(s);
 	fleet_free(&s->fleet);
 	config_free(&s->conf);

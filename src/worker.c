@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +32,10 @@
 struct worker;
 
 struct agent {
+	TAILQ_ENTRY(agent) link;
 	const struct manifest *m;
+	struct manifest *owned; /* a spawned agent's manifest, else NULL */
+	int killed;             /* gone; a late answer is dropped */
 	struct worker *w;
 	struct task *task;
 	ev_timer timer;
@@ -50,8 +54,9 @@ struct worker {
 	long nworkers;
 	struct config conf;
 	struct fleet fleet;
-	struct agent *agents;
-	size_t nagents;
+	TAILQ_HEAD(, agent) agents;
+	TAILQ_HEAD(, agent) killed; /* kept until the process ends */
+	struct ipc_server *commands;
 	struct ipc_client *broker;
 	char state_dir[PATH_MAX];
 	uint64_t next_id;
@@ -98,7 +103,7 @@ infer_reply(void *arg, int err, const void *data, size_t len)
 
 	/* Closing the client at shutdown fails what is in flight: no task
 	 * is resumed then, they are all about to be destroyed. */
-	if (a->w->stopping)
+	if (a->w->stopping || a->killed)
 		return;
 	a->answered = 1;
 	a->err = err;
@@ -185,14 +190,14 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = t->data;
 	struct msg_report r = {0};
+	struct agent *a;
 
 	(void)loop;
 	(void)revents;
 	if (!w->hub.said_hello)
 		return;
-	for (size_t i = 0; i < w->nagents; i++) {
-		const struct agent *a = &w->agents[i];
 
+	TAILQ_FOREACH(a, &w->agents, link) {
 		r.agents += !task_finished(a->task);
 		r.agents_failing += a->last_failed;
 		r.served += (int64_t)(a->runs - a->failures);
@@ -257,6 +262,132 @@ agent_main(void *arg)
 	}
 }
 
+/* Creates the agent's task and runs it to its first wait. */
+static struct agent *
+agent_start(struct worker *w, const struct manifest *m, struct manifest *owned)
+{
+	struct agent *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		fatal("out of memory");
+	a->m = m;
+	a->owned = owned;
+	a->w = w;
+	ev_init(&a->timer, resume_cb);
+	a->timer.data = a;
+	a->task = task_create(w->conf.stack_size, agent_main, a);
+	if (a->task == NULL) {
+		log_warn("%s: cannot create its task", m->name);
+		free(a);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&w->agents, a, link);
+	task_resume(a->task);
+	return a;
+}
+
+static struct agent *
+agent_find(struct worker *w, const char *name)
+{
+	struct agent *a;
+
+	TAILQ_FOREACH(a, &w->agents, link)
+		if (strcmp(a->m->name, name) == 0)
+			return a;
+	return NULL;
+}
+
+/* Stops the agent for good: its task goes, a pending answer is dropped. */
+static void
+agent_kill(struct worker *w, struct agent *a)
+{
+	ev_timer_stop(w->loop, &a->timer);
+	a->killed = 1;
+	task_destroy(a->task);
+	a->task = NULL;
+	TAILQ_REMOVE(&w->agents, a, link);
+	TAILQ_INSERT_TAIL(&w->killed, a, link);
+}
+
+/*
+ * The supervisor's commands on worker-N.sock: spawn PATH, kill NAME,
+ * restart NAME. Each is answered ok or with the reason it failed.
+ */
+static void
+on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	struct worker *w = arg;
+	struct msg_ctl_reply reply = {.ok = 1};
+	struct msg_reader r;
+	struct msg_ctl cmd;
+	struct msg_writer mw;
+	const char *out;
+	size_t outlen;
+
+	if (msg_open(&r, data, len) != MSG_OK ||
+	    msg_ctl_decode(&r, &cmd) != MSG_OK || cmd.arg == NULL) {
+		reply.ok = 0;
+		snprintf(reply.error, sizeof(reply.error), "bad command frame");
+		memset(&cmd, 0, sizeof(cmd));
+	} else if (strcmp(cmd.verb, "spawn") == 0) {
+		struct manifest *m = calloc(1, sizeof(*m));
+		struct diag d = {0};
+
+		if (m == NULL)
+			fatal("out of memory");
+		if (manifest_load(m, cmd.arg, &d) > 0 ||
+		    config_tier(&w->conf, m->tier) == NULL) {
+			reply.ok = 0;
+			snprintf(reply.error, sizeof(reply.error), "%s",
+			    d.text ? d.text : "unknown tier");
+			manifest_free(m);
+			free(m);
+		} else if (agent_find(w, m->name) != NULL) {
+			reply.ok = 0;
+			snprintf(reply.error, sizeof(reply.error),
+			    "agent %s is already running", m->name);
+			manifest_free(m);
+			free(m);
+		} else if (agent_start(w, m, m) == NULL) {
+			reply.ok = 0;
+			snprintf(reply.error, sizeof(reply.error),
+			    "cannot create the agent's task");
+		}
+		diag_free(&d);
+	} else if (strcmp(cmd.verb, "kill") == 0 ||
+	    strcmp(cmd.verb, "restart") == 0) {
+		struct agent *a = agent_find(w, cmd.arg);
+
+		if (a == NULL) {
+			reply.ok = 0;
+			snprintf(reply.error, sizeof(reply.error),
+			    "no agent %s here", cmd.arg);
+		} else {
+			const struct manifest *m = a->m;
+			struct manifest *owned = a->owned;
+
+			agent_kill(w, a);
+			/* On restart the manifest moves to the new agent. */
+			if (strcmp(cmd.verb, "restart") == 0) {
+				a->owned = NULL;
+				agent_start(w, m, owned);
+			}
+			log_info("%s: %s", m->name,
+			    cmd.verb[0] == 'k' ? "killed" : "restarted");
+		}
+	} else {
+		reply.ok = 0;
+		snprintf(reply.error, sizeof(reply.error),
+		    "unknown command \"%s\"", cmd.verb);
+	}
+	msg_close(&r);
+	msg_ctl_free(&cmd);
+	msg_ctl_reply_encode(&mw, &reply);
+	out = msg_data(&mw, &outlen);
+	ipc_reply(call, out, outlen);
+	msg_writer_free(&mw);
+}
+
 int
 worker_main(
     struct ev_loop *loop, const char *runtime, const char *conf, int index)
@@ -287,30 +418,16 @@ worker_main(
 	w->broker = ipc_dial(loop, url);
 	if (w->broker == NULL)
 		fatalx("cannot dial %s", url);
-	w->agents = calloc(w->fleet.count + 1, sizeof(*w->agents));
-	if (w->agents == NULL)
-		fatal("out of memory");
-	for (size_t i = 0; i < w->fleet.count; i++) {
-		struct agent *a;
-
-		if ((long)(i % (size_t)w->nworkers) != index)
-			continue;
-		a = &w->agents[w->nagents];
-		a->m = &w->fleet.agents[i];
-		a->w = w;
-		ev_init(&a->timer, resume_cb);
-		a->timer.data = a;
-		a->task = task_create(w->conf.stack_size, agent_main, a);
-		if (a->task == NULL) {
-			log_warn("%s: cannot create its task", a->m->name);
-			continue;
-		}
-		w->nagents++;
-		mine++;
-	}
-	/* Each task runs to its first wait; then the loop drives them. */
-	for (size_t i = 0; i < w->nagents; i++)
-		task_resume(w->agents[i].task);
+	TAILQ_INIT(&w->agents);
+	TAILQ_INIT(&w->killed);
+	for (size_t i = 0; i < w->fleet.count; i++)
+		if ((long)(i % (size_t)w->nworkers) == index &&
+		    agent_start(w, &w->fleet.agents[i], NULL) != NULL)
+			mine++;
+	snprintf(url, sizeof(url), "ipc://%s/worker-%d.sock", runtime, index);
+	w->commands = ipc_listen(loop, url, 4, on_command, w);
+	if (w->commands == NULL)
+		fatalx("cannot serve %s", url);
 	if (hub_hello(&w->hub, loop, runtime, ROLE_WORKER, index) != 0)
 		fatalx("cannot reach the supervisor in %s", runtime);
 	ev_timer_init(&w->report, report_cb, 0.05, 1.0);
@@ -320,12 +437,22 @@ worker_main(
 	ev_run(loop, 0);
 	w->stopping = 1;
 	ev_timer_stop(loop, &w->report);
+	ipc_server_close(w->commands);
 	ipc_client_close(w->broker);
-	for (size_t i = 0; i < w->nagents; i++) {
-		ev_timer_stop(loop, &w->agents[i].timer);
-		task_destroy(w->agents[i].task);
+	{
+		struct agent *a;
+
+		while ((a = TAILQ_FIRST(&w->agents)) != NULL)
+			agent_kill(w, a);
+		while ((a = TAILQ_FIRST(&w->killed)) != NULL) {
+			TAILQ_REMOVE(&w->killed, a, link);
+			if (a->owned != NULL) {
+				manifest_free(a->owned);
+				free(a->owned);
+			}
+			free(a);
+		}
 	}
-	free(w->agents);
 	ipc_client_close(w->hub.client);
 	fleet_free(&w->fleet);
 	config_free(&w->conf);

@@ -100,6 +100,37 @@ sys.exit(0 if w["pid"] != old and w["state"] == "running" and w["restarts"] == 1
 }
 check "a worker killed with SIGKILL is back within 1 s" restarted
 
+cat >"$TMP/extra.conf" <<'AGENT'
+[agent]
+name = extra
+tier = light
+trigger = every 1h
+prompt = Extra {{n}}.
+AGENT
+running_agents() {
+	local want=$1
+	for _ in $(seq 1 100); do
+		status_json | python3 -c 'import json,sys
+a = json.load(sys.stdin)["agents"]
+sys.exit(0 if a["total"] == int(sys.argv[1]) and a["running"] == int(sys.argv[1]) else 1)' "$want" 2>/dev/null && return 0
+		sleep 0.02
+	done
+	status_json
+	return 1
+}
+rc_of() { local rc=0; "$@" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
+check "kill stops an agent" "$CTL" -c "$TMP/ollamax.conf" kill probe
+check "and the workers no longer run it" running_agents 0
+check "killing it again fails with exit 1" eq "$(rc_of "$CTL" -c "$TMP/ollamax.conf" kill probe)" 1
+check "spawn NAME starts it again from the agents directory" "$CTL" -c "$TMP/ollamax.conf" spawn probe
+check "spawn -f FILE starts a new agent" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf"
+check "both run" running_agents 2
+check "spawning a running agent fails with exit 1" \
+	eq "$(rc_of "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf")" 1
+check "restart restarts an agent" "$CTL" -c "$TMP/ollamax.conf" restart extra
+check "the worker logged it" grep -q "extra: restarted" "$TMP/sup.log"
+check "kill without a name is a usage error" eq "$(rc_of "$CTL" -c "$TMP/ollamax.conf" kill)" 2
+
 children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
 kill -TERM "$sup_pid"
 rc=0
