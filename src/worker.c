@@ -36,6 +36,9 @@ struct agent {
 	const struct manifest *m;
 	struct manifest *owned; /* a spawned agent's manifest, else NULL */
 	int killed;             /* gone; a late answer is dropped */
+	/* What a run holds while it waits, so that a kill can free it. */
+	char *prompt;
+	char *frame;
 	struct worker *w;
 	struct task *task;
 	ev_timer timer;
@@ -143,10 +146,16 @@ agent_infer(struct agent *a, const char *prompt)
 	snprintf(req.tier, sizeof(req.tier), "%s", a->m->tier);
 	msg_infer_encode(&w, &req);
 	data = msg_data(&w, &len);
+	/* Held by the agent, not the task's frames: a kill frees it. */
+	a->frame = malloc(len);
+	if (a->frame == NULL)
+		fatal("out of memory");
+	memcpy(a->frame, data, len);
+	msg_writer_free(&w);
 	for (int attempt = 0; attempt < INFER_RETRIES; attempt++) {
 		a->answered = 0;
 		memset(&a->done, 0, sizeof(a->done));
-		if (ipc_request(a->w->broker, data, len, INFER_TIMEOUT_MS,
+		if (ipc_request(a->w->broker, a->frame, len, INFER_TIMEOUT_MS,
 		        infer_reply, a) != 0)
 			break;
 		task_yield();
@@ -157,7 +166,8 @@ agent_infer(struct agent *a, const char *prompt)
 		    attempt + 1);
 		agent_sleep(a, 0.2 * (attempt + 1));
 	}
-	msg_writer_free(&w);
+	free(a->frame);
+	a->frame = NULL;
 	return a->err == 0 ? 0 : -1;
 }
 
@@ -221,7 +231,7 @@ agent_main(void *arg)
 	/* Agents start spread over their first period, not all at once. */
 	agent_sleep(a, period * uniform(a->w));
 	for (;;) {
-		char n[32], now_text[64], *prompt;
+		char n[32], now_text[64];
 		struct template_var vars[5];
 		time_t t = time(NULL);
 		struct tm tm;
@@ -236,8 +246,9 @@ agent_main(void *arg)
 		vars[2] = (struct template_var){"n", n};
 		vars[3] = (struct template_var){"time", now_text};
 		vars[4] = (struct template_var){"input", ""};
-		prompt = template_render(m->prompt, vars, 5, MSG_MAX_TEXT);
-		if (agent_infer(a, prompt) == 0 && a->done.status == INFER_OK) {
+		a->prompt = template_render(m->prompt, vars, 5, MSG_MAX_TEXT);
+		if (agent_infer(a, a->prompt) == 0 &&
+		    a->done.status == INFER_OK) {
 			log_info(
 			    "%s: run %llu: %s answered %lld tokens in %lld ms "
 			    "(queued %lld ms, prompt %lld tokens)",
@@ -256,7 +267,8 @@ agent_main(void *arg)
 			    a->done.error[0] ? a->done.error : "no answer");
 		}
 		msg_infer_done_free(&a->done);
-		free(prompt);
+		free(a->prompt);
+		a->prompt = NULL;
 		jitter = 1.0 + (uniform(a->w) * 2 - 1) * m->jitter_pct / 100.0;
 		agent_sleep(a, period * jitter);
 	}
@@ -305,6 +317,11 @@ agent_kill(struct worker *w, struct agent *a)
 	a->killed = 1;
 	task_destroy(a->task);
 	a->task = NULL;
+	/* What the run held: its frames are gone with the task's stack. */
+	free(a->prompt);
+	free(a->frame);
+	a->prompt = a->frame = NULL;
+	msg_infer_done_free(&a->done);
 	TAILQ_REMOVE(&w->agents, a, link);
 	TAILQ_INSERT_TAIL(&w->killed, a, link);
 }
