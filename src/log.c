@@ -34,6 +34,15 @@ log_get_level(void)
 	return log_threshold;
 }
 
+void
+log_level_from_env(void)
+{
+	const char *env = getenv("OLLAMAX_LOG");
+	int level = env != NULL ? log_level_parse(env) : -1;
+
+	log_threshold = level >= 0 ? (enum log_level)level : LOG_LEVEL_INFO;
+}
+
 int
 log_level_parse(const char *word)
 {

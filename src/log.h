@@ -18,6 +18,8 @@ enum log_level {
 
 /* Sets the program name shown in each line and where lines go. */
 void log_init(const char *progname, int use_syslog);
+/* Takes the level from $OLLAMAX_LOG (error|warn|info|debug), else info. */
+void log_level_from_env(void);
 /* Lines above this level are dropped. */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);

@@ -148,12 +148,10 @@ role_program(int argc, char **argv, const char *role, role_fn fn)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *conf = NULL, *runtime = NULL;
-	int opt, index = 0, level;
+	int opt, index = 0;
 
 	log_init(role, 0);
-	if ((level = log_level_parse(
-	         getenv("OLLAMAX_LOG") ? getenv("OLLAMAX_LOG") : "info")) >= 0)
-		log_set_level((enum log_level)level);
+	log_level_from_env();
 	while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

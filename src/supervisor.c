@@ -1113,9 +1113,7 @@ main(int argc, char **argv)
 	int opt, index = 0, level, detach = 0;
 
 	log_init("ollamax-supervisor", 0);
-	if ((level = log_level_parse(
-	         getenv("OLLAMAX_LOG") ? getenv("OLLAMAX_LOG") : "info")) >= 0)
-		log_set_level((enum log_level)level);
+	log_level_from_env();
 	while ((opt = getopt_long(argc, argv, "c:dh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
