@@ -31,6 +31,7 @@ static const char usage_text[] =
     "  spawn -f FILE     start the agent a manifest file describes\n"
     "  kill NAME         stop an agent\n"
     "  restart NAME      stop an agent and start it again\n"
+    "  reload            read the agents directory again\n"
     "  stop              stop the supervisor and everything it runs\n";
 
 static void
@@ -72,6 +73,18 @@ print_status(const char *body)
 	        json_object_get(json_object_get(j, "broker"), "slots")),
 	    json_string_value(
 	        json_object_get(json_object_get(j, "broker"), "backend")));
+	json_decref(j);
+}
+
+static void
+print_summary(const char *body)
+{
+	json_t *j = json_loads(body, 0, NULL);
+
+	printf("%s\n",
+	    json_string_value(json_object_get(j, "summary"))
+	        ? json_string_value(json_object_get(j, "summary"))
+	        : body);
 	json_decref(j);
 }
 
@@ -141,7 +154,8 @@ main(int argc, char **argv)
 		verb = "spawn-file";
 		arg = file;
 	}
-	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0) {
+	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0 ||
+	    strcmp(verb, "reload") == 0) {
 		if (arg != NULL) {
 			fputs(usage_text, stderr);
 			return 2;
@@ -215,8 +229,10 @@ main(int argc, char **argv)
 	if (reply.body != NULL) {
 		if (json)
 			printf("%s\n", reply.body);
-		else
+		else if (strcmp(verb, "status") == 0)
 			print_status(reply.body);
+		else
+			print_summary(reply.body);
 	} else if (json) {
 		printf("{\"ok\":true}\n");
 	}

@@ -57,6 +57,9 @@ struct placement {
 	char path[PATH_MAX];
 	int worker;
 	int alive;
+	int from_dir;          /* a manifest of the agents directory */
+	struct timespec mtime; /* of the manifest when it was started */
+	off_t size;
 };
 
 struct supervisor {
@@ -489,6 +492,29 @@ status_json(struct supervisor *s)
 
 static void begin_stop(struct supervisor *s, const char *why);
 
+/* Remembers the manifest as started, so that a reload sees changes. */
+static void
+placement_stat(struct placement *p)
+{
+	struct stat st;
+
+	if (stat(p->path, &st) == 0) {
+		p->mtime = st.st_mtim;
+		p->size = st.st_size;
+	}
+}
+
+static int
+placement_changed(const struct placement *p)
+{
+	struct stat st;
+
+	if (stat(p->path, &st) != 0)
+		return 1;
+	return st.st_size != p->size || st.st_mtim.tv_sec != p->mtime.tv_sec ||
+	    st.st_mtim.tv_nsec != p->mtime.tv_nsec;
+}
+
 static struct placement *
 placement_find(struct supervisor *s, const char *name)
 {
@@ -534,6 +560,12 @@ reply_ctl(struct ipc_call *call, int ok, const char *error)
 	const char *out;
 	size_t len;
 
+	/* A reload's commands have nobody waiting: the log hears of them. */
+	if (call == NULL) {
+		if (!ok)
+			log_warnx("reload: %s", error ? error : "failed");
+		return;
+	}
 	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
 	msg_ctl_reply_encode(&w, &reply);
 	out = msg_data(&w, &len);
@@ -577,6 +609,7 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			snprintf(p->path, sizeof(p->path), "%s", ac->path);
 			p->worker = ac->worker;
 			p->alive = strcmp(ac->verb, "kill") != 0;
+			placement_stat(p);
 			log_info("%s %s on worker %d", ac->verb, ac->name,
 			    ac->worker);
 		}
@@ -608,7 +641,7 @@ agent_command(struct supervisor *s, struct ipc_call *call, const char *verb,
 		fatal("out of memory");
 	ac->s = s;
 	ac->call = call;
-	if (strcmp(verb, "spawn-file") == 0) {
+	if (strcmp(verb, "spawn-file") == 0 || strcmp(verb, "respawn") == 0) {
 		struct manifest m;
 		struct diag d = {0};
 
@@ -625,7 +658,8 @@ agent_command(struct supervisor *s, struct ipc_call *call, const char *verb,
 		snprintf(ac->name, sizeof(ac->name), "%s", m.name);
 		manifest_free(&m);
 		snprintf(ac->path, sizeof(ac->path), "%s", arg);
-		snprintf(ac->verb, sizeof(ac->verb), "spawn");
+		snprintf(ac->verb, sizeof(ac->verb), "%s",
+		    verb[0] == 'r' ? "respawn" : "spawn");
 	} else {
 		snprintf(ac->name, sizeof(ac->name), "%s", arg);
 		snprintf(ac->verb, sizeof(ac->verb), "%s", verb);
@@ -657,10 +691,16 @@ agent_command(struct supervisor *s, struct ipc_call *call, const char *verb,
 			return -1;
 		}
 		ac->worker = p->worker;
-		snprintf(ac->path, sizeof(ac->path), "%s", p->path);
+		/* respawn brings the new path; kill and restart keep it. */
+		if (ac->path[0] == '\0')
+			snprintf(ac->path, sizeof(ac->path), "%s", p->path);
 	}
 	snprintf(cmd.verb, sizeof(cmd.verb), "%s", ac->verb);
-	cmd.arg = strcmp(ac->verb, "spawn") == 0 ? ac->path : ac->name;
+	/* spawn and respawn carry the manifest's path; the rest a name. */
+	cmd.arg =
+	    strcmp(ac->verb, "kill") == 0 || strcmp(ac->verb, "restart") == 0
+	    ? ac->name
+	    : ac->path;
 	msg_ctl_encode(&w, &cmd);
 	data = msg_data(&w, &len);
 	if (ipc_request(s->workers[ac->worker], data, len, 5000,
@@ -672,6 +712,68 @@ agent_command(struct supervisor *s, struct ipc_call *call, const char *verb,
 	}
 	msg_writer_free(&w);
 	return 0;
+}
+
+/*
+ * Reads the agents directory again: new manifests start, removed ones
+ * stop, changed ones start again from their new text; a bad manifest is
+ * reported and the rest carry on. Agents started with spawn -f from
+ * elsewhere are left alone.
+ */
+static void
+reload(struct supervisor *s, char *summary, size_t len)
+{
+	struct fleet f;
+	struct diag d = {0};
+	char agents[PATH_MAX], why[256];
+	int started = 0, stopped = 0, changed = 0, bad;
+
+	config_resolve(s->conf.dir, s->conf.agents_dir, agents, sizeof(agents));
+	bad = fleet_load(&f, agents, &s->conf, &d);
+	if (d.text != NULL)
+		log_warnx("reload:\n%s", d.text);
+	diag_free(&d);
+	for (size_t i = 0; i < f.count; i++) {
+		const struct manifest *m = &f.agents[i];
+		struct placement *p = placement_find(s, m->name);
+
+		if (p == NULL || !p->alive) {
+			if (agent_command(s, NULL, "spawn-file", m->path, why,
+			        sizeof(why)) == 0)
+				started++;
+			else
+				log_warnx("reload: %s", why);
+		} else if (strcmp(p->path, m->path) != 0 ||
+		    placement_changed(p)) {
+			if (agent_command(s, NULL, "respawn", m->path, why,
+			        sizeof(why)) == 0)
+				changed++;
+			else
+				log_warnx("reload: %s", why);
+		}
+	}
+	for (size_t i = 0; i < s->nplaced; i++) {
+		struct placement *p = &s->placed[i];
+
+		if (!p->alive || !p->from_dir || fleet_find(&f, p->name))
+			continue;
+		if (agent_command(s, NULL, "kill", p->name, why, sizeof(why)) ==
+		    0)
+			stopped++;
+	}
+	/* Agents the directory now has count as its own. */
+	for (size_t i = 0; i < f.count; i++) {
+		struct placement *p = placement_find(s, f.agents[i].name);
+
+		if (p != NULL)
+			p->from_dir = 1;
+	}
+	fleet_free(&s->fleet);
+	s->fleet = f;
+	snprintf(summary, len,
+	    "reload: %d started, %d stopped, %d changed, %d problems", started,
+	    stopped, changed, bad);
+	log_info("%s", summary);
 }
 
 static void
@@ -701,6 +803,14 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		json_decref(j);
 	} else if (strcmp(ctl.verb, "stop") == 0) {
 		stop = 1;
+	} else if (strcmp(ctl.verb, "reload") == 0) {
+		char summary[160];
+		json_t *j;
+
+		reload(s, summary, sizeof(summary));
+		j = json_pack("{s:s}", "summary", summary);
+		reply.body = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
 	} else if ((strcmp(ctl.verb, "spawn") == 0 ||
 	               strcmp(ctl.verb, "spawn-file") == 0 ||
 	               strcmp(ctl.verb, "kill") == 0 ||
@@ -786,7 +896,9 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (w->signum == SIGHUP) {
-		log_info("SIGHUP: reloading conf.d is not supported yet");
+		char summary[160];
+
+		reload(s, summary, sizeof(summary));
 		return;
 	}
 	begin_stop(s, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -1024,6 +1136,8 @@ cmd_start(const char *self, const char *path, int detach)
 		    p->path, sizeof(p->path), "%s", s->fleet.agents[i].path);
 		p->worker = (int)(i % (size_t)workers);
 		p->alive = 1;
+		p->from_dir = 1;
+		placement_stat(p);
 	}
 	for (long w = 0; w < workers; w++) {
 		char url[PATH_MAX * 4];

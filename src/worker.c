@@ -346,7 +346,8 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		reply.ok = 0;
 		snprintf(reply.error, sizeof(reply.error), "bad command frame");
 		memset(&cmd, 0, sizeof(cmd));
-	} else if (strcmp(cmd.verb, "spawn") == 0) {
+	} else if (strcmp(cmd.verb, "spawn") == 0 ||
+	    strcmp(cmd.verb, "respawn") == 0) {
 		struct manifest *m = calloc(1, sizeof(*m));
 		struct diag d = {0};
 
@@ -359,16 +360,26 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 			    d.text ? d.text : "unknown tier");
 			manifest_free(m);
 			free(m);
-		} else if (agent_find(w, m->name) != NULL) {
-			reply.ok = 0;
-			snprintf(reply.error, sizeof(reply.error),
-			    "agent %s is already running", m->name);
-			manifest_free(m);
-			free(m);
-		} else if (agent_start(w, m, m) == NULL) {
-			reply.ok = 0;
-			snprintf(reply.error, sizeof(reply.error),
-			    "cannot create the agent's task");
+		} else {
+			struct agent *old = agent_find(w, m->name);
+
+			/* respawn replaces the running agent with the new text.
+			 */
+			if (old != NULL && strcmp(cmd.verb, "respawn") == 0) {
+				agent_kill(w, old);
+				old = NULL;
+			}
+			if (old != NULL) {
+				reply.ok = 0;
+				snprintf(reply.error, sizeof(reply.error),
+				    "agent %s is already running", m->name);
+				manifest_free(m);
+				free(m);
+			} else if (agent_start(w, m, m) == NULL) {
+				reply.ok = 0;
+				snprintf(reply.error, sizeof(reply.error),
+				    "cannot create the agent's task");
+			}
 		}
 		diag_free(&d);
 	} else if (strcmp(cmd.verb, "kill") == 0 ||

@@ -131,6 +131,36 @@ check "restart restarts an agent" "$CTL" -c "$TMP/ollamax.conf" restart extra
 check "the worker logged it" grep -q "extra: restarted" "$TMP/sup.log"
 check "kill without a name is a usage error" eq "$(rc_of "$CTL" -c "$TMP/ollamax.conf" kill)" 2
 
+# reload: a new manifest starts, a changed one restarts, a removed one stops,
+# a bad one is reported while the rest carry on.
+cat >"$TMP/agents/002-second.conf" <<'AGENT'
+[agent]
+name = second
+tier = light
+trigger = every 1h
+prompt = Second {{n}}.
+AGENT
+check "reload starts a new manifest" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 1 started, 0 stopped, 0 changed, 0 problems"
+check "three agents run" running_agents 3
+sed -i 's/every 1h/every 2h/' "$TMP/agents/002-second.conf"
+touch -d '+1 minute' "$TMP/agents/002-second.conf"
+rm "$TMP/agents/001-probe.conf"
+printf 'not a manifest\n' >"$TMP/agents/003-bad.conf"
+check "reload restarts a changed one, stops a removed one, reports a bad one" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 1 changed, 1 problems"
+check "the agent spawned from elsewhere is left alone" running_agents 2
+rm "$TMP/agents/003-bad.conf"
+cat >"$TMP/agents/004-third.conf" <<'AGENT'
+[agent]
+name = third
+tier = light
+trigger = every 1h
+prompt = Third.
+AGENT
+kill -HUP "$sup_pid"
+check "SIGHUP reloads too" running_agents 3
+
 children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
 kill -TERM "$sup_pid"
 rc=0
