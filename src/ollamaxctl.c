@@ -27,6 +27,7 @@ static const char usage_text[] =
     "usage: ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG]\n"
     "commands:\n"
     "  status            processes, agents and the broker\n"
+    "  agents            every agent, its worker and state\n"
     "  spawn NAME        start an agent of the agents directory\n"
     "  spawn -f FILE     start the agent a manifest file describes\n"
     "  kill NAME         stop an agent\n"
@@ -73,6 +74,22 @@ print_status(const char *body)
 	        json_object_get(json_object_get(j, "broker"), "slots")),
 	    json_string_value(
 	        json_object_get(json_object_get(j, "broker"), "backend")));
+	json_decref(j);
+}
+
+static void
+print_agents(const char *body)
+{
+	json_t *j = json_loads(body, 0, NULL), *a;
+	size_t i;
+
+	printf("%-48s %6s %-8s %s\n", "AGENT", "WORKER", "STATE", "MANIFEST");
+	json_array_foreach(json_object_get(j, "agents"), i, a)
+		printf("%-48s %6lld %-8s %s\n",
+		    json_string_value(json_object_get(a, "name")),
+		    (long long)json_integer_value(json_object_get(a, "worker")),
+		    json_string_value(json_object_get(a, "state")),
+		    json_string_value(json_object_get(a, "manifest")));
 	json_decref(j);
 }
 
@@ -155,7 +172,7 @@ main(int argc, char **argv)
 		arg = file;
 	}
 	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0 ||
-	    strcmp(verb, "reload") == 0) {
+	    strcmp(verb, "reload") == 0 || strcmp(verb, "agents") == 0) {
 		if (arg != NULL) {
 			fputs(usage_text, stderr);
 			return 2;
@@ -231,6 +248,8 @@ main(int argc, char **argv)
 			printf("%s\n", reply.body);
 		else if (strcmp(verb, "status") == 0)
 			print_status(reply.body);
+		else if (strcmp(verb, "agents") == 0)
+			print_agents(reply.body);
 		else
 			print_summary(reply.body);
 	} else if (json) {

@@ -803,6 +803,21 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		json_decref(j);
 	} else if (strcmp(ctl.verb, "stop") == 0) {
 		stop = 1;
+	} else if (strcmp(ctl.verb, "agents") == 0) {
+		json_t *list = json_array(), *j;
+
+		for (size_t i = 0; i < s->nplaced; i++) {
+			const struct placement *p = &s->placed[i];
+
+			json_array_append_new(list,
+			    json_pack("{s:s,s:i,s:s,s:s}", "name", p->name,
+			        "worker", p->worker, "state",
+			        p->alive ? "running" : "stopped", "manifest",
+			        p->path));
+		}
+		j = json_pack("{s:o}", "agents", list);
+		reply.body = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
 	} else if (strcmp(ctl.verb, "reload") == 0) {
 		char summary[160];
 		json_t *j;

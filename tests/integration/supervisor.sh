@@ -160,6 +160,12 @@ prompt = Third.
 AGENT
 kill -HUP "$sup_pid"
 check "SIGHUP reloads too" running_agents 3
+agents_table() {
+	local out
+	out=$("$CTL" -c "$TMP/ollamax.conf" agents)
+	has "$out" "third" && has "$out" "extra" && grep -q "^probe .*stopped" <<<"$out"
+}
+check "ollamaxctl agents lists every agent with its worker and state" agents_table
 
 children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
 kill -TERM "$sup_pid"
