@@ -101,6 +101,37 @@ get_size(const char *value, size_t min, size_t max, size_t *out, struct diag *d,
 	return 0;
 }
 
+const char *
+config_default_path(const char *given)
+{
+	const char *env = getenv("OLLAMAX_CONF");
+
+	if (given != NULL)
+		return given;
+	if (env != NULL && *env != '\0')
+		return env;
+	return SYSCONF_OLLAMAX "/ollamax.conf";
+}
+
+void
+config_runtime_dir(const struct config *c, char *out, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (c->runtime_dir[0] != '\0')
+		config_resolve(c->dir, c->runtime_dir, out, len);
+	else if (xdg != NULL && xdg[0] == '/')
+		snprintf(out, len, "%s/ollamax", xdg);
+	else
+		snprintf(out, len, "/tmp/ollamax-%u", (unsigned)getuid());
+}
+
+long
+fleet_worker_of(size_t i, long nworkers)
+{
+	return (long)(i % (size_t)nworkers);
+}
+
 long
 config_worker_count(const struct config *c)
 {

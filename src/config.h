@@ -116,6 +116,14 @@ const struct manifest *fleet_find(const struct fleet *f, const char *name);
 /* Worker processes to run: workers, or one per CPU when it is 0. */
 long config_worker_count(const struct config *c);
 
+/* The config named on the command line, else $OLLAMAX_CONF, else the
+ * installed one. */
+const char *config_default_path(const char *given);
+/* runtime_dir, else $XDG_RUNTIME_DIR/ollamax, else /tmp/ollamax-$UID. */
+void config_runtime_dir(const struct config *c, char *out, size_t len);
+/* The worker that hosts agent i of the fleet (file-name order). */
+long fleet_worker_of(size_t i, long nworkers);
+
 /* Resolves p against base unless absolute, into out. */
 void config_resolve(const char *base, const char *p, char *out, size_t len);
 

@@ -27,7 +27,6 @@ static const char *const error_names[MSG_E_COUNT] = {
 
 static const char *const type_names[MSG_TYPE_MAX] = {
     [MSG_HELLO] = "hello",
-    [MSG_READY] = "ready",
     [MSG_INFER] = "infer",
     [MSG_INFER_DONE] = "infer-done",
     [MSG_CTL] = "ctl",
@@ -469,12 +468,6 @@ msg_hello_decode(struct msg_reader *r, struct msg_hello *m)
 	m->index = (int)index;
 	m->pid = pid;
 	return MSG_OK;
-}
-
-void
-msg_ready_encode(struct msg_writer *w)
-{
-	msg_begin(w, MSG_READY, 0);
 }
 
 void

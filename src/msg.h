@@ -14,7 +14,7 @@
 
 #include <msgpack.h>
 
-#define MSG_VERSION 2
+#define MSG_VERSION 3
 /* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
 #define MSG_MAX_FRAME (1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */
@@ -23,7 +23,6 @@
 
 enum msg_type {
 	MSG_HELLO = 1,  /* child -> supervisor: role, index, pid */
-	MSG_READY,      /* child -> supervisor: configured and serving */
 	MSG_INFER,      /* worker -> broker: one inference */
 	MSG_INFER_DONE, /* broker -> worker: its result */
 	MSG_CTL,        /* ollamaxctl -> supervisor: verb, argument */
@@ -180,7 +179,6 @@ struct msg_report {
 
 /* Encoders write a whole frame into w (msg_writer_free it afterwards). */
 void msg_hello_encode(struct msg_writer *w, const struct msg_hello *m);
-void msg_ready_encode(struct msg_writer *w);
 void msg_infer_encode(struct msg_writer *w, const struct msg_infer *m);
 void msg_infer_done_encode(
     struct msg_writer *w, const struct msg_infer_done *m);

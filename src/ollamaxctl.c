@@ -201,21 +201,10 @@ main(int argc, char **argv)
 	} else {
 		struct config c;
 		struct diag d = {0};
-		const char *path = conf      ? conf
-		    : getenv("OLLAMAX_CONF") ? getenv("OLLAMAX_CONF")
-		                             : SYSCONF_OLLAMAX "/ollamax.conf";
-		const char *xdg = getenv("XDG_RUNTIME_DIR");
 
-		config_load(&c, path, &d);
+		config_load(&c, config_default_path(conf), &d);
 		diag_free(&d);
-		if (c.runtime_dir[0] != '\0')
-			config_resolve(
-			    c.dir, c.runtime_dir, runtime, sizeof(runtime));
-		else if (xdg != NULL && xdg[0] == '/')
-			snprintf(runtime, sizeof(runtime), "%s/ollamax", xdg);
-		else
-			snprintf(runtime, sizeof(runtime), "/tmp/ollamax-%u",
-			    (unsigned)getuid());
+		config_runtime_dir(&c, runtime, sizeof(runtime));
 		config_free(&c);
 	}
 	if (strcmp(verb, "stop") == 0) {

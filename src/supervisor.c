@@ -116,20 +116,6 @@ role_name(int role)
 /* Runtime directory                                                  */
 /* ------------------------------------------------------------------ */
 
-/* runtime_dir, else $XDG_RUNTIME_DIR/ollamax, else /tmp/ollamax-$UID. */
-static void
-runtime_path(const struct config *c, char *out, size_t len)
-{
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-
-	if (c->runtime_dir[0] != '\0')
-		config_resolve(c->dir, c->runtime_dir, out, len);
-	else if (xdg != NULL && xdg[0] == '/')
-		snprintf(out, len, "%s/ollamax", xdg);
-	else
-		snprintf(out, len, "/tmp/ollamax-%u", (unsigned)getuid());
-}
-
 /*
  * Is a supervisor already answering on this control socket? Asked with a
  * real request: nng 1.5's listener can stall after a bare connect and
@@ -345,7 +331,7 @@ check_all_ready(struct supervisor *s)
 	}
 }
 
-/* hub.sock: children say hello, then ready. */
+/* hub.sock: children say hello once they serve, then report. */
 static void
 hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 {
@@ -358,8 +344,7 @@ hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	size_t outlen;
 
 	if (msg_open(&r, data, len) != MSG_OK ||
-	    (r.type != MSG_HELLO && r.type != MSG_READY &&
-	        r.type != MSG_REPORT)) {
+	    (r.type != MSG_HELLO && r.type != MSG_REPORT)) {
 		s->bad_frames++;
 		log_warnx("hub: bad frame (%s: %s)", msg_error_name(r.error),
 		    r.detail);
@@ -1090,7 +1075,7 @@ cmd_start(const char *self, const char *path, int detach)
 	if (fleet_load(&s->fleet, agents, &s->conf, &d) > 0)
 		fputs(d.text, stderr);
 	diag_free(&d);
-	runtime_path(&s->conf, s->runtime, sizeof(s->runtime));
+	config_runtime_dir(&s->conf, s->runtime, sizeof(s->runtime));
 	s->ready_fd = detach ? daemonize() : -1;
 	if (prepare_runtime(s) != 0) {
 		daemon_failed(s, "the runtime dir is in use or unusable\n");
@@ -1137,7 +1122,7 @@ cmd_start(const char *self, const char *path, int detach)
 	s->stop_deadline.data = s;
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Agent i of the fleet lives on worker i % W (worker_main agrees). */
+	/* The workers place the directory's agents by the same rule. */
 	s->placed = calloc(s->fleet.count + 1, sizeof(*s->placed));
 	s->workers = calloc((size_t)workers, sizeof(*s->workers));
 	if (s->placed == NULL || s->workers == NULL)
@@ -1149,7 +1134,7 @@ cmd_start(const char *self, const char *path, int detach)
 		    p->name, sizeof(p->name), "%s", s->fleet.agents[i].name);
 		snprintf(
 		    p->path, sizeof(p->path), "%s", s->fleet.agents[i].path);
-		p->worker = (int)(i % (size_t)workers);
+		p->worker = (int)fleet_worker_of(i, workers);
 		p->alive = 1;
 		p->from_dir = 1;
 		placement_stat(p);
@@ -1196,7 +1181,7 @@ cmd_stop(const char *path)
 	if (config_load(&c, path, &d) > 0)
 		fputs(d.text, stderr);
 	diag_free(&d);
-	runtime_path(&c, runtime, sizeof(runtime));
+	config_runtime_dir(&c, runtime, sizeof(runtime));
 	config_free(&c);
 	rc = ctl_stop_and_wait(runtime, &pid);
 	if (rc == 3)
@@ -1204,19 +1189,6 @@ cmd_stop(const char *path)
 		    "ollamax-supervisor: no supervisor answers on %s/ctl.sock\n",
 		    runtime);
 	return rc;
-}
-
-/* The config named with -c, else $OLLAMAX_CONF, else the installed one. */
-static const char *
-config_path(const char *given)
-{
-	const char *env = getenv("OLLAMAX_CONF");
-
-	if (given != NULL)
-		return given;
-	if (env != NULL && *env != '\0')
-		return env;
-	return SYSCONF_OLLAMAX "/ollamax.conf";
 }
 
 static const char usage_text[] =
@@ -1300,11 +1272,11 @@ main(int argc, char **argv)
 	}
 	verb = argv[optind];
 	if (strcmp(verb, "check") == 0)
-		return cmd_check(config_path(conf));
+		return cmd_check(config_default_path(conf));
 	if (strcmp(verb, "start") == 0)
-		return cmd_start(argv[0], config_path(conf), detach);
+		return cmd_start(argv[0], config_default_path(conf), detach);
 	if (strcmp(verb, "stop") == 0)
-		return cmd_stop(config_path(conf));
+		return cmd_stop(config_default_path(conf));
 	fputs(usage_text, stderr);
 	return 2;
 }

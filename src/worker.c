@@ -4,7 +4,7 @@
  * Each agent is a task (task.c) running a plain loop: wait for its trigger,
  * render its prompt, ask the broker for an inference, write the result. A
  * wait yields the task; the timer or the broker's answer resumes it on the
- * loop. Agent i of the fleet (in file-name order) lives on worker i % W.
+ * loop. The supervisor and the workers place agents by fleet_worker_of().
  */
 #include "autoconf.h"
 
@@ -449,7 +449,7 @@ worker_main(
 	TAILQ_INIT(&w->agents);
 	TAILQ_INIT(&w->killed);
 	for (size_t i = 0; i < w->fleet.count; i++)
-		if ((long)(i % (size_t)w->nworkers) == index &&
+		if (fleet_worker_of(i, w->nworkers) == index &&
 		    agent_start(w, &w->fleet.agents[i], NULL) != NULL)
 			mine++;
 	snprintf(url, sizeof(url), "ipc://%s/worker-%d.sock", runtime, index);

@@ -229,7 +229,8 @@ Test(msg, a_decoder_refuses_a_frame_of_another_type)
 	const char *data;
 	size_t len;
 
-	msg_ready_encode(&w);
+	msg_hello_encode(
+	    &w, &(struct msg_hello){.role = ROLE_WORKER, .pid = 1});
 	data = msg_data(&w, &len);
 	cr_assert_eq(msg_open(&r, data, len), MSG_OK);
 	cr_assert_eq(msg_infer_decode(&r, &m), MSG_E_TYPE);
@@ -381,12 +382,13 @@ Test(msg, random_bytes_and_random_mutations_never_crash_a_decoder)
 	free(frame);
 }
 
-Test(msg, a_tiny_frame_that_declares_a_huge_map_is_refused_before_any_allocation)
+Test(
+    msg, a_tiny_frame_that_declares_a_huge_map_is_refused_before_any_allocation)
 {
 	/* map32 with 2^31 entries, then nothing: msgpack-c alone would try
 	 * to allocate tens of gigabytes for it. */
 	const char frame[] = {(char)0xdf, 0x7f, (char)0xff, (char)0xff,
-		(char)0xff, (char)0xa1, 'v', 0x01};
+	    (char)0xff, (char)0xa1, 'v', 0x01};
 	const char array[] = {(char)0xdd, 0x10, 0x00, 0x00, 0x00};
 	struct msg_reader r;
 

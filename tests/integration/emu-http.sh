@@ -130,5 +130,6 @@ for name in main noqueue fail drop garbage stall; do
 	pid_var=PID_$name
 	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"
 done
-check "ollamax-emu stops cleanly on SIGTERM" sh -c "kill -TERM $PID_main; wait $PID_main 2>/dev/null; true"
+stops_cleanly() { kill -TERM "$PID_main"; wait "$PID_main"; }
+check "ollamax-emu stops on SIGTERM with exit 0" stops_cleanly
 finish
