@@ -1998,6 +1998,17 @@ main(int argc, char **argv)
 	ev_run(e->loop, 0);
 	shutdown_connections(e);
 	MHD_stop_daemon(e->mhd);
+	/* Runners still loaded own a timer record each. */
+	{
+		struct esched_runner *r;
+
+		TAILQ_FOREACH(r, &e->sched.runners, link)
+			if (r->owner != NULL) {
+				ev_timer_stop(e->loop,
+				    &((struct runner_io *)r->owner)->timer);
+				free(r->owner);
+			}
+	}
 	esched_destroy(&e->sched);
 	emu_catalog_free(&e->cat);
 	free(e->models);
