@@ -36,6 +36,7 @@ struct job {
 	int64_t arrived_ms;
 	int64_t started_ms;
 	int attempts;
+	int fallbacks;
 	int running;
 	ev_timer retry;
 };
@@ -50,8 +51,10 @@ struct broker {
 	struct job_list running;
 	int inflight;
 	uint64_t served, failed, bad_frames, duplicates;
-	struct hub_link hub;
+	struct hub_link *hub;
 	ev_timer report;
+	struct ollama_ps resident; /* the backend's latest /api/ps */
+	int asking_ps;
 };
 
 static int64_t
@@ -123,7 +126,9 @@ job_done(void *arg, struct ollama_result *res)
 		job_answer(j, INFER_OK, NULL, res);
 		break;
 	case OLLAMA_NO_MODEL:
-		if (j->tier->fallback[0] != '\0') {
+		/* Bounded: a chain never visits more tiers than exist. */
+		if (j->tier->fallback[0] != '\0' &&
+		    (size_t)++j->fallbacks < b->conf.ntiers) {
 			log_info(
 			    "%s: model %s is missing: falling back to tier %s",
 			    j->req.agent, j->tier->model, j->tier->fallback);
@@ -269,6 +274,16 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 }
 
 static void
+ps_done(void *arg, const struct ollama_ps *ps)
+{
+	struct broker *b = arg;
+
+	b->asking_ps = 0;
+	if (ps != NULL)
+		b->resident = *ps;
+}
+
+static void
 report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct broker *b = t->data;
@@ -277,7 +292,7 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!b->hub.said_hello)
+	if (!b->hub->ready)
 		return;
 	r.busy = b->inflight;
 	TAILQ_FOREACH(j, &b->queue, link)
@@ -285,25 +300,31 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	r.served = (int64_t)b->served;
 	r.failed = (int64_t)b->failed;
 	r.bad_frames = (int64_t)(b->bad_frames + ipc_refused());
-	hub_report(&b->hub, &r);
+	for (int i = 0; i < b->resident.count && i < MSG_RESIDENT_MAX; i++)
+		snprintf(r.resident[r.nresident++], sizeof(r.resident[0]), "%s",
+		    b->resident.models[i].name);
+	hub_report(b->hub, &r);
+	/* What is loaded, for the next report: the backend knows best. */
+	if (!b->asking_ps && ollama_ps(b->backend, ps_done, b) == 0)
+		b->asking_ps = 1;
 }
 
 int
-broker_main(
-    struct ev_loop *loop, const char *runtime, const char *conf, int index)
+broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
+    struct msg_setup *setup)
 {
 	static struct broker broker;
 	struct broker *b = &broker;
-	struct diag d = {0};
 	struct ollama_timeouts t;
 	char url[PATH_MAX + 32];
 
 	b->loop = loop;
+	b->hub = hub;
 	TAILQ_INIT(&b->queue);
 	TAILQ_INIT(&b->running);
-	if (config_load(&b->conf, conf, &d) > 0)
-		fatalx("%s", d.text);
-	diag_free(&d);
+	/* The supervisor's setup is the broker's config from now on. */
+	b->conf = setup->conf;
+	memset(&setup->conf, 0, sizeof(setup->conf));
 	t.connect_ms = b->conf.connect_timeout_ms;
 	t.first_byte_ms = b->conf.first_byte_timeout_ms;
 	t.stall_ms = b->conf.stall_timeout_ms;
@@ -313,8 +334,7 @@ broker_main(
 	b->server = ipc_listen(loop, url, 256, on_request, b);
 	if (b->server == NULL)
 		fatalx("cannot serve %s", url);
-	if (hub_hello(&b->hub, loop, runtime, ROLE_BROKER, index) != 0)
-		fatalx("cannot reach the supervisor in %s", runtime);
+	hub_ready(hub);
 	ev_timer_init(&b->report, report_cb, 0.05, 1.0);
 	b->report.data = b;
 	ev_timer_start(loop, &b->report);
@@ -326,7 +346,6 @@ broker_main(
 	    (unsigned long long)b->bad_frames);
 	ev_timer_stop(loop, &b->report);
 	ipc_server_close(b->server);
-	ipc_client_close(b->hub.client);
 	ollama_free(b->backend);
 	config_free(&b->conf);
 	return 0;

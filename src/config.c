@@ -35,8 +35,8 @@ copy_text(char *out, size_t cap, const char *value, struct diag *d,
 }
 
 /* A name of a tier or an agent: lowercase letters, digits, '-', '_'. */
-static int
-valid_name(const char *s)
+int
+config_valid_name(const char *s)
 {
 	if (*s == '\0' || strlen(s) > CONFIG_NAME_MAX)
 		return 0;
@@ -127,12 +127,6 @@ config_runtime_dir(const struct config *c, char *out, size_t len)
 }
 
 long
-fleet_worker_of(size_t i, long nworkers)
-{
-	return (long)(i % (size_t)nworkers);
-}
-
-long
 config_worker_count(const struct config *c)
 {
 	long n = c->workers > 0 ? c->workers : sysconf(_SC_NPROCESSORS_ONLN);
@@ -168,7 +162,7 @@ tier_section(struct config_parse *p, const char *name, int line)
 	for (size_t i = 0; i < c->ntiers; i++)
 		if (strcmp(c->tiers[i].name, name) == 0)
 			return &c->tiers[i];
-	if (!valid_name(name)) {
+	if (!config_valid_name(name)) {
 		diag_add(p->d, p->path, line,
 		    "[tier.%s]: a tier name is lowercase letters, digits, '-' and '_', at most %d characters",
 		    name, CONFIG_NAME_MAX);
@@ -243,17 +237,17 @@ config_key(void *user, const struct ini_item *it)
 			copy_text(c->agents_dir, sizeof(c->agents_dir), v, d,
 			    it, path);
 		else if (strcmp(k, "stack_size") == 0)
-			get_size(v, 16 * 1024, 64 * 1024 * 1024, &c->stack_size,
-			    d, path, it);
+			get_size(v, CONFIG_STACK_MIN, CONFIG_STACK_MAX,
+			    &c->stack_size, d, path, it);
 		else
 			unknown_key(p, it);
 	} else if (strcmp(s, "broker") == 0) {
 		if (strcmp(k, "parallel") == 0)
-			ini_get_int(
-			    v, 1, 64, &c->parallel, d, path, it->line, k);
+			ini_get_int(v, 1, CONFIG_PARALLEL_MAX, &c->parallel, d,
+			    path, it->line, k);
 		else if (strcmp(k, "vram_mb") == 0)
-			ini_get_int(
-			    v, 256, 1 << 24, &c->vram_mb, d, path, it->line, k);
+			ini_get_int(v, CONFIG_VRAM_MIN_MB, CONFIG_MB_MAX,
+			    &c->vram_mb, d, path, it->line, k);
 		else
 			unknown_key(p, it);
 	} else if (strcmp(s, "backend") == 0) {
@@ -267,14 +261,14 @@ config_key(void *user, const struct ini_item *it)
 				copy_text(c->backend_url,
 				    sizeof(c->backend_url), v, d, it, path);
 		} else if (strcmp(k, "connect_timeout") == 0) {
-			get_duration_ms(v, 100, 600000, &c->connect_timeout_ms,
-			    d, path, it);
+			get_duration_ms(v, CONFIG_TIMEOUT_MIN_MS, 600000,
+			    &c->connect_timeout_ms, d, path, it);
 		} else if (strcmp(k, "first_byte_timeout") == 0) {
-			get_duration_ms(v, 1000, 3600000,
+			get_duration_ms(v, 1000, CONFIG_TIMEOUT_MAX_MS,
 			    &c->first_byte_timeout_ms, d, path, it);
 		} else if (strcmp(k, "stall_timeout") == 0) {
-			get_duration_ms(v, 1000, 3600000, &c->stall_timeout_ms,
-			    d, path, it);
+			get_duration_ms(v, 1000, CONFIG_TIMEOUT_MAX_MS,
+			    &c->stall_timeout_ms, d, path, it);
 		} else {
 			unknown_key(p, it);
 		}
@@ -297,11 +291,11 @@ config_key(void *user, const struct ini_item *it)
 		if (m == NULL)
 			return;
 		if (strcmp(k, "size_mb") == 0)
-			ini_get_int(
-			    v, 1, 1 << 24, &m->size_mb, d, path, it->line, k);
+			ini_get_int(v, 1, CONFIG_MB_MAX, &m->size_mb, d, path,
+			    it->line, k);
 		else if (strcmp(k, "num_ctx") == 0)
-			ini_get_int(
-			    v, 256, 1 << 20, &m->num_ctx, d, path, it->line, k);
+			ini_get_int(v, CONFIG_NUM_CTX_MIN, CONFIG_NUM_CTX_MAX,
+			    &m->num_ctx, d, path, it->line, k);
 		else
 			unknown_key(p, it);
 	} else if (p->bad_section_line != it->section_line) {
@@ -449,8 +443,8 @@ manifest_trigger(struct manifest_parse *p, const struct ini_item *it)
 		struct ini_item sub = *it;
 
 		sub.key = "trigger = every";
-		if (get_duration_ms(v + 6, 1000, 7 * 24 * 3600 * 1000LL, &ms,
-		        p->d, p->path, &sub) == 0) {
+		if (get_duration_ms(v + 6, CONFIG_EVERY_MIN_MS,
+		        CONFIG_EVERY_MAX_MS, &ms, p->d, p->path, &sub) == 0) {
 			m->trigger = TRIGGER_EVERY;
 			m->every_ms = ms;
 		}
@@ -483,7 +477,7 @@ manifest_key(void *user, const struct ini_item *it)
 	}
 	if (strcmp(it->section, "agent") == 0) {
 		if (strcmp(k, "name") == 0) {
-			if (!valid_name(v))
+			if (!config_valid_name(v))
 				diag_add(d, path, it->line,
 				    "name: \"%s\" is not lowercase letters, digits, '-' and '_', at most %d characters",
 				    v, CONFIG_NAME_MAX);
@@ -513,7 +507,7 @@ manifest_key(void *user, const struct ini_item *it)
 			long pct = strtol(v, &end, 10);
 
 			if (end == v || strcmp(end, "%") != 0 || pct < 0 ||
-			    pct > 50)
+			    pct > CONFIG_JITTER_MAX)
 				diag_add(d, path, it->line,
 				    "jitter: \"%s\" is not a percentage from 0%% to 50%%",
 				    v);
@@ -531,7 +525,7 @@ manifest_key(void *user, const struct ini_item *it)
 				    sizeof(m->output_target), v + 5, d, it,
 				    path);
 			} else if (strncmp(v, "agent:", 6) == 0 &&
-			    valid_name(v + 6)) {
+			    config_valid_name(v + 6)) {
 				m->output = OUTPUT_AGENT;
 				copy_text(m->output_target,
 				    sizeof(m->output_target), v + 6, d, it,
@@ -553,11 +547,11 @@ manifest_key(void *user, const struct ini_item *it)
 		}
 	} else if (strcmp(it->section, "options") == 0) {
 		if (strcmp(k, "num_predict") == 0)
-			ini_get_int(v, -1, 1 << 20, &m->num_predict, d, path,
-			    it->line, k);
+			ini_get_int(v, -1, CONFIG_PREDICT_MAX, &m->num_predict,
+			    d, path, it->line, k);
 		else if (strcmp(k, "temperature") == 0)
-			ini_get_double(
-			    v, 0, 2, &m->temperature, d, path, it->line, k);
+			ini_get_double(v, 0, CONFIG_TEMPERATURE_MAX,
+			    &m->temperature, d, path, it->line, k);
 		else
 			diag_add(d, path, it->line,
 			    "[options]: unknown key \"%s\" (num_predict, temperature)",
@@ -616,6 +610,27 @@ manifest_free(struct manifest *m)
 	free(m->prompt);
 	free(m->path);
 	m->system = m->prompt = m->path = NULL;
+}
+
+static int
+same_text(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+int
+manifest_same(const struct manifest *a, const struct manifest *b)
+{
+	return same_text(a->path, b->path) && strcmp(a->name, b->name) == 0 &&
+	    strcmp(a->role, b->role) == 0 && strcmp(a->tier, b->tier) == 0 &&
+	    a->priority == b->priority && a->trigger == b->trigger &&
+	    a->every_ms == b->every_ms && a->jitter_pct == b->jitter_pct &&
+	    a->output == b->output &&
+	    strcmp(a->output_target, b->output_target) == 0 &&
+	    same_text(a->system, b->system) &&
+	    same_text(a->prompt, b->prompt) &&
+	    a->num_predict == b->num_predict &&
+	    a->temperature == b->temperature;
 }
 
 static int

@@ -18,6 +18,22 @@
 #define CONFIG_NAME_MAX 48
 #define CONFIG_MODEL_MAX 96
 
+/* Bounds of values: the config reader and the frame decoders hold to them. */
+#define CONFIG_STACK_MIN (16 * 1024)
+#define CONFIG_STACK_MAX (64 * 1024 * 1024)
+#define CONFIG_PARALLEL_MAX 64
+#define CONFIG_VRAM_MIN_MB 256
+#define CONFIG_MB_MAX (1 << 24)
+#define CONFIG_NUM_CTX_MIN 256
+#define CONFIG_NUM_CTX_MAX (1 << 20)
+#define CONFIG_TIMEOUT_MIN_MS 100
+#define CONFIG_TIMEOUT_MAX_MS 3600000
+#define CONFIG_EVERY_MIN_MS 1000
+#define CONFIG_EVERY_MAX_MS (7 * 24 * 3600 * 1000LL)
+#define CONFIG_JITTER_MAX 50
+#define CONFIG_PREDICT_MAX (1 << 20)
+#define CONFIG_TEMPERATURE_MAX 2.0
+
 struct tier_conf {
 	char name[CONFIG_NAME_MAX + 1];
 	char model[CONFIG_MODEL_MAX];
@@ -96,6 +112,8 @@ struct manifest {
  */
 int manifest_load(struct manifest *m, const char *path, struct diag *d);
 void manifest_free(struct manifest *m);
+/* Would the two run the same agent? (A reload restarts it if not.) */
+int manifest_same(const struct manifest *a, const struct manifest *b);
 
 struct fleet {
 	struct manifest *agents;
@@ -121,8 +139,9 @@ long config_worker_count(const struct config *c);
 const char *config_default_path(const char *given);
 /* runtime_dir, else $XDG_RUNTIME_DIR/ollamax, else /tmp/ollamax-$UID. */
 void config_runtime_dir(const struct config *c, char *out, size_t len);
-/* The worker that hosts agent i of the fleet (file-name order). */
-long fleet_worker_of(size_t i, long nworkers);
+
+/* A tier or agent name: lowercase letters, digits, '-' and '_'. */
+int config_valid_name(const char *s);
 
 /* Resolves p against base unless absolute, into out. */
 void config_resolve(const char *base, const char *p, char *out, size_t len);

@@ -19,10 +19,11 @@
 #include "role.h"
 
 int
-ctl_call(const char *runtime, const char *verb, const char *arg, int json,
-    int timeout_ms, struct msg_ctl_reply *reply)
+ctl_call(const char *runtime, const char *verb, const char *arg,
+    const char *input, int json, int timeout_ms, struct msg_ctl_reply *reply)
 {
-	struct msg_ctl req = {.json = json, .arg = (char *)arg};
+	struct msg_ctl req = {
+	    .json = json, .arg = (char *)arg, .input = (char *)input};
 	struct msg_writer w;
 	struct msg_reader r;
 	nng_socket sock;
@@ -74,7 +75,7 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 	struct timespec tick = {0, 20 * 1000000};
 
 	*pid = 0;
-	if (ctl_call(runtime, "status", NULL, 1, 5000, &reply) != 0)
+	if (ctl_call(runtime, "status", NULL, NULL, 1, 5000, &reply) != 0)
 		return 3;
 	status = reply.body ? json_loads(reply.body, 0, NULL) : NULL;
 	if (status != NULL)
@@ -82,7 +83,7 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 		    json_object_get(status, "supervisor"), "pid"));
 	json_decref(status);
 	msg_ctl_reply_free(&reply);
-	if (ctl_call(runtime, "stop", NULL, 0, 5000, &reply) != 0)
+	if (ctl_call(runtime, "stop", NULL, NULL, 0, 5000, &reply) != 0)
 		return 3;
 	msg_ctl_reply_free(&reply);
 	/* The supervisor gives its children 5 s, then kills them. */

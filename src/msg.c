@@ -31,6 +31,12 @@ static const char *const type_names[MSG_TYPE_MAX] = {
     [MSG_INFER_DONE] = "infer-done",
     [MSG_CTL] = "ctl",
     [MSG_CTL_REPLY] = "ctl-reply",
+    [MSG_REPORT] = "report",
+    [MSG_SETUP] = "setup",
+    [MSG_FETCH] = "fetch",
+    [MSG_AGENTS] = "agents",
+    [MSG_READY] = "ready",
+    [MSG_DELIVER] = "deliver",
 };
 
 const char *
@@ -105,6 +111,29 @@ msg_put_bool(struct msg_writer *w, const char *key, int value)
 		msgpack_pack_true(&w->pk);
 	else
 		msgpack_pack_false(&w->pk);
+}
+
+/* An array under key; its elements follow (put_map, or packed strings). */
+static void
+put_array(struct msg_writer *w, const char *key, size_t n)
+{
+	put_key(w, key);
+	msgpack_pack_array(&w->pk, n);
+}
+
+static void
+put_map(struct msg_writer *w, size_t nfields)
+{
+	msgpack_pack_map(&w->pk, nfields);
+}
+
+static void
+put_str_item(struct msg_writer *w, const char *value)
+{
+	size_t n = strlen(value);
+
+	msgpack_pack_str(&w->pk, n);
+	msgpack_pack_str_body(&w->pk, value, n);
 }
 
 const char *
@@ -430,6 +459,55 @@ msg_get_bool(struct msg_reader *r, const char *key, int *out, int required)
 }
 
 static enum msg_error
+get_array(struct msg_reader *r, const char *key, const msgpack_object_array **a,
+    size_t max, int required)
+{
+	const msgpack_object *o = find(r, key);
+
+	*a = NULL;
+	if (o == NULL)
+		return required ? fail(r, MSG_E_FIELD_MISSING, key, "missing")
+		                : MSG_OK;
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return fail(r, MSG_E_FIELD_TYPE, key, "not an array");
+	if (o->via.array.size > max)
+		return fail(r, MSG_E_FIELD_RANGE, key, "too many items");
+	*a = &o->via.array;
+	return MSG_OK;
+}
+
+/*
+ * Item i of an array of maps, as a reader of its own. It borrows the
+ * frame's data: it is never opened or closed.
+ */
+static enum msg_error
+get_item(struct msg_reader *r, const char *key, const msgpack_object_array *a,
+    uint32_t i, struct msg_reader *item)
+{
+	char where[48];
+
+	memset(item, 0, sizeof(*item));
+	item->type = r->type;
+	if (a->ptr[i].type != MSGPACK_OBJECT_MAP) {
+		snprintf(where, sizeof(where), "%s[%u]", key, (unsigned)i);
+		return fail(r, MSG_E_FIELD_TYPE, where, "not a map");
+	}
+	item->map = &a->ptr[i].via.map;
+	return MSG_OK;
+}
+
+/* Carries an item's error up to its frame, naming the item. */
+static enum msg_error
+item_failed(struct msg_reader *r, const char *key, uint32_t i,
+    const struct msg_reader *item)
+{
+	r->error = item->error;
+	snprintf(r->detail, sizeof(r->detail), "%.24s[%u]: %.90s", key,
+	    (unsigned)i, item->detail);
+	return r->error;
+}
+
+static enum msg_error
 expect_type(struct msg_reader *r, enum msg_type type)
 {
 	if (r->map == NULL)
@@ -443,23 +521,25 @@ expect_type(struct msg_reader *r, enum msg_type type)
 /* Frames                                                             */
 /* ------------------------------------------------------------------ */
 
-void
-msg_hello_encode(struct msg_writer *w, const struct msg_hello *m)
+/* hello and ready name the child the same way. */
+static void
+child_encode(
+    struct msg_writer *w, enum msg_type type, const struct msg_hello *m)
 {
-	msg_begin(w, MSG_HELLO, 3);
+	msg_begin(w, type, 3);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
 }
 
-enum msg_error
-msg_hello_decode(struct msg_reader *r, struct msg_hello *m)
+static enum msg_error
+child_decode(struct msg_reader *r, enum msg_type type, struct msg_hello *m)
 {
 	int64_t role = 0, index = 0, pid = 0;
 	enum msg_error e;
 
 	memset(m, 0, sizeof(*m));
-	if ((e = expect_type(r, MSG_HELLO)) ||
+	if ((e = expect_type(r, type)) ||
 	    (e = msg_get_int(r, "role", &role, ROLE_BROKER, ROLE_WORKER, 1)) ||
 	    (e = msg_get_int(r, "index", &index, 0, 4096, 1)) ||
 	    (e = msg_get_int(r, "pid", &pid, 1, INT32_MAX, 1)))
@@ -468,6 +548,30 @@ msg_hello_decode(struct msg_reader *r, struct msg_hello *m)
 	m->index = (int)index;
 	m->pid = pid;
 	return MSG_OK;
+}
+
+void
+msg_hello_encode(struct msg_writer *w, const struct msg_hello *m)
+{
+	child_encode(w, MSG_HELLO, m);
+}
+
+enum msg_error
+msg_hello_decode(struct msg_reader *r, struct msg_hello *m)
+{
+	return child_decode(r, MSG_HELLO, m);
+}
+
+void
+msg_ready_encode(struct msg_writer *w, const struct msg_hello *m)
+{
+	child_encode(w, MSG_READY, m);
+}
+
+enum msg_error
+msg_ready_decode(struct msg_reader *r, struct msg_hello *m)
+{
+	return child_decode(r, MSG_READY, m);
 }
 
 void
@@ -574,11 +678,13 @@ msg_infer_done_free(struct msg_infer_done *m)
 void
 msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 {
-	msg_begin(w, MSG_CTL, m->arg ? 3 : 2);
+	msg_begin(w, MSG_CTL, 2 + (m->arg != NULL) + (m->input != NULL));
 	msg_put_str(w, "verb", m->verb);
 	msg_put_bool(w, "json", m->json);
 	if (m->arg)
 		msg_put_str(w, "arg", m->arg);
+	if (m->input)
+		msg_put_str(w, "input", m->input);
 }
 
 enum msg_error
@@ -590,7 +696,8 @@ msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m)
 	if ((e = expect_type(r, MSG_CTL)) ||
 	    (e = msg_get_str(r, "verb", m->verb, sizeof(m->verb), 1)) ||
 	    (e = msg_get_bool(r, "json", &m->json, 0)) ||
-	    (e = msg_get_str_dup(r, "arg", &m->arg, MSG_MAX_TEXT, 0))) {
+	    (e = msg_get_str_dup(r, "arg", &m->arg, MSG_MAX_TEXT, 0)) ||
+	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 0))) {
 		msg_ctl_free(m);
 		return e;
 	}
@@ -601,7 +708,8 @@ void
 msg_ctl_free(struct msg_ctl *m)
 {
 	free(m->arg);
-	m->arg = NULL;
+	free(m->input);
+	m->arg = m->input = NULL;
 }
 
 void
@@ -640,7 +748,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 10);
+	msg_begin(w, MSG_REPORT, 12);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -651,11 +759,16 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 	msg_put_int(w, "served", m->served);
 	msg_put_int(w, "failed", m->failed);
 	msg_put_int(w, "bad_frames", m->bad_frames);
+	msg_put_int(w, "rss_kb", m->rss_kb);
+	put_array(w, "resident", (size_t)m->nresident);
+	for (int i = 0; i < m->nresident; i++)
+		put_str_item(w, m->resident[i]);
 }
 
 enum msg_error
 msg_report_decode(struct msg_reader *r, struct msg_report *m)
 {
+	const msgpack_object_array *resident;
 	int64_t role = 0, index = 0;
 	enum msg_error e;
 
@@ -671,9 +784,413 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = msg_get_int(r, "queued", &m->queued, 0, INT32_MAX, 0)) ||
 	    (e = msg_get_int(r, "served", &m->served, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(r, "failed", &m->failed, 0, INT64_MAX, 0)) ||
-	    (e = msg_get_int(r, "bad_frames", &m->bad_frames, 0, INT64_MAX, 0)))
+	    (e = msg_get_int(
+	         r, "bad_frames", &m->bad_frames, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_int(r, "rss_kb", &m->rss_kb, 0, INT64_MAX, 0)) ||
+	    (e = get_array(r, "resident", &resident, MSG_RESIDENT_MAX, 0)))
 		return e;
+	for (uint32_t i = 0; resident != NULL && i < resident->size; i++) {
+		const msgpack_object *o = &resident->ptr[i];
+
+		if (o->type != MSGPACK_OBJECT_STR ||
+		    o->via.str.size >= sizeof(m->resident[0]) ||
+		    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+			return fail(r, MSG_E_FIELD_TYPE, "resident",
+			    "not a list of model names");
+		memcpy(m->resident[i], o->via.str.ptr, o->via.str.size);
+		m->resident[i][o->via.str.size] = '\0';
+		m->nresident++;
+	}
 	m->role = (int)role;
 	m->index = (int)index;
 	return MSG_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Setup: a child's part of the config                                */
+/* ------------------------------------------------------------------ */
+
+void
+msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
+{
+	const struct config *c = &m->conf;
+
+	if (m->role == ROLE_WORKER) {
+		msg_begin(w, MSG_SETUP, 4);
+		msg_put_int(w, "role", m->role);
+		msg_put_str(w, "state_dir", c->state_dir);
+		msg_put_uint(w, "stack_size", c->stack_size);
+		msg_put_uint(w, "pages", m->pages);
+		return;
+	}
+	msg_begin(w, MSG_SETUP, 9);
+	msg_put_int(w, "role", m->role);
+	msg_put_int(w, "parallel", c->parallel);
+	msg_put_int(w, "vram_mb", c->vram_mb);
+	msg_put_str(w, "backend_url", c->backend_url);
+	msg_put_int(w, "connect_timeout_ms", c->connect_timeout_ms);
+	msg_put_int(w, "first_byte_timeout_ms", c->first_byte_timeout_ms);
+	msg_put_int(w, "stall_timeout_ms", c->stall_timeout_ms);
+	put_array(w, "tiers", c->ntiers);
+	for (size_t i = 0; i < c->ntiers; i++) {
+		put_map(w, 3);
+		msg_put_str(w, "name", c->tiers[i].name);
+		msg_put_str(w, "model", c->tiers[i].model);
+		msg_put_str(w, "fallback", c->tiers[i].fallback);
+	}
+	put_array(w, "models", c->nmodels);
+	for (size_t i = 0; i < c->nmodels; i++) {
+		put_map(w, 3);
+		msg_put_str(w, "name", c->models[i].name);
+		msg_put_int(w, "size_mb", c->models[i].size_mb);
+		msg_put_int(w, "num_ctx", c->models[i].num_ctx);
+	}
+}
+
+static enum msg_error
+tier_decode(struct msg_reader *r, struct tier_conf *t)
+{
+	enum msg_error e;
+
+	if ((e = msg_get_str(r, "name", t->name, sizeof(t->name), 1)) ||
+	    (e = msg_get_str(r, "model", t->model, sizeof(t->model), 1)) ||
+	    (e = msg_get_str(
+	         r, "fallback", t->fallback, sizeof(t->fallback), 0)))
+		return e;
+	if (!config_valid_name(t->name))
+		return fail(r, MSG_E_FIELD_RANGE, "name", "not a tier name");
+	if (t->model[0] == '\0')
+		return fail(r, MSG_E_FIELD_RANGE, "model", "empty");
+	if (t->fallback[0] != '\0' && !config_valid_name(t->fallback))
+		return fail(
+		    r, MSG_E_FIELD_RANGE, "fallback", "not a tier name");
+	return MSG_OK;
+}
+
+static enum msg_error
+model_decode(struct msg_reader *r, struct model_conf *m)
+{
+	int64_t size_mb = 0, num_ctx = 0;
+	enum msg_error e;
+
+	if ((e = msg_get_str(r, "name", m->name, sizeof(m->name), 1)) ||
+	    (e = msg_get_int(r, "size_mb", &size_mb, 0, CONFIG_MB_MAX, 1)) ||
+	    (e = msg_get_int(r, "num_ctx", &num_ctx, CONFIG_NUM_CTX_MIN,
+	         CONFIG_NUM_CTX_MAX, 1)))
+		return e;
+	if (m->name[0] == '\0')
+		return fail(r, MSG_E_FIELD_RANGE, "name", "empty");
+	m->size_mb = size_mb;
+	m->num_ctx = num_ctx;
+	return MSG_OK;
+}
+
+/* The broker's part: [broker], [backend], tiers and models. */
+static enum msg_error
+broker_setup_decode(struct msg_reader *r, struct config *c)
+{
+	const msgpack_object_array *tiers, *models;
+	struct msg_reader item;
+	enum msg_error e;
+	int64_t parallel = 0, vram_mb = 0;
+
+	if ((e = msg_get_int(
+	         r, "parallel", &parallel, 1, CONFIG_PARALLEL_MAX, 1)) ||
+	    (e = msg_get_int(r, "vram_mb", &vram_mb, CONFIG_VRAM_MIN_MB,
+	         CONFIG_MB_MAX, 1)) ||
+	    (e = msg_get_str(r, "backend_url", c->backend_url,
+	         sizeof(c->backend_url), 1)) ||
+	    (e = msg_get_int(r, "connect_timeout_ms", &c->connect_timeout_ms,
+	         CONFIG_TIMEOUT_MIN_MS, CONFIG_TIMEOUT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "first_byte_timeout_ms",
+	         &c->first_byte_timeout_ms, CONFIG_TIMEOUT_MIN_MS,
+	         CONFIG_TIMEOUT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "stall_timeout_ms", &c->stall_timeout_ms,
+	         CONFIG_TIMEOUT_MIN_MS, CONFIG_TIMEOUT_MAX_MS, 1)) ||
+	    (e = get_array(r, "tiers", &tiers, 1024, 1)) ||
+	    (e = get_array(r, "models", &models, 1024, 1)))
+		return e;
+	if (strncmp(c->backend_url, "http://", 7) != 0 &&
+	    strncmp(c->backend_url, "https://", 8) != 0)
+		return fail(r, MSG_E_FIELD_RANGE, "backend_url", "not http(s)");
+	c->parallel = parallel;
+	c->vram_mb = vram_mb;
+	if (tiers->size == 0)
+		return fail(r, MSG_E_FIELD_RANGE, "tiers", "empty");
+	c->tiers = calloc(tiers->size, sizeof(*c->tiers));
+	c->models = calloc(models->size + 1, sizeof(*c->models));
+	if (c->tiers == NULL || c->models == NULL)
+		abort();
+	for (uint32_t i = 0; i < tiers->size; i++) {
+		if ((e = get_item(r, "tiers", tiers, i, &item)))
+			return e;
+		if (tier_decode(&item, &c->tiers[i]) != MSG_OK)
+			return item_failed(r, "tiers", i, &item);
+		c->ntiers++;
+	}
+	for (uint32_t i = 0; i < models->size; i++) {
+		if ((e = get_item(r, "models", models, i, &item)))
+			return e;
+		if (model_decode(&item, &c->models[i]) != MSG_OK)
+			return item_failed(r, "models", i, &item);
+		c->nmodels++;
+	}
+	/* Every fallback names a tier sent along: the broker follows them. */
+	for (size_t i = 0; i < c->ntiers; i++)
+		if (c->tiers[i].fallback[0] != '\0' &&
+		    config_tier(c, c->tiers[i].fallback) == NULL)
+			return fail(r, MSG_E_FIELD_RANGE, "tiers",
+			    "a fallback names no tier");
+	return MSG_OK;
+}
+
+enum msg_error
+msg_setup_decode(struct msg_reader *r, struct msg_setup *m)
+{
+	int64_t role = 0;
+	uint64_t stack = 0, pages = 0;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_SETUP)) ||
+	    (e = msg_get_int(r, "role", &role, ROLE_BROKER, ROLE_WORKER, 1)))
+		return e;
+	m->role = (int)role;
+	if (m->role == ROLE_BROKER) {
+		if ((e = broker_setup_decode(r, &m->conf)) != MSG_OK)
+			msg_setup_free(m);
+		return e;
+	}
+	if ((e = msg_get_str(r, "state_dir", m->conf.state_dir,
+	         sizeof(m->conf.state_dir), 1)) ||
+	    (e = msg_get_uint(r, "stack_size", &stack, 1)) ||
+	    (e = msg_get_uint(r, "pages", &pages, 1)))
+		return e;
+	if (m->conf.state_dir[0] != '/')
+		return fail(r, MSG_E_FIELD_RANGE, "state_dir", "not absolute");
+	if (stack < CONFIG_STACK_MIN || stack > CONFIG_STACK_MAX)
+		return fail(r, MSG_E_FIELD_RANGE, "stack_size", "out of range");
+	if (pages > UINT32_MAX)
+		return fail(r, MSG_E_FIELD_RANGE, "pages", "out of range");
+	m->conf.stack_size = (size_t)stack;
+	m->pages = (uint32_t)pages;
+	return MSG_OK;
+}
+
+void
+msg_setup_free(struct msg_setup *m)
+{
+	config_free(&m->conf);
+}
+
+void
+msg_fetch_encode(struct msg_writer *w, const struct msg_fetch *m)
+{
+	msg_begin(w, MSG_FETCH, 3);
+	msg_put_int(w, "index", m->index);
+	msg_put_int(w, "pid", m->pid);
+	msg_put_uint(w, "page", m->page);
+}
+
+enum msg_error
+msg_fetch_decode(struct msg_reader *r, struct msg_fetch *m)
+{
+	int64_t page = 0, index = 0;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_FETCH)) ||
+	    (e = msg_get_int(r, "index", &index, 0, 4096, 1)) ||
+	    (e = msg_get_int(r, "pid", &m->pid, 1, INT32_MAX, 1)) ||
+	    (e = msg_get_int(r, "page", &page, 0, UINT32_MAX, 1)))
+		return e;
+	m->index = (int)index;
+	m->page = (uint32_t)page;
+	return MSG_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Agents                                                             */
+/* ------------------------------------------------------------------ */
+
+#define MANIFEST_FIELDS 14
+
+static void
+manifest_encode(struct msg_writer *w, const struct manifest *a)
+{
+	put_map(w, MANIFEST_FIELDS);
+	msg_put_str(w, "path", a->path);
+	msg_put_str(w, "name", a->name);
+	msg_put_str(w, "role", a->role);
+	msg_put_str(w, "tier", a->tier);
+	msg_put_int(w, "priority", a->priority);
+	msg_put_int(w, "trigger", a->trigger);
+	msg_put_int(w, "every_ms", a->every_ms);
+	msg_put_int(w, "jitter_pct", a->jitter_pct);
+	msg_put_int(w, "output", a->output);
+	msg_put_str(w, "output_target", a->output_target);
+	msg_put_str(w, "system", a->system);
+	msg_put_str(w, "prompt", a->prompt);
+	msg_put_int(w, "num_predict", a->num_predict);
+	msg_put_double(w, "temperature", a->temperature);
+}
+
+/* What a manifest adds to a frame, near enough to cut pages by. */
+static size_t
+manifest_bytes(const struct manifest *a)
+{
+	return 512 + (a->path ? strlen(a->path) : 0) +
+	    (a->system ? strlen(a->system) : 0) +
+	    (a->prompt ? strlen(a->prompt) : 0);
+}
+
+static enum msg_error
+manifest_decode(struct msg_reader *r, struct manifest *a)
+{
+	int64_t priority = 0, trigger = 0, every = 0, jitter = 0, output = 0,
+	        num_predict = -1;
+	enum msg_error e;
+
+	a->temperature = -1;
+	if ((e = msg_get_str_dup(r, "path", &a->path, PATH_MAX, 1)) ||
+	    (e = msg_get_str(r, "name", a->name, sizeof(a->name), 1)) ||
+	    (e = msg_get_str(r, "role", a->role, sizeof(a->role), 0)) ||
+	    (e = msg_get_str(r, "tier", a->tier, sizeof(a->tier), 1)) ||
+	    (e = msg_get_int(
+	         r, "priority", &priority, PRIO_LOW, PRIO_HIGH, 1)) ||
+	    (e = msg_get_int(
+	         r, "trigger", &trigger, TRIGGER_EVERY, TRIGGER_DEMAND, 1)) ||
+	    (e = msg_get_int(
+	         r, "every_ms", &every, 0, CONFIG_EVERY_MAX_MS, 1)) ||
+	    (e = msg_get_int(
+	         r, "jitter_pct", &jitter, 0, CONFIG_JITTER_MAX, 1)) ||
+	    (e = msg_get_int(
+	         r, "output", &output, OUTPUT_LOG, OUTPUT_AGENT, 1)) ||
+	    (e = msg_get_str(r, "output_target", a->output_target,
+	         sizeof(a->output_target), 0)) ||
+	    (e = msg_get_str_dup(r, "system", &a->system, MSG_MAX_TEXT, 0)) ||
+	    (e = msg_get_str_dup(r, "prompt", &a->prompt, MSG_MAX_TEXT, 1)) ||
+	    (e = msg_get_int(
+	         r, "num_predict", &num_predict, -1, CONFIG_PREDICT_MAX, 0)) ||
+	    (e = msg_get_double(r, "temperature", &a->temperature, -1,
+	         CONFIG_TEMPERATURE_MAX, 0)))
+		return e;
+	if (!config_valid_name(a->name))
+		return fail(r, MSG_E_FIELD_RANGE, "name", "not an agent name");
+	if (!config_valid_name(a->tier))
+		return fail(r, MSG_E_FIELD_RANGE, "tier", "not a tier name");
+	if (trigger == TRIGGER_EVERY && every < CONFIG_EVERY_MIN_MS)
+		return fail(r, MSG_E_FIELD_RANGE, "every_ms", "out of range");
+	if (output != OUTPUT_LOG && a->output_target[0] == '\0')
+		return fail(r, MSG_E_FIELD_RANGE, "output_target", "empty");
+	if (output == OUTPUT_AGENT && !config_valid_name(a->output_target))
+		return fail(
+		    r, MSG_E_FIELD_RANGE, "output_target", "not an agent name");
+	/* A file stays inside the state dir. */
+	if (output == OUTPUT_FILE &&
+	    (a->output_target[0] == '/' || strstr(a->output_target, "..")))
+		return fail(r, MSG_E_FIELD_RANGE, "output_target",
+		    "leaves the state dir");
+	/* An empty system prompt is no system prompt. */
+	if (a->system != NULL && a->system[0] == '\0') {
+		free(a->system);
+		a->system = NULL;
+	}
+	a->priority = (int)priority;
+	a->trigger = (enum trigger_kind)trigger;
+	a->every_ms = every;
+	a->jitter_pct = (int)jitter;
+	a->output = (enum output_kind)output;
+	a->num_predict = num_predict;
+	return MSG_OK;
+}
+
+size_t
+msg_agents_encode(struct msg_writer *w, int replace,
+    const struct manifest *const *agents, size_t count)
+{
+	size_t n = 0, bytes = 0;
+
+	while (n < count &&
+	    (n == 0 || bytes + manifest_bytes(agents[n]) <= MSG_PAGE_BYTES))
+		bytes += manifest_bytes(agents[n++]);
+	msg_begin(w, MSG_AGENTS, 2);
+	msg_put_bool(w, "replace", replace);
+	put_array(w, "agents", n);
+	for (size_t i = 0; i < n; i++)
+		manifest_encode(w, agents[i]);
+	return n;
+}
+
+enum msg_error
+msg_agents_decode(struct msg_reader *r, struct msg_agents *m)
+{
+	const msgpack_object_array *list;
+	struct msg_reader item;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_AGENTS)) ||
+	    (e = msg_get_bool(r, "replace", &m->replace, 1)) ||
+	    (e = get_array(r, "agents", &list, MSG_MAX_FRAME / 16, 1)))
+		return e;
+	m->agents = calloc(list->size + 1, sizeof(*m->agents));
+	if (m->agents == NULL)
+		abort();
+	for (uint32_t i = 0; i < list->size; i++) {
+		if ((e = get_item(r, "agents", list, i, &item)) != MSG_OK)
+			break;
+		m->count++;
+		if (manifest_decode(&item, &m->agents[i]) != MSG_OK) {
+			e = item_failed(r, "agents", i, &item);
+			break;
+		}
+	}
+	if (e != MSG_OK)
+		msg_agents_free(m);
+	return e;
+}
+
+void
+msg_agents_free(struct msg_agents *m)
+{
+	for (size_t i = 0; i < m->count; i++)
+		manifest_free(&m->agents[i]);
+	free(m->agents);
+	m->agents = NULL;
+	m->count = 0;
+}
+
+void
+msg_deliver_encode(struct msg_writer *w, const struct msg_deliver *m)
+{
+	msg_begin(w, MSG_DELIVER, 3);
+	msg_put_str(w, "to", m->to);
+	msg_put_str(w, "from", m->from);
+	msg_put_str(w, "input", m->input);
+}
+
+enum msg_error
+msg_deliver_decode(struct msg_reader *r, struct msg_deliver *m)
+{
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_DELIVER)) ||
+	    (e = msg_get_str(r, "to", m->to, sizeof(m->to), 1)) ||
+	    (e = msg_get_str(r, "from", m->from, sizeof(m->from), 1)) ||
+	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 1)))
+		return e;
+	if (!config_valid_name(m->to)) {
+		msg_deliver_free(m);
+		return fail(r, MSG_E_FIELD_RANGE, "to", "not an agent name");
+	}
+	return MSG_OK;
+}
+
+void
+msg_deliver_free(struct msg_deliver *m)
+{
+	free(m->input);
+	m->input = NULL;
 }

@@ -14,12 +14,18 @@
 
 #include <msgpack.h>
 
-#define MSG_VERSION 3
+#include "config.h"
+
+#define MSG_VERSION 4
 /* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
 #define MSG_MAX_FRAME (1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */
 #define MSG_MAX_TEXT (256 * 1024)
 #define MSG_NAME_MAX 64
+/* Largest setup page of agents: well under MSG_MAX_FRAME. */
+#define MSG_PAGE_BYTES (256 * 1024)
+/* Models a report can name as resident. */
+#define MSG_RESIDENT_MAX 16
 
 enum msg_type {
 	MSG_HELLO = 1,  /* child -> supervisor: role, index, pid */
@@ -28,6 +34,11 @@ enum msg_type {
 	MSG_CTL,        /* ollamaxctl -> supervisor: verb, argument */
 	MSG_CTL_REPLY,  /* supervisor -> ollamaxctl: ok, error, JSON body */
 	MSG_REPORT,     /* child -> supervisor: its counters, every second */
+	MSG_SETUP,      /* supervisor -> child, answering hello: its config */
+	MSG_FETCH,      /* worker -> supervisor: one page of its agents */
+	MSG_AGENTS,     /* supervisor -> worker: agents to run */
+	MSG_READY,      /* child -> supervisor: set up and serving */
+	MSG_DELIVER,    /* a message for an agent's inbox */
 	MSG_TYPE_MAX,
 };
 
@@ -154,7 +165,8 @@ struct msg_infer_done {
 
 struct msg_ctl {
 	char verb[32];
-	char *arg; /* owned; may be NULL */
+	char *arg;   /* owned; may be NULL */
+	char *input; /* owned; may be NULL: the text `run` hands an agent */
 	int json;
 };
 
@@ -175,6 +187,40 @@ struct msg_report {
 	int64_t served;
 	int64_t failed;
 	int64_t bad_frames;
+	int64_t rss_kb;
+	/* broker: the models loaded in the backend */
+	int nresident;
+	char resident[MSG_RESIDENT_MAX][CONFIG_MODEL_MAX];
+};
+
+/*
+ * A child's part of the config. The broker gets [broker], [backend], the
+ * tiers and the models; a worker gets the state dir and stack size, and
+ * fetches its agents in pages.
+ */
+struct msg_setup {
+	int role;           /* enum msg_role */
+	struct config conf; /* the part for role; config_free it */
+	uint32_t pages;     /* worker: pages of agents to fetch */
+};
+
+struct msg_fetch {
+	int index; /* the worker asking, named as in its hello */
+	int64_t pid;
+	uint32_t page;
+};
+
+/* Agents for a worker: a page of its setup, or one spawn. */
+struct msg_agents {
+	int replace; /* an agent of the same name is stopped first */
+	struct manifest *agents; /* owned */
+	size_t count;
+};
+
+struct msg_deliver {
+	char to[MSG_NAME_MAX];
+	char from[MSG_NAME_MAX]; /* the sending agent, or "ollamaxctl" */
+	char *input;             /* owned */
 };
 
 /* Encoders write a whole frame into w (msg_writer_free it afterwards). */
@@ -185,6 +231,14 @@ void msg_infer_done_encode(
 void msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m);
 void msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m);
 void msg_report_encode(struct msg_writer *w, const struct msg_report *m);
+void msg_ready_encode(struct msg_writer *w, const struct msg_hello *m);
+void msg_setup_encode(struct msg_writer *w, const struct msg_setup *m);
+void msg_fetch_encode(struct msg_writer *w, const struct msg_fetch *m);
+/* Encodes agents[0..count) but stops before the page passes
+ * MSG_PAGE_BYTES (at least one agent); returns how many it took. */
+size_t msg_agents_encode(struct msg_writer *w, int replace,
+    const struct manifest *const *agents, size_t count);
+void msg_deliver_encode(struct msg_writer *w, const struct msg_deliver *m);
 
 /*
  * Decoders read an opened frame of their type into m; on error m holds
@@ -198,10 +252,17 @@ enum msg_error msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m);
 enum msg_error msg_ctl_reply_decode(
     struct msg_reader *r, struct msg_ctl_reply *m);
 enum msg_error msg_report_decode(struct msg_reader *r, struct msg_report *m);
-enum msg_error msg_report_decode(struct msg_reader *r, struct msg_report *m);
+enum msg_error msg_ready_decode(struct msg_reader *r, struct msg_hello *m);
+enum msg_error msg_setup_decode(struct msg_reader *r, struct msg_setup *m);
+enum msg_error msg_fetch_decode(struct msg_reader *r, struct msg_fetch *m);
+enum msg_error msg_agents_decode(struct msg_reader *r, struct msg_agents *m);
+enum msg_error msg_deliver_decode(struct msg_reader *r, struct msg_deliver *m);
 void msg_infer_free(struct msg_infer *m);
 void msg_infer_done_free(struct msg_infer_done *m);
 void msg_ctl_free(struct msg_ctl *m);
 void msg_ctl_reply_free(struct msg_ctl_reply *m);
+void msg_setup_free(struct msg_setup *m);
+void msg_agents_free(struct msg_agents *m);
+void msg_deliver_free(struct msg_deliver *m);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -20,16 +21,20 @@ struct ollama {
 	CURLM *multi;
 	ev_timer timer;
 	char url[512];
+	char ps_url[512];
 	struct ollama_timeouts t;
 	int busy;
+	LIST_HEAD(, call) calls; /* in flight */
 };
 
 struct call {
+	LIST_ENTRY(call) link;
 	struct ollama *o;
 	CURL *easy;
 	struct curl_slist *headers;
 	char *body;
 	ollama_done_fn fn;
+	ollama_ps_fn ps_fn; /* a /api/ps call: the body is one JSON object */
 	void *arg;
 	struct ollama_result res;
 	char *line; /* the part of a line received so far */
@@ -119,6 +124,20 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	c->got_byte = 1;
 	c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
 	ev_timer_again(c->o->loop, &c->watchdog);
+	if (c->ps_fn != NULL) {
+		/* One object, read whole; a list of loaded models is small. */
+		if (c->line_len + len + 1 > (1u << 20))
+			return 0;
+		if (c->line_len + len + 1 > c->line_cap) {
+			c->line_cap = c->line_len + len + 1024;
+			c->line = realloc(c->line, c->line_cap);
+			if (c->line == NULL)
+				fatal("out of memory");
+		}
+		memcpy(c->line + c->line_len, p, len);
+		c->line_len += len;
+		return len;
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (p[i] != '\n') {
 			if (c->line_len + 1 >= c->line_cap) {
@@ -151,15 +170,77 @@ on_data(char *p, size_t size, size_t n, void *arg)
 /* Completion                                                         */
 /* ------------------------------------------------------------------ */
 
+/* Everything of a finished call but the call itself and its result. */
+static void
+call_release(struct call *c)
+{
+	struct ollama *o = c->o;
+
+	curl_multi_remove_handle(o->multi, c->easy);
+	curl_easy_cleanup(c->easy);
+	curl_slist_free_all(c->headers);
+	ev_timer_stop(o->loop, &c->watchdog);
+	free(c->body);
+	free(c->line);
+	c->body = c->line = NULL;
+	LIST_REMOVE(c, link);
+	o->busy--;
+}
+
+int
+ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
+{
+	json_t *o = json_loadb(body ? body : "", len, 0, NULL), *list, *m;
+	size_t i;
+
+	memset(ps, 0, sizeof(*ps));
+	list = json_object_get(o, "models");
+	if (!json_is_array(list)) {
+		json_decref(o);
+		return -1;
+	}
+	json_array_foreach(list, i, m) {
+		const char *name =
+		    json_string_value(json_object_get(m, "name"));
+
+		if (name == NULL || ps->count == OLLAMA_PS_MAX)
+			continue;
+		snprintf(ps->models[ps->count].name, sizeof(ps->models[0].name),
+		    "%s", name);
+		ps->models[ps->count].size_mb =
+		    json_integer_value(json_object_get(m, "size")) >> 20;
+		ps->models[ps->count].size_vram_mb =
+		    json_integer_value(json_object_get(m, "size_vram")) >> 20;
+		ps->models[ps->count].context_length =
+		    json_integer_value(json_object_get(m, "context_length"));
+		ps->count++;
+	}
+	json_decref(o);
+	return 0;
+}
+
 static void
 call_finish(struct call *c, CURLcode cc)
 {
-	struct ollama *o = c->o;
 	struct ollama_result *res = &c->res;
 	long status = 0;
 
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
 	res->http_status = (int)status;
+	if (c->ps_fn != NULL) {
+		struct ollama_ps ps;
+		int ok = cc == CURLE_OK && status == 200 &&
+		    ollama_parse_ps(&ps, c->line, c->line_len) == 0;
+
+		if (!ok)
+			log_debug("backend: /api/ps: %s",
+			    cc != CURLE_OK ? curl_easy_strerror(cc)
+			                   : "not a list of models");
+		call_release(c);
+		c->ps_fn(c->arg, ok ? &ps : NULL);
+		free(c);
+		return;
+	}
 	/* A last line without its newline is a line all the same. */
 	if (c->line_len > 0 && !c->ended)
 		c->ended = ollama_parse_line(res, c->line, c->line_len);
@@ -188,13 +269,7 @@ call_finish(struct call *c, CURLcode cc)
 	}
 	if (res->outcome != OLLAMA_OK && res->error[0] == '\0')
 		snprintf(res->error, sizeof(res->error), "HTTP %ld", status);
-	curl_multi_remove_handle(o->multi, c->easy);
-	curl_easy_cleanup(c->easy);
-	curl_slist_free_all(c->headers);
-	ev_timer_stop(o->loop, &c->watchdog);
-	free(c->body);
-	free(c->line);
-	o->busy--;
+	call_release(c);
 	c->fn(c->arg, res);
 	free(c);
 }
@@ -326,6 +401,7 @@ ollama_new(
 	while (n > 0 && base_url[n - 1] == '/')
 		n--;
 	snprintf(o->url, sizeof(o->url), "%.*s/api/generate", (int)n, base_url);
+	snprintf(o->ps_url, sizeof(o->ps_url), "%.*s/api/ps", (int)n, base_url);
 	o->multi = curl_multi_init();
 	curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
@@ -335,8 +411,11 @@ ollama_new(
 	curl_multi_setopt(o->multi, CURLMOPT_MAXCONNECTS, 16L);
 	ev_init(&o->timer, timer_cb);
 	o->timer.data = o;
+	LIST_INIT(&o->calls);
 	return o;
 }
+
+static void call_start(struct call *c, const char *url);
 
 int
 ollama_generate(struct ollama *o, const struct ollama_call *call,
@@ -375,9 +454,19 @@ ollama_generate(struct ollama *o, const struct ollama_call *call,
 		return -1;
 	}
 	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(c->easy, CURLOPT_URL, o->url);
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	call_start(c, o->url);
+	return 0;
+}
+
+/* Hands a call with its easy handle to the multi, watchdog running. */
+static void
+call_start(struct call *c, const char *url)
+{
+	struct ollama *o = c->o;
+
+	curl_easy_setopt(c->easy, CURLOPT_URL, url);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
@@ -385,14 +474,35 @@ ollama_generate(struct ollama *o, const struct ollama_call *call,
 	curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(
 	    c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)o->t.connect_ms);
-	/* A cold load sends nothing for seconds: the first byte may take
-	 * first_byte_ms; after it, stall_ms of silence ends the call. */
-	ev_timer_init(
-	    &c->watchdog, watchdog_cb, (double)o->t.first_byte_ms / 1000.0, 0);
+	/* A cold load sends nothing for seconds: a generate's first byte
+	 * may take first_byte_ms (/api/ps answers at once); after it,
+	 * stall_ms of silence ends the call. */
+	ev_timer_init(&c->watchdog, watchdog_cb,
+	    (double)(c->ps_fn ? o->t.connect_ms : o->t.first_byte_ms) / 1000.0,
+	    0);
 	c->watchdog.data = c;
 	ev_timer_start(o->loop, &c->watchdog);
 	o->busy++;
+	LIST_INSERT_HEAD(&o->calls, c, link);
 	curl_multi_add_handle(o->multi, c->easy);
+}
+
+int
+ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		fatal("out of memory");
+	c->o = o;
+	c->ps_fn = fn;
+	c->arg = arg;
+	c->easy = curl_easy_init();
+	if (c->easy == NULL) {
+		free(c);
+		return -1;
+	}
+	call_start(c, o->ps_url);
 	return 0;
 }
 
@@ -412,6 +522,14 @@ ollama_busy(const struct ollama *o)
 void
 ollama_free(struct ollama *o)
 {
+	struct call *c;
+
+	/* At exit nobody waits for what is still in flight. */
+	while ((c = LIST_FIRST(&o->calls)) != NULL) {
+		call_release(c);
+		ollama_result_free(&c->res);
+		free(c);
+	}
 	ev_timer_stop(o->loop, &o->timer);
 	curl_multi_cleanup(o->multi);
 	free(o);

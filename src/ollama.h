@@ -63,6 +63,30 @@ struct ollama *ollama_new(struct ev_loop *loop, const char *base_url,
 int ollama_generate(struct ollama *o, const struct ollama_call *call,
     ollama_done_fn fn, void *arg);
 void ollama_result_free(struct ollama_result *res);
+
+#define OLLAMA_PS_MAX 16
+
+/* What /api/ps says is loaded. */
+struct ollama_ps {
+	int count;
+	struct {
+		char name[96];
+		int64_t size_mb;      /* weights and KV cache, all of it */
+		int64_t size_vram_mb; /* of which in VRAM */
+		int64_t context_length;
+	} models[OLLAMA_PS_MAX];
+};
+
+typedef void (*ollama_ps_fn)(void *arg, const struct ollama_ps *ps);
+
+/*
+ * Asks /api/ps what is loaded; fn runs on the loop exactly once, with the
+ * answer or NULL when there was none (unreachable, not JSON). Returns 0, or
+ * -1 if the call could not start.
+ */
+int ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg);
+/* Reads a /api/ps body into ps; -1 if it is not one. Exposed for tests. */
+int ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len);
 /* Calls in flight. */
 int ollama_busy(const struct ollama *o);
 void ollama_free(struct ollama *o);

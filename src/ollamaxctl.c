@@ -1,7 +1,7 @@
 /*
  * ollamaxctl: see and steer a running ollamax-supervisor.
  *
- *   ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG]
+ *   ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG...]
  *
  * Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 the supervisor
  * cannot be reached.
@@ -24,7 +24,7 @@
 #include "role.h"
 
 static const char usage_text[] =
-    "usage: ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG]\n"
+    "usage: ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG...]\n"
     "commands:\n"
     "  status            processes, agents and the broker\n"
     "  agents            every agent, its worker and state\n"
@@ -32,6 +32,8 @@ static const char usage_text[] =
     "  spawn -f FILE     start the agent a manifest file describes\n"
     "  kill NAME         stop an agent\n"
     "  restart NAME      stop an agent and start it again\n"
+    "  run NAME [TEXT]   run an agent once now, TEXT as its {{input}}\n"
+    "                    (- reads TEXT from standard input)\n"
     "  reload            read the agents directory again\n"
     "  stop              stop the supervisor and everything it runs\n";
 
@@ -39,7 +41,7 @@ static void
 print_status(const char *body)
 {
 	json_error_t err;
-	json_t *j = json_loads(body, 0, &err), *procs, *p;
+	json_t *j = json_loads(body, 0, &err), *procs, *p, *a, *b;
 	size_t i;
 
 	if (j == NULL) {
@@ -66,14 +68,27 @@ print_status(const char *body)
 		        json_object_get(p, "restarts")),
 		    (double)json_integer_value(json_object_get(p, "rss_kb")) /
 		        1024.0);
-	printf("\nagents: %lld total\n",
-	    (long long)json_integer_value(
-	        json_object_get(json_object_get(j, "agents"), "total")));
-	printf("broker: %lld slots, backend %s\n",
-	    (long long)json_integer_value(
-	        json_object_get(json_object_get(j, "broker"), "slots")),
-	    json_string_value(
-	        json_object_get(json_object_get(j, "broker"), "backend")));
+	a = json_object_get(j, "agents");
+	printf("\nagents: %lld total, %lld running, %lld failing, %lld "
+	       "messages waiting in inboxes\n",
+	    (long long)json_integer_value(json_object_get(a, "total")),
+	    (long long)json_integer_value(json_object_get(a, "running")),
+	    (long long)json_integer_value(json_object_get(a, "failed")),
+	    (long long)json_integer_value(json_object_get(a, "inbox")));
+	b = json_object_get(j, "broker");
+	printf("broker: %lld of %lld slots busy, %lld queued, %lld served, "
+	       "%lld failed; backend %s\nresident:",
+	    (long long)json_integer_value(json_object_get(b, "busy")),
+	    (long long)json_integer_value(json_object_get(b, "slots")),
+	    (long long)json_integer_value(json_object_get(b, "queued")),
+	    (long long)json_integer_value(json_object_get(b, "served")),
+	    (long long)json_integer_value(json_object_get(b, "failed")),
+	    json_string_value(json_object_get(b, "backend")));
+	if (json_array_size(json_object_get(b, "resident")) == 0)
+		printf(" none");
+	json_array_foreach(json_object_get(b, "resident"), i, p)
+		printf(" %s", json_string_value(p));
+	printf("\n");
 	json_decref(j);
 }
 
@@ -105,6 +120,28 @@ print_summary(const char *body)
 	json_decref(j);
 }
 
+/* run NAME -: the input from standard input, up to what a frame holds. */
+static char *
+read_input(void)
+{
+	size_t cap = MSG_MAX_TEXT + 1, len = 0, n;
+	char *text = malloc(cap);
+
+	if (text == NULL)
+		return NULL;
+	while (len < cap && (n = fread(text + len, 1, cap - len, stdin)) > 0)
+		len += n;
+	if (ferror(stdin) || len == cap) {
+		fprintf(stderr, "ollamaxctl: run: %s\n",
+		    ferror(stdin) ? strerror(errno)
+		                  : "the input is over 256 KiB");
+		free(text);
+		return NULL;
+	}
+	text[len] = '\0';
+	return text;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -117,7 +154,8 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *sock = NULL, *conf = NULL, *verb, *arg = NULL,
-	           *manifest = NULL;
+	           *manifest = NULL, *input = NULL;
+	char *stdin_text = NULL;
 	char runtime[PATH_MAX], file[PATH_MAX];
 	struct msg_ctl_reply reply;
 	int opt, json = 0, rc;
@@ -150,13 +188,19 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind >= argc || argc - optind > 2) {
+	if (optind >= argc) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
 	verb = argv[optind];
-	if (argc - optind == 2)
+	if (argc - optind > (strcmp(verb, "run") == 0 ? 3 : 2)) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (argc - optind >= 2)
 		arg = argv[optind + 1];
+	if (argc - optind == 3)
+		input = argv[optind + 2];
 	if (manifest != NULL) {
 		if (strcmp(verb, "spawn") != 0 || arg != NULL) {
 			fputs(usage_text, stderr);
@@ -178,7 +222,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 	} else if (strcmp(verb, "spawn") == 0 || strcmp(verb, "kill") == 0 ||
-	    strcmp(verb, "restart") == 0 || strcmp(verb, "spawn-file") == 0) {
+	    strcmp(verb, "restart") == 0 || strcmp(verb, "spawn-file") == 0 ||
+	    strcmp(verb, "run") == 0) {
 		if (arg == NULL) {
 			fprintf(stderr, "ollamaxctl: %s needs an agent name\n",
 			    verb);
@@ -207,6 +252,11 @@ main(int argc, char **argv)
 		config_runtime_dir(&c, runtime, sizeof(runtime));
 		config_free(&c);
 	}
+	if (input != NULL && strcmp(input, "-") == 0) {
+		if ((stdin_text = read_input()) == NULL)
+			return 1;
+		input = stdin_text;
+	}
 	if (strcmp(verb, "stop") == 0) {
 		rc = ctl_stop_and_wait(runtime, &pid);
 		if (rc == 3)
@@ -221,7 +271,9 @@ main(int argc, char **argv)
 			printf("{\"stopped\":%d}\n", (int)pid);
 		return rc;
 	}
-	if (ctl_call(runtime, verb, arg, json, 5000, &reply) != 0) {
+	rc = ctl_call(runtime, verb, arg, input, json, 5000, &reply);
+	free(stdin_text);
+	if (rc != 0) {
 		fprintf(stderr,
 		    "ollamaxctl: no supervisor answers on %s/ctl.sock\n",
 		    runtime);

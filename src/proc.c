@@ -98,3 +98,17 @@ proc_set_title(int argc, char **argv, const char *title)
 	snprintf(comm, sizeof(comm), "%s", title);
 	prctl(PR_SET_NAME, comm);
 }
+
+long
+proc_rss_kb(void)
+{
+	long pages = 0, resident = 0;
+	FILE *fp = fopen("/proc/self/statm", "r");
+
+	if (fp == NULL)
+		return 0;
+	if (fscanf(fp, "%ld %ld", &pages, &resident) != 2)
+		resident = 0;
+	fclose(fp);
+	return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}

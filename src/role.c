@@ -1,6 +1,7 @@
 /*
  * role.c: what every child of the supervisor does first: name itself, set
- * its process title, say hello on the hub, and stop on SIGTERM.
+ * its process title, stop on SIGTERM, say hello on the hub and take its
+ * part of the config from the answer; then its link to the hub.
  */
 #include "autoconf.h"
 
@@ -18,41 +19,65 @@
 #include "role.h"
 
 static void
-hub_reply(void *arg, int err, const void *data, size_t len)
+call_reply(void *arg, int err, const void *data, size_t len)
 {
 	struct hub_link *h = arg;
-	struct msg_reader r;
-	struct msg_ctl_reply ack;
 
-	if (err != 0) {
-		log_warnx("hub: hello not answered: %s", ipc_strerror(err));
-		ev_break(h->loop, EVBREAK_ALL);
-		return;
+	h->waiting = 0;
+	h->err = err;
+	if (err == 0) {
+		h->reply = malloc(len);
+		if (h->reply == NULL)
+			fatal("out of memory");
+		memcpy(h->reply, data, len);
+		h->reply_len = len;
 	}
-	if (msg_open(&r, data, len) != MSG_OK ||
-	    msg_ctl_reply_decode(&r, &ack) != MSG_OK || !ack.ok) {
-		log_warnx("hub: hello refused (%s)", r.detail);
-		msg_close(&r);
-		ev_break(h->loop, EVBREAK_ALL);
-		return;
-	}
-	msg_ctl_reply_free(&ack);
-	msg_close(&r);
-	h->said_hello = 1;
-	log_debug("hub: hello answered");
+	ev_break(h->loop, EVBREAK_ONE);
 }
 
-int
+/*
+ * Sends a frame to the hub and runs the loop until its answer: only while
+ * a child sets itself up, before it serves anything. 0 with h->reply set
+ * (free it), or -1 when the hub did not answer or SIGTERM came.
+ */
+static int
+hub_call(struct hub_link *h, struct msg_writer *w, const char *what)
+{
+	const char *data;
+	size_t len;
+
+	data = msg_data(w, &len);
+	h->waiting = 1;
+	h->reply = NULL;
+	if (ipc_request(h->client, data, len, 10000, call_reply, h) != 0) {
+		msg_writer_free(w);
+		log_warnx("hub: cannot send the %s", what);
+		return -1;
+	}
+	msg_writer_free(w);
+	ev_run(h->loop, 0);
+	if (h->waiting) {
+		/* Stopped by a signal before the answer came. */
+		return -1;
+	}
+	if (h->err != 0) {
+		log_warnx(
+		    "hub: %s not answered: %s", what, ipc_strerror(h->err));
+		return -1;
+	}
+	return 0;
+}
+
+static int
 hub_hello(struct hub_link *h, struct ev_loop *loop, const char *runtime,
-    int role, int index)
+    int role, int index, struct msg_setup *setup)
 {
 	struct msg_hello hello = {
 	    .role = role, .index = index, .pid = getpid()};
 	struct msg_writer w;
+	struct msg_reader r;
 	char url[4200];
-	const char *data;
-	size_t len;
-	int rv;
+	int rv = 0;
 
 	memset(h, 0, sizeof(*h));
 	h->loop = loop;
@@ -63,10 +88,69 @@ hub_hello(struct hub_link *h, struct ev_loop *loop, const char *runtime,
 	if (h->client == NULL)
 		return -1;
 	msg_hello_encode(&w, &hello);
+	if (hub_call(h, &w, "hello") != 0)
+		return -1;
+	if (msg_open(&r, h->reply, h->reply_len) != MSG_OK ||
+	    msg_setup_decode(&r, setup) != MSG_OK || setup->role != role) {
+		log_warnx("hub: bad setup (%s)",
+		    r.detail[0] ? r.detail : "another role's");
+		rv = -1;
+	}
+	msg_close(&r);
+	free(h->reply);
+	return rv;
+}
+
+int
+hub_fetch(struct hub_link *h, uint32_t page, struct msg_agents *out)
+{
+	struct msg_fetch f = {.index = h->index, .pid = getpid(), .page = page};
+	struct msg_writer w;
+	struct msg_reader r;
+	int rv = 0;
+
+	msg_fetch_encode(&w, &f);
+	if (hub_call(h, &w, "fetch") != 0)
+		return -1;
+	if (msg_open(&r, h->reply, h->reply_len) != MSG_OK ||
+	    msg_agents_decode(&r, out) != MSG_OK) {
+		log_warnx("hub: bad page %u of agents (%s)", (unsigned)page,
+		    r.detail);
+		rv = -1;
+	}
+	msg_close(&r);
+	free(h->reply);
+	return rv;
+}
+
+static void
+ready_reply(void *arg, int err, const void *data, size_t len)
+{
+	struct hub_link *h = arg;
+
+	(void)data;
+	(void)len;
+	/* Without ready the supervisor restarts the child: so be it. */
+	if (err != 0)
+		log_warnx("hub: ready not answered: %s", ipc_strerror(err));
+	else
+		h->ready = 1;
+}
+
+void
+hub_ready(struct hub_link *h)
+{
+	struct msg_hello ready = {
+	    .role = h->role, .index = h->index, .pid = getpid()};
+	struct msg_writer w;
+	const char *data;
+	size_t len;
+
+	msg_ready_encode(&w, &ready);
 	data = msg_data(&w, &len);
-	rv = ipc_request(h->client, data, len, 10000, hub_reply, h);
+	if (ipc_request(h->client, data, len, 10000, ready_reply, h) != 0)
+		log_warnx("hub: cannot say ready");
 	msg_writer_free(&w);
-	return rv == 0 ? 0 : -1;
 }
 
 static void
@@ -91,6 +175,7 @@ hub_report(struct hub_link *h, const struct msg_report *rep)
 	r.role = h->role;
 	r.index = h->index;
 	r.pid = getpid();
+	r.rss_kb = proc_rss_kb();
 	msg_report_encode(&w, &r);
 	data = msg_data(&w, &len);
 	ipc_request(h->client, data, len, 2000, report_reply, NULL);
@@ -107,21 +192,21 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 int
 role_main(int argc, char **argv, const char *role, int index,
-    const char *runtime, const char *conf, role_fn fn)
+    const char *runtime, role_fn fn)
 {
-	static char name[64], title[64], role_s[16], runtime_s[PATH_MAX],
-	    conf_s[PATH_MAX];
+	static char name[64], title[64], role_s[16], runtime_s[PATH_MAX];
+	static struct hub_link hub;
 	struct ev_loop *loop = EV_DEFAULT;
+	struct msg_setup setup;
 	ev_signal sigterm, sigint;
-	int rc;
+	int rc,
+	    role_id = strcmp(role, "broker") == 0 ? ROLE_BROKER : ROLE_WORKER;
 
 	/* The title overwrites argv, where these strings live: copy them. */
 	snprintf(role_s, sizeof(role_s), "%s", role);
 	snprintf(runtime_s, sizeof(runtime_s), "%s", runtime);
-	snprintf(conf_s, sizeof(conf_s), "%s", conf);
 	role = role_s;
 	runtime = runtime_s;
-	conf = conf_s;
 	snprintf(name, sizeof(name), "ollamax-%s%d", role, index);
 	snprintf(title, sizeof(title), "ollamax: %s %d", role, index);
 	/* Under --daemon the supervisor's children log to syslog too. */
@@ -133,7 +218,14 @@ role_main(int argc, char **argv, const char *role, int index,
 	ev_signal_start(loop, &sigterm);
 	ev_signal_init(&sigint, stop_cb, SIGINT);
 	ev_signal_start(loop, &sigint);
-	rc = fn(loop, runtime, conf, index);
+	if (hub_hello(&hub, loop, runtime, role_id, index, &setup) != 0) {
+		if (hub.client != NULL)
+			ipc_client_close(hub.client);
+		return 1;
+	}
+	rc = fn(loop, runtime, &hub, &setup);
+	msg_setup_free(&setup);
+	ipc_client_close(hub.client);
 	return rc;
 }
 
@@ -141,22 +233,18 @@ int
 role_program(int argc, char **argv, const char *role, role_fn fn)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
 	    {"index", required_argument, NULL, 'i'},
 	    {"runtime", required_argument, NULL, 'R'},
 	    {"role", required_argument, NULL, 'r'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *conf = NULL, *runtime = NULL;
+	const char *runtime = NULL;
 	int opt, index = 0;
 
 	log_init(role, 0);
 	log_level_from_env();
-	while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c':
-			conf = optarg;
-			break;
 		case 'i':
 			index = atoi(optarg);
 			break;
@@ -169,12 +257,12 @@ role_program(int argc, char **argv, const char *role, role_fn fn)
 			goto usage;
 		}
 	}
-	if (conf == NULL || runtime == NULL || optind != argc)
+	if (runtime == NULL || optind != argc)
 		goto usage;
-	return role_main(argc, argv, role, index, runtime, conf, fn);
+	return role_main(argc, argv, role, index, runtime, fn);
 usage:
 	fprintf(stderr,
-	    "usage: ollamax-%s --index N --runtime DIR -c FILE\n"
+	    "usage: ollamax-%s --index N --runtime DIR\n"
 	    "(started by ollamax-supervisor, not by hand)\n",
 	    role);
 	return 2;

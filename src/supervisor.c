@@ -5,11 +5,14 @@
  *   ollamax-supervisor [-c FILE] start     run (foreground; --daemon detaches)
  *   ollamax-supervisor [-c FILE] stop      ask the running one to stop
  *
- * The supervisor forks and execs one broker and W workers (this same
- * program with --role); each reads the config, starts serving and says
- * hello on the hub socket, which makes it ready. A child that dies is
- * restarted with backoff, and left FAILED after a restart storm.
- * ollamaxctl talks to the supervisor on ctl.sock.
+ * The supervisor alone reads the config and the manifests. It forks and
+ * execs one broker and W workers (this same program with --role); each
+ * says hello on the hub socket and gets its part of the config in answer
+ * (a worker then fetches the agents placed on it, in pages), sets itself up
+ * and says ready. A child that dies is restarted with backoff, gets the
+ * same again (a worker, the agents placed on it now), and is left FAILED
+ * after a restart storm. ollamaxctl talks to the supervisor on ctl.sock;
+ * agents' messages to agents of other workers pass through the hub.
  *
  * Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 (stop) no
  * supervisor answers.
@@ -49,35 +52,44 @@ struct child {
 	ev_timer restart_timer;
 	struct supervisor *sup;
 	struct msg_report report; /* its latest counters */
+	/* A starting worker's agents, as the pages it fetches. */
+	char **pages;
+	size_t *page_len;
+	uint32_t npages;
 };
 
-/* Where an agent lives: the workers run what the supervisor places. */
+/*
+ * Where an agent lives, and what it runs: the supervisor alone reads
+ * manifests; the workers run what it places on them.
+ */
 struct placement {
-	char name[CONFIG_NAME_MAX + 1];
-	char path[PATH_MAX];
+	struct manifest m;
 	int worker;
 	int alive;
-	int from_dir;          /* a manifest of the agents directory */
-	struct timespec mtime; /* of the manifest when it was started */
-	off_t size;
+	int from_dir; /* a manifest of the agents directory */
 };
+
+struct agent_command;
 
 struct supervisor {
 	struct ev_loop *loop;
 	struct placement *placed;
 	size_t nplaced;
-	struct ipc_client **workers; /* command links, by worker index */
-	char self_path[PATH_MAX];    /* this program, for the workers */
-	char broker_path[PATH_MAX];  /* ollamax-broker */
+	struct agent_command *pending; /* commands the workers carry out */
+	struct ipc_client **workers;   /* command links, by worker index */
+	int nworkers;
+	char self_path[PATH_MAX];   /* this program, for the workers */
+	char broker_path[PATH_MAX]; /* ollamax-broker */
 	char conf_path[PATH_MAX];
 	struct config conf;
-	struct fleet fleet;
+	char agents_dir[PATH_MAX];
+	char state_dir[PATH_MAX];
 	char runtime[PATH_MAX];
 	char ctl_url[PATH_MAX + 32];
 	char hub_url[PATH_MAX + 32];
 	struct ipc_server *ctl;
 	struct ipc_server *hub;
-	struct child *children;
+	struct child *children; /* the broker, then the workers */
 	int nchildren;
 	int64_t start_ms;
 	int ready_fd; /* --daemon: the waiting parent's pipe, else -1 */
@@ -88,6 +100,8 @@ struct supervisor {
 	ev_timer stop_deadline;
 	uint64_t bad_frames;
 };
+
+static void child_forget_pages(struct child *c);
 
 static const struct restart_policy restart_policy = {
     .base_ms = 100,
@@ -126,7 +140,7 @@ already_running(const char *runtime)
 {
 	struct msg_ctl_reply reply;
 
-	if (ctl_call(runtime, "status", NULL, 0, 1000, &reply) != 0)
+	if (ctl_call(runtime, "status", NULL, NULL, 0, 1000, &reply) != 0)
 		return 0;
 	msg_ctl_reply_free(&reply);
 	return 1;
@@ -205,8 +219,7 @@ child_start(struct child *c)
 	const char *path =
 	    c->role == ROLE_BROKER ? s->broker_path : s->self_path;
 	char *argv[] = {(char *)path, "--role", (char *)role_name(c->role),
-	    "--index", index, "--runtime", s->runtime, "-c", s->conf_path,
-	    NULL};
+	    "--index", index, "--runtime", s->runtime, NULL};
 
 	snprintf(index, sizeof(index), "%d", c->index);
 	c->pid = proc_spawn(path, argv);
@@ -259,6 +272,7 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	c->pid = 0;
 	/* A dead child's counters are no longer true. */
 	memset(&c->report, 0, sizeof(c->report));
+	child_forget_pages(c);
 	if (s->stopping) {
 		c->state = PROC_STOPPING;
 		if (all_children_gone(s))
@@ -309,6 +323,16 @@ notify_ready(void)
 	close(fd);
 }
 
+static size_t
+placed_alive(const struct supervisor *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nplaced; i++)
+		n += s->placed[i].alive != 0;
+	return n;
+}
+
 static void
 check_all_ready(struct supervisor *s)
 {
@@ -320,7 +344,7 @@ check_all_ready(struct supervisor *s)
 	s->announced_ready = 1;
 	log_info("ready: broker and %d workers in %lld ms, %zu agents",
 	    s->nchildren - 1, (long long)(now_ms() - s->start_ms),
-	    s->fleet.count);
+	    placed_alive(s));
 	notify_ready();
 	if (s->ready_fd >= 0) {
 		/* The parent of --daemon exits 0 once it reads this. */
@@ -331,221 +355,24 @@ check_all_ready(struct supervisor *s)
 	}
 }
 
-/* hub.sock: children say hello once they serve, then report. */
 static void
-hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
+reply_frame(struct ipc_call *call, struct msg_writer *w)
 {
-	struct supervisor *s = arg;
-	struct msg_reader r;
-	struct msg_hello hello;
-	struct msg_writer w;
-	struct msg_ctl_reply ack = {.ok = 1};
 	const char *out;
-	size_t outlen;
+	size_t len;
 
-	if (msg_open(&r, data, len) != MSG_OK ||
-	    (r.type != MSG_HELLO && r.type != MSG_REPORT)) {
-		s->bad_frames++;
-		log_warnx("hub: bad frame (%s: %s)", msg_error_name(r.error),
-		    r.detail);
-		msg_close(&r);
-		ipc_drop(call);
-		return;
-	}
-	if (r.type == MSG_HELLO) {
-		if (msg_hello_decode(&r, &hello) != MSG_OK) {
-			s->bad_frames++;
-			log_warnx("hub: bad hello (%s)", r.detail);
-			msg_close(&r);
-			ipc_drop(call);
-			return;
-		}
-		for (int i = 0; i < s->nchildren; i++) {
-			struct child *c = &s->children[i];
-
-			/* The pid names the child: a stale hello is ignored. */
-			if (c->role == hello.role && c->index == hello.index &&
-			    c->pid == (pid_t)hello.pid) {
-				c->state = PROC_RUNNING;
-				log_debug("%s %d is ready", role_name(c->role),
-				    c->index);
-			}
-		}
-		check_all_ready(s);
-	} else if (r.type == MSG_REPORT) {
-		struct msg_report rep;
-
-		if (msg_report_decode(&r, &rep) != MSG_OK) {
-			s->bad_frames++;
-			log_warnx("hub: bad report (%s)", r.detail);
-			msg_close(&r);
-			ipc_drop(call);
-			return;
-		}
-		for (int i = 0; i < s->nchildren; i++) {
-			struct child *c = &s->children[i];
-
-			if (c->role == rep.role && c->index == rep.index &&
-			    c->pid == (pid_t)rep.pid)
-				c->report = rep;
-		}
-	}
-	msg_close(&r);
-	msg_ctl_reply_encode(&w, &ack);
-	out = msg_data(&w, &outlen);
-	ipc_reply(call, out, outlen);
-	msg_writer_free(&w);
+	out = msg_data(w, &len);
+	ipc_reply(call, out, len);
+	msg_writer_free(w);
 }
 
-/* ------------------------------------------------------------------ */
-/* Control                                                            */
-/* ------------------------------------------------------------------ */
-
-static long
-rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = 0;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fp = fopen(path, "r");
-	if (fp == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), fp) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(fp);
-	return kb;
-}
-
-static size_t
-placed_alive(const struct supervisor *s)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->nplaced; i++)
-		n += s->placed[i].alive != 0;
-	return n;
-}
-
-static json_t *
-status_json(struct supervisor *s)
-{
-	json_t *procs = json_array(), *tiers = json_object();
-	int64_t running = 0, failing = 0, bad = (int64_t)s->bad_frames;
-	const struct msg_report *broker = NULL;
-
-	json_array_append_new(procs,
-	    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role", "supervisor",
-	        "index", 0, "pid", (int)getpid(), "state", "running",
-	        "restarts", 0, "rss_kb", (json_int_t)rss_kb(getpid())));
-	for (int i = 0; i < s->nchildren; i++) {
-		struct child *c = &s->children[i];
-
-		json_array_append_new(procs,
-		    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role",
-		        role_name(c->role), "index", c->index, "pid",
-		        (int)c->pid, "state", proc_state_name(c->state),
-		        "restarts", c->restart.restarts, "rss_kb",
-		        (json_int_t)(c->pid > 0 ? rss_kb(c->pid) : 0)));
-		/* Counters come from each child's latest report. */
-		if (c->role == ROLE_BROKER)
-			broker = &c->report;
-		running += c->report.agents;
-		failing += c->report.agents_failing;
-		bad += c->report.bad_frames;
-	}
-	for (size_t i = 0; i < s->conf.ntiers; i++)
-		json_object_set_new(tiers, s->conf.tiers[i].name,
-		    json_string(s->conf.tiers[i].model));
-	return json_pack("{s:{s:i,s:I,s:s,s:s,s:I},s:o,s:{s:I,s:I,s:I},"
-	                 "s:{s:I,s:I,s:I,s:I,s:I,s:s,s:o}}",
-	    "supervisor", "pid", (int)getpid(), "uptime_s",
-	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
-	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
-	    (json_int_t)bad, "processes", procs, "agents", "total",
-	    (json_int_t)placed_alive(s), "running", (json_int_t)running,
-	    "failed", (json_int_t)failing, "broker", "slots",
-	    (json_int_t)s->conf.parallel, "busy",
-	    (json_int_t)(broker ? broker->busy : 0), "queued",
-	    (json_int_t)(broker ? broker->queued : 0), "served",
-	    (json_int_t)(broker ? broker->served : 0), "failed",
-	    (json_int_t)(broker ? broker->failed : 0), "backend",
-	    s->conf.backend_url, "tiers", tiers);
-}
-
-static void begin_stop(struct supervisor *s, const char *why);
-
-/* Remembers the manifest as started, so that a reload sees changes. */
-static void
-placement_stat(struct placement *p)
-{
-	struct stat st;
-
-	if (stat(p->path, &st) == 0) {
-		p->mtime = st.st_mtim;
-		p->size = st.st_size;
-	}
-}
-
-static int
-placement_changed(const struct placement *p)
-{
-	struct stat st;
-
-	if (stat(p->path, &st) != 0)
-		return 1;
-	return st.st_size != p->size || st.st_mtim.tv_sec != p->mtime.tv_sec ||
-	    st.st_mtim.tv_nsec != p->mtime.tv_nsec;
-}
-
-static struct placement *
-placement_find(struct supervisor *s, const char *name)
-{
-	for (size_t i = 0; i < s->nplaced; i++)
-		if (strcmp(s->placed[i].name, name) == 0)
-			return &s->placed[i];
-	return NULL;
-}
-
-/* The worker with the fewest live agents takes a new one. */
-static int
-least_loaded_worker(struct supervisor *s)
-{
-	int nworkers = s->nchildren - 1, best = 0;
-	size_t *count = calloc((size_t)nworkers, sizeof(size_t));
-
-	if (count == NULL)
-		fatal("out of memory");
-	for (size_t i = 0; i < s->nplaced; i++)
-		if (s->placed[i].alive)
-			count[s->placed[i].worker]++;
-	for (int w = 1; w < nworkers; w++)
-		if (count[w] < count[best])
-			best = w;
-	free(count);
-	return best;
-}
-
-struct agent_command {
-	struct supervisor *s;
-	struct ipc_call *call;
-	char verb[32];
-	char name[CONFIG_NAME_MAX + 1];
-	char path[PATH_MAX];
-	int worker;
-};
-
+/* Answers ok, or not with why; a call of NULL (a reload's) is logged. */
 static void
 reply_ctl(struct ipc_call *call, int ok, const char *error)
 {
 	struct msg_ctl_reply reply = {.ok = ok};
 	struct msg_writer w;
-	const char *out;
-	size_t len;
 
-	/* A reload's commands have nobody waiting: the log hears of them. */
 	if (call == NULL) {
 		if (!ok)
 			log_warnx("reload: %s", error ? error : "failed");
@@ -553,150 +380,541 @@ reply_ctl(struct ipc_call *call, int ok, const char *error)
 	}
 	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
 	msg_ctl_reply_encode(&w, &reply);
-	out = msg_data(&w, &len);
-	ipc_reply(call, out, len);
-	msg_writer_free(&w);
+	reply_frame(call, &w);
 }
 
-/* The worker's answer to spawn, kill or restart goes back to ollamaxctl. */
+static void
+child_forget_pages(struct child *c)
+{
+	for (uint32_t i = 0; i < c->npages; i++)
+		free(c->pages[i]);
+	free(c->pages);
+	free(c->page_len);
+	c->pages = NULL;
+	c->page_len = NULL;
+	c->npages = 0;
+}
+
+/* The child a hello, fetch or ready names; the pid tells a stale one. */
+static struct child *
+child_named(struct supervisor *s, int role, int index, int64_t pid)
+{
+	for (int i = 0; i < s->nchildren; i++) {
+		struct child *c = &s->children[i];
+
+		if (c->role == role && c->index == index &&
+		    c->pid == (pid_t)pid)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * A worker's agents, cut into pages now: what it fetches is what was
+ * placed on it when it said hello, whatever happens meanwhile.
+ */
+static void
+child_make_pages(struct supervisor *s, struct child *c)
+{
+	const struct manifest **mine;
+	size_t n = 0, done = 0;
+
+	child_forget_pages(c);
+	mine = calloc(s->nplaced + 1, sizeof(*mine));
+	if (mine == NULL)
+		fatal("out of memory");
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (s->placed[i].alive && s->placed[i].worker == c->index)
+			mine[n++] = &s->placed[i].m;
+	while (done < n) {
+		struct msg_writer w;
+		const char *data;
+		size_t len, took;
+
+		took = msg_agents_encode(&w, 0, mine + done, n - done);
+		data = msg_data(&w, &len);
+		c->pages = realloc(c->pages, (c->npages + 1) * sizeof(char *));
+		c->page_len =
+		    realloc(c->page_len, (c->npages + 1) * sizeof(size_t));
+		if (c->pages == NULL || c->page_len == NULL ||
+		    (c->pages[c->npages] = malloc(len)) == NULL)
+			fatal("out of memory");
+		memcpy(c->pages[c->npages], data, len);
+		c->page_len[c->npages++] = len;
+		msg_writer_free(&w);
+		done += took;
+	}
+	free(mine);
+}
+
+/* hello: the child's part of the config in answer. */
+static void
+on_hello(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
+{
+	struct msg_hello hello;
+	struct msg_setup setup = {0};
+	struct msg_writer w;
+	struct child *c;
+
+	if (msg_hello_decode(r, &hello) != MSG_OK) {
+		s->bad_frames++;
+		log_warnx("hub: bad hello (%s)", r->detail);
+		ipc_drop(call);
+		return;
+	}
+	c = child_named(s, hello.role, hello.index, hello.pid);
+	if (c == NULL) {
+		reply_ctl(call, 0, "no such child of this supervisor");
+		return;
+	}
+	setup.role = c->role;
+	setup.conf = s->conf;
+	if (c->role == ROLE_WORKER) {
+		/* The worker needs no path resolved against the config. */
+		snprintf(setup.conf.state_dir, sizeof(setup.conf.state_dir),
+		    "%s", s->state_dir);
+		child_make_pages(s, c);
+		setup.pages = c->npages;
+	}
+	msg_setup_encode(&w, &setup);
+	reply_frame(call, &w);
+}
+
+static void
+on_fetch(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
+{
+	struct msg_fetch f;
+	struct child *c;
+	char why[96];
+
+	if (msg_fetch_decode(r, &f) != MSG_OK) {
+		s->bad_frames++;
+		log_warnx("hub: bad fetch (%s)", r->detail);
+		ipc_drop(call);
+		return;
+	}
+	c = child_named(s, ROLE_WORKER, f.index, f.pid);
+	if (c == NULL || f.page >= c->npages) {
+		snprintf(why, sizeof(why), "no page %u for worker %d",
+		    (unsigned)f.page, f.index);
+		reply_ctl(call, 0, why);
+		return;
+	}
+	ipc_reply(call, c->pages[f.page], c->page_len[f.page]);
+}
+
+static void
+on_ready(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
+{
+	struct msg_hello ready;
+	struct child *c;
+
+	if (msg_ready_decode(r, &ready) != MSG_OK) {
+		s->bad_frames++;
+		log_warnx("hub: bad ready (%s)", r->detail);
+		ipc_drop(call);
+		return;
+	}
+	c = child_named(s, ready.role, ready.index, ready.pid);
+	if (c != NULL) {
+		c->state = PROC_RUNNING;
+		child_forget_pages(c);
+		log_debug("%s %d is ready", role_name(c->role), c->index);
+	}
+	reply_ctl(call, c != NULL, c ? NULL : "no such child");
+	check_all_ready(s);
+}
+
+static void
+on_report(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
+{
+	struct msg_report rep;
+	struct child *c;
+
+	if (msg_report_decode(r, &rep) != MSG_OK) {
+		s->bad_frames++;
+		log_warnx("hub: bad report (%s)", r->detail);
+		ipc_drop(call);
+		return;
+	}
+	c = child_named(s, rep.role, rep.index, rep.pid);
+	if (c != NULL)
+		c->report = rep;
+	reply_ctl(call, 1, NULL);
+}
+
+static void deliver(
+    struct supervisor *s, struct ipc_call *call, struct msg_deliver *d);
+
+/* hub.sock: the children's hello, fetch, ready, reports and messages. */
+static void
+hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	struct supervisor *s = arg;
+	struct msg_reader r;
+
+	if (msg_open(&r, data, len) != MSG_OK) {
+		s->bad_frames++;
+		log_warnx("hub: bad frame (%s: %s)", msg_error_name(r.error),
+		    r.detail);
+		ipc_drop(call);
+	} else if (r.type == MSG_HELLO) {
+		on_hello(s, call, &r);
+	} else if (r.type == MSG_FETCH) {
+		on_fetch(s, call, &r);
+	} else if (r.type == MSG_READY) {
+		on_ready(s, call, &r);
+	} else if (r.type == MSG_REPORT) {
+		on_report(s, call, &r);
+	} else if (r.type == MSG_DELIVER) {
+		struct msg_deliver d;
+
+		if (msg_deliver_decode(&r, &d) != MSG_OK) {
+			s->bad_frames++;
+			log_warnx("hub: bad deliver (%s)", r.detail);
+			ipc_drop(call);
+		} else {
+			deliver(s, call, &d);
+			msg_deliver_free(&d);
+		}
+	} else {
+		s->bad_frames++;
+		log_warnx("hub: unexpected %s frame", msg_type_name(r.type));
+		ipc_drop(call);
+	}
+	msg_close(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Control                                                            */
+/* ------------------------------------------------------------------ */
+
+static void begin_stop(struct supervisor *s, const char *why);
+
+static struct placement *
+placement_find(struct supervisor *s, const char *name)
+{
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (strcmp(s->placed[i].m.name, name) == 0)
+			return &s->placed[i];
+	return NULL;
+}
+
+static struct placement *
+placement_add(struct supervisor *s, const char *name)
+{
+	struct placement *p;
+
+	s->placed = realloc(s->placed, (s->nplaced + 1) * sizeof(*s->placed));
+	if (s->placed == NULL)
+		fatal("out of memory");
+	p = &s->placed[s->nplaced++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->m.name, sizeof(p->m.name), "%s", name);
+	return p;
+}
+
+/* The running worker with the fewest live agents takes a new one. */
+static int
+least_loaded_worker(struct supervisor *s)
+{
+	size_t *count = calloc((size_t)s->nworkers, sizeof(size_t));
+	int best = -1;
+
+	if (count == NULL)
+		fatal("out of memory");
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (s->placed[i].alive)
+			count[s->placed[i].worker]++;
+	for (int w = 0; w < s->nworkers; w++)
+		if (s->children[w + 1].state == PROC_RUNNING &&
+		    (best < 0 || count[w] < count[best]))
+			best = w;
+	free(count);
+	return best < 0 ? 0 : best;
+}
+
+enum command_kind { CMD_SPAWN, CMD_RESPAWN, CMD_KILL, CMD_RESTART, CMD_RUN };
+
+static const char *const command_names[] = {
+    [CMD_SPAWN] = "spawn",
+    [CMD_RESPAWN] = "respawn",
+    [CMD_KILL] = "kill",
+    [CMD_RESTART] = "restart",
+    [CMD_RUN] = "run",
+};
+
+/* A command a worker carries out; ollamaxctl hears when it has. */
+struct agent_command {
+	struct agent_command *next;
+	struct supervisor *s;
+	struct ipc_call *call; /* NULL: a reload's, nobody waits */
+	enum command_kind kind;
+	char name[CONFIG_NAME_MAX + 1];
+	struct manifest m; /* spawn, respawn: moved to the placement */
+	int from_dir;
+	int worker;
+};
+
+static void
+command_forget(struct agent_command *ac)
+{
+	struct agent_command **pp;
+
+	for (pp = &ac->s->pending; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == ac) {
+			*pp = ac->next;
+			break;
+		}
+	manifest_free(&ac->m);
+	free(ac);
+}
+
 static void
 agent_command_done(void *arg, int err, const void *data, size_t len)
 {
 	struct agent_command *ac = arg;
 	struct supervisor *s = ac->s;
 	struct msg_reader r;
-	struct msg_ctl_reply rep;
+	struct msg_ctl_reply rep = {0};
 	char why[300];
 
 	if (err != 0) {
 		snprintf(why, sizeof(why), "worker %d did not answer: %s",
 		    ac->worker, ipc_strerror(err));
 		reply_ctl(ac->call, 0, why);
-	} else if (msg_open(&r, data, len) != MSG_OK ||
+		command_forget(ac);
+		return;
+	}
+	if (msg_open(&r, data, len) != MSG_OK ||
 	    msg_ctl_reply_decode(&r, &rep) != MSG_OK) {
 		s->bad_frames++;
 		reply_ctl(ac->call, 0, "bad answer from the worker");
 		msg_close(&r);
-	} else {
-		if (rep.ok) {
-			struct placement *p = placement_find(s, ac->name);
-
-			if (p == NULL) {
-				s->placed = realloc(s->placed,
-				    (s->nplaced + 1) * sizeof(*s->placed));
-				if (s->placed == NULL)
-					fatal("out of memory");
-				p = &s->placed[s->nplaced++];
-				memset(p, 0, sizeof(*p));
-				snprintf(
-				    p->name, sizeof(p->name), "%s", ac->name);
-			}
-			snprintf(p->path, sizeof(p->path), "%s", ac->path);
-			p->worker = ac->worker;
-			p->alive = strcmp(ac->verb, "kill") != 0;
-			placement_stat(p);
-			log_info("%s %s on worker %d", ac->verb, ac->name,
-			    ac->worker);
-		}
-		reply_ctl(ac->call, rep.ok, rep.error);
-		msg_ctl_reply_free(&rep);
-		msg_close(&r);
+		command_forget(ac);
+		return;
 	}
-	free(ac);
+	msg_close(&r);
+	if (rep.ok) {
+		struct placement *p = placement_find(s, ac->name);
+
+		switch (ac->kind) {
+		case CMD_SPAWN:
+		case CMD_RESPAWN:
+			if (p == NULL)
+				p = placement_add(s, ac->name);
+			manifest_free(&p->m);
+			p->m = ac->m;
+			memset(&ac->m, 0, sizeof(ac->m));
+			p->worker = ac->worker;
+			p->alive = 1;
+			p->from_dir = ac->from_dir;
+			break;
+		case CMD_KILL:
+			if (p != NULL)
+				p->alive = 0;
+			break;
+		case CMD_RESTART:
+		case CMD_RUN:
+			break;
+		}
+		if (ac->kind != CMD_RUN)
+			log_info("%s %s on worker %d", command_names[ac->kind],
+			    ac->name, ac->worker);
+	}
+	reply_ctl(ac->call, rep.ok, rep.error);
+	msg_ctl_reply_free(&rep);
+	command_forget(ac);
 }
 
 /*
- * spawn NAME (a manifest of the agents directory), spawn-file PATH, kill
- * NAME, restart NAME: placed by the supervisor, carried out by a worker.
- * Returns 0 when the call will be answered later, -1 with why set.
+ * Sends a command to the worker that hosts (or will host) an agent. m,
+ * for spawn and respawn, is taken. Returns 0 when the call will be
+ * answered later, -1 with why set.
  */
 static int
-agent_command(struct supervisor *s, struct ipc_call *call, const char *verb,
-    const char *arg, char *why, size_t whylen)
+agent_command(struct supervisor *s, struct ipc_call *call,
+    enum command_kind kind, const char *name, struct manifest *m,
+    const char *input, char *why, size_t whylen)
 {
-	struct agent_command *ac;
-	struct msg_ctl cmd = {0};
+	struct placement *p = placement_find(s, name);
+	struct agent_command *ac, *other;
 	struct msg_writer w;
-	struct placement *p;
 	const char *data;
 	size_t len;
+	int worker;
 
+	for (other = s->pending; other != NULL; other = other->next)
+		if (strcmp(other->name, name) == 0) {
+			snprintf(why, whylen,
+			    "a %s of %s is under way: try again",
+			    command_names[other->kind], name);
+			return -1;
+		}
+	if (kind == CMD_SPAWN && p != NULL && p->alive) {
+		snprintf(why, whylen, "agent %s is already running", name);
+		return -1;
+	}
+	if (kind != CMD_SPAWN && (p == NULL || !p->alive)) {
+		snprintf(why, whylen, "agent %s is not running", name);
+		return -1;
+	}
+	worker = kind == CMD_SPAWN ? least_loaded_worker(s) : p->worker;
+	if (s->children[worker + 1].state != PROC_RUNNING) {
+		snprintf(why, whylen, "worker %d is %s: try again", worker,
+		    proc_state_name(s->children[worker + 1].state));
+		return -1;
+	}
 	ac = calloc(1, sizeof(*ac));
 	if (ac == NULL)
 		fatal("out of memory");
 	ac->s = s;
 	ac->call = call;
-	if (strcmp(verb, "spawn-file") == 0 || strcmp(verb, "respawn") == 0) {
-		struct manifest m;
-		struct diag d = {0};
+	ac->kind = kind;
+	ac->worker = worker;
+	ac->from_dir = p != NULL && p->from_dir;
+	snprintf(ac->name, sizeof(ac->name), "%s", name);
+	if (m != NULL) {
+		ac->m = *m;
+		memset(m, 0, sizeof(*m));
+	}
+	if (kind == CMD_SPAWN || kind == CMD_RESPAWN) {
+		const struct manifest *one = &ac->m;
 
-		if (manifest_load(&m, arg, &d) > 0 ||
-		    config_tier(&s->conf, m.tier) == NULL) {
-			snprintf(why, whylen, "%s",
-			    d.text ? d.text : "its tier is not in the config");
-			manifest_free(&m);
-			diag_free(&d);
-			free(ac);
-			return -1;
-		}
-		diag_free(&d);
-		snprintf(ac->name, sizeof(ac->name), "%s", m.name);
-		manifest_free(&m);
-		snprintf(ac->path, sizeof(ac->path), "%s", arg);
-		snprintf(ac->verb, sizeof(ac->verb), "%s",
-		    verb[0] == 'r' ? "respawn" : "spawn");
+		msg_agents_encode(&w, kind == CMD_RESPAWN, &one, 1);
+	} else if (kind == CMD_RUN) {
+		struct msg_deliver d = {.input = (char *)(input ? input : "")};
+
+		snprintf(d.to, sizeof(d.to), "%s", name);
+		snprintf(d.from, sizeof(d.from), "ollamaxctl");
+		msg_deliver_encode(&w, &d);
 	} else {
-		snprintf(ac->name, sizeof(ac->name), "%s", arg);
-		snprintf(ac->verb, sizeof(ac->verb), "%s", verb);
+		struct msg_ctl cmd = {.arg = ac->name};
+
+		snprintf(cmd.verb, sizeof(cmd.verb), "%s", command_names[kind]);
+		msg_ctl_encode(&w, &cmd);
 	}
-	p = placement_find(s, ac->name);
-	if (strcmp(ac->verb, "spawn") == 0) {
-		if (p != NULL && p->alive) {
-			snprintf(why, whylen, "agent %s is already running",
-			    ac->name);
-			free(ac);
-			return -1;
-		}
-		if (ac->path[0] == '\0') {
-			if (p == NULL) {
-				snprintf(why, whylen,
-				    "no agent %s in the agents directory",
-				    ac->name);
-				free(ac);
-				return -1;
-			}
-			snprintf(ac->path, sizeof(ac->path), "%s", p->path);
-		}
-		ac->worker = least_loaded_worker(s);
-	} else {
-		if (p == NULL || !p->alive) {
-			snprintf(
-			    why, whylen, "agent %s is not running", ac->name);
-			free(ac);
-			return -1;
-		}
-		ac->worker = p->worker;
-		/* respawn brings the new path; kill and restart keep it. */
-		if (ac->path[0] == '\0')
-			snprintf(ac->path, sizeof(ac->path), "%s", p->path);
-	}
-	snprintf(cmd.verb, sizeof(cmd.verb), "%s", ac->verb);
-	/* spawn and respawn carry the manifest's path; the rest a name. */
-	cmd.arg =
-	    strcmp(ac->verb, "kill") == 0 || strcmp(ac->verb, "restart") == 0
-	    ? ac->name
-	    : ac->path;
-	msg_ctl_encode(&w, &cmd);
 	data = msg_data(&w, &len);
-	if (ipc_request(s->workers[ac->worker], data, len, 5000,
-	        agent_command_done, ac) != 0) {
-		snprintf(why, whylen, "cannot reach worker %d", ac->worker);
+	if (ipc_request(s->workers[worker], data, len, 5000, agent_command_done,
+	        ac) != 0) {
+		snprintf(why, whylen, "cannot reach worker %d", worker);
 		msg_writer_free(&w);
+		manifest_free(&ac->m);
 		free(ac);
 		return -1;
 	}
 	msg_writer_free(&w);
+	ac->next = s->pending;
+	s->pending = ac;
 	return 0;
+}
+
+/*
+ * A manifest for spawn: one of the agents directory by name, or a file.
+ * Returns 0 with m loaded, or -1 with why set (m then needs no freeing).
+ */
+static int
+spawn_manifest(struct supervisor *s, const char *arg, int is_file,
+    struct manifest *m, int *from_dir, char *why, size_t whylen)
+{
+	struct diag d = {0};
+	struct placement *p = placement_find(s, arg);
+	char path[PATH_MAX];
+
+	*from_dir = 0;
+	if (is_file) {
+		snprintf(path, sizeof(path), "%s", arg);
+	} else if (p != NULL) {
+		/* A stopped agent starts again from its manifest's text now. */
+		snprintf(path, sizeof(path), "%s", p->m.path);
+		*from_dir = p->from_dir;
+	} else {
+		struct fleet f;
+		const struct manifest *found;
+
+		fleet_load(&f, s->agents_dir, &s->conf, &d);
+		diag_free(&d);
+		found = fleet_find(&f, arg);
+		if (found == NULL) {
+			snprintf(why, whylen,
+			    "no agent %s in the agents directory %.300s", arg,
+			    s->agents_dir);
+			fleet_free(&f);
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s", found->path);
+		fleet_free(&f);
+		*from_dir = 1;
+	}
+	if (manifest_load(m, path, &d) > 0) {
+		snprintf(why, whylen, "%s", d.text);
+		/* One line for ollamaxctl: the rest is in the log. */
+		why[strcspn(why, "\n")] = '\0';
+		log_warnx("spawn:\n%s", d.text);
+		goto bad;
+	}
+	if (config_tier(&s->conf, m->tier) == NULL) {
+		snprintf(why, whylen,
+		    "%.200s: tier \"%s\" is not a [tier.NAME] of %.200s", path,
+		    m->tier, s->conf.path);
+		goto bad;
+	}
+	if (!is_file && strcmp(m->name, arg) != 0) {
+		snprintf(
+		    why, whylen, "%.300s now names agent %s", path, m->name);
+		goto bad;
+	}
+	diag_free(&d);
+	return 0;
+bad:
+	diag_free(&d);
+	manifest_free(m);
+	return -1;
+}
+
+/* A worker's answer to a message, relayed to the worker that sent it. */
+static void
+forward_done(void *arg, int err, const void *data, size_t len)
+{
+	struct ipc_call *call = arg;
+	char why[128];
+
+	if (err != 0) {
+		snprintf(why, sizeof(why), "the worker did not answer: %s",
+		    ipc_strerror(err));
+		reply_ctl(call, 0, why);
+		return;
+	}
+	ipc_reply(call, data, len);
+}
+
+/* A message for an agent's inbox, from another worker's agent. */
+static void
+deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
+{
+	struct placement *p = placement_find(s, d->to);
+	struct msg_writer w;
+	const char *data;
+	size_t len;
+	char why[160];
+
+	if (p == NULL || !p->alive) {
+		snprintf(why, sizeof(why), "agent %s is not running", d->to);
+		reply_ctl(call, 0, why);
+		return;
+	}
+	if (s->children[p->worker + 1].state != PROC_RUNNING) {
+		snprintf(why, sizeof(why), "worker %d of %s is %s", p->worker,
+		    d->to, proc_state_name(s->children[p->worker + 1].state));
+		reply_ctl(call, 0, why);
+		return;
+	}
+	msg_deliver_encode(&w, d);
+	data = msg_data(&w, &len);
+	if (ipc_request(s->workers[p->worker], data, len, 5000, forward_done,
+	        call) != 0)
+		reply_ctl(call, 0, "cannot reach the worker");
+	msg_writer_free(&w);
 }
 
 /*
@@ -710,57 +928,127 @@ reload(struct supervisor *s, char *summary, size_t len)
 {
 	struct fleet f;
 	struct diag d = {0};
-	char agents[PATH_MAX], why[256];
+	char why[256];
 	int started = 0, stopped = 0, changed = 0, bad;
 
-	config_resolve(s->conf.dir, s->conf.agents_dir, agents, sizeof(agents));
-	bad = fleet_load(&f, agents, &s->conf, &d);
+	bad = fleet_load(&f, s->agents_dir, &s->conf, &d);
 	if (d.text != NULL)
 		log_warnx("reload:\n%s", d.text);
 	diag_free(&d);
-	for (size_t i = 0; i < f.count; i++) {
-		const struct manifest *m = &f.agents[i];
-		struct placement *p = placement_find(s, m->name);
-
-		if (p == NULL || !p->alive) {
-			if (agent_command(s, NULL, "spawn-file", m->path, why,
-			        sizeof(why)) == 0)
-				started++;
-			else
-				log_warnx("reload: %s", why);
-		} else if (strcmp(p->path, m->path) != 0 ||
-		    placement_changed(p)) {
-			if (agent_command(s, NULL, "respawn", m->path, why,
-			        sizeof(why)) == 0)
-				changed++;
-			else
-				log_warnx("reload: %s", why);
-		}
-	}
 	for (size_t i = 0; i < s->nplaced; i++) {
 		struct placement *p = &s->placed[i];
 
-		if (!p->alive || !p->from_dir || fleet_find(&f, p->name))
+		if (!p->alive || !p->from_dir || fleet_find(&f, p->m.name))
 			continue;
-		if (agent_command(s, NULL, "kill", p->name, why, sizeof(why)) ==
-		    0)
+		if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL, NULL, why,
+		        sizeof(why)) == 0)
 			stopped++;
+		else
+			log_warnx("reload: %s", why);
 	}
-	/* Agents the directory now has count as its own. */
 	for (size_t i = 0; i < f.count; i++) {
-		struct placement *p = placement_find(s, f.agents[i].name);
+		struct manifest *m = &f.agents[i];
+		struct placement *p = placement_find(s, m->name);
+		enum command_kind kind;
+		char name[CONFIG_NAME_MAX + 1];
 
-		if (p != NULL)
+		if (p != NULL && p->alive && manifest_same(&p->m, m)) {
+			/* Agents the directory now has count as its own. */
 			p->from_dir = 1;
+			continue;
+		}
+		kind = p != NULL && p->alive ? CMD_RESPAWN : CMD_SPAWN;
+		snprintf(name, sizeof(name), "%s", m->name);
+		if (agent_command(
+		        s, NULL, kind, name, m, NULL, why, sizeof(why)) != 0) {
+			log_warnx("reload: %s", why);
+			continue;
+		}
+		s->pending->from_dir = 1;
+		if (kind == CMD_SPAWN)
+			started++;
+		else
+			changed++;
 	}
-	fleet_free(&s->fleet);
-	s->fleet = f;
+	fleet_free(&f);
 	snprintf(summary, len,
 	    "reload: %d started, %d stopped, %d changed, %d problems", started,
 	    stopped, changed, bad);
 	log_info("%s", summary);
 }
 
+static json_t *
+status_json(struct supervisor *s)
+{
+	json_t *procs = json_array(), *tiers = json_object(),
+	       *resident = json_array();
+	int64_t running = 0, failing = 0, inbox = 0,
+	        bad = (int64_t)s->bad_frames;
+	const struct msg_report *broker = &s->children[0].report;
+
+	json_array_append_new(procs,
+	    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role", "supervisor",
+	        "index", 0, "pid", (int)getpid(), "state", "running",
+	        "restarts", 0, "rss_kb", (json_int_t)proc_rss_kb()));
+	for (int i = 0; i < s->nchildren; i++) {
+		struct child *c = &s->children[i];
+
+		json_array_append_new(procs,
+		    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role",
+		        role_name(c->role), "index", c->index, "pid",
+		        (int)c->pid, "state", proc_state_name(c->state),
+		        "restarts", c->restart.restarts, "rss_kb",
+		        (json_int_t)c->report.rss_kb));
+		/* Counters come from each child's latest report. */
+		bad += c->report.bad_frames;
+		if (c->role != ROLE_WORKER)
+			continue;
+		running += c->report.agents;
+		failing += c->report.agents_failing;
+		inbox += c->report.queued;
+	}
+	for (size_t i = 0; i < s->conf.ntiers; i++)
+		json_object_set_new(tiers, s->conf.tiers[i].name,
+		    json_string(s->conf.tiers[i].model));
+	for (int i = 0; i < broker->nresident; i++)
+		json_array_append_new(
+		    resident, json_string(broker->resident[i]));
+	return json_pack("{s:{s:i,s:I,s:s,s:s,s:I},s:o,s:{s:I,s:I,s:I,s:I},"
+	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:s,s:o}}",
+	    "supervisor", "pid", (int)getpid(), "uptime_s",
+	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
+	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
+	    (json_int_t)bad, "processes", procs, "agents", "total",
+	    (json_int_t)placed_alive(s), "running", (json_int_t)running,
+	    "failed", (json_int_t)failing, "inbox", (json_int_t)inbox, "broker",
+	    "slots", (json_int_t)s->conf.parallel, "busy",
+	    (json_int_t)broker->busy, "queued", (json_int_t)broker->queued,
+	    "resident", resident, "served", (json_int_t)broker->served,
+	    "failed", (json_int_t)broker->failed, "backend",
+	    s->conf.backend_url, "tiers", tiers);
+}
+
+static json_t *
+agents_json(struct supervisor *s)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < s->nplaced; i++) {
+		const struct placement *p = &s->placed[i];
+
+		json_array_append_new(list,
+		    json_pack("{s:s,s:i,s:s,s:s,s:s}", "name", p->m.name,
+		        "worker", p->worker, "state",
+		        p->alive ? "running" : "stopped", "tier", p->m.tier,
+		        "manifest", p->m.path ? p->m.path : ""));
+	}
+	return json_pack("{s:o}", "agents", list);
+}
+
+/*
+ * ctl.sock: status, agents, reload and stop are answered here; spawn,
+ * spawn-file, kill, restart and run when the worker has carried them out.
+ */
 static void
 ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 {
@@ -769,75 +1057,74 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	struct msg_ctl ctl;
 	struct msg_ctl_reply reply = {.ok = 1};
 	struct msg_writer w;
-	const char *out;
-	size_t outlen;
+	json_t *body = NULL;
+	char why[512] = "";
 	int stop = 0;
 
 	if (msg_open(&r, data, len) != MSG_OK ||
 	    msg_ctl_decode(&r, &ctl) != MSG_OK) {
 		/* A ctl client gets told what was wrong with its frame. */
 		s->bad_frames++;
-		reply.ok = 0;
-		snprintf(reply.error, sizeof(reply.error), "bad request: %s",
+		snprintf(why, sizeof(why), "bad request: %s",
 		    r.detail[0] ? r.detail : msg_error_name(r.error));
 		memset(&ctl, 0, sizeof(ctl));
 	} else if (strcmp(ctl.verb, "status") == 0) {
-		json_t *j = status_json(s);
-
-		reply.body = json_dumps(j, JSON_COMPACT);
-		json_decref(j);
-	} else if (strcmp(ctl.verb, "stop") == 0) {
-		stop = 1;
+		body = status_json(s);
 	} else if (strcmp(ctl.verb, "agents") == 0) {
-		json_t *list = json_array(), *j;
-
-		for (size_t i = 0; i < s->nplaced; i++) {
-			const struct placement *p = &s->placed[i];
-
-			json_array_append_new(list,
-			    json_pack("{s:s,s:i,s:s,s:s}", "name", p->name,
-			        "worker", p->worker, "state",
-			        p->alive ? "running" : "stopped", "manifest",
-			        p->path));
-		}
-		j = json_pack("{s:o}", "agents", list);
-		reply.body = json_dumps(j, JSON_COMPACT);
-		json_decref(j);
+		body = agents_json(s);
 	} else if (strcmp(ctl.verb, "reload") == 0) {
 		char summary[160];
-		json_t *j;
 
 		reload(s, summary, sizeof(summary));
-		j = json_pack("{s:s}", "summary", summary);
-		reply.body = json_dumps(j, JSON_COMPACT);
-		json_decref(j);
-	} else if ((strcmp(ctl.verb, "spawn") == 0 ||
-	               strcmp(ctl.verb, "spawn-file") == 0 ||
-	               strcmp(ctl.verb, "kill") == 0 ||
-	               strcmp(ctl.verb, "restart") == 0) &&
-	    ctl.arg != NULL) {
-		char why[256];
+		body = json_pack("{s:s}", "summary", summary);
+	} else if (strcmp(ctl.verb, "stop") == 0) {
+		stop = 1;
+	} else if (ctl.arg == NULL &&
+	    (strcmp(ctl.verb, "spawn") == 0 ||
+	        strcmp(ctl.verb, "spawn-file") == 0 ||
+	        strcmp(ctl.verb, "kill") == 0 ||
+	        strcmp(ctl.verb, "restart") == 0 ||
+	        strcmp(ctl.verb, "run") == 0)) {
+		snprintf(why, sizeof(why), "%s needs an argument", ctl.verb);
+	} else if (strcmp(ctl.verb, "spawn") == 0 ||
+	    strcmp(ctl.verb, "spawn-file") == 0) {
+		struct manifest m;
+		int from_dir;
 
-		if (agent_command(
-		        s, call, ctl.verb, ctl.arg, why, sizeof(why)) == 0) {
-			/* Answered when the worker has answered. */
-			msg_close(&r);
-			msg_ctl_free(&ctl);
-			return;
+		if (spawn_manifest(s, ctl.arg, ctl.verb[5] == '-', &m,
+		        &from_dir, why, sizeof(why)) == 0) {
+			char name[CONFIG_NAME_MAX + 1];
+
+			snprintf(name, sizeof(name), "%s", m.name);
+			if (agent_command(s, call, CMD_SPAWN, name, &m, NULL,
+			        why, sizeof(why)) == 0) {
+				s->pending->from_dir = from_dir;
+				goto later;
+			}
 		}
-		reply.ok = 0;
-		snprintf(reply.error, sizeof(reply.error), "%s", why);
+	} else if (strcmp(ctl.verb, "kill") == 0 ||
+	    strcmp(ctl.verb, "restart") == 0 || strcmp(ctl.verb, "run") == 0) {
+		enum command_kind kind = ctl.verb[0] == 'k' ? CMD_KILL
+		    : ctl.verb[1] == 'e'                    ? CMD_RESTART
+		                                            : CMD_RUN;
+
+		if (agent_command(s, call, kind, ctl.arg, NULL, ctl.input, why,
+		        sizeof(why)) == 0)
+			goto later;
 	} else {
-		reply.ok = 0;
-		snprintf(reply.error, sizeof(reply.error),
-		    "unknown command \"%s\"", ctl.verb);
+		snprintf(why, sizeof(why), "unknown command \"%s\"", ctl.verb);
 	}
-	msg_close(&r);
+	reply.ok = why[0] == '\0';
+	snprintf(reply.error, sizeof(reply.error), "%s", why);
+	if (body != NULL) {
+		reply.body = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+	}
 	msg_ctl_reply_encode(&w, &reply);
-	out = msg_data(&w, &outlen);
-	ipc_reply(call, out, outlen);
-	msg_writer_free(&w);
+	reply_frame(call, &w);
 	free(reply.body);
+later:
+	msg_close(&r);
 	msg_ctl_free(&ctl);
 	if (stop)
 		begin_stop(s, "stop requested");
@@ -1048,14 +1335,28 @@ write_pid_file(struct supervisor *s)
 		log_warn("cannot write %s", path);
 }
 
+static void
+free_all(struct supervisor *s)
+{
+	for (size_t i = 0; i < s->nplaced; i++)
+		manifest_free(&s->placed[i].m);
+	free(s->placed);
+	while (s->pending != NULL)
+		command_forget(s->pending);
+	for (int i = 0; i < s->nchildren; i++)
+		child_forget_pages(&s->children[i]);
+	free(s->children);
+	free(s->workers);
+	config_free(&s->conf);
+}
+
 static int
 cmd_start(const char *self, const char *path, int detach)
 {
 	static struct supervisor sup;
 	struct supervisor *s = &sup;
 	struct diag d = {0};
-	char agents[PATH_MAX];
-	long workers;
+	struct fleet fleet;
 
 	s->start_ms = now_ms();
 	if (find_programs(s, self) != 0)
@@ -1070,15 +1371,19 @@ cmd_start(const char *self, const char *path, int detach)
 		log_warnx("%s is not valid: nothing started", s->conf_path);
 		return 1;
 	}
-	config_resolve(s->conf.dir, s->conf.agents_dir, agents, sizeof(agents));
+	config_resolve(s->conf.dir, s->conf.agents_dir, s->agents_dir,
+	    sizeof(s->agents_dir));
+	config_resolve(
+	    s->conf.dir, s->conf.state_dir, s->state_dir, sizeof(s->state_dir));
 	/* A bad manifest is reported; the other agents carry on. */
-	if (fleet_load(&s->fleet, agents, &s->conf, &d) > 0)
+	if (fleet_load(&fleet, s->agents_dir, &s->conf, &d) > 0)
 		fputs(d.text, stderr);
 	diag_free(&d);
 	config_runtime_dir(&s->conf, s->runtime, sizeof(s->runtime));
 	s->ready_fd = detach ? daemonize() : -1;
 	if (prepare_runtime(s) != 0) {
 		daemon_failed(s, "the runtime dir is in use or unusable\n");
+		fleet_free(&fleet);
 		return 1;
 	}
 	if (detach)
@@ -1088,16 +1393,16 @@ cmd_start(const char *self, const char *path, int detach)
 	s->hub = ipc_listen(s->loop, s->hub_url, 8, hub_request, s);
 	if (s->ctl == NULL || s->hub == NULL) {
 		daemon_failed(s, "cannot listen in the runtime dir\n");
+		fleet_free(&fleet);
 		return 1;
 	}
 
-	workers = s->conf.workers > 0 ? s->conf.workers
-	                              : sysconf(_SC_NPROCESSORS_ONLN);
-	if (workers < 1)
-		workers = 1;
-	s->nchildren = (int)workers + 1;
+	s->nworkers = (int)config_worker_count(&s->conf);
+	s->nchildren = s->nworkers + 1;
 	s->children = calloc((size_t)s->nchildren, sizeof(*s->children));
-	if (s->children == NULL)
+	s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
+	s->placed = calloc(fleet.count + 1, sizeof(*s->placed));
+	if (s->children == NULL || s->workers == NULL || s->placed == NULL)
 		fatal("out of memory");
 	for (int i = 0; i < s->nchildren; i++) {
 		struct child *c = &s->children[i];
@@ -1122,48 +1427,38 @@ cmd_start(const char *self, const char *path, int detach)
 	s->stop_deadline.data = s;
 	signal(SIGPIPE, SIG_IGN);
 
-	/* The workers place the directory's agents by the same rule. */
-	s->placed = calloc(s->fleet.count + 1, sizeof(*s->placed));
-	s->workers = calloc((size_t)workers, sizeof(*s->workers));
-	if (s->placed == NULL || s->workers == NULL)
-		fatal("out of memory");
-	for (size_t i = 0; i < s->fleet.count; i++) {
+	/* The directory's agents are dealt round the workers. */
+	for (size_t i = 0; i < fleet.count; i++) {
 		struct placement *p = &s->placed[s->nplaced++];
 
-		snprintf(
-		    p->name, sizeof(p->name), "%s", s->fleet.agents[i].name);
-		snprintf(
-		    p->path, sizeof(p->path), "%s", s->fleet.agents[i].path);
-		p->worker = (int)fleet_worker_of(i, workers);
+		p->m = fleet.agents[i];
+		memset(&fleet.agents[i], 0, sizeof(fleet.agents[i]));
+		p->worker = (int)(i % (size_t)s->nworkers);
 		p->alive = 1;
 		p->from_dir = 1;
-		placement_stat(p);
 	}
-	for (long w = 0; w < workers; w++) {
+	fleet_free(&fleet);
+	for (int w = 0; w < s->nworkers; w++) {
 		char url[PATH_MAX * 4];
 
-		snprintf(url, sizeof(url), "ipc://%s/worker-%ld.sock",
-		    s->runtime, w);
+		snprintf(
+		    url, sizeof(url), "ipc://%s/worker-%d.sock", s->runtime, w);
 		s->workers[w] = ipc_dial(s->loop, url);
 		if (s->workers[w] == NULL)
 			return 1;
 	}
 	for (int i = 0; i < s->nchildren; i++)
 		child_start(&s->children[i]);
-	log_info("starting: config %s, runtime %s, %ld workers, %zu agents",
-	    s->conf_path, s->runtime, workers, s->fleet.count);
+	log_info("starting: config %s, runtime %s, %d workers, %zu agents",
+	    s->conf_path, s->runtime, s->nworkers, s->nplaced);
 	ev_run(s->loop, 0);
 
 	ipc_server_close(s->ctl);
 	ipc_server_close(s->hub);
-	for (long w = 0; w < workers; w++)
+	for (int w = 0; w < s->nworkers; w++)
 		ipc_client_close(s->workers[w]);
-	free(s->workers);
-	free(s->placed);
 	remove_runtime(s);
-	fleet_free(&s->fleet);
-	config_free(&s->conf);
-	free(s->children);
+	free_all(s);
 	log_info("stopped");
 	return 0;
 }
@@ -1253,7 +1548,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (role != NULL) {
-		if (runtime == NULL || conf == NULL) {
+		if (runtime == NULL) {
 			fputs(usage_text, stderr);
 			return 2;
 		}
@@ -1263,8 +1558,7 @@ main(int argc, char **argv)
 			    role);
 			return 2;
 		}
-		return role_main(
-		    argc, argv, role, index, runtime, conf, worker_main);
+		return role_main(argc, argv, role, index, runtime, worker_main);
 	}
 	if (optind != argc - 1) {
 		fputs(usage_text, stderr);

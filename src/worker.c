@@ -1,10 +1,16 @@
 /*
  * worker.c: a process that hosts agents as coroutines on one libev loop.
  *
- * Each agent is a task (task.c) running a plain loop: wait for its trigger,
- * render its prompt, ask the broker for an inference, write the result. A
- * wait yields the task; the timer or the broker's answer resumes it on the
- * loop. The supervisor and the workers place agents by fleet_worker_of().
+ * The supervisor places agents and hands each worker its own, as frames:
+ * pages of manifests when the worker starts (again, after a crash), single
+ * ones when an agent is spawned. Each agent is a task (task.c) running a
+ * plain loop: wait for its trigger, render its prompt, ask the broker for
+ * an inference, hand on the result. A wait yields the task; a timer, a
+ * message or the broker's answer resumes it on the loop.
+ *
+ * An agent's inbox holds what other agents' outputs (output = agent:NAME)
+ * and `ollamaxctl run` sent it. A message for an agent of this worker goes
+ * straight into its inbox; one for another worker goes by the supervisor.
  */
 #include "autoconf.h"
 
@@ -28,46 +34,56 @@
 /* How long an agent waits for one answer: a queue behind cold loads. */
 #define INFER_TIMEOUT_MS (30 * 60 * 1000)
 #define INFER_RETRIES 5
+#define DELIVER_TIMEOUT_MS 10000
+/* Messages an inbox holds; a full inbox refuses more (the sender logs). */
+#define INBOX_MAX 64
 
 struct worker;
 
+struct message {
+	TAILQ_ENTRY(message) link;
+	char from[MSG_NAME_MAX];
+	char *input;
+};
+TAILQ_HEAD(message_list, message);
+
 struct agent {
 	TAILQ_ENTRY(agent) link;
-	const struct manifest *m;
-	struct manifest *owned; /* a spawned agent's manifest, else NULL */
-	int killed;             /* gone; a late answer is dropped */
-	/* What a run holds while it waits, so that a kill can free it. */
-	char *prompt;
-	char *frame;
+	struct manifest m;
 	struct worker *w;
 	struct task *task;
 	ev_timer timer;
+	int waiting;   /* in agent_wait: a message may wake it */
+	int killed;    /* gone; freed once no call is in flight */
+	int in_flight; /* calls whose callback has not run yet */
+	struct message_list inbox;
+	int inbox_len;
 	uint64_t runs;
 	uint64_t failures;
 	int last_failed;
-	/* The answer the task waits for. */
-	int answered;
+	/* What a run holds while it waits, so that a kill can free it. */
+	struct message *input;
+	char *prompt;
+	char *frame;
+	void *reply;
+	size_t reply_len;
 	int err;
-	struct msg_infer_done done;
 };
 
 struct worker {
 	struct ev_loop *loop;
 	int index;
-	long nworkers;
-	struct config conf;
-	struct fleet fleet;
+	size_t stack_size;
+	char state_dir[PATH_MAX];
 	TAILQ_HEAD(, agent) agents;
-	TAILQ_HEAD(, agent) killed; /* kept until the process ends */
 	struct ipc_server *commands;
 	struct ipc_client *broker;
-	char state_dir[PATH_MAX];
+	struct hub_link *hub;
 	uint64_t next_id;
 	uint64_t rng;
 	int stopping;
-	struct hub_link hub;
 	ev_timer report;
-	uint64_t served, failed;
+	uint64_t delivered, refused;
 };
 
 static double
@@ -80,6 +96,20 @@ uniform(struct worker *w)
 }
 
 static void
+agent_free(struct agent *a)
+{
+	struct message *msg;
+
+	while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
+		TAILQ_REMOVE(&a->inbox, msg, link);
+		free(msg->input);
+		free(msg);
+	}
+	manifest_free(&a->m);
+	free(a);
+}
+
+static void
 resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct agent *a = t->data;
@@ -89,97 +119,242 @@ resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	task_resume(a->task);
 }
 
-/* Sleeps the agent's task for seconds of real time. */
+/*
+ * Sleeps the agent's task for seconds of real time (< 0: until a message
+ * comes); a message for its inbox ends the wait early.
+ */
 static void
-agent_sleep(struct agent *a, double seconds)
+agent_wait(struct agent *a, double seconds)
 {
-	ev_timer_set(&a->timer, seconds, 0);
-	ev_timer_start(a->w->loop, &a->timer);
+	if (seconds >= 0) {
+		ev_timer_set(&a->timer, seconds, 0);
+		ev_timer_start(a->w->loop, &a->timer);
+	}
+	a->waiting = 1;
 	task_yield();
+	a->waiting = 0;
+	ev_timer_stop(a->w->loop, &a->timer);
+}
+
+/* Wakes a waiting agent through the loop: only the loop resumes tasks. */
+static void
+agent_wake(struct agent *a)
+{
+	if (!a->waiting)
+		return;
+	ev_timer_stop(a->w->loop, &a->timer);
+	ev_timer_set(&a->timer, 0, 0);
+	ev_timer_start(a->w->loop, &a->timer);
+}
+
+static struct agent *
+agent_find(struct worker *w, const char *name)
+{
+	struct agent *a;
+
+	TAILQ_FOREACH(a, &w->agents, link)
+		if (strcmp(a->m.name, name) == 0)
+			return a;
+	return NULL;
+}
+
+/* Puts a message in a's inbox; -1 with why when it is full. */
+static int
+inbox_put(struct agent *a, const char *from, const char *input, char *why,
+    size_t whylen)
+{
+	struct message *msg;
+
+	if (a->inbox_len >= INBOX_MAX) {
+		snprintf(why, whylen, "the inbox of %s is full (%d messages)",
+		    a->m.name, INBOX_MAX);
+		a->w->refused++;
+		return -1;
+	}
+	msg = calloc(1, sizeof(*msg));
+	if (msg == NULL || (msg->input = strdup(input)) == NULL)
+		fatal("out of memory");
+	snprintf(msg->from, sizeof(msg->from), "%s", from);
+	TAILQ_INSERT_TAIL(&a->inbox, msg, link);
+	a->inbox_len++;
+	a->w->delivered++;
+	agent_wake(a);
+	return 0;
 }
 
 static void
-infer_reply(void *arg, int err, const void *data, size_t len)
+call_reply(void *arg, int err, const void *data, size_t len)
 {
 	struct agent *a = arg;
-	struct msg_reader r;
 
-	/* Closing the client at shutdown fails what is in flight: no task
-	 * is resumed then, they are all about to be destroyed. */
-	if (a->w->stopping || a->killed)
+	a->in_flight--;
+	/* Closing the clients at shutdown fails what is in flight: no task
+	 * is resumed then; a killed agent is freed by its last answer. */
+	if (a->killed) {
+		if (a->in_flight == 0)
+			agent_free(a);
 		return;
-	a->answered = 1;
+	}
+	if (a->w->stopping)
+		return;
 	a->err = err;
 	if (err == 0) {
-		if (msg_open(&r, data, len) != MSG_OK ||
-		    msg_infer_done_decode(&r, &a->done) != MSG_OK) {
-			log_warnx("%s: bad answer from the broker (%s)",
-			    a->m->name, r.detail);
-			a->err = -1;
-		}
-		msg_close(&r);
+		a->reply = malloc(len);
+		if (a->reply == NULL)
+			fatal("out of memory");
+		memcpy(a->reply, data, len);
+		a->reply_len = len;
 	}
 	task_resume(a->task);
 }
 
 /*
- * One inference through the broker. A lost broker (it restarts) is
- * retried with the same id, so the broker never runs it twice.
+ * Sends a->frame on c and yields until the answer (a->reply, to free) or
+ * an error (a->err). Returns 0 when an answer came.
  */
 static int
-agent_infer(struct agent *a, const char *prompt)
+agent_call(
+    struct agent *a, struct ipc_client *c, size_t len, int64_t timeout_ms)
 {
-	struct msg_infer req = {
-	    .id = ((uint64_t)getpid() << 32) | ++a->w->next_id,
-	    .worker = a->w->index,
-	    .priority = a->m->priority,
-	    .system = a->m->system,
-	    .prompt = (char *)prompt,
-	    .num_predict = (int)a->m->num_predict,
-	    .temperature = a->m->temperature,
-	};
-	struct msg_writer w;
+	a->err = 0;
+	a->reply = NULL;
+	if (ipc_request(c, a->frame, len, timeout_ms, call_reply, a) != 0) {
+		a->err = -1;
+		return -1;
+	}
+	a->in_flight++;
+	task_yield();
+	return a->err == 0 ? 0 : -1;
+}
+
+/* Copies a writer's frame to the agent, which holds it across a kill. */
+static size_t
+agent_take_frame(struct agent *a, struct msg_writer *mw)
+{
 	const char *data;
 	size_t len;
 
-	snprintf(req.agent, sizeof(req.agent), "%s", a->m->name);
-	snprintf(req.tier, sizeof(req.tier), "%s", a->m->tier);
-	msg_infer_encode(&w, &req);
-	data = msg_data(&w, &len);
-	/* Held by the agent, not the task's frames: a kill frees it. */
+	data = msg_data(mw, &len);
 	a->frame = malloc(len);
 	if (a->frame == NULL)
 		fatal("out of memory");
 	memcpy(a->frame, data, len);
-	msg_writer_free(&w);
-	for (int attempt = 0; attempt < INFER_RETRIES; attempt++) {
-		a->answered = 0;
-		memset(&a->done, 0, sizeof(a->done));
-		if (ipc_request(a->w->broker, a->frame, len, INFER_TIMEOUT_MS,
-		        infer_reply, a) != 0)
-			break;
-		task_yield();
-		if (a->err == 0)
-			break;
-		log_warnx("%s: broker unreachable (%s): retry %d", a->m->name,
-		    a->err > 0 ? ipc_strerror(a->err) : "bad answer",
-		    attempt + 1);
-		agent_sleep(a, 0.2 * (attempt + 1));
-	}
+	msg_writer_free(mw);
+	return len;
+}
+
+static void
+agent_drop_call(struct agent *a)
+{
 	free(a->frame);
+	free(a->reply);
 	a->frame = NULL;
-	return a->err == 0 ? 0 : -1;
+	a->reply = NULL;
+}
+
+/*
+ * One inference through the broker, into done. A lost broker (it
+ * restarts) is retried with the same id, so the broker never runs it twice.
+ */
+static int
+agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
+{
+	struct msg_infer req = {
+	    .id = ((uint64_t)getpid() << 32) | ++a->w->next_id,
+	    .worker = a->w->index,
+	    .priority = a->m.priority,
+	    .system = a->m.system,
+	    .prompt = (char *)prompt,
+	    .num_predict = (int)a->m.num_predict,
+	    .temperature = a->m.temperature,
+	};
+	struct msg_writer mw;
+	struct msg_reader r;
+	size_t len;
+	int rv = -1;
+
+	memset(done, 0, sizeof(*done));
+	snprintf(req.agent, sizeof(req.agent), "%s", a->m.name);
+	snprintf(req.tier, sizeof(req.tier), "%s", a->m.tier);
+	msg_infer_encode(&mw, &req);
+	len = agent_take_frame(a, &mw);
+	for (int attempt = 0; attempt < INFER_RETRIES; attempt++) {
+		if (agent_call(a, a->w->broker, len, INFER_TIMEOUT_MS) == 0) {
+			if (msg_open(&r, a->reply, a->reply_len) == MSG_OK &&
+			    msg_infer_done_decode(&r, done) == MSG_OK)
+				rv = 0;
+			else
+				log_warnx("%s: bad answer from the broker (%s)",
+				    a->m.name, r.detail);
+			msg_close(&r);
+			break;
+		}
+		log_warnx("%s: broker unreachable (%s): retry %d", a->m.name,
+		    a->err > 0 ? ipc_strerror(a->err) : "cannot send",
+		    attempt + 1);
+		agent_wait(a, 0.2 * (attempt + 1));
+	}
+	agent_drop_call(a);
+	return rv;
+}
+
+/*
+ * Hands an answer to the agent named in output = agent:NAME: into its
+ * inbox if it lives here, else through the supervisor. A message that
+ * cannot be delivered is logged whole, so that nothing is lost unseen.
+ */
+static void
+agent_deliver(struct agent *a, const char *text)
+{
+	struct msg_deliver d = {.input = (char *)text};
+	struct agent *to = agent_find(a->w, a->m.output_target);
+	struct msg_ctl_reply rep = {0};
+	struct msg_writer mw;
+	struct msg_reader r;
+	char why[256] = "";
+	size_t len;
+
+	if (to != NULL) {
+		if (inbox_put(to, a->m.name, text, why, sizeof(why)) == 0)
+			return;
+	} else {
+		snprintf(d.to, sizeof(d.to), "%.48s", a->m.output_target);
+		snprintf(d.from, sizeof(d.from), "%s", a->m.name);
+		msg_deliver_encode(&mw, &d);
+		len = agent_take_frame(a, &mw);
+		if (agent_call(a, a->w->hub->client, len, DELIVER_TIMEOUT_MS) !=
+		    0) {
+			snprintf(why, sizeof(why), "the supervisor: %s",
+			    a->err > 0 ? ipc_strerror(a->err) : "cannot send");
+		} else if (msg_open(&r, a->reply, a->reply_len) != MSG_OK ||
+		    msg_ctl_reply_decode(&r, &rep) != MSG_OK) {
+			snprintf(why, sizeof(why), "bad answer (%s)", r.detail);
+			msg_close(&r);
+		} else {
+			if (!rep.ok)
+				snprintf(why, sizeof(why), "%s", rep.error);
+			msg_ctl_reply_free(&rep);
+			msg_close(&r);
+		}
+		agent_drop_call(a);
+		if (why[0] == '\0')
+			return;
+	}
+	log_warnx("%s: output for %s not delivered: %s; it was:\n%s", a->m.name,
+	    a->m.output_target, why, text);
 }
 
 static void
 agent_output(struct agent *a, const char *text)
 {
-	const struct manifest *m = a->m;
+	const struct manifest *m = &a->m;
+	char path[PATH_MAX * 2];
+	FILE *fp;
 
-	if (m->output == OUTPUT_FILE) {
-		char path[PATH_MAX * 2];
-		FILE *fp;
-
+	switch (m->output) {
+	case OUTPUT_LOG:
+		break;
+	case OUTPUT_FILE:
 		snprintf(path, sizeof(path), "%s/%s", a->w->state_dir,
 		    m->output_target);
 		fp = fopen(path, "a");
@@ -190,8 +365,11 @@ agent_output(struct agent *a, const char *text)
 		fprintf(fp, "--- %s run %llu\n%s\n", m->name,
 		    (unsigned long long)a->runs, text);
 		fclose(fp);
+		break;
+	case OUTPUT_AGENT:
+		agent_deliver(a, text);
+		break;
 	}
-	/* OUTPUT_AGENT: routing between agents is the supervisor's. */
 }
 
 /* Every second: how many agents live, and how many are failing. */
@@ -204,93 +382,115 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!w->hub.said_hello)
+	if (!w->hub->ready)
 		return;
-
 	TAILQ_FOREACH(a, &w->agents, link) {
 		r.agents += !task_finished(a->task);
 		r.agents_failing += a->last_failed;
 		r.served += (int64_t)(a->runs - a->failures);
 		r.failed += (int64_t)a->failures;
+		r.queued += a->inbox_len;
 	}
-	hub_report(&w->hub, &r);
+	r.bad_frames = (int64_t)ipc_refused();
+	hub_report(w->hub, &r);
+}
+
+/* One run: the prompt rendered with input, one inference, the output. */
+static void
+agent_run(struct agent *a, const char *input)
+{
+	const struct manifest *m = &a->m;
+	struct msg_infer_done done;
+	char n[32], now_text[64];
+	struct template_var vars[5];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	a->runs++;
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)a->runs);
+	gmtime_r(&t, &tm);
+	strftime(now_text, sizeof(now_text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	vars[0] = (struct template_var){"name", m->name};
+	vars[1] = (struct template_var){"role", m->role};
+	vars[2] = (struct template_var){"n", n};
+	vars[3] = (struct template_var){"time", now_text};
+	vars[4] = (struct template_var){"input", input};
+	a->prompt = template_render(m->prompt, vars, 5, MSG_MAX_TEXT);
+	if (agent_infer(a, a->prompt, &done) == 0 && done.status == INFER_OK) {
+		log_info("%s: run %llu: %s answered %lld tokens in %lld ms "
+		         "(queued %lld ms, prompt %lld tokens)",
+		    m->name, (unsigned long long)a->runs, done.model,
+		    (long long)done.eval_tokens, (long long)done.total_ms,
+		    (long long)done.queued_ms, (long long)done.prompt_tokens);
+		/* The answer is the agent's until the output is handed on. */
+		free(a->prompt);
+		a->prompt = done.text ? done.text : strdup("");
+		done.text = NULL;
+		agent_output(a, a->prompt);
+		a->last_failed = 0;
+	} else {
+		a->failures++;
+		a->last_failed = 1;
+		log_warnx("%s: run %llu failed: %s", m->name,
+		    (unsigned long long)a->runs,
+		    done.error[0] ? done.error : "no answer");
+	}
+	msg_infer_done_free(&done);
+	free(a->prompt);
+	a->prompt = NULL;
 }
 
 static void
 agent_main(void *arg)
 {
 	struct agent *a = arg;
-	const struct manifest *m = a->m;
+	const struct manifest *m = &a->m;
 	double period = (double)m->every_ms / 1000.0;
+	/* Periodic agents start spread over their first period. */
+	double delay = period * uniform(a->w);
 
-	if (m->trigger != TRIGGER_EVERY) {
-		/* Inbox and demand agents wait to be called. */
-		task_yield();
-		return;
-	}
-	/* Agents start spread over their first period, not all at once. */
-	agent_sleep(a, period * uniform(a->w));
 	for (;;) {
-		char n[32], now_text[64];
-		struct template_var vars[5];
-		time_t t = time(NULL);
-		struct tm tm;
-		double jitter;
-
-		a->runs++;
-		snprintf(n, sizeof(n), "%llu", (unsigned long long)a->runs);
-		gmtime_r(&t, &tm);
-		strftime(now_text, sizeof(now_text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		vars[0] = (struct template_var){"name", m->name};
-		vars[1] = (struct template_var){"role", m->role};
-		vars[2] = (struct template_var){"n", n};
-		vars[3] = (struct template_var){"time", now_text};
-		vars[4] = (struct template_var){"input", ""};
-		a->prompt = template_render(m->prompt, vars, 5, MSG_MAX_TEXT);
-		if (agent_infer(a, a->prompt) == 0 &&
-		    a->done.status == INFER_OK) {
-			log_info(
-			    "%s: run %llu: %s answered %lld tokens in %lld ms "
-			    "(queued %lld ms, prompt %lld tokens)",
-			    m->name, (unsigned long long)a->runs, a->done.model,
-			    (long long)a->done.eval_tokens,
-			    (long long)a->done.total_ms,
-			    (long long)a->done.queued_ms,
-			    (long long)a->done.prompt_tokens);
-			agent_output(a, a->done.text ? a->done.text : "");
-			a->last_failed = 0;
+		if (m->trigger == TRIGGER_EVERY) {
+			if (TAILQ_EMPTY(&a->inbox))
+				agent_wait(a, delay);
 		} else {
-			a->failures++;
-			a->last_failed = 1;
-			log_warnx("%s: run %llu failed: %s", m->name,
-			    (unsigned long long)a->runs,
-			    a->done.error[0] ? a->done.error : "no answer");
+			while (TAILQ_EMPTY(&a->inbox))
+				agent_wait(a, -1);
 		}
-		msg_infer_done_free(&a->done);
-		free(a->prompt);
-		a->prompt = NULL;
-		jitter = 1.0 + (uniform(a->w) * 2 - 1) * m->jitter_pct / 100.0;
-		agent_sleep(a, period * jitter);
+		a->input = TAILQ_FIRST(&a->inbox);
+		if (a->input != NULL) {
+			TAILQ_REMOVE(&a->inbox, a->input, link);
+			a->inbox_len--;
+		}
+		agent_run(a, a->input ? a->input->input : "");
+		if (a->input != NULL) {
+			free(a->input->input);
+			free(a->input);
+			a->input = NULL;
+		}
+		delay = period *
+		    (1.0 + (uniform(a->w) * 2 - 1) * m->jitter_pct / 100.0);
 	}
 }
 
-/* Creates the agent's task and runs it to its first wait. */
+/* Creates the agent's task, taking m, and runs it to its first wait. */
 static struct agent *
-agent_start(struct worker *w, const struct manifest *m, struct manifest *owned)
+agent_start(struct worker *w, struct manifest *m)
 {
 	struct agent *a = calloc(1, sizeof(*a));
 
 	if (a == NULL)
 		fatal("out of memory");
-	a->m = m;
-	a->owned = owned;
+	a->m = *m;
+	memset(m, 0, sizeof(*m));
 	a->w = w;
+	TAILQ_INIT(&a->inbox);
 	ev_init(&a->timer, resume_cb);
 	a->timer.data = a;
-	a->task = task_create(w->conf.stack_size, agent_main, a);
+	a->task = task_create(w->stack_size, agent_main, a);
 	if (a->task == NULL) {
-		log_warn("%s: cannot create its task", m->name);
-		free(a);
+		log_warn("%s: cannot create its task", a->m.name);
+		agent_free(a);
 		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&w->agents, a, link);
@@ -298,166 +498,191 @@ agent_start(struct worker *w, const struct manifest *m, struct manifest *owned)
 	return a;
 }
 
-static struct agent *
-agent_find(struct worker *w, const char *name)
-{
-	struct agent *a;
-
-	TAILQ_FOREACH(a, &w->agents, link)
-		if (strcmp(a->m->name, name) == 0)
-			return a;
-	return NULL;
-}
-
-/* Stops the agent for good: its task goes, a pending answer is dropped. */
+/*
+ * Stops the agent for good: its task goes, what its run held is freed, and
+ * the agent itself once the answers it waits for have come. Its manifest
+ * moves to keep if that is not NULL.
+ */
 static void
-agent_kill(struct worker *w, struct agent *a)
+agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
 {
 	ev_timer_stop(w->loop, &a->timer);
-	a->killed = 1;
 	task_destroy(a->task);
 	a->task = NULL;
 	/* What the run held: its frames are gone with the task's stack. */
 	free(a->prompt);
-	free(a->frame);
-	a->prompt = a->frame = NULL;
-	msg_infer_done_free(&a->done);
+	a->prompt = NULL;
+	agent_drop_call(a);
+	if (a->input != NULL) {
+		free(a->input->input);
+		free(a->input);
+		a->input = NULL;
+	}
+	if (keep != NULL) {
+		*keep = a->m;
+		memset(&a->m, 0, sizeof(a->m));
+	}
 	TAILQ_REMOVE(&w->agents, a, link);
-	TAILQ_INSERT_TAIL(&w->killed, a, link);
+	a->killed = 1;
+	if (a->in_flight == 0)
+		agent_free(a);
+}
+
+static void
+reply_ok(struct ipc_call *call, int ok, const char *error)
+{
+	struct msg_ctl_reply reply = {.ok = ok};
+	struct msg_writer mw;
+	const char *out;
+	size_t len;
+
+	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
+	msg_ctl_reply_encode(&mw, &reply);
+	out = msg_data(&mw, &len);
+	ipc_reply(call, out, len);
+	msg_writer_free(&mw);
+}
+
+/* spawn (replace = 0) or respawn with new text (replace = 1). */
+static void
+command_agents(
+    struct worker *w, struct msg_agents *list, char *why, size_t whylen)
+{
+	char name[CONFIG_NAME_MAX + 1];
+
+	for (size_t i = 0; i < list->count; i++) {
+		struct manifest *m = &list->agents[i];
+		struct agent *old = agent_find(w, m->name);
+
+		if (old != NULL && list->replace) {
+			agent_kill(w, old, NULL);
+			old = NULL;
+		}
+		if (old != NULL) {
+			snprintf(why, whylen, "agent %s is already running",
+			    m->name);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s", m->name);
+		if (agent_start(w, m) == NULL)
+			snprintf(
+			    why, whylen, "cannot create the task of %s", name);
+		else
+			log_info("%s: started", name);
+	}
 }
 
 /*
- * The supervisor's commands on worker-N.sock: spawn PATH, kill NAME,
- * restart NAME. Each is answered ok or with the reason it failed.
+ * The supervisor's commands on worker-N.sock: agents to start (spawn,
+ * respawn), kill NAME, restart NAME, and messages for inboxes. Each is
+ * answered ok or with the reason it failed.
  */
 static void
 on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 {
 	struct worker *w = arg;
-	struct msg_ctl_reply reply = {.ok = 1};
 	struct msg_reader r;
-	struct msg_ctl cmd;
-	struct msg_writer mw;
-	const char *out;
-	size_t outlen;
+	char why[300] = "";
 
-	if (msg_open(&r, data, len) != MSG_OK ||
-	    msg_ctl_decode(&r, &cmd) != MSG_OK || cmd.arg == NULL) {
-		reply.ok = 0;
-		snprintf(reply.error, sizeof(reply.error), "bad command frame");
-		memset(&cmd, 0, sizeof(cmd));
-	} else if (strcmp(cmd.verb, "spawn") == 0 ||
-	    strcmp(cmd.verb, "respawn") == 0) {
-		struct manifest *m = calloc(1, sizeof(*m));
-		struct diag d = {0};
+	if (msg_open(&r, data, len) != MSG_OK) {
+		snprintf(why, sizeof(why), "bad command frame (%s)", r.detail);
+	} else if (r.type == MSG_AGENTS) {
+		struct msg_agents list;
 
-		if (m == NULL)
-			fatal("out of memory");
-		if (manifest_load(m, cmd.arg, &d) > 0 ||
-		    config_tier(&w->conf, m->tier) == NULL) {
-			reply.ok = 0;
-			snprintf(reply.error, sizeof(reply.error), "%s",
-			    d.text ? d.text : "unknown tier");
-			manifest_free(m);
-			free(m);
+		if (msg_agents_decode(&r, &list) != MSG_OK) {
+			snprintf(why, sizeof(why), "bad agents frame (%s)",
+			    r.detail);
 		} else {
-			struct agent *old = agent_find(w, m->name);
-
-			/* respawn replaces the running agent with the new text.
-			 */
-			if (old != NULL && strcmp(cmd.verb, "respawn") == 0) {
-				agent_kill(w, old);
-				old = NULL;
-			}
-			if (old != NULL) {
-				reply.ok = 0;
-				snprintf(reply.error, sizeof(reply.error),
-				    "agent %s is already running", m->name);
-				manifest_free(m);
-				free(m);
-			} else if (agent_start(w, m, m) == NULL) {
-				reply.ok = 0;
-				snprintf(reply.error, sizeof(reply.error),
-				    "cannot create the agent's task");
-			}
+			command_agents(w, &list, why, sizeof(why));
+			msg_agents_free(&list);
 		}
-		diag_free(&d);
-	} else if (strcmp(cmd.verb, "kill") == 0 ||
-	    strcmp(cmd.verb, "restart") == 0) {
-		struct agent *a = agent_find(w, cmd.arg);
+	} else if (r.type == MSG_DELIVER) {
+		struct msg_deliver d;
+		struct agent *a;
 
-		if (a == NULL) {
-			reply.ok = 0;
-			snprintf(reply.error, sizeof(reply.error),
-			    "no agent %s here", cmd.arg);
-		} else {
-			const struct manifest *m = a->m;
-			struct manifest *owned = a->owned;
-
-			agent_kill(w, a);
-			/* On restart the manifest moves to the new agent. */
-			if (strcmp(cmd.verb, "restart") == 0) {
-				a->owned = NULL;
-				agent_start(w, m, owned);
-			}
-			log_info("%s: %s", m->name,
-			    cmd.verb[0] == 'k' ? "killed" : "restarted");
-		}
+		if (msg_deliver_decode(&r, &d) != MSG_OK)
+			snprintf(why, sizeof(why), "bad deliver frame (%s)",
+			    r.detail);
+		else if ((a = agent_find(w, d.to)) == NULL)
+			snprintf(why, sizeof(why), "no agent %s here", d.to);
+		else
+			inbox_put(a, d.from, d.input, why, sizeof(why));
+		msg_deliver_free(&d);
 	} else {
-		reply.ok = 0;
-		snprintf(reply.error, sizeof(reply.error),
-		    "unknown command \"%s\"", cmd.verb);
+		struct msg_ctl cmd;
+		struct agent *a;
+
+		if (msg_ctl_decode(&r, &cmd) != MSG_OK || cmd.arg == NULL) {
+			snprintf(why, sizeof(why), "bad command frame (%s)",
+			    r.detail[0] ? r.detail : "no argument");
+		} else if (strcmp(cmd.verb, "kill") != 0 &&
+		    strcmp(cmd.verb, "restart") != 0) {
+			snprintf(why, sizeof(why), "unknown command \"%s\"",
+			    cmd.verb);
+		} else if ((a = agent_find(w, cmd.arg)) == NULL) {
+			snprintf(why, sizeof(why), "no agent %s here", cmd.arg);
+		} else if (strcmp(cmd.verb, "kill") == 0) {
+			agent_kill(w, a, NULL);
+			log_info("%s: killed", cmd.arg);
+		} else {
+			struct manifest m;
+
+			/* The manifest moves to the new agent. */
+			agent_kill(w, a, &m);
+			if (agent_start(w, &m) == NULL)
+				snprintf(why, sizeof(why),
+				    "cannot create the task of %s", cmd.arg);
+			else
+				log_info("%s: restarted", cmd.arg);
+		}
+		msg_ctl_free(&cmd);
 	}
 	msg_close(&r);
-	msg_ctl_free(&cmd);
-	msg_ctl_reply_encode(&mw, &reply);
-	out = msg_data(&mw, &outlen);
-	ipc_reply(call, out, outlen);
-	msg_writer_free(&mw);
+	reply_ok(call, why[0] == '\0', why);
 }
 
 int
-worker_main(
-    struct ev_loop *loop, const char *runtime, const char *conf, int index)
+worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
+    struct msg_setup *setup)
 {
 	static struct worker worker;
 	struct worker *w = &worker;
-	struct diag d = {0};
-	char agents_dir[PATH_MAX], url[PATH_MAX + 32];
+	char url[PATH_MAX + 32];
 	size_t mine = 0;
+	struct agent *a;
 
 	w->loop = loop;
-	w->index = index;
+	w->hub = hub;
+	w->index = hub->index;
+	w->stack_size = setup->conf.stack_size;
+	snprintf(
+	    w->state_dir, sizeof(w->state_dir), "%s", setup->conf.state_dir);
 	w->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)getpid() << 20) ^
-	    (uint64_t)index;
-	if (config_load(&w->conf, conf, &d) > 0)
-		fatalx("%s", d.text);
-	config_resolve(
-	    w->conf.dir, w->conf.agents_dir, agents_dir, sizeof(agents_dir));
-	/* The supervisor reported the bad manifests already. */
-	fleet_load(&w->fleet, agents_dir, &w->conf, &d);
-	diag_free(&d);
-	config_resolve(
-	    w->conf.dir, w->conf.state_dir, w->state_dir, sizeof(w->state_dir));
+	    (uint64_t)w->index;
 	if (mkdir(w->state_dir, 0700) != 0 && errno != EEXIST)
 		log_warn("cannot create %s", w->state_dir);
-	w->nworkers = config_worker_count(&w->conf);
+	TAILQ_INIT(&w->agents);
 	snprintf(url, sizeof(url), "ipc://%s/broker.sock", runtime);
 	w->broker = ipc_dial(loop, url);
 	if (w->broker == NULL)
 		fatalx("cannot dial %s", url);
-	TAILQ_INIT(&w->agents);
-	TAILQ_INIT(&w->killed);
-	for (size_t i = 0; i < w->fleet.count; i++)
-		if (fleet_worker_of(i, w->nworkers) == index &&
-		    agent_start(w, &w->fleet.agents[i], NULL) != NULL)
-			mine++;
-	snprintf(url, sizeof(url), "ipc://%s/worker-%d.sock", runtime, index);
+	for (uint32_t page = 0; page < setup->pages; page++) {
+		struct msg_agents list;
+
+		if (hub_fetch(hub, page, &list) != 0) {
+			ipc_client_close(w->broker);
+			return 1;
+		}
+		for (size_t i = 0; i < list.count; i++)
+			mine += agent_start(w, &list.agents[i]) != NULL;
+		msg_agents_free(&list);
+	}
+	snprintf(
+	    url, sizeof(url), "ipc://%s/worker-%d.sock", runtime, w->index);
 	w->commands = ipc_listen(loop, url, 4, on_command, w);
 	if (w->commands == NULL)
 		fatalx("cannot serve %s", url);
-	if (hub_hello(&w->hub, loop, runtime, ROLE_WORKER, index) != 0)
-		fatalx("cannot reach the supervisor in %s", runtime);
+	hub_ready(hub);
 	ev_timer_init(&w->report, report_cb, 0.05, 1.0);
 	w->report.data = w;
 	ev_timer_start(loop, &w->report);
@@ -467,22 +692,7 @@ worker_main(
 	ev_timer_stop(loop, &w->report);
 	ipc_server_close(w->commands);
 	ipc_client_close(w->broker);
-	{
-		struct agent *a;
-
-		while ((a = TAILQ_FIRST(&w->agents)) != NULL)
-			agent_kill(w, a);
-		while ((a = TAILQ_FIRST(&w->killed)) != NULL) {
-			TAILQ_REMOVE(&w->killed, a, link);
-			if (a->owned != NULL) {
-				manifest_free(a->owned);
-				free(a->owned);
-			}
-			free(a);
-		}
-	}
-	ipc_client_close(w->hub.client);
-	fleet_free(&w->fleet);
-	config_free(&w->conf);
+	while ((a = TAILQ_FIRST(&w->agents)) != NULL)
+		agent_kill(w, a, NULL);
 	return 0;
 }

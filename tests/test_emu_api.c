@@ -47,9 +47,8 @@ Test(duration, go_durations_parse_as_go_does)
 	int64_t ns;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		cr_assert_eq(
-		    duration_parse(ok[i].text, &ns, err, sizeof(err)), 0,
-		    "%s: %s", ok[i].text, err);
+		cr_assert_eq(duration_parse(ok[i].text, &ns, err, sizeof(err)),
+		    0, "%s: %s", ok[i].text, err);
 		cr_assert_eq(ns, ok[i].ns, "%s", ok[i].text);
 	}
 }

@@ -137,8 +137,8 @@ Test(catalog, a_line_too_long_for_the_reader_is_reported_not_misread)
 	char err[4096], text[600];
 	char *path;
 
-	snprintf(text, sizeof(text), "[a:1]\nfamily = %0300d\nsize_mb = 1\n",
-	    7);
+	snprintf(
+	    text, sizeof(text), "[a:1]\nfamily = %0300d\nsize_mb = 1\n", 7);
 	path = write_temp(text);
 	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
 	cr_assert(strstr(err, ":2: line longer than 198 characters") != NULL,

@@ -397,3 +397,379 @@ Test(
 	cr_assert_eq(msg_open(&r, array, sizeof(array)), MSG_E_TRUNCATED);
 	msg_close(&r);
 }
+
+/* ------------------------------------------------------------------ */
+/* Setup, agents and messages: the config as frames                   */
+/* ------------------------------------------------------------------ */
+
+static char *
+copy_frame(struct msg_writer *w, size_t *len)
+{
+	const char *data = msg_data(w, len);
+	char *copy = malloc(*len);
+
+	memcpy(copy, data, *len);
+	msg_writer_free(w);
+	return copy;
+}
+
+static struct config
+sample_broker_config(void)
+{
+	static struct tier_conf tiers[2] = {
+	    {.name = "coding",
+	        .model = "qwen2.5-coder:7b",
+	        .fallback = "light"},
+	    {.name = "light", .model = "tinyllama"},
+	};
+	static struct model_conf models[1] = {
+	    {.name = "tinyllama", .size_mb = 638, .num_ctx = 2048},
+	};
+	struct config c = {
+	    .parallel = 2,
+	    .vram_mb = 4096,
+	    .connect_timeout_ms = 5000,
+	    .first_byte_timeout_ms = 300000,
+	    .stall_timeout_ms = 60000,
+	    .tiers = tiers,
+	    .ntiers = 2,
+	    .models = models,
+	    .nmodels = 1,
+	};
+
+	strcpy(c.backend_url, "http://127.0.0.1:11434");
+	return c;
+}
+
+Test(msg, a_broker_setup_carries_its_part_of_the_config)
+{
+	struct msg_setup in = {
+	    .role = ROLE_BROKER, .conf = sample_broker_config()};
+	struct msg_setup out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	msg_setup_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_setup_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(out.role, ROLE_BROKER);
+	cr_assert_eq(out.conf.parallel, 2);
+	cr_assert_eq(out.conf.vram_mb, 4096);
+	cr_assert_str_eq(out.conf.backend_url, "http://127.0.0.1:11434");
+	cr_assert_eq(out.conf.first_byte_timeout_ms, 300000);
+	cr_assert_eq(out.conf.ntiers, 2);
+	cr_assert_str_eq(out.conf.tiers[0].fallback, "light");
+	cr_assert_str_eq(out.conf.tiers[1].model, "tinyllama");
+	cr_assert_eq(out.conf.nmodels, 1);
+	cr_assert_eq(out.conf.models[0].size_mb, 638);
+	cr_assert_eq(out.conf.models[0].num_ctx, 2048);
+	msg_setup_free(&out);
+	msg_close(&r);
+	free(frame);
+}
+
+Test(msg, a_worker_setup_carries_its_state_dir_stack_and_pages)
+{
+	struct msg_setup in = {.role = ROLE_WORKER, .pages = 3};
+	struct msg_setup out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	strcpy(in.conf.state_dir, "/var/lib/ollamax");
+	in.conf.stack_size = 65536;
+	msg_setup_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_setup_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(out.role, ROLE_WORKER);
+	cr_assert_str_eq(out.conf.state_dir, "/var/lib/ollamax");
+	cr_assert_eq(out.conf.stack_size, 65536);
+	cr_assert_eq(out.pages, 3);
+	msg_setup_free(&out);
+	msg_close(&r);
+	free(frame);
+
+	/* A relative state dir would resolve against the wrong folder. */
+	strcpy(in.conf.state_dir, "state");
+	msg_setup_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_setup_decode(&r, &out), MSG_E_FIELD_RANGE);
+	cr_assert_str_eq(r.detail, "state_dir: not absolute");
+	msg_close(&r);
+	free(frame);
+}
+
+Test(msg, a_broker_setup_whose_fallback_names_no_tier_is_refused)
+{
+	struct msg_setup in = {
+	    .role = ROLE_BROKER, .conf = sample_broker_config()};
+	struct tier_conf tiers[1] = {
+	    {.name = "coding", .model = "m", .fallback = "gone"}};
+	struct msg_setup out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	in.conf.tiers = tiers;
+	in.conf.ntiers = 1;
+	msg_setup_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_setup_decode(&r, &out), MSG_E_FIELD_RANGE);
+	cr_assert_str_eq(r.detail, "tiers: a fallback names no tier");
+	msg_close(&r);
+	free(frame);
+}
+
+static struct manifest
+sample_manifest(const char *name, const char *system)
+{
+	struct manifest m = {
+	    .path = (char *)"/etc/ollamax/conf.d/x.conf",
+	    .priority = PRIO_LOW,
+	    .trigger = TRIGGER_EVERY,
+	    .every_ms = 60000,
+	    .jitter_pct = 15,
+	    .output = OUTPUT_AGENT,
+	    .system = (char *)system,
+	    .prompt = (char *)"Look at {{input}}.",
+	    .num_predict = 40,
+	    .temperature = 0.3,
+	};
+
+	strcpy(m.name, name);
+	strcpy(m.role, "Looks at things");
+	strcpy(m.tier, "light");
+	strcpy(m.output_target, "scribe");
+	return m;
+}
+
+Test(msg, agents_survive_a_round_trip_whole)
+{
+	struct manifest a = sample_manifest("watcher", "Be brief."),
+	                b = sample_manifest("other", NULL);
+	const struct manifest *list[] = {&a, &b};
+	struct msg_agents out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	b.trigger = TRIGGER_INBOX;
+	b.every_ms = 0;
+	b.output = OUTPUT_FILE;
+	strcpy(b.output_target, "notes.md");
+	cr_assert_eq(msg_agents_encode(&w, 1, list, 2), 2);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_agents_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(out.replace, 1);
+	cr_assert_eq(out.count, 2);
+	cr_assert(manifest_same(&out.agents[0], &a));
+	cr_assert(manifest_same(&out.agents[1], &b));
+	cr_assert_null(out.agents[1].system);
+	msg_agents_free(&out);
+	msg_close(&r);
+	free(frame);
+}
+
+Test(msg, agents_are_cut_into_pages_that_each_fit_a_frame)
+{
+	enum { N = 40 };
+	static char big[MSG_MAX_TEXT];
+	struct manifest m[N];
+	const struct manifest *list[N];
+	size_t done = 0, pages = 0;
+
+	memset(big, 'x', sizeof(big) - 1);
+	for (int i = 0; i < N; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "agent%d", i);
+		/* Every other one carries a system prompt of 256 KiB. */
+		m[i] = sample_manifest(name, i % 2 ? big : NULL);
+		list[i] = &m[i];
+	}
+	while (done < N) {
+		struct msg_writer w;
+		struct msg_reader r;
+		struct msg_agents out;
+		size_t len, took;
+		char *frame;
+
+		took = msg_agents_encode(&w, 0, list + done, N - done);
+		frame = copy_frame(&w, &len);
+		cr_assert_gt(took, 0);
+		cr_assert_leq(len, MSG_MAX_FRAME);
+		cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+		cr_assert_eq(
+		    msg_agents_decode(&r, &out), MSG_OK, "%s", r.detail);
+		cr_assert_eq(out.count, took);
+		cr_assert_str_eq(out.agents[0].name, m[done].name);
+		msg_agents_free(&out);
+		msg_close(&r);
+		free(frame);
+		done += took;
+		pages++;
+	}
+	cr_assert_gt(pages, 1);
+}
+
+Test(msg, a_bad_agent_in_a_page_is_refused_by_its_index_and_field)
+{
+	struct manifest a = sample_manifest("fine", NULL),
+	                b = sample_manifest("Not A Name", NULL),
+	                c = sample_manifest("escapes", NULL);
+	const struct manifest *list[] = {&a, &b};
+	struct msg_agents out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	msg_agents_encode(&w, 0, list, 2);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_agents_decode(&r, &out), MSG_E_FIELD_RANGE);
+	cr_assert_str_eq(r.detail, "agents[1]: name: not an agent name");
+	cr_assert_eq(out.count, 0);
+	msg_close(&r);
+	free(frame);
+
+	/* A file output may not leave the state dir. */
+	c.output = OUTPUT_FILE;
+	strcpy(c.output_target, "../../etc/passwd");
+	list[1] = &c;
+	msg_agents_encode(&w, 0, list, 2);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_agents_decode(&r, &out), MSG_E_FIELD_RANGE);
+	cr_assert_str_eq(
+	    r.detail, "agents[1]: output_target: leaves the state dir");
+	msg_close(&r);
+	free(frame);
+}
+
+Test(msg, an_agents_item_that_is_not_a_map_is_refused)
+{
+	struct msg_writer w;
+	struct msg_reader r;
+	struct msg_agents out;
+	size_t len;
+	char *frame;
+
+	msg_begin(&w, MSG_AGENTS, 2);
+	msg_put_bool(&w, "replace", 0);
+	/* The array by hand: one string where a map belongs. */
+	msgpack_pack_str(&w.pk, 6);
+	msgpack_pack_str_body(&w.pk, "agents", 6);
+	msgpack_pack_array(&w.pk, 1);
+	msgpack_pack_int(&w.pk, 7);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_agents_decode(&r, &out), MSG_E_FIELD_TYPE);
+	cr_assert_str_eq(r.detail, "agents[0]: not a map");
+	msg_close(&r);
+	free(frame);
+}
+
+Test(msg, deliver_fetch_and_ready_frames_survive_a_round_trip)
+{
+	struct msg_deliver d = {.input = (char *)"three findings"}, dout;
+	struct msg_fetch f = {.index = 1, .pid = 4242, .page = 7}, fout;
+	struct msg_hello h = {.role = ROLE_WORKER, .index = 1, .pid = 4242},
+	                 hout;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	strcpy(d.to, "scribe");
+	strcpy(d.from, "asker");
+	msg_deliver_encode(&w, &d);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_deliver_decode(&r, &dout), MSG_OK);
+	cr_assert_str_eq(dout.to, "scribe");
+	cr_assert_str_eq(dout.from, "asker");
+	cr_assert_str_eq(dout.input, "three findings");
+	msg_deliver_free(&dout);
+	msg_close(&r);
+	free(frame);
+
+	msg_fetch_encode(&w, &f);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_fetch_decode(&r, &fout), MSG_OK);
+	cr_assert_eq(fout.index, 1);
+	cr_assert_eq(fout.pid, 4242);
+	cr_assert_eq(fout.page, 7);
+	msg_close(&r);
+	free(frame);
+
+	msg_ready_encode(&w, &h);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	/* ready and hello look alike but are not each other. */
+	cr_assert_eq(msg_hello_decode(&r, &hout), MSG_E_TYPE);
+	cr_assert_eq(msg_ready_decode(&r, &hout), MSG_OK);
+	cr_assert_eq(hout.pid, 4242);
+	msg_close(&r);
+	free(frame);
+}
+
+Test(msg, mutated_setup_and_agents_frames_never_crash_a_decoder)
+{
+	struct msg_setup broker = {
+	    .role = ROLE_BROKER, .conf = sample_broker_config()};
+	struct manifest a = sample_manifest("watcher", "Be brief."),
+	                b = sample_manifest("other", NULL);
+	const struct manifest *list[] = {&a, &b};
+	struct msg_writer w;
+	size_t lens[2];
+	char *frames[2], buf[2048];
+	uint64_t x = 0x2545F4914F6CDD1DULL;
+	int accepted = 0;
+
+	msg_setup_encode(&w, &broker);
+	frames[0] = copy_frame(&w, &lens[0]);
+	msg_agents_encode(&w, 0, list, 2);
+	frames[1] = copy_frame(&w, &lens[1]);
+	cr_assert_leq(lens[0], sizeof(buf));
+	cr_assert_leq(lens[1], sizeof(buf));
+	for (int i = 0; i < 100000; i++) {
+		int k = i % 2;
+		struct msg_reader r;
+		struct msg_setup s;
+		struct msg_agents ag;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(buf, frames[k], lens[k]);
+		for (int j = 0; j < 1 + (int)(x % 3); j++)
+			buf[(x >> (8 * j)) % lens[k]] ^= (char)(x >> 40);
+		if (msg_open(&r, buf, lens[k]) == MSG_OK) {
+			if (msg_setup_decode(&r, &s) == MSG_OK) {
+				accepted++;
+				msg_setup_free(&s);
+			}
+			if (msg_agents_decode(&r, &ag) == MSG_OK) {
+				accepted++;
+				msg_agents_free(&ag);
+			}
+		}
+		msg_close(&r);
+	}
+	cr_assert_gt(accepted, 0);
+	cr_assert_lt(accepted, 100000);
+	free(frames[0]);
+	free(frames[1]);
+}

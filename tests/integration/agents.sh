@@ -51,6 +51,28 @@ prompt = Anyone there?
 [options]
 num_predict = 8
 AGENT
+# Placed round the two workers by file order: asker on worker 0, scribe
+# on worker 1, so that asker's answers cross from one worker to the other.
+cat >"$TMP/agents/005-asker.conf" <<'AGENT'
+[agent]
+name = asker
+tier = light
+trigger = demand
+output = agent:scribe
+prompt = Answer this: {{input}}
+[options]
+num_predict = 10
+AGENT
+cat >"$TMP/agents/006-scribe.conf" <<'AGENT'
+[agent]
+name = scribe
+tier = light
+trigger = inbox
+output = file:scribe.out
+prompt = Write this down: {{input}}
+[options]
+num_predict = 6
+AGENT
 SUP="$BUILD/ollamax-supervisor"
 CTL="$BUILD/ollamaxctl"
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
@@ -80,12 +102,42 @@ served_reported() {
 	for _ in $(seq 1 100); do
 		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 s = json.load(sys.stdin)
-sys.exit(0 if s["agents"]["running"] == 4 and s["broker"]["served"] >= 3 else 1)' && return 0
+sys.exit(0 if s["agents"]["running"] == 6 and s["broker"]["served"] >= 3 else 1)' && return 0
 		sleep 0.05
 	done
 	return 1
 }
-check "status shows 4 agents running and the broker's served count" served_reported
+check "status shows 6 agents running and the broker's served count" served_reported
+resident_reported() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+sys.exit(0 if json.load(sys.stdin)["broker"]["resident"] == ["tinyllama"] else 1)' && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "status shows the model the backend has loaded" resident_reported
+
+# Demand and inbox agents run only when asked, once per message.
+check "demand and inbox agents do not run on their own" \
+	sh -c "! grep -q -e 'asker: run' -e 'scribe: run' '$TMP/sup.log'"
+check "ollamaxctl run runs a demand agent" "$CTL" -c "$TMP/ollamax.conf" run asker "what changed today?"
+check "its answer reaches the inbox agent on the other worker, which runs on it" wait_runs scribe 1
+long=$(printf 'word%d ' $(seq 1 300))
+check "ollamaxctl run hands an inbox agent its input" "$CTL" -c "$TMP/ollamax.conf" run scribe "$long"
+check "which runs once more" wait_runs scribe 2
+input_in_prompt() {
+	local tokens
+	tokens=$(sed -n 's/.*scribe: run 2: .*prompt \([0-9]*\) tokens.*/\1/p' "$TMP/sup.log")
+	[ "${tokens:-0}" -gt 300 ] || { echo "      prompt of run 2: ${tokens:-none} tokens"; return 1; }
+}
+check "the input became part of its prompt ({{input}})" input_in_prompt
+rc_of() { local rc=0; "$@" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
+check "run of an agent that does not exist fails with exit 1" \
+	test "$(rc_of "$CTL" -c "$TMP/ollamax.conf" run nobody)" = 1
+check "run reads its input from standard input with -" \
+	sh -c "echo 'from stdin' | '$CTL' -c '$TMP/ollamax.conf' run scribe -"
+check "and runs on it" wait_runs scribe 3
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
 before=$(runs_of light3)

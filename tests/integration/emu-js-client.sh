@@ -18,7 +18,6 @@ case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
 JS=$HERE/js
 EMU=$BUILD/ollamax-emu
 CATALOG=$REPO/conf/emu-models.ini
-PORT_WAIT_S=10
 
 die() {
 	echo "emu-js-client: $*" >&2
@@ -49,30 +48,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$EMU" --catalog "$CATALOG" --listen 127.0.0.1:0 --port-file "$TMP/port" \
-	--speed 50 --parallel 2 --vram-mb 4096 >"$TMP/emu.log" 2>&1 &
-EMU_PID=$!
-
-# Wait for the port file (written whole, then renamed) or the process's end.
-deadline=$((SECONDS + PORT_WAIT_S))
-while [[ ! -s $TMP/port ]]; do
-	if ! kill -0 "$EMU_PID" 2>/dev/null; then
-		cat "$TMP/emu.log" >&2 || true
-		EMU_PID=
-		die "ollamax-emu exited before writing its port file"
-	fi
-	if ((SECONDS >= deadline)); then
-		cat "$TMP/emu.log" >&2 || true
-		die "ollamax-emu wrote no port file within ${PORT_WAIT_S}s"
-	fi
-	sleep 0.05
-done
-PORT=$(tr -d '[:space:]' <"$TMP/port")
-[[ $PORT =~ ^[0-9]+$ ]] || die "bad port file: '$PORT'"
-echo "emu-js-client: ollamax-emu (pid $EMU_PID) on 127.0.0.1:$PORT"
+# shellcheck source=../../scripts/emu.sh
+. "$REPO/scripts/emu.sh"
+emu_start "$EMU" "$TMP" emu --speed 50 --parallel 2 --vram-mb 4096 ||
+	die "ollamax-emu did not come up"
+echo "emu-js-client: ollamax-emu (pid $EMU_PID) on $EMU_URL"
 
 status=0
-(cd "$JS" && OLLAMA_HOST="http://127.0.0.1:$PORT" node --test --test-force-exit client.test.mjs) ||
+(cd "$JS" && OLLAMA_HOST="$EMU_URL" node --test --test-force-exit client.test.mjs) ||
 	status=$?
 if ((status != 0)); then
 	echo "emu-js-client: node exited with $status; emulator log follows" >&2

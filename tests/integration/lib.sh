@@ -21,29 +21,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+. "$ROOT/scripts/emu.sh"
+
 # start_emu NAME [FLAGS...]: starts ollamax-emu on a free port; sets
 # the variable URL_<NAME> and PID_<NAME>.
 start_emu() {
-	local name=$1 portfile i
+	local name=$1
 	shift
-	portfile="$TMP/$name.port"
-	"$BUILD/ollamax-emu" --catalog "$ROOT/conf/emu-models.ini" \
-		--listen 127.0.0.1:0 --port-file "$portfile" "$@" \
-		2>"$TMP/$name.log" &
-	local pid=$!
-	PIDS+=("$pid")
-	for i in $(seq 1 200); do
-		[ -s "$portfile" ] && break
-		if ! kill -0 "$pid" 2>/dev/null; then
-			echo "ollamax-emu $name died at start:" >&2
-			cat "$TMP/$name.log" >&2
-			exit 1
-		fi
-		sleep 0.05
-	done
-	[ -s "$portfile" ] || { echo "ollamax-emu $name: no port after 10 s" >&2; exit 1; }
-	printf -v "URL_$name" 'http://127.0.0.1:%s' "$(cat "$portfile")"
-	printf -v "PID_$name" '%s' "$pid"
+	emu_start "$BUILD/ollamax-emu" "$TMP" "$name" "$@" || exit 1
+	PIDS+=("$EMU_PID")
+	printf -v "URL_$name" '%s' "$EMU_URL"
+	printf -v "PID_$name" '%s' "$EMU_PID"
 }
 
 # check DESCRIPTION COMMAND...: runs the command, counts the result.

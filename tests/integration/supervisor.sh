@@ -67,7 +67,7 @@ check "status has the supervisor's pid and version" \
 	has "$status" "\"supervisor\":{\"pid\":$sup_pid,"
 agents_reported() {
 	for _ in $(seq 1 100); do
-		case "$(status_json)" in *'"agents":{"total":1,"running":1,"failed":0}'*) return 0 ;; esac
+		case "$(status_json)" in *'"agents":{"total":1,"running":1,"failed":0,"inbox":0}'*) return 0 ;; esac
 		sleep 0.02
 	done
 	status_json
@@ -166,6 +166,29 @@ agents_table() {
 	has "$out" "third" && has "$out" "extra" && grep -q "^probe .*stopped" <<<"$out"
 }
 check "ollamaxctl agents lists every agent with its worker and state" agents_table
+
+# A worker that crashes comes back with what the supervisor placed on it:
+# agents spawned since start included, agents killed since not.
+check "kill stops a directory agent" "$CTL" -c "$TMP/ollamax.conf" kill third
+check "two agents run" running_agents 2
+old_workers=$(status_json | python3 -c 'import json,sys
+print(" ".join(str(p["pid"]) for p in json.load(sys.stdin)["processes"] if p["role"] == "worker"))')
+for p in $old_workers; do
+	[ "$p" -gt 1 ] && kill -KILL "$p"
+done
+workers_replaced() {
+	for _ in $(seq 1 100); do
+		status_json | python3 -c 'import json,sys
+old = set(int(p) for p in sys.argv[1].split())
+ws = [p for p in json.load(sys.stdin)["processes"] if p["role"] == "worker"]
+sys.exit(0 if all(p["pid"] not in old and p["state"] == "running" for p in ws) else 1)' "$old_workers" 2>/dev/null && return 0
+		sleep 0.02
+	done
+	return 1
+}
+check "both workers killed with SIGKILL are back" workers_replaced
+check "with the spawned agent and without the killed one" running_agents 2
+check "and the agents list agrees" sh -c "'$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^third .*stopped'"
 
 children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
 kill -TERM "$sup_pid"

@@ -1,0 +1,90 @@
+/*
+ * The broker's reading of Ollama's answers: a streamed /api/generate, line
+ * by line, and a /api/ps body; bad lines and bodies are refused, not
+ * trusted.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "ollama.h"
+
+static int
+feed(struct ollama_result *res, const char *line)
+{
+	return ollama_parse_line(res, line, strlen(line));
+}
+
+Test(ollama, a_stream_is_gathered_until_its_done_line)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(feed(&res, "{\"response\":\"Hel\",\"done\":false}"), 0);
+	cr_assert_eq(feed(&res, "{\"response\":\"lo\",\"done\":false}\r"), 0);
+	cr_assert_eq(feed(&res, ""), 0);
+	cr_assert_eq(feed(&res,
+	                 "{\"response\":\"\",\"done\":true,"
+	                 "\"done_reason\":\"length\","
+	                 "\"prompt_eval_count\":12,\"eval_count\":2,"
+	                 "\"load_duration\":5,\"total_duration\":9}"),
+	    1);
+	cr_assert_str_eq(res.text, "Hello");
+	cr_assert_eq(res.prompt_tokens, 12);
+	cr_assert_eq(res.eval_tokens, 2);
+	cr_assert_eq(res.total_ns, 9);
+	cr_assert_str_eq(res.done_reason, "length");
+	ollama_result_free(&res);
+}
+
+Test(ollama, an_error_line_ends_the_answer_with_its_text)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(
+	    feed(&res, "{\"error\":\"model requires more memory\"}"), 1);
+	cr_assert_str_eq(res.error, "model requires more memory");
+	ollama_result_free(&res);
+}
+
+Test(ollama, a_line_that_is_not_a_json_object_is_refused)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(feed(&res, "<html>502 Bad Gateway"), -1);
+	cr_assert(strstr(res.error, "not a JSON object") != NULL);
+	cr_assert_eq(feed(&res, "[1,2,3]"), -1);
+	ollama_result_free(&res);
+}
+
+Test(ollama, ps_lists_the_loaded_models_with_their_sizes)
+{
+	const char *body =
+	    "{\"models\":[{\"name\":\"tinyllama\",\"model\":\"tinyllama\","
+	    "\"size\":1073741824,\"size_vram\":536870912,"
+	    "\"context_length\":2048},{\"name\":\"qwen2.5-coder:7b\","
+	    "\"size\":5368709120,\"size_vram\":5368709120}]}";
+	struct ollama_ps ps;
+
+	cr_assert_eq(ollama_parse_ps(&ps, body, strlen(body)), 0);
+	cr_assert_eq(ps.count, 2);
+	cr_assert_str_eq(ps.models[0].name, "tinyllama");
+	cr_assert_eq(ps.models[0].size_mb, 1024);
+	cr_assert_eq(ps.models[0].size_vram_mb, 512);
+	cr_assert_eq(ps.models[0].context_length, 2048);
+	cr_assert_eq(ps.models[1].size_mb, 5120);
+	cr_assert_eq(ollama_parse_ps(&ps, "{\"models\":[]}", 13), 0);
+	cr_assert_eq(ps.count, 0);
+}
+
+Test(ollama, a_ps_body_without_a_model_list_is_refused)
+{
+	struct ollama_ps ps;
+
+	cr_assert_eq(ollama_parse_ps(&ps, "{}", 2), -1);
+	cr_assert_eq(ollama_parse_ps(&ps, "{\"models\":3}", 12), -1);
+	cr_assert_eq(ollama_parse_ps(&ps, "not json", 8), -1);
+	cr_assert_eq(ollama_parse_ps(&ps, NULL, 0), -1);
+	/* Entries without a name are passed over. */
+	cr_assert_eq(
+	    ollama_parse_ps(&ps, "{\"models\":[{\"size\":1}]}", 23), 0);
+	cr_assert_eq(ps.count, 0);
+}
