@@ -273,6 +273,32 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	dispatch(b);
 }
 
+/* Ollama names "tinyllama" "tinyllama:latest": the same model. */
+static int
+same_model(const char *configured, const char *reported)
+{
+	size_t n = strlen(configured);
+
+	if (strcmp(configured, reported) == 0)
+		return 1;
+	return strchr(configured, ':') == NULL &&
+	    strncmp(configured, reported, n) == 0 &&
+	    strcmp(reported + n, ":latest") == 0;
+}
+
+/* A model as the config names it, when the config has it. */
+static const char *
+configured_name(const struct broker *b, const char *reported)
+{
+	for (size_t i = 0; i < b->conf.nmodels; i++)
+		if (same_model(b->conf.models[i].name, reported))
+			return b->conf.models[i].name;
+	for (size_t i = 0; i < b->conf.ntiers; i++)
+		if (same_model(b->conf.tiers[i].model, reported))
+			return b->conf.tiers[i].model;
+	return reported;
+}
+
 static void
 ps_done(void *arg, const struct ollama_ps *ps)
 {
@@ -302,7 +328,7 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	r.bad_frames = (int64_t)(b->bad_frames + ipc_refused());
 	for (int i = 0; i < b->resident.count && i < MSG_RESIDENT_MAX; i++)
 		snprintf(r.resident[r.nresident++], sizeof(r.resident[0]), "%s",
-		    b->resident.models[i].name);
+		    configured_name(b, b->resident.models[i].name));
 	hub_report(b->hub, &r);
 	/* What is loaded, for the next report: the backend knows best. */
 	if (!b->asking_ps && ollama_ps(b->backend, ps_done, b) == 0)

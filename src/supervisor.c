@@ -744,8 +744,10 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	size_t len;
 	int worker;
 
-	for (other = s->pending; other != NULL; other = other->next)
-		if (strcmp(other->name, name) == 0) {
+	/* Two changes of one agent at once would race; runs only queue. */
+	for (other = s->pending; other != NULL && kind != CMD_RUN;
+	     other = other->next)
+		if (other->kind != CMD_RUN && strcmp(other->name, name) == 0) {
 			snprintf(why, whylen,
 			    "a %s of %s is under way: try again",
 			    command_names[other->kind], name);
@@ -1101,6 +1103,8 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 				s->pending->from_dir = from_dir;
 				goto later;
 			}
+			/* Not taken: the manifest is still this call's. */
+			manifest_free(&m);
 		}
 	} else if (strcmp(ctl.verb, "kill") == 0 ||
 	    strcmp(ctl.verb, "restart") == 0 || strcmp(ctl.verb, "run") == 0) {

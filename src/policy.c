@@ -1,0 +1,599 @@
+/*
+ * policy.c: the broker's decisions (see policy.h for the rules). Every
+ * event updates the state, then plan() decides what to do next and queues
+ * actions; the broker carries them out and reports back with events.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+/* An urgent switch starts this share of max_wait before the bound. */
+#define URGENT_MARGIN 0.25
+/* Service and load estimates follow what is measured, smoothed. */
+#define EWMA 0.3
+
+struct preq {
+	uint64_t id;
+	int model;
+	int prio;
+	int64_t arrived;
+	int64_t started;
+};
+
+struct pmodel {
+	char name[96];
+	enum model_state state;
+	int64_t need_mb;
+	int pin;
+	int preload;
+	int in_flight;
+	int waiting;
+	int64_t resident_since;
+	int64_t last_busy;
+	int64_t io_started;
+	double service_ms;
+	double longest_ms; /* the longest service seen: drains take this */
+	double load_ms;
+	int64_t loads;
+};
+
+struct policy {
+	struct policy_config c;
+	struct pmodel m[POLICY_MODELS_MAX];
+	int n;
+	struct preq *waiting;
+	size_t nwaiting, capwaiting;
+	struct preq *running;
+	size_t nrunning, caprunning;
+	struct policy_action *acts;
+	size_t nacts, capacts, head;
+	int switch_to; /* the model a switch is under way to, or -1 */
+	int64_t loads, unloads;
+};
+
+static const char *const state_names[] = {
+    [MODEL_UNLOADED] = "unloaded",
+    [MODEL_LOADING] = "loading",
+    [MODEL_RESIDENT] = "resident",
+    [MODEL_DRAINING] = "draining",
+    [MODEL_UNLOADING] = "unloading",
+    [MODEL_MISSING] = "missing",
+};
+
+const char *
+policy_state_name(enum model_state s)
+{
+	return state_names[s];
+}
+
+static void
+emit(struct policy *p, enum policy_act act, uint64_t id, int model)
+{
+	if (p->nacts == p->capacts) {
+		p->capacts = p->capacts ? p->capacts * 2 : 32;
+		p->acts = realloc(p->acts, p->capacts * sizeof(*p->acts));
+		if (p->acts == NULL)
+			abort();
+	}
+	p->acts[p->nacts++] = (struct policy_action){act, id, model};
+}
+
+static void
+push(struct preq **list, size_t *n, size_t *cap, const struct preq *r)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*list = realloc(*list, *cap * sizeof(**list));
+		if (*list == NULL)
+			abort();
+	}
+	(*list)[(*n)++] = *r;
+}
+
+/* Takes item i out of a list, keeping the order of the rest. */
+static struct preq
+take(struct preq *list, size_t *n, size_t i)
+{
+	struct preq r = list[i];
+
+	memmove(&list[i], &list[i + 1], (*n - i - 1) * sizeof(*list));
+	(*n)--;
+	return r;
+}
+
+/* In VRAM, or on the way in or out: what counts against vram_mb. */
+static int
+occupies(const struct pmodel *m)
+{
+	return m->state == MODEL_LOADING || m->state == MODEL_RESIDENT ||
+	    m->state == MODEL_DRAINING || m->state == MODEL_UNLOADING;
+}
+
+/*
+ * Would model k fit beside what occupies VRAM, models in `leaving` (a bit
+ * mask) apart? Ollama's rule: a first model may take everything (and spill
+ * to the CPU); any further one must need at most 80% of what is free.
+ */
+static int
+fits(const struct policy *p, int k, uint32_t leaving)
+{
+	int64_t used = 0;
+	int count = 0;
+
+	for (int i = 0; i < p->n; i++)
+		if (occupies(&p->m[i]) && !(leaving & (1u << i))) {
+			used += p->m[i].need_mb;
+			count++;
+		}
+	if (count == 0)
+		return 1;
+	if (count + 1 > p->c.max_loaded)
+		return 0;
+	return (double)p->m[k].need_mb <= 0.8 * (double)(p->c.vram_mb - used);
+}
+
+static int
+io_under_way(const struct policy *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_LOADING ||
+		    p->m[i].state == MODEL_UNLOADING)
+			return 1;
+	return 0;
+}
+
+static double
+urgency(const struct policy *p, const struct preq *r, int64_t now)
+{
+	return (double)(now - r->arrived) / (double)p->c.max_wait_ms[r->prio];
+}
+
+/* The slot time model k's waiting requests will take. */
+static double
+waiting_work(const struct policy *p, int k)
+{
+	return p->m[k].service_ms * p->m[k].waiting;
+}
+
+static void
+start_load(struct policy *p, int k, int64_t now)
+{
+	p->m[k].state = MODEL_LOADING;
+	p->m[k].io_started = now;
+	p->loads++;
+	emit(p, ACT_LOAD, 0, k);
+}
+
+static void
+start_unload(struct policy *p, int k, int64_t now)
+{
+	p->m[k].state = MODEL_UNLOADING;
+	p->m[k].io_started = now;
+	p->unloads++;
+	emit(p, ACT_UNLOAD, 0, k);
+}
+
+/* How long the models in `leaving` take to empty, at worst. */
+static double
+drain_ms(const struct policy *p, uint32_t leaving, int64_t now)
+{
+	double longest = 0;
+
+	for (size_t i = 0; i < p->nrunning; i++) {
+		const struct preq *r = &p->running[i];
+		double left;
+
+		if (!(leaving & (1u << r->model)))
+			continue;
+		left = p->m[r->model].longest_ms - (double)(now - r->started);
+		if (left > longest)
+			longest = left;
+	}
+	return longest;
+}
+
+/*
+ * The resident models to evict so that k fits: the fewest, those with the
+ * least waiting work first. Returns the mask, or 0 if pins forbid it.
+ */
+static uint32_t
+victims_for(const struct policy *p, int k)
+{
+	uint32_t leaving = 0;
+	int order[POLICY_MODELS_MAX], n = 0;
+
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_RESIDENT && !p->m[i].pin)
+			order[n++] = i;
+	for (int a = 1; a < n; a++)
+		for (int b = a; b > 0 &&
+		     waiting_work(p, order[b]) < waiting_work(p, order[b - 1]);
+		     b--) {
+			int t = order[b];
+
+			order[b] = order[b - 1];
+			order[b - 1] = t;
+		}
+	for (int i = 0; i < n && !fits(p, k, leaving); i++)
+		leaving |= 1u << order[i];
+	return fits(p, k, leaving) ? leaving : 0;
+}
+
+/* Is a switch to k, evicting `leaving`, worth it now? */
+static int
+switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
+{
+	double theirs = 0, reloads = 0, ahead = 0;
+	int settled = 1;
+
+	for (int i = 0; i < p->n; i++) {
+		if (!(leaving & (1u << i)))
+			continue;
+		theirs += waiting_work(p, i);
+		reloads += p->m[i].load_ms;
+		if (now - p->m[i].resident_since < p->c.min_residency_ms)
+			settled = 0;
+	}
+	/* Nothing waits for the models that would go: a free switch. */
+	if (theirs == 0)
+		return 1;
+	/* Aging: k's most pressed request must not miss its bound. */
+	ahead = drain_ms(p, leaving, now) + p->m[k].load_ms;
+	for (size_t i = 0; i < p->nwaiting; i++) {
+		const struct preq *r = &p->waiting[i];
+		double bound = (double)p->c.max_wait_ms[r->prio];
+
+		if (r->model == k &&
+		    (double)(now - r->arrived) + ahead >=
+		        bound * (1.0 - URGENT_MARGIN))
+			return 1;
+	}
+	/* Batching: k's backlog outweighs theirs and both loads. */
+	return settled &&
+	    waiting_work(p, k) >
+	    theirs + p->c.parallel * (p->m[k].load_ms + reloads);
+}
+
+/*
+ * The unloaded model whose waiting request is the most pressed; with
+ * only_fitting, among those that fit beside what is loaded.
+ */
+static int
+most_pressed_unloaded(const struct policy *p, int64_t now, int only_fitting)
+{
+	double best = -1;
+	int k = -1;
+
+	for (size_t i = 0; i < p->nwaiting; i++) {
+		const struct preq *r = &p->waiting[i];
+		double u = urgency(p, r, now);
+
+		if (p->m[r->model].state == MODEL_UNLOADED && u > best &&
+		    (!only_fitting || fits(p, r->model, 0))) {
+			best = u;
+			k = r->model;
+		}
+	}
+	return k;
+}
+
+/* Loads, unloads and switches: at most one load or unload at a time. */
+static void
+plan_residency(struct policy *p, int64_t now)
+{
+	uint32_t leaving;
+	int k;
+
+	if (io_under_way(p))
+		return;
+	/* A drained model goes first: what waits for the switch needs it. */
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_DRAINING && p->m[i].in_flight == 0) {
+			start_unload(p, i, now);
+			return;
+		}
+	if (p->switch_to >= 0) {
+		for (int i = 0; i < p->n; i++)
+			if (p->m[i].state == MODEL_DRAINING)
+				return;
+		k = p->switch_to;
+		if (fits(p, k, 0)) {
+			start_load(p, k, now);
+			return;
+		}
+		/* Sizes learnt meanwhile: look again. */
+		p->switch_to = -1;
+	}
+	for (int i = 0; i < p->n; i++) {
+		struct pmodel *m = &p->m[i];
+
+		if (m->state == MODEL_RESIDENT && !m->pin &&
+		    m->in_flight == 0 && m->waiting == 0 &&
+		    p->c.idle_unload_ms > 0 &&
+		    now - m->last_busy >= p->c.idle_unload_ms) {
+			start_unload(p, i, now);
+			return;
+		}
+		if (m->state == MODEL_UNLOADED && (m->preload || m->pin) &&
+		    m->loads == 0 && fits(p, i, 0)) {
+			start_load(p, i, now);
+			return;
+		}
+	}
+	/* Lazy loading: what fits beside the resident models costs them
+	 * nothing. */
+	k = most_pressed_unloaded(p, now, 1);
+	if (k >= 0) {
+		start_load(p, k, now);
+		return;
+	}
+	k = most_pressed_unloaded(p, now, 0);
+	if (k < 0)
+		return;
+	leaving = victims_for(p, k);
+	if (leaving == 0 || !switch_pays(p, k, leaving, now))
+		return;
+	p->switch_to = k;
+	for (int i = 0; i < p->n; i++)
+		if (leaving & (1u << i))
+			p->m[i].state = MODEL_DRAINING;
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_DRAINING && p->m[i].in_flight == 0) {
+			start_unload(p, i, now);
+			return;
+		}
+}
+
+/* Free slots to the most pressed requests of resident models. */
+static void
+plan_dispatch(struct policy *p, int64_t now)
+{
+	while ((int)p->nrunning < p->c.parallel) {
+		double best = -1;
+		size_t pick = 0;
+		struct preq r;
+
+		for (size_t i = 0; i < p->nwaiting; i++) {
+			double u = urgency(p, &p->waiting[i], now);
+
+			if (p->m[p->waiting[i].model].state == MODEL_RESIDENT &&
+			    u > best) {
+				best = u;
+				pick = i;
+			}
+		}
+		if (best < 0)
+			return;
+		r = take(p->waiting, &p->nwaiting, pick);
+		r.started = now;
+		p->m[r.model].waiting--;
+		p->m[r.model].in_flight++;
+		p->m[r.model].last_busy = now;
+		push(&p->running, &p->nrunning, &p->caprunning, &r);
+		emit(p, ACT_DISPATCH, r.id, r.model);
+	}
+}
+
+static void
+plan(struct policy *p, int64_t now)
+{
+	plan_residency(p, now);
+	plan_dispatch(p, now);
+}
+
+/* ------------------------------------------------------------------ */
+
+struct policy *
+policy_new(const struct policy_config *c,
+    const struct policy_model_conf *models, size_t nmodels, int64_t now)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		abort();
+	p->c = *c;
+	if (p->c.parallel < 1)
+		p->c.parallel = 1;
+	if (p->c.max_loaded < 1)
+		p->c.max_loaded = 1;
+	for (int i = 0; i < POLICY_PRIOS; i++)
+		if (p->c.max_wait_ms[i] < 1)
+			p->c.max_wait_ms[i] = 1;
+	if (p->c.load_mb_per_s <= 0)
+		p->c.load_mb_per_s = 500;
+	if (p->c.service_guess_ms <= 0)
+		p->c.service_guess_ms = 10000;
+	p->switch_to = -1;
+	p->n = nmodels < POLICY_MODELS_MAX ? (int)nmodels : POLICY_MODELS_MAX;
+	for (int i = 0; i < p->n; i++) {
+		struct pmodel *m = &p->m[i];
+
+		snprintf(m->name, sizeof(m->name), "%s", models[i].name);
+		m->need_mb = models[i].need_mb;
+		m->pin = models[i].pin;
+		m->preload = models[i].preload;
+		m->service_ms = (double)p->c.service_guess_ms;
+		m->longest_ms = m->service_ms;
+		m->load_ms = (double)m->need_mb / p->c.load_mb_per_s * 1000.0;
+		m->last_busy = now;
+	}
+	plan(p, now);
+	return p;
+}
+
+void
+policy_free(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	free(p->waiting);
+	free(p->running);
+	free(p->acts);
+	free(p);
+}
+
+void
+policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
+    int64_t arrived)
+{
+	struct preq r = {
+	    .id = id, .model = model, .prio = prio, .arrived = arrived};
+
+	if (prio < 0 || prio >= POLICY_PRIOS)
+		r.prio = 1;
+	if (model < 0 || model >= p->n || p->m[model].state == MODEL_MISSING) {
+		emit(p, ACT_RETURN, id, model);
+		return;
+	}
+	push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
+	p->m[model].waiting++;
+	plan(p, now);
+}
+
+void
+policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
+{
+	for (size_t i = 0; i < p->nrunning; i++) {
+		struct pmodel *m;
+		struct preq r;
+
+		if (p->running[i].id != id)
+			continue;
+		r = take(p->running, &p->nrunning, i);
+		m = &p->m[r.model];
+		m->in_flight--;
+		m->last_busy = now;
+		if (service_ms > 0) {
+			m->service_ms = (1 - EWMA) * m->service_ms +
+			    EWMA * (double)service_ms;
+			if ((double)service_ms > m->longest_ms)
+				m->longest_ms = (double)service_ms;
+		}
+		break;
+	}
+	plan(p, now);
+}
+
+void
+policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
+{
+	struct pmodel *m;
+
+	if (model < 0 || model >= p->n || p->m[model].state != MODEL_LOADING)
+		return;
+	m = &p->m[model];
+	if (p->switch_to == model)
+		p->switch_to = -1;
+	if (!ok) {
+		m->state = MODEL_MISSING;
+		for (size_t i = 0; i < p->nwaiting;) {
+			if (p->waiting[i].model == model) {
+				emit(p, ACT_RETURN, p->waiting[i].id, model);
+				take(p->waiting, &p->nwaiting, i);
+				m->waiting--;
+			} else {
+				i++;
+			}
+		}
+		plan(p, now);
+		return;
+	}
+	m->state = MODEL_RESIDENT;
+	m->resident_since = now;
+	m->last_busy = now;
+	m->loads++;
+	m->load_ms =
+	    (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
+	if (size_mb > 0)
+		m->need_mb = size_mb;
+	plan(p, now);
+}
+
+void
+policy_unloaded(struct policy *p, int64_t now, int model)
+{
+	if (model < 0 || model >= p->n || p->m[model].state != MODEL_UNLOADING)
+		return;
+	p->m[model].state = MODEL_UNLOADED;
+	plan(p, now);
+}
+
+void
+policy_observe(struct policy *p, int model, int64_t size_mb)
+{
+	if (model >= 0 && model < p->n && size_mb > 0 && occupies(&p->m[model]))
+		p->m[model].need_mb = size_mb;
+}
+
+void
+policy_tick(struct policy *p, int64_t now)
+{
+	plan(p, now);
+}
+
+int
+policy_next_action(struct policy *p, struct policy_action *a)
+{
+	if (p->head == p->nacts) {
+		p->head = p->nacts = 0;
+		return 0;
+	}
+	*a = p->acts[p->head++];
+	return 1;
+}
+
+int64_t
+policy_wakeup(const struct policy *p, int64_t now)
+{
+	/* Aging and min residency change decisions as time passes; a tenth
+	 * of a second is finer than any bound they serve. */
+	int64_t at = -1;
+
+	if (p->nwaiting > 0)
+		return now + 100;
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_RESIDENT && !p->m[i].pin &&
+		    p->c.idle_unload_ms > 0) {
+			int64_t t = p->m[i].last_busy + p->c.idle_unload_ms;
+
+			if (t < now)
+				t = now;
+			if (at < 0 || t < at)
+				at = t;
+		}
+	return at;
+}
+
+void
+policy_view(const struct policy *p, int64_t now, struct policy_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->slots = p->c.parallel;
+	v->busy = (int)p->nrunning;
+	v->waiting = (int)p->nwaiting;
+	v->loads = p->loads;
+	v->unloads = p->unloads;
+	v->nmodels = p->n;
+	v->next_switch = p->switch_to;
+	for (int i = 0; i < p->n; i++) {
+		struct policy_model_view *mv = &v->models[i];
+
+		mv->name = p->m[i].name;
+		mv->state = p->m[i].state;
+		mv->need_mb = p->m[i].need_mb;
+		mv->in_flight = p->m[i].in_flight;
+		mv->waiting = p->m[i].waiting;
+		mv->loads = p->m[i].loads;
+		mv->pin = p->m[i].pin;
+	}
+	for (size_t i = 0; i < p->nwaiting; i++) {
+		struct policy_model_view *mv = &v->models[p->waiting[i].model];
+
+		if (now - p->waiting[i].arrived > mv->oldest_wait_ms)
+			mv->oldest_wait_ms = now - p->waiting[i].arrived;
+	}
+}

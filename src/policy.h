@@ -1,0 +1,130 @@
+/*
+ * policy.h: the broker's decisions, as a pure state machine.
+ *
+ * Events go in (a request arrives, one ends, a load or unload ends, time
+ * passes); actions come out (dispatch a request, load a model, unload a
+ * model, hand a request back). Nothing here does I/O or reads a clock: the
+ * time is passed in, so every rule can be replayed in a test.
+ *
+ * The rules:
+ * - Slots: at most `parallel` requests in flight to the backend.
+ * - Residency: the models loaded fit vram_mb by Ollama's own rule (the
+ *   first model may take it all; each further one needs at most 80% of
+ *   what is left), at most max_loaded of them, so that Ollama never has to
+ *   evict on its own. A model is only fed while resident; one to be
+ *   evicted is no longer fed, drains, and is unloaded explicitly before
+ *   the next is loaded. One load or unload at a time, as Ollama does.
+ * - Batching: free slots go to waiting requests of resident models. A
+ *   model that is not resident is loaded when it fits beside them, or
+ *   when switching to it pays: its resident rivals have nothing waiting,
+ *   or its waiting work outweighs theirs and the loads a switch costs
+ *   (after min_residency), or its oldest request would otherwise miss its
+ *   priority's max_wait.
+ * - Priorities: among requests that can run, the one that has used the
+ *   largest share of its max_wait goes first (aging: a low request that
+ *   has waited long beats a high one that just came).
+ * - Pinned models are never evicted; preloaded ones are loaded at start;
+ *   a resident model with nothing to do for idle_unload is unloaded.
+ */
+#ifndef OLLAMAX_POLICY_H
+#define OLLAMAX_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_MODELS_MAX 32
+#define POLICY_PRIOS 3 /* enum msg_priority: low, normal, high */
+
+struct policy_config {
+	int parallel;
+	int64_t vram_mb;
+	int max_loaded;                    /* Ollama's cap on runners */
+	int64_t max_wait_ms[POLICY_PRIOS]; /* by priority */
+	int64_t min_residency_ms;
+	int64_t idle_unload_ms;   /* 0: never */
+	double load_mb_per_s;     /* until loads are timed */
+	int64_t service_guess_ms; /* until requests are timed */
+};
+
+struct policy_model_conf {
+	const char *name;
+	int64_t need_mb; /* weights and KV cache, the hint */
+	int pin;
+	int preload;
+};
+
+enum model_state {
+	MODEL_UNLOADED,
+	MODEL_LOADING,
+	MODEL_RESIDENT,
+	MODEL_DRAINING, /* to be evicted: not fed, waits for in flight */
+	MODEL_UNLOADING,
+	MODEL_MISSING, /* the backend does not have it */
+};
+
+enum policy_act {
+	ACT_DISPATCH, /* send request id to model */
+	ACT_LOAD,     /* load model (empty prompt) */
+	ACT_UNLOAD,   /* unload model (empty prompt, keep_alive 0) */
+	ACT_RETURN,   /* request id cannot be served by model: missing */
+};
+
+struct policy_action {
+	enum policy_act act;
+	uint64_t id;
+	int model;
+};
+
+struct policy;
+
+struct policy *policy_new(const struct policy_config *c,
+    const struct policy_model_conf *models, size_t nmodels, int64_t now);
+void policy_free(struct policy *p);
+
+/* A request for model (an index) arrived at `arrived` (it may have waited
+ * elsewhere before: a fallback keeps its first arrival). */
+void policy_arrive(struct policy *p, int64_t now, uint64_t id, int model,
+    int prio, int64_t arrived);
+/* A dispatched request ended (answered or failed) after service_ms. */
+void policy_done(
+    struct policy *p, int64_t now, uint64_t id, int64_t service_ms);
+/* A load ended; size_mb is what the backend reports it takes (0: not
+ * known). A failed load marks the model missing and returns its
+ * requests. */
+void policy_loaded(
+    struct policy *p, int64_t now, int model, int ok, int64_t size_mb);
+void policy_unloaded(struct policy *p, int64_t now, int model);
+/* The backend's /api/ps: what a resident model really takes. */
+void policy_observe(struct policy *p, int model, int64_t size_mb);
+/* Time passed: aging, min residency and idle unload may act now. */
+void policy_tick(struct policy *p, int64_t now);
+
+/* The next action to carry out; 0 when there is none. */
+int policy_next_action(struct policy *p, struct policy_action *a);
+/* When the policy next wants a tick (ms, absolute), or -1. */
+int64_t policy_wakeup(const struct policy *p, int64_t now);
+
+/* What ollamaxctl status and queue show. */
+struct policy_model_view {
+	const char *name;
+	enum model_state state;
+	int64_t need_mb;
+	int in_flight;
+	int waiting;
+	int64_t oldest_wait_ms;
+	int64_t loads;
+	int pin;
+};
+
+struct policy_view {
+	int slots, busy, waiting;
+	int64_t loads, unloads;
+	int nmodels;
+	struct policy_model_view models[POLICY_MODELS_MAX];
+	int next_switch; /* the model a switch is under way to, or -1 */
+};
+
+void policy_view(const struct policy *p, int64_t now, struct policy_view *v);
+const char *policy_state_name(enum model_state s);
+
+#endif

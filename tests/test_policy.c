@@ -1,0 +1,570 @@
+/*
+ * The broker's policy: each rule as a scripted sequence of events, then a
+ * property test that replays many random sequences against a simulated
+ * backend and checks the invariants on every step.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+enum { LOW, NORMAL, HIGH };
+/* The reference box's models, weights and KV cache together. */
+enum { DEEPSEEK, QWEN, TINY };
+
+static const struct policy_model_conf box_models[] = {
+    {.name = "deepseek-r1:8b", .need_mb = 3712},
+    {.name = "qwen2.5-coder:7b", .need_mb = 3008},
+    {.name = "tinyllama", .need_mb = 725},
+};
+
+static struct policy_config
+box_config(void)
+{
+	return (struct policy_config){
+	    .parallel = 2,
+	    .vram_mb = 4096,
+	    .max_loaded = 3,
+	    .max_wait_ms = {600000, 300000, 120000},
+	    .min_residency_ms = 30000,
+	    .idle_unload_ms = 0,
+	    .load_mb_per_s = 490,
+	    .service_guess_ms = 10000,
+	};
+}
+
+/* The actions the policy queued, as one line: "load 0, dispatch 7@0". */
+static const char *
+actions(struct policy *p)
+{
+	static char out[512];
+	struct policy_action a;
+	size_t n = 0;
+
+	out[0] = '\0';
+	while (policy_next_action(p, &a)) {
+		static const char *const names[] = {
+		    [ACT_DISPATCH] = "dispatch",
+		    [ACT_LOAD] = "load",
+		    [ACT_UNLOAD] = "unload",
+		    [ACT_RETURN] = "return",
+		};
+
+		if (a.act == ACT_DISPATCH || a.act == ACT_RETURN)
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+			    "%s%s %llu@%d", n ? ", " : "", names[a.act],
+			    (unsigned long long)a.id, a.model);
+		else
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+			    "%s%s %d", n ? ", " : "", names[a.act], a.model);
+	}
+	return out;
+}
+
+static struct policy *
+box(void)
+{
+	struct policy_config c = box_config();
+
+	return policy_new(&c, box_models, 3, 0);
+}
+
+Test(policy, a_request_for_an_unloaded_model_loads_it_and_runs_once_loaded)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 1300, TINY, 1, 0);
+	cr_assert_str_eq(actions(p), "dispatch 1@2");
+	policy_free(p);
+}
+
+Test(policy, never_more_than_parallel_requests_are_in_flight)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	policy_loaded(p, 1000, TINY, 1, 0);
+	actions(p);
+	policy_arrive(p, 1000, 2, TINY, NORMAL, 1000);
+	policy_arrive(p, 1000, 3, TINY, NORMAL, 1000);
+	policy_arrive(p, 1000, 4, TINY, NORMAL, 1000);
+	cr_assert_str_eq(actions(p), "dispatch 2@2");
+	policy_done(p, 1500, 1, 500);
+	cr_assert_str_eq(actions(p), "dispatch 3@2");
+	policy_free(p);
+}
+
+Test(policy, a_model_that_fits_beside_the_resident_one_loads_without_eviction)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 6000, QWEN, 1, 0);
+	actions(p);
+	/* 725 MB <= 80% of the 1088 MB qwen leaves free. */
+	policy_arrive(p, 6000, 2, TINY, NORMAL, 6000);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 7000, TINY, 1, 0);
+	cr_assert_str_eq(actions(p), "dispatch 2@2");
+	policy_free(p);
+}
+
+Test(policy,
+    a_later_model_needs_at_most_80_percent_of_the_free_vram_as_in_ollama)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf two[] = {
+	    {.name = "a", .need_mb = 2000},
+	    {.name = "b", .need_mb = 1700}, /* 2096 free: 80% is 1676 */
+	};
+	struct policy *p = policy_new(&c, two, 2, 0);
+
+	policy_arrive(p, 0, 1, 0, NORMAL, 0);
+	policy_loaded(p, 4000, 0, 1, 0);
+	actions(p);
+	policy_arrive(p, 4000, 2, 1, NORMAL, 4000);
+	/* b does not fit beside a: no load while a has work in flight. */
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
+Test(policy, a_model_that_does_not_fit_waits_while_the_resident_one_has_work)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
+	policy_loaded(p, 6500, DEEPSEEK, 1, 0);
+	for (int i = 2; i <= 6; i++)
+		policy_arrive(p, 6500, (uint64_t)i, DEEPSEEK, NORMAL, 6500);
+	actions(p);
+	policy_arrive(p, 7000, 10, QWEN, NORMAL, 7000);
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
+Test(policy,
+    a_switch_stops_feeding_the_old_model_drains_and_unloads_it_then_loads)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
+	policy_loaded(p, 6500, DEEPSEEK, 1, 0);
+	policy_arrive(p, 6500, 2, DEEPSEEK, NORMAL, 6500);
+	actions(p);
+	/* Nothing more waits for deepseek: qwen's request is a free switch. */
+	policy_arrive(p, 7000, 3, QWEN, NORMAL, 7000);
+	cr_assert_str_eq(actions(p), "");
+	policy_view(p, 7000, &v);
+	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
+	cr_assert_eq(v.next_switch, QWEN);
+	/* A deepseek request arriving now waits: its model is leaving. */
+	policy_arrive(p, 8000, 4, DEEPSEEK, NORMAL, 8000);
+	policy_done(p, 20000, 1, 13500);
+	cr_assert_str_eq(actions(p), "");
+	policy_done(p, 25000, 2, 18500);
+	cr_assert_str_eq(actions(p), "unload 0");
+	policy_unloaded(p, 25500, DEEPSEEK);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 31000, QWEN, 1, 0);
+	cr_assert_str_eq(actions(p), "dispatch 3@1");
+	policy_free(p);
+}
+
+Test(policy, the_resident_model_keeps_the_slots_while_its_backlog_is_the_larger)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, 1, 0);
+	for (int i = 2; i <= 20; i++)
+		policy_arrive(p, 5000, (uint64_t)i, QWEN, NORMAL, 5000);
+	actions(p);
+	policy_arrive(p, 5000, 100, DEEPSEEK, NORMAL, 5000);
+	policy_tick(p, 60000);
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
+Test(policy, a_larger_backlog_elsewhere_switches_after_min_residency)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, 1, 0);
+	policy_arrive(p, 5000, 2, QWEN, NORMAL, 5000);
+	policy_arrive(p, 5000, 3, QWEN, NORMAL, 5000);
+	actions(p);
+	for (int i = 10; i < 40; i++)
+		policy_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000);
+	cr_assert_str_eq(actions(p), "");
+	policy_view(p, 20000, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT,
+	    "min_residency holds qwen at 15 s");
+	policy_tick(p, 36000);
+	policy_view(p, 36000, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
+	cr_assert_eq(v.next_switch, DEEPSEEK);
+	policy_free(p);
+}
+
+Test(policy, an_aging_request_forces_a_switch_before_its_max_wait)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, 1, 0);
+	for (int i = 2; i <= 40; i++)
+		policy_arrive(p, 5000, (uint64_t)i, QWEN, NORMAL, 5000);
+	actions(p);
+	/* One high request for deepseek: max_wait 120 s. */
+	policy_arrive(p, 10000, 100, DEEPSEEK, HIGH, 10000);
+	/* Ahead of it: deepseek's load (3712 MB at 490 MB/s, 7.6 s), the
+	 * qwen runs being long done by their estimate; with the margin of a
+	 * quarter the switch comes at 90 - 7.6 = 82.4 s of waiting. */
+	policy_tick(p, 92000);
+	policy_view(p, 92000, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
+	policy_tick(p, 92500);
+	policy_view(p, 92500, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
+	policy_free(p);
+}
+
+Test(policy, among_fresh_requests_high_priority_goes_first)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, TINY, LOW, 0);
+	policy_arrive(p, 0, 2, TINY, NORMAL, 0);
+	policy_arrive(p, 0, 3, TINY, HIGH, 0);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 1000, TINY, 1, 0);
+	cr_assert_str_eq(actions(p), "dispatch 3@2, dispatch 2@2");
+	policy_free(p);
+}
+
+Test(policy, a_low_request_that_waited_long_goes_before_a_fresh_high_one)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	policy_arrive(p, 0, 2, TINY, NORMAL, 0);
+	policy_loaded(p, 1000, TINY, 1, 0);
+	actions(p);
+	/* The low one has used 500 of 600 s; the high one 1 of 120 s. */
+	policy_arrive(p, 500000, 3, TINY, LOW, 0);
+	policy_arrive(p, 500000, 4, TINY, HIGH, 499000);
+	policy_done(p, 500100, 1, 500);
+	cr_assert_str_eq(actions(p), "dispatch 3@2");
+	policy_free(p);
+}
+
+Test(policy, a_pinned_model_is_loaded_at_start_and_never_evicted)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "pinned", .need_mb = 700, .pin = 1},
+	    {.name = "big", .need_mb = 3712},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 1000, 0, 1, 0);
+	/* big does not fit beside the pin, and the pin never goes. */
+	policy_arrive(p, 1000, 1, 1, NORMAL, 1000);
+	policy_tick(p, 900000);
+	cr_assert_str_eq(actions(p), "");
+	policy_view(p, 900000, &v);
+	cr_assert_eq(v.models[0].state, MODEL_RESIDENT);
+	policy_free(p);
+}
+
+Test(policy, a_preloaded_model_is_loaded_at_start)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "a", .need_mb = 700},
+	    {.name = "b", .need_mb = 700, .preload = 1},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_free(p);
+}
+
+Test(policy, a_model_idle_for_idle_unload_is_unloaded)
+{
+	struct policy_config c = box_config();
+	struct policy *p;
+
+	c.idle_unload_ms = 60000;
+	p = policy_new(&c, box_models, 3, 0);
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	policy_loaded(p, 1000, TINY, 1, 0);
+	policy_done(p, 2000, 1, 1000);
+	actions(p);
+	cr_assert_eq(policy_wakeup(p, 2000), 62000);
+	policy_tick(p, 61000);
+	cr_assert_str_eq(actions(p), "");
+	policy_tick(p, 62000);
+	cr_assert_str_eq(actions(p), "unload 2");
+	policy_free(p);
+}
+
+Test(policy, a_failed_load_returns_the_waiting_requests_and_later_ones)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_arrive(p, 0, 2, QWEN, NORMAL, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 100, QWEN, 0, 0);
+	cr_assert_str_eq(actions(p), "return 1@1, return 2@1");
+	policy_arrive(p, 200, 3, QWEN, NORMAL, 200);
+	cr_assert_str_eq(actions(p), "return 3@1");
+	policy_view(p, 200, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_MISSING);
+	policy_free(p);
+}
+
+Test(policy, the_size_the_backend_reports_replaces_the_hint)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	/* Loaded, qwen really takes 3400 MB: tinyllama no longer fits. */
+	policy_loaded(p, 5000, QWEN, 1, 3400);
+	actions(p);
+	policy_arrive(p, 5000, 2, QWEN, NORMAL, 5000);
+	policy_arrive(p, 5000, 3, TINY, NORMAL, 5000);
+	cr_assert_str_eq(actions(p), "dispatch 2@1");
+	policy_free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Property: random sequences against a simulated backend              */
+/* ------------------------------------------------------------------ */
+
+struct sim_req {
+	int model, prio;
+	int64_t arrive, dispatched, service, done;
+	int state; /* 0 not arrived, 1 waiting, 2 running, 3 done */
+};
+
+struct sim {
+	struct policy *p;
+	struct policy_config c;
+	struct policy_model_conf m[3];
+	int64_t load_ms[3];
+	int loaded[3];     /* 0 no, 1 loading, 2 yes, 3 unloading */
+	int64_t io_end[3]; /* when a load or unload ends */
+	int in_flight[3];
+	int running;
+	struct sim_req *r;
+	int n;
+	uint64_t rng;
+};
+
+static uint64_t
+rnd(struct sim *s)
+{
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	return s->rng;
+}
+
+static double
+unit(struct sim *s)
+{
+	return (double)(rnd(s) >> 11) / 9007199254740992.0;
+}
+
+/* Carries out the policy's actions, checking each against the rules. */
+static void
+carry_out(struct sim *s, int64_t now)
+{
+	struct policy_action a;
+
+	while (policy_next_action(s->p, &a)) {
+		int k = a.model;
+
+		switch (a.act) {
+		case ACT_DISPATCH: {
+			struct sim_req *r = &s->r[a.id];
+
+			cr_assert_lt(a.id, (uint64_t)s->n, "unknown id");
+			cr_assert_eq(r->state, 1, "request %llu dispatched %s",
+			    (unsigned long long)a.id,
+			    r->state == 2 ? "twice" : "before it came");
+			cr_assert_eq(r->model, k);
+			cr_assert_eq(s->loaded[k], 2,
+			    "dispatch to model %d that is not loaded", k);
+			r->state = 2;
+			r->dispatched = now;
+			s->in_flight[k]++;
+			s->running++;
+			cr_assert_leq(s->running, s->c.parallel,
+			    "more than parallel in flight");
+			cr_assert_leq(now - r->arrive,
+			    s->c.max_wait_ms[r->prio],
+			    "request waited %lld ms, bound %lld (prio %d)",
+			    (long long)(now - r->arrive),
+			    (long long)s->c.max_wait_ms[r->prio], r->prio);
+			r->done = now + r->service;
+			break;
+		}
+		case ACT_LOAD: {
+			int64_t used = 0;
+			int count = 0;
+
+			cr_assert_eq(s->loaded[k], 0, "load of a loaded model");
+			for (int i = 0; i < 3; i++)
+				if (s->loaded[i]) {
+					used += s->m[i].need_mb;
+					count++;
+				}
+			/* Ollama's rule, or Ollama would evict on its own. */
+			cr_assert(count == 0 ||
+			        (double)s->m[k].need_mb <=
+			            0.8 * (double)(s->c.vram_mb - used),
+			    "load of %d does not fit beside the others", k);
+			s->loaded[k] = 1;
+			s->io_end[k] = now + s->load_ms[k];
+			break;
+		}
+		case ACT_UNLOAD:
+			cr_assert_eq(s->loaded[k], 2);
+			cr_assert_eq(s->in_flight[k], 0,
+			    "unload of model %d with requests in flight", k);
+			s->loaded[k] = 3;
+			s->io_end[k] = now + 300;
+			break;
+		case ACT_RETURN:
+			cr_assert_fail("no model is missing here");
+			break;
+		}
+	}
+}
+
+/* Replays one random sequence; returns the unloads it took. */
+static int
+run_sequence(uint64_t seed)
+{
+	struct sim s = {.rng = seed * 2654435761u + 1};
+	int64_t now = 0, end;
+	static const int64_t mean_service[3] = {20000, 10000, 500};
+
+	s.c = box_config();
+	s.c.idle_unload_ms = unit(&s) < 0.5 ? 120000 : 0;
+	s.c.min_residency_ms = (int64_t)(unit(&s) * 60000);
+	memcpy(s.m, box_models, sizeof(s.m));
+	for (int i = 0; i < 3; i++)
+		s.load_ms[i] = s.m[i].need_mb * 1000 / 490;
+	s.n = 60 + (int)(rnd(&s) % 90);
+	s.r = calloc((size_t)s.n, sizeof(*s.r));
+	/* Arrivals at 40-60% of what two slots serve: the bounds hold. */
+	{
+		double t = 0, load = 0.4 + 0.2 * unit(&s);
+		double mix_work = 0.3 * 20000 + 0.4 * 10000 + 0.3 * 500;
+		double gap = mix_work / (2 * load);
+
+		for (int i = 0; i < s.n; i++) {
+			double u = unit(&s);
+
+			t += -gap * __builtin_log(1 - unit(&s));
+			s.r[i].arrive = (int64_t)t;
+			s.r[i].model = u < 0.3 ? DEEPSEEK
+			    : u < 0.7          ? QWEN
+			                       : TINY;
+			s.r[i].prio = (int)(rnd(&s) % 3);
+			s.r[i].service = (int64_t)((0.5 + unit(&s)) *
+			    (double)mean_service[s.r[i].model]);
+		}
+	}
+	s.p = policy_new(&s.c, s.m, 3, 0);
+	carry_out(&s, 0);
+	end = s.r[s.n - 1].arrive + 3600000;
+	for (int next = 0; now < end;) {
+		int64_t t = end;
+		int all_done = 1;
+
+		/* The next event: an arrival, an end, a load, or a tick. */
+		if (next < s.n && s.r[next].arrive < t)
+			t = s.r[next].arrive;
+		for (int i = 0; i < s.n; i++) {
+			if (s.r[i].state != 3)
+				all_done = 0;
+			if (s.r[i].state == 2 && s.r[i].done < t)
+				t = s.r[i].done;
+		}
+		if (all_done && next == s.n)
+			break;
+		for (int k = 0; k < 3; k++)
+			if ((s.loaded[k] == 1 || s.loaded[k] == 3) &&
+			    s.io_end[k] < t)
+				t = s.io_end[k];
+		if (policy_wakeup(s.p, now) >= 0 && policy_wakeup(s.p, now) < t)
+			t = policy_wakeup(s.p, now);
+		now = t > now ? t : now;
+		for (int k = 0; k < 3; k++)
+			if (s.loaded[k] == 1 && s.io_end[k] <= now) {
+				s.loaded[k] = 2;
+				policy_loaded(s.p, now, k, 1, 0);
+				carry_out(&s, now);
+			} else if (s.loaded[k] == 3 && s.io_end[k] <= now) {
+				s.loaded[k] = 0;
+				policy_unloaded(s.p, now, k);
+				carry_out(&s, now);
+			}
+		for (int i = 0; i < s.n; i++)
+			if (s.r[i].state == 2 && s.r[i].done <= now) {
+				s.r[i].state = 3;
+				s.in_flight[s.r[i].model]--;
+				s.running--;
+				policy_done(
+				    s.p, now, (uint64_t)i, s.r[i].service);
+				carry_out(&s, now);
+			}
+		while (next < s.n && s.r[next].arrive <= now) {
+			s.r[next].state = 1;
+			policy_arrive(s.p, now, (uint64_t)next, s.r[next].model,
+			    s.r[next].prio, s.r[next].arrive);
+			carry_out(&s, now);
+			next++;
+		}
+		policy_tick(s.p, now);
+		carry_out(&s, now);
+	}
+	for (int i = 0; i < s.n; i++)
+		cr_assert_eq(s.r[i].state, 3,
+		    "seed %llu: request %d never served (state %d)",
+		    (unsigned long long)seed, i, s.r[i].state);
+	{
+		struct policy_view v;
+
+		policy_view(s.p, now, &v);
+		policy_free(s.p);
+		free(s.r);
+		return (int)v.unloads;
+	}
+}
+
+Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
+{
+	int unloads = 0;
+
+	for (uint64_t seed = 1; seed <= 150; seed++)
+		unloads += run_sequence(seed);
+	/* The sequences made the policy switch models, many times. */
+	cr_assert_gt(unloads, 300, "only %d unloads", unloads);
+}
