@@ -248,6 +248,27 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "vram_mb") == 0)
 			ini_get_int(v, CONFIG_VRAM_MIN_MB, CONFIG_MB_MAX,
 			    &c->vram_mb, d, path, it->line, k);
+		else if (strcmp(k, "max_loaded") == 0)
+			ini_get_int(v, 1, CONFIG_LOADED_MAX, &c->max_loaded, d,
+			    path, it->line, k);
+		else if (strcmp(k, "max_wait_high") == 0)
+			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
+			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_HIGH], d,
+			    path, it);
+		else if (strcmp(k, "max_wait_normal") == 0)
+			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
+			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_NORMAL], d,
+			    path, it);
+		else if (strcmp(k, "max_wait_low") == 0)
+			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
+			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_LOW], d,
+			    path, it);
+		else if (strcmp(k, "min_residency") == 0)
+			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
+			    &c->min_residency_ms, d, path, it);
+		else if (strcmp(k, "idle_unload") == 0)
+			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
+			    &c->idle_unload_ms, d, path, it);
 		else
 			unknown_key(p, it);
 	} else if (strcmp(s, "backend") == 0) {
@@ -296,6 +317,13 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "num_ctx") == 0)
 			ini_get_int(v, CONFIG_NUM_CTX_MIN, CONFIG_NUM_CTX_MAX,
 			    &m->num_ctx, d, path, it->line, k);
+		else if (strcmp(k, "kv_mb") == 0)
+			ini_get_int(v, 1, CONFIG_MB_MAX, &m->kv_mb, d, path,
+			    it->line, k);
+		else if (strcmp(k, "preload") == 0)
+			ini_get_bool(v, &m->preload, d, path, it->line, k);
+		else if (strcmp(k, "pin") == 0)
+			ini_get_bool(v, &m->pin, d, path, it->line, k);
 		else
 			unknown_key(p, it);
 	} else if (p->bad_section_line != it->section_line) {
@@ -345,6 +373,13 @@ config_load(struct config *c, const char *path, struct diag *d)
 	c->stack_size = 64 * 1024;
 	c->parallel = 2;
 	c->vram_mb = 4096;
+	/* Ollama's own cap on runners: 3 per GPU. */
+	c->max_loaded = 3;
+	c->max_wait_ms[PRIO_HIGH] = 2 * 60 * 1000;
+	c->max_wait_ms[PRIO_NORMAL] = 5 * 60 * 1000;
+	c->max_wait_ms[PRIO_LOW] = 15 * 60 * 1000;
+	c->min_residency_ms = 30 * 1000;
+	c->idle_unload_ms = 30 * 60 * 1000;
 	snprintf(
 	    c->backend_url, sizeof(c->backend_url), "http://127.0.0.1:11434");
 	c->connect_timeout_ms = 5000;

@@ -28,6 +28,9 @@
 #define CONFIG_NUM_CTX_MAX (1 << 20)
 #define CONFIG_TIMEOUT_MIN_MS 100
 #define CONFIG_TIMEOUT_MAX_MS 3600000
+#define CONFIG_LOADED_MAX 16
+#define CONFIG_WAIT_MIN_MS 1000
+#define CONFIG_WAIT_MAX_MS (7 * 24 * 3600 * 1000LL)
 #define CONFIG_EVERY_MIN_MS 1000
 #define CONFIG_EVERY_MAX_MS (7 * 24 * 3600 * 1000LL)
 #define CONFIG_JITTER_MAX 50
@@ -43,8 +46,11 @@ struct tier_conf {
 
 struct model_conf {
 	char name[CONFIG_MODEL_MAX];
-	long size_mb; /* 0 = unknown until the backend reports it */
+	long size_mb; /* weights; 0 = unknown until the backend reports it */
+	long kv_mb;   /* KV cache at num_ctx x parallel; 0 = unknown */
 	long num_ctx; /* sent with every request for this model */
+	int preload;  /* loaded at start */
+	int pin;      /* loaded at start and never evicted */
 	int line;
 };
 
@@ -62,6 +68,10 @@ struct config {
 	/* [broker] */
 	long parallel;
 	long vram_mb;
+	long max_loaded;
+	int64_t max_wait_ms[3]; /* by enum msg_priority: low, normal, high */
+	int64_t min_residency_ms;
+	int64_t idle_unload_ms; /* 0 = never */
 
 	/* [backend] */
 	char backend_url[256];

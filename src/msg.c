@@ -823,10 +823,16 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 		msg_put_uint(w, "pages", m->pages);
 		return;
 	}
-	msg_begin(w, MSG_SETUP, 9);
+	msg_begin(w, MSG_SETUP, 15);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "parallel", c->parallel);
 	msg_put_int(w, "vram_mb", c->vram_mb);
+	msg_put_int(w, "max_loaded", c->max_loaded);
+	msg_put_int(w, "max_wait_low_ms", c->max_wait_ms[PRIO_LOW]);
+	msg_put_int(w, "max_wait_normal_ms", c->max_wait_ms[PRIO_NORMAL]);
+	msg_put_int(w, "max_wait_high_ms", c->max_wait_ms[PRIO_HIGH]);
+	msg_put_int(w, "min_residency_ms", c->min_residency_ms);
+	msg_put_int(w, "idle_unload_ms", c->idle_unload_ms);
 	msg_put_str(w, "backend_url", c->backend_url);
 	msg_put_int(w, "connect_timeout_ms", c->connect_timeout_ms);
 	msg_put_int(w, "first_byte_timeout_ms", c->first_byte_timeout_ms);
@@ -840,10 +846,13 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 	}
 	put_array(w, "models", c->nmodels);
 	for (size_t i = 0; i < c->nmodels; i++) {
-		put_map(w, 3);
+		put_map(w, 6);
 		msg_put_str(w, "name", c->models[i].name);
 		msg_put_int(w, "size_mb", c->models[i].size_mb);
+		msg_put_int(w, "kv_mb", c->models[i].kv_mb);
 		msg_put_int(w, "num_ctx", c->models[i].num_ctx);
+		msg_put_bool(w, "preload", c->models[i].preload);
+		msg_put_bool(w, "pin", c->models[i].pin);
 	}
 }
 
@@ -870,17 +879,21 @@ tier_decode(struct msg_reader *r, struct tier_conf *t)
 static enum msg_error
 model_decode(struct msg_reader *r, struct model_conf *m)
 {
-	int64_t size_mb = 0, num_ctx = 0;
+	int64_t size_mb = 0, kv_mb = 0, num_ctx = 0;
 	enum msg_error e;
 
 	if ((e = msg_get_str(r, "name", m->name, sizeof(m->name), 1)) ||
 	    (e = msg_get_int(r, "size_mb", &size_mb, 0, CONFIG_MB_MAX, 1)) ||
+	    (e = msg_get_int(r, "kv_mb", &kv_mb, 0, CONFIG_MB_MAX, 1)) ||
+	    (e = msg_get_bool(r, "preload", &m->preload, 1)) ||
+	    (e = msg_get_bool(r, "pin", &m->pin, 1)) ||
 	    (e = msg_get_int(r, "num_ctx", &num_ctx, CONFIG_NUM_CTX_MIN,
 	         CONFIG_NUM_CTX_MAX, 1)))
 		return e;
 	if (m->name[0] == '\0')
 		return fail(r, MSG_E_FIELD_RANGE, "name", "empty");
 	m->size_mb = size_mb;
+	m->kv_mb = kv_mb;
 	m->num_ctx = num_ctx;
 	return MSG_OK;
 }
@@ -892,10 +905,23 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 	const msgpack_object_array *tiers, *models;
 	struct msg_reader item;
 	enum msg_error e;
-	int64_t parallel = 0, vram_mb = 0;
+	int64_t parallel = 0, vram_mb = 0, max_loaded = 0;
 
 	if ((e = msg_get_int(
 	         r, "parallel", &parallel, 1, CONFIG_PARALLEL_MAX, 1)) ||
+	    (e = msg_get_int(
+	         r, "max_loaded", &max_loaded, 1, CONFIG_LOADED_MAX, 1)) ||
+	    (e = msg_get_int(r, "max_wait_low_ms", &c->max_wait_ms[PRIO_LOW],
+	         CONFIG_WAIT_MIN_MS, CONFIG_WAIT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "max_wait_normal_ms",
+	         &c->max_wait_ms[PRIO_NORMAL], CONFIG_WAIT_MIN_MS,
+	         CONFIG_WAIT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "max_wait_high_ms", &c->max_wait_ms[PRIO_HIGH],
+	         CONFIG_WAIT_MIN_MS, CONFIG_WAIT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "min_residency_ms", &c->min_residency_ms, 0,
+	         CONFIG_WAIT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "idle_unload_ms", &c->idle_unload_ms, 0,
+	         CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "vram_mb", &vram_mb, CONFIG_VRAM_MIN_MB,
 	         CONFIG_MB_MAX, 1)) ||
 	    (e = msg_get_str(r, "backend_url", c->backend_url,
@@ -915,6 +941,7 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 		return fail(r, MSG_E_FIELD_RANGE, "backend_url", "not http(s)");
 	c->parallel = parallel;
 	c->vram_mb = vram_mb;
+	c->max_loaded = max_loaded;
 	if (tiers->size == 0)
 		return fail(r, MSG_E_FIELD_RANGE, "tiers", "empty");
 	c->tiers = calloc(tiers->size, sizeof(*c->tiers));

@@ -233,3 +233,51 @@ Test(config, a_fleet_keeps_the_good_manifests_and_reports_the_bad_ones)
 	config_free(&c);
 	diag_free(&d);
 }
+
+Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("policy.conf",
+	    "[broker]\n"
+	    "max_loaded = 2\n"
+	    "max_wait_high = 90s\n"
+	    "max_wait_normal = 4m\n"
+	    "max_wait_low = 20m\n"
+	    "min_residency = 45s\n"
+	    "idle_unload = 0s\n"
+	    "[tier.light]\n"
+	    "model = tinyllama\n"
+	    "[model.tinyllama]\n"
+	    "size_mb = 637\n"
+	    "kv_mb = 88\n"
+	    "pin = yes\n"
+	    "preload = no\n");
+
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	cr_assert_eq(c.max_loaded, 2);
+	cr_assert_eq(c.max_wait_ms[PRIO_HIGH], 90000);
+	cr_assert_eq(c.max_wait_ms[PRIO_NORMAL], 240000);
+	cr_assert_eq(c.max_wait_ms[PRIO_LOW], 1200000);
+	cr_assert_eq(c.min_residency_ms, 45000);
+	cr_assert_eq(c.idle_unload_ms, 0);
+	cr_assert_eq(config_model(&c, "tinyllama")->kv_mb, 88);
+	cr_assert_eq(config_model(&c, "tinyllama")->pin, 1);
+	cr_assert_eq(config_model(&c, "tinyllama")->preload, 0);
+	config_free(&c);
+
+	path = put("bad-policy.conf",
+	    "[broker]\n"
+	    "max_loaded = 0\n"
+	    "max_wait_high = soon\n"
+	    "[tier.light]\n"
+	    "model = tinyllama\n"
+	    "[model.tinyllama]\n"
+	    "pin = maybe\n");
+	cr_assert_eq(config_load(&c, path, &d), 3);
+	expect(&d, "bad-policy.conf", 2, "max_loaded: 0 is out of range");
+	expect(&d, "bad-policy.conf", 3, "max_wait_high:");
+	expect(&d, "bad-policy.conf", 7, "pin: \"maybe\" is not yes or no");
+	config_free(&c);
+	diag_free(&d);
+}

@@ -423,11 +423,19 @@ sample_broker_config(void)
 	    {.name = "light", .model = "tinyllama"},
 	};
 	static struct model_conf models[1] = {
-	    {.name = "tinyllama", .size_mb = 638, .num_ctx = 2048},
+	    {.name = "tinyllama",
+	        .size_mb = 638,
+	        .kv_mb = 88,
+	        .num_ctx = 2048,
+	        .pin = 1},
 	};
 	struct config c = {
 	    .parallel = 2,
 	    .vram_mb = 4096,
+	    .max_loaded = 3,
+	    .max_wait_ms = {900000, 300000, 120000},
+	    .min_residency_ms = 30000,
+	    .idle_unload_ms = 0,
 	    .connect_timeout_ms = 5000,
 	    .first_byte_timeout_ms = 300000,
 	    .stall_timeout_ms = 60000,
@@ -466,6 +474,13 @@ Test(msg, a_broker_setup_carries_its_part_of_the_config)
 	cr_assert_eq(out.conf.nmodels, 1);
 	cr_assert_eq(out.conf.models[0].size_mb, 638);
 	cr_assert_eq(out.conf.models[0].num_ctx, 2048);
+	cr_assert_eq(out.conf.models[0].kv_mb, 88);
+	cr_assert_eq(out.conf.models[0].pin, 1);
+	cr_assert_eq(out.conf.models[0].preload, 0);
+	cr_assert_eq(out.conf.max_loaded, 3);
+	cr_assert_eq(out.conf.max_wait_ms[PRIO_HIGH], 120000);
+	cr_assert_eq(out.conf.max_wait_ms[PRIO_LOW], 900000);
+	cr_assert_eq(out.conf.min_residency_ms, 30000);
 	msg_setup_free(&out);
 	msg_close(&r);
 	free(frame);
