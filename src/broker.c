@@ -1,9 +1,13 @@
 /*
  * broker.c: the process that owns the Ollama backend. Workers send it
- * inference requests on broker.sock; it keeps them in one FIFO and never
- * has more than `parallel` of them in flight to the backend. A tier whose
- * model is missing falls back down its chain; a backend that cannot be
- * reached is retried with backoff before the request fails.
+ * inference requests on broker.sock; the policy (policy.c) decides which
+ * run when, which models stay loaded, and when to switch; the broker
+ * carries that out with libcurl: requests, explicit loads (an empty
+ * prompt) and unloads (keep_alive 0, then /api/ps until the model is
+ * gone). Every request carries keep_alive -1, so Ollama never unloads on
+ * its own timer, and its model's one num_ctx. A tier whose model is
+ * missing falls back down its chain; a backend that cannot be reached is
+ * retried with backoff before the request fails.
  *
  * A request is known by (worker, id): if a worker sends the same request
  * again (it lost the broker and retried), the broker keeps one copy and
@@ -22,17 +26,31 @@
 #include "log.h"
 #include "msg.h"
 #include "ollama.h"
+#include "policy.h"
 #include "role.h"
 
 #define RETRIES 3
 #define RETRY_BASE_MS 500
+/* How often an unloading model is looked for in /api/ps. */
+#define UNLOAD_POLL_S 0.05
+
+/* A model some tier uses: the policy knows it by its index here. */
+struct bmodel {
+	const char *name;
+	int num_ctx;
+	int load_attempts;
+	int unloading; /* asked to unload: wait until /api/ps no longer has it
+	                */
+};
 
 struct job {
 	TAILQ_ENTRY(job) link;
 	struct broker *b;
+	uint64_t seq; /* the policy's name for it */
 	struct ipc_call *call;
 	struct msg_infer req;
 	const struct tier_conf *tier;
+	int model;
 	int64_t arrived_ms;
 	int64_t started_ms;
 	int attempts;
@@ -47,12 +65,16 @@ struct broker {
 	struct config conf;
 	struct ollama *backend;
 	struct ipc_server *server;
-	struct job_list queue;
-	struct job_list running;
-	int inflight;
+	struct policy *policy;
+	struct bmodel models[POLICY_MODELS_MAX];
+	int nmodels;
+	struct job_list jobs; /* waiting in the policy, or running */
+	uint64_t next_seq;
 	uint64_t served, failed, bad_frames, duplicates;
 	struct hub_link *hub;
 	ev_timer report;
+	ev_timer wakeup;
+	ev_timer unload_poll;
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
 };
@@ -66,7 +88,27 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void dispatch(struct broker *b);
+static void apply(struct broker *b);
+
+static int
+model_index(const struct broker *b, const char *name)
+{
+	for (int i = 0; i < b->nmodels; i++)
+		if (strcmp(b->models[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static struct job *
+job_by_seq(struct broker *b, uint64_t seq)
+{
+	struct job *j;
+
+	TAILQ_FOREACH(j, &b->jobs, link)
+		if (j->seq == seq)
+			return j;
+	return NULL;
+}
 
 static void
 job_answer(
@@ -96,8 +138,39 @@ job_answer(
 		j->b->served++;
 	else
 		j->b->failed++;
+	TAILQ_REMOVE(&j->b->jobs, j, link);
 	msg_infer_free(&j->req);
 	free(j);
+}
+
+/* The job goes (back) to the policy, keeping its first arrival. */
+static void
+job_offer(struct job *j)
+{
+	j->running = 0;
+	policy_arrive(j->b->policy, now_ms(), j->seq, j->model, j->req.priority,
+	    j->arrived_ms);
+}
+
+/* Its model is missing: the next tier down the chain, or a failure. */
+static void
+job_fall_back(struct job *j, const char *error)
+{
+	struct broker *b = j->b;
+	const struct tier_conf *next;
+
+	/* Bounded: a chain never visits more tiers than exist. */
+	if (j->tier->fallback[0] == '\0' ||
+	    (size_t)++j->fallbacks >= b->conf.ntiers ||
+	    (next = config_tier(&b->conf, j->tier->fallback)) == NULL) {
+		job_answer(j, INFER_FAILED, error, NULL);
+		return;
+	}
+	log_info("%s: model %s is missing: falling back to tier %s",
+	    j->req.agent, j->tier->model, next->name);
+	j->tier = next;
+	j->model = model_index(b, next->model);
+	job_offer(j);
 }
 
 static void
@@ -107,9 +180,8 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	/* Back at the head: it has waited its turn already. */
-	TAILQ_INSERT_HEAD(&j->b->queue, j, link);
-	dispatch(j->b);
+	job_offer(j);
+	apply(j->b);
 }
 
 static void
@@ -118,25 +190,14 @@ job_done(void *arg, struct ollama_result *res)
 	struct job *j = arg;
 	struct broker *b = j->b;
 
-	TAILQ_REMOVE(&b->running, j, link);
+	policy_done(b->policy, now_ms(), j->seq, now_ms() - j->started_ms);
 	j->running = 0;
-	b->inflight--;
 	switch (res->outcome) {
 	case OLLAMA_OK:
 		job_answer(j, INFER_OK, NULL, res);
 		break;
 	case OLLAMA_NO_MODEL:
-		/* Bounded: a chain never visits more tiers than exist. */
-		if (j->tier->fallback[0] != '\0' &&
-		    (size_t)++j->fallbacks < b->conf.ntiers) {
-			log_info(
-			    "%s: model %s is missing: falling back to tier %s",
-			    j->req.agent, j->tier->model, j->tier->fallback);
-			j->tier = config_tier(&b->conf, j->tier->fallback);
-			TAILQ_INSERT_HEAD(&b->queue, j, link);
-		} else {
-			job_answer(j, INFER_FAILED, res->error, NULL);
-		}
+		job_fall_back(j, res->error);
 		break;
 	case OLLAMA_REFUSED:
 		job_answer(j, INFER_FAILED, res->error, NULL);
@@ -156,50 +217,186 @@ job_done(void *arg, struct ollama_result *res)
 		break;
 	}
 	ollama_result_free(res);
-	dispatch(b);
+	apply(b);
 }
 
 static void
-dispatch(struct broker *b)
+dispatch(struct broker *b, uint64_t seq)
 {
-	struct job *j;
+	struct job *j = job_by_seq(b, seq);
+	struct ollama_call call;
 
-	while (b->inflight < b->conf.parallel &&
-	    (j = TAILQ_FIRST(&b->queue)) != NULL) {
-		const struct model_conf *m =
-		    config_model(&b->conf, j->tier->model);
-		struct ollama_call call = {
-		    .model = j->tier->model,
-		    .system = j->req.system,
-		    .prompt = j->req.prompt,
-		    /* One fixed num_ctx per model: Ollama reloads on a change.
-		     */
-		    .num_ctx = m ? (int)m->num_ctx : 0,
-		    .num_predict = j->req.num_predict,
-		    .temperature = j->req.temperature,
-		    .keep_alive_s = -1,
-		};
-
-		TAILQ_REMOVE(&b->queue, j, link);
-		if (ollama_generate(b->backend, &call, job_done, j) != 0) {
-			job_answer(j, INFER_UNAVAILABLE,
-			    "cannot start a backend request", NULL);
-			continue;
-		}
-		if (j->started_ms == 0)
-			j->started_ms = now_ms();
-		j->running = 1;
-		TAILQ_INSERT_TAIL(&b->running, j, link);
-		b->inflight++;
+	if (j == NULL)
+		return;
+	call = (struct ollama_call){
+	    .model = b->models[j->model].name,
+	    .system = j->req.system,
+	    .prompt = j->req.prompt,
+	    /* One fixed num_ctx per model: Ollama reloads on a change. */
+	    .num_ctx = b->models[j->model].num_ctx,
+	    .num_predict = j->req.num_predict,
+	    .temperature = j->req.temperature,
+	    /* The broker unloads; Ollama's own timer must never. */
+	    .keep_alive_s = -1,
+	};
+	j->running = 1;
+	j->started_ms = now_ms();
+	if (ollama_generate(b->backend, &call, job_done, j) != 0) {
+		policy_done(b->policy, now_ms(), j->seq, 0);
+		job_answer(j, INFER_UNAVAILABLE,
+		    "cannot start a backend request", NULL);
 	}
 }
 
+struct model_io {
+	struct broker *b;
+	int model;
+};
+
+static void
+load_done(void *arg, struct ollama_result *res)
+{
+	struct model_io *io = arg;
+	struct broker *b = io->b;
+	struct bmodel *m = &b->models[io->model];
+
+	if (res->outcome == OLLAMA_OK) {
+		m->load_attempts = 0;
+		log_info("loaded %s", m->name);
+		policy_loaded(b->policy, now_ms(), io->model, 1, 0);
+	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
+	    ++m->load_attempts < RETRIES) {
+		struct ollama_call call = {.model = m->name,
+		    .num_ctx = m->num_ctx,
+		    .num_predict = -1,
+		    .temperature = -1,
+		    .keep_alive_s = -1};
+
+		log_warnx("load of %s: %s: retry %d", m->name, res->error,
+		    m->load_attempts);
+		if (ollama_generate(b->backend, &call, load_done, io) == 0) {
+			ollama_result_free(res);
+			return;
+		}
+	} else {
+		log_warnx("cannot load %s: %s", m->name, res->error);
+		m->load_attempts = 0;
+		policy_loaded(b->policy, now_ms(), io->model, 0, 0);
+	}
+	ollama_result_free(res);
+	free(io);
+	apply(b);
+}
+
+static void ps_seen(void *arg, const struct ollama_ps *ps);
+static int ps_has(
+    const struct broker *b, const struct ollama_ps *ps, int model);
+
+static void
+unload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+	int any = 0;
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < b->nmodels; i++)
+		any |= b->models[i].unloading;
+	if (!any) {
+		ev_timer_stop(b->loop, w);
+		return;
+	}
+	if (!b->asking_ps && ollama_ps(b->backend, ps_seen, b) == 0)
+		b->asking_ps = 1;
+}
+
+static void
+unload_done(void *arg, struct ollama_result *res)
+{
+	struct model_io *io = arg;
+	struct broker *b = io->b;
+
+	/* Ollama answers before the runner is gone: watch /api/ps. */
+	if (res->outcome != OLLAMA_OK)
+		log_warnx(
+		    "unload of %s: %s", b->models[io->model].name, res->error);
+	b->models[io->model].unloading = 1;
+	ev_timer_again(b->loop, &b->unload_poll);
+	ollama_result_free(res);
+	free(io);
+}
+
+/* Carries out what the policy decided, and when it wants to hear again. */
+static void
+apply(struct broker *b)
+{
+	struct policy_action a;
+	int64_t now, at;
+
+	while (policy_next_action(b->policy, &a)) {
+		struct model_io *io;
+		struct ollama_call call = {
+		    .num_predict = -1, .temperature = -1};
+		struct job *j;
+
+		switch (a.act) {
+		case ACT_DISPATCH:
+			dispatch(b, a.id);
+			break;
+		case ACT_LOAD:
+		case ACT_UNLOAD:
+			io = calloc(1, sizeof(*io));
+			if (io == NULL)
+				fatal("out of memory");
+			io->b = b;
+			io->model = a.model;
+			/* An empty prompt loads; with keep_alive 0 it unloads.
+			 */
+			call.model = b->models[a.model].name;
+			call.num_ctx = b->models[a.model].num_ctx;
+			call.keep_alive_s = a.act == ACT_LOAD ? -1 : 0;
+			log_info("%s %s",
+			    a.act == ACT_LOAD ? "loading" : "unloading",
+			    call.model);
+			if (ollama_generate(b->backend, &call,
+			        a.act == ACT_LOAD ? load_done : unload_done,
+			        io) != 0) {
+				free(io);
+				fatalx("cannot start a backend request");
+			}
+			break;
+		case ACT_RETURN:
+			if ((j = job_by_seq(b, a.id)) != NULL)
+				job_fall_back(j, "its model is missing");
+			break;
+		}
+	}
+	now = now_ms();
+	at = policy_wakeup(b->policy, now);
+	ev_timer_stop(b->loop, &b->wakeup);
+	if (at >= 0) {
+		ev_timer_set(&b->wakeup, (double)(at - now) / 1000.0, 0);
+		ev_timer_start(b->loop, &b->wakeup);
+	}
+}
+
+static void
+wakeup_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+
+	(void)loop;
+	(void)revents;
+	policy_tick(b->policy, now_ms());
+	apply(b);
+}
+
 static struct job *
-find_job(struct job_list *l, int worker, uint64_t id)
+find_job(struct broker *b, int worker, uint64_t id)
 {
 	struct job *j;
 
-	TAILQ_FOREACH(j, l, link)
+	TAILQ_FOREACH(j, &b->jobs, link)
 		if (j->req.worker == worker && j->req.id == id)
 			return j;
 	return NULL;
@@ -254,9 +451,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
-	dup = find_job(&b->queue, j->req.worker, j->req.id);
-	if (dup == NULL)
-		dup = find_job(&b->running, j->req.worker, j->req.id);
+	dup = find_job(b, j->req.worker, j->req.id);
 	if (dup != NULL) {
 		/* The same request again: answer the old call, keep one job. */
 		struct ipc_call *old = dup->call;
@@ -269,8 +464,11 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
-	TAILQ_INSERT_TAIL(&b->queue, j, link);
-	dispatch(b);
+	j->seq = ++b->next_seq;
+	j->model = model_index(b, j->tier->model);
+	TAILQ_INSERT_TAIL(&b->jobs, j, link);
+	job_offer(j);
+	apply(b);
 }
 
 /* Ollama names "tinyllama" "tinyllama:latest": the same model. */
@@ -299,14 +497,49 @@ configured_name(const struct broker *b, const char *reported)
 	return reported;
 }
 
+static int
+ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
+{
+	for (int i = 0; i < ps->count; i++)
+		if (same_model(b->models[model].name, ps->models[i].name))
+			return 1;
+	return 0;
+}
+
+/*
+ * What the backend says it holds: sizes for the plan, names for status,
+ * and the end of an unload (Ollama answers an unload before the runner
+ * is gone: the model is out when /api/ps no longer lists it).
+ */
 static void
-ps_done(void *arg, const struct ollama_ps *ps)
+ps_seen(void *arg, const struct ollama_ps *ps)
 {
 	struct broker *b = arg;
+	int changed = 0;
 
 	b->asking_ps = 0;
-	if (ps != NULL)
-		b->resident = *ps;
+	if (ps == NULL)
+		return;
+	b->resident = *ps;
+	for (int i = 0; i < ps->count; i++) {
+		int k = -1;
+
+		for (int m = 0; m < b->nmodels && k < 0; m++)
+			if (same_model(b->models[m].name, ps->models[i].name))
+				k = m;
+		if (k >= 0 && ps->models[i].size_mb > 0)
+			policy_observe(b->policy, k, ps->models[i].size_mb);
+	}
+	for (int k = 0; k < b->nmodels; k++) {
+		if (!b->models[k].unloading || ps_has(b, ps, k))
+			continue;
+		b->models[k].unloading = 0;
+		log_info("unloaded %s", b->models[k].name);
+		policy_unloaded(b->policy, now_ms(), k);
+		changed = 1;
+	}
+	if (changed)
+		apply(b);
 }
 
 static void
@@ -314,15 +547,33 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct broker *b = t->data;
 	struct msg_report r = {0};
-	struct job *j;
+	struct policy_view v;
 
 	(void)loop;
 	(void)revents;
 	if (!b->hub->ready)
 		return;
-	r.busy = b->inflight;
-	TAILQ_FOREACH(j, &b->queue, link)
-		r.queued++;
+	policy_view(b->policy, now_ms(), &v);
+	r.busy = v.busy;
+	r.queued = v.waiting;
+	r.loads = v.loads;
+	r.unloads = v.unloads;
+	if (v.next_switch >= 0)
+		snprintf(r.next_switch, sizeof(r.next_switch), "%s",
+		    v.models[v.next_switch].name);
+	for (int i = 0; i < v.nmodels && i < MSG_MODELS_MAX; i++) {
+		struct msg_model_report *mr = &r.models[r.nmodels++];
+
+		snprintf(mr->name, sizeof(mr->name), "%s", v.models[i].name);
+		snprintf(mr->state, sizeof(mr->state), "%s",
+		    policy_state_name(v.models[i].state));
+		mr->need_mb = v.models[i].need_mb;
+		mr->in_flight = v.models[i].in_flight;
+		mr->waiting = v.models[i].waiting;
+		mr->oldest_wait_ms = v.models[i].oldest_wait_ms;
+		mr->loads = v.models[i].loads;
+		mr->pin = v.models[i].pin;
+	}
 	r.served = (int64_t)b->served;
 	r.failed = (int64_t)b->failed;
 	r.bad_frames = (int64_t)(b->bad_frames + ipc_refused());
@@ -331,8 +582,44 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		    configured_name(b, b->resident.models[i].name));
 	hub_report(b->hub, &r);
 	/* What is loaded, for the next report: the backend knows best. */
-	if (!b->asking_ps && ollama_ps(b->backend, ps_done, b) == 0)
+	if (!b->asking_ps && ollama_ps(b->backend, ps_seen, b) == 0)
 		b->asking_ps = 1;
+}
+
+/* The models the tiers use, in the policy's terms. */
+static void
+plan_models(struct broker *b)
+{
+	struct policy_model_conf pm[POLICY_MODELS_MAX];
+	struct policy_config pc = {
+	    .parallel = (int)b->conf.parallel,
+	    .vram_mb = b->conf.vram_mb,
+	    .max_loaded = (int)b->conf.max_loaded,
+	    .min_residency_ms = b->conf.min_residency_ms,
+	    .idle_unload_ms = b->conf.idle_unload_ms,
+	    .load_mb_per_s = 490,
+	    .service_guess_ms = 10000,
+	};
+
+	memcpy(pc.max_wait_ms, b->conf.max_wait_ms, sizeof(pc.max_wait_ms));
+	for (size_t t = 0; t < b->conf.ntiers; t++) {
+		const char *name = b->conf.tiers[t].model;
+		const struct model_conf *mc = config_model(&b->conf, name);
+		int k = model_index(b, name);
+
+		if (k >= 0 || b->nmodels == POLICY_MODELS_MAX)
+			continue;
+		k = b->nmodels++;
+		b->models[k].name = name;
+		b->models[k].num_ctx = mc ? (int)mc->num_ctx : 0;
+		pm[k] = (struct policy_model_conf){.name = name};
+		/* Unknown size: it is planned alone until /api/ps tells. */
+		pm[k].need_mb = mc && mc->size_mb > 0 ? mc->size_mb + mc->kv_mb
+		                                      : b->conf.vram_mb;
+		pm[k].pin = mc ? mc->pin : 0;
+		pm[k].preload = mc ? mc->preload : 0;
+	}
+	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, now_ms());
 }
 
 int
@@ -346,8 +633,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 
 	b->loop = loop;
 	b->hub = hub;
-	TAILQ_INIT(&b->queue);
-	TAILQ_INIT(&b->running);
+	TAILQ_INIT(&b->jobs);
 	/* The supervisor's setup is the broker's config from now on. */
 	b->conf = setup->conf;
 	memset(&setup->conf, 0, sizeof(setup->conf));
@@ -355,12 +641,19 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	t.first_byte_ms = b->conf.first_byte_timeout_ms;
 	t.stall_ms = b->conf.stall_timeout_ms;
 	b->backend = ollama_new(loop, b->conf.backend_url, &t);
+	ev_init(&b->wakeup, wakeup_cb);
+	b->wakeup.data = b;
+	ev_init(&b->unload_poll, unload_poll_cb);
+	b->unload_poll.repeat = UNLOAD_POLL_S;
+	b->unload_poll.data = b;
+	plan_models(b);
 	snprintf(url, sizeof(url), "ipc://%s/broker.sock", runtime);
 	/* One context per request in flight from all workers together. */
 	b->server = ipc_listen(loop, url, 256, on_request, b);
 	if (b->server == NULL)
 		fatalx("cannot serve %s", url);
 	hub_ready(hub);
+	apply(b);
 	ev_timer_init(&b->report, report_cb, 0.05, 1.0);
 	b->report.data = b;
 	ev_timer_start(loop, &b->report);
@@ -371,8 +664,21 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	    (unsigned long long)b->served, (unsigned long long)b->failed,
 	    (unsigned long long)b->bad_frames);
 	ev_timer_stop(loop, &b->report);
+	ev_timer_stop(loop, &b->wakeup);
+	ev_timer_stop(loop, &b->unload_poll);
 	ipc_server_close(b->server);
 	ollama_free(b->backend);
+	{
+		struct job *j;
+
+		while ((j = TAILQ_FIRST(&b->jobs)) != NULL) {
+			ev_timer_stop(loop, &j->retry);
+			TAILQ_REMOVE(&b->jobs, j, link);
+			msg_infer_free(&j->req);
+			free(j);
+		}
+	}
+	policy_free(b->policy);
 	config_free(&b->conf);
 	return 0;
 }

@@ -748,7 +748,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 12);
+	msg_begin(w, MSG_REPORT, 16);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -763,12 +763,47 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 	put_array(w, "resident", (size_t)m->nresident);
 	for (int i = 0; i < m->nresident; i++)
 		put_str_item(w, m->resident[i]);
+	msg_put_int(w, "loads", m->loads);
+	msg_put_int(w, "unloads", m->unloads);
+	msg_put_str(w, "next_switch", m->next_switch);
+	put_array(w, "models", (size_t)m->nmodels);
+	for (int i = 0; i < m->nmodels; i++) {
+		const struct msg_model_report *mr = &m->models[i];
+
+		put_map(w, 8);
+		msg_put_str(w, "name", mr->name);
+		msg_put_str(w, "state", mr->state);
+		msg_put_int(w, "need_mb", mr->need_mb);
+		msg_put_int(w, "in_flight", mr->in_flight);
+		msg_put_int(w, "waiting", mr->waiting);
+		msg_put_int(w, "oldest_wait_ms", mr->oldest_wait_ms);
+		msg_put_int(w, "loads", mr->loads);
+		msg_put_bool(w, "pin", mr->pin);
+	}
+}
+
+static enum msg_error
+model_report_decode(struct msg_reader *r, struct msg_model_report *m)
+{
+	enum msg_error e;
+
+	if ((e = msg_get_str(r, "name", m->name, sizeof(m->name), 1)) ||
+	    (e = msg_get_str(r, "state", m->state, sizeof(m->state), 1)) ||
+	    (e = msg_get_int(r, "need_mb", &m->need_mb, 0, INT64_MAX, 1)) ||
+	    (e = msg_get_int(r, "in_flight", &m->in_flight, 0, INT32_MAX, 1)) ||
+	    (e = msg_get_int(r, "waiting", &m->waiting, 0, INT32_MAX, 1)) ||
+	    (e = msg_get_int(
+	         r, "oldest_wait_ms", &m->oldest_wait_ms, 0, INT64_MAX, 1)) ||
+	    (e = msg_get_int(r, "loads", &m->loads, 0, INT64_MAX, 1)) ||
+	    (e = msg_get_bool(r, "pin", &m->pin, 1)))
+		return e;
+	return MSG_OK;
 }
 
 enum msg_error
 msg_report_decode(struct msg_reader *r, struct msg_report *m)
 {
-	const msgpack_object_array *resident;
+	const msgpack_object_array *resident, *models;
 	int64_t role = 0, index = 0;
 	enum msg_error e;
 
@@ -787,8 +822,22 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = msg_get_int(
 	         r, "bad_frames", &m->bad_frames, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(r, "rss_kb", &m->rss_kb, 0, INT64_MAX, 0)) ||
-	    (e = get_array(r, "resident", &resident, MSG_RESIDENT_MAX, 0)))
+	    (e = get_array(r, "resident", &resident, MSG_RESIDENT_MAX, 0)) ||
+	    (e = msg_get_int(r, "loads", &m->loads, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_int(r, "unloads", &m->unloads, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_str(r, "next_switch", m->next_switch,
+	         sizeof(m->next_switch), 0)) ||
+	    (e = get_array(r, "models", &models, MSG_MODELS_MAX, 0)))
 		return e;
+	for (uint32_t i = 0; models != NULL && i < models->size; i++) {
+		struct msg_reader item;
+
+		if ((e = get_item(r, "models", models, i, &item)))
+			return e;
+		if (model_report_decode(&item, &m->models[i]) != MSG_OK)
+			return item_failed(r, "models", i, &item);
+		m->nmodels++;
+	}
 	for (uint32_t i = 0; resident != NULL && i < resident->size; i++) {
 		const msgpack_object *o = &resident->ptr[i];
 

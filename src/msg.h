@@ -24,8 +24,9 @@
 #define MSG_NAME_MAX 64
 /* Largest setup page of agents: well under MSG_MAX_FRAME. */
 #define MSG_PAGE_BYTES (256 * 1024)
-/* Models a report can name as resident. */
+/* Models a report can name as resident, or describe. */
 #define MSG_RESIDENT_MAX 16
+#define MSG_MODELS_MAX 32
 
 enum msg_type {
 	MSG_HELLO = 1,  /* child -> supervisor: role, index, pid */
@@ -191,6 +192,20 @@ struct msg_report {
 	/* broker: the models loaded in the backend */
 	int nresident;
 	char resident[MSG_RESIDENT_MAX][CONFIG_MODEL_MAX];
+	/* broker: its plan, model by model */
+	int64_t loads, unloads;
+	char next_switch[CONFIG_MODEL_MAX]; /* "" when none is under way */
+	int nmodels;
+	struct msg_model_report {
+		char name[CONFIG_MODEL_MAX];
+		char state[16];
+		int64_t need_mb;
+		int64_t in_flight;
+		int64_t waiting;
+		int64_t oldest_wait_ms;
+		int64_t loads;
+		int pin;
+	} models[MSG_MODELS_MAX];
 };
 
 /*

@@ -28,6 +28,7 @@ static const char usage_text[] =
     "commands:\n"
     "  status            processes, agents and the broker\n"
     "  agents            every agent, its worker and state\n"
+    "  queue             the broker's plan: models, their queues, slots\n"
     "  spawn NAME        start an agent of the agents directory\n"
     "  spawn -f FILE     start the agent a manifest file describes\n"
     "  kill NAME         stop an agent\n"
@@ -105,6 +106,47 @@ print_agents(const char *body)
 		    (long long)json_integer_value(json_object_get(a, "worker")),
 		    json_string_value(json_object_get(a, "state")),
 		    json_string_value(json_object_get(a, "manifest")));
+	json_decref(j);
+}
+
+static void
+print_queue(const char *body)
+{
+	json_t *j = json_loads(body, 0, NULL), *m;
+	const char *next;
+	size_t i;
+
+	if (j == NULL) {
+		printf("%s\n", body);
+		return;
+	}
+	next = json_string_value(json_object_get(j, "next_switch"));
+	printf("slots: %lld of %lld busy; %lld waiting; %lld loads, %lld "
+	       "unloads so far; next switch: %s\n\n",
+	    (long long)json_integer_value(json_object_get(j, "busy")),
+	    (long long)json_integer_value(json_object_get(j, "slots")),
+	    (long long)json_integer_value(json_object_get(j, "waiting")),
+	    (long long)json_integer_value(json_object_get(j, "loads")),
+	    (long long)json_integer_value(json_object_get(j, "unloads")),
+	    next ? next : "none");
+	printf("%-32s %-9s %7s %7s %7s %11s %5s\n", "MODEL", "STATE", "VRAM_MB",
+	    "RUNNING", "WAITING", "OLDEST_WAIT", "LOADS");
+	json_array_foreach(json_object_get(j, "models"), i, m)
+		printf("%-32s %-9s %7lld %7lld %7lld %10.1fs %5lld%s\n",
+		    json_string_value(json_object_get(m, "name")),
+		    json_string_value(json_object_get(m, "state")),
+		    (long long)json_integer_value(
+		        json_object_get(m, "vram_mb")),
+		    (long long)json_integer_value(
+		        json_object_get(m, "in_flight")),
+		    (long long)json_integer_value(
+		        json_object_get(m, "waiting")),
+		    (double)json_integer_value(
+		        json_object_get(m, "oldest_wait_ms")) /
+		        1000.0,
+		    (long long)json_integer_value(json_object_get(m, "loads")),
+		    json_is_true(json_object_get(m, "pinned")) ? " pinned"
+		                                               : "");
 	json_decref(j);
 }
 
@@ -216,7 +258,8 @@ main(int argc, char **argv)
 		arg = file;
 	}
 	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0 ||
-	    strcmp(verb, "reload") == 0 || strcmp(verb, "agents") == 0) {
+	    strcmp(verb, "reload") == 0 || strcmp(verb, "agents") == 0 ||
+	    strcmp(verb, "queue") == 0) {
 		if (arg != NULL) {
 			fputs(usage_text, stderr);
 			return 2;
@@ -291,6 +334,8 @@ main(int argc, char **argv)
 			print_status(reply.body);
 		else if (strcmp(verb, "agents") == 0)
 			print_agents(reply.body);
+		else if (strcmp(verb, "queue") == 0)
+			print_queue(reply.body);
 		else
 			print_summary(reply.body);
 	} else if (json) {

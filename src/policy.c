@@ -38,6 +38,8 @@ struct pmodel {
 	double service_ms;
 	double longest_ms; /* the longest service seen: drains take this */
 	double load_ms;
+	int timed_services; /* until one is timed, the estimates are guesses */
+	int timed_loads;
 	int64_t loads;
 };
 
@@ -177,22 +179,22 @@ start_unload(struct policy *p, int k, int64_t now)
 	emit(p, ACT_UNLOAD, 0, k);
 }
 
-/* How long the models in `leaving` take to empty, at worst. */
+/*
+ * How long the models in `leaving` may take to empty, at worst: as long
+ * as their longest run, since one may be dispatched to them this moment
+ * as long as the switch is not decided.
+ */
 static double
-drain_ms(const struct policy *p, uint32_t leaving, int64_t now)
+drain_ms(const struct policy *p, uint32_t leaving)
 {
 	double longest = 0;
 
-	for (size_t i = 0; i < p->nrunning; i++) {
-		const struct preq *r = &p->running[i];
-		double left;
-
-		if (!(leaving & (1u << r->model)))
-			continue;
-		left = p->m[r->model].longest_ms - (double)(now - r->started);
-		if (left > longest)
-			longest = left;
-	}
+	for (int i = 0; i < p->n; i++)
+		/* An untimed model's guess would only make every switch look
+		 * urgent: its drain counts from its first measure on. */
+		if ((leaving & (1u << i)) && p->m[i].timed_services > 0 &&
+		    p->m[i].longest_ms > longest)
+			longest = p->m[i].longest_ms;
 	return longest;
 }
 
@@ -228,21 +230,31 @@ static int
 switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 {
 	double theirs = 0, reloads = 0, ahead = 0;
-	int settled = 1;
+	int64_t idle = INT64_MAX;
+	int settled = 1, busy = 0;
 
 	for (int i = 0; i < p->n; i++) {
 		if (!(leaving & (1u << i)))
 			continue;
 		theirs += waiting_work(p, i);
 		reloads += p->m[i].load_ms;
+		busy += p->m[i].in_flight;
+		if (now - p->m[i].last_busy < idle)
+			idle = now - p->m[i].last_busy;
 		if (now - p->m[i].resident_since < p->c.min_residency_ms)
 			settled = 0;
 	}
-	/* Nothing waits for the models that would go: a free switch. */
-	if (theirs == 0)
+	/*
+	 * Nothing waits for the models that would go, and they have been
+	 * idle as long as bringing them back would take: like renting skis
+	 * until their price is paid, this never costs more than twice the
+	 * best choice made knowing what comes next.
+	 */
+	if (theirs == 0 && busy == 0 &&
+	    (double)idle >= reloads + p->m[k].load_ms)
 		return 1;
 	/* Aging: k's most pressed request must not miss its bound. */
-	ahead = drain_ms(p, leaving, now) + p->m[k].load_ms;
+	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
 	for (size_t i = 0; i < p->nwaiting; i++) {
 		const struct preq *r = &p->waiting[i];
 		double bound = (double)p->c.max_wait_ms[r->prio];
@@ -259,11 +271,13 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 }
 
 /*
- * The unloaded model whose waiting request is the most pressed; with
- * only_fitting, among those that fit beside what is loaded.
+ * The unloaded model whose waiting request is the most pressed, models in
+ * skip apart; with only_fitting, among those that fit beside what is
+ * loaded.
  */
 static int
-most_pressed_unloaded(const struct policy *p, int64_t now, int only_fitting)
+most_pressed_unloaded(
+    const struct policy *p, int64_t now, int only_fitting, uint32_t skip)
 {
 	double best = -1;
 	int k = -1;
@@ -273,6 +287,7 @@ most_pressed_unloaded(const struct policy *p, int64_t now, int only_fitting)
 		double u = urgency(p, r, now);
 
 		if (p->m[r->model].state == MODEL_UNLOADED && u > best &&
+		    !(skip & (1u << r->model)) &&
 		    (!only_fitting || fits(p, r->model, 0))) {
 			best = u;
 			k = r->model;
@@ -285,7 +300,7 @@ most_pressed_unloaded(const struct policy *p, int64_t now, int only_fitting)
 static void
 plan_residency(struct policy *p, int64_t now)
 {
-	uint32_t leaving;
+	uint32_t leaving, tried = 0;
 	int k;
 
 	if (io_under_way(p))
@@ -326,17 +341,21 @@ plan_residency(struct policy *p, int64_t now)
 	}
 	/* Lazy loading: what fits beside the resident models costs them
 	 * nothing. */
-	k = most_pressed_unloaded(p, now, 1);
+	k = most_pressed_unloaded(p, now, 1, 0);
 	if (k >= 0) {
 		start_load(p, k, now);
 		return;
 	}
-	k = most_pressed_unloaded(p, now, 0);
-	if (k < 0)
-		return;
-	leaving = victims_for(p, k);
-	if (leaving == 0 || !switch_pays(p, k, leaving, now))
-		return;
+	/* A switch: to the most pressed model for which one pays. */
+	for (;;) {
+		k = most_pressed_unloaded(p, now, 0, tried);
+		if (k < 0)
+			return;
+		tried |= 1u << k;
+		leaving = victims_for(p, k);
+		if (leaving != 0 && switch_pays(p, k, leaving, now))
+			break;
+	}
 	p->switch_to = k;
 	for (int i = 0; i < p->n; i++)
 		if (leaving & (1u << i))
@@ -378,9 +397,15 @@ plan_dispatch(struct policy *p, int64_t now)
 	}
 }
 
+/*
+ * Dispatch first: a model that has just loaded serves what waited for it
+ * before any switch away from it is weighed, so switches always make
+ * progress. Then dispatch again, to what a load or unload freed.
+ */
 static void
 plan(struct policy *p, int64_t now)
 {
+	plan_dispatch(p, now);
 	plan_residency(p, now);
 	plan_dispatch(p, now);
 }
@@ -468,9 +493,13 @@ policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
 		m->in_flight--;
 		m->last_busy = now;
 		if (service_ms > 0) {
-			m->service_ms = (1 - EWMA) * m->service_ms +
-			    EWMA * (double)service_ms;
-			if ((double)service_ms > m->longest_ms)
+			/* A first measure replaces the guess outright. */
+			m->service_ms = m->timed_services++ == 0
+			    ? (double)service_ms
+			    : (1 - EWMA) * m->service_ms +
+			        EWMA * (double)service_ms;
+			if (m->timed_services == 1 ||
+			    (double)service_ms > m->longest_ms)
 				m->longest_ms = (double)service_ms;
 		}
 		break;
@@ -506,8 +535,10 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	m->resident_since = now;
 	m->last_busy = now;
 	m->loads++;
-	m->load_ms =
-	    (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
+	/* A first measure replaces the guess outright. */
+	m->load_ms = m->timed_loads++ == 0
+	    ? (double)(now - m->io_started)
+	    : (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
 	if (size_mb > 0)
 		m->need_mb = size_mb;
 	plan(p, now);

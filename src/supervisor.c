@@ -1016,7 +1016,7 @@ status_json(struct supervisor *s)
 		json_array_append_new(
 		    resident, json_string(broker->resident[i]));
 	return json_pack("{s:{s:i,s:I,s:s,s:s,s:I},s:o,s:{s:I,s:I,s:I,s:I},"
-	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:s,s:o}}",
+	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:o}}",
 	    "supervisor", "pid", (int)getpid(), "uptime_s",
 	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
 	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
@@ -1025,9 +1025,35 @@ status_json(struct supervisor *s)
 	    "failed", (json_int_t)failing, "inbox", (json_int_t)inbox, "broker",
 	    "slots", (json_int_t)s->conf.parallel, "busy",
 	    (json_int_t)broker->busy, "queued", (json_int_t)broker->queued,
-	    "resident", resident, "served", (json_int_t)broker->served,
-	    "failed", (json_int_t)broker->failed, "backend",
-	    s->conf.backend_url, "tiers", tiers);
+	    "resident", resident, "loads", (json_int_t)broker->loads, "served",
+	    (json_int_t)broker->served, "failed", (json_int_t)broker->failed,
+	    "backend", s->conf.backend_url, "tiers", tiers);
+}
+
+/* The broker's plan, as its latest report has it. */
+static json_t *
+queue_json(struct supervisor *s)
+{
+	const struct msg_report *r = &s->children[0].report;
+	json_t *models = json_array();
+
+	for (int i = 0; i < r->nmodels; i++) {
+		const struct msg_model_report *m = &r->models[i];
+
+		json_array_append_new(models,
+		    json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "name",
+		        m->name, "state", m->state, "vram_mb",
+		        (json_int_t)m->need_mb, "in_flight",
+		        (json_int_t)m->in_flight, "waiting",
+		        (json_int_t)m->waiting, "oldest_wait_ms",
+		        (json_int_t)m->oldest_wait_ms, "loads",
+		        (json_int_t)m->loads, "pinned", m->pin));
+	}
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:s?,s:o}", "slots",
+	    (json_int_t)s->conf.parallel, "busy", (json_int_t)r->busy,
+	    "waiting", (json_int_t)r->queued, "loads", (json_int_t)r->loads,
+	    "unloads", (json_int_t)r->unloads, "next_switch",
+	    r->next_switch[0] ? r->next_switch : NULL, "models", models);
 }
 
 static json_t *
@@ -1074,6 +1100,8 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		body = status_json(s);
 	} else if (strcmp(ctl.verb, "agents") == 0) {
 		body = agents_json(s);
+	} else if (strcmp(ctl.verb, "queue") == 0) {
+		body = queue_json(s);
 	} else if (strcmp(ctl.verb, "reload") == 0) {
 		char summary[160];
 

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The broker's plan against ollamax-emu: requests for three models that do
+# not all fit interleaved, run through ollamax and, side by side, straight
+# at a second emulator; ollamax batches by model, loads and unloads
+# explicitly (Ollama never evicts on its own), and loads far less.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu via --speed 100 --parallel 2 --vram-mb 4096
+start_emu direct --speed 100 --parallel 2 --vram-mb 4096
+mkdir -p "$TMP/agents"
+cat >"$TMP/ollamax.conf" <<CONF
+[supervisor]
+workers = 2
+runtime_dir = run
+state_dir = state
+agents_dir = agents
+[broker]
+parallel = 2
+vram_mb = 4096
+max_wait_high = 3s
+max_wait_normal = 10s
+max_wait_low = 30s
+min_residency = 1s
+idle_unload = 0s
+[backend]
+url = $URL_via
+[tier.reasoning]
+model = deepseek-r1:8b
+[tier.coding]
+model = qwen2.5-coder:7b
+[tier.light]
+model = tinyllama
+[model.deepseek-r1:8b]
+size_mb = 3200
+kv_mb = 512
+num_ctx = 2048
+[model.qwen2.5-coder:7b]
+size_mb = 2560
+kv_mb = 448
+num_ctx = 4096
+[model.tinyllama]
+size_mb = 637
+kv_mb = 88
+num_ctx = 2048
+CONF
+for t in reasoning coding light; do
+	cat >"$TMP/agents/$t.conf" <<AGENT
+[agent]
+name = $t
+tier = $t
+trigger = demand
+output = file:$t.out
+prompt = Work item: {{input}}
+[options]
+num_predict = 30
+AGENT
+done
+SUP="$BUILD/ollamax-supervisor"
+CTL="$BUILD/ollamaxctl"
+"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+sup_pid=$!
+PIDS+=("$sup_pid")
+up() {
+	for _ in $(seq 1 200); do
+		grep -q "ready:" "$TMP/sup.log" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "the supervisor is up" up
+
+models=(deepseek-r1:8b qwen2.5-coder:7b tinyllama)
+tiers=(reasoning coding light)
+# 36 requests, the three models taking turns: the worst order for Ollama.
+for i in $(seq 0 35); do
+	k=$((i % 3))
+	"$CTL" -c "$TMP/ollamax.conf" run "${tiers[$k]}" "item $i" >/dev/null
+	curl -s -o /dev/null "$URL_direct/api/generate" \
+		-d "{\"model\":\"${models[$k]}\",\"prompt\":\"Work item: item $i\",\"stream\":false,\"options\":{\"num_predict\":30}}" &
+done
+runs() { cat "$TMP"/state/*.out 2>/dev/null | grep -c '^--- ' || true; }
+all_served() {
+	for _ in $(seq 1 600); do
+		[ "$(runs)" -ge 36 ] && return 0
+		sleep 0.05
+	done
+	echo "      served $(runs) of 36"
+	return 1
+}
+check "every request through ollamax is answered" all_served
+wait_direct() { wait $(jobs -p | grep -v "^$sup_pid$" | grep -v "^$PID_via$" | grep -v "^$PID_direct$") 2>/dev/null || true; }
+wait_direct
+stat() { curl -s "$1/emu/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)$2)"; }
+check "Ollama never had to evict a model on its own" test "$(stat "$URL_via" '["scheduler"]["evictions"]')" = 0
+check "nor to reload one for a change of context" test "$(stat "$URL_via" '["scheduler"]["reloads"]')" = 0
+via_loads=$(stat "$URL_via" '["scheduler"]["loads"]')
+direct_loads=$(stat "$URL_direct" '["scheduler"]["loads"]')
+echo "      loads: ollamax $via_loads, direct $direct_loads"
+check "ollamax loads far less than clients calling Ollama directly" \
+	test "$((via_loads * 2))" -le "$direct_loads"
+queue_agrees() {
+	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
+q = json.load(sys.stdin); loads = int(sys.argv[1])
+names = [m["name"] for m in q["models"]]
+assert names == ["deepseek-r1:8b", "qwen2.5-coder:7b", "tinyllama"], names
+assert q["slots"] == 2 and q["busy"] == 0 and q["waiting"] == 0, q
+assert q["loads"] == loads, (q["loads"], loads)' "$via_loads"
+}
+settled() {
+	for _ in $(seq 1 100); do
+		queue_agrees 2>/dev/null && return 0
+		sleep 0.05
+	done
+	queue_agrees
+}
+check "ollamaxctl queue shows the models, the slots and the loads the emulator counted" settled
+check "ollamaxctl queue prints a table" sh -c "'$CTL' -c '$TMP/ollamax.conf' queue | grep -q '^tinyllama '"
+cp "$TMP/sup.log" /tmp/policy-sup.log
+stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
+check "the supervisor stops cleanly" stopped
+finish
