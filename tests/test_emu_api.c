@@ -268,12 +268,20 @@ Test(api, times_are_rfc3339nano_without_trailing_zeros)
 
 Test(work, requests_sharing_a_runner_each_slow_down_but_together_go_faster)
 {
-	double one = work_rate(1, 0.7, 1), two = work_rate(2, 0.7, 1);
+	double one = work_rate(1, 1, 0.7, 1), two = work_rate(2, 2, 0.7, 1);
 
 	cr_assert_float_eq(one, 1.0, 1e-12);
 	cr_assert_float_eq(two, 0.85, 1e-12);
 	cr_assert_gt(2 * two, one, "aggregate throughput rises");
-	cr_assert_float_eq(work_rate(2, 0.7, 2.0), 0.425, 1e-12);
+	cr_assert_float_eq(work_rate(2, 2, 0.7, 2.0), 0.425, 1e-12);
+}
+
+Test(work, runners_of_different_models_split_the_gpu_with_no_batch_gain)
+{
+	/* One request on each of two runners: half speed each. */
+	cr_assert_float_eq(work_rate(1, 2, 0.7, 1), 0.5, 1e-12);
+	/* Two runners of two: together no faster than one runner of two. */
+	cr_assert_float_eq(4 * work_rate(2, 4, 0.7, 1), 1.7, 1e-12);
 }
 
 Test(work, a_partly_offloaded_model_is_slower)

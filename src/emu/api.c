@@ -31,8 +31,8 @@ emu_keep_alive_from_json(
 		return 0;
 	}
 	if (json_is_string(v)) {
-		if (duration_parse(
-		        json_string_value(v), out_ns, err, errlen) != 0)
+		if (duration_parse(json_string_value(v), out_ns, err, errlen) !=
+		    0)
 			return -1;
 		*present = 1;
 		return 0;

@@ -86,7 +86,7 @@ catalog_key(void *user, const struct ini_item *item)
 {
 	struct catalog_parse *p = user;
 	const char *section = item->section, *key = item->key,
-		   *value = item->value;
+	           *value = item->value;
 	int line = item->line;
 	struct emu_model *m;
 	double d;

@@ -240,7 +240,7 @@ uint64_t esched_vram_used(const struct esched *s);
  * Requests that share a runner share its throughput: with k of them
  * running, each proceeds at (1 + share * (k - 1)) / k of its solo speed.
  */
-double work_rate(int k, double share, double offload_slowdown);
+double work_rate(int k, int on_gpu, double share, double offload_slowdown);
 /* A model partly in system memory runs slower: 1 when it fits. */
 double work_offload_slowdown(uint64_t size_bytes, uint64_t vram_bytes);
 

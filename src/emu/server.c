@@ -824,29 +824,42 @@ job_final(struct job *j, int64_t now)
 	}
 }
 
+static int
+gpu_active(const struct emu *e)
+{
+	const struct esched_runner *r;
+	int n = 0;
+
+	TAILQ_FOREACH(r, &e->sched.runners, link)
+		n += r->active;
+	return n;
+}
+
 static double
 job_current_rate(struct job *j)
 {
-	return work_rate(j->runner->active, j->emu->share, j->offload);
+	return work_rate(
+	    j->runner->active, gpu_active(j->emu), j->emu->share, j->offload);
 }
 
-/* Re-times every request running on r: the number sharing it changed. */
+/* Re-times every running request: the number sharing the GPU changed. */
 static void
-runner_resync(struct emu *e, struct esched_runner *r, int64_t now)
+gpu_resync(struct emu *e, int64_t now)
 {
+	struct esched_runner *r;
 	struct esched_req *q;
 
-	TAILQ_FOREACH(q, &r->running, link) {
-		struct job *j = q->owner;
+	TAILQ_FOREACH(r, &e->sched.runners, link)
+		TAILQ_FOREACH(q, &r->running, link) {
+			struct job *j = q->owner;
 
-		if (!j->running)
-			continue;
-		work_advance(&j->work, now, j->rate);
-		j->rate = job_current_rate(j);
-		if (!j->stalled)
-			job_arm(j, now);
-	}
-	(void)e;
+			if (!j->running)
+				continue;
+			work_advance(&j->work, now, j->rate);
+			j->rate = job_current_rate(j);
+			if (!j->stalled)
+				job_arm(j, now);
+		}
 }
 
 static void
@@ -911,8 +924,8 @@ job_complete(struct job *j, int64_t now)
 	stats_advance(e, now);
 	j->running = 0;
 	esched_finish(&e->sched, &j->sreq, now);
-	if (r != NULL && r->state == RUNNER_READY)
-		runner_resync(e, r, now);
+	if (r != NULL)
+		gpu_resync(e, now);
 	j->runner = NULL;
 }
 
@@ -1036,7 +1049,7 @@ job_start(struct emu *e, struct job *j, int64_t now)
 		j->work.prompt_done_ns = now;
 		job_emit_tokens(j, now);
 	} else {
-		runner_resync(e, r, now);
+		gpu_resync(e, now);
 	}
 	/* A stream answers 200 now, whether its request waited or not. */
 	if (j->streaming &&

@@ -11,14 +11,22 @@
 
 #include "emu.h"
 
+/*
+ * One GPU for all runners. Requests of one runner are batched: together
+ * they go 1 + share * (k - 1) times as fast as one alone. Runners of
+ * different models share no weights, so they split the GPU: each request
+ * gets its runner's batch speed divided among all requests on the GPU.
+ */
 double
-work_rate(int k, double share, double offload_slowdown)
+work_rate(int k, int on_gpu, double share, double offload_slowdown)
 {
 	double r;
 
 	if (k < 1)
 		k = 1;
-	r = (1.0 + share * (k - 1)) / k;
+	if (on_gpu < k)
+		on_gpu = k;
+	r = (1.0 + share * (k - 1)) / on_gpu;
 	return r / (offload_slowdown > 1 ? offload_slowdown : 1);
 }
 
