@@ -33,6 +33,8 @@
 #define RETRY_BASE_MS 500
 /* How often an unloading model is looked for in /api/ps. */
 #define UNLOAD_POLL_S 0.05
+/* How often the backend's list of models is read again. */
+#define TAGS_POLL_S 30.0
 
 /* A model some tier uses: the policy knows it by its index here. */
 struct bmodel {
@@ -75,6 +77,8 @@ struct broker {
 	ev_timer report;
 	ev_timer wakeup;
 	ev_timer unload_poll;
+	ev_timer tags_poll;
+	int asking_tags;
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
 };
@@ -586,6 +590,32 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		b->asking_ps = 1;
 }
 
+/* What the backend has: a model it lacks is missing, and falls back. */
+static void
+tags_seen(void *arg, const struct ollama_ps *tags)
+{
+	struct broker *b = arg;
+
+	b->asking_tags = 0;
+	if (tags == NULL)
+		return;
+	for (int k = 0; k < b->nmodels; k++)
+		policy_available(b->policy, now_ms(), k, ps_has(b, tags, k));
+	apply(b);
+}
+
+/* Models come and go with ollama pull and rm: asked again now and then. */
+static void
+tags_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!b->asking_tags && ollama_tags(b->backend, tags_seen, b) == 0)
+		b->asking_tags = 1;
+}
+
 /* The models the tiers use, in the policy's terms. */
 static void
 plan_models(struct broker *b)
@@ -654,6 +684,9 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 		fatalx("cannot serve %s", url);
 	hub_ready(hub);
 	apply(b);
+	ev_timer_init(&b->tags_poll, tags_poll_cb, 0, TAGS_POLL_S);
+	b->tags_poll.data = b;
+	ev_timer_start(loop, &b->tags_poll);
 	ev_timer_init(&b->report, report_cb, 0.05, 1.0);
 	b->report.data = b;
 	ev_timer_start(loop, &b->report);
@@ -666,6 +699,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_stop(loop, &b->report);
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);
+	ev_timer_stop(loop, &b->tags_poll);
 	ipc_server_close(b->server);
 	ollama_free(b->backend);
 	{

@@ -20,10 +20,12 @@
 
 int
 ctl_call(const char *runtime, const char *verb, const char *arg,
-    const char *input, int json, int timeout_ms, struct msg_ctl_reply *reply)
+    const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply)
 {
-	struct msg_ctl req = {
-	    .json = json, .arg = (char *)arg, .input = (char *)input};
+	struct msg_ctl req = {.json = (flags & CTL_JSON) != 0,
+	    .wait = (flags & CTL_WAIT) != 0,
+	    .arg = (char *)arg,
+	    .input = (char *)input};
 	struct msg_writer w;
 	struct msg_reader r;
 	nng_socket sock;
@@ -75,7 +77,8 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 	struct timespec tick = {0, 20 * 1000000};
 
 	*pid = 0;
-	if (ctl_call(runtime, "status", NULL, NULL, 1, 5000, &reply) != 0)
+	if (ctl_call(runtime, "status", NULL, NULL, CTL_JSON, 5000, &reply) !=
+	    0)
 		return 3;
 	status = reply.body ? json_loads(reply.body, 0, NULL) : NULL;
 	if (status != NULL)

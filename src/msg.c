@@ -678,9 +678,10 @@ msg_infer_done_free(struct msg_infer_done *m)
 void
 msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 {
-	msg_begin(w, MSG_CTL, 2 + (m->arg != NULL) + (m->input != NULL));
+	msg_begin(w, MSG_CTL, 3 + (m->arg != NULL) + (m->input != NULL));
 	msg_put_str(w, "verb", m->verb);
 	msg_put_bool(w, "json", m->json);
+	msg_put_bool(w, "wait", m->wait);
 	if (m->arg)
 		msg_put_str(w, "arg", m->arg);
 	if (m->input)
@@ -696,6 +697,7 @@ msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m)
 	if ((e = expect_type(r, MSG_CTL)) ||
 	    (e = msg_get_str(r, "verb", m->verb, sizeof(m->verb), 1)) ||
 	    (e = msg_get_bool(r, "json", &m->json, 0)) ||
+	    (e = msg_get_bool(r, "wait", &m->wait, 0)) ||
 	    (e = msg_get_str_dup(r, "arg", &m->arg, MSG_MAX_TEXT, 0)) ||
 	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 0))) {
 		msg_ctl_free(m);
@@ -1240,7 +1242,8 @@ msg_agents_free(struct msg_agents *m)
 void
 msg_deliver_encode(struct msg_writer *w, const struct msg_deliver *m)
 {
-	msg_begin(w, MSG_DELIVER, 3);
+	msg_begin(w, MSG_DELIVER, 4);
+	msg_put_bool(w, "wait", m->wait);
 	msg_put_str(w, "to", m->to);
 	msg_put_str(w, "from", m->from);
 	msg_put_str(w, "input", m->input);
@@ -1255,6 +1258,7 @@ msg_deliver_decode(struct msg_reader *r, struct msg_deliver *m)
 	if ((e = expect_type(r, MSG_DELIVER)) ||
 	    (e = msg_get_str(r, "to", m->to, sizeof(m->to), 1)) ||
 	    (e = msg_get_str(r, "from", m->from, sizeof(m->from), 1)) ||
+	    (e = msg_get_bool(r, "wait", &m->wait, 0)) ||
 	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 1)))
 		return e;
 	if (!config_valid_name(m->to)) {

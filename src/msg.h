@@ -169,6 +169,7 @@ struct msg_ctl {
 	char *arg;   /* owned; may be NULL */
 	char *input; /* owned; may be NULL: the text `run` hands an agent */
 	int json;
+	int wait; /* run: answer once the run is over, with its result */
 };
 
 struct msg_ctl_reply {
@@ -236,6 +237,7 @@ struct msg_deliver {
 	char to[MSG_NAME_MAX];
 	char from[MSG_NAME_MAX]; /* the sending agent, or "ollamaxctl" */
 	char *input;             /* owned */
+	int wait; /* answer once the run it causes is over, with its result */
 };
 
 /* Encoders write a whole frame into w (msg_writer_free it afterwards). */

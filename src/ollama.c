@@ -22,6 +22,7 @@ struct ollama {
 	ev_timer timer;
 	char url[512];
 	char ps_url[512];
+	char tags_url[512];
 	struct ollama_timeouts t;
 	int busy;
 	LIST_HEAD(, call) calls; /* in flight */
@@ -402,6 +403,8 @@ ollama_new(
 		n--;
 	snprintf(o->url, sizeof(o->url), "%.*s/api/generate", (int)n, base_url);
 	snprintf(o->ps_url, sizeof(o->ps_url), "%.*s/api/ps", (int)n, base_url);
+	snprintf(o->tags_url, sizeof(o->tags_url), "%.*s/api/tags", (int)n,
+	    base_url);
 	o->multi = curl_multi_init();
 	curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
@@ -487,8 +490,8 @@ call_start(struct call *c, const char *url)
 	curl_multi_add_handle(o->multi, c->easy);
 }
 
-int
-ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg)
+static int
+list_call(struct ollama *o, const char *url, ollama_ps_fn fn, void *arg)
 {
 	struct call *c = calloc(1, sizeof(*c));
 
@@ -502,8 +505,20 @@ ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg)
 		free(c);
 		return -1;
 	}
-	call_start(c, o->ps_url);
+	call_start(c, url);
 	return 0;
+}
+
+int
+ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg)
+{
+	return list_call(o, o->ps_url, fn, arg);
+}
+
+int
+ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg)
+{
+	return list_call(o, o->tags_url, fn, arg);
 }
 
 void

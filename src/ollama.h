@@ -64,9 +64,9 @@ int ollama_generate(struct ollama *o, const struct ollama_call *call,
     ollama_done_fn fn, void *arg);
 void ollama_result_free(struct ollama_result *res);
 
-#define OLLAMA_PS_MAX 16
+#define OLLAMA_PS_MAX 64
 
-/* What /api/ps says is loaded. */
+/* What /api/ps says is loaded, or /api/tags says is there. */
 struct ollama_ps {
 	int count;
 	struct {
@@ -85,6 +85,8 @@ typedef void (*ollama_ps_fn)(void *arg, const struct ollama_ps *ps);
  * -1 if the call could not start.
  */
 int ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg);
+/* The same for /api/tags: the models the backend has, loaded or not. */
+int ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg);
 /* Reads a /api/ps body into ps; -1 if it is not one. Exposed for tests. */
 int ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len);
 /* Calls in flight. */

@@ -33,8 +33,9 @@ static const char usage_text[] =
     "  spawn -f FILE     start the agent a manifest file describes\n"
     "  kill NAME         stop an agent\n"
     "  restart NAME      stop an agent and start it again\n"
-    "  run NAME [TEXT]   run an agent once now, TEXT as its {{input}}\n"
-    "                    (- reads TEXT from standard input)\n"
+    "  run [-w] NAME [TEXT]  run an agent once now, TEXT as its {{input}}\n"
+    "                    (- reads TEXT from standard input); -w waits for\n"
+    "                    the run and prints its answer\n"
     "  reload            read the agents directory again\n"
     "  stop              stop the supervisor and everything it runs\n";
 
@@ -151,6 +152,16 @@ print_queue(const char *body)
 }
 
 static void
+print_answer(const char *body)
+{
+	json_t *j = json_loads(body, 0, NULL);
+	const char *answer = json_string_value(json_object_get(j, "answer"));
+
+	printf("%s\n", answer ? answer : body);
+	json_decref(j);
+}
+
+static void
 print_summary(const char *body)
 {
 	json_t *j = json_loads(body, 0, NULL);
@@ -191,6 +202,7 @@ main(int argc, char **argv)
 	    {"socket", required_argument, NULL, 's'},
 	    {"config", required_argument, NULL, 'c'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"wait", no_argument, NULL, 'w'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -200,12 +212,12 @@ main(int argc, char **argv)
 	char *stdin_text = NULL;
 	char runtime[PATH_MAX], file[PATH_MAX];
 	struct msg_ctl_reply reply;
-	int opt, json = 0, rc;
+	int opt, json = 0, wait = 0, rc;
 	pid_t pid;
 
 	log_init("ollamaxctl", 0);
-	while (
-	    (opt = getopt_long(argc, argv, "s:c:f:jh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:c:f:jwh", longopts, NULL)) !=
+	    -1) {
 		switch (opt) {
 		case 's':
 			sock = optarg;
@@ -218,6 +230,9 @@ main(int argc, char **argv)
 			break;
 		case 'f':
 			manifest = optarg;
+			break;
+		case 'w':
+			wait = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -295,6 +310,10 @@ main(int argc, char **argv)
 		config_runtime_dir(&c, runtime, sizeof(runtime));
 		config_free(&c);
 	}
+	if (wait && strcmp(verb, "run") != 0) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
 	if (input != NULL && strcmp(input, "-") == 0) {
 		if ((stdin_text = read_input()) == NULL)
 			return 1;
@@ -314,7 +333,10 @@ main(int argc, char **argv)
 			printf("{\"stopped\":%d}\n", (int)pid);
 		return rc;
 	}
-	rc = ctl_call(runtime, verb, arg, input, json, 5000, &reply);
+	/* A waited run may queue behind cold loads and long answers. */
+	rc = ctl_call(runtime, verb, arg, input,
+	    (json ? CTL_JSON : 0) | (wait ? CTL_WAIT : 0),
+	    wait ? 31 * 60 * 1000 : 5000, &reply);
 	free(stdin_text);
 	if (rc != 0) {
 		fprintf(stderr,
@@ -336,6 +358,8 @@ main(int argc, char **argv)
 			print_agents(reply.body);
 		else if (strcmp(verb, "queue") == 0)
 			print_queue(reply.body);
+		else if (strcmp(verb, "run") == 0)
+			print_answer(reply.body);
 		else
 			print_summary(reply.body);
 	} else if (json) {

@@ -507,6 +507,26 @@ policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
 	plan(p, now);
 }
 
+/* The backend lacks the model: what waits for it goes back. */
+static void
+mark_missing(struct policy *p, int model)
+{
+	struct pmodel *m = &p->m[model];
+
+	m->state = MODEL_MISSING;
+	if (p->switch_to == model)
+		p->switch_to = -1;
+	for (size_t i = 0; i < p->nwaiting;) {
+		if (p->waiting[i].model == model) {
+			emit(p, ACT_RETURN, p->waiting[i].id, model);
+			take(p->waiting, &p->nwaiting, i);
+			m->waiting--;
+		} else {
+			i++;
+		}
+	}
+}
+
 void
 policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 {
@@ -518,16 +538,7 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	if (p->switch_to == model)
 		p->switch_to = -1;
 	if (!ok) {
-		m->state = MODEL_MISSING;
-		for (size_t i = 0; i < p->nwaiting;) {
-			if (p->waiting[i].model == model) {
-				emit(p, ACT_RETURN, p->waiting[i].id, model);
-				take(p->waiting, &p->nwaiting, i);
-				m->waiting--;
-			} else {
-				i++;
-			}
-		}
+		mark_missing(p, model);
 		plan(p, now);
 		return;
 	}
@@ -541,6 +552,18 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	    : (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
 	if (size_mb > 0)
 		m->need_mb = size_mb;
+	plan(p, now);
+}
+
+void
+policy_available(struct policy *p, int64_t now, int model, int present)
+{
+	if (model < 0 || model >= p->n)
+		return;
+	if (!present && p->m[model].state == MODEL_UNLOADED)
+		mark_missing(p, model);
+	else if (present && p->m[model].state == MODEL_MISSING)
+		p->m[model].state = MODEL_UNLOADED;
 	plan(p, now);
 }
 

@@ -94,6 +94,9 @@ void policy_done(
 void policy_loaded(
     struct policy *p, int64_t now, int model, int ok, int64_t size_mb);
 void policy_unloaded(struct policy *p, int64_t now, int model);
+/* The backend's /api/tags: whether it has the model at all. A model it
+ * lacks is missing (its requests are returned); one it has again is not. */
+void policy_available(struct policy *p, int64_t now, int model, int present);
 /* The backend's /api/ps: what a resident model really takes. */
 void policy_observe(struct policy *p, int model, int64_t size_mb);
 /* Time passed: aging, min residency and idle unload may act now. */

@@ -58,13 +58,16 @@ int worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
     struct msg_setup *setup);
 
 /* ctlclient.c: talking to a running supervisor, synchronously. */
+#define CTL_JSON 1 /* the answer's body as JSON */
+#define CTL_WAIT 2 /* run: answer when the run is over, with its result */
+
 /*
  * Sends verb (and arg, and input for run) to the supervisor of runtime and
  * waits up to timeout_ms for its answer. Returns 0 with reply filled, or 3
  * when no supervisor answers.
  */
 int ctl_call(const char *runtime, const char *verb, const char *arg,
-    const char *input, int json, int timeout_ms, struct msg_ctl_reply *reply);
+    const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply);
 /* Asks it to stop and waits until it is gone: 0, 1 (timed out) or 3. */
 int ctl_stop_and_wait(const char *runtime, pid_t *pid);
 

@@ -103,6 +103,9 @@ struct supervisor {
 
 static void child_forget_pages(struct child *c);
 
+/* How long `run --wait` may take: a queue behind cold loads. */
+#define RUN_WAIT_MS (30 * 60 * 1000)
+
 static const struct restart_policy restart_policy = {
     .base_ms = 100,
     .max_ms = 5000,
@@ -383,6 +386,18 @@ reply_ctl(struct ipc_call *call, int ok, const char *error)
 	reply_frame(call, &w);
 }
 
+/* A worker's answer, body and all, for the one who asked. */
+static void
+reply_ctl_body(struct ipc_call *call, const struct msg_ctl_reply *rep)
+{
+	struct msg_writer w;
+
+	if (call == NULL)
+		return;
+	msg_ctl_reply_encode(&w, rep);
+	reply_frame(call, &w);
+}
+
 static void
 child_forget_pages(struct child *c)
 {
@@ -654,6 +669,7 @@ struct agent_command {
 	struct manifest m; /* spawn, respawn: moved to the placement */
 	int from_dir;
 	int worker;
+	int wait; /* run --wait: the worker answers when the run is over */
 };
 
 static void
@@ -668,6 +684,13 @@ command_forget(struct agent_command *ac)
 		}
 	manifest_free(&ac->m);
 	free(ac);
+}
+
+/* run --wait: the run's result goes back whole. */
+static int
+call_wants_body(const struct agent_command *ac, const struct msg_ctl_reply *rep)
+{
+	return ac->kind == CMD_RUN && ac->wait && rep->body != NULL;
 }
 
 static void
@@ -722,7 +745,10 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			log_info("%s %s on worker %d", command_names[ac->kind],
 			    ac->name, ac->worker);
 	}
-	reply_ctl(ac->call, rep.ok, rep.error);
+	if (call_wants_body(ac, &rep))
+		reply_ctl_body(ac->call, &rep);
+	else
+		reply_ctl(ac->call, rep.ok, rep.error);
 	msg_ctl_reply_free(&rep);
 	command_forget(ac);
 }
@@ -735,7 +761,7 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 static int
 agent_command(struct supervisor *s, struct ipc_call *call,
     enum command_kind kind, const char *name, struct manifest *m,
-    const char *input, char *why, size_t whylen)
+    const char *input, int wait, char *why, size_t whylen)
 {
 	struct placement *p = placement_find(s, name);
 	struct agent_command *ac, *other;
@@ -774,6 +800,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	ac->call = call;
 	ac->kind = kind;
 	ac->worker = worker;
+	ac->wait = kind == CMD_RUN && wait;
 	ac->from_dir = p != NULL && p->from_dir;
 	snprintf(ac->name, sizeof(ac->name), "%s", name);
 	if (m != NULL) {
@@ -785,7 +812,8 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 
 		msg_agents_encode(&w, kind == CMD_RESPAWN, &one, 1);
 	} else if (kind == CMD_RUN) {
-		struct msg_deliver d = {.input = (char *)(input ? input : "")};
+		struct msg_deliver d = {
+		    .input = (char *)(input ? input : ""), .wait = ac->wait};
 
 		snprintf(d.to, sizeof(d.to), "%s", name);
 		snprintf(d.from, sizeof(d.from), "ollamaxctl");
@@ -797,8 +825,9 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		msg_ctl_encode(&w, &cmd);
 	}
 	data = msg_data(&w, &len);
-	if (ipc_request(s->workers[worker], data, len, 5000, agent_command_done,
-	        ac) != 0) {
+	/* A waited run may queue behind cold loads and long answers. */
+	if (ipc_request(s->workers[worker], data, len,
+	        ac->wait ? RUN_WAIT_MS : 5000, agent_command_done, ac) != 0) {
 		snprintf(why, whylen, "cannot reach worker %d", worker);
 		msg_writer_free(&w);
 		manifest_free(&ac->m);
@@ -942,8 +971,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 
 		if (!p->alive || !p->from_dir || fleet_find(&f, p->m.name))
 			continue;
-		if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL, NULL, why,
-		        sizeof(why)) == 0)
+		if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL, NULL, 0,
+		        why, sizeof(why)) == 0)
 			stopped++;
 		else
 			log_warnx("reload: %s", why);
@@ -961,8 +990,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 		}
 		kind = p != NULL && p->alive ? CMD_RESPAWN : CMD_SPAWN;
 		snprintf(name, sizeof(name), "%s", m->name);
-		if (agent_command(
-		        s, NULL, kind, name, m, NULL, why, sizeof(why)) != 0) {
+		if (agent_command(s, NULL, kind, name, m, NULL, 0, why,
+		        sizeof(why)) != 0) {
 			log_warnx("reload: %s", why);
 			continue;
 		}
@@ -1126,7 +1155,7 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 			char name[CONFIG_NAME_MAX + 1];
 
 			snprintf(name, sizeof(name), "%s", m.name);
-			if (agent_command(s, call, CMD_SPAWN, name, &m, NULL,
+			if (agent_command(s, call, CMD_SPAWN, name, &m, NULL, 0,
 			        why, sizeof(why)) == 0) {
 				s->pending->from_dir = from_dir;
 				goto later;
@@ -1140,8 +1169,8 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		    : ctl.verb[1] == 'e'                    ? CMD_RESTART
 		                                            : CMD_RUN;
 
-		if (agent_command(s, call, kind, ctl.arg, NULL, ctl.input, why,
-		        sizeof(why)) == 0)
+		if (agent_command(s, call, kind, ctl.arg, NULL, ctl.input,
+		        ctl.wait, why, sizeof(why)) == 0)
 			goto later;
 	} else {
 		snprintf(why, sizeof(why), "unknown command \"%s\"", ctl.verb);
@@ -1421,7 +1450,8 @@ cmd_start(const char *self, const char *path, int detach)
 	if (detach)
 		write_pid_file(s);
 	s->loop = EV_DEFAULT;
-	s->ctl = ipc_listen(s->loop, s->ctl_url, 8, ctl_request, s);
+	/* Every `run --wait` holds a context until its run is over. */
+	s->ctl = ipc_listen(s->loop, s->ctl_url, 256, ctl_request, s);
 	s->hub = ipc_listen(s->loop, s->hub_url, 8, hub_request, s);
 	if (s->ctl == NULL || s->hub == NULL) {
 		daemon_failed(s, "cannot listen in the runtime dir\n");

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "log.h"
 #include "msg.h"
@@ -44,6 +46,7 @@ struct message {
 	TAILQ_ENTRY(message) link;
 	char from[MSG_NAME_MAX];
 	char *input;
+	struct ipc_call *waiter; /* `run --wait`: told the run's result */
 };
 TAILQ_HEAD(message_list, message);
 
@@ -96,15 +99,39 @@ uniform(struct worker *w)
 }
 
 static void
+reply_body(struct ipc_call *call, int ok, const char *error, const char *body)
+{
+	struct msg_ctl_reply reply = {.ok = ok, .body = (char *)body};
+	struct msg_writer mw;
+	const char *out;
+	size_t len;
+
+	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
+	msg_ctl_reply_encode(&mw, &reply);
+	out = msg_data(&mw, &len);
+	ipc_reply(call, out, len);
+	msg_writer_free(&mw);
+}
+
+static void
+reply_ok(struct ipc_call *call, int ok, const char *error)
+{
+	reply_body(call, ok, error, NULL);
+}
+
+static void
+message_free(struct message *msg, const char *why)
+{
+	/* Whoever waits for the run hears that it will not come. */
+	if (msg->waiter != NULL)
+		reply_ok(msg->waiter, 0, why);
+	free(msg->input);
+	free(msg);
+}
+
+static void
 agent_free(struct agent *a)
 {
-	struct message *msg;
-
-	while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
-		TAILQ_REMOVE(&a->inbox, msg, link);
-		free(msg->input);
-		free(msg);
-	}
 	manifest_free(&a->m);
 	free(a);
 }
@@ -160,8 +187,8 @@ agent_find(struct worker *w, const char *name)
 
 /* Puts a message in a's inbox; -1 with why when it is full. */
 static int
-inbox_put(struct agent *a, const char *from, const char *input, char *why,
-    size_t whylen)
+inbox_put(struct agent *a, const char *from, const char *input,
+    struct ipc_call *waiter, char *why, size_t whylen)
 {
 	struct message *msg;
 
@@ -175,6 +202,7 @@ inbox_put(struct agent *a, const char *from, const char *input, char *why,
 	if (msg == NULL || (msg->input = strdup(input)) == NULL)
 		fatal("out of memory");
 	snprintf(msg->from, sizeof(msg->from), "%s", from);
+	msg->waiter = waiter;
 	TAILQ_INSERT_TAIL(&a->inbox, msg, link);
 	a->inbox_len++;
 	a->w->delivered++;
@@ -315,7 +343,7 @@ agent_deliver(struct agent *a, const char *text)
 	size_t len;
 
 	if (to != NULL) {
-		if (inbox_put(to, a->m.name, text, why, sizeof(why)) == 0)
+		if (inbox_put(to, a->m.name, text, NULL, why, sizeof(why)) == 0)
 			return;
 	} else {
 		snprintf(d.to, sizeof(d.to), "%.48s", a->m.output_target);
@@ -395,6 +423,36 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	hub_report(w->hub, &r);
 }
 
+/* Tells `run --wait` how its run went: the answer and its figures. */
+static void
+answer_waiter(struct agent *a, const struct msg_infer_done *done, int ok)
+{
+	struct message *msg = a->input;
+	json_t *j;
+	char *body;
+
+	if (msg == NULL || msg->waiter == NULL)
+		return;
+	if (!ok) {
+		reply_ok(
+		    msg->waiter, 0, done->error[0] ? done->error : "no answer");
+		msg->waiter = NULL;
+		return;
+	}
+	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "agent", a->m.name,
+	    "model", done->model, "answer", a->prompt, "prompt_tokens",
+	    (json_int_t)done->prompt_tokens, "eval_tokens",
+	    (json_int_t)done->eval_tokens, "queued_ms",
+	    (json_int_t)done->queued_ms, "total_ms",
+	    (json_int_t)done->total_ms);
+	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	reply_body(msg->waiter, body != NULL,
+	    body ? NULL : "cannot encode the answer", body);
+	msg->waiter = NULL;
+	free(body);
+	json_decref(j);
+}
+
 /* One run: the prompt rendered with input, one inference, the output. */
 static void
 agent_run(struct agent *a, const char *input)
@@ -426,9 +484,11 @@ agent_run(struct agent *a, const char *input)
 		free(a->prompt);
 		a->prompt = done.text ? done.text : strdup("");
 		done.text = NULL;
+		answer_waiter(a, &done, 1);
 		agent_output(a, a->prompt);
 		a->last_failed = 0;
 	} else {
+		answer_waiter(a, &done, 0);
 		a->failures++;
 		a->last_failed = 1;
 		log_warnx("%s: run %llu failed: %s", m->name,
@@ -464,8 +524,8 @@ agent_main(void *arg)
 		}
 		agent_run(a, a->input ? a->input->input : "");
 		if (a->input != NULL) {
-			free(a->input->input);
-			free(a->input);
+			message_free(
+			    a->input, "the run ended without an answer");
 			a->input = NULL;
 		}
 		delay = period *
@@ -514,9 +574,17 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
 	a->prompt = NULL;
 	agent_drop_call(a);
 	if (a->input != NULL) {
-		free(a->input->input);
-		free(a->input);
+		message_free(a->input, "the agent was stopped");
 		a->input = NULL;
+	}
+	{
+		struct message *msg;
+
+		while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
+			TAILQ_REMOVE(&a->inbox, msg, link);
+			message_free(msg, "the agent was stopped");
+		}
+		a->inbox_len = 0;
 	}
 	if (keep != NULL) {
 		*keep = a->m;
@@ -526,21 +594,6 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
 	a->killed = 1;
 	if (a->in_flight == 0)
 		agent_free(a);
-}
-
-static void
-reply_ok(struct ipc_call *call, int ok, const char *error)
-{
-	struct msg_ctl_reply reply = {.ok = ok};
-	struct msg_writer mw;
-	const char *out;
-	size_t len;
-
-	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
-	msg_ctl_reply_encode(&mw, &reply);
-	out = msg_data(&mw, &len);
-	ipc_reply(call, out, len);
-	msg_writer_free(&mw);
 }
 
 /* spawn (replace = 0) or respawn with new text (replace = 1). */
@@ -605,8 +658,14 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 			    r.detail);
 		else if ((a = agent_find(w, d.to)) == NULL)
 			snprintf(why, sizeof(why), "no agent %s here", d.to);
-		else
-			inbox_put(a, d.from, d.input, why, sizeof(why));
+		else if (inbox_put(a, d.from, d.input, d.wait ? call : NULL,
+		             why, sizeof(why)) == 0 &&
+		    d.wait) {
+			/* Answered when the run is over. */
+			msg_deliver_free(&d);
+			msg_close(&r);
+			return;
+		}
 		msg_deliver_free(&d);
 	} else {
 		struct msg_ctl cmd;
@@ -679,7 +738,8 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	}
 	snprintf(
 	    url, sizeof(url), "ipc://%s/worker-%d.sock", runtime, w->index);
-	w->commands = ipc_listen(loop, url, 4, on_command, w);
+	/* Every `run --wait` holds a context until its run is over. */
+	w->commands = ipc_listen(loop, url, 256, on_command, w);
 	if (w->commands == NULL)
 		fatalx("cannot serve %s", url);
 	hub_ready(hub);
@@ -690,9 +750,10 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_run(loop, 0);
 	w->stopping = 1;
 	ev_timer_stop(loop, &w->report);
-	ipc_server_close(w->commands);
-	ipc_client_close(w->broker);
+	/* Agents first: whoever waits for a run hears of the stop. */
 	while ((a = TAILQ_FIRST(&w->agents)) != NULL)
 		agent_kill(w, a, NULL);
+	ipc_server_close(w->commands);
+	ipc_client_close(w->broker);
 	return 0;
 }

@@ -370,6 +370,27 @@ Test(policy, a_failed_load_returns_the_waiting_requests_and_later_ones)
 	policy_free(p);
 }
 
+Test(policy, a_model_the_backend_lacks_returns_its_requests_until_it_has_it)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 7000, DEEPSEEK, 1, 0);
+	actions(p);
+	policy_arrive(p, 7000, 2, QWEN, NORMAL, 7000);
+	/* /api/tags has no qwen: its request goes back at once. */
+	policy_available(p, 8000, QWEN, 0);
+	cr_assert_str_eq(actions(p), "return 2@1");
+	policy_arrive(p, 9000, 3, QWEN, NORMAL, 9000);
+	cr_assert_str_eq(actions(p), "return 3@1");
+	/* Pulled since: requests for it wait again. */
+	policy_available(p, 10000, QWEN, 1);
+	policy_arrive(p, 10000, 4, QWEN, NORMAL, 10000);
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
 Test(policy, the_size_the_backend_reports_replaces_the_hint)
 {
 	struct policy *p = box();
