@@ -445,7 +445,7 @@ ollama_generate(struct ollama *o, const struct ollama_call *call,
 	    call->prompt ? call->prompt : "", "stream", 1, "options", opts);
 	if (call->system && *call->system)
 		json_object_set_new(req, "system", json_string(call->system));
-	if (call->keep_alive_s >= 0)
+	if (call->keep_alive_s != OLLAMA_KEEP_DEFAULT)
 		json_object_set_new(
 		    req, "keep_alive", json_integer(call->keep_alive_s));
 	c->body = json_dumps(req, JSON_COMPACT);

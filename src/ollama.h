@@ -7,6 +7,7 @@
 #ifndef OLLAMAX_OLLAMA_H
 #define OLLAMAX_OLLAMA_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,10 @@ struct ollama_result {
 
 typedef void (*ollama_done_fn)(void *arg, struct ollama_result *res);
 
+/* keep_alive: what a call sends (seconds; negative keeps the model loaded
+ * for good), or this to send none and leave Ollama's default. */
+#define OLLAMA_KEEP_DEFAULT INT_MIN
+
 /* An inference: an empty prompt with keep_alive 0 unloads the model. */
 struct ollama_call {
 	const char *model;
@@ -50,7 +55,7 @@ struct ollama_call {
 	int num_ctx;        /* 0: leave Ollama's default */
 	int num_predict;    /* -1: until the answer ends */
 	double temperature; /* < 0: the model's default */
-	int keep_alive_s;   /* -1: leave Ollama's default */
+	int keep_alive_s;   /* see OLLAMA_KEEP_DEFAULT */
 };
 
 struct ollama *ollama_new(struct ev_loop *loop, const char *base_url,

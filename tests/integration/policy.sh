@@ -91,6 +91,12 @@ via_loads=$(stat "$URL_via" '["scheduler"]["loads"]')
 echo "      loads: $via_loads for 36 requests"
 check "batched by model: each of the three loaded once or twice, not once a request" \
 	test "$via_loads" -le 6
+forever() {
+	curl -s "$URL_via/api/ps" | python3 -c 'import json,sys
+ms = json.load(sys.stdin)["models"]
+assert ms and all(m["expires_at"] >= "2200" for m in ms), ms'
+}
+check "what the broker loads stays loaded until it unloads it (keep_alive -1)" forever
 queue_agrees() {
 	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
 q = json.load(sys.stdin); loads = int(sys.argv[1])

@@ -1,0 +1,727 @@
+/*
+ * workload.c: ollamax-workload, the reference workload of scripts/bench,
+ * played against one arm:
+ *
+ *   direct   one client per agent, straight to the backend (as agents
+ *            that each call Ollama do)
+ *   ollamax  the same agents run by a supervisor: each arrival is an
+ *            `ollamaxctl run -w` on the control socket
+ *
+ * The fleet is the shipped one (names, tiers, priorities); each agent's
+ * arrivals are a Poisson process drawn once from the seed, at a rate that
+ * offers `factor` times the box's capacity by the emulator's catalog. An
+ * agent works as an agent does: its next request goes once its last one is
+ * answered (and not before its arrival). Times are the emulator's: the
+ * clock runs `speed` times faster than the wall's.
+ *
+ * Prints one JSON object: throughput, makespan, loads, slot utilization
+ * while requests waited, latency and wait percentiles per tier, the lower
+ * bound of the makespan, and every latency (for the plots).
+ */
+#include "autoconf.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <ev.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "emu/emu.h"
+#include "ipc.h"
+#include "log.h"
+#include "msg.h"
+
+#define TIERS 3
+#define SLOTS 2
+/* Two requests batched on one runner: the most the GPU does at once. */
+#define SHARE 0.7
+
+struct tier_load {
+	const char *tier, *model;
+	int prompt_tokens, output_tokens;
+	double work_s; /* expected solo seconds of one request */
+};
+
+/* The reference workload, fixed so that results compare over time. */
+static struct tier_load tiers[TIERS] = {
+    {"reasoning", "deepseek-r1:8b", 600, 400, 0},
+    {"coding", "qwen2.5-coder:7b", 400, 250, 0},
+    {"light", "tinyllama", 150, 60, 0},
+};
+
+struct request {
+	int agent, tier;
+	double arrive;            /* sim s */
+	double submit, done;      /* sim s; done < 0: not yet */
+	double service;           /* sim s in a slot */
+	int prompt_tokens, eval_tokens;
+	int ok;
+	int next; /* the agent's next request, -1 */
+	char *prompt;
+};
+
+struct agent {
+	char name[CONFIG_NAME_MAX + 1];
+	int tier, priority;
+	int first; /* its first request, -1 */
+};
+
+struct run {
+	struct agent *agents;
+	int nagents;
+	struct request *r;
+	int n, cap;
+	double speed;
+	double t0; /* wall time of sim 0 */
+	int done;
+	/* ollamax arm */
+	struct ev_loop *loop;
+	struct ipc_client *ctl;
+	ev_timer tick;
+	int next_due; /* requests by arrival, sent so far */
+	int *order;
+};
+
+static uint64_t rng = 88172645463325252ULL;
+
+static double
+uniform(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double
+wall(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double
+sim_now(const struct run *w)
+{
+	return (wall() - w->t0) * w->speed;
+}
+
+/* A prompt the emulator counts as `tokens`, with the template's 8. */
+static char *
+make_prompt(int tokens, int serial)
+{
+	size_t cap = (size_t)tokens * 8 + 64, len = 0;
+	char *p = malloc(cap);
+	int words = tokens - 8;
+
+	if (p == NULL)
+		fatal("out of memory");
+	len += (size_t)snprintf(p, cap, "w%d", serial);
+	for (int i = 1; i < words; i++)
+		len += (size_t)snprintf(p + len, cap - len, " w%d", i % 97);
+	while (text_token_count(p, len) > tokens - 8 && len > 0)
+		p[--len] = '\0';
+	return p;
+}
+
+/* Expected solo seconds of one request of t by the catalog: prompt, then
+ * min(num_predict, an answer uniform on [typical/2, 3 typical/2]). */
+static double
+expected_work(const struct emu_model *m, const struct tier_load *t)
+{
+	int typical = m->typical_output_tokens > 0 ? m->typical_output_tokens
+	                                           : 200;
+	int lo = typical / 2, hi = lo + typical;
+	double sum = 0;
+
+	for (int k = lo; k <= hi; k++)
+		sum += k < t->output_tokens ? k : t->output_tokens;
+	return t->prompt_tokens / m->prompt_tokens_per_s +
+	    sum / (hi - lo + 1) / m->gen_tokens_per_s;
+}
+
+static void
+add_request(struct run *w, int agent, double at)
+{
+	struct request *q;
+
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 512;
+		w->r = realloc(w->r, (size_t)w->cap * sizeof(*w->r));
+		if (w->r == NULL)
+			fatal("out of memory");
+	}
+	q = &w->r[w->n];
+	memset(q, 0, sizeof(*q));
+	q->agent = agent;
+	q->tier = w->agents[agent].tier;
+	q->arrive = at;
+	q->done = -1;
+	q->next = -1;
+	q->prompt = make_prompt(tiers[q->tier].prompt_tokens, w->n);
+	w->n++;
+}
+
+static int
+by_arrival(const void *a, const void *b, void *arg)
+{
+	const struct request *r = arg;
+	double x = r[*(const int *)a].arrive, y = r[*(const int *)b].arrive;
+
+	return (x > y) - (x < y);
+}
+
+/* ------------------------------------------------------------------ */
+/* direct: libcurl multi, one easy handle per request in flight        */
+/* ------------------------------------------------------------------ */
+
+struct direct_call {
+	int id;
+	char *body;
+	char *reply;
+	size_t len;
+	struct curl_slist *headers;
+};
+
+static size_t
+gather(char *p, size_t size, size_t n, void *arg)
+{
+	struct direct_call *c = arg;
+	char *more = realloc(c->reply, c->len + size * n + 1);
+
+	if (more == NULL)
+		return 0;
+	c->reply = more;
+	memcpy(c->reply + c->len, p, size * n);
+	c->len += size * n;
+	c->reply[c->len] = '\0';
+	return size * n;
+}
+
+static void
+direct_send(CURLM *multi, const char *url, struct run *w, int id,
+    const struct config *conf)
+{
+	struct request *q = &w->r[id];
+	const struct model_conf *mc = config_model(conf, tiers[q->tier].model);
+	struct direct_call *c = calloc(1, sizeof(*c));
+	CURL *e = curl_easy_init();
+	json_t *body;
+
+	if (c == NULL || e == NULL)
+		fatal("out of memory");
+	c->id = id;
+	body = json_pack("{s:s,s:s,s:b,s:{s:i,s:i}}", "model",
+	    tiers[q->tier].model, "prompt", q->prompt, "stream", 0, "options",
+	    "num_predict", tiers[q->tier].output_tokens, "num_ctx",
+	    mc ? (int)mc->num_ctx : 2048);
+	c->body = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, gather);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	q->submit = sim_now(w);
+	curl_multi_add_handle(multi, e);
+}
+
+static void
+run_direct(struct run *w, const char *base, const struct config *conf)
+{
+	CURLM *multi = curl_multi_init();
+	char url[512];
+	int sent = 0, running = 0;
+
+	snprintf(url, sizeof(url), "%s/api/generate", base);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 512L);
+	w->t0 = wall();
+	while (w->done < w->n) {
+		CURLMsg *m;
+		int left;
+		double now = sim_now(w);
+
+		/* Each agent's first request goes at its arrival; the next
+		 * ones when the previous is answered and they have arrived. */
+		while (sent < w->n && w->r[w->order[sent]].arrive <= now) {
+			int id = w->order[sent++];
+			struct request *q = &w->r[id];
+			int prev = -1;
+
+			for (int k = w->agents[q->agent].first; k != id && k >= 0;
+			     k = w->r[k].next)
+				prev = k;
+			if (prev < 0 || w->r[prev].done >= 0)
+				direct_send(multi, url, w, id, conf);
+			else
+				w->r[id].submit = -1; /* sent when prev ends */
+		}
+		curl_multi_perform(multi, &running);
+		while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+			struct direct_call *c;
+			struct request *q;
+			json_t *j;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(
+			    m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+			q = &w->r[c->id];
+			q->done = sim_now(w);
+			j = c->reply ? json_loads(c->reply, 0, NULL) : NULL;
+			q->ok = m->data.result == CURLE_OK &&
+			    json_object_get(j, "done") != NULL;
+			q->prompt_tokens = (int)json_integer_value(
+			    json_object_get(j, "prompt_eval_count"));
+			q->eval_tokens = (int)json_integer_value(
+			    json_object_get(j, "eval_count"));
+			q->service = (double)(json_integer_value(json_object_get(
+			                          j, "prompt_eval_duration")) +
+			                 json_integer_value(json_object_get(
+			                     j, "eval_duration"))) /
+			    1e9;
+			json_decref(j);
+			w->done++;
+			curl_multi_remove_handle(multi, m->easy_handle);
+			curl_easy_cleanup(m->easy_handle);
+			curl_slist_free_all(c->headers);
+			free(c->body);
+			free(c->reply);
+			free(c);
+			/* The agent's next request, if it has arrived. */
+			if (q->next >= 0 && w->r[q->next].submit < 0)
+				direct_send(multi, url, w, q->next, conf);
+		}
+		curl_multi_poll(multi, NULL, 0, 2, NULL);
+	}
+	curl_multi_cleanup(multi);
+}
+
+/* ------------------------------------------------------------------ */
+/* ollamax: run -w on the control socket, many in flight               */
+/* ------------------------------------------------------------------ */
+
+struct ollamax_call {
+	struct run *w;
+	int id;
+};
+
+static void ollamax_send(struct run *w, int id);
+
+static void
+ollamax_done(void *arg, int err, const void *data, size_t len)
+{
+	struct ollamax_call *c = arg;
+	struct run *w = c->w;
+	struct request *q = &w->r[c->id];
+	struct msg_reader r;
+	struct msg_ctl_reply rep;
+
+	q->done = sim_now(w);
+	if (err == 0 && msg_open(&r, data, len) == MSG_OK &&
+	    msg_ctl_reply_decode(&r, &rep) == MSG_OK) {
+		json_t *j = rep.body ? json_loads(rep.body, 0, NULL) : NULL;
+		double total = (double)json_integer_value(
+		    json_object_get(j, "total_ms"));
+		double queued = (double)json_integer_value(
+		    json_object_get(j, "queued_ms"));
+
+		q->ok = rep.ok && j != NULL;
+		q->prompt_tokens = (int)json_integer_value(
+		    json_object_get(j, "prompt_tokens"));
+		q->eval_tokens =
+		    (int)json_integer_value(json_object_get(j, "eval_tokens"));
+		/* From dispatch to answer, by the broker's clock. */
+		q->service = (total - queued) / 1000.0 * w->speed;
+		json_decref(j);
+		msg_ctl_reply_free(&rep);
+	}
+	if (err == 0)
+		msg_close(&r);
+	free(c);
+	w->done++;
+	if (q->next >= 0 && w->r[q->next].submit < 0)
+		ollamax_send(w, q->next);
+	if (w->done == w->n)
+		ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void
+ollamax_send(struct run *w, int id)
+{
+	struct request *q = &w->r[id];
+	struct msg_ctl req = {.wait = 1,
+	    .json = 1,
+	    .arg = w->agents[q->agent].name,
+	    .input = q->prompt};
+	struct ollamax_call *c = calloc(1, sizeof(*c));
+	struct msg_writer mw;
+	const char *data;
+	size_t len;
+
+	if (c == NULL)
+		fatal("out of memory");
+	c->w = w;
+	c->id = id;
+	snprintf(req.verb, sizeof(req.verb), "run");
+	msg_ctl_encode(&mw, &req);
+	data = msg_data(&mw, &len);
+	q->submit = sim_now(w);
+	if (ipc_request(w->ctl, data, len, 3600 * 1000, ollamax_done, c) != 0)
+		fatalx("cannot send to the supervisor");
+	msg_writer_free(&mw);
+}
+
+static void
+tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct run *w = t->data;
+	double now = sim_now(w);
+
+	(void)loop;
+	(void)revents;
+	while (w->next_due < w->n && w->r[w->order[w->next_due]].arrive <= now) {
+		int id = w->order[w->next_due++];
+		struct request *q = &w->r[id];
+		int prev = -1;
+
+		for (int k = w->agents[q->agent].first; k != id && k >= 0;
+		     k = w->r[k].next)
+			prev = k;
+		if (prev < 0 || w->r[prev].done >= 0)
+			ollamax_send(w, id);
+		else
+			q->submit = -1;
+	}
+}
+
+static void
+run_ollamax(struct run *w, const char *runtime)
+{
+	char url[4200];
+
+	w->loop = EV_DEFAULT;
+	snprintf(url, sizeof(url), "ipc://%s/ctl.sock", runtime);
+	w->ctl = ipc_dial(w->loop, url);
+	if (w->ctl == NULL)
+		fatalx("cannot dial %s", url);
+	w->t0 = wall();
+	ev_timer_init(&w->tick, tick_cb, 0, 0.002);
+	w->tick.data = w;
+	ev_timer_start(w->loop, &w->tick);
+	ev_run(w->loop, 0);
+	ev_timer_stop(w->loop, &w->tick);
+	ipc_client_close(w->ctl);
+}
+
+/* ------------------------------------------------------------------ */
+/* Figures                                                            */
+/* ------------------------------------------------------------------ */
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double
+percentile(double *v, int n, double p)
+{
+	if (n == 0)
+		return 0;
+	return v[(int)fmin(n - 1, floor(p * n))];
+}
+
+struct edge {
+	double t;
+	int dwait, dbusy;
+};
+
+static int
+cmp_edge(const void *a, const void *b)
+{
+	const struct edge *x = a, *y = b;
+
+	return (x->t > y->t) - (x->t < y->t);
+}
+
+/* Share of slots serving while some request waited for one. */
+static double
+slot_utilization(const struct run *w)
+{
+	struct edge *e = calloc((size_t)w->n * 3, sizeof(*e));
+	int ne = 0, waiting = 0, busy = 0;
+	double served = 0, span = 0;
+
+	for (int i = 0; i < w->n; i++) {
+		const struct request *q = &w->r[i];
+		double start = q->done - q->service;
+
+		if (!q->ok)
+			continue;
+		if (start < q->submit)
+			start = q->submit;
+		e[ne++] = (struct edge){q->submit, +1, 0};
+		e[ne++] = (struct edge){start, -1, +1};
+		e[ne++] = (struct edge){q->done, 0, -1};
+	}
+	qsort(e, (size_t)ne, sizeof(*e), cmp_edge);
+	for (int i = 0; i + 1 < ne; i++) {
+		double dt;
+
+		waiting += e[i].dwait;
+		busy += e[i].dbusy;
+		dt = e[i + 1].t - e[i].t;
+		if (waiting > 0) {
+			span += dt;
+			served += dt * (busy < SLOTS ? busy : SLOTS) / SLOTS;
+		}
+	}
+	free(e);
+	return span > 0 ? served / span : 1.0;
+}
+
+static json_t *
+figures(struct run *w, const struct emu_catalog *cat, const char *emu_url)
+{
+	json_t *out = json_object(), *by_tier = json_object(),
+	       *latencies = json_object();
+	double first = 1e300, last = 0, work = 0, lower;
+	int used[TIERS] = {0}, ok = 0;
+
+	for (int t = 0; t < TIERS; t++) {
+		double *lat = calloc((size_t)w->n + 1, sizeof(double));
+		double *wt = calloc((size_t)w->n + 1, sizeof(double));
+		double longest = 0;
+		int n = 0;
+		json_t *all = json_array();
+
+		for (int i = 0; i < w->n; i++) {
+			const struct request *q = &w->r[i];
+
+			if (q->tier != t || !q->ok)
+				continue;
+			/* From its arrival: waits behind the agent's own
+			 * earlier request count, in both arms alike. */
+			lat[n] = (q->done - q->arrive) * 1000;
+			wt[n] = fmax(0, lat[n] - q->service * 1000);
+			longest = fmax(longest, wt[n]);
+			json_array_append_new(all, json_real(lat[n]));
+			n++;
+		}
+		qsort(lat, (size_t)n, sizeof(double), cmp_double);
+		qsort(wt, (size_t)n, sizeof(double), cmp_double);
+		json_object_set_new(by_tier, tiers[t].tier,
+		    json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "requests", n,
+		        "p50_ms", percentile(lat, n, 0.50), "p95_ms",
+		        percentile(lat, n, 0.95), "p99_ms",
+		        percentile(lat, n, 0.99), "wait_p95_ms",
+		        percentile(wt, n, 0.95), "wait_p99_ms",
+		        percentile(wt, n, 0.99), "max_wait_ms", longest));
+		json_object_set_new(latencies, tiers[t].tier, all);
+		free(lat);
+		free(wt);
+	}
+	for (int i = 0; i < w->n; i++) {
+		const struct request *q = &w->r[i];
+		const struct emu_model *m =
+		    emu_catalog_find(cat, tiers[q->tier].model);
+
+		first = fmin(first, q->arrive);
+		if (!q->ok)
+			continue;
+		ok++;
+		last = fmax(last, q->done);
+		used[q->tier] = 1;
+		work += q->prompt_tokens / m->prompt_tokens_per_s +
+		    q->eval_tokens / m->gen_tokens_per_s;
+	}
+	/* The work on the slots batched as well as they can be, plus one
+	 * load of every model used. */
+	lower = work / (1 + SHARE * (SLOTS - 1));
+	for (int t = 0; t < TIERS; t++)
+		if (used[t]) {
+			const struct emu_model *m =
+			    emu_catalog_find(cat, tiers[t].model);
+
+			lower += (double)m->size_bytes / (1024.0 * 1024.0) /
+			    m->load_mb_per_s;
+		}
+	json_object_set_new(out, "requests", json_integer(w->n));
+	json_object_set_new(out, "answered", json_integer(ok));
+	json_object_set_new(out, "makespan_s", json_real(last - first));
+	json_object_set_new(out, "throughput_per_min",
+	    json_real(last > first ? ok / ((last - first) / 60.0) : 0));
+	json_object_set_new(out, "work_s", json_real(work));
+	json_object_set_new(out, "lower_bound_s", json_real(lower));
+	json_object_set_new(out, "slot_utilization",
+	    json_real(slot_utilization(w)));
+	json_object_set_new(out, "tiers", by_tier);
+	json_object_set_new(out, "latencies_ms", latencies);
+	if (emu_url != NULL) {
+		char url[512];
+		CURL *e = curl_easy_init();
+		struct direct_call c = {0};
+		json_t *stats;
+
+		snprintf(url, sizeof(url), "%s/emu/stats", emu_url);
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, gather);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, &c);
+		curl_easy_perform(e);
+		curl_easy_cleanup(e);
+		stats = c.reply ? json_loads(c.reply, 0, NULL) : NULL;
+		json_object_set(out, "loads",
+		    json_object_get(json_object_get(stats, "scheduler"),
+		        "loads"));
+		json_object_set(out, "evictions",
+		    json_object_get(json_object_get(stats, "scheduler"),
+		        "evictions"));
+		json_decref(stats);
+		free(c.reply);
+	}
+	return out;
+}
+
+static const char usage_text[] =
+    "usage: ollamax-workload --agents DIR --config FILE --catalog FILE\n"
+    "         --factor F --minutes M [--seed N] --speed X\n"
+    "         (--direct URL | --ollamax RUNTIME_DIR --emu URL)\n";
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"agents", required_argument, NULL, 'a'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"catalog", required_argument, NULL, 'C'},
+	    {"factor", required_argument, NULL, 'f'},
+	    {"minutes", required_argument, NULL, 'm'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"speed", required_argument, NULL, 'x'},
+	    {"direct", required_argument, NULL, 'd'},
+	    {"ollamax", required_argument, NULL, 'o'},
+	    {"emu", required_argument, NULL, 'e'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *agents_dir = NULL, *conf_path = NULL, *catalog = NULL,
+	           *direct = NULL, *runtime = NULL, *emu = NULL;
+	double factor = 0, minutes = 0, speed = 0, rate, per_agent = 0;
+	struct emu_catalog cat = {0};
+	struct config conf;
+	struct fleet fleet;
+	struct diag d = {0};
+	struct run w = {0};
+	char err[256];
+	json_t *out;
+	int opt;
+
+	log_init("ollamax-workload", 0);
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'a': agents_dir = optarg; break;
+		case 'c': conf_path = optarg; break;
+		case 'C': catalog = optarg; break;
+		case 'f': factor = atof(optarg); break;
+		case 'm': minutes = atof(optarg); break;
+		case 's': rng = strtoull(optarg, NULL, 10) * 2654435761ULL + 1; break;
+		case 'x': speed = atof(optarg); break;
+		case 'd': direct = optarg; emu = optarg; break;
+		case 'o': runtime = optarg; break;
+		case 'e': emu = optarg; break;
+		default: fputs(usage_text, stderr); return 2;
+		}
+	}
+	if (!agents_dir || !conf_path || !catalog || factor <= 0 ||
+	    minutes <= 0 || speed <= 0 || (!direct == !runtime)) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (emu_catalog_load(&cat, catalog, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	if (config_load(&conf, conf_path, &d) > 0 ||
+	    fleet_load(&fleet, agents_dir, NULL, &d) > 0)
+		fatalx("%s", d.text);
+	for (int t = 0; t < TIERS; t++) {
+		const struct emu_model *m = emu_catalog_find(&cat, tiers[t].model);
+
+		if (m == NULL)
+			fatalx("%s is not in %s", tiers[t].model, catalog);
+		tiers[t].work_s = expected_work(m, &tiers[t]);
+	}
+	w.speed = speed;
+	w.nagents = (int)fleet.count;
+	w.agents = calloc(fleet.count + 1, sizeof(*w.agents));
+	for (size_t i = 0; i < fleet.count; i++) {
+		struct agent *a = &w.agents[i];
+
+		snprintf(a->name, sizeof(a->name), "%s", fleet.agents[i].name);
+		a->priority = fleet.agents[i].priority;
+		a->tier = -1;
+		for (int t = 0; t < TIERS; t++)
+			if (strcmp(fleet.agents[i].tier, tiers[t].tier) == 0)
+				a->tier = t;
+		if (a->tier < 0)
+			fatalx("%s: tier %s is not the workload's",
+			    fleet.agents[i].path, fleet.agents[i].tier);
+		per_agent += tiers[a->tier].work_s;
+	}
+	/* One rate for every agent: offered work = factor x capacity. */
+	rate = factor * (1 + SHARE * (SLOTS - 1)) / per_agent;
+	for (int a = 0; a < w.nagents; a++) {
+		double t = 0;
+		int prev = -1;
+
+		w.agents[a].first = -1;
+		for (;;) {
+			t += -log(uniform()) / rate;
+			if (t >= minutes * 60)
+				break;
+			add_request(&w, a, t);
+			if (prev < 0)
+				w.agents[a].first = w.n - 1;
+			else
+				w.r[prev].next = w.n - 1;
+			prev = w.n - 1;
+		}
+	}
+	w.order = calloc((size_t)w.n + 1, sizeof(int));
+	for (int i = 0; i < w.n; i++)
+		w.order[i] = i;
+	qsort_r(w.order, (size_t)w.n, sizeof(int), by_arrival, w.r);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (direct != NULL)
+		run_direct(&w, direct, &conf);
+	else
+		run_ollamax(&w, runtime);
+	out = figures(&w, &cat, emu);
+	json_object_set_new(out, "offered_factor", json_real(factor));
+	json_object_set_new(out, "speed", json_real(speed));
+	json_dumpf(out, stdout, JSON_COMPACT);
+	putchar('\n');
+	json_decref(out);
+	for (int i = 0; i < w.n; i++)
+		free(w.r[i].prompt);
+	free(w.r);
+	free(w.order);
+	free(w.agents);
+	fleet_free(&fleet);
+	config_free(&conf);
+	emu_catalog_free(&cat);
+	diag_free(&d);
+	curl_global_cleanup();
+	return 0;
+}
