@@ -10,6 +10,7 @@ emu_start() {
 	shift 3
 	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 	EMU_URL=
+	rm -f "$dir/$name.port"
 	"$emu" --catalog "$root/conf/emu-models.ini" --listen 127.0.0.1:0 \
 		--port-file "$dir/$name.port" "$@" >/dev/null 2>"$dir/$name.log" &
 	EMU_PID=$!

@@ -33,16 +33,21 @@
 #define RETRY_BASE_MS 500
 /* How often an unloading model is looked for in /api/ps. */
 #define UNLOAD_POLL_S 0.05
+/* How long a load that could not reach the backend waits to be retried. */
+#define LOAD_PAUSE_S 2
 /* How often the backend's list of models is read again. */
 #define TAGS_POLL_S 30.0
 
 /* A model some tier uses: the policy knows it by its index here. */
+struct model_io;
+
 struct bmodel {
 	const char *name;
 	int num_ctx;
 	int load_attempts;
-	int unloading; /* asked to unload: wait until /api/ps no longer has it
-	                */
+	/* Asked to unload: out once /api/ps no longer lists it. */
+	int unloading;
+	struct model_io *paused; /* a load waiting to be tried again */
 };
 
 struct job {
@@ -255,7 +260,22 @@ dispatch(struct broker *b, uint64_t seq)
 struct model_io {
 	struct broker *b;
 	int model;
+	ev_timer pause;
 };
+
+static void
+load_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct model_io *io = w->data;
+	struct broker *b = io->b;
+
+	(void)loop;
+	(void)revents;
+	b->models[io->model].paused = NULL;
+	policy_loaded(b->policy, now_ms(), io->model, LOAD_FAILED, 0);
+	free(io);
+	apply(b);
+}
 
 static void
 load_done(void *arg, struct ollama_result *res)
@@ -267,7 +287,7 @@ load_done(void *arg, struct ollama_result *res)
 	if (res->outcome == OLLAMA_OK) {
 		m->load_attempts = 0;
 		log_info("loaded %s", m->name);
-		policy_loaded(b->policy, now_ms(), io->model, 1, 0);
+		policy_loaded(b->policy, now_ms(), io->model, LOAD_OK, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
 	    ++m->load_attempts < RETRIES) {
 		struct ollama_call call = {.model = m->name,
@@ -282,10 +302,22 @@ load_done(void *arg, struct ollama_result *res)
 			ollama_result_free(res);
 			return;
 		}
+	} else if (res->outcome == OLLAMA_UNAVAILABLE) {
+		/* The backend is away: the policy hears of it after a pause,
+		 * so that its next try is not at once. */
+		log_warnx("cannot load %s: %s: trying again in %d s", m->name,
+		    res->error, LOAD_PAUSE_S);
+		m->load_attempts = 0;
+		ev_timer_init(&io->pause, load_pause_cb, LOAD_PAUSE_S, 0);
+		io->pause.data = io;
+		ev_timer_start(b->loop, &io->pause);
+		m->paused = io;
+		ollama_result_free(res);
+		return;
 	} else {
 		log_warnx("cannot load %s: %s", m->name, res->error);
 		m->load_attempts = 0;
-		policy_loaded(b->policy, now_ms(), io->model, 0, 0);
+		policy_loaded(b->policy, now_ms(), io->model, LOAD_MISSING, 0);
 	}
 	ollama_result_free(res);
 	free(io);
@@ -700,6 +732,11 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);
 	ev_timer_stop(loop, &b->tags_poll);
+	for (int k = 0; k < b->nmodels; k++)
+		if (b->models[k].paused != NULL) {
+			ev_timer_stop(loop, &b->models[k].paused->pause);
+			free(b->models[k].paused);
+		}
 	ipc_server_close(b->server);
 	ollama_free(b->backend);
 	{

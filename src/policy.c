@@ -7,12 +7,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "policy.h"
 
 /* An urgent switch starts this share of max_wait before the bound. */
 #define URGENT_MARGIN 0.25
+/* A phase of batching lasts this many times what switching costs. */
+#define BATCH_RUNS 16
 /* Service and load estimates follow what is measured, smoothed. */
 #define EWMA 0.3
 
@@ -54,6 +57,10 @@ struct policy {
 	struct policy_action *acts;
 	size_t nacts, capacts, head;
 	int switch_to; /* the model a switch is under way to, or -1 */
+	/* Slot time of the requests that came, fading over max_wait normal:
+	 * the load offered lately. */
+	double offered;
+	int64_t offered_at;
 	int64_t loads, unloads;
 };
 
@@ -121,13 +128,14 @@ occupies(const struct pmodel *m)
  * to the CPU); any further one must need at most 80% of what is free.
  */
 static int
-fits(const struct policy *p, int k, uint32_t leaving)
+fits_with(const struct policy *p, int k, uint32_t leaving, int also)
 {
 	int64_t used = 0;
 	int count = 0;
 
 	for (int i = 0; i < p->n; i++)
-		if (occupies(&p->m[i]) && !(leaving & (1u << i))) {
+		if ((occupies(&p->m[i]) && !(leaving & (1u << i))) ||
+		    i == also) {
 			used += p->m[i].need_mb;
 			count++;
 		}
@@ -136,6 +144,12 @@ fits(const struct policy *p, int k, uint32_t leaving)
 	if (count + 1 > p->c.max_loaded)
 		return 0;
 	return (double)p->m[k].need_mb <= 0.8 * (double)(p->c.vram_mb - used);
+}
+
+static int
+fits(const struct policy *p, int k, uint32_t leaving)
+{
+	return fits_with(p, k, leaving, -1);
 }
 
 static int
@@ -225,13 +239,56 @@ victims_for(const struct policy *p, int k)
 	return fits(p, k, leaving) ? leaving : 0;
 }
 
-/* Is a switch to k, evicting `leaving`, worth it now? */
+/*
+ * More work comes than the slots serve, or more waits than they serve
+ * within the normal bound: bounds cannot all be kept, and switching to
+ * keep some would cost the slots the most work they can do. Batching
+ * alone decides then.
+ */
+static double
+offered_load(const struct policy *p, int64_t now)
+{
+	double tau = (double)p->c.max_wait_ms[1];
+
+	return p->offered * exp(-(double)(now - p->offered_at) / tau) /
+	    (tau * p->c.parallel);
+}
+
+static int
+overloaded(const struct policy *p, int64_t now)
+{
+	double backlog = 0;
+
+	for (int i = 0; i < p->n; i++)
+		backlog += waiting_work(p, i);
+	return offered_load(p, now) > 1.0 ||
+	    backlog / p->c.parallel > (double)p->c.max_wait_ms[1];
+}
+
+/* The largest share of its bound a request of `models` has waited. */
+static double
+most_pressed_of(const struct policy *p, uint32_t models, int64_t now)
+{
+	double most = 0;
+
+	for (size_t i = 0; i < p->nwaiting; i++)
+		if ((models & (1u << p->waiting[i].model)) &&
+		    urgency(p, &p->waiting[i], now) > most)
+			most = urgency(p, &p->waiting[i], now);
+	return most;
+}
+
+/*
+ * Is a switch to k, evicting `leaving`, worth it now? A switch costs a
+ * drain (a slot idles while the other finishes), an unload and a load,
+ * and later the load back.
+ */
 static int
 switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 {
-	double theirs = 0, reloads = 0, ahead = 0;
-	int64_t idle = INT64_MAX;
-	int settled = 1, busy = 0;
+	double theirs = 0, reloads = 0, ahead, cost;
+	int64_t idle = INT64_MAX, resident = INT64_MAX;
+	int busy = 0;
 
 	for (int i = 0; i < p->n; i++) {
 		if (!(leaving & (1u << i)))
@@ -241,33 +298,49 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 		busy += p->m[i].in_flight;
 		if (now - p->m[i].last_busy < idle)
 			idle = now - p->m[i].last_busy;
-		if (now - p->m[i].resident_since < p->c.min_residency_ms)
-			settled = 0;
+		if (now - p->m[i].resident_since < resident)
+			resident = now - p->m[i].resident_since;
 	}
 	/*
-	 * Nothing waits for the models that would go, and they have been
-	 * idle as long as bringing them back would take: like renting skis
-	 * until their price is paid, this never costs more than twice the
-	 * best choice made knowing what comes next.
+	 * Nothing waits for the models that would go: switch if k's backlog
+	 * alone is worth the loads, or once they have been idle as long as
+	 * bringing them back would take (like renting skis until their
+	 * price is paid, never more than twice the cost of the best choice
+	 * made knowing what comes next).
 	 */
 	if (theirs == 0 && busy == 0 &&
-	    (double)idle >= reloads + p->m[k].load_ms)
+	    ((double)idle >= reloads + p->m[k].load_ms ||
+	        waiting_work(p, k) >= reloads + p->m[k].load_ms))
 		return 1;
-	/* Aging: k's most pressed request must not miss its bound. */
+	if (resident < p->c.min_residency_ms)
+		return 0;
+	/*
+	 * Aging: one of k's requests would miss its bound if the switch
+	 * waited longer, and it is more pressed than any request of the
+	 * models that would go (those would be the next to miss). One
+	 * already past its bound is not saved by hurrying, and under
+	 * overload none is: switching for lost causes would only waste the
+	 * slots on loads, so those are left to the batching rule.
+	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
-	for (size_t i = 0; i < p->nwaiting; i++) {
+	for (size_t i = 0; i < p->nwaiting && !overloaded(p, now); i++) {
 		const struct preq *r = &p->waiting[i];
 		double bound = (double)p->c.max_wait_ms[r->prio];
+		double waited = (double)(now - r->arrived);
 
-		if (r->model == k &&
-		    (double)(now - r->arrived) + ahead >=
-		        bound * (1.0 - URGENT_MARGIN))
+		if (r->model == k && waited < bound &&
+		    waited + ahead >= bound * (1.0 - URGENT_MARGIN) &&
+		    urgency(p, r, now) > most_pressed_of(p, leaving, now))
 			return 1;
 	}
-	/* Batching: k's backlog outweighs theirs and both loads. */
-	return settled &&
-	    waiting_work(p, k) >
-	    theirs + p->c.parallel * (p->m[k].load_ms + reloads);
+	/*
+	 * Batching: k's backlog outweighs theirs, and the models that would
+	 * go have run long enough for the switch to cost at most a
+	 * BATCH_RUNS-th of their time.
+	 */
+	cost = ahead + reloads;
+	return (double)resident >= BATCH_RUNS * cost &&
+	    waiting_work(p, k) > theirs;
 }
 
 /*
@@ -340,9 +413,16 @@ plan_residency(struct policy *p, int64_t now)
 		}
 	}
 	/* Lazy loading: what fits beside the resident models costs them
-	 * nothing. */
+	 * nothing. The order matters (each model must fit in 80% of what
+	 * the earlier ones leave): a larger one that could not come after
+	 * comes first. */
 	k = most_pressed_unloaded(p, now, 1, 0);
 	if (k >= 0) {
+		for (int j = 0; j < p->n; j++)
+			if (j != k && p->m[j].state == MODEL_UNLOADED &&
+			    p->m[j].waiting > 0 && fits(p, j, 0) &&
+			    !fits_with(p, j, 0, k) && fits_with(p, k, 0, j))
+				k = j;
 		start_load(p, k, now);
 		return;
 	}
@@ -367,19 +447,50 @@ plan_residency(struct policy *p, int64_t now)
 		}
 }
 
+/*
+ * How long the draining models still have to run, by the estimates: a
+ * slot that frees meanwhile may take a request of theirs that ends by
+ * then, which delays no switch.
+ */
+static double
+drain_left(const struct policy *p, int64_t now)
+{
+	double left = 0;
+
+	for (size_t i = 0; i < p->nrunning; i++) {
+		const struct preq *r = &p->running[i];
+		const struct pmodel *m = &p->m[r->model];
+
+		if (m->state == MODEL_DRAINING &&
+		    m->service_ms - (double)(now - r->started) > left)
+			left = m->service_ms - (double)(now - r->started);
+	}
+	return left;
+}
+
+static int
+dispatchable(const struct policy *p, int model, double left)
+{
+	const struct pmodel *m = &p->m[model];
+
+	return m->state == MODEL_RESIDENT ||
+	    (m->state == MODEL_DRAINING && m->timed_services > 0 &&
+	        m->service_ms <= left);
+}
+
 /* Free slots to the most pressed requests of resident models. */
 static void
 plan_dispatch(struct policy *p, int64_t now)
 {
 	while ((int)p->nrunning < p->c.parallel) {
-		double best = -1;
+		double best = -1, left = drain_left(p, now);
 		size_t pick = 0;
 		struct preq r;
 
 		for (size_t i = 0; i < p->nwaiting; i++) {
 			double u = urgency(p, &p->waiting[i], now);
 
-			if (p->m[p->waiting[i].model].state == MODEL_RESIDENT &&
+			if (dispatchable(p, p->waiting[i].model, left) &&
 			    u > best) {
 				best = u;
 				pick = i;
@@ -476,6 +587,11 @@ policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 	}
 	push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
 	p->m[model].waiting++;
+	p->offered = p->offered *
+	        exp(-(double)(now - p->offered_at) /
+	            (double)p->c.max_wait_ms[1]) +
+	    p->m[model].service_ms;
+	p->offered_at = now;
 	plan(p, now);
 }
 
@@ -537,8 +653,14 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	m = &p->m[model];
 	if (p->switch_to == model)
 		p->switch_to = -1;
-	if (!ok) {
+	if (ok == LOAD_MISSING) {
 		mark_missing(p, model);
+		plan(p, now);
+		return;
+	}
+	if (ok == LOAD_FAILED) {
+		/* Not loaded after all: planned again like any other. */
+		m->state = MODEL_UNLOADED;
 		plan(p, now);
 		return;
 	}

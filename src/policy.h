@@ -88,9 +88,10 @@ void policy_arrive(struct policy *p, int64_t now, uint64_t id, int model,
 /* A dispatched request ended (answered or failed) after service_ms. */
 void policy_done(
     struct policy *p, int64_t now, uint64_t id, int64_t service_ms);
-/* A load ended; size_mb is what the backend reports it takes (0: not
- * known). A failed load marks the model missing and returns its
- * requests. */
+/* A load ended: LOAD_OK (size_mb is what the backend says it takes, 0
+ * if not known), LOAD_MISSING (the backend has no such model: its
+ * requests are returned) or LOAD_FAILED (unreachable: tried again). */
+enum load_outcome { LOAD_FAILED = -1, LOAD_MISSING = 0, LOAD_OK = 1 };
 void policy_loaded(
     struct policy *p, int64_t now, int model, int ok, int64_t size_mb);
 void policy_unloaded(struct policy *p, int64_t now, int model);

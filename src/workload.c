@@ -57,9 +57,9 @@ static struct tier_load tiers[TIERS] = {
 
 struct request {
 	int agent, tier;
-	double arrive;            /* sim s */
-	double submit, done;      /* sim s; done < 0: not yet */
-	double service;           /* sim s in a slot */
+	double arrive;       /* sim s */
+	double submit, done; /* sim s; done < 0: not yet */
+	double service;      /* sim s in a slot */
 	int prompt_tokens, eval_tokens;
 	int ok;
 	int next; /* the agent's next request, -1 */
@@ -137,8 +137,8 @@ make_prompt(int tokens, int serial)
 static double
 expected_work(const struct emu_model *m, const struct tier_load *t)
 {
-	int typical = m->typical_output_tokens > 0 ? m->typical_output_tokens
-	                                           : 200;
+	int typical =
+	    m->typical_output_tokens > 0 ? m->typical_output_tokens : 200;
 	int lo = typical / 2, hi = lo + typical;
 	double sum = 0;
 
@@ -259,8 +259,8 @@ run_direct(struct run *w, const char *base, const struct config *conf)
 			struct request *q = &w->r[id];
 			int prev = -1;
 
-			for (int k = w->agents[q->agent].first; k != id && k >= 0;
-			     k = w->r[k].next)
+			for (int k = w->agents[q->agent].first;
+			     k != id && k >= 0; k = w->r[k].next)
 				prev = k;
 			if (prev < 0 || w->r[prev].done >= 0)
 				direct_send(multi, url, w, id, conf);
@@ -286,10 +286,11 @@ run_direct(struct run *w, const char *base, const struct config *conf)
 			    json_object_get(j, "prompt_eval_count"));
 			q->eval_tokens = (int)json_integer_value(
 			    json_object_get(j, "eval_count"));
-			q->service = (double)(json_integer_value(json_object_get(
-			                          j, "prompt_eval_duration")) +
-			                 json_integer_value(json_object_get(
-			                     j, "eval_duration"))) /
+			q->service =
+			    (double)(json_integer_value(json_object_get(
+			                 j, "prompt_eval_duration")) +
+			        json_integer_value(
+			            json_object_get(j, "eval_duration"))) /
 			    1e9;
 			json_decref(j);
 			w->done++;
@@ -332,10 +333,10 @@ ollamax_done(void *arg, int err, const void *data, size_t len)
 	if (err == 0 && msg_open(&r, data, len) == MSG_OK &&
 	    msg_ctl_reply_decode(&r, &rep) == MSG_OK) {
 		json_t *j = rep.body ? json_loads(rep.body, 0, NULL) : NULL;
-		double total = (double)json_integer_value(
-		    json_object_get(j, "total_ms"));
-		double queued = (double)json_integer_value(
-		    json_object_get(j, "queued_ms"));
+		double total =
+		    (double)json_integer_value(json_object_get(j, "total_ms"));
+		double queued =
+		    (double)json_integer_value(json_object_get(j, "queued_ms"));
 
 		q->ok = rep.ok && j != NULL;
 		q->prompt_tokens = (int)json_integer_value(
@@ -391,7 +392,8 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	while (w->next_due < w->n && w->r[w->order[w->next_due]].arrive <= now) {
+	while (
+	    w->next_due < w->n && w->r[w->order[w->next_due]].arrive <= now) {
 		int id = w->order[w->next_due++];
 		struct request *q = &w->r[id];
 		int prev = -1;
@@ -567,8 +569,8 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url)
 	    json_real(last > first ? ok / ((last - first) / 60.0) : 0));
 	json_object_set_new(out, "work_s", json_real(work));
 	json_object_set_new(out, "lower_bound_s", json_real(lower));
-	json_object_set_new(out, "slot_utilization",
-	    json_real(slot_utilization(w)));
+	json_object_set_new(
+	    out, "slot_utilization", json_real(slot_utilization(w)));
 	json_object_set_new(out, "tiers", by_tier);
 	json_object_set_new(out, "latencies_ms", latencies);
 	if (emu_url != NULL) {
@@ -585,11 +587,11 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url)
 		curl_easy_cleanup(e);
 		stats = c.reply ? json_loads(c.reply, 0, NULL) : NULL;
 		json_object_set(out, "loads",
-		    json_object_get(json_object_get(stats, "scheduler"),
-		        "loads"));
+		    json_object_get(
+		        json_object_get(stats, "scheduler"), "loads"));
 		json_object_set(out, "evictions",
-		    json_object_get(json_object_get(stats, "scheduler"),
-		        "evictions"));
+		    json_object_get(
+		        json_object_get(stats, "scheduler"), "evictions"));
 		json_decref(stats);
 		free(c.reply);
 	}
@@ -632,17 +634,40 @@ main(int argc, char **argv)
 	log_init("ollamax-workload", 0);
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'a': agents_dir = optarg; break;
-		case 'c': conf_path = optarg; break;
-		case 'C': catalog = optarg; break;
-		case 'f': factor = atof(optarg); break;
-		case 'm': minutes = atof(optarg); break;
-		case 's': rng = strtoull(optarg, NULL, 10) * 2654435761ULL + 1; break;
-		case 'x': speed = atof(optarg); break;
-		case 'd': direct = optarg; emu = optarg; break;
-		case 'o': runtime = optarg; break;
-		case 'e': emu = optarg; break;
-		default: fputs(usage_text, stderr); return 2;
+		case 'a':
+			agents_dir = optarg;
+			break;
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'C':
+			catalog = optarg;
+			break;
+		case 'f':
+			factor = atof(optarg);
+			break;
+		case 'm':
+			minutes = atof(optarg);
+			break;
+		case 's':
+			rng = strtoull(optarg, NULL, 10) * 2654435761ULL + 1;
+			break;
+		case 'x':
+			speed = atof(optarg);
+			break;
+		case 'd':
+			direct = optarg;
+			emu = optarg;
+			break;
+		case 'o':
+			runtime = optarg;
+			break;
+		case 'e':
+			emu = optarg;
+			break;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
 		}
 	}
 	if (!agents_dir || !conf_path || !catalog || factor <= 0 ||
@@ -656,7 +681,8 @@ main(int argc, char **argv)
 	    fleet_load(&fleet, agents_dir, NULL, &d) > 0)
 		fatalx("%s", d.text);
 	for (int t = 0; t < TIERS; t++) {
-		const struct emu_model *m = emu_catalog_find(&cat, tiers[t].model);
+		const struct emu_model *m =
+		    emu_catalog_find(&cat, tiers[t].model);
 
 		if (m == NULL)
 			fatalx("%s is not in %s", tiers[t].model, catalog);
