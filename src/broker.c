@@ -32,7 +32,7 @@
 #define RETRIES 3
 #define RETRY_BASE_MS 500
 /* How often an unloading model is looked for in /api/ps. */
-#define UNLOAD_POLL_S 0.05
+#define UNLOAD_POLL_S 0.01
 /* How long a load that could not reach the backend waits to be retried. */
 #define LOAD_PAUSE_S 2
 /* How often the backend's list of models is read again. */

@@ -725,12 +725,12 @@ policy_next_action(struct policy *p, struct policy_action *a)
 int64_t
 policy_wakeup(const struct policy *p, int64_t now)
 {
-	/* Aging and min residency change decisions as time passes; a tenth
-	 * of a second is finer than any bound they serve. */
+	/* Aging and min residency change decisions as time passes; 20 ms
+	 * is finer than any bound they serve, and cheap. */
 	int64_t at = -1;
 
 	if (p->nwaiting > 0)
-		return now + 100;
+		return now + 20;
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].state == MODEL_RESIDENT && !p->m[i].pin &&
 		    p->c.idle_unload_ms > 0) {
