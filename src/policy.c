@@ -61,6 +61,7 @@ struct policy {
 	 * the load offered lately. */
 	double offered;
 	int64_t offered_at;
+	int64_t started;
 	int64_t loads, unloads;
 };
 
@@ -249,9 +250,14 @@ static double
 offered_load(const struct policy *p, int64_t now)
 {
 	double tau = (double)p->c.max_wait_ms[1];
+	/* Early on, the fading sum covers less than tau: divide by the
+	 * time it covers, so that the first minutes are judged right. */
+	double span = tau * (1 - exp(-(double)(now - p->started) / tau));
 
+	if (span <= 0)
+		return 0;
 	return p->offered * exp(-(double)(now - p->offered_at) / tau) /
-	    (tau * p->c.parallel);
+	    (span * p->c.parallel);
 }
 
 static int
@@ -369,6 +375,31 @@ most_pressed_unloaded(
 	return k;
 }
 
+/* Requests wait for j, or it ran within the normal bound. */
+static int
+wanted(const struct policy *p, int j, int64_t now)
+{
+	return p->m[j].waiting > 0 ||
+	    (p->m[j].loads > 0 &&
+	        now - p->m[j].last_busy < p->c.max_wait_ms[1]);
+}
+
+/*
+ * The model to load before k: Ollama's rule makes the order matter (each
+ * must fit in 80% of what the earlier ones leave), so a larger one wanted
+ * now or lately that could not come after k comes first.
+ */
+static int
+first_of(const struct policy *p, int k, int64_t now)
+{
+	for (int j = 0; j < p->n; j++)
+		if (j != k && p->m[j].state == MODEL_UNLOADED &&
+		    wanted(p, j, now) && fits(p, j, 0) &&
+		    !fits_with(p, j, 0, k) && fits_with(p, k, 0, j))
+			return j;
+	return k;
+}
+
 /* Loads, unloads and switches: at most one load or unload at a time. */
 static void
 plan_residency(struct policy *p, int64_t now)
@@ -390,7 +421,11 @@ plan_residency(struct policy *p, int64_t now)
 				return;
 		k = p->switch_to;
 		if (fits(p, k, 0)) {
-			start_load(p, k, now);
+			int first = first_of(p, k, now);
+
+			/* The switch is done with k's load; one before it
+			 * keeps the switch under way. */
+			start_load(p, first, now);
 			return;
 		}
 		/* Sizes learnt meanwhile: look again. */
@@ -413,17 +448,10 @@ plan_residency(struct policy *p, int64_t now)
 		}
 	}
 	/* Lazy loading: what fits beside the resident models costs them
-	 * nothing. The order matters (each model must fit in 80% of what
-	 * the earlier ones leave): a larger one that could not come after
-	 * comes first. */
+	 * nothing. */
 	k = most_pressed_unloaded(p, now, 1, 0);
 	if (k >= 0) {
-		for (int j = 0; j < p->n; j++)
-			if (j != k && p->m[j].state == MODEL_UNLOADED &&
-			    p->m[j].waiting > 0 && fits(p, j, 0) &&
-			    !fits_with(p, j, 0, k) && fits_with(p, k, 0, j))
-				k = j;
-		start_load(p, k, now);
+		start_load(p, first_of(p, k, now), now);
 		return;
 	}
 	/* A switch: to the most pressed model for which one pays. */
@@ -544,6 +572,7 @@ policy_new(const struct policy_config *c,
 	if (p->c.service_guess_ms <= 0)
 		p->c.service_guess_ms = 10000;
 	p->switch_to = -1;
+	p->started = p->offered_at = now;
 	p->n = nmodels < POLICY_MODELS_MAX ? (int)nmodels : POLICY_MODELS_MAX;
 	for (int i = 0; i < p->n; i++) {
 		struct pmodel *m = &p->m[i];
