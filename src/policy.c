@@ -14,6 +14,10 @@
 
 /* An urgent switch starts this share of max_wait before the bound. */
 #define URGENT_MARGIN 0.25
+/* The share of its bound after which a request is served by aging. */
+#define AGING_FROM 0.4
+/* Below this offered load, switches are cheap enough to follow requests. */
+#define SPARE_LOAD 0.8
 /* A phase of batching lasts this many times what switching costs. */
 #define BATCH_RUNS 16
 /* Service and load estimates follow what is measured, smoothed. */
@@ -271,6 +275,19 @@ overloaded(const struct policy *p, int64_t now)
 	    backlog / p->c.parallel > (double)p->c.max_wait_ms[1];
 }
 
+/* How long the oldest waiting request of `models` has waited. */
+static double
+oldest_wait(const struct policy *p, uint32_t models, int64_t now)
+{
+	double oldest = 0;
+
+	for (size_t i = 0; i < p->nwaiting; i++)
+		if ((models & (1u << p->waiting[i].model)) &&
+		    (double)(now - p->waiting[i].arrived) > oldest)
+			oldest = (double)(now - p->waiting[i].arrived);
+	return oldest;
+}
+
 /* The largest share of its bound a request of `models` has waited. */
 static double
 most_pressed_of(const struct policy *p, uint32_t models, int64_t now)
@@ -320,6 +337,19 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 		return 1;
 	if (resident < p->c.min_residency_ms)
 		return 0;
+	/*
+	 * With room to spare (the load offered lately leaves a fifth of the
+	 * slots free), switches cost capacity that is not needed: k's turn
+	 * comes once nothing waits for the models that would go, or once its
+	 * oldest request has waited longer than theirs by what the switch
+	 * takes (first come, first served across models, in batches).
+	 */
+	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
+	if (offered_load(p, now) < SPARE_LOAD &&
+	    (theirs == 0 ||
+	        oldest_wait(p, 1u << k, now) >
+	            oldest_wait(p, leaving, now) + ahead + reloads))
+		return 1;
 	/*
 	 * Aging: one of k's requests would miss its bound if the switch
 	 * waited longer, and it is more pressed than any request of the
@@ -506,6 +536,48 @@ dispatchable(const struct policy *p, int model, double left)
 	        m->service_ms <= left);
 }
 
+/*
+ * Which waiting request a free slot takes. Once a request has used
+ * AGING_FROM of its bound, the most pressed goes first (aging, priorities).
+ * Before, the shortest go first, weighed by how long they have waited (highest
+ * response ratio next) and by priority: a short answer does not wait
+ * behind long ones, and a long one is not passed over for ever. Keys of
+ * the first kind rank above all of the second.
+ */
+static double
+order_key(const struct policy *p, const struct preq *r, int64_t now)
+{
+	double u = urgency(p, r, now);
+	double service = p->m[r->model].service_ms;
+
+	if (u >= AGING_FROM)
+		return 1e9 + u;
+	/* A priority's weight: how much tighter its bound is than normal's. */
+	return ((double)(now - r->arrived) + service) / (service + 1) *
+	    (double)p->c.max_wait_ms[1] / (double)p->c.max_wait_ms[r->prio];
+}
+
+/*
+ * The last free slot waits for a model being loaded, or about to be (it
+ * fits), when a request of its ranks above the best that could take the
+ * slot now: loads are short, a long run taken now is not.
+ */
+static int
+held_for_load(const struct policy *p, double best, int64_t now)
+{
+	if (p->c.parallel - (int)p->nrunning > 1)
+		return 0;
+	for (size_t i = 0; i < p->nwaiting; i++) {
+		int k = p->waiting[i].model;
+		int coming = p->m[k].state == MODEL_LOADING ||
+		    (p->m[k].state == MODEL_UNLOADED && fits(p, k, 0));
+
+		if (coming && order_key(p, &p->waiting[i], now) > best)
+			return 1;
+	}
+	return 0;
+}
+
 /* Free slots to the most pressed requests of resident models. */
 static void
 plan_dispatch(struct policy *p, int64_t now)
@@ -516,7 +588,7 @@ plan_dispatch(struct policy *p, int64_t now)
 		struct preq r;
 
 		for (size_t i = 0; i < p->nwaiting; i++) {
-			double u = urgency(p, &p->waiting[i], now);
+			double u = order_key(p, &p->waiting[i], now);
 
 			if (dispatchable(p, p->waiting[i].model, left) &&
 			    u > best) {
@@ -524,7 +596,7 @@ plan_dispatch(struct policy *p, int64_t now)
 				pick = i;
 			}
 		}
-		if (best < 0)
+		if (best < 0 || held_for_load(p, best, now))
 			return;
 		r = take(p->waiting, &p->nwaiting, pick);
 		r.started = now;

@@ -176,7 +176,7 @@ Test(policy, a_switch_stops_feeding_the_old_model_drains_unloads_then_loads)
 	policy_free(p);
 }
 
-Test(policy, a_busy_resident_model_is_not_evicted_for_one_request_elsewhere)
+Test(policy, with_room_to_spare_one_request_elsewhere_is_worth_a_switch)
 {
 	struct policy *p = box();
 	struct policy_view v;
@@ -184,9 +184,14 @@ Test(policy, a_busy_resident_model_is_not_evicted_for_one_request_elsewhere)
 	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
 	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
 	actions(p);
-	policy_arrive(p, 40000, 2, QWEN, NORMAL, 40000);
-	policy_view(p, 40000, &v);
+	/* Before min_residency: deepseek stays. */
+	policy_arrive(p, 20000, 2, QWEN, NORMAL, 20000);
+	policy_view(p, 20000, &v);
 	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_RESIDENT);
+	/* After it, with one request in ten minutes: the switch is cheap. */
+	policy_tick(p, 37000);
+	policy_view(p, 37000, &v);
+	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
 	policy_free(p);
 }
 
