@@ -6,17 +6,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 start_emu emu --speed 100 --parallel 2 --vram-mb 4096
-mkdir -p "$TMP/agents"
-cat >"$TMP/ollamax.conf" <<CONF
-[supervisor]
-workers = 2
-runtime_dir = run
-state_dir = state
-agents_dir = agents
+fleet_conf "$URL_emu" <<CONF
 [broker]
 parallel = 2
-[backend]
-url = $URL_emu
 [tier.coding]
 model = qwen2.5-coder:7b
 fallback = light

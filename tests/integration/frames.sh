@@ -6,15 +6,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 start_emu emu --speed 100 --parallel 2
-mkdir -p "$TMP/agents"
-cat >"$TMP/ollamax.conf" <<CONF
-[supervisor]
-workers = 2
-runtime_dir = run
-state_dir = state
-agents_dir = agents
-[backend]
-url = $URL_emu
+fleet_conf "$URL_emu" <<CONF
 [tier.light]
 model = tinyllama
 CONF

@@ -34,6 +34,18 @@ start_emu() {
 	printf -v "PID_$name" '%s' "$EMU_PID"
 }
 
+# fleet_conf URL: the start of an ollamax.conf for a fleet in $TMP: two
+# workers, every directory inside $TMP, the backend at URL. Sections
+# follow on standard input.
+fleet_conf() {
+	mkdir -p "$TMP/agents"
+	{
+		printf '[supervisor]\nworkers = 2\nruntime_dir = run\nstate_dir = state\nagents_dir = agents\n'
+		printf '[backend]\nurl = %s\n' "$1"
+		cat
+	} >"$TMP/ollamax.conf"
+}
+
 # check DESCRIPTION COMMAND...: runs the command, counts the result.
 check() {
 	local what=$1

@@ -6,13 +6,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 start_emu via --speed 100 --parallel 2 --vram-mb 4096
-mkdir -p "$TMP/agents"
-cat >"$TMP/ollamax.conf" <<CONF
-[supervisor]
-workers = 2
-runtime_dir = run
-state_dir = state
-agents_dir = agents
+fleet_conf "$URL_via" <<CONF
 [broker]
 parallel = 2
 vram_mb = 4096
@@ -21,8 +15,6 @@ max_wait_normal = 10s
 max_wait_low = 30s
 min_residency = 1s
 idle_unload = 0s
-[backend]
-url = $URL_via
 [tier.reasoning]
 model = deepseek-r1:8b
 [tier.coding]
