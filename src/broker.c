@@ -659,8 +659,6 @@ plan_models(struct broker *b)
 	    .max_loaded = (int)b->conf.max_loaded,
 	    .min_residency_ms = b->conf.min_residency_ms,
 	    .idle_unload_ms = b->conf.idle_unload_ms,
-	    .load_mb_per_s = 490,
-	    .service_guess_ms = 10000,
 	};
 
 	memcpy(pc.max_wait_ms, b->conf.max_wait_ms, sizeof(pc.max_wait_ms));
@@ -725,9 +723,11 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	log_info("serving %s: %ld slots on %s", url, b->conf.parallel,
 	    b->conf.backend_url);
 	ev_run(loop, 0);
-	log_info("stopping: served %llu, failed %llu, bad frames %llu",
+	log_info("stopping: served %llu, failed %llu, bad frames %llu, "
+	         "resends answered once %llu",
 	    (unsigned long long)b->served, (unsigned long long)b->failed,
-	    (unsigned long long)b->bad_frames);
+	    (unsigned long long)b->bad_frames,
+	    (unsigned long long)b->duplicates);
 	ev_timer_stop(loop, &b->report);
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);

@@ -24,7 +24,6 @@ struct ollama {
 	char ps_url[512];
 	char tags_url[512];
 	struct ollama_timeouts t;
-	int busy;
 	LIST_HEAD(, call) calls; /* in flight */
 };
 
@@ -185,7 +184,6 @@ call_release(struct call *c)
 	free(c->line);
 	c->body = c->line = NULL;
 	LIST_REMOVE(c, link);
-	o->busy--;
 }
 
 int
@@ -485,7 +483,6 @@ call_start(struct call *c, const char *url)
 	    0);
 	c->watchdog.data = c;
 	ev_timer_start(o->loop, &c->watchdog);
-	o->busy++;
 	LIST_INSERT_HEAD(&o->calls, c, link);
 	curl_multi_add_handle(o->multi, c->easy);
 }
@@ -526,12 +523,6 @@ ollama_result_free(struct ollama_result *res)
 {
 	free(res->text);
 	res->text = NULL;
-}
-
-int
-ollama_busy(const struct ollama *o)
-{
-	return o->busy;
 }
 
 void

@@ -94,8 +94,6 @@ int ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg);
 int ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg);
 /* Reads a /api/ps body into ps; -1 if it is not one. Exposed for tests. */
 int ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len);
-/* Calls in flight. */
-int ollama_busy(const struct ollama *o);
 void ollama_free(struct ollama *o);
 
 /*

@@ -250,18 +250,32 @@ victims_for(const struct policy *p, int k)
  * keep some would cost the slots the most work they can do. Batching
  * alone decides then.
  */
+/* The normal priority's bound: the time scale of loads and history. */
+static double
+normal_bound(const struct policy *p)
+{
+	return (double)p->c.max_wait_ms[1];
+}
+
+/* The offered slot time, faded to now. */
+static double
+offered_now(const struct policy *p, int64_t now)
+{
+	return p->offered *
+	    exp(-(double)(now - p->offered_at) / normal_bound(p));
+}
+
 static double
 offered_load(const struct policy *p, int64_t now)
 {
-	double tau = (double)p->c.max_wait_ms[1];
+	double tau = normal_bound(p);
 	/* Early on, the fading sum covers less than tau: divide by the
 	 * time it covers, so that the first minutes are judged right. */
 	double span = tau * (1 - exp(-(double)(now - p->started) / tau));
 
 	if (span <= 0)
 		return 0;
-	return p->offered * exp(-(double)(now - p->offered_at) / tau) /
-	    (span * p->c.parallel);
+	return offered_now(p, now) / (span * p->c.parallel);
 }
 
 static int
@@ -272,7 +286,7 @@ overloaded(const struct policy *p, int64_t now)
 	for (int i = 0; i < p->n; i++)
 		backlog += waiting_work(p, i);
 	return offered_load(p, now) > 1.0 ||
-	    backlog / p->c.parallel > (double)p->c.max_wait_ms[1];
+	    backlog / p->c.parallel > normal_bound(p);
 }
 
 /* How long the oldest waiting request of `models` has waited. */
@@ -411,7 +425,7 @@ wanted(const struct policy *p, int j, int64_t now)
 {
 	return p->m[j].waiting > 0 ||
 	    (p->m[j].loads > 0 &&
-	        now - p->m[j].last_busy < p->c.max_wait_ms[1]);
+	        (double)(now - p->m[j].last_busy) < normal_bound(p));
 }
 
 /*
@@ -554,7 +568,7 @@ order_key(const struct policy *p, const struct preq *r, int64_t now)
 		return 1e9 + u;
 	/* A priority's weight: how much tighter its bound is than normal's. */
 	return ((double)(now - r->arrived) + service) / (service + 1) *
-	    (double)p->c.max_wait_ms[1] / (double)p->c.max_wait_ms[r->prio];
+	    normal_bound(p) / (double)p->c.max_wait_ms[r->prio];
 }
 
 /*
@@ -639,8 +653,9 @@ policy_new(const struct policy_config *c,
 	for (int i = 0; i < POLICY_PRIOS; i++)
 		if (p->c.max_wait_ms[i] < 1)
 			p->c.max_wait_ms[i] = 1;
+	/* The reference box's disk and PCIe: conf/emu-models.ini says why. */
 	if (p->c.load_mb_per_s <= 0)
-		p->c.load_mb_per_s = 500;
+		p->c.load_mb_per_s = 490;
 	if (p->c.service_guess_ms <= 0)
 		p->c.service_guess_ms = 10000;
 	p->switch_to = -1;
@@ -688,10 +703,7 @@ policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 	}
 	push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
 	p->m[model].waiting++;
-	p->offered = p->offered *
-	        exp(-(double)(now - p->offered_at) /
-	            (double)p->c.max_wait_ms[1]) +
-	    p->m[model].service_ms;
+	p->offered = offered_now(p, now) + p->m[model].service_ms;
 	p->offered_at = now;
 	plan(p, now);
 }

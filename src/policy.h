@@ -14,15 +14,18 @@
  *   evict on its own. A model is only fed while resident; one to be
  *   evicted is no longer fed, drains, and is unloaded explicitly before
  *   the next is loaded. One load or unload at a time, as Ollama does.
- * - Batching: free slots go to waiting requests of resident models. A
- *   model that is not resident is loaded when it fits beside them, or
- *   when switching to it pays: its resident rivals have nothing waiting,
- *   or its waiting work outweighs theirs and the loads a switch costs
- *   (after min_residency), or its oldest request would otherwise miss its
- *   priority's max_wait.
- * - Priorities: among requests that can run, the one that has used the
- *   largest share of its max_wait goes first (aging: a low request that
- *   has waited long beats a high one that just came).
+ * - Switches: a model that does not fit comes in when the models it
+ *   would evict have nothing waiting (at once if its backlog is worth the
+ *   loads, else once they have idled that long), or after min_residency:
+ *   with room to spare, when its oldest request has waited longer than
+ *   theirs by the switch's cost; when its backlog outweighs theirs and
+ *   they have run sixteen switch costs; when one of its requests would
+ *   otherwise miss its max_wait (not under overload, where switching for
+ *   bounds that cannot all hold would waste the slots on loads).
+ * - Order: short answers first (highest response ratio next, weighed by
+ *   priority) until a request has used 40% of its max_wait; from there
+ *   the most pressed first (aging: a low request that has waited long
+ *   beats a high one that just came).
  * - Pinned models are never evicted; preloaded ones are loaded at start;
  *   a resident model with nothing to do for idle_unload is unloaded.
  */

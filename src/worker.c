@@ -86,7 +86,6 @@ struct worker {
 	uint64_t rng;
 	int stopping;
 	ev_timer report;
-	uint64_t delivered, refused;
 };
 
 static double
@@ -195,7 +194,6 @@ inbox_put(struct agent *a, const char *from, const char *input,
 	if (a->inbox_len >= INBOX_MAX) {
 		snprintf(why, whylen, "the inbox of %s is full (%d messages)",
 		    a->m.name, INBOX_MAX);
-		a->w->refused++;
 		return -1;
 	}
 	msg = calloc(1, sizeof(*msg));
@@ -205,7 +203,6 @@ inbox_put(struct agent *a, const char *from, const char *input,
 	msg->waiter = waiter;
 	TAILQ_INSERT_TAIL(&a->inbox, msg, link);
 	a->inbox_len++;
-	a->w->delivered++;
 	agent_wake(a);
 	return 0;
 }

@@ -19,23 +19,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "msg.h"
-
-static double
-now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
-
-static int
-by_value(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 static size_t
 discard(char *p, size_t size, size_t n, void *arg)
@@ -80,14 +64,14 @@ main(int argc, char **argv)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	for (int i = 0; i < runs; i++) {
-		double t0 = now_us();
+		double t0 = bench_now_us();
 
 		if (curl_easy_perform(e) != CURLE_OK) {
 			fprintf(
 			    stderr, "bench_broker: %s does not answer\n", url);
 			return 1;
 		}
-		direct[i] = now_us() - t0;
+		direct[i] = bench_now_us() - t0;
 	}
 	curl_easy_cleanup(e);
 	curl_slist_free_all(headers);
@@ -119,13 +103,13 @@ main(int argc, char **argv)
 		snprintf(req.tier, sizeof(req.tier), "%s", argv[3]);
 		msg_infer_encode(&w, &req);
 		data = msg_data(&w, &len);
-		t0 = now_us();
+		t0 = bench_now_us();
 		if (nng_send(sock, (void *)data, len, 0) != 0 ||
 		    nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC) != 0) {
 			fprintf(stderr, "bench_broker: no answer\n");
 			return 1;
 		}
-		broker[i] = now_us() - t0;
+		broker[i] = bench_now_us() - t0;
 		if (msg_open(&r, buf, len) != MSG_OK ||
 		    msg_infer_done_decode(&r, &done) != MSG_OK ||
 		    done.status != INFER_OK) {
@@ -138,8 +122,8 @@ main(int argc, char **argv)
 		msg_writer_free(&w);
 	}
 	nng_close(sock);
-	qsort(direct, (size_t)runs, sizeof(double), by_value);
-	qsort(broker, (size_t)runs, sizeof(double), by_value);
+	qsort(direct, (size_t)runs, sizeof(double), bench_by_value);
+	qsort(broker, (size_t)runs, sizeof(double), bench_by_value);
 	printf("direct_p50_us %.0f\nbroker_p50_us %.0f\n", direct[runs / 2],
 	    broker[runs / 2]);
 	free(direct);

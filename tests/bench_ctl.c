@@ -16,23 +16,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "msg.h"
-
-static double
-now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
-
-static int
-by_value(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 /* One status request on sock; 0 when a ctl reply came back. */
 static int
@@ -94,23 +78,23 @@ main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < runs; i++) {
-		double t0 = now_us();
+		double t0 = bench_now_us();
 
 		if (ask(sock, frame, len) != 0)
 			return 1;
-		kept[i] = now_us() - t0;
+		kept[i] = bench_now_us() - t0;
 	}
 	nng_close(sock);
 	for (int i = 0; i < runs; i++) {
-		double t0 = now_us();
+		double t0 = bench_now_us();
 
 		if (open_dialed(&sock, url) != 0 || ask(sock, frame, len) != 0)
 			return 1;
 		nng_close(sock);
-		fresh[i] = now_us() - t0;
+		fresh[i] = bench_now_us() - t0;
 	}
-	qsort(kept, (size_t)runs, sizeof(double), by_value);
-	qsort(fresh, (size_t)runs, sizeof(double), by_value);
+	qsort(kept, (size_t)runs, sizeof(double), bench_by_value);
+	qsort(fresh, (size_t)runs, sizeof(double), bench_by_value);
 	printf("connected_p50_us %.0f\nnew_connection_p50_us %.0f\n",
 	    kept[runs / 2], fresh[runs / 2]);
 	msg_writer_free(&w);

@@ -13,15 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 extern char **environ;
-
-static int
-by_value(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 int
 main(int argc, char **argv)
@@ -41,11 +35,10 @@ main(int argc, char **argv)
 	posix_spawn_file_actions_addopen(
 	    &quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
 	for (int i = 0; i < runs; i++) {
-		struct timespec t0, t1;
+		double t0 = bench_now_us();
 		pid_t pid;
 		int status;
 
-		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (posix_spawn(
 		        &pid, argv[2], &quiet, NULL, argv + 2, environ) != 0) {
 			perror(argv[2]);
@@ -56,11 +49,9 @@ main(int argc, char **argv)
 			fprintf(stderr, "exec_latency: %s failed\n", argv[2]);
 			return 1;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		us[i] = (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
-		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+		us[i] = bench_now_us() - t0;
 	}
-	qsort(us, (size_t)runs, sizeof(*us), by_value);
+	qsort(us, (size_t)runs, sizeof(*us), bench_by_value);
 	printf("p50_us %.0f\np99_us %.0f\n", us[runs / 2], us[runs * 99 / 100]);
 	posix_spawn_file_actions_destroy(&quiet);
 	free(us);
