@@ -363,6 +363,23 @@ unload_done(void *arg, struct ollama_result *res)
 }
 
 /* Carries out what the policy decided, and when it wants to hear again. */
+/* Unloads are the broker's own choice: the log says what for. */
+static void
+log_unload(struct broker *b, int model)
+{
+	struct policy_view v;
+
+	policy_view(b->policy, now_ms(), &v);
+	if (v.next_switch >= 0)
+		log_info("unloading %s: switching to %s (%s, offered load "
+		         "%.2f%s)",
+		    b->models[model].name, v.models[v.next_switch].name,
+		    policy_switch_reason_name(v.next_switch_why),
+		    v.offered_load, v.overloaded ? ", overloaded" : "");
+	else
+		log_info("unloading %s: idle", b->models[model].name);
+}
+
 static void
 apply(struct broker *b)
 {
@@ -391,9 +408,10 @@ apply(struct broker *b)
 			call.model = b->models[a.model].name;
 			call.num_ctx = b->models[a.model].num_ctx;
 			call.keep_alive_s = a.act == ACT_LOAD ? -1 : 0;
-			log_info("%s %s",
-			    a.act == ACT_LOAD ? "loading" : "unloading",
-			    call.model);
+			if (a.act == ACT_LOAD)
+				log_info("loading %s", call.model);
+			else
+				log_unload(b, a.model);
 			if (ollama_generate(b->backend, &call,
 			        a.act == ACT_LOAD ? load_done : unload_done,
 			        io) != 0) {

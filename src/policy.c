@@ -16,8 +16,6 @@
 #define URGENT_MARGIN 0.25
 /* The share of its bound after which a request is served by aging. */
 #define AGING_FROM 0.4
-/* Below this offered load, switches are cheap enough to follow requests. */
-#define SPARE_LOAD 0.8
 /* A phase of batching lasts this many times what switching costs. */
 #define BATCH_RUNS 16
 /* Service and load estimates follow what is measured, smoothed. */
@@ -48,6 +46,7 @@ struct pmodel {
 	int timed_services; /* until one is timed, the estimates are guesses */
 	int timed_loads;
 	int64_t loads;
+	double arrivals; /* requests come lately, faded */
 };
 
 struct policy {
@@ -61,13 +60,27 @@ struct policy {
 	struct policy_action *acts;
 	size_t nacts, capacts, head;
 	int switch_to; /* the model a switch is under way to, or -1 */
-	/* Slot time of the requests that came, fading over max_wait normal:
-	 * the load offered lately. */
-	double offered;
+	enum switch_reason switch_why;
+	/* When the models' arrivals, fading over max_wait normal, were
+	 * last brought up to date. */
 	int64_t offered_at;
 	int64_t started;
 	int64_t loads, unloads;
 };
+
+static const char *const reason_names[] = {
+    [SWITCH_NONE] = "none",
+    [SWITCH_IDLE] = "idle",
+    [SWITCH_TURN] = "turn",
+    [SWITCH_AGING] = "aging",
+    [SWITCH_BATCH] = "batching",
+};
+
+const char *
+policy_switch_reason_name(enum switch_reason r)
+{
+	return reason_names[r];
+}
 
 static const char *const state_names[] = {
     [MODEL_UNLOADED] = "unloaded",
@@ -244,12 +257,6 @@ victims_for(const struct policy *p, int k)
 	return fits(p, k, leaving) ? leaving : 0;
 }
 
-/*
- * More work comes than the slots serve, or more waits than they serve
- * within the normal bound: bounds cannot all be kept, and switching to
- * keep some would cost the slots the most work they can do. Batching
- * alone decides then.
- */
 /* The normal priority's bound: the time scale of loads and history. */
 static double
 normal_bound(const struct policy *p)
@@ -257,12 +264,20 @@ normal_bound(const struct policy *p)
 	return (double)p->c.max_wait_ms[1];
 }
 
-/* The offered slot time, faded to now. */
+/*
+ * The offered slot time, faded to now: arrivals are counted per model and
+ * weighed by its service estimate when asked, so that early guesses are
+ * corrected by later measures.
+ */
 static double
 offered_now(const struct policy *p, int64_t now)
 {
-	return p->offered *
-	    exp(-(double)(now - p->offered_at) / normal_bound(p));
+	double fade = exp(-(double)(now - p->offered_at) / normal_bound(p));
+	double sum = 0;
+
+	for (int i = 0; i < p->n; i++)
+		sum += p->m[i].arrivals * p->m[i].service_ms;
+	return sum * fade;
 }
 
 static double
@@ -278,6 +293,12 @@ offered_load(const struct policy *p, int64_t now)
 	return offered_now(p, now) / (span * p->c.parallel);
 }
 
+/*
+ * More work comes than the slots serve, or more waits than they serve
+ * within the normal bound: bounds cannot all be kept, and switching to
+ * keep some would cost the slots the most work they can do. Batching
+ * alone decides then.
+ */
 static int
 overloaded(const struct policy *p, int64_t now)
 {
@@ -285,21 +306,33 @@ overloaded(const struct policy *p, int64_t now)
 
 	for (int i = 0; i < p->n; i++)
 		backlog += waiting_work(p, i);
-	return offered_load(p, now) > 1.0 ||
+	/* Only once a whole window has been seen: a burst in the first
+	 * minutes is served within bounds by aging. */
+	return ((double)(now - p->started) >= normal_bound(p) &&
+	           offered_load(p, now) > 1.0) ||
 	    backlog / p->c.parallel > normal_bound(p);
 }
 
-/* How long the oldest waiting request of `models` has waited. */
+/*
+ * The latest answer among the waiting requests of `models`, counted from
+ * arrival: its wait so far and its run. Turns go by it, so that a long
+ * run's wait is not weighed as a short one's: what an agent waits for is
+ * its answer.
+ */
 static double
-oldest_wait(const struct policy *p, uint32_t models, int64_t now)
+latest_answer(const struct policy *p, uint32_t models, int64_t now)
 {
-	double oldest = 0;
+	double latest = 0;
 
-	for (size_t i = 0; i < p->nwaiting; i++)
-		if ((models & (1u << p->waiting[i].model)) &&
-		    (double)(now - p->waiting[i].arrived) > oldest)
-			oldest = (double)(now - p->waiting[i].arrived);
-	return oldest;
+	for (size_t i = 0; i < p->nwaiting; i++) {
+		const struct preq *r = &p->waiting[i];
+		double t =
+		    (double)(now - r->arrived) + p->m[r->model].service_ms;
+
+		if ((models & (1u << r->model)) && t > latest)
+			latest = t;
+	}
+	return latest;
 }
 
 /* The largest share of its bound a request of `models` has waited. */
@@ -320,10 +353,10 @@ most_pressed_of(const struct policy *p, uint32_t models, int64_t now)
  * drain (a slot idles while the other finishes), an unload and a load,
  * and later the load back.
  */
-static int
+static enum switch_reason
 switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 {
-	double theirs = 0, reloads = 0, ahead, cost;
+	double theirs = 0, reloads = 0, ahead, cost, rho;
 	int64_t idle = INT64_MAX, resident = INT64_MAX;
 	int busy = 0;
 
@@ -348,22 +381,25 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	if (theirs == 0 && busy == 0 &&
 	    ((double)idle >= reloads + p->m[k].load_ms ||
 	        waiting_work(p, k) >= reloads + p->m[k].load_ms))
-		return 1;
+		return SWITCH_IDLE;
 	if (resident < p->c.min_residency_ms)
-		return 0;
+		return SWITCH_NONE;
 	/*
-	 * With room to spare (the load offered lately leaves a fifth of the
-	 * slots free), switches cost capacity that is not needed: k's turn
-	 * comes once nothing waits for the models that would go, or once its
-	 * oldest request has waited longer than theirs by what the switch
-	 * takes (first come, first served across models, in batches).
+	 * Turns: k's turn comes once nothing waits for the models that would
+	 * go, or once the latest answer it owes is later than theirs by what
+	 * the switch costs, stretched by the load (a switch takes slot time
+	 * the load leaves less of: the cycle of a polling system with
+	 * switch time S at load rho is S / (1 - rho)). First come, first
+	 * served across models, in batches that grow with the load.
 	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
-	if (offered_load(p, now) < SPARE_LOAD &&
+	rho = offered_load(p, now);
+	if (rho < 1 &&
 	    (theirs == 0 ||
-	        oldest_wait(p, 1u << k, now) >
-	            oldest_wait(p, leaving, now) + ahead + reloads))
-		return 1;
+	        latest_answer(p, 1u << k, now) >
+	            latest_answer(p, leaving, now) +
+	                (ahead + reloads) / (1 - rho)))
+		return SWITCH_TURN;
 	/*
 	 * Aging: one of k's requests would miss its bound if the switch
 	 * waited longer, and it is more pressed than any request of the
@@ -381,7 +417,7 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 		if (r->model == k && waited < bound &&
 		    waited + ahead >= bound * (1.0 - URGENT_MARGIN) &&
 		    urgency(p, r, now) > most_pressed_of(p, leaving, now))
-			return 1;
+			return SWITCH_AGING;
 	}
 	/*
 	 * Batching: k's backlog outweighs theirs, and the models that would
@@ -389,8 +425,10 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	 * BATCH_RUNS-th of their time.
 	 */
 	cost = ahead + reloads;
-	return (double)resident >= BATCH_RUNS * cost &&
-	    waiting_work(p, k) > theirs;
+	if ((double)resident >= BATCH_RUNS * cost &&
+	    waiting_work(p, k) > theirs)
+		return SWITCH_BATCH;
+	return SWITCH_NONE;
 }
 
 /*
@@ -449,6 +487,7 @@ static void
 plan_residency(struct policy *p, int64_t now)
 {
 	uint32_t leaving, tried = 0;
+	enum switch_reason why = SWITCH_NONE;
 	int k;
 
 	if (io_under_way(p))
@@ -505,10 +544,12 @@ plan_residency(struct policy *p, int64_t now)
 			return;
 		tried |= 1u << k;
 		leaving = victims_for(p, k);
-		if (leaving != 0 && switch_pays(p, k, leaving, now))
+		if (leaving != 0 &&
+		    (why = switch_pays(p, k, leaving, now)) != SWITCH_NONE)
 			break;
 	}
 	p->switch_to = k;
+	p->switch_why = why;
 	for (int i = 0; i < p->n; i++)
 		if (leaving & (1u << i))
 			p->m[i].state = MODEL_DRAINING;
@@ -694,6 +735,7 @@ policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 {
 	struct preq r = {
 	    .id = id, .model = model, .prio = prio, .arrived = arrived};
+	double fade;
 
 	if (prio < 0 || prio >= POLICY_PRIOS)
 		r.prio = 1;
@@ -703,7 +745,10 @@ policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 	}
 	push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
 	p->m[model].waiting++;
-	p->offered = offered_now(p, now) + p->m[model].service_ms;
+	fade = exp(-(double)(now - p->offered_at) / normal_bound(p));
+	for (int i = 0; i < p->n; i++)
+		p->m[i].arrivals *= fade;
+	p->m[model].arrivals += 1;
 	p->offered_at = now;
 	plan(p, now);
 }
@@ -868,6 +913,9 @@ policy_view(const struct policy *p, int64_t now, struct policy_view *v)
 	v->unloads = p->unloads;
 	v->nmodels = p->n;
 	v->next_switch = p->switch_to;
+	v->offered_load = offered_load(p, now);
+	v->overloaded = overloaded(p, now);
+	v->next_switch_why = p->switch_to >= 0 ? p->switch_why : SWITCH_NONE;
 	for (int i = 0; i < p->n; i++) {
 		struct policy_model_view *mv = &v->models[i];
 

@@ -65,6 +65,15 @@ enum model_state {
 	MODEL_MISSING, /* the backend does not have it */
 };
 
+/* Why a switch was decided: the rule that made it pay. */
+enum switch_reason {
+	SWITCH_NONE,
+	SWITCH_IDLE,  /* nothing waits for the models it evicts */
+	SWITCH_TURN,  /* room to spare: the oldest request's turn */
+	SWITCH_AGING, /* a request would miss its max_wait */
+	SWITCH_BATCH, /* a larger backlog, after a long phase */
+};
+
 enum policy_act {
 	ACT_DISPATCH, /* send request id to model */
 	ACT_LOAD,     /* load model (empty prompt) */
@@ -129,9 +138,13 @@ struct policy_view {
 	int nmodels;
 	struct policy_model_view models[POLICY_MODELS_MAX];
 	int next_switch; /* the model a switch is under way to, or -1 */
+	enum switch_reason next_switch_why;
+	double offered_load; /* slot time asked for lately, per slot */
+	int overloaded;      /* bounds given up for throughput */
 };
 
 void policy_view(const struct policy *p, int64_t now, struct policy_view *v);
 const char *policy_state_name(enum model_state s);
+const char *policy_switch_reason_name(enum switch_reason r);
 
 #endif

@@ -86,6 +86,7 @@ struct run {
 	ev_timer tick;
 	int next_due; /* requests by arrival, sent so far */
 	int *order;
+	double rate_per_agent; /* arrivals per sim s, as drawn */
 };
 
 static uint64_t rng = 88172645463325252ULL;
@@ -168,6 +169,85 @@ add_request(struct run *w, int agent, double at)
 	q->next = -1;
 	q->prompt = make_prompt(tiers[q->tier].prompt_tokens, w->n);
 	w->n++;
+}
+
+/*
+ * Each agent's arrivals: a Poisson process, one rate for all. A draw of
+ * so few arrivals an agent offers what it happens to (seed 7 at the
+ * nominal rate: 0.83 of its expectation), so the rate is set for the draw
+ * itself: the lowest at which the work drawn within the window reaches
+ * `work_s`. The gaps are drawn once, as unit exponentials, and the rate
+ * only scales them: one seed, one sequence.
+ */
+static void
+draw_arrivals(struct run *w, double nominal, double work_s, double window)
+{
+	double **gaps = calloc((size_t)w->nagents, sizeof(*gaps));
+	int *ngaps = calloc((size_t)w->nagents, sizeof(int));
+	double lo = nominal / 4, hi = nominal * 4, rate;
+
+	if (gaps == NULL || ngaps == NULL)
+		fatal("out of memory");
+	for (int a = 0; a < w->nagents; a++) {
+		double t = 0;
+		int cap = 16;
+
+		gaps[a] = malloc((size_t)cap * sizeof(double));
+		/* Enough for the highest rate tried. */
+		while (gaps[a] != NULL && t < window * hi) {
+			if (ngaps[a] == cap) {
+				cap *= 2;
+				gaps[a] = realloc(
+				    gaps[a], (size_t)cap * sizeof(double));
+				if (gaps[a] == NULL)
+					break;
+			}
+			gaps[a][ngaps[a]] = -log(uniform());
+			t += gaps[a][ngaps[a]++];
+		}
+		if (gaps[a] == NULL)
+			fatal("out of memory");
+	}
+	for (int i = 0; i < 60; i++) {
+		double mid = (lo + hi) / 2, work = 0;
+
+		for (int a = 0; a < w->nagents; a++) {
+			double t = 0;
+
+			for (int g = 0; g < ngaps[a]; g++) {
+				t += gaps[a][g] / mid;
+				if (t >= window)
+					break;
+				work += tiers[w->agents[a].tier].work_s;
+			}
+		}
+		if (work >= work_s)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	rate = hi;
+	for (int a = 0; a < w->nagents; a++) {
+		double t = 0;
+		int prev = -1;
+
+		w->agents[a].first = -1;
+		for (int g = 0; g < ngaps[a]; g++) {
+			t += gaps[a][g] / rate;
+			if (t >= window)
+				break;
+			add_request(w, a, t);
+			if (prev < 0)
+				w->agents[a].first = w->n - 1;
+			else
+				w->r[prev].next = w->n - 1;
+			prev = w->n - 1;
+		}
+		free(gaps[a]);
+	}
+	free(gaps);
+	free(ngaps);
+	w->rate_per_agent = rate;
 }
 
 static int
@@ -621,7 +701,7 @@ main(int argc, char **argv)
 	};
 	const char *agents_dir = NULL, *conf_path = NULL, *catalog = NULL,
 	           *direct = NULL, *runtime = NULL, *emu = NULL;
-	double factor = 0, minutes = 0, speed = 0, rate, per_agent = 0;
+	double factor = 0, minutes = 0, speed = 0, per_agent = 0;
 	struct emu_catalog cat = {0};
 	struct config conf;
 	struct fleet fleet;
@@ -705,25 +785,8 @@ main(int argc, char **argv)
 			    fleet.agents[i].path, fleet.agents[i].tier);
 		per_agent += tiers[a->tier].work_s;
 	}
-	/* One rate for every agent: offered work = factor x capacity. */
-	rate = factor * (1 + SHARE * (SLOTS - 1)) / per_agent;
-	for (int a = 0; a < w.nagents; a++) {
-		double t = 0;
-		int prev = -1;
-
-		w.agents[a].first = -1;
-		for (;;) {
-			t += -log(uniform()) / rate;
-			if (t >= minutes * 60)
-				break;
-			add_request(&w, a, t);
-			if (prev < 0)
-				w.agents[a].first = w.n - 1;
-			else
-				w.r[prev].next = w.n - 1;
-			prev = w.n - 1;
-		}
-	}
+	draw_arrivals(&w, factor * (1 + SHARE * (SLOTS - 1)) / per_agent,
+	    factor * (1 + SHARE * (SLOTS - 1)) * minutes * 60, minutes * 60);
 	w.order = calloc((size_t)w.n + 1, sizeof(int));
 	for (int i = 0; i < w.n; i++)
 		w.order[i] = i;
@@ -735,6 +798,8 @@ main(int argc, char **argv)
 		run_ollamax(&w, runtime);
 	out = figures(&w, &cat, emu);
 	json_object_set_new(out, "offered_factor", json_real(factor));
+	json_object_set_new(
+	    out, "arrivals_per_agent_hour", json_real(w.rate_per_agent * 3600));
 	json_object_set_new(out, "speed", json_real(speed));
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');

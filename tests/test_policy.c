@@ -287,8 +287,9 @@ Test(policy, under_overload_aging_gives_way_to_batching)
 
 	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
 	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
-	/* Forty requests in five seconds: far more than two slots serve. */
-	for (int i = 2; i <= 40; i++)
+	/* Eighty requests of 10 s at once: more than two slots serve
+	 * within the normal bound (300 s). */
+	for (int i = 2; i <= 80; i++)
 		policy_arrive(p, 5000, (uint64_t)i, QWEN, NORMAL, 5000);
 	actions(p);
 	policy_arrive(p, 10000, 100, DEEPSEEK, HIGH, 10000);
@@ -296,6 +297,65 @@ Test(policy, under_overload_aging_gives_way_to_batching)
 	policy_tick(p, 100000);
 	policy_view(p, 100000, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
+	policy_free(p);
+}
+
+Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
+	/* Forty requests of 10 s at once: 200 s of work for two slots,
+	 * within the normal bound. Not an overload: the high request for
+	 * deepseek still gets its switch before its 120 s. */
+	for (int i = 2; i <= 40; i++)
+		policy_arrive(p, 5000, (uint64_t)i, QWEN, NORMAL, 5000);
+	actions(p);
+	policy_arrive(p, 10000, 100, DEEPSEEK, HIGH, 10000);
+	policy_tick(p, 100000);
+	policy_view(p, 100000, &v);
+	cr_assert_eq(v.overloaded, 0);
+	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
+	cr_assert_eq(v.next_switch, DEEPSEEK);
+	cr_assert_eq(v.next_switch_why, SWITCH_AGING);
+	policy_free(p);
+}
+
+Test(policy, the_offered_load_is_judged_by_measured_runs_not_the_guess)
+{
+	struct policy *p = box();
+	struct policy_view v;
+	struct policy_action a;
+	int64_t t = 0;
+	int served = 0;
+
+	/* Sixty requests in the first minute, while the model loads: the
+	 * guess (10 s a run) would make them two and a half slots' worth. */
+	for (uint64_t id = 1; id <= 60; id++)
+		policy_arrive(p, (int64_t)id * 1000, id, TINY, NORMAL,
+		    (int64_t)id * 1000);
+	actions(p);
+	t = 61000;
+	policy_loaded(p, t, TINY, LOAD_OK, 0);
+	/* Each runs 0.5 s. */
+	while (served < 60) {
+		uint64_t running[2];
+		int n = 0;
+
+		while (policy_next_action(p, &a))
+			if (a.act == ACT_DISPATCH && n < 2)
+				running[n++] = a.id;
+		cr_assert_gt(n, 0, "nothing dispatched");
+		t += 500;
+		for (int i = 0; i < n; i++, served++)
+			policy_done(p, t, running[i], 500);
+	}
+	policy_view(p, t, &v);
+	/* 30 s of runs in about 76 s, on two slots. */
+	cr_assert_lt(v.offered_load, 0.3, "offered load %.2f", v.offered_load);
+	cr_assert_gt(v.offered_load, 0.1, "offered load %.2f", v.offered_load);
 	policy_free(p);
 }
 
