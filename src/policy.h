@@ -17,11 +17,14 @@
  * - Switches: a model that does not fit comes in when the models it
  *   would evict have nothing waiting (at once if its backlog is worth the
  *   loads, else once they have idled that long), or after min_residency:
- *   with room to spare, when its oldest request has waited longer than
- *   theirs by the switch's cost; when its backlog outweighs theirs and
- *   they have run sixteen switch costs; when one of its requests would
- *   otherwise miss its max_wait (not under overload, where switching for
- *   bounds that cannot all hold would waste the slots on loads).
+ *   by turns, once the latest answer it owes is later than theirs by the
+ *   switch's cost stretched by the load (cost / (1 - load): batches grow
+ *   as the load nears capacity; none at or past it); when its backlog
+ *   outweighs theirs and they have run sixteen switch costs; when one of
+ *   its requests would otherwise miss its max_wait (not under overload,
+ *   where switching for bounds that cannot all hold would waste the
+ *   slots on loads). The load offered is the slot time asked for lately,
+ *   each model's arrivals weighed by its measured runs.
  * - Order: short answers first (highest response ratio next, weighed by
  *   priority) until a request has used 40% of its max_wait; from there
  *   the most pressed first (aging: a low request that has waited long
@@ -69,7 +72,7 @@ enum model_state {
 enum switch_reason {
 	SWITCH_NONE,
 	SWITCH_IDLE,  /* nothing waits for the models it evicts */
-	SWITCH_TURN,  /* room to spare: the oldest request's turn */
+	SWITCH_TURN,  /* the turn of the latest answer owed */
 	SWITCH_AGING, /* a request would miss its max_wait */
 	SWITCH_BATCH, /* a larger backlog, after a long phase */
 };

@@ -8,8 +8,9 @@
  *            `ollamaxctl run -w` on the control socket
  *
  * The fleet is the shipped one (names, tiers, priorities); each agent's
- * arrivals are a Poisson process drawn once from the seed, at a rate that
- * offers `factor` times the box's capacity by the emulator's catalog. An
+ * arrivals are a Poisson process drawn once from the seed, at the rate for
+ * which the work drawn is `factor` times the box's capacity by the
+ * emulator's catalog (its expectation alone would leave that to luck). An
  * agent works as an agent does: its next request goes once its last one is
  * answered (and not before its arrival). Times are the emulator's: the
  * clock runs `speed` times faster than the wall's.
@@ -576,8 +577,13 @@ slot_utilization(const struct run *w)
 	return span > 0 ? served / span : 1.0;
 }
 
+/*
+ * The figures of a run. bound_ms: each priority's max_wait on the
+ * emulator's clock, to count the waits over it (both arms alike).
+ */
 static json_t *
-figures(struct run *w, const struct emu_catalog *cat, const char *emu_url)
+figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
+    const double bound_ms[3])
 {
 	json_t *out = json_object(), *by_tier = json_object(),
 	       *latencies = json_object();
@@ -588,7 +594,7 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url)
 		double *lat = calloc((size_t)w->n + 1, sizeof(double));
 		double *wt = calloc((size_t)w->n + 1, sizeof(double));
 		double longest = 0;
-		int n = 0;
+		int n = 0, over = 0;
 		json_t *all = json_array();
 
 		for (int i = 0; i < w->n; i++) {
@@ -601,14 +607,17 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url)
 			lat[n] = (q->done - q->arrive) * 1000;
 			wt[n] = fmax(0, lat[n] - q->service * 1000);
 			longest = fmax(longest, wt[n]);
+			if (wt[n] > bound_ms[w->agents[q->agent].priority])
+				over++;
 			json_array_append_new(all, json_real(lat[n]));
 			n++;
 		}
 		qsort(lat, (size_t)n, sizeof(double), cmp_double);
 		qsort(wt, (size_t)n, sizeof(double), cmp_double);
 		json_object_set_new(by_tier, tiers[t].tier,
-		    json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "requests", n,
-		        "p50_ms", percentile(lat, n, 0.50), "p95_ms",
+		    json_pack("{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "requests",
+		        n, "over_bound", over, "p50_ms",
+		        percentile(lat, n, 0.50), "p95_ms",
 		        percentile(lat, n, 0.95), "p99_ms",
 		        percentile(lat, n, 0.99), "wait_p95_ms",
 		        percentile(wt, n, 0.95), "wait_p99_ms",
@@ -701,7 +710,7 @@ main(int argc, char **argv)
 	};
 	const char *agents_dir = NULL, *conf_path = NULL, *catalog = NULL,
 	           *direct = NULL, *runtime = NULL, *emu = NULL;
-	double factor = 0, minutes = 0, speed = 0, per_agent = 0;
+	double factor = 0, minutes = 0, speed = 0, per_agent = 0, bound_ms[3];
 	struct emu_catalog cat = {0};
 	struct config conf;
 	struct fleet fleet;
@@ -796,7 +805,9 @@ main(int argc, char **argv)
 		run_direct(&w, direct, &conf);
 	else
 		run_ollamax(&w, runtime);
-	out = figures(&w, &cat, emu);
+	for (int i = 0; i < 3; i++)
+		bound_ms[i] = (double)conf.max_wait_ms[i] * speed;
+	out = figures(&w, &cat, emu, bound_ms);
 	json_object_set_new(out, "offered_factor", json_real(factor));
 	json_object_set_new(
 	    out, "arrivals_per_agent_hour", json_real(w.rate_per_agent * 3600));
