@@ -372,10 +372,11 @@ log_unload(struct broker *b, int model)
 	policy_view(b->policy, now_ms(), &v);
 	if (v.next_switch >= 0)
 		log_info("unloading %s: switching to %s (%s, offered load "
-		         "%.2f%s)",
+		         "%.2f, spare %.2f%s)",
 		    b->models[model].name, v.models[v.next_switch].name,
 		    policy_switch_reason_name(v.next_switch_why),
-		    v.offered_load, v.overloaded ? ", overloaded" : "");
+		    v.offered_load, v.spare_share,
+		    v.overloaded ? ", overloaded" : "");
 	else
 		log_info("unloading %s: idle", b->models[model].name);
 }

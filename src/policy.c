@@ -18,6 +18,12 @@
 #define AGING_FROM 0.4
 /* A phase of batching lasts this many times what switching costs. */
 #define BATCH_RUNS 16
+/* Below this share of slot time idle with nothing waiting (3 s of both
+ * slots in a max_wait_normal of 300 s), the slots are saturated. */
+#define SATURATED_SPARE 0.01
+/* ... while the offered load reads at least this: switches take up to a
+ * tenth of the slots. */
+#define SATURATED_LOAD 0.9
 /* Service and load estimates follow what is measured, smoothed. */
 #define EWMA 0.3
 
@@ -64,6 +70,10 @@ struct policy {
 	/* When the models' arrivals, fading over max_wait normal, were
 	 * last brought up to date. */
 	int64_t offered_at;
+	/* Slot time left idle with nothing waiting, fading the same way:
+	 * the capacity the load leaves spare. */
+	double spare;
+	int64_t spare_at;
 	int64_t started;
 	int64_t loads, unloads;
 };
@@ -293,6 +303,33 @@ offered_load(const struct policy *p, int64_t now)
 	return offered_now(p, now) / (span * p->c.parallel);
 }
 
+/* Brings the spare slot time up to now, before an event changes what
+ * runs and waits. */
+static void
+count_spare(struct policy *p, int64_t now)
+{
+	double dt = (double)(now - p->spare_at);
+	int idle = p->nwaiting == 0 ? p->c.parallel - (int)p->nrunning : 0;
+
+	if (dt <= 0)
+		return;
+	p->spare = p->spare * exp(-dt / normal_bound(p)) + dt * idle;
+	p->spare_at = now;
+}
+
+static double
+spare_share(const struct policy *p, int64_t now)
+{
+	double tau = normal_bound(p);
+	double span = tau * (1 - exp(-(double)(now - p->started) / tau));
+	double idle = p->nwaiting == 0 ? p->c.parallel - (int)p->nrunning : 0;
+	double dt = (double)(now - p->spare_at);
+
+	if (span <= 0)
+		return 1;
+	return (p->spare * exp(-dt / tau) + dt * idle) / (span * p->c.parallel);
+}
+
 /*
  * More work comes than the slots serve, or more waits than they serve
  * within the normal bound: bounds cannot all be kept, and switching to
@@ -306,10 +343,18 @@ overloaded(const struct policy *p, int64_t now)
 
 	for (int i = 0; i < p->n; i++)
 		backlog += waiting_work(p, i);
-	/* Only once a whole window has been seen: a burst in the first
-	 * minutes is served within bounds by aging. */
+	/*
+	 * Only once a whole window has been seen: a burst in the first
+	 * minutes is served within bounds by aging. Agents that wait for
+	 * their answers cannot offer more than the slots serve, so when they
+	 * are saturated the offered load reads what the slots served, just
+	 * under 1 by what switches took: near it, slots that were never idle
+	 * with nothing to do tell it.
+	 */
 	return ((double)(now - p->started) >= normal_bound(p) &&
-	           offered_load(p, now) > 1.0) ||
+	           (offered_load(p, now) > 1.0 ||
+	               (offered_load(p, now) > SATURATED_LOAD &&
+	                   spare_share(p, now) < SATURATED_SPARE))) ||
 	    backlog / p->c.parallel > normal_bound(p);
 }
 
@@ -394,7 +439,7 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
 	rho = offered_load(p, now);
-	if (rho < 1 &&
+	if (rho < 1 && !overloaded(p, now) &&
 	    (theirs == 0 ||
 	        latest_answer(p, 1u << k, now) >
 	            latest_answer(p, leaving, now) +
@@ -700,7 +745,7 @@ policy_new(const struct policy_config *c,
 	if (p->c.service_guess_ms <= 0)
 		p->c.service_guess_ms = 10000;
 	p->switch_to = -1;
-	p->started = p->offered_at = now;
+	p->started = p->offered_at = p->spare_at = now;
 	p->n = nmodels < POLICY_MODELS_MAX ? (int)nmodels : POLICY_MODELS_MAX;
 	for (int i = 0; i < p->n; i++) {
 		struct pmodel *m = &p->m[i];
@@ -737,6 +782,7 @@ policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 	    .id = id, .model = model, .prio = prio, .arrived = arrived};
 	double fade;
 
+	count_spare(p, now);
 	if (prio < 0 || prio >= POLICY_PRIOS)
 		r.prio = 1;
 	if (model < 0 || model >= p->n || p->m[model].state == MODEL_MISSING) {
@@ -756,6 +802,7 @@ policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 void
 policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
 {
+	count_spare(p, now);
 	for (size_t i = 0; i < p->nrunning; i++) {
 		struct pmodel *m;
 		struct preq r;
@@ -806,6 +853,7 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 {
 	struct pmodel *m;
 
+	count_spare(p, now);
 	if (model < 0 || model >= p->n || p->m[model].state != MODEL_LOADING)
 		return;
 	m = &p->m[model];
@@ -850,6 +898,7 @@ policy_available(struct policy *p, int64_t now, int model, int present)
 void
 policy_unloaded(struct policy *p, int64_t now, int model)
 {
+	count_spare(p, now);
 	if (model < 0 || model >= p->n || p->m[model].state != MODEL_UNLOADING)
 		return;
 	p->m[model].state = MODEL_UNLOADED;
@@ -866,6 +915,7 @@ policy_observe(struct policy *p, int model, int64_t size_mb)
 void
 policy_tick(struct policy *p, int64_t now)
 {
+	count_spare(p, now);
 	plan(p, now);
 }
 
@@ -915,6 +965,7 @@ policy_view(const struct policy *p, int64_t now, struct policy_view *v)
 	v->next_switch = p->switch_to;
 	v->offered_load = offered_load(p, now);
 	v->overloaded = overloaded(p, now);
+	v->spare_share = spare_share(p, now);
 	v->next_switch_why = p->switch_to >= 0 ? p->switch_why : SWITCH_NONE;
 	for (int i = 0; i < p->n; i++) {
 		struct policy_model_view *mv = &v->models[i];

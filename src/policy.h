@@ -144,6 +144,7 @@ struct policy_view {
 	enum switch_reason next_switch_why;
 	double offered_load; /* slot time asked for lately, per slot */
 	int overloaded;      /* bounds given up for throughput */
+	double spare_share;  /* slot time idle with nothing waiting, lately */
 };
 
 void policy_view(const struct policy *p, int64_t now, struct policy_view *v);
