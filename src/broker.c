@@ -613,9 +613,14 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	r.queued = v.waiting;
 	r.loads = v.loads;
 	r.unloads = v.unloads;
-	if (v.next_switch >= 0)
+	if (v.next_switch >= 0) {
 		snprintf(r.next_switch, sizeof(r.next_switch), "%s",
 		    v.models[v.next_switch].name);
+		snprintf(r.next_switch_why, sizeof(r.next_switch_why), "%s",
+		    policy_switch_reason_name(v.next_switch_why));
+	}
+	r.offered_load = v.offered_load;
+	r.overloaded = v.overloaded;
 	for (int i = 0; i < v.nmodels && i < MSG_MODELS_MAX; i++) {
 		struct msg_model_report *mr = &r.models[r.nmodels++];
 

@@ -5,6 +5,7 @@
  */
 #include "autoconf.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -750,7 +751,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 16);
+	msg_begin(w, MSG_REPORT, 19);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -768,6 +769,9 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 	msg_put_int(w, "loads", m->loads);
 	msg_put_int(w, "unloads", m->unloads);
 	msg_put_str(w, "next_switch", m->next_switch);
+	msg_put_str(w, "next_switch_why", m->next_switch_why);
+	msg_put_double(w, "offered_load", m->offered_load);
+	msg_put_bool(w, "overloaded", m->overloaded);
 	put_array(w, "models", (size_t)m->nmodels);
 	for (int i = 0; i < m->nmodels; i++) {
 		const struct msg_model_report *mr = &m->models[i];
@@ -782,6 +786,20 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 		msg_put_int(w, "loads", mr->loads);
 		msg_put_bool(w, "pin", mr->pin);
 	}
+}
+
+/* The words of policy_switch_reason_name, bar "none": an empty reason
+ * stands for it, as an empty next_switch does. */
+static int
+is_switch_reason(const char *why)
+{
+	static const char *const words[] = {
+	    "", "idle", "turn", "aging", "batching"};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(why, words[i]) == 0)
+			return 1;
+	return 0;
 }
 
 static enum msg_error
@@ -829,8 +847,18 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = msg_get_int(r, "unloads", &m->unloads, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_str(r, "next_switch", m->next_switch,
 	         sizeof(m->next_switch), 0)) ||
+	    (e = msg_get_str(r, "next_switch_why", m->next_switch_why,
+	         sizeof(m->next_switch_why), 0)) ||
+	    /* No upper bound: early on the load is measured over a short
+	     * span and may read far above 1 without being corrupt. */
+	    (e = msg_get_double(
+	         r, "offered_load", &m->offered_load, 0, DBL_MAX, 0)) ||
+	    (e = msg_get_bool(r, "overloaded", &m->overloaded, 0)) ||
 	    (e = get_array(r, "models", &models, MSG_MODELS_MAX, 0)))
 		return e;
+	if (!is_switch_reason(m->next_switch_why))
+		return fail(r, MSG_E_FIELD_RANGE, "next_switch_why",
+		    "not a switch reason");
 	for (uint32_t i = 0; models != NULL && i < models->size; i++) {
 		struct msg_reader item;
 

@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 4
+#define MSG_VERSION 5
 /* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
 #define MSG_MAX_FRAME (1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */
@@ -196,6 +196,11 @@ struct msg_report {
 	/* broker: its plan, model by model */
 	int64_t loads, unloads;
 	char next_switch[CONFIG_MODEL_MAX]; /* "" when none is under way */
+	/* The rule that decided it: "idle", "turn", "aging" or "batching";
+	 * "" with next_switch. */
+	char next_switch_why[16];
+	double offered_load; /* slot time asked for lately, per slot */
+	int overloaded;      /* max_wait bounds given up for throughput */
 	int nmodels;
 	struct msg_model_report {
 		char name[CONFIG_MODEL_MAX];

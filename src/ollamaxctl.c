@@ -114,7 +114,8 @@ static void
 print_queue(const char *body)
 {
 	json_t *j = json_loads(body, 0, NULL), *m;
-	const char *next;
+	const char *next, *why;
+	char reason[32] = "";
 	size_t i;
 
 	if (j == NULL) {
@@ -122,14 +123,21 @@ print_queue(const char *body)
 		return;
 	}
 	next = json_string_value(json_object_get(j, "next_switch"));
+	why = json_string_value(json_object_get(j, "next_switch_why"));
+	if (next != NULL && why != NULL)
+		snprintf(reason, sizeof(reason), " (%s)", why);
 	printf("slots: %lld of %lld busy; %lld waiting; %lld loads, %lld "
-	       "unloads so far; next switch: %s\n\n",
+	       "unloads so far; next switch: %s%s\n",
 	    (long long)json_integer_value(json_object_get(j, "busy")),
 	    (long long)json_integer_value(json_object_get(j, "slots")),
 	    (long long)json_integer_value(json_object_get(j, "waiting")),
 	    (long long)json_integer_value(json_object_get(j, "loads")),
 	    (long long)json_integer_value(json_object_get(j, "unloads")),
-	    next ? next : "none");
+	    next ? next : "none", reason);
+	printf("offered load: %.2f%s\n\n",
+	    json_number_value(json_object_get(j, "offered_load")),
+	    json_is_true(json_object_get(j, "overloaded")) ? ", overloaded"
+	                                                   : "");
 	printf("%-32s %-9s %7s %7s %7s %11s %5s\n", "MODEL", "STATE", "VRAM_MB",
 	    "RUNNING", "WAITING", "OLDEST_WAIT", "LOADS");
 	json_array_foreach(json_object_get(j, "models"), i, m)

@@ -290,16 +290,31 @@ offered_now(const struct policy *p, int64_t now)
 	return sum * fade;
 }
 
+/* The time the fading sums cover: less than max_wait_normal early on,
+ * so that the first minutes are judged by what they saw. */
+static double
+covered(const struct policy *p, int64_t now)
+{
+	double tau = normal_bound(p);
+
+	return tau * (1 - exp(-(double)(now - p->started) / tau));
+}
+
 static double
 offered_load(const struct policy *p, int64_t now)
 {
-	double tau = normal_bound(p);
-	/* Early on, the fading sum covers less than tau: divide by the
-	 * time it covers, so that the first minutes are judged right. */
-	double span = tau * (1 - exp(-(double)(now - p->started) / tau));
+	/* A run's slot time spreads over the run: before the longest run
+	 * seen (the guess before any, at most the window) has passed, the
+	 * load cannot be told. */
+	double longest = 0, span;
 
-	if (span <= 0)
-		return 0;
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].timed_services > 0)
+			longest = fmax(longest, p->m[i].longest_ms);
+	if (longest == 0)
+		longest = (double)p->c.service_guess_ms;
+	span = fmax(covered(p, now), fmin(normal_bound(p), longest));
+
 	return offered_now(p, now) / (span * p->c.parallel);
 }
 
@@ -320,14 +335,14 @@ count_spare(struct policy *p, int64_t now)
 static double
 spare_share(const struct policy *p, int64_t now)
 {
-	double tau = normal_bound(p);
-	double span = tau * (1 - exp(-(double)(now - p->started) / tau));
+	double span = covered(p, now);
 	double idle = p->nwaiting == 0 ? p->c.parallel - (int)p->nrunning : 0;
 	double dt = (double)(now - p->spare_at);
 
 	if (span <= 0)
 		return 1;
-	return (p->spare * exp(-dt / tau) + dt * idle) / (span * p->c.parallel);
+	return (p->spare * exp(-dt / normal_bound(p)) + dt * idle) /
+	    (span * p->c.parallel);
 }
 
 /*

@@ -1045,7 +1045,8 @@ status_json(struct supervisor *s)
 		json_array_append_new(
 		    resident, json_string(broker->resident[i]));
 	return json_pack("{s:{s:i,s:I,s:s,s:s,s:I},s:o,s:{s:I,s:I,s:I,s:I},"
-	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:o}}",
+	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,"
+	                 "s:s,s:o}}",
 	    "supervisor", "pid", (int)getpid(), "uptime_s",
 	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
 	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
@@ -1056,7 +1057,11 @@ status_json(struct supervisor *s)
 	    (json_int_t)broker->busy, "queued", (json_int_t)broker->queued,
 	    "resident", resident, "loads", (json_int_t)broker->loads, "served",
 	    (json_int_t)broker->served, "failed", (json_int_t)broker->failed,
-	    "backend", s->conf.backend_url, "tiers", tiers);
+	    "next_switch", broker->next_switch[0] ? broker->next_switch : NULL,
+	    "next_switch_why",
+	    broker->next_switch_why[0] ? broker->next_switch_why : NULL,
+	    "offered_load", broker->offered_load, "overloaded",
+	    broker->overloaded, "backend", s->conf.backend_url, "tiers", tiers);
 }
 
 /* The broker's plan, as its latest report has it. */
@@ -1078,11 +1083,13 @@ queue_json(struct supervisor *s)
 		        (json_int_t)m->oldest_wait_ms, "loads",
 		        (json_int_t)m->loads, "pinned", m->pin));
 	}
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:s?,s:o}", "slots",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,s:o}", "slots",
 	    (json_int_t)s->conf.parallel, "busy", (json_int_t)r->busy,
 	    "waiting", (json_int_t)r->queued, "loads", (json_int_t)r->loads,
 	    "unloads", (json_int_t)r->unloads, "next_switch",
-	    r->next_switch[0] ? r->next_switch : NULL, "models", models);
+	    r->next_switch[0] ? r->next_switch : NULL, "next_switch_why",
+	    r->next_switch_why[0] ? r->next_switch_why : NULL, "offered_load",
+	    r->offered_load, "overloaded", r->overloaded, "models", models);
 }
 
 static json_t *

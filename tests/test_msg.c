@@ -788,3 +788,170 @@ Test(msg, mutated_setup_and_agents_frames_never_crash_a_decoder)
 	free(frames[0]);
 	free(frames[1]);
 }
+
+/* ------------------------------------------------------------------ */
+/* Reports: a child's counters, the broker's plan                     */
+/* ------------------------------------------------------------------ */
+
+static struct msg_report
+sample_broker_report(void)
+{
+	struct msg_report m = {
+	    .role = ROLE_BROKER,
+	    .pid = 27856,
+	    .busy = 1,
+	    .queued = 4,
+	    .served = 40,
+	    .rss_kb = 11556,
+	    .nresident = 1,
+	    .loads = 8,
+	    .unloads = 7,
+	    .offered_load = 1.25,
+	    .overloaded = 1,
+	    .nmodels = 1,
+	    .models = {{.need_mb = 3802,
+	        .waiting = 4,
+	        .oldest_wait_ms = 95210,
+	        .loads = 2}},
+	};
+
+	strcpy(m.resident[0], "qwen2.5-coder:7b");
+	strcpy(m.next_switch, "deepseek-r1:8b");
+	strcpy(m.next_switch_why, "turn");
+	strcpy(m.models[0].name, "deepseek-r1:8b");
+	strcpy(m.models[0].state, "unloaded");
+	return m;
+}
+
+Test(msg, a_broker_report_survives_a_round_trip_with_its_plan)
+{
+	struct msg_report in = sample_broker_report(), out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	msg_report_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK, "%s", r.detail);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(out.role, ROLE_BROKER);
+	cr_assert_eq(out.pid, 27856);
+	cr_assert_eq(out.busy, 1);
+	cr_assert_eq(out.queued, 4);
+	cr_assert_eq(out.served, 40);
+	cr_assert_eq(out.nresident, 1);
+	cr_assert_str_eq(out.resident[0], "qwen2.5-coder:7b");
+	cr_assert_eq(out.loads, 8);
+	cr_assert_eq(out.unloads, 7);
+	cr_assert_str_eq(out.next_switch, "deepseek-r1:8b");
+	cr_assert_str_eq(out.next_switch_why, "turn");
+	cr_assert_float_eq(out.offered_load, 1.25, 1e-12);
+	cr_assert(out.overloaded);
+	cr_assert_eq(out.nmodels, 1);
+	cr_assert_str_eq(out.models[0].name, "deepseek-r1:8b");
+	cr_assert_str_eq(out.models[0].state, "unloaded");
+	cr_assert_eq(out.models[0].oldest_wait_ms, 95210);
+	msg_close(&r);
+	free(frame);
+
+	/* No switch under way: no reason, and a light load. */
+	in.next_switch[0] = in.next_switch_why[0] = '\0';
+	in.offered_load = 0.72;
+	in.overloaded = 0;
+	msg_report_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_str_eq(out.next_switch, "");
+	cr_assert_str_eq(out.next_switch_why, "");
+	cr_assert_float_eq(out.offered_load, 0.72, 1e-12);
+	cr_assert_not(out.overloaded);
+	msg_close(&r);
+	free(frame);
+}
+
+Test(msg, every_switch_reason_survives_a_round_trip)
+{
+	static const char *const words[] = {
+	    "idle", "turn", "aging", "batching"};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		struct msg_report in = sample_broker_report(), out;
+		struct msg_writer w;
+		struct msg_reader r;
+		size_t len;
+		char *frame;
+
+		strcpy(in.next_switch_why, words[i]);
+		msg_report_encode(&w, &in);
+		frame = copy_frame(&w, &len);
+		cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+		cr_assert_eq(
+		    msg_report_decode(&r, &out), MSG_OK, "%s", r.detail);
+		cr_assert_str_eq(out.next_switch_why, words[i]);
+		msg_close(&r);
+		free(frame);
+	}
+}
+
+Test(msg, a_report_with_a_bad_switch_reason_or_load_is_refused_by_name)
+{
+	struct msg_report in = sample_broker_report(), out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	/* "none" is the policy's word for no switch, which a report says
+	 * with an empty reason: the word itself is not one of the four. */
+	static const char *const bad[] = {"cheap", "none", "Turn"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(in.next_switch_why, bad[i]);
+		msg_report_encode(&w, &in);
+		frame = copy_frame(&w, &len);
+		cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+		cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_RANGE,
+		    "%s was read", bad[i]);
+		cr_assert_str_eq(
+		    r.detail, "next_switch_why: not a switch reason");
+		msg_close(&r);
+		free(frame);
+	}
+
+	strcpy(in.next_switch_why, "turn");
+	in.offered_load = -0.5;
+	msg_report_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_RANGE);
+	cr_assert_str_eq(r.detail, "offered_load: out of range");
+	msg_close(&r);
+	free(frame);
+
+	/* A reason as a number, overloaded as a number: mistyped. */
+	msg_begin(&w, MSG_REPORT, 4);
+	msg_put_int(&w, "role", ROLE_BROKER);
+	msg_put_int(&w, "index", 0);
+	msg_put_int(&w, "pid", 1);
+	msg_put_int(&w, "next_switch_why", 2);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_TYPE);
+	cr_assert_str_eq(r.detail, "next_switch_why: not a string");
+	msg_close(&r);
+	free(frame);
+
+	msg_begin(&w, MSG_REPORT, 4);
+	msg_put_int(&w, "role", ROLE_BROKER);
+	msg_put_int(&w, "index", 0);
+	msg_put_int(&w, "pid", 1);
+	msg_put_int(&w, "overloaded", 1);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_TYPE);
+	cr_assert_str_eq(r.detail, "overloaded: not a boolean");
+	msg_close(&r);
+	free(frame);
+}

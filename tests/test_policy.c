@@ -323,6 +323,43 @@ Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 	policy_free(p);
 }
 
+Test(policy, slots_kept_busy_by_agents_that_wait_for_answers_are_overloaded)
+{
+	struct policy *p = box();
+	struct policy_view v;
+	struct policy_action a;
+	uint64_t running[2] = {0, 0}, next = 1;
+	int64_t t = 0;
+
+	/* Agents that send their next request as soon as an answer comes:
+	 * both slots always busy, one request always waiting, 9.5 s runs,
+	 * one ending every 5 s. The offered load reads 0.95, under 1. */
+	for (; next <= 3; next++)
+		policy_arrive(p, 0, next, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
+	for (t = 5000; t <= 400000; t += 5000) {
+		while (policy_next_action(p, &a))
+			if (a.act == ACT_DISPATCH)
+				running[running[0] == 0 ? 0 : 1] = a.id;
+		if (t == 200000) {
+			/* Within the first window: not judged yet. */
+			policy_view(p, t, &v);
+			cr_assert_eq(v.overloaded, 0);
+		}
+		/* The older run ends; its agent asks again at once. */
+		policy_done(p, t + 4500, running[0], 9500);
+		running[0] = running[1];
+		running[1] = 0;
+		policy_arrive(p, t + 4500, next, QWEN, NORMAL, t + 4500);
+		next++;
+	}
+	policy_view(p, t, &v);
+	cr_assert_lt(v.offered_load, 1.0, "offered load %.2f", v.offered_load);
+	cr_assert_gt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
+	cr_assert_eq(v.overloaded, 1);
+	policy_free(p);
+}
+
 Test(policy, the_offered_load_is_judged_by_measured_runs_not_the_guess)
 {
 	struct policy *p = box();

@@ -106,6 +106,18 @@ settled() {
 }
 check "ollamaxctl queue shows the models, the slots and the loads the emulator counted" settled
 check "ollamaxctl queue prints a table" sh -c "'$CTL' -c '$TMP/ollamax.conf' queue | grep -q '^tinyllama '"
+# The broker fills these from its policy; here only their types are sure.
+load_typed() {
+	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
+q = json.load(sys.stdin)
+assert type(q["offered_load"]) in (int, float) and q["offered_load"] >= 0, q
+assert type(q["overloaded"]) is bool, q
+why = q["next_switch_why"]
+assert why in (None, "idle", "turn", "aging", "batching"), q
+assert (why is None) == (q["next_switch"] is None), q'
+}
+check "ollamaxctl --json queue has the offered load, overload and why the next switch" load_typed
+check "ollamaxctl queue prints the offered load" sh -c "'$CTL' -c '$TMP/ollamax.conf' queue | grep -q '^offered load: [0-9]'"
 stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
 check "the supervisor stops cleanly" stopped
 finish
