@@ -895,14 +895,37 @@ Test(msg, every_switch_reason_survives_a_round_trip)
 	}
 }
 
-Test(msg, a_report_with_a_bad_switch_reason_or_load_is_refused_by_name)
+/* The frame in w, read as a report, is refused with err and detail. */
+static void
+report_refused(struct msg_writer *w, enum msg_error err, const char *detail)
 {
-	struct msg_report in = sample_broker_report(), out;
-	struct msg_writer w;
+	struct msg_report out;
 	struct msg_reader r;
 	size_t len;
-	char *frame;
+	char *frame = copy_frame(w, &len);
 
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(
+	    msg_report_decode(&r, &out), err, "not refused: %s", detail);
+	cr_assert_str_eq(r.detail, detail);
+	msg_close(&r);
+	free(frame);
+}
+
+/* A broker report's header, then one more field to be refused. */
+static void
+report_header(struct msg_writer *w)
+{
+	msg_begin(w, MSG_REPORT, 4);
+	msg_put_int(w, "role", ROLE_BROKER);
+	msg_put_int(w, "index", 0);
+	msg_put_int(w, "pid", 1);
+}
+
+Test(msg, a_report_with_a_bad_switch_reason_or_load_is_refused_by_name)
+{
+	struct msg_report in = sample_broker_report();
+	struct msg_writer w;
 	/* "none" is the policy's word for no switch, which a report says
 	 * with an empty reason: the word itself is not one of the four. */
 	static const char *const bad[] = {"cheap", "none", "Turn"};
@@ -910,48 +933,18 @@ Test(msg, a_report_with_a_bad_switch_reason_or_load_is_refused_by_name)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		strcpy(in.next_switch_why, bad[i]);
 		msg_report_encode(&w, &in);
-		frame = copy_frame(&w, &len);
-		cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
-		cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_RANGE,
-		    "%s was read", bad[i]);
-		cr_assert_str_eq(
-		    r.detail, "next_switch_why: not a switch reason");
-		msg_close(&r);
-		free(frame);
+		report_refused(&w, MSG_E_FIELD_RANGE,
+		    "next_switch_why: not a switch reason");
 	}
-
 	strcpy(in.next_switch_why, "turn");
 	in.offered_load = -0.5;
 	msg_report_encode(&w, &in);
-	frame = copy_frame(&w, &len);
-	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
-	cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_RANGE);
-	cr_assert_str_eq(r.detail, "offered_load: out of range");
-	msg_close(&r);
-	free(frame);
-
+	report_refused(&w, MSG_E_FIELD_RANGE, "offered_load: out of range");
 	/* A reason as a number, overloaded as a number: mistyped. */
-	msg_begin(&w, MSG_REPORT, 4);
-	msg_put_int(&w, "role", ROLE_BROKER);
-	msg_put_int(&w, "index", 0);
-	msg_put_int(&w, "pid", 1);
+	report_header(&w);
 	msg_put_int(&w, "next_switch_why", 2);
-	frame = copy_frame(&w, &len);
-	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
-	cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_TYPE);
-	cr_assert_str_eq(r.detail, "next_switch_why: not a string");
-	msg_close(&r);
-	free(frame);
-
-	msg_begin(&w, MSG_REPORT, 4);
-	msg_put_int(&w, "role", ROLE_BROKER);
-	msg_put_int(&w, "index", 0);
-	msg_put_int(&w, "pid", 1);
+	report_refused(&w, MSG_E_FIELD_TYPE, "next_switch_why: not a string");
+	report_header(&w);
 	msg_put_int(&w, "overloaded", 1);
-	frame = copy_frame(&w, &len);
-	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
-	cr_assert_eq(msg_report_decode(&r, &out), MSG_E_FIELD_TYPE);
-	cr_assert_str_eq(r.detail, "overloaded: not a boolean");
-	msg_close(&r);
-	free(frame);
+	report_refused(&w, MSG_E_FIELD_TYPE, "overloaded: not a boolean");
 }
