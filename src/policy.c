@@ -318,13 +318,21 @@ offered_load(const struct policy *p, int64_t now)
 	return offered_now(p, now) / (span * p->c.parallel);
 }
 
+/* Slots free with nothing waiting for them: spare, not short of work
+ * they could do. */
+static int
+spare_slots(const struct policy *p)
+{
+	return p->nwaiting == 0 ? p->c.parallel - (int)p->nrunning : 0;
+}
+
 /* Brings the spare slot time up to now, before an event changes what
  * runs and waits. */
 static void
 count_spare(struct policy *p, int64_t now)
 {
 	double dt = (double)(now - p->spare_at);
-	int idle = p->nwaiting == 0 ? p->c.parallel - (int)p->nrunning : 0;
+	int idle = spare_slots(p);
 
 	if (dt <= 0)
 		return;
@@ -336,12 +344,11 @@ static double
 spare_share(const struct policy *p, int64_t now)
 {
 	double span = covered(p, now);
-	double idle = p->nwaiting == 0 ? p->c.parallel - (int)p->nrunning : 0;
 	double dt = (double)(now - p->spare_at);
 
 	if (span <= 0)
 		return 1;
-	return (p->spare * exp(-dt / normal_bound(p)) + dt * idle) /
+	return (p->spare * exp(-dt / normal_bound(p)) + dt * spare_slots(p)) /
 	    (span * p->c.parallel);
 }
 
@@ -418,7 +425,7 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 {
 	double theirs = 0, reloads = 0, ahead, cost, rho;
 	int64_t idle = INT64_MAX, resident = INT64_MAX;
-	int busy = 0;
+	int busy = 0, over;
 
 	for (int i = 0; i < p->n; i++) {
 		if (!(leaving & (1u << i)))
@@ -454,7 +461,8 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
 	rho = offered_load(p, now);
-	if (rho < 1 && !overloaded(p, now) &&
+	over = overloaded(p, now);
+	if (rho < 1 && !over &&
 	    (theirs == 0 ||
 	        latest_answer(p, 1u << k, now) >
 	            latest_answer(p, leaving, now) +
@@ -468,8 +476,7 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	 * overload none is: switching for lost causes would only waste the
 	 * slots on loads, so those are left to the batching rule.
 	 */
-	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
-	for (size_t i = 0; i < p->nwaiting && !overloaded(p, now); i++) {
+	for (size_t i = 0; i < p->nwaiting && !over; i++) {
 		const struct preq *r = &p->waiting[i];
 		double bound = (double)p->c.max_wait_ms[r->prio];
 		double waited = (double)(now - r->arrived);
