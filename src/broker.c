@@ -33,6 +33,9 @@
 #define RETRY_BASE_MS 500
 /* How often an unloading model is looked for in /api/ps. */
 #define UNLOAD_POLL_S 0.01
+/* How long a model may stay listed after its unload before it is asked
+ * again (Ollama takes a few seconds at most to stop a runner). */
+#define UNLOAD_AGAIN_S 10
 /* How long a load that could not reach the backend waits to be retried. */
 #define LOAD_PAUSE_S 2
 /* How often the backend's list of models is read again. */
@@ -47,6 +50,7 @@ struct bmodel {
 	int load_attempts;
 	/* Asked to unload: out once /api/ps no longer lists it. */
 	int unloading;
+	int64_t unload_sent;     /* ms */
 	struct model_io *paused; /* a load waiting to be tried again */
 };
 
@@ -154,14 +158,14 @@ job_answer(
 
 /* The job goes (back) to the policy, keeping its first arrival. */
 static void
-job_offer(struct job *j)
+job_offer(struct job *j, int again)
 {
 	j->running = 0;
-	policy_arrive(j->b->policy, now_ms(), j->seq, j->model, j->req.priority,
-	    j->arrived_ms);
+	(again ? policy_again : policy_arrive)(j->b->policy, now_ms(), j->seq,
+	    j->model, j->req.priority, j->arrived_ms);
 }
 
-/* Its model is missing: the next tier down the chain, or a failure. */
+/* Its model cannot serve it: the next tier down the chain, or a failure. */
 static void
 job_fall_back(struct job *j, const char *error)
 {
@@ -175,11 +179,11 @@ job_fall_back(struct job *j, const char *error)
 		job_answer(j, INFER_FAILED, error, NULL);
 		return;
 	}
-	log_info("%s: model %s is missing: falling back to tier %s",
-	    j->req.agent, j->tier->model, next->name);
+	log_info("%s: %s (%s): falling back to tier %s", j->req.agent, error,
+	    j->tier->model, next->name);
 	j->tier = next;
 	j->model = model_index(b, next->model);
-	job_offer(j);
+	job_offer(j, 0);
 }
 
 static void
@@ -189,7 +193,7 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	job_offer(j);
+	job_offer(j, 1);
 	apply(j->b);
 }
 
@@ -199,7 +203,10 @@ job_done(void *arg, struct ollama_result *res)
 	struct job *j = arg;
 	struct broker *b = j->b;
 
-	policy_done(b->policy, now_ms(), j->seq, now_ms() - j->started_ms);
+	/* Only an answer times a run: a refused or failed one says nothing
+	 * of how long runs take. */
+	policy_done(b->policy, now_ms(), j->seq,
+	    res->outcome == OLLAMA_OK ? now_ms() - j->started_ms : 0);
 	j->running = 0;
 	switch (res->outcome) {
 	case OLLAMA_OK:
@@ -302,6 +309,9 @@ load_done(void *arg, struct ollama_result *res)
 			ollama_result_free(res);
 			return;
 		}
+		/* Not even started: the policy plans the load again. */
+		m->load_attempts = 0;
+		policy_loaded(b->policy, now_ms(), io->model, LOAD_FAILED, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE) {
 		/* The backend is away: the policy hears of it after a pause,
 		 * so that its next try is not at once. */
@@ -362,7 +372,31 @@ unload_done(void *arg, struct ollama_result *res)
 	free(io);
 }
 
-/* Carries out what the policy decided, and when it wants to hear again. */
+/* Loads (load) or unloads a model: an empty prompt loads; with
+ * keep_alive 0 it unloads. */
+static void
+model_io(struct broker *b, int model, int load)
+{
+	struct model_io *io = calloc(1, sizeof(*io));
+	struct ollama_call call = {.model = b->models[model].name,
+	    .num_ctx = b->models[model].num_ctx,
+	    .num_predict = -1,
+	    .temperature = -1,
+	    .keep_alive_s = load ? -1 : 0};
+
+	if (io == NULL)
+		fatal("out of memory");
+	io->b = b;
+	io->model = model;
+	if (!load)
+		b->models[model].unload_sent = now_ms();
+	if (ollama_generate(
+	        b->backend, &call, load ? load_done : unload_done, io) != 0) {
+		free(io);
+		fatalx("cannot start a backend request");
+	}
+}
+
 /* Unloads are the broker's own choice: the log says what for. */
 static void
 log_unload(struct broker *b, int model)
@@ -381,6 +415,7 @@ log_unload(struct broker *b, int model)
 		log_info("unloading %s: idle", b->models[model].name);
 }
 
+/* Carries out what the policy decided, and when it wants to hear again. */
 static void
 apply(struct broker *b)
 {
@@ -388,9 +423,6 @@ apply(struct broker *b)
 	int64_t now, at;
 
 	while (policy_next_action(b->policy, &a)) {
-		struct model_io *io;
-		struct ollama_call call = {
-		    .num_predict = -1, .temperature = -1};
 		struct job *j;
 
 		switch (a.act) {
@@ -398,31 +430,21 @@ apply(struct broker *b)
 			dispatch(b, a.id);
 			break;
 		case ACT_LOAD:
+			log_info("loading %s", b->models[a.model].name);
+			model_io(b, a.model, 1);
+			break;
 		case ACT_UNLOAD:
-			io = calloc(1, sizeof(*io));
-			if (io == NULL)
-				fatal("out of memory");
-			io->b = b;
-			io->model = a.model;
-			/* An empty prompt loads; with keep_alive 0 it unloads.
-			 */
-			call.model = b->models[a.model].name;
-			call.num_ctx = b->models[a.model].num_ctx;
-			call.keep_alive_s = a.act == ACT_LOAD ? -1 : 0;
-			if (a.act == ACT_LOAD)
-				log_info("loading %s", call.model);
-			else
-				log_unload(b, a.model);
-			if (ollama_generate(b->backend, &call,
-			        a.act == ACT_LOAD ? load_done : unload_done,
-			        io) != 0) {
-				free(io);
-				fatalx("cannot start a backend request");
-			}
+			log_unload(b, a.model);
+			model_io(b, a.model, 0);
 			break;
 		case ACT_RETURN:
 			if ((j = job_by_seq(b, a.id)) != NULL)
-				job_fall_back(j, "its model is missing");
+				job_fall_back(j,
+				    policy_model_state(b->policy, a.model) ==
+				            MODEL_MISSING
+				        ? "its model is missing"
+				        : "its model does not fit beside the "
+				          "pinned ones");
 			break;
 		}
 	}
@@ -522,7 +544,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	j->seq = ++b->next_seq;
 	j->model = model_index(b, j->tier->model);
 	TAILQ_INSERT_TAIL(&b->jobs, j, link);
-	job_offer(j);
+	job_offer(j, 0);
 	apply(b);
 }
 
@@ -586,7 +608,20 @@ ps_seen(void *arg, const struct ollama_ps *ps)
 			policy_observe(b->policy, k, ps->models[i].size_mb);
 	}
 	for (int k = 0; k < b->nmodels; k++) {
-		if (!b->models[k].unloading || ps_has(b, ps, k))
+		struct bmodel *m = &b->models[k];
+
+		if (m->unloading && ps_has(b, ps, k) &&
+		    now_ms() - m->unload_sent >= UNLOAD_AGAIN_S * 1000) {
+			/* The unload was lost or refused: ask again rather
+			 * than wait on it for good. */
+			log_warnx("%s is still loaded %d s after its unload: "
+			          "unloading it again",
+			    m->name, UNLOAD_AGAIN_S);
+			m->unloading = 0;
+			model_io(b, k, 0);
+			continue;
+		}
+		if (!m->unloading || ps_has(b, ps, k))
 			continue;
 		b->models[k].unloading = 0;
 		log_info("unloaded %s", b->models[k].name);
@@ -655,8 +690,12 @@ tags_seen(void *arg, const struct ollama_ps *tags)
 	b->asking_tags = 0;
 	if (tags == NULL)
 		return;
+	/* A model past a list cut short may well be there: only what was
+	 * read counts as present, and nothing as absent. */
 	for (int k = 0; k < b->nmodels; k++)
-		policy_available(b->policy, now_ms(), k, ps_has(b, tags, k));
+		if (ps_has(b, tags, k) || !tags->truncated)
+			policy_available(
+			    b->policy, now_ms(), k, ps_has(b, tags, k));
 	apply(b);
 }
 

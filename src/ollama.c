@@ -202,8 +202,12 @@ ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
 		const char *name =
 		    json_string_value(json_object_get(m, "name"));
 
-		if (name == NULL || ps->count == OLLAMA_PS_MAX)
+		if (name == NULL)
 			continue;
+		if (ps->count == OLLAMA_PS_MAX) {
+			ps->truncated = 1;
+			continue;
+		}
 		snprintf(ps->models[ps->count].name, sizeof(ps->models[0].name),
 		    "%s", name);
 		ps->models[ps->count].size_mb =

@@ -74,6 +74,7 @@ void ollama_result_free(struct ollama_result *res);
 /* What /api/ps says is loaded, or /api/tags says is there. */
 struct ollama_ps {
 	int count;
+	int truncated; /* more models than OLLAMA_PS_MAX: the rest not read */
 	struct {
 		char name[96];
 		int64_t size_mb;      /* weights and KV cache, all of it */

@@ -221,6 +221,21 @@ start_unload(struct policy *p, int k, int64_t now)
 	emit(p, ACT_UNLOAD, 0, k);
 }
 
+/* Hands back every request waiting for `model`: it cannot serve them. */
+static void
+return_waiting(struct policy *p, int model)
+{
+	for (size_t i = 0; i < p->nwaiting;) {
+		if (p->waiting[i].model == model) {
+			emit(p, ACT_RETURN, p->waiting[i].id, model);
+			take(p->waiting, &p->nwaiting, i);
+			p->m[model].waiting--;
+		} else {
+			i++;
+		}
+	}
+}
+
 /*
  * How long the models in `leaving` may take to empty, at worst: as long
  * as their longest run, since one may be dispatched to them this moment
@@ -611,6 +626,12 @@ plan_residency(struct policy *p, int64_t now)
 			return;
 		tried |= 1u << k;
 		leaving = victims_for(p, k);
+		if (leaving == 0 && !fits(p, k, 0)) {
+			/* Pinned models leave it no room, now or ever: its
+			 * requests go back rather than wait for good. */
+			return_waiting(p, k);
+			continue;
+		}
 		if (leaving != 0 &&
 		    (why = switch_pays(p, k, leaving, now)) != SWITCH_NONE)
 			break;
@@ -691,8 +712,11 @@ held_for_load(const struct policy *p, double best, int64_t now)
 		return 0;
 	for (size_t i = 0; i < p->nwaiting; i++) {
 		int k = p->waiting[i].model;
+		/* An unloaded one that fits comes next, unless a switch's
+		 * drain goes first: the slot would idle through it. */
 		int coming = p->m[k].state == MODEL_LOADING ||
-		    (p->m[k].state == MODEL_UNLOADED && fits(p, k, 0));
+		    (p->m[k].state == MODEL_UNLOADED && p->switch_to < 0 &&
+		        fits(p, k, 0));
 
 		if (coming && order_key(p, &p->waiting[i], now) > best)
 			return 1;
@@ -796,29 +820,51 @@ policy_free(struct policy *p)
 	free(p);
 }
 
+static void
+arrive(struct policy *p, int64_t now, const struct preq *r, int new_load)
+{
+	double fade;
+
+	count_spare(p, now);
+	if (r->model < 0 || r->model >= p->n ||
+	    p->m[r->model].state == MODEL_MISSING) {
+		emit(p, ACT_RETURN, r->id, r->model);
+		return;
+	}
+	push(&p->waiting, &p->nwaiting, &p->capwaiting, r);
+	p->m[r->model].waiting++;
+	if (new_load) {
+		fade = exp(-(double)(now - p->offered_at) / normal_bound(p));
+		for (int i = 0; i < p->n; i++)
+			p->m[i].arrivals *= fade;
+		p->m[r->model].arrivals += 1;
+		p->offered_at = now;
+	}
+	plan(p, now);
+}
+
 void
 policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
     int64_t arrived)
 {
-	struct preq r = {
-	    .id = id, .model = model, .prio = prio, .arrived = arrived};
-	double fade;
+	struct preq r = {.id = id,
+	    .model = model,
+	    .prio = prio >= 0 && prio < POLICY_PRIOS ? prio : 1,
+	    .arrived = arrived};
 
-	count_spare(p, now);
-	if (prio < 0 || prio >= POLICY_PRIOS)
-		r.prio = 1;
-	if (model < 0 || model >= p->n || p->m[model].state == MODEL_MISSING) {
-		emit(p, ACT_RETURN, id, model);
-		return;
-	}
-	push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
-	p->m[model].waiting++;
-	fade = exp(-(double)(now - p->offered_at) / normal_bound(p));
-	for (int i = 0; i < p->n; i++)
-		p->m[i].arrivals *= fade;
-	p->m[model].arrivals += 1;
-	p->offered_at = now;
-	plan(p, now);
+	arrive(p, now, &r, 1);
+}
+
+void
+policy_again(struct policy *p, int64_t now, uint64_t id, int model, int prio,
+    int64_t arrived)
+{
+	struct preq r = {.id = id,
+	    .model = model,
+	    .prio = prio >= 0 && prio < POLICY_PRIOS ? prio : 1,
+	    .arrived = arrived};
+
+	arrive(p, now, &r, 0);
 }
 
 void
@@ -854,20 +900,10 @@ policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
 static void
 mark_missing(struct policy *p, int model)
 {
-	struct pmodel *m = &p->m[model];
-
-	m->state = MODEL_MISSING;
+	p->m[model].state = MODEL_MISSING;
 	if (p->switch_to == model)
 		p->switch_to = -1;
-	for (size_t i = 0; i < p->nwaiting;) {
-		if (p->waiting[i].model == model) {
-			emit(p, ACT_RETURN, p->waiting[i].id, model);
-			take(p->waiting, &p->nwaiting, i);
-			m->waiting--;
-		} else {
-			i++;
-		}
-	}
+	return_waiting(p, model);
 }
 
 void
@@ -961,9 +997,13 @@ policy_wakeup(const struct policy *p, int64_t now)
 
 	if (p->nwaiting > 0)
 		return now + 20;
+	/* An idle unload waits for the model to be idle, and for any load
+	 * or switch under way, whose end is an event of its own. */
+	if (io_under_way(p) || p->switch_to >= 0)
+		return -1;
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].state == MODEL_RESIDENT && !p->m[i].pin &&
-		    p->c.idle_unload_ms > 0) {
+		    p->m[i].in_flight == 0 && p->c.idle_unload_ms > 0) {
 			int64_t t = p->m[i].last_busy + p->c.idle_unload_ms;
 
 			if (t < now)
@@ -972,6 +1012,12 @@ policy_wakeup(const struct policy *p, int64_t now)
 				at = t;
 		}
 	return at;
+}
+
+enum model_state
+policy_model_state(const struct policy *p, int model)
+{
+	return model >= 0 && model < p->n ? p->m[model].state : MODEL_MISSING;
 }
 
 void

@@ -12,8 +12,10 @@
  *   first model may take it all; each further one needs at most 80% of
  *   what is left), at most max_loaded of them, so that Ollama never has to
  *   evict on its own. A model is only fed while resident; one to be
- *   evicted is no longer fed, drains, and is unloaded explicitly before
- *   the next is loaded. One load or unload at a time, as Ollama does.
+ *   evicted drains (it takes no run that would end after its drain),
+ *   and is unloaded explicitly before the next is loaded. One load or
+ *   unload at a time, as Ollama does. A model that pinned ones leave no
+ *   room for hands its requests back.
  * - Switches: a model that does not fit comes in when the models it
  *   would evict have nothing waiting (at once if its backlog is worth the
  *   loads, else once they have idled that long), or after min_residency:
@@ -100,6 +102,10 @@ void policy_free(struct policy *p);
  * elsewhere before: a fallback keeps its first arrival). */
 void policy_arrive(struct policy *p, int64_t now, uint64_t id, int model,
     int prio, int64_t arrived);
+/* The same request offered again after a failed try: it waits as before,
+ * but is no new load (a backend that fails would otherwise look busier). */
+void policy_again(struct policy *p, int64_t now, uint64_t id, int model,
+    int prio, int64_t arrived);
 /* A dispatched request ended (answered or failed) after service_ms. */
 void policy_done(
     struct policy *p, int64_t now, uint64_t id, int64_t service_ms);
@@ -148,6 +154,7 @@ struct policy_view {
 };
 
 void policy_view(const struct policy *p, int64_t now, struct policy_view *v);
+enum model_state policy_model_state(const struct policy *p, int model);
 const char *policy_state_name(enum model_state s);
 const char *policy_switch_reason_name(enum switch_reason r);
 

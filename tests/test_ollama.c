@@ -4,6 +4,7 @@
  * trusted.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ollama.h"
@@ -87,4 +88,23 @@ Test(ollama, a_ps_body_without_a_model_list_is_refused)
 	cr_assert_eq(
 	    ollama_parse_ps(&ps, "{\"models\":[{\"size\":1}]}", 23), 0);
 	cr_assert_eq(ps.count, 0);
+}
+
+Test(ollama, a_list_longer_than_the_table_says_it_was_cut_short)
+{
+	static struct ollama_ps ps;
+	char body[16384];
+	size_t len = 0;
+
+	len +=
+	    (size_t)snprintf(body + len, sizeof(body) - len, "{\"models\":[");
+	for (int i = 0; i < OLLAMA_PS_MAX + 6; i++)
+		len += (size_t)snprintf(body + len, sizeof(body) - len,
+		    "%s{\"name\":\"m%d\"}", i ? "," : "", i);
+	len += (size_t)snprintf(body + len, sizeof(body) - len, "]}");
+	cr_assert_eq(ollama_parse_ps(&ps, body, len), 0);
+	cr_assert_eq(ps.count, OLLAMA_PS_MAX);
+	cr_assert_eq(ps.truncated, 1);
+	cr_assert_eq(ollama_parse_ps(&ps, "{\"models\":[]}", 13), 0);
+	cr_assert_eq(ps.truncated, 0);
 }

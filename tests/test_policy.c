@@ -437,12 +437,39 @@ Test(policy, a_pinned_model_is_loaded_at_start_and_never_evicted)
 
 	cr_assert_str_eq(actions(p), "load 0");
 	policy_loaded(p, 1000, 0, LOAD_OK, 0);
-	/* big does not fit beside the pin, and the pin never goes. */
+	/* big does not fit beside the pin, and the pin never goes: big's
+	 * request goes back at once (to fall back) rather than wait for
+	 * ever, and so does the next. */
 	policy_arrive(p, 1000, 1, 1, NORMAL, 1000);
+	cr_assert_str_eq(actions(p), "return 1@1");
+	policy_arrive(p, 2000, 2, 1, NORMAL, 2000);
+	cr_assert_str_eq(actions(p), "return 2@1");
 	policy_tick(p, 900000);
 	cr_assert_str_eq(actions(p), "");
 	policy_view(p, 900000, &v);
 	cr_assert_eq(v.models[0].state, MODEL_RESIDENT);
+	cr_assert_eq(v.waiting, 0);
+	/* Nothing waits: no timer ticks for nothing. */
+	cr_assert_eq(policy_wakeup(p, 900000), -1);
+	policy_free(p);
+}
+
+Test(policy, a_model_busy_past_its_idle_unload_time_wants_no_tick)
+{
+	struct policy_config c = box_config();
+	struct policy *p;
+
+	c.idle_unload_ms = 60000;
+	p = policy_new(&c, box_models, 3, 0);
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "load 2, dispatch 1@2");
+	/* Its run lasts two minutes: past idle_unload, yet busy. The next
+	 * wakeup is not now (that would spin), but none: the run's end is
+	 * an event. */
+	cr_assert_eq(policy_wakeup(p, 90000), -1);
+	policy_done(p, 121000, 1, 120000);
+	cr_assert_eq(policy_wakeup(p, 121000), 181000);
 	policy_free(p);
 }
 

@@ -86,7 +86,7 @@ check "agents on both workers run" wait_runs light2 2
 check "the log shows each answer with its tokens" \
 	grep -q "light1: run 1: tinyllama answered 12 tokens" "$TMP/sup.log"
 check "a tier whose model is missing falls back down its chain" wait_runs ghost 1 || { grep -i "ghost\|no-such\|load" "$TMP/sup.log" | head -20; }
-check "the fallback is logged" grep -q "model no-such-model is missing: falling back to tier light" "$TMP/sup.log"
+check "the fallback is logged" grep -q "(no-such-model): falling back to tier light" "$TMP/sup.log"
 check "the emulator saw the fixed num_ctx of the model" \
 	sh -c "curl -s '$URL_emu/api/ps' | grep -q '\"context_length\":2048'"
 
