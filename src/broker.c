@@ -38,6 +38,7 @@
 #define UNLOAD_AGAIN_S 10
 /* How long a load that could not reach the backend waits to be retried. */
 #define LOAD_PAUSE_S 2
+#define LOAD_PAUSE_MAX_S 60
 /* How often the backend's list of models is read again. */
 #define TAGS_POLL_S 30.0
 
@@ -52,6 +53,7 @@ struct bmodel {
 	int unloading;
 	int64_t unload_sent;     /* ms */
 	struct model_io *paused; /* a load waiting to be tried again */
+	int pauses;              /* in a row, since the last load */
 };
 
 struct job {
@@ -102,6 +104,7 @@ now_ms(void)
 }
 
 static void apply(struct broker *b);
+static void model_io(struct broker *b, int model, int load);
 
 static int
 model_index(const struct broker *b, const char *name)
@@ -293,32 +296,30 @@ load_done(void *arg, struct ollama_result *res)
 
 	if (res->outcome == OLLAMA_OK) {
 		m->load_attempts = 0;
+		m->pauses = 0;
 		log_info("loaded %s", m->name);
 		policy_loaded(b->policy, now_ms(), io->model, LOAD_OK, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
 	    ++m->load_attempts < RETRIES) {
-		struct ollama_call call = {.model = m->name,
-		    .num_ctx = m->num_ctx,
-		    .num_predict = -1,
-		    .temperature = -1,
-		    .keep_alive_s = -1};
-
 		log_warnx("load of %s: %s: retry %d", m->name, res->error,
 		    m->load_attempts);
-		if (ollama_generate(b->backend, &call, load_done, io) == 0) {
-			ollama_result_free(res);
-			return;
-		}
-		/* Not even started: the policy plans the load again. */
-		m->load_attempts = 0;
-		policy_loaded(b->policy, now_ms(), io->model, LOAD_FAILED, 0);
+		model_io(b, io->model, 1);
+		ollama_result_free(res);
+		free(io);
+		return;
 	} else if (res->outcome == OLLAMA_UNAVAILABLE) {
 		/* The backend is away: the policy hears of it after a pause,
-		 * so that its next try is not at once. */
+		 * so that its next try is not at once; the pause doubles
+		 * while it stays away, so that its log does not flood. */
+		int pause = LOAD_PAUSE_S << (m->pauses < 5 ? m->pauses : 5);
+
+		if (pause > LOAD_PAUSE_MAX_S)
+			pause = LOAD_PAUSE_MAX_S;
+		m->pauses++;
 		log_warnx("cannot load %s: %s: trying again in %d s", m->name,
-		    res->error, LOAD_PAUSE_S);
+		    res->error, pause);
 		m->load_attempts = 0;
-		ev_timer_init(&io->pause, load_pause_cb, LOAD_PAUSE_S, 0);
+		ev_timer_init(&io->pause, load_pause_cb, pause, 0);
 		io->pause.data = io;
 		ev_timer_start(b->loop, &io->pause);
 		m->paused = io;
