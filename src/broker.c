@@ -36,7 +36,8 @@
 /* How long a model may stay listed after its unload before it is asked
  * again (Ollama takes a few seconds at most to stop a runner). */
 #define UNLOAD_AGAIN_S 10
-/* How long a load that could not reach the backend waits to be retried. */
+/* How long a load that could not reach the backend waits to be retried,
+ * doubling while it stays away, up to the most. */
 #define LOAD_PAUSE_S 2
 #define LOAD_PAUSE_MAX_S 60
 /* How often the backend's list of models is read again. */
