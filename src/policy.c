@@ -820,24 +820,29 @@ policy_free(struct policy *p)
 	free(p);
 }
 
+/* A request comes, or comes again after a failed try (no new load). */
 static void
-arrive(struct policy *p, int64_t now, const struct preq *r, int new_load)
+offer(struct policy *p, int64_t now, uint64_t id, int model, int prio,
+    int64_t arrived, int new_load)
 {
+	struct preq r = {.id = id,
+	    .model = model,
+	    .prio = prio >= 0 && prio < POLICY_PRIOS ? prio : 1,
+	    .arrived = arrived};
 	double fade;
 
 	count_spare(p, now);
-	if (r->model < 0 || r->model >= p->n ||
-	    p->m[r->model].state == MODEL_MISSING) {
-		emit(p, ACT_RETURN, r->id, r->model);
+	if (model < 0 || model >= p->n || p->m[model].state == MODEL_MISSING) {
+		emit(p, ACT_RETURN, id, model);
 		return;
 	}
-	push(&p->waiting, &p->nwaiting, &p->capwaiting, r);
-	p->m[r->model].waiting++;
+	push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
+	p->m[model].waiting++;
 	if (new_load) {
 		fade = exp(-(double)(now - p->offered_at) / normal_bound(p));
 		for (int i = 0; i < p->n; i++)
 			p->m[i].arrivals *= fade;
-		p->m[r->model].arrivals += 1;
+		p->m[model].arrivals += 1;
 		p->offered_at = now;
 	}
 	plan(p, now);
@@ -847,24 +852,14 @@ void
 policy_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
     int64_t arrived)
 {
-	struct preq r = {.id = id,
-	    .model = model,
-	    .prio = prio >= 0 && prio < POLICY_PRIOS ? prio : 1,
-	    .arrived = arrived};
-
-	arrive(p, now, &r, 1);
+	offer(p, now, id, model, prio, arrived, 1);
 }
 
 void
 policy_again(struct policy *p, int64_t now, uint64_t id, int model, int prio,
     int64_t arrived)
 {
-	struct preq r = {.id = id,
-	    .model = model,
-	    .prio = prio >= 0 && prio < POLICY_PRIOS ? prio : 1,
-	    .arrived = arrived};
-
-	arrive(p, now, &r, 0);
+	offer(p, now, id, model, prio, arrived, 0);
 }
 
 void

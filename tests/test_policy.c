@@ -280,42 +280,45 @@ Test(policy, an_aging_request_forces_a_switch_before_its_max_wait)
 	policy_free(p);
 }
 
-Test(policy, under_overload_aging_gives_way_to_batching)
+/*
+ * qwen loaded with `backlog` requests of 10 s (the guess) come at once,
+ * then one high request for deepseek (max_wait 120 s); the view 90 s on.
+ */
+static struct policy *
+backlog_then_high_deepseek(int backlog, struct policy_view *v)
 {
 	struct policy *p = box();
-	struct policy_view v;
 
 	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
 	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
-	/* Eighty requests of 10 s at once: more than two slots serve
-	 * within the normal bound (300 s). */
-	for (int i = 2; i <= 80; i++)
+	for (int i = 2; i <= backlog + 1; i++)
 		policy_arrive(p, 5000, (uint64_t)i, QWEN, NORMAL, 5000);
 	actions(p);
 	policy_arrive(p, 10000, 100, DEEPSEEK, HIGH, 10000);
-	/* No aging switch: it would waste the slots on loads. */
 	policy_tick(p, 100000);
-	policy_view(p, 100000, &v);
+	policy_view(p, 100000, v);
+	return p;
+}
+
+Test(policy, under_overload_aging_gives_way_to_batching)
+{
+	/* 790 s of work: more than two slots serve within the normal bound
+	 * (300 s). No aging switch: it would waste the slots on loads. */
+	struct policy_view v;
+	struct policy *p = backlog_then_high_deepseek(79, &v);
+
+	cr_assert_eq(v.overloaded, 1);
 	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
 	policy_free(p);
 }
 
 Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 {
-	struct policy *p = box();
+	/* 390 s of work, 195 s for each slot: within the normal bound. Not
+	 * an overload: the high request gets its switch before its 120 s. */
 	struct policy_view v;
+	struct policy *p = backlog_then_high_deepseek(39, &v);
 
-	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
-	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
-	/* Forty requests of 10 s at once: 200 s of work for two slots,
-	 * within the normal bound. Not an overload: the high request for
-	 * deepseek still gets its switch before its 120 s. */
-	for (int i = 2; i <= 40; i++)
-		policy_arrive(p, 5000, (uint64_t)i, QWEN, NORMAL, 5000);
-	actions(p);
-	policy_arrive(p, 10000, 100, DEEPSEEK, HIGH, 10000);
-	policy_tick(p, 100000);
-	policy_view(p, 100000, &v);
 	cr_assert_eq(v.overloaded, 0);
 	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
 	cr_assert_eq(v.next_switch, DEEPSEEK);
