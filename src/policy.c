@@ -74,6 +74,7 @@ struct policy {
 	 * the capacity the load leaves spare. */
 	double spare;
 	int64_t spare_at;
+	int saturated; /* see count_spare */
 	int64_t started;
 	int64_t loads, unloads;
 };
@@ -341,18 +342,15 @@ spare_slots(const struct policy *p)
 	return p->nwaiting == 0 ? p->c.parallel - (int)p->nrunning : 0;
 }
 
-/* Brings the spare slot time up to now, before an event changes what
- * runs and waits. */
-static void
-count_spare(struct policy *p, int64_t now)
+/* The slot time all waiting requests will take, per slot. */
+static double
+backlog_per_slot(const struct policy *p)
 {
-	double dt = (double)(now - p->spare_at);
-	int idle = spare_slots(p);
+	double backlog = 0;
 
-	if (dt <= 0)
-		return;
-	p->spare = p->spare * exp(-dt / normal_bound(p)) + dt * idle;
-	p->spare_at = now;
+	for (int i = 0; i < p->n; i++)
+		backlog += waiting_work(p, i);
+	return backlog / p->c.parallel;
 }
 
 static double
@@ -367,6 +365,30 @@ spare_share(const struct policy *p, int64_t now)
 	    (span * p->c.parallel);
 }
 
+/* Brings the spare slot time up to now, before an event changes what
+ * runs and waits. */
+static void
+count_spare(struct policy *p, int64_t now)
+{
+	double dt = (double)(now - p->spare_at);
+	int idle = spare_slots(p);
+
+	if (dt <= 0)
+		return;
+	p->spare = p->spare * exp(-dt / normal_bound(p)) + dt * idle;
+	p->spare_at = now;
+	/* Saturated from when the load reads near capacity with no slot
+	 * time to spare, until there is some again or the backlog is within
+	 * the tightest bound: as the backlog of an overload drains the load
+	 * reads less, but its bounds are no more within reach until then. */
+	if (spare_share(p, now) >= SATURATED_SPARE ||
+	    backlog_per_slot(p) < (double)p->c.max_wait_ms[POLICY_PRIOS - 1])
+		p->saturated = 0;
+	else if ((double)(now - p->started) >= normal_bound(p) &&
+	    offered_load(p, now) > SATURATED_LOAD)
+		p->saturated = 1;
+}
+
 /*
  * More work comes than the slots serve, or more waits than they serve
  * within the normal bound: bounds cannot all be kept, and switching to
@@ -376,10 +398,6 @@ spare_share(const struct policy *p, int64_t now)
 static int
 overloaded(const struct policy *p, int64_t now)
 {
-	double backlog = 0;
-
-	for (int i = 0; i < p->n; i++)
-		backlog += waiting_work(p, i);
 	/*
 	 * Only once a whole window has been seen: a burst in the first
 	 * minutes is served within bounds by aging. Agents that wait for
@@ -389,10 +407,8 @@ overloaded(const struct policy *p, int64_t now)
 	 * with nothing to do tell it.
 	 */
 	return ((double)(now - p->started) >= normal_bound(p) &&
-	           (offered_load(p, now) > 1.0 ||
-	               (offered_load(p, now) > SATURATED_LOAD &&
-	                   spare_share(p, now) < SATURATED_SPARE))) ||
-	    backlog / p->c.parallel > normal_bound(p);
+	           offered_load(p, now) > 1.0) ||
+	    p->saturated || backlog_per_slot(p) > normal_bound(p);
 }
 
 /*

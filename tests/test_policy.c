@@ -326,29 +326,27 @@ Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 	policy_free(p);
 }
 
-Test(policy, slots_kept_busy_by_agents_that_wait_for_answers_are_overloaded)
+/*
+ * Agents that send their next request as soon as an answer comes: both
+ * slots always busy, `waiting` requests always waiting, 9.5 s runs, one
+ * ending every 5 s: the offered load reads 0.95, under 1. The view at the
+ * end of `seconds`.
+ */
+static struct policy *
+closed_loop(int waiting, int seconds, struct policy_view *v)
 {
 	struct policy *p = box();
-	struct policy_view v;
 	struct policy_action a;
 	uint64_t running[2] = {0, 0}, next = 1;
-	int64_t t = 0;
+	int64_t t;
 
-	/* Agents that send their next request as soon as an answer comes:
-	 * both slots always busy, one request always waiting, 9.5 s runs,
-	 * one ending every 5 s. The offered load reads 0.95, under 1. */
-	for (; next <= 3; next++)
+	for (; next <= (uint64_t)waiting + 2; next++)
 		policy_arrive(p, 0, next, QWEN, NORMAL, 0);
 	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
-	for (t = 5000; t <= 400000; t += 5000) {
+	for (t = 5000; t <= (int64_t)seconds * 1000; t += 5000) {
 		while (policy_next_action(p, &a))
 			if (a.act == ACT_DISPATCH)
 				running[running[0] == 0 ? 0 : 1] = a.id;
-		if (t == 200000) {
-			/* Within the first window: not judged yet. */
-			policy_view(p, t, &v);
-			cr_assert_eq(v.overloaded, 0);
-		}
 		/* The older run ends; its agent asks again at once. */
 		policy_done(p, t + 4500, running[0], 9500);
 		running[0] = running[1];
@@ -356,10 +354,34 @@ Test(policy, slots_kept_busy_by_agents_that_wait_for_answers_are_overloaded)
 		policy_arrive(p, t + 4500, next, QWEN, NORMAL, t + 4500);
 		next++;
 	}
-	policy_view(p, t, &v);
+	policy_view(p, t, v);
+	return p;
+}
+
+Test(policy, slots_kept_busy_by_agents_that_wait_for_answers_are_overloaded)
+{
+	struct policy_view v;
+	struct policy *p = closed_loop(30, 200, &v);
+
+	/* Within the first window: not judged yet. */
+	cr_assert_eq(v.overloaded, 0);
+	policy_free(p);
+	/* 30 waiting: 142 s of work a slot, past the tightest bound. */
+	p = closed_loop(30, 1000, &v);
 	cr_assert_lt(v.offered_load, 1.0, "offered load %.2f", v.offered_load);
 	cr_assert_gt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
 	cr_assert_eq(v.overloaded, 1);
+	policy_free(p);
+}
+
+Test(policy, busy_slots_with_a_short_backlog_keep_their_bounds)
+{
+	struct policy_view v;
+	/* One waiting: every bound is within reach, so aging still acts. */
+	struct policy *p = closed_loop(1, 1000, &v);
+
+	cr_assert_gt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
+	cr_assert_eq(v.overloaded, 0);
 	policy_free(p);
 }
 
