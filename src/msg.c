@@ -789,7 +789,8 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 }
 
 /* The words of policy_switch_reason_name, bar "none": an empty reason
- * stands for it, as an empty next_switch does. */
+ * stands for it, as an empty next_switch does. The codec does not depend
+ * on the policy; test_msg checks that the two lists agree. */
 static int
 is_switch_reason(const char *why)
 {

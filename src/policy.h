@@ -21,12 +21,16 @@
  *   loads, else once they have idled that long), or after min_residency:
  *   by turns, once the latest answer it owes is later than theirs by the
  *   switch's cost stretched by the load (cost / (1 - load): batches grow
- *   as the load nears capacity; none at or past it); when its backlog
+ *   as the load nears capacity; none under overload); when its backlog
  *   outweighs theirs and they have run sixteen switch costs; when one of
  *   its requests would otherwise miss its max_wait (not under overload,
  *   where switching for bounds that cannot all hold would waste the
  *   slots on loads). The load offered is the slot time asked for lately,
- *   each model's arrivals weighed by its measured runs.
+ *   each model's arrivals weighed by its measured runs. Overload: more
+ *   offered than the slots serve, or more waiting than they serve within
+ *   the normal bound, or slots saturated by agents that wait for their
+ *   answers (no time to spare, the load near 1, a backlog past the
+ *   tightest bound, until the slots catch up).
  * - Order: short answers first (highest response ratio next, weighed by
  *   priority) until a request has used 40% of its max_wait; from there
  *   the most pressed first (aging: a low request that has waited long
@@ -77,6 +81,7 @@ enum switch_reason {
 	SWITCH_TURN,  /* the turn of the latest answer owed */
 	SWITCH_AGING, /* a request would miss its max_wait */
 	SWITCH_BATCH, /* a larger backlog, after a long phase */
+	SWITCH_LAST = SWITCH_BATCH,
 };
 
 enum policy_act {
