@@ -288,6 +288,7 @@ struct ipc_client {
 	struct waker waker;
 	nng_socket sock;
 	LIST_HEAD(, request) live;
+	int closing; /* no request goes on to wait for its answer */
 };
 
 struct ipc_client *
@@ -338,6 +339,12 @@ request_on_loop(struct op *op)
 		if (!r->sent)
 			nng_msg_free(nng_aio_get_msg(op->aio));
 		request_end(r, rv, NULL, 0);
+		return;
+	}
+	if (!r->sent && r->client->closing) {
+		/* Sent just before the close: waiting for the answer now
+		 * would outlive the client. */
+		request_end(r, NNG_ECANCELED, NULL, 0);
 		return;
 	}
 	if (!r->sent) {
@@ -399,6 +406,7 @@ ipc_client_close(struct ipc_client *c)
 
 	if (c == NULL)
 		return;
+	c->closing = 1;
 	LIST_FOREACH(r, &c->live, link)
 		nng_aio_stop(r->op.aio);
 	/* Stopped requests end with NNG_ECANCELED through the waker. */

@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
 #include "ipc.h"
 
 static char dir[64], url[128];
@@ -161,4 +164,27 @@ Test(ipc, a_client_dialled_before_the_server_starts_reaches_it)
 	cr_assert_str_eq(last, "early");
 	ipc_client_close(c);
 	ipc_server_close(s);
+}
+
+Test(ipc, a_request_sent_when_its_client_closes_ends_once_cancelled)
+{
+	struct ipc_client *c = ipc_dial(loop, url);
+	nng_socket rep;
+	nng_msg *m;
+	int want = 1;
+
+	/* A bare peer, off the loop: once it holds the request, the client's
+	 * send is over, and the loop has not yet seen that. */
+	cr_assert_eq(nng_rep0_open(&rep), 0);
+	cr_assert_eq(nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 5000), 0);
+	cr_assert_eq(nng_listen(rep, url, NULL, 0), 0);
+	answered = failed = 0;
+	cr_assert_eq(ipc_request(c, "x", 1, 5000, got, &want), 0);
+	cr_assert_eq(nng_recvmsg(rep, &m, 0), 0);
+	nng_msg_free(m);
+	/* Closing now must not go on to wait for the answer. */
+	ipc_client_close(c);
+	cr_assert_eq(failed, 1, "ended %d times", failed);
+	cr_assert_eq(answered, 0);
+	nng_close(rep);
 }
