@@ -217,6 +217,11 @@ job_done(void *arg, struct ollama_result *res)
 		job_answer(j, INFER_OK, NULL, res);
 		break;
 	case OLLAMA_NO_MODEL:
+		if (policy_model_state(b->policy, j->model) != MODEL_MISSING)
+			log_warnx("%s is gone from the backend: what waits for "
+			          "it falls back",
+			    b->models[j->model].name);
+		policy_available(b->policy, now_ms(), j->model, 0);
 		job_fall_back(j, res->error);
 		break;
 	case OLLAMA_REFUSED:

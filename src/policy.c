@@ -484,11 +484,11 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 		return SWITCH_NONE;
 	/*
 	 * Turns: k's turn comes once nothing waits for the models that would
-	 * go, or once the latest answer it owes is later than theirs by what
-	 * the switch costs, stretched by the load (a switch takes slot time
-	 * the load leaves less of: the cycle of a polling system with
-	 * switch time S at load rho is S / (1 - rho)). First come, first
-	 * served across models, in batches that grow with the load.
+	 * go, or once the latest answer it owes is later than theirs by more
+	 * than a request waits for its model's turn: half the cycle of a
+	 * polling system whose switches there and back take S at load rho,
+	 * S / (1 - rho). First come, first served across models, in batches
+	 * that grow with the load.
 	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
 	rho = offered_load(p, now);
@@ -497,7 +497,7 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	    (theirs == 0 ||
 	        latest_answer(p, 1u << k, now) >
 	            latest_answer(p, leaving, now) +
-	                (ahead + reloads) / (1 - rho)))
+	                (ahead + reloads) / (2 * (1 - rho))))
 		return SWITCH_TURN;
 	/*
 	 * Aging: one of k's requests would miss its bound if the switch
@@ -955,9 +955,20 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 void
 policy_available(struct policy *p, int64_t now, int model, int present)
 {
+	enum model_state st;
+
 	if (model < 0 || model >= p->n)
 		return;
-	if (!present && p->m[model].state == MODEL_UNLOADED)
+	st = p->m[model].state;
+	/*
+	 * A model removed while loaded (ollama rm) is missing too: what waits
+	 * for it falls back at once instead of failing one by one. Ollama
+	 * refuses to unload what it no longer has, and frees its memory when
+	 * a load needs it. One loading or unloading is judged when that ends.
+	 */
+	if (!present &&
+	    (st == MODEL_UNLOADED || st == MODEL_RESIDENT ||
+	        st == MODEL_DRAINING))
 		mark_missing(p, model);
 	else if (present && p->m[model].state == MODEL_MISSING)
 		p->m[model].state = MODEL_UNLOADED;

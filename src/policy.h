@@ -19,9 +19,9 @@
  * - Switches: a model that does not fit comes in when the models it
  *   would evict have nothing waiting (at once if its backlog is worth the
  *   loads, else once they have idled that long), or after min_residency:
- *   by turns, once the latest answer it owes is later than theirs by the
- *   switch's cost stretched by the load (cost / (1 - load): batches grow
- *   as the load nears capacity; none under overload); when its backlog
+ *   by turns, once the latest answer it owes is later than theirs by half
+ *   a polling cycle (switch cost / (2 (1 - load)): batches grow as the
+ *   load nears capacity; none under overload); when its backlog
  *   outweighs theirs and they have run sixteen switch costs; when one of
  *   its requests would otherwise miss its max_wait (not under overload,
  *   where switching for bounds that cannot all hold would waste the
@@ -121,8 +121,9 @@ enum load_outcome { LOAD_FAILED = -1, LOAD_MISSING = 0, LOAD_OK = 1 };
 void policy_loaded(
     struct policy *p, int64_t now, int model, int ok, int64_t size_mb);
 void policy_unloaded(struct policy *p, int64_t now, int model);
-/* The backend's /api/tags: whether it has the model at all. A model it
- * lacks is missing (its requests are returned); one it has again is not. */
+/* Whether the backend has the model at all, from /api/tags or a request it
+ * answered 404. A model it lacks is missing, loaded or not (its waiting
+ * requests are returned); one it has again is not. */
 void policy_available(struct policy *p, int64_t now, int model, int present);
 /* The backend's /api/ps: what a resident model really takes. */
 void policy_observe(struct policy *p, int model, int64_t size_mb);

@@ -568,6 +568,32 @@ Test(policy, a_model_the_backend_lacks_returns_its_requests_until_it_has_it)
 	policy_free(p);
 }
 
+Test(policy, a_loaded_model_removed_from_the_backend_sends_back_what_waits)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 6000, QWEN, LOAD_OK, 0);
+	actions(p);
+	policy_arrive(p, 6000, 2, QWEN, NORMAL, 6000);
+	policy_arrive(p, 6000, 3, QWEN, NORMAL, 6000);
+	cr_assert_str_eq(actions(p), "dispatch 2@1");
+	/* Request 1 came back 404 (ollama rm while loaded): 3 is not sent
+	 * to fail the same way. */
+	policy_available(p, 7000, QWEN, 0);
+	cr_assert_str_eq(actions(p), "return 3@1");
+	policy_done(p, 7000, 1, 0);
+	policy_done(p, 7100, 2, 0);
+	policy_view(p, 7100, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_MISSING);
+	cr_assert_eq(v.busy, 0);
+	/* It no longer holds VRAM in the plan: deepseek loads in its place. */
+	policy_arrive(p, 7100, 4, DEEPSEEK, NORMAL, 7100);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_free(p);
+}
+
 Test(policy, a_load_that_cannot_reach_the_backend_is_tried_again)
 {
 	struct policy *p = box();
