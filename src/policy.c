@@ -878,6 +878,35 @@ policy_again(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 	offer(p, now, id, model, prio, arrived, 0);
 }
 
+/*
+ * Models not measured yet are guessed from those that are: one backend
+ * loads every model from the same disk and runs it on the same GPU, and
+ * the configured guesses hold only for the box they were written for.
+ */
+static void
+guess_from_measures(struct policy *p)
+{
+	double ms_per_mb = 0, longest = 0;
+	int timed = 0;
+
+	for (int i = 0; i < p->n; i++) {
+		if (p->m[i].timed_loads > 0 && p->m[i].need_mb > 0) {
+			ms_per_mb += p->m[i].load_ms / (double)p->m[i].need_mb;
+			timed++;
+		}
+		if (p->m[i].timed_services > 0)
+			longest = fmax(longest, p->m[i].longest_ms);
+	}
+	for (int i = 0; i < p->n; i++) {
+		struct pmodel *m = &p->m[i];
+
+		if (m->timed_loads == 0 && timed > 0)
+			m->load_ms = (double)m->need_mb * ms_per_mb / timed;
+		if (m->timed_services == 0 && longest > 0)
+			m->service_ms = m->longest_ms = longest;
+	}
+}
+
 void
 policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
 {
@@ -901,6 +930,7 @@ policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
 			if (m->timed_services == 1 ||
 			    (double)service_ms > m->longest_ms)
 				m->longest_ms = (double)service_ms;
+			guess_from_measures(p);
 		}
 		break;
 	}
@@ -949,6 +979,7 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	    : (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
 	if (size_mb > 0)
 		m->need_mb = size_mb;
+	guess_from_measures(p);
 	plan(p, now);
 }
 

@@ -202,15 +202,17 @@ Test(policy, an_idle_model_gives_way_once_idle_as_long_as_the_loads_take)
 
 	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
 	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
-	policy_done(p, 20000, 1, 13500);
+	policy_done(p, 11500, 1, 5000);
 	actions(p);
-	policy_arrive(p, 21000, 2, QWEN, NORMAL, 21000);
-	/* Loads take 6.5 s (deepseek, timed) and 6.1 s (qwen, guessed):
-	 * deepseek must have been idle 12.6 s, so until 32.6 s. */
-	policy_tick(p, 32000);
-	policy_view(p, 32000, &v);
+	policy_arrive(p, 15000, 2, QWEN, NORMAL, 15000);
+	/* qwen's one request (5 s, guessed as the longest run seen) is not
+	 * worth the loads: 6.5 s (deepseek, timed) and 5.3 s (qwen, guessed
+	 * at the pace deepseek loaded). Deepseek must have been idle 11.8 s,
+	 * so until 23.3 s. */
+	policy_tick(p, 23000);
+	policy_view(p, 23000, &v);
 	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_RESIDENT);
-	policy_tick(p, 33000);
+	policy_tick(p, 23500);
 	cr_assert_str_eq(actions(p), "unload 0");
 	policy_free(p);
 }
@@ -243,13 +245,14 @@ Test(policy, a_larger_backlog_elsewhere_switches_once_a_batch_has_paid_for_it)
 	for (int i = 10; i < 40; i++)
 		policy_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000);
 	cr_assert_str_eq(actions(p), "");
-	/* The switch costs deepseek's load (7.6 s, guessed) and qwen's
-	 * (5 s, timed): qwen stays sixteen times that, 201.2 s from 5 s. */
-	policy_tick(p, 206000);
-	policy_view(p, 206000, &v);
+	/* The switch costs deepseek's load (6.2 s, guessed at the pace qwen
+	 * loaded: 3008 MB in 5 s) and qwen's (5 s, timed): qwen stays
+	 * sixteen times that, 178.7 s from 5 s. */
+	policy_tick(p, 183000);
+	policy_view(p, 183000, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
-	policy_tick(p, 207000);
-	policy_view(p, 207000, &v);
+	policy_tick(p, 184000);
+	policy_view(p, 184000, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
 	cr_assert_eq(v.next_switch, DEEPSEEK);
 	policy_free(p);
@@ -268,14 +271,15 @@ Test(policy, an_aging_request_forces_a_switch_before_its_max_wait)
 	actions(p);
 	/* One high request for deepseek: max_wait 120 s. */
 	policy_arrive(p, 605000, 100, DEEPSEEK, HIGH, 605000);
-	/* Ahead of it: deepseek's load (3712 MB at 490 MB/s, 7.6 s), the
-	 * qwen runs not timed yet; with the margin of a quarter the switch
-	 * comes at 90 - 7.6 = 82.4 s of waiting. */
-	policy_tick(p, 687000);
-	policy_view(p, 687000, &v);
+	/* Ahead of it: deepseek's load (3712 MB at the pace qwen loaded,
+	 * 3008 MB in 5 s: 6.2 s), the qwen runs not timed yet; with the
+	 * margin of a quarter the switch comes at 90 - 6.2 = 83.8 s of
+	 * waiting. */
+	policy_tick(p, 688500);
+	policy_view(p, 688500, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
-	policy_tick(p, 687500);
-	policy_view(p, 687500, &v);
+	policy_tick(p, 689000);
+	policy_view(p, 689000, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
 	policy_free(p);
 }
@@ -418,6 +422,31 @@ Test(policy, the_offered_load_is_judged_by_measured_runs_not_the_guess)
 	/* 30 s of runs in about 76 s, on two slots. */
 	cr_assert_lt(v.offered_load, 0.3, "offered load %.2f", v.offered_load);
 	cr_assert_gt(v.offered_load, 0.1, "offered load %.2f", v.offered_load);
+	policy_free(p);
+}
+
+Test(policy, a_model_not_loaded_yet_is_guessed_to_load_at_the_pace_measured)
+{
+	struct policy_config c = box_config();
+	struct policy *p;
+	struct policy_view v;
+
+	/* Guesses written for a slow disk: deepseek would take 371 s. */
+	c.load_mb_per_s = 10;
+	p = policy_new(&c, box_models, 3, 0);
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	/* qwen loads in 6 s: 3008 MB at 500 MB/s. */
+	policy_loaded(p, 6000, QWEN, LOAD_OK, 0);
+	policy_arrive(p, 6000, 2, QWEN, NORMAL, 6000);
+	policy_arrive(p, 6000, 3, QWEN, LOW, 6000);
+	actions(p);
+	/* A deepseek request that has waited 30 s: 371 s of load ahead of it
+	 * would make it about to miss its 300 s bound, and an aging switch
+	 * would drain qwen; at the pace measured (7.4 s) it is far from
+	 * its bound. */
+	policy_arrive(p, 40000, 4, DEEPSEEK, NORMAL, 10000);
+	policy_view(p, 40000, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
 	policy_free(p);
 }
 
