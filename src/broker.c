@@ -207,6 +207,16 @@ job_done(void *arg, struct ollama_result *res)
 	struct job *j = arg;
 	struct broker *b = j->b;
 
+	/* A 404 says the model is gone, loaded or not: the policy hears it
+	 * before the slot this frees is given out, so that what waits for
+	 * the model falls back instead of meeting the same answer. */
+	if (res->outcome == OLLAMA_NO_MODEL) {
+		if (policy_model_state(b->policy, j->model) != MODEL_MISSING)
+			log_warnx("%s is gone from the backend: what waits for "
+			          "it falls back",
+			    b->models[j->model].name);
+		policy_available(b->policy, now_ms(), j->model, 0);
+	}
 	/* Only an answer times a run: a refused or failed one says nothing
 	 * of how long runs take. */
 	policy_done(b->policy, now_ms(), j->seq,
@@ -217,11 +227,6 @@ job_done(void *arg, struct ollama_result *res)
 		job_answer(j, INFER_OK, NULL, res);
 		break;
 	case OLLAMA_NO_MODEL:
-		if (policy_model_state(b->policy, j->model) != MODEL_MISSING)
-			log_warnx("%s is gone from the backend: what waits for "
-			          "it falls back",
-			    b->models[j->model].name);
-		policy_available(b->policy, now_ms(), j->model, 0);
 		job_fall_back(j, res->error);
 		break;
 	case OLLAMA_REFUSED:
@@ -369,6 +374,18 @@ unload_done(void *arg, struct ollama_result *res)
 	struct model_io *io = arg;
 	struct broker *b = io->b;
 
+	if (res->outcome == OLLAMA_NO_MODEL) {
+		/* Removed while loaded: Ollama will not unload what it no
+		 * longer has, and /api/ps would list it for good. */
+		log_warnx("unload of %s: %s: it is gone from the backend",
+		    b->models[io->model].name, res->error);
+		policy_unloaded(b->policy, now_ms(), io->model);
+		policy_available(b->policy, now_ms(), io->model, 0);
+		ollama_result_free(res);
+		free(io);
+		apply(b);
+		return;
+	}
 	/* Ollama answers before the runner is gone: watch /api/ps. */
 	if (res->outcome != OLLAMA_OK)
 		log_warnx(

@@ -147,8 +147,10 @@ take(struct preq *list, size_t *n, size_t i)
 static int
 occupies(const struct pmodel *m)
 {
+	/* A model gone from the backend still runs what was sent to it. */
 	return m->state == MODEL_LOADING || m->state == MODEL_RESIDENT ||
-	    m->state == MODEL_DRAINING || m->state == MODEL_UNLOADING;
+	    m->state == MODEL_DRAINING || m->state == MODEL_UNLOADING ||
+	    (m->state == MODEL_MISSING && m->in_flight > 0);
 }
 
 /*
@@ -485,10 +487,11 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	/*
 	 * Turns: k's turn comes once nothing waits for the models that would
 	 * go, or once the latest answer it owes is later than theirs by more
-	 * than a request waits for its model's turn: half the cycle of a
-	 * polling system whose switches there and back take S at load rho,
-	 * S / (1 - rho). First come, first served across models, in batches
-	 * that grow with the load.
+	 * than a request waits for its model's turn: a polling system whose
+	 * switches there and back take S at load rho has a cycle of
+	 * S / (1 - rho), and a request waits half of one on average. First
+	 * come, first served across models, in batches that grow with the
+	 * load.
 	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
 	rho = offered_load(p, now);
@@ -527,6 +530,18 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	    waiting_work(p, k) > theirs)
 		return SWITCH_BATCH;
 	return SWITCH_NONE;
+}
+
+/* Every model that may be evicted, as a `leaving` mask. */
+static uint32_t
+unpinned(const struct policy *p)
+{
+	uint32_t mask = 0;
+
+	for (int i = 0; i < p->n; i++)
+		if (!p->m[i].pin)
+			mask |= 1u << i;
+	return mask;
 }
 
 /*
@@ -622,8 +637,11 @@ plan_residency(struct policy *p, int64_t now)
 			start_unload(p, i, now);
 			return;
 		}
-		if (m->state == MODEL_UNLOADED && (m->preload || m->pin) &&
-		    m->loads == 0 && fits(p, i, 0)) {
+		/* A pin holds whenever the model is there (it may come back
+		 * after a removal); a preload only starts the model off. */
+		if (m->state == MODEL_UNLOADED &&
+		    (m->pin || (m->preload && m->loads == 0)) &&
+		    fits(p, i, 0)) {
 			start_load(p, i, now);
 			return;
 		}
@@ -642,14 +660,15 @@ plan_residency(struct policy *p, int64_t now)
 			return;
 		tried |= 1u << k;
 		leaving = victims_for(p, k);
-		if (leaving == 0 && !fits(p, k, 0)) {
+		if (leaving == 0) {
 			/* Pinned models leave it no room, now or ever: its
-			 * requests go back rather than wait for good. */
-			return_waiting(p, k);
+			 * requests go back rather than wait for good. Room
+			 * that runs still hold comes when they end. */
+			if (!fits(p, k, unpinned(p)))
+				return_waiting(p, k);
 			continue;
 		}
-		if (leaving != 0 &&
-		    (why = switch_pays(p, k, leaving, now)) != SWITCH_NONE)
+		if ((why = switch_pays(p, k, leaving, now)) != SWITCH_NONE)
 			break;
 	}
 	p->switch_to = k;
@@ -882,26 +901,26 @@ policy_again(struct policy *p, int64_t now, uint64_t id, int model, int prio,
  * Models not measured yet are guessed from those that are: one backend
  * loads every model from the same disk and runs it on the same GPU, and
  * the configured guesses hold only for the box they were written for.
+ * Loads go at the slowest pace measured: a model the backend still held
+ * "loads" at once, and would make every guess too short.
  */
 static void
 guess_from_measures(struct policy *p)
 {
-	double ms_per_mb = 0, longest = 0;
-	int timed = 0;
+	double slowest_ms_per_mb = 0, longest = 0;
 
 	for (int i = 0; i < p->n; i++) {
-		if (p->m[i].timed_loads > 0 && p->m[i].need_mb > 0) {
-			ms_per_mb += p->m[i].load_ms / (double)p->m[i].need_mb;
-			timed++;
-		}
+		if (p->m[i].timed_loads > 0 && p->m[i].need_mb > 0)
+			slowest_ms_per_mb = fmax(slowest_ms_per_mb,
+			    p->m[i].load_ms / (double)p->m[i].need_mb);
 		if (p->m[i].timed_services > 0)
 			longest = fmax(longest, p->m[i].longest_ms);
 	}
 	for (int i = 0; i < p->n; i++) {
 		struct pmodel *m = &p->m[i];
 
-		if (m->timed_loads == 0 && timed > 0)
-			m->load_ms = (double)m->need_mb * ms_per_mb / timed;
+		if (m->timed_loads == 0 && slowest_ms_per_mb > 0)
+			m->load_ms = (double)m->need_mb * slowest_ms_per_mb;
 		if (m->timed_services == 0 && longest > 0)
 			m->service_ms = m->longest_ms = longest;
 	}
@@ -995,7 +1014,8 @@ policy_available(struct policy *p, int64_t now, int model, int present)
 	 * A model removed while loaded (ollama rm) is missing too: what waits
 	 * for it falls back at once instead of failing one by one. Ollama
 	 * refuses to unload what it no longer has, and frees its memory when
-	 * a load needs it. One loading or unloading is judged when that ends.
+	 * a load needs it. One loading is judged when its load ends, one
+	 * unloading when its unload does.
 	 */
 	if (!present &&
 	    (st == MODEL_UNLOADED || st == MODEL_RESIDENT ||

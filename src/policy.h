@@ -11,7 +11,8 @@
  * - Residency: the models loaded fit vram_mb by Ollama's own rule (the
  *   first model may take it all; each further one needs at most 80% of
  *   what is left), at most max_loaded of them, so that Ollama never has to
- *   evict on its own. A model is only fed while resident; one to be
+ *   evict on its own (but for a model removed while loaded, which it
+ *   will not unload). A model is only fed while resident; one to be
  *   evicted drains (it takes no run that would end after its drain),
  *   and is unloaded explicitly before the next is loaded. One load or
  *   unload at a time, as Ollama does. A model that pinned ones leave no
@@ -37,6 +38,10 @@
  *   beats a high one that just came).
  * - Pinned models are never evicted; preloaded ones are loaded at start;
  *   a resident model with nothing to do for idle_unload is unloaded.
+ * - Missing models (the backend lacks them, loaded or not) hand their
+ *   requests back.
+ * - Estimates: load and service times are guessed, then measured; a
+ *   model not measured yet is guessed from those that are.
  */
 #ifndef OLLAMAX_POLICY_H
 #define OLLAMAX_POLICY_H
@@ -54,8 +59,8 @@ struct policy_config {
 	int64_t max_wait_ms[POLICY_PRIOS]; /* by priority */
 	int64_t min_residency_ms;
 	int64_t idle_unload_ms;   /* 0: never */
-	double load_mb_per_s;     /* until loads are timed */
-	int64_t service_guess_ms; /* until requests are timed */
+	double load_mb_per_s;     /* until a load is timed */
+	int64_t service_guess_ms; /* until a request is timed */
 };
 
 struct policy_model_conf {

@@ -508,6 +508,26 @@ Test(policy, a_pinned_model_is_loaded_at_start_and_never_evicted)
 	policy_free(p);
 }
 
+Test(policy, a_pinned_model_removed_then_pulled_again_is_loaded_again)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "pinned", .need_mb = 700, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 1, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 1000, 0, LOAD_OK, 0);
+	policy_available(p, 2000, 0, 0);
+	policy_view(p, 2000, &v);
+	cr_assert_eq(v.models[0].state, MODEL_MISSING);
+	cr_assert_str_eq(actions(p), "");
+	policy_available(p, 3000, 0, 1);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_free(p);
+}
+
 Test(policy, a_model_busy_past_its_idle_unload_time_wants_no_tick)
 {
 	struct policy_config c = box_config();
@@ -613,12 +633,15 @@ Test(policy, a_loaded_model_removed_from_the_backend_sends_back_what_waits)
 	policy_available(p, 7000, QWEN, 0);
 	cr_assert_str_eq(actions(p), "return 3@1");
 	policy_done(p, 7000, 1, 0);
+	/* Request 2 still runs on it: deepseek waits for its room rather
+	 * than go back as if pinned models held it. */
+	policy_arrive(p, 7050, 4, DEEPSEEK, NORMAL, 7050);
+	cr_assert_str_eq(actions(p), "");
 	policy_done(p, 7100, 2, 0);
 	policy_view(p, 7100, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_MISSING);
 	cr_assert_eq(v.busy, 0);
 	/* It no longer holds VRAM in the plan: deepseek loads in its place. */
-	policy_arrive(p, 7100, 4, DEEPSEEK, NORMAL, 7100);
 	cr_assert_str_eq(actions(p), "load 0");
 	policy_free(p);
 }
