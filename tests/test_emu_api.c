@@ -120,6 +120,20 @@ Test(api, a_body_that_is_not_an_object_is_refused_as_go_refuses_it)
 	    "json: cannot unmarshal array into Go value of type api.GenerateRequest");
 }
 
+Test(api, a_delete_names_its_model_by_model_or_name_in_a_delete_request)
+{
+	struct api_request req;
+	struct api_error err;
+
+	cr_assert_eq(
+	    parse(API_DELETE, "{\"name\":\"tinyllama\"}", &req, &err), 0);
+	cr_assert_str_eq(req.model, "tinyllama");
+	api_request_free(&req);
+	expect_error(API_DELETE, "{\"model\":5}", 400,
+	    "json: cannot unmarshal number into Go struct field DeleteRequest.model of type string");
+	expect_error(API_DELETE, "", 400, "missing request body");
+}
+
 Test(api, wrongly_typed_fields_are_refused_with_gos_message)
 {
 	expect_error(API_GENERATE, "{\"model\":\"m\",\"prompt\":5}", 400,

@@ -50,6 +50,7 @@ static const char *const kind_struct[] = {
     [API_EMBED] = "EmbedRequest",
     [API_EMBEDDINGS] = "EmbeddingRequest",
     [API_SHOW] = "ShowRequest",
+    [API_DELETE] = "DeleteRequest",
 };
 
 static const char *
@@ -443,7 +444,7 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 	}
 	if (get_string(root, kind, "model", &req->model, err))
 		goto bad;
-	if (kind == API_SHOW && req->model == NULL &&
+	if ((kind == API_SHOW || kind == API_DELETE) && req->model == NULL &&
 	    get_string(root, kind, "name", &req->model, err))
 		goto bad;
 	if (req->model == NULL)
@@ -488,6 +489,7 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 		    text_token_count(req->prompt, strlen(req->prompt));
 		break;
 	case API_SHOW:
+	case API_DELETE:
 		break;
 	}
 	return 0;

@@ -241,7 +241,8 @@ emu_catalog_find(const struct emu_catalog *cat, const char *name)
 	else
 		snprintf(full, sizeof(full), "%s", name);
 	for (size_t i = 0; i < cat->count; i++)
-		if (strcmp(cat->models[i].name, full) == 0)
+		if (strcmp(cat->models[i].name, full) == 0 &&
+		    !cat->models[i].removed)
 			return &cat->models[i];
 	return NULL;
 }

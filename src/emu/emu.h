@@ -48,6 +48,9 @@ struct emu_model {
 	int typical_output_tokens;  /* mean answer length when unbounded */
 	unsigned capabilities;      /* enum emu_capability bits */
 	char digest[65];            /* derived from the name: stable, fake */
+	/* Gone after DELETE /api/delete: unknown to requests and tags, while
+	 * a runner that has it loaded keeps it, as Ollama's does. */
+	int removed;
 };
 
 struct emu_catalog {
@@ -67,7 +70,7 @@ int emu_catalog_load(
 void emu_catalog_free(struct emu_catalog *cat);
 /*
  * Finds a model by the name a client sends: "tinyllama" means
- * "tinyllama:latest", as in Ollama. Returns NULL when unknown.
+ * "tinyllama:latest", as in Ollama. Returns NULL when unknown or removed.
  */
 const struct emu_model *emu_catalog_find(
     const struct emu_catalog *cat, const char *name);
@@ -286,6 +289,7 @@ enum api_kind {
 	API_EMBED,
 	API_EMBEDDINGS,
 	API_SHOW,
+	API_DELETE,
 };
 
 struct api_request {

@@ -46,6 +46,7 @@ enum route {
 	R_CHAT,
 	R_EMBED,
 	R_EMBEDDINGS,
+	R_DELETE,
 	R_STATS,
 	R_OTHER,
 	R_COUNT,
@@ -61,6 +62,7 @@ static const char *const route_names[R_COUNT] = {
     [R_CHAT] = "/api/chat",
     [R_EMBED] = "/api/embed",
     [R_EMBEDDINGS] = "/api/embeddings",
+    [R_DELETE] = "/api/delete",
     [R_STATS] = "/emu/stats",
     [R_OTHER] = "other",
 };
@@ -487,6 +489,8 @@ tags_json(struct emu *e)
 	for (size_t i = 0; i < e->cat.count; i++) {
 		const struct emu_model *m = &e->cat.models[i];
 
+		if (m->removed)
+			continue;
 		json_array_append_new(list,
 		    json_pack("{s:s,s:s,s:s,s:I,s:s,s:o}", "name", m->name,
 		        "model", m->name, "modified_at", when, "size",
@@ -1193,6 +1197,7 @@ route_of(const char *method, const char *url, int *method_ok)
 	    {"/api/chat", "POST", R_CHAT},
 	    {"/api/embed", "POST", R_EMBED},
 	    {"/api/embeddings", "POST", R_EMBEDDINGS},
+	    {"/api/delete", "DELETE", R_DELETE},
 	    {"/emu/stats", "GET", R_STATS},
 	};
 
@@ -1344,6 +1349,31 @@ respond_now(struct emu *e, struct job *j, const char *method)
 			job_error(j, 404, msg);
 		} else {
 			job_reply(j, 200, show_json(e, m));
+		}
+		break;
+	}
+	case R_DELETE: {
+		struct api_error err;
+		const struct emu_model *m;
+
+		if (api_request_parse(API_DELETE, j->body ? j->body : "",
+		        j->body_len, &j->req, &err) != 0) {
+			job_error(j, err.status, err.message);
+			break;
+		}
+		j->parsed = 1;
+		m = emu_catalog_find(&e->cat, j->req.model);
+		if (m == NULL) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "model '%s' not found",
+			    j->req.model);
+			job_error(j, 404, msg);
+		} else {
+			/* Ollama removes the files and leaves the scheduler
+			 * alone: a loaded runner stays until evicted. */
+			((struct emu_model *)m)->removed = 1;
+			return reply_text(j, 200, "text/plain", "");
 		}
 		break;
 	}

@@ -20,7 +20,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	if (api_request_parse((enum api_kind)(data[0] % 5),
+	/* The first byte picks the kind: every one, API_DELETE the last. */
+	if (api_request_parse((enum api_kind)(data[0] % (API_DELETE + 1)),
 	        (const char *)data + 1, size - 1, &req, &err) == 0) {
 		for (size_t i = 0; i < req.ninputs; i++)
 			(void)api_embed_input(&req, i);

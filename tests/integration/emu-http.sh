@@ -126,6 +126,23 @@ check "/emu/stats counts requests by endpoint and status" \
 	has "$stats" '"/api/generate":{'
 check "/emu/stats counts loads and unloads per model" \
 	has "$stats" '"tinyllama:latest":{"loads":'
+# DELETE /api/delete as Ollama's: the files go, a loaded runner stays.
+http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b"}' >/dev/null
+check "delete without a body is a 400" \
+	has "$(http DELETE "$URL_main/api/delete")" '400 {"error":'
+check "delete of a model is a 200" \
+	has "$(http DELETE "$URL_main/api/delete" '{"model":"qwen2.5-coder:7b"}')" '200'
+check "tags no longer list a deleted model" \
+	sh -c "! curl -s '$URL_main/api/tags' | grep -q qwen2.5-coder:7b"
+check "a request for a deleted model is a 404" \
+	has "$(http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b","prompt":"x"}')" "404 {\"error\":\"model 'qwen2.5-coder:7b' not found\"}"
+check "an unload of a deleted model is a 404 too" \
+	has "$(http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b","keep_alive":0}')" '404'
+check "a deleted model that was loaded stays loaded" \
+	has "$(http GET "$URL_main/api/ps")" '"name":"qwen2.5-coder:7b"'
+check "delete of a model already deleted is a 404" \
+	has "$(http DELETE "$URL_main/api/delete" '{"name":"qwen2.5-coder:7b"}')" '404'
+
 for name in main noqueue fail drop garbage stall; do
 	pid_var=PID_$name
 	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A model removed from the backend while loaded (ollama rm, here DELETE
+# /api/delete on ollamax-emu): the broker learns it from the first 404,
+# what waits for it falls down the tier chain at once, the agents keep
+# getting answers, and `ollamaxctl queue` shows the model missing.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed 100 --parallel 2 --vram-mb 4096
+fleet_conf "$URL_emu" <<CONF
+[broker]
+parallel = 2
+[tier.coding]
+model = qwen2.5-coder:7b
+fallback = light
+[tier.light]
+model = tinyllama
+CONF
+for i in 1 2 3; do
+	cat >"$TMP/agents/00$i-coder$i.conf" <<AGENT
+[agent]
+name = coder$i
+tier = coding
+trigger = every 1s
+jitter = 0%
+output = file:coder$i.out
+prompt = Review change {{n}} for {{name}}.
+[options]
+num_predict = 20
+AGENT
+done
+SUP="$BUILD/ollamax-supervisor"
+CTL="$BUILD/ollamaxctl"
+"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+sup_pid=$!
+PIDS+=("$sup_pid")
+
+has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; return 1 ;; esac; }
+runs_of() { grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null || echo 0; }
+wait_runs() {
+	local agent=$1 want=$2
+	for _ in $(seq 1 200); do
+		[ "$(runs_of "$agent")" -ge "$want" ] && return 0
+		sleep 0.05
+	done
+	echo "      $agent has $(runs_of "$agent") runs"
+	return 1
+}
+wait_log() {
+	for _ in $(seq 1 200); do
+		grep -q "$1" "$TMP/sup.log" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "coding agents are answered by their own model" \
+	wait_log "coder1: run 1: qwen2.5-coder:7b answered"
+check "the backend deletes the loaded model" \
+	has "$(http DELETE "$URL_emu/api/delete" '{"model":"qwen2.5-coder:7b"}')" '200'
+before=$(runs_of coder2)
+check "the first 404 tells the broker the model is gone" \
+	wait_log "qwen2.5-coder:7b is gone from the backend"
+check "what waited for it falls back to the light tier" \
+	wait_log "(qwen2.5-coder:7b): falling back to tier light"
+check "the agents keep getting answers" wait_runs coder2 $((before + 3))
+check "later runs are answered down the chain" \
+	wait_log "coder3: run [0-9]*: tinyllama answered"
+check "the broker says it once" \
+	test "$(grep -c 'is gone from the backend' "$TMP/sup.log")" -eq 1
+missing_in_queue() {
+	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
+q = json.load(sys.stdin)
+states = {m["name"]: m["state"] for m in q["models"]}
+sys.exit(0 if states.get("qwen2.5-coder:7b") == "missing" else 1)'
+}
+check "ollamaxctl queue shows the model missing" missing_in_queue
+check "the emulator still holds the removed model, as Ollama does" \
+	has "$(http GET "$URL_emu/api/ps")" '"name":"qwen2.5-coder:7b"'
+check "no request fails outright" \
+	sh -c "! grep -q 'coder[0-9]: run [0-9]*: failed' '$TMP/sup.log'"
+stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
+check "the supervisor stops cleanly" stopped
+finish
