@@ -228,8 +228,8 @@ emu_catalog_free(struct emu_catalog *cat)
 	memset(cat, 0, sizeof(*cat));
 }
 
-const struct emu_model *
-emu_catalog_find(const struct emu_catalog *cat, const char *name)
+static struct emu_model *
+lookup(const struct emu_catalog *cat, const char *name)
 {
 	char full[128];
 
@@ -245,4 +245,21 @@ emu_catalog_find(const struct emu_catalog *cat, const char *name)
 		    !cat->models[i].removed)
 			return &cat->models[i];
 	return NULL;
+}
+
+const struct emu_model *
+emu_catalog_find(const struct emu_catalog *cat, const char *name)
+{
+	return lookup(cat, name);
+}
+
+int
+emu_catalog_remove(struct emu_catalog *cat, const char *name)
+{
+	struct emu_model *m = lookup(cat, name);
+
+	if (m == NULL)
+		return -1;
+	m->removed = 1;
+	return 0;
 }

@@ -74,6 +74,9 @@ void emu_catalog_free(struct emu_catalog *cat);
  */
 const struct emu_model *emu_catalog_find(
     const struct emu_catalog *cat, const char *name);
+/* DELETE /api/delete: the model is unknown from now on; runners that have
+ * it loaded keep their pointer to it. Returns -1 when already unknown. */
+int emu_catalog_remove(struct emu_catalog *cat, const char *name);
 
 /* ------------------------------------------------------------------ */
 /* api.c: keep_alive in all its forms                                 */

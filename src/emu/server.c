@@ -1354,7 +1354,7 @@ respond_now(struct emu *e, struct job *j, const char *method)
 	}
 	case R_DELETE: {
 		struct api_error err;
-		const struct emu_model *m;
+		char msg[256];
 
 		if (api_request_parse(API_DELETE, j->body ? j->body : "",
 		        j->body_len, &j->req, &err) != 0) {
@@ -1362,19 +1362,13 @@ respond_now(struct emu *e, struct job *j, const char *method)
 			break;
 		}
 		j->parsed = 1;
-		m = emu_catalog_find(&e->cat, j->req.model);
-		if (m == NULL) {
-			char msg[256];
-
-			snprintf(msg, sizeof(msg), "model '%s' not found",
-			    j->req.model);
-			job_error(j, 404, msg);
-		} else {
-			/* Ollama removes the files and leaves the scheduler
-			 * alone: a loaded runner stays until evicted. */
-			((struct emu_model *)m)->removed = 1;
+		/* Ollama removes the files and leaves the scheduler alone:
+		 * a loaded runner stays until evicted. */
+		if (emu_catalog_remove(&e->cat, j->req.model) == 0)
 			return reply_text(j, 200, "text/plain", "");
-		}
+		snprintf(
+		    msg, sizeof(msg), "model '%s' not found", j->req.model);
+		job_error(j, 404, msg);
 		break;
 	}
 	default:
