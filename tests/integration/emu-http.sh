@@ -12,7 +12,6 @@ start_emu garbage --speed inf --garbage-rate 1
 start_emu stall --speed inf --stall-rate 1 --stall-ms 300
 
 eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return 1; }; }
-has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
 
 check "GET / says Ollama is running" \
 	eq "$(http GET "$URL_main/")" "200 Ollama is running"

@@ -65,6 +65,5 @@ more_runs() {
 	return 1
 }
 check "the agent keeps getting answers" more_runs
-stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
 check "the supervisor still stops cleanly" stopped
 finish

@@ -59,6 +59,25 @@ check() {
 	fi
 }
 
+# has TEXT PART: TEXT contains PART (says what it got when not).
+has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
+
+# runs_of AGENT: how many runs the agent has written to its file output.
+runs_of() { grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null || echo 0; }
+# wait_runs AGENT N: until the agent has written N runs (10 s at most).
+wait_runs() {
+	local agent=$1 want=$2
+	for _ in $(seq 1 200); do
+		[ "$(runs_of "$agent")" -ge "$want" ] && return 0
+		sleep 0.05
+	done
+	echo "      $agent has $(runs_of "$agent") runs"
+	return 1
+}
+
+# stopped: SIGTERM to the supervisor started as $sup_pid, and its exit 0.
+stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
+
 # http METHOD URL [BODY]: prints "STATUS BODY" on one line.
 http() {
 	local method=$1 url=$2 body=${3-}

@@ -35,17 +35,6 @@ CTL="$BUILD/ollamaxctl"
 sup_pid=$!
 PIDS+=("$sup_pid")
 
-has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; return 1 ;; esac; }
-runs_of() { grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null || echo 0; }
-wait_runs() {
-	local agent=$1 want=$2
-	for _ in $(seq 1 200); do
-		[ "$(runs_of "$agent")" -ge "$want" ] && return 0
-		sleep 0.05
-	done
-	echo "      $agent has $(runs_of "$agent") runs"
-	return 1
-}
 wait_log() {
 	for _ in $(seq 1 200); do
 		grep -q "$1" "$TMP/sup.log" && return 0
@@ -78,6 +67,5 @@ check "the emulator still holds the removed model, as Ollama does" \
 	has "$(http GET "$URL_emu/api/ps")" '"name":"qwen2.5-coder:7b"'
 check "no request fails outright" \
 	sh -c "! grep -q 'coder[0-9]: run [0-9]*: failed' '$TMP/sup.log'"
-stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
 check "the supervisor stops cleanly" stopped
 finish

@@ -118,6 +118,5 @@ assert (why is None) == (q["next_switch"] is None), q'
 }
 check "ollamaxctl --json queue has the offered load, overload and why the next switch" load_typed
 check "ollamaxctl queue prints the offered load" sh -c "'$CTL' -c '$TMP/ollamax.conf' queue | grep -q '^offered load: [0-9]'"
-stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
 check "the supervisor stops cleanly" stopped
 finish

@@ -5,7 +5,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return 1; }; }
-has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
 
 mkdir -p "$TMP/agents"
 cat >"$TMP/ollamax.conf" <<CONF
