@@ -528,7 +528,9 @@ Test(policy, a_pinned_model_removed_then_pulled_again_is_loaded_again)
 	policy_free(p);
 }
 
-Test(policy, a_model_busy_past_its_idle_unload_time_wants_no_tick)
+/* tinyllama loaded at 1 s and running request 1, with idle_unload 60 s. */
+static struct policy *
+tiny_running_with_idle_unload_of_a_minute(void)
 {
 	struct policy_config c = box_config();
 	struct policy *p;
@@ -537,6 +539,13 @@ Test(policy, a_model_busy_past_its_idle_unload_time_wants_no_tick)
 	p = policy_new(&c, box_models, 3, 0);
 	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
 	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
+	return p;
+}
+
+Test(policy, a_model_busy_past_its_idle_unload_time_wants_no_tick)
+{
+	struct policy *p = tiny_running_with_idle_unload_of_a_minute();
+
 	cr_assert_str_eq(actions(p), "load 2, dispatch 1@2");
 	/* Its run lasts two minutes: past idle_unload, yet busy. The next
 	 * wakeup is not now (that would spin), but none: the run's end is
@@ -562,13 +571,8 @@ Test(policy, a_preloaded_model_is_loaded_at_start)
 
 Test(policy, a_model_idle_for_idle_unload_is_unloaded)
 {
-	struct policy_config c = box_config();
-	struct policy *p;
+	struct policy *p = tiny_running_with_idle_unload_of_a_minute();
 
-	c.idle_unload_ms = 60000;
-	p = policy_new(&c, box_models, 3, 0);
-	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
-	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
 	policy_done(p, 2000, 1, 1000);
 	actions(p);
 	cr_assert_eq(policy_wakeup(p, 2000), 62000);

@@ -65,11 +65,7 @@ prompt = Write this down: {{input}}
 [options]
 num_predict = 6
 AGENT
-SUP="$BUILD/ollamax-supervisor"
-CTL="$BUILD/ollamaxctl"
-"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
-sup_pid=$!
-PIDS+=("$sup_pid")
+start_fleet
 
 check "agents run on their trigger and write their answers" wait_runs light1 2
 check "agents on both workers run" wait_runs light2 2

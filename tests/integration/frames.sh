@@ -21,12 +21,8 @@ prompt = Tick {{n}}.
 [options]
 num_predict = 6
 AGENT
-SUP="$BUILD/ollamax-supervisor"
-CTL="$BUILD/ollamaxctl"
 STORM="$BUILD/tests/frame_storm"
-"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
-sup_pid=$!
-PIDS+=("$sup_pid")
+start_fleet
 for _ in $(seq 1 200); do
 	grep -q "ready:" "$TMP/sup.log" && break
 	sleep 0.02

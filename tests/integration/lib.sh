@@ -75,6 +75,26 @@ wait_runs() {
 	return 1
 }
 
+# start_fleet: starts the supervisor on $TMP/ollamax.conf, its log in
+# $TMP/sup.log; sets SUP, CTL and sup_pid.
+SUP="$BUILD/ollamax-supervisor"
+CTL="$BUILD/ollamaxctl"
+start_fleet() {
+	"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+	sup_pid=$!
+	PIDS+=("$sup_pid")
+}
+
+# wait_log PATTERN: until the supervisor's log has a line matching it
+# (10 s at most).
+wait_log() {
+	for _ in $(seq 1 200); do
+		grep -q "$1" "$TMP/sup.log" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # stopped: SIGTERM to the supervisor started as $sup_pid, and its exit 0.
 stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
 

@@ -29,19 +29,8 @@ prompt = Review change {{n}} for {{name}}.
 num_predict = 20
 AGENT
 done
-SUP="$BUILD/ollamax-supervisor"
-CTL="$BUILD/ollamaxctl"
-"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
-sup_pid=$!
-PIDS+=("$sup_pid")
+start_fleet
 
-wait_log() {
-	for _ in $(seq 1 200); do
-		grep -q "$1" "$TMP/sup.log" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 check "coding agents are answered by their own model" \
 	wait_log "coder1: run 1: qwen2.5-coder:7b answered"
 check "the backend deletes the loaded model" \

@@ -46,19 +46,8 @@ prompt = Work item: {{input}}
 num_predict = 30
 AGENT
 done
-SUP="$BUILD/ollamax-supervisor"
-CTL="$BUILD/ollamaxctl"
-"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
-sup_pid=$!
-PIDS+=("$sup_pid")
-up() {
-	for _ in $(seq 1 200); do
-		grep -q "ready:" "$TMP/sup.log" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "the supervisor is up" up
+start_fleet
+check "the supervisor is up" wait_log "ready:"
 
 tiers=(reasoning coding light)
 # 36 requests, the three models taking turns: the worst order for Ollama.
