@@ -379,15 +379,19 @@ count_spare(struct policy *p, int64_t now)
 		return;
 	p->spare = p->spare * exp(-dt / normal_bound(p)) + dt * idle;
 	p->spare_at = now;
-	/* Saturated from when the load reads near capacity with no slot
-	 * time to spare, until there is some again or the backlog is within
-	 * the tightest bound: as the backlog of an overload drains the load
-	 * reads less, but its bounds are no more within reach until then. */
-	if (spare_share(p, now) >= SATURATED_SPARE ||
-	    backlog_per_slot(p) < (double)p->c.max_wait_ms[POLICY_PRIOS - 1])
+	/*
+	 * Saturated from when the load reads near capacity with no slot time
+	 * to spare and a backlog past the tightest bound, until the slots
+	 * have time to spare again. As the backlog of an overload drains the
+	 * load reads less, but what is left is served soonest in the batches
+	 * it waits in: a switch for its bounds would be made twice, there and
+	 * back, and cost the slots as much as one more batch.
+	 */
+	if (spare_share(p, now) >= SATURATED_SPARE)
 		p->saturated = 0;
 	else if ((double)(now - p->started) >= normal_bound(p) &&
-	    offered_load(p, now) > SATURATED_LOAD)
+	    offered_load(p, now) > SATURATED_LOAD &&
+	    backlog_per_slot(p) >= (double)p->c.max_wait_ms[POLICY_PRIOS - 1])
 		p->saturated = 1;
 }
 
@@ -458,7 +462,7 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 {
 	double theirs = 0, reloads = 0, ahead, cost, rho;
 	int64_t idle = INT64_MAX, resident = INT64_MAX;
-	int busy = 0, over;
+	int busy = 0, over, free_slot;
 
 	for (int i = 0; i < p->n; i++) {
 		if (!(leaving & (1u << i)))
@@ -486,18 +490,21 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 		return SWITCH_NONE;
 	/*
 	 * Turns: k's turn comes once nothing waits for the models that would
-	 * go, or once the latest answer it owes is later than theirs by more
-	 * than a request waits for its model's turn: a polling system whose
-	 * switches there and back take S at load rho has a cycle of
-	 * S / (1 - rho), and a request waits half of one on average. First
-	 * come, first served across models, in batches that grow with the
-	 * load.
+	 * go and a slot is free, or once the latest answer it owes is later
+	 * than theirs by more than a request waits for its model's turn: a
+	 * polling system whose switches there and back take S at load rho has
+	 * a cycle of S / (1 - rho), and a request waits half of one on
+	 * average. First come, first served across models, in batches that
+	 * grow with the load. While their runs hold every slot, a switch
+	 * decided would free none sooner, and a request that comes for them
+	 * meanwhile would wait a whole cycle.
 	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
+	free_slot = (int)p->nrunning < p->c.parallel;
 	rho = offered_load(p, now);
 	over = overloaded(p, now);
 	if (rho < 1 && !over &&
-	    (theirs == 0 ||
+	    ((theirs == 0 && free_slot) ||
 	        latest_answer(p, 1u << k, now) >
 	            latest_answer(p, leaving, now) +
 	                (ahead + reloads) / (2 * (1 - rho))))
@@ -704,6 +711,12 @@ drain_left(const struct policy *p, int64_t now)
 	return left;
 }
 
+/*
+ * A draining model takes a run while the slot would otherwise idle longer
+ * than the run outlasts the drain: `left` of idle now, against the other
+ * slot's idle from the drain's end to the run's. What waits for the
+ * switch waits service - left more; the run's agent is saved a cycle.
+ */
 static int
 dispatchable(const struct policy *p, int model, double left)
 {
@@ -711,7 +724,7 @@ dispatchable(const struct policy *p, int model, double left)
 
 	return m->state == MODEL_RESIDENT ||
 	    (m->state == MODEL_DRAINING && m->timed_services > 0 &&
-	        m->service_ms <= left);
+	        m->service_ms - left < left);
 }
 
 /*

@@ -13,14 +13,16 @@
  *   what is left), at most max_loaded of them, so that Ollama never has to
  *   evict on its own (but for a model removed while loaded, which it
  *   will not unload). A model is only fed while resident; one to be
- *   evicted drains (it takes no run that would end after its drain),
- *   and is unloaded explicitly before the next is loaded. One load or
+ *   evicted drains (a slot it frees takes one of its runs only if the
+ *   slot would idle longer than the run outlasts the drain), and is
+ *   unloaded explicitly before the next is loaded. One load or
  *   unload at a time, as Ollama does. A model that pinned ones leave no
  *   room for hands its requests back.
  * - Switches: a model that does not fit comes in when the models it
  *   would evict have nothing waiting (at once if its backlog is worth the
  *   loads, else once they have idled that long), or after min_residency:
- *   by turns, once the latest answer it owes is later than theirs by half
+ *   by turns, once they have nothing waiting and a slot is free, or the
+ *   latest answer it owes is later than theirs by half
  *   a polling cycle (switch cost / (2 (1 - load)): batches grow as the
  *   load nears capacity; none under overload); when its backlog
  *   outweighs theirs and they have run sixteen switch costs; when one of
@@ -31,7 +33,8 @@
  *   offered than the slots serve, or more waiting than they serve within
  *   the normal bound, or slots saturated by agents that wait for their
  *   answers (no time to spare, the load near 1, a backlog past the
- *   tightest bound, until the slots catch up).
+ *   tightest bound; until the slots have time to spare again, so the
+ *   backlog left is served in the batches it waits in).
  * - Order: short answers first (highest response ratio next, weighed by
  *   priority) until a request has used 40% of its max_wait; from there
  *   the most pressed first (aging: a low request that has waited long

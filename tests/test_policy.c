@@ -176,6 +176,78 @@ Test(policy, a_switch_stops_feeding_the_old_model_drains_unloads_then_loads)
 	policy_free(p);
 }
 
+/*
+ * Deepseek resident, its runs timed at 20 s; two of them run, the second
+ * started `stagger` ms after the first; then a high coding request that
+ * has waited 100 s of its 120 s makes deepseek drain, and one more
+ * deepseek request comes.
+ */
+static struct policy *
+draining_with_runs_staggered(int64_t stagger)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
+	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
+	policy_done(p, 26500, 1, 20000);
+	policy_arrive(p, 100000, 2, DEEPSEEK, NORMAL, 100000);
+	policy_arrive(
+	    p, 100000 + stagger, 3, DEEPSEEK, NORMAL, 100000 + stagger);
+	actions(p);
+	policy_arrive(p, 113000, 10, QWEN, HIGH, 13000);
+	policy_arrive(p, 114000, 4, DEEPSEEK, NORMAL, 114000);
+	policy_view(p, 114000, &v);
+	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
+	cr_assert_str_eq(actions(p), "");
+	return p;
+}
+
+Test(policy, a_draining_model_takes_a_run_that_idles_the_slots_less_than_none)
+{
+	/* The first run ends at 120 s with 12 s left on the other: the slot
+	 * would idle 12 s, while one more run outlasts the drain by 8 s. */
+	struct policy *p = draining_with_runs_staggered(12000);
+
+	policy_done(p, 120000, 2, 20000);
+	cr_assert_str_eq(actions(p), "dispatch 4@0");
+	policy_free(p);
+	/* With 4 s left, one more run would outlast the drain by 16 s. */
+	p = draining_with_runs_staggered(4000);
+	policy_done(p, 120000, 2, 20000);
+	cr_assert_str_eq(actions(p), "");
+	policy_done(p, 124000, 3, 20000);
+	cr_assert_str_eq(actions(p), "unload 0");
+	policy_free(p);
+}
+
+Test(policy, a_turn_waits_for_a_free_slot_and_serves_what_comes_meanwhile)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
+	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
+	policy_done(p, 26500, 1, 20000);
+	policy_arrive(p, 40000, 2, DEEPSEEK, NORMAL, 40000);
+	policy_arrive(p, 41000, 3, DEEPSEEK, NORMAL, 41000);
+	actions(p);
+	/* Nothing waits for deepseek, but its runs hold both slots. */
+	policy_arrive(p, 42000, 10, QWEN, NORMAL, 42000);
+	policy_view(p, 42000, &v);
+	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_RESIDENT);
+	policy_arrive(p, 45000, 4, DEEPSEEK, NORMAL, 45000);
+	policy_done(p, 60000, 2, 20000);
+	cr_assert_str_eq(actions(p), "dispatch 4@0");
+	/* A slot free and nothing waiting for deepseek: qwen's turn. */
+	policy_done(p, 61000, 3, 20000);
+	policy_view(p, 61000, &v);
+	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
+	cr_assert_eq(v.next_switch, QWEN);
+	cr_assert_eq(v.next_switch_why, SWITCH_TURN);
+	policy_free(p);
+}
+
 Test(policy, with_room_to_spare_one_request_elsewhere_is_worth_a_switch)
 {
 	struct policy *p = box();
@@ -333,11 +405,12 @@ Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 /*
  * Agents that send their next request as soon as an answer comes: both
  * slots always busy, `waiting` requests always waiting, 9.5 s runs, one
- * ending every 5 s: the offered load reads 0.95, under 1. The view at the
- * end of `seconds`.
+ * ending every 5 s: the offered load reads 0.95, under 1. Then, from
+ * `seconds` on, the agents stop asking and the backlog drains until
+ * `left` requests wait or run. The view then.
  */
 static struct policy *
-closed_loop(int waiting, int seconds, struct policy_view *v)
+closed_loop_until(int waiting, int seconds, int left, struct policy_view *v)
 {
 	struct policy *p = box();
 	struct policy_action a;
@@ -347,19 +420,29 @@ closed_loop(int waiting, int seconds, struct policy_view *v)
 	for (; next <= (uint64_t)waiting + 2; next++)
 		policy_arrive(p, 0, next, QWEN, NORMAL, 0);
 	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
-	for (t = 5000; t <= (int64_t)seconds * 1000; t += 5000) {
+	for (t = 5000;; t += 5000) {
 		while (policy_next_action(p, &a))
 			if (a.act == ACT_DISPATCH)
 				running[running[0] == 0 ? 0 : 1] = a.id;
-		/* The older run ends; its agent asks again at once. */
+		policy_view(p, t, v);
+		if (t > (int64_t)seconds * 1000 && v->waiting + v->busy <= left)
+			break;
+		/* The older run ends; its agent asks again at once, until
+		 * the agents stop. */
 		policy_done(p, t + 4500, running[0], 9500);
 		running[0] = running[1];
 		running[1] = 0;
-		policy_arrive(p, t + 4500, next, QWEN, NORMAL, t + 4500);
-		next++;
+		if (t <= (int64_t)seconds * 1000)
+			policy_arrive(
+			    p, t + 4500, next++, QWEN, NORMAL, t + 4500);
 	}
-	policy_view(p, t, v);
 	return p;
+}
+
+static struct policy *
+closed_loop(int waiting, int seconds, struct policy_view *v)
+{
+	return closed_loop_until(waiting, seconds, waiting + 2, v);
 }
 
 Test(policy, slots_kept_busy_by_agents_that_wait_for_answers_are_overloaded)
@@ -375,6 +458,24 @@ Test(policy, slots_kept_busy_by_agents_that_wait_for_answers_are_overloaded)
 	cr_assert_lt(v.offered_load, 1.0, "offered load %.2f", v.offered_load);
 	cr_assert_gt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
 	cr_assert_eq(v.overloaded, 1);
+	policy_free(p);
+}
+
+Test(policy, an_overload_draining_its_backlog_is_served_in_batches_to_the_end)
+{
+	struct policy_view v;
+	/* The agents stop; 5 requests left, 24 s of work a slot: within the
+	 * tightest bound, but bounds come back only once the slots idle. */
+	struct policy *p = closed_loop_until(30, 1000, 5, &v);
+
+	cr_assert_eq(v.overloaded, 1);
+	policy_free(p);
+	/* Everything served, then both slots idle for a few seconds. */
+	p = closed_loop_until(30, 1000, 0, &v);
+	cr_assert_eq(v.overloaded, 1);
+	policy_tick(p, 1190000);
+	policy_view(p, 1190000, &v);
+	cr_assert_eq(v.overloaded, 0);
 	policy_free(p);
 }
 
