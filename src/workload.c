@@ -7,6 +7,10 @@
  *   ollamax  the same agents run by a supervisor: each arrival is an
  *            `ollamaxctl run -w` on the control socket
  *
+ * or replays either arm in simulated time (--replay direct|ollamax, see
+ * replay.c): the same figures, without the jitter of a live run, in a
+ * millisecond instead of twenty minutes.
+ *
  * The fleet is the shipped one (names, tiers, priorities); each agent's
  * arrivals are a Poisson process drawn once from the seed, at the rate for
  * which the work drawn is `factor` times the box's capacity by the
@@ -37,57 +41,13 @@
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
-
-#define TIERS 3
-#define SLOTS 2
-/* Two requests batched on one runner: the most the GPU does at once. */
-#define SHARE 0.7
-
-struct tier_load {
-	const char *tier, *model;
-	int prompt_tokens, output_tokens;
-	double work_s; /* expected solo seconds of one request */
-};
+#include "workload.h"
 
 /* The reference workload, fixed so that results compare over time. */
-static struct tier_load tiers[TIERS] = {
+struct tier_load tiers[TIERS] = {
     {"reasoning", "deepseek-r1:8b", 600, 400, 0},
     {"coding", "qwen2.5-coder:7b", 400, 250, 0},
     {"light", "tinyllama", 150, 60, 0},
-};
-
-struct request {
-	int agent, tier;
-	double arrive;       /* sim s */
-	double submit, done; /* sim s; done < 0: not yet */
-	double service;      /* sim s in a slot */
-	int prompt_tokens, eval_tokens;
-	int ok;
-	int next; /* the agent's next request, -1 */
-	char *prompt;
-};
-
-struct agent {
-	char name[CONFIG_NAME_MAX + 1];
-	int tier, priority;
-	int first; /* its first request, -1 */
-};
-
-struct run {
-	struct agent *agents;
-	int nagents;
-	struct request *r;
-	int n, cap;
-	double speed;
-	double t0; /* wall time of sim 0 */
-	int done;
-	/* ollamax arm */
-	struct ev_loop *loop;
-	struct ipc_client *ctl;
-	ev_timer tick;
-	int next_due; /* requests by arrival, sent so far */
-	int *order;
-	double rate_per_agent; /* arrivals per sim s, as drawn */
 };
 
 static uint64_t rng = 88172645463325252ULL;
@@ -642,7 +602,7 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 	}
 	/* The work on the slots batched as well as they can be, plus one
 	 * load of every model used. */
-	lower = work / (1 + SHARE * (SLOTS - 1));
+	lower = work / (1 + EMU_SHARE * (SLOTS - 1));
 	for (int t = 0; t < TIERS; t++)
 		if (used[t]) {
 			const struct emu_model *m =
@@ -690,7 +650,8 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 static const char usage_text[] =
     "usage: ollamax-workload --agents DIR --config FILE --catalog FILE\n"
     "         --factor F --minutes M [--seed N] --speed X\n"
-    "         (--direct URL | --ollamax RUNTIME_DIR --emu URL)\n";
+    "         (--direct URL | --ollamax RUNTIME_DIR --emu URL |\n"
+    "          --replay direct|ollamax)\n";
 
 int
 main(int argc, char **argv)
@@ -706,10 +667,13 @@ main(int argc, char **argv)
 	    {"direct", required_argument, NULL, 'd'},
 	    {"ollamax", required_argument, NULL, 'o'},
 	    {"emu", required_argument, NULL, 'e'},
+	    {"replay", required_argument, NULL, 'r'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *agents_dir = NULL, *conf_path = NULL, *catalog = NULL,
-	           *direct = NULL, *runtime = NULL, *emu = NULL;
+	           *direct = NULL, *runtime = NULL, *emu = NULL,
+	           *replayed = NULL;
+	struct replay_counts counts = {0};
 	double factor = 0, minutes = 0, speed = 0, per_agent = 0, bound_ms[3];
 	struct emu_catalog cat = {0};
 	struct config conf;
@@ -754,13 +718,25 @@ main(int argc, char **argv)
 		case 'e':
 			emu = optarg;
 			break;
+		case 'r':
+			if (strcmp(optarg, "direct") != 0 &&
+			    strcmp(optarg, "ollamax") != 0) {
+				fprintf(stderr,
+				    "ollamax-workload: --replay: '%s' is not an "
+				    "arm (direct or ollamax)\n",
+				    optarg);
+				return 2;
+			}
+			replayed = optarg;
+			break;
 		default:
 			fputs(usage_text, stderr);
 			return 2;
 		}
 	}
 	if (!agents_dir || !conf_path || !catalog || factor <= 0 ||
-	    minutes <= 0 || speed <= 0 || (!direct == !runtime)) {
+	    minutes <= 0 || speed <= 0 ||
+	    (direct != NULL) + (runtime != NULL) + (replayed != NULL) != 1) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
@@ -794,20 +770,29 @@ main(int argc, char **argv)
 			    fleet.agents[i].path, fleet.agents[i].tier);
 		per_agent += tiers[a->tier].work_s;
 	}
-	draw_arrivals(&w, factor * (1 + SHARE * (SLOTS - 1)) / per_agent,
-	    factor * (1 + SHARE * (SLOTS - 1)) * minutes * 60, minutes * 60);
+	draw_arrivals(&w, factor * (1 + EMU_SHARE * (SLOTS - 1)) / per_agent,
+	    factor * (1 + EMU_SHARE * (SLOTS - 1)) * minutes * 60,
+	    minutes * 60);
 	w.order = calloc((size_t)w.n + 1, sizeof(int));
 	for (int i = 0; i < w.n; i++)
 		w.order[i] = i;
 	qsort_r(w.order, (size_t)w.n, sizeof(int), by_arrival, w.r);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (direct != NULL)
+	if (replayed != NULL)
+		replay(
+		    &w, &conf, &cat, strcmp(replayed, "direct") == 0, &counts);
+	else if (direct != NULL)
 		run_direct(&w, direct, &conf);
 	else
 		run_ollamax(&w, runtime);
 	for (int i = 0; i < 3; i++)
 		bound_ms[i] = (double)conf.max_wait_ms[i] * speed;
 	out = figures(&w, &cat, emu, bound_ms);
+	if (replayed != NULL) {
+		json_object_set_new(out, "loads", json_integer(counts.loads));
+		json_object_set_new(
+		    out, "evictions", json_integer(counts.evictions));
+	}
 	json_object_set_new(out, "offered_factor", json_real(factor));
 	json_object_set_new(
 	    out, "arrivals_per_agent_hour", json_real(w.rate_per_agent * 3600));

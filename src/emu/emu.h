@@ -20,6 +20,15 @@
 /* A keep-alive that never expires, as Ollama stores negative durations. */
 #define EMU_FOREVER DURATION_FOREVER
 
+/* The defaults ollamax-emu starts from, as on the reference box: what a
+ * second request batched on a runner adds to its speed, how long a runner
+ * takes to stop, and Ollama's own keep-alive and queue. */
+#define EMU_SHARE 0.7
+#define EMU_VRAM_MB 4096
+#define EMU_UNLOAD_MS 250
+#define EMU_KEEP_ALIVE_S (5 * 60)
+#define EMU_MAX_QUEUE 512
+
 /* ------------------------------------------------------------------ */
 /* catalog.c: the models the emulator serves                          */
 /* ------------------------------------------------------------------ */

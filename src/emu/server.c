@@ -1826,17 +1826,17 @@ main(int argc, char **argv)
 	    : 0;
 	cfg.max_queue = (env = getenv("OLLAMA_MAX_QUEUE"))
 	    ? (int)arg_long("OLLAMA_MAX_QUEUE", env, 0, 1 << 20)
-	    : 512;
+	    : EMU_MAX_QUEUE;
 	cfg.default_keep_alive_ns = (env = getenv("OLLAMA_KEEP_ALIVE"))
 	    ? arg_duration("OLLAMA_KEEP_ALIVE", env)
-	    : 5 * 60 * NS_PER_SEC;
+	    : EMU_KEEP_ALIVE_S * NS_PER_SEC;
 	if ((env = getenv("OLLAMA_CONTEXT_LENGTH")) != NULL)
 		context_length =
 		    arg_long("OLLAMA_CONTEXT_LENGTH", env, 0, 1 << 24);
-	cfg.vram_bytes = 4096 * MB;
+	cfg.vram_bytes = EMU_VRAM_MB * MB;
 	e->speed = 1;
-	e->share = 0.7;
-	e->unload_ns = 250 * 1000000LL;
+	e->share = EMU_SHARE;
+	e->unload_ns = EMU_UNLOAD_MS * 1000000LL;
 	e->stall_ms = 30000;
 	e->max_body = 64 * MB;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

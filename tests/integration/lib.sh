@@ -95,6 +95,26 @@ wait_log() {
 	return 1
 }
 
+# model_state MODEL: the model's state as `ollamaxctl --json queue` shows
+# it (resident, missing, ...).
+model_state() {
+	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
+q = json.load(sys.stdin)
+print({m["name"]: m["state"] for m in q["models"]}.get(sys.argv[1]))' "$1"
+}
+# wait_state MODEL STATE: until ollamaxctl shows the model in that state
+# (10 s at most): the broker's status reaches the supervisor every second.
+wait_state() {
+	local state
+	for _ in $(seq 1 200); do
+		state=$(model_state "$1")
+		[ "$state" = "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "      $1 is $state"
+	return 1
+}
+
 # stopped: SIGTERM to the supervisor started as $sup_pid, and its exit 0.
 stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
 

@@ -45,13 +45,8 @@ check "later runs are answered down the chain" \
 	wait_log "coder3: run [0-9]*: tinyllama answered"
 check "the broker says it once" \
 	test "$(grep -c 'is gone from the backend' "$TMP/sup.log")" -eq 1
-missing_in_queue() {
-	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
-q = json.load(sys.stdin)
-states = {m["name"]: m["state"] for m in q["models"]}
-sys.exit(0 if states.get("qwen2.5-coder:7b") == "missing" else 1)'
-}
-check "ollamaxctl queue shows the model missing" missing_in_queue
+check "ollamaxctl queue shows the model missing" \
+	wait_state qwen2.5-coder:7b missing
 check "the emulator still holds the removed model, as Ollama does" \
 	has "$(http GET "$URL_emu/api/ps")" '"name":"qwen2.5-coder:7b"'
 check "no request fails outright" \

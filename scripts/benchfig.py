@@ -1,0 +1,27 @@
+# Figures shared by the parts of scripts/bench that read ollamax-workload's
+# JSON: a row of the tables, percentiles as ollamax-workload ranks them,
+# latencies pooled over seeds.
+import math
+
+TIERS = ("reasoning", "coding", "light")
+ARMS = ("direct", "ollamax")
+
+
+def row(label, d, o, fmt="{:.1f}", target=""):
+    print(f"{label:<44} {fmt.format(d):>12} {fmt.format(o):>12} {target:>18}")
+
+
+def percentile(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, math.floor(q * len(v)))] if v else 0.0
+
+
+def pooled(runs, seeds, scen, arm):
+    """Each tier's latencies over every seed of runs[seed][scen][arm]."""
+    tiers = {}
+    for n in seeds:
+        for t, lat in runs[n][scen][arm]["latencies_ms"].items():
+            tiers.setdefault(t, []).extend(lat)
+    return {t: {"requests": len(v), "p50_ms": percentile(v, 0.50),
+                "p95_ms": percentile(v, 0.95), "p99_ms": percentile(v, 0.99)}
+            for t, v in tiers.items()}

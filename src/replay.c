@@ -1,0 +1,500 @@
+/*
+ * replay.c: an arm of the reference workload replayed in simulated time.
+ *
+ * The same pieces as a live run, without processes, sockets or a clock:
+ * the emulator's scheduler (esched) and timing model (work_rate) stand for
+ * ollamax-emu, and for the ollamax arm the broker's policy decides, on its
+ * own clock as in a live run (the emulator's divided by the speed), with
+ * the broker's delays: it looks at the clock every 20 ms, and for the end
+ * of an unload every 10 ms. The emulated box is scripts/bench's: SLOTS
+ * parallel requests, EMU_VRAM_MB, the emulator's defaults otherwise, so
+ * that a config that misjudges the box shows as evictions, as it would
+ * live. What a live run adds is its jitter: a replay gives the same
+ * figures every time, and a seed's worth in a millisecond.
+ */
+#include "autoconf.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy.h"
+#include "workload.h"
+
+/* The broker's polls, on its own clock (ms). */
+#define BROKER_TICK_MS 20
+#define BROKER_UNLOAD_POLL_MS 10
+
+/* A load or an unload under way on the emulator. */
+struct io {
+	struct esched_runner *runner;
+	double end; /* sim s */
+};
+
+struct replay {
+	struct run *w;
+	const struct config *conf;
+	const struct emu_catalog *cat;
+	int direct;
+	double now; /* sim s */
+	struct esched sched;
+	struct esched_req *reqs; /* one per request */
+	double *left;            /* solo seconds of work left, per request */
+	double *started;         /* when it took a slot, sim s */
+	int *running;            /* requests holding a slot */
+	int nrunning;
+	struct io *io;
+	int nio, capio;
+	/* ollamax arm */
+	struct policy *policy;
+	const struct emu_model *model[TIERS];
+	int num_ctx[TIERS];
+	double unloaded_at[TIERS]; /* when the broker sees an unload end */
+	double next_tick;
+	double busy_at; /* the last event but the broker's own ticks */
+};
+
+static int64_t
+policy_ms(const struct replay *r, double sim_s)
+{
+	return (int64_t)llround(sim_s * 1000 / r->w->speed);
+}
+
+static double
+sim_of_policy_ms(const struct replay *r, int64_t ms)
+{
+	return (double)ms / 1000 * r->w->speed;
+}
+
+static int64_t
+ns(double sim_s)
+{
+	return (int64_t)llround(sim_s * NS_PER_SEC);
+}
+
+static void
+io_add(struct replay *r, struct esched_runner *runner, double end)
+{
+	if (r->nio == r->capio) {
+		r->capio = r->capio ? r->capio * 2 : 8;
+		r->io = realloc(r->io, (size_t)r->capio * sizeof(*r->io));
+		if (r->io == NULL)
+			fatal("out of memory");
+	}
+	r->io[r->nio++] = (struct io){runner, end};
+}
+
+/* What the emulator answers: the tokens and the solo work of request id,
+ * as ollamax-emu counts them for this model and prompt. */
+static void
+start_work(struct replay *r, int id, const struct emu_model *m)
+{
+	struct request *q = &r->w->r[id];
+	int64_t seed = -1;
+	uint64_t h =
+	    text_hash(0, tiers[q->tier].model, strlen(tiers[q->tier].model));
+	int answer;
+
+	h = text_hash(h, &seed, sizeof(seed));
+	h = text_hash(h, q->prompt, strlen(q->prompt));
+	answer = text_answer_tokens(m, h);
+	if (answer > tiers[q->tier].output_tokens)
+		answer = tiers[q->tier].output_tokens;
+	q->prompt_tokens = tiers[q->tier].prompt_tokens;
+	q->eval_tokens = answer;
+	r->left[id] = q->prompt_tokens / m->prompt_tokens_per_s +
+	    answer / m->gen_tokens_per_s;
+	r->started[id] = r->now;
+	r->running[r->nrunning++] = id;
+}
+
+static void policy_actions(struct replay *r);
+static void ended(struct replay *r, int id, int ok);
+
+static void
+sched_actions(struct replay *r)
+{
+	struct esched_action a;
+
+	while (esched_next_action(&r->sched, &a)) {
+		switch (a.kind) {
+		case ESA_LOAD:
+			io_add(r, a.runner,
+			    r->now + (double)a.runner->load_ns / NS_PER_SEC);
+			break;
+		case ESA_UNLOAD:
+			io_add(r, a.runner, r->now + EMU_UNLOAD_MS / 1000.0);
+			break;
+		case ESA_READY:
+			if (!a.req->needs_slot) {
+				/* A load request: the broker hears it is done.
+				 */
+				int k = *(int *)a.req->owner;
+
+				esched_finish(&r->sched, a.req, ns(r->now));
+				free(a.req->owner);
+				free(a.req);
+				policy_loaded(r->policy, policy_ms(r, r->now),
+				    k, LOAD_OK, 0);
+				/* The broker reads the size from /api/ps within
+				 * a second; told at once here, which for the
+				 * reference models changes nothing: their hints
+				 * are their sizes. */
+				policy_observe(r->policy, k,
+				    (int64_t)(a.runner->size_bytes /
+				        (1024 * 1024)));
+				policy_actions(r);
+			}
+			break;
+		case ESA_START:
+			start_work(r, (int)a.req->id, a.runner->model);
+			break;
+		case ESA_REJECT:
+			/* Not with the reference workload: at most one request
+			 * an agent, far fewer than the queue holds. */
+			fatalx("the emulator refused a request: %s", a.message);
+		}
+	}
+}
+
+static void
+submit_to_emulator(
+    struct replay *r, int id, const struct emu_model *m, int num_ctx)
+{
+	struct esched_req *e = &r->reqs[id];
+
+	memset(e, 0, sizeof(*e));
+	e->id = (uint64_t)id;
+	e->model = m;
+	e->num_ctx = num_ctx;
+	e->needs_slot = 1;
+	if (!r->direct) {
+		/* The broker's requests keep their model loaded for good. */
+		e->has_keep_alive = 1;
+		e->keep_alive_ns = EMU_FOREVER;
+	}
+	esched_submit(&r->sched, e, ns(r->now));
+	sched_actions(r);
+}
+
+/* The broker's load: an empty prompt, answered once the model is in. */
+static void
+load_model(struct replay *r, int k)
+{
+	struct esched_req *e = calloc(1, sizeof(*e));
+	int *model = malloc(sizeof(*model));
+
+	if (e == NULL || model == NULL)
+		fatal("out of memory");
+	*model = k;
+	e->owner = model;
+	e->model = r->model[k];
+	e->num_ctx = r->num_ctx[k];
+	e->has_keep_alive = 1;
+	e->keep_alive_ns = EMU_FOREVER;
+	esched_submit(&r->sched, e, ns(r->now));
+	sched_actions(r);
+}
+
+static void
+policy_actions(struct replay *r)
+{
+	struct policy_action a;
+
+	while (policy_next_action(r->policy, &a)) {
+		struct request *q;
+
+		switch (a.act) {
+		case ACT_DISPATCH:
+			submit_to_emulator(r, (int)a.id, r->model[a.model],
+			    r->num_ctx[a.model]);
+			break;
+		case ACT_LOAD:
+			load_model(r, a.model);
+			break;
+		case ACT_UNLOAD:
+			esched_expire_model(
+			    &r->sched, r->model[a.model], ns(r->now));
+			sched_actions(r);
+			/* /api/ps leaves out a runner that is unloading: the
+			 * broker sees the model gone at its first poll. */
+			r->unloaded_at[a.model] = r->now +
+			    BROKER_UNLOAD_POLL_MS / 1000.0 * r->w->speed;
+			break;
+		case ACT_RETURN:
+			/* Nothing is pinned or missing in the reference
+			 * workload, so nothing comes back; if it did, it would
+			 * fail here, where the broker follows the tier chain.
+			 */
+			q = &r->w->r[a.id];
+			q->service = 0;
+			ended(r, (int)a.id, 0);
+			break;
+		}
+	}
+}
+
+static void
+submit(struct replay *r, int id)
+{
+	struct request *q = &r->w->r[id];
+	int t = q->tier;
+
+	q->submit = r->now;
+	if (r->direct) {
+		submit_to_emulator(r, id, r->model[t], r->num_ctx[t]);
+		return;
+	}
+	policy_arrive(r->policy, policy_ms(r, r->now), (uint64_t)id, t,
+	    r->w->agents[q->agent].priority, policy_ms(r, r->now));
+	policy_actions(r);
+}
+
+/* The agent's request before id, or -1. */
+static int
+previous(const struct run *w, int id)
+{
+	int prev = -1;
+
+	for (int k = w->agents[w->r[id].agent].first; k != id && k >= 0;
+	     k = w->r[k].next)
+		prev = k;
+	return prev;
+}
+
+/* Request id is answered (or failed): its agent's next request goes, if
+ * it has come. */
+static void
+ended(struct replay *r, int id, int ok)
+{
+	struct request *q = &r->w->r[id];
+
+	q->done = r->now;
+	q->ok = ok;
+	r->w->done++;
+	if (q->next >= 0 && r->w->r[q->next].submit == -1)
+		submit(r, q->next);
+}
+
+static void
+finish(struct replay *r, int slot)
+{
+	int id = r->running[slot];
+	struct request *q = &r->w->r[id];
+
+	r->running[slot] = r->running[--r->nrunning];
+	q->service = r->now - r->started[id];
+	esched_finish(&r->sched, &r->reqs[id], ns(r->now));
+	sched_actions(r);
+	if (!r->direct) {
+		policy_done(r->policy, policy_ms(r, r->now), (uint64_t)id,
+		    policy_ms(r, q->service));
+		policy_actions(r);
+	}
+	ended(r, id, 1);
+}
+
+static double
+rate_of(const struct replay *r, int id)
+{
+	const struct esched_runner *runner = r->reqs[id].runner;
+
+	/* Every running request is on the one GPU. */
+	return work_rate(runner->active, r->nrunning, EMU_SHARE,
+	    work_offload_slowdown(runner->size_bytes, runner->vram_bytes));
+}
+
+static void
+setup(struct replay *r)
+{
+	struct esched_config ec = {
+	    .parallel = SLOTS,
+	    .max_queue = EMU_MAX_QUEUE,
+	    .vram_bytes = (uint64_t)EMU_VRAM_MB * 1024 * 1024,
+	    .default_keep_alive_ns = (int64_t)EMU_KEEP_ALIVE_S * NS_PER_SEC,
+	};
+	struct policy_model_conf pm[TIERS];
+	struct policy_config pc = {
+	    .parallel = (int)r->conf->parallel,
+	    .vram_mb = r->conf->vram_mb,
+	    .max_loaded = (int)r->conf->max_loaded,
+	    .min_residency_ms = r->conf->min_residency_ms,
+	    .idle_unload_ms = r->conf->idle_unload_ms,
+	};
+
+	esched_init(&r->sched, &ec);
+	memcpy(pc.max_wait_ms, r->conf->max_wait_ms, sizeof(pc.max_wait_ms));
+	for (int t = 0; t < TIERS; t++) {
+		const struct model_conf *mc =
+		    config_model(r->conf, tiers[t].model);
+
+		r->model[t] = emu_catalog_find(r->cat, tiers[t].model);
+		if (r->model[t] == NULL)
+			fatalx("%s is not in the catalog", tiers[t].model);
+		/* What the broker sends; with none, the emulator's own
+		 * default for a 4 GiB card. */
+		r->num_ctx[t] = mc && mc->num_ctx > 0 ? (int)mc->num_ctx : 4096;
+		/* As the broker plans them: the hint, or the whole GPU. */
+		pm[t] = (struct policy_model_conf){.name = tiers[t].model};
+		pm[t].need_mb = mc && mc->size_mb > 0 ? mc->size_mb + mc->kv_mb
+		                                      : r->conf->vram_mb;
+		pm[t].pin = mc ? mc->pin : 0;
+		pm[t].preload = mc ? mc->preload : 0;
+		r->unloaded_at[t] = -1;
+	}
+	r->reqs = calloc((size_t)r->w->n + 1, sizeof(*r->reqs));
+	r->left = calloc((size_t)r->w->n + 1, sizeof(*r->left));
+	r->started = calloc((size_t)r->w->n + 1, sizeof(*r->started));
+	r->running = calloc((size_t)r->w->n + 1, sizeof(*r->running));
+	if (!r->reqs || !r->left || !r->started || !r->running)
+		fatal("out of memory");
+	if (!r->direct) {
+		r->policy = policy_new(&pc, pm, TIERS, 0);
+		policy_actions(r);
+	}
+}
+
+/* A load or an unload ended on the emulator. */
+static void
+io_done(struct replay *r, int i)
+{
+	struct esched_runner *runner = r->io[i].runner;
+
+	r->io[i] = r->io[--r->nio];
+	if (runner->state == RUNNER_LOADING)
+		esched_load_done(&r->sched, runner, ns(r->now));
+	else
+		esched_unload_done(&r->sched, runner, ns(r->now));
+	sched_actions(r);
+}
+
+void
+replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
+    int direct, struct replay_counts *out)
+{
+	struct replay r = {.w = w, .conf = conf, .cat = cat, .direct = direct};
+	int sent = 0;
+
+	setup(&r);
+	for (int i = 0; i < w->n; i++)
+		w->r[i].submit = -2;
+	while (w->done < w->n) {
+		enum {
+			NONE,
+			ARRIVAL,
+			IO,
+			FINISH,
+			TIMER,
+			UNLOADED,
+			TICK
+		} what = NONE;
+		double next = INFINITY;
+		int who = -1;
+		int64_t deadline = esched_next_deadline(&r.sched);
+
+		if (sent < w->n && w->r[w->order[sent]].arrive < next) {
+			next = w->r[w->order[sent]].arrive;
+			what = ARRIVAL;
+		}
+		for (int i = 0; i < r.nio; i++)
+			if (r.io[i].end < next) {
+				next = r.io[i].end;
+				what = IO;
+				who = i;
+			}
+		for (int i = 0; i < r.nrunning; i++) {
+			double end = r.now +
+			    fmax(0, r.left[r.running[i]]) /
+			        rate_of(&r, r.running[i]);
+
+			if (end < next) {
+				next = end;
+				what = FINISH;
+				who = i;
+			}
+		}
+		if (deadline >= 0 && (double)deadline / NS_PER_SEC < next) {
+			next = fmax(r.now, (double)deadline / NS_PER_SEC);
+			what = TIMER;
+		}
+		for (int t = 0; t < TIERS && !direct; t++)
+			if (r.unloaded_at[t] >= 0 && r.unloaded_at[t] < next) {
+				next = r.unloaded_at[t];
+				what = UNLOADED;
+				who = t;
+			}
+		if (!direct) {
+			int64_t at =
+			    policy_wakeup(r.policy, policy_ms(&r, r.now));
+
+			if (at >= 0) {
+				/* Never sooner than BROKER_TICK_MS after the
+				 * last tick: the policy's own interval while
+				 * requests wait, and a wakeup already due does
+				 * not tick over and over at one instant. */
+				double tick = fmax(sim_of_policy_ms(&r, at),
+				    fmax(r.next_tick, r.now));
+				if (tick < next) {
+					next = tick;
+					what = TICK;
+				}
+			}
+		}
+		/* The broker's ticks alone, for a simulated hour: nothing
+		 * the policy decides any more reaches the emulator. */
+		if (what == NONE || (what == TICK && next - r.busy_at > 3600))
+			fatalx("replay stuck at %.1f s: %d of %d requests done",
+			    r.now, w->done, w->n);
+		if (what != TICK)
+			r.busy_at = next;
+		for (int i = 0; i < r.nrunning; i++)
+			r.left[r.running[i]] -=
+			    rate_of(&r, r.running[i]) * (next - r.now);
+		r.now = next;
+		switch (what) {
+		case ARRIVAL: {
+			int id = w->order[sent++], prev = previous(w, id);
+
+			if (prev < 0 || w->r[prev].done >= 0)
+				submit(&r, id);
+			else
+				w->r[id].submit = -1; /* sent when prev ends */
+			break;
+		}
+		case IO:
+			io_done(&r, who);
+			break;
+		case FINISH:
+			finish(&r, who);
+			break;
+		case TIMER:
+			esched_tick(&r.sched, ns(r.now));
+			sched_actions(&r);
+			break;
+		case UNLOADED:
+			r.unloaded_at[who] = -1;
+			policy_unloaded(r.policy, policy_ms(&r, r.now), who);
+			policy_actions(&r);
+			break;
+		case TICK:
+			r.next_tick =
+			    r.now + BROKER_TICK_MS / 1000.0 * w->speed;
+			policy_tick(r.policy, policy_ms(&r, r.now));
+			policy_actions(&r);
+			break;
+		case NONE:
+			break;
+		}
+	}
+	out->loads = (int64_t)r.sched.stats.loads;
+	out->evictions = (int64_t)r.sched.stats.evictions;
+	policy_free(r.policy);
+	esched_destroy(&r.sched);
+	free(r.reqs);
+	free(r.left);
+	free(r.started);
+	free(r.running);
+	free(r.io);
+}

@@ -1,0 +1,78 @@
+/*
+ * workload.h: the reference workload of scripts/bench, shared by the arms
+ * ollamax-workload plays it against: live (workload.c) or replayed in
+ * simulated time (replay.c).
+ */
+#ifndef OLLAMAX_WORKLOAD_H
+#define OLLAMAX_WORKLOAD_H
+
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "config.h"
+#include "emu/emu.h"
+#include "ipc.h"
+
+#define TIERS 3
+/* The reference box's slots: Ollama serving 2 requests in parallel. */
+#define SLOTS 2
+
+struct tier_load {
+	const char *tier, *model;
+	int prompt_tokens, output_tokens;
+	double work_s; /* expected solo seconds of one request */
+};
+
+extern struct tier_load tiers[TIERS];
+
+struct request {
+	int agent, tier;
+	double arrive;       /* sim s */
+	double submit, done; /* sim s; done < 0: not yet */
+	double service;      /* sim s in a slot */
+	int prompt_tokens, eval_tokens;
+	int ok;
+	int next; /* the agent's next request, -1 */
+	char *prompt;
+};
+
+struct agent {
+	char name[CONFIG_NAME_MAX + 1];
+	int tier, priority;
+	int first; /* its first request, -1 */
+};
+
+struct run {
+	struct agent *agents;
+	int nagents;
+	struct request *r;
+	int n, cap;
+	double speed;
+	double t0; /* wall time of sim 0 */
+	int done;
+	/* ollamax arm */
+	struct ev_loop *loop;
+	struct ipc_client *ctl;
+	ev_timer tick;
+	int next_due; /* requests by arrival, sent so far */
+	int *order;
+	double rate_per_agent; /* arrivals per sim s, as drawn */
+};
+
+/* What the backend did in a replayed arm, as /emu/stats would say. */
+struct replay_counts {
+	int64_t loads, evictions;
+};
+
+/*
+ * Plays the arm in simulated time, no process and no clock: every request
+ * of w ends with its submit, done and service times and its token counts.
+ * Direct: each request straight to the emulator's scheduler. Ollamax:
+ * through the broker's policy, configured as conf says, to the same
+ * emulator. Both on the emulator's timing model for cat's models.
+ */
+void replay(struct run *w, const struct config *conf,
+    const struct emu_catalog *cat, int direct, struct replay_counts *out);
+
+#endif

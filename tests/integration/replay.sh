@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The reference workload replayed in simulated time (ollamax-workload
+# --replay): the direct arm replayed gives what the same arm gives live
+# against ollamax-emu; every request is answered in both arms; the broker's
+# policy never leaves Ollama an eviction to make while Ollama alone makes
+# them; one seed always gives the same figures; bad arguments are refused.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+WORKLOAD="$BUILD/ollamax-workload"
+workload() {
+	"$WORKLOAD" --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+		--catalog "$ROOT/conf/emu-models.ini" --factor 1.2 "$@"
+}
+replay() { workload --minutes 5 --seed "$2" --speed 1 --replay "$1"; }
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# Two simulated minutes live, on the emulator as scripts/bench starts it.
+start_emu emu --speed 50 --parallel 2 --vram-mb 4096
+workload --minutes 2 --seed 7 --speed 50 --direct "$URL_emu" >"$TMP/live.json"
+workload --minutes 2 --seed 7 --speed 50 --replay direct >"$TMP/replayed.json"
+# Live, a millisecond of the wall is 50 ms of the emulator's clock: two
+# requests that come that close may be taken in either order.
+as_live() {
+	python3 - "$TMP/live.json" "$TMP/replayed.json" <<'PY'
+import json, sys
+live, rep = (json.load(open(f)) for f in sys.argv[1:3])
+bad = []
+if rep["answered"] != live["answered"]:
+    bad.append(f"answered {rep['answered']} against {live['answered']}")
+if abs(rep["loads"] - live["loads"]) > 2:
+    bad.append(f"loads {rep['loads']} against {live['loads']}")
+if abs(rep["makespan_s"] / live["makespan_s"] - 1) > 0.05:
+    bad.append(f"makespan {rep['makespan_s']:.1f} s against {live['makespan_s']:.1f} s")
+if abs(rep["slot_utilization"] - live["slot_utilization"]) > 0.03:
+    bad.append(f"utilization {rep['slot_utilization']:.3f} against {live['slot_utilization']:.3f}")
+for b in bad:
+    print("      " + b)
+sys.exit(1 if bad else 0)
+PY
+}
+check "direct replayed gives what it gives live" as_live
+
+replay direct 7 >"$TMP/direct.json"
+replay ollamax 7 >"$TMP/ollamax.json"
+replay ollamax 7 >"$TMP/again.json"
+replay ollamax 8 >"$TMP/other.json"
+
+answered_all() {
+	local f=$1 n a
+	n=$(field requests <"$f")
+	a=$(field answered <"$f")
+	[ "$n" -gt 0 ] && [ "$n" = "$a" ] || { echo "      $a of $n answered"; return 1; }
+}
+check "direct: every request is answered" answered_all "$TMP/direct.json"
+check "ollamax: every request is answered" answered_all "$TMP/ollamax.json"
+check "direct: Ollama evicts on its own, interleaved models thrash" \
+	test "$(field evictions <"$TMP/direct.json")" -gt 0
+check "ollamax: the broker leaves Ollama no eviction to make" \
+	test "$(field evictions <"$TMP/ollamax.json")" -eq 0
+check "ollamax: fewer loads than direct" \
+	test "$(field loads <"$TMP/ollamax.json")" -lt "$(field loads <"$TMP/direct.json")"
+check "the same seed gives the same figures" cmp -s "$TMP/ollamax.json" "$TMP/again.json"
+check "another seed gives others" sh -c "! cmp -s '$TMP/ollamax.json' '$TMP/other.json'"
+refused() {
+	local out
+	if out=$("$WORKLOAD" "$@" 2>&1); then
+		echo "      accepted: $*"
+		return 1
+	fi
+	has "$out" "$LAST_WORDS"
+}
+LAST_WORDS="--replay: 'both' is not an arm (direct or ollamax)"
+check "an arm it does not know is refused, named" \
+	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
+	--replay both
+LAST_WORDS="usage: ollamax-workload"
+check "a replay and a live arm at once are refused" \
+	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
+	--replay direct --direct http://127.0.0.1:9
+finish

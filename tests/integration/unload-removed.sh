@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# A model removed from the backend while loaded and idle, then unloaded
+# for idle_unload: Ollama answers that unload with a 404, as it does any
+# request for a model it no longer has. The broker ends the unload there
+# (it would otherwise watch /api/ps list the runner for good and send the
+# unload again every 10 s), marks the model missing, which the policy never
+# unloads, and later requests for it fail with that reason instead of
+# waiting.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed 100 --parallel 2 --vram-mb 4096
+# The broker reads /api/tags at start and then every 30 s: the unload,
+# 2 s after the only run, comes first.
+fleet_conf "$URL_emu" <<CONF
+[broker]
+parallel = 2
+idle_unload = 2s
+[tier.light]
+model = tinyllama
+CONF
+cat >"$TMP/agents/scribe.conf" <<AGENT
+[agent]
+name = scribe
+tier = light
+trigger = demand
+prompt = Summarise {{input}}.
+[options]
+num_predict = 10
+AGENT
+start_fleet
+
+run_scribe() { "$CTL" -c "$TMP/ollamax.conf" run -w scribe "$1" 2>&1; }
+
+check "the supervisor is ready" wait_log "ready:"
+run_scribe "the queue" >/dev/null
+check "a run loads the model and is answered" \
+	wait_log "scribe: run 1: tinyllama answered"
+check "the backend deletes the loaded model" \
+	has "$(http DELETE "$URL_emu/api/delete" '{"model":"tinyllama"}')" '200'
+check "the idle unload is sent" wait_log "unloading tinyllama: idle"
+check "its 404 ends the unload: the model is gone" \
+	wait_log "unload of tinyllama: .*: it is gone from the backend"
+check "ollamaxctl queue shows it missing, not unloading" \
+	wait_state tinyllama missing
+check "a later run fails at once, saying why" \
+	has "$(run_scribe "the log")" "its model is missing"
+check "the emulator still holds the runner, as Ollama does" \
+	has "$(http GET "$URL_emu/api/ps")" '"name":"tinyllama'
+check "the supervisor stops cleanly" stopped
+finish
