@@ -20,7 +20,9 @@
  *   room for hands its requests back.
  * - Switches: a model that does not fit comes in when the models it
  *   would evict have nothing waiting (at once if its backlog is worth the
- *   loads, else once they have idled that long), or after min_residency:
+ *   loads, else once they have idled that long; under overload, after
+ *   min_residency, once a slot is free if its backlog is worth the whole
+ *   switch), or after min_residency:
  *   by turns, once they have nothing waiting and a slot is free, or the
  *   latest answer it owes is later than theirs by half
  *   a polling cycle (switch cost / (2 (1 - load)): batches grow as the

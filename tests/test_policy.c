@@ -388,6 +388,34 @@ Test(policy, under_overload_aging_gives_way_to_batching)
 	policy_free(p);
 }
 
+Test(policy, under_overload_models_that_leave_a_slot_idle_give_way)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_arrive(p, 0, 2, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
+	/* 70 deepseek requests: more than the slots serve within the normal
+	 * bound, an overload. */
+	for (int i = 10; i < 80; i++)
+		policy_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000);
+	actions(p);
+	/* Both slots run qwen: it keeps them. */
+	policy_tick(p, 39000);
+	policy_view(p, 39000, &v);
+	cr_assert_eq(v.overloaded, 1);
+	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
+	/* A slot frees with nothing waiting for qwen: deepseek's backlog
+	 * fills both slots, qwen would fill one. */
+	policy_done(p, 40000, 1, 35000);
+	policy_view(p, 40000, &v);
+	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
+	cr_assert_eq(v.next_switch, DEEPSEEK);
+	cr_assert_eq(v.next_switch_why, SWITCH_IDLE);
+	policy_free(p);
+}
+
 Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 {
 	/* 390 s of work, 195 s for each slot: within the normal bound. Not
