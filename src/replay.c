@@ -10,7 +10,7 @@
  * parallel requests, EMU_VRAM_MB, the emulator's defaults otherwise, so
  * that a config that misjudges the box shows as evictions, as it would
  * live. What a live run adds is its jitter: a replay gives the same
- * figures every time, and a seed's worth in a millisecond.
+ * figures every time, in some 20 ms an arm.
  */
 #include "autoconf.h"
 

@@ -9,7 +9,7 @@
  *
  * or replays either arm in simulated time (--replay direct|ollamax, see
  * replay.c): the same figures, without the jitter of a live run, in a
- * millisecond instead of twenty minutes.
+ * few hundredths of a second instead of twenty minutes.
  *
  * The fleet is the shipped one (names, tiers, priorities); each agent's
  * arrivals are a Poisson process drawn once from the seed, at the rate for
