@@ -699,9 +699,8 @@ plan_residency(struct policy *p, int64_t now)
 }
 
 /*
- * How long the draining models still have to run, by the estimates: a
- * slot that frees meanwhile may take a request of theirs that ends by
- * then, which delays no switch.
+ * How long the draining models still have to run, by the estimates: what
+ * a slot that frees meanwhile would idle (see dispatchable).
  */
 static double
 drain_left(const struct policy *p, int64_t now)

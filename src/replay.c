@@ -252,18 +252,6 @@ submit(struct replay *r, int id)
 	policy_actions(r);
 }
 
-/* The agent's request before id, or -1. */
-static int
-previous(const struct run *w, int id)
-{
-	int prev = -1;
-
-	for (int k = w->agents[w->r[id].agent].first; k != id && k >= 0;
-	     k = w->r[k].next)
-		prev = k;
-	return prev;
-}
-
 /* Request id is answered (or failed): its agent's next request goes, if
  * it has come. */
 static void
@@ -455,9 +443,9 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 		r.now = next;
 		switch (what) {
 		case ARRIVAL: {
-			int id = w->order[sent++], prev = previous(w, id);
+			int id = w->order[sent++];
 
-			if (prev < 0 || w->r[prev].done >= 0)
+			if (agent_free(w, id))
 				submit(&r, id);
 			else
 				w->r[id].submit = -1; /* sent when prev ends */

@@ -52,6 +52,17 @@ struct tier_load tiers[TIERS] = {
 
 static uint64_t rng = 88172645463325252ULL;
 
+int
+agent_free(const struct run *w, int id)
+{
+	int prev = -1;
+
+	for (int k = w->agents[w->r[id].agent].first; k != id && k >= 0;
+	     k = w->r[k].next)
+		prev = k;
+	return prev < 0 || w->r[prev].done >= 0;
+}
+
 static double
 uniform(void)
 {
@@ -297,13 +308,8 @@ run_direct(struct run *w, const char *base, const struct config *conf)
 		 * ones when the previous is answered and they have arrived. */
 		while (sent < w->n && w->r[w->order[sent]].arrive <= now) {
 			int id = w->order[sent++];
-			struct request *q = &w->r[id];
-			int prev = -1;
 
-			for (int k = w->agents[q->agent].first;
-			     k != id && k >= 0; k = w->r[k].next)
-				prev = k;
-			if (prev < 0 || w->r[prev].done >= 0)
+			if (agent_free(w, id))
 				direct_send(multi, url, w, id, conf);
 			else
 				w->r[id].submit = -1; /* sent when prev ends */
@@ -436,16 +442,11 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	while (
 	    w->next_due < w->n && w->r[w->order[w->next_due]].arrive <= now) {
 		int id = w->order[w->next_due++];
-		struct request *q = &w->r[id];
-		int prev = -1;
 
-		for (int k = w->agents[q->agent].first; k != id && k >= 0;
-		     k = w->r[k].next)
-			prev = k;
-		if (prev < 0 || w->r[prev].done >= 0)
+		if (agent_free(w, id))
 			ollamax_send(w, id);
 		else
-			q->submit = -1;
+			w->r[id].submit = -1; /* sent when prev ends */
 	}
 }
 

@@ -60,6 +60,10 @@ struct run {
 	double rate_per_agent; /* arrivals per sim s, as drawn */
 };
 
+/* Whether request id may go now that it has come: its agent's previous
+ * request, if any, is answered. An agent works as an agent does. */
+int agent_free(const struct run *w, int id);
+
 /* What the backend did in a replayed arm, as /emu/stats would say. */
 struct replay_counts {
 	int64_t loads, evictions;

@@ -176,21 +176,29 @@ Test(policy, a_switch_stops_feeding_the_old_model_drains_unloads_then_loads)
 	policy_free(p);
 }
 
-/*
- * Deepseek resident, its runs timed at 20 s; two of them run, the second
- * started `stagger` ms after the first; then a high coding request that
- * has waited 100 s of its 120 s makes deepseek drain, and one more
- * deepseek request comes.
- */
+/* Deepseek resident from 6.5 s, idle from 26.5 s, its run timed at 20 s. */
 static struct policy *
-draining_with_runs_staggered(int64_t stagger)
+deepseek_timed(void)
 {
 	struct policy *p = box();
-	struct policy_view v;
 
 	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
 	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
 	policy_done(p, 26500, 1, 20000);
+	return p;
+}
+
+/*
+ * Deepseek timed; two of its runs, the second started `stagger` ms after
+ * the first; then a high coding request that has waited 100 s of its
+ * 120 s makes deepseek drain, and one more deepseek request comes.
+ */
+static struct policy *
+draining_with_runs_staggered(int64_t stagger)
+{
+	struct policy *p = deepseek_timed();
+	struct policy_view v;
+
 	policy_arrive(p, 100000, 2, DEEPSEEK, NORMAL, 100000);
 	policy_arrive(
 	    p, 100000 + stagger, 3, DEEPSEEK, NORMAL, 100000 + stagger);
@@ -223,12 +231,9 @@ Test(policy, a_draining_model_takes_a_run_that_idles_the_slots_less_than_none)
 
 Test(policy, a_turn_waits_for_a_free_slot_and_serves_what_comes_meanwhile)
 {
-	struct policy *p = box();
+	struct policy *p = deepseek_timed();
 	struct policy_view v;
 
-	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
-	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
-	policy_done(p, 26500, 1, 20000);
 	policy_arrive(p, 40000, 2, DEEPSEEK, NORMAL, 40000);
 	policy_arrive(p, 41000, 3, DEEPSEEK, NORMAL, 41000);
 	actions(p);
