@@ -740,15 +740,9 @@ static void
 plan_models(struct broker *b)
 {
 	struct policy_model_conf pm[POLICY_MODELS_MAX];
-	struct policy_config pc = {
-	    .parallel = (int)b->conf.parallel,
-	    .vram_mb = b->conf.vram_mb,
-	    .max_loaded = (int)b->conf.max_loaded,
-	    .min_residency_ms = b->conf.min_residency_ms,
-	    .idle_unload_ms = b->conf.idle_unload_ms,
-	};
+	struct policy_config pc;
 
-	memcpy(pc.max_wait_ms, b->conf.max_wait_ms, sizeof(pc.max_wait_ms));
+	config_policy(&b->conf, &pc);
 	for (size_t t = 0; t < b->conf.ntiers; t++) {
 		const char *name = b->conf.tiers[t].model;
 		const struct model_conf *mc = config_model(&b->conf, name);
@@ -759,12 +753,7 @@ plan_models(struct broker *b)
 		k = b->nmodels++;
 		b->models[k].name = name;
 		b->models[k].num_ctx = mc ? (int)mc->num_ctx : 0;
-		pm[k] = (struct policy_model_conf){.name = name};
-		/* Unknown size: it is planned alone until /api/ps tells. */
-		pm[k].need_mb = mc && mc->size_mb > 0 ? mc->size_mb + mc->kv_mb
-		                                      : b->conf.vram_mb;
-		pm[k].pin = mc ? mc->pin : 0;
-		pm[k].preload = mc ? mc->preload : 0;
+		config_policy_model(&b->conf, name, &pm[k]);
 	}
 	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, now_ms());
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "policy.h"
 #include "duration.h"
 #include "msg.h"
 #include "template.h"
@@ -351,6 +352,32 @@ config_model(const struct config *c, const char *name)
 		if (strcmp(c->models[i].name, name) == 0)
 			return &c->models[i];
 	return NULL;
+}
+
+void
+config_policy(const struct config *c, struct policy_config *pc)
+{
+	*pc = (struct policy_config){
+	    .parallel = (int)c->parallel,
+	    .vram_mb = c->vram_mb,
+	    .max_loaded = (int)c->max_loaded,
+	    .min_residency_ms = c->min_residency_ms,
+	    .idle_unload_ms = c->idle_unload_ms,
+	};
+	memcpy(pc->max_wait_ms, c->max_wait_ms, sizeof(pc->max_wait_ms));
+}
+
+void
+config_policy_model(
+    const struct config *c, const char *name, struct policy_model_conf *pm)
+{
+	const struct model_conf *mc = config_model(c, name);
+
+	*pm = (struct policy_model_conf){.name = name};
+	pm->need_mb =
+	    mc && mc->size_mb > 0 ? mc->size_mb + mc->kv_mb : c->vram_mb;
+	pm->pin = mc ? mc->pin : 0;
+	pm->preload = mc ? mc->preload : 0;
 }
 
 int

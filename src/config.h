@@ -95,6 +95,16 @@ void config_free(struct config *c);
 const struct tier_conf *config_tier(const struct config *c, const char *name);
 const struct model_conf *config_model(const struct config *c, const char *name);
 
+struct policy_config;
+struct policy_model_conf;
+/* The broker's policy as the config sets it; shared by the broker and by
+ * the replay of it, so that both plan alike. */
+void config_policy(const struct config *c, struct policy_config *pc);
+/* A model as the policy plans it: its hint (weights and KV cache), or the
+ * whole GPU, so that it is planned alone until /api/ps tells. */
+void config_policy_model(
+    const struct config *c, const char *name, struct policy_model_conf *pm);
+
 enum trigger_kind { TRIGGER_EVERY, TRIGGER_INBOX, TRIGGER_DEMAND };
 enum output_kind { OUTPUT_LOG, OUTPUT_FILE, OUTPUT_AGENT };
 

@@ -304,16 +304,10 @@ setup(struct replay *r)
 	    .default_keep_alive_ns = (int64_t)EMU_KEEP_ALIVE_S * NS_PER_SEC,
 	};
 	struct policy_model_conf pm[TIERS];
-	struct policy_config pc = {
-	    .parallel = (int)r->conf->parallel,
-	    .vram_mb = r->conf->vram_mb,
-	    .max_loaded = (int)r->conf->max_loaded,
-	    .min_residency_ms = r->conf->min_residency_ms,
-	    .idle_unload_ms = r->conf->idle_unload_ms,
-	};
+	struct policy_config pc;
 
 	esched_init(&r->sched, &ec);
-	memcpy(pc.max_wait_ms, r->conf->max_wait_ms, sizeof(pc.max_wait_ms));
+	config_policy(r->conf, &pc);
 	for (int t = 0; t < TIERS; t++) {
 		const struct model_conf *mc =
 		    config_model(r->conf, tiers[t].model);
@@ -321,15 +315,11 @@ setup(struct replay *r)
 		r->model[t] = emu_catalog_find(r->cat, tiers[t].model);
 		if (r->model[t] == NULL)
 			fatalx("%s is not in the catalog", tiers[t].model);
-		/* What the broker sends; with none, the emulator's own
-		 * default for a 4 GiB card. */
-		r->num_ctx[t] = mc && mc->num_ctx > 0 ? (int)mc->num_ctx : 4096;
-		/* As the broker plans them: the hint, or the whole GPU. */
-		pm[t] = (struct policy_model_conf){.name = tiers[t].model};
-		pm[t].need_mb = mc && mc->size_mb > 0 ? mc->size_mb + mc->kv_mb
-		                                      : r->conf->vram_mb;
-		pm[t].pin = mc ? mc->pin : 0;
-		pm[t].preload = mc ? mc->preload : 0;
+		/* What the broker sends; with none, the emulator's own. */
+		r->num_ctx[t] = mc && mc->num_ctx > 0
+		    ? (int)mc->num_ctx
+		    : esched_default_ctx(ec.vram_bytes);
+		config_policy_model(r->conf, tiers[t].model, &pm[t]);
 		r->unloaded_at[t] = -1;
 	}
 	r->reqs = calloc((size_t)r->w->n + 1, sizeof(*r->reqs));
@@ -366,8 +356,6 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 	int sent = 0;
 
 	setup(&r);
-	for (int i = 0; i < w->n; i++)
-		w->r[i].submit = -2;
 	while (w->done < w->n) {
 		enum {
 			NONE,

@@ -889,3 +889,14 @@ Test(sched, a_load_waits_for_memory_still_being_freed_rather_than_spill_over)
 	    "all of it on the GPU");
 	free(q);
 }
+
+Test(sched, a_request_without_num_ctx_gets_ollamas_default_for_its_vram)
+{
+	const uint64_t gib = 1024ULL * 1024 * 1024;
+
+	cr_assert_eq(esched_default_ctx(4 * gib), 4096);
+	cr_assert_eq(esched_default_ctx(23 * gib - 1), 4096);
+	cr_assert_eq(esched_default_ctx(23 * gib), 32768);
+	cr_assert_eq(esched_default_ctx(47 * gib - 1), 32768);
+	cr_assert_eq(esched_default_ctx(48 * gib), 262144);
+}

@@ -240,6 +240,9 @@ int esched_next_action(struct esched *s, struct esched_action *out);
 /* Memory a runner of m needs for num_ctx and this many slots. */
 uint64_t esched_runner_bytes(
     const struct emu_model *m, int num_ctx, int parallel);
+/* Ollama's num_ctx for a request that sets none, by the GPU's memory
+ * (OLLAMA_CONTEXT_LENGTH apart). */
+int esched_default_ctx(uint64_t vram_bytes);
 /* num_ctx after Ollama's floor and the model's trained context. */
 int esched_effective_ctx(const struct emu_model *m, int num_ctx);
 struct esched_runner *esched_find_runner(

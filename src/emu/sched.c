@@ -95,6 +95,17 @@ esched_destroy(struct esched *s)
 	s->actions = NULL;
 }
 
+/* Ollama's default context by VRAM tier: 4k, 32k at 23 GiB, 256k at 47. */
+int
+esched_default_ctx(uint64_t vram_bytes)
+{
+	if (vram_bytes >= 47ULL * 1024 * MB)
+		return 262144;
+	if (vram_bytes >= 23ULL * 1024 * MB)
+		return 32768;
+	return 4096;
+}
+
 int
 esched_effective_ctx(const struct emu_model *m, int num_ctx)
 {

@@ -1963,16 +1963,9 @@ main(int argc, char **argv)
 		    stderr, "ollamax-emu: fatal: bad catalog %s\n", catalog);
 		exit(1);
 	}
-	/* Ollama's default context by VRAM tier: 4k, 32k at 23 GiB, 256k at 47.
-	 */
-	if (context_length > 0)
-		e->default_num_ctx = (int)context_length;
-	else if (cfg.vram_bytes >= 47ULL * 1024 * MB)
-		e->default_num_ctx = 262144;
-	else if (cfg.vram_bytes >= 23ULL * 1024 * MB)
-		e->default_num_ctx = 32768;
-	else
-		e->default_num_ctx = 4096;
+	e->default_num_ctx = context_length > 0
+	    ? (int)context_length
+	    : esched_default_ctx(cfg.vram_bytes);
 	e->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
 	e->models = calloc(e->cat.count, sizeof(*e->models));
 	e->slot_busy_s = calloc((size_t)cfg.parallel, sizeof(double));
