@@ -11,6 +11,11 @@
  * that a config that misjudges the box shows as evictions, as it would
  * live. What a live run adds is its jitter: a replay gives the same
  * figures every time, in some 20 ms an arm.
+ *
+ * The plan arm stands for a broker that knows every arrival beforehand: it
+ * follows a residency plan fixed in advance, reacts at once, and serves
+ * first come, first served. Searching the plans of a few loads tells what
+ * no broker could do better with as few (replay_best_plan).
  */
 #include "autoconf.h"
 
@@ -37,7 +42,7 @@ struct replay {
 	struct run *w;
 	const struct config *conf;
 	const struct emu_catalog *cat;
-	int direct;
+	enum replay_arm arm;
 	double now; /* sim s */
 	struct esched sched;
 	struct esched_req *reqs; /* one per request */
@@ -54,6 +59,13 @@ struct replay {
 	double unloaded_at[TIERS]; /* when the broker sees an unload end */
 	double next_tick;
 	double busy_at; /* the last event but the broker's own ticks */
+	/* plan arm */
+	const struct plan *plan;
+	int phase;
+	enum model_state state[TIERS];
+	int in_flight[TIERS];
+	int *queue; /* waiting requests, first come first */
+	int nqueue;
 };
 
 static int64_t
@@ -110,7 +122,17 @@ start_work(struct replay *r, int id, const struct emu_model *m)
 	r->running[r->nrunning++] = id;
 }
 
+static int
+tier_of(const struct replay *r, const struct emu_model *m)
+{
+	for (int t = 0; t < TIERS; t++)
+		if (r->model[t] == m)
+			return t;
+	fatalx("%s is none of the workload's models", m->name);
+}
+
 static void policy_actions(struct replay *r);
+static void plan_act(struct replay *r);
 static void ended(struct replay *r, int id, int ok);
 
 static void
@@ -136,6 +158,11 @@ sched_actions(struct replay *r)
 				esched_finish(&r->sched, a.req, ns(r->now));
 				free(a.req->owner);
 				free(a.req);
+				if (r->arm == REPLAY_PLAN) {
+					r->state[k] = MODEL_RESIDENT;
+					plan_act(r);
+					break;
+				}
 				policy_loaded(r->policy, policy_ms(r, r->now),
 				    k, LOAD_OK, 0);
 				/* The broker reads the size from /api/ps within
@@ -170,7 +197,7 @@ submit_to_emulator(
 	e->model = m;
 	e->num_ctx = num_ctx;
 	e->needs_slot = 1;
-	if (!r->direct) {
+	if (r->arm != REPLAY_DIRECT) {
 		/* The broker's requests keep their model loaded for good. */
 		e->has_keep_alive = 1;
 		e->keep_alive_ns = EMU_FOREVER;
@@ -236,6 +263,109 @@ policy_actions(struct replay *r)
 	}
 }
 
+/* What model t takes in VRAM, as the emulator counts it. */
+static uint64_t
+runner_bytes(const struct replay *r, int t)
+{
+	return esched_runner_bytes(r->model[t],
+	    esched_effective_ctx(r->model[t], r->num_ctx[t]), SLOTS);
+}
+
+/*
+ * Whether the models of `coming` can be loaded beside those of `kept`, the
+ * largest first, by Ollama's rule: the first on an empty GPU may take all
+ * of it (partly offloaded is not resident), each further one 80% of what
+ * is free.
+ */
+static int
+can_come(const struct replay *r, uint32_t kept, uint32_t coming)
+{
+	uint64_t free_bytes = (uint64_t)EMU_VRAM_MB * 1024 * 1024;
+
+	for (int t = 0; t < TIERS; t++)
+		if (kept & (1u << t))
+			free_bytes -= runner_bytes(r, t);
+	while (coming != 0) {
+		int next = -1;
+
+		for (int t = 0; t < TIERS; t++)
+			if ((coming & (1u << t)) &&
+			    (next < 0 ||
+			        runner_bytes(r, t) > runner_bytes(r, next)))
+				next = t;
+		if (runner_bytes(r, next) >
+		    (kept == 0 ? free_bytes : free_bytes / 100 * 80))
+			return 0;
+		free_bytes -= runner_bytes(r, next);
+		kept |= 1u << next;
+		coming &= ~(1u << next);
+	}
+	return 1;
+}
+
+/*
+ * The plan's broker: the models of the phase stay, the others drain and
+ * go (one kept that a larger one could not come beside goes too, and
+ * comes back after it), then the phase's models load, the largest first,
+ * one load or unload at a time as Ollama does. Free slots take the
+ * oldest requests of the kept models.
+ */
+static void
+plan_act(struct replay *r)
+{
+	uint32_t want = r->plan->models[r->phase], kept = 0;
+	int io = 0, leaving = 0, busy = 0;
+
+	for (int t = 0; t < TIERS; t++) {
+		if (r->state[t] == MODEL_LOADING ||
+		    r->state[t] == MODEL_UNLOADING)
+			io = 1;
+		if (r->state[t] == MODEL_RESIDENT && (want & (1u << t)))
+			kept |= 1u << t;
+	}
+	if (!can_come(r, kept, want & ~kept))
+		kept = 0;
+	for (int t = 0; t < TIERS && !io; t++)
+		if (r->state[t] == MODEL_RESIDENT && !(kept & (1u << t))) {
+			leaving = 1;
+			if (r->in_flight[t] == 0) {
+				r->state[t] = MODEL_UNLOADING;
+				esched_expire_model(
+				    &r->sched, r->model[t], ns(r->now));
+				sched_actions(r);
+				io = 1;
+			}
+		}
+	if (!io && !leaving) {
+		int next = -1;
+
+		for (int t = 0; t < TIERS; t++)
+			if ((want & ~kept & (1u << t)) &&
+			    (next < 0 ||
+			        runner_bytes(r, t) > runner_bytes(r, next)))
+				next = t;
+		if (next >= 0) {
+			r->state[next] = MODEL_LOADING;
+			load_model(r, next);
+		}
+	}
+	for (int t = 0; t < TIERS; t++)
+		busy += r->in_flight[t];
+	for (int i = 0; i < r->nqueue && busy < SLOTS;) {
+		int id = r->queue[i], t = r->w->r[id].tier;
+
+		if (!(kept & (1u << t))) {
+			i++;
+			continue;
+		}
+		memmove(&r->queue[i], &r->queue[i + 1],
+		    (size_t)(--r->nqueue - i) * sizeof(*r->queue));
+		r->in_flight[t]++;
+		busy++;
+		submit_to_emulator(r, id, r->model[t], r->num_ctx[t]);
+	}
+}
+
 static void
 submit(struct replay *r, int id)
 {
@@ -243,8 +373,13 @@ submit(struct replay *r, int id)
 	int t = q->tier;
 
 	q->submit = r->now;
-	if (r->direct) {
+	if (r->arm == REPLAY_DIRECT) {
 		submit_to_emulator(r, id, r->model[t], r->num_ctx[t]);
+		return;
+	}
+	if (r->arm == REPLAY_PLAN) {
+		r->queue[r->nqueue++] = id;
+		plan_act(r);
 		return;
 	}
 	policy_arrive(r->policy, policy_ms(r, r->now), (uint64_t)id, t,
@@ -276,7 +411,11 @@ finish(struct replay *r, int slot)
 	q->service = r->now - r->started[id];
 	esched_finish(&r->sched, &r->reqs[id], ns(r->now));
 	sched_actions(r);
-	if (!r->direct) {
+	if (r->arm == REPLAY_PLAN) {
+		r->in_flight[q->tier]--;
+		plan_act(r);
+	}
+	if (r->arm == REPLAY_OLLAMAX) {
 		policy_done(r->policy, policy_ms(r, r->now), (uint64_t)id,
 		    policy_ms(r, q->service));
 		policy_actions(r);
@@ -294,6 +433,17 @@ rate_of(const struct replay *r, int id)
 	    work_offload_slowdown(runner->size_bytes, runner->vram_bytes));
 }
 
+/* The num_ctx the broker sends for tier t; with none, the emulator's own. */
+static int
+tier_num_ctx(const struct config *conf, int t)
+{
+	const struct model_conf *mc = config_model(conf, tiers[t].model);
+
+	return mc && mc->num_ctx > 0
+	    ? (int)mc->num_ctx
+	    : esched_default_ctx((uint64_t)EMU_VRAM_MB * 1024 * 1024);
+}
+
 static void
 setup(struct replay *r)
 {
@@ -309,16 +459,10 @@ setup(struct replay *r)
 	esched_init(&r->sched, &ec);
 	config_policy(r->conf, &pc);
 	for (int t = 0; t < TIERS; t++) {
-		const struct model_conf *mc =
-		    config_model(r->conf, tiers[t].model);
-
 		r->model[t] = emu_catalog_find(r->cat, tiers[t].model);
 		if (r->model[t] == NULL)
 			fatalx("%s is not in the catalog", tiers[t].model);
-		/* What the broker sends; with none, the emulator's own. */
-		r->num_ctx[t] = mc && mc->num_ctx > 0
-		    ? (int)mc->num_ctx
-		    : esched_default_ctx(ec.vram_bytes);
+		r->num_ctx[t] = tier_num_ctx(r->conf, t);
 		config_policy_model(r->conf, tiers[t].model, &pm[t]);
 		r->unloaded_at[t] = -1;
 	}
@@ -326,12 +470,24 @@ setup(struct replay *r)
 	r->left = calloc((size_t)r->w->n + 1, sizeof(*r->left));
 	r->started = calloc((size_t)r->w->n + 1, sizeof(*r->started));
 	r->running = calloc((size_t)r->w->n + 1, sizeof(*r->running));
-	if (!r->reqs || !r->left || !r->started || !r->running)
+	r->queue = calloc((size_t)r->w->n + 1, sizeof(*r->queue));
+	if (!r->reqs || !r->left || !r->started || !r->running || !r->queue)
 		fatal("out of memory");
-	if (!r->direct) {
+	for (int i = 0; i < r->w->n; i++) {
+		struct request *q = &r->w->r[i];
+
+		q->submit = 0;
+		q->done = -1;
+		q->service = 0;
+		q->ok = 0;
+	}
+	r->w->done = 0;
+	if (r->arm == REPLAY_OLLAMAX) {
 		r->policy = policy_new(&pc, pm, TIERS, 0);
 		policy_actions(r);
 	}
+	if (r->arm == REPLAY_PLAN)
+		plan_act(r);
 }
 
 /* A load or an unload ended on the emulator. */
@@ -341,19 +497,27 @@ io_done(struct replay *r, int i)
 	struct esched_runner *runner = r->io[i].runner;
 
 	r->io[i] = r->io[--r->nio];
-	if (runner->state == RUNNER_LOADING)
+	if (runner->state == RUNNER_LOADING) {
 		esched_load_done(&r->sched, runner, ns(r->now));
-	else
+	} else {
+		int t = tier_of(r, runner->model);
+
 		esched_unload_done(&r->sched, runner, ns(r->now));
+		if (r->arm == REPLAY_PLAN) {
+			r->state[t] = MODEL_UNLOADED;
+			plan_act(r);
+		}
+	}
 	sched_actions(r);
 }
 
-void
+int
 replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
-    int direct, struct replay_counts *out)
+    enum replay_arm arm, const struct plan *plan, struct replay_counts *out)
 {
-	struct replay r = {.w = w, .conf = conf, .cat = cat, .direct = direct};
-	int sent = 0;
+	struct replay r = {
+	    .w = w, .conf = conf, .cat = cat, .arm = arm, .plan = plan};
+	int sent = 0, stuck = 0;
 
 	setup(&r);
 	while (w->done < w->n) {
@@ -364,7 +528,8 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 			FINISH,
 			TIMER,
 			UNLOADED,
-			TICK
+			TICK,
+			PHASE
 		} what = NONE;
 		double next = INFINITY;
 		int who = -1;
@@ -395,13 +560,18 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 			next = fmax(r.now, (double)deadline / NS_PER_SEC);
 			what = TIMER;
 		}
-		for (int t = 0; t < TIERS && !direct; t++)
+		if (arm == REPLAY_PLAN && r.phase + 1 < plan->nphases &&
+		    plan->at[r.phase + 1] < next) {
+			next = fmax(r.now, plan->at[r.phase + 1]);
+			what = PHASE;
+		}
+		for (int t = 0; t < TIERS && arm == REPLAY_OLLAMAX; t++)
 			if (r.unloaded_at[t] >= 0 && r.unloaded_at[t] < next) {
 				next = r.unloaded_at[t];
 				what = UNLOADED;
 				who = t;
 			}
-		if (!direct) {
+		if (arm == REPLAY_OLLAMAX) {
 			int64_t at =
 			    policy_wakeup(r.policy, policy_ms(&r, r.now));
 
@@ -420,9 +590,10 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 		}
 		/* The broker's ticks alone, for a simulated hour: nothing
 		 * the policy decides any more reaches the emulator. */
-		if (what == NONE || (what == TICK && next - r.busy_at > 3600))
-			fatalx("replay stuck at %.1f s: %d of %d requests done",
-			    r.now, w->done, w->n);
+		if (what == NONE || (what == TICK && next - r.busy_at > 3600)) {
+			stuck = 1;
+			break;
+		}
 		if (what != TICK)
 			r.busy_at = next;
 		for (int i = 0; i < r.nrunning; i++)
@@ -454,6 +625,10 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 			policy_unloaded(r.policy, policy_ms(&r, r.now), who);
 			policy_actions(&r);
 			break;
+		case PHASE:
+			r.phase++;
+			plan_act(&r);
+			break;
 		case TICK:
 			r.next_tick =
 			    r.now + BROKER_TICK_MS / 1000.0 * w->speed;
@@ -464,6 +639,7 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 			break;
 		}
 	}
+	out->stuck_at = stuck ? r.now : -1;
 	out->loads = (int64_t)r.sched.stats.loads;
 	out->evictions = (int64_t)r.sched.stats.evictions;
 	policy_free(r.policy);
@@ -473,4 +649,183 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 	free(r.started);
 	free(r.running);
 	free(r.io);
+	free(r.queue);
+	return stuck ? -1 : 0;
+}
+
+void
+plan_describe(const struct plan *plan, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < plan->nphases && len < size; i++) {
+		const char *sep = i > 0 ? " " : "";
+
+		for (int t = 0; t < TIERS && len < size; t++)
+			if (plan->models[i] & (1u << t)) {
+				len += (size_t)snprintf(buf + len, size - len,
+				    "%s%s", sep, tiers[t].model);
+				sep = "+";
+			}
+		if (len < size)
+			len += (size_t)snprintf(
+			    buf + len, size - len, "@%.0f", plan->at[i]);
+	}
+}
+
+/* A plan's outcome, to compare with the best so far. */
+struct plan_outcome {
+	double makespan, utilization;
+	int64_t loads;
+};
+
+struct plan_hunt {
+	struct run *w;
+	const struct config *conf;
+	const struct emu_catalog *cat;
+	struct plan_search *found;
+	struct plan best;
+	struct plan_outcome best_outcome;
+};
+
+static void
+try_plan(struct plan_hunt *h, const struct plan *plan)
+{
+	struct replay_counts counts;
+	struct plan_outcome o = {0, 0, 0};
+	double first = INFINITY;
+
+	h->found->tried++;
+	if (replay(h->w, h->conf, h->cat, REPLAY_PLAN, plan, &counts) != 0 ||
+	    counts.loads > h->found->max_loads)
+		return;
+	for (int i = 0; i < h->w->n; i++) {
+		first = fmin(first, h->w->r[i].arrive);
+		o.makespan = fmax(o.makespan, h->w->r[i].done);
+	}
+	o.makespan -= first;
+	o.utilization = slot_utilization(h->w);
+	o.loads = counts.loads;
+	h->found->best_utilization =
+	    fmax(h->found->best_utilization, o.utilization);
+	if (h->best.nphases == 0 || o.makespan < h->best_outcome.makespan) {
+		h->best = *plan;
+		h->best_outcome = o;
+	}
+}
+
+/*
+ * Every switch time of plan's phases from `phase` on, from `from` to `to`
+ * by `step` (sim s), each later than the one before.
+ */
+static void
+sweep(struct plan_hunt *h, struct plan *plan, int phase, const double *from,
+    const double *to, double step)
+{
+	if (phase == plan->nphases) {
+		try_plan(h, plan);
+		return;
+	}
+	for (double at = fmax(from[phase], plan->at[phase - 1] + step);
+	     at <= to[phase] + step / 2; at += step) {
+		plan->at[phase] = at;
+		sweep(h, plan, phase + 1, from, to, step);
+	}
+}
+
+static int
+popcount(uint32_t x)
+{
+	int n = 0;
+
+	for (; x != 0; x &= x - 1)
+		n++;
+	return n;
+}
+
+/* The switch grid: coarse over the whole run, then finer around the
+ * best, each step a fifth of the one before. */
+#define PLAN_COARSE_S 30.0
+#define PLAN_FINEST_S 1.0
+
+int
+replay_best_plan(struct run *w, const struct config *conf,
+    const struct emu_catalog *cat, int max_loads, struct plan *best,
+    struct plan_search *found, struct replay_counts *out)
+{
+	struct plan_hunt h = {.w = w, .conf = conf, .cat = cat, .found = found};
+	struct replay probe = {.w = w, .conf = conf, .cat = cat};
+	uint32_t sets[1u << TIERS], used = 0;
+	int nsets = 0;
+	double horizon = 0;
+
+	memset(found, 0, sizeof(*found));
+	found->max_loads = max_loads;
+	/* The sets a phase may keep: models with requests that fit
+	 * together. */
+	for (int t = 0; t < TIERS; t++) {
+		probe.model[t] = emu_catalog_find(cat, tiers[t].model);
+		if (probe.model[t] == NULL)
+			fatalx("%s is not in the catalog", tiers[t].model);
+		probe.num_ctx[t] = tier_num_ctx(conf, t);
+	}
+	for (int i = 0; i < w->n; i++) {
+		used |= 1u << w->r[i].tier;
+		horizon = fmax(horizon, w->r[i].arrive);
+	}
+	for (uint32_t m = 1; m < (1u << TIERS); m++)
+		if ((m & ~used) == 0 && can_come(&probe, 0, m))
+			sets[nsets++] = m;
+	/* Plans of 1 to PLAN_PHASES_MAX phases, each set unlike the one
+	 * before, every model with requests in one of them, loading at most
+	 * max_loads models (a kept model is not loaded again). */
+	for (int n = 1; n <= PLAN_PHASES_MAX; n++) {
+		int pick[PLAN_PHASES_MAX] = {0};
+
+		for (;;) {
+			struct plan plan = {.nphases = n};
+			uint32_t all = 0;
+			int loads = 0, ok = 1, k;
+			double from[PLAN_PHASES_MAX], to[PLAN_PHASES_MAX];
+
+			for (int i = 0; i < n; i++) {
+				plan.models[i] = sets[pick[i]];
+				all |= sets[pick[i]];
+				loads += popcount(sets[pick[i]] &
+				    ~(i > 0 ? sets[pick[i - 1]] : 0));
+				if (i > 0 && pick[i] == pick[i - 1])
+					ok = 0;
+			}
+			if (ok && all == used && loads <= max_loads) {
+				for (int i = 0; i < n; i++) {
+					from[i] = 0;
+					to[i] = horizon * 1.5;
+				}
+				sweep(&h, &plan, 1, from, to, PLAN_COARSE_S);
+			}
+			for (k = n - 1; k >= 0 && ++pick[k] == nsets; k--)
+				pick[k] = 0;
+			if (k < 0)
+				break;
+		}
+	}
+	/* Finer around the best: the outcome moves little with a switch
+	 * time, but in steps (a request more or less before the switch). */
+	for (double step = PLAN_COARSE_S / 5;
+	     h.best.nphases > 1 && step >= PLAN_FINEST_S - 1e-9; step /= 5) {
+		struct plan around = h.best;
+		double from[PLAN_PHASES_MAX], to[PLAN_PHASES_MAX];
+
+		for (int i = 1; i < around.nphases; i++) {
+			from[i] = fmax(step, around.at[i] - step * 5);
+			to[i] = around.at[i] + step * 5;
+		}
+		sweep(&h, &around, 1, from, to, step);
+	}
+	if (h.best.nphases == 0)
+		return -1;
+	*best = h.best;
+	/* Leave w with the best plan's replay. */
+	return replay(w, conf, cat, REPLAY_PLAN, best, out);
 }

@@ -9,7 +9,10 @@
  *
  * or replays either arm in simulated time (--replay direct|ollamax, see
  * replay.c): the same figures, without the jitter of a live run, in a
- * few hundredths of a second instead of twenty minutes.
+ * few hundredths of a second instead of twenty minutes. --replay plans
+ * searches the residency plans of at most --max-loads loads that a broker
+ * knowing every arrival could follow, and gives the figures of the one
+ * that ends soonest: what as few loads allow at best.
  *
  * The fleet is the shipped one (names, tiers, priorities); each agent's
  * arrivals are a Poisson process drawn once from the seed, at the rate for
@@ -502,8 +505,7 @@ cmp_edge(const void *a, const void *b)
 	return (x->t > y->t) - (x->t < y->t);
 }
 
-/* Share of slots serving while some request waited for one. */
-static double
+double
 slot_utilization(const struct run *w)
 {
 	struct edge *e = calloc((size_t)w->n * 3, sizeof(*e));
@@ -652,7 +654,7 @@ static const char usage_text[] =
     "usage: ollamax-workload --agents DIR --config FILE --catalog FILE\n"
     "         --factor F --minutes M [--seed N] --speed X\n"
     "         (--direct URL | --ollamax RUNTIME_DIR --emu URL |\n"
-    "          --replay direct|ollamax)\n";
+    "          --replay direct|ollamax | --replay plans --max-loads N)\n";
 
 int
 main(int argc, char **argv)
@@ -669,12 +671,16 @@ main(int argc, char **argv)
 	    {"ollamax", required_argument, NULL, 'o'},
 	    {"emu", required_argument, NULL, 'e'},
 	    {"replay", required_argument, NULL, 'r'},
+	    {"max-loads", required_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *agents_dir = NULL, *conf_path = NULL, *catalog = NULL,
 	           *direct = NULL, *runtime = NULL, *emu = NULL,
 	           *replayed = NULL;
 	struct replay_counts counts = {0};
+	struct plan_search found = {0};
+	struct plan best = {0};
+	int max_loads = -1;
 	double factor = 0, minutes = 0, speed = 0, per_agent = 0, bound_ms[3];
 	struct emu_catalog cat = {0};
 	struct config conf;
@@ -721,15 +727,30 @@ main(int argc, char **argv)
 			break;
 		case 'r':
 			if (strcmp(optarg, "direct") != 0 &&
-			    strcmp(optarg, "ollamax") != 0) {
+			    strcmp(optarg, "ollamax") != 0 &&
+			    strcmp(optarg, "plans") != 0) {
 				fprintf(stderr,
 				    "ollamax-workload: --replay: '%s' is not an "
-				    "arm (direct or ollamax)\n",
+				    "arm (direct, ollamax or plans)\n",
 				    optarg);
 				return 2;
 			}
 			replayed = optarg;
 			break;
+		case 'L': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end != '\0' || n < 1 || n > 64) {
+				fprintf(stderr,
+				    "ollamax-workload: --max-loads: '%s' is not "
+				    "a number of loads from 1 to 64\n",
+				    optarg);
+				return 2;
+			}
+			max_loads = (int)n;
+			break;
+		}
 		default:
 			fputs(usage_text, stderr);
 			return 2;
@@ -737,7 +758,9 @@ main(int argc, char **argv)
 	}
 	if (!agents_dir || !conf_path || !catalog || factor <= 0 ||
 	    minutes <= 0 || speed <= 0 ||
-	    (direct != NULL) + (runtime != NULL) + (replayed != NULL) != 1) {
+	    (direct != NULL) + (runtime != NULL) + (replayed != NULL) != 1 ||
+	    (max_loads > 0) !=
+	        (replayed != NULL && strcmp(replayed, "plans") == 0)) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
@@ -779,10 +802,20 @@ main(int argc, char **argv)
 		w.order[i] = i;
 	qsort_r(w.order, (size_t)w.n, sizeof(int), by_arrival, w.r);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (replayed != NULL)
-		replay(
-		    &w, &conf, &cat, strcmp(replayed, "direct") == 0, &counts);
-	else if (direct != NULL)
+	if (replayed != NULL && strcmp(replayed, "plans") == 0) {
+		if (replay_best_plan(&w, &conf, &cat, max_loads, &best, &found,
+		        &counts) != 0)
+			fatalx("no plan of at most %d loads answers every "
+			       "request (%d tried)",
+			    max_loads, found.tried);
+	} else if (replayed != NULL) {
+		if (replay(&w, &conf, &cat,
+		        strcmp(replayed, "direct") == 0 ? REPLAY_DIRECT
+		                                        : REPLAY_OLLAMAX,
+		        NULL, &counts) != 0)
+			fatalx("replay stuck at %.1f s: %d of %d requests done",
+			    counts.stuck_at, w.done, w.n);
+	} else if (direct != NULL)
 		run_direct(&w, direct, &conf);
 	else
 		run_ollamax(&w, runtime);
@@ -793,6 +826,16 @@ main(int argc, char **argv)
 		json_object_set_new(out, "loads", json_integer(counts.loads));
 		json_object_set_new(
 		    out, "evictions", json_integer(counts.evictions));
+	}
+	if (found.tried > 0) {
+		char text[512];
+
+		plan_describe(&best, text, sizeof(text));
+		json_object_set_new(out, "plan", json_string(text));
+		json_object_set_new(out, "plans",
+		    json_pack("{s:i,s:i,s:f}", "max_loads", found.max_loads,
+		        "tried", found.tried, "best_utilization",
+		        found.best_utilization));
 	}
 	json_object_set_new(out, "offered_factor", json_real(factor));
 	json_object_set_new(

@@ -6,6 +6,7 @@
 #ifndef OLLAMAX_WORKLOAD_H
 #define OLLAMAX_WORKLOAD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ev.h>
@@ -64,9 +65,30 @@ struct run {
  * request, if any, is answered. An agent works as an agent does. */
 int agent_free(const struct run *w, int id);
 
+/* Share of the slots serving while some request waited for one. */
+double slot_utilization(const struct run *w);
+
 /* What the backend did in a replayed arm, as /emu/stats would say. */
 struct replay_counts {
 	int64_t loads, evictions;
+	double stuck_at; /* sim s, when the arm could not go on */
+};
+
+enum replay_arm {
+	REPLAY_DIRECT,  /* each request straight to the emulator */
+	REPLAY_OLLAMAX, /* through the broker's policy */
+	REPLAY_PLAN,    /* a residency plan fixed beforehand */
+};
+
+/*
+ * A residency plan: from at[i] (sim s, at[0] = 0) the models in
+ * models[i] (a mask of tiers) are the ones resident, and the others go.
+ */
+#define PLAN_PHASES_MAX 3
+struct plan {
+	int nphases;
+	double at[PLAN_PHASES_MAX];
+	uint32_t models[PLAN_PHASES_MAX];
 };
 
 /*
@@ -74,9 +96,33 @@ struct replay_counts {
  * of w ends with its submit, done and service times and its token counts.
  * Direct: each request straight to the emulator's scheduler. Ollamax:
  * through the broker's policy, configured as conf says, to the same
- * emulator. Both on the emulator's timing model for cat's models.
+ * emulator. Plan: an ideal broker that knows no delay follows plan, first
+ * come first served. All on the emulator's timing model for cat's models.
+ * Returns 0, or -1 if the arm stopped with requests unanswered (a plan
+ * that leaves a model out for good).
  */
-void replay(struct run *w, const struct config *conf,
-    const struct emu_catalog *cat, int direct, struct replay_counts *out);
+int replay(struct run *w, const struct config *conf,
+    const struct emu_catalog *cat, enum replay_arm arm, const struct plan *plan,
+    struct replay_counts *out);
+
+/* What a search of plans found. */
+struct plan_search {
+	int max_loads;
+	int tried;               /* plans replayed */
+	double best_utilization; /* over the plans that answered all */
+};
+
+/*
+ * The plan of at most max_loads loads that ends soonest, knowing every
+ * arrival: phases of models that fit together, switch times searched on a
+ * grid and refined. Leaves w with that plan's replay. Returns 0, or -1 if
+ * no such plan answers every request.
+ */
+int replay_best_plan(struct run *w, const struct config *conf,
+    const struct emu_catalog *cat, int max_loads, struct plan *best,
+    struct plan_search *found, struct replay_counts *out);
+
+/* "deepseek-r1:8b@0 qwen2.5-coder:7b+tinyllama@515.0" */
+void plan_describe(const struct plan *plan, char *buf, size_t size);
 
 #endif

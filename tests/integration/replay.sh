@@ -3,7 +3,9 @@
 # --replay): the direct arm replayed gives what the same arm gives live
 # against ollamax-emu; every request is answered in both arms; the broker's
 # policy never leaves Ollama an eviction to make while Ollama alone makes
-# them; one seed always gives the same figures; bad arguments are refused.
+# them; one seed always gives the same figures; the plans of a few loads
+# searched (--replay plans) keep to those loads and answer everything, and
+# more loads allowed never end later; bad arguments are refused.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -62,6 +64,33 @@ check "ollamax: fewer loads than direct" \
 	test "$(field loads <"$TMP/ollamax.json")" -lt "$(field loads <"$TMP/direct.json")"
 check "the same seed gives the same figures" cmp -s "$TMP/ollamax.json" "$TMP/again.json"
 check "another seed gives others" sh -c "! cmp -s '$TMP/ollamax.json' '$TMP/other.json'"
+workload --minutes 5 --seed 7 --speed 1 --replay plans --max-loads 3 >"$TMP/plans3.json"
+workload --minutes 5 --seed 7 --speed 1 --replay plans --max-loads 5 >"$TMP/plans5.json"
+check "plans: the best plan answers every request" answered_all "$TMP/plans3.json"
+check "plans: it keeps to its loads, and leaves Ollama no eviction" \
+	test "$(field loads <"$TMP/plans3.json")" -le 3 -a "$(field evictions <"$TMP/plans3.json")" -eq 0
+phases() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))["plan"].split()
+at = [float(p.rsplit("@", 1)[1]) for p in plan]
+models = {m for p in plan for m in p.rsplit("@", 1)[0].split("+")}
+ok = (len(plan) >= int(sys.argv[2]) and at[0] == 0 and at == sorted(at)
+      and models == {"deepseek-r1:8b", "qwen2.5-coder:7b", "tinyllama"})
+print("      " + " ".join(plan))
+sys.exit(0 if ok else 1)
+PY
+}
+check "plans: it names its phases, in order, every model in one" phases "$TMP/plans3.json" 2
+earlier() {
+	python3 - "$TMP/plans3.json" "$TMP/plans5.json" <<'PY'
+import json, sys
+few, more = (json.load(open(f)) for f in sys.argv[1:3])
+print(f"      3 loads: {few['makespan_s']:.1f} s, 5 loads: {more['makespan_s']:.1f} s")
+sys.exit(0 if more["makespan_s"] <= few["makespan_s"] + 1e-6 else 1)
+PY
+}
+check "plans: more loads allowed never end later" earlier
 refused() {
 	local out
 	if out=$("$WORKLOAD" "$@" 2>&1); then
@@ -70,7 +99,7 @@ refused() {
 	fi
 	has "$out" "$LAST_WORDS"
 }
-LAST_WORDS="--replay: 'both' is not an arm (direct or ollamax)"
+LAST_WORDS="--replay: 'both' is not an arm (direct, ollamax or plans)"
 check "an arm it does not know is refused, named" \
 	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
 	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
@@ -80,4 +109,18 @@ check "a replay and a live arm at once are refused" \
 	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
 	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
 	--replay direct --direct http://127.0.0.1:9
+LAST_WORDS="--max-loads: '0' is not a number of loads from 1 to 64"
+check "a number of loads out of range is refused, named" \
+	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
+	--replay plans --max-loads 0
+LAST_WORDS="usage: ollamax-workload"
+check "plans without a number of loads are refused" \
+	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
+	--replay plans
+check "a number of loads for another arm is refused" \
+	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
+	--replay ollamax --max-loads 4
 finish
