@@ -653,6 +653,103 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 	return stuck ? -1 : 0;
 }
 
+/* Enough of a replay to weigh models as the emulator does. */
+static void
+probe_init(struct replay *probe, const struct config *conf,
+    const struct emu_catalog *cat)
+{
+	memset(probe, 0, sizeof(*probe));
+	for (int t = 0; t < TIERS; t++) {
+		probe->model[t] = emu_catalog_find(cat, tiers[t].model);
+		if (probe->model[t] == NULL)
+			fatalx("%s is not in the catalog", tiers[t].model);
+		probe->num_ctx[t] = tier_num_ctx(conf, t);
+	}
+}
+
+int
+plan_parse(const char *text, const struct config *conf,
+    const struct emu_catalog *cat, struct plan *plan, char *err, size_t errlen)
+{
+	struct replay probe;
+	const char *p = text;
+
+	probe_init(&probe, conf, cat);
+	memset(plan, 0, sizeof(*plan));
+	while (*p != '\0') {
+		int n = plan->nphases;
+		const char *at = strchr(p, '@'), *end;
+		char *num_end;
+
+		if (*p == ' ') {
+			p++;
+			continue;
+		}
+		end = strchr(p, ' ');
+		if (end == NULL)
+			end = p + strlen(p);
+		if (n == PLAN_PHASES_MAX) {
+			snprintf(err, errlen, "more than %d phases",
+			    PLAN_PHASES_MAX);
+			return -1;
+		}
+		if (at == NULL || at > end) {
+			snprintf(err, errlen,
+			    "phase %d: '%.*s' is not MODEL[+MODEL...]@SECONDS",
+			    n + 1, (int)(end - p), p);
+			return -1;
+		}
+		while (p < at) {
+			const char *plus = memchr(p, '+', (size_t)(at - p));
+			size_t len = (size_t)((plus ? plus : at) - p);
+			int t = 0;
+
+			while (t < TIERS &&
+			    (strlen(tiers[t].model) != len ||
+			        strncmp(tiers[t].model, p, len) != 0))
+				t++;
+			if (t == TIERS) {
+				snprintf(err, errlen,
+				    "phase %d: '%.*s' is none of the "
+				    "workload's models",
+				    n + 1, (int)len, p);
+				return -1;
+			}
+			plan->models[n] |= 1u << t;
+			p += len + (plus != NULL);
+		}
+		plan->at[n] = strtod(at + 1, &num_end);
+		if (num_end != end || at + 1 == end || !isfinite(plan->at[n]) ||
+		    (n == 0 ? plan->at[n] != 0
+		            : plan->at[n] <= plan->at[n - 1])) {
+			snprintf(err, errlen,
+			    "phase %d: '%.*s' is not a time in seconds %s",
+			    n + 1, (int)(end - at - 1), at + 1,
+			    n == 0 ? "of 0 (the first phase starts the run)"
+			           : "later than the phase before");
+			return -1;
+		}
+		if (plan->models[n] == 0) {
+			snprintf(err, errlen, "phase %d: no model", n + 1);
+			return -1;
+		}
+		if (!can_come(&probe, 0, plan->models[n])) {
+			snprintf(err, errlen,
+			    "phase %d: its models do not fit together in "
+			    "%d MB",
+			    n + 1, EMU_VRAM_MB);
+			return -1;
+		}
+		plan->nphases++;
+		p = end;
+	}
+	if (plan->nphases == 0) {
+		snprintf(err, errlen, "no phase");
+		return -1;
+	}
+	return 0;
+}
+
 void
 plan_describe(const struct plan *plan, char *buf, size_t size)
 {
@@ -670,7 +767,7 @@ plan_describe(const struct plan *plan, char *buf, size_t size)
 			}
 		if (len < size)
 			len += (size_t)snprintf(
-			    buf + len, size - len, "@%.0f", plan->at[i]);
+			    buf + len, size - len, "@%.10g", plan->at[i]);
 	}
 }
 
@@ -717,7 +814,8 @@ try_plan(struct plan_hunt *h, const struct plan *plan)
 
 /*
  * Every switch time of plan's phases from `phase` on, from `from` to `to`
- * by `step` (sim s), each later than the one before.
+ * by `step` (sim s), each later than the one before; to a tenth of a
+ * second, so that a plan given as its text replays the same.
  */
 static void
 sweep(struct plan_hunt *h, struct plan *plan, int phase, const double *from,
@@ -727,9 +825,10 @@ sweep(struct plan_hunt *h, struct plan *plan, int phase, const double *from,
 		try_plan(h, plan);
 		return;
 	}
-	for (double at = fmax(from[phase], plan->at[phase - 1] + step);
-	     at <= to[phase] + step / 2; at += step) {
-		plan->at[phase] = at;
+	double first = fmax(from[phase], plan->at[phase - 1] + step);
+
+	for (int i = 0; first + i * step <= to[phase] + step / 2; i++) {
+		plan->at[phase] = round((first + i * step) * 10) / 10;
 		sweep(h, plan, phase + 1, from, to, step);
 	}
 }
@@ -745,7 +844,9 @@ popcount(uint32_t x)
 }
 
 /* The switch grid: coarse over the whole run, then finer around the
- * best, each step a fifth of the one before. */
+ * best, each step a fifth of the one before; over plans of up to three
+ * phases, two switch times. */
+#define PLAN_SEARCH_PHASES 3
 #define PLAN_COARSE_S 30.0
 #define PLAN_FINEST_S 1.0
 
@@ -755,7 +856,7 @@ replay_best_plan(struct run *w, const struct config *conf,
     struct plan_search *found, struct replay_counts *out)
 {
 	struct plan_hunt h = {.w = w, .conf = conf, .cat = cat, .found = found};
-	struct replay probe = {.w = w, .conf = conf, .cat = cat};
+	struct replay probe;
 	uint32_t sets[1u << TIERS], used = 0;
 	int nsets = 0;
 	double horizon = 0;
@@ -764,12 +865,7 @@ replay_best_plan(struct run *w, const struct config *conf,
 	found->max_loads = max_loads;
 	/* The sets a phase may keep: models with requests that fit
 	 * together. */
-	for (int t = 0; t < TIERS; t++) {
-		probe.model[t] = emu_catalog_find(cat, tiers[t].model);
-		if (probe.model[t] == NULL)
-			fatalx("%s is not in the catalog", tiers[t].model);
-		probe.num_ctx[t] = tier_num_ctx(conf, t);
-	}
+	probe_init(&probe, conf, cat);
 	for (int i = 0; i < w->n; i++) {
 		used |= 1u << w->r[i].tier;
 		horizon = fmax(horizon, w->r[i].arrive);
@@ -777,11 +873,11 @@ replay_best_plan(struct run *w, const struct config *conf,
 	for (uint32_t m = 1; m < (1u << TIERS); m++)
 		if ((m & ~used) == 0 && can_come(&probe, 0, m))
 			sets[nsets++] = m;
-	/* Plans of 1 to PLAN_PHASES_MAX phases, each set unlike the one
+	/* Plans of 1 to PLAN_SEARCH_PHASES phases, each set unlike the one
 	 * before, every model with requests in one of them, loading at most
 	 * max_loads models (a kept model is not loaded again). */
-	for (int n = 1; n <= PLAN_PHASES_MAX; n++) {
-		int pick[PLAN_PHASES_MAX] = {0};
+	for (int n = 1; n <= PLAN_SEARCH_PHASES; n++) {
+		int pick[PLAN_SEARCH_PHASES] = {0};
 
 		for (;;) {
 			struct plan plan = {.nphases = n};

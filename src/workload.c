@@ -9,10 +9,10 @@
  *
  * or replays either arm in simulated time (--replay direct|ollamax, see
  * replay.c): the same figures, without the jitter of a live run, in a
- * few hundredths of a second instead of twenty minutes. --replay plans
- * searches the residency plans of at most --max-loads loads that a broker
- * knowing every arrival could follow, and gives the figures of the one
- * that ends soonest: what as few loads allow at best.
+ * few hundredths of a second instead of twenty minutes. --replay plan
+ * plays a broker that knows every arrival and follows a residency plan:
+ * the one given (--plan), or the one of at most --max-loads loads that
+ * ends soonest, searched: what as few loads allow at best.
  *
  * The fleet is the shipped one (names, tiers, priorities); each agent's
  * arrivals are a Poisson process drawn once from the seed, at the rate for
@@ -654,7 +654,9 @@ static const char usage_text[] =
     "usage: ollamax-workload --agents DIR --config FILE --catalog FILE\n"
     "         --factor F --minutes M [--seed N] --speed X\n"
     "         (--direct URL | --ollamax RUNTIME_DIR --emu URL |\n"
-    "          --replay direct|ollamax | --replay plans --max-loads N)\n";
+    "          --replay direct|ollamax |\n"
+    "          --replay plan (--plan PLAN | --max-loads N))\n"
+    "PLAN: phases MODEL[+MODEL...]@SECONDS, the first @0\n";
 
 int
 main(int argc, char **argv)
@@ -672,11 +674,12 @@ main(int argc, char **argv)
 	    {"emu", required_argument, NULL, 'e'},
 	    {"replay", required_argument, NULL, 'r'},
 	    {"max-loads", required_argument, NULL, 'L'},
+	    {"plan", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *agents_dir = NULL, *conf_path = NULL, *catalog = NULL,
 	           *direct = NULL, *runtime = NULL, *emu = NULL,
-	           *replayed = NULL;
+	           *replayed = NULL, *plan_text = NULL;
 	struct replay_counts counts = {0};
 	struct plan_search found = {0};
 	struct plan best = {0};
@@ -728,14 +731,17 @@ main(int argc, char **argv)
 		case 'r':
 			if (strcmp(optarg, "direct") != 0 &&
 			    strcmp(optarg, "ollamax") != 0 &&
-			    strcmp(optarg, "plans") != 0) {
+			    strcmp(optarg, "plan") != 0) {
 				fprintf(stderr,
 				    "ollamax-workload: --replay: '%s' is not an "
-				    "arm (direct, ollamax or plans)\n",
+				    "arm (direct, ollamax or plan)\n",
 				    optarg);
 				return 2;
 			}
 			replayed = optarg;
+			break;
+		case 'P':
+			plan_text = optarg;
 			break;
 		case 'L': {
 			char *end;
@@ -759,8 +765,8 @@ main(int argc, char **argv)
 	if (!agents_dir || !conf_path || !catalog || factor <= 0 ||
 	    minutes <= 0 || speed <= 0 ||
 	    (direct != NULL) + (runtime != NULL) + (replayed != NULL) != 1 ||
-	    (max_loads > 0) !=
-	        (replayed != NULL && strcmp(replayed, "plans") == 0)) {
+	    (max_loads > 0) + (plan_text != NULL) !=
+	        (replayed != NULL && strcmp(replayed, "plan") == 0)) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
@@ -802,7 +808,17 @@ main(int argc, char **argv)
 		w.order[i] = i;
 	qsort_r(w.order, (size_t)w.n, sizeof(int), by_arrival, w.r);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (replayed != NULL && strcmp(replayed, "plans") == 0) {
+	if (plan_text != NULL) {
+		if (plan_parse(
+		        plan_text, &conf, &cat, &best, err, sizeof(err)) != 0) {
+			fprintf(stderr, "ollamax-workload: --plan: %s\n", err);
+			return 2;
+		}
+		if (replay(&w, &conf, &cat, REPLAY_PLAN, &best, &counts) != 0)
+			fatalx("the plan leaves requests unanswered: %d of %d "
+			       "done at %.1f s",
+			    w.done, w.n, counts.stuck_at);
+	} else if (max_loads > 0) {
 		if (replay_best_plan(&w, &conf, &cat, max_loads, &best, &found,
 		        &counts) != 0)
 			fatalx("no plan of at most %d loads answers every "
@@ -827,16 +843,17 @@ main(int argc, char **argv)
 		json_object_set_new(
 		    out, "evictions", json_integer(counts.evictions));
 	}
-	if (found.tried > 0) {
-		char text[512];
+	if (best.nphases > 0) {
+		char text[4096];
 
 		plan_describe(&best, text, sizeof(text));
 		json_object_set_new(out, "plan", json_string(text));
+	}
+	if (found.tried > 0)
 		json_object_set_new(out, "plans",
 		    json_pack("{s:i,s:i,s:f}", "max_loads", found.max_loads,
 		        "tried", found.tried, "best_utilization",
 		        found.best_utilization));
-	}
 	json_object_set_new(out, "offered_factor", json_real(factor));
 	json_object_set_new(
 	    out, "arrivals_per_agent_hour", json_real(w.rate_per_agent * 3600));

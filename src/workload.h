@@ -84,7 +84,7 @@ enum replay_arm {
  * A residency plan: from at[i] (sim s, at[0] = 0) the models in
  * models[i] (a mask of tiers) are the ones resident, and the others go.
  */
-#define PLAN_PHASES_MAX 3
+#define PLAN_PHASES_MAX 32
 struct plan {
 	int nphases;
 	double at[PLAN_PHASES_MAX];
@@ -97,7 +97,8 @@ struct plan {
  * Direct: each request straight to the emulator's scheduler. Ollamax:
  * through the broker's policy, configured as conf says, to the same
  * emulator. Plan: an ideal broker that knows no delay follows plan, first
- * come first served. All on the emulator's timing model for cat's models.
+ * come first served (see plan_parse). All on the emulator's timing model
+ * for cat's models.
  * Returns 0, or -1 if the arm stopped with requests unanswered (a plan
  * that leaves a model out for good).
  */
@@ -122,7 +123,12 @@ int replay_best_plan(struct run *w, const struct config *conf,
     const struct emu_catalog *cat, int max_loads, struct plan *best,
     struct plan_search *found, struct replay_counts *out);
 
-/* "deepseek-r1:8b@0 qwen2.5-coder:7b+tinyllama@515.0" */
+/* "deepseek-r1:8b@0 qwen2.5-coder:7b+tinyllama@515" */
 void plan_describe(const struct plan *plan, char *buf, size_t size);
+/* The other way: 0, or -1 with err saying what is wrong and where (a
+ * model not the workload's, times out of order, models that do not fit
+ * together as conf sends them). */
+int plan_parse(const char *text, const struct config *conf,
+    const struct emu_catalog *cat, struct plan *plan, char *err, size_t errlen);
 
 #endif

@@ -3,9 +3,10 @@
 # --replay): the direct arm replayed gives what the same arm gives live
 # against ollamax-emu; every request is answered in both arms; the broker's
 # policy never leaves Ollama an eviction to make while Ollama alone makes
-# them; one seed always gives the same figures; the plans of a few loads
-# searched (--replay plans) keep to those loads and answer everything, and
-# more loads allowed never end later; bad arguments are refused.
+# them; one seed always gives the same figures; a residency plan given
+# (--replay plan --plan) is followed, load for load; the plans of a few
+# loads searched (--max-loads) keep to those loads and answer everything,
+# and more loads allowed never end later; bad arguments are refused.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -64,8 +65,23 @@ check "ollamax: fewer loads than direct" \
 	test "$(field loads <"$TMP/ollamax.json")" -lt "$(field loads <"$TMP/direct.json")"
 check "the same seed gives the same figures" cmp -s "$TMP/ollamax.json" "$TMP/again.json"
 check "another seed gives others" sh -c "! cmp -s '$TMP/ollamax.json' '$TMP/other.json'"
-workload --minutes 5 --seed 7 --speed 1 --replay plans --max-loads 3 >"$TMP/plans3.json"
-workload --minutes 5 --seed 7 --speed 1 --replay plans --max-loads 5 >"$TMP/plans5.json"
+CODING="qwen2.5-coder:7b+tinyllama" REASONING="deepseek-r1:8b"
+workload --minutes 5 --seed 7 --speed 1 --replay plan \
+	--plan "$REASONING@0 $CODING@100 $REASONING@300" >"$TMP/plan.json"
+check "plan: a plan given is followed, every request answered" answered_all "$TMP/plan.json"
+check "plan: its loads are the plan's (1, 2, then 1 again), Ollama evicts none" \
+	test "$(field loads <"$TMP/plan.json")" -eq 4 -a "$(field evictions <"$TMP/plan.json")" -eq 0
+unanswered() {
+	local out
+	if out=$(workload --minutes 5 --seed 7 --speed 1 --replay plan --plan "$1" 2>&1); then
+		echo "      accepted: $1"
+		return 1
+	fi
+	has "$out" "the plan leaves requests unanswered"
+}
+check "plan: one that leaves a model out for good says so" unanswered "$CODING@0"
+workload --minutes 5 --seed 7 --speed 1 --replay plan --max-loads 3 >"$TMP/plans3.json"
+workload --minutes 5 --seed 7 --speed 1 --replay plan --max-loads 5 >"$TMP/plans5.json"
 check "plans: the best plan answers every request" answered_all "$TMP/plans3.json"
 check "plans: it keeps to its loads, and leaves Ollama no eviction" \
 	test "$(field loads <"$TMP/plans3.json")" -le 3 -a "$(field evictions <"$TMP/plans3.json")" -eq 0
@@ -91,6 +107,10 @@ sys.exit(0 if more["makespan_s"] <= few["makespan_s"] + 1e-6 else 1)
 PY
 }
 check "plans: more loads allowed never end later" earlier
+workload --minutes 5 --seed 7 --speed 1 --replay plan \
+	--plan "$(field plan <"$TMP/plans3.json")" >"$TMP/again3.json"
+check "plans: the best plan, given as its text, gives the same makespan" \
+	test "$(field makespan_s <"$TMP/again3.json")" = "$(field makespan_s <"$TMP/plans3.json")"
 refused() {
 	local out
 	if out=$("$WORKLOAD" "$@" 2>&1); then
@@ -99,7 +119,7 @@ refused() {
 	fi
 	has "$out" "$LAST_WORDS"
 }
-LAST_WORDS="--replay: 'both' is not an arm (direct, ollamax or plans)"
+LAST_WORDS="--replay: 'both' is not an arm (direct, ollamax or plan)"
 check "an arm it does not know is refused, named" \
 	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
 	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
@@ -113,12 +133,22 @@ LAST_WORDS="--max-loads: '0' is not a number of loads from 1 to 64"
 check "a number of loads out of range is refused, named" \
 	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
 	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
-	--replay plans --max-loads 0
-LAST_WORDS="usage: ollamax-workload"
-check "plans without a number of loads are refused" \
+	--replay plan --max-loads 0
+LAST_WORDS="--plan: phase 2: its models do not fit together in 4096 MB"
+check "a plan whose models do not fit together is refused, the phase named" \
 	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
 	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
-	--replay plans
+	--replay plan --plan "tinyllama@0 deepseek-r1:8b+tinyllama@30"
+LAST_WORDS="--plan: phase 2: 'llama' is none of the workload's models"
+check "a plan naming a model the workload lacks is refused, named" \
+	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
+	--replay plan --plan "tinyllama@0 llama@30"
+LAST_WORDS="usage: ollamax-workload"
+check "a plan arm with neither a plan nor a number of loads is refused" \
+	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
+	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
+	--replay plan
 check "a number of loads for another arm is refused" \
 	refused --agents "$ROOT/agents" --config "$ROOT/conf/ollamax.conf" \
 	--catalog "$ROOT/conf/emu-models.ini" --factor 1 --minutes 1 --speed 1 \
