@@ -699,7 +699,11 @@ plan_parse(const char *text, const struct config *conf,
 			    n + 1, (int)(end - p), p);
 			return -1;
 		}
-		while (p < at) {
+		if (p == at) {
+			snprintf(err, errlen, "phase %d: no model", n + 1);
+			return -1;
+		}
+		for (;;) {
 			const char *plus = memchr(p, '+', (size_t)(at - p));
 			size_t len = (size_t)((plus ? plus : at) - p);
 			int t = 0;
@@ -716,7 +720,9 @@ plan_parse(const char *text, const struct config *conf,
 				return -1;
 			}
 			plan->models[n] |= 1u << t;
-			p += len + (plus != NULL);
+			if (plus == NULL)
+				break;
+			p = plus + 1;
 		}
 		plan->at[n] = strtod(at + 1, &num_end);
 		if (num_end != end || at + 1 == end || !isfinite(plan->at[n]) ||
@@ -727,10 +733,6 @@ plan_parse(const char *text, const struct config *conf,
 			    n + 1, (int)(end - at - 1), at + 1,
 			    n == 0 ? "of 0 (the first phase starts the run)"
 			           : "later than the phase before");
-			return -1;
-		}
-		if (plan->models[n] == 0) {
-			snprintf(err, errlen, "phase %d: no model", n + 1);
 			return -1;
 		}
 		if (!can_come(&probe, 0, plan->models[n])) {
