@@ -775,6 +775,15 @@ main(int argc, char **argv)
 	if (config_load(&conf, conf_path, &d) > 0 ||
 	    fleet_load(&fleet, agents_dir, NULL, &d) > 0)
 		fatalx("%s", d.text);
+	if (plan_text != NULL &&
+	    plan_parse(plan_text, &conf, &cat, &best, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ollamax-workload: --plan: %s\n", err);
+		fleet_free(&fleet);
+		config_free(&conf);
+		emu_catalog_free(&cat);
+		diag_free(&d);
+		return 2;
+	}
 	for (int t = 0; t < TIERS; t++) {
 		const struct emu_model *m =
 		    emu_catalog_find(&cat, tiers[t].model);
@@ -809,11 +818,6 @@ main(int argc, char **argv)
 	qsort_r(w.order, (size_t)w.n, sizeof(int), by_arrival, w.r);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (plan_text != NULL) {
-		if (plan_parse(
-		        plan_text, &conf, &cat, &best, err, sizeof(err)) != 0) {
-			fprintf(stderr, "ollamax-workload: --plan: %s\n", err);
-			return 2;
-		}
 		if (replay(&w, &conf, &cat, REPLAY_PLAN, &best, &counts) != 0)
 			fatalx("the plan leaves requests unanswered: %d of %d "
 			       "done at %.1f s",
