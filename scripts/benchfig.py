@@ -16,6 +16,15 @@ def percentile(v, q):
     return v[min(len(v) - 1, math.floor(q * len(v)))] if v else 0.0
 
 
+def rank_from_top(n, q):
+    """Which of n latencies percentile(v, q) is, counted from the longest."""
+    rank = n - min(n - 1, math.floor(q * n))
+    if rank == 1:
+        return "the longest"
+    suffix = "th" if 10 <= rank % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(rank % 10, "th")
+    return f"the {rank}{suffix} longest"
+
+
 def pooled(runs, seeds, scen, arm):
     """Each tier's latencies over every seed of runs[seed][scen][arm]."""
     tiers = {}
