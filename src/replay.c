@@ -19,6 +19,7 @@
  */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,14 +53,16 @@ struct replay {
 	int nrunning;
 	struct io *io;
 	int nio, capio;
-	/* ollamax arm */
-	struct policy *policy;
+	/* What each tier's requests ask for, as the broker sends them. */
 	const struct emu_model *model[TIERS];
 	int num_ctx[TIERS];
+	/* The broker's policy, when the arm is ollamax. */
+	struct policy *policy;
 	double unloaded_at[TIERS]; /* when the broker sees an unload end */
 	double next_tick;
 	double busy_at; /* the last event but the broker's own ticks */
-	/* plan arm */
+	/* The plan's broker, when the arm is plan: it keeps its own queue,
+	 * and knows what it asked of the emulator without asking back. */
 	const struct plan *plan;
 	int phase;
 	enum model_state state[TIERS];
@@ -271,6 +274,21 @@ runner_bytes(const struct replay *r, int t)
 	    esched_effective_ctx(r->model[t], r->num_ctx[t]), SLOTS);
 }
 
+/* Of the models in mask, the one that takes the most VRAM; -1 if none.
+ * Ollama fits the largest first, so plans load in that order too. */
+static int
+largest_of(const struct replay *r, uint32_t mask)
+{
+	int largest = -1;
+
+	for (int t = 0; t < TIERS; t++)
+		if ((mask & (1u << t)) &&
+		    (largest < 0 ||
+		        runner_bytes(r, t) > runner_bytes(r, largest)))
+			largest = t;
+	return largest;
+}
+
 /*
  * Whether the models of `coming` can be loaded beside those of `kept`, the
  * largest first, by Ollama's rule: the first on an empty GPU may take all
@@ -285,14 +303,7 @@ can_come(const struct replay *r, uint32_t kept, uint32_t coming)
 	for (int t = 0; t < TIERS; t++)
 		if (kept & (1u << t))
 			free_bytes -= runner_bytes(r, t);
-	while (coming != 0) {
-		int next = -1;
-
-		for (int t = 0; t < TIERS; t++)
-			if ((coming & (1u << t)) &&
-			    (next < 0 ||
-			        runner_bytes(r, t) > runner_bytes(r, next)))
-				next = t;
+	for (int next; (next = largest_of(r, coming)) >= 0;) {
 		if (runner_bytes(r, next) >
 		    (kept == 0 ? free_bytes : free_bytes / 100 * 80))
 			return 0;
@@ -337,13 +348,8 @@ plan_act(struct replay *r)
 			}
 		}
 	if (!io && !leaving) {
-		int next = -1;
+		int next = largest_of(r, want & ~kept);
 
-		for (int t = 0; t < TIERS; t++)
-			if ((want & ~kept & (1u << t)) &&
-			    (next < 0 ||
-			        runner_bytes(r, t) > runner_bytes(r, next)))
-				next = t;
 		if (next >= 0) {
 			r->state[next] = MODEL_LOADING;
 			load_model(r, next);
@@ -653,7 +659,8 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 	return stuck ? -1 : 0;
 }
 
-/* Enough of a replay to weigh models as the emulator does. */
+/* Enough of a replay to weigh models as the emulator does (runner_bytes,
+ * can_come), for a plan before any replay. */
 static void
 probe_init(struct replay *probe, const struct config *conf,
     const struct emu_catalog *cat)
@@ -667,6 +674,61 @@ probe_init(struct replay *probe, const struct config *conf,
 	}
 }
 
+/* "deepseek-r1:8b, qwen2.5-coder:7b or tinyllama" */
+static void
+model_names(char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int t = 0; t < TIERS && len < size; t++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+		    t == 0              ? ""
+		        : t + 1 < TIERS ? ", "
+		                        : " or ",
+		    tiers[t].model);
+}
+
+/* Phase n's start, the text from `text` to `end`: 0 or -1 with err. Only
+ * decimal numbers: strtod would take "0x10", "inf" and "nan" too. */
+static int
+parse_phase_start(const char *text, const char *end, struct plan *plan, int n,
+    char *err, size_t errlen)
+{
+	int len = (int)(end - text);
+	char *num_end;
+	double at;
+
+	if (len == 0 || strspn(text, "0123456789.eE+-") < (size_t)len ||
+	    (at = strtod(text, &num_end), num_end != end)) {
+		snprintf(err, errlen,
+		    "phase %d: '%.*s' is not a number of seconds", n + 1, len,
+		    text);
+		return -1;
+	}
+	if (at < 0 || at > PLAN_AT_MAX_S) {
+		snprintf(err, errlen,
+		    "phase %d: %.*s s is out of range (0 to %.0f s)", n + 1,
+		    len, text, PLAN_AT_MAX_S);
+		return -1;
+	}
+	if (n == 0 && at != 0) {
+		snprintf(err, errlen,
+		    "phase 1: starts at %.*s s, but the first phase starts the "
+		    "run, at 0",
+		    len, text);
+		return -1;
+	}
+	if (n > 0 && at <= plan->at[n - 1]) {
+		snprintf(err, errlen,
+		    "phase %d: %.*s s is not after phase %d's %g s", n + 1, len,
+		    text, n, plan->at[n - 1]);
+		return -1;
+	}
+	plan->at[n] = at;
+	return 0;
+}
+
 int
 plan_parse(const char *text, const struct config *conf,
     const struct emu_catalog *cat, struct plan *plan, char *err, size_t errlen)
@@ -678,22 +740,21 @@ plan_parse(const char *text, const struct config *conf,
 	memset(plan, 0, sizeof(*plan));
 	while (*p != '\0') {
 		int n = plan->nphases;
-		const char *at = strchr(p, '@'), *end;
-		char *num_end;
+		const char *at, *end = p;
 
-		if (*p == ' ') {
+		if (isspace((unsigned char)*p)) {
 			p++;
 			continue;
 		}
-		end = strchr(p, ' ');
-		if (end == NULL)
-			end = p + strlen(p);
+		while (*end != '\0' && !isspace((unsigned char)*end))
+			end++;
 		if (n == PLAN_PHASES_MAX) {
 			snprintf(err, errlen, "more than %d phases",
 			    PLAN_PHASES_MAX);
 			return -1;
 		}
-		if (at == NULL || at > end) {
+		at = memchr(p, '@', (size_t)(end - p));
+		if (at == NULL) {
 			snprintf(err, errlen,
 			    "phase %d: '%.*s' is not MODEL[+MODEL...]@SECONDS",
 			    n + 1, (int)(end - p), p);
@@ -713,10 +774,18 @@ plan_parse(const char *text, const struct config *conf,
 			        strncmp(tiers[t].model, p, len) != 0))
 				t++;
 			if (t == TIERS) {
+				char names[256];
+
+				model_names(names, sizeof(names));
 				snprintf(err, errlen,
 				    "phase %d: '%.*s' is none of the "
-				    "workload's models",
-				    n + 1, (int)len, p);
+				    "workload's models (%s)",
+				    n + 1, (int)len, p, names);
+				return -1;
+			}
+			if (plan->models[n] & (1u << t)) {
+				snprintf(err, errlen, "phase %d: %s twice",
+				    n + 1, tiers[t].model);
 				return -1;
 			}
 			plan->models[n] |= 1u << t;
@@ -724,17 +793,8 @@ plan_parse(const char *text, const struct config *conf,
 				break;
 			p = plus + 1;
 		}
-		plan->at[n] = strtod(at + 1, &num_end);
-		if (num_end != end || at + 1 == end || !isfinite(plan->at[n]) ||
-		    (n == 0 ? plan->at[n] != 0
-		            : plan->at[n] <= plan->at[n - 1])) {
-			snprintf(err, errlen,
-			    "phase %d: '%.*s' is not a time in seconds %s",
-			    n + 1, (int)(end - at - 1), at + 1,
-			    n == 0 ? "of 0 (the first phase starts the run)"
-			           : "later than the phase before");
+		if (parse_phase_start(at + 1, end, plan, n, err, errlen) != 0)
 			return -1;
-		}
 		if (!can_come(&probe, 0, plan->models[n])) {
 			snprintf(err, errlen,
 			    "phase %d: its models do not fit together in "
@@ -760,6 +820,7 @@ plan_describe(const struct plan *plan, char *buf, size_t size)
 	buf[0] = '\0';
 	for (int i = 0; i < plan->nphases && len < size; i++) {
 		const char *sep = i > 0 ? " " : "";
+		char at[32];
 
 		for (int t = 0; t < TIERS && len < size; t++)
 			if (plan->models[i] & (1u << t)) {
@@ -767,57 +828,77 @@ plan_describe(const struct plan *plan, char *buf, size_t size)
 				    "%s%s", sep, tiers[t].model);
 				sep = "+";
 			}
+		/* The shortest text that reads back as the same time, so
+		 * that a plan given as its text replays the same. */
+		for (int decimals = 0; decimals <= 17; decimals++) {
+			snprintf(at, sizeof(at), "%.*f", decimals, plan->at[i]);
+			if (strtod(at, NULL) == plan->at[i])
+				break;
+		}
 		if (len < size)
-			len += (size_t)snprintf(
-			    buf + len, size - len, "@%.10g", plan->at[i]);
+			len +=
+			    (size_t)snprintf(buf + len, size - len, "@%s", at);
 	}
 }
 
-/* A plan's outcome, to compare with the best so far. */
-struct plan_outcome {
-	double makespan, utilization;
-	int64_t loads;
-};
+/*
+ * A plan's load count, for the search, is the larger of the loads its
+ * phases call for and those its replay made: so counted, a plan's count is
+ * the same whatever the limit, and the search keeps the best plan of each
+ * count apart. Allowing more loads then only adds counts to choose from,
+ * and never ends later.
+ */
+#define PLAN_SEARCH_LOADS_MAX 64
 
 struct plan_hunt {
 	struct run *w;
 	const struct config *conf;
 	const struct emu_catalog *cat;
 	struct plan_search *found;
-	struct plan best;
-	struct plan_outcome best_outcome;
+	struct plan best[PLAN_SEARCH_LOADS_MAX + 1];
+	double best_makespan[PLAN_SEARCH_LOADS_MAX + 1];
 };
+
+/* The loads of plan's phases: each model not kept from the phase before. */
+static int
+loads_called_for(const struct plan *plan)
+{
+	int loads = 0;
+
+	for (int i = 0; i < plan->nphases; i++)
+		loads += __builtin_popcount(
+		    plan->models[i] & ~(i > 0 ? plan->models[i - 1] : 0));
+	return loads;
+}
 
 static void
 try_plan(struct plan_hunt *h, const struct plan *plan)
 {
 	struct replay_counts counts;
-	struct plan_outcome o = {0, 0, 0};
-	double first = INFINITY;
+	int loads;
+	double makespan;
 
 	h->found->tried++;
-	if (replay(h->w, h->conf, h->cat, REPLAY_PLAN, plan, &counts) != 0 ||
-	    counts.loads > h->found->max_loads)
+	if (replay(h->w, h->conf, h->cat, REPLAY_PLAN, plan, &counts) != 0)
 		return;
-	for (int i = 0; i < h->w->n; i++) {
-		first = fmin(first, h->w->r[i].arrive);
-		o.makespan = fmax(o.makespan, h->w->r[i].done);
-	}
-	o.makespan -= first;
-	o.utilization = slot_utilization(h->w);
-	o.loads = counts.loads;
-	h->found->best_utilization =
-	    fmax(h->found->best_utilization, o.utilization);
-	if (h->best.nphases == 0 || o.makespan < h->best_outcome.makespan) {
-		h->best = *plan;
-		h->best_outcome = o;
+	loads = loads_called_for(plan);
+	if (counts.loads > loads)
+		loads = (int)counts.loads;
+	if (loads > h->found->max_loads)
+		return;
+	h->found->highest_utilization =
+	    fmax(h->found->highest_utilization, slot_utilization(h->w));
+	makespan = run_makespan(h->w);
+	if (h->best[loads].nphases == 0 || makespan < h->best_makespan[loads]) {
+		h->best[loads] = *plan;
+		h->best_makespan[loads] = makespan;
 	}
 }
 
 /*
  * Every switch time of plan's phases from `phase` on, from `from` to `to`
  * by `step` (sim s), each later than the one before; to a tenth of a
- * second, so that a plan given as its text replays the same.
+ * second, as a plan's text is most often written.
  */
 static void
 sweep(struct plan_hunt *h, struct plan *plan, int phase, const double *from,
@@ -835,21 +916,16 @@ sweep(struct plan_hunt *h, struct plan *plan, int phase, const double *from,
 	}
 }
 
-static int
-popcount(uint32_t x)
-{
-	int n = 0;
-
-	for (; x != 0; x &= x - 1)
-		n++;
-	return n;
-}
-
-/* The switch grid: coarse over the whole run, then finer around the
- * best, each step a fifth of the one before; over plans of up to three
- * phases, two switch times. */
+/*
+ * The switch grid: coarse over the whole run, at most PLAN_COARSE_POINTS
+ * times a switch (so that a longer run costs longer replays, not more of
+ * them), then finer around the best of each load count, each step a fifth
+ * of the one before, down to about a second; over plans of up to three
+ * phases, two switch times.
+ */
 #define PLAN_SEARCH_PHASES 3
 #define PLAN_COARSE_S 30.0
+#define PLAN_COARSE_POINTS 60
 #define PLAN_FINEST_S 1.0
 
 int
@@ -857,14 +933,18 @@ replay_best_plan(struct run *w, const struct config *conf,
     const struct emu_catalog *cat, int max_loads, struct plan *best,
     struct plan_search *found, struct replay_counts *out)
 {
-	struct plan_hunt h = {.w = w, .conf = conf, .cat = cat, .found = found};
+	struct plan_hunt *h = calloc(1, sizeof(*h));
 	struct replay probe;
 	uint32_t sets[1u << TIERS], used = 0;
-	int nsets = 0;
-	double horizon = 0;
+	int nsets = 0, pick_loads = -1;
+	double horizon = 0, coarse;
 
 	memset(found, 0, sizeof(*found));
-	found->max_loads = max_loads;
+	found->max_loads = max_loads < PLAN_SEARCH_LOADS_MAX
+	    ? max_loads
+	    : PLAN_SEARCH_LOADS_MAX;
+	*h = (struct plan_hunt){
+	    .w = w, .conf = conf, .cat = cat, .found = found};
 	/* The sets a phase may keep: models with requests that fit
 	 * together. */
 	probe_init(&probe, conf, cat);
@@ -875,55 +955,66 @@ replay_best_plan(struct run *w, const struct config *conf,
 	for (uint32_t m = 1; m < (1u << TIERS); m++)
 		if ((m & ~used) == 0 && can_come(&probe, 0, m))
 			sets[nsets++] = m;
+	coarse = fmax(PLAN_COARSE_S, horizon * 1.5 / PLAN_COARSE_POINTS);
 	/* Plans of 1 to PLAN_SEARCH_PHASES phases, each set unlike the one
-	 * before, every model with requests in one of them, loading at most
-	 * max_loads models (a kept model is not loaded again). */
-	for (int n = 1; n <= PLAN_SEARCH_PHASES; n++) {
+	 * before, every model with requests in one of them. */
+	for (int n = 1; n <= PLAN_SEARCH_PHASES && nsets > 0 && used != 0;
+	     n++) {
 		int pick[PLAN_SEARCH_PHASES] = {0};
 
 		for (;;) {
 			struct plan plan = {.nphases = n};
 			uint32_t all = 0;
-			int loads = 0, ok = 1, k;
+			int ok = 1, k;
 			double from[PLAN_PHASES_MAX], to[PLAN_PHASES_MAX];
 
 			for (int i = 0; i < n; i++) {
 				plan.models[i] = sets[pick[i]];
 				all |= sets[pick[i]];
-				loads += popcount(sets[pick[i]] &
-				    ~(i > 0 ? sets[pick[i - 1]] : 0));
 				if (i > 0 && pick[i] == pick[i - 1])
 					ok = 0;
 			}
-			if (ok && all == used && loads <= max_loads) {
+			if (ok && all == used &&
+			    loads_called_for(&plan) <= found->max_loads) {
 				for (int i = 0; i < n; i++) {
 					from[i] = 0;
 					to[i] = horizon * 1.5;
 				}
-				sweep(&h, &plan, 1, from, to, PLAN_COARSE_S);
+				sweep(h, &plan, 1, from, to, coarse);
 			}
-			for (k = n - 1; k >= 0 && ++pick[k] == nsets; k--)
+			for (k = n - 1; k >= 0 && ++pick[k] >= nsets; k--)
 				pick[k] = 0;
 			if (k < 0)
 				break;
 		}
 	}
-	/* Finer around the best: the outcome moves little with a switch
-	 * time, but in steps (a request more or less before the switch). */
-	for (double step = PLAN_COARSE_S / 5;
-	     h.best.nphases > 1 && step >= PLAN_FINEST_S - 1e-9; step /= 5) {
-		struct plan around = h.best;
-		double from[PLAN_PHASES_MAX], to[PLAN_PHASES_MAX];
+	/* Finer around the best of each count, fewest loads first: the
+	 * outcome moves little with a switch time, but in steps (a request
+	 * more or less before the switch). */
+	for (int loads = 0; loads <= found->max_loads; loads++)
+		for (double step = coarse / 5;
+		     h->best[loads].nphases > 1 && step >= PLAN_FINEST_S;
+		     step /= 5) {
+			struct plan around = h->best[loads];
+			double from[PLAN_PHASES_MAX], to[PLAN_PHASES_MAX];
 
-		for (int i = 1; i < around.nphases; i++) {
-			from[i] = fmax(step, around.at[i] - step * 5);
-			to[i] = around.at[i] + step * 5;
+			for (int i = 1; i < around.nphases; i++) {
+				from[i] = fmax(step, around.at[i] - step * 5);
+				to[i] = around.at[i] + step * 5;
+			}
+			sweep(h, &around, 1, from, to, step);
 		}
-		sweep(&h, &around, 1, from, to, step);
-	}
-	if (h.best.nphases == 0)
+	for (int loads = 0; loads <= found->max_loads; loads++)
+		if (h->best[loads].nphases > 0 &&
+		    (pick_loads < 0 ||
+		        h->best_makespan[loads] < h->best_makespan[pick_loads]))
+			pick_loads = loads;
+	if (pick_loads < 0) {
+		free(h);
 		return -1;
-	*best = h.best;
+	}
+	*best = h->best[pick_loads];
+	free(h);
 	/* Leave w with the best plan's replay. */
 	return replay(w, conf, cat, REPLAY_PLAN, best, out);
 }

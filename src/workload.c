@@ -506,6 +506,19 @@ cmp_edge(const void *a, const void *b)
 }
 
 double
+run_makespan(const struct run *w)
+{
+	double first = INFINITY, last = -INFINITY;
+
+	for (int i = 0; i < w->n; i++) {
+		first = fmin(first, w->r[i].arrive);
+		if (w->r[i].ok)
+			last = fmax(last, w->r[i].done);
+	}
+	return last > first ? last - first : 0;
+}
+
+double
 slot_utilization(const struct run *w)
 {
 	struct edge *e = calloc((size_t)w->n * 3, sizeof(*e));
@@ -550,7 +563,7 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 {
 	json_t *out = json_object(), *by_tier = json_object(),
 	       *latencies = json_object();
-	double first = 1e300, last = 0, work = 0, lower;
+	double makespan = run_makespan(w), work = 0, lower;
 	int used[TIERS] = {0}, ok = 0;
 
 	for (int t = 0; t < TIERS; t++) {
@@ -594,11 +607,9 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 		const struct emu_model *m =
 		    emu_catalog_find(cat, tiers[q->tier].model);
 
-		first = fmin(first, q->arrive);
 		if (!q->ok)
 			continue;
 		ok++;
-		last = fmax(last, q->done);
 		used[q->tier] = 1;
 		work += q->prompt_tokens / m->prompt_tokens_per_s +
 		    q->eval_tokens / m->gen_tokens_per_s;
@@ -616,9 +627,9 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 		}
 	json_object_set_new(out, "requests", json_integer(w->n));
 	json_object_set_new(out, "answered", json_integer(ok));
-	json_object_set_new(out, "makespan_s", json_real(last - first));
+	json_object_set_new(out, "makespan_s", json_real(makespan));
 	json_object_set_new(out, "throughput_per_min",
-	    json_real(last > first ? ok / ((last - first) / 60.0) : 0));
+	    json_real(makespan > 0 ? ok / (makespan / 60.0) : 0));
 	json_object_set_new(out, "work_s", json_real(work));
 	json_object_set_new(out, "lower_bound_s", json_real(lower));
 	json_object_set_new(
@@ -650,13 +661,33 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 	return out;
 }
 
+/* A plan must keep, in some phase, every model the requests drawn ask
+ * for: else those wait for good. */
+static void
+check_plan_covers(const struct plan *plan, const struct run *w)
+{
+	int asked[TIERS] = {0};
+	uint32_t kept = 0;
+
+	for (int i = 0; i < plan->nphases; i++)
+		kept |= plan->models[i];
+	for (int i = 0; i < w->n; i++)
+		asked[w->r[i].tier]++;
+	for (int t = 0; t < TIERS; t++)
+		if (asked[t] > 0 && !(kept & (1u << t)))
+			fatalx("--plan: no phase has %s, which %d %s for",
+			    tiers[t].model, asked[t],
+			    asked[t] == 1 ? "request asks" : "requests ask");
+}
+
 static const char usage_text[] =
     "usage: ollamax-workload --agents DIR --config FILE --catalog FILE\n"
     "         --factor F --minutes M [--seed N] --speed X\n"
     "         (--direct URL | --ollamax RUNTIME_DIR --emu URL |\n"
     "          --replay direct|ollamax |\n"
     "          --replay plan (--plan PLAN | --max-loads N))\n"
-    "PLAN: phases MODEL[+MODEL...]@SECONDS, the first @0\n";
+    "PLAN: phases MODEL[+MODEL...]@SECONDS separated by spaces, the first\n"
+    "      @0, each later than the one before\n";
 
 int
 main(int argc, char **argv)
@@ -763,11 +794,30 @@ main(int argc, char **argv)
 		}
 	}
 	if (!agents_dir || !conf_path || !catalog || factor <= 0 ||
-	    minutes <= 0 || speed <= 0 ||
-	    (direct != NULL) + (runtime != NULL) + (replayed != NULL) != 1 ||
-	    (max_loads > 0) + (plan_text != NULL) !=
-	        (replayed != NULL && strcmp(replayed, "plan") == 0)) {
+	    minutes <= 0 || speed <= 0) {
 		fputs(usage_text, stderr);
+		return 2;
+	}
+	if ((direct != NULL) + (runtime != NULL) + (replayed != NULL) != 1) {
+		fprintf(stderr,
+		    "ollamax-workload: --direct, --ollamax and "
+		    "--replay are arms: give one\n");
+		return 2;
+	}
+	if ((max_loads > 0 || plan_text != NULL) &&
+	    (replayed == NULL || strcmp(replayed, "plan") != 0)) {
+		fprintf(stderr,
+		    "ollamax-workload: %s goes with --replay plan "
+		    "only\n",
+		    plan_text != NULL ? "--plan" : "--max-loads");
+		return 2;
+	}
+	if (replayed != NULL && strcmp(replayed, "plan") == 0 &&
+	    (max_loads > 0) + (plan_text != NULL) != 1) {
+		fprintf(stderr,
+		    "ollamax-workload: --replay plan takes one of --plan PLAN "
+		    "(a plan to follow) and --max-loads N (the plans to "
+		    "search)\n");
 		return 2;
 	}
 	if (emu_catalog_load(&cat, catalog, err, sizeof(err)) != 0)
@@ -816,18 +866,41 @@ main(int argc, char **argv)
 	for (int i = 0; i < w.n; i++)
 		w.order[i] = i;
 	qsort_r(w.order, (size_t)w.n, sizeof(int), by_arrival, w.r);
+	if (w.n == 0)
+		fatalx("no request drawn: --factor %g over --minutes %g gives "
+		       "none; raise either",
+		    factor, minutes);
+	if (plan_text != NULL)
+		check_plan_covers(&best, &w);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (plan_text != NULL) {
-		if (replay(&w, &conf, &cat, REPLAY_PLAN, &best, &counts) != 0)
+		if (replay(&w, &conf, &cat, REPLAY_PLAN, &best, &counts) != 0) {
+			int left[TIERS] = {0}, most = 0;
+
+			for (int i = 0; i < w.n; i++)
+				if (w.r[i].done < 0)
+					left[w.r[i].tier]++;
+			for (int t = 1; t < TIERS; t++)
+				if (left[t] > left[most])
+					most = t;
 			fatalx("the plan leaves requests unanswered: %d of %d "
-			       "done at %.1f s",
-			    w.done, w.n, counts.stuck_at);
+			       "done at %.1f s; %d for %s wait, which its last "
+			       "phase does not keep",
+			    w.done, w.n, counts.stuck_at, left[most],
+			    tiers[most].model);
+		}
 	} else if (max_loads > 0) {
 		if (replay_best_plan(&w, &conf, &cat, max_loads, &best, &found,
-		        &counts) != 0)
-			fatalx("no plan of at most %d loads answers every "
+		        &counts) != 0) {
+			if (found.tried == 0)
+				fatalx("no plan of at most %d load%s: the "
+				       "requests ask for more models, each "
+				       "loaded once at least",
+				    max_loads, max_loads == 1 ? "" : "s");
+			fatalx("no plan of at most %d load%s answers every "
 			       "request (%d tried)",
-			    max_loads, found.tried);
+			    max_loads, max_loads == 1 ? "" : "s", found.tried);
+		}
 	} else if (replayed != NULL) {
 		if (replay(&w, &conf, &cat,
 		        strcmp(replayed, "direct") == 0 ? REPLAY_DIRECT
@@ -856,8 +929,8 @@ main(int argc, char **argv)
 	if (found.tried > 0)
 		json_object_set_new(out, "plans",
 		    json_pack("{s:i,s:i,s:f}", "max_loads", found.max_loads,
-		        "tried", found.tried, "best_utilization",
-		        found.best_utilization));
+		        "tried", found.tried, "highest_utilization",
+		        found.highest_utilization));
 	json_object_set_new(out, "offered_factor", json_real(factor));
 	json_object_set_new(
 	    out, "arrivals_per_agent_hour", json_real(w.rate_per_agent * 3600));

@@ -65,6 +65,10 @@ struct run {
  * request, if any, is answered. An agent works as an agent does. */
 int agent_free(const struct run *w, int id);
 
+/* From the first arrival to the last answer (sim s); 0 if none was
+ * answered. */
+double run_makespan(const struct run *w);
+
 /* Share of the slots serving while some request waited for one. */
 double slot_utilization(const struct run *w);
 
@@ -85,6 +89,9 @@ enum replay_arm {
  * models[i] (a mask of tiers) are the ones resident, and the others go.
  */
 #define PLAN_PHASES_MAX 32
+/* The latest a phase may start (sim s): a run lasts minutes, and the
+ * emulator's clock counts nanoseconds in 64 bits. */
+#define PLAN_AT_MAX_S 1e6
 struct plan {
 	int nphases;
 	double at[PLAN_PHASES_MAX];
@@ -109,15 +116,18 @@ int replay(struct run *w, const struct config *conf,
 /* What a search of plans found. */
 struct plan_search {
 	int max_loads;
-	int tried;               /* plans replayed */
-	double best_utilization; /* over the plans that answered all */
+	int tried; /* plans replayed */
+	/* The highest of any plan within max_loads that answered all: the
+	 * best plan, the one that ends soonest, may have a lower one. */
+	double highest_utilization;
 };
 
 /*
- * The plan of at most max_loads loads that ends soonest, knowing every
- * arrival: phases of models that fit together, switch times searched on a
- * grid and refined. Leaves w with that plan's replay. Returns 0, or -1 if
- * no such plan answers every request.
+ * The plan of up to three phases and at most max_loads loads (64 at most)
+ * that ends soonest, knowing every arrival: phases of models that fit
+ * together, switch times searched on a grid and refined. Leaves w with
+ * that plan's replay. Returns 0, or -1 if no such plan answers every
+ * request (or w has none).
  */
 int replay_best_plan(struct run *w, const struct config *conf,
     const struct emu_catalog *cat, int max_loads, struct plan *best,
@@ -125,9 +135,10 @@ int replay_best_plan(struct run *w, const struct config *conf,
 
 /* "deepseek-r1:8b@0 qwen2.5-coder:7b+tinyllama@515" */
 void plan_describe(const struct plan *plan, char *buf, size_t size);
-/* The other way: 0, or -1 with err saying what is wrong and where (a
- * model not the workload's, times out of order, models that do not fit
- * together as conf sends them). */
+/* The other way: phases separated by white space. 0, or -1 with err
+ * saying what is wrong and where (a model not the workload's or named
+ * twice, a time not a number, out of range or out of order, models that
+ * do not fit together as conf sends them). */
 int plan_parse(const char *text, const struct config *conf,
     const struct emu_catalog *cat, struct plan *plan, char *err, size_t errlen);
 
