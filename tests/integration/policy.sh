@@ -51,10 +51,15 @@ check "the supervisor is up" wait_log "ready:"
 
 tiers=(reasoning coding light)
 # 36 requests, the three models taking turns: the worst order for Ollama.
+# They reach the broker one ollamaxctl at a time; the backend is held
+# (stopped) meanwhile, so that the broker batches what waits for it and
+# not what a slow start of ollamaxctl lets through one by one.
+kill -STOP "$PID_via"
 for i in $(seq 0 35); do
 	k=$((i % 3))
 	"$CTL" -c "$TMP/ollamax.conf" run "${tiers[$k]}" "item $i" >/dev/null
 done
+kill -CONT "$PID_via"
 runs() { cat "$TMP"/state/*.out 2>/dev/null | grep -c '^--- ' || true; }
 all_served() {
 	for _ in $(seq 1 600); do
@@ -70,8 +75,8 @@ check "Ollama never had to evict a model on its own" test "$(stat "$URL_via" '["
 check "nor to reload one for a change of context" test "$(stat "$URL_via" '["scheduler"]["reloads"]')" = 0
 via_loads=$(stat "$URL_via" '["scheduler"]["loads"]')
 echo "      loads: $via_loads for 36 requests"
-check "batched by model: each of the three loaded once or twice, not once a request" \
-	test "$via_loads" -le 6
+check "batched by model: each of the three loaded once, not once a request" \
+	test "$via_loads" -le 3
 forever() {
 	curl -s "$URL_via/api/ps" | python3 -c 'import json,sys
 ms = json.load(sys.stdin)["models"]
