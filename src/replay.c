@@ -917,16 +917,36 @@ sweep(struct plan_hunt *h, struct plan *plan, int phase, const double *from,
 }
 
 /*
- * The switch grid: coarse over the whole run, at most PLAN_COARSE_POINTS
- * times a switch (so that a longer run costs longer replays, not more of
- * them), then finer around the best of each load count, each step a fifth
- * of the one before, down to about a second; over plans of up to three
- * phases, two switch times.
+ * The switch grid: coarse over the whole run, then finer around the best
+ * of each load count, each step a fifth of the one before, down to about
+ * a second. Coarse, a sequence of sets gets at most PLAN_COARSE_PLANS
+ * plans: a step of PLAN_COARSE_S, or more for a longer run or more
+ * phases, so that those cost longer replays and not a power more of them.
+ * Phases: up to four, which with three models is as many as four loads
+ * make (a phase that only unloads would idle VRAM for nothing).
  */
-#define PLAN_SEARCH_PHASES 3
+#define PLAN_SEARCH_PHASES 4
 #define PLAN_COARSE_S 30.0
-#define PLAN_COARSE_POINTS 60
+#define PLAN_COARSE_PLANS 1800
 #define PLAN_FINEST_S 1.0
+
+/* The coarse step for `switches` switch times over `span` sim s. */
+static double
+coarse_step(double span, int switches)
+{
+	double step = PLAN_COARSE_S;
+
+	for (;;) {
+		double points = span / step, plans = 1;
+
+		/* Increasing times: points choose switches. */
+		for (int k = 0; k < switches; k++)
+			plans = plans * (points - k) / (k + 1);
+		if (plans <= PLAN_COARSE_PLANS)
+			return step;
+		step *= 1.1;
+	}
+}
 
 int
 replay_best_plan(struct run *w, const struct config *conf,
@@ -937,7 +957,7 @@ replay_best_plan(struct run *w, const struct config *conf,
 	struct replay probe;
 	uint32_t sets[1u << TIERS], used = 0;
 	int nsets = 0, pick_loads = -1;
-	double horizon = 0, coarse;
+	double horizon = 0;
 
 	memset(found, 0, sizeof(*found));
 	found->max_loads = max_loads < PLAN_SEARCH_LOADS_MAX
@@ -955,9 +975,8 @@ replay_best_plan(struct run *w, const struct config *conf,
 	for (uint32_t m = 1; m < (1u << TIERS); m++)
 		if ((m & ~used) == 0 && can_come(&probe, 0, m))
 			sets[nsets++] = m;
-	coarse = fmax(PLAN_COARSE_S, horizon * 1.5 / PLAN_COARSE_POINTS);
-	/* Plans of 1 to PLAN_SEARCH_PHASES phases, each set unlike the one
-	 * before, every model with requests in one of them. */
+	/* Plans of 1 to PLAN_SEARCH_PHASES phases, each bringing a model
+	 * the one before lacks, every model with requests in one of them. */
 	for (int n = 1; n <= PLAN_SEARCH_PHASES && nsets > 0 && used != 0;
 	     n++) {
 		int pick[PLAN_SEARCH_PHASES] = {0};
@@ -971,7 +990,8 @@ replay_best_plan(struct run *w, const struct config *conf,
 			for (int i = 0; i < n; i++) {
 				plan.models[i] = sets[pick[i]];
 				all |= sets[pick[i]];
-				if (i > 0 && pick[i] == pick[i - 1])
+				if (i > 0 &&
+				    (sets[pick[i]] & ~sets[pick[i - 1]]) == 0)
 					ok = 0;
 			}
 			if (ok && all == used &&
@@ -980,7 +1000,8 @@ replay_best_plan(struct run *w, const struct config *conf,
 					from[i] = 0;
 					to[i] = horizon * 1.5;
 				}
-				sweep(h, &plan, 1, from, to, coarse);
+				sweep(h, &plan, 1, from, to,
+				    coarse_step(horizon * 1.5, n - 1));
 			}
 			for (k = n - 1; k >= 0 && ++pick[k] >= nsets; k--)
 				pick[k] = 0;
@@ -992,7 +1013,9 @@ replay_best_plan(struct run *w, const struct config *conf,
 	 * outcome moves little with a switch time, but in steps (a request
 	 * more or less before the switch). */
 	for (int loads = 0; loads <= found->max_loads; loads++)
-		for (double step = coarse / 5;
+		for (double step = coarse_step(horizon * 1.5,
+		                       h->best[loads].nphases - 1) /
+		         5;
 		     h->best[loads].nphases > 1 && step >= PLAN_FINEST_S;
 		     step /= 5) {
 			struct plan around = h->best[loads];

@@ -123,7 +123,7 @@ struct plan_search {
 };
 
 /*
- * The plan of up to three phases and at most max_loads loads (64 at most)
+ * The plan of up to four phases and at most max_loads loads (64 at most)
  * that ends soonest, knowing every arrival: phases of models that fit
  * together, switch times searched on a grid and refined. Leaves w with
  * that plan's replay. Returns 0, or -1 if no such plan answers every
