@@ -689,17 +689,39 @@ model_names(char *buf, size_t size)
 		    tiers[t].model);
 }
 
+/* How much of the text from `from` to `to` a message echoes: enough to
+ * find it, and room left for the rest of the message. */
+static int
+echoed(const char *from, const char *to)
+{
+	return to - from > 48 ? 48 : (int)(to - from);
+}
+
+/* The shortest text of sim seconds s that reads back as s: plain decimals
+ * when some do, as a plan is most often written. */
+static void
+seconds_text(double s, char *buf, size_t size)
+{
+	for (int decimals = 0; decimals <= 17; decimals++) {
+		snprintf(buf, size, "%.*f", decimals, s);
+		if (strtod(buf, NULL) == s)
+			return;
+	}
+	snprintf(buf, size, "%.17g", s);
+}
+
 /* Phase n's start, the text from `text` to `end`: 0 or -1 with err. Only
  * decimal numbers: strtod would take "0x10", "inf" and "nan" too. */
 static int
 parse_phase_start(const char *text, const char *end, struct plan *plan, int n,
     char *err, size_t errlen)
 {
-	int len = (int)(end - text);
+	size_t span = (size_t)(end - text);
+	int len = echoed(text, end);
 	char *num_end;
 	double at;
 
-	if (len == 0 || strspn(text, "0123456789.eE+-") < (size_t)len ||
+	if (span == 0 || strspn(text, "0123456789.eE+-") < span ||
 	    (at = strtod(text, &num_end), num_end != end)) {
 		snprintf(err, errlen,
 		    "phase %d: '%.*s' is not a number of seconds", n + 1, len,
@@ -720,12 +742,15 @@ parse_phase_start(const char *text, const char *end, struct plan *plan, int n,
 		return -1;
 	}
 	if (n > 0 && at <= plan->at[n - 1]) {
+		char before[32];
+
+		seconds_text(plan->at[n - 1], before, sizeof(before));
 		snprintf(err, errlen,
-		    "phase %d: %.*s s is not after phase %d's %g s", n + 1, len,
-		    text, n, plan->at[n - 1]);
+		    "phase %d: %.*s s is not after phase %d's %s s", n + 1, len,
+		    text, n, before);
 		return -1;
 	}
-	plan->at[n] = at;
+	plan->at[n] = at + 0.0; /* -0 is 0 */
 	return 0;
 }
 
@@ -740,7 +765,7 @@ plan_parse(const char *text, const struct config *conf,
 	memset(plan, 0, sizeof(*plan));
 	while (*p != '\0') {
 		int n = plan->nphases;
-		const char *at, *end = p;
+		const char *at, *start = p, *end = p;
 
 		if (isspace((unsigned char)*p)) {
 			p++;
@@ -757,7 +782,7 @@ plan_parse(const char *text, const struct config *conf,
 		if (at == NULL) {
 			snprintf(err, errlen,
 			    "phase %d: '%.*s' is not MODEL[+MODEL...]@SECONDS",
-			    n + 1, (int)(end - p), p);
+			    n + 1, echoed(p, end), p);
 			return -1;
 		}
 		if (p == at) {
@@ -769,6 +794,13 @@ plan_parse(const char *text, const struct config *conf,
 			size_t len = (size_t)((plus ? plus : at) - p);
 			int t = 0;
 
+			if (len == 0) {
+				snprintf(err, errlen,
+				    "phase %d: an empty model name in '%.*s' "
+				    "(a '+' too many?)",
+				    n + 1, echoed(start, end), start);
+				return -1;
+			}
 			while (t < TIERS &&
 			    (strlen(tiers[t].model) != len ||
 			        strncmp(tiers[t].model, p, len) != 0))
@@ -780,7 +812,7 @@ plan_parse(const char *text, const struct config *conf,
 				snprintf(err, errlen,
 				    "phase %d: '%.*s' is none of the "
 				    "workload's models (%s)",
-				    n + 1, (int)len, p, names);
+				    n + 1, echoed(p, p + len), p, names);
 				return -1;
 			}
 			if (plan->models[n] & (1u << t)) {
@@ -828,27 +860,13 @@ plan_describe(const struct plan *plan, char *buf, size_t size)
 				    "%s%s", sep, tiers[t].model);
 				sep = "+";
 			}
-		/* The shortest text that reads back as the same time, so
-		 * that a plan given as its text replays the same. */
-		for (int decimals = 0; decimals <= 17; decimals++) {
-			snprintf(at, sizeof(at), "%.*f", decimals, plan->at[i]);
-			if (strtod(at, NULL) == plan->at[i])
-				break;
-		}
+		/* So that a plan given as its text replays the same. */
+		seconds_text(plan->at[i], at, sizeof(at));
 		if (len < size)
 			len +=
 			    (size_t)snprintf(buf + len, size - len, "@%s", at);
 	}
 }
-
-/*
- * A plan's load count, for the search, is the larger of the loads its
- * phases call for and those its replay made: so counted, a plan's count is
- * the same whatever the limit, and the search keeps the best plan of each
- * count apart. Allowing more loads then only adds counts to choose from,
- * and never ends later.
- */
-#define PLAN_SEARCH_LOADS_MAX 64
 
 struct plan_hunt {
 	struct run *w;
@@ -871,6 +889,16 @@ loads_called_for(const struct plan *plan)
 	return loads;
 }
 
+/*
+ * The search keeps the best plan of each load count apart, a plan's count
+ * being the larger of the loads its phases call for and those its replay
+ * made: so counted, it is the same whatever the limit (a plan that ends
+ * before its last phases still counts them). Up to a limit, every count
+ * then holds what it would under any higher limit, refined in the same
+ * order (fewest loads first, before a higher count's refinement can bring
+ * it anything): allowing more loads only adds counts to choose from, and
+ * never ends later.
+ */
 static void
 try_plan(struct plan_hunt *h, const struct plan *plan)
 {
@@ -960,11 +988,11 @@ replay_best_plan(struct run *w, const struct config *conf,
 	double horizon = 0;
 
 	memset(found, 0, sizeof(*found));
-	found->max_loads = max_loads < PLAN_SEARCH_LOADS_MAX
-	    ? max_loads
-	    : PLAN_SEARCH_LOADS_MAX;
-	*h = (struct plan_hunt){
-	    .w = w, .conf = conf, .cat = cat, .found = found};
+	found->max_loads = max_loads;
+	h->w = w;
+	h->conf = conf;
+	h->cat = cat;
+	h->found = found;
 	/* The sets a phase may keep: models with requests that fit
 	 * together. */
 	probe_init(&probe, conf, cat);
@@ -1009,10 +1037,10 @@ replay_best_plan(struct run *w, const struct config *conf,
 				break;
 		}
 	}
-	/* Finer around the best of each count, fewest loads first: the
-	 * outcome moves little with a switch time, but in steps (a request
-	 * more or less before the switch). */
-	for (int loads = 0; loads <= found->max_loads; loads++)
+	/* Finer around the best of each count, fewest loads first (see
+	 * try_plan): the outcome moves little with a switch time, but in
+	 * steps (a request more or less before the switch). */
+	for (int loads = 1; loads <= found->max_loads; loads++)
 		for (double step = coarse_step(horizon * 1.5,
 		                       h->best[loads].nphases - 1) /
 		         5;
@@ -1027,7 +1055,7 @@ replay_best_plan(struct run *w, const struct config *conf,
 			}
 			sweep(h, &around, 1, from, to, step);
 		}
-	for (int loads = 0; loads <= found->max_loads; loads++)
+	for (int loads = 1; loads <= found->max_loads; loads++)
 		if (h->best[loads].nphases > 0 &&
 		    (pick_loads < 0 ||
 		        h->best_makespan[loads] < h->best_makespan[pick_loads]))

@@ -661,23 +661,72 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 	return out;
 }
 
+/* A --plan that cannot be played as given: said, with exit status 2 as
+ * for any bad argument. */
+static void
+refuse_plan(const char *why)
+{
+	fprintf(stderr, "ollamax-workload: --plan: %s\n", why);
+	exit(2);
+}
+
+/* How many requests of w ask for each tier's model; how many models. */
+static int
+count_asked(const struct run *w, int asked[TIERS], int unanswered_only)
+{
+	int models = 0;
+
+	memset(asked, 0, TIERS * sizeof(*asked));
+	for (int i = 0; i < w->n; i++)
+		if (!unanswered_only || w->r[i].done < 0)
+			asked[w->r[i].tier]++;
+	for (int t = 0; t < TIERS; t++)
+		models += asked[t] > 0;
+	return models;
+}
+
 /* A plan must keep, in some phase, every model the requests drawn ask
  * for: else those wait for good. */
 static void
 check_plan_covers(const struct plan *plan, const struct run *w)
 {
-	int asked[TIERS] = {0};
+	int asked[TIERS];
 	uint32_t kept = 0;
+	char why[256];
 
 	for (int i = 0; i < plan->nphases; i++)
 		kept |= plan->models[i];
-	for (int i = 0; i < w->n; i++)
-		asked[w->r[i].tier]++;
+	count_asked(w, asked, 0);
 	for (int t = 0; t < TIERS; t++)
-		if (asked[t] > 0 && !(kept & (1u << t)))
-			fatalx("--plan: no phase has %s, which %d %s for",
-			    tiers[t].model, asked[t],
+		if (asked[t] > 0 && !(kept & (1u << t))) {
+			snprintf(why, sizeof(why),
+			    "no phase has %s, which %d %s for", tiers[t].model,
+			    asked[t],
 			    asked[t] == 1 ? "request asks" : "requests ask");
+			refuse_plan(why);
+		}
+}
+
+/* The plan played to its last phase left requests waiting: for which
+ * models. */
+static void
+refuse_stranding_plan(const struct run *w, double stuck_at)
+{
+	int left[TIERS];
+	size_t len;
+	char why[512];
+
+	count_asked(w, left, 1);
+	len = (size_t)snprintf(why, sizeof(why),
+	    "it leaves requests unanswered: %d of %d done at %.1f s; its last "
+	    "phase keeps none of those that wait:",
+	    w->done, w->n, stuck_at);
+	for (int t = 0, named = 0; t < TIERS && len < sizeof(why); t++)
+		if (left[t] > 0)
+			len += (size_t)snprintf(why + len, sizeof(why) - len,
+			    "%s %d for %s", named++ ? "," : "", left[t],
+			    tiers[t].model);
+	refuse_plan(why);
 }
 
 static const char usage_text[] =
@@ -778,11 +827,12 @@ main(int argc, char **argv)
 			char *end;
 			long n = strtol(optarg, &end, 10);
 
-			if (end == optarg || *end != '\0' || n < 1 || n > 64) {
+			if (end == optarg || *end != '\0' || n < 1 ||
+			    n > PLAN_SEARCH_LOADS_MAX) {
 				fprintf(stderr,
 				    "ollamax-workload: --max-loads: '%s' is not "
-				    "a number of loads from 1 to 64\n",
-				    optarg);
+				    "a number of loads from 1 to %d\n",
+				    optarg, PLAN_SEARCH_LOADS_MAX);
 				return 2;
 			}
 			max_loads = (int)n;
@@ -826,14 +876,8 @@ main(int argc, char **argv)
 	    fleet_load(&fleet, agents_dir, NULL, &d) > 0)
 		fatalx("%s", d.text);
 	if (plan_text != NULL &&
-	    plan_parse(plan_text, &conf, &cat, &best, err, sizeof(err)) != 0) {
-		fprintf(stderr, "ollamax-workload: --plan: %s\n", err);
-		fleet_free(&fleet);
-		config_free(&conf);
-		emu_catalog_free(&cat);
-		diag_free(&d);
-		return 2;
-	}
+	    plan_parse(plan_text, &conf, &cat, &best, err, sizeof(err)) != 0)
+		refuse_plan(err);
 	for (int t = 0; t < TIERS; t++) {
 		const struct emu_model *m =
 		    emu_catalog_find(&cat, tiers[t].model);
@@ -874,29 +918,23 @@ main(int argc, char **argv)
 		check_plan_covers(&best, &w);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (plan_text != NULL) {
-		if (replay(&w, &conf, &cat, REPLAY_PLAN, &best, &counts) != 0) {
-			int left[TIERS] = {0}, most = 0;
-
-			for (int i = 0; i < w.n; i++)
-				if (w.r[i].done < 0)
-					left[w.r[i].tier]++;
-			for (int t = 1; t < TIERS; t++)
-				if (left[t] > left[most])
-					most = t;
-			fatalx("the plan leaves requests unanswered: %d of %d "
-			       "done at %.1f s; %d for %s wait, which its last "
-			       "phase does not keep",
-			    w.done, w.n, counts.stuck_at, left[most],
-			    tiers[most].model);
-		}
+		if (replay(&w, &conf, &cat, REPLAY_PLAN, &best, &counts) != 0)
+			refuse_stranding_plan(&w, counts.stuck_at);
 	} else if (max_loads > 0) {
 		if (replay_best_plan(&w, &conf, &cat, max_loads, &best, &found,
 		        &counts) != 0) {
-			if (found.tried == 0)
+			int asked[TIERS], models = count_asked(&w, asked, 0);
+
+			if (found.tried == 0 && models > max_loads)
 				fatalx("no plan of at most %d load%s: the "
-				       "requests ask for more models, each "
+				       "requests ask for %d models, each "
 				       "loaded once at least",
-				    max_loads, max_loads == 1 ? "" : "s");
+				    max_loads, max_loads == 1 ? "" : "s",
+				    models);
+			if (found.tried == 0)
+				fatalx("no plan: some model asked for does "
+				       "not fit in %d MB alone",
+				    EMU_VRAM_MB);
 			fatalx("no plan of at most %d load%s answers every "
 			       "request (%d tried)",
 			    max_loads, max_loads == 1 ? "" : "s", found.tried);

@@ -122,8 +122,11 @@ struct plan_search {
 	double highest_utilization;
 };
 
+#define PLAN_SEARCH_LOADS_MAX 64
+
 /*
- * The plan of up to four phases and at most max_loads loads (64 at most)
+ * The plan of up to four phases and at most max_loads loads (1 to
+ * PLAN_SEARCH_LOADS_MAX)
  * that ends soonest, knowing every arrival: phases of models that fit
  * together, switch times searched on a grid and refined. Leaves w with
  * that plan's replay. Returns 0, or -1 if no such plan answers every

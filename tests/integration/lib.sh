@@ -11,7 +11,10 @@ FAILURES=0
 CHECKS=0
 
 cleanup() {
+	# A test may have stopped a process (SIGSTOP) to hold it; a stopped
+	# process would not act on SIGTERM until continued.
 	for pid in "${PIDS[@]}"; do
+		kill -CONT "$pid" 2>/dev/null || true
 		kill "$pid" 2>/dev/null || true
 	done
 	for pid in "${PIDS[@]}"; do

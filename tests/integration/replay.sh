@@ -80,8 +80,9 @@ refused_plan() {
 }
 check "plan: one that leaves a model out is refused, the model named" \
 	refused_plan "$CODING@0" "--plan: no phase has deepseek-r1:8b, which"
-check "plan: one whose last phase leaves requests waiting says for which model" \
-	refused_plan "$REASONING@0 $CODING@1" "wait, which its last phase does not keep"
+check "plan: one whose last phase leaves requests waiting says for which models" \
+	refused_plan "tinyllama@0 $REASONING@1 qwen2.5-coder:7b@2" \
+	"its last phase keeps none of those that wait: 17 for deepseek-r1:8b, 30 for tinyllama"
 workload --minutes 5 --seed 7 --speed 1 --replay plan \
 	--plan "$REASONING@0	$CODING@100
 $REASONING@300  " >"$TMP/plan-ws.json"
@@ -91,6 +92,12 @@ workload --minutes 5 --seed 7 --speed 1 --replay plan \
 	--plan "$REASONING@0 $CODING@100.123456789012 $REASONING@300.5" >"$TMP/plan-exact.json"
 check "plan: its text in the figures is the plan as given, to the last digit" \
 	test "$(field plan <"$TMP/plan-exact.json")" = "$REASONING@0 $CODING@100.123456789012 $REASONING@300.5"
+workload --minutes 5 --seed 7 --speed 1 --replay plan \
+	--plan "$REASONING@0 $CODING@0.012345678901234567 $REASONING@300" >"$TMP/plan-tiny.json"
+workload --minutes 5 --seed 7 --speed 1 --replay plan \
+	--plan "$(field plan <"$TMP/plan-tiny.json")" >"$TMP/plan-tiny-again.json"
+check "plan: its text reads back as the same plan, however small a time" \
+	cmp -s "$TMP/plan-tiny.json" "$TMP/plan-tiny-again.json"
 workload --minutes 5 --seed 7 --speed 1 --replay plan --max-loads 3 >"$TMP/plans3.json"
 check "plans: the best plan answers every request" answered_all "$TMP/plans3.json"
 check "plans: it keeps to its loads, and leaves Ollama no eviction" \
@@ -155,7 +162,7 @@ check "a workload of no request is refused, not searched" \
 	refused "no request drawn: --factor 0.01 over --minutes 0.01 gives none" --factor 0.01 --minutes 0.01 \
 	--replay plan --max-loads 3
 check "too few loads for the models asked for are refused, said so" \
-	refused "no plan of at most 2 loads: the requests ask for more models" --factor 1.2 --minutes 3 \
+	refused "no plan of at most 2 loads: the requests ask for 3 models, each loaded once at least" --factor 1.2 --minutes 3 \
 	--replay plan --max-loads 2
 check "a number of loads out of range is refused, named" \
 	refused "--max-loads: '0' is not a number of loads from 1 to 64" --factor 1 --minutes 1 \
@@ -177,6 +184,11 @@ check "a plan's time beyond any run is refused, the range given" \
 	bad_plan "$REASONING@0 tinyllama@1e300" "phase 2: 1e300 s is out of range (0 to 1000000 s)"
 check "a plan's time before the phase before is refused, both named" \
 	bad_plan "$REASONING@0 tinyllama@30 $CODING@20" "phase 3: 20 s is not after phase 2's 30 s"
+check "a plan's time not after the one before is refused, both to the digit" \
+	bad_plan "$REASONING@0 tinyllama@100.0000001 $CODING@100.00000001" \
+	"phase 3: 100.00000001 s is not after phase 2's 100.0000001 s"
+check "a plan with an empty model name is refused, the phase shown" \
+	bad_plan "$REASONING@0 tinyllama+@30" "phase 2: an empty model name in 'tinyllama+@30' (a '+' too many?)"
 check "a plan whose first phase is not at 0 is refused" \
 	bad_plan "$REASONING@5" "phase 1: starts at 5 s, but the first phase starts the run, at 0"
 check "a plan arm with neither a plan nor a number of loads is refused" \
