@@ -28,6 +28,7 @@
  */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -729,6 +730,24 @@ refuse_stranding_plan(const struct run *w, double stuck_at)
 	refuse_plan(why);
 }
 
+/* The number an option takes, more than `above` and at most `max`; or
+ * exit 2 saying what it is not. */
+static double
+number_arg(const char *opt, const char *arg, double above, double max)
+{
+	char *end;
+	double x = strtod(arg, &end);
+
+	if (end == arg || *end != '\0' || !(x > above && x <= max)) {
+		fprintf(stderr,
+		    "ollamax-workload: --%s: '%s' is not a number over %g and "
+		    "at most %g\n",
+		    opt, arg, above, max);
+		exit(2);
+	}
+	return x;
+}
+
 static const char usage_text[] =
     "usage: ollamax-workload --agents DIR --config FILE --catalog FILE\n"
     "         --factor F --minutes M [--seed N] --speed X\n"
@@ -787,20 +806,31 @@ main(int argc, char **argv)
 			catalog = optarg;
 			break;
 		case 'f':
-			factor = atof(optarg);
+			factor = number_arg("factor", optarg, 0, 100);
 			break;
 		case 'm':
-			minutes = atof(optarg);
+			minutes = number_arg("minutes", optarg, 0, 24 * 60);
 			break;
-		case 's':
-			rng = strtoull(optarg, NULL, 10) * 2654435761ULL + 1;
+		case 's': {
+			char *end;
+			unsigned long long seed = strtoull(optarg, &end, 10);
+
+			if (end == optarg || *end != '\0' ||
+			    !isdigit((unsigned char)optarg[0])) {
+				fprintf(stderr,
+				    "ollamax-workload: --seed: '%s' is not a "
+				    "whole number\n",
+				    optarg);
+				return 2;
+			}
+			rng = seed * 2654435761ULL + 1;
 			break;
+		}
 		case 'x':
-			speed = atof(optarg);
+			speed = number_arg("speed", optarg, 0, 1e6);
 			break;
 		case 'd':
 			direct = optarg;
-			emu = optarg;
 			break;
 		case 'o':
 			runtime = optarg;
@@ -854,6 +884,18 @@ main(int argc, char **argv)
 		    "--replay are arms: give one\n");
 		return 2;
 	}
+	/* The emulator behind the supervisor: its counts are the figures'
+	 * loads and evictions. Direct counts its own; a replay is its own
+	 * emulator. */
+	if ((runtime != NULL) != (emu != NULL)) {
+		fprintf(stderr, "ollamax-workload: %s\n",
+		    runtime != NULL ? "--ollamax needs --emu URL, the emulator "
+		                      "behind the supervisor"
+		                    : "--emu goes with --ollamax only");
+		return 2;
+	}
+	if (direct != NULL)
+		emu = direct;
 	if ((max_loads > 0 || plan_text != NULL) &&
 	    (replayed == NULL || strcmp(replayed, "plan") != 0)) {
 		fprintf(stderr,

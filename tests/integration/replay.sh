@@ -164,6 +164,21 @@ check "a workload of no request is refused, not searched" \
 check "too few loads for the models asked for are refused, said so" \
 	refused "no plan of at most 2 loads: the requests ask for 3 models, each loaded once at least" --factor 1.2 --minutes 3 \
 	--replay plan --max-loads 2
+check "a factor that is not a number is refused, named" \
+	refused "--factor: '1.2x' is not a number over 0 and at most 100" --factor 1.2x --minutes 1 \
+	--replay direct
+check "minutes out of range are refused, the range given" \
+	refused "--minutes: '-3' is not a number over 0 and at most 1440" --factor 1 --minutes -3 \
+	--replay direct
+check "a seed that is not a whole number is refused" \
+	refused "--seed: '-7' is not a whole number" --factor 1 --minutes 1 --seed -7 \
+	--replay direct
+check "the ollamax arm without its emulator is refused, said why" \
+	refused "--ollamax needs --emu URL, the emulator behind the supervisor" --factor 1 --minutes 1 \
+	--ollamax "$TMP/nowhere"
+check "an emulator given to a replay is refused" \
+	refused "--emu goes with --ollamax only" --factor 1 --minutes 1 \
+	--replay direct --emu http://127.0.0.1:9
 check "a number of loads out of range is refused, named" \
 	refused "--max-loads: '0' is not a number of loads from 1 to 64" --factor 1 --minutes 1 \
 	--replay plan --max-loads 0
