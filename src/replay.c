@@ -988,7 +988,9 @@ replay_best_plan(struct run *w, const struct config *conf,
 	double horizon = 0;
 
 	memset(found, 0, sizeof(*found));
-	found->max_loads = max_loads;
+	found->max_loads = max_loads < PLAN_SEARCH_LOADS_MAX
+	    ? max_loads
+	    : PLAN_SEARCH_LOADS_MAX;
 	h->w = w;
 	h->conf = conf;
 	h->cat = cat;
