@@ -985,7 +985,8 @@ replay_best_plan(struct run *w, const struct config *conf,
 	struct replay probe;
 	uint32_t sets[1u << TIERS], used = 0;
 	int nsets = 0, pick_loads = -1;
-	double horizon = 0;
+	double span = 0; /* switch times: up to half as late again as the
+	                  * last arrival, for the work left after it */
 
 	memset(found, 0, sizeof(*found));
 	found->max_loads = max_loads < PLAN_SEARCH_LOADS_MAX
@@ -1000,7 +1001,7 @@ replay_best_plan(struct run *w, const struct config *conf,
 	probe_init(&probe, conf, cat);
 	for (int i = 0; i < w->n; i++) {
 		used |= 1u << w->r[i].tier;
-		horizon = fmax(horizon, w->r[i].arrive);
+		span = fmax(span, w->r[i].arrive * 1.5);
 	}
 	for (uint32_t m = 1; m < (1u << TIERS); m++)
 		if ((m & ~used) == 0 && can_come(&probe, 0, m))
@@ -1028,10 +1029,10 @@ replay_best_plan(struct run *w, const struct config *conf,
 			    loads_called_for(&plan) <= found->max_loads) {
 				for (int i = 0; i < n; i++) {
 					from[i] = 0;
-					to[i] = horizon * 1.5;
+					to[i] = span;
 				}
 				sweep(h, &plan, 1, from, to,
-				    coarse_step(horizon * 1.5, n - 1));
+				    coarse_step(span, n - 1));
 			}
 			for (k = n - 1; k >= 0 && ++pick[k] >= nsets; k--)
 				pick[k] = 0;
@@ -1043,9 +1044,8 @@ replay_best_plan(struct run *w, const struct config *conf,
 	 * try_plan): the outcome moves little with a switch time, but in
 	 * steps (a request more or less before the switch). */
 	for (int loads = 1; loads <= found->max_loads; loads++)
-		for (double step = coarse_step(horizon * 1.5,
-		                       h->best[loads].nphases - 1) /
-		         5;
+		for (double step =
+		         coarse_step(span, h->best[loads].nphases - 1) / 5;
 		     h->best[loads].nphases > 1 && step >= PLAN_FINEST_S;
 		     step /= 5) {
 			struct plan around = h->best[loads];

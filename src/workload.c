@@ -686,47 +686,33 @@ count_asked(const struct run *w, int asked[TIERS], int unanswered_only)
 	return models;
 }
 
-/* A plan must keep, in some phase, every model the requests drawn ask
- * for: else those wait for good. */
+/*
+ * The plan, played to its end, left requests waiting: for which models,
+ * and why (no phase keeps the model, or its last phase does not, and the
+ * requests came after the last that did).
+ */
 static void
-check_plan_covers(const struct plan *plan, const struct run *w)
-{
-	int asked[TIERS];
-	uint32_t kept = 0;
-	char why[256];
-
-	for (int i = 0; i < plan->nphases; i++)
-		kept |= plan->models[i];
-	count_asked(w, asked, 0);
-	for (int t = 0; t < TIERS; t++)
-		if (asked[t] > 0 && !(kept & (1u << t))) {
-			snprintf(why, sizeof(why),
-			    "no phase has %s, which %d %s for", tiers[t].model,
-			    asked[t],
-			    asked[t] == 1 ? "request asks" : "requests ask");
-			refuse_plan(why);
-		}
-}
-
-/* The plan played to its last phase left requests waiting: for which
- * models. */
-static void
-refuse_stranding_plan(const struct run *w, double stuck_at)
+refuse_stranding_plan(
+    const struct plan *plan, const struct run *w, double stuck_at)
 {
 	int left[TIERS];
+	uint32_t kept = 0;
 	size_t len;
 	char why[512];
 
+	for (int i = 0; i < plan->nphases; i++)
+		kept |= plan->models[i];
 	count_asked(w, left, 1);
 	len = (size_t)snprintf(why, sizeof(why),
-	    "it leaves requests unanswered: %d of %d done at %.1f s; its last "
-	    "phase keeps none of those that wait:",
-	    w->done, w->n, stuck_at);
+	    "it leaves requests unanswered: %d of %d done at %.1f s", w->done,
+	    w->n, stuck_at);
 	for (int t = 0, named = 0; t < TIERS && len < sizeof(why); t++)
 		if (left[t] > 0)
 			len += (size_t)snprintf(why + len, sizeof(why) - len,
-			    "%s %d for %s", named++ ? "," : "", left[t],
-			    tiers[t].model);
+			    "%s %d for %s, which %s", named++ ? ";" : ":",
+			    left[t], tiers[t].model,
+			    kept & (1u << t) ? "its last phase does not keep"
+			                     : "no phase keeps");
 	refuse_plan(why);
 }
 
@@ -956,12 +942,10 @@ main(int argc, char **argv)
 		fatalx("no request drawn: --factor %g over --minutes %g gives "
 		       "none; raise either",
 		    factor, minutes);
-	if (plan_text != NULL)
-		check_plan_covers(&best, &w);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (plan_text != NULL) {
 		if (replay(&w, &conf, &cat, REPLAY_PLAN, &best, &counts) != 0)
-			refuse_stranding_plan(&w, counts.stuck_at);
+			refuse_stranding_plan(&best, &w, counts.stuck_at);
 	} else if (max_loads > 0) {
 		if (replay_best_plan(&w, &conf, &cat, max_loads, &best, &found,
 		        &counts) != 0) {

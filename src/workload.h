@@ -126,11 +126,10 @@ struct plan_search {
 
 /*
  * The plan of up to four phases and at most max_loads loads (1 to
- * PLAN_SEARCH_LOADS_MAX)
- * that ends soonest, knowing every arrival: phases of models that fit
- * together, switch times searched on a grid and refined. Leaves w with
- * that plan's replay. Returns 0, or -1 if no such plan answers every
- * request (or w has none).
+ * PLAN_SEARCH_LOADS_MAX) that ends soonest, knowing every arrival: phases
+ * of models that fit together, switch times searched on a grid and
+ * refined. Leaves w with that plan's replay. Returns 0, or -1 if no such
+ * plan answers every request (or w has none).
  */
 int replay_best_plan(struct run *w, const struct config *conf,
     const struct emu_catalog *cat, int max_loads, struct plan *best,
