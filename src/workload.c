@@ -760,6 +760,7 @@ main(int argc, char **argv)
 	    {"replay", required_argument, NULL, 'r'},
 	    {"max-loads", required_argument, NULL, 'L'},
 	    {"plan", required_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *agents_dir = NULL, *conf_path = NULL, *catalog = NULL,
@@ -854,15 +855,35 @@ main(int argc, char **argv)
 			max_loads = (int)n;
 			break;
 		}
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
 		default:
 			fputs(usage_text, stderr);
 			return 2;
 		}
 	}
-	if (!agents_dir || !conf_path || !catalog || factor <= 0 ||
-	    minutes <= 0 || speed <= 0) {
-		fputs(usage_text, stderr);
+	if (optind < argc) {
+		fprintf(stderr,
+		    "ollamax-workload: '%s': every argument goes with an "
+		    "option\n%s",
+		    argv[optind], usage_text);
 		return 2;
+	}
+	{
+		const char *missing = !agents_dir ? "--agents DIR"
+		    : !conf_path                  ? "--config FILE"
+		    : !catalog                    ? "--catalog FILE"
+		    : factor <= 0                 ? "--factor F"
+		    : minutes <= 0                ? "--minutes M"
+		    : speed <= 0                  ? "--speed X"
+		                                  : NULL;
+
+		if (missing != NULL) {
+			fprintf(stderr, "ollamax-workload: %s is missing\n%s",
+			    missing, usage_text);
+			return 2;
+		}
 	}
 	if ((direct != NULL) + (runtime != NULL) + (replayed != NULL) != 1) {
 		fprintf(stderr,

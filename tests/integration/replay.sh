@@ -152,6 +152,12 @@ refused() {
 	fi
 	has "$out" "$words"
 }
+check "a missing option is named" \
+	refused "--minutes M is missing" --factor 1 --replay direct
+check "an argument without its option is refused, named" \
+	refused "'7': every argument goes with an option" --factor 1 --minutes 1 --replay direct 7
+usage_on_request() { "$WORKLOAD" --help | grep -q '^usage: ollamax-workload'; }
+check "--help prints the usage and succeeds" usage_on_request
 check "an arm it does not know is refused, named" \
 	refused "--replay: 'both' is not an arm (direct, ollamax or plan)" --factor 1 --minutes 1 \
 	--replay both
