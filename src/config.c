@@ -81,10 +81,14 @@ get_size(const char *value, size_t min, size_t max, size_t *out, struct diag *d,
 	errno = 0;
 	v = strtoull(value, &end, 10);
 	if (errno == 0 && end != value) {
-		if (*end == 'k' || *end == 'K')
-			v *= 1024, end++;
-		else if (*end == 'm' || *end == 'M')
-			v *= 1024 * 1024, end++;
+		unsigned long long unit = *end == 'k' || *end == 'K' ? 1024
+		    : *end == 'm' || *end == 'M'                     ? 1024 * 1024
+		                                                     : 1;
+
+		if (unit > 1)
+			end++;
+		/* Out of range, not wrapped round to a small size. */
+		v = v > max / unit ? (unsigned long long)max + 1 : v * unit;
 	}
 	if (errno != 0 || end == value || *end != '\0') {
 		diag_add(d, path, it->line,
@@ -231,6 +235,12 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "runtime_dir") == 0)
 			copy_text(c->runtime_dir, sizeof(c->runtime_dir), v, d,
 			    it, path);
+		else if ((strcmp(k, "state_dir") == 0 ||
+		             strcmp(k, "agents_dir") == 0) &&
+		    *v == '\0')
+			/* Empty would be the config's own directory. */
+			diag_add(d, path, it->line, "%s: empty: name a directory",
+			    k);
 		else if (strcmp(k, "state_dir") == 0)
 			copy_text(
 			    c->state_dir, sizeof(c->state_dir), v, d, it, path);
@@ -380,6 +390,21 @@ config_policy_model(
 	pm->preload = mc ? mc->preload : 0;
 }
 
+static size_t
+distinct_models(const struct config *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->ntiers; i++) {
+		size_t j = 0;
+
+		while (j < i && strcmp(c->tiers[j].model, c->tiers[i].model) != 0)
+			j++;
+		n += j == i;
+	}
+	return n;
+}
+
 int
 config_load(struct config *c, const char *path, struct diag *d)
 {
@@ -437,6 +462,11 @@ config_load(struct config *c, const char *path, struct diag *d)
 			diag_add(d, path, t->line,
 			    "[tier.%s]: its fallback chain loops", t->name);
 	}
+	if (distinct_models(c) > POLICY_MODELS_MAX)
+		diag_add(d, path, 0,
+		    "the tiers name %zu models, more than the %d the broker "
+		    "plans for",
+		    distinct_models(c), POLICY_MODELS_MAX);
 	if (c->ntiers == 0 && d->count == before)
 		diag_add(d, path, 0,
 		    "no [tier.NAME] section: agents need at least one tier");
@@ -462,7 +492,7 @@ struct manifest_parse {
 	struct diag *d;
 	const char *path;
 	int bad_section_line;
-	int prompt_line;
+	int prompt_line, system_line;
 	int seen_name, seen_tier, seen_trigger, seen_prompt;
 };
 
@@ -599,6 +629,7 @@ manifest_key(void *user, const struct ini_item *it)
 			}
 		} else if (strcmp(k, "system") == 0) {
 			set_text(&m->system, v);
+			p->system_line = it->line;
 		} else if (strcmp(k, "prompt") == 0) {
 			set_text(&m->prompt, v);
 			p->seen_prompt = 1;
@@ -639,8 +670,7 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	m->jitter_pct = 10;
 	m->num_predict = -1;
 	m->temperature = -1;
-	if (inifile_parse(path, manifest_key, &p, d) > 0 &&
-	    d->count - before == 1 && m->name[0] == '\0' && !p.seen_name)
+	if (inifile_parse(path, manifest_key, &p, d) < 0)
 		return d->count - before; /* unreadable: nothing more to say */
 	if (!p.seen_name)
 		diag_add(d, path, 0, "[agent] name is required");
@@ -651,6 +681,9 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 		    "[agent] trigger is required (every DURATION, inbox or demand)");
 	if (!p.seen_prompt) {
 		diag_add(d, path, 0, "[agent] prompt is required");
+	} else if (m->prompt[0] == '\0') {
+		/* Ollama reads an empty prompt as "load the model". */
+		diag_add(d, path, p.prompt_line, "prompt: empty");
 	} else {
 		static const char *const vars[] = {
 		    "name", "role", "n", "time", "input"};
@@ -662,6 +695,12 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 			    "prompt: unknown variable {{%s}} (name, role, n, time, input)",
 			    unknown);
 	}
+	if (m->prompt != NULL && strlen(m->prompt) > MSG_MAX_TEXT)
+		diag_add(d, path, p.prompt_line,
+		    "prompt: longer than %d bytes", MSG_MAX_TEXT);
+	if (m->system != NULL && strlen(m->system) > MSG_MAX_TEXT)
+		diag_add(d, path, p.system_line,
+		    "system: longer than %d bytes", MSG_MAX_TEXT);
 	return d->count - before;
 }
 
@@ -711,6 +750,41 @@ fleet_find(const struct fleet *f, const char *name)
 		if (strcmp(f->agents[i].name, name) == 0)
 			return &f->agents[i];
 	return NULL;
+}
+
+/*
+ * Agents whose answers go round back to the first of them: each answer
+ * would start the next run, for ever. Reported once, at the output line of
+ * the loop's first agent in the fleet.
+ */
+static void
+report_loop(const struct fleet *f, size_t first, struct diag *d)
+{
+	const struct manifest *m = &f->agents[first], *next;
+	char path[512];
+	size_t len;
+	int hops = 0;
+
+	len = (size_t)snprintf(path, sizeof(path), "%s", m->name);
+	for (const struct manifest *a = m;; a = next) {
+		next = a->output == OUTPUT_AGENT
+		    ? fleet_find(f, a->output_target)
+		    : NULL;
+		/* The loop's first agent in the fleet tells it; one that only
+		 * leads into a loop is not in it. */
+		if (next == NULL || next->trigger != TRIGGER_INBOX ||
+		    next < m || (size_t)hops++ > f->count)
+			return;
+		if (len < sizeof(path))
+			len += (size_t)snprintf(path + len, sizeof(path) - len,
+			    " -> %s", next->name);
+		if (next == m)
+			break;
+	}
+	diag_add(d, m->path, m->line_of_output,
+	    "output: %s: a loop, in which each answer starts the next run for "
+	    "ever",
+	    path);
 }
 
 int
@@ -772,6 +846,8 @@ fleet_load(
 			diag_add(d, m->path, m->line_of_output,
 			    "output: agent \"%s\" has no inbox (its trigger is not inbox)",
 			    m->output_target);
+		else
+			report_loop(f, i, d);
 	}
 	return d->count - before;
 }

@@ -1,14 +1,19 @@
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "inifile.h"
+#include "utf8.h"
 
 void
 diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
@@ -52,48 +57,142 @@ struct inifile_state {
 	int line;
 	int section_line;
 	int continued;
+	/* A key line was read since the last [section]: inih reads an
+	 * indented line as that key's continuation only then. */
+	int have_key;
+	/* The section and key as written: inih cuts both at 49 bytes, which
+	 * model names outgrow. */
+	char section[INI_LINE_MAX + 2];
+	char key[INI_LINE_MAX + 2];
+	int unreadable;
 	inifile_key_fn fn;
 	void *user;
 };
 
+/* inih's test for an inline comment: ';' after white space. */
+static char *
+find_or_comment(char *s, const char *chars)
+{
+	int was_space = 0;
+
+	while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+static void
+copy_trimmed(char *out, const char *from, const char *to)
+{
+	while (to > from && isspace((unsigned char)to[-1]))
+		to--;
+	memcpy(out, from, (size_t)(to - from));
+	out[to - from] = '\0';
+}
+
+/*
+ * Judges a line the way inih will read it, remembering its section, key
+ * and whether it continues the key before. Returns NULL if it is fine,
+ * else what is wrong with it.
+ */
+static const char *
+judge_line(struct inifile_state *st, char *line)
+{
+	char *p = line, *end;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p == '\0' || *p == ';' || *p == '#')
+		return NULL;
+	st->continued = p > line && st->have_key;
+	if (st->continued)
+		return NULL;
+	if (*p == '[') {
+		end = find_or_comment(p + 1, "]");
+		if (*end != ']')
+			return "a [section] line without its ']'";
+		/* inih keeps the brackets' content as it is, blanks and all. */
+		memcpy(st->section, p + 1, (size_t)(end - p - 1));
+		st->section[end - p - 1] = '\0';
+		st->section_line = st->line;
+		st->have_key = 0;
+		return NULL;
+	}
+	end = find_or_comment(p, "=:");
+	if (*end != '=' && *end != ':')
+		return "syntax error (expected [section] or key = value)";
+	copy_trimmed(st->key, p, end);
+	st->have_key = 1;
+	return NULL;
+}
+
 /*
  * inih asks for one line per call, so counting calls gives line numbers.
- * A line longer than inih's buffer would reach it in pieces and be misread:
- * it is reported and handed over as an empty line instead.
+ * Each line is judged before inih sees it: one too long for inih's buffer
+ * would reach it in pieces and be misread, a NUL byte would cut it short,
+ * and text that is not UTF-8 cannot reach Ollama. Such a line is reported
+ * and handed over empty, so that inih, which remembers only the first
+ * error, never sees one and every line's problem is told.
  */
 static char *
 inifile_reader(char *buf, int size, void *stream)
 {
 	struct inifile_state *st = stream;
-	char *got = fgets(buf, size, st->fp);
-	size_t len;
-	const char *p;
+	size_t len = 0, room = (size_t)size - 2;
+	long nul_at = -1, bad_at;
+	int c, too_long = 0;
+	const char *wrong;
 
-	if (got == NULL)
+	while ((c = getc(st->fp)) != EOF && c != '\n') {
+		if (c == '\0' && nul_at < 0)
+			nul_at = (long)len;
+		if (len < room)
+			buf[len] = (char)c;
+		else
+			too_long = 1;
+		len++;
+	}
+	if (ferror(st->fp)) {
+		diag_add(st->diag, st->path, st->line + 1, "cannot read: %s",
+		    strerror(errno));
+		st->unreadable = 1;
+		return NULL;
+	}
+	if (c == EOF && len == 0)
 		return NULL;
 	st->line++;
-	len = strlen(buf);
-	if (len > 0 && buf[len - 1] != '\n' && !feof(st->fp)) {
-		int c;
-
-		while ((c = fgetc(st->fp)) != EOF && c != '\n')
-			;
+	if (too_long)
+		len = room;
+	buf[len] = '\0';
+	/* inih skips a byte order mark on the first line; so does the
+	 * judge, so that the line's "[" is seen. */
+	if (st->line == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0) {
+		memmove(buf, buf + 3, len - 2);
+		len -= 3;
+	}
+	if (too_long)
 		diag_add(st->diag, st->path, st->line,
 		    "line longer than %d characters: continue a long value on "
 		    "indented lines",
-		    size - 2);
-		buf[0] = '\n';
-		buf[1] = '\0';
+		    (int)room);
+	else if (nul_at >= 0)
+		diag_add(st->diag, st->path, st->line,
+		    "a NUL byte at column %ld", nul_at + 1);
+	else if ((bad_at = utf8_invalid_at(buf, len)) >= 0)
+		diag_add(st->diag, st->path, st->line,
+		    "not UTF-8 text: byte 0x%02X at column %ld",
+		    (unsigned char)buf[bad_at], bad_at + 1);
+	else if ((wrong = judge_line(st, buf)) != NULL)
+		diag_add(st->diag, st->path, st->line, "%s", wrong);
+	else {
+		buf[len] = '\n';
+		buf[len + 1] = '\0';
 		return buf;
 	}
-	p = buf;
-	st->continued = *p == ' ' || *p == '\t';
-	while (*p == ' ' || *p == '\t')
-		p++;
-	/* inih reads an indented "[" as a continuation, not a section. */
-	if (*p == '[' && !st->continued)
-		st->section_line = st->line;
-	return got;
+	buf[0] = '\n';
+	buf[1] = '\0';
+	return buf;
 }
 
 static int
@@ -102,14 +201,21 @@ inifile_handler(
 {
 	struct inifile_state *st = user;
 	struct ini_item item = {
-	    .section = section,
-	    .key = key,
+	    .section = st->section,
+	    .key = st->key,
 	    .value = value,
 	    .line = st->line,
 	    .section_line = st->section_line,
 	    .continued = st->continued,
 	};
 
+	(void)section;
+	(void)key;
+	if (st->section_line == 0) {
+		diag_add(st->diag, st->path, st->line,
+		    "\"%s\" comes before any [section]", st->key);
+		return 1;
+	}
 	st->fn(st->user, &item);
 	return 1;
 }
@@ -119,21 +225,30 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 {
 	struct inifile_state st = {
 	    .path = path, .diag = d, .fn = fn, .user = user};
-	int before = d->count, rc;
+	int before = d->count, fd;
+	struct stat sb = {0};
 
-	st.fp = fopen(path, "r");
-	if (st.fp == NULL) {
+	/* Not blocking: a FIFO named here must not hold the caller up, and
+	 * only a regular file is read at all, since a device may never end. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
 		diag_add(d, path, 0, "cannot open: %s", strerror(errno));
-		return d->count - before;
+		return -1;
 	}
-	rc = ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
-	if (rc > 0)
-		diag_add(d, path, rc,
-		    "syntax error (expected [section] or key = value)");
-	else if (rc < 0)
-		diag_add(d, path, 0, "cannot read");
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		diag_add(d, path, 0, "%s",
+		    S_ISDIR(sb.st_mode) ? "a directory, not a file"
+		                        : "not a regular file");
+		close(fd);
+		return -1;
+	}
+	st.fp = fdopen(fd, "r");
+	if (st.fp == NULL)
+		abort();
+	/* Every line inih could fault was judged and reported already. */
+	(void)ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
 	fclose(st.fp);
-	return d->count - before;
+	return st.unreadable ? -1 : d->count - before;
 }
 
 int

@@ -42,9 +42,10 @@ struct ini_item {
 typedef void (*inifile_key_fn)(void *user, const struct ini_item *item);
 
 /*
- * Parses path, calling fn for every key. Syntax errors, lines too long for
- * the reader (INI_LINE_MAX) and an unreadable file are added to d. Returns
- * the number of diagnostics added.
+ * Parses path, calling fn for every key. Every problem is added to d:
+ * syntax errors, a line too long for the reader (INI_LINE_MAX), a NUL byte,
+ * text that is not UTF-8, a key before any section. Returns how many were
+ * added, or -1 if the file could not be read (not a regular file, say).
  */
 int inifile_parse(
     const char *path, inifile_key_fn fn, void *user, struct diag *d);

@@ -841,6 +841,58 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 }
 
 /*
+ * What fleet_load checks of outputs, for one agent joining the running
+ * ones: its answers go to an agent that runs and has an inbox, and do not
+ * come round to it again.
+ */
+static int
+output_problem(
+    struct supervisor *s, const struct manifest *m, char *why, size_t whylen)
+{
+	const struct manifest *at = m;
+
+	for (size_t hops = 0; at->output == OUTPUT_AGENT; hops++) {
+		const char *to = at->output_target;
+		struct placement *p;
+
+		if (strcmp(to, m->name) == 0 && m->trigger == TRIGGER_INBOX) {
+			snprintf(why, whylen,
+			    "output: its answers would come back to %s from %s, "
+			    "each starting the next run for ever",
+			    m->name, at->name);
+			return -1;
+		}
+		/* Not the placement of an earlier agent of the same name. */
+		p = strcmp(to, m->name) == 0 ? NULL : placement_find(s, to);
+		if (at == m && strcmp(to, m->name) == 0) {
+			snprintf(why, whylen,
+			    "output: agent %s has no inbox (its trigger is not "
+			    "inbox)",
+			    to);
+			return -1;
+		}
+		if (at == m && (p == NULL || !p->alive)) {
+			snprintf(why, whylen, "output: no agent %s is running",
+			    to);
+			return -1;
+		}
+		if (at == m && p->m.trigger != TRIGGER_INBOX) {
+			snprintf(why, whylen,
+			    "output: agent %s has no inbox (its trigger is not "
+			    "inbox)",
+			    to);
+			return -1;
+		}
+		/* Beyond its first hop, a chain that ends or only leads
+		 * into a loop of others is theirs to answer for. */
+		if (p == NULL || !p->alive || hops > s->nplaced)
+			return 0;
+		at = &p->m;
+	}
+	return 0;
+}
+
+/*
  * A manifest for spawn: one of the agents directory by name, or a file.
  * Returns 0 with m loaded, or -1 with why set (m then needs no freeing).
  */
@@ -895,6 +947,8 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 		    why, whylen, "%.300s now names agent %s", path, m->name);
 		goto bad;
 	}
+	if (output_problem(s, m, why, whylen) != 0)
+		goto bad;
 	diag_free(&d);
 	return 0;
 bad:

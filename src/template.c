@@ -6,6 +6,8 @@
 #include "log.h"
 #include "template.h"
 
+#define WORD_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_"
+
 static void
 put(char **buf, size_t *len, size_t *cap, size_t max, const char *s, size_t n)
 {
@@ -77,7 +79,9 @@ template_unknown(const char *tmpl, const char *const *names, size_t nnames,
 			if (strlen(names[i]) == n &&
 			    memcmp(names[i], p + 2, n) == 0)
 				break;
-		if (i == nnames) {
+		/* Only a word can be a misspelt variable: other braces, such
+		 * as another template language's {{ .Name }}, are text. */
+		if (i == nnames && n > 0 && strspn(p + 2, WORD_CHARS) == n) {
 			size_t k = n < len - 1 ? n : len - 1;
 
 			memcpy(out, p + 2, k);

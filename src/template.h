@@ -20,7 +20,8 @@ struct template_var {
 char *template_render(const char *tmpl, const struct template_var *vars,
     size_t nvars, size_t max);
 
-/* The first {{name}} in tmpl that is not one of names, or NULL. */
+/* The first {{word}} in tmpl (lowercase letters, digits and '_') that is
+ * not one of names, or NULL. */
 const char *template_unknown(const char *tmpl, const char *const *names,
     size_t nnames, char *out, size_t len);
 

@@ -4,12 +4,14 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "msg.h"
+#include "policy.h"
 
 static char dir[64];
 
@@ -278,6 +280,190 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	expect(&d, "bad-policy.conf", 2, "max_loaded: 0 is out of range");
 	expect(&d, "bad-policy.conf", 3, "max_wait_high:");
 	expect(&d, "bad-policy.conf", 7, "pin: \"maybe\" is not yes or no");
+	config_free(&c);
+	diag_free(&d);
+}
+
+static const char *
+put_bytes(const char *name, const char *bytes, size_t len)
+{
+	static char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	cr_assert_eq(fwrite(bytes, 1, len, fp), len);
+	fclose(fp);
+	return path;
+}
+
+Test(config, every_line_is_judged_and_each_bad_one_reported_where_it_stands)
+{
+	static const char text[] =
+	    "name = early\n"
+	    "[agent]\n"
+	    "role = a\0b\n"
+	    "tier = light\n"
+	    "system = Caf\xe9\n"
+	    "trigger = demand\n"
+	    "junk\n"
+	    "prompt = Hello {{ .Name }}\n"
+	    "more junk\n"
+	    "[options]\n"
+	    "  temperature = 0.5\n"
+	    "[oops\n";
+	struct manifest m;
+	struct diag d = {0};
+	const char *path = put_bytes("lines.conf", text, sizeof(text) - 1);
+
+	cr_assert_eq(manifest_load(&m, path, &d), 7, "%s", d.text);
+	expect(&d, "lines.conf", 1, "\"name\" comes before any [section]");
+	expect(&d, "lines.conf", 3, "a NUL byte at column 9");
+	expect(&d, "lines.conf", 5, "not UTF-8 text: byte 0xE9 at column 13");
+	expect(&d, "lines.conf", 7, "syntax error");
+	expect(&d, "lines.conf", 9, "syntax error");
+	expect(&d, "lines.conf", 12, "a [section] line without its ']'");
+	expect(&d, "lines.conf", 0, "[agent] name is required");
+	/* The line after a NUL is its own; other braces are text; an
+	 * indented key with no key before it in its section is a key. */
+	cr_assert_str_eq(m.tier, "light");
+	cr_assert_str_eq(m.prompt, "Hello {{ .Name }}");
+	cr_assert_eq(m.temperature, 0.5);
+	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, section_names_are_read_whole_past_the_readers_49_bytes)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *model = "hf.co/bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M";
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	    "[tier.a-tier-name-of-exactly-forty-eight-characters-]\n"
+	    "model = %s\n"
+	    "[model.%s]\n"
+	    "size_mb = 1000\n",
+	    model, model);
+	cr_assert_eq(config_load(&c, put("long.conf", text), &d), 0, "%s",
+	    d.text);
+	cr_assert_not_null(config_tier(
+	    &c, "a-tier-name-of-exactly-forty-eight-characters-"));
+	cr_assert_not_null(config_model(&c, model));
+	cr_assert_eq(config_model(&c, model)->size_mb, 1000);
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, what_is_not_a_regular_file_is_refused_unread)
+{
+	struct manifest m;
+	struct diag d = {0};
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/sub.conf", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_eq(manifest_load(&m, path, &d), 1, "%s", d.text);
+	expect(&d, "sub.conf", 0, "a directory, not a file");
+	manifest_free(&m);
+	/* Opening a FIFO for reading would wait for a writer. */
+	snprintf(path, sizeof(path), "%s/fifo.conf", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_eq(manifest_load(&m, path, &d), 1, "%s", d.text);
+	expect(&d, "fifo.conf", 0, "not a regular file");
+	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, sizes_and_directories_out_of_bounds_are_refused)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("sizes.conf",
+	    "[supervisor]\n"
+	    "stack_size = 17592186044417m\n"
+	    "agents_dir =\n"
+	    "state_dir =\n"
+	    "[tier.light]\n"
+	    "model = tinyllama\n");
+
+	cr_assert_eq(config_load(&c, path, &d), 3, "%s", d.text);
+	expect(&d, "sizes.conf", 2,
+	    "stack_size: 17592186044417m is out of range");
+	expect(&d, "sizes.conf", 3, "agents_dir: empty: name a directory");
+	expect(&d, "sizes.conf", 4, "state_dir: empty: name a directory");
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, tiers_naming_more_models_than_the_broker_plans_for_are_refused)
+{
+	struct config c;
+	struct diag d = {0};
+	char text[8192];
+	size_t len = 0;
+
+	for (int i = 0; i <= POLICY_MODELS_MAX; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+		    "[tier.t%d]\nmodel = m%d\n", i, i);
+	cr_assert_eq(config_load(&c, put("many.conf", text), &d), 1, "%s",
+	    d.text);
+	expect(&d, "many.conf", 0, "the tiers name 33 models, more than the 32");
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, a_prompt_empty_or_too_long_for_a_frame_is_refused_with_its_line)
+{
+	struct manifest m;
+	struct diag d = {0};
+	size_t big = MSG_MAX_TEXT + 2;
+	char *text = malloc(2 * big), *p;
+
+	cr_assert_not_null(text);
+	cr_assert_eq(manifest_load(&m, put("empty.conf",
+	                                   "[agent]\nname = e\ntier = light\n"
+	                                   "trigger = demand\nprompt =\n"),
+	                 &d),
+	    1, "%s", d.text);
+	expect(&d, "empty.conf", 5, "prompt: empty");
+	manifest_free(&m);
+	/* Continued on indented lines of 98 bytes each. */
+	p = text + sprintf(text, "[agent]\nname = big\ntier = light\n"
+	                         "trigger = demand\nprompt = start\n");
+	for (size_t n = 0; n < big; n += 90)
+		p += sprintf(p, "  %097d\n", 0);
+	cr_assert_eq(manifest_load(&m, put("big.conf", text), &d), 1, "%s",
+	    d.text);
+	expect(&d, "big.conf", 5, "prompt: longer than 262144 bytes");
+	manifest_free(&m);
+	free(text);
+	diag_free(&d);
+}
+
+Test(config, outputs_that_go_round_to_their_agent_are_refused_once)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	put("1-ping.conf", "[agent]\nname = ping\ntier = light\n"
+	                   "trigger = inbox\noutput = agent:pong\nprompt = x\n");
+	put("2-pong.conf", "[agent]\nname = pong\ntier = light\n"
+	                   "trigger = inbox\noutput = agent:ping\nprompt = x\n");
+	put("3-echo.conf", "[agent]\nname = echo\ntier = light\n"
+	                   "trigger = inbox\noutput = agent:echo\nprompt = x\n");
+	put("4-feed.conf", "[agent]\nname = feed\ntier = light\n"
+	                   "trigger = demand\noutput = agent:ping\nprompt = x\n");
+	cr_assert_eq(fleet_load(&f, dir, &c, &d), 2, "%s", d.text);
+	expect(&d, "1-ping.conf", 5,
+	    "output: ping -> pong -> ping: a loop, in which each answer starts "
+	    "the next run for ever");
+	expect(&d, "3-echo.conf", 5, "output: echo -> echo: a loop");
+	fleet_free(&f);
 	config_free(&c);
 	diag_free(&d);
 }

@@ -129,6 +129,26 @@ check "spawning a running agent fails with exit 1" \
 check "restart restarts an agent" "$CTL" -c "$TMP/ollamax.conf" restart extra
 check "the worker logged it" grep -q "extra: restarted" "$TMP/sup.log"
 check "kill without a name is a usage error" eq "$(rc_of "$CTL" -c "$TMP/ollamax.conf" kill)" 2
+# spawn -f reads only a regular file: a FIFO would hold the supervisor up.
+mkfifo "$TMP/fifo.conf"
+spawn_refused() {
+	local words=$1 out
+	shift
+	if out=$("$CTL" -c "$TMP/ollamax.conf" spawn -f "$1" 2>&1); then
+		echo "      accepted: $1"
+		return 1
+	fi
+	has "$out" "$words"
+}
+check "spawn -f of a FIFO is refused at once, said why" \
+	spawn_refused "fifo.conf: not a regular file" "$TMP/fifo.conf"
+check "and the supervisor still answers" running_agents 2
+printf '[agent]\nname = lost\ntier = light\ntrigger = demand\noutput = agent:nobody\nprompt = x\n' >"$TMP/lost.conf"
+check "spawn -f of an agent whose output goes nowhere is refused" \
+	spawn_refused "output: no agent nobody is running" "$TMP/lost.conf"
+printf '[agent]\nname = echo\ntier = light\ntrigger = inbox\noutput = agent:echo\nprompt = x\n' >"$TMP/echo.conf"
+check "spawn -f of an agent whose answers come back to it is refused" \
+	spawn_refused "output: its answers would come back to echo from echo" "$TMP/echo.conf"
 
 # reload: a new manifest starts, a changed one restarts, a removed one stops,
 # a bad one is reported while the rest carry on.
@@ -147,7 +167,7 @@ touch -d '+1 minute' "$TMP/agents/002-second.conf"
 rm "$TMP/agents/001-probe.conf"
 printf 'not a manifest\n' >"$TMP/agents/003-bad.conf"
 check "reload restarts a changed one, stops a removed one, reports a bad one" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 1 changed, 1 problems"
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 1 changed, 5 problems"
 check "the agent spawned from elsewhere is left alone" running_agents 2
 rm "$TMP/agents/003-bad.conf"
 cat >"$TMP/agents/004-third.conf" <<'AGENT'

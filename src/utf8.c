@@ -1,0 +1,45 @@
+#include "autoconf.h"
+
+#include "utf8.h"
+
+/*
+ * The byte of s (len bytes) where UTF-8 stops being valid, or -1: no
+ * overlong forms, no surrogates, nothing past U+10FFFF, as JSON and Ollama
+ * require of the text it reaches.
+ */
+long
+utf8_invalid_at(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = u[i];
+		size_t n;
+		unsigned min, cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1, min = 0x80, cp = c & 0x1F;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, min = 0x800, cp = c & 0x0F;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, min = 0x10000, cp = c & 0x07;
+		else
+			return (long)i;
+		if (len - i <= n)
+			return (long)i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((u[i + k] & 0xC0) != 0x80)
+				return (long)i;
+			cp = cp << 6 | (u[i + k] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return (long)i;
+		i += n + 1;
+	}
+	return -1;
+}

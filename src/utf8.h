@@ -1,0 +1,13 @@
+/*
+ * utf8.h: text that reaches Ollama goes in JSON, which must be UTF-8.
+ */
+#ifndef OLLAMAX_UTF8_H
+#define OLLAMAX_UTF8_H
+
+#include <stddef.h>
+
+/* The offset of the first byte of s (len bytes) that is not valid UTF-8,
+ * or -1 if all of it is. */
+long utf8_invalid_at(const char *s, size_t len);
+
+#endif
