@@ -36,6 +36,11 @@
 /* How long a model may stay listed after its unload before it is asked
  * again (Ollama takes a few seconds at most to stop a runner). */
 #define UNLOAD_AGAIN_S 10
+/* Unloads asked, at UNLOAD_AGAIN_S apart, before a model still listed is
+ * taken as gone: what waits for the switch must not wait for good. */
+#define UNLOAD_TRIES 3
+/* How often /api/ps is asked while it does not answer. */
+#define UNLOAD_POLL_BACKOFF_S 1.0
 /* How long a load that could not reach the backend waits to be retried,
  * doubling while it stays away, up to the most. */
 #define LOAD_PAUSE_S 2
@@ -53,6 +58,7 @@ struct bmodel {
 	/* Asked to unload: out once /api/ps no longer lists it. */
 	int unloading;
 	int64_t unload_sent;     /* ms */
+	int unload_tries;        /* asked, since the policy decided it */
 	struct model_io *paused; /* a load waiting to be tried again */
 	int pauses;              /* in a row, since the last load */
 };
@@ -318,7 +324,8 @@ load_done(void *arg, struct ollama_result *res)
 		ollama_result_free(res);
 		free(io);
 		return;
-	} else if (res->outcome == OLLAMA_UNAVAILABLE) {
+	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
+	    res->http_status == 0) {
 		/* The backend is away: the policy hears of it after a pause,
 		 * so that its next try is not at once; the pause doubles
 		 * while it stays away, so that its log does not flood. */
@@ -337,7 +344,11 @@ load_done(void *arg, struct ollama_result *res)
 		ollama_result_free(res);
 		return;
 	} else {
-		log_warnx("cannot load %s: %s", m->name, res->error);
+		/* Refused, or failed on every try (out of memory, say): what
+		 * waits for it falls back rather than wait for good, and the
+		 * model is tried again once /api/tags lists it. */
+		log_warnx("cannot load %s: %s: what waits for it falls back",
+		    m->name, res->error);
 		m->load_attempts = 0;
 		policy_loaded(b->policy, now_ms(), io->model, LOAD_MISSING, 0);
 	}
@@ -346,7 +357,8 @@ load_done(void *arg, struct ollama_result *res)
 	apply(b);
 }
 
-static void ps_seen(void *arg, const struct ollama_ps *ps);
+static void ps_seen(
+    void *arg, const struct ollama_ps *ps, const char *error);
 static int ps_has(
     const struct broker *b, const struct ollama_ps *ps, int model);
 
@@ -412,8 +424,10 @@ model_io(struct broker *b, int model, int load)
 		fatal("out of memory");
 	io->b = b;
 	io->model = model;
-	if (!load)
+	if (!load) {
 		b->models[model].unload_sent = now_ms();
+		b->models[model].unload_tries++;
+	}
 	if (ollama_generate(
 	        b->backend, &call, load ? load_done : unload_done, io) != 0) {
 		free(io);
@@ -459,6 +473,7 @@ apply(struct broker *b)
 			break;
 		case ACT_UNLOAD:
 			log_unload(b, a.model);
+			b->models[a.model].unload_tries = 0;
 			model_io(b, a.model, 0);
 			break;
 		case ACT_RETURN:
@@ -612,15 +627,61 @@ ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
  * and the end of an unload (Ollama answers an unload before the runner
  * is gone: the model is out when /api/ps no longer lists it).
  */
+/* The unload of model k is over: the policy may fill its room. */
 static void
-ps_seen(void *arg, const struct ollama_ps *ps)
+unload_over(struct broker *b, int k)
+{
+	b->models[k].unloading = 0;
+	policy_unloaded(b->policy, now_ms(), k);
+}
+
+/*
+ * /api/ps did not answer: unloads under way cannot be seen to end. Once
+ * one has waited UNLOAD_AGAIN_S, Ollama's answer to it is taken for its
+ * end, and the switch goes on; meanwhile /api/ps is asked less often.
+ */
+static void
+ps_failed(struct broker *b, const char *error)
+{
+	int changed = 0;
+
+	b->unload_poll.repeat = UNLOAD_POLL_BACKOFF_S;
+	for (int k = 0; k < b->nmodels; k++) {
+		struct bmodel *m = &b->models[k];
+
+		if (!m->unloading ||
+		    now_ms() - m->unload_sent < UNLOAD_AGAIN_S * 1000)
+			continue;
+		log_warnx("cannot see whether %s is unloaded (%s): taking it "
+		          "as unloaded",
+		    m->name, error);
+		unload_over(b, k);
+		changed = 1;
+	}
+	if (changed)
+		apply(b);
+}
+
+/* A size /api/ps gives that no GPU holds is the backend's mistake. */
+#define PS_SIZE_MAX_MB CONFIG_MB_MAX
+
+/*
+ * What the backend says it holds: sizes for the plan, names for status,
+ * and the end of an unload (Ollama answers an unload before the runner
+ * is gone: the model is out when /api/ps no longer lists it).
+ */
+static void
+ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 {
 	struct broker *b = arg;
 	int changed = 0;
 
 	b->asking_ps = 0;
-	if (ps == NULL)
+	if (ps == NULL) {
+		ps_failed(b, error);
 		return;
+	}
+	b->unload_poll.repeat = UNLOAD_POLL_S;
 	b->resident = *ps;
 	for (int i = 0; i < ps->count; i++) {
 		int k = -1;
@@ -628,7 +689,14 @@ ps_seen(void *arg, const struct ollama_ps *ps)
 		for (int m = 0; m < b->nmodels && k < 0; m++)
 			if (same_model(b->models[m].name, ps->models[i].name))
 				k = m;
-		if (k >= 0 && ps->models[i].size_mb > 0)
+		if (k < 0 || ps->models[i].size_mb <= 0)
+			continue;
+		if (ps->models[i].size_mb > PS_SIZE_MAX_MB)
+			log_warnx("/api/ps gives %s a size of %lld MB: not "
+			          "believed",
+			    b->models[k].name,
+			    (long long)ps->models[i].size_mb);
+		else
 			policy_observe(b->policy, k, ps->models[i].size_mb);
 	}
 	for (int k = 0; k < b->nmodels; k++) {
@@ -636,6 +704,15 @@ ps_seen(void *arg, const struct ollama_ps *ps)
 
 		if (m->unloading && ps_has(b, ps, k) &&
 		    now_ms() - m->unload_sent >= UNLOAD_AGAIN_S * 1000) {
+			if (m->unload_tries >= UNLOAD_TRIES) {
+				log_warnx("%s is still listed %d s after %d "
+				          "unloads: taking it as unloaded",
+				    m->name, UNLOAD_AGAIN_S * UNLOAD_TRIES,
+				    UNLOAD_TRIES);
+				unload_over(b, k);
+				changed = 1;
+				continue;
+			}
 			/* The unload was lost or refused: ask again rather
 			 * than wait on it for good. */
 			log_warnx("%s is still loaded %d s after its unload: "
@@ -647,9 +724,8 @@ ps_seen(void *arg, const struct ollama_ps *ps)
 		}
 		if (!m->unloading || ps_has(b, ps, k))
 			continue;
-		b->models[k].unloading = 0;
-		log_info("unloaded %s", b->models[k].name);
-		policy_unloaded(b->policy, now_ms(), k);
+		log_info("unloaded %s", m->name);
+		unload_over(b, k);
 		changed = 1;
 	}
 	if (changed)
@@ -707,13 +783,15 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* What the backend has: a model it lacks is missing, and falls back. */
 static void
-tags_seen(void *arg, const struct ollama_ps *tags)
+tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 {
 	struct broker *b = arg;
 
 	b->asking_tags = 0;
-	if (tags == NULL)
+	if (tags == NULL) {
+		log_debug("the backend's models are unknown: %s", error);
 		return;
+	}
 	/* A model past a list cut short may well be there: only what was
 	 * read counts as present, and nothing as absent. */
 	for (int k = 0; k < b->nmodels; k++)

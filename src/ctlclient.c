@@ -75,20 +75,28 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 	struct msg_ctl_reply reply;
 	json_t *status;
 	struct timespec tick = {0, 20 * 1000000};
+	int ok;
 
 	*pid = 0;
-	if (ctl_call(runtime, "status", NULL, NULL, CTL_JSON, 5000, &reply) !=
-	    0)
+	if (ctl_call(runtime, "status", NULL, NULL, CTL_JSON,
+	        CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply) != 0)
 		return 3;
-	status = reply.body ? json_loads(reply.body, 0, NULL) : NULL;
+	status = reply.ok && reply.body ? json_loads(reply.body, 0, NULL) : NULL;
 	if (status != NULL)
 		*pid = (pid_t)json_integer_value(json_object_get(
 		    json_object_get(status, "supervisor"), "pid"));
 	json_decref(status);
 	msg_ctl_reply_free(&reply);
-	if (ctl_call(runtime, "stop", NULL, NULL, 0, 5000, &reply) != 0)
+	/* Whatever answers without a supervisor's pid is none. */
+	if (*pid <= 0)
 		return 3;
+	if (ctl_call(runtime, "stop", NULL, NULL, 0,
+	        CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply) != 0)
+		return 3;
+	ok = reply.ok;
 	msg_ctl_reply_free(&reply);
+	if (!ok)
+		return 3;
 	/* The supervisor gives its children 5 s, then kills them. */
 	for (int i = 0; i < 500; i++) {
 		if (*pid <= 0 || (kill(*pid, 0) != 0 && errno == ESRCH))

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "msg.h"
+#include "utf8.h"
 
 static const char *const error_names[MSG_E_COUNT] = {
     [MSG_OK] = "ok",
@@ -354,6 +355,9 @@ get_str_obj(struct msg_reader *r, const char *key, const msgpack_object **o,
 		return fail(r, MSG_E_FIELD_RANGE, key, "too long");
 	if (memchr((*o)->via.str.ptr, '\0', (*o)->via.str.size) != NULL)
 		return fail(r, MSG_E_FIELD_RANGE, key, "holds a NUL byte");
+	/* Text reaches Ollama and ollamaxctl --json as JSON. */
+	if (utf8_invalid_at((*o)->via.str.ptr, (*o)->via.str.size) >= 0)
+		return fail(r, MSG_E_FIELD_RANGE, key, "not UTF-8 text");
 	return MSG_OK;
 }
 

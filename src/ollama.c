@@ -5,6 +5,7 @@
  */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,11 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "msg.h"
 #include "ollama.h"
+
+/* An answer goes to its agent in one frame. */
+#define OLLAMA_ANSWER_MAX MSG_MAX_TEXT
 
 struct ollama {
 	struct ev_loop *loop;
@@ -37,10 +42,12 @@ struct call {
 	ollama_ps_fn ps_fn; /* a /api/ps call: the body is one JSON object */
 	void *arg;
 	struct ollama_result res;
+	const char *url; /* the endpoint, for messages */
 	char *line; /* the part of a line received so far */
 	size_t line_len, line_cap;
 	int ended; /* a done or error line arrived */
 	int got_byte;
+	int oversize; /* the answer outgrew OLLAMA_ANSWER_MAX */
 	ev_timer watchdog; /* first byte, then the longest silence */
 };
 
@@ -67,6 +74,35 @@ append_text(struct ollama_result *res, const char *s, size_t n)
 	res->text = t;
 }
 
+/*
+ * A count or duration of the done line: what is not a whole number in
+ * range is none. Agents and frames take counts as 32-bit numbers, and a
+ * backend's nonsense must not cost them the answer.
+ */
+static int64_t
+count_of(json_t *o, const char *key, int64_t max)
+{
+	json_t *v = json_object_get(o, key);
+	json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+
+	return n >= 0 && n <= max ? (int64_t)n : 0;
+}
+
+/*
+ * The start of what a backend sent, fit to quote in a message that goes
+ * to agents and JSON: printable ASCII, the rest as '?'.
+ */
+static const char *
+printable(char *out, size_t size, const char *from, size_t len)
+{
+	size_t n = len < size - 1 ? len : size - 1;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = from[i] >= 0x20 && from[i] < 0x7f ? from[i] : '?';
+	out[n] = '\0';
+	return out;
+}
+
 int
 ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 {
@@ -80,10 +116,12 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 		return 0;
 	o = json_loadb(line, len, 0, &jerr);
 	if (o == NULL || !json_is_object(o)) {
+		char shown[64];
+
 		json_decref(o);
 		snprintf(res->error, sizeof(res->error),
-		    "backend sent a line that is not a JSON object: %.60s",
-		    line);
+		    "backend sent a line that is not a JSON object: %s",
+		    printable(shown, sizeof(shown), line, len));
 		return -1;
 	}
 	if ((v = json_object_get(o, "error")) != NULL) {
@@ -97,14 +135,10 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 		append_text(res, json_string_value(v), json_string_length(v));
 	if (json_is_true(json_object_get(o, "done"))) {
 		end = 1;
-		res->prompt_tokens =
-		    json_integer_value(json_object_get(o, "prompt_eval_count"));
-		res->eval_tokens =
-		    json_integer_value(json_object_get(o, "eval_count"));
-		res->load_ns =
-		    json_integer_value(json_object_get(o, "load_duration"));
-		res->total_ns =
-		    json_integer_value(json_object_get(o, "total_duration"));
+		res->prompt_tokens = count_of(o, "prompt_eval_count", INT32_MAX);
+		res->eval_tokens = count_of(o, "eval_count", INT32_MAX);
+		res->load_ns = count_of(o, "load_duration", INT64_MAX);
+		res->total_ns = count_of(o, "total_duration", INT64_MAX);
 		v = json_object_get(o, "done_reason");
 		if (json_is_string(v))
 			snprintf(res->done_reason, sizeof(res->done_reason),
@@ -120,10 +154,14 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	struct call *c = arg;
 	size_t len = size * n;
 
-	/* Every chunk restarts the watchdog, now counting silence. */
-	c->got_byte = 1;
-	c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
-	ev_timer_again(c->o->loop, &c->watchdog);
+	/* The first byte turns the watchdog to counting silence. Then only
+	 * a whole line of a stream restarts it: bytes that never make one
+	 * are no progress. */
+	if (!c->got_byte || c->ps_fn != NULL) {
+		c->got_byte = 1;
+		c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
+		ev_timer_again(c->o->loop, &c->watchdog);
+	}
 	if (c->ps_fn != NULL) {
 		/* One object, read whole; a list of loaded models is small. */
 		if (c->line_len + len + 1 > (1u << 20))
@@ -160,8 +198,19 @@ on_data(char *p, size_t size, size_t n, void *arg)
 
 			if (rc != 0)
 				c->ended = rc;
+			ev_timer_again(c->o->loop, &c->watchdog);
 		}
 		c->line_len = 0;
+		if (c->res.text_len > OLLAMA_ANSWER_MAX) {
+			/* Agents take no more; the rest would be generated
+			 * for nothing. */
+			snprintf(c->res.error, sizeof(c->res.error),
+			    "the answer passed %d bytes, the most an agent "
+			    "takes: lower its num_predict",
+			    OLLAMA_ANSWER_MAX);
+			c->oversize = 1;
+			return 0;
+		}
 	}
 	return len;
 }
@@ -232,35 +281,43 @@ call_finish(struct call *c, CURLcode cc)
 	res->http_status = (int)status;
 	if (c->ps_fn != NULL) {
 		struct ollama_ps ps;
+		char why[640];
 		int ok = cc == CURLE_OK && status == 200 &&
 		    ollama_parse_ps(&ps, c->line, c->line_len) == 0;
 
-		if (!ok)
-			log_debug("backend: /api/ps: %s",
-			    cc != CURLE_OK ? curl_easy_strerror(cc)
-			                   : "not a list of models");
+		if (cc != CURLE_OK)
+			snprintf(why, sizeof(why), "%.300s: %s", c->url,
+			    c->res.error[0] ? c->res.error
+			                    : curl_easy_strerror(cc));
+		else if (status != 200)
+			snprintf(why, sizeof(why), "%.300s: HTTP %ld", c->url,
+			    status);
+		else
+			snprintf(why, sizeof(why),
+			    "%.300s: not a list of models", c->url);
 		call_release(c);
-		c->ps_fn(c->arg, ok ? &ps : NULL);
+		c->ps_fn(c->arg, ok ? &ps : NULL, ok ? NULL : why);
 		free(c);
 		return;
 	}
 	/* A last line without its newline is a line all the same. */
 	if (c->line_len > 0 && !c->ended)
 		c->ended = ollama_parse_line(res, c->line, c->line_len);
-	if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
+	if (c->oversize) {
+		res->outcome = OLLAMA_REFUSED;
+	} else if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
 		res->outcome = OLLAMA_UNAVAILABLE;
 		if (res->error[0] == '\0')
-			snprintf(res->error, sizeof(res->error), "%s",
-			    curl_easy_strerror(cc));
-	} else if (status == 404) {
+			snprintf(res->error, sizeof(res->error), "%.160s: %s",
+			    c->url, curl_easy_strerror(cc));
+	} else if (status == 404 && c->ended == 1) {
+		/* Ollama's "model not found" is a JSON error; a bare 404 is
+		 * a URL that is no Ollama API. */
 		res->outcome = OLLAMA_NO_MODEL;
 	} else if (status >= 400 && status < 500 && status != 499) {
 		res->outcome = OLLAMA_REFUSED;
 	} else if (status != 200) {
 		res->outcome = OLLAMA_UNAVAILABLE;
-		if (res->error[0] == '\0')
-			snprintf(res->error, sizeof(res->error),
-			    "backend answered HTTP %ld", status);
 	} else if (c->ended != 1 || res->error[0] != '\0') {
 		/* 200, then an error line, garbage, or an early end. */
 		res->outcome = OLLAMA_UNAVAILABLE;
@@ -270,8 +327,15 @@ call_finish(struct call *c, CURLcode cc)
 	} else {
 		res->outcome = OLLAMA_OK;
 	}
-	if (res->outcome != OLLAMA_OK && res->error[0] == '\0')
-		snprintf(res->error, sizeof(res->error), "HTTP %ld", status);
+	if (res->outcome != OLLAMA_OK && status != 200 && status != 0) {
+		/* The status first: the body of an error page is only
+		 * its detail. */
+		char detail[sizeof(res->error)];
+
+		snprintf(detail, sizeof(detail), "%s", res->error);
+		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%.200s",
+		    status, detail[0] ? ": " : "", detail);
+	}
 	call_release(c);
 	c->fn(c->arg, res);
 	free(c);
@@ -471,6 +535,7 @@ call_start(struct call *c, const char *url)
 {
 	struct ollama *o = c->o;
 
+	c->url = url;
 	curl_easy_setopt(c->easy, CURLOPT_URL, url);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);

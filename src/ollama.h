@@ -83,7 +83,9 @@ struct ollama_ps {
 	} models[OLLAMA_PS_MAX];
 };
 
-typedef void (*ollama_ps_fn)(void *arg, const struct ollama_ps *ps);
+/* ps is NULL when there was no answer, and error then says why. */
+typedef void (*ollama_ps_fn)(
+    void *arg, const struct ollama_ps *ps, const char *error);
 
 /*
  * Asks /api/ps what is loaded; fn runs on the loop exactly once, with the

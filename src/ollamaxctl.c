@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "msg.h"
 #include "role.h"
+#include "utf8.h"
 
 static const char usage_text[] =
     "usage: ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG...]\n"
@@ -182,6 +184,25 @@ print_summary(const char *body)
 }
 
 /* run NAME -: the input from standard input, up to what a frame holds. */
+/* Input the frame could not carry whole, or Ollama read: said so. */
+static int
+input_problem(const char *text, size_t len)
+{
+	const char *nul = memchr(text, '\0', len);
+	long bad = utf8_invalid_at(text, len);
+
+	if (nul != NULL)
+		fprintf(stderr,
+		    "ollamaxctl: run: the input has a NUL byte at offset %zu\n",
+		    (size_t)(nul - text));
+	else if (bad >= 0)
+		fprintf(stderr,
+		    "ollamaxctl: run: the input is not UTF-8 text: byte 0x%02X "
+		    "at offset %ld\n",
+		    (unsigned char)text[bad], bad);
+	return nul != NULL || bad >= 0 ? -1 : 0;
+}
+
 static char *
 read_input(void)
 {
@@ -200,7 +221,25 @@ read_input(void)
 		return NULL;
 	}
 	text[len] = '\0';
+	if (input_problem(text, len) != 0) {
+		free(text);
+		return NULL;
+	}
 	return text;
+}
+
+/* A command line it cannot follow: what is wrong, then the usage. */
+static int __attribute__((format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ollamaxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage_text);
+	return 2;
 }
 
 int
@@ -224,7 +263,7 @@ main(int argc, char **argv)
 	pid_t pid;
 
 	log_init("ollamaxctl", 0);
-	while ((opt = getopt_long(argc, argv, "s:c:f:jwh", longopts, NULL)) !=
+	while ((opt = getopt_long(argc, argv, "s:c:f:jwhV", longopts, NULL)) !=
 	    -1) {
 		switch (opt) {
 		case 's':
@@ -253,24 +292,20 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind >= argc) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	if (optind >= argc)
+		return usage_error("a command is missing");
 	verb = argv[optind];
-	if (argc - optind > (strcmp(verb, "run") == 0 ? 3 : 2)) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	if (argc - optind > (strcmp(verb, "run") == 0 ? 3 : 2))
+		return usage_error("%s: too many arguments, from \"%.40s\"",
+		    verb, argv[optind + (strcmp(verb, "run") == 0 ? 3 : 2)]);
 	if (argc - optind >= 2)
 		arg = argv[optind + 1];
 	if (argc - optind == 3)
 		input = argv[optind + 2];
 	if (manifest != NULL) {
-		if (strcmp(verb, "spawn") != 0 || arg != NULL) {
-			fputs(usage_text, stderr);
-			return 2;
-		}
+		if (strcmp(verb, "spawn") != 0 || arg != NULL)
+			return usage_error(
+			    "-f FILE goes with spawn, and takes no agent name");
 		/* The supervisor and workers read it: give them a full path. */
 		if (realpath(manifest, file) == NULL) {
 			fprintf(stderr, "ollamaxctl: spawn -f %s: %s\n",
@@ -283,10 +318,8 @@ main(int argc, char **argv)
 	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0 ||
 	    strcmp(verb, "reload") == 0 || strcmp(verb, "agents") == 0 ||
 	    strcmp(verb, "queue") == 0) {
-		if (arg != NULL) {
-			fputs(usage_text, stderr);
-			return 2;
-		}
+		if (arg != NULL)
+			return usage_error("%s takes no argument", verb);
 	} else if (strcmp(verb, "spawn") == 0 || strcmp(verb, "kill") == 0 ||
 	    strcmp(verb, "restart") == 0 || strcmp(verb, "spawn-file") == 0 ||
 	    strcmp(verb, "run") == 0) {
@@ -318,14 +351,14 @@ main(int argc, char **argv)
 		config_runtime_dir(&c, runtime, sizeof(runtime));
 		config_free(&c);
 	}
-	if (wait && strcmp(verb, "run") != 0) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	if (wait && strcmp(verb, "run") != 0)
+		return usage_error("-w goes with run only");
 	if (input != NULL && strcmp(input, "-") == 0) {
 		if ((stdin_text = read_input()) == NULL)
 			return 1;
 		input = stdin_text;
+	} else if (input != NULL && input_problem(input, strlen(input)) != 0) {
+		return 1;
 	}
 	if (strcmp(verb, "stop") == 0) {
 		rc = ctl_stop_and_wait(runtime, &pid);
@@ -344,7 +377,8 @@ main(int argc, char **argv)
 	/* A waited run may queue behind cold loads and long answers. */
 	rc = ctl_call(runtime, verb, arg, input,
 	    (json ? CTL_JSON : 0) | (wait ? CTL_WAIT : 0),
-	    wait ? 31 * 60 * 1000 : 5000, &reply);
+	    (wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS) + CTL_CLIENT_MARGIN_MS,
+	    &reply);
 	free(stdin_text);
 	if (rc != 0) {
 		fprintf(stderr,

@@ -58,6 +58,15 @@ int worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
     struct msg_setup *setup);
 
 /* ctlclient.c: talking to a running supervisor, synchronously. */
+/* How long the supervisor waits for a worker to carry out a command, and
+ * a waited run to end (a queue behind cold loads); its clients wait a
+ * little longer, so that they hear why when a worker does not answer. */
+#define CTL_WORKER_MS 5000
+#define CTL_RUN_WAIT_MS (30 * 60 * 1000)
+#define CTL_CLIENT_MARGIN_MS 2000
+/* Runs waited on at once: the rest of the ctl socket's 256 contexts stay
+ * free for the other commands. */
+#define CTL_WAITED_RUNS_MAX 128
 #define CTL_JSON 1 /* the answer's body as JSON */
 #define CTL_WAIT 2 /* run: answer when the run is over, with its result */
 

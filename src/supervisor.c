@@ -103,9 +103,6 @@ struct supervisor {
 
 static void child_forget_pages(struct child *c);
 
-/* How long `run --wait` may take: a queue behind cold loads. */
-#define RUN_WAIT_MS (30 * 60 * 1000)
-
 static const struct restart_policy restart_policy = {
     .base_ms = 100,
     .max_ms = 5000,
@@ -753,6 +750,17 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 	command_forget(ac);
 }
 
+static int
+waited_runs(const struct supervisor *s)
+{
+	int n = 0;
+
+	for (const struct agent_command *ac = s->pending; ac != NULL;
+	     ac = ac->next)
+		n += ac->wait;
+	return n;
+}
+
 /*
  * Sends a command to the worker that hosts (or will host) an agent. m,
  * for spawn and respawn, is taken. Returns 0 when the call will be
@@ -785,6 +793,13 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	}
 	if (kind != CMD_SPAWN && (p == NULL || !p->alive)) {
 		snprintf(why, whylen, "agent %s is not running", name);
+		return -1;
+	}
+	if (kind == CMD_RUN && wait && waited_runs(s) >= CTL_WAITED_RUNS_MAX) {
+		snprintf(why, whylen,
+		    "%d runs are waited on already: run it without -w, or "
+		    "later",
+		    CTL_WAITED_RUNS_MAX);
 		return -1;
 	}
 	worker = kind == CMD_SPAWN ? least_loaded_worker(s) : p->worker;
@@ -827,7 +842,8 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	data = msg_data(&w, &len);
 	/* A waited run may queue behind cold loads and long answers. */
 	if (ipc_request(s->workers[worker], data, len,
-	        ac->wait ? RUN_WAIT_MS : 5000, agent_command_done, ac) != 0) {
+	        ac->wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS, agent_command_done,
+	        ac) != 0) {
 		snprintf(why, whylen, "cannot reach worker %d", worker);
 		msg_writer_free(&w);
 		manifest_free(&ac->m);
@@ -996,7 +1012,8 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
 	}
 	msg_deliver_encode(&w, d);
 	data = msg_data(&w, &len);
-	if (ipc_request(s->workers[p->worker], data, len, 5000, forward_done,
+	if (ipc_request(s->workers[p->worker], data, len, CTL_WORKER_MS,
+	        forward_done,
 	        call) != 0)
 		reply_ctl(call, 0, "cannot reach the worker");
 	msg_writer_free(&w);
@@ -1576,10 +1593,12 @@ cmd_start(const char *self, const char *path, int detach)
 	    s->conf_path, s->runtime, s->nworkers, s->nplaced);
 	ev_run(s->loop, 0);
 
-	ipc_server_close(s->ctl);
-	ipc_server_close(s->hub);
+	/* Requests to the workers end first: a command they leave pending
+	 * answers the ctl or hub call it came from, which must still be. */
 	for (int w = 0; w < s->nworkers; w++)
 		ipc_client_close(s->workers[w]);
+	ipc_server_close(s->ctl);
+	ipc_server_close(s->hub);
 	remove_runtime(s);
 	free_all(s);
 	log_info("stopped");

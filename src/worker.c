@@ -675,7 +675,12 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		    strcmp(cmd.verb, "restart") != 0) {
 			snprintf(why, sizeof(why), "unknown command \"%s\"",
 			    cmd.verb);
-		} else if ((a = agent_find(w, cmd.arg)) == NULL) {
+		} else if ((a = agent_find(w, cmd.arg)) == NULL &&
+		    strcmp(cmd.verb, "kill") == 0) {
+			/* Gone already: a kill the supervisor gave up waiting
+			 * for, carried out late. Asked again, it is done. */
+			log_info("%s: not here, so killed", cmd.arg);
+		} else if (a == NULL) {
 			snprintf(why, sizeof(why), "no agent %s here", cmd.arg);
 		} else if (strcmp(cmd.verb, "kill") == 0) {
 			agent_kill(w, a, NULL);

@@ -129,6 +129,49 @@ check "spawning a running agent fails with exit 1" \
 check "restart restarts an agent" "$CTL" -c "$TMP/ollamax.conf" restart extra
 check "the worker logged it" grep -q "extra: restarted" "$TMP/sup.log"
 check "kill without a name is a usage error" eq "$(rc_of "$CTL" -c "$TMP/ollamax.conf" kill)" 2
+usage_says() {
+	local words=$1 out rc=0
+	shift
+	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "$words"
+}
+check "a command line with one argument too many says which" \
+	usage_says 'kill: too many arguments, from "spare"' kill extra spare
+check "-w with another command than run says so" usage_says "-w goes with run only" -w status
+input_refused() {
+	local words=$1 out rc=0
+	out=$(printf "$2" | "$CTL" -c "$TMP/ollamax.conf" run extra - 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "$words"
+}
+check "run input with a NUL byte is refused, not cut short" \
+	input_refused "the input has a NUL byte at offset 1" 'x\0more'
+check "run input that is not UTF-8 is refused, the byte shown" \
+	input_refused "the input is not UTF-8 text: byte 0xE9 at offset 3" 'Caf\351'
+
+# A worker that does not answer within 5 s: the client, waiting longer,
+# hears why; the kill it carries out late is done when asked again.
+worker_of() {
+	status_json | python3 -c 'import json,sys
+s = json.load(sys.stdin)
+print(next(p["pid"] for p in s["processes"] if p["role"] == "worker" and p["index"] == int(sys.argv[1])))' \
+		"$("$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print(next(a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == sys.argv[1]))' "$1")"
+}
+stalled=$(worker_of extra)
+kill -STOP "$stalled"
+kill_unanswered() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" kill extra 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "did not answer"
+}
+check "a kill its stopped worker does not answer is told so, exit 1" kill_unanswered
+kill -CONT "$stalled"
+check "asked again once the worker carried it out late, the kill is done" \
+	"$CTL" -c "$TMP/ollamax.conf" kill extra
+check "and the supervisor agrees with the worker" running_agents 1
+check "spawn -f starts it again" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf"
+check "both run again" running_agents 2
+
 # spawn -f reads only a regular file: a FIFO would hold the supervisor up.
 mkfifo "$TMP/fifo.conf"
 spawn_refused() {
@@ -237,8 +280,20 @@ stop_it() {
 	ls -la "$TMP/run" | sed 's/^/      /'
 	return 1
 }
+# A run waited on in a stopped worker when the supervisor stops: the
+# command still pending must not outlive the ctl socket it answers.
+kill -STOP "$(worker_of second)"
+"$CTL" -c "$TMP/ollamax.conf" run -w second >/dev/null 2>&1 &
+PIDS+=("$!")
 check "ollamaxctl stop stops it" stop_it
 check "and the supervisor is gone" sh -c "! kill -0 $sup_pid 2>/dev/null"
+not_a_supervisor() {
+	local rc=0
+	mkdir -p "$TMP/fake"
+	ln -sf "$TMP/run/worker-0.sock" "$TMP/fake/ctl.sock"
+	"$CTL" -s "$TMP/fake/ctl.sock" stop >/dev/null 2>&1 || rc=$?
+	[ "$rc" -eq 3 ]
+}
 
 daemon_starts() { "$SUP" -c "$TMP/ollamax.conf" start --daemon 2>"$TMP/daemon.log"; }
 check "start --daemon returns 0 once it is ready" daemon_starts
@@ -247,6 +302,8 @@ daemon_pid=$(cat "$TMP/run/supervisor.pid" 2>/dev/null || echo 0)
 check "the daemon wrote its pid file and runs in a session of its own" \
 	sh -c "[ \"\$(ps -o sid= -p $daemon_pid | tr -d ' ')\" = $daemon_pid ]"
 check "the daemon's children are up" wait_running 4
+check "stop against a socket that is not a supervisor's exits 3" not_a_supervisor
+check "and the daemon still runs" kill -0 "$daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
 finish
