@@ -56,6 +56,35 @@ Test(ollama, a_line_that_is_not_a_json_object_is_refused)
 	ollama_result_free(&res);
 }
 
+Test(ollama, a_bad_line_is_quoted_only_as_far_as_it_goes_and_printable)
+{
+	struct ollama_result res = {0};
+	/* Not NUL-terminated where the line ends: what follows is not its. */
+	const char bytes[] = "oops\x01\xff!LEFTOVER";
+
+	cr_assert_eq(ollama_parse_line(&res, bytes, 7), -1);
+	cr_assert_str_eq(res.error,
+	    "backend sent a line that is not a JSON object: oops?" "?!");
+	ollama_result_free(&res);
+}
+
+Test(ollama, counts_out_of_range_or_of_the_wrong_type_are_none)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(feed(&res,
+	                 "{\"response\":\"hi\",\"done\":true,"
+	                 "\"prompt_eval_count\":-5,"
+	                 "\"eval_count\":1000000000000,"
+	                 "\"total_duration\":\"9\"}"),
+	    1);
+	cr_assert_str_eq(res.text, "hi");
+	cr_assert_eq(res.prompt_tokens, 0);
+	cr_assert_eq(res.eval_tokens, 0);
+	cr_assert_eq(res.total_ns, 0);
+	ollama_result_free(&res);
+}
+
 Test(ollama, ps_lists_the_loaded_models_with_their_sizes)
 {
 	const char *body =

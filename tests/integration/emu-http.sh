@@ -11,7 +11,6 @@ start_emu drop --speed inf --drop-rate 1
 start_emu garbage --speed inf --garbage-rate 1
 start_emu stall --speed inf --stall-rate 1 --stall-ms 300
 
-eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return 1; }; }
 
 check "GET / says Ollama is running" \
 	eq "$(http GET "$URL_main/")" "200 Ollama is running"

@@ -62,6 +62,9 @@ check() {
 	fi
 }
 
+# eq GOT WANT: the two are the same (says both when not).
+eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return 1; }; }
+
 # has TEXT PART: TEXT contains PART (says what it got when not).
 has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
 

@@ -4,7 +4,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return 1; }; }
 
 mkdir -p "$TMP/agents"
 cat >"$TMP/ollamax.conf" <<CONF

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A backend that answers, but badly: every fault ends its request once,
+# with a message that says what the backend did, and nothing waits for
+# good. The backend is a fake Ollama that misbehaves as it is told.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+MODE="$TMP/mode.json"
+echo '{}' >"$MODE"
+python3 "$ROOT/tests/integration/fake-backend.py" "$TMP/port" "$MODE" \
+	2>"$TMP/fake.log" &
+PIDS+=("$!")
+for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+# Two models that do not fit together: a switch unloads one.
+fleet_conf "http://127.0.0.1:$(cat "$TMP/port")" <<CONF
+[broker]
+parallel = 2
+vram_mb = 4096
+min_residency = 0s
+[backend]
+stall_timeout = 1s
+[tier.light]
+model = tinyllama
+[tier.coding]
+model = qwen2.5-coder:7b
+[model.tinyllama]
+size_mb = 3000
+[model.qwen2.5-coder:7b]
+size_mb = 3000
+CONF
+for tier in light coding; do
+	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
+		"$tier" "$tier" >"$TMP/agents/$tier.conf"
+done
+start_fleet
+check "the supervisor is up" wait_log "ready:"
+
+# run_fails AGENT MODE WORDS: a run with the backend in MODE fails, its
+# error holding WORDS.
+run_fails() {
+	local out rc=0
+	echo "$2" >"$MODE"
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w "$1" x 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "$3"
+}
+generated() { grep -c "^POST /api/generate gen" "$MODE.log" || true; }
+
+before=$(generated)
+check "an answer past 256 KiB fails, said so" \
+	run_fails light '{"gen":"long"}' "the answer passed 262144 bytes, the most an agent takes"
+check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
+answered() {
+	local out
+	echo "$2" >"$MODE"
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w "$1" x 2>&1) && has "$out" "hi"
+}
+check "token counts out of range do not cost the answer" \
+	answered light '{"gen":"badcounts"}'
+check "an error page's status comes first, its text made printable" \
+	run_fails light '{"gen":"500plain"}' "HTTP 500: backend sent a line that is not a JSON object: Internal ?Server Error"
+check "a bare 404 is no missing model: the request fails, said so" \
+	run_fails light '{"gen":"404plain"}' "HTTP 404"
+check "and the model is not taken for missing" wait_state tinyllama resident
+check "bytes that never make a line are no progress: the stall ends it" \
+	run_fails light '{"gen":"trickle"}' "stream stalled for 1000 ms"
+
+# The switch to coding unloads tinyllama; /api/ps, which would say when it
+# is gone, fails. After 10 s the unload is taken as done, with a warning.
+check "an unload /api/ps cannot confirm ends after a while, and the switch goes on" \
+	answered coding '{"ps":"fail"}'
+check "with a warning that says why" \
+	grep -q "cannot see whether tinyllama is unloaded (.*/api/ps: HTTP 500): taking it as unloaded" "$TMP/sup.log"
+
+check "a load the backend refuses fails its request instead of waiting for good" \
+	run_fails light '{"load":"500"}' "missing"
+check "the refusal is logged with the backend's words" \
+	grep -q "cannot load tinyllama: HTTP 500: CUDA out of memory: what waits for it falls back" "$TMP/sup.log"
+finish

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""An Ollama that misbehaves on purpose, for backend-faults.sh.
+
+Usage: fake-backend.py PORT_FILE MODE_FILE. Listens on 127.0.0.1, on a free
+port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
+"load" and "ps" pick how generate calls, loads and /api/ps answer. Every
+request is appended to MODE_FILE.log as "METHOD PATH KIND MODEL".
+"""
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
+loaded = set()
+
+
+def mode():
+    try:
+        with open(MODE_FILE) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def logged(line):
+    with open(MODE_FILE + ".log", "a") as f:
+        f.write(line + "\n")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, body, ctype="application/json"):
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def stream(self, lines, pause=0.0):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for line in lines:
+            data = line.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+            time.sleep(pause)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def do_GET(self):
+        logged("GET %s" % self.path)
+        if self.path == "/api/tags":
+            names = ["tinyllama:latest", "qwen2.5-coder:7b"]
+            return self.reply(200, json.dumps(
+                {"models": [{"name": n, "model": n, "size": 1 << 30}
+                            for n in names]}))
+        if self.path == "/api/ps":
+            if mode().get("ps") == "fail":
+                return self.reply(500, '{"error":"ps is broken"}')
+            return self.reply(200, json.dumps({"models": [
+                {"name": n, "model": n, "size": 3000 << 20,
+                 "size_vram": 3000 << 20, "context_length": 2048}
+                for n in sorted(loaded)]}))
+        self.reply(404, "404 page not found", "text/plain")
+
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        model = req["model"]
+        kind = ("unload" if req.get("keep_alive") == 0 else
+                "load" if req.get("prompt", "") == "" else "gen")
+        logged("POST %s %s %s" % (self.path, kind, model))
+        how = mode().get(kind, "ok")
+        done = {"model": model, "response": "", "done": True,
+                "done_reason": "stop", "prompt_eval_count": 5,
+                "eval_count": 3}
+        if kind == "unload":
+            loaded.discard(model)
+            return self.reply(200, json.dumps(done))
+        if how == "500":
+            return self.reply(500, '{"error":"CUDA out of memory"}')
+        if how == "500plain":
+            return self.reply(500, "Internal \x01Server Error\n",
+                              "text/plain")
+        if how == "404plain":
+            return self.reply(404, "404 page not found", "text/plain")
+        loaded.add(model)
+        if kind == "load":
+            return self.reply(200, json.dumps(done))
+        word = {"model": model, "response": "hi", "done": False}
+        if how == "long":
+            return self.stream([json.dumps(dict(word, response="y" * 4096))
+                                + "\n"] * 100 + [json.dumps(done) + "\n"])
+        if how == "badcounts":
+            done.update(eval_count=-1, prompt_eval_count=10 ** 12)
+        if how == "trickle":
+            return self.stream([" "] * 30, pause=0.2)
+        self.stream([json.dumps(word) + "\n", json.dumps(done) + "\n"])
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+with open(PORT_FILE + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(PORT_FILE + ".tmp", PORT_FILE)
+server.serve_forever()
