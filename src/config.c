@@ -167,6 +167,11 @@ tier_section(struct config_parse *p, const char *name, int line)
 	for (size_t i = 0; i < c->ntiers; i++)
 		if (strcmp(c->tiers[i].name, name) == 0)
 			return &c->tiers[i];
+	if (c->ntiers == CONFIG_SECTIONS_MAX) {
+		diag_add(p->d, p->path, line, "[tier.%s]: more than %d tiers",
+		    name, CONFIG_SECTIONS_MAX);
+		return NULL;
+	}
 	if (!config_valid_name(name)) {
 		diag_add(p->d, p->path, line,
 		    "[tier.%s]: a tier name is lowercase letters, digits, '-' and '_', at most %d characters",
@@ -191,6 +196,11 @@ model_section(struct config_parse *p, const char *name, int line)
 	for (size_t i = 0; i < c->nmodels; i++)
 		if (strcmp(c->models[i].name, name) == 0)
 			return &c->models[i];
+	if (c->nmodels == CONFIG_SECTIONS_MAX) {
+		diag_add(p->d, p->path, line, "[model.%s]: more than %d models",
+		    name, CONFIG_SECTIONS_MAX);
+		return NULL;
+	}
 	if (*name == '\0' || strlen(name) >= CONFIG_MODEL_MAX) {
 		diag_add(
 		    p->d, p->path, line, "[model.%s]: bad model name", name);
@@ -611,7 +621,8 @@ manifest_key(void *user, const struct ini_item *it)
 				m->output = OUTPUT_LOG;
 			} else if (strncmp(v, "file:", 5) == 0 &&
 			    v[5] != '\0' && strstr(v, "..") == NULL &&
-			    v[5] != '/') {
+			    v[5] != '/' && strcmp(v + 5, ".") != 0 &&
+			    v[strlen(v) - 1] != '/') {
 				m->output = OUTPUT_FILE;
 				copy_text(m->output_target,
 				    sizeof(m->output_target), v + 5, d, it,

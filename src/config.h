@@ -22,6 +22,8 @@
 #define CONFIG_STACK_MIN (16 * 1024)
 #define CONFIG_STACK_MAX (64 * 1024 * 1024)
 #define CONFIG_PARALLEL_MAX 64
+/* [tier.*] and [model.*] sections: the setup frame carries at most these. */
+#define CONFIG_SECTIONS_MAX 1024
 #define CONFIG_VRAM_MIN_MB 256
 #define CONFIG_MB_MAX (1 << 24)
 #define CONFIG_NUM_CTX_MIN 256

@@ -1017,8 +1017,8 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 	         CONFIG_TIMEOUT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "stall_timeout_ms", &c->stall_timeout_ms,
 	         CONFIG_TIMEOUT_MIN_MS, CONFIG_TIMEOUT_MAX_MS, 1)) ||
-	    (e = get_array(r, "tiers", &tiers, 1024, 1)) ||
-	    (e = get_array(r, "models", &models, 1024, 1)))
+	    (e = get_array(r, "tiers", &tiers, CONFIG_SECTIONS_MAX, 1)) ||
+	    (e = get_array(r, "models", &models, CONFIG_SECTIONS_MAX, 1)))
 		return e;
 	if (strncmp(c->backend_url, "http://", 7) != 0 &&
 	    strncmp(c->backend_url, "https://", 8) != 0)
