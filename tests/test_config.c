@@ -32,7 +32,7 @@ remove_dir(void)
 }
 
 static const char *
-put(const char *name, const char *text)
+put_bytes(const char *name, const char *bytes, size_t len)
 {
 	static char path[256];
 	FILE *fp;
@@ -40,9 +40,15 @@ put(const char *name, const char *text)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fp = fopen(path, "w");
 	cr_assert_not_null(fp);
-	fputs(text, fp);
+	cr_assert_eq(fwrite(bytes, 1, len, fp), len);
 	fclose(fp);
 	return path;
+}
+
+static const char *
+put(const char *name, const char *text)
+{
+	return put_bytes(name, text, strlen(text));
 }
 
 static void
@@ -282,20 +288,6 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	expect(&d, "bad-policy.conf", 7, "pin: \"maybe\" is not yes or no");
 	config_free(&c);
 	diag_free(&d);
-}
-
-static const char *
-put_bytes(const char *name, const char *bytes, size_t len)
-{
-	static char path[256];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fp = fopen(path, "w");
-	cr_assert_not_null(fp);
-	cr_assert_eq(fwrite(bytes, 1, len, fp), len);
-	fclose(fp);
-	return path;
 }
 
 Test(config, every_line_is_judged_and_each_bad_one_reported_where_it_stands)
