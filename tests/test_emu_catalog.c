@@ -110,6 +110,15 @@ Test(catalog, a_model_defined_twice_is_an_error)
 	    "%s", err);
 	emu_catalog_free(&cat);
 	unlink(path);
+	/* Back to back, the second is no continuation of the first. */
+	path = write_temp("[a:1]\nsize_mb = 1\n[a:1]\nsize_mb = 2\n");
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	cr_assert(
+	    strstr(err, ":3: [a:1]: model defined twice (first at line 1)") !=
+	        NULL,
+	    "%s", err);
+	emu_catalog_free(&cat);
+	unlink(path);
 }
 
 Test(catalog, a_missing_file_and_a_syntax_error_are_reported)

@@ -12,6 +12,12 @@
 #include "duration.h"
 #include "emu.h"
 
+int64_t
+emu_keep_alive_clamp(int64_t ns)
+{
+	return ns > EMU_KEEP_ALIVE_MAX_NS ? EMU_FOREVER : ns;
+}
+
 int
 emu_keep_alive_from_json(
     const json_t *v, int *present, int64_t *out_ns, char *err, size_t errlen)
@@ -26,7 +32,8 @@ emu_keep_alive_from_json(
 			snprintf(err, errlen, "invalid keep_alive");
 			return -1;
 		}
-		*out_ns = secs < 0 ? EMU_FOREVER : (int64_t)(secs * 1e9);
+		*out_ns = secs < 0 ? EMU_FOREVER
+		                   : emu_keep_alive_clamp((int64_t)(secs * 1e9));
 		*present = 1;
 		return 0;
 	}
@@ -34,6 +41,7 @@ emu_keep_alive_from_json(
 		if (duration_parse(json_string_value(v), out_ns, err, errlen) !=
 		    0)
 			return -1;
+		*out_ns = emu_keep_alive_clamp(*out_ns);
 		*present = 1;
 		return 0;
 	}
@@ -246,7 +254,8 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 }
 
 static int
-count_images(json_t *parent, enum api_kind kind, const char *field, int *tokens,
+count_images(json_t *parent, enum api_kind kind, const char *field,
+    int64_t *tokens,
     struct api_error *err)
 {
 	json_t *imgs = json_object_get(parent, "images"), *img;
@@ -266,13 +275,21 @@ count_images(json_t *parent, enum api_kind kind, const char *field, int *tokens,
 	return 0;
 }
 
+/* Counts saturate: a body of millions of images must not wrap them. */
+static int
+prompt_tokens_of(int64_t tokens)
+{
+	return tokens > EMU_PROMPT_TOKENS_MAX ? EMU_PROMPT_TOKENS_MAX
+	                                      : (int)tokens;
+}
+
 static int
 parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 {
 	const char *suffix = NULL, *tmpl = NULL;
 	json_t *ctx, *v;
 	size_t i;
-	int tokens = 0;
+	int64_t tokens = 0;
 
 	if (get_string(root, API_GENERATE, "prompt", &req->prompt, err) ||
 	    get_string(root, API_GENERATE, "suffix", &suffix, err) ||
@@ -281,11 +298,12 @@ parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 	    get_bool(root, API_GENERATE, "raw", &req->raw, err) ||
 	    count_images(root, API_GENERATE, "images", &tokens, err))
 		return -1;
-	if (req->raw && ((tmpl && *tmpl) || (req->system && *req->system)))
+	ctx = json_object_get(root, "context");
+	if (req->raw && ((tmpl && *tmpl) || (req->system && *req->system) ||
+	                    (ctx != NULL && !json_is_null(ctx))))
 		return fail(err, 400,
 		    "raw mode does not support template, system, or context%s",
 		    "");
-	ctx = json_object_get(root, "context");
 	if (ctx != NULL && !json_is_null(ctx)) {
 		if (!json_is_array(ctx))
 			return type_error(
@@ -294,7 +312,7 @@ parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 			if (!json_is_integer(v))
 				return type_error(
 				    err, API_GENERATE, "context", v, "int");
-		tokens += (int)json_array_size(ctx);
+		tokens += (int64_t)json_array_size(ctx);
 	}
 	if (req->prompt == NULL)
 		req->prompt = "";
@@ -307,7 +325,7 @@ parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 	/* The chat template wraps the prompt in a few tokens of markup. */
 	if (!req->raw)
 		tokens += 8;
-	req->prompt_tokens = tokens;
+	req->prompt_tokens = prompt_tokens_of(tokens);
 	req->text_seed =
 	    text_hash(req->text_seed, req->prompt, strlen(req->prompt));
 	if (req->system)
@@ -321,7 +339,7 @@ parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 {
 	json_t *msgs = json_object_get(root, "messages"), *m, *tools;
 	size_t i;
-	int tokens = 0;
+	int64_t tokens = 0;
 
 	if (msgs != NULL && !json_is_null(msgs) && !json_is_array(msgs))
 		return type_error(
@@ -353,9 +371,9 @@ parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 			    text_hash(req->text_seed, role, strlen(role));
 	}
 	if (tools != NULL && json_is_array(tools))
-		tokens += 64 * (int)json_array_size(tools);
+		tokens += 64 * (int64_t)json_array_size(tools);
 	req->empty = msgs == NULL || json_array_size(msgs) == 0;
-	req->prompt_tokens = tokens;
+	req->prompt_tokens = prompt_tokens_of(tokens);
 	return 0;
 }
 
@@ -364,7 +382,7 @@ parse_embed(json_t *root, struct api_request *req, struct api_error *err)
 {
 	json_t *in = json_object_get(root, "input"), *v;
 	size_t i;
-	int tokens = 0;
+	int64_t tokens = 0;
 
 	if (in == NULL || json_is_null(in)) {
 		req->ninputs = 0;
@@ -373,6 +391,15 @@ parse_embed(json_t *root, struct api_request *req, struct api_error *err)
 		tokens = text_token_count(
 		    json_string_value(in), json_string_length(in));
 	} else if (json_is_array(in)) {
+		if (json_array_size(in) > EMU_EMBED_INPUTS_MAX) {
+			char most[16];
+
+			snprintf(most, sizeof(most), "%d", EMU_EMBED_INPUTS_MAX);
+			return fail(err, 400,
+			    "input: more texts than the %s this emulator "
+			    "embeds at once",
+			    most);
+		}
 		json_array_foreach(in, i, v) {
 			if (!json_is_string(v))
 				return fail(
@@ -384,7 +411,7 @@ parse_embed(json_t *root, struct api_request *req, struct api_error *err)
 	} else {
 		return fail(err, 400, "invalid input type%s", "");
 	}
-	req->prompt_tokens = tokens;
+	req->prompt_tokens = prompt_tokens_of(tokens);
 	req->empty = req->ninputs == 0;
 	return 0;
 }

@@ -39,9 +39,10 @@ catalog_section(struct catalog_parse *p, const char *section, int line)
 	struct emu_model *m;
 	uint64_t h;
 
-	if (cat->count > 0 &&
-	    strcmp(cat->models[cat->count - 1].name, section) == 0)
-		return &cat->models[cat->count - 1];
+	for (size_t i = 0; i < cat->count; i++)
+		if (strcmp(cat->models[i].name, section) == 0 &&
+		    p->section_line[i] == line)
+			return &cat->models[i];
 	for (size_t i = 0; i < cat->count; i++)
 		if (strcmp(cat->models[i].name, section) == 0) {
 			diag_add(&p->diag, p->path, line,

@@ -95,6 +95,15 @@ int emu_catalog_remove(struct emu_catalog *cat, const char *name);
  * Reads a JSON keep_alive: number of seconds, Go duration string, null.
  * Sets *present to 0 for null or absent. Returns 0, or -1 with a message.
  */
+/* Prompt token counts saturate here (16 Mi). */
+#define EMU_PROMPT_TOKENS_MAX (1 << 24)
+/* The texts one /api/embed call takes: its reply is built at once, and a
+ * larger one would hold every other client up. */
+#define EMU_EMBED_INPUTS_MAX 2048
+/* A keep-alive past a century is forever: its expiry would overflow the
+ * clock, and nothing waits that long. */
+#define EMU_KEEP_ALIVE_MAX_NS (100LL * 365 * 24 * 3600 * 1000000000LL)
+int64_t emu_keep_alive_clamp(int64_t ns);
 int emu_keep_alive_from_json(
     const json_t *v, int *present, int64_t *out_ns, char *err, size_t errlen);
 

@@ -445,8 +445,11 @@ runner_went_idle(struct esched *s, struct esched_runner *r, int64_t now)
 		start_unload(s, r);
 		return;
 	}
-	if (r->session_ns == EMU_FOREVER)
+	if (r->session_ns == EMU_FOREVER) {
+		/* /api/ps shows the end of time, not an expiry set before. */
+		r->shown_expiry_ns = 0;
 		return;
+	}
 	r->timer_armed = 1;
 	r->expires_at_ns = now + r->session_ns;
 	r->shown_expiry_ns = r->expires_at_ns;

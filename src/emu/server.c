@@ -32,6 +32,7 @@
 
 #include "emu.h"
 #include "log.h"
+#include "utf8.h"
 
 #define EMU_VERSION "0.33.0"
 #define MB (1024ULL * 1024ULL)
@@ -367,7 +368,13 @@ job_reply(struct job *j, int status, json_t *body)
 static void
 job_error(struct job *j, int status, const char *message)
 {
-	job_reply(j, status, json_pack("{s:s}", "error", message));
+	/* A message cut to its buffer may end inside a character, which
+	 * JSON cannot carry: it ends before it instead. */
+	long bad = utf8_invalid_at(message, strlen(message));
+
+	job_reply(j, status,
+	    json_pack("{s:s%}", "error", message,
+	        bad < 0 ? strlen(message) : (size_t)bad));
 }
 
 static ssize_t
@@ -799,6 +806,10 @@ job_final(struct job *j, int64_t now)
 	if (!is_chat(j)) {
 		json_t *ctx = json_array();
 		int n = j->req.prompt_tokens + j->tokens_target;
+
+		/* No more than the context holds, as Ollama's. */
+		if (j->sreq.num_ctx > 0 && n > j->sreq.num_ctx)
+			n = j->sreq.num_ctx;
 
 		/* Token ids stand in for the real context: stable, honest
 		 * count. */
@@ -1647,20 +1658,18 @@ raise_fd_limit(void)
 
 /*
  * MHD may not stop with connections suspended: every waiting request is
- * ended (its connection dropped) and MHD is run until none is left parked.
+ * answered 503 (a running one ends where it is), and MHD is run until
+ * their replies are out, 2 s at most: stopping MHD closes its sockets.
  */
 static void
 shutdown_connections(struct emu *e)
 {
 	struct job *j;
-	int parked;
 
-	for (int round = 0; round < 100; round++) {
-		parked = 0;
+	for (int round = 0; round < 200 && !LIST_EMPTY(&e->jobs); round++) {
 		LIST_FOREACH(j, &e->jobs, link) {
 			if (!j->suspended)
 				continue;
-			parked++;
 			ev_timer_stop(e->loop, &j->timer);
 			if (j->phase == JOB_WAITING) {
 				j->status = 503;
@@ -1673,9 +1682,7 @@ shutdown_connections(struct emu *e)
 			j->suspended = 0;
 			MHD_resume_connection(j->conn);
 		}
-		if (parked == 0)
-			return;
-		MHD_run(e->mhd);
+		MHD_run_wait(e->mhd, 10);
 	}
 }
 
@@ -1735,14 +1742,24 @@ arg_duration(const char *flag, const char *v)
 	double secs = strtod(v, &end);
 
 	/* OLLAMA_KEEP_ALIVE takes a bare number of seconds too. */
-	if (end != v && *end == '\0')
-		return secs < 0 ? EMU_FOREVER : (int64_t)(secs * NS_PER_SEC);
+	if (end != v && *end == '\0') {
+		if (!isfinite(secs) || secs * NS_PER_SEC > 9.2e18) {
+			fprintf(stderr,
+			    "ollamax-emu: fatal: %s %s: not a number of "
+			    "seconds that fits\n",
+			    flag, v);
+			exit(2);
+		}
+		return secs < 0 ? EMU_FOREVER
+		                : emu_keep_alive_clamp(
+		                      (int64_t)(secs * NS_PER_SEC));
+	}
 	if (duration_parse(v, &ns, err, sizeof(err)) != 0) {
 		fprintf(
 		    stderr, "ollamax-emu: fatal: %s %s: %s\n", flag, v, err);
 		exit(2);
 	}
-	return ns;
+	return emu_keep_alive_clamp(ns);
 }
 
 static const char *

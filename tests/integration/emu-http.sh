@@ -10,6 +10,8 @@ start_emu fail --speed inf --fail-rate 1
 start_emu drop --speed inf --drop-rate 1
 start_emu garbage --speed inf --garbage-rate 1
 start_emu stall --speed inf --stall-rate 1 --stall-ms 300
+start_emu big --speed inf
+start_emu slow --speed 1
 
 
 check "GET / says Ollama is running" \
@@ -39,6 +41,53 @@ check "embed of an unknown model is a 404 that says to pull it" \
 check "a bare-number keep_alive string is a 400" \
 	eq "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","keep_alive":"300"}')" \
 	'400 {"error":"time: missing unit in duration \"300\""}'
+
+long_name=$(python3 -c 'print("\u00e9" * 200)')
+json_error() { # STATUS REPLY: the status, and a body that is JSON
+	[ "${2%% *}" = "$1" ] && python3 -c 'import json,sys; json.loads(sys.argv[1])' "${2#* }"
+}
+check "a model name cut short in its message stays whole characters" \
+	json_error 404 "$(http POST "$URL_main/api/generate" "{\"model\":\"$long_name\",\"prompt\":\"x\"}")"
+check "raw with a context is a 400, as Ollama's" \
+	eq "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","prompt":"x","raw":true,"context":[1]}')" \
+	'400 {"error":"raw mode does not support template, system, or context"}'
+inputs=$(python3 -c 'import json; print(json.dumps(["a"] * 2049))')
+check "embed of more texts than it takes at once is a 400" \
+	eq "$(http POST "$URL_main/api/embed" "{\"model\":\"nomic-embed-text\",\"input\":$inputs}")" \
+	'400 {"error":"input: more texts than the 2048 this emulator embeds at once"}'
+images=$(python3 -c 'import json; print(json.dumps([""] * 30000))')
+saturated() {
+	http POST "$URL_big/api/generate" "{\"model\":\"tinyllama\",\"prompt\":\"x\",\"stream\":false,\"images\":$images}" >/dev/null
+	python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if d["prompt_eval_count"] == 16777216 and len(d["context"]) <= 4096 and d["total_duration"] > 0 else 1)' "$TMP/body"
+}
+check "prompt tokens past 16 Mi saturate, and the context stays within num_ctx" saturated
+check "a keep_alive past a century is forever, its expiry Go's latest time" \
+	has "$(http POST "$URL_big/api/generate" '{"model":"tinyllama","keep_alive":"2100000h"}' >/dev/null
+		http GET "$URL_big/api/ps")" '"expires_at":"2262-04-11T23:47:16.854775807Z"'
+keep_alive_refused() {
+	local out rc=0
+	out=$("$BUILD/ollamax-emu" --listen 127.0.0.1:0 --keep-alive 1e30 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "--keep-alive 1e30: not a number of seconds that fits"
+}
+check "--keep-alive that does not fit is a usage error" keep_alive_refused
+# A request waiting for a load when the emulator stops is told why.
+curl -s -o "$TMP/shut.body" -w '%{http_code}' "$URL_slow/api/generate" \
+	-d '{"model":"qwen2.5-coder:7b","prompt":"hi","stream":false}' >"$TMP/shut.code" &
+shut_client=$!
+loading() {
+	for _ in $(seq 1 100); do
+		has "$(http GET "$URL_slow/emu/stats")" '"peak_waiting":1' >/dev/null && return 0
+		sleep 0.02
+	done
+	return 1
+}
+check "the slow emulator is loading for the request" loading
+kill -TERM "$PID_slow"
+wait "$shut_client" || true
+check "it is answered 503 with Ollama's error body" \
+	eq "$(cat "$TMP/shut.code") $(cat "$TMP/shut.body")" '503 {"error":"server shutting down"}'
 
 big=$(head -c 100000 /dev/zero | tr '\0' 'a')
 check "a body over --max-body is refused with 413" \
@@ -141,7 +190,7 @@ check "a deleted model that was loaded stays loaded" \
 check "delete of a model already deleted is a 404" \
 	has "$(http DELETE "$URL_main/api/delete" '{"name":"qwen2.5-coder:7b"}')" '404'
 
-for name in main noqueue fail drop garbage stall; do
+for name in main noqueue fail drop garbage stall big; do
 	pid_var=PID_$name
 	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"
 done
