@@ -6,12 +6,28 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static const char *log_progname = "ollamax";
 static int log_to_syslog;
 static enum log_level log_threshold = LOG_LEVEL_INFO;
+
+static void
+write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
+}
 
 void
 log_init(const char *progname, int use_syslog)
@@ -54,36 +70,75 @@ log_level_parse(const char *word)
 	return -1;
 }
 
+/*
+ * The message, formatted on the heap: an agent's whole answer may be
+ * logged, and agents log from coroutine stacks as small as 16 KiB.
+ */
+static char *
+format_message(int with_errno, int saved_errno, const char *fmt, va_list ap)
+{
+	va_list again;
+	int n;
+	char *msg;
+
+	va_copy(again, ap);
+	n = vsnprintf(NULL, 0, fmt, again);
+	va_end(again);
+	if (n < 0)
+		n = 0;
+	msg = malloc((size_t)n + 256);
+	if (msg == NULL)
+		return NULL;
+	vsnprintf(msg, (size_t)n + 1, fmt, ap);
+	if (with_errno)
+		snprintf(msg + n, 256, ": %s", strerror(saved_errno));
+	return msg;
+}
+
 static void
 log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {
 	static const char *const tags[] = {"fatal", "warning", "info", "debug"};
 	static const int priorities[] = {
 	    LOG_CRIT, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-	char msg[2048];
 	int saved_errno = errno;
-	size_t len;
+	char *msg, *line;
 
 	if (level > log_threshold)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	len = strlen(msg);
-	if (with_errno && len < sizeof(msg))
-		snprintf(msg + len, sizeof(msg) - len, ": %s",
-		    strerror(saved_errno));
+	msg = format_message(with_errno, saved_errno, fmt, ap);
+	if (msg == NULL) {
+		/* Out of memory: the bare format still says what failed. */
+		write_all(STDERR_FILENO, fmt, strlen(fmt));
+		write_all(STDERR_FILENO, "\n", 1);
+		errno = saved_errno;
+		return;
+	}
 	if (log_to_syslog) {
 		syslog(priorities[level], "%s", msg);
 	} else {
 		struct timespec ts;
 		struct tm tm;
 		char stamp[32];
+		size_t cap = strlen(msg) + strlen(log_progname) + 64;
+		int len;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ld %s: %s: %s\n", stamp,
-		    ts.tv_nsec / 1000000, log_progname, tags[level], msg);
+		line = malloc(cap);
+		if (line != NULL) {
+			len = snprintf(line, cap, "%s.%03ld %s: %s: %s\n",
+			    stamp, ts.tv_nsec / 1000000, log_progname,
+			    tags[level], msg);
+			/* One write a line: the processes of a fleet share
+			 * stderr, and their lines must not mix. */
+			write_all(STDERR_FILENO, line,
+			    (size_t)(len < (int)cap ? len : (int)cap - 1));
+			free(line);
+		}
 	}
+	free(msg);
 	errno = saved_errno;
 }
 

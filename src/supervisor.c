@@ -1171,10 +1171,15 @@ agents_json(struct supervisor *s)
 	for (size_t i = 0; i < s->nplaced; i++) {
 		const struct placement *p = &s->placed[i];
 
+		/* An agent runs only while its worker does. */
+		enum proc_state ws = s->children[p->worker + 1].state;
+		const char *state = !p->alive ? "stopped"
+		    : ws == PROC_RUNNING      ? "running"
+		                              : proc_state_name(ws);
+
 		json_array_append_new(list,
 		    json_pack("{s:s,s:i,s:s,s:s,s:s}", "name", p->m.name,
-		        "worker", p->worker, "state",
-		        p->alive ? "running" : "stopped", "tier", p->m.tier,
+		        "worker", p->worker, "state", state, "tier", p->m.tier,
 		        "manifest", p->m.path ? p->m.path : ""));
 	}
 	return json_pack("{s:o}", "agents", list);

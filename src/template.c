@@ -8,11 +8,20 @@
 
 #define WORD_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_"
 
-static void
+/* Appends n bytes of s, or what fits of them; returns 1 once cut. */
+static int
 put(char **buf, size_t *len, size_t *cap, size_t max, const char *s, size_t n)
 {
-	if (*len + n > max)
+	int cut = 0;
+
+	if (*len + n > max) {
+		cut = 1;
 		n = max - *len;
+		/* Cut before a character, not inside it: the prompt goes to
+		 * Ollama as JSON, which must be UTF-8. */
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
 	if (*len + n + 1 > *cap) {
 		*cap = (*len + n + 1) * 2;
 		*buf = realloc(*buf, *cap);
@@ -22,6 +31,7 @@ put(char **buf, size_t *len, size_t *cap, size_t max, const char *s, size_t n)
 	memcpy(*buf + *len, s, n);
 	*len += n;
 	(*buf)[*len] = '\0';
+	return cut;
 }
 
 char *
@@ -31,9 +41,10 @@ template_render(
 	size_t len = 0, cap = 0;
 	char *out = NULL;
 	const char *p = tmpl;
+	int full = 0;
 
 	put(&out, &len, &cap, max, "", 0);
-	while (*p != '\0' && len < max) {
+	while (*p != '\0' && !full) {
 		const char *open = strstr(p, "{{"), *close;
 		size_t i, n;
 
@@ -41,7 +52,8 @@ template_render(
 			put(&out, &len, &cap, max, p, strlen(p));
 			break;
 		}
-		put(&out, &len, &cap, max, p, (size_t)(open - p));
+		if (put(&out, &len, &cap, max, p, (size_t)(open - p)))
+			break;
 		close = strstr(open + 2, "}}");
 		if (close == NULL) {
 			put(&out, &len, &cap, max, open, strlen(open));
@@ -53,10 +65,10 @@ template_render(
 			    memcmp(vars[i].name, open + 2, n) == 0)
 				break;
 		if (i < nvars)
-			put(&out, &len, &cap, max, vars[i].value,
+			full = put(&out, &len, &cap, max, vars[i].value,
 			    strlen(vars[i].value));
 		else
-			put(&out, &len, &cap, max, open, n + 4);
+			full = put(&out, &len, &cap, max, open, n + 4);
 		p = close + 2;
 	}
 	return out;

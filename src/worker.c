@@ -15,6 +15,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,32 +370,82 @@ agent_deliver(struct agent *a, const char *text)
 	    a->m.output_target, why, text);
 }
 
-static void
-agent_output(struct agent *a, const char *text)
+/*
+ * Appends a run's record to its output file with one write: agents of
+ * other workers may share the file, and O_APPEND keeps one write whole.
+ * Returns 0, or -1 with why set.
+ */
+static int
+append_record(struct agent *a, const char *text, char *why, size_t whylen)
 {
 	const struct manifest *m = &a->m;
-	char path[PATH_MAX * 2];
-	FILE *fp;
+	char *path = NULL, *record = NULL;
+	int fd = -1, len, rc = -1;
+	size_t off = 0;
 
-	switch (m->output) {
+	/* On the heap: a task's stack may be 16 KiB. */
+	if (asprintf(&path, "%s/%s", a->w->state_dir, m->output_target) < 0 ||
+	    (len = asprintf(&record, "--- %s run %llu\n%s\n", m->name,
+	         (unsigned long long)a->runs, text)) < 0) {
+		snprintf(why, whylen, "out of memory");
+		path = record = NULL;
+		goto out;
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(why, whylen, "%.200s: %s", path, strerror(errno));
+		goto out;
+	}
+	while (off < (size_t)len) {
+		ssize_t n = write(fd, record + off, (size_t)len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(why, whylen, "%.200s: %s", path,
+			    n < 0 ? strerror(errno) : "nothing written");
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		snprintf(why, whylen, "%.200s: %s", path, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(record);
+	return rc;
+}
+
+/* Hands the answer on. Returns -1 when a file output failed: the answer
+ * is logged whole instead, and the run counts as failed. */
+static int
+agent_output(struct agent *a, const char *text)
+{
+	char why[320];
+
+	switch (a->m.output) {
 	case OUTPUT_LOG:
 		break;
 	case OUTPUT_FILE:
-		snprintf(path, sizeof(path), "%s/%s", a->w->state_dir,
-		    m->output_target);
-		fp = fopen(path, "a");
-		if (fp == NULL) {
-			log_warn("%s: %s", m->name, path);
-			return;
+		if (append_record(a, text, why, sizeof(why)) != 0) {
+			log_warnx("%s: run %llu: output not written: %s; it "
+			          "was:\n%s",
+			    a->m.name, (unsigned long long)a->runs, why, text);
+			return -1;
 		}
-		fprintf(fp, "--- %s run %llu\n%s\n", m->name,
-		    (unsigned long long)a->runs, text);
-		fclose(fp);
 		break;
 	case OUTPUT_AGENT:
 		agent_deliver(a, text);
 		break;
 	}
+	return 0;
 }
 
 /* Every second: how many agents live, and how many are failing. */
@@ -482,8 +533,8 @@ agent_run(struct agent *a, const char *input)
 		a->prompt = done.text ? done.text : strdup("");
 		done.text = NULL;
 		answer_waiter(a, &done, 1);
-		agent_output(a, a->prompt);
-		a->last_failed = 0;
+		a->last_failed = agent_output(a, a->prompt) != 0;
+		a->failures += a->last_failed;
 	} else {
 		answer_waiter(a, &done, 0);
 		a->failures++;

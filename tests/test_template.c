@@ -33,6 +33,17 @@ Test(template, the_output_is_cut_at_the_limit)
 	free(s);
 }
 
+Test(template, a_cut_falls_between_characters_and_ends_the_text)
+{
+	static const struct template_var accented[] = {{"x", "\xc3\xa9\xc3\xa9"}};
+	/* 3 bytes of room: "a" and one é; the second é would not fit
+	 * whole, and the "b" after it must not take its place. */
+	char *s = template_render("a{{x}}b", accented, 1, 4);
+
+	cr_assert_str_eq(s, "a\xc3\xa9");
+	free(s);
+}
+
 Test(template, unknown_variables_are_found_for_check)
 {
 	static const char *const known[] = {"name", "n"};

@@ -19,6 +19,8 @@ model = no-such-model
 fallback = light
 [model.tinyllama]
 num_ctx = 2048
+[supervisor]
+stack_size = 16k
 CONF
 for i in 1 2 3; do
 	cat >"$TMP/agents/00$i-light$i.conf" <<AGENT
@@ -65,6 +67,17 @@ prompt = Write this down: {{input}}
 [options]
 num_predict = 6
 AGENT
+# Its output cannot be written: the directory does not exist.
+cat >"$TMP/agents/007-lost.conf" <<'AGENT'
+[agent]
+name = lost
+tier = light
+trigger = demand
+output = file:gone/lost.out
+prompt = Keep this: {{input}}
+[options]
+num_predict = 5
+AGENT
 start_fleet
 
 check "agents run on their trigger and write their answers" wait_runs light1 2
@@ -80,12 +93,12 @@ served_reported() {
 	for _ in $(seq 1 100); do
 		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 s = json.load(sys.stdin)
-sys.exit(0 if s["agents"]["running"] == 6 and s["broker"]["served"] >= 3 else 1)' && return 0
+sys.exit(0 if s["agents"]["running"] == 7 and s["broker"]["served"] >= 3 else 1)' && return 0
 		sleep 0.05
 	done
 	return 1
 }
-check "status shows 6 agents running and the broker's served count" served_reported
+check "status shows 7 agents running and the broker's served count" served_reported
 resident_reported() {
 	for _ in $(seq 1 100); do
 		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
@@ -127,6 +140,23 @@ assert a["eval_tokens"] == 6 and len(a["answer"]) > 0, a' "$out"
 check "run -w waits for the run and returns its answer and figures" waited_answer
 check "run -w prints the answer itself" \
 	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w asker 'quick one')\""
+# With 16 KiB task stacks, as the minimum allows.
+reaches_waiter() { [ -n "$("$CTL" -c "$TMP/ollamax.conf" run -w lost "a note")" ]; }
+check "an answer its file output cannot take still reaches run -w" reaches_waiter
+check "and is logged whole with why it was not written" \
+	grep -q "lost: run 1: output not written: .*gone/lost.out: No such file or directory; it was:" "$TMP/sup.log"
+check "the worker lives on" sh -c "! grep -q 'worker [0-9] died' '$TMP/sup.log'"
+agent_failing() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+sys.exit(0 if json.load(sys.stdin)["agents"]["failed"] >= 1 else 1)' && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "and the run counts as failed" agent_failing
+wide_input() { python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - >/dev/null; }
+check "a prompt cut to 256 KiB is cut between characters, and runs" wide_input
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
 before=$(runs_of light3)
