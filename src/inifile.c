@@ -123,7 +123,8 @@ judge_line(struct inifile_state *st, char *line)
 	if (*end != '=' && *end != ':')
 		return "syntax error (expected [section] or key = value)";
 	copy_trimmed(st->key, p, end);
-	st->have_key = 1;
+	/* inih remembers an empty key as none: no line continues it. */
+	st->have_key = st->key[0] != '\0';
 	return NULL;
 }
 
@@ -139,7 +140,10 @@ static char *
 inifile_reader(char *buf, int size, void *stream)
 {
 	struct inifile_state *st = stream;
-	size_t len = 0, room = (size_t)size - 2;
+	/* The judge's copies of sections and keys hold INI_LINE_MAX. */
+	size_t len = 0,
+	       room = (size_t)size - 2 < INI_LINE_MAX ? (size_t)size - 2
+	                                              : INI_LINE_MAX;
 	long nul_at = -1, bad_at;
 	int c, too_long = 0;
 	const char *wrong;

@@ -10,6 +10,9 @@
 
 #include "log.h"
 
+/* The most of a message one syslog datagram carries. */
+#define SYSLOG_PART 8192
+
 static const char *log_progname = "ollamax";
 static int log_to_syslog;
 static enum log_level log_threshold = LOG_LEVEL_INFO;
@@ -115,7 +118,18 @@ log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 		return;
 	}
 	if (log_to_syslog) {
-		syslog(priorities[level], "%s", msg);
+		/* A datagram past the socket's buffer is dropped whole: a
+		 * long message goes in parts. */
+		size_t len = strlen(msg);
+
+		for (size_t off = 0; off == 0 || off < len;
+		     off += SYSLOG_PART) {
+			syslog(priorities[level], "%s%.*s",
+			    off > 0 ? "(continued) " : "",
+			    (int)(len - off < SYSLOG_PART ? len - off
+			                                  : SYSLOG_PART),
+			    msg + off);
+		}
 	} else {
 		struct timespec ts;
 		struct tm tm;
@@ -132,7 +146,8 @@ log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 			    stamp, ts.tv_nsec / 1000000, log_progname,
 			    tags[level], msg);
 			/* One write a line: the processes of a fleet share
-			 * stderr, and their lines must not mix. */
+			 * stderr, and on a file their lines do not mix (on a
+			 * pipe, lines up to PIPE_BUF do not). */
 			write_all(STDERR_FILENO, line,
 			    (size_t)(len < (int)cap ? len : (int)cap - 1));
 			free(line);

@@ -74,14 +74,27 @@ msg_begin(struct msg_writer *w, enum msg_type type, size_t nfields)
 	msg_put_int(w, "t", type);
 }
 
+/*
+ * A text cut to a buffer may end inside a character: what goes out ends
+ * before it, since every reader refuses text that is not UTF-8.
+ */
+static void
+put_str_item(struct msg_writer *w, const char *value)
+{
+	size_t n = strlen(value);
+	long bad = utf8_invalid_at(value, n);
+
+	if (bad >= 0)
+		n = (size_t)bad;
+	msgpack_pack_str(&w->pk, n);
+	msgpack_pack_str_body(&w->pk, value, n);
+}
+
 void
 msg_put_str(struct msg_writer *w, const char *key, const char *value)
 {
-	size_t n = value ? strlen(value) : 0;
-
 	put_key(w, key);
-	msgpack_pack_str(&w->pk, n);
-	msgpack_pack_str_body(&w->pk, value ? value : "", n);
+	put_str_item(w, value ? value : "");
 }
 
 void
@@ -129,14 +142,7 @@ put_map(struct msg_writer *w, size_t nfields)
 	msgpack_pack_map(&w->pk, nfields);
 }
 
-static void
-put_str_item(struct msg_writer *w, const char *value)
-{
-	size_t n = strlen(value);
 
-	msgpack_pack_str(&w->pk, n);
-	msgpack_pack_str_body(&w->pk, value, n);
-}
 
 const char *
 msg_data(const struct msg_writer *w, size_t *len)
@@ -878,7 +884,8 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 
 		if (o->type != MSGPACK_OBJECT_STR ||
 		    o->via.str.size >= sizeof(m->resident[0]) ||
-		    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL ||
+		    utf8_invalid_at(o->via.str.ptr, o->via.str.size) >= 0)
 			return fail(r, MSG_E_FIELD_TYPE, "resident",
 			    "not a list of model names");
 		memcpy(m->resident[i], o->via.str.ptr, o->via.str.size);

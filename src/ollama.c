@@ -148,6 +148,16 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 	return end;
 }
 
+static void
+too_long(struct call *c)
+{
+	snprintf(c->res.error, sizeof(c->res.error),
+	    "the answer passed %d bytes, the most an agent takes: lower its "
+	    "num_predict",
+	    OLLAMA_ANSWER_MAX);
+	c->oversize = 1;
+}
+
 static size_t
 on_data(char *p, size_t size, size_t n, void *arg)
 {
@@ -204,11 +214,7 @@ on_data(char *p, size_t size, size_t n, void *arg)
 		if (c->res.text_len > OLLAMA_ANSWER_MAX) {
 			/* Agents take no more; the rest would be generated
 			 * for nothing. */
-			snprintf(c->res.error, sizeof(c->res.error),
-			    "the answer passed %d bytes, the most an agent "
-			    "takes: lower its num_predict",
-			    OLLAMA_ANSWER_MAX);
-			c->oversize = 1;
+			too_long(c);
 			return 0;
 		}
 	}
@@ -303,6 +309,8 @@ call_finish(struct call *c, CURLcode cc)
 	/* A last line without its newline is a line all the same. */
 	if (c->line_len > 0 && !c->ended)
 		c->ended = ollama_parse_line(res, c->line, c->line_len);
+	if (res->text_len > OLLAMA_ANSWER_MAX)
+		too_long(c);
 	if (c->oversize) {
 		res->outcome = OLLAMA_REFUSED;
 	} else if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {

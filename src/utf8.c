@@ -43,3 +43,4 @@ utf8_invalid_at(const char *s, size_t len)
 	}
 	return -1;
 }
+

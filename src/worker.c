@@ -384,11 +384,13 @@ append_record(struct agent *a, const char *text, char *why, size_t whylen)
 	size_t off = 0;
 
 	/* On the heap: a task's stack may be 16 KiB. */
-	if (asprintf(&path, "%s/%s", a->w->state_dir, m->output_target) < 0 ||
+	if (asprintf(&path, "%s/%s", a->w->state_dir, m->output_target) < 0)
+		path = NULL;
+	if (path == NULL ||
 	    (len = asprintf(&record, "--- %s run %llu\n%s\n", m->name,
 	         (unsigned long long)a->runs, text)) < 0) {
 		snprintf(why, whylen, "out of memory");
-		path = record = NULL;
+		record = NULL;
 		goto out;
 	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

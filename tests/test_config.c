@@ -326,6 +326,22 @@ Test(config, every_line_is_judged_and_each_bad_one_reported_where_it_stands)
 	diag_free(&d);
 }
 
+Test(config, a_line_after_an_empty_key_continues_nothing_as_in_inih)
+{
+	struct manifest m;
+	struct diag d = {0};
+	const char *path = put("empty-key.conf",
+	    "[agent]\n"
+	    "= v\n"
+	    "  stray\n");
+
+	manifest_load(&m, path, &d);
+	expect(&d, "empty-key.conf", 2, "[agent]: unknown key \"\"");
+	expect(&d, "empty-key.conf", 3, "syntax error");
+	manifest_free(&m);
+	diag_free(&d);
+}
+
 Test(config, section_names_are_read_whole_past_the_readers_49_bytes)
 {
 	struct config c;

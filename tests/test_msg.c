@@ -297,6 +297,46 @@ Test(msg, mistyped_and_out_of_range_fields_are_refused_with_their_name)
 	    &w, msg_infer_decode, &out, MSG_E_FIELD_MISSING, "prompt: missing");
 }
 
+Test(msg, text_cut_inside_a_character_goes_out_whole_characters_only)
+{
+	struct msg_infer_done in = {.id = 7, .status = INFER_FAILED};
+	struct msg_infer_done out;
+	struct msg_writer w;
+	struct msg_reader r;
+	const char *data;
+	size_t len;
+
+	/* "cafe" and the first byte of a two-byte é: a cut error text. */
+	strcpy(in.error, "cafe \xc3");
+	msg_infer_done_encode(&w, &in);
+	data = msg_data(&w, &len);
+	cr_assert_eq(msg_open(&r, data, len), MSG_OK);
+	cr_assert_eq(msg_infer_done_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_str_eq(out.error, "cafe ");
+	msg_infer_done_free(&out);
+	msg_close(&r);
+	msg_writer_free(&w);
+}
+
+Test(msg, a_text_field_that_is_not_utf8_is_refused_by_name)
+{
+	struct msg_infer out;
+	struct msg_writer w;
+
+	msg_begin(&w, MSG_INFER, 5);
+	msg_put_uint(&w, "id", 1);
+	msg_put_int(&w, "worker", 0);
+	msg_put_str(&w, "agent", "a");
+	msg_put_str(&w, "tier", "light");
+	/* Packed by hand: the writer never sends such text. */
+	msgpack_pack_str(&w.pk, 6);
+	msgpack_pack_str_body(&w.pk, "prompt", 6);
+	msgpack_pack_str(&w.pk, 4);
+	msgpack_pack_str_body(&w.pk, "Caf\xe9", 4);
+	assert_refused(&w, msg_infer_decode, &out, MSG_E_FIELD_RANGE,
+	    "prompt: not UTF-8 text");
+}
+
 Test(msg, oversized_fields_and_frames_are_refused)
 {
 	struct msg_infer m = sample_infer();

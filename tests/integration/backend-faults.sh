@@ -49,6 +49,10 @@ before=$(generated)
 check "an answer past 256 KiB fails, said so" \
 	run_fails light '{"gen":"long"}' "the answer passed 262144 bytes, the most an agent takes"
 check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
+before=$(generated)
+check "so is one taken past 256 KiB by a last line without its newline" \
+	run_fails light '{"gen":"longlast"}' "the answer passed 262144 bytes"
+check "generated once too" eq "$(($(generated) - before))" 1
 answered() {
 	local out
 	echo "$2" >"$MODE"

@@ -99,6 +99,12 @@ class Handler(BaseHTTPRequestHandler):
         if how == "long":
             return self.stream([json.dumps(dict(word, response="y" * 4096))
                                 + "\n"] * 100 + [json.dumps(done) + "\n"])
+        if how == "longlast":
+            # Under the cap until a last line, without its newline,
+            # takes the answer over it.
+            return self.stream([json.dumps(dict(word, response="y" * 4096))
+                                + "\n"] * 63 +
+                               [json.dumps(dict(word, response="z" * 8192))])
         if how == "badcounts":
             done.update(eval_count=-1, prompt_eval_count=10 ** 12)
         if how == "trickle":
