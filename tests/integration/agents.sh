@@ -89,25 +89,10 @@ check "the fallback is logged" grep -q "(no-such-model): falling back to tier li
 check "the emulator saw the fixed num_ctx of the model" \
 	sh -c "curl -s '$URL_emu/api/ps' | grep -q '\"context_length\":2048'"
 
-served_reported() {
-	for _ in $(seq 1 100); do
-		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-s = json.load(sys.stdin)
-sys.exit(0 if s["agents"]["running"] == 7 and s["broker"]["served"] >= 3 else 1)' && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "status shows 7 agents running and the broker's served count" served_reported
-resident_reported() {
-	for _ in $(seq 1 100); do
-		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-sys.exit(0 if json.load(sys.stdin)["broker"]["resident"] == ["tinyllama"] else 1)' && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "status shows the model the backend has loaded" resident_reported
+check "status shows 7 agents running and the broker's served count" \
+	status_until 's["agents"]["running"] == 7 and s["broker"]["served"] >= 3'
+check "status shows the model the backend has loaded" \
+	status_until 's["broker"]["resident"] == ["tinyllama"]'
 
 # Demand and inbox agents run only when asked, once per message.
 check "demand and inbox agents do not run on their own" \
@@ -146,15 +131,7 @@ check "an answer its file output cannot take still reaches run -w" reaches_waite
 check "and is logged whole with why it was not written" \
 	grep -q "lost: run 1: output not written: .*gone/lost.out: No such file or directory; it was:" "$TMP/sup.log"
 check "the worker lives on" sh -c "! grep -q 'worker [0-9] died' '$TMP/sup.log'"
-agent_failing() {
-	for _ in $(seq 1 100); do
-		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-sys.exit(0 if json.load(sys.stdin)["agents"]["failed"] >= 1 else 1)' && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "and the run counts as failed" agent_failing
+check "and the run counts as failed" status_until 's["agents"]["failed"] >= 1'
 wide_input() { python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - >/dev/null; }
 check "a prompt cut to 256 KiB is cut between characters, and runs" wide_input
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys

@@ -43,16 +43,8 @@ s = json.loads(sys.argv[1])
 sys.exit(0 if all(p["state"] == "running" and p["restarts"] == 0 for p in s["processes"]) else 1)' "$status"
 }
 check "no process crashed or restarted" no_restarts
-counted() {
-	for _ in $(seq 1 100); do
-		"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-sys.exit(0 if json.load(sys.stdin)["supervisor"]["bad_frames"] >= 500 else 1)' && return 0
-		sleep 0.02
-	done
-	"$CTL" -c "$TMP/ollamax.conf" --json status
-	return 1
-}
-check "the bad frames are counted (a flipped byte can leave a valid frame)" counted
+check "the bad frames are counted (a flipped byte can leave a valid frame)" \
+	status_until 's["supervisor"]["bad_frames"] >= 500'
 more_runs() {
 	for _ in $(seq 1 100); do
 		[ "$(runs)" -ge $((before + 2)) ] && return 0

@@ -101,6 +101,19 @@ wait_log() {
 	return 1
 }
 
+# status_until CONDITION: until the supervisor's JSON status, as s,
+# meets the Python CONDITION (5 s at most); says what it saw when not.
+status_until() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null | python3 -c 'import json,sys
+s = json.load(sys.stdin)
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "      status: $("$CTL" -c "$TMP/ollamax.conf" --json status 2>&1)"
+	return 1
+}
+
 # model_state MODEL: the model's state as `ollamaxctl --json queue` shows
 # it (resident, missing, ...).
 model_state() {
