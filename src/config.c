@@ -156,17 +156,22 @@ struct config_parse {
 	struct config *c;
 	struct diag *d;
 	const char *path;
-	int bad_section_line;
 };
 
+/*
+ * The tier of a [tier.NAME] section, made as the section opens (create) and
+ * found for its keys: a bad name is reported once, at its header.
+ */
 static struct tier_conf *
-tier_section(struct config_parse *p, const char *name, int line)
+tier_section(struct config_parse *p, const char *name, int line, int create)
 {
 	struct config *c = p->c;
 
 	for (size_t i = 0; i < c->ntiers; i++)
 		if (strcmp(c->tiers[i].name, name) == 0)
 			return &c->tiers[i];
+	if (!create)
+		return NULL;
 	if (c->ntiers == CONFIG_SECTIONS_MAX) {
 		diag_add(p->d, p->path, line, "[tier.%s]: more than %d tiers",
 		    name, CONFIG_SECTIONS_MAX);
@@ -188,14 +193,17 @@ tier_section(struct config_parse *p, const char *name, int line)
 	return &c->tiers[c->ntiers++];
 }
 
+/* The same for [model.NAME]. */
 static struct model_conf *
-model_section(struct config_parse *p, const char *name, int line)
+model_section(struct config_parse *p, const char *name, int line, int create)
 {
 	struct config *c = p->c;
 
 	for (size_t i = 0; i < c->nmodels; i++)
 		if (strcmp(c->models[i].name, name) == 0)
 			return &c->models[i];
+	if (!create)
+		return NULL;
 	if (c->nmodels == CONFIG_SECTIONS_MAX) {
 		diag_add(p->d, p->path, line, "[model.%s]: more than %d models",
 		    name, CONFIG_SECTIONS_MAX);
@@ -224,6 +232,23 @@ unknown_key(struct config_parse *p, const struct ini_item *it)
 	    it->section, it->key);
 }
 
+/* A section opens: tiers and models are made, any other is known. */
+static void
+config_section(struct config_parse *p, const struct ini_item *it)
+{
+	const char *s = it->section;
+
+	if (strncmp(s, "tier.", 5) == 0)
+		tier_section(p, s + 5, it->line, 1);
+	else if (strncmp(s, "model.", 6) == 0)
+		model_section(p, s + 6, it->line, 1);
+	else if (strcmp(s, "supervisor") != 0 && strcmp(s, "broker") != 0 &&
+	    strcmp(s, "backend") != 0)
+		diag_add(p->d, p->path, it->line,
+		    "[%s]: unknown section (supervisor, broker, backend, tier.NAME, model.NAME)",
+		    s);
+}
+
 static void
 config_key(void *user, const struct ini_item *it)
 {
@@ -233,6 +258,10 @@ config_key(void *user, const struct ini_item *it)
 	const char *path = p->path, *s = it->section, *k = it->key,
 	           *v = it->value;
 
+	if (k == NULL) {
+		config_section(p, it);
+		return;
+	}
 	if (it->continued) {
 		diag_add(d, path, it->line,
 		    "%s: only agent prompts continue on indented lines", k);
@@ -315,7 +344,8 @@ config_key(void *user, const struct ini_item *it)
 			unknown_key(p, it);
 		}
 	} else if (strncmp(s, "tier.", 5) == 0) {
-		struct tier_conf *t = tier_section(p, s + 5, it->section_line);
+		struct tier_conf *t =
+		    tier_section(p, s + 5, it->section_line, 0);
 
 		if (t == NULL)
 			return;
@@ -328,7 +358,7 @@ config_key(void *user, const struct ini_item *it)
 			unknown_key(p, it);
 	} else if (strncmp(s, "model.", 6) == 0) {
 		struct model_conf *m =
-		    model_section(p, s + 6, it->section_line);
+		    model_section(p, s + 6, it->section_line, 0);
 
 		if (m == NULL)
 			return;
@@ -347,12 +377,6 @@ config_key(void *user, const struct ini_item *it)
 			ini_get_bool(v, &m->pin, d, path, it->line, k);
 		else
 			unknown_key(p, it);
-	} else if (p->bad_section_line != it->section_line) {
-		/* Once per section, at its header. */
-		p->bad_section_line = it->section_line;
-		diag_add(d, path, it->section_line,
-		    "[%s]: unknown section (supervisor, broker, backend, tier.NAME, model.NAME)",
-		    s);
 	}
 }
 
@@ -501,7 +525,6 @@ struct manifest_parse {
 	struct manifest *m;
 	struct diag *d;
 	const char *path;
-	int bad_section_line;
 	int prompt_line, system_line;
 	int seen_name, seen_tier, seen_trigger, seen_prompt;
 };
@@ -566,6 +589,14 @@ manifest_key(void *user, const struct ini_item *it)
 	struct diag *d = p->d;
 	const char *k = it->key, *v = it->value, *path = p->path;
 
+	if (k == NULL) {
+		if (strcmp(it->section, "agent") != 0 &&
+		    strcmp(it->section, "options") != 0)
+			diag_add(d, path, it->line,
+			    "[%s]: unknown section (agent, options)",
+			    it->section);
+		return;
+	}
 	if (it->continued) {
 		if (strcmp(k, "system") == 0 && m->system)
 			append_line(&m->system, v);
@@ -660,10 +691,6 @@ manifest_key(void *user, const struct ini_item *it)
 			diag_add(d, path, it->line,
 			    "[options]: unknown key \"%s\" (num_predict, temperature)",
 			    k);
-	} else if (p->bad_section_line != it->section_line) {
-		p->bad_section_line = it->section_line;
-		diag_add(d, path, it->section_line,
-		    "[%s]: unknown section (agent, options)", it->section);
 	}
 }
 

@@ -117,6 +117,11 @@ judge_line(struct inifile_state *st, char *line)
 		st->section[end - p - 1] = '\0';
 		st->section_line = st->line;
 		st->have_key = 0;
+		/* inih tells nothing of a section until a key in it: an
+		 * empty one would pass unseen. */
+		st->fn(st->user, &(struct ini_item){.section = st->section,
+		                     .line = st->line,
+		                     .section_line = st->line});
 		return NULL;
 	}
 	end = find_or_comment(p, "=:");

@@ -35,9 +35,10 @@ struct ini_item {
 };
 
 /*
- * Called for each key and each continuation line. A handler reports its
- * own problems through its diag and goes on, so that the rest of the file
- * is judged too.
+ * Called for each [section] as it opens, with key and value NULL, then for
+ * each key and each continuation line in it. A handler reports its own
+ * problems through its diag and goes on, so that the rest of the file is
+ * judged too.
  */
 typedef void (*inifile_key_fn)(void *user, const struct ini_item *item);
 

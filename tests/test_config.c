@@ -342,6 +342,27 @@ Test(config, a_line_after_an_empty_key_continues_nothing_as_in_inih)
 	diag_free(&d);
 }
 
+Test(config, an_empty_or_bad_section_is_told_once_at_its_header)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("sections.conf",
+	    "[supervisr]\n"
+	    "[tier.Bad Name]\n"
+	    "model = a\n"
+	    "fallback = b\n"
+	    "[tier.empty]\n"
+	    "[tier.light]\n"
+	    "model = tinyllama\n");
+
+	cr_assert_eq(config_load(&c, path, &d), 3, "%s", d.text);
+	expect(&d, "sections.conf", 1, "[supervisr]: unknown section");
+	expect(&d, "sections.conf", 2, "[tier.Bad Name]: a tier name is");
+	expect(&d, "sections.conf", 5, "[tier.empty]: model is required");
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, section_names_are_read_whole_past_the_readers_49_bytes)
 {
 	struct config c;

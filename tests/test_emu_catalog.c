@@ -96,6 +96,19 @@ Test(catalog, every_error_is_reported_with_its_line)
 	unlink(path);
 }
 
+Test(catalog, a_model_section_without_keys_is_reported)
+{
+	struct emu_catalog cat;
+	char err[4096];
+	char *path = write_temp("[a:1]\n");
+
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	cr_assert(strstr(err, ":1: [a:1]: size_mb is required") != NULL, "%s",
+	    err);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
 Test(catalog, a_model_defined_twice_is_an_error)
 {
 	struct emu_catalog cat;

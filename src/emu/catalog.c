@@ -32,8 +32,14 @@ static const struct {
     {"insert", EMU_CAP_INSERT},
 };
 
+/*
+ * The model of a section, made as the section opens (create) and found for
+ * its keys by the line of its header: a bad or repeated section is reported
+ * once, and its keys go nowhere.
+ */
 static struct emu_model *
-catalog_section(struct catalog_parse *p, const char *section, int line)
+catalog_section(
+    struct catalog_parse *p, const char *section, int line, int create)
 {
 	struct emu_catalog *cat = p->cat;
 	struct emu_model *m;
@@ -43,6 +49,8 @@ catalog_section(struct catalog_parse *p, const char *section, int line)
 		if (strcmp(cat->models[i].name, section) == 0 &&
 		    p->section_line[i] == line)
 			return &cat->models[i];
+	if (!create)
+		return NULL;
 	for (size_t i = 0; i < cat->count; i++)
 		if (strcmp(cat->models[i].name, section) == 0) {
 			diag_add(&p->diag, p->path, line,
@@ -93,13 +101,8 @@ catalog_key(void *user, const struct ini_item *item)
 	double d;
 	long n;
 
-	if (section[0] == '\0') {
-		diag_add(&p->diag, p->path, line,
-		    "%s: key outside a [model:tag] section", key);
-		return;
-	}
-	m = catalog_section(p, section, item->section_line);
-	if (m == NULL)
+	m = catalog_section(p, section, item->section_line, key == NULL);
+	if (m == NULL || key == NULL)
 		return;
 #define TEXT(field)                                                            \
 	if (strcmp(key, #field) == 0) {                                        \
