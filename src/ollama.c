@@ -131,9 +131,22 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 		return 1;
 	}
 	v = json_object_get(o, "response");
-	if (json_is_string(v))
+	if (v != NULL && !json_is_string(v)) {
+		json_decref(o);
+		snprintf(res->error, sizeof(res->error),
+		    "backend sent a \"response\" that is not text");
+		return -1;
+	}
+	if (v != NULL)
 		append_text(res, json_string_value(v), json_string_length(v));
-	if (json_is_true(json_object_get(o, "done"))) {
+	v = json_object_get(o, "done");
+	if (v != NULL && !json_is_boolean(v)) {
+		json_decref(o);
+		snprintf(res->error, sizeof(res->error),
+		    "backend sent a \"done\" that is not true or false");
+		return -1;
+	}
+	if (json_is_true(v)) {
 		end = 1;
 		res->prompt_tokens = count_of(o, "prompt_eval_count", INT32_MAX);
 		res->eval_tokens = count_of(o, "eval_count", INT32_MAX);

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -353,6 +354,15 @@ main(int argc, char **argv)
 	}
 	if (wait && strcmp(verb, "run") != 0)
 		return usage_error("-w goes with run only");
+	/* A unix socket's path fits in sun_path, or it cannot be reached. */
+	if (strlen(runtime) + strlen("/ctl.sock") >=
+	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		fprintf(stderr,
+		    "ollamaxctl: %.60s.../ctl.sock: longer than the %zu bytes "
+		    "of a socket's path\n",
+		    runtime, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		return 3;
+	}
 	if (input != NULL && strcmp(input, "-") == 0) {
 		if ((stdin_text = read_input()) == NULL)
 			return 1;

@@ -68,6 +68,21 @@ Test(ollama, a_bad_line_is_quoted_only_as_far_as_it_goes_and_printable)
 	ollama_result_free(&res);
 }
 
+Test(ollama, a_response_or_done_of_the_wrong_type_is_refused_by_name)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(feed(&res, "{\"response\":5,\"done\":false}"), -1);
+	cr_assert_str_eq(
+	    res.error, "backend sent a \"response\" that is not text");
+	ollama_result_free(&res);
+	memset(&res, 0, sizeof(res));
+	cr_assert_eq(feed(&res, "{\"response\":\"hi\",\"done\":\"yes\"}"), -1);
+	cr_assert_str_eq(
+	    res.error, "backend sent a \"done\" that is not true or false");
+	ollama_result_free(&res);
+}
+
 Test(ollama, counts_out_of_range_or_of_the_wrong_type_are_none)
 {
 	struct ollama_result res = {0};

@@ -37,6 +37,12 @@ check "check reports a bad value with file:line and exits 1" bad_check
 ctl_usage() { local rc=0; "$CTL" frobnicate >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 2 ]; }
 check "ollamaxctl exits 2 on an unknown command" ctl_usage
 ctl_unreachable() { local rc=0; "$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 3 ]; }
+long_socket() {
+	local out rc=0
+	out=$("$CTL" -s "/tmp/$(printf 'd%.0s' $(seq 120))/ctl.sock" status 2>&1) || rc=$?
+	[ "$rc" -eq 3 ] && has "$out" "longer than the 107 bytes of a socket's path"
+}
+check "a socket path too long to reach is said so, exit 3" long_socket
 check "ollamaxctl exits 3 when no supervisor runs" ctl_unreachable
 
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
