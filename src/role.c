@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
@@ -226,6 +228,11 @@ role_main(int argc, char **argv, const char *role, int index,
 	rc = fn(loop, runtime, &hub, &setup);
 	msg_setup_free(&setup);
 	ipc_client_close(hub.client);
+	/* nng's threads may still hold what was in flight when its sockets
+	 * closed (a request resent to a broker that came back, say):
+	 * finishing the library lets it go, so that none of it is left
+	 * when the process ends. */
+	nng_fini();
 	return rc;
 }
 
