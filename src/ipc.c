@@ -155,8 +155,13 @@ call_on_loop(struct op *op)
 	int rv = nng_aio_result(op->aio);
 	nng_msg *m;
 
-	if (c->server->closing)
+	if (c->server->closing) {
+		/* A frame received, or an answer not sent, is still ours. */
+		if ((rv == 0 && c->state == CALL_RECV) ||
+		    (rv != 0 && c->state == CALL_SEND))
+			nng_msg_free(nng_aio_get_msg(op->aio));
 		return;
+	}
 	if (c->state == CALL_SEND) {
 		if (rv != 0) {
 			/* The peer went away before the answer: drop it. */
@@ -259,12 +264,13 @@ ipc_server_close(struct ipc_server *s)
 		return;
 	s->closing = 1;
 	nng_close(s->sock);
-	for (int i = 0; i < s->ncalls; i++) {
+	for (int i = 0; i < s->ncalls; i++)
 		nng_aio_stop(s->calls[i].op.aio);
-		nng_aio_free(s->calls[i].op.aio);
-	}
-	/* Completions already queued refer to calls: run them as closing. */
+	/* Completions already queued refer to calls and their aios: run
+	 * them as closing, before the aios go. */
 	waker_cb(s->waker.loop, &s->waker.async, 0);
+	for (int i = 0; i < s->ncalls; i++)
+		nng_aio_free(s->calls[i].op.aio);
 	waker_fini(&s->waker);
 	free(s->calls);
 	free(s);
