@@ -445,6 +445,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 	struct config_parse p = {.c = c, .d = d, .path = path};
 	int before = d->count;
 	char *slash;
+	size_t models;
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->path, sizeof(c->path), "%s", path);
@@ -496,11 +497,11 @@ config_load(struct config *c, const char *path, struct diag *d)
 			diag_add(d, path, t->line,
 			    "[tier.%s]: its fallback chain loops", t->name);
 	}
-	if (distinct_models(c) > POLICY_MODELS_MAX)
+	if ((models = distinct_models(c)) > POLICY_MODELS_MAX)
 		diag_add(d, path, 0,
 		    "the tiers name %zu models, more than the %d the broker "
 		    "plans for",
-		    distinct_models(c), POLICY_MODELS_MAX);
+		    models, POLICY_MODELS_MAX);
 	if (c->ntiers == 0 && d->count == before)
 		diag_add(d, path, 0,
 		    "no [tier.NAME] section: agents need at least one tier");
