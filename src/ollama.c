@@ -139,6 +139,10 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 	}
 	if (v != NULL)
 		append_text(res, json_string_value(v), json_string_length(v));
+	if ((v != NULL && json_string_length(v) > 0) ||
+	    (json_is_string(json_object_get(o, "thinking")) &&
+	        json_string_length(json_object_get(o, "thinking")) > 0))
+		res->pieces++;
 	v = json_object_get(o, "done");
 	if (v != NULL && !json_is_boolean(v)) {
 		json_decref(o);
@@ -178,8 +182,8 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 
 	/* The first byte turns the watchdog to counting silence. Then only
-	 * a whole line of a stream restarts it: bytes that never make one
-	 * are no progress. */
+	 * a whole line that carries text restarts it: bytes that never make
+	 * a line, and lines of nothing, are no progress. */
 	if (!c->got_byte || c->ps_fn != NULL) {
 		c->got_byte = 1;
 		c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
@@ -216,12 +220,14 @@ on_data(char *p, size_t size, size_t n, void *arg)
 			continue;
 		}
 		if (!c->ended) {
+			uint64_t pieces = c->res.pieces;
 			int rc =
 			    ollama_parse_line(&c->res, c->line, c->line_len);
 
 			if (rc != 0)
 				c->ended = rc;
-			ev_timer_again(c->o->loop, &c->watchdog);
+			if (rc != 0 || c->res.pieces != pieces)
+				ev_timer_again(c->o->loop, &c->watchdog);
 		}
 		c->line_len = 0;
 		if (c->res.text_len > OLLAMA_ANSWER_MAX) {

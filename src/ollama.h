@@ -39,6 +39,9 @@ struct ollama_result {
 	int64_t load_ns;
 	int64_t total_ns;
 	char done_reason[16];
+	/* Lines that carried text, of the answer or of the model's thinking:
+	 * the stream's progress, which a line of neither is not. */
+	uint64_t pieces;
 };
 
 typedef void (*ollama_done_fn)(void *arg, struct ollama_result *res);

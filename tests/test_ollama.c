@@ -36,6 +36,21 @@ Test(ollama, a_stream_is_gathered_until_its_done_line)
 	ollama_result_free(&res);
 }
 
+Test(ollama, only_lines_with_text_or_thinking_are_progress)
+{
+	struct ollama_result res = {0};
+
+	feed(&res, "{\"response\":\"\",\"done\":false}");
+	feed(&res, "");
+	cr_assert_eq(res.pieces, 0);
+	feed(&res, "{\"response\":\"\",\"thinking\":\"so\",\"done\":false}");
+	feed(&res, "{\"response\":\"a\",\"done\":false}");
+	feed(&res, "{\"response\":\"\",\"thinking\":5,\"done\":false}");
+	cr_assert_eq(res.pieces, 2);
+	cr_assert_str_eq(res.text, "a");
+	ollama_result_free(&res);
+}
+
 Test(ollama, an_error_line_ends_the_answer_with_its_text)
 {
 	struct ollama_result res = {0};

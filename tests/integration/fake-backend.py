@@ -109,6 +109,15 @@ class Handler(BaseHTTPRequestHandler):
             done.update(eval_count=-1, prompt_eval_count=10 ** 12)
         if how == "trickle":
             return self.stream([" "] * 30, pause=0.2)
+        if how == "empty":
+            return self.stream([json.dumps(dict(word, response="")) + "\n"]
+                               * 30, pause=0.2)
+        if how == "thinking":
+            # Thinking longer than the stall timeout, a line at a time.
+            return self.stream([json.dumps(dict(word, response="",
+                                                thinking="hmm")) + "\n"]
+                               * 10 + [json.dumps(word) + "\n",
+                                       json.dumps(done) + "\n"], pause=0.2)
         self.stream([json.dumps(word) + "\n", json.dumps(done) + "\n"])
 
 
