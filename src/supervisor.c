@@ -1023,7 +1023,8 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
  * Reads the agents directory again: new manifests start, removed ones
  * stop, changed ones start again from their new text; a bad manifest is
  * reported and the rest carry on. Agents started with spawn -f from
- * elsewhere are left alone.
+ * elsewhere are left alone, even when a manifest of the directory takes
+ * their name: that is a problem to report.
  */
 static void
 reload(struct supervisor *s, char *summary, size_t len)
@@ -1057,6 +1058,15 @@ reload(struct supervisor *s, char *summary, size_t len)
 		if (p != NULL && p->alive && manifest_same(&p->m, m)) {
 			/* Agents the directory now has count as its own. */
 			p->from_dir = 1;
+			continue;
+		}
+		if (p != NULL && p->alive && !p->from_dir) {
+			/* Someone started it by hand: replacing it behind
+			 * their back would lose what they chose. */
+			log_warnx("reload: %s: agent %s runs from %s (spawn -f): "
+			          "kill it to start this one",
+			    m->path, m->name, p->m.path ? p->m.path : "elsewhere");
+			bad++;
 			continue;
 		}
 		kind = p != NULL && p->alive ? CMD_RESPAWN : CMD_SPAWN;

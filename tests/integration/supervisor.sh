@@ -218,6 +218,16 @@ check "reload restarts a changed one, stops a removed one, reports a bad one" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 1 changed, 5 problems"
 check "the agent spawned from elsewhere is left alone" running_agents 2
 rm "$TMP/agents/003-bad.conf"
+manifest_of() {
+	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print(next(a["manifest"] for a in json.load(sys.stdin)["agents"] if a["name"] == sys.argv[1]))' "$1"
+}
+sed 's/^prompt = .*/prompt = Taken over./' "$TMP/extra.conf" >"$TMP/agents/005-extra.conf"
+check "a manifest that takes the name of an agent spawned by hand is a problem" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+check "said so in the log" wait_log "agent extra runs from $TMP/extra.conf (spawn -f): kill it"
+check "and the agent spawned by hand runs on" eq "$(manifest_of extra)" "$TMP/extra.conf"
+rm "$TMP/agents/005-extra.conf"
 cat >"$TMP/agents/004-third.conf" <<'AGENT'
 [agent]
 name = third
