@@ -1,17 +1,22 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 
-/* The most of a message one syslog datagram carries. */
+/* The most of a message one syslog datagram carries: one past the
+ * socket's buffer is dropped whole. */
 #define SYSLOG_PART 8192
+/* The room a stderr line's stamp, name and tag take besides the text. */
+#define LINE_FRAME 64
 
 static const char *log_progname = "ollamax";
 static int log_to_syslog;
@@ -98,14 +103,76 @@ format_message(int with_errno, int saved_errno, const char *fmt, va_list ap)
 	return msg;
 }
 
+/*
+ * The most of a message one line on stderr may carry, or 0 for no limit.
+ * The processes of a fleet share stderr: on a file or a terminal one write
+ * is one line, but on a pipe or a socket only writes up to PIPE_BUF are
+ * kept whole, and longer lines of two processes would mix.
+ */
+static size_t
+stderr_part(void)
+{
+	struct stat st;
+	size_t frame = strlen(log_progname) + LINE_FRAME;
+
+	if (fstat(STDERR_FILENO, &st) != 0 ||
+	    !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		return 0;
+	return frame + 256 < PIPE_BUF ? PIPE_BUF - frame : 256;
+}
+
+/* The length of the part of msg (len bytes) that goes first, at most
+ * `most`: parts end between characters. */
+static size_t
+part_length(const char *msg, size_t len, size_t most)
+{
+	size_t n = most;
+
+	if (most == 0 || len <= most)
+		return len;
+	while (n > most - 4 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+		n--;
+	return ((unsigned char)msg[n] & 0xC0) == 0x80 ? most : n;
+}
+
+/* One part of a message, as one syslog datagram or one write. */
 static void
-log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
+emit_part(enum log_level level, const char *part, size_t len, int continued)
 {
 	static const char *const tags[] = {"fatal", "warning", "info", "debug"};
 	static const int priorities[] = {
 	    LOG_CRIT, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+	const char *more = continued ? "(continued) " : "";
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32], *line;
+	size_t cap;
+	int n;
+
+	if (log_to_syslog) {
+		syslog(priorities[level], "%s%.*s", more, (int)len, part);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+	cap = len + strlen(log_progname) + LINE_FRAME;
+	line = malloc(cap);
+	if (line == NULL)
+		return;
+	n = snprintf(line, cap, "%s.%03ld %s: %s: %s%.*s\n", stamp,
+	    ts.tv_nsec / 1000000, log_progname, tags[level], more, (int)len,
+	    part);
+	write_all(STDERR_FILENO, line, (size_t)(n < (int)cap ? n : (int)cap - 1));
+	free(line);
+}
+
+static void
+log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
+{
 	int saved_errno = errno;
-	char *msg, *line;
+	size_t len, most, n, off = 0;
+	char *msg;
 
 	if (level > log_threshold)
 		return;
@@ -117,42 +184,14 @@ log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 		errno = saved_errno;
 		return;
 	}
-	if (log_to_syslog) {
-		/* A datagram past the socket's buffer is dropped whole: a
-		 * long message goes in parts. */
-		size_t len = strlen(msg);
-
-		for (size_t off = 0; off == 0 || off < len;
-		     off += SYSLOG_PART) {
-			syslog(priorities[level], "%s%.*s",
-			    off > 0 ? "(continued) " : "",
-			    (int)(len - off < SYSLOG_PART ? len - off
-			                                  : SYSLOG_PART),
-			    msg + off);
-		}
-	} else {
-		struct timespec ts;
-		struct tm tm;
-		char stamp[32];
-		size_t cap = strlen(msg) + strlen(log_progname) + 64;
-		int len;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-		line = malloc(cap);
-		if (line != NULL) {
-			len = snprintf(line, cap, "%s.%03ld %s: %s: %s\n",
-			    stamp, ts.tv_nsec / 1000000, log_progname,
-			    tags[level], msg);
-			/* One write a line: the processes of a fleet share
-			 * stderr, and on a file their lines do not mix (on a
-			 * pipe, lines up to PIPE_BUF do not). */
-			write_all(STDERR_FILENO, line,
-			    (size_t)(len < (int)cap ? len : (int)cap - 1));
-			free(line);
-		}
-	}
+	/* A long message goes in parts, each whole where it lands. */
+	len = strlen(msg);
+	most = log_to_syslog ? SYSLOG_PART : stderr_part();
+	do {
+		n = part_length(msg + off, len - off, most);
+		emit_part(level, msg + off, n, off > 0);
+		off += n;
+	} while (off < len);
 	free(msg);
 	errno = saved_errno;
 }

@@ -1,0 +1,166 @@
+/*
+ * The log as the fleet's processes share it: every line whole where it
+ * lands, a long message in parts on a pipe, each part ending between
+ * characters, nothing lost.
+ */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "utf8.h"
+
+/* A message of `chars` copies of a two-byte character, so that a part cut
+ * inside one shows as text that is not UTF-8. */
+static char *
+long_message(const char *ch, size_t chars)
+{
+	size_t w = strlen(ch);
+	char *msg = malloc(chars * w + 1);
+
+	cr_assert_not_null(msg);
+	for (size_t i = 0; i < chars; i++)
+		memcpy(msg + i * w, ch, w);
+	msg[chars * w] = '\0';
+	return msg;
+}
+
+/* In a child: log `count` messages of `chars` copies of ch to fd. */
+static pid_t
+logger(int fd, const char *name, const char *ch, size_t chars, int count)
+{
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		char *msg = long_message(ch, chars);
+
+		dup2(fd, STDERR_FILENO);
+		log_init(name, 0);
+		for (int i = 0; i < count; i++)
+			log_info("%s", msg);
+		_exit(0);
+	}
+	return pid;
+}
+
+static char *
+read_all(int fd, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	ssize_t got;
+
+	cr_assert_not_null(buf);
+	while ((got = read(fd, buf + n, cap - n - 1)) > 0) {
+		n += (size_t)got;
+		if (cap - n < 4096) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			cr_assert_not_null(buf);
+		}
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/*
+ * Checks each line of the log: whole (a stamp, a known name, one kind of
+ * character), within PIPE_BUF, its text UTF-8; and counts each name's
+ * text in bytes.
+ */
+static void
+check_lines(char *log, const char *const names[2], const char *const chars[2],
+    size_t text[2], int *lines)
+{
+	char *save = NULL;
+
+	*lines = 0;
+	for (char *line = strtok_r(log, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		int who = -1;
+		char *body;
+
+		(*lines)++;
+		cr_assert_leq(strlen(line) + 1, PIPE_BUF, "a line of %zu bytes",
+		    strlen(line) + 1);
+		/* HH:MM:SS.mmm NAME: info: [(continued) ]TEXT */
+		cr_assert_eq(line[2], ':');
+		cr_assert_eq(line[12], ' ', "no stamp: %.40s", line);
+		for (int i = 0; i < 2; i++)
+			if (strncmp(line + 13, names[i], strlen(names[i])) == 0)
+				who = i;
+		cr_assert_neq(who, -1, "a line of nobody's: %.60s", line);
+		body = line + 13 + strlen(names[who]);
+		cr_assert_eq(strncmp(body, ": info: ", 8), 0, "%.60s", line);
+		body += 8;
+		if (strncmp(body, "(continued) ", 12) == 0)
+			body += 12;
+		cr_assert_eq(utf8_invalid_at(body, strlen(body)), -1,
+		    "a part cut inside a character: %.60s", line);
+		for (size_t i = 0; body[i] != '\0'; i += strlen(chars[who]))
+			cr_assert_eq(strncmp(body + i, chars[who],
+			                 strlen(chars[who])),
+			    0, "%s's line mixed with another's at %zu",
+			    names[who], i);
+		text[who] += strlen(body);
+	}
+}
+
+Test(log, long_messages_of_two_processes_on_one_pipe_do_not_mix)
+{
+	static const char *const names[2] = {"left", "right"};
+	static const char *const chars[2] = {"\xc3\xa9", "\xc3\xb6"};
+	enum { CHARS = 10000, COUNT = 40 };
+	size_t text[2] = {0, 0}, len;
+	int fds[2], lines, status;
+	pid_t pids[2];
+	char *log;
+
+	cr_assert_eq(pipe(fds), 0);
+	for (int i = 0; i < 2; i++)
+		pids[i] = logger(fds[1], names[i], chars[i], CHARS, COUNT);
+	close(fds[1]);
+	log = read_all(fds[0], &len);
+	close(fds[0]);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	check_lines(log, names, chars, text, &lines);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(text[i], (size_t)CHARS * 2 * COUNT,
+		    "%s wrote %zu bytes of text, not %d", names[i], text[i],
+		    CHARS * 2 * COUNT);
+	/* Each message took several parts. */
+	cr_assert_gt(lines, 2 * COUNT * 4);
+	free(log);
+}
+
+Test(log, a_long_message_to_a_file_is_one_line)
+{
+	char path[] = "/tmp/ollamax-test-log-XXXXXX";
+	int fd = mkstemp(path), lines = 0, status;
+	size_t len;
+	pid_t pid;
+	char *log;
+
+	cr_assert_neq(fd, -1);
+	unlink(path);
+	pid = logger(fd, "solo", "\xc3\xa9", 10000, 3);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+	log = read_all(fd, &len);
+	close(fd);
+	cr_assert_eq(len, 3 * (strlen("HH:MM:SS.mmm solo: info: ") + 20000 + 1));
+	for (size_t i = 0; i < len; i++)
+		lines += log[i] == '\n';
+	cr_assert_eq(lines, 3);
+	cr_assert_null(strstr(log, "(continued)"));
+	free(log);
+}
