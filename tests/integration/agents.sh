@@ -78,6 +78,19 @@ prompt = Keep this: {{input}}
 [options]
 num_predict = 5
 AGENT
+# Two agents, on the two workers, that write to one file.
+for pen in 8:a 9:b; do
+	cat >"$TMP/agents/00${pen%:*}-pen${pen#*:}.conf" <<AGENT
+[agent]
+name = pen${pen#*:}
+tier = light
+trigger = demand
+output = file:shared.out
+prompt = Write at length, ${pen#*:}: {{input}}
+[options]
+num_predict = 1500
+AGENT
+done
 start_fleet
 
 check "agents run on their trigger and write their answers" wait_runs light1 2
@@ -89,8 +102,8 @@ check "the fallback is logged" grep -q "(no-such-model): falling back to tier li
 check "the emulator saw the fixed num_ctx of the model" \
 	sh -c "curl -s '$URL_emu/api/ps' | grep -q '\"context_length\":2048'"
 
-check "status shows 7 agents running and the broker's served count" \
-	status_until 's["agents"]["running"] == 7 and s["broker"]["served"] >= 3'
+check "status shows 9 agents running and the broker's served count" \
+	status_until 's["agents"]["running"] == 9 and s["broker"]["served"] >= 3'
 check "status shows the model the backend has loaded" \
 	status_until 's["broker"]["resident"] == ["tinyllama"]'
 
@@ -134,6 +147,31 @@ check "the worker lives on" sh -c "! grep -q 'worker [0-9] died' '$TMP/sup.log'"
 check "and the run counts as failed" status_until 's["agents"]["failed"] >= 1'
 wide_input() { python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - >/dev/null; }
 check "a prompt cut to 256 KiB is cut between characters, and runs" wide_input
+# Both pens run 8 times at once; each answer is one whole record in the
+# shared file, as run -w returned it.
+pens=()
+for pen in a b; do
+	for i in $(seq 1 8); do
+		"$CTL" -c "$TMP/ollamax.conf" --json run -w "pen$pen" "part $i" >>"$TMP/pen$pen.answers" || echo "      run $i of pen$pen failed"
+	done &
+	pens+=("$!")
+done
+wait "${pens[@]}"
+whole_records() {
+	python3 - "$TMP/state/shared.out" "$TMP/pena.answers" "$TMP/penb.answers" <<'PY'
+import json, re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+answers = sorted((a["agent"], a["answer"]) for f in sys.argv[2:]
+                 for a in map(json.loads, open(f)))
+parts = re.split(r"^--- (pen[ab]) run \d+\n", text, flags=re.M)
+assert parts[0] == "", "the file starts with %r" % parts[0][:60]
+records = sorted((parts[i], parts[i + 1][:-1]) for i in range(1, len(parts), 2))
+assert len(answers) == 16, "%d answers" % len(answers)
+assert all(a for _, a in answers), "an empty answer"
+assert records == answers, "%d records, %d answers, not the same" % (len(records), len(answers))
+PY
+}
+check "two workers writing to one file at once write whole records" whole_records
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
 before=$(runs_of light3)
