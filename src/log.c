@@ -15,7 +15,9 @@
 /* The most of a message one syslog datagram carries: one past the
  * socket's buffer is dropped whole. */
 #define SYSLOG_PART 8192
-/* The room a stderr line's stamp, name and tag take besides the text. */
+/* The most of the program's name a line on stderr shows, and the room its
+ * stamp, tag and "(continued) " take: a line's text keeps most of PIPE_BUF. */
+#define LINE_NAME_MAX 64
 #define LINE_FRAME 64
 
 static const char *log_progname = "ollamax";
@@ -113,12 +115,11 @@ static size_t
 stderr_part(void)
 {
 	struct stat st;
-	size_t frame = strlen(log_progname) + LINE_FRAME;
 
 	if (fstat(STDERR_FILENO, &st) != 0 ||
 	    !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
 		return 0;
-	return frame + 256 < PIPE_BUF ? PIPE_BUF - frame : 256;
+	return PIPE_BUF - LINE_NAME_MAX - LINE_FRAME;
 }
 
 /* The length of the part of msg (len bytes) that goes first, at most
@@ -135,7 +136,7 @@ part_length(const char *msg, size_t len, size_t most)
 	return ((unsigned char)msg[n] & 0xC0) == 0x80 ? most : n;
 }
 
-/* One part of a message, as one syslog datagram or one write. */
+/* A part lands whole only if it is one datagram or one write. */
 static void
 emit_part(enum log_level level, const char *part, size_t len, int continued)
 {
@@ -156,13 +157,13 @@ emit_part(enum log_level level, const char *part, size_t len, int continued)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-	cap = len + strlen(log_progname) + LINE_FRAME;
+	cap = len + LINE_NAME_MAX + LINE_FRAME;
 	line = malloc(cap);
 	if (line == NULL)
 		return;
-	n = snprintf(line, cap, "%s.%03ld %s: %s: %s%.*s\n", stamp,
-	    ts.tv_nsec / 1000000, log_progname, tags[level], more, (int)len,
-	    part);
+	n = snprintf(line, cap, "%s.%03ld %.*s: %s: %s%.*s\n", stamp,
+	    ts.tv_nsec / 1000000, LINE_NAME_MAX, log_progname, tags[level],
+	    more, (int)len, part);
 	write_all(STDERR_FILENO, line, (size_t)(n < (int)cap ? n : (int)cap - 1));
 	free(line);
 }

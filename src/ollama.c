@@ -20,6 +20,13 @@
 
 /* An answer goes to its agent in one frame. */
 #define OLLAMA_ANSWER_MAX MSG_MAX_TEXT
+/*
+ * Lines in a row that carry no text before a stream counts as stuck. Ollama
+ * sends a few while a model opens or closes its thinking (the tags and the
+ * blanks after them go to neither field); a stream of nothing else never
+ * ends, and would keep the stall timer from ever firing.
+ */
+#define OLLAMA_TEXTLESS_LINES_MAX 64
 
 struct ollama {
 	struct ev_loop *loop;
@@ -48,6 +55,7 @@ struct call {
 	int ended; /* a done or error line arrived */
 	int got_byte;
 	int oversize; /* the answer outgrew OLLAMA_ANSWER_MAX */
+	int textless; /* lines in a row without text */
 	ev_timer watchdog; /* first byte, then the longest silence */
 };
 
@@ -182,8 +190,8 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 
 	/* The first byte turns the watchdog to counting silence. Then only
-	 * a whole line that carries text restarts it: bytes that never make
-	 * a line, and lines of nothing, are no progress. */
+	 * a whole line restarts it: bytes that never make one are no
+	 * progress. */
 	if (!c->got_byte || c->ps_fn != NULL) {
 		c->got_byte = 1;
 		c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
@@ -226,8 +234,17 @@ on_data(char *p, size_t size, size_t n, void *arg)
 
 			if (rc != 0)
 				c->ended = rc;
-			if (rc != 0 || c->res.pieces != pieces)
-				ev_timer_again(c->o->loop, &c->watchdog);
+			ev_timer_again(c->o->loop, &c->watchdog);
+			c->textless = rc != 0 || c->res.pieces != pieces
+			    ? 0
+			    : c->textless + 1;
+			if (c->textless >= OLLAMA_TEXTLESS_LINES_MAX) {
+				snprintf(c->res.error, sizeof(c->res.error),
+				    "the backend sent %d lines in a row "
+				    "without text",
+				    OLLAMA_TEXTLESS_LINES_MAX);
+				return 0;
+			}
 		}
 		c->line_len = 0;
 		if (c->res.text_len > OLLAMA_ANSWER_MAX) {

@@ -40,7 +40,7 @@ struct ollama_result {
 	int64_t total_ns;
 	char done_reason[16];
 	/* Lines that carried text, of the answer or of the model's thinking:
-	 * the stream's progress, which a line of neither is not. */
+	 * a stream of lines with neither is stuck. */
 	uint64_t pieces;
 };
 

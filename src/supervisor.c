@@ -1019,6 +1019,16 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
 	msg_writer_free(&w);
 }
 
+static int
+same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return a != NULL && b != NULL && stat(a, &sa) == 0 &&
+	    stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	    sa.st_ino == sb.st_ino;
+}
+
 /*
  * Reads the agents directory again: new manifests start, removed ones
  * stop, changed ones start again from their new text; a bad manifest is
@@ -1055,6 +1065,17 @@ reload(struct supervisor *s, char *summary, size_t len)
 		enum command_kind kind;
 		char name[CONFIG_NAME_MAX + 1];
 
+		if (p != NULL && p->alive && !p->from_dir &&
+		    same_file(p->m.path, m->path)) {
+			/* Started by hand from the directory's own file,
+			 * which spawn -f names by its real path: the
+			 * directory's spelling tells whether it changed. */
+			free(p->m.path);
+			p->m.path = strdup(m->path);
+			if (p->m.path == NULL)
+				fatal("out of memory");
+			p->from_dir = 1;
+		}
 		if (p != NULL && p->alive && manifest_same(&p->m, m)) {
 			/* Agents the directory now has count as its own. */
 			p->from_dir = 1;

@@ -164,3 +164,33 @@ Test(log, a_long_message_to_a_file_is_one_line)
 	cr_assert_null(strstr(log, "(continued)"));
 	free(log);
 }
+
+Test(log, a_long_program_name_does_not_take_a_line_past_pipe_buf)
+{
+	char name[301], *log, *save = NULL;
+	size_t len, text = 0;
+	int fds[2], status;
+	pid_t pid;
+
+	memset(name, 'n', 300);
+	name[300] = '\0';
+	cr_assert_eq(pipe(fds), 0);
+	pid = logger(fds[1], name, "x", 10000, 1);
+	close(fds[1]);
+	log = read_all(fds[0], &len);
+	close(fds[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	for (char *line = strtok_r(log, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *body = strstr(line, ": info: ");
+
+		cr_assert_leq(strlen(line) + 1, PIPE_BUF);
+		cr_assert_not_null(body);
+		body += 8;
+		if (strncmp(body, "(continued) ", 12) == 0)
+			body += 12;
+		text += strspn(body, "x");
+	}
+	cr_assert_eq(text, 10000);
+	free(log);
+}

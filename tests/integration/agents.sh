@@ -171,7 +171,7 @@ assert all(a for _, a in answers), "an empty answer"
 assert records == answers, "%d records, %d answers, not the same" % (len(records), len(answers))
 PY
 }
-check "two workers writing to one file at once write whole records" whole_records
+check "two workers sharing a file lose no record and mix none: each is an answer run -w had" whole_records
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
 before=$(runs_of light3)

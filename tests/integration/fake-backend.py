@@ -111,13 +111,16 @@ class Handler(BaseHTTPRequestHandler):
             return self.stream([" "] * 30, pause=0.2)
         if how == "empty":
             return self.stream([json.dumps(dict(word, response="")) + "\n"]
-                               * 30, pause=0.2)
+                               * 1000, pause=0.01)
         if how == "thinking":
-            # Thinking longer than the stall timeout, a line at a time.
-            return self.stream([json.dumps(dict(word, response="",
-                                                thinking="hmm")) + "\n"]
-                               * 10 + [json.dumps(word) + "\n",
-                                       json.dumps(done) + "\n"], pause=0.2)
+            # Thinking longer than the stall timeout, a line at a time,
+            # with the few lines without text that its tags make.
+            empty = json.dumps(dict(word, response="")) + "\n"
+            thought = json.dumps(dict(word, response="",
+                                      thinking="hmm")) + "\n"
+            return self.stream([empty] * 3 + [thought] * 10 + [empty] * 3 +
+                               [json.dumps(word) + "\n",
+                                json.dumps(done) + "\n"], pause=0.1)
         self.stream([json.dumps(word) + "\n", json.dumps(done) + "\n"])
 
 

@@ -266,6 +266,14 @@ sys.exit(0 if all(p["pid"] not in old and p["state"] == "running" for p in ws) e
 check "both workers killed with SIGKILL are back" workers_replaced
 check "with the spawned agent and without the killed one" running_agents 2
 check "and the agents list agrees" sh -c "'$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^third .*stopped'"
+# Started by hand from the directory's own file, an agent is the
+# directory's: reload restarts it when the file changes.
+check "spawn -f starts a killed directory agent from its own file" \
+	"$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/agents/004-third.conf"
+sed -i 's/^prompt = Third\.$/prompt = Third, again./' "$TMP/agents/004-third.conf"
+touch -d '+2 minutes' "$TMP/agents/004-third.conf"
+check "changed there, reload restarts it from the new text" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 1 changed, 0 problems"
 
 children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
 kill -TERM "$sup_pid"
