@@ -597,6 +597,23 @@ Test(policy, among_fresh_requests_high_priority_goes_first)
 	policy_free(p);
 }
 
+Test(policy, a_normal_request_that_waited_a_run_goes_before_a_fresh_high_one)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	policy_arrive(p, 0, 2, TINY, NORMAL, 0);
+	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
+	actions(p);
+	policy_arrive(p, 1000, 3, TINY, NORMAL, 1000);
+	/* 3 has waited one 10 s run: its response ratio is 2, against the
+	 * fresh high one's 1 weighed by (300 / 120) ^ 0.25 = 1.26. */
+	policy_arrive(p, 11000, 4, TINY, HIGH, 11000);
+	policy_done(p, 11000, 1, 10000);
+	cr_assert_str_eq(actions(p), "dispatch 3@2");
+	policy_free(p);
+}
+
 Test(policy, a_low_request_that_waited_long_goes_before_a_fresh_high_one)
 {
 	struct policy *p = box();
