@@ -761,7 +761,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 19);
+	msg_begin(w, MSG_REPORT, 18);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -772,7 +772,6 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 	msg_put_int(w, "served", m->served);
 	msg_put_int(w, "failed", m->failed);
 	msg_put_int(w, "bad_frames", m->bad_frames);
-	msg_put_int(w, "rss_kb", m->rss_kb);
 	put_array(w, "resident", (size_t)m->nresident);
 	for (int i = 0; i < m->nresident; i++)
 		put_str_item(w, m->resident[i]);
@@ -852,7 +851,6 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = msg_get_int(r, "failed", &m->failed, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(
 	         r, "bad_frames", &m->bad_frames, 0, INT64_MAX, 0)) ||
-	    (e = msg_get_int(r, "rss_kb", &m->rss_kb, 0, INT64_MAX, 0)) ||
 	    (e = get_array(r, "resident", &resident, MSG_RESIDENT_MAX, 0)) ||
 	    (e = msg_get_int(r, "loads", &m->loads, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(r, "unloads", &m->unloads, 0, INT64_MAX, 0)) ||

@@ -189,7 +189,6 @@ struct msg_report {
 	int64_t served;
 	int64_t failed;
 	int64_t bad_frames;
-	int64_t rss_kb;
 	/* broker: the models loaded in the backend */
 	int nresident;
 	char resident[MSG_RESIDENT_MAX][CONFIG_MODEL_MAX];

@@ -100,10 +100,17 @@ proc_set_title(int argc, char **argv, const char *title)
 }
 
 long
-proc_rss_kb(void)
+proc_rss_kb(pid_t pid)
 {
 	long pages = 0, resident = 0;
-	FILE *fp = fopen("/proc/self/statm", "r");
+	char path[64];
+	FILE *fp;
+
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/statm");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
+	fp = fopen(path, "r");
 
 	if (fp == NULL)
 		return 0;

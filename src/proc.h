@@ -55,8 +55,9 @@ int64_t restart_after_crash(const struct restart_policy *p,
  */
 pid_t proc_spawn(const char *path, char *const argv[]);
 
-/* This process's resident set in KiB (0 if unknown). */
-long proc_rss_kb(void);
+/* The resident set of a process of ours (0: this one) in KiB; 0 if unknown
+ * (the process is gone). */
+long proc_rss_kb(pid_t pid);
 
 /* Sets the process title shown by ps and top ("ollamax: worker 2"). */
 void proc_set_title(int argc, char **argv, const char *title);

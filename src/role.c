@@ -177,7 +177,6 @@ hub_report(struct hub_link *h, const struct msg_report *rep)
 	r.role = h->role;
 	r.index = h->index;
 	r.pid = getpid();
-	r.rss_kb = proc_rss_kb();
 	msg_report_encode(&w, &r);
 	data = msg_data(&w, &len);
 	ipc_request(h->client, data, len, 2000, report_reply, NULL);

@@ -1122,16 +1122,19 @@ status_json(struct supervisor *s)
 	json_array_append_new(procs,
 	    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role", "supervisor",
 	        "index", 0, "pid", (int)getpid(), "state", "running",
-	        "restarts", 0, "rss_kb", (json_int_t)proc_rss_kb()));
+	        "restarts", 0, "rss_kb", (json_int_t)proc_rss_kb(0)));
 	for (int i = 0; i < s->nchildren; i++) {
 		struct child *c = &s->children[i];
+		/* Read now: a report would be a second late, and none has
+		 * come from a child just started. */
+		long rss = c->pid > 0 ? proc_rss_kb(c->pid) : 0;
 
 		json_array_append_new(procs,
 		    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role",
 		        role_name(c->role), "index", c->index, "pid",
 		        (int)c->pid, "state", proc_state_name(c->state),
 		        "restarts", c->restart.restarts, "rss_kb",
-		        (json_int_t)c->report.rss_kb));
+		        (json_int_t)rss));
 		/* Counters come from each child's latest report. */
 		bad += c->report.bad_frames;
 		if (c->role != ROLE_WORKER)

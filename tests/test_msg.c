@@ -822,7 +822,6 @@ sample_broker_report(void)
 	    .busy = 1,
 	    .queued = 4,
 	    .served = 40,
-	    .rss_kb = 11556,
 	    .nresident = 1,
 	    .loads = 8,
 	    .unloads = 7,

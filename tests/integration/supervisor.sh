@@ -69,6 +69,13 @@ check "the log says ready" grep -q "ready: broker and 2 workers" "$TMP/sup.log"
 status=$(status_json)
 check "status has the supervisor's pid and version" \
 	has "$status" "\"supervisor\":{\"pid\":$sup_pid,"
+every_rss_known() {
+	python3 -c 'import json,sys
+ps = json.loads(sys.argv[1])["processes"]
+bad = [p["role"] for p in ps if p["rss_kb"] <= 0]
+assert len(ps) == 4 and not bad, bad' "$status"
+}
+check "as soon as it is ready, status knows every process's memory" every_rss_known
 agents_reported() {
 	for _ in $(seq 1 100); do
 		case "$(status_json)" in *'"agents":{"total":1,"running":1,"failed":0,"inbox":0}'*) return 0 ;; esac
