@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 5
+#define MSG_VERSION 6
 /* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
 #define MSG_MAX_FRAME (1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */
