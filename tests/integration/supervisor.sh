@@ -333,6 +333,26 @@ check "the daemon wrote its pid file and runs in a session of its own" \
 	sh -c "[ \"\$(ps -o sid= -p $daemon_pid | tr -d ' ')\" = $daemon_pid ]"
 check "the daemon's children are up" wait_running 4
 check "stop against a socket that is not a supervisor's exits 3" not_a_supervisor
+# A peer that answers every command ok but is no supervisor: stop asks its
+# status, finds no supervisor's pid in it, and sends no stop.
+fake_peer_refused() {
+	local rc=0 fake
+	mkdir -p "$TMP/peer"
+	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" "$1" >"$TMP/fake/verbs" 2>&1 &
+	fake=$!
+	for _ in $(seq 1 100); do
+		grep -q listening "$TMP/fake/verbs" && break
+		sleep 0.02
+	done
+	"$CTL" -s "$TMP/peer/ctl.sock" stop >/dev/null 2>&1 || rc=$?
+	kill "$fake"
+	wait "$fake" || true
+	[ "$rc" -eq 3 ] && grep -qx status "$TMP/fake/verbs" &&
+		! grep -qx stop "$TMP/fake/verbs" || { echo "      exit $rc, verbs: $(tr '\n' ' ' <"$TMP/fake/verbs")"; return 1; }
+}
+check "stop against a peer whose status has no supervisor's pid exits 3, sending no stop" \
+	fake_peer_refused '{"supervisor":{"version":"0.1.0"}}'
+check "nor does a pid of 0 pass for one" fake_peer_refused '{"supervisor":{"pid":0}}'
 check "and the daemon still runs" kill -0 "$daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
