@@ -791,8 +791,23 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		snprintf(why, whylen, "agent %s is already running", name);
 		return -1;
 	}
-	if (kind != CMD_SPAWN && (p == NULL || !p->alive)) {
+	if (kind != CMD_SPAWN && p == NULL) {
+		snprintf(why, whylen,
+		    "no agent %s: ollamaxctl agents lists them", name);
+		return -1;
+	}
+	if (kind != CMD_SPAWN && !p->alive) {
 		snprintf(why, whylen, "agent %s is not running", name);
+		return -1;
+	}
+	if (kind == CMD_RUN && input != NULL && input[0] != '\0' &&
+	    strstr(p->m.prompt, "{{input}}") == NULL) {
+		/* Run anyway, and the text the user typed is lost unseen. */
+		snprintf(why, whylen,
+		    "agent %s's prompt has no {{input}}, so the text would be "
+		    "dropped: run it without text, or add {{input}} to its "
+		    "prompt",
+		    name);
 		return -1;
 	}
 	if (kind == CMD_RUN && wait && waited_runs(s) >= CTL_WAITED_RUNS_MAX) {
@@ -908,6 +923,20 @@ output_problem(
 	return 0;
 }
 
+/* A diag's problems, one log line each: a log is read a line at a time,
+ * and each problem names its own file and line. */
+static void
+log_lines(const char *what, const char *text)
+{
+	while (text != NULL && *text != '\0') {
+		size_t n = strcspn(text, "\n");
+
+		if (n > 0)
+			log_warnx("%s: %.*s", what, (int)n, text);
+		text += n + (text[n] == '\n');
+	}
+}
+
 /*
  * A manifest for spawn: one of the agents directory by name, or a file.
  * Returns 0 with m loaded, or -1 with why set (m then needs no freeing).
@@ -949,7 +978,7 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 		snprintf(why, whylen, "%s", d.text);
 		/* One line for ollamaxctl: the rest is in the log. */
 		why[strcspn(why, "\n")] = '\0';
-		log_warnx("spawn:\n%s", d.text);
+		log_lines("spawn", d.text);
 		goto bad;
 	}
 	if (config_tier(&s->conf, m->tier) == NULL) {
@@ -1046,7 +1075,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 
 	bad = fleet_load(&f, s->agents_dir, &s->conf, &d);
 	if (d.text != NULL)
-		log_warnx("reload:\n%s", d.text);
+		log_lines("reload", d.text);
 	diag_free(&d);
 	for (size_t i = 0; i < s->nplaced; i++) {
 		struct placement *p = &s->placed[i];
@@ -1555,7 +1584,7 @@ cmd_start(const char *self, const char *path, int detach)
 	    s->conf.dir, s->conf.state_dir, s->state_dir, sizeof(s->state_dir));
 	/* A bad manifest is reported; the other agents carry on. */
 	if (fleet_load(&fleet, s->agents_dir, &s->conf, &d) > 0)
-		fputs(d.text, stderr);
+		log_lines("agents", d.text);
 	diag_free(&d);
 	config_runtime_dir(&s->conf, s->runtime, sizeof(s->runtime));
 	s->ready_fd = detach ? daemonize() : -1;
@@ -1668,9 +1697,11 @@ cmd_stop(const char *path)
 }
 
 static const char usage_text[] =
-    "usage: ollamax-supervisor [-c FILE] check\n"
-    "       ollamax-supervisor [-c FILE] start [--daemon]\n"
-    "       ollamax-supervisor [-c FILE] stop\n";
+    "usage: ollamax-supervisor [-c FILE] [--log-level LEVEL] check\n"
+    "       ollamax-supervisor [-c FILE] [--log-level LEVEL] start [--daemon]\n"
+    "       ollamax-supervisor [-c FILE] [--log-level LEVEL] stop\n"
+    "       ollamax-supervisor --version | -h | --help\n"
+    "LEVEL: fatal, warning, info or debug\n";
 
 int
 main(int argc, char **argv)

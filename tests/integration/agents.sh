@@ -124,6 +124,16 @@ check "the input became part of its prompt ({{input}})" input_in_prompt
 rc_of() { local rc=0; "$@" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
 check "run of an agent that does not exist fails with exit 1" \
 	test "$(rc_of "$CTL" -c "$TMP/ollamax.conf" run nobody)" = 1
+said_so() {
+	local want=$1 out rc=0
+	shift
+	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "$want"
+}
+check "and says there is no such agent" said_so "no agent nobody: ollamaxctl agents lists them" kill nobody
+check "run with text for an agent whose prompt has no {{input}} is refused, not dropped" \
+	said_so "agent light1's prompt has no {{input}}, so the text would be dropped" run light1 "lost words"
+check "without text it runs" "$CTL" -c "$TMP/ollamax.conf" run light1
 check "run reads its input from standard input with -" \
 	sh -c "echo 'from stdin' | '$CTL' -c '$TMP/ollamax.conf' run scribe -"
 check "and runs on it" wait_runs scribe 3

@@ -224,6 +224,13 @@ printf 'not a manifest\n' >"$TMP/agents/003-bad.conf"
 check "reload restarts a changed one, stops a removed one, reports a bad one" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 1 changed, 5 problems"
 check "the agent spawned from elsewhere is left alone" running_agents 2
+problems_on_own_lines() {
+	local all own
+	all=$(grep -c "003-bad.conf" "$TMP/sup.log")
+	own=$(grep -c "^[0-9:.]* ollamax-supervisor: warning: reload: .*003-bad.conf:" "$TMP/sup.log")
+	[ "$all" -ge 5 ] && [ "$own" -eq "$all" ] || { echo "      $own of $all lines"; return 1; }
+}
+check "each problem is a log line of its own, with its time and its file" problems_on_own_lines
 rm "$TMP/agents/003-bad.conf"
 manifest_of() {
 	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
