@@ -2038,10 +2038,10 @@ main(int argc, char **argv)
 			fatal("cannot write %s", port_file);
 	}
 	log_info("listening on %s (port %d), %zu models, parallel %d, "
-	         "vram %llu MB, speed %s",
+	         "vram %llu MB, speed %s%.6g",
 	    listen_spec, port, e->cat.count, cfg.parallel,
-	    (unsigned long long)(cfg.vram_bytes / MB),
-	    e->instant ? "inf" : "finite");
+	    (unsigned long long)(cfg.vram_bytes / MB), e->instant ? "inf" : "",
+	    e->instant ? 0.0 : e->speed);
 	ev_run(e->loop, 0);
 	shutdown_connections(e);
 	MHD_stop_daemon(e->mhd);
