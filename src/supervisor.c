@@ -626,6 +626,19 @@ placement_add(struct supervisor *s, const char *name)
 	return p;
 }
 
+/* An agent whose manifest left the directory is forgotten once stopped:
+ * nothing would start it again, and `agents` would list a file that is
+ * gone. */
+static void
+placement_remove(struct supervisor *s, struct placement *p)
+{
+	size_t i = (size_t)(p - s->placed);
+
+	manifest_free(&p->m);
+	memmove(p, p + 1, (s->nplaced - i - 1) * sizeof(*p));
+	s->nplaced--;
+}
+
 /* The running worker with the fewest live agents takes a new one. */
 static int
 least_loaded_worker(struct supervisor *s)
@@ -665,6 +678,7 @@ struct agent_command {
 	char name[CONFIG_NAME_MAX + 1];
 	struct manifest m; /* spawn, respawn: moved to the placement */
 	int from_dir;
+	int forget; /* kill: its manifest was removed, see placement_remove */
 	int worker;
 	int wait; /* run --wait: the worker answers when the run is over */
 };
@@ -731,7 +745,9 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			p->from_dir = ac->from_dir;
 			break;
 		case CMD_KILL:
-			if (p != NULL)
+			if (p != NULL && ac->forget)
+				placement_remove(s, p);
+			else if (p != NULL)
 				p->alive = 0;
 			break;
 		case CMD_RESTART:
@@ -1083,9 +1099,10 @@ reload(struct supervisor *s, char *summary, size_t len)
 		if (!p->alive || !p->from_dir || fleet_find(&f, p->m.name))
 			continue;
 		if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL, NULL, 0,
-		        why, sizeof(why)) == 0)
+		        why, sizeof(why)) == 0) {
+			s->pending->forget = 1;
 			stopped++;
-		else
+		} else
 			log_warnx("reload: %s", why);
 	}
 	for (size_t i = 0; i < f.count; i++) {

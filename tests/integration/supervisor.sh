@@ -254,9 +254,9 @@ check "SIGHUP reloads too" running_agents 3
 agents_table() {
 	local out
 	out=$("$CTL" -c "$TMP/ollamax.conf" agents)
-	has "$out" "third" && has "$out" "extra" && grep -q "^probe .*stopped" <<<"$out"
+	has "$out" "third" && has "$out" "extra" && ! grep -q "^probe " <<<"$out"
 }
-check "ollamaxctl agents lists every agent with its worker and state" agents_table
+check "ollamaxctl agents lists every agent with its worker and state, not one whose manifest was removed" agents_table
 
 # A worker that crashes comes back with what the supervisor placed on it:
 # agents spawned since start included, agents killed since not.
