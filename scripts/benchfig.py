@@ -7,8 +7,19 @@ TIERS = ("reasoning", "coding", "light")
 ARMS = ("direct", "ollamax")
 
 
+def verdict(value, target):
+    """Whether ollamax's value meets a target as the table shows it:
+    '<= 1684', '>= 0.95', '< 86.9', or a number to equal."""
+    for op, holds in (("<=", lambda v, t: v <= t), (">=", lambda v, t: v >= t),
+                      ("<", lambda v, t: v < t)):
+        if target.startswith(op):
+            return "met" if holds(value, float(target[len(op):])) else "missed"
+    return "met" if value == float(target) else "missed"
+
+
 def row(label, d, o, fmt="{:.1f}", target=""):
-    print(f"{label:<44} {fmt.format(d):>12} {fmt.format(o):>12} {target:>18}")
+    mark = f" {verdict(o, target)}" if target else ""
+    print(f"{label:<44} {fmt.format(d):>12} {fmt.format(o):>12} {target:>18}{mark}")
 
 
 def percentile(v, q):
