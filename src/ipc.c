@@ -26,6 +26,8 @@ static atomic_uint_fast64_t refused;
 const char *
 ipc_strerror(int err)
 {
+	if (err == IPC_ENOTSENT)
+		return "no connection to it";
 	return nng_strerror(err);
 }
 
@@ -342,8 +344,11 @@ request_on_loop(struct op *op)
 	nng_msg *m;
 
 	if (rv != 0) {
-		if (!r->sent)
+		if (!r->sent) {
 			nng_msg_free(nng_aio_get_msg(op->aio));
+			if (rv == NNG_ETIMEDOUT)
+				rv = IPC_ENOTSENT;
+		}
 		request_end(r, rv, NULL, 0);
 		return;
 	}

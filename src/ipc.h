@@ -52,7 +52,14 @@ int ipc_request(struct ipc_client *c, const void *data, size_t len,
     int64_t timeout_ms, ipc_reply_fn fn, void *arg);
 void ipc_client_close(struct ipc_client *c);
 
-/* The text of an nng error number. */
+/*
+ * A request's error when it timed out before any connection took it: the
+ * peer is not there, as against there and slow to answer. Not an nng
+ * number (those stay below it).
+ */
+#define IPC_ENOTSENT 0x40000000
+
+/* The text of an nng error number or of IPC_ENOTSENT. */
 const char *ipc_strerror(int err);
 
 /* Frames refused because of their size or a peer of another uid. */

@@ -58,7 +58,7 @@ echo(void *arg, struct ipc_call *call, const void *data, size_t len)
 	ipc_reply(call, data, len);
 }
 
-static int answered, failed;
+static int answered, failed, last_err;
 static char last[64];
 
 static void
@@ -67,6 +67,7 @@ got(void *arg, int err, const void *data, size_t len)
 	(void)arg;
 	if (err != 0) {
 		failed++;
+		last_err = err;
 	} else {
 		answered++;
 		snprintf(
@@ -136,17 +137,38 @@ Test(ipc, many_requests_are_in_flight_and_answered_later_in_any_order)
 	ipc_server_close(s);
 }
 
-Test(ipc, a_request_nobody_answers_fails_at_its_timeout)
+Test(ipc, a_request_no_server_takes_fails_at_its_timeout_as_not_connected)
 {
 	struct ipc_client *c = ipc_dial(loop, url); /* no server */
 	int want = 1;
 
-	answered = failed = 0;
+	answered = failed = last_err = 0;
 	cr_assert_eq(ipc_request(c, "x", 1, 200, got, &want), 0);
 	run_for(5);
 	cr_assert_eq(failed, 1);
 	cr_assert_eq(answered, 0);
+	cr_assert_eq(last_err, IPC_ENOTSENT);
+	cr_assert_str_eq(ipc_strerror(last_err), "no connection to it");
 	ipc_client_close(c);
+}
+
+Test(ipc, a_request_a_server_took_but_never_answers_fails_as_timed_out)
+{
+	struct ipc_server *s = ipc_listen(loop, url, 2, echo, NULL);
+	struct ipc_client *c = ipc_dial(loop, url);
+	int want = 1;
+
+	hold = 2; /* one request comes: never answered */
+	nheld = 0;
+	answered = failed = last_err = 0;
+	cr_assert_eq(ipc_request(c, "x", 1, 300, got, &want), 0);
+	run_for(5);
+	cr_assert_eq(nheld, 1, "the server got the request");
+	cr_assert_eq(failed, 1);
+	cr_assert_eq(last_err, NNG_ETIMEDOUT);
+	hold = 0;
+	ipc_client_close(c);
+	ipc_server_close(s);
 }
 
 Test(ipc, a_client_dialled_before_the_server_starts_reaches_it)

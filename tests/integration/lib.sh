@@ -57,9 +57,21 @@ check() {
 	if "$@"; then
 		echo "ok    $what"
 	else
-		echo "FAIL  $what"
+		echo "FAIL  $what (at $(date +%T.%3N))"
 		FAILURES=$((FAILURES + 1))
+		recent_logs
 	fi
+}
+
+# What the processes logged last, at a failure: a failure seen only in CI
+# can then be told from a slow machine.
+recent_logs() {
+	local f
+	for f in $(ls -t "$TMP"/*.log 2>/dev/null | head -3); do
+		[ -s "$f" ] || continue
+		echo "      last lines of $(basename "$f"):"
+		tail -n 8 "$f" | cut -c1-300 | sed 's/^/        /'
+	done
 }
 
 # eq GOT WANT: the two are the same (says both when not).
