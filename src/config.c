@@ -618,11 +618,13 @@ manifest_key(void *user, const struct ini_item *it)
 			else
 				snprintf(m->name, sizeof(m->name), "%s", v);
 			p->seen_name = 1;
+			m->line_of_name = it->line;
 		} else if (strcmp(k, "role") == 0) {
 			copy_text(m->role, sizeof(m->role), v, d, it, path);
 		} else if (strcmp(k, "tier") == 0) {
 			copy_text(m->tier, sizeof(m->tier), v, d, it, path);
 			p->seen_tier = 1;
+			m->line_of_tier = it->line;
 		} else if (strcmp(k, "priority") == 0) {
 			if (strcmp(v, "high") == 0)
 				m->priority = PRIO_HIGH;
@@ -853,14 +855,14 @@ fleet_load(
 		free(names[i]);
 		bad = manifest_load(m, path, d);
 		if (bad == 0 && c != NULL && config_tier(c, m->tier) == NULL) {
-			diag_add(d, path, 0,
-			    "tier \"%s\" is not a [tier.NAME] of %s", m->tier,
+			diag_add(d, path, m->line_of_tier,
+			    "tier: \"%s\" is not a [tier.NAME] of %s", m->tier,
 			    c->path);
 			bad = 1;
 		}
 		if (bad == 0 && (dup = fleet_find(f, m->name)) != NULL) {
-			diag_add(d, path, 0, "name \"%s\" is taken by %s",
-			    m->name, dup->path);
+			diag_add(d, path, m->line_of_name,
+			    "name: \"%s\" is taken by %s", m->name, dup->path);
 			bad = 1;
 		}
 		if (bad) {

@@ -125,7 +125,8 @@ struct manifest {
 	char *prompt;
 	long num_predict;   /* -1 = until the answer ends */
 	double temperature; /* < 0 = the model's default */
-	int line_of_output; /* where output = agent:NAME was written */
+	/* Where these were written, for problems found after the parse. */
+	int line_of_name, line_of_tier, line_of_output;
 };
 
 /*

@@ -999,8 +999,8 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 	}
 	if (config_tier(&s->conf, m->tier) == NULL) {
 		snprintf(why, whylen,
-		    "%.200s: tier \"%s\" is not a [tier.NAME] of %.200s", path,
-		    m->tier, s->conf.path);
+		    "%.200s:%d: tier: \"%s\" is not a [tier.NAME] of %.200s",
+		    path, m->line_of_tier, m->tier, s->conf.path);
 		goto bad;
 	}
 	if (!is_file && strcmp(m->name, arg) != 0) {
@@ -1130,9 +1130,10 @@ reload(struct supervisor *s, char *summary, size_t len)
 		if (p != NULL && p->alive && !p->from_dir) {
 			/* Someone started it by hand: replacing it behind
 			 * their back would lose what they chose. */
-			log_warnx("reload: %s: agent %s runs from %s (spawn -f): "
-			          "kill it to start this one",
-			    m->path, m->name, p->m.path ? p->m.path : "elsewhere");
+			log_warnx("reload: %s:%d: agent %s runs from %s (spawn "
+			          "-f): kill it to start this one",
+			    m->path, m->line_of_name, m->name,
+			    p->m.path ? p->m.path : "elsewhere");
 			bad++;
 			continue;
 		}

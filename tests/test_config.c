@@ -233,8 +233,8 @@ Test(config, a_fleet_keeps_the_good_manifests_and_reports_the_bad_ones)
 	cr_assert_gt(fleet_load(&f, agents, &c, &d), 0);
 	cr_assert_eq(f.count, 3, "reviewer, digest and orphan load");
 	cr_assert_not_null(fleet_find(&f, "reviewer"));
-	expect(&d, "3-dup.conf", 0, "name \"digest\" is taken by");
-	expect(&d, "4-tierless.conf", 0, "tier \"gold\" is not a [tier.NAME]");
+	expect(&d, "3-dup.conf", 2, "name: \"digest\" is taken by");
+	expect(&d, "4-tierless.conf", 3, "tier: \"gold\" is not a [tier.NAME]");
 	expect(
 	    &d, "5-orphan.conf", 5, "output: agent \"reviewer\" has no inbox");
 	fleet_free(&f);

@@ -198,6 +198,9 @@ spawn_refused() {
 check "spawn -f of a FIFO is refused at once, said why" \
 	spawn_refused "fifo.conf: not a regular file" "$TMP/fifo.conf"
 check "and the supervisor still answers" running_agents 2
+printf '[agent]\nname = gilded\ntier = gold\ntrigger = demand\nprompt = x\n' >"$TMP/gilded.conf"
+check "spawn -f of an agent of an unknown tier names the file and line" \
+	spawn_refused "gilded.conf:3: tier: \"gold\" is not a [tier.NAME]" "$TMP/gilded.conf"
 printf '[agent]\nname = lost\ntier = light\ntrigger = demand\noutput = agent:nobody\nprompt = x\n' >"$TMP/lost.conf"
 check "spawn -f of an agent whose output goes nowhere is refused" \
 	spawn_refused "output: no agent nobody is running" "$TMP/lost.conf"
