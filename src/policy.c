@@ -60,8 +60,8 @@ struct pmodel {
 	double longest_ms; /* the longest service seen: drains take this */
 	double load_ms;
 	int timed_services; /* until one is timed, the estimates are guesses */
-	int timed_loads;
-	int64_t loads;
+	int64_t loads_done; /* until one is, load_ms is a guess */
+	int64_t loads_started; /* counted as the totals are */
 	double arrivals; /* requests come lately, faded */
 };
 
@@ -223,6 +223,7 @@ start_load(struct policy *p, int k, int64_t now)
 	p->m[k].state = MODEL_LOADING;
 	p->m[k].io_started = now;
 	p->loads++;
+	p->m[k].loads_started++;
 	emit(p, ACT_LOAD, 0, k);
 }
 
@@ -601,7 +602,7 @@ static int
 wanted(const struct policy *p, int j, int64_t now)
 {
 	return p->m[j].waiting > 0 ||
-	    (p->m[j].loads > 0 &&
+	    (p->m[j].loads_done > 0 &&
 	        (double)(now - p->m[j].last_busy) < normal_bound(p));
 }
 
@@ -666,7 +667,7 @@ plan_residency(struct policy *p, int64_t now)
 		/* A pin holds whenever the model is there (it may come back
 		 * after a removal); a preload only starts the model off. */
 		if (m->state == MODEL_UNLOADED &&
-		    (m->pin || (m->preload && m->loads == 0)) &&
+		    (m->pin || (m->preload && m->loads_done == 0)) &&
 		    fits(p, i, 0)) {
 			start_load(p, i, now);
 			return;
@@ -943,7 +944,7 @@ guess_from_measures(struct policy *p)
 	double slowest_ms_per_mb = 0, longest = 0;
 
 	for (int i = 0; i < p->n; i++) {
-		if (p->m[i].timed_loads > 0 && p->m[i].need_mb > 0)
+		if (p->m[i].loads_done > 0 && p->m[i].need_mb > 0)
 			slowest_ms_per_mb = fmax(slowest_ms_per_mb,
 			    p->m[i].load_ms / (double)p->m[i].need_mb);
 		if (p->m[i].timed_services > 0)
@@ -952,7 +953,7 @@ guess_from_measures(struct policy *p)
 	for (int i = 0; i < p->n; i++) {
 		struct pmodel *m = &p->m[i];
 
-		if (m->timed_loads == 0 && slowest_ms_per_mb > 0)
+		if (m->loads_done == 0 && slowest_ms_per_mb > 0)
 			m->load_ms = (double)m->need_mb * slowest_ms_per_mb;
 		if (m->timed_services == 0 && longest > 0)
 			m->service_ms = m->longest_ms = longest;
@@ -1024,9 +1025,8 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	m->state = MODEL_RESIDENT;
 	m->resident_since = now;
 	m->last_busy = now;
-	m->loads++;
 	/* A first measure replaces the guess outright. */
-	m->load_ms = m->timed_loads++ == 0
+	m->load_ms = m->loads_done++ == 0
 	    ? (double)(now - m->io_started)
 	    : (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
 	if (size_mb > 0)
@@ -1149,7 +1149,7 @@ policy_view(const struct policy *p, int64_t now, struct policy_view *v)
 		mv->need_mb = p->m[i].need_mb;
 		mv->in_flight = p->m[i].in_flight;
 		mv->waiting = p->m[i].waiting;
-		mv->loads = p->m[i].loads;
+		mv->loads = p->m[i].loads_started;
 		mv->pin = p->m[i].pin;
 	}
 	for (size_t i = 0; i < p->nwaiting; i++) {

@@ -82,6 +82,23 @@ Test(policy, a_request_for_an_unloaded_model_loads_it_and_runs_once_loaded)
 	policy_free(p);
 }
 
+Test(policy, a_models_loads_count_the_load_under_way_as_the_totals_do)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_view(p, 500, &v);
+	cr_assert_eq(v.loads, 1);
+	cr_assert_eq(v.models[TINY].loads, 1, "the load under way counts");
+	policy_loaded(p, 1300, TINY, LOAD_OK, 0);
+	policy_view(p, 1300, &v);
+	cr_assert_eq(v.loads, 1);
+	cr_assert_eq(v.models[TINY].loads, 1, "and counts once");
+	policy_free(p);
+}
+
 Test(policy, never_more_than_parallel_requests_are_in_flight)
 {
 	struct policy *p = box();
