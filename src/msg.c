@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "msg.h"
 #include "utf8.h"
@@ -686,10 +687,21 @@ msg_infer_done_free(struct msg_infer_done *m)
 	m->text = NULL;
 }
 
+int64_t
+msg_clock_ms(void)
+{
+	struct timespec ts;
+
+	/* Monotonic and the same in every process of the host. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void
 msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 {
-	msg_begin(w, MSG_CTL, 3 + (m->arg != NULL) + (m->input != NULL));
+	msg_begin(w, MSG_CTL,
+	    3 + (m->arg != NULL) + (m->input != NULL) + (m->until_ms != 0));
 	msg_put_str(w, "verb", m->verb);
 	msg_put_bool(w, "json", m->json);
 	msg_put_bool(w, "wait", m->wait);
@@ -697,6 +709,8 @@ msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 		msg_put_str(w, "arg", m->arg);
 	if (m->input)
 		msg_put_str(w, "input", m->input);
+	if (m->until_ms != 0)
+		msg_put_int(w, "until", m->until_ms);
 }
 
 enum msg_error
@@ -710,7 +724,8 @@ msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m)
 	    (e = msg_get_bool(r, "json", &m->json, 0)) ||
 	    (e = msg_get_bool(r, "wait", &m->wait, 0)) ||
 	    (e = msg_get_str_dup(r, "arg", &m->arg, MSG_MAX_TEXT, 0)) ||
-	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 0))) {
+	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 0)) ||
+	    (e = msg_get_int(r, "until", &m->until_ms, 0, INT64_MAX, 0))) {
 		msg_ctl_free(m);
 		return e;
 	}
@@ -1222,7 +1237,7 @@ manifest_decode(struct msg_reader *r, struct manifest *a)
 }
 
 size_t
-msg_agents_encode(struct msg_writer *w, int replace,
+msg_agents_encode(struct msg_writer *w, int replace, int64_t until_ms,
     const struct manifest *const *agents, size_t count)
 {
 	size_t n = 0, bytes = 0;
@@ -1230,8 +1245,10 @@ msg_agents_encode(struct msg_writer *w, int replace,
 	while (n < count &&
 	    (n == 0 || bytes + manifest_bytes(agents[n]) <= MSG_PAGE_BYTES))
 		bytes += manifest_bytes(agents[n++]);
-	msg_begin(w, MSG_AGENTS, 2);
+	msg_begin(w, MSG_AGENTS, 2 + (until_ms != 0));
 	msg_put_bool(w, "replace", replace);
+	if (until_ms != 0)
+		msg_put_int(w, "until", until_ms);
 	put_array(w, "agents", n);
 	for (size_t i = 0; i < n; i++)
 		manifest_encode(w, agents[i]);
@@ -1248,6 +1265,7 @@ msg_agents_decode(struct msg_reader *r, struct msg_agents *m)
 	memset(m, 0, sizeof(*m));
 	if ((e = expect_type(r, MSG_AGENTS)) ||
 	    (e = msg_get_bool(r, "replace", &m->replace, 1)) ||
+	    (e = msg_get_int(r, "until", &m->until_ms, 0, INT64_MAX, 0)) ||
 	    (e = get_array(r, "agents", &list, MSG_MAX_FRAME / 16, 1)))
 		return e;
 	m->agents = calloc(list->size + 1, sizeof(*m->agents));
@@ -1280,11 +1298,13 @@ msg_agents_free(struct msg_agents *m)
 void
 msg_deliver_encode(struct msg_writer *w, const struct msg_deliver *m)
 {
-	msg_begin(w, MSG_DELIVER, 4);
+	msg_begin(w, MSG_DELIVER, 4 + (m->until_ms != 0));
 	msg_put_bool(w, "wait", m->wait);
 	msg_put_str(w, "to", m->to);
 	msg_put_str(w, "from", m->from);
 	msg_put_str(w, "input", m->input);
+	if (m->until_ms != 0)
+		msg_put_int(w, "until", m->until_ms);
 }
 
 enum msg_error
@@ -1297,6 +1317,7 @@ msg_deliver_decode(struct msg_reader *r, struct msg_deliver *m)
 	    (e = msg_get_str(r, "to", m->to, sizeof(m->to), 1)) ||
 	    (e = msg_get_str(r, "from", m->from, sizeof(m->from), 1)) ||
 	    (e = msg_get_bool(r, "wait", &m->wait, 0)) ||
+	    (e = msg_get_int(r, "until", &m->until_ms, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 1)))
 		return e;
 	if (!config_valid_name(m->to)) {

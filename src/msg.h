@@ -16,7 +16,15 @@
 
 #include "config.h"
 
-#define MSG_VERSION 6
+#define MSG_VERSION 7
+
+/*
+ * A command frame may carry "until": the time, on msg_clock_ms, past which
+ * its sender has stopped waiting for the answer. The receiver then refuses
+ * it, unheard, so that a command the sender counts as failed is never
+ * carried out late. 0: no limit.
+ */
+int64_t msg_clock_ms(void);
 /* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
 #define MSG_MAX_FRAME (1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */
@@ -170,6 +178,7 @@ struct msg_ctl {
 	char *input; /* owned; may be NULL: the text `run` hands an agent */
 	int json;
 	int wait; /* run: answer once the run is over, with its result */
+	int64_t until_ms;
 };
 
 struct msg_ctl_reply {
@@ -235,6 +244,7 @@ struct msg_agents {
 	int replace; /* an agent of the same name is stopped first */
 	struct manifest *agents; /* owned */
 	size_t count;
+	int64_t until_ms;
 };
 
 struct msg_deliver {
@@ -242,6 +252,7 @@ struct msg_deliver {
 	char from[MSG_NAME_MAX]; /* the sending agent, or "ollamaxctl" */
 	char *input;             /* owned */
 	int wait; /* answer once the run it causes is over, with its result */
+	int64_t until_ms;
 };
 
 /* Encoders write a whole frame into w (msg_writer_free it afterwards). */
@@ -257,7 +268,7 @@ void msg_setup_encode(struct msg_writer *w, const struct msg_setup *m);
 void msg_fetch_encode(struct msg_writer *w, const struct msg_fetch *m);
 /* Encodes agents[0..count) but stops before the page passes
  * MSG_PAGE_BYTES (at least one agent); returns how many it took. */
-size_t msg_agents_encode(struct msg_writer *w, int replace,
+size_t msg_agents_encode(struct msg_writer *w, int replace, int64_t until_ms,
     const struct manifest *const *agents, size_t count);
 void msg_deliver_encode(struct msg_writer *w, const struct msg_deliver *m);
 

@@ -64,6 +64,11 @@ int worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 #define CTL_WORKER_MS 5000
 #define CTL_RUN_WAIT_MS (30 * 60 * 1000)
 #define CTL_CLIENT_MARGIN_MS 2000
+/* A command carries out within a few ms: one the receiver takes up to this
+ * long before its sender gives up is answered in time (see msg_clock_ms). */
+#define CTL_ACT_MARGIN_MS 1000
+/* The "until" of a command sent now that its sender waits timeout_ms for. */
+#define CTL_UNTIL(timeout_ms) (msg_clock_ms() + (timeout_ms)-CTL_ACT_MARGIN_MS)
 /* Runs waited on at once: the rest of the ctl socket's 256 contexts stay
  * free for the other commands. */
 #define CTL_WAITED_RUNS_MAX 128

@@ -111,15 +111,6 @@ static const struct restart_policy restart_policy = {
     .period_ms = 60000,
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *
 role_name(int role)
 {
@@ -230,7 +221,7 @@ child_start(struct child *c)
 	}
 	c->state = PROC_STARTING;
 	memset(&c->report, 0, sizeof(c->report));
-	c->restart.started_ms = now_ms();
+	c->restart.started_ms = msg_clock_ms();
 	log_debug(
 	    "started %s %d, pid %d", role_name(c->role), c->index, (int)c->pid);
 }
@@ -285,7 +276,8 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	else
 		log_warnx("%s %d exited with status %d", role_name(c->role),
 		    c->index, WEXITSTATUS(status));
-	delay = restart_after_crash(&restart_policy, &c->restart, now_ms());
+	delay =
+	    restart_after_crash(&restart_policy, &c->restart, msg_clock_ms());
 	if (delay < 0) {
 		c->state = PROC_FAILED;
 		log_warnx("%s %d crashed %d times within %llds: left FAILED",
@@ -343,7 +335,7 @@ check_all_ready(struct supervisor *s)
 		return;
 	s->announced_ready = 1;
 	log_info("ready: broker and %d workers in %lld ms, %zu agents",
-	    s->nchildren - 1, (long long)(now_ms() - s->start_ms),
+	    s->nchildren - 1, (long long)(msg_clock_ms() - s->start_ms),
 	    placed_alive(s));
 	notify_ready();
 	if (s->ready_fd >= 0) {
@@ -443,7 +435,7 @@ child_make_pages(struct supervisor *s, struct child *c)
 		const char *data;
 		size_t len, took;
 
-		took = msg_agents_encode(&w, 0, mine + done, n - done);
+		took = msg_agents_encode(&w, 0, 0, mine + done, n - done);
 		data = msg_data(&w, &len);
 		c->pages = realloc(c->pages, (c->npages + 1) * sizeof(char *));
 		c->page_len =
@@ -793,6 +785,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	const char *data;
 	size_t len;
 	int worker;
+	int64_t timeout_ms;
 
 	/* Two changes of one agent at once would race; runs only queue. */
 	for (other = s->pending; other != NULL && kind != CMD_RUN;
@@ -847,6 +840,8 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	ac->kind = kind;
 	ac->worker = worker;
 	ac->wait = kind == CMD_RUN && wait;
+	/* A waited run may queue behind cold loads and long answers. */
+	timeout_ms = ac->wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS;
 	ac->from_dir = p != NULL && p->from_dir;
 	snprintf(ac->name, sizeof(ac->name), "%s", name);
 	if (m != NULL) {
@@ -856,25 +851,26 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	if (kind == CMD_SPAWN || kind == CMD_RESPAWN) {
 		const struct manifest *one = &ac->m;
 
-		msg_agents_encode(&w, kind == CMD_RESPAWN, &one, 1);
+		msg_agents_encode(
+		    &w, kind == CMD_RESPAWN, CTL_UNTIL(timeout_ms), &one, 1);
 	} else if (kind == CMD_RUN) {
-		struct msg_deliver d = {
-		    .input = (char *)(input ? input : ""), .wait = ac->wait};
+		struct msg_deliver d = {.input = (char *)(input ? input : ""),
+		    .wait = ac->wait,
+		    .until_ms = CTL_UNTIL(timeout_ms)};
 
 		snprintf(d.to, sizeof(d.to), "%s", name);
 		snprintf(d.from, sizeof(d.from), "ollamaxctl");
 		msg_deliver_encode(&w, &d);
 	} else {
-		struct msg_ctl cmd = {.arg = ac->name};
+		struct msg_ctl cmd = {
+		    .arg = ac->name, .until_ms = CTL_UNTIL(timeout_ms)};
 
 		snprintf(cmd.verb, sizeof(cmd.verb), "%s", command_names[kind]);
 		msg_ctl_encode(&w, &cmd);
 	}
 	data = msg_data(&w, &len);
-	/* A waited run may queue behind cold loads and long answers. */
-	if (ipc_request(s->workers[worker], data, len,
-	        ac->wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS, agent_command_done,
-	        ac) != 0) {
+	if (ipc_request(s->workers[worker], data, len, timeout_ms,
+	        agent_command_done, ac) != 0) {
 		snprintf(why, whylen, "cannot reach worker %d", worker);
 		msg_writer_free(&w);
 		manifest_free(&ac->m);
@@ -1055,6 +1051,9 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
 		reply_ctl(call, 0, why);
 		return;
 	}
+	/* Past the sender's own until, the worker would act for nobody. */
+	if (d->until_ms == 0 || d->until_ms > CTL_UNTIL(CTL_WORKER_MS))
+		d->until_ms = CTL_UNTIL(CTL_WORKER_MS);
 	msg_deliver_encode(&w, d);
 	data = msg_data(&w, &len);
 	if (ipc_request(s->workers[p->worker], data, len, CTL_WORKER_MS,
@@ -1200,7 +1199,7 @@ status_json(struct supervisor *s)
 	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,"
 	                 "s:s,s:o}}",
 	    "supervisor", "pid", (int)getpid(), "uptime_s",
-	    (json_int_t)((now_ms() - s->start_ms) / 1000), "version",
+	    (json_int_t)((msg_clock_ms() - s->start_ms) / 1000), "version",
 	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
 	    (json_int_t)bad, "processes", procs, "agents", "total",
 	    (json_int_t)placed_alive(s), "running", (json_int_t)running,
@@ -1583,7 +1582,7 @@ cmd_start(const char *self, const char *path, int detach)
 	struct diag d = {0};
 	struct fleet fleet;
 
-	s->start_ms = now_ms();
+	s->start_ms = msg_clock_ms();
 	if (find_programs(s, self) != 0)
 		return 1;
 	if (realpath(path, s->conf_path) == NULL) {

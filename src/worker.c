@@ -332,7 +332,8 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 static void
 agent_deliver(struct agent *a, const char *text)
 {
-	struct msg_deliver d = {.input = (char *)text};
+	struct msg_deliver d = {
+	    .input = (char *)text, .until_ms = CTL_UNTIL(DELIVER_TIMEOUT_MS)};
 	struct agent *to = agent_find(a->w, a->m.output_target);
 	struct msg_ctl_reply rep = {0};
 	struct msg_writer mw;
@@ -676,6 +677,26 @@ command_agents(
 }
 
 /*
+ * A command that comes past its until is refused: its sender counts it as
+ * failed, and carried out late it would leave an agent the supervisor does
+ * not know of, or a message given that was reported lost.
+ */
+static int
+too_late(int64_t until_ms, const char *verb, const char *name, char *why,
+    size_t whylen)
+{
+	int64_t late = msg_clock_ms() - until_ms;
+
+	if (until_ms == 0 || late <= 0)
+		return 0;
+	snprintf(why, whylen,
+	    "%s %s came %lld ms past its deadline: not carried out", verb, name,
+	    (long long)late);
+	log_warnx("%s", why);
+	return 1;
+}
+
+/*
  * The supervisor's commands on worker-N.sock: agents to start (spawn,
  * respawn), kill NAME, restart NAME, and messages for inboxes. Each is
  * answered ok or with the reason it failed.
@@ -696,20 +717,27 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 			snprintf(why, sizeof(why), "bad agents frame (%s)",
 			    r.detail);
 		} else {
-			command_agents(w, &list, why, sizeof(why));
+			if (!too_late(list.until_ms,
+			        list.replace ? "respawn" : "spawn",
+			        list.count > 0 ? list.agents[0].name : "", why,
+			        sizeof(why)))
+				command_agents(w, &list, why, sizeof(why));
 			msg_agents_free(&list);
 		}
 	} else if (r.type == MSG_DELIVER) {
 		struct msg_deliver d;
 		struct agent *a;
 
-		if (msg_deliver_decode(&r, &d) != MSG_OK)
+		if (msg_deliver_decode(&r, &d) != MSG_OK) {
 			snprintf(why, sizeof(why), "bad deliver frame (%s)",
 			    r.detail);
-		else if ((a = agent_find(w, d.to)) == NULL)
+		} else if (too_late(d.until_ms, "a message for", d.to, why,
+		               sizeof(why))) {
+			/* refused, said why */
+		} else if ((a = agent_find(w, d.to)) == NULL) {
 			snprintf(why, sizeof(why), "no agent %s here", d.to);
-		else if (inbox_put(a, d.from, d.input, d.wait ? call : NULL,
-		             why, sizeof(why)) == 0 &&
+		} else if (inbox_put(a, d.from, d.input, d.wait ? call : NULL,
+		               why, sizeof(why)) == 0 &&
 		    d.wait) {
 			/* Answered when the run is over. */
 			msg_deliver_free(&d);
@@ -728,10 +756,14 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		    strcmp(cmd.verb, "restart") != 0) {
 			snprintf(why, sizeof(why), "unknown command \"%s\"",
 			    cmd.verb);
+		} else if (too_late(cmd.until_ms, cmd.verb, cmd.arg, why,
+		               sizeof(why))) {
+			/* refused, said why */
 		} else if ((a = agent_find(w, cmd.arg)) == NULL &&
 		    strcmp(cmd.verb, "kill") == 0) {
-			/* Gone already: a kill the supervisor gave up waiting
-			 * for, carried out late. Asked again, it is done. */
+			/* Gone already: a kill carried out whose answer came
+			 * after the supervisor stopped waiting. Asked again,
+			 * it is done. */
 			log_info("%s: not here, so killed", cmd.arg);
 		} else if (a == NULL) {
 			snprintf(why, sizeof(why), "no agent %s here", cmd.arg);

@@ -129,7 +129,7 @@ Test(msg, a_result_frame_survives_a_round_trip)
 Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 {
 	struct msg_hello h = {.role = ROLE_WORKER, .index = 3, .pid = 1234}, h2;
-	struct msg_ctl c = {.json = 1, .arg = "reviewer"}, c2;
+	struct msg_ctl c = {.json = 1, .arg = "reviewer", .until_ms = 7}, c2;
 	struct msg_ctl_reply cr = {.ok = 0, .body = "{\"a\":1}"}, cr2;
 	struct msg_writer w;
 	struct msg_reader r;
@@ -154,6 +154,7 @@ Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 	cr_assert_str_eq(c2.verb, "kill");
 	cr_assert_str_eq(c2.arg, "reviewer");
 	cr_assert(c2.json);
+	cr_assert_eq(c2.until_ms, 7);
 	msg_ctl_free(&c2);
 	msg_close(&r);
 	msg_writer_free(&w);
@@ -608,11 +609,12 @@ Test(msg, agents_survive_a_round_trip_whole)
 	b.every_ms = 0;
 	b.output = OUTPUT_FILE;
 	strcpy(b.output_target, "notes.md");
-	cr_assert_eq(msg_agents_encode(&w, 1, list, 2), 2);
+	cr_assert_eq(msg_agents_encode(&w, 1, 123456789, list, 2), 2);
 	frame = copy_frame(&w, &len);
 	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
 	cr_assert_eq(msg_agents_decode(&r, &out), MSG_OK, "%s", r.detail);
 	cr_assert_eq(out.replace, 1);
+	cr_assert_eq(out.until_ms, 123456789);
 	cr_assert_eq(out.count, 2);
 	cr_assert(manifest_same(&out.agents[0], &a));
 	cr_assert(manifest_same(&out.agents[1], &b));
@@ -646,7 +648,7 @@ Test(msg, agents_are_cut_into_pages_that_each_fit_a_frame)
 		size_t len, took;
 		char *frame;
 
-		took = msg_agents_encode(&w, 0, list + done, N - done);
+		took = msg_agents_encode(&w, 0, 0, list + done, N - done);
 		frame = copy_frame(&w, &len);
 		cr_assert_gt(took, 0);
 		cr_assert_leq(len, MSG_MAX_FRAME);
@@ -676,7 +678,7 @@ Test(msg, a_bad_agent_in_a_page_is_refused_by_its_index_and_field)
 	size_t len;
 	char *frame;
 
-	msg_agents_encode(&w, 0, list, 2);
+	msg_agents_encode(&w, 0, 0, list, 2);
 	frame = copy_frame(&w, &len);
 	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
 	cr_assert_eq(msg_agents_decode(&r, &out), MSG_E_FIELD_RANGE);
@@ -689,7 +691,7 @@ Test(msg, a_bad_agent_in_a_page_is_refused_by_its_index_and_field)
 	c.output = OUTPUT_FILE;
 	strcpy(c.output_target, "../../etc/passwd");
 	list[1] = &c;
-	msg_agents_encode(&w, 0, list, 2);
+	msg_agents_encode(&w, 0, 0, list, 2);
 	frame = copy_frame(&w, &len);
 	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
 	cr_assert_eq(msg_agents_decode(&r, &out), MSG_E_FIELD_RANGE);
@@ -717,7 +719,9 @@ Test(msg, an_agents_item_that_is_not_a_map_is_refused)
 
 Test(msg, deliver_fetch_and_ready_frames_survive_a_round_trip)
 {
-	struct msg_deliver d = {.input = (char *)"three findings"}, dout;
+	struct msg_deliver d = {.input = (char *)"three findings",
+	                       .until_ms = 5},
+	                   dout;
 	struct msg_fetch f = {.index = 1, .pid = 4242, .page = 7}, fout;
 	struct msg_hello h = {.role = ROLE_WORKER, .index = 1, .pid = 4242},
 	                 hout;
@@ -735,6 +739,7 @@ Test(msg, deliver_fetch_and_ready_frames_survive_a_round_trip)
 	cr_assert_str_eq(dout.to, "scribe");
 	cr_assert_str_eq(dout.from, "asker");
 	cr_assert_str_eq(dout.input, "three findings");
+	cr_assert_eq(dout.until_ms, 5);
 	msg_deliver_free(&dout);
 	msg_close(&r);
 	free(frame);
@@ -775,7 +780,7 @@ Test(msg, mutated_setup_and_agents_frames_never_crash_a_decoder)
 
 	msg_setup_encode(&w, &broker);
 	frames[0] = copy_frame(&w, &lens[0]);
-	msg_agents_encode(&w, 0, list, 2);
+	msg_agents_encode(&w, 0, 0, list, 2);
 	frames[1] = copy_frame(&w, &lens[1]);
 	cr_assert_leq(lens[0], sizeof(buf));
 	cr_assert_leq(lens[1], sizeof(buf));

@@ -161,7 +161,8 @@ check "run input that is not UTF-8 is refused, the byte shown" \
 	input_refused "the input is not UTF-8 text: byte 0xE9 at offset 3" 'Caf\351'
 
 # A worker that does not answer within 5 s: the client, waiting longer,
-# hears why; the kill it carries out late is done when asked again.
+# hears why, and the worker, once it runs again, refuses the command come
+# past its deadline rather than act behind the supervisor's back.
 worker_of() {
 	status_json | python3 -c 'import json,sys
 s = json.load(sys.stdin)
@@ -177,9 +178,18 @@ kill_unanswered() {
 	[ "$rc" -eq 1 ] && has "$out" "did not answer"
 }
 check "a kill its stopped worker does not answer is told so, exit 1" kill_unanswered
+run_unanswered() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" run extra 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "did not answer"
+}
+check "so is a run of one of its agents" run_unanswered
 kill -CONT "$stalled"
-check "asked again once the worker carried it out late, the kill is done" \
-	"$CTL" -c "$TMP/ollamax.conf" kill extra
+check "running again, the worker refuses the kill come past its deadline" \
+	wait_log "kill extra came [0-9]* ms past its deadline: not carried out"
+check "and the run" wait_log "a message for extra came [0-9]* ms past its deadline: not carried out"
+check "so the agent still runs, as the supervisor says" running_agents 2
+check "asked again, the kill is done" "$CTL" -c "$TMP/ollamax.conf" kill extra
 check "and the supervisor agrees with the worker" running_agents 1
 check "spawn -f starts it again" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf"
 check "both run again" running_agents 2
