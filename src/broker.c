@@ -101,15 +101,6 @@ struct broker {
 	int asking_ps;
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void apply(struct broker *b);
 static void model_io(struct broker *b, int model, int load);
 
@@ -151,8 +142,8 @@ job_answer(
 		done.eval_tokens = res->eval_tokens;
 	}
 	done.queued_ms =
-	    (j->started_ms ? j->started_ms : now_ms()) - j->arrived_ms;
-	done.total_ms = now_ms() - j->arrived_ms;
+	    (j->started_ms ? j->started_ms : msg_clock_ms()) - j->arrived_ms;
+	done.total_ms = msg_clock_ms() - j->arrived_ms;
 	msg_infer_done_encode(&w, &done);
 	data = msg_data(&w, &len);
 	ipc_reply(j->call, data, len);
@@ -171,8 +162,8 @@ static void
 job_offer(struct job *j, int again)
 {
 	j->running = 0;
-	(again ? policy_again : policy_arrive)(j->b->policy, now_ms(), j->seq,
-	    j->model, j->req.priority, j->arrived_ms);
+	(again ? policy_again : policy_arrive)(j->b->policy, msg_clock_ms(),
+	    j->seq, j->model, j->req.priority, j->arrived_ms);
 }
 
 /* Its model cannot serve it: the next tier down the chain, or a failure. */
@@ -221,12 +212,12 @@ job_done(void *arg, struct ollama_result *res)
 			log_warnx("%s is gone from the backend: what waits for "
 			          "it falls back",
 			    b->models[j->model].name);
-		policy_available(b->policy, now_ms(), j->model, 0);
+		policy_available(b->policy, msg_clock_ms(), j->model, 0);
 	}
 	/* Only an answer times a run: a refused or failed one says nothing
 	 * of how long runs take. */
-	policy_done(b->policy, now_ms(), j->seq,
-	    res->outcome == OLLAMA_OK ? now_ms() - j->started_ms : 0);
+	policy_done(b->policy, msg_clock_ms(), j->seq,
+	    res->outcome == OLLAMA_OK ? msg_clock_ms() - j->started_ms : 0);
 	j->running = 0;
 	switch (res->outcome) {
 	case OLLAMA_OK:
@@ -276,9 +267,9 @@ dispatch(struct broker *b, uint64_t seq)
 	    .keep_alive_s = -1,
 	};
 	j->running = 1;
-	j->started_ms = now_ms();
+	j->started_ms = msg_clock_ms();
 	if (ollama_generate(b->backend, &call, job_done, j) != 0) {
-		policy_done(b->policy, now_ms(), j->seq, 0);
+		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
 		job_answer(j, INFER_UNAVAILABLE,
 		    "cannot start a backend request", NULL);
 	}
@@ -299,7 +290,7 @@ load_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	b->models[io->model].paused = NULL;
-	policy_loaded(b->policy, now_ms(), io->model, LOAD_FAILED, 0);
+	policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_FAILED, 0);
 	free(io);
 	apply(b);
 }
@@ -315,7 +306,7 @@ load_done(void *arg, struct ollama_result *res)
 		m->load_attempts = 0;
 		m->pauses = 0;
 		log_info("loaded %s", m->name);
-		policy_loaded(b->policy, now_ms(), io->model, LOAD_OK, 0);
+		policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_OK, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
 	    ++m->load_attempts < RETRIES) {
 		log_warnx("load of %s: %s: retry %d", m->name, res->error,
@@ -350,7 +341,8 @@ load_done(void *arg, struct ollama_result *res)
 		log_warnx("cannot load %s: %s: what waits for it falls back",
 		    m->name, res->error);
 		m->load_attempts = 0;
-		policy_loaded(b->policy, now_ms(), io->model, LOAD_MISSING, 0);
+		policy_loaded(
+		    b->policy, msg_clock_ms(), io->model, LOAD_MISSING, 0);
 	}
 	ollama_result_free(res);
 	free(io);
@@ -391,8 +383,8 @@ unload_done(void *arg, struct ollama_result *res)
 		 * longer has, and /api/ps would list it for good. */
 		log_warnx("unload of %s: %s: it is gone from the backend",
 		    b->models[io->model].name, res->error);
-		policy_unloaded(b->policy, now_ms(), io->model);
-		policy_available(b->policy, now_ms(), io->model, 0);
+		policy_unloaded(b->policy, msg_clock_ms(), io->model);
+		policy_available(b->policy, msg_clock_ms(), io->model, 0);
 		ollama_result_free(res);
 		free(io);
 		apply(b);
@@ -425,7 +417,7 @@ model_io(struct broker *b, int model, int load)
 	io->b = b;
 	io->model = model;
 	if (!load) {
-		b->models[model].unload_sent = now_ms();
+		b->models[model].unload_sent = msg_clock_ms();
 		b->models[model].unload_tries++;
 	}
 	if (ollama_generate(
@@ -441,7 +433,7 @@ log_unload(struct broker *b, int model)
 {
 	struct policy_view v;
 
-	policy_view(b->policy, now_ms(), &v);
+	policy_view(b->policy, msg_clock_ms(), &v);
 	if (v.next_switch >= 0)
 		log_info("unloading %s: switching to %s (%s, offered load "
 		         "%.2f, spare %.2f%s)",
@@ -487,7 +479,7 @@ apply(struct broker *b)
 			break;
 		}
 	}
-	now = now_ms();
+	now = msg_clock_ms();
 	at = policy_wakeup(b->policy, now);
 	ev_timer_stop(b->loop, &b->wakeup);
 	if (at >= 0) {
@@ -503,7 +495,7 @@ wakeup_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	policy_tick(b->policy, now_ms());
+	policy_tick(b->policy, msg_clock_ms());
 	apply(b);
 }
 
@@ -556,7 +548,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	msg_close(&r);
 	j->b = b;
 	j->call = call;
-	j->arrived_ms = now_ms();
+	j->arrived_ms = msg_clock_ms();
 	j->tier = config_tier(&b->conf, j->req.tier);
 	if (j->tier == NULL) {
 		char why[128];
@@ -632,7 +624,7 @@ static void
 unload_over(struct broker *b, int k)
 {
 	b->models[k].unloading = 0;
-	policy_unloaded(b->policy, now_ms(), k);
+	policy_unloaded(b->policy, msg_clock_ms(), k);
 }
 
 /*
@@ -650,7 +642,7 @@ ps_failed(struct broker *b, const char *error)
 		struct bmodel *m = &b->models[k];
 
 		if (!m->unloading ||
-		    now_ms() - m->unload_sent < UNLOAD_AGAIN_S * 1000)
+		    msg_clock_ms() - m->unload_sent < UNLOAD_AGAIN_S * 1000)
 			continue;
 		log_warnx("cannot see whether %s is unloaded (%s): taking it "
 		          "as unloaded",
@@ -703,7 +695,7 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 		struct bmodel *m = &b->models[k];
 
 		if (m->unloading && ps_has(b, ps, k) &&
-		    now_ms() - m->unload_sent >= UNLOAD_AGAIN_S * 1000) {
+		    msg_clock_ms() - m->unload_sent >= UNLOAD_AGAIN_S * 1000) {
 			if (m->unload_tries >= UNLOAD_TRIES) {
 				log_warnx("%s is still listed %d s after %d "
 				          "unloads: taking it as unloaded",
@@ -743,7 +735,7 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	if (!b->hub->ready)
 		return;
-	policy_view(b->policy, now_ms(), &v);
+	policy_view(b->policy, msg_clock_ms(), &v);
 	r.busy = v.busy;
 	r.queued = v.waiting;
 	r.loads = v.loads;
@@ -797,7 +789,7 @@ tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 	for (int k = 0; k < b->nmodels; k++)
 		if (ps_has(b, tags, k) || !tags->truncated)
 			policy_available(
-			    b->policy, now_ms(), k, ps_has(b, tags, k));
+			    b->policy, msg_clock_ms(), k, ps_has(b, tags, k));
 	apply(b);
 }
 
@@ -833,7 +825,7 @@ plan_models(struct broker *b)
 		b->models[k].num_ctx = mc ? (int)mc->num_ctx : 0;
 		config_policy_model(&b->conf, name, &pm[k]);
 	}
-	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, now_ms());
+	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, msg_clock_ms());
 }
 
 int

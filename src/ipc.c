@@ -15,6 +15,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 #include <nng/transport/ipc/ipc.h>
 
 #include "ipc.h"
@@ -27,7 +28,7 @@ const char *
 ipc_strerror(int err)
 {
 	if (err == IPC_ENOTSENT)
-		return "no connection to it";
+		return "not sent: no connection took it";
 	return nng_strerror(err);
 }
 
@@ -287,6 +288,7 @@ struct request {
 	struct ipc_client *client;
 	nng_ctx ctx;
 	int sent;
+	nng_time deadline; /* 0: none */
 	ipc_reply_fn fn;
 	void *arg;
 	LIST_ENTRY(request) link;
@@ -360,6 +362,18 @@ request_on_loop(struct op *op)
 	}
 	if (!r->sent) {
 		r->sent = 1;
+		/* An aio's timeout starts again with each operation: the wait
+		 * for the answer gets what the send left of it. */
+		if (r->deadline != 0) {
+			nng_time now = nng_clock();
+
+			if (now >= r->deadline) {
+				request_end(r, NNG_ETIMEDOUT, NULL, 0);
+				return;
+			}
+			nng_aio_set_timeout(
+			    op->aio, (nng_duration)(r->deadline - now));
+		}
 		nng_ctx_recv(r->ctx, op->aio);
 		return;
 	}
@@ -402,6 +416,7 @@ ipc_request(struct ipc_client *c, const void *data, size_t len,
 	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, data, len) != 0)
 		fatal("out of memory");
 	/* The timeout covers the send and the wait for the answer. */
+	r->deadline = timeout_ms > 0 ? nng_clock() + (nng_time)timeout_ms : 0;
 	nng_aio_set_timeout(r->op.aio,
 	    timeout_ms > 0 ? (nng_duration)timeout_ms : NNG_DURATION_INFINITE);
 	nng_aio_set_msg(r->op.aio, m);

@@ -53,9 +53,10 @@ int ipc_request(struct ipc_client *c, const void *data, size_t len,
 void ipc_client_close(struct ipc_client *c);
 
 /*
- * A request's error when it timed out before any connection took it: the
- * peer is not there, as against there and slow to answer. Not an nng
- * number (those stay below it).
+ * A request's error when it timed out before a connection took it: the
+ * peer is not there (or its one connection is held up writing an earlier
+ * request), as against there and slow to answer. Not an nng number (those
+ * stay below it).
  */
 #define IPC_ENOTSENT 0x40000000
 

@@ -697,6 +697,14 @@ msg_clock_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+msg_late_ms(int64_t until_ms)
+{
+	int64_t late = until_ms != 0 ? msg_clock_ms() - until_ms : 0;
+
+	return late > 0 ? late : 0;
+}
+
 void
 msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 {

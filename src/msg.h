@@ -19,12 +19,14 @@
 #define MSG_VERSION 7
 
 /*
- * A command frame may carry "until": the time, on msg_clock_ms, past which
- * its sender has stopped waiting for the answer. The receiver then refuses
- * it, unheard, so that a command the sender counts as failed is never
- * carried out late. 0: no limit.
+ * A command frame may carry "until": the time, on msg_clock_ms, after which
+ * its receiver must not act on it, shortly before its sender stops waiting
+ * for the answer. The receiver refuses it then, so that a command the
+ * sender counts as failed is not carried out late. 0: no limit.
  */
 int64_t msg_clock_ms(void);
+/* How many ms past until_ms it is now; 0 when in time or without one. */
+int64_t msg_late_ms(int64_t until_ms);
 /* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
 #define MSG_MAX_FRAME (1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */

@@ -67,8 +67,16 @@ int worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 /* A command carries out within a few ms: one the receiver takes up to this
  * long before its sender gives up is answered in time (see msg_clock_ms). */
 #define CTL_ACT_MARGIN_MS 1000
-/* The "until" of a command sent now that its sender waits timeout_ms for. */
-#define CTL_UNTIL(timeout_ms) (msg_clock_ms() + (timeout_ms)-CTL_ACT_MARGIN_MS)
+/* The "until" of a command sent now that its sender waits timeout_ms for
+ * (half of that at least, for short waits). */
+static inline int64_t
+ctl_until(int64_t timeout_ms)
+{
+	int64_t margin = timeout_ms / 2 < CTL_ACT_MARGIN_MS ? timeout_ms / 2
+	                                                    : CTL_ACT_MARGIN_MS;
+
+	return msg_clock_ms() + timeout_ms - margin;
+}
 /* Runs waited on at once: the rest of the ctl socket's 256 contexts stay
  * free for the other commands. */
 #define CTL_WAITED_RUNS_MAX 128

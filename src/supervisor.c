@@ -770,14 +770,15 @@ waited_runs(const struct supervisor *s)
 }
 
 /*
- * Sends a command to the worker that hosts (or will host) an agent. m,
+ * Sends a command to the worker that hosts (or will host) an agent, not
+ * to be carried out past until_ms either when that is set (0: none). m,
  * for spawn and respawn, is taken. Returns 0 when the call will be
  * answered later, -1 with why set.
  */
 static int
 agent_command(struct supervisor *s, struct ipc_call *call,
     enum command_kind kind, const char *name, struct manifest *m,
-    const char *input, int wait, char *why, size_t whylen)
+    const char *input, int wait, int64_t until_ms, char *why, size_t whylen)
 {
 	struct placement *p = placement_find(s, name);
 	struct agent_command *ac, *other;
@@ -785,7 +786,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	const char *data;
 	size_t len;
 	int worker;
-	int64_t timeout_ms;
+	int64_t timeout_ms, until;
 
 	/* Two changes of one agent at once would race; runs only queue. */
 	for (other = s->pending; other != NULL && kind != CMD_RUN;
@@ -842,6 +843,10 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	ac->wait = kind == CMD_RUN && wait;
 	/* A waited run may queue behind cold loads and long answers. */
 	timeout_ms = ac->wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS;
+	/* Nor past the deadline of the client it answers. */
+	until = ctl_until(timeout_ms);
+	if (until_ms != 0 && until_ms < until)
+		until = until_ms;
 	ac->from_dir = p != NULL && p->from_dir;
 	snprintf(ac->name, sizeof(ac->name), "%s", name);
 	if (m != NULL) {
@@ -851,19 +856,17 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	if (kind == CMD_SPAWN || kind == CMD_RESPAWN) {
 		const struct manifest *one = &ac->m;
 
-		msg_agents_encode(
-		    &w, kind == CMD_RESPAWN, CTL_UNTIL(timeout_ms), &one, 1);
+		msg_agents_encode(&w, kind == CMD_RESPAWN, until, &one, 1);
 	} else if (kind == CMD_RUN) {
 		struct msg_deliver d = {.input = (char *)(input ? input : ""),
 		    .wait = ac->wait,
-		    .until_ms = CTL_UNTIL(timeout_ms)};
+		    .until_ms = until};
 
 		snprintf(d.to, sizeof(d.to), "%s", name);
 		snprintf(d.from, sizeof(d.from), "ollamaxctl");
 		msg_deliver_encode(&w, &d);
 	} else {
-		struct msg_ctl cmd = {
-		    .arg = ac->name, .until_ms = CTL_UNTIL(timeout_ms)};
+		struct msg_ctl cmd = {.arg = ac->name, .until_ms = until};
 
 		snprintf(cmd.verb, sizeof(cmd.verb), "%s", command_names[kind]);
 		msg_ctl_encode(&w, &cmd);
@@ -1039,6 +1042,7 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
 	const char *data;
 	size_t len;
 	char why[160];
+	int64_t until;
 
 	if (p == NULL || !p->alive) {
 		snprintf(why, sizeof(why), "agent %s is not running", d->to);
@@ -1051,9 +1055,19 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
 		reply_ctl(call, 0, why);
 		return;
 	}
+	if (msg_late_ms(d->until_ms) > 0) {
+		snprintf(why, sizeof(why),
+		    "a message for %s came %lld ms past its deadline: not "
+		    "forwarded",
+		    d->to, (long long)msg_late_ms(d->until_ms));
+		log_warnx("hub: %s", why);
+		reply_ctl(call, 0, why);
+		return;
+	}
 	/* Past the sender's own until, the worker would act for nobody. */
-	if (d->until_ms == 0 || d->until_ms > CTL_UNTIL(CTL_WORKER_MS))
-		d->until_ms = CTL_UNTIL(CTL_WORKER_MS);
+	until = ctl_until(CTL_WORKER_MS);
+	if (d->until_ms == 0 || d->until_ms > until)
+		d->until_ms = until;
 	msg_deliver_encode(&w, d);
 	data = msg_data(&w, &len);
 	if (ipc_request(s->workers[p->worker], data, len, CTL_WORKER_MS,
@@ -1098,7 +1112,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 		if (!p->alive || !p->from_dir || fleet_find(&f, p->m.name))
 			continue;
 		if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL, NULL, 0,
-		        why, sizeof(why)) == 0) {
+		        0, why, sizeof(why)) == 0) {
 			s->pending->forget = 1;
 			stopped++;
 		} else
@@ -1138,7 +1152,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 		}
 		kind = p != NULL && p->alive ? CMD_RESPAWN : CMD_SPAWN;
 		snprintf(name, sizeof(name), "%s", m->name);
-		if (agent_command(s, NULL, kind, name, m, NULL, 0, why,
+		if (agent_command(s, NULL, kind, name, m, NULL, 0, 0, why,
 		        sizeof(why)) != 0) {
 			log_warnx("reload: %s", why);
 			continue;
@@ -1288,6 +1302,13 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		snprintf(why, sizeof(why), "bad request: %s",
 		    r.detail[0] ? r.detail : msg_error_name(r.error));
 		memset(&ctl, 0, sizeof(ctl));
+	} else if (msg_late_ms(ctl.until_ms) > 0) {
+		/* Its client has given up: acting now would be behind its
+		 * back. */
+		snprintf(why, sizeof(why),
+		    "%s came %lld ms past its deadline: not carried out",
+		    ctl.verb, (long long)msg_late_ms(ctl.until_ms));
+		log_warnx("ctl: %s", why);
 	} else if (strcmp(ctl.verb, "status") == 0) {
 		body = status_json(s);
 	} else if (strcmp(ctl.verb, "agents") == 0) {
@@ -1319,7 +1340,7 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 
 			snprintf(name, sizeof(name), "%s", m.name);
 			if (agent_command(s, call, CMD_SPAWN, name, &m, NULL, 0,
-			        why, sizeof(why)) == 0) {
+			        ctl.until_ms, why, sizeof(why)) == 0) {
 				s->pending->from_dir = from_dir;
 				goto later;
 			}
@@ -1333,7 +1354,7 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		                                            : CMD_RUN;
 
 		if (agent_command(s, call, kind, ctl.arg, NULL, ctl.input,
-		        ctl.wait, why, sizeof(why)) == 0)
+		        ctl.wait, ctl.until_ms, why, sizeof(why)) == 0)
 			goto later;
 	} else {
 		snprintf(why, sizeof(why), "unknown command \"%s\"", ctl.verb);

@@ -48,6 +48,7 @@ struct message {
 	char from[MSG_NAME_MAX];
 	char *input;
 	struct ipc_call *waiter; /* `run --wait`: told the run's result */
+	int64_t until_ms; /* a waiter's: the run does not begin past it */
 };
 TAILQ_HEAD(message_list, message);
 
@@ -188,7 +189,7 @@ agent_find(struct worker *w, const char *name)
 /* Puts a message in a's inbox; -1 with why when it is full. */
 static int
 inbox_put(struct agent *a, const char *from, const char *input,
-    struct ipc_call *waiter, char *why, size_t whylen)
+    struct ipc_call *waiter, int64_t until_ms, char *why, size_t whylen)
 {
 	struct message *msg;
 
@@ -202,6 +203,7 @@ inbox_put(struct agent *a, const char *from, const char *input,
 		fatal("out of memory");
 	snprintf(msg->from, sizeof(msg->from), "%s", from);
 	msg->waiter = waiter;
+	msg->until_ms = until_ms;
 	TAILQ_INSERT_TAIL(&a->inbox, msg, link);
 	a->inbox_len++;
 	agent_wake(a);
@@ -333,7 +335,7 @@ static void
 agent_deliver(struct agent *a, const char *text)
 {
 	struct msg_deliver d = {
-	    .input = (char *)text, .until_ms = CTL_UNTIL(DELIVER_TIMEOUT_MS)};
+	    .input = (char *)text, .until_ms = ctl_until(DELIVER_TIMEOUT_MS)};
 	struct agent *to = agent_find(a->w, a->m.output_target);
 	struct msg_ctl_reply rep = {0};
 	struct msg_writer mw;
@@ -342,7 +344,8 @@ agent_deliver(struct agent *a, const char *text)
 	size_t len;
 
 	if (to != NULL) {
-		if (inbox_put(to, a->m.name, text, NULL, why, sizeof(why)) == 0)
+		if (inbox_put(to, a->m.name, text, NULL, 0, why, sizeof(why)) ==
+		    0)
 			return;
 	} else {
 		snprintf(d.to, sizeof(d.to), "%.48s", a->m.output_target);
@@ -573,6 +576,22 @@ agent_main(void *arg)
 			TAILQ_REMOVE(&a->inbox, a->input, link);
 			a->inbox_len--;
 		}
+		/* Waited on past its deadline in the inbox: the one waiting
+		 * has been told it failed, so it does not run behind its back.
+		 */
+		if (a->input != NULL && a->input->waiter != NULL &&
+		    msg_late_ms(a->input->until_ms) > 0) {
+			char why[200];
+
+			snprintf(why, sizeof(why),
+			    "a run of %s waited in its inbox past its deadline: "
+			    "not carried out",
+			    m->name);
+			log_warnx("%s", why);
+			message_free(a->input, why);
+			a->input = NULL;
+			continue;
+		}
 		agent_run(a, a->input ? a->input->input : "");
 		if (a->input != NULL) {
 			message_free(
@@ -685,9 +704,9 @@ static int
 too_late(int64_t until_ms, const char *verb, const char *name, char *why,
     size_t whylen)
 {
-	int64_t late = msg_clock_ms() - until_ms;
+	int64_t late = msg_late_ms(until_ms);
 
-	if (until_ms == 0 || late <= 0)
+	if (late == 0)
 		return 0;
 	snprintf(why, whylen,
 	    "%s %s came %lld ms past its deadline: not carried out", verb, name,
@@ -737,7 +756,7 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		} else if ((a = agent_find(w, d.to)) == NULL) {
 			snprintf(why, sizeof(why), "no agent %s here", d.to);
 		} else if (inbox_put(a, d.from, d.input, d.wait ? call : NULL,
-		               why, sizeof(why)) == 0 &&
+		               d.until_ms, why, sizeof(why)) == 0 &&
 		    d.wait) {
 			/* Answered when the run is over. */
 			msg_deliver_free(&d);

@@ -148,7 +148,8 @@ Test(ipc, a_request_no_server_takes_fails_at_its_timeout_as_not_connected)
 	cr_assert_eq(failed, 1);
 	cr_assert_eq(answered, 0);
 	cr_assert_eq(last_err, IPC_ENOTSENT);
-	cr_assert_str_eq(ipc_strerror(last_err), "no connection to it");
+	cr_assert_str_eq(
+	    ipc_strerror(last_err), "not sent: no connection took it");
 	ipc_client_close(c);
 }
 

@@ -267,6 +267,39 @@ Test(msg, a_decoder_refuses_a_frame_of_another_type)
 	msg_writer_free(&w);
 }
 
+Test(msg, a_command_is_late_only_past_an_until_it_carries)
+{
+	struct msg_ctl c = {.arg = "a"}, c2;
+	struct msg_writer w;
+	struct msg_reader r;
+	struct msg_deliver out;
+	const char *data;
+	size_t len;
+
+	cr_assert_eq(msg_late_ms(0), 0, "without until, never late");
+	cr_assert_eq(msg_late_ms(msg_clock_ms() + 10000), 0);
+	cr_assert_geq(msg_late_ms(msg_clock_ms() - 500), 500);
+
+	strcpy(c.verb, "kill");
+	msg_ctl_encode(&w, &c);
+	data = msg_data(&w, &len);
+	cr_assert_eq(msg_open(&r, data, len), MSG_OK);
+	cr_assert_eq(msg_ctl_decode(&r, &c2), MSG_OK);
+	cr_assert_eq(c2.until_ms, 0, "none sent, none read");
+	msg_ctl_free(&c2);
+	msg_close(&r);
+	msg_writer_free(&w);
+
+	msg_begin(&w, MSG_DELIVER, 5);
+	msg_put_bool(&w, "wait", 0);
+	msg_put_str(&w, "to", "scribe");
+	msg_put_str(&w, "from", "asker");
+	msg_put_str(&w, "input", "x");
+	msg_put_int(&w, "until", -5);
+	assert_refused(&w, msg_deliver_decode, &out, MSG_E_FIELD_RANGE,
+	    "until: out of range");
+}
+
 Test(msg, mistyped_and_out_of_range_fields_are_refused_with_their_name)
 {
 	struct msg_infer m = sample_infer();

@@ -188,8 +188,9 @@ kill -CONT "$stalled"
 check "running again, the worker refuses the kill come past its deadline" \
 	wait_log "kill extra came [0-9]* ms past its deadline: not carried out"
 check "and the run" wait_log "a message for extra came [0-9]* ms past its deadline: not carried out"
-check "so the agent still runs, as the supervisor says" running_agents 2
+check "so the agent still runs there: a run of it is taken" "$CTL" -c "$TMP/ollamax.conf" run extra
 check "asked again, the kill is done" "$CTL" -c "$TMP/ollamax.conf" kill extra
+check "by the worker, now" sh -c "grep -q 'extra: killed' '$TMP/sup.log' && ! grep -q 'extra: not here' '$TMP/sup.log'"
 check "and the supervisor agrees with the worker" running_agents 1
 check "spawn -f starts it again" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf"
 check "both run again" running_agents 2
