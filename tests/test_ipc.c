@@ -172,6 +172,34 @@ Test(ipc, a_request_a_server_took_but_never_answers_fails_as_timed_out)
 	ipc_server_close(s);
 }
 
+Test(ipc, a_request_sent_late_still_ends_at_its_timeout_counted_from_the_start)
+{
+	struct ipc_client *c = ipc_dial(loop, url);
+	struct ipc_server *s;
+	int want = 1;
+	ev_tstamp began;
+
+	hold = 2; /* the request is taken but never answered */
+	nheld = 0;
+	answered = failed = last_err = 0;
+	ev_now_update(loop);
+	began = ev_now(loop);
+	cr_assert_eq(ipc_request(c, "x", 1, 2000, got, &want), 0);
+	run_for(1.5); /* unsent all this while: no server */
+	s = ipc_listen(loop, url, 2, echo, NULL);
+	run_for(10);
+	ev_now_update(loop);
+	cr_assert_eq(nheld, 1, "the server got the request");
+	cr_assert_eq(last_err, NNG_ETIMEDOUT);
+	/* The wait for the answer gets what the send left of the 2 s, not
+	 * 2 s afresh (which would end it at 3.5 s or later). */
+	cr_assert_lt(ev_now(loop) - began, 2.9, "ended after %.2f s",
+	    ev_now(loop) - began);
+	hold = 0;
+	ipc_client_close(c);
+	ipc_server_close(s);
+}
+
 Test(ipc, a_client_dialled_before_the_server_starts_reaches_it)
 {
 	struct ipc_client *c = ipc_dial(loop, url);
