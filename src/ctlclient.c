@@ -49,7 +49,7 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 		nng_close(sock);
 		return 3;
 	}
-	req.until_ms = ctl_until(timeout_ms);
+	req.until_ms = ctl_until(timeout_ms, 0);
 	msg_ctl_encode(&w, &req);
 	data = msg_data(&w, &len);
 	rv = nng_send(sock, (void *)data, len, 0);

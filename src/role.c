@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,26 @@
 #include "msg.h"
 #include "proc.h"
 #include "role.h"
+
+int
+ctl_refused_late(
+    int64_t until_ms, char *why, size_t whylen, const char *what_fmt, ...)
+{
+	int64_t late = msg_late_ms(until_ms);
+	char what[160];
+	va_list ap;
+
+	if (late == 0)
+		return 0;
+	va_start(ap, what_fmt);
+	vsnprintf(what, sizeof(what), what_fmt, ap);
+	va_end(ap);
+	snprintf(why, whylen,
+	    "%s came %lld ms past its deadline: not carried out", what,
+	    (long long)late);
+	log_warnx("%s", why);
+	return 1;
+}
 
 static void
 call_reply(void *arg, int err, const void *data, size_t len)

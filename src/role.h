@@ -67,16 +67,28 @@ int worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 /* A command carries out within a few ms: one the receiver takes up to this
  * long before its sender gives up is answered in time (see msg_clock_ms). */
 #define CTL_ACT_MARGIN_MS 1000
-/* The "until" of a command sent now that its sender waits timeout_ms for
- * (half of that at least, for short waits). */
+/*
+ * The "until" of a command sent now that its sender waits timeout_ms for
+ * (half of that at least, for short waits); passed on for a command that
+ * came with its own until (0: none), the earlier of the two.
+ */
 static inline int64_t
-ctl_until(int64_t timeout_ms)
+ctl_until(int64_t timeout_ms, int64_t came_with)
 {
 	int64_t margin = timeout_ms / 2 < CTL_ACT_MARGIN_MS ? timeout_ms / 2
 	                                                    : CTL_ACT_MARGIN_MS;
+	int64_t until = msg_clock_ms() + timeout_ms - margin;
 
-	return msg_clock_ms() + timeout_ms - margin;
+	return came_with != 0 && came_with < until ? came_with : until;
 }
+/*
+ * A command past its until is refused, since its sender counts it as
+ * failed: carried out late it would leave an agent nobody knows of, or hand
+ * on a message reported lost. 1 with why set and logged ("WHAT came N ms
+ * past its deadline: not carried out"), else 0.
+ */
+int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
+    const char *what_fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Runs waited on at once: the rest of the ctl socket's 256 contexts stay
  * free for the other commands. */
 #define CTL_WAITED_RUNS_MAX 128

@@ -786,7 +786,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	const char *data;
 	size_t len;
 	int worker;
-	int64_t timeout_ms, until;
+	int64_t timeout_ms;
 
 	/* Two changes of one agent at once would race; runs only queue. */
 	for (other = s->pending; other != NULL && kind != CMD_RUN;
@@ -844,9 +844,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	/* A waited run may queue behind cold loads and long answers. */
 	timeout_ms = ac->wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS;
 	/* Nor past the deadline of the client it answers. */
-	until = ctl_until(timeout_ms);
-	if (until_ms != 0 && until_ms < until)
-		until = until_ms;
+	until_ms = ctl_until(timeout_ms, until_ms);
 	ac->from_dir = p != NULL && p->from_dir;
 	snprintf(ac->name, sizeof(ac->name), "%s", name);
 	if (m != NULL) {
@@ -856,17 +854,17 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	if (kind == CMD_SPAWN || kind == CMD_RESPAWN) {
 		const struct manifest *one = &ac->m;
 
-		msg_agents_encode(&w, kind == CMD_RESPAWN, until, &one, 1);
+		msg_agents_encode(&w, kind == CMD_RESPAWN, until_ms, &one, 1);
 	} else if (kind == CMD_RUN) {
 		struct msg_deliver d = {.input = (char *)(input ? input : ""),
 		    .wait = ac->wait,
-		    .until_ms = until};
+		    .until_ms = until_ms};
 
 		snprintf(d.to, sizeof(d.to), "%s", name);
 		snprintf(d.from, sizeof(d.from), "ollamaxctl");
 		msg_deliver_encode(&w, &d);
 	} else {
-		struct msg_ctl cmd = {.arg = ac->name, .until_ms = until};
+		struct msg_ctl cmd = {.arg = ac->name, .until_ms = until_ms};
 
 		snprintf(cmd.verb, sizeof(cmd.verb), "%s", command_names[kind]);
 		msg_ctl_encode(&w, &cmd);
@@ -1042,7 +1040,6 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
 	const char *data;
 	size_t len;
 	char why[160];
-	int64_t until;
 
 	if (p == NULL || !p->alive) {
 		snprintf(why, sizeof(why), "agent %s is not running", d->to);
@@ -1055,19 +1052,13 @@ deliver(struct supervisor *s, struct ipc_call *call, struct msg_deliver *d)
 		reply_ctl(call, 0, why);
 		return;
 	}
-	if (msg_late_ms(d->until_ms) > 0) {
-		snprintf(why, sizeof(why),
-		    "a message for %s came %lld ms past its deadline: not "
-		    "forwarded",
-		    d->to, (long long)msg_late_ms(d->until_ms));
-		log_warnx("hub: %s", why);
+	if (ctl_refused_late(
+	        d->until_ms, why, sizeof(why), "a message for %s", d->to)) {
 		reply_ctl(call, 0, why);
 		return;
 	}
 	/* Past the sender's own until, the worker would act for nobody. */
-	until = ctl_until(CTL_WORKER_MS);
-	if (d->until_ms == 0 || d->until_ms > until)
-		d->until_ms = until;
+	d->until_ms = ctl_until(CTL_WORKER_MS, d->until_ms);
 	msg_deliver_encode(&w, d);
 	data = msg_data(&w, &len);
 	if (ipc_request(s->workers[p->worker], data, len, CTL_WORKER_MS,
@@ -1302,13 +1293,9 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		snprintf(why, sizeof(why), "bad request: %s",
 		    r.detail[0] ? r.detail : msg_error_name(r.error));
 		memset(&ctl, 0, sizeof(ctl));
-	} else if (msg_late_ms(ctl.until_ms) > 0) {
-		/* Its client has given up: acting now would be behind its
-		 * back. */
-		snprintf(why, sizeof(why),
-		    "%s came %lld ms past its deadline: not carried out",
-		    ctl.verb, (long long)msg_late_ms(ctl.until_ms));
-		log_warnx("ctl: %s", why);
+	} else if (ctl_refused_late(
+	               ctl.until_ms, why, sizeof(why), "%s", ctl.verb)) {
+		/* refused, said why */
 	} else if (strcmp(ctl.verb, "status") == 0) {
 		body = status_json(s);
 	} else if (strcmp(ctl.verb, "agents") == 0) {

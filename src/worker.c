@@ -334,8 +334,8 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 static void
 agent_deliver(struct agent *a, const char *text)
 {
-	struct msg_deliver d = {
-	    .input = (char *)text, .until_ms = ctl_until(DELIVER_TIMEOUT_MS)};
+	struct msg_deliver d = {.input = (char *)text,
+	    .until_ms = ctl_until(DELIVER_TIMEOUT_MS, 0)};
 	struct agent *to = agent_find(a->w, a->m.output_target);
 	struct msg_ctl_reply rep = {0};
 	struct msg_writer mw;
@@ -696,26 +696,6 @@ command_agents(
 }
 
 /*
- * A command that comes past its until is refused: its sender counts it as
- * failed, and carried out late it would leave an agent the supervisor does
- * not know of, or a message given that was reported lost.
- */
-static int
-too_late(int64_t until_ms, const char *verb, const char *name, char *why,
-    size_t whylen)
-{
-	int64_t late = msg_late_ms(until_ms);
-
-	if (late == 0)
-		return 0;
-	snprintf(why, whylen,
-	    "%s %s came %lld ms past its deadline: not carried out", verb, name,
-	    (long long)late);
-	log_warnx("%s", why);
-	return 1;
-}
-
-/*
  * The supervisor's commands on worker-N.sock: agents to start (spawn,
  * respawn), kill NAME, restart NAME, and messages for inboxes. Each is
  * answered ok or with the reason it failed.
@@ -736,10 +716,9 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 			snprintf(why, sizeof(why), "bad agents frame (%s)",
 			    r.detail);
 		} else {
-			if (!too_late(list.until_ms,
-			        list.replace ? "respawn" : "spawn",
-			        list.count > 0 ? list.agents[0].name : "", why,
-			        sizeof(why)))
+			if (!ctl_refused_late(list.until_ms, why, sizeof(why),
+			        "%s %s", list.replace ? "respawn" : "spawn",
+			        list.count > 0 ? list.agents[0].name : ""))
 				command_agents(w, &list, why, sizeof(why));
 			msg_agents_free(&list);
 		}
@@ -750,8 +729,8 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		if (msg_deliver_decode(&r, &d) != MSG_OK) {
 			snprintf(why, sizeof(why), "bad deliver frame (%s)",
 			    r.detail);
-		} else if (too_late(d.until_ms, "a message for", d.to, why,
-		               sizeof(why))) {
+		} else if (ctl_refused_late(d.until_ms, why, sizeof(why),
+		               "a message for %s", d.to)) {
 			/* refused, said why */
 		} else if ((a = agent_find(w, d.to)) == NULL) {
 			snprintf(why, sizeof(why), "no agent %s here", d.to);
@@ -775,8 +754,8 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		    strcmp(cmd.verb, "restart") != 0) {
 			snprintf(why, sizeof(why), "unknown command \"%s\"",
 			    cmd.verb);
-		} else if (too_late(cmd.until_ms, cmd.verb, cmd.arg, why,
-		               sizeof(why))) {
+		} else if (ctl_refused_late(cmd.until_ms, why, sizeof(why),
+		               "%s %s", cmd.verb, cmd.arg)) {
 			/* refused, said why */
 		} else if ((a = agent_find(w, cmd.arg)) == NULL &&
 		    strcmp(cmd.verb, "kill") == 0) {
