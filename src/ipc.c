@@ -5,11 +5,14 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -142,6 +145,14 @@ struct ipc_server {
 	ipc_request_fn fn;
 	void *arg;
 	int closing;
+	/* The listener's watch: see listener_watch_cb. */
+	char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	nng_listener listener;
+	int64_t failed_handshakes;
+	ev_timer watch;
+	int knock_fd; /* -1: no knock under way */
+	int knock_ticks;
+	int64_t accepted_before_knock;
 };
 
 static void
@@ -194,34 +205,227 @@ call_aio_cb(void *arg)
 	waker_post(&c->server->waker, &c->op);
 }
 
+static int
+listener_start(struct ipc_server *s)
+{
+	int rv;
+
+	if ((rv = nng_listener_create(&s->listener, s->sock, s->url)) != 0 ||
+	    (rv = nng_listener_set_int(
+	         s->listener, NNG_OPT_IPC_PERMISSIONS, 0600)) != 0 ||
+	    (rv = nng_listener_start(s->listener, 0)) != 0)
+		log_warnx(
+		    "ipc: cannot listen on %s: %s", s->url, nng_strerror(rv));
+	s->failed_handshakes = 0;
+	return rv;
+}
+
+/* The socket file's path, from "ipc://PATH". */
+static const char *
+listener_path(const struct ipc_server *s)
+{
+	return s->url + strlen("ipc://");
+}
+
+/*
+ * The statistics of the listener of this id. nng 1.5.2's own
+ * nng_stat_find_listener returns the first listener's, whatever the id.
+ */
+static nng_stat *
+listener_stats(nng_stat *st, int id)
+{
+	nng_stat *child, *found;
+
+	if (nng_stat_type(st) != NNG_STAT_SCOPE)
+		return NULL;
+	if (strcmp(nng_stat_name(st), "listener") == 0)
+		for (child = nng_stat_child(st); child != NULL;
+		     child = nng_stat_next(child))
+			if (strcmp(nng_stat_name(child), "id") == 0 &&
+			    nng_stat_value(child) == (uint64_t)id)
+				return st;
+	for (child = nng_stat_child(st); child != NULL;
+	     child = nng_stat_next(child))
+		if ((found = listener_stats(child, id)) != NULL)
+			return found;
+	return NULL;
+}
+
+/*
+ * From nng's statistics of the listener: connections accepted, those open
+ * and errors, whether in a handshake or on a connection once open. nng
+ * counts one error as each connection closes.
+ */
+struct listener_counts {
+	int64_t accepted, open, errors;
+};
+
+static void
+listener_counts(const struct ipc_server *s, struct listener_counts *c)
+{
+	static const char *const errors[] = {"disconnect", "canceled", "other",
+	    "timeout", "proto", "auth", "oom"};
+	nng_stat *all, *l, *st;
+
+	memset(c, 0, sizeof(*c));
+	if (nng_stats_get(&all) != 0)
+		return;
+	if ((l = listener_stats(all, nng_listener_id(s->listener))) != NULL)
+		for (st = nng_stat_child(l); st != NULL;
+		     st = nng_stat_next(st)) {
+			const char *name = nng_stat_name(st);
+			int64_t v = (int64_t)nng_stat_value(st);
+
+			if (strcmp(name, "accept") == 0)
+				c->accepted = v;
+			else if (strcmp(name, "pipes") == 0)
+				c->open = v;
+			for (size_t i = 0; i < sizeof(errors) / sizeof(*errors);
+			     i++)
+				if (strcmp(name, errors[i]) == 0)
+					c->errors += v;
+		}
+	nng_stats_free(all);
+}
+
+static void
+knock_end(struct ipc_server *s)
+{
+	close(s->knock_fd);
+	s->knock_fd = -1;
+}
+
+/*
+ * Puts a new listener on the socket's path. The stopped one stays open, its
+ * connections still served: closing it would cut them, and unlink the new
+ * listener's socket file.
+ */
+static void
+listener_replace(struct ipc_server *s)
+{
+	log_warnx("ipc: %s took no new connection after a peer hung up "
+	          "halfway through connecting: listening again",
+	    s->url);
+	if (unlink(listener_path(s)) != 0 && errno != ENOENT)
+		log_warn("ipc: unlink %s", listener_path(s));
+	listener_start(s);
+}
+
+/*
+ * Connects to the server's own path and says the handshake's first part,
+ * as a peer would. The connection stays open until the watch is done with
+ * it: hung up before the server's part is written, it would itself stop
+ * the listener.
+ */
+static void
+knock_start(struct ipc_server *s)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	unsigned char hello[8] = {0, 'S', 'P', 0, 0, 0, 0, 0};
+	struct listener_counts counts;
+	int fd, peer = 0;
+
+	listener_counts(s, &counts);
+	s->accepted_before_knock = counts.accepted;
+	nng_socket_get_int(s->sock, NNG_OPT_PEER, &peer);
+	hello[4] = (unsigned char)(peer >> 8);
+	hello[5] = (unsigned char)peer;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", listener_path(s));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_warn("ipc: socket");
+		return;
+	}
+	/* A full backlog (EAGAIN) is a listener that does not accept. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
+		close(fd);
+		listener_replace(s);
+		return;
+	}
+	s->knock_fd = fd;
+	s->knock_ticks = 0;
+}
+
+/*
+ * nng 1.5.2 stops taking connections on a listener for good when a peer
+ * hangs up before the server's half of the handshake is written (the failed
+ * negotiation hands NNG_ECLOSED to the accept loop, nng issue #1518): its
+ * transport still shakes hands, but no connection reaches the socket. An
+ * ollamaxctl killed, or timed out while the process was stopped, would
+ * leave the socket deaf. Each second the server reads the listener's count
+ * of failed handshakes; after a new one it knocks, and a listener that has
+ * accepted no connection by the second tick after is replaced. Counted in
+ * ticks, not seconds, so that a process resumed after a stop gives nng's
+ * threads a tick to accept.
+ */
+static void
+listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ipc_server *s = w->data;
+	struct listener_counts c;
+	int64_t failed;
+
+	(void)loop;
+	(void)revents;
+	listener_counts(s, &c);
+	if (s->knock_fd >= 0) {
+		if (c.accepted > s->accepted_before_knock) {
+			knock_end(s);
+		} else if (++s->knock_ticks >= 2) {
+			knock_end(s);
+			listener_replace(s);
+		}
+		return;
+	}
+	/* Errors not from a connection that was open. */
+	failed = c.errors - (c.accepted - c.open);
+	if (failed > s->failed_handshakes) {
+		s->failed_handshakes = failed;
+		knock_start(s);
+	}
+}
+
 struct ipc_server *
 ipc_listen(struct ev_loop *loop, const char *url, int nctx, ipc_request_fn fn,
     void *arg)
 {
 	struct ipc_server *s = calloc(1, sizeof(*s));
-	nng_listener l;
 	int rv;
 
 	if (s == NULL)
 		fatal("out of memory");
 	s->fn = fn;
 	s->arg = arg;
+	if (strncmp(url, "ipc://", 6) != 0 || strlen(url) >= sizeof(s->url)) {
+		log_warnx("ipc: cannot listen on %s: not an ipc:// path a "
+		          "socket can take",
+		    url);
+		free(s);
+		return NULL;
+	}
+	snprintf(s->url, sizeof(s->url), "%s", url);
 	if ((rv = nng_rep0_open(&s->sock)) != 0 ||
 	    (rv = nng_socket_set_size(
 	         s->sock, NNG_OPT_RECVMAXSZ, MSG_MAX_FRAME + 1024)) != 0 ||
 	    (rv = nng_pipe_notify(
-	         s->sock, NNG_PIPE_EV_ADD_PRE, check_peer, NULL)) != 0 ||
-	    (rv = nng_listener_create(&l, s->sock, url)) != 0 ||
-	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600)) !=
-	        0 ||
-	    (rv = nng_listener_start(l, 0)) != 0) {
+	         s->sock, NNG_PIPE_EV_ADD_PRE, check_peer, NULL)) != 0) {
 		log_warnx(
 		    "ipc: cannot listen on %s: %s", url, nng_strerror(rv));
 		nng_close(s->sock);
 		free(s);
 		return NULL;
 	}
+	if (listener_start(s) != 0) {
+		nng_close(s->sock);
+		free(s);
+		return NULL;
+	}
 	waker_init(&s->waker, loop);
+	s->knock_fd = -1;
+	ev_timer_init(&s->watch, listener_watch_cb, 1.0, 1.0);
+	s->watch.data = s;
+	ev_timer_start(loop, &s->watch);
 	s->ncalls = nctx;
 	s->calls = calloc((size_t)nctx, sizeof(*s->calls));
 	if (s->calls == NULL)
@@ -266,6 +470,9 @@ ipc_server_close(struct ipc_server *s)
 	if (s == NULL)
 		return;
 	s->closing = 1;
+	ev_timer_stop(s->waker.loop, &s->watch);
+	if (s->knock_fd >= 0)
+		knock_end(s);
 	nng_close(s->sock);
 	for (int i = 0; i < s->ncalls; i++)
 		nng_aio_stop(s->calls[i].op.aio);

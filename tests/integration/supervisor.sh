@@ -195,6 +195,19 @@ check "and the supervisor agrees with the worker" running_agents 1
 check "spawn -f starts it again" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf"
 check "both run again" running_agents 2
 
+# A client that hangs up before the supervisor's half of the handshake is
+# written (here: connected while the supervisor is stopped) stops nng
+# 1.5.2's listener for good; the supervisor sees it and listens again.
+kill -STOP "$sup_pid"
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.close()' "$TMP/run/ctl.sock"
+kill -CONT "$sup_pid"
+check "a control socket a client hung up on halfway is put back" \
+	wait_log "ctl.sock took no new connection after a peer hung up halfway through connecting: listening again"
+check "and answers again" sh -c "'$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
+
 # spawn -f reads only a regular file: a FIFO would hold the supervisor up.
 mkfifo "$TMP/fifo.conf"
 spawn_refused() {
