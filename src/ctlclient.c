@@ -39,7 +39,7 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	snprintf(req.verb, sizeof(req.verb), "%s", verb);
 	snprintf(url, sizeof(url), "ipc://%s/ctl.sock", runtime);
 	if (nng_req0_open(&sock) != 0)
-		return 3;
+		return CTL_UNREACHABLE;
 	nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms);
 	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms);
@@ -47,18 +47,21 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	/* A blocking dial fails at once when nobody listens: unreachable. */
 	if (nng_dial(sock, url, NULL, 0) != 0) {
 		nng_close(sock);
-		return 3;
+		return CTL_UNREACHABLE;
 	}
 	req.until_ms = ctl_until(timeout_ms, 0);
 	msg_ctl_encode(&w, &req);
 	data = msg_data(&w, &len);
 	rv = nng_send(sock, (void *)data, len, 0);
 	msg_writer_free(&w);
-	if (rv == 0)
-		rv = nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC);
+	if (rv != 0) {
+		nng_close(sock);
+		return CTL_UNREACHABLE;
+	}
+	rv = nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC);
 	nng_close(sock);
 	if (rv != 0)
-		return 3;
+		return rv == NNG_ETIMEDOUT ? CTL_UNANSWERED : CTL_UNREACHABLE;
 	if (msg_open(&r, buf, len) != MSG_OK ||
 	    msg_ctl_reply_decode(&r, reply) != MSG_OK) {
 		snprintf(reply->error, sizeof(reply->error),

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "duration.h"
 #include "log.h"
 #include "msg.h"
 #include "role.h"
@@ -36,9 +37,12 @@ static const char usage_text[] =
     "  spawn -f FILE     start the agent a manifest file describes\n"
     "  kill NAME         stop an agent\n"
     "  restart NAME      stop an agent and start it again\n"
-    "  run [-w] NAME [TEXT]  run an agent once now, TEXT as its {{input}}\n"
+    "  run [-w [-t DURATION]] NAME [TEXT]\n"
+    "                    run an agent once now, TEXT as its {{input}}\n"
     "                    (- reads TEXT from standard input); -w waits for\n"
-    "                    the run and prints its answer\n"
+    "                    the run and prints its answer, -t at most DURATION\n"
+    "                    (default 30m): a run not begun by then is not\n"
+    "                    carried out\n"
     "  reload            read the agents directory again\n"
     "  stop              stop the supervisor and everything it runs\n";
 
@@ -251,21 +255,22 @@ main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"wait", no_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *sock = NULL, *conf = NULL, *verb, *arg = NULL,
-	           *manifest = NULL, *input = NULL;
+	           *manifest = NULL, *input = NULL, *timeout_text = NULL;
 	char *stdin_text = NULL;
 	char runtime[PATH_MAX], file[PATH_MAX];
 	struct msg_ctl_reply reply;
-	int opt, json = 0, wait = 0, rc;
+	int opt, json = 0, wait = 0, rc, timeout_ms;
 	pid_t pid;
 
 	log_init("ollamaxctl", 0);
-	while ((opt = getopt_long(argc, argv, "s:c:f:jwhV", longopts, NULL)) !=
-	    -1) {
+	while ((opt = getopt_long(
+	            argc, argv, "s:c:f:jwt:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			sock = optarg;
@@ -281,6 +286,9 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			wait = 1;
+			break;
+		case 't':
+			timeout_text = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -354,6 +362,29 @@ main(int argc, char **argv)
 	}
 	if (wait && strcmp(verb, "run") != 0)
 		return usage_error("-w goes with run only");
+	if (timeout_text != NULL && !wait)
+		return usage_error("-t goes with run -w only");
+	/* A waited run may queue behind cold loads and long answers. */
+	timeout_ms = wait ? CTL_RUN_WAIT_MS + CTL_CLIENT_MARGIN_MS
+	                  : CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS;
+	if (timeout_text != NULL) {
+		char err[200];
+		int64_t ns;
+
+		if (duration_parse(timeout_text, &ns, err, sizeof(err)) != 0)
+			return usage_error("-t %s: %s", timeout_text, err);
+		if (ns <= 0 || ns == DURATION_FOREVER)
+			return usage_error(
+			    "-t %s: the wait must be longer than 0",
+			    timeout_text);
+		/* The supervisor itself waits no longer for a run. */
+		if (ns / 1000000 > CTL_RUN_WAIT_MS)
+			return usage_error(
+			    "-t %s: longer than the 30m a waited "
+			    "run may take",
+			    timeout_text);
+		timeout_ms = ns < 1000000 ? 1 : (int)(ns / 1000000);
+	}
 	/* A unix socket's path fits in sun_path, or it cannot be reached. */
 	if (strlen(runtime) + strlen("/ctl.sock") >=
 	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
@@ -384,12 +415,24 @@ main(int argc, char **argv)
 			printf("{\"stopped\":%d}\n", (int)pid);
 		return rc;
 	}
-	/* A waited run may queue behind cold loads and long answers. */
 	rc = ctl_call(runtime, verb, arg, input,
-	    (json ? CTL_JSON : 0) | (wait ? CTL_WAIT : 0),
-	    (wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS) + CTL_CLIENT_MARGIN_MS,
-	    &reply);
+	    (json ? CTL_JSON : 0) | (wait ? CTL_WAIT : 0), timeout_ms, &reply);
 	free(stdin_text);
+	if (rc == CTL_UNANSWERED && wait) {
+		fprintf(stderr,
+		    "ollamaxctl: run: no answer within %s: a run begun by then "
+		    "goes on to the agent's output, one not begun is not "
+		    "carried out\n",
+		    timeout_text != NULL ? timeout_text : "30m");
+		return 1;
+	}
+	if (rc == CTL_UNANSWERED) {
+		fprintf(stderr,
+		    "ollamaxctl: the supervisor on %s/ctl.sock took %s but did "
+		    "not answer within %d s\n",
+		    runtime, verb, timeout_ms / 1000);
+		return 3;
+	}
 	if (rc != 0) {
 		fprintf(stderr,
 		    "ollamaxctl: no supervisor answers on %s/ctl.sock\n",

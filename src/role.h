@@ -95,10 +95,12 @@ int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
 #define CTL_JSON 1 /* the answer's body as JSON */
 #define CTL_WAIT 2 /* run: answer when the run is over, with its result */
 
+#define CTL_UNREACHABLE 3 /* nobody takes the command */
+#define CTL_UNANSWERED 4  /* taken, but no answer within the timeout */
 /*
  * Sends verb (and arg, and input for run) to the supervisor of runtime and
- * waits up to timeout_ms for its answer. Returns 0 with reply filled, or 3
- * when no supervisor answers.
+ * waits up to timeout_ms for its answer. Returns 0 with reply filled,
+ * CTL_UNREACHABLE or CTL_UNANSWERED.
  */
 int ctl_call(const char *runtime, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply);

@@ -210,6 +210,33 @@ inbox_put(struct agent *a, const char *from, const char *input,
 	return 0;
 }
 
+/*
+ * Drops the waited runs still in a's inbox past their deadline: the one
+ * waiting has been told it failed, so they must not run behind its back,
+ * and the supervisor hears now, not when the agent is done with what came
+ * before, so that a dead wait does not hold one of its waited runs.
+ */
+static void
+inbox_drop_late(struct agent *a)
+{
+	struct message *msg, *next;
+	char why[200];
+
+	for (msg = TAILQ_FIRST(&a->inbox); msg != NULL; msg = next) {
+		next = TAILQ_NEXT(msg, link);
+		if (msg->waiter == NULL || msg_late_ms(msg->until_ms) <= 0)
+			continue;
+		TAILQ_REMOVE(&a->inbox, msg, link);
+		a->inbox_len--;
+		snprintf(why, sizeof(why),
+		    "a run of %s waited in its inbox past its deadline: not "
+		    "carried out",
+		    a->m.name);
+		log_warnx("%s", why);
+		message_free(msg, why);
+	}
+}
+
 static void
 call_reply(void *arg, int err, const void *data, size_t len)
 {
@@ -467,6 +494,7 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (!w->hub->ready)
 		return;
 	TAILQ_FOREACH(a, &w->agents, link) {
+		inbox_drop_late(a);
 		r.agents += !task_finished(a->task);
 		r.agents_failing += a->last_failed;
 		r.served += (int64_t)(a->runs - a->failures);
@@ -562,6 +590,7 @@ agent_main(void *arg)
 	double period = (double)m->every_ms / 1000.0;
 	/* Periodic agents start spread over their first period. */
 	double delay = period * uniform(a->w);
+	int had_mail;
 
 	for (;;) {
 		if (m->trigger == TRIGGER_EVERY) {
@@ -571,26 +600,15 @@ agent_main(void *arg)
 			while (TAILQ_EMPTY(&a->inbox))
 				agent_wait(a, -1);
 		}
+		had_mail = !TAILQ_EMPTY(&a->inbox);
+		inbox_drop_late(a);
+		/* Woken for nothing: a periodic run keeps its time. */
+		if (had_mail && TAILQ_EMPTY(&a->inbox))
+			continue;
 		a->input = TAILQ_FIRST(&a->inbox);
 		if (a->input != NULL) {
 			TAILQ_REMOVE(&a->inbox, a->input, link);
 			a->inbox_len--;
-		}
-		/* Waited on past its deadline in the inbox: the one waiting
-		 * has been told it failed, so it does not run behind its back.
-		 */
-		if (a->input != NULL && a->input->waiter != NULL &&
-		    msg_late_ms(a->input->until_ms) > 0) {
-			char why[200];
-
-			snprintf(why, sizeof(why),
-			    "a run of %s waited in its inbox past its deadline: "
-			    "not carried out",
-			    m->name);
-			log_warnx("%s", why);
-			message_free(a->input, why);
-			a->input = NULL;
-			continue;
 		}
 		agent_run(a, a->input ? a->input->input : "");
 		if (a->input != NULL) {

@@ -91,6 +91,16 @@ prompt = Write at length, ${pen#*:}: {{input}}
 num_predict = 1500
 AGENT
 done
+cat >"$TMP/agents/010-keeper.conf" <<'AGENT'
+[agent]
+name = keeper
+tier = light
+trigger = demand
+output = file:keeper.out
+prompt = Keep this: {{input}}
+[options]
+num_predict = 5
+AGENT
 start_fleet
 
 check "agents run on their trigger and write their answers" wait_runs light1 2
@@ -102,8 +112,8 @@ check "the fallback is logged" grep -q "(no-such-model): falling back to tier li
 check "the emulator saw the fixed num_ctx of the model" \
 	sh -c "curl -s '$URL_emu/api/ps' | grep -q '\"context_length\":2048'"
 
-check "status shows 9 agents running and the broker's served count" \
-	status_until 's["agents"]["running"] == 9 and s["broker"]["served"] >= 3'
+check "status shows 10 agents running and the broker's served count" \
+	status_until 's["agents"]["running"] == 10 and s["broker"]["served"] >= 3'
 check "status shows the model the backend has loaded" \
 	status_until 's["broker"]["resident"] == ["tinyllama"]'
 
@@ -184,9 +194,36 @@ PY
 check "two workers sharing a file lose no record and mix none: each is an answer run -w had" whole_records
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
-before=$(runs_of light3)
 # A pid of 0 would signal this whole process group: refuse it.
 [ "${broker_pid:-0}" -gt 1 ] || { echo "no broker pid in the status"; cat "$TMP/sup.log"; exit 1; }
+
+# A waited run that cannot begin by its deadline, queued behind a run the
+# stopped broker holds up: ollamaxctl gives up, and the worker drops it
+# then, not when the run before it is over.
+kill -STOP "$broker_pid"
+check "a run the stopped broker holds up is taken" "$CTL" -c "$TMP/ollamax.conf" run keeper "first"
+gives_up() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2s keeper "second" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "not carried out"
+}
+check "a waited run queued behind it gives up at -t 2s, exit 1" gives_up
+check "the worker drops it while the broker is still stopped" \
+	wait_log "a run of keeper waited in its inbox past its deadline: not carried out"
+kill -CONT "$broker_pid"
+check "the broker back, a third run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w keeper third >/dev/null"
+check "and the agent wrote 2 answers: the dropped run never ran" eq "$(runs_of keeper)" 2
+bad_timeout() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" run "$@" keeper 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "$1"
+}
+check "-t without -w is refused, exit 2" bad_timeout -t 2s
+check "-t that is not a duration is refused" bad_timeout -w -t soon
+check "-t 0 is refused" bad_timeout -w -t 0
+check "-t past the 30m a run may take is refused" bad_timeout -w -t 31m
+
+before=$(runs_of light3)
 kill -KILL "$broker_pid"
 check "after the broker is killed, agents keep getting answers" wait_runs light3 $((before + 3))
 check "the broker came back" grep -q "broker 0 died of signal 9" "$TMP/sup.log"
