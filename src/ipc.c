@@ -152,7 +152,7 @@ struct ipc_server {
 	ev_timer watch;
 	int knock_fd; /* -1: no knock under way */
 	int knock_ticks;
-	int64_t accepted_before_knock;
+	int64_t refused_before_knock;
 };
 
 static void
@@ -252,12 +252,13 @@ listener_stats(nng_stat *st, int id)
 }
 
 /*
- * From nng's statistics of the listener: connections accepted, those open
- * and errors, whether in a handshake or on a connection once open. nng
- * counts one error as each connection closes.
+ * From nng's statistics of the listener: connections accepted, those open,
+ * errors, whether in a handshake or on a connection once open (nng counts
+ * one as each connection closes), and among them handshakes refused for a
+ * bad header.
  */
 struct listener_counts {
-	int64_t accepted, open, errors;
+	int64_t accepted, open, errors, refused;
 };
 
 static void
@@ -280,6 +281,8 @@ listener_counts(const struct ipc_server *s, struct listener_counts *c)
 				c->accepted = v;
 			else if (strcmp(name, "pipes") == 0)
 				c->open = v;
+			else if (strcmp(name, "proto") == 0)
+				c->refused = v;
 			for (size_t i = 0; i < sizeof(errors) / sizeof(*errors);
 			     i++)
 				if (strcmp(name, errors[i]) == 0)
@@ -312,24 +315,25 @@ listener_replace(struct ipc_server *s)
 }
 
 /*
- * Connects to the server's own path and says the handshake's first part,
- * as a peer would. The connection stays open until the watch is done with
- * it: hung up before the server's part is written, it would itself stop
+ * Connects to the server's own path and sends a handshake header nng
+ * refuses (its reserved bytes set). A listener that takes connections
+ * counts the refusal; a stopped one does not, as it hands no handshake's
+ * outcome to the socket. A handshake that completed would be worse: on a
+ * stopped listener its connection is held until the process exits, and
+ * never freed. The knock stays open until it is refused or the watch gives
+ * up: hung up before the server's header is written, it would itself stop
  * the listener.
  */
 static void
 knock_start(struct ipc_server *s)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	unsigned char hello[8] = {0, 'S', 'P', 0, 0, 0, 0, 0};
+	const unsigned char refused_hello[8] = {0, 'S', 'P', 0, 0, 0, 1, 0};
 	struct listener_counts counts;
-	int fd, peer = 0;
+	int fd;
 
 	listener_counts(s, &counts);
-	s->accepted_before_knock = counts.accepted;
-	nng_socket_get_int(s->sock, NNG_OPT_PEER, &peer);
-	hello[4] = (unsigned char)(peer >> 8);
-	hello[5] = (unsigned char)peer;
+	s->refused_before_knock = counts.refused;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", listener_path(s));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -338,7 +342,8 @@ knock_start(struct ipc_server *s)
 	}
 	/* A full backlog (EAGAIN) is a listener that does not accept. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
+	    write(fd, refused_hello, sizeof(refused_hello)) !=
+	        (ssize_t)sizeof(refused_hello)) {
 		close(fd);
 		listener_replace(s);
 		return;
@@ -355,7 +360,7 @@ knock_start(struct ipc_server *s)
  * ollamaxctl killed, or timed out while the process was stopped, would
  * leave the socket deaf. Each second the server reads the listener's count
  * of failed handshakes; after a new one it knocks, and a listener that has
- * accepted no connection by the second tick after is replaced. Counted in
+ * not refused the knock by the second tick after is replaced. Counted in
  * ticks, not seconds, so that a process resumed after a stop gives nng's
  * threads a tick to accept.
  */
@@ -369,17 +374,19 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	listener_counts(s, &c);
+	/* Errors not from a connection that was open. */
+	failed = c.errors - (c.accepted - c.open);
 	if (s->knock_fd >= 0) {
-		if (c.accepted > s->accepted_before_knock) {
+		if (c.refused > s->refused_before_knock) {
 			knock_end(s);
+			/* The knock's own refusal is no news. */
+			s->failed_handshakes = failed;
 		} else if (++s->knock_ticks >= 2) {
 			knock_end(s);
 			listener_replace(s);
 		}
 		return;
 	}
-	/* Errors not from a connection that was open. */
-	failed = c.errors - (c.accepted - c.open);
 	if (failed > s->failed_handshakes) {
 		s->failed_handshakes = failed;
 		knock_start(s);
