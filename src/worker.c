@@ -602,7 +602,7 @@ agent_main(void *arg)
 		}
 		had_mail = !TAILQ_EMPTY(&a->inbox);
 		inbox_drop_late(a);
-		/* Woken for nothing: a periodic run keeps its time. */
+		/* Woken only for runs now dropped: wait again. */
 		if (had_mail && TAILQ_EMPTY(&a->inbox))
 			continue;
 		a->input = TAILQ_FIRST(&a->inbox);
