@@ -207,6 +207,26 @@ kill -CONT "$sup_pid"
 check "a control socket a client hung up on halfway is put back" \
 	wait_log "ctl.sock took no new connection after a peer hung up halfway through connecting: listening again"
 check "and answers again" sh -c "'$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
+# So does a worker. Reached through a link named ctl.sock, its socket
+# answers ollamaxctl's frame with an error: an answer all the same.
+worker0=$(status_json | python3 -c 'import json,sys
+print(next(p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "worker" and p["index"] == 0))')
+mkdir -p "$TMP/w0"
+ln -sf "$TMP/run/worker-0.sock" "$TMP/w0/ctl.sock"
+kill -STOP "$worker0"
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.close()' "$TMP/run/worker-0.sock"
+kill -CONT "$worker0"
+check "a worker's socket a client hung up on halfway is put back" \
+	wait_log "worker-0.sock took no new connection after a peer hung up halfway through connecting: listening again"
+worker_answers() {
+	local out rc=0
+	out=$("$CTL" -s "$TMP/w0/ctl.sock" status 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "bad command frame"
+}
+check "and takes a new connection's frame" worker_answers
 
 # spawn -f reads only a regular file: a FIFO would hold the supervisor up.
 mkfifo "$TMP/fifo.conf"
