@@ -299,9 +299,12 @@ knock_end(struct ipc_server *s)
 }
 
 /*
- * Puts a new listener on the socket's path. The stopped one stays open, its
- * connections still served: closing it would cut them, and unlink the new
- * listener's socket file.
+ * Closes the stopped listener and puts a new one on the socket's path, in
+ * that order: closing, nng unlinks the path. Its connections are cut, and
+ * their peers connect again, as after a restart. Left open, it would hold
+ * for good the connections that shook hands after it stopped: their peers
+ * wait on them for an answer that never comes, and once those hang up,
+ * nng's poller spins on them.
  */
 static void
 listener_replace(struct ipc_server *s)
@@ -309,6 +312,7 @@ listener_replace(struct ipc_server *s)
 	log_warnx("ipc: %s took no new connection after a peer hung up "
 	          "halfway through connecting: listening again",
 	    s->url);
+	nng_listener_close(s->listener);
 	if (unlink(listener_path(s)) != 0 && errno != ENOENT)
 		log_warn("ipc: unlink %s", listener_path(s));
 	listener_start(s);

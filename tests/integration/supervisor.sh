@@ -204,8 +204,27 @@ s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 s.close()' "$TMP/run/ctl.sock"
 kill -CONT "$sup_pid"
+# A command sent meanwhile shakes hands with the stopped listener; it must
+# be cut when the listener is replaced, not held for its whole 7 s. nng
+# never frees such a connection, so under the sanitizers it would be
+# reported as a leak at exit: the plain build alone sends it.
+between_sent=0
+if ! ldd "$SUP" | grep -q libasan; then
+	between_sent=1
+	(
+		rc=0
+		timeout 6 "$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 || rc=$?
+		echo "$rc" >"$TMP/between.rc"
+	) &
+	between=$!
+fi
 check "a control socket a client hung up on halfway is put back" \
 	wait_log "ctl.sock took no new connection after a peer hung up halfway through connecting: listening again"
+if [ "$between_sent" = 1 ]; then
+	wait "$between"
+	check "a command sent in between is cut or answered, not held" \
+		sh -c "[ \"\$(cat '$TMP/between.rc')\" != 124 ]"
+fi
 check "and answers again" sh -c "'$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
 # So does a worker. Reached through a link named ctl.sock, its socket
 # answers ollamaxctl's frame with an error: an answer all the same.
