@@ -322,11 +322,11 @@ listener_replace(struct ipc_server *s)
  * Connects to the server's own path and sends a handshake header nng
  * refuses (its reserved bytes set). A listener that takes connections
  * counts the refusal; a stopped one does not, as it hands no handshake's
- * outcome to the socket. A handshake that completed would be worse: on a
- * stopped listener its connection is held until the process exits, and
- * never freed. The knock stays open until it is refused or the watch gives
- * up: hung up before the server's header is written, it would itself stop
- * the listener.
+ * outcome to the socket. A handshake that completed would be worse: nng
+ * never frees a connection a stopped listener holds, even once closed. The
+ * knock stays open until it is refused or the watch gives up: hung up
+ * before the server's header is written, it would itself stop the
+ * listener.
  */
 static void
 knock_start(struct ipc_server *s)

@@ -379,10 +379,9 @@ main(int argc, char **argv)
 			    timeout_text);
 		/* The supervisor itself waits no longer for a run. */
 		if (ns / 1000000 > CTL_RUN_WAIT_MS)
-			return usage_error(
-			    "-t %s: longer than the 30m a waited "
-			    "run may take",
-			    timeout_text);
+			return usage_error("-t %s: longer than the %dm a "
+			                   "waited run may take",
+			    timeout_text, CTL_RUN_WAIT_MS / 60000);
 		timeout_ms = ns < 1000000 ? 1 : (int)(ns / 1000000);
 	}
 	/* A unix socket's path fits in sun_path, or it cannot be reached. */
@@ -419,11 +418,18 @@ main(int argc, char **argv)
 	    (json ? CTL_JSON : 0) | (wait ? CTL_WAIT : 0), timeout_ms, &reply);
 	free(stdin_text);
 	if (rc == CTL_UNANSWERED && wait) {
+		char waited[32];
+
+		if (timeout_text != NULL)
+			snprintf(waited, sizeof(waited), "%.24s", timeout_text);
+		else
+			snprintf(waited, sizeof(waited), "%dm",
+			    CTL_RUN_WAIT_MS / 60000);
 		fprintf(stderr,
 		    "ollamaxctl: run: no answer within %s: a run begun by then "
 		    "goes on to the agent's output, one not begun is not "
 		    "carried out\n",
-		    timeout_text != NULL ? timeout_text : "30m");
+		    waited);
 		return 1;
 	}
 	if (rc == CTL_UNANSWERED) {
