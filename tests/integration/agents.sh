@@ -213,15 +213,20 @@ check "the worker drops it while the broker is still stopped" \
 kill -CONT "$broker_pid"
 check "the broker back, a third run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w keeper third >/dev/null"
 check "and the agent wrote 2 answers: the dropped run never ran" eq "$(runs_of keeper)" 2
+# bad_timeout WHY ARGS...: run ARGS is refused with exit 2, saying WHY.
 bad_timeout() {
-	local out rc=0
+	local why=$1 out rc=0
+	shift
 	out=$("$CTL" -c "$TMP/ollamax.conf" run "$@" keeper 2>&1) || rc=$?
-	[ "$rc" -eq 2 ] && has "$out" "$1"
+	[ "$rc" -eq 2 ] && has "$out" "ollamaxctl: $why"
 }
-check "-t without -w is refused, exit 2" bad_timeout -t 2s
-check "-t that is not a duration is refused" bad_timeout -w -t soon
-check "-t 0 is refused" bad_timeout -w -t 0
-check "-t past the 30m a run may take is refused" bad_timeout -w -t 31m
+check "-t without -w is refused, exit 2" \
+	bad_timeout "-t goes with run -w only" -t 2s
+check "-t that is not a duration is refused" \
+	bad_timeout '-t soon: time: invalid duration "soon"' -w -t soon
+check "-t 0 is refused" bad_timeout "-t 0: the wait must be longer than 0" -w -t 0
+check "-t past the 30m a run may take is refused" \
+	bad_timeout "-t 31m: longer than the 30m a waited run may take" -w -t 31m
 
 before=$(runs_of light3)
 kill -KILL "$broker_pid"

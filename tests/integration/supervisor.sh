@@ -163,11 +163,13 @@ check "run input that is not UTF-8 is refused, the byte shown" \
 # A worker that does not answer within 5 s: the client, waiting longer,
 # hears why, and the worker, once it runs again, refuses the command come
 # past its deadline rather than act behind the supervisor's back.
-worker_of() {
+worker_pid() {
 	status_json | python3 -c 'import json,sys
 s = json.load(sys.stdin)
-print(next(p["pid"] for p in s["processes"] if p["role"] == "worker" and p["index"] == int(sys.argv[1])))' \
-		"$("$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print(next(p["pid"] for p in s["processes"] if p["role"] == "worker" and p["index"] == int(sys.argv[1])))' "$1"
+}
+worker_of() {
+	worker_pid "$("$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
 print(next(a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == sys.argv[1]))' "$1")"
 }
 stalled=$(worker_of extra)
@@ -195,15 +197,19 @@ check "and the supervisor agrees with the worker" running_agents 1
 check "spawn -f starts it again" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf"
 check "both run again" running_agents 2
 
-# A client that hangs up before the supervisor's half of the handshake is
-# written (here: connected while the supervisor is stopped) stops nng
-# 1.5.2's listener for good; the supervisor sees it and listens again.
-kill -STOP "$sup_pid"
-python3 -c 'import socket, sys
+# A client that hangs up before the server's half of the handshake is
+# written stops nng 1.5.2's listener for good; the process sees it and
+# listens again. hang_up_halfway PID SOCKET: such a client, connected while
+# the process is stopped.
+hang_up_halfway() {
+	kill -STOP "$1"
+	python3 -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
-s.close()' "$TMP/run/ctl.sock"
-kill -CONT "$sup_pid"
+s.close()' "$2"
+	kill -CONT "$1"
+}
+hang_up_halfway "$sup_pid" "$TMP/run/ctl.sock"
 # A command sent meanwhile shakes hands with the stopped listener; it must
 # be cut when the listener is replaced, not held for its whole 7 s. nng
 # never frees such a connection, so under the sanitizers it would be
@@ -228,16 +234,9 @@ fi
 check "and answers again" sh -c "'$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
 # So does a worker. Reached through a link named ctl.sock, its socket
 # answers ollamaxctl's frame with an error: an answer all the same.
-worker0=$(status_json | python3 -c 'import json,sys
-print(next(p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "worker" and p["index"] == 0))')
 mkdir -p "$TMP/w0"
 ln -sf "$TMP/run/worker-0.sock" "$TMP/w0/ctl.sock"
-kill -STOP "$worker0"
-python3 -c 'import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.close()' "$TMP/run/worker-0.sock"
-kill -CONT "$worker0"
+hang_up_halfway "$(worker_pid 0)" "$TMP/run/worker-0.sock"
 check "a worker's socket a client hung up on halfway is put back" \
 	wait_log "worker-0.sock took no new connection after a peer hung up halfway through connecting: listening again"
 worker_answers() {
