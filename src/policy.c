@@ -522,12 +522,12 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	                (ahead + reloads) / (2 * (1 - rho))))
 		return SWITCH_TURN;
 	/*
-	 * Under overload turns stop; but models that hold the slots with
+	 * Turns stop under overload, and once the load reads at capacity
+	 * before overload can be judged; but models that hold the slots with
 	 * nothing waiting for them and a slot free no longer fill the slots,
 	 * and k's backlog, worth the whole switch, would.
 	 */
-	if (over && theirs == 0 && free_slot &&
-	    waiting_work(p, k) >= ahead + reloads)
+	if (theirs == 0 && free_slot && waiting_work(p, k) >= ahead + reloads)
 		return SWITCH_IDLE;
 	/*
 	 * Aging: one of k's requests would miss its bound if the switch

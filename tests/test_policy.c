@@ -438,6 +438,31 @@ Test(policy, under_overload_models_that_leave_a_slot_idle_give_way)
 	policy_free(p);
 }
 
+Test(policy,
+    a_load_above_capacity_lets_an_idle_slot_switch_before_overload_is_judged)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_arrive(p, 0, 2, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
+	/* 6 deepseek requests, 210 s of work at qwen's pace: within the
+	 * normal bound, but more than two slots serve in the 40 s seen. */
+	for (int i = 10; i < 16; i++)
+		policy_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000);
+	actions(p);
+	/* A slot frees with nothing waiting for qwen. */
+	policy_done(p, 40000, 1, 35000);
+	policy_view(p, 40000, &v);
+	cr_assert_gt(v.offered_load, 1.0, "offered load %.2f", v.offered_load);
+	cr_assert_eq(v.overloaded, 0);
+	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
+	cr_assert_eq(v.next_switch, DEEPSEEK);
+	cr_assert_eq(v.next_switch_why, SWITCH_IDLE);
+	policy_free(p);
+}
+
 Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 {
 	/* 390 s of work, 195 s for each slot: within the normal bound. Not
