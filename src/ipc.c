@@ -148,6 +148,8 @@ struct ipc_server {
 	/* The listener's watch: see listener_watch_cb. */
 	char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	nng_listener listener;
+	int listening; /* 0: the path could not be taken again, tried each tick
+	                */
 	int64_t failed_handshakes;
 	ev_timer watch;
 	int knock_fd; /* -1: no knock under way */
@@ -210,14 +212,17 @@ listener_start(struct ipc_server *s)
 {
 	int rv;
 
-	if ((rv = nng_listener_create(&s->listener, s->sock, s->url)) != 0 ||
-	    (rv = nng_listener_set_int(
+	if ((rv = nng_listener_create(&s->listener, s->sock, s->url)) != 0)
+		return rv;
+	if ((rv = nng_listener_set_int(
 	         s->listener, NNG_OPT_IPC_PERMISSIONS, 0600)) != 0 ||
-	    (rv = nng_listener_start(s->listener, 0)) != 0)
-		log_warnx(
-		    "ipc: cannot listen on %s: %s", s->url, nng_strerror(rv));
+	    (rv = nng_listener_start(s->listener, 0)) != 0) {
+		nng_listener_close(s->listener);
+		return rv;
+	}
+	s->listening = 1;
 	s->failed_handshakes = 0;
-	return rv;
+	return 0;
 }
 
 /* The socket file's path, from "ipc://PATH". */
@@ -312,10 +317,16 @@ listener_replace(struct ipc_server *s)
 	log_warnx("ipc: %s took no new connection after a peer hung up "
 	          "halfway through connecting: listening again",
 	    s->url);
+	int rv;
+
 	nng_listener_close(s->listener);
+	s->listening = 0;
 	if (unlink(listener_path(s)) != 0 && errno != ENOENT)
 		log_warn("ipc: unlink %s", listener_path(s));
-	listener_start(s);
+	if ((rv = listener_start(s)) != 0)
+		log_warnx("ipc: cannot listen on %s again: %s: trying each "
+		          "second",
+		    s->url, nng_strerror(rv));
 }
 
 /*
@@ -366,7 +377,9 @@ knock_start(struct ipc_server *s)
  * of failed handshakes; after a new one it knocks, and a listener that has
  * not refused the knock by the second tick after is replaced. Counted in
  * ticks, not seconds, so that a process resumed after a stop gives nng's
- * threads a tick to accept.
+ * threads a tick to accept. A path that something else holds by then is
+ * tried again each tick: the socket must not stay deaf for a passing
+ * obstacle.
  */
 static void
 listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -377,6 +390,11 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (!s->listening) {
+		if (listener_start(s) == 0)
+			log_warnx("ipc: listening on %s again", s->url);
+		return;
+	}
 	listener_counts(s, &c);
 	/* Errors not from a connection that was open. */
 	failed = c.errors - (c.accepted - c.open);
@@ -427,7 +445,9 @@ ipc_listen(struct ev_loop *loop, const char *url, int nctx, ipc_request_fn fn,
 		free(s);
 		return NULL;
 	}
-	if (listener_start(s) != 0) {
+	if ((rv = listener_start(s)) != 0) {
+		log_warnx(
+		    "ipc: cannot listen on %s: %s", url, nng_strerror(rv));
 		nng_close(s->sock);
 		free(s);
 		return NULL;

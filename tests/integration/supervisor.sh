@@ -199,15 +199,18 @@ check "both run again" running_agents 2
 
 # A client that hangs up before the server's half of the handshake is
 # written stops nng 1.5.2's listener for good; the process sees it and
-# listens again. hang_up_halfway PID SOCKET: such a client, connected while
-# the process is stopped.
+# listens again. hang_up_halfway PID SOCKET [COMMAND...]: such a client,
+# connected while the process is stopped; COMMAND runs before it resumes.
 hang_up_halfway() {
-	kill -STOP "$1"
+	local pid=$1 socket=$2
+	shift 2
+	kill -STOP "$pid"
 	python3 -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
-s.close()' "$2"
-	kill -CONT "$1"
+s.close()' "$socket"
+	[ $# -eq 0 ] || "$@"
+	kill -CONT "$pid"
 }
 hang_up_halfway "$sup_pid" "$TMP/run/ctl.sock"
 # A command sent meanwhile shakes hands with the stopped listener; it must
@@ -245,6 +248,17 @@ worker_answers() {
 	[ "$rc" -eq 1 ] && has "$out" "bad command frame"
 }
 check "and takes a new connection's frame" worker_answers
+# The same, with the path taken meanwhile: the worker cannot listen again
+# until it is free, and must keep trying, not stay deaf.
+take_path() { rm -f "$1" && mkdir "$1"; }
+hang_up_halfway "$(worker_pid 0)" "$TMP/run/worker-0.sock" \
+	take_path "$TMP/run/worker-0.sock"
+check "a worker whose path is taken says so and keeps trying" \
+	wait_log "worker-0.sock again: .*: trying each second"
+rmdir "$TMP/run/worker-0.sock"
+check "and listens once the path is free" \
+	wait_log "listening on ipc://.*/worker-0.sock again"
+check "and takes a new connection's frame then" worker_answers
 
 # spawn -f reads only a regular file: a FIFO would hold the supervisor up.
 mkfifo "$TMP/fifo.conf"
