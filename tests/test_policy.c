@@ -410,19 +410,30 @@ Test(policy, under_overload_aging_gives_way_to_batching)
 	policy_free(p);
 }
 
-Test(policy, under_overload_models_that_leave_a_slot_idle_give_way)
+/* Qwen runs requests 1 and 2 from 5 s on; `deepseek` requests come at
+ * 6 s. */
+static struct policy *
+qwen_busy_then_deepseek(int deepseek)
 {
 	struct policy *p = box();
-	struct policy_view v;
 
 	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
 	policy_arrive(p, 0, 2, QWEN, NORMAL, 0);
 	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
+	for (int i = 0; i < deepseek; i++)
+		policy_arrive(
+		    p, 6000, (uint64_t)(10 + i), DEEPSEEK, NORMAL, 6000);
+	actions(p);
+	return p;
+}
+
+Test(policy, under_overload_models_that_leave_a_slot_idle_give_way)
+{
 	/* 70 deepseek requests: more than the slots serve within the normal
 	 * bound, an overload. */
-	for (int i = 10; i < 80; i++)
-		policy_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000);
-	actions(p);
+	struct policy *p = qwen_busy_then_deepseek(70);
+	struct policy_view v;
+
 	/* Both slots run qwen: it keeps them. */
 	policy_tick(p, 39000);
 	policy_view(p, 39000, &v);
@@ -441,17 +452,11 @@ Test(policy, under_overload_models_that_leave_a_slot_idle_give_way)
 Test(policy,
     a_load_above_capacity_lets_an_idle_slot_switch_before_overload_is_judged)
 {
-	struct policy *p = box();
-	struct policy_view v;
-
-	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
-	policy_arrive(p, 0, 2, QWEN, NORMAL, 0);
-	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
 	/* 6 deepseek requests, 210 s of work at qwen's pace: within the
 	 * normal bound, but more than two slots serve in the 40 s seen. */
-	for (int i = 10; i < 16; i++)
-		policy_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000);
-	actions(p);
+	struct policy *p = qwen_busy_then_deepseek(6);
+	struct policy_view v;
+
 	/* A slot frees with nothing waiting for qwen. */
 	policy_done(p, 40000, 1, 35000);
 	policy_view(p, 40000, &v);
