@@ -27,6 +27,15 @@
  * ends, and would keep the stall timer from ever firing.
  */
 #define OLLAMA_TEXTLESS_LINES_MAX 64
+/*
+ * The most a model may think before its answer: more than any model of the
+ * reference fleet can hold in its context (deepseek-r1:8b's 131072 tokens
+ * are about 512 KiB). Thinking does not count toward the answer, so without
+ * this a model caught in a loop of thought would hold its slot for good.
+ */
+#define OLLAMA_THINKING_MAX (1 << 20)
+/* A line longer than a whole answer and thinking is garbage. */
+#define OLLAMA_LINE_MAX (16u << 20)
 
 struct ollama {
 	struct ev_loop *loop;
@@ -69,6 +78,8 @@ struct sock {
 /* Parsing                                                            */
 /* ------------------------------------------------------------------ */
 
+/* NUL bytes (JSON's \u0000) are dropped: agents take answers as C
+ * strings. */
 static void
 append_text(struct ollama_result *res, const char *s, size_t n)
 {
@@ -76,8 +87,9 @@ append_text(struct ollama_result *res, const char *s, size_t n)
 
 	if (t == NULL)
 		fatal("out of memory");
-	memcpy(t + res->text_len, s, n);
-	res->text_len += n;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != '\0')
+			t[res->text_len++] = s[i];
 	t[res->text_len] = '\0';
 	res->text = t;
 }
@@ -115,14 +127,14 @@ int
 ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 {
 	json_error_t jerr;
-	json_t *o, *v;
+	json_t *o, *v, *thought;
 	int end = 0;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
 	if (len == 0)
 		return 0;
-	o = json_loadb(line, len, 0, &jerr);
+	o = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
 	if (o == NULL || !json_is_object(o)) {
 		char shown[64];
 
@@ -147,9 +159,11 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 	}
 	if (v != NULL)
 		append_text(res, json_string_value(v), json_string_length(v));
+	thought = json_object_get(o, "thinking");
+	if (json_is_string(thought))
+		res->thinking_len += json_string_length(thought);
 	if ((v != NULL && json_string_length(v) > 0) ||
-	    (json_is_string(json_object_get(o, "thinking")) &&
-	        json_string_length(json_object_get(o, "thinking")) > 0))
+	    (json_is_string(thought) && json_string_length(thought) > 0))
 		res->pieces++;
 	v = json_object_get(o, "done");
 	if (v != NULL && !json_is_boolean(v)) {
@@ -216,10 +230,14 @@ on_data(char *p, size_t size, size_t n, void *arg)
 			if (c->line_len + 1 >= c->line_cap) {
 				c->line_cap =
 				    c->line_cap ? c->line_cap * 2 : 1024;
-				/* A line longer than a whole answer is garbage.
-				 */
-				if (c->line_cap > (16u << 20))
+				if (c->line_cap > OLLAMA_LINE_MAX) {
+					snprintf(c->res.error,
+					    sizeof(c->res.error),
+					    "the backend sent a line longer "
+					    "than %u bytes",
+					    OLLAMA_LINE_MAX);
 					return 0;
+				}
 				c->line = realloc(c->line, c->line_cap);
 				if (c->line == NULL)
 					fatal("out of memory");
@@ -234,6 +252,10 @@ on_data(char *p, size_t size, size_t n, void *arg)
 
 			if (rc != 0)
 				c->ended = rc;
+			/* What follows a bad line is not to be trusted:
+			 * waiting for it would only waste the slot. */
+			if (rc < 0)
+				return 0;
 			ev_timer_again(c->o->loop, &c->watchdog);
 			c->textless = rc != 0 || c->res.pieces != pieces
 			    ? 0
@@ -251,6 +273,14 @@ on_data(char *p, size_t size, size_t n, void *arg)
 			/* Agents take no more; the rest would be generated
 			 * for nothing. */
 			too_long(c);
+			return 0;
+		}
+		if (c->res.thinking_len > OLLAMA_THINKING_MAX) {
+			snprintf(c->res.error, sizeof(c->res.error),
+			    "the model thought for more than %d bytes without "
+			    "answering: lower its num_predict",
+			    OLLAMA_THINKING_MAX);
+			c->oversize = 1;
 			return 0;
 		}
 	}
@@ -409,11 +439,13 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->got_byte)
+	/* An error line that came first says more than the silence after
+	 * it. */
+	if (c->res.error[0] == '\0' && c->got_byte)
 		snprintf(c->res.error, sizeof(c->res.error),
 		    "the backend's stream stalled for %lld ms",
 		    (long long)c->o->t.stall_ms);
-	else
+	else if (c->res.error[0] == '\0')
 		snprintf(c->res.error, sizeof(c->res.error),
 		    "no answer from the backend within %lld ms",
 		    (long long)c->o->t.first_byte_ms);

@@ -39,6 +39,9 @@ struct ollama_result {
 	int64_t load_ns;
 	int64_t total_ns;
 	char done_reason[16];
+	/* The model's thinking, counted but not kept: agents take only the
+	 * answer. */
+	size_t thinking_len;
 	/* Lines that carried text, of the answer or of the model's thinking:
 	 * a stream of lines with neither is stuck. */
 	uint64_t pieces;

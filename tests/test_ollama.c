@@ -51,6 +51,29 @@ Test(ollama, only_lines_with_text_or_thinking_are_progress)
 	ollama_result_free(&res);
 }
 
+Test(ollama, thinking_is_counted_not_kept)
+{
+	struct ollama_result res = {0};
+
+	feed(&res, "{\"response\":\"\",\"thinking\":\"hmm\",\"done\":false}");
+	feed(&res, "{\"response\":\"\",\"thinking\":\"so\",\"done\":false}");
+	feed(&res, "{\"response\":\"a\",\"done\":false}");
+	cr_assert_eq(res.thinking_len, 5);
+	cr_assert_str_eq(res.text, "a");
+	ollama_result_free(&res);
+}
+
+Test(ollama, a_nul_character_in_the_answer_is_dropped)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(
+	    feed(&res, "{\"response\":\"h\\u0000i\",\"done\":false}"), 0);
+	cr_assert_eq(res.text_len, 2);
+	cr_assert_str_eq(res.text, "hi");
+	ollama_result_free(&res);
+}
+
 Test(ollama, an_error_line_ends_the_answer_with_its_text)
 {
 	struct ollama_result res = {0};

@@ -72,6 +72,17 @@ check "nor are lines without text, without end" \
 echo '{"gen":"thinking"}' >"$MODE"
 check "but the model's thinking is, however long" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
+before=$(generated)
+check "up to a bound: thinking without end fails, said so" \
+	run_fails light '{"gen":"overthink"}' "the model thought for more than 1048576 bytes without answering"
+check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
+# Lines keep coming after the bad one for longer than the stall timeout:
+# the bad line ends the stream, and its message is the one given.
+check "a bad line in a stream ends it at once, named" \
+	run_fails light '{"gen":"garbage"}' "not a JSON object: not json"
+echo '{"gen":"nul"}' >"$MODE"
+check "a NUL character in an answer is dropped, not the answer" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
 
 # The switch to coding unloads tinyllama; /api/ps, which would say when it
 # is gone, fails. After 10 s the unload is taken as done, with a warning.

@@ -121,6 +121,19 @@ class Handler(BaseHTTPRequestHandler):
             return self.stream([empty] * 3 + [thought] * 10 + [empty] * 3 +
                                [json.dumps(word) + "\n",
                                 json.dumps(done) + "\n"], pause=0.1)
+        if how == "overthink":
+            # More thought than any context holds, and no answer.
+            thought = json.dumps(dict(word, response="",
+                                      thinking="h" * 8192)) + "\n"
+            return self.stream([thought] * 200 + [json.dumps(done) + "\n"])
+        if how == "garbage":
+            # A bad line, then good ones for longer than the stall
+            # timeout.
+            return self.stream([json.dumps(word) + "\n", "not json\n"] +
+                               [json.dumps(word) + "\n"] * 10 +
+                               [json.dumps(done) + "\n"], pause=0.2)
+        if how == "nul":
+            word["response"] = "h\0i"
         self.stream([json.dumps(word) + "\n", json.dumps(done) + "\n"])
 
 
