@@ -559,6 +559,13 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
+	if (j->req.prompt == NULL || j->req.prompt[0] == '\0') {
+		/* Ollama would take it for a load and answer nothing. */
+		refuse(call, INFER_FAILED, "an empty prompt", j->req.id);
+		msg_infer_free(&j->req);
+		free(j);
+		return;
+	}
 	dup = find_job(b, j->req.worker, j->req.id);
 	if (dup != NULL) {
 		/* The same request again: answer the old call, keep one job. */

@@ -545,6 +545,7 @@ agent_run(struct agent *a, const char *input)
 	struct template_var vars[5];
 	time_t t = time(NULL);
 	struct tm tm;
+	int answered;
 
 	a->runs++;
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)a->runs);
@@ -556,7 +557,17 @@ agent_run(struct agent *a, const char *input)
 	vars[3] = (struct template_var){"time", now_text};
 	vars[4] = (struct template_var){"input", input};
 	a->prompt = template_render(m->prompt, vars, 5, MSG_MAX_TEXT);
-	if (agent_infer(a, a->prompt, &done) == 0 && done.status == INFER_OK) {
+	/* Ollama takes an empty prompt for "load the model" and answers
+	 * nothing: that is no run. */
+	if (a->prompt[0] == '\0') {
+		memset(&done, 0, sizeof(done));
+		snprintf(done.error, sizeof(done.error),
+		    "the prompt is empty once rendered: not sent");
+		answered = 0;
+	} else
+		answered = agent_infer(a, a->prompt, &done) == 0 &&
+		    done.status == INFER_OK;
+	if (answered) {
 		log_info("%s: run %llu: %s answered %lld tokens in %lld ms "
 		         "(queued %lld ms, prompt %lld tokens)",
 		    m->name, (unsigned long long)a->runs, done.model,

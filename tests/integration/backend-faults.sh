@@ -83,6 +83,18 @@ check "a bad line in a stream ends it at once, named" \
 echo '{"gen":"nul"}' >"$MODE"
 check "a NUL character in an answer is dropped, not the answer" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
+# The agents' prompt is {{input}}: an empty input leaves nothing to send,
+# and Ollama would take an empty prompt for a load.
+empty_run_fails() {
+	local out rc=0
+	echo '{}' >"$MODE"
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w light "" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "the prompt is empty once rendered: not sent"
+}
+before=$(grep -c "^POST /api/generate" "$MODE.log" || true)
+check "a run whose prompt renders empty is not sent, said so" empty_run_fails
+check "and reaches no backend" \
+	eq "$(grep -c "^POST /api/generate" "$MODE.log" || true)" "$before"
 
 # The switch to coding unloads tinyllama; /api/ps, which would say when it
 # is gone, fails. After 10 s the unload is taken as done, with a warning.

@@ -35,6 +35,13 @@ check "the broker answers bad frames with a refusal" \
 	sh -c "timeout 60 '$STORM' 'ipc://$TMP/run/broker.sock' 300 2 | grep -q '300 answered'"
 check "the hub drops bad frames" \
 	sh -c "timeout 60 '$STORM' 'ipc://$TMP/run/hub.sock' 30 3 | grep -q ' 0 answered'"
+# Ollama takes an empty prompt for a load and answers nothing: the broker
+# must not pass one on as a run.
+check "the broker refuses an empty prompt, said so" \
+	eq "$("$BUILD/tests/infer_once" "ipc://$TMP/run/broker.sock" light "")" \
+	"failed: an empty prompt"
+check "and answers a prompt" \
+	sh -c "'$BUILD/tests/infer_once' 'ipc://$TMP/run/broker.sock' light 'Say hi.' | grep -q '^ok: .'"
 before=$(runs)
 status=$("$CTL" -c "$TMP/ollamax.conf" --json status)
 no_restarts() {
