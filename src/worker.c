@@ -130,6 +130,22 @@ message_free(struct message *msg, const char *why)
 	free(msg);
 }
 
+/*
+ * A message the stopped agent a will not run: whoever waits for it is
+ * told, and one nobody waits for is logged whole, so that nothing is lost
+ * unseen.
+ */
+static void
+message_drop(struct agent *a, struct message *msg)
+{
+	if (msg->waiter == NULL)
+		log_warnx(
+		    "%s: stopped before it carried out a message from %s; it "
+		    "was:\n%s",
+		    a->m.name, msg->from, msg->input);
+	message_free(msg, "the agent was stopped");
+}
+
 static void
 agent_free(struct agent *a)
 {
@@ -673,7 +689,7 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
 	a->prompt = NULL;
 	agent_drop_call(a);
 	if (a->input != NULL) {
-		message_free(a->input, "the agent was stopped");
+		message_drop(a, a->input);
 		a->input = NULL;
 	}
 	{
@@ -681,7 +697,7 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
 
 		while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
 			TAILQ_REMOVE(&a->inbox, msg, link);
-			message_free(msg, "the agent was stopped");
+			message_drop(a, msg);
 		}
 		a->inbox_len = 0;
 	}

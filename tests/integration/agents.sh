@@ -213,6 +213,17 @@ check "the worker drops it while the broker is still stopped" \
 kill -CONT "$broker_pid"
 check "the broker back, a third run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w keeper third >/dev/null"
 check "and the agent wrote 2 answers: the dropped run never ran" eq "$(runs_of keeper)" 2
+# Killed with a run under way and one in its inbox, nobody waiting for
+# either: both are logged whole, not lost unseen.
+kill -STOP "$broker_pid"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "fourth, under way"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "fifth, queued"
+check "an agent killed with runs not carried out is killed" \
+	"$CTL" -c "$TMP/ollamax.conf" kill keeper
+kill -CONT "$broker_pid"
+check "and logs each run it had not carried out, whole" sh -c \
+	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^fourth, under way' &&
+	 grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^fifth, queued'"
 # bad_timeout WHY ARGS...: run ARGS is refused with exit 2, saying WHY.
 bad_timeout() {
 	local why=$1 out rc=0
