@@ -830,6 +830,26 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 	reply_ok(call, why[0] == '\0', why);
 }
 
+/*
+ * Agents first, before the sockets they use close: whoever waits for a run
+ * hears of the stop, and no task resumed by a closing client calls on it
+ * again. Also when a page of agents could not be fetched, after those of
+ * the pages before had started.
+ */
+static void
+worker_stop(struct worker *w)
+{
+	struct agent *a;
+
+	w->stopping = 1;
+	ev_timer_stop(w->loop, &w->report);
+	while ((a = TAILQ_FIRST(&w->agents)) != NULL)
+		agent_kill(w, a, NULL);
+	if (w->commands != NULL)
+		ipc_server_close(w->commands);
+	ipc_client_close(w->broker);
+}
+
 int
 worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
     struct msg_setup *setup)
@@ -838,7 +858,6 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	struct worker *w = &worker;
 	char url[PATH_MAX + 32];
 	size_t mine = 0;
-	struct agent *a;
 
 	w->loop = loop;
 	w->hub = hub;
@@ -859,7 +878,7 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 		struct msg_agents list;
 
 		if (hub_fetch(hub, page, &list) != 0) {
-			ipc_client_close(w->broker);
+			worker_stop(w);
 			return 1;
 		}
 		for (size_t i = 0; i < list.count; i++)
@@ -878,12 +897,6 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_start(loop, &w->report);
 	log_info("running %zu agents", mine);
 	ev_run(loop, 0);
-	w->stopping = 1;
-	ev_timer_stop(loop, &w->report);
-	/* Agents first: whoever waits for a run hears of the stop. */
-	while ((a = TAILQ_FIRST(&w->agents)) != NULL)
-		agent_kill(w, a, NULL);
-	ipc_server_close(w->commands);
-	ipc_client_close(w->broker);
+	worker_stop(w);
 	return 0;
 }
