@@ -61,6 +61,9 @@ struct bmodel {
 	int unload_tries;        /* asked, since the policy decided it */
 	struct model_io *paused; /* a load waiting to be tried again */
 	int pauses;              /* in a row, since the last load */
+	/* Why it counts as missing, when the backend refused to load it;
+	 * empty when the backend lacks it. */
+	char load_error[sizeof(((struct ollama_result *)0)->error)];
 };
 
 struct job {
@@ -167,6 +170,30 @@ job_offer(struct job *j, int again)
 }
 
 /* Its model cannot serve it: the next tier down the chain, or a failure. */
+/* The backend lacks model k: what waits for it falls back. */
+static void
+model_gone(struct broker *b, int k)
+{
+	b->models[k].load_error[0] = '\0';
+	policy_available(b->policy, msg_clock_ms(), k, 0);
+}
+
+/* Why the policy hands back a request for model k. */
+static const char *
+returned_why(struct broker *b, int k)
+{
+	static char why[256];
+
+	if (policy_model_state(b->policy, k) != MODEL_MISSING)
+		return "its model does not fit beside the pinned ones";
+	if (b->models[k].load_error[0] == '\0')
+		return "its model is missing";
+	/* Cut to what an answer's error holds. */
+	snprintf(why, sizeof(why), "its model could not be loaded (%.200s)",
+	    b->models[k].load_error);
+	return why;
+}
+
 static void
 job_fall_back(struct job *j, const char *error)
 {
@@ -212,7 +239,7 @@ job_done(void *arg, struct ollama_result *res)
 			log_warnx("%s is gone from the backend: what waits for "
 			          "it falls back",
 			    b->models[j->model].name);
-		policy_available(b->policy, msg_clock_ms(), j->model, 0);
+		model_gone(b, j->model);
 	}
 	/* Only an answer times a run: a refused or failed one says nothing
 	 * of how long runs take. */
@@ -305,6 +332,7 @@ load_done(void *arg, struct ollama_result *res)
 	if (res->outcome == OLLAMA_OK) {
 		m->load_attempts = 0;
 		m->pauses = 0;
+		m->load_error[0] = '\0';
 		log_info("loaded %s", m->name);
 		policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_OK, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
@@ -340,6 +368,8 @@ load_done(void *arg, struct ollama_result *res)
 		 * model is tried again once /api/tags lists it. */
 		log_warnx("cannot load %s: %s: what waits for it falls back",
 		    m->name, res->error);
+		snprintf(
+		    m->load_error, sizeof(m->load_error), "%s", res->error);
 		m->load_attempts = 0;
 		policy_loaded(
 		    b->policy, msg_clock_ms(), io->model, LOAD_MISSING, 0);
@@ -384,7 +414,7 @@ unload_done(void *arg, struct ollama_result *res)
 		log_warnx("unload of %s: %s: it is gone from the backend",
 		    b->models[io->model].name, res->error);
 		policy_unloaded(b->policy, msg_clock_ms(), io->model);
-		policy_available(b->policy, msg_clock_ms(), io->model, 0);
+		model_gone(b, io->model);
 		ollama_result_free(res);
 		free(io);
 		apply(b);
@@ -470,12 +500,7 @@ apply(struct broker *b)
 			break;
 		case ACT_RETURN:
 			if ((j = job_by_seq(b, a.id)) != NULL)
-				job_fall_back(j,
-				    policy_model_state(b->policy, a.model) ==
-				            MODEL_MISSING
-				        ? "its model is missing"
-				        : "its model does not fit beside the "
-				          "pinned ones");
+				job_fall_back(j, returned_why(b, a.model));
 			break;
 		}
 	}
@@ -794,9 +819,10 @@ tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 	/* A model past a list cut short may well be there: only what was
 	 * read counts as present, and nothing as absent. */
 	for (int k = 0; k < b->nmodels; k++)
-		if (ps_has(b, tags, k) || !tags->truncated)
-			policy_available(
-			    b->policy, msg_clock_ms(), k, ps_has(b, tags, k));
+		if (ps_has(b, tags, k))
+			policy_available(b->policy, msg_clock_ms(), k, 1);
+		else if (!tags->truncated)
+			model_gone(b, k);
 	apply(b);
 }
 

@@ -104,7 +104,7 @@ check "with a warning that says why" \
 	grep -q "cannot see whether tinyllama is unloaded (.*/api/ps: HTTP 500): taking it as unloaded" "$TMP/sup.log"
 
 check "a load the backend refuses fails its request instead of waiting for good" \
-	run_fails light '{"load":"500"}' "missing"
+	run_fails light '{"load":"500"}' "its model could not be loaded (HTTP 500: CUDA out of memory)"
 check "the refusal is logged with the backend's words" \
 	grep -q "cannot load tinyllama: HTTP 500: CUDA out of memory: what waits for it falls back" "$TMP/sup.log"
 finish
