@@ -323,7 +323,7 @@ ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
 		const char *name =
 		    json_string_value(json_object_get(m, "name"));
 
-		if (name == NULL)
+		if (name == NULL || strlen(name) >= OLLAMA_NAME_MAX)
 			continue;
 		if (ps->count == OLLAMA_PS_MAX) {
 			ps->truncated = 1;

@@ -76,13 +76,16 @@ int ollama_generate(struct ollama *o, const struct ollama_call *call,
 void ollama_result_free(struct ollama_result *res);
 
 #define OLLAMA_PS_MAX 64
+/* Room for any configured name (under 96 bytes) with ":latest": a longer
+ * name is none of ours, and is left out rather than cut into one. */
+#define OLLAMA_NAME_MAX 128
 
 /* What /api/ps says is loaded, or /api/tags says is there. */
 struct ollama_ps {
 	int count;
 	int truncated; /* more models than OLLAMA_PS_MAX: the rest not read */
 	struct {
-		char name[96];
+		char name[OLLAMA_NAME_MAX];
 		int64_t size_mb;      /* weights and KV cache, all of it */
 		int64_t size_vram_mb; /* of which in VRAM */
 		int64_t context_length;

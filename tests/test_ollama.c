@@ -172,6 +172,24 @@ Test(ollama, a_ps_body_without_a_model_list_is_refused)
 	cr_assert_eq(ps.count, 0);
 }
 
+Test(ollama, a_long_name_is_read_whole_and_a_longer_one_left_out)
+{
+	static struct ollama_ps ps;
+	char longest[96 + sizeof(":latest")], body[1024];
+	size_t len;
+
+	/* The longest name a configuration takes, as /api/tags gives it. */
+	memset(longest, 'a', 95);
+	snprintf(longest + 95, sizeof(longest) - 95, ":latest");
+	len = (size_t)snprintf(body, sizeof(body),
+	    "{\"models\":[{\"name\":\"%s\"},{\"name\":\"%0300d\"}]}", longest,
+	    0);
+	cr_assert_eq(ollama_parse_ps(&ps, body, len), 0);
+	cr_assert_eq(ps.count, 1);
+	cr_assert_str_eq(ps.models[0].name, longest);
+	cr_assert_eq(ps.truncated, 0);
+}
+
 Test(ollama, a_list_longer_than_the_table_says_it_was_cut_short)
 {
 	static struct ollama_ps ps;
