@@ -289,10 +289,9 @@ agent_call(
 {
 	a->err = 0;
 	a->reply = NULL;
-	if (ipc_request(c, a->frame, len, timeout_ms, call_reply, a) != 0) {
-		a->err = -1;
+	if ((a->err = ipc_request(
+	         c, a->frame, len, timeout_ms, call_reply, a)) != 0)
 		return -1;
-	}
 	a->in_flight++;
 	task_yield();
 	return a->err == 0 ? 0 : -1;
@@ -355,15 +354,20 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 			    msg_infer_done_decode(&r, done) == MSG_OK)
 				rv = 0;
 			else
-				log_warnx("%s: bad answer from the broker (%s)",
-				    a->m.name, r.detail);
+				snprintf(done->error, sizeof(done->error),
+				    "a bad answer from the broker (%s)",
+				    r.detail);
 			msg_close(&r);
 			break;
 		}
-		log_warnx("%s: broker unreachable (%s): retry %d", a->m.name,
-		    a->err > 0 ? ipc_strerror(a->err) : "cannot send",
-		    attempt + 1);
-		agent_wait(a, 0.2 * (attempt + 1));
+		snprintf(done->error, sizeof(done->error),
+		    "the broker did not answer in %d tries (%s)", attempt + 1,
+		    ipc_strerror(a->err));
+		if (attempt + 1 < INFER_RETRIES) {
+			log_warnx("%s: broker unreachable (%s): retry %d",
+			    a->m.name, ipc_strerror(a->err), attempt + 1);
+			agent_wait(a, 0.2 * (attempt + 1));
+		}
 	}
 	agent_drop_call(a);
 	return rv;
