@@ -550,18 +550,66 @@ refuse(struct ipc_call *call, int status, const char *why, uint64_t id)
 	msg_writer_free(&w);
 }
 
+/*
+ * A worker's agent was stopped: its request goes, whether it waits or
+ * runs (its connection to the backend closed, so that the slot frees
+ * now, not when an answer nobody wants is over). Nobody waits for its
+ * answer: the worker is told only whether it was found.
+ */
+static void
+on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
+{
+	struct msg_cancel c;
+	struct job *j;
+
+	if (msg_cancel_decode(r, &c) != MSG_OK) {
+		b->bad_frames++;
+		log_warnx("bad frame from a worker (%s: %s)",
+		    msg_error_name(r->error), r->detail);
+		refuse(call, INFER_FAILED, "bad cancel frame", 0);
+		return;
+	}
+	if ((j = find_job(b, c.worker, c.id)) == NULL) {
+		refuse(call, INFER_FAILED, "no such request", c.id);
+		return;
+	}
+	if (j->running) {
+		ollama_cancel(b->backend, j);
+		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
+	} else {
+		/* Waiting in the policy, or for a retry. */
+		ev_timer_stop(b->loop, &j->retry);
+		policy_cancel(b->policy, msg_clock_ms(), j->seq);
+	}
+	log_info("%s: its agent was stopped: request cancelled while it %s",
+	    j->req.agent, j->running ? "ran" : "waited");
+	refuse(call, INFER_OK, "", c.id);
+	/* Its own call is answered all the same: a context of the broker's
+	 * socket waits on it. */
+	refuse(j->call, INFER_FAILED, "its agent was stopped", j->req.id);
+	TAILQ_REMOVE(&b->jobs, j, link);
+	msg_infer_free(&j->req);
+	free(j);
+	apply(b);
+}
+
 static void
 on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 {
 	struct broker *b = arg;
 	struct msg_reader r;
 	struct job *j, *dup;
+	enum msg_error opened = msg_open(&r, data, len);
 
+	if (opened == MSG_OK && r.type == MSG_CANCEL) {
+		on_cancel(b, call, &r);
+		msg_close(&r);
+		return;
+	}
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		fatal("out of memory");
-	if (msg_open(&r, data, len) != MSG_OK ||
-	    msg_infer_decode(&r, &j->req) != MSG_OK) {
+	if (opened != MSG_OK || msg_infer_decode(&r, &j->req) != MSG_OK) {
 		b->bad_frames++;
 		log_warnx("bad frame from a worker (%s: %s)",
 		    msg_error_name(r.error), r.detail);

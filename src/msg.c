@@ -40,6 +40,7 @@ static const char *const type_names[MSG_TYPE_MAX] = {
     [MSG_AGENTS] = "agents",
     [MSG_READY] = "ready",
     [MSG_DELIVER] = "deliver",
+    [MSG_CANCEL] = "cancel",
 };
 
 const char *
@@ -1340,4 +1341,27 @@ msg_deliver_free(struct msg_deliver *m)
 {
 	free(m->input);
 	m->input = NULL;
+}
+
+void
+msg_cancel_encode(struct msg_writer *w, const struct msg_cancel *m)
+{
+	msg_begin(w, MSG_CANCEL, 2);
+	msg_put_uint(w, "id", m->id);
+	msg_put_int(w, "worker", m->worker);
+}
+
+enum msg_error
+msg_cancel_decode(struct msg_reader *r, struct msg_cancel *m)
+{
+	int64_t worker = 0;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = expect_type(r, MSG_CANCEL)) ||
+	    (e = msg_get_uint(r, "id", &m->id, 1)) ||
+	    (e = msg_get_int(r, "worker", &worker, 0, 4096, 1)))
+		return e;
+	m->worker = (int)worker;
+	return MSG_OK;
 }

@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 7
+#define MSG_VERSION 8
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which
@@ -50,6 +50,7 @@ enum msg_type {
 	MSG_AGENTS,     /* supervisor -> worker: agents to run */
 	MSG_READY,      /* child -> supervisor: set up and serving */
 	MSG_DELIVER,    /* a message for an agent's inbox */
+	MSG_CANCEL,     /* worker -> broker: an inference no longer wanted */
 	MSG_TYPE_MAX,
 };
 
@@ -257,6 +258,12 @@ struct msg_deliver {
 	int64_t until_ms;
 };
 
+/* The inference `id` of worker `worker`: its agent was stopped. */
+struct msg_cancel {
+	uint64_t id;
+	int worker;
+};
+
 /* Encoders write a whole frame into w (msg_writer_free it afterwards). */
 void msg_hello_encode(struct msg_writer *w, const struct msg_hello *m);
 void msg_infer_encode(struct msg_writer *w, const struct msg_infer *m);
@@ -273,6 +280,7 @@ void msg_fetch_encode(struct msg_writer *w, const struct msg_fetch *m);
 size_t msg_agents_encode(struct msg_writer *w, int replace, int64_t until_ms,
     const struct manifest *const *agents, size_t count);
 void msg_deliver_encode(struct msg_writer *w, const struct msg_deliver *m);
+void msg_cancel_encode(struct msg_writer *w, const struct msg_cancel *m);
 
 /*
  * Decoders read an opened frame of their type into m; on error m holds
@@ -291,6 +299,7 @@ enum msg_error msg_setup_decode(struct msg_reader *r, struct msg_setup *m);
 enum msg_error msg_fetch_decode(struct msg_reader *r, struct msg_fetch *m);
 enum msg_error msg_agents_decode(struct msg_reader *r, struct msg_agents *m);
 enum msg_error msg_deliver_decode(struct msg_reader *r, struct msg_deliver *m);
+enum msg_error msg_cancel_decode(struct msg_reader *r, struct msg_cancel *m);
 void msg_infer_free(struct msg_infer *m);
 void msg_infer_done_free(struct msg_infer_done *m);
 void msg_ctl_free(struct msg_ctl *m);

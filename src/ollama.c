@@ -563,6 +563,21 @@ ollama_new(
 static void call_start(struct call *c, const char *url);
 
 int
+ollama_cancel(struct ollama *o, void *arg)
+{
+	struct call *c;
+
+	LIST_FOREACH(c, &o->calls, link)
+		if (c->fn != NULL && c->arg == arg) {
+			call_release(c);
+			ollama_result_free(&c->res);
+			free(c);
+			return 1;
+		}
+	return 0;
+}
+
+int
 ollama_generate(struct ollama *o, const struct ollama_call *call,
     ollama_done_fn fn, void *arg)
 {

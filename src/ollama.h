@@ -74,6 +74,12 @@ struct ollama *ollama_new(struct ev_loop *loop, const char *base_url,
 int ollama_generate(struct ollama *o, const struct ollama_call *call,
     ollama_done_fn fn, void *arg);
 void ollama_result_free(struct ollama_result *res);
+/*
+ * Ends the /api/generate call started with arg at once, closing its
+ * connection (Ollama then stops generating); its fn is not called.
+ * Returns 1, or 0 if no such call is in flight.
+ */
+int ollama_cancel(struct ollama *o, void *arg);
 
 #define OLLAMA_PS_MAX 64
 /* Room for any configured name (under 96 bytes) with ":latest": a longer

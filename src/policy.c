@@ -931,6 +931,22 @@ policy_again(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 	offer(p, now, id, model, prio, arrived, 0);
 }
 
+int
+policy_cancel(struct policy *p, int64_t now, uint64_t id)
+{
+	count_spare(p, now);
+	for (size_t i = 0; i < p->nwaiting; i++)
+		if (p->waiting[i].id == id) {
+			p->m[p->waiting[i].model].waiting--;
+			take(p->waiting, &p->nwaiting, i);
+			/* A slot held for its model's load may go to
+			 * another now. */
+			plan(p, now);
+			return 1;
+		}
+	return 0;
+}
+
 /*
  * Models not measured yet are guessed from those that are: one backend
  * loads every model from the same disk and runs it on the same GPU, and

@@ -121,6 +121,10 @@ void policy_arrive(struct policy *p, int64_t now, uint64_t id, int model,
  * but is no new load (a backend that fails would otherwise look busier). */
 void policy_again(struct policy *p, int64_t now, uint64_t id, int model,
     int prio, int64_t arrived);
+/* A request no longer wanted (its agent was stopped): forgotten if it
+ * still waits (returns 1); a running one is ended by the broker, and then
+ * reported with policy_done (returns 0). */
+int policy_cancel(struct policy *p, int64_t now, uint64_t id);
 /* A dispatched request ended (answered or failed) after service_ms. */
 void policy_done(
     struct policy *p, int64_t now, uint64_t id, int64_t service_ms);

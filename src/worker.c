@@ -37,6 +37,9 @@
 /* How long an agent waits for one answer: a queue behind cold loads. */
 #define INFER_TIMEOUT_MS (30 * 60 * 1000)
 #define INFER_RETRIES 5
+/* A cancel is a small thing: a broker that does not take it in this long
+ * is busy restarting, and lost the request anyway. */
+#define CANCEL_TIMEOUT_MS 5000
 #define DELIVER_TIMEOUT_MS 10000
 /* Messages an inbox holds; a full inbox refuses more (the sender logs). */
 #define INBOX_MAX 64
@@ -73,6 +76,7 @@ struct agent {
 	void *reply;
 	size_t reply_len;
 	int err;
+	uint64_t infer_id; /* the inference under way, 0 if none */
 };
 
 struct worker {
@@ -348,6 +352,7 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 	snprintf(req.tier, sizeof(req.tier), "%s", a->m.tier);
 	msg_infer_encode(&mw, &req);
 	len = agent_take_frame(a, &mw);
+	a->infer_id = req.id;
 	for (int attempt = 0; attempt < INFER_RETRIES; attempt++) {
 		if (agent_call(a, a->w->broker, len, INFER_TIMEOUT_MS) == 0) {
 			if (msg_open(&r, a->reply, a->reply_len) == MSG_OK &&
@@ -370,6 +375,7 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 		}
 	}
 	agent_drop_call(a);
+	a->infer_id = 0;
 	return rv;
 }
 
@@ -677,6 +683,39 @@ agent_start(struct worker *w, struct manifest *m)
 	return a;
 }
 
+static void
+cancel_answered(void *arg, int err, const void *data, size_t len)
+{
+	(void)arg;
+	(void)err;
+	(void)data;
+	(void)len;
+}
+
+/*
+ * Asks the broker to drop the inference of a stopped agent: queued, it
+ * would take a slot later, and running, hold one, for an answer nobody
+ * takes. Not at a stop of the whole fleet: the broker stops too.
+ */
+static void
+cancel_infer(struct worker *w, uint64_t id)
+{
+	struct msg_cancel c = {.id = id, .worker = w->index};
+	struct msg_writer mw;
+	const char *data;
+	size_t len;
+
+	if (w->stopping)
+		return;
+	msg_cancel_encode(&mw, &c);
+	data = msg_data(&mw, &len);
+	if (ipc_request(w->broker, data, len, CANCEL_TIMEOUT_MS,
+	        cancel_answered, NULL) != 0)
+		log_warnx("cannot ask the broker to cancel inference %llu",
+		    (unsigned long long)id);
+	msg_writer_free(&mw);
+}
+
 /*
  * Stops the agent for good: its task goes, what its run held is freed, and
  * the agent itself once the answers it waits for have come. Its manifest
@@ -688,6 +727,8 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
 	ev_timer_stop(w->loop, &a->timer);
 	task_destroy(a->task);
 	a->task = NULL;
+	if (a->infer_id != 0)
+		cancel_infer(w, a->infer_id);
 	/* What the run held: its frames are gone with the task's stack. */
 	free(a->prompt);
 	a->prompt = NULL;

@@ -750,6 +750,27 @@ Test(msg, an_agents_item_that_is_not_a_map_is_refused)
 	    "agents[0]: not a map");
 }
 
+Test(msg, a_cancel_frame_survives_a_round_trip_and_is_no_infer)
+{
+	struct msg_cancel c = {.id = 0x1234567800000009ULL, .worker = 3}, out;
+	struct msg_infer inf;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	msg_cancel_encode(&w, &c);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(r.type, MSG_CANCEL);
+	cr_assert_eq(msg_infer_decode(&r, &inf), MSG_E_TYPE);
+	cr_assert_eq(msg_cancel_decode(&r, &out), MSG_OK);
+	cr_assert_eq(out.id, c.id);
+	cr_assert_eq(out.worker, 3);
+	msg_close(&r);
+	free(frame);
+}
+
 Test(msg, deliver_fetch_and_ready_frames_survive_a_round_trip)
 {
 	struct msg_deliver d = {.input = (char *)"three findings",

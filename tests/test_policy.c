@@ -82,6 +82,22 @@ Test(policy, a_request_for_an_unloaded_model_loads_it_and_runs_once_loaded)
 	policy_free(p);
 }
 
+Test(policy, a_request_cancelled_while_it_waits_is_never_dispatched)
+{
+	struct policy *p = box();
+
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	policy_arrive(p, 0, 2, TINY, NORMAL, 0);
+	cr_assert_str_eq(actions(p), "load 2");
+	cr_assert_eq(policy_cancel(p, 100, 1), 1);
+	cr_assert_eq(policy_cancel(p, 100, 1), 0, "cancelled twice");
+	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 2@2");
+	/* A running one is not the policy's to forget: its end is. */
+	cr_assert_eq(policy_cancel(p, 1100, 2), 0);
+	policy_free(p);
+}
+
 Test(policy, a_models_loads_count_the_load_under_way_as_the_totals_do)
 {
 	struct policy *p = box();
@@ -883,7 +899,8 @@ Test(policy, the_size_the_backend_reports_replaces_the_hint)
 struct sim_req {
 	int model, prio;
 	int64_t arrive, dispatched, service, done;
-	int state; /* 0 not arrived, 1 waiting, 2 running, 3 done */
+	int state; /* 0 not arrived, 1 waiting, 2 running, 3 done, 4 cancelled
+	            */
 };
 
 struct sim {
@@ -982,6 +999,31 @@ carry_out(struct sim *s, int64_t now)
 	}
 }
 
+/* Cancels of a waiting and of a running request, over all sequences. */
+static int cancelled[2];
+
+/* Request i is no longer wanted: forgotten if it waits, ended as the
+ * broker ends its call if it runs. */
+static void
+cancel_one(struct sim *s, int64_t now, int i)
+{
+	struct sim_req *r = &s->r[i];
+	int forgotten = policy_cancel(s->p, now, (uint64_t)i);
+
+	cr_assert_eq(forgotten, r->state == 1,
+	    "cancel of a request in state %d said %d", r->state, forgotten);
+	if (r->state == 2) {
+		s->in_flight[r->model]--;
+		s->running--;
+		policy_done(s->p, now, (uint64_t)i, 0);
+	}
+	if (r->state == 1 || r->state == 2) {
+		cancelled[r->state - 1]++;
+		r->state = 4;
+	}
+	carry_out(s, now);
+}
+
 /* Replays one random sequence; returns the unloads it took. */
 static int
 run_sequence(uint64_t seed)
@@ -1071,13 +1113,18 @@ run_sequence(uint64_t seed)
 			policy_arrive(s.p, now, (uint64_t)next, s.r[next].model,
 			    s.r[next].prio, s.r[next].arrive);
 			carry_out(&s, now);
+			/* Now and then an agent is stopped: its request goes,
+			 * waiting or running, and must never run after. */
+			if (unit(&s) < 0.05)
+				cancel_one(
+				    &s, now, (int)(rnd(&s) % (next + 1)));
 			next++;
 		}
 		policy_tick(s.p, now);
 		carry_out(&s, now);
 	}
 	for (int i = 0; i < s.n; i++)
-		cr_assert_eq(s.r[i].state, 3,
+		cr_assert(s.r[i].state >= 3,
 		    "seed %llu: request %d never served (state %d)",
 		    (unsigned long long)seed, i, s.r[i].state);
 	{
@@ -1096,6 +1143,11 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 
 	for (uint64_t seed = 1; seed <= 600; seed++)
 		unloads += run_sequence(seed);
-	/* The sequences made the policy switch models, many times. */
+	/* The sequences made the policy switch models, many times, and
+	 * cancelled requests both waiting and running. */
 	cr_assert_gt(unloads, 1000, "only %d unloads", unloads);
+	cr_assert_gt(
+	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);
+	cr_assert_gt(
+	    cancelled[1], 100, "only %d running cancelled", cancelled[1]);
 }
