@@ -246,6 +246,9 @@ all_children_gone(const struct supervisor *s)
 	return 1;
 }
 
+static void begin_stop(struct supervisor *s, const char *why);
+static void daemon_failed(struct supervisor *s, const char *why);
+
 static void
 sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
@@ -279,10 +282,21 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	delay =
 	    restart_after_crash(&restart_policy, &c->restart, msg_clock_ms());
 	if (delay < 0) {
+		char why[128];
+
 		c->state = PROC_FAILED;
-		log_warnx("%s %d crashed %d times within %llds: left FAILED",
+		snprintf(why, sizeof(why),
+		    "%s %d crashed %d times within %llds: left FAILED",
 		    role_name(c->role), c->index, restart_policy.intensity + 1,
 		    (long long)restart_policy.period_ms / 1000);
+		log_warnx("%s", why);
+		/* A daemon that cannot get ready has failed to start: the
+		 * waiting command says so, and nothing is left running. */
+		if (!s->announced_ready && s->ready_fd >= 0) {
+			strncat(why, "\n", sizeof(why) - strlen(why) - 1);
+			daemon_failed(s, why);
+			begin_stop(s, "the fleet could not get ready");
+		}
 		return;
 	}
 	c->state = PROC_BACKOFF;
@@ -592,8 +606,6 @@ hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 /* ------------------------------------------------------------------ */
 /* Control                                                            */
 /* ------------------------------------------------------------------ */
-
-static void begin_stop(struct supervisor *s, const char *why);
 
 static struct placement *
 placement_find(struct supervisor *s, const char *name)

@@ -442,4 +442,27 @@ check "nor does a pid of 0 pass for one" fake_peer_refused '{"supervisor":{"pid"
 check "and the daemon still runs" kill -0 "$daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
+
+# A broker that crashes at every start: the daemon cannot get ready. The
+# command must fail, saying why, and leave nothing running.
+mkdir "$TMP/crashbin"
+cp "$SUP" "$TMP/crashbin/ollamax-supervisor"
+printf '#!/bin/sh\nexit 1\n' >"$TMP/crashbin/ollamax-broker"
+chmod +x "$TMP/crashbin/ollamax-broker"
+daemon_fails() {
+	local rc=0
+	timeout 30 "$TMP/crashbin/ollamax-supervisor" -c "$TMP/ollamax.conf" \
+		start --daemon 2>"$TMP/crash.err" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "broker 0 crashed .* times within .*: left FAILED" "$TMP/crash.err" ||
+		{ echo "      exit $rc: $(cat "$TMP/crash.err")"; return 1; }
+}
+check "start --daemon whose broker crashes at every start exits 1, said why" daemon_fails
+gone() {
+	for _ in $(seq 1 100); do
+		[ ! -e "$TMP/run" ] && ! pgrep -f "$TMP/crashbin/" >/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "and leaves nothing running" gone
 finish
