@@ -798,7 +798,7 @@ fleet_find(const struct fleet *f, const char *name)
  * would start the next run, for ever. Reported once, at the output line of
  * the loop's first agent in the fleet.
  */
-static void
+static int
 report_loop(const struct fleet *f, size_t first, struct diag *d)
 {
 	const struct manifest *m = &f->agents[first], *next;
@@ -815,7 +815,7 @@ report_loop(const struct fleet *f, size_t first, struct diag *d)
 		 * leads into a loop is not in it. */
 		if (next == NULL || next->trigger != TRIGGER_INBOX ||
 		    next < m || (size_t)hops++ > f->count)
-			return;
+			return 0;
 		if (len < sizeof(path))
 			len += (size_t)snprintf(path + len, sizeof(path) - len,
 			    " -> %s", next->name);
@@ -824,8 +824,87 @@ report_loop(const struct fleet *f, size_t first, struct diag *d)
 	}
 	diag_add(d, m->path, m->line_of_output,
 	    "output: %s: a loop, in which each answer starts the next run for "
-	    "ever",
+	    "ever: left out",
 	    path);
+	return 1;
+}
+
+static void
+reject(struct fleet *f, const char *path)
+{
+	char **r = realloc(f->rejected, (f->nrejected + 1) * sizeof(*r));
+
+	if (r == NULL || (r[f->nrejected] = strdup(path)) == NULL)
+		abort();
+	f->rejected = r;
+	f->nrejected++;
+}
+
+/*
+ * Outputs name agents that must exist and listen on an inbox, and must
+ * not lead back round. An agent whose output fails that is left out, and
+ * then so is one whose output names it, until none is left to leave out.
+ */
+static void
+check_outputs(struct fleet *f, struct diag *d)
+{
+	char *out = calloc(f->count + 1, 1);
+	size_t kept = 0;
+
+	if (out == NULL)
+		abort();
+	for (int changed = 1; changed;) {
+		changed = 0;
+		for (size_t i = 0; i < f->count; i++) {
+			const struct manifest *m = &f->agents[i], *to;
+
+			if (out[i] || m->output != OUTPUT_AGENT)
+				continue;
+			to = fleet_find(f, m->output_target);
+			if (to == NULL)
+				diag_add(d, m->path, m->line_of_output,
+				    "output: no agent is named \"%s\": left "
+				    "out",
+				    m->output_target);
+			else if (out[to - f->agents])
+				diag_add(d, m->path, m->line_of_output,
+				    "output: agent \"%s\" is left out: so is "
+				    "this one",
+				    m->output_target);
+			else if (to->trigger != TRIGGER_INBOX)
+				diag_add(d, m->path, m->line_of_output,
+				    "output: agent \"%s\" has no inbox (its "
+				    "trigger is not inbox): left out",
+				    m->output_target);
+			else if (report_loop(f, i, d))
+				/* Every agent of the loop goes. */
+				for (to = m; !out[to - f->agents];
+				     to = fleet_find(f, to->output_target))
+					out[to - f->agents] = 1;
+			else
+				continue;
+			out[i] = 1;
+			changed = 1;
+		}
+	}
+	for (size_t i = 0; i < f->count; i++)
+		if (out[i]) {
+			reject(f, f->agents[i].path);
+			manifest_free(&f->agents[i]);
+		} else {
+			f->agents[kept++] = f->agents[i];
+		}
+	f->count = kept;
+	free(out);
+}
+
+int
+fleet_rejected(const struct fleet *f, const char *path)
+{
+	for (size_t i = 0; i < f->nrejected; i++)
+		if (strcmp(f->rejected[i], path) == 0)
+			return 1;
+	return 0;
 }
 
 int
@@ -840,6 +919,7 @@ fleet_load(
 	if (n < 0) {
 		diag_add(d, dir, 0, "cannot read the agents directory: %s",
 		    strerror(errno));
+		f->unread = 1;
 		return d->count - before;
 	}
 	f->agents = calloc((size_t)n + 1, sizeof(*f->agents));
@@ -867,29 +947,13 @@ fleet_load(
 		}
 		if (bad) {
 			manifest_free(m);
+			reject(f, path);
 			continue;
 		}
 		f->count++;
 	}
 	free(names);
-	/* Outputs name agents that must exist and listen on an inbox. */
-	for (size_t i = 0; i < f->count; i++) {
-		const struct manifest *m = &f->agents[i], *to;
-
-		if (m->output != OUTPUT_AGENT)
-			continue;
-		to = fleet_find(f, m->output_target);
-		if (to == NULL)
-			diag_add(d, m->path, m->line_of_output,
-			    "output: no agent is named \"%s\"",
-			    m->output_target);
-		else if (to->trigger != TRIGGER_INBOX)
-			diag_add(d, m->path, m->line_of_output,
-			    "output: agent \"%s\" has no inbox (its trigger is not inbox)",
-			    m->output_target);
-		else
-			report_loop(f, i, d);
-	}
+	check_outputs(f, d);
 	return d->count - before;
 }
 
@@ -901,4 +965,9 @@ fleet_free(struct fleet *f)
 	free(f->agents);
 	f->agents = NULL;
 	f->count = 0;
+	for (size_t i = 0; i < f->nrejected; i++)
+		free(f->rejected[i]);
+	free(f->rejected);
+	f->rejected = NULL;
+	f->nrejected = 0;
 }

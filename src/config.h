@@ -141,18 +141,24 @@ int manifest_same(const struct manifest *a, const struct manifest *b);
 struct fleet {
 	struct manifest *agents;
 	size_t count;
+	int unread;      /* the directory could not be read: nothing is known */
+	char **rejected; /* the paths of the manifests left out */
+	size_t nrejected;
 };
 
 /*
  * Reads every *.conf in dir, in name order, and checks the fleet as a
  * whole against c: unique names, known tiers, outputs to existing inbox
- * agents. Bad manifests are reported and left out; the good ones are kept.
- * Returns the number of problems.
+ * agents, no loops. Bad manifests are reported and left out, and so is one
+ * whose output names an agent left out; the good ones are kept. Returns
+ * the number of problems.
  */
 int fleet_load(
     struct fleet *f, const char *dir, const struct config *c, struct diag *d);
 void fleet_free(struct fleet *f);
 const struct manifest *fleet_find(const struct fleet *f, const char *name);
+/* Whether the manifest at path was read and left out for its errors. */
+int fleet_rejected(const struct fleet *f, const char *path);
 
 /* Worker processes to run: workers, or one per CPU when it is 0. */
 long config_worker_count(const struct config *c);

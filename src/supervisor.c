@@ -643,26 +643,6 @@ placement_remove(struct supervisor *s, struct placement *p)
 	s->nplaced--;
 }
 
-/* The running worker with the fewest live agents takes a new one. */
-static int
-least_loaded_worker(struct supervisor *s)
-{
-	size_t *count = calloc((size_t)s->nworkers, sizeof(size_t));
-	int best = -1;
-
-	if (count == NULL)
-		fatal("out of memory");
-	for (size_t i = 0; i < s->nplaced; i++)
-		if (s->placed[i].alive)
-			count[s->placed[i].worker]++;
-	for (int w = 0; w < s->nworkers; w++)
-		if (s->children[w + 1].state == PROC_RUNNING &&
-		    (best < 0 || count[w] < count[best]))
-			best = w;
-	free(count);
-	return best < 0 ? 0 : best;
-}
-
 enum command_kind { CMD_SPAWN, CMD_RESPAWN, CMD_KILL, CMD_RESTART, CMD_RUN };
 
 static const char *const command_names[] = {
@@ -686,6 +666,35 @@ struct agent_command {
 	int worker;
 	int wait; /* run --wait: the worker answers when the run is over */
 };
+
+/*
+ * The running worker with the fewest agents takes a new one: those live
+ * there, and those a spawn on its way there will add, so that the new
+ * manifests of one reload spread over the workers.
+ */
+static int
+least_loaded_worker(struct supervisor *s)
+{
+	size_t *count = calloc((size_t)s->nworkers, sizeof(size_t));
+	int best = -1;
+
+	if (count == NULL)
+		fatal("out of memory");
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (s->placed[i].alive)
+			count[s->placed[i].worker]++;
+	for (const struct agent_command *ac = s->pending; ac != NULL;
+	     ac = ac->next)
+		if (ac->kind == CMD_SPAWN && ac->worker >= 0 &&
+		    ac->worker < s->nworkers)
+			count[ac->worker]++;
+	for (int w = 0; w < s->nworkers; w++)
+		if (s->children[w + 1].state == PROC_RUNNING &&
+		    (best < 0 || count[w] < count[best]))
+			best = w;
+	free(count);
+	return best < 0 ? 0 : best;
+}
 
 static void
 command_forget(struct agent_command *ac)
@@ -1093,11 +1102,12 @@ same_file(const char *a, const char *b)
 /*
  * Reads the agents directory again: new manifests start, removed ones
  * stop, changed ones start again from their new text; a bad manifest is
- * reported and the rest carry on. Agents started with spawn -f from
- * elsewhere are left alone, even when a manifest of the directory takes
- * their name: that is a problem to report.
+ * reported and the rest carry on, the agent it names, if running, as it
+ * was. Agents started with spawn -f from elsewhere are left alone, even
+ * when a manifest of the directory takes their name: that is a problem to
+ * report. A directory that cannot be read changes nothing: returns -1.
  */
-static void
+static int
 reload(struct supervisor *s, char *summary, size_t len)
 {
 	struct fleet f;
@@ -1109,17 +1119,37 @@ reload(struct supervisor *s, char *summary, size_t len)
 	if (d.text != NULL)
 		log_lines("reload", d.text);
 	diag_free(&d);
-	for (size_t i = 0; i < s->nplaced; i++) {
+	if (f.unread) {
+		/* A directory swapped or not yet mounted is no fleet gone. */
+		snprintf(summary, len,
+		    "reload: cannot read the agents directory: nothing changed");
+		log_warnx("%s", summary);
+		fleet_free(&f);
+		return -1;
+	}
+	for (size_t i = 0; i < s->nplaced;) {
 		struct placement *p = &s->placed[i];
 
-		if (!p->alive || !p->from_dir || fleet_find(&f, p->m.name))
-			continue;
-		if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL, NULL, 0,
-		        0, why, sizeof(why)) == 0) {
+		if (!p->from_dir || fleet_find(&f, p->m.name)) {
+			i++;
+		} else if (fleet_rejected(&f, p->m.path)) {
+			if (p->alive)
+				log_warnx("reload: %s keeps running as it was: "
+				          "%s has errors",
+				    p->m.name, p->m.path);
+			i++;
+		} else if (!p->alive) {
+			/* Stopped, and its manifest removed: gone. */
+			placement_remove(s, p);
+		} else if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL,
+		               NULL, 0, 0, why, sizeof(why)) == 0) {
 			s->pending->forget = 1;
 			stopped++;
-		} else
+			i++;
+		} else {
 			log_warnx("reload: %s", why);
+			i++;
+		}
 	}
 	for (size_t i = 0; i < f.count; i++) {
 		struct manifest *m = &f.agents[i];
@@ -1137,6 +1167,17 @@ reload(struct supervisor *s, char *summary, size_t len)
 			if (p->m.path == NULL)
 				fatal("out of memory");
 			p->from_dir = 1;
+		}
+		if (p != NULL && p->alive && p->from_dir &&
+		    strcmp(p->m.path, m->path) != 0 &&
+		    fleet_rejected(&f, p->m.path)) {
+			/* Its own file still names it, and came later in the
+			 * directory: the one that runs keeps the name. */
+			log_warnx("reload: %s:%d: name: \"%s\" is %s's, which "
+			          "runs it: left out",
+			    m->path, m->line_of_name, m->name, p->m.path);
+			bad++;
+			continue;
 		}
 		if (p != NULL && p->alive && manifest_same(&p->m, m)) {
 			/* Agents the directory now has count as its own. */
@@ -1171,6 +1212,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 	    "reload: %d started, %d stopped, %d changed, %d problems", started,
 	    stopped, changed, bad);
 	log_info("%s", summary);
+	return 0;
 }
 
 static json_t *
@@ -1317,8 +1359,10 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	} else if (strcmp(ctl.verb, "reload") == 0) {
 		char summary[160];
 
-		reload(s, summary, sizeof(summary));
-		body = json_pack("{s:s}", "summary", summary);
+		if (reload(s, summary, sizeof(summary)) == 0)
+			body = json_pack("{s:s}", "summary", summary);
+		else
+			snprintf(why, sizeof(why), "%s", summary);
 	} else if (strcmp(ctl.verb, "stop") == 0) {
 		stop = 1;
 	} else if (ctl.arg == NULL &&

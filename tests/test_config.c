@@ -212,12 +212,12 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	diag_free(&d);
 }
 
-Test(config, a_fleet_keeps_the_good_manifests_and_reports_the_bad_ones)
+Test(config, a_fleet_keeps_the_good_manifests_and_leaves_out_the_bad_ones)
 {
 	struct config c;
 	struct fleet f;
 	struct diag d = {0};
-	char agents[128];
+	char agents[128], orphan[256];
 
 	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
 	snprintf(agents, sizeof(agents), "%s", dir);
@@ -226,13 +226,20 @@ Test(config, a_fleet_keeps_the_good_manifests_and_reports_the_bad_ones)
 	put("3-dup.conf", inbox_agent);
 	put("4-tierless.conf",
 	    "[agent]\nname = lost\ntier = gold\ntrigger = demand\nprompt = x\n");
-	put("5-orphan.conf",
-	    "[agent]\nname = orphan\ntier = light\ntrigger = demand\n"
-	    "output = agent:reviewer\nprompt = x\n");
+	snprintf(orphan, sizeof(orphan), "%s",
+	    put("5-orphan.conf",
+	        "[agent]\nname = orphan\ntier = light\ntrigger = demand\n"
+	        "output = agent:reviewer\nprompt = x\n"));
 	put("README.md", "not a manifest");
 	cr_assert_gt(fleet_load(&f, agents, &c, &d), 0);
-	cr_assert_eq(f.count, 3, "reviewer, digest and orphan load");
+	cr_assert_eq(f.count, 2, "reviewer and digest load");
+	cr_assert_eq(f.unread, 0);
 	cr_assert_not_null(fleet_find(&f, "reviewer"));
+	cr_assert_null(fleet_find(&f, "orphan"));
+	/* What was read and left out is known as such, by its path. */
+	cr_assert_eq(f.nrejected, 3);
+	cr_assert(fleet_rejected(&f, orphan));
+	cr_assert_not(fleet_rejected(&f, fleet_find(&f, "reviewer")->path));
 	expect(&d, "3-dup.conf", 2, "name: \"digest\" is taken by");
 	expect(&d, "4-tierless.conf", 3, "tier: \"gold\" is not a [tier.NAME]");
 	expect(
@@ -472,7 +479,22 @@ Test(config, a_prompt_empty_or_too_long_for_a_frame_is_refused_with_its_line)
 	diag_free(&d);
 }
 
-Test(config, outputs_that_go_round_to_their_agent_are_refused_once)
+Test(config, an_agents_directory_that_cannot_be_read_is_known_unread)
+{
+	struct fleet f;
+	struct diag d = {0};
+	char missing[128];
+
+	snprintf(missing, sizeof(missing), "%s/no-such-dir", dir);
+	cr_assert_eq(fleet_load(&f, missing, NULL, &d), 1);
+	cr_assert_eq(f.unread, 1);
+	cr_assert_eq(f.count, 0);
+	expect(&d, "no-such-dir", 0, "cannot read the agents directory");
+	fleet_free(&f);
+	diag_free(&d);
+}
+
+Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 {
 	struct config c;
 	struct fleet f;
@@ -487,11 +509,20 @@ Test(config, outputs_that_go_round_to_their_agent_are_refused_once)
 	                   "trigger = inbox\noutput = agent:echo\nprompt = x\n");
 	put("4-feed.conf", "[agent]\nname = feed\ntier = light\n"
 	                   "trigger = demand\noutput = agent:ping\nprompt = x\n");
-	cr_assert_eq(fleet_load(&f, dir, &c, &d), 2, "%s", d.text);
+	put("5-solo.conf",
+	    "[agent]\nname = solo\ntier = light\n"
+	    "trigger = inbox\nprompt = x\n");
+	cr_assert_eq(fleet_load(&f, dir, &c, &d), 3, "%s", d.text);
 	expect(&d, "1-ping.conf", 5,
 	    "output: ping -> pong -> ping: a loop, in which each answer starts "
-	    "the next run for ever");
+	    "the next run for ever: left out");
 	expect(&d, "3-echo.conf", 5, "output: echo -> echo: a loop");
+	/* What feeds a loop goes too: its output would name no agent. */
+	expect(&d, "4-feed.conf", 5,
+	    "output: agent \"ping\" is left out: so is this one");
+	cr_assert_eq(f.count, 1, "only solo is left");
+	cr_assert_not_null(fleet_find(&f, "solo"));
+	cr_assert_eq(f.nrejected, 4);
 	fleet_free(&f);
 	config_free(&c);
 	diag_free(&d);

@@ -367,6 +367,61 @@ sed -i 's/^prompt = Third\.$/prompt = Third, again./' "$TMP/agents/004-third.con
 touch -d '+2 minutes' "$TMP/agents/004-third.conf"
 check "changed there, reload restarts it from the new text" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 1 changed, 0 problems"
+# What a reload must not stop: an agent whose manifest is caught broken,
+# or a fleet whose directory cannot be read for a moment.
+cp "$TMP/agents/002-second.conf" "$TMP/second.keep"
+sed -i 's/^tier = light$/tier = gold/' "$TMP/agents/002-second.conf"
+check "reload with a running agent's manifest broken reports it" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+check "and the agent keeps running as it was" running_agents 3
+check "said so" wait_log "reload: second keeps running as it was: .*002-second.conf has errors"
+mv "$TMP/second.keep" "$TMP/agents/002-second.conf"
+mv "$TMP/agents" "$TMP/agents.away"
+reload_refused() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" reload 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "reload: cannot read the agents directory: nothing changed"
+}
+check "reload of an agents directory that cannot be read fails, changing nothing" reload_refused
+mv "$TMP/agents.away" "$TMP/agents"
+check "and every agent runs on" running_agents 3
+# A copy of a running agent's manifest, its name left as it was, that
+# sorts first: the agent that runs keeps its name and its file.
+cp "$TMP/agents/004-third.conf" "$TMP/agents/000-copy.conf"
+check "reload of a copy that takes a running agent's name leaves the copy out" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 2 problems"
+check "the agent runs on from its own file" eq "$(manifest_of third)" "$TMP/agents/004-third.conf"
+check "and the copy is named in the log" \
+	wait_log "000-copy.conf:2: name: \"third\" is .*004-third.conf's, which runs it: left out"
+rm "$TMP/agents/000-copy.conf"
+# Agents a reload starts together spread over the workers.
+for n in 1 2 3 4; do
+	printf '[agent]\nname = new%s\ntier = light\ntrigger = every 1h\nprompt = x\n' "$n" \
+		>"$TMP/agents/01$n-new$n.conf"
+done
+check "reload starts four new manifests" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 4 started, 0 stopped, 0 changed, 0 problems"
+# Each spawn is placed once its worker answers: wait for all four.
+spread() {
+	local placed
+	for _ in $(seq 1 100); do
+		placed=$("$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print(" ".join(sorted(str(a["worker"]) for a in json.load(sys.stdin)["agents"] if a["name"].startswith("new"))))')
+		[ "$placed" = "0 0 1 1" ] && return 0
+		case "$placed" in *" "*" "*" "*) break ;; esac
+		sleep 0.05
+	done
+	echo "      workers: $placed"
+	return 1
+}
+check "two on each worker" spread
+for n in 1 2 3 4; do
+	"$CTL" -c "$TMP/ollamax.conf" kill "new$n" >/dev/null
+	rm "$TMP/agents/01$n-new$n.conf"
+done
+check "agents killed, then their manifests removed, leave the list at a reload" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 0 problems"
+check "the list has none of them" sh -c "! '$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^new'"
 
 children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
 kill -TERM "$sup_pid"
