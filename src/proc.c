@@ -58,19 +58,32 @@ restart_after_crash(
 	return st->delay_ms;
 }
 
+/*
+ * Signals are blocked across the fork: the child inherits the parent's
+ * handlers (libev's, which note a signal for the parent's loop), and one
+ * caught there before exec would be lost. The child sets every handler
+ * back to the default, then takes what came meanwhile.
+ */
 pid_t
 proc_spawn(const char *path, char *const argv[])
 {
 	pid_t parent = getpid(), pid;
+	sigset_t all, before;
 
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &before);
 	pid = fork();
-	if (pid != 0)
+	if (pid != 0) {
+		sigprocmask(SIG_SETMASK, &before, NULL);
 		return pid;
+	}
 	/* The child: die with the parent, even if it died already. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
 		_exit(1);
-	signal(SIGPIPE, SIG_DFL);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	{
 		sigset_t none;
 
