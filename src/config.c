@@ -271,11 +271,21 @@ config_key(void *user, const struct ini_item *it)
 		if (strcmp(k, "workers") == 0)
 			ini_get_int(
 			    v, 0, 256, &c->workers, d, path, it->line, k);
-		else if (strcmp(k, "runtime_dir") == 0)
+		else if (strcmp(k, "runtime_dir") == 0) {
+			char resolved[2 * PATH_MAX];
+
 			copy_text(c->runtime_dir, sizeof(c->runtime_dir), v, d,
 			    it, path);
-		else if ((strcmp(k, "state_dir") == 0 ||
-		             strcmp(k, "agents_dir") == 0) &&
+			config_resolve(
+			    c->dir, c->runtime_dir, resolved, sizeof(resolved));
+			if (strlen(resolved) > CONFIG_RUNTIME_DIR_MAX)
+				diag_add(d, path, it->line,
+				    "runtime_dir: %s is %zu bytes long: the "
+				    "paths of its sockets fit in %zu at most",
+				    resolved, strlen(resolved),
+				    CONFIG_RUNTIME_DIR_MAX);
+		} else if ((strcmp(k, "state_dir") == 0 ||
+		               strcmp(k, "agents_dir") == 0) &&
 		    *v == '\0')
 			/* Empty would be the config's own directory. */
 			diag_add(d, path, it->line, "%s: empty: name a directory",

@@ -168,6 +168,12 @@ long config_worker_count(const struct config *c);
 const char *config_default_path(const char *given);
 /* runtime_dir, else $XDG_RUNTIME_DIR/ollamax, else /tmp/ollamax-$UID. */
 void config_runtime_dir(const struct config *c, char *out, size_t len);
+/*
+ * The longest runtime dir its sockets fit in: a socket's path, up to
+ * "/worker-255.sock" (workers are at most 256), must fit the 108 bytes of
+ * sun_path, with its NUL.
+ */
+#define CONFIG_RUNTIME_DIR_MAX (108 - sizeof("/worker-255.sock"))
 
 /* A tier or agent name: lowercase letters, digits, '-' and '_'. */
 int config_valid_name(const char *s);

@@ -143,6 +143,13 @@ prepare_runtime(struct supervisor *s)
 	struct stat st;
 	char path[PATH_MAX + 16];
 
+	/* The default, from $XDG_RUNTIME_DIR or /tmp, is checked here. */
+	if (strlen(s->runtime) > CONFIG_RUNTIME_DIR_MAX) {
+		log_warnx("runtime dir %s is %zu bytes long: the paths of its "
+		          "sockets fit in %zu at most",
+		    s->runtime, strlen(s->runtime), CONFIG_RUNTIME_DIR_MAX);
+		return -1;
+	}
 	if (mkdir(s->runtime, 0700) != 0 && errno != EEXIST) {
 		log_warn("cannot create the runtime dir %s", s->runtime);
 		return -1;

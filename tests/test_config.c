@@ -249,6 +249,40 @@ Test(config, a_fleet_keeps_the_good_manifests_and_leaves_out_the_bad_ones)
 	diag_free(&d);
 }
 
+Test(config, a_runtime_dir_too_long_for_its_sockets_is_reported_with_its_line)
+{
+	struct config c;
+	struct diag d = {0};
+	char text[512], longest[CONFIG_RUNTIME_DIR_MAX + 2];
+	const char *path;
+
+	/* The longest that fits, then one byte more. */
+	memset(longest, 'r', sizeof(longest) - 1);
+	longest[0] = '/';
+	longest[CONFIG_RUNTIME_DIR_MAX] = '\0';
+	snprintf(text, sizeof(text),
+	    "[supervisor]\nruntime_dir = %s\n[tier.light]\nmodel = tinyllama\n",
+	    longest);
+	path = put("fits.conf", text);
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	config_free(&c);
+	memset(longest, 'r', sizeof(longest) - 1);
+	longest[0] = '/';
+	longest[sizeof(longest) - 1] = '\0';
+	snprintf(text, sizeof(text),
+	    "[supervisor]\nruntime_dir = %s\n[tier.light]\nmodel = tinyllama\n",
+	    longest);
+	path = put("long.conf", text);
+	cr_assert_eq(config_load(&c, path, &d), 1, "%s", d.text);
+	expect(&d, "long.conf", 2, "runtime_dir: /rrr");
+	cr_assert_not_null(strstr(d.text,
+	                       " is 92 bytes long: the paths of its sockets "
+	                       "fit in 91 at most"),
+	    "%s", d.text);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 {
 	struct config c;
