@@ -323,6 +323,19 @@ load_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+load_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct model_io *io = w->data;
+	struct broker *b = io->b;
+
+	(void)loop;
+	(void)revents;
+	b->models[io->model].paused = NULL;
+	model_io(b, io->model, 1);
+	free(io);
+}
+
+static void
 load_done(void *arg, struct ollama_result *res)
 {
 	struct model_io *io = arg;
@@ -337,11 +350,18 @@ load_done(void *arg, struct ollama_result *res)
 		policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_OK, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
 	    ++m->load_attempts < RETRIES) {
-		log_warnx("load of %s: %s: retry %d", m->name, res->error,
-		    m->load_attempts);
-		model_io(b, io->model, 1);
+		/* A backend short of memory or busy is not asked again at
+		 * once. */
+		double after = RETRY_BASE_MS / 1000.0 *
+		    (double)(1 << (m->load_attempts - 1));
+
+		log_warnx("load of %s: %s: retry %d in %.1f s", m->name,
+		    res->error, m->load_attempts, after);
+		ev_timer_init(&io->pause, load_retry_cb, after, 0);
+		io->pause.data = io;
+		ev_timer_start(b->loop, &io->pause);
+		m->paused = io;
 		ollama_result_free(res);
-		free(io);
 		return;
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
 	    res->http_status == 0) {

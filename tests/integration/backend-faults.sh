@@ -107,4 +107,7 @@ check "a load the backend refuses fails its request instead of waiting for good"
 	run_fails light '{"load":"500"}' "its model could not be loaded (HTTP 500: CUDA out of memory)"
 check "the refusal is logged with the backend's words" \
 	grep -q "cannot load tinyllama: HTTP 500: CUDA out of memory: what waits for it falls back" "$TMP/sup.log"
+check "after two tries again, half a second then a second apart" sh -c \
+	"grep -q 'load of tinyllama: HTTP 500: CUDA out of memory: retry 1 in 0.5 s' '$TMP/sup.log' &&
+	 grep -q 'load of tinyllama: HTTP 500: CUDA out of memory: retry 2 in 1.0 s' '$TMP/sup.log'"
 finish
