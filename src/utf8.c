@@ -1,5 +1,8 @@
 #include "autoconf.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "utf8.h"
 
 /*
@@ -44,3 +47,26 @@ utf8_invalid_at(const char *s, size_t len)
 	return -1;
 }
 
+char *
+utf8_repaired(const char *s, size_t len, size_t *out_len)
+{
+	/* Each bad byte grows to the 3 of U+FFFD. */
+	char *out = malloc(len * 3 + 1);
+	size_t n = 0, i = 0;
+	long bad;
+
+	if (out == NULL)
+		abort();
+	while (i < len && (bad = utf8_invalid_at(s + i, len - i)) >= 0) {
+		memcpy(out + n, s + i, (size_t)bad);
+		n += (size_t)bad;
+		memcpy(out + n, "\xef\xbf\xbd", 3);
+		n += 3;
+		i += (size_t)bad + 1;
+	}
+	memcpy(out + n, s + i, len - i);
+	n += len - i;
+	out[n] = '\0';
+	*out_len = n;
+	return out;
+}

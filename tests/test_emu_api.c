@@ -202,6 +202,29 @@ Test(api, stream_defaults_to_true_and_an_empty_prompt_marks_a_load)
 	api_request_free(&req);
 }
 
+Test(api, bytes_that_are_not_utf8_and_nul_characters_are_taken_as_go_takes_them)
+{
+	struct api_request req;
+	struct api_error err;
+
+	/* Latin-1, or text cut in the middle of a character. */
+	cr_assert_eq(parse(API_GENERATE,
+	                 "{\"model\":\"m\",\"prompt\":\"caf\xe9 \xe2\x82\"}",
+	                 &req, &err),
+	    0, "%s", err.message);
+	cr_assert_gt(req.prompt_tokens, 0);
+	api_request_free(&req);
+	cr_assert_eq(
+	    parse(API_GENERATE, "{\"model\":\"m\",\"prompt\":\"a\\u0000b\"}",
+	        &req, &err),
+	    0, "%s", err.message);
+	api_request_free(&req);
+	/* Outside a string, such a byte is bad JSON all the same. */
+	cr_assert_eq(
+	    parse(API_GENERATE, "{\"model\":\"m\"\xe9}", &req, &err), -1);
+	cr_assert_eq(err.status, 400);
+}
+
 Test(api, trailing_bytes_after_the_object_are_ignored_as_gos_decoder_does)
 {
 	struct api_request req;

@@ -6,11 +6,13 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "duration.h"
 #include "emu.h"
+#include "utf8.h"
 
 int64_t
 emu_keep_alive_clamp(int64_t ns)
@@ -448,8 +450,20 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 			break;
 	if (i == len)
 		return fail(err, 400, "missing request body%s", "");
-	/* Go's decoder reads one value and ignores what follows it. */
-	root = json_loadb(body, len, JSON_DISABLE_EOF_CHECK, &jerr);
+	/* Go's decoder reads one value and ignores what follows it, takes
+	 * \u0000 in a string, and each byte that is not UTF-8 as U+FFFD;
+	 * jansson refuses the last two unless told, or repaired. */
+	if (utf8_invalid_at(body, len) >= 0) {
+		size_t repaired_len;
+		char *repaired = utf8_repaired(body, len, &repaired_len);
+
+		root = json_loadb(repaired, repaired_len,
+		    JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
+		free(repaired);
+	} else {
+		root = json_loadb(
+		    body, len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
+	}
 	if (root == NULL) {
 		err->status = 400;
 		if ((size_t)jerr.position >= len)

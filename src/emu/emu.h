@@ -28,6 +28,9 @@
 #define EMU_UNLOAD_MS 250
 #define EMU_KEEP_ALIVE_S (5 * 60)
 #define EMU_MAX_QUEUE 512
+/* The simulated clock counts nanoseconds in 64 bits, 292 years: at this
+ * speed they last ten days of real time. */
+#define EMU_SPEED_MAX 10000
 
 /* ------------------------------------------------------------------ */
 /* catalog.c: the models the emulator serves                          */

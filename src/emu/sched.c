@@ -451,7 +451,9 @@ runner_went_idle(struct esched *s, struct esched_runner *r, int64_t now)
 		return;
 	}
 	r->timer_armed = 1;
-	r->expires_at_ns = now + r->session_ns;
+	/* A keep-alive of a century, late in a fast clock: it never comes. */
+	r->expires_at_ns =
+	    r->session_ns > INT64_MAX - now ? INT64_MAX : now + r->session_ns;
 	r->shown_expiry_ns = r->expires_at_ns;
 }
 

@@ -507,22 +507,28 @@ tags_json(struct emu *e)
 	return json_pack("{s:o}", "models", list);
 }
 
+/* A model of /api/ps with its expiry as a number: the RFC3339 text drops
+ * trailing zeros, and does not sort as the times do. */
+struct ps_item {
+	json_t *json;
+	int64_t expires;
+};
+
+/* Latest first. */
 static int
 ps_cmp(const void *a, const void *b)
 {
-	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	const char *ex = json_string_value(json_object_get(x, "expires_at"));
-	const char *ey = json_string_value(json_object_get(y, "expires_at"));
+	const struct ps_item *x = a, *y = b;
 
-	/* RFC3339 strings of one zone sort as times; latest first. */
-	return strcmp(ey, ex);
+	return (y->expires > x->expires) - (y->expires < x->expires);
 }
 
 static json_t *
 ps_json(struct emu *e)
 {
 	struct esched_runner *r;
-	json_t *items[64], *list = json_array();
+	struct ps_item items[64];
+	json_t *list = json_array();
 	size_t n = 0;
 	int64_t now = sim_now(e);
 
@@ -539,7 +545,8 @@ ps_json(struct emu *e)
 		else
 			exp = sim_to_wall(e, now) + r->session_ns;
 		api_format_time(exp, when, sizeof(when));
-		items[n++] = json_pack("{s:s,s:s,s:I,s:s,s:o,s:s,s:I,s:i}",
+		items[n].expires = exp;
+		items[n++].json = json_pack("{s:s,s:s,s:I,s:s,s:o,s:s,s:I,s:i}",
 		    "name", r->model->name, "model", r->model->name, "size",
 		    (json_int_t)r->size_bytes, "digest", r->model->digest,
 		    "details", model_details(r->model), "expires_at", when,
@@ -548,7 +555,7 @@ ps_json(struct emu *e)
 	}
 	qsort(items, n, sizeof(items[0]), ps_cmp);
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(list, items[i]);
+		json_array_append_new(list, items[i].json);
 	return json_pack("{s:o}", "models", list);
 }
 
@@ -807,9 +814,12 @@ job_final(struct job *j, int64_t now)
 		json_t *ctx = json_array();
 		int n = j->req.prompt_tokens + j->tokens_target;
 
-		/* No more than the context holds, as Ollama's. */
-		if (j->sreq.num_ctx > 0 && n > j->sreq.num_ctx)
-			n = j->sreq.num_ctx;
+		/* No more than the context holds, as Ollama's: the model's,
+		 * which caps what the request asks. */
+		int held = esched_effective_ctx(j->sreq.model, j->sreq.num_ctx);
+
+		if (held > 0 && n > held)
+			n = held;
 
 		/* Token ids stand in for the real context: stable, honest
 		 * count. */
@@ -1280,16 +1290,9 @@ handle_inference(struct emu *e, struct job *j)
 		job_error(j, 404, msg);
 		return;
 	}
-	if ((j->route == R_GENERATE || j->route == R_CHAT) &&
-	    !(m->capabilities & EMU_CAP_COMPLETION)) {
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "\"%s\" does not support %s",
-		    j->req.model, j->route == R_CHAT ? "chat" : "generate");
-		job_error(j, 400, msg);
-		return;
-	}
-	/* An empty prompt with keep_alive 0 unloads, without waiting. */
+	/* An empty prompt with keep_alive 0 unloads, without waiting:
+	 * before the capability check, as Ollama's, so that an embedding
+	 * model unloads this way too. */
 	if (j->req.empty && j->req.has_keep_alive &&
 	    j->req.keep_alive_ns == 0 && j->route != R_EMBED &&
 	    j->route != R_EMBEDDINGS) {
@@ -1297,6 +1300,15 @@ handle_inference(struct emu *e, struct job *j)
 		esched_expire_model(&e->sched, m, now);
 		drain(e);
 		job_load_reply(j, now, "unload");
+		return;
+	}
+	if ((j->route == R_GENERATE || j->route == R_CHAT) &&
+	    !(m->capabilities & EMU_CAP_COMPLETION)) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "\"%s\" does not support %s",
+		    j->req.model, j->route == R_CHAT ? "chat" : "generate");
+		job_error(j, 400, msg);
 		return;
 	}
 	j->streaming = j->req.stream && !j->req.empty &&
@@ -1896,8 +1908,8 @@ main(int argc, char **argv)
 			if (strcmp(optarg, "inf") == 0)
 				e->instant = 1;
 			else
-				e->speed =
-				    arg_double("--speed", optarg, 1e-3, 1e6);
+				e->speed = arg_double(
+				    "--speed", optarg, 1e-3, EMU_SPEED_MAX);
 			break;
 		case 'S':
 			e->share = arg_double("--share", optarg, 0, 1);

@@ -63,6 +63,29 @@ d = json.load(open(sys.argv[1]))
 sys.exit(0 if d["prompt_eval_count"] == 16777216 and len(d["context"]) <= 4096 and d["total_duration"] > 0 else 1)' "$TMP/body"
 }
 check "prompt tokens past 16 Mi saturate, and the context stays within num_ctx" saturated
+# A num_ctx past the model's own is capped to it: the context returned too.
+long_prompt=$(python3 -c 'print("word " * 6000)')
+capped_context() {
+	http POST "$URL_big/api/generate" "{\"model\":\"tinyllama\",\"prompt\":\"$long_prompt\",\"stream\":false,\"options\":{\"num_ctx\":1000000,\"num_predict\":1}}" >/dev/null
+	python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+print("      context of", len(d["context"]), "for", d["prompt_eval_count"], "prompt tokens")
+sys.exit(0 if d["prompt_eval_count"] > 2048 and len(d["context"]) == 2048 else 1)' "$TMP/body"
+}
+check "a num_ctx past the model's returns no more context than the model holds" capped_context
+speed_refused() {
+	local out rc=0
+	out=$("$BUILD/ollamax-emu" --speed 20000 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "--speed 20000: expected a number in [0.001, 10000]"
+}
+check "a --speed past what the clock holds for ten days is refused, exit 2" speed_refused
+check "an embedding model loads through /api/embed" \
+	has "$(http POST "$URL_big/api/embed" '{"model":"nomic-embed-text","input":"x"}')" '"embeddings"'
+check "and unloads with an empty generate and keep_alive 0, as Ollama's" \
+	has "$(http POST "$URL_big/api/generate" '{"model":"nomic-embed-text","keep_alive":0}')" '"done_reason":"unload"'
+check "though it cannot generate" \
+	eq "$(http POST "$URL_big/api/generate" '{"model":"nomic-embed-text","prompt":"x"}')" \
+	'400 {"error":"\"nomic-embed-text\" does not support generate"}'
 check "a keep_alive past a century is forever, its expiry Go's latest time" \
 	has "$(http POST "$URL_big/api/generate" '{"model":"tinyllama","keep_alive":"2100000h"}' >/dev/null
 		http GET "$URL_big/api/ps")" '"expires_at":"2262-04-11T23:47:16.854775807Z"'
