@@ -138,35 +138,39 @@ already_running(const char *runtime)
 }
 
 static int
-prepare_runtime(struct supervisor *s)
+prepare_runtime(struct supervisor *s, char *why, size_t len)
 {
 	struct stat st;
 	char path[PATH_MAX + 16];
 
 	/* The default, from $XDG_RUNTIME_DIR or /tmp, is checked here. */
 	if (strlen(s->runtime) > CONFIG_RUNTIME_DIR_MAX) {
-		log_warnx("runtime dir %s is %zu bytes long: the paths of its "
-		          "sockets fit in %zu at most",
+		snprintf(why, len,
+		    "runtime dir %s is %zu bytes long: the paths of its "
+		    "sockets fit in %zu at most",
 		    s->runtime, strlen(s->runtime), CONFIG_RUNTIME_DIR_MAX);
 		return -1;
 	}
 	if (mkdir(s->runtime, 0700) != 0 && errno != EEXIST) {
-		log_warn("cannot create the runtime dir %s", s->runtime);
+		snprintf(why, len, "cannot create the runtime dir %s: %s",
+		    s->runtime, strerror(errno));
 		return -1;
 	}
 	if (lstat(s->runtime, &st) != 0 || !S_ISDIR(st.st_mode) ||
 	    st.st_uid != getuid()) {
-		log_warnx("runtime dir %s is not a directory owned by uid %u",
+		snprintf(why, len,
+		    "runtime dir %s is not a directory owned by uid %u",
 		    s->runtime, (unsigned)getuid());
 		return -1;
 	}
 	/* Private: sockets inside are 0600 too, peers checked by uid. */
 	if ((st.st_mode & 0777) != 0700 && chmod(s->runtime, 0700) != 0) {
-		log_warn("chmod %s", s->runtime);
+		snprintf(why, len, "chmod %s: %s", s->runtime, strerror(errno));
 		return -1;
 	}
 	if (already_running(s->runtime)) {
-		log_warnx("a supervisor is already running on %s/ctl.sock",
+		snprintf(why, len,
+		    "a supervisor is already running on %s/ctl.sock",
 		    s->runtime);
 		return -1;
 	}
@@ -1652,6 +1656,7 @@ cmd_start(const char *self, const char *path, int detach)
 	struct supervisor *s = &sup;
 	struct diag d = {0};
 	struct fleet fleet;
+	char why[PATH_MAX + 128];
 
 	s->start_ms = msg_clock_ms();
 	if (find_programs(s, self) != 0)
@@ -1676,8 +1681,10 @@ cmd_start(const char *self, const char *path, int detach)
 	diag_free(&d);
 	config_runtime_dir(&s->conf, s->runtime, sizeof(s->runtime));
 	s->ready_fd = detach ? daemonize() : -1;
-	if (prepare_runtime(s) != 0) {
-		daemon_failed(s, "the runtime dir is in use or unusable\n");
+	if (prepare_runtime(s, why, sizeof(why) - 1) != 0) {
+		log_warnx("%s", why);
+		strcat(why, "\n");
+		daemon_failed(s, why);
 		fleet_free(&fleet);
 		return 1;
 	}

@@ -51,6 +51,7 @@ struct message {
 	char from[MSG_NAME_MAX];
 	char *input;
 	struct ipc_call *waiter; /* `run --wait`: told the run's result */
+	int answered;     /* its run got its answer: only the output is left */
 	int64_t until_ms; /* a waiter's: the run does not begin past it */
 };
 TAILQ_HEAD(message_list, message);
@@ -137,12 +138,12 @@ message_free(struct message *msg, const char *why)
 /*
  * A message the stopped agent a will not run: whoever waits for it is
  * told, and one nobody waits for is logged whole, so that nothing is lost
- * unseen.
+ * unseen; unless its run had its answer, and only the output was left.
  */
 static void
 message_drop(struct agent *a, struct message *msg)
 {
-	if (msg->waiter == NULL)
+	if (msg->waiter == NULL && !msg->answered)
 		log_warnx(
 		    "%s: stopped before it carried out a message from %s; it "
 		    "was:\n%s",
@@ -599,7 +600,10 @@ agent_run(struct agent *a, const char *input)
 		    m->name, (unsigned long long)a->runs, done.model,
 		    (long long)done.eval_tokens, (long long)done.total_ms,
 		    (long long)done.queued_ms, (long long)done.prompt_tokens);
-		/* The answer is the agent's until the output is handed on. */
+		/* The answer is the agent's until the output is handed on;
+		 * a kill meanwhile drops no run. */
+		if (a->input != NULL)
+			a->input->answered = 1;
 		free(a->prompt);
 		a->prompt = done.text ? done.text : strdup("");
 		done.text = NULL;

@@ -223,6 +223,13 @@ Test(api, bytes_that_are_not_utf8_and_nul_characters_are_taken_as_go_takes_them)
 	cr_assert_eq(
 	    parse(API_GENERATE, "{\"model\":\"m\"\xe9}", &req, &err), -1);
 	cr_assert_eq(err.status, 400);
+	/* A repaired text is longer: a bad character near its end is still
+	 * one, not an early end. */
+	cr_assert_eq(parse(API_GENERATE,
+	                 "{\"prompt\":\"\xe9\xe9\xe9\xe9\",x  }", &req, &err),
+	    -1);
+	cr_assert(strstr(err.message, "invalid character") != NULL, "%s",
+	    err.message);
 }
 
 Test(api, trailing_bytes_after_the_object_are_ignored_as_gos_decoder_does)

@@ -454,10 +454,10 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 	 * \u0000 in a string, and each byte that is not UTF-8 as U+FFFD;
 	 * jansson refuses the last two unless told, or repaired. */
 	if (utf8_invalid_at(body, len) >= 0) {
-		size_t repaired_len;
-		char *repaired = utf8_repaired(body, len, &repaired_len);
+		char *repaired = utf8_repaired(body, len, &len);
 
-		root = json_loadb(repaired, repaired_len,
+		/* Offsets in the errors are the repaired text's. */
+		root = json_loadb(repaired, len,
 		    JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
 		free(repaired);
 	} else {

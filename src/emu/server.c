@@ -237,7 +237,9 @@ real_delay_work(const struct emu *e, int64_t at)
 static int64_t
 sim_to_wall(const struct emu *e, int64_t sim)
 {
-	return e->wall_start_ns + sim;
+	/* The end of time stays there. */
+	return sim > INT64_MAX - e->wall_start_ns ? INT64_MAX
+	                                          : e->wall_start_ns + sim;
 }
 
 static double
