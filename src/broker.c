@@ -127,6 +127,16 @@ job_by_seq(struct broker *b, uint64_t seq)
 	return NULL;
 }
 
+/* The job is over: answered, cancelled, or left at a stop. */
+static void
+job_free(struct job *j)
+{
+	ev_timer_stop(j->b->loop, &j->retry);
+	TAILQ_REMOVE(&j->b->jobs, j, link);
+	msg_infer_free(&j->req);
+	free(j);
+}
+
 static void
 job_answer(
     struct job *j, int status, const char *error, struct ollama_result *res)
@@ -155,9 +165,7 @@ job_answer(
 		j->b->served++;
 	else
 		j->b->failed++;
-	TAILQ_REMOVE(&j->b->jobs, j, link);
-	msg_infer_free(&j->req);
-	free(j);
+	job_free(j);
 }
 
 /* The job goes (back) to the policy, keeping its first arrival. */
@@ -597,8 +605,8 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 		ollama_cancel(b->backend, j);
 		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
 	} else {
-		/* Waiting in the policy, or for a retry. */
-		ev_timer_stop(b->loop, &j->retry);
+		/* Waiting in the policy, or for a retry (job_free stops its
+		 * timer). */
 		policy_cancel(b->policy, msg_clock_ms(), j->seq);
 	}
 	log_info("%s: its agent was stopped: request cancelled while it %s",
@@ -607,9 +615,7 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 	/* Its own call is answered all the same: a context of the broker's
 	 * socket waits on it. */
 	refuse(j->call, INFER_FAILED, "its agent was stopped", j->req.id);
-	TAILQ_REMOVE(&b->jobs, j, link);
-	msg_infer_free(&j->req);
-	free(j);
+	job_free(j);
 	apply(b);
 }
 
@@ -989,12 +995,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	{
 		struct job *j;
 
-		while ((j = TAILQ_FIRST(&b->jobs)) != NULL) {
-			ev_timer_stop(loop, &j->retry);
-			TAILQ_REMOVE(&b->jobs, j, link);
-			msg_infer_free(&j->req);
-			free(j);
-		}
+		while ((j = TAILQ_FIRST(&b->jobs)) != NULL)
+			job_free(j);
 	}
 	policy_free(b->policy);
 	config_free(&b->conf);
