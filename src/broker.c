@@ -83,6 +83,9 @@ struct job {
 };
 TAILQ_HEAD(job_list, job);
 
+/* Enough for every agent of a worker's share to be killed at once. */
+#define EARLY_CANCELS_MAX 256
+
 struct broker {
 	struct ev_loop *loop;
 	struct config conf;
@@ -102,6 +105,13 @@ struct broker {
 	int asking_tags;
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
+	/*
+	 * Cancels that came before their request: a worker's frames reach
+	 * the loop through several contexts, in no fixed order. Ids carry
+	 * the worker's pid, so an old one never matches a new request.
+	 */
+	struct msg_cancel early_cancels[EARLY_CANCELS_MAX];
+	unsigned next_early_cancel;
 };
 
 static void apply(struct broker *b);
@@ -584,6 +594,20 @@ refuse(struct ipc_call *call, int status, const char *why, uint64_t id)
  * now, not when an answer nobody wants is over). Nobody waits for its
  * answer: the worker is told only whether it was found.
  */
+static int
+take_early_cancel(struct broker *b, int worker, uint64_t id)
+{
+	for (size_t i = 0; i < EARLY_CANCELS_MAX; i++) {
+		struct msg_cancel *c = &b->early_cancels[i];
+
+		if (c->id == id && c->worker == worker && id != 0) {
+			c->id = 0;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void
 on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 {
@@ -598,6 +622,9 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 		return;
 	}
 	if ((j = find_job(b, c.worker, c.id)) == NULL) {
+		/* Answered already, or not here yet. */
+		b->early_cancels[b->next_early_cancel++ % EARLY_CANCELS_MAX] =
+		    c;
 		refuse(call, INFER_FAILED, "no such request", c.id);
 		return;
 	}
@@ -661,6 +688,15 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	if (j->req.prompt == NULL || j->req.prompt[0] == '\0') {
 		/* Ollama would take it for a load and answer nothing. */
 		refuse(call, INFER_FAILED, "an empty prompt", j->req.id);
+		msg_infer_free(&j->req);
+		free(j);
+		return;
+	}
+	if (take_early_cancel(b, j->req.worker, j->req.id)) {
+		log_info("%s: its agent was stopped before its request came: "
+		         "not run",
+		    j->req.agent);
+		refuse(call, INFER_FAILED, "its agent was stopped", j->req.id);
 		msg_infer_free(&j->req);
 		free(j);
 		return;

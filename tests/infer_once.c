@@ -2,18 +2,32 @@
  * infer_once: one infer frame to the broker, as a worker sends it, and its
  * answer printed as "STATUS: TEXT OR ERROR" (not a test by itself;
  * tests/integration/frames.sh runs it). Lets a test send what no worker
- * would, such as an empty prompt.
- * Usage: infer_once BROKER_URL TIER PROMPT
+ * would, such as an empty prompt, or a cancel that comes before its
+ * request (-c).
+ * Usage: infer_once [-c] BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "msg.h"
+
+/* Sends one frame and returns its answer, NULL if none came. */
+static void *
+ask(nng_socket sock, const char *data, size_t *len)
+{
+	void *buf;
+
+	if (nng_send(sock, (void *)data, *len, 0) != 0 ||
+	    nng_recv(sock, &buf, len, NNG_FLAG_ALLOC) != 0)
+		return NULL;
+	return buf;
+}
 
 int
 main(int argc, char **argv)
@@ -36,23 +50,42 @@ main(int argc, char **argv)
 	void *buf;
 	size_t len;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: infer_once BROKER_URL TIER PROMPT\n");
-		return 2;
+	int cancel_first = 0, opt;
+
+	while ((opt = getopt(argc, argv, "c")) != -1) {
+		if (opt != 'c')
+			goto usage;
+		cancel_first = 1;
 	}
-	req.prompt = argv[3];
-	snprintf(req.agent, sizeof(req.agent), "infer_once");
-	snprintf(req.tier, sizeof(req.tier), "%s", argv[2]);
-	msg_infer_encode(&w, &req);
-	data = msg_data(&w, &len);
+	if (argc - optind != 3)
+		goto usage;
+	argv += optind;
 	if (nng_req0_open(&sock) != 0 ||
-	    nng_dial(sock, argv[1], NULL, 0) != 0) {
-		fprintf(stderr, "infer_once: cannot dial %s\n", argv[1]);
+	    nng_dial(sock, argv[0], NULL, 0) != 0) {
+		fprintf(stderr, "infer_once: cannot dial %s\n", argv[0]);
 		return 1;
 	}
 	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 20000);
-	if (nng_send(sock, (void *)data, len, 0) != 0 ||
-	    nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC) != 0) {
+	if (cancel_first) {
+		struct msg_cancel c = {.id = req.id, .worker = req.worker};
+
+		msg_cancel_encode(&w, &c);
+		data = msg_data(&w, &len);
+		buf = ask(sock, data, &len);
+		msg_writer_free(&w);
+		if (buf == NULL) {
+			fprintf(
+			    stderr, "infer_once: the cancel had no answer\n");
+			return 1;
+		}
+		nng_free(buf, len);
+	}
+	req.prompt = argv[2];
+	snprintf(req.agent, sizeof(req.agent), "infer_once");
+	snprintf(req.tier, sizeof(req.tier), "%s", argv[1]);
+	msg_infer_encode(&w, &req);
+	data = msg_data(&w, &len);
+	if ((buf = ask(sock, data, &len)) == NULL) {
 		fprintf(stderr, "infer_once: no answer\n");
 		return 1;
 	}
@@ -72,4 +105,7 @@ main(int argc, char **argv)
 	msg_writer_free(&w);
 	nng_close(sock);
 	return 0;
+usage:
+	fprintf(stderr, "usage: infer_once [-c] BROKER_URL TIER PROMPT\n");
+	return 2;
 }

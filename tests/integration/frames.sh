@@ -42,6 +42,13 @@ check "the broker refuses an empty prompt, said so" \
 	"failed: an empty prompt"
 check "and answers a prompt" \
 	sh -c "'$BUILD/tests/infer_once' 'ipc://$TMP/run/broker.sock' light 'Say hi.' | grep -q '^ok: .'"
+# A worker's frames reach the broker's loop in no fixed order: a cancel
+# may come before the request it cancels, which must then not run.
+check "a request whose cancel came first is not run" \
+	eq "$("$BUILD/tests/infer_once" -c "ipc://$TMP/run/broker.sock" light 'Say hi.')" \
+	"failed: its agent was stopped"
+check "and the cancel stops that request only" \
+	sh -c "'$BUILD/tests/infer_once' 'ipc://$TMP/run/broker.sock' light 'Say hi.' | grep -q '^ok: .'"
 before=$(runs)
 status=$("$CTL" -c "$TMP/ollamax.conf" --json status)
 no_restarts() {
