@@ -662,11 +662,15 @@ agent_main(void *arg)
 	}
 }
 
-/* Creates the agent's task, taking m, and runs it to its first wait. */
+/*
+ * Creates the agent's task, taking m and the messages of inbox (NULL: none),
+ * and runs it to its first wait.
+ */
 static struct agent *
-agent_start(struct worker *w, struct manifest *m)
+agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
 {
 	struct agent *a = calloc(1, sizeof(*a));
+	struct message *msg;
 
 	if (a == NULL)
 		fatal("out of memory");
@@ -674,11 +678,20 @@ agent_start(struct worker *w, struct manifest *m)
 	memset(m, 0, sizeof(*m));
 	a->w = w;
 	TAILQ_INIT(&a->inbox);
+	if (inbox != NULL) {
+		TAILQ_CONCAT(&a->inbox, inbox, link);
+		TAILQ_FOREACH(msg, &a->inbox, link)
+			a->inbox_len++;
+	}
 	ev_init(&a->timer, resume_cb);
 	a->timer.data = a;
 	a->task = task_create(w->stack_size, agent_main, a);
 	if (a->task == NULL) {
 		log_warn("%s: cannot create its task", a->m.name);
+		while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
+			TAILQ_REMOVE(&a->inbox, msg, link);
+			message_drop(a, msg);
+		}
 		agent_free(a);
 		return NULL;
 	}
@@ -723,10 +736,12 @@ cancel_infer(struct worker *w, uint64_t id)
 /*
  * Stops the agent for good: its task goes, what its run held is freed, and
  * the agent itself once the answers it waits for have come. Its manifest
- * moves to keep if that is not NULL.
+ * moves to keep, and the messages of its inbox to keep_inbox, for an agent
+ * that takes its place; NULL: they go.
  */
 static void
-agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
+agent_kill(struct worker *w, struct agent *a, struct manifest *keep,
+    struct message_list *keep_inbox)
 {
 	ev_timer_stop(w->loop, &a->timer);
 	task_destroy(a->task);
@@ -741,15 +756,17 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep)
 		message_drop(a, a->input);
 		a->input = NULL;
 	}
-	{
+	if (keep_inbox != NULL) {
+		TAILQ_CONCAT(keep_inbox, &a->inbox, link);
+	} else {
 		struct message *msg;
 
 		while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
 			TAILQ_REMOVE(&a->inbox, msg, link);
 			message_drop(a, msg);
 		}
-		a->inbox_len = 0;
 	}
+	a->inbox_len = 0;
 	if (keep != NULL) {
 		*keep = a->m;
 		memset(&a->m, 0, sizeof(a->m));
@@ -770,9 +787,12 @@ command_agents(
 	for (size_t i = 0; i < list->count; i++) {
 		struct manifest *m = &list->agents[i];
 		struct agent *old = agent_find(w, m->name);
+		struct message_list inbox;
 
+		/* A respawned agent carries out what waited in its inbox. */
+		TAILQ_INIT(&inbox);
 		if (old != NULL && list->replace) {
-			agent_kill(w, old, NULL);
+			agent_kill(w, old, NULL, &inbox);
 			old = NULL;
 		}
 		if (old != NULL) {
@@ -781,7 +801,7 @@ command_agents(
 			continue;
 		}
 		snprintf(name, sizeof(name), "%s", m->name);
-		if (agent_start(w, m) == NULL)
+		if (agent_start(w, m, &inbox) == NULL)
 			snprintf(
 			    why, whylen, "cannot create the task of %s", name);
 		else
@@ -860,14 +880,16 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		} else if (a == NULL) {
 			snprintf(why, sizeof(why), "no agent %s here", cmd.arg);
 		} else if (strcmp(cmd.verb, "kill") == 0) {
-			agent_kill(w, a, NULL);
+			agent_kill(w, a, NULL, NULL);
 			log_info("%s: killed", cmd.arg);
 		} else {
 			struct manifest m;
+			struct message_list inbox;
 
-			/* The manifest moves to the new agent. */
-			agent_kill(w, a, &m);
-			if (agent_start(w, &m) == NULL)
+			/* The manifest and the inbox move to the new agent. */
+			TAILQ_INIT(&inbox);
+			agent_kill(w, a, &m, &inbox);
+			if (agent_start(w, &m, &inbox) == NULL)
 				snprintf(why, sizeof(why),
 				    "cannot create the task of %s", cmd.arg);
 			else
@@ -893,7 +915,7 @@ worker_stop(struct worker *w)
 	w->stopping = 1;
 	ev_timer_stop(w->loop, &w->report);
 	while ((a = TAILQ_FIRST(&w->agents)) != NULL)
-		agent_kill(w, a, NULL);
+		agent_kill(w, a, NULL, NULL);
 	if (w->commands != NULL)
 		ipc_server_close(w->commands);
 	ipc_client_close(w->broker);
@@ -931,7 +953,7 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 			return 1;
 		}
 		for (size_t i = 0; i < list.count; i++)
-			mine += agent_start(w, &list.agents[i]) != NULL;
+			mine += agent_start(w, &list.agents[i], NULL) != NULL;
 		msg_agents_free(&list);
 	}
 	snprintf(

@@ -213,6 +213,32 @@ check "the worker drops it while the broker is still stopped" \
 kill -CONT "$broker_pid"
 check "the broker back, a third run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w keeper third >/dev/null"
 check "and the agent wrote 2 answers: the dropped run never ran" eq "$(runs_of keeper)" 2
+# Restarted with a run under way and one in its inbox: the run under way
+# is dropped and logged, the one in the inbox is carried out by the agent
+# that takes its place.
+kill -STOP "$broker_pid"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "under way at a restart"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "queued at a restart"
+check "an agent restarted with a run under way and one queued is restarted" \
+	"$CTL" -c "$TMP/ollamax.conf" restart keeper
+kill -CONT "$broker_pid"
+check "it carries out the queued run after its restart" wait_runs keeper 3
+check "and logs the run under way as not carried out, whole" sh -c \
+	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^under way at a restart'"
+check "but not the queued run" sh -c \
+	"! grep -q '^queued at a restart' '$TMP/sup.log'"
+# The same when a reload changes it.
+kill -STOP "$broker_pid"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "under way at a change"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "queued at a change"
+sed -i 's/^num_predict = 5$/num_predict = 6/' "$TMP/agents/010-keeper.conf"
+check "an agent changed with a run under way and one queued is started again" \
+	sh -c "'$CTL' -c '$TMP/ollamax.conf' reload | grep -q '1 changed'"
+kill -CONT "$broker_pid"
+check "its new self carries out the queued run" wait_runs keeper 4
+check "and the run under way is logged whole, the queued one not" sh -c \
+	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^under way at a change' &&
+	 ! grep -q '^queued at a change' '$TMP/sup.log'"
 # Killed with a run under way and one in its inbox, nobody waiting for
 # either: both are logged whole, not lost unseen.
 kill -STOP "$broker_pid"
