@@ -918,8 +918,8 @@ fleet_rejected(const struct fleet *f, const char *path)
 }
 
 int
-fleet_load(
-    struct fleet *f, const char *dir, const struct config *c, struct diag *d)
+fleet_load(struct fleet *f, const char *dir, const struct config *c,
+    fleet_runs_from_fn *runs_from, void *arg, struct diag *d)
 {
 	struct dirent **names;
 	int n, before = d->count;
@@ -938,7 +938,8 @@ fleet_load(
 	for (int i = 0; i < n; i++) {
 		char path[PATH_MAX];
 		struct manifest *m = &f->agents[f->count];
-		const struct manifest *dup;
+		struct manifest *dup = NULL;
+		const char *running;
 		int bad;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
@@ -950,7 +951,23 @@ fleet_load(
 			    c->path);
 			bad = 1;
 		}
-		if (bad == 0 && (dup = fleet_find(f, m->name)) != NULL) {
+		if (bad == 0)
+			/* f's own: it may change it. */
+			dup = (struct manifest *)fleet_find(f, m->name);
+		if (dup != NULL && runs_from != NULL &&
+		    (running = runs_from(m->name, arg)) != NULL &&
+		    strcmp(running, path) == 0) {
+			/* A copy came first: the agent keeps its file. */
+			diag_add(d, dup->path, dup->line_of_name,
+			    "name: \"%s\" is taken by %s, which runs it",
+			    m->name, path);
+			reject(f, dup->path);
+			manifest_free(dup);
+			*dup = *m;
+			memset(m, 0, sizeof(*m));
+			continue;
+		}
+		if (dup != NULL) {
 			diag_add(d, path, m->line_of_name,
 			    "name: \"%s\" is taken by %s", m->name, dup->path);
 			bad = 1;

@@ -147,14 +147,21 @@ struct fleet {
 };
 
 /*
+ * The file a running agent was started from, or NULL: when two manifests
+ * give its name, that file keeps it, whichever sorts first.
+ */
+typedef const char *fleet_runs_from_fn(const char *name, void *arg);
+
+/*
  * Reads every *.conf in dir, in name order, and checks the fleet as a
  * whole against c: unique names, known tiers, outputs to existing inbox
  * agents, no loops. Bad manifests are reported and left out, and so is one
- * whose output names an agent left out; the good ones are kept. Returns
- * the number of problems.
+ * whose output names an agent left out; the good ones are kept. Of two
+ * manifests of one name, the first is kept, unless runs_from (if not NULL)
+ * says the other's agent runs. Returns the number of problems.
  */
-int fleet_load(
-    struct fleet *f, const char *dir, const struct config *c, struct diag *d);
+int fleet_load(struct fleet *f, const char *dir, const struct config *c,
+    fleet_runs_from_fn *runs_from, void *arg, struct diag *d);
 void fleet_free(struct fleet *f);
 const struct manifest *fleet_find(const struct fleet *f, const char *name);
 /* Whether the manifest at path was read and left out for its errors. */

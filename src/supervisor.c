@@ -1005,7 +1005,7 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 		struct fleet f;
 		const struct manifest *found;
 
-		fleet_load(&f, s->agents_dir, &s->conf, &d);
+		fleet_load(&f, s->agents_dir, &s->conf, NULL, NULL, &d);
 		diag_free(&d);
 		found = fleet_find(&f, arg);
 		if (found == NULL) {
@@ -1110,6 +1110,15 @@ same_file(const char *a, const char *b)
 	    sa.st_ino == sb.st_ino;
 }
 
+/* fleet_runs_from_fn: the file of the directory a live agent runs from. */
+static const char *
+running_from_dir(const char *name, void *arg)
+{
+	struct placement *p = placement_find(arg, name);
+
+	return p != NULL && p->alive && p->from_dir ? p->m.path : NULL;
+}
+
 /*
  * Reads the agents directory again: new manifests start, removed ones
  * stop, changed ones start again from their new text; a bad manifest is
@@ -1126,7 +1135,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 	char why[256];
 	int started = 0, stopped = 0, changed = 0, bad;
 
-	bad = fleet_load(&f, s->agents_dir, &s->conf, &d);
+	bad = fleet_load(&f, s->agents_dir, &s->conf, running_from_dir, s, &d);
 	if (d.text != NULL)
 		log_lines("reload", d.text);
 	diag_free(&d);
@@ -1141,13 +1150,15 @@ reload(struct supervisor *s, char *summary, size_t len)
 	for (size_t i = 0; i < s->nplaced;) {
 		struct placement *p = &s->placed[i];
 
-		if (!p->from_dir || fleet_find(&f, p->m.name)) {
+		if (!p->from_dir) {
 			i++;
 		} else if (fleet_rejected(&f, p->m.path)) {
 			if (p->alive)
 				log_warnx("reload: %s keeps running as it was: "
 				          "%s has errors",
 				    p->m.name, p->m.path);
+			i++;
+		} else if (fleet_find(&f, p->m.name)) {
 			i++;
 		} else if (!p->alive) {
 			/* Stopped, and its manifest removed: gone. */
@@ -1182,8 +1193,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 		if (p != NULL && p->alive && p->from_dir &&
 		    strcmp(p->m.path, m->path) != 0 &&
 		    fleet_rejected(&f, p->m.path)) {
-			/* Its own file still names it, and came later in the
-			 * directory: the one that runs keeps the name. */
+			/* Its own file still names it, but has errors: the
+			 * agent runs on as it was, and keeps its name. */
 			log_warnx("reload: %s:%d: name: \"%s\" is %s's, which "
 			          "runs it: left out",
 			    m->path, m->line_of_name, m->name, p->m.path);
@@ -1501,7 +1512,7 @@ load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 	bad = config_load(c, path, &d);
 	if (bad == 0 || c->ntiers > 0) {
 		config_resolve(c->dir, c->agents_dir, agents, sizeof(agents));
-		bad += fleet_load(f, agents, c, &d);
+		bad += fleet_load(f, agents, c, NULL, NULL, &d);
 	}
 	if (d.text != NULL)
 		fputs(d.text, stderr);
@@ -1676,7 +1687,7 @@ cmd_start(const char *self, const char *path, int detach)
 	config_resolve(
 	    s->conf.dir, s->conf.state_dir, s->state_dir, sizeof(s->state_dir));
 	/* A bad manifest is reported; the other agents carry on. */
-	if (fleet_load(&fleet, s->agents_dir, &s->conf, &d) > 0)
+	if (fleet_load(&fleet, s->agents_dir, &s->conf, NULL, NULL, &d) > 0)
 		log_lines("agents", d.text);
 	diag_free(&d);
 	config_runtime_dir(&s->conf, s->runtime, sizeof(s->runtime));

@@ -922,7 +922,7 @@ main(int argc, char **argv)
 	if (emu_catalog_load(&cat, catalog, err, sizeof(err)) != 0)
 		fatalx("%s", err);
 	if (config_load(&conf, conf_path, &d) > 0 ||
-	    fleet_load(&fleet, agents_dir, NULL, &d) > 0)
+	    fleet_load(&fleet, agents_dir, NULL, NULL, NULL, &d) > 0)
 		fatalx("%s", d.text);
 	if (plan_text != NULL &&
 	    plan_parse(plan_text, &conf, &cat, &best, err, sizeof(err)) != 0)

@@ -231,7 +231,7 @@ Test(config, a_fleet_keeps_the_good_manifests_and_leaves_out_the_bad_ones)
 	        "[agent]\nname = orphan\ntier = light\ntrigger = demand\n"
 	        "output = agent:reviewer\nprompt = x\n"));
 	put("README.md", "not a manifest");
-	cr_assert_gt(fleet_load(&f, agents, &c, &d), 0);
+	cr_assert_gt(fleet_load(&f, agents, &c, NULL, NULL, &d), 0);
 	cr_assert_eq(f.count, 2, "reviewer and digest load");
 	cr_assert_eq(f.unread, 0);
 	cr_assert_not_null(fleet_find(&f, "reviewer"));
@@ -520,11 +520,46 @@ Test(config, an_agents_directory_that_cannot_be_read_is_known_unread)
 	char missing[128];
 
 	snprintf(missing, sizeof(missing), "%s/no-such-dir", dir);
-	cr_assert_eq(fleet_load(&f, missing, NULL, &d), 1);
+	cr_assert_eq(fleet_load(&f, missing, NULL, NULL, NULL, &d), 1);
 	cr_assert_eq(f.unread, 1);
 	cr_assert_eq(f.count, 0);
 	expect(&d, "no-such-dir", 0, "cannot read the agents directory");
 	fleet_free(&f);
+	diag_free(&d);
+}
+
+static const char *
+runs_from_the_later_file(const char *name, void *arg)
+{
+	return strcmp(name, "digest") == 0 ? arg : NULL;
+}
+
+Test(config, a_running_agent_keeps_its_name_against_a_copy_that_sorts_first)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char copy[256], own[256];
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	snprintf(copy, sizeof(copy), "%s", put("1-copy.conf", inbox_agent));
+	snprintf(own, sizeof(own), "%s", put("2-digest.conf", inbox_agent));
+	cr_assert_eq(fleet_load(&f, dir, &c, runs_from_the_later_file, own, &d),
+	    1, "%s", d.text);
+	cr_assert_eq(f.count, 1);
+	cr_assert_str_eq(fleet_find(&f, "digest")->path, own);
+	cr_assert(fleet_rejected(&f, copy));
+	cr_assert_not(fleet_rejected(&f, own));
+	expect(&d, "1-copy.conf", 2, "name: \"digest\" is taken by");
+	cr_assert_not_null(strstr(d.text, "2-digest.conf, which runs it"));
+	fleet_free(&f);
+	diag_free(&d);
+	/* Nothing running under the name: the first file keeps it. */
+	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 1);
+	cr_assert_str_eq(fleet_find(&f, "digest")->path, copy);
+	expect(&d, "2-digest.conf", 2, "name: \"digest\" is taken by");
+	fleet_free(&f);
+	config_free(&c);
 	diag_free(&d);
 }
 
@@ -546,7 +581,7 @@ Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 	put("5-solo.conf",
 	    "[agent]\nname = solo\ntier = light\n"
 	    "trigger = inbox\nprompt = x\n");
-	cr_assert_eq(fleet_load(&f, dir, &c, &d), 3, "%s", d.text);
+	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 3, "%s", d.text);
 	expect(&d, "1-ping.conf", 5,
 	    "output: ping -> pong -> ping: a loop, in which each answer starts "
 	    "the next run for ever: left out");

@@ -386,13 +386,24 @@ check "reload of an agents directory that cannot be read fails, changing nothing
 mv "$TMP/agents.away" "$TMP/agents"
 check "and every agent runs on" running_agents 3
 # A copy of a running agent's manifest, its name left as it was, that
-# sorts first: the agent that runs keeps its name and its file.
+# sorts first: the agent that runs keeps its name and its file, and a
+# change to that file is taken.
 cp "$TMP/agents/004-third.conf" "$TMP/agents/000-copy.conf"
-check "reload of a copy that takes a running agent's name leaves the copy out" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 2 problems"
+sed -i 's/^prompt = Third, again\.$/prompt = Third, once more./' "$TMP/agents/004-third.conf"
+check "reload of a copy that takes a running agent's name leaves the copy out, and takes the change to the agent's file" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 1 changed, 1 problems"
 check "the agent runs on from its own file" eq "$(manifest_of third)" "$TMP/agents/004-third.conf"
 check "and the copy is named in the log" \
-	wait_log "000-copy.conf:2: name: \"third\" is .*004-third.conf's, which runs it: left out"
+	wait_log "000-copy.conf:2: name: \"third\" is taken by .*004-third.conf, which runs it"
+check "not the agent's file" sh -c "! grep -q '004-third.conf:2: name: \"third\" is taken' '$TMP/sup.log'"
+# Its own file broken too: the agent runs on as it was, still with its name.
+sed -i 's/^tier = light$/tier = gold/' "$TMP/agents/004-third.conf"
+check "reload of that copy with the agent's file broken leaves both out" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 2 problems"
+check "the agent keeps running as it was, from its own file" sh -c \
+	"grep -q 'reload: third keeps running as it was: .*004-third.conf has errors' '$TMP/sup.log' &&
+	 grep -q '000-copy.conf:2: name: \"third\" is .*004-third.conf.s, which runs it: left out' '$TMP/sup.log'"
+sed -i 's/^tier = gold$/tier = light/' "$TMP/agents/004-third.conf"
 rm "$TMP/agents/000-copy.conf"
 # Agents a reload starts together spread over the workers.
 for n in 1 2 3 4; do
