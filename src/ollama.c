@@ -21,12 +21,14 @@
 /* An answer goes to its agent in one frame. */
 #define OLLAMA_ANSWER_MAX MSG_MAX_TEXT
 /*
- * Lines in a row that carry no text before a stream counts as stuck. Ollama
- * sends a few while a model opens or closes its thinking (the tags and the
- * blanks after them go to neither field); a stream of nothing else never
- * ends, and would keep the stall timer from ever firing.
+ * Bytes of lines in a row that carry no text before a stream counts as
+ * stuck. Ollama sends such lines while a model opens or closes its
+ * thinking, and one for each token it holds back, as the parser of a
+ * model's tool calls does until the call is whole: as many as an answer's
+ * worth are let through. A stream of nothing else never ends, and would
+ * keep the stall timer from ever firing.
  */
-#define OLLAMA_TEXTLESS_LINES_MAX 64
+#define OLLAMA_TEXTLESS_MAX OLLAMA_ANSWER_MAX
 /*
  * The most a model may think before its answer: more than any model of the
  * reference fleet can hold in its context (deepseek-r1:8b's 131072 tokens
@@ -64,7 +66,7 @@ struct call {
 	int ended; /* a done or error line arrived */
 	int got_byte;
 	int oversize; /* the answer outgrew OLLAMA_ANSWER_MAX */
-	int textless; /* lines in a row without text */
+	size_t textless;   /* bytes of lines in a row without text */
 	ev_timer watchdog; /* first byte, then the longest silence */
 };
 
@@ -259,12 +261,12 @@ on_data(char *p, size_t size, size_t n, void *arg)
 			ev_timer_again(c->o->loop, &c->watchdog);
 			c->textless = rc != 0 || c->res.pieces != pieces
 			    ? 0
-			    : c->textless + 1;
-			if (c->textless >= OLLAMA_TEXTLESS_LINES_MAX) {
+			    : c->textless + c->line_len + 1;
+			if (c->textless > OLLAMA_TEXTLESS_MAX) {
 				snprintf(c->res.error, sizeof(c->res.error),
-				    "the backend sent %d lines in a row "
-				    "without text",
-				    OLLAMA_TEXTLESS_LINES_MAX);
+				    "the backend sent more than %d bytes of "
+				    "lines in a row without text",
+				    OLLAMA_TEXTLESS_MAX);
 				return 0;
 			}
 		}

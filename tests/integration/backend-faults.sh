@@ -68,9 +68,12 @@ check "and the model is not taken for missing" wait_state tinyllama resident
 check "bytes that never make a line are no progress: the stall ends it" \
 	run_fails light '{"gen":"trickle"}' "stream stalled for 1000 ms"
 check "nor are lines without text, without end" \
-	run_fails light '{"gen":"empty"}' "the backend sent 64 lines in a row without text"
+	run_fails light '{"gen":"empty"}' "the backend sent more than 262144 bytes of lines in a row without text"
+echo '{"gen":"holdback"}' >"$MODE"
+check "but a thousand of them before the text are let through" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
 echo '{"gen":"thinking"}' >"$MODE"
-check "but the model's thinking is, however long" \
+check "and the model's thinking is progress, however long" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
 before=$(generated)
 check "up to a bound: thinking without end fails, said so" \

@@ -110,8 +110,15 @@ class Handler(BaseHTTPRequestHandler):
         if how == "trickle":
             return self.stream([" "] * 30, pause=0.2)
         if how == "empty":
+            # Past 256 KiB of them (about 55 bytes each), and no end.
             return self.stream([json.dumps(dict(word, response="")) + "\n"]
-                               * 1000, pause=0.01)
+                               * 6000)
+        if how == "holdback":
+            # What a parser of tool calls sends for each token it holds
+            # back, before the text.
+            return self.stream([json.dumps(dict(word, response="")) + "\n"]
+                               * 1000 + [json.dumps(word) + "\n",
+                                         json.dumps(done) + "\n"])
         if how == "thinking":
             # Thinking longer than the stall timeout, a line at a time,
             # with the few lines without text that its tags make.
