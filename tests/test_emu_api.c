@@ -118,6 +118,21 @@ Test(api, a_body_that_is_not_an_object_is_refused_as_go_refuses_it)
 {
 	expect_error(API_GENERATE, "[1,2]", 400,
 	    "json: cannot unmarshal array into Go value of type api.GenerateRequest");
+	expect_error(API_CHAT, "5", 400,
+	    "json: cannot unmarshal number into Go value of type api.ChatRequest");
+	expect_error(API_GENERATE, " \"hi\"", 400,
+	    "json: cannot unmarshal string into Go value of type api.GenerateRequest");
+	expect_error(API_EMBED, "true", 400,
+	    "json: cannot unmarshal bool into Go value of type api.EmbedRequest");
+	/* null is no value at all: the request then lacks its model. */
+	{
+		struct api_request req;
+		struct api_error err;
+
+		cr_assert_eq(parse(API_GENERATE, "null", &req, &err), 0);
+		cr_assert_str_eq(req.model, "");
+		api_request_free(&req);
+	}
 }
 
 Test(api, a_delete_names_its_model_by_model_or_name_in_a_delete_request)
@@ -230,6 +245,39 @@ Test(api, bytes_that_are_not_utf8_and_nul_characters_are_taken_as_go_takes_them)
 	    -1);
 	cr_assert(strstr(err.message, "invalid character") != NULL, "%s",
 	    err.message);
+}
+
+/* The prompt of body, as the emulator reads it. */
+static void
+expect_prompt(const char *body, const char *want)
+{
+	struct api_request req;
+	struct api_error err;
+
+	cr_assert_eq(parse(API_GENERATE, body, &req, &err), 0, "%s: %s", body,
+	    err.message);
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(req.root, "prompt")), want);
+	api_request_free(&req);
+}
+
+Test(api, an_escaped_surrogate_without_its_partner_reads_as_a_replacement)
+{
+	expect_prompt("{\"model\":\"m\",\"prompt\":\"a\\ud800b\"}",
+	    "a\xef\xbf\xbd"
+	    "b");
+	expect_prompt(
+	    "{\"model\":\"m\",\"prompt\":\"\\uDC00\"}", "\xef\xbf\xbd");
+	expect_prompt("{\"model\":\"m\",\"prompt\":\"\\ud800\\u0041\"}",
+	    "\xef\xbf\xbd"
+	    "A");
+	/* A pair is one character, and an escaped backslash no escape. */
+	expect_prompt("{\"model\":\"m\",\"prompt\":\"\\ud83d\\ude00\"}",
+	    "\xf0\x9f\x98\x80");
+	expect_prompt("{\"model\":\"m\",\"prompt\":\"\\\\ud800\"}", "\\ud800");
+	/* Cut short, it is bad JSON all the same. */
+	expect_error(API_GENERATE, "{\"model\":\"m\",\"prompt\":\"\\ud8", 400,
+	    "unexpected EOF");
 }
 
 Test(api, trailing_bytes_after_the_object_are_ignored_as_gos_decoder_does)

@@ -14,6 +14,72 @@
 #include "emu.h"
 #include "utf8.h"
 
+static int
+hex4(const char *s, size_t len, size_t at, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (at + 4 > len)
+		return -1;
+	for (size_t i = at; i < at + 4; i++) {
+		int c = (unsigned char)s[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			d = (c | 0x20) - 'a' + 10;
+		else
+			return -1;
+		v = v << 4 | (unsigned)d;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Go reads an escaped UTF-16 surrogate that has no partner, in a string of
+ * the body, as U+FFFD; jansson refuses it. Counts those of in (len bytes),
+ * and when out is not NULL (a copy of in), writes \ufffd over each: both
+ * escapes are 6 bytes.
+ */
+static size_t
+lone_surrogates(const char *in, size_t len, char *out)
+{
+	size_t n = 0;
+	int in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned hi, lo;
+
+		if (in[i] == '"') {
+			in_string = !in_string;
+			continue;
+		}
+		if (!in_string || in[i] != '\\')
+			continue;
+		if (i + 1 < len && in[i + 1] != 'u') {
+			i++;
+			continue;
+		}
+		if (hex4(in, len, i + 2, &hi) != 0)
+			continue;
+		if (hi >= 0xd800 && hi <= 0xdbff && i + 11 < len &&
+		    in[i + 6] == '\\' && in[i + 7] == 'u' &&
+		    hex4(in, len, i + 8, &lo) == 0 && lo >= 0xdc00 &&
+		    lo <= 0xdfff) {
+			i += 11;
+			continue;
+		}
+		if (hi >= 0xd800 && hi <= 0xdfff) {
+			n++;
+			if (out != NULL)
+				memcpy(out + i, "\\ufffd", 6);
+		}
+		i += 5;
+	}
+	return n;
+}
+
 int64_t
 emu_keep_alive_clamp(int64_t ns)
 {
@@ -451,18 +517,23 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 	if (i == len)
 		return fail(err, 400, "missing request body%s", "");
 	/* Go's decoder reads one value and ignores what follows it, takes
-	 * \u0000 in a string, and each byte that is not UTF-8 as U+FFFD;
-	 * jansson refuses the last two unless told, or repaired. */
-	if (utf8_invalid_at(body, len) >= 0) {
+	 * \u0000 in a string, and each byte that is not UTF-8, or escaped
+	 * surrogate without its partner, as U+FFFD; jansson refuses the last
+	 * three unless told, or repaired. */
+	if (utf8_invalid_at(body, len) >= 0 ||
+	    lone_surrogates(body, len, NULL) > 0) {
 		char *repaired = utf8_repaired(body, len, &len);
 
+		lone_surrogates(repaired, len, repaired);
 		/* Offsets in the errors are the repaired text's. */
 		root = json_loadb(repaired, len,
-		    JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
+		    JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+		    &jerr);
 		free(repaired);
 	} else {
-		root = json_loadb(
-		    body, len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
+		root = json_loadb(body, len,
+		    JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+		    &jerr);
 	}
 	if (root == NULL) {
 		err->status = 400;
@@ -474,6 +545,11 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 			    "invalid character in JSON at offset %d: %s",
 			    jerr.position, jerr.text);
 		return -1;
+	}
+	if (json_is_null(root)) {
+		/* Go decodes null into a struct as nothing at all. */
+		json_decref(root);
+		root = json_object();
 	}
 	req->root = root;
 	if (!json_is_object(root)) {
