@@ -347,6 +347,11 @@ out_json(struct job *j, json_t *v)
 static void
 job_wake(struct job *j)
 {
+	/* A stream's status line goes out with its first line, as Ollama's
+	 * does: until then, an error could still have its own status. */
+	if (j->streaming && (j->out_len > 0 || j->out_finished) &&
+	    (j->phase == JOB_WAITING || j->phase == JOB_RECEIVING))
+		j->phase = JOB_RESPOND;
 	if (j->suspended && !j->in_handler) {
 		j->suspended = 0;
 		MHD_resume_connection(j->conn);
@@ -1063,7 +1068,6 @@ job_start(struct emu *e, struct job *j, int64_t now)
 	j->running = 1;
 	j->rate = job_current_rate(j);
 	if (j->streaming) {
-		/* Headers go out with the first token, as in Ollama. */
 		j->status = 200;
 		j->stream_counted = 1;
 		e->open_streams++;
@@ -1078,10 +1082,6 @@ job_start(struct emu *e, struct job *j, int64_t now)
 	} else {
 		gpu_resync(e, now);
 	}
-	/* A stream answers 200 now, whether its request waited or not. */
-	if (j->streaming &&
-	    (j->phase == JOB_WAITING || j->phase == JOB_RECEIVING))
-		j->phase = JOB_RESPOND;
 	job_wake(j);
 }
 

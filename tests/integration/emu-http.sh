@@ -12,6 +12,7 @@ start_emu garbage --speed inf --garbage-rate 1
 start_emu stall --speed inf --stall-rate 1 --stall-ms 300
 start_emu big --speed inf
 start_emu slow --speed 1
+start_emu prefill --speed 4
 
 
 check "GET / says Ollama is running" \
@@ -95,6 +96,23 @@ keep_alive_refused() {
 	[ "$rc" -eq 2 ] && has "$out" "--keep-alive 1e30: not a number of seconds that fits"
 }
 check "--keep-alive that does not fit is a usage error" keep_alive_refused
+# A stream's status line goes out with its first line, after the prompt
+# is read (2400 tokens at 600 a second: 1 s here), as Ollama's does.
+first_line_gap() {
+	python3 - "${URL_prefill#http://}" <<'PY'
+import http.client, json, sys, time
+c = http.client.HTTPConnection(sys.argv[1], timeout=30)
+c.request("POST", "/api/generate", json.dumps(
+    {"model": "llama3.2:3b", "prompt": "word " * 2400, "options": {"num_predict": 3}}))
+r = c.getresponse()
+headers = time.monotonic()
+first = json.loads(r.readline())
+gap = time.monotonic() - headers
+print("      status %d, first line %.3f s after it" % (r.status, gap))
+sys.exit(0 if r.status == 200 and "response" in first and gap < 0.3 else 1)
+PY
+}
+check "a stream's status line comes with its first line, not before the prompt is read" first_line_gap
 # A request waiting for a load when the emulator stops is told why.
 curl -s -o "$TMP/shut.body" -w '%{http_code}' "$URL_slow/api/generate" \
 	-d '{"model":"qwen2.5-coder:7b","prompt":"hi","stream":false}' >"$TMP/shut.code" &
