@@ -1671,9 +1671,10 @@ raise_fd_limit(void)
 }
 
 /*
- * MHD may not stop with connections suspended: every waiting request is
- * answered 503 (a running one ends where it is), and MHD is run until
- * their replies are out, 2 s at most: stopping MHD closes its sockets.
+ * MHD may not stop with connections suspended: every request that has
+ * sent nothing yet is answered 503 (one that has ends where it is), and
+ * MHD is run until their replies are out, 2 s at most: stopping MHD closes
+ * its sockets.
  */
 static void
 shutdown_connections(struct emu *e)
