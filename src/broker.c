@@ -84,7 +84,7 @@ struct job {
 TAILQ_HEAD(job_list, job);
 
 /* Enough for every agent of a worker's share to be killed at once. */
-#define EARLY_CANCELS_MAX 256
+#define CANCELS_KEPT 256
 
 struct broker {
 	struct ev_loop *loop;
@@ -106,12 +106,13 @@ struct broker {
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
 	/*
-	 * Cancels that came before their request: a worker's frames reach
-	 * the loop through several contexts, in no fixed order. Ids carry
-	 * the worker's pid, so an old one never matches a new request.
+	 * The latest cancels, for a request that comes after its own: a
+	 * worker's frames reach the loop through several contexts, in no
+	 * fixed order, and a resend comes later still. Ids carry the
+	 * worker's pid, so an old one never matches a new request.
 	 */
-	struct msg_cancel early_cancels[EARLY_CANCELS_MAX];
-	unsigned next_early_cancel;
+	struct msg_cancel cancels[CANCELS_KEPT];
+	unsigned next_cancel;
 };
 
 static void apply(struct broker *b);
@@ -588,26 +589,25 @@ refuse(struct ipc_call *call, int status, const char *why, uint64_t id)
 	msg_writer_free(&w);
 }
 
+/* Kept, not taken: a worker resends a request with the same id. */
+static int
+cancelled_already(const struct broker *b, int worker, uint64_t id)
+{
+	for (size_t i = 0; i < CANCELS_KEPT; i++) {
+		const struct msg_cancel *c = &b->cancels[i];
+
+		if (c->id == id && c->worker == worker && id != 0)
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * A worker's agent was stopped: its request goes, whether it waits or
  * runs (its connection to the backend closed, so that the slot frees
  * now, not when an answer nobody wants is over). Nobody waits for its
  * answer: the worker is told only whether it was found.
  */
-static int
-take_early_cancel(struct broker *b, int worker, uint64_t id)
-{
-	for (size_t i = 0; i < EARLY_CANCELS_MAX; i++) {
-		struct msg_cancel *c = &b->early_cancels[i];
-
-		if (c->id == id && c->worker == worker && id != 0) {
-			c->id = 0;
-			return 1;
-		}
-	}
-	return 0;
-}
-
 static void
 on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 {
@@ -621,10 +621,9 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 		refuse(call, INFER_FAILED, "bad cancel frame", 0);
 		return;
 	}
+	/* Its request may not be here yet, or come again. */
+	b->cancels[b->next_cancel++ % CANCELS_KEPT] = c;
 	if ((j = find_job(b, c.worker, c.id)) == NULL) {
-		/* Answered already, or not here yet. */
-		b->early_cancels[b->next_early_cancel++ % EARLY_CANCELS_MAX] =
-		    c;
 		refuse(call, INFER_FAILED, "no such request", c.id);
 		return;
 	}
@@ -692,8 +691,8 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
-	if (take_early_cancel(b, j->req.worker, j->req.id)) {
-		log_info("%s: its agent was stopped before its request came: "
+	if (cancelled_already(b, j->req.worker, j->req.id)) {
+		log_info("%s: its agent was stopped before this request came: "
 		         "not run",
 		    j->req.agent);
 		refuse(call, INFER_FAILED, "its agent was stopped", j->req.id);

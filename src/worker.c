@@ -678,10 +678,24 @@ agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
 	memset(m, 0, sizeof(*m));
 	a->w = w;
 	TAILQ_INIT(&a->inbox);
-	if (inbox != NULL) {
-		TAILQ_CONCAT(&a->inbox, inbox, link);
-		TAILQ_FOREACH(msg, &a->inbox, link)
-			a->inbox_len++;
+	while (inbox != NULL && (msg = TAILQ_FIRST(inbox)) != NULL) {
+		TAILQ_REMOVE(inbox, msg, link);
+		if (msg->input[0] != '\0' &&
+		    strstr(a->m.prompt, "{{input}}") == NULL) {
+			/* Run, it would lose its text unseen. */
+			if (msg->waiter == NULL)
+				log_warnx(
+				    "%s: its prompt has no {{input}} now: "
+				    "a message from %s is not carried "
+				    "out; it was:\n%s",
+				    a->m.name, msg->from, msg->input);
+			message_free(msg,
+			    "the agent's new prompt has no "
+			    "{{input}} for its text");
+			continue;
+		}
+		TAILQ_INSERT_TAIL(&a->inbox, msg, link);
+		a->inbox_len++;
 	}
 	ev_init(&a->timer, resume_cb);
 	a->timer.data = a;

@@ -3,12 +3,13 @@
  * answer printed as "STATUS: TEXT OR ERROR" (not a test by itself;
  * tests/integration/frames.sh runs it). Lets a test send what no worker
  * would, such as an empty prompt, or a cancel that comes before its
- * request (-c).
- * Usage: infer_once [-c] BROKER_URL TIER PROMPT
+ * request (-c). The request's id is 1, or ID.
+ * Usage: infer_once [-c] [-i ID] BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,10 +53,13 @@ main(int argc, char **argv)
 
 	int cancel_first = 0, opt;
 
-	while ((opt = getopt(argc, argv, "c")) != -1) {
-		if (opt != 'c')
+	while ((opt = getopt(argc, argv, "ci:")) != -1) {
+		if (opt == 'c')
+			cancel_first = 1;
+		else if (opt == 'i')
+			req.id = strtoull(optarg, NULL, 10);
+		else
 			goto usage;
-		cancel_first = 1;
 	}
 	if (argc - optind != 3)
 		goto usage;
@@ -106,6 +110,7 @@ main(int argc, char **argv)
 	nng_close(sock);
 	return 0;
 usage:
-	fprintf(stderr, "usage: infer_once [-c] BROKER_URL TIER PROMPT\n");
+	fprintf(
+	    stderr, "usage: infer_once [-c] [-i ID] BROKER_URL TIER PROMPT\n");
 	return 2;
 }

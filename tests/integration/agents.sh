@@ -239,6 +239,22 @@ check "its new self carries out the queued run" wait_runs keeper 4
 check "and the run under way is logged whole, the queued one not" sh -c \
 	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^under way at a change' &&
 	 ! grep -q '^queued at a change' '$TMP/sup.log'"
+# A change that takes {{input}} out of the prompt: a queued message would
+# lose its text, so it is logged whole instead of run.
+kill -STOP "$broker_pid"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "under way when input went"
+"$CTL" -c "$TMP/ollamax.conf" run keeper "queued when input went"
+sed -i 's/^prompt = Keep this: {{input}}$/prompt = Keep nothing./' "$TMP/agents/010-keeper.conf"
+check "an agent whose prompt loses {{input}} is started again" \
+	sh -c "'$CTL' -c '$TMP/ollamax.conf' reload | grep -q '1 changed'"
+kill -CONT "$broker_pid"
+check "and the queued message, whose text it would lose, is logged whole, not run" \
+	wait_log "keeper: its prompt has no {{input}} now: a message from ollamaxctl is not carried out; it was:"
+check "with its text" sh -c \
+	"grep -A1 'keeper: its prompt has no {{input}} now: a message from ollamaxctl is not carried out; it was:' '$TMP/sup.log' | grep -q '^queued when input went'"
+sed -i 's/^prompt = Keep nothing\.$/prompt = Keep this: {{input}}/' "$TMP/agents/010-keeper.conf"
+check "given its {{input}} back, it is started again" \
+	sh -c "'$CTL' -c '$TMP/ollamax.conf' reload | grep -q '1 changed'"
 # Killed with a run under way and one in its inbox, nobody waiting for
 # either: both are logged whole, not lost unseen.
 kill -STOP "$broker_pid"

@@ -45,7 +45,10 @@ check "and answers a prompt" \
 # A worker's frames reach the broker's loop in no fixed order: a cancel
 # may come before the request it cancels, which must then not run.
 check "a request whose cancel came first is not run" \
-	eq "$("$BUILD/tests/infer_once" -c "ipc://$TMP/run/broker.sock" light 'Say hi.')" \
+	eq "$("$BUILD/tests/infer_once" -c -i 2 "ipc://$TMP/run/broker.sock" light 'Say hi.')" \
+	"failed: its agent was stopped"
+check "nor is it sent again" \
+	eq "$("$BUILD/tests/infer_once" -i 2 "ipc://$TMP/run/broker.sock" light 'Say hi.')" \
 	"failed: its agent was stopped"
 check "and the cancel stops that request only" \
 	sh -c "'$BUILD/tests/infer_once' 'ipc://$TMP/run/broker.sock' light 'Say hi.' | grep -q '^ok: .'"
