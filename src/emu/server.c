@@ -1687,7 +1687,10 @@ shutdown_connections(struct emu *e)
 				continue;
 			ev_timer_stop(e->loop, &j->timer);
 			if (j->phase == JOB_WAITING) {
+				/* An error before any line is plain JSON,
+				 * stream or not. */
 				j->status = 503;
+				j->streaming = 0;
 				j->out_len = j->out_off = 0;
 				out_append(j,
 				    "{\"error\":\"server shutting down\"}", 32);
