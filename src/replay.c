@@ -914,8 +914,8 @@ try_plan(struct plan_hunt *h, const struct plan *plan)
 		loads = (int)counts.loads;
 	if (loads > h->found->max_loads)
 		return;
-	h->found->highest_utilization =
-	    fmax(h->found->highest_utilization, slot_utilization(h->w));
+	h->found->highest_utilization = fmax(
+	    h->found->highest_utilization, slot_utilization(h->w, -INFINITY));
 	makespan = run_makespan(h->w);
 	if (h->best[loads].nphases == 0 || makespan < h->best_makespan[loads]) {
 		h->best[loads] = *plan;

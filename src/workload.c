@@ -23,8 +23,9 @@
  * clock runs `speed` times faster than the wall's.
  *
  * Prints one JSON object: throughput, makespan, loads, slot utilization
- * while requests waited, latency and wait percentiles per tier, the lower
- * bound of the makespan, and every latency (for the plots).
+ * while requests waited (also after the first 5 minutes), latency and wait
+ * percentiles per tier, the lower bound of the makespan, and every latency (for
+ * the plots).
  */
 #include "autoconf.h"
 
@@ -520,7 +521,7 @@ run_makespan(const struct run *w)
 }
 
 double
-slot_utilization(const struct run *w)
+slot_utilization(const struct run *w, double from)
 {
 	struct edge *e = calloc((size_t)w->n * 3, sizeof(*e));
 	int ne = 0, waiting = 0, busy = 0;
@@ -544,8 +545,8 @@ slot_utilization(const struct run *w)
 
 		waiting += e[i].dwait;
 		busy += e[i].dbusy;
-		dt = e[i + 1].t - e[i].t;
-		if (waiting > 0) {
+		dt = e[i + 1].t - fmax(e[i].t, from);
+		if (waiting > 0 && dt > 0) {
 			span += dt;
 			served += dt * (busy < SLOTS ? busy : SLOTS) / SLOTS;
 		}
@@ -634,7 +635,11 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 	json_object_set_new(out, "work_s", json_real(work));
 	json_object_set_new(out, "lower_bound_s", json_real(lower));
 	json_object_set_new(
-	    out, "slot_utilization", json_real(slot_utilization(w)));
+	    out, "slot_utilization", json_real(slot_utilization(w, -INFINITY)));
+	/* Once a broker has seen as much as max_wait_normal, by default,
+	 * which is when it can tell an overload. */
+	json_object_set_new(out, "slot_utilization_after_5min",
+	    json_real(slot_utilization(w, 300)));
 	json_object_set_new(out, "tiers", by_tier);
 	json_object_set_new(out, "latencies_ms", latencies);
 	if (emu_url != NULL) {

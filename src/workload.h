@@ -69,8 +69,9 @@ int agent_free(const struct run *w, int id);
  * answered. */
 double run_makespan(const struct run *w);
 
-/* Share of the slots serving while some request waited for one. */
-double slot_utilization(const struct run *w);
+/* Share of the slots serving while some request waited for one, from
+ * `from` (sim s) on. */
+double slot_utilization(const struct run *w, double from);
 
 /* What the backend did in a replayed arm, as /emu/stats would say. */
 struct replay_counts {
