@@ -484,6 +484,31 @@ Test(policy,
 	policy_free(p);
 }
 
+Test(policy, a_load_above_capacity_is_an_overload_once_half_a_window_is_seen)
+{
+	/* A qwen request every 4.5 s, of 10 s (the guess): 1.11 of the two
+	 * slots, with too little waiting to be an overload by its backlog.
+	 * Half of the normal bound's window is covered at 300 s x ln 2,
+	 * 208 s. */
+	struct policy *p = box();
+	struct policy_view v;
+	uint64_t id = 1;
+	int64_t t = 0;
+
+	for (; t <= 200000; t += 4500)
+		policy_arrive(p, t, id++, QWEN, NORMAL, t);
+	actions(p);
+	policy_view(p, 200000, &v);
+	cr_assert_gt(v.offered_load, 1.0, "offered load %.2f", v.offered_load);
+	cr_assert_eq(v.overloaded, 0);
+	for (; t <= 215000; t += 4500)
+		policy_arrive(p, t, id++, QWEN, NORMAL, t);
+	policy_view(p, 215000, &v);
+	cr_assert_gt(v.offered_load, 1.0, "offered load %.2f", v.offered_load);
+	cr_assert_eq(v.overloaded, 1);
+	policy_free(p);
+}
+
 Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 {
 	/* 390 s of work, 195 s for each slot: within the normal bound. Not
