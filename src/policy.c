@@ -330,6 +330,19 @@ covered(const struct policy *p, int64_t now)
 	return tau * (1 - exp(-(double)(now - p->started) / tau));
 }
 
+/*
+ * Whether enough has been seen to judge the load: the fading sums cover
+ * half a window, max_wait_normal times ln 2 after start; a burst before
+ * is served within bounds by aging. Judged after a whole window, an
+ * overload's first minutes went on switches to keep bounds it could not
+ * keep (replayed over 50 seeds: utilization median 0.946, against 0.949).
+ */
+static int
+load_judged(const struct policy *p, int64_t now)
+{
+	return covered(p, now) >= normal_bound(p) / 2;
+}
+
 static double
 offered_load(const struct policy *p, int64_t now)
 {
@@ -401,8 +414,7 @@ count_spare(struct policy *p, int64_t now)
 	 */
 	if (spare_share(p, now) >= SATURATED_SPARE)
 		p->saturated = 0;
-	else if ((double)(now - p->started) >= normal_bound(p) &&
-	    offered_load(p, now) > SATURATED_LOAD &&
+	else if (load_judged(p, now) && offered_load(p, now) > SATURATED_LOAD &&
 	    backlog_per_slot(p) >= (double)p->c.max_wait_ms[POLICY_PRIOS - 1])
 		p->saturated = 1;
 }
@@ -417,18 +429,12 @@ static int
 overloaded(const struct policy *p, int64_t now)
 {
 	/*
-	 * Only once the fading sums cover half a window, max_wait_normal
-	 * times ln 2 after start; a burst before is served within bounds by
-	 * aging. Judged after a whole window, an overload's first minutes
-	 * went on switches to keep bounds it could not keep (replayed over
-	 * 50 seeds: utilization median 0.946, against 0.949). Agents that wait
-	 * for their answers cannot offer more than the slots serve, so when
-	 * they are saturated the offered load reads what the slots served, just
-	 * under 1 by what switches took: near it, slots that were never idle
-	 * with nothing to do tell it.
+	 * Agents that wait for their answers cannot offer more than the
+	 * slots serve, so when they are saturated the offered load reads what
+	 * the slots served, just under 1 by what switches took: near it,
+	 * slots that were never idle with nothing to do tell it.
 	 */
-	return (covered(p, now) >= normal_bound(p) / 2 &&
-	           offered_load(p, now) > 1.0) ||
+	return (load_judged(p, now) && offered_load(p, now) > 1.0) ||
 	    p->saturated || backlog_per_slot(p) > normal_bound(p);
 }
 
