@@ -188,7 +188,6 @@ job_offer(struct job *j, int again)
 	    j->seq, j->model, j->req.priority, j->arrived_ms);
 }
 
-/* Its model cannot serve it: the next tier down the chain, or a failure. */
 /* The backend lacks model k: what waits for it falls back. */
 static void
 model_gone(struct broker *b, int k)
@@ -213,6 +212,7 @@ returned_why(struct broker *b, int k)
 	return why;
 }
 
+/* Its model cannot serve it: the next tier down the chain, or a failure. */
 static void
 job_fall_back(struct job *j, const char *error)
 {
@@ -602,6 +602,27 @@ cancelled_already(const struct broker *b, int worker, uint64_t id)
 	return 0;
 }
 
+/* Why a request is refused before it becomes a job; NULL if it is not. */
+static const char *
+refused_why(
+    struct broker *b, const struct msg_infer *req, char *buf, size_t len)
+{
+	if (config_tier(&b->conf, req->tier) == NULL) {
+		snprintf(buf, len, "unknown tier \"%s\"", req->tier);
+		return buf;
+	}
+	/* Ollama would take an empty prompt for a load and answer nothing. */
+	if (req->prompt == NULL || req->prompt[0] == '\0')
+		return "an empty prompt";
+	if (cancelled_already(b, req->worker, req->id)) {
+		log_info("%s: its agent was stopped before this request came: "
+		         "not run",
+		    req->agent);
+		return "its agent was stopped";
+	}
+	return NULL;
+}
+
 /*
  * A worker's agent was stopped: its request goes, whether it waits or
  * runs (its connection to the backend closed, so that the slot frees
@@ -652,6 +673,8 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	struct msg_reader r;
 	struct job *j, *dup;
 	enum msg_error opened = msg_open(&r, data, len);
+	char buf[128];
+	const char *why;
 
 	if (opened == MSG_OK && r.type == MSG_CANCEL) {
 		on_cancel(b, call, &r);
@@ -671,35 +694,16 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		return;
 	}
 	msg_close(&r);
-	j->b = b;
-	j->call = call;
-	j->arrived_ms = msg_clock_ms();
-	j->tier = config_tier(&b->conf, j->req.tier);
-	if (j->tier == NULL) {
-		char why[128];
-
-		snprintf(why, sizeof(why), "unknown tier \"%s\"", j->req.tier);
+	if ((why = refused_why(b, &j->req, buf, sizeof(buf))) != NULL) {
 		refuse(call, INFER_FAILED, why, j->req.id);
 		msg_infer_free(&j->req);
 		free(j);
 		return;
 	}
-	if (j->req.prompt == NULL || j->req.prompt[0] == '\0') {
-		/* Ollama would take it for a load and answer nothing. */
-		refuse(call, INFER_FAILED, "an empty prompt", j->req.id);
-		msg_infer_free(&j->req);
-		free(j);
-		return;
-	}
-	if (cancelled_already(b, j->req.worker, j->req.id)) {
-		log_info("%s: its agent was stopped before this request came: "
-		         "not run",
-		    j->req.agent);
-		refuse(call, INFER_FAILED, "its agent was stopped", j->req.id);
-		msg_infer_free(&j->req);
-		free(j);
-		return;
-	}
+	j->b = b;
+	j->call = call;
+	j->arrived_ms = msg_clock_ms();
+	j->tier = config_tier(&b->conf, j->req.tier);
 	dup = find_job(b, j->req.worker, j->req.id);
 	if (dup != NULL) {
 		/* The same request again: answer the old call, keep one job. */

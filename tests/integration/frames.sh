@@ -40,6 +40,9 @@ check "the hub drops bad frames" \
 check "the broker refuses an empty prompt, said so" \
 	eq "$("$BUILD/tests/infer_once" "ipc://$TMP/run/broker.sock" light "")" \
 	"failed: an empty prompt"
+check "the broker refuses a tier it does not know, named" \
+	eq "$("$BUILD/tests/infer_once" "ipc://$TMP/run/broker.sock" gold 'Say hi.')" \
+	'failed: unknown tier "gold"'
 check "and answers a prompt" \
 	sh -c "'$BUILD/tests/infer_once' 'ipc://$TMP/run/broker.sock' light 'Say hi.' | grep -q '^ok: .'"
 # A worker's frames reach the broker's loop in no fixed order: a cancel
