@@ -42,6 +42,7 @@
 #include "msg.h"
 #include "proc.h"
 #include "role.h"
+#include "template.h"
 
 struct child {
 	int role; /* enum msg_role */
@@ -843,7 +844,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		return -1;
 	}
 	if (kind == CMD_RUN && input != NULL && input[0] != '\0' &&
-	    strstr(p->m.prompt, "{{input}}") == NULL) {
+	    !template_uses(p->m.prompt, "input")) {
 		/* Run anyway, and the text the user typed is lost unseen. */
 		snprintf(why, whylen,
 		    "agent %s's prompt has no {{input}}, so the text would be "

@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,4 +104,13 @@ template_unknown(const char *tmpl, const char *const *names, size_t nnames,
 		p = close + 2;
 	}
 	return NULL;
+}
+
+int
+template_uses(const char *tmpl, const char *name)
+{
+	char var[64];
+
+	snprintf(var, sizeof(var), "{{%s}}", name);
+	return strstr(tmpl, var) != NULL;
 }

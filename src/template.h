@@ -25,4 +25,8 @@ char *template_render(const char *tmpl, const struct template_var *vars,
 const char *template_unknown(const char *tmpl, const char *const *names,
     size_t nnames, char *out, size_t len);
 
+/* Whether tmpl uses {{name}}: a text given to a template without it would
+ * be dropped unseen. */
+int template_uses(const char *tmpl, const char *name);
+
 #endif

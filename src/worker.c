@@ -151,6 +151,19 @@ message_drop(struct agent *a, struct message *msg)
 	message_free(msg, "the agent was stopped");
 }
 
+/* Drops every message of a's inbox, as message_drop does. */
+static void
+inbox_drop(struct agent *a)
+{
+	struct message *msg;
+
+	while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
+		TAILQ_REMOVE(&a->inbox, msg, link);
+		message_drop(a, msg);
+	}
+	a->inbox_len = 0;
+}
+
 static void
 agent_free(struct agent *a)
 {
@@ -681,7 +694,7 @@ agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
 	while (inbox != NULL && (msg = TAILQ_FIRST(inbox)) != NULL) {
 		TAILQ_REMOVE(inbox, msg, link);
 		if (msg->input[0] != '\0' &&
-		    strstr(a->m.prompt, "{{input}}") == NULL) {
+		    !template_uses(a->m.prompt, "input")) {
 			/* Run, it would lose its text unseen. */
 			if (msg->waiter == NULL)
 				log_warnx(
@@ -702,10 +715,7 @@ agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
 	a->task = task_create(w->stack_size, agent_main, a);
 	if (a->task == NULL) {
 		log_warn("%s: cannot create its task", a->m.name);
-		while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
-			TAILQ_REMOVE(&a->inbox, msg, link);
-			message_drop(a, msg);
-		}
+		inbox_drop(a);
 		agent_free(a);
 		return NULL;
 	}
@@ -772,15 +782,10 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep,
 	}
 	if (keep_inbox != NULL) {
 		TAILQ_CONCAT(keep_inbox, &a->inbox, link);
+		a->inbox_len = 0;
 	} else {
-		struct message *msg;
-
-		while ((msg = TAILQ_FIRST(&a->inbox)) != NULL) {
-			TAILQ_REMOVE(&a->inbox, msg, link);
-			message_drop(a, msg);
-		}
+		inbox_drop(a);
 	}
-	a->inbox_len = 0;
 	if (keep != NULL) {
 		*keep = a->m;
 		memset(&a->m, 0, sizeof(a->m));

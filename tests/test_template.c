@@ -55,3 +55,10 @@ Test(template, unknown_variables_are_found_for_check)
 	cr_assert_null(
 	    template_unknown("{{name}} {{n}}", known, 2, buf, sizeof(buf)));
 }
+
+Test(template, a_template_uses_a_variable_only_as_a_whole_one)
+{
+	cr_assert(template_uses("Answer this: {{input}}", "input"));
+	cr_assert_not(template_uses("Answer {{inputs}} and {{n}}", "input"));
+	cr_assert_not(template_uses("Answer input", "input"));
+}
