@@ -272,18 +272,15 @@ config_key(void *user, const struct ini_item *it)
 			ini_get_int(
 			    v, 0, 256, &c->workers, d, path, it->line, k);
 		else if (strcmp(k, "runtime_dir") == 0) {
-			char resolved[2 * PATH_MAX];
+			char resolved[2 * PATH_MAX], why[2 * PATH_MAX + 96];
 
 			copy_text(c->runtime_dir, sizeof(c->runtime_dir), v, d,
 			    it, path);
 			config_resolve(
 			    c->dir, c->runtime_dir, resolved, sizeof(resolved));
-			if (strlen(resolved) > CONFIG_RUNTIME_DIR_MAX)
-				diag_add(d, path, it->line,
-				    "runtime_dir: %s is %zu bytes long: the "
-				    "paths of its sockets fit in %zu at most",
-				    resolved, strlen(resolved),
-				    CONFIG_RUNTIME_DIR_MAX);
+			if (config_runtime_dir_fits(resolved, why, sizeof(why)))
+				diag_add(
+				    d, path, it->line, "runtime_dir: %s", why);
 		} else if ((strcmp(k, "state_dir") == 0 ||
 		               strcmp(k, "agents_dir") == 0) &&
 		    *v == '\0')
@@ -792,6 +789,18 @@ conf_file(const struct dirent *e)
 
 	return e->d_name[0] != '.' && n > 5 &&
 	    strcmp(e->d_name + n - 5, ".conf") == 0;
+}
+
+int
+config_runtime_dir_fits(const char *dir, char *why, size_t len)
+{
+	if (strlen(dir) <= CONFIG_RUNTIME_DIR_MAX)
+		return 0;
+	snprintf(why, len,
+	    "%s is %zu bytes long: the paths of its sockets fit in %zu at "
+	    "most",
+	    dir, strlen(dir), CONFIG_RUNTIME_DIR_MAX);
+	return -1;
 }
 
 const struct manifest *

@@ -181,6 +181,9 @@ void config_runtime_dir(const struct config *c, char *out, size_t len);
  * sun_path, with its NUL.
  */
 #define CONFIG_RUNTIME_DIR_MAX (108 - sizeof("/worker-255.sock"))
+/* 0 if the sockets fit in dir, else -1 with why ("DIR is N bytes long:
+ * ..."). */
+int config_runtime_dir_fits(const char *dir, char *why, size_t len);
 
 /* A tier or agent name: lowercase letters, digits, '-' and '_'. */
 int config_valid_name(const char *s);

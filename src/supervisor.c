@@ -142,14 +142,11 @@ static int
 prepare_runtime(struct supervisor *s, char *why, size_t len)
 {
 	struct stat st;
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 16], too_long[PATH_MAX + 96];
 
 	/* The default, from $XDG_RUNTIME_DIR or /tmp, is checked here. */
-	if (strlen(s->runtime) > CONFIG_RUNTIME_DIR_MAX) {
-		snprintf(why, len,
-		    "runtime dir %s is %zu bytes long: the paths of its "
-		    "sockets fit in %zu at most",
-		    s->runtime, strlen(s->runtime), CONFIG_RUNTIME_DIR_MAX);
+	if (config_runtime_dir_fits(s->runtime, too_long, sizeof(too_long))) {
+		snprintf(why, len, "runtime dir %s", too_long);
 		return -1;
 	}
 	if (mkdir(s->runtime, 0700) != 0 && errno != EEXIST) {

@@ -456,6 +456,16 @@ second_refused() {
 	[ "$rc" -eq 1 ] && grep -q "already running" "$TMP/second.log"
 }
 check "a second supervisor on the same runtime dir is refused" second_refused
+# The default runtime dir, under $XDG_RUNTIME_DIR, is checked at start:
+# the configuration names none.
+default_too_long() {
+	local rc=0 xdg="$TMP/$(printf 'x%.0s' $(seq 1 100))"
+	mkdir -p "$xdg"
+	sed 's/^runtime_dir = .*/runtime_dir =/' "$TMP/ollamax.conf" >"$TMP/xdg.conf"
+	XDG_RUNTIME_DIR=$xdg "$SUP" -c "$TMP/xdg.conf" start 2>"$TMP/xdg.log" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "runtime dir $xdg/ollamax is [0-9]* bytes long: the paths of its sockets fit in 91 at most" "$TMP/xdg.log"
+}
+check "a default runtime dir too long for its sockets is refused at start, said so" default_too_long
 stop_it() {
 	"$CTL" -c "$TMP/ollamax.conf" stop && return 0
 	echo "      supervisor log:"; tail -20 "$TMP/sup.log" | sed 's/^/      /'
