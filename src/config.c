@@ -296,7 +296,20 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "stack_size") == 0)
 			get_size(v, CONFIG_STACK_MIN, CONFIG_STACK_MAX,
 			    &c->stack_size, d, path, it);
-		else
+		else if (strcmp(k, "watchdog") == 0) {
+			int64_t ms = -1; /* stays so when the value is bad */
+
+			if (get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS, &ms, d,
+			        path, it) == 0 &&
+			    ms > 0 && ms < CONFIG_WATCHDOG_MIN_MS)
+				diag_add(d, path, it->line,
+				    "watchdog: %s is too short: children report "
+				    "once a second, so allow at least %ds (0 "
+				    "turns it off)",
+				    v, CONFIG_WATCHDOG_MIN_MS / 1000);
+			else if (ms >= 0)
+				c->watchdog_ms = ms;
+		} else
 			unknown_key(p, it);
 	} else if (strcmp(s, "broker") == 0) {
 		if (strcmp(k, "parallel") == 0)
@@ -465,6 +478,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 	snprintf(c->state_dir, sizeof(c->state_dir), "state");
 	snprintf(c->agents_dir, sizeof(c->agents_dir), "conf.d");
 	c->stack_size = 64 * 1024;
+	c->watchdog_ms = 15000;
 	c->parallel = 2;
 	c->vram_mb = 4096;
 	/* Ollama's own cap on runners: 3 per GPU. */

@@ -33,6 +33,8 @@
 #define CONFIG_LOADED_MAX 16
 #define CONFIG_WAIT_MIN_MS 1000
 #define CONFIG_WAIT_MAX_MS (7 * 24 * 3600 * 1000LL)
+/* Children report every second: a watchdog must allow a few missed. */
+#define CONFIG_WATCHDOG_MIN_MS 3000
 #define CONFIG_EVERY_MIN_MS 1000
 #define CONFIG_EVERY_MAX_MS (7 * 24 * 3600 * 1000LL)
 #define CONFIG_JITTER_MAX 50
@@ -66,6 +68,7 @@ struct config {
 	char state_dir[PATH_MAX];
 	char agents_dir[PATH_MAX];
 	size_t stack_size;
+	int64_t watchdog_ms; /* a child silent this long is hung; 0 = never */
 
 	/* [broker] */
 	long parallel;

@@ -53,6 +53,7 @@ struct child {
 	ev_timer restart_timer;
 	struct supervisor *sup;
 	struct msg_report report; /* its latest counters */
+	int64_t heard_ms;         /* when it last reported: see watchdog_cb */
 	/* A starting worker's agents, as the pages it fetches. */
 	char **pages;
 	size_t *page_len;
@@ -99,10 +100,15 @@ struct supervisor {
 	ev_signal sigterm, sigint, sighup;
 	ev_child sigchld;
 	ev_timer stop_deadline;
+	ev_timer watchdog;
+	int64_t watchdog_tick_ms;
 	uint64_t bad_frames;
 };
 
 static void child_forget_pages(struct child *c);
+
+/* How often the watchdog looks at the children's last reports. */
+#define WATCHDOG_TICK_MS 1000
 
 static const struct restart_policy restart_policy = {
     .base_ms = 100,
@@ -231,6 +237,7 @@ child_start(struct child *c)
 	c->state = PROC_STARTING;
 	memset(&c->report, 0, sizeof(c->report));
 	c->restart.started_ms = msg_clock_ms();
+	c->heard_ms = c->restart.started_ms;
 	log_debug(
 	    "started %s %d, pid %d", role_name(c->role), c->index, (int)c->pid);
 }
@@ -311,6 +318,45 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	c->state = PROC_BACKOFF;
 	ev_timer_set(&c->restart_timer, (double)delay / 1000.0, 0);
 	ev_timer_start(loop, &c->restart_timer);
+}
+
+/*
+ * Every running child reports each second. One silent for `watchdog` is
+ * hung, stopped or deadlocked: nothing it holds would ever be answered,
+ * and a worker's calls to it would wait out their timeouts. It is killed
+ * and started again as after a crash; a worker then sends its request to
+ * the new broker, which runs it once.
+ */
+static void
+watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct supervisor *s = w->data;
+	int64_t now = msg_clock_ms(), late = now - s->watchdog_tick_ms;
+
+	(void)loop;
+	(void)revents;
+	s->watchdog_tick_ms = now;
+	if (s->stopping || s->conf.watchdog_ms == 0)
+		return;
+	for (int i = 0; i < s->nchildren; i++) {
+		struct child *c = &s->children[i];
+
+		/* The supervisor itself was held up (stopped, or its machine
+		 * paused) and heard nobody meanwhile: that silence is its own.
+		 */
+		if (late > 2 * WATCHDOG_TICK_MS)
+			c->heard_ms = now;
+		if (c->pid <= 0 || c->state != PROC_RUNNING ||
+		    now - c->heard_ms < s->conf.watchdog_ms)
+			continue;
+		log_warnx("%s %d (pid %d) has not reported for %llds: killing "
+		          "it to start it again",
+		    role_name(c->role), c->index, (int)c->pid,
+		    (long long)(now - c->heard_ms) / 1000);
+		kill(c->pid, SIGKILL);
+		/* Once: it is gone when it is reaped. */
+		c->heard_ms = now;
+	}
 }
 
 /* Tells systemd (Type=notify) that the service is up. */
@@ -545,6 +591,7 @@ on_ready(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 	c = child_named(s, ready.role, ready.index, ready.pid);
 	if (c != NULL) {
 		c->state = PROC_RUNNING;
+		c->heard_ms = msg_clock_ms();
 		child_forget_pages(c);
 		log_debug("%s %d is ready", role_name(c->role), c->index);
 	}
@@ -565,8 +612,10 @@ on_report(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 		return;
 	}
 	c = child_named(s, rep.role, rep.index, rep.pid);
-	if (c != NULL)
+	if (c != NULL) {
 		c->report = rep;
+		c->heard_ms = msg_clock_ms();
+	}
 	reply_ctl(call, 1, NULL);
 }
 
@@ -1737,6 +1786,11 @@ cmd_start(const char *self, const char *path, int detach)
 	ev_child_start(s->loop, &s->sigchld);
 	ev_init(&s->stop_deadline, stop_deadline_cb);
 	s->stop_deadline.data = s;
+	ev_timer_init(&s->watchdog, watchdog_cb, WATCHDOG_TICK_MS / 1000.0,
+	    WATCHDOG_TICK_MS / 1000.0);
+	s->watchdog.data = s;
+	s->watchdog_tick_ms = msg_clock_ms();
+	ev_timer_start(s->loop, &s->watchdog);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The directory's agents are dealt round the workers. */

@@ -77,6 +77,7 @@ Test(config, the_shipped_configuration_is_the_reference_box)
 	cr_assert_eq(c.parallel, 2);
 	cr_assert_eq(c.vram_mb, 4096);
 	cr_assert_eq(c.stack_size, 64 * 1024);
+	cr_assert_eq(c.watchdog_ms, 15000);
 	cr_assert_str_eq(config_tier(&c, "reasoning")->model, "deepseek-r1:8b");
 	cr_assert_str_eq(config_tier(&c, "reasoning")->fallback, "coding");
 	cr_assert_str_eq(config_tier(&c, "coding")->model, "qwen2.5-coder:7b");
@@ -154,6 +155,41 @@ static const char *inbox_agent = "[agent]\n"
                                  "tier = light\n"
                                  "trigger = inbox\n"
                                  "prompt = Summarise: {{input}}\n";
+
+Test(config,
+    a_watchdog_too_short_for_the_reports_is_refused_and_zero_turns_it_off)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("dog.conf",
+	    "[supervisor]\n"
+	    "watchdog = 2s\n"
+	    "watchdog = soon\n"
+	    "watchdog = -3s\n");
+
+	cr_assert_gt(config_load(&c, path, &d), 0);
+	expect(&d, "dog.conf", 2,
+	    "watchdog: 2s is too short: children report once a second, so "
+	    "allow at least 3s (0 turns it off)");
+	expect(&d, "dog.conf", 3, "watchdog: time: invalid duration");
+	expect(&d, "dog.conf", 4, "watchdog: -3s is out of range");
+	cr_assert_eq(c.watchdog_ms, 15000, "a bad value leaves the default");
+	config_free(&c);
+	diag_free(&d);
+
+	path = put("off.conf",
+	    "[supervisor]\nwatchdog = 0\n[tier.light]\nmodel = tinyllama\n");
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	cr_assert_eq(c.watchdog_ms, 0);
+	config_free(&c);
+	diag_free(&d);
+	path = put("slow.conf",
+	    "[supervisor]\nwatchdog = 3s\n[tier.light]\nmodel = tinyllama\n");
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	cr_assert_eq(c.watchdog_ms, 3000);
+	config_free(&c);
+	diag_free(&d);
+}
 
 Test(config, a_manifest_reads_every_field_and_joins_continued_lines)
 {
