@@ -494,67 +494,6 @@ percentile(double *v, int n, double p)
 	return v[(int)fmin(n - 1, floor(p * n))];
 }
 
-struct edge {
-	double t;
-	int dwait, dbusy;
-};
-
-static int
-cmp_edge(const void *a, const void *b)
-{
-	const struct edge *x = a, *y = b;
-
-	return (x->t > y->t) - (x->t < y->t);
-}
-
-double
-run_makespan(const struct run *w)
-{
-	double first = INFINITY, last = -INFINITY;
-
-	for (int i = 0; i < w->n; i++) {
-		first = fmin(first, w->r[i].arrive);
-		if (w->r[i].ok)
-			last = fmax(last, w->r[i].done);
-	}
-	return last > first ? last - first : 0;
-}
-
-double
-slot_utilization(const struct run *w, double from)
-{
-	struct edge *e = calloc((size_t)w->n * 3, sizeof(*e));
-	int ne = 0, waiting = 0, busy = 0;
-	double served = 0, span = 0;
-
-	for (int i = 0; i < w->n; i++) {
-		const struct request *q = &w->r[i];
-		double start = q->done - q->service;
-
-		if (!q->ok)
-			continue;
-		if (start < q->submit)
-			start = q->submit;
-		e[ne++] = (struct edge){q->submit, +1, 0};
-		e[ne++] = (struct edge){start, -1, +1};
-		e[ne++] = (struct edge){q->done, 0, -1};
-	}
-	qsort(e, (size_t)ne, sizeof(*e), cmp_edge);
-	for (int i = 0; i + 1 < ne; i++) {
-		double dt;
-
-		waiting += e[i].dwait;
-		busy += e[i].dbusy;
-		dt = e[i + 1].t - fmax(e[i].t, from);
-		if (waiting > 0 && dt > 0) {
-			span += dt;
-			served += dt * (busy < SLOTS ? busy : SLOTS) / SLOTS;
-		}
-	}
-	free(e);
-	return span > 0 ? served / span : 1.0;
-}
-
 /*
  * The figures of a run. bound_ms: each priority's max_wait on the
  * emulator's clock, to count the waits over it (both arms alike).
