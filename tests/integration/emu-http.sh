@@ -13,6 +13,7 @@ start_emu stall --speed inf --stall-rate 1 --stall-ms 300
 start_emu big --speed inf
 start_emu slow --speed 1
 start_emu prefill --speed 4
+start_emu order --speed inf --vram-mb 8192
 
 
 check "GET / says Ollama is running" \
@@ -163,6 +164,20 @@ ps_empty() {
 }
 check "ps is empty once the unload is done" ps_empty
 
+# As Ollama's: the model that stays longest first, whatever the load order.
+ps_names() {
+	curl -s "$URL_order/api/ps" | python3 -c 'import json,sys
+print(" ".join(m["name"] for m in json.load(sys.stdin)["models"]))'
+}
+load_for() { http POST "$URL_order/api/generate" "{\"model\":\"$1\",\"keep_alive\":$2}" >/dev/null; }
+load_for qwen2.5-coder:7b '"5m"'
+load_for tinyllama '"30m"'
+check "ps lists the model that expires last first, though loaded last" \
+	eq "$(ps_names)" "tinyllama:latest qwen2.5-coder:7b"
+load_for qwen2.5-coder:7b -1
+check "a keep_alive renewed to forever puts its model first" \
+	eq "$(ps_names)" "qwen2.5-coder:7b tinyllama:latest"
+
 stream=$(curl -s -m 20 -D "$TMP/headers" "$URL_main/api/generate" \
 	-d '{"model":"tinyllama","prompt":"stream please","options":{"num_predict":6}}')
 check "a stream is NDJSON" grep -qi '^content-type: application/x-ndjson' "$TMP/headers"
@@ -231,7 +246,7 @@ check "a deleted model that was loaded stays loaded" \
 check "delete of a model already deleted is a 404" \
 	has "$(http DELETE "$URL_main/api/delete" '{"name":"qwen2.5-coder:7b"}')" '404'
 
-for name in main noqueue fail drop garbage stall big; do
+for name in main noqueue fail drop garbage stall big order; do
 	pid_var=PID_$name
 	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"
 done
