@@ -53,7 +53,7 @@ struct child {
 	ev_timer restart_timer;
 	struct supervisor *sup;
 	struct msg_report report; /* its latest counters */
-	int64_t heard_ms;         /* when it last reported: see watchdog_cb */
+	int64_t heard_ms;         /* when it last spoke: see watchdog_cb */
 	/* A starting worker's agents, as the pages it fetches. */
 	char **pages;
 	size_t *page_len;
@@ -321,11 +321,12 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 }
 
 /*
- * Every running child reports each second. One silent for `watchdog` is
- * hung, stopped or deadlocked: nothing it holds would ever be answered,
- * and a worker's calls to it would wait out their timeouts. It is killed
- * and started again as after a crash; a worker then sends its request to
- * the new broker, which runs it once.
+ * A starting child speaks at each step of its start, and a running one
+ * reports each second. One silent for `watchdog` is hung, stopped or
+ * deadlocked: nothing it holds would ever be answered, and a worker's
+ * calls to it would wait out their timeouts. It is killed and started
+ * again as after a crash; a worker then sends its request to the new
+ * broker, which runs it once.
  */
 static void
 watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -346,7 +347,8 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		 */
 		if (late > 2 * WATCHDOG_TICK_MS)
 			c->heard_ms = now;
-		if (c->pid <= 0 || c->state != PROC_RUNNING ||
+		if (c->pid <= 0 ||
+		    (c->state != PROC_STARTING && c->state != PROC_RUNNING) ||
 		    now - c->heard_ms < s->conf.watchdog_ms)
 			continue;
 		log_warnx("%s %d (pid %d) has not reported for %llds: killing "
@@ -540,6 +542,7 @@ on_hello(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 		reply_ctl(call, 0, "no such child of this supervisor");
 		return;
 	}
+	c->heard_ms = msg_clock_ms();
 	setup.role = c->role;
 	setup.conf = s->conf;
 	if (c->role == ROLE_WORKER) {
@@ -573,6 +576,7 @@ on_fetch(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 		reply_ctl(call, 0, why);
 		return;
 	}
+	c->heard_ms = msg_clock_ms();
 	ipc_reply(call, c->pages[f.page], c->page_len[f.page]);
 }
 

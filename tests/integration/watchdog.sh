@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A broker or worker that hangs stops reporting: the supervisor kills it
 # and starts it again, and a run that waited on a hung broker is answered
-# by the new one. Here SIGSTOP hangs them, as a deadlock would.
+# by the new one. Here SIGSTOP hangs them, as a deadlock would; and a
+# broker that hangs before it says anything is one that never speaks.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -67,4 +68,27 @@ check "and kills no child for its own silence" eq "$(grep -c "has not reported" 
 check "the broker runs on" eq "$(proc_pid broker 0)" "$broker"
 check "the worker runs on" eq "$(proc_pid worker 0)" "$worker"
 check "the supervisor stops cleanly" stopped
+
+# A broker that hangs from its start, before it says anything: the same.
+mkdir -p "$TMP/bin"
+cp "$SUP" "$TMP/bin/ollamax-supervisor"
+printf '#!/bin/sh\nexec sleep 60\n' >"$TMP/bin/ollamax-broker"
+chmod +x "$TMP/bin/ollamax-broker"
+sed 's/^runtime_dir = run$/runtime_dir = run2/' "$TMP/ollamax.conf" >"$TMP/mute.conf"
+"$TMP/bin/ollamax-supervisor" -c "$TMP/mute.conf" start 2>"$TMP/mute.log" &
+mute_pid=$!
+PIDS+=("$mute_pid")
+# in_mute_log PATTERN: that supervisor's log has it (10 s at most).
+in_mute_log() {
+	for _ in $(seq 1 200); do
+		grep -q "$1" "$TMP/mute.log" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "a broker silent from its start is killed" \
+	in_mute_log "broker 0 (pid [0-9]*) has not reported for [0-9]*s: killing it to start it again"
+check "and started again" in_mute_log "broker 0 died of signal 9"
+mute_stops() { kill -TERM "$mute_pid"; wait "$mute_pid"; }
+check "that supervisor stops cleanly too" mute_stops
 finish
