@@ -34,7 +34,7 @@
 #define CONFIG_WAIT_MIN_MS 1000
 #define CONFIG_WAIT_MAX_MS (7 * 24 * 3600 * 1000LL)
 /* Children report every second: a watchdog must allow a few missed. */
-#define CONFIG_WATCHDOG_MIN_MS 3000
+#define CONFIG_WATCHDOG_MIN_MS 5000
 #define CONFIG_EVERY_MIN_MS 1000
 #define CONFIG_EVERY_MAX_MS (7 * 24 * 3600 * 1000LL)
 #define CONFIG_JITTER_MAX 50

@@ -149,15 +149,13 @@ hub_fetch(struct hub_link *h, uint32_t page, struct msg_agents *out)
 static void
 ready_reply(void *arg, int err, const void *data, size_t len)
 {
-	struct hub_link *h = arg;
-
+	(void)arg;
 	(void)data;
 	(void)len;
-	/* Without ready the supervisor restarts the child: so be it. */
+	/* A ready that never came leaves the child starting, so its reports
+	 * do not count and the supervisor's watchdog restarts it: so be it. */
 	if (err != 0)
 		log_warnx("hub: ready not answered: %s", ipc_strerror(err));
-	else
-		h->ready = 1;
 }
 
 void
@@ -171,8 +169,13 @@ hub_ready(struct hub_link *h)
 
 	msg_ready_encode(&w, &ready);
 	data = msg_data(&w, &len);
+	/* Reports follow at once, not after the answer: one that is late
+	 * (the supervisor was held up) must not make a child that reports
+	 * nothing while the supervisor counts it running. */
 	if (ipc_request(h->client, data, len, 10000, ready_reply, h) != 0)
 		log_warnx("hub: cannot say ready");
+	else
+		h->ready = 1;
 	msg_writer_free(&w);
 }
 

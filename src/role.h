@@ -18,7 +18,7 @@ struct hub_link {
 	struct ipc_client *client;
 	int role;
 	int index;
-	int ready;
+	int ready; /* ready is said: reports may go */
 	/* The answer a synchronous call waits for. */
 	int waiting;
 	int err;

@@ -42,6 +42,7 @@ slot_utilization(const struct run *w, double from)
 	int ne = 0, waiting = 0, busy = 0;
 	double served = 0, span = 0;
 
+	/* A figure missing for want of memory would read as a result. */
 	if (e == NULL && w->n > 0)
 		abort();
 	for (int i = 0; i < w->n; i++) {

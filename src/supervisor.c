@@ -326,13 +326,16 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
  * deadlocked: nothing it holds would ever be answered, and a worker's
  * calls to it would wait out their timeouts. It is killed and started
  * again as after a crash; a worker then sends its request to the new
- * broker, which runs it once.
+ * broker, and has it answered once.
  */
 static void
 watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct supervisor *s = w->data;
-	int64_t now = msg_clock_ms(), late = now - s->watchdog_tick_ms;
+	int64_t now = msg_clock_ms();
+	/* The supervisor itself was held up (stopped, or too busy to look)
+	 * and heard nobody meanwhile: that silence is its own. */
+	int held_up = now - s->watchdog_tick_ms > WATCHDOG_TICK_MS * 3 / 2;
 
 	(void)loop;
 	(void)revents;
@@ -342,10 +345,7 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	for (int i = 0; i < s->nchildren; i++) {
 		struct child *c = &s->children[i];
 
-		/* The supervisor itself was held up (stopped, or its machine
-		 * paused) and heard nobody meanwhile: that silence is its own.
-		 */
-		if (late > 2 * WATCHDOG_TICK_MS)
+		if (held_up)
 			c->heard_ms = now;
 		if (c->pid <= 0 ||
 		    (c->state != PROC_STARTING && c->state != PROC_RUNNING) ||
@@ -356,7 +356,7 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    role_name(c->role), c->index, (int)c->pid,
 		    (long long)(now - c->heard_ms) / 1000);
 		kill(c->pid, SIGKILL);
-		/* Once: it is gone when it is reaped. */
+		/* Not a kill and a line every tick until it is reaped. */
 		c->heard_ms = now;
 	}
 }
@@ -618,7 +618,10 @@ on_report(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 	c = child_named(s, rep.role, rep.index, rep.pid);
 	if (c != NULL) {
 		c->report = rep;
-		c->heard_ms = msg_clock_ms();
+		/* A starting child's ready may have been lost: only its steps
+		 * of starting count, so that the watchdog restarts it. */
+		if (c->state == PROC_RUNNING)
+			c->heard_ms = msg_clock_ms();
 	}
 	reply_ctl(call, 1, NULL);
 }
@@ -1755,7 +1758,9 @@ cmd_start(const char *self, const char *path, int detach)
 	s->loop = EV_DEFAULT;
 	/* Every `run --wait` holds a context until its run is over. */
 	s->ctl = ipc_listen(s->loop, s->ctl_url, 256, ctl_request, s);
-	s->hub = ipc_listen(s->loop, s->hub_url, 8, hub_request, s);
+	/* A message between agents holds a context while its worker is asked:
+	 * reports, which the watchdog counts on, must not wait behind them. */
+	s->hub = ipc_listen(s->loop, s->hub_url, 256, hub_request, s);
 	if (s->ctl == NULL || s->hub == NULL) {
 		daemon_failed(s, "cannot listen in the runtime dir\n");
 		fleet_free(&fleet);

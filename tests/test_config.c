@@ -163,14 +163,14 @@ Test(config,
 	struct diag d = {0};
 	const char *path = put("dog.conf",
 	    "[supervisor]\n"
-	    "watchdog = 2s\n"
+	    "watchdog = 4s\n"
 	    "watchdog = soon\n"
 	    "watchdog = -3s\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
 	expect(&d, "dog.conf", 2,
-	    "watchdog: 2s is too short: children report once a second, so "
-	    "allow at least 3s (0 turns it off)");
+	    "watchdog: 4s is too short: children report once a second, so "
+	    "allow at least 5s (0 turns it off)");
 	expect(&d, "dog.conf", 3, "watchdog: time: invalid duration");
 	expect(&d, "dog.conf", 4, "watchdog: -3s is out of range");
 	cr_assert_eq(c.watchdog_ms, 15000, "a bad value leaves the default");
@@ -184,9 +184,9 @@ Test(config,
 	config_free(&c);
 	diag_free(&d);
 	path = put("slow.conf",
-	    "[supervisor]\nwatchdog = 3s\n[tier.light]\nmodel = tinyllama\n");
+	    "[supervisor]\nwatchdog = 5s\n[tier.light]\nmodel = tinyllama\n");
 	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
-	cr_assert_eq(c.watchdog_ms, 3000);
+	cr_assert_eq(c.watchdog_ms, 5000);
 	config_free(&c);
 	diag_free(&d);
 }

@@ -11,6 +11,8 @@ cat >"$TMP/ollamax.conf" <<CONF
 workers = 2
 runtime_dir = run
 agents_dir = agents
+# A worker is held stopped here for 10 s on purpose: not a hang.
+watchdog = 1m
 [tier.light]
 model = tinyllama
 CONF
@@ -31,7 +33,7 @@ printf '[broker]\nparallel = lots\n' >>"$TMP/bad.conf"
 bad_check() {
 	local out rc=0
 	out=$("$SUP" -c "$TMP/bad.conf" check 2>&1) || rc=$?
-	[ "$rc" -eq 1 ] && has "$out" "$TMP/bad.conf:8: parallel: \"lots\" is not a whole number"
+	[ "$rc" -eq 1 ] && has "$out" "$TMP/bad.conf:10: parallel: \"lots\" is not a whole number"
 }
 check "check reports a bad value with file:line and exits 1" bad_check
 ctl_usage() { local rc=0; "$CTL" frobnicate >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 2 ]; }
