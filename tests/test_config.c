@@ -156,6 +156,25 @@ static const char *inbox_agent = "[agent]\n"
                                  "trigger = inbox\n"
                                  "prompt = Summarise: {{input}}\n";
 
+/* The watchdog of a config that must load without a problem. */
+static int64_t
+watchdog_read(const char *supervisor_section)
+{
+	struct config c;
+	struct diag d = {0};
+	char text[256];
+	int64_t ms;
+
+	snprintf(text, sizeof(text), "%s[tier.light]\nmodel = tinyllama\n",
+	    supervisor_section);
+	cr_assert_eq(
+	    config_load(&c, put("dog-ok.conf", text), &d), 0, "%s", d.text);
+	ms = c.watchdog_ms;
+	config_free(&c);
+	diag_free(&d);
+	return ms;
+}
+
 Test(config,
     a_watchdog_too_short_for_the_reports_is_refused_and_zero_turns_it_off)
 {
@@ -177,18 +196,8 @@ Test(config,
 	config_free(&c);
 	diag_free(&d);
 
-	path = put("off.conf",
-	    "[supervisor]\nwatchdog = 0\n[tier.light]\nmodel = tinyllama\n");
-	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
-	cr_assert_eq(c.watchdog_ms, 0);
-	config_free(&c);
-	diag_free(&d);
-	path = put("slow.conf",
-	    "[supervisor]\nwatchdog = 5s\n[tier.light]\nmodel = tinyllama\n");
-	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
-	cr_assert_eq(c.watchdog_ms, 5000);
-	config_free(&c);
-	diag_free(&d);
+	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 0\n"), 0);
+	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 5s\n"), 5000);
 }
 
 Test(config, a_manifest_reads_every_field_and_joins_continued_lines)

@@ -103,11 +103,11 @@ start_fleet() {
 	PIDS+=("$sup_pid")
 }
 
-# wait_log PATTERN: until the supervisor's log has a line matching it
-# (10 s at most).
+# wait_log PATTERN [LOG]: until the supervisor's log (or LOG) has a line
+# matching it (10 s at most).
 wait_log() {
 	for _ in $(seq 1 200); do
-		grep -q "$1" "$TMP/sup.log" && return 0
+		grep -q "$1" "${2:-$TMP/sup.log}" && return 0
 		sleep 0.05
 	done
 	return 1

@@ -89,17 +89,9 @@ sed 's/^runtime_dir = run$/runtime_dir = run2/' "$TMP/ollamax.conf" >"$TMP/mute.
 "$TMP/bin/ollamax-supervisor" -c "$TMP/mute.conf" start 2>"$TMP/mute.log" &
 mute_pid=$!
 PIDS+=("$mute_pid")
-# in_mute_log PATTERN: that supervisor's log has it (10 s at most).
-in_mute_log() {
-	for _ in $(seq 1 200); do
-		grep -q "$1" "$TMP/mute.log" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 check "a broker silent from its start is killed" \
-	in_mute_log "broker 0 (pid [0-9]*) has not reported for [0-9]*s: killing it to start it again"
-check "and started again" in_mute_log "broker 0 died of signal 9"
+	wait_log "broker 0 (pid [0-9]*) has not reported for [0-9]*s: killing it to start it again" "$TMP/mute.log"
+check "and started again" wait_log "broker 0 died of signal 9" "$TMP/mute.log"
 mute_stops() { kill -TERM "$mute_pid"; wait "$mute_pid"; }
 check "that supervisor stops cleanly too" mute_stops
 finish
