@@ -75,15 +75,21 @@ Test(runfigures, unanswered_requests_neither_wait_nor_serve)
 
 Test(runfigures, a_start_before_its_submit_counts_from_the_submit)
 {
-	/* Clocks of two processes: a service a hair longer than the time
-	 * since the submit must not make a wait that never was. */
+	/*
+	 * Clocks of two processes: a service a hair longer than the time
+	 * since the submit puts the start before it. Counted as it reads,
+	 * that request would "wait" a negative while and hide a real wait:
+	 * the second one's, from 0 to 5 with a slot idle.
+	 */
 	struct request r[] = {
 	    served(0, 0, 10, 1),
-	    served(2, 1.5, 12, 1),
+	    served(0, 5, 15, 1),
+	    served(4, 3, 4.5, 1),
 	};
-	struct run w = {.r = r, .n = 2};
+	struct run w = {.r = r, .n = 3};
 
-	assert_near(slot_utilization(&w, -INFINITY), 1.0);
+	/* Half of [0, 4), all of [4, 4.5), half of [4.5, 5). */
+	assert_near(slot_utilization(&w, -INFINITY), 2.75 / 5.0);
 }
 
 Test(runfigures, the_makespan_runs_from_the_first_arrival_to_the_last_answer)
