@@ -537,7 +537,60 @@ struct ipc_client {
 	nng_socket sock;
 	LIST_HEAD(, request) live;
 	int closing; /* no request goes on to wait for its answer */
+	/* The dialer's watch: see dialer_watch_cb. */
+	char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	nng_dialer dialer;
+	atomic_int pipes;
+	ev_timer watch;
+	int unconnected_ticks;
+	int said_unconnected;
 };
+
+/* Pipes that began, less those that ended: run on nng's threads. */
+static void
+count_pipe(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct ipc_client *c = arg;
+
+	(void)pipe;
+	atomic_fetch_add(&c->pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
+}
+
+/*
+ * nng 1.5.2's dialer stops for good when a handshake fails with
+ * NNG_ECLOSED, as a write to a peer that has just hung up does (EPIPE):
+ * the client never connects again, and its requests wait out their
+ * timeouts (the fix of nng issue #1518 for listeners came after 1.5.2, and
+ * the dialer has the same flaw). A peer that restarts can cause it. The
+ * dialer retries every 200 ms at most, so a client without a connection
+ * for two ticks is given a new dialer; requests waiting to be sent stay
+ * with the socket and go once it connects.
+ */
+static void
+dialer_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ipc_client *c = w->data;
+	int rv;
+
+	(void)loop;
+	(void)revents;
+	if (atomic_load(&c->pipes) > 0) {
+		c->unconnected_ticks = 0;
+		c->said_unconnected = 0;
+		return;
+	}
+	if (++c->unconnected_ticks < 2)
+		return;
+	c->unconnected_ticks = 0;
+	if (!c->said_unconnected)
+		log_info("ipc: not connected to %s for 2 s: dialing it anew",
+		    c->url);
+	c->said_unconnected = 1;
+	nng_dialer_close(c->dialer);
+	if ((rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK)) !=
+	    0)
+		log_warnx("ipc: cannot dial %s: %s", c->url, nng_strerror(rv));
+}
 
 struct ipc_client *
 ipc_dial(struct ev_loop *loop, const char *url)
@@ -555,14 +608,22 @@ ipc_dial(struct ev_loop *loop, const char *url)
 	         NNG_DURATION_INFINITE)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 200)) != 0 ||
-	    (rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	    (rv = nng_pipe_notify(
+	         c->sock, NNG_PIPE_EV_ADD_PRE, count_pipe, c)) != 0 ||
+	    (rv = nng_pipe_notify(
+	         c->sock, NNG_PIPE_EV_REM_POST, count_pipe, c)) != 0 ||
+	    (rv = nng_dial(c->sock, url, &c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
 		log_warnx("ipc: cannot dial %s: %s", url, nng_strerror(rv));
 		nng_close(c->sock);
 		free(c);
 		return NULL;
 	}
+	snprintf(c->url, sizeof(c->url), "%s", url);
 	waker_init(&c->waker, loop);
 	LIST_INIT(&c->live);
+	ev_timer_init(&c->watch, dialer_watch_cb, 1.0, 1.0);
+	c->watch.data = c;
+	ev_timer_start(loop, &c->watch);
 	return c;
 }
 
@@ -671,6 +732,7 @@ ipc_client_close(struct ipc_client *c)
 	if (c == NULL)
 		return;
 	c->closing = 1;
+	ev_timer_stop(c->waker.loop, &c->watch);
 	LIST_FOREACH(r, &c->live, link)
 		nng_aio_stop(r->op.aio);
 	/* Stopped requests end with NNG_ECANCELED through the waker. */
