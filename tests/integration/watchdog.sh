@@ -38,6 +38,10 @@ back_up() {
 	status_until "[p for p in s['processes'] if p['role'] == '$1' and p['index'] == $2 and p['pid'] not in (0, $3) and p['state'] == 'running']"
 }
 
+# A first answer: the worker is connected to the broker, so that the run
+# below is sent to the hung broker, lost with it, and sent again.
+check "the broker answers before it hangs" \
+	sh -c "timeout 20 '$CTL' -c '$TMP/ollamax.conf' run -w asker first >/dev/null"
 broker=$(proc_pid broker 0)
 PIDS+=("$broker")
 kill -STOP "$broker"
