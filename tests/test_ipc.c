@@ -4,10 +4,14 @@
  * request without an answer fails at its timeout instead of hanging.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -213,6 +217,66 @@ Test(ipc, a_client_dialled_before_the_server_starts_reaches_it)
 	run_for(10);
 	cr_assert_eq(answered, 1);
 	cr_assert_str_eq(last, "early");
+	ipc_client_close(c);
+	ipc_server_close(s);
+}
+
+/* A peer that hangs up on each connection as soon as it takes it. */
+static atomic_int hung_up, hanging_up;
+
+static void *
+hang_up_on_each(void *arg)
+{
+	int fd = *(int *)arg;
+
+	while (atomic_load(&hanging_up)) {
+		int conn = accept(fd, NULL, NULL);
+
+		if (conn >= 0) {
+			close(conn);
+			atomic_fetch_add(&hung_up, 1);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * nng 1.5.2's dialer stops for good when its handshake's first write
+ * finds the peer gone (EPIPE, read as NNG_ECLOSED); hanging up at once
+ * does that within a few connections. The client must dial anew and reach
+ * the server that comes next, with the request it held meanwhile.
+ */
+Test(ipc, a_client_whose_peer_hung_up_at_once_reaches_the_next_server)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct ipc_client *c;
+	struct ipc_server *s;
+	pthread_t peer;
+	int fd, want = 1;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/test.sock", dir);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(fd, 16), 0);
+	atomic_store(&hanging_up, 1);
+	atomic_store(&hung_up, 0);
+	cr_assert_eq(pthread_create(&peer, NULL, hang_up_on_each, &fd), 0);
+	c = ipc_dial(loop, url);
+	answered = failed = 0;
+	cr_assert_eq(ipc_request(c, "held", 4, 8000, got, &want), 0);
+	run_for(0.5);
+	atomic_store(&hanging_up, 0);
+	shutdown(fd, SHUT_RDWR); /* wakes the blocked accept */
+	pthread_join(peer, NULL);
+	close(fd);
+	unlink(sa.sun_path);
+	cr_assert_gt(atomic_load(&hung_up), 0, "no connection was hung up on");
+	s = ipc_listen(loop, url, 2, echo, NULL);
+	cr_assert_not_null(s);
+	run_for(10);
+	cr_assert_eq(answered, 1, "answered %d, failed %d", answered, failed);
+	cr_assert_str_eq(last, "held");
 	ipc_client_close(c);
 	ipc_server_close(s);
 }
