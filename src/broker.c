@@ -759,11 +759,6 @@ ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
 	return 0;
 }
 
-/*
- * What the backend says it holds: sizes for the plan, names for status,
- * and the end of an unload (Ollama answers an unload before the runner
- * is gone: the model is out when /api/ps no longer lists it).
- */
 /* The unload of model k is over: the policy may fill its room. */
 static void
 unload_over(struct broker *b, int k)
@@ -838,13 +833,19 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	}
 	for (int k = 0; k < b->nmodels; k++) {
 		struct bmodel *m = &b->models[k];
+		/* One past a list cut short may still be there. */
+		int listed = ps_has(b, ps, k) || ps->truncated;
+		const char *seen = ps_has(b, ps, k)
+		    ? "still listed"
+		    : "perhaps listed past where /api/ps was cut short";
 
-		if (m->unloading && ps_has(b, ps, k) &&
+		if (m->unloading && listed &&
 		    msg_clock_ms() - m->unload_sent >= UNLOAD_AGAIN_S * 1000) {
 			if (m->unload_tries >= UNLOAD_TRIES) {
-				log_warnx("%s is still listed %d s after %d "
+				log_warnx("%s is %s %d s after %d "
 				          "unloads: taking it as unloaded",
-				    m->name, UNLOAD_AGAIN_S * UNLOAD_TRIES,
+				    m->name, seen,
+				    UNLOAD_AGAIN_S * UNLOAD_TRIES,
 				    UNLOAD_TRIES);
 				unload_over(b, k);
 				changed = 1;
@@ -852,14 +853,14 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 			}
 			/* The unload was lost or refused: ask again rather
 			 * than wait on it for good. */
-			log_warnx("%s is still loaded %d s after its unload: "
+			log_warnx("%s is %s %d s after its unload: "
 			          "unloading it again",
-			    m->name, UNLOAD_AGAIN_S);
+			    m->name, seen, UNLOAD_AGAIN_S);
 			m->unloading = 0;
 			model_io(b, k, 0);
 			continue;
 		}
-		if (!m->unloading || ps_has(b, ps, k))
+		if (!m->unloading || listed)
 			continue;
 		log_info("unloaded %s", m->name);
 		unload_over(b, k);

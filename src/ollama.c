@@ -38,6 +38,10 @@
 #define OLLAMA_THINKING_MAX (1 << 20)
 /* A line longer than a whole answer and thinking is garbage. */
 #define OLLAMA_LINE_MAX (16u << 20)
+/* The most a /api/ps or /api/tags answer may take. */
+#define LIST_MAX (1u << 20)
+/* How long the end of a body may follow its done line. */
+#define DONE_GRACE_MS 1000
 
 struct ollama {
 	struct ev_loop *loop;
@@ -69,6 +73,13 @@ struct call {
 	size_t textless;   /* bytes of lines in a row without text */
 	ev_timer watchdog; /* first byte, then the longest silence */
 };
+
+/* A list answers at once; a generate's first byte waits for its load. */
+static int64_t
+first_byte_ms(const struct call *c)
+{
+	return c->ps_fn != NULL ? c->o->t.connect_ms : c->o->t.first_byte_ms;
+}
 
 struct sock {
 	ev_io io;
@@ -147,8 +158,13 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 		return -1;
 	}
 	if ((v = json_object_get(o, "error")) != NULL) {
+		/* An error without words must still read as one. */
 		snprintf(res->error, sizeof(res->error), "%s",
-		    json_is_string(v) ? json_string_value(v) : "error");
+		    !json_is_string(v)
+		        ? "backend sent an error that is not text"
+		        : json_string_length(v) == 0
+		        ? "backend sent an error without a message"
+		        : json_string_value(v));
 		json_decref(o);
 		return 1;
 	}
@@ -215,8 +231,13 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	}
 	if (c->ps_fn != NULL) {
 		/* One object, read whole; a list of loaded models is small. */
-		if (c->line_len + len + 1 > (1u << 20))
+		if (c->line_len + len + 1 > LIST_MAX) {
+			snprintf(c->res.error, sizeof(c->res.error),
+			    "the backend's list passed %u bytes, more than "
+			    "any list of models takes",
+			    LIST_MAX);
 			return 0;
+		}
 		if (c->line_len + len + 1 > c->line_cap) {
 			c->line_cap = c->line_len + len + 1024;
 			c->line = realloc(c->line, c->line_cap);
@@ -254,6 +275,12 @@ on_data(char *p, size_t size, size_t n, void *arg)
 
 			if (rc != 0)
 				c->ended = rc;
+			/* After the done line only the body's end is due: a
+			 * backend that holds it back costs the answer no more
+			 * than DONE_GRACE_MS. */
+			if (rc == 1 && c->res.error[0] == '\0' &&
+			    c->o->t.stall_ms > DONE_GRACE_MS)
+				c->watchdog.repeat = DONE_GRACE_MS / 1000.0;
 			/* What follows a bad line is not to be trusted:
 			 * waiting for it would only waste the slot. */
 			if (rc < 0)
@@ -374,13 +401,20 @@ call_finish(struct call *c, CURLcode cc)
 		free(c);
 		return;
 	}
-	/* A last line without its newline is a line all the same. */
-	if (c->line_len > 0 && !c->ended)
+	/* A last line without its newline is a line all the same, when the
+	 * body ended as it should: cut short, it is a fragment, and the
+	 * reason it was cut says more. */
+	if (c->line_len > 0 && !c->ended && cc == CURLE_OK &&
+	    res->error[0] == '\0')
 		c->ended = ollama_parse_line(res, c->line, c->line_len);
 	if (res->text_len > OLLAMA_ANSWER_MAX)
 		too_long(c);
 	if (c->oversize) {
 		res->outcome = OLLAMA_REFUSED;
+	} else if (status == 200 && c->ended == 1 && res->error[0] == '\0') {
+		/* The done line came: a body that then stalls or breaks off
+		 * takes nothing from the answer. */
+		res->outcome = OLLAMA_OK;
 	} else if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
 		res->outcome = OLLAMA_UNAVAILABLE;
 		if (res->error[0] == '\0')
@@ -442,15 +476,17 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	/* An error line that came first says more than the silence after
-	 * it. */
-	if (c->res.error[0] == '\0' && c->got_byte)
-		snprintf(c->res.error, sizeof(c->res.error),
-		    "the backend's stream stalled for %lld ms",
-		    (long long)c->o->t.stall_ms);
-	else if (c->res.error[0] == '\0')
-		snprintf(c->res.error, sizeof(c->res.error),
-		    "no answer from the backend within %lld ms",
-		    (long long)c->o->t.first_byte_ms);
+	 * it, and a done line leaves nothing to miss. */
+	if (c->res.error[0] == '\0' && c->ended != 1) {
+		if (c->got_byte)
+			snprintf(c->res.error, sizeof(c->res.error),
+			    "the backend's stream stalled for %lld ms",
+			    (long long)c->o->t.stall_ms);
+		else
+			snprintf(c->res.error, sizeof(c->res.error),
+			    "no answer from the backend within %lld ms",
+			    (long long)first_byte_ms(c));
+	}
 	call_finish(c, CURLE_OPERATION_TIMEDOUT);
 }
 
@@ -640,9 +676,8 @@ call_start(struct call *c, const char *url)
 	/* A cold load sends nothing for seconds: a generate's first byte
 	 * may take first_byte_ms (/api/ps answers at once); after it,
 	 * stall_ms of silence ends the call. */
-	ev_timer_init(&c->watchdog, watchdog_cb,
-	    (double)(c->ps_fn ? o->t.connect_ms : o->t.first_byte_ms) / 1000.0,
-	    0);
+	ev_timer_init(
+	    &c->watchdog, watchdog_cb, (double)first_byte_ms(c) / 1000.0, 0);
 	c->watchdog.data = c;
 	ev_timer_start(o->loop, &c->watchdog);
 	LIST_INSERT_HEAD(&o->calls, c, link);

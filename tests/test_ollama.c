@@ -84,6 +84,18 @@ Test(ollama, an_error_line_ends_the_answer_with_its_text)
 	ollama_result_free(&res);
 }
 
+Test(ollama, an_error_line_without_words_still_reads_as_an_error)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(feed(&res, "{\"error\":\"\"}"), 1);
+	cr_assert_str_eq(res.error, "backend sent an error without a message");
+	res.error[0] = '\0';
+	cr_assert_eq(feed(&res, "{\"error\":{\"code\":500}}"), 1);
+	cr_assert_str_eq(res.error, "backend sent an error that is not text");
+	ollama_result_free(&res);
+}
+
 Test(ollama, a_line_that_is_not_a_json_object_is_refused)
 {
 	struct ollama_result res = {0};

@@ -18,6 +18,7 @@ parallel = 2
 vram_mb = 4096
 min_residency = 0s
 [backend]
+connect_timeout = 1s
 stall_timeout = 1s
 [tier.light]
 model = tinyllama
@@ -83,6 +84,15 @@ check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
 # the bad line ends the stream, and its message is the one given.
 check "a bad line in a stream ends it at once, named" \
 	run_fails light '{"gen":"garbage"}' "not a JSON object: not json"
+before=$(generated)
+echo '{"gen":"donehang"}' >"$MODE"
+check "a body whose end is held back after its done line keeps its answer" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
+check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
+check "half a line, then silence, fails on the silence, not the half line" \
+	run_fails light '{"gen":"halfline"}' "stream stalled for 1000 ms"
+check "an error line without a message is an error all the same" \
+	run_fails light '{"gen":"emptyerror"}' "backend sent an error without a message"
 echo '{"gen":"nul"}' >"$MODE"
 check "a NUL character in an answer is dropped, not the answer" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
@@ -105,7 +115,26 @@ check "an unload /api/ps cannot confirm ends after a while, and the switch goes 
 	answered coding '{"ps":"fail"}'
 check "with a warning that says why" \
 	grep -q "cannot see whether tinyllama is unloaded (.*/api/ps: HTTP 500): taking it as unloaded" "$TMP/sup.log"
+# /api/ps answers in connect_timeout (1 s here) or not at all.
+check "an unload /api/ps does not answer in time ends after a while too" \
+	answered light '{"ps":"silent"}'
+check "with a warning naming the time /api/ps had" \
+	grep -q "cannot see whether qwen2.5-coder:7b is unloaded (.*/api/ps: no answer from the backend within 1000 ms): taking it as unloaded" "$TMP/sup.log"
 
+# /api/ps is read up to 64 models: one listed past them may still be
+# loaded, and its unload is asked again rather than taken as done.
+echo '{"ps":"crowded"}' >"$MODE"
+"$CTL" -c "$TMP/ollamax.conf" run -w coding x >"$TMP/crowded.out" 2>&1 &
+crowded=$!
+# The unload is asked again 10 s on; wait_log waits 10 s at a time.
+reasked() {
+	local line="tinyllama is perhaps listed past where /api/ps was cut short 10 s after its unload: unloading it again"
+	wait_log "$line" || wait_log "$line"
+}
+check "an unload past where /api/ps was cut short is not taken as done" reasked
+echo '{}' >"$MODE"
+crowded_answered() { wait "$crowded" && grep -qx hi "$TMP/crowded.out"; }
+check "and ends once /api/ps shows it gone" crowded_answered
 check "a load the backend refuses fails its request instead of waiting for good" \
 	run_fails light '{"load":"500"}' "its model could not be loaded (HTTP 500: CUDA out of memory)"
 check "the refusal is logged with the backend's words" \

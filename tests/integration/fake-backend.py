@@ -43,7 +43,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def stream(self, lines, pause=0.0):
+    def stream(self, lines, pause=0.0, hold=0.0):
+        """Sends lines as chunks, then holds the body's end back for hold
+        seconds."""
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
@@ -53,6 +55,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
             time.sleep(pause)
+        time.sleep(hold)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -66,10 +69,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/api/ps":
             if mode().get("ps") == "fail":
                 return self.reply(500, '{"error":"ps is broken"}')
+            if mode().get("ps") == "silent":
+                # Past connect_timeout: the caller has hung up by then.
+                time.sleep(3)
+                return None
+            # "crowded": more than the 64 models read, listed first.
+            names = sorted(loaded)
+            if mode().get("ps") == "crowded":
+                names = ["other-%d:latest" % i for i in range(70)] + names
             return self.reply(200, json.dumps({"models": [
                 {"name": n, "model": n, "size": 3000 << 20,
                  "size_vram": 3000 << 20, "context_length": 2048}
-                for n in sorted(loaded)]}))
+                for n in names]}))
         self.reply(404, "404 page not found", "text/plain")
 
     def do_POST(self):
@@ -139,6 +150,18 @@ class Handler(BaseHTTPRequestHandler):
             return self.stream([json.dumps(word) + "\n", "not json\n"] +
                                [json.dumps(word) + "\n"] * 10 +
                                [json.dumps(done) + "\n"], pause=0.2)
+        if how == "donehang":
+            # The done line, then the body's end held back past the stall
+            # timeout.
+            return self.stream([json.dumps(word) + "\n",
+                                json.dumps(done) + "\n"], hold=3)
+        if how == "halfline":
+            # Half a line, then silence past the stall timeout.
+            return self.stream([json.dumps(word) + "\n",
+                                '{"model":"m","resp'], hold=3)
+        if how == "emptyerror":
+            return self.stream([json.dumps(word) + "\n",
+                                json.dumps({"error": ""}) + "\n"])
         if how == "nul":
             word["response"] = "h\0i"
         self.stream([json.dumps(word) + "\n", json.dumps(done) + "\n"])
