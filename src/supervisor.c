@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -95,6 +96,7 @@ struct supervisor {
 	int nchildren;
 	int64_t start_ms;
 	int ready_fd; /* --daemon: the waiting parent's pipe, else -1 */
+	int lock_fd;  /* supervisor.lock, held for life */
 	int announced_ready;
 	int stopping;
 	ev_signal sigterm, sigint, sighup;
@@ -129,19 +131,41 @@ role_name(int role)
 /* ------------------------------------------------------------------ */
 
 /*
- * Is a supervisor already answering on this control socket? Asked with a
- * real request: nng 1.5's listener can stall after a bare connect and
- * hang-up, so nothing here may knock without speaking.
+ * Takes the runtime dir for this supervisor, for as long as it lives: a
+ * lock, not a question to the one there may be, which a supervisor
+ * stopped or busy could not answer, and would then lose its sockets to a
+ * second one. Close-on-exec: children do not hold it.
  */
 static int
-already_running(const char *runtime)
+lock_runtime(struct supervisor *s, char *why, size_t len)
 {
-	struct msg_ctl_reply reply;
+	char path[PATH_MAX + 32], pid[32] = "";
+	FILE *fp;
 
-	if (ctl_call(runtime, "status", NULL, NULL, 0, 1000, &reply) != 0)
+	snprintf(path, sizeof(path), "%s/supervisor.lock", s->runtime);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		snprintf(why, len, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
-	msg_ctl_reply_free(&reply);
-	return 1;
+	if (errno != EWOULDBLOCK) {
+		snprintf(why, len, "cannot lock %s: %s", path, strerror(errno));
+		close(s->lock_fd);
+		return -1;
+	}
+	close(s->lock_fd);
+	/* The pid, when a daemon wrote it, tells the user which. */
+	snprintf(path, sizeof(path), "%s/supervisor.pid", s->runtime);
+	if ((fp = fopen(path, "r")) != NULL) {
+		if (fgets(pid, sizeof(pid), fp) != NULL)
+			pid[strcspn(pid, "\n")] = '\0';
+		fclose(fp);
+	}
+	snprintf(why, len, "a supervisor is already running on %s%s%s%s",
+	    s->runtime, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+	return -1;
 }
 
 static int
@@ -172,12 +196,8 @@ prepare_runtime(struct supervisor *s, char *why, size_t len)
 		snprintf(why, len, "chmod %s: %s", s->runtime, strerror(errno));
 		return -1;
 	}
-	if (already_running(s->runtime)) {
-		snprintf(why, len,
-		    "a supervisor is already running on %s/ctl.sock",
-		    s->runtime);
+	if (lock_runtime(s, why, len) != 0)
 		return -1;
-	}
 	/* Sockets left by a supervisor that died: nobody answers on them. */
 	snprintf(path, sizeof(path), "%s/ctl.sock", s->runtime);
 	unlink(path);
@@ -209,6 +229,10 @@ remove_runtime(struct supervisor *s)
 		    path, sizeof(path), "%s/worker-%d.sock", s->runtime, k);
 		unlink(path);
 	}
+	/* The lock goes last: a supervisor that takes the dir after it
+	 * finds nothing left to lose. */
+	snprintf(path, sizeof(path), "%s/supervisor.lock", s->runtime);
+	unlink(path);
 	if (rmdir(s->runtime) != 0 && errno != ENOENT)
 		log_warn("cannot remove %s", s->runtime);
 }

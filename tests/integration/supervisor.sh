@@ -454,10 +454,18 @@ PIDS+=("$sup_pid")
 check "a second start comes up" wait_running 4
 second_refused() {
 	local rc=0
-	"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/second.log" || rc=$?
+	# Bounded: a second supervisor that came up would never return.
+	timeout 10 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/second.log" || rc=$?
 	[ "$rc" -eq 1 ] && grep -q "already running" "$TMP/second.log"
 }
 check "a second supervisor on the same runtime dir is refused" second_refused
+# Stopped, the first cannot answer: the dir is still its own.
+kill -STOP "$sup_pid"
+check "so it is while the first is stopped" second_refused
+kill -CONT "$sup_pid"
+check "and the first keeps its sockets, and answers" sh -c \
+	"test -S '$TMP/run/ctl.sock' && test -S '$TMP/run/hub.sock' &&
+	 '$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
 # The default runtime dir, under $XDG_RUNTIME_DIR, is checked at start:
 # the configuration names none.
 default_too_long() {
