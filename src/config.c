@@ -131,6 +131,27 @@ config_runtime_dir(const struct config *c, char *out, size_t len)
 		snprintf(out, len, "/tmp/ollamax-%u", (unsigned)getuid());
 }
 
+int
+config_ctl_runtime_dir(const char *given, char *out, size_t len, struct diag *d)
+{
+	const char *path = config_default_path(given);
+	const char *env = getenv("OLLAMAX_CONF");
+	int named = given != NULL || (env != NULL && *env != '\0');
+	struct config c = {0};
+
+	if (!named && access(path, F_OK) != 0 && errno == ENOENT) {
+		config_runtime_dir(&c, out, len);
+		return 0;
+	}
+	if (config_load(&c, path, d) > 0) {
+		config_free(&c);
+		return -1;
+	}
+	config_runtime_dir(&c, out, len);
+	config_free(&c);
+	return 0;
+}
+
 long
 config_worker_count(const struct config *c)
 {

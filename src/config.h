@@ -179,6 +179,15 @@ const char *config_default_path(const char *given);
 /* runtime_dir, else $XDG_RUNTIME_DIR/ollamax, else /tmp/ollamax-$UID. */
 void config_runtime_dir(const struct config *c, char *out, size_t len);
 /*
+ * The runtime dir a command to a running supervisor is for: the one of the
+ * configuration -c gave (given), else $OLLAMAX_CONF's, which must then be
+ * read without error, since one misread would aim at another fleet; the
+ * default file, when there is none, leaves the default dir. Returns 0, or
+ * -1 with the problems in d.
+ */
+int config_ctl_runtime_dir(
+    const char *given, char *out, size_t len, struct diag *d);
+/*
  * The longest runtime dir its sockets fit in: a socket's path, up to
  * "/worker-255.sock" (workers are at most 256), must fit the 108 bytes of
  * sun_path, with its NUL.

@@ -352,13 +352,19 @@ main(int argc, char **argv)
 			snprintf(runtime, sizeof(runtime), "%.*s",
 			    (int)(slash - sock), sock);
 	} else {
-		struct config c;
 		struct diag d = {0};
 
-		config_load(&c, config_default_path(conf), &d);
+		if (config_ctl_runtime_dir(
+		        conf, runtime, sizeof(runtime), &d) != 0) {
+			fputs(d.text, stderr);
+			fprintf(stderr,
+			    "ollamaxctl: %s is not valid: nothing sent (-s "
+			    "SOCKET reaches a supervisor without it)\n",
+			    config_default_path(conf));
+			diag_free(&d);
+			return 2;
+		}
 		diag_free(&d);
-		config_runtime_dir(&c, runtime, sizeof(runtime));
-		config_free(&c);
 	}
 	if (wait && strcmp(verb, "run") != 0)
 		return usage_error("-w goes with run only");

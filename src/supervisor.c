@@ -1864,21 +1864,25 @@ cmd_start(const char *self, const char *path, int detach)
 	return 0;
 }
 
-/* Asks the running supervisor to stop, and waits for it to be gone. */
+/* Asks the running supervisor to stop, and waits for it to be gone;
+ * given: the configuration -c named, or NULL. */
 static int
-cmd_stop(const char *path)
+cmd_stop(const char *given)
 {
-	struct config c;
 	struct diag d = {0};
 	char runtime[PATH_MAX];
 	pid_t pid;
 	int rc;
 
-	if (config_load(&c, path, &d) > 0)
+	if (config_ctl_runtime_dir(given, runtime, sizeof(runtime), &d) != 0) {
 		fputs(d.text, stderr);
+		fprintf(stderr,
+		    "ollamax-supervisor: %s is not valid: nothing stopped\n",
+		    config_default_path(given));
+		diag_free(&d);
+		return 1;
+	}
 	diag_free(&d);
-	config_runtime_dir(&c, runtime, sizeof(runtime));
-	config_free(&c);
 	rc = ctl_stop_and_wait(runtime, &pid);
 	if (rc == 3)
 		fprintf(stderr,
@@ -1973,7 +1977,7 @@ main(int argc, char **argv)
 	if (strcmp(verb, "start") == 0)
 		return cmd_start(argv[0], config_default_path(conf), detach);
 	if (strcmp(verb, "stop") == 0)
-		return cmd_stop(config_default_path(conf));
+		return cmd_stop(conf);
 	fputs(usage_text, stderr);
 	return 2;
 }

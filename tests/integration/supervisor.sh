@@ -482,6 +482,23 @@ stop_it() {
 	ls -la "$TMP/run" | sed 's/^/      /'
 	return 1
 }
+# A configuration that cannot be read would leave the default runtime dir,
+# and perhaps another fleet, to act on: nothing is sent.
+unread_conf_refused() {
+	local rc=0 out
+	out=$("$CTL" -c "$TMP/no-such.conf" status 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "$TMP/no-such.conf: cannot open" &&
+		has "$out" "is not valid: nothing sent"
+}
+check "ollamaxctl with a -c it cannot read sends nothing, said so" unread_conf_refused
+bad_conf_refused() {
+	local rc=0 out
+	printf '[supervisor]\nruntime_dir = %s\nworkers = lots\n' "$TMP/run" >"$TMP/typo.conf"
+	out=$(OLLAMAX_CONF=$TMP/typo.conf "$SUP" stop 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "typo.conf:3:" && has "$out" "nothing stopped"
+}
+check "supervisor stop with an invalid configuration stops nothing, said so" bad_conf_refused
+check "and the supervisor still runs" kill -0 "$sup_pid"
 # A run waited on in a stopped worker when the supervisor stops: the
 # command still pending must not outlive the ctl socket it answers.
 kill -STOP "$(worker_of second)"
