@@ -188,25 +188,29 @@ print_summary(const char *body)
 	json_decref(j);
 }
 
-/* run NAME -: the input from standard input, up to what a frame holds. */
-/* Input the frame could not carry whole, or Ollama read: said so. */
+/*
+ * Text a frame could not carry whole, or Ollama read, said so (`what` is
+ * it): a frame's strings are UTF-8, and its encoder sends what comes
+ * before a bad byte, which for a name could be another agent's.
+ */
 static int
-input_problem(const char *text, size_t len)
+text_problem(const char *what, const char *text, size_t len)
 {
 	const char *nul = memchr(text, '\0', len);
 	long bad = utf8_invalid_at(text, len);
 
 	if (nul != NULL)
-		fprintf(stderr,
-		    "ollamaxctl: run: the input has a NUL byte at offset %zu\n",
-		    (size_t)(nul - text));
+		fprintf(stderr, "ollamaxctl: %s has a NUL byte at offset %zu\n",
+		    what, (size_t)(nul - text));
 	else if (bad >= 0)
 		fprintf(stderr,
-		    "ollamaxctl: run: the input is not UTF-8 text: byte 0x%02X "
-		    "at offset %ld\n",
-		    (unsigned char)text[bad], bad);
+		    "ollamaxctl: %s is not UTF-8 text: byte 0x%02X at offset "
+		    "%ld\n",
+		    what, (unsigned char)text[bad], bad);
 	return nul != NULL || bad >= 0 ? -1 : 0;
 }
+
+/* run NAME -: the input from standard input, up to what a frame holds. */
 
 static char *
 read_input(void)
@@ -226,7 +230,7 @@ read_input(void)
 		return NULL;
 	}
 	text[len] = '\0';
-	if (input_problem(text, len) != 0) {
+	if (text_problem("run: the input", text, len) != 0) {
 		free(text);
 		return NULL;
 	}
@@ -321,8 +325,17 @@ main(int argc, char **argv)
 			    manifest, strerror(errno));
 			return 1;
 		}
+		if (text_problem("spawn -f: the manifest's path", file,
+		        strlen(file)) != 0)
+			return 1;
 		verb = "spawn-file";
 		arg = file;
+	} else if (arg != NULL) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "%s: the agent name", verb);
+		if (text_problem(what, arg, strlen(arg)) != 0)
+			return 2;
 	}
 	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0 ||
 	    strcmp(verb, "reload") == 0 || strcmp(verb, "agents") == 0 ||
@@ -403,7 +416,8 @@ main(int argc, char **argv)
 		if ((stdin_text = read_input()) == NULL)
 			return 1;
 		input = stdin_text;
-	} else if (input != NULL && input_problem(input, strlen(input)) != 0) {
+	} else if (input != NULL &&
+	    text_problem("run: the input", input, strlen(input)) != 0) {
 		return 1;
 	}
 	if (strcmp(verb, "stop") == 0) {

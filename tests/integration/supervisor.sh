@@ -161,6 +161,14 @@ check "run input with a NUL byte is refused, not cut short" \
 	input_refused "the input has a NUL byte at offset 1" 'x\0more'
 check "run input that is not UTF-8 is refused, the byte shown" \
 	input_refused "the input is not UTF-8 text: byte 0xE9 at offset 3" 'Caf\351'
+# A frame would carry the name only up to the bad byte: "extra".
+check "an agent name that is not UTF-8 is refused, the byte shown" \
+	usage_says "kill: the agent name is not UTF-8 text: byte 0xFF at offset 5" kill "$(printf 'extra\377')"
+agent_state() {
+	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print(next(a["state"] for a in json.load(sys.stdin)["agents"] if a["name"] == sys.argv[1]))' "$1"
+}
+check "and the agent its first bytes name runs on" eq "$(agent_state extra)" running
 
 # A worker that does not answer within 5 s: the client, waiting longer,
 # hears why, and the worker, once it runs again, refuses the command come
