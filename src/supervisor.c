@@ -44,6 +44,7 @@
 #include "proc.h"
 #include "role.h"
 #include "template.h"
+#include "utf8.h"
 
 struct child {
 	int role; /* enum msg_role */
@@ -1315,6 +1316,25 @@ reload(struct supervisor *s, char *summary, size_t len)
 	return 0;
 }
 
+/*
+ * A path or URL for a JSON answer, which must be UTF-8: a byte that is not
+ * shows as U+FFFD, rather than cost the answer its entry, or its body.
+ */
+static json_t *
+json_text(const char *text)
+{
+	size_t len;
+	char *repaired;
+	json_t *j;
+
+	if (utf8_invalid_at(text, strlen(text)) < 0)
+		return json_string(text);
+	repaired = utf8_repaired(text, strlen(text), &len);
+	j = json_stringn(repaired, len);
+	free(repaired);
+	return j;
+}
+
 static json_t *
 status_json(struct supervisor *s)
 {
@@ -1354,12 +1374,12 @@ status_json(struct supervisor *s)
 	for (int i = 0; i < broker->nresident; i++)
 		json_array_append_new(
 		    resident, json_string(broker->resident[i]));
-	return json_pack("{s:{s:i,s:I,s:s,s:s,s:I},s:o,s:{s:I,s:I,s:I,s:I},"
+	return json_pack("{s:{s:i,s:I,s:s,s:o,s:I},s:o,s:{s:I,s:I,s:I,s:I},"
 	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,"
-	                 "s:s,s:o}}",
+	                 "s:o,s:o}}",
 	    "supervisor", "pid", (int)getpid(), "uptime_s",
 	    (json_int_t)((msg_clock_ms() - s->start_ms) / 1000), "version",
-	    PACKAGE_VERSION, "runtime_dir", s->runtime, "bad_frames",
+	    PACKAGE_VERSION, "runtime_dir", json_text(s->runtime), "bad_frames",
 	    (json_int_t)bad, "processes", procs, "agents", "total",
 	    (json_int_t)placed_alive(s), "running", (json_int_t)running,
 	    "failed", (json_int_t)failing, "inbox", (json_int_t)inbox, "broker",
@@ -1371,7 +1391,8 @@ status_json(struct supervisor *s)
 	    "next_switch_why",
 	    broker->next_switch_why[0] ? broker->next_switch_why : NULL,
 	    "offered_load", broker->offered_load, "overloaded",
-	    broker->overloaded, "backend", s->conf.backend_url, "tiers", tiers);
+	    broker->overloaded, "backend", json_text(s->conf.backend_url),
+	    "tiers", tiers);
 }
 
 /* The broker's plan, as its latest report has it. */
@@ -1417,9 +1438,9 @@ agents_json(struct supervisor *s)
 		                              : proc_state_name(ws);
 
 		json_array_append_new(list,
-		    json_pack("{s:s,s:i,s:s,s:s,s:s}", "name", p->m.name,
+		    json_pack("{s:s,s:i,s:s,s:s,s:o}", "name", p->m.name,
 		        "worker", p->worker, "state", state, "tier", p->m.tier,
-		        "manifest", p->m.path ? p->m.path : ""));
+		        "manifest", json_text(p->m.path ? p->m.path : "")));
 	}
 	return json_pack("{s:o}", "agents", list);
 }

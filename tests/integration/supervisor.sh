@@ -346,6 +346,17 @@ agents_table() {
 	has "$out" "third" && has "$out" "extra" && ! grep -q "^probe " <<<"$out"
 }
 check "ollamaxctl agents lists every agent with its worker and state, not one whose manifest was removed" agents_table
+# A file name that is not UTF-8 (Latin-1 here): JSON shows its byte as
+# U+FFFD, rather than leave the agent out.
+latin="$TMP/agents/006-caf$(printf '\351').conf"
+printf '[agent]\nname = latin\ntier = light\ntrigger = every 1h\nprompt = Latin.\n' >"$latin"
+check "an agent whose file name is not UTF-8 starts" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 1 started, 0 stopped, 0 changed, 0 problems"
+check "and is listed, the byte shown as U+FFFD" \
+	eq "$(manifest_of latin)" "$TMP/agents/006-caf$(printf '\357\277\275').conf"
+rm "$latin"
+check "and stops with its file" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 0 changed, 0 problems"
 
 # A worker that crashes comes back with what the supervisor placed on it:
 # agents spawned since start included, agents killed since not.
