@@ -211,7 +211,6 @@ text_problem(const char *what, const char *text, size_t len)
 }
 
 /* run NAME -: the input from standard input, up to what a frame holds. */
-
 static char *
 read_input(void)
 {
