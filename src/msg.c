@@ -77,19 +77,32 @@ msg_begin(struct msg_writer *w, enum msg_type type, size_t nfields)
 }
 
 /*
- * A text cut to a buffer may end inside a character: what goes out ends
- * before it, since every reader refuses text that is not UTF-8.
+ * Every reader refuses text that is not UTF-8. A text cut to a buffer may
+ * end inside a character: what goes out ends before it. A byte that is
+ * not UTF-8 elsewhere goes as '?', one byte for one so that the text still
+ * fits its field: cut there instead, a name or path would go as a shorter
+ * one, which may be another's.
  */
 static void
 put_str_item(struct msg_writer *w, const char *value)
 {
-	size_t n = strlen(value);
-	long bad = utf8_invalid_at(value, n);
+	size_t n = utf8_whole_len(value, strlen(value));
+	char *mended = NULL;
+	long bad;
 
-	if (bad >= 0)
-		n = (size_t)bad;
+	for (size_t i = 0; (bad = utf8_invalid_at(value + i, n - i)) >= 0;
+	     i += (size_t)bad + 1) {
+		if (mended == NULL) {
+			if ((mended = malloc(n + 1)) == NULL)
+				abort();
+			memcpy(mended, value, n);
+			value = mended;
+		}
+		mended[i + (size_t)bad] = '?';
+	}
 	msgpack_pack_str(&w->pk, n);
 	msgpack_pack_str_body(&w->pk, value, n);
+	free(mended);
 }
 
 void

@@ -189,9 +189,9 @@ print_summary(const char *body)
 }
 
 /*
- * Text a frame could not carry whole, or Ollama read, said so (`what` is
- * it): a frame's strings are UTF-8, and its encoder sends what comes
- * before a bad byte, which for a name could be another agent's.
+ * Text a frame could not carry as it is, or Ollama read, said so (`what`
+ * is it) with its byte: frames are UTF-8, and would carry a bad byte as
+ * '?', which the supervisor would only call no such agent or file.
  */
 static int
 text_problem(const char *what, const char *text, size_t len)

@@ -70,3 +70,27 @@ utf8_repaired(const char *s, size_t len, size_t *out_len)
 	*out_len = n;
 	return out;
 }
+
+size_t
+utf8_whole_len(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	/* A lead byte within the last 3, followed only by continuation
+	 * bytes, and fewer of them than it announces. */
+	for (size_t back = 1; back <= 3 && back <= len; back++) {
+		unsigned c = u[len - back];
+		size_t need;
+
+		if ((c & 0xC0) == 0x80)
+			continue;
+		/* What is no lead at all is a bad byte, not a cut. */
+		need = c >= 0xF5 ? 1
+		    : c >= 0xF0  ? 4
+		    : c >= 0xE0  ? 3
+		    : c >= 0xC2  ? 2
+		                 : 1;
+		return back < need ? len - back : len;
+	}
+	return len;
+}

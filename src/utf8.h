@@ -9,6 +9,8 @@
 /* The offset of the first byte of s (len bytes) that is not valid UTF-8,
  * or -1 if all of it is. */
 long utf8_invalid_at(const char *s, size_t len);
+/* len, less a character cut short at its end (s cut to a buffer). */
+size_t utf8_whole_len(const char *s, size_t len);
 /* A copy of s (len bytes, NUL-terminated, *out_len long) with each byte
  * that is not valid UTF-8 replaced by U+FFFD, as Go's decoder takes it. */
 char *utf8_repaired(const char *s, size_t len, size_t *out_len);

@@ -352,6 +352,31 @@ Test(msg, text_cut_inside_a_character_goes_out_whole_characters_only)
 	msg_writer_free(&w);
 }
 
+Test(msg, a_bad_byte_inside_a_text_goes_out_as_a_question_mark_not_a_cut)
+{
+	/* Cut at the bad byte, "extra\xff" would name the agent extra. */
+	struct msg_ctl in = {.verb = "kill",
+	    .arg = "extra\xff",
+	    .input = "a\xe9"
+	             "b \xc3"};
+	struct msg_ctl out;
+	struct msg_writer w;
+	struct msg_reader r;
+	const char *data;
+	size_t len;
+
+	msg_ctl_encode(&w, &in);
+	data = msg_data(&w, &len);
+	cr_assert_eq(msg_open(&r, data, len), MSG_OK);
+	cr_assert_eq(msg_ctl_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_str_eq(out.arg, "extra?");
+	/* One byte for one inside; a character cut short at the end goes. */
+	cr_assert_str_eq(out.input, "a?b ");
+	msg_ctl_free(&out);
+	msg_close(&r);
+	msg_writer_free(&w);
+}
+
 Test(msg, a_text_field_that_is_not_utf8_is_refused_by_name)
 {
 	struct msg_infer out;
