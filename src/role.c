@@ -172,7 +172,7 @@ hub_ready(struct hub_link *h)
 	/* Reports follow at once, not after the answer: one that is late
 	 * (the supervisor was held up) must not make a child that reports
 	 * nothing while the supervisor counts it running. */
-	if (ipc_request(h->client, data, len, 10000, ready_reply, h) != 0)
+	if (ipc_request(h->client, data, len, 10000, ready_reply, NULL) != 0)
 		log_warnx("hub: cannot say ready");
 	else
 		h->ready = 1;
