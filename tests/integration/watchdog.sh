@@ -73,8 +73,9 @@ check "with its agent, which answers" \
 broker=$(proc_pid broker 0)
 worker=$(proc_pid worker 0)
 kills=$(grep -c "has not reported" "$TMP/sup.log" || true)
+# 7 s: past the 5 s watchdog whatever the children last said before it.
 kill -STOP "$sup_pid"
-sleep 4
+sleep 7
 kill -CONT "$sup_pid"
 # Two watchdog ticks after it goes on (they come each second).
 uptime() { "$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
