@@ -135,8 +135,7 @@ int
 config_ctl_runtime_dir(const char *given, char *out, size_t len, struct diag *d)
 {
 	const char *path = config_default_path(given);
-	const char *env = getenv("OLLAMAX_CONF");
-	int named = given != NULL || (env != NULL && *env != '\0');
+	int named = strcmp(path, SYSCONF_OLLAMAX "/ollamax.conf") != 0;
 	struct config c = {0};
 
 	if (!named && access(path, F_OK) != 0 && errno == ENOENT) {

@@ -546,6 +546,9 @@ struct ipc_client {
 	int said_unconnected;
 };
 
+/* One-second ticks without a connection before a client dials anew. */
+#define DIALER_PATIENCE_TICKS 2
+
 /* Pipes that began, less those that ended: run on nng's threads. */
 static void
 count_pipe(nng_pipe pipe, nng_pipe_ev ev, void *arg)
@@ -579,12 +582,12 @@ dialer_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		c->said_unconnected = 0;
 		return;
 	}
-	if (++c->unconnected_ticks < 2)
+	if (++c->unconnected_ticks < DIALER_PATIENCE_TICKS)
 		return;
 	c->unconnected_ticks = 0;
 	if (!c->said_unconnected)
-		log_info("ipc: not connected to %s for 2 s: dialing it anew",
-		    c->url);
+		log_info("ipc: not connected to %s for %d s: dialing it anew",
+		    c->url, DIALER_PATIENCE_TICKS);
 	c->said_unconnected = 1;
 	nng_dialer_close(c->dialer);
 	if ((rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK)) !=
