@@ -5,6 +5,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,80 @@
 
 #include "msg.h"
 #include "role.h"
+
+/*
+ * The whole exchange keeps to its timeout. A blocking nng_dial shakes
+ * hands before it returns, and nng gives a handshake 10 s of its own: a
+ * supervisor that is stopped, its socket still there, would hold the
+ * caller that long. At the deadline the socket is closed under the call,
+ * which then fails at once.
+ */
+struct deadline {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct timespec at; /* CLOCK_MONOTONIC */
+	nng_socket sock;
+	int over;    /* the exchange ended first */
+	int expired; /* the deadline came first */
+};
+
+static void *
+deadline_watch(void *arg)
+{
+	struct deadline *d = arg;
+	int rv = 0;
+
+	pthread_mutex_lock(&d->mu);
+	while (!d->over && rv != ETIMEDOUT)
+		rv = pthread_cond_timedwait(&d->cond, &d->mu, &d->at);
+	d->expired = !d->over;
+	pthread_mutex_unlock(&d->mu);
+	if (d->expired)
+		nng_close(d->sock);
+	return NULL;
+}
+
+static int
+deadline_start(
+    struct deadline *d, pthread_t *thread, nng_socket sock, int timeout_ms)
+{
+	pthread_condattr_t attr;
+
+	memset(d, 0, sizeof(*d));
+	d->sock = sock;
+	clock_gettime(CLOCK_MONOTONIC, &d->at);
+	d->at.tv_sec += timeout_ms / 1000;
+	d->at.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (d->at.tv_nsec >= 1000000000) {
+		d->at.tv_sec++;
+		d->at.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (pthread_create(thread, NULL, deadline_watch, d) != 0) {
+		pthread_cond_destroy(&d->cond);
+		pthread_mutex_destroy(&d->mu);
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 if the deadline came before the exchange ended. */
+static int
+deadline_end(struct deadline *d, pthread_t thread)
+{
+	pthread_mutex_lock(&d->mu);
+	d->over = 1;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->mu);
+	pthread_join(thread, NULL);
+	pthread_cond_destroy(&d->cond);
+	pthread_mutex_destroy(&d->mu);
+	return d->expired;
+}
 
 int
 ctl_call(const char *runtime, const char *verb, const char *arg,
@@ -33,7 +108,9 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	const char *data;
 	size_t len;
 	void *buf = NULL;
-	int rv;
+	struct deadline deadline;
+	pthread_t watch;
+	int rv, sent, expired;
 
 	memset(reply, 0, sizeof(*reply));
 	snprintf(req.verb, sizeof(req.verb), "%s", verb);
@@ -44,24 +121,30 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms);
 	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, MSG_MAX_FRAME + 1024);
-	/* A blocking dial fails at once when nobody listens: unreachable. */
+	if (deadline_start(&deadline, &watch, sock, timeout_ms) != 0) {
+		nng_close(sock);
+		return CTL_UNREACHABLE;
+	}
+	/* A blocking dial fails at once when nobody listens: unreachable;
+	 * one that the deadline cut found nobody to shake hands: the same. */
 	if (nng_dial(sock, url, NULL, 0) != 0) {
+		deadline_end(&deadline, watch);
 		nng_close(sock);
 		return CTL_UNREACHABLE;
 	}
 	req.until_ms = ctl_until(timeout_ms, 0);
 	msg_ctl_encode(&w, &req);
 	data = msg_data(&w, &len);
-	rv = nng_send(sock, (void *)data, len, 0);
+	sent = nng_send(sock, (void *)data, len, 0);
 	msg_writer_free(&w);
-	if (rv != 0) {
-		nng_close(sock);
-		return CTL_UNREACHABLE;
-	}
-	rv = nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC);
+	rv = sent == 0 ? nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC) : sent;
+	expired = deadline_end(&deadline, watch);
 	nng_close(sock);
+	if (sent != 0)
+		return CTL_UNREACHABLE;
 	if (rv != 0)
-		return rv == NNG_ETIMEDOUT ? CTL_UNANSWERED : CTL_UNREACHABLE;
+		return rv == NNG_ETIMEDOUT || expired ? CTL_UNANSWERED
+		                                      : CTL_UNREACHABLE;
 	if (msg_open(&r, buf, len) != MSG_OK ||
 	    msg_ctl_reply_decode(&r, reply) != MSG_OK) {
 		snprintf(reply->error, sizeof(reply->error),

@@ -430,9 +430,10 @@ check_all_ready(struct supervisor *s)
 	if (s->announced_ready)
 		return;
 	s->announced_ready = 1;
-	log_info("ready: broker and %d workers in %lld ms, %zu agents",
-	    s->nchildren - 1, (long long)(msg_clock_ms() - s->start_ms),
-	    placed_alive(s));
+	log_info("ready: broker and %d worker%s in %lld ms, %zu agent%s",
+	    s->nchildren - 1, s->nchildren - 1 == 1 ? "" : "s",
+	    (long long)(msg_clock_ms() - s->start_ms), placed_alive(s),
+	    placed_alive(s) == 1 ? "" : "s");
 	notify_ready();
 	if (s->ready_fd >= 0) {
 		/* The parent of --daemon exits 0 once it reads this. */
@@ -1869,8 +1870,9 @@ cmd_start(const char *self, const char *path, int detach)
 	}
 	for (int i = 0; i < s->nchildren; i++)
 		child_start(&s->children[i]);
-	log_info("starting: config %s, runtime %s, %d workers, %zu agents",
-	    s->conf_path, s->runtime, s->nworkers, s->nplaced);
+	log_info("starting: config %s, runtime %s, %d worker%s, %zu agent%s",
+	    s->conf_path, s->runtime, s->nworkers, s->nworkers == 1 ? "" : "s",
+	    s->nplaced, s->nplaced == 1 ? "" : "s");
 	ev_run(s->loop, 0);
 
 	/* Requests to the workers end first: a command they leave pending

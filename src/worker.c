@@ -985,7 +985,7 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_init(&w->report, report_cb, 0.05, 1.0);
 	w->report.data = w;
 	ev_timer_start(loop, &w->report);
-	log_info("running %zu agents", mine);
+	log_info("running %zu agent%s", mine, mine == 1 ? "" : "s");
 	ev_run(loop, 0);
 	worker_stop(w);
 	return 0;

@@ -485,6 +485,35 @@ kill -CONT "$sup_pid"
 check "and the first keeps its sockets, and answers" sh -c \
 	"test -S '$TMP/run/ctl.sock' && test -S '$TMP/run/hub.sock' &&
 	 '$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
+# Stopped, its socket still takes connections but shakes no hands: nng
+# would give the handshake 10 s, ollamaxctl keeps to its own 7 s.
+kill -STOP "$sup_pid"
+unanswered_in_time() {
+	local rc=0 t0 ms
+	t0=$(date +%s%N)
+	"$CTL" -c "$TMP/ollamax.conf" status >"$TMP/stopped.out" 2>&1 || rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	[ "$rc" -eq 3 ] && grep -q "no supervisor answers" "$TMP/stopped.out" &&
+		[ "$ms" -ge 6900 ] && [ "$ms" -lt 9000 ] && return 0
+	echo "      exit $rc after $ms ms: $(cat "$TMP/stopped.out")"
+	return 1
+}
+check "ollamaxctl against a stopped supervisor gives up after its 7 s, exit 3" unanswered_in_time
+# Its hang-up halfway through the handshake stops nng's listener, which
+# the supervisor, resumed, puts back. Nothing connects before that: a
+# handshake with the stopped listener would never be freed.
+replaced=$(grep -c "ctl.sock took no new connection" "$TMP/sup.log")
+kill -CONT "$sup_pid"
+listens_again() {
+	for _ in $(seq 1 200); do
+		[ "$(grep -c "ctl.sock took no new connection" "$TMP/sup.log")" -gt "$replaced" ] &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "resumed, it listens again" listens_again
+check "and answers" sh -c "'$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
 # The default runtime dir, under $XDG_RUNTIME_DIR, is checked at start:
 # the configuration names none.
 default_too_long() {
