@@ -329,7 +329,10 @@ config_key(void *user, const struct ini_item *it)
 				    v, CONFIG_WATCHDOG_MIN_MS / 1000);
 			else if (ms >= 0)
 				c->watchdog_ms = ms;
-		} else
+		} else if (strcmp(k, "start_timeout") == 0)
+			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
+			    &c->start_timeout_ms, d, path, it);
+		else
 			unknown_key(p, it);
 	} else if (strcmp(s, "broker") == 0) {
 		if (strcmp(k, "parallel") == 0)
@@ -499,6 +502,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 	snprintf(c->agents_dir, sizeof(c->agents_dir), "conf.d");
 	c->stack_size = 64 * 1024;
 	c->watchdog_ms = 15000;
+	c->start_timeout_ms = 60000;
 	c->parallel = 2;
 	c->vram_mb = 4096;
 	/* Ollama's own cap on runners: 3 per GPU. */

@@ -69,6 +69,7 @@ struct config {
 	char agents_dir[PATH_MAX];
 	size_t stack_size;
 	int64_t watchdog_ms; /* a child silent this long is hung; 0 = never */
+	int64_t start_timeout_ms; /* start --daemon gives up; 0 = never */
 
 	/* [broker] */
 	long parallel;

@@ -103,6 +103,7 @@ struct supervisor {
 	ev_signal sigterm, sigint, sighup;
 	ev_child sigchld;
 	ev_timer stop_deadline;
+	ev_timer ready_deadline; /* --daemon: see ready_deadline_cb */
 	ev_timer watchdog;
 	int64_t watchdog_tick_ms;
 	uint64_t bad_frames;
@@ -1732,6 +1733,45 @@ daemon_failed(struct supervisor *s, const char *why)
 	s->ready_fd = -1;
 }
 
+/*
+ * A --daemon start fails once the fleet has not got ready within
+ * start_timeout. Crash loops end it sooner; but a child that hangs at
+ * every start is killed by the watchdog and started again too seldom to
+ * be left FAILED, and the command would wait for good.
+ */
+static void
+ready_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct supervisor *s = w->data;
+	char why[1024];
+	const char *sep = ": ";
+	size_t n;
+
+	(void)loop;
+	(void)revents;
+	if (s->announced_ready || s->stopping)
+		return;
+	n = (size_t)snprintf(why, sizeof(why), "not ready within %gs",
+	    (double)s->conf.start_timeout_ms / 1000);
+	for (int i = 0; i < s->nchildren && n < sizeof(why); i++) {
+		const struct child *c = &s->children[i];
+
+		if (c->state == PROC_RUNNING)
+			continue;
+		n += (size_t)snprintf(why + n, sizeof(why) - n,
+		    "%s%s %d %s, restarted %d time%s", sep, role_name(c->role),
+		    c->index, proc_state_name(c->state), c->restart.restarts,
+		    c->restart.restarts == 1 ? "" : "s");
+		sep = "; ";
+	}
+	/* Room for the line's end the waiting command reads up to. */
+	why[sizeof(why) - 2] = '\0';
+	log_warnx("%s", why);
+	strcat(why, "\n");
+	daemon_failed(s, why);
+	begin_stop(s, "the fleet could not get ready");
+}
+
 static void
 write_pid_file(struct supervisor *s)
 {
@@ -1846,6 +1886,12 @@ cmd_start(const char *self, const char *path, int detach)
 	s->watchdog.data = s;
 	s->watchdog_tick_ms = msg_clock_ms();
 	ev_timer_start(s->loop, &s->watchdog);
+	if (s->ready_fd >= 0 && s->conf.start_timeout_ms > 0) {
+		ev_timer_init(&s->ready_deadline, ready_deadline_cb,
+		    (double)s->conf.start_timeout_ms / 1000.0, 0);
+		s->ready_deadline.data = s;
+		ev_timer_start(s->loop, &s->ready_deadline);
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The directory's agents are dealt round the workers. */

@@ -78,6 +78,7 @@ Test(config, the_shipped_configuration_is_the_reference_box)
 	cr_assert_eq(c.vram_mb, 4096);
 	cr_assert_eq(c.stack_size, 64 * 1024);
 	cr_assert_eq(c.watchdog_ms, 15000);
+	cr_assert_eq(c.start_timeout_ms, 60000);
 	cr_assert_str_eq(config_tier(&c, "reasoning")->model, "deepseek-r1:8b");
 	cr_assert_str_eq(config_tier(&c, "reasoning")->fallback, "coding");
 	cr_assert_str_eq(config_tier(&c, "coding")->model, "qwen2.5-coder:7b");
@@ -198,6 +199,34 @@ Test(config,
 
 	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 0\n"), 0);
 	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 5s\n"), 5000);
+}
+
+Test(config, a_start_timeout_is_a_duration_and_zero_waits_for_ever)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("start.conf",
+	    "[supervisor]\n"
+	    "start_timeout = soon\n"
+	    "start_timeout = -1s\n"
+	    "[tier.light]\n"
+	    "model = tinyllama\n");
+
+	cr_assert_gt(config_load(&c, path, &d), 0);
+	expect(&d, "start.conf", 2, "start_timeout: time: invalid duration");
+	expect(&d, "start.conf", 3, "start_timeout: -1s is out of range");
+	cr_assert_eq(
+	    c.start_timeout_ms, 60000, "a bad value leaves the default");
+	config_free(&c);
+	diag_free(&d);
+
+	path = put("start-ok.conf",
+	    "[supervisor]\nstart_timeout = 0\n"
+	    "[tier.light]\nmodel = tinyllama\n");
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	cr_assert_eq(c.start_timeout_ms, 0);
+	config_free(&c);
+	diag_free(&d);
 }
 
 Test(config, a_manifest_reads_every_field_and_joins_continued_lines)

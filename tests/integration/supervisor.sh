@@ -616,4 +616,29 @@ gone() {
 	return 1
 }
 check "and leaves nothing running" gone
+
+# A broker that hangs at every start: the watchdog would kill it and start
+# it again for ever, too seldom for it to be left FAILED. The command gives
+# up after start_timeout, saying which child was not ready.
+mkdir "$TMP/hangbin"
+cp "$SUP" "$TMP/hangbin/ollamax-supervisor"
+printf '#!/bin/sh\nwhile :; do sleep 0.1; done\n' >"$TMP/hangbin/ollamax-broker"
+chmod +x "$TMP/hangbin/ollamax-broker"
+printf '[supervisor]\nstart_timeout = 2s\n' | cat "$TMP/ollamax.conf" - >"$TMP/hang.conf"
+daemon_gives_up() {
+	local rc=0
+	timeout 30 "$TMP/hangbin/ollamax-supervisor" -c "$TMP/hang.conf" \
+		start --daemon 2>"$TMP/hang.err" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "did not start: not ready within 2s: broker 0 starting, restarted 0 times" "$TMP/hang.err" ||
+		{ echo "      exit $rc: $(cat "$TMP/hang.err")"; return 1; }
+}
+check "start --daemon whose broker hangs at every start gives up after start_timeout, said why" daemon_gives_up
+hung_gone() {
+	for _ in $(seq 1 200); do
+		[ ! -e "$TMP/run" ] && ! pgrep -f "$TMP/hangbin/" >/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "and leaves nothing running" hung_gone
 finish
