@@ -244,7 +244,7 @@ main(int argc, char **argv)
 	       "\"per_second\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
 	       "\"max_ms\":%.3f,\"ttfb_p50_ms\":%.3f,\"peak_open\":%ld,"
 	       "\"lines\":%zu,\"connections\":%ld}\n",
-	    g.done, g.ok, g.failed, elapsed, (double)g.done / elapsed,
+	    g.done, g.ok, g.failed, elapsed, (double)g.ok / elapsed,
 	    percentile(g.latencies, g.nlat, 0.5) * 1e3,
 	    percentile(g.latencies, g.nlat, 0.99) * 1e3,
 	    percentile(g.latencies, g.nlat, 1.0) * 1e3,

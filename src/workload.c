@@ -30,7 +30,9 @@
 #include "autoconf.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,10 +278,13 @@ direct_send(CURLM *multi, const char *url, struct run *w, int id,
 	if (c == NULL || e == NULL)
 		fatal("out of memory");
 	c->id = id;
-	body = json_pack("{s:s,s:s,s:b,s:{s:i,s:i}}", "model",
-	    tiers[q->tier].model, "prompt", q->prompt, "stream", 0, "options",
-	    "num_predict", tiers[q->tier].output_tokens, "num_ctx",
-	    mc ? (int)mc->num_ctx : 2048);
+	body = json_pack("{s:s,s:s,s:b,s:{s:i}}", "model", tiers[q->tier].model,
+	    "prompt", q->prompt, "stream", 0, "options", "num_predict",
+	    tiers[q->tier].output_tokens);
+	/* As the broker does: without one configured, the backend's own. */
+	if (mc != NULL && mc->num_ctx > 0)
+		json_object_set_new(json_object_get(body, "options"), "num_ctx",
+		    json_integer(mc->num_ctx));
 	c->body = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -486,12 +491,17 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double
-percentile(double *v, int n, double p)
+/* Nearest rank: the least of the sorted v that at least p of them do not
+ * exceed (p50 of 4 is the 2nd, p95 of 20 the 19th). Null when there are
+ * none: a tier nothing answered has no latency, not a latency of 0. */
+static json_t *
+percentile(const double *v, int n, double p)
 {
+	int rank = (int)ceil(p * n - 1e-9);
+
 	if (n == 0)
-		return 0;
-	return v[(int)fmin(n - 1, floor(p * n))];
+		return json_null();
+	return json_real(v[rank < 1 ? 0 : rank > n ? n - 1 : rank - 1]);
 }
 
 /*
@@ -511,12 +521,13 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 		double *lat = calloc((size_t)w->n + 1, sizeof(double));
 		double *wt = calloc((size_t)w->n + 1, sizeof(double));
 		double longest = 0;
-		int n = 0, over = 0;
+		int n = 0, over = 0, asked = 0;
 		json_t *all = json_array();
 
 		for (int i = 0; i < w->n; i++) {
 			const struct request *q = &w->r[i];
 
+			asked += q->tier == t;
 			if (q->tier != t || !q->ok)
 				continue;
 			/* From its arrival: waits behind the agent's own
@@ -532,13 +543,14 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 		qsort(lat, (size_t)n, sizeof(double), cmp_double);
 		qsort(wt, (size_t)n, sizeof(double), cmp_double);
 		json_object_set_new(by_tier, tiers[t].tier,
-		    json_pack("{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "requests",
-		        n, "over_bound", over, "p50_ms",
-		        percentile(lat, n, 0.50), "p95_ms",
+		    json_pack("{s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:o,s:o}",
+		        "requests", asked, "answered", n, "over_bound", over,
+		        "p50_ms", percentile(lat, n, 0.50), "p95_ms",
 		        percentile(lat, n, 0.95), "p99_ms",
 		        percentile(lat, n, 0.99), "wait_p95_ms",
 		        percentile(wt, n, 0.95), "wait_p99_ms",
-		        percentile(wt, n, 0.99), "max_wait_ms", longest));
+		        percentile(wt, n, 0.99), "max_wait_ms",
+		        n > 0 ? json_real(longest) : json_null()));
 		json_object_set_new(latencies, tiers[t].tier, all);
 		free(lat);
 		free(wt);
@@ -744,14 +756,17 @@ main(int argc, char **argv)
 			break;
 		case 's': {
 			char *end;
-			unsigned long long seed = strtoull(optarg, &end, 10);
+			unsigned long long seed;
 
+			errno = 0;
+			seed = strtoull(optarg, &end, 10);
 			if (end == optarg || *end != '\0' ||
-			    !isdigit((unsigned char)optarg[0])) {
+			    !isdigit((unsigned char)optarg[0]) ||
+			    errno == ERANGE) {
 				fprintf(stderr,
 				    "ollamax-workload: --seed: '%s' is not a "
-				    "whole number\n",
-				    optarg);
+				    "whole number from 0 to %llu\n",
+				    optarg, ULLONG_MAX);
 				return 2;
 			}
 			rng = seed * 2654435761ULL + 1;
