@@ -74,11 +74,29 @@ Test(duration, json_keep_alive_takes_seconds_strings_and_null)
 	int present;
 	json_t *v;
 
+	/* Go's int(t) * time.Second: the fraction goes, 0.9 is 0. */
 	v = json_real(2.5);
 	cr_assert_eq(
 	    emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err)), 0);
 	cr_assert(present);
-	cr_assert_eq(ns, 2500000000LL);
+	cr_assert_eq(ns, 2000000000LL);
+	json_decref(v);
+	v = json_real(0.9);
+	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));
+	cr_assert_eq(ns, 0);
+	json_decref(v);
+	/* Past what Go's int64 holds: forever, not an error. */
+	v = json_real(1e10);
+	cr_assert_eq(
+	    emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err)), 0);
+	cr_assert_eq(ns, EMU_FOREVER);
+	json_decref(v);
+	v = json_stringn("5m\0junk", 7);
+	cr_assert_eq(
+	    emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err)), -1);
+	cr_assert_str_eq(err,
+	    "keep_alive: a NUL character (\\u0000) in the duration is not "
+	    "taken");
 	json_decref(v);
 	v = json_integer(-1);
 	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));
@@ -93,6 +111,16 @@ Test(duration, json_keep_alive_takes_seconds_strings_and_null)
 	    emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "Unsupported type: 'bool'");
 	json_decref(v);
+}
+
+Test(api, a_whole_body_that_is_wrong_at_its_end_is_not_cut_short)
+{
+	expect_error(API_GENERATE, "{\"model\":\"a:1\",}", 400,
+	    "invalid character in JSON at offset 16: string or '}' expected "
+	    "near '}'");
+	expect_error(API_GENERATE, "{\"model\":\"a:1\"]", 400,
+	    "invalid character in JSON at offset 15: '}' expected near ']'");
+	expect_error(API_GENERATE, "{\"a\":tru", 400, "unexpected EOF");
 }
 
 Test(api, an_empty_body_is_a_missing_request_body)
@@ -234,6 +262,9 @@ Test(api, bytes_that_are_not_utf8_and_nul_characters_are_taken_as_go_takes_them)
 	        &req, &err),
 	    0, "%s", err.message);
 	api_request_free(&req);
+	/* In a model's name, it would name another model. */
+	expect_error(API_GENERATE, "{\"model\":\"a:1\\u0000zzz\"}", 400,
+	    "model: a NUL character (\\u0000) in a model name is not taken");
 	/* Outside a string, such a byte is bad JSON all the same. */
 	cr_assert_eq(
 	    parse(API_GENERATE, "{\"model\":\"m\"\xe9}", &req, &err), -1);

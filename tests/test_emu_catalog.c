@@ -103,8 +103,8 @@ Test(catalog, a_model_section_without_keys_is_reported)
 	char *path = write_temp("[a:1]\n");
 
 	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	cr_assert(strstr(err, ":1: [a:1]: size_mb is required") != NULL, "%s",
-	    err);
+	cr_assert(
+	    strstr(err, ":1: [a:1]: size_mb is required") != NULL, "%s", err);
 	emu_catalog_free(&cat);
 	unlink(path);
 }
@@ -166,6 +166,114 @@ Test(catalog, a_line_too_long_for_the_reader_is_reported_not_misread)
 	cr_assert(strstr(err, ":2: line longer than 198 characters") != NULL,
 	    "%s", err);
 	cr_assert_null(strstr(err, ":3:"), "line 3 is read as line 3: %s", err);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
+/* The required keys of a model, five lines. */
+#define MODEL_KEYS                                                             \
+	"size_mb = 100\n"                                                      \
+	"load_mb_per_s = 100\n"                                                \
+	"prompt_tokens_per_s = 10\n"                                           \
+	"gen_tokens_per_s = 10\n"                                              \
+	"context_length = 2048\n"
+
+Test(catalog, capabilities_continued_over_two_lines_are_all_read)
+{
+	struct emu_catalog cat;
+	char err[4096];
+	char *path = write_temp(
+	    "[m:1]\n" MODEL_KEYS "capabilities = completion, vision,\n"
+	    "    tools\n");
+	const struct emu_model *m;
+
+	cr_assert_eq(
+	    emu_catalog_load(&cat, path, err, sizeof(err)), 0, "%s", err);
+	m = emu_catalog_find(&cat, "m:1");
+	cr_assert_not_null(m);
+	cr_assert_eq(m->capabilities,
+	    EMU_CAP_COMPLETION | EMU_CAP_VISION | EMU_CAP_TOOLS, "0x%x",
+	    m->capabilities);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
+Test(catalog, a_bad_capability_on_a_continuation_line_is_reported_at_it)
+{
+	struct emu_catalog cat;
+	char err[4096], want[256];
+	char *path =
+	    write_temp("[m:1]\n" MODEL_KEYS "capabilities = completion,\n"
+	               "    telepathy\n");
+
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want),
+	    "%s:8: capabilities: unknown capability \"telepathy\" (completion, embedding, vision, tools, thinking, insert)\n",
+	    path);
+	cr_assert_str_eq(err, want);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
+Test(catalog, any_other_key_continued_on_an_indented_line_is_reported)
+{
+	struct emu_catalog cat;
+	char err[4096], want[256];
+	char *path =
+	    write_temp("[m:1]\n" MODEL_KEYS "typical_output_tokens = 1\n"
+	               "    200\n");
+
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want),
+	    "%s:8: typical_output_tokens: only capabilities continue on indented lines\n",
+	    path);
+	cr_assert_str_eq(err, want);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
+Test(catalog, a_key_given_twice_in_a_model_is_reported_at_the_second)
+{
+	struct emu_catalog cat;
+	char err[4096], want[256];
+	/* The same key in another model is no repeat. */
+	char *path = write_temp(
+	    "[a:1]\n" MODEL_KEYS "[b:1]\n" MODEL_KEYS "size_mb = 3000\n");
+
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want),
+	    "%s:13: [b:1]: size_mb given twice (first at line 8)\n", path);
+	cr_assert_str_eq(err, want);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
+Test(catalog, a_model_name_with_blanks_is_reported_at_its_line)
+{
+	struct emu_catalog cat;
+	char err[4096], want[256];
+	char *path = write_temp("[a:1]\n" MODEL_KEYS "[ n:1 ]\n" MODEL_KEYS);
+
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:7: [ n:1 ]: blanks in a model name\n",
+	    path);
+	cr_assert_str_eq(err, want);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
+Test(catalog, a_model_without_a_name_or_a_tag_is_reported_at_its_line)
+{
+	struct emu_catalog cat;
+	char err[4096], want[512];
+	char *path = write_temp("[:1]\n" MODEL_KEYS "[m:]\n" MODEL_KEYS);
+
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want),
+	    "%s:1: [:1]: the name before ':' is empty\n"
+	    "%s:7: [m:]: the tag after ':' is empty\n",
+	    path, path);
+	cr_assert_str_eq(err, want);
 	emu_catalog_free(&cat);
 	unlink(path);
 }

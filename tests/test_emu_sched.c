@@ -789,6 +789,39 @@ Test(sched, a_cancelled_pending_request_is_skipped_when_it_reaches_the_head)
 	free(c);
 }
 
+Test(sched, a_pending_request_freed_as_its_client_leaves_is_never_touched_again)
+{
+	struct esched_req *a, *c;
+
+	start(config(1, 8192));
+	a = submit(1, ALPHA);
+	finish_and_free(submit(2, BETA));
+	c = submit(3, GAMMA);
+	cr_assert_eq(s.pending_len, 1);
+	load_done(ALPHA);
+	expect_log(
+	    "ready alpha:latest#1;start alpha:latest#1;load gamma:latest;");
+	free(a);
+	free(c);
+}
+
+Test(sched, the_request_an_unload_is_for_may_leave_and_the_queue_goes_on)
+{
+	struct esched_req *c;
+
+	start(config(1, 2048));
+	serve_one(1, ALPHA);
+	/* Beta does not fit beside alpha: alpha goes, for beta. */
+	finish_and_free(submit(2, BETA));
+	cr_assert(unloading(ALPHA));
+	c = submit(3, GAMMA);
+	clear();
+	unload_done();
+	expect_log("load gamma:latest;");
+	cr_assert_null(runner(BETA));
+	free(c);
+}
+
 Test(sched, a_request_that_leaves_while_waiting_for_a_slot_gives_its_place_up)
 {
 	struct esched_req *a, *b, *c;

@@ -94,18 +94,24 @@ emu_keep_alive_from_json(
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (json_is_number(v)) {
-		double secs = json_number_value(v);
+		/* Go's int(t) * time.Second: whole seconds, the fraction
+		 * dropped (0.9 unloads), never an error; what would overflow
+		 * its int64 is forever here. */
+		double secs = trunc(json_number_value(v));
 
-		if (!isfinite(secs) || secs * 1e9 > 9.2e18) {
-			snprintf(err, errlen, "invalid keep_alive");
-			return -1;
-		}
-		*out_ns = secs < 0 ? EMU_FOREVER
-		                   : emu_keep_alive_clamp((int64_t)(secs * 1e9));
+		*out_ns = secs < 0 || secs * 1e9 > (double)EMU_KEEP_ALIVE_MAX_NS
+		    ? EMU_FOREVER
+		    : emu_keep_alive_clamp((int64_t)secs * NS_PER_SEC);
 		*present = 1;
 		return 0;
 	}
 	if (json_is_string(v)) {
+		if (strlen(json_string_value(v)) != json_string_length(v)) {
+			snprintf(err, errlen,
+			    "keep_alive: a NUL character (\\u0000) in the "
+			    "duration is not taken");
+			return -1;
+		}
 		if (duration_parse(json_string_value(v), out_ns, err, errlen) !=
 		    0)
 			return -1;
@@ -184,6 +190,15 @@ get_string_at(json_t *obj, enum api_kind kind, const char *key,
 		return 0;
 	if (!json_is_string(v))
 		return type_error(err, kind, path, v, "string");
+	/* Go keeps a \u0000 in its string; here it would end the text
+	 * there: a prompt only counts fewer tokens, but "a:1\u0000x" would
+	 * name a:1. */
+	if ((strcmp(key, "model") == 0 || strcmp(key, "name") == 0) &&
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return fail(err, 400,
+		    "%s: a NUL character (\\u0000) in a model name is not "
+		    "taken",
+		    path);
 	*out = json_string_value(v);
 	return 0;
 }
@@ -504,6 +519,7 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 	json_error_t jerr;
 	json_t *root;
 	size_t i;
+	char last;
 
 	memset(req, 0, sizeof(*req));
 	req->kind = kind;
@@ -516,6 +532,8 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 			break;
 	if (i == len)
 		return fail(err, 400, "missing request body%s", "");
+	/* ASCII, it is the last byte of a repaired text too. */
+	last = body[len - 1];
 	/* Go's decoder reads one value and ignores what follows it, takes
 	 * \u0000 in a string, and each byte that is not UTF-8, or escaped
 	 * surrogate without its partner, as U+FFFD; jansson refuses the last
@@ -537,7 +555,12 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 	}
 	if (root == NULL) {
 		err->status = 400;
-		if ((size_t)jerr.position >= len)
+		/* jansson reports an error at the end of a body that is whole
+		 * but wrong ("{\"a\":1,}") as at a body cut short. */
+		if (json_error_code(&jerr) ==
+		        json_error_premature_end_of_input ||
+		    ((size_t)jerr.position >= len && last != '}' &&
+		        last != ']'))
 			snprintf(err->message, sizeof(err->message),
 			    "unexpected EOF");
 		else

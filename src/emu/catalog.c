@@ -4,6 +4,7 @@
  */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,35 @@
 
 #define MB (1024ULL * 1024ULL)
 
+/* The keys of a model section. */
+static const char *const catalog_keys[] = {
+    "family",
+    "parameter_size",
+    "quantization",
+    "size_mb",
+    "kv_kb_per_token",
+    "context_length",
+    "embedding_length",
+    "load_mb_per_s",
+    "prompt_tokens_per_s",
+    "gen_tokens_per_s",
+    "typical_output_tokens",
+    "capabilities",
+};
+#define NKEYS (sizeof(catalog_keys) / sizeof(catalog_keys[0]))
+
 struct catalog_parse {
 	struct emu_catalog *cat;
 	const char *path;
 	struct diag diag;
 	int *section_line;
+	/* The section whose keys are being read (the line of its header),
+	 * the line each of its keys was first given on (0: not yet), and
+	 * whether the last key line was taken: the continuation lines of
+	 * one refused (unknown, given twice) are not news. */
+	int keys_of;
+	int key_line[NKEYS];
+	int key_taken;
 };
 
 static const struct {
@@ -65,6 +90,23 @@ catalog_section(
 		    section, sizeof(m->name) - 1);
 		return NULL;
 	}
+	/* Clients name models without blanks: "[ a:1 ]" is no "a:1". */
+	for (const char *c = section; *c != '\0'; c++)
+		if (isspace((unsigned char)*c)) {
+			diag_add(&p->diag, p->path, line,
+			    "[%s]: blanks in a model name", section);
+			return NULL;
+		}
+	if (section[0] == ':') {
+		diag_add(&p->diag, p->path, line,
+		    "[%s]: the name before ':' is empty", section);
+		return NULL;
+	}
+	if (section[strlen(section) - 1] == ':') {
+		diag_add(&p->diag, p->path, line,
+		    "[%s]: the tag after ':' is empty", section);
+		return NULL;
+	}
 	if (cat->count == cat->cap) {
 		cat->cap = cat->cap ? cat->cap * 2 : 16;
 		cat->models = realloc(cat->models, cat->cap * sizeof(*m));
@@ -90,6 +132,32 @@ catalog_section(
 	return m;
 }
 
+/* Adds the capabilities of a list, or of a line continuing it. */
+static void
+catalog_capabilities(
+    struct catalog_parse *p, struct emu_model *m, const char *value, int line)
+{
+	char buf[256], *word, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", value);
+	for (word = strtok_r(buf, " ,", &save); word != NULL;
+	     word = strtok_r(NULL, " ,", &save)) {
+		size_t i,
+		    nwords =
+		        sizeof(capability_words) / sizeof(capability_words[0]);
+
+		for (i = 0; i < nwords; i++)
+			if (strcmp(word, capability_words[i].word) == 0)
+				break;
+		if (i == nwords)
+			diag_add(&p->diag, p->path, line,
+			    "capabilities: unknown capability \"%s\" (completion, embedding, vision, tools, thinking, insert)",
+			    word);
+		else
+			m->capabilities |= capability_words[i].bit;
+	}
+}
+
 static void
 catalog_key(void *user, const struct ini_item *item)
 {
@@ -100,10 +168,45 @@ catalog_key(void *user, const struct ini_item *item)
 	struct emu_model *m;
 	double d;
 	long n;
+	size_t k;
 
 	m = catalog_section(p, section, item->section_line, key == NULL);
 	if (m == NULL || key == NULL)
 		return;
+	if (item->continued) {
+		/* Only a list goes on over indented lines, and its words
+		 * add to those before them. */
+		if (!p->key_taken)
+			return;
+		if (strcmp(key, "capabilities") == 0)
+			catalog_capabilities(p, m, value, line);
+		else
+			diag_add(&p->diag, p->path, line,
+			    "%s: only capabilities continue on indented lines",
+			    key);
+		return;
+	}
+	if (p->keys_of != item->section_line) {
+		p->keys_of = item->section_line;
+		memset(p->key_line, 0, sizeof(p->key_line));
+	}
+	p->key_taken = 0;
+	for (k = 0; k < NKEYS; k++)
+		if (strcmp(key, catalog_keys[k]) == 0)
+			break;
+	if (k == NKEYS) {
+		diag_add(&p->diag, p->path, line, "[%s]: unknown key \"%s\"",
+		    section, key);
+		return;
+	}
+	if (p->key_line[k] != 0) {
+		diag_add(&p->diag, p->path, line,
+		    "[%s]: %s given twice (first at line %d)", section, key,
+		    p->key_line[k]);
+		return;
+	}
+	p->key_line[k] = line;
+	p->key_taken = 1;
 #define TEXT(field)                                                            \
 	if (strcmp(key, #field) == 0) {                                        \
 		if (strlen(value) >= sizeof(m->field))                         \
@@ -148,29 +251,9 @@ catalog_key(void *user, const struct ini_item *item)
 		        key) == 0)
 			m->typical_output_tokens = (int)n;
 	} else if (strcmp(key, "capabilities") == 0) {
-		char buf[256], *word, *save = NULL;
-
-		snprintf(buf, sizeof(buf), "%s", value);
+		/* The list replaces the default, completion alone. */
 		m->capabilities = 0;
-		for (word = strtok_r(buf, " ,", &save); word != NULL;
-		     word = strtok_r(NULL, " ,", &save)) {
-			size_t i,
-			    nwords = sizeof(capability_words) /
-			    sizeof(capability_words[0]);
-
-			for (i = 0; i < nwords; i++)
-				if (strcmp(word, capability_words[i].word) == 0)
-					break;
-			if (i == nwords)
-				diag_add(&p->diag, p->path, line,
-				    "capabilities: unknown capability \"%s\" (completion, embedding, vision, tools, thinking, insert)",
-				    word);
-			else
-				m->capabilities |= capability_words[i].bit;
-		}
-	} else {
-		diag_add(&p->diag, p->path, line, "[%s]: unknown key \"%s\"",
-		    section, key);
+		catalog_capabilities(p, m, value, line);
 	}
 }
 

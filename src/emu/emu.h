@@ -103,6 +103,8 @@ int emu_catalog_remove(struct emu_catalog *cat, const char *name);
 /* The texts one /api/embed call takes: its reply is built at once, and a
  * larger one would hold every other client up. */
 #define EMU_EMBED_INPUTS_MAX 2048
+/* And the numbers in its reply, all texts together: some 40 MB of JSON. */
+#define EMU_EMBED_NUMBERS_MAX (2 * 1024 * 1024)
 /* A keep-alive past a century is forever: its expiry would overflow the
  * clock, and nothing waits that long. */
 #define EMU_KEEP_ALIVE_MAX_NS (100LL * 365 * 24 * 3600 * 1000000000LL)
@@ -132,7 +134,6 @@ struct esched_req {
 	int has_keep_alive;
 	int64_t keep_alive_ns;
 	int needs_slot; /* 0: a load request, answered once attached */
-	int canceled;
 	int in_waiters; /* on its runner's waiters list */
 	enum esched_req_state state;
 	struct esched_runner *runner;

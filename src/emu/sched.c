@@ -355,11 +355,6 @@ process_pending(struct esched *s, int64_t now)
 			q->state = ESR_CURRENT;
 			s->current = q;
 		}
-		if (q->canceled) {
-			q->state = ESR_DONE;
-			s->current = NULL;
-			continue;
-		}
 		r = esched_find_runner(s, q->model);
 		victim = NULL;
 		if (r != NULL) {
@@ -410,7 +405,6 @@ esched_submit(struct esched *s, struct esched_req *q, int64_t now)
 
 	q->arrived_ns = now;
 	q->runner = NULL;
-	q->canceled = 0;
 	q->waited_for_load = 0;
 	r = esched_find_runner(s, q->model);
 	/*
@@ -505,11 +499,18 @@ esched_finish(struct esched *s, struct esched_req *q, int64_t now)
 
 	switch (q->state) {
 	case ESR_PENDING:
-		/* Ollama skips a cancelled request when it reaches the head. */
-		q->canceled = 1;
+		/* Ollama skips a cancelled request when it reaches the head;
+		 * gone from the FIFO now, it is skipped as well, and its
+		 * caller may free it at once. */
+		TAILQ_REMOVE(&s->pending, q, link);
+		s->pending_len--;
+		q->state = ESR_DONE;
 		return;
 	case ESR_CURRENT:
-		q->canceled = 1;
+		/* The load or unload the loop waits for goes on; the loop
+		 * then takes the next request. */
+		s->current = NULL;
+		q->state = ESR_DONE;
 		return;
 	case ESR_ATTACHED:
 		if (q->in_waiters)

@@ -124,6 +124,7 @@ struct emu {
 	uint64_t faults[5];
 	size_t open_streams, peak_streams;
 	uint64_t requests_total;
+	uint64_t clients_gone; /* left before their reply: client_gone_cb */
 	LIST_HEAD(, job) jobs;
 };
 
@@ -142,6 +143,7 @@ struct job {
 	enum job_phase phase;
 	int in_handler;
 	int suspended;
+	ev_io client; /* while suspended: see client_gone_cb */
 
 	char *body;
 	size_t body_len, body_cap;
@@ -344,6 +346,38 @@ out_json(struct job *j, json_t *v)
 	json_decref(v);
 }
 
+/*
+ * A suspended connection is out of MHD's sight: a client that hung up
+ * meanwhile would go unnoticed until its reply was ready, its request
+ * still queued, loading models, evicting others and holding a slot, where
+ * Ollama drops the request of a client that has gone. So its socket is
+ * watched while it is suspended.
+ */
+static void client_gone_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void
+job_suspend(struct job *j)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(j->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	j->suspended = 1;
+	MHD_suspend_connection(j->conn);
+	if (ci != NULL && !ev_is_active(&j->client)) {
+		ev_io_init(&j->client, client_gone_cb, ci->connect_fd, EV_READ);
+		j->client.data = j;
+		ev_io_start(j->emu->loop, &j->client);
+	}
+}
+
+static void
+job_resume(struct job *j)
+{
+	ev_io_stop(j->emu->loop, &j->client);
+	j->suspended = 0;
+	MHD_resume_connection(j->conn);
+}
+
 static void
 job_wake(struct job *j)
 {
@@ -353,8 +387,7 @@ job_wake(struct job *j)
 	    (j->phase == JOB_WAITING || j->phase == JOB_RECEIVING))
 		j->phase = JOB_RESPOND;
 	if (j->suspended && !j->in_handler) {
-		j->suspended = 0;
-		MHD_resume_connection(j->conn);
+		job_resume(j);
 		ev_idle_start(j->emu->loop, &j->emu->mhd_kick);
 	}
 }
@@ -404,8 +437,7 @@ job_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		return j->out_broken ? MHD_CONTENT_READER_END_WITH_ERROR
 		                     : MHD_CONTENT_READER_END_OF_STREAM;
 	/* Nothing yet: park the connection until the next token. */
-	j->suspended = 1;
-	MHD_suspend_connection(j->conn);
+	job_suspend(j);
 	return 0;
 }
 
@@ -639,7 +671,7 @@ stats_json(struct emu *e)
 		if (r->state != RUNNER_UNLOADING)
 			resident++;
 	return json_pack("{s:f,s:f,s:I,s:o,s:o,s:{s:I,s:I,s:I,s:I},"
-	                 "s:o,s:f,s:f,s:I,s:I,s:I,s:I,s:I,"
+	                 "s:o,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,"
 	                 "s:{s:I,s:I,s:I,s:I}}",
 	    "uptime_s", (double)sim_now(e) / NS_PER_SEC, "speed",
 	    e->instant ? -1.0 : e->speed, "requests",
@@ -653,7 +685,8 @@ stats_json(struct emu *e)
 	    (json_int_t)e->sched.stats.peak_pending, "peak_waiting",
 	    (json_int_t)e->peak_waiting, "resident", (json_int_t)resident,
 	    "open_streams", (json_int_t)e->open_streams, "peak_streams",
-	    (json_int_t)e->peak_streams, "faults", "fail",
+	    (json_int_t)e->peak_streams, "clients_gone",
+	    (json_int_t)e->clients_gone, "faults", "fail",
 	    (json_int_t)e->faults[FAULT_FAIL], "stall",
 	    (json_int_t)e->faults[FAULT_STALL], "drop",
 	    (json_int_t)e->faults[FAULT_DROP], "garbage",
@@ -721,11 +754,18 @@ job_load_reply(struct job *j, int64_t now, const char *reason)
 	job_reply(j, 200, o);
 }
 
+/* The length of each embedding: the model's, or a common one. */
+static int
+embedding_dim(const struct emu_model *m)
+{
+	return m->embedding_length > 0 ? m->embedding_length : 768;
+}
+
 static void
 job_embed_reply(struct job *j, int64_t now)
 {
 	const struct emu_model *m = j->sreq.model;
-	int dim = m->embedding_length > 0 ? m->embedding_length : 768;
+	int dim = embedding_dim(m);
 	float *vec = calloc((size_t)dim, sizeof(float));
 	json_t *all = json_array();
 
@@ -755,7 +795,13 @@ job_embed_reply(struct job *j, int64_t now)
 		json_t *o = json_pack(
 		    "{s:s,s:o}", "model", j->req.model, "embeddings", all);
 
-		set_metric(o, "total_duration", now - j->sreq.arrived_ns);
+		/* Instant: no real time passed, the nominal one is told, as
+		 * for generation (job_final). */
+		set_metric(o, "total_duration",
+		    (now - j->sreq.arrived_ns) +
+		        (j->emu->instant ? j->load_reported_ns +
+		                    (int64_t)(j->work.prompt_work * NS_PER_SEC)
+		                         : 0));
 		set_metric(o, "load_duration", j->load_reported_ns);
 		set_metric(o, "prompt_eval_count", j->req.prompt_tokens);
 		job_reply(j, 200, o);
@@ -1313,6 +1359,18 @@ handle_inference(struct emu *e, struct job *j)
 		job_error(j, 400, msg);
 		return;
 	}
+	if ((j->route == R_EMBED || j->route == R_EMBEDDINGS) &&
+	    (uint64_t)j->req.ninputs * (uint64_t)embedding_dim(m) >
+	        EMU_EMBED_NUMBERS_MAX) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg),
+		    "input: %zu texts of %d numbers each make a reply past "
+		    "the %d numbers this emulator builds at once",
+		    j->req.ninputs, embedding_dim(m), EMU_EMBED_NUMBERS_MAX);
+		job_error(j, 400, msg);
+		return;
+	}
 	j->streaming = j->req.stream && !j->req.empty &&
 	    (j->route == R_GENERATE || j->route == R_CHAT);
 	/* Faults are drawn for generation only: embeddings have no stream. */
@@ -1403,8 +1461,7 @@ respond_now(struct emu *e, struct job *j, const char *method)
 	if (j->phase == JOB_RESPOND)
 		return queue_reply(j);
 	j->phase = JOB_WAITING;
-	j->suspended = 1;
-	MHD_suspend_connection(j->conn);
+	job_suspend(j);
 	return MHD_YES;
 }
 
@@ -1481,10 +1538,62 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		return queue_reply(j);
 	if (j->phase == JOB_WAITING) {
 		/* Woken before there was anything to send: park again. */
-		j->suspended = 1;
-		MHD_suspend_connection(conn);
+		job_suspend(j);
 	}
 	return MHD_YES;
+}
+
+/* Gives back the queue place, the load or the slot the request holds. */
+static void
+job_release(struct job *j)
+{
+	struct emu *e = j->emu;
+	int64_t now;
+
+	if (!j->submitted || j->sreq.state == ESR_DONE)
+		return;
+	now = sim_now(e);
+	stats_advance(e, now);
+	if (j->sreq.state == ESR_RUNNING)
+		job_complete(j, now);
+	else
+		esched_finish(&e->sched, &j->sreq, now);
+	drain(e);
+}
+
+/*
+ * The suspended connection's socket is readable: the client sent more
+ * (a request pipelined behind, which MHD reads once it resumes), or hung
+ * up. Gone, its request is dropped at once and the connection is resumed
+ * with its reply broken off, for MHD to close.
+ */
+static void
+client_gone_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct job *j = w->data;
+	char byte;
+	ssize_t n = recv(w->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	(void)revents;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	ev_io_stop(loop, w);
+	if (n > 0)
+		return;
+	log_debug("a client left before its reply: its request is dropped");
+	j->emu->clients_gone++;
+	job_release(j);
+	ev_timer_stop(loop, &j->timer);
+	if (j->phase == JOB_WAITING) {
+		/* Ollama's status for a request its client cancelled. */
+		j->status = 499;
+		j->streaming = 0;
+		j->out_len = j->out_off = 0;
+		j->phase = JOB_RESPOND;
+	}
+	j->out_broken = 1;
+	j->out_finished = 1;
+	job_wake(j);
 }
 
 static void
@@ -1499,17 +1608,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (j == NULL)
 		return;
 	/* The client is gone or the reply is out: give back what it held. */
-	if (j->submitted && j->sreq.state != ESR_DONE) {
-		int64_t now = sim_now(e);
-
-		stats_advance(e, now);
-		if (j->sreq.state == ESR_RUNNING) {
-			job_complete(j, now);
-		} else {
-			esched_finish(&e->sched, &j->sreq, now);
-		}
-		drain(e);
-	}
+	job_release(j);
+	ev_io_stop(e->loop, &j->client);
 	if (j->stream_counted)
 		e->open_streams--;
 	ev_timer_stop(e->loop, &j->timer);
@@ -1672,9 +1772,9 @@ raise_fd_limit(void)
 
 /*
  * MHD may not stop with connections suspended: every request that has
- * sent nothing yet is answered 503 (one that has ends where it is), and
- * MHD is run until their replies are out, 2 s at most: stopping MHD closes
- * its sockets.
+ * sent nothing yet is answered 503, a stream under way ends with an error
+ * line, and MHD is run until their replies are out, 2 s at most: stopping
+ * MHD closes its sockets.
  */
 static void
 shutdown_connections(struct emu *e)
@@ -1695,13 +1795,28 @@ shutdown_connections(struct emu *e)
 				out_append(j,
 				    "{\"error\":\"server shutting down\"}", 32);
 				j->phase = JOB_RESPOND;
+			} else if (j->streaming && !j->out_finished) {
+				/* Cut off mid-stream, Ollama's last line is
+				 * an error line: without one, a client would
+				 * take the answer so far for the whole. */
+				out_append(j,
+				    "{\"error\":\"server shutting down\"}\n",
+				    33);
 			}
 			j->out_finished = 1;
-			j->suspended = 0;
-			MHD_resume_connection(j->conn);
+			job_resume(j);
 		}
 		MHD_run_wait(e->mhd, 10);
 	}
+}
+
+/* An Ollama variable, NULL when unset or empty: Ollama reads "" as unset. */
+static const char *
+ollama_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
 }
 
 static const char usage_text[] =
@@ -1853,19 +1968,19 @@ main(int argc, char **argv)
 
 	log_init("ollamax-emu", 0);
 	/* Ollama's own environment sets the defaults; flags win. */
-	cfg.parallel = (env = getenv("OLLAMA_NUM_PARALLEL"))
+	cfg.parallel = (env = ollama_env("OLLAMA_NUM_PARALLEL"))
 	    ? (int)arg_long("OLLAMA_NUM_PARALLEL", env, 1, 1024)
 	    : 1;
-	cfg.max_loaded = (env = getenv("OLLAMA_MAX_LOADED_MODELS"))
+	cfg.max_loaded = (env = ollama_env("OLLAMA_MAX_LOADED_MODELS"))
 	    ? (int)arg_long("OLLAMA_MAX_LOADED_MODELS", env, 0, 64)
 	    : 0;
-	cfg.max_queue = (env = getenv("OLLAMA_MAX_QUEUE"))
+	cfg.max_queue = (env = ollama_env("OLLAMA_MAX_QUEUE"))
 	    ? (int)arg_long("OLLAMA_MAX_QUEUE", env, 0, 1 << 20)
 	    : EMU_MAX_QUEUE;
-	cfg.default_keep_alive_ns = (env = getenv("OLLAMA_KEEP_ALIVE"))
+	cfg.default_keep_alive_ns = (env = ollama_env("OLLAMA_KEEP_ALIVE"))
 	    ? arg_duration("OLLAMA_KEEP_ALIVE", env)
 	    : EMU_KEEP_ALIVE_S * NS_PER_SEC;
-	if ((env = getenv("OLLAMA_CONTEXT_LENGTH")) != NULL)
+	if ((env = ollama_env("OLLAMA_CONTEXT_LENGTH")) != NULL)
 		context_length =
 		    arg_long("OLLAMA_CONTEXT_LENGTH", env, 0, 1 << 24);
 	cfg.vram_bytes = EMU_VRAM_MB * MB;

@@ -14,6 +14,26 @@ start_emu big --speed inf
 start_emu slow --speed 1
 start_emu prefill --speed 4
 start_emu order --speed inf --vram-mb 8192
+# Two small slow models, one slot, one runner: what a client that leaves
+# gives back shows in how soon the next is served and in the loads.
+cat >"$TMP/small.ini" <<'INI'
+[a:1]
+size_mb = 100
+context_length = 4096
+load_mb_per_s = 100
+prompt_tokens_per_s = 1000
+gen_tokens_per_s = 10
+kv_kb_per_token = 1
+[b:1]
+size_mb = 100
+context_length = 4096
+load_mb_per_s = 100
+prompt_tokens_per_s = 1000
+gen_tokens_per_s = 10
+kv_kb_per_token = 1
+INI
+start_emu gone --speed 1 --parallel 1 --max-loaded 1 --catalog "$TMP/small.ini"
+start_emu term --speed 1 --catalog "$TMP/small.ini"
 
 
 check "GET / says Ollama is running" \
@@ -57,6 +77,11 @@ inputs=$(python3 -c 'import json; print(json.dumps(["a"] * 2049))')
 check "embed of more texts than it takes at once is a 400" \
 	eq "$(http POST "$URL_main/api/embed" "{\"model\":\"nomic-embed-text\",\"input\":$inputs}")" \
 	'400 {"error":"input: more texts than the 2048 this emulator embeds at once"}'
+# 1024 texts of a model 4096 wide: a reply of 4 Mi numbers, near 90 MB.
+inputs=$(python3 -c 'import json; print(json.dumps([""] * 1024))')
+check "embed whose reply would pass 2 Mi numbers is a 400, said why" \
+	eq "$(http POST "$URL_main/api/embed" "{\"model\":\"deepseek-r1:8b\",\"input\":$inputs}")" \
+	'400 {"error":"input: 1024 texts of 4096 numbers each make a reply past the 2097152 numbers this emulator builds at once"}'
 images=$(python3 -c 'import json; print(json.dumps([""] * 30000))')
 saturated() {
 	http POST "$URL_big/api/generate" "{\"model\":\"tinyllama\",\"prompt\":\"x\",\"stream\":false,\"images\":$images}" >/dev/null
@@ -81,8 +106,28 @@ speed_refused() {
 	[ "$rc" -eq 2 ] && has "$out" "--speed 20000: expected a number in [0.001, 10000]"
 }
 check "a --speed past what the clock holds for ten days is refused, exit 2" speed_refused
+# Ollama reads an empty variable as unset: the bad flag is the news.
+empty_env_unset() {
+	local out rc=0
+	out=$(env OLLAMA_NUM_PARALLEL= OLLAMA_MAX_LOADED_MODELS= OLLAMA_MAX_QUEUE= \
+		OLLAMA_KEEP_ALIVE= OLLAMA_CONTEXT_LENGTH= "$BUILD/ollamax-emu" --speed 20000 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "--speed 20000" && ! has "$out" OLLAMA_ >/dev/null
+}
+check "an empty OLLAMA_* variable is as if unset" empty_env_unset
 check "an embedding model loads through /api/embed" \
 	has "$(http POST "$URL_big/api/embed" '{"model":"nomic-embed-text","input":"x"}')" '"embeddings"'
+# At --speed inf no time passes: the nominal durations are told, the
+# load's within the total, as for generation.
+embed_durations() {
+	http POST "$URL_big/api/generate" '{"model":"nomic-embed-text","keep_alive":0}' >/dev/null
+	http POST "$URL_big/api/embed" '{"model":"nomic-embed-text","input":"hello world"}' >/dev/null
+	python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+ok = d["load_duration"] > 0 and d["total_duration"] > d["load_duration"]
+print("      total %d, load %d" % (d["total_duration"], d["load_duration"])) if not ok else None
+sys.exit(0 if ok else 1)' "$TMP/body"
+}
+check "an embed at --speed inf tells a total past its load" embed_durations
 check "and unloads with an empty generate and keep_alive 0, as Ollama's" \
 	has "$(http POST "$URL_big/api/generate" '{"model":"nomic-embed-text","keep_alive":0}')" '"done_reason":"unload"'
 check "though it cannot generate" \
@@ -246,10 +291,70 @@ check "a deleted model that was loaded stays loaded" \
 check "delete of a model already deleted is a 404" \
 	has "$(http DELETE "$URL_main/api/delete" '{"name":"qwen2.5-coder:7b"}')" '404'
 
-for name in main noqueue fail drop garbage stall big order; do
+# A client that hangs up while its request waits or runs with nothing to
+# send yet: Ollama drops the request. A whole reply of 250 tokens at 10/s
+# would hold the one slot for 25 s.
+slot_given_back() {
+	local t0 ms
+	curl -s -m 1 -o /dev/null "$URL_gone/api/generate" \
+		-d '{"model":"a:1","prompt":"x","stream":false,"options":{"num_predict":250}}' || :
+	t0=$(date +%s%N)
+	has "$(http POST "$URL_gone/api/generate" '{"model":"a:1","prompt":"x","stream":false,"options":{"num_predict":1}}')" '200 {' || return 1
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	[ "$ms" -lt 10000 ] || { echo "      the next request took $ms ms"; return 1; }
+}
+check "a client that leaves a running request gives its slot back at once" slot_given_back
+# B waits in the queue for A's runner to go; its client leaves first. A
+# ends (its client leaves too): B must not load, evicting A for no one.
+served_on() {
+	curl -s "$URL_gone/emu/stats" | python3 -c 'import json, sys
+print(json.load(sys.stdin)["models"].get(sys.argv[1], {}).get("requests", 0))' "$1"
+}
+queue_place_given_back() {
+	local before a _
+	before=$(served_on a:1)
+	curl -s -m 3 -o /dev/null "$URL_gone/api/generate" \
+		-d '{"model":"a:1","prompt":"x","options":{"num_predict":250}}' &
+	a=$!
+	# A holds the slot before B comes.
+	for _ in $(seq 1 100); do
+		[ "$(served_on a:1)" -gt "$before" ] && break
+		sleep 0.05
+	done
+	curl -s -m 1 -o /dev/null "$URL_gone/api/generate" \
+		-d '{"model":"b:1","prompt":"x","options":{"num_predict":1}}' || :
+	wait "$a" || :
+	# Queued behind B, had it stayed, C is served after it.
+	has "$(http POST "$URL_gone/api/generate" '{"model":"a:1","prompt":"x","stream":false,"options":{"num_predict":1}}')" '200 {' || return 1
+	curl -s "$URL_gone/emu/stats" | python3 -c 'import json, sys
+s = json.load(sys.stdin)
+b = s["models"].get("b:1", {}).get("loads", 0)
+ok = b == 0 and s["clients_gone"] >= 2
+print("      b:1 loads %d, clients gone %d" % (b, s["clients_gone"])) if not ok else None
+sys.exit(0 if ok else 1)'
+}
+check "a client that leaves the queue gives its place back: its model never loads" queue_place_given_back
+
+for name in main noqueue fail drop garbage stall big order gone; do
 	pid_var=PID_$name
 	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"
 done
+# Stopped mid-stream, the last line says so, as Ollama's error line does:
+# a client must not take the answer so far for the whole.
+cut_stream_says_so() {
+	curl -sN -m 20 "$URL_term/api/generate" \
+		-d '{"model":"a:1","prompt":"x","options":{"num_predict":100}}' >"$TMP/cut.ndjson" &
+	local c=$! _
+	for _ in $(seq 1 100); do
+		grep -q '"done":false' "$TMP/cut.ndjson" && break
+		sleep 0.05
+	done
+	kill -TERM "$PID_term"
+	wait "$c" || :
+	wait "$PID_term" || :
+	has "$(tail -n 1 "$TMP/cut.ndjson")" '{"error":"server shutting down"}'
+}
+check "a stream cut by SIGTERM ends with an error line" cut_stream_says_so
 stops_cleanly() { kill -TERM "$PID_main"; wait "$PID_main"; }
 check "ollamax-emu stops on SIGTERM with exit 0" stops_cleanly
 finish
