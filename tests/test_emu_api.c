@@ -217,6 +217,30 @@ Test(api, wrongly_typed_options_are_a_400_and_unknown_ones_a_warning)
 	api_request_free(&req);
 }
 
+Test(api, runner_options_are_read_and_ollamas_defaults_fill_the_rest)
+{
+	struct api_request req;
+	struct api_error err;
+
+	cr_assert_eq(parse(API_GENERATE, "{\"model\":\"m\"}", &req, &err), 0);
+	cr_assert_eq(req.runner_opts.num_batch, 512);
+	cr_assert_eq(req.runner_opts.num_gpu, -1);
+	cr_assert_eq(req.runner_opts.use_mmap, -1);
+	api_request_free(&req);
+	cr_assert_eq(
+	    parse(API_GENERATE,
+	        "{\"model\":\"m\",\"options\":{\"num_batch\":128,\"num_gpu\":9,"
+	        "\"main_gpu\":1,\"num_thread\":4,\"use_mmap\":false}}",
+	        &req, &err),
+	    0, "%s", err.message);
+	cr_assert_eq(req.runner_opts.num_batch, 128);
+	cr_assert_eq(req.runner_opts.num_gpu, 9);
+	cr_assert_eq(req.runner_opts.main_gpu, 1);
+	cr_assert_eq(req.runner_opts.num_thread, 4);
+	cr_assert_eq(req.runner_opts.use_mmap, 0);
+	api_request_free(&req);
+}
+
 Test(api, a_bare_number_keep_alive_string_is_refused)
 {
 	expect_error(API_GENERATE, "{\"model\":\"m\",\"keep_alive\":\"300\"}",

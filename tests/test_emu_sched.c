@@ -518,6 +518,54 @@ Test(sched, a_change_of_num_ctx_reloads_the_model)
 	free(q);
 }
 
+Test(sched, a_change_of_any_runner_option_reloads_the_model)
+{
+	struct esched_req *q;
+
+	start(config(1, 4096));
+	serve_one(1, ALPHA);
+	q = req(2, ALPHA);
+	q->opts.num_batch = 128;
+	esched_submit(&s, q, now);
+	expect_log("unload alpha:latest;");
+	cr_assert_eq(s.stats.reloads, 1);
+	unload_done();
+	load_done(ALPHA);
+	cr_assert_eq(runner(ALPHA)->opts.num_batch, 128);
+	finish_and_free(q);
+	q = req(3, ALPHA);
+	q->opts.num_batch = 128;
+	q->opts.num_thread = 4;
+	esched_submit(&s, q, now);
+	expect_log("unload alpha:latest;");
+	cr_assert_eq(s.stats.reloads, 2);
+	free(q);
+}
+
+Test(sched, a_num_gpu_left_to_ollama_takes_the_runner_as_it_is)
+{
+	struct esched_req *q;
+
+	start(config(1, 4096));
+	q = req(1, ALPHA);
+	q->opts.num_gpu = 10;
+	esched_submit(&s, q, now);
+	load_done(ALPHA);
+	finish_and_free(q);
+	q = req(2, ALPHA);
+	q->opts.num_gpu = -1;
+	esched_submit(&s, q, now);
+	expect_log("ready alpha:latest#2;start alpha:latest#2;");
+	cr_assert_eq(s.stats.reloads, 0);
+	finish_and_free(q);
+	q = req(3, ALPHA);
+	q->opts.num_gpu = 20;
+	esched_submit(&s, q, now);
+	expect_log("unload alpha:latest;");
+	cr_assert_eq(s.stats.reloads, 1);
+	free(q);
+}
+
 Test(sched,
     num_ctx_is_capped_to_the_trained_context_and_an_equal_cap_does_not_reload)
 {

@@ -327,11 +327,21 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 				    "option \"%s\" is out of range", name);
 			if (strcmp(name, "num_ctx") == 0)
 				req->num_ctx = (int)d;
+			else if (strcmp(name, "num_batch") == 0)
+				req->runner_opts.num_batch = (int)d;
+			else if (strcmp(name, "num_gpu") == 0)
+				req->runner_opts.num_gpu = (int)d;
+			else if (strcmp(name, "main_gpu") == 0)
+				req->runner_opts.main_gpu = (int)d;
+			else if (strcmp(name, "num_thread") == 0)
+				req->runner_opts.num_thread = (int)d;
 			else if (strcmp(name, "num_predict") == 0)
 				req->num_predict = (int)d;
 			else if (strcmp(name, "seed") == 0)
 				req->seed = (int64_t)d;
 		}
+		if (strcmp(name, "use_mmap") == 0)
+			req->runner_opts.use_mmap = json_is_true(v);
 	}
 	return 0;
 }
@@ -526,6 +536,9 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 	req->stream = 1;
 	req->num_predict = -1;
 	req->seed = -1;
+	/* Ollama's DefaultOptions. */
+	req->runner_opts = (struct esched_runner_opts){
+	    .num_batch = 512, .num_gpu = -1, .use_mmap = -1};
 	for (i = 0; i < len; i++)
 		if (body[i] != ' ' && body[i] != '\n' && body[i] != '\t' &&
 		    body[i] != '\r')

@@ -118,6 +118,17 @@ int emu_keep_alive_from_json(
 
 struct esched_runner;
 
+/*
+ * The options besides num_ctx a runner is started with. Ollama's
+ * needsReload compares them all: a request that changes any unloads the
+ * model and loads it again. A num_gpu below 0 (the default) takes
+ * whatever the runner has.
+ */
+struct esched_runner_opts {
+	int num_batch, num_gpu, main_gpu, num_thread;
+	int use_mmap; /* -1: not set */
+};
+
 enum esched_req_state {
 	ESR_NEW,
 	ESR_PENDING,  /* in the pending FIFO */
@@ -131,6 +142,7 @@ struct esched_req {
 	uint64_t id;
 	const struct emu_model *model;
 	int num_ctx; /* as requested, after Ollama's defaults */
+	struct esched_runner_opts opts;
 	int has_keep_alive;
 	int64_t keep_alive_ns;
 	int needs_slot; /* 0: a load request, answered once attached */
@@ -156,6 +168,7 @@ struct esched_runner {
 	const struct emu_model *model;
 	enum esched_runner_state state;
 	int num_ctx;         /* effective, after capping to the model */
+	struct esched_runner_opts opts;
 	int parallel;        /* slots of this runner */
 	uint64_t size_bytes; /* weights + KV cache */
 	uint64_t vram_bytes; /* the part on the GPU */
@@ -210,7 +223,7 @@ struct esched_stats {
 	uint64_t loads;
 	uint64_t unloads;
 	uint64_t evictions; /* unloads the scheduler forced to make room */
-	uint64_t reloads;   /* unloads forced by a change of num_ctx */
+	uint64_t reloads;   /* unloads forced by a change of runner options */
 	uint64_t rejected;
 	size_t peak_pending;
 };
@@ -331,6 +344,7 @@ struct api_request {
 	int has_keep_alive;
 	int64_t keep_alive_ns;
 	int num_ctx;     /* 0 = the server's default */
+	struct esched_runner_opts runner_opts; /* Ollama's defaults if unset */
 	int num_predict; /* -1 = until the answer ends */
 	int64_t seed;
 	int prompt_tokens;  /* counted over everything the model reads */

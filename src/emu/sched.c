@@ -173,7 +173,14 @@ esched_vram_used(const struct esched *s)
 static int
 needs_reload(const struct esched_runner *r, const struct esched_req *q)
 {
-	return r->num_ctx != esched_effective_ctx(q->model, q->num_ctx);
+	const struct esched_runner_opts *had = &r->opts, *asks = &q->opts;
+
+	return r->num_ctx != esched_effective_ctx(q->model, q->num_ctx) ||
+	    had->num_batch != asks->num_batch ||
+	    (asks->num_gpu >= 0 && had->num_gpu != asks->num_gpu) ||
+	    had->main_gpu != asks->main_gpu ||
+	    had->num_thread != asks->num_thread ||
+	    had->use_mmap != asks->use_mmap;
 }
 
 static void
@@ -252,6 +259,7 @@ start_load(struct esched *s, struct esched_req *q, int64_t now)
 	r->model = q->model;
 	r->state = RUNNER_LOADING;
 	r->num_ctx = esched_effective_ctx(q->model, q->num_ctx);
+	r->opts = q->opts;
 	r->parallel = runner_parallel(s, q->model);
 	r->size_bytes = esched_runner_bytes(q->model, r->num_ctx, r->parallel);
 	used = esched_vram_used(s);

@@ -1380,6 +1380,7 @@ handle_inference(struct emu *e, struct job *j)
 	j->sreq.model = m;
 	j->sreq.num_ctx =
 	    j->req.num_ctx > 0 ? j->req.num_ctx : e->default_num_ctx;
+	j->sreq.opts = j->req.runner_opts;
 	j->sreq.has_keep_alive = j->req.has_keep_alive;
 	j->sreq.keep_alive_ns = j->req.keep_alive_ns;
 	j->sreq.needs_slot = !j->req.empty;
