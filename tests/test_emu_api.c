@@ -172,6 +172,17 @@ Test(api, a_delete_names_its_model_by_model_or_name_in_a_delete_request)
 	    parse(API_DELETE, "{\"name\":\"tinyllama\"}", &req, &err), 0);
 	cr_assert_str_eq(req.model, "tinyllama");
 	api_request_free(&req);
+	/* An empty model is as none: the name says which. */
+	cr_assert_eq(
+	    parse(API_SHOW, "{\"model\":\"\",\"name\":\"b:1\"}", &req, &err),
+	    0);
+	cr_assert_str_eq(req.model, "b:1");
+	api_request_free(&req);
+	cr_assert_eq(
+	    parse(API_SHOW, "{\"model\":\"a:1\",\"name\":\"b:1\"}", &req, &err),
+	    0);
+	cr_assert_str_eq(req.model, "a:1");
+	api_request_free(&req);
 	expect_error(API_DELETE, "{\"model\":5}", 400,
 	    "json: cannot unmarshal number into Go struct field DeleteRequest.model of type string");
 	expect_error(API_DELETE, "", 400, "missing request body");

@@ -597,7 +597,10 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 	}
 	if (get_string(root, kind, "model", &req->model, err))
 		goto bad;
-	if ((kind == API_SHOW || kind == API_DELETE) && req->model == NULL &&
+	/* Ollama's show and delete take the old "name" when "model" is
+	 * missing or empty. */
+	if ((kind == API_SHOW || kind == API_DELETE) &&
+	    (req->model == NULL || req->model[0] == '\0') &&
 	    get_string(root, kind, "name", &req->model, err))
 		goto bad;
 	if (req->model == NULL)
