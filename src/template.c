@@ -35,6 +35,26 @@ put(char **buf, size_t *len, size_t *cap, size_t max, const char *s, size_t n)
 	return cut;
 }
 
+/*
+ * The next placeholder from p: the "{{" nearest before the first "}}", so
+ * that a stray "{{" earlier ("{{name} asks {{input}}", "{{{input}}}")
+ * stays text instead of hiding the placeholder after it. 0 when none.
+ */
+static int
+next_placeholder(const char *p, const char **open, const char **close)
+{
+	const char *o = strstr(p, "{{"), *c, *q;
+
+	if (o == NULL || (c = strstr(o + 2, "}}")) == NULL)
+		return 0;
+	for (q = strstr(o + 1, "{{"); q != NULL && q < c;
+	     q = strstr(q + 1, "{{"))
+		o = q;
+	*open = o;
+	*close = c;
+	return 1;
+}
+
 char *
 template_render(
     const char *tmpl, const struct template_var *vars, size_t nvars, size_t max)
@@ -46,20 +66,15 @@ template_render(
 
 	put(&out, &len, &cap, max, "", 0);
 	while (*p != '\0' && !full) {
-		const char *open = strstr(p, "{{"), *close;
+		const char *open, *close;
 		size_t i, n;
 
-		if (open == NULL) {
+		if (!next_placeholder(p, &open, &close)) {
 			put(&out, &len, &cap, max, p, strlen(p));
 			break;
 		}
 		if (put(&out, &len, &cap, max, p, (size_t)(open - p)))
 			break;
-		close = strstr(open + 2, "}}");
-		if (close == NULL) {
-			put(&out, &len, &cap, max, open, strlen(open));
-			break;
-		}
 		n = (size_t)(close - open - 2);
 		for (i = 0; i < nvars; i++)
 			if (strlen(vars[i].name) == n &&
@@ -79,14 +94,12 @@ const char *
 template_unknown(const char *tmpl, const char *const *names, size_t nnames,
     char *out, size_t len)
 {
-	const char *p = tmpl;
+	const char *p = tmpl, *open, *close;
 
-	while ((p = strstr(p, "{{")) != NULL) {
-		const char *close = strstr(p + 2, "}}");
+	while (next_placeholder(p, &open, &close)) {
 		size_t n, i;
 
-		if (close == NULL)
-			return NULL;
+		p = open;
 		n = (size_t)(close - p - 2);
 		for (i = 0; i < nnames; i++)
 			if (strlen(names[i]) == n &&

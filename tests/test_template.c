@@ -25,6 +25,20 @@ Test(template, an_unknown_variable_or_an_open_brace_is_left_as_written)
 	free(s);
 }
 
+Test(template, a_stray_open_brace_before_a_variable_does_not_hide_it)
+{
+	static const char *const known[] = {"name", "n"};
+	char buf[32];
+	char *s =
+	    template_render("{{name} asks {{n}}; {{{name}}}", vars, 2, 1000);
+
+	cr_assert_str_eq(s, "{{name} asks 7; {reviewer}");
+	free(s);
+	cr_assert_str_eq(
+	    template_unknown("{{x {{tiem}}", known, 2, buf, sizeof(buf)),
+	    "tiem");
+}
+
 Test(template, the_output_is_cut_at_the_limit)
 {
 	char *s = template_render("{{name}}{{name}}{{name}}", vars, 2, 10);
