@@ -444,7 +444,11 @@ agent_deliver(struct agent *a, const char *text)
 /*
  * Appends a run's record to its output file with one write: agents of
  * other workers may share the file, and O_APPEND keeps one write whole.
- * Returns 0, or -1 with why set.
+ * Only a regular file: a FIFO, or a device, would hold the worker's one
+ * loop, and every agent on it, for as long as nobody reads it. A write cut
+ * short (the disk full) is taken back when nothing came after it, so that
+ * the file keeps whole records, each starting its line. Returns 0, or -1
+ * with why set.
  */
 static int
 append_record(struct agent *a, const char *text, char *why, size_t whylen)
@@ -453,6 +457,8 @@ append_record(struct agent *a, const char *text, char *why, size_t whylen)
 	char *path = NULL, *record = NULL;
 	int fd = -1, len, rc = -1;
 	size_t off = 0;
+	struct stat st;
+	off_t start;
 
 	/* On the heap: a task's stack may be 16 KiB. */
 	if (asprintf(&path, "%s/%s", a->w->state_dir, m->output_target) < 0)
@@ -464,11 +470,20 @@ append_record(struct agent *a, const char *text, char *why, size_t whylen)
 		record = NULL;
 		goto out;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		snprintf(why, whylen, "%.200s: %s", path, strerror(errno));
+	fd = open(
+	    path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		/* ENXIO: a FIFO nobody reads; one read would be refused
+		 * below all the same. */
+		snprintf(why, whylen, "%.200s: %s", path,
+		    errno == ENXIO ? "not a regular file" : strerror(errno));
 		goto out;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%.200s: not a regular file", path);
+		goto out;
+	}
+	start = st.st_size;
 	while (off < (size_t)len) {
 		ssize_t n = write(fd, record + off, (size_t)len - off);
 
@@ -477,6 +492,12 @@ append_record(struct agent *a, const char *text, char *why, size_t whylen)
 		if (n <= 0) {
 			snprintf(why, whylen, "%.200s: %s", path,
 			    n < 0 ? strerror(errno) : "nothing written");
+			if (off > 0 && fstat(fd, &st) == 0 &&
+			    st.st_size == start + (off_t)off &&
+			    ftruncate(fd, start) != 0)
+				log_warn("%s: cannot take back the record cut "
+				         "short in %s",
+				    m->name, path);
 			goto out;
 		}
 		off += (size_t)n;

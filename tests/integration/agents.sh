@@ -164,6 +164,19 @@ check "an answer its file output cannot take still reaches run -w" reaches_waite
 check "and is logged whole with why it was not written" \
 	grep -q "lost: run 1: output not written: .*gone/lost.out: No such file or directory; it was:" "$TMP/sup.log"
 check "the worker lives on" sh -c "! grep -q 'worker [0-9] died' '$TMP/sup.log'"
+# A FIFO as a file output would hold the worker's one loop, and every
+# agent on it, until somebody read it: it is refused as not a file.
+mkfifo "$TMP/state/pipe.out"
+printf '[agent]\nname = piper\ntier = light\ntrigger = demand\noutput = file:pipe.out\nprompt = Pipe this: {{input}}\n[options]\nnum_predict = 5\n' >"$TMP/piper.conf"
+check "an agent whose file output is a FIFO is spawned" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/piper.conf"
+fifo_refused() {
+	timeout 10 "$CTL" -c "$TMP/ollamax.conf" run -w piper "down the pipe" >/dev/null &&
+		grep -q "piper: run 1: output not written: .*pipe.out: not a regular file; it was:" "$TMP/sup.log"
+}
+check "its answer reaches run -w, logged whole: the FIFO is not a regular file" fifo_refused
+check "and its worker, not held by the FIFO, runs it again" \
+	timeout 10 "$CTL" -c "$TMP/ollamax.conf" run -w piper "still here"
+"$CTL" -c "$TMP/ollamax.conf" kill piper >/dev/null
 check "and the run counts as failed" status_until 's["agents"]["failed"] >= 1'
 wide_input() { python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - >/dev/null; }
 check "a prompt cut to 256 KiB is cut between characters, and runs" wide_input
