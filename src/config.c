@@ -898,9 +898,10 @@ reject(struct fleet *f, const char *path)
 }
 
 /*
- * Outputs name agents that must exist and listen on an inbox, and must
- * not lead back round. An agent whose output fails that is left out, and
- * then so is one whose output names it, until none is left to leave out.
+ * Outputs name agents that must exist and listen on an inbox with an
+ * {{input}} to read them, and must not lead back round. An agent whose output
+ * fails that is left out, and then so is one whose output names it, until none
+ * is left to leave out.
  */
 static void
 check_outputs(struct fleet *f, struct diag *d)
@@ -938,6 +939,12 @@ check_outputs(struct fleet *f, struct diag *d)
 				for (to = m; !out[to - f->agents];
 				     to = fleet_find(f, to->output_target))
 					out[to - f->agents] = 1;
+			else if (!template_uses(to->prompt, "input"))
+				diag_add(d, m->path, m->line_of_output,
+				    "output: agent \"%s\"'s prompt has no "
+				    "{{input}}: the answers would be lost "
+				    "unread: left out",
+				    m->output_target);
 			else
 				continue;
 			out[i] = 1;

@@ -456,6 +456,9 @@ reply_frame(struct ipc_call *call, struct msg_writer *w)
 	msg_writer_free(w);
 }
 
+/* What a ctl reply holds besides its body: its error, its fields. */
+#define CTL_REPLY_ROOM 4096
+
 /* Answers ok, or not with why; a call of NULL (a reload's) is logged. */
 static void
 reply_ctl(struct ipc_call *call, int ok, const char *error)
@@ -999,14 +1002,41 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 
 /*
  * What fleet_load checks of outputs, for one agent joining the running
- * ones: its answers go to an agent that runs and has an inbox, and do not
- * come round to it again.
+ * ones: its answers go to an agent that runs, has an inbox and reads it
+ * ({{input}}), and do not come round to it again; and the agents whose
+ * answers already go to its name find it so too (a message runs its
+ * agent whatever its trigger: one without an inbox would be run for ever
+ * by a loop, and one without {{input}} would lose the text unread).
  */
 static int
 output_problem(
     struct supervisor *s, const struct manifest *m, char *why, size_t whylen)
 {
 	const struct manifest *at = m;
+
+	for (size_t i = 0; i < s->nplaced; i++) {
+		const struct manifest *from = &s->placed[i].m;
+
+		if (!s->placed[i].alive || from->output != OUTPUT_AGENT ||
+		    strcmp(from->output_target, m->name) != 0 ||
+		    strcmp(from->name, m->name) == 0)
+			continue;
+		if (m->trigger != TRIGGER_INBOX) {
+			snprintf(why, whylen,
+			    "trigger: agent %s sends its answers to %s, "
+			    "which would have no inbox",
+			    from->name, m->name);
+			return -1;
+		}
+		if (!template_uses(m->prompt, "input")) {
+			snprintf(why, whylen,
+			    "prompt: agent %s sends its answers to %s, whose "
+			    "prompt has no {{input}}: they would be lost "
+			    "unread",
+			    from->name, m->name);
+			return -1;
+		}
+	}
 
 	for (size_t hops = 0; at->output == OUTPUT_AGENT; hops++) {
 		const char *to = at->output_target;
@@ -1037,6 +1067,13 @@ output_problem(
 			snprintf(why, whylen,
 			    "output: agent %s has no inbox (its trigger is not "
 			    "inbox)",
+			    to);
+			return -1;
+		}
+		if (at == m && !template_uses(p->m.prompt, "input")) {
+			snprintf(why, whylen,
+			    "output: agent %s's prompt has no {{input}}: the "
+			    "answers would be lost unread",
 			    to);
 			return -1;
 		}
@@ -1530,6 +1567,19 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	if (body != NULL) {
 		reply.body = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
+	}
+	/* A frame past what peers take would be cut off by their socket,
+	 * and read as no supervisor answering. */
+	if (reply.body != NULL &&
+	    strlen(reply.body) > MSG_MAX_FRAME - CTL_REPLY_ROOM) {
+		snprintf(reply.error, sizeof(reply.error),
+		    "the answer is %zu bytes, more than the %d one frame "
+		    "carries",
+		    strlen(reply.body), MSG_MAX_FRAME - CTL_REPLY_ROOM);
+		log_warnx("ctl: %s: %s", ctl.verb, reply.error);
+		reply.ok = 0;
+		free(reply.body);
+		reply.body = NULL;
 	}
 	msg_ctl_reply_encode(&w, &reply);
 	reply_frame(call, &w);

@@ -304,20 +304,30 @@ Test(config, a_fleet_keeps_the_good_manifests_and_leaves_out_the_bad_ones)
 	    put("5-orphan.conf",
 	        "[agent]\nname = orphan\ntier = light\ntrigger = demand\n"
 	        "output = agent:reviewer\nprompt = x\n"));
+	put("6-ping.conf",
+	    "[agent]\nname = ping\ntier = light\ntrigger = inbox\n"
+	    "prompt = Ping.\n");
+	put("7-caller.conf",
+	    "[agent]\nname = caller\ntier = light\ntrigger = demand\n"
+	    "output = agent:ping\nprompt = x\n");
 	put("README.md", "not a manifest");
 	cr_assert_gt(fleet_load(&f, agents, &c, NULL, NULL, &d), 0);
-	cr_assert_eq(f.count, 2, "reviewer and digest load");
+	cr_assert_eq(f.count, 3, "reviewer, digest and ping load");
 	cr_assert_eq(f.unread, 0);
 	cr_assert_not_null(fleet_find(&f, "reviewer"));
 	cr_assert_null(fleet_find(&f, "orphan"));
+	cr_assert_null(fleet_find(&f, "caller"));
 	/* What was read and left out is known as such, by its path. */
-	cr_assert_eq(f.nrejected, 3);
+	cr_assert_eq(f.nrejected, 4);
 	cr_assert(fleet_rejected(&f, orphan));
 	cr_assert_not(fleet_rejected(&f, fleet_find(&f, "reviewer")->path));
 	expect(&d, "3-dup.conf", 2, "name: \"digest\" is taken by");
 	expect(&d, "4-tierless.conf", 3, "tier: \"gold\" is not a [tier.NAME]");
 	expect(
 	    &d, "5-orphan.conf", 5, "output: agent \"reviewer\" has no inbox");
+	expect(&d, "7-caller.conf", 5,
+	    "output: agent \"ping\"'s prompt has no {{input}}: the answers "
+	    "would be lost unread: left out");
 	fleet_free(&f);
 	config_free(&c);
 	diag_free(&d);

@@ -293,6 +293,25 @@ check "spawn -f of an agent whose output goes nowhere is refused" \
 printf '[agent]\nname = echo\ntier = light\ntrigger = inbox\noutput = agent:echo\nprompt = x\n' >"$TMP/echo.conf"
 check "spawn -f of an agent whose answers come back to it is refused" \
 	spawn_refused "output: its answers would come back to echo from echo" "$TMP/echo.conf"
+# Answers sent to an agent are its run's {{input}}: to one whose prompt
+# has none, or one without an inbox (a message runs its agent whatever
+# its trigger: round a loop, for ever), they would be lost or loop.
+printf '[agent]\nname = mute\ntier = light\ntrigger = inbox\nprompt = Ping.\n' >"$TMP/mute.conf"
+printf '[agent]\nname = talker\ntier = light\ntrigger = demand\noutput = agent:mute\nprompt = Say {{input}}\n' >"$TMP/talker.conf"
+printf '[agent]\nname = ear\ntier = light\ntrigger = inbox\nprompt = Note {{input}}\n' >"$TMP/ear.conf"
+printf '[agent]\nname = mouth\ntier = light\ntrigger = demand\noutput = agent:ear\nprompt = Say {{input}}\n' >"$TMP/mouth.conf"
+printf '[agent]\nname = ear\ntier = light\ntrigger = demand\noutput = agent:mouth\nprompt = Note {{input}}\n' >"$TMP/ear-loud.conf"
+printf '[agent]\nname = ear\ntier = light\ntrigger = inbox\nprompt = Ping.\n' >"$TMP/ear-deaf.conf"
+for a in mute ear mouth; do "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/$a.conf" >/dev/null; done
+check "spawn -f of an agent whose answers go to one without {{input}} is refused" \
+	spawn_refused "output: agent mute's prompt has no {{input}}: the answers would be lost unread" "$TMP/talker.conf"
+"$CTL" -c "$TMP/ollamax.conf" kill ear >/dev/null
+check "spawn -f of an agent another sends its answers to, without an inbox, is refused" \
+	spawn_refused "trigger: agent mouth sends its answers to ear, which would have no inbox" "$TMP/ear-loud.conf"
+check "or without {{input}}" \
+	spawn_refused "prompt: agent mouth sends its answers to ear, whose prompt has no {{input}}" "$TMP/ear-deaf.conf"
+for a in mute mouth; do "$CTL" -c "$TMP/ollamax.conf" kill "$a" >/dev/null; done
+check "and the agents are as they were" running_agents 2
 
 # reload: a new manifest starts, a changed one restarts, a removed one stops,
 # a bad one is reported while the rest carry on.
