@@ -613,51 +613,42 @@ check "and the daemon still runs" kill -0 "$daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
 
-# A broker that crashes at every start: the daemon cannot get ready. The
-# command must fail, saying why, and leave nothing running.
-mkdir "$TMP/crashbin"
-cp "$SUP" "$TMP/crashbin/ollamax-supervisor"
-printf '#!/bin/sh\nexit 1\n' >"$TMP/crashbin/ollamax-broker"
-chmod +x "$TMP/crashbin/ollamax-broker"
+# with_broker NAME SCRIPT: a copy of the supervisor in $TMP/NAME whose
+# broker is the shell SCRIPT.
+with_broker() {
+	mkdir "$TMP/$1"
+	cp "$SUP" "$TMP/$1/ollamax-supervisor"
+	printf '#!/bin/sh\n%s\n' "$2" >"$TMP/$1/ollamax-broker"
+	chmod +x "$TMP/$1/ollamax-broker"
+}
+# daemon_fails NAME CONF PATTERN: start --daemon of that copy exits 1,
+# saying PATTERN.
 daemon_fails() {
 	local rc=0
-	timeout 30 "$TMP/crashbin/ollamax-supervisor" -c "$TMP/ollamax.conf" \
-		start --daemon 2>"$TMP/crash.err" || rc=$?
-	[ "$rc" -eq 1 ] && grep -q "broker 0 crashed .* times within .*: left FAILED" "$TMP/crash.err" ||
-		{ echo "      exit $rc: $(cat "$TMP/crash.err")"; return 1; }
+	timeout 30 "$TMP/$1/ollamax-supervisor" -c "$2" start --daemon 2>"$TMP/$1.err" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "$3" "$TMP/$1.err" ||
+		{ echo "      exit $rc: $(cat "$TMP/$1.err")"; return 1; }
 }
-check "start --daemon whose broker crashes at every start exits 1, said why" daemon_fails
-gone() {
-	for _ in $(seq 1 100); do
-		[ ! -e "$TMP/run" ] && ! pgrep -f "$TMP/crashbin/" >/dev/null && return 0
+# nothing_left NAME: no process of that copy, and no runtime dir.
+nothing_left() {
+	for _ in $(seq 1 200); do
+		[ ! -e "$TMP/run" ] && ! pgrep -f "$TMP/$1/" >/dev/null && return 0
 		sleep 0.05
 	done
 	return 1
 }
-check "and leaves nothing running" gone
-
+# A broker that crashes at every start: the daemon cannot get ready. The
+# command must fail, saying why, and leave nothing running.
+with_broker crashbin "exit 1"
+check "start --daemon whose broker crashes at every start exits 1, said why" \
+	daemon_fails crashbin "$TMP/ollamax.conf" "broker 0 crashed .* times within .*: left FAILED"
+check "and leaves nothing running" nothing_left crashbin
 # A broker that hangs at every start: the watchdog would kill it and start
 # it again for ever, too seldom for it to be left FAILED. The command gives
 # up after start_timeout, saying which child was not ready.
-mkdir "$TMP/hangbin"
-cp "$SUP" "$TMP/hangbin/ollamax-supervisor"
-printf '#!/bin/sh\nwhile :; do sleep 0.1; done\n' >"$TMP/hangbin/ollamax-broker"
-chmod +x "$TMP/hangbin/ollamax-broker"
+with_broker hangbin "while :; do sleep 0.1; done"
 printf '[supervisor]\nstart_timeout = 2s\n' | cat "$TMP/ollamax.conf" - >"$TMP/hang.conf"
-daemon_gives_up() {
-	local rc=0
-	timeout 30 "$TMP/hangbin/ollamax-supervisor" -c "$TMP/hang.conf" \
-		start --daemon 2>"$TMP/hang.err" || rc=$?
-	[ "$rc" -eq 1 ] && grep -q "did not start: not ready within 2s: broker 0 starting, restarted 0 times" "$TMP/hang.err" ||
-		{ echo "      exit $rc: $(cat "$TMP/hang.err")"; return 1; }
-}
-check "start --daemon whose broker hangs at every start gives up after start_timeout, said why" daemon_gives_up
-hung_gone() {
-	for _ in $(seq 1 200); do
-		[ ! -e "$TMP/run" ] && ! pgrep -f "$TMP/hangbin/" >/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "and leaves nothing running" hung_gone
+check "start --daemon whose broker hangs at every start gives up after start_timeout, said why" \
+	daemon_fails hangbin "$TMP/hang.conf" "did not start: not ready within 2s: broker 0 starting, restarted 0 times"
+check "and leaves nothing running" nothing_left hangbin
 finish
