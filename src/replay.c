@@ -108,8 +108,10 @@ start_work(struct replay *r, int id, const struct emu_model *m)
 {
 	struct request *q = &r->w->r[id];
 	int64_t seed = -1;
-	uint64_t h =
-	    text_hash(0, tiers[q->tier].model, strlen(tiers[q->tier].model));
+	/* The model the request is sent to names the answer: after a
+	 * fallback, the fallback's. */
+	uint64_t h = text_hash(
+	    0, tiers[q->served].model, strlen(tiers[q->served].model));
 	int answer;
 
 	h = text_hash(h, &seed, sizeof(seed));
@@ -228,6 +230,26 @@ load_model(struct replay *r, int k)
 	sched_actions(r);
 }
 
+/*
+ * The tier a request handed back falls back to, as the broker's chain
+ * goes: the fallback of the tier whose model it was last sent to; -1 at
+ * the chain's end, or once it has been through as many tiers as there are
+ * (a chain that loops).
+ */
+static int
+fallback_of(const struct replay *r, struct request *q)
+{
+	const struct tier_conf *at =
+	    config_tier(r->conf, tiers[q->served].tier);
+
+	if (at == NULL || at->fallback[0] == '\0' || ++q->fallbacks >= TIERS)
+		return -1;
+	for (int t = 0; t < TIERS; t++)
+		if (strcmp(tiers[t].tier, at->fallback) == 0)
+			return t;
+	return -1;
+}
+
 static void
 policy_actions(struct replay *r)
 {
@@ -235,6 +257,7 @@ policy_actions(struct replay *r)
 
 	while (policy_next_action(r->policy, &a)) {
 		struct request *q;
+		int t;
 
 		switch (a.act) {
 		case ACT_DISPATCH:
@@ -254,11 +277,17 @@ policy_actions(struct replay *r)
 			    BROKER_UNLOAD_POLL_MS / 1000.0 * r->w->speed;
 			break;
 		case ACT_RETURN:
-			/* Nothing is pinned or missing in the reference
-			 * workload, so nothing comes back; if it did, it would
-			 * fail here, where the broker follows the tier chain.
-			 */
+			/* As the broker does: down the tier chain, the
+			 * request keeping its first arrival; at its end, it
+			 * fails. */
 			q = &r->w->r[a.id];
+			if ((t = fallback_of(r, q)) >= 0) {
+				q->served = t;
+				policy_arrive(r->policy, policy_ms(r, r->now),
+				    a.id, t, r->w->agents[q->agent].priority,
+				    policy_ms(r, q->submit));
+				break;
+			}
 			q->service = 0;
 			ended(r, (int)a.id, 0);
 			break;

@@ -143,6 +143,7 @@ add_request(struct run *w, int agent, double at)
 	memset(q, 0, sizeof(*q));
 	q->agent = agent;
 	q->tier = w->agents[agent].tier;
+	q->served = q->tier;
 	q->arrive = at;
 	q->done = -1;
 	q->next = -1;
@@ -377,6 +378,16 @@ struct ollamax_call {
 
 static void ollamax_send(struct run *w, int id);
 
+/* The tier whose model is named, or dflt: the model that answered. */
+static int
+tier_of_model(const char *model, int dflt)
+{
+	for (int t = 0; model != NULL && t < TIERS; t++)
+		if (strcmp(tiers[t].model, model) == 0)
+			return t;
+	return dflt;
+}
+
 static void
 ollamax_done(void *arg, int err, const void *data, size_t len)
 {
@@ -396,6 +407,8 @@ ollamax_done(void *arg, int err, const void *data, size_t len)
 		    (double)json_integer_value(json_object_get(j, "queued_ms"));
 
 		q->ok = rep.ok && j != NULL;
+		q->served = tier_of_model(
+		    json_string_value(json_object_get(j, "model")), q->tier);
 		q->prompt_tokens = (int)json_integer_value(
 		    json_object_get(j, "prompt_tokens"));
 		q->eval_tokens =
@@ -557,13 +570,14 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 	}
 	for (int i = 0; i < w->n; i++) {
 		const struct request *q = &w->r[i];
+		/* The work of the model that answered, after a fallback too. */
 		const struct emu_model *m =
-		    emu_catalog_find(cat, tiers[q->tier].model);
+		    emu_catalog_find(cat, tiers[q->served].model);
 
 		if (!q->ok)
 			continue;
 		ok++;
-		used[q->tier] = 1;
+		used[q->served] = 1;
 		work += q->prompt_tokens / m->prompt_tokens_per_s +
 		    q->eval_tokens / m->gen_tokens_per_s;
 	}

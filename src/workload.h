@@ -29,6 +29,8 @@ extern struct tier_load tiers[TIERS];
 
 struct request {
 	int agent, tier;
+	int served;    /* the tier whose model answered: tier, or a fallback */
+	int fallbacks; /* tiers fallen back, in a replay */
 	double arrive;       /* sim s */
 	double submit, done; /* sim s; done < 0: not yet */
 	double service;      /* sim s in a slot */

@@ -56,6 +56,21 @@ answered_all() {
 }
 check "direct: every request is answered" answered_all "$TMP/direct.json"
 check "ollamax: every request is answered" answered_all "$TMP/ollamax.json"
+# tinyllama pinned leaves deepseek no room: as the broker does, the
+# reasoning requests handed back fall down the tier chain to a model that
+# is there, and are answered, their work counted on the model that answered.
+sed 's/^\[model.tinyllama\]$/[model.tinyllama]\npin = yes/' "$ROOT/conf/ollamax.conf" >"$TMP/pinned.conf"
+"$WORKLOAD" --agents "$ROOT/agents" --config "$TMP/pinned.conf" --catalog "$ROOT/conf/emu-models.ini" \
+	--factor 1.2 --minutes 5 --seed 7 --speed 1 --replay ollamax >"$TMP/pinned.json"
+check "ollamax: requests handed back fall back down the tier chain, and are answered" \
+	answered_all "$TMP/pinned.json"
+fell_back() {
+	python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+r = d["tiers"]["reasoning"]
+sys.exit(0 if r["requests"] > 0 and r["answered"] == r["requests"] and d["loads"] == 2 else 1)' "$TMP/pinned.json"
+}
+check "reasoning among them, with deepseek never loaded" fell_back
 check "direct: Ollama evicts on its own, interleaved models thrash" \
 	test "$(field evictions <"$TMP/direct.json")" -gt 0
 check "ollamax: the broker leaves Ollama no eviction to make" \
