@@ -20,11 +20,14 @@
 #include "role.h"
 
 /*
- * The whole exchange keeps to its timeout. A blocking nng_dial shakes
- * hands before it returns, and nng gives a handshake 10 s of its own: a
+ * The dial keeps to the timeout too. A blocking nng_dial shakes hands
+ * before it returns, and nng gives a handshake 10 s of its own: a
  * supervisor that is stopped, its socket still there, would hold the
- * caller that long. At the deadline the socket is closed under the call,
- * which then fails at once.
+ * caller that long. At the deadline the socket is closed under the dial,
+ * which then fails at once. Only under the dial: nng 1.5.2 does not
+ * survive a close racing its own receive timeout (a panic in its expiry
+ * loop, or a close that never returns), and the send and the receive keep
+ * to their own timeouts.
  */
 struct deadline {
 	pthread_mutex_t mu;
@@ -125,12 +128,15 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 		nng_close(sock);
 		return CTL_UNREACHABLE;
 	}
-	/* A blocking dial fails at once when nobody listens: unreachable;
-	 * one that the deadline cut found nobody to shake hands: the same. */
-	if (nng_dial(sock, url, NULL, 0) != 0) {
-		deadline_end(&deadline, watch);
+	/* A blocking dial fails at once when nobody listens: unreachable.
+	 * One the deadline cut found nobody to shake hands within the time:
+	 * unreachable too, but a waited run has only run out of its time. */
+	rv = nng_dial(sock, url, NULL, 0);
+	expired = deadline_end(&deadline, watch);
+	if (rv != 0 || expired) {
 		nng_close(sock);
-		return CTL_UNREACHABLE;
+		return expired && (flags & CTL_WAIT) ? CTL_UNANSWERED
+		                                     : CTL_UNREACHABLE;
 	}
 	req.until_ms = ctl_until(timeout_ms, 0);
 	msg_ctl_encode(&w, &req);
@@ -138,13 +144,11 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	sent = nng_send(sock, (void *)data, len, 0);
 	msg_writer_free(&w);
 	rv = sent == 0 ? nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC) : sent;
-	expired = deadline_end(&deadline, watch);
 	nng_close(sock);
 	if (sent != 0)
 		return CTL_UNREACHABLE;
 	if (rv != 0)
-		return rv == NNG_ETIMEDOUT || expired ? CTL_UNANSWERED
-		                                      : CTL_UNREACHABLE;
+		return rv == NNG_ETIMEDOUT ? CTL_UNANSWERED : CTL_UNREACHABLE;
 	if (msg_open(&r, buf, len) != MSG_OK ||
 	    msg_ctl_reply_decode(&r, reply) != MSG_OK) {
 		snprintf(reply->error, sizeof(reply->error),

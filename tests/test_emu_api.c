@@ -85,6 +85,10 @@ Test(duration, json_keep_alive_takes_seconds_strings_and_null)
 	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));
 	cr_assert_eq(ns, 0);
 	json_decref(v);
+	v = json_real(-0.5);
+	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));
+	cr_assert_eq(ns, EMU_FOREVER);
+	json_decref(v);
 	/* Past what Go's int64 holds: forever, not an error. */
 	v = json_real(1e10);
 	cr_assert_eq(

@@ -845,12 +845,31 @@ Test(sched, a_pending_request_freed_as_its_client_leaves_is_never_touched_again)
 	a = submit(1, ALPHA);
 	finish_and_free(submit(2, BETA));
 	c = submit(3, GAMMA);
-	cr_assert_eq(s.pending_len, 1);
+	/* Its place stays in the queue until reached, as in Ollama. */
+	cr_assert_eq(s.pending_len, 2);
 	load_done(ALPHA);
 	expect_log(
 	    "ready alpha:latest#1;start alpha:latest#1;load gamma:latest;");
 	free(a);
 	free(c);
+}
+
+Test(sched, a_cancelled_request_keeps_its_place_against_the_queue_bound)
+{
+	struct esched_config c = config(1, 4096);
+	struct esched_req *a, *d;
+
+	c.max_queue = 1;
+	start(c);
+	a = submit(1, ALPHA); /* loading */
+	finish_and_free(submit(2, BETA));
+	d = submit(3, GAMMA);
+	expect_log("reject gamma:latest#3;");
+	cr_assert_eq(d->state, ESR_DONE);
+	load_done(ALPHA);
+	clear();
+	free(a);
+	free(d);
 }
 
 Test(sched, the_request_an_unload_is_for_may_leave_and_the_queue_goes_on)

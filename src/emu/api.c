@@ -97,9 +97,11 @@ emu_keep_alive_from_json(
 		/* Go's int(t) * time.Second: whole seconds, the fraction
 		 * dropped (0.9 unloads), never an error; what would overflow
 		 * its int64 is forever here. */
-		double secs = trunc(json_number_value(v));
+		double given = json_number_value(v), secs = trunc(given);
 
-		*out_ns = secs < 0 || secs * 1e9 > (double)EMU_KEEP_ALIVE_MAX_NS
+		/* Go tests the sign before truncating: -0.5 is forever. */
+		*out_ns =
+		    given < 0 || secs * 1e9 > (double)EMU_KEEP_ALIVE_MAX_NS
 		    ? EMU_FOREVER
 		    : emu_keep_alive_clamp((int64_t)secs * NS_PER_SEC);
 		*present = 1;

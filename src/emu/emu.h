@@ -146,6 +146,7 @@ struct esched_req {
 	int has_keep_alive;
 	int64_t keep_alive_ns;
 	int needs_slot; /* 0: a load request, answered once attached */
+	int placeholder; /* the queue place of a cancelled request */
 	int in_waiters; /* on its runner's waiters list */
 	enum esched_req_state state;
 	struct esched_runner *runner;

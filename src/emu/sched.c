@@ -86,10 +86,17 @@ void
 esched_destroy(struct esched *s)
 {
 	struct esched_runner *r;
+	struct esched_req *q;
 
 	while ((r = TAILQ_FIRST(&s->runners)) != NULL) {
 		TAILQ_REMOVE(&s->runners, r, link);
 		free(r);
+	}
+	/* The places of cancelled requests are the scheduler's own. */
+	while ((q = TAILQ_FIRST(&s->pending)) != NULL) {
+		TAILQ_REMOVE(&s->pending, q, link);
+		if (q->placeholder)
+			free(q);
 	}
 	free(s->actions);
 	s->actions = NULL;
@@ -360,6 +367,10 @@ process_pending(struct esched *s, int64_t now)
 				return;
 			TAILQ_REMOVE(&s->pending, q, link);
 			s->pending_len--;
+			if (q->placeholder) {
+				free(q);
+				continue;
+			}
 			q->state = ESR_CURRENT;
 			s->current = q;
 		}
@@ -506,14 +517,23 @@ esched_finish(struct esched *s, struct esched_req *q, int64_t now)
 	struct esched_runner *r = q->runner;
 
 	switch (q->state) {
-	case ESR_PENDING:
-		/* Ollama skips a cancelled request when it reaches the head;
-		 * gone from the FIFO now, it is skipped as well, and its
-		 * caller may free it at once. */
+	case ESR_PENDING: {
+		/* Ollama skips a cancelled request when it reaches the head:
+		 * until then it keeps its place, against the queue's bound.
+		 * A placeholder of the scheduler's own keeps it, so that the
+		 * caller may free the request at once. */
+		struct esched_req *kept = calloc(1, sizeof(*kept));
+
+		if (kept == NULL)
+			abort();
+		kept->placeholder = 1;
+		kept->state = ESR_PENDING;
+		kept->model = q->model;
+		TAILQ_INSERT_AFTER(&s->pending, q, kept, link);
 		TAILQ_REMOVE(&s->pending, q, link);
-		s->pending_len--;
 		q->state = ESR_DONE;
 		return;
+	}
 	case ESR_CURRENT:
 		/* The load or unload the loop waits for goes on; the loop
 		 * then takes the next request. */
