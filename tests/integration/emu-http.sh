@@ -319,8 +319,9 @@ slot_given_back() {
 	[ "$ms" -lt 10000 ] || { echo "      the next request took $ms ms"; return 1; }
 }
 check "a client that leaves a running request gives its slot back at once" slot_given_back
-# B waits in the queue for A's runner to go; its client leaves first. A
-# ends (its client leaves too): B must not load, evicting A for no one.
+# B waits in the queue for A's runner to go; its client leaves first (at
+# 1 s, A's at 5 s: room for a slow start under the sanitizers). A ends
+# (its client leaves too): B must not load, evicting A for no one.
 served_on() {
 	curl -s "$URL_gone/emu/stats" | python3 -c 'import json, sys
 print(json.load(sys.stdin)["models"].get(sys.argv[1], {}).get("requests", 0))' "$1"
@@ -328,7 +329,7 @@ print(json.load(sys.stdin)["models"].get(sys.argv[1], {}).get("requests", 0))' "
 queue_place_given_back() {
 	local before a _
 	before=$(served_on a:1)
-	curl -s -m 3 -o /dev/null "$URL_gone/api/generate" \
+	curl -s -m 5 -o /dev/null "$URL_gone/api/generate" \
 		-d '{"model":"a:1","prompt":"x","options":{"num_predict":250}}' &
 	a=$!
 	# A holds the slot before B comes.
