@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "rank.h"
 
 struct slot {
 	CURL *easy;
@@ -80,23 +81,11 @@ push(double **arr, size_t *n, size_t *cap, double v)
 	(*arr)[(*n)++] = v;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
+/* 0 for none: the JSON line has a number in every field. */
 static double
-percentile(double *v, size_t n, double p)
+percentile(const double *v, size_t n, double p)
 {
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	i = (size_t)ceil(p * (double)n) - 1;
-	return v[i < n ? i : n - 1];
+	return n == 0 ? 0 : rank_nearest(v, n, p);
 }
 
 static void
@@ -238,8 +227,8 @@ main(int argc, char **argv)
 		curl_multi_poll(multi, NULL, 0, 100, NULL);
 	}
 	elapsed = now_s() - t0;
-	qsort(g.latencies, g.nlat, sizeof(double), cmp_double);
-	qsort(g.ttfb, g.nttfb, sizeof(double), cmp_double);
+	rank_sort(g.latencies, g.nlat);
+	rank_sort(g.ttfb, g.nttfb);
 	printf("{\"requests\":%ld,\"ok\":%ld,\"failed\":%ld,\"seconds\":%.3f,"
 	       "\"per_second\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
 	       "\"max_ms\":%.3f,\"ttfb_p50_ms\":%.3f,\"peak_open\":%ld,"

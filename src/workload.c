@@ -47,6 +47,7 @@
 #include "emu/emu.h"
 #include "ipc.h"
 #include "log.h"
+#include "rank.h"
 #include "msg.h"
 #include "workload.h"
 
@@ -496,25 +497,12 @@ run_ollamax(struct run *w, const char *runtime)
 /* Figures                                                            */
 /* ------------------------------------------------------------------ */
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the least of the sorted v that at least p of them do not
- * exceed (p50 of 4 is the 2nd, p95 of 20 the 19th). Null when there are
- * none: a tier nothing answered has no latency, not a latency of 0. */
+/* Null when there are none: a tier nothing answered has no latency, not
+ * a latency of 0. */
 static json_t *
 percentile(const double *v, int n, double p)
 {
-	int rank = (int)ceil(p * n - 1e-9);
-
-	if (n == 0)
-		return json_null();
-	return json_real(v[rank < 1 ? 0 : rank > n ? n - 1 : rank - 1]);
+	return n == 0 ? json_null() : json_real(rank_nearest(v, (size_t)n, p));
 }
 
 /*
@@ -553,8 +541,8 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 			json_array_append_new(all, json_real(lat[n]));
 			n++;
 		}
-		qsort(lat, (size_t)n, sizeof(double), cmp_double);
-		qsort(wt, (size_t)n, sizeof(double), cmp_double);
+		rank_sort(lat, (size_t)n);
+		rank_sort(wt, (size_t)n);
 		json_object_set_new(by_tier, tiers[t].tier,
 		    json_pack("{s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:o,s:o}",
 		        "requests", asked, "answered", n, "over_bound", over,

@@ -20,6 +20,25 @@ write_temp(const char *text)
 	return path;
 }
 
+/* Loads text as a catalog: it must be refused with just want, in which each
+ * "@" stands for the file's path. */
+static void
+expect_refused(const char *text, const char *want)
+{
+	struct emu_catalog cat;
+	char err[4096], expected[1024];
+	char *path = write_temp(text);
+	size_t n = 0;
+
+	for (const char *c = want; *c != '\0' && n + 64 < sizeof(expected); c++)
+		n += (size_t)snprintf(expected + n, sizeof(expected) - n, "%s",
+		    *c == '@' ? path : (char[]){*c, '\0'});
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, expected);
+	emu_catalog_free(&cat);
+	unlink(path);
+}
+
 Test(catalog, the_shipped_catalog_has_every_reference_model)
 {
 	static const char *const names[] = {
@@ -200,80 +219,35 @@ Test(catalog, capabilities_continued_over_two_lines_are_all_read)
 
 Test(catalog, a_bad_capability_on_a_continuation_line_is_reported_at_it)
 {
-	struct emu_catalog cat;
-	char err[4096], want[256];
-	char *path =
-	    write_temp("[m:1]\n" MODEL_KEYS "capabilities = completion,\n"
-	               "    telepathy\n");
-
-	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want),
-	    "%s:8: capabilities: unknown capability \"telepathy\" (completion, embedding, vision, tools, thinking, insert)\n",
-	    path);
-	cr_assert_str_eq(err, want);
-	emu_catalog_free(&cat);
-	unlink(path);
+	expect_refused("[m:1]\n" MODEL_KEYS "capabilities = completion,\n"
+	               "    telepathy\n",
+	    "@:8: capabilities: unknown capability \"telepathy\" (completion, embedding, vision, tools, thinking, insert)\n");
 }
 
 Test(catalog, any_other_key_continued_on_an_indented_line_is_reported)
 {
-	struct emu_catalog cat;
-	char err[4096], want[256];
-	char *path =
-	    write_temp("[m:1]\n" MODEL_KEYS "typical_output_tokens = 1\n"
-	               "    200\n");
-
-	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want),
-	    "%s:8: typical_output_tokens: only capabilities continue on indented lines\n",
-	    path);
-	cr_assert_str_eq(err, want);
-	emu_catalog_free(&cat);
-	unlink(path);
+	expect_refused("[m:1]\n" MODEL_KEYS "typical_output_tokens = 1\n"
+	               "    200\n",
+	    "@:8: typical_output_tokens: only capabilities continue on indented lines\n");
 }
 
 Test(catalog, a_key_given_twice_in_a_model_is_reported_at_the_second)
 {
-	struct emu_catalog cat;
-	char err[4096], want[256];
 	/* The same key in another model is no repeat. */
-	char *path = write_temp(
-	    "[a:1]\n" MODEL_KEYS "[b:1]\n" MODEL_KEYS "size_mb = 3000\n");
-
-	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want),
-	    "%s:13: [b:1]: size_mb given twice (first at line 8)\n", path);
-	cr_assert_str_eq(err, want);
-	emu_catalog_free(&cat);
-	unlink(path);
+	expect_refused("[a:1]\n" MODEL_KEYS "[b:1]\n" MODEL_KEYS
+	               "size_mb = 3000\n",
+	    "@:13: [b:1]: size_mb given twice (first at line 8)\n");
 }
 
 Test(catalog, a_model_name_with_blanks_is_reported_at_its_line)
 {
-	struct emu_catalog cat;
-	char err[4096], want[256];
-	char *path = write_temp("[a:1]\n" MODEL_KEYS "[ n:1 ]\n" MODEL_KEYS);
-
-	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want), "%s:7: [ n:1 ]: blanks in a model name\n",
-	    path);
-	cr_assert_str_eq(err, want);
-	emu_catalog_free(&cat);
-	unlink(path);
+	expect_refused("[a:1]\n" MODEL_KEYS "[ n:1 ]\n" MODEL_KEYS,
+	    "@:7: [ n:1 ]: blanks in a model name\n");
 }
 
 Test(catalog, a_model_without_a_name_or_a_tag_is_reported_at_its_line)
 {
-	struct emu_catalog cat;
-	char err[4096], want[512];
-	char *path = write_temp("[:1]\n" MODEL_KEYS "[m:]\n" MODEL_KEYS);
-
-	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want),
-	    "%s:1: [:1]: the name before ':' is empty\n"
-	    "%s:7: [m:]: the tag after ':' is empty\n",
-	    path, path);
-	cr_assert_str_eq(err, want);
-	emu_catalog_free(&cat);
-	unlink(path);
+	expect_refused("[:1]\n" MODEL_KEYS "[m:]\n" MODEL_KEYS,
+	    "@:1: [:1]: the name before ':' is empty\n"
+	    "@:7: [m:]: the tag after ':' is empty\n");
 }

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
+#include "rank.h"
 #include "workload.h"
 
 /* A request that came at submit, got a slot at start, and ended at done
@@ -100,4 +101,19 @@ Test(runfigures, the_makespan_runs_from_the_first_arrival_to_the_last_answer)
 
 	assert_near(run_makespan(&w), 110);
 	assert_near(run_makespan(&none), 0);
+}
+
+Test(runfigures, percentiles_take_the_nearest_rank)
+{
+	double v[20];
+
+	for (int i = 0; i < 20; i++)
+		v[i] = 20 - i;
+	rank_sort(v, 20);
+	/* p95 of 20 is the 19th, not the largest; p50 of 20 the 10th. */
+	assert_near(rank_nearest(v, 20, 0.95), 19);
+	assert_near(rank_nearest(v, 20, 0.50), 10);
+	assert_near(rank_nearest(v, 20, 1.0), 20);
+	assert_near(rank_nearest(v, 20, 0.0), 1);
+	assert_near(rank_nearest(v, 1, 0.99), 1);
 }

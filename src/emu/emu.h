@@ -244,7 +244,8 @@ struct esched {
 };
 
 void esched_init(struct esched *s, const struct esched_config *cfg);
-/* Frees runners and the action queue; requests belong to the caller. */
+/* Frees runners, the action queue and the queue places of cancelled
+ * requests; requests belong to the caller. */
 void esched_destroy(struct esched *s);
 
 /* Events. Each may queue actions; drain them with esched_next_action. */

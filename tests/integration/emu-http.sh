@@ -16,22 +16,9 @@ start_emu prefill --speed 4
 start_emu order --speed inf --vram-mb 8192
 # Two small slow models, one slot, one runner: what a client that leaves
 # gives back shows in how soon the next is served and in the loads.
-cat >"$TMP/small.ini" <<'INI'
-[a:1]
-size_mb = 100
-context_length = 4096
-load_mb_per_s = 100
-prompt_tokens_per_s = 1000
-gen_tokens_per_s = 10
-kv_kb_per_token = 1
-[b:1]
-size_mb = 100
-context_length = 4096
-load_mb_per_s = 100
-prompt_tokens_per_s = 1000
-gen_tokens_per_s = 10
-kv_kb_per_token = 1
-INI
+for m in a b; do
+	printf '[%s:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 100\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 10\nkv_kb_per_token = 1\n' "$m"
+done >"$TMP/small.ini"
 start_emu gone --speed 1 --parallel 1 --max-loaded 1 --catalog "$TMP/small.ini"
 start_emu term --speed 1 --catalog "$TMP/small.ini"
 
