@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "msg.h"
 #include "role.h"
@@ -26,8 +27,8 @@
  * caller that long. At the deadline the socket is closed under the dial,
  * which then fails at once. Only under the dial: nng 1.5.2 does not
  * survive a close racing its own receive timeout (a panic in its expiry
- * loop, or a close that never returns), and the send and the receive keep
- * to their own timeouts.
+ * loop, or a close that never returns); the send and the receive keep to
+ * nng's own timeouts, set to what the dial left.
  */
 struct deadline {
 	pthread_mutex_t mu;
@@ -96,6 +97,8 @@ deadline_end(struct deadline *d, pthread_t thread)
 	return d->expired;
 }
 
+#define CTL_DIAL_MIN_MS 1000
+
 int
 ctl_call(const char *runtime, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply)
@@ -113,7 +116,8 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	void *buf = NULL;
 	struct deadline deadline;
 	pthread_t watch;
-	int rv, sent, expired;
+	nng_time dial_at;
+	int rv, sent, expired, left;
 
 	memset(reply, 0, sizeof(*reply));
 	snprintf(req.verb, sizeof(req.verb), "%s", verb);
@@ -121,10 +125,14 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	if (nng_req0_open(&sock) != 0)
 		return CTL_UNREACHABLE;
 	nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms);
-	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, MSG_MAX_FRAME + 1024);
-	if (deadline_start(&deadline, &watch, sock, timeout_ms) != 0) {
+	dial_at = nng_clock();
+	/* Not under a second: a dial cut halfway through its handshake
+	 * stops nng's listener for a while (see ipc.c), and a supervisor
+	 * that answers shakes hands well within one. */
+	if (deadline_start(&deadline, &watch, sock,
+	        timeout_ms > CTL_DIAL_MIN_MS ? timeout_ms : CTL_DIAL_MIN_MS) !=
+	    0) {
 		nng_close(sock);
 		return CTL_UNREACHABLE;
 	}
@@ -138,7 +146,13 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 		return expired && (flags & CTL_WAIT) ? CTL_UNANSWERED
 		                                     : CTL_UNREACHABLE;
 	}
-	req.until_ms = ctl_until(timeout_ms, 0);
+	/* The send and the receive get what the dial left of the time. */
+	left = timeout_ms - (int)(nng_clock() - dial_at);
+	if (left < 1)
+		left = 1;
+	nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, left);
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, left);
+	req.until_ms = ctl_until(left, 0);
 	msg_ctl_encode(&w, &req);
 	data = msg_data(&w, &len);
 	sent = nng_send(sock, (void *)data, len, 0);
