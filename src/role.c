@@ -238,6 +238,9 @@ role_main(int argc, char **argv, const char *role, int index,
 	log_init(name, getenv("OLLAMAX_SYSLOG") != NULL);
 	proc_set_title(argc, argv, title);
 	signal(SIGPIPE, SIG_IGN);
+	/* Past the file size limit, a write fails with EFBIG and is reported
+	 * like a full disk, rather than killing the child. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* The supervisor stops children with SIGTERM; ^C reaches them too. */
 	ev_signal_init(&sigterm, stop_cb, SIGTERM);
 	ev_signal_start(loop, &sigterm);

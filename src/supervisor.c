@@ -1943,6 +1943,8 @@ cmd_start(const char *self, const char *path, int detach)
 		ev_timer_start(s->loop, &s->ready_deadline);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Log lines past the file size limit are lost, not the supervisor. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	/* The directory's agents are dealt round the workers. */
 	for (size_t i = 0; i < fleet.count; i++) {

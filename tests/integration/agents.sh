@@ -205,6 +205,32 @@ assert records == answers, "%d records, %d answers, not the same" % (len(records
 PY
 }
 check "two workers sharing a file lose no record and mix none: each is an answer run -w had" whole_records
+# A record cut short by the file size limit, as by a full disk, is taken
+# back: the file keeps whole records. The workers alone are given the
+# limit, and the file is sparse, 16 bytes short of it.
+limit=$((64 * 1024 * 1024))
+truncate -s $((limit - 16)) "$TMP/state/full.out"
+printf '[agent]\nname = filler\ntier = light\ntrigger = demand\noutput = file:full.out\nprompt = Fill this: {{input}}\n[options]\nnum_predict = 5\n' >"$TMP/filler.conf"
+check "an agent whose file output is near the size limit is spawned" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/filler.conf"
+worker_pids=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+print(*[p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "worker" and p["pid"] > 1])')
+[ -n "$worker_pids" ] || { echo "no worker pid in the status"; exit 1; }
+soft=$(ulimit -S -f)
+[ "$soft" = unlimited ] || soft=$((soft * 1024))
+for pid in $worker_pids; do prlimit --pid "$pid" --fsize="$limit:"; done
+check "its answer, which the file cannot take, still reaches run -w" \
+	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w filler 'too much')\""
+check "and is logged whole with why it was not written" \
+	grep -q "filler: run 1: output not written: .*full.out: File too large; it was:" "$TMP/sup.log"
+check "the part of the record written is taken back" eq "$(stat -c %s "$TMP/state/full.out")" $((limit - 16))
+check "and no worker died of the limit (SIGXFSZ)" sh -c "! grep -q 'worker [0-9]* died' '$TMP/sup.log'"
+for pid in $worker_pids; do prlimit --pid "$pid" --fsize="$soft:" 2>/dev/null || :; done
+next_record_whole() {
+	"$CTL" -c "$TMP/ollamax.conf" run -w filler "room again" >/dev/null &&
+		eq "$(tail -c +$((limit - 15)) "$TMP/state/full.out" | head -n 1)" "--- filler run 2"
+}
+check "with room again, the next record starts right after what was there" next_record_whole
+"$CTL" -c "$TMP/ollamax.conf" kill filler >/dev/null
 broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
 print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
 # A pid of 0 would signal this whole process group: refuse it.
