@@ -158,7 +158,14 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	sent = nng_send(sock, (void *)data, len, 0);
 	msg_writer_free(&w);
 	rv = sent == 0 ? nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC) : sent;
-	nng_close(sock);
+	/*
+	 * A receive that timed out as the answer came leaves nng 1.5.2's
+	 * REQ pipe in a state its close waits on for ever (the reaper stuck
+	 * in req0_pipe_stop). The caller exits soon after: the process's end
+	 * closes that socket.
+	 */
+	if (rv != NNG_ETIMEDOUT)
+		nng_close(sock);
 	if (sent != 0)
 		return CTL_UNREACHABLE;
 	if (rv != 0)
