@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "modelname.h"
 #include "msg.h"
 #include "ollama.h"
 #include "policy.h"
@@ -31,15 +32,18 @@
 
 #define RETRIES 3
 #define RETRY_BASE_MS 500
-/* How often an unloading model is looked for in /api/ps. */
+/* How often an unloading model is looked for in /api/ps: every 10 ms at
+ * first, then every twentieth of the time it has taken (an end is seen
+ * late by 5% of its time at most), every second at the least often. */
 #define UNLOAD_POLL_S 0.01
+#define UNLOAD_POLL_SHARE 20
 /* How long a model may stay listed after its unload before it is asked
  * again (Ollama takes a few seconds at most to stop a runner). */
 #define UNLOAD_AGAIN_S 10
 /* Unloads asked, at UNLOAD_AGAIN_S apart, before a model still listed is
  * taken as gone: what waits for the switch must not wait for good. */
 #define UNLOAD_TRIES 3
-/* How often /api/ps is asked while it does not answer. */
+/* How often /api/ps is asked while it does not answer, and at least. */
 #define UNLOAD_POLL_BACKOFF_S 1.0
 /* How long a load that could not reach the backend waits to be retried,
  * doubling while it stays away, up to the most. */
@@ -105,6 +109,7 @@ struct broker {
 	int asking_tags;
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
+	int ps_failing; /* the latest /api/ps did not answer */
 	/*
 	 * The latest cancels, for a request that comes after its own: a
 	 * worker's frames reach the loop through several contexts, in no
@@ -122,7 +127,7 @@ static int
 model_index(const struct broker *b, const char *name)
 {
 	for (int i = 0; i < b->nmodels; i++)
-		if (strcmp(b->models[i].name, name) == 0)
+		if (model_name_same(b->models[i].name, name))
 			return i;
 	return -1;
 }
@@ -354,6 +359,20 @@ load_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	free(io);
 }
 
+/*
+ * A status that tells of the backend, not of the model: none (nobody
+ * answers), a gateway's 502 or 504, Ollama's 503 (its queue is full), a
+ * proxy's 408 or 429. A load that keeps getting one waits for the
+ * backend; any other failure is the model's, and what waits for it falls
+ * back.
+ */
+static int
+away_or_busy(int http_status)
+{
+	return http_status == 0 || http_status == 408 || http_status == 429 ||
+	    http_status == 502 || http_status == 503 || http_status == 504;
+}
+
 static void
 load_done(void *arg, struct ollama_result *res)
 {
@@ -383,7 +402,7 @@ load_done(void *arg, struct ollama_result *res)
 		ollama_result_free(res);
 		return;
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
-	    res->http_status == 0) {
+	    away_or_busy(res->http_status)) {
 		/* The backend is away: the policy hears of it after a pause,
 		 * so that its next try is not at once; the pause doubles
 		 * while it stays away, so that its log does not flood. */
@@ -423,17 +442,38 @@ static void ps_seen(
 static int ps_has(
     const struct broker *b, const struct ollama_ps *ps, int model);
 
+/* The next look at /api/ps, by the unload that has waited least; 0 when
+ * no unload is under way. */
+static int
+unload_poll_next(struct broker *b)
+{
+	int64_t now = msg_clock_ms(), waited = -1;
+	double every;
+
+	for (int i = 0; i < b->nmodels; i++)
+		if (b->models[i].unloading &&
+		    (waited < 0 || now - b->models[i].unload_sent < waited))
+			waited = now - b->models[i].unload_sent;
+	if (waited < 0)
+		return 0;
+	every = (double)waited / 1000.0 / UNLOAD_POLL_SHARE;
+	if (every < UNLOAD_POLL_S)
+		every = UNLOAD_POLL_S;
+	if (every > UNLOAD_POLL_BACKOFF_S || b->ps_failing)
+		every = UNLOAD_POLL_BACKOFF_S;
+	b->unload_poll.repeat = every;
+	ev_timer_again(b->loop, &b->unload_poll);
+	return 1;
+}
+
 static void
 unload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct broker *b = w->data;
-	int any = 0;
 
 	(void)loop;
 	(void)revents;
-	for (int i = 0; i < b->nmodels; i++)
-		any |= b->models[i].unloading;
-	if (!any) {
+	if (!unload_poll_next(b)) {
 		ev_timer_stop(b->loop, w);
 		return;
 	}
@@ -464,7 +504,7 @@ unload_done(void *arg, struct ollama_result *res)
 		log_warnx(
 		    "unload of %s: %s", b->models[io->model].name, res->error);
 	b->models[io->model].unloading = 1;
-	ev_timer_again(b->loop, &b->unload_poll);
+	unload_poll_next(b);
 	ollama_result_free(res);
 	free(io);
 }
@@ -724,28 +764,15 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	apply(b);
 }
 
-/* Ollama names "tinyllama" "tinyllama:latest": the same model. */
-static int
-same_model(const char *configured, const char *reported)
-{
-	size_t n = strlen(configured);
-
-	if (strcmp(configured, reported) == 0)
-		return 1;
-	return strchr(configured, ':') == NULL &&
-	    strncmp(configured, reported, n) == 0 &&
-	    strcmp(reported + n, ":latest") == 0;
-}
-
 /* A model as the config names it, when the config has it. */
 static const char *
 configured_name(const struct broker *b, const char *reported)
 {
 	for (size_t i = 0; i < b->conf.nmodels; i++)
-		if (same_model(b->conf.models[i].name, reported))
+		if (model_name_same(b->conf.models[i].name, reported))
 			return b->conf.models[i].name;
 	for (size_t i = 0; i < b->conf.ntiers; i++)
-		if (same_model(b->conf.tiers[i].model, reported))
+		if (model_name_same(b->conf.tiers[i].model, reported))
 			return b->conf.tiers[i].model;
 	return reported;
 }
@@ -754,7 +781,7 @@ static int
 ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
 {
 	for (int i = 0; i < ps->count; i++)
-		if (same_model(b->models[model].name, ps->models[i].name))
+		if (model_name_same(b->models[model].name, ps->models[i].name))
 			return 1;
 	return 0;
 }
@@ -777,7 +804,7 @@ ps_failed(struct broker *b, const char *error)
 {
 	int changed = 0;
 
-	b->unload_poll.repeat = UNLOAD_POLL_BACKOFF_S;
+	b->ps_failing = 1;
 	for (int k = 0; k < b->nmodels; k++) {
 		struct bmodel *m = &b->models[k];
 
@@ -813,13 +840,14 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 		ps_failed(b, error);
 		return;
 	}
-	b->unload_poll.repeat = UNLOAD_POLL_S;
+	b->ps_failing = 0;
 	b->resident = *ps;
 	for (int i = 0; i < ps->count; i++) {
 		int k = -1;
 
 		for (int m = 0; m < b->nmodels && k < 0; m++)
-			if (same_model(b->models[m].name, ps->models[i].name))
+			if (model_name_same(
+			        b->models[m].name, ps->models[i].name))
 				k = m;
 		if (k < 0 || ps->models[i].size_mb <= 0)
 			continue;

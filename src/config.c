@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "modelname.h"
 #include "policy.h"
 #include "duration.h"
 #include "msg.h"
@@ -220,7 +221,7 @@ model_section(struct config_parse *p, const char *name, int line, int create)
 	struct config *c = p->c;
 
 	for (size_t i = 0; i < c->nmodels; i++)
-		if (strcmp(c->models[i].name, name) == 0)
+		if (model_name_same(c->models[i].name, name))
 			return &c->models[i];
 	if (!create)
 		return NULL;
@@ -436,7 +437,7 @@ const struct model_conf *
 config_model(const struct config *c, const char *name)
 {
 	for (size_t i = 0; i < c->nmodels; i++)
-		if (strcmp(c->models[i].name, name) == 0)
+		if (model_name_same(c->models[i].name, name))
 			return &c->models[i];
 	return NULL;
 }
@@ -475,7 +476,8 @@ distinct_models(const struct config *c)
 	for (size_t i = 0; i < c->ntiers; i++) {
 		size_t j = 0;
 
-		while (j < i && strcmp(c->tiers[j].model, c->tiers[i].model) != 0)
+		while (j < i &&
+		    !model_name_same(c->tiers[j].model, c->tiers[i].model))
 			j++;
 		n += j == i;
 	}

@@ -157,7 +157,12 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 		    printable(shown, sizeof(shown), line, len));
 		return -1;
 	}
-	if ((v = json_object_get(o, "error")) != NULL) {
+	v = json_object_get(o, "error");
+	/* A proxy's error may be an object with its message inside. */
+	if (json_is_object(v) && json_object_get(v, "message") != NULL)
+		v = json_object_get(v, "message");
+	/* "error": null is no error: the rest of the line is read. */
+	if (v != NULL && !json_is_null(v)) {
 		/* An error without words must still read as one. */
 		snprintf(res->error, sizeof(res->error), "%s",
 		    !json_is_string(v)
@@ -223,8 +228,9 @@ on_data(char *p, size_t size, size_t n, void *arg)
 
 	/* The first byte turns the watchdog to counting silence. Then only
 	 * a whole line restarts it: bytes that never make one are no
-	 * progress. */
-	if (!c->got_byte || c->ps_fn != NULL) {
+	 * progress. A list is one object: from its first byte, it has
+	 * stall_ms in all. */
+	if (!c->got_byte) {
 		c->got_byte = 1;
 		c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
 		ev_timer_again(c->o->loop, &c->watchdog);
@@ -415,16 +421,21 @@ call_finish(struct call *c, CURLcode cc)
 		/* The done line came: a body that then stalls or breaks off
 		 * takes nothing from the answer. */
 		res->outcome = OLLAMA_OK;
+	} else if (status == 404 && c->ended == 1) {
+		/* Ollama's "model not found" is a JSON error, whole even if
+		 * the connection broke after it; a bare 404 is a URL that is
+		 * no Ollama API. */
+		res->outcome = OLLAMA_NO_MODEL;
 	} else if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
 		res->outcome = OLLAMA_UNAVAILABLE;
 		if (res->error[0] == '\0')
 			snprintf(res->error, sizeof(res->error), "%.160s: %s",
 			    c->url, curl_easy_strerror(cc));
-	} else if (status == 404 && c->ended == 1) {
-		/* Ollama's "model not found" is a JSON error; a bare 404 is
-		 * a URL that is no Ollama API. */
-		res->outcome = OLLAMA_NO_MODEL;
-	} else if (status >= 400 && status < 500 && status != 499) {
+	} else if (status >= 400 && status < 500 && status != 499 &&
+	    status != 408 && status != 429) {
+		/* Final, but for a request that took too long or came too
+		 * soon for a proxy in front of Ollama: those are tried
+		 * again. */
 		res->outcome = OLLAMA_REFUSED;
 	} else if (status != 200) {
 		res->outcome = OLLAMA_UNAVAILABLE;
@@ -645,8 +656,8 @@ ollama_generate(struct ollama *o, const struct ollama_call *call,
 		    req, "keep_alive", json_integer(call->keep_alive_s));
 	c->body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	c->easy = curl_easy_init();
-	if (c->body == NULL || c->easy == NULL) {
+	c->easy = c->body != NULL ? curl_easy_init() : NULL;
+	if (c->easy == NULL) {
 		free(c->body);
 		free(c);
 		return -1;

@@ -25,7 +25,7 @@ enum ollama_outcome {
 	OLLAMA_OK,
 	OLLAMA_NO_MODEL,    /* 404: the model is not there: try a fallback */
 	OLLAMA_REFUSED,     /* another 4xx: the request itself is wrong */
-	OLLAMA_UNAVAILABLE, /* 5xx, 503, a timeout or a lost connection */
+	OLLAMA_UNAVAILABLE, /* 5xx, 408, 429, a timeout, a lost connection */
 };
 
 struct ollama_result {

@@ -397,6 +397,10 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	cr_assert_eq(config_model(&c, "tinyllama")->kv_mb, 88);
 	cr_assert_eq(config_model(&c, "tinyllama")->pin, 1);
 	cr_assert_eq(config_model(&c, "tinyllama")->preload, 0);
+	/* The section of the model, by any name Ollama reads as its. */
+	cr_assert_eq(config_model(&c, "library/TinyLlama:latest"),
+	    config_model(&c, "tinyllama"));
+	cr_assert_null(config_model(&c, "tinyllama:1.1b"));
 	config_free(&c);
 
 	path = put("bad-policy.conf",

@@ -73,6 +73,12 @@ Test(catalog, the_shipped_catalog_has_every_reference_model)
 	    emu_catalog_find(&cat, "llava")->capabilities & EMU_CAP_VISION);
 	cr_assert_null(emu_catalog_find(&cat, "no-such-model"));
 	cr_assert_null(emu_catalog_find(&cat, ""));
+	/* By Ollama's rules for names. */
+	cr_assert_eq(emu_catalog_find(&cat,
+	                 "registry.ollama.ai/library/"
+	                 "TinyLlama:latest"),
+	    emu_catalog_find(&cat, "tinyllama"));
+	cr_assert_null(emu_catalog_find(&cat, "someone/tinyllama"));
 	emu_catalog_free(&cat);
 }
 
@@ -148,6 +154,15 @@ Test(catalog, a_model_defined_twice_is_an_error)
 	cr_assert(
 	    strstr(err, ":3: [a:1]: model defined twice (first at line 1)") !=
 	        NULL,
+	    "%s", err);
+	emu_catalog_free(&cat);
+	unlink(path);
+	/* One model by Ollama's rules for names. */
+	path = write_temp("[a:1]\nsize_mb = 1\n[library/A:1]\nsize_mb = 2\n");
+	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
+	cr_assert(strstr(err,
+	              ":3: [library/A:1]: model defined twice (first "
+	              "at line 1)") != NULL,
 	    "%s", err);
 	emu_catalog_free(&cat);
 	unlink(path);

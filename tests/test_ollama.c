@@ -96,6 +96,24 @@ Test(ollama, an_error_line_without_words_still_reads_as_an_error)
 	ollama_result_free(&res);
 }
 
+Test(ollama, an_error_of_null_is_none_and_a_proxys_error_gives_its_message)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(feed(&res,
+	                 "{\"error\":null,\"response\":\"ok\","
+	                 "\"done\":true}"),
+	    1);
+	cr_assert_str_eq(res.error, "");
+	cr_assert_str_eq(res.text, "ok");
+	cr_assert_eq(feed(&res,
+	                 "{\"error\":{\"message\":\"rate limited\","
+	                 "\"type\":\"limit\"}}"),
+	    1);
+	cr_assert_str_eq(res.error, "rate limited");
+	ollama_result_free(&res);
+}
+
 Test(ollama, a_line_that_is_not_a_json_object_is_refused)
 {
 	struct ollama_result res = {0};

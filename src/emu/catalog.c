@@ -11,6 +11,7 @@
 
 #include "emu.h"
 #include "inifile.h"
+#include "modelname.h"
 
 #define MB (1024ULL * 1024ULL)
 
@@ -76,8 +77,9 @@ catalog_section(
 			return &cat->models[i];
 	if (!create)
 		return NULL;
+	/* Ollama's rules: [TinyLlama:latest] is [tinyllama:latest]. */
 	for (size_t i = 0; i < cat->count; i++)
-		if (strcmp(cat->models[i].name, section) == 0) {
+		if (model_name_same(cat->models[i].name, section)) {
 			diag_add(&p->diag, p->path, line,
 			    "[%s]: model defined twice (first at line %d)",
 			    section, p->section_line[i]);
@@ -318,17 +320,10 @@ emu_catalog_free(struct emu_catalog *cat)
 static struct emu_model *
 lookup(const struct emu_catalog *cat, const char *name)
 {
-	char full[128];
-
 	if (name == NULL || *name == '\0')
 		return NULL;
-	/* Ollama's default tag; a registry prefix is not part of the key. */
-	if (strchr(name, ':') == NULL)
-		snprintf(full, sizeof(full), "%s:latest", name);
-	else
-		snprintf(full, sizeof(full), "%s", name);
 	for (size_t i = 0; i < cat->count; i++)
-		if (strcmp(cat->models[i].name, full) == 0 &&
+		if (model_name_same(cat->models[i].name, name) &&
 		    !cat->models[i].removed)
 			return &cat->models[i];
 	return NULL;

@@ -24,12 +24,15 @@ stall_timeout = 1s
 model = tinyllama
 [tier.coding]
 model = qwen2.5-coder:7b
+# tinyllama as Ollama reads names: one model, not a third.
+[tier.spelled]
+model = registry.ollama.ai/library/TinyLlama:latest
 [model.tinyllama]
 size_mb = 3000
 [model.qwen2.5-coder:7b]
 size_mb = 3000
 CONF
-for tier in light coding; do
+for tier in light coding spelled; do
 	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
 		"$tier" "$tier" >"$TMP/agents/$tier.conf"
 done
@@ -59,6 +62,10 @@ answered() {
 	echo "$2" >"$MODE"
 	out=$("$CTL" -c "$TMP/ollamax.conf" run -w "$1" x 2>&1) && has "$out" "hi"
 }
+check "a tier that spells a model another way than /api/tags is served by it" \
+	answered spelled '{}'
+check "as the model its other tier names, not as a model of its own" \
+	sh -c "! grep -q 'loading registry.ollama.ai' '$TMP/sup.log'"
 check "token counts out of range do not cost the answer" \
 	answered light '{"gen":"badcounts"}'
 check "an error page's status comes first, its text made printable" \
@@ -124,6 +131,7 @@ check "with a warning naming the time /api/ps had" \
 # /api/ps is read up to 64 models: one listed past them may still be
 # loaded, and its unload is asked again rather than taken as done.
 echo '{"ps":"crowded"}' >"$MODE"
+polls_before=$(grep -c "^GET /api/ps" "$MODE.log" || true)
 "$CTL" -c "$TMP/ollamax.conf" run -w coding x >"$TMP/crowded.out" 2>&1 &
 crowded=$!
 # The unload is asked again 10 s on; wait_log waits 10 s at a time.
@@ -132,9 +140,36 @@ reasked() {
 	wait_log "$line" || wait_log "$line"
 }
 check "an unload past where /api/ps was cut short is not taken as done" reasked
+# Every 10 ms at first, then a twentieth of the time waited: some 60
+# looks in 10 s, where every 10 ms made as many as the fake could answer.
+polls=$(($(grep -c "^GET /api/ps" "$MODE.log") - polls_before))
+check "meanwhile /api/ps is asked less and less often" test "$polls" -lt 120 -a "$polls" -gt 20 ||
+	echo "      $polls looks at /api/ps"
 echo '{}' >"$MODE"
 crowded_answered() { wait "$crowded" && grep -qx hi "$TMP/crowded.out"; }
 check "and ends once /api/ps shows it gone" crowded_answered
+# Ollama's 503 is its queue full, for a while: a load that keeps getting
+# it waits for the backend, as for one away, and is not given up.
+echo '{"load":"503"}' >"$MODE"
+"$CTL" -c "$TMP/ollamax.conf" run -w light x >"$TMP/busy.out" 2>&1 &
+busy=$!
+check "a load the backend is too busy for is tried again after a pause" \
+	wait_log "cannot load tinyllama: HTTP 503: server busy, please try again.  maximum pending requests exceeded: trying again in 2 s"
+echo '{}' >"$MODE"
+busy_answered() { wait "$busy" && grep -qx hi "$TMP/busy.out"; }
+check "and its request is answered once the backend has room" busy_answered
+before=$(generated)
+check "a proxy's 429 is no final answer: tried again, then failed with its message" \
+	run_fails light '{"gen":"429"}' "HTTP 429: rate limited"
+check "after three tries" eq "$(($(generated) - before))" 3
+# A list trickled in within stall_timeout a byte at a time has the
+# stall_timeout in all: the unload is taken as done 10 s on, as when
+# /api/ps does not answer.
+check "an unload that a trickling /api/ps cannot confirm ends after a while" \
+	answered coding '{"ps":"trickle"}'
+check "with a warning naming the time the list had" \
+	grep -q "cannot see whether tinyllama is unloaded (.*/api/ps: .*1000 ms.*): taking it as unloaded" "$TMP/sup.log"
+echo '{}' >"$MODE"
 check "a load the backend refuses fails its request instead of waiting for good" \
 	run_fails light '{"load":"500"}' "its model could not be loaded (HTTP 500: CUDA out of memory)"
 check "the refusal is logged with the backend's words" \

@@ -47,6 +47,10 @@ check "generate of an unknown model is a 404" \
 check "embed of an unknown model is a 404 that says to pull it" \
 	eq "$(http POST "$URL_main/api/embed" '{"model":"foo","input":"x"}')" \
 	'404 {"error":"model \"foo\" not found, try pulling it first"}'
+check "a model is found by any name Ollama reads as its own" \
+	eq "$(http POST "$URL_main/api/show" '{"model":"registry.ollama.ai/library/TinyLlama:latest"}' | cut -c1-4)" "200 "
+check "but not by another namespace's" \
+	eq "$(http POST "$URL_main/api/show" '{"model":"someone/tinyllama"}' | cut -c1-4)" "404 "
 check "a bare-number keep_alive string is a 400" \
 	eq "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","keep_alive":"300"}')" \
 	'400 {"error":"time: missing unit in duration \"300\""}'

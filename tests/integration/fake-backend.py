@@ -69,6 +69,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/api/ps":
             if mode().get("ps") == "fail":
                 return self.reply(500, '{"error":"ps is broken"}')
+            if mode().get("ps") == "trickle":
+                # A byte at a time, each within stall_timeout of the last,
+                # for longer than anything should wait on a list.
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "60")
+                self.end_headers()
+                for _ in range(60):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                return None
             if mode().get("ps") == "silent":
                 # Past connect_timeout: the caller has hung up by then.
                 time.sleep(3)
@@ -98,6 +110,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, json.dumps(done))
         if how == "500":
             return self.reply(500, '{"error":"CUDA out of memory"}')
+        if how == "503":
+            return self.reply(503, '{"error":"server busy, please try '
+                              'again.  maximum pending requests exceeded"}')
+        if how == "429":
+            # A proxy's limit, its error an object.
+            return self.reply(429, '{"error":{"message":"rate limited",'
+                              '"type":"requests"}}')
         if how == "500plain":
             return self.reply(500, "Internal \x01Server Error\n",
                               "text/plain")
