@@ -349,6 +349,15 @@ main(int argc, char **argv)
 			    verb);
 			return 2;
 		}
+		/* No agent has such a name: said here, not by the
+		 * supervisor after a walk of the agents directory. */
+		if (strcmp(verb, "spawn-file") != 0 && !config_valid_name(arg)) {
+			fprintf(stderr,
+			    "ollamaxctl: %s \"%s\": an agent name is lowercase "
+			    "letters, digits, '-' and '_', 1 to %d of them\n",
+			    verb, arg, CONFIG_NAME_MAX);
+			return 2;
+		}
 	} else {
 		fprintf(stderr, "ollamaxctl: unknown command \"%s\"\n", verb);
 		fputs(usage_text, stderr);

@@ -1727,7 +1727,7 @@ find_programs(struct supervisor *s, const char *argv0)
  * returns.
  */
 static int
-daemonize(void)
+daemonize(const sigset_t *waiter_mask)
 {
 	int fds[2], devnull;
 	pid_t pid;
@@ -1741,6 +1741,8 @@ daemonize(void)
 	if (pid < 0)
 		fatal("fork");
 	if (pid > 0) {
+		/* The waiting process is stopped as any command is. */
+		sigprocmask(SIG_SETMASK, waiter_mask, NULL);
 		close(fds[1]);
 		/* One line says how it went; EOF without it is a failure. */
 		while (memchr(buf, '\n', (size_t)got) == NULL &&
@@ -1858,7 +1860,19 @@ cmd_start(const char *self, const char *path, int detach)
 	struct diag d = {0};
 	struct fleet fleet;
 	char why[PATH_MAX + 128];
+	sigset_t stop_signals, before;
 
+	/*
+	 * Until the loop watches them, a stop or a reload waits: by default
+	 * it would end the supervisor halfway through its start, sockets and
+	 * runtime dir left behind. (nng's threads, started meanwhile, keep
+	 * them blocked: they go to this thread.)
+	 */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop_signals, &before);
 	s->start_ms = msg_clock_ms();
 	if (find_programs(s, self) != 0)
 		return 1;
@@ -1881,7 +1895,7 @@ cmd_start(const char *self, const char *path, int detach)
 		log_lines("agents", d.text);
 	diag_free(&d);
 	config_runtime_dir(&s->conf, s->runtime, sizeof(s->runtime));
-	s->ready_fd = detach ? daemonize() : -1;
+	s->ready_fd = detach ? daemonize(&before) : -1;
 	if (prepare_runtime(s, why, sizeof(why) - 1) != 0) {
 		log_warnx("%s", why);
 		strcat(why, "\n");
@@ -1926,6 +1940,7 @@ cmd_start(const char *self, const char *path, int detach)
 	ev_signal_start(s->loop, &s->sigterm);
 	ev_signal_start(s->loop, &s->sigint);
 	ev_signal_start(s->loop, &s->sighup);
+	sigprocmask(SIG_SETMASK, &before, NULL);
 	ev_child_init(&s->sigchld, sigchld_cb, 0, 0);
 	s->sigchld.data = s;
 	ev_child_start(s->loop, &s->sigchld);
@@ -2017,7 +2032,7 @@ static const char usage_text[] =
     "       ollamax-supervisor [-c FILE] [--log-level LEVEL] start [--daemon]\n"
     "       ollamax-supervisor [-c FILE] [--log-level LEVEL] stop\n"
     "       ollamax-supervisor --version | -h | --help\n"
-    "LEVEL: fatal, warning, info or debug\n";
+    "LEVEL: error, warn, info or debug\n";
 
 int
 main(int argc, char **argv)

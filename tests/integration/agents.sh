@@ -141,6 +141,8 @@ said_so() {
 	[ "$rc" -eq 1 ] && has "$out" "$want"
 }
 check "and says there is no such agent" said_so "no agent nobody: ollamaxctl agents lists them" kill nobody
+check "an empty or blank agent name is a usage error, exit 2" sh -c \
+	"test $(rc_of "$CTL" -c "$TMP/ollamax.conf" kill "") = 2 && test $(rc_of "$CTL" -c "$TMP/ollamax.conf" spawn " ") = 2"
 check "run with text for an agent whose prompt has no {{input}} is refused, not dropped" \
 	said_so "agent light1's prompt has no {{input}}, so the text would be dropped" run light1 "lost words"
 check "without text it runs" "$CTL" -c "$TMP/ollamax.conf" run light1
