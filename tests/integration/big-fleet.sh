@@ -59,4 +59,4 @@ too_big() {
 check "ollamaxctl agents with a list past one frame says so, exit 1" too_big
 check "and the supervisor answers on" sh -c "'$CTL' -s '$TMP/run/ctl.sock' status >/dev/null"
 check "said so in its log" grep -q "ctl: agents: the answer is" "$TMP/sup.log"
-grep -i reload "$TMP/sup.log" | cut -c1-200; finish
+finish
