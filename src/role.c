@@ -41,6 +41,9 @@ ctl_refused_late(
 	return 1;
 }
 
+/* SIGTERM or SIGINT came: see hub_call. */
+static int stop_asked;
+
 static void
 call_reply(void *arg, int err, const void *data, size_t len)
 {
@@ -79,10 +82,10 @@ hub_call(struct hub_link *h, struct msg_writer *w, const char *what)
 	}
 	msg_writer_free(w);
 	ev_run(h->loop, 0);
-	if (h->waiting) {
-		/* Stopped by a signal before the answer came. */
+	/* Stopped by a signal before the answer came, or with it: the
+	 * answer's own break may have taken the place of the signal's. */
+	if (h->waiting || stop_asked)
 		return -1;
-	}
 	if (h->err != 0) {
 		log_warnx(
 		    "hub: %s not answered: %s", what, ipc_strerror(h->err));
@@ -212,6 +215,7 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)w;
 	(void)revents;
+	stop_asked = 1;
 	ev_break(loop, EVBREAK_ALL);
 }
 
