@@ -166,14 +166,24 @@ print_queue(const char *body)
 	json_decref(j);
 }
 
-static void
-print_answer(const char *body)
+/* The answer of a waited run; 1 when the run failed all the same (its
+ * output could not take the answer), said on stderr. */
+static int
+print_answer(const char *body, int json)
 {
 	json_t *j = json_loads(body, 0, NULL);
 	const char *answer = json_string_value(json_object_get(j, "answer"));
+	const char *lost =
+	    json_string_value(json_object_get(j, "output_error"));
 
-	printf("%s\n", answer ? answer : body);
+	printf("%s\n", json || answer == NULL ? body : answer);
+	if (lost != NULL)
+		fprintf(stderr,
+		    "ollamaxctl: run: the answer was not written to the "
+		    "agent's output (%s): the run failed\n",
+		    lost);
 	json_decref(j);
+	return lost != NULL;
 }
 
 static void
@@ -479,7 +489,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (reply.body != NULL) {
-		if (json)
+		if (strcmp(verb, "run") == 0)
+			rc = print_answer(reply.body, json);
+		else if (json)
 			printf("%s\n", reply.body);
 		else if (strcmp(verb, "status") == 0)
 			print_status(reply.body);
@@ -487,13 +499,11 @@ main(int argc, char **argv)
 			print_agents(reply.body);
 		else if (strcmp(verb, "queue") == 0)
 			print_queue(reply.body);
-		else if (strcmp(verb, "run") == 0)
-			print_answer(reply.body);
 		else
 			print_summary(reply.body);
 	} else if (json) {
 		printf("{\"ok\":true}\n");
 	}
 	msg_ctl_reply_free(&reply);
-	return 0;
+	return rc;
 }

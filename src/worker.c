@@ -546,18 +546,17 @@ out:
 	return rc;
 }
 
-/* Hands the answer on. Returns -1 when a file output failed: the answer
- * is logged whole instead, and the run counts as failed. */
+/* Hands the answer on. Returns -1 with why set when a file output
+ * failed: the answer is logged whole instead, and the run counts as
+ * failed. */
 static int
-agent_output(struct agent *a, const char *text)
+agent_output(struct agent *a, const char *text, char *why, size_t whylen)
 {
-	char why[320];
-
 	switch (a->m.output) {
 	case OUTPUT_LOG:
 		break;
 	case OUTPUT_FILE:
-		if (append_record(a, text, why, sizeof(why)) != 0) {
+		if (append_record(a, text, why, whylen) != 0) {
 			log_warnx("%s: run %llu: output not written: %s; it "
 			          "was:\n%s",
 			    a->m.name, (unsigned long long)a->runs, why, text);
@@ -597,7 +596,8 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* Tells `run --wait` how its run went: the answer and its figures. */
 static void
-answer_waiter(struct agent *a, const struct msg_infer_done *done, int ok)
+answer_waiter(struct agent *a, const struct msg_infer_done *done, int ok,
+    const char *output_error)
 {
 	struct message *msg = a->input;
 	json_t *j;
@@ -617,6 +617,11 @@ answer_waiter(struct agent *a, const struct msg_infer_done *done, int ok)
 	    (json_int_t)done->eval_tokens, "queued_ms",
 	    (json_int_t)done->queued_ms, "total_ms",
 	    (json_int_t)done->total_ms);
+	/* The answer is the waiter's all the same, with why the run
+	 * failed. */
+	if (j != NULL && output_error != NULL)
+		json_object_set_new(
+		    j, "output_error", json_string(output_error));
 	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	reply_body(msg->waiter, body != NULL,
 	    body ? NULL : "cannot encode the answer", body);
@@ -636,6 +641,7 @@ agent_run(struct agent *a, const char *input)
 	time_t t = time(NULL);
 	struct tm tm;
 	int answered;
+	char why[320];
 
 	a->runs++;
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)a->runs);
@@ -670,11 +676,18 @@ agent_run(struct agent *a, const char *input)
 		free(a->prompt);
 		a->prompt = done.text ? done.text : strdup("");
 		done.text = NULL;
-		answer_waiter(a, &done, 1);
-		a->last_failed = agent_output(a, a->prompt) != 0;
+		/* A file is written at once, and a record it cannot take
+		 * fails the run: the waiter hears so. A delivery to an agent
+		 * may wait on the hub, and one that fails is the sender's log
+		 * line, not the run's failure: the waiter hears first. */
+		if (a->m.output == OUTPUT_AGENT)
+			answer_waiter(a, &done, 1, NULL);
+		a->last_failed =
+		    agent_output(a, a->prompt, why, sizeof(why)) != 0;
 		a->failures += a->last_failed;
+		answer_waiter(a, &done, 1, a->last_failed ? why : NULL);
 	} else {
-		answer_waiter(a, &done, 0);
+		answer_waiter(a, &done, 0, NULL);
 		a->failures++;
 		a->last_failed = 1;
 		log_warnx("%s: run %llu failed: %s", m->name,

@@ -161,8 +161,17 @@ check "run -w waits for the run and returns its answer and figures" waited_answe
 check "run -w prints the answer itself" \
 	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w asker 'quick one')\""
 # With 16 KiB task stacks, as the minimum allows.
-reaches_waiter() { [ -n "$("$CTL" -c "$TMP/ollamax.conf" run -w lost "a note")" ]; }
-check "an answer its file output cannot take still reaches run -w" reaches_waiter
+# run_w_unwritten AGENT WHY: run -w prints the answer the agent's file
+# output could not take, says why on stderr, and exits 1.
+run_w_unwritten() {
+	local out rc=0
+	out=$(timeout 10 "$CTL" -c "$TMP/ollamax.conf" run -w "$1" "a note" 2>"$TMP/unwritten.err") || rc=$?
+	[ "$rc" -eq 1 ] && [ -n "$out" ] &&
+		grep -q "^ollamaxctl: run: the answer was not written to the agent's output (.*$2): the run failed$" "$TMP/unwritten.err" ||
+		{ echo "      exit $rc, answer '$out', $(cat "$TMP/unwritten.err")"; return 1; }
+}
+check "an answer its file output cannot take still reaches run -w, which exits 1 and says why" \
+	run_w_unwritten lost "gone/lost.out: No such file or directory"
 check "and is logged whole with why it was not written" \
 	grep -q "lost: run 1: output not written: .*gone/lost.out: No such file or directory; it was:" "$TMP/sup.log"
 check "the worker lives on" sh -c "! grep -q 'worker [0-9] died' '$TMP/sup.log'"
@@ -172,12 +181,12 @@ mkfifo "$TMP/state/pipe.out"
 printf '[agent]\nname = piper\ntier = light\ntrigger = demand\noutput = file:pipe.out\nprompt = Pipe this: {{input}}\n[options]\nnum_predict = 5\n' >"$TMP/piper.conf"
 check "an agent whose file output is a FIFO is spawned" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/piper.conf"
 fifo_refused() {
-	timeout 10 "$CTL" -c "$TMP/ollamax.conf" run -w piper "down the pipe" >/dev/null &&
+	run_w_unwritten piper "pipe.out: not a regular file" &&
 		grep -q "piper: run 1: output not written: .*pipe.out: not a regular file; it was:" "$TMP/sup.log"
 }
 check "its answer reaches run -w, logged whole: the FIFO is not a regular file" fifo_refused
 check "and its worker, not held by the FIFO, runs it again" \
-	timeout 10 "$CTL" -c "$TMP/ollamax.conf" run -w piper "still here"
+	run_w_unwritten piper "pipe.out: not a regular file"
 "$CTL" -c "$TMP/ollamax.conf" kill piper >/dev/null
 check "and the run counts as failed" status_until 's["agents"]["failed"] >= 1'
 wide_input() { python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - >/dev/null; }
@@ -221,7 +230,7 @@ soft=$(ulimit -S -f)
 [ "$soft" = unlimited ] || soft=$((soft * 1024))
 for pid in $worker_pids; do prlimit --pid "$pid" --fsize="$limit:"; done
 check "its answer, which the file cannot take, still reaches run -w" \
-	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w filler 'too much')\""
+	run_w_unwritten filler "full.out: File too large"
 check "and is logged whole with why it was not written" \
 	grep -q "filler: run 1: output not written: .*full.out: File too large; it was:" "$TMP/sup.log"
 check "the part of the record written is taken back" eq "$(stat -c %s "$TMP/state/full.out")" $((limit - 16))
