@@ -652,13 +652,23 @@ agent_run(struct agent *a, const char *input)
 	vars[2] = (struct template_var){"n", n};
 	vars[3] = (struct template_var){"time", now_text};
 	vars[4] = (struct template_var){"input", input};
-	a->prompt = template_render(m->prompt, vars, 5, MSG_MAX_TEXT);
+	/* Past what a request carries by a character at least, so that a
+	 * prompt too long shows as one: cut, it would lose the template's
+	 * words after the input unseen. */
+	a->prompt = template_render(m->prompt, vars, 5, MSG_MAX_TEXT + 8);
 	/* Ollama takes an empty prompt for "load the model" and answers
 	 * nothing: that is no run. */
-	if (a->prompt[0] == '\0') {
+	if (a->prompt[0] == '\0' || strlen(a->prompt) > MSG_MAX_TEXT) {
 		memset(&done, 0, sizeof(done));
-		snprintf(done.error, sizeof(done.error),
-		    "the prompt is empty once rendered: not sent");
+		if (a->prompt[0] == '\0')
+			snprintf(done.error, sizeof(done.error),
+			    "the prompt is empty once rendered: not sent");
+		else
+			snprintf(done.error, sizeof(done.error),
+			    "the prompt, with an input of %zu bytes, is "
+			    "longer than the %d bytes a request carries once "
+			    "rendered: not sent",
+			    input ? strlen(input) : (size_t)0, MSG_MAX_TEXT);
 		answered = 0;
 	} else
 		answered = agent_infer(a, a->prompt, &done) == 0 &&

@@ -189,8 +189,16 @@ check "and its worker, not held by the FIFO, runs it again" \
 	run_w_unwritten piper "pipe.out: not a regular file"
 "$CTL" -c "$TMP/ollamax.conf" kill piper >/dev/null
 check "and the run counts as failed" status_until 's["agents"]["failed"] >= 1'
-wide_input() { python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - >/dev/null; }
-check "a prompt cut to 256 KiB is cut between characters, and runs" wide_input
+# 256 KiB of input, the most a run takes, and the words of the template:
+# cut, the prompt would lose the template's words unseen.
+too_wide() {
+	local out rc=0
+	out=$(python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "the prompt, with an input of 262144 bytes, is longer than the 262144 bytes a request carries once rendered: not sent"
+}
+check "a prompt past 256 KiB once rendered is not sent, said so" too_wide
+check "what fits is sent whole" sh -c \
+	"python3 -c 'print(\"\\u00e9\" * 131000, end=\"\")' | '$CTL' -c '$TMP/ollamax.conf' run -w scribe - >/dev/null"
 # Both pens run 8 times at once; each answer is one whole record in the
 # shared file, as run -w returned it.
 pens=()
