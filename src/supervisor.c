@@ -291,6 +291,27 @@ all_children_gone(const struct supervisor *s)
 static void begin_stop(struct supervisor *s, const char *why);
 static void daemon_failed(struct supervisor *s, const char *why);
 
+/*
+ * A worker left FAILED runs none of its agents, and never will again: they
+ * count as stopped, so that spawn, or a reload, starts them on a running
+ * worker, and kill has nothing to ask of it.
+ */
+static void
+stop_agents_of(struct supervisor *s, int worker)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (s->placed[i].alive && s->placed[i].worker == worker) {
+			s->placed[i].alive = 0;
+			n++;
+		}
+	if (n > 0)
+		log_warnx("worker %d's %zu agent%s stopped with it: ollamaxctl "
+		          "spawn, or reload, starts %s on a running worker",
+		    worker, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+}
+
 static void
 sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
@@ -332,6 +353,8 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 		    role_name(c->role), c->index, restart_policy.intensity + 1,
 		    (long long)restart_policy.period_ms / 1000);
 		log_warnx("%s", why);
+		if (c->role == ROLE_WORKER)
+			stop_agents_of(s, c->index);
 		/* A daemon that cannot get ready has failed to start: the
 		 * waiting command says so, and nothing is left running. */
 		if (!s->announced_ready && s->ready_fd >= 0) {
@@ -944,6 +967,13 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		return -1;
 	}
 	worker = kind == CMD_SPAWN ? least_loaded_worker(s) : p->worker;
+	if (s->children[worker + 1].state == PROC_FAILED) {
+		snprintf(why, whylen,
+		    "no worker runs: worker %d crashed too often and is left "
+		    "failed until the supervisor is started again",
+		    worker);
+		return -1;
+	}
 	if (s->children[worker + 1].state != PROC_RUNNING) {
 		snprintf(why, whylen, "worker %d is %s: try again", worker,
 		    proc_state_name(s->children[worker + 1].state));
@@ -1287,7 +1317,9 @@ reload(struct supervisor *s, char *summary, size_t len)
 			stopped++;
 			i++;
 		} else {
-			log_warnx("reload: %s", why);
+			log_warnx("reload: %s: agent %s not stopped: %s",
+			    p->m.path, p->m.name, why);
+			bad++;
 			i++;
 		}
 	}
@@ -1338,7 +1370,10 @@ reload(struct supervisor *s, char *summary, size_t len)
 		snprintf(name, sizeof(name), "%s", m->name);
 		if (agent_command(s, NULL, kind, name, m, NULL, 0, 0, why,
 		        sizeof(why)) != 0) {
-			log_warnx("reload: %s", why);
+			log_warnx("reload: %s:%d: agent %s not %s: %s", m->path,
+			    m->line_of_name, name,
+			    kind == CMD_SPAWN ? "started" : "changed", why);
+			bad++;
 			continue;
 		}
 		s->pending->from_dir = 1;

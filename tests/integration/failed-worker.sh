@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A worker that crashes over and over is left FAILED, and its agents with
+# it: they count as stopped, spawn or reload starts them on a running
+# worker, and kill has nothing to ask of the failed one.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed inf --parallel 2 --vram-mb 4096
+fleet_conf "$URL_emu" <<CONF
+[tier.light]
+model = tinyllama
+CONF
+for i in 1 2 3 4; do
+	printf '[agent]\nname = a%d\ntier = light\ntrigger = demand\nprompt = Say {{input}}\n[options]\nnum_predict = 2\n' \
+		"$i" >"$TMP/agents/a$i.conf"
+done
+start_fleet
+check "the fleet comes up, 2 agents a worker" status_until 's["agents"]["running"] == 4'
+# worker_pid N: worker N's pid once it runs, else nothing.
+worker_pid() {
+	"$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null | python3 -c 'import json,sys
+for p in json.load(sys.stdin)["processes"]:
+    if p["role"] == "worker" and p["index"] == int(sys.argv[1]) and p["state"] == "running" and p["pid"] > 1:
+        print(p["pid"])' "$1"
+}
+# The agents of worker 1, as ollamaxctl agents places them.
+on_worker() {
+	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print(" ".join(sorted(a["name"] for a in json.load(sys.stdin)["agents"] if a["worker"] == int(sys.argv[1]) and a["state"] == "running")))' "$1"
+}
+doomed=$(on_worker 1)
+check "worker 1 runs two of them" test "$(echo "$doomed" | wc -w)" -eq 2
+# Six crashes within the minute, each once it runs again (its restarts
+# wait 0.1 s, then twice as long each time).
+crash_loop() {
+	local pid
+	for crash in 1 2 3 4 5 6; do
+		pid=
+		for _ in $(seq 1 200); do
+			pid=$(worker_pid 1)
+			[ -n "$pid" ] && break
+			sleep 0.05
+		done
+		[ -n "$pid" ] || { echo "      worker 1 not running before crash $crash"; return 1; }
+		kill -KILL "$pid"
+		# Until the supervisor has seen it die.
+		for _ in $(seq 1 100); do [ "$(worker_pid 1)" != "$pid" ] && break; sleep 0.05; done
+	done
+}
+check "worker 1 crashes six times" crash_loop
+check "and is left FAILED" wait_log "worker 1 crashed 6 times within 60s: left FAILED"
+check "its agents stopped with it, said so" \
+	wait_log "worker 1's 2 agents stopped with it: ollamaxctl spawn, or reload, starts them on a running worker"
+check "status counts them stopped" status_until 's["agents"]["running"] == 2'
+first=${doomed%% *}
+second=${doomed##* }
+said() { # WANT_RC WANT_TEXT ARGS...
+	local want_rc=$1 want=$2 out rc=0
+	shift 2
+	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq "$want_rc" ] && has "$out" "$want"
+}
+check "a run of one is refused: it is not running" said 1 "agent $first is not running" run "$first" hi
+check "spawn starts it again, on worker 0" said 0 "" spawn "$first"
+check "where it answers" said 0 "" run -w "$first" hi
+check "ollamaxctl agents shows it on worker 0" sh -c "echo ' $(on_worker 0) ' | grep -q ' $first '"
+check "reload starts the other one there too" \
+	said 0 "reload: 1 started, 0 stopped, 0 changed, 0 problems" reload
+check "and all four run" status_until 's["agents"]["running"] == 4'
+check "the other answers too" said 0 "" run -w "$second" hi
+check "the supervisor stops cleanly" stopped
+finish
