@@ -5,10 +5,13 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,6 +184,28 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 	return 0;
 }
 
+/*
+ * Whether the supervisor pid is gone. One that has exited but that its
+ * parent has not reaped yet is still found by kill(2): its lock on
+ * supervisor.lock, held for life and removed last, tells.
+ */
+static int
+supervisor_gone(const char *runtime, pid_t pid)
+{
+	char path[PATH_MAX];
+	int fd, gone;
+
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return 1;
+	snprintf(path, sizeof(path), "%s/supervisor.lock", runtime);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	gone = flock(fd, LOCK_SH | LOCK_NB) == 0;
+	close(fd);
+	return gone;
+}
+
 int
 ctl_stop_and_wait(const char *runtime, pid_t *pid)
 {
@@ -211,7 +236,7 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 		return 3;
 	/* The supervisor gives its children 5 s, then kills them. */
 	for (int i = 0; i < 500; i++) {
-		if (*pid <= 0 || (kill(*pid, 0) != 0 && errno == ESRCH))
+		if (supervisor_gone(runtime, *pid))
 			return 0;
 		nanosleep(&tick, NULL);
 	}

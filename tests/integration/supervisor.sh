@@ -612,6 +612,26 @@ check "nor does a pid of 0 pass for one" fake_peer_refused '{"supervisor":{"pid"
 check "and the daemon still runs" kill -0 "$daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
+# A supervisor whose parent has not reaped it yet is a zombie, which
+# kill(2) still finds: stop tells by its lock that it is gone.
+unreaped_stop() {
+	python3 - "$SUP" "$CTL" "$TMP/ollamax.conf" "$TMP/unreaped.log" <<'PY'
+import subprocess, sys, time
+sup, ctl, conf, log = sys.argv[1:]
+p = subprocess.Popen([sup, "-c", conf, "start"], stderr=open(log, "w"))
+for _ in range(200):
+    if subprocess.run([ctl, "-c", conf, "status"], capture_output=True).returncode == 0:
+        break
+    time.sleep(0.05)
+began = time.monotonic()
+rc = subprocess.run([ctl, "-c", conf, "stop"], capture_output=True).returncode
+took = time.monotonic() - began
+p.wait()
+print("      stop: exit %d in %.1f s" % (rc, took))
+sys.exit(0 if rc == 0 and took < 5 else 1)
+PY
+}
+check "stop sees a supervisor that its parent has not reaped yet as gone" unreaped_stop
 
 # with_broker NAME SCRIPT: a copy of the supervisor in $TMP/NAME whose
 # broker is the shell SCRIPT.
