@@ -286,7 +286,7 @@ Test(sched, requests_beyond_parallel_wait_in_fifo_order_for_a_slot)
 	esched_finish(&s, q[0], now);
 	expect_log("start alpha:latest#4;");
 	for (int i = 0; i < 5; i++)
-		free(q[i]);
+		finish_and_free(q[i]);
 }
 
 Test(sched, requests_for_a_loading_model_wait_for_the_load_then_share_it)
@@ -479,7 +479,7 @@ Test(sched, the_pending_queue_is_bounded_and_rejects_with_503_past_it)
 	cr_assert_eq(rejected, 1);
 	cr_assert_eq(q[3]->state, ESR_DONE);
 	for (int i = 0; i < 4; i++)
-		free(q[i]);
+		finish_and_free(q[i]);
 }
 
 Test(sched, requests_for_a_loaded_model_do_not_count_against_the_queue_bound)
@@ -498,7 +498,7 @@ Test(sched, requests_for_a_loaded_model_do_not_count_against_the_queue_bound)
 	expect_log("ready alpha:latest#5;");
 	cr_assert_eq(q[3]->state, ESR_ATTACHED, "waits for alpha's one slot");
 	for (int i = 0; i < 4; i++)
-		free(q[i]);
+		finish_and_free(q[i]);
 }
 
 Test(sched, a_change_of_num_ctx_reloads_the_model)
@@ -968,7 +968,7 @@ Test(sched, vram_used_never_exceeds_the_budget_after_the_first_model)
 	}
 	clear();
 	for (int i = 0; i < 40; i++)
-		free(q[i]);
+		finish_and_free(q[i]);
 }
 
 Test(sched, a_load_waits_for_memory_still_being_freed_rather_than_spill_over)
