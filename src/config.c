@@ -188,9 +188,19 @@ tier_section(struct config_parse *p, const char *name, int line, int create)
 {
 	struct config *c = p->c;
 
-	for (size_t i = 0; i < c->ntiers; i++)
-		if (strcmp(c->tiers[i].name, name) == 0)
+	/* A key's section is the one whose header it follows: a section
+	 * given twice is reported once, and its keys go nowhere. */
+	for (size_t i = 0; i < c->ntiers; i++) {
+		if (strcmp(c->tiers[i].name, name) != 0)
+			continue;
+		if (c->tiers[i].line == line)
 			return &c->tiers[i];
+		if (create)
+			diag_add(p->d, p->path, line,
+			    "[tier.%s]: tier defined twice (first at line %d)",
+			    name, c->tiers[i].line);
+		return NULL;
+	}
 	if (!create)
 		return NULL;
 	if (c->ntiers == CONFIG_SECTIONS_MAX) {
@@ -220,9 +230,19 @@ model_section(struct config_parse *p, const char *name, int line, int create)
 {
 	struct config *c = p->c;
 
-	for (size_t i = 0; i < c->nmodels; i++)
-		if (model_name_same(c->models[i].name, name))
+	/* As for tiers; one model by Ollama's rules for names, however
+	 * spelled. */
+	for (size_t i = 0; i < c->nmodels; i++) {
+		if (!model_name_same(c->models[i].name, name))
+			continue;
+		if (c->models[i].line == line)
 			return &c->models[i];
+		if (create)
+			diag_add(p->d, p->path, line,
+			    "[model.%s]: model defined twice (first at line %d)",
+			    name, c->models[i].line);
+		return NULL;
+	}
 	if (!create)
 		return NULL;
 	if (c->nmodels == CONFIG_SECTIONS_MAX) {

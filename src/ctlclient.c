@@ -5,13 +5,10 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -186,24 +183,29 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 
 /*
  * Whether the supervisor pid is gone. One that has exited but that its
- * parent has not reaped yet is still found by kill(2): its lock on
- * supervisor.lock, held for life and removed last, tells.
+ * parent has not reaped yet is still found by kill(2): a zombie, as
+ * /proc tells.
  */
 static int
-supervisor_gone(const char *runtime, pid_t pid)
+supervisor_gone(pid_t pid)
 {
-	char path[PATH_MAX];
-	int fd, gone;
+	char path[64], fields[512];
+	const char *after_name;
+	size_t n;
+	FILE *f;
 
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 1;
-	snprintf(path, sizeof(path), "%s/supervisor.lock", runtime);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
 		return errno == ENOENT;
-	gone = flock(fd, LOCK_SH | LOCK_NB) == 0;
-	close(fd);
-	return gone;
+	n = fread(fields, 1, sizeof(fields) - 1, f);
+	fclose(f);
+	fields[n] = '\0';
+	/* "PID (NAME) STATE ...", and a name may hold a ')'. */
+	after_name = strrchr(fields, ')');
+	return after_name != NULL && after_name[1] == ' ' &&
+	    (after_name[2] == 'Z' || after_name[2] == 'X');
 }
 
 int
@@ -236,7 +238,7 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 		return 3;
 	/* The supervisor gives its children 5 s, then kills them. */
 	for (int i = 0; i < 500; i++) {
-		if (supervisor_gone(runtime, *pid))
+		if (supervisor_gone(*pid))
 			return 0;
 		nanosleep(&tick, NULL);
 	}

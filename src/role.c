@@ -84,8 +84,11 @@ hub_call(struct hub_link *h, struct msg_writer *w, const char *what)
 	ev_run(h->loop, 0);
 	/* Stopped by a signal before the answer came, or with it: the
 	 * answer's own break may have taken the place of the signal's. */
-	if (h->waiting || stop_asked)
+	if (h->waiting || stop_asked) {
+		free(h->reply);
+		h->reply = NULL;
 		return -1;
+	}
 	if (h->err != 0) {
 		log_warnx(
 		    "hub: %s not answered: %s", what, ipc_strerror(h->err));

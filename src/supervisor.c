@@ -785,10 +785,20 @@ struct agent_command {
 	int wait; /* run --wait: the worker answers when the run is over */
 };
 
+/* Whether a worker not running now will be: one not left FAILED. */
+static int
+any_worker_back(const struct supervisor *s)
+{
+	for (int w = 0; w < s->nworkers; w++)
+		if (s->children[w + 1].state != PROC_FAILED)
+			return 1;
+	return 0;
+}
+
 /*
  * The running worker with the fewest agents takes a new one: those live
  * there, and those a spawn on its way there will add, so that the new
- * manifests of one reload spread over the workers.
+ * manifests of one reload spread over the workers. -1 if none runs.
  */
 static int
 least_loaded_worker(struct supervisor *s)
@@ -811,7 +821,7 @@ least_loaded_worker(struct supervisor *s)
 		    (best < 0 || count[w] < count[best]))
 			best = w;
 	free(count);
-	return best < 0 ? 0 : best;
+	return best;
 }
 
 static void
@@ -872,7 +882,10 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			p->m = ac->m;
 			memset(&ac->m, 0, sizeof(ac->m));
 			p->worker = ac->worker;
-			p->alive = 1;
+			/* Its worker may have been left FAILED since it
+			 * answered: the agent stopped with it. */
+			p->alive =
+			    s->children[ac->worker + 1].state != PROC_FAILED;
 			p->from_dir = ac->from_dir;
 			break;
 		case CMD_KILL:
@@ -967,11 +980,12 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		return -1;
 	}
 	worker = kind == CMD_SPAWN ? least_loaded_worker(s) : p->worker;
-	if (s->children[worker + 1].state == PROC_FAILED) {
-		snprintf(why, whylen,
-		    "no worker runs: worker %d crashed too often and is left "
-		    "failed until the supervisor is started again",
-		    worker);
+	if (worker < 0) {
+		snprintf(why, whylen, "%s",
+		    any_worker_back(s)
+		        ? "no worker is running yet: try again"
+		        : "no worker runs: every one crashed too often and is "
+		          "left failed until the supervisor is started again");
 		return -1;
 	}
 	if (s->children[worker + 1].state != PROC_RUNNING) {

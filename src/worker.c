@@ -448,21 +448,20 @@ agent_deliver(struct agent *a, const char *text)
  * Takes a shared output file's lock, which the workers hold for one write
  * each. Never for long: a lock held by somebody else for good must not
  * hold the worker's one loop, so after LOCK_WAIT_MS the record is written
- * unlocked, and one cut short stays cut. Returns whether it is held.
+ * unlocked (a record of another's may then come after one cut short, and
+ * that one stays cut).
  */
-static int
+static void
 lock_briefly(int fd)
 {
 	const struct timespec pause = {0, 1000000};
 
 	for (int waited = 0; waited < LOCK_WAIT_MS; waited++) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 1;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return 0;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 ||
+		    (errno != EWOULDBLOCK && errno != EINTR))
+			return;
 		nanosleep(&pause, NULL);
 	}
-	return 0;
 }
 
 /*
@@ -470,17 +469,17 @@ lock_briefly(int fd)
  * other workers may share the file, and O_APPEND keeps one write whole.
  * Only a regular file: a FIFO, or a device, would hold the worker's one
  * loop, and every agent on it, for as long as nobody reads it. A write cut
- * short (the disk full, or the file size limit) is taken back, so that the
- * file keeps whole records, each starting its line; the file's lock keeps
- * the other workers from appending in between. Returns 0, or -1 with why
- * set.
+ * short (the disk full, or the file size limit) is taken back when
+ * nothing came after it, so that the file keeps whole records, each
+ * starting its line; the file's lock keeps the other workers from
+ * appending in between. Returns 0, or -1 with why set.
  */
 static int
 append_record(struct agent *a, const char *text, char *why, size_t whylen)
 {
 	const struct manifest *m = &a->m;
 	char *path = NULL, *record = NULL;
-	int fd = -1, len, rc = -1, locked = 0;
+	int fd = -1, len, rc = -1;
 	size_t off = 0;
 	struct stat st;
 	off_t start;
@@ -508,9 +507,9 @@ append_record(struct agent *a, const char *text, char *why, size_t whylen)
 		snprintf(why, whylen, "%.200s: not a regular file", path);
 		goto out;
 	}
-	locked = lock_briefly(fd);
-	/* Where this record starts: the end, now that nobody else appends. */
-	if (locked && fstat(fd, &st) != 0) {
+	lock_briefly(fd);
+	/* Where this record starts: the end, now that no worker appends. */
+	if (fstat(fd, &st) != 0) {
 		snprintf(why, whylen, "%.200s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -523,7 +522,11 @@ append_record(struct agent *a, const char *text, char *why, size_t whylen)
 		if (n <= 0) {
 			snprintf(why, whylen, "%.200s: %s", path,
 			    n < 0 ? strerror(errno) : "nothing written");
-			if (off > 0 && locked && ftruncate(fd, start) != 0)
+			/* Only while nothing came after it: another's whole
+			 * record is not cut for this one's sake. */
+			if (off > 0 && fstat(fd, &st) == 0 &&
+			    st.st_size == start + (off_t)off &&
+			    ftruncate(fd, start) != 0)
 				log_warn("%s: cannot take back the record cut "
 				         "short in %s",
 				    m->name, path);

@@ -419,6 +419,31 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	diag_free(&d);
 }
 
+Test(config, a_tier_or_a_model_given_twice_is_reported_and_the_first_kept)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("twice.conf",
+	    "[tier.light]\n"
+	    "model = tinyllama\n"
+	    "[model.tinyllama]\n"
+	    "num_ctx = 4096\n"
+	    "[tier.light]\n"
+	    "model = qwen2.5:3b\n"
+	    "[model.TinyLlama:latest]\n"
+	    "num_ctx = 8192\n");
+
+	cr_assert_eq(config_load(&c, path, &d), 2, "%s", d.text);
+	expect(&d, "twice.conf", 5,
+	    "[tier.light]: tier defined twice (first at line 1)");
+	expect(&d, "twice.conf", 7,
+	    "[model.TinyLlama:latest]: model defined twice (first at line 3)");
+	cr_assert_str_eq(c.tiers[0].model, "tinyllama");
+	cr_assert_eq(config_model(&c, "tinyllama")->num_ctx, 4096);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, every_line_is_judged_and_each_bad_one_reported_where_it_stands)
 {
 	static const char text[] =
