@@ -54,20 +54,23 @@ get_duration_ms(const char *value, int64_t min_ms, int64_t max_ms, int64_t *out,
     struct diag *d, const char *path, const struct ini_item *it)
 {
 	char err[160];
-	int64_t ns;
+	int64_t ns, ms;
 
 	if (duration_parse(value, &ns, err, sizeof(err)) != 0) {
 		diag_add(d, path, it->line, "%s: %s (write e.g. 90s, 5m, 1h)",
 		    it->key, err);
 		return -1;
 	}
-	if (ns / 1000000 < min_ms || ns / 1000000 > max_ms) {
+	/* Whole milliseconds, up: 0 means off or for ever for some, and a
+	 * time given is never that. */
+	ms = ns / 1000000 + (ns % 1000000 > 0);
+	if (ms < min_ms || ms > max_ms) {
 		diag_add(d, path, it->line,
 		    "%s: %s is out of range [%lldms, %lldms]", it->key, value,
 		    (long long)min_ms, (long long)max_ms);
 		return -1;
 	}
-	*out = ns / 1000000;
+	*out = ms;
 	return 0;
 }
 
@@ -80,7 +83,11 @@ get_size(const char *value, size_t min, size_t max, size_t *out, struct diag *d,
 	unsigned long long v;
 
 	errno = 0;
-	v = strtoull(value, &end, 10);
+	/* strtoull takes "-1" as the largest number, and a sign or a blank
+	 * first: a size starts with its digits. */
+	v = *value >= '0' && *value <= '9' ? strtoull(value, &end, 10) : 0;
+	if (*value < '0' || *value > '9')
+		end = (char *)value;
 	if (errno == 0 && end != value) {
 		unsigned long long unit = *end == 'k' || *end == 'K' ? 1024
 		    : *end == 'm' || *end == 'M'                     ? 1024 * 1024
@@ -163,10 +170,13 @@ config_worker_count(const struct config *c)
 void
 config_resolve(const char *base, const char *p, char *out, size_t len)
 {
-	if (p[0] == '/' || base[0] == '\0')
+	size_t n = strlen(base);
+
+	if (p[0] == '/' || n == 0)
 		snprintf(out, len, "%s", p);
 	else
-		snprintf(out, len, "%s/%s", base, p);
+		snprintf(
+		    out, len, "%s%s%s", base, base[n - 1] == '/' ? "" : "/", p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -387,10 +397,19 @@ config_key(void *user, const struct ini_item *it)
 			unknown_key(p, it);
 	} else if (strcmp(s, "backend") == 0) {
 		if (strcmp(k, "url") == 0) {
-			if (strncmp(v, "http://", 7) != 0 &&
-			    strncmp(v, "https://", 8) != 0)
+			const char *host = strstr(v, "://");
+
+			/* The broker adds /api/...: a query, a fragment or a
+			 * blank (a comment after the value, say) would swallow
+			 * it. */
+			if ((strncmp(v, "http://", 7) != 0 &&
+			        strncmp(v, "https://", 8) != 0) ||
+			    host[3] == '\0' || host[3] == '/' ||
+			    v[strcspn(v, " \t?#")] != '\0')
 				diag_add(d, path, it->line,
-				    "url: \"%s\" is not an http:// or https:// URL",
+				    "url: \"%s\" is not an http:// or https:// URL "
+				    "of a host, without blanks, '?' or '#' (a "
+				    "comment goes on a line of its own)",
 				    v);
 			else
 				copy_text(c->backend_url,
@@ -413,7 +432,15 @@ config_key(void *user, const struct ini_item *it)
 
 		if (t == NULL)
 			return;
-		if (strcmp(k, "model") == 0)
+		/* Ollama's names have no blanks: one here is a comment
+		 * after the value, which would name another model. */
+		if (strcmp(k, "model") == 0 && v[strcspn(v, " \t\"'")] != '\0')
+			diag_add(d, path, it->line,
+			    "model: \"%s\" has a blank or a quote: no Ollama "
+			    "model is named so (a comment goes on a line of its "
+			    "own)",
+			    v);
+		else if (strcmp(k, "model") == 0)
 			copy_text(t->model, sizeof(t->model), v, d, it, path);
 		else if (strcmp(k, "fallback") == 0)
 			copy_text(
@@ -516,7 +543,9 @@ config_load(struct config *c, const char *path, struct diag *d)
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	snprintf(c->dir, sizeof(c->dir), "%s", path);
 	slash = strrchr(c->dir, '/');
-	if (slash != NULL)
+	if (slash == c->dir)
+		slash[1] = '\0'; /* /ollamax.conf is in / */
+	else if (slash != NULL)
 		*slash = '\0';
 	else
 		snprintf(c->dir, sizeof(c->dir), ".");
@@ -709,8 +738,10 @@ manifest_key(void *user, const struct ini_item *it)
 			char *end;
 			long pct = strtol(v, &end, 10);
 
-			if (end == v || strcmp(end, "%") != 0 || pct < 0 ||
-			    pct > CONFIG_JITTER_MAX)
+			/* A sign or a blank before the digits is no
+			 * percentage of the man page's. */
+			if (*v < '0' || *v > '9' || strcmp(end, "%") != 0 ||
+			    pct < 0 || pct > CONFIG_JITTER_MAX)
 				diag_add(d, path, it->line,
 				    "jitter: \"%s\" is not a percentage from 0%% to 50%%",
 				    v);

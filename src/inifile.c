@@ -50,6 +50,10 @@ diag_free(struct diag *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* The most a file may hold, and the most problems told of one. */
+#define INI_FILE_MAX (1024 * 1024)
+#define INI_PROBLEMS_MAX 50
+
 struct inifile_state {
 	FILE *fp;
 	const char *path;
@@ -65,6 +69,7 @@ struct inifile_state {
 	char section[INI_LINE_MAX + 2];
 	char key[INI_LINE_MAX + 2];
 	int unreadable;
+	int problems_before; /* the diag's count before this file */
 	inifile_key_fn fn;
 	void *user;
 };
@@ -109,9 +114,17 @@ judge_line(struct inifile_state *st, char *line)
 	if (st->continued)
 		return NULL;
 	if (*p == '[') {
+		const char *after;
+
 		end = find_or_comment(p + 1, "]");
 		if (*end != ']')
 			return "a [section] line without its ']'";
+		/* inih drops what follows: a key there would be lost. */
+		for (after = end + 1; isspace((unsigned char)*after); after++)
+			;
+		if (*after != '\0' && *after != ';' && *after != '#')
+			return "text after a [section]'s ']': put it on a line "
+			       "of its own";
 		/* inih keeps the brackets' content as it is, blanks and all. */
 		memcpy(st->section, p + 1, (size_t)(end - p - 1));
 		st->section[end - p - 1] = '\0';
@@ -150,7 +163,7 @@ inifile_reader(char *buf, int size, void *stream)
 	       room = (size_t)size - 2 < INI_LINE_MAX ? (size_t)size - 2
 	                                              : INI_LINE_MAX;
 	long nul_at = -1, bad_at;
-	int c, too_long = 0;
+	int c, last = 0, too_long = 0;
 	const char *wrong;
 
 	while ((c = getc(st->fp)) != EOF && c != '\n') {
@@ -161,6 +174,20 @@ inifile_reader(char *buf, int size, void *stream)
 		else
 			too_long = 1;
 		len++;
+		last = c;
+	}
+	/* The CR of a CRLF line end is no part of the line. */
+	if (too_long && len == room + 1 && last == '\r') {
+		too_long = 0;
+		len = room;
+	}
+	/* A file that is no configuration at all (a log, a binary) would
+	 * bury the others' problems under its own. */
+	if (st->diag->count - st->problems_before >= INI_PROBLEMS_MAX) {
+		diag_add(st->diag, st->path, st->line + 1,
+		    "%d problems already: the rest of the file is not read",
+		    INI_PROBLEMS_MAX);
+		return NULL;
 	}
 	if (ferror(st->fp)) {
 		diag_add(st->diag, st->path, st->line + 1, "cannot read: %s",
@@ -182,7 +209,7 @@ inifile_reader(char *buf, int size, void *stream)
 	}
 	if (too_long)
 		diag_add(st->diag, st->path, st->line,
-		    "line longer than %d characters: continue a long value on "
+		    "line longer than %d bytes: continue a long value on "
 		    "indented lines",
 		    (int)room);
 	else if (nul_at >= 0)
@@ -232,8 +259,11 @@ inifile_handler(
 int
 inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 {
-	struct inifile_state st = {
-	    .path = path, .diag = d, .fn = fn, .user = user};
+	struct inifile_state st = {.path = path,
+	    .diag = d,
+	    .problems_before = d->count,
+	    .fn = fn,
+	    .user = user};
 	int before = d->count, fd;
 	struct stat sb = {0};
 
@@ -248,6 +278,15 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 		diag_add(d, path, 0, "%s",
 		    S_ISDIR(sb.st_mode) ? "a directory, not a file"
 		                        : "not a regular file");
+		close(fd);
+		return -1;
+	}
+	/* Not read at all: a stray big file would take the memory and the
+	 * time of every start and reload. */
+	if (sb.st_size > INI_FILE_MAX) {
+		diag_add(d, path, 0,
+		    "%lld bytes, more than the %d a configuration file takes",
+		    (long long)sb.st_size, INI_FILE_MAX);
 		close(fd);
 		return -1;
 	}

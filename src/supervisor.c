@@ -1705,9 +1705,13 @@ static int
 load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 {
 	struct diag d = {0};
-	char agents[PATH_MAX];
+	char agents[PATH_MAX], real[PATH_MAX];
 	int bad;
 
+	/* The file as start reads it: relative paths are from its own
+	 * folder, not a symbolic link's or the current one's. */
+	if (realpath(path, real) != NULL)
+		path = real;
 	memset(f, 0, sizeof(*f));
 	bad = config_load(c, path, &d);
 	if (bad == 0 || c->ntiers > 0) {

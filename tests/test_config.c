@@ -419,6 +419,84 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	diag_free(&d);
 }
 
+Test(config, values_that_would_read_as_others_are_reported)
+{
+	struct config c;
+	struct diag d = {0};
+	struct manifest m;
+	const char *path = put("others.conf",
+	    "[supervisor]\n"
+	    "stack_size = -18446744073709486080\n"
+	    "watchdog = 999us\n"
+	    "[broker]\n"
+	    "idle_unload = 0.5ms\n"
+	    "[backend]\n"
+	    "url = http://127.0.0.1:11434 # local ollama\n"
+	    "[tier.light]\n"
+	    "model = tinyllama # the small one\n"
+	    "[model.tinyllama] pin = yes\n");
+
+	cr_assert_gt(config_load(&c, path, &d), 0);
+	expect(&d, "others.conf", 10, "text after a [section]'s ']'");
+	expect(&d, "others.conf", 2,
+	    "stack_size: \"-18446744073709486080\" "
+	    "is not a size");
+	/* Under a millisecond is one, not 0: off, for the watchdog. */
+	expect(&d, "others.conf", 3, "watchdog: 999us is too short");
+	cr_assert_eq(c.idle_unload_ms, 1);
+	expect(&d, "others.conf", 7,
+	    "url: \"http://127.0.0.1:11434 # local "
+	    "ollama\" is not an http:// or https:// URL");
+	expect(&d, "others.conf", 9,
+	    "model: \"tinyllama # the small one\" has a blank");
+	config_free(&c);
+	diag_free(&d);
+
+	memset(&d, 0, sizeof(d));
+	cr_assert_gt(manifest_load(&m,
+	                 put("plus.conf",
+	                     "[agent]\nname = a\ntier = light\n"
+	                     "trigger = every 5s\njitter = +5%\n"
+	                     "prompt = hi\n"),
+	                 &d),
+	    0);
+	expect(&d, "plus.conf", 5, "jitter: \"+5%\" is not a percentage");
+	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, a_crlf_line_end_is_no_part_of_the_line_and_a_big_file_is_not_read)
+{
+	struct config c;
+	struct manifest m;
+	struct diag d = {0};
+	char line[256], *big;
+	const char *path;
+
+	/* 198 bytes and a CRLF: at the limit, not past it. */
+	snprintf(line, sizeof(line),
+	    "[agent]\r\nname = a\r\ntier = light\r\ntrigger = demand\r\n"
+	    "prompt = %0189d\r\n",
+	    0);
+	cr_assert_eq(
+	    manifest_load(&m, put("crlf.conf", line), &d), 0, "%s", d.text);
+	cr_assert_eq(strlen(m.prompt), 189);
+	manifest_free(&m);
+	diag_free(&d);
+
+	memset(&d, 0, sizeof(d));
+	big = malloc(2 * 1024 * 1024);
+	cr_assert_not_null(big);
+	memset(big, '#', 2 * 1024 * 1024);
+	path = put_bytes("big.conf", big, 2 * 1024 * 1024);
+	free(big);
+	cr_assert_gt(config_load(&c, path, &d), 0);
+	expect(&d, "big.conf", 0,
+	    "2097152 bytes, more than the 1048576 a configuration file takes");
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, a_tier_or_a_model_given_twice_is_reported_and_the_first_kept)
 {
 	struct config c;

@@ -197,8 +197,8 @@ Test(catalog, a_line_too_long_for_the_reader_is_reported_not_misread)
 	    text, sizeof(text), "[a:1]\nfamily = %0300d\nsize_mb = 1\n", 7);
 	path = write_temp(text);
 	cr_assert_eq(emu_catalog_load(&cat, path, err, sizeof(err)), -1);
-	cr_assert(strstr(err, ":2: line longer than 198 characters") != NULL,
-	    "%s", err);
+	cr_assert(
+	    strstr(err, ":2: line longer than 198 bytes") != NULL, "%s", err);
 	cr_assert_null(strstr(err, ":3:"), "line 3 is read as line 3: %s", err);
 	emu_catalog_free(&cat);
 	unlink(path);
