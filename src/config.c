@@ -903,40 +903,75 @@ fleet_find(const struct fleet *f, const char *name)
 	return NULL;
 }
 
+/* Where each agent's answers go, as fleet indexes; an agent without an
+ * agent output has none. */
+#define TO_NONE (-1)
+#define TO_MISSING (-2)
+
+/* The agent whose inbox i's answers start runs of, or -1. */
+static long
+inbox_next(const struct fleet *f, const long *to, size_t i)
+{
+	return to[i] >= 0 && f->agents[to[i]].trigger == TRIGGER_INBOX ? to[i]
+	                                                               : -1;
+}
+
 /*
  * Agents whose answers go round back to the first of them: each answer
- * would start the next run, for ever. Reported once, at the output line of
- * the loop's first agent in the fleet.
+ * would start the next run, for ever. Such a loop is reported once, at the
+ * output line of its first agent in the fleet, and all of it is left out
+ * (out[] set). Each agent is walked once.
  */
-static int
-report_loop(const struct fleet *f, size_t first, struct diag *d)
+static void
+report_loops(const struct fleet *f, const long *to, char *out, struct diag *d)
 {
-	const struct manifest *m = &f->agents[first], *next;
-	char path[512];
-	size_t len;
-	int hops = 0;
+	char *seen = calloc(f->count + 1, 1); /* 1 on this walk, 2 done */
+	size_t *walk = calloc(f->count + 1, sizeof(*walk));
 
-	len = (size_t)snprintf(path, sizeof(path), "%s", m->name);
-	for (const struct manifest *a = m;; a = next) {
-		next = a->output == OUTPUT_AGENT
-		    ? fleet_find(f, a->output_target)
-		    : NULL;
-		/* The loop's first agent in the fleet tells it; one that only
-		 * leads into a loop is not in it. */
-		if (next == NULL || next->trigger != TRIGGER_INBOX ||
-		    next < m || (size_t)hops++ > f->count)
-			return 0;
-		if (len < sizeof(path))
-			len += (size_t)snprintf(path + len, sizeof(path) - len,
-			    " -> %s", next->name);
-		if (next == m)
-			break;
+	if (seen == NULL || walk == NULL)
+		abort();
+	for (size_t i = 0; i < f->count; i++) {
+		size_t n = 0, first, at;
+		long k = (long)i;
+		char path[512];
+		size_t len;
+
+		while (k >= 0 && seen[k] == 0) {
+			seen[k] = 1;
+			walk[n++] = (size_t)k;
+			k = inbox_next(f, to, (size_t)k);
+		}
+		if (k >= 0 && seen[k] == 1) {
+			/* Round to k again: the loop is k onwards. */
+			for (at = 0; walk[at] != (size_t)k; at++)
+				;
+			first = walk[at];
+			for (size_t j = at; j < n; j++) {
+				out[walk[j]] = 1;
+				if (walk[j] < first)
+					first = walk[j];
+			}
+			len = (size_t)snprintf(
+			    path, sizeof(path), "%s", f->agents[first].name);
+			k = to[first];
+			do {
+				if (len < sizeof(path))
+					len += (size_t)snprintf(path + len,
+					    sizeof(path) - len, " -> %s",
+					    f->agents[k].name);
+				k = k == (long)first ? -1 : to[k];
+			} while (k >= 0);
+			diag_add(d, f->agents[first].path,
+			    f->agents[first].line_of_output,
+			    "output: %s: a loop, in which each answer starts the "
+			    "next run for ever: left out",
+			    path);
+		}
+		for (size_t j = 0; j < n; j++)
+			seen[walk[j]] = 2;
 	}
-	diag_add(d, m->path, m->line_of_output,
-	    "output: %s: a loop, in which each answer starts the next run for "
-	    "ever: left out",
-	    path);
-	return 1;
+	free(seen);
+	free(walk);
 }
 
 static void
@@ -953,46 +988,70 @@ reject(struct fleet *f, const char *path)
 /*
  * Outputs name agents that must exist and listen on an inbox with an
  * {{input}} to read them, and must not lead back round. An agent whose output
- * fails that is left out, and then so is one whose output names it, until none
- * is left to leave out.
+ * fails that is left out, and then so is one whose output names it. Each
+ * agent is judged once, after the one it sends to: a chain of any length
+ * takes one walk.
  */
 static void
 check_outputs(struct fleet *f, struct diag *d)
 {
-	char *out = calloc(f->count + 1, 1);
-	size_t kept = 0;
+	size_t n = f->count, kept = 0;
+	char *out = calloc(n + 1, 1);
+	char *judged = calloc(n + 1, 1);
+	long *to = calloc(n + 1, sizeof(*to));
+	size_t *chain = calloc(n + 1, sizeof(*chain));
 
-	if (out == NULL)
+	if (out == NULL || judged == NULL || to == NULL || chain == NULL)
 		abort();
-	for (int changed = 1; changed;) {
-		changed = 0;
-		for (size_t i = 0; i < f->count; i++) {
-			const struct manifest *m = &f->agents[i], *to;
+	for (size_t i = 0; i < n; i++) {
+		const struct manifest *m = &f->agents[i];
+		const struct manifest *t = m->output == OUTPUT_AGENT
+		    ? fleet_find(f, m->output_target)
+		    : NULL;
 
-			if (out[i] || m->output != OUTPUT_AGENT)
+		to[i] = m->output != OUTPUT_AGENT ? TO_NONE
+		    : t == NULL                   ? TO_MISSING
+		                                  : t - f->agents;
+	}
+	report_loops(f, to, out, d);
+	for (size_t i = 0; i < n; i++)
+		judged[i] = out[i];
+	for (size_t i = 0; i < n; i++) {
+		size_t len = 0;
+		long k = (long)i;
+
+		/* Down the chain of inboxes to an agent judged already, or
+		 * one whose judgement needs no other's; loops are out. */
+		while (!judged[k]) {
+			chain[len++] = (size_t)k;
+			if (inbox_next(f, to, (size_t)k) < 0)
+				break;
+			k = inbox_next(f, to, (size_t)k);
+		}
+		while (len > 0) {
+			size_t j = chain[--len];
+			const struct manifest *m = &f->agents[j];
+
+			judged[j] = 1;
+			if (to[j] == TO_NONE)
 				continue;
-			to = fleet_find(f, m->output_target);
-			if (to == NULL)
+			if (to[j] == TO_MISSING)
 				diag_add(d, m->path, m->line_of_output,
 				    "output: no agent is named \"%s\": left "
 				    "out",
 				    m->output_target);
-			else if (out[to - f->agents])
-				diag_add(d, m->path, m->line_of_output,
-				    "output: agent \"%s\" is left out: so is "
-				    "this one",
-				    m->output_target);
-			else if (to->trigger != TRIGGER_INBOX)
+			else if (f->agents[to[j]].trigger != TRIGGER_INBOX)
 				diag_add(d, m->path, m->line_of_output,
 				    "output: agent \"%s\" has no inbox (its "
 				    "trigger is not inbox): left out",
 				    m->output_target);
-			else if (report_loop(f, i, d))
-				/* Every agent of the loop goes. */
-				for (to = m; !out[to - f->agents];
-				     to = fleet_find(f, to->output_target))
-					out[to - f->agents] = 1;
-			else if (!template_uses(to->prompt, "input"))
+			else if (out[to[j]])
+				diag_add(d, m->path, m->line_of_output,
+				    "output: agent \"%s\" is left out: so is "
+				    "this one",
+				    m->output_target);
+			else if (!template_uses(
+			             f->agents[to[j]].prompt, "input"))
 				diag_add(d, m->path, m->line_of_output,
 				    "output: agent \"%s\"'s prompt has no "
 				    "{{input}}: the answers would be lost "
@@ -1000,11 +1059,10 @@ check_outputs(struct fleet *f, struct diag *d)
 				    m->output_target);
 			else
 				continue;
-			out[i] = 1;
-			changed = 1;
+			out[j] = 1;
 		}
 	}
-	for (size_t i = 0; i < f->count; i++)
+	for (size_t i = 0; i < n; i++)
 		if (out[i]) {
 			reject(f, f->agents[i].path);
 			manifest_free(&f->agents[i]);
@@ -1013,6 +1071,9 @@ check_outputs(struct fleet *f, struct diag *d)
 		}
 	f->count = kept;
 	free(out);
+	free(judged);
+	free(to);
+	free(chain);
 }
 
 int

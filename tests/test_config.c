@@ -286,6 +286,35 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	diag_free(&d);
 }
 
+/* Each agent is judged once: a long chain is no walk for each of its
+ * agents, pass after pass (400 took 19 s so). */
+Test(config, a_chain_of_2000_outputs_to_nobody_is_left_out_whole, .timeout = 30)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char name[64], text[256];
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "%04d.conf", i);
+		snprintf(text, sizeof(text),
+		    "[agent]\nname = a%d\ntier = light\ntrigger = %s\n"
+		    "output = agent:%s%d\nprompt = x {{input}}\n",
+		    i, i == 0 ? "demand" : "inbox", i == 1999 ? "nobody" : "a",
+		    i + 1);
+		put(name, text);
+	}
+	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 2000);
+	cr_assert_eq(f.count, 0);
+	expect(&d, "1999.conf", 5, "output: no agent is named \"nobody2000\"");
+	expect(&d, "0000.conf", 5,
+	    "output: agent \"a1\" is left out: so is this one");
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, a_fleet_keeps_the_good_manifests_and_leaves_out_the_bad_ones)
 {
 	struct config c;
