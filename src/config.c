@@ -598,7 +598,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 		    "the tiers name %zu models, more than the %d the broker "
 		    "plans for",
 		    models, POLICY_MODELS_MAX);
-	if (c->ntiers == 0 && d->count == before)
+	if (c->ntiers == 0)
 		diag_add(d, path, 0,
 		    "no [tier.NAME] section: agents need at least one tier");
 	return d->count - before;
@@ -826,13 +826,13 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	} else {
 		static const char *const vars[] = {
 		    "name", "role", "n", "time", "input"};
-		char unknown[64];
+		char unknown[256];
 
 		if (template_unknown(
 		        m->prompt, vars, 5, unknown, sizeof(unknown)) != NULL)
 			diag_add(d, path, p.prompt_line,
-			    "prompt: unknown variable {{%s}} (name, role, n, time, input)",
-			    unknown);
+			    "prompt: unknown variable%s %s (name, role, n, time, input)",
+			    strstr(unknown, "}}, {{") ? "s" : "", unknown);
 	}
 	if (m->prompt != NULL && strlen(m->prompt) > MSG_MAX_TEXT)
 		diag_add(d, path, p.prompt_line,
@@ -1113,11 +1113,13 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
 		free(names[i]);
 		bad = manifest_load(m, path, d);
-		if (bad == 0 && c != NULL && config_tier(c, m->tier) == NULL) {
+		/* Told whatever else is wrong: check tells every problem. */
+		if (c != NULL && m->tier[0] != '\0' &&
+		    config_tier(c, m->tier) == NULL) {
 			diag_add(d, path, m->line_of_tier,
 			    "tier: \"%s\" is not a [tier.NAME] of %s", m->tier,
 			    c->path);
-			bad = 1;
+			bad++;
 		}
 		if (bad == 0)
 			/* f's own: it may change it. */

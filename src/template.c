@@ -95,7 +95,9 @@ template_unknown(const char *tmpl, const char *const *names, size_t nnames,
     char *out, size_t len)
 {
 	const char *p = tmpl, *open, *close;
+	size_t used = 0;
 
+	out[0] = '\0';
 	while (next_placeholder(p, &open, &close)) {
 		size_t n, i;
 
@@ -107,16 +109,13 @@ template_unknown(const char *tmpl, const char *const *names, size_t nnames,
 				break;
 		/* Only a word can be a misspelt variable: other braces, such
 		 * as another template language's {{ .Name }}, are text. */
-		if (i == nnames && n > 0 && strspn(p + 2, WORD_CHARS) == n) {
-			size_t k = n < len - 1 ? n : len - 1;
-
-			memcpy(out, p + 2, k);
-			out[k] = '\0';
-			return out;
-		}
+		if (i == nnames && n > 0 && strspn(p + 2, WORD_CHARS) == n &&
+		    used < len)
+			used += (size_t)snprintf(out + used, len - used,
+			    "%s{{%.*s}}", used > 0 ? ", " : "", (int)n, p + 2);
 		p = close + 2;
 	}
-	return NULL;
+	return out[0] != '\0' ? out : NULL;
 }
 
 int

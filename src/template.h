@@ -20,8 +20,8 @@ struct template_var {
 char *template_render(const char *tmpl, const struct template_var *vars,
     size_t nvars, size_t max);
 
-/* The first {{word}} in tmpl (lowercase letters, digits and '_') that is
- * not one of names, or NULL. */
+/* The {{word}}s in tmpl (lowercase letters, digits and '_') that are not
+ * among names, as "{{a}}, {{b}}" in out (cut to fit), or NULL if none. */
 const char *template_unknown(const char *tmpl, const char *const *names,
     size_t nnames, char *out, size_t len);
 

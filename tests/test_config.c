@@ -286,6 +286,41 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	diag_free(&d);
 }
 
+Test(config, check_tells_every_problem_of_a_manifest_and_of_the_config)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char agents[200];
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	snprintf(agents, sizeof(agents), "%s/agents", dir);
+	cr_assert_eq(mkdir(agents, 0755), 0);
+	put("agents/a.conf",
+	    "[agent]\nname = a\ntier = heavy\npriority = urgent\n"
+	    "trigger = demand\nprompt = {{nme}} at {{tme}}\n");
+	cr_assert_eq(
+	    fleet_load(&f, agents, &c, NULL, NULL, &d), 3, "%s", d.text);
+	expect(&d, "agents/a.conf", 3, "tier: \"heavy\" is not a [tier.NAME]");
+	expect(&d, "agents/a.conf", 4, "priority: \"urgent\"");
+	expect(&d, "agents/a.conf", 6,
+	    "prompt: unknown variables {{nme}}, {{tme}} (name, role, n, "
+	    "time, input)");
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+
+	memset(&d, 0, sizeof(d));
+	cr_assert_eq(
+	    config_load(
+	        &c, put("tierless.conf", "[broker]\nparallel = many\n"), &d),
+	    2);
+	expect(&d, "tierless.conf", 2, "parallel:");
+	expect(&d, "tierless.conf", 0, "no [tier.NAME] section");
+	config_free(&c);
+	diag_free(&d);
+}
+
 /* Each agent is judged once: a long chain is no walk for each of its
  * agents, pass after pass (400 took 19 s so). */
 Test(config, a_chain_of_2000_outputs_to_nobody_is_left_out_whole, .timeout = 30)

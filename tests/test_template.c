@@ -36,7 +36,7 @@ Test(template, a_stray_open_brace_before_a_variable_does_not_hide_it)
 	free(s);
 	cr_assert_str_eq(
 	    template_unknown("{{x {{tiem}}", known, 2, buf, sizeof(buf)),
-	    "tiem");
+	    "{{tiem}}");
 }
 
 Test(template, the_output_is_cut_at_the_limit)
@@ -65,7 +65,10 @@ Test(template, unknown_variables_are_found_for_check)
 
 	cr_assert_str_eq(
 	    template_unknown("x {{n}} {{tiem}}", known, 2, buf, sizeof(buf)),
-	    "tiem");
+	    "{{tiem}}");
+	cr_assert_str_eq(template_unknown("{{nme}} {{n}} {{tme}}", known, 2,
+	                     buf, sizeof(buf)),
+	    "{{nme}}, {{tme}}");
 	cr_assert_null(
 	    template_unknown("{{name}} {{n}}", known, 2, buf, sizeof(buf)));
 }
