@@ -22,6 +22,16 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 	int n;
 	va_list ap;
 
+	size_t shown_len;
+	/* A file's name is any bytes: one with a newline would forge a
+	 * line of the report, one not UTF-8 would garble it. */
+	char *shown = utf8_repaired(file, strlen(file), &shown_len);
+
+	if (shown == NULL)
+		abort();
+	for (char *c = shown; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -29,9 +39,9 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 		size_t room = d->cap - d->len;
 
 		n = line > 0
-		    ? snprintf(d->text + d->len, room, "%s:%d: %s\n", file,
+		    ? snprintf(d->text + d->len, room, "%s:%d: %s\n", shown,
 		          line, msg)
-		    : snprintf(d->text + d->len, room, "%s: %s\n", file, msg);
+		    : snprintf(d->text + d->len, room, "%s: %s\n", shown, msg);
 		if (d->text != NULL && (size_t)n < room)
 			break;
 		d->cap = d->cap * 2 + (size_t)n + 256;
@@ -41,6 +51,7 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 	}
 	d->len += (size_t)n;
 	d->count++;
+	free(shown);
 }
 
 void

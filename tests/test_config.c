@@ -321,6 +321,24 @@ Test(config, check_tells_every_problem_of_a_manifest_and_of_the_config)
 	diag_free(&d);
 }
 
+Test(config, a_file_name_with_a_newline_or_bytes_not_utf8_cannot_forge_a_line)
+{
+	struct diag d = {0};
+	struct manifest m;
+
+	cr_assert_gt(
+	    manifest_load(&m, put("a\nok: all good\xff.conf", "x\n"), &d), 0);
+	cr_assert_not_null(
+	    strstr(d.text, "/a?ok: all good\xef\xbf\xbd.conf:1: "), "%s",
+	    d.text);
+	/* Every line of the report is one of its problems, at the file. */
+	for (const char *line = d.text; *line != '\0';
+	     line = strchr(line, '\n') + 1)
+		cr_assert(strncmp(line, dir, strlen(dir)) == 0, "%s", d.text);
+	manifest_free(&m);
+	diag_free(&d);
+}
+
 /* Each agent is judged once: a long chain is no walk for each of its
  * agents, pass after pass (400 took 19 s so). */
 Test(config, a_chain_of_2000_outputs_to_nobody_is_left_out_whole, .timeout = 30)
