@@ -275,7 +275,7 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 	    .problems_before = d->count,
 	    .fn = fn,
 	    .user = user};
-	int before = d->count, fd;
+	int fd;
 	struct stat sb = {0};
 
 	/* Not blocking: a FIFO named here must not hold the caller up, and
@@ -307,7 +307,7 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 	/* Every line inih could fault was judged and reported already. */
 	(void)ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
 	fclose(st.fp);
-	return st.unreadable ? -1 : d->count - before;
+	return st.unreadable ? -1 : d->count - st.problems_before;
 }
 
 int
