@@ -535,7 +535,7 @@ int
 config_load(struct config *c, const char *path, struct diag *d)
 {
 	struct config_parse p = {.c = c, .d = d, .path = path};
-	int before = d->count;
+	int before = d->count, read_whole;
 	char *slash;
 	size_t models;
 
@@ -569,7 +569,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 	/* A cold load of a large model takes many seconds before any byte. */
 	c->first_byte_timeout_ms = 300000;
 	c->stall_timeout_ms = 60000;
-	inifile_parse(path, config_key, &p, d);
+	read_whole = inifile_parse(path, config_key, &p, d) >= 0;
 
 	for (size_t i = 0; i < c->ntiers; i++) {
 		const struct tier_conf *t = &c->tiers[i], *f = t;
@@ -598,7 +598,8 @@ config_load(struct config *c, const char *path, struct diag *d)
 		    "the tiers name %zu models, more than the %d the broker "
 		    "plans for",
 		    models, POLICY_MODELS_MAX);
-	if (c->ntiers == 0)
+	/* Of a file read whole: one not read says so already. */
+	if (c->ntiers == 0 && read_whole)
 		diag_add(d, path, 0,
 		    "no [tier.NAME] section: agents need at least one tier");
 	return d->count - before;
@@ -1035,31 +1036,37 @@ check_outputs(struct fleet *f, struct diag *d)
 			judged[j] = 1;
 			if (to[j] == TO_NONE)
 				continue;
-			if (to[j] == TO_MISSING)
+			if (to[j] == TO_MISSING) {
 				diag_add(d, m->path, m->line_of_output,
 				    "output: no agent is named \"%s\": left "
 				    "out",
 				    m->output_target);
-			else if (f->agents[to[j]].trigger != TRIGGER_INBOX)
+				out[j] = 1;
+			} else if (f->agents[to[j]].trigger != TRIGGER_INBOX) {
 				diag_add(d, m->path, m->line_of_output,
 				    "output: agent \"%s\" has no inbox (its "
 				    "trigger is not inbox): left out",
 				    m->output_target);
-			else if (out[to[j]])
-				diag_add(d, m->path, m->line_of_output,
-				    "output: agent \"%s\" is left out: so is "
-				    "this one",
-				    m->output_target);
-			else if (!template_uses(
-			             f->agents[to[j]].prompt, "input"))
+				out[j] = 1;
+			}
+			if (out[j])
+				continue;
+			/* Both are told: check tells every problem. */
+			if (!template_uses(f->agents[to[j]].prompt, "input")) {
 				diag_add(d, m->path, m->line_of_output,
 				    "output: agent \"%s\"'s prompt has no "
 				    "{{input}}: the answers would be lost "
 				    "unread: left out",
 				    m->output_target);
-			else
-				continue;
-			out[j] = 1;
+				out[j] = 1;
+			}
+			if (out[to[j]]) {
+				diag_add(d, m->path, m->line_of_output,
+				    "output: agent \"%s\" is left out: so is "
+				    "this one",
+				    m->output_target);
+				out[j] = 1;
+			}
 		}
 	}
 	for (size_t i = 0; i < n; i++)

@@ -197,8 +197,9 @@ supervisor_gone(pid_t pid)
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 1;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	/* No /proc, or one that hides it: only kill(2) can tell. */
 	if ((f = fopen(path, "r")) == NULL)
-		return errno == ENOENT;
+		return kill(pid, 0) != 0 && errno == ESRCH;
 	n = fread(fields, 1, sizeof(fields) - 1, f);
 	fclose(f);
 	fields[n] = '\0';

@@ -23,18 +23,22 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 	va_list ap;
 
 	size_t shown_len;
-	/* A file's name is any bytes: one with a newline would forge a
-	 * line of the report, one not UTF-8 would garble it. */
+	/* A file's name is any bytes, and so are the paths and values a
+	 * message quotes: a newline would forge a line of the report, bytes
+	 * not UTF-8 would garble it. */
 	char *shown = utf8_repaired(file, strlen(file), &shown_len);
 
 	if (shown == NULL)
 		abort();
-	for (char *c = shown; *c != '\0'; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	for (char *c = shown; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	for (char *c = msg; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	for (;;) {
 		size_t room = d->cap - d->len;
 
@@ -130,12 +134,6 @@ judge_line(struct inifile_state *st, char *line)
 		end = find_or_comment(p + 1, "]");
 		if (*end != ']')
 			return "a [section] line without its ']'";
-		/* inih drops what follows: a key there would be lost. */
-		for (after = end + 1; isspace((unsigned char)*after); after++)
-			;
-		if (*after != '\0' && *after != ';' && *after != '#')
-			return "text after a [section]'s ']': put it on a line "
-			       "of its own";
 		/* inih keeps the brackets' content as it is, blanks and all. */
 		memcpy(st->section, p + 1, (size_t)(end - p - 1));
 		st->section[end - p - 1] = '\0';
@@ -146,6 +144,14 @@ judge_line(struct inifile_state *st, char *line)
 		st->fn(st->user, &(struct ini_item){.section = st->section,
 		                     .line = st->line,
 		                     .section_line = st->line});
+		/* inih drops what follows, and the line reaches it empty: the
+		 * section opens all the same (the reader's own), and a key on
+		 * its line is not lost unseen. */
+		for (after = end + 1; isspace((unsigned char)*after); after++)
+			;
+		if (*after != '\0' && *after != ';' && *after != '#')
+			return "text after a [section]'s ']': put it on a line "
+			       "of its own";
 		return NULL;
 	}
 	end = find_or_comment(p, "=:");
@@ -192,14 +198,6 @@ inifile_reader(char *buf, int size, void *stream)
 		too_long = 0;
 		len = room;
 	}
-	/* A file that is no configuration at all (a log, a binary) would
-	 * bury the others' problems under its own. */
-	if (st->diag->count - st->problems_before >= INI_PROBLEMS_MAX) {
-		diag_add(st->diag, st->path, st->line + 1,
-		    "%d problems already: the rest of the file is not read",
-		    INI_PROBLEMS_MAX);
-		return NULL;
-	}
 	if (ferror(st->fp)) {
 		diag_add(st->diag, st->path, st->line + 1, "cannot read: %s",
 		    strerror(errno));
@@ -208,6 +206,15 @@ inifile_reader(char *buf, int size, void *stream)
 	}
 	if (c == EOF && len == 0)
 		return NULL;
+	/* A file that is no configuration at all (a log, a binary) would
+	 * bury the others' problems under its own. */
+	if (st->diag->count - st->problems_before >= INI_PROBLEMS_MAX) {
+		diag_add(st->diag, st->path, st->line + 1,
+		    "%d problems already: the rest of the file is not read",
+		    INI_PROBLEMS_MAX);
+		st->unreadable = 1;
+		return NULL;
+	}
 	st->line++;
 	if (too_long)
 		len = room;

@@ -243,6 +243,27 @@ remove_runtime(struct supervisor *s)
 /* Children                                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A worker left FAILED runs none of its agents, and never will again: they
+ * count as stopped, so that spawn, or a reload, starts them on a running
+ * worker, and kill has nothing to ask of it.
+ */
+static void
+stop_agents_of(struct supervisor *s, int worker)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (s->placed[i].alive && s->placed[i].worker == worker) {
+			s->placed[i].alive = 0;
+			n++;
+		}
+	if (n > 0)
+		log_warnx("worker %d's %zu agent%s stopped with it: ollamaxctl "
+		          "spawn, or reload, starts %s on a running worker",
+		    worker, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+}
+
 static void
 child_start(struct child *c)
 {
@@ -258,6 +279,8 @@ child_start(struct child *c)
 	if (c->pid < 0) {
 		log_warn("cannot start %s %d", role_name(c->role), c->index);
 		c->state = PROC_FAILED;
+		if (c->role == ROLE_WORKER)
+			stop_agents_of(c->sup, c->index);
 		return;
 	}
 	c->state = PROC_STARTING;
@@ -290,27 +313,6 @@ all_children_gone(const struct supervisor *s)
 
 static void begin_stop(struct supervisor *s, const char *why);
 static void daemon_failed(struct supervisor *s, const char *why);
-
-/*
- * A worker left FAILED runs none of its agents, and never will again: they
- * count as stopped, so that spawn, or a reload, starts them on a running
- * worker, and kill has nothing to ask of it.
- */
-static void
-stop_agents_of(struct supervisor *s, int worker)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->nplaced; i++)
-		if (s->placed[i].alive && s->placed[i].worker == worker) {
-			s->placed[i].alive = 0;
-			n++;
-		}
-	if (n > 0)
-		log_warnx("worker %d's %zu agent%s stopped with it: ollamaxctl "
-		          "spawn, or reload, starts %s on a running worker",
-		    worker, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
-}
 
 static void
 sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)

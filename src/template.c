@@ -90,6 +90,17 @@ template_render(
 	return out;
 }
 
+/* Whether "{{word}}" (n bytes) is in the list already. */
+static int
+named_already(const char *list, const char *word, size_t n)
+{
+	for (const char *at = list; (at = strstr(at, "{{")) != NULL; at += 2)
+		if (strncmp(at + 2, word, n) == 0 &&
+		    strncmp(at + 2 + n, "}}", 2) == 0)
+			return 1;
+	return 0;
+}
+
 const char *
 template_unknown(const char *tmpl, const char *const *names, size_t nnames,
     char *out, size_t len)
@@ -109,8 +120,9 @@ template_unknown(const char *tmpl, const char *const *names, size_t nnames,
 				break;
 		/* Only a word can be a misspelt variable: other braces, such
 		 * as another template language's {{ .Name }}, are text. */
+		/* Each once, and whole: a name cut short would be another. */
 		if (i == nnames && n > 0 && strspn(p + 2, WORD_CHARS) == n &&
-		    used < len)
+		    !named_already(out, p + 2, n) && used + n + 6 < len)
 			used += (size_t)snprintf(out + used, len - used,
 			    "%s{{%.*s}}", used > 0 ? ", " : "", (int)n, p + 2);
 		p = close + 2;

@@ -854,7 +854,7 @@ Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 	put("5-solo.conf",
 	    "[agent]\nname = solo\ntier = light\n"
 	    "trigger = inbox\nprompt = x\n");
-	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 3, "%s", d.text);
+	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 4, "%s", d.text);
 	expect(&d, "1-ping.conf", 5,
 	    "output: ping -> pong -> ping: a loop, in which each answer starts "
 	    "the next run for ever: left out");
@@ -862,6 +862,8 @@ Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 	/* What feeds a loop goes too: its output would name no agent. */
 	expect(&d, "4-feed.conf", 5,
 	    "output: agent \"ping\" is left out: so is this one");
+	expect(&d, "4-feed.conf", 5,
+	    "output: agent \"ping\"'s prompt has no {{input}}");
 	cr_assert_eq(f.count, 1, "only solo is left");
 	cr_assert_not_null(fleet_find(&f, "solo"));
 	cr_assert_eq(f.nrejected, 4);

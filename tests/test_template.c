@@ -69,6 +69,13 @@ Test(template, unknown_variables_are_found_for_check)
 	cr_assert_str_eq(template_unknown("{{nme}} {{n}} {{tme}}", known, 2,
 	                     buf, sizeof(buf)),
 	    "{{nme}}, {{tme}}");
+	/* Each once, and none cut short to fit. */
+	cr_assert_str_eq(
+	    template_unknown("{{nme}} {{nme}}", known, 2, buf, sizeof(buf)),
+	    "{{nme}}");
+	cr_assert_str_eq(template_unknown("{{abcdefghij}} {{klmnopqrstuvwxyz}}",
+	                     known, 2, buf, sizeof(buf)),
+	    "{{abcdefghij}}");
 	cr_assert_null(
 	    template_unknown("{{name}} {{n}}", known, 2, buf, sizeof(buf)));
 }
