@@ -143,7 +143,7 @@ check "an unload past where /api/ps was cut short is not taken as done" reasked
 # Every 10 ms at first, then a twentieth of the time waited: some 60
 # looks in 10 s, where every 10 ms made as many as the fake could answer.
 polls=$(($(grep -c "^GET /api/ps" "$MODE.log") - polls_before))
-check "meanwhile /api/ps is asked less and less often" test "$polls" -lt 120 -a "$polls" -gt 20 ||
+check "meanwhile /api/ps is asked less and less often" test "$polls" -lt 120 -a "$polls" -gt 5 ||
 	echo "      $polls looks at /api/ps"
 echo '{}' >"$MODE"
 crowded_answered() { wait "$crowded" && grep -qx hi "$TMP/crowded.out"; }
