@@ -30,24 +30,24 @@ print(" ".join(sorted(a["name"] for a in json.load(sys.stdin)["agents"] if a["wo
 }
 doomed=$(on_worker 1)
 check "worker 1 runs two of them" test "$(echo "$doomed" | wc -w)" -eq 2
-# Six crashes within the minute, each once it runs again (its restarts
-# wait 0.1 s, then twice as long each time).
+# crash_loop WORKER N: N crashes within the minute, each once it runs
+# again (its restarts wait 0.1 s, then twice as long each time).
 crash_loop() {
 	local pid
-	for crash in 1 2 3 4 5 6; do
+	for crash in $(seq 1 "$2"); do
 		pid=
 		for _ in $(seq 1 200); do
-			pid=$(worker_pid 1)
+			pid=$(worker_pid "$1")
 			[ -n "$pid" ] && break
 			sleep 0.05
 		done
-		[ -n "$pid" ] || { echo "      worker 1 not running before crash $crash"; return 1; }
+		[ -n "$pid" ] || { echo "      worker $1 not running before crash $crash"; return 1; }
 		kill -KILL "$pid"
 		# Until the supervisor has seen it die.
-		for _ in $(seq 1 100); do [ "$(worker_pid 1)" != "$pid" ] && break; sleep 0.05; done
+		for _ in $(seq 1 100); do [ "$(worker_pid "$1")" != "$pid" ] && break; sleep 0.05; done
 	done
 }
-check "worker 1 crashes six times" crash_loop
+check "worker 1 crashes six times" crash_loop 1 6
 check "and is left FAILED" wait_log "worker 1 crashed 6 times within 60s: left FAILED"
 check "its agents stopped with it, said so" \
 	wait_log "worker 1's 2 agents stopped with it: ollamaxctl spawn, or reload, starts them on a running worker"
@@ -68,5 +68,34 @@ check "reload starts the other one there too" \
 	said 0 "reload: 1 started, 0 stopped, 0 changed, 0 problems" reload
 check "and all four run" status_until 's["agents"]["running"] == 4'
 check "the other answers too" said 0 "" run -w "$second" hi
+# A reload while the worker of a changed agent waits to start again
+# cannot change it: that is a problem, told with the file and the agent.
+# After its fifth crash the worker waits 1.6 s.
+sed -i 's/^prompt = Say {{input}}$/prompt = Say {{input}} now/' "$TMP/agents/$first.conf"
+check "worker 0 crashes five times" crash_loop 0 5
+worker_state() {
+	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+print([p["state"] for p in json.load(sys.stdin)["processes"] if p["role"] == "worker" and p["index"] == int(sys.argv[1])][0])' "$1"
+}
+in_backoff() {
+	for _ in $(seq 1 100); do
+		[ "$(worker_state 0)" = backoff ] && return 0
+		sleep 0.02
+	done
+	return 1
+}
+check "and waits to start again" in_backoff
+check "a reload meanwhile counts the change it cannot make as a problem" \
+	said 0 "reload: 0 started, 0 stopped, 0 changed, 1 problems" reload
+check "and names the file and the agent" \
+	grep -q "reload: $TMP/agents/$first.conf:[0-9]*: agent $first not changed: worker 0 is backoff: try again" "$TMP/sup.log"
+changed_once_back() {
+	for _ in $(seq 1 200); do
+		[ -n "$(worker_pid 0)" ] && break
+		sleep 0.05
+	done
+	said 0 "reload: 0 started, 0 stopped, 1 changed, 0 problems" reload
+}
+check "once the worker is back, a reload changes it" changed_once_back
 check "the supervisor stops cleanly" stopped
 finish
