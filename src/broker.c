@@ -1025,7 +1025,6 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_init(&b->wakeup, wakeup_cb);
 	b->wakeup.data = b;
 	ev_init(&b->unload_poll, unload_poll_cb);
-	b->unload_poll.repeat = UNLOAD_POLL_S;
 	b->unload_poll.data = b;
 	plan_models(b);
 	snprintf(url, sizeof(url), "ipc://%s/broker.sock", runtime);

@@ -193,24 +193,35 @@ struct config_parse {
  * The tier of a [tier.NAME] section, made as the section opens (create) and
  * found for its keys: a bad name is reported once, at its header.
  */
+/*
+ * A section of that name is there already, its header at first_line: a
+ * key's section is the one whose header it follows. A section given twice
+ * is reported once, at its header (create), and its keys go nowhere.
+ */
+static int
+own_section(struct config_parse *p, const char *kind, const char *name,
+    int first_line, int line, int create)
+{
+	if (first_line == line)
+		return 1;
+	if (create)
+		diag_add(p->d, p->path, line,
+		    "[%s.%s]: %s defined twice (first at line %d)", kind, name,
+		    kind, first_line);
+	return 0;
+}
+
 static struct tier_conf *
 tier_section(struct config_parse *p, const char *name, int line, int create)
 {
 	struct config *c = p->c;
 
-	/* A key's section is the one whose header it follows: a section
-	 * given twice is reported once, and its keys go nowhere. */
-	for (size_t i = 0; i < c->ntiers; i++) {
-		if (strcmp(c->tiers[i].name, name) != 0)
-			continue;
-		if (c->tiers[i].line == line)
-			return &c->tiers[i];
-		if (create)
-			diag_add(p->d, p->path, line,
-			    "[tier.%s]: tier defined twice (first at line %d)",
-			    name, c->tiers[i].line);
-		return NULL;
-	}
+	for (size_t i = 0; i < c->ntiers; i++)
+		if (strcmp(c->tiers[i].name, name) == 0)
+			return own_section(p, "tier", name, c->tiers[i].line,
+			           line, create)
+			    ? &c->tiers[i]
+			    : NULL;
 	if (!create)
 		return NULL;
 	if (c->ntiers == CONFIG_SECTIONS_MAX) {
@@ -240,19 +251,13 @@ model_section(struct config_parse *p, const char *name, int line, int create)
 {
 	struct config *c = p->c;
 
-	/* As for tiers; one model by Ollama's rules for names, however
-	 * spelled. */
-	for (size_t i = 0; i < c->nmodels; i++) {
-		if (!model_name_same(c->models[i].name, name))
-			continue;
-		if (c->models[i].line == line)
-			return &c->models[i];
-		if (create)
-			diag_add(p->d, p->path, line,
-			    "[model.%s]: model defined twice (first at line %d)",
-			    name, c->models[i].line);
-		return NULL;
-	}
+	/* One model by Ollama's rules for names, however spelled. */
+	for (size_t i = 0; i < c->nmodels; i++)
+		if (model_name_same(c->models[i].name, name))
+			return own_section(p, "model", name, c->models[i].line,
+			           line, create)
+			    ? &c->models[i]
+			    : NULL;
 	if (!create)
 		return NULL;
 	if (c->nmodels == CONFIG_SECTIONS_MAX) {
