@@ -676,4 +676,49 @@ printf '[supervisor]\nstart_timeout = 2s\n' | cat "$TMP/ollamax.conf" - >"$TMP/h
 check "start --daemon whose broker hangs at every start gives up after start_timeout, said why" \
 	daemon_fails hangbin "$TMP/hang.conf" "did not start: not ready within 2s: broker 0 starting, restarted 0 times"
 check "and leaves nothing running" nothing_left hangbin
+# A SIGTERM that comes in one turn of a child's loop with the hub's answer
+# to its hello: the answer's break must not take the place of the signal's,
+# or the child runs on. A fake hub holds the answer; the child is stopped,
+# the answer sent, SIGTERM sent, and the child let go on, both waiting for
+# it. Whether its loop sees them in one turn varies: five tries.
+gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+sigterm_with_answer() {
+	local try child hub dir="$TMP/sigrace"
+	mkdir -p "$dir/run"
+	chmod 700 "$dir/run"
+	for try in 1 2 3 4 5; do
+		rm -f "$dir/go"
+		: >"$dir/hub.out"
+		"$BUILD/tests/fake_hub" "$dir/run" "$TMP/ollamax.conf" "$dir/go" >"$dir/hub.out" 2>&1 &
+		hub=$!
+		PIDS+=("$hub")
+		wait_log listening "$dir/hub.out" || { cat "$dir/hub.out"; return 1; }
+		"$SUP" --role worker --index 0 --runtime "$dir/run" 2>"$dir/worker.log" &
+		child=$!
+		PIDS+=("$child")
+		wait_log "hello $child" "$dir/hub.out" || { echo "      no hello"; return 1; }
+		kill -STOP "$child"
+		touch "$dir/go"
+		wait_log "answered $child" "$dir/hub.out" || { echo "      no answer"; return 1; }
+		# nng writes the answer from a thread of its own: a moment lets it
+		# reach the stopped child's socket. Had it not, the try would not
+		# make the two meet, but its result would be no less true.
+		sleep 0.05
+		kill -TERM "$child"
+		kill -CONT "$child"
+		for _ in $(seq 1 100); do
+			gone "$child" && break
+			sleep 0.05
+		done
+		if ! gone "$child"; then
+			echo "      try $try: the worker runs on 5 s after its SIGTERM; its log: $(tr '\n' ' ' <"$dir/worker.log")"
+			kill -KILL "$child"
+			return 1
+		fi
+		wait "$child" || true
+		kill "$hub"
+		wait "$hub" || true
+	done
+}
+check "a child that gets SIGTERM with the hub's answer to its hello stops (5 tries)" sigterm_with_answer
 finish
