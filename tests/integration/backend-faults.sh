@@ -177,4 +177,10 @@ check "the refusal is logged with the backend's words" \
 check "after two tries again, half a second then a second apart" sh -c \
 	"grep -q 'load of tinyllama: HTTP 500: CUDA out of memory: retry 1 in 0.5 s' '$TMP/sup.log' &&
 	 grep -q 'load of tinyllama: HTTP 500: CUDA out of memory: retry 2 in 1.0 s' '$TMP/sup.log'"
+# Ollama's "not found" is whole once its JSON line is: a connection reset
+# after it does not make the backend unreachable. Last, as the model is
+# missing after it.
+check "a JSON 404 cut short by a reset is a missing model, not a backend away" \
+	run_fails coding '{"gen":"404reset"}' 'not found, try pulling it first'
+check "said in the log" grep -q "qwen2.5-coder:7b is gone from the backend: what waits for it falls back" "$TMP/sup.log"
 finish

@@ -8,6 +8,8 @@ request is appended to MODE_FILE.log as "METHOD PATH KIND MODEL".
 """
 import json
 import os
+import socket
+import struct
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,6 +122,25 @@ class Handler(BaseHTTPRequestHandler):
         if how == "500plain":
             return self.reply(500, "Internal \x01Server Error\n",
                               "text/plain")
+        if how == "404reset":
+            # Ollama's "not found", then the connection reset before the
+            # body it announced is whole.
+            data = ('{"error":"model \\"%s\\" not found, try pulling it '
+                    'first"}\n' % model).encode()
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data) + 64))
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            # A reset discards what the client has not read yet: the
+            # answer is left time to be read first.
+            time.sleep(0.2)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
         if how == "404plain":
             return self.reply(404, "404 page not found", "text/plain")
         loaded.add(model)

@@ -28,6 +28,12 @@ CTL="$BUILD/ollamaxctl"
 
 check "check accepts a valid config and fleet" \
 	has "$("$SUP" -c "$TMP/ollamax.conf" check 2>&1)" "ok: 1 tiers, 0 models, 1 agents"
+# start reads a config by its real path, so its relative paths are from the
+# folder it is in; check must read it alike, or it judges another fleet.
+mkdir -p "$TMP/elsewhere"
+ln -s "$TMP/ollamax.conf" "$TMP/elsewhere/linked.conf"
+check "check reads a config through a symbolic link from the folder it is in" \
+	has "$(cd / && "$SUP" -c "$TMP/elsewhere/linked.conf" check 2>&1)" "ok: 1 tiers, 0 models, 1 agents"
 cp "$TMP/ollamax.conf" "$TMP/bad.conf"
 printf '[broker]\nparallel = lots\n' >>"$TMP/bad.conf"
 bad_check() {
