@@ -27,8 +27,10 @@
 int64_t msg_clock_ms(void);
 /* How many ms past until_ms it is now; 0 when in time or without one. */
 int64_t msg_late_ms(int64_t until_ms);
-/* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ). */
-#define MSG_MAX_FRAME (1024 * 1024)
+/* Largest frame a socket accepts (NNG_OPT_RECVMAXSZ): room for the
+ * JSON that answers `run --wait`, where each byte of a MSG_MAX_TEXT answer
+ * may take six (a control byte is written \u0001). */
+#define MSG_MAX_FRAME (2 * 1024 * 1024)
 /* Longest prompt or answer text a frame may carry. */
 #define MSG_MAX_TEXT (256 * 1024)
 #define MSG_NAME_MAX 64

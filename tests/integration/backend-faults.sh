@@ -66,6 +66,17 @@ check "a tier that spells a model another way than /api/tags is served by it" \
 	answered spelled '{}'
 check "as the model its other tier names, not as a model of its own" \
 	sh -c "! grep -q 'loading registry.ollama.ai' '$TMP/sup.log'"
+# An answer of control bytes takes six times its size in the JSON a waited
+# run gets: over a frame of 1 MiB, it cut the worker's connection, and every
+# other command under way on it.
+control_answered() {
+	local rc=0
+	echo '{"gen":"control"}' >"$MODE"
+	"$CTL" -c "$TMP/ollamax.conf" --json run -w light x >"$TMP/control.json" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] && python3 -c 'import json,sys; a = json.load(open(sys.argv[1]))["answer"]; sys.exit(0 if a == "\x01" * 200000 else 1)' "$TMP/control.json" ||
+		{ echo "      exit $rc: $(head -c 300 "$TMP/control.json")"; return 1; }
+}
+check "an answer of 200 KB of control bytes reaches a waited run whole" control_answered
 check "token counts out of range do not cost the answer" \
 	answered light '{"gen":"badcounts"}'
 check "an error page's status comes first, its text made printable" \
@@ -143,8 +154,8 @@ check "an unload past where /api/ps was cut short is not taken as done" reasked
 # Every 10 ms at first, then a twentieth of the time waited: some 60
 # looks in 10 s, where every 10 ms made as many as the fake could answer.
 polls=$(($(grep -c "^GET /api/ps" "$MODE.log") - polls_before))
-check "meanwhile /api/ps is asked less and less often" test "$polls" -lt 120 -a "$polls" -gt 5 ||
-	echo "      $polls looks at /api/ps"
+polls_between() { [ "$polls" -lt 120 ] && [ "$polls" -gt 5 ] || { echo "      $polls looks at /api/ps"; return 1; }; }
+check "meanwhile /api/ps is asked less and less often" polls_between
 echo '{}' >"$MODE"
 crowded_answered() { wait "$crowded" && grep -qx hi "$TMP/crowded.out"; }
 check "and ends once /api/ps shows it gone" crowded_answered

@@ -202,6 +202,12 @@ class Handler(BaseHTTPRequestHandler):
         if how == "emptyerror":
             return self.stream([json.dumps(word) + "\n",
                                 json.dumps({"error": ""}) + "\n"])
+        if how == "control":
+            # 200 KB of a control byte, six bytes each once escaped in
+            # the JSON that answers a waited run.
+            return self.stream([json.dumps(dict(word, response="\x01" *
+                                                40000)) + "\n"] * 5 +
+                               [json.dumps(done) + "\n"])
         if how == "nul":
             word["response"] = "h\0i"
         self.stream([json.dumps(word) + "\n", json.dumps(done) + "\n"])

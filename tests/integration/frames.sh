@@ -28,7 +28,7 @@ for _ in $(seq 1 200); do
 	sleep 0.02
 done
 
-runs() { grep -c "^--- steady run" "$TMP/state/steady.out" 2>/dev/null || echo 0; }
+runs() { runs_of steady; }
 check "the ctl socket answers bad frames with an error" \
 	sh -c "timeout 60 '$STORM' 'ipc://$TMP/run/ctl.sock' 300 1 | grep -q '300 answered'"
 check "the broker answers bad frames with a refusal" \

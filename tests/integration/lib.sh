@@ -10,7 +10,13 @@ PIDS=()
 FAILURES=0
 CHECKS=0
 
-cleanup() {
+# gone PID: the process has ended (a zombie has, though kill(2) finds it).
+gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+
+# stop_all: every process the test started gets SIGTERM and 10 s to end,
+# then SIGKILL: a test that fails, even on a hang, leaves nothing behind.
+stop_all() {
+	local pid
 	# A test may have stopped a process (SIGSTOP) to hold it; a stopped
 	# process would not act on SIGTERM until continued.
 	for pid in "${PIDS[@]}"; do
@@ -18,11 +24,32 @@ cleanup() {
 		kill "$pid" 2>/dev/null || true
 	done
 	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 1 200); do
+			gone "$pid" && break
+			sleep 0.05
+		done
+		if ! gone "$pid"; then
+			echo "      process $pid did not end 10 s after SIGTERM: killed"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
 		wait "$pid" 2>/dev/null || true
 	done
+}
+
+cleanup() {
+	stop_all
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+# Killed, a test still cleans up.
+trap 'exit 143' TERM INT HUP
+
+# Under --enable-sanitizers every process writes its reports in $TMP/san,
+# whatever becomes of its stderr (a daemon's goes nowhere), and however
+# late it ends: finish reads them once everything has stopped.
+mkdir -p "$TMP/san"
+[ -n "${ASAN_OPTIONS+x}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$TMP/san/asan"
+[ -n "${UBSAN_OPTIONS+x}" ] && export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$TMP/san/ubsan"
 
 . "$ROOT/scripts/emu.sh"
 
@@ -81,7 +108,11 @@ eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return
 has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
 
 # runs_of AGENT: how many runs the agent has written to its file output.
-runs_of() { grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null || echo 0; }
+runs_of() {
+	local n
+	n=$(grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null) || true
+	echo "${n:-0}"
+}
 # wait_runs AGENT N: until the agent has written N runs (10 s at most).
 wait_runs() {
 	local agent=$1 want=$2
@@ -146,8 +177,18 @@ wait_state() {
 	return 1
 }
 
-# stopped: SIGTERM to the supervisor started as $sup_pid, and its exit 0.
-stopped() { kill -TERM "$sup_pid"; wait "$sup_pid"; }
+# stopped: SIGTERM to the supervisor started as $sup_pid, its exit 0, and
+# no child it had to kill (it would have after 5 s, and exited 0).
+stopped() {
+	kill -TERM "$sup_pid"
+	for _ in $(seq 1 300); do
+		gone "$sup_pid" && break
+		sleep 0.05
+	done
+	gone "$sup_pid" || { echo "      still running 15 s after SIGTERM"; return 1; }
+	wait "$sup_pid" || return 1
+	! grep "did not stop: killing it" "$TMP/sup.log"
+}
 
 # http METHOD URL [BODY]: prints "STATUS BODY" on one line.
 http() {
@@ -161,11 +202,10 @@ http() {
 	printf ' %s' "$(cat "$TMP/body")"
 }
 
-# Under --enable-sanitizers a child's report lands in a log, not in an
-# exit code the test sees: read them all.
+# The reports of the sanitizers, in $TMP/san or in any log under $TMP.
 no_sanitizer_reports() {
 	local found
-	found=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TMP"/*.log 2>/dev/null || true)
+	found=$(grep -r -D skip -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TMP" 2>/dev/null || true)
 	[ -z "$found" ] && return 0
 	for f in $found; do
 		grep -m1 -A12 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$f" | sed 's/^/      /'
@@ -174,6 +214,8 @@ no_sanitizer_reports() {
 }
 
 finish() {
+	# A process reports its leaks as it ends: all end first.
+	stop_all
 	check "no sanitizer reported anything" no_sanitizer_reports
 	echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
 	[ "$FAILURES" -eq 0 ]

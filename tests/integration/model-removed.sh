@@ -50,6 +50,6 @@ check "ollamaxctl queue shows the model missing" \
 check "the emulator still holds the removed model, as Ollama does" \
 	has "$(http GET "$URL_emu/api/ps")" '"name":"qwen2.5-coder:7b"'
 check "no request fails outright" \
-	sh -c "! grep -q 'coder[0-9]: run [0-9]*: failed' '$TMP/sup.log'"
+	sh -c "! grep -q 'coder[0-9]: run [0-9]* failed' '$TMP/sup.log'"
 check "the supervisor stops cleanly" stopped
 finish
