@@ -93,7 +93,7 @@ sys.exit(0 if d["prompt_eval_count"] > 2048 and len(d["context"]) == 2048 else 1
 check "a num_ctx past the model's returns no more context than the model holds" capped_context
 speed_refused() {
 	local out rc=0
-	out=$("$BUILD/ollamax-emu" --speed 20000 2>&1) || rc=$?
+	out=$(timeout 10 "$BUILD/ollamax-emu" --speed 20000 2>&1) || rc=$?
 	[ "$rc" -eq 2 ] && has "$out" "--speed 20000: expected a number in [0.001, 10000]"
 }
 check "a --speed past what the clock holds for ten days is refused, exit 2" speed_refused
@@ -101,7 +101,7 @@ check "a --speed past what the clock holds for ten days is refused, exit 2" spee
 empty_env_unset() {
 	local out rc=0
 	out=$(env OLLAMA_NUM_PARALLEL= OLLAMA_MAX_LOADED_MODELS= OLLAMA_MAX_QUEUE= \
-		OLLAMA_KEEP_ALIVE= OLLAMA_CONTEXT_LENGTH= "$BUILD/ollamax-emu" --speed 20000 2>&1) || rc=$?
+		OLLAMA_KEEP_ALIVE= OLLAMA_CONTEXT_LENGTH= timeout 10 "$BUILD/ollamax-emu" --speed 20000 2>&1) || rc=$?
 	[ "$rc" -eq 2 ] && has "$out" "--speed 20000" && ! has "$out" OLLAMA_ >/dev/null
 }
 check "an empty OLLAMA_* variable is as if unset" empty_env_unset
@@ -144,7 +144,7 @@ check "a keep_alive past a century is forever, its expiry Go's latest time" \
 		http GET "$URL_big/api/ps")" '"expires_at":"2262-04-11T23:47:16.854775807Z"'
 keep_alive_refused() {
 	local out rc=0
-	out=$("$BUILD/ollamax-emu" --listen 127.0.0.1:0 --keep-alive 1e30 2>&1) || rc=$?
+	out=$(timeout 10 "$BUILD/ollamax-emu" --listen 127.0.0.1:0 --keep-alive 1e30 2>&1) || rc=$?
 	[ "$rc" -eq 2 ] && has "$out" "--keep-alive 1e30: not a number of seconds that fits"
 }
 check "--keep-alive that does not fit is a usage error" keep_alive_refused
@@ -166,7 +166,7 @@ PY
 }
 check "a stream's status line comes with its first line, not before the prompt is read" first_line_gap
 # A request waiting for a load when the emulator stops is told why.
-curl -s -o "$TMP/shut.body" -w '%{http_code}' "$URL_slow/api/generate" \
+curl -s -m 30 -o "$TMP/shut.body" -w '%{http_code}' "$URL_slow/api/generate" \
 	-d '{"model":"qwen2.5-coder:7b","prompt":"hi","stream":false}' >"$TMP/shut.code" &
 shut_client=$!
 loading() {

@@ -686,12 +686,12 @@ check "and leaves nothing running" nothing_left hangbin
 # to its hello: the answer's break must not take the place of the signal's,
 # or the child runs on. A fake hub holds the answer; the child is stopped,
 # the answer sent, SIGTERM sent, and the child let go on, both waiting for
-# it. Whether its loop sees them in one turn varies: five tries.
+# it. Whether its loop sees them in one turn varies: twelve tries.
 sigterm_with_answer() {
 	local try child hub dir="$TMP/sigrace"
 	mkdir -p "$dir/run"
 	chmod 700 "$dir/run"
-	for try in 1 2 3 4 5; do
+	for try in $(seq 1 12); do
 		rm -f "$dir/go"
 		: >"$dir/hub.out"
 		"$BUILD/tests/fake_hub" "$dir/run" "$TMP/ollamax.conf" "$dir/go" >"$dir/hub.out" 2>&1 &
@@ -725,5 +725,5 @@ sigterm_with_answer() {
 		wait "$hub" || true
 	done
 }
-check "a child that gets SIGTERM with the hub's answer to its hello stops (5 tries)" sigterm_with_answer
+check "a child that gets SIGTERM with the hub's answer to its hello stops (12 tries)" sigterm_with_answer
 finish
