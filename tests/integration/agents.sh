@@ -269,6 +269,21 @@ gives_up() {
 check "a waited run queued behind it gives up at -t 2s, exit 1" gives_up
 check "the worker drops it while the broker is still stopped" \
 	wait_log "a run of keeper waited in its inbox past its deadline: not carried out"
+# An inbox holds 64 messages: one more is refused, said so, while the
+# run before them is held up.
+printf '[agent]\nname = boxed\ntier = light\ntrigger = demand\nprompt = {{input}}\n' >"$TMP/boxed.conf"
+"$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/boxed.conf" >/dev/null
+inbox_full() {
+	local i out rc=0
+	for i in $(seq 0 64); do
+		"$CTL" -c "$TMP/ollamax.conf" run boxed "message $i" >/dev/null 2>&1 ||
+			{ echo "      message $i refused"; return 1; }
+	done
+	out=$("$CTL" -c "$TMP/ollamax.conf" run boxed "one too many" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "the inbox of boxed is full (64 messages)"
+}
+check "an inbox takes 64 messages behind the run under way, and refuses the next, said so" inbox_full
+"$CTL" -c "$TMP/ollamax.conf" kill boxed >/dev/null
 kill -CONT "$broker_pid"
 check "the broker back, a third run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w keeper third >/dev/null"
 check "and the agent wrote 2 answers: the dropped run never ran" eq "$(runs_of keeper)" 2

@@ -19,6 +19,7 @@ vram_mb = 4096
 min_residency = 0s
 [backend]
 connect_timeout = 1s
+first_byte_timeout = 1s
 stall_timeout = 1s
 [tier.light]
 model = tinyllama
@@ -84,6 +85,8 @@ check "an error page's status comes first, its text made printable" \
 check "a bare 404 is no missing model: the request fails, said so" \
 	run_fails light '{"gen":"404plain"}' "HTTP 404"
 check "and the model is not taken for missing" wait_state tinyllama resident
+check "a backend silent past first_byte_timeout fails the request, said so" \
+	run_fails light '{"gen":"silent"}' "no answer from the backend within 1000 ms"
 check "bytes that never make a line are no progress: the stall ends it" \
 	run_fails light '{"gen":"trickle"}' "stream stalled for 1000 ms"
 check "nor are lines without text, without end" \

@@ -202,6 +202,9 @@ class Handler(BaseHTTPRequestHandler):
         if how == "emptyerror":
             return self.stream([json.dumps(word) + "\n",
                                 json.dumps({"error": ""}) + "\n"])
+        if how == "silent":
+            # Nothing past first_byte_timeout, then the answer.
+            time.sleep(3)
         if how == "control":
             # 200 KB of a control byte, six bytes each once escaped in
             # the JSON that answers a waited run.

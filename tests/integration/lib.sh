@@ -177,10 +177,11 @@ wait_state() {
 	return 1
 }
 
-# stopped: SIGTERM to the supervisor started as $sup_pid, its exit 0, and
-# no child it had to kill (it would have after 5 s, and exited 0).
+# stopped [SIGNAL]: SIGTERM (or SIGNAL) to the supervisor started as
+# $sup_pid, its exit 0, and no child it had to kill (it would have after
+# 5 s, and exited 0).
 stopped() {
-	kill -TERM "$sup_pid"
+	kill -"${1:-TERM}" "$sup_pid"
 	for _ in $(seq 1 300); do
 		gone "$sup_pid" && break
 		sleep 0.05
