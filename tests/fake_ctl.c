@@ -9,7 +9,6 @@
  */
 #include "autoconf.h"
 
-#include <signal.h>
 #include <stdio.h>
 
 #include <ev.h>
@@ -17,6 +16,8 @@
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
+
+#include "fake_peer.h"
 
 static const char *body;
 
@@ -47,29 +48,11 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 	msg_writer_free(&w);
 }
 
-static void
-stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	(void)w;
-	(void)revents;
-	ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)w;
-	(void)revents;
-	ev_break(loop, EVBREAK_ALL);
-}
-
 int
 main(int argc, char **argv)
 {
 	struct ev_loop *loop = EV_DEFAULT;
 	struct ipc_server *server;
-	ev_signal term;
-	ev_timer expire;
 	char url[300];
 
 	if (argc != 3) {
@@ -82,13 +65,9 @@ main(int argc, char **argv)
 	server = ipc_listen(loop, url, 4, on_command, NULL);
 	if (server == NULL)
 		return 1;
-	ev_signal_init(&term, stop_cb, SIGTERM);
-	ev_signal_start(loop, &term);
-	ev_timer_init(&expire, expire_cb, 60, 0);
-	ev_timer_start(loop, &expire);
 	printf("listening\n");
 	fflush(stdout);
-	ev_run(loop, 0);
+	fake_peer_run(loop);
 	ipc_server_close(server);
 	return 0;
 }

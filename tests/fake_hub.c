@@ -12,7 +12,6 @@
  */
 #include "autoconf.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,6 +23,8 @@
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
+
+#include "fake_peer.h"
 
 static struct config conf;
 static const char *go_file;
@@ -92,30 +93,13 @@ go_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-static void
-stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	(void)w;
-	(void)revents;
-	ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)w;
-	(void)revents;
-	ev_break(loop, EVBREAK_ALL);
-}
-
 int
 main(int argc, char **argv)
 {
 	struct ev_loop *loop = EV_DEFAULT;
 	struct ipc_server *server;
 	struct diag d = {0};
-	ev_signal term;
-	ev_timer go, expire;
+	ev_timer go;
 	char url[4200];
 
 	if (argc != 4) {
@@ -133,16 +117,12 @@ main(int argc, char **argv)
 	server = ipc_listen(loop, url, 4, on_frame, NULL);
 	if (server == NULL)
 		return 1;
-	ev_signal_init(&term, stop_cb, SIGTERM);
-	ev_signal_start(loop, &term);
 	/* A file, looked for every 5 ms: the test needs no other channel. */
 	ev_timer_init(&go, go_cb, 0.005, 0.005);
 	ev_timer_start(loop, &go);
-	ev_timer_init(&expire, expire_cb, 60, 0);
-	ev_timer_start(loop, &expire);
 	printf("listening\n");
 	fflush(stdout);
-	ev_run(loop, 0);
+	fake_peer_run(loop);
 	if (held != NULL)
 		ipc_drop(held);
 	ipc_server_close(server);
