@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The main job: the shipped config and the shipped fleet of 131 agents, as
+# the quick start runs them, against the emulator of the reference box.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed inf --parallel 2 --vram-mb 4096
+# As scripts/demo points it: at this backend, and at private dirs.
+sed -e "s|^url = .*|url = $URL_emu|" \
+	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run|" \
+	-e "s|^state_dir = .*|state_dir = $TMP/state|" \
+	-e "s|^agents_dir = .*|agents_dir = $ROOT/agents|" \
+	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+SUP="$BUILD/ollamax-supervisor"
+CTL="$BUILD/ollamaxctl"
+
+check "check accepts the shipped config and fleet" \
+	has "$("$SUP" -c "$TMP/ollamax.conf" check 2>&1)" "ok: 3 tiers, 3 models, 131 agents"
+"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+sup_pid=$!
+PIDS+=("$sup_pid")
+check "the supervisor is ready with the shipped fleet" wait_log "ready: broker and .* workers in .*, 131 agents"
+check "every agent runs" status_until 's["agents"]["running"] == 131 and s["agents"]["total"] == 131'
+check "the preloaded models come in" status_until \
+	'sorted(s["broker"]["resident"]) == ["qwen2.5-coder:7b", "tinyllama"]'
+# An agent of each tier answers through the broker, with its tier's model,
+# and its output gets the answer.
+ran() {
+	local out
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" "a check of the fleet" 2>&1) &&
+		python3 -c 'import json,sys; a = json.load(sys.stdin); sys.exit(0 if a["model"] == sys.argv[1] and a["eval_tokens"] > 0 else 1)' "$2" <<<"$out" ||
+		{ echo "      $out"; return 1; }
+	case $3 in
+	log) grep -q "$1: run 1: $2 answered" "$TMP/sup.log" ;;
+	*) grep -q "^--- $1 run 1" "$TMP/state/$3" ;;
+	esac
+}
+check "a reasoning agent answers with deepseek-r1:8b, into its file" \
+	ran vendor-evaluation-analyst deepseek-r1:8b vendor-evaluations.md
+check "a coding agent answers with qwen2.5-coder:7b, into the log" \
+	ran hotfix-backport-writer qwen2.5-coder:7b log
+check "a light agent answers with tinyllama, into the log" \
+	ran on-call-handoff-briefer tinyllama log
+check "the supervisor stops cleanly" stopped
+finish
