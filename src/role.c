@@ -264,6 +264,9 @@ role_main(int argc, char **argv, const char *role, int index,
 		return 1;
 	rc = fn(loop, runtime, &hub, &setup);
 	msg_setup_free(&setup);
+	/* The same for a fetch that SIGTERM cut short. */
+	if (hub.waiting)
+		return rc;
 	ipc_client_close(hub.client);
 	/* nng's threads may still hold what was in flight when its sockets
 	 * closed (a request resent to a broker that came back, say):

@@ -939,7 +939,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	struct msg_writer w;
 	const char *data;
 	size_t len;
-	int worker;
+	int worker, rv;
 	int64_t timeout_ms;
 
 	/* Two changes of one agent at once would race; runs only queue. */
@@ -1032,9 +1032,10 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		msg_ctl_encode(&w, &cmd);
 	}
 	data = msg_data(&w, &len);
-	if (ipc_request(s->workers[worker], data, len, timeout_ms,
-	        agent_command_done, ac) != 0) {
-		snprintf(why, whylen, "cannot reach worker %d", worker);
+	if ((rv = ipc_request(s->workers[worker], data, len, timeout_ms,
+	         agent_command_done, ac)) != 0) {
+		snprintf(why, whylen, "cannot reach worker %d: %s", worker,
+		    ipc_strerror(rv));
 		msg_writer_free(&w);
 		manifest_free(&ac->m);
 		free(ac);

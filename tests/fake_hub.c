@@ -1,14 +1,16 @@
 /*
- * fake_hub: a supervisor's hub that holds a child's hello until told (not
- * a test by itself; tests/integration/signals.sh runs it). A test stops
- * the child, lets the hub answer, sends SIGTERM and lets the child go on,
- * so that the answer and the signal come in one turn of the child's loop.
- * It answers the hello with CONFIG's setup for the child's role and no
- * agents, and every later frame ok, so that a child that missed its
- * SIGTERM runs on. It prints "hello PID" when a hello comes and "answered
- * PID" once it is answered. It exits on SIGTERM, or after 60 s so that it
- * never outlives a test that lost it.
- * Usage: fake_hub RUNTIME_DIR CONFIG GO_FILE
+ * fake_hub: a supervisor's hub that holds a child's hello, or its fetch of
+ * a page of agents, until told (not a test by itself;
+ * tests/integration/supervisor.sh runs it). A test stops the child, lets
+ * the hub answer, sends SIGTERM and lets the child go on, so that the
+ * answer and the signal come in one turn of the child's loop. The hello
+ * is answered with CONFIG's setup for the child's role, with one page of
+ * agents to fetch when HOLD is "fetch"; the page has none, and every other
+ * frame is answered ok, so that a child that missed its SIGTERM runs on.
+ * It prints "held PID" when the frame to hold comes, and "answered PID"
+ * once it is answered. It exits on SIGTERM, or after 60 s so that it never
+ * outlives a test that lost it.
+ * Usage: fake_hub RUNTIME_DIR CONFIG GO_FILE hello|fetch
  */
 #include "autoconf.h"
 
@@ -28,26 +30,41 @@
 
 static struct config conf;
 static const char *go_file;
-/* The hello held until go_file exists. */
+static int hold_fetch; /* hold the fetch, not the hello */
+/* The frame held until go_file exists, its answer ready. */
 static struct ipc_call *held;
-static struct msg_hello held_hello;
+static int64_t held_pid;
+static struct msg_writer held_answer;
 
 static void
-reply_setup(struct ipc_call *call, const struct msg_hello *hello)
+setup_answer(struct msg_writer *w, const struct msg_hello *hello)
 {
-	struct msg_setup setup = {.role = hello->role, .conf = conf};
-	struct msg_writer w;
-	const char *out;
-	size_t n;
+	struct msg_setup setup = {
+	    .role = hello->role, .conf = conf, .pages = hold_fetch ? 1 : 0};
 
 	/* As the supervisor sends it: a child resolves no path itself. */
 	config_resolve(conf.dir, conf.state_dir, setup.conf.state_dir,
 	    sizeof(setup.conf.state_dir));
-	msg_setup_encode(&w, &setup);
-	out = msg_data(&w, &n);
+	msg_setup_encode(w, &setup);
+}
+
+static void
+answer(struct ipc_call *call, struct msg_writer *w)
+{
+	const char *out;
+	size_t n;
+
+	out = msg_data(w, &n);
 	ipc_reply(call, out, n);
-	msg_writer_free(&w);
-	printf("answered %lld\n", (long long)hello->pid);
+	msg_writer_free(w);
+}
+
+static void
+hold(struct ipc_call *call, int64_t pid)
+{
+	held = call;
+	held_pid = pid;
+	printf("held %lld\n", (long long)pid);
 	fflush(stdout);
 }
 
@@ -55,10 +72,10 @@ static void
 on_frame(void *arg, struct ipc_call *call, const void *data, size_t len)
 {
 	struct msg_ctl_reply ok = {.ok = 1};
+	struct msg_hello hello;
+	struct msg_fetch fetch;
 	struct msg_reader r;
 	struct msg_writer w;
-	const char *out;
-	size_t n;
 
 	(void)arg;
 	if (msg_open(&r, data, len) != MSG_OK) {
@@ -66,19 +83,27 @@ on_frame(void *arg, struct ipc_call *call, const void *data, size_t len)
 		ipc_drop(call);
 		return;
 	}
-	if (r.type == MSG_HELLO && held == NULL &&
-	    msg_hello_decode(&r, &held_hello) == MSG_OK) {
+	if (r.type == MSG_HELLO && msg_hello_decode(&r, &hello) == MSG_OK) {
 		msg_close(&r);
-		held = call;
-		printf("hello %lld\n", (long long)held_hello.pid);
-		fflush(stdout);
+		if (!hold_fetch && held == NULL) {
+			setup_answer(&held_answer, &hello);
+			hold(call, hello.pid);
+		} else {
+			setup_answer(&w, &hello);
+			answer(call, &w);
+		}
+		return;
+	}
+	if (r.type == MSG_FETCH && msg_fetch_decode(&r, &fetch) == MSG_OK &&
+	    hold_fetch && held == NULL) {
+		msg_close(&r);
+		msg_agents_encode(&held_answer, 0, 0, NULL, 0);
+		hold(call, fetch.pid);
 		return;
 	}
 	msg_close(&r);
 	msg_ctl_reply_encode(&w, &ok);
-	out = msg_data(&w, &n);
-	ipc_reply(call, out, n);
-	msg_writer_free(&w);
+	answer(call, &w);
 }
 
 static void
@@ -88,8 +113,10 @@ go_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	if (held != NULL && access(go_file, F_OK) == 0) {
-		reply_setup(held, &held_hello);
+		answer(held, &held_answer);
 		held = NULL;
+		printf("answered %lld\n", (long long)held_pid);
+		fflush(stdout);
 	}
 }
 
@@ -102,10 +129,13 @@ main(int argc, char **argv)
 	ev_timer go;
 	char url[4200];
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: fake_hub RUNTIME_DIR CONFIG GO_FILE\n");
+	if (argc != 5 ||
+	    (strcmp(argv[4], "hello") != 0 && strcmp(argv[4], "fetch") != 0)) {
+		fprintf(stderr,
+		    "usage: fake_hub RUNTIME_DIR CONFIG GO_FILE hello|fetch\n");
 		return 2;
 	}
+	hold_fetch = strcmp(argv[4], "fetch") == 0;
 	log_init("fake_hub", 0);
 	if (config_load(&conf, argv[2], &d) != 0) {
 		fputs(d.text ? d.text : "fake_hub: bad config\n", stderr);
@@ -123,8 +153,10 @@ main(int argc, char **argv)
 	printf("listening\n");
 	fflush(stdout);
 	fake_peer_run(loop);
-	if (held != NULL)
+	if (held != NULL) {
 		ipc_drop(held);
+		msg_writer_free(&held_answer);
+	}
 	ipc_server_close(server);
 	config_free(&conf);
 	return 0;

@@ -38,5 +38,5 @@ check "the agent is killed" "$CTL" -c "$TMP/ollamax.conf" kill thinker
 check "the backend's stream closes at once" streams_open 0 2
 check "the broker says it cancelled the request" \
 	wait_log "thinker: its agent was stopped: request cancelled while it ran"
-check "the supervisor stops cleanly on ^C (SIGINT)" stopped INT
+check "the supervisor stops cleanly on SIGINT" stopped INT
 finish

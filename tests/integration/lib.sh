@@ -10,30 +10,61 @@ PIDS=()
 FAILURES=0
 CHECKS=0
 
-# gone PID: the process has ended (a zombie has, though kill(2) finds it).
-gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+# Every process the test starts carries this mark in its environment: a
+# pid reused since by another process does not (see ours).
+export OLLAMAX_TEST_TMP="$TMP"
+ours() { tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | grep -qx "OLLAMAX_TEST_TMP=$TMP"; }
 
-# stop_all: every process the test started gets SIGTERM and 10 s to end,
-# then SIGKILL: a test that fails, even on a hang, leaves nothing behind.
+# gone PID: the process has ended (a zombie has, though kill(2) finds it).
+# Its state follows the last ')': a name may hold blanks ("ollamax: worker").
+gone() { [ ! -e "/proc/$1" ] || [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+
+# forget_pid PID: the test has ended it itself, or it is not the cleanup's
+# to stop.
+forget_pid() {
+	local kept=() p
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+	PIDS=("${kept[@]}")
+}
+
+# stop_all: every process the test started and that runs still gets
+# SIGTERM, and together 10 s to end, then SIGKILL: a test that fails, even
+# on a hang, leaves nothing behind.
 stop_all() {
-	local pid
+	local pid left mine=()
+	for pid in "${PIDS[@]}"; do
+		ours "$pid" && mine+=("$pid")
+	done
 	# A test may have stopped a process (SIGSTOP) to hold it; a stopped
 	# process would not act on SIGTERM until continued.
-	for pid in "${PIDS[@]}"; do
+	for pid in "${mine[@]}"; do
 		kill -CONT "$pid" 2>/dev/null || true
 		kill "$pid" 2>/dev/null || true
 	done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 1 200); do
-			gone "$pid" && break
-			sleep 0.05
+	for _ in $(seq 1 200); do
+		left=0
+		for pid in "${mine[@]}"; do
+			gone "$pid" || left=1
 		done
-		if ! gone "$pid"; then
+		[ "$left" -eq 0 ] && break
+		sleep 0.05
+	done
+	for pid in "${mine[@]}"; do
+		if ! gone "$pid" && ours "$pid"; then
 			echo "      process $pid did not end 10 s after SIGTERM: killed"
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
+	done
+	for pid in "${PIDS[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
+	PIDS=()
+}
+
+# end_pid PID: what stop_all does, for one process the test is done with.
+end_pid() {
+	local PIDS=("$1")
+	stop_all
 }
 
 cleanup() {
@@ -42,7 +73,9 @@ cleanup() {
 }
 trap cleanup EXIT
 # Killed, a test still cleans up.
-trap 'exit 143' TERM INT HUP
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 
 # Under --enable-sanitizers every process writes its reports in $TMP/san,
 # whatever becomes of its stderr (a daemon's goes nowhere), and however
@@ -186,7 +219,7 @@ stopped() {
 		gone "$sup_pid" && break
 		sleep 0.05
 	done
-	gone "$sup_pid" || { echo "      still running 15 s after SIGTERM"; return 1; }
+	gone "$sup_pid" || { echo "      still running 15 s after SIG${1:-TERM}"; return 1; }
 	wait "$sup_pid" || return 1
 	! grep "did not stop: killing it" "$TMP/sup.log"
 }

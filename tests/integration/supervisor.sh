@@ -683,25 +683,27 @@ check "start --daemon whose broker hangs at every start gives up after start_tim
 	daemon_fails hangbin "$TMP/hang.conf" "did not start: not ready within 2s: broker 0 starting, restarted 0 times"
 check "and leaves nothing running" nothing_left hangbin
 # A SIGTERM that comes in one turn of a child's loop with the hub's answer
-# to its hello: the answer's break must not take the place of the signal's,
-# or the child runs on. A fake hub holds the answer; the child is stopped,
-# the answer sent, SIGTERM sent, and the child let go on, both waiting for
-# it. Whether its loop sees them in one turn varies: twelve tries.
-sigterm_with_answer() {
-	local try child hub dir="$TMP/sigrace"
+# to its hello, or to its fetch of a page of agents: the answer's break must
+# not take the place of the signal's, or the child runs on; nor may the
+# child hang in closing a socket whose answer is coming. A fake hub holds
+# the answer; the child is stopped, the answer sent, SIGTERM sent, and the
+# child let go on, both waiting for it. Whether its loop sees them in one
+# turn varies: twelve tries.
+sigterm_with_answer() { # hello|fetch
+	local try child hub dir="$TMP/sigrace-$1"
 	mkdir -p "$dir/run"
 	chmod 700 "$dir/run"
 	for try in $(seq 1 12); do
 		rm -f "$dir/go"
 		: >"$dir/hub.out"
-		"$BUILD/tests/fake_hub" "$dir/run" "$TMP/ollamax.conf" "$dir/go" >"$dir/hub.out" 2>&1 &
+		"$BUILD/tests/fake_hub" "$dir/run" "$TMP/ollamax.conf" "$dir/go" "$1" >"$dir/hub.out" 2>&1 &
 		hub=$!
 		PIDS+=("$hub")
 		wait_log listening "$dir/hub.out" || { cat "$dir/hub.out"; return 1; }
 		"$SUP" --role worker --index 0 --runtime "$dir/run" 2>"$dir/worker.log" &
 		child=$!
 		PIDS+=("$child")
-		wait_log "hello $child" "$dir/hub.out" || { echo "      no hello"; return 1; }
+		wait_log "held $child" "$dir/hub.out" || { echo "      no $1"; return 1; }
 		kill -STOP "$child"
 		touch "$dir/go"
 		wait_log "answered $child" "$dir/hub.out" || { echo "      no answer"; return 1; }
@@ -717,13 +719,14 @@ sigterm_with_answer() {
 		done
 		if ! gone "$child"; then
 			echo "      try $try: the worker runs on 5 s after its SIGTERM; its log: $(tr '\n' ' ' <"$dir/worker.log")"
-			kill -KILL "$child"
 			return 1
 		fi
-		wait "$child" || true
-		kill "$hub"
-		wait "$hub" || true
+		end_pid "$child"
+		forget_pid "$child"
+		end_pid "$hub"
+		forget_pid "$hub"
 	done
 }
-check "a child that gets SIGTERM with the hub's answer to its hello stops (12 tries)" sigterm_with_answer
+check "a child that gets SIGTERM with the hub's answer to its hello stops (12 tries)" sigterm_with_answer hello
+check "so does one that gets it with the answer to its fetch of agents (12 tries)" sigterm_with_answer fetch
 finish

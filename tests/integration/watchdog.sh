@@ -26,13 +26,6 @@ proc_pid() {
 s = json.load(sys.stdin)
 print([p["pid"] for p in s["processes"] if p["role"] == sys.argv[1] and p["index"] == int(sys.argv[2])][0])' "$1" "$2"
 }
-# forget_pid PID: a stopped child the watchdog has killed is not the
-# cleanup's to continue and stop: its pid may be another process's by then.
-forget_pid() {
-	local kept=() p
-	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
-	PIDS=("${kept[@]}")
-}
 # back_up ROLE INDEX OLD_PID: the child runs again, under a new pid.
 back_up() {
 	status_until "[p for p in s['processes'] if p['role'] == '$1' and p['index'] == $2 and p['pid'] not in (0, $3) and p['state'] == 'running']"
