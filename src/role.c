@@ -85,6 +85,7 @@ hub_call(struct hub_link *h, struct msg_writer *w, const char *what)
 	/* Stopped by a signal before the answer came, or with it: the
 	 * answer's own break may have taken the place of the signal's. */
 	if (h->waiting || stop_asked) {
+		h->cut_short = 1;
 		free(h->reply);
 		h->reply = NULL;
 		return -1;
@@ -258,14 +259,15 @@ role_main(int argc, char **argv, const char *role, int index,
 	 * to the end of the process: a hello stopped by SIGTERM as its answer
 	 * came made nng 1.5.2 hang in nng_close now and then (in 4 of 85
 	 * runs of supervisor.sh's check of it), and a child whose supervisor
-	 * had died would have hung there for good.
+	 * had died would have hung there for good. So is a socket whose
+	 * fetch of agents SIGTERM ended, its answer still coming or just
+	 * come.
 	 */
 	if (hub_hello(&hub, loop, runtime, role_id, index, &setup) != 0)
 		return 1;
 	rc = fn(loop, runtime, &hub, &setup);
 	msg_setup_free(&setup);
-	/* The same for a fetch that SIGTERM cut short. */
-	if (hub.waiting)
+	if (hub.cut_short)
 		return rc;
 	ipc_client_close(hub.client);
 	/* nng's threads may still hold what was in flight when its sockets

@@ -21,6 +21,7 @@ struct hub_link {
 	int ready; /* ready is said: reports may go */
 	/* The answer a synchronous call waits for. */
 	int waiting;
+	int cut_short; /* a call SIGTERM ended: see role_main */
 	int err;
 	void *reply;
 	size_t reply_len;
