@@ -37,7 +37,17 @@ for tier in light coding spelled; do
 	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
 		"$tier" "$tier" >"$TMP/agents/$tier.conf"
 done
-start_fleet
+cat >"$TMP/agents/templated.conf" <<'AGENT'
+[agent]
+name = templated
+role = Checks what is sent
+tier = light
+trigger = demand
+system = Answer in one word.
+prompt = {{name}} ({{role}}) run {{n}} at {{time}}: {{input}}
+AGENT
+# Far from UTC, so that a {{time}} in local time would show.
+TZ=Pacific/Kiritimati start_fleet
 check "the supervisor is up" wait_log "ready:"
 
 # run_fails AGENT MODE WORDS: a run with the backend in MODE fails, its
@@ -78,6 +88,18 @@ control_answered() {
 		{ echo "      exit $rc: $(head -c 300 "$TMP/control.json")"; return 1; }
 }
 check "an answer of 200 KB of control bytes reaches a waited run whole" control_answered
+# The backend gets the agent's system text, and its prompt with every
+# variable filled in, the time in UTC (the supervisor runs 14 hours ahead).
+rendered() {
+	local out
+	echo '{"gen":"echo"}' >"$MODE"
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w templated "the input" 2>&1) &&
+		python3 -c 'import re, sys, time, calendar
+m = re.fullmatch(r"system: Answer in one word\. \| prompt: templated \(Checks what is sent\) run 1 at (\S+): the input", sys.argv[1])
+sys.exit(0 if m and abs(calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ")) - time.time()) < 120 else 1)' "$out" ||
+		{ echo "      got: $out"; return 1; }
+}
+check "the backend gets the system text and the prompt rendered, {{time}} in UTC" rendered
 check "token counts out of range do not cost the answer" \
 	answered light '{"gen":"badcounts"}'
 check "an error page's status comes first, its text made printable" \

@@ -211,6 +211,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.stream([json.dumps(dict(word, response="\x01" *
                                                 40000)) + "\n"] * 5 +
                                [json.dumps(done) + "\n"])
+        if how == "echo":
+            # What the backend was sent, as the answer.
+            word["response"] = "system: %s | prompt: %s" % (
+                req.get("system", "(none)"), req.get("prompt", ""))
         if how == "nul":
             word["response"] = "h\0i"
         self.stream([json.dumps(word) + "\n", json.dumps(done) + "\n"])
