@@ -242,6 +242,30 @@ check "a request that must wait for a load is refused when the queue bound is 0"
 	eq "$(http POST "$URL_noqueue/api/generate" '{"model":"tinyllama","prompt":"x"}')" \
 	'503 {"error":"server busy, please try again.  maximum pending requests exceeded"}'
 
+# --seed: the same seed and the same requests give the same faults; another
+# seed, others. Each emulator is started, asked 30 times, and stopped.
+faults_of() { # SEED: the statuses of 30 requests, in order
+	local codes="" i
+	start_emu "seed$1" --speed inf --fail-rate 0.5 --seed "$1"
+	local url_var="URL_seed$1"
+	for i in $(seq 1 30); do
+		codes="$codes $(curl -s -m 10 -o /dev/null -w '%{http_code}' "${!url_var}/api/generate" \
+			-d '{"model":"tinyllama","prompt":"x","stream":false,"options":{"num_predict":1}}')"
+	done
+	local pid_var="PID_seed$1"
+	end_pid "${!pid_var}"
+	forget_pid "${!pid_var}"
+	echo "$codes"
+}
+seeded() {
+	local a b c
+	a=$(faults_of 7)
+	b=$(faults_of 7)
+	c=$(faults_of 8)
+	[ "$a" = "$b" ] && [ "$a" != "$c" ] && has "$a" 500 >/dev/null && has "$a" 200 >/dev/null ||
+		{ echo "      seed 7: $a"; echo "      again: $b"; echo "      seed 8: $c"; return 1; }
+}
+check "--seed gives the same faults again, and another seed others" seeded
 check "--fail-rate answers 500 before any byte" \
 	has "$(http POST "$URL_fail/api/generate" '{"model":"tinyllama","prompt":"x","stream":false}')" '500 {"error":'
 drop_breaks() {
