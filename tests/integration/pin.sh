@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A pinned model, live: loaded at start and never unloaded; a model that
+# can never fit beside it sends its requests down their fallback chain at
+# once, rather than letting them wait for room that will not come.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed inf --parallel 2 --vram-mb 4096
+# The reference box: deepseek-r1:8b (3712 MiB with its cache) fits beside
+# nothing; tinyllama (725) fits beside qwen2.5-coder:7b (3008), loaded
+# after it (Ollama's 80% of what is free).
+fleet_conf "$URL_emu" <<CONF
+[broker]
+parallel = 2
+vram_mb = 4096
+min_residency = 0s
+[tier.reasoning]
+model = deepseek-r1:8b
+fallback = coding
+[tier.coding]
+model = qwen2.5-coder:7b
+[tier.light]
+model = tinyllama
+[model.deepseek-r1:8b]
+size_mb = 3200
+kv_mb = 512
+[model.qwen2.5-coder:7b]
+pin = yes
+size_mb = 2560
+kv_mb = 448
+[model.tinyllama]
+size_mb = 637
+kv_mb = 88
+CONF
+for tier in reasoning coding light; do
+	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
+		"$tier" "$tier" >"$TMP/agents/$tier.conf"
+done
+start_fleet
+check "the supervisor is up" wait_log "ready:"
+check "the pinned model is loaded at start, unasked" wait_state qwen2.5-coder:7b resident
+answered_by() { # AGENT MODEL
+	local out
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" x 2>&1) &&
+		python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["model"] == sys.argv[1] else 1)' "$2" <<<"$out" ||
+		{ echo "      $out"; return 1; }
+}
+check "a coding run is answered by it" answered_by coding qwen2.5-coder:7b
+check "a light run is answered beside it" answered_by light tinyllama
+check "a reasoning run falls back to coding: its model never fits beside the pin" \
+	answered_by reasoning qwen2.5-coder:7b
+check "said so in the log" grep -q "reasoning: its model does not fit beside the pinned ones (deepseek-r1:8b): falling back to tier coding" "$TMP/sup.log"
+check "deepseek-r1:8b was never loaded" sh -c "! grep -q 'loading deepseek-r1:8b' '$TMP/sup.log'"
+check "the pinned model was never unloaded" sh -c "! grep -q 'unloading qwen2.5-coder:7b' '$TMP/sup.log'"
+check "and is resident still" wait_state qwen2.5-coder:7b resident
+check "the supervisor stops cleanly" stopped
+finish
