@@ -772,6 +772,24 @@ msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m)
 		msg_put_str(w, "body", m->body);
 }
 
+/* What a ctl reply holds besides its body: its error, its fields. */
+#define CTL_REPLY_ROOM 4096
+
+int
+msg_ctl_reply_fit(struct msg_ctl_reply *m)
+{
+	size_t len = m->body ? strlen(m->body) : 0;
+
+	if (len <= MSG_MAX_FRAME - CTL_REPLY_ROOM)
+		return 0;
+	m->ok = 0;
+	m->body = NULL;
+	snprintf(m->error, sizeof(m->error),
+	    "the answer is %zu bytes, more than the %d one frame carries", len,
+	    MSG_MAX_FRAME - CTL_REPLY_ROOM);
+	return 1;
+}
+
 enum msg_error
 msg_ctl_reply_decode(struct msg_reader *r, struct msg_ctl_reply *m)
 {

@@ -273,6 +273,13 @@ void msg_infer_done_encode(
     struct msg_writer *w, const struct msg_infer_done *m);
 void msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m);
 void msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m);
+/*
+ * A reply whose body would not leave room in a frame for the rest becomes
+ * a failure that says the body's size: sent, it would cut the connection,
+ * and every other call under way on it. Returns 1 if so; the body is
+ * still the caller's to free.
+ */
+int msg_ctl_reply_fit(struct msg_ctl_reply *m);
 void msg_report_encode(struct msg_writer *w, const struct msg_report *m);
 void msg_ready_encode(struct msg_writer *w, const struct msg_hello *m);
 void msg_setup_encode(struct msg_writer *w, const struct msg_setup *m);

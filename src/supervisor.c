@@ -481,9 +481,6 @@ reply_frame(struct ipc_call *call, struct msg_writer *w)
 	msg_writer_free(w);
 }
 
-/* What a ctl reply holds besides its body: its error, its fields. */
-#define CTL_REPLY_ROOM 4096
-
 /* Answers ok, or not with why; a call of NULL (a reload's) is logged. */
 static void
 reply_ctl(struct ipc_call *call, int ok, const char *error)
@@ -1549,6 +1546,7 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	struct msg_ctl_reply reply = {.ok = 1};
 	struct msg_writer w;
 	json_t *body = NULL;
+	char *body_text;
 	char why[512] = "";
 	int stop = 0;
 
@@ -1620,22 +1618,12 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		reply.body = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
 	}
-	/* A frame past what peers take would be cut off by their socket,
-	 * and read as no supervisor answering. */
-	if (reply.body != NULL &&
-	    strlen(reply.body) > MSG_MAX_FRAME - CTL_REPLY_ROOM) {
-		snprintf(reply.error, sizeof(reply.error),
-		    "the answer is %zu bytes, more than the %d one frame "
-		    "carries",
-		    strlen(reply.body), MSG_MAX_FRAME - CTL_REPLY_ROOM);
+	body_text = reply.body;
+	if (msg_ctl_reply_fit(&reply))
 		log_warnx("ctl: %s: %s", ctl.verb, reply.error);
-		reply.ok = 0;
-		free(reply.body);
-		reply.body = NULL;
-	}
 	msg_ctl_reply_encode(&w, &reply);
 	reply_frame(call, &w);
-	free(reply.body);
+	free(body_text);
 later:
 	msg_close(&r);
 	msg_ctl_free(&ctl);

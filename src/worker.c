@@ -116,21 +116,10 @@ reply_body(struct ipc_call *call, int ok, const char *error, const char *body)
 	size_t len;
 
 	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
+	if (msg_ctl_reply_fit(&reply))
+		log_warnx("%s", reply.error);
 	msg_ctl_reply_encode(&mw, &reply);
 	out = msg_data(&mw, &len);
-	if (len > MSG_MAX_FRAME) {
-		/* Past what the supervisor takes, it would cut the connection,
-		 * and every other command under way on it. */
-		reply = (struct msg_ctl_reply){.ok = 0};
-		snprintf(reply.error, sizeof(reply.error),
-		    "the answer is %zu bytes once encoded, more than the %d a "
-		    "frame carries",
-		    len, MSG_MAX_FRAME);
-		log_warnx("%s", reply.error);
-		msg_writer_free(&mw);
-		msg_ctl_reply_encode(&mw, &reply);
-		out = msg_data(&mw, &len);
-	}
 	ipc_reply(call, out, len);
 	msg_writer_free(&mw);
 }

@@ -1037,3 +1037,59 @@ Test(msg, a_report_with_a_bad_switch_reason_or_load_is_refused_by_name)
 	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_TYPE,
 	    "overloaded: not a boolean");
 }
+
+/* A body as large as fits, with the longest error beside it, still makes a
+ * frame a socket takes; one byte more is turned into a failure. */
+Test(msg, a_ctl_reply_fits_a_frame_or_says_its_size)
+{
+	struct msg_ctl_reply reply = {.ok = 1};
+	struct msg_writer w;
+	struct msg_reader r;
+	struct msg_ctl_reply out;
+	size_t most = 0, len;
+	char *body, *frame;
+
+	body = malloc(MSG_MAX_FRAME + 2);
+	cr_assert_not_null(body);
+	memset(body, 'b', MSG_MAX_FRAME + 1);
+	memset(reply.error, 'e', sizeof(reply.error) - 1);
+	/* The longest body that fits, found by halving: fit is monotonic. */
+	for (size_t lo = 0, hi = MSG_MAX_FRAME + 1; lo < hi;) {
+		size_t mid = (lo + hi + 1) / 2;
+
+		body[mid] = '\0';
+		reply.body = body;
+		reply.ok = 1;
+		if (msg_ctl_reply_fit(&reply))
+			hi = mid - 1;
+		else
+			lo = mid;
+		body[mid] = 'b';
+		most = lo;
+	}
+	cr_assert_gt(most, 0);
+	body[most] = '\0';
+	reply.ok = 1;
+	reply.body = body;
+	memset(reply.error, 'e', sizeof(reply.error) - 1);
+	reply.error[sizeof(reply.error) - 1] = '\0';
+	msg_ctl_reply_encode(&w, &reply);
+	frame = copy_frame(&w, &len);
+	cr_assert_leq(len, MSG_MAX_FRAME);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_ctl_reply_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(strlen(out.body), most);
+	msg_ctl_reply_free(&out);
+	msg_close(&r);
+	free(frame);
+
+	body[most] = 'b';
+	body[most + 1] = '\0';
+	reply = (struct msg_ctl_reply){.ok = 1, .body = body};
+	cr_assert_eq(msg_ctl_reply_fit(&reply), 1);
+	cr_assert_eq(reply.ok, 0);
+	cr_assert_null(reply.body);
+	cr_assert(strstr(reply.error, "bytes, more than the") != NULL, "%s",
+	    reply.error);
+	free(body);
+}

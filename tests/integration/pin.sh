@@ -6,32 +6,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 start_emu emu --speed inf --parallel 2 --vram-mb 4096
-# The reference box: deepseek-r1:8b (3712 MiB with its cache) fits beside
-# nothing; tinyllama (725) fits beside qwen2.5-coder:7b (3008), loaded
-# after it (Ollama's 80% of what is free).
-fleet_conf "$URL_emu" <<CONF
-[broker]
-parallel = 2
-vram_mb = 4096
-min_residency = 0s
-[tier.reasoning]
-model = deepseek-r1:8b
-fallback = coding
-[tier.coding]
-model = qwen2.5-coder:7b
-[tier.light]
-model = tinyllama
-[model.deepseek-r1:8b]
-size_mb = 3200
-kv_mb = 512
-[model.qwen2.5-coder:7b]
-pin = yes
-size_mb = 2560
-kv_mb = 448
-[model.tinyllama]
-size_mb = 637
-kv_mb = 88
-CONF
+# The shipped configuration, the reference box, with qwen2.5-coder:7b
+# pinned instead of preloaded: deepseek-r1:8b (3712 MiB with its cache)
+# fits beside nothing; tinyllama (725) fits beside qwen2.5-coder:7b (3008),
+# loaded after it (Ollama's 80% of what is free).
+mkdir -p "$TMP/agents"
+sed -e "s|^url = .*|url = $URL_emu|" \
+	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run|" \
+	-e "s|^state_dir = .*|state_dir = $TMP/state|" \
+	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
+	-e '/^\[model.qwen2.5-coder:7b\]$/,/^\[/s/^preload = yes$/pin = yes/' \
+	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+grep -q '^pin = yes$' "$TMP/ollamax.conf" ||
+	{ echo "conf/ollamax.conf no longer preloads qwen2.5-coder:7b"; exit 1; }
 for tier in reasoning coding light; do
 	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
 		"$tier" "$tier" >"$TMP/agents/$tier.conf"
