@@ -17,7 +17,13 @@ ours() { tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | grep -qx "OLLAMAX_TEST_T
 
 # gone PID: the process has ended (a zombie has, though kill(2) finds it).
 # Its state follows the last ')': a name may hold blanks ("ollamax: worker").
-gone() { [ ! -e "/proc/$1" ] || [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+# One read: the shell may reap a zombie between a look for its directory
+# and a read of its state, and an unreadable state is an ended process.
+gone() {
+	local state
+	state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
+	[ -z "$state" ] || [ "$state" = Z ]
+}
 
 # forget_pid PID: the test has ended it itself, or it is not the cleanup's
 # to stop.

@@ -713,9 +713,8 @@ sigterm_with_answer() { # hello|fetch
 		sleep 0.05
 		kill -TERM "$child"
 		kill -CONT "$child"
-		# It ends within some 30 ms, but under ASan, in this file's run,
-		# it took over 5 s in 2 of 25 tries of the fetch: 15 s, since a
-		# child that missed the signal would run for good.
+		# It ends within some 60 ms; 15 s leaves room for a loaded
+		# machine, since a child that missed the signal runs for good.
 		for _ in $(seq 1 300); do
 			gone "$child" && break
 			sleep 0.05
