@@ -702,6 +702,12 @@ ipc_request(struct ipc_client *c, const void *data, size_t len,
 
 	if (r == NULL)
 		fatal("out of memory");
+	/* Asked from a request's end as the client closes: it would go on
+	 * after the client is freed. */
+	if (c->closing) {
+		free(r);
+		return NNG_ECLOSED;
+	}
 	/* The peer takes no more (NNG_OPT_RECVMAXSZ): sent, it would cut the
 	 * connection, and every other request under way on it. */
 	if (len > MSG_MAX_FRAME) {

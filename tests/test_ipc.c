@@ -303,3 +303,37 @@ Test(ipc, a_request_sent_when_its_client_closes_ends_once_cancelled)
 	cr_assert_eq(answered, 0);
 	nng_close(rep);
 }
+
+/* A request's end that asks again, as a caller that retries would. */
+static struct ipc_client *asking;
+static int asked_again;
+
+static void
+ask_again(void *arg, int err, const void *data, size_t len)
+{
+	got(arg, err, data, len);
+	asked_again = ipc_request(asking, "y", 1, 5000, got, arg);
+}
+
+Test(ipc, a_request_asked_for_while_its_client_closes_is_refused)
+{
+	struct ipc_server *s = ipc_listen(loop, url, 4, echo, NULL);
+	int want = 1;
+
+	cr_assert_not_null(s);
+	asking = ipc_dial(loop, url);
+	cr_assert_not_null(asking);
+	answered = failed = 0;
+	hold = 2; /* one request comes: held until the close */
+	nheld = 0;
+	asked_again = 0;
+	cr_assert_eq(ipc_request(asking, "x", 1, 5000, ask_again, &want), 0);
+	for (int i = 0; i < 100 && nheld == 0; i++)
+		run_for(0.05);
+	cr_assert_eq(nheld, 1, "the server holds the request");
+	ipc_client_close(asking);
+	cr_assert_eq(failed, 1);
+	cr_assert_eq(asked_again, NNG_ECLOSED, "got %d", asked_again);
+	hold = 0;
+	ipc_server_close(s);
+}
