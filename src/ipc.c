@@ -696,24 +696,20 @@ int
 ipc_request(struct ipc_client *c, const void *data, size_t len,
     int64_t timeout_ms, ipc_reply_fn fn, void *arg)
 {
-	struct request *r = calloc(1, sizeof(*r));
+	struct request *r;
 	nng_msg *m;
 	int rv;
 
-	if (r == NULL)
-		fatal("out of memory");
 	/* Asked from a request's end as the client closes: it would go on
 	 * after the client is freed. */
-	if (c->closing) {
-		free(r);
+	if (c->closing)
 		return NNG_ECLOSED;
-	}
 	/* The peer takes no more (NNG_OPT_RECVMAXSZ): sent, it would cut the
 	 * connection, and every other request under way on it. */
-	if (len > MSG_MAX_FRAME) {
-		free(r);
+	if (len > MSG_MAX_FRAME)
 		return NNG_EMSGSIZE;
-	}
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("out of memory");
 	r->client = c;
 	r->fn = fn;
 	r->arg = arg;
