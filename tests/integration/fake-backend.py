@@ -4,7 +4,8 @@
 Usage: fake-backend.py PORT_FILE MODE_FILE. Listens on 127.0.0.1, on a free
 port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
 "load" and "ps" pick how generate calls, loads and /api/ps answer. Every
-request is appended to MODE_FILE.log as "METHOD PATH KIND MODEL".
+request is appended to MODE_FILE.log as "METHOD PATH KIND MODEL". In mode
+"gate", a generate call logs "GATE PROMPT" and waits for MODE_FILE.open.
 """
 import json
 import os
@@ -211,6 +212,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.stream([json.dumps(dict(word, response="\x01" *
                                                 40000)) + "\n"] * 5 +
                                [json.dumps(done) + "\n"])
+        if how == "gate":
+            # Held until the test opens the gate (30 s at most), in the
+            # order it came.
+            logged("GATE %s" % req.get("prompt", ""))
+            for _ in range(600):
+                if os.path.exists(MODE_FILE + ".open"):
+                    break
+                time.sleep(0.05)
         if how == "echo":
             # What the backend was sent, as the answer.
             word["response"] = "system: %s | prompt: %s" % (

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# An agent's priority reaches the broker: with its one slot held, the
+# requests that wait for it are served high first, then normal, then low,
+# whatever order they came in.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+MODE="$TMP/mode.json"
+echo '{"gen": "gate"}' >"$MODE"
+python3 "$ROOT/tests/integration/fake-backend.py" "$TMP/port" "$MODE" \
+	2>"$TMP/fake.log" &
+PIDS+=("$!")
+for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+# Bounds far apart, so that the order cannot hang on how long each
+# waited: a priority weighs a request by (max_wait_normal / its
+# max_wait)^0.25, 5.5 for high and 0.2 for low here, and a high request
+# that has waited 0.4 s is served by aging before any other.
+fleet_conf "http://127.0.0.1:$(cat "$TMP/port")" <<CONF
+[broker]
+parallel = 1
+max_wait_high = 1s
+max_wait_normal = 15m
+max_wait_low = 168h
+[tier.light]
+model = tinyllama
+CONF
+for agent in first:normal early:low late:low middle:normal urgent:high; do
+	printf '[agent]\nname = %s\ntier = light\npriority = %s\ntrigger = demand\nprompt = {{name}} {{input}}\n' \
+		"${agent%%:*}" "${agent##*:}" >"$TMP/agents/${agent%%:*}.conf"
+done
+start_fleet
+check "the supervisor is up" wait_log "ready:"
+"$CTL" -c "$TMP/ollamax.conf" run first now
+check "a first run takes the slot, and is held there" \
+	wait_log "GATE first now" "$MODE.log"
+# The lowest first, the highest last.
+for agent in early late middle urgent; do
+	"$CTL" -c "$TMP/ollamax.conf" run "$agent" now
+done
+check "four more wait in the broker" status_until 's["broker"]["queued"] == 4'
+touch "$MODE.open"
+served_in_order() {
+	local got
+	for _ in $(seq 1 200); do
+		[ "$(grep -c "^GATE" "$MODE.log")" -eq 5 ] && break
+		sleep 0.05
+	done
+	got=$(sed -n 's/^GATE \([a-z]*\) now$/\1/p' "$MODE.log" | tr '\n' ' ')
+	# The two low ones in either order: they came from two workers.
+	case "$got" in
+	"first urgent middle early late " | "first urgent middle late early ") ;;
+	*) echo "      served: $got"; return 1 ;;
+	esac
+}
+check "they are served high, then normal, then low" served_in_order
+all_answered() {
+	for agent in first early late middle urgent; do
+		wait_log "$agent: run 1: tinyllama answered" || {
+			echo "      $agent's answer is not logged"
+			return 1
+		}
+	done
+}
+check "and each agent's answer is logged" all_answered
+check "the supervisor stops cleanly" stopped
+finish
