@@ -5,14 +5,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-MODE="$TMP/mode.json"
-echo '{}' >"$MODE"
-python3 "$ROOT/tests/integration/fake-backend.py" "$TMP/port" "$MODE" \
-	2>"$TMP/fake.log" &
-PIDS+=("$!")
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+start_fake_backend '{}'
 # Two models that do not fit together: a switch unloads one.
-fleet_conf "http://127.0.0.1:$(cat "$TMP/port")" <<CONF
+fleet_conf "$URL_fake" <<CONF
 [broker]
 parallel = 2
 vram_mb = 4096

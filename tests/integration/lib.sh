@@ -103,6 +103,18 @@ start_emu() {
 	printf -v "PID_$name" '%s' "$EMU_PID"
 }
 
+# start_fake_backend MODE: a fake Ollama (fake-backend.py), told how to
+# answer by the JSON in $MODE, MODE to begin with; its URL in URL_fake.
+start_fake_backend() {
+	MODE="$TMP/mode.json"
+	echo "$1" >"$MODE"
+	python3 "$ROOT/tests/integration/fake-backend.py" "$TMP/port" "$MODE" \
+		2>"$TMP/fake.log" &
+	PIDS+=("$!")
+	for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+	URL_fake="http://127.0.0.1:$(cat "$TMP/port")"
+}
+
 # fleet_conf URL: the start of an ollamax.conf for a fleet in $TMP: two
 # workers, every directory inside $TMP, the backend at URL. Sections
 # follow on standard input.

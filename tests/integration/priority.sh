@@ -5,17 +5,12 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-MODE="$TMP/mode.json"
-echo '{"gen": "gate"}' >"$MODE"
-python3 "$ROOT/tests/integration/fake-backend.py" "$TMP/port" "$MODE" \
-	2>"$TMP/fake.log" &
-PIDS+=("$!")
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+start_fake_backend '{"gen": "gate"}'
 # Bounds far apart, so that the order cannot hang on how long each
 # waited: a priority weighs a request by (max_wait_normal / its
 # max_wait)^0.25, 5.5 for high and 0.2 for low here, and a high request
 # that has waited 0.4 s is served by aging before any other.
-fleet_conf "http://127.0.0.1:$(cat "$TMP/port")" <<CONF
+fleet_conf "$URL_fake" <<CONF
 [broker]
 parallel = 1
 max_wait_high = 1s
