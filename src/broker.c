@@ -63,7 +63,9 @@ struct bmodel {
 	int unloading;
 	int64_t unload_sent;     /* ms */
 	int unload_tries;        /* asked, since the policy decided it */
-	struct model_io *paused; /* a load waiting to be tried again */
+	/* The load or unload under way, or waiting to be tried again: the
+	 * broker's to free if it stops first. */
+	struct model_io *io;
 	int pauses;              /* in a row, since the last load */
 	/* Why it counts as missing, when the backend refused to load it;
 	 * empty when the backend lacks it. */
@@ -340,7 +342,7 @@ load_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	b->models[io->model].paused = NULL;
+	b->models[io->model].io = NULL;
 	policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_FAILED, 0);
 	free(io);
 	apply(b);
@@ -354,7 +356,6 @@ load_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	b->models[io->model].paused = NULL;
 	model_io(b, io->model, 1);
 	free(io);
 }
@@ -398,7 +399,6 @@ load_done(void *arg, struct ollama_result *res)
 		ev_timer_init(&io->pause, load_retry_cb, after, 0);
 		io->pause.data = io;
 		ev_timer_start(b->loop, &io->pause);
-		m->paused = io;
 		ollama_result_free(res);
 		return;
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
@@ -417,7 +417,6 @@ load_done(void *arg, struct ollama_result *res)
 		ev_timer_init(&io->pause, load_pause_cb, pause, 0);
 		io->pause.data = io;
 		ev_timer_start(b->loop, &io->pause);
-		m->paused = io;
 		ollama_result_free(res);
 		return;
 	} else {
@@ -432,6 +431,7 @@ load_done(void *arg, struct ollama_result *res)
 		policy_loaded(
 		    b->policy, msg_clock_ms(), io->model, LOAD_MISSING, 0);
 	}
+	m->io = NULL;
 	ollama_result_free(res);
 	free(io);
 	apply(b);
@@ -494,6 +494,7 @@ unload_done(void *arg, struct ollama_result *res)
 		    b->models[io->model].name, res->error);
 		policy_unloaded(b->policy, msg_clock_ms(), io->model);
 		model_gone(b, io->model);
+		b->models[io->model].io = NULL;
 		ollama_result_free(res);
 		free(io);
 		apply(b);
@@ -504,6 +505,7 @@ unload_done(void *arg, struct ollama_result *res)
 		log_warnx(
 		    "unload of %s: %s", b->models[io->model].name, res->error);
 	b->models[io->model].unloading = 1;
+	b->models[io->model].io = NULL;
 	unload_poll_next(b);
 	ollama_result_free(res);
 	free(io);
@@ -525,6 +527,7 @@ model_io(struct broker *b, int model, int load)
 		fatal("out of memory");
 	io->b = b;
 	io->model = model;
+	b->models[model].io = io;
 	if (!load) {
 		b->models[model].unload_sent = msg_clock_ms();
 		b->models[model].unload_tries++;
@@ -1052,13 +1055,14 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);
 	ev_timer_stop(loop, &b->tags_poll);
-	for (int k = 0; k < b->nmodels; k++)
-		if (b->models[k].paused != NULL) {
-			ev_timer_stop(loop, &b->models[k].paused->pause);
-			free(b->models[k].paused);
-		}
 	ipc_server_close(b->server);
+	/* No call's end is reported past this. */
 	ollama_free(b->backend);
+	for (int k = 0; k < b->nmodels; k++)
+		if (b->models[k].io != NULL) {
+			ev_timer_stop(loop, &b->models[k].io->pause);
+			free(b->models[k].io);
+		}
 	{
 		struct job *j;
 

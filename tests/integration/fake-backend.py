@@ -3,9 +3,10 @@
 
 Usage: fake-backend.py PORT_FILE MODE_FILE. Listens on 127.0.0.1, on a free
 port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
-"load" and "ps" pick how generate calls, loads and /api/ps answer. Every
-request is appended to MODE_FILE.log as "METHOD PATH KIND MODEL". In mode
-"gate", a generate call logs "GATE PROMPT" and waits for MODE_FILE.open.
+"load", "unload" and "ps" pick how generate calls, loads, unloads and
+/api/ps answer. Every request is appended to MODE_FILE.log as "METHOD PATH
+KIND MODEL". In mode "gate", a call logs "GATE PROMPT", then waits for
+MODE_FILE.open before it is answered.
 """
 import json
 import os
@@ -108,6 +109,14 @@ class Handler(BaseHTTPRequestHandler):
         done = {"model": model, "response": "", "done": True,
                 "done_reason": "stop", "prompt_eval_count": 5,
                 "eval_count": 3}
+        if how == "gate":
+            # Held until the test opens the gate (30 s at most), in the
+            # order it came.
+            logged("GATE %s" % req.get("prompt", ""))
+            for _ in range(600):
+                if os.path.exists(MODE_FILE + ".open"):
+                    break
+                time.sleep(0.05)
         if kind == "unload":
             loaded.discard(model)
             return self.reply(200, json.dumps(done))
@@ -212,14 +221,6 @@ class Handler(BaseHTTPRequestHandler):
             return self.stream([json.dumps(dict(word, response="\x01" *
                                                 40000)) + "\n"] * 5 +
                                [json.dumps(done) + "\n"])
-        if how == "gate":
-            # Held until the test opens the gate (30 s at most), in the
-            # order it came.
-            logged("GATE %s" % req.get("prompt", ""))
-            for _ in range(600):
-                if os.path.exists(MODE_FILE + ".open"):
-                    break
-                time.sleep(0.05)
         if how == "echo":
             # What the backend was sent, as the answer.
             word["response"] = "system: %s | prompt: %s" % (
