@@ -77,8 +77,11 @@ proc_spawn(const char *path, char *const argv[])
 		sigprocmask(SIG_SETMASK, &before, NULL);
 		return pid;
 	}
-	/* The child: die with the parent, even if it died already. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* The child: die with the parent, even if it died already. SIGKILL,
+	 * since a child hung or stopped would not act on SIGTERM: it would
+	 * outlive its supervisor, keep its sockets from the next one, and
+	 * unlink their paths, the next one's by then, as it closed them. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
 	for (int sig = 1; sig < NSIG; sig++)

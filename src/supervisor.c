@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -170,11 +171,34 @@ lock_runtime(struct supervisor *s, char *why, size_t len)
 	return -1;
 }
 
+/*
+ * What a supervisor that died left, now that the lock says it is gone
+ * (its children died with it): sockets nobody answers on, whichever
+ * workers it had, and the pid file of a daemon, which would name it.
+ */
+static void
+remove_leftovers(struct supervisor *s)
+{
+	DIR *dir = opendir(s->runtime);
+	struct dirent *e;
+
+	if (dir == NULL)
+		return;
+	while ((e = readdir(dir)) != NULL) {
+		size_t n = strlen(e->d_name);
+
+		if ((n > 5 && strcmp(e->d_name + n - 5, ".sock") == 0) ||
+		    strcmp(e->d_name, "supervisor.pid") == 0)
+			unlinkat(dirfd(dir), e->d_name, 0);
+	}
+	closedir(dir);
+}
+
 static int
 prepare_runtime(struct supervisor *s, char *why, size_t len)
 {
 	struct stat st;
-	char path[PATH_MAX + 16], too_long[PATH_MAX + 96];
+	char too_long[PATH_MAX + 96];
 
 	/* The default, from $XDG_RUNTIME_DIR or /tmp, is checked here. */
 	if (config_runtime_dir_fits(s->runtime, too_long, sizeof(too_long))) {
@@ -200,13 +224,7 @@ prepare_runtime(struct supervisor *s, char *why, size_t len)
 	}
 	if (lock_runtime(s, why, len) != 0)
 		return -1;
-	/* Sockets left by a supervisor that died: nobody answers on them. */
-	snprintf(path, sizeof(path), "%s/ctl.sock", s->runtime);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/hub.sock", s->runtime);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/broker.sock", s->runtime);
-	unlink(path);
+	remove_leftovers(s);
 	snprintf(
 	    s->ctl_url, sizeof(s->ctl_url), "ipc://%s/ctl.sock", s->runtime);
 	snprintf(

@@ -643,6 +643,39 @@ sys.exit(0 if rc == 0 and took < 9 else 1)
 PY
 }
 check "stop sees a supervisor that its parent has not reaped yet as gone" unreaped_stop
+# A supervisor killed with SIGKILL takes its children with it, even hung
+# ones (stopped here): living on, they would keep their sockets from the
+# next supervisor, and unlink the paths, the next one's by then, as they
+# closed. The next one finds the runtime dir as a daemon left it.
+check "a daemon starts again" "$SUP" -c "$TMP/ollamax.conf" start --daemon
+daemon_pid=$(cat "$TMP/run/supervisor.pid" 2>/dev/null || echo 0)
+[ "$daemon_pid" -gt 1 ] && PIDS+=("$daemon_pid")
+check "with its children" wait_running 4
+children=$(status_json | python3 -c 'import json,sys
+print(" ".join(str(p["pid"]) for p in json.load(sys.stdin)["processes"] if p["role"] in ("broker", "worker")))')
+kill -STOP "$(worker_pid 1)"
+kill -STOP "$(status_json | python3 -c 'import json,sys
+print(next(p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"))')"
+[ "$daemon_pid" -gt 1 ] && kill -KILL "$daemon_pid"
+all_gone() {
+	for _ in $(seq 1 100); do
+		local left=0
+		for pid in "$@"; do gone "$pid" || left=1; done
+		[ "$left" -eq 0 ] && return 0
+		sleep 0.05
+	done
+	echo "      left running: $(for pid in "$@"; do gone "$pid" || echo "$pid"; done | tr '\n' ' ')"
+	return 1
+}
+# shellcheck disable=SC2086 # one pid a word
+check "killed with SIGKILL, it takes its children, hung or not" all_gone $children
+start_fleet
+check "a supervisor starts on the runtime dir it left" wait_log "ready:"
+check "without the pid file that named the dead one" test ! -e "$TMP/run/supervisor.pid"
+check "its children all run" wait_running 4
+check "and listen on sockets of their own" sh -c \
+	"test -S '$TMP/run/broker.sock' && test -S '$TMP/run/worker-0.sock' && test -S '$TMP/run/worker-1.sock'"
+check "it stops cleanly" stopped
 
 # with_broker NAME SCRIPT: a copy of the supervisor in $TMP/NAME whose
 # broker is the shell SCRIPT.
