@@ -74,16 +74,17 @@ Test(duration, json_keep_alive_takes_seconds_strings_and_null)
 	int present;
 	json_t *v;
 
-	/* Go's int(t) * time.Second: the fraction goes, 0.9 is 0. */
+	/* Ollama's time.Duration(t * float64(time.Second)): the fraction
+	 * is kept, 0.9 does not unload. */
 	v = json_real(2.5);
 	cr_assert_eq(
 	    emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err)), 0);
 	cr_assert(present);
-	cr_assert_eq(ns, 2000000000LL);
+	cr_assert_eq(ns, 2500000000LL);
 	json_decref(v);
 	v = json_real(0.9);
 	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));
-	cr_assert_eq(ns, 0);
+	cr_assert_eq(ns, 900000000LL);
 	json_decref(v);
 	v = json_real(-0.5);
 	emu_keep_alive_from_json(v, &present, &ns, err, sizeof(err));

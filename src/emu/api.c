@@ -94,16 +94,15 @@ emu_keep_alive_from_json(
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (json_is_number(v)) {
-		/* Go's int(t) * time.Second: whole seconds, the fraction
-		 * dropped (0.9 unloads), never an error; what would overflow
-		 * its int64 is forever here. */
-		double given = json_number_value(v), secs = trunc(given);
+		/* Ollama's time.Duration(t * float64(time.Second)): the
+		 * fraction kept (0.9 is 900 ms), never an error; any negative
+		 * is forever, and so here is what would overflow its int64. */
+		double given = json_number_value(v);
 
-		/* Go tests the sign before truncating: -0.5 is forever. */
 		*out_ns =
-		    given < 0 || secs * 1e9 > (double)EMU_KEEP_ALIVE_MAX_NS
+		    given < 0 || given * 1e9 > (double)EMU_KEEP_ALIVE_MAX_NS
 		    ? EMU_FOREVER
-		    : emu_keep_alive_clamp((int64_t)secs * NS_PER_SEC);
+		    : emu_keep_alive_clamp((int64_t)(given * 1e9));
 		*present = 1;
 		return 0;
 	}
