@@ -19,6 +19,7 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -27,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -172,12 +172,13 @@ lock_runtime(struct supervisor *s, char *why, size_t len)
 }
 
 /*
- * What a supervisor that died left, now that the lock says it is gone
- * (its children died with it): sockets nobody answers on, whichever
- * workers it had, and the pid file of a daemon, which would name it.
+ * The sockets of a supervisor, whichever workers it had, and its pid file:
+ * at its stop, and, left by one that died, once the lock says it is gone
+ * (its children died with it), since nobody answers on those sockets and
+ * the pid file would name it.
  */
 static void
-remove_leftovers(struct supervisor *s)
+remove_runtime_files(struct supervisor *s)
 {
 	DIR *dir = opendir(s->runtime);
 	struct dirent *e;
@@ -224,7 +225,7 @@ prepare_runtime(struct supervisor *s, char *why, size_t len)
 	}
 	if (lock_runtime(s, why, len) != 0)
 		return -1;
-	remove_leftovers(s);
+	remove_runtime_files(s);
 	snprintf(
 	    s->ctl_url, sizeof(s->ctl_url), "ipc://%s/ctl.sock", s->runtime);
 	snprintf(
@@ -235,20 +236,9 @@ prepare_runtime(struct supervisor *s, char *why, size_t len)
 static void
 remove_runtime(struct supervisor *s)
 {
-	static const char *const files[] = {
-	    "ctl.sock", "hub.sock", "broker.sock", "supervisor.pid"};
 	char path[PATH_MAX + 32];
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", s->runtime, files[i]);
-		unlink(path);
-	}
-	/* Each worker's command socket. */
-	for (int k = 0; k < s->nchildren; k++) {
-		snprintf(
-		    path, sizeof(path), "%s/worker-%d.sock", s->runtime, k);
-		unlink(path);
-	}
+	remove_runtime_files(s);
 	/* The lock goes last: a supervisor that takes the dir after it
 	 * finds nothing left to lose. */
 	snprintf(path, sizeof(path), "%s/supervisor.lock", s->runtime);
