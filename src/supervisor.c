@@ -186,9 +186,9 @@ remove_runtime_files(struct supervisor *s)
 	if (dir == NULL)
 		return;
 	while ((e = readdir(dir)) != NULL) {
-		size_t n = strlen(e->d_name);
+		const char *ext = strrchr(e->d_name, '.');
 
-		if ((n > 5 && strcmp(e->d_name + n - 5, ".sock") == 0) ||
+		if ((ext != NULL && strcmp(ext, ".sock") == 0) ||
 		    strcmp(e->d_name, "supervisor.pid") == 0)
 			unlinkat(dirfd(dir), e->d_name, 0);
 	}

@@ -647,16 +647,20 @@ check "stop sees a supervisor that its parent has not reaped yet as gone" unreap
 # ones (stopped here): living on, they would keep their sockets from the
 # next supervisor, and unlink the paths, the next one's by then, as they
 # closed. The next one finds the runtime dir as a daemon left it.
-check "a daemon starts again" "$SUP" -c "$TMP/ollamax.conf" start --daemon
+check "a daemon starts again" daemon_starts
 daemon_pid=$(cat "$TMP/run/supervisor.pid" 2>/dev/null || echo 0)
-[ "$daemon_pid" -gt 1 ] && PIDS+=("$daemon_pid")
+check "and writes its pid file" test "$daemon_pid" -gt 1
+PIDS+=("$daemon_pid")
 check "with its children" wait_running 4
-children=$(status_json | python3 -c 'import json,sys
-print(" ".join(str(p["pid"]) for p in json.load(sys.stdin)["processes"] if p["role"] in ("broker", "worker")))')
-kill -STOP "$(worker_pid 1)"
-kill -STOP "$(status_json | python3 -c 'import json,sys
-print(next(p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"))')"
-[ "$daemon_pid" -gt 1 ] && kill -KILL "$daemon_pid"
+# Role, index and pid of each child, from one status.
+status_json | python3 -c 'import json,sys
+for p in json.load(sys.stdin)["processes"]:
+    if p["role"] in ("broker", "worker"): print(p["role"], p["index"], p["pid"])' >"$TMP/children"
+children=$(cut -d' ' -f3 "$TMP/children")
+check "three of them" test "$(wc -l <"$TMP/children")" -eq 3
+# shellcheck disable=SC2046 # one pid a word
+kill -STOP $(awk '$1 == "broker" || ($1 == "worker" && $2 == 1) { print $3 }' "$TMP/children")
+kill -KILL "$daemon_pid"
 all_gone() {
 	for _ in $(seq 1 100); do
 		local left=0
