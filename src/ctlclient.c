@@ -100,7 +100,7 @@ deadline_end(struct deadline *d, pthread_t thread)
 #define CTL_DIAL_MIN_MS 1000
 
 int
-ctl_call(const char *runtime, const char *verb, const char *arg,
+ctl_call(const char *ctl_path, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply)
 {
 	struct msg_ctl req = {.json = (flags & CTL_JSON) != 0,
@@ -121,7 +121,7 @@ ctl_call(const char *runtime, const char *verb, const char *arg,
 
 	memset(reply, 0, sizeof(*reply));
 	snprintf(req.verb, sizeof(req.verb), "%s", verb);
-	snprintf(url, sizeof(url), "ipc://%s/ctl.sock", runtime);
+	snprintf(url, sizeof(url), "ipc://%s", ctl_path);
 	if (nng_req0_open(&sock) != 0)
 		return CTL_UNREACHABLE;
 	nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
@@ -210,7 +210,7 @@ supervisor_gone(pid_t pid)
 }
 
 int
-ctl_stop_and_wait(const char *runtime, pid_t *pid)
+ctl_stop_and_wait(const char *ctl_path, pid_t *pid)
 {
 	struct msg_ctl_reply reply;
 	json_t *status;
@@ -218,7 +218,7 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 	int ok;
 
 	*pid = 0;
-	if (ctl_call(runtime, "status", NULL, NULL, CTL_JSON,
+	if (ctl_call(ctl_path, "status", NULL, NULL, CTL_JSON,
 	        CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply) != 0)
 		return 3;
 	status = reply.ok && reply.body ? json_loads(reply.body, 0, NULL) : NULL;
@@ -230,7 +230,7 @@ ctl_stop_and_wait(const char *runtime, pid_t *pid)
 	/* Whatever answers without a supervisor's pid is none. */
 	if (*pid <= 0)
 		return 3;
-	if (ctl_call(runtime, "stop", NULL, NULL, 0,
+	if (ctl_call(ctl_path, "stop", NULL, NULL, 0,
 	        CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply) != 0)
 		return 3;
 	ok = reply.ok;

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,8 +261,33 @@ usage_error(const char *fmt, ...)
 	return 2;
 }
 
-int
-main(int argc, char **argv)
+static void
+unreachable(const char *ctl_path)
+{
+	struct stat st;
+
+	fprintf(stderr, "ollamaxctl: no supervisor answers on %s\n", ctl_path);
+	/* The runtime dir is the likely mix-up for the socket in it. */
+	if (stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode))
+		fprintf(stderr,
+		    "ollamaxctl: %s is a directory: -s takes the control "
+		    "socket's path, such as %s/ctl.sock\n",
+		    ctl_path, ctl_path);
+}
+
+struct options {
+	const char *sock, *conf, *manifest, *timeout_text;
+	int json, wait;
+};
+
+/*
+ * Reads options up to the first operand: called for those before the
+ * command, then for the command's own. What follows a command's first
+ * operand is text, whatever it starts with. Returns -1 when done, or the
+ * exit status.
+ */
+static int
+read_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 	    {"socket", required_argument, NULL, 's'},
@@ -273,35 +299,31 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *sock = NULL, *conf = NULL, *verb, *arg = NULL,
-	           *manifest = NULL, *input = NULL, *timeout_text = NULL;
-	char *stdin_text = NULL;
-	char runtime[PATH_MAX], file[PATH_MAX];
-	struct msg_ctl_reply reply;
-	int opt, json = 0, wait = 0, rc, timeout_ms;
-	pid_t pid;
+	int opt;
 
-	log_init("ollamaxctl", 0);
+	/* 0 starts glibc's getopt afresh, for the second call. */
+	optind = 0;
+	opterr = 0;
 	while ((opt = getopt_long(
-	            argc, argv, "s:c:f:jwt:hV", longopts, NULL)) != -1) {
+	            argc, argv, "+:s:c:f:jwt:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			sock = optarg;
+			o->sock = optarg;
 			break;
 		case 'c':
-			conf = optarg;
+			o->conf = optarg;
 			break;
 		case 'j':
-			json = 1;
+			o->json = 1;
 			break;
 		case 'f':
-			manifest = optarg;
+			o->manifest = optarg;
 			break;
 		case 'w':
-			wait = 1;
+			o->wait = 1;
 			break;
 		case 't':
-			timeout_text = optarg;
+			o->timeout_text = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -309,21 +331,66 @@ main(int argc, char **argv)
 		case 'V':
 			printf("ollamaxctl %s\n", PACKAGE_VERSION);
 			return 0;
+		case ':':
+			/* glibc sets optopt for a long option too. */
+			if (strncmp(argv[optind - 1], "--", 2) == 0)
+				return usage_error(
+				    "%s needs a value", argv[optind - 1]);
+			return usage_error("-%c needs a value", optopt);
 		default:
-			fputs(usage_text, stderr);
-			return 2;
+			if (optopt != 0)
+				return usage_error(
+				    "unknown option -%c", optopt);
+			return usage_error(
+			    "unknown option %s", argv[optind - 1]);
 		}
 	}
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = {0};
+	const char *sock, *conf, *verb, *arg = NULL, *manifest, *input = NULL,
+	                                *timeout_text;
+	char *stdin_text = NULL, **operands;
+	char ctl_path[PATH_MAX + 16], file[PATH_MAX];
+	struct msg_ctl_reply reply;
+	int json, wait, rc, timeout_ms, first, nops;
+	pid_t pid;
+
+	log_init("ollamaxctl", 0);
+	if ((rc = read_options(argc, argv, &o)) >= 0)
+		return rc;
 	if (optind >= argc)
 		return usage_error("a command is missing");
-	verb = argv[optind];
-	if (argc - optind > (strcmp(verb, "run") == 0 ? 3 : 2))
+	first = optind;
+	verb = argv[first];
+	/* The command stands in for argv[0]. */
+	if ((rc = read_options(argc - first, argv + first, &o)) >= 0)
+		return rc;
+	operands = argv + first + optind;
+	nops = argc - first - optind;
+	/* "--" after the name, as other tools take it: the text follows. */
+	if (nops >= 2 && strcmp(operands[1], "--") == 0) {
+		operands[1] = operands[0];
+		operands++;
+		nops--;
+	}
+	if (nops > (strcmp(verb, "run") == 0 ? 2 : 1))
 		return usage_error("%s: too many arguments, from \"%.40s\"",
-		    verb, argv[optind + (strcmp(verb, "run") == 0 ? 3 : 2)]);
-	if (argc - optind >= 2)
-		arg = argv[optind + 1];
-	if (argc - optind == 3)
-		input = argv[optind + 2];
+		    verb, operands[strcmp(verb, "run") == 0 ? 2 : 1]);
+	if (nops >= 1)
+		arg = operands[0];
+	if (nops == 2)
+		input = operands[1];
+	sock = o.sock;
+	conf = o.conf;
+	manifest = o.manifest;
+	timeout_text = o.timeout_text;
+	json = o.json;
+	wait = o.wait;
 	if (manifest != NULL) {
 		if (strcmp(verb, "spawn") != 0 || arg != NULL)
 			return usage_error(
@@ -374,16 +441,10 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (sock != NULL) {
-		/* The socket's folder is the runtime dir. */
-		const char *slash = strrchr(sock, '/');
-
-		if (slash == NULL)
-			snprintf(runtime, sizeof(runtime), ".");
-		else
-			snprintf(runtime, sizeof(runtime), "%.*s",
-			    (int)(slash - sock), sock);
+		snprintf(ctl_path, sizeof(ctl_path), "%s", sock);
 	} else {
 		struct diag d = {0};
+		char runtime[PATH_MAX];
 
 		if (config_ctl_runtime_dir(
 		        conf, runtime, sizeof(runtime), &d) != 0) {
@@ -396,6 +457,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 		diag_free(&d);
+		snprintf(ctl_path, sizeof(ctl_path), "%s/ctl.sock", runtime);
 	}
 	if (wait && strcmp(verb, "run") != 0)
 		return usage_error("-w goes with run only");
@@ -422,12 +484,11 @@ main(int argc, char **argv)
 		timeout_ms = ns < 1000000 ? 1 : (int)(ns / 1000000);
 	}
 	/* A unix socket's path fits in sun_path, or it cannot be reached. */
-	if (strlen(runtime) + strlen("/ctl.sock") >=
-	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
+	if (strlen(ctl_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		fprintf(stderr,
-		    "ollamaxctl: %.60s.../ctl.sock: longer than the %zu bytes "
-		    "of a socket's path\n",
-		    runtime, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		    "ollamaxctl: %.60s...: longer than the %zu bytes of a "
+		    "socket's path\n",
+		    ctl_path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		return 3;
 	}
 	if (input != NULL && strcmp(input, "-") == 0) {
@@ -439,11 +500,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (strcmp(verb, "stop") == 0) {
-		rc = ctl_stop_and_wait(runtime, &pid);
+		rc = ctl_stop_and_wait(ctl_path, &pid);
 		if (rc == 3)
-			fprintf(stderr,
-			    "ollamaxctl: no supervisor answers on %s/ctl.sock\n",
-			    runtime);
+			unreachable(ctl_path);
 		else if (rc == 1)
 			fprintf(stderr,
 			    "ollamaxctl: supervisor %d is still running\n",
@@ -452,7 +511,7 @@ main(int argc, char **argv)
 			printf("{\"stopped\":%d}\n", (int)pid);
 		return rc;
 	}
-	rc = ctl_call(runtime, verb, arg, input,
+	rc = ctl_call(ctl_path, verb, arg, input,
 	    (json ? CTL_JSON : 0) | (wait ? CTL_WAIT : 0), timeout_ms, &reply);
 	free(stdin_text);
 	if (rc == CTL_UNANSWERED && wait) {
@@ -472,15 +531,13 @@ main(int argc, char **argv)
 	}
 	if (rc == CTL_UNANSWERED) {
 		fprintf(stderr,
-		    "ollamaxctl: the supervisor on %s/ctl.sock took %s but did "
-		    "not answer within %d s\n",
-		    runtime, verb, timeout_ms / 1000);
+		    "ollamaxctl: the supervisor on %s took %s but did not "
+		    "answer within %d s\n",
+		    ctl_path, verb, timeout_ms / 1000);
 		return 3;
 	}
 	if (rc != 0) {
-		fprintf(stderr,
-		    "ollamaxctl: no supervisor answers on %s/ctl.sock\n",
-		    runtime);
+		unreachable(ctl_path);
 		return 3;
 	}
 	if (!reply.ok) {

@@ -99,13 +99,13 @@ int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
 #define CTL_UNREACHABLE 3 /* nobody takes the command */
 #define CTL_UNANSWERED 4  /* taken, but no answer within the timeout */
 /*
- * Sends verb (and arg, and input for run) to the supervisor of runtime and
- * waits up to timeout_ms for its answer. Returns 0 with reply filled,
- * CTL_UNREACHABLE or CTL_UNANSWERED.
+ * Sends verb (and arg, and input for run) to the supervisor listening on
+ * the control socket ctl_path and waits up to timeout_ms for its answer.
+ * Returns 0 with reply filled, CTL_UNREACHABLE or CTL_UNANSWERED.
  */
-int ctl_call(const char *runtime, const char *verb, const char *arg,
+int ctl_call(const char *ctl_path, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply);
 /* Asks it to stop and waits until it is gone: 0, 1 (timed out) or 3. */
-int ctl_stop_and_wait(const char *runtime, pid_t *pid);
+int ctl_stop_and_wait(const char *ctl_path, pid_t *pid);
 
 #endif

@@ -1442,8 +1442,9 @@ status_json(struct supervisor *s)
 
 	json_array_append_new(procs,
 	    json_pack("{s:s,s:i,s:i,s:s,s:i,s:I}", "role", "supervisor",
-	        "index", 0, "pid", (int)getpid(), "state", "running",
-	        "restarts", 0, "rss_kb", (json_int_t)proc_rss_kb(0)));
+	        "index", 0, "pid", (int)getpid(), "state",
+	        s->stopping ? "stopping" : "running", "restarts", 0, "rss_kb",
+	        (json_int_t)proc_rss_kb(0)));
 	for (int i = 0; i < s->nchildren; i++) {
 		struct child *c = &s->children[i];
 		/* Read now: a report would be a second late, and none has
@@ -1541,6 +1542,18 @@ agents_json(struct supervisor *s)
 	return json_pack("{s:o}", "agents", list);
 }
 
+static int
+changes_agents(const char *verb)
+{
+	static const char *const verbs[] = {
+	    "spawn", "spawn-file", "kill", "restart", "run", "reload"};
+
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verb, verbs[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * ctl.sock: status, agents, reload and stop are answered here; spawn,
  * spawn-file, kill, restart and run when the worker has carried them out.
@@ -1568,6 +1581,11 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	} else if (ctl_refused_late(
 	               ctl.until_ms, why, sizeof(why), "%s", ctl.verb)) {
 		/* refused, said why */
+	} else if (s->stopping && changes_agents(ctl.verb)) {
+		/* Its children are going: nothing it starts would last. */
+		snprintf(why, sizeof(why),
+		    "the supervisor is stopping: %s is not carried out",
+		    ctl.verb);
 	} else if (strcmp(ctl.verb, "status") == 0) {
 		body = status_json(s);
 	} else if (strcmp(ctl.verb, "agents") == 0) {
@@ -2058,7 +2076,7 @@ static int
 cmd_stop(const char *given)
 {
 	struct diag d = {0};
-	char runtime[PATH_MAX];
+	char runtime[PATH_MAX], ctl_path[PATH_MAX + 16];
 	pid_t pid;
 	int rc;
 
@@ -2071,11 +2089,12 @@ cmd_stop(const char *given)
 		return 1;
 	}
 	diag_free(&d);
-	rc = ctl_stop_and_wait(runtime, &pid);
+	snprintf(ctl_path, sizeof(ctl_path), "%s/ctl.sock", runtime);
+	rc = ctl_stop_and_wait(ctl_path, &pid);
 	if (rc == 3)
 		fprintf(stderr,
-		    "ollamax-supervisor: no supervisor answers on %s/ctl.sock\n",
-		    runtime);
+		    "ollamax-supervisor: no supervisor answers on %s\n",
+		    ctl_path);
 	return rc;
 }
 

@@ -161,6 +161,17 @@ assert a["eval_tokens"] == 6 and len(a["answer"]) > 0, a' "$out"
 check "run -w waits for the run and returns its answer and figures" waited_answer
 check "run -w prints the answer itself" \
 	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w asker 'quick one')\""
+# Text, not options: what follows the agent's name, whatever it starts
+# with, and what follows -- there, as other tools take it.
+dash_text() {
+	local out
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w asker "$@") || return 1
+	python3 -c 'import json,sys
+a = json.loads(sys.argv[1])
+assert a["agent"] == "asker" and a["prompt_tokens"] > 3, a' "$out"
+}
+check "a run text may start with -" dash_text "-h --json -t"
+check "and may follow --" dash_text -- "-w and more"
 # With 16 KiB task stacks, as the minimum allows.
 # run_w_unwritten AGENT WHY: run -w prints the answer the agent's file
 # output could not take, says why on stderr, and exits 1.

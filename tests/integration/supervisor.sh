@@ -52,6 +52,21 @@ long_socket() {
 }
 check "a socket path too long to reach is said so, exit 3" long_socket
 check "ollamaxctl exits 3 when no supervisor runs" ctl_unreachable
+socket_is_dir() {
+	local out rc=0
+	out=$("$CTL" -s "$TMP" status 2>&1) || rc=$?
+	[ "$rc" -eq 3 ] && has "$out" "$TMP is a directory: -s takes the control socket's path, such as $TMP/ctl.sock"
+}
+check "-s naming a directory is told to name the socket in it" socket_is_dir
+usage_said() {
+	local want=$1 out rc=0
+	shift
+	out=$("$CTL" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "ollamaxctl: $want"
+}
+check "an unknown option is named, exit 2" usage_said "unknown option -x" run -x some-agent
+check "so is a long one" usage_said "unknown option --frob" --frob status
+check "an option without its value is named, exit 2" usage_said "-s needs a value" status -s
 
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
 sup_pid=$!
@@ -251,16 +266,14 @@ if [ "$between_sent" = 1 ]; then
 		sh -c "[ \"\$(cat '$TMP/between.rc')\" != 124 ]"
 fi
 check "and answers again" sh -c "'$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
-# So does a worker. Reached through a link named ctl.sock, its socket
-# answers ollamaxctl's frame with an error: an answer all the same.
-mkdir -p "$TMP/w0"
-ln -sf "$TMP/run/worker-0.sock" "$TMP/w0/ctl.sock"
+# So does a worker. Its socket, named by -s, answers ollamaxctl's frame
+# with an error: an answer all the same.
 hang_up_halfway "$(worker_pid 0)" "$TMP/run/worker-0.sock"
 check "a worker's socket a client hung up on halfway is put back" \
 	wait_log "worker-0.sock took no new connection after a peer hung up halfway through connecting: listening again"
 worker_answers() {
 	local out rc=0
-	out=$("$CTL" -s "$TMP/w0/ctl.sock" status 2>&1) || rc=$?
+	out=$("$CTL" -s "$TMP/run/worker-0.sock" status 2>&1) || rc=$?
 	[ "$rc" -eq 1 ] && has "$out" "bad command frame"
 }
 check "and takes a new connection's frame" worker_answers
@@ -481,7 +494,21 @@ check "agents killed, then their manifests removed, leave the list at a reload" 
 check "the list has none of them" sh -c "! '$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^new'"
 
 children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
+# While it waits for its children to stop, the supervisor still answers
+# what it is doing and refuses new work. Worker 1, held, keeps it waiting.
+held=$(worker_pid 1)
+kill -STOP "$held"
 kill -TERM "$sup_pid"
+check "a stopping supervisor says so in its status" \
+	status_until 'next(p for p in s["processes"] if p["role"] == "supervisor")["state"] == "stopping"'
+refused_stopping() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "the supervisor is stopping: $1 is not carried out"
+}
+check "and refuses a run" refused_stopping run second
+check "and a reload" refused_stopping reload
+kill -CONT "$held"
 rc=0
 wait "$sup_pid" || rc=$?
 check "SIGTERM: the supervisor exits 0" eq "$rc" 0
