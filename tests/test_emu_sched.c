@@ -289,7 +289,7 @@ Test(sched, requests_beyond_parallel_wait_in_fifo_order_for_a_slot)
 		finish_and_free(q[i]);
 }
 
-Test(sched, requests_for_a_loading_model_wait_for_the_load_then_share_it)
+Test(sched, requests_for_a_loading_model_queue_then_share_the_load)
 {
 	struct esched_req *a, *b, *c;
 
@@ -299,13 +299,80 @@ Test(sched, requests_for_a_loading_model_wait_for_the_load_then_share_it)
 	c = submit(3, ALPHA);
 	expect_log("load alpha:latest;");
 	cr_assert_eq(s.stats.loads, 1, "one load serves all three");
+	cr_assert_eq(b->state, ESR_PENDING, "not loaded yet: it queues");
+	cr_assert_eq(s.pending_len, 2);
 	load_done(ALPHA);
-	expect_log(
-	    "ready alpha:latest#1;ready alpha:latest#2;ready alpha:latest#3;"
-	    "start alpha:latest#1;start alpha:latest#2;");
+	expect_log("ready alpha:latest#1;start alpha:latest#1;"
+	           "ready alpha:latest#2;start alpha:latest#2;"
+	           "ready alpha:latest#3;");
+	cr_assert_eq(s.pending_len, 0);
 	free(a);
 	free(b);
 	free(c);
+}
+
+Test(sched, a_request_for_a_loading_model_waits_behind_another_models_eviction)
+{
+	struct esched_req *a, *b, *c, *d;
+
+	/* alpha and beta do not fit together */
+	start(config(1, 1500));
+	a = submit(1, ALPHA);
+	b = submit(2, BETA);
+	c = submit(3, ALPHA);
+	load_done(ALPHA);
+	expect_log("load alpha:latest;ready alpha:latest#1;start "
+	           "alpha:latest#1;");
+	/* beta, ahead of c, has the loop wait for alpha to drain */
+	cr_assert_eq(b->state, ESR_CURRENT);
+	cr_assert_eq(c->state, ESR_PENDING, "c waits behind b");
+	/* a request that comes now finds alpha loaded and attaches */
+	d = submit(4, ALPHA);
+	expect_log("ready alpha:latest#4;");
+	finish_and_free(a);
+	finish_and_free(d);
+	expect_log("");
+	cr_assert(unloading(ALPHA));
+	unload_done();
+	expect_log("load beta:latest;");
+	cr_assert_eq(c->state, ESR_PENDING);
+	free(b);
+	free(c);
+}
+
+Test(sched, a_load_whose_client_leaves_stops_and_the_loop_goes_on)
+{
+	struct esched_req *a, *b;
+
+	start(config(1, 4096));
+	a = submit(1, ALPHA);
+	b = submit(2, BETA);
+	finish_and_free(a);
+	cr_assert(unloading(ALPHA), "the runner is closed");
+	cr_assert_eq(s.stats.aborted_loads, 1);
+	cr_assert_eq(b->state, ESR_PENDING, "until it is closed");
+	unload_done();
+	expect_log("load beta:latest;");
+	cr_assert_null(runner(ALPHA));
+	load_done(BETA);
+	expect_log("ready beta:latest#2;start beta:latest#2;");
+	free(b);
+}
+
+Test(
+    sched, a_model_load_asked_with_an_empty_prompt_stops_when_its_client_leaves)
+{
+	struct esched_req *q;
+
+	start(config(1, 4096));
+	q = req(1, ALPHA);
+	q->needs_slot = 0;
+	esched_submit(&s, q, now);
+	finish_and_free(q);
+	cr_assert(unloading(ALPHA));
+	unload_done();
+	cr_assert_null(runner(ALPHA));
+	cr_assert_eq(esched_vram_used(&s), 0);
 }
 
 Test(sched, the_pending_loop_loads_one_model_at_a_time)
@@ -808,6 +875,23 @@ Test(sched, unloading_by_empty_prompt_waits_for_a_busy_model_to_drain)
 	expect_log("");
 	esched_finish(&s, q, now);
 	expect_log("unload alpha:latest;");
+	free(q);
+}
+
+Test(sched, unloading_a_model_still_loading_does_nothing)
+{
+	struct esched_req *q;
+
+	start(config(1, 4096));
+	q = submit(1, ALPHA);
+	clear();
+	esched_expire_model(&s, ALPHA, now);
+	cr_assert_eq(drain(), 0);
+	load_done(ALPHA);
+	esched_finish(&s, q, now);
+	clear();
+	cr_assert_not(unloading(ALPHA), "its keep-alive holds");
+	cr_assert_eq(esched_next_deadline(&s), 5 * MIN);
 	free(q);
 }
 

@@ -225,6 +225,7 @@ struct esched_stats {
 	uint64_t unloads;
 	uint64_t evictions; /* unloads the scheduler forced to make room */
 	uint64_t reloads;   /* unloads forced by a change of runner options */
+	uint64_t aborted_loads; /* their client hung up during the load */
 	uint64_t rejected;
 	size_t peak_pending;
 };

@@ -427,11 +427,12 @@ esched_submit(struct esched *s, struct esched_req *q, int64_t now)
 	q->waited_for_load = 0;
 	r = esched_find_runner(s, q->model);
 	/*
-	 * getRunner attaches to a loaded runner at once. A request for a
-	 * runner still loading waits for it in Ollama too (needsReload
-	 * blocks on the runner's lock until the load is over).
+	 * getRunner attaches to a loaded runner at once. A runner still
+	 * loading is not among the loaded ones yet (since Ollama 0.30 the
+	 * whole load happens before it is listed), so a request for it joins
+	 * the pending queue, behind requests for other models.
 	 */
-	if (r != NULL && !needs_reload(r, q)) {
+	if (r != NULL && r->state == RUNNER_READY && !needs_reload(r, q)) {
 		attach(s, q, r, now);
 		grant_slots(s, r, now);
 		return;
@@ -556,11 +557,21 @@ esched_finish(struct esched *s, struct esched_req *q, int64_t now)
 	q->state = ESR_DONE;
 	q->runner = NULL;
 	r->refcount--;
-	/* A loading runner left without requests still finishes its load. */
 	if (r->state == RUNNER_READY) {
 		grant_slots(s, r, now);
 		if (r->refcount == 0)
 			runner_went_idle(s, r, now);
+	} else if (r->state == RUNNER_LOADING && r->refcount == 0) {
+		/*
+		 * The load runs under the context of the request it is for:
+		 * that client gone, Ollama stops the load and closes the
+		 * runner, and the pending loop goes on once it is closed.
+		 */
+		start_unload(s, r);
+		s->stats.aborted_loads++;
+		if (s->block == ESB_LOADING && s->blocking_runner == r)
+			s->block = ESB_UNLOAD;
+		return;
 	}
 	process_pending(s, now);
 }
@@ -570,7 +581,8 @@ esched_expire_model(struct esched *s, const struct emu_model *m, int64_t now)
 {
 	struct esched_runner *r = esched_find_runner(s, m);
 
-	if (r == NULL)
+	/* One still loading is not among Ollama's loaded runners yet. */
+	if (r == NULL || r->state == RUNNER_LOADING)
 		return;
 	r->shown_expiry_ns = now;
 	mark_to_expire(s, r);

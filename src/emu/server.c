@@ -575,7 +575,8 @@ ps_json(struct emu *e)
 		char when[64];
 		int64_t exp;
 
-		if (r->state == RUNNER_UNLOADING || n == 64)
+		/* Ollama lists a runner once its load is over. */
+		if (r->state != RUNNER_READY || n == 64)
 			continue;
 		if (r->shown_expiry_ns != 0)
 			exp = sim_to_wall(e, r->shown_expiry_ns);
@@ -670,7 +671,7 @@ stats_json(struct emu *e)
 	TAILQ_FOREACH(r, &e->sched.runners, link)
 		if (r->state != RUNNER_UNLOADING)
 			resident++;
-	return json_pack("{s:f,s:f,s:I,s:o,s:o,s:{s:I,s:I,s:I,s:I},"
+	return json_pack("{s:f,s:f,s:I,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I},"
 	                 "s:o,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,"
 	                 "s:{s:I,s:I,s:I,s:I}}",
 	    "uptime_s", (double)sim_now(e) / NS_PER_SEC, "speed",
@@ -679,7 +680,8 @@ stats_json(struct emu *e)
 	    models, "scheduler", "loads", (json_int_t)e->sched.stats.loads,
 	    "unloads", (json_int_t)e->sched.stats.unloads, "evictions",
 	    (json_int_t)e->sched.stats.evictions, "reloads",
-	    (json_int_t)e->sched.stats.reloads, "slot_busy_s", slots,
+	    (json_int_t)e->sched.stats.reloads, "aborted_loads",
+	    (json_int_t)e->sched.stats.aborted_loads, "slot_busy_s", slots,
 	    "idle_slot_while_waiting_s", e->idle_slot_while_waiting_s,
 	    "waiting_s", e->waiting_s, "peak_pending",
 	    (json_int_t)e->sched.stats.peak_pending, "peak_waiting",

@@ -20,6 +20,9 @@ for m in a b; do
 	printf '[%s:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 100\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 10\nkv_kb_per_token = 1\n' "$m"
 done >"$TMP/small.ini"
 start_emu gone --speed 1 --parallel 1 --max-loaded 1 --catalog "$TMP/small.ini"
+# A model whose load takes 2 s: long enough to look at it meanwhile.
+printf '[cold:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 50\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 100\nkv_kb_per_token = 1\n' >"$TMP/cold.ini"
+start_emu cold --speed 1 --catalog "$TMP/cold.ini"
 start_emu term --speed 1 --catalog "$TMP/small.ini"
 
 
@@ -366,7 +369,40 @@ sys.exit(0 if ok else 1)'
 }
 check "a client that leaves the queue gives its place back: its model never loads" queue_place_given_back
 
-for name in main noqueue fail drop garbage stall big order gone; do
+# A model still loading is not loaded yet, as in Ollama since 0.30: /api/ps
+# does not list it, an unload does not touch it, and the load stops when
+# the client it runs for leaves.
+cold_stat() {
+	curl -s "$URL_cold/emu/stats" | python3 -c 'import json, sys
+s = json.load(sys.stdin)
+print(s[sys.argv[1]] if sys.argv[1] in s else s["scheduler"][sys.argv[1]])' "$1"
+}
+cold_until() {
+	for _ in $(seq 1 100); do
+		[ "$(cold_stat "$1")" = "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "      $1 is $(cold_stat "$1"), not $2"
+	return 1
+}
+curl -s -m 0.5 -o /dev/null "$URL_cold/api/generate" \
+	-d '{"model":"cold:1","prompt":"x","stream":false,"options":{"num_predict":1}}' || :
+check "a load whose client leaves stops" cold_until aborted_loads 1
+check "and the model is not there" cold_until resident 0
+curl -s -m 20 -o "$TMP/cold.body" "$URL_cold/api/generate" \
+	-d '{"model":"cold:1","prompt":"x","stream":false,"options":{"num_predict":1}}' &
+cold_client=$!
+check "a model loads for the next request" cold_until resident 1
+check "while it loads, ps does not list it" \
+	eq "$(http GET "$URL_cold/api/ps")" '200 {"models":[]}'
+check "an unload of it then is answered" \
+	has "$(http POST "$URL_cold/api/generate" '{"model":"cold:1","keep_alive":0}')" '"done_reason":"unload"'
+wait "$cold_client" || :
+check "and the request it loaded for is served" has "$(cat "$TMP/cold.body")" '"done":true'
+check "for the unload did nothing: ps lists the model" \
+	has "$(http GET "$URL_cold/api/ps")" '"name":"cold:1"'
+
+for name in main noqueue fail drop garbage stall big order gone cold; do
 	pid_var=PID_$name
 	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"
 done
