@@ -29,11 +29,11 @@ command -v npm >/dev/null 2>&1 || die "npm is not installed"
 [[ -x $EMU ]] || die "$EMU not found: build first (or set OLLAMAX_BUILD)"
 [[ -r $CATALOG ]] || die "$CATALOG not found"
 
-# The client, once: the version is pinned in package.json, no lockfile kept.
+# The client, once, exactly as package-lock.json pins it, integrity checked.
 if [[ ! -f $JS/node_modules/ollama/package.json ]]; then
 	echo "emu-js-client: installing the ollama client into $JS/node_modules"
-	(cd "$JS" && npm install --no-audit --no-fund --silent --no-package-lock) ||
-		die "npm install failed"
+	(cd "$JS" && npm ci --no-audit --no-fund --silent) ||
+		die "npm ci failed"
 fi
 
 TMP=$(mktemp -d)
