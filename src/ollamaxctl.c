@@ -45,7 +45,9 @@ static const char usage_text[] =
     "                    (default 30m): a run not begun by then is not\n"
     "                    carried out\n"
     "  reload            read the agents directory again\n"
-    "  stop              stop the supervisor and everything it runs\n";
+    "  stop              stop the supervisor and everything it runs\n"
+    "Options may also follow COMMAND, up to its NAME; what follows NAME is\n"
+    "TEXT, whatever it starts with.\n";
 
 static void
 print_status(const char *body)
@@ -261,18 +263,23 @@ usage_error(const char *fmt, ...)
 	return 2;
 }
 
+/* given: the path came with -s. */
 static void
-unreachable(const char *ctl_path)
+unreachable(const char *ctl_path, int given)
 {
 	struct stat st;
+	size_t len = strlen(ctl_path);
 
 	fprintf(stderr, "ollamaxctl: no supervisor answers on %s\n", ctl_path);
 	/* The runtime dir is the likely mix-up for the socket in it. */
-	if (stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode))
+	if (given && stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		while (len > 0 && ctl_path[len - 1] == '/')
+			len--;
 		fprintf(stderr,
 		    "ollamaxctl: %s is a directory: -s takes the control "
-		    "socket's path, such as %s/ctl.sock\n",
-		    ctl_path, ctl_path);
+		    "socket's path, such as %.*s/ctl.sock\n",
+		    ctl_path, (int)len, ctl_path);
+	}
 }
 
 struct options {
@@ -338,6 +345,14 @@ read_options(int argc, char **argv, struct options *o)
 				    "%s needs a value", argv[optind - 1]);
 			return usage_error("-%c needs a value", optopt);
 		default:
+			/* glibc sets optopt for a long option given a value it
+			 * does not take. */
+			if (strncmp(argv[optind - 1], "--", 2) == 0 &&
+			    strchr(argv[optind - 1], '=') != NULL &&
+			    optopt != 0)
+				return usage_error("%.*s takes no value",
+				    (int)strcspn(argv[optind - 1], "="),
+				    argv[optind - 1]);
 			if (optopt != 0)
 				return usage_error(
 				    "unknown option -%c", optopt);
@@ -441,6 +456,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (sock != NULL) {
+		if (sock[0] == '\0')
+			return usage_error(
+			    "-s needs the control socket's path");
 		snprintf(ctl_path, sizeof(ctl_path), "%s", sock);
 	} else {
 		struct diag d = {0};
@@ -502,7 +520,7 @@ main(int argc, char **argv)
 	if (strcmp(verb, "stop") == 0) {
 		rc = ctl_stop_and_wait(ctl_path, &pid);
 		if (rc == 3)
-			unreachable(ctl_path);
+			unreachable(ctl_path, sock != NULL);
 		else if (rc == 1)
 			fprintf(stderr,
 			    "ollamaxctl: supervisor %d is still running\n",
@@ -537,7 +555,7 @@ main(int argc, char **argv)
 		return 3;
 	}
 	if (rc != 0) {
-		unreachable(ctl_path);
+		unreachable(ctl_path, sock != NULL);
 		return 3;
 	}
 	if (!reply.ok) {

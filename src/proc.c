@@ -24,6 +24,7 @@ proc_state_name(enum proc_state s)
 	    [PROC_BACKOFF] = "backoff",
 	    [PROC_FAILED] = "failed",
 	    [PROC_STOPPING] = "stopping",
+	    [PROC_STOPPED] = "stopped",
 	};
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s]

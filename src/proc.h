@@ -13,7 +13,8 @@ enum proc_state {
 	PROC_RUNNING,  /* said ready */
 	PROC_BACKOFF,  /* crashed; restarts after a delay */
 	PROC_FAILED,   /* crashed too often: left down */
-	PROC_STOPPING,
+	PROC_STOPPING, /* told to stop with the supervisor */
+	PROC_STOPPED,  /* gone, with the supervisor stopping */
 };
 
 const char *proc_state_name(enum proc_state s);

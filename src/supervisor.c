@@ -341,7 +341,7 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	memset(&c->report, 0, sizeof(c->report));
 	child_forget_pages(c);
 	if (s->stopping) {
-		c->state = PROC_STOPPING;
+		c->state = PROC_STOPPED;
 		if (all_children_gone(s))
 			ev_break(loop, EVBREAK_ALL);
 		return;
@@ -653,7 +653,8 @@ on_ready(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 		return;
 	}
 	c = child_named(s, ready.role, ready.index, ready.pid);
-	if (c != NULL) {
+	/* One that starts as the supervisor stops is stopping all the same. */
+	if (c != NULL && !s->stopping) {
 		c->state = PROC_RUNNING;
 		c->heard_ms = msg_clock_ms();
 		child_forget_pages(c);
@@ -1690,6 +1691,7 @@ begin_stop(struct supervisor *s, const char *why)
 		struct child *c = &s->children[i];
 
 		ev_timer_stop(s->loop, &c->restart_timer);
+		c->state = c->pid > 0 ? PROC_STOPPING : PROC_STOPPED;
 		if (c->pid > 0)
 			kill(c->pid, SIGTERM);
 	}
@@ -1712,6 +1714,12 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	if (w->signum == SIGHUP) {
 		char summary[160];
 
+		/* Its workers are going: nothing it started would last. */
+		if (s->stopping) {
+			log_info("SIGHUP: the supervisor is stopping: the "
+			         "agents directory is not read again");
+			return;
+		}
 		reload(s, summary, sizeof(summary));
 		return;
 	}

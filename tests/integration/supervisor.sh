@@ -67,6 +67,8 @@ usage_said() {
 check "an unknown option is named, exit 2" usage_said "unknown option -x" run -x some-agent
 check "so is a long one" usage_said "unknown option --frob" --frob status
 check "an option without its value is named, exit 2" usage_said "-s needs a value" status -s
+check "a value for an option that takes none is named, exit 2" usage_said "--json takes no value" status --json=1
+check "an empty -s is a usage error" usage_said "-s needs the control socket's path" -s "" status
 
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
 sup_pid=$!
@@ -499,19 +501,25 @@ children=$(ps -o pid= --ppid "$sup_pid" | tr -d ' ' | tr '\n' ' ')
 held=$(worker_pid 1)
 kill -STOP "$held"
 kill -TERM "$sup_pid"
-check "a stopping supervisor says so in its status" \
-	status_until 'next(p for p in s["processes"] if p["role"] == "supervisor")["state"] == "stopping"'
+# Few and quick: 5 s after the SIGTERM, the supervisor kills the worker.
+check "a stopping supervisor says so in its status, and of the worker it waits for" \
+	status_until 'all(p["state"] == "stopping" for p in s["processes"] if p["role"] == "supervisor" or p["role"] == "worker" and p["index"] == 1)'
+kill -HUP "$sup_pid"
 refused_stopping() {
 	local out rc=0
 	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
 	[ "$rc" -eq 1 ] && has "$out" "the supervisor is stopping: $1 is not carried out"
 }
 check "and refuses a run" refused_stopping run second
+check "a kill" refused_stopping kill second
 check "and a reload" refused_stopping reload
-kill -CONT "$held"
+kill -CONT "$held" 2>/dev/null || :
+check "SIGHUP then reads no agents directory, said so" \
+	wait_log "SIGHUP: the supervisor is stopping: the agents directory is not read again"
 rc=0
 wait "$sup_pid" || rc=$?
 check "SIGTERM: the supervisor exits 0" eq "$rc" 0
+check "SIGTERM: no child had to be killed" sh -c "! grep 'did not stop: killing it' '$TMP/sup.log'"
 none_left() {
 	for p in $children; do kill -0 "$p" 2>/dev/null && return 1; done
 	return 0
