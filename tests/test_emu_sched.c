@@ -301,11 +301,14 @@ Test(sched, requests_for_a_loading_model_queue_then_share_the_load)
 	cr_assert_eq(s.stats.loads, 1, "one load serves all three");
 	cr_assert_eq(b->state, ESR_PENDING, "not loaded yet: it queues");
 	cr_assert_eq(s.pending_len, 2);
+	now = 2 * SEC;
 	load_done(ALPHA);
 	expect_log("ready alpha:latest#1;start alpha:latest#1;"
 	           "ready alpha:latest#2;start alpha:latest#2;"
 	           "ready alpha:latest#3;");
 	cr_assert_eq(s.pending_len, 0);
+	cr_assert(b->waited_for_load && c->waited_for_load,
+	    "their load_duration counts the load they queued behind");
 	free(a);
 	free(b);
 	free(c);
@@ -336,8 +339,8 @@ Test(sched, a_request_for_a_loading_model_waits_behind_another_models_eviction)
 	unload_done();
 	expect_log("load beta:latest;");
 	cr_assert_eq(c->state, ESR_PENDING);
-	free(b);
-	free(c);
+	finish_and_free(b);
+	finish_and_free(c);
 }
 
 Test(sched, a_load_whose_client_leaves_stops_and_the_loop_goes_on)
@@ -356,6 +359,23 @@ Test(sched, a_load_whose_client_leaves_stops_and_the_loop_goes_on)
 	cr_assert_null(runner(ALPHA));
 	load_done(BETA);
 	expect_log("ready beta:latest#2;start beta:latest#2;");
+	free(b);
+}
+
+Test(sched, a_request_queued_behind_a_stopped_load_loads_its_model_afresh)
+{
+	struct esched_req *a, *b;
+
+	start(config(1, 4096));
+	a = submit(1, ALPHA);
+	b = submit(2, ALPHA);
+	finish_and_free(a);
+	cr_assert_eq(b->state, ESR_PENDING, "until the runner is closed");
+	unload_done();
+	expect_log("load alpha:latest;");
+	cr_assert_eq(s.stats.loads, 2);
+	load_done(ALPHA);
+	expect_log("ready alpha:latest#2;start alpha:latest#2;");
 	free(b);
 }
 

@@ -183,6 +183,7 @@ struct esched_runner {
 	int64_t shown_expiry_ns; /* /api/ps expires_at, 0 = never set */
 	int64_t load_started_ns;
 	int64_t load_ns;     /* nominal time this load takes */
+	int64_t ready_at_ns; /* when its load was over */
 	uint64_t generation; /* distinguishes reloads of one model */
 	void *owner;
 	TAILQ_ENTRY(esched_runner) link;

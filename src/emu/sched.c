@@ -380,6 +380,10 @@ process_pending(struct esched *s, int64_t now)
 			if (!needs_reload(r, q)) {
 				s->current = NULL;
 				attach(s, q, r, now);
+				/* Queued behind its model's load, it waited for
+				 * it: its load_duration tells so. */
+				if (q->arrived_ns <= r->ready_at_ns)
+					q->waited_for_load = 1;
 				grant_slots(s, r, now);
 				continue;
 			}
@@ -479,6 +483,7 @@ esched_load_done(struct esched *s, struct esched_runner *r, int64_t now)
 	if (r->state != RUNNER_LOADING)
 		return;
 	r->state = RUNNER_READY;
+	r->ready_at_ns = now;
 	for (q = TAILQ_FIRST(&r->waiters); q != NULL; q = next) {
 		next = TAILQ_NEXT(q, link);
 		q->ready_ns = now;

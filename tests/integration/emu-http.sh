@@ -20,8 +20,8 @@ for m in a b; do
 	printf '[%s:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 100\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 10\nkv_kb_per_token = 1\n' "$m"
 done >"$TMP/small.ini"
 start_emu gone --speed 1 --parallel 1 --max-loaded 1 --catalog "$TMP/small.ini"
-# A model whose load takes 2 s: long enough to look at it meanwhile.
-printf '[cold:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 50\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 100\nkv_kb_per_token = 1\n' >"$TMP/cold.ini"
+# A model whose load takes 4 s: long enough to look at it meanwhile.
+printf '[cold:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 25\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 100\nkv_kb_per_token = 1\n' >"$TMP/cold.ini"
 start_emu cold --speed 1 --catalog "$TMP/cold.ini"
 start_emu term --speed 1 --catalog "$TMP/small.ini"
 
