@@ -367,12 +367,11 @@ int
 main(int argc, char **argv)
 {
 	struct options o = {0};
-	const char *sock, *conf, *verb, *arg = NULL, *manifest, *input = NULL,
-	                                *timeout_text;
+	const char *verb, *arg = NULL, *input = NULL;
 	char *stdin_text = NULL, **operands;
 	char ctl_path[PATH_MAX + 16], file[PATH_MAX];
 	struct msg_ctl_reply reply;
-	int json, wait, rc, timeout_ms, first, nops;
+	int rc, timeout_ms, first, nops;
 	pid_t pid;
 
 	log_init("ollamaxctl", 0);
@@ -400,20 +399,14 @@ main(int argc, char **argv)
 		arg = operands[0];
 	if (nops == 2)
 		input = operands[1];
-	sock = o.sock;
-	conf = o.conf;
-	manifest = o.manifest;
-	timeout_text = o.timeout_text;
-	json = o.json;
-	wait = o.wait;
-	if (manifest != NULL) {
+	if (o.manifest != NULL) {
 		if (strcmp(verb, "spawn") != 0 || arg != NULL)
 			return usage_error(
 			    "-f FILE goes with spawn, and takes no agent name");
 		/* The supervisor and workers read it: give them a full path. */
-		if (realpath(manifest, file) == NULL) {
+		if (realpath(o.manifest, file) == NULL) {
 			fprintf(stderr, "ollamaxctl: spawn -f %s: %s\n",
-			    manifest, strerror(errno));
+			    o.manifest, strerror(errno));
 			return 1;
 		}
 		if (text_problem("spawn -f: the manifest's path", file,
@@ -455,50 +448,50 @@ main(int argc, char **argv)
 		fputs(usage_text, stderr);
 		return 2;
 	}
-	if (sock != NULL) {
-		if (sock[0] == '\0')
+	if (o.sock != NULL) {
+		if (o.sock[0] == '\0')
 			return usage_error(
 			    "-s needs the control socket's path");
-		snprintf(ctl_path, sizeof(ctl_path), "%s", sock);
+		snprintf(ctl_path, sizeof(ctl_path), "%s", o.sock);
 	} else {
 		struct diag d = {0};
 		char runtime[PATH_MAX];
 
 		if (config_ctl_runtime_dir(
-		        conf, runtime, sizeof(runtime), &d) != 0) {
+		        o.conf, runtime, sizeof(runtime), &d) != 0) {
 			fputs(d.text, stderr);
 			fprintf(stderr,
 			    "ollamaxctl: %s is not valid: nothing sent (-s "
 			    "SOCKET reaches a supervisor without it)\n",
-			    config_default_path(conf));
+			    config_default_path(o.conf));
 			diag_free(&d);
 			return 2;
 		}
 		diag_free(&d);
 		snprintf(ctl_path, sizeof(ctl_path), "%s/ctl.sock", runtime);
 	}
-	if (wait && strcmp(verb, "run") != 0)
+	if (o.wait && strcmp(verb, "run") != 0)
 		return usage_error("-w goes with run only");
-	if (timeout_text != NULL && !wait)
+	if (o.timeout_text != NULL && !o.wait)
 		return usage_error("-t goes with run -w only");
 	/* A waited run may queue behind cold loads and long answers. */
-	timeout_ms = wait ? CTL_RUN_WAIT_MS + CTL_CLIENT_MARGIN_MS
-	                  : CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS;
-	if (timeout_text != NULL) {
+	timeout_ms = o.wait ? CTL_RUN_WAIT_MS + CTL_CLIENT_MARGIN_MS
+	                    : CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS;
+	if (o.timeout_text != NULL) {
 		char err[200];
 		int64_t ns;
 
-		if (duration_parse(timeout_text, &ns, err, sizeof(err)) != 0)
-			return usage_error("-t %s: %s", timeout_text, err);
+		if (duration_parse(o.timeout_text, &ns, err, sizeof(err)) != 0)
+			return usage_error("-t %s: %s", o.timeout_text, err);
 		if (ns <= 0 || ns == DURATION_FOREVER)
 			return usage_error(
 			    "-t %s: the wait must be longer than 0",
-			    timeout_text);
+			    o.timeout_text);
 		/* The supervisor itself waits no longer for a run. */
 		if (ns / 1000000 > CTL_RUN_WAIT_MS)
 			return usage_error("-t %s: longer than the %dm a "
 			                   "waited run may take",
-			    timeout_text, CTL_RUN_WAIT_MS / 60000);
+			    o.timeout_text, CTL_RUN_WAIT_MS / 60000);
 		timeout_ms = ns < 1000000 ? 1 : (int)(ns / 1000000);
 	}
 	/* A unix socket's path fits in sun_path, or it cannot be reached. */
@@ -520,23 +513,25 @@ main(int argc, char **argv)
 	if (strcmp(verb, "stop") == 0) {
 		rc = ctl_stop_and_wait(ctl_path, &pid);
 		if (rc == 3)
-			unreachable(ctl_path, sock != NULL);
+			unreachable(ctl_path, o.sock != NULL);
 		else if (rc == 1)
 			fprintf(stderr,
 			    "ollamaxctl: supervisor %d is still running\n",
 			    (int)pid);
-		else if (json)
+		else if (o.json)
 			printf("{\"stopped\":%d}\n", (int)pid);
 		return rc;
 	}
 	rc = ctl_call(ctl_path, verb, arg, input,
-	    (json ? CTL_JSON : 0) | (wait ? CTL_WAIT : 0), timeout_ms, &reply);
+	    (o.json ? CTL_JSON : 0) | (o.wait ? CTL_WAIT : 0), timeout_ms,
+	    &reply);
 	free(stdin_text);
-	if (rc == CTL_UNANSWERED && wait) {
+	if (rc == CTL_UNANSWERED && o.wait) {
 		char waited[32];
 
-		if (timeout_text != NULL)
-			snprintf(waited, sizeof(waited), "%.24s", timeout_text);
+		if (o.timeout_text != NULL)
+			snprintf(
+			    waited, sizeof(waited), "%.24s", o.timeout_text);
 		else
 			snprintf(waited, sizeof(waited), "%dm",
 			    CTL_RUN_WAIT_MS / 60000);
@@ -555,7 +550,7 @@ main(int argc, char **argv)
 		return 3;
 	}
 	if (rc != 0) {
-		unreachable(ctl_path, sock != NULL);
+		unreachable(ctl_path, o.sock != NULL);
 		return 3;
 	}
 	if (!reply.ok) {
@@ -565,8 +560,8 @@ main(int argc, char **argv)
 	}
 	if (reply.body != NULL) {
 		if (strcmp(verb, "run") == 0)
-			rc = print_answer(reply.body, json);
-		else if (json)
+			rc = print_answer(reply.body, o.json);
+		else if (o.json)
 			printf("%s\n", reply.body);
 		else if (strcmp(verb, "status") == 0)
 			print_status(reply.body);
@@ -576,7 +571,7 @@ main(int argc, char **argv)
 			print_queue(reply.body);
 		else
 			print_summary(reply.body);
-	} else if (json) {
+	} else if (o.json) {
 		printf("{\"ok\":true}\n");
 	}
 	msg_ctl_reply_free(&reply);
