@@ -23,10 +23,7 @@ max_wait_low = 60s
 [tier.light]
 model = tinyllama
 CONF
-for agent in warm:normal first:normal patient:low pressed:high; do
-	printf '[agent]\nname = %s\ntier = light\npriority = %s\ntrigger = demand\nprompt = {{name}} {{input}}\n' \
-		"${agent%%:*}" "${agent##*:}" >"$TMP/agents/${agent%%:*}.conf"
-done
+demand_agents warm:normal first:normal patient:low pressed:high
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 # A run at once, so that the broker times one: its guess of a run would
@@ -48,11 +45,7 @@ sleep 1
 touch "$MODE.open"
 served_in_order() {
 	local got
-	for _ in $(seq 1 200); do
-		[ "$(grep -c "^GATE" "$MODE.log")" -eq 4 ] && break
-		sleep 0.05
-	done
-	got=$(sed -n 's/^GATE \([a-z]*\) now$/\1/p' "$MODE.log" | tr '\n' ' ')
+	got=$(gate_order 4)
 	[ "$got" = "warm first pressed patient " ] || {
 		echo "      served: $got"
 		return 1

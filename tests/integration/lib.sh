@@ -115,6 +115,26 @@ start_fake_backend() {
 	URL_fake="http://127.0.0.1:$(cat "$TMP/port")"
 }
 
+# demand_agents NAME:PRIORITY...: light agents that run when asked, their
+# prompt their name and input, as the fake backend's gate logs it.
+demand_agents() {
+	local agent
+	for agent in "$@"; do
+		printf '[agent]\nname = %s\ntier = light\npriority = %s\ntrigger = demand\nprompt = {{name}} {{input}}\n' \
+			"${agent%%:*}" "${agent##*:}" >"$TMP/agents/${agent%%:*}.conf"
+	done
+}
+
+# gate_order N: once N calls have come to the fake backend's gate (10 s at
+# most), the agents they came from, in order, on one line.
+gate_order() {
+	for _ in $(seq 1 200); do
+		[ "$(grep -c "^GATE" "$MODE.log")" -ge "$1" ] && break
+		sleep 0.05
+	done
+	sed -n 's/^GATE \([a-z]*\) now$/\1/p' "$MODE.log" | tr '\n' ' '
+}
+
 # fleet_conf URL: the start of an ollamax.conf for a fleet in $TMP: two
 # workers, every directory inside $TMP, the backend at URL. Sections
 # follow on standard input.

@@ -19,10 +19,7 @@ max_wait_low = 168h
 [tier.light]
 model = tinyllama
 CONF
-for agent in first:normal early:low late:low middle:normal urgent:high; do
-	printf '[agent]\nname = %s\ntier = light\npriority = %s\ntrigger = demand\nprompt = {{name}} {{input}}\n' \
-		"${agent%%:*}" "${agent##*:}" >"$TMP/agents/${agent%%:*}.conf"
-done
+demand_agents first:normal early:low late:low middle:normal urgent:high
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 "$CTL" -c "$TMP/ollamax.conf" run first now
@@ -36,11 +33,7 @@ check "four more wait in the broker" status_until 's["broker"]["queued"] == 4'
 touch "$MODE.open"
 served_in_order() {
 	local got
-	for _ in $(seq 1 200); do
-		[ "$(grep -c "^GATE" "$MODE.log")" -eq 5 ] && break
-		sleep 0.05
-	done
-	got=$(sed -n 's/^GATE \([a-z]*\) now$/\1/p' "$MODE.log" | tr '\n' ' ')
+	got=$(gate_order 5)
 	# The two low ones in either order: they came from two workers.
 	case "$got" in
 	"first urgent middle early late " | "first urgent middle late early ") ;;
