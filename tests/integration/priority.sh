@@ -50,5 +50,12 @@ all_answered() {
 	done
 }
 check "and each agent's answer is logged" all_answered
+# What follows the agent's name is its text, whatever it starts with: the
+# backend gets it whole in the prompt.
+"$CTL" -c "$TMP/ollamax.conf" run first "-h --json -t"
+check "a run text that starts with - reaches the backend as it was given" \
+	wait_log "^GATE first -h --json -t$" "$MODE.log"
+"$CTL" -c "$TMP/ollamax.conf" run first -- -w
+check "and one after --" wait_log "^GATE first -w$" "$MODE.log"
 check "the supervisor stops cleanly" stopped
 finish
