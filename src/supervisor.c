@@ -948,6 +948,13 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	int worker, rv;
 	int64_t timeout_ms;
 
+	/* Its workers are going: nothing it started would last. */
+	if (s->stopping) {
+		snprintf(why, whylen,
+		    "the supervisor is stopping: %s is not carried out",
+		    command_names[kind]);
+		return -1;
+	}
 	/* Two changes of one agent at once would race; runs only queue. */
 	for (other = s->pending; other != NULL && kind != CMD_RUN;
 	     other = other->next)
@@ -1306,6 +1313,14 @@ reload(struct supervisor *s, char *summary, size_t len)
 	char why[256];
 	int started = 0, stopped = 0, changed = 0, bad;
 
+	/* Its workers are going: nothing it started would last. */
+	if (s->stopping) {
+		snprintf(summary, len,
+		    "the supervisor is stopping: the agents directory is not "
+		    "read again");
+		log_info("reload: %s", summary);
+		return -1;
+	}
 	bad = fleet_load(&f, s->agents_dir, &s->conf, running_from_dir, s, &d);
 	if (d.text != NULL)
 		log_lines("reload", d.text);
@@ -1543,18 +1558,6 @@ agents_json(struct supervisor *s)
 	return json_pack("{s:o}", "agents", list);
 }
 
-static int
-changes_agents(const char *verb)
-{
-	static const char *const verbs[] = {
-	    "spawn", "spawn-file", "kill", "restart", "run", "reload"};
-
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(verb, verbs[i]) == 0)
-			return 1;
-	return 0;
-}
-
 /*
  * ctl.sock: status, agents, reload and stop are answered here; spawn,
  * spawn-file, kill, restart and run when the worker has carried them out.
@@ -1582,11 +1585,6 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	} else if (ctl_refused_late(
 	               ctl.until_ms, why, sizeof(why), "%s", ctl.verb)) {
 		/* refused, said why */
-	} else if (s->stopping && changes_agents(ctl.verb)) {
-		/* Its children are going: nothing it starts would last. */
-		snprintf(why, sizeof(why),
-		    "the supervisor is stopping: %s is not carried out",
-		    ctl.verb);
 	} else if (strcmp(ctl.verb, "status") == 0) {
 		body = status_json(s);
 	} else if (strcmp(ctl.verb, "agents") == 0) {
@@ -1714,12 +1712,6 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	if (w->signum == SIGHUP) {
 		char summary[160];
 
-		/* Its workers are going: nothing it started would last. */
-		if (s->stopping) {
-			log_info("SIGHUP: the supervisor is stopping: the "
-			         "agents directory is not read again");
-			return;
-		}
 		reload(s, summary, sizeof(summary));
 		return;
 	}
