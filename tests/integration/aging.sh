@@ -4,7 +4,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-start_fake_backend '{"gen": "gate"}'
 # The slot is held for some 8 s while "patient" (low, bound 60 s) waits;
 # "pressed" (high, bound 2 s) comes with 1 s left. Weighed by priority
 # and wait alone (highest response ratio next, weighed by (max_wait_normal
@@ -14,17 +13,7 @@ start_fake_backend '{"gen": "gate"}'
 # first.
 # A slower machine only makes pressed wait longer, which ranks it first
 # either way.
-fleet_conf "$URL_fake" <<CONF
-[broker]
-parallel = 1
-max_wait_high = 2s
-max_wait_normal = 20s
-max_wait_low = 60s
-[tier.light]
-model = tinyllama
-CONF
-demand_agents warm:normal first:normal patient:low pressed:high
-start_fleet
+gate_fleet 2s 20s 60s warm:normal first:normal patient:low pressed:high
 check "the supervisor is up" wait_log "ready:"
 # A run at once, so that the broker times one: its guess of a run would
 # be 10 s otherwise.

@@ -115,14 +115,29 @@ start_fake_backend() {
 	URL_fake="http://127.0.0.1:$(cat "$TMP/port")"
 }
 
-# demand_agents NAME:PRIORITY...: light agents that run when asked, their
-# prompt their name and input, as the fake backend's gate logs it.
-demand_agents() {
+# gate_fleet HIGH NORMAL LOW NAME:PRIORITY...: a fake Ollama whose
+# generate calls wait at a gate (open once $MODE.open exists), and a fleet
+# of light agents that run when asked, on the broker's one slot, with
+# max_wait HIGH, NORMAL and LOW. An agent's prompt is its name and input,
+# as the gate logs it.
+gate_fleet() {
 	local agent
+	start_fake_backend '{"gen": "gate"}'
+	fleet_conf "$URL_fake" <<CONF
+[broker]
+parallel = 1
+max_wait_high = $1
+max_wait_normal = $2
+max_wait_low = $3
+[tier.light]
+model = tinyllama
+CONF
+	shift 3
 	for agent in "$@"; do
 		printf '[agent]\nname = %s\ntier = light\npriority = %s\ntrigger = demand\nprompt = {{name}} {{input}}\n' \
 			"${agent%%:*}" "${agent##*:}" >"$TMP/agents/${agent%%:*}.conf"
 	done
+	start_fleet
 }
 
 # gate_order N: once N calls have come to the fake backend's gate (10 s at

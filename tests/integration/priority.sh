@@ -5,22 +5,11 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-start_fake_backend '{"gen": "gate"}'
 # Bounds far apart, so that the order cannot hang on how long each
 # waited: a priority weighs a request by (max_wait_normal / its
 # max_wait)^0.25, 5.5 for high and 0.2 for low here, and a high request
 # that has waited 0.4 s is served by aging before any other.
-fleet_conf "$URL_fake" <<CONF
-[broker]
-parallel = 1
-max_wait_high = 1s
-max_wait_normal = 15m
-max_wait_low = 168h
-[tier.light]
-model = tinyllama
-CONF
-demand_agents first:normal early:low late:low middle:normal urgent:high
-start_fleet
+gate_fleet 1s 15m 168h first:normal early:low late:low middle:normal urgent:high
 check "the supervisor is up" wait_log "ready:"
 "$CTL" -c "$TMP/ollamax.conf" run first now
 check "a first run takes the slot, and is held there" \
