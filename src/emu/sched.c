@@ -497,10 +497,9 @@ esched_load_done(struct esched *s, struct esched_runner *r, int64_t now)
 		s->block = ESB_NONE;
 		s->blocking_runner = NULL;
 	}
+	/* Its request is still there: one gone would have stopped the load
+	 * (esched_finish). */
 	grant_slots(s, r, now);
-	/* Every request that waited for the load may have gone away. */
-	if (r->refcount == 0)
-		runner_went_idle(s, r, now);
 	process_pending(s, now);
 }
 
