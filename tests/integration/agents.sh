@@ -135,12 +135,6 @@ check "the input became part of its prompt ({{input}})" input_in_prompt
 rc_of() { local rc=0; "$@" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
 check "run of an agent that does not exist fails with exit 1" \
 	test "$(rc_of "$CTL" -c "$TMP/ollamax.conf" run nobody)" = 1
-said_so() {
-	local want=$1 out rc=0
-	shift
-	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
-	[ "$rc" -eq 1 ] && has "$out" "$want"
-}
 check "and says there is no such agent" said_so "no agent nobody: ollamaxctl agents lists them" kill nobody
 check "an empty or blank agent name is a usage error, exit 2" sh -c \
 	"test $(rc_of "$CTL" -c "$TMP/ollamax.conf" kill "") = 2 && test $(rc_of "$CTL" -c "$TMP/ollamax.conf" spawn " ") = 2"

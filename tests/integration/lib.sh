@@ -193,6 +193,14 @@ eq() { [ "$1" = "$2" ] || { echo "      got:  $1"; echo "      want: $2"; return
 # has TEXT PART: TEXT contains PART (says what it got when not).
 has() { case "$1" in *"$2"*) ;; *) echo "      got: $1"; echo "      missing: $2"; return 1 ;; esac; }
 
+# said_so WANT ARG...: ollamaxctl ARG... fails with exit 1, saying WANT.
+said_so() {
+	local want=$1 out rc=0
+	shift
+	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "$want"
+}
+
 # runs_of AGENT: how many runs the agent has written to its file output.
 runs_of() {
 	local n
