@@ -170,6 +170,16 @@ occupies(const struct pmodel *m)
  * to the CPU); any further one must need at most 80% of what is free.
  */
 static int
+room_for(const struct policy *p, int64_t need_mb, int64_t used_mb, int count)
+{
+	if (count == 0)
+		return 1;
+	if (count + 1 > p->c.max_loaded)
+		return 0;
+	return (double)need_mb <= 0.8 * (double)(p->c.vram_mb - used_mb);
+}
+
+static int
 fits_with(const struct policy *p, int k, uint32_t leaving, int also)
 {
 	int64_t used = 0;
@@ -181,11 +191,7 @@ fits_with(const struct policy *p, int k, uint32_t leaving, int also)
 			used += p->m[i].need_mb;
 			count++;
 		}
-	if (count == 0)
-		return 1;
-	if (count + 1 > p->c.max_loaded)
-		return 0;
-	return (double)p->m[k].need_mb <= 0.8 * (double)(p->c.vram_mb - used);
+	return room_for(p, p->m[k].need_mb, used, count);
 }
 
 static int
@@ -568,6 +574,48 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	return SWITCH_NONE;
 }
 
+/*
+ * Would k, loaded alone, leave room for every pinned model to come back
+ * after it, the largest first (see next_to_preload)? Loaded first, a small
+ * pin can keep out a larger model that fits beside it the other way round.
+ */
+static int
+fits_before_pins(const struct policy *p, int k)
+{
+	uint32_t placed = 1u << k;
+	int64_t used = p->m[k].need_mb;
+	int count = 1;
+
+	for (;;) {
+		int next = -1;
+
+		for (int i = 0; i < p->n; i++)
+			if (p->m[i].pin && p->m[i].state != MODEL_MISSING &&
+			    !(placed & (1u << i)) &&
+			    (next < 0 || p->m[i].need_mb > p->m[next].need_mb))
+				next = i;
+		if (next < 0)
+			return 1;
+		if (!room_for(p, p->m[next].need_mb, used, count))
+			return 0;
+		placed |= 1u << next;
+		used += p->m[next].need_mb;
+		count++;
+	}
+}
+
+/* The resident models, as a `leaving` mask. */
+static uint32_t
+resident(const struct policy *p)
+{
+	uint32_t mask = 0;
+
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_RESIDENT)
+			mask |= 1u << i;
+	return mask;
+}
+
 /* Every model that may be evicted, as a `leaving` mask. */
 static uint32_t
 unpinned(const struct policy *p)
@@ -631,6 +679,29 @@ first_of(const struct policy *p, int k, int64_t now)
 	return k;
 }
 
+/*
+ * The pinned or preloaded model to load next: the largest that fits. By
+ * Ollama's 80% rule, models loaded largest first fit together whenever
+ * they do in some other order.
+ */
+static int
+next_to_preload(const struct policy *p)
+{
+	int k = -1;
+
+	for (int i = 0; i < p->n; i++) {
+		const struct pmodel *m = &p->m[i];
+
+		/* A pin holds whenever the model is there (it may come back
+		 * after a removal); a preload only starts the model off. */
+		if (m->state == MODEL_UNLOADED &&
+		    (m->pin || (m->preload && m->loads_done == 0)) &&
+		    fits(p, i, 0) && (k < 0 || m->need_mb > p->m[k].need_mb))
+			k = i;
+	}
+	return k;
+}
+
 /* Loads, unloads and switches: at most one load or unload at a time. */
 static void
 plan_residency(struct policy *p, int64_t now)
@@ -673,14 +744,10 @@ plan_residency(struct policy *p, int64_t now)
 			start_unload(p, i, now);
 			return;
 		}
-		/* A pin holds whenever the model is there (it may come back
-		 * after a removal); a preload only starts the model off. */
-		if (m->state == MODEL_UNLOADED &&
-		    (m->pin || (m->preload && m->loads_done == 0)) &&
-		    fits(p, i, 0)) {
-			start_load(p, i, now);
-			return;
-		}
+	}
+	if ((k = next_to_preload(p)) >= 0) {
+		start_load(p, k, now);
+		return;
 	}
 	/* Lazy loading: what fits beside the resident models costs them
 	 * nothing. */
@@ -696,11 +763,16 @@ plan_residency(struct policy *p, int64_t now)
 			return;
 		tried |= 1u << k;
 		leaving = victims_for(p, k);
+		/* Pinned models make way, to come back right after k. */
+		if (leaving == 0 && fits_before_pins(p, k) &&
+		    fits(p, k, resident(p)))
+			leaving = resident(p);
 		if (leaving == 0) {
-			/* Pinned models leave it no room, now or ever: its
-			 * requests go back rather than wait for good. Room
-			 * that runs still hold comes when they end. */
-			if (!fits(p, k, unpinned(p)))
+			/* Pinned models leave it no room, now or ever, in
+			 * either order: its requests go back rather than wait
+			 * for good. Room that runs still hold comes when they
+			 * end. */
+			if (!fits(p, k, unpinned(p)) && !fits_before_pins(p, k))
 				return_waiting(p, k);
 			continue;
 		}

@@ -17,7 +17,7 @@
  *   slot would idle longer than the run outlasts the drain), and is
  *   unloaded explicitly before the next is loaded. One load or
  *   unload at a time, as Ollama does. A model that pinned ones leave no
- *   room for hands its requests back.
+ *   room for, loaded before them or after, hands its requests back.
  * - Switches: a model that does not fit comes in when the models it
  *   would evict have nothing waiting (at once if its backlog is worth the
  *   loads, else once they have idled that long; under overload, after
@@ -41,8 +41,11 @@
  *   priority) until a request has used 40% of its max_wait; from there
  *   the most pressed first (aging: a low request that has waited long
  *   beats a high one that just came).
- * - Pinned models are never evicted; preloaded ones are loaded at start;
- *   a resident model with nothing to do for idle_unload is unloaded.
+ * - Pinned and preloaded models are loaded at start, the largest first.
+ *   A pinned model is never evicted for another, but makes way for one
+ *   that fits beside it only loaded before it, and is loaded again right
+ *   after. A resident model with nothing to do for idle_unload is
+ *   unloaded.
  * - Missing models (the backend lacks them, loaded or not) hand their
  *   requests back.
  * - Estimates: load and service times are guessed, then measured; a

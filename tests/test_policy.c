@@ -747,6 +747,67 @@ Test(policy, a_pinned_model_is_loaded_at_start_and_never_evicted)
 	policy_free(p);
 }
 
+Test(policy, a_small_pin_makes_way_for_a_model_that_fits_only_before_it)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1500, 1, LOAD_OK, 0);
+	policy_arrive(p, 2000, 1, 1, NORMAL, 2000);
+	cr_assert_str_eq(actions(p), "dispatch 1@1");
+	/* qwen2.5-coder:7b does not fit beside the pin (3008 MiB against
+	 * 80% of 3371), but the pin fits beside it (725 against 80% of
+	 * 1088). As for any switch, once the pin has idled as long as the
+	 * two loads take (1.5 s, and 6.2 s at the pin's rate), it goes, and
+	 * it comes back right after. */
+	policy_arrive(p, 3000, 2, 0, NORMAL, 3000);
+	cr_assert_str_eq(actions(p), "");
+	policy_done(p, 4000, 1, 2000);
+	cr_assert_str_eq(actions(p), "");
+	policy_tick(p, 11600);
+	cr_assert_str_eq(actions(p), "");
+	policy_tick(p, 11800);
+	cr_assert_str_eq(actions(p), "unload 1");
+	policy_unloaded(p, 12000, 1);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_arrive(p, 13000, 3, 1, NORMAL, 13000);
+	cr_assert_str_eq(actions(p), "");
+	policy_loaded(p, 18200, 0, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 2@0, load 1");
+	policy_loaded(p, 19700, 1, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 3@1");
+	policy_view(p, 19700, &v);
+	cr_assert_eq(v.models[0].state, MODEL_RESIDENT);
+	cr_assert_eq(v.models[1].state, MODEL_RESIDENT);
+	policy_free(p);
+}
+
+Test(policy, pins_and_preloads_load_largest_first)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	    {.name = "small", .need_mb = 300, .preload = 1},
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008, .preload = 1},
+	};
+	struct policy *p = policy_new(&c, m, 3, 0);
+
+	/* In the order given, qwen2.5-coder:7b would fit after neither. */
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 6000, 2, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 7500, 0, LOAD_OK, 0);
+	/* 300 MiB against 80% of 363 left. */
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
 Test(policy, a_pinned_model_removed_then_pulled_again_is_loaded_again)
 {
 	struct policy_config c = box_config();
@@ -937,10 +998,49 @@ struct sim {
 	int64_t io_end[3]; /* when a load or unload ends */
 	int in_flight[3];
 	int running;
+	/* A pin made way: 1 until the model it made way for loads, 2 until
+	 * the pin is back. */
+	int pin_away;
 	struct sim_req *r;
 	int n;
 	uint64_t rng;
 };
+
+/* Pins made way, and requests handed back for want of room beside the
+ * pins, over all sequences. */
+static int pins_away, returned;
+
+/* Ollama's rule: would k fit beside the models loaded (loaded[i] != 0)? */
+static int
+sim_fits(const struct sim *s, int k, const int *loaded)
+{
+	int64_t used = 0;
+	int count = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (loaded[i]) {
+			used += s->m[i].need_mb;
+			count++;
+		}
+	return count == 0 ||
+	    (double)s->m[k].need_mb <= 0.8 * (double)(s->c.vram_mb - used);
+}
+
+/* Would k fit with the pin (a sequence pins one model at most), loaded
+ * before it or after? */
+static int
+fits_with_pin(const struct sim *s, int k)
+{
+	for (int i = 0; i < 3; i++)
+		if (s->m[i].pin && i != k) {
+			int k_alone[3] = {0}, pin_alone[3] = {0};
+
+			k_alone[k] = pin_alone[i] = 1;
+			return sim_fits(s, i, k_alone) ||
+			    sim_fits(s, k, pin_alone);
+		}
+	return 1;
+}
 
 static uint64_t
 rnd(struct sim *s)
@@ -991,35 +1091,52 @@ carry_out(struct sim *s, int64_t now)
 			r->done = now + r->service;
 			break;
 		}
-		case ACT_LOAD: {
-			int64_t used = 0;
-			int count = 0;
-
+		case ACT_LOAD:
 			cr_assert_eq(s->loaded[k], 0, "load of a loaded model");
-			for (int i = 0; i < 3; i++)
-				if (s->loaded[i]) {
-					used += s->m[i].need_mb;
-					count++;
-				}
 			/* Ollama's rule, or Ollama would evict on its own. */
-			cr_assert(count == 0 ||
-			        (double)s->m[k].need_mb <=
-			            0.8 * (double)(s->c.vram_mb - used),
+			cr_assert(sim_fits(s, k, s->loaded),
 			    "load of %d does not fit beside the others", k);
+			/* A pin that made way does so for a model that must
+			 * come before it, and comes back next. */
+			if (s->pin_away == 1) {
+				cr_assert(!s->m[k].pin,
+				    "a pin made way for another pin");
+				s->pin_away = 2;
+			} else if (s->pin_away == 2) {
+				cr_assert(s->m[k].pin,
+				    "load of %d before the pin came back", k);
+				s->pin_away = 0;
+			}
 			s->loaded[k] = 1;
 			s->io_end[k] = now + s->load_ms[k];
 			break;
-		}
 		case ACT_UNLOAD:
 			cr_assert_eq(s->loaded[k], 2);
 			cr_assert_eq(s->in_flight[k], 0,
 			    "unload of model %d with requests in flight", k);
+			if (s->m[k].pin) {
+				cr_assert_eq(
+				    s->pin_away, 0, "a second pin unloaded");
+				s->pin_away = 1;
+				pins_away++;
+			}
 			s->loaded[k] = 3;
 			s->io_end[k] = now + 300;
 			break;
-		case ACT_RETURN:
-			cr_assert_fail("no model is missing here");
+		case ACT_RETURN: {
+			struct sim_req *r = &s->r[a.id];
+
+			/* No model is missing here: only the pins may leave
+			 * a model no room. */
+			cr_assert(!fits_with_pin(s, k),
+			    "request %llu for %d handed back, though it fits "
+			    "with the pins",
+			    (unsigned long long)a.id, k);
+			cr_assert_eq(r->state, 1);
+			r->state = 3;
+			returned++;
 			break;
+		}
 		}
 	}
 }
@@ -1062,6 +1179,17 @@ run_sequence(uint64_t seed)
 	/* Bounds hold when they allow two switches and a min_residency. */
 	s.c.min_residency_ms = (int64_t)(unit(&s) * 30000);
 	memcpy(s.m, box_models, sizeof(s.m));
+	/* A pinned tinyllama makes way for qwen2.5-coder:7b; a pinned
+	 * qwen2.5-coder:7b or tinyllama leaves no room for deepseek-r1:8b. */
+	switch (rnd(&s) % 6) {
+	case 0:
+	case 1:
+		s.m[TINY].pin = 1;
+		break;
+	case 2:
+		s.m[QWEN].pin = 1;
+		break;
+	}
 	for (int i = 0; i < 3; i++)
 		s.load_ms[i] = s.m[i].need_mb * 1000 / 490;
 	s.n = 60 + (int)(rnd(&s) % 90);
@@ -1175,4 +1303,6 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);
 	cr_assert_gt(
 	    cancelled[1], 100, "only %d running cancelled", cancelled[1]);
+	cr_assert_gt(pins_away, 100, "pins made way %d times", pins_away);
+	cr_assert_gt(returned, 100, "only %d handed back", returned);
 }

@@ -41,4 +41,30 @@ check "deepseek-r1:8b was never loaded" sh -c "! grep -q 'loading deepseek-r1:8b
 check "the pinned model was never unloaded" sh -c "! grep -q 'unloading qwen2.5-coder:7b' '$TMP/sup.log'"
 check "and is resident still" wait_state qwen2.5-coder:7b resident
 check "the supervisor stops cleanly" stopped
+
+# Pinned, tinyllama loads first, and qwen2.5-coder:7b (not preloaded now)
+# fits beside it only if loaded before it: the pin makes way, and comes
+# back.
+start_emu emu2 --speed inf --parallel 2 --vram-mb 4096
+sed -e "s|^url = .*|url = $URL_emu2|" \
+	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run2|" \
+	-e "s|^state_dir = .*|state_dir = $TMP/state2|" \
+	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
+	-e '/^\[model.qwen2.5-coder:7b\]$/,/^\[/s/^preload = yes$/preload = no/' \
+	-e '/^\[model.tinyllama\]$/,/^\[/s/^preload = yes$/pin = yes/' \
+	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+grep -q '^pin = yes$' "$TMP/ollamax.conf" && grep -q '^preload = no$' "$TMP/ollamax.conf" ||
+	{ echo "conf/ollamax.conf no longer preloads qwen2.5-coder:7b and tinyllama"; exit 1; }
+start_fleet
+check "a second supervisor is up" wait_log "ready:"
+check "the pinned tinyllama is loaded at start" wait_state tinyllama resident
+check "a coding run is answered by qwen2.5-coder:7b, which the pin made way for" \
+	answered_by coding qwen2.5-coder:7b
+check "said so in the log" grep -q "unloading tinyllama, pinned: making way for qwen2.5-coder:7b, which fits beside it only if loaded first; it comes back right after" "$TMP/sup.log"
+check "the pin is back, beside it" wait_state tinyllama resident
+check "which stays" wait_state qwen2.5-coder:7b resident
+check "a light run is answered by the pin" answered_by light tinyllama
+emu_evictions() { curl -s "$URL_emu2/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
+check "Ollama never had to evict a model on its own" test "$(emu_evictions)" = 0
+check "the second supervisor stops cleanly" stopped
 finish
