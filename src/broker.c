@@ -546,15 +546,12 @@ log_unload(struct broker *b, int model)
 	struct policy_view v;
 
 	policy_view(b->policy, msg_clock_ms(), &v);
-	if (v.next_switch >= 0 && v.models[model].pin)
-		log_info("unloading %s, pinned: making way for %s, which "
-		         "fits beside it only if loaded first; it comes back "
-		         "right after",
-		    b->models[model].name, v.models[v.next_switch].name);
-	else if (v.next_switch >= 0)
-		log_info("unloading %s: switching to %s (%s, offered load "
+	if (v.next_switch >= 0)
+		log_info("unloading %s%s: switching to %s (%s, offered load "
 		         "%.2f, spare %.2f%s)",
-		    b->models[model].name, v.models[v.next_switch].name,
+		    b->models[model].name,
+		    v.models[model].pin ? " (pinned: it comes back after)" : "",
+		    v.models[v.next_switch].name,
 		    policy_switch_reason_name(v.next_switch_why),
 		    v.offered_load, v.spare_share,
 		    v.overloaded ? ", overloaded" : "");

@@ -859,7 +859,7 @@ static int
 is_switch_reason(const char *why)
 {
 	static const char *const words[] = {
-	    "", "idle", "turn", "aging", "batching"};
+	    "", "idle", "turn", "aging", "batching", "pin"};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strcmp(why, words[i]) == 0)

@@ -78,6 +78,7 @@ struct policy {
 	size_t nacts, capacts, head;
 	int switch_to; /* the model a switch is under way to, or -1 */
 	enum switch_reason switch_why;
+	int switch_moves_pins; /* pins make way for switch_to */
 	/* When the models' arrivals, fading over max_wait normal, were
 	 * last brought up to date. */
 	int64_t offered_at;
@@ -96,6 +97,7 @@ static const char *const reason_names[] = {
     [SWITCH_TURN] = "turn",
     [SWITCH_AGING] = "aging",
     [SWITCH_BATCH] = "batching",
+    [SWITCH_PIN] = "pin",
 };
 
 const char *
@@ -165,9 +167,10 @@ occupies(const struct pmodel *m)
 }
 
 /*
- * Would model k fit beside what occupies VRAM, models in `leaving` (a bit
- * mask) apart? Ollama's rule: a first model may take everything (and spill
- * to the CPU); any further one must need at most 80% of what is free.
+ * Ollama's rule: a first model may take everything (and spill to the
+ * CPU); any further one must need at most 80% of what is free. By it,
+ * models loaded the largest first fit together whenever they do in some
+ * other order.
  */
 static int
 room_for(const struct policy *p, int64_t need_mb, int64_t used_mb, int count)
@@ -179,6 +182,10 @@ room_for(const struct policy *p, int64_t need_mb, int64_t used_mb, int count)
 	return (double)need_mb <= 0.8 * (double)(p->c.vram_mb - used_mb);
 }
 
+/*
+ * Would model k fit beside what occupies VRAM, models in `leaving` (a bit
+ * mask) apart, and model `also`?
+ */
 static int
 fits_with(const struct policy *p, int k, uint32_t leaving, int also)
 {
@@ -192,6 +199,48 @@ fits_with(const struct policy *p, int k, uint32_t leaving, int also)
 			count++;
 		}
 	return room_for(p, p->m[k].need_mb, used, count);
+}
+
+/* The largest model in `models` (a mask), or -1. */
+static int
+largest_of(const struct policy *p, uint32_t models)
+{
+	int k = -1;
+
+	for (int i = 0; i < p->n; i++)
+		if ((models & (1u << i)) &&
+		    (k < 0 || p->m[i].need_mb > p->m[k].need_mb))
+			k = i;
+	return k;
+}
+
+/*
+ * Would what occupies VRAM, models in `leaving` apart, leave room for k
+ * (unless k is -1), and then for the models in `after`, loaded the largest
+ * first?
+ */
+static int
+fits_then(const struct policy *p, uint32_t leaving, int k, uint32_t after)
+{
+	int64_t used = 0;
+	int count = 0;
+
+	for (int i = 0; i < p->n; i++)
+		if (occupies(&p->m[i]) && !(leaving & (1u << i))) {
+			used += p->m[i].need_mb;
+			count++;
+		}
+	if (k >= 0)
+		after |= 1u << k;
+	for (int next = k >= 0 ? k : largest_of(p, after); next >= 0;
+	     next = largest_of(p, after)) {
+		if (!room_for(p, p->m[next].need_mb, used, count))
+			return 0;
+		after &= ~(1u << next);
+		used += p->m[next].need_mb;
+		count++;
+	}
+	return 1;
 }
 
 static int
@@ -276,14 +325,29 @@ drain_ms(const struct policy *p, uint32_t leaving)
 	return longest;
 }
 
+/* The pinned models that are in VRAM or may come back, as a mask. */
+static uint32_t
+pins(const struct policy *p)
+{
+	uint32_t mask = 0;
+
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].pin && p->m[i].state != MODEL_MISSING)
+			mask |= 1u << i;
+	return mask;
+}
+
 /*
  * The resident models to evict so that k fits: the fewest, those with the
- * least waiting work first. Returns the mask, or 0 if pins forbid it.
+ * least waiting work first, pins never. When only the pins keep k out, the
+ * resident pins smaller than k make way too, if they fit again after it
+ * (loaded before them, k may fit where it did not after them). Returns the
+ * mask, or 0 if pins forbid it.
  */
 static uint32_t
 victims_for(const struct policy *p, int k)
 {
-	uint32_t leaving = 0;
+	uint32_t leaving = 0, smaller_pins = 0;
 	int order[POLICY_MODELS_MAX], n = 0;
 
 	for (int i = 0; i < p->n; i++)
@@ -300,7 +364,18 @@ victims_for(const struct policy *p, int k)
 		}
 	for (int i = 0; i < n && !fits(p, k, leaving); i++)
 		leaving |= 1u << order[i];
-	return fits(p, k, leaving) ? leaving : 0;
+	if (fits(p, k, leaving))
+		return leaving;
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].pin && p->m[i].state == MODEL_RESIDENT &&
+		    p->m[i].need_mb < p->m[k].need_mb)
+			smaller_pins |= 1u << i;
+	if (smaller_pins == 0)
+		return 0;
+	leaving = smaller_pins;
+	for (int i = 0; i < n && !fits_then(p, leaving, k, smaller_pins); i++)
+		leaving |= 1u << order[i];
+	return fits_then(p, leaving, k, smaller_pins) ? leaving : 0;
 }
 
 /* The normal priority's bound: the time scale of loads and history. */
@@ -575,60 +650,6 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 }
 
 /*
- * Would k, loaded alone, leave room for every pinned model to come back
- * after it, the largest first (see next_to_preload)? Loaded first, a small
- * pin can keep out a larger model that fits beside it the other way round.
- */
-static int
-fits_before_pins(const struct policy *p, int k)
-{
-	uint32_t placed = 1u << k;
-	int64_t used = p->m[k].need_mb;
-	int count = 1;
-
-	for (;;) {
-		int next = -1;
-
-		for (int i = 0; i < p->n; i++)
-			if (p->m[i].pin && p->m[i].state != MODEL_MISSING &&
-			    !(placed & (1u << i)) &&
-			    (next < 0 || p->m[i].need_mb > p->m[next].need_mb))
-				next = i;
-		if (next < 0)
-			return 1;
-		if (!room_for(p, p->m[next].need_mb, used, count))
-			return 0;
-		placed |= 1u << next;
-		used += p->m[next].need_mb;
-		count++;
-	}
-}
-
-/* The resident models, as a `leaving` mask. */
-static uint32_t
-resident(const struct policy *p)
-{
-	uint32_t mask = 0;
-
-	for (int i = 0; i < p->n; i++)
-		if (p->m[i].state == MODEL_RESIDENT)
-			mask |= 1u << i;
-	return mask;
-}
-
-/* Every model that may be evicted, as a `leaving` mask. */
-static uint32_t
-unpinned(const struct policy *p)
-{
-	uint32_t mask = 0;
-
-	for (int i = 0; i < p->n; i++)
-		if (!p->m[i].pin)
-			mask |= 1u << i;
-	return mask;
-}
-
-/*
  * The unloaded model whose waiting request is the most pressed, models in
  * skip apart; with only_fitting, among those that fit beside what is
  * loaded.
@@ -680,26 +701,52 @@ first_of(const struct policy *p, int k, int64_t now)
 }
 
 /*
- * The pinned or preloaded model to load next: the largest that fits. By
- * Ollama's 80% rule, models loaded largest first fit together whenever
- * they do in some other order.
+ * The pinned or preloaded model to load next: the largest that fits (see
+ * room_for), a preload only if the pins still to load fit after it.
  */
 static int
 next_to_preload(const struct policy *p)
 {
+	uint32_t pins_out = 0;
 	int k = -1;
 
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].pin && p->m[i].state == MODEL_UNLOADED)
+			pins_out |= 1u << i;
 	for (int i = 0; i < p->n; i++) {
 		const struct pmodel *m = &p->m[i];
 
 		/* A pin holds whenever the model is there (it may come back
 		 * after a removal); a preload only starts the model off. */
 		if (m->state == MODEL_UNLOADED &&
-		    (m->pin || (m->preload && m->loads_done == 0)) &&
+		    (m->pin ||
+		        (m->preload && m->loads_done == 0 &&
+		            fits_then(p, 0, i, pins_out))) &&
 		    fits(p, i, 0) && (k < 0 || m->need_mb > p->m[k].need_mb))
 			k = i;
 	}
 	return k;
+}
+
+/*
+ * Sets off a switch to k: the models in `leaving` drain, then unload one
+ * at a time, and k loads.
+ */
+static void
+start_switch(struct policy *p, int k, uint32_t leaving, enum switch_reason why,
+    int64_t now)
+{
+	p->switch_to = k;
+	p->switch_why = why;
+	p->switch_moves_pins = (leaving & pins(p)) != 0;
+	for (int i = 0; i < p->n; i++)
+		if (leaving & (1u << i))
+			p->m[i].state = MODEL_DRAINING;
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_DRAINING && p->m[i].in_flight == 0) {
+			start_unload(p, i, now);
+			return;
+		}
 }
 
 /* Loads, unloads and switches: at most one load or unload at a time. */
@@ -724,7 +771,9 @@ plan_residency(struct policy *p, int64_t now)
 				return;
 		k = p->switch_to;
 		if (fits(p, k, 0)) {
-			int first = first_of(p, k, now);
+			/* The pins that made way fit after k alone. */
+			int first =
+			    p->switch_moves_pins ? k : first_of(p, k, now);
 
 			/* The switch is done with k's load; one before it
 			 * keeps the switch under way. */
@@ -749,6 +798,15 @@ plan_residency(struct policy *p, int64_t now)
 		start_load(p, k, now);
 		return;
 	}
+	/* A pin that does not fit (the model it made way for proved larger
+	 * than its size said) comes back at once, in place of what keeps it
+	 * out. */
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].pin && p->m[i].state == MODEL_UNLOADED &&
+		    (leaving = victims_for(p, i)) != 0) {
+			start_switch(p, i, leaving, SWITCH_PIN, now);
+			return;
+		}
 	/* Lazy loading: what fits beside the resident models costs them
 	 * nothing. */
 	k = most_pressed_unloaded(p, now, 1, 0);
@@ -763,32 +821,18 @@ plan_residency(struct policy *p, int64_t now)
 			return;
 		tried |= 1u << k;
 		leaving = victims_for(p, k);
-		/* Pinned models make way, to come back right after k. */
-		if (leaving == 0 && fits_before_pins(p, k) &&
-		    fits(p, k, resident(p)))
-			leaving = resident(p);
 		if (leaving == 0) {
-			/* Pinned models leave it no room, now or ever, in
-			 * either order: its requests go back rather than wait
-			 * for good. Room that runs still hold comes when they
-			 * end. */
-			if (!fits(p, k, unpinned(p)) && !fits_before_pins(p, k))
+			/* Pinned models leave it no room, in any order: its
+			 * requests go back rather than wait for good. Room
+			 * that runs still hold comes when they end. */
+			if (!fits_then(p, ~0u, -1, pins(p) | 1u << k))
 				return_waiting(p, k);
 			continue;
 		}
 		if ((why = switch_pays(p, k, leaving, now)) != SWITCH_NONE)
 			break;
 	}
-	p->switch_to = k;
-	p->switch_why = why;
-	for (int i = 0; i < p->n; i++)
-		if (leaving & (1u << i))
-			p->m[i].state = MODEL_DRAINING;
-	for (int i = 0; i < p->n; i++)
-		if (p->m[i].state == MODEL_DRAINING && p->m[i].in_flight == 0) {
-			start_unload(p, i, now);
-			return;
-		}
+	start_switch(p, k, leaving, why, now);
 }
 
 /*

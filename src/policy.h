@@ -16,8 +16,8 @@
  *   evicted drains (a slot it frees takes one of its runs only if the
  *   slot would idle longer than the run outlasts the drain), and is
  *   unloaded explicitly before the next is loaded. One load or
- *   unload at a time, as Ollama does. A model that pinned ones leave no
- *   room for, loaded before them or after, hands its requests back.
+ *   unload at a time, as Ollama does. A model that fits beside the pinned
+ *   ones in no order hands its requests back.
  * - Switches: a model that does not fit comes in when the models it
  *   would evict have nothing waiting (at once if its backlog is worth the
  *   loads, else once they have idled that long; under overload, after
@@ -41,11 +41,13 @@
  *   priority) until a request has used 40% of its max_wait; from there
  *   the most pressed first (aging: a low request that has waited long
  *   beats a high one that just came).
- * - Pinned and preloaded models are loaded at start, the largest first.
- *   A pinned model is never evicted for another, but makes way for one
- *   that fits beside it only loaded before it, and is loaded again right
- *   after. A resident model with nothing to do for idle_unload is
- *   unloaded.
+ * - Pinned and preloaded models are loaded at start, the largest first
+ *   (a preload only if the pins still to load fit after it). When pins
+ *   alone keep a model out, those smaller than it make way if they fit
+ *   again after it, and are loaded again right after it; a pin that no
+ *   longer fits after it (larger once loaded than its hint) comes back
+ *   at once, evicting it. A resident model with nothing to do for
+ *   idle_unload is unloaded.
  * - Missing models (the backend lacks them, loaded or not) hand their
  *   requests back.
  * - Estimates: load and service times are guessed, then measured; a
@@ -94,7 +96,8 @@ enum switch_reason {
 	SWITCH_TURN,  /* the turn of the latest answer owed */
 	SWITCH_AGING, /* a request would miss its max_wait */
 	SWITCH_BATCH, /* a larger backlog, after a long phase */
-	SWITCH_LAST = SWITCH_BATCH,
+	SWITCH_PIN,   /* a pin comes back */
+	SWITCH_LAST = SWITCH_PIN,
 };
 
 enum policy_act {

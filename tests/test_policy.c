@@ -788,6 +788,154 @@ Test(policy, a_small_pin_makes_way_for_a_model_that_fits_only_before_it)
 	policy_free(p);
 }
 
+Test(policy, two_small_pins_make_way_and_come_back_largest_first)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "big", .need_mb = 2600},
+	    {.name = "pin-a", .need_mb = 700, .pin = 1},
+	    {.name = "pin-b", .need_mb = 500, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 3, 0);
+
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1400, 1, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 2400, 2, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "");
+	/* big needs 2600 MiB, 80% of the 2896 the pins leave is 2317; loaded
+	 * first, it leaves room for both (700 against 80% of 1496, then 500
+	 * against 80% of 796). */
+	policy_arrive(p, 3000, 1, 0, NORMAL, 3000);
+	cr_assert_str_eq(actions(p), "unload 1");
+	policy_unloaded(p, 3300, 1);
+	cr_assert_str_eq(actions(p), "unload 2");
+	policy_unloaded(p, 3600, 2);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 9000, 0, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 1@0, load 1");
+	policy_loaded(p, 10400, 1, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 11400, 2, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
+Test(policy, pins_that_made_way_come_back_before_any_other_model_loads)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "model", .need_mb = 4000},
+	    {.name = "larger", .need_mb = 4900},
+	    {.name = "pin-a", .need_mb = 3000, .pin = 1},
+	    {.name = "pin-b", .need_mb = 2200, .pin = 1},
+	};
+	struct policy *p;
+
+	c.vram_mb = 10000;
+	c.max_loaded = 4;
+	c.service_guess_ms = 60000; /* a backlog worth the switch at once */
+	p = policy_new(&c, m, 4, 0);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 6000, 2, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "load 3");
+	policy_loaded(p, 10500, 3, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "");
+	/* model (4000 MiB against 80% of 4800) fits only before the pins. */
+	policy_arrive(p, 11000, 1, 0, NORMAL, 11000);
+	cr_assert_str_eq(actions(p), "unload 2");
+	/* larger, wanted meanwhile, would come first by the rule of lazy
+	 * loads (it could not come after model), and shut the pins out. */
+	policy_arrive(p, 11100, 2, 1, NORMAL, 11100);
+	cr_assert_str_eq(actions(p), "");
+	policy_unloaded(p, 11300, 2);
+	cr_assert_str_eq(actions(p), "unload 3");
+	policy_unloaded(p, 11600, 3);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 19800, 0, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 1@0, load 2");
+	policy_loaded(p, 25800, 2, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "load 3");
+	/* larger fits beside the pins in no order (4900, then 3000, then
+	 * 2200 against 80% of 2100): its request goes back. */
+	policy_loaded(p, 30300, 3, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "return 2@1");
+	policy_free(p);
+}
+
+Test(policy, only_the_pins_smaller_than_the_model_make_way)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "large-pin", .need_mb = 2500, .pin = 1},
+	    {.name = "small-pin", .need_mb = 300, .pin = 1},
+	    {.name = "model", .need_mb = 1200},
+	};
+	struct policy *p = policy_new(&c, m, 3, 0);
+
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 5000, 0, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 5600, 1, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "");
+	/* 1200 MiB against 80% of the 1296 the pins leave (1037) does not
+	 * fit, nor does the large pin after the model (2500 against 80% of
+	 * 2896); in between, all three do (1200 against 80% of 1596, then
+	 * 300 against 80% of 396). */
+	policy_arrive(p, 6000, 1, 2, NORMAL, 6000);
+	cr_assert_str_eq(actions(p), "unload 1");
+	policy_unloaded(p, 6300, 1);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_loaded(p, 8800, 2, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 1@2, load 1");
+	policy_loaded(p, 9400, 1, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
+Test(policy,
+    a_pin_that_no_longer_fits_after_the_model_it_made_way_for_comes_back)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1500, 1, LOAD_OK, 0);
+	policy_arrive(p, 2000, 1, 0, NORMAL, 2000);
+	cr_assert_str_eq(actions(p), "unload 1");
+	policy_unloaded(p, 2300, 1);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_arrive(p, 3000, 2, 0, NORMAL, 3000);
+	cr_assert_str_eq(actions(p), "");
+	/* Loaded, it takes 3200 MiB, not 3008: the pin (725 against 80% of
+	 * 896) no longer fits after it. The model serves what came for it
+	 * and goes; the pin comes back. */
+	policy_loaded(p, 8500, 0, LOAD_OK, 3200);
+	cr_assert_str_eq(actions(p), "dispatch 1@0, dispatch 2@0");
+	policy_view(p, 8500, &v);
+	cr_assert_eq(v.next_switch, 1);
+	cr_assert_eq(v.next_switch_why, SWITCH_PIN);
+	cr_assert_str_eq(policy_switch_reason_name(v.next_switch_why), "pin");
+	policy_done(p, 20000, 1, 11500);
+	cr_assert_str_eq(actions(p), "");
+	policy_done(p, 21000, 2, 12500);
+	cr_assert_str_eq(actions(p), "unload 0");
+	policy_unloaded(p, 21300, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 22800, 1, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "");
+	/* Now that its size is known, the model fits beside the pin in no
+	 * order: its requests go back. */
+	policy_arrive(p, 23000, 3, 0, NORMAL, 23000);
+	cr_assert_str_eq(actions(p), "return 3@0");
+	policy_free(p);
+}
+
 Test(policy, pins_and_preloads_load_largest_first)
 {
 	struct policy_config c = box_config();
@@ -998,9 +1146,13 @@ struct sim {
 	int64_t io_end[3]; /* when a load or unload ends */
 	int in_flight[3];
 	int running;
-	/* A pin made way: 1 until the model it made way for loads, 2 until
-	 * the pin is back. */
-	int pin_away;
+	/* The pins that made way, and the model they made way for once it
+	 * has loaded (else -1). */
+	int pins_out, made_way;
+	/* The bounds hold when they allow two switches and a min_residency:
+	 * with the box's sizes, where only deepseek-r1:8b needs the whole
+	 * VRAM, not with three models that each do. */
+	int sizes_of_the_box;
 	struct sim_req *r;
 	int n;
 	uint64_t rng;
@@ -1026,19 +1178,34 @@ sim_fits(const struct sim *s, int k, const int *loaded)
 	    (double)s->m[k].need_mb <= 0.8 * (double)(s->c.vram_mb - used);
 }
 
-/* Would k fit with the pin (a sequence pins one model at most), loaded
- * before it or after? */
+/*
+ * Would k and the pins fit together? Loaded the largest first, they do if
+ * any order does (for two models a and b > a: b + 0.8 a <= 0.8 vram
+ * whenever a + 0.8 b <= 0.8 vram).
+ */
 static int
-fits_with_pin(const struct sim *s, int k)
+fits_with_pins(const struct sim *s, int k)
 {
-	for (int i = 0; i < 3; i++)
-		if (s->m[i].pin && i != k) {
-			int k_alone[3] = {0}, pin_alone[3] = {0};
+	int loaded[3] = {0}, order[3] = {0, 1, 2};
 
-			k_alone[k] = pin_alone[i] = 1;
-			return sim_fits(s, i, k_alone) ||
-			    sim_fits(s, k, pin_alone);
+	for (int a = 1; a < 3; a++)
+		for (int b = a; b > 0 &&
+		     s->m[order[b]].need_mb > s->m[order[b - 1]].need_mb;
+		     b--) {
+			int t = order[b];
+
+			order[b] = order[b - 1];
+			order[b - 1] = t;
 		}
+	for (int i = 0; i < 3; i++) {
+		int m = order[i];
+
+		if (m != k && !s->m[m].pin)
+			continue;
+		if (!sim_fits(s, m, loaded))
+			return 0;
+		loaded[m] = 1;
+	}
 	return 1;
 }
 
@@ -1083,8 +1250,8 @@ carry_out(struct sim *s, int64_t now)
 			s->running++;
 			cr_assert_leq(s->running, s->c.parallel,
 			    "more than parallel in flight");
-			cr_assert_leq(now - r->arrive,
-			    s->c.max_wait_ms[r->prio],
+			cr_assert(!s->sizes_of_the_box ||
+			        now - r->arrive <= s->c.max_wait_ms[r->prio],
 			    "request waited %lld ms, bound %lld (prio %d)",
 			    (long long)(now - r->arrive),
 			    (long long)s->c.max_wait_ms[r->prio], r->prio);
@@ -1096,16 +1263,36 @@ carry_out(struct sim *s, int64_t now)
 			/* Ollama's rule, or Ollama would evict on its own. */
 			cr_assert(sim_fits(s, k, s->loaded),
 			    "load of %d does not fit beside the others", k);
-			/* A pin that made way does so for a model that must
-			 * come before it, and comes back next. */
-			if (s->pin_away == 1) {
-				cr_assert(!s->m[k].pin,
-				    "a pin made way for another pin");
-				s->pin_away = 2;
-			} else if (s->pin_away == 2) {
-				cr_assert(s->m[k].pin,
-				    "load of %d before the pin came back", k);
-				s->pin_away = 0;
+			/* Pins make way only for a model larger than they,
+			 * that does not fit after them; it loads first, then
+			 * they come back, before anything else loads. */
+			if (s->pins_out && !s->m[k].pin) {
+				int with_pins[3];
+
+				cr_assert_eq(s->made_way, -1,
+				    "%d loaded while pins were away for %d", k,
+				    s->made_way);
+				for (int i = 0; i < 3; i++) {
+					with_pins[i] = s->loaded[i] ||
+					    (s->pins_out & (1 << i));
+					cr_assert(!(s->pins_out & (1 << i)) ||
+					        s->m[i].need_mb <
+					            s->m[k].need_mb,
+					    "pin %d made way for smaller %d", i,
+					    k);
+				}
+				cr_assert(!sim_fits(s, k, with_pins),
+				    "pins made way for %d, which fitted "
+				    "beside them",
+				    k);
+				s->made_way = k;
+			} else if (s->pins_out & (1 << k)) {
+				cr_assert_neq(s->made_way, -1,
+				    "pin %d back before what it made way for",
+				    k);
+				s->pins_out &= ~(1 << k);
+				if (s->pins_out == 0)
+					s->made_way = -1;
 			}
 			s->loaded[k] = 1;
 			s->io_end[k] = now + s->load_ms[k];
@@ -1115,9 +1302,11 @@ carry_out(struct sim *s, int64_t now)
 			cr_assert_eq(s->in_flight[k], 0,
 			    "unload of model %d with requests in flight", k);
 			if (s->m[k].pin) {
-				cr_assert_eq(
-				    s->pin_away, 0, "a second pin unloaded");
-				s->pin_away = 1;
+				cr_assert_eq(s->made_way, -1,
+				    "pin %d left after the model it made way "
+				    "for had come",
+				    k);
+				s->pins_out |= 1 << k;
 				pins_away++;
 			}
 			s->loaded[k] = 3;
@@ -1128,7 +1317,7 @@ carry_out(struct sim *s, int64_t now)
 
 			/* No model is missing here: only the pins may leave
 			 * a model no room. */
-			cr_assert(!fits_with_pin(s, k),
+			cr_assert(!fits_with_pins(s, k),
 			    "request %llu for %d handed back, though it fits "
 			    "with the pins",
 			    (unsigned long long)a.id, k);
@@ -1179,17 +1368,17 @@ run_sequence(uint64_t seed)
 	/* Bounds hold when they allow two switches and a min_residency. */
 	s.c.min_residency_ms = (int64_t)(unit(&s) * 30000);
 	memcpy(s.m, box_models, sizeof(s.m));
-	/* A pinned tinyllama makes way for qwen2.5-coder:7b; a pinned
-	 * qwen2.5-coder:7b or tinyllama leaves no room for deepseek-r1:8b. */
-	switch (rnd(&s) % 6) {
-	case 0:
-	case 1:
-		s.m[TINY].pin = 1;
-		break;
-	case 2:
-		s.m[QWEN].pin = 1;
-		break;
-	}
+	/* Half the sequences draw the models' sizes; each model is pinned
+	 * one time in five. With the box's sizes, a pinned tinyllama makes
+	 * way for qwen2.5-coder:7b, and a pinned qwen2.5-coder:7b or
+	 * tinyllama leaves no room for deepseek-r1:8b. */
+	s.sizes_of_the_box = unit(&s) < 0.5;
+	if (!s.sizes_of_the_box)
+		for (int i = 0; i < 3; i++)
+			s.m[i].need_mb = 200 + (int64_t)(unit(&s) * 3700);
+	for (int i = 0; i < 3; i++)
+		s.m[i].pin = unit(&s) < 0.2;
+	s.made_way = -1;
 	for (int i = 0; i < 3; i++)
 		s.load_ms[i] = s.m[i].need_mb * 1000 / 490;
 	s.n = 60 + (int)(rnd(&s) % 90);
@@ -1280,6 +1469,8 @@ run_sequence(uint64_t seed)
 		cr_assert(s.r[i].state >= 3,
 		    "seed %llu: request %d never served (state %d)",
 		    (unsigned long long)seed, i, s.r[i].state);
+	cr_assert_eq(s.pins_out, 0, "seed %llu: pins %d never came back",
+	    (unsigned long long)seed, s.pins_out);
 	{
 		struct policy_view v;
 
@@ -1294,10 +1485,11 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 {
 	int unloads = 0;
 
-	for (uint64_t seed = 1; seed <= 600; seed++)
+	for (uint64_t seed = 1; seed <= 800; seed++)
 		unloads += run_sequence(seed);
-	/* The sequences made the policy switch models, many times, and
-	 * cancelled requests both waiting and running. */
+	/* The sequences made the policy switch models, many times,
+	 * cancelled requests both waiting and running, had pins make way,
+	 * and handed back requests that no order fits beside the pins. */
 	cr_assert_gt(unloads, 1000, "only %d unloads", unloads);
 	cr_assert_gt(
 	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);

@@ -60,7 +60,7 @@ check "a second supervisor is up" wait_log "ready:"
 check "the pinned tinyllama is loaded at start" wait_state tinyllama resident
 check "a coding run is answered by qwen2.5-coder:7b, which the pin made way for" \
 	answered_by coding qwen2.5-coder:7b
-check "said so in the log" grep -q "unloading tinyllama, pinned: making way for qwen2.5-coder:7b, which fits beside it only if loaded first; it comes back right after" "$TMP/sup.log"
+check "said so in the log" grep -q "unloading tinyllama (pinned: it comes back after): switching to qwen2.5-coder:7b (" "$TMP/sup.log"
 check "the pin is back, beside it" wait_state tinyllama resident
 check "which stays" wait_state qwen2.5-coder:7b resident
 check "a light run is answered by the pin" answered_by light tinyllama
