@@ -956,6 +956,26 @@ Test(policy, pins_and_preloads_load_largest_first)
 	policy_free(p);
 }
 
+Test(policy, a_preload_that_would_shut_a_pin_out_is_left_unloaded)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "deepseek-r1:8b", .need_mb = 3712, .preload = 1},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+	struct policy_view v;
+
+	/* Largest first, deepseek-r1:8b would come first, and the pin
+	 * (725 MiB against 80% of 384) never. */
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1500, 1, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "");
+	policy_view(p, 1500, &v);
+	cr_assert_eq(v.models[0].state, MODEL_UNLOADED);
+	policy_free(p);
+}
+
 Test(policy, a_pinned_model_removed_then_pulled_again_is_loaded_again)
 {
 	struct policy_config c = box_config();
