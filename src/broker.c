@@ -374,6 +374,39 @@ away_or_busy(int http_status)
 	    http_status == 502 || http_status == 503 || http_status == 504;
 }
 
+/* A size /api/ps gives that no GPU holds is the backend's mistake. */
+#define PS_SIZE_MAX_MB CONFIG_MB_MAX
+
+/*
+ * The size of a model just loaded, from /api/ps: the policy hears of the
+ * load with it, so that nothing loads beside a model whose size_mb and
+ * kv_mb fell short (Ollama would have to evict). Without it, the
+ * configured size stands.
+ */
+static void
+loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
+{
+	struct model_io *io = arg;
+	struct broker *b = io->b;
+	int model = io->model;
+	struct bmodel *m = &b->models[model];
+	int64_t size_mb = 0;
+
+	for (int i = 0; ps != NULL && i < ps->count; i++)
+		if (model_name_same(m->name, ps->models[i].name) &&
+		    ps->models[i].size_mb > 0 &&
+		    ps->models[i].size_mb <= PS_SIZE_MAX_MB)
+			size_mb = ps->models[i].size_mb;
+	if (size_mb == 0)
+		log_warnx("loaded %s, but /api/ps %s its size: its size_mb and "
+		          "kv_mb stand for it",
+		    m->name, ps == NULL ? error : "does not tell");
+	m->io = NULL;
+	free(io);
+	policy_loaded(b->policy, msg_clock_ms(), model, LOAD_OK, size_mb);
+	apply(b);
+}
+
 static void
 load_done(void *arg, struct ollama_result *res)
 {
@@ -386,6 +419,10 @@ load_done(void *arg, struct ollama_result *res)
 		m->pauses = 0;
 		m->load_error[0] = '\0';
 		log_info("loaded %s", m->name);
+		if (ollama_ps(b->backend, loaded_size_seen, io) == 0) {
+			ollama_result_free(res);
+			return;
+		}
 		policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_OK, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
 	    ++m->load_attempts < RETRIES) {
@@ -825,9 +862,6 @@ ps_failed(struct broker *b, const char *error)
 	if (changed)
 		apply(b);
 }
-
-/* A size /api/ps gives that no GPU holds is the backend's mistake. */
-#define PS_SIZE_MAX_MB CONFIG_MB_MAX
 
 /*
  * What the backend says it holds: sizes for the plan, names for status,

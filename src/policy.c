@@ -78,7 +78,9 @@ struct policy {
 	size_t nacts, capacts, head;
 	int switch_to; /* the model a switch is under way to, or -1 */
 	enum switch_reason switch_why;
-	int switch_moves_pins; /* pins make way for switch_to */
+	/* Pins make way for switch_to, or it is a pin coming back: it loads
+	 * first, and the pins right after it. */
+	int switch_of_pins;
 	/* When the models' arrivals, fading over max_wait normal, were
 	 * last brought up to date. */
 	int64_t offered_at;
@@ -738,7 +740,7 @@ start_switch(struct policy *p, int k, uint32_t leaving, enum switch_reason why,
 {
 	p->switch_to = k;
 	p->switch_why = why;
-	p->switch_moves_pins = (leaving & pins(p)) != 0;
+	p->switch_of_pins = (leaving & pins(p)) != 0 || p->m[k].pin;
 	for (int i = 0; i < p->n; i++)
 		if (leaving & (1u << i))
 			p->m[i].state = MODEL_DRAINING;
@@ -747,6 +749,16 @@ start_switch(struct policy *p, int k, uint32_t leaving, enum switch_reason why,
 			start_unload(p, i, now);
 			return;
 		}
+}
+
+/* A switch given up: the models still draining for it stay. */
+static void
+drop_switch(struct policy *p)
+{
+	p->switch_to = -1;
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_DRAINING)
+			p->m[i].state = MODEL_RESIDENT;
 }
 
 /* Loads, unloads and switches: at most one load or unload at a time. */
@@ -759,6 +771,11 @@ plan_residency(struct policy *p, int64_t now)
 
 	if (io_under_way(p))
 		return;
+	/* Pins make way only for a model that something waits for: its
+	 * requests all cancelled, they stay, or come back. */
+	if (p->switch_to >= 0 && p->switch_of_pins && !p->m[p->switch_to].pin &&
+	    p->m[p->switch_to].waiting == 0)
+		drop_switch(p);
 	/* A drained model goes first: what waits for the switch needs it. */
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].state == MODEL_DRAINING && p->m[i].in_flight == 0) {
@@ -771,9 +788,9 @@ plan_residency(struct policy *p, int64_t now)
 				return;
 		k = p->switch_to;
 		if (fits(p, k, 0)) {
-			/* The pins that made way fit after k alone. */
-			int first =
-			    p->switch_moves_pins ? k : first_of(p, k, now);
+			/* The pins fit after k, not after what first_of
+			 * would bring in before it. */
+			int first = p->switch_of_pins ? k : first_of(p, k, now);
 
 			/* The switch is done with k's load; one before it
 			 * keeps the switch under way. */
@@ -798,13 +815,21 @@ plan_residency(struct policy *p, int64_t now)
 		start_load(p, k, now);
 		return;
 	}
-	/* A pin that does not fit (the model it made way for proved larger
-	 * than its size said) comes back at once, in place of what keeps it
-	 * out. */
+	/*
+	 * A pin that does not fit (the model it made way for proved larger
+	 * once loaded, or took its room while it was missing) comes back at
+	 * once, in place of what keeps it out. The requests waiting for a
+	 * model that goes and fits beside the pins in no order go back now
+	 * rather than after the switch.
+	 */
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].pin && p->m[i].state == MODEL_UNLOADED &&
 		    (leaving = victims_for(p, i)) != 0) {
 			start_switch(p, i, leaving, SWITCH_PIN, now);
+			for (int j = 0; j < p->n; j++)
+				if ((leaving & (1u << j)) &&
+				    !fits_then(p, ~0u, -1, pins(p) | 1u << j))
+					return_waiting(p, j);
 			return;
 		}
 	/* Lazy loading: what fits beside the resident models costs them
@@ -1137,7 +1162,7 @@ mark_missing(struct policy *p, int model)
 {
 	p->m[model].state = MODEL_MISSING;
 	if (p->switch_to == model)
-		p->switch_to = -1;
+		drop_switch(p);
 	return_waiting(p, model);
 }
 

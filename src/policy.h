@@ -44,10 +44,12 @@
  * - Pinned and preloaded models are loaded at start, the largest first
  *   (a preload only if the pins still to load fit after it). When pins
  *   alone keep a model out, those smaller than it make way if they fit
- *   again after it, and are loaded again right after it; a pin that no
- *   longer fits after it (larger once loaded than its hint) comes back
- *   at once, evicting it. A resident model with nothing to do for
- *   idle_unload is unloaded.
+ *   again after it, and are loaded again right after it; the switch is
+ *   given up if nothing waits for the model any more. A pin that does
+ *   not fit (that model proved larger once loaded, or took its room
+ *   while it was missing) comes back at once, in the place of the models
+ *   in its way. A resident model with nothing to do for idle_unload is
+ *   unloaded.
  * - Missing models (the backend lacks them, loaded or not) hand their
  *   requests back.
  * - Estimates: load and service times are guessed, then measured; a

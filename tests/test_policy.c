@@ -936,6 +936,96 @@ Test(policy,
 	policy_free(p);
 }
 
+Test(policy, pins_make_way_only_while_something_waits_for_the_model)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p;
+
+	c.service_guess_ms = 60000; /* a backlog worth the switch at once */
+	p = policy_new(&c, m, 2, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1500, 1, LOAD_OK, 0);
+	policy_arrive(p, 2000, 1, 0, NORMAL, 2000);
+	cr_assert_str_eq(actions(p), "unload 1");
+	/* Its agent stopped: nothing waits for the model now. */
+	cr_assert_eq(policy_cancel(p, 2100, 1), 1);
+	policy_unloaded(p, 2300, 1);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_free(p);
+}
+
+Test(policy, a_switch_to_a_model_gone_missing_leaves_the_others_resident)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1500, 1, LOAD_OK, 0);
+	policy_arrive(p, 40000, 1, 1, NORMAL, 40000);
+	cr_assert_str_eq(actions(p), "dispatch 1@1");
+	/* After min_residency, with a slot free, the pin makes way. */
+	policy_arrive(p, 40000, 2, 0, NORMAL, 40000);
+	policy_view(p, 40000, &v);
+	cr_assert_eq(v.next_switch, 0);
+	cr_assert_eq(v.models[1].state, MODEL_DRAINING);
+	/* The backend no longer has the model: the switch is given up. */
+	policy_available(p, 41000, 0, 0);
+	cr_assert_str_eq(actions(p), "return 2@0");
+	policy_view(p, 41000, &v);
+	cr_assert_eq(v.next_switch, -1);
+	cr_assert_eq(v.models[1].state, MODEL_RESIDENT);
+	policy_arrive(p, 42000, 3, 1, NORMAL, 42000);
+	cr_assert_str_eq(actions(p), "dispatch 3@1");
+	policy_done(p, 50000, 1, 10000);
+	cr_assert_str_eq(actions(p), "");
+	policy_free(p);
+}
+
+Test(policy,
+    a_pin_pulled_again_comes_back_and_hands_back_what_waits_for_the_model_in_its_way)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "deepseek-r1:8b", .need_mb = 3712},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1500, 1, LOAD_OK, 0);
+	/* Removed from the backend: its room is free for deepseek-r1:8b. */
+	policy_available(p, 2000, 1, 0);
+	policy_unloaded(p, 2000, 1);
+	for (uint64_t id = 1; id <= 3; id++)
+		policy_arrive(p, 3000, id, 0, NORMAL, 3000);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 10000, 0, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 1@0, dispatch 2@0");
+	/* Pulled again: the pin comes back in deepseek-r1:8b's place, and
+	 * request 3, which could never run beside it, goes back now. */
+	policy_available(p, 11000, 1, 1);
+	cr_assert_str_eq(actions(p), "return 3@0");
+	policy_view(p, 11000, &v);
+	cr_assert_eq(v.next_switch, 1);
+	cr_assert_eq(v.next_switch_why, SWITCH_PIN);
+	policy_done(p, 30000, 1, 20000);
+	policy_done(p, 31000, 2, 21000);
+	cr_assert_str_eq(actions(p), "unload 0");
+	policy_unloaded(p, 31300, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_free(p);
+}
+
 Test(policy, pins_and_preloads_load_largest_first)
 {
 	struct policy_config c = box_config();
@@ -1166,9 +1256,9 @@ struct sim {
 	int64_t io_end[3]; /* when a load or unload ends */
 	int in_flight[3];
 	int running;
-	/* The pins that made way, and the model they made way for once it
-	 * has loaded (else -1). */
-	int pins_out, made_way;
+	/* The pins that made way, the model they made way for, and the same
+	 * once it has loaded (else -1). */
+	int pins_out, way_for, made_way;
 	/* The bounds hold when they allow two switches and a min_residency:
 	 * with the box's sizes, where only deepseek-r1:8b needs the whole
 	 * VRAM, not with three models that each do. */
@@ -1244,6 +1334,16 @@ unit(struct sim *s)
 	return (double)(rnd(s) >> 11) / 9007199254740992.0;
 }
 
+/* Whether a request for model k waits. */
+static int
+waits_for(const struct sim *s, int k)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->r[i].model == k && s->r[i].state == 1)
+			return 1;
+	return 0;
+}
+
 /* Carries out the policy's actions, checking each against the rules. */
 static void
 carry_out(struct sim *s, int64_t now)
@@ -1289,9 +1389,9 @@ carry_out(struct sim *s, int64_t now)
 			if (s->pins_out && !s->m[k].pin) {
 				int with_pins[3];
 
-				cr_assert_eq(s->made_way, -1,
+				cr_assert(s->made_way == -1 && k == s->way_for,
 				    "%d loaded while pins were away for %d", k,
-				    s->made_way);
+				    s->way_for);
 				for (int i = 0; i < 3; i++) {
 					with_pins[i] = s->loaded[i] ||
 					    (s->pins_out & (1 << i));
@@ -1307,9 +1407,13 @@ carry_out(struct sim *s, int64_t now)
 				    k);
 				s->made_way = k;
 			} else if (s->pins_out & (1 << k)) {
-				cr_assert_neq(s->made_way, -1,
-				    "pin %d back before what it made way for",
-				    k);
+				/* Before it, only if nothing waits for it any
+				 * more (its requests were cancelled). */
+				cr_assert(s->made_way != -1 ||
+				        !waits_for(s, s->way_for),
+				    "pin %d back before %d, which it made way "
+				    "for",
+				    k, s->way_for);
 				s->pins_out &= ~(1 << k);
 				if (s->pins_out == 0)
 					s->made_way = -1;
@@ -1322,10 +1426,17 @@ carry_out(struct sim *s, int64_t now)
 			cr_assert_eq(s->in_flight[k], 0,
 			    "unload of model %d with requests in flight", k);
 			if (s->m[k].pin) {
+				struct policy_view v;
+
 				cr_assert_eq(s->made_way, -1,
 				    "pin %d left after the model it made way "
 				    "for had come",
 				    k);
+				policy_view(s->p, now, &v);
+				cr_assert(v.next_switch >= 0 &&
+				        !s->m[v.next_switch].pin,
+				    "pin %d unloaded, but not for a model", k);
+				s->way_for = v.next_switch;
 				s->pins_out |= 1 << k;
 				pins_away++;
 			}

@@ -67,4 +67,33 @@ check "a light run is answered by the pin" answered_by light tinyllama
 emu_evictions() { curl -s "$URL_emu2/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
 check "Ollama never had to evict a model on its own" test "$(emu_evictions)" = 0
 check "the second supervisor stops cleanly" stopped
+
+# The same pin, and deepseek-r1:8b said to take 3112 MiB where it takes
+# 3712: by the config it fits only before the pin (3112 against 80% of
+# 3371; the pin's 725 against 80% of 984). The broker reads its size from
+# /api/ps once it has loaded, before anything loads beside it: the pin no
+# longer fits after it (80% of 384), and comes back in its place.
+start_emu emu3 --speed inf --parallel 2 --vram-mb 4096
+sed -e "s|^url = .*|url = $URL_emu3|" \
+	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run3|" \
+	-e "s|^state_dir = .*|state_dir = $TMP/state3|" \
+	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
+	-e '/^\[model.deepseek-r1:8b\]$/,/^\[/s/^size_mb = 3200$/size_mb = 2600/' \
+	-e '/^\[model.tinyllama\]$/,/^\[/s/^preload = yes$/pin = yes/' \
+	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+grep -q '^size_mb = 2600$' "$TMP/ollamax.conf" ||
+	{ echo "conf/ollamax.conf no longer gives deepseek-r1:8b size_mb = 3200"; exit 1; }
+start_fleet
+check "a third supervisor is up" wait_log "ready:"
+check "with the pinned tinyllama loaded" wait_state tinyllama resident
+check "a reasoning run is answered by deepseek-r1:8b, which the pin made way for" \
+	answered_by reasoning deepseek-r1:8b
+check "which then made way for the pin: it proved too large for the pin to fit after it" \
+	wait_log "unloading deepseek-r1:8b: switching to tinyllama (pin,"
+check "the pin is back" wait_state tinyllama resident
+check "the next reasoning run falls back to coding: deepseek-r1:8b fits beside the pin in no order" \
+	answered_by reasoning qwen2.5-coder:7b
+emu3_evictions() { curl -s "$URL_emu3/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
+check "Ollama never had to evict a model on its own" test "$(emu3_evictions)" = 0
+check "the third supervisor stops cleanly" stopped
 finish
