@@ -339,6 +339,13 @@ pins(const struct policy *p)
 	return mask;
 }
 
+/* Could k be loaded beside the pins in some order (the largest first)? */
+static int
+fits_with_pins(const struct policy *p, int k)
+{
+	return fits_then(p, ~0u, -1, pins(p) | 1u << k);
+}
+
 /*
  * The resident models to evict so that k fits: the fewest, those with the
  * least waiting work first, pins never. When only the pins keep k out, the
@@ -828,7 +835,7 @@ plan_residency(struct policy *p, int64_t now)
 			start_switch(p, i, leaving, SWITCH_PIN, now);
 			for (int j = 0; j < p->n; j++)
 				if ((leaving & (1u << j)) &&
-				    !fits_then(p, ~0u, -1, pins(p) | 1u << j))
+				    !fits_with_pins(p, j))
 					return_waiting(p, j);
 			return;
 		}
@@ -850,7 +857,7 @@ plan_residency(struct policy *p, int64_t now)
 			/* Pinned models leave it no room, in any order: its
 			 * requests go back rather than wait for good. Room
 			 * that runs still hold comes when they end. */
-			if (!fits_then(p, ~0u, -1, pins(p) | 1u << k))
+			if (!fits_with_pins(p, k))
 				return_waiting(p, k);
 			continue;
 		}
