@@ -1182,19 +1182,21 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	if (model < 0 || model >= p->n || p->m[model].state != MODEL_LOADING)
 		return;
 	m = &p->m[model];
-	if (p->switch_to == model)
-		p->switch_to = -1;
 	if (ok == LOAD_MISSING) {
 		mark_missing(p, model);
 		plan(p, now);
 		return;
 	}
 	if (ok == LOAD_FAILED) {
-		/* Not loaded after all: planned again like any other. */
+		/* Not loaded after all: a switch it ended goes on, and tries
+		 * it again before anything else (pins that made way for it
+		 * would only have to make way again). */
 		m->state = MODEL_UNLOADED;
 		plan(p, now);
 		return;
 	}
+	if (p->switch_to == model)
+		p->switch_to = -1;
 	m->state = MODEL_RESIDENT;
 	m->resident_since = now;
 	m->last_busy = now;

@@ -958,6 +958,33 @@ Test(policy, pins_make_way_only_while_something_waits_for_the_model)
 	policy_free(p);
 }
 
+Test(policy,
+    a_load_pins_made_way_for_that_cannot_reach_the_backend_goes_first_again)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p;
+
+	c.service_guess_ms = 60000; /* a backlog worth the switch at once */
+	p = policy_new(&c, m, 2, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_loaded(p, 1500, 1, LOAD_OK, 0);
+	policy_arrive(p, 2000, 1, 0, NORMAL, 2000);
+	cr_assert_str_eq(actions(p), "unload 1");
+	policy_unloaded(p, 2300, 1);
+	cr_assert_str_eq(actions(p), "load 0");
+	/* The backend is away: the pin, loaded first again, would only have
+	 * to make way once more. */
+	policy_loaded(p, 4300, 0, LOAD_FAILED, 0);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 10000, 0, LOAD_OK, 0);
+	cr_assert_str_eq(actions(p), "dispatch 1@0, load 1");
+	policy_free(p);
+}
+
 Test(policy, a_switch_to_a_model_gone_missing_leaves_the_others_resident)
 {
 	struct policy_config c = box_config();
