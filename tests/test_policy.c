@@ -63,6 +63,36 @@ actions(struct policy *p)
 	return out;
 }
 
+/* An event, and the actions it made the policy queue (see actions). */
+static const char *
+on_arrive(struct policy *p, int64_t now, uint64_t id, int model, int prio,
+    int64_t arrived)
+{
+	policy_arrive(p, now, id, model, prio, arrived);
+	return actions(p);
+}
+
+static const char *
+on_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
+{
+	policy_done(p, now, id, service_ms);
+	return actions(p);
+}
+
+static const char *
+on_loaded(struct policy *p, int64_t now, int model)
+{
+	policy_loaded(p, now, model, LOAD_OK, 0);
+	return actions(p);
+}
+
+static const char *
+on_unloaded(struct policy *p, int64_t now, int model)
+{
+	policy_unloaded(p, now, model);
+	return actions(p);
+}
+
 static struct policy *
 box(void)
 {
@@ -75,10 +105,8 @@ Test(policy, a_request_for_an_unloaded_model_loads_it_and_runs_once_loaded)
 {
 	struct policy *p = box();
 
-	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
-	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 1300, TINY, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 1@2");
+	cr_assert_str_eq(on_arrive(p, 0, 1, TINY, NORMAL, 0), "load 2");
+	cr_assert_str_eq(on_loaded(p, 1300, TINY), "dispatch 1@2");
 	policy_free(p);
 }
 
@@ -87,12 +115,10 @@ Test(policy, a_request_cancelled_while_it_waits_is_never_dispatched)
 	struct policy *p = box();
 
 	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
-	policy_arrive(p, 0, 2, TINY, NORMAL, 0);
-	cr_assert_str_eq(actions(p), "load 2");
+	cr_assert_str_eq(on_arrive(p, 0, 2, TINY, NORMAL, 0), "load 2");
 	cr_assert_eq(policy_cancel(p, 100, 1), 1);
 	cr_assert_eq(policy_cancel(p, 100, 1), 0, "cancelled twice");
-	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 2@2");
+	cr_assert_str_eq(on_loaded(p, 1000, TINY), "dispatch 2@2");
 	/* A running one is not the policy's to forget: its end is. */
 	cr_assert_eq(policy_cancel(p, 1100, 2), 0);
 	policy_free(p);
@@ -103,8 +129,7 @@ Test(policy, a_models_loads_count_the_load_under_way_as_the_totals_do)
 	struct policy *p = box();
 	struct policy_view v;
 
-	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
-	cr_assert_str_eq(actions(p), "load 2");
+	cr_assert_str_eq(on_arrive(p, 0, 1, TINY, NORMAL, 0), "load 2");
 	policy_view(p, 500, &v);
 	cr_assert_eq(v.loads, 1);
 	cr_assert_eq(v.models[TINY].loads, 1, "the load under way counts");
@@ -124,10 +149,9 @@ Test(policy, never_more_than_parallel_requests_are_in_flight)
 	actions(p);
 	policy_arrive(p, 1000, 2, TINY, NORMAL, 1000);
 	policy_arrive(p, 1000, 3, TINY, NORMAL, 1000);
-	policy_arrive(p, 1000, 4, TINY, NORMAL, 1000);
-	cr_assert_str_eq(actions(p), "dispatch 2@2");
-	policy_done(p, 1500, 1, 500);
-	cr_assert_str_eq(actions(p), "dispatch 3@2");
+	cr_assert_str_eq(
+	    on_arrive(p, 1000, 4, TINY, NORMAL, 1000), "dispatch 2@2");
+	cr_assert_str_eq(on_done(p, 1500, 1, 500), "dispatch 3@2");
 	policy_free(p);
 }
 
@@ -139,10 +163,8 @@ Test(policy, a_model_that_fits_beside_the_resident_one_loads_without_eviction)
 	policy_loaded(p, 6000, QWEN, LOAD_OK, 0);
 	actions(p);
 	/* 725 MB <= 80% of the 1088 MB qwen leaves free. */
-	policy_arrive(p, 6000, 2, TINY, NORMAL, 6000);
-	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 7000, TINY, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 2@2");
+	cr_assert_str_eq(on_arrive(p, 6000, 2, TINY, NORMAL, 6000), "load 2");
+	cr_assert_str_eq(on_loaded(p, 7000, TINY), "dispatch 2@2");
 	policy_free(p);
 }
 
@@ -174,8 +196,7 @@ Test(policy, a_model_that_does_not_fit_waits_while_the_resident_one_has_work)
 	for (int i = 2; i <= 6; i++)
 		policy_arrive(p, 6500, (uint64_t)i, DEEPSEEK, NORMAL, 6500);
 	actions(p);
-	policy_arrive(p, 7000, 10, QWEN, NORMAL, 7000);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 7000, 10, QWEN, NORMAL, 7000), "");
 	policy_free(p);
 }
 
@@ -191,21 +212,19 @@ Test(policy, a_switch_stops_feeding_the_old_model_drains_unloads_then_loads)
 	/* Five coding requests, when deepseek has run sixteen times what the
 	 * switch costs (its load, 6.5 s, and qwen's, 6.1 s): 202.2 s. */
 	for (int i = 3; i <= 7; i++)
-		policy_arrive(p, 210000, (uint64_t)i, QWEN, NORMAL, 210000);
-	cr_assert_str_eq(actions(p), "");
+		cr_assert_str_eq(
+		    on_arrive(p, 210000, (uint64_t)i, QWEN, NORMAL, 210000),
+		    "");
 	policy_view(p, 210000, &v);
 	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
 	cr_assert_eq(v.next_switch, QWEN);
 	/* A deepseek request arriving now waits: its model is leaving. */
 	policy_arrive(p, 211000, 8, DEEPSEEK, NORMAL, 211000);
-	policy_done(p, 215000, 1, 208500);
-	cr_assert_str_eq(actions(p), "");
-	policy_done(p, 220000, 2, 213500);
-	cr_assert_str_eq(actions(p), "unload 0");
-	policy_unloaded(p, 220500, DEEPSEEK);
-	cr_assert_str_eq(actions(p), "load 1");
-	policy_loaded(p, 226000, QWEN, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 3@1, dispatch 4@1");
+	cr_assert_str_eq(on_done(p, 215000, 1, 208500), "");
+	cr_assert_str_eq(on_done(p, 220000, 2, 213500), "unload 0");
+	cr_assert_str_eq(on_unloaded(p, 220500, DEEPSEEK), "load 1");
+	cr_assert_str_eq(
+	    on_loaded(p, 226000, QWEN), "dispatch 3@1, dispatch 4@1");
 	policy_free(p);
 }
 
@@ -250,15 +269,12 @@ Test(policy, a_draining_model_takes_a_run_that_idles_the_slots_less_than_none)
 	 * would idle 12 s, while one more run outlasts the drain by 8 s. */
 	struct policy *p = draining_with_runs_staggered(12000);
 
-	policy_done(p, 120000, 2, 20000);
-	cr_assert_str_eq(actions(p), "dispatch 4@0");
+	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "dispatch 4@0");
 	policy_free(p);
 	/* With 4 s left, one more run would outlast the drain by 16 s. */
 	p = draining_with_runs_staggered(4000);
-	policy_done(p, 120000, 2, 20000);
-	cr_assert_str_eq(actions(p), "");
-	policy_done(p, 124000, 3, 20000);
-	cr_assert_str_eq(actions(p), "unload 0");
+	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "");
+	cr_assert_str_eq(on_done(p, 124000, 3, 20000), "unload 0");
 	policy_free(p);
 }
 
@@ -275,8 +291,7 @@ Test(policy, a_turn_waits_for_a_free_slot_and_serves_what_comes_meanwhile)
 	policy_view(p, 42000, &v);
 	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_RESIDENT);
 	policy_arrive(p, 45000, 4, DEEPSEEK, NORMAL, 45000);
-	policy_done(p, 60000, 2, 20000);
-	cr_assert_str_eq(actions(p), "dispatch 4@0");
+	cr_assert_str_eq(on_done(p, 60000, 2, 20000), "dispatch 4@0");
 	/* A slot free and nothing waiting for deepseek: qwen's turn. */
 	policy_done(p, 61000, 3, 20000);
 	policy_view(p, 61000, &v);
@@ -353,8 +368,9 @@ Test(policy, a_larger_backlog_elsewhere_switches_once_a_batch_has_paid_for_it)
 	policy_arrive(p, 5000, 3, QWEN, NORMAL, 5000);
 	actions(p);
 	for (int i = 10; i < 40; i++)
-		policy_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000);
-	cr_assert_str_eq(actions(p), "");
+		cr_assert_str_eq(
+		    on_arrive(p, 6000, (uint64_t)i, DEEPSEEK, NORMAL, 6000),
+		    "");
 	/* The switch costs deepseek's load (6.2 s, guessed at the pace qwen
 	 * loaded: 3008 MB in 5 s) and qwen's (5 s, timed): qwen stays
 	 * sixteen times that, 178.7 s from 5 s. */
@@ -678,10 +694,9 @@ Test(policy, among_fresh_requests_high_priority_goes_first)
 
 	policy_arrive(p, 0, 1, TINY, LOW, 0);
 	policy_arrive(p, 0, 2, TINY, NORMAL, 0);
-	policy_arrive(p, 0, 3, TINY, HIGH, 0);
-	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 3@2, dispatch 2@2");
+	cr_assert_str_eq(on_arrive(p, 0, 3, TINY, HIGH, 0), "load 2");
+	cr_assert_str_eq(
+	    on_loaded(p, 1000, TINY), "dispatch 3@2, dispatch 2@2");
 	policy_free(p);
 }
 
@@ -697,8 +712,7 @@ Test(policy, a_normal_request_that_waited_a_run_goes_before_a_fresh_high_one)
 	/* 3 has waited one 10 s run: its response ratio is 2, against the
 	 * fresh high one's 1 weighed by (300 / 120) ^ 0.25 = 1.26. */
 	policy_arrive(p, 11000, 4, TINY, HIGH, 11000);
-	policy_done(p, 11000, 1, 10000);
-	cr_assert_str_eq(actions(p), "dispatch 3@2");
+	cr_assert_str_eq(on_done(p, 11000, 1, 10000), "dispatch 3@2");
 	policy_free(p);
 }
 
@@ -713,8 +727,7 @@ Test(policy, a_low_request_that_waited_long_goes_before_a_fresh_high_one)
 	/* The low one has used 500 of 600 s; the high one 1 of 120 s. */
 	policy_arrive(p, 500000, 3, TINY, LOW, 0);
 	policy_arrive(p, 500000, 4, TINY, HIGH, 499000);
-	policy_done(p, 500100, 1, 500);
-	cr_assert_str_eq(actions(p), "dispatch 3@2");
+	cr_assert_str_eq(on_done(p, 500100, 1, 500), "dispatch 3@2");
 	policy_free(p);
 }
 
@@ -733,10 +746,8 @@ Test(policy, a_pinned_model_is_loaded_at_start_and_never_evicted)
 	/* big does not fit beside the pin, and the pin never goes: big's
 	 * request goes back at once (to fall back) rather than wait for
 	 * ever, and so does the next. */
-	policy_arrive(p, 1000, 1, 1, NORMAL, 1000);
-	cr_assert_str_eq(actions(p), "return 1@1");
-	policy_arrive(p, 2000, 2, 1, NORMAL, 2000);
-	cr_assert_str_eq(actions(p), "return 2@1");
+	cr_assert_str_eq(on_arrive(p, 1000, 1, 1, NORMAL, 1000), "return 1@1");
+	cr_assert_str_eq(on_arrive(p, 2000, 2, 1, NORMAL, 2000), "return 2@1");
 	policy_tick(p, 900000);
 	cr_assert_str_eq(actions(p), "");
 	policy_view(p, 900000, &v);
@@ -759,29 +770,23 @@ Test(policy, a_small_pin_makes_way_for_a_model_that_fits_only_before_it)
 
 	cr_assert_str_eq(actions(p), "load 1");
 	policy_loaded(p, 1500, 1, LOAD_OK, 0);
-	policy_arrive(p, 2000, 1, 1, NORMAL, 2000);
-	cr_assert_str_eq(actions(p), "dispatch 1@1");
+	cr_assert_str_eq(
+	    on_arrive(p, 2000, 1, 1, NORMAL, 2000), "dispatch 1@1");
 	/* qwen2.5-coder:7b does not fit beside the pin (3008 MiB against
 	 * 80% of 3371), but the pin fits beside it (725 against 80% of
 	 * 1088). As for any switch, once the pin has idled as long as the
 	 * two loads take (1.5 s, and 6.2 s at the pin's rate), it goes, and
 	 * it comes back right after. */
-	policy_arrive(p, 3000, 2, 0, NORMAL, 3000);
-	cr_assert_str_eq(actions(p), "");
-	policy_done(p, 4000, 1, 2000);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 3000, 2, 0, NORMAL, 3000), "");
+	cr_assert_str_eq(on_done(p, 4000, 1, 2000), "");
 	policy_tick(p, 11600);
 	cr_assert_str_eq(actions(p), "");
 	policy_tick(p, 11800);
 	cr_assert_str_eq(actions(p), "unload 1");
-	policy_unloaded(p, 12000, 1);
-	cr_assert_str_eq(actions(p), "load 0");
-	policy_arrive(p, 13000, 3, 1, NORMAL, 13000);
-	cr_assert_str_eq(actions(p), "");
-	policy_loaded(p, 18200, 0, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 2@0, load 1");
-	policy_loaded(p, 19700, 1, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 3@1");
+	cr_assert_str_eq(on_unloaded(p, 12000, 1), "load 0");
+	cr_assert_str_eq(on_arrive(p, 13000, 3, 1, NORMAL, 13000), "");
+	cr_assert_str_eq(on_loaded(p, 18200, 0), "dispatch 2@0, load 1");
+	cr_assert_str_eq(on_loaded(p, 19700, 1), "dispatch 3@1");
 	policy_view(p, 19700, &v);
 	cr_assert_eq(v.models[0].state, MODEL_RESIDENT);
 	cr_assert_eq(v.models[1].state, MODEL_RESIDENT);
@@ -799,25 +804,17 @@ Test(policy, two_small_pins_make_way_and_come_back_largest_first)
 	struct policy *p = policy_new(&c, m, 3, 0);
 
 	cr_assert_str_eq(actions(p), "load 1");
-	policy_loaded(p, 1400, 1, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 2400, 2, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_loaded(p, 1400, 1), "load 2");
+	cr_assert_str_eq(on_loaded(p, 2400, 2), "");
 	/* big needs 2600 MiB, 80% of the 2896 the pins leave is 2317; loaded
 	 * first, it leaves room for both (700 against 80% of 1496, then 500
 	 * against 80% of 796). */
-	policy_arrive(p, 3000, 1, 0, NORMAL, 3000);
-	cr_assert_str_eq(actions(p), "unload 1");
-	policy_unloaded(p, 3300, 1);
-	cr_assert_str_eq(actions(p), "unload 2");
-	policy_unloaded(p, 3600, 2);
-	cr_assert_str_eq(actions(p), "load 0");
-	policy_loaded(p, 9000, 0, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 1@0, load 1");
-	policy_loaded(p, 10400, 1, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 11400, 2, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 3000, 1, 0, NORMAL, 3000), "unload 1");
+	cr_assert_str_eq(on_unloaded(p, 3300, 1), "unload 2");
+	cr_assert_str_eq(on_unloaded(p, 3600, 2), "load 0");
+	cr_assert_str_eq(on_loaded(p, 9000, 0), "dispatch 1@0, load 1");
+	cr_assert_str_eq(on_loaded(p, 10400, 1), "load 2");
+	cr_assert_str_eq(on_loaded(p, 11400, 2), "");
 	policy_free(p);
 }
 
@@ -837,29 +834,20 @@ Test(policy, pins_that_made_way_come_back_before_any_other_model_loads)
 	c.service_guess_ms = 60000; /* a backlog worth the switch at once */
 	p = policy_new(&c, m, 4, 0);
 	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 6000, 2, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "load 3");
-	policy_loaded(p, 10500, 3, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_loaded(p, 6000, 2), "load 3");
+	cr_assert_str_eq(on_loaded(p, 10500, 3), "");
 	/* model (4000 MiB against 80% of 4800) fits only before the pins. */
-	policy_arrive(p, 11000, 1, 0, NORMAL, 11000);
-	cr_assert_str_eq(actions(p), "unload 2");
+	cr_assert_str_eq(on_arrive(p, 11000, 1, 0, NORMAL, 11000), "unload 2");
 	/* larger, wanted meanwhile, would come first by the rule of lazy
 	 * loads (it could not come after model), and shut the pins out. */
-	policy_arrive(p, 11100, 2, 1, NORMAL, 11100);
-	cr_assert_str_eq(actions(p), "");
-	policy_unloaded(p, 11300, 2);
-	cr_assert_str_eq(actions(p), "unload 3");
-	policy_unloaded(p, 11600, 3);
-	cr_assert_str_eq(actions(p), "load 0");
-	policy_loaded(p, 19800, 0, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 1@0, load 2");
-	policy_loaded(p, 25800, 2, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "load 3");
+	cr_assert_str_eq(on_arrive(p, 11100, 2, 1, NORMAL, 11100), "");
+	cr_assert_str_eq(on_unloaded(p, 11300, 2), "unload 3");
+	cr_assert_str_eq(on_unloaded(p, 11600, 3), "load 0");
+	cr_assert_str_eq(on_loaded(p, 19800, 0), "dispatch 1@0, load 2");
+	cr_assert_str_eq(on_loaded(p, 25800, 2), "load 3");
 	/* larger fits beside the pins in no order (4900, then 3000, then
 	 * 2200 against 80% of 2100): its request goes back. */
-	policy_loaded(p, 30300, 3, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "return 2@1");
+	cr_assert_str_eq(on_loaded(p, 30300, 3), "return 2@1");
 	policy_free(p);
 }
 
@@ -874,22 +862,16 @@ Test(policy, only_the_pins_smaller_than_the_model_make_way)
 	struct policy *p = policy_new(&c, m, 3, 0);
 
 	cr_assert_str_eq(actions(p), "load 0");
-	policy_loaded(p, 5000, 0, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "load 1");
-	policy_loaded(p, 5600, 1, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_loaded(p, 5000, 0), "load 1");
+	cr_assert_str_eq(on_loaded(p, 5600, 1), "");
 	/* 1200 MiB against 80% of the 1296 the pins leave (1037) does not
 	 * fit, nor does the large pin after the model (2500 against 80% of
 	 * 2896); in between, all three do (1200 against 80% of 1596, then
 	 * 300 against 80% of 396). */
-	policy_arrive(p, 6000, 1, 2, NORMAL, 6000);
-	cr_assert_str_eq(actions(p), "unload 1");
-	policy_unloaded(p, 6300, 1);
-	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 8800, 2, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 1@2, load 1");
-	policy_loaded(p, 9400, 1, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 6000, 1, 2, NORMAL, 6000), "unload 1");
+	cr_assert_str_eq(on_unloaded(p, 6300, 1), "load 2");
+	cr_assert_str_eq(on_loaded(p, 8800, 2), "dispatch 1@2, load 1");
+	cr_assert_str_eq(on_loaded(p, 9400, 1), "");
 	policy_free(p);
 }
 
@@ -906,12 +888,9 @@ Test(policy,
 
 	cr_assert_str_eq(actions(p), "load 1");
 	policy_loaded(p, 1500, 1, LOAD_OK, 0);
-	policy_arrive(p, 2000, 1, 0, NORMAL, 2000);
-	cr_assert_str_eq(actions(p), "unload 1");
-	policy_unloaded(p, 2300, 1);
-	cr_assert_str_eq(actions(p), "load 0");
-	policy_arrive(p, 3000, 2, 0, NORMAL, 3000);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 2000, 1, 0, NORMAL, 2000), "unload 1");
+	cr_assert_str_eq(on_unloaded(p, 2300, 1), "load 0");
+	cr_assert_str_eq(on_arrive(p, 3000, 2, 0, NORMAL, 3000), "");
 	/* Loaded, it takes 3200 MiB, not 3008: the pin (725 against 80% of
 	 * 896) no longer fits after it. The model serves what came for it
 	 * and goes; the pin comes back. */
@@ -921,18 +900,14 @@ Test(policy,
 	cr_assert_eq(v.next_switch, 1);
 	cr_assert_eq(v.next_switch_why, SWITCH_PIN);
 	cr_assert_str_eq(policy_switch_reason_name(v.next_switch_why), "pin");
-	policy_done(p, 20000, 1, 11500);
-	cr_assert_str_eq(actions(p), "");
-	policy_done(p, 21000, 2, 12500);
-	cr_assert_str_eq(actions(p), "unload 0");
-	policy_unloaded(p, 21300, 0);
-	cr_assert_str_eq(actions(p), "load 1");
-	policy_loaded(p, 22800, 1, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_done(p, 20000, 1, 11500), "");
+	cr_assert_str_eq(on_done(p, 21000, 2, 12500), "unload 0");
+	cr_assert_str_eq(on_unloaded(p, 21300, 0), "load 1");
+	cr_assert_str_eq(on_loaded(p, 22800, 1), "");
 	/* Now that its size is known, the model fits beside the pin in no
 	 * order: its requests go back. */
-	policy_arrive(p, 23000, 3, 0, NORMAL, 23000);
-	cr_assert_str_eq(actions(p), "return 3@0");
+	cr_assert_str_eq(
+	    on_arrive(p, 23000, 3, 0, NORMAL, 23000), "return 3@0");
 	policy_free(p);
 }
 
@@ -949,12 +924,10 @@ Test(policy, pins_make_way_only_while_something_waits_for_the_model)
 	p = policy_new(&c, m, 2, 0);
 	cr_assert_str_eq(actions(p), "load 1");
 	policy_loaded(p, 1500, 1, LOAD_OK, 0);
-	policy_arrive(p, 2000, 1, 0, NORMAL, 2000);
-	cr_assert_str_eq(actions(p), "unload 1");
+	cr_assert_str_eq(on_arrive(p, 2000, 1, 0, NORMAL, 2000), "unload 1");
 	/* Its agent stopped: nothing waits for the model now. */
 	cr_assert_eq(policy_cancel(p, 2100, 1), 1);
-	policy_unloaded(p, 2300, 1);
-	cr_assert_str_eq(actions(p), "load 1");
+	cr_assert_str_eq(on_unloaded(p, 2300, 1), "load 1");
 	policy_free(p);
 }
 
@@ -972,16 +945,13 @@ Test(policy,
 	p = policy_new(&c, m, 2, 0);
 	cr_assert_str_eq(actions(p), "load 1");
 	policy_loaded(p, 1500, 1, LOAD_OK, 0);
-	policy_arrive(p, 2000, 1, 0, NORMAL, 2000);
-	cr_assert_str_eq(actions(p), "unload 1");
-	policy_unloaded(p, 2300, 1);
-	cr_assert_str_eq(actions(p), "load 0");
+	cr_assert_str_eq(on_arrive(p, 2000, 1, 0, NORMAL, 2000), "unload 1");
+	cr_assert_str_eq(on_unloaded(p, 2300, 1), "load 0");
 	/* The backend is away: the pin, loaded first again, would only have
 	 * to make way once more. */
 	policy_loaded(p, 4300, 0, LOAD_FAILED, 0);
 	cr_assert_str_eq(actions(p), "load 0");
-	policy_loaded(p, 10000, 0, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 1@0, load 1");
+	cr_assert_str_eq(on_loaded(p, 10000, 0), "dispatch 1@0, load 1");
 	policy_free(p);
 }
 
@@ -997,8 +967,8 @@ Test(policy, a_switch_to_a_model_gone_missing_leaves_the_others_resident)
 
 	cr_assert_str_eq(actions(p), "load 1");
 	policy_loaded(p, 1500, 1, LOAD_OK, 0);
-	policy_arrive(p, 40000, 1, 1, NORMAL, 40000);
-	cr_assert_str_eq(actions(p), "dispatch 1@1");
+	cr_assert_str_eq(
+	    on_arrive(p, 40000, 1, 1, NORMAL, 40000), "dispatch 1@1");
 	/* After min_residency, with a slot free, the pin makes way. */
 	policy_arrive(p, 40000, 2, 0, NORMAL, 40000);
 	policy_view(p, 40000, &v);
@@ -1010,10 +980,9 @@ Test(policy, a_switch_to_a_model_gone_missing_leaves_the_others_resident)
 	policy_view(p, 41000, &v);
 	cr_assert_eq(v.next_switch, -1);
 	cr_assert_eq(v.models[1].state, MODEL_RESIDENT);
-	policy_arrive(p, 42000, 3, 1, NORMAL, 42000);
-	cr_assert_str_eq(actions(p), "dispatch 3@1");
-	policy_done(p, 50000, 1, 10000);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(
+	    on_arrive(p, 42000, 3, 1, NORMAL, 42000), "dispatch 3@1");
+	cr_assert_str_eq(on_done(p, 50000, 1, 10000), "");
 	policy_free(p);
 }
 
@@ -1036,8 +1005,7 @@ Test(policy,
 	for (uint64_t id = 1; id <= 3; id++)
 		policy_arrive(p, 3000, id, 0, NORMAL, 3000);
 	cr_assert_str_eq(actions(p), "load 0");
-	policy_loaded(p, 10000, 0, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 1@0, dispatch 2@0");
+	cr_assert_str_eq(on_loaded(p, 10000, 0), "dispatch 1@0, dispatch 2@0");
 	/* Pulled again: the pin comes back in deepseek-r1:8b's place, and
 	 * request 3, which could never run beside it, goes back now. */
 	policy_available(p, 11000, 1, 1);
@@ -1046,10 +1014,8 @@ Test(policy,
 	cr_assert_eq(v.next_switch, 1);
 	cr_assert_eq(v.next_switch_why, SWITCH_PIN);
 	policy_done(p, 30000, 1, 20000);
-	policy_done(p, 31000, 2, 21000);
-	cr_assert_str_eq(actions(p), "unload 0");
-	policy_unloaded(p, 31300, 0);
-	cr_assert_str_eq(actions(p), "load 1");
+	cr_assert_str_eq(on_done(p, 31000, 2, 21000), "unload 0");
+	cr_assert_str_eq(on_unloaded(p, 31300, 0), "load 1");
 	policy_free(p);
 }
 
@@ -1065,8 +1031,7 @@ Test(policy, pins_and_preloads_load_largest_first)
 
 	/* In the order given, qwen2.5-coder:7b would fit after neither. */
 	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 6000, 2, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "load 0");
+	cr_assert_str_eq(on_loaded(p, 6000, 2), "load 0");
 	policy_loaded(p, 7500, 0, LOAD_OK, 0);
 	/* 300 MiB against 80% of 363 left. */
 	cr_assert_str_eq(actions(p), "");
@@ -1086,8 +1051,7 @@ Test(policy, a_preload_that_would_shut_a_pin_out_is_left_unloaded)
 	/* Largest first, deepseek-r1:8b would come first, and the pin
 	 * (725 MiB against 80% of 384) never. */
 	cr_assert_str_eq(actions(p), "load 1");
-	policy_loaded(p, 1500, 1, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_loaded(p, 1500, 1), "");
 	policy_view(p, 1500, &v);
 	cr_assert_eq(v.models[0].state, MODEL_UNLOADED);
 	policy_free(p);
@@ -1174,12 +1138,10 @@ Test(policy, a_failed_load_returns_the_waiting_requests_and_later_ones)
 	struct policy_view v;
 
 	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
-	policy_arrive(p, 0, 2, QWEN, NORMAL, 0);
-	cr_assert_str_eq(actions(p), "load 1");
+	cr_assert_str_eq(on_arrive(p, 0, 2, QWEN, NORMAL, 0), "load 1");
 	policy_loaded(p, 100, QWEN, LOAD_MISSING, 0);
 	cr_assert_str_eq(actions(p), "return 1@1, return 2@1");
-	policy_arrive(p, 200, 3, QWEN, NORMAL, 200);
-	cr_assert_str_eq(actions(p), "return 3@1");
+	cr_assert_str_eq(on_arrive(p, 200, 3, QWEN, NORMAL, 200), "return 3@1");
 	policy_view(p, 200, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_MISSING);
 	policy_free(p);
@@ -1189,20 +1151,18 @@ Test(policy, a_model_the_backend_lacks_returns_its_requests_until_it_has_it)
 {
 	struct policy *p = box();
 
-	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
-	cr_assert_str_eq(actions(p), "load 0");
+	cr_assert_str_eq(on_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0), "load 0");
 	policy_loaded(p, 7000, DEEPSEEK, LOAD_OK, 0);
 	actions(p);
 	policy_arrive(p, 7000, 2, QWEN, NORMAL, 7000);
 	/* /api/tags has no qwen: its request goes back at once. */
 	policy_available(p, 8000, QWEN, 0);
 	cr_assert_str_eq(actions(p), "return 2@1");
-	policy_arrive(p, 9000, 3, QWEN, NORMAL, 9000);
-	cr_assert_str_eq(actions(p), "return 3@1");
+	cr_assert_str_eq(
+	    on_arrive(p, 9000, 3, QWEN, NORMAL, 9000), "return 3@1");
 	/* Pulled since: requests for it wait again. */
 	policy_available(p, 10000, QWEN, 1);
-	policy_arrive(p, 10000, 4, QWEN, NORMAL, 10000);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 10000, 4, QWEN, NORMAL, 10000), "");
 	policy_free(p);
 }
 
@@ -1215,8 +1175,8 @@ Test(policy, a_loaded_model_removed_from_the_backend_sends_back_what_waits)
 	policy_loaded(p, 6000, QWEN, LOAD_OK, 0);
 	actions(p);
 	policy_arrive(p, 6000, 2, QWEN, NORMAL, 6000);
-	policy_arrive(p, 6000, 3, QWEN, NORMAL, 6000);
-	cr_assert_str_eq(actions(p), "dispatch 2@1");
+	cr_assert_str_eq(
+	    on_arrive(p, 6000, 3, QWEN, NORMAL, 6000), "dispatch 2@1");
 	/* Request 1 came back 404 (ollama rm while loaded): 3 is not sent
 	 * to fail the same way. */
 	policy_available(p, 7000, QWEN, 0);
@@ -1224,8 +1184,7 @@ Test(policy, a_loaded_model_removed_from_the_backend_sends_back_what_waits)
 	policy_done(p, 7000, 1, 0);
 	/* Request 2 still runs on it: deepseek waits for its room rather
 	 * than go back as if pinned models held it. */
-	policy_arrive(p, 7050, 4, DEEPSEEK, NORMAL, 7050);
-	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 7050, 4, DEEPSEEK, NORMAL, 7050), "");
 	policy_done(p, 7100, 2, 0);
 	policy_view(p, 7100, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_MISSING);
@@ -1239,13 +1198,11 @@ Test(policy, a_load_that_cannot_reach_the_backend_is_tried_again)
 {
 	struct policy *p = box();
 
-	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
-	cr_assert_str_eq(actions(p), "load 2");
+	cr_assert_str_eq(on_arrive(p, 0, 1, TINY, NORMAL, 0), "load 2");
 	policy_loaded(p, 2000, TINY, LOAD_FAILED, 0);
 	/* Not missing: the request still waits, and the load goes again. */
 	cr_assert_str_eq(actions(p), "load 2");
-	policy_loaded(p, 3000, TINY, LOAD_OK, 0);
-	cr_assert_str_eq(actions(p), "dispatch 1@2");
+	cr_assert_str_eq(on_loaded(p, 3000, TINY), "dispatch 1@2");
 	policy_free(p);
 }
 
@@ -1258,8 +1215,8 @@ Test(policy, the_size_the_backend_reports_replaces_the_hint)
 	policy_loaded(p, 5000, QWEN, LOAD_OK, 3400);
 	actions(p);
 	policy_arrive(p, 5000, 2, QWEN, NORMAL, 5000);
-	policy_arrive(p, 5000, 3, TINY, NORMAL, 5000);
-	cr_assert_str_eq(actions(p), "dispatch 2@1");
+	cr_assert_str_eq(
+	    on_arrive(p, 5000, 3, TINY, NORMAL, 5000), "dispatch 2@1");
 	policy_free(p);
 }
 
