@@ -377,6 +377,22 @@ away_or_busy(int http_status)
 /* A size /api/ps gives that no GPU holds is the backend's mistake. */
 #define PS_SIZE_MAX_MB CONFIG_MB_MAX
 
+/* Model k's size in /api/ps: 0 if it is not listed, or not believed. */
+static int64_t
+ps_size_mb(const struct broker *b, const struct ollama_ps *ps, int k)
+{
+	for (int i = 0; i < ps->count; i++) {
+		if (!model_name_same(b->models[k].name, ps->models[i].name) ||
+		    ps->models[i].size_mb <= 0)
+			continue;
+		if (ps->models[i].size_mb <= PS_SIZE_MAX_MB)
+			return ps->models[i].size_mb;
+		log_warnx("/api/ps gives %s a size of %lld MB: not believed",
+		    b->models[k].name, (long long)ps->models[i].size_mb);
+	}
+	return 0;
+}
+
 /*
  * The size of a model just loaded, from /api/ps: the policy hears of the
  * load with it, so that nothing loads beside a model whose size_mb and
@@ -390,13 +406,8 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	struct broker *b = io->b;
 	int model = io->model;
 	struct bmodel *m = &b->models[model];
-	int64_t size_mb = 0;
+	int64_t size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
 
-	for (int i = 0; ps != NULL && i < ps->count; i++)
-		if (model_name_same(m->name, ps->models[i].name) &&
-		    ps->models[i].size_mb > 0 &&
-		    ps->models[i].size_mb <= PS_SIZE_MAX_MB)
-			size_mb = ps->models[i].size_mb;
 	if (size_mb == 0)
 		log_warnx("loaded %s, but /api/ps %s its size: its size_mb and "
 		          "kv_mb stand for it",
@@ -881,22 +892,11 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	}
 	b->ps_failing = 0;
 	b->resident = *ps;
-	for (int i = 0; i < ps->count; i++) {
-		int k = -1;
+	for (int k = 0; k < b->nmodels; k++) {
+		int64_t size_mb = ps_size_mb(b, ps, k);
 
-		for (int m = 0; m < b->nmodels && k < 0; m++)
-			if (model_name_same(
-			        b->models[m].name, ps->models[i].name))
-				k = m;
-		if (k < 0 || ps->models[i].size_mb <= 0)
-			continue;
-		if (ps->models[i].size_mb > PS_SIZE_MAX_MB)
-			log_warnx("/api/ps gives %s a size of %lld MB: not "
-			          "believed",
-			    b->models[k].name,
-			    (long long)ps->models[i].size_mb);
-		else
-			policy_observe(b->policy, k, ps->models[i].size_mb);
+		if (size_mb > 0)
+			policy_observe(b->policy, k, size_mb);
 	}
 	for (int k = 0; k < b->nmodels; k++) {
 		struct bmodel *m = &b->models[k];
