@@ -168,13 +168,10 @@ sched_actions(struct replay *r)
 					plan_act(r);
 					break;
 				}
+				/* With its size, as the broker reads it from
+				 * /api/ps as the load ends. */
 				policy_loaded(r->policy, policy_ms(r, r->now),
-				    k, LOAD_OK, 0);
-				/* The broker reads the size from /api/ps within
-				 * a second; told at once here, which for the
-				 * reference models changes nothing: their hints
-				 * are their sizes. */
-				policy_observe(r->policy, k,
+				    k, LOAD_OK,
 				    (int64_t)(a.runner->size_bytes /
 				        (1024 * 1024)));
 				policy_actions(r);
