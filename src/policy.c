@@ -347,6 +347,20 @@ fits_with_pins(const struct policy *p, int k)
 }
 
 /*
+ * Pinned models leave an unloaded model no room, in any order: what waits
+ * for it goes back at once (to fall back), not after a load or a switch
+ * under way, rather than wait for good.
+ */
+static void
+return_unservable(struct policy *p)
+{
+	for (int k = 0; k < p->n; k++)
+		if (p->m[k].state == MODEL_UNLOADED && p->m[k].waiting > 0 &&
+		    !fits_with_pins(p, k))
+			return_waiting(p, k);
+}
+
+/*
  * The resident models to evict so that k fits: the fewest, those with the
  * least waiting work first, pins never. When only the pins keep k out, the
  * resident pins smaller than k make way too, if they fit again after it
@@ -852,15 +866,9 @@ plan_residency(struct policy *p, int64_t now)
 		if (k < 0)
 			return;
 		tried |= 1u << k;
-		leaving = victims_for(p, k);
-		if (leaving == 0) {
-			/* Pinned models leave it no room, in any order: its
-			 * requests go back rather than wait for good. Room
-			 * that runs still hold comes when they end. */
-			if (!fits_with_pins(p, k))
-				return_waiting(p, k);
+		/* Room that runs still hold comes when they end. */
+		if ((leaving = victims_for(p, k)) == 0)
 			continue;
-		}
 		if ((why = switch_pays(p, k, leaving, now)) != SWITCH_NONE)
 			break;
 	}
@@ -985,6 +993,7 @@ plan_dispatch(struct policy *p, int64_t now)
 static void
 plan(struct policy *p, int64_t now)
 {
+	return_unservable(p);
 	plan_dispatch(p, now);
 	plan_residency(p, now);
 	plan_dispatch(p, now);

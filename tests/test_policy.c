@@ -838,16 +838,16 @@ Test(policy, pins_that_made_way_come_back_before_any_other_model_loads)
 	cr_assert_str_eq(on_loaded(p, 10500, 3), "");
 	/* model (4000 MiB against 80% of 4800) fits only before the pins. */
 	cr_assert_str_eq(on_arrive(p, 11000, 1, 0, NORMAL, 11000), "unload 2");
-	/* larger, wanted meanwhile, would come first by the rule of lazy
-	 * loads (it could not come after model), and shut the pins out. */
-	cr_assert_str_eq(on_arrive(p, 11100, 2, 1, NORMAL, 11100), "");
+	/* larger fits beside the pins in no order (4900, then 3000, then
+	 * 2200 against 80% of 2100): its request goes back at once, with the
+	 * switch under way, and does not come before the pins. */
+	cr_assert_str_eq(
+	    on_arrive(p, 11100, 2, 1, NORMAL, 11100), "return 2@1");
 	cr_assert_str_eq(on_unloaded(p, 11300, 2), "unload 3");
 	cr_assert_str_eq(on_unloaded(p, 11600, 3), "load 0");
 	cr_assert_str_eq(on_loaded(p, 19800, 0), "dispatch 1@0, load 2");
 	cr_assert_str_eq(on_loaded(p, 25800, 2), "load 3");
-	/* larger fits beside the pins in no order (4900, then 3000, then
-	 * 2200 against 80% of 2100): its request goes back. */
-	cr_assert_str_eq(on_loaded(p, 30300, 3), "return 2@1");
+	cr_assert_str_eq(on_loaded(p, 30300, 3), "");
 	policy_free(p);
 }
 
@@ -908,6 +908,21 @@ Test(policy,
 	 * order: its requests go back. */
 	cr_assert_str_eq(
 	    on_arrive(p, 23000, 3, 0, NORMAL, 23000), "return 3@0");
+	policy_free(p);
+}
+
+Test(policy, what_no_order_fits_beside_the_pins_goes_back_during_a_load)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "pinned", .need_mb = 700, .pin = 1},
+	    {.name = "big", .need_mb = 3712},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+
+	cr_assert_str_eq(actions(p), "load 0");
+	/* The pin still loading, big's request goes back at once. */
+	cr_assert_str_eq(on_arrive(p, 500, 1, 1, NORMAL, 500), "return 1@1");
 	policy_free(p);
 }
 
