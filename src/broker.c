@@ -58,6 +58,7 @@ struct model_io;
 struct bmodel {
 	const char *name;
 	int num_ctx;
+	int pin;
 	int load_attempts;
 	/* Asked to unload: out once /api/ps no longer lists it. */
 	int unloading;
@@ -66,6 +67,12 @@ struct bmodel {
 	/* The load or unload under way, or waiting to be tried again: the
 	 * broker's to free if it stops first. */
 	struct model_io *io;
+	/* When the policy last heard of a load or unload of it ending (ms):
+	 * an /api/ps asked before may not show it yet. */
+	int64_t io_ended;
+	/* Still listed after UNLOAD_TRIES unloads, and taken as unloaded:
+	 * not taken as loaded again until it has left the list. */
+	int left_listed;
 	int pauses;              /* in a row, since the last load */
 	/* Why it counts as missing, when the backend refused to load it;
 	 * empty when the backend lacks it. */
@@ -111,6 +118,22 @@ struct broker {
 	int asking_tags;
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
+	int64_t ps_asked; /* when the /api/ps under way was asked (ms) */
+	/* The policy plans from the first answer of /api/ps, or its failure
+	 * (see await_backend). */
+	int plan_started;
+	/*
+	 * The policy asked for the unload of the models loaded outside the
+	 * plan; those asked, when, and how often. One still loaded after
+	 * UNLOAD_TRIES is left for Ollama to evict.
+	 */
+	int foreign_unload;
+	struct foreign {
+		char name[OLLAMA_NAME_MAX];
+		int64_t sent;
+		int tries;
+	} foreign[OLLAMA_PS_MAX];
+	int nforeign;
 	int ps_failing; /* the latest /api/ps did not answer */
 	/*
 	 * The latest cancels, for a request that comes after its own: a
@@ -124,6 +147,22 @@ struct broker {
 
 static void apply(struct broker *b);
 static void model_io(struct broker *b, int model, int load);
+
+/* A load of model k ended, as the policy hears of it. */
+static void
+tell_loaded(struct broker *b, int k, int outcome, int64_t size_mb)
+{
+	b->models[k].io_ended = msg_clock_ms();
+	policy_loaded(b->policy, b->models[k].io_ended, k, outcome, size_mb);
+}
+
+/* An unload of model k ended, as the policy hears of it. */
+static void
+tell_unloaded(struct broker *b, int k)
+{
+	b->models[k].io_ended = msg_clock_ms();
+	policy_unloaded(b->policy, b->models[k].io_ended, k);
+}
 
 static int
 model_index(const struct broker *b, const char *name)
@@ -343,7 +382,7 @@ load_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	b->models[io->model].io = NULL;
-	policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_FAILED, 0);
+	tell_loaded(b, io->model, LOAD_FAILED, 0);
 	free(io);
 	apply(b);
 }
@@ -414,7 +453,7 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 		    m->name, ps == NULL ? error : "does not tell");
 	m->io = NULL;
 	free(io);
-	policy_loaded(b->policy, msg_clock_ms(), model, LOAD_OK, size_mb);
+	tell_loaded(b, model, LOAD_OK, size_mb);
 	apply(b);
 }
 
@@ -434,7 +473,7 @@ load_done(void *arg, struct ollama_result *res)
 			ollama_result_free(res);
 			return;
 		}
-		policy_loaded(b->policy, msg_clock_ms(), io->model, LOAD_OK, 0);
+		tell_loaded(b, io->model, LOAD_OK, 0);
 	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
 	    ++m->load_attempts < RETRIES) {
 		/* A backend short of memory or busy is not asked again at
@@ -476,8 +515,7 @@ load_done(void *arg, struct ollama_result *res)
 		snprintf(
 		    m->load_error, sizeof(m->load_error), "%s", res->error);
 		m->load_attempts = 0;
-		policy_loaded(
-		    b->policy, msg_clock_ms(), io->model, LOAD_MISSING, 0);
+		tell_loaded(b, io->model, LOAD_MISSING, 0);
 	}
 	m->io = NULL;
 	ollama_result_free(res);
@@ -489,6 +527,18 @@ static void ps_seen(
     void *arg, const struct ollama_ps *ps, const char *error);
 static int ps_has(
     const struct broker *b, const struct ollama_ps *ps, int model);
+
+/* Asks /api/ps what is loaded, unless an answer is awaited. */
+static void
+ask_ps(struct broker *b)
+{
+	if (b->asking_ps)
+		return;
+	if (ollama_ps(b->backend, ps_seen, b) == 0) {
+		b->asking_ps = 1;
+		b->ps_asked = msg_clock_ms();
+	}
+}
 
 /* The next look at /api/ps, by the unload that has waited least; 0 when
  * no unload is under way. */
@@ -525,8 +575,7 @@ unload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_stop(b->loop, w);
 		return;
 	}
-	if (!b->asking_ps && ollama_ps(b->backend, ps_seen, b) == 0)
-		b->asking_ps = 1;
+	ask_ps(b);
 }
 
 static void
@@ -540,7 +589,7 @@ unload_done(void *arg, struct ollama_result *res)
 		 * longer has, and /api/ps would list it for good. */
 		log_warnx("unload of %s: %s: it is gone from the backend",
 		    b->models[io->model].name, res->error);
-		policy_unloaded(b->policy, msg_clock_ms(), io->model);
+		tell_unloaded(b, io->model);
 		model_gone(b, io->model);
 		b->models[io->model].io = NULL;
 		ollama_result_free(res);
@@ -589,7 +638,7 @@ model_io(struct broker *b, int model, int load)
 
 /* Unloads are the broker's own choice: the log says what for. */
 static void
-log_unload(struct broker *b, int model)
+log_unload(struct broker *b, const char *name, const char *what)
 {
 	struct policy_view v;
 
@@ -597,14 +646,144 @@ log_unload(struct broker *b, int model)
 	if (v.next_switch >= 0)
 		log_info("unloading %s%s: switching to %s (%s, offered load "
 		         "%.2f, spare %.2f%s)",
-		    b->models[model].name,
-		    v.models[model].pin ? " (pinned: it comes back after)" : "",
-		    v.models[v.next_switch].name,
+		    name, what, v.models[v.next_switch].name,
 		    policy_switch_reason_name(v.next_switch_why),
 		    v.offered_load, v.spare_share,
 		    v.overloaded ? ", overloaded" : "");
 	else
-		log_info("unloading %s: idle", b->models[model].name);
+		log_info("unloading %s%s: idle", name, what);
+}
+
+static void
+foreign_unload_done(void *arg, struct ollama_result *res)
+{
+	(void)arg;
+	if (res->outcome != OLLAMA_OK && res->outcome != OLLAMA_NO_MODEL)
+		log_warnx(
+		    "unload of a model loaded outside ollamax: %s", res->error);
+	ollama_result_free(res);
+}
+
+/* The entry of a model loaded outside the plan, added if new. */
+static struct foreign *
+foreign_entry(struct broker *b, const char *name)
+{
+	struct foreign *f;
+
+	for (int i = 0; i < b->nforeign; i++)
+		if (model_name_same(b->foreign[i].name, name))
+			return &b->foreign[i];
+	if (b->nforeign == OLLAMA_PS_MAX)
+		return NULL;
+	f = &b->foreign[b->nforeign++];
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->sent = 0;
+	f->tries = 0;
+	return f;
+}
+
+/* Past its tries, still loaded: left for Ollama to evict. */
+static int
+foreign_given_up(const struct foreign *f, int64_t now)
+{
+	return f->tries >= UNLOAD_TRIES &&
+	    now - f->sent >= UNLOAD_AGAIN_S * 1000;
+}
+
+/*
+ * Unloads what /api/ps lists outside the plan, as the policy asked: each
+ * once, then again UNLOAD_AGAIN_S later while it is still listed.
+ */
+static void
+unload_foreign(struct broker *b, const struct ollama_ps *ps)
+{
+	int64_t now = msg_clock_ms();
+
+	for (int i = 0; i < ps->count; i++) {
+		struct ollama_call call = {.model = ps->models[i].name,
+		    .num_predict = -1,
+		    .temperature = -1,
+		    .keep_alive_s = 0};
+		struct foreign *f;
+
+		if (model_index(b, ps->models[i].name) >= 0 ||
+		    (f = foreign_entry(b, ps->models[i].name)) == NULL ||
+		    f->tries >= UNLOAD_TRIES ||
+		    (f->tries > 0 && now - f->sent < UNLOAD_AGAIN_S * 1000))
+			continue;
+		if (f->tries == 0)
+			log_unload(b, f->name, " (loaded outside ollamax)");
+		else
+			log_warnx("%s is still listed %d s after its unload: "
+			          "unloading it again",
+			    f->name, UNLOAD_AGAIN_S);
+		if (ollama_generate(
+		        b->backend, &call, foreign_unload_done, b) != 0)
+			fatalx("cannot start a backend request");
+		f->sent = now;
+		f->tries++;
+	}
+}
+
+/*
+ * Models the backend holds that no tier uses, loaded by another client or
+ * before the broker started: they count against vram_mb, and go when a
+ * model of the plan needs their room. One that stays after UNLOAD_TRIES
+ * unloads no longer counts: Ollama evicts it when it must.
+ */
+static void
+foreign_seen(struct broker *b, const struct ollama_ps *ps)
+{
+	int64_t now = msg_clock_ms(), mb = 0;
+	int count = 0;
+
+	for (int i = 0; i < ps->count; i++) {
+		const char *name = ps->models[i].name;
+		int64_t size = ps->models[i].size_mb;
+		int known = 0;
+		struct foreign *f = NULL;
+
+		if (model_index(b, name) >= 0)
+			continue;
+		for (int j = 0; j < b->resident.count; j++)
+			known |=
+			    model_name_same(b->resident.models[j].name, name);
+		if (!known)
+			log_info("%s (%lld MB) is loaded outside ollamax: it "
+			         "counts against vram_mb",
+			    name, (long long)size);
+		for (int j = 0; j < b->nforeign; j++)
+			if (model_name_same(b->foreign[j].name, name))
+				f = &b->foreign[j];
+		if (f != NULL && foreign_given_up(f, now)) {
+			if (f->tries++ == UNLOAD_TRIES)
+				log_warnx(
+				    "%s is still listed after %d unloads: "
+				    "left for Ollama to evict",
+				    name, UNLOAD_TRIES);
+			continue;
+		}
+		mb += size > 0 && size <= PS_SIZE_MAX_MB ? size : 0;
+		count++;
+	}
+	/* Those gone are forgotten: one loaded again is asked afresh. */
+	for (int j = 0; j < b->nforeign;) {
+		int listed = 0;
+
+		for (int i = 0; i < ps->count; i++)
+			listed |= model_name_same(
+			    b->foreign[j].name, ps->models[i].name);
+		if (listed)
+			j++;
+		else
+			b->foreign[j] = b->foreign[--b->nforeign];
+	}
+	if (count == 0)
+		b->foreign_unload = 0;
+	else if (b->foreign_unload)
+		unload_foreign(b, ps);
+	policy_foreign(b->policy, now, mb, count);
+	b->plan_started = 1;
 }
 
 /* Carries out what the policy decided, and when it wants to hear again. */
@@ -626,7 +805,15 @@ apply(struct broker *b)
 			model_io(b, a.model, 1);
 			break;
 		case ACT_UNLOAD:
-			log_unload(b, a.model);
+			if (a.model < 0) {
+				b->foreign_unload = 1;
+				unload_foreign(b, &b->resident);
+				break;
+			}
+			log_unload(b, b->models[a.model].name,
+			    b->models[a.model].pin
+			        ? " (pinned: it comes back after)"
+			        : "");
 			b->models[a.model].unload_tries = 0;
 			model_io(b, a.model, 0);
 			break;
@@ -844,7 +1031,7 @@ static void
 unload_over(struct broker *b, int k)
 {
 	b->models[k].unloading = 0;
-	policy_unloaded(b->policy, msg_clock_ms(), k);
+	tell_unloaded(b, k);
 }
 
 /*
@@ -855,9 +1042,13 @@ unload_over(struct broker *b, int k)
 static void
 ps_failed(struct broker *b, const char *error)
 {
-	int changed = 0;
+	int changed = !b->plan_started;
 
 	b->ps_failing = 1;
+	/* The plan starts without knowing what else the backend holds. */
+	if (!b->plan_started)
+		policy_foreign(b->policy, msg_clock_ms(), 0, 0);
+	b->plan_started = 1;
 	for (int k = 0; k < b->nmodels; k++) {
 		struct bmodel *m = &b->models[k];
 
@@ -875,6 +1066,48 @@ ps_failed(struct broker *b, const char *error)
 }
 
 /*
+ * The tiers' models as the backend holds them, apart from loads and
+ * unloads under way, or that ended after /api/ps was asked: what they
+ * really take, and any loaded or unloaded by another client (or before
+ * the broker started).
+ */
+static void
+residents_seen(struct broker *b, const struct ollama_ps *ps)
+{
+	int64_t now = msg_clock_ms();
+
+	for (int k = 0; k < b->nmodels; k++) {
+		struct bmodel *m = &b->models[k];
+		enum model_state was = policy_model_state(b->policy, k);
+		int64_t size_mb = ps_size_mb(b, ps, k);
+		int settled =
+		    m->io == NULL && !m->unloading && m->io_ended < b->ps_asked;
+
+		if (!ps_has(b, ps, k) && !ps->truncated)
+			m->left_listed = 0;
+		if (ps_has(b, ps, k)) {
+			/* A size is news for what is in VRAM, or on its way. */
+			if ((!settled || m->left_listed) &&
+			    was == MODEL_UNLOADED)
+				continue;
+			policy_seen(b->policy, now, k, 1, size_mb);
+			if (was == MODEL_UNLOADED)
+				log_warnx("%s is loaded outside ollamax: taken "
+				          "as resident",
+				    m->name);
+		} else if (settled && !ps->truncated) {
+			policy_seen(b->policy, now, k, 0, 0);
+			if (policy_model_state(b->policy, k) != was)
+				log_warnx(
+				    "%s is no longer loaded (unloaded "
+				    "outside ollamax, or Ollama restarted): "
+				    "it loads again when needed",
+				    m->name);
+		}
+	}
+}
+
+/*
  * What the backend says it holds: sizes for the plan, names for status,
  * and the end of an unload (Ollama answers an unload before the runner
  * is gone: the model is out when /api/ps no longer lists it).
@@ -883,7 +1116,6 @@ static void
 ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 {
 	struct broker *b = arg;
-	int changed = 0;
 
 	b->asking_ps = 0;
 	if (ps == NULL) {
@@ -891,13 +1123,8 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 		return;
 	}
 	b->ps_failing = 0;
+	foreign_seen(b, ps);
 	b->resident = *ps;
-	for (int k = 0; k < b->nmodels; k++) {
-		int64_t size_mb = ps_size_mb(b, ps, k);
-
-		if (size_mb > 0)
-			policy_observe(b->policy, k, size_mb);
-	}
 	for (int k = 0; k < b->nmodels; k++) {
 		struct bmodel *m = &b->models[k];
 		/* One past a list cut short may still be there. */
@@ -914,8 +1141,8 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 				    m->name, seen,
 				    UNLOAD_AGAIN_S * UNLOAD_TRIES,
 				    UNLOAD_TRIES);
+				m->left_listed = 1;
 				unload_over(b, k);
-				changed = 1;
 				continue;
 			}
 			/* The unload was lost or refused: ask again rather
@@ -931,10 +1158,9 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 			continue;
 		log_info("unloaded %s", m->name);
 		unload_over(b, k);
-		changed = 1;
 	}
-	if (changed)
-		apply(b);
+	residents_seen(b, ps);
+	apply(b);
 }
 
 static void
@@ -982,8 +1208,7 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		    configured_name(b, b->resident.models[i].name));
 	hub_report(b->hub, &r);
 	/* What is loaded, for the next report: the backend knows best. */
-	if (!b->asking_ps && ollama_ps(b->backend, ps_seen, b) == 0)
-		b->asking_ps = 1;
+	ask_ps(b);
 }
 
 /* What the backend has: a model it lacks is missing, and falls back. */
@@ -1027,6 +1252,7 @@ plan_models(struct broker *b)
 	struct policy_config pc;
 
 	config_policy(&b->conf, &pc);
+	pc.await_backend = 1;
 	for (size_t t = 0; t < b->conf.ntiers; t++) {
 		const char *name = b->conf.tiers[t].model;
 		const struct model_conf *mc = config_model(&b->conf, name);
@@ -1038,6 +1264,7 @@ plan_models(struct broker *b)
 		b->models[k].name = name;
 		b->models[k].num_ctx = mc ? (int)mc->num_ctx : 0;
 		config_policy_model(&b->conf, name, &pm[k]);
+		b->models[k].pin = pm[k].pin;
 	}
 	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, msg_clock_ms());
 }
@@ -1072,7 +1299,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	if (b->server == NULL)
 		fatalx("cannot serve %s", url);
 	hub_ready(hub);
-	apply(b);
+	/* What the backend holds comes first: the plan acts on its answer. */
+	ask_ps(b);
 	ev_timer_init(&b->tags_poll, tags_poll_cb, 0, TAGS_POLL_S);
 	b->tags_poll.data = b;
 	ev_timer_start(loop, &b->tags_poll);

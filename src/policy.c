@@ -89,6 +89,10 @@ struct policy {
 	double spare;
 	int64_t spare_at;
 	int saturated; /* see count_spare */
+	/* Models loaded outside the plan (see policy_foreign), and whether
+	 * their unload is asked for. */
+	int64_t foreign_mb;
+	int foreign_count, foreign_leaving;
 	int64_t started;
 	int64_t loads, unloads;
 };
@@ -184,22 +188,41 @@ room_for(const struct policy *p, int64_t need_mb, int64_t used_mb, int count)
 	return (double)need_mb <= 0.8 * (double)(p->c.vram_mb - used_mb);
 }
 
+/* In a mask of models: those loaded outside the plan. */
+#define FOREIGN (1u << POLICY_MODELS_MAX)
+
+/* What occupies VRAM, models in `leaving` (a bit mask) apart. */
+static void
+occupied(const struct policy *p, uint32_t leaving, int64_t *used, int *count)
+{
+	*used = 0;
+	*count = 0;
+	for (int i = 0; i < p->n; i++)
+		if (occupies(&p->m[i]) && !(leaving & (1u << i))) {
+			*used += p->m[i].need_mb;
+			(*count)++;
+		}
+	if (!(leaving & FOREIGN)) {
+		*used += p->foreign_mb;
+		*count += p->foreign_count;
+	}
+}
+
 /*
- * Would model k fit beside what occupies VRAM, models in `leaving` (a bit
- * mask) apart, and model `also`?
+ * Would model k fit beside what occupies VRAM, models in `leaving` apart,
+ * and model `also`?
  */
 static int
 fits_with(const struct policy *p, int k, uint32_t leaving, int also)
 {
-	int64_t used = 0;
-	int count = 0;
+	int64_t used;
+	int count;
 
-	for (int i = 0; i < p->n; i++)
-		if ((occupies(&p->m[i]) && !(leaving & (1u << i))) ||
-		    i == also) {
-			used += p->m[i].need_mb;
-			count++;
-		}
+	occupied(p, leaving, &used, &count);
+	if (also >= 0 && (!occupies(&p->m[also]) || (leaving & (1u << also)))) {
+		used += p->m[also].need_mb;
+		count++;
+	}
 	return room_for(p, p->m[k].need_mb, used, count);
 }
 
@@ -224,14 +247,10 @@ largest_of(const struct policy *p, uint32_t models)
 static int
 fits_then(const struct policy *p, uint32_t leaving, int k, uint32_t after)
 {
-	int64_t used = 0;
-	int count = 0;
+	int64_t used;
+	int count;
 
-	for (int i = 0; i < p->n; i++)
-		if (occupies(&p->m[i]) && !(leaving & (1u << i))) {
-			used += p->m[i].need_mb;
-			count++;
-		}
+	occupied(p, leaving, &used, &count);
 	if (k >= 0)
 		after |= 1u << k;
 	for (int next = k >= 0 ? k : largest_of(p, after); next >= 0;
@@ -389,13 +408,19 @@ victims_for(const struct policy *p, int k)
 		leaving |= 1u << order[i];
 	if (fits(p, k, leaving))
 		return leaving;
+	/* Those loaded outside the plan go after the plan's own. */
+	if (p->foreign_count > 0) {
+		leaving |= FOREIGN;
+		if (fits(p, k, leaving))
+			return leaving;
+	}
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].pin && p->m[i].state == MODEL_RESIDENT &&
 		    p->m[i].need_mb < p->m[k].need_mb)
 			smaller_pins |= 1u << i;
 	if (smaller_pins == 0)
 		return 0;
-	leaving = smaller_pins;
+	leaving = smaller_pins | (leaving & FOREIGN);
 	for (int i = 0; i < n && !fits_then(p, leaving, k, smaller_pins); i++)
 		leaving |= 1u << order[i];
 	return fits_then(p, leaving, k, smaller_pins) ? leaving : 0;
@@ -762,6 +787,10 @@ start_switch(struct policy *p, int k, uint32_t leaving, enum switch_reason why,
 	p->switch_to = k;
 	p->switch_why = why;
 	p->switch_of_pins = (leaving & pins(p)) != 0 || p->m[k].pin;
+	if ((leaving & FOREIGN) && !p->foreign_leaving) {
+		p->foreign_leaving = 1;
+		emit(p, ACT_UNLOAD, 0, -1);
+	}
 	for (int i = 0; i < p->n; i++)
 		if (leaving & (1u << i))
 			p->m[i].state = MODEL_DRAINING;
@@ -818,6 +847,9 @@ plan_residency(struct policy *p, int64_t now)
 			start_load(p, first, now);
 			return;
 		}
+		/* What was loaded outside the plan is on its way out. */
+		if (p->foreign_leaving && fits(p, k, FOREIGN))
+			return;
 		/* Sizes learnt meanwhile: look again. */
 		p->switch_to = -1;
 	}
@@ -993,6 +1025,8 @@ plan_dispatch(struct policy *p, int64_t now)
 static void
 plan(struct policy *p, int64_t now)
 {
+	if (p->c.await_backend)
+		return;
 	return_unservable(p);
 	plan_dispatch(p, now);
 	plan_residency(p, now);
@@ -1254,10 +1288,44 @@ policy_unloaded(struct policy *p, int64_t now, int model)
 }
 
 void
-policy_observe(struct policy *p, int model, int64_t size_mb)
+policy_seen(
+    struct policy *p, int64_t now, int model, int loaded, int64_t size_mb)
 {
-	if (model >= 0 && model < p->n && size_mb > 0 && occupies(&p->m[model]))
-		p->m[model].need_mb = size_mb;
+	struct pmodel *m;
+
+	if (model < 0 || model >= p->n)
+		return;
+	m = &p->m[model];
+	if (loaded && size_mb > 0 &&
+	    (occupies(m) || m->state == MODEL_UNLOADED))
+		m->need_mb = size_mb;
+	if (loaded && m->state == MODEL_UNLOADED) {
+		count_spare(p, now);
+		m->state = MODEL_RESIDENT;
+		m->resident_since = now;
+		m->last_busy = now;
+		plan(p, now);
+	} else if (!loaded && m->in_flight == 0 &&
+	    (m->state == MODEL_RESIDENT || m->state == MODEL_DRAINING)) {
+		count_spare(p, now);
+		m->state = MODEL_UNLOADED;
+		plan(p, now);
+	}
+}
+
+void
+policy_foreign(struct policy *p, int64_t now, int64_t mb, int count)
+{
+	if (mb == p->foreign_mb && count == p->foreign_count &&
+	    !p->c.await_backend)
+		return;
+	p->c.await_backend = 0;
+	count_spare(p, now);
+	p->foreign_mb = mb;
+	p->foreign_count = count;
+	if (count == 0)
+		p->foreign_leaving = 0;
+	plan(p, now);
 }
 
 void

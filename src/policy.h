@@ -61,7 +61,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POLICY_MODELS_MAX 32
+/* Models in a mask are bits; the last bit stands for those loaded outside
+ * the plan. */
+#define POLICY_MODELS_MAX 31
 #define POLICY_PRIOS 3 /* enum msg_priority: low, normal, high */
 
 struct policy_config {
@@ -73,6 +75,9 @@ struct policy_config {
 	int64_t idle_unload_ms;   /* 0: never */
 	double load_mb_per_s;     /* until a load is timed */
 	int64_t service_guess_ms; /* until a request is timed */
+	/* Plan nothing until policy_foreign tells what the backend holds
+	 * besides: a preload would not load over another client's model. */
+	int await_backend;
 };
 
 struct policy_model_conf {
@@ -105,7 +110,8 @@ enum switch_reason {
 enum policy_act {
 	ACT_DISPATCH, /* send request id to model */
 	ACT_LOAD,     /* load model (empty prompt) */
-	ACT_UNLOAD,   /* unload model (empty prompt, keep_alive 0) */
+	ACT_UNLOAD,   /* unload model (empty prompt, keep_alive 0); model -1:
+	                 those loaded outside the plan (policy_foreign) */
 	ACT_RETURN,   /* request id cannot be served by model: missing */
 };
 
@@ -147,8 +153,23 @@ void policy_unloaded(struct policy *p, int64_t now, int model);
  * answered 404. A model it lacks is missing, loaded or not (its waiting
  * requests are returned); one it has again is not. */
 void policy_available(struct policy *p, int64_t now, int model, int present);
-/* The backend's /api/ps: what a resident model really takes. */
-void policy_observe(struct policy *p, int model, int64_t size_mb);
+/*
+ * What the backend's /api/ps says of a model while no load or unload of it
+ * is under way: loaded, with what it really takes (0 if not known), or not.
+ * One loaded outside the plan (by another client, or before the broker
+ * started) is resident from then on; one gone from VRAM with nothing in
+ * flight (unloaded, or evicted, by another client) is unloaded.
+ */
+void policy_seen(
+    struct policy *p, int64_t now, int model, int loaded, int64_t size_mb);
+/*
+ * Models the backend holds that are not the tiers' (or are, with another
+ * context length): what they take and how many. They count against
+ * vram_mb; when a model needs their room the policy asks for their unload
+ * (ACT_UNLOAD of model -1), and waits until the backend holds none. The
+ * first call ends await_backend.
+ */
+void policy_foreign(struct policy *p, int64_t now, int64_t mb, int count);
 /* Time passed: aging, min residency and idle unload may act now. */
 void policy_tick(struct policy *p, int64_t now);
 

@@ -1235,6 +1235,64 @@ Test(policy, the_size_the_backend_reports_replaces_the_hint)
 	policy_free(p);
 }
 
+Test(policy, a_model_loaded_outside_the_plan_is_taken_as_resident)
+{
+	struct policy *p = box();
+
+	actions(p);
+	policy_seen(p, 1000, TINY, 1, 725);
+	cr_assert_eq(policy_model_state(p, TINY), MODEL_RESIDENT);
+	cr_assert_str_eq(
+	    on_arrive(p, 2000, 1, TINY, NORMAL, 2000), "dispatch 1@2");
+	policy_free(p);
+}
+
+Test(policy, a_model_unloaded_outside_the_plan_loads_again_when_needed)
+{
+	struct policy *p = box();
+
+	cr_assert_str_eq(on_arrive(p, 0, 1, TINY, NORMAL, 0), "load 2");
+	cr_assert_str_eq(on_loaded(p, 1500, TINY), "dispatch 1@2");
+	/* With a request in flight it is there, whatever /api/ps said. */
+	policy_seen(p, 1600, TINY, 0, 0);
+	cr_assert_eq(policy_model_state(p, TINY), MODEL_RESIDENT);
+	cr_assert_str_eq(on_done(p, 2500, 1, 1000), "");
+	policy_seen(p, 3000, TINY, 0, 0);
+	cr_assert_eq(policy_model_state(p, TINY), MODEL_UNLOADED);
+	cr_assert_str_eq(on_arrive(p, 4000, 2, TINY, NORMAL, 4000), "load 2");
+	policy_free(p);
+}
+
+Test(policy, models_loaded_outside_the_plan_go_when_a_model_needs_their_room)
+{
+	struct policy *p = box();
+
+	actions(p);
+	/* 2300 MiB not the tiers': tinyllama fits beside them (725 against
+	 * 80% of 1796), qwen2.5-coder:7b does not. */
+	policy_foreign(p, 0, 2300, 1);
+	cr_assert_str_eq(
+	    on_arrive(p, 1000, 1, QWEN, NORMAL, 1000), "unload -1");
+	/* Until the backend no longer lists them, nothing loads. */
+	cr_assert_str_eq(on_arrive(p, 2000, 2, TINY, NORMAL, 2000), "");
+	policy_tick(p, 3000);
+	cr_assert_str_eq(actions(p), "");
+	policy_foreign(p, 4000, 0, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_free(p);
+}
+
+Test(policy, a_model_that_fits_beside_those_loaded_outside_the_plan_leaves_them)
+{
+	struct policy *p = box();
+
+	actions(p);
+	policy_foreign(p, 0, 2300, 1);
+	cr_assert_str_eq(on_arrive(p, 1000, 1, TINY, NORMAL, 1000), "load 2");
+	cr_assert_str_eq(on_loaded(p, 2500, TINY), "dispatch 1@2");
+	policy_free(p);
+}
+
 /* ------------------------------------------------------------------ */
 /* Property: random sequences against a simulated backend              */
 /* ------------------------------------------------------------------ */

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Models loaded or unloaded outside ollamax, by another client of the same
+# Ollama or before the supervisor started: the broker sees them in
+# /api/ps and plans with them, so that Ollama never has to evict on its
+# own for a load of the broker's.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed inf --parallel 2 --vram-mb 4096
+emu_evictions() { curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
+# Another client's model, loaded before the supervisor starts: 2019 MiB of
+# weights and their cache, where qwen2.5-coder:7b (3008 MiB) needs 80% of
+# what is free.
+check "another client loads llama3.2:3b" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"llama3.2:3b","keep_alive":-1}')" '"done_reason":"load"'
+mkdir -p "$TMP/agents"
+sed -e "s|^url = .*|url = $URL_emu|" \
+	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run|" \
+	-e "s|^state_dir = .*|state_dir = $TMP/state|" \
+	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
+	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+for tier in reasoning coding light; do
+	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
+		"$tier" "$tier" >"$TMP/agents/$tier.conf"
+done
+start_fleet
+check "the supervisor is up" wait_log "ready:"
+check "it sees the model loaded outside it" \
+	wait_log "llama3.2:3b ([0-9]* MB) is loaded outside ollamax: it counts against vram_mb"
+answered_by() { # AGENT MODEL
+	local out
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" x 2>&1) &&
+		python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["model"] == sys.argv[1] else 1)' "$2" <<<"$out" ||
+		{ echo "      $out"; return 1; }
+}
+check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
+check "for which the broker unloaded the other client's model" \
+	grep -q "unloading llama3.2:3b (loaded outside ollamax): switching to qwen2.5-coder:7b (" "$TMP/sup.log"
+check "Ollama did not have to evict it" test "$(emu_evictions)" = 0
+check "a light run is answered beside it" answered_by light tinyllama
+
+# Unloaded by another client: loaded again, by the broker, when needed.
+check "another client unloads tinyllama" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"tinyllama","keep_alive":0}')" '"done_reason":"unload"'
+check "the broker sees it gone" \
+	wait_log "tinyllama is no longer loaded (unloaded outside ollamax, or Ollama restarted): it loads again when needed"
+check "and plans with it unloaded" wait_state tinyllama unloaded
+check "a light run is answered by it again" answered_by light tinyllama
+check "loaded by the broker" test "$(grep -c "loading tinyllama$" "$TMP/sup.log")" -ge 2
+check "still no eviction by Ollama" test "$(emu_evictions)" = 0
+
+# Loaded by another client: Ollama evicts the broker's models for it; the
+# broker takes it as resident and the others as unloaded, serves from it
+# without a load, and unloads it itself when its room is needed.
+check "another client loads deepseek-r1:8b" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1}')" '"done_reason":"load"'
+evicted=$(emu_evictions)
+check "for which Ollama evicted the broker's two models" test "$evicted" = 2
+check "the broker takes it as resident" \
+	wait_log "deepseek-r1:8b is loaded outside ollamax: taken as resident"
+check "and the models Ollama evicted as unloaded" wait_state qwen2.5-coder:7b unloaded
+check "a reasoning run is answered by it" answered_by reasoning deepseek-r1:8b
+check "which the broker never loaded" sh -c "! grep -q 'loading deepseek-r1:8b' '$TMP/sup.log'"
+check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
+check "for which the broker unloaded deepseek-r1:8b itself" \
+	grep -q "unloading deepseek-r1:8b: switching to qwen2.5-coder:7b (" "$TMP/sup.log"
+check "Ollama evicted nothing more" test "$(emu_evictions)" = "$evicted"
+check "the supervisor stops cleanly" stopped
+finish
