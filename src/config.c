@@ -1126,7 +1126,9 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
 		free(names[i]);
 		bad = manifest_load(m, path, d);
 		/* Told whatever else is wrong: check tells every problem. */
-		if (c != NULL && m->tier[0] != '\0' &&
+		/* An empty tier is no tier either: a worker would refuse
+		 * the agent's frame. */
+		if (c != NULL && m->line_of_tier > 0 &&
 		    config_tier(c, m->tier) == NULL) {
 			diag_add(d, path, m->line_of_tier,
 			    "tier: \"%s\" is not a [tier.NAME] of %s", m->tier,

@@ -286,6 +286,27 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	diag_free(&d);
 }
 
+Test(config, an_empty_tier_is_not_a_tier)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char agents[200];
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	snprintf(agents, sizeof(agents), "%s/agents", dir);
+	cr_assert_eq(mkdir(agents, 0755), 0);
+	put("agents/a.conf",
+	    "[agent]\nname = a\ntier =\ntrigger = demand\nprompt = hi\n");
+	cr_assert_eq(
+	    fleet_load(&f, agents, &c, NULL, NULL, &d), 1, "%s", d.text);
+	expect(&d, "agents/a.conf", 3, "tier: \"\" is not a [tier.NAME]");
+	cr_assert_eq(f.count, 0, "the agent was kept");
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, check_tells_every_problem_of_a_manifest_and_of_the_config)
 {
 	struct config c;
@@ -753,7 +774,8 @@ Test(config, tiers_naming_more_models_than_the_broker_plans_for_are_refused)
 		    "[tier.t%d]\nmodel = m%d\n", i, i);
 	cr_assert_eq(config_load(&c, put("many.conf", text), &d), 1, "%s",
 	    d.text);
-	expect(&d, "many.conf", 0, "the tiers name 33 models, more than the 32");
+	expect(
+	    &d, "many.conf", 0, "the tiers name 32 models, more than the 31");
 	config_free(&c);
 	diag_free(&d);
 }
