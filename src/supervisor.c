@@ -185,11 +185,19 @@ remove_runtime_files(struct supervisor *s)
 
 	if (dir == NULL)
 		return;
+	/* Only what a supervisor leaves there: a file of the user's of the
+	 * same name is not. */
 	while ((e = readdir(dir)) != NULL) {
 		const char *ext = strrchr(e->d_name, '.');
+		struct stat st;
 
-		if ((ext != NULL && strcmp(ext, ".sock") == 0) ||
-		    strcmp(e->d_name, "supervisor.pid") == 0)
+		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) !=
+		    0)
+			continue;
+		if ((ext != NULL && strcmp(ext, ".sock") == 0 &&
+		        S_ISSOCK(st.st_mode)) ||
+		    (strcmp(e->d_name, "supervisor.pid") == 0 &&
+		        S_ISREG(st.st_mode)))
 			unlinkat(dirfd(dir), e->d_name, 0);
 	}
 	closedir(dir);
@@ -200,13 +208,16 @@ prepare_runtime(struct supervisor *s, char *why, size_t len)
 {
 	struct stat st;
 	char too_long[PATH_MAX + 96];
+	int created = 0;
 
 	/* The default, from $XDG_RUNTIME_DIR or /tmp, is checked here. */
 	if (config_runtime_dir_fits(s->runtime, too_long, sizeof(too_long))) {
 		snprintf(why, len, "runtime dir %s", too_long);
 		return -1;
 	}
-	if (mkdir(s->runtime, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(s->runtime, 0700) == 0)
+		created = 1;
+	else if (errno != EEXIST) {
 		snprintf(why, len, "cannot create the runtime dir %s: %s",
 		    s->runtime, strerror(errno));
 		return -1;
@@ -218,10 +229,24 @@ prepare_runtime(struct supervisor *s, char *why, size_t len)
 		    s->runtime, (unsigned)getuid());
 		return -1;
 	}
-	/* Private: sockets inside are 0600 too, peers checked by uid. */
-	if ((st.st_mode & 0777) != 0700 && chmod(s->runtime, 0700) != 0) {
-		snprintf(why, len, "chmod %s: %s", s->runtime, strerror(errno));
-		return -1;
+	/*
+	 * Private: sockets inside are 0600 too, peers checked by uid. One
+	 * that was there before is the user's, perhaps shared: not made
+	 * private behind their back.
+	 */
+	if ((st.st_mode & 07777) != 0700) {
+		if (!created) {
+			snprintf(why, len,
+			    "runtime dir %s is open to others (mode %04o): "
+			    "name a directory of its own, or chmod 700 it",
+			    s->runtime, (unsigned)(st.st_mode & 07777));
+			return -1;
+		}
+		if (chmod(s->runtime, 0700) != 0) {
+			snprintf(why, len, "chmod %s: %s", s->runtime,
+			    strerror(errno));
+			return -1;
+		}
 	}
 	if (lock_runtime(s, why, len) != 0)
 		return -1;

@@ -586,6 +586,20 @@ default_too_long() {
 	[ "$rc" -eq 1 ] && grep -q "runtime dir $xdg/ollamax is [0-9]* bytes long: the paths of its sockets fit in 91 at most" "$TMP/xdg.log"
 }
 check "a default runtime dir too long for its sockets is refused at start, said so" default_too_long
+# A runtime dir that was there, open to others, is the user's: refused,
+# left as it was, and nothing in it removed.
+shared_refused() {
+	local rc=0
+	mkdir -p "$TMP/shared"
+	chmod 1777 "$TMP/shared"
+	echo keep >"$TMP/shared/data.sock"
+	sed "s|^runtime_dir = .*|runtime_dir = $TMP/shared|" "$TMP/ollamax.conf" >"$TMP/shared.conf"
+	"$SUP" -c "$TMP/shared.conf" start 2>"$TMP/shared.log" || rc=$?
+	[ "$rc" -eq 1 ] &&
+		grep -q "runtime dir $TMP/shared is open to others (mode 1777): name a directory of its own, or chmod 700 it" "$TMP/shared.log" &&
+		[ "$(stat -c %a "$TMP/shared")" = 1777 ] && [ "$(cat "$TMP/shared/data.sock")" = keep ]
+}
+check "a shared runtime dir is refused at start, said so, and left as it was" shared_refused
 stop_it() {
 	"$CTL" -c "$TMP/ollamax.conf" stop && return 0
 	echo "      supervisor log:"; tail -20 "$TMP/sup.log" | sed 's/^/      /'
