@@ -281,6 +281,70 @@ model_section(struct config_parse *p, const char *name, int line, int create)
 	return &c->models[c->nmodels++];
 }
 
+/*
+ * What is wrong with the host and port of a backend URL (after "://"), or
+ * NULL. The processes that read the config do not all link libcurl: what
+ * is checked here is what the broker's requests would otherwise fail on,
+ * again and again.
+ */
+static const char *
+url_authority_problem(const char *authority, char *why, size_t len)
+{
+	size_t n = strcspn(authority, "/");
+	const char *at = memchr(authority, '@', n), *host, *port = NULL;
+	size_t hostlen;
+
+	if (at != NULL) {
+		n -= (size_t)(at + 1 - authority);
+		authority = at + 1;
+	}
+	host = authority;
+	if (host[0] == '[') {
+		const char *close = memchr(host, ']', n);
+
+		if (close == NULL)
+			return "its [ has no ]";
+		hostlen = (size_t)(close + 1 - host);
+		if (hostlen < n) {
+			if (close[1] != ':')
+				return "text after the ] is not :PORT";
+			port = close + 2;
+		}
+	} else {
+		const char *colon = memchr(host, ':', n);
+
+		hostlen = colon != NULL ? (size_t)(colon - host) : n;
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	if (hostlen == 0)
+		return "it names no host";
+	for (size_t i = 0; i < hostlen; i++)
+		if ((unsigned char)host[i] <= ' ' || host[i] == 0x7f ||
+		    strchr("<>\"{}|\\^`", host[i]) != NULL)
+			return "its host has a character no host name has";
+	if (port != NULL) {
+		size_t digits = (size_t)(authority + n - port);
+		long value = 0;
+
+		for (size_t i = 0; i < digits; i++) {
+			if (port[i] < '0' || port[i] > '9' || i >= 5) {
+				value = -1;
+				break;
+			}
+			value = value * 10 + (port[i] - '0');
+		}
+		if (digits == 0 || value < 1 || value > 65535) {
+			snprintf(why, len,
+			    "its port \"%.*s\" is not a number from "
+			    "1 to 65535",
+			    (int)(digits < 16 ? digits : 16), port);
+			return why;
+		}
+	}
+	return NULL;
+}
+
 static void
 unknown_key(struct config_parse *p, const struct ini_item *it)
 {
@@ -402,7 +466,8 @@ config_key(void *user, const struct ini_item *it)
 			unknown_key(p, it);
 	} else if (strcmp(s, "backend") == 0) {
 		if (strcmp(k, "url") == 0) {
-			const char *host = strstr(v, "://");
+			const char *host = strstr(v, "://"), *bad;
+			char why[96];
 
 			/* The broker adds /api/...: a query, a fragment or a
 			 * blank (a comment after the value, say) would swallow
@@ -416,6 +481,10 @@ config_key(void *user, const struct ini_item *it)
 				    "of a host, without blanks, '?' or '#' (a "
 				    "comment goes on a line of its own)",
 				    v);
+			else if ((bad = url_authority_problem(
+			              host + 3, why, sizeof(why))) != NULL)
+				diag_add(d, path, it->line, "url: \"%s\": %s",
+				    v, bad);
 			else
 				copy_text(c->backend_url,
 				    sizeof(c->backend_url), v, d, it, path);

@@ -286,6 +286,61 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	diag_free(&d);
 }
 
+Test(config, a_backend_url_names_a_host_and_a_port_that_can_be)
+{
+	/* Told as the diagnostics show text: a control character as '?'. */
+	static const struct {
+		const char *url, *why, *shown;
+	} bad[] = {
+	    {"http://127.0.0.1:99999",
+	        "its port \"99999\" is not a number from 1 to 65535", NULL},
+	    {"http://h:abc", "its port \"abc\" is not a number from 1 to 65535",
+	        NULL},
+	    {"http://h:0", "its port \"0\" is not a number from 1 to 65535",
+	        NULL},
+	    {"http://:80", "it names no host", NULL},
+	    {"http://u@:80", "it names no host", NULL},
+	    {"http://[::1", "its [ has no ]", NULL},
+	    {"http://[::1]x", "text after the ] is not :PORT", NULL},
+	    {"http://h\x01x", "its host has a character no host name has",
+	        "http://h?x"},
+	};
+	static const char *const good[] = {"http://[::1]:11434",
+	    "https://user:pw@ollama.example:443/proxy", "http://localhost",
+	    "http://[fe80::1%25eth0]:11434"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct config c;
+		struct diag d = {0};
+		char text[256], want[256];
+
+		snprintf(text, sizeof(text),
+		    "[backend]\nurl = %s\n[tier.light]\nmodel = tinyllama\n",
+		    bad[i].url);
+		cr_assert_eq(config_load(&c, put("url.conf", text), &d), 1,
+		    "%s", d.text);
+		snprintf(want, sizeof(want), "url: \"%s\": %s",
+		    bad[i].shown ? bad[i].shown : bad[i].url, bad[i].why);
+		expect(&d, "url.conf", 2, want);
+		config_free(&c);
+		diag_free(&d);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct config c;
+		struct diag d = {0};
+		char text[256];
+
+		snprintf(text, sizeof(text),
+		    "[backend]\nurl = %s\n[tier.light]\nmodel = tinyllama\n",
+		    good[i]);
+		cr_assert_eq(config_load(&c, put("url.conf", text), &d), 0,
+		    "%s", d.text);
+		cr_assert_str_eq(c.backend_url, good[i]);
+		config_free(&c);
+		diag_free(&d);
+	}
+}
+
 Test(config, an_empty_tier_is_not_a_tier)
 {
 	struct config c;
