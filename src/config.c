@@ -62,8 +62,11 @@ get_duration_ms(const char *value, int64_t min_ms, int64_t max_ms, int64_t *out,
 		return -1;
 	}
 	/* Whole milliseconds, up: 0 means off or for ever for some, and a
-	 * time given is never that. */
+	 * time given is never that, not even one under a nanosecond (which
+	 * Go's reading, for Ollama's keep_alive, makes 0). */
 	ms = ns / 1000000 + (ns % 1000000 > 0);
+	if (ms == 0 && strpbrk(value, "123456789") != NULL)
+		ms = 1;
 	if (ms < min_ms || ms > max_ms) {
 		diag_add(d, path, it->line,
 		    "%s: %s is out of range [%lldms, %lldms]", it->key, value,

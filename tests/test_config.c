@@ -587,7 +587,7 @@ Test(config, values_that_would_read_as_others_are_reported)
 	    "stack_size = -18446744073709486080\n"
 	    "watchdog = 999us\n"
 	    "[broker]\n"
-	    "idle_unload = 0.5ms\n"
+	    "idle_unload = 0.5ns\n"
 	    "[backend]\n"
 	    "url = http://127.0.0.1:11434 # local ollama\n"
 	    "[tier.light]\n"
