@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "cliarg.h"
 #include "log.h"
 #include "rank.h"
 
@@ -130,14 +131,18 @@ main(int argc, char **argv)
 		case 'b':
 			g.body = optarg;
 			break;
+		/* Each connection is a curl handle and a socket. */
 		case 'c':
-			g.connections = strtol(optarg, NULL, 10);
+			g.connections = cliarg_long("ollamax-loadgen",
+			    "--connections", optarg, 1, 65536);
 			break;
 		case 'n':
-			g.requests = strtol(optarg, NULL, 10);
+			g.requests = cliarg_long("ollamax-loadgen",
+			    "--requests", optarg, 1, 1000000000);
 			break;
 		case 'd':
-			g.duration = strtod(optarg, NULL);
+			g.duration = cliarg_double("ollamax-loadgen",
+			    "--duration", optarg, 0.001, 86400);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -147,9 +152,11 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (g.url == NULL || g.connections < 1 ||
-	    (g.requests <= 0 && g.duration <= 0)) {
-		fputs(usage_text, stderr);
+	if (g.url == NULL || (g.requests <= 0 && g.duration <= 0)) {
+		fprintf(stderr, "ollamax-loadgen: %s\n%s",
+		    g.url == NULL ? "--url is required"
+		                  : "--requests or --duration is required",
+		    usage_text);
 		return 2;
 	}
 	if (g.requests > 0 && g.requests < g.connections)

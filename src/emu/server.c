@@ -30,6 +30,7 @@
 #include <ev.h>
 #include <microhttpd.h>
 
+#include "cliarg.h"
 #include "emu.h"
 #include "log.h"
 #include "utf8.h"
@@ -1839,36 +1840,6 @@ usage(int code)
 	exit(code);
 }
 
-static double
-arg_double(const char *flag, const char *v, double min, double max)
-{
-	char *end;
-	double d = strtod(v, &end);
-
-	if (end == v || *end != '\0' || !(d >= min && d <= max)) {
-		fprintf(stderr,
-		    "ollamax-emu: fatal: %s %s: expected a number in [%g, %g]\n",
-		    flag, v, min, max);
-		exit(2);
-	}
-	return d;
-}
-
-static long
-arg_long(const char *flag, const char *v, long min, long max)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-
-	if (end == v || *end != '\0' || n < min || n > max) {
-		fprintf(stderr,
-		    "ollamax-emu: fatal: %s %s: expected a whole number in [%ld, %ld]\n",
-		    flag, v, min, max);
-		exit(2);
-	}
-	return n;
-}
-
 static int64_t
 arg_duration(const char *flag, const char *v)
 {
@@ -1972,20 +1943,23 @@ main(int argc, char **argv)
 	log_init("ollamax-emu", 0);
 	/* Ollama's own environment sets the defaults; flags win. */
 	cfg.parallel = (env = ollama_env("OLLAMA_NUM_PARALLEL"))
-	    ? (int)arg_long("OLLAMA_NUM_PARALLEL", env, 1, 1024)
+	    ? (int)cliarg_long(
+	          "ollamax-emu", "OLLAMA_NUM_PARALLEL", env, 1, 1024)
 	    : 1;
 	cfg.max_loaded = (env = ollama_env("OLLAMA_MAX_LOADED_MODELS"))
-	    ? (int)arg_long("OLLAMA_MAX_LOADED_MODELS", env, 0, 64)
+	    ? (int)cliarg_long(
+	          "ollamax-emu", "OLLAMA_MAX_LOADED_MODELS", env, 0, 64)
 	    : 0;
 	cfg.max_queue = (env = ollama_env("OLLAMA_MAX_QUEUE"))
-	    ? (int)arg_long("OLLAMA_MAX_QUEUE", env, 0, 1 << 20)
+	    ? (int)cliarg_long(
+	          "ollamax-emu", "OLLAMA_MAX_QUEUE", env, 0, 1 << 20)
 	    : EMU_MAX_QUEUE;
 	cfg.default_keep_alive_ns = (env = ollama_env("OLLAMA_KEEP_ALIVE"))
 	    ? arg_duration("OLLAMA_KEEP_ALIVE", env)
 	    : EMU_KEEP_ALIVE_S * NS_PER_SEC;
 	if ((env = ollama_env("OLLAMA_CONTEXT_LENGTH")) != NULL)
-		context_length =
-		    arg_long("OLLAMA_CONTEXT_LENGTH", env, 0, 1 << 24);
+		context_length = cliarg_long(
+		    "ollamax-emu", "OLLAMA_CONTEXT_LENGTH", env, 0, 1 << 24);
 	cfg.vram_bytes = EMU_VRAM_MB * MB;
 	e->speed = 1;
 	e->share = EMU_SHARE;
@@ -2004,19 +1978,19 @@ main(int argc, char **argv)
 			port_file = optarg;
 			break;
 		case 'p':
-			cfg.parallel =
-			    (int)arg_long("--parallel", optarg, 1, 1024);
+			cfg.parallel = (int)cliarg_long(
+			    "ollamax-emu", "--parallel", optarg, 1, 1024);
 			break;
 		case 'L':
-			cfg.max_loaded =
-			    (int)arg_long("--max-loaded", optarg, 0, 64);
+			cfg.max_loaded = (int)cliarg_long(
+			    "ollamax-emu", "--max-loaded", optarg, 0, 64);
 			break;
 		case 'q':
-			cfg.max_queue =
-			    (int)arg_long("--max-queue", optarg, 0, 1 << 20);
+			cfg.max_queue = (int)cliarg_long(
+			    "ollamax-emu", "--max-queue", optarg, 0, 1 << 20);
 			break;
 		case 'v':
-			cfg.vram_bytes = (uint64_t)arg_long(
+			cfg.vram_bytes = (uint64_t)cliarg_long("ollamax-emu",
 			                     "--vram-mb", optarg, 1, 1 << 24) *
 			    MB;
 			break;
@@ -2025,61 +1999,64 @@ main(int argc, char **argv)
 			    arg_duration("--keep-alive", optarg);
 			break;
 		case 'C':
-			context_length =
-			    arg_long("--context-length", optarg, 0, 1 << 24);
+			context_length = cliarg_long("ollamax-emu",
+			    "--context-length", optarg, 0, 1 << 24);
 			break;
 		case 's':
 			if (strcmp(optarg, "inf") == 0)
 				e->instant = 1;
 			else
-				e->speed = arg_double(
+				e->speed = cliarg_double("ollamax-emu",
 				    "--speed", optarg, 1e-3, EMU_SPEED_MAX);
 			break;
 		case 'S':
-			e->share = arg_double("--share", optarg, 0, 1);
+			e->share = cliarg_double(
+			    "ollamax-emu", "--share", optarg, 0, 1);
 			break;
 		case 'u':
-			e->unload_ns =
-			    arg_long("--unload-ms", optarg, 0, 600000) *
+			e->unload_ns = cliarg_long("ollamax-emu", "--unload-ms",
+			                   optarg, 0, 600000) *
 			    1000000LL;
 			break;
 		case 'R':
-			cfg.load_mb_per_s_override =
-			    arg_double("--load-mb-per-s", optarg, 1, 1e6);
+			cfg.load_mb_per_s_override = cliarg_double(
+			    "ollamax-emu", "--load-mb-per-s", optarg, 1, 1e6);
 			break;
 		case 'f':
-			e->fail_rate = arg_double("--fail-rate", optarg, 0, 1);
+			e->fail_rate = cliarg_double(
+			    "ollamax-emu", "--fail-rate", optarg, 0, 1);
 			break;
 		case 't':
-			e->stall_rate =
-			    arg_double("--stall-rate", optarg, 0, 1);
+			e->stall_rate = cliarg_double(
+			    "ollamax-emu", "--stall-rate", optarg, 0, 1);
 			break;
 		case 'T':
-			e->stall_ms =
-			    (int)arg_long("--stall-ms", optarg, 0, 3600000);
+			e->stall_ms = (int)cliarg_long(
+			    "ollamax-emu", "--stall-ms", optarg, 0, 3600000);
 			break;
 		case 'd':
-			e->drop_rate = arg_double("--drop-rate", optarg, 0, 1);
+			e->drop_rate = cliarg_double(
+			    "ollamax-emu", "--drop-rate", optarg, 0, 1);
 			break;
 		case 'g':
-			e->garbage_rate =
-			    arg_double("--garbage-rate", optarg, 0, 1);
+			e->garbage_rate = cliarg_double(
+			    "ollamax-emu", "--garbage-rate", optarg, 0, 1);
 			break;
 		case 'e':
-			seed = (unsigned long long)arg_long(
-			    "--seed", optarg, 0, LONG_MAX);
+			seed = (unsigned long long)cliarg_long(
+			    "ollamax-emu", "--seed", optarg, 0, LONG_MAX);
 			break;
 		case 'i':
-			idle_timeout =
-			    arg_long("--idle-timeout", optarg, 1, 86400);
+			idle_timeout = cliarg_long(
+			    "ollamax-emu", "--idle-timeout", optarg, 1, 86400);
 			break;
 		case 'b':
-			e->max_body = (size_t)arg_long(
+			e->max_body = (size_t)cliarg_long("ollamax-emu",
 			    "--max-body", optarg, 1024, 1L << 32);
 			break;
 		case 'm':
-			max_conn =
-			    arg_long("--max-connections", optarg, 16, 1 << 20);
+			max_conn = cliarg_long("ollamax-emu",
+			    "--max-connections", optarg, 16, 1 << 20);
 			break;
 		case 'D':
 			if ((level = log_level_parse(optarg)) < 0) {

@@ -100,6 +100,17 @@ speed_refused() {
 	[ "$rc" -eq 2 ] && has "$out" "--speed 20000: expected a number in [0.001, 10000]"
 }
 check "a --speed past what the clock holds for ten days is refused, exit 2" speed_refused
+# The load generator of the benchmarks takes its numbers whole too.
+loadgen_refuses() { # WANT ARGS...
+	local want=$1 out rc=0
+	shift
+	out=$(timeout 10 "$BUILD/ollamax-loadgen" --url "$URL_main/api/generate" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "$want"
+}
+check "ollamax-loadgen refuses a count with trailing junk" \
+	loadgen_refuses "--requests 3x: expected a whole number in [1, 1000000000]" --requests 3x
+check "and an infinite or NaN duration" \
+	loadgen_refuses "--duration nan: expected a number in [0.001, 86400]" --duration nan
 # Ollama reads an empty variable as unset: the bad flag is the news.
 empty_env_unset() {
 	local out rc=0
