@@ -16,6 +16,7 @@
 
 #include <nng/nng.h>
 
+#include "cliarg.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
@@ -295,7 +296,8 @@ role_program(int argc, char **argv, const char *role, role_fn fn)
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
-			index = atoi(optarg);
+			index = (int)cliarg_long(
+			    role, "--index", optarg, 0, INT_MAX);
 			break;
 		case 'R':
 			runtime = optarg;

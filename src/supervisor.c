@@ -38,6 +38,7 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include "cliarg.h"
 #include "config.h"
 #include "ipc.h"
 #include "log.h"
@@ -1347,17 +1348,20 @@ reload(struct supervisor *s, char *summary, size_t len)
 		return -1;
 	}
 	bad = fleet_load(&f, s->agents_dir, &s->conf, running_from_dir, s, &d);
-	if (d.text != NULL)
-		log_lines("reload", d.text);
-	diag_free(&d);
 	if (f.unread) {
-		/* A directory swapped or not yet mounted is no fleet gone. */
-		snprintf(summary, len,
-		    "reload: cannot read the agents directory: nothing changed");
-		log_warnx("%s", summary);
+		/* A directory swapped or not yet mounted is no fleet gone.
+		 * What could not be read, and why, is the diagnostic's. */
+		snprintf(summary, len, "%.*s: nothing changed",
+		    d.text != NULL ? (int)strcspn(d.text, "\n") : 0,
+		    d.text != NULL ? d.text : "");
+		log_warnx("reload: %s", summary);
+		diag_free(&d);
 		fleet_free(&f);
 		return -1;
 	}
+	if (d.text != NULL)
+		log_lines("reload", d.text);
+	diag_free(&d);
 	for (size_t i = 0; i < s->nplaced;) {
 		struct placement *p = &s->placed[i];
 
@@ -2161,7 +2165,8 @@ main(int argc, char **argv)
 			role = optarg;
 			break;
 		case 'i':
-			index = atoi(optarg);
+			index = (int)cliarg_long("ollamax-supervisor",
+			    "--index", optarg, 0, INT_MAX);
 			break;
 		case 'R':
 			runtime = optarg;
@@ -2199,17 +2204,29 @@ main(int argc, char **argv)
 		}
 		return role_main(argc, argv, role, index, runtime, worker_main);
 	}
-	if (optind != argc - 1) {
-		fputs(usage_text, stderr);
+	if (optind == argc) {
+		fprintf(stderr,
+		    "ollamax-supervisor: a command is required: "
+		    "check, start or stop\n%s",
+		    usage_text);
 		return 2;
 	}
 	verb = argv[optind];
+	if (optind + 1 < argc) {
+		fprintf(stderr,
+		    "ollamax-supervisor: %s: nothing goes after the "
+		    "command %s\n%s",
+		    argv[optind + 1], verb, usage_text);
+		return 2;
+	}
 	if (strcmp(verb, "check") == 0)
 		return cmd_check(config_default_path(conf));
 	if (strcmp(verb, "start") == 0)
 		return cmd_start(argv[0], config_default_path(conf), detach);
 	if (strcmp(verb, "stop") == 0)
 		return cmd_stop(conf);
-	fputs(usage_text, stderr);
+	fprintf(stderr,
+	    "ollamax-supervisor: %s: not a command (check, start or stop)\n%s",
+	    verb, usage_text);
 	return 2;
 }

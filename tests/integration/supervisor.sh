@@ -441,7 +441,7 @@ mv "$TMP/agents" "$TMP/agents.away"
 reload_refused() {
 	local out rc=0
 	out=$("$CTL" -c "$TMP/ollamax.conf" reload 2>&1) || rc=$?
-	[ "$rc" -eq 1 ] && has "$out" "reload: cannot read the agents directory: nothing changed"
+	[ "$rc" -eq 1 ] && has "$out" "ollamaxctl: reload: $TMP/agents: cannot read the agents directory: No such file or directory: nothing changed"
 }
 check "reload of an agents directory that cannot be read fails, changing nothing" reload_refused
 mv "$TMP/agents.away" "$TMP/agents"
@@ -600,6 +600,18 @@ shared_refused() {
 		[ "$(stat -c %a "$TMP/shared")" = 1777 ] && [ "$(cat "$TMP/shared/data.sock")" = keep ]
 }
 check "a shared runtime dir is refused at start, said so, and left as it was" shared_refused
+usage_told() { # WANT ARGS...
+	local want=$1 out rc=0
+	shift
+	out=$("$SUP" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "$want"
+}
+check "a word that is no command is named, exit 2" \
+	usage_told "ollamax-supervisor: bogus: not a command (check, start or stop)" -c "$TMP/ollamax.conf" bogus
+check "and so is one after the command" \
+	usage_told "ollamax-supervisor: extra: nothing goes after the command check" -c "$TMP/ollamax.conf" check extra
+check "a worker's index that is no number is refused, exit 2" \
+	usage_told "--index abc: expected a whole number" --role worker --runtime "$TMP/nowhere" --index abc
 stop_it() {
 	"$CTL" -c "$TMP/ollamax.conf" stop && return 0
 	echo "      supervisor log:"; tail -20 "$TMP/sup.log" | sed 's/^/      /'
