@@ -1324,6 +1324,11 @@ struct sim {
 	int pins_out, way_for, made_way;
 	/* A pin's load under way, and what it changed, undone if it fails. */
 	int pin_coming[3], made_way_before[3];
+	/* Another client of the backend: how often it acts, the model of its
+	 * own it has loaded (MiB, 0 if none), and when that one is gone once
+	 * the policy has asked for its unload (-1 if not asked). */
+	double others;
+	int64_t foreign_mb, foreign_gone_at;
 	/* The bounds hold when they allow two switches and a min_residency:
 	 * with the box's sizes, where only deepseek-r1:8b needs the whole
 	 * VRAM, not with three models that each do. */
@@ -1337,6 +1342,9 @@ struct sim {
  * pins brought back when the model they made way for proved too large,
  * and loads that failed, over all sequences. */
 static int pins_away, returned, pin_switches, failed_loads;
+/* Models of another client's unloaded for the plan, and models of the
+ * plan's that another client unloaded, over all sequences. */
+static int foreign_unloads, unloaded_by_others;
 
 /* Ollama's rule, by the sizes given: would k fit beside the models loaded
  * (loaded[i] != 0)? */
@@ -1351,6 +1359,10 @@ fits_by(const struct sim *s, const int64_t *mb, int k, const int *loaded)
 			used += mb[i];
 			count++;
 		}
+	if (s->foreign_mb > 0) {
+		used += s->foreign_mb;
+		count++;
+	}
 	return count == 0 ||
 	    (double)mb[k] <= 0.8 * (double)(s->c.vram_mb - used);
 }
@@ -1503,6 +1515,16 @@ carry_out(struct sim *s, int64_t now)
 			s->io_end[k] = now + s->load_ms[k];
 			break;
 		case ACT_UNLOAD:
+			if (k < 0) {
+				cr_assert_gt(s->foreign_mb, 0,
+				    "unload of another client's models, with "
+				    "none loaded");
+				cr_assert_eq(s->foreign_gone_at, -1,
+				    "their unload asked twice");
+				s->foreign_gone_at = now + 300;
+				foreign_unloads++;
+				break;
+			}
 			cr_assert_eq(s->loaded[k], 2);
 			cr_assert_eq(s->in_flight[k], 0,
 			    "unload of model %d with requests in flight", k);
@@ -1583,6 +1605,45 @@ cancel_one(struct sim *s, int64_t now, int i)
 	carry_out(s, now);
 }
 
+/*
+ * Another client of the backend loads a model of its own where Ollama's
+ * rule lets it (none of the plan's on its way in or out), or unloads one
+ * of the plan's with nothing in flight (not while pins are away for
+ * another: that is the pins' own dance).
+ */
+static void
+another_client(struct sim *s, int64_t now)
+{
+	int k = (int)(rnd(s) % 3), io = 0;
+
+	for (int i = 0; i < 3; i++)
+		io |= s->loaded[i] == 1 || s->loaded[i] == 3;
+	if (unit(s) < 0.5) {
+		int64_t used = 0;
+		int count = 0;
+		int64_t mb = 300 + (int64_t)(unit(s) * 2500);
+
+		for (int i = 0; i < 3; i++)
+			if (s->loaded[i]) {
+				used += s->true_mb[i];
+				count++;
+			}
+		if (io || s->foreign_mb > 0 ||
+		    (count > 0 &&
+		        (double)mb > 0.8 * (double)(s->c.vram_mb - used)))
+			return;
+		s->foreign_mb = mb;
+		policy_foreign(s->p, now, mb, 1);
+	} else {
+		if (s->loaded[k] != 2 || s->in_flight[k] > 0 || s->pins_out)
+			return;
+		s->loaded[k] = 0;
+		unloaded_by_others++;
+		policy_seen(s->p, now, k, 0, 0);
+	}
+	carry_out(s, now);
+}
+
 /* Replays one random sequence; returns the unloads it took. */
 static int
 run_sequence(uint64_t seed)
@@ -1629,6 +1690,13 @@ run_sequence(uint64_t seed)
 		s.report_sizes = unit(&s) < 0.75;
 	/* A load fails one time in ten in a quarter of the sequences. */
 	s.load_failures = unit(&s) < 0.25 ? 0.1 : 0;
+	/* In a quarter, another client loads a model of its own now and
+	 * then, and unloads the plan's. */
+	s.foreign_gone_at = -1;
+	if (unit(&s) < 0.25) {
+		s.others = 0.05;
+		s.sizes_of_the_box = 0;
+	}
 	s.made_way = -1;
 	for (int i = 0; i < 3; i++)
 		s.load_ms[i] = s.m[i].need_mb * 1000 / 490;
@@ -1681,7 +1749,15 @@ run_sequence(uint64_t seed)
 				t = s.io_end[k];
 		if (policy_wakeup(s.p, now) >= 0 && policy_wakeup(s.p, now) < t)
 			t = policy_wakeup(s.p, now);
+		if (s.foreign_gone_at >= 0 && s.foreign_gone_at < t)
+			t = s.foreign_gone_at;
 		now = t > now ? t : now;
+		if (s.foreign_gone_at >= 0 && s.foreign_gone_at <= now) {
+			s.foreign_mb = 0;
+			s.foreign_gone_at = -1;
+			policy_foreign(s.p, now, 0, 0);
+			carry_out(&s, now);
+		}
 		for (int k = 0; k < 3; k++)
 			if (s.loaded[k] == 1 && s.io_end[k] <= now &&
 			    unit(&s) < s.load_failures) {
@@ -1734,6 +1810,8 @@ run_sequence(uint64_t seed)
 			if (unit(&s) < 0.05)
 				cancel_one(
 				    &s, now, (int)(rnd(&s) % (next + 1)));
+			if (unit(&s) < s.others)
+				another_client(&s, now);
 			next++;
 		}
 		policy_tick(s.p, now);
@@ -1764,7 +1842,8 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	/* The sequences made the policy switch models, many times,
 	 * cancelled requests both waiting and running, had pins make way and
 	 * come back for want of room, handed back requests that no order
-	 * fits beside the pins, and failed loads. */
+	 * fits beside the pins, failed loads, and met another client that
+	 * loads models of its own and unloads the plan's. */
 	cr_assert_gt(unloads, 1000, "only %d unloads", unloads);
 	cr_assert_gt(
 	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);
@@ -1775,4 +1854,9 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	cr_assert_gt(pin_switches, 10,
 	    "pins came back %d times for want of room", pin_switches);
 	cr_assert_gt(failed_loads, 100, "only %d loads failed", failed_loads);
+	cr_assert_gt(foreign_unloads, 20,
+	    "another client's models unloaded %d times", foreign_unloads);
+	cr_assert_gt(unloaded_by_others, 50,
+	    "the plan's models unloaded by another client %d times",
+	    unloaded_by_others);
 }
