@@ -136,6 +136,16 @@ printable(char *out, size_t size, const char *from, size_t len)
 	return out;
 }
 
+/* Nothing but blanks (or nothing)? */
+static int
+blank(const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+			return 0;
+	return 1;
+}
+
 int
 ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 {
@@ -272,6 +282,12 @@ on_data(char *p, size_t size, size_t n, void *arg)
 					fatal("out of memory");
 			}
 			c->line[c->line_len++] = p[i];
+			continue;
+		}
+		/* A line of blanks says nothing: no progress, as blanks
+		 * sent one at a time are none. */
+		if (!c->ended && blank(c->line, c->line_len)) {
+			c->line_len = 0;
 			continue;
 		}
 		if (!c->ended) {

@@ -106,6 +106,8 @@ check "a backend silent past first_byte_timeout fails the request, said so" \
 	run_fails light '{"gen":"silent"}' "no answer from the backend within 1000 ms"
 check "bytes that never make a line are no progress: the stall ends it" \
 	run_fails light '{"gen":"trickle"}' "stream stalled for 1000 ms"
+check "nor are lines of blanks" \
+	run_fails light '{"gen":"blanklines"}' "stream stalled for 1000 ms"
 check "nor are lines without text, without end" \
 	run_fails light '{"gen":"empty"}' "the backend sent more than 262144 bytes of lines in a row without text"
 echo '{"gen":"holdback"}' >"$MODE"

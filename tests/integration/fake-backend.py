@@ -170,6 +170,12 @@ class Handler(BaseHTTPRequestHandler):
             done.update(eval_count=-1, prompt_eval_count=10 ** 12)
         if how == "trickle":
             return self.stream([" "] * 30, pause=0.2)
+        if how == "blanklines":
+            # Whole lines of blanks, each within the stall timeout, for
+            # six times it, then an answer.
+            return self.stream(["\r\n", " \n", "\n"] * 10 +
+                               [json.dumps(word) + "\n",
+                                json.dumps(done) + "\n"], pause=0.2)
         if how == "empty":
             # Past 256 KiB of them (about 55 bytes each), and no end.
             return self.stream([json.dumps(dict(word, response="")) + "\n"]
