@@ -5,6 +5,7 @@
  */
 #include "autoconf.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,13 +113,42 @@ append_text(struct ollama_result *res, const char *s, size_t n)
  * range is none. Agents and frames take counts as 32-bit numbers, and a
  * backend's nonsense must not cost them the answer.
  */
+/* A whole number, given as an integer or a real (see decode); 0 if not. */
+static int64_t
+whole(const json_t *v)
+{
+	double d;
+
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	if (!json_is_real(v))
+		return 0;
+	d = json_real_value(v);
+	return d == floor(d) && fabs(d) < 9.2e18 ? (int64_t)d : 0;
+}
+
+/*
+ * JSON from the backend. An integer past 64 bits makes jansson refuse
+ * the whole text: read again with integers as reals, that one number is
+ * none (see whole) and the rest stands.
+ */
+static json_t *
+decode(const char *text, size_t len, size_t flags, json_error_t *e)
+{
+	json_error_t again;
+	json_t *o = json_loadb(text, len, flags, e);
+
+	return o != NULL
+	    ? o
+	    : json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &again);
+}
+
 static int64_t
 count_of(json_t *o, const char *key, int64_t max)
 {
-	json_t *v = json_object_get(o, key);
-	json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+	int64_t n = whole(json_object_get(o, key));
 
-	return n >= 0 && n <= max ? (int64_t)n : 0;
+	return n >= 0 && n <= max ? n : 0;
 }
 
 /*
@@ -157,7 +187,7 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 		len--;
 	if (len == 0)
 		return 0;
-	o = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+	o = decode(line, len, JSON_ALLOW_NUL, &jerr);
 	if (o == NULL || !json_is_object(o)) {
 		char shown[64];
 
@@ -361,7 +391,8 @@ call_release(struct call *c)
 int
 ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
 {
-	json_t *o = json_loadb(body ? body : "", len, 0, NULL), *list, *m;
+	json_error_t e;
+	json_t *o = decode(body ? body : "", len, 0, &e), *list, *m;
 	size_t i;
 
 	memset(ps, 0, sizeof(*ps));
@@ -383,11 +414,11 @@ ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
 		snprintf(ps->models[ps->count].name, sizeof(ps->models[0].name),
 		    "%s", name);
 		ps->models[ps->count].size_mb =
-		    json_integer_value(json_object_get(m, "size")) >> 20;
+		    whole(json_object_get(m, "size")) >> 20;
 		ps->models[ps->count].size_vram_mb =
-		    json_integer_value(json_object_get(m, "size_vram")) >> 20;
+		    whole(json_object_get(m, "size_vram")) >> 20;
 		ps->models[ps->count].context_length =
-		    json_integer_value(json_object_get(m, "context_length"));
+		    whole(json_object_get(m, "context_length"));
 		ps->count++;
 	}
 	json_decref(o);

@@ -168,6 +168,36 @@ Test(ollama, counts_out_of_range_or_of_the_wrong_type_are_none)
 	ollama_result_free(&res);
 }
 
+Test(ollama, a_count_past_64_bits_is_none_and_the_line_stands)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(feed(&res,
+	                 "{\"response\":\"hi\",\"done\":true,"
+	                 "\"prompt_eval_count\":12,"
+	                 "\"eval_count\":1000000000000000000000000000000}"),
+	    1, "%s", res.error);
+	cr_assert_str_eq(res.text, "hi");
+	cr_assert_eq(res.prompt_tokens, 12);
+	cr_assert_eq(res.eval_tokens, 0);
+	ollama_result_free(&res);
+}
+
+Test(ollama, a_ps_size_past_64_bits_leaves_the_rest_of_the_list)
+{
+	const char *body =
+	    "{\"models\":[{\"name\":\"big\",\"size\":"
+	    "100000000000000000000000000},{\"name\":\"tinyllama\","
+	    "\"size\":1073741824}]}";
+	struct ollama_ps ps;
+
+	cr_assert_eq(ollama_parse_ps(&ps, body, strlen(body)), 0);
+	cr_assert_eq(ps.count, 2);
+	cr_assert_eq(ps.models[0].size_mb, 0);
+	cr_assert_str_eq(ps.models[1].name, "tinyllama");
+	cr_assert_eq(ps.models[1].size_mb, 1024);
+}
+
 Test(ollama, ps_lists_the_loaded_models_with_their_sizes)
 {
 	const char *body =
