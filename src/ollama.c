@@ -18,6 +18,7 @@
 #include "log.h"
 #include "msg.h"
 #include "ollama.h"
+#include "utf8.h"
 
 /* An answer goes to its agent in one frame. */
 #define OLLAMA_ANSWER_MAX MSG_MAX_TEXT
@@ -176,6 +177,22 @@ blank(const char *line, size_t len)
 	return 1;
 }
 
+/*
+ * An error as it goes to the log and to agents: the backend's words with
+ * no control character (a newline would forge a log line, an escape
+ * paint the terminal), and no character cut short at its end.
+ */
+static void
+tidy_error(char *error)
+{
+	size_t len = utf8_whole_len(error, strlen(error));
+
+	error[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)error[i] < 0x20 || error[i] == 0x7f)
+			error[i] = '?';
+}
+
 int
 ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 {
@@ -210,6 +227,7 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 		        : json_string_length(v) == 0
 		        ? "backend sent an error without a message"
 		        : json_string_value(v));
+		tidy_error(res->error);
 		json_decref(o);
 		return 1;
 	}
@@ -503,6 +521,7 @@ call_finish(struct call *c, CURLcode cc)
 		snprintf(detail, sizeof(detail), "%s", res->error);
 		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%.200s",
 		    status, detail[0] ? ": " : "", detail);
+		tidy_error(res->error);
 	}
 	call_release(c);
 	c->fn(c->arg, res);

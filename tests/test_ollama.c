@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ollama.h"
+#include "utf8.h"
 
 static int
 feed(struct ollama_result *res, const char *line)
@@ -81,6 +82,31 @@ Test(ollama, an_error_line_ends_the_answer_with_its_text)
 	cr_assert_eq(
 	    feed(&res, "{\"error\":\"model requires more memory\"}"), 1);
 	cr_assert_str_eq(res.error, "model requires more memory");
+	ollama_result_free(&res);
+}
+
+Test(ollama, an_error_line_forges_no_log_line_and_cuts_no_character)
+{
+	struct ollama_result res = {0};
+	char line[1200];
+	size_t n;
+
+	cr_assert_eq(feed(&res,
+	                 "{\"error\":\"boom\\n16:00:00.000 ollamax: info: "
+	                 "forged \\u001b[31mred\"}"),
+	    1);
+	cr_assert_str_eq(
+	    res.error, "boom?16:00:00.000 ollamax: info: forged ?[31mred");
+	ollama_result_free(&res);
+	/* Two-byte characters past what the error holds: none cut. */
+	n = (size_t)snprintf(line, sizeof(line), "{\"error\":\"");
+	for (int i = 0; i < 300; i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\u00e9");
+	snprintf(line + n, sizeof(line) - n, "\"}");
+	memset(&res, 0, sizeof(res));
+	cr_assert_eq(feed(&res, line), 1);
+	cr_assert_eq(utf8_invalid_at(res.error, strlen(res.error)), -1);
+	cr_assert_gt(strlen(res.error), 200);
 	ollama_result_free(&res);
 }
 
