@@ -73,6 +73,7 @@ struct bmodel {
 	/* Still listed after UNLOAD_TRIES unloads, and taken as unloaded:
 	 * not taken as loaded again until it has left the list. */
 	int left_listed;
+	int size_doubted; /* /api/ps gave it a size past any GPU's: said */
 	int pauses;              /* in a row, since the last load */
 	/* Why it counts as missing, when the backend refused to load it;
 	 * empty when the backend lacks it. */
@@ -418,16 +419,23 @@ away_or_busy(int http_status)
 
 /* Model k's size in /api/ps: 0 if it is not listed, or not believed. */
 static int64_t
-ps_size_mb(const struct broker *b, const struct ollama_ps *ps, int k)
+ps_size_mb(struct broker *b, const struct ollama_ps *ps, int k)
 {
 	for (int i = 0; i < ps->count; i++) {
 		if (!model_name_same(b->models[k].name, ps->models[i].name) ||
 		    ps->models[i].size_mb <= 0)
 			continue;
-		if (ps->models[i].size_mb <= PS_SIZE_MAX_MB)
+		if (ps->models[i].size_mb <= PS_SIZE_MAX_MB) {
+			b->models[k].size_doubted = 0;
 			return ps->models[i].size_mb;
-		log_warnx("/api/ps gives %s a size of %lld MB: not believed",
-		    b->models[k].name, (long long)ps->models[i].size_mb);
+		}
+		/* Once, not every second /api/ps is asked. */
+		if (!b->models[k].size_doubted)
+			log_warnx("/api/ps gives %s a size of %lld MB: not "
+			          "believed",
+			    b->models[k].name,
+			    (long long)ps->models[i].size_mb);
+		b->models[k].size_doubted = 1;
 	}
 	return 0;
 }
@@ -448,9 +456,10 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	int64_t size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
 
 	if (size_mb == 0)
-		log_warnx("loaded %s, but /api/ps %s its size: its size_mb and "
-		          "kv_mb stand for it",
-		    m->name, ps == NULL ? error : "does not tell");
+		log_warnx(
+		    "loaded %s, but its size is unknown (%s): its size_mb "
+		    "and kv_mb stand for it",
+		    m->name, ps == NULL ? error : "/api/ps does not tell it");
 	m->io = NULL;
 	free(io);
 	tell_loaded(b, model, LOAD_OK, size_mb);
@@ -1044,6 +1053,13 @@ ps_failed(struct broker *b, const char *error)
 {
 	int changed = !b->plan_started;
 
+	/* What it held is not known: status says nothing rather than what
+	 * it was. Said once, not every second it is asked. */
+	if (!b->ps_failing)
+		log_warnx("/api/ps: %s: what the backend holds is unknown "
+		          "until it answers",
+		    error);
+	memset(&b->resident, 0, sizeof(b->resident));
 	b->ps_failing = 1;
 	/* The plan starts without knowing what else the backend holds. */
 	if (!b->plan_started)
@@ -1122,6 +1138,8 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 		ps_failed(b, error);
 		return;
 	}
+	if (b->ps_failing)
+		log_info("/api/ps answers again");
 	b->ps_failing = 0;
 	foreign_seen(b, ps);
 	b->resident = *ps;

@@ -155,6 +155,10 @@ check "an unload /api/ps cannot confirm ends after a while, and the switch goes 
 	answered coding '{"ps":"fail"}'
 check "with a warning that says why" \
 	grep -q "cannot see whether tinyllama is unloaded (.*/api/ps: HTTP 500): taking it as unloaded" "$TMP/sup.log"
+check "status claims nothing resident while /api/ps fails" \
+	status_until 's["broker"]["resident"] == []'
+check "said once, not every second" \
+	test "$(grep -c "/api/ps: .*what the backend holds is unknown until it answers" "$TMP/sup.log")" = 1
 # /api/ps answers in connect_timeout (1 s here) or not at all.
 check "an unload /api/ps does not answer in time ends after a while too" \
 	answered light '{"ps":"silent"}'
