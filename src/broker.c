@@ -402,16 +402,18 @@ load_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /*
  * A status that tells of the backend, not of the model: none (nobody
- * answers), a gateway's 502 or 504, Ollama's 503 (its queue is full), a
- * proxy's 408 or 429. A load that keeps getting one waits for the
- * backend; any other failure is the model's, and what waits for it falls
- * back.
+ * answers), 200 with an answer that stalled or broke off (the
+ * connection's fault: a load's answer is one line), a gateway's 502 or
+ * 504, Ollama's 503 (its queue is full), a proxy's 408 or 429. A load that
+ * keeps getting one waits for the backend; any other failure is the
+ * model's, and what waits for it falls back.
  */
 static int
 away_or_busy(int http_status)
 {
-	return http_status == 0 || http_status == 408 || http_status == 429 ||
-	    http_status == 502 || http_status == 503 || http_status == 504;
+	return http_status == 0 || http_status == 200 || http_status == 408 ||
+	    http_status == 429 || http_status == 502 || http_status == 503 ||
+	    http_status == 504;
 }
 
 /* A size /api/ps gives that no GPU holds is the backend's mistake. */

@@ -195,6 +195,16 @@ check "a load the backend is too busy for is tried again after a pause" \
 echo '{}' >"$MODE"
 busy_answered() { wait "$busy" && grep -qx hi "$TMP/busy.out"; }
 check "and its request is answered once the backend has room" busy_answered
+# A load whose answer starts, then stalls: the connection's fault, not the
+# model's, which is not given up either.
+echo '{"load":"headersonly"}' >"$MODE"
+"$CTL" -c "$TMP/ollamax.conf" run -w coding x >"$TMP/stalled.out" 2>&1 &
+stalled=$!
+check "a load whose answer stalls is tried again after a pause" \
+	wait_log "cannot load qwen2.5-coder:7b: no answer from the backend within 1000 ms: trying again in 2 s"
+echo '{}' >"$MODE"
+stalled_answered() { wait "$stalled" && grep -qx hi "$TMP/stalled.out"; }
+check "and its request is answered by its model once the backend answers" stalled_answered
 before=$(generated)
 check "a proxy's 429 is no final answer: tried again, then failed with its message" \
 	run_fails light '{"gen":"429"}' "HTTP 429: rate limited"

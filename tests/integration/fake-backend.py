@@ -153,6 +153,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         if how == "404plain":
             return self.reply(404, "404 page not found", "text/plain")
+        if kind == "load" and how == "headersonly":
+            # 200, then nothing past the stall timeout.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(3)
+            self.close_connection = True
+            return None
         loaded.add(model)
         if kind == "load":
             return self.reply(200, json.dumps(done))
