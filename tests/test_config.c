@@ -286,6 +286,18 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	diag_free(&d);
 }
 
+/* A config of one tier whose backend is url: its problems, as
+ * config_load counts them. */
+static int
+load_with_url(struct config *c, struct diag *d, const char *url)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text),
+	    "[backend]\nurl = %s\n[tier.light]\nmodel = tinyllama\n", url);
+	return config_load(c, put("url.conf", text), d);
+}
+
 Test(config, a_backend_url_names_a_host_and_a_port_that_can_be)
 {
 	/* Told as the diagnostics show text: a control character as '?'. */
@@ -308,17 +320,14 @@ Test(config, a_backend_url_names_a_host_and_a_port_that_can_be)
 	static const char *const good[] = {"http://[::1]:11434",
 	    "https://user:pw@ollama.example:443/proxy", "http://localhost",
 	    "http://[fe80::1%25eth0]:11434"};
+	struct config c;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct config c;
 		struct diag d = {0};
-		char text[256], want[256];
+		char want[256];
 
-		snprintf(text, sizeof(text),
-		    "[backend]\nurl = %s\n[tier.light]\nmodel = tinyllama\n",
-		    bad[i].url);
-		cr_assert_eq(config_load(&c, put("url.conf", text), &d), 1,
-		    "%s", d.text);
+		cr_assert_eq(
+		    load_with_url(&c, &d, bad[i].url), 1, "%s", d.text);
 		snprintf(want, sizeof(want), "url: \"%s\": %s",
 		    bad[i].shown ? bad[i].shown : bad[i].url, bad[i].why);
 		expect(&d, "url.conf", 2, want);
@@ -326,19 +335,24 @@ Test(config, a_backend_url_names_a_host_and_a_port_that_can_be)
 		diag_free(&d);
 	}
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		struct config c;
 		struct diag d = {0};
-		char text[256];
 
-		snprintf(text, sizeof(text),
-		    "[backend]\nurl = %s\n[tier.light]\nmodel = tinyllama\n",
-		    good[i]);
-		cr_assert_eq(config_load(&c, put("url.conf", text), &d), 0,
-		    "%s", d.text);
+		cr_assert_eq(load_with_url(&c, &d, good[i]), 0, "%s", d.text);
 		cr_assert_str_eq(c.backend_url, good[i]);
 		config_free(&c);
 		diag_free(&d);
 	}
+}
+
+/* The shipped config, and in dir/agents one manifest, a.conf. */
+static void
+shipped_with_agent(struct config *c, struct diag *d, char *agents, size_t len,
+    const char *manifest)
+{
+	cr_assert_eq(config_load(c, TEST_SRCDIR "/conf/ollamax.conf", d), 0);
+	snprintf(agents, len, "%s/agents", dir);
+	cr_assert_eq(mkdir(agents, 0755), 0);
+	put("agents/a.conf", manifest);
 }
 
 Test(config, an_empty_tier_is_not_a_tier)
@@ -348,10 +362,7 @@ Test(config, an_empty_tier_is_not_a_tier)
 	struct diag d = {0};
 	char agents[200];
 
-	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
-	snprintf(agents, sizeof(agents), "%s/agents", dir);
-	cr_assert_eq(mkdir(agents, 0755), 0);
-	put("agents/a.conf",
+	shipped_with_agent(&c, &d, agents, sizeof(agents),
 	    "[agent]\nname = a\ntier =\ntrigger = demand\nprompt = hi\n");
 	cr_assert_eq(
 	    fleet_load(&f, agents, &c, NULL, NULL, &d), 1, "%s", d.text);
@@ -369,10 +380,7 @@ Test(config, check_tells_every_problem_of_a_manifest_and_of_the_config)
 	struct diag d = {0};
 	char agents[200];
 
-	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
-	snprintf(agents, sizeof(agents), "%s/agents", dir);
-	cr_assert_eq(mkdir(agents, 0755), 0);
-	put("agents/a.conf",
+	shipped_with_agent(&c, &d, agents, sizeof(agents),
 	    "[agent]\nname = a\ntier = heavy\npriority = urgent\n"
 	    "trigger = demand\nprompt = {{nme}} at {{tme}}\n");
 	cr_assert_eq(

@@ -185,26 +185,27 @@ check "meanwhile /api/ps is asked less and less often" polls_between
 echo '{}' >"$MODE"
 crowded_answered() { wait "$crowded" && grep -qx hi "$TMP/crowded.out"; }
 check "and ends once /api/ps shows it gone" crowded_answered
+# load_waits MODE AGENT WANT: with the backend's loads failing as MODE
+# says, a run of AGENT waits: its load is tried again after a pause (the
+# log says WANT), and the run is answered once loads succeed again.
+load_waits() {
+	local run rc=0
+	echo "$1" >"$MODE"
+	"$CTL" -c "$TMP/ollamax.conf" run -w "$2" x >"$TMP/waits.out" 2>&1 &
+	run=$!
+	wait_log "$3" || rc=1
+	echo '{}' >"$MODE"
+	wait "$run" && grep -qx hi "$TMP/waits.out" || { echo "      run: $(cat "$TMP/waits.out")"; rc=1; }
+	return "$rc"
+}
 # Ollama's 503 is its queue full, for a while: a load that keeps getting
 # it waits for the backend, as for one away, and is not given up.
-echo '{"load":"503"}' >"$MODE"
-"$CTL" -c "$TMP/ollamax.conf" run -w light x >"$TMP/busy.out" 2>&1 &
-busy=$!
-check "a load the backend is too busy for is tried again after a pause" \
-	wait_log "cannot load tinyllama: HTTP 503: server busy, please try again.  maximum pending requests exceeded: trying again in 2 s"
-echo '{}' >"$MODE"
-busy_answered() { wait "$busy" && grep -qx hi "$TMP/busy.out"; }
-check "and its request is answered once the backend has room" busy_answered
+check "a load the backend is too busy for is tried again after a pause, then answered" \
+	load_waits '{"load":"503"}' light "cannot load tinyllama: HTTP 503: server busy, please try again.  maximum pending requests exceeded: trying again in 2 s"
 # A load whose answer starts, then stalls: the connection's fault, not the
 # model's, which is not given up either.
-echo '{"load":"headersonly"}' >"$MODE"
-"$CTL" -c "$TMP/ollamax.conf" run -w coding x >"$TMP/stalled.out" 2>&1 &
-stalled=$!
-check "a load whose answer stalls is tried again after a pause" \
-	wait_log "cannot load qwen2.5-coder:7b: no answer from the backend within 1000 ms: trying again in 2 s"
-echo '{}' >"$MODE"
-stalled_answered() { wait "$stalled" && grep -qx hi "$TMP/stalled.out"; }
-check "and its request is answered by its model once the backend answers" stalled_answered
+check "a load whose answer stalls is tried again after a pause, then answered" \
+	load_waits '{"load":"headersonly"}' coding "cannot load qwen2.5-coder:7b: no answer from the backend within 1000 ms: trying again in 2 s"
 before=$(generated)
 check "a proxy's 429 is no final answer: tried again, then failed with its message" \
 	run_fails light '{"gen":"429"}' "HTTP 429: rate limited"

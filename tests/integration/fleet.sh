@@ -6,11 +6,7 @@ set -euo pipefail
 
 start_emu emu --speed inf --parallel 2 --vram-mb 4096
 # As scripts/demo points it: at this backend, and at private dirs.
-sed -e "s|^url = .*|url = $URL_emu|" \
-	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run|" \
-	-e "s|^state_dir = .*|state_dir = $TMP/state|" \
-	-e "s|^agents_dir = .*|agents_dir = $ROOT/agents|" \
-	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+shipped_conf "$URL_emu" "$ROOT/agents" ""
 SUP="$BUILD/ollamax-supervisor"
 CTL="$BUILD/ollamaxctl"
 

@@ -228,6 +228,38 @@ start_fleet() {
 	PIDS+=("$sup_pid")
 }
 
+# shipped_conf URL AGENTS_DIR SUFFIX [SED_ARG...]: $TMP/ollamax.conf, the
+# shipped configuration pointed at the backend URL, at private dirs
+# ($TMP/runSUFFIX, $TMP/stateSUFFIX) and at AGENTS_DIR, changed further by
+# the sed arguments given.
+shipped_conf() {
+	local url=$1 agents=$2 suffix=$3
+	shift 3
+	sed -e "s|^url = .*|url = $url|" \
+		-e "s|^runtime_dir =.*|runtime_dir = $TMP/run$suffix|" \
+		-e "s|^state_dir = .*|state_dir = $TMP/state$suffix|" \
+		-e "s|^agents_dir = .*|agents_dir = $agents|" \
+		"$@" "$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+}
+
+# tier_agents: in $TMP/agents, an agent named for each tier of the shipped
+# configuration, run on demand with its input as the prompt.
+tier_agents() {
+	mkdir -p "$TMP/agents"
+	for tier in reasoning coding light; do
+		printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
+			"$tier" "$tier" >"$TMP/agents/$tier.conf"
+	done
+}
+
+# answered_by AGENT MODEL: a waited run of AGENT is answered by MODEL.
+answered_by() {
+	local out
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" x 2>&1) &&
+		python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["model"] == sys.argv[1] else 1)' "$2" <<<"$out" ||
+		{ echo "      $out"; return 1; }
+}
+
 # wait_log PATTERN [LOG]: until the supervisor's log (or LOG) has a line
 # matching it (10 s at most).
 wait_log() {

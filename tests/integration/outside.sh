@@ -13,26 +13,12 @@ emu_evictions() { curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys; pr
 # what is free.
 check "another client loads llama3.2:3b" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"llama3.2:3b","keep_alive":-1}')" '"done_reason":"load"'
-mkdir -p "$TMP/agents"
-sed -e "s|^url = .*|url = $URL_emu|" \
-	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run|" \
-	-e "s|^state_dir = .*|state_dir = $TMP/state|" \
-	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
-	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
-for tier in reasoning coding light; do
-	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
-		"$tier" "$tier" >"$TMP/agents/$tier.conf"
-done
+shipped_conf "$URL_emu" "$TMP/agents" ""
+tier_agents
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 check "it sees the model loaded outside it" \
 	wait_log "llama3.2:3b ([0-9]* MB) is loaded outside ollamax: it counts against vram_mb"
-answered_by() { # AGENT MODEL
-	local out
-	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" x 2>&1) &&
-		python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["model"] == sys.argv[1] else 1)' "$2" <<<"$out" ||
-		{ echo "      $out"; return 1; }
-}
 check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
 check "for which the broker unloaded the other client's model" \
 	grep -q "unloading llama3.2:3b (loaded outside ollamax): switching to qwen2.5-coder:7b (" "$TMP/sup.log"

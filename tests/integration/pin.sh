@@ -10,28 +10,14 @@ start_emu emu --speed inf --parallel 2 --vram-mb 4096
 # pinned instead of preloaded: deepseek-r1:8b (3712 MiB with its cache)
 # fits beside nothing; tinyllama (725) fits beside qwen2.5-coder:7b (3008),
 # loaded after it (Ollama's 80% of what is free).
-mkdir -p "$TMP/agents"
-sed -e "s|^url = .*|url = $URL_emu|" \
-	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run|" \
-	-e "s|^state_dir = .*|state_dir = $TMP/state|" \
-	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
-	-e '/^\[model.qwen2.5-coder:7b\]$/,/^\[/s/^preload = yes$/pin = yes/' \
-	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+shipped_conf "$URL_emu" "$TMP/agents" "" \
+	-e '/^\[model.qwen2.5-coder:7b\]$/,/^\[/s/^preload = yes$/pin = yes/'
 grep -q '^pin = yes$' "$TMP/ollamax.conf" ||
 	{ echo "conf/ollamax.conf no longer preloads qwen2.5-coder:7b"; exit 1; }
-for tier in reasoning coding light; do
-	printf '[agent]\nname = %s\ntier = %s\ntrigger = demand\nprompt = {{input}}\n' \
-		"$tier" "$tier" >"$TMP/agents/$tier.conf"
-done
+tier_agents
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 check "the pinned model is loaded at start, unasked" wait_state qwen2.5-coder:7b resident
-answered_by() { # AGENT MODEL
-	local out
-	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" x 2>&1) &&
-		python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["model"] == sys.argv[1] else 1)' "$2" <<<"$out" ||
-		{ echo "      $out"; return 1; }
-}
 check "a coding run is answered by it" answered_by coding qwen2.5-coder:7b
 check "a light run is answered beside it" answered_by light tinyllama
 check "a reasoning run falls back to coding: its model never fits beside the pin" \
@@ -46,13 +32,9 @@ check "the supervisor stops cleanly" stopped
 # fits beside it only if loaded before it: the pin makes way, and comes
 # back.
 start_emu emu2 --speed inf --parallel 2 --vram-mb 4096
-sed -e "s|^url = .*|url = $URL_emu2|" \
-	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run2|" \
-	-e "s|^state_dir = .*|state_dir = $TMP/state2|" \
-	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
+shipped_conf "$URL_emu2" "$TMP/agents" 2 \
 	-e '/^\[model.qwen2.5-coder:7b\]$/,/^\[/s/^preload = yes$/preload = no/' \
-	-e '/^\[model.tinyllama\]$/,/^\[/s/^preload = yes$/pin = yes/' \
-	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+	-e '/^\[model.tinyllama\]$/,/^\[/s/^preload = yes$/pin = yes/'
 grep -q '^pin = yes$' "$TMP/ollamax.conf" && grep -q '^preload = no$' "$TMP/ollamax.conf" ||
 	{ echo "conf/ollamax.conf no longer preloads qwen2.5-coder:7b and tinyllama"; exit 1; }
 start_fleet
@@ -74,13 +56,9 @@ check "the second supervisor stops cleanly" stopped
 # /api/ps once it has loaded, before anything loads beside it: the pin no
 # longer fits after it (80% of 384), and comes back in its place.
 start_emu emu3 --speed inf --parallel 2 --vram-mb 4096
-sed -e "s|^url = .*|url = $URL_emu3|" \
-	-e "s|^runtime_dir =.*|runtime_dir = $TMP/run3|" \
-	-e "s|^state_dir = .*|state_dir = $TMP/state3|" \
-	-e "s|^agents_dir = .*|agents_dir = $TMP/agents|" \
+shipped_conf "$URL_emu3" "$TMP/agents" 3 \
 	-e '/^\[model.deepseek-r1:8b\]$/,/^\[/s/^size_mb = 3200$/size_mb = 2600/' \
-	-e '/^\[model.tinyllama\]$/,/^\[/s/^preload = yes$/pin = yes/' \
-	"$ROOT/conf/ollamax.conf" >"$TMP/ollamax.conf"
+	-e '/^\[model.tinyllama\]$/,/^\[/s/^preload = yes$/pin = yes/'
 grep -q '^size_mb = 2600$' "$TMP/ollamax.conf" ||
 	{ echo "conf/ollamax.conf no longer gives deepseek-r1:8b size_mb = 3200"; exit 1; }
 start_fleet
