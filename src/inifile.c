@@ -326,9 +326,15 @@ ini_get_int(const char *value, long min, long max, long *out, struct diag *d,
 
 	errno = 0;
 	v = strtol(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0') {
+	if (end == value || *end != '\0') {
 		diag_add(d, file, line, "%s: \"%s\" is not a whole number", key,
 		    value);
+		return -1;
+	}
+	/* Past what a long holds: a whole number still, out of range. */
+	if (errno == ERANGE) {
+		diag_add(d, file, line, "%s: %s is out of range [%ld, %ld]",
+		    key, value, min, max);
 		return -1;
 	}
 	if (v < min || v > max) {

@@ -600,10 +600,15 @@ Test(config, values_that_would_read_as_others_are_reported)
 	    "url = http://127.0.0.1:11434 # local ollama\n"
 	    "[tier.light]\n"
 	    "model = tinyllama # the small one\n"
-	    "[model.tinyllama] pin = yes\n");
+	    "[model.tinyllama] pin = yes\n"
+	    "[broker]\n"
+	    "parallel = 99999999999999999999\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
 	expect(&d, "others.conf", 10, "text after a [section]'s ']'");
+	/* Past what a long holds is out of range, not "no number". */
+	expect(&d, "others.conf", 12,
+	    "parallel: 99999999999999999999 is out of range");
 	expect(&d, "others.conf", 2,
 	    "stack_size: \"-18446744073709486080\" "
 	    "is not a size");
