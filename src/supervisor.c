@@ -204,6 +204,34 @@ remove_runtime_files(struct supervisor *s)
 	closedir(dir);
 }
 
+/*
+ * Whether the runtime dir, there already (or just created), will do: a
+ * directory of this user's, private (sockets inside are 0600 too, peers
+ * checked by uid). One that was there before is the user's, perhaps
+ * shared: not made private behind their back. 0, or -1 with why.
+ */
+static int
+runtime_dir_problem(const char *dir, int created, char *why, size_t len)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != getuid()) {
+		snprintf(why, len,
+		    "runtime dir %s is not a directory owned by uid %u", dir,
+		    (unsigned)getuid());
+		return -1;
+	}
+	if ((st.st_mode & 07777) != 0700 && !created) {
+		snprintf(why, len,
+		    "runtime dir %s is open to others (mode %04o): name a "
+		    "directory of its own, or chmod 700 it",
+		    dir, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 prepare_runtime(struct supervisor *s, char *why, size_t len)
 {
@@ -223,26 +251,10 @@ prepare_runtime(struct supervisor *s, char *why, size_t len)
 		    s->runtime, strerror(errno));
 		return -1;
 	}
-	if (lstat(s->runtime, &st) != 0 || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != getuid()) {
-		snprintf(why, len,
-		    "runtime dir %s is not a directory owned by uid %u",
-		    s->runtime, (unsigned)getuid());
+	if (runtime_dir_problem(s->runtime, created, why, len) != 0)
 		return -1;
-	}
-	/*
-	 * Private: sockets inside are 0600 too, peers checked by uid. One
-	 * that was there before is the user's, perhaps shared: not made
-	 * private behind their back.
-	 */
-	if ((st.st_mode & 07777) != 0700) {
-		if (!created) {
-			snprintf(why, len,
-			    "runtime dir %s is open to others (mode %04o): "
-			    "name a directory of its own, or chmod 700 it",
-			    s->runtime, (unsigned)(st.st_mode & 07777));
-			return -1;
-		}
+	if (created && lstat(s->runtime, &st) == 0 &&
+	    (st.st_mode & 07777) != 0700) {
 		if (chmod(s->runtime, 0700) != 0) {
 			snprintf(why, len, "chmod %s: %s", s->runtime,
 			    strerror(errno));
@@ -1747,6 +1759,28 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	begin_stop(s, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* The state and runtime dirs already there, as start would take them. */
+static int
+dirs_on_disk(const struct config *c, const char *path, struct diag *d)
+{
+	char dir[PATH_MAX], why[PATH_MAX + 128];
+	struct stat st;
+	int bad = 0;
+
+	config_resolve(c->dir, c->state_dir, dir, sizeof(dir));
+	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		diag_add(d, path, 0, "state_dir: %s is not a directory", dir);
+		bad++;
+	}
+	config_runtime_dir(c, dir, sizeof(dir));
+	if (access(dir, F_OK) == 0 &&
+	    runtime_dir_problem(dir, 0, why, sizeof(why)) != 0) {
+		diag_add(d, path, 0, "runtime_dir: %s", why);
+		bad++;
+	}
+	return bad;
+}
+
 static int
 load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 {
@@ -1760,6 +1794,8 @@ load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 		path = real;
 	memset(f, 0, sizeof(*f));
 	bad = config_load(c, path, &d);
+	if (bad == 0)
+		bad += dirs_on_disk(c, path, &d);
 	if (bad == 0 || c->ntiers > 0) {
 		config_resolve(c->dir, c->agents_dir, agents, sizeof(agents));
 		bad += fleet_load(f, agents, c, NULL, NULL, &d);

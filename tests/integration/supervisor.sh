@@ -600,6 +600,16 @@ shared_refused() {
 		[ "$(stat -c %a "$TMP/shared")" = 1777 ] && [ "$(cat "$TMP/shared/data.sock")" = keep ]
 }
 check "a shared runtime dir is refused at start, said so, and left as it was" shared_refused
+# check says it before start trips on it.
+dirs_checked() {
+	local rc=0 out
+	: >"$TMP/afile"
+	sed -e "s|^runtime_dir = .*|&\nstate_dir = $TMP/afile|" "$TMP/shared.conf" >"$TMP/dirs.conf"
+	out=$("$SUP" -c "$TMP/dirs.conf" check 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "state_dir: $TMP/afile is not a directory" &&
+		has "$out" "runtime_dir: runtime dir $TMP/shared is open to others (mode 1777)"
+}
+check "check tells a state dir that is a file, and a shared runtime dir" dirs_checked
 usage_told() { # WANT ARGS...
 	local want=$1 out rc=0
 	shift
