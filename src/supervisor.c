@@ -2255,6 +2255,12 @@ main(int argc, char **argv)
 		    argv[optind + 1], verb, usage_text);
 		return 2;
 	}
+	if (detach && strcmp(verb, "start") != 0) {
+		fprintf(stderr,
+		    "ollamax-supervisor: --daemon goes with start only\n%s",
+		    usage_text);
+		return 2;
+	}
 	if (strcmp(verb, "check") == 0)
 		return cmd_check(config_default_path(conf));
 	if (strcmp(verb, "start") == 0)

@@ -620,6 +620,8 @@ check "a word that is no command is named, exit 2" \
 	usage_told "ollamax-supervisor: bogus: not a command (check, start or stop)" -c "$TMP/ollamax.conf" bogus
 check "and so is one after the command" \
 	usage_told "ollamax-supervisor: extra: nothing goes after the command check" -c "$TMP/ollamax.conf" check extra
+check "--daemon with another command than start is refused, exit 2" \
+	usage_told "ollamax-supervisor: --daemon goes with start only" -c "$TMP/ollamax.conf" --daemon check
 check "a worker's index that is no number is refused, exit 2" \
 	usage_told "--index abc: expected a whole number" --role worker --runtime "$TMP/nowhere" --index abc
 stop_it() {
