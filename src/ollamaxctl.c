@@ -111,12 +111,26 @@ print_agents(const char *body)
 	size_t i;
 
 	printf("%-48s %6s %-8s %s\n", "AGENT", "WORKER", "STATE", "MANIFEST");
-	json_array_foreach(json_object_get(j, "agents"), i, a)
+	json_array_foreach(json_object_get(j, "agents"), i, a) {
+		const char *path =
+		    json_string_value(json_object_get(a, "manifest"));
+		char shown[PATH_MAX];
+		size_t n = 0;
+
+		/* A file name may hold a newline: one row an agent all the
+		 * same (--json has the name as it is). */
+		for (; path != NULL && path[n] != '\0' && n + 1 < sizeof(shown);
+		     n++)
+			shown[n] =
+			    (unsigned char)path[n] < 0x20 || path[n] == 0x7f
+			    ? '?'
+			    : path[n];
+		shown[n] = '\0';
 		printf("%-48s %6lld %-8s %s\n",
 		    json_string_value(json_object_get(a, "name")),
 		    (long long)json_integer_value(json_object_get(a, "worker")),
-		    json_string_value(json_object_get(a, "state")),
-		    json_string_value(json_object_get(a, "manifest")));
+		    json_string_value(json_object_get(a, "state")), shown);
+	}
 	json_decref(j);
 }
 

@@ -394,6 +394,17 @@ check "an agent whose file name is not UTF-8 starts" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 1 started, 0 stopped, 0 changed, 0 problems"
 check "and is listed, the byte shown as U+FFFD" \
 	eq "$(manifest_of latin)" "$TMP/agents/006-caf$(printf '\357\277\275').conf"
+# A file name with a newline: one row in the table all the same.
+lined="$TMP/agents/007-two
+lines.conf"
+printf '[agent]\nname = lined\ntier = light\ntrigger = every 1h\nprompt = Lined.\n' >"$lined"
+one_row() {
+	"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null &&
+		"$CTL" -c "$TMP/ollamax.conf" agents | grep -q "^lined .*/007-two?lines.conf$"
+}
+check "an agent whose file name has a newline is listed in one row" one_row
+rm "$lined"
+"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null
 rm "$latin"
 check "and stops with its file" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 0 changed, 0 problems"
