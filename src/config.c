@@ -1000,6 +1000,9 @@ inbox_next(const struct fleet *f, const long *to, size_t i)
  * output line of its first agent in the fleet, and all of it is left out
  * (out[] set). Each agent is walked once.
  */
+/* How much of a loop's path its message shows, in bytes. */
+#define LOOP_SHOWN 240
+
 static void
 report_loops(const struct fleet *f, const long *to, char *out, struct diag *d)
 {
@@ -1029,16 +1032,23 @@ report_loops(const struct fleet *f, const long *to, char *out, struct diag *d)
 				if (walk[j] < first)
 					first = walk[j];
 			}
+			/* A long loop is named in part: the message keeps its
+			 * end, and closes on the agent it starts from. */
 			len = (size_t)snprintf(
 			    path, sizeof(path), "%s", f->agents[first].name);
 			k = to[first];
-			do {
-				if (len < sizeof(path))
-					len += (size_t)snprintf(path + len,
-					    sizeof(path) - len, " -> %s",
-					    f->agents[k].name);
-				k = k == (long)first ? -1 : to[k];
-			} while (k >= 0);
+			while (k != (long)first && len < LOOP_SHOWN) {
+				len += (size_t)snprintf(path + len,
+				    sizeof(path) - len, " -> %s",
+				    f->agents[k].name);
+				k = to[k];
+			}
+			if (k != (long)first)
+				snprintf(path + len, sizeof(path) - len,
+				    " -> ... (%zu agents in all)", n - at);
+			len = strlen(path);
+			snprintf(path + len, sizeof(path) - len, " -> %s",
+			    f->agents[first].name);
 			diag_add(d, f->agents[first].path,
 			    f->agents[first].line_of_output,
 			    "output: %s: a loop, in which each answer starts the "

@@ -926,6 +926,38 @@ Test(config, a_running_agent_keeps_its_name_against_a_copy_that_sorts_first)
 	diag_free(&d);
 }
 
+Test(config, a_long_loop_is_named_in_part_and_its_message_kept_whole)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char name[64], text[512];
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "%02d.conf", i);
+		snprintf(text, sizeof(text),
+		    "[agent]\nname = a-rather-long-agent-name-%02d\ntier = "
+		    "light\ntrigger = inbox\n"
+		    "output = agent:a-rather-long-agent-name-%02d\n"
+		    "prompt = {{input}}\n",
+		    i, (i + 1) % 40);
+		put(name, text);
+	}
+	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 1, "%s", d.text);
+	expect(&d, "00.conf", 5,
+	    "output: a-rather-long-agent-name-00 -> a-rather-long-agent-name-01");
+	cr_assert_not_null(strstr(d.text,
+	                       " -> ... (40 agents in all) -> "
+	                       "a-rather-long-agent-name-00: a loop, in which "
+	                       "each answer starts the next run for ever: left "
+	                       "out\n"),
+	    "%s", d.text);
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 {
 	struct config c;
