@@ -725,9 +725,9 @@ unload_foreign(struct broker *b, const struct ollama_ps *ps)
 		if (f->tries == 0)
 			log_unload(b, f->name, " (loaded outside ollamax)");
 		else
-			log_warnx("%s is still listed %d s after its unload: "
+			log_warnx("%s is still listed %lld s after its unload: "
 			          "unloading it again",
-			    f->name, UNLOAD_AGAIN_S);
+			    f->name, (long long)((now - f->sent) / 1000));
 		if (ollama_generate(
 		        b->backend, &call, foreign_unload_done, b) != 0)
 			fatalx("cannot start a backend request");
@@ -1167,9 +1167,11 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 			}
 			/* The unload was lost or refused: ask again rather
 			 * than wait on it for good. */
-			log_warnx("%s is %s %d s after its unload: "
+			log_warnx("%s is %s %lld s after its unload: "
 			          "unloading it again",
-			    m->name, seen, UNLOAD_AGAIN_S);
+			    m->name, seen,
+			    (long long)((msg_clock_ms() - m->unload_sent) /
+			        1000));
 			m->unloading = 0;
 			model_io(b, k, 0);
 			continue;
@@ -1244,11 +1246,24 @@ tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 	}
 	/* A model past a list cut short may well be there: only what was
 	 * read counts as present, and nothing as absent. */
-	for (int k = 0; k < b->nmodels; k++)
-		if (ps_has(b, tags, k))
+	for (int k = 0; k < b->nmodels; k++) {
+		enum model_state was = policy_model_state(b->policy, k);
+
+		if (ps_has(b, tags, k)) {
 			policy_available(b->policy, msg_clock_ms(), k, 1);
-		else if (!tags->truncated)
+			if (was == MODEL_MISSING)
+				log_info("%s is in /api/tags again: planned "
+				         "again",
+				    b->models[k].name);
+		} else if (!tags->truncated) {
 			model_gone(b, k);
+			/* Said as it goes missing, not every 30 s. */
+			if (was != MODEL_MISSING)
+				log_warnx("%s is not in /api/tags: what waits "
+				          "for it falls back",
+				    b->models[k].name);
+		}
+	}
 	apply(b);
 }
 

@@ -36,6 +36,17 @@ copy_text(char *out, size_t cap, const char *value, struct diag *d,
 	return 0;
 }
 
+/* No blank, quote or control character: what a model's name never has. */
+static int
+named_plainly(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if ((unsigned char)*v <= ' ' || *v == 0x7f || *v == '"' ||
+		    *v == '\'')
+			return 0;
+	return 1;
+}
+
 /* A name of a tier or an agent: lowercase letters, digits, '-', '_'. */
 int
 config_valid_name(const char *s)
@@ -511,11 +522,11 @@ config_key(void *user, const struct ini_item *it)
 			return;
 		/* Ollama's names have no blanks: one here is a comment
 		 * after the value, which would name another model. */
-		if (strcmp(k, "model") == 0 && v[strcspn(v, " \t\"'")] != '\0')
+		if (strcmp(k, "model") == 0 && !named_plainly(v))
 			diag_add(d, path, it->line,
-			    "model: \"%s\" has a blank or a quote: no Ollama "
-			    "model is named so (a comment goes on a line of its "
-			    "own)",
+			    "model: \"%s\" has a blank, a quote or a control "
+			    "character: no Ollama model is named so (a comment "
+			    "goes on a line of its own)",
 			    v);
 		else if (strcmp(k, "model") == 0)
 			copy_text(t->model, sizeof(t->model), v, d, it, path);

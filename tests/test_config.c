@@ -355,6 +355,24 @@ shipped_with_agent(struct config *c, struct diag *d, char *agents, size_t len,
 	put("agents/a.conf", manifest);
 }
 
+Test(config, a_model_name_with_a_control_character_is_refused)
+{
+	struct config c;
+	struct diag d = {0};
+
+	/* Refused, the tier has no model either: two problems. */
+	cr_assert_eq(config_load(&c,
+	                 put("ctl.conf",
+	                     "[tier.light]\nmodel = a\x01"
+	                     "b\n"),
+	                 &d),
+	    2, "%s", d.text);
+	expect(&d, "ctl.conf", 2,
+	    "model: \"a?b\" has a blank, a quote or a control character");
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, an_empty_tier_is_not_a_tier)
 {
 	struct config c;

@@ -18,6 +18,8 @@ parallel = 2
 idle_unload = 2s
 [tier.light]
 model = tinyllama
+[tier.ghost]
+model = ghost-model
 CONF
 cat >"$TMP/agents/scribe.conf" <<AGENT
 [agent]
@@ -33,6 +35,8 @@ start_fleet
 run_scribe() { "$CTL" -c "$TMP/ollamax.conf" run -w scribe "$1" 2>&1; }
 
 check "the supervisor is ready" wait_log "ready:"
+check "a tier's model the backend lacks is said missing at start" \
+	wait_log "ghost-model is not in /api/tags: what waits for it falls back"
 run_scribe "the queue" >/dev/null
 check "a run loads the model and is answered" \
 	wait_log "scribe: run 1: tinyllama answered"
@@ -47,5 +51,7 @@ check "a later run fails at once, saying why" \
 	has "$(run_scribe "the log")" "its model is missing"
 check "the emulator still holds the runner, as Ollama does" \
 	has "$(http GET "$URL_emu/api/ps")" '"name":"tinyllama'
+check "said once" \
+	test "$(grep -c "ghost-model is not in /api/tags" "$TMP/sup.log")" = 1
 check "the supervisor stops cleanly" stopped
 finish
