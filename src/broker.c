@@ -133,6 +133,7 @@ struct broker {
 		char name[OLLAMA_NAME_MAX];
 		int64_t sent;
 		int tries;
+		int wanted; /* listed when the policy asked: to unload */
 	} foreign[OLLAMA_PS_MAX];
 	int nforeign;
 	int ps_failing; /* the latest /api/ps did not answer */
@@ -690,6 +691,7 @@ foreign_entry(struct broker *b, const char *name)
 	snprintf(f->name, sizeof(f->name), "%s", name);
 	f->sent = 0;
 	f->tries = 0;
+	f->wanted = 0;
 	return f;
 }
 
@@ -719,7 +721,7 @@ unload_foreign(struct broker *b, const struct ollama_ps *ps)
 
 		if (model_index(b, ps->models[i].name) >= 0 ||
 		    (f = foreign_entry(b, ps->models[i].name)) == NULL ||
-		    f->tries >= UNLOAD_TRIES ||
+		    !f->wanted || f->tries >= UNLOAD_TRIES ||
 		    (f->tries > 0 && now - f->sent < UNLOAD_AGAIN_S * 1000))
 			continue;
 		if (f->tries == 0)
@@ -734,6 +736,47 @@ unload_foreign(struct broker *b, const struct ollama_ps *ps)
 		f->sent = now;
 		f->tries++;
 	}
+}
+
+/* The switch that wanted them gone is over (done or dropped): those
+ * still listed are another's to ask about. */
+static void
+foreign_switch_over(struct broker *b)
+{
+	struct policy_view v;
+	int wanted = b->foreign_unload;
+
+	for (int i = 0; i < b->nforeign; i++)
+		wanted |= b->foreign[i].wanted;
+	if (!wanted)
+		return;
+	policy_view(b->policy, msg_clock_ms(), &v);
+	if (v.foreign_leaving)
+		return;
+	b->foreign_unload = 0;
+	for (int i = 0; i < b->nforeign; i++)
+		b->foreign[i].wanted = 0;
+}
+
+/*
+ * The policy asks for the room of what is not the plan's: those listed
+ * now go (one loaded later is not in the way of this switch), tried
+ * afresh.
+ */
+static void
+want_foreign_gone(struct broker *b)
+{
+	for (int i = 0; i < b->resident.count; i++) {
+		struct foreign *f;
+
+		if (model_index(b, b->resident.models[i].name) >= 0 ||
+		    (f = foreign_entry(b, b->resident.models[i].name)) == NULL)
+			continue;
+		f->wanted = 1;
+		f->tries = 0;
+	}
+	b->foreign_unload = 1;
+	unload_foreign(b, &b->resident);
 }
 
 /*
@@ -766,7 +809,9 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 		for (int j = 0; j < b->nforeign; j++)
 			if (model_name_same(b->foreign[j].name, name))
 				f = &b->foreign[j];
-		if (f != NULL && foreign_given_up(f, now)) {
+		/* Given up for the switch that wanted it gone, not for
+		 * good. */
+		if (f != NULL && f->wanted && foreign_given_up(f, now)) {
 			if (f->tries++ == UNLOAD_TRIES)
 				log_warnx(
 				    "%s is still listed after %d unloads: "
@@ -817,8 +862,7 @@ apply(struct broker *b)
 			break;
 		case ACT_UNLOAD:
 			if (a.model < 0) {
-				b->foreign_unload = 1;
-				unload_foreign(b, &b->resident);
+				want_foreign_gone(b);
 				break;
 			}
 			log_unload(b, b->models[a.model].name,
@@ -1055,17 +1099,19 @@ ps_failed(struct broker *b, const char *error)
 {
 	int changed = !b->plan_started;
 
-	/* What it held is not known: status says nothing rather than what
-	 * it was. Said once, not every second it is asked. */
+	/* What it holds is not known: status says nothing rather than
+	 * what it was (the last answer stays, for the unloads it names).
+	 * Said once, not every second it is asked. */
 	if (!b->ps_failing)
 		log_warnx("/api/ps: %s: what the backend holds is unknown "
 		          "until it answers",
 		    error);
-	memset(&b->resident, 0, sizeof(b->resident));
 	b->ps_failing = 1;
 	/* The plan starts without knowing what else the backend holds. */
-	if (!b->plan_started)
+	if (!b->plan_started) {
 		policy_foreign(b->policy, msg_clock_ms(), 0, 0);
+		policy_tick(b->policy, msg_clock_ms());
+	}
 	b->plan_started = 1;
 	for (int k = 0; k < b->nmodels; k++) {
 		struct bmodel *m = &b->models[k];
@@ -1143,7 +1189,11 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	if (b->ps_failing)
 		log_info("/api/ps answers again");
 	b->ps_failing = 0;
+	/* All the answer says is in before the plan acts on any of it. */
+	residents_seen(b, ps);
 	foreign_seen(b, ps);
+	policy_tick(b->policy, msg_clock_ms());
+	foreign_switch_over(b);
 	b->resident = *ps;
 	for (int k = 0; k < b->nmodels; k++) {
 		struct bmodel *m = &b->models[k];
@@ -1181,7 +1231,6 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 		log_info("unloaded %s", m->name);
 		unload_over(b, k);
 	}
-	residents_seen(b, ps);
 	apply(b);
 }
 
@@ -1225,7 +1274,9 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	r.served = (int64_t)b->served;
 	r.failed = (int64_t)b->failed;
 	r.bad_frames = (int64_t)(b->bad_frames + ipc_refused());
-	for (int i = 0; i < b->resident.count && i < MSG_RESIDENT_MAX; i++)
+	for (int i = 0;
+	     !b->ps_failing && i < b->resident.count && i < MSG_RESIDENT_MAX;
+	     i++)
 		snprintf(r.resident[r.nresident++], sizeof(r.resident[0]), "%s",
 		    configured_name(b, b->resident.models[i].name));
 	hub_report(b->hub, &r);

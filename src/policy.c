@@ -806,6 +806,7 @@ static void
 drop_switch(struct policy *p)
 {
 	p->switch_to = -1;
+	p->foreign_leaving = 0;
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].state == MODEL_DRAINING)
 			p->m[i].state = MODEL_RESIDENT;
@@ -852,6 +853,7 @@ plan_residency(struct policy *p, int64_t now)
 			return;
 		/* Sizes learnt meanwhile: look again. */
 		p->switch_to = -1;
+		p->foreign_leaving = 0;
 	}
 	for (int i = 0; i < p->n; i++) {
 		struct pmodel *m = &p->m[i];
@@ -1238,8 +1240,12 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 		plan(p, now);
 		return;
 	}
-	if (p->switch_to == model)
+	/* The switch is done: what was loaded outside the plan since is
+	 * another's to ask the room of. */
+	if (p->switch_to == model) {
 		p->switch_to = -1;
+		p->foreign_leaving = 0;
+	}
 	m->state = MODEL_RESIDENT;
 	m->resident_since = now;
 	m->last_busy = now;
@@ -1304,28 +1310,22 @@ policy_seen(
 		m->state = MODEL_RESIDENT;
 		m->resident_since = now;
 		m->last_busy = now;
-		plan(p, now);
 	} else if (!loaded && m->in_flight == 0 &&
 	    (m->state == MODEL_RESIDENT || m->state == MODEL_DRAINING)) {
 		count_spare(p, now);
 		m->state = MODEL_UNLOADED;
-		plan(p, now);
 	}
 }
 
 void
 policy_foreign(struct policy *p, int64_t now, int64_t mb, int count)
 {
-	if (mb == p->foreign_mb && count == p->foreign_count &&
-	    !p->c.await_backend)
-		return;
-	p->c.await_backend = 0;
 	count_spare(p, now);
+	p->c.await_backend = 0;
 	p->foreign_mb = mb;
 	p->foreign_count = count;
 	if (count == 0)
 		p->foreign_leaving = 0;
-	plan(p, now);
 }
 
 void
@@ -1392,6 +1392,7 @@ policy_view(const struct policy *p, int64_t now, struct policy_view *v)
 	v->offered_load = offered_load(p, now);
 	v->overloaded = overloaded(p, now);
 	v->spare_share = spare_share(p, now);
+	v->foreign_leaving = p->foreign_leaving;
 	v->next_switch_why = p->switch_to >= 0 ? p->switch_why : SWITCH_NONE;
 	for (int i = 0; i < p->n; i++) {
 		struct policy_model_view *mv = &v->models[i];

@@ -168,6 +168,8 @@ void policy_seen(
  * vram_mb; when a model needs their room the policy asks for their unload
  * (ACT_UNLOAD of model -1), and waits until the backend holds none. The
  * first call ends await_backend.
+ * These two take one answer of /api/ps in: the plan acts on all of it at
+ * the next policy_tick, not on a part.
  */
 void policy_foreign(struct policy *p, int64_t now, int64_t mb, int count);
 /* Time passed: aging, min residency and idle unload may act now. */
@@ -200,6 +202,7 @@ struct policy_view {
 	double offered_load; /* slot time asked for lately, per slot */
 	int overloaded;      /* bounds given up for throughput */
 	double spare_share;  /* slot time idle with nothing waiting, lately */
+	int foreign_leaving; /* the unload of what is not the plan's is asked */
 };
 
 void policy_view(const struct policy *p, int64_t now, struct policy_view *v);

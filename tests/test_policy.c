@@ -1278,6 +1278,9 @@ Test(policy, models_loaded_outside_the_plan_go_when_a_model_needs_their_room)
 	policy_tick(p, 3000);
 	cr_assert_str_eq(actions(p), "");
 	policy_foreign(p, 4000, 0, 0);
+	/* Taken in, it is acted on at the next tick. */
+	cr_assert_str_eq(actions(p), "");
+	policy_tick(p, 4000);
 	cr_assert_str_eq(actions(p), "load 1");
 	policy_free(p);
 }

@@ -51,5 +51,19 @@ check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-
 check "for which the broker unloaded deepseek-r1:8b itself" \
 	grep -q "unloading deepseek-r1:8b: switching to qwen2.5-coder:7b (" "$TMP/sup.log"
 check "Ollama evicted nothing more" test "$(emu_evictions)" = "$evicted"
+
+# A supervisor started again finds what the last one left: deepseek-r1:8b,
+# which no preload fits beside. It plans with it from its first look at
+# /api/ps, before anything loads.
+check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
 check "the supervisor stops cleanly" stopped
+mv "$TMP/sup.log" "$TMP/sup1.log"
+start_fleet
+check "a supervisor started again is up" wait_log "ready:"
+check "it takes the model the last one left as resident" \
+	wait_log "deepseek-r1:8b is loaded outside ollamax: taken as resident"
+check "and serves from it" answered_by reasoning deepseek-r1:8b
+check "no preload was loaded over it" sh -c "! grep -q 'loading' '$TMP/sup.log'"
+check "Ollama evicted nothing for it" test "$(emu_evictions)" = "$evicted"
+check "the second supervisor stops cleanly" stopped
 finish
