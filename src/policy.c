@@ -1391,7 +1391,8 @@ policy_view(const struct policy *p, int64_t now, struct policy_view *v)
 	v->next_switch = p->switch_to;
 	v->offered_load = offered_load(p, now);
 	v->overloaded = overloaded(p, now);
-	v->spare_share = spare_share(p, now);
+	/* The fading sums can round a share of idle slots past all. */
+	v->spare_share = fmin(1.0, spare_share(p, now));
 	v->foreign_leaving = p->foreign_leaving;
 	v->next_switch_why = p->switch_to >= 0 ? p->switch_why : SWITCH_NONE;
 	for (int i = 0; i < p->n; i++) {
