@@ -801,12 +801,20 @@ start_switch(struct policy *p, int k, uint32_t leaving, enum switch_reason why,
 		}
 }
 
+/* A switch over, done or not: what is loaded outside the plan from now
+ * on is another switch's to ask the room of. */
+static void
+end_switch(struct policy *p)
+{
+	p->switch_to = -1;
+	p->foreign_leaving = 0;
+}
+
 /* A switch given up: the models still draining for it stay. */
 static void
 drop_switch(struct policy *p)
 {
-	p->switch_to = -1;
-	p->foreign_leaving = 0;
+	end_switch(p);
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].state == MODEL_DRAINING)
 			p->m[i].state = MODEL_RESIDENT;
@@ -852,8 +860,7 @@ plan_residency(struct policy *p, int64_t now)
 		if (p->foreign_leaving && fits(p, k, FOREIGN))
 			return;
 		/* Sizes learnt meanwhile: look again. */
-		p->switch_to = -1;
-		p->foreign_leaving = 0;
+		end_switch(p);
 	}
 	for (int i = 0; i < p->n; i++) {
 		struct pmodel *m = &p->m[i];
@@ -1240,12 +1247,8 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 		plan(p, now);
 		return;
 	}
-	/* The switch is done: what was loaded outside the plan since is
-	 * another's to ask the room of. */
-	if (p->switch_to == model) {
-		p->switch_to = -1;
-		p->foreign_leaving = 0;
-	}
+	if (p->switch_to == model)
+		end_switch(p);
 	m->state = MODEL_RESIDENT;
 	m->resident_since = now;
 	m->last_busy = now;
@@ -1302,8 +1305,7 @@ policy_seen(
 	if (model < 0 || model >= p->n)
 		return;
 	m = &p->m[model];
-	if (loaded && size_mb > 0 &&
-	    (occupies(m) || m->state == MODEL_UNLOADED))
+	if (loaded && size_mb > 0)
 		m->need_mb = size_mb;
 	if (loaded && m->state == MODEL_UNLOADED) {
 		count_spare(p, now);
