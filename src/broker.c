@@ -124,11 +124,10 @@ struct broker {
 	 * (see await_backend). */
 	int plan_started;
 	/*
-	 * The policy asked for the unload of the models loaded outside the
-	 * plan; those asked, when, and how often. One still loaded after
+	 * Models loaded outside the plan that a switch wants gone: when
+	 * their unload was asked, and how often. One still loaded after
 	 * UNLOAD_TRIES is left for Ollama to evict.
 	 */
-	int foreign_unload;
 	struct foreign {
 		char name[OLLAMA_NAME_MAX];
 		int64_t sent;
@@ -537,6 +536,16 @@ load_done(void *arg, struct ollama_result *res)
 
 static void ps_seen(
     void *arg, const struct ollama_ps *ps, const char *error);
+
+/* Does the list (of /api/ps or /api/tags) name the model? */
+static int
+ps_lists(const struct ollama_ps *ps, const char *name)
+{
+	for (int i = 0; i < ps->count; i++)
+		if (model_name_same(name, ps->models[i].name))
+			return 1;
+	return 0;
+}
 static int ps_has(
     const struct broker *b, const struct ollama_ps *ps, int model);
 
@@ -676,15 +685,24 @@ foreign_unload_done(void *arg, struct ollama_result *res)
 	ollama_result_free(res);
 }
 
-/* The entry of a model loaded outside the plan, added if new. */
+/* The entry of a model loaded outside the plan, or NULL. */
 static struct foreign *
-foreign_entry(struct broker *b, const char *name)
+foreign_find(struct broker *b, const char *name)
 {
-	struct foreign *f;
-
 	for (int i = 0; i < b->nforeign; i++)
 		if (model_name_same(b->foreign[i].name, name))
 			return &b->foreign[i];
+	return NULL;
+}
+
+/* The same, added if new. */
+static struct foreign *
+foreign_entry(struct broker *b, const char *name)
+{
+	struct foreign *f = foreign_find(b, name);
+
+	if (f != NULL)
+		return f;
 	if (b->nforeign == OLLAMA_PS_MAX)
 		return NULL;
 	f = &b->foreign[b->nforeign++];
@@ -744,7 +762,7 @@ static void
 foreign_switch_over(struct broker *b)
 {
 	struct policy_view v;
-	int wanted = b->foreign_unload;
+	int wanted = 0;
 
 	for (int i = 0; i < b->nforeign; i++)
 		wanted |= b->foreign[i].wanted;
@@ -753,7 +771,6 @@ foreign_switch_over(struct broker *b)
 	policy_view(b->policy, msg_clock_ms(), &v);
 	if (v.foreign_leaving)
 		return;
-	b->foreign_unload = 0;
 	for (int i = 0; i < b->nforeign; i++)
 		b->foreign[i].wanted = 0;
 }
@@ -775,7 +792,6 @@ want_foreign_gone(struct broker *b)
 		f->wanted = 1;
 		f->tries = 0;
 	}
-	b->foreign_unload = 1;
 	unload_foreign(b, &b->resident);
 }
 
@@ -794,21 +810,14 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 	for (int i = 0; i < ps->count; i++) {
 		const char *name = ps->models[i].name;
 		int64_t size = ps->models[i].size_mb;
-		int known = 0;
-		struct foreign *f = NULL;
+		struct foreign *f = foreign_find(b, name);
 
 		if (model_index(b, name) >= 0)
 			continue;
-		for (int j = 0; j < b->resident.count; j++)
-			known |=
-			    model_name_same(b->resident.models[j].name, name);
-		if (!known)
+		if (!ps_lists(&b->resident, name))
 			log_info("%s (%lld MB) is loaded outside ollamax: it "
 			         "counts against vram_mb",
 			    name, (long long)size);
-		for (int j = 0; j < b->nforeign; j++)
-			if (model_name_same(b->foreign[j].name, name))
-				f = &b->foreign[j];
 		/* Given up for the switch that wanted it gone, not for
 		 * good. */
 		if (f != NULL && f->wanted && foreign_given_up(f, now)) {
@@ -823,21 +832,12 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 		count++;
 	}
 	/* Those gone are forgotten: one loaded again is asked afresh. */
-	for (int j = 0; j < b->nforeign;) {
-		int listed = 0;
-
-		for (int i = 0; i < ps->count; i++)
-			listed |= model_name_same(
-			    b->foreign[j].name, ps->models[i].name);
-		if (listed)
+	for (int j = 0; j < b->nforeign;)
+		if (ps_lists(ps, b->foreign[j].name))
 			j++;
 		else
 			b->foreign[j] = b->foreign[--b->nforeign];
-	}
-	if (count == 0)
-		b->foreign_unload = 0;
-	else if (b->foreign_unload)
-		unload_foreign(b, ps);
+	unload_foreign(b, ps);
 	policy_foreign(b->policy, now, mb, count);
 	b->plan_started = 1;
 }
@@ -1075,10 +1075,7 @@ configured_name(const struct broker *b, const char *reported)
 static int
 ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
 {
-	for (int i = 0; i < ps->count; i++)
-		if (model_name_same(b->models[model].name, ps->models[i].name))
-			return 1;
-	return 0;
+	return ps_lists(ps, b->models[model].name);
 }
 
 /* The unload of model k is over: the policy may fill its room. */
