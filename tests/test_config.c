@@ -441,6 +441,29 @@ Test(config, a_file_name_with_a_newline_or_bytes_not_utf8_cannot_forge_a_line)
 	diag_free(&d);
 }
 
+/* n manifests, NNNN.conf: agent PREFIX<i> writes to PREFIX<i+1>, the
+ * last to `last`; the first runs on first_trigger, the others on their
+ * inbox. */
+static void
+put_chain(
+    int n, const char *prefix, const char *first_trigger, const char *last)
+{
+	char name[64], to[128], text[512];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%04d.conf", i);
+		if (i == n - 1)
+			snprintf(to, sizeof(to), "%s", last);
+		else
+			snprintf(to, sizeof(to), "%s%d", prefix, i + 1);
+		snprintf(text, sizeof(text),
+		    "[agent]\nname = %s%d\ntier = light\ntrigger = %s\n"
+		    "output = agent:%s\nprompt = x {{input}}\n",
+		    prefix, i, i == 0 ? first_trigger : "inbox", to);
+		put(name, text);
+	}
+}
+
 /* Each agent is judged once: a long chain is no walk for each of its
  * agents, pass after pass (400 took 19 s so). */
 Test(config, a_chain_of_2000_outputs_to_nobody_is_left_out_whole, .timeout = 30)
@@ -448,18 +471,9 @@ Test(config, a_chain_of_2000_outputs_to_nobody_is_left_out_whole, .timeout = 30)
 	struct config c;
 	struct fleet f;
 	struct diag d = {0};
-	char name[64], text[256];
 
 	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
-	for (int i = 0; i < 2000; i++) {
-		snprintf(name, sizeof(name), "%04d.conf", i);
-		snprintf(text, sizeof(text),
-		    "[agent]\nname = a%d\ntier = light\ntrigger = %s\n"
-		    "output = agent:%s%d\nprompt = x {{input}}\n",
-		    i, i == 0 ? "demand" : "inbox", i == 1999 ? "nobody" : "a",
-		    i + 1);
-		put(name, text);
-	}
+	put_chain(2000, "a", "demand", "nobody2000");
 	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 2000);
 	cr_assert_eq(f.count, 0);
 	expect(&d, "1999.conf", 5, "output: no agent is named \"nobody2000\"");
@@ -949,25 +963,16 @@ Test(config, a_long_loop_is_named_in_part_and_its_message_kept_whole)
 	struct config c;
 	struct fleet f;
 	struct diag d = {0};
-	char name[64], text[512];
 
 	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
-	for (int i = 0; i < 40; i++) {
-		snprintf(name, sizeof(name), "%02d.conf", i);
-		snprintf(text, sizeof(text),
-		    "[agent]\nname = a-rather-long-agent-name-%02d\ntier = "
-		    "light\ntrigger = inbox\n"
-		    "output = agent:a-rather-long-agent-name-%02d\n"
-		    "prompt = {{input}}\n",
-		    i, (i + 1) % 40);
-		put(name, text);
-	}
+	put_chain(40, "a-rather-long-agent-name-", "inbox",
+	    "a-rather-long-agent-name-0");
 	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 1, "%s", d.text);
-	expect(&d, "00.conf", 5,
-	    "output: a-rather-long-agent-name-00 -> a-rather-long-agent-name-01");
+	expect(&d, "0000.conf", 5,
+	    "output: a-rather-long-agent-name-0 -> a-rather-long-agent-name-1");
 	cr_assert_not_null(strstr(d.text,
 	                       " -> ... (40 agents in all) -> "
-	                       "a-rather-long-agent-name-00: a loop, in which "
+	                       "a-rather-long-agent-name-0: a loop, in which "
 	                       "each answer starts the next run for ever: left "
 	                       "out\n"),
 	    "%s", d.text);
