@@ -74,6 +74,9 @@ struct bmodel {
 	 * not taken as loaded again until it has left the list. */
 	int left_listed;
 	int size_doubted; /* /api/ps gave it a size past any GPU's: said */
+	/* The context /api/ps gave it after the broker's own load (Ollama
+	 * caps num_ctx at what the model was trained for): 0 until seen. */
+	int64_t own_ctx;
 	int pauses;              /* in a row, since the last load */
 	/* Why it counts as missing, when the backend refused to load it;
 	 * empty when the backend lacks it. */
@@ -416,6 +419,51 @@ away_or_busy(int http_status)
 	    http_status == 504;
 }
 
+/* The context Ollama gives a model that reads images, at least. */
+#define VISION_MIN_CTX 2048
+
+/*
+ * Is entry i of an /api/ps answer model k as its tier's requests run it?
+ * Ollama loads a model again for a request that asks another num_ctx
+ * (capped at the model's trained context): one that another client loaded
+ * with another is theirs, in the way of the tier's until it goes.
+ */
+static int
+ps_entry_is(const struct broker *b, const struct ollama_ps *ps, int i, int k)
+{
+	const struct bmodel *m = &b->models[k];
+	int64_t ctx = ps->models[i].context_length;
+
+	if (!model_name_same(m->name, ps->models[i].name))
+		return 0;
+	if (ctx <= 0)
+		return 1; /* not told: cannot tell */
+	if (m->own_ctx > 0)
+		return ctx == m->own_ctx;
+	/* Ollama gives no more than is asked, but for the 2048 it gives a
+	 * model that reads images at least; less may be the cap. */
+	return m->num_ctx <= 0 || ctx <= m->num_ctx || ctx <= VISION_MIN_CTX;
+}
+
+/*
+ * Is entry i of an /api/ps answer none of the tiers' models? Ollama holds
+ * one runner a model: one the plan has loaded, or is loading, took the
+ * place of any other, which an answer asked before may still list.
+ */
+static int
+ps_entry_foreign(const struct broker *b, const struct ollama_ps *ps, int i)
+{
+	for (int k = 0; k < b->nmodels; k++) {
+		enum model_state s = policy_model_state(b->policy, k);
+
+		if (ps_entry_is(b, ps, i, k) ||
+		    (model_name_same(b->models[k].name, ps->models[i].name) &&
+		        s != MODEL_UNLOADED && s != MODEL_MISSING))
+			return 0;
+	}
+	return 1;
+}
+
 /* A size /api/ps gives that no GPU holds is the backend's mistake. */
 #define PS_SIZE_MAX_MB CONFIG_MB_MAX
 
@@ -424,8 +472,7 @@ static int64_t
 ps_size_mb(struct broker *b, const struct ollama_ps *ps, int k)
 {
 	for (int i = 0; i < ps->count; i++) {
-		if (!model_name_same(b->models[k].name, ps->models[i].name) ||
-		    ps->models[i].size_mb <= 0)
+		if (!ps_entry_is(b, ps, i, k) || ps->models[i].size_mb <= 0)
 			continue;
 		if (ps->models[i].size_mb <= PS_SIZE_MAX_MB) {
 			b->models[k].size_doubted = 0;
@@ -455,8 +502,14 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	struct broker *b = io->b;
 	int model = io->model;
 	struct bmodel *m = &b->models[model];
-	int64_t size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
+	int64_t size_mb;
 
+	/* Just loaded, what /api/ps lists by its name is the broker's. */
+	for (int i = 0; ps != NULL && i < ps->count; i++)
+		if (model_name_same(m->name, ps->models[i].name) &&
+		    ps->models[i].context_length > 0)
+			m->own_ctx = ps->models[i].context_length;
+	size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
 	if (size_mb == 0)
 		log_warnx(
 		    "loaded %s, but its size is unknown (%s): its size_mb "
@@ -537,15 +590,6 @@ load_done(void *arg, struct ollama_result *res)
 static void ps_seen(
     void *arg, const struct ollama_ps *ps, const char *error);
 
-/* Does the list (of /api/ps or /api/tags) name the model? */
-static int
-ps_lists(const struct ollama_ps *ps, const char *name)
-{
-	for (int i = 0; i < ps->count; i++)
-		if (model_name_same(name, ps->models[i].name))
-			return 1;
-	return 0;
-}
 static int ps_has(
     const struct broker *b, const struct ollama_ps *ps, int model);
 
@@ -561,6 +605,14 @@ ask_ps(struct broker *b)
 	}
 }
 
+/* Past its tries, still loaded: left for Ollama to evict. */
+static int
+foreign_given_up(const struct foreign *f, int64_t now)
+{
+	return f->tries >= UNLOAD_TRIES &&
+	    now - f->sent >= UNLOAD_AGAIN_S * 1000;
+}
+
 /* The next look at /api/ps, by the unload that has waited least; 0 when
  * no unload is under way. */
 static int
@@ -573,6 +625,14 @@ unload_poll_next(struct broker *b)
 		if (b->models[i].unloading &&
 		    (waited < 0 || now - b->models[i].unload_sent < waited))
 			waited = now - b->models[i].unload_sent;
+	/* What was loaded outside the plan is awaited as the plan's own. */
+	for (int i = 0; i < b->nforeign; i++) {
+		const struct foreign *f = &b->foreign[i];
+
+		if (f->wanted && f->tries > 0 && !foreign_given_up(f, now) &&
+		    (waited < 0 || now - f->sent < waited))
+			waited = now - f->sent;
+	}
 	if (waited < 0)
 		return 0;
 	every = (double)waited / 1000.0 / UNLOAD_POLL_SHARE;
@@ -678,11 +738,13 @@ log_unload(struct broker *b, const char *name, const char *what)
 static void
 foreign_unload_done(void *arg, struct ollama_result *res)
 {
-	(void)arg;
+	struct broker *b = arg;
+
 	if (res->outcome != OLLAMA_OK && res->outcome != OLLAMA_NO_MODEL)
 		log_warnx(
 		    "unload of a model loaded outside ollamax: %s", res->error);
 	ollama_result_free(res);
+	unload_poll_next(b);
 }
 
 /* The entry of a model loaded outside the plan, or NULL. */
@@ -713,14 +775,6 @@ foreign_entry(struct broker *b, const char *name)
 	return f;
 }
 
-/* Past its tries, still loaded: left for Ollama to evict. */
-static int
-foreign_given_up(const struct foreign *f, int64_t now)
-{
-	return f->tries >= UNLOAD_TRIES &&
-	    now - f->sent >= UNLOAD_AGAIN_S * 1000;
-}
-
 /*
  * Unloads what /api/ps lists outside the plan, as the policy asked: each
  * once, then again UNLOAD_AGAIN_S later while it is still listed.
@@ -737,7 +791,7 @@ unload_foreign(struct broker *b, const struct ollama_ps *ps)
 		    .keep_alive_s = 0};
 		struct foreign *f;
 
-		if (model_index(b, ps->models[i].name) >= 0 ||
+		if (!ps_entry_foreign(b, ps, i) ||
 		    (f = foreign_entry(b, ps->models[i].name)) == NULL ||
 		    !f->wanted || f->tries >= UNLOAD_TRIES ||
 		    (f->tries > 0 && now - f->sent < UNLOAD_AGAIN_S * 1000))
@@ -786,7 +840,7 @@ want_foreign_gone(struct broker *b)
 	for (int i = 0; i < b->resident.count; i++) {
 		struct foreign *f;
 
-		if (model_index(b, b->resident.models[i].name) >= 0 ||
+		if (!ps_entry_foreign(b, &b->resident, i) ||
 		    (f = foreign_entry(b, b->resident.models[i].name)) == NULL)
 			continue;
 		f->wanted = 1;
@@ -795,11 +849,46 @@ want_foreign_gone(struct broker *b)
 	unload_foreign(b, &b->resident);
 }
 
+/* Does the list name a model, loaded outside the plan, by this name? */
+static int
+ps_lists_foreign(
+    const struct broker *b, const struct ollama_ps *ps, const char *name)
+{
+	for (int i = 0; i < ps->count; i++)
+		if (model_name_same(name, ps->models[i].name) &&
+		    ps_entry_foreign(b, ps, i))
+			return 1;
+	return 0;
+}
+
+static void
+say_foreign(const struct broker *b, const struct ollama_ps_model *e)
+{
+	int k = model_index(b, e->name);
+	int64_t asked;
+
+	if (k < 0) {
+		log_info("%s (%lld MB) is loaded outside ollamax: it counts "
+		         "against vram_mb",
+		    e->name, (long long)e->size_mb);
+		return;
+	}
+	asked = b->models[k].own_ctx > 0 ? b->models[k].own_ctx
+	                                 : b->models[k].num_ctx;
+	log_warnx("%s (%lld MB) is loaded outside ollamax with a context of "
+	          "%lld, where its tier's requests run with %lld: Ollama "
+	          "would load it again for them, so it counts against "
+	          "vram_mb as another model until it goes",
+	    b->models[k].name, (long long)e->size_mb,
+	    (long long)e->context_length, (long long)asked);
+}
+
 /*
- * Models the backend holds that no tier uses, loaded by another client or
- * before the broker started: they count against vram_mb, and go when a
- * model of the plan needs their room. One that stays after UNLOAD_TRIES
- * unloads no longer counts: Ollama evicts it when it must.
+ * Models the backend holds that no tier uses (or a tier's model with
+ * another context), loaded by another client or before the broker started: they
+ * count against vram_mb, and go when a model of the plan needs their room. One
+ * that stays after UNLOAD_TRIES unloads no longer counts: Ollama evicts it when
+ * it must.
  */
 static void
 foreign_seen(struct broker *b, const struct ollama_ps *ps)
@@ -812,12 +901,10 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 		int64_t size = ps->models[i].size_mb;
 		struct foreign *f = foreign_find(b, name);
 
-		if (model_index(b, name) >= 0)
+		if (!ps_entry_foreign(b, ps, i))
 			continue;
-		if (!ps_lists(&b->resident, name))
-			log_info("%s (%lld MB) is loaded outside ollamax: it "
-			         "counts against vram_mb",
-			    name, (long long)size);
+		if (!ps_lists_foreign(b, &b->resident, name))
+			say_foreign(b, &ps->models[i]);
 		/* Given up for the switch that wanted it gone, not for
 		 * good. */
 		if (f != NULL && f->wanted && foreign_given_up(f, now)) {
@@ -833,7 +920,7 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 	}
 	/* Those gone are forgotten: one loaded again is asked afresh. */
 	for (int j = 0; j < b->nforeign;)
-		if (ps_lists(ps, b->foreign[j].name))
+		if (ps_lists_foreign(b, ps, b->foreign[j].name))
 			j++;
 		else
 			b->foreign[j] = b->foreign[--b->nforeign];
@@ -1075,7 +1162,10 @@ configured_name(const struct broker *b, const char *reported)
 static int
 ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
 {
-	return ps_lists(ps, b->models[model].name);
+	for (int i = 0; i < ps->count; i++)
+		if (ps_entry_is(b, ps, i, model))
+			return 1;
+	return 0;
 }
 
 /* The unload of model k is over: the policy may fill its room. */

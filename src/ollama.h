@@ -86,16 +86,18 @@ int ollama_cancel(struct ollama *o, void *arg);
  * name is none of ours, and is left out rather than cut into one. */
 #define OLLAMA_NAME_MAX 128
 
-/* What /api/ps says is loaded, or /api/tags says is there. */
+/* A model /api/ps says is loaded, or /api/tags says is there. */
+struct ollama_ps_model {
+	char name[OLLAMA_NAME_MAX];
+	int64_t size_mb;        /* weights and KV cache, all of it */
+	int64_t size_vram_mb;   /* of which in VRAM */
+	int64_t context_length; /* num_ctx of one request; 0: not told */
+};
+
 struct ollama_ps {
 	int count;
 	int truncated; /* more models than OLLAMA_PS_MAX: the rest not read */
-	struct {
-		char name[OLLAMA_NAME_MAX];
-		int64_t size_mb;      /* weights and KV cache, all of it */
-		int64_t size_vram_mb; /* of which in VRAM */
-		int64_t context_length;
-	} models[OLLAMA_PS_MAX];
+	struct ollama_ps_model models[OLLAMA_PS_MAX];
 };
 
 /* ps is NULL when there was no answer, and error then says why. */

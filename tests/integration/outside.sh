@@ -7,7 +7,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 start_emu emu --speed inf --parallel 2 --vram-mb 4096
-emu_evictions() { curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
+emu_sched() { curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["'"$1"'"])'; }
+emu_evictions() { emu_sched evictions; }
 # Another client's model, loaded before the supervisor starts: 2019 MiB of
 # weights and their cache, where qwen2.5-coder:7b (3008 MiB) needs 80% of
 # what is free.
@@ -35,11 +36,12 @@ check "a light run is answered by it again" answered_by light tinyllama
 check "loaded by the broker" test "$(grep -c "loading tinyllama$" "$TMP/sup.log")" -ge 2
 check "still no eviction by Ollama" test "$(emu_evictions)" = 0
 
-# Loaded by another client: Ollama evicts the broker's models for it; the
-# broker takes it as resident and the others as unloaded, serves from it
-# without a load, and unloads it itself when its room is needed.
-check "another client loads deepseek-r1:8b" \
-	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1}')" '"done_reason":"load"'
+# Loaded by another client with the context the tier asks: Ollama evicts
+# the broker's models for it; the broker takes it as resident and the
+# others as unloaded, serves from it without a load, and unloads it itself
+# when its room is needed.
+check "another client loads deepseek-r1:8b as the tier runs it" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1,"options":{"num_ctx":2048}}')" '"done_reason":"load"'
 evicted=$(emu_evictions)
 check "for which Ollama evicted the broker's two models" test "$evicted" = 2
 check "the broker takes it as resident" \
@@ -51,12 +53,44 @@ check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-
 check "for which the broker unloaded deepseek-r1:8b itself" \
 	grep -q "unloading deepseek-r1:8b: switching to qwen2.5-coder:7b (" "$TMP/sup.log"
 check "Ollama evicted nothing more" test "$(emu_evictions)" = "$evicted"
+check "nor loaded a model again for another context" test "$(emu_sched reloads)" = 0
+
+# Loaded by another client with another context (Ollama's default, 4096,
+# where the tier asks 2048): Ollama would load it again for the tier's
+# first request, evicting what it must. The broker counts it as another
+# model, unloads it for the run and loads the tier's own.
+check "another client loads deepseek-r1:8b with another context" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1,"options":{"num_ctx":4096}}')" '"done_reason":"load"'
+evicted=$(emu_evictions)
+check "the broker counts it as another client's model" \
+	wait_log "deepseek-r1:8b ([0-9]* MB) is loaded outside ollamax with a context of 4096, where its tier's requests run with 2048: Ollama would load it again for them"
+check "and does not take it as resident" wait_state deepseek-r1:8b unloaded
+check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
+check "for which the broker unloaded the other client's" \
+	grep -q "unloading deepseek-r1:8b (loaded outside ollamax): switching to deepseek-r1:8b (" "$TMP/sup.log"
+check "and loaded its own" grep -q "loading deepseek-r1:8b$" "$TMP/sup.log"
+check "Ollama loaded nothing again for another context" test "$(emu_sched reloads)" = 0
+check "nor evicted anything for the broker" test "$(emu_evictions)" = "$evicted"
+
+# A shorter context than num_ctx may be the model's own limit, but not once
+# the broker has seen what its own load of the model got: 2048, where
+# another client asks 1024 of tinyllama.
+check "another client loads tinyllama with a shorter context" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"tinyllama","keep_alive":-1,"options":{"num_ctx":1024}}')" '"done_reason":"load"'
+evicted=$(emu_evictions)
+check "the broker counts it as another client's model" \
+	wait_log "tinyllama ([0-9]* MB) is loaded outside ollamax with a context of 1024, where its tier's requests run with 2048"
+check "a light run is answered by tinyllama" answered_by light tinyllama
+check "loaded by the broker" test "$(grep -c "loading tinyllama$" "$TMP/sup.log")" -ge 3
+check "and Ollama evicted nothing for it" test "$(emu_evictions)" = "$evicted"
 
 # A supervisor started again finds what the last one left: deepseek-r1:8b,
 # which no preload fits beside. It plans with it from its first look at
 # /api/ps, before anything loads.
 check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
 check "the supervisor stops cleanly" stopped
+check "the broker never took its own tinyllama, loaded over the other, for it" \
+	sh -c "! grep -q 'unloading tinyllama[^ ]* (loaded outside ollamax)' '$TMP/sup.log'"
 mv "$TMP/sup.log" "$TMP/sup1.log"
 start_fleet
 check "a supervisor started again is up" wait_log "ready:"
