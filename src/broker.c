@@ -74,6 +74,7 @@ struct bmodel {
 	 * not taken as loaded again until it has left the list. */
 	int left_listed;
 	int size_doubted; /* /api/ps gave it a size past any GPU's: said */
+	int files_said;   /* /api/tags gave it more than size_mb: said */
 	/* The context /api/ps gave it after the broker's own load (Ollama
 	 * caps num_ctx at what the model was trained for): 0 until seen. */
 	int64_t own_ctx;
@@ -1159,13 +1160,20 @@ configured_name(const struct broker *b, const char *reported)
 	return reported;
 }
 
+/* Model k's entry in the list, or -1. */
 static int
-ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
+ps_find(const struct broker *b, const struct ollama_ps *ps, int model)
 {
 	for (int i = 0; i < ps->count; i++)
 		if (ps_entry_is(b, ps, i, model))
-			return 1;
-	return 0;
+			return i;
+	return -1;
+}
+
+static int
+ps_has(const struct broker *b, const struct ollama_ps *ps, int model)
+{
+	return ps_find(b, ps, model) >= 0;
 }
 
 /* The unload of model k is over: the policy may fill its room. */
@@ -1372,6 +1380,31 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /* What the backend has: a model it lacks is missing, and falls back. */
+/*
+ * What /api/tags says a model's files weigh: loaded, its weights take at
+ * least that, whatever size_mb says. Until its size is seen in /api/ps,
+ * the plan counts that and kv_mb, so that nothing loads beside it that
+ * Ollama would have to evict for it.
+ */
+static void
+files_seen(struct broker *b, int k, int64_t files_mb)
+{
+	const struct model_conf *mc = config_model(&b->conf, b->models[k].name);
+
+	/* Without a [model.NAME], the hint is the whole of vram_mb. */
+	if (mc == NULL || mc->size_mb <= 0 || files_mb <= mc->size_mb ||
+	    files_mb > PS_SIZE_MAX_MB)
+		return;
+	if (!b->models[k].files_said)
+		log_warnx("%s: /api/tags gives its files %lld MB, more than "
+		          "its size_mb of %lld: planned with %lld MB and its "
+		          "kv_mb until it has loaded",
+		    b->models[k].name, (long long)files_mb,
+		    (long long)mc->size_mb, (long long)files_mb);
+	b->models[k].files_said = 1;
+	policy_weighs(b->policy, k, files_mb + mc->kv_mb);
+}
+
 static void
 tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 {
@@ -1387,7 +1420,10 @@ tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 	for (int k = 0; k < b->nmodels; k++) {
 		enum model_state was = policy_model_state(b->policy, k);
 
-		if (ps_has(b, tags, k)) {
+		int i = ps_find(b, tags, k);
+
+		if (i >= 0) {
+			files_seen(b, k, tags->models[i].size_mb);
 			policy_available(b->policy, msg_clock_ms(), k, 1);
 			if (was == MODEL_MISSING)
 				log_info("%s is in /api/tags again: planned "

@@ -61,6 +61,7 @@ struct pmodel {
 	double load_ms;
 	int timed_services; /* until one is timed, the estimates are guesses */
 	int64_t loads_done; /* until one is, load_ms is a guess */
+	int size_seen;      /* need_mb is what the backend said it takes */
 	int64_t loads_started; /* counted as the totals are */
 	double arrivals; /* requests come lately, faded */
 };
@@ -291,6 +292,13 @@ static double
 waiting_work(const struct policy *p, int k)
 {
 	return p->m[k].service_ms * p->m[k].waiting;
+}
+
+/* Before any load is timed: at the reference box's pace. */
+static double
+load_guess_ms(const struct policy *p, const struct pmodel *m)
+{
+	return (double)m->need_mb / p->c.load_mb_per_s * 1000.0;
 }
 
 static void
@@ -1080,7 +1088,7 @@ policy_new(const struct policy_config *c,
 		m->preload = models[i].preload;
 		m->service_ms = (double)p->c.service_guess_ms;
 		m->longest_ms = m->service_ms;
-		m->load_ms = (double)m->need_mb / p->c.load_mb_per_s * 1000.0;
+		m->load_ms = load_guess_ms(p, m);
 		m->last_busy = now;
 	}
 	plan(p, now);
@@ -1256,8 +1264,10 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	m->load_ms = m->loads_done++ == 0
 	    ? (double)(now - m->io_started)
 	    : (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
-	if (size_mb > 0)
+	if (size_mb > 0) {
 		m->need_mb = size_mb;
+		m->size_seen = 1;
+	}
 	guess_from_measures(p);
 	plan(p, now);
 }
@@ -1305,8 +1315,10 @@ policy_seen(
 	if (model < 0 || model >= p->n)
 		return;
 	m = &p->m[model];
-	if (loaded && size_mb > 0)
+	if (loaded && size_mb > 0) {
 		m->need_mb = size_mb;
+		m->size_seen = 1;
+	}
 	if (loaded && m->state == MODEL_UNLOADED) {
 		count_spare(p, now);
 		m->state = MODEL_RESIDENT;
@@ -1317,6 +1329,22 @@ policy_seen(
 		count_spare(p, now);
 		m->state = MODEL_UNLOADED;
 	}
+}
+
+void
+policy_weighs(struct policy *p, int model, int64_t at_least_mb)
+{
+	struct pmodel *m;
+
+	if (model < 0 || model >= p->n)
+		return;
+	m = &p->m[model];
+	if (m->size_seen || at_least_mb <= m->need_mb)
+		return;
+	m->need_mb = at_least_mb;
+	if (m->loads_done == 0)
+		m->load_ms = load_guess_ms(p, m);
+	guess_from_measures(p);
 }
 
 void

@@ -163,6 +163,12 @@ void policy_available(struct policy *p, int64_t now, int model, int present);
 void policy_seen(
     struct policy *p, int64_t now, int model, int loaded, int64_t size_mb);
 /*
+ * What the model takes at the least, by what the backend says its files
+ * weigh (/api/tags): until the backend has said what it takes loaded,
+ * its hint is raised to that. Planned at the next event.
+ */
+void policy_weighs(struct policy *p, int model, int64_t at_least_mb);
+/*
  * Models the backend holds that are not the tiers' (or are, with another
  * context length): what they take and how many. They count against
  * vram_mb; when a model needs their room the policy asks for their unload

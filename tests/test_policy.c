@@ -1235,6 +1235,33 @@ Test(policy, the_size_the_backend_reports_replaces_the_hint)
 	policy_free(p);
 }
 
+Test(policy, what_the_files_weigh_raises_a_hint_until_the_size_is_seen)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
+	actions(p);
+	/* tinyllama's files weigh 1200 MiB, more than 80% of the 1088 qwen
+	 * leaves free: it no longer loads beside qwen's run. */
+	policy_weighs(p, TINY, 1200);
+	policy_weighs(p, TINY, 500);
+	policy_view(p, 5000, &v);
+	cr_assert_eq(v.models[TINY].need_mb, 1200, "a weight never lowers it");
+	cr_assert_str_eq(on_arrive(p, 5000, 2, TINY, NORMAL, 5000), "");
+	policy_free(p);
+
+	/* What the backend says a loaded model takes stands. */
+	p = box();
+	cr_assert_str_eq(on_arrive(p, 0, 1, TINY, NORMAL, 0), "load 2");
+	policy_loaded(p, 1000, TINY, LOAD_OK, 700);
+	policy_weighs(p, TINY, 1200);
+	policy_view(p, 1000, &v);
+	cr_assert_eq(v.models[TINY].need_mb, 700);
+	policy_free(p);
+}
+
 Test(policy, a_model_loaded_outside_the_plan_is_taken_as_resident)
 {
 	struct policy *p = box();
