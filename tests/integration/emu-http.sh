@@ -134,18 +134,17 @@ sys.exit(0 if ok else 1)' "$TMP/body"
 }
 check "an embed at --speed inf tells a total past its load" embed_durations
 # Ollama reloads a model for any change of its runner's options.
-reloads() { curl -s "$URL_big/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["reloads"])'; }
 with_batch() {
 	http POST "$URL_big/api/generate" "{\"model\":\"tinyllama\",\"prompt\":\"x\",\"stream\":false,\"options\":{\"num_predict\":1,\"num_batch\":$1}}" >/dev/null
 }
 batch_reloads() {
 	local before
 	with_batch 128
-	before=$(reloads)
+	before=$(emu_sched big reloads)
 	with_batch 128
-	[ "$(reloads)" -eq "$before" ] || { echo "      the same num_batch reloaded"; return 1; }
+	[ "$(emu_sched big reloads)" -eq "$before" ] || { echo "      the same num_batch reloaded"; return 1; }
 	with_batch 64
-	[ "$(reloads)" -eq $((before + 1)) ] || { echo "      another num_batch did not reload"; return 1; }
+	[ "$(emu_sched big reloads)" -eq $((before + 1)) ] || { echo "      another num_batch did not reload"; return 1; }
 }
 check "a change of num_batch reloads the model, the same does not" batch_reloads
 check "and unloads with an empty generate and keep_alive 0, as Ollama's" \

@@ -103,6 +103,14 @@ start_emu() {
 	printf -v "PID_$name" '%s' "$EMU_PID"
 }
 
+# emu_sched NAME COUNT: a count of the scheduler (loads, evictions,
+# reloads...) in the /emu/stats of the emulator started as NAME.
+emu_sched() {
+	local url="URL_$1"
+	curl -s "${!url}/emu/stats" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"][sys.argv[1]])' "$2"
+}
+
 # start_fake_backend MODE: a fake Ollama (fake-backend.py), told how to
 # answer by the JSON in $MODE, MODE to begin with; its URL in URL_fake.
 start_fake_backend() {

@@ -7,8 +7,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 start_emu emu --speed inf --parallel 2 --vram-mb 4096
-emu_sched() { curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["'"$1"'"])'; }
-emu_evictions() { emu_sched evictions; }
 # Another client's model, loaded before the supervisor starts: 2019 MiB of
 # weights and their cache, where qwen2.5-coder:7b (3008 MiB) needs 80% of
 # what is free.
@@ -23,7 +21,7 @@ check "it sees the model loaded outside it" \
 check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
 check "for which the broker unloaded the other client's model" \
 	grep -q "unloading llama3.2:3b (loaded outside ollamax): switching to qwen2.5-coder:7b (" "$TMP/sup.log"
-check "Ollama did not have to evict it" test "$(emu_evictions)" = 0
+check "Ollama did not have to evict it" test "$(emu_sched emu evictions)" = 0
 check "a light run is answered beside it" answered_by light tinyllama
 
 # Unloaded by another client: loaded again, by the broker, when needed.
@@ -34,7 +32,7 @@ check "the broker sees it gone" \
 check "and plans with it unloaded" wait_state tinyllama unloaded
 check "a light run is answered by it again" answered_by light tinyllama
 check "loaded by the broker" test "$(grep -c "loading tinyllama$" "$TMP/sup.log")" -ge 2
-check "still no eviction by Ollama" test "$(emu_evictions)" = 0
+check "still no eviction by Ollama" test "$(emu_sched emu evictions)" = 0
 
 # Loaded by another client with the context the tier asks: Ollama evicts
 # the broker's models for it; the broker takes it as resident and the
@@ -42,7 +40,7 @@ check "still no eviction by Ollama" test "$(emu_evictions)" = 0
 # when its room is needed.
 check "another client loads deepseek-r1:8b as the tier runs it" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1,"options":{"num_ctx":2048}}')" '"done_reason":"load"'
-evicted=$(emu_evictions)
+evicted=$(emu_sched emu evictions)
 check "for which Ollama evicted the broker's two models" test "$evicted" = 2
 check "the broker takes it as resident" \
 	wait_log "deepseek-r1:8b is loaded outside ollamax: taken as resident"
@@ -52,8 +50,8 @@ check "which the broker never loaded" sh -c "! grep -q 'loading deepseek-r1:8b' 
 check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
 check "for which the broker unloaded deepseek-r1:8b itself" \
 	grep -q "unloading deepseek-r1:8b: switching to qwen2.5-coder:7b (" "$TMP/sup.log"
-check "Ollama evicted nothing more" test "$(emu_evictions)" = "$evicted"
-check "nor loaded a model again for another context" test "$(emu_sched reloads)" = 0
+check "Ollama evicted nothing more" test "$(emu_sched emu evictions)" = "$evicted"
+check "nor loaded a model again for another context" test "$(emu_sched emu reloads)" = 0
 
 # Loaded by another client with another context (Ollama's default, 4096,
 # where the tier asks 2048): Ollama would load it again for the tier's
@@ -61,7 +59,7 @@ check "nor loaded a model again for another context" test "$(emu_sched reloads)"
 # model, unloads it for the run and loads the tier's own.
 check "another client loads deepseek-r1:8b with another context" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1,"options":{"num_ctx":4096}}')" '"done_reason":"load"'
-evicted=$(emu_evictions)
+evicted=$(emu_sched emu evictions)
 check "the broker counts it as another client's model" \
 	wait_log "deepseek-r1:8b ([0-9]* MB) is loaded outside ollamax with a context of 4096, where its tier's requests run with 2048: Ollama would load it again for them"
 check "and does not take it as resident" wait_state deepseek-r1:8b unloaded
@@ -69,20 +67,20 @@ check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deep
 check "for which the broker unloaded the other client's" \
 	grep -q "unloading deepseek-r1:8b (loaded outside ollamax): switching to deepseek-r1:8b (" "$TMP/sup.log"
 check "and loaded its own" grep -q "loading deepseek-r1:8b$" "$TMP/sup.log"
-check "Ollama loaded nothing again for another context" test "$(emu_sched reloads)" = 0
-check "nor evicted anything for the broker" test "$(emu_evictions)" = "$evicted"
+check "Ollama loaded nothing again for another context" test "$(emu_sched emu reloads)" = 0
+check "nor evicted anything for the broker" test "$(emu_sched emu evictions)" = "$evicted"
 
 # A shorter context than num_ctx may be the model's own limit, but not once
 # the broker has seen what its own load of the model got: 2048, where
 # another client asks 1024 of tinyllama.
 check "another client loads tinyllama with a shorter context" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"tinyllama","keep_alive":-1,"options":{"num_ctx":1024}}')" '"done_reason":"load"'
-evicted=$(emu_evictions)
+evicted=$(emu_sched emu evictions)
 check "the broker counts it as another client's model" \
 	wait_log "tinyllama ([0-9]* MB) is loaded outside ollamax with a context of 1024, where its tier's requests run with 2048"
 check "a light run is answered by tinyllama" answered_by light tinyllama
 check "loaded by the broker" test "$(grep -c "loading tinyllama$" "$TMP/sup.log")" -ge 3
-check "and Ollama evicted nothing for it" test "$(emu_evictions)" = "$evicted"
+check "and Ollama evicted nothing for it" test "$(emu_sched emu evictions)" = "$evicted"
 
 # A supervisor started again finds what the last one left: deepseek-r1:8b,
 # which no preload fits beside. It plans with it from its first look at
@@ -98,6 +96,6 @@ check "it takes the model the last one left as resident" \
 	wait_log "deepseek-r1:8b is loaded outside ollamax: taken as resident"
 check "and serves from it" answered_by reasoning deepseek-r1:8b
 check "no preload was loaded over it" sh -c "! grep -q 'loading' '$TMP/sup.log'"
-check "Ollama evicted nothing for it" test "$(emu_evictions)" = "$evicted"
+check "Ollama evicted nothing for it" test "$(emu_sched emu evictions)" = "$evicted"
 check "the second supervisor stops cleanly" stopped
 finish

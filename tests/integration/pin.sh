@@ -46,8 +46,7 @@ check "said so in the log" grep -q "unloading tinyllama (pinned: it comes back a
 check "the pin is back, beside it" wait_state tinyllama resident
 check "which stays" wait_state qwen2.5-coder:7b resident
 check "a light run is answered by the pin" answered_by light tinyllama
-emu_evictions() { curl -s "$URL_emu2/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
-check "Ollama never had to evict a model on its own" test "$(emu_evictions)" = 0
+check "Ollama never had to evict a model on its own" test "$(emu_sched emu2 evictions)" = 0
 check "the second supervisor stops cleanly" stopped
 
 # The same pin, and deepseek-r1:8b said to take 3112 MiB where its files
@@ -68,8 +67,7 @@ check "it plans with what the files of deepseek-r1:8b weigh" \
 check "a reasoning run falls back to coding: deepseek-r1:8b fits beside the pin in no order" \
 	answered_by reasoning qwen2.5-coder:7b
 check "deepseek-r1:8b was never loaded" sh -c "! grep -q 'loading deepseek-r1:8b' '$TMP/sup.log'"
-emu3_evictions() { curl -s "$URL_emu3/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
-check "Ollama never had to evict a model on its own" test "$(emu3_evictions)" = 0
+check "Ollama never had to evict a model on its own" test "$(emu_sched emu3 evictions)" = 0
 check "the third supervisor stops cleanly" stopped
 
 # A cache said to take less than it does is learnt only from /api/ps, once
@@ -96,7 +94,6 @@ check "which then made way for the pin: it proved too large for the pin to fit a
 check "the pin is back" wait_state tinyllama resident
 check "the next reasoning run falls back to coding: deepseek-r1:8b fits beside the pin in no order" \
 	answered_by reasoning qwen2.5-coder:7b
-emu4_evictions() { curl -s "$URL_emu4/emu/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scheduler"]["evictions"])'; }
-check "Ollama never had to evict a model on its own" test "$(emu4_evictions)" = 0
+check "Ollama never had to evict a model on its own" test "$(emu_sched emu4 evictions)" = 0
 check "the fourth supervisor stops cleanly" stopped
 finish
