@@ -505,10 +505,12 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	struct bmodel *m = &b->models[model];
 	int64_t size_mb;
 
-	/* Just loaded, what /api/ps lists by its name is the broker's. */
-	for (int i = 0; ps != NULL && i < ps->count; i++)
-		if (model_name_same(m->name, ps->models[i].name) &&
-		    ps->models[i].context_length > 0)
+	/* Just loaded, what /api/ps lists by its name is the broker's,
+	 * unless another client loaded it again meanwhile with more than
+	 * the broker asks. Each load asks the same: the first tells. */
+	for (int i = 0; ps != NULL && i < ps->count && m->own_ctx == 0; i++)
+		if (ps->models[i].context_length > 0 &&
+		    ps_entry_is(b, ps, i, model))
 			m->own_ctx = ps->models[i].context_length;
 	size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
 	if (size_mb == 0)
@@ -895,6 +897,7 @@ static void
 foreign_seen(struct broker *b, const struct ollama_ps *ps)
 {
 	int64_t now = msg_clock_ms(), mb = 0;
+	int64_t instance_mb[POLICY_MODELS_MAX] = {0};
 	int count = 0;
 
 	for (int i = 0; i < ps->count; i++) {
@@ -916,8 +919,12 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 				    name, UNLOAD_TRIES);
 			continue;
 		}
-		mb += size > 0 && size <= PS_SIZE_MAX_MB ? size : 0;
+		if (size <= 0 || size > PS_SIZE_MAX_MB)
+			size = 0;
+		mb += size;
 		count++;
+		if (model_index(b, name) >= 0)
+			instance_mb[model_index(b, name)] = size;
 	}
 	/* Those gone are forgotten: one loaded again is asked afresh. */
 	for (int j = 0; j < b->nforeign;)
@@ -926,7 +933,7 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 		else
 			b->foreign[j] = b->foreign[--b->nforeign];
 	unload_foreign(b, ps);
-	policy_foreign(b->policy, now, mb, count);
+	policy_foreign(b->policy, now, mb, count, instance_mb);
 	b->plan_started = 1;
 }
 
@@ -1204,7 +1211,7 @@ ps_failed(struct broker *b, const char *error)
 	b->ps_failing = 1;
 	/* The plan starts without knowing what else the backend holds. */
 	if (!b->plan_started) {
-		policy_foreign(b->policy, msg_clock_ms(), 0, 0);
+		policy_foreign(b->policy, msg_clock_ms(), 0, 0, NULL);
 		policy_tick(b->policy, msg_clock_ms());
 	}
 	b->plan_started = 1;

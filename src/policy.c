@@ -62,6 +62,9 @@ struct pmodel {
 	int timed_services; /* until one is timed, the estimates are guesses */
 	int64_t loads_done; /* until one is, load_ms is a guess */
 	int size_seen;      /* need_mb is what the backend said it takes */
+	/* Another client's instance of it, among those loaded outside the
+	 * plan: its load takes that one's place. */
+	int64_t instance_mb;
 	int64_t loads_started; /* counted as the totals are */
 	double arrivals; /* requests come lately, faded */
 };
@@ -209,6 +212,18 @@ occupied(const struct policy *p, uint32_t leaving, int64_t *used, int *count)
 	}
 }
 
+/* Model k loads: another client's instance of it, if any, makes way
+ * (Ollama holds one a model). */
+static void
+replacing(
+    const struct policy *p, uint32_t leaving, int k, int64_t *used, int *count)
+{
+	if (!(leaving & FOREIGN) && p->m[k].instance_mb > 0 && *count > 0) {
+		*used -= p->m[k].instance_mb;
+		(*count)--;
+	}
+}
+
 /*
  * Would model k fit beside what occupies VRAM, models in `leaving` apart,
  * and model `also`?
@@ -221,9 +236,11 @@ fits_with(const struct policy *p, int k, uint32_t leaving, int also)
 
 	occupied(p, leaving, &used, &count);
 	if (also >= 0 && (!occupies(&p->m[also]) || (leaving & (1u << also)))) {
+		replacing(p, leaving, also, &used, &count);
 		used += p->m[also].need_mb;
 		count++;
 	}
+	replacing(p, leaving, k, &used, &count);
 	return room_for(p, p->m[k].need_mb, used, count);
 }
 
@@ -256,6 +273,7 @@ fits_then(const struct policy *p, uint32_t leaving, int k, uint32_t after)
 		after |= 1u << k;
 	for (int next = k >= 0 ? k : largest_of(p, after); next >= 0;
 	     next = largest_of(p, after)) {
+		replacing(p, leaving, next, &used, &count);
 		if (!room_for(p, p->m[next].need_mb, used, count))
 			return 0;
 		after &= ~(1u << next);
@@ -1348,12 +1366,15 @@ policy_weighs(struct policy *p, int model, int64_t at_least_mb)
 }
 
 void
-policy_foreign(struct policy *p, int64_t now, int64_t mb, int count)
+policy_foreign(struct policy *p, int64_t now, int64_t mb, int count,
+    const int64_t *instance_mb)
 {
 	count_spare(p, now);
 	p->c.await_backend = 0;
 	p->foreign_mb = mb;
 	p->foreign_count = count;
+	for (int i = 0; i < p->n; i++)
+		p->m[i].instance_mb = instance_mb ? instance_mb[i] : 0;
 	if (count == 0)
 		p->foreign_leaving = 0;
 }

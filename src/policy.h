@@ -172,12 +172,16 @@ void policy_weighs(struct policy *p, int model, int64_t at_least_mb);
  * Models the backend holds that are not the tiers' (or are, with another
  * context length): what they take and how many. They count against
  * vram_mb; when a model needs their room the policy asks for their unload
- * (ACT_UNLOAD of model -1), and waits until the backend holds none. The
- * first call ends await_backend.
+ * (ACT_UNLOAD of model -1), and waits until the backend holds none.
+ * instance_mb (NULL for none) gives, for each of the plan's models, the
+ * MiB of another client's instance of it among them (loaded with another
+ * context): a load of the model takes that one's place. The first call
+ * ends await_backend.
  * These two take one answer of /api/ps in: the plan acts on all of it at
  * the next policy_tick, not on a part.
  */
-void policy_foreign(struct policy *p, int64_t now, int64_t mb, int count);
+void policy_foreign(struct policy *p, int64_t now, int64_t mb, int count,
+    const int64_t *instance_mb);
 /* Time passed: aging, min residency and idle unload may act now. */
 void policy_tick(struct policy *p, int64_t now);
 

@@ -1297,14 +1297,14 @@ Test(policy, models_loaded_outside_the_plan_go_when_a_model_needs_their_room)
 	actions(p);
 	/* 2300 MiB not the tiers': tinyllama fits beside them (725 against
 	 * 80% of 1796), qwen2.5-coder:7b does not. */
-	policy_foreign(p, 0, 2300, 1);
+	policy_foreign(p, 0, 2300, 1, NULL);
 	cr_assert_str_eq(
 	    on_arrive(p, 1000, 1, QWEN, NORMAL, 1000), "unload -1");
 	/* Until the backend no longer lists them, nothing loads. */
 	cr_assert_str_eq(on_arrive(p, 2000, 2, TINY, NORMAL, 2000), "");
 	policy_tick(p, 3000);
 	cr_assert_str_eq(actions(p), "");
-	policy_foreign(p, 4000, 0, 0);
+	policy_foreign(p, 4000, 0, 0, NULL);
 	/* Taken in, it is acted on at the next tick. */
 	cr_assert_str_eq(actions(p), "");
 	policy_tick(p, 4000);
@@ -1317,9 +1317,35 @@ Test(policy, a_model_that_fits_beside_those_loaded_outside_the_plan_leaves_them)
 	struct policy *p = box();
 
 	actions(p);
-	policy_foreign(p, 0, 2300, 1);
+	policy_foreign(p, 0, 2300, 1, NULL);
 	cr_assert_str_eq(on_arrive(p, 1000, 1, TINY, NORMAL, 1000), "load 2");
 	cr_assert_str_eq(on_loaded(p, 2500, TINY), "dispatch 1@2");
+	policy_free(p);
+}
+
+Test(policy, another_clients_instance_of_a_model_makes_way_for_its_load)
+{
+	struct policy *p = box();
+	int64_t instance_mb[3] = {[TINY] = 700};
+
+	policy_arrive(p, 0, 1, QWEN, NORMAL, 0);
+	policy_loaded(p, 5000, QWEN, LOAD_OK, 0);
+	actions(p);
+	/* Another client's tinyllama, with another context, beside qwen:
+	 * tinyllama's load takes its place, and qwen stays (725 against 80%
+	 * of 1088). */
+	policy_foreign(p, 6000, 700, 1, instance_mb);
+	cr_assert_str_eq(on_arrive(p, 6000, 2, TINY, NORMAL, 6000), "load 2");
+	cr_assert_str_eq(on_loaded(p, 7000, TINY), "dispatch 2@2");
+	policy_free(p);
+
+	/* For another model it is in the way as any other: deepseek fits
+	 * beside nothing. */
+	p = box();
+	actions(p);
+	policy_foreign(p, 0, 700, 1, instance_mb);
+	cr_assert_str_eq(
+	    on_arrive(p, 1000, 1, DEEPSEEK, NORMAL, 1000), "unload -1");
 	policy_free(p);
 }
 
@@ -1663,7 +1689,7 @@ another_client(struct sim *s, int64_t now)
 		        (double)mb > 0.8 * (double)(s->c.vram_mb - used)))
 			return;
 		s->foreign_mb = mb;
-		policy_foreign(s->p, now, mb, 1);
+		policy_foreign(s->p, now, mb, 1, NULL);
 	} else {
 		if (s->loaded[k] != 2 || s->in_flight[k] > 0 || s->pins_out)
 			return;
@@ -1785,7 +1811,7 @@ run_sequence(uint64_t seed)
 		if (s.foreign_gone_at >= 0 && s.foreign_gone_at <= now) {
 			s.foreign_mb = 0;
 			s.foreign_gone_at = -1;
-			policy_foreign(s.p, now, 0, 0);
+			policy_foreign(s.p, now, 0, 0, NULL);
 			carry_out(&s, now);
 		}
 		for (int k = 0; k < 3; k++)

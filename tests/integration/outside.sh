@@ -24,6 +24,23 @@ check "for which the broker unloaded the other client's model" \
 check "Ollama did not have to evict it" test "$(emu_sched emu evictions)" = 0
 check "a light run is answered beside it" answered_by light tinyllama
 
+# Loaded again by another client with another context: Ollama replaces the
+# broker's tinyllama (2048) with theirs (1024), beside qwen2.5-coder:7b.
+# Shorter than num_ctx, it might have been the model's own limit, but the
+# broker has seen what its own load got. Its next load of tinyllama takes
+# their place, and qwen2.5-coder:7b stays.
+check "another client loads tinyllama again, with a shorter context" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"tinyllama","keep_alive":-1,"options":{"num_ctx":1024}}')" '"done_reason":"load"'
+reloads=$(emu_sched emu reloads)
+check "the broker counts it as another client's model" \
+	wait_log "tinyllama ([0-9]* MB) is loaded outside ollamax with a context of 1024, where its tier's requests run with 2048"
+check "a light run is answered by tinyllama" answered_by light tinyllama
+check "loaded by the broker in place of theirs" \
+	test "$(emu_sched emu reloads)" = $((reloads + 1))
+check "beside qwen2.5-coder:7b, which stayed" \
+	sh -c "! grep -q 'unloading qwen2.5-coder:7b' '$TMP/sup.log'"
+check "with no eviction by Ollama" test "$(emu_sched emu evictions)" = 0
+
 # Unloaded by another client: loaded again, by the broker, when needed.
 check "another client unloads tinyllama" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"tinyllama","keep_alive":0}')" '"done_reason":"unload"'
@@ -41,6 +58,7 @@ check "still no eviction by Ollama" test "$(emu_sched emu evictions)" = 0
 check "another client loads deepseek-r1:8b as the tier runs it" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1,"options":{"num_ctx":2048}}')" '"done_reason":"load"'
 evicted=$(emu_sched emu evictions)
+reloads=$(emu_sched emu reloads)
 check "for which Ollama evicted the broker's two models" test "$evicted" = 2
 check "the broker takes it as resident" \
 	wait_log "deepseek-r1:8b is loaded outside ollamax: taken as resident"
@@ -51,40 +69,25 @@ check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-
 check "for which the broker unloaded deepseek-r1:8b itself" \
 	grep -q "unloading deepseek-r1:8b: switching to qwen2.5-coder:7b (" "$TMP/sup.log"
 check "Ollama evicted nothing more" test "$(emu_sched emu evictions)" = "$evicted"
-check "nor loaded a model again for another context" test "$(emu_sched emu reloads)" = 0
+check "nor loaded a model again for another context" test "$(emu_sched emu reloads)" = "$reloads"
 
 # Loaded by another client with another context (Ollama's default, 4096,
 # where the tier asks 2048): Ollama would load it again for the tier's
 # first request, evicting what it must. The broker counts it as another
-# model, unloads it for the run and loads the tier's own.
+# model, and loads the tier's own in its place for the run.
 check "another client loads deepseek-r1:8b with another context" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1,"options":{"num_ctx":4096}}')" '"done_reason":"load"'
 evicted=$(emu_sched emu evictions)
+reloads=$(emu_sched emu reloads)
 check "the broker counts it as another client's model" \
 	wait_log "deepseek-r1:8b ([0-9]* MB) is loaded outside ollamax with a context of 4096, where its tier's requests run with 2048: Ollama would load it again for them"
 check "and does not take it as resident" wait_state deepseek-r1:8b unloaded
 check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
-check "for which the broker unloaded the other client's" \
-	grep -q "unloading deepseek-r1:8b (loaded outside ollamax): switching to deepseek-r1:8b (" "$TMP/sup.log"
-check "and loaded its own" grep -q "loading deepseek-r1:8b$" "$TMP/sup.log"
-check "Ollama loaded nothing again for another context" test "$(emu_sched emu reloads)" = 0
-check "nor evicted anything for the broker" test "$(emu_sched emu evictions)" = "$evicted"
+check "for which the broker loaded its own" grep -q "loading deepseek-r1:8b$" "$TMP/sup.log"
+check "in place of the other client's, which Ollama unloaded for it" \
+	test "$(emu_sched emu reloads)" = $((reloads + 1))
+check "and Ollama evicted nothing for the broker" test "$(emu_sched emu evictions)" = "$evicted"
 
-# A shorter context than num_ctx may be the model's own limit, but not once
-# the broker has seen what its own load of the model got: 2048, where
-# another client asks 1024 of tinyllama.
-check "another client loads tinyllama with a shorter context" \
-	has "$(http POST "$URL_emu/api/generate" '{"model":"tinyllama","keep_alive":-1,"options":{"num_ctx":1024}}')" '"done_reason":"load"'
-evicted=$(emu_sched emu evictions)
-check "the broker counts it as another client's model" \
-	wait_log "tinyllama ([0-9]* MB) is loaded outside ollamax with a context of 1024, where its tier's requests run with 2048"
-check "a light run is answered by tinyllama" answered_by light tinyllama
-check "loaded by the broker" test "$(grep -c "loading tinyllama$" "$TMP/sup.log")" -ge 3
-check "and Ollama evicted nothing for it" test "$(emu_sched emu evictions)" = "$evicted"
-
-# A supervisor started again finds what the last one left: deepseek-r1:8b,
-# which no preload fits beside. It plans with it from its first look at
-# /api/ps, before anything loads.
 check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
 check "the supervisor stops cleanly" stopped
 check "the broker never took its own tinyllama, loaded over the other, for it" \
