@@ -78,6 +78,14 @@ struct bmodel {
 	/* The context /api/ps gave it after the broker's own load (Ollama
 	 * caps num_ctx at what the model was trained for): 0 until seen. */
 	int64_t own_ctx;
+	/* What /api/show says decides the context a load of it gets. */
+	int shown, asking_show;
+	struct show_ask {
+		struct broker *b;
+		int model;
+	} ask;
+	int64_t trained_ctx;
+	int vision;
 	int pauses;              /* in a row, since the last load */
 	/* Why it counts as missing, when the backend refused to load it;
 	 * empty when the backend lacks it. */
@@ -121,6 +129,7 @@ struct broker {
 	ev_timer unload_poll;
 	ev_timer tags_poll;
 	int asking_tags;
+	int tags_answered;         /* /api/tags answered once, or failed */
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
 	int64_t ps_asked; /* when the /api/ps under way was asked (ms) */
@@ -424,6 +433,26 @@ away_or_busy(int http_status)
 #define VISION_MIN_CTX 2048
 
 /*
+ * The context a load of the broker's gets, as Ollama decides it from
+ * num_ctx: at most what the model was trained for, and at least 2048 for
+ * one that reads images. 0 until /api/show has said, or without num_ctx
+ * (Ollama's default depends on its settings).
+ */
+static int64_t
+expected_ctx(const struct bmodel *m)
+{
+	int64_t ctx = m->num_ctx;
+
+	if (!m->shown || ctx <= 0)
+		return 0;
+	if (m->trained_ctx > 0 && ctx > m->trained_ctx)
+		ctx = m->trained_ctx;
+	if (m->vision && ctx < VISION_MIN_CTX)
+		ctx = VISION_MIN_CTX;
+	return ctx;
+}
+
+/*
  * Is entry i of an /api/ps answer model k as its tier's requests run it?
  * Ollama loads a model again for a request that asks another num_ctx
  * (capped at the model's trained context): one that another client loaded
@@ -441,6 +470,8 @@ ps_entry_is(const struct broker *b, const struct ollama_ps *ps, int i, int k)
 		return 1; /* not told: cannot tell */
 	if (m->own_ctx > 0)
 		return ctx == m->own_ctx;
+	if (expected_ctx(m) > 0)
+		return ctx == expected_ctx(m);
 	/* Ollama gives no more than is asked, but for the 2048 it gives a
 	 * model that reads images at least; less may be the cap. */
 	return m->num_ctx <= 0 || ctx <= m->num_ctx || ctx <= VISION_MIN_CTX;
@@ -1273,6 +1304,19 @@ residents_seen(struct broker *b, const struct ollama_ps *ps)
 	}
 }
 
+/* /api/tags has answered (or failed), and /api/show of every model it
+ * lists: what decides their contexts is known, or will not be soon. */
+static int
+contexts_known(const struct broker *b)
+{
+	if (!b->tags_answered)
+		return 0;
+	for (int k = 0; k < b->nmodels; k++)
+		if (b->models[k].asking_show)
+			return 0;
+	return 1;
+}
+
 /*
  * What the backend says it holds: sizes for the plan, names for status,
  * and the end of an unload (Ollama answers an unload before the runner
@@ -1291,6 +1335,10 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	if (b->ps_failing)
 		log_info("/api/ps answers again");
 	b->ps_failing = 0;
+	/* The plan starts once the tiers' models can be told from another
+	 * client's instances of them: the next answer will do. */
+	if (!b->plan_started && !contexts_known(b))
+		return;
 	/* All the answer says is in before the plan acts on any of it. */
 	residents_seen(b, ps);
 	foreign_seen(b, ps);
@@ -1412,25 +1460,67 @@ files_seen(struct broker *b, int k, int64_t files_mb)
 	policy_weighs(b->policy, k, files_mb + mc->kv_mb);
 }
 
+/* The first look at /api/ps waits for what tells the tiers' models from
+ * another client's instances of them (see contexts_known). */
+static void
+start_plan_when_known(struct broker *b)
+{
+	if (!b->plan_started && contexts_known(b))
+		ask_ps(b);
+}
+
+static void
+show_seen(void *arg, const struct ollama_show *show, const char *error)
+{
+	struct show_ask *ask = arg;
+	struct bmodel *m = &ask->b->models[ask->model];
+
+	m->asking_show = 0;
+	if (show == NULL)
+		/* Asked again with /api/tags; meanwhile, as if unasked. */
+		log_debug("/api/show of %s: %s", m->name, error);
+	else {
+		m->shown = 1;
+		m->trained_ctx = show->context_length;
+		m->vision = show->vision;
+	}
+	start_plan_when_known(ask->b);
+}
+
+/* Asks /api/show what decides the context of model k, once it answers. */
+static void
+ask_show(struct broker *b, int k)
+{
+	struct bmodel *m = &b->models[k];
+
+	if (m->shown || m->asking_show)
+		return;
+	m->ask = (struct show_ask){b, k};
+	if (ollama_show(b->backend, m->name, show_seen, &m->ask) == 0)
+		m->asking_show = 1;
+}
+
 static void
 tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 {
 	struct broker *b = arg;
 
 	b->asking_tags = 0;
+	b->tags_answered = 1;
 	if (tags == NULL) {
 		log_debug("the backend's models are unknown: %s", error);
+		start_plan_when_known(b);
 		return;
 	}
 	/* A model past a list cut short may well be there: only what was
 	 * read counts as present, and nothing as absent. */
 	for (int k = 0; k < b->nmodels; k++) {
 		enum model_state was = policy_model_state(b->policy, k);
-
 		int i = ps_find(b, tags, k);
 
 		if (i >= 0) {
 			files_seen(b, k, tags->models[i].size_mb);
+			ask_show(b, k);
 			policy_available(b->policy, msg_clock_ms(), k, 1);
 			if (was == MODEL_MISSING)
 				log_info("%s is in /api/tags again: planned "
@@ -1445,6 +1535,7 @@ tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 				    b->models[k].name);
 		}
 	}
+	start_plan_when_known(b);
 	apply(b);
 }
 

@@ -52,6 +52,7 @@ struct ollama {
 	char url[512];
 	char ps_url[512];
 	char tags_url[512];
+	char show_url[512];
 	struct ollama_timeouts t;
 	LIST_HEAD(, call) calls; /* in flight */
 };
@@ -63,7 +64,9 @@ struct call {
 	struct curl_slist *headers;
 	char *body;
 	ollama_done_fn fn;
-	ollama_ps_fn ps_fn; /* a /api/ps call: the body is one JSON object */
+	/* /api/ps, /api/tags, /api/show: the body is one JSON object */
+	ollama_ps_fn ps_fn;
+	ollama_show_fn show_fn;
 	void *arg;
 	struct ollama_result res;
 	const char *url; /* the endpoint, for messages */
@@ -76,11 +79,17 @@ struct call {
 	ev_timer watchdog; /* first byte, then the longest silence */
 };
 
+static int
+one_object(const struct call *c)
+{
+	return c->ps_fn != NULL || c->show_fn != NULL;
+}
+
 /* A list answers at once; a generate's first byte waits for its load. */
 static int64_t
 first_byte_ms(const struct call *c)
 {
-	return c->ps_fn != NULL ? c->o->t.connect_ms : c->o->t.first_byte_ms;
+	return one_object(c) ? c->o->t.connect_ms : c->o->t.first_byte_ms;
 }
 
 struct sock {
@@ -293,12 +302,12 @@ on_data(char *p, size_t size, size_t n, void *arg)
 		c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
 		ev_timer_again(c->o->loop, &c->watchdog);
 	}
-	if (c->ps_fn != NULL) {
+	if (one_object(c)) {
 		/* One object, read whole; a list of loaded models is small. */
 		if (c->line_len + len + 1 > LIST_MAX) {
 			snprintf(c->res.error, sizeof(c->res.error),
-			    "the backend's list passed %u bytes, more than "
-			    "any list of models takes",
+			    "the backend's answer passed %u bytes, more than "
+			    "any list of models or model's details take",
 			    LIST_MAX);
 			return 0;
 		}
@@ -443,6 +452,40 @@ ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
 	return 0;
 }
 
+int
+ollama_parse_show(struct ollama_show *show, const char *body, size_t len)
+{
+	json_error_t e;
+	json_t *o = decode(body ? body : "", len, 0, &e), *info, *caps, *cap;
+	const char *arch;
+	size_t i;
+
+	memset(show, 0, sizeof(*show));
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return -1;
+	}
+	/* Ollama keys the trained context by the model's architecture. */
+	info = json_object_get(o, "model_info");
+	arch = json_string_value(json_object_get(info, "general.architecture"));
+	if (arch != NULL && strlen(arch) < 64) {
+		char key[96];
+
+		snprintf(key, sizeof(key), "%s.context_length", arch);
+		show->context_length = whole(json_object_get(info, key));
+		if (show->context_length < 0)
+			show->context_length = 0;
+	}
+	caps = json_object_get(o, "capabilities");
+	json_array_foreach(caps, i, cap) {
+		if (json_is_string(cap) &&
+		    strcmp(json_string_value(cap), "vision") == 0)
+			show->vision = 1;
+	}
+	json_decref(o);
+	return 0;
+}
+
 static void
 call_finish(struct call *c, CURLcode cc)
 {
@@ -451,11 +494,15 @@ call_finish(struct call *c, CURLcode cc)
 
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
 	res->http_status = (int)status;
-	if (c->ps_fn != NULL) {
+	if (one_object(c)) {
 		struct ollama_ps ps;
+		struct ollama_show show;
 		char why[640];
 		int ok = cc == CURLE_OK && status == 200 &&
-		    ollama_parse_ps(&ps, c->line, c->line_len) == 0;
+		    (c->ps_fn != NULL
+		            ? ollama_parse_ps(&ps, c->line, c->line_len)
+		            : ollama_parse_show(&show, c->line, c->line_len)) ==
+		        0;
 
 		if (cc != CURLE_OK)
 			snprintf(why, sizeof(why), "%.300s: %s", c->url,
@@ -465,10 +512,14 @@ call_finish(struct call *c, CURLcode cc)
 			snprintf(why, sizeof(why), "%.300s: HTTP %ld", c->url,
 			    status);
 		else
-			snprintf(why, sizeof(why),
-			    "%.300s: not a list of models", c->url);
+			snprintf(why, sizeof(why), "%.300s: not %s", c->url,
+			    c->ps_fn != NULL ? "a list of models"
+			                     : "a model's details");
 		call_release(c);
-		c->ps_fn(c->arg, ok ? &ps : NULL, ok ? NULL : why);
+		if (c->ps_fn != NULL)
+			c->ps_fn(c->arg, ok ? &ps : NULL, ok ? NULL : why);
+		else
+			c->show_fn(c->arg, ok ? &show : NULL, ok ? NULL : why);
 		free(c);
 		return;
 	}
@@ -662,6 +713,8 @@ ollama_new(
 	snprintf(o->ps_url, sizeof(o->ps_url), "%.*s/api/ps", (int)n, base_url);
 	snprintf(o->tags_url, sizeof(o->tags_url), "%.*s/api/tags", (int)n,
 	    base_url);
+	snprintf(o->show_url, sizeof(o->show_url), "%.*s/api/show", (int)n,
+	    base_url);
 	o->multi = curl_multi_init();
 	curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
@@ -790,6 +843,32 @@ int
 ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg)
 {
 	return list_call(o, o->tags_url, fn, arg);
+}
+
+int
+ollama_show(struct ollama *o, const char *model, ollama_show_fn fn, void *arg)
+{
+	struct call *c = calloc(1, sizeof(*c));
+	json_t *req = json_pack("{s:s}", "model", model);
+
+	if (c == NULL)
+		fatal("out of memory");
+	c->o = o;
+	c->show_fn = fn;
+	c->arg = arg;
+	c->body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	c->easy = c->body != NULL ? curl_easy_init() : NULL;
+	if (c->easy == NULL) {
+		free(c->body);
+		free(c);
+		return -1;
+	}
+	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	call_start(c, o->show_url);
+	return 0;
 }
 
 void

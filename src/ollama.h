@@ -114,6 +114,21 @@ int ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg);
 int ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg);
 /* Reads a /api/ps body into ps; -1 if it is not one. Exposed for tests. */
 int ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len);
+
+/* What /api/show says of a model that decides its context. */
+struct ollama_show {
+	int64_t context_length; /* what it was trained for; 0: not told */
+	int vision;             /* it reads images */
+};
+
+typedef void (*ollama_show_fn)(
+    void *arg, const struct ollama_show *show, const char *error);
+
+/* Asks /api/show about a model, as ollama_ps asks /api/ps. */
+int ollama_show(
+    struct ollama *o, const char *model, ollama_show_fn fn, void *arg);
+/* Reads a /api/show body; -1 if it is not one. Exposed for tests. */
+int ollama_parse_show(struct ollama_show *show, const char *body, size_t len);
 void ollama_free(struct ollama *o);
 
 /*

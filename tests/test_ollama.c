@@ -224,6 +224,31 @@ Test(ollama, a_ps_size_past_64_bits_leaves_the_rest_of_the_list)
 	cr_assert_eq(ps.models[1].size_mb, 1024);
 }
 
+Test(ollama, show_gives_the_trained_context_by_architecture_and_vision)
+{
+	const char *body =
+	    "{\"modelfile\":\"FROM x\\n\",\"model_info\":{"
+	    "\"general.architecture\":\"qwen2\",\"llama.context_length\":1,"
+	    "\"qwen2.context_length\":32768},"
+	    "\"capabilities\":[\"completion\",\"vision\"]}";
+	struct ollama_show show;
+
+	cr_assert_eq(ollama_parse_show(&show, body, strlen(body)), 0);
+	cr_assert_eq(show.context_length, 32768, "by its own architecture");
+	cr_assert_eq(show.vision, 1);
+	body = "{\"model_info\":{\"llama.context_length\":2048},"
+	       "\"capabilities\":\"vision\"}";
+	cr_assert_eq(ollama_parse_show(&show, body, strlen(body)), 0);
+	cr_assert_eq(show.context_length, 0, "no architecture: not told");
+	cr_assert_eq(show.vision, 0, "capabilities that are no list");
+	body = "{\"model_info\":{\"general.architecture\":\"llama\","
+	       "\"llama.context_length\":-5}}";
+	cr_assert_eq(ollama_parse_show(&show, body, strlen(body)), 0);
+	cr_assert_eq(show.context_length, 0);
+	cr_assert_eq(ollama_parse_show(&show, "[1]", 3), -1);
+	cr_assert_eq(ollama_parse_show(&show, "{\"a\":", 5), -1);
+}
+
 Test(ollama, ps_lists_the_loaded_models_with_their_sizes)
 {
 	const char *body =

@@ -102,6 +102,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         model = req["model"]
+        if self.path == "/api/show":
+            # Trained for the 2048 that /api/ps gives every model.
+            return self.reply(200, json.dumps({
+                "model_info": {"general.architecture": "llama",
+                               "llama.context_length": 2048},
+                "capabilities": ["completion"]}))
         kind = ("unload" if req.get("keep_alive") == 0 else
                 "load" if req.get("prompt", "") == "" else "gen")
         logged("POST %s %s %s" % (self.path, kind, model))

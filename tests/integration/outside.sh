@@ -101,4 +101,24 @@ check "and serves from it" answered_by reasoning deepseek-r1:8b
 check "no preload was loaded over it" sh -c "! grep -q 'loading' '$TMP/sup.log'"
 check "Ollama evicted nothing for it" test "$(emu_sched emu evictions)" = "$evicted"
 check "the second supervisor stops cleanly" stopped
+
+# Left by another client with a shorter context than num_ctx, 2048 where
+# the tier asks 4096: /api/show says qwen2.5-coder:7b was trained for
+# 32768, so that is not what a load of the broker's would get. A supervisor
+# started on it tells it apart before it plans anything.
+check "another client loads qwen2.5-coder:7b with a context of 2048" \
+	has "$(http POST "$URL_emu/api/generate" '{"model":"qwen2.5-coder:7b","keep_alive":-1,"options":{"num_ctx":2048}}')" '"done_reason":"load"'
+evicted=$(emu_sched emu evictions)
+reloads=$(emu_sched emu reloads)
+mv "$TMP/sup.log" "$TMP/sup2.log"
+start_fleet
+check "a third supervisor is up" wait_log "ready:"
+check "it counts the model as another client's" \
+	wait_log "qwen2.5-coder:7b ([0-9]* MB) is loaded outside ollamax with a context of 2048, where its tier's requests run with 4096"
+check "never as its own" sh -c "! grep -q 'qwen2.5-coder:7b is loaded outside ollamax: taken as resident' '$TMP/sup.log'"
+check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
+check "loaded by the broker in place of the other's" \
+	test "$(emu_sched emu reloads)" = $((reloads + 1))
+check "and Ollama evicted nothing for it" test "$(emu_sched emu evictions)" = "$evicted"
+check "the third supervisor stops cleanly" stopped
 finish

@@ -662,9 +662,13 @@ check "and the supervisor still runs" kill -0 "$sup_pid"
 # command still pending must not outlive the ctl socket it answers.
 kill -STOP "$(worker_of second)"
 "$CTL" -c "$TMP/ollamax.conf" run -w second >/dev/null 2>&1 &
-PIDS+=("$!")
+waiting_run=$!
+PIDS+=("$waiting_run")
 check "ollamaxctl stop stops it" stop_it
 check "and the supervisor is gone" sh -c "! kill -0 $sup_pid 2>/dev/null"
+# Its client would dial the next supervisor's socket, at the same path.
+kill "$waiting_run" 2>/dev/null || true
+wait "$waiting_run" 2>/dev/null || true
 not_a_supervisor() {
 	local rc=0
 	mkdir -p "$TMP/fake"
