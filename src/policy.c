@@ -26,8 +26,14 @@
  * 50 replayed seeds). The bounds give the order under pressure.
  */
 #define PRIORITY_POWER 0.25
-/* A phase of batching lasts this many times what switching costs. */
-#define BATCH_RUNS 16
+/*
+ * A phase of batching lasts this many times what switching costs: a
+ * switch then takes at most a twentieth of the slots, the 5% that serving
+ * 95% of the time while requests wait leaves. At 16, more and shorter
+ * phases (the 50 replayed seeds: median utilization 0.948 with 622
+ * loads, against 0.950 with 617).
+ */
+#define BATCH_RUNS 20
 /* Below this share of slot time idle with nothing waiting (3 s of both
  * slots in a max_wait_normal of 300 s), the slots are saturated. */
 #define SATURATED_SPARE 0.01

@@ -209,22 +209,22 @@ Test(policy, a_switch_stops_feeding_the_old_model_drains_unloads_then_loads)
 	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
 	policy_arrive(p, 6500, 2, DEEPSEEK, NORMAL, 6500);
 	actions(p);
-	/* Five coding requests, when deepseek has run sixteen times what the
-	 * switch costs (its load, 6.5 s, and qwen's, 6.1 s): 202.2 s. */
+	/* Five coding requests, when deepseek has run twenty times what the
+	 * switch costs (its load, 6.5 s, and qwen's, 6.1 s): 252.8 s. */
 	for (int i = 3; i <= 7; i++)
 		cr_assert_str_eq(
-		    on_arrive(p, 210000, (uint64_t)i, QWEN, NORMAL, 210000),
+		    on_arrive(p, 260000, (uint64_t)i, QWEN, NORMAL, 260000),
 		    "");
-	policy_view(p, 210000, &v);
+	policy_view(p, 260000, &v);
 	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
 	cr_assert_eq(v.next_switch, QWEN);
 	/* A deepseek request arriving now waits: its model is leaving. */
-	policy_arrive(p, 211000, 8, DEEPSEEK, NORMAL, 211000);
-	cr_assert_str_eq(on_done(p, 215000, 1, 208500), "");
-	cr_assert_str_eq(on_done(p, 220000, 2, 213500), "unload 0");
-	cr_assert_str_eq(on_unloaded(p, 220500, DEEPSEEK), "load 1");
+	policy_arrive(p, 261000, 8, DEEPSEEK, NORMAL, 261000);
+	cr_assert_str_eq(on_done(p, 265000, 1, 258500), "");
+	cr_assert_str_eq(on_done(p, 270000, 2, 263500), "unload 0");
+	cr_assert_str_eq(on_unloaded(p, 270500, DEEPSEEK), "load 1");
 	cr_assert_str_eq(
-	    on_loaded(p, 226000, QWEN), "dispatch 3@1, dispatch 4@1");
+	    on_loaded(p, 276000, QWEN), "dispatch 3@1, dispatch 4@1");
 	policy_free(p);
 }
 
@@ -373,12 +373,12 @@ Test(policy, a_larger_backlog_elsewhere_switches_once_a_batch_has_paid_for_it)
 		    "");
 	/* The switch costs deepseek's load (6.2 s, guessed at the pace qwen
 	 * loaded: 3008 MB in 5 s) and qwen's (5 s, timed): qwen stays
-	 * sixteen times that, 178.7 s from 5 s. */
-	policy_tick(p, 183000);
-	policy_view(p, 183000, &v);
+	 * twenty times that, 223.4 s from 5 s. */
+	policy_tick(p, 228000);
+	policy_view(p, 228000, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_RESIDENT);
-	policy_tick(p, 184000);
-	policy_view(p, 184000, &v);
+	policy_tick(p, 229000);
+	policy_view(p, 229000, &v);
 	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
 	cr_assert_eq(v.next_switch, DEEPSEEK);
 	policy_free(p);
