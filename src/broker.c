@@ -78,8 +78,9 @@ struct bmodel {
 	/* The context /api/ps gave it after the broker's own load (Ollama
 	 * caps num_ctx at what the model was trained for): 0 until seen. */
 	int64_t own_ctx;
+	int ctx_said; /* its load got another context than expected: said */
 	/* What /api/show says decides the context a load of it gets. */
-	int shown, asking_show;
+	int shown, show_failed, asking_show;
 	struct show_ask {
 		struct broker *b;
 		int model;
@@ -133,8 +134,8 @@ struct broker {
 	struct ollama_ps resident; /* the backend's latest /api/ps */
 	int asking_ps;
 	int64_t ps_asked; /* when the /api/ps under way was asked (ms) */
-	/* The policy plans from the first answer of /api/ps, or its failure
-	 * (see await_backend). */
+	/* The policy plans from the first answer of /api/ps once
+	 * contexts_known, or from its failure (see await_backend). */
 	int plan_started;
 	/*
 	 * Models loaded outside the plan that a switch wants gone: when
@@ -434,21 +435,21 @@ away_or_busy(int http_status)
 
 /*
  * The context a load of the broker's gets, as Ollama decides it from
- * num_ctx: at most what the model was trained for, and at least 2048 for
- * one that reads images. 0 until /api/show has said, or without num_ctx
- * (Ollama's default depends on its settings).
+ * num_ctx: at least 2048 for a model that reads images, then at most what
+ * the model was trained for. 0 until /api/show has told that, or without
+ * num_ctx (Ollama's default depends on its settings).
  */
 static int64_t
 expected_ctx(const struct bmodel *m)
 {
 	int64_t ctx = m->num_ctx;
 
-	if (!m->shown || ctx <= 0)
+	if (!m->shown || m->trained_ctx <= 0 || ctx <= 0)
 		return 0;
-	if (m->trained_ctx > 0 && ctx > m->trained_ctx)
-		ctx = m->trained_ctx;
 	if (m->vision && ctx < VISION_MIN_CTX)
 		ctx = VISION_MIN_CTX;
+	if (ctx > m->trained_ctx)
+		ctx = m->trained_ctx;
 	return ctx;
 }
 
@@ -496,6 +497,17 @@ ps_entry_foreign(const struct broker *b, const struct ollama_ps *ps, int i)
 	return 1;
 }
 
+/* The entry of the list that names the model, whatever its context, or
+ * -1: Ollama holds one a model. */
+static int
+ps_named(const struct ollama_ps *ps, const char *name)
+{
+	for (int i = 0; i < ps->count; i++)
+		if (model_name_same(name, ps->models[i].name))
+			return i;
+	return -1;
+}
+
 /* A size /api/ps gives that no GPU holds is the backend's mistake. */
 #define PS_SIZE_MAX_MB CONFIG_MB_MAX
 
@@ -535,14 +547,27 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	int model = io->model;
 	struct bmodel *m = &b->models[model];
 	int64_t size_mb;
+	int i = ps != NULL ? ps_named(ps, m->name) : -1;
 
-	/* Just loaded, what /api/ps lists by its name is the broker's,
-	 * unless another client loaded it again meanwhile with more than
-	 * the broker asks. Each load asks the same: the first tells. */
-	for (int i = 0; ps != NULL && i < ps->count && m->own_ctx == 0; i++)
-		if (ps->models[i].context_length > 0 &&
-		    ps_entry_is(b, ps, i, model))
-			m->own_ctx = ps->models[i].context_length;
+	/*
+	 * Just loaded, what /api/ps lists by its name is the broker's: better
+	 * evidence than its copy of Ollama's rule, which it would otherwise
+	 * take its own load for another's by. Another client's load in
+	 * between could pass for it: the next load of the broker's tells
+	 * again.
+	 */
+	if (i >= 0 && ps->models[i].context_length > 0) {
+		int64_t got = ps->models[i].context_length;
+
+		if (expected_ctx(m) > 0 && got != expected_ctx(m) &&
+		    !m->ctx_said)
+			log_warnx("%s got a context of %lld where %lld was "
+			          "expected: taken as its own",
+			    m->name, (long long)got,
+			    (long long)expected_ctx(m));
+		m->ctx_said |= expected_ctx(m) > 0 && got != expected_ctx(m);
+		m->own_ctx = got;
+	}
 	size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
 	if (size_mb == 0)
 		log_warnx(
@@ -907,8 +932,9 @@ say_foreign(const struct broker *b, const struct ollama_ps_model *e)
 		    e->name, (long long)e->size_mb);
 		return;
 	}
-	asked = b->models[k].own_ctx > 0 ? b->models[k].own_ctx
-	                                 : b->models[k].num_ctx;
+	asked = b->models[k].own_ctx > 0      ? b->models[k].own_ctx
+	    : expected_ctx(&b->models[k]) > 0 ? expected_ctx(&b->models[k])
+	                                      : b->models[k].num_ctx;
 	log_warnx("%s (%lld MB) is loaded outside ollamax with a context of "
 	          "%lld, where its tier's requests run with %lld: Ollama "
 	          "would load it again for them, so it counts against "
@@ -1294,7 +1320,10 @@ residents_seen(struct broker *b, const struct ollama_ps *ps)
 				    m->name);
 		} else if (settled && !ps->truncated) {
 			policy_seen(b->policy, now, k, 0, 0);
-			if (policy_model_state(b->policy, k) != was)
+			/* Still listed, it was loaded again with another
+			 * context: foreign_seen tells that. */
+			if (policy_model_state(b->policy, k) != was &&
+			    ps_named(ps, m->name) < 0)
 				log_warnx(
 				    "%s is no longer loaded (unloaded "
 				    "outside ollamax, or Ollama restarted): "
@@ -1434,7 +1463,6 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	ask_ps(b);
 }
 
-/* What the backend has: a model it lacks is missing, and falls back. */
 /*
  * What /api/tags says a model's files weigh: loaded, its weights take at
  * least that, whatever size_mb says. Until its size is seen in /api/ps,
@@ -1476,10 +1504,17 @@ show_seen(void *arg, const struct ollama_show *show, const char *error)
 	struct bmodel *m = &ask->b->models[ask->model];
 
 	m->asking_show = 0;
-	if (show == NULL)
+	if (show == NULL) {
 		/* Asked again with /api/tags; meanwhile, as if unasked. */
-		log_debug("/api/show of %s: %s", m->name, error);
-	else {
+		if (!m->show_failed)
+			log_warnx("%s: %s: its context is told by num_ctx "
+			          "alone until /api/show answers",
+			    m->name, error);
+		m->show_failed = 1;
+	} else {
+		if (m->show_failed)
+			log_info("%s: /api/show answers again", m->name);
+		m->show_failed = 0;
 		m->shown = 1;
 		m->trained_ctx = show->context_length;
 		m->vision = show->vision;
@@ -1500,6 +1535,7 @@ ask_show(struct broker *b, int k)
 		m->asking_show = 1;
 }
 
+/* What the backend has: a model it lacks is missing, and falls back. */
 static void
 tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 {
@@ -1606,8 +1642,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	if (b->server == NULL)
 		fatalx("cannot serve %s", url);
 	hub_ready(hub);
-	/* What the backend holds comes first: the plan acts on its answer. */
-	ask_ps(b);
+	/* /api/tags and /api/show first; then /api/ps, whose answer the plan
+	 * starts from (start_plan_when_known). */
 	ev_timer_init(&b->tags_poll, tags_poll_cb, 0, TAGS_POLL_S);
 	b->tags_poll.data = b;
 	ev_timer_start(loop, &b->tags_poll);

@@ -85,7 +85,8 @@ one_object(const struct call *c)
 	return c->ps_fn != NULL || c->show_fn != NULL;
 }
 
-/* A list answers at once; a generate's first byte waits for its load. */
+/* A list or a model's details answer at once; a generate's first byte
+ * waits for its load. */
 static int64_t
 first_byte_ms(const struct call *c)
 {
@@ -303,7 +304,8 @@ on_data(char *p, size_t size, size_t n, void *arg)
 		ev_timer_again(c->o->loop, &c->watchdog);
 	}
 	if (one_object(c)) {
-		/* One object, read whole; a list of loaded models is small. */
+		/* One object, read whole; a list of models, or one model's
+		 * details, is small. */
 		if (c->line_len + len + 1 > LIST_MAX) {
 			snprintf(c->res.error, sizeof(c->res.error),
 			    "the backend's answer passed %u bytes, more than "
@@ -745,6 +747,26 @@ ollama_cancel(struct ollama *o, void *arg)
 	return 0;
 }
 
+/* Posts req (taken) to url as the call's body; -1, the call freed, if it
+ * cannot start. */
+static int
+post_json(struct call *c, json_t *req, const char *url)
+{
+	c->body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	c->easy = c->body != NULL ? curl_easy_init() : NULL;
+	if (c->easy == NULL) {
+		free(c->body);
+		free(c);
+		return -1;
+	}
+	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	call_start(c, url);
+	return 0;
+}
+
 int
 ollama_generate(struct ollama *o, const struct ollama_call *call,
     ollama_done_fn fn, void *arg)
@@ -773,19 +795,7 @@ ollama_generate(struct ollama *o, const struct ollama_call *call,
 	if (call->keep_alive_s != OLLAMA_KEEP_DEFAULT)
 		json_object_set_new(
 		    req, "keep_alive", json_integer(call->keep_alive_s));
-	c->body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	c->easy = c->body != NULL ? curl_easy_init() : NULL;
-	if (c->easy == NULL) {
-		free(c->body);
-		free(c);
-		return -1;
-	}
-	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
-	call_start(c, o->url);
-	return 0;
+	return post_json(c, req, o->url);
 }
 
 /* Hands a call with its easy handle to the multi, watchdog running. */
@@ -804,8 +814,8 @@ call_start(struct call *c, const char *url)
 	curl_easy_setopt(
 	    c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)o->t.connect_ms);
 	/* A cold load sends nothing for seconds: a generate's first byte
-	 * may take first_byte_ms (/api/ps answers at once); after it,
-	 * stall_ms of silence ends the call. */
+	 * may take first_byte_ms (/api/ps, /api/tags and /api/show answer
+	 * at once); after it, stall_ms of silence ends the call. */
 	ev_timer_init(
 	    &c->watchdog, watchdog_cb, (double)first_byte_ms(c) / 1000.0, 0);
 	c->watchdog.data = c;
@@ -849,26 +859,13 @@ int
 ollama_show(struct ollama *o, const char *model, ollama_show_fn fn, void *arg)
 {
 	struct call *c = calloc(1, sizeof(*c));
-	json_t *req = json_pack("{s:s}", "model", model);
 
 	if (c == NULL)
 		fatal("out of memory");
 	c->o = o;
 	c->show_fn = fn;
 	c->arg = arg;
-	c->body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	c->easy = c->body != NULL ? curl_easy_init() : NULL;
-	if (c->easy == NULL) {
-		free(c->body);
-		free(c);
-		return -1;
-	}
-	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
-	call_start(c, o->show_url);
-	return 0;
+	return post_json(c, json_pack("{s:s}", "model", model), o->show_url);
 }
 
 void

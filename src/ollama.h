@@ -89,7 +89,7 @@ int ollama_cancel(struct ollama *o, void *arg);
 /* A model /api/ps says is loaded, or /api/tags says is there. */
 struct ollama_ps_model {
 	char name[OLLAMA_NAME_MAX];
-	int64_t size_mb;        /* weights and KV cache, all of it */
+	int64_t size_mb; /* /api/ps: weights and KV cache; /api/tags: files */
 	int64_t size_vram_mb;   /* of which in VRAM */
 	int64_t context_length; /* num_ctx of one request; 0: not told */
 };

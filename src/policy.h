@@ -27,7 +27,7 @@
  *   latest answer it owes is later than theirs by half
  *   a polling cycle (switch cost / (2 (1 - load)): batches grow as the
  *   load nears capacity; none under overload); when its backlog
- *   outweighs theirs and they have run sixteen switch costs; when one of
+ *   outweighs theirs and they have run twenty switch costs; when one of
  *   its requests would otherwise miss its max_wait (not under overload,
  *   where switching for bounds that cannot all hold would waste the
  *   slots on loads). The load offered is the slot time asked for lately,

@@ -231,4 +231,43 @@ check "after two tries again, half a second then a second apart" sh -c \
 check "a JSON 404 cut short by a reset is a missing model, not a backend away" \
 	run_fails coding '{"gen":"404reset"}' 'not found, try pulling it first'
 check "said in the log" grep -q "qwen2.5-coder:7b is gone from the backend: what waits for it falls back" "$TMP/sup.log"
+check "the supervisor stops cleanly" stopped
+
+# /api/ps gives every model a context of 2048; qwen2.5-coder:7b asks 4096,
+# and is still loaded, as the last supervisor left it. An /api/show that
+# does not say what the model was trained for leaves the broker's rule to
+# what it asks: 2048, less, may be the model's limit, and the model is
+# taken as its own. One that says more than it asks makes the broker
+# expect 4096: the model is another client's until the broker's own load
+# takes its place; what that load got then stands, said once, and the
+# broker's own is never taken for another's.
+sed -i 's/^\[model.qwen2.5-coder:7b\]$/&\nnum_ctx = 4096/' "$TMP/ollamax.conf"
+grep -q '^num_ctx = 4096$' "$TMP/ollamax.conf" || { echo "no num_ctx set"; exit 1; }
+# started_on SHOW: a supervisor started with /api/show in mode SHOW, and
+# two coding runs answered.
+started_on() {
+	echo "{\"show\":\"$1\"}" >"$MODE"
+	mv "$TMP/sup.log" "$TMP/sup-before-$1.log"
+	start_fleet
+	wait_log "ready:" && answered coding "{\"show\":\"$1\"}" &&
+		answered coding "{\"show\":\"$1\"}"
+}
+# none_after LINE WORDS: no line after the first holding LINE holds WORDS.
+none_after() {
+	grep -q "$1" "$TMP/sup.log" &&
+		! sed -n "/$1/,\$p" "$TMP/sup.log" | tail -n +2 | grep -q "$2"
+}
+check "without a trained context, a supervisor serves coding runs" started_on bare
+check "from qwen2.5-coder:7b, taken as its own" \
+	grep -q "qwen2.5-coder:7b is loaded outside ollamax: taken as resident" "$TMP/sup.log"
+check "and never as another's" sh -c "! grep -q 'with a context of\|no longer loaded\|got a context' '$TMP/sup.log'"
+check "that supervisor stops cleanly" stopped
+check "trained for more than it asks, a supervisor serves coding runs" started_on long
+check "qwen2.5-coder:7b at 2048 is another client's at first" \
+	grep -q "qwen2.5-coder:7b (3000 MB) is loaded outside ollamax with a context of 2048, where its tier's requests run with 4096" "$TMP/sup.log"
+check "until the broker's own load got that, said once" \
+	eq "$(grep -c "qwen2.5-coder:7b got a context of 2048 where 4096 was expected: taken as its own" "$TMP/sup.log")" 1
+check "after which its own is never another's" \
+	none_after "got a context of" "loaded outside ollamax\|no longer loaded\|loading qwen"
+check "the last supervisor stops cleanly" stopped
 finish

@@ -103,10 +103,13 @@ class Handler(BaseHTTPRequestHandler):
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         model = req["model"]
         if self.path == "/api/show":
-            # Trained for the 2048 that /api/ps gives every model.
-            return self.reply(200, json.dumps({
+            # Trained for the 2048 that /api/ps gives every model; "bare":
+            # without what it was trained for; "long": trained for more.
+            how = mode().get("show")
+            trained = 32768 if how == "long" else 2048
+            return self.reply(200, "{}" if how == "bare" else json.dumps({
                 "model_info": {"general.architecture": "llama",
-                               "llama.context_length": 2048},
+                               "llama.context_length": trained},
                 "capabilities": ["completion"]}))
         kind = ("unload" if req.get("keep_alive") == 0 else
                 "load" if req.get("prompt", "") == "" else "gen")
