@@ -747,6 +747,19 @@ ollama_cancel(struct ollama *o, void *arg)
 	return 0;
 }
 
+/* A call of o's, for arg's caller; what it does is set after. */
+static struct call *
+new_call(struct ollama *o, void *arg)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		fatal("out of memory");
+	c->o = o;
+	c->arg = arg;
+	return c;
+}
+
 /* Posts req (taken) to url as the call's body; -1, the call freed, if it
  * cannot start. */
 static int
@@ -771,14 +784,10 @@ int
 ollama_generate(struct ollama *o, const struct ollama_call *call,
     ollama_done_fn fn, void *arg)
 {
-	struct call *c = calloc(1, sizeof(*c));
+	struct call *c = new_call(o, arg);
 	json_t *req, *opts = json_object();
 
-	if (c == NULL)
-		fatal("out of memory");
-	c->o = o;
 	c->fn = fn;
-	c->arg = arg;
 	if (call->num_ctx > 0)
 		json_object_set_new(
 		    opts, "num_ctx", json_integer(call->num_ctx));
@@ -827,13 +836,9 @@ call_start(struct call *c, const char *url)
 static int
 list_call(struct ollama *o, const char *url, ollama_ps_fn fn, void *arg)
 {
-	struct call *c = calloc(1, sizeof(*c));
+	struct call *c = new_call(o, arg);
 
-	if (c == NULL)
-		fatal("out of memory");
-	c->o = o;
 	c->ps_fn = fn;
-	c->arg = arg;
 	c->easy = curl_easy_init();
 	if (c->easy == NULL) {
 		free(c);
@@ -858,13 +863,9 @@ ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg)
 int
 ollama_show(struct ollama *o, const char *model, ollama_show_fn fn, void *arg)
 {
-	struct call *c = calloc(1, sizeof(*c));
+	struct call *c = new_call(o, arg);
 
-	if (c == NULL)
-		fatal("out of memory");
-	c->o = o;
 	c->show_fn = fn;
-	c->arg = arg;
 	return post_json(c, json_pack("{s:s}", "model", model), o->show_url);
 }
 
