@@ -1349,6 +1349,28 @@ Test(policy, another_clients_instance_of_a_model_makes_way_for_its_load)
 	policy_free(p);
 }
 
+Test(policy, a_pin_loads_in_place_of_another_clients_instance_of_it)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008, .pin = 1},
+	    {.name = "tinyllama", .need_mb = 725},
+	};
+	int64_t instance_mb[2] = {3000, 0};
+	struct policy *p;
+
+	c.await_backend = 1;
+	p = policy_new(&c, m, 2, 0);
+	cr_assert_str_eq(actions(p), "");
+	/* Beside another 3000 MiB the pin would not fit (3008 against 80%
+	 * of 1096), but those are the pinned model's own, loaded by another
+	 * client with another context: its load takes their place. */
+	policy_foreign(p, 0, 3000, 1, instance_mb);
+	policy_tick(p, 0);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_free(p);
+}
+
 /* ------------------------------------------------------------------ */
 /* Property: random sequences against a simulated backend              */
 /* ------------------------------------------------------------------ */
