@@ -453,6 +453,14 @@ expected_ctx(const struct bmodel *m)
 	return ctx;
 }
 
+/* The context the broker's load of the model gets: what the last one got,
+ * else by Ollama's rule; 0 if neither is known. */
+static int64_t
+known_ctx(const struct bmodel *m)
+{
+	return m->own_ctx > 0 ? m->own_ctx : expected_ctx(m);
+}
+
 /*
  * Is entry i of an /api/ps answer model k as its tier's requests run it?
  * Ollama loads a model again for a request that asks another num_ctx
@@ -469,10 +477,8 @@ ps_entry_is(const struct broker *b, const struct ollama_ps *ps, int i, int k)
 		return 0;
 	if (ctx <= 0)
 		return 1; /* not told: cannot tell */
-	if (m->own_ctx > 0)
-		return ctx == m->own_ctx;
-	if (expected_ctx(m) > 0)
-		return ctx == expected_ctx(m);
+	if (known_ctx(m) > 0)
+		return ctx == known_ctx(m);
 	/* Ollama gives no more than is asked, but for the 2048 it gives a
 	 * model that reads images at least; less may be the cap. */
 	return m->num_ctx <= 0 || ctx <= m->num_ctx || ctx <= VISION_MIN_CTX;
@@ -558,14 +564,15 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	 */
 	if (i >= 0 && ps->models[i].context_length > 0) {
 		int64_t got = ps->models[i].context_length;
+		int64_t want = expected_ctx(m);
 
-		if (expected_ctx(m) > 0 && got != expected_ctx(m) &&
-		    !m->ctx_said)
-			log_warnx("%s got a context of %lld where %lld was "
-			          "expected: taken as its own",
-			    m->name, (long long)got,
-			    (long long)expected_ctx(m));
-		m->ctx_said |= expected_ctx(m) > 0 && got != expected_ctx(m);
+		if (want > 0 && got != want) {
+			if (!m->ctx_said)
+				log_warnx("%s got a context of %lld where "
+				          "%lld was expected: taken as its own",
+				    m->name, (long long)got, (long long)want);
+			m->ctx_said = 1;
+		}
 		m->own_ctx = got;
 	}
 	size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
@@ -932,9 +939,8 @@ say_foreign(const struct broker *b, const struct ollama_ps_model *e)
 		    e->name, (long long)e->size_mb);
 		return;
 	}
-	asked = b->models[k].own_ctx > 0      ? b->models[k].own_ctx
-	    : expected_ctx(&b->models[k]) > 0 ? expected_ctx(&b->models[k])
-	                                      : b->models[k].num_ctx;
+	asked = known_ctx(&b->models[k]) > 0 ? known_ctx(&b->models[k])
+	                                     : b->models[k].num_ctx;
 	log_warnx("%s (%lld MB) is loaded outside ollamax with a context of "
 	          "%lld, where its tier's requests run with %lld: Ollama "
 	          "would load it again for them, so it counts against "
@@ -945,17 +951,17 @@ say_foreign(const struct broker *b, const struct ollama_ps_model *e)
 
 /*
  * Models the backend holds that no tier uses (or a tier's model with
- * another context), loaded by another client or before the broker started: they
- * count against vram_mb, and go when a model of the plan needs their room. One
- * that stays after UNLOAD_TRIES unloads no longer counts: Ollama evicts it when
- * it must.
+ * another context), loaded by another client or before the broker started:
+ * they count against vram_mb, and go when a model of the plan needs their
+ * room. One that stays after UNLOAD_TRIES unloads no longer counts: Ollama
+ * evicts it when it must.
  */
 static void
 foreign_seen(struct broker *b, const struct ollama_ps *ps)
 {
 	int64_t now = msg_clock_ms(), mb = 0;
 	int64_t instance_mb[POLICY_MODELS_MAX] = {0};
-	int count = 0;
+	int count = 0, k;
 
 	for (int i = 0; i < ps->count; i++) {
 		const char *name = ps->models[i].name;
@@ -980,8 +986,8 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 			size = 0;
 		mb += size;
 		count++;
-		if (model_index(b, name) >= 0)
-			instance_mb[model_index(b, name)] = size;
+		if ((k = model_index(b, name)) >= 0)
+			instance_mb[k] = size;
 	}
 	/* Those gone are forgotten: one loaded again is asked afresh. */
 	for (int j = 0; j < b->nforeign;)

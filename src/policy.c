@@ -318,6 +318,17 @@ waiting_work(const struct policy *p, int k)
 	return p->m[k].service_ms * p->m[k].waiting;
 }
 
+/* What the backend says a loaded model takes (0: not said) stands over
+ * any hint. */
+static void
+size_told(struct pmodel *m, int64_t size_mb)
+{
+	if (size_mb > 0) {
+		m->need_mb = size_mb;
+		m->size_seen = 1;
+	}
+}
+
 /* Before any load is timed: at the reference box's pace. */
 static double
 load_guess_ms(const struct policy *p, const struct pmodel *m)
@@ -1288,10 +1299,7 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	m->load_ms = m->loads_done++ == 0
 	    ? (double)(now - m->io_started)
 	    : (1 - EWMA) * m->load_ms + EWMA * (double)(now - m->io_started);
-	if (size_mb > 0) {
-		m->need_mb = size_mb;
-		m->size_seen = 1;
-	}
+	size_told(m, size_mb);
 	guess_from_measures(p);
 	plan(p, now);
 }
@@ -1339,10 +1347,8 @@ policy_seen(
 	if (model < 0 || model >= p->n)
 		return;
 	m = &p->m[model];
-	if (loaded && size_mb > 0) {
-		m->need_mb = size_mb;
-		m->size_seen = 1;
-	}
+	if (loaded)
+		size_told(m, size_mb);
 	if (loaded && m->state == MODEL_UNLOADED) {
 		count_spare(p, now);
 		m->state = MODEL_RESIDENT;
