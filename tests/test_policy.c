@@ -1371,6 +1371,57 @@ Test(policy, a_pin_loads_in_place_of_another_clients_instance_of_it)
 	policy_free(p);
 }
 
+Test(policy,
+    a_larger_model_loads_first_in_place_of_another_clients_instance_of_it)
+{
+	struct policy_config c = box_config();
+	int64_t instance_mb[3] = {[QWEN] = 3000};
+	struct policy *p;
+
+	c.await_backend = 1;
+	p = policy_new(&c, box_models, 3, 0);
+	policy_arrive(p, 0, 1, TINY, HIGH, 0);
+	policy_arrive(p, 0, 2, QWEN, NORMAL, 0);
+	actions(p);
+	/* tinyllama is the more pressed and fits beside another client's
+	 * qwen (725 against 80% of 1096), but qwen could not come after it
+	 * (3008 against 80% of 3371): qwen loads first, in place of theirs,
+	 * and tinyllama fits after it. */
+	policy_foreign(p, 1000, 3000, 1, instance_mb);
+	policy_tick(p, 1000);
+	cr_assert_str_eq(actions(p), "load 1");
+	cr_assert_str_eq(on_loaded(p, 6000, QWEN), "dispatch 2@1");
+	/* Their instance gone from the backend's list, tinyllama's turn. */
+	policy_foreign(p, 6000, 0, 0, NULL);
+	policy_tick(p, 6000);
+	cr_assert_str_eq(actions(p), "load 2");
+	policy_free(p);
+}
+
+Test(policy,
+    a_preload_comes_first_when_the_pins_fit_after_it_in_place_of_an_instance)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008, .preload = 1},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	int64_t instance_mb[2] = {0, 1200};
+	struct policy *p;
+
+	c.vram_mb = 5000;
+	c.await_backend = 1;
+	p = policy_new(&c, m, 2, 0);
+	actions(p);
+	/* Another client's tinyllama takes 1200 MiB. Beside it and qwen the
+	 * pin would not fit (725 against 80% of 792), but its load takes
+	 * their place (80% of 1992): the preload, the larger, comes first. */
+	policy_foreign(p, 0, 1200, 1, instance_mb);
+	policy_tick(p, 0);
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_free(p);
+}
+
 /* ------------------------------------------------------------------ */
 /* Property: random sequences against a simulated backend              */
 /* ------------------------------------------------------------------ */

@@ -121,4 +121,37 @@ check "loaded by the broker in place of the other's" \
 	test "$(emu_sched emu reloads)" = $((reloads + 1))
 check "and Ollama evicted nothing for it" test "$(emu_sched emu evictions)" = "$evicted"
 check "the third supervisor stops cleanly" stopped
+
+# A model that reads images: Ollama gives it a context of 2048 at least,
+# so the 2048 another client's load got is what the tier's num_ctx of 1024
+# gets too. Left with 4096, it is another's.
+start_emu vis --speed inf --parallel 2 --vram-mb 8192
+check "another client loads llava:latest as the tier would" \
+	has "$(http POST "$URL_vis/api/generate" '{"model":"llava:latest","keep_alive":-1,"options":{"num_ctx":1024}}')" '"done_reason":"load"'
+mkdir -p "$TMP/agents-vision"
+printf '[agent]\nname = light\ntier = light\ntrigger = demand\nprompt = {{input}}\n' \
+	>"$TMP/agents-vision/light.conf"
+printf '%s\n' "[supervisor]" "runtime_dir = $TMP/run-vision" "state_dir = $TMP/state-vision" \
+	"agents_dir = $TMP/agents-vision" "[broker]" "vram_mb = 8192" \
+	"[backend]" "url = $URL_vis" "[tier.light]" "model = llava:latest" \
+	"[model.llava:latest]" "num_ctx = 1024" >"$TMP/ollamax.conf"
+loads=$(emu_sched vis loads)
+mv "$TMP/sup.log" "$TMP/sup3.log"
+start_fleet
+check "a supervisor of a vision tier is up" wait_log "ready:"
+check "it takes the model as resident" \
+	wait_log "llava:latest is loaded outside ollamax: taken as resident"
+check "never as another client's" sh -c "! grep -q 'llava:latest ([0-9]* MB) is loaded outside ollamax with a context' '$TMP/sup.log'"
+check "a light run is answered by it" answered_by light llava:latest
+check "with no load" test "$(emu_sched vis loads)" = "$loads"
+check "another client loads llava:latest with a context of 4096" \
+	has "$(http POST "$URL_vis/api/generate" '{"model":"llava:latest","keep_alive":-1,"options":{"num_ctx":4096}}')" '"done_reason":"load"'
+reloads=$(emu_sched vis reloads)
+check "the broker counts it as another client's" \
+	wait_log "llava:latest ([0-9]* MB) is loaded outside ollamax with a context of 4096, where its tier's requests run with 2048"
+check "a light run is answered by llava:latest" answered_by light llava:latest
+check "loaded by the broker in place of theirs" \
+	test "$(emu_sched vis reloads)" = $((reloads + 1))
+check "its load got what was expected" sh -c "! grep -q 'llava:latest got a context of' '$TMP/sup.log'"
+check "the vision tier's supervisor stops cleanly" stopped
 finish
