@@ -5,12 +5,16 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <jansson.h>
 #include <nng/nng.h>
@@ -98,6 +102,42 @@ deadline_end(struct deadline *d, pthread_t thread)
 }
 
 #define CTL_DIAL_MIN_MS 1000
+/* How often a refused dial is tried again while a supervisor lives. */
+#define CTL_REDIAL_MS 10
+
+/*
+ * Whether a process holds the supervisor's lock in the directory of
+ * ctl_path: a supervisor lives there, starting, running or about to exit.
+ * Read from /proc/locks rather than by trying the lock, which would make a
+ * supervisor starting in that moment find it taken and refuse to run.
+ */
+static int
+supervisor_lives(const char *ctl_path)
+{
+	char path[PATH_MAX], line[256];
+	const char *slash = strrchr(ctl_path, '/');
+	unsigned int major_no, minor_no;
+	unsigned long ino;
+	struct stat st;
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%.*s/supervisor.lock",
+	    slash != NULL ? (int)(slash - ctl_path) : 1,
+	    slash != NULL ? ctl_path : ".");
+	if (stat(path, &st) != 0 || (f = fopen("/proc/locks", "r")) == NULL)
+		return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:10952797 0 EOF"; a waiter's
+	 * line has "->" before FLOCK. */
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = sscanf(line, "%*d: FLOCK %*s %*s %*d %x:%x:%lu",
+		            &major_no, &minor_no, &ino) == 3 &&
+		    major_no == major(st.st_dev) &&
+		    minor_no == minor(st.st_dev) &&
+		    ino == (unsigned long)st.st_ino;
+	fclose(f);
+	return found;
+}
 
 int
 ctl_call(const char *ctl_path, const char *verb, const char *arg,
@@ -136,10 +176,17 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 		nng_close(sock);
 		return CTL_UNREACHABLE;
 	}
-	/* A blocking dial fails at once when nobody listens: unreachable.
-	 * One the deadline cut found nobody to shake hands within the time:
-	 * unreachable too, but a waited run has only run out of its time. */
-	rv = nng_dial(sock, url, NULL, 0);
+	/*
+	 * A blocking dial fails at once when nobody listens: unreachable,
+	 * unless a supervisor lives that will listen again (a listener being
+	 * put back, see ipc.c, or not yet up). One the deadline cut found
+	 * nobody to shake hands within the time: unreachable too, but a
+	 * waited run has only run out of its time.
+	 */
+	while (((rv = nng_dial(sock, url, NULL, 0)) == NNG_ECONNREFUSED ||
+	           rv == NNG_ENOENT) &&
+	    supervisor_lives(ctl_path))
+		nng_msleep(CTL_REDIAL_MS);
 	expired = deadline_end(&deadline, watch);
 	if (rv != 0 || expired) {
 		nng_close(sock);

@@ -269,7 +269,7 @@ if [ "$between_sent" = 1 ]; then
 fi
 # The command cut in between can leave the new listener a peer that hung
 # up halfway too, and have it put back once more: a command in that moment
-# finds no listener, and is refused at once.
+# may shake hands with the stopped listener, and go unanswered.
 answers_again() {
 	for _ in $(seq 1 50); do
 		"$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 && return 0
@@ -715,6 +715,48 @@ fake_peer_refused() {
 check "stop against a peer whose status has no supervisor's pid exits 3, sending no stop" \
 	fake_peer_refused '{"supervisor":{"version":"0.1.0"}}'
 check "nor does a pid of 0 pass for one" fake_peer_refused '{"supervisor":{"pid":0}}'
+# A supervisor that holds its lock but does not listen (starting, or its
+# listener being put back) is waited for; without one, nobody answers at
+# once.
+waits_for_listener() {
+	local holder client fake rc=0
+	mkdir -p "$TMP/peer2"
+	python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "w")
+fcntl.flock(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(20)' "$TMP/peer2/supervisor.lock" >"$TMP/peer2/holder" &
+	holder=$!
+	for _ in $(seq 1 100); do
+		grep -q locked "$TMP/peer2/holder" && break
+		sleep 0.02
+	done
+	"$CTL" -s "$TMP/peer2/ctl.sock" status >/dev/null 2>&1 &
+	client=$!
+	sleep 0.5
+	if ! kill -0 "$client" 2>/dev/null; then
+		wait "$client" || rc=$?
+		kill "$holder"
+		echo "      ollamaxctl gave up at once (exit $rc)"
+		return 1
+	fi
+	"$BUILD/tests/fake_ctl" "$TMP/peer2/ctl.sock" '{"supervisor":{"pid":1}}' >"$TMP/peer2/verbs" 2>&1 &
+	fake=$!
+	wait "$client" || rc=$?
+	kill "$fake" "$holder"
+	wait "$fake" "$holder" || true
+	[ "$rc" -eq 0 ] && grep -qx status "$TMP/peer2/verbs" ||
+		{ echo "      exit $rc, verbs: $(tr '\n' ' ' <"$TMP/peer2/verbs")"; return 1; }
+}
+check "a command waits for a supervisor that holds its lock until it listens" waits_for_listener
+refused_at_once() {
+	local began rc=0
+	began=$(date +%s%N)
+	"$CTL" -s "$TMP/peer2/ctl.sock" status >/dev/null 2>&1 || rc=$?
+	[ "$rc" -eq 3 ] && [ $(($(date +%s%N) - began)) -lt 2000000000 ] ||
+		{ echo "      exit $rc in $((($(date +%s%N) - began) / 1000000)) ms"; return 1; }
+}
+check "without one, nobody answers, at once" refused_at_once
 check "and the daemon still runs" sh -c "[ $daemon_pid -gt 1 ] && kill -0 $daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
