@@ -154,6 +154,7 @@ struct ipc_server {
 	ev_timer watch;
 	int knock_fd; /* -1: no knock under way */
 	int knock_ticks;
+	int knocks_unheard; /* in a row, against a full backlog */
 	int64_t refused_before_knock;
 };
 
@@ -339,13 +340,15 @@ listener_replace(struct ipc_server *s)
  * before the server's header is written, it would itself stop the
  * listener.
  */
+#define KNOCKS_UNHEARD_MAX 3
+
 static void
 knock_start(struct ipc_server *s)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const unsigned char refused_hello[8] = {0, 'S', 'P', 0, 0, 0, 1, 0};
 	struct listener_counts counts;
-	int fd;
+	int fd, connected;
 
 	listener_counts(s, &counts);
 	s->refused_before_knock = counts.refused;
@@ -355,8 +358,19 @@ knock_start(struct ipc_server *s)
 		log_warn("ipc: socket");
 		return;
 	}
-	/* A full backlog (EAGAIN) is a listener that does not accept. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	/* A full backlog (EAGAIN) may be a burst of connections that the
+	 * listener is taking: knock again at the next tick. One that stays
+	 * full KNOCKS_UNHEARD_MAX ticks in a row is a listener that takes
+	 * nothing. */
+	connected = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (!connected && errno == EAGAIN &&
+	    ++s->knocks_unheard < KNOCKS_UNHEARD_MAX) {
+		close(fd);
+		s->failed_handshakes--;
+		return;
+	}
+	s->knocks_unheard = 0;
+	if (!connected ||
 	    write(fd, refused_hello, sizeof(refused_hello)) !=
 	        (ssize_t)sizeof(refused_hello)) {
 		close(fd);
