@@ -1461,9 +1461,16 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	r.bad_frames = (int64_t)(b->bad_frames + ipc_refused());
 	for (int i = 0;
 	     !b->ps_failing && i < b->resident.count && i < MSG_RESIDENT_MAX;
-	     i++)
+	     i++) {
+		const char *name =
+		    configured_name(b, b->resident.models[i].name);
+
 		snprintf(r.resident[r.nresident++], sizeof(r.resident[0]), "%s",
-		    configured_name(b, b->resident.models[i].name));
+		    name);
+		if (ps_entry_foreign(b, &b->resident, i))
+			snprintf(r.outside[r.noutside++], sizeof(r.outside[0]),
+			    "%s", name);
+	}
 	hub_report(b->hub, &r);
 	/* What is loaded, for the next report: the backend knows best. */
 	ask_ps(b);

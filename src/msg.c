@@ -816,7 +816,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 18);
+	msg_begin(w, MSG_REPORT, 19);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -830,6 +830,9 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 	put_array(w, "resident", (size_t)m->nresident);
 	for (int i = 0; i < m->nresident; i++)
 		put_str_item(w, m->resident[i]);
+	put_array(w, "outside", (size_t)m->noutside);
+	for (int i = 0; i < m->noutside; i++)
+		put_str_item(w, m->outside[i]);
 	msg_put_int(w, "loads", m->loads);
 	msg_put_int(w, "unloads", m->unloads);
 	msg_put_str(w, "next_switch", m->next_switch);
@@ -885,10 +888,31 @@ model_report_decode(struct msg_reader *r, struct msg_model_report *m)
 	return MSG_OK;
 }
 
+/* A list of model names, as a report's resident and outside are. */
+static enum msg_error
+model_names_decode(struct msg_reader *r, const char *key,
+    const msgpack_object_array *list, char (*names)[CONFIG_MODEL_MAX], int *n)
+{
+	for (uint32_t i = 0; list != NULL && i < list->size; i++) {
+		const msgpack_object *o = &list->ptr[i];
+
+		if (o->type != MSGPACK_OBJECT_STR ||
+		    o->via.str.size >= CONFIG_MODEL_MAX ||
+		    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL ||
+		    utf8_invalid_at(o->via.str.ptr, o->via.str.size) >= 0)
+			return fail(r, MSG_E_FIELD_TYPE, key,
+			    "not a list of model names");
+		memcpy(names[i], o->via.str.ptr, o->via.str.size);
+		names[i][o->via.str.size] = '\0';
+		(*n)++;
+	}
+	return MSG_OK;
+}
+
 enum msg_error
 msg_report_decode(struct msg_reader *r, struct msg_report *m)
 {
-	const msgpack_object_array *resident, *models;
+	const msgpack_object_array *resident, *outside, *models;
 	int64_t role = 0, index = 0;
 	enum msg_error e;
 
@@ -907,6 +931,7 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = msg_get_int(
 	         r, "bad_frames", &m->bad_frames, 0, INT64_MAX, 0)) ||
 	    (e = get_array(r, "resident", &resident, MSG_RESIDENT_MAX, 0)) ||
+	    (e = get_array(r, "outside", &outside, MSG_RESIDENT_MAX, 0)) ||
 	    (e = msg_get_int(r, "loads", &m->loads, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(r, "unloads", &m->unloads, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_str(r, "next_switch", m->next_switch,
@@ -932,19 +957,11 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 			return item_failed(r, "models", i, &item);
 		m->nmodels++;
 	}
-	for (uint32_t i = 0; resident != NULL && i < resident->size; i++) {
-		const msgpack_object *o = &resident->ptr[i];
-
-		if (o->type != MSGPACK_OBJECT_STR ||
-		    o->via.str.size >= sizeof(m->resident[0]) ||
-		    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL ||
-		    utf8_invalid_at(o->via.str.ptr, o->via.str.size) >= 0)
-			return fail(r, MSG_E_FIELD_TYPE, "resident",
-			    "not a list of model names");
-		memcpy(m->resident[i], o->via.str.ptr, o->via.str.size);
-		m->resident[i][o->via.str.size] = '\0';
-		m->nresident++;
-	}
+	if ((e = model_names_decode(
+	         r, "resident", resident, m->resident, &m->nresident)) ||
+	    (e = model_names_decode(
+	         r, "outside", outside, m->outside, &m->noutside)))
+		return e;
 	m->role = (int)role;
 	m->index = (int)index;
 	return MSG_OK;

@@ -203,9 +203,11 @@ struct msg_report {
 	int64_t served;
 	int64_t failed;
 	int64_t bad_frames;
-	/* broker: the models loaded in the backend */
-	int nresident;
+	/* broker: the models loaded in the backend, and those of them loaded
+	 * outside ollamax (by another client, or with another context) */
+	int nresident, noutside;
 	char resident[MSG_RESIDENT_MAX][CONFIG_MODEL_MAX];
+	char outside[MSG_RESIDENT_MAX][CONFIG_MODEL_MAX];
 	/* broker: its plan, model by model */
 	int64_t loads, unloads;
 	char next_switch[CONFIG_MODEL_MAX]; /* "" when none is under way */

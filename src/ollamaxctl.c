@@ -98,8 +98,16 @@ print_status(const char *body)
 	    json_string_value(json_object_get(b, "backend")));
 	if (json_array_size(json_object_get(b, "resident")) == 0)
 		printf(" none");
-	json_array_foreach(json_object_get(b, "resident"), i, p)
-		printf(" %s", json_string_value(p));
+	json_array_foreach(json_object_get(b, "resident"), i, p) {
+		json_t *o;
+		size_t k;
+		int theirs = 0;
+
+		json_array_foreach(json_object_get(b, "outside"), k, o)
+			theirs |= json_equal(o, p);
+		printf(" %s%s", json_string_value(p),
+		    theirs ? " (outside ollamax)" : "");
+	}
 	printf("\n");
 	json_decref(j);
 }

@@ -1492,7 +1492,7 @@ static json_t *
 status_json(struct supervisor *s)
 {
 	json_t *procs = json_array(), *tiers = json_object(),
-	       *resident = json_array();
+	       *resident = json_array(), *outside = json_array();
 	int64_t running = 0, failing = 0, inbox = 0,
 	        bad = (int64_t)s->bad_frames;
 	const struct msg_report *broker = &s->children[0].report;
@@ -1528,8 +1528,10 @@ status_json(struct supervisor *s)
 	for (int i = 0; i < broker->nresident; i++)
 		json_array_append_new(
 		    resident, json_string(broker->resident[i]));
+	for (int i = 0; i < broker->noutside; i++)
+		json_array_append_new(outside, json_string(broker->outside[i]));
 	return json_pack("{s:{s:i,s:I,s:s,s:o,s:I},s:o,s:{s:I,s:I,s:I,s:I},"
-	                 "s:{s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,"
+	                 "s:{s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,"
 	                 "s:o,s:o}}",
 	    "supervisor", "pid", (int)getpid(), "uptime_s",
 	    (json_int_t)((msg_clock_ms() - s->start_ms) / 1000), "version",
@@ -1539,9 +1541,10 @@ status_json(struct supervisor *s)
 	    "failed", (json_int_t)failing, "inbox", (json_int_t)inbox, "broker",
 	    "slots", (json_int_t)s->conf.parallel, "busy",
 	    (json_int_t)broker->busy, "queued", (json_int_t)broker->queued,
-	    "resident", resident, "loads", (json_int_t)broker->loads, "served",
-	    (json_int_t)broker->served, "failed", (json_int_t)broker->failed,
-	    "next_switch", broker->next_switch[0] ? broker->next_switch : NULL,
+	    "resident", resident, "outside", outside, "loads",
+	    (json_int_t)broker->loads, "served", (json_int_t)broker->served,
+	    "failed", (json_int_t)broker->failed, "next_switch",
+	    broker->next_switch[0] ? broker->next_switch : NULL,
 	    "next_switch_why",
 	    broker->next_switch_why[0] ? broker->next_switch_why : NULL,
 	    "offered_load", broker->offered_load, "overloaded",

@@ -906,7 +906,8 @@ sample_broker_report(void)
 	    .busy = 1,
 	    .queued = 4,
 	    .served = 40,
-	    .nresident = 1,
+	    .nresident = 2,
+	    .noutside = 1,
 	    .loads = 8,
 	    .unloads = 7,
 	    .offered_load = 1.25,
@@ -919,6 +920,8 @@ sample_broker_report(void)
 	};
 
 	strcpy(m.resident[0], "qwen2.5-coder:7b");
+	strcpy(m.resident[1], "llama3.2:3b");
+	strcpy(m.outside[0], "llama3.2:3b");
 	strcpy(m.next_switch, "deepseek-r1:8b");
 	strcpy(m.next_switch_why, "turn");
 	strcpy(m.models[0].name, "deepseek-r1:8b");
@@ -943,8 +946,11 @@ Test(msg, a_broker_report_survives_a_round_trip_with_its_plan)
 	cr_assert_eq(out.busy, 1);
 	cr_assert_eq(out.queued, 4);
 	cr_assert_eq(out.served, 40);
-	cr_assert_eq(out.nresident, 1);
+	cr_assert_eq(out.nresident, 2);
 	cr_assert_str_eq(out.resident[0], "qwen2.5-coder:7b");
+	cr_assert_str_eq(out.resident[1], "llama3.2:3b");
+	cr_assert_eq(out.noutside, 1);
+	cr_assert_str_eq(out.outside[0], "llama3.2:3b");
 	cr_assert_eq(out.loads, 8);
 	cr_assert_eq(out.unloads, 7);
 	cr_assert_str_eq(out.next_switch, "deepseek-r1:8b");
@@ -1036,6 +1042,14 @@ Test(msg, a_report_with_a_bad_switch_reason_or_load_is_refused_by_name)
 	msg_put_int(&w, "overloaded", 1);
 	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_TYPE,
 	    "overloaded: not a boolean");
+	/* Models loaded outside ollamax, named by numbers. */
+	report_header(&w);
+	msgpack_pack_str(&w.pk, 7);
+	msgpack_pack_str_body(&w.pk, "outside", 7);
+	msgpack_pack_array(&w.pk, 1);
+	msgpack_pack_int(&w.pk, 7);
+	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_TYPE,
+	    "outside: not a list of model names");
 }
 
 /* A body as large as fits, with the longest error beside it, still makes a

@@ -18,6 +18,10 @@ start_fleet
 check "the supervisor is up" wait_log "ready:"
 check "it sees the model loaded outside it" \
 	wait_log "llama3.2:3b ([0-9]* MB) is loaded outside ollamax: it counts against vram_mb"
+check "status lists it as loaded outside ollamax" \
+	status_until 's["broker"]["outside"] == ["llama3.2:3b"] and "llama3.2:3b" in s["broker"]["resident"]'
+check "and says so as text" \
+	sh -c "'$CTL' -c '$TMP/ollamax.conf' status | grep -q '^resident: .*llama3.2:3b (outside ollamax)'"
 check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
 check "for which the broker unloaded the other client's model" \
 	grep -q "unloading llama3.2:3b (loaded outside ollamax): switching to qwen2.5-coder:7b (" "$TMP/sup.log"
@@ -82,11 +86,15 @@ reloads=$(emu_sched emu reloads)
 check "the broker counts it as another client's model" \
 	wait_log "deepseek-r1:8b ([0-9]* MB) is loaded outside ollamax with a context of 4096, where its tier's requests run with 2048: Ollama would load it again for them"
 check "and does not take it as resident" wait_state deepseek-r1:8b unloaded
+check "status lists their instance as loaded outside ollamax" \
+	status_until 's["broker"]["outside"] == ["deepseek-r1:8b"]'
 check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
 check "for which the broker loaded its own" grep -q "loading deepseek-r1:8b$" "$TMP/sup.log"
 check "in place of the other client's, which Ollama unloaded for it" \
 	test "$(emu_sched emu reloads)" = $((reloads + 1))
 check "and Ollama evicted nothing for the broker" test "$(emu_sched emu evictions)" = "$evicted"
+check "status no longer lists it as outside ollamax" \
+	status_until 's["broker"]["outside"] == [] and s["broker"]["resident"] == ["deepseek-r1:8b"]'
 
 check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
 check "the supervisor stops cleanly" stopped
