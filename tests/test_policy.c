@@ -539,15 +539,22 @@ Test(policy, a_burst_the_slots_clear_within_the_bound_still_ages)
 	policy_free(p);
 }
 
+/* Where a closed loop stopped: its time, and the runs in flight. */
+struct loop_end {
+	int64_t t;
+	uint64_t running[2];
+};
+
 /*
  * Agents that send their next request as soon as an answer comes: both
  * slots always busy, `waiting` requests always waiting, 9.5 s runs, one
  * ending every 5 s: the offered load reads 0.95, under 1. Then, from
  * `seconds` on, the agents stop asking and the backlog drains until
- * `left` requests wait or run. The view then.
+ * `left` requests wait or run. The view then, and where it stopped.
  */
 static struct policy *
-closed_loop_until(int waiting, int seconds, int left, struct policy_view *v)
+closed_loop_ended(int waiting, int seconds, int left, struct policy_view *v,
+    struct loop_end *end)
 {
 	struct policy *p = box();
 	struct policy_action a;
@@ -573,7 +580,18 @@ closed_loop_until(int waiting, int seconds, int left, struct policy_view *v)
 			policy_arrive(
 			    p, t + 4500, next++, QWEN, NORMAL, t + 4500);
 	}
+	end->t = t;
+	end->running[0] = running[0];
+	end->running[1] = running[1];
 	return p;
+}
+
+static struct policy *
+closed_loop_until(int waiting, int seconds, int left, struct policy_view *v)
+{
+	struct loop_end end;
+
+	return closed_loop_ended(waiting, seconds, left, v, &end);
 }
 
 static struct policy *
@@ -595,6 +613,38 @@ Test(policy, slots_kept_busy_by_agents_that_wait_for_answers_are_overloaded)
 	cr_assert_lt(v.offered_load, 1.0, "offered load %.2f", v.offered_load);
 	cr_assert_gt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
 	cr_assert_eq(v.overloaded, 1);
+	policy_free(p);
+}
+
+Test(policy, once_saturated_no_slot_waits_for_a_model_being_loaded)
+{
+	struct policy_view v;
+	struct loop_end end;
+	struct policy *p;
+	const char *got;
+
+	/* Not saturated: a free slot waits for tinyllama's load, for a
+	 * request of its that waited 100 s of its 120 s bound. */
+	p = closed_loop_ended(1, 1000, 3, &v, &end);
+	cr_assert_eq(v.overloaded, 0);
+	actions(p);
+	cr_assert_str_eq(
+	    on_arrive(p, end.t, 999, TINY, HIGH, end.t - 100000), "load 2");
+	policy_done(p, end.t + 500, end.running[0], 9500);
+	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_loaded(p, end.t + 2000, TINY), "dispatch 999@2");
+	policy_free(p);
+	/* Saturated, the slot takes the next run of qwen at once. */
+	p = closed_loop_ended(30, 1000, 32, &v, &end);
+	cr_assert_eq(v.overloaded, 1);
+	actions(p);
+	cr_assert_str_eq(
+	    on_arrive(p, end.t, 999, TINY, HIGH, end.t - 100000), "load 2");
+	policy_done(p, end.t + 500, end.running[0], 9500);
+	got = actions(p);
+	cr_assert(strncmp(got, "dispatch ", 9) == 0 && strstr(got, "@1") &&
+	        !strchr(got, ','),
+	    "%s", got);
 	policy_free(p);
 }
 
