@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -102,24 +103,45 @@ deadline_end(struct deadline *d, pthread_t thread)
 }
 
 #define CTL_DIAL_MIN_MS 1000
-/* How often a refused dial is tried again while a supervisor lives. */
+/* How often, and how long at most, a refused dial is tried again while a
+ * supervisor holds its lock: its own gaps without a listener (from the
+ * lock to the listen at start, a listener put back, a path something else
+ * held, tried again each second) are shorter. */
 #define CTL_REDIAL_MS 10
+#define CTL_REDIAL_GRACE_MS 2500
 
-/*
- * Whether a process holds the supervisor's lock in the directory of
- * ctl_path: a supervisor lives there, starting, running or about to exit.
- * Read from /proc/locks rather than by trying the lock, which would make a
- * supervisor starting in that moment find it taken and refuse to run.
- */
+/* Whether process pid has the file of st open. */
 static int
-supervisor_lives(const char *ctl_path)
+holds_open(pid_t pid, const struct stat *st)
+{
+	char dir[64], fd_path[320];
+	struct dirent *e;
+	struct stat fd_st;
+	int found = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while (!found && (e = readdir(d)) != NULL) {
+		snprintf(fd_path, sizeof(fd_path), "%s/%s", dir, e->d_name);
+		found = stat(fd_path, &fd_st) == 0 &&
+		    fd_st.st_dev == st->st_dev && fd_st.st_ino == st->st_ino;
+	}
+	closedir(d);
+	return found;
+}
+
+pid_t
+ctl_lock_holder(const char *ctl_path)
 {
 	char path[PATH_MAX], line[256];
 	const char *slash = strrchr(ctl_path, '/');
 	unsigned int major_no, minor_no;
 	unsigned long ino;
 	struct stat st;
-	int found = 0;
+	pid_t holder = 0;
+	int pid;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%.*s/supervisor.lock",
@@ -127,16 +149,22 @@ supervisor_lives(const char *ctl_path)
 	    slash != NULL ? ctl_path : ".");
 	if (stat(path, &st) != 0 || (f = fopen("/proc/locks", "r")) == NULL)
 		return 0;
-	/* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:10952797 0 EOF"; a waiter's
-	 * line has "->" before FLOCK. */
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = sscanf(line, "%*d: FLOCK %*s %*s %*d %x:%x:%lu",
-		            &major_no, &minor_no, &ino) == 3 &&
-		    major_no == major(st.st_dev) &&
-		    minor_no == minor(st.st_dev) &&
-		    ino == (unsigned long)st.st_ino;
+	/*
+	 * "1: FLOCK  ADVISORY  WRITE 1234 fe:00:10952797 0 EOF"; a waiter's
+	 * line has "->" before FLOCK. The device is the filesystem's, which
+	 * is not always the one stat(2) gives (btrfs gives a subvolume's):
+	 * where it differs, the holder's open files tell.
+	 */
+	while (holder == 0 && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%*d: FLOCK %*s %*s %d %x:%x:%lu", &pid,
+		        &major_no, &minor_no, &ino) == 4 &&
+		    ino == (unsigned long)st.st_ino && pid > 0 &&
+		    ((major_no == major(st.st_dev) &&
+		         minor_no == minor(st.st_dev)) ||
+		        holds_open(pid, &st)))
+			holder = pid;
 	fclose(f);
-	return found;
+	return holder;
 }
 
 int
@@ -157,7 +185,7 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 	struct deadline deadline;
 	pthread_t watch;
 	nng_time dial_at;
-	int rv, sent, expired, left;
+	int rv, sent, expired, left, refused = 0;
 
 	memset(reply, 0, sizeof(*reply));
 	snprintf(req.verb, sizeof(req.verb), "%s", verb);
@@ -177,21 +205,28 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 		return CTL_UNREACHABLE;
 	}
 	/*
-	 * A blocking dial fails at once when nobody listens: unreachable,
-	 * unless a supervisor lives that will listen again (a listener being
-	 * put back, see ipc.c, or not yet up). One the deadline cut found
-	 * nobody to shake hands within the time: unreachable too, but a
-	 * waited run has only run out of its time.
+	 * A blocking dial fails at once when nobody listens (or the backlog
+	 * is full): unreachable, unless a supervisor lives that will listen
+	 * again, a listener being put back (see ipc.c) or not yet up. One the
+	 * deadline cut found nobody to shake hands within the time:
+	 * unreachable too, but a waited run has only run out of its time.
 	 */
-	while (((rv = nng_dial(sock, url, NULL, 0)) == NNG_ECONNREFUSED ||
-	           rv == NNG_ENOENT) &&
-	    supervisor_lives(ctl_path))
+	while ((rv = nng_dial(sock, url, NULL, 0)) == NNG_ECONNREFUSED ||
+	    rv == NNG_EAGAIN) {
+		refused = 1;
+		if (nng_clock() - dial_at >= CTL_REDIAL_GRACE_MS ||
+		    ctl_lock_holder(ctl_path) == 0)
+			break;
 		nng_msleep(CTL_REDIAL_MS);
+	}
+	if (rv == 0)
+		refused = 0;
 	expired = deadline_end(&deadline, watch);
 	if (rv != 0 || expired) {
 		nng_close(sock);
-		return expired && (flags & CTL_WAIT) ? CTL_UNANSWERED
-		                                     : CTL_UNREACHABLE;
+		return expired && !refused && (flags & CTL_WAIT)
+		    ? CTL_UNANSWERED
+		    : CTL_UNREACHABLE;
 	}
 	/* The send and the receive get what the dial left of the time. */
 	left = timeout_ms - (int)(nng_clock() - dial_at);

@@ -291,8 +291,15 @@ unreachable(const char *ctl_path, int given)
 {
 	struct stat st;
 	size_t len = strlen(ctl_path);
+	pid_t holder = ctl_lock_holder(ctl_path);
 
 	fprintf(stderr, "ollamaxctl: no supervisor answers on %s\n", ctl_path);
+	/* Its socket removed, or -s naming a socket nobody listens on. */
+	if (holder > 0)
+		fprintf(stderr,
+		    "ollamaxctl: process %d holds the supervisor's lock beside "
+		    "it, but does not listen there\n",
+		    (int)holder);
 	/* The runtime dir is the likely mix-up for the socket in it. */
 	if (given && stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		while (len > 0 && ctl_path[len - 1] == '/')

@@ -107,5 +107,8 @@ int ctl_call(const char *ctl_path, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply);
 /* Asks it to stop and waits until it is gone: 0, 1 (timed out) or 3. */
 int ctl_stop_and_wait(const char *ctl_path, pid_t *pid);
+/* The pid that holds the supervisor's lock in the directory of ctl_path,
+ * as /proc/locks tells (a supervisor lives there), or 0. */
+pid_t ctl_lock_holder(const char *ctl_path);
 
 #endif

@@ -66,6 +66,8 @@ reloads=$(emu_sched emu reloads)
 check "for which Ollama evicted the broker's two models" test "$evicted" = 2
 check "the broker takes it as resident" \
 	wait_log "deepseek-r1:8b is loaded outside ollamax: taken as resident"
+check "and status lists it as the broker's own" \
+	status_until 's["broker"]["resident"] == ["deepseek-r1:8b"] and s["broker"]["outside"] == []'
 check "and the models Ollama evicted as unloaded" wait_state qwen2.5-coder:7b unloaded
 check "a reasoning run is answered by it" answered_by reasoning deepseek-r1:8b
 check "which the broker never loaded" sh -c "! grep -q 'loading deepseek-r1:8b' '$TMP/sup.log'"

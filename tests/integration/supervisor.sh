@@ -716,47 +716,61 @@ check "stop against a peer whose status has no supervisor's pid exits 3, sending
 	fake_peer_refused '{"supervisor":{"version":"0.1.0"}}'
 check "nor does a pid of 0 pass for one" fake_peer_refused '{"supervisor":{"pid":0}}'
 # A supervisor that holds its lock but does not listen (starting, or its
-# listener being put back) is waited for; without one, nobody answers at
-# once.
-waits_for_listener() {
-	local holder client fake rc=0
-	mkdir -p "$TMP/peer2"
-	python3 -c 'import fcntl, sys, time
+# listener being put back) is waited for, a while; without one, nobody
+# answers at once.
+mkdir -p "$TMP/peer2"
+python3 -c 'import fcntl, sys, time
 f = open(sys.argv[1], "w")
 fcntl.flock(f, fcntl.LOCK_EX)
 print("locked", flush=True)
-time.sleep(20)' "$TMP/peer2/supervisor.lock" >"$TMP/peer2/holder" &
-	holder=$!
-	for _ in $(seq 1 100); do
-		grep -q locked "$TMP/peer2/holder" && break
-		sleep 0.02
-	done
+time.sleep(60)' "$TMP/peer2/supervisor.lock" >"$TMP/peer2/holder" &
+holder=$!
+PIDS+=("$holder")
+for _ in $(seq 1 100); do
+	grep -q locked "$TMP/peer2/holder" && break
+	sleep 0.02
+done
+waits_for_listener() {
+	local client fake rc=0
 	"$CTL" -s "$TMP/peer2/ctl.sock" status >/dev/null 2>&1 &
 	client=$!
 	sleep 0.5
 	if ! kill -0 "$client" 2>/dev/null; then
 		wait "$client" || rc=$?
-		kill "$holder"
 		echo "      ollamaxctl gave up at once (exit $rc)"
 		return 1
 	fi
 	"$BUILD/tests/fake_ctl" "$TMP/peer2/ctl.sock" '{"supervisor":{"pid":1}}' >"$TMP/peer2/verbs" 2>&1 &
 	fake=$!
 	wait "$client" || rc=$?
-	kill "$fake" "$holder"
-	wait "$fake" "$holder" || true
+	kill "$fake"
+	wait "$fake" || true
 	[ "$rc" -eq 0 ] && grep -qx status "$TMP/peer2/verbs" ||
 		{ echo "      exit $rc, verbs: $(tr '\n' ' ' <"$TMP/peer2/verbs")"; return 1; }
 }
 check "a command waits for a supervisor that holds its lock until it listens" waits_for_listener
-refused_at_once() {
-	local began rc=0
+# exits_in RC MIN_MS MAX_MS PATTERN ARGS...: ollamaxctl ARGS exits RC after
+# MIN_MS to MAX_MS, its stderr matching PATTERN.
+exits_in() {
+	local want=$1 least=$2 most=$3 pattern=$4 began took rc=0
+	shift 4
 	began=$(date +%s%N)
-	"$CTL" -s "$TMP/peer2/ctl.sock" status >/dev/null 2>&1 || rc=$?
-	[ "$rc" -eq 3 ] && [ $(($(date +%s%N) - began)) -lt 2000000000 ] ||
-		{ echo "      exit $rc in $((($(date +%s%N) - began) / 1000000)) ms"; return 1; }
+	"$CTL" "$@" >/dev/null 2>"$TMP/peer2/err" || rc=$?
+	took=$((($(date +%s%N) - began) / 1000000))
+	[ "$rc" -eq "$want" ] && [ "$took" -ge "$least" ] && [ "$took" -lt "$most" ] &&
+		grep -q "$pattern" "$TMP/peer2/err" ||
+		{ echo "      exit $rc in $took ms: $(cat "$TMP/peer2/err")"; return 1; }
 }
-check "without one, nobody answers, at once" refused_at_once
+rm -f "$TMP/peer2/ctl.sock"
+check "one that never listens is given up after a while, its pid named" \
+	exits_in 3 2000 5000 "process $holder holds the supervisor's lock beside it, but does not listen there" \
+	-s "$TMP/peer2/ctl.sock" status
+check "a waited run cut meanwhile is unreachable too, not unanswered" \
+	exits_in 3 900 3000 "no supervisor answers" -s "$TMP/peer2/ctl.sock" run -w -t 1s x
+kill "$holder"
+wait "$holder" || true
+check "without one, nobody answers, at once" \
+	exits_in 3 0 1000 "no supervisor answers" -s "$TMP/peer2/ctl.sock" status
 check "and the daemon still runs" sh -c "[ $daemon_pid -gt 1 ] && kill -0 $daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
