@@ -237,6 +237,13 @@ inbox_put(struct agent *a, const char *from, const char *input,
 		    a->m.name, INBOX_MAX);
 		return -1;
 	}
+	/* Run, it would lose the text unseen: a reload took {{input}} out of
+	 * its prompt while a sender kept running as it was. */
+	if (input[0] != '\0' && !template_uses(a->m.prompt, "input")) {
+		snprintf(why, whylen, "the prompt of %s has no {{input}}",
+		    a->m.name);
+		return -1;
+	}
 	msg = calloc(1, sizeof(*msg));
 	if (msg == NULL || (msg->input = strdup(input)) == NULL)
 		fatal("out of memory");

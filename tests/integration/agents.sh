@@ -381,5 +381,35 @@ before=$(runs_of light3)
 kill -KILL "$broker_pid"
 check "after the broker is killed, agents keep getting answers" wait_runs light3 $((before + 3))
 check "the broker came back" grep -q "broker 0 died of signal 9" "$TMP/sup.log"
+
+# A reload that takes {{input}} out of a prompt while the agent that sends
+# it answers keeps running as it was (its manifest now refused): its
+# answers are not fed to a prompt that would drop them, but logged whole.
+printf '[agent]\nname = pinger\ntier = light\ntrigger = every 1s\njitter = 0%%\noutput = agent:pingsink\nprompt = Tick {{n}}.\n[options]\nnum_predict = 3\n' \
+	>"$TMP/agents/zz-pinger.conf"
+printf '[agent]\nname = pingsink\ntier = light\ntrigger = inbox\noutput = file:pingsink.out\nprompt = Keep: {{input}}\n[options]\nnum_predict = 3\n' \
+	>"$TMP/agents/zz-pingsink.conf"
+"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null
+check "a reload starts a sender and its receiver" \
+	sh -c "grep -q 'spawn pinger on' '$TMP/sup.log' && grep -q 'spawn pingsink on' '$TMP/sup.log'"
+check "which runs on the sender's answers" wait_runs pingsink 2
+sed -i 's/^prompt = Keep: {{input}}$/prompt = Keep nothing./' "$TMP/agents/zz-pingsink.conf"
+"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null 2>&1 || true
+check "a reload that takes {{input}} out keeps the sender running as it was" \
+	wait_log "reload: pinger keeps running as it was"
+undelivered="pinger: output for pingsink not delivered: the prompt of pingsink has no {{input}}; it was:"
+check "the sender's next answer is logged whole, not delivered" wait_log "$undelivered"
+kept=$(runs_of pingsink)
+two_undelivered() {
+	for _ in $(seq 1 100); do
+		[ "$(grep -c "$undelivered" "$TMP/sup.log")" -ge 2 ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "so is the one after" two_undelivered
+check "and the receiver did not run on them" test "$(runs_of pingsink)" = "$kept"
+rm -f "$TMP/agents/zz-pinger.conf" "$TMP/agents/zz-pingsink.conf"
+"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null 2>&1 || true
 check "the supervisor stops cleanly with agents mid-flight" stopped
 finish
