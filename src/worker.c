@@ -38,9 +38,10 @@
 /* How long an agent waits for one answer: a queue behind cold loads. */
 #define INFER_TIMEOUT_MS (30 * 60 * 1000)
 #define INFER_RETRIES 5
-/* A cancel is a small thing: a broker that does not take it in this long
- * is busy restarting, and lost the request anyway. */
-#define CANCEL_TIMEOUT_MS 5000
+/* A cancel lives as long as the inference it cancels: one sent while the
+ * broker restarts waits in the socket behind the inference's retry, and
+ * follows it to the next broker, in order. */
+#define CANCEL_TIMEOUT_MS INFER_TIMEOUT_MS
 #define DELIVER_TIMEOUT_MS 10000
 /* Messages an inbox holds; a full inbox refuses more (the sender logs). */
 #define INBOX_MAX 64
@@ -188,16 +189,16 @@ resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /*
  * Sleeps the agent's task for seconds of real time (< 0: until a message
- * comes); a message for its inbox ends the wait early.
+ * comes); with for_messages, a message for its inbox ends the wait early.
  */
 static void
-agent_wait(struct agent *a, double seconds)
+agent_wait(struct agent *a, double seconds, int for_messages)
 {
 	if (seconds >= 0) {
 		ev_timer_set(&a->timer, seconds, 0);
 		ev_timer_start(a->w->loop, &a->timer);
 	}
-	a->waiting = 1;
+	a->waiting = for_messages;
 	task_yield();
 	a->waiting = 0;
 	ev_timer_stop(a->w->loop, &a->timer);
@@ -397,7 +398,7 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 		if (attempt + 1 < INFER_RETRIES) {
 			log_warnx("%s: broker unreachable (%s): retry %d",
 			    a->m.name, ipc_strerror(a->err), attempt + 1);
-			agent_wait(a, 0.2 * (attempt + 1));
+			agent_wait(a, 0.2 * (attempt + 1), 0);
 		}
 	}
 	agent_drop_call(a);
@@ -734,10 +735,10 @@ agent_main(void *arg)
 	for (;;) {
 		if (m->trigger == TRIGGER_EVERY) {
 			if (TAILQ_EMPTY(&a->inbox))
-				agent_wait(a, delay);
+				agent_wait(a, delay, 1);
 		} else {
 			while (TAILQ_EMPTY(&a->inbox))
-				agent_wait(a, -1);
+				agent_wait(a, -1, 1);
 		}
 		had_mail = !TAILQ_EMPTY(&a->inbox);
 		inbox_drop_late(a);

@@ -18,6 +18,7 @@ tier = reasoning
 trigger = demand
 prompt = Think about {{input}}.
 AGENT
+sed 's/^name = thinker$/name = muser/' "$TMP/agents/thinker.conf" >"$TMP/agents/muser.conf"
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 
@@ -38,5 +39,30 @@ check "the agent is killed" "$CTL" -c "$TMP/ollamax.conf" kill thinker
 check "the backend's stream closes at once, not when its answer would have ended" streams_open 0 4
 check "the broker says it cancelled the request" \
 	wait_log "thinker: its agent was stopped: request cancelled while it ran"
+
+# Stopped while the broker restarts: the retry of its inference waits in
+# the worker's socket for the next broker, and the cancel must wait behind
+# it as long, not give up first (it once gave up after 5 s, and the next
+# broker ran the request for nobody).
+muser_worker=$("$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print([a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == "muser"][0])')
+broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
+"$CTL" -c "$TMP/ollamax.conf" run muser "waits"
+check "another run streams from the backend" streams_open 1
+kill -STOP "$sup_pid"
+kill -KILL "$broker_pid"
+check "with the broker gone and not started again, the agent retries" \
+	wait_log "muser: broker unreachable (.*): retry 1"
+# Past the retry's 0.2 s pause: the retry then waits in the socket.
+sleep 1
+check "its worker takes a kill meanwhile" \
+	"$CTL" -s "$TMP/run/worker-$muser_worker.sock" kill muser
+# Past the 5 s a cancel was given before.
+sleep 6
+kill -CONT "$sup_pid"
+check "the next broker cancels the request" \
+	wait_log "muser: its agent was stopped: request cancelled"
+check "and no stream stays open for it" streams_open 0 4
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish
