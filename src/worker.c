@@ -82,6 +82,11 @@ struct agent {
 	size_t reply_len;
 	int err;
 	uint64_t infer_id; /* the inference under way, 0 if none */
+	/* A delivery through the supervisor under way: who sends prompt to
+	 * whom, kept across a kill so that a failure is still told. */
+	int delivering;
+	char deliver_from[CONFIG_NAME_MAX + 1];
+	char deliver_to[sizeof(((struct manifest *)0)->output_target)];
 };
 
 struct worker {
@@ -174,7 +179,42 @@ static void
 agent_free(struct agent *a)
 {
 	manifest_free(&a->m);
+	free(a->prompt);
 	free(a);
+}
+
+/*
+ * Why a delivery through the supervisor failed, from its call's outcome
+ * and answer; "" if it did not.
+ */
+static void
+delivery_failure(
+    int err, const void *reply, size_t len, char *why, size_t whylen)
+{
+	struct msg_ctl_reply rep = {0};
+	struct msg_reader r;
+
+	why[0] = '\0';
+	if (err != 0) {
+		snprintf(why, whylen, "the supervisor: %s",
+		    err > 0 ? ipc_strerror(err) : "cannot send");
+	} else if (msg_open(&r, reply, len) != MSG_OK ||
+	    msg_ctl_reply_decode(&r, &rep) != MSG_OK) {
+		snprintf(why, whylen, "bad answer (%s)", r.detail);
+		msg_close(&r);
+	} else {
+		if (!rep.ok)
+			snprintf(why, whylen, "%s", rep.error);
+		msg_ctl_reply_free(&rep);
+		msg_close(&r);
+	}
+}
+
+static void
+undelivered(const char *from, const char *to, const char *why, const char *text)
+{
+	log_warnx("%s: output for %s not delivered: %s; it was:\n%s", from, to,
+	    why, text);
 }
 
 static void
@@ -291,8 +331,18 @@ call_reply(void *arg, int err, const void *data, size_t len)
 
 	a->in_flight--;
 	/* Closing the clients at shutdown fails what is in flight: no task
-	 * is resumed then; a killed agent is freed by its last answer. */
+	 * is resumed then; a killed agent is freed by its last answer, and
+	 * what it was delivering is told if it failed. */
 	if (a->killed) {
+		if (a->delivering && !a->w->stopping) {
+			char why[256];
+
+			delivery_failure(err, data, len, why, sizeof(why));
+			if (why[0] != '\0')
+				undelivered(a->deliver_from, a->deliver_to, why,
+				    a->prompt);
+		}
+		a->delivering = 0;
 		if (a->in_flight == 0)
 			agent_free(a);
 		return;
@@ -417,9 +467,7 @@ agent_deliver(struct agent *a, const char *text)
 	struct msg_deliver d = {.input = (char *)text,
 	    .until_ms = ctl_until(DELIVER_TIMEOUT_MS, 0)};
 	struct agent *to = agent_find(a->w, a->m.output_target);
-	struct msg_ctl_reply rep = {0};
 	struct msg_writer mw;
-	struct msg_reader r;
 	char why[256] = "";
 	size_t len;
 
@@ -432,26 +480,20 @@ agent_deliver(struct agent *a, const char *text)
 		snprintf(d.from, sizeof(d.from), "%s", a->m.name);
 		msg_deliver_encode(&mw, &d);
 		len = agent_take_frame(a, &mw);
-		if (agent_call(a, a->w->hub->client, len, DELIVER_TIMEOUT_MS) !=
-		    0) {
-			snprintf(why, sizeof(why), "the supervisor: %s",
-			    a->err > 0 ? ipc_strerror(a->err) : "cannot send");
-		} else if (msg_open(&r, a->reply, a->reply_len) != MSG_OK ||
-		    msg_ctl_reply_decode(&r, &rep) != MSG_OK) {
-			snprintf(why, sizeof(why), "bad answer (%s)", r.detail);
-			msg_close(&r);
-		} else {
-			if (!rep.ok)
-				snprintf(why, sizeof(why), "%s", rep.error);
-			msg_ctl_reply_free(&rep);
-			msg_close(&r);
-		}
+		snprintf(
+		    a->deliver_from, sizeof(a->deliver_from), "%s", a->m.name);
+		snprintf(a->deliver_to, sizeof(a->deliver_to), "%s",
+		    a->m.output_target);
+		a->delivering = 1;
+		agent_call(a, a->w->hub->client, len, DELIVER_TIMEOUT_MS);
+		a->delivering = 0;
+		delivery_failure(
+		    a->err, a->reply, a->reply_len, why, sizeof(why));
 		agent_drop_call(a);
 		if (why[0] == '\0')
 			return;
 	}
-	log_warnx("%s: output for %s not delivered: %s; it was:\n%s", a->m.name,
-	    a->m.output_target, why, text);
+	undelivered(a->m.name, a->m.output_target, why, text);
 }
 
 /*
@@ -858,9 +900,12 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep,
 	a->task = NULL;
 	if (a->infer_id != 0)
 		cancel_infer(w, a->infer_id);
-	/* What the run held: its frames are gone with the task's stack. */
-	free(a->prompt);
-	a->prompt = NULL;
+	/* What the run held: its frames are gone with the task's stack. An
+	 * answer on its way to another worker stays, to be told if it fails. */
+	if (!a->delivering) {
+		free(a->prompt);
+		a->prompt = NULL;
+	}
 	agent_drop_call(a);
 	if (a->input != NULL) {
 		message_drop(a, a->input);

@@ -10,6 +10,8 @@ start_emu emu --speed 2 --parallel 2 --vram-mb 4096
 fleet_conf "$URL_emu" <<CONF
 [tier.reasoning]
 model = deepseek-r1:8b
+[tier.light]
+model = tinyllama
 CONF
 cat >"$TMP/agents/thinker.conf" <<'AGENT'
 [agent]
@@ -19,6 +21,10 @@ trigger = demand
 prompt = Think about {{input}}.
 AGENT
 sed 's/^name = thinker$/name = muser/' "$TMP/agents/thinker.conf" >"$TMP/agents/muser.conf"
+printf '[agent]\nname = sender\ntier = light\ntrigger = demand\noutput = agent:sink\nprompt = Say: {{input}}\n' \
+	>"$TMP/agents/sender.conf"
+printf '[agent]\nname = sink\ntier = light\ntrigger = inbox\noutput = file:sink.out\nprompt = Keep: {{input}}\n' \
+	>"$TMP/agents/sink.conf"
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 
@@ -39,6 +45,29 @@ check "the agent is killed" "$CTL" -c "$TMP/ollamax.conf" kill thinker
 check "the backend's stream closes at once, not when its answer would have ended" streams_open 0 4
 check "the broker says it cancelled the request" \
 	wait_log "thinker: its agent was stopped: request cancelled while it ran"
+
+# Stopped while its answer is on its way to an agent of another worker:
+# should the delivery fail, the answer is logged whole all the same.
+worker_of() {
+	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print([a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == sys.argv[1]][0])' "$1"
+}
+pid_of_worker() {
+	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "worker" and p["index"] == int(sys.argv[1])][0])' "$1"
+}
+check "the sender and its receiver are on two workers" \
+	test "$(worker_of sender)" != "$(worker_of sink)"
+sink_pid=$(pid_of_worker "$(worker_of sink)")
+kill -STOP "$sink_pid"
+"$CTL" -c "$TMP/ollamax.conf" run sender "a text to pass on"
+check "with the receiver's worker stopped, the sender answers" \
+	wait_log "sender: run 1: tinyllama answered"
+check "and is killed while its answer is on its way" \
+	"$CTL" -c "$TMP/ollamax.conf" kill sender
+kill -KILL "$sink_pid"
+check "the delivery that failed is logged with the answer" \
+	wait_log "sender: output for sink not delivered: .*; it was:"
 
 # Stopped while the broker restarts: the retry of its inference waits in
 # the worker's socket for the next broker, and the cancel must wait behind
