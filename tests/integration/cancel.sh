@@ -90,8 +90,9 @@ check "its worker takes a kill meanwhile" \
 # Past the 5 s a cancel was given before.
 sleep 6
 kill -CONT "$sup_pid"
+# The cancel may reach it first: the request is then not run at all.
 check "the next broker cancels the request" \
-	wait_log "muser: its agent was stopped: request cancelled"
+	wait_log "muser: its agent was stopped\(: request cancelled\| before this request came: not run\)"
 check "and no stream stays open for it" streams_open 0 4
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish
