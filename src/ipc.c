@@ -330,6 +330,10 @@ listener_replace(struct ipc_server *s)
 		    s->url, nng_strerror(rv));
 }
 
+/* Knocks against a full backlog in a row before the listener is taken as
+ * one that takes nothing. */
+#define KNOCKS_UNHEARD_MAX 3
+
 /*
  * Connects to the server's own path and sends a handshake header nng
  * refuses (its reserved bytes set). A listener that takes connections
@@ -340,8 +344,6 @@ listener_replace(struct ipc_server *s)
  * before the server's header is written, it would itself stop the
  * listener.
  */
-#define KNOCKS_UNHEARD_MAX 3
-
 static void
 knock_start(struct ipc_server *s)
 {
@@ -359,9 +361,7 @@ knock_start(struct ipc_server *s)
 		return;
 	}
 	/* A full backlog (EAGAIN) may be a burst of connections that the
-	 * listener is taking: knock again at the next tick. One that stays
-	 * full KNOCKS_UNHEARD_MAX ticks in a row is a listener that takes
-	 * nothing. */
+	 * listener is taking: knock again at the next tick. */
 	connected = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	if (!connected && errno == EAGAIN &&
 	    ++s->knocks_unheard < KNOCKS_UNHEARD_MAX) {

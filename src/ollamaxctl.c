@@ -298,7 +298,7 @@ unreachable(const char *ctl_path, int given)
 	if (holder > 0)
 		fprintf(stderr,
 		    "ollamaxctl: process %d holds the supervisor's lock beside "
-		    "it, but does not listen there\n",
+		    "it, but does not answer there\n",
 		    (int)holder);
 	/* The runtime dir is the likely mix-up for the socket in it. */
 	if (given && stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode)) {

@@ -763,7 +763,7 @@ exits_in() {
 }
 rm -f "$TMP/peer2/ctl.sock"
 check "one that never listens is given up after a while, its pid named" \
-	exits_in 3 2000 5000 "process $holder holds the supervisor's lock beside it, but does not listen there" \
+	exits_in 3 2000 5000 "process $holder holds the supervisor's lock beside it, but does not answer there" \
 	-s "$TMP/peer2/ctl.sock" status
 check "a waited run cut meanwhile is unreachable too, not unanswered" \
 	exits_in 3 900 3000 "no supervisor answers" -s "$TMP/peer2/ctl.sock" run -w -t 1s x
