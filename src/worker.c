@@ -82,8 +82,8 @@ struct agent {
 	size_t reply_len;
 	int err;
 	uint64_t infer_id; /* the inference under way, 0 if none */
-	/* A delivery through the supervisor under way: who sends prompt to
-	 * whom, kept across a kill so that a failure is still told. */
+	/* A delivery through the supervisor under way; once killed, who sent
+	 * prompt to whom, so that a failure is still told. */
 	int delivering;
 	char deliver_from[CONFIG_NAME_MAX + 1];
 	char deliver_to[sizeof(((struct manifest *)0)->output_target)];
@@ -266,7 +266,16 @@ agent_find(struct worker *w, const char *name)
 	return NULL;
 }
 
-/* Puts a message in a's inbox; -1 with why when it is full. */
+/* Run on input, a's prompt would lose the text unseen: it has no
+ * {{input}} (a reload took it out while a sender kept running as it was). */
+static int
+drops_text(const struct agent *a, const char *input)
+{
+	return input[0] != '\0' && !template_uses(a->m.prompt, "input");
+}
+
+/* Puts a message in a's inbox; -1 with why when it is full, or its text
+ * would be dropped. */
 static int
 inbox_put(struct agent *a, const char *from, const char *input,
     struct ipc_call *waiter, int64_t until_ms, char *why, size_t whylen)
@@ -278,9 +287,7 @@ inbox_put(struct agent *a, const char *from, const char *input,
 		    a->m.name, INBOX_MAX);
 		return -1;
 	}
-	/* Run, it would lose the text unseen: a reload took {{input}} out of
-	 * its prompt while a sender kept running as it was. */
-	if (input[0] != '\0' && !template_uses(a->m.prompt, "input")) {
+	if (drops_text(a, input)) {
 		snprintf(why, whylen, "the prompt of %s has no {{input}}",
 		    a->m.name);
 		return -1;
@@ -480,10 +487,6 @@ agent_deliver(struct agent *a, const char *text)
 		snprintf(d.from, sizeof(d.from), "%s", a->m.name);
 		msg_deliver_encode(&mw, &d);
 		len = agent_take_frame(a, &mw);
-		snprintf(
-		    a->deliver_from, sizeof(a->deliver_from), "%s", a->m.name);
-		snprintf(a->deliver_to, sizeof(a->deliver_to), "%s",
-		    a->m.output_target);
 		a->delivering = 1;
 		agent_call(a, a->w->hub->client, len, DELIVER_TIMEOUT_MS);
 		a->delivering = 0;
@@ -821,9 +824,7 @@ agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
 	TAILQ_INIT(&a->inbox);
 	while (inbox != NULL && (msg = TAILQ_FIRST(inbox)) != NULL) {
 		TAILQ_REMOVE(inbox, msg, link);
-		if (msg->input[0] != '\0' &&
-		    !template_uses(a->m.prompt, "input")) {
-			/* Run, it would lose its text unseen. */
+		if (drops_text(a, msg->input)) {
 			if (msg->waiter == NULL)
 				log_warnx(
 				    "%s: its prompt has no {{input}} now: "
@@ -901,8 +902,14 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep,
 	if (a->infer_id != 0)
 		cancel_infer(w, a->infer_id);
 	/* What the run held: its frames are gone with the task's stack. An
-	 * answer on its way to another worker stays, to be told if it fails. */
-	if (!a->delivering) {
+	 * answer on its way to another worker stays, with the names the
+	 * manifest may take away, to be told if it fails. */
+	if (a->delivering) {
+		snprintf(
+		    a->deliver_from, sizeof(a->deliver_from), "%s", a->m.name);
+		snprintf(a->deliver_to, sizeof(a->deliver_to), "%s",
+		    a->m.output_target);
+	} else {
 		free(a->prompt);
 		a->prompt = NULL;
 	}
