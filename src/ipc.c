@@ -135,6 +135,13 @@ struct ipc_call {
 	struct ipc_server *server;
 	nng_ctx ctx;
 	enum call_state state;
+	nng_pipe pipe; /* the connection the request came on */
+};
+
+/* Answers given to a connection, for as long as it is open. */
+struct pipe_replies {
+	int pipe; /* its id */
+	uint64_t given;
 };
 
 struct ipc_server {
@@ -145,6 +152,11 @@ struct ipc_server {
 	ipc_request_fn fn;
 	void *arg;
 	int closing;
+	/* Connections that were answered, for a close to wait for their
+	 * answers to be written: see ipc_server_close. */
+	pthread_mutex_t answered_mu;
+	struct pipe_replies *answered;
+	size_t nanswered, answered_cap;
 	/* The listener's watch: see listener_watch_cb. */
 	char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	nng_listener listener;
@@ -157,6 +169,48 @@ struct ipc_server {
 	int knocks_unheard; /* in a row, against a full backlog */
 	int64_t refused_before_knock;
 };
+
+static void
+count_answer(struct ipc_server *s, nng_pipe pipe)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->answered_mu);
+	for (i = 0; i < s->nanswered; i++)
+		if (s->answered[i].pipe == nng_pipe_id(pipe))
+			break;
+	if (i == s->nanswered) {
+		if (s->nanswered == s->answered_cap) {
+			s->answered_cap =
+			    s->answered_cap ? 2 * s->answered_cap : 8;
+			s->answered = realloc(s->answered,
+			    s->answered_cap * sizeof(*s->answered));
+			if (s->answered == NULL)
+				fatal("out of memory");
+		}
+		s->answered[s->nanswered++] =
+		    (struct pipe_replies){.pipe = nng_pipe_id(pipe)};
+	}
+	s->answered[i].given++;
+	pthread_mutex_unlock(&s->answered_mu);
+}
+
+/* Run on nng's threads as a connection closes: nothing more of its
+ * answers will be written. */
+static void
+forget_answered(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct ipc_server *s = arg;
+
+	(void)ev;
+	pthread_mutex_lock(&s->answered_mu);
+	for (size_t i = 0; i < s->nanswered; i++)
+		if (s->answered[i].pipe == nng_pipe_id(pipe)) {
+			s->answered[i] = s->answered[--s->nanswered];
+			break;
+		}
+	pthread_mutex_unlock(&s->answered_mu);
+}
 
 static void
 call_recv(struct ipc_call *c)
@@ -196,6 +250,7 @@ call_on_loop(struct op *op)
 	}
 	m = nng_aio_get_msg(op->aio);
 	c->state = CALL_HANDLER;
+	c->pipe = nng_msg_get_pipe(m);
 	c->server->fn(c->server->arg, c, nng_msg_body(m), nng_msg_len(m));
 	nng_msg_free(m);
 }
@@ -234,17 +289,18 @@ listener_path(const struct ipc_server *s)
 }
 
 /*
- * The statistics of the listener of this id. nng 1.5.2's own
- * nng_stat_find_listener returns the first listener's, whatever the id.
+ * The statistics of the socket or listener (`kind`) of this id. nng
+ * 1.5.2's own nng_stat_find_listener returns the first listener's,
+ * whatever the id.
  */
 static nng_stat *
-listener_stats(nng_stat *st, int id)
+scope_stats(nng_stat *st, const char *kind, int id)
 {
 	nng_stat *child, *found;
 
 	if (nng_stat_type(st) != NNG_STAT_SCOPE)
 		return NULL;
-	if (strcmp(nng_stat_name(st), "listener") == 0)
+	if (strcmp(nng_stat_name(st), kind) == 0)
 		for (child = nng_stat_child(st); child != NULL;
 		     child = nng_stat_next(child))
 			if (strcmp(nng_stat_name(child), "id") == 0 &&
@@ -252,7 +308,7 @@ listener_stats(nng_stat *st, int id)
 				return st;
 	for (child = nng_stat_child(st); child != NULL;
 	     child = nng_stat_next(child))
-		if ((found = listener_stats(child, id)) != NULL)
+		if ((found = scope_stats(child, kind, id)) != NULL)
 			return found;
 	return NULL;
 }
@@ -277,7 +333,8 @@ listener_counts(const struct ipc_server *s, struct listener_counts *c)
 	memset(c, 0, sizeof(*c));
 	if (nng_stats_get(&all) != 0)
 		return;
-	if ((l = listener_stats(all, nng_listener_id(s->listener))) != NULL)
+	if ((l = scope_stats(all, "listener", nng_listener_id(s->listener))) !=
+	    NULL)
 		for (st = nng_stat_child(l); st != NULL;
 		     st = nng_stat_next(st)) {
 			const char *name = nng_stat_name(st);
@@ -448,21 +505,19 @@ ipc_listen(struct ev_loop *loop, const char *url, int nctx, ipc_request_fn fn,
 		return NULL;
 	}
 	snprintf(s->url, sizeof(s->url), "%s", url);
+	pthread_mutex_init(&s->answered_mu, NULL);
 	if ((rv = nng_rep0_open(&s->sock)) != 0 ||
 	    (rv = nng_socket_set_size(
 	         s->sock, NNG_OPT_RECVMAXSZ, MSG_MAX_FRAME + 1024)) != 0 ||
 	    (rv = nng_pipe_notify(
-	         s->sock, NNG_PIPE_EV_ADD_PRE, check_peer, NULL)) != 0) {
+	         s->sock, NNG_PIPE_EV_ADD_PRE, check_peer, NULL)) != 0 ||
+	    (rv = nng_pipe_notify(
+	         s->sock, NNG_PIPE_EV_REM_POST, forget_answered, s)) != 0 ||
+	    (rv = listener_start(s)) != 0) {
 		log_warnx(
 		    "ipc: cannot listen on %s: %s", url, nng_strerror(rv));
 		nng_close(s->sock);
-		free(s);
-		return NULL;
-	}
-	if ((rv = listener_start(s)) != 0) {
-		log_warnx(
-		    "ipc: cannot listen on %s: %s", url, nng_strerror(rv));
-		nng_close(s->sock);
+		pthread_mutex_destroy(&s->answered_mu);
 		free(s);
 		return NULL;
 	}
@@ -498,6 +553,7 @@ ipc_reply(struct ipc_call *c, const void *data, size_t len)
 	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, data, len) != 0)
 		fatal("out of memory");
 	c->state = CALL_SEND;
+	count_answer(c->server, c->pipe);
 	nng_aio_set_msg(c->op.aio, m);
 	nng_ctx_send(c->ctx, c->op.aio);
 }
@@ -509,15 +565,53 @@ ipc_drop(struct ipc_call *c)
 	call_recv(c);
 }
 
+/* How long a closing server waits for the answers it has given to be
+ * written. */
+#define CLOSE_FLUSH_MS 250
+
+/*
+ * Whether a connection still open has answers not written whole: nng
+ * counts each message a connection wrote (nothing at the socket's level in
+ * 1.5.2), and a connection writes its answers in order.
+ */
+static int
+answers_unwritten(struct ipc_server *s)
+{
+	nng_stat *all, *pipe, *tx;
+	int unwritten = 0;
+
+	if (nng_stats_get(&all) != 0)
+		return 0;
+	pthread_mutex_lock(&s->answered_mu);
+	for (size_t i = 0; i < s->nanswered && !unwritten; i++)
+		if ((pipe = scope_stats(all, "pipe", s->answered[i].pipe)) !=
+		        NULL &&
+		    (tx = nng_stat_find(pipe, "tx_msgs")) != NULL)
+			unwritten = nng_stat_value(tx) < s->answered[i].given;
+	pthread_mutex_unlock(&s->answered_mu);
+	nng_stats_free(all);
+	return unwritten;
+}
+
 void
 ipc_server_close(struct ipc_server *s)
 {
+	nng_time until;
+
 	if (s == NULL)
 		return;
 	s->closing = 1;
 	ev_timer_stop(s->waker.loop, &s->watch);
 	if (s->knock_fd >= 0)
 		knock_end(s);
+	/* nng_close drops the answers its connections have not written yet,
+	 * and so does the exit that often follows: their callers would hear
+	 * the connection reset, not the answer (those waiting on a worker's
+	 * agents, stopped just before). Bounded, as a peer that reads
+	 * nothing holds its answers back for good. */
+	until = nng_clock() + CLOSE_FLUSH_MS;
+	while (answers_unwritten(s) && nng_clock() < until)
+		nng_msleep(1);
 	nng_close(s->sock);
 	for (int i = 0; i < s->ncalls; i++)
 		nng_aio_stop(s->calls[i].op.aio);
@@ -527,6 +621,8 @@ ipc_server_close(struct ipc_server *s)
 	for (int i = 0; i < s->ncalls; i++)
 		nng_aio_free(s->calls[i].op.aio);
 	waker_fini(&s->waker);
+	pthread_mutex_destroy(&s->answered_mu);
+	free(s->answered);
 	free(s->calls);
 	free(s);
 }

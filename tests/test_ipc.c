@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -336,4 +338,99 @@ Test(ipc, a_request_asked_for_while_its_client_closes_is_refused)
 	cr_assert_eq(asked_again, NNG_ECLOSED, "got %d", asked_again);
 	hold = 0;
 	ipc_server_close(s);
+}
+
+/* Holds calls until `hold` came, then, at the loop's next turn, answers
+ * them all and closes the server at once, as a stopping worker does. */
+static struct ipc_server *closing_server;
+static ev_timer closer;
+
+static void
+answer_all_and_close(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)w;
+	(void)revents;
+	/* Long enough that nng has most of them still to write. */
+	static char farewell[128 * 1024];
+
+	for (int i = 0; i < nheld; i++)
+		ipc_reply(held[i], farewell, sizeof(farewell));
+	ipc_server_close(closing_server);
+	closing_server = NULL;
+}
+
+static void
+hold_then_close(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	held[nheld++] = call;
+	if (nheld < hold)
+		return;
+	ev_timer_init(&closer, answer_all_and_close, 0, 0);
+	ev_timer_start(loop, &closer);
+}
+
+static void
+server_gives_up(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)w;
+	(void)revents;
+	_exit(3);
+}
+
+/*
+ * The server of the test below, in a process of its own (nng cannot be
+ * used again in a child it forked): this binary run again with
+ * OLLAMAX_TEST_ANSWER_AND_EXIT set to the URL to listen on.
+ */
+__attribute__((constructor)) static void
+answer_and_exit(void)
+{
+	const char *at = getenv("OLLAMAX_TEST_ANSWER_AND_EXIT");
+	ev_timer bound;
+
+	if (at == NULL)
+		return;
+	loop = ev_loop_new(EVFLAG_AUTO);
+	hold = 32;
+	closing_server = ipc_listen(loop, at, 32, hold_then_close, NULL);
+	if (closing_server == NULL)
+		_exit(2);
+	ev_timer_init(&bound, server_gives_up, 10, 0);
+	ev_timer_start(loop, &bound);
+	while (closing_server != NULL)
+		ev_run(loop, EVRUN_ONCE);
+	_exit(0);
+}
+
+/*
+ * A stopping worker answers whoever waits on its agents, closes its socket
+ * and exits: what nng had not written by then would be lost, and its
+ * callers hear the connection reset.
+ */
+Test(ipc, answers_given_just_before_a_server_closes_and_exits_reach_callers)
+{
+	char env[160], *argv[] = {"test_ipc", NULL}, *envp[] = {env, NULL};
+	struct ipc_client *c;
+	int want = 32, status;
+	pid_t server;
+
+	snprintf(env, sizeof(env), "OLLAMAX_TEST_ANSWER_AND_EXIT=%s", url);
+	cr_assert_eq(
+	    posix_spawn(&server, "/proc/self/exe", NULL, NULL, argv, envp), 0);
+	c = ipc_dial(loop, url);
+	answered = failed = 0;
+	/* One connection: nng writes its answers one at a time. */
+	for (int i = 0; i < 32; i++)
+		cr_assert_eq(ipc_request(c, "x", 1, 3000, got, &want), 0);
+	run_for(10);
+	cr_assert_eq(waitpid(server, &status, 0), server);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "the server ended with status %#x", status);
+	cr_assert_eq(answered, 32, "answered %d, failed %d", answered, failed);
+	ipc_client_close(c);
 }
