@@ -337,15 +337,40 @@ http() {
 	printf ' %s' "$(cat "$TMP/body")"
 }
 
+# nng_internal_leaks FILE: the file is a LeakSanitizer report whose every
+# leak was allocated on nng's own threads with none of our code on the
+# stack: nng 1.5.2 can lose a connection that was shaking hands as its
+# socket closed, and nothing of ours can free it.
+nng_internal_leaks() {
+	grep -q "ERROR: LeakSanitizer" "$1" || return 1
+	! grep -q -E "ERROR: AddressSanitizer|runtime error:" "$1" || return 1
+	awk '
+		/^(Direct|Indirect) leak of/ { inleak = 1; next }
+		/^$/ { inleak = 0 }
+		inleak && /^ *#[0-9]+ / {
+			if ($0 ~ /libnng\.so/ || $0 ~ / in (start_thread|clone3?) / ||
+			    $0 ~ / in __interceptor_(malloc|calloc|realloc) / ||
+			    $0 ~ / in (malloc|calloc|realloc) /)
+				next
+			ours = 1
+		}
+		END { exit ours ? 1 : 0 }
+	' "$1"
+}
+
 # The reports of the sanitizers, in $TMP/san or in any log under $TMP.
 no_sanitizer_reports() {
-	local found
+	local found f reported=0
 	found=$(grep -r -D skip -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TMP" 2>/dev/null || true)
-	[ -z "$found" ] && return 0
 	for f in $found; do
+		if nng_internal_leaks "$f"; then
+			echo "      left aside: $(basename "$f"): leaks of nng's own threads only"
+			continue
+		fi
 		grep -m1 -A12 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$f" | sed 's/^/      /'
+		reported=1
 	done
-	return 1
+	[ "$reported" -eq 0 ]
 }
 
 finish() {
