@@ -577,6 +577,22 @@ config_model(const struct config *c, const char *name)
 	return NULL;
 }
 
+const struct model_conf *
+config_unused_model(const struct config *c, size_t *from)
+{
+	while (*from < c->nmodels) {
+		const struct model_conf *m = &c->models[(*from)++];
+		size_t t = 0;
+
+		while (t < c->ntiers &&
+		    !model_name_same(c->tiers[t].model, m->name))
+			t++;
+		if (t == c->ntiers)
+			return m;
+	}
+	return NULL;
+}
+
 void
 config_policy(const struct config *c, struct policy_config *pc)
 {

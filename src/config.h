@@ -100,6 +100,10 @@ int config_load(struct config *c, const char *path, struct diag *d);
 void config_free(struct config *c);
 const struct tier_conf *config_tier(const struct config *c, const char *name);
 const struct model_conf *config_model(const struct config *c, const char *name);
+/* The first [model.NAME] section at or after index `from` that no tier
+ * names (its settings have no effect), or NULL. */
+const struct model_conf *config_unused_model(
+    const struct config *c, size_t *from);
 
 struct policy_config;
 struct policy_model_conf;

@@ -1762,6 +1762,27 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	begin_stop(s, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* Sections that are valid but do nothing: most likely a model named
+ * otherwise in its tier. To the log when starting, else to stderr. */
+static void
+say_unused_models(const struct config *c, const char *path, int to_log)
+{
+	const struct model_conf *m;
+	size_t at = 0;
+
+	while ((m = config_unused_model(c, &at)) != NULL)
+		if (to_log)
+			log_warnx(
+			    "%s:%d: [model.%s]: no tier names this model: "
+			    "its settings have no effect",
+			    path, m->line, m->name);
+		else
+			fprintf(stderr,
+			    "%s:%d: warning: [model.%s]: no tier names this "
+			    "model: its settings have no effect\n",
+			    path, m->line, m->name);
+}
+
 /* The state and runtime dirs already there, as start would take them. */
 static int
 dirs_on_disk(const struct config *c, const char *path, struct diag *d)
@@ -1805,6 +1826,7 @@ load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 	}
 	if (d.text != NULL)
 		fputs(d.text, stderr);
+	say_unused_models(c, path, 0);
 	if (verbose && bad == 0)
 		printf("%s: ok: %zu tiers, %zu models, %zu agents\n", path,
 		    c->ntiers, c->nmodels, f->count);
@@ -2024,6 +2046,7 @@ cmd_start(const char *self, const char *path, int detach)
 		log_warnx("%s is not valid: nothing started", s->conf_path);
 		return 1;
 	}
+	say_unused_models(&s->conf, s->conf_path, 1);
 	config_resolve(s->conf.dir, s->conf.agents_dir, s->agents_dir,
 	    sizeof(s->agents_dir));
 	config_resolve(

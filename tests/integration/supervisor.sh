@@ -42,6 +42,17 @@ bad_check() {
 	[ "$rc" -eq 1 ] && has "$out" "$TMP/bad.conf:10: parallel: \"lots\" is not a whole number"
 }
 check "check reports a bad value with file:line and exits 1" bad_check
+# A [model.NAME] no tier names is valid, but does nothing: most likely a
+# model named otherwise in its tier. check and start say so.
+printf '[model.tinyllama]\nsize_mb = 637\n[model.qwen2.5-coder:7b]\nsize_mb = 4000\n' >>"$TMP/ollamax.conf"
+unused_model() {
+	local out rc=0
+	out=$("$SUP" -c "$TMP/ollamax.conf" check 2>&1) || rc=$?
+	[ "$rc" -eq 0 ] && has "$out" "ok: 1 tiers, 2 models, 1 agents" &&
+		has "$out" "$TMP/ollamax.conf:11: warning: [model.qwen2.5-coder:7b]: no tier names this model: its settings have no effect" &&
+		! has "$out" "[model.tinyllama]" >/dev/null
+}
+check "check warns of a [model.NAME] no tier names, with file:line, and exits 0" unused_model
 ctl_usage() { local rc=0; "$CTL" frobnicate >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 2 ]; }
 check "ollamaxctl exits 2 on an unknown command" ctl_usage
 ctl_unreachable() { local rc=0; "$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 3 ]; }
@@ -91,6 +102,8 @@ wait_running() {
 }
 check "the supervisor, one broker and two workers run" wait_running 4
 check "the log says ready" grep -q "ready: broker and 2 workers" "$TMP/sup.log"
+check "start warns of the [model.NAME] no tier names" \
+	grep -q "ollamax.conf:11: \[model.qwen2.5-coder:7b\]: no tier names this model" "$TMP/sup.log"
 status=$(status_json)
 check "status has the supervisor's pid and version" \
 	has "$status" "\"supervisor\":{\"pid\":$sup_pid,"
