@@ -77,6 +77,7 @@ struct call {
 	int oversize; /* the answer outgrew OLLAMA_ANSWER_MAX */
 	size_t textless;   /* bytes of lines in a row without text */
 	ev_timer watchdog; /* first byte, then the longest silence */
+	char curl_said[CURL_ERROR_SIZE]; /* curl's own words of a failure */
 };
 
 static int
@@ -488,6 +489,34 @@ ollama_parse_show(struct ollama_show *show, const char *body, size_t len)
 	return 0;
 }
 
+/* What went wrong in the transfer: curl's words name the host, port and
+ * timeout, where its error code's text does not. */
+static const char *
+transfer_failure(const struct call *c, CURLcode cc)
+{
+	return c->curl_said[0] != '\0' ? c->curl_said : curl_easy_strerror(cc);
+}
+
+/*
+ * ", redirected to URL" for a redirect the backend answered with (not
+ * followed: Ollama never redirects, so the url is not Ollama's), else "".
+ */
+static void
+redirect_note(const struct call *c, long status, char *out, size_t len)
+{
+	char *to = NULL;
+
+	out[0] = '\0';
+	if (status >= 300 && status < 400 &&
+	    curl_easy_getinfo(c->easy, CURLINFO_REDIRECT_URL, &to) ==
+	        CURLE_OK &&
+	    to != NULL)
+		snprintf(out, len,
+		    ", redirected to %.150s: [backend] url is not where Ollama "
+		    "answers",
+		    to);
+}
+
 static void
 call_finish(struct call *c, CURLcode cc)
 {
@@ -499,20 +528,21 @@ call_finish(struct call *c, CURLcode cc)
 	if (one_object(c)) {
 		struct ollama_ps ps;
 		struct ollama_show show;
-		char why[640];
+		char why[1024], redirect[320];
 		int ok = cc == CURLE_OK && status == 200 &&
 		    (c->ps_fn != NULL
 		            ? ollama_parse_ps(&ps, c->line, c->line_len)
 		            : ollama_parse_show(&show, c->line, c->line_len)) ==
 		        0;
 
+		redirect_note(c, status, redirect, sizeof(redirect));
 		if (cc != CURLE_OK)
-			snprintf(why, sizeof(why), "%.300s: %s", c->url,
+			snprintf(why, sizeof(why), "%.300s: %.300s", c->url,
 			    c->res.error[0] ? c->res.error
-			                    : curl_easy_strerror(cc));
+			                    : transfer_failure(c, cc));
 		else if (status != 200)
-			snprintf(why, sizeof(why), "%.300s: HTTP %ld", c->url,
-			    status);
+			snprintf(why, sizeof(why), "%.300s: HTTP %ld%s", c->url,
+			    status, redirect);
 		else
 			snprintf(why, sizeof(why), "%.300s: not %s", c->url,
 			    c->ps_fn != NULL ? "a list of models"
@@ -547,13 +577,13 @@ call_finish(struct call *c, CURLcode cc)
 	} else if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
 		res->outcome = OLLAMA_UNAVAILABLE;
 		if (res->error[0] == '\0')
-			snprintf(res->error, sizeof(res->error), "%.160s: %s",
-			    c->url, curl_easy_strerror(cc));
-	} else if (status >= 400 && status < 500 && status != 499 &&
+			snprintf(res->error, sizeof(res->error),
+			    "%.120s: %.120s", c->url, transfer_failure(c, cc));
+	} else if ((status >= 300 && status < 500) && status != 499 &&
 	    status != 408 && status != 429) {
 		/* Final, but for a request that took too long or came too
 		 * soon for a proxy in front of Ollama: those are tried
-		 * again. */
+		 * again. A redirect is a url to mend, not a passing state. */
 		res->outcome = OLLAMA_REFUSED;
 	} else if (status != 200) {
 		res->outcome = OLLAMA_UNAVAILABLE;
@@ -569,11 +599,18 @@ call_finish(struct call *c, CURLcode cc)
 	if (res->outcome != OLLAMA_OK && status != 200 && status != 0) {
 		/* The status first: the body of an error page is only
 		 * its detail. */
-		char detail[sizeof(res->error)];
+		char detail[sizeof(res->error)], redirect[320];
 
 		snprintf(detail, sizeof(detail), "%s", res->error);
-		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%.200s",
-		    status, detail[0] ? ": " : "", detail);
+		redirect_note(c, status, redirect, sizeof(redirect));
+		/* A redirect's page says nothing the target does not. */
+		if (redirect[0] != '\0')
+			snprintf(res->error, sizeof(res->error),
+			    "HTTP %ld%.230s", status, redirect);
+		else
+			snprintf(res->error, sizeof(res->error),
+			    "HTTP %ld%s%.200s", status, detail[0] ? ": " : "",
+			    detail);
 		tidy_error(res->error);
 	}
 	call_release(c);
@@ -818,6 +855,7 @@ call_start(struct call *c, const char *url)
 	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+	curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->curl_said);
 	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(

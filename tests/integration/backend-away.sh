@@ -40,6 +40,8 @@ check "the supervisor is up" logged "ready:" 10
 "$BUILD/ollamaxctl" -c "$TMP/ollamax.conf" run a "item 1" >/dev/null
 check "a load the backend cannot take is tried again after a pause" \
 	logged "cannot load tinyllama: .*trying again in 2 s" 10
+check "curl's own words name the port that refused" \
+	logged "cannot load tinyllama: .*port $port.*trying again in" 1
 check "the pause doubles while the backend stays away" \
 	logged "cannot load tinyllama: .*trying again in 4 s" 15
 broker=$("$BUILD/ollamaxctl" -c "$TMP/ollamax.conf" --json status |

@@ -102,6 +102,10 @@ check "an error page's status comes first, its text made printable" \
 check "a bare 404 is no missing model: the request fails, said so" \
 	run_fails light '{"gen":"404plain"}' "HTTP 404"
 check "and the model is not taken for missing" wait_state tinyllama resident
+before=$(generated)
+check "a redirect fails the request, naming where it led" \
+	run_fails light '{"gen":"301"}' "HTTP 301, redirected to $URL_fake/v2/api/generate: [backend] url is not where Ollama answers"
+check "at once: it is not tried again" eq "$(($(generated) - before))" 1
 check "a backend silent past first_byte_timeout fails the request, said so" \
 	run_fails light '{"gen":"silent"}' "no answer from the backend within 1000 ms"
 check "bytes that never make a line are no progress: the stall ends it" \

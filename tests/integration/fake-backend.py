@@ -162,6 +162,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         if how == "404plain":
             return self.reply(404, "404 page not found", "text/plain")
+        if how == "301":
+            # A proxy that moved the API elsewhere.
+            data = b"<a href=\"/v2/api/generate\">Moved Permanently</a>."
+            self.send_response(301)
+            self.send_header("Location", "/v2/api/generate")
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if kind == "load" and how == "headersonly":
             # 200, then nothing past the stall timeout.
             self.send_response(200)
