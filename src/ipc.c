@@ -140,7 +140,7 @@ struct ipc_call {
 
 /* Answers given to a connection, for as long as it is open. */
 struct pipe_replies {
-	int pipe; /* its id */
+	nng_pipe pipe;
 	uint64_t given;
 };
 
@@ -170,6 +170,17 @@ struct ipc_server {
 	int64_t refused_before_knock;
 };
 
+/* An answer may be given after its connection closed (the peer hung up
+ * first): its entry would stay for good. */
+static int
+pipe_gone(nng_pipe pipe)
+{
+	uint64_t uid;
+
+	return nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) ==
+	    NNG_ENOENT;
+}
+
 static void
 count_answer(struct ipc_server *s, nng_pipe pipe)
 {
@@ -177,9 +188,18 @@ count_answer(struct ipc_server *s, nng_pipe pipe)
 
 	pthread_mutex_lock(&s->answered_mu);
 	for (i = 0; i < s->nanswered; i++)
-		if (s->answered[i].pipe == nng_pipe_id(pipe))
+		if (nng_pipe_id(s->answered[i].pipe) == nng_pipe_id(pipe))
 			break;
 	if (i == s->nanswered) {
+		if (s->nanswered == s->answered_cap) {
+			size_t kept = 0;
+
+			for (size_t j = 0; j < s->nanswered; j++)
+				if (!pipe_gone(s->answered[j].pipe))
+					s->answered[kept++] = s->answered[j];
+			s->nanswered = kept;
+			i = kept;
+		}
 		if (s->nanswered == s->answered_cap) {
 			s->answered_cap =
 			    s->answered_cap ? 2 * s->answered_cap : 8;
@@ -189,7 +209,7 @@ count_answer(struct ipc_server *s, nng_pipe pipe)
 				fatal("out of memory");
 		}
 		s->answered[s->nanswered++] =
-		    (struct pipe_replies){.pipe = nng_pipe_id(pipe)};
+		    (struct pipe_replies){.pipe = pipe};
 	}
 	s->answered[i].given++;
 	pthread_mutex_unlock(&s->answered_mu);
@@ -205,7 +225,7 @@ forget_answered(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	(void)ev;
 	pthread_mutex_lock(&s->answered_mu);
 	for (size_t i = 0; i < s->nanswered; i++)
-		if (s->answered[i].pipe == nng_pipe_id(pipe)) {
+		if (nng_pipe_id(s->answered[i].pipe) == nng_pipe_id(pipe)) {
 			s->answered[i] = s->answered[--s->nanswered];
 			break;
 		}
@@ -289,18 +309,17 @@ listener_path(const struct ipc_server *s)
 }
 
 /*
- * The statistics of the socket or listener (`kind`) of this id. nng
- * 1.5.2's own nng_stat_find_listener returns the first listener's,
- * whatever the id.
+ * The statistics of the listener of this id. nng 1.5.2's own
+ * nng_stat_find_listener returns the first listener's, whatever the id.
  */
 static nng_stat *
-scope_stats(nng_stat *st, const char *kind, int id)
+listener_stats(nng_stat *st, int id)
 {
 	nng_stat *child, *found;
 
 	if (nng_stat_type(st) != NNG_STAT_SCOPE)
 		return NULL;
-	if (strcmp(nng_stat_name(st), kind) == 0)
+	if (strcmp(nng_stat_name(st), "listener") == 0)
 		for (child = nng_stat_child(st); child != NULL;
 		     child = nng_stat_next(child))
 			if (strcmp(nng_stat_name(child), "id") == 0 &&
@@ -308,7 +327,7 @@ scope_stats(nng_stat *st, const char *kind, int id)
 				return st;
 	for (child = nng_stat_child(st); child != NULL;
 	     child = nng_stat_next(child))
-		if ((found = scope_stats(child, kind, id)) != NULL)
+		if ((found = listener_stats(child, id)) != NULL)
 			return found;
 	return NULL;
 }
@@ -333,8 +352,7 @@ listener_counts(const struct ipc_server *s, struct listener_counts *c)
 	memset(c, 0, sizeof(*c));
 	if (nng_stats_get(&all) != 0)
 		return;
-	if ((l = scope_stats(all, "listener", nng_listener_id(s->listener))) !=
-	    NULL)
+	if ((l = listener_stats(all, nng_listener_id(s->listener))) != NULL)
 		for (st = nng_stat_child(l); st != NULL;
 		     st = nng_stat_next(st)) {
 			const char *name = nng_stat_name(st);
@@ -572,22 +590,44 @@ ipc_drop(struct ipc_call *c)
 /*
  * Whether a connection still open has answers not written whole: nng
  * counts each message a connection wrote (nothing at the socket's level in
- * 1.5.2), and a connection writes its answers in order.
+ * 1.5.2), and a connection writes its answers in order. One pass over
+ * nng's statistics, whatever the number of connections.
  */
 static int
-answers_unwritten(struct ipc_server *s)
+answers_unwritten(struct ipc_server *s, nng_stat *st)
 {
-	nng_stat *all, *pipe, *tx;
+	nng_stat *child, *tx, *id;
 	int unwritten = 0;
+
+	if (nng_stat_type(st) != NNG_STAT_SCOPE)
+		return 0;
+	if (strcmp(nng_stat_name(st), "pipe") == 0 &&
+	    (id = nng_stat_find(st, "id")) != NULL &&
+	    (tx = nng_stat_find(st, "tx_msgs")) != NULL) {
+		for (size_t i = 0; i < s->nanswered; i++)
+			if ((uint64_t)nng_pipe_id(s->answered[i].pipe) ==
+			    nng_stat_value(id))
+				return nng_stat_value(tx) <
+				    s->answered[i].given;
+		return 0;
+	}
+	for (child = nng_stat_child(st); child != NULL && !unwritten;
+	     child = nng_stat_next(child))
+		unwritten = answers_unwritten(s, child);
+	return unwritten;
+}
+
+/* The same, from a snapshot of nng's statistics taken now. */
+static int
+answers_unwritten_now(struct ipc_server *s)
+{
+	nng_stat *all;
+	int unwritten;
 
 	if (nng_stats_get(&all) != 0)
 		return 0;
 	pthread_mutex_lock(&s->answered_mu);
-	for (size_t i = 0; i < s->nanswered && !unwritten; i++)
-		if ((pipe = scope_stats(all, "pipe", s->answered[i].pipe)) !=
-		        NULL &&
-		    (tx = nng_stat_find(pipe, "tx_msgs")) != NULL)
-			unwritten = nng_stat_value(tx) < s->answered[i].given;
+	unwritten = answers_unwritten(s, all);
 	pthread_mutex_unlock(&s->answered_mu);
 	nng_stats_free(all);
 	return unwritten;
@@ -610,7 +650,7 @@ ipc_server_close(struct ipc_server *s)
 	 * agents, stopped just before). Bounded, as a peer that reads
 	 * nothing holds its answers back for good. */
 	until = nng_clock() + CLOSE_FLUSH_MS;
-	while (answers_unwritten(s) && nng_clock() < until)
+	while (answers_unwritten_now(s) && nng_clock() < until)
 		nng_msleep(1);
 	nng_close(s->sock);
 	for (int i = 0; i < s->ncalls; i++)

@@ -569,6 +569,10 @@ call_finish(struct call *c, CURLcode cc)
 		/* The done line came: a body that then stalls or breaks off
 		 * takes nothing from the answer. */
 		res->outcome = OLLAMA_OK;
+	} else if (status >= 300 && status < 400) {
+		/* A url to mend, whatever came after the headers: Ollama
+		 * never redirects. */
+		res->outcome = OLLAMA_REFUSED;
 	} else if (status == 404 && c->ended == 1) {
 		/* Ollama's "model not found" is a JSON error, whole even if
 		 * the connection broke after it; a bare 404 is a URL that is
@@ -579,11 +583,11 @@ call_finish(struct call *c, CURLcode cc)
 		if (res->error[0] == '\0')
 			snprintf(res->error, sizeof(res->error),
 			    "%.120s: %.120s", c->url, transfer_failure(c, cc));
-	} else if ((status >= 300 && status < 500) && status != 499 &&
+	} else if (status >= 400 && status < 500 && status != 499 &&
 	    status != 408 && status != 429) {
 		/* Final, but for a request that took too long or came too
 		 * soon for a proxy in front of Ollama: those are tried
-		 * again. A redirect is a url to mend, not a passing state. */
+		 * again. */
 		res->outcome = OLLAMA_REFUSED;
 	} else if (status != 200) {
 		res->outcome = OLLAMA_UNAVAILABLE;

@@ -21,6 +21,8 @@
 
 #include "ipc.h"
 
+extern char **environ;
+
 static char dir[64], url[128];
 static struct ev_loop *loop;
 
@@ -414,12 +416,20 @@ answer_and_exit(void)
  */
 Test(ipc, answers_given_just_before_a_server_closes_and_exits_reach_callers)
 {
-	char env[160], *argv[] = {"test_ipc", NULL}, *envp[] = {env, NULL};
+	char env[160], *argv[] = {"test_ipc", NULL}, **envp;
 	struct ipc_client *c;
 	int want = 32, status;
+	size_t n = 0;
 	pid_t server;
 
+	/* The sanitizers' options go on to the server. */
+	while (environ[n] != NULL)
+		n++;
+	envp = calloc(n + 2, sizeof(*envp));
+	cr_assert_not_null(envp);
+	memcpy(envp, environ, n * sizeof(*envp));
 	snprintf(env, sizeof(env), "OLLAMAX_TEST_ANSWER_AND_EXIT=%s", url);
+	envp[n] = env;
 	cr_assert_eq(
 	    posix_spawn(&server, "/proc/self/exe", NULL, NULL, argv, envp), 0);
 	c = ipc_dial(loop, url);

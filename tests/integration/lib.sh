@@ -337,15 +337,24 @@ http() {
 	printf ' %s' "$(cat "$TMP/body")"
 }
 
-# nng_internal_leaks FILE: the file is a LeakSanitizer report whose every
-# leak was allocated on nng's own threads with none of our code on the
-# stack: nng 1.5.2 can lose a connection that was shaking hands as its
-# socket closed, and nothing of ours can free it.
+# nng_internal_leaks FILE: the file is a LeakSanitizer report of nng's
+# own loss alone: nng 1.5.2 can lose a connection of its IPC transport that
+# was shaking hands as its socket closed. Each leak is one of that
+# connection's objects by its size (its ipc_pipe, nng_aio, nni_ipc_conn
+# and nni_posix_pfd), allocated on nng's threads with none of our code on
+# the stack. A message nng received and we failed to free is none of
+# those sizes, and stays reported.
 nng_internal_leaks() {
 	grep -q "ERROR: LeakSanitizer" "$1" || return 1
 	! grep -q -E "ERROR: AddressSanitizer|runtime error:" "$1" || return 1
 	awk '
-		/^(Direct|Indirect) leak of/ { inleak = 1; next }
+		/^(Direct|Indirect) leak of [0-9]+ byte\(s\) in 1 object/ {
+			inleak = 1
+			if ($4 != 1760 && $4 != 464 && $4 != 312 && $4 != 152)
+				ours = 1
+			next
+		}
+		/^(Direct|Indirect) leak of/ { inleak = 1; ours = 1; next }
 		/^$/ { inleak = 0 }
 		inleak && /^ *#[0-9]+ / {
 			if ($0 ~ /libnng\.so/ || $0 ~ / in (start_thread|clone3?) / ||
