@@ -418,7 +418,7 @@ Test(ipc, answers_given_just_before_a_server_closes_and_exits_reach_callers)
 {
 	char env[160], *argv[] = {"test_ipc", NULL}, **envp;
 	struct ipc_client *c;
-	int want = 32, status;
+	int want = 32, status, spawned;
 	size_t n = 0;
 	pid_t server;
 
@@ -430,8 +430,9 @@ Test(ipc, answers_given_just_before_a_server_closes_and_exits_reach_callers)
 	memcpy(envp, environ, n * sizeof(*envp));
 	snprintf(env, sizeof(env), "OLLAMAX_TEST_ANSWER_AND_EXIT=%s", url);
 	envp[n] = env;
-	cr_assert_eq(
-	    posix_spawn(&server, "/proc/self/exe", NULL, NULL, argv, envp), 0);
+	spawned = posix_spawn(&server, "/proc/self/exe", NULL, NULL, argv, envp);
+	free(envp);
+	cr_assert_eq(spawned, 0);
 	c = ipc_dial(loop, url);
 	answered = failed = 0;
 	/* One connection: nng writes its answers one at a time. */
