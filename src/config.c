@@ -577,20 +577,13 @@ config_model(const struct config *c, const char *name)
 	return NULL;
 }
 
-const struct model_conf *
-config_unused_model(const struct config *c, size_t *from)
+int
+config_model_used(const struct config *c, const char *name)
 {
-	while (*from < c->nmodels) {
-		const struct model_conf *m = &c->models[(*from)++];
-		size_t t = 0;
-
-		while (t < c->ntiers &&
-		    !model_name_same(c->tiers[t].model, m->name))
-			t++;
-		if (t == c->ntiers)
-			return m;
-	}
-	return NULL;
+	for (size_t t = 0; t < c->ntiers; t++)
+		if (model_name_same(c->tiers[t].model, name))
+			return 1;
+	return 0;
 }
 
 void

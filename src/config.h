@@ -100,10 +100,9 @@ int config_load(struct config *c, const char *path, struct diag *d);
 void config_free(struct config *c);
 const struct tier_conf *config_tier(const struct config *c, const char *name);
 const struct model_conf *config_model(const struct config *c, const char *name);
-/* The first [model.NAME] section at or after index `from` that no tier
- * names (its settings have no effect), or NULL. */
-const struct model_conf *config_unused_model(
-    const struct config *c, size_t *from);
+/* Whether a tier names the model: the settings of one no tier names have
+ * no effect. */
+int config_model_used(const struct config *c, const char *name);
 
 struct policy_config;
 struct policy_model_conf;

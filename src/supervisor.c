@@ -1767,20 +1767,22 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static void
 say_unused_models(const struct config *c, const char *path, int to_log)
 {
-	const struct model_conf *m;
-	size_t at = 0;
+	for (size_t i = 0; i < c->nmodels; i++) {
+		const struct model_conf *m = &c->models[i];
+		char what[CONFIG_MODEL_MAX + 64];
 
-	while ((m = config_unused_model(c, &at)) != NULL)
+		if (config_model_used(c, m->name))
+			continue;
+		snprintf(what, sizeof(what),
+		    "[model.%s]: no tier names this model: its settings have "
+		    "no effect",
+		    m->name);
 		if (to_log)
-			log_warnx(
-			    "%s:%d: [model.%s]: no tier names this model: "
-			    "its settings have no effect",
-			    path, m->line, m->name);
+			log_warnx("%s:%d: %s", path, m->line, what);
 		else
-			fprintf(stderr,
-			    "%s:%d: warning: [model.%s]: no tier names this "
-			    "model: its settings have no effect\n",
-			    path, m->line, m->name);
+			fprintf(stderr, "%s:%d: warning: %s\n", path, m->line,
+			    what);
+	}
 }
 
 /* The state and runtime dirs already there, as start would take them. */
