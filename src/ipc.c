@@ -633,6 +633,17 @@ answers_unwritten_now(struct ipc_server *s)
 	return unwritten;
 }
 
+size_t
+ipc_server_answered_connections(struct ipc_server *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->answered_mu);
+	n = s->nanswered;
+	pthread_mutex_unlock(&s->answered_mu);
+	return n;
+}
+
 void
 ipc_server_close(struct ipc_server *s)
 {

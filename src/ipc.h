@@ -41,6 +41,12 @@ void ipc_reply(struct ipc_call *call, const void *data, size_t len);
 /* Counts a bad request from a peer and answers nothing to it. */
 void ipc_drop(struct ipc_call *call);
 void ipc_server_close(struct ipc_server *s);
+/*
+ * The connections a close would wait on until their answers are written:
+ * those answered while open, and those that closed before an answer came
+ * (gone, dropped once they would need more room).
+ */
+size_t ipc_server_answered_connections(struct ipc_server *s);
 
 /* Dials url; connects in the background and redials when the peer restarts. */
 struct ipc_client *ipc_dial(struct ev_loop *loop, const char *url);

@@ -18,6 +18,8 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "ipc.h"
 
@@ -444,4 +446,69 @@ Test(ipc, answers_given_just_before_a_server_closes_and_exits_reach_callers)
 	    "the server ended with status %#x", status);
 	cr_assert_eq(answered, 32, "answered %d, failed %d", answered, failed);
 	ipc_client_close(c);
+}
+
+static void
+hold_quietly(void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	held[nheld++] = call;
+}
+
+/* The connections open on the server's listener, by nng's count (the
+ * process has other sockets: criterion's own). */
+static uint64_t
+pipes_open(void)
+{
+	nng_stat *all, *st, *at, *pipes;
+	uint64_t n = 0;
+
+	cr_assert_eq(nng_stats_get(&all), 0);
+	for (st = nng_stat_child(all); st != NULL; st = nng_stat_next(st))
+		if (strcmp(nng_stat_name(st), "listener") == 0 &&
+		    (at = nng_stat_find(st, "url")) != NULL &&
+		    strcmp(nng_stat_string(at), url) == 0 &&
+		    (pipes = nng_stat_find(st, "pipes")) != NULL)
+			n += nng_stat_value(pipes);
+	nng_stats_free(all);
+	return n;
+}
+
+/*
+ * A server remembers each connection it answered until the connection
+ * closes, for its close to wait on; one that closed before its answer
+ * came is remembered after it, and must not stay for good.
+ */
+Test(ipc, peers_that_hang_up_before_their_answers_are_not_remembered_for_good)
+{
+	enum { PEERS = 64 };
+	struct ipc_server *s = ipc_listen(loop, url, PEERS, hold_quietly, NULL);
+	nng_time until;
+
+	cr_assert_not_null(s);
+	nheld = 0;
+	for (int i = 0; i < PEERS; i++) {
+		nng_socket peer;
+
+		cr_assert_eq(nng_req0_open(&peer), 0);
+		cr_assert_eq(nng_dial(peer, url, NULL, 0), 0);
+		cr_assert_eq(nng_send(peer, "x", 1, 0), 0);
+		until = nng_clock() + 5000;
+		while (nheld == i && nng_clock() < until)
+			ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
+		cr_assert_eq(nheld, i + 1, "request %d never came", i);
+		nng_close(peer);
+	}
+	until = nng_clock() + 5000;
+	while (pipes_open() > 0 && nng_clock() < until)
+		nng_msleep(1);
+	cr_assert_eq(pipes_open(), 0, "the peers' connections never closed");
+	for (int i = 0; i < nheld; i++)
+		ipc_reply(held[i], "late", 4);
+	cr_assert_leq(ipc_server_answered_connections(s), PEERS / 4,
+	    "%zu of %d connections gone are remembered",
+	    ipc_server_answered_connections(s), PEERS);
+	ipc_server_close(s);
 }
