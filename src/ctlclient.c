@@ -211,8 +211,16 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 	 * deadline cut found nobody to shake hands within the time:
 	 * unreachable too, but a waited run has only run out of its time.
 	 */
-	while ((rv = nng_dial(sock, url, NULL, 0)) == NNG_ECONNREFUSED ||
-	    rv == NNG_EAGAIN) {
+	for (;;) {
+		rv = nng_dial(sock, url, NULL, 0);
+		/* nng's own 10 s for a handshake ran out before a waited
+		 * run's time: the deadline decides, not nng. */
+		if (rv == NNG_ETIMEDOUT && (flags & CTL_WAIT)) {
+			nng_msleep(CTL_REDIAL_MS);
+			continue;
+		}
+		if (rv != NNG_ECONNREFUSED && rv != NNG_EAGAIN)
+			break;
 		refused = 1;
 		if (nng_clock() - dial_at >= CTL_REDIAL_GRACE_MS ||
 		    ctl_lock_holder(ctl_path) == 0)
@@ -250,17 +258,25 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 		nng_close(sock);
 	if (sent != 0)
 		return CTL_UNREACHABLE;
+	/* Sent, and without resends (a run must not run twice) a connection
+	 * that closes fails the receive: a listener put back, or a
+	 * supervisor that died. */
 	if (rv != 0)
-		return rv == NNG_ETIMEDOUT ? CTL_UNANSWERED : CTL_UNREACHABLE;
+		return rv == NNG_ETIMEDOUT ? CTL_UNANSWERED : CTL_CUT;
+	rv = 0;
 	if (msg_open(&r, buf, len) != MSG_OK ||
 	    msg_ctl_reply_decode(&r, reply) != MSG_OK) {
 		snprintf(reply->error, sizeof(reply->error),
-		    "bad answer from the supervisor (%s)", r.detail);
+		    "its answer is no control reply (%s)", r.detail);
 		reply->ok = 0;
+		rv = CTL_NOT_SUPERVISOR;
+	} else if (!reply->from_supervisor) {
+		rv = CTL_NOT_SUPERVISOR;
+		msg_ctl_reply_free(reply);
 	}
 	msg_close(&r);
 	nng_free(buf, len);
-	return 0;
+	return rv;
 }
 
 /*

@@ -723,10 +723,11 @@ void
 msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 {
 	msg_begin(w, MSG_CTL,
-	    3 + (m->arg != NULL) + (m->input != NULL) + (m->until_ms != 0));
+	    4 + (m->arg != NULL) + (m->input != NULL) + (m->until_ms != 0));
 	msg_put_str(w, "verb", m->verb);
 	msg_put_bool(w, "json", m->json);
 	msg_put_bool(w, "wait", m->wait);
+	msg_put_bool(w, "from_supervisor", m->from_supervisor);
 	if (m->arg)
 		msg_put_str(w, "arg", m->arg);
 	if (m->input)
@@ -745,6 +746,7 @@ msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m)
 	    (e = msg_get_str(r, "verb", m->verb, sizeof(m->verb), 1)) ||
 	    (e = msg_get_bool(r, "json", &m->json, 0)) ||
 	    (e = msg_get_bool(r, "wait", &m->wait, 0)) ||
+	    (e = msg_get_bool(r, "from_supervisor", &m->from_supervisor, 0)) ||
 	    (e = msg_get_str_dup(r, "arg", &m->arg, MSG_MAX_TEXT, 0)) ||
 	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 0)) ||
 	    (e = msg_get_int(r, "until", &m->until_ms, 0, INT64_MAX, 0))) {
@@ -765,9 +767,10 @@ msg_ctl_free(struct msg_ctl *m)
 void
 msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m)
 {
-	msg_begin(w, MSG_CTL_REPLY, m->body ? 3 : 2);
+	msg_begin(w, MSG_CTL_REPLY, m->body ? 4 : 3);
 	msg_put_bool(w, "ok", m->ok);
 	msg_put_str(w, "error", m->error);
+	msg_put_bool(w, "from_supervisor", m->from_supervisor);
 	if (m->body)
 		msg_put_str(w, "body", m->body);
 }
@@ -799,6 +802,7 @@ msg_ctl_reply_decode(struct msg_reader *r, struct msg_ctl_reply *m)
 	if ((e = expect_type(r, MSG_CTL_REPLY)) ||
 	    (e = msg_get_bool(r, "ok", &m->ok, 1)) ||
 	    (e = msg_get_str(r, "error", m->error, sizeof(m->error), 0)) ||
+	    (e = msg_get_bool(r, "from_supervisor", &m->from_supervisor, 0)) ||
 	    (e = msg_get_str_dup(r, "body", &m->body, MSG_MAX_FRAME, 0))) {
 		msg_ctl_reply_free(m);
 		return e;

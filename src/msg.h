@@ -184,12 +184,18 @@ struct msg_ctl {
 	int json;
 	int wait; /* run: answer once the run is over, with its result */
 	int64_t until_ms;
+	/* Passed on by the supervisor to a worker, which takes commands from
+	 * it alone: not from ollamaxctl pointed at the worker's socket. */
+	int from_supervisor;
 };
 
 struct msg_ctl_reply {
 	int ok;
-	char error[256];
+	/* Room for a manifest's path, line, field and problem. */
+	char error[1024];
 	char *body; /* owned: JSON, may be NULL */
+	/* A supervisor's answer: ollamaxctl takes no other. */
+	int from_supervisor;
 };
 
 struct msg_report {

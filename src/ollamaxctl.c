@@ -112,32 +112,51 @@ print_status(const char *body)
 	json_decref(j);
 }
 
+/*
+ * text as a terminal may be given it, in shown: control bytes as '?' (an
+ * escape sequence would act on the terminal, a newline break a row), and
+ * so every byte past ASCII of text that is not UTF-8.
+ */
+static const char *
+printable(const char *text, char *shown, size_t size)
+{
+	size_t len = strlen(text), n;
+	int bad_utf8 = utf8_invalid_at(text, len) >= 0;
+
+	for (n = 0; n < len && n + 1 < size; n++) {
+		unsigned char c = (unsigned char)text[n];
+
+		shown[n] = c < 0x20 || c == 0x7f || (c >= 0x80 && bad_utf8)
+		    ? '?'
+		    : text[n];
+	}
+	shown[n] = '\0';
+	return shown;
+}
+
 static void
 print_agents(const char *body)
 {
 	json_t *j = json_loads(body, 0, NULL), *a;
 	size_t i;
 
+	if (j == NULL) {
+		printf("%s\n", body);
+		return;
+	}
 	printf("%-48s %6s %-8s %s\n", "AGENT", "WORKER", "STATE", "MANIFEST");
 	json_array_foreach(json_object_get(j, "agents"), i, a) {
 		const char *path =
 		    json_string_value(json_object_get(a, "manifest"));
 		char shown[PATH_MAX];
-		size_t n = 0;
 
 		/* A file name may hold a newline: one row an agent all the
 		 * same (--json has the name as it is). */
-		for (; path != NULL && path[n] != '\0' && n + 1 < sizeof(shown);
-		     n++)
-			shown[n] =
-			    (unsigned char)path[n] < 0x20 || path[n] == 0x7f
-			    ? '?'
-			    : path[n];
-		shown[n] = '\0';
 		printf("%-48s %6lld %-8s %s\n",
 		    json_string_value(json_object_get(a, "name")),
 		    (long long)json_integer_value(json_object_get(a, "worker")),
-		    json_string_value(json_object_get(a, "state")), shown);
+		    json_string_value(json_object_get(a, "state")),
+		    printable(path ? path : "", shown, sizeof(shown)));
 	}
 	json_decref(j);
 }
@@ -311,6 +330,23 @@ unreachable(const char *ctl_path, int given)
 	}
 }
 
+/* The commands, by what follows them (spawn -f FILE is sent as
+ * spawn-file, a name no one types). */
+static int
+takes_no_name(const char *verb)
+{
+	return strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0 ||
+	    strcmp(verb, "reload") == 0 || strcmp(verb, "agents") == 0 ||
+	    strcmp(verb, "queue") == 0;
+}
+
+static int
+takes_a_name(const char *verb)
+{
+	return strcmp(verb, "spawn") == 0 || strcmp(verb, "kill") == 0 ||
+	    strcmp(verb, "restart") == 0 || strcmp(verb, "run") == 0;
+}
+
 struct options {
 	const char *sock, *conf, *manifest, *timeout_text;
 	int json, wait;
@@ -335,13 +371,22 @@ read_options(int argc, char **argv, struct options *o)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	int opt;
+	char shown[128];
+	int opt, at;
+	const char *element;
 
 	/* 0 starts glibc's getopt afresh, for the second call. */
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(
-	            argc, argv, "+:s:c:f:jwt:hV", longopts, NULL)) != -1) {
+	for (;;) {
+		at = optind > 0 ? optind : 1;
+		if ((opt = getopt_long(
+		         argc, argv, "+:s:c:f:jwt:hV", longopts, NULL)) == -1)
+			break;
+		/* The argument an error is about: glibc moves past it only
+		 * once its last letter is read (-xj stays at -xj). */
+		element =
+		    optind == at && at < argc ? argv[at] : argv[optind - 1];
 		switch (opt) {
 		case 's':
 			o->sock = optarg;
@@ -369,24 +414,23 @@ read_options(int argc, char **argv, struct options *o)
 			return 0;
 		case ':':
 			/* glibc sets optopt for a long option too. */
-			if (strncmp(argv[optind - 1], "--", 2) == 0)
-				return usage_error(
-				    "%s needs a value", argv[optind - 1]);
+			if (strncmp(element, "--", 2) == 0)
+				return usage_error("%s needs a value",
+				    printable(element, shown, sizeof(shown)));
 			return usage_error("-%c needs a value", optopt);
 		default:
 			/* glibc sets optopt for a long option given a value it
 			 * does not take. */
-			if (strncmp(argv[optind - 1], "--", 2) == 0 &&
-			    strchr(argv[optind - 1], '=') != NULL &&
-			    optopt != 0)
+			if (strncmp(element, "--", 2) == 0 &&
+			    strchr(element, '=') != NULL && optopt != 0)
 				return usage_error("%.*s takes no value",
-				    (int)strcspn(argv[optind - 1], "="),
-				    argv[optind - 1]);
-			if (optopt != 0)
+				    (int)strcspn(element, "="),
+				    printable(element, shown, sizeof(shown)));
+			if (optopt > 0x20 && optopt < 0x7f)
 				return usage_error(
 				    "unknown option -%c", optopt);
-			return usage_error(
-			    "unknown option %s", argv[optind - 1]);
+			return usage_error("unknown option %s",
+			    printable(element, shown, sizeof(shown)));
 		}
 	}
 	return -1;
@@ -398,7 +442,7 @@ main(int argc, char **argv)
 	struct options o = {0};
 	const char *verb, *arg = NULL, *input = NULL;
 	char *stdin_text = NULL, **operands;
-	char ctl_path[PATH_MAX + 16], file[PATH_MAX];
+	char ctl_path[PATH_MAX + 16], file[PATH_MAX], shown[256];
 	struct msg_ctl_reply reply;
 	int rc, timeout_ms, first, nops;
 	pid_t pid;
@@ -421,9 +465,18 @@ main(int argc, char **argv)
 		operands++;
 		nops--;
 	}
+	/* The command first: what is wrong with its arguments depends on it. */
+	if (!takes_no_name(verb) && !takes_a_name(verb)) {
+		fprintf(stderr, "ollamaxctl: unknown command \"%s\"\n",
+		    printable(verb, shown, sizeof(shown)));
+		fputs(usage_text, stderr);
+		return 2;
+	}
 	if (nops > (strcmp(verb, "run") == 0 ? 2 : 1))
 		return usage_error("%s: too many arguments, from \"%.40s\"",
-		    verb, operands[strcmp(verb, "run") == 0 ? 2 : 1]);
+		    verb,
+		    printable(operands[strcmp(verb, "run") == 0 ? 2 : 1], shown,
+		        sizeof(shown)));
 	if (nops >= 1)
 		arg = operands[0];
 	if (nops == 2)
@@ -443,39 +496,28 @@ main(int argc, char **argv)
 			return 1;
 		verb = "spawn-file";
 		arg = file;
-	} else if (arg != NULL) {
+	} else if (takes_no_name(verb)) {
+		if (arg != NULL)
+			return usage_error("%s takes no argument", verb);
+	} else if (arg == NULL) {
+		fprintf(stderr, "ollamaxctl: %s needs an agent name\n", verb);
+		return 2;
+	} else {
 		char what[64];
 
 		snprintf(what, sizeof(what), "%s: the agent name", verb);
 		if (text_problem(what, arg, strlen(arg)) != 0)
 			return 2;
-	}
-	if (strcmp(verb, "status") == 0 || strcmp(verb, "stop") == 0 ||
-	    strcmp(verb, "reload") == 0 || strcmp(verb, "agents") == 0 ||
-	    strcmp(verb, "queue") == 0) {
-		if (arg != NULL)
-			return usage_error("%s takes no argument", verb);
-	} else if (strcmp(verb, "spawn") == 0 || strcmp(verb, "kill") == 0 ||
-	    strcmp(verb, "restart") == 0 || strcmp(verb, "spawn-file") == 0 ||
-	    strcmp(verb, "run") == 0) {
-		if (arg == NULL) {
-			fprintf(stderr, "ollamaxctl: %s needs an agent name\n",
-			    verb);
-			return 2;
-		}
 		/* No agent has such a name: said here, not by the
 		 * supervisor after a walk of the agents directory. */
-		if (strcmp(verb, "spawn-file") != 0 && !config_valid_name(arg)) {
+		if (!config_valid_name(arg)) {
 			fprintf(stderr,
 			    "ollamaxctl: %s \"%s\": an agent name is lowercase "
 			    "letters, digits, '-' and '_', 1 to %d of them\n",
-			    verb, arg, CONFIG_NAME_MAX);
+			    verb, printable(arg, shown, sizeof(shown)),
+			    CONFIG_NAME_MAX);
 			return 2;
 		}
-	} else {
-		fprintf(stderr, "ollamaxctl: unknown command \"%s\"\n", verb);
-		fputs(usage_text, stderr);
-		return 2;
 	}
 	if (o.sock != NULL) {
 		if (o.sock[0] == '\0')
@@ -576,6 +618,21 @@ main(int argc, char **argv)
 		    "ollamaxctl: the supervisor on %s took %s but did not "
 		    "answer within %d s\n",
 		    ctl_path, verb, timeout_ms / 1000);
+		return 3;
+	}
+	if (rc == CTL_CUT) {
+		fprintf(stderr,
+		    "ollamaxctl: the connection to the supervisor on %s closed "
+		    "after %s was sent: it may have been carried out%s\n",
+		    ctl_path, verb,
+		    takes_a_name(verb) ? " (ollamaxctl agents tells)" : "");
+		return o.wait ? 1 : 3;
+	}
+	if (rc == CTL_NOT_SUPERVISOR) {
+		fprintf(stderr,
+		    "ollamaxctl: what answers on %s is not a supervisor%s%s\n",
+		    ctl_path, reply.error[0] ? ": " : "",
+		    printable(reply.error, shown, sizeof(shown)));
 		return 3;
 	}
 	if (rc != 0) {

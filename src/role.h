@@ -98,10 +98,14 @@ int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
 
 #define CTL_UNREACHABLE 3 /* nobody takes the command */
 #define CTL_UNANSWERED 4  /* taken, but no answer within the timeout */
+#define CTL_CUT 5 /* sent, then the connection closed: perhaps carried out */
+/* What answered is not a supervisor (a worker's socket, another program);
+ * reply->error says what it said, or why its answer is none. */
+#define CTL_NOT_SUPERVISOR 6
 /*
  * Sends verb (and arg, and input for run) to the supervisor listening on
  * the control socket ctl_path and waits up to timeout_ms for its answer.
- * Returns 0 with reply filled, CTL_UNREACHABLE or CTL_UNANSWERED.
+ * Returns 0 with reply filled, or one of the CTL_ codes above.
  */
 int ctl_call(const char *ctl_path, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply);

@@ -531,7 +531,7 @@ reply_frame(struct ipc_call *call, struct msg_writer *w)
 static void
 reply_ctl(struct ipc_call *call, int ok, const char *error)
 {
-	struct msg_ctl_reply reply = {.ok = ok};
+	struct msg_ctl_reply reply = {.ok = ok, .from_supervisor = 1};
 	struct msg_writer w;
 
 	if (call == NULL) {
@@ -548,11 +548,13 @@ reply_ctl(struct ipc_call *call, int ok, const char *error)
 static void
 reply_ctl_body(struct ipc_call *call, const struct msg_ctl_reply *rep)
 {
+	struct msg_ctl_reply mine = *rep;
 	struct msg_writer w;
 
 	if (call == NULL)
 		return;
-	msg_ctl_reply_encode(&w, rep);
+	mine.from_supervisor = 1;
+	msg_ctl_reply_encode(&w, &mine);
 	reply_frame(call, &w);
 }
 
@@ -1077,7 +1079,9 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		snprintf(d.from, sizeof(d.from), "ollamaxctl");
 		msg_deliver_encode(&w, &d);
 	} else {
-		struct msg_ctl cmd = {.arg = ac->name, .until_ms = until_ms};
+		struct msg_ctl cmd = {.arg = ac->name,
+		    .until_ms = until_ms,
+		    .from_supervisor = 1};
 
 		snprintf(cmd.verb, sizeof(cmd.verb), "%s", command_names[kind]);
 		msg_ctl_encode(&w, &cmd);
@@ -1244,7 +1248,7 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 	}
 	if (config_tier(&s->conf, m->tier) == NULL) {
 		snprintf(why, whylen,
-		    "%.200s:%d: tier: \"%s\" is not a [tier.NAME] of %.200s",
+		    "%.500s:%d: tier: \"%s\" is not a [tier.NAME] of %.300s",
 		    path, m->line_of_tier, m->tier, s->conf.path);
 		goto bad;
 	}
@@ -1612,11 +1616,11 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	struct supervisor *s = arg;
 	struct msg_reader r;
 	struct msg_ctl ctl;
-	struct msg_ctl_reply reply = {.ok = 1};
+	struct msg_ctl_reply reply = {.ok = 1, .from_supervisor = 1};
 	struct msg_writer w;
 	json_t *body = NULL;
 	char *body_text;
-	char why[512] = "";
+	char why[sizeof(reply.error)] = "";
 	int stop = 0;
 
 	if (msg_open(&r, data, len) != MSG_OK ||

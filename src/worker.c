@@ -204,7 +204,7 @@ delivery_failure(
 		msg_close(&r);
 	} else {
 		if (!rep.ok)
-			snprintf(why, whylen, "%s", rep.error);
+			snprintf(why, whylen, "%.200s", rep.error);
 		msg_ctl_reply_free(&rep);
 		msg_close(&r);
 	}
@@ -1021,6 +1021,12 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		if (msg_ctl_decode(&r, &cmd) != MSG_OK || cmd.arg == NULL) {
 			snprintf(why, sizeof(why), "bad command frame (%s)",
 			    r.detail[0] ? r.detail : "no argument");
+		} else if (!cmd.from_supervisor) {
+			/* The supervisor keeps the fleet's books: an agent
+			 * killed behind its back would still be counted. */
+			snprintf(why, sizeof(why),
+			    "this is a worker's socket: commands go to the "
+			    "supervisor's, ctl.sock beside it");
 		} else if (strcmp(cmd.verb, "kill") != 0 &&
 		    strcmp(cmd.verb, "restart") != 0) {
 			snprintf(why, sizeof(why), "unknown command \"%s\"",

@@ -3,13 +3,15 @@
  * test by itself; tests/integration/supervisor.sh runs it). It answers
  * every command ok with the JSON body it is given, and prints the verb of
  * each command it gets, so that a test can tell that `ollamaxctl stop`
- * asked its status and then sent no stop. It exits on SIGTERM, or after
- * 60 s so that it never outlives a test that lost it.
- * Usage: fake_ctl SOCKET BODY
+ * asked its status and then sent no stop. With "as-supervisor" its
+ * answers say they are a supervisor's, as a stand-in for one. It exits on
+ * SIGTERM, or after 60 s so that it never outlives a test that lost it.
+ * Usage: fake_ctl SOCKET BODY [as-supervisor]
  */
 #include "autoconf.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <ev.h>
 
@@ -20,11 +22,13 @@
 #include "fake_peer.h"
 
 static const char *body;
+static int as_supervisor;
 
 static void
 on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 {
-	struct msg_ctl_reply reply = {.ok = 1, .body = (char *)body};
+	struct msg_ctl_reply reply = {
+	    .ok = 1, .body = (char *)body, .from_supervisor = as_supervisor};
 	struct msg_reader r;
 	struct msg_writer w;
 	struct msg_ctl ctl;
@@ -55,11 +59,14 @@ main(int argc, char **argv)
 	struct ipc_server *server;
 	char url[300];
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: fake_ctl SOCKET BODY\n");
+	if (argc < 3 || argc > 4 ||
+	    (argc == 4 && strcmp(argv[3], "as-supervisor") != 0)) {
+		fprintf(
+		    stderr, "usage: fake_ctl SOCKET BODY [as-supervisor]\n");
 		return 2;
 	}
 	body = argv[2];
+	as_supervisor = argc == 4;
 	log_init("fake_ctl", 0);
 	snprintf(url, sizeof(url), "ipc://%s", argv[1]);
 	server = ipc_listen(loop, url, 4, on_command, NULL);

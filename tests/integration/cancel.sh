@@ -85,8 +85,8 @@ check "with the broker gone and not started again, the agent retries" \
 	wait_log "muser: broker unreachable (.*): retry 1"
 # Past the retry's 0.2 s pause: the retry then waits in the socket.
 sleep 1
-check "its worker takes a kill meanwhile" \
-	"$CTL" -s "$TMP/run/worker-$muser_worker.sock" kill muser
+check "its worker takes a kill meanwhile, as the supervisor passes it on" \
+	"$BUILD/tests/hub_command" "ipc://$TMP/run/worker-$muser_worker.sock" kill muser
 # Past the 5 s a cancel was given before.
 sleep 6
 kill -CONT "$sup_pid"

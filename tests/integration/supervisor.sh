@@ -80,6 +80,33 @@ check "so is a long one" usage_said "unknown option --frob" --frob status
 check "an option without its value is named, exit 2" usage_said "-s needs a value" status -s
 check "a value for an option that takes none is named, exit 2" usage_said "--json takes no value" status --json=1
 check "an empty -s is a usage error" usage_said "-s needs the control socket's path" -s "" status
+# glibc's getopt stays on a group of letters until its last: the message
+# is about the group, not the argument before it.
+check "an unknown letter in a group after a --long=value is named" \
+	usage_said "unknown option -x" --socket=/tmp/x -xj status
+check "so is one in a group of its own" usage_said "unknown option -x" --json -xj status
+# The command first: what is wrong with its argument depends on it.
+check "an unknown command is named before its argument is judged" \
+	usage_said 'unknown command "frob"' frob "$(printf '\377')"
+check "a command that takes no argument says so, whatever the argument" \
+	usage_said "status takes no argument" status "$(printf '\377')"
+check "spawn-file, what spawn -f sends, is no command to type" \
+	usage_said 'unknown command "spawn-file"' spawn-file x.conf
+# Control bytes would act on the terminal that shows the message.
+escapes_shown() {
+	local out rc=0
+	out=$("$CTL" "$(printf 'k\033[2Jx')" 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" 'unknown command "k?[2Jx"' &&
+		! printf '%s' "$out" | grep -q "$(printf '\033')"
+}
+check "a command's control bytes are shown as ?" escapes_shown
+name_escaped() {
+	local out rc=0
+	out=$("$CTL" kill "$(printf 'x\033[2Jy')" 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" 'kill "x?[2Jy": an agent name is' &&
+		! printf '%s' "$out" | grep -q "$(printf '\033')"
+}
+check "and so are an agent name's" name_escaped
 
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
 sup_pid=$!
@@ -299,7 +326,7 @@ check "a worker's socket a client hung up on halfway is put back" \
 worker_answers() {
 	local out rc=0
 	out=$("$CTL" -s "$TMP/run/worker-0.sock" status 2>&1) || rc=$?
-	[ "$rc" -eq 1 ] && has "$out" "bad command frame"
+	[ "$rc" -eq 3 ] && has "$out" "is not a supervisor: bad command frame"
 }
 check "and takes a new connection's frame" worker_answers
 # The same, with the path taken meanwhile: the worker cannot listen again
@@ -708,12 +735,48 @@ check "the daemon wrote its pid file and runs in a session of its own" \
 	sh -c "[ \"\$(ps -o sid= -p $daemon_pid | tr -d ' ')\" = $daemon_pid ]"
 check "the daemon's children are up" wait_running 4
 check "stop against a socket that is not a supervisor's exits 3" not_a_supervisor
+# The supervisor keeps the fleet's books: a worker carries out commands
+# from it alone, and ollamaxctl takes answers from a supervisor alone.
+worker_refuses() { # AGENT, sent to the socket of the worker it runs on
+	local rc=0 worker
+	worker=$("$CTL" -c "$TMP/ollamax.conf" agents | awk -v a="$1" '$1 == a { print $2 }')
+	"$CTL" -s "$TMP/run/worker-$worker.sock" kill "$1" >/dev/null 2>"$TMP/fake/err" || rc=$?
+	[ "$rc" -eq 3 ] &&
+		grep -q "run/worker-$worker.sock is not a supervisor: this is a worker's socket: commands go to the supervisor's, ctl.sock beside it" "$TMP/fake/err" ||
+		{ echo "      exit $rc: $(cat "$TMP/fake/err")"; return 1; }
+}
+check "kill sent to the socket of the worker of an agent is refused by it, exit 3" worker_refuses second
+check "by the other worker too" worker_refuses third
+check "and the agents still run" sh -c "'$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^second .* running ' && '$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^third .* running '"
+# A waited run whose connection the supervisor cuts once it has the run
+# (its listener put back after a client hung up halfway through
+# connecting) may have been carried out: not "no supervisor answers".
+queued_in_broker() {
+	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+sys.exit(0 if json.load(sys.stdin)["broker"]["queued"] >= 1 else 1)'
+}
+cut_run() {
+	local rc=0 client
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 1m second >/dev/null 2>"$TMP/fake/cut" &
+	client=$!
+	for _ in $(seq 1 250); do
+		queued_in_broker && break
+		sleep 0.02
+	done
+	queued_in_broker || { echo "      the run never reached the broker"; kill "$client"; return 1; }
+	hang_up_halfway "$daemon_pid" "$TMP/run/ctl.sock"
+	wait "$client" || rc=$?
+	[ "$rc" -eq 1 ] &&
+		grep -qx "ollamaxctl: the connection to the supervisor on $TMP/run/ctl.sock closed after run was sent: it may have been carried out (ollamaxctl agents tells)" "$TMP/fake/cut" ||
+		{ echo "      exit $rc: $(cat "$TMP/fake/cut")"; return 1; }
+}
+check "a waited run cut after the supervisor took it may have run, exit 1" cut_run
 # A peer that answers every command ok but is no supervisor: stop asks its
 # status, finds no supervisor's pid in it, and sends no stop.
-fake_peer_refused() {
+fake_peer_refused() { # BODY [as-supervisor]
 	local rc=0 fake
 	mkdir -p "$TMP/peer"
-	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" "$1" >"$TMP/fake/verbs" 2>&1 &
+	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" "$@" >"$TMP/fake/verbs" 2>&1 &
 	fake=$!
 	for _ in $(seq 1 100); do
 		grep -q listening "$TMP/fake/verbs" && break
@@ -726,8 +789,29 @@ fake_peer_refused() {
 		! grep -qx stop "$TMP/fake/verbs" || { echo "      exit $rc, verbs: $(tr '\n' ' ' <"$TMP/fake/verbs")"; return 1; }
 }
 check "stop against a peer whose status has no supervisor's pid exits 3, sending no stop" \
-	fake_peer_refused '{"supervisor":{"version":"0.1.0"}}'
-check "nor does a pid of 0 pass for one" fake_peer_refused '{"supervisor":{"pid":0}}'
+	fake_peer_refused '{"supervisor":{"version":"0.1.0"}}' as-supervisor
+check "nor does a pid of 0 pass for one" fake_peer_refused '{"supervisor":{"pid":0}}' as-supervisor
+check "nor a supervisor's status from a peer whose answers are not a supervisor's" \
+	fake_peer_refused '{"supervisor":{"pid":1}}'
+# Whatever the command, an answer that is not a supervisor's is none.
+fake_answers_refused() { # VERB...
+	local rc=0 fake
+	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" '{"agents":[]}' >"$TMP/fake/verbs" 2>&1 &
+	fake=$!
+	for _ in $(seq 1 100); do
+		grep -q listening "$TMP/fake/verbs" && break
+		sleep 0.02
+	done
+	"$CTL" -s "$TMP/peer/ctl.sock" "$@" >"$TMP/fake/out" 2>"$TMP/fake/err" || rc=$?
+	kill "$fake"
+	wait "$fake" || true
+	[ "$rc" -eq 3 ] && [ ! -s "$TMP/fake/out" ] &&
+		grep -qx "ollamaxctl: what answers on $TMP/peer/ctl.sock is not a supervisor" "$TMP/fake/err" ||
+		{ echo "      exit $rc: $(cat "$TMP/fake/out" "$TMP/fake/err")"; return 1; }
+}
+check "status from a peer that is not a supervisor: exit 3, nothing printed" fake_answers_refused status
+check "agents alike" fake_answers_refused agents
+check "and kill, not taken for done" fake_answers_refused kill probe
 # A supervisor that holds its lock but does not listen (starting, or its
 # listener being put back) is waited for, a while; without one, nobody
 # answers at once.
@@ -753,7 +837,7 @@ waits_for_listener() {
 		echo "      ollamaxctl gave up at once (exit $rc)"
 		return 1
 	fi
-	"$BUILD/tests/fake_ctl" "$TMP/peer2/ctl.sock" '{"supervisor":{"pid":1}}' >"$TMP/peer2/verbs" 2>&1 &
+	"$BUILD/tests/fake_ctl" "$TMP/peer2/ctl.sock" '{"supervisor":{"pid":1}}' as-supervisor >"$TMP/peer2/verbs" 2>&1 &
 	fake=$!
 	wait "$client" || rc=$?
 	kill "$fake"
@@ -784,6 +868,26 @@ kill "$holder"
 wait "$holder" || true
 check "without one, nobody answers, at once" \
 	exits_in 3 0 1000 "no supervisor answers" -s "$TMP/peer2/ctl.sock" status
+# A waited run keeps to its -t against a supervisor that is there but
+# does not answer, past nng's own 10 s for a handshake.
+hung_waited_run() {
+	local rc=0
+	kill -STOP "$daemon_pid"
+	exits_in 1 11000 14000 "run: no answer within 11s" -c "$TMP/ollamax.conf" run -w -t 11s second || rc=$?
+	kill -CONT "$daemon_pid"
+	# The client left halfway through a handshake: the listener is put
+	# back, a few seconds at most.
+	for _ in $(seq 1 250); do
+		"$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 && break
+		sleep 0.02
+	done
+	return "$rc"
+}
+# Its connections shake hands with a stopped listener, which nng never
+# frees (see above): the plain build alone sends it.
+if ! ldd "$SUP" | grep -q libasan; then
+	check "a waited run against a hung supervisor ends at its -t, exit 1" hung_waited_run
+fi
 check "and the daemon still runs" sh -c "[ $daemon_pid -gt 1 ] && kill -0 $daemon_pid"
 check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"

@@ -1,0 +1,71 @@
+/*
+ * hub_command: one kill or restart to a worker's socket, as the supervisor
+ * passes it on (not a test by itself; tests/integration/cancel.sh runs
+ * it). Lets a test reach a worker while its supervisor is stopped. Prints
+ * "ok" or "refused: ERROR"; exits 0 when the worker carried it out.
+ * Usage: hub_command WORKER_URL VERB AGENT
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "msg.h"
+#include "role.h"
+
+int
+main(int argc, char **argv)
+{
+	struct msg_ctl cmd = {.from_supervisor = 1};
+	struct msg_ctl_reply reply;
+	struct msg_writer w;
+	struct msg_reader r;
+	nng_socket sock;
+	const char *data;
+	void *buf;
+	size_t len;
+	int ok;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: hub_command WORKER_URL VERB AGENT\n");
+		return 2;
+	}
+	snprintf(cmd.verb, sizeof(cmd.verb), "%s", argv[2]);
+	cmd.arg = argv[3];
+	cmd.until_ms = ctl_until(CTL_WORKER_MS, 0);
+	if (nng_req0_open(&sock) != 0 ||
+	    nng_dial(sock, argv[1], NULL, 0) != 0) {
+		fprintf(stderr, "hub_command: cannot reach %s\n", argv[1]);
+		return 1;
+	}
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, CTL_WORKER_MS);
+	msg_ctl_encode(&w, &cmd);
+	data = msg_data(&w, &len);
+	if (nng_send(sock, (void *)data, len, 0) != 0 ||
+	    nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC) != 0) {
+		fprintf(stderr, "hub_command: no answer from %s\n", argv[1]);
+		msg_writer_free(&w);
+		nng_close(sock);
+		return 1;
+	}
+	msg_writer_free(&w);
+	if (msg_open(&r, buf, len) != MSG_OK ||
+	    msg_ctl_reply_decode(&r, &reply) != MSG_OK) {
+		printf("refused: bad answer (%s)\n", r.detail);
+		ok = 0;
+	} else {
+		ok = reply.ok;
+		if (ok)
+			printf("ok\n");
+		else
+			printf("refused: %s\n", reply.error);
+		msg_ctl_reply_free(&reply);
+	}
+	msg_close(&r);
+	nng_free(buf, len);
+	nng_close(sock);
+	return ok ? 0 : 1;
+}
