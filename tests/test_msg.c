@@ -129,8 +129,15 @@ Test(msg, a_result_frame_survives_a_round_trip)
 Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 {
 	struct msg_hello h = {.role = ROLE_WORKER, .index = 3, .pid = 1234}, h2;
-	struct msg_ctl c = {.json = 1, .arg = "reviewer", .until_ms = 7}, c2;
-	struct msg_ctl_reply cr = {.ok = 0, .body = "{\"a\":1}"}, cr2;
+	struct msg_ctl c = {.json = 1,
+	                   .arg = "reviewer",
+	                   .until_ms = 7,
+	                   .from_supervisor = 1},
+	               c2;
+	struct msg_ctl_reply cr = {.ok = 0,
+	                         .body = "{\"a\":1}",
+	                         .from_supervisor = 1},
+	                     cr2;
 	struct msg_writer w;
 	struct msg_reader r;
 	const char *data;
@@ -155,6 +162,7 @@ Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 	cr_assert_str_eq(c2.arg, "reviewer");
 	cr_assert(c2.json);
 	cr_assert_eq(c2.until_ms, 7);
+	cr_assert(c2.from_supervisor);
 	msg_ctl_free(&c2);
 	msg_close(&r);
 	msg_writer_free(&w);
@@ -167,6 +175,7 @@ Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 	cr_assert_not(cr2.ok);
 	cr_assert_str_eq(cr2.error, "no such agent");
 	cr_assert_str_eq(cr2.body, "{\"a\":1}");
+	cr_assert(cr2.from_supervisor);
 	msg_ctl_reply_free(&cr2);
 	msg_close(&r);
 	msg_writer_free(&w);

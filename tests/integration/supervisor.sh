@@ -358,6 +358,12 @@ check "and the supervisor still answers" running_agents 2
 printf '[agent]\nname = gilded\ntier = gold\ntrigger = demand\nprompt = x\n' >"$TMP/gilded.conf"
 check "spawn -f of an agent of an unknown tier names the file and line" \
 	spawn_refused "gilded.conf:3: tier: \"gold\" is not a [tier.NAME]" "$TMP/gilded.conf"
+# The path first, then the problem: a long path must leave it room.
+deep="$TMP/$(printf 'd%.0s' $(seq 120))/$(printf 'e%.0s' $(seq 120))"
+mkdir -p "$deep"
+cp "$TMP/gilded.conf" "$deep/gilded.conf"
+check "and the problem after a path of some 270 bytes" \
+	spawn_refused "$deep/gilded.conf:3: tier: \"gold\" is not a [tier.NAME] of $TMP/ollamax.conf" "$deep/gilded.conf"
 printf '[agent]\nname = lost\ntier = light\ntrigger = demand\noutput = agent:nobody\nprompt = x\n' >"$TMP/lost.conf"
 check "spawn -f of an agent whose output goes nowhere is refused" \
 	spawn_refused "output: no agent nobody is running" "$TMP/lost.conf"
