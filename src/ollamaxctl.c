@@ -442,8 +442,9 @@ main(int argc, char **argv)
 	struct options o = {0};
 	const char *verb, *arg = NULL, *input = NULL;
 	char *stdin_text = NULL, **operands;
-	char ctl_path[PATH_MAX + 16], file[PATH_MAX], shown[256];
 	struct msg_ctl_reply reply;
+	char ctl_path[PATH_MAX + 16], file[PATH_MAX],
+	    shown[sizeof(reply.error)];
 	int rc, timeout_ms, first, nops;
 	pid_t pid;
 
@@ -640,7 +641,8 @@ main(int argc, char **argv)
 		return 3;
 	}
 	if (!reply.ok) {
-		fprintf(stderr, "ollamaxctl: %s: %s\n", verb, reply.error);
+		fprintf(stderr, "ollamaxctl: %s: %s\n", verb,
+		    printable(reply.error, shown, sizeof(shown)));
 		msg_ctl_reply_free(&reply);
 		return 1;
 	}

@@ -364,6 +364,15 @@ mkdir -p "$deep"
 cp "$TMP/gilded.conf" "$deep/gilded.conf"
 check "and the problem after a path of some 270 bytes" \
 	spawn_refused "$deep/gilded.conf:3: tier: \"gold\" is not a [tier.NAME] of $TMP/ollamax.conf" "$deep/gilded.conf"
+# The supervisor's answer names the file as it is: its control bytes would
+# act on the terminal.
+cp "$TMP/gilded.conf" "$TMP/$(printf 'esc\033[2Jx').conf"
+esc_path_shown() {
+	local out
+	out=$("$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/$(printf 'esc\033[2Jx').conf" 2>&1) && return 1
+	has "$out" "esc?[2Jx.conf:3: tier" && ! printf '%s' "$out" | grep -q "$(printf '\033')"
+}
+check "and a path's control bytes as ?" esc_path_shown
 printf '[agent]\nname = lost\ntier = light\ntrigger = demand\noutput = agent:nobody\nprompt = x\n' >"$TMP/lost.conf"
 check "spawn -f of an agent whose output goes nowhere is refused" \
 	spawn_refused "output: no agent nobody is running" "$TMP/lost.conf"
