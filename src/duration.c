@@ -11,23 +11,27 @@
 
 static const struct {
 	const char *name;
-	double ns;
+	uint64_t ns;
 } duration_units[] = {
     {"ns", 1},
-    {"us", 1e3},
-    {"\xc2\xb5s", 1e3}, /* U+00B5 micro sign */
-    {"\xce\xbcs", 1e3}, /* U+03BC Greek mu */
-    {"ms", 1e6},
-    {"s", 1e9},
-    {"m", 60e9},
-    {"h", 3600e9},
+    {"us", 1000},
+    {"\xc2\xb5s", 1000}, /* U+00B5 micro sign */
+    {"\xce\xbcs", 1000}, /* U+03BC Greek mu */
+    {"ms", 1000000},
+    {"s", 1000000000},
+    {"m", 60000000000},
+    {"h", 3600000000000},
 };
+
+/* Go's bound on a duration's magnitude while it is read: a negative one
+ * may reach it, a positive one stops one short. */
+#define DURATION_MAGNITUDE_MAX ((uint64_t)1 << 63)
 
 int
 duration_parse(const char *orig, int64_t *out_ns, char *err, size_t errlen)
 {
 	const char *s = orig;
-	double total = 0;
+	uint64_t total = 0;
 	int neg = 0;
 
 	if (*s == '-' || *s == '+')
@@ -38,21 +42,37 @@ duration_parse(const char *orig, int64_t *out_ns, char *err, size_t errlen)
 	}
 	if (*s == '\0')
 		goto invalid;
+	/* Whole numbers, as Go's time.ParseDuration: a double would round
+	 * the last nanoseconds below 2^63 up past it. */
 	while (*s != '\0') {
-		double whole = 0, frac = 0, scale = 1;
-		int digits = 0;
+		uint64_t whole = 0, frac = 0, unit;
+		double scale = 1;
+		int digits = 0, frac_full = 0;
 		size_t ulen = 0, i;
 
 		while (*s >= '0' && *s <= '9') {
-			whole = whole * 10 + (*s++ - '0');
+			if (whole > DURATION_MAGNITUDE_MAX / 10)
+				goto invalid;
+			whole = whole * 10 + (uint64_t)(*s++ - '0');
+			if (whole > DURATION_MAGNITUDE_MAX)
+				goto invalid;
 			digits++;
 		}
 		if (*s == '.') {
 			s++;
+			/* Digits past what 63 bits hold add no precision. */
 			while (*s >= '0' && *s <= '9') {
-				scale /= 10;
-				frac += (*s++ - '0') * scale;
+				uint64_t d = (uint64_t)(*s++ - '0');
+
 				digits++;
+				if (frac_full ||
+				    frac > (uint64_t)INT64_MAX / 10 ||
+				    frac * 10 + d > DURATION_MAGNITUDE_MAX) {
+					frac_full = 1;
+					continue;
+				}
+				frac = frac * 10 + d;
+				scale *= 10;
 			}
 		}
 		if (digits == 0)
@@ -77,10 +97,24 @@ duration_parse(const char *orig, int64_t *out_ns, char *err, size_t errlen)
 			    (int)ulen, s, orig);
 			return -1;
 		}
-		total += (whole + frac) * duration_units[i].ns;
+		unit = duration_units[i].ns;
+		if (whole > DURATION_MAGNITUDE_MAX / unit)
+			goto invalid;
+		whole *= unit;
+		/* A double holds a fraction of an hour (3.6e12 ns) to the
+		 * nanosecond. */
+		if (frac > 0) {
+			whole +=
+			    (uint64_t)((double)frac * ((double)unit / scale));
+			if (whole > DURATION_MAGNITUDE_MAX)
+				goto invalid;
+		}
+		if (whole > DURATION_MAGNITUDE_MAX - total)
+			goto invalid;
+		total += whole;
 		s += ulen;
 	}
-	if (total > 9.2e18)
+	if (!neg && total > (uint64_t)INT64_MAX)
 		goto invalid;
 	*out_ns = neg ? (total > 0 ? DURATION_FOREVER : 0) : (int64_t)total;
 	return 0;

@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "emu/emu.h"
@@ -65,6 +66,51 @@ Test(duration, a_bare_number_string_is_missing_its_unit)
 	cr_assert_eq(duration_parse("", &ns, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "time: invalid duration \"\"");
 	cr_assert_eq(duration_parse("m", &ns, err, sizeof(err)), -1);
+}
+
+/* Go's time.ParseDuration takes anything that fits int64 nanoseconds, to
+ * the last one, and nothing past. */
+Test(duration, durations_up_to_the_int64_limit_parse_and_no_further)
+{
+	static const struct {
+		const char *text;
+		int64_t ns;
+	} ok[] = {
+	    {"2562047h", 2562047LL * 3600 * NS_PER_SEC},
+	    {"2562047h47m16.854775807s", INT64_MAX},
+	    {"9223372036854775807ns", INT64_MAX},
+	    {"9223372036854775.807us", INT64_MAX},
+	    {"-9223372036854775808ns", EMU_FOREVER},
+	    {"1.001ms", 1001000},
+	    {"0.000000001s", 1},
+	    {"1.00000000000000000000000001s", NS_PER_SEC},
+	};
+	static const char *const bad[] = {
+	    "2562048h",
+	    "2562047h47m16.854775808s",
+	    "9223372036854775808ns",
+	    "-9223372036854775809ns",
+	    "9223372036854775807ns1ns",
+	    "-9223372036854775808ns1ns",
+	    "99999999999999999999ns",
+	    "5124095h5124095h",
+	};
+	char err[128], want[128];
+	int64_t ns;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_assert_eq(duration_parse(ok[i].text, &ns, err, sizeof(err)),
+		    0, "%s: %s", ok[i].text, err);
+		cr_assert_eq(
+		    ns, ok[i].ns, "%s: %lld", ok[i].text, (long long)ns);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(duration_parse(bad[i], &ns, err, sizeof(err)), -1,
+		    "accepted %s", bad[i]);
+		snprintf(want, sizeof(want), "time: invalid duration \"%s\"",
+		    bad[i]);
+		cr_assert_str_eq(err, want);
+	}
 }
 
 Test(duration, json_keep_alive_takes_seconds_strings_and_null)

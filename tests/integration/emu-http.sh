@@ -155,6 +155,9 @@ check "though it cannot generate" \
 check "a keep_alive past a century is forever, its expiry Go's latest time" \
 	has "$(http POST "$URL_big/api/generate" '{"model":"tinyllama","keep_alive":"2100000h"}' >/dev/null
 		http GET "$URL_big/api/ps")" '"expires_at":"2262-04-11T23:47:16.854775807Z"'
+check "a keep_alive up to Go's longest duration is taken" \
+	has "$(http POST "$URL_big/api/generate" '{"model":"tinyllama","keep_alive":"2562047h47m16.854775807s"}')" \
+	'"done_reason":"load"'
 keep_alive_refused() {
 	local out rc=0
 	out=$(timeout 10 "$BUILD/ollamax-emu" --listen 127.0.0.1:0 --keep-alive 1e30 2>&1) || rc=$?
