@@ -251,6 +251,52 @@ Test(api, wrongly_typed_fields_are_refused_with_gos_message)
 	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":7}]}",
 	    400,
 	    "json: cannot unmarshal number into Go struct field ChatRequest.messages.content of type string");
+	expect_error(API_CHAT,
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"tool_calls\":\"f\"}]}",
+	    400,
+	    "json: cannot unmarshal string into Go struct field ChatRequest.messages.tool_calls of type []api.ToolCall");
+	expect_error(API_CHAT,
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"tool_calls\":[1]}]}",
+	    400,
+	    "json: cannot unmarshal number into Go struct field ChatRequest.messages.tool_calls of type api.ToolCall");
+	expect_error(API_EMBED, "{\"model\":\"m\",\"truncate\":\"no\"}", 400,
+	    "json: cannot unmarshal string into Go struct field EmbedRequest.truncate of type bool");
+	expect_error(API_EMBED, "{\"model\":\"m\",\"dimensions\":\"64\"}", 400,
+	    "json: cannot unmarshal string into Go struct field EmbedRequest.dimensions of type int");
+	expect_error(API_EMBED, "{\"model\":\"m\",\"dimensions\":1.5}", 400,
+	    "json: cannot unmarshal number into Go struct field EmbedRequest.dimensions of type int");
+	expect_error(API_SHOW, "{\"model\":\"m\",\"verbose\":1}", 400,
+	    "json: cannot unmarshal number into Go struct field ShowRequest.verbose of type bool");
+}
+
+Test(api, rightly_typed_fields_are_taken)
+{
+	static const struct {
+		enum api_kind kind;
+		const char *body;
+	} ok[] = {
+	    {API_CHAT,
+	        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+	        "\"tool_calls\":[{\"function\":{\"name\":\"f\","
+	        "\"arguments\":{}}}]}]}"},
+	    {API_CHAT,
+	        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+	        "\"tool_calls\":null}]}"},
+	    {API_EMBED,
+	        "{\"model\":\"m\",\"input\":\"x\",\"truncate\":false,"
+	        "\"dimensions\":64}"},
+	    {API_EMBED,
+	        "{\"model\":\"m\",\"truncate\":null,\"dimensions\":null}"},
+	    {API_SHOW, "{\"model\":\"m\",\"verbose\":true}"},
+	};
+	struct api_request req;
+	struct api_error err;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_assert_eq(parse(ok[i].kind, ok[i].body, &req, &err), 0,
+		    "%s: %s", ok[i].body, err.message);
+		api_request_free(&req);
+	}
 }
 
 Test(api, wrongly_typed_options_are_a_400_and_unknown_ones_a_warning)

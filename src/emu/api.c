@@ -428,6 +428,25 @@ parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 	return 0;
 }
 
+/* A message's tool calls are only checked: a model here calls no tool. */
+static int
+check_tool_calls(json_t *msg, struct api_error *err)
+{
+	json_t *calls = json_object_get(msg, "tool_calls"), *call;
+	size_t i;
+
+	if (calls == NULL || json_is_null(calls))
+		return 0;
+	if (!json_is_array(calls))
+		return type_error(err, API_CHAT, "messages.tool_calls", calls,
+		    "[]api.ToolCall");
+	json_array_foreach(calls, i, call)
+		if (!json_is_object(call))
+			return type_error(err, API_CHAT, "messages.tool_calls",
+			    call, "api.ToolCall");
+	return 0;
+}
+
 static int
 parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 {
@@ -451,7 +470,9 @@ parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 		        m, API_CHAT, "role", "messages.role", &role, err) ||
 		    get_string_at(m, API_CHAT, "content", "messages.content",
 		        &content, err) ||
-		    count_images(m, API_CHAT, "messages.images", &tokens, err))
+		    count_images(
+		        m, API_CHAT, "messages.images", &tokens, err) ||
+		    check_tool_calls(m, err))
 			return -1;
 		/* Each message costs its role markers: about four tokens. */
 		tokens += 4;
@@ -477,7 +498,14 @@ parse_embed(json_t *root, struct api_request *req, struct api_error *err)
 	json_t *in = json_object_get(root, "input"), *v;
 	size_t i;
 	int64_t tokens = 0;
+	int truncate_input;
 
+	/* Both are ignored, but Go refuses them wrongly typed. */
+	if (get_bool(root, API_EMBED, "truncate", &truncate_input, err))
+		return -1;
+	v = json_object_get(root, "dimensions");
+	if (v != NULL && !json_is_null(v) && !json_is_integer(v))
+		return type_error(err, API_EMBED, "dimensions", v, "int");
 	if (in == NULL || json_is_null(in)) {
 		req->ninputs = 0;
 	} else if (json_is_string(in)) {
@@ -645,7 +673,13 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 		req->prompt_tokens =
 		    text_token_count(req->prompt, strlen(req->prompt));
 		break;
-	case API_SHOW:
+	case API_SHOW: {
+		int verbose;
+
+		if (get_bool(root, kind, "verbose", &verbose, err))
+			goto bad;
+		break;
+	}
 	case API_DELETE:
 		break;
 	}

@@ -42,6 +42,17 @@ check "a wrongly typed option is a 400 naming the option" \
 check "a wrongly typed field is a 400 in Go's words" \
 	eq "$(http POST "$URL_main/api/chat" '{"model":"tinyllama","messages":"hi"}')" \
 	'400 {"error":"json: cannot unmarshal string into Go struct field ChatRequest.messages of type []api.Message"}'
+check "so are a message's tool_calls" \
+	eq "$(http POST "$URL_main/api/chat" '{"model":"tinyllama","messages":[{"role":"assistant","tool_calls":{}}]}')" \
+	'400 {"error":"json: cannot unmarshal object into Go struct field ChatRequest.messages.tool_calls of type []api.ToolCall"}'
+check "embed's truncate and dimensions" \
+	eq "$(http POST "$URL_main/api/embed" '{"model":"nomic-embed-text","input":"x","truncate":"yes"}')
+$(http POST "$URL_main/api/embed" '{"model":"nomic-embed-text","input":"x","dimensions":"8"}')" \
+	'400 {"error":"json: cannot unmarshal string into Go struct field EmbedRequest.truncate of type bool"}
+400 {"error":"json: cannot unmarshal string into Go struct field EmbedRequest.dimensions of type int"}'
+check "and show's verbose" \
+	eq "$(http POST "$URL_main/api/show" '{"model":"tinyllama","verbose":"yes"}')" \
+	'400 {"error":"json: cannot unmarshal string into Go struct field ShowRequest.verbose of type bool"}'
 check "chat without a model is a 400" \
 	eq "$(http POST "$URL_main/api/chat" '{"messages":[]}')" '400 {"error":"model is required"}'
 check "generate of an unknown model is a 404" \
