@@ -171,6 +171,7 @@ struct job {
 	int tokens_target;
 	int tokens_sent;
 	int64_t load_reported_ns;
+	int64_t stamped_ns; /* the latest created_at given */
 	ev_timer timer;
 	enum fault fault;
 	int fault_at_token;
@@ -705,6 +706,11 @@ chunk_base(struct job *j, int64_t now)
 {
 	char when[64];
 
+	/* Tokens are stamped when their timer fires, up to 5 ms late, the
+	 * last chunk at the exact end: Ollama's times never go back. */
+	if (now < j->stamped_ns)
+		now = j->stamped_ns;
+	j->stamped_ns = now;
 	api_format_time(sim_to_wall(j->emu, now), when, sizeof(when));
 	return json_pack(
 	    "{s:s,s:s}", "model", j->req.model, "created_at", when);

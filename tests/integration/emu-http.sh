@@ -268,6 +268,26 @@ check "a stream has one line per token and a last done line" \
 	'6/"eval_count":6'
 check "num_predict stops the answer with done_reason length" \
 	has "$(tail -1 <<<"$stream")" '"done_reason":"length"'
+# Tokens are sent 5 ms of real time apart at least, 0.5 s of this clock:
+# the last line, stamped at the exact end, must not go back past them.
+created_at_rises() {
+	curl -s -m 20 "$URL_main/api/generate" \
+		-d '{"model":"tinyllama","prompt":"times","options":{"num_predict":40}}' >"$TMP/times.ndjson"
+	python3 - "$TMP/times.ndjson" <<'PY'
+import json, re, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+def when(text):
+    m = re.fullmatch(r"(.*T[0-9:]+)(?:\.([0-9]+))?Z", text)
+    return (m.group(1), int((m.group(2) or "").ljust(9, "0")))
+times = [when(l["created_at"]) for l in lines]
+back = [i for i in range(1, len(times)) if times[i] < times[i - 1]]
+if back or len(lines) < 2 or not lines[-1].get("done"):
+    print("      %d lines, back at %s: %s" % (len(lines), back,
+        [lines[i]["created_at"] for i in back[:1] for i in (i - 1, i)]))
+    sys.exit(1)
+PY
+}
+check "a stream's created_at never goes back" created_at_rises
 
 check "a request that must wait for a load is refused when the queue bound is 0" \
 	eq "$(http POST "$URL_noqueue/api/generate" '{"model":"tinyllama","prompt":"x"}')" \
