@@ -127,6 +127,7 @@ struct emu {
 	uint64_t requests_total;
 	uint64_t clients_gone; /* left before their reply: client_gone_cb */
 	LIST_HEAD(, job) jobs;
+	int shutting_down;
 };
 
 enum job_phase {
@@ -144,6 +145,7 @@ struct job {
 	enum job_phase phase;
 	int in_handler;
 	int suspended;
+	int answered_on_socket; /* its error written on the socket */
 	ev_io client; /* while suspended: see client_gone_cb */
 
 	char *body;
@@ -417,6 +419,42 @@ job_error(struct job *j, int status, const char *message)
 	job_reply(j, status,
 	    json_pack("{s:s%}", "error", message,
 	        bad < 0 ? strlen(message) : (size_t)bad));
+}
+
+/*
+ * An error written on the socket, where nothing was sent yet, for MHD to
+ * close the connection then: as the server stops, MHD queues no reply
+ * before the whole request is in.
+ */
+static void
+answer_on_socket(
+    struct job *j, int status, const char *reason, const char *message)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(j->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	json_t *o = json_pack("{s:s}", "error", message);
+	char *body = json_dumps(o, JSON_COMPACT), reply[512];
+	int n;
+
+	if (body == NULL)
+		fatal("out of memory");
+	json_decref(o);
+	n = snprintf(reply, sizeof(reply),
+	    "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Connection: close\r\n"
+	    "\r\n"
+	    "%s",
+	    status, reason, strlen(body), body);
+	free(body);
+	j->answered_on_socket = 1;
+	stats_count(j->emu, j->route, status);
+	/* An empty socket buffer takes it whole; a client gone, nothing. */
+	if (ci != NULL &&
+	    send(ci->connect_fd, reply, (size_t)n,
+	        MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("a reply %d not sent: %s", status, strerror(errno));
 }
 
 static ssize_t
@@ -1209,6 +1247,10 @@ drain(struct emu *e)
 	struct esched_action a;
 	int64_t now = sim_now(e), deadline;
 
+	/* Stopping, a slot given back would start a request already
+	 * answered 503. */
+	if (e->shutting_down)
+		return;
 	while (esched_next_action(&e->sched, &a)) {
 		struct job *j = a.req ? a.req->owner : NULL;
 
@@ -1465,7 +1507,11 @@ respond_now(struct emu *e, struct job *j, const char *method)
 		break;
 	}
 	default:
-		handle_inference(e, j);
+		/* Stopping, nothing is left waiting for MHD to stop on. */
+		if (e->shutting_down)
+			job_error(j, 503, "server shutting down");
+		else
+			handle_inference(e, j);
 		break;
 	}
 	if (j->phase == JOB_RESPOND)
@@ -1511,6 +1557,16 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 			return queue_reply(j);
 		}
 		return MHD_YES;
+	}
+	if (j->answered_on_socket) {
+		/* The rest of its body is read and dropped, then the
+		 * connection closed: left unread, it would reset the
+		 * connection, which may lose the reply. */
+		if (*upload_size > 0) {
+			*upload_size = 0;
+			return MHD_YES;
+		}
+		return MHD_NO;
 	}
 	if (j->phase == JOB_RECEIVING && *upload_size > 0) {
 		if (j->body_len + *upload_size > e->max_body) {
@@ -1781,18 +1837,39 @@ raise_fd_limit(void)
 }
 
 /*
- * MHD may not stop with connections suspended: every request that has
- * sent nothing yet is answered 503, a stream under way ends with an error
- * line, and MHD is run until their replies are out, 2 s at most: stopping
- * MHD closes its sockets.
+ * MHD may not stop with connections suspended. It first stops accepting
+ * them, so that none is suspended behind the last look. Every request that
+ * has sent nothing yet is answered 503, still waiting or still sending its
+ * body; one whose body comes in meanwhile too (respond_now); a stream under
+ * way ends with an error line. MHD is run until the replies are out, 2 s
+ * at most: stopping MHD closes its sockets.
  */
 static void
 shutdown_connections(struct emu *e)
 {
+	MHD_socket lfd = MHD_quiesce_daemon(e->mhd);
+	int64_t until = mono_ns() + 2 * NS_PER_SEC;
 	struct job *j;
+	int busy;
 
-	for (int round = 0; round < 200 && !LIST_EMPTY(&e->jobs); round++) {
+	/* Closed, the port refuses new clients at once, and resets those
+	 * MHD had not taken yet rather than leave them waiting. */
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
+	e->shutting_down = 1;
+	do {
+		/* Requests MHD holds but has not read yet are read first. */
+		MHD_run_wait(e->mhd, 10);
+		busy = 0;
 		LIST_FOREACH(j, &e->jobs, link) {
+			if (j->phase == JOB_RECEIVING) {
+				if (!j->answered_on_socket)
+					answer_on_socket(j, 503,
+					    "Service Unavailable",
+					    "server shutting down");
+				continue;
+			}
+			busy = 1;
 			if (!j->suspended)
 				continue;
 			ev_timer_stop(e->loop, &j->timer);
@@ -1814,10 +1891,11 @@ shutdown_connections(struct emu *e)
 				    33);
 			}
 			j->out_finished = 1;
+			/* Resumed, MHD_stop_daemon takes it back even
+			 * when the time is up. */
 			job_resume(j);
 		}
-		MHD_run_wait(e->mhd, 10);
-	}
+	} while (busy && mono_ns() < until);
 }
 
 /* An Ollama variable, NULL when unset or empty: Ollama reads "" as unset. */

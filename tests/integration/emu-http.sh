@@ -24,6 +24,7 @@ start_emu gone --speed 1 --parallel 1 --max-loaded 1 --catalog "$TMP/small.ini"
 printf '[cold:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 25\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 100\nkv_kb_per_token = 1\n' >"$TMP/cold.ini"
 start_emu cold --speed 1 --catalog "$TMP/cold.ini"
 start_emu term --speed 1 --catalog "$TMP/small.ini"
+start_emu stop --speed 1 --parallel 1 --catalog "$TMP/small.ini"
 
 
 check "GET / says Ollama is running" \
@@ -470,6 +471,112 @@ cut_stream_says_so() {
 	has "$(tail -n 1 "$TMP/cut.ndjson")" '{"error":"server shutting down"}'
 }
 check "a stream cut by SIGTERM ends with an error line" cut_stream_says_so
+# SIGTERM while requests run, wait and upload, and clients keep coming:
+# the emulator stops with exit 0, and every request it took gets a status
+# line, 503 for those not served; a client it did not take is refused.
+stop_under_load() {
+	local failed=0 rc=0
+	python3 - "${URL_stop##*:}" "$PID_stop" <<'PY' || failed=1
+import http.client, json, os, signal, socket, sys, threading, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+CLIENTS = 8
+def post(body, whole=True):
+    data = json.dumps(body).encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % len(data) + (data if whole else data[:5]))
+    return s
+def reply(s):
+    buf = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+    except ConnectionResetError:
+        pass
+    s.close()
+    return buf
+asked = 0
+def stats():
+    global asked
+    asked += 1
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/emu/stats")
+    return json.load(c.getresponse())
+def taken(n):
+    """Until the emulator has taken n requests besides these looks."""
+    for _ in range(200):
+        if stats()["requests"] - asked >= n:
+            return
+        time.sleep(0.05)
+    sys.exit("      the emulator took fewer than %d requests" % n)
+whole = {"model": "a:1", "prompt": "x", "stream": False}
+runs = post({"model": "a:1", "prompt": "x", "options": {"num_predict": 100}})
+first = b""
+while b'"done":false' not in first:
+    d = runs.recv(65536)
+    if not d:
+        sys.exit("      the stream ended before its first line")
+    first += d
+uploads = post(whole, whole=False)
+waits = post(whole)
+taken(3)
+outcomes = {}
+lock = threading.Lock()
+until = time.monotonic() + 5
+def client():
+    while time.monotonic() < until:
+        try:
+            r = reply(post(whole))
+            what = "status" if r.startswith(b"HTTP/1.1 ") else "eof"
+        except ConnectionRefusedError:
+            what = "refused"
+        except (ConnectionResetError, BrokenPipeError):
+            what = "reset"
+        with lock:
+            outcomes[what] = outcomes.get(what, 0) + 1
+        if what == "refused":
+            return
+threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+for t in threads:
+    t.start()
+taken(3 + CLIENTS)
+os.kill(pid, signal.SIGTERM)
+got = {"runs": first + reply(runs), "waits": reply(waits), "uploads": reply(uploads)}
+for t in threads:
+    t.join()
+for _ in range(200):
+    try:
+        if open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+    except FileNotFoundError:
+        break
+    time.sleep(0.05)
+bad = []
+if not (got["runs"].startswith(b"HTTP/1.1 200 ") and
+        b'{"error":"server shutting down"}' in got["runs"]):
+    bad.append("runs")
+for k in ("waits", "uploads"):
+    if not (got[k].startswith(b"HTTP/1.1 503 ") and
+            got[k].endswith(b'{"error":"server shutting down"}')):
+        bad.append(k)
+if outcomes.get("eof", 0) > 0 or outcomes.get("status", 0) < CLIENTS:
+    bad.append("clients")
+if bad:
+    for k in got:
+        print("      %s: %r" % (k, got[k][:60] + b"..." + got[k][-40:]))
+    print("      clients: %s" % outcomes)
+    sys.exit(1)
+PY
+	gone "$PID_stop" || { echo "      still running 10 s after SIGTERM"; return 1; }
+	wait "$PID_stop" || rc=$?
+	forget_pid "$PID_stop"
+	[ "$rc" -eq 0 ] || { echo "      exit $rc"; failed=1; }
+	return "$failed"
+}
+check "a SIGTERM under load: exit 0, a status line for every request taken" stop_under_load
 stops_cleanly() { kill -TERM "$PID_main"; wait "$PID_main"; }
 check "ollamax-emu stops on SIGTERM with exit 0" stops_cleanly
 finish
