@@ -424,7 +424,8 @@ job_error(struct job *j, int status, const char *message)
 /*
  * An error written on the socket, where nothing was sent yet, for MHD to
  * close the connection then: as the server stops, MHD queues no reply
- * before the whole request is in.
+ * before the whole request is in, and a resumed request whose client
+ * half-closed may be closed on reading that end before its reply goes.
  */
 static void
 answer_on_socket(
@@ -1630,8 +1631,9 @@ job_release(struct job *j)
 /*
  * The suspended connection's socket is readable: the client sent more
  * (a request pipelined behind, which MHD reads once it resumes), or hung
- * up. Gone, its request is dropped at once and the connection is resumed
- * with its reply broken off, for MHD to close.
+ * up. Gone, its request is dropped at once and the connection is resumed:
+ * a request still waiting is answered 499, a reply under way is broken
+ * off, for MHD to close.
  */
 static void
 client_gone_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -1651,14 +1653,15 @@ client_gone_cb(struct ev_loop *loop, ev_io *w, int revents)
 	job_release(j);
 	ev_timer_stop(loop, &j->timer);
 	if (j->phase == JOB_WAITING) {
-		/* Ollama's status for a request its client cancelled. */
-		j->status = 499;
-		j->streaming = 0;
-		j->out_len = j->out_off = 0;
-		j->phase = JOB_RESPOND;
+		/* Ollama's answer to a request its client cancelled, in Go's
+		 * words for a status it has no name for: a client that only
+		 * half-closed (shutdown(SHUT_WR), a cancel to Go too) reads
+		 * it. */
+		answer_on_socket(j, 499, "status code 499", "request canceled");
+	} else {
+		j->out_broken = 1;
+		j->out_finished = 1;
 	}
-	j->out_broken = 1;
-	j->out_finished = 1;
 	job_wake(j);
 }
 

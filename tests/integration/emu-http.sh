@@ -417,6 +417,41 @@ print("      b:1 loads %d, clients gone %d" % (b, s["clients_gone"])) if not ok 
 sys.exit(0 if ok else 1)'
 }
 check "a client that leaves the queue gives its place back: its model never loads" queue_place_given_back
+# Go takes a client's half-close (shutdown(SHUT_WR)) for a cancel too; that
+# client reads Ollama's answer to it.
+half_close_reads_499() {
+	python3 - "${URL_gone##*:}" <<'PY'
+import http.client, json, socket, sys, time
+port = int(sys.argv[1])
+def served():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/emu/stats")
+    return json.load(c.getresponse())["models"].get("a:1", {}).get("requests", 0)
+before = served()
+body = json.dumps({"model": "a:1", "prompt": "x", "stream": False,
+                   "options": {"num_predict": 250}}).encode()
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+          % len(body) + body)
+# Running, it waits 25 s for its whole answer.
+for _ in range(200):
+    if served() > before:
+        break
+    time.sleep(0.05)
+s.shutdown(socket.SHUT_WR)
+reply = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    reply += d
+head, _, got = reply.partition(b"\r\n\r\n")
+if not head.startswith(b"HTTP/1.1 499 ") or got != b'{"error":"request canceled"}':
+    print("      got %r" % reply)
+    sys.exit(1)
+PY
+}
+check "a client that half-closes while its request runs reads 499 request canceled" half_close_reads_499
 
 # A model still loading is not loaded yet, as in Ollama since 0.30: /api/ps
 # does not list it, an unload does not touch it, and the load stops when
