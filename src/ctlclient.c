@@ -307,35 +307,59 @@ supervisor_gone(pid_t pid)
 	    (after_name[2] == 'Z' || after_name[2] == 'X');
 }
 
+/* Why an answer to stop's call was none, in why (see ctl_stop_and_wait). */
+static void
+not_supervisor(const char *ctl_path, const struct msg_ctl_reply *reply,
+    const char *otherwise, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "what answers on %s is not a supervisor: %s",
+	    ctl_path, reply->error[0] ? reply->error : otherwise);
+}
+
 int
-ctl_stop_and_wait(const char *ctl_path, pid_t *pid)
+ctl_stop_and_wait(const char *ctl_path, pid_t *pid, char *why, size_t whylen)
 {
 	struct msg_ctl_reply reply;
 	json_t *status;
 	struct timespec tick = {0, 20 * 1000000};
-	int ok;
+	int rc;
 
 	*pid = 0;
-	if (ctl_call(ctl_path, "status", NULL, NULL, CTL_JSON,
-	        CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply) != 0)
+	why[0] = '\0';
+	rc = ctl_call(ctl_path, "status", NULL, NULL, CTL_JSON,
+	    CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply);
+	if (rc == CTL_NOT_SUPERVISOR)
+		not_supervisor(ctl_path, &reply,
+		    "its answer is no supervisor's", why, whylen);
+	if (rc != 0)
 		return 3;
 	status = reply.ok && reply.body ? json_loads(reply.body, 0, NULL) : NULL;
 	if (status != NULL)
 		*pid = (pid_t)json_integer_value(json_object_get(
 		    json_object_get(status, "supervisor"), "pid"));
 	json_decref(status);
-	msg_ctl_reply_free(&reply);
 	/* Whatever answers without a supervisor's pid is none. */
 	if (*pid <= 0)
-		return 3;
-	if (ctl_call(ctl_path, "stop", NULL, NULL, 0,
-	        CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply) != 0)
-		return 3;
-	ok = reply.ok;
+		not_supervisor(
+		    ctl_path, &reply, "its status names no pid", why, whylen);
 	msg_ctl_reply_free(&reply);
-	if (!ok)
+	if (*pid <= 0)
 		return 3;
-	/* The supervisor gives its children 5 s, then kills them. */
+	rc = ctl_call(ctl_path, "stop", NULL, NULL, 0,
+	    CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS, &reply);
+	if (rc == CTL_NOT_SUPERVISOR)
+		not_supervisor(ctl_path, &reply,
+		    "its answer is no supervisor's", why, whylen);
+	else if (rc == 0 && !reply.ok)
+		snprintf(why, whylen, "supervisor %d refuses to stop: %s",
+		    (int)*pid, reply.error);
+	msg_ctl_reply_free(&reply);
+	/* The stop may have been taken all the same when its answer did not
+	 * come (a connection closed, or a supervisor busy stopping): whether
+	 * the process goes tells. */
+	if (rc == CTL_NOT_SUPERVISOR || rc == CTL_UNREACHABLE ||
+	    (rc == 0 && why[0] != '\0'))
+		return 3;
 	for (int i = 0; i < 500; i++) {
 		if (supervisor_gone(*pid))
 			return 0;

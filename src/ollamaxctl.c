@@ -134,6 +134,23 @@ printable(const char *text, char *shown, size_t size)
 	return shown;
 }
 
+/*
+ * Says on stderr what went wrong, as "ollamaxctl: MESSAGE", its control
+ * bytes as '?': the arguments, paths and answers it names would otherwise
+ * act on the terminal.
+ */
+static void __attribute__((format(printf, 1, 2))) complain(const char *fmt, ...)
+{
+	char text[8192], shown[sizeof(text)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	fprintf(
+	    stderr, "ollamaxctl: %s\n", printable(text, shown, sizeof(shown)));
+}
+
 static void
 print_agents(const char *body)
 {
@@ -222,9 +239,8 @@ print_answer(const char *body, int json)
 
 	printf("%s\n", json || answer == NULL ? body : answer);
 	if (lost != NULL)
-		fprintf(stderr,
-		    "ollamaxctl: run: the answer was not written to the "
-		    "agent's output (%s): the run failed\n",
+		complain("run: the answer was not written to the "
+		         "agent's output (%s): the run failed",
 		    lost);
 	json_decref(j);
 	return lost != NULL;
@@ -254,12 +270,11 @@ text_problem(const char *what, const char *text, size_t len)
 	long bad = utf8_invalid_at(text, len);
 
 	if (nul != NULL)
-		fprintf(stderr, "ollamaxctl: %s has a NUL byte at offset %zu\n",
-		    what, (size_t)(nul - text));
+		complain("%s has a NUL byte at offset %zu", what,
+		    (size_t)(nul - text));
 	else if (bad >= 0)
-		fprintf(stderr,
-		    "ollamaxctl: %s is not UTF-8 text: byte 0x%02X at offset "
-		    "%ld\n",
+		complain("%s is not UTF-8 text: byte 0x%02X at offset "
+		         "%ld",
 		    what, (unsigned char)text[bad], bad);
 	return nul != NULL || bad >= 0 ? -1 : 0;
 }
@@ -276,7 +291,7 @@ read_input(void)
 	while (len < cap && (n = fread(text + len, 1, cap - len, stdin)) > 0)
 		len += n;
 	if (ferror(stdin) || len == cap) {
-		fprintf(stderr, "ollamaxctl: run: %s\n",
+		complain("run: %s",
 		    ferror(stdin) ? strerror(errno)
 		                  : "the input is over 256 KiB");
 		free(text);
@@ -294,13 +309,14 @@ read_input(void)
 static int __attribute__((format(printf, 1, 2)))
 usage_error(const char *fmt, ...)
 {
+	char text[4096];
 	va_list ap;
 
-	fputs("ollamaxctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s", usage_text);
+	complain("%s", text);
+	fputs(usage_text, stderr);
 	return 2;
 }
 
@@ -312,20 +328,18 @@ unreachable(const char *ctl_path, int given)
 	size_t len = strlen(ctl_path);
 	pid_t holder = ctl_lock_holder(ctl_path);
 
-	fprintf(stderr, "ollamaxctl: no supervisor answers on %s\n", ctl_path);
+	complain("no supervisor answers on %s", ctl_path);
 	/* Its socket removed, or -s naming a socket nobody listens on. */
 	if (holder > 0)
-		fprintf(stderr,
-		    "ollamaxctl: process %d holds the supervisor's lock beside "
-		    "it, but does not answer there\n",
+		complain("process %d holds the supervisor's lock beside "
+		         "it, but does not answer there",
 		    (int)holder);
 	/* The runtime dir is the likely mix-up for the socket in it. */
 	if (given && stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		while (len > 0 && ctl_path[len - 1] == '/')
 			len--;
-		fprintf(stderr,
-		    "ollamaxctl: %s is a directory: -s takes the control "
-		    "socket's path, such as %.*s/ctl.sock\n",
+		complain("%s is a directory: -s takes the control "
+		         "socket's path, such as %.*s/ctl.sock",
 		    ctl_path, (int)len, ctl_path);
 	}
 }
@@ -345,6 +359,20 @@ takes_a_name(const char *verb)
 {
 	return strcmp(verb, "spawn") == 0 || strcmp(verb, "kill") == 0 ||
 	    strcmp(verb, "restart") == 0 || strcmp(verb, "run") == 0;
+}
+
+/* Where a command that may have been carried out shows whether it was. */
+static const char *
+where_told(const char *verb)
+{
+	if (strcmp(verb, "run") == 0)
+		return " (a run's answer goes to the agent's output)";
+	if (strcmp(verb, "spawn") == 0 || strcmp(verb, "spawn-file") == 0 ||
+	    strcmp(verb, "kill") == 0 || strcmp(verb, "reload") == 0)
+		return " (ollamaxctl agents tells)";
+	if (strcmp(verb, "restart") == 0)
+		return " (the supervisor's log tells)";
+	return "";
 }
 
 struct options {
@@ -371,7 +399,6 @@ read_options(int argc, char **argv, struct options *o)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	char shown[128];
 	int opt, at;
 	const char *element;
 
@@ -415,8 +442,7 @@ read_options(int argc, char **argv, struct options *o)
 		case ':':
 			/* glibc sets optopt for a long option too. */
 			if (strncmp(element, "--", 2) == 0)
-				return usage_error("%s needs a value",
-				    printable(element, shown, sizeof(shown)));
+				return usage_error("%s needs a value", element);
 			return usage_error("-%c needs a value", optopt);
 		default:
 			/* glibc sets optopt for a long option given a value it
@@ -424,13 +450,11 @@ read_options(int argc, char **argv, struct options *o)
 			if (strncmp(element, "--", 2) == 0 &&
 			    strchr(element, '=') != NULL && optopt != 0)
 				return usage_error("%.*s takes no value",
-				    (int)strcspn(element, "="),
-				    printable(element, shown, sizeof(shown)));
+				    (int)strcspn(element, "="), element);
 			if (optopt > 0x20 && optopt < 0x7f)
 				return usage_error(
 				    "unknown option -%c", optopt);
-			return usage_error("unknown option %s",
-			    printable(element, shown, sizeof(shown)));
+			return usage_error("unknown option %s", element);
 		}
 	}
 	return -1;
@@ -443,8 +467,7 @@ main(int argc, char **argv)
 	const char *verb, *arg = NULL, *input = NULL;
 	char *stdin_text = NULL, **operands;
 	struct msg_ctl_reply reply;
-	char ctl_path[PATH_MAX + 16], file[PATH_MAX],
-	    shown[sizeof(reply.error)];
+	char ctl_path[PATH_MAX + 16], file[PATH_MAX];
 	int rc, timeout_ms, first, nops;
 	pid_t pid;
 
@@ -468,16 +491,13 @@ main(int argc, char **argv)
 	}
 	/* The command first: what is wrong with its arguments depends on it. */
 	if (!takes_no_name(verb) && !takes_a_name(verb)) {
-		fprintf(stderr, "ollamaxctl: unknown command \"%s\"\n",
-		    printable(verb, shown, sizeof(shown)));
+		complain("unknown command \"%s\"", verb);
 		fputs(usage_text, stderr);
 		return 2;
 	}
 	if (nops > (strcmp(verb, "run") == 0 ? 2 : 1))
 		return usage_error("%s: too many arguments, from \"%.40s\"",
-		    verb,
-		    printable(operands[strcmp(verb, "run") == 0 ? 2 : 1], shown,
-		        sizeof(shown)));
+		    verb, operands[strcmp(verb, "run") == 0 ? 2 : 1]);
 	if (nops >= 1)
 		arg = operands[0];
 	if (nops == 2)
@@ -488,8 +508,8 @@ main(int argc, char **argv)
 			    "-f FILE goes with spawn, and takes no agent name");
 		/* The supervisor and workers read it: give them a full path. */
 		if (realpath(o.manifest, file) == NULL) {
-			fprintf(stderr, "ollamaxctl: spawn -f %s: %s\n",
-			    o.manifest, strerror(errno));
+			complain(
+			    "spawn -f %s: %s", o.manifest, strerror(errno));
 			return 1;
 		}
 		if (text_problem("spawn -f: the manifest's path", file,
@@ -501,7 +521,7 @@ main(int argc, char **argv)
 		if (arg != NULL)
 			return usage_error("%s takes no argument", verb);
 	} else if (arg == NULL) {
-		fprintf(stderr, "ollamaxctl: %s needs an agent name\n", verb);
+		complain("%s needs an agent name", verb);
 		return 2;
 	} else {
 		char what[64];
@@ -512,11 +532,10 @@ main(int argc, char **argv)
 		/* No agent has such a name: said here, not by the
 		 * supervisor after a walk of the agents directory. */
 		if (!config_valid_name(arg)) {
-			fprintf(stderr,
-			    "ollamaxctl: %s \"%s\": an agent name is lowercase "
-			    "letters, digits, '-' and '_', 1 to %d of them\n",
-			    verb, printable(arg, shown, sizeof(shown)),
-			    CONFIG_NAME_MAX);
+			complain(
+			    "%s \"%s\": an agent name is lowercase "
+			    "letters, digits, '-' and '_', 1 to %d of them",
+			    verb, arg, CONFIG_NAME_MAX);
 			return 2;
 		}
 	}
@@ -532,9 +551,8 @@ main(int argc, char **argv)
 		if (config_ctl_runtime_dir(
 		        o.conf, runtime, sizeof(runtime), &d) != 0) {
 			fputs(d.text, stderr);
-			fprintf(stderr,
-			    "ollamaxctl: %s is not valid: nothing sent (-s "
-			    "SOCKET reaches a supervisor without it)\n",
+			complain("%s is not valid: nothing sent (-s "
+			         "SOCKET reaches a supervisor without it)",
 			    config_default_path(o.conf));
 			diag_free(&d);
 			return 2;
@@ -568,9 +586,8 @@ main(int argc, char **argv)
 	}
 	/* A unix socket's path fits in sun_path, or it cannot be reached. */
 	if (strlen(ctl_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		fprintf(stderr,
-		    "ollamaxctl: %.60s...: longer than the %zu bytes of a "
-		    "socket's path\n",
+		complain("%.60s...: longer than the %zu bytes of a "
+		         "socket's path",
 		    ctl_path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		return 3;
 	}
@@ -583,13 +600,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (strcmp(verb, "stop") == 0) {
-		rc = ctl_stop_and_wait(ctl_path, &pid);
-		if (rc == 3)
+		/* The path, and what answered there. */
+		char why[PATH_MAX + 2048];
+
+		rc = ctl_stop_and_wait(ctl_path, &pid, why, sizeof(why));
+		if (rc == 3 && why[0] != '\0')
+			complain("%s", why);
+		else if (rc == 3)
 			unreachable(ctl_path, o.sock != NULL);
 		else if (rc == 1)
-			fprintf(stderr,
-			    "ollamaxctl: supervisor %d is still running\n",
-			    (int)pid);
+			complain("supervisor %d is still running", (int)pid);
 		else if (o.json)
 			printf("{\"stopped\":%d}\n", (int)pid);
 		return rc;
@@ -607,33 +627,27 @@ main(int argc, char **argv)
 		else
 			snprintf(waited, sizeof(waited), "%dm",
 			    CTL_RUN_WAIT_MS / 60000);
-		fprintf(stderr,
-		    "ollamaxctl: run: no answer within %s: a run begun by then "
-		    "goes on to the agent's output, one not begun is not "
-		    "carried out\n",
+		complain("run: no answer within %s: a run begun by then "
+		         "goes on to the agent's output, one not begun is not "
+		         "carried out",
 		    waited);
 		return 1;
 	}
 	if (rc == CTL_UNANSWERED) {
-		fprintf(stderr,
-		    "ollamaxctl: the supervisor on %s took %s but did not "
-		    "answer within %d s\n",
+		complain("the supervisor on %s took %s but did not "
+		         "answer within %d s",
 		    ctl_path, verb, timeout_ms / 1000);
 		return 3;
 	}
 	if (rc == CTL_CUT) {
-		fprintf(stderr,
-		    "ollamaxctl: the connection to the supervisor on %s closed "
-		    "after %s was sent: it may have been carried out%s\n",
-		    ctl_path, verb,
-		    takes_a_name(verb) ? " (ollamaxctl agents tells)" : "");
+		complain("the connection to the supervisor on %s closed "
+		         "after %s was sent: it may have been carried out%s",
+		    ctl_path, verb, where_told(verb));
 		return o.wait ? 1 : 3;
 	}
 	if (rc == CTL_NOT_SUPERVISOR) {
-		fprintf(stderr,
-		    "ollamaxctl: what answers on %s is not a supervisor%s%s\n",
-		    ctl_path, reply.error[0] ? ": " : "",
-		    printable(reply.error, shown, sizeof(shown)));
+		complain("what answers on %s is not a supervisor%s%s", ctl_path,
+		    reply.error[0] ? ": " : "", reply.error);
 		return 3;
 	}
 	if (rc != 0) {
@@ -641,8 +655,7 @@ main(int argc, char **argv)
 		return 3;
 	}
 	if (!reply.ok) {
-		fprintf(stderr, "ollamaxctl: %s: %s\n", verb,
-		    printable(reply.error, shown, sizeof(shown)));
+		complain("%s: %s", verb, reply.error);
 		msg_ctl_reply_free(&reply);
 		return 1;
 	}

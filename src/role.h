@@ -109,8 +109,13 @@ int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
  */
 int ctl_call(const char *ctl_path, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply);
-/* Asks it to stop and waits until it is gone: 0, 1 (timed out) or 3. */
-int ctl_stop_and_wait(const char *ctl_path, pid_t *pid);
+/*
+ * Asks it to stop and waits until it is gone: 0, 1 (still running after
+ * 10 s) or 3 (no supervisor took the stop; why says what answered instead,
+ * or is "" when nothing did).
+ */
+int ctl_stop_and_wait(
+    const char *ctl_path, pid_t *pid, char *why, size_t whylen);
 /* The pid that holds the supervisor's lock in the directory of ctl_path,
  * as /proc/locks tells (a supervisor lives there), or 0. */
 pid_t ctl_lock_holder(const char *ctl_path);

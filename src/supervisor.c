@@ -2174,6 +2174,8 @@ cmd_stop(const char *given)
 {
 	struct diag d = {0};
 	char runtime[PATH_MAX], ctl_path[PATH_MAX + 16];
+	/* The path, and what answered there. */
+	char why[PATH_MAX + 2048];
 	pid_t pid;
 	int rc;
 
@@ -2187,11 +2189,17 @@ cmd_stop(const char *given)
 	}
 	diag_free(&d);
 	snprintf(ctl_path, sizeof(ctl_path), "%s/ctl.sock", runtime);
-	rc = ctl_stop_and_wait(ctl_path, &pid);
-	if (rc == 3)
+	rc = ctl_stop_and_wait(ctl_path, &pid, why, sizeof(why));
+	if (rc == 3 && why[0] != '\0')
+		fprintf(stderr, "ollamax-supervisor: %s\n", why);
+	else if (rc == 3)
 		fprintf(stderr,
 		    "ollamax-supervisor: no supervisor answers on %s\n",
 		    ctl_path);
+	else if (rc == 1)
+		fprintf(stderr,
+		    "ollamax-supervisor: supervisor %d is still running\n",
+		    (int)pid);
 	return rc;
 }
 

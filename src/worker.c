@@ -1018,15 +1018,18 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		struct msg_ctl cmd;
 		struct agent *a;
 
-		if (msg_ctl_decode(&r, &cmd) != MSG_OK || cmd.arg == NULL) {
+		if (msg_ctl_decode(&r, &cmd) != MSG_OK) {
 			snprintf(why, sizeof(why), "bad command frame (%s)",
-			    r.detail[0] ? r.detail : "no argument");
+			    r.detail);
 		} else if (!cmd.from_supervisor) {
 			/* The supervisor keeps the fleet's books: an agent
 			 * killed behind its back would still be counted. */
 			snprintf(why, sizeof(why),
 			    "this is a worker's socket: commands go to the "
 			    "supervisor's, ctl.sock beside it");
+		} else if (cmd.arg == NULL) {
+			snprintf(why, sizeof(why),
+			    "bad command frame (no argument)");
 		} else if (strcmp(cmd.verb, "kill") != 0 &&
 		    strcmp(cmd.verb, "restart") != 0) {
 			snprintf(why, sizeof(why), "unknown command \"%s\"",

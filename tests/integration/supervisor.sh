@@ -107,6 +107,13 @@ name_escaped() {
 		! printf '%s' "$out" | grep -q "$(printf '\033')"
 }
 check "and so are an agent name's" name_escaped
+timeout_escaped() {
+	local out rc=0
+	out=$("$CTL" run -w -t "$(printf '1\033[2J')" x 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "-t 1?[2J:" &&
+		! printf '%s' "$out" | grep -q "$(printf '\033')"
+}
+check "and a -t value's, in what duration parsing says of it too" timeout_escaped
 
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
 sup_pid=$!
@@ -326,7 +333,7 @@ check "a worker's socket a client hung up on halfway is put back" \
 worker_answers() {
 	local out rc=0
 	out=$("$CTL" -s "$TMP/run/worker-0.sock" status 2>&1) || rc=$?
-	[ "$rc" -eq 3 ] && has "$out" "is not a supervisor: bad command frame"
+	[ "$rc" -eq 3 ] && has "$out" "is not a supervisor: this is a worker's socket: commands go to the supervisor's, ctl.sock beside it"
 }
 check "and takes a new connection's frame" worker_answers
 # The same, with the path taken meanwhile: the worker cannot listen again
@@ -762,6 +769,14 @@ worker_refuses() { # AGENT, sent to the socket of the worker it runs on
 }
 check "kill sent to the socket of the worker of an agent is refused by it, exit 3" worker_refuses second
 check "by the other worker too" worker_refuses third
+worker_stop_refused() {
+	local rc=0
+	"$CTL" -s "$TMP/run/worker-0.sock" stop >/dev/null 2>"$TMP/fake/err" || rc=$?
+	[ "$rc" -eq 3 ] &&
+		grep -qx "ollamaxctl: what answers on $TMP/run/worker-0.sock is not a supervisor: this is a worker's socket: commands go to the supervisor's, ctl.sock beside it" "$TMP/fake/err" ||
+		{ echo "      exit $rc: $(cat "$TMP/fake/err")"; return 1; }
+}
+check "stop sent to a worker's socket says what answered there, exit 3" worker_stop_refused
 check "and the agents still run" sh -c "'$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^second .* running ' && '$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^third .* running '"
 # A waited run whose connection the supervisor cuts once it has the run
 # (its listener put back after a client hung up halfway through
@@ -782,7 +797,7 @@ cut_run() {
 	hang_up_halfway "$daemon_pid" "$TMP/run/ctl.sock"
 	wait "$client" || rc=$?
 	[ "$rc" -eq 1 ] &&
-		grep -qx "ollamaxctl: the connection to the supervisor on $TMP/run/ctl.sock closed after run was sent: it may have been carried out (ollamaxctl agents tells)" "$TMP/fake/cut" ||
+		grep -qx "ollamaxctl: the connection to the supervisor on $TMP/run/ctl.sock closed after run was sent: it may have been carried out (a run's answer goes to the agent's output)" "$TMP/fake/cut" ||
 		{ echo "      exit $rc: $(cat "$TMP/fake/cut")"; return 1; }
 }
 check "a waited run cut after the supervisor took it may have run, exit 1" cut_run
