@@ -377,6 +377,11 @@ no_sanitizer_reports() {
 			continue
 		fi
 		grep -m1 -A12 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$f" | sed 's/^/      /'
+		# Every leak of a report, by size, and the first frame of ours:
+		# the first lines above may show only nng's.
+		awk '/^(Direct|Indirect) leak of/ { print; shown = 0; next }
+			/^ *#[0-9]+ / && !shown && $0 !~ /libnng|__interceptor_|start_thread|clone/ { print; shown = 1 }
+			/^SUMMARY/ { print }' "$f" | sed 's/^/      /'
 		reported=1
 	done
 	[ "$reported" -eq 0 ]

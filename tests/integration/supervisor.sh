@@ -803,8 +803,9 @@ cut_run() {
 check "a waited run cut after the supervisor took it may have run, exit 1" cut_run
 # A peer that answers every command ok but is no supervisor: stop asks its
 # status, finds no supervisor's pid in it, and sends no stop.
-fake_peer_refused() { # BODY [as-supervisor]
-	local rc=0 fake
+# start_fake_ctl BODY [as-supervisor]: fake_ctl on $TMP/peer/ctl.sock, its
+# pid in $fake once it listens.
+start_fake_ctl() {
 	mkdir -p "$TMP/peer"
 	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" "$@" >"$TMP/fake/verbs" 2>&1 &
 	fake=$!
@@ -812,6 +813,10 @@ fake_peer_refused() { # BODY [as-supervisor]
 		grep -q listening "$TMP/fake/verbs" && break
 		sleep 0.02
 	done
+}
+fake_peer_refused() { # BODY [as-supervisor]
+	local rc=0 fake
+	start_fake_ctl "$@"
 	"$CTL" -s "$TMP/peer/ctl.sock" stop >/dev/null 2>&1 || rc=$?
 	kill "$fake"
 	wait "$fake" || true
@@ -826,12 +831,7 @@ check "nor a supervisor's status from a peer whose answers are not a supervisor'
 # Whatever the command, an answer that is not a supervisor's is none.
 fake_answers_refused() { # VERB...
 	local rc=0 fake
-	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" '{"agents":[]}' >"$TMP/fake/verbs" 2>&1 &
-	fake=$!
-	for _ in $(seq 1 100); do
-		grep -q listening "$TMP/fake/verbs" && break
-		sleep 0.02
-	done
+	start_fake_ctl '{"agents":[]}'
 	"$CTL" -s "$TMP/peer/ctl.sock" "$@" >"$TMP/fake/out" 2>"$TMP/fake/err" || rc=$?
 	kill "$fake"
 	wait "$fake" || true
