@@ -777,23 +777,39 @@ worker_stop_refused() {
 		{ echo "      exit $rc: $(cat "$TMP/fake/err")"; return 1; }
 }
 check "stop sent to a worker's socket says what answered there, exit 3" worker_stop_refused
-check "and the agents still run" sh -c "'$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^second .* running ' && '$CTL' -c '$TMP/ollamax.conf' agents | grep -q '^third .* running '"
+# The supervisor's books would still show an agent killed behind its back:
+# its worker must still have it, and take a run of it.
+agents_kept() {
+	local name out rc
+	for name in second third; do
+		rc=0
+		out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 1s "$name" 2>&1) || rc=$?
+		[ "$rc" -eq 1 ] && has "$out" "run: no answer within 1s" ||
+			{ echo "      $name: exit $rc: $out"; return 1; }
+	done
+}
+check "and their workers still have the agents" agents_kept
 # A waited run whose connection the supervisor cuts once it has the run
 # (its listener put back after a client hung up halfway through
 # connecting) may have been carried out: not "no supervisor answers".
-queued_in_broker() {
+# Runs the fleet holds: waiting in an inbox (the agent busy), or queued in
+# the broker.
+runs_held() {
 	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-sys.exit(0 if json.load(sys.stdin)["broker"]["queued"] >= 1 else 1)'
+s = json.load(sys.stdin)
+print(s["agents"]["inbox"] + s["broker"]["queued"])'
 }
 cut_run() {
-	local rc=0 client
+	local rc=0 client before
+	before=$(runs_held)
 	"$CTL" -c "$TMP/ollamax.conf" run -w -t 1m second >/dev/null 2>"$TMP/fake/cut" &
 	client=$!
 	for _ in $(seq 1 250); do
-		queued_in_broker && break
+		[ "$(runs_held)" -gt "$before" ] && break
 		sleep 0.02
 	done
-	queued_in_broker || { echo "      the run never reached the broker"; kill "$client"; return 1; }
+	[ "$(runs_held)" -gt "$before" ] ||
+		{ echo "      the run was never taken"; kill "$client"; return 1; }
 	hang_up_halfway "$daemon_pid" "$TMP/run/ctl.sock"
 	wait "$client" || rc=$?
 	[ "$rc" -eq 1 ] &&
