@@ -24,6 +24,7 @@
 
 #include "msg.h"
 #include "role.h"
+#include "utf8.h"
 
 /*
  * The dial keeps to the timeout too. A blocking nng_dial shakes hands
@@ -312,8 +313,13 @@ static void
 not_supervisor(const char *ctl_path, const struct msg_ctl_reply *reply,
     const char *otherwise, char *why, size_t whylen)
 {
+	char said[sizeof(reply->error)];
+
+	/* Another program's words, for a terminal. */
 	snprintf(why, whylen, "what answers on %s is not a supervisor: %s",
-	    ctl_path, reply->error[0] ? reply->error : otherwise);
+	    ctl_path,
+	    reply->error[0] ? utf8_shown(reply->error, said, sizeof(said))
+	                    : otherwise);
 }
 
 int

@@ -113,28 +113,6 @@ print_status(const char *body)
 }
 
 /*
- * text as a terminal may be given it, in shown: control bytes as '?' (an
- * escape sequence would act on the terminal, a newline break a row), and
- * so every byte past ASCII of text that is not UTF-8.
- */
-static const char *
-printable(const char *text, char *shown, size_t size)
-{
-	size_t len = strlen(text), n;
-	int bad_utf8 = utf8_invalid_at(text, len) >= 0;
-
-	for (n = 0; n < len && n + 1 < size; n++) {
-		unsigned char c = (unsigned char)text[n];
-
-		shown[n] = c < 0x20 || c == 0x7f || (c >= 0x80 && bad_utf8)
-		    ? '?'
-		    : text[n];
-	}
-	shown[n] = '\0';
-	return shown;
-}
-
-/*
  * Says on stderr what went wrong, as "ollamaxctl: MESSAGE", its control
  * bytes as '?': the arguments, paths and answers it names would otherwise
  * act on the terminal.
@@ -148,7 +126,7 @@ static void __attribute__((format(printf, 1, 2))) complain(const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	fprintf(
-	    stderr, "ollamaxctl: %s\n", printable(text, shown, sizeof(shown)));
+	    stderr, "ollamaxctl: %s\n", utf8_shown(text, shown, sizeof(shown)));
 }
 
 static void
@@ -173,7 +151,7 @@ print_agents(const char *body)
 		    json_string_value(json_object_get(a, "name")),
 		    (long long)json_integer_value(json_object_get(a, "worker")),
 		    json_string_value(json_object_get(a, "state")),
-		    printable(path ? path : "", shown, sizeof(shown)));
+		    utf8_shown(path ? path : "", shown, sizeof(shown)));
 	}
 	json_decref(j);
 }

@@ -94,3 +94,20 @@ utf8_whole_len(const char *s, size_t len)
 	}
 	return len;
 }
+
+const char *
+utf8_shown(const char *text, char *shown, size_t size)
+{
+	size_t len = strlen(text), n;
+	int bad_utf8 = utf8_invalid_at(text, len) >= 0;
+
+	for (n = 0; n < len && n + 1 < size; n++) {
+		unsigned char c = (unsigned char)text[n];
+
+		shown[n] = c < 0x20 || c == 0x7f || (c >= 0x80 && bad_utf8)
+		    ? '?'
+		    : text[n];
+	}
+	shown[n] = '\0';
+	return shown;
+}

@@ -14,5 +14,12 @@ size_t utf8_whole_len(const char *s, size_t len);
 /* A copy of s (len bytes, NUL-terminated, *out_len long) with each byte
  * that is not valid UTF-8 replaced by U+FFFD, as Go's decoder takes it. */
 char *utf8_repaired(const char *s, size_t len, size_t *out_len);
+/*
+ * text as a terminal may be given it, in shown (size bytes, cut there):
+ * control bytes as '?', as an escape sequence would act on the terminal
+ * and a newline break a row, and so every byte past ASCII of text that is
+ * not UTF-8. Returns shown.
+ */
+const char *utf8_shown(const char *text, char *shown, size_t size);
 
 #endif

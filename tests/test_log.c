@@ -194,3 +194,18 @@ Test(log, a_long_program_name_does_not_take_a_line_past_pipe_buf)
 	cr_assert_eq(text, 10000);
 	free(log);
 }
+
+/* What a terminal is given of another's text: nothing that acts on it. */
+Test(log, text_for_a_terminal_shows_control_bytes_as_question_marks)
+{
+	char shown[16];
+
+	cr_assert_str_eq(
+	    utf8_shown("a\033[2Jb\n", shown, sizeof(shown)), "a?[2Jb?");
+	cr_assert_str_eq(utf8_shown("caf\xc3\xa9\x7f", shown, sizeof(shown)),
+	    "caf\xc3\xa9?", "UTF-8 text keeps its characters");
+	cr_assert_str_eq(utf8_shown("caf\xe9 \xc3\xa9", shown, sizeof(shown)),
+	    "caf? ??", "in text that is not UTF-8, every byte past ASCII");
+	cr_assert_str_eq(utf8_shown("0123456789abcdefgh", shown, sizeof(shown)),
+	    "0123456789abcde", "cut at the buffer");
+}
