@@ -96,6 +96,16 @@ mkdir -p "$TMP/san"
 
 . "$ROOT/scripts/emu.sh"
 
+# A command prefix for a private mount namespace, where a test can mount
+# what the processes it starts see (/dev/log, /proc): root makes one, anyone
+# else maps to root in a user namespace of their own, where Debian lets them
+# mount.
+if [ "$(id -u)" -eq 0 ]; then
+	MOUNT_NS=(unshare --mount)
+else
+	MOUNT_NS=(unshare --map-root-user --mount)
+fi
+
 # start_emu NAME [FLAGS...]: starts ollamax-emu on a free port; sets
 # the variable URL_<NAME> and PID_<NAME>.
 start_emu() {

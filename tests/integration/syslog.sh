@@ -8,10 +8,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-# Root makes the namespace itself; anyone else maps to root in a user
-# namespace of their own, where Debian lets them mount.
-if [ "$(id -u)" -eq 0 ]; then ns=(unshare --mount); else ns=(unshare --map-root-user --mount); fi
-check "a private mount namespace can be had (${ns[*]})" "${ns[@]}" true
+check "a private mount namespace can be had (${MOUNT_NS[*]})" "${MOUNT_NS[@]}" true
 
 # The collector writes each datagram on a line of its own, as received.
 python3 -c '
@@ -68,7 +65,7 @@ mount --bind "$tmp/log.sock" /dev/log
 exec "$@"
 SH
 daemon_starts() {
-	"${ns[@]}" sh "$TMP/in-namespace.sh" "$TMP" \
+	"${MOUNT_NS[@]}" sh "$TMP/in-namespace.sh" "$TMP" \
 		"$SUP" -c "$TMP/ollamax.conf" start --daemon >"$TMP/daemon.out" 2>&1
 }
 check "start --daemon in the namespace returns 0 once it is ready" daemon_starts
