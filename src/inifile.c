@@ -33,12 +33,8 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	for (char *c = shown; *c != '\0'; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	for (char *c = msg; *c != '\0'; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
+	utf8_shown(shown, shown, shown_len + 1);
+	utf8_shown(msg, msg, sizeof(msg));
 	for (;;) {
 		size_t room = d->cap - d->len;
 

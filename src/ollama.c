@@ -196,12 +196,7 @@ blank(const char *line, size_t len)
 static void
 tidy_error(char *error)
 {
-	size_t len = utf8_whole_len(error, strlen(error));
-
-	error[len] = '\0';
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)error[i] < 0x20 || error[i] == 0x7f)
-			error[i] = '?';
+	utf8_shown(error, error, strlen(error) + 1);
 }
 
 int

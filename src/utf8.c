@@ -98,16 +98,31 @@ utf8_whole_len(const char *s, size_t len)
 const char *
 utf8_shown(const char *text, char *shown, size_t size)
 {
-	size_t len = strlen(text), n;
+	/* Text cut to a buffer before it came here loses its last character
+	 * rather than its other characters. */
+	size_t len = utf8_whole_len(text, strlen(text)), in = 0, out = 0;
 	int bad_utf8 = utf8_invalid_at(text, len) >= 0;
 
-	for (n = 0; n < len && n + 1 < size; n++) {
-		unsigned char c = (unsigned char)text[n];
+	while (in < len && out + 1 < size) {
+		unsigned char c = (unsigned char)text[in];
 
-		shown[n] = c < 0x20 || c == 0x7f || (c >= 0x80 && bad_utf8)
+		/* The C1 controls, U+0080 to U+009F, written in UTF-8: a
+		 * terminal in UTF-8 mode may act on them, U+009B as on
+		 * ESC [. */
+		if (!bad_utf8 && c == 0xc2 &&
+		    (unsigned char)text[in + 1] <= 0x9f) {
+			shown[out++] = '?';
+			in += 2;
+			continue;
+		}
+		shown[out++] = c < 0x20 || c == 0x7f || (c >= 0x80 && bad_utf8)
 		    ? '?'
-		    : text[n];
+		    : text[in];
+		in++;
 	}
-	shown[n] = '\0';
+	/* A character cut at the buffer's end would show as another. */
+	if (!bad_utf8)
+		out = utf8_whole_len(shown, out);
+	shown[out] = '\0';
 	return shown;
 }

@@ -208,4 +208,20 @@ Test(log, text_for_a_terminal_shows_control_bytes_as_question_marks)
 	    "caf? ??", "in text that is not UTF-8, every byte past ASCII");
 	cr_assert_str_eq(utf8_shown("0123456789abcdefgh", shown, sizeof(shown)),
 	    "0123456789abcde", "cut at the buffer");
+	cr_assert_str_eq(utf8_shown("a\xc2\x9b"
+	                            "2Jb\xc2\x85",
+	                     shown, sizeof(shown)),
+	    "a?2Jb?", "C1 controls in UTF-8 too");
+	cr_assert_str_eq(utf8_shown("\xc2\xa0\xc2\xbf", shown, sizeof(shown)),
+	    "\xc2\xa0\xc2\xbf", "the characters after them kept");
+	cr_assert_str_eq(
+	    utf8_shown("0123456789abcd\xc3\xa9", shown, sizeof(shown)),
+	    "0123456789abcd", "a character cut at the buffer left out");
+	cr_assert_str_eq(utf8_shown("caf\xc3\xa9 na\xc3", shown, sizeof(shown)),
+	    "caf\xc3\xa9 na", "and one cut before it came");
+	strcpy(shown,
+	    "a\tb\xc2\x9b"
+	    "c");
+	cr_assert_str_eq(
+	    utf8_shown(shown, shown, sizeof(shown)), "a?b?c", "in place");
 }
