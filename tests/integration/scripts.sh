@@ -21,4 +21,22 @@ setup_refuses() {
 }
 check "setup refuses a mistyped option before it installs anything" setup_refuses
 
+# A duration --for cannot read is refused before anything is built or run,
+# and one it reads ends the demo.
+demo_refuses() {
+	local out rc=0
+	out=$("$ROOT/scripts/demo" --for "$@" 2>&1) || rc=$?
+	eq "$rc" 2 && has "$out" "usage: scripts/demo [--for DURATION]"
+}
+check "demo refuses --for without a duration" demo_refuses
+check "demo refuses --for 1m30x" demo_refuses 1m30x
+check "demo refuses --for 5ms" demo_refuses 5ms
+demo_stops() {
+	local out rc=0
+	out=$(timeout -s INT 120 "$ROOT/scripts/demo" --for 0m3s 2>&1) || rc=$?
+	eq "$rc" 0 && has "$out" "-- up" || { echo "$out" | tail -5; return 1; }
+	case "$out" in *"integer expression"*) echo "$out" | tail -5; return 1 ;; esac
+}
+check "demo --for 0m3s stops by itself" demo_stops
+
 finish
