@@ -31,12 +31,25 @@ demo_refuses() {
 check "demo refuses --for without a duration" demo_refuses
 check "demo refuses --for 1m30x" demo_refuses 1m30x
 check "demo refuses --for 5ms" demo_refuses 5ms
+# The demo runs what scripts/setup built, in $OLLAMAX_BUILD: here a build
+# dir whose make does nothing and whose programs note that they ran.
+mkdir -p "$TMP/b"
+printf 'all:\n' >"$TMP/b/Makefile"
+for p in ollamax-emu ollamax-supervisor ollamaxctl; do
+	printf '#!/bin/sh\necho %s >>"%s/ran"\nexec "%s/%s" "$@"\n' "$p" "$TMP" "$BUILD" "$p" >"$TMP/b/$p"
+	chmod +x "$TMP/b/$p"
+done
 demo_stops() {
 	local out rc=0
-	out=$(timeout -s INT 120 "$ROOT/scripts/demo" --for 0m3s 2>&1) || rc=$?
+	out=$(OLLAMAX_BUILD="$TMP/b" timeout -s INT 120 "$ROOT/scripts/demo" --for 0m3s 2>&1) || rc=$?
 	eq "$rc" 0 && has "$out" "-- up" || { echo "$out" | tail -5; return 1; }
 	case "$out" in *"integer expression"*) echo "$out" | tail -5; return 1 ;; esac
 }
 check "demo --for 0m3s stops by itself" demo_stops
+# Ollama on 11434, if it answers, leaves the emulator out.
+demo_ran_setups_build() {
+	eq "$(sort -u "$TMP/ran" | grep -v ollamax-emu | tr '\n' ' ')" "ollamax-supervisor ollamaxctl "
+}
+check "demo runs the programs of \$OLLAMAX_BUILD" demo_ran_setups_build
 
 finish
