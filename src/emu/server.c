@@ -2165,8 +2165,13 @@ main(int argc, char **argv)
 			usage(2);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc) {
+		fprintf(stderr,
+		    "ollamax-emu: fatal: %s: not an option (it takes "
+		    "options only)\n",
+		    argv[optind]);
 		usage(2);
+	}
 	if (e->fail_rate + e->stall_rate + e->drop_rate + e->garbage_rate > 1) {
 		fprintf(stderr,
 		    "ollamax-emu: fatal: the fault rates add up to more than 1\n");

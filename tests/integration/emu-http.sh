@@ -112,6 +112,12 @@ speed_refused() {
 	[ "$rc" -eq 2 ] && has "$out" "--speed 20000: expected a number in [0.001, 10000]"
 }
 check "a --speed past what the clock holds for ten days is refused, exit 2" speed_refused
+stray_refused() {
+	local out rc=0
+	out=$(timeout 10 "$BUILD/ollamax-emu" --listen 127.0.0.1:0 8080 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] && has "$out" "8080: not an option (it takes options only)"
+}
+check "an argument that is no option is refused, named, exit 2" stray_refused
 # The load generator of the benchmarks takes its numbers whole too.
 loadgen_refuses() { # WANT ARGS...
 	local want=$1 out rc=0
