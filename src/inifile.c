@@ -369,18 +369,10 @@ int
 ini_get_bool(const char *value, int *out, struct diag *d, const char *file,
     int line, const char *key)
 {
-	static const char *const yes[] = {"yes", "true", "on", "1"};
-	static const char *const no[] = {"no", "false", "off", "0"};
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcmp(value, yes[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcmp(value, no[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
+	/* The words of the man pages, and no other: one way to write it. */
+	if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0) {
+		*out = strcmp(value, "yes") == 0;
+		return 0;
 	}
 	diag_add(d, file, line, "%s: \"%s\" is not yes or no", key, value);
 	return -1;

@@ -56,7 +56,7 @@ int ini_get_int(const char *value, long min, long max, long *out,
     struct diag *d, const char *file, int line, const char *key);
 int ini_get_double(const char *value, double min, double max, double *out,
     struct diag *d, const char *file, int line, const char *key);
-/* yes, no, true, false, on, off, 1, 0 */
+/* yes or no */
 int ini_get_bool(const char *value, int *out, struct diag *d, const char *file,
     int line, const char *key);
 

@@ -617,6 +617,24 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	diag_free(&d);
 }
 
+Test(config, a_yes_or_no_is_written_so)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("bools.conf",
+	    "[tier.light]\n"
+	    "model = tinyllama\n"
+	    "[model.tinyllama]\n"
+	    "pin = true\n"
+	    "preload = 1\n");
+
+	cr_assert_eq(config_load(&c, path, &d), 2);
+	expect(&d, "bools.conf", 4, "pin: \"true\" is not yes or no");
+	expect(&d, "bools.conf", 5, "preload: \"1\" is not yes or no");
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, values_that_would_read_as_others_are_reported)
 {
 	struct config c;
