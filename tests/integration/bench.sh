@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/bench, the harness itself: bad arguments are refused before any
-# part runs, each saying what is wrong.
+# scripts/bench, the harness itself: bad arguments, and a --json FILE that
+# cannot be written, are refused before any part runs, each saying what is
+# wrong; --json FILE names a file where the bench is called from.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -38,4 +39,23 @@ check "a speed out of range is refused, the range given" \
 	refused "scripts/bench: --speed: '200' is not a decimal number from 0.015 to 120" --speed 200 replay
 check "a seed given twice is refused" \
 	refused "scripts/bench: --seed: '7,7' names a seed twice" --seed 7,7 replay
+check "--json into a directory that is not there is refused before the parts run" \
+	refused "scripts/bench: --json: cannot write '$TMP/none/bench.json': No such file or directory" \
+	--json "$TMP/none/bench.json" replay
+check "--json naming a directory is refused before the parts run" \
+	refused "scripts/bench: --json: cannot write '$TMP': Is a directory" --json "$TMP" replay
+check "--json with an empty name is refused" \
+	refused "scripts/bench: --json needs a value" --json "" replay
+# The file checked writable before the run is not left behind.
+refused "" --json "$TMP/left.json" --seed 7,7 replay >/dev/null || true
+check "the check of a --json file leaves no file of its own" test ! -e "$TMP/left.json"
+mkdir "$TMP/called-from"
+name=bench-$$.json
+(cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
+	>"$TMP/relative.log" 2>&1 || cat "$TMP/relative.log"
+written_there() {
+	python3 -c 'import json,sys; assert "replay" in json.load(open(sys.argv[1]))' \
+		"$TMP/called-from/$name" && test ! -e "$ROOT/$name"
+}
+check "--json FILE, a relative name, is written where the bench was called from" written_there
 finish
