@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# scripts/bench, the harness itself: bad arguments, and a --json FILE that
-# cannot be written, are refused before any part runs, each saying what is
-# wrong; --json FILE names a file where the bench is called from.
+# scripts/bench, the harness itself: bad arguments, a --json FILE that
+# cannot be written and a missing gnuplot are refused before any part
+# runs, each saying what is wrong; --json FILE names a file where the bench is called from.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -49,6 +49,18 @@ check "--json with an empty name is refused" \
 # The file checked writable before the run is not left behind.
 refused "" --json "$TMP/left.json" --seed 7,7 replay >/dev/null || true
 check "the check of a --json file leaves no file of its own" test ! -e "$TMP/left.json"
+# Every program on the PATH but gnuplot.
+mkdir "$TMP/bin"
+IFS=: read -ra dirs <<<"$PATH"
+for dir in "${dirs[@]}"; do
+	for f in "$dir"/*; do
+		b=${f##*/}
+		[ "$b" = gnuplot ] || [ -e "$TMP/bin/$b" ] || ln -s "$f" "$TMP/bin/$b"
+	done
+done
+check "the policy part without gnuplot is refused before it runs" \
+	env PATH="$TMP/bin" bash -c "$(declare -f refused has); BENCH='$BENCH'; refused \
+		'scripts/bench: policy plots with gnuplot, which is not on the PATH' --quick policy"
 mkdir "$TMP/called-from"
 name=bench-$$.json
 (cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
