@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench, the harness itself: bad arguments, a --json FILE that
 # cannot be written and a missing gnuplot are refused before any part
-# runs, each saying what is wrong; --json FILE names a file where the bench is called from.
+# runs, each saying what is wrong; a supervisor gone under a run stops the
+# bench, saying so, and leaves nothing running; --json FILE names a file
+# where the bench is called from.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -61,6 +63,62 @@ done
 check "the policy part without gnuplot is refused before it runs" \
 	env PATH="$TMP/bin" bash -c "$(declare -f refused has); BENCH='$BENCH'; refused \
 		'scripts/bench: policy plots with gnuplot, which is not on the PATH' --quick policy"
+# A supervisor gone in the middle of the ollamax arm's run: the workload
+# would wait an hour for its answers. The bench stops at once, saying so,
+# and leaves nothing running.
+"$BENCH" --quick --speed 120 policy >"$TMP/gone.log" 2>&1 &
+bench=$!
+PIDS+=("$bench")
+# first_ours PATTERN: the first process of this test whose command line
+# matches.
+first_ours() {
+	local p
+	for p in $(pgrep -f "$1" || true); do
+		ours "$p" && echo "$p" && return 0
+	done
+	return 1
+}
+sup=
+for _ in $(seq 1 1200); do
+	if first_ours "ollamax-workload .* --ollamax .*/overload-ollamax-7/run" >/dev/null; then
+		sup=$(first_ours "ollamax-supervisor -c .*/overload-ollamax-7/ollamax.conf") && break
+	fi
+	gone "$bench" && break
+	sleep 0.05
+done
+bench_tmp=
+if [ -n "$sup" ]; then
+	bench_tmp=$(tr '\0' ' ' <"/proc/$sup/cmdline" | sed -n 's|.* -c \(.*\)/overload-ollamax-7/ollamax.conf .*|\1|p')
+	kill -KILL "$sup"
+fi
+check "the ollamax arm's run is reached, its supervisor killed" test -n "$bench_tmp"
+stopped_in_time() {
+	for _ in $(seq 1 600); do
+		gone "$bench" && break
+		sleep 0.05
+	done
+	gone "$bench" || { echo "      still running 30 s after"; return 1; }
+}
+check "the bench stops once the supervisor is gone" stopped_in_time
+bench_rc=0
+if gone "$bench"; then
+	wait "$bench" 2>/dev/null || bench_rc=$?
+	forget_pid "$bench"
+fi
+check "it fails, naming the supervisor that ended" \
+	sh -c "[ $bench_rc -ne 0 ] && grep -q 'scripts/bench: the supervisor of .* ended (status 137) before the workload' '$TMP/gone.log'"
+nothing_left() {
+	local left=() p
+	[ -n "$bench_tmp" ] || return 1
+	for p in $(pgrep -f "$bench_tmp" || true); do
+		ours "$p" && left+=("$p")
+	done
+	# Stopped by the test's end, whatever this finds.
+	PIDS+=("${left[@]}")
+	[ ${#left[@]} -eq 0 ] || { ps -o pid,cmd -p "${left[*]}" | sed 's/^/      /'; return 1; }
+	[ ! -e "$bench_tmp" ] || { echo "      $bench_tmp left"; return 1; }
+}
+check "nothing of the bench's is left running, nor its temp dir" nothing_left
 mkdir "$TMP/called-from"
 name=bench-$$.json
 (cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
