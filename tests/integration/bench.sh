@@ -87,11 +87,15 @@ for _ in $(seq 1 1200); do
 	sleep 0.05
 done
 bench_tmp=
+sup_exe=
 if [ -n "$sup" ]; then
 	bench_tmp=$(tr '\0' ' ' <"/proc/$sup/cmdline" | sed -n 's|.* -c \(.*\)/overload-ollamax-7/ollamax.conf .*|\1|p')
+	sup_exe=$(readlink -f "/proc/$sup/exe")
 	kill -KILL "$sup"
 fi
 check "the ollamax arm's run is reached, its supervisor killed" test -n "$bench_tmp"
+check "the bench runs the binaries of the build the test is given (OLLAMAX_BUILD)" \
+	test "$sup_exe" = "$(readlink -f "$BUILD/ollamax-supervisor")"
 stopped_in_time() {
 	for _ in $(seq 1 600); do
 		gone "$bench" && break
