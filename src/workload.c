@@ -474,6 +474,63 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 }
 
+/* How long the supervisor has to answer the status asked before the run
+ * (wall ms). */
+#define PROBE_MS 10000
+
+struct probe {
+	struct ev_loop *loop;
+	int err, ok;
+};
+
+static void
+probe_done(void *arg, int err, const void *data, size_t len)
+{
+	struct probe *p = arg;
+	struct msg_reader r;
+	struct msg_ctl_reply rep;
+
+	p->err = err;
+	if (err == 0) {
+		p->ok = msg_open(&r, data, len) == MSG_OK &&
+		    msg_ctl_reply_decode(&r, &rep) == MSG_OK;
+		if (p->ok)
+			msg_ctl_reply_free(&rep);
+		msg_close(&r);
+	}
+	ev_break(p->loop, EVBREAK_ALL);
+}
+
+/*
+ * Asks the supervisor for its status, within PROBE_MS: with none
+ * listening, each run asked for would wait out its hour, the dial tried
+ * again and again.
+ */
+static void
+supervisor_answers(struct run *w, const char *url)
+{
+	struct msg_ctl req = {.json = 1};
+	struct probe p = {.loop = w->loop};
+	struct msg_writer mw;
+	const char *data;
+	size_t len;
+
+	snprintf(req.verb, sizeof(req.verb), "status");
+	msg_ctl_encode(&mw, &req);
+	data = msg_data(&mw, &len);
+	if (ipc_request(w->ctl, data, len, PROBE_MS, probe_done, &p) != 0)
+		fatalx("cannot send to the supervisor");
+	msg_writer_free(&mw);
+	ev_run(w->loop, 0);
+	if (p.err != 0)
+		fatalx(
+		    "--ollamax: no supervisor answered on %s within %d s: %s",
+		    url, PROBE_MS / 1000, ipc_strerror(p.err));
+	if (!p.ok)
+		fatalx(
+		    "--ollamax: what answered on %s is not a supervisor", url);
+}
+
 static void
 run_ollamax(struct run *w, const char *runtime)
 {
@@ -484,6 +541,7 @@ run_ollamax(struct run *w, const char *runtime)
 	w->ctl = ipc_dial(w->loop, url);
 	if (w->ctl == NULL)
 		fatalx("cannot dial %s", url);
+	supervisor_answers(w, url);
 	w->t0 = wall();
 	ev_timer_init(&w->tick, tick_cb, 0, 0.002);
 	w->tick.data = w;

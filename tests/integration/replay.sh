@@ -7,7 +7,8 @@
 # (--replay plan --plan) is followed, load for load; the plans of a few
 # loads searched (--max-loads) keep to those loads and answer everything,
 # and more loads allowed never end later, over several draws; bad
-# arguments and bad plans are refused, saying what is wrong and where.
+# arguments and bad plans are refused, saying what is wrong and where, and
+# the ollamax arm with no supervisor to answer fails, saying so.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -197,6 +198,14 @@ check "a seed that is not a whole number is refused" \
 check "the ollamax arm without its emulator is refused, said why" \
 	refused "--ollamax needs --emu URL, the emulator behind the supervisor" --factor 1 --minutes 1 \
 	--ollamax "$TMP/nowhere"
+no_supervisor() {
+	local out rc=0
+	out=$(timeout -k 5 30 "$WORKLOAD" "${FLEET[@]}" --speed 20 --factor 1 --minutes 1 \
+		--ollamax "$TMP/nowhere" --emu http://127.0.0.1:9 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] || { echo "      exit $rc"; return 1; }
+	has "$out" "--ollamax: no supervisor answered on ipc://$TMP/nowhere/ctl.sock within 10 s"
+}
+check "the ollamax arm with no supervisor listening fails, said so, instead of waiting" no_supervisor
 check "an emulator given to a replay is refused" \
 	refused "--emu goes with --ollamax only" --factor 1 --minutes 1 \
 	--replay direct --emu http://127.0.0.1:9
