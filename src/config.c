@@ -1100,8 +1100,25 @@ reject(struct fleet *f, const char *path)
  * agent is judged once, after the one it sends to: a chain of any length
  * takes one walk.
  */
+/* The names of manifests refused for their own errors: an output to one
+ * of them names an agent left out, not one that does not exist. */
+struct refused_names {
+	char (*name)[CONFIG_NAME_MAX + 1];
+	size_t count;
+};
+
+static int
+refused_name(const struct refused_names *refused, const char *name)
+{
+	for (size_t i = 0; i < refused->count; i++)
+		if (strcmp(refused->name[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static void
-check_outputs(struct fleet *f, struct diag *d)
+check_outputs(
+    struct fleet *f, const struct refused_names *refused, struct diag *d)
 {
 	size_t n = f->count, kept = 0;
 	char *out = calloc(n + 1, 1);
@@ -1143,7 +1160,14 @@ check_outputs(struct fleet *f, struct diag *d)
 			judged[j] = 1;
 			if (to[j] == TO_NONE)
 				continue;
-			if (to[j] == TO_MISSING) {
+			if (to[j] == TO_MISSING &&
+			    refused_name(refused, m->output_target)) {
+				diag_add(d, m->path, m->line_of_output,
+				    "output: agent \"%s\" is left out: so is "
+				    "this one",
+				    m->output_target);
+				out[j] = 1;
+			} else if (to[j] == TO_MISSING) {
 				diag_add(d, m->path, m->line_of_output,
 				    "output: no agent is named \"%s\": left "
 				    "out",
@@ -1204,6 +1228,7 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
     fleet_runs_from_fn *runs_from, void *arg, struct diag *d)
 {
 	struct dirent **names;
+	struct refused_names refused = {0};
 	int n, before = d->count;
 
 	memset(f, 0, sizeof(*f));
@@ -1259,6 +1284,19 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
 			bad = 1;
 		}
 		if (bad) {
+			/* Of a name taken, the fleet has the agent. */
+			if (m->name[0] != '\0' && dup == NULL &&
+			    !refused_name(&refused, m->name)) {
+				void *more = realloc(refused.name,
+				    (refused.count + 1) *
+				        sizeof(*refused.name));
+
+				if (more == NULL)
+					abort();
+				refused.name = more;
+				memcpy(refused.name[refused.count++], m->name,
+				    sizeof(m->name));
+			}
 			manifest_free(m);
 			reject(f, path);
 			continue;
@@ -1266,7 +1304,8 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
 		f->count++;
 	}
 	free(names);
-	check_outputs(f, d);
+	check_outputs(f, &refused, d);
+	free(refused.name);
 	return d->count - before;
 }
 

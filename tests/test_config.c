@@ -999,6 +999,35 @@ Test(config, a_long_loop_is_named_in_part_and_its_message_kept_whole)
 	diag_free(&d);
 }
 
+/* The agent is there, refused: the sender is told so, not that there is
+ * none. */
+Test(config, an_output_to_a_manifest_refused_names_an_agent_left_out)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	put("1-send.conf",
+	    "[agent]\nname = send\ntier = light\n"
+	    "trigger = demand\noutput = agent:take\nprompt = x\n");
+	put("2-take.conf",
+	    "[agent]\nname = take\ntier = light\n"
+	    "trigger = inbox\npriority = urgent\n"
+	    "prompt = x {{input}}\n");
+	put("3-lost.conf",
+	    "[agent]\nname = lost\ntier = light\n"
+	    "trigger = demand\noutput = agent:none\nprompt = x\n");
+	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 3, "%s", d.text);
+	cr_assert_eq(f.count, 0);
+	expect(&d, "1-send.conf", 5,
+	    "output: agent \"take\" is left out: so is this one");
+	expect(&d, "3-lost.conf", 5,
+	    "output: no agent is named \"none\": left out");
+	fleet_free(&f);
+	config_free(&c);
+}
+
 Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 {
 	struct config c;
