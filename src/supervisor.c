@@ -761,6 +761,19 @@ hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 			deliver(s, call, &d);
 			msg_deliver_free(&d);
 		}
+	} else if (r.type == MSG_CTL) {
+		/* A command sent here (ollamaxctl -s at the wrong socket) is
+		 * told where commands go rather than left to time out; the
+		 * answer is not marked as the supervisor's, as ctl.sock's
+		 * are, so that ollamaxctl takes it for none. */
+		struct msg_ctl_reply reply = {.ok = 0};
+		struct msg_writer w;
+
+		snprintf(reply.error, sizeof(reply.error),
+		    "this is the supervisor's socket for its children: "
+		    "commands go to ctl.sock beside it");
+		msg_ctl_reply_encode(&w, &reply);
+		reply_frame(call, &w);
 	} else {
 		s->bad_frames++;
 		log_warnx("hub: unexpected %s frame", msg_type_name(r.type));

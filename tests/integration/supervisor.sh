@@ -777,6 +777,14 @@ worker_stop_refused() {
 		{ echo "      exit $rc: $(cat "$TMP/fake/err")"; return 1; }
 }
 check "stop sent to a worker's socket says what answered there, exit 3" worker_stop_refused
+hub_refuses() {
+	local rc=0
+	timeout 5 "$CTL" -s "$TMP/run/hub.sock" status >/dev/null 2>"$TMP/fake/err" || rc=$?
+	[ "$rc" -eq 3 ] &&
+		grep -qx "ollamaxctl: what answers on $TMP/run/hub.sock is not a supervisor: this is the supervisor's socket for its children: commands go to ctl.sock beside it" "$TMP/fake/err" ||
+		{ echo "      exit $rc: $(cat "$TMP/fake/err")"; return 1; }
+}
+check "a command sent to the socket for the children is told where commands go, at once, exit 3" hub_refuses
 # The supervisor's books would still show an agent killed behind its back:
 # its worker must still have it, and take a run of it.
 agents_kept() {
