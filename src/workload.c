@@ -494,8 +494,11 @@ probe_done(void *arg, int err, const void *data, size_t len)
 	if (err == 0) {
 		p->ok = msg_open(&r, data, len) == MSG_OK &&
 		    msg_ctl_reply_decode(&r, &rep) == MSG_OK;
-		if (p->ok)
+		if (p->ok) {
+			/* A worker's socket answers too, unmarked. */
+			p->ok = rep.from_supervisor;
 			msg_ctl_reply_free(&rep);
+		}
 		msg_close(&r);
 	}
 	ev_break(p->loop, EVBREAK_ALL);

@@ -206,6 +206,23 @@ no_supervisor() {
 	has "$out" "--ollamax: no supervisor answered on ipc://$TMP/nowhere/ctl.sock within 10 s"
 }
 check "the ollamax arm with no supervisor listening fails, said so, instead of waiting" no_supervisor
+not_supervisor() {
+	local out rc=0 fake
+	mkdir -p "$TMP/peer"
+	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" '{}' >"$TMP/peer/verbs" 2>&1 &
+	fake=$!
+	PIDS+=("$fake")
+	for _ in $(seq 1 100); do
+		grep -q listening "$TMP/peer/verbs" && break
+		sleep 0.02
+	done
+	out=$(timeout -k 5 30 "$WORKLOAD" "${FLEET[@]}" --speed 20 --factor 1 --minutes 1 \
+		--ollamax "$TMP/peer" --emu http://127.0.0.1:9 2>&1) || rc=$?
+	end_pid "$fake"
+	[ "$rc" -eq 1 ] || { echo "      exit $rc"; return 1; }
+	has "$out" "--ollamax: what answered on ipc://$TMP/peer/ctl.sock is not a supervisor"
+}
+check "nor with a peer that is not a supervisor" not_supervisor
 check "an emulator given to a replay is refused" \
 	refused "--emu goes with --ollamax only" --factor 1 --minutes 1 \
 	--replay direct --emu http://127.0.0.1:9
