@@ -98,14 +98,21 @@ utf8_whole_len(const char *s, size_t len)
 const char *
 utf8_shown(const char *text, char *shown, size_t size)
 {
-	/* Text cut to a buffer before it came here loses its last character
-	 * rather than its other characters. */
-	size_t len = utf8_whole_len(text, strlen(text)), in = 0, out = 0;
+	/* A character cut short at the end (text cut to a buffer before it
+	 * came) is judged apart, so that the characters before it are kept;
+	 * it shows as one '?', not as nothing: a name ending in a byte of
+	 * another encoding would show as a shorter name, perhaps another's. */
+	size_t all = strlen(text), len = utf8_whole_len(text, all), in = 0,
+	       out = 0;
 	int bad_utf8 = utf8_invalid_at(text, len) >= 0;
 
-	while (in < len && out + 1 < size) {
+	while (in < all && out + 1 < size) {
 		unsigned char c = (unsigned char)text[in];
 
+		if (in == len) {
+			shown[out++] = '?';
+			break;
+		}
 		/* The C1 controls, U+0080 to U+009F, written in UTF-8: a
 		 * terminal in UTF-8 mode may act on them, U+009B as on
 		 * ESC [. */

@@ -18,7 +18,8 @@ char *utf8_repaired(const char *s, size_t len, size_t *out_len);
  * text as a terminal may be given it, in shown (size bytes, cut there):
  * control bytes as '?', as an escape sequence would act on the terminal
  * and a newline break a row, and so every byte past ASCII of text that is
- * not UTF-8. shown may be text itself. Returns shown.
+ * not UTF-8; a character cut short at its end as one '?'. shown may be
+ * text itself. Returns shown.
  */
 const char *utf8_shown(const char *text, char *shown, size_t size);
 

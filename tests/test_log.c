@@ -218,7 +218,9 @@ Test(log, text_for_a_terminal_shows_control_bytes_as_question_marks)
 	    utf8_shown("0123456789abcd\xc3\xa9", shown, sizeof(shown)),
 	    "0123456789abcd", "a character cut at the buffer left out");
 	cr_assert_str_eq(utf8_shown("caf\xc3\xa9 na\xc3", shown, sizeof(shown)),
-	    "caf\xc3\xa9 na", "and one cut before it came");
+	    "caf\xc3\xa9 na?", "and one cut before it came, as one '?'");
+	cr_assert_str_eq(utf8_shown("/tmp/caf\xe9", shown, sizeof(shown)),
+	    "/tmp/caf?", "a last byte of another encoding is not left out");
 	strcpy(shown,
 	    "a\tb\xc2\x9b"
 	    "c");
