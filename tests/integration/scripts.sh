@@ -22,15 +22,17 @@ setup_refuses() {
 check "setup refuses a mistyped option before it installs anything" setup_refuses
 
 # A duration --for cannot read is refused before anything is built or run,
-# and one it reads ends the demo.
+# and one it reads ends the demo. Bounded: one let through would run until
+# interrupted.
 demo_refuses() {
 	local out rc=0
-	out=$("$ROOT/scripts/demo" --for "$@" 2>&1) || rc=$?
+	out=$(timeout -s INT 60 "$ROOT/scripts/demo" --for "$@" 2>&1) || rc=$?
 	eq "$rc" 2 && has "$out" "usage: scripts/demo [--for DURATION]"
 }
 check "demo refuses --for without a duration" demo_refuses
 check "demo refuses --for 1m30x" demo_refuses 1m30x
 check "demo refuses --for 5ms" demo_refuses 5ms
+check "demo refuses --for 0s, which would be no end" demo_refuses 0s
 # The demo runs what scripts/setup built, in $OLLAMAX_BUILD: here a build
 # dir whose make does nothing and whose programs note that they ran.
 mkdir -p "$TMP/b"
