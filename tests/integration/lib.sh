@@ -97,10 +97,12 @@ mkdir -p "$TMP/san"
 . "$ROOT/scripts/emu.sh"
 
 # A command prefix for a private mount namespace, where a test can mount
-# what the processes it starts see (/dev/log, /proc): root makes one, anyone
-# else maps to root in a user namespace of their own, where Debian lets them
-# mount.
-if [ "$(id -u)" -eq 0 ]; then
+# what the processes it starts see (/dev/log, /proc): root makes one, and
+# anyone who cannot (not root, or root without CAP_SYS_ADMIN, as in a
+# container) maps to root in a user namespace of their own, where Debian
+# lets them mount. Never empty: where neither can be had, it fails as it
+# is run, and nothing is mounted outside a namespace.
+if [ "$(id -u)" -eq 0 ] && unshare --mount true 2>/dev/null; then
 	MOUNT_NS=(unshare --mount)
 else
 	MOUNT_NS=(unshare --map-root-user --mount)
