@@ -948,15 +948,17 @@ if ! ldd "$SUP" | grep -q libasan; then
 fi
 check "and the daemon still runs" sh -c "[ $daemon_pid -gt 1 ] && kill -0 $daemon_pid"
 # Where /proc is not mounted (a container's), stop has kill(2) alone to
-# tell when the supervisor is gone. The sanitizers' runtime cannot do
-# without /proc: the plain build alone is run so.
+# tell when the supervisor is gone.
 stop_without_proc() {
 	"${MOUNT_NS[@]}" sh -c 'mount -t tmpfs no-proc /proc && exec "$@"' sh \
 		"$SUP" -c "$TMP/ollamax.conf" stop && ! kill -0 "$daemon_pid" 2>/dev/null
 }
-if ! ldd "$SUP" | grep -q libasan; then
+# Without a mount namespace to be had (a container may refuse both), the
+# stop is checked with /proc: the rest of the test needs the daemon gone.
+if "${MOUNT_NS[@]}" true 2>/dev/null; then
 	check "ollamax-supervisor stop, /proc not mounted, stops the daemon and waits for it" stop_without_proc
 else
+	echo "  (no mount namespace here: stop is checked with /proc mounted)"
 	check "ollamax-supervisor stop stops the daemon" "$SUP" -c "$TMP/ollamax.conf" stop
 fi
 check "and removes its pid file and runtime dir" test ! -e "$TMP/run"
