@@ -18,30 +18,30 @@
 void
 diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], *said;
 	int n;
 	va_list ap;
 
-	size_t shown_len;
+	size_t shown_len, said_len;
 	/* A file's name is any bytes, and so are the paths and values a
 	 * message quotes: a newline would forge a line of the report, bytes
-	 * not UTF-8 would garble it. */
+	 * not UTF-8 would garble it. Both are shown alike, so that a path
+	 * a message names reads as the file it is at. */
 	char *shown = utf8_repaired(file, strlen(file), &shown_len);
 
-	if (shown == NULL)
-		abort();
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	said = utf8_repaired(msg, strlen(msg), &said_len);
 	utf8_shown(shown, shown, shown_len + 1);
-	utf8_shown(msg, msg, sizeof(msg));
+	utf8_shown(said, said, said_len + 1);
 	for (;;) {
 		size_t room = d->cap - d->len;
 
 		n = line > 0
 		    ? snprintf(d->text + d->len, room, "%s:%d: %s\n", shown,
-		          line, msg)
-		    : snprintf(d->text + d->len, room, "%s: %s\n", shown, msg);
+		          line, said)
+		    : snprintf(d->text + d->len, room, "%s: %s\n", shown, said);
 		if (d->text != NULL && (size_t)n < room)
 			break;
 		d->cap = d->cap * 2 + (size_t)n + 256;
@@ -52,6 +52,7 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 	d->len += (size_t)n;
 	d->count++;
 	free(shown);
+	free(said);
 }
 
 void

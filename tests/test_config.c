@@ -441,6 +441,17 @@ Test(config, a_file_name_with_a_newline_or_bytes_not_utf8_cannot_forge_a_line)
 	diag_free(&d);
 }
 
+/* A path a message names, as the report names the file it is at. */
+Test(config, a_path_not_utf8_in_a_message_shows_as_the_file_at_the_start)
+{
+	struct diag d = {0};
+
+	diag_add(&d, "caf\xe9.conf", 3, "of %s", "caf\xe9.conf");
+	cr_assert_str_eq(
+	    d.text, "caf\xef\xbf\xbd.conf:3: of caf\xef\xbf\xbd.conf\n");
+	diag_free(&d);
+}
+
 /* n manifests, NNNN.conf: agent PREFIX<i> writes to PREFIX<i+1>, the
  * last to `last`; the first runs on first_trigger, the others on their
  * inbox. */
