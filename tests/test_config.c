@@ -1037,6 +1037,7 @@ Test(config, an_output_to_a_manifest_refused_names_an_agent_left_out)
 	    "output: no agent is named \"none\": left out");
 	fleet_free(&f);
 	config_free(&c);
+	diag_free(&d);
 }
 
 Test(config, outputs_that_go_round_are_refused_once_and_left_out)
