@@ -186,6 +186,20 @@ fleet_conf() {
 	} >"$TMP/ollamax.conf"
 }
 
+# start_fake_ctl BODY [as-supervisor]: tests/fake_ctl, a peer that is not a
+# supervisor (or stands in for one), on $TMP/peer/ctl.sock, the verbs it
+# gets in $TMP/fake/verbs; its pid in $fake once it listens.
+start_fake_ctl() {
+	mkdir -p "$TMP/peer" "$TMP/fake"
+	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" "$@" >"$TMP/fake/verbs" 2>&1 &
+	fake=$!
+	PIDS+=("$fake")
+	for _ in $(seq 1 100); do
+		grep -q listening "$TMP/fake/verbs" && break
+		sleep 0.02
+	done
+}
+
 # check DESCRIPTION COMMAND...: runs the command, counts the result.
 check() {
 	local what=$1

@@ -208,14 +208,7 @@ no_supervisor() {
 check "the ollamax arm with no supervisor listening fails, said so, instead of waiting" no_supervisor
 not_supervisor() {
 	local out rc=0 fake
-	mkdir -p "$TMP/peer"
-	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" '{}' >"$TMP/peer/verbs" 2>&1 &
-	fake=$!
-	PIDS+=("$fake")
-	for _ in $(seq 1 100); do
-		grep -q listening "$TMP/peer/verbs" && break
-		sleep 0.02
-	done
+	start_fake_ctl '{}'
 	out=$(timeout -k 5 30 "$WORKLOAD" "${FLEET[@]}" --speed 20 --factor 1 --minutes 1 \
 		--ollamax "$TMP/peer" --emu http://127.0.0.1:9 2>&1) || rc=$?
 	end_pid "$fake"

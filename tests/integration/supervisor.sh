@@ -831,17 +831,6 @@ if ! ldd "$SUP" | grep -q libasan; then
 fi
 # A peer that answers every command ok but is no supervisor: stop asks its
 # status, finds no supervisor's pid in it, and sends no stop.
-# start_fake_ctl BODY [as-supervisor]: fake_ctl on $TMP/peer/ctl.sock, its
-# pid in $fake once it listens.
-start_fake_ctl() {
-	mkdir -p "$TMP/peer"
-	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" "$@" >"$TMP/fake/verbs" 2>&1 &
-	fake=$!
-	for _ in $(seq 1 100); do
-		grep -q listening "$TMP/fake/verbs" && break
-		sleep 0.02
-	done
-}
 fake_peer_refused() { # BODY [as-supervisor]
 	local rc=0 fake
 	start_fake_ctl "$@"
