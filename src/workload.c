@@ -47,8 +47,9 @@
 #include "emu/emu.h"
 #include "ipc.h"
 #include "log.h"
-#include "rank.h"
 #include "msg.h"
+#include "rank.h"
+#include "role.h"
 #include "workload.h"
 
 /* The reference workload, fixed so that results compare over time. */
@@ -478,60 +479,30 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
  * (wall ms). */
 #define PROBE_MS 10000
 
-struct probe {
-	struct ev_loop *loop;
-	int err, ok;
-};
-
-static void
-probe_done(void *arg, int err, const void *data, size_t len)
-{
-	struct probe *p = arg;
-	struct msg_reader r;
-	struct msg_ctl_reply rep;
-
-	p->err = err;
-	if (err == 0) {
-		p->ok = msg_open(&r, data, len) == MSG_OK &&
-		    msg_ctl_reply_decode(&r, &rep) == MSG_OK;
-		if (p->ok) {
-			/* A worker's socket answers too, unmarked. */
-			p->ok = rep.from_supervisor;
-			msg_ctl_reply_free(&rep);
-		}
-		msg_close(&r);
-	}
-	ev_break(p->loop, EVBREAK_ALL);
-}
-
 /*
- * Asks the supervisor for its status, within PROBE_MS: with none
+ * Asks the supervisor for its status, as ollamaxctl does: with none
  * listening, each run asked for would wait out its hour, the dial tried
  * again and again.
  */
 static void
-supervisor_answers(struct run *w, const char *url)
+supervisor_answers(const char *runtime, const char *url)
 {
-	struct msg_ctl req = {.json = 1};
-	struct probe p = {.loop = w->loop};
-	struct msg_writer mw;
-	const char *data;
-	size_t len;
+	char ctl_path[4200];
+	struct msg_ctl_reply reply;
+	int rc;
 
-	snprintf(req.verb, sizeof(req.verb), "status");
-	msg_ctl_encode(&mw, &req);
-	data = msg_data(&mw, &len);
-	if (ipc_request(w->ctl, data, len, PROBE_MS, probe_done, &p) != 0)
-		fatalx("cannot send to the supervisor");
-	msg_writer_free(&mw);
-	ev_run(w->loop, 0);
-	if (p.err != 0)
-		fatalx(
-		    "--ollamax: no supervisor answered on %s within %d s: %s",
-		    url, PROBE_MS / 1000, ipc_strerror(p.err));
-	if (!p.ok)
-		fatalx(
-		    "--ollamax: what answered on %s is not a supervisor", url);
+	snprintf(ctl_path, sizeof(ctl_path), "%s/ctl.sock", runtime);
+	rc = ctl_call(
+	    ctl_path, "status", NULL, NULL, CTL_JSON, PROBE_MS, &reply);
+	if (rc == CTL_NOT_SUPERVISOR)
+		fatalx("--ollamax: what answered on %s is not a supervisor%s%s",
+		    url, reply.error[0] ? ": " : "", reply.error);
+	if (rc == CTL_UNREACHABLE)
+		fatalx("--ollamax: no supervisor answers on %s", url);
+	if (rc != 0)
+		fatalx("--ollamax: no supervisor answered on %s within %d s",
+		    url, PROBE_MS / 1000);
+	msg_ctl_reply_free(&reply);
 }
 
 static void
@@ -544,7 +515,7 @@ run_ollamax(struct run *w, const char *runtime)
 	w->ctl = ipc_dial(w->loop, url);
 	if (w->ctl == NULL)
 		fatalx("cannot dial %s", url);
-	supervisor_answers(w, url);
+	supervisor_answers(runtime, url);
 	w->t0 = wall();
 	ev_timer_init(&w->tick, tick_cb, 0, 0.002);
 	w->tick.data = w;
