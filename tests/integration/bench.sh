@@ -60,8 +60,13 @@ for dir in "${dirs[@]}"; do
 		[ "$b" = gnuplot ] || [ -e "$TMP/bin/$b" ] || ln -s "$f" "$TMP/bin/$b"
 	done
 done
+# The bench's scripts/setup builds first: in a build dir whose make does
+# nothing, as the real one's, run with this PATH, would configure itself
+# again if it were due, and keep $TMP's links for its programs.
+mkdir "$TMP/no-build"
+printf 'all:\n' >"$TMP/no-build/Makefile"
 check "the policy part without gnuplot is refused before it runs" \
-	env PATH="$TMP/bin" bash -c "$(declare -f refused has); BENCH='$BENCH'; refused \
+	env PATH="$TMP/bin" OLLAMAX_BUILD="$TMP/no-build" bash -c "$(declare -f refused has); BENCH='$BENCH'; refused \
 		'scripts/bench: policy plots with gnuplot, which is not on the PATH' --quick policy"
 # A supervisor gone in the middle of the ollamax arm's run: the workload
 # would wait an hour for its answers. The bench stops at once, saying so,
