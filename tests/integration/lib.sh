@@ -194,10 +194,7 @@ start_fake_ctl() {
 	"$BUILD/tests/fake_ctl" "$TMP/peer/ctl.sock" "$@" >"$TMP/fake/verbs" 2>&1 &
 	fake=$!
 	PIDS+=("$fake")
-	for _ in $(seq 1 100); do
-		grep -q listening "$TMP/fake/verbs" && break
-		sleep 0.02
-	done
+	wait_log listening "$TMP/fake/verbs" || true
 }
 
 # check DESCRIPTION COMMAND...: runs the command, counts the result.

@@ -870,10 +870,7 @@ print("locked", flush=True)
 time.sleep(60)' "$TMP/peer2/supervisor.lock" >"$TMP/peer2/holder" &
 holder=$!
 PIDS+=("$holder")
-for _ in $(seq 1 100); do
-	grep -q locked "$TMP/peer2/holder" && break
-	sleep 0.02
-done
+wait_log locked "$TMP/peer2/holder" || true
 waits_for_listener() {
 	local client fake rc=0
 	"$CTL" -s "$TMP/peer2/ctl.sock" status >/dev/null 2>&1 &
