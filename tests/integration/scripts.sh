@@ -26,13 +26,23 @@ check "setup refuses a mistyped option before it installs anything" setup_refuse
 # interrupted.
 demo_refuses() {
 	local out rc=0
-	out=$(timeout -s INT 60 "$ROOT/scripts/demo" --for "$@" 2>&1) || rc=$?
-	eq "$rc" 2 && has "$out" "usage: scripts/demo [--for DURATION]"
+	out=$(timeout -s INT 60 "$ROOT/scripts/demo" --emu --for "$@" 2>&1) || rc=$?
+	eq "$rc" 2 && has "$out" "usage: scripts/demo [--emu] [--for DURATION]"
 }
 check "demo refuses --for without a duration" demo_refuses
 check "demo refuses --for 1m30x" demo_refuses 1m30x
 check "demo refuses --for 5ms" demo_refuses 5ms
 check "demo refuses --for 0s, which would be no end" demo_refuses 0s
+# OLLAMA_HOST is read as Ollama reads it; a port it cannot be is named.
+demo_refuses_host() {
+	local out rc=0
+	out=$(OLLAMA_HOST=$1 timeout -s INT 60 "$ROOT/scripts/demo" --for 1s 2>&1) || rc=$?
+	eq "$rc" 2 && has "$out" "$2"
+}
+check "demo refuses OLLAMA_HOST=localhost:ollama" demo_refuses_host \
+	localhost:ollama "OLLAMA_HOST=localhost:ollama: the port is not a number up to 65535"
+check "demo refuses OLLAMA_HOST=ftp://localhost" demo_refuses_host \
+	ftp://localhost "OLLAMA_HOST=ftp://localhost: not [http[s]://]HOST[:PORT]"
 # The demo runs what scripts/setup built, in $OLLAMAX_BUILD: here a build
 # dir whose make does nothing and whose programs note that they ran.
 mkdir -p "$TMP/b"
@@ -41,17 +51,35 @@ for p in ollamax-emu ollamax-supervisor ollamaxctl; do
 	printf '#!/bin/sh\necho %s >>"%s/ran"\nexec "%s/%s" "$@"\n' "$p" "$TMP" "$BUILD" "$p" >"$TMP/b/$p"
 	chmod +x "$TMP/b/$p"
 done
-demo_stops() {
-	local out rc=0
-	out=$(OLLAMAX_BUILD="$TMP/b" timeout -s INT 120 "$ROOT/scripts/demo" --for 0m3s 2>&1) || rc=$?
+# An "Ollama" where OLLAMA_HOST says, so that the checks neither use nor
+# depend on one that may answer on 127.0.0.1:11434.
+start_emu ollama
+export OLLAMA_HOST=${URL_ollama#http://}
+demo_for_3s() {
+	local rc=0
+	rm -f "$TMP/ran"
+	out=$(OLLAMAX_BUILD="$TMP/b" timeout -s INT 120 "$ROOT/scripts/demo" "$@" --for 0m3s 2>&1) || rc=$?
 	eq "$rc" 0 && has "$out" "-- up" || { echo "$out" | tail -5; return 1; }
 	case "$out" in *"integer expression"*) echo "$out" | tail -5; return 1 ;; esac
 }
-check "demo --for 0m3s stops by itself" demo_stops
-# Ollama on 11434, if it answers, leaves the emulator out.
-demo_ran_setups_build() {
-	eq "$(sort -u "$TMP/ran" | grep -v ollamax-emu | tr '\n' ' ')" "ollamax-supervisor ollamaxctl "
+demo_ran() {
+	eq "$(sort -u "$TMP/ran" | tr '\n' ' ')" "$1"
 }
-check "demo runs the programs of \$OLLAMAX_BUILD" demo_ran_setups_build
+not() { ! "$@"; }
+# The broker asks what is loaded at its start.
+asked_by_the_broker() {
+	curl -s "$URL_ollama/emu/stats" | python3 -c 'import json,sys
+sys.exit(not any(p.startswith("/api/") for p in json.load(sys.stdin)["by_endpoint"]))'
+}
+check "demo --emu --for 0m3s stops by itself" demo_for_3s --emu
+check "demo --emu leaves the Ollama that answers alone" not asked_by_the_broker
+check "demo --emu says it uses the bundled ollamax-emu" has "$out" "Using the bundled ollamax-emu on http://127.0.0.1:"
+check "demo --emu runs the programs of \$OLLAMAX_BUILD, the emulator among them" \
+	demo_ran "ollamax-emu ollamax-supervisor ollamaxctl "
+check "demo --for 0m3s uses the Ollama that answers where OLLAMA_HOST says" demo_for_3s
+check "demo says which Ollama it uses" has "$out" "Ollama answers on $URL_ollama: using it"
+check "demo leaves the emulator out when Ollama answers" \
+	demo_ran "ollamax-supervisor ollamaxctl "
+check "demo's broker asked that Ollama" asked_by_the_broker
 
 finish
