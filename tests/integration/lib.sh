@@ -295,11 +295,13 @@ answered_by() {
 		{ echo "      $out"; return 1; }
 }
 
-# wait_log PATTERN [LOG]: until the supervisor's log (or LOG) has a line
-# matching it (10 s at most).
+# wait_log [-E] PATTERN [LOG]: until the supervisor's log (or LOG) has a
+# line matching the basic (or, with -E, extended) regex (10 s at most).
 wait_log() {
+	local how=-G
+	[ "$1" = -E ] && how=-E && shift
 	for _ in $(seq 1 200); do
-		grep -q "$1" "${2:-$TMP/sup.log}" && return 0
+		grep -q "$how" -- "$1" "${2:-$TMP/sup.log}" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	return 1

@@ -75,10 +75,7 @@ check "and writes nothing on the terminal" sh -c "[ ! -s '$TMP/daemon.out' ] || 
 
 # logged PATTERN: a datagram that matches the extended regex arrives.
 logged() {
-	for _ in $(seq 1 200); do
-		grep -qE "$1" "$TMP/syslog" 2>/dev/null && return 0
-		sleep 0.05
-	done
+	wait_log -E "$1" "$TMP/syslog" && return 0
 	echo "      no datagram matches: $1"
 	echo "      got:"
 	sed 's/^/        /' "$TMP/syslog" 2>/dev/null | tail -n 20
