@@ -36,13 +36,14 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 	utf8_shown(shown, shown, shown_len + 1);
 	utf8_shown(said, said, said_len + 1);
 	for (;;) {
-		size_t room = d->cap - d->len;
+		/* No text yet is no room, not an offset from NULL. */
+		size_t room = d->text != NULL ? d->cap - d->len : 0;
+		char *at = d->text != NULL ? d->text + d->len : NULL;
 
 		n = line > 0
-		    ? snprintf(d->text + d->len, room, "%s:%d: %s\n", shown,
-		          line, said)
-		    : snprintf(d->text + d->len, room, "%s: %s\n", shown, said);
-		if (d->text != NULL && (size_t)n < room)
+		    ? snprintf(at, room, "%s:%d: %s\n", shown, line, said)
+		    : snprintf(at, room, "%s: %s\n", shown, said);
+		if ((size_t)n < room)
 			break;
 		d->cap = d->cap * 2 + (size_t)n + 256;
 		d->text = realloc(d->text, d->cap);
