@@ -3,7 +3,8 @@
 # cannot be written and a missing gnuplot are refused before any part
 # runs, each saying what is wrong; a supervisor gone under a run stops the
 # bench, saying so, and leaves nothing running; --json FILE names a file
-# where the bench is called from.
+# where the bench is called from; the bench signals only the processes it
+# runs still, none it has waited for.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -128,6 +129,84 @@ nothing_left() {
 	[ ! -e "$bench_tmp" ] || { echo "      $bench_tmp left"; return 1; }
 }
 check "nothing of the bench's is left running, nor its temp dir" nothing_left
+# fake_build DIR: a build dir for the bench (OLLAMAX_BUILD) whose make does
+# nothing and whose programs are the test's, linked; a check puts a script
+# of its own in place of one (fake_program).
+fake_build() {
+	local f
+	mkdir -p "$1/tests"
+	printf 'all:\n' >"$1/Makefile"
+	for f in ollamax-emu ollamax-loadgen ollamax-supervisor ollamax-workload \
+		ollamax-broker ollamaxctl tests/bench_broker tests/bench_ctl \
+		tests/bench_task_switch tests/exec_latency; do
+		ln -s "$BUILD/$f" "$1/$f"
+	done
+}
+# fake_program DIR NAME: the program NAME of the build dir DIR is the bash
+# script on standard input, $BUILD in it the test's build dir.
+fake_program() {
+	rm -f "$1/$2"
+	{
+		printf '#!/usr/bin/env bash\nset -euo pipefail\nBUILD=%q\n' "$BUILD"
+		cat
+	} >"$1/$2"
+	chmod +x "$1/$2"
+}
+# The live arms of the policy part replayed: the same figures, at once,
+# while the bench starts, waits for and stops its processes as it does for
+# a live run.
+fake_build "$TMP/replayed"
+fake_program "$TMP/replayed" ollamax-workload <<'SH'
+args=()
+arm=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--direct) arm=direct; shift 2 ;;
+	--ollamax) arm=ollamax; shift 2 ;;
+	--emu) shift 2 ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+[ -z "$arm" ] || args+=(--replay "$arm")
+exec "$BUILD/ollamax-workload" "${args[@]}"
+SH
+# The bench's kill, watched (a function of that name, exported, comes
+# before the builtin): each signal it sends but a probe is logged, "stray"
+# when its target is not a process the bench runs, its child or its
+# child's, but one that has ended or has been given the pid since.
+kill_watch='() {
+	local a stat rest parent
+	case "${1-}" in -0 | -l | -L) builtin kill "$@"; return ;; esac
+	for a in "$@"; do
+		[[ $a =~ ^[0-9]+$ ]] || continue
+		stat=
+		read -r stat 2>/dev/null <"/proc/$a/stat" || true
+		rest=${stat##*) }
+		rest=${rest#* }
+		parent=${rest%% *}
+		if [ -z "$stat" ]; then
+			echo "stray $a: ended" >>"$KILL_LOG"
+		elif [ "$parent" != $$ ]; then
+			read -r stat 2>/dev/null <"/proc/$parent/stat" || true
+			rest=${stat##*) }
+			rest=${rest#* }
+			[ "${rest%% *}" = $$ ] || echo "stray $a: another process" >>"$KILL_LOG"
+		fi
+		echo "kill $*" >>"$KILL_LOG"
+	done
+	builtin kill "$@"
+}'
+touch "$TMP/kills.log"
+env OLLAMAX_BUILD="$TMP/replayed" KILL_LOG="$TMP/kills.log" "BASH_FUNC_kill%%=$kill_watch" \
+	timeout -k 5 120 "$BENCH" --quick --speed 120 policy --json "$TMP/replayed.json" \
+	>"$TMP/replayed.log" 2>&1 || cat "$TMP/replayed.log"
+check "the policy part runs through, its live arms replayed" \
+	grep -q '"policy"' "$TMP/replayed.json"
+no_stray_kill() {
+	grep -q '^kill' "$TMP/kills.log" || { echo "      no kill seen"; return 1; }
+	! grep '^stray' "$TMP/kills.log" | sed 's/^/      /'
+}
+check "the bench signals no process it has waited for, only those it runs" no_stray_kill
 mkdir "$TMP/called-from"
 name=bench-$$.json
 (cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
