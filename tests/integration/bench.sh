@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench, the harness itself: bad arguments, a --json FILE that
 # cannot be written and a missing gnuplot are refused before any part
-# runs, each saying what is wrong; a supervisor gone under a run stops the
-# bench, saying so, and leaves nothing running; --json FILE names a file
+# runs, each saying what is wrong; a supervisor gone under a run, or
+# before the bench waits for it, stops the bench, saying so (and bash says
+# nothing), and leaves nothing running; --json FILE names a file
 # where the bench is called from; the bench signals only the processes it
 # runs still, none it has waited for.
 set -euo pipefail
@@ -117,6 +118,13 @@ if gone "$bench"; then
 fi
 check "it fails, naming the supervisor that ended" \
 	sh -c "[ $bench_rc -ne 0 ] && grep -q 'scripts/bench: the supervisor of .* ended (status 137) before the workload' '$TMP/gone.log'"
+# no_bash_noise LOG: nothing in LOG of bash's own on the processes the
+# bench started: it tells of one killed by a signal on a line of its own
+# ("line 376: 4242 Killed"), and wait of one it has forgotten.
+no_bash_noise() {
+	! grep -E 'no such job|^[^ ]*: line [0-9]+: ' "$1" | sed 's/^/      /'
+}
+check "the supervisor's end is told by the bench alone, not by bash" no_bash_noise "$TMP/gone.log"
 nothing_left() {
 	local left=() p
 	[ -n "$bench_tmp" ] || return 1
@@ -152,24 +160,34 @@ fake_program() {
 	} >"$1/$2"
 	chmod +x "$1/$2"
 }
-# The live arms of the policy part replayed: the same figures, at once,
+# replayed DIR ARM...: in the build dir DIR, the workload replays the live
+# runs of the arms named (direct, ollamax): the same figures, at once,
 # while the bench starts, waits for and stops its processes as it does for
 # a live run.
-fake_build "$TMP/replayed"
-fake_program "$TMP/replayed" ollamax-workload <<'SH'
+replayed() {
+	local dir=$1
+	shift
+	fake_program "$dir" ollamax-workload <<SH
+replayed=" $* "
+SH
+	cat >>"$dir/ollamax-workload" <<'SH'
 args=()
 arm=
+for a in "$@"; do
+	case "$a" in --direct) arm=direct ;; --ollamax) arm=ollamax ;; esac
+done
+case "$replayed" in *" $arm "*) ;; *) exec "$BUILD/ollamax-workload" "$@" ;; esac
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--direct) arm=direct; shift 2 ;;
-	--ollamax) arm=ollamax; shift 2 ;;
-	--emu) shift 2 ;;
+	--direct | --ollamax | --emu) shift 2 ;;
 	*) args+=("$1"); shift ;;
 	esac
 done
-[ -z "$arm" ] || args+=(--replay "$arm")
-exec "$BUILD/ollamax-workload" "${args[@]}"
+exec "$BUILD/ollamax-workload" "${args[@]}" --replay "$arm"
 SH
+}
+fake_build "$TMP/replayed"
+replayed "$TMP/replayed" direct ollamax
 # The bench's kill, watched (a function of that name, exported, comes
 # before the builtin): each signal it sends but a probe is logged, "stray"
 # when its target is not a process the bench runs, its child or its
@@ -207,6 +225,22 @@ no_stray_kill() {
 	! grep '^stray' "$TMP/kills.log" | sed 's/^/      /'
 }
 check "the bench signals no process it has waited for, only those it runs" no_stray_kill
+# A supervisor killed by a signal once ready, before the bench waits for
+# it in the ollamax arm: bash had told of it and forgotten it, so that the
+# bench waited for the workload alone.
+fake_build "$TMP/sup-dies"
+replayed "$TMP/sup-dies" direct
+fake_program "$TMP/sup-dies" ollamax-supervisor <<'SH'
+echo "ollamax-supervisor: ready: a stand-in, killed at once, in 1 ms" >&2
+kill -KILL $$
+SH
+dies_rc=0
+OLLAMAX_BUILD="$TMP/sup-dies" timeout -k 5 60 "$BENCH" --quick --speed 120 policy \
+	>"$TMP/sup-dies.log" 2>&1 || dies_rc=$?
+check "a supervisor ended before the bench waits for it stops the bench, named, with its log" \
+	sh -c "[ $dies_rc -eq 1 ] && grep -q 'scripts/bench: the supervisor of .*/overload-ollamax-7 ended (status 137)' '$TMP/sup-dies.log' &&
+		grep -q 'ready: a stand-in' '$TMP/sup-dies.log'"
+check "  and bash says nothing of it" no_bash_noise "$TMP/sup-dies.log"
 mkdir "$TMP/called-from"
 name=bench-$$.json
 (cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
