@@ -3,9 +3,10 @@
 # cannot be written and a missing gnuplot are refused before any part
 # runs, each saying what is wrong; a supervisor gone under a run, or
 # before the bench waits for it, stops the bench, saying so (and bash says
-# nothing), and leaves nothing running; --json FILE names a file
-# where the bench is called from; the bench signals only the processes it
-# runs still, none it has waited for.
+# nothing), and leaves nothing running; Ctrl-C stops it, saying it was
+# interrupted, and leaves nothing either; --json FILE names a file where
+# the bench is called from; the bench signals only the processes it runs
+# still, none it has waited for.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -125,8 +126,10 @@ no_bash_noise() {
 	! grep -E 'no such job|^[^ ]*: line [0-9]+: ' "$1" | sed 's/^/      /'
 }
 check "the supervisor's end is told by the bench alone, not by bash" no_bash_noise "$TMP/gone.log"
+# nothing_left DIR: no process of this test runs with DIR, the bench's
+# temp dir, on its command line, and DIR is gone.
 nothing_left() {
-	local left=() p
+	local bench_tmp=$1 left=() p
 	[ -n "$bench_tmp" ] || return 1
 	for p in $(pgrep -f "$bench_tmp" || true); do
 		ours "$p" && left+=("$p")
@@ -136,7 +139,7 @@ nothing_left() {
 	[ ${#left[@]} -eq 0 ] || { ps -o pid,cmd -p "${left[*]}" | sed 's/^/      /'; return 1; }
 	[ ! -e "$bench_tmp" ] || { echo "      $bench_tmp left"; return 1; }
 }
-check "nothing of the bench's is left running, nor its temp dir" nothing_left
+check "nothing of the bench's is left running, nor its temp dir" nothing_left "$bench_tmp"
 # fake_build DIR: a build dir for the bench (OLLAMAX_BUILD) whose make does
 # nothing and whose programs are the test's, linked; a check puts a script
 # of its own in place of one (fake_program).
@@ -241,6 +244,37 @@ check "a supervisor ended before the bench waits for it stops the bench, named, 
 	sh -c "[ $dies_rc -eq 1 ] && grep -q 'scripts/bench: the supervisor of .*/overload-ollamax-7 ended (status 137)' '$TMP/sup-dies.log' &&
 		grep -q 'ready: a stand-in' '$TMP/sup-dies.log'"
 check "  and bash says nothing of it" no_bash_noise "$TMP/sup-dies.log"
+# Ctrl-C in the ollamax arm's run: SIGINT to the bench's process group, on
+# which the supervisor ends first. The bench runs in a group of its own,
+# with SIGINT as a terminal leaves it (bash starts a command in the
+# background with SIGINT ignored).
+fake_build "$TMP/ctrl-c"
+replayed "$TMP/ctrl-c" direct
+python3 -c 'import os, signal, sys
+os.setpgid(0, 0)
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' env OLLAMAX_BUILD="$TMP/ctrl-c" "$BENCH" --quick --speed 120 policy \
+	>"$TMP/ctrl-c.log" 2>&1 &
+bench=$!
+PIDS+=("$bench")
+wl=
+for _ in $(seq 1 600); do
+	wl=$(first_ours "ollamax-workload .* --ollamax .*/overload-ollamax-7/run") && break
+	gone "$bench" && break
+	sleep 0.05
+done
+ctrl_c_tmp=
+if [ -n "$wl" ]; then
+	ctrl_c_tmp=$(tr '\0' ' ' <"/proc/$wl/cmdline" | sed -n 's|.* --ollamax \(.*\)/overload-ollamax-7/run .*|\1|p')
+	kill -INT -- -"$bench"
+fi
+check "Ctrl-C reaches the ollamax arm's run" test -n "$ctrl_c_tmp"
+bench_rc=0
+stopped_in_time && { wait "$bench" 2>/dev/null || bench_rc=$?; forget_pid "$bench"; }
+check "an interrupted bench says so, not that the supervisor ended, and exits 130" \
+	sh -c "[ $bench_rc -eq 130 ] && grep -q '^scripts/bench: interrupted by SIGINT$' '$TMP/ctrl-c.log' &&
+		! grep -q 'ended (status' '$TMP/ctrl-c.log'"
+check "  and leaves nothing running, nor its temp dir" nothing_left "$ctrl_c_tmp"
 mkdir "$TMP/called-from"
 name=bench-$$.json
 (cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
