@@ -3,14 +3,75 @@
 # cannot be written and a missing gnuplot are refused before any part
 # runs, each saying what is wrong; a supervisor gone under a run, or
 # before the bench waits for it, stops the bench, saying so (and bash says
-# nothing), and leaves nothing running; Ctrl-C stops it, saying it was
-# interrupted, and leaves nothing either; --json FILE names a file where
-# the bench is called from; the bench signals only the processes it runs
-# still, none it has waited for.
+# nothing), and leaves nothing running; so does an emulator that does
+# not come up; Ctrl-C stops it, saying it was interrupted, and leaves
+# nothing either; --json FILE names a file where the bench is called from;
+# the bench signals only the processes it runs still, none it has waited
+# for.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 BENCH="$ROOT/scripts/bench"
+
+# fake_build DIR: a build dir for the bench (OLLAMAX_BUILD) whose make does
+# nothing and whose programs are the test's, linked; a check puts a script
+# of its own in place of one (fake_program).
+fake_build() {
+	local f
+	mkdir -p "$1/tests"
+	printf 'all:\n' >"$1/Makefile"
+	for f in ollamax-emu ollamax-loadgen ollamax-supervisor ollamax-workload \
+		ollamax-broker ollamaxctl tests/bench_broker tests/bench_ctl \
+		tests/bench_task_switch tests/exec_latency; do
+		ln -s "$BUILD/$f" "$1/$f"
+	done
+}
+# fake_program DIR NAME: the program NAME of the build dir DIR is the bash
+# script on standard input, $BUILD in it the test's build dir.
+fake_program() {
+	rm -f "$1/$2"
+	{
+		printf '#!/usr/bin/env bash\nset -euo pipefail\nBUILD=%q\n' "$BUILD"
+		cat
+	} >"$1/$2"
+	chmod +x "$1/$2"
+}
+# replayed DIR ARM...: in the build dir DIR, the workload replays the live
+# runs of the arms named (direct, ollamax): the same figures, at once,
+# while the bench starts, waits for and stops its processes as it does for
+# a live run.
+replayed() {
+	local dir=$1
+	shift
+	fake_program "$dir" ollamax-workload <<SH
+replayed=" $* "
+SH
+	cat >>"$dir/ollamax-workload" <<'SH'
+args=()
+arm=
+for a in "$@"; do
+	case "$a" in --direct) arm=direct ;; --ollamax) arm=ollamax ;; esac
+done
+case "$replayed" in *" $arm "*) ;; *) exec "$BUILD/ollamax-workload" "$@" ;; esac
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--direct | --ollamax | --emu) shift 2 ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+exec "$BUILD/ollamax-workload" "${args[@]}" --replay "$arm"
+SH
+}
+# An emulator that does not come up, stuck: its start is given up after
+# 10 s, which the checks below do not wait for.
+fake_build "$TMP/emu-stuck"
+fake_program "$TMP/emu-stuck" ollamax-emu <<SH
+echo \$\$ >"$TMP/emu-stuck.pid"
+exec sleep 300
+SH
+OLLAMAX_BUILD="$TMP/emu-stuck" "$BENCH" --quick emu >"$TMP/emu-stuck.log" 2>&1 &
+stuck_bench=$!
+PIDS+=("$stuck_bench")
 
 # refused WANT ARG...: scripts/bench ARG... exits 2 at once, saying WANT,
 # before any part has started. Bounded: one let through would run them all.
@@ -104,12 +165,14 @@ fi
 check "the ollamax arm's run is reached, its supervisor killed" test -n "$bench_tmp"
 check "the bench runs the binaries of the build the test is given (OLLAMAX_BUILD)" \
 	test "$sup_exe" = "$(readlink -f "$BUILD/ollamax-supervisor")"
+# stopped_in_time [PID]: the bench (PID) ends within 30 s.
 stopped_in_time() {
+	local p=${1:-$bench}
 	for _ in $(seq 1 600); do
-		gone "$bench" && break
+		gone "$p" && break
 		sleep 0.05
 	done
-	gone "$bench" || { echo "      still running 30 s after"; return 1; }
+	gone "$p" || { echo "      still running 30 s after"; return 1; }
 }
 check "the bench stops once the supervisor is gone" stopped_in_time
 bench_rc=0
@@ -140,55 +203,6 @@ nothing_left() {
 	[ ! -e "$bench_tmp" ] || { echo "      $bench_tmp left"; return 1; }
 }
 check "nothing of the bench's is left running, nor its temp dir" nothing_left "$bench_tmp"
-# fake_build DIR: a build dir for the bench (OLLAMAX_BUILD) whose make does
-# nothing and whose programs are the test's, linked; a check puts a script
-# of its own in place of one (fake_program).
-fake_build() {
-	local f
-	mkdir -p "$1/tests"
-	printf 'all:\n' >"$1/Makefile"
-	for f in ollamax-emu ollamax-loadgen ollamax-supervisor ollamax-workload \
-		ollamax-broker ollamaxctl tests/bench_broker tests/bench_ctl \
-		tests/bench_task_switch tests/exec_latency; do
-		ln -s "$BUILD/$f" "$1/$f"
-	done
-}
-# fake_program DIR NAME: the program NAME of the build dir DIR is the bash
-# script on standard input, $BUILD in it the test's build dir.
-fake_program() {
-	rm -f "$1/$2"
-	{
-		printf '#!/usr/bin/env bash\nset -euo pipefail\nBUILD=%q\n' "$BUILD"
-		cat
-	} >"$1/$2"
-	chmod +x "$1/$2"
-}
-# replayed DIR ARM...: in the build dir DIR, the workload replays the live
-# runs of the arms named (direct, ollamax): the same figures, at once,
-# while the bench starts, waits for and stops its processes as it does for
-# a live run.
-replayed() {
-	local dir=$1
-	shift
-	fake_program "$dir" ollamax-workload <<SH
-replayed=" $* "
-SH
-	cat >>"$dir/ollamax-workload" <<'SH'
-args=()
-arm=
-for a in "$@"; do
-	case "$a" in --direct) arm=direct ;; --ollamax) arm=ollamax ;; esac
-done
-case "$replayed" in *" $arm "*) ;; *) exec "$BUILD/ollamax-workload" "$@" ;; esac
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--direct | --ollamax | --emu) shift 2 ;;
-	*) args+=("$1"); shift ;;
-	esac
-done
-exec "$BUILD/ollamax-workload" "${args[@]}" --replay "$arm"
-SH
-}
 fake_build "$TMP/replayed"
 replayed "$TMP/replayed" direct ollamax
 # The bench's kill, watched (a function of that name, exported, comes
@@ -284,4 +298,12 @@ written_there() {
 		"$TMP/called-from/$name" && test ! -e "$ROOT/$name"
 }
 check "--json FILE, a relative name, is written where the bench was called from" written_there
+stuck_rc=0
+stopped_in_time "$stuck_bench" && { wait "$stuck_bench" || stuck_rc=$?; forget_pid "$stuck_bench"; }
+stuck=$(cat "$TMP/emu-stuck.pid" 2>/dev/null || true)
+[ -z "$stuck" ] || PIDS+=("$stuck")
+check "an emulator that does not come up stops the bench, named" \
+	sh -c "[ $stuck_rc -eq 1 ] && grep -q '^ollamax-emu rps did not come up' '$TMP/emu-stuck.log'"
+stuck_gone() { [ -n "$stuck" ] && gone "$stuck"; }
+check "  and is not left running" stuck_gone
 finish
