@@ -7,7 +7,7 @@
 # not come up; Ctrl-C stops it, saying it was interrupted, and leaves
 # nothing either; --json FILE names a file where the bench is called from;
 # the bench signals only the processes it runs still, none it has waited
-# for.
+# for, and stops a part's emulators before the next part.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -289,6 +289,21 @@ check "an interrupted bench says so, not that the supervisor ended, and exits 13
 	sh -c "[ $bench_rc -eq 130 ] && grep -q '^scripts/bench: interrupted by SIGINT$' '$TMP/ctrl-c.log' &&
 		! grep -q 'ended (status' '$TMP/ctrl-c.log'"
 check "  and leaves nothing running, nor its temp dir" nothing_left "$ctrl_c_tmp"
+# The emulators of a part are stopped once it has measured them, not left
+# to run under the next parts' measures: the emu part's, with a load
+# generator that answers at once, as the replay part starts.
+fake_build "$TMP/parts"
+fake_program "$TMP/parts" ollamax-loadgen <<'SH'
+echo '{"per_second": 1, "failed": 0, "p50_ms": 1, "p99_ms": 1, "ok": 1, "peak_open": 1, "lines": 1, "seconds": 1}'
+SH
+fake_program "$TMP/parts" ollamax-workload <<SH
+ps -o comm= --ppid "\$PPID" | grep -c '^ollamax-emu' >>"$TMP/emus-at-replay" || true
+exec "\$BUILD/ollamax-workload" "\$@"
+SH
+OLLAMAX_BUILD="$TMP/parts" timeout -k 5 60 "$BENCH" --quick --seed 7 emu replay \
+	>"$TMP/parts.log" 2>&1 || cat "$TMP/parts.log"
+check "the emu part's emulators are stopped before the next part runs" \
+	eq "$(sort -u "$TMP/emus-at-replay" 2>&1)" 0
 mkdir "$TMP/called-from"
 name=bench-$$.json
 (cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
