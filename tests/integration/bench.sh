@@ -5,8 +5,9 @@
 # before the bench waits for it, stops the bench, saying so (and bash says
 # nothing), and leaves nothing running; so does an emulator that does
 # not come up; Ctrl-C stops it, saying it was interrupted, and leaves
-# nothing either; --json FILE names a file where the bench is called from;
-# the bench signals only the processes it runs still, none it has waited
+# nothing either; --json FILE names a file where the bench is called from,
+# and the policy part's plot goes beside it, named after it; the bench
+# signals only the processes it runs still, none it has waited
 # for, and stops a part's emulators before the next part.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -112,6 +113,10 @@ check "--json naming a directory is refused before the parts run" \
 	refused "scripts/bench: --json: cannot write '$TMP': Is a directory" --json "$TMP" replay
 check "--json with an empty name is refused" \
 	refused "scripts/bench: --json needs a value" --json "" replay
+mkdir "$TMP/plot.png"
+check "--json FILE whose plot cannot be written beside it is refused before the policy part runs" \
+	refused "scripts/bench: --json: cannot write the plot beside it, '$TMP/plot.png': Is a directory" \
+	--json "$TMP/plot.json" --quick --speed 120 policy
 # The file checked writable before the run is not left behind.
 refused "" --json "$TMP/left.json" --seed 7,7 replay >/dev/null || true
 check "the check of a --json file leaves no file of its own" test ! -e "$TMP/left.json"
@@ -232,11 +237,20 @@ kill_watch='() {
 	builtin kill "$@"
 }'
 touch "$TMP/kills.log"
+# Figures to a directory whose name a shell or gnuplot would split.
+out="$TMP/figures, Bob's"
+mkdir "$out"
+in_tree() { stat -c '%i %y' "$ROOT/bench-out/latency.png" 2>/dev/null || echo none; }
+in_tree_before=$(in_tree)
 env OLLAMAX_BUILD="$TMP/replayed" KILL_LOG="$TMP/kills.log" "BASH_FUNC_kill%%=$kill_watch" \
-	timeout -k 5 120 "$BENCH" --quick --speed 120 policy --json "$TMP/replayed.json" \
+	timeout -k 5 120 "$BENCH" --quick --speed 120 policy --json "$out/policy.json" \
 	>"$TMP/replayed.log" 2>&1 || cat "$TMP/replayed.log"
 check "the policy part runs through, its live arms replayed" \
-	grep -q '"policy"' "$TMP/replayed.json"
+	grep -q '"policy"' "$out/policy.json"
+is_png() { [ "$(head -c 4 "$1" 2>/dev/null | tail -c 3)" = PNG ] || { echo "      no PNG at $1"; return 1; }; }
+check "its plot is beside the JSON file, named after it" is_png "$out/policy.png"
+check "  and said to be there" grep -qxF "latency distributions: $out/policy.png" "$TMP/replayed.log"
+check "  not in the source tree's bench-out/" eq "$(in_tree)" "$in_tree_before"
 no_stray_kill() {
 	grep -q '^kill' "$TMP/kills.log" || { echo "      no kill seen"; return 1; }
 	! grep '^stray' "$TMP/kills.log" | sed 's/^/      /'
