@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# scripts/bench, the harness itself: bad arguments, a --json FILE that
-# cannot be written and a missing gnuplot are refused before any part
-# runs, each saying what is wrong; a supervisor gone under a run, or
-# before the bench waits for it, stops the bench, saying so (and bash says
-# nothing), and leaves nothing running; so does an emulator that does
-# not come up; Ctrl-C stops it, saying it was interrupted, and leaves
-# nothing either; --json FILE names a file where the bench is called from,
-# and the policy part's plot goes beside it, named after it; the bench
-# signals only the processes it runs still, none it has waited
-# for, and stops a part's emulators before the next part.
+# scripts/bench, the harness itself: bad arguments, a speed too slow for
+# the policy part, a --json FILE that cannot be written and a missing
+# gnuplot are refused before any part runs, each saying what is wrong; a
+# supervisor gone under a run, or before the bench waits for it, stops the
+# bench, saying so (and bash says nothing), and leaves nothing running; so
+# does an emulator that does not come up; Ctrl-C stops it, saying it was
+# interrupted, and leaves nothing either; --json FILE names a file where
+# the bench is called from, and the policy part's plot goes beside it,
+# named after it; the bench signals only the processes it runs still,
+# none it has waited for, and stops a part's emulators before the next
+# part.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -102,6 +103,9 @@ for speed in 20abc 0x10 nan 1e1; do
 		refused "scripts/bench: --speed: '$speed' is not a decimal number from 0.015 to 120" \
 		--speed "$speed" replay
 done
+check "a speed too slow for the policy part's requests is refused for it, the least given" \
+	refused "scripts/bench: --speed: the policy part needs 0.6 at least, not '0.5': a request may wait 900 s of the emulator's clock (max_wait_low)" \
+	--speed 0.5 --quick policy
 check "a speed out of range is refused, the range given" \
 	refused "scripts/bench: --speed: '200' is not a decimal number from 0.015 to 120" --speed 200 replay
 check "a seed given twice is refused" \
@@ -320,8 +324,11 @@ check "the emu part's emulators are stopped before the next part runs" \
 	eq "$(sort -u "$TMP/emus-at-replay" 2>&1)" 0
 mkdir "$TMP/called-from"
 name=bench-$$.json
-(cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 replay --json "$name") \
-	>"$TMP/relative.log" 2>&1 || cat "$TMP/relative.log"
+relative_rc=0
+(cd "$TMP/called-from" && timeout -k 5 60 "$BENCH" --quick --seed 7 --speed 0.5 replay --json "$name") \
+	>"$TMP/relative.log" 2>&1 || { relative_rc=$?; cat "$TMP/relative.log"; }
+check "a speed too slow for the policy part is taken by the replay part, which has no wall clock" \
+	test "$relative_rc" -eq 0
 written_there() {
 	python3 -c 'import json,sys; assert "replay" in json.load(open(sys.argv[1]))' \
 		"$TMP/called-from/$name" && test ! -e "$ROOT/$name"
