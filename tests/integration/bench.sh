@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # scripts/bench, the harness itself: bad arguments, a speed too slow for
 # the policy part, a --json FILE that cannot be written and a missing
-# gnuplot are refused before any part runs, each saying what is wrong; a
+# gnuplot are refused before any part runs, each saying what is wrong. A
 # supervisor gone under a run, or before the bench waits for it, stops the
-# bench, saying so (and bash says nothing), and leaves nothing running; so
-# does an emulator that does not come up; Ctrl-C stops it, saying it was
-# interrupted, and leaves nothing either; --json FILE names a file where
-# the bench is called from, and the policy part's plot goes beside it,
-# named after it; the bench signals only the processes it runs still,
-# none it has waited for, and stops a part's emulators before the next
-# part.
+# bench, saying so (and bash says nothing), and leaves nothing running;
+# one gone under a measure is told as the bench fails; an emulator that
+# does not come up is not left running; Ctrl-C stops the bench, saying it
+# was interrupted, and leaves nothing either. The bench signals only the
+# processes it runs still, none it has waited for, and stops a part's
+# emulators before the next part. --json FILE names a file where the bench
+# is called from, and the policy part's plot goes beside it, named after
+# it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -276,6 +277,29 @@ check "a supervisor ended before the bench waits for it stops the bench, named, 
 	sh -c "[ $dies_rc -eq 1 ] && grep -q 'scripts/bench: the supervisor of .*/overload-ollamax-7 ended (status 137)' '$TMP/sup-dies.log' &&
 		grep -q 'ready: a stand-in' '$TMP/sup-dies.log'"
 check "  and bash says nothing of it" no_bash_noise "$TMP/sup-dies.log"
+# A supervisor killed under a measure, the broker's overhead: the program
+# that measures fails, and the bench tells of the supervisor too, with its
+# log, which would go with the temp dir.
+fake_build "$TMP/sup-killed"
+replayed "$TMP/sup-killed" direct ollamax
+fake_program "$TMP/sup-killed" tests/bench_broker <<'SH'
+conf=${2%/run}/ollamax.conf
+sup=$(pgrep -f -- "ollamax-supervisor -c $conf start")
+kill -KILL "$sup"
+for _ in $(seq 1 200); do
+	kill -0 "$sup" 2>/dev/null || break
+	sleep 0.05
+done
+echo "bench_broker: nothing answers on $2/broker.sock" >&2
+exit 1
+SH
+killed_rc=0
+OLLAMAX_BUILD="$TMP/sup-killed" timeout -k 5 60 "$BENCH" --quick --speed 120 policy \
+	>"$TMP/sup-killed.log" 2>&1 || killed_rc=$?
+check "a supervisor ended under a measure is told, with its log, as the bench fails" \
+	sh -c "[ $killed_rc -eq 1 ] && grep -q 'bench_broker: nothing answers' '$TMP/sup-killed.log' &&
+		grep -q 'scripts/bench: the supervisor of .*/overhead ended (status 137) as the bench measured it' '$TMP/sup-killed.log' &&
+		grep -q 'ready:' '$TMP/sup-killed.log'"
 # Ctrl-C in the ollamax arm's run: SIGINT to the bench's process group, on
 # which the supervisor ends first. The bench runs in a group of its own,
 # with SIGINT as a terminal leaves it (bash starts a command in the
