@@ -5,12 +5,12 @@
 # supervisor gone under a run, or before the bench waits for it, stops the
 # bench, saying so (and bash says nothing), and leaves nothing running;
 # one gone under a measure is told as the bench fails; an emulator that
-# does not come up is not left running; Ctrl-C stops the bench, saying it
-# was interrupted, and leaves nothing either. The bench signals only the
-# processes it runs still, none it has waited for, and stops a part's
-# emulators before the next part. --json FILE names a file where the bench
-# is called from, and the policy part's plot goes beside it, named after
-# it.
+# does not come up is not left running, and one that does not answer is
+# told; Ctrl-C stops the bench, saying it was interrupted, and leaves
+# nothing either. The bench signals only the processes it runs still, none
+# it has waited for, and stops a part's emulators before the next part.
+# --json FILE names a file where the bench is called from, and the policy
+# part's plot goes beside it, named after it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -331,6 +331,26 @@ check "an interrupted bench says so, not that the supervisor ended, and exits 13
 	sh -c "[ $bench_rc -eq 130 ] && grep -q '^scripts/bench: interrupted by SIGINT$' '$TMP/ctrl-c.log' &&
 		! grep -q 'ended (status' '$TMP/ctrl-c.log'"
 check "  and leaves nothing running, nor its temp dir" nothing_left "$ctrl_c_tmp"
+# An emulator that comes up but does not answer: each connection closed at
+# once.
+fake_build "$TMP/emu-mute"
+fake_program "$TMP/emu-mute" ollamax-emu <<'SH'
+exec python3 -c '
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+with open(sys.argv[sys.argv.index("--port-file") + 1], "w") as f:
+    f.write(str(s.getsockname()[1]))
+while True:
+    s.accept()[0].close()
+' "$@"
+SH
+mute_rc=0
+OLLAMAX_BUILD="$TMP/emu-mute" timeout -k 5 60 "$BENCH" --quick emu >"$TMP/emu-mute.log" 2>&1 || mute_rc=$?
+check "an emulator that does not answer stops the bench, saying so" \
+	sh -c "[ $mute_rc -eq 1 ] && grep -q '^curl: ([0-9]*) ' '$TMP/emu-mute.log' &&
+		grep -q '^scripts/bench: no answer from ollamax-emu at http://127.0.0.1:[0-9]*/api/generate$' '$TMP/emu-mute.log'"
 # The emulators of a part are stopped once it has measured them, not left
 # to run under the next parts' measures: the emu part's, with a load
 # generator that answers at once, as the replay part starts.
