@@ -268,6 +268,76 @@ gather(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+/* How long the emulator has to answer for its stats (wall ms). */
+#define STATS_MS 10000
+
+/* What the emulator at emu_url says of itself (/emu/stats), or NULL if
+ * nothing answers as one does. */
+static json_t *
+emu_stats(const char *emu_url)
+{
+	char url[512];
+	CURL *e = curl_easy_init();
+	struct direct_call c = {0};
+	long status = 0;
+	json_t *stats = NULL;
+
+	if (e == NULL)
+		fatal("out of memory");
+	snprintf(url, sizeof(url), "%s/emu/stats", emu_url);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, gather);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &c);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)STATS_MS);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	if (curl_easy_perform(e) == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(e);
+	if (status == 200 && c.reply != NULL)
+		stats = json_loads(c.reply, 0, NULL);
+	free(c.reply);
+	if (!json_is_integer(json_object_get(
+	        json_object_get(stats, "scheduler"), "loads"))) {
+		json_decref(stats);
+		return NULL;
+	}
+	return stats;
+}
+
+/*
+ * Before the clock starts: the figures take the emulator's loads at the
+ * end, its durations as the slots' busy time, and their own times on the
+ * wall's clock times --speed. Another emulator's speed or slots would
+ * make them all wrong with nothing to show it (a makespan under its lower
+ * bound), and a URL where none answers a run of failures.
+ */
+static void
+emulator_answers(const char *opt, const char *emu_url, double speed)
+{
+	json_t *stats = emu_stats(emu_url);
+	double at;
+	size_t slots;
+
+	if (stats == NULL)
+		fatalx(
+		    "%s: no emulator answers on %s (/emu/stats)", opt, emu_url);
+	at = json_number_value(json_object_get(stats, "speed"));
+	slots = json_array_size(json_object_get(stats, "slot_busy_s"));
+	json_decref(stats);
+	if (at < 0)
+		fatalx("%s: the emulator on %s runs at speed inf, not the "
+		       "--speed %.10g of the workload",
+		    opt, emu_url, speed);
+	if (!(fabs(at - speed) <= speed * 1e-9))
+		fatalx("%s: the emulator on %s runs at speed %.10g, not the "
+		       "--speed %.10g of the workload",
+		    opt, emu_url, at, speed);
+	if (slots != SLOTS)
+		fatalx("%s: the emulator on %s serves %zu requests in "
+		       "parallel, not the workload's %d",
+		    opt, emu_url, slots, SLOTS);
+}
+
 static void
 direct_send(CURLM *multi, const char *url, struct run *w, int id,
     const struct config *conf)
@@ -311,6 +381,7 @@ run_direct(struct run *w, const char *base, const struct config *conf)
 
 	snprintf(url, sizeof(url), "%s/api/generate", base);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 512L);
+	emulator_answers("--direct", base, w->speed);
 	w->t0 = wall();
 	while (w->done < w->n) {
 		CURLMsg *m;
@@ -506,7 +577,7 @@ supervisor_answers(const char *runtime, const char *url)
 }
 
 static void
-run_ollamax(struct run *w, const char *runtime)
+run_ollamax(struct run *w, const char *runtime, const char *emu)
 {
 	char url[4200];
 
@@ -516,6 +587,7 @@ run_ollamax(struct run *w, const char *runtime)
 	if (w->ctl == NULL)
 		fatalx("cannot dial %s", url);
 	supervisor_answers(runtime, url);
+	emulator_answers("--emu", emu, w->speed);
 	w->t0 = wall();
 	ev_timer_init(&w->tick, tick_cb, 0, 0.002);
 	w->tick.data = w;
@@ -628,18 +700,13 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 	json_object_set_new(out, "tiers", by_tier);
 	json_object_set_new(out, "latencies_ms", latencies);
 	if (emu_url != NULL) {
-		char url[512];
-		CURL *e = curl_easy_init();
-		struct direct_call c = {0};
-		json_t *stats;
+		json_t *stats = emu_stats(emu_url);
 
-		snprintf(url, sizeof(url), "%s/emu/stats", emu_url);
-		curl_easy_setopt(e, CURLOPT_URL, url);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, gather);
-		curl_easy_setopt(e, CURLOPT_WRITEDATA, &c);
-		curl_easy_perform(e);
-		curl_easy_cleanup(e);
-		stats = c.reply ? json_loads(c.reply, 0, NULL) : NULL;
+		/* Figures without their loads would pass for a run's. */
+		if (stats == NULL)
+			fatalx("the emulator on %s answers no more for its "
+			       "stats: the run's loads are unknown",
+			    emu_url);
 		json_object_set(out, "loads",
 		    json_object_get(
 		        json_object_get(stats, "scheduler"), "loads"));
@@ -647,7 +714,6 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 		    json_object_get(
 		        json_object_get(stats, "scheduler"), "evictions"));
 		json_decref(stats);
-		free(c.reply);
 	}
 	return out;
 }
@@ -989,7 +1055,7 @@ main(int argc, char **argv)
 	} else if (direct != NULL)
 		run_direct(&w, direct, &conf);
 	else
-		run_ollamax(&w, runtime);
+		run_ollamax(&w, runtime, emu);
 	for (int i = 0; i < 3; i++)
 		bound_ms[i] = (double)conf.max_wait_ms[i] * speed;
 	out = figures(&w, &cat, emu, bound_ms);

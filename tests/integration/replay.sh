@@ -8,7 +8,9 @@
 # loads searched (--max-loads) keep to those loads and answer everything,
 # and more loads allowed never end later, over several draws; bad
 # arguments and bad plans are refused, saying what is wrong and where, and
-# the ollamax arm with no supervisor to answer fails, saying so.
+# the ollamax arm with no supervisor to answer fails, saying so; a live arm
+# with no emulator to answer, or one of another speed or number of slots
+# than the figures count by, is refused before its run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -216,6 +218,28 @@ not_supervisor() {
 	has "$out" "--ollamax: what answered on ipc://$TMP/peer/ctl.sock is not a supervisor"
 }
 check "nor with a peer that is not a supervisor" not_supervisor
+check "the direct arm with no emulator listening is refused, not run to figures of failures" \
+	refused "--direct: no emulator answers on http://127.0.0.1:9 (/emu/stats)" --factor 1 --minutes 1 \
+	--direct http://127.0.0.1:9
+no_emulator() {
+	local out rc=0 fake
+	start_fake_ctl '{}' as-supervisor
+	out=$(timeout -k 5 30 "$WORKLOAD" "${FLEET[@]}" --speed 50 --factor 1 --minutes 1 \
+		--ollamax "$TMP/peer" --emu http://127.0.0.1:9 2>&1) || rc=$?
+	end_pid "$fake"
+	[ "$rc" -eq 1 ] || { echo "      exit $rc"; return 1; }
+	has "$out" "--emu: no emulator answers on http://127.0.0.1:9 (/emu/stats)"
+	# Asked before any run went.
+	! grep -qx run "$TMP/fake/verbs" || { echo "      a run was sent"; return 1; }
+}
+check "the ollamax arm with no emulator behind it is refused before its run" no_emulator
+check "an emulator at another speed than --speed is refused, both said" \
+	refused "--direct: the emulator on $URL_emu runs at speed 50, not the --speed 1 of the workload" \
+	--factor 1 --minutes 1 --direct "$URL_emu"
+start_emu wide --speed 1 --parallel 4 --vram-mb 4096
+check "an emulator with other than 2 slots is refused" \
+	refused "--direct: the emulator on $URL_wide serves 4 requests in parallel, not the workload's 2" \
+	--factor 1 --minutes 1 --direct "$URL_wide"
 check "an emulator given to a replay is refused" \
 	refused "--emu goes with --ollamax only" --factor 1 --minutes 1 \
 	--replay direct --emu http://127.0.0.1:9
