@@ -82,6 +82,12 @@ check "ollamax: fewer loads than direct" \
 	test "$(field loads <"$TMP/ollamax.json")" -lt "$(field loads <"$TMP/direct.json")"
 check "the same seed gives the same figures" cmp -s "$TMP/ollamax.json" "$TMP/again.json"
 check "another seed gives others" sh -c "! cmp -s '$TMP/ollamax.json' '$TMP/other.json'"
+# Seeded as any other, this one left the generator at 0: every gap alike,
+# too long for any arrival in 5 minutes (and over longer runs every agent
+# came at once, again and again).
+replay direct 3484478332453834927 >"$TMP/stuck-seed.json" || true
+check "a seed that would leave the generator stuck draws arrivals all the same" \
+	answered_all "$TMP/stuck-seed.json"
 CODING="qwen2.5-coder:7b+tinyllama" REASONING="deepseek-r1:8b"
 workload --minutes 5 --seed 7 --speed 1 --replay plan \
 	--plan "$REASONING@0 $CODING@100 $REASONING@300" >"$TMP/plan.json"
