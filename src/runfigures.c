@@ -53,6 +53,11 @@ slot_utilization(const struct run *w, double from)
 			continue;
 		if (start < q->submit)
 			start = q->submit;
+		/* A service read below 0 (a backend's or a supervisor's
+		 * figures) would start after the end, and a slot be freed
+		 * before it was taken. */
+		if (start > q->done)
+			start = q->done;
 		e[ne++] = (struct edge){q->submit, +1, 0};
 		e[ne++] = (struct edge){start, -1, +1};
 		e[ne++] = (struct edge){q->done, 0, -1};

@@ -436,10 +436,12 @@ run_direct(struct run *w, const char *base, const struct config *conf)
 			    json_object_get(j, "prompt_eval_count"));
 			q->eval_tokens = (int)json_integer_value(
 			    json_object_get(j, "eval_count"));
+			/* As numbers: two of a backend's, summed as integers,
+			 * may overflow. */
 			q->service =
-			    (double)(json_integer_value(json_object_get(
-			                 j, "prompt_eval_duration")) +
-			        json_integer_value(
+			    ((double)json_integer_value(
+			         json_object_get(j, "prompt_eval_duration")) +
+			        (double)json_integer_value(
 			            json_object_get(j, "eval_duration"))) /
 			    1e9;
 			json_decref(j);
@@ -657,7 +659,9 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 			/* From its arrival: waits behind the agent's own
 			 * earlier request count, in both arms alike. */
 			lat[n] = (q->done - q->arrive) * 1000;
-			wt[n] = fmax(0, lat[n] - q->service * 1000);
+			/* Within the latency, whatever service was read. */
+			wt[n] =
+			    fmin(lat[n], fmax(0, lat[n] - q->service * 1000));
 			longest = fmax(longest, wt[n]);
 			if (wt[n] > bound_ms[w->agents[q->agent].priority])
 				over++;

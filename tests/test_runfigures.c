@@ -93,6 +93,23 @@ Test(runfigures, a_start_before_its_submit_counts_from_the_submit)
 	assert_near(slot_utilization(&w, -INFINITY), 2.75 / 5.0);
 }
 
+Test(runfigures, a_service_below_zero_holds_no_slot)
+{
+	/*
+	 * A backend's or a supervisor's figures may say anything: a service
+	 * of -5 s would take the slot 5 s after the end, and free it at the
+	 * end before, a slot less than none while it waits.
+	 */
+	struct request r[] = {
+	    served(0, 0, 10, 1),
+	    {.arrive = 0, .submit = 0, .done = 10, .service = -5, .ok = 1},
+	};
+	struct run w = {.r = r, .n = 2};
+
+	/* The second waits from 0 to 10 beside the first. */
+	assert_near(slot_utilization(&w, -INFINITY), 0.5);
+}
+
 Test(runfigures, the_makespan_runs_from_the_first_arrival_to_the_last_answer)
 {
 	struct request r[4];

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""An Ollama that misbehaves on purpose, for backend-faults.sh.
+"""An Ollama that misbehaves on purpose, for backend-faults.sh (and, as
+the emulator when the mode gives "emu_speed", for replay.sh).
 
 Usage: fake-backend.py PORT_FILE MODE_FILE. Listens on 127.0.0.1, on a free
 port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
 "load", "unload" and "ps" pick how generate calls, loads, unloads and
-/api/ps answer. Every request is appended to MODE_FILE.log as "METHOD PATH
-KIND MODEL". In mode "gate", a call logs "GATE PROMPT", then waits for
-MODE_FILE.open before it is answered.
+/api/ps answer; with "emu_speed", /emu/stats answers as an emulator's of
+that speed and 2 slots. Every request is appended to MODE_FILE.log as
+"METHOD PATH KIND MODEL". In mode "gate", a call logs "GATE PROMPT", then
+waits for MODE_FILE.open before it is answered.
 """
 import json
 import os
@@ -70,6 +72,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, json.dumps(
                 {"models": [{"name": n, "model": n, "size": 1 << 30}
                             for n in names]}))
+        if self.path == "/emu/stats" and "emu_speed" in mode():
+            return self.reply(200, json.dumps(
+                {"speed": mode()["emu_speed"], "slot_busy_s": [0, 0],
+                 "scheduler": {"loads": 0, "evictions": 0}}))
         if self.path == "/api/ps":
             if mode().get("ps") == "fail":
                 return self.reply(500, '{"error":"ps is broken"}')
@@ -181,6 +187,11 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(3)
             self.close_connection = True
             return None
+        if how == "times":
+            # One answer, not streamed, with the durations the mode gives.
+            return self.reply(200, json.dumps(dict(
+                done, prompt_eval_duration=mode()["prompt_eval_duration"],
+                eval_duration=mode()["eval_duration"])))
         loaded.add(model)
         if kind == "load":
             return self.reply(200, json.dumps(done))

@@ -10,7 +10,9 @@
 # arguments and bad plans are refused, saying what is wrong and where, and
 # the ollamax arm with no supervisor to answer fails, saying so; a live arm
 # with no emulator to answer, or one of another speed or number of slots
-# than the figures count by, is refused before its run.
+# than the figures count by, is refused before its run; answers that say
+# anything (a service below 0, durations past 64 bits, a queue longer than
+# the whole) leave the figures within their bounds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -242,6 +244,42 @@ check "the ollamax arm with no emulator behind it is refused before its run" no_
 check "an emulator at another speed than --speed is refused, both said" \
 	refused "--direct: the emulator on $URL_emu runs at speed 50, not the --speed 1 of the workload" \
 	--factor 1 --minutes 1 --direct "$URL_emu"
+# Figures from answers that say anything: a service below 0, or past
+# what a sum of two 64-bit integers holds, from the backend; a queue
+# longer than the whole from a supervisor.
+sane_figures() {
+	python3 - "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = [f"{k} {d[k]}" for k in ("slot_utilization", "slot_utilization_after_5min")
+       if not 0 <= d[k] <= 1]
+for t, f in d["tiers"].items():
+    if f["max_wait_ms"] is not None and f["max_wait_ms"] > max(d["latencies_ms"][t]):
+        bad.append(f"{t}: a wait of {f['max_wait_ms']:.0f} ms, over the longest latency")
+if d["answered"] == 0:
+    bad.append("nothing answered")
+print("".join("      " + b + "\n" for b in bad), end="")
+sys.exit(1 if bad else 0)
+PY
+}
+start_fake_backend '{"gen": "times", "emu_speed": 50, "prompt_eval_duration": -1000000000000, "eval_duration": 0}'
+workload --minutes 1 --seed 7 --speed 50 --direct "$URL_fake" >"$TMP/below-zero.json" || true
+check "a service below 0 from the backend leaves the figures within their bounds" \
+	sane_figures "$TMP/below-zero.json"
+echo '{"gen": "times", "emu_speed": 50, "prompt_eval_duration": 9223372036854775807, "eval_duration": 9223372036854775807}' >"$MODE"
+workload --minutes 1 --seed 7 --speed 50 --direct "$URL_fake" >"$TMP/overflow.json" || true
+check "durations past 64 bits from the backend are added without overflow" \
+	sane_figures "$TMP/overflow.json"
+queue_over_total() {
+	local fake
+	start_fake_ctl '{"model": "tinyllama", "prompt_tokens": 150, "eval_tokens": 60, "queued_ms": 5000, "total_ms": 1000}' as-supervisor
+	timeout -k 5 60 "$WORKLOAD" "${FLEET[@]}" --speed 50 --factor 1.2 --minutes 1 --seed 7 \
+		--ollamax "$TMP/peer" --emu "$URL_emu" >"$TMP/queue-over.json" || true
+	end_pid "$fake"
+	sane_figures "$TMP/queue-over.json"
+}
+check "a queue longer than the whole from the supervisor leaves the figures within their bounds" \
+	queue_over_total
 start_emu wide --speed 1 --parallel 4 --vram-mb 4096
 check "an emulator with other than 2 slots is refused" \
 	refused "--direct: the emulator on $URL_wide serves 4 requests in parallel, not the workload's 2" \
