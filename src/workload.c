@@ -1006,6 +1006,11 @@ main(int argc, char **argv)
 	if (config_load(&conf, conf_path, &d) > 0 ||
 	    fleet_load(&fleet, agents_dir, NULL, NULL, NULL, &d) > 0)
 		fatalx("%s", d.text);
+	/* Not "no request drawn ... raise either": no factor would draw one. */
+	if (fleet.count == 0)
+		fatalx(
+		    "no agent in %s: the workload's requests are its agents'",
+		    agents_dir);
 	if (plan_text != NULL &&
 	    plan_parse(plan_text, &conf, &cat, &best, err, sizeof(err)) != 0)
 		refuse_plan(err);

@@ -180,6 +180,17 @@ refused() {
 }
 check "a missing option is named" \
 	refused "--minutes M is missing" --factor 1 --replay direct
+mkdir -p "$TMP/no-agents"
+no_agents() {
+	local out
+	if out=$("$WORKLOAD" --agents "$TMP/no-agents" --config "$ROOT/conf/ollamax.conf" \
+		--catalog "$ROOT/conf/emu-models.ini" --speed 1 --factor 1 --minutes 1 --replay direct 2>&1); then
+		echo "      accepted"
+		return 1
+	fi
+	has "$out" "no agent in $TMP/no-agents"
+}
+check "a fleet of no agent is refused, said so" no_agents
 check "an argument without its option is refused, named" \
 	refused "'7': every argument goes with an option" --factor 1 --minutes 1 --replay direct 7
 usage_on_request() { "$WORKLOAD" --help | grep -q '^usage: ollamax-workload'; }
