@@ -324,16 +324,18 @@ emu_stats(const char *emu_url)
 }
 
 /*
- * Before the clock starts: the figures take the emulator's loads at the
- * end, its durations as the slots' busy time, and their own times on the
- * wall's clock times --speed. Another emulator's speed or slots would
- * make them all wrong with nothing to show it (a makespan under its lower
- * bound), and a URL where none answers a run of failures.
+ * Before the clock starts: the figures take the emulator's loads, its
+ * durations as the slots' busy time, and their own times on the wall's
+ * clock times --speed. Another emulator's speed or slots would make them
+ * all wrong with nothing to show it (a makespan under its lower bound),
+ * and a URL where none answers a run of failures. With loads, its counts
+ * so far, which the run's do not include.
  */
 static void
-emulator_answers(const char *opt, const char *emu_url, double speed)
+emulator_answers(const char *opt, const char *emu_url, double speed,
+    int64_t *loads, int64_t *evictions)
 {
-	json_t *stats = emu_stats(emu_url);
+	json_t *stats = emu_stats(emu_url), *sched;
 	double at;
 	size_t slots;
 
@@ -342,6 +344,12 @@ emulator_answers(const char *opt, const char *emu_url, double speed)
 		    "%s: no emulator answers on %s (/emu/stats)", opt, emu_url);
 	at = json_number_value(json_object_get(stats, "speed"));
 	slots = json_array_size(json_object_get(stats, "slot_busy_s"));
+	sched = json_object_get(stats, "scheduler");
+	if (loads != NULL) {
+		*loads = json_integer_value(json_object_get(sched, "loads"));
+		*evictions =
+		    json_integer_value(json_object_get(sched, "evictions"));
+	}
 	json_decref(stats);
 	if (at < 0)
 		fatalx("%s: the emulator on %s runs at speed inf, not the "
@@ -400,7 +408,9 @@ run_direct(struct run *w, const char *base, const struct config *conf)
 
 	snprintf(url, sizeof(url), "%s/api/generate", base);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 512L);
-	emulator_answers("--direct", base, w->speed);
+	/* Its counts go on from run to run: the run's are those after. */
+	emulator_answers(
+	    "--direct", base, w->speed, &w->emu_loads, &w->emu_evictions);
 	w->t0 = wall();
 	while (w->done < w->n) {
 		CURLMsg *m;
@@ -608,7 +618,10 @@ run_ollamax(struct run *w, const char *runtime, const char *emu)
 	if (w->ctl == NULL)
 		fatalx("cannot dial %s", url);
 	supervisor_answers(runtime, url);
-	emulator_answers("--emu", emu, w->speed);
+	/* All its counts: the supervisor's preloads, made before the clock,
+	 * are the arm's (a replay counts them too), and its emulator is its
+	 * own, as scripts/bench starts one for each arm. */
+	emulator_answers("--emu", emu, w->speed, NULL, NULL);
 	w->t0 = wall();
 	ev_timer_init(&w->tick, tick_cb, 0, 0.002);
 	w->tick.data = w;
@@ -723,19 +736,22 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 	json_object_set_new(out, "tiers", by_tier);
 	json_object_set_new(out, "latencies_ms", latencies);
 	if (emu_url != NULL) {
-		json_t *stats = emu_stats(emu_url);
+		json_t *stats = emu_stats(emu_url), *sched;
 
 		/* Figures without their loads would pass for a run's. */
 		if (stats == NULL)
 			fatalx("the emulator on %s answers no more for its "
 			       "stats: the run's loads are unknown",
 			    emu_url);
-		json_object_set(out, "loads",
-		    json_object_get(
-		        json_object_get(stats, "scheduler"), "loads"));
-		json_object_set(out, "evictions",
-		    json_object_get(
-		        json_object_get(stats, "scheduler"), "evictions"));
+		sched = json_object_get(stats, "scheduler");
+		json_object_set_new(out, "loads",
+		    json_integer(
+		        json_integer_value(json_object_get(sched, "loads")) -
+		        w->emu_loads));
+		json_object_set_new(out, "evictions",
+		    json_integer(json_integer_value(
+		                     json_object_get(sched, "evictions")) -
+		        w->emu_evictions));
 		json_decref(stats);
 	}
 	return out;

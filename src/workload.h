@@ -61,6 +61,8 @@ struct run {
 	int next_due; /* requests by arrival, sent so far */
 	int *order;
 	double rate_per_agent; /* arrivals per sim s, as drawn */
+	/* The emulator's counts as the direct arm's clock started. */
+	int64_t emu_loads, emu_evictions;
 };
 
 /* Whether request id may go now that it has come: its agent's previous

@@ -10,9 +10,10 @@
 # arguments and bad plans are refused, saying what is wrong and where, and
 # the ollamax arm with no supervisor to answer fails, saying so; a live arm
 # with no emulator to answer, or one of another speed or number of slots
-# than the figures count by, is refused before its run; answers that say
-# anything (a service below 0, durations past 64 bits, a queue longer than
-# the whole) leave the figures within their bounds.
+# than the figures count by, is refused before its run, and the direct
+# arm's loads are the run's own; answers that say anything (a service below 0,
+# durations past 64 bits, a queue longer than the whole) leave the figures
+# within their bounds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -47,6 +48,18 @@ sys.exit(1 if bad else 0)
 PY
 }
 check "direct replayed gives what it gives live" as_live
+# The emulator's counts go on from run to run: a second run on it counts
+# the loads made since its own start, not the first's too.
+loads_before=$(emu_sched emu loads)
+workload --minutes 1 --seed 8 --speed 50 --direct "$URL_emu" >"$TMP/second.json"
+loads_after=$(emu_sched emu loads)
+own_loads() {
+	local got
+	got=$(field loads <"$TMP/second.json")
+	[ "$loads_before" -gt 0 ] && [ "$got" -eq $((loads_after - loads_before)) ] ||
+		{ echo "      $got loads, of the emulator's $loads_before before and $loads_after after"; return 1; }
+}
+check "a direct run's loads are its own, not those the emulator made before it" own_loads
 
 replay direct 7 >"$TMP/direct.json"
 replay ollamax 7 >"$TMP/ollamax.json"
