@@ -912,7 +912,17 @@ main(int argc, char **argv)
 			break;
 		}
 		case 'x':
-			speed = number_arg("speed", optarg, 0, 1e6);
+			speed = number_arg("speed", optarg, 0, EMU_SPEED_MAX);
+			/* An emulator's speed: slower, a replay ticks the
+			 * broker's 20 ms over and over (5 minutes at 1e-4,
+			 * years at 1e-9), and its ms overflow 64 bits. */
+			if (speed < EMU_SPEED_MIN) {
+				fprintf(stderr,
+				    "ollamax-workload: --speed: '%s' is under "
+				    "%g, the emulator's slowest\n",
+				    optarg, EMU_SPEED_MIN);
+				return 2;
+			}
 			break;
 		case 'd':
 			direct = optarg;

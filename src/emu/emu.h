@@ -31,6 +31,8 @@
 /* The simulated clock counts nanoseconds in 64 bits, 292 years: at this
  * speed they last ten days of real time. */
 #define EMU_SPEED_MAX 10000
+/* The slowest: a second of the simulated clock in some 17 minutes. */
+#define EMU_SPEED_MIN 1e-3
 
 /* ------------------------------------------------------------------ */
 /* catalog.c: the models the emulator serves                          */

@@ -2094,7 +2094,7 @@ main(int argc, char **argv)
 				e->instant = 1;
 			else
 				e->speed = cliarg_double("ollamax-emu",
-				    "--speed", optarg, 1e-3, EMU_SPEED_MAX);
+				    "--speed", optarg, EMU_SPEED_MIN, EMU_SPEED_MAX);
 			break;
 		case 'S':
 			e->share = cliarg_double(

@@ -226,6 +226,18 @@ check "a factor that is not a number is refused, named" \
 check "minutes out of range are refused, the range given" \
 	refused "--minutes: '-3' is not a number over 0 and at most 1440" --factor 1 --minutes -3 \
 	--replay direct
+# Bounded: accepted, it would replay for hours.
+too_slow() {
+	local out rc=0
+	out=$(timeout -k 5 30 "$WORKLOAD" "${FLEET[@]}" --speed 1e-6 --factor 1.2 --minutes 20 \
+		--replay ollamax 2>&1) || rc=$?
+	[ "$rc" -eq 2 ] || { echo "      exit $rc"; return 1; }
+	has "$out" "--speed: '1e-6' is under 0.001, the emulator's slowest"
+}
+check "a speed slower than the emulator's is refused, not replayed for hours" too_slow
+check "a speed faster than the emulator's is refused, the range given" \
+	refused "--speed: '1e5' is not a number over 0 and at most 10000" --speed 1e5 --factor 1 --minutes 1 \
+	--replay direct
 check "a seed that is not a whole number is refused" \
 	refused "--seed: '-7' is not a whole number" --factor 1 --minutes 1 --seed -7 \
 	--replay direct
