@@ -289,6 +289,10 @@ gather(char *p, size_t size, size_t n, void *arg)
 
 /* How long the emulator has to answer for its stats (wall ms). */
 #define STATS_MS 10000
+/* The wall's time a request is given in either arm before it counts as
+ * not answered: a backend that takes a request and never answers must not
+ * hold the run for ever. */
+#define REQUEST_MS (3600 * 1000)
 
 /* What the emulator at emu_url says of itself (/emu/stats), or NULL if
  * nothing answers as one does. */
@@ -395,6 +399,7 @@ direct_send(CURLM *multi, const char *url, struct run *w, int id,
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)REQUEST_MS);
 	q->submit = sim_now(w);
 	curl_multi_add_handle(multi, e);
 }
@@ -553,7 +558,7 @@ ollamax_send(struct run *w, int id)
 	msg_ctl_encode(&mw, &req);
 	data = msg_data(&mw, &len);
 	q->submit = sim_now(w);
-	if (ipc_request(w->ctl, data, len, 3600 * 1000, ollamax_done, c) != 0)
+	if (ipc_request(w->ctl, data, len, REQUEST_MS, ollamax_done, c) != 0)
 		fatalx("cannot send to the supervisor");
 	msg_writer_free(&mw);
 }
