@@ -71,7 +71,9 @@ asked_by_the_broker() {
 	curl -s "$URL_ollama/emu/stats" | python3 -c 'import json,sys
 sys.exit(not any(p.startswith("/api/") for p in json.load(sys.stdin)["by_endpoint"]))'
 }
-check "demo --emu --for 0m3s stops by itself" demo_for_3s --emu
+# With --emu, OLLAMA_HOST is not read: one it would refuse does not stop it.
+emu_demo_for_3s() { OLLAMA_HOST=localhost:ollama demo_for_3s --emu; }
+check "demo --emu --for 0m3s stops by itself, whatever OLLAMA_HOST says" emu_demo_for_3s
 check "demo --emu leaves the Ollama that answers alone" not asked_by_the_broker
 check "demo --emu says it uses the bundled ollamax-emu" has "$out" "Using the bundled ollamax-emu on http://127.0.0.1:"
 check "demo --emu runs the programs of \$OLLAMAX_BUILD, the emulator among them" \
