@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -168,6 +169,29 @@ ctl_lock_holder(const char *ctl_path)
 	return holder;
 }
 
+/*
+ * Whether the socket at ctl_path is another user's, and whose: its
+ * process cuts a peer of another uid before reading it (see ipc.c), which
+ * the client would take for a connection closed after its command.
+ */
+static int
+other_users_socket(const char *ctl_path, char *why, size_t whylen)
+{
+	struct stat st;
+	const struct passwd *owner;
+
+	if (stat(ctl_path, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_uid == geteuid())
+		return 0;
+	owner = getpwuid(st.st_uid);
+	snprintf(why, whylen,
+	    "%s belongs to uid %u%s%s%s: its supervisor takes commands from "
+	    "that user only",
+	    ctl_path, (unsigned)st.st_uid, owner ? " (" : "",
+	    owner ? owner->pw_name : "", owner ? ")" : "");
+	return 1;
+}
+
 int
 ctl_call(const char *ctl_path, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply)
@@ -189,6 +213,8 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 	int rv, sent, expired, left, refused = 0;
 
 	memset(reply, 0, sizeof(*reply));
+	if (other_users_socket(ctl_path, reply->error, sizeof(reply->error)))
+		return CTL_OTHER_USER;
 	snprintf(req.verb, sizeof(req.verb), "%s", verb);
 	snprintf(url, sizeof(url), "ipc://%s", ctl_path);
 	if (nng_req0_open(&sock) != 0)
@@ -337,6 +363,8 @@ ctl_stop_and_wait(const char *ctl_path, pid_t *pid, char *why, size_t whylen)
 	if (rc == CTL_NOT_SUPERVISOR)
 		not_supervisor(ctl_path, &reply,
 		    "its answer is no supervisor's", why, whylen);
+	if (rc == CTL_OTHER_USER)
+		snprintf(why, whylen, "%s", reply.error);
 	if (rc != 0)
 		return 3;
 	status = reply.ok && reply.body ? json_loads(reply.body, 0, NULL) : NULL;

@@ -168,6 +168,11 @@ struct ipc_server {
 	int knock_ticks;
 	int knocks_unheard; /* in a row, against a full backlog */
 	int64_t refused_before_knock;
+	int64_t errors_before_knock;
+	/* The listener's errors up to the last knock it refused: each one
+	 * came before a knock the listener was seen to take. */
+	int64_t errors_vouched;
+	int ticks_since_knock;
 };
 
 /* An answer may be given after its connection closed (the peer hung up
@@ -298,6 +303,7 @@ listener_start(struct ipc_server *s)
 	}
 	s->listening = 1;
 	s->failed_handshakes = 0;
+	s->errors_vouched = 0;
 	return 0;
 }
 
@@ -408,6 +414,10 @@ listener_replace(struct ipc_server *s)
 /* Knocks against a full backlog in a row before the listener is taken as
  * one that takes nothing. */
 #define KNOCKS_UNHEARD_MAX 3
+/* Ticks at least from one knock to the next that only vouches for errors
+ * the counts do not tell as failed handshakes: each knock nng refuses
+ * pauses its accepts for 100 ms. */
+#define KNOCK_VOUCH_TICKS 5
 
 /*
  * Connects to the server's own path and sends a handshake header nng
@@ -429,6 +439,8 @@ knock_start(struct ipc_server *s)
 
 	listener_counts(s, &counts);
 	s->refused_before_knock = counts.refused;
+	s->errors_before_knock = counts.errors;
+	s->ticks_since_knock = 0;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", listener_path(s));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -442,6 +454,7 @@ knock_start(struct ipc_server *s)
 	    ++s->knocks_unheard < KNOCKS_UNHEARD_MAX) {
 		close(fd);
 		s->failed_handshakes--;
+		s->ticks_since_knock = KNOCK_VOUCH_TICKS;
 		return;
 	}
 	s->knocks_unheard = 0;
@@ -469,6 +482,14 @@ knock_start(struct ipc_server *s)
  * threads a tick to accept. A path that something else holds by then is
  * tried again each tick: the socket must not stay deaf for a passing
  * obstacle.
+ *
+ * That count is a difference of counts nng keeps apart: it falls when a
+ * peer of another uid is cut (accepted, closed, no error), and a closing
+ * connection's error may be read before its close. So the count is
+ * followed down as well as up, and any error of the listener's that no
+ * refused knock came after is vouched for by a knock within
+ * KNOCK_VOUCH_TICKS: a handshake the difference hid cannot leave the
+ * socket deaf for longer.
  */
 static void
 listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -492,15 +513,22 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			knock_end(s);
 			/* The knock's own refusal is no news. */
 			s->failed_handshakes = failed;
+			s->errors_vouched = s->errors_before_knock + 1;
 		} else if (++s->knock_ticks >= 2) {
 			knock_end(s);
 			listener_replace(s);
 		}
 		return;
 	}
-	if (failed > s->failed_handshakes) {
+	if (s->ticks_since_knock < KNOCK_VOUCH_TICKS)
+		s->ticks_since_knock++;
+	if (failed > s->failed_handshakes ||
+	    (c.errors > s->errors_vouched &&
+	        s->ticks_since_knock >= KNOCK_VOUCH_TICKS)) {
 		s->failed_handshakes = failed;
 		knock_start(s);
+	} else if (failed < s->failed_handshakes) {
+		s->failed_handshakes = failed;
 	}
 }
 

@@ -628,6 +628,10 @@ main(int argc, char **argv)
 		    reply.error[0] ? ": " : "", reply.error);
 		return 3;
 	}
+	if (rc == CTL_OTHER_USER) {
+		complain("%s", reply.error);
+		return 3;
+	}
 	if (rc != 0) {
 		unreachable(ctl_path, o.sock != NULL);
 		return 3;

@@ -102,6 +102,9 @@ int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
 /* What answered is not a supervisor (a worker's socket, another program);
  * reply->error says what it said, or why its answer is none. */
 #define CTL_NOT_SUPERVISOR 6
+/* The socket is another user's: its supervisor would cut the connection
+ * unread. reply->error says whose. */
+#define CTL_OTHER_USER 7
 /*
  * Sends verb (and arg, and input for run) to the supervisor listening on
  * the control socket ctl_path and waits up to timeout_ms for its answer.

@@ -606,6 +606,8 @@ supervisor_answers(const char *runtime, const char *url)
 		    url, reply.error[0] ? ": " : "", reply.error);
 	if (rc == CTL_UNREACHABLE)
 		fatalx("--ollamax: no supervisor answers on %s", url);
+	if (rc == CTL_OTHER_USER)
+		fatalx("--ollamax: %s", reply.error);
 	if (rc != 0)
 		fatalx("--ollamax: no supervisor answered on %s within %d s",
 		    url, PROBE_MS / 1000);

@@ -317,14 +317,57 @@ fi
 # The command cut in between can leave the new listener a peer that hung
 # up halfway too, and have it put back once more: a command in that moment
 # may shake hands with the stopped listener, and go unanswered.
+# Within 15 s: a deaf socket holds each try for ollamaxctl's 7 s.
 answers_again() {
-	for _ in $(seq 1 50); do
+	local until=$((SECONDS + 15))
+	while [ "$SECONDS" -lt "$until" ]; do
 		"$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
 	return 1
 }
 check "and answers again" answers_again
+# A peer of another uid is cut once connected: accepted and closed without
+# an error in nng's counts, it must not hide a later peer that hangs up
+# halfway. A process of another uid that may open the socket (0600) needs
+# root's CAP_DAC_OVERRIDE kept: root only.
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	as_other_uid() {
+		setpriv --reuid=65534 --regid=65534 --clear-groups \
+			--inh-caps=+dac_override --ambient-caps=+dac_override "$@"
+	}
+	# Shakes hands as a REQ peer, then waits for the cut.
+	cut_as_other_uid() {
+		as_other_uid python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"\0SP\0\0\x30\0\0")
+s.recv(8)
+sys.exit(0 if s.recv(1) == b"" else 1)' "$TMP/run/ctl.sock"
+	}
+	cut_thrice() { cut_as_other_uid && cut_as_other_uid && cut_as_other_uid; }
+	check "a peer of another uid is cut once connected" cut_thrice
+	put_back=$(grep -c "ctl.sock took no new connection" "$TMP/sup.log")
+	put_back_again() {
+		for _ in $(seq 1 200); do
+			[ "$(grep -c "ctl.sock took no new connection" "$TMP/sup.log")" -gt "$put_back" ] && return 0
+			sleep 0.05
+		done
+		return 1
+	}
+	hang_up_halfway "$sup_pid" "$TMP/run/ctl.sock"
+	check "a client that hangs up halfway after them is seen: the control socket is put back" put_back_again
+	check "and answers again" answers_again
+	other_uid_told() {
+		local out rc=0
+		out=$(as_other_uid "$CTL" -s "$TMP/run/ctl.sock" status 2>&1) || rc=$?
+		[ "$rc" -eq 3 ] && has "$out" "ollamaxctl: $TMP/run/ctl.sock belongs to uid 0 (root): its supervisor takes commands from that user only"
+	}
+	check "ollamaxctl of another uid is told whose the socket is, exit 3" other_uid_told
+else
+	echo "      (not root: a peer of another uid is not tried)"
+fi
 # So does a worker. Its socket, named by -s, answers ollamaxctl's frame
 # with an error: an answer all the same.
 hang_up_halfway "$(worker_pid 0)" "$TMP/run/worker-0.sock"
