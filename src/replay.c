@@ -1014,6 +1014,8 @@ replay_best_plan(struct run *w, const struct config *conf,
 	double span = 0; /* switch times: up to half as late again as the
 	                  * last arrival, for the work left after it */
 
+	if (h == NULL)
+		fatal("out of memory");
 	memset(found, 0, sizeof(*found));
 	found->max_loads = max_loads < PLAN_SEARCH_LOADS_MAX
 	    ? max_loads

@@ -670,6 +670,9 @@ figures(struct run *w, const struct emu_catalog *cat, const char *emu_url,
 		int n = 0, over = 0, asked = 0;
 		json_t *all = json_array();
 
+		if (lat == NULL || wt == NULL || all == NULL)
+			fatal("out of memory");
+
 		for (int i = 0; i < w->n; i++) {
 			const struct request *q = &w->r[i];
 
@@ -1058,6 +1061,8 @@ main(int argc, char **argv)
 	w.speed = speed;
 	w.nagents = (int)fleet.count;
 	w.agents = calloc(fleet.count + 1, sizeof(*w.agents));
+	if (w.agents == NULL)
+		fatal("out of memory");
 	for (size_t i = 0; i < fleet.count; i++) {
 		struct agent *a = &w.agents[i];
 
@@ -1076,6 +1081,8 @@ main(int argc, char **argv)
 	    factor * (1 + EMU_SHARE * (SLOTS - 1)) * minutes * 60,
 	    minutes * 60);
 	w.order = calloc((size_t)w.n + 1, sizeof(int));
+	if (w.order == NULL)
+		fatal("out of memory");
 	for (int i = 0; i < w.n; i++)
 		w.order[i] = i;
 	qsort_r(w.order, (size_t)w.n, sizeof(int), by_arrival, w.r);
