@@ -6,8 +6,9 @@
 # bench, saying so (and bash says nothing), and leaves nothing running;
 # one gone under a measure is told as the bench fails; an emulator that
 # does not come up is not left running, and one that does not answer is
-# told; Ctrl-C stops the bench, saying it was interrupted, and leaves
-# nothing either. The bench signals only the processes it runs still, none
+# told; a supervisor or an emulator that fails at its stop, or does not
+# stop, fails the bench, named; Ctrl-C stops the bench, saying it was
+# interrupted, and leaves nothing either. The bench signals only the processes it runs still, none
 # it has waited for, and stops a part's emulators before the next part.
 # --json FILE names a file where the bench is called from, and the policy
 # part's plot goes beside it, named after it.
@@ -213,6 +214,16 @@ nothing_left() {
 	[ ! -e "$bench_tmp" ] || { echo "      $bench_tmp left"; return 1; }
 }
 check "nothing of the bench's is left running, nor its temp dir" nothing_left "$bench_tmp"
+# nothing_left_of PATTERN: no process of this test's runs with PATTERN on
+# its command line.
+nothing_left_of() {
+	local p left=()
+	for p in $(pgrep -f "$1" || true); do
+		ours "$p" && left+=("$p")
+	done
+	PIDS+=("${left[@]}")
+	[ ${#left[@]} -eq 0 ] || { ps -o pid,cmd -p "${left[*]}" | sed 's/^/      /'; return 1; }
+}
 fake_build "$TMP/replayed"
 replayed "$TMP/replayed" direct ollamax
 # The bench's kill, watched (a function of that name, exported, comes
@@ -378,6 +389,52 @@ written_there() {
 		"$TMP/called-from/$name" && test ! -e "$ROOT/$name"
 }
 check "--json FILE, a relative name, is written where the bench was called from" written_there
+# A supervisor that fails at its stop, after every figure of its arm: the
+# bench fails, saying so, with its log.
+fake_build "$TMP/stop-fails"
+replayed "$TMP/stop-fails" direct ollamax
+fake_program "$TMP/stop-fails" ollamax-supervisor <<'SH'
+trap 'echo "ollamax-supervisor: a stand-in, failing its stop" >&2; exit 3' TERM
+echo "ollamax-supervisor: ready: a stand-in, in 1 ms" >&2
+while :; do sleep 0.1; done
+SH
+stop_fails_rc=0
+OLLAMAX_BUILD="$TMP/stop-fails" timeout -k 5 60 "$BENCH" --quick --speed 120 policy \
+	>"$TMP/stop-fails.log" 2>&1 || stop_fails_rc=$?
+check "a supervisor that fails at its stop fails the bench, named, with its log" \
+	sh -c "[ $stop_fails_rc -eq 1 ] && grep -q 'scripts/bench: the supervisor of .*/overload-ollamax-7 ended (status 3) as the bench stopped it' '$TMP/stop-fails.log' &&
+		grep -q 'a stand-in, failing its stop' '$TMP/stop-fails.log'"
+# One that does not stop: killed 15 s after the bench's SIGTERM, not
+# waited for without end.
+fake_build "$TMP/stop-hangs"
+replayed "$TMP/stop-hangs" direct ollamax
+fake_program "$TMP/stop-hangs" ollamax-supervisor <<'SH'
+trap '' TERM
+echo "ollamax-supervisor: ready: a stand-in, in 1 ms" >&2
+while :; do sleep 0.1; done
+SH
+stop_hangs_rc=0
+OLLAMAX_BUILD="$TMP/stop-hangs" timeout -k 5 60 "$BENCH" --quick --speed 120 policy \
+	>"$TMP/stop-hangs.log" 2>&1 || stop_hangs_rc=$?
+check "a supervisor that does not stop is killed after 15 s, said so, and the bench fails" \
+	sh -c "[ $stop_hangs_rc -eq 1 ] && grep -q 'scripts/bench: the supervisor of .*/overload-ollamax-7 ended (status 137) when killed, still running 15 s after the bench.s SIGTERM' '$TMP/stop-hangs.log'"
+check "  and is not left running" nothing_left_of "$TMP/stop-hangs/ollamax-supervisor"
+# An emulator that ends badly when stopped (one crashed under a measure
+# is told alike): the bench fails, saying so, with its log.
+fake_build "$TMP/emu-stop-fails"
+replayed "$TMP/emu-stop-fails" direct ollamax
+fake_program "$TMP/emu-stop-fails" ollamax-emu <<'SH'
+"$BUILD/ollamax-emu" "$@" &
+emu=$!
+trap 'kill "$emu"; wait "$emu"; echo "ollamax-emu: a stand-in, failing its stop" >&2; exit 2' TERM
+wait "$emu"
+SH
+emu_fails_rc=0
+OLLAMAX_BUILD="$TMP/emu-stop-fails" timeout -k 5 60 "$BENCH" --quick --speed 120 policy \
+	>"$TMP/emu-stop-fails.log" 2>&1 || emu_fails_rc=$?
+check "an emulator that fails at its stop fails the bench, named, with its log" \
+	sh -c "[ $emu_fails_rc -eq 1 ] && grep -q '^scripts/bench: ollamax-emu ended with status 2 as the bench stopped it:' '$TMP/emu-stop-fails.log' &&
+		grep -q 'a stand-in, failing its stop' '$TMP/emu-stop-fails.log'"
 stuck_rc=0
 stopped_in_time "$stuck_bench" && { wait "$stuck_bench" || stuck_rc=$?; forget_pid "$stuck_bench"; }
 stuck=$(cat "$TMP/emu-stuck.pid" 2>/dev/null || true)
