@@ -169,10 +169,13 @@ struct ipc_server {
 	int knocks_unheard; /* in a row, against a full backlog */
 	int64_t refused_before_knock;
 	int64_t errors_before_knock;
-	/* The listener's errors up to the last knock it refused: each one
-	 * came before a knock the listener was seen to take. */
+	/* The listener's errors that it is known to have taken connections
+	 * after: a refused knock, or an accept, came after each. */
 	int64_t errors_vouched;
 	int ticks_since_knock;
+	/* The counts read at the last tick, and errors at the one before:
+	 * see listener_watch_cb. */
+	int64_t accepted_seen, errors_seen, errors_seen_before;
 };
 
 /* An answer may be given after its connection closed (the peer hung up
@@ -304,6 +307,7 @@ listener_start(struct ipc_server *s)
 	s->listening = 1;
 	s->failed_handshakes = 0;
 	s->errors_vouched = 0;
+	s->accepted_seen = s->errors_seen = s->errors_seen_before = 0;
 	return 0;
 }
 
@@ -415,8 +419,7 @@ listener_replace(struct ipc_server *s)
  * one that takes nothing. */
 #define KNOCKS_UNHEARD_MAX 3
 /* Ticks at least from one knock to the next that only vouches for errors
- * the counts do not tell as failed handshakes: each knock nng refuses
- * pauses its accepts for 100 ms. */
+ * the counts do not tell as failed handshakes. */
 #define KNOCK_VOUCH_TICKS 5
 
 /*
@@ -486,17 +489,22 @@ knock_start(struct ipc_server *s)
  * That count is a difference of counts nng keeps apart: it falls when a
  * peer of another uid is cut (accepted, closed, no error), and a closing
  * connection's error may be read before its close. So the count is
- * followed down as well as up, and any error of the listener's that no
- * refused knock came after is vouched for by a knock within
- * KNOCK_VOUCH_TICKS: a handshake the difference hid cannot leave the
- * socket deaf for longer.
+ * followed down as well as up, and every error of the listener's is
+ * vouched for: by an accept that came after it, which a stopped listener
+ * makes none of, or else by a knock within KNOCK_VOUCH_TICKS. A handshake
+ * the difference hid cannot leave the socket deaf for longer. Accepts
+ * counted since the last tick came after every error counted at the tick
+ * before it, whatever the order nng reads its counts in: those errors, two
+ * ticks old, are the ones the accepts vouch for, and the ones a knock is
+ * due for when none came. Connections coming and going thus cost no
+ * knock, which pauses nng's accepts for 100 ms once it is refused.
  */
 static void
 listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ipc_server *s = w->data;
 	struct listener_counts c;
-	int64_t failed;
+	int64_t failed, errors_older;
 
 	(void)loop;
 	(void)revents;
@@ -508,12 +516,19 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	listener_counts(s, &c);
 	/* Errors not from a connection that was open. */
 	failed = c.errors - (c.accepted - c.open);
+	errors_older = s->errors_seen_before;
+	if (c.accepted > s->accepted_seen && errors_older > s->errors_vouched)
+		s->errors_vouched = errors_older;
+	s->errors_seen_before = s->errors_seen;
+	s->errors_seen = c.errors;
+	s->accepted_seen = c.accepted;
 	if (s->knock_fd >= 0) {
 		if (c.refused > s->refused_before_knock) {
 			knock_end(s);
 			/* The knock's own refusal is no news. */
 			s->failed_handshakes = failed;
-			s->errors_vouched = s->errors_before_knock + 1;
+			if (s->errors_before_knock + 1 > s->errors_vouched)
+				s->errors_vouched = s->errors_before_knock + 1;
 		} else if (++s->knock_ticks >= 2) {
 			knock_end(s);
 			listener_replace(s);
@@ -523,7 +538,7 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (s->ticks_since_knock < KNOCK_VOUCH_TICKS)
 		s->ticks_since_knock++;
 	if (failed > s->failed_handshakes ||
-	    (c.errors > s->errors_vouched &&
+	    (errors_older > s->errors_vouched &&
 	        s->ticks_since_knock >= KNOCK_VOUCH_TICKS)) {
 		s->failed_handshakes = failed;
 		knock_start(s);
