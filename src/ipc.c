@@ -166,7 +166,8 @@ struct ipc_server {
 	ev_timer watch;
 	int knock_fd; /* -1: no knock under way */
 	int knock_ticks;
-	int knocks_unheard; /* in a row, against a full backlog */
+	int knocks_unheard;   /* in a row, against a full backlog */
+	int knocks_unrefused; /* in a row, by a listener that took them */
 	int64_t refused_before_knock;
 	int64_t errors_before_knock;
 	/* The listener's errors that it is known to have taken connections
@@ -308,6 +309,7 @@ listener_start(struct ipc_server *s)
 	s->failed_handshakes = 0;
 	s->errors_vouched = 0;
 	s->accepted_seen = s->errors_seen = s->errors_seen_before = 0;
+	s->knocks_unrefused = 0;
 	return 0;
 }
 
@@ -418,6 +420,12 @@ listener_replace(struct ipc_server *s)
 /* Knocks against a full backlog in a row before the listener is taken as
  * one that takes nothing. */
 #define KNOCKS_UNHEARD_MAX 3
+/* Knocks not refused in a row before the listener is taken as stopped: a
+ * handshake that fails otherwise than by hanging up before the server's
+ * half (a peer gone after it, a header nng refuses) has nng's accept loop
+ * sleep 100 ms, and a knock it takes meanwhile is refused uncounted. Two
+ * ticks apart, two knocks do not both fall in one such sleep. */
+#define KNOCKS_UNREFUSED_MAX 2
 /* Ticks at least from one knock to the next that only vouches for errors
  * the counts do not tell as failed handshakes. */
 #define KNOCK_VOUCH_TICKS 5
@@ -480,11 +488,11 @@ knock_start(struct ipc_server *s)
  * ollamaxctl killed, or timed out while the process was stopped, would
  * leave the socket deaf. Each second the server reads the listener's count
  * of failed handshakes; after a new one it knocks, and a listener that has
- * not refused the knock by the second tick after is replaced. Counted in
- * ticks, not seconds, so that a process resumed after a stop gives nng's
- * threads a tick to accept. A path that something else holds by then is
- * tried again each tick: the socket must not stay deaf for a passing
- * obstacle.
+ * not refused the knock by the second tick after, nor a second knock by
+ * the tick after that, is replaced. Counted in ticks, not seconds, so that
+ * a process resumed after a stop gives nng's threads a tick to accept. A path
+ * that something else holds by then is tried again each tick: the socket must
+ * not stay deaf for a passing obstacle.
  *
  * That count is a difference of counts nng keeps apart: it falls when a
  * peer of another uid is cut (accepted, closed, no error), and a closing
@@ -525,13 +533,21 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (s->knock_fd >= 0) {
 		if (c.refused > s->refused_before_knock) {
 			knock_end(s);
+			s->knocks_unrefused = 0;
 			/* The knock's own refusal is no news. */
 			s->failed_handshakes = failed;
 			if (s->errors_before_knock + 1 > s->errors_vouched)
 				s->errors_vouched = s->errors_before_knock + 1;
 		} else if (++s->knock_ticks >= 2) {
 			knock_end(s);
-			listener_replace(s);
+			if (++s->knocks_unrefused < KNOCKS_UNREFUSED_MAX) {
+				knock_start(s);
+				/* Its process has run since the first: a tick
+				 * is time enough for nng's threads. */
+				s->knock_ticks = 1;
+			} else {
+				listener_replace(s);
+			}
 		}
 		return;
 	}

@@ -32,7 +32,7 @@ typedef void (*ipc_reply_fn)(void *arg, int err, const void *data, size_t len);
  * Listens on url ("ipc:///run/.../x.sock") with nctx contexts. The socket
  * file is made mode 0600 and peers of another uid are refused. A listener
  * that nng stops taking connections on (see listener_watch_cb) is replaced
- * within about 3 s. Returns NULL and logs on failure.
+ * within about 4 s. Returns NULL and logs on failure.
  */
 struct ipc_server *ipc_listen(struct ev_loop *loop, const char *url, int nctx,
     ipc_request_fn fn, void *arg);

@@ -512,3 +512,65 @@ Test(ipc, peers_that_hang_up_before_their_answers_are_not_remembered_for_good)
 	    ipc_server_answered_connections(s), PEERS);
 	ipc_server_close(s);
 }
+
+/* Connections the server cut, counted on the client's side. */
+static atomic_int cut;
+
+static void
+count_cut(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)pipe;
+	(void)ev;
+	(void)arg;
+	atomic_fetch_add(&cut, 1);
+}
+
+/* Reads the server's half of the handshake, then hangs up: nng counts an
+ * error and its accept loop sleeps 100 ms. */
+static void
+hang_up_after_the_servers_half(struct ev_loop *l, ev_timer *w, int revents)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char head[8];
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	(void)l;
+	(void)w;
+	(void)revents;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/test.sock", dir);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(read(fd, head, sizeof(head)), (ssize_t)sizeof(head));
+	close(fd);
+}
+
+/*
+ * A handshake cut halfway just before the watch's tick is knocked on while
+ * nng's accept loop sleeps, which counts no refusal then: the listener
+ * takes connections all the same, and must not be replaced, its
+ * connections cut.
+ */
+Test(ipc, a_listener_knocked_on_while_nng_sleeps_is_not_replaced)
+{
+	struct ipc_server *s;
+	nng_socket peer;
+	ev_timer t;
+
+	ev_now_update(loop);
+	s = ipc_listen(loop, url, 2, echo, NULL);
+	cr_assert_not_null(s);
+	atomic_store(&cut, 0);
+	cr_assert_eq(nng_req0_open(&peer), 0);
+	cr_assert_eq(
+	    nng_pipe_notify(peer, NNG_PIPE_EV_REM_POST, count_cut, NULL), 0);
+	cr_assert_eq(nng_dial(peer, url, NULL, 0), 0);
+	/* The watch ticks each second from the listen. */
+	ev_timer_init(&t, hang_up_after_the_servers_half, 1.95, 0);
+	ev_timer_start(loop, &t);
+	run_for(7);
+	ev_timer_stop(loop, &t);
+	cr_assert_eq(atomic_load(&cut), 0,
+	    "the listener was replaced: its connection was cut");
+	nng_close(peer);
+	ipc_server_close(s);
+}
