@@ -162,6 +162,8 @@ struct ipc_server {
 	nng_listener listener;
 	int listening; /* 0: the path could not be taken again, tried each tick
 	                */
+	/* The estimate of failed handshakes at the last tick, held while a
+	 * knock is out: see listener_watch_cb. */
 	int64_t failed_handshakes;
 	ev_timer watch;
 	int knock_fd; /* -1: no knock under way */
@@ -513,6 +515,7 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct ipc_server *s = w->data;
 	struct listener_counts c;
 	int64_t failed, errors_older;
+	int knock_due;
 
 	(void)loop;
 	(void)revents;
@@ -553,14 +556,12 @@ listener_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (s->ticks_since_knock < KNOCK_VOUCH_TICKS)
 		s->ticks_since_knock++;
-	if (failed > s->failed_handshakes ||
+	knock_due = failed > s->failed_handshakes ||
 	    (errors_older > s->errors_vouched &&
-	        s->ticks_since_knock >= KNOCK_VOUCH_TICKS)) {
-		s->failed_handshakes = failed;
+	        s->ticks_since_knock >= KNOCK_VOUCH_TICKS);
+	s->failed_handshakes = failed;
+	if (knock_due)
 		knock_start(s);
-	} else if (failed < s->failed_handshakes) {
-		s->failed_handshakes = failed;
-	}
 }
 
 struct ipc_server *
