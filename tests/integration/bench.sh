@@ -258,8 +258,9 @@ out="$TMP/figures, Bob's"
 mkdir "$out"
 in_tree() { stat -c '%i %y' "$ROOT/bench-out/latency.png" 2>/dev/null || echo none; }
 in_tree_before=$(in_tree)
+watch_python "$TMP/py" "$TMP/py.log"
 env OLLAMAX_BUILD="$TMP/replayed" KILL_LOG="$TMP/kills.log" "BASH_FUNC_kill%%=$kill_watch" \
-	timeout -k 5 120 "$BENCH" --quick --speed 120 policy --json "$out/policy.json" \
+	PATH="$TMP/py:$PATH" timeout -k 5 120 "$BENCH" --quick --speed 120 policy --json "$out/policy.json" \
 	>"$TMP/replayed.log" 2>&1 || cat "$TMP/replayed.log"
 check "the policy part runs through, its live arms replayed" \
 	grep -q '"policy"' "$out/policy.json"
@@ -272,6 +273,10 @@ no_stray_kill() {
 	! grep '^stray' "$TMP/kills.log" | sed 's/^/      /'
 }
 check "the bench signals no process it has waited for, only those it runs" no_stray_kill
+# A Ctrl-C in one of the bench's Python steps ends the bench once the
+# step is over, not the step with a KeyboardInterrupt and its traceback.
+check "the bench's Python steps start with SIGINT ignored" \
+	python_ignored_sigint "$TMP/py.log" scripts/bench 3
 # A supervisor killed by a signal once ready, before the bench waits for
 # it in the ollamax arm: bash had told of it and forgotten it, so that the
 # bench waited for the workload alone.

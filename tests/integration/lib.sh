@@ -343,6 +343,28 @@ wait_state() {
 # stopped [SIGNAL]: SIGTERM (or SIGNAL) to the supervisor started as
 # $sup_pid, its exit 0, and no child it had to kill (it would have after
 # 5 s, and exited 0).
+# watch_python DIR LOG: DIR/python3, put first on a PATH, notes in LOG
+# whether each Python started with SIGINT ignored (SigIgn's mask), and the
+# command line of what ran it.
+watch_python() {
+	mkdir -p "$1"
+	printf '#!/usr/bin/env bash\nprintf "%%s %%s\\n" "$(awk '"'"'/^SigIgn:/ { print $2 }'"'"' /proc/$$/status)" "$(tr "\\0" " " </proc/$PPID/cmdline)" >>%q\nexec %q "$@"\n' \
+		"$2" "$(command -v python3)" >"$1/python3"
+	chmod +x "$1/python3"
+}
+# python_ignored_sigint LOG RUNNER N: at least N Pythons that LOG saw run by
+# a command line with RUNNER in it, each started with SIGINT ignored, so
+# that Python takes no Ctrl-C as a KeyboardInterrupt (its traceback, often
+# halfway through its own imports) and its runner ends once it is over.
+python_ignored_sigint() {
+	local mask parent steps=0
+	while read -r mask parent; do
+		[[ $parent == *"$2"* ]] || continue
+		steps=$((steps + 1))
+		(((0x$mask & 2) != 0)) || { echo "      SIGINT not ignored: $mask $parent"; return 1; }
+	done <"$1"
+	[ "$steps" -ge "$3" ] || { echo "      $steps Pythons run by $2, not $3"; return 1; }
+}
 stopped() {
 	kill -"${1:-TERM}" "$sup_pid"
 	for _ in $(seq 1 300); do

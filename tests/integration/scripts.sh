@@ -55,10 +55,11 @@ done
 # depend on one that may answer on 127.0.0.1:11434.
 start_emu ollama
 export OLLAMA_HOST=${URL_ollama#http://}
+watch_python "$TMP/py" "$TMP/py.log"
 demo_for_3s() {
 	local rc=0
 	rm -f "$TMP/ran"
-	out=$(OLLAMAX_BUILD="$TMP/b" timeout -s INT 120 "$ROOT/scripts/demo" "$@" --for 0m3s 2>&1) || rc=$?
+	out=$(OLLAMAX_BUILD="$TMP/b" PATH="$TMP/py:$PATH" timeout -s INT 120 "$ROOT/scripts/demo" "$@" --for 0m3s 2>&1) || rc=$?
 	eq "$rc" 0 && has "$out" "-- up" || { echo "$out" | tail -5; return 1; }
 	case "$out" in *"integer expression"*) echo "$out" | tail -5; return 1 ;; esac
 }
@@ -78,6 +79,10 @@ check "demo --emu leaves the Ollama that answers alone" not asked_by_the_broker
 check "demo --emu says it uses the bundled ollamax-emu" has "$out" "Using the bundled ollamax-emu on http://127.0.0.1:"
 check "demo --emu runs the programs of \$OLLAMAX_BUILD, the emulator among them" \
 	demo_ran "ollamax-emu ollamax-supervisor ollamaxctl "
+# Ctrl-C ends the demo: in its Python steps too, once they are over, not
+# with a KeyboardInterrupt and its traceback.
+check "the demo's Python steps start with SIGINT ignored" \
+	python_ignored_sigint "$TMP/py.log" scripts/demo 2
 check "demo --for 0m3s uses the Ollama that answers where OLLAMA_HOST says" demo_for_3s
 check "demo says which Ollama it uses" has "$out" "Ollama answers on $URL_ollama: using it"
 check "demo leaves the emulator out when Ollama answers" \
