@@ -33,8 +33,17 @@ start_fleet
 
 check "coding agents are answered by their own model" \
 	wait_log "coder1: run 1: qwen2.5-coder:7b answered"
+broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
+# The broker held while the model goes and every agent's timer fires
+# (each 1 s): the requests that queued meanwhile go to the backend
+# together, each before the first 404 is back, so that the broker hears
+# the news more than once and must say it once all the same.
+kill -STOP "$broker_pid"
 check "the backend deletes the loaded model" \
 	has "$(http DELETE "$URL_emu/api/delete" '{"model":"qwen2.5-coder:7b"}')" '200'
+sleep 1.5
+kill -CONT "$broker_pid"
 before=$(runs_of coder2)
 check "the first 404 tells the broker the model is gone" \
 	wait_log "qwen2.5-coder:7b is gone from the backend"
