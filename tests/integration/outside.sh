@@ -55,12 +55,13 @@ check "a light run is answered by it again" answered_by light tinyllama
 check "loaded by the broker" test "$(grep -c "loading tinyllama$" "$TMP/sup.log")" -ge 2
 check "still no eviction by Ollama" test "$(emu_sched emu evictions)" = 0
 
-# Loaded by another client with the context the tier asks: Ollama evicts
-# the broker's models for it; the broker takes it as resident and the
-# others as unloaded, serves from it without a load, and unloads it itself
-# when its room is needed.
+# Loaded by another client with the context the tier asks, and left to
+# Ollama's timer (no keep_alive): Ollama evicts the broker's models for
+# it; the broker takes it as resident and the others as unloaded, serves
+# from it without a load, which keeps it loaded for good from then on,
+# and unloads it itself when its room is needed.
 check "another client loads deepseek-r1:8b as the tier runs it" \
-	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","keep_alive":-1,"options":{"num_ctx":2048}}')" '"done_reason":"load"'
+	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","options":{"num_ctx":2048}}')" '"done_reason":"load"'
 evicted=$(emu_sched emu evictions)
 reloads=$(emu_sched emu reloads)
 check "for which Ollama evicted the broker's two models" test "$evicted" = 2
@@ -70,6 +71,14 @@ check "and status lists it as the broker's own" \
 	status_until 's["broker"]["resident"] == ["deepseek-r1:8b"] and s["broker"]["outside"] == []'
 check "and the models Ollama evicted as unloaded" wait_state qwen2.5-coder:7b unloaded
 check "a reasoning run is answered by it" answered_by reasoning deepseek-r1:8b
+# kept_for_good MODEL: the backend lists the model to stay loaded until
+# it is unloaded (keep_alive -1).
+kept_for_good() {
+	curl -s "$URL_emu/api/ps" | python3 -c 'import json,sys
+ms = {m["name"]: m["expires_at"] for m in json.load(sys.stdin)["models"]}
+assert ms.get(sys.argv[1], "") >= "2200", ms' "$1"
+}
+check "whose keep_alive -1 took it off Ollama's timer" kept_for_good deepseek-r1:8b
 check "which the broker never loaded" sh -c "! grep -q 'loading deepseek-r1:8b' '$TMP/sup.log'"
 check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
 check "for which the broker unloaded deepseek-r1:8b itself" \
