@@ -343,6 +343,14 @@ wait_state() {
 # stopped [SIGNAL]: SIGTERM (or SIGNAL) to the supervisor started as
 # $sup_pid, its exit 0, and no child it had to kill (it would have after
 # 5 s, and exited 0).
+# kept_for_good MODEL: the emulator (URL_emu) lists MODEL loaded to stay
+# until it is unloaded (keep_alive -1): Ollama shows that as an expiry
+# centuries away.
+kept_for_good() {
+	curl -s "$URL_emu/api/ps" | python3 -c 'import json,sys
+ms = {m["name"]: m["expires_at"] for m in json.load(sys.stdin)["models"]}
+assert ms.get(sys.argv[1], "") >= "2200", ms' "$1"
+}
 # watch_python DIR LOG: DIR/python3, put first on a PATH, notes in LOG
 # whether each Python started with SIGINT ignored (SigIgn's mask), and the
 # command line of what ran it.
