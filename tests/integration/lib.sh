@@ -288,9 +288,11 @@ tier_agents() {
 }
 
 # answered_by AGENT MODEL: a waited run of AGENT is answered by MODEL.
+# answered_by AGENT MODEL: a run of AGENT, waited for 2 minutes at most
+# (not ollamaxctl's 30), is answered by MODEL.
 answered_by() {
 	local out
-	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" x 2>&1) &&
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w -t 2m "$1" x 2>&1) &&
 		python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["model"] == sys.argv[1] else 1)' "$2" <<<"$out" ||
 		{ echo "      $out"; return 1; }
 }
