@@ -51,7 +51,10 @@ check "worker 1 crashes six times" crash_loop 1 6
 check "and is left FAILED" wait_log "worker 1 crashed 6 times within 60s: left FAILED"
 check "its agents stopped with it, said so" \
 	wait_log "worker 1's 2 agents stopped with it: ollamaxctl spawn, or reload, starts them on a running worker"
-check "status counts them stopped" status_until 's["agents"]["running"] == 2'
+# running is what the workers report, and a failed worker reports none:
+# total is the supervisor's own count of the agents it has placed.
+check "status counts them stopped" \
+	status_until 's["agents"]["running"] == 2 and s["agents"]["total"] == 2'
 first=${doomed%% *}
 second=${doomed##* }
 said() { # WANT_RC WANT_TEXT ARGS...
