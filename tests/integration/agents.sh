@@ -392,8 +392,10 @@ printf '[agent]\nname = pinger\ntier = light\ntrigger = every 1s\njitter = 0%%\n
 printf '[agent]\nname = pingsink\ntier = light\ntrigger = inbox\noutput = file:pingsink.out\nprompt = Keep: {{input}}\n[options]\nnum_predict = 3\n' \
 	>"$TMP/agents/zz-pingsink.conf"
 "$CTL" -c "$TMP/ollamax.conf" reload >/dev/null
-check "a reload starts a sender and its receiver" \
-	sh -c "grep -q 'spawn pinger on' '$TMP/sup.log' && grep -q 'spawn pingsink on' '$TMP/sup.log'"
+# The reload answers once it has sent the spawns, not once the workers
+# have carried them out.
+started_both() { wait_log "spawn pinger on" && wait_log "spawn pingsink on"; }
+check "a reload starts a sender and its receiver" started_both
 check "which runs on the sender's answers" wait_runs pingsink 2
 sed -i 's/^prompt = Keep: {{input}}$/prompt = Keep nothing./' "$TMP/agents/zz-pingsink.conf"
 "$CTL" -c "$TMP/ollamax.conf" reload >/dev/null 2>&1 || true
