@@ -146,7 +146,7 @@ check "run reads its input from standard input with -" \
 check "and runs on it" wait_runs scribe 3
 waited_answer() {
 	local out
-	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w scribe "wait for me") || return 1
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w -t 2m scribe "wait for me") || return 1
 	python3 -c 'import json,sys
 a = json.loads(sys.argv[1])
 assert a["agent"] == "scribe" and a["model"] == "tinyllama", a
@@ -154,12 +154,12 @@ assert a["eval_tokens"] == 6 and len(a["answer"]) > 0, a' "$out"
 }
 check "run -w waits for the run and returns its answer and figures" waited_answer
 check "run -w prints the answer itself" \
-	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w asker 'quick one')\""
+	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w -t 2m asker 'quick one')\""
 # Text, not options: what follows the agent's name, whatever it starts
 # with, and what follows -- there, as other tools take it.
 dash_text() {
 	local out
-	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w asker "$@") || return 1
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w -t 2m asker "$@") || return 1
 	python3 -c 'import json,sys
 a = json.loads(sys.argv[1])
 assert a["agent"] == "asker" and a["prompt_tokens"] > 3, a' "$out"
@@ -199,18 +199,18 @@ check "and the run counts as failed" status_until 's["agents"]["failed"] >= 1'
 # cut, the prompt would lose the template's words unseen.
 too_wide() {
 	local out rc=0
-	out=$(python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w scribe - 2>&1) || rc=$?
+	out=$(python3 -c 'print("\u00e9" * 131072, end="")' | "$CTL" -c "$TMP/ollamax.conf" run -w -t 2m scribe - 2>&1) || rc=$?
 	[ "$rc" -eq 1 ] && has "$out" "the prompt, with an input of 262144 bytes, is longer than the 262144 bytes a request carries once rendered: not sent"
 }
 check "a prompt past 256 KiB once rendered is not sent, said so" too_wide
 check "what fits is sent whole" sh -c \
-	"python3 -c 'print(\"\\u00e9\" * 131000, end=\"\")' | '$CTL' -c '$TMP/ollamax.conf' run -w scribe - >/dev/null"
+	"python3 -c 'print(\"\\u00e9\" * 131000, end=\"\")' | '$CTL' -c '$TMP/ollamax.conf' run -w -t 2m scribe - >/dev/null"
 # Both pens run 8 times at once; each answer is one whole record in the
 # shared file, as run -w returned it.
 pens=()
 for pen in a b; do
 	for i in $(seq 1 8); do
-		"$CTL" -c "$TMP/ollamax.conf" --json run -w "pen$pen" "part $i" >>"$TMP/pen$pen.answers" || echo "      run $i of pen$pen failed"
+		"$CTL" -c "$TMP/ollamax.conf" --json run -w -t 2m "pen$pen" "part $i" >>"$TMP/pen$pen.answers" || echo "      run $i of pen$pen failed"
 	done &
 	pens+=("$!")
 done
@@ -251,7 +251,7 @@ check "the part of the record written is taken back" eq "$(stat -c %s "$TMP/stat
 check "and no worker died of the limit (SIGXFSZ)" sh -c "! grep -q 'worker [0-9]* died' '$TMP/sup.log'"
 for pid in $worker_pids; do prlimit --pid "$pid" --fsize="$soft:" 2>/dev/null || :; done
 next_record_whole() {
-	"$CTL" -c "$TMP/ollamax.conf" run -w filler "room again" >/dev/null &&
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 2m filler "room again" >/dev/null &&
 		eq "$(tail -c +$((limit - 15)) "$TMP/state/full.out" | head -n 1)" "--- filler run 2"
 }
 check "with room again, the next record starts right after what was there" next_record_whole
@@ -290,7 +290,7 @@ inbox_full() {
 check "an inbox takes 64 messages behind the run under way, and refuses the next, said so" inbox_full
 "$CTL" -c "$TMP/ollamax.conf" kill boxed >/dev/null
 kill -CONT "$broker_pid"
-check "the broker back, a third run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w keeper third >/dev/null"
+check "the broker back, a third run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w -t 2m keeper third >/dev/null"
 check "and the agent wrote 2 answers: the dropped run never ran" eq "$(runs_of keeper)" 2
 # Restarted with a run under way and one in its inbox: the run under way
 # is dropped and logged, the one in the inbox is carried out by the agent

@@ -50,7 +50,7 @@ check "the supervisor is up" wait_log "ready:"
 run_fails() {
 	local out rc=0
 	echo "$2" >"$MODE"
-	out=$("$CTL" -c "$TMP/ollamax.conf" run -w "$1" x 2>&1) || rc=$?
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m "$1" x 2>&1) || rc=$?
 	[ "$rc" -eq 1 ] && has "$out" "$3"
 }
 generated() { grep -c "^POST /api/generate gen" "$MODE.log" || true; }
@@ -66,7 +66,7 @@ check "generated once too" eq "$(($(generated) - before))" 1
 answered() {
 	local out
 	echo "$2" >"$MODE"
-	out=$("$CTL" -c "$TMP/ollamax.conf" run -w "$1" x 2>&1) && has "$out" "hi"
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m "$1" x 2>&1) && has "$out" "hi"
 }
 check "a tier that spells a model another way than /api/tags is served by it" \
 	answered spelled '{}'
@@ -78,7 +78,7 @@ check "as the model its other tier names, not as a model of its own" \
 control_answered() {
 	local rc=0
 	echo '{"gen":"control"}' >"$MODE"
-	"$CTL" -c "$TMP/ollamax.conf" --json run -w light x >"$TMP/control.json" 2>&1 || rc=$?
+	"$CTL" -c "$TMP/ollamax.conf" --json run -w -t 2m light x >"$TMP/control.json" 2>&1 || rc=$?
 	[ "$rc" -eq 0 ] && python3 -c 'import json,sys; a = json.load(open(sys.argv[1]))["answer"]; sys.exit(0 if a == "\x01" * 200000 else 1)' "$TMP/control.json" ||
 		{ echo "      exit $rc: $(head -c 300 "$TMP/control.json")"; return 1; }
 }
@@ -88,7 +88,7 @@ check "an answer of 200 KB of control bytes reaches a waited run whole" control_
 rendered() {
 	local out
 	echo '{"gen":"echo"}' >"$MODE"
-	out=$("$CTL" -c "$TMP/ollamax.conf" run -w templated "the input" 2>&1) &&
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m templated "the input" 2>&1) &&
 		python3 -c 'import re, sys, time, calendar
 m = re.fullmatch(r"system: Answer in one word\. \| prompt: templated \(Checks what is sent\) run 1 at (\S+): the input", sys.argv[1])
 sys.exit(0 if m and abs(calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ")) - time.time()) < 120 else 1)' "$out" ||
@@ -119,10 +119,10 @@ check "nor are lines without text, without end" \
 	run_fails light '{"gen":"empty"}' "the backend sent more than 262144 bytes of lines in a row without text"
 echo '{"gen":"holdback"}' >"$MODE"
 check "but a thousand of them before the text are let through" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m light x)" hi
 echo '{"gen":"thinking"}' >"$MODE"
 check "and the model's thinking is progress, however long" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m light x)" hi
 before=$(generated)
 check "up to a bound: thinking without end fails, said so" \
 	run_fails light '{"gen":"overthink"}' "the model thought for more than 1048576 bytes without answering"
@@ -134,7 +134,7 @@ check "a bad line in a stream ends it at once, named" \
 before=$(generated)
 echo '{"gen":"donehang"}' >"$MODE"
 check "a body whose end is held back after its done line keeps its answer" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m light x)" hi
 check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
 check "half a line, then silence, fails on the silence, not the half line" \
 	run_fails light '{"gen":"halfline"}' "stream stalled for 1000 ms"
@@ -142,13 +142,13 @@ check "an error line without a message is an error all the same" \
 	run_fails light '{"gen":"emptyerror"}' "backend sent an error without a message"
 echo '{"gen":"nul"}' >"$MODE"
 check "a NUL character in an answer is dropped, not the answer" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w light x)" hi
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m light x)" hi
 # The agents' prompt is {{input}}: an empty input leaves nothing to send,
 # and Ollama would take an empty prompt for a load.
 empty_run_fails() {
 	local out rc=0
 	echo '{}' >"$MODE"
-	out=$("$CTL" -c "$TMP/ollamax.conf" run -w light "" 2>&1) || rc=$?
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m light "" 2>&1) || rc=$?
 	[ "$rc" -eq 1 ] && has "$out" "the prompt is empty once rendered: not sent"
 }
 before=$(grep -c "^POST /api/generate" "$MODE.log" || true)
@@ -176,7 +176,7 @@ check "with a warning naming the time /api/ps had" \
 # loaded, and its unload is asked again rather than taken as done.
 echo '{"ps":"crowded"}' >"$MODE"
 polls_before=$(grep -c "^GET /api/ps" "$MODE.log" || true)
-"$CTL" -c "$TMP/ollamax.conf" run -w coding x >"$TMP/crowded.out" 2>&1 &
+"$CTL" -c "$TMP/ollamax.conf" run -w -t 2m coding x >"$TMP/crowded.out" 2>&1 &
 crowded=$!
 # The unload is asked again 10 s on; wait_log waits 10 s at a time.
 reasked() {
@@ -198,7 +198,7 @@ check "and ends once /api/ps shows it gone" crowded_answered
 load_waits() {
 	local run rc=0
 	echo "$1" >"$MODE"
-	"$CTL" -c "$TMP/ollamax.conf" run -w "$2" x >"$TMP/waits.out" 2>&1 &
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 2m "$2" x >"$TMP/waits.out" 2>&1 &
 	run=$!
 	wait_log "$3" || rc=1
 	echo '{}' >"$MODE"

@@ -65,12 +65,12 @@ said() { # WANT_RC WANT_TEXT ARGS...
 }
 check "a run of one is refused: it is not running" said 1 "agent $first is not running" run "$first" hi
 check "spawn starts it again, on worker 0" said 0 "" spawn "$first"
-check "where it answers" said 0 "" run -w "$first" hi
+check "where it answers" said 0 "" run -w -t 2m "$first" hi
 check "ollamaxctl agents shows it on worker 0" sh -c "echo ' $(on_worker 0) ' | grep -q ' $first '"
 check "reload starts the other one there too" \
 	said 0 "reload: 1 started, 0 stopped, 0 changed, 0 problems" reload
 check "and all four run" status_until 's["agents"]["running"] == 4'
-check "the other answers too" said 0 "" run -w "$second" hi
+check "the other answers too" said 0 "" run -w -t 2m "$second" hi
 # A reload while the worker of a changed agent waits to start again
 # cannot change it: that is a problem, told with the file and the agent.
 # After its fifth crash the worker waits 1.6 s.

@@ -23,7 +23,7 @@ check "the preloaded models come in" status_until \
 # and its output gets the answer.
 ran() {
 	local out
-	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w "$1" "a check of the fleet" 2>&1) &&
+	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w -t 2m "$1" "a check of the fleet" 2>&1) &&
 		python3 -c 'import json,sys; a = json.load(sys.stdin); sys.exit(0 if a["model"] == sys.argv[1] and a["eval_tokens"] > 0 else 1)' "$2" <<<"$out" ||
 		{ echo "      $out"; return 1; }
 	case $3 in

@@ -24,7 +24,7 @@ check "the supervisor stops cleanly meanwhile" stopped
 echo '{"unload": "gate"}' >"$MODE"
 start_fleet
 check "started again" wait_log "ready:"
-check "a run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w light x | grep -qx hi"
+check "a run is answered" sh -c "'$CTL' -c '$TMP/ollamax.conf' run -w -t 2m light x | grep -qx hi"
 check "the backend holds the unload of tinyllama, idle" \
 	wait_log "POST /api/generate unload tinyllama" "$MODE.log"
 check "the supervisor stops cleanly meanwhile" stopped
