@@ -256,8 +256,7 @@ next_record_whole() {
 }
 check "with room again, the next record starts right after what was there" next_record_whole
 "$CTL" -c "$TMP/ollamax.conf" kill filler >/dev/null
-broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
+broker_pid=$(proc_pid broker 0)
 # A pid of 0 would signal this whole process group: refuse it.
 [ "${broker_pid:-0}" -gt 1 ] || { echo "no broker pid in the status"; cat "$TMP/sup.log"; exit 1; }
 

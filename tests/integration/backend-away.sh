@@ -44,8 +44,7 @@ check "curl's own words name the port that refused" \
 	logged "cannot load tinyllama: .*port $port.*trying again in" 1
 check "the pause doubles while the backend stays away" \
 	logged "cannot load tinyllama: .*trying again in 4 s" 15
-broker=$("$BUILD/ollamaxctl" -c "$TMP/ollamax.conf" --json status |
-	python3 -c 'import json,sys; print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
+broker=$(proc_pid broker 0)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$broker/stat"; }
 before=$(cpu_ticks)
 check "the pause doubles again" logged "trying again in 8 s" 20

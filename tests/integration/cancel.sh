@@ -52,13 +52,9 @@ worker_of() {
 	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
 print([a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == sys.argv[1]][0])' "$1"
 }
-pid_of_worker() {
-	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "worker" and p["index"] == int(sys.argv[1])][0])' "$1"
-}
 check "the sender and its receiver are on two workers" \
 	test "$(worker_of sender)" != "$(worker_of sink)"
-sink_pid=$(pid_of_worker "$(worker_of sink)")
+sink_pid=$(proc_pid worker "$(worker_of sink)")
 kill -STOP "$sink_pid"
 "$CTL" -c "$TMP/ollamax.conf" run sender "a text to pass on"
 check "with the receiver's worker stopped, the sender answers" \
@@ -75,8 +71,7 @@ check "the delivery that failed is logged with the answer" \
 # broker ran the request for nobody).
 muser_worker=$("$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
 print([a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == "muser"][0])')
-broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
+broker_pid=$(proc_pid broker 0)
 "$CTL" -c "$TMP/ollamax.conf" run muser "waits"
 check "another run streams from the backend" streams_open 1
 kill -STOP "$sup_pid"

@@ -345,6 +345,12 @@ wait_state() {
 # stopped [SIGNAL]: SIGTERM (or SIGNAL) to the supervisor started as
 # $sup_pid, its exit 0, and no child it had to kill (it would have after
 # 5 s, and exited 0).
+# proc_pid ROLE INDEX: the child's pid as the supervisor's status has it.
+proc_pid() {
+	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
+s = json.load(sys.stdin)
+print([p["pid"] for p in s["processes"] if p["role"] == sys.argv[1] and p["index"] == int(sys.argv[2])][0])' "$1" "$2"
+}
 # kept_for_good MODEL: the emulator (URL_emu) lists MODEL loaded to stay
 # until it is unloaded (keep_alive -1): Ollama shows that as an expiry
 # centuries away.

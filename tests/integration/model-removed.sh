@@ -33,8 +33,7 @@ start_fleet
 
 check "coding agents are answered by their own model" \
 	wait_log "coder1: run 1: qwen2.5-coder:7b answered"
-broker_pid=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"] == "broker"][0])')
+broker_pid=$(proc_pid broker 0)
 # The broker held while the model goes and every agent's timer fires
 # (each 1 s): the requests that queued meanwhile go to the backend
 # together, each before the first 404 is back, so that the broker hears

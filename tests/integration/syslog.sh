@@ -88,12 +88,6 @@ warning='<28>[A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} '
 check "the supervisor says it is ready, at info, under its name and pid" \
 	logged "^${info}ollamax-supervisor\[$sup_pid\]: ready: "
 
-# proc_pid ROLE INDEX: the child's pid as the supervisor's status has it.
-proc_pid() {
-	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-s = json.load(sys.stdin)
-print([p["pid"] for p in s["processes"] if p["role"] == sys.argv[1] and p["index"] == int(sys.argv[2])][0])' "$1" "$2"
-}
 broker=$(proc_pid broker 0)
 check "a run is answered" sh -c "timeout 30 '$CTL' -c '$TMP/ollamax.conf' run -w asker hello >/dev/null"
 check "the broker logs the load under its own name and pid" \

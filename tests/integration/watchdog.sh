@@ -20,12 +20,6 @@ done
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 
-# proc_pid ROLE INDEX: the child's pid as the supervisor's status has it.
-proc_pid() {
-	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
-s = json.load(sys.stdin)
-print([p["pid"] for p in s["processes"] if p["role"] == sys.argv[1] and p["index"] == int(sys.argv[2])][0])' "$1" "$2"
-}
 # back_up ROLE INDEX OLD_PID: the child runs again, under a new pid.
 back_up() {
 	status_until "[p for p in s['processes'] if p['role'] == '$1' and p['index'] == $2 and p['pid'] not in (0, $3) and p['state'] == 'running']"
