@@ -362,18 +362,41 @@ stall_drops() {
 }
 check "--stall-rate stops the reply, then drops it after --stall-ms" stall_drops
 stall_drops_whole() {
-	local rc=0
+	local rc=0 start ms
+	start=$(date +%s%N)
 	curl -s -m 10 -o /dev/null "$URL_stall/api/generate" \
 		-d '{"model":"tinyllama","prompt":"x","stream":false,"options":{"num_predict":20}}' || rc=$?
-	[ "$rc" -ne 0 ] && [ "$rc" -ne 28 ]
+	ms=$((($(date +%s%N) - start) / 1000000))
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 28 ] && [ "$ms" -ge 250 ] ||
+		{ echo "      curl exit $rc after $ms ms"; return 1; }
 }
 check "--stall-rate drops a whole reply too, after --stall-ms" stall_drops_whole
 
-stats=$(http GET "$URL_main/emu/stats")
-check "/emu/stats counts requests by endpoint and status" \
-	has "$stats" '"/api/generate":{'
-check "/emu/stats counts loads and unloads per model" \
-	has "$stats" '"tinyllama:latest":{"loads":'
+# One request of each status more, and each is counted under its own.
+emu_stats() { curl -s -m 20 "$URL_main/emu/stats" >"$TMP/stats.$1"; }
+counted_by_status() {
+	emu_stats before
+	http POST "$URL_main/api/generate" '{"model":"foo","prompt":"x"}' >/dev/null
+	http POST "$URL_main/api/generate" >/dev/null
+	emu_stats after
+	python3 - "$TMP/stats.before" "$TMP/stats.after" <<'PY'
+import json, sys
+b, a = (json.load(open(f))["by_endpoint"]["/api/generate"] for f in sys.argv[1:])
+grew = {k: a[k] - b.get(k, 0) for k in a if a[k] != b.get(k, 0)}
+if grew != {"400": 1, "404": 1}:
+    print("      before %s, after %s" % (b, a))
+    sys.exit(1)
+PY
+}
+check "/emu/stats counts requests by endpoint and status" counted_by_status
+# tinyllama was loaded, unloaded with keep_alive 0, and loaded again above.
+loads_counted() {
+	curl -s -m 20 "$URL_main/emu/stats" | python3 -c 'import json,sys
+m = json.load(sys.stdin)["models"]["tinyllama:latest"]
+print("      got %s" % m) if not (m["loads"] >= 2 and m["unloads"] >= 1) else None
+sys.exit(0 if m["loads"] >= 2 and m["unloads"] >= 1 else 1)'
+}
+check "/emu/stats counts loads and unloads per model" loads_counted
 # DELETE /api/delete as Ollama's: the files go, a loaded runner stays.
 http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b"}' >/dev/null
 check "delete without a body is a 400" \
