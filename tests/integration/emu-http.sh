@@ -137,8 +137,16 @@ empty_env_unset() {
 	[ "$rc" -eq 2 ] && has "$out" "--speed 20000" && ! has "$out" OLLAMA_ >/dev/null
 }
 check "an empty OLLAMA_* variable is as if unset" empty_env_unset
-check "an embedding model loads through /api/embed" \
-	has "$(http POST "$URL_big/api/embed" '{"model":"nomic-embed-text","input":"x"}')" '"embeddings"'
+# nomic-embed-text is 768 wide; Ollama's vectors are of length 1.
+embeds() {
+	http POST "$URL_big/api/embed" '{"model":"nomic-embed-text","input":"x"}' >/dev/null
+	python3 -c 'import json,sys
+e = json.load(open(sys.argv[1])).get("embeddings")
+ok = isinstance(e, list) and [len(v) for v in e] == [768] and abs(sum(x * x for x in e[0]) - 1) < 1e-6
+print("      embeddings %s" % (e if not e else [len(v) for v in e])) if not ok else None
+sys.exit(0 if ok else 1)' "$TMP/body"
+}
+check "an embedding model loads through /api/embed, and gives one vector of its width" embeds
 # At --speed inf no time passes: the nominal durations are told, the
 # load's within the total, as for generation.
 embed_durations() {
