@@ -177,14 +177,7 @@ check "the ollamax arm's run is reached, its supervisor killed" test -n "$bench_
 check "the bench runs the binaries of the build the test is given (OLLAMAX_BUILD)" \
 	test "$sup_exe" = "$(readlink -f "$BUILD/ollamax-supervisor")"
 # stopped_in_time [PID]: the bench (PID) ends within 30 s.
-stopped_in_time() {
-	local p=${1:-$bench}
-	for _ in $(seq 1 600); do
-		gone "$p" && break
-		sleep 0.05
-	done
-	gone "$p" || { echo "      still running 30 s after"; return 1; }
-}
+stopped_in_time() { gone_within 30 "${1:-$bench}"; }
 check "the bench stops once the supervisor is gone" stopped_in_time
 bench_rc=0
 if gone "$bench"; then

@@ -399,10 +399,12 @@ PY
 check "/emu/stats counts requests by endpoint and status" counted_by_status
 # tinyllama was loaded, unloaded with keep_alive 0, and loaded again above.
 loads_counted() {
-	curl -s -m 20 "$URL_main/emu/stats" | python3 -c 'import json,sys
-m = json.load(sys.stdin)["models"]["tinyllama:latest"]
-print("      got %s" % m) if not (m["loads"] >= 2 and m["unloads"] >= 1) else None
-sys.exit(0 if m["loads"] >= 2 and m["unloads"] >= 1 else 1)'
+	emu_stats now
+	python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))["models"]["tinyllama:latest"]
+ok = m["loads"] >= 2 and m["unloads"] >= 1
+print("      got %s" % m) if not ok else None
+sys.exit(0 if ok else 1)' "$TMP/stats.now"
 }
 check "/emu/stats counts loads and unloads per model" loads_counted
 # DELETE /api/delete as Ollama's: the files go, a loaded runner stays.
@@ -539,17 +541,6 @@ for name in main noqueue fail drop garbage stall big order gone cold; do
 	pid_var=PID_$name
 	check "ollamax-emu ($name) is still running" kill -0 "${!pid_var}"
 done
-# ended PID: the process is gone within 10 s of the SIGTERM sent it; one
-# that never stops fails the check, where a bare wait held the test.
-ended() {
-	local _
-	for _ in $(seq 1 200); do
-		gone "$1" && return 0
-		sleep 0.05
-	done
-	echo "      still running 10 s after SIGTERM"
-	return 1
-}
 # Stopped mid-stream, the last line says so, as Ollama's error line does:
 # a client must not take the answer so far for the whole.
 cut_stream_says_so() {
@@ -562,7 +553,7 @@ cut_stream_says_so() {
 	done
 	kill -TERM "$PID_term"
 	wait "$c" || :
-	ended "$PID_term" || return 1
+	gone_within 10 "$PID_term" || return 1
 	wait "$PID_term" || :
 	has "$(tail -n 1 "$TMP/cut.ndjson")" '{"error":"server shutting down"}'
 }
@@ -673,6 +664,6 @@ PY
 	return "$failed"
 }
 check "a SIGTERM under load: exit 0, a status line for every request taken" stop_under_load
-stops_cleanly() { kill -TERM "$PID_main"; ended "$PID_main" && wait "$PID_main"; }
+stops_cleanly() { kill -TERM "$PID_main"; gone_within 10 "$PID_main" && wait "$PID_main"; }
 check "ollamax-emu stops on SIGTERM with exit 0" stops_cleanly
 finish

@@ -24,6 +24,17 @@ gone() {
 	state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
 	[ -z "$state" ] || [ "$state" = Z ]
 }
+# gone_within SECONDS PID: PID has ended within SECONDS; one still running
+# then fails the check, where a bare wait would hold the test.
+gone_within() {
+	local _
+	for _ in $(seq 1 $(($1 * 20))); do
+		gone "$2" && return 0
+		sleep 0.05
+	done
+	echo "      still running $1 s after"
+	return 1
+}
 
 # forget_pid PID: the test has ended it itself, or it is not the cleanup's
 # to stop.
@@ -383,11 +394,7 @@ python_ignored_sigint() {
 }
 stopped() {
 	kill -"${1:-TERM}" "$sup_pid"
-	for _ in $(seq 1 300); do
-		gone "$sup_pid" && break
-		sleep 0.05
-	done
-	gone "$sup_pid" || { echo "      still running 15 s after SIG${1:-TERM}"; return 1; }
+	gone_within 15 "$sup_pid" || return 1
 	wait "$sup_pid" || return 1
 	! grep "did not stop: killing it" "$TMP/sup.log"
 }

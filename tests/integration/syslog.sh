@@ -111,12 +111,5 @@ check "every line came from the supervisor, its broker or a worker" \
 
 check "stop is sent" "$CTL" -c "$TMP/ollamax.conf" stop
 check "the supervisor's last line says it stopped" logged "^${info}ollamax-supervisor\[$sup_pid\]: stopped"
-daemon_gone() {
-	for _ in $(seq 1 200); do
-		gone "$sup_pid" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "and the daemon is gone" daemon_gone
+check "and the daemon is gone" gone_within 10 "$sup_pid"
 finish
