@@ -110,6 +110,22 @@ check "every line came from the supervisor, its broker or a worker" \
 	sh -c "! grep -vE '^<(2[6-9]|3[01])>[A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} ollamax-(supervisor|broker0|worker[01])\[[0-9]+\]: ' '$TMP/syslog'"
 
 check "stop is sent" "$CTL" -c "$TMP/ollamax.conf" stop
-check "the supervisor's last line says it stopped" logged "^${info}ollamax-supervisor\[$sup_pid\]: stopped"
-check "and the daemon is gone" gone_within 10 "$sup_pid"
+check "the daemon is gone" gone_within 10 "$sup_pid"
+# Once it is gone, nothing more of its can come; a datagram of the test's
+# own, sent after, is written after all of its.
+sent_last() {
+	python3 -c '
+import socket, sys
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"<31>end of the test", sys.argv[1])
+' "$TMP/log.sock" && wait_log "^<31>end of the test$" "$TMP/syslog"
+}
+check "a datagram sent after it is collected" sent_last
+last_of_supervisor() {
+	local last
+	last=$(grep -E "^<[0-9]+>.{15} ollamax-supervisor\[$sup_pid\]: " "$TMP/syslog" | tail -n 1)
+	[[ "$last" =~ ^${info}ollamax-supervisor\[$sup_pid\]:\ stopped$ ]] && return 0
+	echo "      its last line: $last"
+	return 1
+}
+check "the supervisor's last line says it stopped" last_of_supervisor
 finish
