@@ -988,7 +988,7 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 		msg_put_uint(w, "pages", m->pages);
 		return;
 	}
-	msg_begin(w, MSG_SETUP, 15);
+	msg_begin(w, MSG_SETUP, 16);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "parallel", c->parallel);
 	msg_put_int(w, "vram_mb", c->vram_mb);
@@ -998,6 +998,7 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 	msg_put_int(w, "max_wait_high_ms", c->max_wait_ms[PRIO_HIGH]);
 	msg_put_int(w, "min_residency_ms", c->min_residency_ms);
 	msg_put_int(w, "idle_unload_ms", c->idle_unload_ms);
+	msg_put_bool(w, "preempt", c->preempt);
 	msg_put_str(w, "backend_url", c->backend_url);
 	msg_put_int(w, "connect_timeout_ms", c->connect_timeout_ms);
 	msg_put_int(w, "first_byte_timeout_ms", c->first_byte_timeout_ms);
@@ -1087,6 +1088,7 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 	         CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "idle_unload_ms", &c->idle_unload_ms, 0,
 	         CONFIG_WAIT_MAX_MS, 1)) ||
+	    (e = msg_get_bool(r, "preempt", &c->preempt, 1)) ||
 	    (e = msg_get_int(r, "vram_mb", &vram_mb, CONFIG_VRAM_MIN_MB,
 	         CONFIG_MB_MAX, 1)) ||
 	    (e = msg_get_str(r, "backend_url", c->backend_url,
