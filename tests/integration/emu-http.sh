@@ -234,15 +234,19 @@ check "a body over --max-body is refused with 413" \
 	'413 {"error":"request body too large"}'
 
 half_sent_is_closed() {
-	local port=${URL_main##*:} start end
-	start=$(date +%s%N)
+	local port=${URL_main##*:} start ms rc=0
 	exec 7<>"/dev/tcp/127.0.0.1/$port"
 	printf 'POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"mod' >&7
-	# The server must close it after --idle-timeout 1 s; 5 s bounds the wait.
-	timeout 5 cat <&7 >/dev/null || { exec 7<&-; return 1; }
+	# The idle time runs from the server's read of the last byte, which
+	# follows the write: timed from here, a close before --idle-timeout's
+	# 1 s (less 0.2 s for the timer's granularity) is not the timeout's.
+	# 5 s bounds the wait.
+	start=$(date +%s%N)
+	timeout 5 cat <&7 >/dev/null || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
 	exec 7<&-
-	end=$(date +%s%N)
-	[ $(((end - start) / 1000000)) -lt 4000 ]
+	[ "$rc" -eq 0 ] && [ "$ms" -ge 800 ] && [ "$ms" -lt 4000 ] ||
+		{ echo "      cat exit $rc after $ms ms"; return 1; }
 }
 check "a half-sent request is closed after the idle timeout" half_sent_is_closed
 
@@ -411,18 +415,22 @@ check "/emu/stats counts loads and unloads per model" loads_counted
 http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b"}' >/dev/null
 check "delete without a body is a 400" \
 	has "$(http DELETE "$URL_main/api/delete")" '400 {"error":'
-check "delete of a model is a 200" \
-	has "$(http DELETE "$URL_main/api/delete" '{"model":"qwen2.5-coder:7b"}')" '200'
+# Ollama's handler writes nothing once the model is gone: a bare 200.
+check "delete of a model is a 200 with an empty body" \
+	eq "$(http DELETE "$URL_main/api/delete" '{"model":"qwen2.5-coder:7b"}')" '200 '
 check "tags no longer list a deleted model" \
 	sh -c "! curl -s '$URL_main/api/tags' | grep -q qwen2.5-coder:7b"
 check "a request for a deleted model is a 404" \
 	has "$(http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b","prompt":"x"}')" "404 {\"error\":\"model 'qwen2.5-coder:7b' not found\"}"
 check "an unload of a deleted model is a 404 too" \
-	has "$(http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b","keep_alive":0}')" '404'
+	eq "$(http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b","keep_alive":0}')" \
+	"404 {\"error\":\"model 'qwen2.5-coder:7b' not found\"}"
 check "a deleted model that was loaded stays loaded" \
 	has "$(http GET "$URL_main/api/ps")" '"name":"qwen2.5-coder:7b"'
+# By its old field, "name": a 404 for the model, not for an empty name.
 check "delete of a model already deleted is a 404" \
-	has "$(http DELETE "$URL_main/api/delete" '{"name":"qwen2.5-coder:7b"}')" '404'
+	eq "$(http DELETE "$URL_main/api/delete" '{"name":"qwen2.5-coder:7b"}')" \
+	"404 {\"error\":\"model 'qwen2.5-coder:7b' not found\"}"
 
 # A client that hangs up while its request waits or runs with nothing to
 # send yet: Ollama drops the request. A whole reply of 250 tokens at 10/s
