@@ -5,7 +5,8 @@
 # (it would otherwise watch /api/ps list the runner for good and send the
 # unload again every 10 s), marks the model missing, which the policy never
 # unloads, and later requests for it fail with that reason instead of
-# waiting.
+# waiting. A model removed while unloaded is said missing at the next
+# reading of /api/tags; one missing already is not said so again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -20,6 +21,8 @@ idle_unload = 2s
 model = tinyllama
 [tier.ghost]
 model = ghost-model
+[tier.spare]
+model = llama3.2:3b
 CONF
 cat >"$TMP/agents/scribe.conf" <<AGENT
 [agent]
@@ -39,6 +42,9 @@ run_scribe() { "$CTL" -c "$TMP/ollamax.conf" run -w -t 10s scribe "$1" 2>&1; }
 check "the supervisor is ready" wait_log "ready:"
 check "a tier's model the backend lacks is said missing at start" \
 	wait_log "ghost-model is not in /api/tags: what waits for it falls back"
+# That first reading listed llama3.2:3b; no agent runs on its tier.
+check "the backend deletes a model never loaded" \
+	has "$(http DELETE "$URL_emu/api/delete" '{"model":"llama3.2:3b"}')" '200'
 run_scribe "the queue" >/dev/null
 check "a run loads the model and is answered" \
 	wait_log "scribe: run 1: tinyllama answered"
@@ -53,7 +59,19 @@ check "a later run fails at once, saying why" \
 	has "$(run_scribe "the log")" "its model is missing"
 check "the emulator still holds the runner, as Ollama does" \
 	has "$(http GET "$URL_emu/api/ps")" '"name":"tinyllama'
-check "said once" \
-	test "$(grep -c "ghost-model is not in /api/tags" "$TMP/sup.log")" = 1
+# The broker reads /api/tags again 30 s after its start and at nothing
+# sooner: no request, 404 or reload has it look again. wait_log waits
+# 10 s at a time: 40 s at most.
+reread() {
+	local line="llama3.2:3b is not in /api/tags: what waits for it falls back"
+	wait_log "$line" || wait_log "$line" || wait_log "$line" || wait_log "$line"
+}
+check "the next reading says the model deleted while unloaded is missing" reread
+# A reading goes through the models in the order of their tiers: what
+# it said of ghost-model and tinyllama is in the log before that line.
+check "ghost-model, missing since the first reading, is not said so again" \
+	eq "$(grep -c "ghost-model is not in /api/tags" "$TMP/sup.log")" 1
+check "nor tinyllama, said gone as its unload got a 404" \
+	eq "$(grep -c "tinyllama is not in /api/tags" "$TMP/sup.log")" 0
 check "the supervisor stops cleanly" stopped
 finish
