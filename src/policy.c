@@ -833,6 +833,8 @@ next_to_preload(const struct policy *p)
 	return k;
 }
 
+static int dispatchable(const struct policy *p, int model, double left);
+
 /* What request r's run has left by the estimates, at least 0. */
 static double
 run_left(const struct policy *p, const struct preq *r, int64_t now)
@@ -856,7 +858,7 @@ preempt_for_switch(struct policy *p, int64_t now)
 		return;
 	for (;;) {
 		size_t last = p->nrunning;
-		double left = -1, idle;
+		double left = -1, idle, rest = 0;
 		struct preq r;
 
 		for (size_t i = 0; i < p->nrunning; i++) {
@@ -873,8 +875,17 @@ preempt_for_switch(struct policy *p, int64_t now)
 		/* Free slots idle all of it; busy ones from their end. */
 		idle = (double)(p->c.parallel - (int)p->nrunning) * left;
 		for (size_t i = 0; i < p->nrunning; i++)
-			if (i != last)
+			if (i != last) {
 				idle += left - run_left(p, &p->running[i], now);
+				rest = fmax(
+				    rest, run_left(p, &p->running[i], now));
+			}
+		/* A slot it frees would take a run in the drain left by the
+		 * others (see dispatchable): one that ends later still. */
+		for (int i = 0; i < p->n; i++)
+			if (p->m[i].state == MODEL_DRAINING &&
+			    dispatchable(p, i, rest))
+				return;
 		if ((double)(now - p->running[last].started) * PREEMPT_GAIN >=
 		    idle)
 			return;

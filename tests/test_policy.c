@@ -575,6 +575,63 @@ Test(policy, below_capacity_or_with_preempt_off_no_run_is_stopped)
 	policy_free(p);
 }
 
+/*
+ * Deepseek timed (20 s a run), to stay 640 s; run 2 from 626 s, run 3 from
+ * `other_from`; at other_from + 1 s, 70 coding requests, an overload, and
+ * deepseek's 4 and 5. Run 2 ends at 646 s and 4 takes its slot; at 646.5 s
+ * the batching rule switches to qwen with both slots busy.
+ */
+static struct policy *
+both_slots_busy_at_a_batch_switch(int64_t other_from)
+{
+	struct policy_config c = box_config();
+	struct policy *p;
+
+	c.preempt = 1;
+	c.min_residency_ms = 640000;
+	p = policy_new(&c, box_models, 3, 0);
+	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
+	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
+	policy_done(p, 26500, 1, 20000);
+	policy_arrive(p, 626000, 2, DEEPSEEK, NORMAL, 626000);
+	policy_arrive(p, other_from, 3, DEEPSEEK, NORMAL, other_from);
+	for (int i = 0; i < 70; i++)
+		policy_arrive(p, other_from + 1000, (uint64_t)(10 + i), QWEN,
+		    NORMAL, other_from + 1000);
+	policy_arrive(
+	    p, other_from + 1000, 4, DEEPSEEK, NORMAL, other_from + 1000);
+	policy_arrive(
+	    p, other_from + 1000, 5, DEEPSEEK, NORMAL, other_from + 1000);
+	actions(p);
+	cr_assert_str_eq(on_done(p, 646000, 2, 20000), "dispatch 4@0");
+	return p;
+}
+
+Test(policy, a_run_is_stopped_only_where_the_drain_left_takes_no_run)
+{
+	/* Run 3 has 3.5 s left, run 4 19.5 s after 0.5 s: stopped, the free
+	 * slot idles 3.5 s, too little for deepseek's 5 to run in. */
+	struct policy *p = both_slots_busy_at_a_batch_switch(630000);
+	struct policy_view v;
+
+	policy_tick(p, 646500);
+	cr_assert_str_eq(actions(p), "preempt 4@0");
+	policy_view(p, 646500, &v);
+	cr_assert_eq(v.next_switch_why, SWITCH_BATCH);
+	cr_assert_eq(v.busy, 1);
+	cr_assert_str_eq(on_done(p, 650000, 3, 20000), "unload 0");
+	policy_free(p);
+	/* Run 3 has 11 s left: the slot run 4 would free would take
+	 * deepseek's 4 or 5 again, to end later than 4 would have. */
+	p = both_slots_busy_at_a_batch_switch(637500);
+	policy_tick(p, 646500);
+	cr_assert_str_eq(actions(p), "");
+	policy_view(p, 646500, &v);
+	cr_assert_eq(v.next_switch_why, SWITCH_BATCH);
+	cr_assert_eq(v.busy, 2);
+	policy_free(p);
+}
+
 Test(policy,
     a_load_above_capacity_lets_an_idle_slot_switch_before_overload_is_judged)
 {

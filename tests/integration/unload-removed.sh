@@ -44,7 +44,7 @@ check "a tier's model the backend lacks is said missing at start" \
 	wait_log "ghost-model is not in /api/tags: what waits for it falls back"
 # That first reading listed llama3.2:3b; no agent runs on its tier.
 check "the backend deletes a model never loaded" \
-	has "$(http DELETE "$URL_emu/api/delete" '{"model":"llama3.2:3b"}')" '200'
+	eq "$(http DELETE "$URL_emu/api/delete" '{"model":"llama3.2:3b"}')" '200 '
 run_scribe "the queue" >/dev/null
 check "a run loads the model and is answered" \
 	wait_log "scribe: run 1: tinyllama answered"
@@ -64,7 +64,10 @@ check "the emulator still holds the runner, as Ollama does" \
 # 10 s at a time: 40 s at most.
 reread() {
 	local line="llama3.2:3b is not in /api/tags: what waits for it falls back"
-	wait_log "$line" || wait_log "$line" || wait_log "$line" || wait_log "$line"
+	for _ in 1 2 3 4; do
+		wait_log "$line" && return 0
+	done
+	return 1
 }
 check "the next reading says the model deleted while unloaded is missing" reread
 # A reading goes through the models in the order of their tiers: what
