@@ -1458,6 +1458,7 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	r.queued = v.waiting;
 	r.loads = v.loads;
 	r.unloads = v.unloads;
+	r.preempted = v.preempted;
 	if (v.next_switch >= 0) {
 		snprintf(r.next_switch, sizeof(r.next_switch), "%s",
 		    v.models[v.next_switch].name);

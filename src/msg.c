@@ -820,7 +820,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 19);
+	msg_begin(w, MSG_REPORT, 20);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -839,6 +839,7 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 		put_str_item(w, m->outside[i]);
 	msg_put_int(w, "loads", m->loads);
 	msg_put_int(w, "unloads", m->unloads);
+	msg_put_int(w, "preempted", m->preempted);
 	msg_put_str(w, "next_switch", m->next_switch);
 	msg_put_str(w, "next_switch_why", m->next_switch_why);
 	msg_put_double(w, "offered_load", m->offered_load);
@@ -938,6 +939,7 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = get_array(r, "outside", &outside, MSG_RESIDENT_MAX, 0)) ||
 	    (e = msg_get_int(r, "loads", &m->loads, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(r, "unloads", &m->unloads, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_int(r, "preempted", &m->preempted, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_str(r, "next_switch", m->next_switch,
 	         sizeof(m->next_switch), 0)) ||
 	    (e = msg_get_str(r, "next_switch_why", m->next_switch_why,

@@ -216,6 +216,7 @@ struct msg_report {
 	char outside[MSG_RESIDENT_MAX][CONFIG_MODEL_MAX];
 	/* broker: its plan, model by model */
 	int64_t loads, unloads;
+	int64_t preempted;                  /* runs stopped for a switch */
 	char next_switch[CONFIG_MODEL_MAX]; /* "" when none is under way */
 	/* The rule that decided it: "idle", "turn", "aging" or "batching";
 	 * "" with next_switch. */

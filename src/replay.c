@@ -686,6 +686,12 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 	out->stuck_at = stuck ? r.now : -1;
 	out->loads = (int64_t)r.sched.stats.loads;
 	out->evictions = (int64_t)r.sched.stats.evictions;
+	if (arm == REPLAY_OLLAMAX) {
+		struct policy_view v;
+
+		policy_view(r.policy, policy_ms(&r, r.now), &v);
+		out->preempted = v.preempted;
+	}
 	policy_free(r.policy);
 	esched_destroy(&r.sched);
 	free(r.reqs);

@@ -921,6 +921,7 @@ sample_broker_report(void)
 	    .noutside = 1,
 	    .loads = 8,
 	    .unloads = 7,
+	    .preempted = 2,
 	    .offered_load = 1.25,
 	    .overloaded = 1,
 	    .nmodels = 1,
@@ -964,6 +965,7 @@ Test(msg, a_broker_report_survives_a_round_trip_with_its_plan)
 	cr_assert_str_eq(out.outside[0], "llama3.2:3b");
 	cr_assert_eq(out.loads, 8);
 	cr_assert_eq(out.unloads, 7);
+	cr_assert_eq(out.preempted, 2);
 	cr_assert_str_eq(out.next_switch, "deepseek-r1:8b");
 	cr_assert_str_eq(out.next_switch_why, "turn");
 	cr_assert_float_eq(out.offered_load, 1.25, 1e-12);

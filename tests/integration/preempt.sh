@@ -78,6 +78,19 @@ check "one agent is killed as its run has only begun" \
 check "the broker stops the other run for the switch" \
 	wait_log "thinker: run on deepseek-r1:8b stopped after [0-9.]* s for a switch: it runs again on the model's next turn"
 check "the backend's stream of it closes at once" streams_open 0
+stopped_runs() {
+	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
+print(json.load(sys.stdin)["preempted"])'
+}
+counted() {
+	for _ in $(seq 1 100); do
+		[ "$(stopped_runs)" = 1 ] && return 0
+		sleep 0.05
+	done
+	echo "      preempted: $(stopped_runs)"
+	return 1
+}
+check "queue counts the run stopped" counted
 check "the coding requests are answered" \
 	wait_log "coder4: run 1: qwen2.5-coder:7b answered"
 check "the stopped run is answered on deepseek's next turn" answered thinker
@@ -100,6 +113,7 @@ check "both reasoning runs stream again" streams_open 2
 check "one agent is killed" "$CTL" -c "$TMP/ollamax.conf" kill quitter
 check "the other run is answered where it ran" answered thinker
 check "and was never stopped" sh -c "! grep -q 'stopped after' '$TMP/sup.log'"
+check "queue counts no run stopped" test "$(stopped_runs)" = 0
 check "the coding requests are answered after it" \
 	wait_log "coder4: run 1: qwen2.5-coder:7b answered"
 check "the second supervisor stops cleanly" stopped
