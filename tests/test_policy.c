@@ -1235,6 +1235,34 @@ Test(policy,
 	policy_free(p);
 }
 
+Test(policy, a_pin_another_client_unloaded_comes_back_before_the_smaller_pins)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008, .pin = 1},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 2, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 0");
+	cr_assert_str_eq(on_loaded(p, 6000, 0), "load 1");
+	cr_assert_str_eq(on_loaded(p, 7500, 1), "");
+	/* Unloaded by another client, qwen2.5-coder:7b fits beside the
+	 * other pin no more (3008 MiB against 80% of 3371): tinyllama makes
+	 * way, and comes back right after it. */
+	policy_seen(p, 10000, 0, 0, 0);
+	policy_tick(p, 10000);
+	cr_assert_str_eq(actions(p), "unload 1");
+	policy_view(p, 10000, &v);
+	cr_assert_eq(v.next_switch, 0);
+	cr_assert_eq(v.next_switch_why, SWITCH_PIN);
+	cr_assert_str_eq(on_unloaded(p, 10300, 1), "load 0");
+	cr_assert_str_eq(on_loaded(p, 16500, 0), "load 1");
+	cr_assert_str_eq(on_loaded(p, 18000, 1), "");
+	policy_free(p);
+}
+
 Test(policy, pins_and_preloads_load_largest_first)
 {
 	struct policy_config c = box_config();
@@ -1809,9 +1837,10 @@ carry_out(struct sim *s, int64_t now)
 			        fits_by(s, s->true_mb, k, s->loaded),
 			    "load of %d, size known, overfills the memory", k);
 			/* Pins make way only for a model larger than they,
-			 * that does not fit after them; it loads first, then
-			 * they come back, before anything else loads. */
-			if (s->pins_out && !s->m[k].pin) {
+			 * that does not fit after them (a pin, too, that
+			 * another client unloaded); it loads first, then they
+			 * come back, before anything else loads. */
+			if (s->pins_out && !(s->pins_out & (1 << k))) {
 				int with_pins[3];
 
 				cr_assert(s->made_way == -1 && k == s->way_for,
@@ -1885,9 +1914,15 @@ carry_out(struct sim *s, int64_t now)
 				    "for had come",
 				    k);
 				policy_view(s->p, now, &v);
+				/* Or for a larger pin coming back, which fits
+				 * only before the smaller (Ollama's rule). */
 				cr_assert(v.next_switch >= 0 &&
-				        !s->m[v.next_switch].pin,
-				    "pin %d unloaded, but not for a model", k);
+				        v.next_switch != k &&
+				        (!s->m[v.next_switch].pin ||
+				            v.next_switch_why == SWITCH_PIN),
+				    "pin %d unloaded, but not for a model or a pin "
+				    "coming back",
+				    k);
 				s->way_for = v.next_switch;
 				s->pins_out |= 1 << k;
 				pins_away++;
@@ -2106,12 +2141,17 @@ run_sequence(uint64_t seed)
 			if (s.r[i].state == 2 && s.r[i].done < t)
 				t = s.r[i].done;
 		}
+		/* A load or unload under way ends before the sequence does:
+		 * after the last request, pins may make way for a pin that
+		 * another client unloaded, and come back after it. */
+		for (int k = 0; k < 3; k++)
+			if (s.loaded[k] == 1 || s.loaded[k] == 3) {
+				all_done = 0;
+				if (s.io_end[k] < t)
+					t = s.io_end[k];
+			}
 		if (all_done && next == s.n)
 			break;
-		for (int k = 0; k < 3; k++)
-			if ((s.loaded[k] == 1 || s.loaded[k] == 3) &&
-			    s.io_end[k] < t)
-				t = s.io_end[k];
 		if (policy_wakeup(s.p, now) >= 0 && policy_wakeup(s.p, now) < t)
 			t = policy_wakeup(s.p, now);
 		if (s.foreign_gone_at >= 0 && s.foreign_gone_at < t)
@@ -2186,8 +2226,14 @@ run_sequence(uint64_t seed)
 		cr_assert(s.r[i].state >= 3,
 		    "seed %llu: request %d never served (state %d)",
 		    (unsigned long long)seed, i, s.r[i].state);
-	cr_assert_eq(s.pins_out, 0, "seed %llu: pins %d never came back",
-	    (unsigned long long)seed, s.pins_out);
+	/* Pins that made way come back, but for those that made way for a
+	 * pin which proved larger once loaded: they fit beside it no more,
+	 * and the larger stays, as it would at start, when the pins fit
+	 * together in no order. */
+	s.foreign_mb = 0; /* it would make way for a pin */
+	cr_assert(s.pins_out == 0 || !fits_with_pins(&s, -1),
+	    "seed %llu: pins %d never came back", (unsigned long long)seed,
+	    s.pins_out);
 	{
 		struct policy_view v;
 
