@@ -901,6 +901,17 @@ preempt_for_switch(struct policy *p, int64_t now)
 	}
 }
 
+/* Asked once until they are gone or the switch is over: the broker
+ * unloads every one it lists at the ask, and tries again on its own. */
+static void
+foreign_out(struct policy *p)
+{
+	if (!p->foreign_leaving) {
+		p->foreign_leaving = 1;
+		emit(p, ACT_UNLOAD, 0, -1);
+	}
+}
+
 /*
  * Sets off a switch to k: the models in `leaving` drain, then unload one
  * at a time, and k loads.
@@ -912,10 +923,8 @@ start_switch(struct policy *p, int k, uint32_t leaving, enum switch_reason why,
 	p->switch_to = k;
 	p->switch_why = why;
 	p->switch_of_pins = (leaving & pins(p)) != 0 || p->m[k].pin;
-	if ((leaving & FOREIGN) && !p->foreign_leaving) {
-		p->foreign_leaving = 1;
-		emit(p, ACT_UNLOAD, 0, -1);
-	}
+	if (leaving & FOREIGN)
+		foreign_out(p);
 	for (int i = 0; i < p->n; i++)
 		if (leaving & (1u << i))
 			p->m[i].state = MODEL_DRAINING;
@@ -982,9 +991,18 @@ plan_residency(struct policy *p, int64_t now)
 			start_load(p, first, now);
 			return;
 		}
-		/* What was loaded outside the plan is on its way out. */
-		if (p->foreign_leaving && fits(p, k, FOREIGN))
+		/*
+		 * Another client's models keep k out, already on their way
+		 * out or loaded into the room the switch made while it
+		 * drained: their room is asked back, and the switch goes on.
+		 * Given up, it would have the pins that made way for k come
+		 * back before it, only to make way again, and let a model
+		 * that fits beside them in ahead of k.
+		 */
+		if (p->foreign_count > 0 && fits(p, k, FOREIGN)) {
+			foreign_out(p);
 			return;
+		}
 		/* Sizes learnt meanwhile: look again. */
 		end_switch(p);
 	}

@@ -1235,6 +1235,51 @@ Test(policy,
 	policy_free(p);
 }
 
+Test(policy,
+    a_pin_waits_for_the_model_it_made_way_for_while_another_clients_model_leaves_its_room)
+{
+	struct policy_config c = box_config();
+	struct policy_model_conf m[] = {
+	    {.name = "qwen2.5-coder:7b", .need_mb = 3008},
+	    {.name = "nomic-embed-text", .need_mb = 300},
+	    {.name = "tinyllama", .need_mb = 725, .pin = 1},
+	};
+	struct policy *p = policy_new(&c, m, 3, 0);
+	struct policy_view v;
+
+	cr_assert_str_eq(actions(p), "load 2");
+	cr_assert_str_eq(on_loaded(p, 1500, 2), "");
+	cr_assert_str_eq(on_arrive(p, 2000, 1, 1, NORMAL, 2000), "load 1");
+	cr_assert_str_eq(on_loaded(p, 2600, 1), "dispatch 1@1");
+	/* After min_residency, with a slot free: qwen2.5-coder:7b fits
+	 * beside neither the pin (3008 MiB against 80% of 3371) nor the pin
+	 * after it beside nomic-embed-text (725 against 80% of 788). Both
+	 * make way; the pin goes first, nomic-embed-text drains. */
+	cr_assert_str_eq(on_arrive(p, 40000, 2, 0, NORMAL, 40000), "unload 2");
+	cr_assert_str_eq(on_unloaded(p, 40300, 2), "");
+	/* Meanwhile another client loads 1000 MiB of its own into the room
+	 * the pin left: qwen2.5-coder:7b no longer fits (3008 against 80% of
+	 * 3096), the pin would. */
+	policy_foreign(p, 41000, 1000, 1, NULL);
+	policy_tick(p, 41000);
+	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_done(p, 45000, 1, 42400), "unload 1");
+	/* Its room is asked back, and the switch goes on: the pin does not
+	 * come back before the model it made way for. */
+	cr_assert_str_eq(on_unloaded(p, 45300, 1), "unload -1");
+	policy_view(p, 45300, &v);
+	cr_assert_eq(v.next_switch, 0);
+	cr_assert_eq(v.foreign_leaving, 1);
+	policy_tick(p, 46000);
+	cr_assert_str_eq(actions(p), "");
+	policy_foreign(p, 46000, 0, 0, NULL);
+	policy_tick(p, 46000);
+	cr_assert_str_eq(actions(p), "load 0");
+	cr_assert_str_eq(on_loaded(p, 52200, 0), "dispatch 2@0, load 2");
+	cr_assert_str_eq(on_loaded(p, 53700, 2), "");
+	policy_free(p);
+}
+
 Test(policy, a_pin_another_client_unloaded_comes_back_before_the_smaller_pins)
 {
 	struct policy_config c = box_config();
