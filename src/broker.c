@@ -354,25 +354,6 @@ job_done(void *arg, struct ollama_result *res)
 	apply(b);
 }
 
-/*
- * The policy stopped the job's run for a switch and keeps it waiting: the
- * backend's request goes (Ollama frees its slot as the connection
- * closes), and the run's time is not counted as its service.
- */
-static void
-job_preempt(struct job *j)
-{
-	if (!j->running)
-		return;
-	ollama_cancel(j->b->backend, j);
-	log_info("%s: run on %s stopped after %.1f s for a switch: it runs "
-	         "again on the model's next turn",
-	    j->req.agent, j->b->models[j->model].name,
-	    (double)(msg_clock_ms() - j->started_ms) / 1000);
-	j->running = 0;
-	j->started_ms = 0;
-}
-
 static void
 dispatch(struct broker *b, uint64_t seq)
 {
@@ -1053,10 +1034,6 @@ apply(struct broker *b)
 			if ((j = job_by_seq(b, a.id)) != NULL)
 				job_fall_back(j, returned_why(b, a.model));
 			break;
-		case ACT_PREEMPT:
-			if ((j = job_by_seq(b, a.id)) != NULL)
-				job_preempt(j);
-			break;
 		}
 	}
 	now = msg_clock_ms();
@@ -1458,7 +1435,6 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	r.queued = v.waiting;
 	r.loads = v.loads;
 	r.unloads = v.unloads;
-	r.preempted = v.preempted;
 	if (v.next_switch >= 0) {
 		snprintf(r.next_switch, sizeof(r.next_switch), "%s",
 		    v.models[v.next_switch].name);

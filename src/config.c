@@ -476,8 +476,6 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "idle_unload") == 0)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->idle_unload_ms, d, path, it);
-		else if (strcmp(k, "preempt") == 0)
-			ini_get_bool(v, &c->preempt, d, path, it->line, k);
 		else
 			unknown_key(p, it);
 	} else if (strcmp(s, "backend") == 0) {
@@ -597,7 +595,6 @@ config_policy(const struct config *c, struct policy_config *pc)
 	    .max_loaded = (int)c->max_loaded,
 	    .min_residency_ms = c->min_residency_ms,
 	    .idle_unload_ms = c->idle_unload_ms,
-	    .preempt = c->preempt,
 	};
 	memcpy(pc->max_wait_ms, c->max_wait_ms, sizeof(pc->max_wait_ms));
 }
@@ -663,7 +660,6 @@ config_load(struct config *c, const char *path, struct diag *d)
 	c->max_wait_ms[PRIO_LOW] = 15 * 60 * 1000;
 	c->min_residency_ms = 30 * 1000;
 	c->idle_unload_ms = 30 * 60 * 1000;
-	c->preempt = 1;
 	snprintf(
 	    c->backend_url, sizeof(c->backend_url), "http://127.0.0.1:11434");
 	c->connect_timeout_ms = 5000;

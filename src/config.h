@@ -78,7 +78,6 @@ struct config {
 	int64_t max_wait_ms[3]; /* by enum msg_priority: low, normal, high */
 	int64_t min_residency_ms;
 	int64_t idle_unload_ms; /* 0 = never */
-	int preempt;            /* a switch may stop a run just begun */
 
 	/* [backend] */
 	char backend_url[256];

@@ -820,7 +820,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 20);
+	msg_begin(w, MSG_REPORT, 19);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -839,7 +839,6 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 		put_str_item(w, m->outside[i]);
 	msg_put_int(w, "loads", m->loads);
 	msg_put_int(w, "unloads", m->unloads);
-	msg_put_int(w, "preempted", m->preempted);
 	msg_put_str(w, "next_switch", m->next_switch);
 	msg_put_str(w, "next_switch_why", m->next_switch_why);
 	msg_put_double(w, "offered_load", m->offered_load);
@@ -939,7 +938,6 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = get_array(r, "outside", &outside, MSG_RESIDENT_MAX, 0)) ||
 	    (e = msg_get_int(r, "loads", &m->loads, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_int(r, "unloads", &m->unloads, 0, INT64_MAX, 0)) ||
-	    (e = msg_get_int(r, "preempted", &m->preempted, 0, INT64_MAX, 0)) ||
 	    (e = msg_get_str(r, "next_switch", m->next_switch,
 	         sizeof(m->next_switch), 0)) ||
 	    (e = msg_get_str(r, "next_switch_why", m->next_switch_why,
@@ -990,7 +988,7 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 		msg_put_uint(w, "pages", m->pages);
 		return;
 	}
-	msg_begin(w, MSG_SETUP, 16);
+	msg_begin(w, MSG_SETUP, 15);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "parallel", c->parallel);
 	msg_put_int(w, "vram_mb", c->vram_mb);
@@ -1000,7 +998,6 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 	msg_put_int(w, "max_wait_high_ms", c->max_wait_ms[PRIO_HIGH]);
 	msg_put_int(w, "min_residency_ms", c->min_residency_ms);
 	msg_put_int(w, "idle_unload_ms", c->idle_unload_ms);
-	msg_put_bool(w, "preempt", c->preempt);
 	msg_put_str(w, "backend_url", c->backend_url);
 	msg_put_int(w, "connect_timeout_ms", c->connect_timeout_ms);
 	msg_put_int(w, "first_byte_timeout_ms", c->first_byte_timeout_ms);
@@ -1090,7 +1087,6 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 	         CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "idle_unload_ms", &c->idle_unload_ms, 0,
 	         CONFIG_WAIT_MAX_MS, 1)) ||
-	    (e = msg_get_bool(r, "preempt", &c->preempt, 1)) ||
 	    (e = msg_get_int(r, "vram_mb", &vram_mb, CONFIG_VRAM_MIN_MB,
 	         CONFIG_MB_MAX, 1)) ||
 	    (e = msg_get_str(r, "backend_url", c->backend_url,

@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 10
+#define MSG_VERSION 9
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which
@@ -216,7 +216,6 @@ struct msg_report {
 	char outside[MSG_RESIDENT_MAX][CONFIG_MODEL_MAX];
 	/* broker: its plan, model by model */
 	int64_t loads, unloads;
-	int64_t preempted;                  /* runs stopped for a switch */
 	char next_switch[CONFIG_MODEL_MAX]; /* "" when none is under way */
 	/* The rule that decided it: "idle", "turn", "aging" or "batching";
 	 * "" with next_switch. */

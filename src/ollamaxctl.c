@@ -173,14 +173,12 @@ print_queue(const char *body)
 	if (next != NULL && why != NULL)
 		snprintf(reason, sizeof(reason), " (%s)", why);
 	printf("slots: %lld of %lld busy; %lld waiting; %lld loads, %lld "
-	       "unloads, %lld runs stopped for switches so far; next switch: "
-	       "%s%s\n",
+	       "unloads so far; next switch: %s%s\n",
 	    (long long)json_integer_value(json_object_get(j, "busy")),
 	    (long long)json_integer_value(json_object_get(j, "slots")),
 	    (long long)json_integer_value(json_object_get(j, "waiting")),
 	    (long long)json_integer_value(json_object_get(j, "loads")),
 	    (long long)json_integer_value(json_object_get(j, "unloads")),
-	    (long long)json_integer_value(json_object_get(j, "preempted")),
 	    next ? next : "none", reason);
 	printf("offered load: %.2f%s\n\n",
 	    json_number_value(json_object_get(j, "offered_load")),

@@ -40,22 +40,6 @@
 /* ... while the offered load reads at least this: switches take up to a
  * tenth of the slots. */
 #define SATURATED_LOAD 0.9
-/*
- * From this offered load on, a switch may stop a run just begun (see
- * preempt_for_switch): the slot time a drain leaves idle is then work the
- * slots cannot make up, and the model comes back for what keeps coming.
- * Below it the slots have time to spare, and the run's agent would wait a
- * whole turn for nothing; an overload whose arrivals have thinned (its
- * backlog draining) may bring the model back for that run alone, at the
- * cost of two loads. Replayed over 50 seeds: median utilization under
- * overload 0.9539 against 0.9504 without, mean 0.9510 against 0.9474; the
- * steady scenario's tiers below direct's on 35, 43 and 41 seeds against
- * 36, 43 and 42; from any load, 25, 44 and 45.
- */
-#define PREEMPT_LOAD 0.85
-/* A run is stopped when the other slots would idle this many times as
- * long as it has run: its work is done again, and its agent waits. */
-#define PREEMPT_GAIN 2.0
 /* Service and load estimates follow what is measured, smoothed. */
 #define EWMA 0.3
 
@@ -65,7 +49,6 @@ struct preq {
 	int prio;
 	int64_t arrived;
 	int64_t started;
-	int preempted; /* its agent is not made to wait a second turn */
 };
 
 struct pmodel {
@@ -121,7 +104,7 @@ struct policy {
 	int64_t foreign_mb;
 	int foreign_count, foreign_leaving;
 	int64_t started;
-	int64_t loads, unloads, preempted;
+	int64_t loads, unloads;
 };
 
 static const char *const reason_names[] = {
@@ -836,71 +819,6 @@ next_to_preload(const struct policy *p)
 	return k;
 }
 
-static int dispatchable(const struct policy *p, int model, double left);
-
-/* What request r's run has left by the estimates, at least 0. */
-static double
-run_left(const struct policy *p, const struct preq *r, int64_t now)
-{
-	return fmax(0, p->m[r->model].service_ms - (double)(now - r->started));
-}
-
-/*
- * A drain lasts as long as the run of a leaving model that ends last, and
- * the other slots idle meanwhile: nothing else fits beside what is
- * leaving. Near capacity, that run is stopped when it has run less than
- * a PREEMPT_GAIN-th of the slot time it would leave idle; it waits again
- * with its first arrival, and runs afresh on the model's next turn. Then
- * the next one that ends last, and so on.
- */
-static void
-preempt_for_switch(struct policy *p, int64_t now)
-{
-	if (!p->c.preempt || offered_load(p, now) < PREEMPT_LOAD)
-		return;
-	for (;;) {
-		size_t last = p->nrunning;
-		double left = -1, idle, rest = 0;
-		struct preq r;
-
-		for (size_t i = 0; i < p->nrunning; i++) {
-			const struct preq *q = &p->running[i];
-
-			if (p->m[q->model].state == MODEL_DRAINING &&
-			    !q->preempted && run_left(p, q, now) > left) {
-				left = run_left(p, q, now);
-				last = i;
-			}
-		}
-		if (last == p->nrunning)
-			return;
-		/* Free slots idle all of it; busy ones from their end. */
-		idle = (double)(p->c.parallel - (int)p->nrunning) * left;
-		for (size_t i = 0; i < p->nrunning; i++)
-			if (i != last) {
-				idle += left - run_left(p, &p->running[i], now);
-				rest = fmax(
-				    rest, run_left(p, &p->running[i], now));
-			}
-		/* A slot it frees would take a run in the drain left by the
-		 * others (see dispatchable): one that ends later still. */
-		for (int i = 0; i < p->n; i++)
-			if (p->m[i].state == MODEL_DRAINING &&
-			    dispatchable(p, i, rest))
-				return;
-		if ((double)(now - p->running[last].started) * PREEMPT_GAIN >=
-		    idle)
-			return;
-		r = take(p->running, &p->nrunning, last);
-		r.preempted = 1;
-		p->m[r.model].in_flight--;
-		p->m[r.model].waiting++;
-		p->preempted++;
-		push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
-		emit(p, ACT_PREEMPT, r.id, r.model);
-	}
-}
-
 /* Asked once until they are gone or the switch is over: the broker
  * unloads every one it lists at the ask, and tries again on its own. */
 static void
@@ -928,7 +846,6 @@ start_switch(struct policy *p, int k, uint32_t leaving, enum switch_reason why,
 	for (int i = 0; i < p->n; i++)
 		if (leaving & (1u << i))
 			p->m[i].state = MODEL_DRAINING;
-	preempt_for_switch(p, now);
 	for (int i = 0; i < p->n; i++)
 		if (p->m[i].state == MODEL_DRAINING && p->m[i].in_flight == 0) {
 			start_unload(p, i, now);
@@ -1554,7 +1471,6 @@ policy_view(const struct policy *p, int64_t now, struct policy_view *v)
 	v->waiting = (int)p->nwaiting;
 	v->loads = p->loads;
 	v->unloads = p->unloads;
-	v->preempted = p->preempted;
 	v->nmodels = p->n;
 	v->next_switch = p->switch_to;
 	v->offered_load = offered_load(p, now);

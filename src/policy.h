@@ -15,11 +15,7 @@
  *   will not unload). A model is only fed while resident; one to be
  *   evicted drains (a slot it frees takes one of its runs only if the
  *   slot would idle longer than the run outlasts the drain), and is
- *   unloaded explicitly before the next is loaded. Near capacity (see
- *   policy_config.preempt), a run of its that has only begun is stopped
- *   and waits again for the model's next turn, when the other slots
- *   would idle at least twice as long for it to end as it has run; a
- *   run stopped once is not stopped again. One load or
+ *   unloaded explicitly before the next is loaded. One load or
  *   unload at a time, as Ollama does. A model that fits beside the pinned
  *   ones in no order hands its requests back.
  * - Switches: a model that does not fit comes in when the models it
@@ -77,7 +73,6 @@ struct policy_config {
 	int64_t max_wait_ms[POLICY_PRIOS]; /* by priority */
 	int64_t min_residency_ms;
 	int64_t idle_unload_ms;   /* 0: never */
-	int preempt;              /* a switch may stop a run just begun */
 	double load_mb_per_s;     /* until a load is timed */
 	int64_t service_guess_ms; /* until a request is timed */
 	/* Plan nothing until policy_foreign tells what the backend holds
@@ -118,8 +113,6 @@ enum policy_act {
 	ACT_UNLOAD,   /* unload model (empty prompt, keep_alive 0); model -1:
 	                 those loaded outside the plan (policy_foreign) */
 	ACT_RETURN,   /* request id cannot be served by model: missing */
-	ACT_PREEMPT,  /* stop request id's run: it waits again (the policy
-	                 keeps it), and is dispatched afresh */
 };
 
 struct policy_action {
@@ -212,7 +205,6 @@ struct policy_model_view {
 struct policy_view {
 	int slots, busy, waiting;
 	int64_t loads, unloads;
-	int64_t preempted; /* runs stopped for a switch, so far */
 	int nmodels;
 	struct policy_model_view models[POLICY_MODELS_MAX];
 	int next_switch; /* the model a switch is under way to, or -1 */

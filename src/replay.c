@@ -273,18 +273,6 @@ policy_actions(struct replay *r)
 			r->unloaded_at[a.model] = r->now +
 			    BROKER_UNLOAD_POLL_MS / 1000.0 * r->w->speed;
 			break;
-		case ACT_PREEMPT:
-			/* As the broker does: the emulator hears the
-			 * connection close, and the run's slot is free. */
-			for (int i = 0; i < r->nrunning; i++)
-				if (r->running[i] == (int)a.id) {
-					r->running[i] =
-					    r->running[--r->nrunning];
-					break;
-				}
-			esched_finish(&r->sched, &r->reqs[a.id], ns(r->now));
-			sched_actions(r);
-			break;
 		case ACT_RETURN:
 			/* As the broker does: down the tier chain, the
 			 * request keeping its first arrival; at its end, it
@@ -686,12 +674,6 @@ replay(struct run *w, const struct config *conf, const struct emu_catalog *cat,
 	out->stuck_at = stuck ? r.now : -1;
 	out->loads = (int64_t)r.sched.stats.loads;
 	out->evictions = (int64_t)r.sched.stats.evictions;
-	if (arm == REPLAY_OLLAMAX) {
-		struct policy_view v;
-
-		policy_view(r.policy, policy_ms(&r, r.now), &v);
-		out->preempted = v.preempted;
-	}
 	policy_free(r.policy);
 	esched_destroy(&r.sched);
 	free(r.reqs);

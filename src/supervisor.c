@@ -1588,11 +1588,10 @@ queue_json(struct supervisor *s)
 		        (json_int_t)m->oldest_wait_ms, "loads",
 		        (json_int_t)m->loads, "pinned", m->pin));
 	}
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,s:o}",
-	    "slots", (json_int_t)s->conf.parallel, "busy", (json_int_t)r->busy,
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,s:o}", "slots",
+	    (json_int_t)s->conf.parallel, "busy", (json_int_t)r->busy,
 	    "waiting", (json_int_t)r->queued, "loads", (json_int_t)r->loads,
-	    "unloads", (json_int_t)r->unloads, "preempted",
-	    (json_int_t)r->preempted, "next_switch",
+	    "unloads", (json_int_t)r->unloads, "next_switch",
 	    r->next_switch[0] ? r->next_switch : NULL, "next_switch_why",
 	    r->next_switch_why[0] ? r->next_switch_why : NULL, "offered_load",
 	    r->offered_load, "overloaded", r->overloaded, "models", models);

@@ -1131,9 +1131,6 @@ main(int argc, char **argv)
 		json_object_set_new(out, "loads", json_integer(counts.loads));
 		json_object_set_new(
 		    out, "evictions", json_integer(counts.evictions));
-		if (strcmp(replayed, "ollamax") == 0)
-			json_object_set_new(
-			    out, "preempted", json_integer(counts.preempted));
 	}
 	if (best.nphases > 0) {
 		char text[4096];

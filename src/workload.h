@@ -80,7 +80,6 @@ double slot_utilization(const struct run *w, double from);
 /* What the backend did in a replayed arm, as /emu/stats would say. */
 struct replay_counts {
 	int64_t loads, evictions;
-	int64_t preempted; /* runs the policy stopped for a switch */
 	double stuck_at; /* sim s, when the arm could not go on */
 };
 

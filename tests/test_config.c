@@ -84,7 +84,6 @@ Test(config, the_shipped_configuration_is_the_reference_box)
 	cr_assert_str_eq(config_tier(&c, "coding")->model, "qwen2.5-coder:7b");
 	cr_assert_str_eq(config_tier(&c, "light")->model, "tinyllama");
 	cr_assert_eq(config_model(&c, "deepseek-r1:8b")->num_ctx, 2048);
-	cr_assert_eq(c.preempt, 1);
 	cr_assert_str_eq(c.agents_dir, "../agents");
 	config_free(&c);
 	diag_free(&d);
@@ -589,7 +588,6 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	    "max_wait_low = 20m\n"
 	    "min_residency = 45s\n"
 	    "idle_unload = 0s\n"
-	    "preempt = no\n"
 	    "[tier.light]\n"
 	    "model = tinyllama\n"
 	    "[model.tinyllama]\n"
@@ -605,7 +603,6 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	cr_assert_eq(c.max_wait_ms[PRIO_LOW], 1200000);
 	cr_assert_eq(c.min_residency_ms, 45000);
 	cr_assert_eq(c.idle_unload_ms, 0);
-	cr_assert_eq(c.preempt, 0);
 	cr_assert_eq(config_model(&c, "tinyllama")->kv_mb, 88);
 	cr_assert_eq(config_model(&c, "tinyllama")->pin, 1);
 	cr_assert_eq(config_model(&c, "tinyllama")->preload, 0);
@@ -619,17 +616,14 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	    "[broker]\n"
 	    "max_loaded = 0\n"
 	    "max_wait_high = soon\n"
-	    "preempt = sometimes\n"
 	    "[tier.light]\n"
 	    "model = tinyllama\n"
 	    "[model.tinyllama]\n"
 	    "pin = maybe\n");
-	cr_assert_eq(config_load(&c, path, &d), 4);
+	cr_assert_eq(config_load(&c, path, &d), 3);
 	expect(&d, "bad-policy.conf", 2, "max_loaded: 0 is out of range");
 	expect(&d, "bad-policy.conf", 3, "max_wait_high:");
-	expect(&d, "bad-policy.conf", 4,
-	    "preempt: \"sometimes\" is not yes or no");
-	expect(&d, "bad-policy.conf", 8, "pin: \"maybe\" is not yes or no");
+	expect(&d, "bad-policy.conf", 7, "pin: \"maybe\" is not yes or no");
 	config_free(&c);
 	diag_free(&d);
 }
@@ -648,8 +642,6 @@ Test(config, a_yes_or_no_is_written_so)
 	cr_assert_eq(config_load(&c, path, &d), 2);
 	expect(&d, "bools.conf", 4, "pin: \"true\" is not yes or no");
 	expect(&d, "bools.conf", 5, "preload: \"1\" is not yes or no");
-	/* Unsaid, a switch may stop a run just begun. */
-	cr_assert_eq(c.preempt, 1);
 	config_free(&c);
 	diag_free(&d);
 }

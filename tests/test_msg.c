@@ -542,7 +542,6 @@ sample_broker_config(void)
 	    .max_wait_ms = {900000, 300000, 120000},
 	    .min_residency_ms = 30000,
 	    .idle_unload_ms = 0,
-	    .preempt = 1,
 	    .connect_timeout_ms = 5000,
 	    .first_byte_timeout_ms = 300000,
 	    .stall_timeout_ms = 60000,
@@ -588,7 +587,6 @@ Test(msg, a_broker_setup_carries_its_part_of_the_config)
 	cr_assert_eq(out.conf.max_wait_ms[PRIO_HIGH], 120000);
 	cr_assert_eq(out.conf.max_wait_ms[PRIO_LOW], 900000);
 	cr_assert_eq(out.conf.min_residency_ms, 30000);
-	cr_assert_eq(out.conf.preempt, 1);
 	msg_setup_free(&out);
 	msg_close(&r);
 	free(frame);
@@ -921,7 +919,6 @@ sample_broker_report(void)
 	    .noutside = 1,
 	    .loads = 8,
 	    .unloads = 7,
-	    .preempted = 2,
 	    .offered_load = 1.25,
 	    .overloaded = 1,
 	    .nmodels = 1,
@@ -965,7 +962,6 @@ Test(msg, a_broker_report_survives_a_round_trip_with_its_plan)
 	cr_assert_str_eq(out.outside[0], "llama3.2:3b");
 	cr_assert_eq(out.loads, 8);
 	cr_assert_eq(out.unloads, 7);
-	cr_assert_eq(out.preempted, 2);
 	cr_assert_str_eq(out.next_switch, "deepseek-r1:8b");
 	cr_assert_str_eq(out.next_switch_why, "turn");
 	cr_assert_float_eq(out.offered_load, 1.25, 1e-12);

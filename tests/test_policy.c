@@ -50,11 +50,9 @@ actions(struct policy *p)
 		    [ACT_LOAD] = "load",
 		    [ACT_UNLOAD] = "unload",
 		    [ACT_RETURN] = "return",
-		    [ACT_PREEMPT] = "preempt",
 		};
 
-		if (a.act == ACT_DISPATCH || a.act == ACT_RETURN ||
-		    a.act == ACT_PREEMPT)
+		if (a.act == ACT_DISPATCH || a.act == ACT_RETURN)
 			n += (size_t)snprintf(out + n, sizeof(out) - n,
 			    "%s%s %llu@%d", n ? ", " : "", names[a.act],
 			    (unsigned long long)a.id, a.model);
@@ -480,155 +478,6 @@ Test(policy, under_overload_models_that_leave_a_slot_idle_give_way)
 	cr_assert_eq(v.models[QWEN].state, MODEL_DRAINING);
 	cr_assert_eq(v.next_switch, DEEPSEEK);
 	cr_assert_eq(v.next_switch_why, SWITCH_IDLE);
-	policy_free(p);
-}
-
-/*
- * Deepseek timed (20 s a run) and resident, with preempt as given; its
- * runs 2 and 3 start at 40 s and at 60 s - `elapsed`; at 59 s, `qwen`
- * coding requests come. Run 2 ends at 60 s: nothing waits for deepseek,
- * and qwen's turn comes.
- */
-static struct policy *
-deepseek_run_begun_as_qwen_comes(int preempt, int64_t elapsed, int qwen)
-{
-	struct policy_config c = box_config();
-	struct policy *p;
-
-	c.preempt = preempt;
-	p = policy_new(&c, box_models, 3, 0);
-	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
-	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
-	policy_done(p, 26500, 1, 20000);
-	actions(p);
-	cr_assert_str_eq(
-	    on_arrive(p, 40000, 2, DEEPSEEK, NORMAL, 40000), "dispatch 2@0");
-	cr_assert_str_eq(
-	    on_arrive(p, 60000 - elapsed, 3, DEEPSEEK, NORMAL, 60000 - elapsed),
-	    "dispatch 3@0");
-	for (int i = 0; i < qwen; i++)
-		policy_arrive(
-		    p, 59000, (uint64_t)(10 + i), QWEN, NORMAL, 59000);
-	cr_assert_str_eq(actions(p), "");
-	return p;
-}
-
-Test(policy, near_capacity_a_run_just_begun_is_stopped_for_a_switch)
-{
-	/* 70 coding requests, more than the slots serve within the normal
-	 * bound: an overload. Run 3 has run 2 s and has 18 s left, which
-	 * the free slot would idle: it waits again, for deepseek's next
-	 * turn, and deepseek unloads at once. */
-	struct policy *p = deepseek_run_begun_as_qwen_comes(1, 2000, 70);
-	struct policy_view v;
-
-	cr_assert_str_eq(on_done(p, 60000, 2, 20000), "preempt 3@0, unload 0");
-	policy_view(p, 60000, &v);
-	cr_assert_eq(v.overloaded, 1);
-	cr_assert_eq(v.preempted, 1);
-	cr_assert_eq(v.busy, 0);
-	cr_assert_eq(v.models[DEEPSEEK].waiting, 1);
-	cr_assert_eq(v.models[DEEPSEEK].in_flight, 0);
-	cr_assert_str_eq(on_unloaded(p, 60500, DEEPSEEK), "load 1");
-	cr_assert_str_eq(
-	    on_loaded(p, 66000, QWEN), "dispatch 10@1, dispatch 11@1");
-	policy_free(p);
-}
-
-Test(policy, a_run_that_has_run_half_the_idle_it_would_save_ends)
-{
-	/* Run 3 has run 7 s and has 13 s left: stopping it would throw
-	 * away 7 s of work to save 13 s of idle, short of twice as much. */
-	struct policy *p = deepseek_run_begun_as_qwen_comes(1, 7000, 70);
-	struct policy_view v;
-
-	cr_assert_str_eq(on_done(p, 60000, 2, 20000), "");
-	policy_view(p, 60000, &v);
-	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
-	cr_assert_eq(v.preempted, 0);
-	cr_assert_str_eq(on_done(p, 73000, 3, 20000), "unload 0");
-	policy_free(p);
-}
-
-Test(policy, below_capacity_or_with_preempt_off_no_run_is_stopped)
-{
-	/* One coding request: the load reads under PREEMPT_LOAD, and the
-	 * slots have time to spare; run 3's agent is not made to wait a
-	 * turn for them. */
-	struct policy *p = deepseek_run_begun_as_qwen_comes(1, 2000, 1);
-	struct policy_view v;
-
-	cr_assert_str_eq(on_done(p, 60000, 2, 20000), "");
-	policy_view(p, 60000, &v);
-	cr_assert_lt(v.offered_load, 0.85, "offered load %.2f", v.offered_load);
-	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
-	cr_assert_eq(v.next_switch, QWEN);
-	cr_assert_str_eq(on_done(p, 78000, 3, 20000), "unload 0");
-	policy_free(p);
-	/* The overload, with preempt = no. */
-	p = deepseek_run_begun_as_qwen_comes(0, 2000, 70);
-	cr_assert_str_eq(on_done(p, 60000, 2, 20000), "");
-	policy_view(p, 60000, &v);
-	cr_assert_eq(v.overloaded, 1);
-	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
-	cr_assert_str_eq(on_done(p, 78000, 3, 20000), "unload 0");
-	policy_free(p);
-}
-
-/*
- * Deepseek timed (20 s a run), to stay 640 s; run 2 from 626 s, run 3 from
- * `other_from`; at other_from + 1 s, 70 coding requests, an overload, and
- * deepseek's 4 and 5. Run 2 ends at 646 s and 4 takes its slot; at 646.5 s
- * the batching rule switches to qwen with both slots busy.
- */
-static struct policy *
-both_slots_busy_at_a_batch_switch(int64_t other_from)
-{
-	struct policy_config c = box_config();
-	struct policy *p;
-
-	c.preempt = 1;
-	c.min_residency_ms = 640000;
-	p = policy_new(&c, box_models, 3, 0);
-	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
-	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
-	policy_done(p, 26500, 1, 20000);
-	policy_arrive(p, 626000, 2, DEEPSEEK, NORMAL, 626000);
-	policy_arrive(p, other_from, 3, DEEPSEEK, NORMAL, other_from);
-	for (int i = 0; i < 70; i++)
-		policy_arrive(p, other_from + 1000, (uint64_t)(10 + i), QWEN,
-		    NORMAL, other_from + 1000);
-	policy_arrive(
-	    p, other_from + 1000, 4, DEEPSEEK, NORMAL, other_from + 1000);
-	policy_arrive(
-	    p, other_from + 1000, 5, DEEPSEEK, NORMAL, other_from + 1000);
-	actions(p);
-	cr_assert_str_eq(on_done(p, 646000, 2, 20000), "dispatch 4@0");
-	return p;
-}
-
-Test(policy, a_run_is_stopped_only_where_the_drain_left_takes_no_run)
-{
-	/* Run 3 has 3.5 s left, run 4 19.5 s after 0.5 s: stopped, the free
-	 * slot idles 3.5 s, too little for deepseek's 5 to run in. */
-	struct policy *p = both_slots_busy_at_a_batch_switch(630000);
-	struct policy_view v;
-
-	policy_tick(p, 646500);
-	cr_assert_str_eq(actions(p), "preempt 4@0");
-	policy_view(p, 646500, &v);
-	cr_assert_eq(v.next_switch_why, SWITCH_BATCH);
-	cr_assert_eq(v.busy, 1);
-	cr_assert_str_eq(on_done(p, 650000, 3, 20000), "unload 0");
-	policy_free(p);
-	/* Run 3 has 11 s left: the slot run 4 would free would take
-	 * deepseek's 4 or 5 again, to end later than 4 would have. */
-	p = both_slots_busy_at_a_batch_switch(637500);
-	policy_tick(p, 646500);
-	cr_assert_str_eq(actions(p), "");
-	policy_view(p, 646500, &v);
-	cr_assert_eq(v.next_switch_why, SWITCH_BATCH);
-	cr_assert_eq(v.busy, 2);
 	policy_free(p);
 }
 
@@ -1705,7 +1554,6 @@ struct sim_req {
 	int64_t arrive, dispatched, service, done;
 	int state; /* 0 not arrived, 1 waiting, 2 running, 3 done, 4 cancelled
 	            */
-	int preempted;
 };
 
 struct sim {
@@ -1749,8 +1597,6 @@ static int pins_away, returned, pin_switches, failed_loads;
 /* Models of another client's unloaded for the plan, and models of the
  * plan's that another client unloaded, over all sequences. */
 static int foreign_unloads, unloaded_by_others;
-/* Runs stopped for a switch, over all sequences. */
-static int preempted;
 
 /* Ollama's rule, by the sizes given: would k fit beside the models loaded
  * (loaded[i] != 0)? */
@@ -1975,31 +1821,6 @@ carry_out(struct sim *s, int64_t now)
 			s->loaded[k] = 3;
 			s->io_end[k] = now + 300;
 			break;
-		case ACT_PREEMPT: {
-			struct sim_req *r = &s->r[a.id];
-			struct policy_view v;
-
-			cr_assert(
-			    s->c.preempt, "a run stopped with preempt off");
-			cr_assert_lt(a.id, (uint64_t)s->n, "unknown id");
-			cr_assert_eq(r->state, 2,
-			    "request %llu stopped in state %d",
-			    (unsigned long long)a.id, r->state);
-			cr_assert_eq(r->model, k);
-			cr_assert(!r->preempted, "request %llu stopped twice",
-			    (unsigned long long)a.id);
-			policy_view(s->p, now, &v);
-			cr_assert(v.next_switch >= 0 && v.next_switch != k,
-			    "a run of %d stopped, with no switch away from it",
-			    k);
-			/* It waits again, and must run to its end once. */
-			r->preempted = 1;
-			r->state = 1;
-			s->in_flight[k]--;
-			s->running--;
-			preempted++;
-			break;
-		}
 		case ACT_RETURN: {
 			struct sim_req *r = &s->r[a.id];
 
@@ -2144,16 +1965,16 @@ run_sequence(uint64_t seed)
 	 * Arrivals at 30-50% of what two slots serve. Switches cost a drain
 	 * and a load (up to 38 s here): bounds hold while the load leaves
 	 * room for them, as ollamax.conf(5) says. A quarter of the sequences
-	 * come at 90-140%, where switches may stop runs just begun, and no
-	 * bound can hold for all.
+	 * come at 90-140%, an overload, where no bound can hold for all.
 	 */
-	s.c.preempt = seed % 4 == 0;
-	if (s.c.preempt)
-		s.sizes_of_the_box = 0;
 	{
+		int overload = seed % 4 == 0;
 		double t = 0,
-		       load = s.c.preempt ? 0.9 + 0.5 * unit(&s)
-		                          : 0.3 + 0.2 * unit(&s);
+		       load = overload ? 0.9 + 0.5 * unit(&s)
+		                       : 0.3 + 0.2 * unit(&s);
+
+		if (overload)
+			s.sizes_of_the_box = 0;
 		double mix_work = 0.3 * 20000 + 0.4 * 10000 + 0.3 * 500;
 		double gap = mix_work / (2 * load);
 
@@ -2293,18 +2114,13 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 {
 	int unloads = 0;
 
-	for (uint64_t seed = 1; seed <= 800; seed++) {
-		if (getenv("SEQDBG"))
-			fprintf(
-			    stderr, "seed %llu\n", (unsigned long long)seed);
+	for (uint64_t seed = 1; seed <= 800; seed++)
 		unloads += run_sequence(seed);
-	}
 	/* The sequences made the policy switch models, many times,
 	 * cancelled requests both waiting and running, had pins make way and
 	 * come back for want of room, handed back requests that no order
-	 * fits beside the pins, failed loads, met another client that
-	 * loads models of its own and unloads the plan's, and stopped runs
-	 * for switches. */
+	 * fits beside the pins, failed loads, and met another client that
+	 * loads models of its own and unloads the plan's. */
 	cr_assert_gt(unloads, 1000, "only %d unloads", unloads);
 	cr_assert_gt(
 	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);
@@ -2320,5 +2136,4 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	cr_assert_gt(unloaded_by_others, 50,
 	    "the plan's models unloaded by another client %d times",
 	    unloaded_by_others);
-	cr_assert_gt(preempted, 100, "only %d runs stopped", preempted);
 }
