@@ -1597,6 +1597,8 @@ static int pins_away, returned, pin_switches, failed_loads;
 /* Models of another client's unloaded for the plan, and models of the
  * plan's that another client unloaded, over all sequences. */
 static int foreign_unloads, unloaded_by_others;
+/* Sequences in which the policy judged itself overloaded. */
+static int overloaded_sequences;
 
 /* Ollama's rule, by the sizes given: would k fit beside the models loaded
  * (loaded[i] != 0)? */
@@ -1910,6 +1912,7 @@ run_sequence(uint64_t seed)
 	struct sim s = {.rng = seed * 2654435761u + 1};
 	int64_t now = 0, end;
 	static const int64_t mean_service[3] = {20000, 10000, 500};
+	int was_overloaded = 0;
 
 	s.c = box_config();
 	s.c.idle_unload_ms = unit(&s) < 0.5 ? 120000 : 0;
@@ -1972,12 +1975,11 @@ run_sequence(uint64_t seed)
 		double t = 0,
 		       load = overload ? 0.9 + 0.5 * unit(&s)
 		                       : 0.3 + 0.2 * unit(&s);
-
-		if (overload)
-			s.sizes_of_the_box = 0;
 		double mix_work = 0.3 * 20000 + 0.4 * 10000 + 0.3 * 500;
 		double gap = mix_work / (2 * load);
 
+		if (overload)
+			s.sizes_of_the_box = 0;
 		for (int i = 0; i < s.n; i++) {
 			double u = unit(&s);
 
@@ -2087,7 +2089,14 @@ run_sequence(uint64_t seed)
 		}
 		policy_tick(s.p, now);
 		carry_out(&s, now);
+		if (!was_overloaded) {
+			struct policy_view v;
+
+			policy_view(s.p, now, &v);
+			was_overloaded = v.overloaded;
+		}
 	}
+	overloaded_sequences += was_overloaded;
 	for (int i = 0; i < s.n; i++)
 		cr_assert(s.r[i].state >= 3,
 		    "seed %llu: request %d never served (state %d)",
@@ -2119,8 +2128,8 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	/* The sequences made the policy switch models, many times,
 	 * cancelled requests both waiting and running, had pins make way and
 	 * come back for want of room, handed back requests that no order
-	 * fits beside the pins, failed loads, and met another client that
-	 * loads models of its own and unloads the plan's. */
+	 * fits beside the pins, failed loads, met another client that
+	 * loads models of its own and unloads the plan's, and overloads. */
 	cr_assert_gt(unloads, 1000, "only %d unloads", unloads);
 	cr_assert_gt(
 	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);
@@ -2136,4 +2145,6 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	cr_assert_gt(unloaded_by_others, 50,
 	    "the plan's models unloaded by another client %d times",
 	    unloaded_by_others);
+	cr_assert_gt(overloaded_sequences, 150, "only %d sequences overloaded",
+	    overloaded_sequences);
 }
