@@ -146,7 +146,7 @@ struct broker {
 		char name[OLLAMA_NAME_MAX];
 		int64_t sent;
 		int tries;
-		int wanted; /* listed when the policy asked: to unload */
+		int wanted; /* listed while the policy's ask held: to unload */
 	} foreign[OLLAMA_PS_MAX];
 	int nforeign;
 	int ps_failing; /* the latest /api/ps did not answer */
@@ -849,7 +849,9 @@ static void
 unload_foreign(struct broker *b, const struct ollama_ps *ps)
 {
 	int64_t now = msg_clock_ms();
+	struct policy_view v;
 
+	policy_view(b->policy, now, &v);
 	for (int i = 0; i < ps->count; i++) {
 		struct ollama_call call = {.model = ps->models[i].name,
 		    .num_predict = -1,
@@ -858,8 +860,13 @@ unload_foreign(struct broker *b, const struct ollama_ps *ps)
 		struct foreign *f;
 
 		if (!ps_entry_foreign(b, ps, i) ||
-		    (f = foreign_entry(b, ps->models[i].name)) == NULL ||
-		    !f->wanted || f->tries >= UNLOAD_TRIES ||
+		    (f = foreign_entry(b, ps->models[i].name)) == NULL)
+			continue;
+		/* The policy waits until the backend lists none of them: one
+		 * loaded after its ask keeps the switch out as well. */
+		if (v.foreign_leaving)
+			f->wanted = 1;
+		if (!f->wanted || f->tries >= UNLOAD_TRIES ||
 		    (f->tries > 0 && now - f->sent < UNLOAD_AGAIN_S * 1000))
 			continue;
 		if (f->tries == 0)
@@ -897,8 +904,8 @@ foreign_switch_over(struct broker *b)
 
 /*
  * The policy asks for the room of what is not the plan's: those listed
- * now go (one loaded later is not in the way of this switch), tried
- * afresh.
+ * now go, tried afresh (unload_foreign takes in those listed later while
+ * the ask holds).
  */
 static void
 want_foreign_gone(struct broker *b)

@@ -820,7 +820,8 @@ next_to_preload(const struct policy *p)
 }
 
 /* Asked once until they are gone or the switch is over: the broker
- * unloads every one it lists at the ask, and tries again on its own. */
+ * unloads every one it lists while the ask holds, and tries again on its
+ * own. */
 static void
 foreign_out(struct policy *p)
 {

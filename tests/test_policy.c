@@ -1435,6 +1435,38 @@ Test(policy, models_loaded_outside_the_plan_go_when_a_model_needs_their_room)
 	policy_free(p);
 }
 
+/*
+ * The policy asks once and waits until the backend lists none: the broker
+ * unloads a model another client loads after the ask as well, or the
+ * switch would wait on it for as long as that client keeps it.
+ */
+Test(policy,
+    a_model_another_client_loads_while_their_room_is_asked_falls_under_the_same_ask)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	actions(p);
+	policy_foreign(p, 0, 1000, 1, NULL);
+	cr_assert_str_eq(
+	    on_arrive(p, 1000, 1, QWEN, NORMAL, 1000), "unload -1");
+	/* 500 MiB more before the first is gone: asked no more. */
+	policy_foreign(p, 2000, 1500, 2, NULL);
+	policy_tick(p, 2000);
+	cr_assert_str_eq(actions(p), "");
+	/* qwen2.5-coder:7b fits beside neither (3008 against 80% of 3596). */
+	policy_foreign(p, 3000, 500, 1, NULL);
+	policy_tick(p, 3000);
+	cr_assert_str_eq(actions(p), "");
+	policy_view(p, 3000, &v);
+	cr_assert_eq(v.next_switch, QWEN);
+	cr_assert_eq(v.foreign_leaving, 1);
+	policy_foreign(p, 4000, 0, 0, NULL);
+	policy_tick(p, 4000);
+	cr_assert_str_eq(actions(p), "load 1");
+	policy_free(p);
+}
+
 Test(policy, a_model_that_fits_beside_those_loaded_outside_the_plan_leaves_them)
 {
 	struct policy *p = box();
@@ -1576,11 +1608,11 @@ struct sim {
 	int pins_out, way_for, made_way;
 	/* A pin's load under way, and what it changed, undone if it fails. */
 	int pin_coming[3], made_way_before[3];
-	/* Another client of the backend: how often it acts, the model of its
-	 * own it has loaded (MiB, 0 if none), and when that one is gone once
-	 * the policy has asked for its unload (-1 if not asked). */
+	/* Another client of the backend: how often it acts, the models of its
+	 * own it has loaded (MiB, 0 if none), and when each is gone once the
+	 * policy has asked for their unload (-1 if not asked). */
 	double others;
-	int64_t foreign_mb, foreign_gone_at;
+	int64_t foreign_mb[2], foreign_gone_at[2];
 	/* The bounds hold when they allow two switches and a min_residency:
 	 * with the box's sizes, where only deepseek-r1:8b needs the whole
 	 * VRAM, not with three models that each do. */
@@ -1613,10 +1645,11 @@ fits_by(const struct sim *s, const int64_t *mb, int k, const int *loaded)
 			used += mb[i];
 			count++;
 		}
-	if (s->foreign_mb > 0) {
-		used += s->foreign_mb;
-		count++;
-	}
+	for (int i = 0; i < 2; i++)
+		if (s->foreign_mb[i] > 0) {
+			used += s->foreign_mb[i];
+			count++;
+		}
 	return count == 0 ||
 	    (double)mb[k] <= 0.8 * (double)(s->c.vram_mb - used);
 }
@@ -1682,6 +1715,14 @@ waits_for(const struct sim *s, int k)
 		if (s->r[i].model == k && s->r[i].state == 1)
 			return 1;
 	return 0;
+}
+
+/* Ollama unloads another client's model once that client's runs on it
+ * have ended: at once, or up to a minute later. */
+static int64_t
+foreign_unload_ends(struct sim *s, int64_t now)
+{
+	return now + 300 + (unit(s) < 0.5 ? (int64_t)(unit(s) * 60000) : 0);
 }
 
 /* Carries out the policy's actions, checking each against the rules. */
@@ -1771,13 +1812,19 @@ carry_out(struct sim *s, int64_t now)
 			break;
 		case ACT_UNLOAD:
 			if (k < 0) {
-				cr_assert_gt(s->foreign_mb, 0,
+				cr_assert_gt(
+				    s->foreign_mb[0] + s->foreign_mb[1], 0,
 				    "unload of another client's models, with "
 				    "none loaded");
-				cr_assert_eq(s->foreign_gone_at, -1,
-				    "their unload asked twice");
-				s->foreign_gone_at = now + 300;
-				foreign_unloads++;
+				for (int i = 0; i < 2; i++) {
+					cr_assert_eq(s->foreign_gone_at[i], -1,
+					    "their unload asked twice");
+					if (s->foreign_mb[i] > 0) {
+						s->foreign_gone_at[i] =
+						    foreign_unload_ends(s, now);
+						foreign_unloads++;
+					}
+				}
 				break;
 			}
 			cr_assert_eq(s->loaded[k], 2);
@@ -1866,11 +1913,19 @@ cancel_one(struct sim *s, int64_t now, int i)
 	carry_out(s, now);
 }
 
+/* What the broker reads of another client's models in /api/ps. */
+static void
+foreign_listed(struct sim *s, int64_t now)
+{
+	policy_foreign(s->p, now, s->foreign_mb[0] + s->foreign_mb[1],
+	    (s->foreign_mb[0] > 0) + (s->foreign_mb[1] > 0), NULL);
+}
+
 /*
  * Another client of the backend loads a model of its own where Ollama's
- * rule lets it (none of the plan's on its way in or out), or unloads one
- * of the plan's with nothing in flight (not while pins are away for
- * another: that is the pins' own dance).
+ * rule lets it (none of the plan's on its way in or out), a second one
+ * beside it too, or unloads one of the plan's with nothing in flight (not
+ * while pins are away for another: that is the pins' own dance).
  */
 static void
 another_client(struct sim *s, int64_t now)
@@ -1881,20 +1936,33 @@ another_client(struct sim *s, int64_t now)
 		io |= s->loaded[i] == 1 || s->loaded[i] == 3;
 	if (unit(s) < 0.5) {
 		int64_t used = 0;
-		int count = 0;
+		int count = 0, slot = s->foreign_mb[0] > 0;
 		int64_t mb = 300 + (int64_t)(unit(s) * 2500);
+		struct policy_view v;
 
 		for (int i = 0; i < 3; i++)
 			if (s->loaded[i]) {
 				used += s->true_mb[i];
 				count++;
 			}
-		if (io || s->foreign_mb > 0 ||
+		for (int i = 0; i < 2; i++)
+			if (s->foreign_mb[i] > 0) {
+				used += s->foreign_mb[i];
+				count++;
+			}
+		if (io || s->foreign_mb[slot] > 0 ||
 		    (count > 0 &&
 		        (double)mb > 0.8 * (double)(s->c.vram_mb - used)))
 			return;
-		s->foreign_mb = mb;
-		policy_foreign(s->p, now, mb, 1, NULL);
+		s->foreign_mb[slot] = mb;
+		/* While the policy's ask for their room holds, the broker
+		 * unloads one loaded after it too. */
+		policy_view(s->p, now, &v);
+		if (v.foreign_leaving) {
+			s->foreign_gone_at[slot] = foreign_unload_ends(s, now);
+			foreign_unloads++;
+		}
+		foreign_listed(s, now);
 	} else {
 		if (s->loaded[k] != 2 || s->in_flight[k] > 0 || s->pins_out)
 			return;
@@ -1952,9 +2020,9 @@ run_sequence(uint64_t seed)
 		s.report_sizes = unit(&s) < 0.75;
 	/* A load fails one time in ten in a quarter of the sequences. */
 	s.load_failures = unit(&s) < 0.25 ? 0.1 : 0;
-	/* In a quarter, another client loads a model of its own now and
-	 * then, and unloads the plan's. */
-	s.foreign_gone_at = -1;
+	/* In a quarter, another client loads a model or two of its own now
+	 * and then, and unloads the plan's. */
+	s.foreign_gone_at[0] = s.foreign_gone_at[1] = -1;
 	if (unit(&s) < 0.25) {
 		s.others = 0.05;
 		s.sizes_of_the_box = 0;
@@ -2022,15 +2090,19 @@ run_sequence(uint64_t seed)
 			break;
 		if (policy_wakeup(s.p, now) >= 0 && policy_wakeup(s.p, now) < t)
 			t = policy_wakeup(s.p, now);
-		if (s.foreign_gone_at >= 0 && s.foreign_gone_at < t)
-			t = s.foreign_gone_at;
+		for (int i = 0; i < 2; i++)
+			if (s.foreign_gone_at[i] >= 0 &&
+			    s.foreign_gone_at[i] < t)
+				t = s.foreign_gone_at[i];
 		now = t > now ? t : now;
-		if (s.foreign_gone_at >= 0 && s.foreign_gone_at <= now) {
-			s.foreign_mb = 0;
-			s.foreign_gone_at = -1;
-			policy_foreign(s.p, now, 0, 0, NULL);
-			carry_out(&s, now);
-		}
+		for (int i = 0; i < 2; i++)
+			if (s.foreign_gone_at[i] >= 0 &&
+			    s.foreign_gone_at[i] <= now) {
+				s.foreign_mb[i] = 0;
+				s.foreign_gone_at[i] = -1;
+				foreign_listed(&s, now);
+				carry_out(&s, now);
+			}
 		for (int k = 0; k < 3; k++)
 			if (s.loaded[k] == 1 && s.io_end[k] <= now &&
 			    unit(&s) < s.load_failures) {
@@ -2105,7 +2177,8 @@ run_sequence(uint64_t seed)
 	 * pin which proved larger once loaded: they fit beside it no more,
 	 * and the larger stays, as it would at start, when the pins fit
 	 * together in no order. */
-	s.foreign_mb = 0; /* it would make way for a pin */
+	s.foreign_mb[0] = s.foreign_mb[1] =
+	    0; /* they would make way for a pin */
 	cr_assert(s.pins_out == 0 || !fits_with_pins(&s, -1),
 	    "seed %llu: pins %d never came back", (unsigned long long)seed,
 	    s.pins_out);
