@@ -1615,7 +1615,9 @@ struct sim {
 	int64_t foreign_mb[2], foreign_gone_at[2];
 	/* The bounds hold when they allow two switches and a min_residency:
 	 * with the box's sizes, where only deepseek-r1:8b needs the whole
-	 * VRAM, not with three models that each do. */
+	 * VRAM, not with three models that each do; and when the load leaves
+	 * room for the switches (not in the overloaded quarter), with no
+	 * other client. Checked only then. */
 	int sizes_of_the_box;
 	struct sim_req *r;
 	int n;
