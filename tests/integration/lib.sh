@@ -115,6 +115,14 @@ trap 'exit 129' HUP
 mkdir -p "$TMP/san"
 [ -n "${ASAN_OPTIONS+x}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$TMP/san/asan:exitcode=0"
 [ -n "${UBSAN_OPTIONS+x}" ] && export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$TMP/san/ubsan"
+# Whether the build under test is one of --enable-sanitizers. ldd's list is
+# read whole: a grep -q that stops at libasan would leave ldd to die of
+# SIGPIPE on its next line, and pipefail would take the build for a plain
+# one.
+case "$(ldd "$BUILD/ollamax-supervisor" 2>/dev/null)" in
+*libasan*) SANITIZED=yes ;;
+*) SANITIZED=no ;;
+esac
 
 . "$ROOT/scripts/emu.sh"
 

@@ -298,7 +298,7 @@ hang_up_halfway "$sup_pid" "$TMP/run/ctl.sock"
 # never frees such a connection, so under the sanitizers it would be
 # reported as a leak at exit: the plain build alone sends it.
 between_sent=0
-if ! ldd "$SUP" | grep -q libasan; then
+if [ "$SANITIZED" = no ]; then
 	between_sent=1
 	(
 		rc=0
@@ -871,7 +871,7 @@ cut_run() {
 }
 # The listener put back keeps a connection nng 1.5.2 may lose with it, a
 # leak the sanitizers would report: the plain build alone.
-if ! ldd "$SUP" | grep -q libasan; then
+if [ "$SANITIZED" = no ]; then
 	check "a waited run cut after the supervisor took it may have run, exit 1" cut_run
 fi
 # A peer that answers every command ok but is no supervisor: stop asks its
@@ -974,7 +974,7 @@ hung_waited_run() {
 }
 # Its connections shake hands with a stopped listener, which nng never
 # frees (see above): the plain build alone sends it.
-if ! ldd "$SUP" | grep -q libasan; then
+if [ "$SANITIZED" = no ]; then
 	check "a waited run against a hung supervisor ends at its -t, exit 1" hung_waited_run
 fi
 check "and the daemon still runs" sh -c "[ $daemon_pid -gt 1 ] && kill -0 $daemon_pid"
@@ -984,7 +984,7 @@ check "and the daemon still runs" sh -c "[ $daemon_pid -gt 1 ] && kill -0 $daemo
 # fails the program without them: under them, the daemon's alone is
 # hidden, which leaves stop kill(2) alone all the same.
 hidden=/proc
-ldd "$SUP" | grep -q libasan && hidden=/proc/$daemon_pid
+[ "$SANITIZED" = yes ] && hidden=/proc/$daemon_pid
 stop_without_proc() {
 	"${MOUNT_NS[@]}" sh -c 'mount -t tmpfs no-proc "$0" && exec "$@"' "$hidden" \
 		"$SUP" -c "$TMP/ollamax.conf" stop && ! kill -0 "$daemon_pid" 2>/dev/null
