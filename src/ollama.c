@@ -205,6 +205,7 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 	json_error_t jerr;
 	json_t *o, *v, *thought;
 	int end = 0;
+	size_t text_before = res->text_len;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
@@ -249,7 +250,10 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 	thought = json_object_get(o, "thinking");
 	if (json_is_string(thought))
 		res->thinking_len += json_string_length(thought);
-	if ((v != NULL && json_string_length(v) > 0) ||
+	/* Text of NULs alone is dropped: counted as progress, a stream of
+	 * it would pass for an answer under way for good, neither growing
+	 * the answer toward its bound nor counted as lines without text. */
+	if (res->text_len > text_before ||
 	    (json_is_string(thought) && json_string_length(thought) > 0))
 		res->pieces++;
 	v = json_object_get(o, "done");

@@ -75,6 +75,17 @@ Test(ollama, a_nul_character_in_the_answer_is_dropped)
 	ollama_result_free(&res);
 }
 
+Test(ollama, a_line_whose_text_is_only_nul_characters_is_no_progress)
+{
+	struct ollama_result res = {0};
+
+	cr_assert_eq(
+	    feed(&res, "{\"response\":\"\\u0000\",\"done\":false}"), 0);
+	cr_assert_eq(res.text_len, 0);
+	cr_assert_eq(res.pieces, 0);
+	ollama_result_free(&res);
+}
+
 Test(ollama, an_error_line_ends_the_answer_with_its_text)
 {
 	struct ollama_result res = {0};
