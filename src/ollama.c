@@ -293,6 +293,8 @@ on_data(char *p, size_t size, size_t n, void *arg)
 {
 	struct call *c = arg;
 	size_t len = size * n;
+	uint64_t pieces;
+	int rc;
 
 	/* The first byte turns the watchdog to counting silence. Then only
 	 * a whole line restarts it: bytes that never make one are no
@@ -324,6 +326,11 @@ on_data(char *p, size_t size, size_t n, void *arg)
 		return len;
 	}
 	for (size_t i = 0; i < len; i++) {
+		/* What follows the line that ended the answer is not read: a
+		 * long tail would otherwise count as a line too long, and
+		 * cost an answer already whole. */
+		if (c->ended)
+			return len;
 		if (p[i] != '\n') {
 			if (c->line_len + 1 >= c->line_cap) {
 				c->line_cap =
@@ -345,38 +352,34 @@ on_data(char *p, size_t size, size_t n, void *arg)
 		}
 		/* A line of blanks says nothing: no progress, as blanks
 		 * sent one at a time are none. */
-		if (!c->ended && blank(c->line, c->line_len)) {
+		if (blank(c->line, c->line_len)) {
 			c->line_len = 0;
 			continue;
 		}
-		if (!c->ended) {
-			uint64_t pieces = c->res.pieces;
-			int rc =
-			    ollama_parse_line(&c->res, c->line, c->line_len);
-
-			if (rc != 0)
-				c->ended = rc;
-			/* After the done line only the body's end is due: a
-			 * backend that holds it back costs the answer no more
-			 * than DONE_GRACE_MS. */
-			if (rc == 1 && c->res.error[0] == '\0' &&
-			    c->o->t.stall_ms > DONE_GRACE_MS)
-				c->watchdog.repeat = DONE_GRACE_MS / 1000.0;
-			/* What follows a bad line is not to be trusted:
-			 * waiting for it would only waste the slot. */
-			if (rc < 0)
-				return 0;
-			ev_timer_again(c->o->loop, &c->watchdog);
-			c->textless = rc != 0 || c->res.pieces != pieces
-			    ? 0
-			    : c->textless + c->line_len + 1;
-			if (c->textless > OLLAMA_TEXTLESS_MAX) {
-				snprintf(c->res.error, sizeof(c->res.error),
-				    "the backend sent more than %d bytes of "
-				    "lines in a row without text",
-				    OLLAMA_TEXTLESS_MAX);
-				return 0;
-			}
+		pieces = c->res.pieces;
+		rc = ollama_parse_line(&c->res, c->line, c->line_len);
+		if (rc != 0)
+			c->ended = rc;
+		/* After the done line only the body's end is due: a
+		 * backend that holds it back costs the answer no more
+		 * than DONE_GRACE_MS. */
+		if (rc == 1 && c->res.error[0] == '\0' &&
+		    c->o->t.stall_ms > DONE_GRACE_MS)
+			c->watchdog.repeat = DONE_GRACE_MS / 1000.0;
+		/* What follows a bad line is not to be trusted:
+		 * waiting for it would only waste the slot. */
+		if (rc < 0)
+			return 0;
+		ev_timer_again(c->o->loop, &c->watchdog);
+		c->textless = rc != 0 || c->res.pieces != pieces
+		    ? 0
+		    : c->textless + c->line_len + 1;
+		if (c->textless > OLLAMA_TEXTLESS_MAX) {
+			snprintf(c->res.error, sizeof(c->res.error),
+			    "the backend sent more than %d bytes of "
+			    "lines in a row without text",
+			    OLLAMA_TEXTLESS_MAX);
+			return 0;
 		}
 		c->line_len = 0;
 		if (c->res.text_len > OLLAMA_ANSWER_MAX) {

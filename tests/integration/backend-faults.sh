@@ -136,6 +136,11 @@ echo '{"gen":"donehang"}' >"$MODE"
 check "a body whose end is held back after its done line keeps its answer" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m light x)" hi
 check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
+before=$(generated)
+echo '{"gen":"donetail"}' >"$MODE"
+check "whatever follows its done line, however long, the answer is kept" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2m light x 2>&1)" hi
+check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
 check "half a line, then silence, fails on the silence, not the half line" \
 	run_fails light '{"gen":"halfline"}' "stream stalled for 1000 ms"
 check "an error line without a message is an error all the same" \

@@ -250,6 +250,11 @@ class Handler(BaseHTTPRequestHandler):
             # timeout.
             return self.stream([json.dumps(word) + "\n",
                                 json.dumps(done) + "\n"], hold=3)
+        if how == "donetail":
+            # The done line, then more than a line's 16 MiB without a
+            # newline before the body ends.
+            return self.stream([json.dumps(word) + "\n",
+                                json.dumps(done) + "\n", "x" * (17 << 20)])
         if how == "halfline":
             # Half a line, then silence past the stall timeout.
             return self.stream([json.dumps(word) + "\n",
