@@ -420,14 +420,17 @@ load_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * connection's fault: a load's answer is one line), a gateway's 502 or
  * 504, Ollama's 503 (its queue is full), a proxy's 408 or 429. A load that
  * keeps getting one waits for the backend; any other failure is the
- * model's, and what waits for it falls back.
+ * model's, and what waits for it falls back. A 200 with a line that is not
+ * Ollama's is no connection's fault: what answers there would answer so
+ * for good, and what waits for the load would wait for good.
  */
 static int
-away_or_busy(int http_status)
+away_or_busy(const struct ollama_result *res)
 {
-	return http_status == 0 || http_status == 200 || http_status == 408 ||
-	    http_status == 429 || http_status == 502 || http_status == 503 ||
-	    http_status == 504;
+	int s = res->http_status;
+
+	return s == 0 || (s == 200 && !res->garbled) || s == 408 || s == 429 ||
+	    s == 502 || s == 503 || s == 504;
 }
 
 /* The context Ollama gives a model that reads images, at least. */
@@ -618,8 +621,7 @@ load_done(void *arg, struct ollama_result *res)
 		ev_timer_start(b->loop, &io->pause);
 		ollama_result_free(res);
 		return;
-	} else if (res->outcome == OLLAMA_UNAVAILABLE &&
-	    away_or_busy(res->http_status)) {
+	} else if (res->outcome == OLLAMA_UNAVAILABLE && away_or_busy(res)) {
 		/* The backend is away: the policy hears of it after a pause,
 		 * so that its next try is not at once; the pause doubles
 		 * while it stays away, so that its log does not flood. */

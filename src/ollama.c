@@ -563,6 +563,7 @@ call_finish(struct call *c, CURLcode cc)
 	if (c->line_len > 0 && !c->ended && cc == CURLE_OK &&
 	    res->error[0] == '\0')
 		c->ended = ollama_parse_line(res, c->line, c->line_len);
+	res->garbled = c->ended < 0;
 	if (res->text_len > OLLAMA_ANSWER_MAX)
 		too_long(c);
 	if (c->oversize) {

@@ -45,6 +45,9 @@ struct ollama_result {
 	/* Lines that carried text, of the answer or of the model's thinking:
 	 * a stream of lines with neither is stuck. */
 	uint64_t pieces;
+	/* The body had a line that is not Ollama's: whoever answers is not
+	 * Ollama, or not only. */
+	int garbled;
 };
 
 typedef void (*ollama_done_fn)(void *arg, struct ollama_result *res);

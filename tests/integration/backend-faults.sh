@@ -281,5 +281,17 @@ check "until the broker's own load got that, said once" \
 	eq "$(grep -c "qwen2.5-coder:7b got a context of 2048 where 4096 was expected: taken as its own" "$TMP/sup.log")" 1
 check "after which its own is never another's" \
 	none_after "got a context of" "loaded outside ollamax\|no longer loaded\|loading qwen"
+# A page that is not Ollama's, with a 200: no backend away for a while, but
+# a load that could never succeed; the run waiting for it must not wait
+# for good.
+html_load_fails() {
+	local out rc=0
+	echo '{"load":"html"}' >"$MODE"
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 20s light x 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] &&
+		has "$out" "its model could not be loaded (backend sent a line that is not a JSON object: <html><body>Welcome"
+}
+check "a load answered 200 with a page not Ollama's fails its request, said so" \
+	html_load_fails
 check "the last supervisor stops cleanly" stopped
 finish

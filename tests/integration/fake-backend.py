@@ -166,6 +166,11 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return
+        if how == "html":
+            # Another server than Ollama at the url, with a page for any
+            # path.
+            return self.reply(200, "<html><body>Welcome</body></html>\n",
+                              "text/html")
         if how == "404plain":
             return self.reply(404, "404 page not found", "text/plain")
         if how == "301":
