@@ -1557,6 +1557,19 @@ ask_show(struct broker *b, int k)
 		m->asking_show = 1;
 }
 
+/* The models of /api/tags that matter: the broker's, wherever Ollama
+ * lists them among all the box has pulled. */
+static int
+tags_wanted(void *arg, const char *name)
+{
+	const struct broker *b = arg;
+
+	for (int k = 0; k < b->nmodels; k++)
+		if (model_name_same(b->models[k].name, name))
+			return 1;
+	return 0;
+}
+
 /* What the backend has: a model it lacks is missing, and falls back. */
 static void
 tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
@@ -1581,8 +1594,7 @@ tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 			ask_show(b, k);
 			policy_available(b->policy, msg_clock_ms(), k, 1);
 			if (was == MODEL_MISSING)
-				log_info("%s is in /api/tags again: planned "
-				         "again",
+				log_info("%s is in /api/tags: planned again",
 				    b->models[k].name);
 		} else if (!tags->truncated) {
 			model_gone(b, k);
@@ -1605,7 +1617,8 @@ tags_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!b->asking_tags && ollama_tags(b->backend, tags_seen, b) == 0)
+	if (!b->asking_tags &&
+	    ollama_tags(b->backend, tags_wanted, tags_seen, b) == 0)
 		b->asking_tags = 1;
 }
 

@@ -66,6 +66,7 @@ struct call {
 	ollama_done_fn fn;
 	/* /api/ps, /api/tags, /api/show: the body is one JSON object */
 	ollama_ps_fn ps_fn;
+	ollama_wanted_fn wanted; /* of a list: NULL for all */
 	ollama_show_fn show_fn;
 	void *arg;
 	struct ollama_result res;
@@ -421,7 +422,8 @@ call_release(struct call *c)
 }
 
 int
-ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
+ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len,
+    ollama_wanted_fn wanted, void *arg)
 {
 	json_error_t e;
 	json_t *o = decode(body ? body : "", len, 0, &e), *list, *m;
@@ -437,7 +439,8 @@ ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len)
 		const char *name =
 		    json_string_value(json_object_get(m, "name"));
 
-		if (name == NULL || strlen(name) >= OLLAMA_NAME_MAX)
+		if (name == NULL || strlen(name) >= OLLAMA_NAME_MAX ||
+		    (wanted != NULL && !wanted(arg, name)))
 			continue;
 		if (ps->count == OLLAMA_PS_MAX) {
 			ps->truncated = 1;
@@ -532,10 +535,10 @@ call_finish(struct call *c, CURLcode cc)
 		struct ollama_show show;
 		char why[1024], redirect[320];
 		int ok = cc == CURLE_OK && status == 200 &&
-		    (c->ps_fn != NULL
-		            ? ollama_parse_ps(&ps, c->line, c->line_len)
-		            : ollama_parse_show(&show, c->line, c->line_len)) ==
-		        0;
+		    (c->ps_fn != NULL ? ollama_parse_ps(&ps, c->line,
+		                            c->line_len, c->wanted, c->arg)
+		                      : ollama_parse_show(
+		                            &show, c->line, c->line_len)) == 0;
 
 		redirect_note(c, status, redirect, sizeof(redirect));
 		if (cc != CURLE_OK)
@@ -879,11 +882,13 @@ call_start(struct call *c, const char *url)
 }
 
 static int
-list_call(struct ollama *o, const char *url, ollama_ps_fn fn, void *arg)
+list_call(struct ollama *o, const char *url, ollama_wanted_fn wanted,
+    ollama_ps_fn fn, void *arg)
 {
 	struct call *c = new_call(o, arg);
 
 	c->ps_fn = fn;
+	c->wanted = wanted;
 	c->easy = curl_easy_init();
 	if (c->easy == NULL) {
 		free(c);
@@ -896,13 +901,14 @@ list_call(struct ollama *o, const char *url, ollama_ps_fn fn, void *arg)
 int
 ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg)
 {
-	return list_call(o, o->ps_url, fn, arg);
+	return list_call(o, o->ps_url, NULL, fn, arg);
 }
 
 int
-ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg)
+ollama_tags(
+    struct ollama *o, ollama_wanted_fn wanted, ollama_ps_fn fn, void *arg)
 {
-	return list_call(o, o->tags_url, fn, arg);
+	return list_call(o, o->tags_url, wanted, fn, arg);
 }
 
 int

@@ -113,10 +113,19 @@ typedef void (*ollama_ps_fn)(
  * -1 if the call could not start.
  */
 int ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg);
-/* The same for /api/tags: the models the backend has, loaded or not. */
-int ollama_tags(struct ollama *o, ollama_ps_fn fn, void *arg);
-/* Reads a /api/ps body into ps; -1 if it is not one. Exposed for tests. */
-int ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len);
+/* Whether a model of a list matters to the one who asked for it. */
+typedef int (*ollama_wanted_fn)(void *arg, const char *name);
+/*
+ * The same for /api/tags: the models the backend has, loaded or not, of
+ * those wanted says matter. A box may have pulled more models than a list
+ * holds, and the ones asked about may come anywhere in Ollama's.
+ */
+int ollama_tags(
+    struct ollama *o, ollama_wanted_fn wanted, ollama_ps_fn fn, void *arg);
+/* Reads a /api/ps or /api/tags body into ps, only the models wanted says
+ * matter if it is not NULL; -1 if it is not one. Exposed for tests. */
+int ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len,
+    ollama_wanted_fn wanted, void *arg);
 
 /* What /api/show says of a model that decides its context. */
 struct ollama_show {

@@ -228,7 +228,7 @@ Test(ollama, a_ps_size_past_64_bits_leaves_the_rest_of_the_list)
 	    "\"size\":1073741824}]}";
 	struct ollama_ps ps;
 
-	cr_assert_eq(ollama_parse_ps(&ps, body, strlen(body)), 0);
+	cr_assert_eq(ollama_parse_ps(&ps, body, strlen(body), NULL, NULL), 0);
 	cr_assert_eq(ps.count, 2);
 	cr_assert_eq(ps.models[0].size_mb, 0);
 	cr_assert_str_eq(ps.models[1].name, "tinyllama");
@@ -269,14 +269,15 @@ Test(ollama, ps_lists_the_loaded_models_with_their_sizes)
 	    "\"size\":5368709120,\"size_vram\":5368709120}]}";
 	struct ollama_ps ps;
 
-	cr_assert_eq(ollama_parse_ps(&ps, body, strlen(body)), 0);
+	cr_assert_eq(ollama_parse_ps(&ps, body, strlen(body), NULL, NULL), 0);
 	cr_assert_eq(ps.count, 2);
 	cr_assert_str_eq(ps.models[0].name, "tinyllama");
 	cr_assert_eq(ps.models[0].size_mb, 1024);
 	cr_assert_eq(ps.models[0].size_vram_mb, 512);
 	cr_assert_eq(ps.models[0].context_length, 2048);
 	cr_assert_eq(ps.models[1].size_mb, 5120);
-	cr_assert_eq(ollama_parse_ps(&ps, "{\"models\":[]}", 13), 0);
+	cr_assert_eq(
+	    ollama_parse_ps(&ps, "{\"models\":[]}", 13, NULL, NULL), 0);
 	cr_assert_eq(ps.count, 0);
 }
 
@@ -284,13 +285,15 @@ Test(ollama, a_ps_body_without_a_model_list_is_refused)
 {
 	struct ollama_ps ps;
 
-	cr_assert_eq(ollama_parse_ps(&ps, "{}", 2), -1);
-	cr_assert_eq(ollama_parse_ps(&ps, "{\"models\":3}", 12), -1);
-	cr_assert_eq(ollama_parse_ps(&ps, "not json", 8), -1);
-	cr_assert_eq(ollama_parse_ps(&ps, NULL, 0), -1);
+	cr_assert_eq(ollama_parse_ps(&ps, "{}", 2, NULL, NULL), -1);
+	cr_assert_eq(
+	    ollama_parse_ps(&ps, "{\"models\":3}", 12, NULL, NULL), -1);
+	cr_assert_eq(ollama_parse_ps(&ps, "not json", 8, NULL, NULL), -1);
+	cr_assert_eq(ollama_parse_ps(&ps, NULL, 0, NULL, NULL), -1);
 	/* Entries without a name are passed over. */
 	cr_assert_eq(
-	    ollama_parse_ps(&ps, "{\"models\":[{\"size\":1}]}", 23), 0);
+	    ollama_parse_ps(&ps, "{\"models\":[{\"size\":1}]}", 23, NULL, NULL),
+	    0);
 	cr_assert_eq(ps.count, 0);
 }
 
@@ -306,7 +309,7 @@ Test(ollama, a_long_name_is_read_whole_and_a_longer_one_left_out)
 	len = (size_t)snprintf(body, sizeof(body),
 	    "{\"models\":[{\"name\":\"%s\"},{\"name\":\"%0300d\"}]}", longest,
 	    0);
-	cr_assert_eq(ollama_parse_ps(&ps, body, len), 0);
+	cr_assert_eq(ollama_parse_ps(&ps, body, len, NULL, NULL), 0);
 	cr_assert_eq(ps.count, 1);
 	cr_assert_str_eq(ps.models[0].name, longest);
 	cr_assert_eq(ps.truncated, 0);
@@ -324,9 +327,38 @@ Test(ollama, a_list_longer_than_the_table_says_it_was_cut_short)
 		len += (size_t)snprintf(body + len, sizeof(body) - len,
 		    "%s{\"name\":\"m%d\"}", i ? "," : "", i);
 	len += (size_t)snprintf(body + len, sizeof(body) - len, "]}");
-	cr_assert_eq(ollama_parse_ps(&ps, body, len), 0);
+	cr_assert_eq(ollama_parse_ps(&ps, body, len, NULL, NULL), 0);
 	cr_assert_eq(ps.count, OLLAMA_PS_MAX);
 	cr_assert_eq(ps.truncated, 1);
-	cr_assert_eq(ollama_parse_ps(&ps, "{\"models\":[]}", 13), 0);
+	cr_assert_eq(
+	    ollama_parse_ps(&ps, "{\"models\":[]}", 13, NULL, NULL), 0);
+	cr_assert_eq(ps.truncated, 0);
+}
+
+static int
+only_the_last(void *arg, const char *name)
+{
+	return strcmp(name, arg) == 0;
+}
+
+Test(ollama, the_models_wanted_are_read_wherever_a_long_list_has_them)
+{
+	static struct ollama_ps ps;
+	char body[16384], last[16];
+	size_t len = 0;
+	int n = OLLAMA_PS_MAX + 6;
+
+	len +=
+	    (size_t)snprintf(body + len, sizeof(body) - len, "{\"models\":[");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(body + len, sizeof(body) - len,
+		    "%s{\"name\":\"m%d\",\"size\":%d}", i ? "," : "", i,
+		    i << 20);
+	len += (size_t)snprintf(body + len, sizeof(body) - len, "]}");
+	snprintf(last, sizeof(last), "m%d", n - 1);
+	cr_assert_eq(ollama_parse_ps(&ps, body, len, only_the_last, last), 0);
+	cr_assert_eq(ps.count, 1);
+	cr_assert_str_eq(ps.models[0].name, last);
+	cr_assert_eq(ps.models[0].size_mb, n - 1);
 	cr_assert_eq(ps.truncated, 0);
 }

@@ -181,7 +181,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 2: {
 		struct ollama_ps ps;
-		(void)ollama_parse_ps(&ps, text, size - 1);
+		(void)ollama_parse_ps(&ps, text, size - 1, NULL, NULL);
 		break;
 	}
 	case 3: {
