@@ -5,7 +5,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-start_fake_backend '{}'
+# The tiers' models come after 70 others in /api/tags.
+start_fake_backend '{"tags":"crowded"}'
 # Two models that do not fit together: a switch unloads one.
 fleet_conf "$URL_fake" <<CONF
 [broker]
@@ -44,6 +45,8 @@ AGENT
 # Far from UTC, so that a {{time}} in local time would show.
 TZ=Pacific/Kiritimati start_fleet
 check "the supervisor is up" wait_log "ready:"
+check "it reads the tiers' models in /api/tags past 70 others: it asks /api/show of them" \
+	wait_log "^POST /api/show tinyllama" "$MODE.log"
 
 # run_fails AGENT MODE WORDS: a run with the backend in MODE fails, its
 # error holding WORDS.

@@ -69,6 +69,10 @@ class Handler(BaseHTTPRequestHandler):
         logged("GET %s" % self.path)
         if self.path == "/api/tags":
             names = ["tinyllama:latest", "qwen2.5-coder:7b"]
+            # "crowded": more than the 64 models a list holds, listed
+            # first, as Ollama lists the newest.
+            if mode().get("tags") == "crowded":
+                names = ["other-%d:latest" % i for i in range(70)] + names
             return self.reply(200, json.dumps(
                 {"models": [{"name": n, "model": n, "size": 1 << 30}
                             for n in names]}))
@@ -109,6 +113,7 @@ class Handler(BaseHTTPRequestHandler):
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         model = req["model"]
         if self.path == "/api/show":
+            logged("POST %s %s" % (self.path, model))
             # Trained for the 2048 that /api/ps gives every model; "bare":
             # without what it was trained for; "long": trained for more.
             how = mode().get("show")
