@@ -116,9 +116,9 @@ int ollama_ps(struct ollama *o, ollama_ps_fn fn, void *arg);
 /* Whether a model of a list matters to the one who asked for it. */
 typedef int (*ollama_wanted_fn)(void *arg, const char *name);
 /*
- * The same for /api/tags: the models the backend has, loaded or not, of
- * those wanted says matter. A box may have pulled more models than a list
- * holds, and the ones asked about may come anywhere in Ollama's.
+ * The same for /api/tags: the models the backend has, loaded or not, those
+ * alone for which wanted returns 1. A machine may have pulled more models
+ * than a list holds, and Ollama may list the ones that matter anywhere.
  */
 int ollama_tags(
     struct ollama *o, ollama_wanted_fn wanted, ollama_ps_fn fn, void *arg);

@@ -24,7 +24,9 @@ if python_itself=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) &
 	ln -s "$python_itself" "$TMP/python/python3"
 	export PATH="$TMP/python:$PATH"
 fi
-ours() { tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | grep -qx "OLLAMAX_TEST_TMP=$TMP"; }
+# Read by grep itself, with no pipe whose writer a grep -q that stops
+# early could kill, which pipefail would take for a process not ours.
+ours() { grep -qxzF -- "OLLAMAX_TEST_TMP=$TMP" "/proc/$1/environ" 2>/dev/null; }
 
 # gone PID: the process has ended (a zombie has, though kill(2) finds it).
 # Its state follows the last ')': a name may hold blanks ("ollamax: worker").
