@@ -1420,7 +1420,9 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 			model_io(b, k, 0);
 			continue;
 		}
-		if (!m->unloading || listed)
+		/* An answer asked before the unload was sent says nothing of
+		 * it: the model may not have been listed yet, still loading. */
+		if (!m->unloading || listed || b->ps_asked <= m->unload_sent)
 			continue;
 		log_info("unloaded %s", m->name);
 		unload_over(b, k);
