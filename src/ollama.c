@@ -522,6 +522,24 @@ redirect_note(const struct call *c, long status, char *out, size_t len)
 		    to);
 }
 
+/* A list or a model's details refused: the status, and Ollama's own
+ * words when its body has them. */
+static void
+list_refusal(const struct call *c, long status, const char *redirect, char *why,
+    size_t size)
+{
+	struct ollama_result said = {0};
+
+	if (ollama_parse_line(&said, c->line, c->line_len) == 1 &&
+	    said.error[0] != '\0')
+		snprintf(why, size, "%.300s: HTTP %ld: %.300s%s", c->url,
+		    status, said.error, redirect);
+	else
+		snprintf(
+		    why, size, "%.300s: HTTP %ld%s", c->url, status, redirect);
+	ollama_result_free(&said);
+}
+
 static void
 call_finish(struct call *c, CURLcode cc)
 {
@@ -546,8 +564,7 @@ call_finish(struct call *c, CURLcode cc)
 			    c->res.error[0] ? c->res.error
 			                    : transfer_failure(c, cc));
 		else if (status != 200)
-			snprintf(why, sizeof(why), "%.300s: HTTP %ld%s", c->url,
-			    status, redirect);
+			list_refusal(c, status, redirect, why, sizeof(why));
 		else
 			snprintf(why, sizeof(why), "%.300s: not %s", c->url,
 			    c->ps_fn != NULL ? "a list of models"

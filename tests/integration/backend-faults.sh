@@ -168,8 +168,8 @@ check "and reaches no backend" \
 # is gone, fails. After 10 s the unload is taken as done, with a warning.
 check "an unload /api/ps cannot confirm ends after a while, and the switch goes on" \
 	answered coding '{"ps":"fail"}'
-check "with a warning that says why" \
-	grep -q "cannot see whether tinyllama is unloaded (.*/api/ps: HTTP 500): taking it as unloaded" "$TMP/sup.log"
+check "with a warning that says why, in Ollama's words too" \
+	grep -q "cannot see whether tinyllama is unloaded (.*/api/ps: HTTP 500: ps is broken): taking it as unloaded" "$TMP/sup.log"
 check "status claims nothing resident while /api/ps fails" \
 	status_until 's["broker"]["resident"] == []'
 check "said once, not every second" \
