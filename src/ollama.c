@@ -361,11 +361,10 @@ on_data(char *p, size_t size, size_t n, void *arg)
 		rc = ollama_parse_line(&c->res, c->line, c->line_len);
 		if (rc != 0)
 			c->ended = rc;
-		/* After the done line only the body's end is due: a
-		 * backend that holds it back costs the answer no more
-		 * than DONE_GRACE_MS. */
-		if (rc == 1 && c->res.error[0] == '\0' &&
-		    c->o->t.stall_ms > DONE_GRACE_MS)
+		/* After the done line, or an error line, only the body's
+		 * end is due: a backend that holds it back costs the slot no
+		 * more than DONE_GRACE_MS. */
+		if (rc == 1 && c->o->t.stall_ms > DONE_GRACE_MS)
 			c->watchdog.repeat = DONE_GRACE_MS / 1000.0;
 		/* What follows a bad line is not to be trusted:
 		 * waiting for it would only waste the slot. */
