@@ -140,6 +140,15 @@ whole(const json_t *v)
 	return d == floor(d) && fabs(d) < 9.2e18 ? (int64_t)d : 0;
 }
 
+/* A size or a context of a list: a negative one is none told. */
+static int64_t
+told(const json_t *v)
+{
+	int64_t n = whole(v);
+
+	return n > 0 ? n : 0;
+}
+
 /*
  * JSON from the backend. An integer past 64 bits makes jansson refuse
  * the whole text: read again with integers as reals, that one number is
@@ -448,11 +457,11 @@ ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len,
 		snprintf(ps->models[ps->count].name, sizeof(ps->models[0].name),
 		    "%s", name);
 		ps->models[ps->count].size_mb =
-		    whole(json_object_get(m, "size")) >> 20;
+		    told(json_object_get(m, "size")) >> 20;
 		ps->models[ps->count].size_vram_mb =
-		    whole(json_object_get(m, "size_vram")) >> 20;
+		    told(json_object_get(m, "size_vram")) >> 20;
 		ps->models[ps->count].context_length =
-		    whole(json_object_get(m, "context_length"));
+		    told(json_object_get(m, "context_length"));
 		ps->count++;
 	}
 	json_decref(o);
@@ -671,7 +680,14 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	/* An error line that came first says more than the silence after
 	 * it, and a done line leaves nothing to miss. */
 	if (c->res.error[0] == '\0' && c->ended != 1) {
-		if (c->got_byte)
+		/* A list has stall_ms in all from its first byte, however
+		 * its bytes trickle in. */
+		if (c->got_byte && one_object(c))
+			snprintf(c->res.error, sizeof(c->res.error),
+			    "the backend's answer was not whole %lld ms after "
+			    "its first byte",
+			    (long long)c->o->t.stall_ms);
+		else if (c->got_byte)
 			snprintf(c->res.error, sizeof(c->res.error),
 			    "the backend's stream stalled for %lld ms",
 			    (long long)c->o->t.stall_ms);

@@ -335,6 +335,19 @@ Test(ollama, a_list_longer_than_the_table_says_it_was_cut_short)
 	cr_assert_eq(ps.truncated, 0);
 }
 
+Test(ollama, a_negative_size_or_context_in_a_list_is_none_told)
+{
+	static struct ollama_ps ps;
+	const char *body = "{\"models\":[{\"name\":\"m\",\"size\":-1048576,"
+	                   "\"size_vram\":-5,\"context_length\":-2048}]}";
+
+	cr_assert_eq(ollama_parse_ps(&ps, body, strlen(body), NULL, NULL), 0);
+	cr_assert_eq(ps.count, 1);
+	cr_assert_eq(ps.models[0].size_mb, 0);
+	cr_assert_eq(ps.models[0].size_vram_mb, 0);
+	cr_assert_eq(ps.models[0].context_length, 0);
+}
+
 static int
 only_the_last(void *arg, const char *name)
 {
