@@ -1585,8 +1585,10 @@ tags_seen(void *arg, const struct ollama_ps *tags, const char *error)
 		start_plan_when_known(b);
 		return;
 	}
-	/* A model past a list cut short may well be there: only what was
-	 * read counts as present, and nothing as absent. */
+	/* The list holds the tiers' models alone (tags_wanted), so it is cut
+	 * short only past 64 of them; then one past the cut may well be
+	 * there: only what was read counts as present, and nothing as
+	 * absent. */
 	for (int k = 0; k < b->nmodels; k++) {
 		enum model_state was = policy_model_state(b->policy, k);
 		int i = ps_find(b, tags, k);

@@ -122,8 +122,8 @@ typedef int (*ollama_wanted_fn)(void *arg, const char *name);
  */
 int ollama_tags(
     struct ollama *o, ollama_wanted_fn wanted, ollama_ps_fn fn, void *arg);
-/* Reads a /api/ps or /api/tags body into ps, only the models wanted says
- * matter if it is not NULL; -1 if it is not one. Exposed for tests. */
+/* Reads a /api/ps or /api/tags body into ps, with wanted (when not NULL)
+ * choosing the models kept; -1 if it is not one. Exposed for tests. */
 int ollama_parse_ps(struct ollama_ps *ps, const char *body, size_t len,
     ollama_wanted_fn wanted, void *arg);
 
