@@ -1669,6 +1669,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	t.connect_ms = b->conf.connect_timeout_ms;
 	t.first_byte_ms = b->conf.first_byte_timeout_ms;
 	t.stall_ms = b->conf.stall_timeout_ms;
+	t.answer_ms = b->conf.answer_timeout_ms;
 	b->backend = ollama_new(loop, b->conf.backend_url, &t);
 	ev_init(&b->wakeup, wakeup_cb);
 	b->wakeup.data = b;

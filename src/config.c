@@ -511,6 +511,9 @@ config_key(void *user, const struct ini_item *it)
 		} else if (strcmp(k, "stall_timeout") == 0) {
 			get_duration_ms(v, 1000, CONFIG_TIMEOUT_MAX_MS,
 			    &c->stall_timeout_ms, d, path, it);
+		} else if (strcmp(k, "answer_timeout") == 0) {
+			get_duration_ms(v, 1000, CONFIG_ANSWER_TIMEOUT_MAX_MS,
+			    &c->answer_timeout_ms, d, path, it);
 		} else {
 			unknown_key(p, it);
 		}
@@ -666,6 +669,9 @@ config_load(struct config *c, const char *path, struct diag *d)
 	/* A cold load of a large model takes many seconds before any byte. */
 	c->first_byte_timeout_ms = 300000;
 	c->stall_timeout_ms = 60000;
+	/* A reasoning model's long thought on a slow GPU, and no more: a
+	 * model caught in a loop holds its slot this long. */
+	c->answer_timeout_ms = 30 * 60 * 1000;
 	read_whole = inifile_parse(path, config_key, &p, d) >= 0;
 
 	for (size_t i = 0; i < c->ntiers; i++) {

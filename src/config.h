@@ -30,6 +30,8 @@
 #define CONFIG_NUM_CTX_MAX (1 << 20)
 #define CONFIG_TIMEOUT_MIN_MS 100
 #define CONFIG_TIMEOUT_MAX_MS 3600000
+/* An answer may take a day: a long generation on a slow GPU. */
+#define CONFIG_ANSWER_TIMEOUT_MAX_MS (24 * CONFIG_TIMEOUT_MAX_MS)
 #define CONFIG_LOADED_MAX 16
 #define CONFIG_WAIT_MIN_MS 1000
 #define CONFIG_WAIT_MAX_MS (7 * 24 * 3600 * 1000LL)
@@ -84,6 +86,7 @@ struct config {
 	int64_t connect_timeout_ms;
 	int64_t first_byte_timeout_ms;
 	int64_t stall_timeout_ms;
+	int64_t answer_timeout_ms;
 
 	struct tier_conf *tiers;
 	size_t ntiers;

@@ -988,7 +988,7 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 		msg_put_uint(w, "pages", m->pages);
 		return;
 	}
-	msg_begin(w, MSG_SETUP, 15);
+	msg_begin(w, MSG_SETUP, 16);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "parallel", c->parallel);
 	msg_put_int(w, "vram_mb", c->vram_mb);
@@ -1002,6 +1002,7 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 	msg_put_int(w, "connect_timeout_ms", c->connect_timeout_ms);
 	msg_put_int(w, "first_byte_timeout_ms", c->first_byte_timeout_ms);
 	msg_put_int(w, "stall_timeout_ms", c->stall_timeout_ms);
+	msg_put_int(w, "answer_timeout_ms", c->answer_timeout_ms);
 	put_array(w, "tiers", c->ntiers);
 	for (size_t i = 0; i < c->ntiers; i++) {
 		put_map(w, 3);
@@ -1098,6 +1099,8 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 	         CONFIG_TIMEOUT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "stall_timeout_ms", &c->stall_timeout_ms,
 	         CONFIG_TIMEOUT_MIN_MS, CONFIG_TIMEOUT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "answer_timeout_ms", &c->answer_timeout_ms,
+	         CONFIG_TIMEOUT_MIN_MS, CONFIG_ANSWER_TIMEOUT_MAX_MS, 1)) ||
 	    (e = get_array(r, "tiers", &tiers, CONFIG_SECTIONS_MAX, 1)) ||
 	    (e = get_array(r, "models", &models, CONFIG_SECTIONS_MAX, 1)))
 		return e;

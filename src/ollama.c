@@ -75,9 +75,12 @@ struct call {
 	size_t line_len, line_cap;
 	int ended; /* a done or error line arrived */
 	int got_byte;
-	int oversize; /* the answer outgrew OLLAMA_ANSWER_MAX */
+	/* Tried again, the answer would fail again: it outgrew what an
+	 * agent takes, or the time it may take. */
+	int overlong;
 	size_t textless;   /* bytes of lines in a row without text */
 	ev_timer watchdog; /* first byte, then the longest silence */
+	ev_timer deadline; /* a generate's whole answer, from its first byte */
 	char curl_said[CURL_ERROR_SIZE]; /* curl's own words of a failure */
 };
 
@@ -295,7 +298,7 @@ too_long(struct call *c)
 	    "the answer passed %d bytes, the most an agent takes: lower its "
 	    "num_predict",
 	    OLLAMA_ANSWER_MAX);
-	c->oversize = 1;
+	c->overlong = 1;
 }
 
 static size_t
@@ -314,6 +317,8 @@ on_data(char *p, size_t size, size_t n, void *arg)
 		c->got_byte = 1;
 		c->watchdog.repeat = (double)c->o->t.stall_ms / 1000.0;
 		ev_timer_again(c->o->loop, &c->watchdog);
+		if (!one_object(c))
+			ev_timer_start(c->o->loop, &c->deadline);
 	}
 	if (one_object(c)) {
 		/* One object, read whole; a list of models, or one model's
@@ -402,7 +407,7 @@ on_data(char *p, size_t size, size_t n, void *arg)
 			    "the model thought for more than %d bytes without "
 			    "answering: lower its num_predict",
 			    OLLAMA_THINKING_MAX);
-			c->oversize = 1;
+			c->overlong = 1;
 			return 0;
 		}
 	}
@@ -423,6 +428,7 @@ call_release(struct call *c)
 	curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->headers);
 	ev_timer_stop(o->loop, &c->watchdog);
+	ev_timer_stop(o->loop, &c->deadline);
 	free(c->body);
 	free(c->line);
 	c->body = c->line = NULL;
@@ -594,7 +600,7 @@ call_finish(struct call *c, CURLcode cc)
 	res->garbled = c->ended < 0;
 	if (res->text_len > OLLAMA_ANSWER_MAX)
 		too_long(c);
-	if (c->oversize) {
+	if (c->overlong) {
 		res->outcome = OLLAMA_REFUSED;
 	} else if (status == 200 && c->ended == 1 && res->error[0] == '\0') {
 		/* The done line came: a body that then stalls or breaks off
@@ -696,6 +702,30 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			    "no answer from the backend within %lld ms",
 			    (long long)first_byte_ms(c));
 	}
+	call_finish(c, CURLE_OPERATION_TIMEDOUT);
+}
+
+/*
+ * A token just inside the stall timeout each time would hold the slot
+ * until the answer reaches what an agent takes, for days: a model caught
+ * in a loop does that. Tried again, it would loop again.
+ */
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct call *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	/* A done or error line came: only the body's end is due, in its
+	 * grace. */
+	if (c->ended != 0)
+		return;
+	snprintf(c->res.error, sizeof(c->res.error),
+	    "the answer was not whole %lld ms after its first byte: raise "
+	    "answer_timeout, or lower the agent's num_predict",
+	    (long long)c->o->t.answer_ms);
+	c->overlong = 1;
 	call_finish(c, CURLE_OPERATION_TIMEDOUT);
 }
 
@@ -909,6 +939,9 @@ call_start(struct call *c, const char *url)
 	    &c->watchdog, watchdog_cb, (double)first_byte_ms(c) / 1000.0, 0);
 	c->watchdog.data = c;
 	ev_timer_start(o->loop, &c->watchdog);
+	ev_timer_init(
+	    &c->deadline, deadline_cb, (double)o->t.answer_ms / 1000.0, 0);
+	c->deadline.data = c;
 	LIST_INSERT_HEAD(&o->calls, c, link);
 	curl_multi_add_handle(o->multi, c->easy);
 }

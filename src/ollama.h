@@ -1,8 +1,9 @@
 /*
  * ollama.h: the broker's client of Ollama's HTTP API. libcurl's multi
  * interface on the broker's libev loop: keep-alive connections reused, a
- * streamed reply parsed line by line as it arrives, and three timeouts
- * (connect, first byte, stall) so that no request hangs.
+ * streamed reply parsed line by line as it arrives, and four timeouts
+ * (connect, first byte, stall, the whole answer) so that no request
+ * hangs.
  */
 #ifndef OLLAMAX_OLLAMA_H
 #define OLLAMAX_OLLAMA_H
@@ -19,6 +20,8 @@ struct ollama_timeouts {
 	int64_t connect_ms;
 	int64_t first_byte_ms; /* a cold load counts here */
 	int64_t stall_ms;      /* longest silence between two chunks */
+	int64_t answer_ms;     /* a generate's whole answer after its first
+	                          byte */
 };
 
 enum ollama_outcome {

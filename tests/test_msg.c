@@ -545,6 +545,7 @@ sample_broker_config(void)
 	    .connect_timeout_ms = 5000,
 	    .first_byte_timeout_ms = 300000,
 	    .stall_timeout_ms = 60000,
+	    .answer_timeout_ms = 1800000,
 	    .tiers = tiers,
 	    .ntiers = 2,
 	    .models = models,
@@ -574,6 +575,7 @@ Test(msg, a_broker_setup_carries_its_part_of_the_config)
 	cr_assert_eq(out.conf.vram_mb, 4096);
 	cr_assert_str_eq(out.conf.backend_url, "http://127.0.0.1:11434");
 	cr_assert_eq(out.conf.first_byte_timeout_ms, 300000);
+	cr_assert_eq(out.conf.answer_timeout_ms, 1800000);
 	cr_assert_eq(out.conf.ntiers, 2);
 	cr_assert_str_eq(out.conf.tiers[0].fallback, "light");
 	cr_assert_str_eq(out.conf.tiers[1].model, "tinyllama");

@@ -17,6 +17,7 @@ min_residency = 0s
 connect_timeout = 1s
 first_byte_timeout = 1s
 stall_timeout = 1s
+answer_timeout = 4s
 [tier.light]
 model = tinyllama
 [tier.coding]
@@ -130,6 +131,12 @@ before=$(generated)
 check "up to a bound: thinking without end fails, said so" \
 	run_fails light '{"gen":"overthink"}' "the model thought for more than 1048576 bytes without answering"
 check "and is generated once, not tried again" eq "$(($(generated) - before))" 1
+# A word every 0.3 s, for 15 s: no stall ends it, answer_timeout does.
+before=$(generated)
+check "an answer not whole answer_timeout after its first byte fails, said so" \
+	run_fails light '{"gen":"drip"}' "the answer was not whole 4000 ms after its first byte"
+check "generated once: a model caught in a loop would loop again" \
+	eq "$(($(generated) - before))" 1
 # Lines keep coming after the bad one for longer than the stall timeout:
 # the bad line ends the stream, and its message is the one given.
 check "a bad line in a stream ends it at once, named" \

@@ -249,6 +249,10 @@ class Handler(BaseHTTPRequestHandler):
             thought = json.dumps(dict(word, response="",
                                       thinking="h" * 8192)) + "\n"
             return self.stream([thought] * 200 + [json.dumps(done) + "\n"])
+        if how == "drip":
+            # A word every 0.3 s, well inside the stall timeout, for 15 s.
+            return self.stream([json.dumps(word) + "\n"] * 50 +
+                               [json.dumps(done) + "\n"], pause=0.3)
         if how == "garbage":
             # A bad line, then good ones for longer than the stall
             # timeout.
