@@ -367,6 +367,8 @@ call_reply(void *arg, int err, const void *data, size_t len)
 	task_resume(a->task);
 }
 
+static void cancel_infer(struct worker *w, uint64_t id);
+
 /*
  * Sends a->frame on c and yields until the answer (a->reply, to free) or
  * an error (a->err). Returns 0 when an answer came.
@@ -429,7 +431,7 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 	struct msg_writer mw;
 	struct msg_reader r;
 	size_t len;
-	int rv = -1;
+	int rv = -1, answered = 0;
 
 	memset(done, 0, sizeof(*done));
 	snprintf(req.agent, sizeof(req.agent), "%s", a->m.name);
@@ -439,6 +441,7 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 	a->infer_id = req.id;
 	for (int attempt = 0; attempt < INFER_RETRIES; attempt++) {
 		if (agent_call(a, a->w->broker, len, INFER_TIMEOUT_MS) == 0) {
+			answered = 1;
 			if (msg_open(&r, a->reply, a->reply_len) == MSG_OK &&
 			    msg_infer_done_decode(&r, done) == MSG_OK)
 				rv = 0;
@@ -458,6 +461,10 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 			agent_wait(a, 0.2 * (attempt + 1), 0);
 		}
 	}
+	/* Given up on, it may still be queued or running at the broker:
+	 * a slot would go to an answer nobody takes. */
+	if (!answered)
+		cancel_infer(a->w, req.id);
 	agent_drop_call(a);
 	a->infer_id = 0;
 	return rv;
