@@ -90,12 +90,17 @@ one_object(const struct call *c)
 	return c->ps_fn != NULL || c->show_fn != NULL;
 }
 
-/* A list or a model's details answer at once; a generate's first byte
- * waits for its load. */
+/*
+ * A generate's first byte waits for its load. A list or a model's details
+ * wait for no load, but not always for nothing: Ollama reads /api/tags
+ * and /api/show from disk, and holds /api/ps while a runner exits. Once
+ * connected, that is a silence like any other.
+ */
 static int64_t
 first_byte_ms(const struct call *c)
 {
-	return one_object(c) ? c->o->t.connect_ms : c->o->t.first_byte_ms;
+	return one_object(c) ? c->o->t.connect_ms + c->o->t.stall_ms
+	                     : c->o->t.first_byte_ms;
 }
 
 struct sock {
@@ -933,8 +938,8 @@ call_start(struct call *c, const char *url)
 	curl_easy_setopt(
 	    c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)o->t.connect_ms);
 	/* A cold load sends nothing for seconds: a generate's first byte
-	 * may take first_byte_ms (/api/ps, /api/tags and /api/show answer
-	 * at once); after it, stall_ms of silence ends the call. */
+	 * may take first_byte_ms; after it, stall_ms of silence ends the
+	 * call. */
 	ev_timer_init(
 	    &c->watchdog, watchdog_cb, (double)first_byte_ms(c) / 1000.0, 0);
 	c->watchdog.data = c;

@@ -5,8 +5,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-# The tiers' models come after 70 others in /api/tags.
-start_fake_backend '{"tags":"crowded"}'
+# The tiers' models come after 70 others in /api/tags, and /api/show
+# takes longer than connect_timeout.
+start_fake_backend '{"tags":"crowded","show":"slow"}'
 # Two models that do not fit together: a switch unloads one.
 fleet_conf "$URL_fake" <<CONF
 [broker]
@@ -48,6 +49,12 @@ TZ=Pacific/Kiritimati start_fleet
 check "the supervisor is up" wait_log "ready:"
 check "it reads the tiers' models in /api/tags past 70 others: it asks /api/show of them" \
 	wait_log "^POST /api/show tinyllama" "$MODE.log"
+show_waited() {
+	wait_log "^SHOWN tinyllama" "$MODE.log" &&
+		wait_log "^SHOWN qwen2.5-coder:7b" "$MODE.log" &&
+		! grep "told by num_ctx alone" "$TMP/sup.log"
+}
+check "an /api/show slower than connect_timeout is waited for" show_waited
 
 # run_fails AGENT MODE WORDS: a run with the backend in MODE fails, its
 # error holding WORDS.
@@ -181,11 +188,12 @@ check "status claims nothing resident while /api/ps fails" \
 	status_until 's["broker"]["resident"] == []'
 check "said once, not every second" \
 	test "$(grep -c "/api/ps: .*what the backend holds is unknown until it answers" "$TMP/sup.log")" = 1
-# /api/ps answers in connect_timeout (1 s here) or not at all.
+# /api/ps answers within connect_timeout and stall_timeout (1 s each
+# here), or not at all.
 check "an unload /api/ps does not answer in time ends after a while too" \
 	answered light '{"ps":"silent"}'
 check "with a warning naming the time /api/ps had" \
-	grep -q "cannot see whether qwen2.5-coder:7b is unloaded (.*/api/ps: no answer from the backend within 1000 ms): taking it as unloaded" "$TMP/sup.log"
+	grep -q "cannot see whether qwen2.5-coder:7b is unloaded (.*/api/ps: no answer from the backend within 2000 ms): taking it as unloaded" "$TMP/sup.log"
 
 # /api/ps is read up to 64 models: one listed past them may still be
 # loaded, and its unload is asked again rather than taken as done.

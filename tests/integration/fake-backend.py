@@ -7,7 +7,8 @@ port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
 "load", "unload" and "ps" pick how generate calls, loads, unloads and
 /api/ps answer; with "emu_speed", /emu/stats answers as an emulator's of
 that speed and 2 slots. Every request is appended to MODE_FILE.log as
-"METHOD PATH KIND MODEL". In mode "gate", a call logs "GATE PROMPT", then
+"METHOD PATH KIND MODEL", and each answer of /api/show, once sent, as
+"SHOWN MODEL". In mode "gate", a call logs "GATE PROMPT", then
 waits for MODE_FILE.open before it is answered.
 """
 import json
@@ -116,12 +117,16 @@ class Handler(BaseHTTPRequestHandler):
             logged("POST %s %s" % (self.path, model))
             # Trained for the 2048 that /api/ps gives every model; "bare":
             # without what it was trained for; "long": trained for more.
+            # "slow": read from a cold disk, past connect_timeout.
             how = mode().get("show")
             trained = 32768 if how == "long" else 2048
-            return self.reply(200, "{}" if how == "bare" else json.dumps({
+            if how == "slow":
+                time.sleep(1.3)
+            self.reply(200, "{}" if how == "bare" else json.dumps({
                 "model_info": {"general.architecture": "llama",
                                "llama.context_length": trained},
                 "capabilities": ["completion"]}))
+            return logged("SHOWN %s" % model)
         kind = ("unload" if req.get("keep_alive") == 0 else
                 "load" if req.get("prompt", "") == "" else "gen")
         logged("POST %s %s %s" % (self.path, kind, model))
