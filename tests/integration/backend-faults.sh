@@ -311,5 +311,25 @@ html_load_fails() {
 }
 check "a load answered 200 with a page not Ollama's fails its request, said so" \
 	html_load_fails
+check "that supervisor stops cleanly" stopped
+
+# With a stall_timeout longer than the 1 s grace after an error line: the
+# body's end held back costs each of the three tries that grace, not the
+# stall_timeout (4 s each, then).
+sed -i 's/^stall_timeout = 1s$/stall_timeout = 10s/' "$TMP/ollamax.conf"
+grep -q '^stall_timeout = 10s$' "$TMP/ollamax.conf" || { echo "no stall_timeout set"; exit 1; }
+mv "$TMP/sup.log" "$TMP/sup-before-grace.log"
+echo '{}' >"$MODE"
+start_fleet
+check "a supervisor with a stall_timeout of 10 s is up" wait_log "ready:"
+error_within_grace() {
+	local started ms
+	started=$(date +%s%N)
+	run_fails light '{"gen":"errorhang"}' "the runner crashed" || return 1
+	ms=$((($(date +%s%N) - started) / 1000000))
+	[ "$ms" -lt 9000 ] || { echo "      took $ms ms"; return 1; }
+}
+check "an error line, then a body held open, fails in the grace, not the stall" \
+	error_within_grace
 check "the last supervisor stops cleanly" stopped
 finish

@@ -278,6 +278,12 @@ class Handler(BaseHTTPRequestHandler):
             # Half a line, then silence past the stall timeout.
             return self.stream([json.dumps(word) + "\n",
                                 '{"model":"m","resp'], hold=3)
+        if how == "errorhang":
+            # Ollama's error line, then the body's end held back past a
+            # grace of 1 s.
+            return self.stream([json.dumps(word) + "\n",
+                                json.dumps({"error": "the runner crashed"})
+                                + "\n"], hold=4)
         if how == "emptyerror":
             return self.stream([json.dumps(word) + "\n",
                                 json.dumps({"error": ""}) + "\n"])
