@@ -1092,16 +1092,24 @@ refuse(struct ipc_call *call, int status, const char *why, uint64_t id)
 }
 
 /* Kept, not taken: a worker resends a request with the same id. */
-static int
+static const struct msg_cancel *
 cancelled_already(const struct broker *b, int worker, uint64_t id)
 {
 	for (size_t i = 0; i < CANCELS_KEPT; i++) {
 		const struct msg_cancel *c = &b->cancels[i];
 
 		if (c->id == id && c->worker == worker && id != 0)
-			return 1;
+			return c;
 	}
-	return 0;
+	return NULL;
+}
+
+/* Why a worker cancelled a request. */
+static const char *
+cancel_why(const struct msg_cancel *c)
+{
+	return c->given_up ? "its agent gave up waiting for it"
+	                   : "its agent was stopped";
 }
 
 /* Why a request is refused before it becomes a job; NULL if it is not. */
@@ -1109,6 +1117,8 @@ static const char *
 refused_why(
     struct broker *b, const struct msg_infer *req, char *buf, size_t len)
 {
+	const struct msg_cancel *c;
+
 	if (config_tier(&b->conf, req->tier) == NULL) {
 		snprintf(buf, len, "unknown tier \"%s\"", req->tier);
 		return buf;
@@ -1116,20 +1126,19 @@ refused_why(
 	/* Ollama would take an empty prompt for a load and answer nothing. */
 	if (req->prompt == NULL || req->prompt[0] == '\0')
 		return "an empty prompt";
-	if (cancelled_already(b, req->worker, req->id)) {
-		log_info("%s: its agent was stopped before this request came: "
-		         "not run",
-		    req->agent);
-		return "its agent was stopped";
+	if ((c = cancelled_already(b, req->worker, req->id)) != NULL) {
+		log_info("%s: %s before this request came: not run", req->agent,
+		    cancel_why(c));
+		return cancel_why(c);
 	}
 	return NULL;
 }
 
 /*
- * A worker's agent was stopped: its request goes, whether it waits or
- * runs (its connection to the backend closed, so that the slot frees
- * now, not when an answer nobody wants is over). Nobody waits for its
- * answer: the worker is told only whether it was found.
+ * A worker's agent was stopped, or gave up on a request: the request goes,
+ * whether it waits or runs (its connection to the backend closed, so that the
+ * slot frees now, not when an answer nobody wants is over). Nobody waits for
+ * its answer: the worker is told only whether it was found.
  */
 static void
 on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
@@ -1158,12 +1167,12 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 		 * timer). */
 		policy_cancel(b->policy, msg_clock_ms(), j->seq);
 	}
-	log_info("%s: its agent was stopped: request cancelled while it %s",
-	    j->req.agent, j->running ? "ran" : "waited");
+	log_info("%s: %s: request cancelled while it %s", j->req.agent,
+	    cancel_why(&c), j->running ? "ran" : "waited");
 	refuse(call, INFER_OK, "", c.id);
 	/* Its own call is answered all the same: a context of the broker's
 	 * socket waits on it. */
-	refuse(j->call, INFER_FAILED, "its agent was stopped", j->req.id);
+	refuse(j->call, INFER_FAILED, cancel_why(&c), j->req.id);
 	job_free(j);
 	apply(b);
 }

@@ -30,8 +30,9 @@
 #define CONFIG_NUM_CTX_MAX (1 << 20)
 #define CONFIG_TIMEOUT_MIN_MS 100
 #define CONFIG_TIMEOUT_MAX_MS 3600000
-/* An answer may take a day: a long generation on a slow GPU. */
-#define CONFIG_ANSWER_TIMEOUT_MAX_MS (24 * CONFIG_TIMEOUT_MAX_MS)
+/* A worker waits 2 h 30 min in all for an answer (worker.c): a longer
+ * answer_timeout would never be reached. */
+#define CONFIG_ANSWER_TIMEOUT_MAX_MS (2 * CONFIG_TIMEOUT_MAX_MS)
 #define CONFIG_LOADED_MAX 16
 #define CONFIG_WAIT_MIN_MS 1000
 #define CONFIG_WAIT_MAX_MS (7 * 24 * 3600 * 1000LL)

@@ -1401,9 +1401,10 @@ msg_deliver_free(struct msg_deliver *m)
 void
 msg_cancel_encode(struct msg_writer *w, const struct msg_cancel *m)
 {
-	msg_begin(w, MSG_CANCEL, 2);
+	msg_begin(w, MSG_CANCEL, 3);
 	msg_put_uint(w, "id", m->id);
 	msg_put_int(w, "worker", m->worker);
+	msg_put_bool(w, "given_up", m->given_up);
 }
 
 enum msg_error
@@ -1415,7 +1416,8 @@ msg_cancel_decode(struct msg_reader *r, struct msg_cancel *m)
 	memset(m, 0, sizeof(*m));
 	if ((e = expect_type(r, MSG_CANCEL)) ||
 	    (e = msg_get_uint(r, "id", &m->id, 1)) ||
-	    (e = msg_get_int(r, "worker", &worker, 0, 4096, 1)))
+	    (e = msg_get_int(r, "worker", &worker, 0, 4096, 1)) ||
+	    (e = msg_get_bool(r, "given_up", &m->given_up, 1)))
 		return e;
 	m->worker = (int)worker;
 	return MSG_OK;

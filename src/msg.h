@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 9
+#define MSG_VERSION 11
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which
@@ -268,10 +268,12 @@ struct msg_deliver {
 	int64_t until_ms;
 };
 
-/* The inference `id` of worker `worker`: its agent was stopped. */
+/* The inference `id` of worker `worker`: its agent was stopped, or gave up
+ * waiting for it. */
 struct msg_cancel {
 	uint64_t id;
 	int worker;
+	int given_up;
 };
 
 /* Encoders write a whole frame into w (msg_writer_free it afterwards). */

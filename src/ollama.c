@@ -704,8 +704,10 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			    (long long)c->o->t.stall_ms);
 		else
 			snprintf(c->res.error, sizeof(c->res.error),
-			    "no answer from the backend within %lld ms",
-			    (long long)first_byte_ms(c));
+			    "no answer from the backend within %lld ms (%s)",
+			    (long long)first_byte_ms(c),
+			    one_object(c) ? "connect_timeout and stall_timeout"
+			                  : "first_byte_timeout");
 	}
 	call_finish(c, CURLE_OPERATION_TIMEDOUT);
 }
@@ -728,7 +730,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	snprintf(c->res.error, sizeof(c->res.error),
 	    "the answer was not whole %lld ms after its first byte: raise "
-	    "answer_timeout, or lower the agent's num_predict",
+	    "[backend] answer_timeout, or lower the agent's num_predict",
 	    (long long)c->o->t.answer_ms);
 	c->overlong = 1;
 	call_finish(c, CURLE_OPERATION_TIMEDOUT);

@@ -367,7 +367,8 @@ call_reply(void *arg, int err, const void *data, size_t len)
 	task_resume(a->task);
 }
 
-static void cancel_infer(struct worker *w, uint64_t id);
+static void cancel_infer(
+    struct worker *w, const char *agent, uint64_t id, int given_up);
 
 /*
  * Sends a->frame on c and yields until the answer (a->reply, to free) or
@@ -464,7 +465,7 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 	/* Given up on, it may still be queued or running at the broker:
 	 * a slot would go to an answer nobody takes. */
 	if (!answered)
-		cancel_infer(a->w, req.id);
+		cancel_infer(a->w, a->m.name, req.id, 1);
 	agent_drop_call(a);
 	a->infer_id = 0;
 	return rv;
@@ -870,14 +871,16 @@ cancel_answered(void *arg, int err, const void *data, size_t len)
 }
 
 /*
- * Asks the broker to drop the inference of a stopped agent: queued, it
- * would take a slot later, and running, hold one, for an answer nobody
- * takes. Not at a stop of the whole fleet: the broker stops too.
+ * Asks the broker to drop an inference of a stopped agent, or one its
+ * agent gave up waiting for: queued, it would take a slot later, and
+ * running, hold one, for an answer nobody takes. Not at a stop of the
+ * whole fleet: the broker stops too.
  */
 static void
-cancel_infer(struct worker *w, uint64_t id)
+cancel_infer(struct worker *w, const char *agent, uint64_t id, int given_up)
 {
-	struct msg_cancel c = {.id = id, .worker = w->index};
+	struct msg_cancel c = {
+	    .id = id, .worker = w->index, .given_up = given_up};
 	struct msg_writer mw;
 	const char *data;
 	size_t len;
@@ -888,8 +891,8 @@ cancel_infer(struct worker *w, uint64_t id)
 	data = msg_data(&mw, &len);
 	if (ipc_request(w->broker, data, len, CANCEL_TIMEOUT_MS,
 	        cancel_answered, NULL) != 0)
-		log_warnx("cannot ask the broker to cancel inference %llu",
-		    (unsigned long long)id);
+		log_warnx("%s: cannot ask the broker to cancel inference %llu",
+		    agent, (unsigned long long)id);
 	msg_writer_free(&mw);
 }
 
@@ -907,7 +910,7 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep,
 	task_destroy(a->task);
 	a->task = NULL;
 	if (a->infer_id != 0)
-		cancel_infer(w, a->infer_id);
+		cancel_infer(w, a->m.name, a->infer_id, 0);
 	/* What the run held: its frames are gone with the task's stack. An
 	 * answer on its way to another worker stays, with the names the
 	 * manifest may take away, to be told if it fails. */

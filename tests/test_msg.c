@@ -788,7 +788,10 @@ Test(msg, an_agents_item_that_is_not_a_map_is_refused)
 
 Test(msg, a_cancel_frame_survives_a_round_trip_and_is_no_infer)
 {
-	struct msg_cancel c = {.id = 0x1234567800000009ULL, .worker = 3}, out;
+	struct msg_cancel c = {.id = 0x1234567800000009ULL,
+	                      .worker = 3,
+	                      .given_up = 1},
+	                  out;
 	struct msg_infer inf;
 	struct msg_writer w;
 	struct msg_reader r;
@@ -803,6 +806,7 @@ Test(msg, a_cancel_frame_survives_a_round_trip_and_is_no_infer)
 	cr_assert_eq(msg_cancel_decode(&r, &out), MSG_OK);
 	cr_assert_eq(out.id, c.id);
 	cr_assert_eq(out.worker, 3);
+	cr_assert_eq(out.given_up, 1);
 	msg_close(&r);
 	free(frame);
 }

@@ -97,7 +97,8 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(0.5)
                 return None
             if mode().get("ps") == "silent":
-                # Past connect_timeout: the caller has hung up by then.
+                # Past connect_timeout and stall_timeout: the caller has
+                # hung up by then.
                 time.sleep(3)
                 return None
             # "crowded": more than the 64 models read, listed first.
@@ -255,9 +256,9 @@ class Handler(BaseHTTPRequestHandler):
                                       thinking="h" * 8192)) + "\n"
             return self.stream([thought] * 200 + [json.dumps(done) + "\n"])
         if how == "drip":
-            # A word every 0.3 s, well inside the stall timeout, for 15 s.
-            return self.stream([json.dumps(word) + "\n"] * 50 +
-                               [json.dumps(done) + "\n"], pause=0.3)
+            # A word every 0.1 s, well inside the stall timeout, for 15 s.
+            return self.stream([json.dumps(word) + "\n"] * 150 +
+                               [json.dumps(done) + "\n"], pause=0.1)
         if how == "garbage":
             # A bad line, then good ones for longer than the stall
             # timeout.
