@@ -315,8 +315,50 @@ grep -q '^stall_timeout = 10s$' "$TMP/ollamax.conf" || { echo "no stall_timeout 
 mv "$TMP/sup.log" "$TMP/sup-before-grace.log"
 shown_before=$(grep -c "^SHOWN" "$MODE.log" || true)
 echo '{"show":"slow"}' >"$MODE"
+has "$(http GET "$URL_fake/fake/reset")" "200" || { echo "the fake did not reset"; exit 1; }
+phase_from=$(($(wc -l <"$MODE.log") + 1))
 start_fleet
 check "a supervisor with a stall_timeout of 10 s is up" wait_log "ready:"
+
+# An /api/ps answer asked before an unload was sent says nothing of it: the
+# model may have loaded after it was asked. Here one /api/ps is held from
+# before tinyllama loads until after its unload is sent, while tinyllama
+# stays listed 2 s after its unload: qwen2.5-coder:7b, which needs its
+# room, must not load before tinyllama is gone.
+# log_from N: the fake's log from line N on.
+log_from() { tail -n +"$1" "$MODE.log"; }
+# The plan starts from the first /api/ps answered after both /api/show:
+# one asked after that was answered, as one is asked at a time.
+plan_started() {
+	for _ in $(seq 1 200); do
+		[ "$(log_from "$phase_from" | awk '/^SHOWN/ { s++ } s >= 2 && /^GET \/api\/ps/ { g++ } END { print g + 0 }')" -ge 2 ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+asked_before_unload() {
+	local from run rc=0
+	plan_started || { echo "      no plan"; return 1; }
+	from=$(($(wc -l <"$MODE.log") + 1))
+	echo '{"ps":"held","unload":"linger"}' >"$MODE"
+	wait_log "^PS HELD" "$MODE.log" &&
+		answered light '{"ps":"held","unload":"linger"}' || rc=1
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 2m coding x >"$TMP/held.out" 2>&1 &
+	run=$!
+	for _ in $(seq 1 200); do
+		log_from "$from" | grep -q "^POST /api/generate unload tinyllama" && break
+		sleep 0.05
+	done
+	touch "$MODE.psopen"
+	wait "$run" && grep -qx hi "$TMP/held.out" || { echo "      run: $(cat "$TMP/held.out")"; rc=1; }
+	echo '{"show":"slow"}' >"$MODE"
+	log_from "$from" | grep -q "^PS HELD" &&
+		log_from "$from" | grep -q "^POST /api/generate load tinyllama" &&
+		log_from "$from" | sed -n '/^GONE tinyllama/,$p' | grep -q "^POST /api/generate load qwen2.5-coder:7b" ||
+		{ echo "      the fake's log:"; log_from "$from" | grep -v "^GET /api/ps" | sed 's/^/        /'; rc=1; }
+	return "$rc"
+}
+check "an /api/ps asked before an unload does not confirm it" asked_before_unload
 error_within_grace() {
 	local started ms
 	started=$(date +%s%N)

@@ -8,7 +8,7 @@ port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
 /api/ps answer; with "emu_speed", /emu/stats answers as an emulator's of
 that speed and 2 slots. Every request is appended to MODE_FILE.log as
 "METHOD PATH KIND MODEL", and each answer of /api/show, once sent, as
-"SHOWN MODEL". In mode "gate", a call logs "GATE PROMPT", then
+"SHOWN MODEL". GET /fake/reset forgets what is loaded. In mode "gate", a call logs "GATE PROMPT", then
 waits for MODE_FILE.open before it is answered.
 """
 import json
@@ -16,11 +16,14 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
 loaded = set()
+# Whether the /api/ps that mode "held" holds has come.
+held = threading.Lock()
 
 
 def mode():
@@ -81,6 +84,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, json.dumps(
                 {"speed": mode()["emu_speed"], "slot_busy_s": [0, 0],
                  "scheduler": {"loads": 0, "evictions": 0}}))
+        if self.path == "/fake/reset":
+            loaded.clear()
+            return self.reply(200, "{}")
         if self.path == "/api/ps":
             if mode().get("ps") == "fail":
                 return self.reply(500, '{"error":"ps is broken"}')
@@ -103,6 +109,15 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             # "crowded": more than the 64 models read, listed first.
             names = sorted(loaded)
+            if mode().get("ps") == "held" and held.acquire(blocking=False):
+                # The first asked in this mode: what was loaded then,
+                # answered once MODE_FILE.psopen exists (10 s at most),
+                # after what happens meanwhile. The others answer at once.
+                logged("PS HELD")
+                for _ in range(200):
+                    if os.path.exists(MODE_FILE + ".psopen"):
+                        break
+                    time.sleep(0.05)
             if mode().get("ps") == "crowded":
                 names = ["other-%d:latest" % i for i in range(70)] + names
             return self.reply(200, json.dumps({"models": [
@@ -144,7 +159,15 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 time.sleep(0.05)
         if kind == "unload":
-            loaded.discard(model)
+            if how == "linger":
+                # Listed 2 s more, as a runner that takes its time to
+                # exit; "GONE MODEL" is logged before it is no longer.
+                def gone():
+                    logged("GONE %s" % model)
+                    loaded.discard(model)
+                threading.Timer(2, gone).start()
+            else:
+                loaded.discard(model)
             return self.reply(200, json.dumps(done))
         if how == "500":
             return self.reply(500, '{"error":"CUDA out of memory"}')
