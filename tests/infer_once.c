@@ -3,8 +3,9 @@
  * answer printed as "STATUS: TEXT OR ERROR" (not a test by itself;
  * tests/integration/frames.sh runs it). Lets a test send what no worker
  * would, such as an empty prompt, or a cancel that comes before its
- * request (-c). The request's id is 1, or ID.
- * Usage: infer_once [-c] [-i ID] BROKER_URL TIER PROMPT
+ * request (-c; -g: from an agent that gave up waiting, not one stopped).
+ * The request's id is 1, or ID.
+ * Usage: infer_once [-c [-g]] [-i ID] BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
 
@@ -51,11 +52,13 @@ main(int argc, char **argv)
 	void *buf;
 	size_t len;
 
-	int cancel_first = 0, opt;
+	int cancel_first = 0, given_up = 0, opt;
 
-	while ((opt = getopt(argc, argv, "ci:")) != -1) {
+	while ((opt = getopt(argc, argv, "cgi:")) != -1) {
 		if (opt == 'c')
 			cancel_first = 1;
+		else if (opt == 'g')
+			given_up = 1;
 		else if (opt == 'i')
 			req.id = strtoull(optarg, NULL, 10);
 		else
@@ -71,7 +74,8 @@ main(int argc, char **argv)
 	}
 	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 20000);
 	if (cancel_first) {
-		struct msg_cancel c = {.id = req.id, .worker = req.worker};
+		struct msg_cancel c = {
+		    .id = req.id, .worker = req.worker, .given_up = given_up};
 
 		msg_cancel_encode(&w, &c);
 		data = msg_data(&w, &len);
@@ -110,7 +114,7 @@ main(int argc, char **argv)
 	nng_close(sock);
 	return 0;
 usage:
-	fprintf(
-	    stderr, "usage: infer_once [-c] [-i ID] BROKER_URL TIER PROMPT\n");
+	fprintf(stderr,
+	    "usage: infer_once [-c [-g]] [-i ID] BROKER_URL TIER PROMPT\n");
 	return 2;
 }

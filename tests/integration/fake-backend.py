@@ -7,8 +7,9 @@ port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
 "load", "unload" and "ps" pick how generate calls, loads, unloads and
 /api/ps answer; with "emu_speed", /emu/stats answers as an emulator's of
 that speed and 2 slots. Every request is appended to MODE_FILE.log as
-"METHOD PATH KIND MODEL", and each answer of /api/show, once sent, as
-"SHOWN MODEL". GET /fake/reset forgets what is loaded. In mode "gate", a call logs "GATE PROMPT", then
+"METHOD PATH KIND MODEL", and each answer of /api/show or of an unload,
+once sent, as "SHOWN MODEL" or "UNLOADED MODEL". GET /fake/reset forgets
+what is loaded. In mode "gate", a call logs "GATE PROMPT", then
 waits for MODE_FILE.open before it is answered.
 """
 import json
@@ -22,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
 loaded = set()
-# Whether the /api/ps that mode "held" holds has come.
+# Taken by the /api/ps that mode "held" holds, until a reset.
 held = threading.Lock()
 
 
@@ -44,6 +45,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def handle_one_request(self):
+        # A caller that hung up (a timeout of the broker's, on purpose)
+        # is no fault of the fake's: no traceback in its log.
+        try:
+            super().handle_one_request()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def reply(self, code, body, ctype="application/json"):
         data = body.encode()
@@ -86,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
                  "scheduler": {"loads": 0, "evictions": 0}}))
         if self.path == "/fake/reset":
             loaded.clear()
+            if held.locked():
+                held.release()
             return self.reply(200, "{}")
         if self.path == "/api/ps":
             if mode().get("ps") == "fail":
@@ -168,7 +179,8 @@ class Handler(BaseHTTPRequestHandler):
                 threading.Timer(2, gone).start()
             else:
                 loaded.discard(model)
-            return self.reply(200, json.dumps(done))
+            self.reply(200, json.dumps(done))
+            return logged("UNLOADED %s" % model)
         if how == "500":
             return self.reply(500, '{"error":"CUDA out of memory"}')
         if how == "503":
@@ -307,7 +319,7 @@ class Handler(BaseHTTPRequestHandler):
             # grace of 1 s.
             return self.stream([json.dumps(word) + "\n",
                                 json.dumps({"error": "the runner crashed"})
-                                + "\n"], hold=4)
+                                + "\n"], hold=8)
         if how == "emptyerror":
             return self.stream([json.dumps(word) + "\n",
                                 json.dumps({"error": ""}) + "\n"])

@@ -72,6 +72,12 @@ check "nor is it sent again" \
 	"failed: its agent was stopped"
 check "and the cancel stops that request only" \
 	sh -c "'$BUILD/tests/infer_once' 'ipc://$TMP/run/broker.sock' light 'Say hi.' | grep -q '^ok: .'"
+# A worker that gave up on a request after its tries cancels it too.
+check "a request its agent gave up on is not run, said so" \
+	eq "$("$BUILD/tests/infer_once" -c -g -i 3 "ipc://$TMP/run/broker.sock" light 'Say hi.')" \
+	"failed: its agent gave up waiting for it"
+check "in the log too" \
+	wait_log "infer_once: its agent gave up waiting for it before this request came: not run"
 before=$(runs)
 status=$("$CTL" -c "$TMP/ollamax.conf" --json status)
 no_restarts() {
