@@ -389,5 +389,37 @@ show_waited() {
 		! grep "told by num_ctx alone" "$TMP/sup.log"
 }
 check "an /api/show slower than connect_timeout is waited for" show_waited
+# An /api/ps answer asked before a load says nothing of it either: held
+# from before tinyllama's load until after it, its list without tinyllama
+# must not make tinyllama unloaded. Nothing is loaded to begin with (the
+# fake forgets qwen2.5-coder:7b), so that the load waits on no unload.
+asked_before_load() {
+	local from rc=0
+	answered coding '{}' || return 1
+	has "$(http GET "$URL_fake/fake/reset")" "200" &&
+		wait_log "qwen2.5-coder:7b is no longer loaded" || { echo "      qwen2.5-coder:7b still loaded"; return 1; }
+	from=$(($(wc -l <"$MODE.log") + 1))
+	echo '{"ps":"held"}' >"$MODE"
+	for _ in $(seq 1 200); do
+		log_from "$from" >"$TMP/held.log"
+		grep -q "^PS HELD" "$TMP/held.log" && break
+		sleep 0.05
+	done
+	answered light '{"ps":"held"}' || rc=1
+	from=$(($(wc -l <"$MODE.log") + 1))
+	touch "$MODE.psopen"
+	# Two more asked: the held answer was read before the first.
+	for _ in $(seq 1 200); do
+		[ "$(log_from "$from" | grep -c "^GET /api/ps")" -ge 2 ] && break
+		sleep 0.05
+	done
+	rm -f "$MODE.psopen"
+	echo '{"show":"slow"}' >"$MODE"
+	grep -q "^PS HELD" "$TMP/held.log" || { echo "      no /api/ps held"; rc=1; }
+	[ "$(log_from "$from" | grep -c "^GET /api/ps")" -ge 2 ] || { echo "      no /api/ps after"; rc=1; }
+	! grep "tinyllama is no longer loaded" "$TMP/sup.log" || rc=1
+	return "$rc"
+}
+check "an /api/ps asked before a load does not unload it" asked_before_load
 check "the last supervisor stops cleanly" stopped
 finish

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
 loaded = set()
-# Taken by the /api/ps that mode "held" holds, until a reset.
+# Taken by the /api/ps that mode "held" holds, until it is answered.
 held = threading.Lock()
 
 
@@ -95,8 +95,6 @@ class Handler(BaseHTTPRequestHandler):
                  "scheduler": {"loads": 0, "evictions": 0}}))
         if self.path == "/fake/reset":
             loaded.clear()
-            if held.locked():
-                held.release()
             return self.reply(200, "{}")
         if self.path == "/api/ps":
             if mode().get("ps") == "fail":
@@ -120,21 +118,26 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             # "crowded": more than the 64 models read, listed first.
             names = sorted(loaded)
-            if mode().get("ps") == "held" and held.acquire(blocking=False):
-                # The first asked in this mode: what was loaded then,
-                # answered once MODE_FILE.psopen exists (10 s at most),
-                # after what happens meanwhile. The others answer at once.
-                logged("PS HELD")
-                for _ in range(200):
-                    if os.path.exists(MODE_FILE + ".psopen"):
-                        break
-                    time.sleep(0.05)
             if mode().get("ps") == "crowded":
                 names = ["other-%d:latest" % i for i in range(70)] + names
-            return self.reply(200, json.dumps({"models": [
+            body = json.dumps({"models": [
                 {"name": n, "model": n, "size": 3000 << 20,
                  "size_vram": 3000 << 20, "context_length": 2048}
-                for n in names]}))
+                for n in names]})
+            if mode().get("ps") == "held" and held.acquire(blocking=False):
+                # One at a time: what was loaded when asked, answered
+                # once MODE_FILE.psopen exists (10 s at most), after what
+                # happens meanwhile. Others asked meanwhile answer at once.
+                try:
+                    logged("PS HELD")
+                    for _ in range(200):
+                        if os.path.exists(MODE_FILE + ".psopen"):
+                            break
+                        time.sleep(0.05)
+                    return self.reply(200, body)
+                finally:
+                    held.release()
+            return self.reply(200, body)
         self.reply(404, "404 page not found", "text/plain")
 
     def do_POST(self):
