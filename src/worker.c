@@ -38,6 +38,10 @@
 /* How long an agent waits for one answer: a queue behind cold loads. */
 #define INFER_TIMEOUT_MS (30 * 60 * 1000)
 #define INFER_RETRIES 5
+/* The broker's deadline for an answer ends before the agent's patience. */
+_Static_assert(CONFIG_ANSWER_TIMEOUT_MAX_MS <
+        (int64_t)INFER_TIMEOUT_MS * INFER_RETRIES,
+    "answer_timeout's bound must be within an agent's wait");
 /* A cancel lives as long as the inference it cancels: one sent while the
  * broker restarts waits in the socket behind the inference's retry, and
  * follows it to the next broker, in order. */
