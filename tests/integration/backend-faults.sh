@@ -333,6 +333,16 @@ check "a supervisor with a stall_timeout of 10 s is up" wait_log "ready:"
 # room, must not load before tinyllama is gone.
 # log_from N: the fake's log from line N on.
 log_from() { tail -n +"$1" "$MODE.log"; }
+# wait_fake N WORDS: the fake's log from line N on comes to hold WORDS
+# within 10 s.
+wait_fake() {
+	for _ in $(seq 1 200); do
+		log_from "$1" >"$TMP/fake-tail.log"
+		grep -q "$2" "$TMP/fake-tail.log" && return 0
+		sleep 0.05
+	done
+	return 1
+}
 # The plan starts from the first /api/ps answered after both /api/show:
 # one asked after that was answered, as one is asked at a time.
 plan_started() {
@@ -347,15 +357,11 @@ asked_before_unload() {
 	plan_started || { echo "      no plan"; return 1; }
 	from=$(($(wc -l <"$MODE.log") + 1))
 	echo '{"ps":"held","unload":"linger"}' >"$MODE"
-	wait_log "^PS HELD" "$MODE.log" &&
+	wait_fake "$from" "^PS HELD" &&
 		answered light '{"ps":"held","unload":"linger"}' || rc=1
 	"$CTL" -c "$TMP/ollamax.conf" run -w -t 2m coding x >"$TMP/held.out" 2>&1 &
 	run=$!
-	for _ in $(seq 1 200); do
-		log_from "$from" >"$TMP/held.log"
-		grep -q "^UNLOADED tinyllama" "$TMP/held.log" && break
-		sleep 0.05
-	done
+	wait_fake "$from" "^UNLOADED tinyllama" || rc=1
 	# The held answer is to come after the unload's: before it, the
 	# broker would not take the model as unloading yet, and the check
 	# would pass on the code it is there to catch.
@@ -400,11 +406,7 @@ asked_before_load() {
 		wait_log "qwen2.5-coder:7b is no longer loaded" || { echo "      qwen2.5-coder:7b still loaded"; return 1; }
 	from=$(($(wc -l <"$MODE.log") + 1))
 	echo '{"ps":"held"}' >"$MODE"
-	for _ in $(seq 1 200); do
-		log_from "$from" >"$TMP/held.log"
-		grep -q "^PS HELD" "$TMP/held.log" && break
-		sleep 0.05
-	done
+	wait_fake "$from" "^PS HELD" || { echo "      no /api/ps held"; rc=1; }
 	answered light '{"ps":"held"}' || rc=1
 	from=$(($(wc -l <"$MODE.log") + 1))
 	touch "$MODE.psopen"
@@ -415,11 +417,47 @@ asked_before_load() {
 	done
 	rm -f "$MODE.psopen"
 	echo '{"show":"slow"}' >"$MODE"
-	grep -q "^PS HELD" "$TMP/held.log" || { echo "      no /api/ps held"; rc=1; }
 	[ "$(log_from "$from" | grep -c "^GET /api/ps")" -ge 2 ] || { echo "      no /api/ps after"; rc=1; }
 	! grep "tinyllama is no longer loaded" "$TMP/sup.log" || rc=1
 	return "$rc"
 }
 check "an /api/ps asked before a load does not unload it" asked_before_load
+# A tier's model loaded in the place of another client's instance of it is
+# the broker's own, whatever a list asked before the load still says. Here
+# one /api/ps is held from before tinyllama's load in the place of theirs
+# until after its unload for qwen2.5-coder:7b: the broker must not take its
+# own tinyllama for theirs, and unload it as theirs for the room that
+# qwen2.5-coder:7b also needs of them.
+loaded_over_theirs() {
+	local from run rc=0
+	# qwen2.5-coder:7b loads as 3500 MB: more than Ollama lets beside
+	# their 100 MB (80% of what is free, 3196 MB), where tinyllama's
+	# 3000 MB is not.
+	answered coding '{"mb":{"qwen2.5-coder:7b":3500}}' && answered light '{}' ||
+		{ echo "      no switch to qwen2.5-coder:7b and back"; return 1; }
+	echo '{"mb":{"tinyllama":100}}' >"$MODE"
+	has "$(http POST "$URL_fake/api/generate" '{"model":"tinyllama","keep_alive":-1,"options":{"num_ctx":1024}}')" '"done": true' ||
+		{ echo "      their load failed"; return 1; }
+	wait_log "tinyllama (100 MB) is loaded outside ollamax with a context of 1024, where its tier's requests run with 2048" ||
+		{ echo "      theirs not seen"; return 1; }
+	from=$(($(wc -l <"$MODE.log") + 1))
+	echo '{"ps":"held"}' >"$MODE"
+	wait_fake "$from" "^PS HELD" || rc=1
+	answered light '{"ps":"held"}' || rc=1
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 2m coding x >"$TMP/over.out" 2>&1 &
+	run=$!
+	wait_fake "$from" "^UNLOADED tinyllama" || rc=1
+	touch "$MODE.psopen"
+	wait "$run" && grep -qx hi "$TMP/over.out" || { echo "      run: $(cat "$TMP/over.out")"; rc=1; }
+	rm -f "$MODE.psopen"
+	echo '{"show":"slow"}' >"$MODE"
+	log_from "$from" >"$TMP/over.log"
+	grep -q "^POST /api/generate load tinyllama" "$TMP/over.log" ||
+		{ echo "      tinyllama not loaded by the broker"; rc=1; }
+	! grep "unloading tinyllama (loaded outside ollamax)" "$TMP/sup.log" || rc=1
+	return "$rc"
+}
+check "a tier's model loaded in the place of another client's is never taken for theirs" \
+	loaded_over_theirs
 check "the last supervisor stops cleanly" stopped
 finish

@@ -10,7 +10,10 @@ that speed and 2 slots. Every request is appended to MODE_FILE.log as
 "METHOD PATH KIND MODEL", and each answer of /api/show or of an unload,
 once sent, as "SHOWN MODEL" or "UNLOADED MODEL". GET /fake/reset forgets
 what is loaded. In mode "gate", a call logs "GATE PROMPT", then
-waits for MODE_FILE.open before it is answered.
+waits for MODE_FILE.open before it is answered. /api/ps lists what a
+request loaded with the context it asked, 2048 at most (the fake's models
+are trained for no more, whatever /api/show says), and 3000 MB, or what
+"mb" in the mode gives its model when it loaded.
 """
 import json
 import os
@@ -22,7 +25,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
-loaded = set()
+# Each model loaded: its context and size in MB, as /api/ps lists them.
+loaded = {}
 # Taken by the /api/ps that mode "held" holds, until it is answered.
 held = threading.Lock()
 
@@ -117,13 +121,14 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(3)
                 return None
             # "crowded": more than the 64 models read, listed first.
-            names = sorted(loaded)
+            listed = sorted(dict(loaded).items())
             if mode().get("ps") == "crowded":
-                names = ["other-%d:latest" % i for i in range(70)] + names
+                listed = [("other-%d:latest" % i, (2048, 3000))
+                          for i in range(70)] + listed
             body = json.dumps({"models": [
-                {"name": n, "model": n, "size": 3000 << 20,
-                 "size_vram": 3000 << 20, "context_length": 2048}
-                for n in names]})
+                {"name": n, "model": n, "size": mb << 20,
+                 "size_vram": mb << 20, "context_length": ctx}
+                for n, (ctx, mb) in listed]})
             if mode().get("ps") == "held" and held.acquire(blocking=False):
                 # One at a time: what was loaded when asked, answered
                 # once MODE_FILE.psopen exists (10 s at most), after what
@@ -178,10 +183,10 @@ class Handler(BaseHTTPRequestHandler):
                 # exit; "GONE MODEL" is logged before it is no longer.
                 def gone():
                     logged("GONE %s" % model)
-                    loaded.discard(model)
+                    loaded.pop(model, None)
                 threading.Timer(2, gone).start()
             else:
-                loaded.discard(model)
+                loaded.pop(model, None)
             self.reply(200, json.dumps(done))
             return logged("UNLOADED %s" % model)
         if how == "500":
@@ -246,7 +251,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, json.dumps(dict(
                 done, prompt_eval_duration=mode()["prompt_eval_duration"],
                 eval_duration=mode()["eval_duration"])))
-        loaded.add(model)
+        # Loaded again with another context, as Ollama does, in the
+        # place of the one before.
+        asked = (req.get("options") or {}).get("num_ctx", 2048)
+        loaded[model] = (min(asked, 2048),
+                         mode().get("mb", {}).get(model, 3000))
         if kind == "load":
             return self.reply(200, json.dumps(done))
         word = {"model": model, "response": "hi", "done": False}

@@ -32,7 +32,9 @@ check "a light run is answered beside it" answered_by light tinyllama
 # broker's tinyllama (2048) with theirs (1024), beside qwen2.5-coder:7b.
 # Shorter than num_ctx, it might have been the model's own limit, but the
 # broker has seen what its own load got. Its next load of tinyllama takes
-# their place, and qwen2.5-coder:7b stays.
+# their place, and qwen2.5-coder:7b stays. (That a list asked before that
+# load never makes the broker's own tinyllama pass for theirs is
+# backend-faults.sh's to check: it takes holding such a list.)
 check "another client loads tinyllama again, with a shorter context" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"tinyllama","keep_alive":-1,"options":{"num_ctx":1024}}')" '"done_reason":"load"'
 reloads=$(emu_sched emu reloads)
@@ -102,8 +104,6 @@ check "status no longer lists it as outside ollamax" \
 
 check "a reasoning run is answered by deepseek-r1:8b" answered_by reasoning deepseek-r1:8b
 check "the supervisor stops cleanly" stopped
-check "the broker never took its own tinyllama, loaded over the other, for it" \
-	sh -c "! grep -q 'unloading tinyllama[^ ]* (loaded outside ollamax)' '$TMP/sup.log'"
 mv "$TMP/sup.log" "$TMP/sup1.log"
 start_fleet
 check "a supervisor started again is up" wait_log "ready:"
