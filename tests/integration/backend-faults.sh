@@ -279,7 +279,7 @@ started_on() {
 # (basic regular expressions both). One reader: grep -q ending a pipe
 # early would kill its writer, which pipefail counts as a failure.
 after() {
-	sed -n "/$2/,\$p" "$1" | tail -n +2 >"$TMP/after.txt"
+	sed -n "/${2//\//\\/}/,\$p" "$1" | tail -n +2 >"$TMP/after.txt"
 	grep -q "$3" "$TMP/after.txt"
 }
 # none_after LINE WORDS: no line after the first holding LINE holds WORDS.
@@ -459,5 +459,34 @@ loaded_over_theirs() {
 }
 check "a tier's model loaded in the place of another client's is never taken for theirs" \
 	loaded_over_theirs
+# Another client's model loaded while the broker asks for the room of
+# theirs keeps a switch out as much as those listed at the ask: it goes
+# too. tinyllama's 3000 MB fit beside neither of their models (1000 and
+# 500 MB); the first lingers 2 s after its unload, and the second loads
+# meanwhile.
+loaded_while_asked() {
+	local from run rc=0
+	from=$(($(wc -l <"$MODE.log") + 1))
+	echo '{"mb":{"llama3.2:3b":1000,"llama3.2:1b":500},"unload":"linger"}' >"$MODE"
+	has "$(http POST "$URL_fake/api/generate" '{"model":"llama3.2:3b","keep_alive":-1}')" '"done": true' &&
+		wait_log "llama3.2:3b (1000 MB) is loaded outside ollamax" ||
+		{ echo "      their first model not seen"; return 1; }
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 20s light x >"$TMP/asked.out" 2>&1 &
+	run=$!
+	wait_fake "$from" "^UNLOADED llama3.2:3b" || rc=1
+	has "$(http POST "$URL_fake/api/generate" '{"model":"llama3.2:1b","keep_alive":-1}')" '"done": true' ||
+		{ echo "      their second load failed"; rc=1; }
+	wait "$run" && grep -qx hi "$TMP/asked.out" || { echo "      run: $(cat "$TMP/asked.out")"; rc=1; }
+	log_from "$from" >"$TMP/asked.log"
+	echo '{"show":"slow"}' >"$MODE"
+	# Loaded after the first was asked to go, which it lingered past.
+	after "$TMP/asked.log" "^UNLOADED llama3.2:3b" "^POST /api/generate load llama3.2:1b" &&
+		after "$TMP/asked.log" "^POST /api/generate load llama3.2:1b" "^GONE llama3.2:3b" ||
+		{ echo "      the fake's log:"; grep -v "^GET /api/ps" "$TMP/asked.log" | sed 's/^/        /'; rc=1; }
+	grep -q "unloading llama3.2:1b (loaded outside ollamax)" "$TMP/sup.log" || rc=1
+	return "$rc"
+}
+check "another client's model loaded while the broker asks theirs to go goes too" \
+	loaded_while_asked
 check "the last supervisor stops cleanly" stopped
 finish
