@@ -752,6 +752,8 @@ unload_done(void *arg, struct ollama_result *res)
 		    "unload of %s: %s", b->models[io->model].name, res->error);
 	b->models[io->model].unloading = 1;
 	b->models[io->model].io = NULL;
+	log_debug("unload of %s answered: /api/ps tells its end",
+	    b->models[io->model].name);
 	unload_poll_next(b);
 	ollama_result_free(res);
 	free(io);

@@ -323,7 +323,8 @@ shown_before=$(grep -c "^SHOWN" "$MODE.log" || true)
 echo '{"show":"slow"}' >"$MODE"
 has "$(http GET "$URL_fake/fake/reset")" "200" || { echo "the fake did not reset"; exit 1; }
 phase_from=$(($(wc -l <"$MODE.log") + 1))
-start_fleet
+# At debug level, the broker says when it has read an unload's answer.
+OLLAMAX_LOG=debug start_fleet
 check "a supervisor with a stall_timeout of 10 s is up" wait_log "ready:"
 
 # An /api/ps answer asked before an unload was sent says nothing of it: the
@@ -361,11 +362,10 @@ asked_before_unload() {
 		answered light '{"ps":"held","unload":"linger"}' || rc=1
 	"$CTL" -c "$TMP/ollamax.conf" run -w -t 2m coding x >"$TMP/held.out" 2>&1 &
 	run=$!
-	wait_fake "$from" "^UNLOADED tinyllama" || rc=1
 	# The held answer is to come after the unload's: before it, the
 	# broker would not take the model as unloading yet, and the check
 	# would pass on the code it is there to catch.
-	sleep 0.3
+	wait_log "unload of tinyllama answered" || rc=1
 	touch "$MODE.psopen"
 	wait "$run" && grep -qx hi "$TMP/held.out" || { echo "      run: $(cat "$TMP/held.out")"; rc=1; }
 	echo '{"show":"slow"}' >"$MODE"
