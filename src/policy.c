@@ -389,15 +389,31 @@ drain_ms(const struct policy *p, uint32_t leaving)
 	return longest;
 }
 
-/* The pinned models that are in VRAM or may come back, as a mask. */
+/*
+ * The pinned models that are in VRAM or may come back, as a mask: those
+ * that fit together, taken those in VRAM first, then the largest first.
+ * A pin that fits beside none of them keeps no other model out, and waits
+ * for their room (one is missing) rather than have the others make way.
+ */
 static uint32_t
 pins(const struct policy *p)
 {
-	uint32_t mask = 0;
+	uint32_t mask = 0, in = 0, out = 0;
+	int k;
 
 	for (int i = 0; i < p->n; i++)
-		if (p->m[i].pin && p->m[i].state != MODEL_MISSING)
-			mask |= 1u << i;
+		if (p->m[i].pin && p->m[i].state != MODEL_MISSING) {
+			if (occupies(&p->m[i]))
+				in |= 1u << i;
+			else
+				out |= 1u << i;
+		}
+	while ((k = largest_of(p, in != 0 ? in : out)) >= 0) {
+		in &= ~(1u << k);
+		out &= ~(1u << k);
+		if (fits_then(p, ~0u, -1, mask | 1u << k))
+			mask |= 1u << k;
+	}
 	return mask;
 }
 
@@ -1345,7 +1361,12 @@ policy_available(struct policy *p, int64_t now, int model, int present)
 	    (st == MODEL_UNLOADED || st == MODEL_RESIDENT ||
 	        st == MODEL_DRAINING))
 		mark_missing(p, model);
-	else if (present && p->m[model].state == MODEL_MISSING)
+	else if (present && st == MODEL_MISSING && p->m[model].in_flight > 0) {
+		/* Back while it still runs what was sent to it: in VRAM. */
+		p->m[model].state = MODEL_RESIDENT;
+		p->m[model].resident_since = now;
+		p->m[model].last_busy = now;
+	} else if (present && st == MODEL_MISSING)
 		p->m[model].state = MODEL_UNLOADED;
 	plan(p, now);
 }
@@ -1376,6 +1397,10 @@ policy_seen(
 		m->state = MODEL_RESIDENT;
 		m->resident_since = now;
 		m->last_busy = now;
+		/* In before the switch to it loaded it: what drained for it
+		 * stays, rather than load it again under its own runs. */
+		if (p->switch_to == model)
+			drop_switch(p);
 	} else if (!loaded && m->in_flight == 0 &&
 	    (m->state == MODEL_RESIDENT || m->state == MODEL_DRAINING)) {
 		count_spare(p, now);

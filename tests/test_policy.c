@@ -1229,6 +1229,62 @@ tiny_running_with_idle_unload_of_a_minute(void)
 	return p;
 }
 
+/* Pins of 3000 and 2000 MB in 4096: the second fits beside the first in no
+ * order. */
+static const struct policy_model_conf clashing_pins[] = {
+    {.name = "big", .need_mb = 3000, .pin = 1},
+    {.name = "mid", .need_mb = 2000, .pin = 1},
+    {.name = "small", .need_mb = 500},
+};
+
+Test(policy,
+    pins_that_do_not_fit_together_keep_out_only_what_the_largest_leaves_no_room_for)
+{
+	struct policy_config c = box_config();
+	struct policy *p = policy_new(&c, clashing_pins, 3, 0);
+
+	cr_assert_str_eq(actions(p), "load 0");
+	cr_assert_str_eq(on_loaded(p, 6000, 0), "");
+	/* 500 MB fit beside the 3000 (80% of 1096 is 877). */
+	cr_assert_str_eq(on_arrive(p, 7000, 1, 2, NORMAL, 7000), "load 2");
+	cr_assert_str_eq(on_loaded(p, 8000, 2), "dispatch 1@2");
+	/* The smaller pin itself never fits beside the larger one. */
+	cr_assert_str_eq(on_arrive(p, 9000, 2, 1, NORMAL, 9000), "return 2@1");
+	policy_free(p);
+}
+
+Test(policy, a_pin_loaded_while_a_larger_one_was_missing_keeps_it_out)
+{
+	struct policy_config c = box_config();
+	struct policy *p = policy_new(&c, clashing_pins, 3, 0);
+
+	cr_assert_str_eq(actions(p), "load 0");
+	policy_loaded(p, 1000, 0, LOAD_MISSING, 0);
+	cr_assert_str_eq(actions(p), "load 1");
+	cr_assert_str_eq(on_loaded(p, 5000, 1), "");
+	/* Pulled again: it fits beside the 2000 MB in no order. Its requests
+	 * go back rather than wait for a switch the pin forbids. */
+	policy_available(p, 6000, 0, 1);
+	cr_assert_str_eq(actions(p), "");
+	cr_assert_str_eq(on_arrive(p, 7000, 1, 0, NORMAL, 7000), "return 1@0");
+	/* And 500 MB fit beside the 2000. */
+	cr_assert_str_eq(on_arrive(p, 8000, 2, 2, NORMAL, 8000), "load 2");
+	policy_free(p);
+}
+
+Test(policy, a_pin_another_client_unloaded_loads_again_for_what_waits_for_it)
+{
+	struct policy_config c = box_config();
+	struct policy *p = policy_new(&c, clashing_pins, 3, 0);
+
+	cr_assert_str_eq(actions(p), "load 0");
+	cr_assert_str_eq(on_loaded(p, 6000, 0), "");
+	policy_seen(p, 7000, 0, 0, 0);
+	cr_assert_str_eq(on_arrive(p, 7000, 1, 0, NORMAL, 7000), "load 0");
+	cr_assert_str_eq(on_loaded(p, 12000, 0), "dispatch 1@0");
+	policy_free(p);
+}
+
 Test(policy, a_model_busy_past_its_idle_unload_time_wants_no_tick)
 {
 	struct policy *p = tiny_running_with_idle_unload_of_a_minute();
@@ -1329,6 +1385,27 @@ Test(policy, a_loaded_model_removed_from_the_backend_sends_back_what_waits)
 	cr_assert_eq(v.busy, 0);
 	/* It no longer holds VRAM in the plan: deepseek loads in its place. */
 	cr_assert_str_eq(actions(p), "load 0");
+	policy_free(p);
+}
+
+Test(
+    policy, a_model_removed_and_pulled_again_while_it_runs_still_holds_its_room)
+{
+	struct policy *p = box();
+
+	cr_assert_str_eq(on_arrive(p, 0, 1, QWEN, NORMAL, 0), "load 1");
+	cr_assert_str_eq(on_loaded(p, 6000, QWEN), "dispatch 1@1");
+	/* Removed (ollama rm), then pulled again, while request 1 runs: it
+	 * never left VRAM. */
+	policy_available(p, 7000, QWEN, 0);
+	policy_available(p, 8000, QWEN, 1);
+	cr_assert_str_eq(actions(p), "");
+	cr_assert_eq(policy_model_state(p, QWEN), MODEL_RESIDENT);
+	cr_assert_str_eq(
+	    on_arrive(p, 8500, 2, QWEN, NORMAL, 8500), "dispatch 2@1");
+	/* deepseek fits beside it in no order: no load beside, nor of qwen
+	 * again under its runs. */
+	cr_assert_str_eq(on_arrive(p, 9000, 3, DEEPSEEK, NORMAL, 9000), "");
 	policy_free(p);
 }
 
@@ -1501,6 +1578,42 @@ Test(policy, another_clients_instance_of_a_model_makes_way_for_its_load)
 	policy_foreign(p, 0, 700, 1, instance_mb);
 	cr_assert_str_eq(
 	    on_arrive(p, 1000, 1, DEEPSEEK, NORMAL, 1000), "unload -1");
+	policy_free(p);
+}
+
+/* Models of 7000 and 4000 MB in 10000: the second fits beside the first in
+ * no order, and beside itself by Ollama's rule. */
+static const struct policy_model_conf apart[] = {
+    {.name = "a", .need_mb = 7000},
+    {.name = "b", .need_mb = 4000},
+};
+
+Test(policy, a_switch_to_a_model_another_client_loaded_meanwhile_is_given_up)
+{
+	struct policy_config c = box_config();
+	struct policy *p;
+	struct policy_view v;
+
+	c.vram_mb = 10000;
+	p = policy_new(&c, apart, 2, 0);
+	cr_assert_str_eq(on_arrive(p, 0, 1, 0, NORMAL, 0), "load 0");
+	cr_assert_str_eq(on_loaded(p, 14000, 0), "dispatch 1@0");
+	cr_assert_str_eq(on_arrive(p, 15000, 2, 1, NORMAL, 15000), "");
+	/* Past min_residency, b's turn: a drains for it. */
+	policy_tick(p, 44000);
+	cr_assert_str_eq(actions(p), "");
+	policy_view(p, 44000, &v);
+	cr_assert_eq(v.next_switch, 1);
+	cr_assert_eq(v.models[0].state, MODEL_DRAINING);
+	/* /api/ps shows b, loaded by another client. */
+	policy_seen(p, 45000, 1, 1, 4000);
+	policy_tick(p, 45000);
+	cr_assert_str_eq(actions(p), "dispatch 2@1");
+	policy_view(p, 45000, &v);
+	cr_assert_eq(v.next_switch, -1);
+	cr_assert_eq(v.models[0].state, MODEL_RESIDENT);
+	/* Neither a unloaded nor b loaded again under its run. */
+	cr_assert_str_eq(on_done(p, 46000, 1, 30000), "");
 	policy_free(p);
 }
 
