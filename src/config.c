@@ -631,6 +631,53 @@ distinct_models(const struct config *c)
 	return n;
 }
 
+/*
+ * Pinned models of known size must fit together, loaded the largest first
+ * by Ollama's rule (a further model takes at most 80% of what is free):
+ * else the smaller would keep out, in the broker's plan, every model but
+ * those larger. Sizes the backend reports later are the broker's to weigh.
+ */
+static void
+check_pins_fit(const struct config *c, const char *path, struct diag *d)
+{
+	const struct model_conf *pins[CONFIG_SECTIONS_MAX];
+	size_t n = 0;
+	long used = 0;
+
+	for (size_t i = 0; i < c->nmodels; i++)
+		if (c->models[i].pin && c->models[i].size_mb > 0 &&
+		    config_model_used(c, c->models[i].name))
+			pins[n++] = &c->models[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct model_conf *m;
+		long need;
+
+		for (size_t j = i + 1; j < n; j++)
+			if (pins[j]->size_mb + pins[j]->kv_mb >
+			    pins[i]->size_mb + pins[i]->kv_mb) {
+				m = pins[i];
+				pins[i] = pins[j];
+				pins[j] = m;
+			}
+		m = pins[i];
+		need = m->size_mb + m->kv_mb;
+		if (i > 0 &&
+		    ((long)i + 1 > c->max_loaded ||
+		        (double)need > 0.8 * (double)(c->vram_mb - used))) {
+			diag_add(d, path, m->line,
+			    "[model.%s]: pinned, but its %ld MB do not fit "
+			    "beside the %zu larger pinned model%s (%ld MB of "
+			    "vram_mb's %ld, and a model loaded beside others "
+			    "takes at most 80%% of what is free, %ld at most "
+			    "loaded): unpin one, or correct size_mb and kv_mb",
+			    m->name, need, i, i == 1 ? "" : "s", used,
+			    c->vram_mb, c->max_loaded);
+			return;
+		}
+		used += need;
+	}
+}
+
 int
 config_load(struct config *c, const char *path, struct diag *d)
 {
@@ -696,6 +743,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 			diag_add(d, path, t->line,
 			    "[tier.%s]: its fallback chain loops", t->name);
 	}
+	check_pins_fit(c, path, d);
 	if ((models = distinct_models(c)) > POLICY_MODELS_MAX)
 		diag_add(d, path, 0,
 		    "the tiers name %zu models, more than the %d the broker "

@@ -389,31 +389,15 @@ drain_ms(const struct policy *p, uint32_t leaving)
 	return longest;
 }
 
-/*
- * The pinned models that are in VRAM or may come back, as a mask: those
- * that fit together, taken those in VRAM first, then the largest first.
- * A pin that fits beside none of them keeps no other model out, and waits
- * for their room (one is missing) rather than have the others make way.
- */
+/* The pinned models that are in VRAM or may come back, as a mask. */
 static uint32_t
 pins(const struct policy *p)
 {
-	uint32_t mask = 0, in = 0, out = 0;
-	int k;
+	uint32_t mask = 0;
 
 	for (int i = 0; i < p->n; i++)
-		if (p->m[i].pin && p->m[i].state != MODEL_MISSING) {
-			if (occupies(&p->m[i]))
-				in |= 1u << i;
-			else
-				out |= 1u << i;
-		}
-	while ((k = largest_of(p, in != 0 ? in : out)) >= 0) {
-		in &= ~(1u << k);
-		out &= ~(1u << k);
-		if (fits_then(p, ~0u, -1, mask | 1u << k))
-			mask |= 1u << k;
-	}
+		if (p->m[i].pin && p->m[i].state != MODEL_MISSING)
+			mask |= 1u << i;
 	return mask;
 }
 

@@ -440,7 +440,6 @@ Test(config, check_tells_every_problem_of_a_manifest_and_of_the_config)
 	config_free(&c);
 	diag_free(&d);
 
-	memset(&d, 0, sizeof(d));
 	cr_assert_eq(
 	    config_load(
 	        &c, put("tierless.conf", "[broker]\nparallel = many\n"), &d),
@@ -604,6 +603,49 @@ Test(config, a_runtime_dir_too_long_for_its_sockets_is_reported_with_its_line)
 	diag_free(&d);
 }
 
+/* Two pinned models of the reference box, their sizes given or not. */
+#define PINS_CONF(TINY_SIZE)                                                   \
+	"[tier.reasoning]\n"                                                   \
+	"model = deepseek-r1:8b\n"                                             \
+	"[tier.light]\n"                                                       \
+	"model = tinyllama\n"                                                  \
+	"[model.deepseek-r1:8b]\n"                                             \
+	"size_mb = 3200\n"                                                     \
+	"kv_mb = 512\n"                                                        \
+	"pin = yes\n"                                                          \
+	"[model.tinyllama]\n"                                                  \
+	"pin = yes\n" TINY_SIZE
+
+Test(config, pinned_models_that_cannot_be_loaded_together_are_refused)
+{
+	struct config c;
+	struct diag d = {0};
+	const char *path =
+	    put("pins.conf", PINS_CONF("size_mb = 637\nkv_mb = 88\n"));
+
+	/* 725 MB where 80% of the 384 left is 307: at the smaller's line. */
+	cr_assert_eq(config_load(&c, path, &d), 1, "%s", d.text);
+	cr_assert_not_null(strstr(d.text,
+	                       "pins.conf:9: [model.tinyllama]: pinned, but "
+	                       "its 725 MB do not fit beside the 1 larger "
+	                       "pinned model (3712 MB of vram_mb's 4096"),
+	    "%s", d.text);
+	config_free(&c);
+	diag_free(&d);
+	/* With room for both (725 <= 0.8 x 4480), or a size left for the
+	 * backend to tell. */
+	path = put("pins-roomy.conf",
+	    "[broker]\nvram_mb = 8192\n" PINS_CONF(
+	        "size_mb = 637\nkv_mb = 88\n"));
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	config_free(&c);
+	diag_free(&d);
+	path = put("pins-unsized.conf", PINS_CONF(""));
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 {
 	struct config c;
@@ -712,7 +754,6 @@ Test(config, values_that_would_read_as_others_are_reported)
 	config_free(&c);
 	diag_free(&d);
 
-	memset(&d, 0, sizeof(d));
 	cr_assert_gt(manifest_load(&m,
 	                 put("plus.conf",
 	                     "[agent]\nname = a\ntier = light\n"
@@ -744,7 +785,6 @@ Test(config, a_crlf_line_end_is_no_part_of_the_line_and_a_big_file_is_not_read)
 	manifest_free(&m);
 	diag_free(&d);
 
-	memset(&d, 0, sizeof(d));
 	big = malloc(2 * 1024 * 1024);
 	cr_assert_not_null(big);
 	memset(big, '#', 2 * 1024 * 1024);

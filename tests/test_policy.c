@@ -1229,62 +1229,6 @@ tiny_running_with_idle_unload_of_a_minute(void)
 	return p;
 }
 
-/* Pins of 3000 and 2000 MB in 4096: the second fits beside the first in no
- * order. */
-static const struct policy_model_conf clashing_pins[] = {
-    {.name = "big", .need_mb = 3000, .pin = 1},
-    {.name = "mid", .need_mb = 2000, .pin = 1},
-    {.name = "small", .need_mb = 500},
-};
-
-Test(policy,
-    pins_that_do_not_fit_together_keep_out_only_what_the_largest_leaves_no_room_for)
-{
-	struct policy_config c = box_config();
-	struct policy *p = policy_new(&c, clashing_pins, 3, 0);
-
-	cr_assert_str_eq(actions(p), "load 0");
-	cr_assert_str_eq(on_loaded(p, 6000, 0), "");
-	/* 500 MB fit beside the 3000 (80% of 1096 is 877). */
-	cr_assert_str_eq(on_arrive(p, 7000, 1, 2, NORMAL, 7000), "load 2");
-	cr_assert_str_eq(on_loaded(p, 8000, 2), "dispatch 1@2");
-	/* The smaller pin itself never fits beside the larger one. */
-	cr_assert_str_eq(on_arrive(p, 9000, 2, 1, NORMAL, 9000), "return 2@1");
-	policy_free(p);
-}
-
-Test(policy, a_pin_loaded_while_a_larger_one_was_missing_keeps_it_out)
-{
-	struct policy_config c = box_config();
-	struct policy *p = policy_new(&c, clashing_pins, 3, 0);
-
-	cr_assert_str_eq(actions(p), "load 0");
-	policy_loaded(p, 1000, 0, LOAD_MISSING, 0);
-	cr_assert_str_eq(actions(p), "load 1");
-	cr_assert_str_eq(on_loaded(p, 5000, 1), "");
-	/* Pulled again: it fits beside the 2000 MB in no order. Its requests
-	 * go back rather than wait for a switch the pin forbids. */
-	policy_available(p, 6000, 0, 1);
-	cr_assert_str_eq(actions(p), "");
-	cr_assert_str_eq(on_arrive(p, 7000, 1, 0, NORMAL, 7000), "return 1@0");
-	/* And 500 MB fit beside the 2000. */
-	cr_assert_str_eq(on_arrive(p, 8000, 2, 2, NORMAL, 8000), "load 2");
-	policy_free(p);
-}
-
-Test(policy, a_pin_another_client_unloaded_loads_again_for_what_waits_for_it)
-{
-	struct policy_config c = box_config();
-	struct policy *p = policy_new(&c, clashing_pins, 3, 0);
-
-	cr_assert_str_eq(actions(p), "load 0");
-	cr_assert_str_eq(on_loaded(p, 6000, 0), "");
-	policy_seen(p, 7000, 0, 0, 0);
-	cr_assert_str_eq(on_arrive(p, 7000, 1, 0, NORMAL, 7000), "load 0");
-	cr_assert_str_eq(on_loaded(p, 12000, 0), "dispatch 1@0");
-	policy_free(p);
-}
-
 Test(policy, a_model_busy_past_its_idle_unload_time_wants_no_tick)
 {
 	struct policy *p = tiny_running_with_idle_unload_of_a_minute();
@@ -1743,7 +1687,7 @@ struct sim {
 static int pins_away, returned, pin_switches, failed_loads;
 /* Models of another client's unloaded for the plan, and models of the
  * plan's that another client unloaded, over all sequences. */
-static int foreign_unloads, unloaded_by_others;
+static int foreign_unloads, unloaded_by_others, loaded_by_others;
 /* Sequences in which the policy judged itself overloaded. */
 static int overloaded_sequences;
 
@@ -2039,8 +1983,9 @@ foreign_listed(struct sim *s, int64_t now)
 /*
  * Another client of the backend loads a model of its own where Ollama's
  * rule lets it (none of the plan's on its way in or out), a second one
- * beside it too, or unloads one of the plan's with nothing in flight (not
- * while pins are away for another: that is the pins' own dance).
+ * beside it too, loads one of the plan's, or unloads one of the plan's
+ * with nothing in flight (not while pins are away for another: that is
+ * the pins' own dance).
  */
 static void
 another_client(struct sim *s, int64_t now)
@@ -2078,6 +2023,36 @@ another_client(struct sim *s, int64_t now)
 			foreign_unloads++;
 		}
 		foreign_listed(s, now);
+	} else if (s->loaded[k] == 0) {
+		struct policy_view v;
+		int room[3];
+
+		/* One of the plan's, unpinned: the one a switch is under way
+		 * to, if any. Ollama evicts idle models for it, the plan's
+		 * first, until it fits by what they really take; not one
+		 * with runs in flight. */
+		policy_view(s->p, now, &v);
+		if (v.next_switch >= 0 && s->loaded[v.next_switch] == 0)
+			k = v.next_switch;
+		if (io || s->pins_out || s->m[k].pin)
+			return;
+		memcpy(room, s->loaded, sizeof(room));
+		for (int i = 0; i < 3 && !fits_by(s, s->true_mb, k, room); i++)
+			if (room[i] == 2 && s->in_flight[i] == 0)
+				room[i] = 0;
+		if (!fits_by(s, s->true_mb, k, room))
+			return;
+		for (int i = 0; i < 3; i++)
+			if (s->loaded[i] && !room[i]) {
+				s->loaded[i] = 0;
+				policy_seen(s->p, now, i, 0, 0);
+			}
+		s->loaded[k] = 2;
+		loaded_by_others++;
+		policy_seen(
+		    s->p, now, k, 1, s->report_sizes ? s->true_mb[k] : 0);
+		if (s->report_sizes)
+			s->known_mb[k] = s->true_mb[k];
 	} else {
 		if (s->loaded[k] != 2 || s->in_flight[k] > 0 || s->pins_out)
 			return;
@@ -2317,7 +2292,8 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	 * cancelled requests both waiting and running, had pins make way and
 	 * come back for want of room, handed back requests that no order
 	 * fits beside the pins, failed loads, met another client that
-	 * loads models of its own and unloads the plan's, and overloads. */
+	 * loads models of its own and loads and unloads the plan's, and
+	 * overloads. */
 	cr_assert_gt(unloads, 1000, "only %d unloads", unloads);
 	cr_assert_gt(
 	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);
@@ -2333,6 +2309,9 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	cr_assert_gt(unloaded_by_others, 50,
 	    "the plan's models unloaded by another client %d times",
 	    unloaded_by_others);
+	cr_assert_gt(loaded_by_others, 20,
+	    "the plan's models loaded by another client %d times",
+	    loaded_by_others);
 	cr_assert_gt(overloaded_sequences, 150, "only %d sequences overloaded",
 	    overloaded_sequences);
 }
