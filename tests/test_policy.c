@@ -1670,6 +1670,10 @@ struct sim {
 	 * policy has asked for their unload (-1 if not asked). */
 	double others;
 	int64_t foreign_mb[2], foreign_gone_at[2];
+	/* How often a model is removed from the backend (ollama rm) or pulled
+	 * again, and which are removed. */
+	double removals;
+	int missing[3];
 	/* The bounds hold when they allow two switches and a min_residency:
 	 * with the box's sizes, where only deepseek-r1:8b needs the whole
 	 * VRAM, not with three models that each do; and when the load leaves
@@ -1688,6 +1692,9 @@ static int pins_away, returned, pin_switches, failed_loads;
 /* Models of another client's unloaded for the plan, and models of the
  * plan's that another client unloaded, over all sequences. */
 static int foreign_unloads, unloaded_by_others, loaded_by_others;
+/* Models removed from the backend, and pulled again, while runs were in
+ * flight on them. */
+static int removed_running, back_running;
 /* Sequences in which the policy judged itself overloaded. */
 static int overloaded_sequences;
 
@@ -1820,6 +1827,8 @@ carry_out(struct sim *s, int64_t now)
 		}
 		case ACT_LOAD:
 			cr_assert_eq(s->loaded[k], 0, "load of a loaded model");
+			cr_assert(!s->missing[k],
+			    "load of %d, removed from the backend", k);
 			/* Ollama's rule, or Ollama would evict on its own: by
 			 * what the policy knows, and really, once k has loaded
 			 * before (a size misjudged in the config can only
@@ -1932,9 +1941,9 @@ carry_out(struct sim *s, int64_t now)
 		case ACT_RETURN: {
 			struct sim_req *r = &s->r[a.id];
 
-			/* No model is missing here: only the pins may leave
-			 * a model no room. */
-			cr_assert(!fits_with_pins(s, k),
+			/* A model removed from the backend, or one the pins
+			 * leave no room. */
+			cr_assert(s->missing[k] || !fits_with_pins(s, k),
 			    "request %llu for %d handed back, though it fits "
 			    "with the pins",
 			    (unsigned long long)a.id, k);
@@ -2034,7 +2043,7 @@ another_client(struct sim *s, int64_t now)
 		policy_view(s->p, now, &v);
 		if (v.next_switch >= 0 && s->loaded[v.next_switch] == 0)
 			k = v.next_switch;
-		if (io || s->pins_out || s->m[k].pin)
+		if (io || s->pins_out || s->m[k].pin || s->missing[k])
 			return;
 		memcpy(room, s->loaded, sizeof(room));
 		for (int i = 0; i < 3 && !fits_by(s, s->true_mb, k, room); i++)
@@ -2061,6 +2070,37 @@ another_client(struct sim *s, int64_t now)
 		policy_seen(s->p, now, k, 0, 0);
 	}
 	carry_out(s, now);
+}
+
+/*
+ * A model of the plan's removed from the backend (ollama rm), or pulled
+ * again: an unpinned one, not while pins are away. A loaded one stays in
+ * VRAM for what runs on it; its memory is free once those runs end, as
+ * Ollama frees it when a load needs it.
+ */
+static void
+removal(struct sim *s, int64_t now)
+{
+	int k = (int)(rnd(s) % 3);
+
+	if (s->m[k].pin || s->pins_out)
+		return;
+	s->missing[k] = !s->missing[k];
+	if (s->missing[k] && s->loaded[k] == 2 && s->in_flight[k] == 0)
+		s->loaded[k] = 0;
+	policy_available(s->p, now, k, !s->missing[k]);
+	carry_out(s, now);
+	if (s->in_flight[k] == 0 || !s->missing[k])
+		return;
+	/* Removed with runs in flight (a request of its answered 404): half
+	 * the time pulled again before they end. */
+	removed_running++;
+	if (unit(s) < 0.5) {
+		back_running++;
+		s->missing[k] = 0;
+		policy_available(s->p, now, k, 1);
+		carry_out(s, now);
+	}
 }
 
 /* Replays one random sequence; returns the unloads it took. */
@@ -2115,6 +2155,12 @@ run_sequence(uint64_t seed)
 	s.foreign_gone_at[0] = s.foreign_gone_at[1] = -1;
 	if (unit(&s) < 0.25) {
 		s.others = 0.05;
+		s.sizes_of_the_box = 0;
+	}
+	/* In a fifth, models are removed from the backend and pulled again
+	 * now and then. */
+	if (seed % 5 == 2) {
+		s.removals = 0.03;
 		s.sizes_of_the_box = 0;
 	}
 	s.made_way = -1;
@@ -2195,6 +2241,14 @@ run_sequence(uint64_t seed)
 			}
 		for (int k = 0; k < 3; k++)
 			if (s.loaded[k] == 1 && s.io_end[k] <= now &&
+			    s.missing[k]) {
+				/* Removed meanwhile: Ollama answers 404. */
+				s.loaded[k] = 0;
+				if (k == s.made_way)
+					s.made_way = -1;
+				policy_loaded(s.p, now, k, LOAD_MISSING, 0);
+				carry_out(&s, now);
+			} else if (s.loaded[k] == 1 && s.io_end[k] <= now &&
 			    unit(&s) < s.load_failures) {
 				/* Undone: a pin coming back after the model it
 				 * made way for is out again (one coming back
@@ -2225,12 +2279,21 @@ run_sequence(uint64_t seed)
 				s.loaded[k] = 0;
 				policy_unloaded(s.p, now, k);
 				carry_out(&s, now);
+				/* Told again by the next /api/tags. */
+				if (s.missing[k]) {
+					policy_available(s.p, now, k, 0);
+					carry_out(&s, now);
+				}
 			}
 		for (int i = 0; i < s.n; i++)
 			if (s.r[i].state == 2 && s.r[i].done <= now) {
 				s.r[i].state = 3;
 				s.in_flight[s.r[i].model]--;
 				s.running--;
+				if (s.missing[s.r[i].model] &&
+				    s.in_flight[s.r[i].model] == 0 &&
+				    s.loaded[s.r[i].model] == 2)
+					s.loaded[s.r[i].model] = 0;
 				policy_done(
 				    s.p, now, (uint64_t)i, s.r[i].service);
 				carry_out(&s, now);
@@ -2247,6 +2310,8 @@ run_sequence(uint64_t seed)
 				    &s, now, (int)(rnd(&s) % (next + 1)));
 			if (unit(&s) < s.others)
 				another_client(&s, now);
+			if (s.removals > 0 && unit(&s) < s.removals)
+				removal(&s, now);
 			next++;
 		}
 		policy_tick(s.p, now);
@@ -2292,8 +2357,8 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	 * cancelled requests both waiting and running, had pins make way and
 	 * come back for want of room, handed back requests that no order
 	 * fits beside the pins, failed loads, met another client that
-	 * loads models of its own and loads and unloads the plan's, and
-	 * overloads. */
+	 * loads models of its own and loads and unloads the plan's, models
+	 * removed from the backend and pulled again, and overloads. */
 	cr_assert_gt(unloads, 1000, "only %d unloads", unloads);
 	cr_assert_gt(
 	    cancelled[0], 100, "only %d waiting cancelled", cancelled[0]);
@@ -2312,6 +2377,10 @@ Test(policy, random_sequences_keep_every_invariant, .timeout = 120)
 	cr_assert_gt(loaded_by_others, 20,
 	    "the plan's models loaded by another client %d times",
 	    loaded_by_others);
+	cr_assert_gt(removed_running, 40,
+	    "models removed with runs in flight %d times", removed_running);
+	cr_assert_gt(back_running, 10,
+	    "models pulled again with runs in flight %d times", back_running);
 	cr_assert_gt(overloaded_sequences, 150, "only %d sequences overloaded",
 	    overloaded_sequences);
 }
