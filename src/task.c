@@ -26,7 +26,18 @@
 
 #include "task.h"
 
-#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(TASK_USE_UCONTEXT)
+/*
+ * A build for shadow stacks (CET's, __CET__ bit 2) has every ret checked
+ * against a stack of the calls made: the switch, which returns on another
+ * stack, would fault. glibc's swapcontext keeps a shadow stack for each
+ * context.
+ */
+#if defined(__CET__) && (__CET__ & 2)
+#define TASK_SHADOW_STACK 1
+#endif
+
+#if (defined(__x86_64__) || defined(__aarch64__)) &&                           \
+    !defined(TASK_USE_UCONTEXT) && !defined(TASK_SHADOW_STACK)
 #define TASK_ASM_SWITCH 1
 #else
 #include <ucontext.h>

@@ -667,7 +667,7 @@ Test(task, ten_thousand_started_tasks_cost_only_the_pages_they_touch)
 	size_t before, created, started;
 
 #if defined(__SANITIZE_ADDRESS__) &&                                           \
-    (defined(TASK_USE_UCONTEXT) ||                                             \
+    (defined(TASK_USE_UCONTEXT) || (defined(__CET__) && (__CET__ & 2)) ||      \
         !(defined(__x86_64__) || defined(__aarch64__)))
 	cr_skip_test("ASan's swapcontext interceptor clears the shadow of "
 	             "every stack it enters, so RSS measures ASan, not tasks");
