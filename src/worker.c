@@ -49,6 +49,8 @@ _Static_assert(CONFIG_ANSWER_TIMEOUT_MAX_MS <
 #define DELIVER_TIMEOUT_MS 10000
 /* Messages an inbox holds; a full inbox refuses more (the sender logs). */
 #define INBOX_MAX 64
+/* Commands the worker's socket takes at once. */
+#define COMMAND_CONTEXTS 256
 /* The longest a worker waits for a shared output file's lock (ms). */
 #define LOCK_WAIT_MS 100
 
@@ -306,6 +308,30 @@ inbox_put(struct agent *a, const char *from, const char *input,
 	a->inbox_len++;
 	agent_wake(a);
 	return 0;
+}
+
+/*
+ * Lets go of the wait on a's run under way once past its deadline: the one
+ * waiting has been told it failed, and each wait holds one of the worker's
+ * command contexts (COMMAND_CONTEXTS), which waits outliving their callers
+ * would use up, leaving the worker deaf to every command. The run goes on
+ * to its output.
+ */
+static void
+waiter_drop_late(struct agent *a)
+{
+	struct message *msg = a->input;
+
+	if (msg == NULL || msg->waiter == NULL ||
+	    msg_late_ms(msg->until_ms) <= 0)
+		return;
+	log_info("%s: run %llu goes on past the deadline of the run -w "
+	         "waiting for it: its answer goes to its output only",
+	    a->m.name, (unsigned long long)a->runs);
+	reply_ok(msg->waiter, 0,
+	    "no answer by the wait's deadline: the run, begun, goes on to "
+	    "the agent's output");
+	msg->waiter = NULL;
 }
 
 /*
@@ -654,6 +680,7 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	TAILQ_FOREACH(a, &w->agents, link) {
 		inbox_drop_late(a);
+		waiter_drop_late(a);
 		r.agents += !task_finished(a->task);
 		r.agents_failing += a->last_failed;
 		r.served += (int64_t)(a->runs - a->failures);
@@ -1138,8 +1165,9 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	}
 	snprintf(
 	    url, sizeof(url), "ipc://%s/worker-%d.sock", runtime, w->index);
-	/* Every `run --wait` holds a context until its run is over. */
-	w->commands = ipc_listen(loop, url, 256, on_command, w);
+	/* Every `run --wait` holds a context until its run is over, or its
+	 * deadline has passed. */
+	w->commands = ipc_listen(loop, url, COMMAND_CONTEXTS, on_command, w);
 	if (w->commands == NULL)
 		fatalx("cannot serve %s", url);
 	hub_ready(hub);

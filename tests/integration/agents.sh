@@ -273,6 +273,21 @@ gives_up() {
 check "a waited run queued behind it gives up at -t 2s, exit 1" gives_up
 check "the worker drops it while the broker is still stopped" \
 	wait_log "a run of keeper waited in its inbox past its deadline: not carried out"
+# One that has begun, held up by the stopped broker, gives up at its
+# deadline too: the worker lets go of the wait then, as each holds one of
+# its command contexts until let go, and the run goes on.
+printf '[agent]\nname = awaited\ntier = light\ntrigger = demand\nprompt = {{input}}\n' >"$TMP/awaited.conf"
+"$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/awaited.conf" >/dev/null
+begun_gives_up() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2s awaited "third" 2>&1) || rc=$?
+	# Said by ollamaxctl, or by the worker as it lets go of the wait.
+	[ "$rc" -eq 1 ] && has "$out" "goes on to the agent's output"
+}
+check "a waited run begun and held up gives up at -t 2s, exit 1" begun_gives_up
+check "the worker lets go of its wait while the broker is still stopped" \
+	wait_log "awaited: run 1 goes on past the deadline of the run -w waiting for it: its answer goes to its output only"
+"$CTL" -c "$TMP/ollamax.conf" kill awaited >/dev/null
 # An inbox holds 64 messages: one more is refused, said so, while the
 # run before them is held up.
 printf '[agent]\nname = boxed\ntier = light\ntrigger = demand\nprompt = {{input}}\n' >"$TMP/boxed.conf"
