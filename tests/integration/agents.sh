@@ -265,12 +265,15 @@ broker_pid=$(proc_pid broker 0)
 # then, not when the run before it is over.
 kill -STOP "$broker_pid"
 check "a run the stopped broker holds up is taken" "$CTL" -c "$TMP/ollamax.conf" run keeper "first"
+# gives_up AGENT TEXT WORDS: a run of AGENT waited on with -t 2s fails,
+# exit 1, saying WORDS.
 gives_up() {
 	local out rc=0
-	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2s keeper "second" 2>&1) || rc=$?
-	[ "$rc" -eq 1 ] && has "$out" "not carried out"
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2s "$1" "$2" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && has "$out" "$3"
 }
-check "a waited run queued behind it gives up at -t 2s, exit 1" gives_up
+check "a waited run queued behind it gives up at -t 2s, exit 1" \
+	gives_up keeper second "not carried out"
 check "the worker drops it while the broker is still stopped" \
 	wait_log "a run of keeper waited in its inbox past its deadline: not carried out"
 # One that has begun, held up by the stopped broker, gives up at its
@@ -278,13 +281,9 @@ check "the worker drops it while the broker is still stopped" \
 # its command contexts until let go, and the run goes on.
 printf '[agent]\nname = awaited\ntier = light\ntrigger = demand\nprompt = {{input}}\n' >"$TMP/awaited.conf"
 "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/awaited.conf" >/dev/null
-begun_gives_up() {
-	local out rc=0
-	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 2s awaited "third" 2>&1) || rc=$?
-	# Said by ollamaxctl, or by the worker as it lets go of the wait.
-	[ "$rc" -eq 1 ] && has "$out" "goes on to the agent's output"
-}
-check "a waited run begun and held up gives up at -t 2s, exit 1" begun_gives_up
+# Said by ollamaxctl, or by the worker as it lets go of the wait.
+check "a waited run begun and held up gives up at -t 2s, exit 1" \
+	gives_up awaited third "goes on to the agent's output"
 check "the worker lets go of its wait while the broker is still stopped" \
 	wait_log "awaited: run 1 goes on past the deadline of the run -w waiting for it: its answer goes to its output only"
 "$CTL" -c "$TMP/ollamax.conf" kill awaited >/dev/null
