@@ -310,6 +310,10 @@ stop_agents_of(struct supervisor *s, int worker)
 		    worker, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
 }
 
+static void child_down(struct supervisor *s, struct child *c);
+static void begin_stop(struct supervisor *s, const char *why);
+static void daemon_failed(struct supervisor *s, const char *why);
+
 static void
 child_start(struct child *c)
 {
@@ -323,10 +327,11 @@ child_start(struct child *c)
 	snprintf(index, sizeof(index), "%d", c->index);
 	c->pid = proc_spawn(path, argv);
 	if (c->pid < 0) {
+		/* Out of processes or memory for a moment, as often after an
+		 * OOM kill: tried again as after a crash, not given up. */
 		log_warn("cannot start %s %d", role_name(c->role), c->index);
-		c->state = PROC_FAILED;
-		if (c->role == ROLE_WORKER)
-			stop_agents_of(c->sup, c->index);
+		c->pid = 0;
+		child_down(s, c);
 		return;
 	}
 	c->state = PROC_STARTING;
@@ -357,16 +362,12 @@ all_children_gone(const struct supervisor *s)
 	return 1;
 }
 
-static void begin_stop(struct supervisor *s, const char *why);
-static void daemon_failed(struct supervisor *s, const char *why);
-
 static void
 sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
 	struct supervisor *s = w->data;
 	struct child *c = NULL;
 	int status = w->rstatus;
-	int64_t delay;
 
 	(void)revents;
 	for (int i = 0; i < s->nchildren; i++)
@@ -390,8 +391,19 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	else
 		log_warnx("%s %d exited with status %d", role_name(c->role),
 		    c->index, WEXITSTATUS(status));
-	delay =
+	child_down(s, c);
+}
+
+/*
+ * A child that died, or could not be started: started again after the
+ * restart policy's backoff, or left FAILED once it has crashed too often.
+ */
+static void
+child_down(struct supervisor *s, struct child *c)
+{
+	int64_t delay =
 	    restart_after_crash(&restart_policy, &c->restart, msg_clock_ms());
+
 	if (delay < 0) {
 		char why[128];
 
@@ -414,7 +426,7 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	}
 	c->state = PROC_BACKOFF;
 	ev_timer_set(&c->restart_timer, (double)delay / 1000.0, 0);
-	ev_timer_start(loop, &c->restart_timer);
+	ev_timer_start(s->loop, &c->restart_timer);
 }
 
 /*
