@@ -1280,6 +1280,15 @@ policy_done(struct policy *p, int64_t now, uint64_t id, int64_t service_ms)
 	plan(p, now);
 }
 
+/* In VRAM from now on: min_residency and idle_unload count from now. */
+static void
+become_resident(struct pmodel *m, int64_t now)
+{
+	m->state = MODEL_RESIDENT;
+	m->resident_since = now;
+	m->last_busy = now;
+}
+
 /* The backend lacks the model: what waits for it goes back. */
 static void
 mark_missing(struct policy *p, int model)
@@ -1314,9 +1323,7 @@ policy_loaded(struct policy *p, int64_t now, int model, int ok, int64_t size_mb)
 	}
 	if (p->switch_to == model)
 		end_switch(p);
-	m->state = MODEL_RESIDENT;
-	m->resident_since = now;
-	m->last_busy = now;
+	become_resident(m, now);
 	/* A first measure replaces the guess outright. */
 	m->load_ms = m->loads_done++ == 0
 	    ? (double)(now - m->io_started)
@@ -1347,9 +1354,7 @@ policy_available(struct policy *p, int64_t now, int model, int present)
 		mark_missing(p, model);
 	else if (present && st == MODEL_MISSING && p->m[model].in_flight > 0) {
 		/* Back while it still runs what was sent to it: in VRAM. */
-		p->m[model].state = MODEL_RESIDENT;
-		p->m[model].resident_since = now;
-		p->m[model].last_busy = now;
+		become_resident(&p->m[model], now);
 	} else if (present && st == MODEL_MISSING)
 		p->m[model].state = MODEL_UNLOADED;
 	plan(p, now);
@@ -1378,9 +1383,7 @@ policy_seen(
 		size_told(m, size_mb);
 	if (loaded && m->state == MODEL_UNLOADED) {
 		count_spare(p, now);
-		m->state = MODEL_RESIDENT;
-		m->resident_since = now;
-		m->last_busy = now;
+		become_resident(m, now);
 		/* In before the switch to it loaded it: what drained for it
 		 * stays, rather than load it again under its own runs. */
 		if (p->switch_to == model)
