@@ -73,6 +73,10 @@ struct placement {
 	int worker;
 	int alive;
 	int from_dir; /* a manifest of the agents directory */
+	/* Not alive, but a spawn sent to worker went unanswered: it may run
+	 * there, so its next spawn or kill goes there too, and nowhere
+	 * else, lest it run twice or be neither stopped nor started. */
+	int unanswered;
 };
 
 struct agent_command;
@@ -299,11 +303,15 @@ stop_agents_of(struct supervisor *s, int worker)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < s->nplaced; i++)
-		if (s->placed[i].alive && s->placed[i].worker == worker) {
+	for (size_t i = 0; i < s->nplaced; i++) {
+		if (s->placed[i].worker != worker)
+			continue;
+		s->placed[i].unanswered = 0;
+		if (s->placed[i].alive) {
 			s->placed[i].alive = 0;
 			n++;
 		}
+	}
 	if (n > 0)
 		log_warnx("worker %d's %zu agent%s stopped with it: ollamaxctl "
 		          "spawn, or reload, starts %s on a running worker",
@@ -610,9 +618,15 @@ child_make_pages(struct supervisor *s, struct child *c)
 	mine = calloc(s->nplaced + 1, sizeof(*mine));
 	if (mine == NULL)
 		fatal("out of memory");
-	for (size_t i = 0; i < s->nplaced; i++)
-		if (s->placed[i].alive && s->placed[i].worker == c->index)
+	for (size_t i = 0; i < s->nplaced; i++) {
+		if (s->placed[i].worker != c->index)
+			continue;
+		/* A new process: what an unanswered spawn may have started
+		 * went with the old one. */
+		s->placed[i].unanswered = 0;
+		if (s->placed[i].alive)
 			mine[n++] = &s->placed[i].m;
+	}
 	while (done < n) {
 		struct msg_writer w;
 		const char *data;
@@ -882,7 +896,7 @@ least_loaded_worker(struct supervisor *s)
 	if (count == NULL)
 		fatal("out of memory");
 	for (size_t i = 0; i < s->nplaced; i++)
-		if (s->placed[i].alive)
+		if (s->placed[i].alive || s->placed[i].unanswered)
 			count[s->placed[i].worker]++;
 	for (const struct agent_command *ac = s->pending; ac != NULL;
 	     ac = ac->next)
@@ -927,6 +941,28 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 	struct msg_ctl_reply rep = {0};
 	char why[300];
 
+	if (err != 0 && ac->kind == CMD_SPAWN) {
+		/* It reached the worker, which may have started the agent
+		 * and answered too late. Its next spawn or kill goes there
+		 * to find out. */
+		struct placement *p = placement_find(s, ac->name);
+
+		if (p == NULL)
+			p = placement_add(s, ac->name);
+		manifest_free(&p->m);
+		p->m = ac->m;
+		memset(&ac->m, 0, sizeof(ac->m));
+		p->worker = ac->worker;
+		p->from_dir = ac->from_dir;
+		p->unanswered = 1;
+		snprintf(why, sizeof(why),
+		    "worker %d did not answer: %s: %s may run there or not; "
+		    "its next spawn or kill goes to worker %d and settles it",
+		    ac->worker, ipc_strerror(err), ac->name, ac->worker);
+		reply_ctl(ac->call, 0, why);
+		command_forget(ac);
+		return;
+	}
 	if (err != 0) {
 		snprintf(why, sizeof(why), "worker %d did not answer: %s",
 		    ac->worker, ipc_strerror(err));
@@ -960,12 +996,15 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			p->alive =
 			    s->children[ac->worker + 1].state != PROC_FAILED;
 			p->from_dir = ac->from_dir;
+			p->unanswered = 0;
 			break;
 		case CMD_KILL:
-			if (p != NULL && ac->forget)
+			if (p != NULL && ac->forget) {
 				placement_remove(s, p);
-			else if (p != NULL)
+			} else if (p != NULL) {
 				p->alive = 0;
+				p->unanswered = 0;
+			}
 			break;
 		case CMD_RESTART:
 		case CMD_RUN:
@@ -1038,7 +1077,15 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		    "no agent %s: ollamaxctl agents lists them", name);
 		return -1;
 	}
-	if (kind != CMD_SPAWN && !p->alive) {
+	if (kind != CMD_SPAWN && kind != CMD_KILL && !p->alive &&
+	    p->unanswered) {
+		snprintf(why, whylen,
+		    "whether agent %s runs is not known: its spawn went "
+		    "unanswered by worker %d; spawn or kill it to settle it",
+		    name, p->worker);
+		return -1;
+	}
+	if (kind != CMD_SPAWN && !p->alive && !p->unanswered) {
 		snprintf(why, whylen, "agent %s is not running", name);
 		return -1;
 	}
@@ -1059,7 +1106,11 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 		    CTL_WAITED_RUNS_MAX);
 		return -1;
 	}
-	worker = kind == CMD_SPAWN ? least_loaded_worker(s) : p->worker;
+	/* An agent stays on its worker: placed anew only when it runs on
+	 * none for sure. */
+	worker = kind == CMD_SPAWN && (p == NULL || !p->unanswered)
+	    ? least_loaded_worker(s)
+	    : p->worker;
 	if (worker < 0) {
 		snprintf(why, whylen, "%s",
 		    any_worker_back(s)
@@ -1094,7 +1145,12 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	if (kind == CMD_SPAWN || kind == CMD_RESPAWN) {
 		const struct manifest *one = &ac->m;
 
-		msg_agents_encode(&w, kind == CMD_RESPAWN, until_ms, &one, 1);
+		/* A respawn, which the worker carries out whether it runs
+		 * the agent or not, as the same manifest or another. */
+		int replace =
+		    kind == CMD_RESPAWN || (p != NULL && p->unanswered);
+
+		msg_agents_encode(&w, replace, until_ms, &one, 1);
 	} else if (kind == CMD_RUN) {
 		struct msg_deliver d = {.input = (char *)(input ? input : ""),
 		    .wait = ac->wait,
@@ -1416,7 +1472,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 			i++;
 		} else if (fleet_find(&f, p->m.name)) {
 			i++;
-		} else if (!p->alive) {
+		} else if (!p->alive && !p->unanswered) {
 			/* Stopped, and its manifest removed: gone. */
 			placement_remove(s, p);
 		} else if (agent_command(s, NULL, CMD_KILL, p->m.name, NULL,
@@ -1619,9 +1675,10 @@ agents_json(struct supervisor *s)
 
 		/* An agent runs only while its worker does. */
 		enum proc_state ws = s->children[p->worker + 1].state;
-		const char *state = !p->alive ? "stopped"
-		    : ws == PROC_RUNNING      ? "running"
-		                              : proc_state_name(ws);
+		const char *state = p->unanswered ? "unknown"
+		    : !p->alive                   ? "stopped"
+		    : ws == PROC_RUNNING          ? "running"
+		                                  : proc_state_name(ws);
 
 		json_array_append_new(list,
 		    json_pack("{s:s,s:i,s:s,s:s,s:o}", "name", p->m.name,

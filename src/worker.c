@@ -987,6 +987,12 @@ command_agents(
 		struct agent *old = agent_find(w, m->name);
 		struct message_list inbox;
 
+		/* The supervisor's respawn after a spawn it heard no answer
+		 * to: what runs as asked already is left to run. */
+		if (old != NULL && list->replace && manifest_same(&old->m, m)) {
+			log_info("%s: runs already as asked", m->name);
+			continue;
+		}
 		/* A respawned agent carries out what waited in its inbox. */
 		TAILQ_INIT(&inbox);
 		if (old != NULL && list->replace) {

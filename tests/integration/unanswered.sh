@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# A spawn whose worker answers after the supervisor has stopped waiting:
+# the agent may run there. It is neither started a second time elsewhere
+# nor left beyond spawn and kill: its next spawn or kill goes to that
+# worker and settles it, and a new process of that worker settles it too.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start_emu emu --speed inf --parallel 2 --vram-mb 4096
+fleet_conf "$URL_emu" <<CONF
+[tier.light]
+model = tinyllama
+CONF
+for i in 1 2 3 4; do
+	printf '[agent]\nname = a%d\ntier = light\ntrigger = demand\nprompt = Say {{input}}\n[options]\nnum_predict = 2\n' \
+		"$i" >"$TMP/agents/a$i.conf"
+done
+mkdir "$TMP/extra"
+printf '[agent]\nname = held\ntier = light\ntrigger = demand\nprompt = Say {{input}}\n[options]\nnum_predict = 2\n' \
+	>"$TMP/extra/held.conf"
+
+# A worker held between starting the agent and answering, for as long as
+# $TMP/hold exists: a library preloaded into the fleet holds the write of
+# the log line the worker writes in between.
+cat >"$TMP/hold.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+ssize_t
+write(int fd, const void *buf, size_t len)
+{
+	static ssize_t (*real)(int, const void *, size_t);
+	const char *gate = getenv("HOLD_WHILE"), *text = getenv("HOLD_WRITE_OF");
+	const struct timespec tick = {0, 10 * 1000 * 1000};
+
+	if (real == NULL)
+		real = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+	/* 60 s at most: a test that fails does not leave it held. */
+	for (int i = 0; gate != NULL && text != NULL && i < 6000 &&
+	     memmem(buf, len, text, strlen(text)) != NULL &&
+	     access(gate, F_OK) == 0; i++)
+		nanosleep(&tick, NULL);
+	return real(fd, buf, len);
+}
+C
+cc -shared -fPIC -o "$TMP/hold.so" "$TMP/hold.c" -ldl || { echo "cannot build the write shim"; exit 1; }
+# The sanitizers' runtime comes after the shim in the list of libraries.
+HOLD_WHILE="$TMP/hold" HOLD_WRITE_OF=" held: started" LD_PRELOAD="$TMP/hold.so" \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_fleet
+check "the fleet comes up, 2 agents a worker" status_until 's["agents"]["running"] == 4'
+
+# agent_is NAME: NAME's "worker state", as ollamaxctl agents shows it.
+agent_is() {
+	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+for a in json.load(sys.stdin)["agents"]:
+    if a["name"] == sys.argv[1]:
+        print(a["worker"], a["state"])' "$1"
+}
+said() { # WANT_RC WANT_TEXT ARGS...
+	local want_rc=$1 want=$2 out rc=0
+	shift 2
+	out=$("$CTL" -c "$TMP/ollamax.conf" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq "$want_rc" ] || echo "      exit $rc: $out"
+	[ "$rc" -eq "$want_rc" ] && has "$out" "$want"
+}
+starts() { grep -c " held: started" "$TMP/sup.log" || true; }
+# unanswered_spawn N: a spawn of held that its worker carries out and
+# answers once the supervisor has given up on it, the Nth start of held.
+unanswered_spawn() {
+	touch "$TMP/hold"
+	said 1 "may run there or not; its next spawn or kill goes to worker" spawn -f "$TMP/extra/held.conf" ||
+		{ rm -f "$TMP/hold"; return 1; }
+	rm -f "$TMP/hold"
+	for _ in $(seq 1 200); do
+		[ "$(starts)" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "      held started $(starts) times"
+	return 1
+}
+
+check "a spawn answered too late is told so" unanswered_spawn 1
+held_on=$(agent_is held)
+worker=${held_on%% *}
+check "ollamaxctl agents says it is not known whether it runs" eq "$held_on" "$worker unknown"
+check "a run of it is refused, and says how to settle it" \
+	said 1 "whether agent held runs is not known: its spawn went unanswered by worker $worker" run held hi
+check "spawning it again settles it" said 0 "" spawn held
+check "on the worker it runs on" eq "$(agent_is held)" "$worker running"
+check "which left it running, not started twice" wait_log " held: runs already as asked"
+check "so it started once in all" eq "$(starts)" 1
+check "it answers" said 0 "" run -w -t 2m held hi
+check "and is killed" said 0 "" kill held
+
+check "again a spawn answered too late" unanswered_spawn 2
+worker=$(agent_is held)
+worker=${worker%% *}
+check "a kill settles it" said 0 "" kill held
+check "from its worker" wait_log " held: killed"
+check "it is stopped" eq "$(agent_is held)" "$worker stopped"
+check "spawned then, it starts" said 0 "" spawn held
+check "once more in all" eq "$(starts)" 3
+check "and answers" said 0 "" run -w -t 2m held hi
+check "and is killed" said 0 "" kill held
+
+check "once more a spawn answered too late" unanswered_spawn 4
+worker=$(agent_is held)
+worker=${worker%% *}
+# worker_pid N: worker N's pid once it runs, else nothing.
+worker_pid() {
+	"$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null | python3 -c 'import json,sys
+for p in json.load(sys.stdin)["processes"]:
+    if p["role"] == "worker" and p["index"] == int(sys.argv[1]) and p["state"] == "running" and p["pid"] > 1:
+        print(p["pid"])' "$1"
+}
+pid=$(worker_pid "$worker")
+check "its worker is killed" kill -KILL "$pid"
+back_again() {
+	for _ in $(seq 1 200); do
+		local now
+		now=$(worker_pid "$worker")
+		[ -n "$now" ] && [ "$now" != "$pid" ] && break
+		sleep 0.05
+	done
+	status_until 's["agents"]["running"] == 4'
+}
+check "and comes back with its own agents" back_again
+check "not held, as the new process has never run it" eq "$(agent_is held)" "$worker stopped"
+check "nor started again" eq "$(starts)" 4
+check "spawned, it starts" said 0 "" spawn held
+check "and answers" said 0 "" run -w -t 2m held hi
+check "the supervisor stops cleanly" stopped
+finish
