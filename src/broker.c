@@ -11,7 +11,8 @@
  *
  * A request is known by (worker, id): if a worker sends the same request
  * again (it lost the broker and retried), the broker keeps one copy and
- * answers the newest call, so no request runs twice.
+ * answers the newest call, and one it has just answered gets that answer
+ * again, so no request runs twice.
  */
 #include "autoconf.h"
 
@@ -112,6 +113,17 @@ TAILQ_HEAD(job_list, job);
 
 /* Enough for every agent of a worker's share to be killed at once. */
 #define CANCELS_KEPT 256
+/* A resend follows its answer within a second; 2 slots answer a few at
+ * most meanwhile. */
+#define ANSWERS_KEPT 64
+
+/* An answer as it was sent, for a resend of its request. */
+struct kept_answer {
+	int worker;
+	uint64_t id;
+	char *frame;
+	size_t len;
+};
 
 struct broker {
 	struct ev_loop *loop;
@@ -158,6 +170,13 @@ struct broker {
 	 */
 	struct msg_cancel cancels[CANCELS_KEPT];
 	unsigned next_cancel;
+	/*
+	 * The latest answers: a worker whose wait ends as its answer comes
+	 * drops the answer and sends the request again, which must not run
+	 * a second time.
+	 */
+	struct kept_answer answers[ANSWERS_KEPT];
+	unsigned next_answer;
 };
 
 static void apply(struct broker *b);
@@ -210,6 +229,34 @@ job_free(struct job *j)
 }
 
 static void
+answer_keep(struct broker *b, const struct msg_infer *req, const char *frame,
+    size_t len)
+{
+	struct kept_answer *k = &b->answers[b->next_answer++ % ANSWERS_KEPT];
+
+	free(k->frame);
+	k->frame = malloc(len);
+	if (k->frame == NULL)
+		fatal("out of memory");
+	memcpy(k->frame, frame, len);
+	k->len = len;
+	k->worker = req->worker;
+	k->id = req->id;
+}
+
+static const struct kept_answer *
+answered_already(const struct broker *b, int worker, uint64_t id)
+{
+	for (size_t i = 0; i < ANSWERS_KEPT; i++) {
+		const struct kept_answer *k = &b->answers[i];
+
+		if (k->frame != NULL && k->id == id && k->worker == worker)
+			return k;
+	}
+	return NULL;
+}
+
+static void
 job_answer(
     struct job *j, int status, const char *error, struct ollama_result *res)
 {
@@ -232,6 +279,7 @@ job_answer(
 	msg_infer_done_encode(&w, &done);
 	data = msg_data(&w, &len);
 	ipc_reply(j->call, data, len);
+	answer_keep(j->b, &j->req, data, len);
 	msg_writer_free(&w);
 	if (status == INFER_OK)
 		j->b->served++;
@@ -1185,6 +1233,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	struct broker *b = arg;
 	struct msg_reader r;
 	struct job *j, *dup;
+	const struct kept_answer *kept;
 	enum msg_error opened = msg_open(&r, data, len);
 	char buf[128];
 	const char *why;
@@ -1209,6 +1258,17 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	msg_close(&r);
 	if ((why = refused_why(b, &j->req, buf, sizeof(buf))) != NULL) {
 		refuse(call, INFER_FAILED, why, j->req.id);
+		msg_infer_free(&j->req);
+		free(j);
+		return;
+	}
+	if ((kept = answered_already(b, j->req.worker, j->req.id)) != NULL) {
+		/* Its answer crossed the resend: the same answer again. */
+		b->duplicates++;
+		log_info("%s: request %llu sent again once answered: its "
+		         "answer again, not a second run",
+		    j->req.agent, (unsigned long long)j->req.id);
+		ipc_reply(call, kept->frame, kept->len);
 		msg_infer_free(&j->req);
 		free(j);
 		return;
@@ -1727,6 +1787,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 		while ((j = TAILQ_FIRST(&b->jobs)) != NULL)
 			job_free(j);
 	}
+	for (size_t i = 0; i < ANSWERS_KEPT; i++)
+		free(b->answers[i].frame);
 	policy_free(b->policy);
 	config_free(&b->conf);
 	return 0;

@@ -4,7 +4,8 @@
  * tests/integration/frames.sh runs it). Lets a test send what no worker
  * would, such as an empty prompt, or a cancel that comes before its
  * request (-c; -g: from an agent that gave up waiting, not one stopped).
- * The request's id is 1, or ID.
+ * The request's id is one of its own, or ID: the broker answers a request
+ * it has just answered with that answer again.
  * Usage: infer_once [-c [-g]] [-i ID] BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
@@ -34,7 +35,7 @@ ask(nng_socket sock, const char *data, size_t *len)
 int
 main(int argc, char **argv)
 {
-	struct msg_infer req = {.id = 1,
+	struct msg_infer req = {.id = (uint64_t)getpid() << 32,
 	    .worker = 4001,
 	    .priority = PRIO_NORMAL,
 	    .num_predict = 8,

@@ -9,6 +9,9 @@ start_emu emu --speed 100 --parallel 2
 fleet_conf "$URL_emu" <<CONF
 [tier.light]
 model = tinyllama
+# Only infer_once asks for it: its requests at the emulator are those.
+[tier.once]
+model = qwen2.5:3b
 CONF
 cat >"$TMP/agents/001-steady.conf" <<'AGENT'
 [agent]
@@ -78,6 +81,23 @@ check "a request its agent gave up on is not run, said so" \
 	"failed: its agent gave up waiting for it"
 check "in the log too" \
 	wait_log "infer_once: its agent gave up waiting for it before this request came: not run"
+# A worker whose wait for an answer ends as the answer comes drops it and
+# sends the request again, with its id: that answer comes again, and the
+# request does not run a second time.
+once_requests() {
+	curl -s "$URL_emu/emu/stats" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["models"].get("qwen2.5:3b", {}).get("requests", 0))'
+}
+first=$("$BUILD/tests/infer_once" -i 11 "ipc://$TMP/run/broker.sock" once 'Say hi.')
+check "a request is answered" has "$first" "ok: "
+check "sent again once answered, it gets the same answer" \
+	eq "$("$BUILD/tests/infer_once" -i 11 "ipc://$TMP/run/broker.sock" once 'Say hi.')" "$first"
+check "from the broker, not a second run" \
+	wait_log "infer_once: request 11 sent again once answered: its answer again, not a second run"
+check "the backend ran it once" eq "$(once_requests)" 1
+check "a request of another id runs" \
+	sh -c "'$BUILD/tests/infer_once' -i 12 'ipc://$TMP/run/broker.sock' once 'Say hi.' | grep -q '^ok: .'"
+check "at the backend" eq "$(once_requests)" 2
 before=$(runs)
 status=$("$CTL" -c "$TMP/ollamax.conf" --json status)
 no_restarts() {
