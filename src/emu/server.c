@@ -2022,7 +2022,7 @@ main(int argc, char **argv)
 	struct esched_config cfg = {0};
 	const char *listen_spec = "127.0.0.1:11434", *catalog = NULL,
 	           *port_file = NULL, *env;
-	char catbuf[PATH_MAX], errbuf[8192];
+	char catbuf[PATH_MAX], errbuf[8192], speed_text[32];
 	long idle_timeout = 30, max_conn = 4096, context_length = 0;
 	unsigned long long seed = 1;
 	int opt, fd, port, level;
@@ -2242,11 +2242,14 @@ main(int argc, char **argv)
 		    fclose(fp) != 0 || rename(tmp, port_file) != 0)
 			fatal("cannot write %s", port_file);
 	}
+	if (e->instant)
+		snprintf(speed_text, sizeof(speed_text), "inf");
+	else
+		snprintf(speed_text, sizeof(speed_text), "%.6g", e->speed);
 	log_info("listening on %s (port %d), %zu models, parallel %d, "
-	         "vram %llu MB, speed %s%.6g",
+	         "vram %llu MB, speed %s",
 	    listen_spec, port, e->cat.count, cfg.parallel,
-	    (unsigned long long)(cfg.vram_bytes / MB), e->instant ? "inf" : "",
-	    e->instant ? 0.0 : e->speed);
+	    (unsigned long long)(cfg.vram_bytes / MB), speed_text);
 	ev_run(e->loop, 0);
 	shutdown_connections(e);
 	MHD_stop_daemon(e->mhd);
