@@ -159,6 +159,9 @@ struct broker {
 		int64_t sent;
 		int tries;
 		int wanted; /* listed while the policy's ask held: to unload */
+		/* Taken as unloaded while /api/ps did not answer, until an
+		 * answer lists it again. */
+		int unseen_gone;
 	} foreign[OLLAMA_PS_MAX];
 	int nforeign;
 	int ps_failing; /* the latest /api/ps did not answer */
@@ -890,6 +893,7 @@ foreign_entry(struct broker *b, const char *name)
 	f->sent = 0;
 	f->tries = 0;
 	f->wanted = 0;
+	f->unseen_gone = 0;
 	return f;
 }
 
@@ -1015,38 +1019,57 @@ say_foreign(const struct broker *b, const struct ollama_ps_model *e)
  * room. One that stays after UNLOAD_TRIES unloads no longer counts: Ollama
  * evicts it when it must.
  */
+/*
+ * Tells the policy what of ps is another client's and still counts: not
+ * one given up on, nor one taken as unloaded while /api/ps failed.
+ */
 static void
-foreign_seen(struct broker *b, const struct ollama_ps *ps)
+foreign_weigh(struct broker *b, const struct ollama_ps *ps, int64_t now)
 {
-	int64_t now = msg_clock_ms(), mb = 0;
+	int64_t mb = 0;
 	int64_t instance_mb[POLICY_MODELS_MAX] = {0};
 	int count = 0, k;
 
 	for (int i = 0; i < ps->count; i++) {
-		const char *name = ps->models[i].name;
 		int64_t size = ps->models[i].size_mb;
+		const struct foreign *f = foreign_find(b, ps->models[i].name);
+
+		if (!ps_entry_foreign(b, ps, i) ||
+		    (f != NULL && f->wanted && foreign_given_up(f, now)) ||
+		    (f != NULL && f->unseen_gone))
+			continue;
+		if (size <= 0 || size > PS_SIZE_MAX_MB)
+			size = 0;
+		mb += size;
+		count++;
+		if ((k = model_index(b, ps->models[i].name)) >= 0)
+			instance_mb[k] = size;
+	}
+	policy_foreign(b->policy, now, mb, count, instance_mb);
+}
+
+static void
+foreign_seen(struct broker *b, const struct ollama_ps *ps)
+{
+	int64_t now = msg_clock_ms();
+
+	for (int i = 0; i < ps->count; i++) {
+		const char *name = ps->models[i].name;
 		struct foreign *f = foreign_find(b, name);
 
 		if (!ps_entry_foreign(b, ps, i))
 			continue;
 		if (!ps_lists_foreign(b, &b->resident, name))
 			say_foreign(b, &ps->models[i]);
+		if (f != NULL)
+			f->unseen_gone = 0;
 		/* Given up for the switch that wanted it gone, not for
 		 * good. */
-		if (f != NULL && f->wanted && foreign_given_up(f, now)) {
-			if (f->tries++ == UNLOAD_TRIES)
-				log_warnx(
-				    "%s is still listed after %d unloads: "
-				    "left for Ollama to evict",
-				    name, UNLOAD_TRIES);
-			continue;
-		}
-		if (size <= 0 || size > PS_SIZE_MAX_MB)
-			size = 0;
-		mb += size;
-		count++;
-		if ((k = model_index(b, name)) >= 0)
-			instance_mb[k] = size;
+		if (f != NULL && f->wanted && foreign_given_up(f, now) &&
+		    f->tries++ == UNLOAD_TRIES)
+			log_warnx("%s is still listed after %d unloads: left "
+			          "for Ollama to evict",
+			    name, UNLOAD_TRIES);
 	}
 	/* Those gone are forgotten: one loaded again is asked afresh. */
 	for (int j = 0; j < b->nforeign;)
@@ -1055,7 +1078,7 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 		else
 			b->foreign[j] = b->foreign[--b->nforeign];
 	unload_foreign(b, ps);
-	policy_foreign(b->policy, now, mb, count, instance_mb);
+	foreign_weigh(b, ps, now);
 	b->plan_started = 1;
 }
 
@@ -1337,12 +1360,14 @@ unload_over(struct broker *b, int k)
 /*
  * /api/ps did not answer: unloads under way cannot be seen to end. Once
  * one has waited UNLOAD_AGAIN_S, Ollama's answer to it is taken for its
- * end, and the switch goes on; meanwhile /api/ps is asked less often.
+ * end, and the switch goes on; meanwhile /api/ps is asked less often. So
+ * for another client's models that a switch asked to go.
  */
 static void
 ps_failed(struct broker *b, const char *error)
 {
-	int changed = !b->plan_started;
+	int changed = !b->plan_started, foreign_gone = 0;
+	int64_t now = msg_clock_ms();
 
 	/* What it holds is not known: status says nothing rather than
 	 * what it was (the last answer stays, for the unloads it names).
@@ -1368,6 +1393,22 @@ ps_failed(struct broker *b, const char *error)
 		          "as unloaded",
 		    m->name, error);
 		unload_over(b, k);
+		changed = 1;
+	}
+	for (int i = 0; i < b->nforeign; i++) {
+		struct foreign *f = &b->foreign[i];
+
+		if (!f->wanted || f->tries == 0 || f->unseen_gone ||
+		    now - f->sent < UNLOAD_AGAIN_S * 1000)
+			continue;
+		log_warnx("cannot see whether %s (loaded outside ollamax) is "
+		          "unloaded (%s): taking it as unloaded",
+		    f->name, error);
+		f->unseen_gone = 1;
+		foreign_gone = 1;
+	}
+	if (foreign_gone) {
+		foreign_weigh(b, &b->resident, now);
 		changed = 1;
 	}
 	if (changed)

@@ -488,5 +488,42 @@ loaded_while_asked() {
 }
 check "another client's model loaded while the broker asks theirs to go goes too" \
 	loaded_while_asked
+# An unload of another client's model that /api/ps cannot confirm, as it
+# fails from the switch's ask on, is taken for done after a while, as the
+# broker's own are: the switch that waits for their room goes on.
+unload_of_theirs_unseen() {
+	local from sup_from started ms rc=0
+	has "$(http GET "$URL_fake/fake/reset")" "200" &&
+		wait_log "tinyllama is no longer loaded" || { echo "      tinyllama still loaded"; return 1; }
+	sup_from=$(($(wc -l <"$TMP/sup.log") + 1))
+	echo '{"mb":{"llama3.2:1b":500}}' >"$MODE"
+	has "$(http POST "$URL_fake/api/generate" '{"model":"llama3.2:1b","keep_alive":-1}')" '"done": true' ||
+		{ echo "      their load failed"; return 1; }
+	for _ in $(seq 1 200); do
+		tail -n +"$sup_from" "$TMP/sup.log" | grep -q "llama3.2:1b (500 MB) is loaded outside ollamax" && break
+		sleep 0.05
+	done
+	tail -n +"$sup_from" "$TMP/sup.log" | grep -q "llama3.2:1b (500 MB) is loaded outside ollamax" ||
+		{ echo "      theirs not seen"; return 1; }
+	from=$(($(wc -l <"$MODE.log") + 1))
+	echo '{"ps":"fail"}' >"$MODE"
+	started=$(date +%s%N)
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 30s light x >"$TMP/unseen.out" 2>&1 ||
+		{ echo "      run: $(cat "$TMP/unseen.out")"; rc=1; }
+	ms=$((($(date +%s%N) - started) / 1000000))
+	echo '{"show":"slow"}' >"$MODE"
+	grep -qx hi "$TMP/unseen.out" || rc=1
+	log_from "$from" >"$TMP/unseen.log"
+	after "$TMP/unseen.log" "^UNLOADED llama3.2:1b" "^POST /api/generate load tinyllama" ||
+		{ echo "      tinyllama not loaded after their unload"; rc=1; }
+	tail -n +"$sup_from" "$TMP/sup.log" |
+		grep -q "cannot see whether llama3.2:1b (loaded outside ollamax) is unloaded (.*): taking it as unloaded" ||
+		{ echo "      not taken as unloaded"; rc=1; }
+	# UNLOAD_AGAIN_S, 10 s, and the load.
+	[ "$ms" -ge 9000 ] && [ "$ms" -lt 25000 ] || { echo "      took $ms ms"; rc=1; }
+	return "$rc"
+}
+check "an unload of theirs that /api/ps cannot confirm is taken as done after a while" \
+	unload_of_theirs_unseen
 check "the last supervisor stops cleanly" stopped
 finish
