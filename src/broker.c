@@ -1250,6 +1250,65 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 	apply(b);
 }
 
+/*
+ * Worker `worker` now runs as process pid: the requests of the process
+ * before it can be neither answered nor resent nor cancelled by anyone.
+ * They go, waiting or running, rather than hold the slots for answers
+ * nobody takes.
+ */
+static void
+worker_began(struct broker *b, int worker, int64_t pid)
+{
+	struct job *j, *next;
+	int dropped = 0;
+
+	for (j = TAILQ_FIRST(&b->jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, link);
+		if (j->req.worker != worker ||
+		    (int64_t)(j->req.id >> 32) == pid)
+			continue;
+		if (j->running) {
+			ollama_cancel(b->backend, j);
+			policy_done(b->policy, msg_clock_ms(), j->seq, 0);
+		} else {
+			policy_cancel(b->policy, msg_clock_ms(), j->seq);
+		}
+		refuse(j->call, INFER_FAILED, "its worker ended", j->req.id);
+		job_free(j);
+		dropped++;
+	}
+	if (dropped > 0) {
+		log_info("worker %d started again: %d request%s of its "
+		         "process before dropped",
+		    worker, dropped, dropped == 1 ? "" : "s");
+		apply(b);
+	}
+}
+
+static void
+on_hello(struct broker *b, struct ipc_call *call, struct msg_reader *r)
+{
+	struct msg_hello h;
+
+	if (msg_hello_decode(r, &h) != MSG_OK) {
+		b->bad_frames++;
+		log_warnx("bad frame from a worker (%s: %s)",
+		    msg_error_name(r->error), r->detail);
+		refuse(call, INFER_FAILED, "bad hello frame", 0);
+		return;
+	}
+	if (h.role != ROLE_WORKER) {
+		b->bad_frames++;
+		log_warnx("a hello of role %d on broker.sock: only workers "
+		          "say hello here",
+		    h.role);
+		refuse(call, INFER_FAILED, "only workers say hello here", 0);
+		return;
+	}
+	refuse(call, INFER_OK, "", 0);
+	worker_began(b, h.index, h.pid);
+}
+
 static void
 on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 {
@@ -1263,6 +1322,11 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 
 	if (opened == MSG_OK && r.type == MSG_CANCEL) {
 		on_cancel(b, call, &r);
+		msg_close(&r);
+		return;
+	}
+	if (opened == MSG_OK && r.type == MSG_HELLO) {
+		on_hello(b, call, &r);
 		msg_close(&r);
 		return;
 	}

@@ -893,12 +893,33 @@ agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
 }
 
 static void
-cancel_answered(void *arg, int err, const void *data, size_t len)
+answer_unread(void *arg, int err, const void *data, size_t len)
 {
 	(void)arg;
 	(void)err;
 	(void)data;
 	(void)len;
+}
+
+/*
+ * Tells the broker which process this worker is now: the requests of one
+ * before it, after a crash, are nobody's to take.
+ */
+static void
+broker_hello(struct worker *w)
+{
+	struct msg_hello h = {
+	    .role = ROLE_WORKER, .index = w->index, .pid = getpid()};
+	struct msg_writer mw;
+	const char *data;
+	size_t len;
+
+	msg_hello_encode(&mw, &h);
+	data = msg_data(&mw, &len);
+	if (ipc_request(w->broker, data, len, CANCEL_TIMEOUT_MS, answer_unread,
+	        NULL) != 0)
+		log_warnx("cannot tell the broker this worker started");
+	msg_writer_free(&mw);
 }
 
 /*
@@ -920,8 +941,8 @@ cancel_infer(struct worker *w, const char *agent, uint64_t id, int given_up)
 		return;
 	msg_cancel_encode(&mw, &c);
 	data = msg_data(&mw, &len);
-	if (ipc_request(w->broker, data, len, CANCEL_TIMEOUT_MS,
-	        cancel_answered, NULL) != 0)
+	if (ipc_request(w->broker, data, len, CANCEL_TIMEOUT_MS, answer_unread,
+	        NULL) != 0)
 		log_warnx("%s: cannot ask the broker to cancel inference %llu",
 		    agent, (unsigned long long)id);
 	msg_writer_free(&mw);
@@ -1158,6 +1179,7 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	w->broker = ipc_dial(loop, url);
 	if (w->broker == NULL)
 		fatalx("cannot dial %s", url);
+	broker_hello(w);
 	for (uint32_t page = 0; page < setup->pages; page++) {
 		struct msg_agents list;
 

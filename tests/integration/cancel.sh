@@ -29,14 +29,16 @@ start_fleet
 check "the supervisor is up" wait_log "ready:"
 
 # streams_open N [SECONDS]: the emulator has N answers streaming, within
-# SECONDS (10).
+# SECONDS (10) by the clock: a look takes a tenth of a second or more.
 streams_open() {
-	for _ in $(seq 1 $((${2:-10} * 20))); do
+	local until=$(($(date +%s%N) / 1000000 + ${2:-10} * 1000))
+	while :; do
 		[ "$(curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys
 print(json.load(sys.stdin)["open_streams"])')" = "$1" ] && return 0
+		[ "$(($(date +%s%N) / 1000000))" -lt "$until" ] || break
 		sleep 0.05
 	done
-	echo "      open streams: not $1"
+	echo "      open streams: not $1 within ${2:-10} s"
 	return 1
 }
 "$CTL" -c "$TMP/ollamax.conf" run thinker "queues"
@@ -89,5 +91,19 @@ kill -CONT "$sup_pid"
 check "the next broker cancels the request" \
 	wait_log "muser: its agent was stopped\(: request cancelled\| before this request came: not run\)"
 check "and no stream stays open for it" streams_open 0 4
+
+# A worker killed while a run of its agent streams: no one can take that
+# answer, resend the request or cancel it, as its id names the process
+# that is gone. The worker's next process, saying hello to the broker,
+# has it dropped.
+check "a killed agent spawned again" "$CTL" -c "$TMP/ollamax.conf" spawn thinker
+"$CTL" -c "$TMP/ollamax.conf" run thinker "streams on"
+check "streams again" streams_open 1
+thinker_worker=$(worker_of thinker)
+kill -KILL "$(proc_pid worker "$thinker_worker")"
+check "once its worker is back, the stream closes, not when its answer would have ended" \
+	streams_open 0 4
+check "as the broker dropped the run of the process before" \
+	wait_log "worker $thinker_worker started again: 1 request of its process before dropped"
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish
