@@ -201,12 +201,14 @@ struct config_parse {
 	struct config *c;
 	struct diag *d;
 	const char *path;
+	/* The [tier.NAME] or [model.NAME] whose header is at key_line, as
+	 * its keys found it: an index, -1 for none (its keys go nowhere).
+	 * Looked for by name once a section, not once a key, which would
+	 * take time in the square of the file's length. */
+	int key_line;
+	long key_index;
 };
 
-/*
- * The tier of a [tier.NAME] section, made as the section opens (create) and
- * found for its keys: a bad name is reported once, at its header.
- */
 /*
  * A section of that name is there already, its header at first_line: a
  * key's section is the one whose header it follows. A section given twice
@@ -225,6 +227,10 @@ own_section(struct config_parse *p, const char *kind, const char *name,
 	return 0;
 }
 
+/*
+ * The tier of a [tier.NAME] section, made as the section opens (create) and
+ * found for its keys: a bad name is reported once, at its header.
+ */
 static struct tier_conf *
 tier_section(struct config_parse *p, const char *name, int line, int create)
 {
@@ -518,8 +524,14 @@ config_key(void *user, const struct ini_item *it)
 			unknown_key(p, it);
 		}
 	} else if (strncmp(s, "tier.", 5) == 0) {
-		struct tier_conf *t =
-		    tier_section(p, s + 5, it->section_line, 0);
+		struct tier_conf *t;
+
+		if (p->key_line != it->section_line) {
+			t = tier_section(p, s + 5, it->section_line, 0);
+			p->key_line = it->section_line;
+			p->key_index = t != NULL ? t - c->tiers : -1;
+		}
+		t = p->key_index >= 0 ? &c->tiers[p->key_index] : NULL;
 
 		if (t == NULL)
 			return;
@@ -539,8 +551,14 @@ config_key(void *user, const struct ini_item *it)
 		else
 			unknown_key(p, it);
 	} else if (strncmp(s, "model.", 6) == 0) {
-		struct model_conf *m =
-		    model_section(p, s + 6, it->section_line, 0);
+		struct model_conf *m;
+
+		if (p->key_line != it->section_line) {
+			m = model_section(p, s + 6, it->section_line, 0);
+			p->key_line = it->section_line;
+			p->key_index = m != NULL ? m - c->models : -1;
+		}
+		m = p->key_index >= 0 ? &c->models[p->key_index] : NULL;
 
 		if (m == NULL)
 			return;
@@ -688,7 +706,11 @@ config_load(struct config *c, const char *path, struct diag *d)
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	snprintf(c->dir, sizeof(c->dir), "%s", path);
+	/* Relative paths are from the file's own folder, not a symbolic
+	 * link's: whoever reads the file, start, stop or ollamaxctl, finds
+	 * the same runtime_dir. */
+	if (realpath(path, c->dir) == NULL)
+		snprintf(c->dir, sizeof(c->dir), "%s", path);
 	slash = strrchr(c->dir, '/');
 	if (slash == c->dir)
 		slash[1] = '\0'; /* /ollamax.conf is in / */

@@ -1143,3 +1143,30 @@ Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 	config_free(&c);
 	diag_free(&d);
 }
+
+Test(config, relative_paths_are_from_the_file_itself_not_a_link_to_it)
+{
+	struct config c;
+	struct diag d = {0};
+	char real_dir[128], link_dir[128], link_path[192], want[192];
+	char got[PATH_MAX];
+
+	snprintf(real_dir, sizeof(real_dir), "%s/real", dir);
+	cr_assert_eq(mkdir(real_dir, 0700), 0);
+	put("real/ollamax.conf",
+	    "[supervisor]\nruntime_dir = run\n[tier.light]\nmodel = tinyllama\n");
+	snprintf(link_dir, sizeof(link_dir), "%s/link", dir);
+	cr_assert_eq(mkdir(link_dir, 0700), 0);
+	snprintf(link_path, sizeof(link_path), "%s/ollamax.conf", link_dir);
+	cr_assert_eq(symlink("../real/ollamax.conf", link_path), 0);
+	snprintf(want, sizeof(want), "%s/real/run", dir);
+	/* As start reads it, and as ollamaxctl and stop look for it. */
+	cr_assert_eq(config_load(&c, link_path, &d), 0, "%s", d.text);
+	config_runtime_dir(&c, got, sizeof(got));
+	cr_assert_str_eq(got, want);
+	config_free(&c);
+	cr_assert_eq(config_ctl_runtime_dir(link_path, got, sizeof(got), &d), 0,
+	    "%s", d.text);
+	cr_assert_str_eq(got, want);
+	diag_free(&d);
+}
