@@ -47,6 +47,28 @@ named_plainly(const char *v)
 	return 1;
 }
 
+/* A file inside the state dir: not above it, nor the dir itself. */
+static int
+file_target_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n > 0 && t[0] != '/' && strstr(t, "..") == NULL &&
+	    t[n - 1] != '/' && strcmp(t, ".") != 0 &&
+	    !(n >= 2 && strcmp(t + n - 2, "/.") == 0);
+}
+
+/* A blank then '#': a comment after the value, which would be taken as
+ * part of a path (the INI reader ends a value at " ;" alone). */
+static int
+comment_after(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if ((v[0] == ' ' || v[0] == '\t') && v[1] == '#')
+			return 1;
+	return 0;
+}
+
 /* A name of a tier or an agent: lowercase letters, digits, '-', '_'. */
 int
 config_valid_name(const char *s)
@@ -290,6 +312,13 @@ model_section(struct config_parse *p, const char *name, int line, int create)
 		    p->d, p->path, line, "[model.%s]: bad model name", name);
 		return NULL;
 	}
+	if (!named_plainly(name)) {
+		diag_add(p->d, p->path, line,
+		    "[model.%s]: has a blank, a quote or a control character: "
+		    "no Ollama model is named so",
+		    name);
+		return NULL;
+	}
 	c->models = realloc(c->models, (c->nmodels + 1) * sizeof(*c->models));
 	if (c->models == NULL)
 		abort();
@@ -405,6 +434,16 @@ config_key(void *user, const struct ini_item *it)
 	if (it->continued) {
 		diag_add(d, path, it->line,
 		    "%s: only agent prompts continue on indented lines", k);
+		return;
+	}
+	if (strcmp(s, "supervisor") == 0 &&
+	    (strcmp(k, "runtime_dir") == 0 || strcmp(k, "state_dir") == 0 ||
+	        strcmp(k, "agents_dir") == 0) &&
+	    comment_after(v)) {
+		diag_add(d, path, it->line,
+		    "%s: \"%s\" has a comment after the directory (a comment "
+		    "goes on a line of its own)",
+		    k, v);
 		return;
 	}
 	if (strcmp(s, "supervisor") == 0) {
@@ -926,9 +965,13 @@ manifest_key(void *user, const struct ini_item *it)
 			if (strcmp(v, "log") == 0) {
 				m->output = OUTPUT_LOG;
 			} else if (strncmp(v, "file:", 5) == 0 &&
-			    v[5] != '\0' && strstr(v, "..") == NULL &&
-			    v[5] != '/' && strcmp(v + 5, ".") != 0 &&
-			    v[strlen(v) - 1] != '/') {
+			    comment_after(v)) {
+				diag_add(d, path, it->line,
+				    "output: \"%s\" has a comment after the file "
+				    "name (a comment goes on a line of its own)",
+				    v);
+			} else if (strncmp(v, "file:", 5) == 0 &&
+			    file_target_ok(v + 5)) {
 				m->output = OUTPUT_FILE;
 				copy_text(m->output_target,
 				    sizeof(m->output_target), v + 5, d, it,

@@ -1420,6 +1420,14 @@ running_from_dir(const char *name, void *arg)
 	return p != NULL && p->alive && p->from_dir ? p->m.path : NULL;
 }
 
+/* A file's name as a log line may carry it: a newline in it would forge
+ * a line, an escape sequence act on a terminal. */
+static const char *
+shown_path(const char *path, char *shown, size_t size)
+{
+	return utf8_shown(path != NULL ? path : "", shown, size);
+}
+
 /*
  * Reads the agents directory again: new manifests start, removed ones
  * stop, changed ones start again from their new text; a bad manifest is
@@ -1433,7 +1441,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 {
 	struct fleet f;
 	struct diag d = {0};
-	char why[256];
+	char why[256], shown[PATH_MAX], other[PATH_MAX];
 	int started = 0, stopped = 0, changed = 0, bad;
 
 	/* Its workers are going: nothing it started would last. */
@@ -1468,7 +1476,9 @@ reload(struct supervisor *s, char *summary, size_t len)
 			if (p->alive)
 				log_warnx("reload: %s keeps running as it was: "
 				          "%s has errors",
-				    p->m.name, p->m.path);
+				    p->m.name,
+				    shown_path(
+				        p->m.path, shown, sizeof(shown)));
 			i++;
 		} else if (fleet_find(&f, p->m.name)) {
 			i++;
@@ -1482,7 +1492,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 			i++;
 		} else {
 			log_warnx("reload: %s: agent %s not stopped: %s",
-			    p->m.path, p->m.name, why);
+			    shown_path(p->m.path, shown, sizeof(shown)),
+			    p->m.name, why);
 			bad++;
 			i++;
 		}
@@ -1511,7 +1522,9 @@ reload(struct supervisor *s, char *summary, size_t len)
 			 * agent runs on as it was, and keeps its name. */
 			log_warnx("reload: %s:%d: name: \"%s\" is %s's, which "
 			          "runs it: left out",
-			    m->path, m->line_of_name, m->name, p->m.path);
+			    shown_path(m->path, shown, sizeof(shown)),
+			    m->line_of_name, m->name,
+			    shown_path(p->m.path, other, sizeof(other)));
 			bad++;
 			continue;
 		}
@@ -1525,8 +1538,11 @@ reload(struct supervisor *s, char *summary, size_t len)
 			 * their back would lose what they chose. */
 			log_warnx("reload: %s:%d: agent %s runs from %s (spawn "
 			          "-f): kill it to start this one",
-			    m->path, m->line_of_name, m->name,
-			    p->m.path ? p->m.path : "elsewhere");
+			    shown_path(m->path, shown, sizeof(shown)),
+			    m->line_of_name, m->name,
+			    p->m.path != NULL
+			        ? shown_path(p->m.path, other, sizeof(other))
+			        : "elsewhere");
 			bad++;
 			continue;
 		}
@@ -1534,7 +1550,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 		snprintf(name, sizeof(name), "%s", m->name);
 		if (agent_command(s, NULL, kind, name, m, NULL, 0, 0, why,
 		        sizeof(why)) != 0) {
-			log_warnx("reload: %s:%d: agent %s not %s: %s", m->path,
+			log_warnx("reload: %s:%d: agent %s not %s: %s",
+			    shown_path(m->path, shown, sizeof(shown)),
 			    m->line_of_name, name,
 			    kind == CMD_SPAWN ? "started" : "changed", why);
 			bad++;
@@ -1855,7 +1872,7 @@ say_unused_models(const struct config *c, const char *path, int to_log)
 {
 	for (size_t i = 0; i < c->nmodels; i++) {
 		const struct model_conf *m = &c->models[i];
-		char what[CONFIG_MODEL_MAX + 64];
+		char what[CONFIG_MODEL_MAX + 64], shown[PATH_MAX];
 
 		if (config_model_used(c, m->name))
 			continue;
@@ -1864,9 +1881,12 @@ say_unused_models(const struct config *c, const char *path, int to_log)
 		    "no effect",
 		    m->name);
 		if (to_log)
-			log_warnx("%s:%d: %s", path, m->line, what);
+			log_warnx("%s:%d: %s",
+			    shown_path(path, shown, sizeof(shown)), m->line,
+			    what);
 		else
-			fprintf(stderr, "%s:%d: warning: %s\n", path, m->line,
+			fprintf(stderr, "%s:%d: warning: %s\n",
+			    shown_path(path, shown, sizeof(shown)), m->line,
 			    what);
 	}
 }

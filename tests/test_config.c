@@ -399,6 +399,18 @@ Test(config, a_model_name_with_a_control_character_is_refused)
 	    "model: \"a?b\" has a blank, a quote or a control character");
 	config_free(&c);
 	diag_free(&d);
+	/* Nor does a [model.NAME] take one, which check would print. */
+	cr_assert_eq(config_load(&c,
+	                 put("ctlsection.conf",
+	                     "[tier.light]\nmodel = tinyllama\n"
+	                     "[model.a\x1b[2Jb]\nsize_mb = 100\n"),
+	                 &d),
+	    1, "%s", d.text);
+	expect(&d, "ctlsection.conf", 3,
+	    "[model.a?[2Jb]: has a blank, a quote or a control character");
+	cr_assert_eq(c.nmodels, 0);
+	config_free(&c);
+	diag_free(&d);
 }
 
 Test(config, an_empty_tier_is_not_a_tier)
@@ -1168,5 +1180,63 @@ Test(config, relative_paths_are_from_the_file_itself_not_a_link_to_it)
 	cr_assert_eq(config_ctl_runtime_dir(link_path, got, sizeof(got), &d), 0,
 	    "%s", d.text);
 	cr_assert_str_eq(got, want);
+	diag_free(&d);
+}
+
+Test(config, a_comment_after_a_path_is_refused_not_taken_into_the_path)
+{
+	struct config c;
+	struct diag d = {0};
+	struct manifest m;
+
+	cr_assert_eq(config_load(&c,
+	                 put("dirs.conf",
+	                     "[supervisor]\n"
+	                     "state_dir = ../state   # outputs\n"
+	                     "agents_dir = agents\t# the fleet\n"
+	                     "runtime_dir = run # sockets\n"
+	                     "[tier.light]\nmodel = tinyllama\n"),
+	                 &d),
+	    3, "%s", d.text);
+	expect(&d, "dirs.conf", 2,
+	    "state_dir: \"../state   # outputs\" has a comment after the "
+	    "directory (a comment goes on a line of its own)");
+	expect(&d, "dirs.conf", 3, "agents_dir: \"agents?# the fleet\"");
+	expect(&d, "dirs.conf", 4, "runtime_dir: \"run # sockets\"");
+	config_free(&c);
+	diag_free(&d);
+	/* A file name may hold a '#' of its own, not after a blank. */
+	cr_assert_eq(
+	    manifest_load(&m,
+	        put("hash.conf",
+	            "[agent]\nname = hash\ntier = light\ntrigger = demand\n"
+	            "output = file:report#1.md\nprompt = P.\n"),
+	        &d),
+	    0, "%s", d.text);
+	cr_assert_str_eq(m.output_target, "report#1.md");
+	manifest_free(&m);
+	cr_assert_eq(
+	    manifest_load(&m,
+	        put("comment.conf",
+	            "[agent]\nname = comment\ntier = light\ntrigger = demand\n"
+	            "output = file:report.md   # daily report\n"
+	            "prompt = P.\n"),
+	        &d),
+	    1, "%s", d.text);
+	expect(&d, "comment.conf", 5,
+	    "output: \"file:report.md   # daily report\" has a comment after "
+	    "the file name (a comment goes on a line of its own)");
+	manifest_free(&m);
+	diag_free(&d);
+	/* Nor is the state dir itself a file, however spelled. */
+	cr_assert_eq(
+	    manifest_load(&m,
+	        put("dot.conf",
+	            "[agent]\nname = dot\ntier = light\ntrigger = demand\n"
+	            "output = file:./.\nprompt = P.\n"),
+	        &d),
+	    1, "%s", d.text);
+	expect(&d, "dot.conf", 5, "output: \"file:./.\" is not log, file:NAME");
+	manifest_free(&m);
 	diag_free(&d);
 }

@@ -520,6 +520,12 @@ one_row() {
 		"$CTL" -c "$TMP/ollamax.conf" agents | grep -q "^lined .*/007-two?lines.conf$"
 }
 check "an agent whose file name has a newline is listed in one row" one_row
+sed -i 's/^tier = light$/tier = gold/' "$lined"
+check "broken, it keeps running, as a reload says" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+check "in one log line, its name's newline no line of its own" sh -c \
+	"grep -q 'reload: lined keeps running as it was: .*/007-two?lines.conf has errors' '$TMP/sup.log' &&
+	! grep -q '^lines.conf' '$TMP/sup.log'"
 rm "$lined"
 "$CTL" -c "$TMP/ollamax.conf" reload >/dev/null
 rm "$latin"
