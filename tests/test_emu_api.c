@@ -3,6 +3,7 @@
  * the emulator: what Ollama accepts, refuses (with its words) and reports.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -323,6 +324,18 @@ Test(api, wrongly_typed_options_are_a_400_and_unknown_ones_a_warning)
 	cr_assert_eq(req.num_predict, 12);
 	cr_assert_eq(req.seed, 42);
 	api_request_free(&req);
+	/* Into Go's 64-bit ints: a seed of 2^32 - 1, a num_ctx of 3e9. */
+	cr_assert_eq(
+	    parse(API_GENERATE,
+	        "{\"model\":\"m\",\"prompt\":\"x\",\"options\":{\"seed\":4294967295,\"num_ctx\":3e9}}",
+	        &req, &err),
+	    0, "%s", err.message);
+	cr_assert_eq(req.seed, 4294967295LL);
+	cr_assert_eq(req.num_ctx, INT_MAX, "cut to the trained context later");
+	api_request_free(&req);
+	expect_error(API_GENERATE,
+	    "{\"model\":\"m\",\"options\":{\"seed\":1e19}}", 400,
+	    "option \"seed\" is out of range");
 }
 
 Test(api, runner_options_are_read_and_ollamas_defaults_fill_the_rest)
@@ -564,6 +577,22 @@ Test(work, tokens_arrive_after_the_prompt_at_the_generation_rate)
 	cr_assert_eq(work_time_of_tokens(&w, 20, 0.5), 4000 * 1000000LL);
 	work_advance(&w, 4000 * 1000000LL, 0.5);
 	cr_assert_eq(work_tokens_ready(&w), 20);
+}
+
+Test(work, the_end_is_when_the_last_token_was_done_whatever_the_rate_after)
+{
+	struct emu_model m = {
+	    .prompt_tokens_per_s = 100, .gen_tokens_per_s = 10};
+	struct work w;
+
+	work_init(&w, &m, 50, 20, 0); /* done at 2.5 s alone */
+	/* Seen late, at 3 s: a timer fires after the end. */
+	work_advance(&w, 3000 * 1000000LL, 1.0);
+	cr_assert_eq(work_finish_time(&w), 2500 * 1000000LL);
+	/* Then another request starts and the rate halves: the end stays
+	 * where it was, not 1 s before the start. */
+	work_advance(&w, 3001 * 1000000LL, 0.5);
+	cr_assert_eq(work_finish_time(&w), 2500 * 1000000LL);
 }
 
 Test(text, the_answer_is_the_same_for_the_same_seed)

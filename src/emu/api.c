@@ -4,6 +4,7 @@
  */
 #include "autoconf.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,12 +321,16 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 			return -1;
 		}
 		if (known_options[i].type == OPT_INT) {
-			double d = json_number_value(v);
+			double whole = json_number_value(v), d;
 
-			/* Go truncates a JSON number into an int field. */
-			if (!isfinite(d) || fabs(d) > 2e9)
+			/* Go truncates a JSON number into its int field, of
+			 * 64 bits: a seed of 2^32 - 1 is taken. The emulator's
+			 * int fields hold what matters of the rest (a num_ctx
+			 * past the trained context is cut to it anyway). */
+			if (!isfinite(whole) || fabs(whole) >= 9.2e18)
 				return fail(err, 400,
 				    "option \"%s\" is out of range", name);
+			d = fmax(fmin(whole, INT_MAX), INT_MIN);
 			if (strcmp(name, "num_ctx") == 0)
 				req->num_ctx = (int)d;
 			else if (strcmp(name, "num_batch") == 0)
@@ -339,7 +344,7 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 			else if (strcmp(name, "num_predict") == 0)
 				req->num_predict = (int)d;
 			else if (strcmp(name, "seed") == 0)
-				req->seed = (int64_t)d;
+				req->seed = (int64_t)whole;
 		}
 		if (strcmp(name, "use_mmap") == 0)
 			req->runner_opts.use_mmap = json_is_true(v);

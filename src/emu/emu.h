@@ -302,6 +302,7 @@ struct work {
 	int64_t last_ns;
 	int64_t start_ns;
 	int64_t prompt_done_ns; /* -1 until the prompt is evaluated */
+	int64_t finish_ns;      /* -1 until the last token is */
 };
 
 void work_init(struct work *w, const struct emu_model *m, int prompt_tokens,
@@ -314,7 +315,7 @@ int work_tokens_ready(const struct work *w);
 int64_t work_time_of_tokens(const struct work *w, int tokens, double rate);
 
 /* When the last token was ready: timers fire late, the answer does not. */
-int64_t work_finish_time(const struct work *w, double rate);
+int64_t work_finish_time(const struct work *w);
 
 /* Estimated tokens of a text, as a tokenizer would count them. */
 int text_token_count(const char *s, size_t len);

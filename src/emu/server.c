@@ -1030,9 +1030,16 @@ job_arm(struct job *j, int64_t now)
 	ev_timer_stop(e->loop, &j->timer);
 	at = work_time_of_tokens(&j->work, next, j->rate);
 	delay = real_delay_work(e, at);
-	/* Streams coalesce tokens that fall within 5 ms of real time. */
-	if (j->streaming && delay < 0.005 && at > now)
-		delay = 0.005;
+	/* Streams coalesce tokens that fall within 5 ms of real time, but
+	 * not past the last one: the answer ends and its slot is free when
+	 * the work is over, not 5 ms of real time on, which the speed
+	 * would make seconds of the backend's. */
+	if (j->streaming && delay < 0.005 && at > now) {
+		double to_end = real_delay_work(e,
+		    work_time_of_tokens(&j->work, j->tokens_target, j->rate));
+
+		delay = to_end < 0.005 ? to_end : 0.005;
+	}
 	ev_timer_set(&j->timer, delay, 0);
 	ev_timer_start(e->loop, &j->timer);
 }
@@ -1113,7 +1120,7 @@ job_emit_tokens(struct job *j, int64_t now)
 	}
 	/* Done: the final object at the exact moment, then the slot goes back.
 	 */
-	now = work_finish_time(&j->work, j->rate);
+	now = work_finish_time(&j->work);
 	if (j->route == R_EMBED || j->route == R_EMBEDDINGS) {
 		job_embed_reply(j, now);
 	} else if (!j->streaming && j->fault == FAULT_STALL) {
@@ -1138,6 +1145,12 @@ static void
 job_start(struct emu *e, struct job *j, int64_t now)
 {
 	struct esched_runner *r = j->sreq.runner;
+	/* A request that waited took its slot as the one before gave it
+	 * back, which was when that one's work ended, not when its timer
+	 * fired: the real time in between is no time of the backend's. */
+	int64_t began = j->sreq.started_ns > j->sreq.arrived_ns
+	    ? j->sreq.started_ns
+	    : j->sreq.arrived_ns;
 	int answer;
 
 	j->runner = r;
@@ -1158,7 +1171,8 @@ job_start(struct emu *e, struct job *j, int64_t now)
 		j->fault_at_token =
 		    answer > 0 ? (int)(rng_uniform(e) * answer) : 0;
 	j->offload = work_offload_slowdown(r->size_bytes, r->vram_bytes);
-	work_init(&j->work, r->model, j->req.prompt_tokens, answer, now);
+	work_init(&j->work, r->model, j->req.prompt_tokens, answer,
+	    began < now ? began : now);
 	j->running = 1;
 	j->rate = job_current_rate(j);
 	if (j->streaming) {
@@ -1311,7 +1325,9 @@ route_of(const char *method, const char *url, int *method_ok)
 	    {"/", "GET", R_ROOT},
 	    {"/", "HEAD", R_ROOT},
 	    {"/api/version", "GET", R_VERSION},
+	    {"/api/version", "HEAD", R_VERSION},
 	    {"/api/tags", "GET", R_TAGS},
+	    {"/api/tags", "HEAD", R_TAGS},
 	    {"/api/ps", "GET", R_PS},
 	    {"/api/show", "POST", R_SHOW},
 	    {"/api/generate", "POST", R_GENERATE},

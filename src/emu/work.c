@@ -56,23 +56,37 @@ work_init(struct work *w, const struct emu_model *m, int prompt_tokens,
 	w->last_ns = now;
 	w->start_ns = now;
 	w->prompt_done_ns = -1;
+	w->finish_ns = -1;
 }
 
+/* When the work before was done, at rate since last_ns, reached mark. */
+static int64_t
+work_reached(const struct work *w, double before, double mark, double rate)
+{
+	double need = mark - before;
+
+	return w->last_ns + (need > 0 ? llround(need / rate * NS_PER_SEC) : 0);
+}
+
+/*
+ * The exact moments the prompt and the last token were done are kept as
+ * they pass, not worked out later: the rate may have changed since, as
+ * another request started, and the time a timer fires late is no work.
+ */
 void
 work_advance(struct work *w, int64_t now, double rate)
 {
-	double before = w->done;
+	double before = w->done,
+	       total = w->prompt_work + w->tokens_total * w->token_work;
 
 	if (now <= w->last_ns)
 		return;
 	w->done += rate * (double)(now - w->last_ns) / NS_PER_SEC;
-	if (w->prompt_done_ns < 0 && w->done >= w->prompt_work) {
-		/* The exact moment the prompt finished, not the sync point. */
-		double need = w->prompt_work - before;
-
-		w->prompt_done_ns = w->last_ns +
-		    (need > 0 ? llround(need / rate * NS_PER_SEC) : 0);
-	}
+	if (w->prompt_done_ns < 0 && w->done >= w->prompt_work)
+		w->prompt_done_ns =
+		    work_reached(w, before, w->prompt_work, rate);
+	if (w->finish_ns < 0 && w->done >= total)
+		w->finish_ns = work_reached(w, before, total, rate);
 	w->last_ns = now;
 }
 
@@ -103,14 +117,9 @@ work_time_of_tokens(const struct work *w, int tokens, double rate)
 }
 
 int64_t
-work_finish_time(const struct work *w, double rate)
+work_finish_time(const struct work *w)
 {
-	double over =
-	    w->done - (w->prompt_work + w->tokens_total * w->token_work);
-
-	if (over <= 0 || rate <= 0)
-		return w->last_ns;
-	return w->last_ns - llround(over / rate * NS_PER_SEC);
+	return w->finish_ns >= 0 ? w->finish_ns : w->last_ns;
 }
 
 /* ------------------------------------------------------------------ */

@@ -31,6 +31,9 @@ check "GET / says Ollama is running" \
 	eq "$(http GET "$URL_main/")" "200 Ollama is running"
 check "the version is reported" \
 	eq "$(http GET "$URL_main/api/version")" '200 {"version":"0.33.0"}'
+# Health checks may use HEAD, which Ollama answers for these too.
+check "HEAD of /api/version and /api/tags is a 200 without a body" \
+	eq "$(curl -s -m 20 -I -o /dev/null -w '%{http_code}' "$URL_main/api/version") $(curl -s -m 20 -I -o /dev/null -w '%{http_code}' "$URL_main/api/tags")" "200 200"
 check "an unknown path is gin's 404" \
 	eq "$(http GET "$URL_main/api/nope")" "404 404 page not found"
 check "a missing body is a 400" \
