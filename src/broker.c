@@ -113,6 +113,10 @@ TAILQ_HEAD(job_list, job);
 
 /* Enough for every agent of a worker's share to be killed at once. */
 #define CANCELS_KEPT 256
+/* A request holds its context until it is answered, and an agent has one
+ * at a time: with more agents waiting than contexts, the socket would take
+ * no frame, a cancel or a more urgent request, until one is answered. */
+#define BROKER_CONTEXTS 1024
 /* A resend follows its answer within a second; 2 slots answer a few at
  * most meanwhile. */
 #define ANSWERS_KEPT 64
@@ -1854,7 +1858,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	plan_models(b);
 	snprintf(url, sizeof(url), "ipc://%s/broker.sock", runtime);
 	/* One context per request in flight from all workers together. */
-	b->server = ipc_listen(loop, url, 256, on_request, b);
+	b->server = ipc_listen(loop, url, BROKER_CONTEXTS, on_request, b);
 	if (b->server == NULL)
 		fatalx("cannot serve %s", url);
 	hub_ready(hub);

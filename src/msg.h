@@ -31,6 +31,9 @@ int64_t msg_late_ms(int64_t until_ms);
  * JSON that answers `run --wait`, where each byte of a MSG_MAX_TEXT answer
  * may take six (a control byte is written \u0001). */
 #define MSG_MAX_FRAME (2 * 1024 * 1024)
+/* Objects (each string, number, array and map counts one) a frame holds
+ * at most: a full page of agents holds some 15000. */
+#define MSG_OBJECTS_MAX 65536
 /* Longest prompt or answer text a frame may carry. */
 #define MSG_MAX_TEXT (256 * 1024)
 #define MSG_NAME_MAX 64

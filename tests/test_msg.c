@@ -445,6 +445,42 @@ Test(msg, oversized_fields_and_frames_are_refused)
 	free(huge);
 }
 
+/* A map of pairs of fixints, as many as asked: two bytes a pair. */
+static unsigned char *
+map_of_pairs(uint32_t pairs, size_t *len)
+{
+	unsigned char *p = malloc(5 + 2 * (size_t)pairs);
+
+	cr_assert_not_null(p);
+	p[0] = 0xdf;
+	p[1] = (unsigned char)(pairs >> 24);
+	p[2] = (unsigned char)(pairs >> 16);
+	p[3] = (unsigned char)(pairs >> 8);
+	p[4] = (unsigned char)pairs;
+	memset(p + 5, 1, 2 * (size_t)pairs);
+	*len = 5 + 2 * (size_t)pairs;
+	return p;
+}
+
+Test(msg, a_frame_of_more_objects_than_any_frame_has_is_refused_unbuilt)
+{
+	struct msg_reader r;
+	unsigned char *p;
+	size_t len;
+
+	/* Well under the size limit, but 80001 objects to build. */
+	p = map_of_pairs(40000, &len);
+	cr_assert_eq(msg_open(&r, p, len), MSG_E_TOO_BIG);
+	cr_assert_not_null(strstr(r.detail, "more objects"), "%s", r.detail);
+	msg_close(&r);
+	free(p);
+	/* Within the limit, it is built, and refused for what it lacks. */
+	p = map_of_pairs((MSG_OBJECTS_MAX - 1) / 2, &len);
+	cr_assert_eq(msg_open(&r, p, len), MSG_E_VERSION);
+	msg_close(&r);
+	free(p);
+}
+
 Test(msg, random_bytes_and_random_mutations_never_crash_a_decoder)
 {
 	size_t len;
