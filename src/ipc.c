@@ -147,6 +147,7 @@ struct pipe_replies {
 struct ipc_server {
 	struct waker waker;
 	nng_socket sock;
+	int deaf_pipe; /* the last connection closed for reading nothing */
 	struct ipc_call *calls;
 	int ncalls;
 	ipc_request_fn fn;
@@ -243,10 +244,19 @@ forget_answered(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	pthread_mutex_unlock(&s->answered_mu);
 }
 
+/*
+ * How long an answer may wait to be written. A peer that sends requests
+ * and reads no answers would otherwise hold every context of the server
+ * with answers queued behind its full connection, and the socket would
+ * take nothing from anyone: its connection is closed instead.
+ */
+#define REPLY_SEND_MS 5000
+
 static void
 call_recv(struct ipc_call *c)
 {
 	c->state = CALL_RECV;
+	nng_aio_set_timeout(c->op.aio, NNG_DURATION_INFINITE);
 	nng_ctx_recv(c->ctx, c->op.aio);
 }
 
@@ -266,8 +276,18 @@ call_on_loop(struct op *op)
 	}
 	if (c->state == CALL_SEND) {
 		if (rv != 0) {
-			/* The peer went away before the answer: drop it. */
+			/* The peer went away before the answer, or reads none:
+			 * drop it. */
 			nng_msg_free(nng_aio_get_msg(op->aio));
+		}
+		/* Said once a connection: each of its answers times out. */
+		if (rv == NNG_ETIMEDOUT &&
+		    nng_pipe_id(c->pipe) != c->server->deaf_pipe) {
+			c->server->deaf_pipe = nng_pipe_id(c->pipe);
+			log_warnx("ipc: a peer on %s read no answer for %d s: "
+			          "its connection is closed",
+			    c->server->url, REPLY_SEND_MS / 1000);
+			nng_pipe_close(c->pipe);
 		}
 		call_recv(c);
 		return;
@@ -633,6 +653,7 @@ ipc_reply(struct ipc_call *c, const void *data, size_t len)
 	c->state = CALL_SEND;
 	count_answer(c->server, c->pipe);
 	nng_aio_set_msg(c->op.aio, m);
+	nng_aio_set_timeout(c->op.aio, REPLY_SEND_MS);
 	nng_ctx_send(c->ctx, c->op.aio);
 }
 
@@ -764,11 +785,14 @@ struct ipc_client {
 	atomic_int pipes;
 	ev_timer watch;
 	int unconnected_ticks;
+	int patience_ticks; /* before the next dial anew */
 	int said_unconnected;
 };
 
-/* One-second ticks without a connection before a client dials anew. */
+/* One-second ticks without a connection before a client dials anew,
+ * doubling while the peer stays away, up to the most. */
 #define DIALER_PATIENCE_TICKS 2
+#define DIALER_PATIENCE_MAX_TICKS 32
 
 /* Pipes that began, less those that ended: run on nng's threads. */
 static void
@@ -800,12 +824,19 @@ dialer_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (atomic_load(&c->pipes) > 0) {
 		c->unconnected_ticks = 0;
+		c->patience_ticks = DIALER_PATIENCE_TICKS;
 		c->said_unconnected = 0;
 		return;
 	}
-	if (++c->unconnected_ticks < DIALER_PATIENCE_TICKS)
+	if (++c->unconnected_ticks < c->patience_ticks)
 		return;
 	c->unconnected_ticks = 0;
+	/* A peer away for good (a worker left FAILED) is dialed anew less
+	 * and less often: each dialer closed while it dials risks nng
+	 * 1.5.2's race at close (nng issue #1498), which can hang the
+	 * socket's own close at the stop. */
+	if (c->patience_ticks < DIALER_PATIENCE_MAX_TICKS)
+		c->patience_ticks *= 2;
 	if (!c->said_unconnected)
 		log_info("ipc: not connected to %s for %d s: dialing it anew",
 		    c->url, DIALER_PATIENCE_TICKS);
@@ -843,6 +874,7 @@ ipc_dial(struct ev_loop *loop, const char *url)
 		return NULL;
 	}
 	snprintf(c->url, sizeof(c->url), "%s", url);
+	c->patience_ticks = DIALER_PATIENCE_TICKS;
 	waker_init(&c->waker, loop);
 	LIST_INIT(&c->live);
 	ev_timer_init(&c->watch, dialer_watch_cb, 1.0, 1.0);

@@ -98,6 +98,14 @@ check "the backend ran it once" eq "$(once_requests)" 1
 check "a request of another id runs" \
 	sh -c "'$BUILD/tests/infer_once' -i 12 'ipc://$TMP/run/broker.sock' once 'Say hi.' | grep -q '^ok: .'"
 check "at the backend" eq "$(once_requests)" 2
+# A peer that sends requests and reads no answer would hold every context
+# of the socket with answers it never takes, and the socket would take
+# nothing from anyone: its connection is closed once an answer has waited
+# 5 s to be written.
+check "a peer that reads no answers on ctl.sock is cut off" \
+	eq "$(timeout 60 "$BUILD/tests/no_read" "$TMP/run/ctl.sock" 1000 30)" "closed by the server"
+check "said so" wait_log "ipc: a peer on ipc://$TMP/run/ctl.sock read no answer for 5 s: its connection is closed"
+check "and the socket answers others again" sh -c "'$CTL' -c '$TMP/ollamax.conf' status >/dev/null"
 before=$(runs)
 status=$("$CTL" -c "$TMP/ollamax.conf" --json status)
 no_restarts() {
