@@ -2120,6 +2120,22 @@ free_all(struct supervisor *s)
 	config_free(&s->conf);
 }
 
+#define CLOSE_OVERDUE_S 10
+
+static void
+close_overdue(int sig)
+{
+	static const char why[] =
+	    "ollamax-supervisor: its sockets did not close within 10 s of "
+	    "the stop (nng): exiting without; its runtime files stay\n";
+	ssize_t ignored;
+
+	(void)sig;
+	ignored = write(STDERR_FILENO, why, sizeof(why) - 1);
+	(void)ignored;
+	_exit(1);
+}
+
 static int
 cmd_start(const char *self, const char *path, int detach)
 {
@@ -2257,12 +2273,18 @@ cmd_start(const char *self, const char *path, int detach)
 	    s->nplaced, s->nplaced == 1 ? "" : "s");
 	ev_run(s->loop, 0);
 
+	/* nng 1.5.2 can hang in a socket's close (nng issue #1498, seen
+	 * after a worker had been away for minutes): the stop ends all the
+	 * same, its children already gone. */
+	signal(SIGALRM, close_overdue);
+	alarm(CLOSE_OVERDUE_S);
 	/* Requests to the workers end first: a command they leave pending
 	 * answers the ctl or hub call it came from, which must still be. */
 	for (int w = 0; w < s->nworkers; w++)
 		ipc_client_close(s->workers[w]);
 	ipc_server_close(s->ctl);
 	ipc_server_close(s->hub);
+	alarm(0);
 	remove_runtime(s);
 	free_all(s);
 	log_info("stopped");
