@@ -35,6 +35,12 @@ ipc_strerror(int err)
 	return nng_strerror(err);
 }
 
+int
+ipc_taken_unanswered(int err)
+{
+	return err == NNG_ETIMEDOUT;
+}
+
 uint64_t
 ipc_refused(void)
 {

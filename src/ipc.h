@@ -70,6 +70,10 @@ void ipc_client_close(struct ipc_client *c);
 /* The text of an nng error number or of IPC_ENOTSENT. */
 const char *ipc_strerror(int err);
 
+/* Whether a request's error leaves it carried out or not: the peer took
+ * it and did not answer in time. */
+int ipc_taken_unanswered(int err);
+
 /* Frames refused because of their size or a peer of another uid. */
 uint64_t ipc_refused(void);
 

@@ -504,12 +504,13 @@ notify_ready(void)
 }
 
 static size_t
-placed_alive(const struct supervisor *s)
+agents_placed(const struct supervisor *s)
 {
 	size_t n = 0;
 
+	/* An agent whose spawn went unanswered may run: it counts. */
 	for (size_t i = 0; i < s->nplaced; i++)
-		n += s->placed[i].alive != 0;
+		n += s->placed[i].alive || s->placed[i].unanswered;
 	return n;
 }
 
@@ -524,8 +525,8 @@ check_all_ready(struct supervisor *s)
 	s->announced_ready = 1;
 	log_info("ready: broker and %d worker%s in %lld ms, %zu agent%s",
 	    s->nchildren - 1, s->nchildren - 1 == 1 ? "" : "s",
-	    (long long)(msg_clock_ms() - s->start_ms), placed_alive(s),
-	    placed_alive(s) == 1 ? "" : "s");
+	    (long long)(msg_clock_ms() - s->start_ms), agents_placed(s),
+	    agents_placed(s) == 1 ? "" : "s");
 	notify_ready();
 	if (s->ready_fd >= 0) {
 		/* The parent of --daemon exits 0 once it reads this. */
@@ -869,6 +870,7 @@ struct agent_command {
 	int from_dir;
 	int forget; /* kill: its manifest was removed, see placement_remove */
 	int worker;
+	pid_t worker_pid; /* its process when the command was sent */
 	int wait; /* run --wait: the worker answers when the run is over */
 };
 
@@ -941,10 +943,12 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 	struct msg_ctl_reply rep = {0};
 	char why[300];
 
-	if (err != 0 && ac->kind == CMD_SPAWN) {
-		/* It reached the worker, which may have started the agent
-		 * and answered too late. Its next spawn or kill goes there
-		 * to find out. */
+	if (ipc_taken_unanswered(err) && ac->kind == CMD_SPAWN &&
+	    s->children[ac->worker + 1].pid == ac->worker_pid &&
+	    s->children[ac->worker + 1].state == PROC_RUNNING) {
+		/* The worker took it, and may have started the agent and
+		 * answered too late. Its next spawn or kill goes there to
+		 * find out, while that process runs. */
 		struct placement *p = placement_find(s, ac->name);
 
 		if (p == NULL)
@@ -1131,6 +1135,7 @@ agent_command(struct supervisor *s, struct ipc_call *call,
 	ac->call = call;
 	ac->kind = kind;
 	ac->worker = worker;
+	ac->worker_pid = s->children[worker + 1].pid;
 	ac->wait = kind == CMD_RUN && wait;
 	/* A waited run may queue behind cold loads and long answers. */
 	timeout_ms = ac->wait ? CTL_RUN_WAIT_MS : CTL_WORKER_MS;
@@ -1533,7 +1538,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 			p->from_dir = 1;
 			continue;
 		}
-		if (p != NULL && p->alive && !p->from_dir) {
+		if (p != NULL && (p->alive || p->unanswered) && !p->from_dir) {
 			/* Someone started it by hand: replacing it behind
 			 * their back would lose what they chose. */
 			log_warnx("reload: %s:%d: agent %s runs from %s (spawn "
@@ -1639,7 +1644,7 @@ status_json(struct supervisor *s)
 	    (json_int_t)((msg_clock_ms() - s->start_ms) / 1000), "version",
 	    PACKAGE_VERSION, "runtime_dir", json_text(s->runtime), "bad_frames",
 	    (json_int_t)bad, "processes", procs, "agents", "total",
-	    (json_int_t)placed_alive(s), "running", (json_int_t)running,
+	    (json_int_t)agents_placed(s), "running", (json_int_t)running,
 	    "failed", (json_int_t)failing, "inbox", (json_int_t)inbox, "broker",
 	    "slots", (json_int_t)s->conf.parallel, "busy",
 	    (json_int_t)broker->busy, "queued", (json_int_t)broker->queued,

@@ -87,6 +87,8 @@ check "a spawn answered too late is told so" unanswered_spawn 1
 held_on=$(agent_is held)
 worker=${held_on%% *}
 check "ollamaxctl agents says it is not known whether it runs" eq "$held_on" "$worker unknown"
+check "and status counts it placed, as its worker counts it running" \
+	status_until 's["agents"]["total"] == 5 and s["agents"]["running"] == 5'
 check "a run of it is refused, and says how to settle it" \
 	said 1 "whether agent held runs is not known: its spawn went unanswered by worker $worker" run held hi
 check "spawning it again settles it" said 0 "" spawn held
