@@ -1168,6 +1168,29 @@ refuse(struct ipc_call *call, int status, const char *why, uint64_t id)
 	msg_writer_free(&w);
 }
 
+/*
+ * A job nobody will take the answer of goes, waiting or running: a
+ * running one's connection to the backend closes, so that the slot frees
+ * now. Its own call is answered all the same, failed for why: a context
+ * of the broker's socket waits on it.
+ */
+static void
+job_drop(struct job *j, const char *why)
+{
+	struct broker *b = j->b;
+
+	if (j->running) {
+		ollama_cancel(b->backend, j);
+		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
+	} else {
+		/* Waiting in the policy, or for a retry (job_free stops its
+		 * timer). */
+		policy_cancel(b->policy, msg_clock_ms(), j->seq);
+	}
+	refuse(j->call, INFER_FAILED, why, j->req.id);
+	job_free(j);
+}
+
 /* Kept, not taken: a worker resends a request with the same id. */
 static const struct msg_cancel *
 cancelled_already(const struct broker *b, int worker, uint64_t id)
@@ -1236,21 +1259,10 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 		refuse(call, INFER_FAILED, "no such request", c.id);
 		return;
 	}
-	if (j->running) {
-		ollama_cancel(b->backend, j);
-		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
-	} else {
-		/* Waiting in the policy, or for a retry (job_free stops its
-		 * timer). */
-		policy_cancel(b->policy, msg_clock_ms(), j->seq);
-	}
 	log_info("%s: %s: request cancelled while it %s", j->req.agent,
 	    cancel_why(&c), j->running ? "ran" : "waited");
 	refuse(call, INFER_OK, "", c.id);
-	/* Its own call is answered all the same: a context of the broker's
-	 * socket waits on it. */
-	refuse(j->call, INFER_FAILED, cancel_why(&c), j->req.id);
-	job_free(j);
+	job_drop(j, cancel_why(&c));
 	apply(b);
 }
 
@@ -1271,14 +1283,7 @@ worker_began(struct broker *b, int worker, int64_t pid)
 		if (j->req.worker != worker ||
 		    (int64_t)(j->req.id >> 32) == pid)
 			continue;
-		if (j->running) {
-			ollama_cancel(b->backend, j);
-			policy_done(b->policy, msg_clock_ms(), j->seq, 0);
-		} else {
-			policy_cancel(b->policy, msg_clock_ms(), j->seq);
-		}
-		refuse(j->call, INFER_FAILED, "its worker ended", j->req.id);
-		job_free(j);
+		job_drop(j, "its worker ended");
 		dropped++;
 	}
 	if (dropped > 0) {
