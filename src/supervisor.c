@@ -927,6 +927,22 @@ command_forget(struct agent_command *ac)
 	free(ac);
 }
 
+/* The agent of a spawn, placed on its worker with its manifest. */
+static struct placement *
+place(struct supervisor *s, struct agent_command *ac)
+{
+	struct placement *p = placement_find(s, ac->name);
+
+	if (p == NULL)
+		p = placement_add(s, ac->name);
+	manifest_free(&p->m);
+	p->m = ac->m;
+	memset(&ac->m, 0, sizeof(ac->m));
+	p->worker = ac->worker;
+	p->from_dir = ac->from_dir;
+	return p;
+}
+
 /* run --wait: the run's result goes back whole. */
 static int
 call_wants_body(const struct agent_command *ac, const struct msg_ctl_reply *rep)
@@ -949,16 +965,7 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 		/* The worker took it, and may have started the agent and
 		 * answered too late. Its next spawn or kill goes there to
 		 * find out, while that process runs. */
-		struct placement *p = placement_find(s, ac->name);
-
-		if (p == NULL)
-			p = placement_add(s, ac->name);
-		manifest_free(&p->m);
-		p->m = ac->m;
-		memset(&ac->m, 0, sizeof(ac->m));
-		p->worker = ac->worker;
-		p->from_dir = ac->from_dir;
-		p->unanswered = 1;
+		place(s, ac)->unanswered = 1;
 		snprintf(why, sizeof(why),
 		    "worker %d did not answer: %s: %s may run there or not; "
 		    "its next spawn or kill goes to worker %d and settles it",
@@ -989,17 +996,11 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 		switch (ac->kind) {
 		case CMD_SPAWN:
 		case CMD_RESPAWN:
-			if (p == NULL)
-				p = placement_add(s, ac->name);
-			manifest_free(&p->m);
-			p->m = ac->m;
-			memset(&ac->m, 0, sizeof(ac->m));
-			p->worker = ac->worker;
+			p = place(s, ac);
 			/* Its worker may have been left FAILED since it
 			 * answered: the agent stopped with it. */
 			p->alive =
 			    s->children[ac->worker + 1].state != PROC_FAILED;
-			p->from_dir = ac->from_dir;
 			p->unanswered = 0;
 			break;
 		case CMD_KILL:

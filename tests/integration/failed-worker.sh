@@ -16,13 +16,6 @@ for i in 1 2 3 4; do
 done
 start_fleet
 check "the fleet comes up, 2 agents a worker" status_until 's["agents"]["running"] == 4'
-# worker_pid N: worker N's pid once it runs, else nothing.
-worker_pid() {
-	"$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null | python3 -c 'import json,sys
-for p in json.load(sys.stdin)["processes"]:
-    if p["role"] == "worker" and p["index"] == int(sys.argv[1]) and p["state"] == "running" and p["pid"] > 1:
-        print(p["pid"])' "$1"
-}
 # The agents of worker 1, as ollamaxctl agents places them.
 on_worker() {
 	"$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys

@@ -374,9 +374,13 @@ wait_state() {
 	return 1
 }
 
-# stopped [SIGNAL]: SIGTERM (or SIGNAL) to the supervisor started as
-# $sup_pid, its exit 0, and no child it had to kill (it would have after
-# 5 s, and exited 0).
+# worker_pid N: worker N's pid once it runs, else nothing.
+worker_pid() {
+	"$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null | python3 -c 'import json,sys
+for p in json.load(sys.stdin)["processes"]:
+    if p["role"] == "worker" and p["index"] == int(sys.argv[1]) and p["state"] == "running" and p["pid"] > 1:
+        print(p["pid"])' "$1"
+}
 # proc_pid ROLE INDEX: the child's pid as the supervisor's status has it.
 proc_pid() {
 	"$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys
@@ -413,6 +417,9 @@ python_ignored_sigint() {
 	done <"$1"
 	[ "$steps" -ge "$3" ] || { echo "      $steps Pythons run by $2, not $3"; return 1; }
 }
+# stopped [SIGNAL]: SIGTERM (or SIGNAL) to the supervisor started as
+# $sup_pid, its exit 0, and no child it had to kill (it would have after
+# 5 s, and exited 0).
 stopped() {
 	kill -"${1:-TERM}" "$sup_pid"
 	gone_within 15 "$sup_pid" || return 1

@@ -112,13 +112,6 @@ check "and is killed" said 0 "" kill held
 check "once more a spawn answered too late" unanswered_spawn 4
 worker=$(agent_is held)
 worker=${worker%% *}
-# worker_pid N: worker N's pid once it runs, else nothing.
-worker_pid() {
-	"$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null | python3 -c 'import json,sys
-for p in json.load(sys.stdin)["processes"]:
-    if p["role"] == "worker" and p["index"] == int(sys.argv[1]) and p["state"] == "running" and p["pid"] > 1:
-        print(p["pid"])' "$1"
-}
 pid=$(worker_pid "$worker")
 check "its worker is killed" kill -KILL "$pid"
 back_again() {
