@@ -5,15 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-start_emu emu --speed inf --parallel 2 --vram-mb 4096
-fleet_conf "$URL_emu" <<CONF
-[tier.light]
-model = tinyllama
-CONF
-for i in 1 2 3 4; do
-	printf '[agent]\nname = a%d\ntier = light\ntrigger = demand\nprompt = Say {{input}}\n[options]\nnum_predict = 2\n' \
-		"$i" >"$TMP/agents/a$i.conf"
-done
+light_fleet 4
 start_fleet
 check "the fleet comes up, 2 agents a worker" status_until 's["agents"]["running"] == 4'
 # The agents of worker 1, as ollamaxctl agents places them.

@@ -206,6 +206,24 @@ gate_order() {
 	sed -n 's/^GATE \([a-z]*\) now$/\1/p' "$MODE.log" | tr '\n' ' '
 }
 
+# light_agent NAME FILE: the manifest of a light agent run when asked,
+# its answers 2 tokens long.
+light_agent() {
+	printf '[agent]\nname = %s\ntier = light\ntrigger = demand\nprompt = Say {{input}}\n[options]\nnum_predict = 2\n' \
+		"$1" >"$2"
+}
+# light_fleet N: the emulator of the reference box at --speed inf, and in
+# $TMP the configuration of a fleet of N such agents, a1 to aN.
+light_fleet() {
+	start_emu emu --speed inf --parallel 2 --vram-mb 4096
+	fleet_conf "$URL_emu" <<CONF
+[tier.light]
+model = tinyllama
+CONF
+	for i in $(seq 1 "$1"); do
+		light_agent "a$i" "$TMP/agents/a$i.conf"
+	done
+}
 # fleet_conf URL: the start of an ollamax.conf for a fleet in $TMP: two
 # workers, every directory inside $TMP, the backend at URL. Sections
 # follow on standard input.

@@ -6,18 +6,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-start_emu emu --speed inf --parallel 2 --vram-mb 4096
-fleet_conf "$URL_emu" <<CONF
-[tier.light]
-model = tinyllama
-CONF
-for i in 1 2 3 4; do
-	printf '[agent]\nname = a%d\ntier = light\ntrigger = demand\nprompt = Say {{input}}\n[options]\nnum_predict = 2\n' \
-		"$i" >"$TMP/agents/a$i.conf"
-done
+light_fleet 4
 mkdir "$TMP/extra"
-printf '[agent]\nname = held\ntier = light\ntrigger = demand\nprompt = Say {{input}}\n[options]\nnum_predict = 2\n' \
-	>"$TMP/extra/held.conf"
+light_agent held "$TMP/extra/held.conf"
 
 # A worker held between starting the agent and answering, for as long as
 # $TMP/hold exists: a library preloaded into the fleet holds the write of
