@@ -114,8 +114,7 @@ TAILQ_HEAD(job_list, job);
 /* Enough for every agent of a worker's share to be killed at once. */
 #define CANCELS_KEPT 256
 /* A request holds its context until it is answered, and an agent has one
- * at a time: with more agents waiting than contexts, the socket would take
- * no frame, a cancel or a more urgent request, until one is answered. */
+ * at a time: contexts for a fleet of 1024 from the start, more as needed. */
 #define BROKER_CONTEXTS 1024
 /* A resend follows its answer within a second; 2 slots answer a few at
  * most meanwhile. */

@@ -154,8 +154,10 @@ struct ipc_server {
 	struct waker waker;
 	nng_socket sock;
 	int deaf_pipe; /* the last connection closed for reading nothing */
-	struct ipc_call *calls;
+	struct ipc_call **calls;
 	int ncalls;
+	int receiving; /* calls waiting for a request */
+	int said_full; /* that it holds IPC_CALLS_MAX requests */
 	ipc_request_fn fn;
 	void *arg;
 	int closing;
@@ -262,9 +264,12 @@ static void
 call_recv(struct ipc_call *c)
 {
 	c->state = CALL_RECV;
+	c->server->receiving++;
 	nng_aio_set_timeout(c->op.aio, NNG_DURATION_INFINITE);
 	nng_ctx_recv(c->ctx, c->op.aio);
 }
+
+static void calls_add(struct ipc_server *s, int n);
 
 static void
 call_on_loop(struct op *op)
@@ -298,6 +303,7 @@ call_on_loop(struct op *op)
 		call_recv(c);
 		return;
 	}
+	c->server->receiving--;
 	if (rv != 0) {
 		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
 			log_warnx("ipc: receive: %s", nng_strerror(rv));
@@ -308,6 +314,11 @@ call_on_loop(struct op *op)
 	m = nng_aio_get_msg(op->aio);
 	c->state = CALL_HANDLER;
 	c->pipe = nng_msg_get_pipe(m);
+	/* A request is held until its answer (an inference, a run waited
+	 * on), and a socket with no call waiting for a request takes no
+	 * frame at all: not a cancel, not a more urgent request. */
+	if (c->server->receiving == 0)
+		calls_add(c->server, c->server->ncalls);
 	c->server->fn(c->server->arg, c, nng_msg_body(m), nng_msg_len(m));
 	nng_msg_free(m);
 }
@@ -318,6 +329,46 @@ call_aio_cb(void *arg)
 	struct ipc_call *c = arg;
 
 	waker_post(&c->server->waker, &c->op);
+}
+
+/* The most calls a server holds: each waits for a request, or holds one
+ * until it is answered. */
+#define IPC_CALLS_MAX 65536
+
+/* Adds n calls to a server, as many of them as IPC_CALLS_MAX allows. */
+static void
+calls_add(struct ipc_server *s, int n)
+{
+	struct ipc_call **calls;
+	int rv;
+
+	if (n > IPC_CALLS_MAX - s->ncalls)
+		n = IPC_CALLS_MAX - s->ncalls;
+	if (n == 0) {
+		if (!s->said_full)
+			log_warnx("ipc: %s holds %d requests unanswered: "
+			          "further frames wait until one is answered",
+			    s->url, s->ncalls);
+		s->said_full = 1;
+		return;
+	}
+	calls = realloc(s->calls, (size_t)(s->ncalls + n) * sizeof(*calls));
+	if (calls == NULL)
+		fatal("out of memory");
+	s->calls = calls;
+	for (int i = 0; i < n; i++) {
+		struct ipc_call *c = calloc(1, sizeof(*c));
+
+		if (c == NULL)
+			fatal("out of memory");
+		c->server = s;
+		c->op.on_loop = call_on_loop;
+		if ((rv = nng_ctx_open(&c->ctx, s->sock)) != 0 ||
+		    (rv = nng_aio_alloc(&c->op.aio, call_aio_cb, c)) != 0)
+			fatalx("ipc: context: %s", nng_strerror(rv));
+		s->calls[s->ncalls++] = c;
+		call_recv(c);
+	}
 }
 
 static int
@@ -630,20 +681,7 @@ ipc_listen(struct ev_loop *loop, const char *url, int nctx, ipc_request_fn fn,
 	ev_timer_init(&s->watch, listener_watch_cb, 1.0, 1.0);
 	s->watch.data = s;
 	ev_timer_start(loop, &s->watch);
-	s->ncalls = nctx;
-	s->calls = calloc((size_t)nctx, sizeof(*s->calls));
-	if (s->calls == NULL)
-		fatal("out of memory");
-	for (int i = 0; i < nctx; i++) {
-		struct ipc_call *c = &s->calls[i];
-
-		c->server = s;
-		c->op.on_loop = call_on_loop;
-		if ((rv = nng_ctx_open(&c->ctx, s->sock)) != 0 ||
-		    (rv = nng_aio_alloc(&c->op.aio, call_aio_cb, c)) != 0)
-			fatalx("ipc: context: %s", nng_strerror(rv));
-		call_recv(c);
-	}
+	calls_add(s, nctx);
 	return s;
 }
 
@@ -752,12 +790,14 @@ ipc_server_close(struct ipc_server *s)
 		nng_msleep(1);
 	nng_close(s->sock);
 	for (int i = 0; i < s->ncalls; i++)
-		nng_aio_stop(s->calls[i].op.aio);
+		nng_aio_stop(s->calls[i]->op.aio);
 	/* Completions already queued refer to calls and their aios: run
 	 * them as closing, before the aios go. */
 	waker_cb(s->waker.loop, &s->waker.async, 0);
-	for (int i = 0; i < s->ncalls; i++)
-		nng_aio_free(s->calls[i].op.aio);
+	for (int i = 0; i < s->ncalls; i++) {
+		nng_aio_free(s->calls[i]->op.aio);
+		free(s->calls[i]);
+	}
 	waker_fini(&s->waker);
 	pthread_mutex_destroy(&s->answered_mu);
 	free(s->answered);

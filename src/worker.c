@@ -49,7 +49,8 @@ _Static_assert(CONFIG_ANSWER_TIMEOUT_MAX_MS <
 #define DELIVER_TIMEOUT_MS 10000
 /* Messages an inbox holds; a full inbox refuses more (the sender logs). */
 #define INBOX_MAX 64
-/* Commands the worker's socket takes at once. */
+/* Commands the worker's socket takes at once from the start (more as
+ * needed: see ipc_listen). */
 #define COMMAND_CONTEXTS 256
 /* The longest a worker waits for a shared output file's lock (ms). */
 #define LOCK_WAIT_MS 100
@@ -313,9 +314,8 @@ inbox_put(struct agent *a, const char *from, const char *input,
 /*
  * Lets go of the wait on a's run under way once past its deadline: the one
  * waiting has been told it failed, and each wait holds one of the worker's
- * command contexts (COMMAND_CONTEXTS), which waits outliving their callers
- * would use up, leaving the worker deaf to every command. The run goes on
- * to its output.
+ * command contexts, which waits outliving their callers would pile up. The
+ * run goes on to its output.
  */
 static void
 waiter_drop_late(struct agent *a)

@@ -46,12 +46,12 @@ check "a run text that starts with - reaches the backend as it was given" \
 	wait_log "^GATE first -h --json -t$" "$MODE.log"
 "$CTL" -c "$TMP/ollamax.conf" run first -- -w
 check "and one after --" wait_log "^GATE first -w$" "$MODE.log"
-# A fleet's worth of requests waiting at the broker, each holding one of
-# its contexts until answered: a cancel still comes in, and a more urgent
-# request would too.
+# More requests waiting at the broker than the 1024 contexts it starts
+# with, each holding one until answered: a cancel still comes in, and a
+# more urgent request would too.
 rm -f "$MODE.open"
-check "with 600 requests waiting at the broker, a cancel still comes in" \
-	eq "$(timeout 60 "$BUILD/tests/many_waiting" "ipc://$TMP/run/broker.sock" light 600)" "the cancel was answered"
+check "with 3000 requests waiting at the broker, a cancel still comes in" \
+	eq "$(timeout 60 "$BUILD/tests/many_waiting" "ipc://$TMP/run/broker.sock" light 3000)" "the cancel was answered"
 touch "$MODE.open"
 check "the supervisor stops cleanly" stopped
 finish
