@@ -29,6 +29,7 @@
 #include "msg.h"
 #include "ollama.h"
 #include "policy.h"
+#include "proc.h"
 #include "role.h"
 
 #define RETRIES 3
@@ -183,6 +184,10 @@ struct broker {
 	 */
 	struct kept_answer answers[ANSWERS_KEPT];
 	unsigned next_answer;
+	/* The process each worker said hello from last, watched for its
+	 * end: a worker left FAILED says hello no more. */
+	pid_t worker_pids[CONFIG_WORKERS_MAX];
+	ev_timer workers_watch;
 };
 
 static void apply(struct broker *b);
@@ -1266,13 +1271,14 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 }
 
 /*
- * Worker `worker` now runs as process pid: the requests of the process
- * before it can be neither answered nor resent nor cancelled by anyone.
- * They go, waiting or running, rather than hold the slots for answers
- * nobody takes.
+ * The requests of a worker's process that has ended can be neither
+ * answered nor resent nor cancelled by anyone, as their ids name it. They
+ * go, waiting or running, rather than hold the slots for answers nobody
+ * takes: those of pid if ended, else those of every process but pid.
+ * Returns how many went.
  */
-static void
-worker_began(struct broker *b, int worker, int64_t pid)
+static int
+requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int ended)
 {
 	struct job *j, *next;
 	int dropped = 0;
@@ -1280,16 +1286,63 @@ worker_began(struct broker *b, int worker, int64_t pid)
 	for (j = TAILQ_FIRST(&b->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, link);
 		if (j->req.worker != worker ||
-		    (int64_t)(j->req.id >> 32) == pid)
+		    ((int64_t)(j->req.id >> 32) == pid) != ended)
 			continue;
 		job_drop(j, "its worker ended");
 		dropped++;
 	}
-	if (dropped > 0) {
+	if (dropped > 0)
+		apply(b);
+	return dropped;
+}
+
+/* Worker `worker` now runs as process pid. */
+static void
+worker_began(struct broker *b, int worker, pid_t pid)
+{
+	int dropped = requests_of_ended_drop(b, worker, pid, 0);
+
+	if (worker >= 0 && worker < CONFIG_WORKERS_MAX)
+		b->worker_pids[worker] = pid;
+	if (dropped > 0)
 		log_info("worker %d started again: %d request%s of its "
 		         "process before dropped",
 		    worker, dropped, dropped == 1 ? "" : "s");
-		apply(b);
+}
+
+/*
+ * A broker started after a worker's process heard no hello of it: its
+ * requests' ids name it (see requests_of_ended_drop).
+ */
+static void
+process_learn(struct broker *b, int worker, uint64_t id)
+{
+	uint64_t pid = id >> 32;
+
+	if (worker >= 0 && worker < CONFIG_WORKERS_MAX &&
+	    b->worker_pids[worker] == 0 && pid > 0 && pid <= INT32_MAX)
+		b->worker_pids[worker] = (pid_t)pid;
+}
+
+/* A worker's process that ends is not always followed by another. */
+static void
+workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct broker *b = t->data;
+
+	(void)loop;
+	(void)revents;
+	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
+		pid_t pid = b->worker_pids[w];
+		int dropped;
+
+		if (pid <= 0 || !proc_ended(pid))
+			continue;
+		b->worker_pids[w] = 0;
+		if ((dropped = requests_of_ended_drop(b, w, pid, 1)) > 0)
+			log_info("worker %d's process %ld ended: %d "
+			         "request%s dropped",
+			    w, (long)pid, dropped, dropped == 1 ? "" : "s");
 	}
 }
 
@@ -1314,7 +1367,7 @@ on_hello(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 		return;
 	}
 	refuse(call, INFER_OK, "", 0);
-	worker_began(b, h.index, h.pid);
+	worker_began(b, h.index, (pid_t)h.pid);
 }
 
 static void
@@ -1385,6 +1438,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
+	process_learn(b, j->req.worker, j->req.id);
 	j->seq = ++b->next_seq;
 	j->model = model_index(b, j->tier->model);
 	TAILQ_INSERT_TAIL(&b->jobs, j, link);
@@ -1874,6 +1928,9 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_init(&b->report, report_cb, 0.05, 1.0);
 	b->report.data = b;
 	ev_timer_start(loop, &b->report);
+	ev_timer_init(&b->workers_watch, workers_watch_cb, 1.0, 1.0);
+	b->workers_watch.data = b;
+	ev_timer_start(loop, &b->workers_watch);
 	log_info("serving %s: %ld slots on %s", url, b->conf.parallel,
 	    b->conf.backend_url);
 	ev_run(loop, 0);
@@ -1883,6 +1940,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	    (unsigned long long)b->bad_frames,
 	    (unsigned long long)b->duplicates);
 	ev_timer_stop(loop, &b->report);
+	ev_timer_stop(loop, &b->workers_watch);
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);
 	ev_timer_stop(loop, &b->tags_poll);

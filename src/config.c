@@ -448,8 +448,8 @@ config_key(void *user, const struct ini_item *it)
 	}
 	if (strcmp(s, "supervisor") == 0) {
 		if (strcmp(k, "workers") == 0)
-			ini_get_int(
-			    v, 0, 256, &c->workers, d, path, it->line, k);
+			ini_get_int(v, 0, CONFIG_WORKERS_MAX, &c->workers, d,
+			    path, it->line, k);
 		else if (strcmp(k, "runtime_dir") == 0) {
 			char resolved[2 * PATH_MAX], why[2 * PATH_MAX + 96];
 

@@ -195,9 +195,10 @@ void config_runtime_dir(const struct config *c, char *out, size_t len);
  */
 int config_ctl_runtime_dir(
     const char *given, char *out, size_t len, struct diag *d);
+#define CONFIG_WORKERS_MAX 256
 /*
  * The longest runtime dir its sockets fit in: a socket's path, up to
- * "/worker-255.sock" (workers are at most 256), must fit the 108 bytes of
+ * "/worker-255.sock" (CONFIG_WORKERS_MAX), must fit the 108 bytes of
  * sun_path, with its NUL.
  */
 #define CONFIG_RUNTIME_DIR_MAX (108 - sizeof("/worker-255.sock"))

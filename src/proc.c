@@ -116,6 +116,26 @@ proc_set_title(int argc, char **argv, const char *title)
 	prctl(PR_SET_NAME, comm);
 }
 
+int
+proc_ended(pid_t pid)
+{
+	char path[64], line[512], *paren;
+	FILE *fp;
+	int ended = 0;
+
+	if (kill(pid, 0) != 0)
+		return errno == ESRCH;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return errno == ENOENT;
+	/* "pid (comm) state ...": comm may hold any byte, ')' too. */
+	if (fgets(line, sizeof(line), fp) != NULL &&
+	    (paren = strrchr(line, ')')) != NULL)
+		ended = paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+	fclose(fp);
+	return ended;
+}
+
 long
 proc_rss_kb(pid_t pid)
 {

@@ -59,6 +59,9 @@ pid_t proc_spawn(const char *path, char *const argv[]);
 /* The resident set of a process of ours (0: this one) in KiB; 0 if unknown
  * (the process is gone). */
 long proc_rss_kb(pid_t pid);
+/* Whether a process has ended: gone, or a zombie not reaped yet (its
+ * parent held up). Not known is not ended. */
+int proc_ended(pid_t pid);
 
 /* Sets the process title shown by ps and top ("ollamax: worker 2"). */
 void proc_set_title(int argc, char **argv, const char *title);

@@ -1,6 +1,11 @@
-/* The restart policy: backoff, its reset, and the restart-storm limit. */
+/* The restart policy: backoff, its reset, and the restart-storm limit;
+ * whether a process has ended. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "proc.h"
 
@@ -77,4 +82,35 @@ Test(restart, crashes_older_than_the_period_are_forgotten)
 		restart_after_crash(&policy, &st, now += 10);
 	now += 31000;
 	cr_assert_geq(restart_after_crash(&policy, &st, now), 0);
+}
+
+Test(ended, a_process_is_ended_once_a_zombie_and_once_reaped_not_before)
+{
+	int ready[2];
+	siginfo_t info;
+	char byte;
+	pid_t pid;
+
+	cr_assert_eq(pipe(ready), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* A name that reads as a zombie's state to a parser that
+		 * takes the first ')'. */
+		prctl(PR_SET_NAME, "x) Z (y");
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	cr_assert_eq(read(ready[0], &byte, 1), 1);
+	cr_assert_not(proc_ended(pid), "a process that runs");
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	/* Until it is a zombie, left unreaped. */
+	cr_assert_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
+	cr_assert(proc_ended(pid), "a zombie its parent has not reaped");
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert(proc_ended(pid), "a process reaped");
+	close(ready[0]);
+	close(ready[1]);
 }

@@ -105,5 +105,28 @@ check "once its worker is back, the stream closes, not when its answer would hav
 	streams_open 0 4
 check "as the broker dropped the run of the process before" \
 	wait_log "worker $thinker_worker started again: 1 request of its process before dropped"
+
+# A worker's process that ends with none after it (left FAILED, or its
+# supervisor held up, as here): no hello comes, and the broker must see the
+# process end by itself.
+run_once_up() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" run "$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "      $1 did not take a run within 10 s"
+	return 1
+}
+check "the agent runs on its worker's next process" run_once_up thinker "streams once more"
+check "and streams" streams_open 1
+thinker_worker=$(worker_of thinker)
+thinker_pid=$(proc_pid worker "$thinker_worker")
+kill -STOP "$sup_pid"
+kill -KILL "$thinker_pid"
+check "with its worker killed and none started after it, the stream closes" \
+	streams_open 0 4
+check "as the broker saw the process end" \
+	wait_log "worker $thinker_worker's process $thinker_pid ended: 1 request dropped"
+kill -CONT "$sup_pid"
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish
