@@ -53,6 +53,11 @@
 #define LOAD_PAUSE_MAX_S 60
 /* How often the backend's list of models is read again. */
 #define TAGS_POLL_S 30.0
+/* How long a model just loaded waits for /api/ps to tell its size before
+ * it is served as its hints have it: Ollama holds /api/ps while a runner
+ * exits, and a backend may not answer it at all for connect_timeout and
+ * stall_timeout, a minute by default. */
+#define SIZE_AFTER_LOAD_S 5.0
 
 /* A model some tier uses: the policy knows it by its index here. */
 struct model_io;
@@ -184,6 +189,8 @@ struct broker {
 	 */
 	struct kept_answer answers[ANSWERS_KEPT];
 	unsigned next_answer;
+	/* Loads served before /api/ps told their size, its answer due. */
+	LIST_HEAD(, model_io) sizes_overdue;
 	/* The process each worker said hello from last, watched for its
 	 * end: a worker left FAILED says hello no more. */
 	pid_t worker_pids[CONFIG_WORKERS_MAX];
@@ -445,6 +452,10 @@ struct model_io {
 	struct broker *b;
 	int model;
 	ev_timer pause;
+	/* Served before /api/ps told its size: the answer still due is for
+	 * nobody, and frees it. */
+	int size_overdue;
+	LIST_ENTRY(model_io) overdue_link;
 };
 
 static void
@@ -615,7 +626,17 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	int model = io->model;
 	struct bmodel *m = &b->models[model];
 	int64_t size_mb;
-	int i = ps != NULL ? ps_named(ps, m->name) : -1;
+	int i;
+
+	/* The model may be gone since, or loaded again: the looks at
+	 * /api/ps of every second tell its size. */
+	if (io->size_overdue) {
+		LIST_REMOVE(io, overdue_link);
+		free(io);
+		return;
+	}
+	ev_timer_stop(b->loop, &io->pause);
+	i = ps != NULL ? ps_named(ps, m->name) : -1;
 
 	/*
 	 * Just loaded, what /api/ps lists by its name is the broker's: better
@@ -649,6 +670,28 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	apply(b);
 }
 
+/*
+ * /api/ps has not told the size of a model just loaded: its requests wait
+ * no longer, and its size_mb and kv_mb stand for it meanwhile.
+ */
+static void
+size_overdue_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct model_io *io = w->data;
+	struct broker *b = io->b;
+
+	(void)loop;
+	(void)revents;
+	log_warnx("loaded %s, but /api/ps has not told its size within %.0f "
+	          "s: its size_mb and kv_mb stand for it until it does",
+	    b->models[io->model].name, SIZE_AFTER_LOAD_S);
+	io->size_overdue = 1;
+	LIST_INSERT_HEAD(&b->sizes_overdue, io, overdue_link);
+	b->models[io->model].io = NULL;
+	tell_loaded(b, io->model, LOAD_OK, 0);
+	apply(b);
+}
+
 static void
 load_done(void *arg, struct ollama_result *res)
 {
@@ -662,6 +705,10 @@ load_done(void *arg, struct ollama_result *res)
 		m->load_error[0] = '\0';
 		log_info("loaded %s", m->name);
 		if (ollama_ps(b->backend, loaded_size_seen, io) == 0) {
+			ev_timer_init(
+			    &io->pause, size_overdue_cb, SIZE_AFTER_LOAD_S, 0);
+			io->pause.data = io;
+			ev_timer_start(b->loop, &io->pause);
 			ollama_result_free(res);
 			return;
 		}
@@ -1901,6 +1948,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	b->loop = loop;
 	b->hub = hub;
 	TAILQ_INIT(&b->jobs);
+	LIST_INIT(&b->sizes_overdue);
 	/* The supervisor's setup is the broker's config from now on. */
 	b->conf = setup->conf;
 	memset(&setup->conf, 0, sizeof(setup->conf));
@@ -1952,6 +2000,12 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 			ev_timer_stop(loop, &b->models[k].io->pause);
 			free(b->models[k].io);
 		}
+	while (!LIST_EMPTY(&b->sizes_overdue)) {
+		struct model_io *io = LIST_FIRST(&b->sizes_overdue);
+
+		LIST_REMOVE(io, overdue_link);
+		free(io);
+	}
 	{
 		struct job *j;
 

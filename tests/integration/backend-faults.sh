@@ -525,5 +525,31 @@ unload_of_theirs_unseen() {
 }
 check "an unload of theirs that /api/ps cannot confirm is taken as done after a while" \
 	unload_of_theirs_unseen
+# A model just loaded is served once /api/ps has told its size, or 5 s on
+# when /api/ps does not answer: not after connect_timeout and
+# stall_timeout, 11 s here and a minute by default. Nothing is loaded to
+# begin with, so that the load waits on no unload.
+served_before_size() {
+	local sup_from started ms rc=0
+	sup_from=$(($(wc -l <"$TMP/sup.log") + 1))
+	has "$(http GET "$URL_fake/fake/reset")" "200" || return 1
+	for _ in $(seq 1 200); do
+		tail -n +"$sup_from" "$TMP/sup.log" | grep -q "tinyllama is no longer loaded" && break
+		sleep 0.05
+	done
+	tail -n +"$sup_from" "$TMP/sup.log" | grep -q "tinyllama is no longer loaded" ||
+		{ echo "      tinyllama still loaded"; return 1; }
+	started=$(date +%s%N)
+	answered light '{"ps":"afterload"}' || rc=1
+	ms=$((($(date +%s%N) - started) / 1000000))
+	echo '{"show":"slow"}' >"$MODE"
+	[ "$ms" -lt 9000 ] || { echo "      took $ms ms"; rc=1; }
+	tail -n +"$sup_from" "$TMP/sup.log" |
+		grep -q "loaded tinyllama, but /api/ps has not told its size within 5 s: its size_mb and kv_mb stand for it until it does" ||
+		{ echo "      not said"; rc=1; }
+	return "$rc"
+}
+check "a model just loaded is served within 5 s when /api/ps does not tell its size" \
+	served_before_size
 check "the last supervisor stops cleanly" stopped
 finish

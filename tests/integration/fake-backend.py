@@ -29,6 +29,8 @@ PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
 loaded = {}
 # Taken by the /api/ps that mode "held" holds, until it is answered.
 held = threading.Lock()
+# When the latest load was answered, for mode "afterload".
+last_load = 0.0
 
 
 def mode():
@@ -119,6 +121,12 @@ class Handler(BaseHTTPRequestHandler):
                 # Past connect_timeout and stall_timeout: the caller has
                 # hung up by then.
                 time.sleep(3)
+                return None
+            if mode().get("ps") == "afterload" and \
+                    time.time() - last_load < 8:
+                # As Ollama holds /api/ps while a runner exits, longer:
+                # past 1 s of connect_timeout and 10 s of stall_timeout.
+                time.sleep(12)
                 return None
             # "crowded": more than the 64 models read, listed first.
             listed = sorted(dict(loaded).items())
@@ -257,6 +265,8 @@ class Handler(BaseHTTPRequestHandler):
         loaded[model] = (min(asked, 2048),
                          mode().get("mb", {}).get(model, 3000))
         if kind == "load":
+            global last_load
+            last_load = time.time()
             return self.reply(200, json.dumps(done))
         word = {"model": model, "response": "hi", "done": False}
         if how == "long":
