@@ -488,6 +488,15 @@ loaded_while_asked() {
 }
 check "another client's model loaded while the broker asks theirs to go goes too" \
 	loaded_while_asked
+# said_since N WORDS: the supervisor's log from line N on comes to hold
+# WORDS within 10 s.
+said_since() {
+	for _ in $(seq 1 200); do
+		tail -n +"$1" "$TMP/sup.log" | grep -q "$2" && return 0
+		sleep 0.05
+	done
+	return 1
+}
 # An unload of another client's model that /api/ps cannot confirm, as it
 # fails from the switch's ask on, is taken for done after a while, as the
 # broker's own are: the switch that waits for their room goes on.
@@ -499,11 +508,7 @@ unload_of_theirs_unseen() {
 	echo '{"mb":{"llama3.2:1b":500}}' >"$MODE"
 	has "$(http POST "$URL_fake/api/generate" '{"model":"llama3.2:1b","keep_alive":-1}')" '"done": true' ||
 		{ echo "      their load failed"; return 1; }
-	for _ in $(seq 1 200); do
-		tail -n +"$sup_from" "$TMP/sup.log" | grep -q "llama3.2:1b (500 MB) is loaded outside ollamax" && break
-		sleep 0.05
-	done
-	tail -n +"$sup_from" "$TMP/sup.log" | grep -q "llama3.2:1b (500 MB) is loaded outside ollamax" ||
+	said_since "$sup_from" "llama3.2:1b (500 MB) is loaded outside ollamax" ||
 		{ echo "      theirs not seen"; return 1; }
 	from=$(($(wc -l <"$MODE.log") + 1))
 	echo '{"ps":"fail"}' >"$MODE"
@@ -533,11 +538,7 @@ served_before_size() {
 	local sup_from started ms rc=0
 	sup_from=$(($(wc -l <"$TMP/sup.log") + 1))
 	has "$(http GET "$URL_fake/fake/reset")" "200" || return 1
-	for _ in $(seq 1 200); do
-		tail -n +"$sup_from" "$TMP/sup.log" | grep -q "tinyllama is no longer loaded" && break
-		sleep 0.05
-	done
-	tail -n +"$sup_from" "$TMP/sup.log" | grep -q "tinyllama is no longer loaded" ||
+	said_since "$sup_from" "tinyllama is no longer loaded" ||
 		{ echo "      tinyllama still loaded"; return 1; }
 	started=$(date +%s%N)
 	answered light '{"ps":"afterload"}' || rc=1
