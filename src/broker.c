@@ -86,6 +86,7 @@ struct bmodel {
 	 * caps num_ctx at what the model was trained for): 0 until seen. */
 	int64_t own_ctx;
 	int ctx_said; /* its load got another context than expected: said */
+	unsigned loads_asked; /* tells a load's late /api/ps from the next's */
 	/* What /api/show says decides the context a load of it gets. */
 	int shown, show_failed, asking_show;
 	struct show_ask {
@@ -452,8 +453,8 @@ struct model_io {
 	struct broker *b;
 	int model;
 	ev_timer pause;
-	/* Served before /api/ps told its size: the answer still due is for
-	 * nobody, and frees it. */
+	unsigned load; /* of the model's loads_asked, for a load */
+	/* Served before /api/ps told its size: see loaded_size_seen. */
 	int size_overdue;
 	LIST_ENTRY(model_io) overdue_link;
 };
@@ -613,6 +614,32 @@ ps_size_mb(struct broker *b, const struct ollama_ps *ps, int k)
 }
 
 /*
+ * Just loaded, what /api/ps lists by a model's name is the broker's: better
+ * evidence than its copy of Ollama's rule, which it would otherwise take
+ * its own load for another's by. Another client's load in between could
+ * pass for it: the next load of the broker's tells again.
+ */
+static void
+own_context_seen(struct bmodel *m, const struct ollama_ps *ps)
+{
+	int i = ps_named(ps, m->name);
+	int64_t got, want;
+
+	if (i < 0 || ps->models[i].context_length <= 0)
+		return;
+	got = ps->models[i].context_length;
+	want = expected_ctx(m);
+	if (want > 0 && got != want) {
+		if (!m->ctx_said)
+			log_warnx("%s got a context of %lld where %lld was "
+			          "expected: taken as its own",
+			    m->name, (long long)got, (long long)want);
+		m->ctx_said = 1;
+	}
+	m->own_ctx = got;
+}
+
+/*
  * The size of a model just loaded, from /api/ps: the policy hears of the
  * load with it, so that nothing loads beside a model whose size_mb and
  * kv_mb fell short (Ollama would have to evict). Without it, the
@@ -625,40 +652,30 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	struct broker *b = io->b;
 	int model = io->model;
 	struct bmodel *m = &b->models[model];
-	int64_t size_mb;
-	int i;
+	int64_t size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
+	enum model_state state = policy_model_state(b->policy, model);
 
-	/* The model may be gone since, or loaded again: the looks at
-	 * /api/ps of every second tell its size. */
+	/*
+	 * Served already: its context still tells the broker's own instance
+	 * from another client's, which the looks of every second would
+	 * otherwise take it for, if the model is still as that load left it.
+	 */
 	if (io->size_overdue) {
 		LIST_REMOVE(io, overdue_link);
+		if (ps != NULL && io->load == m->loads_asked && m->io == NULL &&
+		    (state == MODEL_RESIDENT || state == MODEL_DRAINING)) {
+			own_context_seen(m, ps);
+			if (size_mb > 0)
+				policy_seen(b->policy, msg_clock_ms(), model, 1,
+				    size_mb);
+			apply(b);
+		}
 		free(io);
 		return;
 	}
 	ev_timer_stop(b->loop, &io->pause);
-	i = ps != NULL ? ps_named(ps, m->name) : -1;
-
-	/*
-	 * Just loaded, what /api/ps lists by its name is the broker's: better
-	 * evidence than its copy of Ollama's rule, which it would otherwise
-	 * take its own load for another's by. Another client's load in
-	 * between could pass for it: the next load of the broker's tells
-	 * again.
-	 */
-	if (i >= 0 && ps->models[i].context_length > 0) {
-		int64_t got = ps->models[i].context_length;
-		int64_t want = expected_ctx(m);
-
-		if (want > 0 && got != want) {
-			if (!m->ctx_said)
-				log_warnx("%s got a context of %lld where "
-				          "%lld was expected: taken as its own",
-				    m->name, (long long)got, (long long)want);
-			m->ctx_said = 1;
-		}
-		m->own_ctx = got;
-	}
-	size_mb = ps != NULL ? ps_size_mb(b, ps, model) : 0;
+	if (ps != NULL)
+		own_context_seen(m, ps);
 	if (size_mb == 0)
 		log_warnx(
 		    "loaded %s, but its size is unknown (%s): its size_mb "
@@ -882,6 +899,8 @@ model_io(struct broker *b, int model, int load)
 	io->b = b;
 	io->model = model;
 	b->models[model].io = io;
+	if (load)
+		io->load = ++b->models[model].loads_asked;
 	if (!load) {
 		b->models[model].unload_sent = msg_clock_ms();
 		b->models[model].unload_tries++;
@@ -1321,11 +1340,11 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
  * The requests of a worker's process that has ended can be neither
  * answered nor resent nor cancelled by anyone, as their ids name it. They
  * go, waiting or running, rather than hold the slots for answers nobody
- * takes: those of pid if ended, else those of every process but pid.
- * Returns how many went.
+ * takes: those of process pid, or with all_but, of every process of the
+ * worker but pid (the one it runs as now). Returns how many went.
  */
 static int
-requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int ended)
+requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int all_but)
 {
 	struct job *j, *next;
 	int dropped = 0;
@@ -1333,7 +1352,7 @@ requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int ended)
 	for (j = TAILQ_FIRST(&b->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, link);
 		if (j->req.worker != worker ||
-		    ((int64_t)(j->req.id >> 32) == pid) != ended)
+		    ((int64_t)(j->req.id >> 32) == pid) == all_but)
 			continue;
 		job_drop(j, "its worker ended");
 		dropped++;
@@ -1347,7 +1366,7 @@ requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int ended)
 static void
 worker_began(struct broker *b, int worker, pid_t pid)
 {
-	int dropped = requests_of_ended_drop(b, worker, pid, 0);
+	int dropped = requests_of_ended_drop(b, worker, pid, 1);
 
 	if (worker >= 0 && worker < CONFIG_WORKERS_MAX)
 		b->worker_pids[worker] = pid;
@@ -1386,7 +1405,7 @@ workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (pid <= 0 || !proc_ended(pid))
 			continue;
 		b->worker_pids[w] = 0;
-		if ((dropped = requests_of_ended_drop(b, w, pid, 1)) > 0)
+		if ((dropped = requests_of_ended_drop(b, w, pid, 0)) > 0)
 			log_info("worker %d's process %ld ended: %d "
 			         "request%s dropped",
 			    w, (long)pid, dropped, dropped == 1 ? "" : "s");

@@ -6,6 +6,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,24 +117,67 @@ proc_set_title(int argc, char **argv, const char *title)
 	prctl(PR_SET_NAME, comm);
 }
 
+/*
+ * Whether /proc is of this process's pid namespace: one of another, or a
+ * file system in its place, tells of other processes by the same numbers.
+ */
+static int
+proc_is_ours(void)
+{
+	static int ours = -1;
+	char stat[64];
+	ssize_t n;
+	int fd;
+
+	if (ours >= 0)
+		return ours;
+	ours = 0;
+	if ((fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) < 0)
+		return ours;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n > 0) {
+		stat[n] = '\0';
+		ours = strtol(stat, NULL, 10) == (long)getpid();
+	}
+	return ours;
+}
+
+/* The state of a process as /proc/PID/stat gives it ('R', 'Z'...), or 0
+ * if it does not. */
+static char
+proc_state(pid_t pid)
+{
+	char path[64], stat[512], *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	stat[n] = '\0';
+	/* "pid (comm) state ...": comm may hold any byte but NUL, ')' and
+	 * newlines too, and nothing after it holds a ')'. */
+	if ((paren = strrchr(stat, ')')) == NULL || paren[1] != ' ')
+		return 0;
+	return paren[2];
+}
+
 int
 proc_ended(pid_t pid)
 {
-	char path[64], line[512], *paren;
-	FILE *fp;
-	int ended = 0;
+	char state;
 
 	if (kill(pid, 0) != 0)
 		return errno == ESRCH;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return errno == ENOENT;
-	/* "pid (comm) state ...": comm may hold any byte, ')' too. */
-	if (fgets(line, sizeof(line), fp) != NULL &&
-	    (paren = strrchr(line, ')')) != NULL)
-		ended = paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
-	fclose(fp);
-	return ended;
+	if (!proc_is_ours())
+		return 0;
+	state = proc_state(pid);
+	return state == 'Z' || state == 'X';
 }
 
 long

@@ -60,7 +60,8 @@ pid_t proc_spawn(const char *path, char *const argv[]);
  * (the process is gone). */
 long proc_rss_kb(pid_t pid);
 /* Whether a process has ended: gone, or a zombie not reaped yet (its
- * parent held up). Not known is not ended. */
+ * parent held up). Not known is not ended: without a /proc of this pid
+ * namespace, a zombie counts as running. */
 int proc_ended(pid_t pid);
 
 /* Sets the process title shown by ps and top ("ollamax: worker 2"). */

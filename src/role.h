@@ -91,7 +91,8 @@ ctl_until(int64_t timeout_ms, int64_t came_with)
 int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
     const char *what_fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Runs waited on at once: each holds one of the ctl socket's contexts, and
- * a worker's, until its run is over. */
+ * a worker's, until its run is over, and the contexts of a socket are
+ * bounded (ipc_listen). */
 #define CTL_WAITED_RUNS_MAX 128
 #define CTL_JSON 1 /* the answer's body as JSON */
 #define CTL_WAIT 2 /* run: answer when the run is over, with its result */

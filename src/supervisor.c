@@ -2126,19 +2126,18 @@ free_all(struct supervisor *s)
 	config_free(&s->conf);
 }
 
-/* A literal, for the message of a signal handler to hold it. */
+/* A bare number: the message of a signal handler holds its text. */
 #define CLOSE_OVERDUE_S 10
-#define CLOSE_OVERDUE_TEXT(s) #s
-#define CLOSE_OVERDUE_SECONDS(s) CLOSE_OVERDUE_TEXT(s)
+#define TEXT_OF(x) #x
+#define TEXT_OF_VALUE(x) TEXT_OF(x)
 
 static void
 close_overdue(int sig)
 {
 	static const char why[] =
-	    "ollamax-supervisor: its sockets did not close within "
-	    CLOSE_OVERDUE_SECONDS(CLOSE_OVERDUE_S)
-	    " s of the stop (nng): exiting without; its runtime files "
-	    "stay\n";
+	    "ollamax-supervisor: its sockets did not close within " TEXT_OF_VALUE(
+	        CLOSE_OVERDUE_S) " s of the stop (nng): exiting without; its runtime files "
+	                         "stay\n";
 	ssize_t ignored;
 
 	(void)sig;

@@ -147,6 +147,26 @@ Test(ipc, many_requests_are_in_flight_and_answered_later_in_any_order)
 	ipc_server_close(s);
 }
 
+Test(ipc, a_server_whose_every_context_is_held_takes_more_requests)
+{
+	struct ipc_server *s = ipc_listen(loop, url, 2, echo, NULL);
+	struct ipc_client *c = ipc_dial(loop, url);
+	int want = 40;
+
+	/* Answered only once all 40 are held: with 2 contexts for good,
+	 * the rest would wait unread until their timeouts. */
+	hold = 40;
+	nheld = 0;
+	answered = failed = 0;
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(ipc_request(c, "x", 1, 5000, got, &want), 0);
+	run_for(10);
+	cr_assert_eq(answered, 40, "answered %d, failed %d", answered, failed);
+	hold = 0;
+	ipc_client_close(c);
+	ipc_server_close(s);
+}
+
 Test(ipc, a_request_no_server_takes_fails_at_its_timeout_as_not_connected)
 {
 	struct ipc_client *c = ipc_dial(loop, url); /* no server */

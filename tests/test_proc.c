@@ -1,9 +1,13 @@
 /* The restart policy: backoff, its reset, and the restart-storm limit;
  * whether a process has ended. */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,4 +117,60 @@ Test(ended, a_process_is_ended_once_a_zombie_and_once_reaped_not_before)
 	cr_assert(proc_ended(pid), "a process reaped");
 	close(ready[0]);
 	close(ready[1]);
+}
+
+/*
+ * In a mount namespace of its own, a file system on /proc that is not this
+ * pid namespace's: it says a running process is a zombie. Exits 0 if
+ * proc_ended took it as running, 1 if as ended, 77 if no mount namespace
+ * can be had here.
+ */
+static int
+ended_by_foreign_proc(pid_t running)
+{
+	char path[64];
+	FILE *fp;
+
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("none", "/proc", "tmpfs", 0, NULL) != 0)
+		return 77;
+	snprintf(path, sizeof(path), "/proc/%ld", (long)running);
+	if (mkdir(path, 0755) != 0 || mkdir("/proc/self", 0755) != 0)
+		return 2;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)running);
+	if ((fp = fopen(path, "w")) == NULL)
+		return 2;
+	fprintf(fp, "%ld (sleeper) Z 1 1 1 0\n", (long)running);
+	fclose(fp);
+	/* The process that /proc calls itself is another. */
+	if ((fp = fopen("/proc/self/stat", "w")) == NULL)
+		return 2;
+	fprintf(fp, "%ld (other) R 1 1 1 0\n", (long)getpid() + 1);
+	fclose(fp);
+	return proc_ended(running);
+}
+
+Test(ended, a_proc_of_another_pid_namespace_is_not_believed)
+{
+	pid_t sleeper, checker;
+	int status;
+
+	sleeper = fork();
+	cr_assert_geq(sleeper, 0);
+	if (sleeper == 0)
+		for (;;)
+			pause();
+	checker = fork();
+	cr_assert_geq(checker, 0);
+	if (checker == 0)
+		_exit(ended_by_foreign_proc(sleeper));
+	cr_assert_eq(waitpid(checker, &status, 0), checker);
+	kill(sleeper, SIGKILL);
+	waitpid(sleeper, NULL, 0);
+	cr_assert(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		cr_skip_test("no mount namespace can be had here");
+	cr_assert_eq(WEXITSTATUS(status), 0,
+	    "a running process taken as ended (%d)", WEXITSTATUS(status));
 }

@@ -122,6 +122,11 @@ class Handler(BaseHTTPRequestHandler):
                 # hung up by then.
                 time.sleep(3)
                 return None
+            if mode().get("ps") == "late" and \
+                    time.time() - last_load < 8:
+                # Held, as Ollama holds /api/ps while a runner exits,
+                # but within connect_timeout and stall_timeout.
+                time.sleep(7)
             if mode().get("ps") == "afterload" and \
                     time.time() - last_load < 8:
                 # As Ollama holds /api/ps while a runner exits, longer:
