@@ -1370,6 +1370,7 @@ worker_began(struct broker *b, int worker, pid_t pid)
 
 	if (worker >= 0 && worker < CONFIG_WORKERS_MAX)
 		b->worker_pids[worker] = pid;
+	log_info("worker %d runs as process %ld", worker, (long)pid);
 	if (dropped > 0)
 		log_info("worker %d started again: %d request%s of its "
 		         "process before dropped",
@@ -1377,17 +1378,25 @@ worker_began(struct broker *b, int worker, pid_t pid)
 }
 
 /*
- * A broker started after a worker's process heard no hello of it: its
- * requests' ids name it (see requests_of_ended_drop).
+ * The process that a request's id names (see requests_of_ended_drop), as
+ * it comes: the worker's, when the broker knows none (a broker started
+ * after the worker heard no hello of it). Returns 1 if it is another of
+ * the worker's that has ended: its frames, sent before its end, can come
+ * after the next process's hello.
  */
-static void
-process_learn(struct broker *b, int worker, uint64_t id)
+static int
+request_of_ended(struct broker *b, int worker, uint64_t id)
 {
 	uint64_t pid = id >> 32;
 
-	if (worker >= 0 && worker < CONFIG_WORKERS_MAX &&
-	    b->worker_pids[worker] == 0 && pid > 0 && pid <= INT32_MAX)
+	if (worker < 0 || worker >= CONFIG_WORKERS_MAX || pid == 0 ||
+	    pid > INT32_MAX)
+		return 0;
+	if (b->worker_pids[worker] == 0) {
 		b->worker_pids[worker] = (pid_t)pid;
+		return 0;
+	}
+	return b->worker_pids[worker] != (pid_t)pid && proc_ended((pid_t)pid);
 }
 
 /* A worker's process that ends is not always followed by another. */
@@ -1504,7 +1513,12 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
-	process_learn(b, j->req.worker, j->req.id);
+	if (request_of_ended(b, j->req.worker, j->req.id)) {
+		refuse(call, INFER_FAILED, "its worker ended", j->req.id);
+		msg_infer_free(&j->req);
+		free(j);
+		return;
+	}
 	j->seq = ++b->next_seq;
 	j->model = model_index(b, j->tier->model);
 	TAILQ_INSERT_TAIL(&b->jobs, j, link);

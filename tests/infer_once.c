@@ -5,8 +5,9 @@
  * would, such as an empty prompt, or a cancel that comes before its
  * request (-c; -g: from an agent that gave up waiting, not one stopped).
  * The request's id is one of its own, or ID: the broker answers a request
- * it has just answered with that answer again.
- * Usage: infer_once [-c [-g]] [-i ID] BROKER_URL TIER PROMPT
+ * it has just answered with that answer again. It comes from worker 4001,
+ * which no supervisor runs, or from WORKER.
+ * Usage: infer_once [-c [-g]] [-i ID] [-w WORKER] BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
 
@@ -55,13 +56,15 @@ main(int argc, char **argv)
 
 	int cancel_first = 0, given_up = 0, opt;
 
-	while ((opt = getopt(argc, argv, "cgi:")) != -1) {
+	while ((opt = getopt(argc, argv, "cgi:w:")) != -1) {
 		if (opt == 'c')
 			cancel_first = 1;
 		else if (opt == 'g')
 			given_up = 1;
 		else if (opt == 'i')
 			req.id = strtoull(optarg, NULL, 10);
+		else if (opt == 'w')
+			req.worker = atoi(optarg);
 		else
 			goto usage;
 	}

@@ -128,5 +128,22 @@ check "with its worker killed and none started after it, the stream closes" \
 check "as the broker saw the process end" \
 	wait_log "worker $thinker_worker's process $thinker_pid ended: 1 request dropped"
 kill -CONT "$sup_pid"
+# A frame that process sent before its end may come after its next
+# process has said hello: it is refused, not run.
+next_pid() {
+	local pid
+	for _ in $(seq 1 200); do
+		pid=$(worker_pid "$thinker_worker")
+		[ -n "$pid" ] && [ "$pid" != "$thinker_pid" ] &&
+			grep -q "worker $thinker_worker runs as process $pid$" "$TMP/sup.log" && return 0
+		sleep 0.05
+	done
+	echo "      no hello from worker $thinker_worker's next process"
+	return 1
+}
+check "the worker's next process says hello to the broker" next_pid
+check "a request of the process before it is refused" \
+	eq "$("$BUILD/tests/infer_once" -w "$thinker_worker" -i "$(((thinker_pid << 32) | 1))" \
+		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker ended"
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish
