@@ -86,7 +86,13 @@ struct bmodel {
 	 * caps num_ctx at what the model was trained for): 0 until seen. */
 	int64_t own_ctx;
 	int ctx_said; /* its load got another context than expected: said */
-	unsigned loads_asked; /* tells a load's late /api/ps from the next's */
+	/* A load's /api/ps may answer once the model serves, and another
+	 * load has begun: told apart by their numbers. */
+	unsigned loads_asked;
+	/* The load whose /api/ps has not answered though the model serves
+	 * (0: none): until it does, the looks of every second may take the
+	 * broker's own instance for another client's (residents_seen). */
+	unsigned size_awaited;
 	/* What /api/show says decides the context a load of it gets. */
 	int shown, show_failed, asking_show;
 	struct show_ask {
@@ -453,7 +459,7 @@ struct model_io {
 	struct broker *b;
 	int model;
 	ev_timer pause;
-	unsigned load; /* of the model's loads_asked, for a load */
+	unsigned load; /* a load's number among the model's loads_asked */
 	/* Served before /api/ps told its size: see loaded_size_seen. */
 	int size_overdue;
 	LIST_ENTRY(model_io) overdue_link;
@@ -662,6 +668,8 @@ loaded_size_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	 */
 	if (io->size_overdue) {
 		LIST_REMOVE(io, overdue_link);
+		if (m->size_awaited == io->load)
+			m->size_awaited = 0;
 		if (ps != NULL && io->load == m->loads_asked && m->io == NULL &&
 		    (state == MODEL_RESIDENT || state == MODEL_DRAINING)) {
 			own_context_seen(m, ps);
@@ -703,6 +711,7 @@ size_overdue_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	          "s: its size_mb and kv_mb stand for it until it does",
 	    b->models[io->model].name, SIZE_AFTER_LOAD_S);
 	io->size_overdue = 1;
+	b->models[io->model].size_awaited = io->load;
 	LIST_INSERT_HEAD(&b->sizes_overdue, io, overdue_link);
 	b->models[io->model].io = NULL;
 	tell_loaded(b, io->model, LOAD_OK, 0);
@@ -1379,10 +1388,11 @@ worker_began(struct broker *b, int worker, pid_t pid)
 
 /*
  * The process that a request's id names (see requests_of_ended_drop), as
- * it comes: the worker's, when the broker knows none (a broker started
- * after the worker heard no hello of it). Returns 1 if it is another of
- * the worker's that has ended: its frames, sent before its end, can come
- * after the next process's hello.
+ * it comes. Returns 1 if it is one of the worker's that has ended: its
+ * frames, sent before its end, can come after the next process's hello,
+ * or once the broker has stopped watching it. Else it is the worker's,
+ * when the broker knows none (a broker started after the worker heard no
+ * hello of it).
  */
 static int
 request_of_ended(struct broker *b, int worker, uint64_t id)
@@ -1390,13 +1400,13 @@ request_of_ended(struct broker *b, int worker, uint64_t id)
 	uint64_t pid = id >> 32;
 
 	if (worker < 0 || worker >= CONFIG_WORKERS_MAX || pid == 0 ||
-	    pid > INT32_MAX)
+	    pid > INT32_MAX || b->worker_pids[worker] == (pid_t)pid)
 		return 0;
-	if (b->worker_pids[worker] == 0) {
+	if (proc_ended((pid_t)pid))
+		return 1;
+	if (b->worker_pids[worker] == 0)
 		b->worker_pids[worker] = (pid_t)pid;
-		return 0;
-	}
-	return b->worker_pids[worker] != (pid_t)pid && proc_ended((pid_t)pid);
+	return 0;
 }
 
 /* A worker's process that ends is not always followed by another. */
@@ -1636,8 +1646,8 @@ residents_seen(struct broker *b, const struct ollama_ps *ps)
 		struct bmodel *m = &b->models[k];
 		enum model_state was = policy_model_state(b->policy, k);
 		int64_t size_mb = ps_size_mb(b, ps, k);
-		int settled =
-		    m->io == NULL && !m->unloading && m->io_ended < b->ps_asked;
+		int settled = m->io == NULL && !m->unloading &&
+		    m->io_ended < b->ps_asked && m->size_awaited == 0;
 
 		if (!ps_has(b, ps, k) && !ps->truncated)
 			m->left_listed = 0;

@@ -124,22 +124,23 @@ proc_set_title(int argc, char **argv, const char *title)
 static int
 proc_is_ours(void)
 {
-	static int ours = -1;
+	static int ours = -1; /* not known yet */
 	char stat[64];
 	ssize_t n;
 	int fd;
 
 	if (ours >= 0)
 		return ours;
-	ours = 0;
+	/* Out of descriptors or memory for a moment says nothing of /proc:
+	 * asked again next time. */
 	if ((fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) < 0)
-		return ours;
+		return errno == ENOENT ? (ours = 0) : 0;
 	n = read(fd, stat, sizeof(stat) - 1);
 	close(fd);
-	if (n > 0) {
-		stat[n] = '\0';
-		ours = strtol(stat, NULL, 10) == (long)getpid();
-	}
+	if (n <= 0)
+		return 0;
+	stat[n] = '\0';
+	ours = strtol(stat, NULL, 10) == (long)getpid();
 	return ours;
 }
 
@@ -176,7 +177,9 @@ proc_ended(pid_t pid)
 		return errno == ESRCH;
 	if (!proc_is_ours())
 		return 0;
-	state = proc_state(pid);
+	/* Unread, it may have been reaped since the kill. */
+	if ((state = proc_state(pid)) == 0)
+		return kill(pid, 0) != 0 && errno == ESRCH;
 	return state == 'Z' || state == 'X';
 }
 

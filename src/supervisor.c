@@ -2134,10 +2134,12 @@ free_all(struct supervisor *s)
 static void
 close_overdue(int sig)
 {
+	/* clang-format off */
 	static const char why[] =
-	    "ollamax-supervisor: its sockets did not close within " TEXT_OF_VALUE(
-	        CLOSE_OVERDUE_S) " s of the stop (nng): exiting without; its runtime files "
-	                         "stay\n";
+	    "ollamax-supervisor: its sockets did not close within "
+	    TEXT_OF_VALUE(CLOSE_OVERDUE_S) " s of the stop (nng): exiting "
+	    "without; its runtime files stay\n";
+	/* clang-format on */
 	ssize_t ignored;
 
 	(void)sig;

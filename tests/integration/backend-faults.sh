@@ -555,25 +555,29 @@ check "a model just loaded is served within 5 s when /api/ps does not tell its s
 check "that supervisor stops cleanly" stopped
 
 # Trained for more than it asks, qwen2.5-coder:7b gets a context of 2048
-# where the broker expects 4096, and /api/ps answers 7 s after each load:
-# the model is served before, and the late answer still tells the broker
-# its own context. Taken for another client's at the next look, the
-# model would be loaded again.
+# where the broker expects 4096, and the first /api/ps after each load
+# answers 9 s on, the others at once: the model is served at 5 s, and the
+# late answer still tells the broker its own context. Taken for another
+# client's meanwhile, or at the next look, the model would be loaded
+# again.
 late_context_kept() {
 	local from rc=0
 	has "$(http GET "$URL_fake/fake/reset")" "200" || return 1
-	echo '{"show":"long"}' >"$MODE"
+	# Set before the broker starts: its /api/show tells what it expects.
+	echo '{"show":"long","ps":"loadlate"}' >"$MODE"
 	mv "$TMP/sup.log" "$TMP/sup-before-late.log"
 	from=$(($(wc -l <"$MODE.log") + 1))
 	start_fleet
-	wait_log "ready:" || { echo "      not up"; return 1; }
-	answered coding '{"show":"long","ps":"late"}' || { echo "      the first run failed"; rc=1; }
-	# The late answer comes 7 s after the load, and the next look
-	# answers 7 s after it was asked.
-	for _ in $(seq 1 400); do
+	wait_log "ready:" && wait_fake "$from" "^SHOWN qwen2.5-coder:7b" ||
+		{ echo "      not up"; return 1; }
+	answered coding '{"show":"long","ps":"loadlate"}' || { echo "      the first run failed"; rc=1; }
+	# The late answer comes 9 s after the load.
+	for _ in $(seq 1 200); do
 		grep -q "qwen2.5-coder:7b got a context of 2048\|qwen2.5-coder:7b .*is loaded outside ollamax" "$TMP/sup.log" && break
 		sleep 0.05
 	done
+	grep -q "loaded qwen2.5-coder:7b, but /api/ps has not told its size within 5 s" "$TMP/sup.log" ||
+		{ echo "      not served before its size was told"; rc=1; }
 	grep -q "qwen2.5-coder:7b got a context of 2048 where 4096 was expected: taken as its own" "$TMP/sup.log" ||
 		{ echo "      its context not taken as its own"; rc=1; }
 	answered coding '{"show":"long"}' || { echo "      the second run failed"; rc=1; }

@@ -29,16 +29,24 @@ PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
 loaded = {}
 # Taken by the /api/ps that mode "held" holds, until it is answered.
 held = threading.Lock()
-# When the latest load was answered, for mode "afterload".
+# When the latest load was answered, for mode "afterload"; whether the
+# first /api/ps after it is still to come, for mode "loadlate".
 last_load = 0.0
+ps_after_load = threading.Event()
 
 
 def mode():
-    try:
-        with open(MODE_FILE) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    # A test rewrites the file as a request comes: read in the moment
+    # between its truncation and its write, it is empty.
+    for _ in range(50):
+        try:
+            with open(MODE_FILE) as f:
+                return json.load(f)
+        except OSError:
+            return {}
+        except ValueError:
+            time.sleep(0.01)
+    return {}
 
 
 def logged(line):
@@ -100,7 +108,10 @@ class Handler(BaseHTTPRequestHandler):
                 {"speed": mode()["emu_speed"], "slot_busy_s": [0, 0],
                  "scheduler": {"loads": 0, "evictions": 0}}))
         if self.path == "/fake/reset":
+            global last_load
             loaded.clear()
+            last_load = 0.0
+            ps_after_load.clear()
             return self.reply(200, "{}")
         if self.path == "/api/ps":
             if mode().get("ps") == "fail":
@@ -122,11 +133,12 @@ class Handler(BaseHTTPRequestHandler):
                 # hung up by then.
                 time.sleep(3)
                 return None
-            if mode().get("ps") == "late" and \
-                    time.time() - last_load < 8:
-                # Held, as Ollama holds /api/ps while a runner exits,
-                # but within connect_timeout and stall_timeout.
-                time.sleep(7)
+            if mode().get("ps") == "loadlate" and ps_after_load.is_set():
+                # The first after a load held, as Ollama holds /api/ps
+                # while a runner exits, but within connect_timeout and
+                # stall_timeout; the others answered at once.
+                ps_after_load.clear()
+                time.sleep(9)
             if mode().get("ps") == "afterload" and \
                     time.time() - last_load < 8:
                 # As Ollama holds /api/ps while a runner exits, longer:
@@ -272,6 +284,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "load":
             global last_load
             last_load = time.time()
+            ps_after_load.set()
             return self.reply(200, json.dumps(done))
         word = {"model": model, "response": "hi", "done": False}
         if how == "long":
