@@ -128,43 +128,46 @@ Test(ipc, a_request_gets_its_answer_on_the_loop)
 	ipc_server_close(s);
 }
 
-Test(ipc, many_requests_are_in_flight_and_answered_later_in_any_order)
+/*
+ * Sends count requests to a server of `contexts` contexts that holds each
+ * until all are held, then answers them in reverse; returns how many were
+ * answered.
+ */
+static int
+answered_once_all_held(int contexts, int count)
 {
-	struct ipc_server *s = ipc_listen(loop, url, 16, echo, NULL);
+	struct ipc_server *s = ipc_listen(loop, url, contexts, echo, NULL);
 	struct ipc_client *c = ipc_dial(loop, url);
-	int want = 16;
+	int want = count;
 
-	hold = 16;
+	cr_assert_not_null(s);
+	cr_assert_not_null(c);
+	cr_assert_leq(count, (int)(sizeof(held) / sizeof(held[0])));
+	hold = count;
 	nheld = 0;
 	answered = failed = 0;
-	for (int i = 0; i < 16; i++)
+	for (int i = 0; i < count; i++)
 		cr_assert_eq(ipc_request(c, "x", 1, 5000, got, &want), 0);
 	run_for(10);
-	cr_assert_eq(answered, 16, "answered %d, failed %d", answered, failed);
-	cr_assert_str_eq(last, "late");
 	hold = 0;
 	ipc_client_close(c);
 	ipc_server_close(s);
+	return answered;
 }
 
+Test(ipc, many_requests_are_in_flight_and_answered_later_in_any_order)
+{
+	cr_assert_eq(answered_once_all_held(16, 16), 16,
+	    "answered %d, failed %d", answered, failed);
+	cr_assert_str_eq(last, "late");
+}
+
+/* With 2 contexts for good, the rest would wait unread until their
+ * timeouts. */
 Test(ipc, a_server_whose_every_context_is_held_takes_more_requests)
 {
-	struct ipc_server *s = ipc_listen(loop, url, 2, echo, NULL);
-	struct ipc_client *c = ipc_dial(loop, url);
-	int want = 40;
-
-	/* Answered only once all 40 are held: with 2 contexts for good,
-	 * the rest would wait unread until their timeouts. */
-	hold = 40;
-	nheld = 0;
-	answered = failed = 0;
-	for (int i = 0; i < 40; i++)
-		cr_assert_eq(ipc_request(c, "x", 1, 5000, got, &want), 0);
-	run_for(10);
-	cr_assert_eq(answered, 40, "answered %d, failed %d", answered, failed);
-	hold = 0;
-	ipc_client_close(c);
-	ipc_server_close(s);
+	cr_assert_eq(answered_once_all_held(2, 40), 40,
+	    "answered %d, failed %d", answered, failed);
 }
 
 Test(ipc, a_request_no_server_takes_fails_at_its_timeout_as_not_connected)
