@@ -6,8 +6,10 @@
  * request (-c; -g: from an agent that gave up waiting, not one stopped).
  * The request's id is one of its own, or ID: the broker answers a request
  * it has just answered with that answer again. It comes from worker 4001,
- * which no supervisor runs, or from WORKER.
- * Usage: infer_once [-c [-g]] [-i ID] [-w WORKER] BROKER_URL TIER PROMPT
+ * which no supervisor runs, or from WORKER, and asks for 8 tokens, or
+ * TOKENS.
+ * Usage: infer_once [-c [-g]] [-i ID] [-w WORKER] [-n TOKENS] BROKER_URL
+ *        TIER PROMPT
  */
 #include "autoconf.h"
 
@@ -56,7 +58,7 @@ main(int argc, char **argv)
 
 	int cancel_first = 0, given_up = 0, opt;
 
-	while ((opt = getopt(argc, argv, "cgi:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "cgi:n:w:")) != -1) {
 		if (opt == 'c')
 			cancel_first = 1;
 		else if (opt == 'g')
@@ -65,6 +67,8 @@ main(int argc, char **argv)
 			req.id = strtoull(optarg, NULL, 10);
 		else if (opt == 'w')
 			req.worker = atoi(optarg);
+		else if (opt == 'n')
+			req.num_predict = atoi(optarg);
 		else
 			goto usage;
 	}
@@ -119,6 +123,7 @@ main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr,
-	    "usage: infer_once [-c [-g]] [-i ID] BROKER_URL TIER PROMPT\n");
+	    "usage: infer_once [-c [-g]] [-i ID] [-w WORKER] [-n TOKENS] "
+	    "BROKER_URL TIER PROMPT\n");
 	return 2;
 }

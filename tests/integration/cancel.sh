@@ -94,17 +94,32 @@ check "and no stream stays open for it" streams_open 0 4
 
 # A worker killed while a run of its agent streams: no one can take that
 # answer, resend the request or cancel it, as its id names the process
-# that is gone. The worker's next process, saying hello to the broker,
-# has it dropped.
+# that is gone. The broker drops it as it sees the process end, or as the
+# worker's next process says hello, whichever comes first.
 check "a killed agent spawned again" "$CTL" -c "$TMP/ollamax.conf" spawn thinker
 "$CTL" -c "$TMP/ollamax.conf" run thinker "streams on"
 check "streams again" streams_open 1
 thinker_worker=$(worker_of thinker)
-kill -KILL "$(proc_pid worker "$thinker_worker")"
-check "once its worker is back, the stream closes, not when its answer would have ended" \
+# The broker may see the process end before the next one says hello:
+# another request, in the name of a process of that worker that still
+# runs, goes only at the hello.
+sleep 60 &
+standin=$!
+"$BUILD/tests/infer_once" -w "$thinker_worker" -i "$(((standin << 32) | 1))" -n 400 \
+	"ipc://$TMP/run/broker.sock" reasoning 'Wait.' >"$TMP/standin.out" &
+standin_infer=$!
+check "with a request of another process of that worker streaming too" streams_open 2
+thinker_pid=$(proc_pid worker "$thinker_worker")
+kill -KILL "$thinker_pid"
+check "once its worker is back, the streams close, not when their answers would have ended" \
 	streams_open 0 4
-check "as the broker dropped the run of the process before" \
-	wait_log "worker $thinker_worker started again: 1 request of its process before dropped"
+check "the broker dropped the run of the process killed" \
+	wait_log -E "worker $thinker_worker('s process $thinker_pid ended: 1 request dropped| started again: 2 requests of its process before dropped)"
+check "and, at the next one's hello, the other" \
+	wait_log -E "worker $thinker_worker started again: [12] requests? of its process before dropped"
+wait "$standin_infer" || true
+kill "$standin" 2>/dev/null || true
+check "whose sender heard so" eq "$(cat "$TMP/standin.out")" "failed: its worker ended"
 
 # A worker's process that ends with none after it (left FAILED, or its
 # supervisor held up, as here): no hello comes, and the broker must see the
