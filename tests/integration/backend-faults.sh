@@ -541,7 +541,7 @@ served_before_size() {
 	said_since "$sup_from" "tinyllama is no longer loaded" ||
 		{ echo "      tinyllama still loaded"; return 1; }
 	started=$(date +%s%N)
-	answered light '{"ps":"afterload"}' || rc=1
+	answered light '{"ps":"loadlate","hold":12}' || rc=1
 	ms=$((($(date +%s%N) - started) / 1000000))
 	echo '{"show":"slow"}' >"$MODE"
 	[ "$ms" -lt 9000 ] || { echo "      took $ms ms"; rc=1; }

@@ -9,7 +9,7 @@ port written to PORT_FILE. Each request reads MODE_FILE (JSON): "gen",
 that speed and 2 slots. Every request is appended to MODE_FILE.log as
 "METHOD PATH KIND MODEL", and each answer of /api/show or of an unload,
 once sent, as "SHOWN MODEL" or "UNLOADED MODEL". GET /fake/reset forgets
-what is loaded. In mode "gate", a call logs "GATE PROMPT", then
+what is loaded, and any load whose /api/ps is still to be held. In mode "gate", a call logs "GATE PROMPT", then
 waits for MODE_FILE.open before it is answered. /api/ps lists what a
 request loaded with the context it asked, 2048 at most (the fake's models
 are trained for no more, whatever /api/show says), and 3000 MB, or what
@@ -29,9 +29,8 @@ PORT_FILE, MODE_FILE = sys.argv[1], sys.argv[2]
 loaded = {}
 # Taken by the /api/ps that mode "held" holds, until it is answered.
 held = threading.Lock()
-# When the latest load was answered, for mode "afterload"; whether the
-# first /api/ps after it is still to come, for mode "loadlate".
-last_load = 0.0
+# Whether the first /api/ps after the latest load is still to come, for
+# mode "loadlate".
 ps_after_load = threading.Event()
 
 
@@ -108,9 +107,7 @@ class Handler(BaseHTTPRequestHandler):
                 {"speed": mode()["emu_speed"], "slot_busy_s": [0, 0],
                  "scheduler": {"loads": 0, "evictions": 0}}))
         if self.path == "/fake/reset":
-            global last_load
             loaded.clear()
-            last_load = 0.0
             ps_after_load.clear()
             return self.reply(200, "{}")
         if self.path == "/api/ps":
@@ -134,17 +131,12 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(3)
                 return None
             if mode().get("ps") == "loadlate" and ps_after_load.is_set():
-                # The first after a load held, as Ollama holds /api/ps
-                # while a runner exits, but within connect_timeout and
-                # stall_timeout; the others answered at once.
+                # The first after a load held "hold" seconds (9), as
+                # Ollama holds /api/ps while a runner exits; the others
+                # answered at once. Past connect_timeout and
+                # stall_timeout, the caller has hung up by then.
                 ps_after_load.clear()
-                time.sleep(9)
-            if mode().get("ps") == "afterload" and \
-                    time.time() - last_load < 8:
-                # As Ollama holds /api/ps while a runner exits, longer:
-                # past 1 s of connect_timeout and 10 s of stall_timeout.
-                time.sleep(12)
-                return None
+                time.sleep(mode().get("hold", 9))
             # "crowded": more than the 64 models read, listed first.
             listed = sorted(dict(loaded).items())
             if mode().get("ps") == "crowded":
@@ -282,8 +274,6 @@ class Handler(BaseHTTPRequestHandler):
         loaded[model] = (min(asked, 2048),
                          mode().get("mb", {}).get(model, 3000))
         if kind == "load":
-            global last_load
-            last_load = time.time()
             ps_after_load.set()
             return self.reply(200, json.dumps(done))
         word = {"model": model, "response": "hi", "done": False}
