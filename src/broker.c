@@ -17,6 +17,7 @@
 #include "autoconf.h"
 
 #include <limits.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,10 @@ struct broker {
 	struct bmodel models[POLICY_MODELS_MAX];
 	int nmodels;
 	struct job_list jobs; /* waiting in the policy, or running */
+	/* The same jobs, found by the policy's name and by the worker's,
+	 * without a walk of thousands at every frame of a burst. */
+	void *jobs_by_seq;
+	void *jobs_by_request;
 	uint64_t next_seq;
 	uint64_t served, failed, bad_frames, duplicates;
 	struct hub_link *hub;
@@ -232,15 +237,52 @@ model_index(const struct broker *b, const char *name)
 	return -1;
 }
 
+static int
+job_seq_cmp(const void *x, const void *y)
+{
+	const struct job *a = x, *b = y;
+
+	return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static int
+job_request_cmp(const void *x, const void *y)
+{
+	const struct job *a = x, *b = y;
+
+	if (a->req.worker != b->req.worker)
+		return (a->req.worker > b->req.worker) -
+		    (a->req.worker < b->req.worker);
+	return (a->req.id > b->req.id) - (a->req.id < b->req.id);
+}
+
 static struct job *
 job_by_seq(struct broker *b, uint64_t seq)
 {
-	struct job *j;
+	struct job key = {.seq = seq};
+	void **found = tfind(&key, &b->jobs_by_seq, job_seq_cmp);
 
-	TAILQ_FOREACH(j, &b->jobs, link)
-		if (j->seq == seq)
-			return j;
-	return NULL;
+	return found != NULL ? *found : NULL;
+}
+
+static struct job *
+find_job(struct broker *b, int worker, uint64_t id)
+{
+	struct job key = {.req = {.worker = worker, .id = id}};
+	void **found = tfind(&key, &b->jobs_by_request, job_request_cmp);
+
+	return found != NULL ? *found : NULL;
+}
+
+/* The job is the broker's now: its worker's id is not another's. */
+static void
+job_add(struct broker *b, struct job *j)
+{
+	j->seq = ++b->next_seq;
+	if (tsearch(j, &b->jobs_by_seq, job_seq_cmp) == NULL ||
+	    tsearch(j, &b->jobs_by_request, job_request_cmp) == NULL)
+		fatal("out of memory");
+	TAILQ_INSERT_TAIL(&b->jobs, j, link);
 }
 
 /* The job is over: answered, cancelled, or left at a stop. */
@@ -249,6 +291,8 @@ job_free(struct job *j)
 {
 	ev_timer_stop(j->b->loop, &j->retry);
 	TAILQ_REMOVE(&j->b->jobs, j, link);
+	tdelete(j, &j->b->jobs_by_seq, job_seq_cmp);
+	tdelete(j, &j->b->jobs_by_request, job_request_cmp);
 	msg_infer_free(&j->req);
 	free(j);
 }
@@ -1221,17 +1265,6 @@ wakeup_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	apply(b);
 }
 
-static struct job *
-find_job(struct broker *b, int worker, uint64_t id)
-{
-	struct job *j;
-
-	TAILQ_FOREACH(j, &b->jobs, link)
-		if (j->req.worker == worker && j->req.id == id)
-			return j;
-	return NULL;
-}
-
 static void
 refuse(struct ipc_call *call, int status, const char *why, uint64_t id)
 {
@@ -1529,9 +1562,8 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
-	j->seq = ++b->next_seq;
 	j->model = model_index(b, j->tier->model);
-	TAILQ_INSERT_TAIL(&b->jobs, j, link);
+	job_add(b, j);
 	job_offer(j, 0);
 	apply(b);
 }

@@ -30,7 +30,7 @@ typedef void (*ipc_reply_fn)(void *arg, int err, const void *data, size_t len);
 
 /*
  * Listens on url ("ipc:///run/.../x.sock") with nctx contexts, doubled each
- * time every one holds a request unanswered, up to 8192. The socket
+ * time every one holds a request unanswered, up to 65536. The socket
  * file is made mode 0600 and peers of another uid are refused. A listener
  * that nng stops taking connections on (see listener_watch_cb) is replaced
  * within about 4 s. Returns NULL and logs on failure.

@@ -749,16 +749,25 @@ static int
 most_pressed_unloaded(
     const struct policy *p, int64_t now, int only_fitting, uint32_t skip)
 {
+	uint32_t candidates = 0;
 	double best = -1;
 	int k = -1;
 
+	/* By model first: a burst of requests for the resident ones would
+	 * otherwise cost a walk of them all at each frame. */
+	for (int j = 0; j < p->n; j++)
+		if (p->m[j].state == MODEL_UNLOADED && p->m[j].waiting > 0 &&
+		    !(skip & (1u << j)) && (!only_fitting || fits(p, j, 0)))
+			candidates |= 1u << j;
+	if (candidates == 0)
+		return -1;
 	for (size_t i = 0; i < p->nwaiting; i++) {
 		const struct preq *r = &p->waiting[i];
-		double u = urgency(p, r, now);
+		double u;
 
-		if (p->m[r->model].state == MODEL_UNLOADED && u > best &&
-		    !(skip & (1u << r->model)) &&
-		    (!only_fitting || fits(p, r->model, 0))) {
+		if (!(candidates & (1u << r->model)))
+			continue;
+		if ((u = urgency(p, r, now)) > best) {
 			best = u;
 			k = r->model;
 		}
