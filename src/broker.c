@@ -16,6 +16,7 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <search.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -205,7 +207,14 @@ struct broker {
 	LIST_HEAD(, model_io) sizes_overdue;
 	/* The process each worker said hello from last, watched for its
 	 * end: a worker left FAILED says hello no more. */
-	pid_t worker_pids[CONFIG_WORKERS_MAX];
+	struct worker_process {
+		struct broker *b;
+		int index;
+		pid_t pid; /* 0: none known */
+		/* On its proc_end_fd; where there is none, workers_watch
+		 * looks at the process each second. */
+		ev_io ended;
+	} workers[CONFIG_WORKERS_MAX];
 	ev_timer workers_watch;
 };
 
@@ -1404,6 +1413,58 @@ requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int all_but)
 	return dropped;
 }
 
+static void
+worker_unwatch(struct worker_process *wp)
+{
+	if (ev_is_active(&wp->ended)) {
+		ev_io_stop(wp->b->loop, &wp->ended);
+		close(wp->ended.fd);
+	}
+	wp->pid = 0;
+}
+
+static void
+worker_process_ended(struct worker_process *wp)
+{
+	pid_t pid = wp->pid;
+	int dropped;
+
+	worker_unwatch(wp);
+	if ((dropped = requests_of_ended_drop(wp->b, wp->index, pid, 0)) > 0)
+		log_info("worker %d's process %ld ended: %d request%s dropped",
+		    wp->index, (long)pid, dropped, dropped == 1 ? "" : "s");
+}
+
+static void
+worker_ended_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	worker_process_ended(io->data);
+}
+
+/* Worker w runs as process pid: the one it is watched by. */
+static void
+worker_watch(struct broker *b, int w, pid_t pid)
+{
+	static int said_unwatched;
+	struct worker_process *wp = &b->workers[w];
+	int fd;
+
+	worker_unwatch(wp);
+	wp->pid = pid;
+	if ((fd = proc_end_fd(pid)) >= 0) {
+		ev_io_init(&wp->ended, worker_ended_cb, fd, EV_READ);
+		wp->ended.data = wp;
+		ev_io_start(b->loop, &wp->ended);
+	} else if (errno != ESRCH && !said_unwatched) {
+		said_unwatched = 1;
+		log_info("pidfd_open: %s: workers' processes are looked at "
+		         "each second for their end",
+		    strerror(errno));
+	}
+}
+
 /* Worker `worker` now runs as process pid. */
 static void
 worker_began(struct broker *b, int worker, pid_t pid)
@@ -1411,7 +1472,7 @@ worker_began(struct broker *b, int worker, pid_t pid)
 	int dropped = requests_of_ended_drop(b, worker, pid, 1);
 
 	if (worker >= 0 && worker < CONFIG_WORKERS_MAX)
-		b->worker_pids[worker] = pid;
+		worker_watch(b, worker, pid);
 	log_info("worker %d runs as process %ld", worker, (long)pid);
 	if (dropped > 0)
 		log_info("worker %d started again: %d request%s of its "
@@ -1433,16 +1494,16 @@ request_of_ended(struct broker *b, int worker, uint64_t id)
 	uint64_t pid = id >> 32;
 
 	if (worker < 0 || worker >= CONFIG_WORKERS_MAX || pid == 0 ||
-	    pid > INT32_MAX || b->worker_pids[worker] == (pid_t)pid)
+	    pid > INT32_MAX || b->workers[worker].pid == (pid_t)pid)
 		return 0;
 	if (proc_ended((pid_t)pid))
 		return 1;
-	if (b->worker_pids[worker] == 0)
-		b->worker_pids[worker] = (pid_t)pid;
+	if (b->workers[worker].pid == 0)
+		worker_watch(b, worker, (pid_t)pid);
 	return 0;
 }
 
-/* A worker's process that ends is not always followed by another. */
+/* The processes of workers that no descriptor tells the end of. */
 static void
 workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -1451,16 +1512,11 @@ workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
-		pid_t pid = b->worker_pids[w];
-		int dropped;
+		struct worker_process *wp = &b->workers[w];
 
-		if (pid <= 0 || !proc_ended(pid))
-			continue;
-		b->worker_pids[w] = 0;
-		if ((dropped = requests_of_ended_drop(b, w, pid, 0)) > 0)
-			log_info("worker %d's process %ld ended: %d "
-			         "request%s dropped",
-			    w, (long)pid, dropped, dropped == 1 ? "" : "s");
+		if (wp->pid > 0 && !ev_is_active(&wp->ended) &&
+		    proc_ended(wp->pid))
+			worker_process_ended(wp);
 	}
 }
 
@@ -2051,6 +2107,10 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_init(&b->report, report_cb, 0.05, 1.0);
 	b->report.data = b;
 	ev_timer_start(loop, &b->report);
+	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
+		b->workers[w].b = b;
+		b->workers[w].index = w;
+	}
 	ev_timer_init(&b->workers_watch, workers_watch_cb, 1.0, 1.0);
 	b->workers_watch.data = b;
 	ev_timer_start(loop, &b->workers_watch);
@@ -2064,6 +2124,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	    (unsigned long long)b->duplicates);
 	ev_timer_stop(loop, &b->report);
 	ev_timer_stop(loop, &b->workers_watch);
+	for (int w = 0; w < CONFIG_WORKERS_MAX; w++)
+		worker_unwatch(&b->workers[w]);
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);
 	ev_timer_stop(loop, &b->tags_poll);

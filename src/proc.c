@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -181,6 +182,12 @@ proc_ended(pid_t pid)
 	if ((state = proc_state(pid)) == 0)
 		return kill(pid, 0) != 0 && errno == ESRCH;
 	return state == 'Z' || state == 'X';
+}
+
+int
+proc_end_fd(pid_t pid)
+{
+	return pidfd_open(pid, 0);
 }
 
 long

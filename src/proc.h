@@ -64,6 +64,16 @@ long proc_rss_kb(pid_t pid);
  * namespace, a zombie counts as running. */
 int proc_ended(pid_t pid);
 
+/*
+ * A descriptor that turns readable when process pid ends, as a zombie
+ * already: the kernel's own, by the process rather than its number, so that
+ * the number taken again by another process or a /proc of another pid
+ * namespace cannot mislead it. -1 with errno set where the kernel gives
+ * none (before Linux 5.3, or a seccomp filter that refuses pidfd_open):
+ * proc_ended then.
+ */
+int proc_end_fd(pid_t pid);
+
 /* Sets the process title shown by ps and top ("ollamax: worker 2"). */
 void proc_set_title(int argc, char **argv, const char *title);
 

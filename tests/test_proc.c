@@ -1,6 +1,8 @@
 /* The restart policy: backoff, its reset, and the restart-storm limit;
- * whether a process has ended. */
+ * whether a process has ended, and the descriptor that tells it. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,6 +119,40 @@ Test(ended, a_process_is_ended_once_a_zombie_and_once_reaped_not_before)
 	cr_assert(proc_ended(pid), "a process reaped");
 	close(ready[0]);
 	close(ready[1]);
+}
+
+/* Whether fd turns readable within ms milliseconds. */
+static int
+readable_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+Test(ended, the_end_descriptor_turns_readable_as_its_process_ends_not_before)
+{
+	siginfo_t info;
+	pid_t pid;
+	int fd;
+
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		for (;;)
+			pause();
+	if ((fd = proc_end_fd(pid)) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		cr_skip_test("no pidfd here: %s", strerror(errno));
+	}
+	cr_assert_not(readable_within(fd, 0), "a process that runs");
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
+	cr_assert(readable_within(fd, 0), "a zombie its parent has not reaped");
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert(readable_within(fd, 0), "a process reaped");
+	close(fd);
 }
 
 /*

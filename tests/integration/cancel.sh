@@ -66,6 +66,9 @@ check "and is killed while its answer is on its way" \
 kill -KILL "$sink_pid"
 check "the delivery that failed is logged with the answer" \
 	wait_log "sender: output for sink not delivered: .*; it was:"
+# muser may live on the receiver's worker: its run below waits for it.
+check "the receiver's worker is started again" \
+	status_until 'all(p["state"] == "running" for p in s["processes"])'
 
 # Stopped while the broker restarts: the retry of its inference waits in
 # the worker's socket for the next broker, and the cancel must wait behind
