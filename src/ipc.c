@@ -142,6 +142,8 @@ struct ipc_call {
 	nng_ctx ctx;
 	enum call_state state;
 	nng_pipe pipe; /* the connection the request came on */
+	int index;     /* in its server's calls */
+	int retiring;  /* its receive cancelled by calls_trim */
 };
 
 /* Answers given to a connection, for as long as it is open. */
@@ -156,8 +158,11 @@ struct ipc_server {
 	int deaf_pipe; /* the last connection closed for reading nothing */
 	struct ipc_call **calls;
 	int ncalls;
-	int receiving; /* calls waiting for a request */
-	int said_full; /* that it holds IPC_CALLS_MAX requests */
+	int initial_calls; /* as many as it started with */
+	int receiving;     /* calls waiting for a request */
+	int retiring;      /* of those, cancelled by calls_trim */
+	int said_full;     /* that it holds IPC_CALLS_MAX requests */
+	ev_timer trim;
 	ipc_request_fn fn;
 	void *arg;
 	int closing;
@@ -270,6 +275,7 @@ call_recv(struct ipc_call *c)
 }
 
 static void calls_add(struct ipc_server *s, int n);
+static void call_retire(struct ipc_call *c);
 
 static void
 call_on_loop(struct op *op)
@@ -304,6 +310,15 @@ call_on_loop(struct op *op)
 		return;
 	}
 	c->server->receiving--;
+	if (c->retiring) {
+		c->retiring = 0;
+		c->server->retiring--;
+		/* Else a request came first, and is served. */
+		if (rv == NNG_ECANCELED) {
+			call_retire(c);
+			return;
+		}
+	}
 	if (rv != 0) {
 		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
 			log_warnx("ipc: receive: %s", nng_strerror(rv));
@@ -369,8 +384,51 @@ calls_add(struct ipc_server *s, int n)
 		if ((rv = nng_ctx_open(&c->ctx, s->sock)) != 0 ||
 		    (rv = nng_aio_alloc(&c->op.aio, call_aio_cb, c)) != 0)
 			fatalx("ipc: context: %s", nng_strerror(rv));
+		c->index = s->ncalls;
 		s->calls[s->ncalls++] = c;
 		call_recv(c);
+	}
+}
+
+/* A call whose receive was cancelled, and that nng holds no more. */
+static void
+call_retire(struct ipc_call *c)
+{
+	struct ipc_server *s = c->server;
+
+	s->calls[c->index] = s->calls[--s->ncalls];
+	s->calls[c->index]->index = c->index;
+	s->said_full = 0;
+	nng_ctx_close(c->ctx);
+	nng_aio_free(c->op.aio);
+	free(c);
+}
+
+/*
+ * Gives back what a burst of requests added, once they are answered: the
+ * calls beyond twice as many as are held, and beyond those the server
+ * started with, stop waiting for a request. Once a second, so that a
+ * server that grows again soon has them still.
+ */
+static void
+calls_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ipc_server *s = w->data;
+	int held = s->ncalls - s->receiving;
+	int keep = held * 2 > s->initial_calls ? held * 2 : s->initial_calls;
+	int surplus = s->ncalls - s->retiring - keep;
+
+	(void)loop;
+	(void)revents;
+	for (int i = s->ncalls - 1; i >= 0 && surplus > 0; i--) {
+		struct ipc_call *c = s->calls[i];
+
+		if (c->state == CALL_RECV && !c->retiring) {
+			c->retiring = 1;
+			s->retiring++;
+			surplus--;
+			nng_aio_cancel(c->op.aio);
+		}
 	}
 }
 
@@ -684,6 +742,10 @@ ipc_listen(struct ev_loop *loop, const char *url, int nctx, ipc_request_fn fn,
 	ev_timer_init(&s->watch, listener_watch_cb, 1.0, 1.0);
 	s->watch.data = s;
 	ev_timer_start(loop, &s->watch);
+	ev_timer_init(&s->trim, calls_trim_cb, 1.0, 1.0);
+	s->trim.data = s;
+	ev_timer_start(loop, &s->trim);
+	s->initial_calls = nctx;
 	calls_add(s, nctx);
 	return s;
 }
@@ -702,6 +764,12 @@ ipc_reply(struct ipc_call *c, const void *data, size_t len)
 	nng_aio_set_msg(c->op.aio, m);
 	nng_aio_set_timeout(c->op.aio, REPLY_SEND_MS);
 	nng_ctx_send(c->ctx, c->op.aio);
+}
+
+int
+ipc_server_calls(const struct ipc_server *s)
+{
+	return s->ncalls;
 }
 
 void
@@ -781,6 +849,7 @@ ipc_server_close(struct ipc_server *s)
 		return;
 	s->closing = 1;
 	ev_timer_stop(s->waker.loop, &s->watch);
+	ev_timer_stop(s->waker.loop, &s->trim);
 	if (s->knock_fd >= 0)
 		knock_end(s);
 	/* nng_close drops the answers its connections have not written yet,

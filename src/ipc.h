@@ -30,7 +30,8 @@ typedef void (*ipc_reply_fn)(void *arg, int err, const void *data, size_t len);
 
 /*
  * Listens on url ("ipc:///run/.../x.sock") with nctx contexts, doubled each
- * time every one holds a request unanswered, up to 65536. The socket
+ * time every one holds a request unanswered, up to 65536, and given back
+ * once the requests are answered (see calls_trim_cb). The socket
  * file is made mode 0600 and peers of another uid are refused. A listener
  * that nng stops taking connections on (see listener_watch_cb) is replaced
  * within about 4 s. Returns NULL and logs on failure.
@@ -48,6 +49,9 @@ void ipc_server_close(struct ipc_server *s);
  * (gone, dropped once they would need more room).
  */
 size_t ipc_server_answered_connections(struct ipc_server *s);
+/* How many requests the server can hold at once now: grown for a burst,
+ * given back after it. */
+int ipc_server_calls(const struct ipc_server *s);
 
 /* Dials url; connects in the background and redials when the peer restarts. */
 struct ipc_client *ipc_dial(struct ev_loop *loop, const char *url);

@@ -170,6 +170,44 @@ Test(ipc, a_server_whose_every_context_is_held_takes_more_requests)
 	    "answered %d, failed %d", answered, failed);
 }
 
+/* Whether the server holds n contexts within the given time. */
+static int
+contexts_within(struct ipc_server *s, int n, double seconds)
+{
+	for (int i = 0; i < seconds * 10 && ipc_server_calls(s) != n; i++)
+		run_for(0.1);
+	return ipc_server_calls(s) == n;
+}
+
+/* Once the burst is answered, down to the contexts it started with; and
+ * the server still answers. */
+Test(ipc, a_server_gives_back_the_contexts_a_burst_added)
+{
+	struct ipc_server *s = ipc_listen(loop, url, 2, echo, NULL);
+	struct ipc_client *c = ipc_dial(loop, url);
+	int want = 40;
+
+	hold = 40;
+	nheld = 0;
+	answered = failed = 0;
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(ipc_request(c, "x", 1, 5000, got, &want), 0);
+	run_for(10);
+	cr_assert_eq(answered, 40, "answered %d, failed %d", answered, failed);
+	cr_assert_geq(ipc_server_calls(s), 40, "grown for the burst");
+	hold = 0;
+	cr_assert(
+	    contexts_within(s, 2, 5), "%d contexts kept", ipc_server_calls(s));
+	want = 1;
+	answered = failed = 0;
+	cr_assert_eq(ipc_request(c, "again", 5, 5000, got, &want), 0);
+	run_for(10);
+	cr_assert_eq(answered, 1);
+	cr_assert_str_eq(last, "again");
+	ipc_client_close(c);
+	ipc_server_close(s);
+}
+
 Test(ipc, a_request_no_server_takes_fails_at_its_timeout_as_not_connected)
 {
 	struct ipc_client *c = ipc_dial(loop, url); /* no server */
