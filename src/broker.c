@@ -211,8 +211,10 @@ struct broker {
 		struct broker *b;
 		int index;
 		pid_t pid; /* 0: none known */
-		/* On its proc_end_fd; where there is none, workers_watch
-		 * looks at the process each second. */
+		/* On its proc_end_fd (-1: none), active while it watches;
+		 * without one, workers_watch looks at the process each
+		 * second. */
+		int fd;
 		ev_io ended;
 	} workers[CONFIG_WORKERS_MAX];
 	ev_timer workers_watch;
@@ -287,10 +289,17 @@ find_job(struct broker *b, int worker, uint64_t id)
 static void
 job_add(struct broker *b, struct job *j)
 {
+	void **by_seq, **by_request;
+
 	j->seq = ++b->next_seq;
-	if (tsearch(j, &b->jobs_by_seq, job_seq_cmp) == NULL ||
-	    tsearch(j, &b->jobs_by_request, job_request_cmp) == NULL)
+	by_seq = tsearch(j, &b->jobs_by_seq, job_seq_cmp);
+	by_request = tsearch(j, &b->jobs_by_request, job_request_cmp);
+	if (by_seq == NULL || by_request == NULL)
 		fatal("out of memory");
+	/* Another job of that id would lose its node at this one's end. */
+	if (*by_seq != j || *by_request != j)
+		fatalx("request %llu of worker %d taken twice",
+		    (unsigned long long)j->req.id, j->req.worker);
 	TAILQ_INSERT_TAIL(&b->jobs, j, link);
 }
 
@@ -1400,8 +1409,9 @@ requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int all_but)
 	struct job *j, *next;
 	int dropped = 0;
 
-	for (j = TAILQ_FIRST(&b->jobs); j != NULL; j = next) {
-		next = TAILQ_NEXT(j, link);
+	/* Newest first, as the policy looks for them (policy_cancel). */
+	for (j = TAILQ_LAST(&b->jobs, job_list); j != NULL; j = next) {
+		next = TAILQ_PREV(j, job_list, link);
 		if (j->req.worker != worker ||
 		    ((int64_t)(j->req.id >> 32) == pid) == all_but)
 			continue;
@@ -1416,10 +1426,10 @@ requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int all_but)
 static void
 worker_unwatch(struct worker_process *wp)
 {
-	if (ev_is_active(&wp->ended)) {
-		ev_io_stop(wp->b->loop, &wp->ended);
-		close(wp->ended.fd);
-	}
+	ev_io_stop(wp->b->loop, &wp->ended);
+	if (wp->fd >= 0)
+		close(wp->fd);
+	wp->fd = -1;
 	wp->pid = 0;
 }
 
@@ -1438,31 +1448,52 @@ worker_process_ended(struct worker_process *wp)
 static void
 worker_ended_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	(void)loop;
-	(void)revents;
-	worker_process_ended(io->data);
+	struct worker_process *wp = io->data;
+
+	/* libev gave up the descriptor (its epoll refused it): the look
+	 * each second takes over. */
+	if (revents & EV_ERROR) {
+		ev_io_stop(loop, io);
+		close(wp->fd);
+		wp->fd = -1;
+		return;
+	}
+	worker_process_ended(wp);
 }
 
-/* Worker w runs as process pid: the one it is watched by. */
-static void
+/*
+ * Worker w runs as process pid: the one it is watched by. Returns -1 if
+ * that process is gone already, its number free or another's thread.
+ */
+static int
 worker_watch(struct broker *b, int w, pid_t pid)
 {
-	static int said_unwatched;
 	struct worker_process *wp = &b->workers[w];
-	int fd;
 
 	worker_unwatch(wp);
 	wp->pid = pid;
-	if ((fd = proc_end_fd(pid)) >= 0) {
-		ev_io_init(&wp->ended, worker_ended_cb, fd, EV_READ);
+	if ((wp->fd = proc_end_fd(pid)) >= 0) {
+		ev_io_init(&wp->ended, worker_ended_cb, wp->fd, EV_READ);
 		wp->ended.data = wp;
 		ev_io_start(b->loop, &wp->ended);
-	} else if (errno != ESRCH && !said_unwatched) {
-		said_unwatched = 1;
-		log_info("pidfd_open: %s: workers' processes are looked at "
-		         "each second for their end",
-		    strerror(errno));
+		return 0;
 	}
+	if (errno == ESRCH || errno == ENOENT || errno == EINVAL)
+		return -1;
+	if (errno == ENOSYS || errno == EPERM) {
+		static int said;
+
+		if (!said)
+			log_info("pidfd_open: %s: workers' processes are "
+			         "looked at each second for their end",
+			    strerror(errno));
+		said = 1;
+	} else {
+		log_warnx("pidfd_open of worker %d's process %ld: %s: it is "
+		          "looked at each second for its end",
+		    w, (long)pid, strerror(errno));
+	}
+	return 0;
 }
 
 /* Worker `worker` now runs as process pid. */
@@ -1471,9 +1502,13 @@ worker_began(struct broker *b, int worker, pid_t pid)
 {
 	int dropped = requests_of_ended_drop(b, worker, pid, 1);
 
-	if (worker >= 0 && worker < CONFIG_WORKERS_MAX)
-		worker_watch(b, worker, pid);
 	log_info("worker %d runs as process %ld", worker, (long)pid);
+	if (worker >= 0 && worker < CONFIG_WORKERS_MAX &&
+	    worker_watch(b, worker, pid) < 0) {
+		log_info("worker %d's process %ld has ended already", worker,
+		    (long)pid);
+		worker_process_ended(&b->workers[worker]);
+	}
 	if (dropped > 0)
 		log_info("worker %d started again: %d request%s of its "
 		         "process before dropped",
@@ -1498,8 +1533,11 @@ request_of_ended(struct broker *b, int worker, uint64_t id)
 		return 0;
 	if (proc_ended((pid_t)pid))
 		return 1;
-	if (b->workers[worker].pid == 0)
-		worker_watch(b, worker, (pid_t)pid);
+	if (b->workers[worker].pid == 0 &&
+	    worker_watch(b, worker, (pid_t)pid) < 0) {
+		b->workers[worker].pid = 0;
+		return 1;
+	}
 	return 0;
 }
 
@@ -1514,8 +1552,7 @@ workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
 		struct worker_process *wp = &b->workers[w];
 
-		if (wp->pid > 0 && !ev_is_active(&wp->ended) &&
-		    proc_ended(wp->pid))
+		if (wp->pid > 0 && wp->fd < 0 && proc_ended(wp->pid))
 			worker_process_ended(wp);
 	}
 }
@@ -2110,6 +2147,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
 		b->workers[w].b = b;
 		b->workers[w].index = w;
+		b->workers[w].fd = -1;
+		ev_init(&b->workers[w].ended, worker_ended_cb);
 	}
 	ev_timer_init(&b->workers_watch, workers_watch_cb, 1.0, 1.0);
 	b->workers_watch.data = b;

@@ -49,6 +49,20 @@ struct preq {
 	int prio;
 	int64_t arrived;
 	int64_t started;
+	uint64_t offered; /* its place in waiting: offers are appended */
+};
+
+/*
+ * Of a model's requests of one priority that wait, the one that arrived
+ * first, the first offered among equals: the most pressed of them. Kept as
+ * requests come, and looked for again only once it leaves, so that a burst
+ * of requests costs no walk of all that wait at each.
+ */
+struct oldest {
+	int known; /* else looked for at the next ask */
+	int any;   /* none waits */
+	int64_t arrived;
+	uint64_t offered;
 };
 
 struct pmodel {
@@ -73,6 +87,7 @@ struct pmodel {
 	int64_t instance_mb;
 	int64_t loads_started; /* counted as the totals are */
 	double arrivals; /* requests come lately, faded */
+	struct oldest oldest[POLICY_PRIOS];
 };
 
 struct policy {
@@ -82,6 +97,7 @@ struct policy {
 	int n;
 	struct preq *waiting;
 	size_t nwaiting, capwaiting;
+	uint64_t offers;
 	struct preq *running;
 	size_t nrunning, caprunning;
 	struct policy_action *acts;
@@ -305,10 +321,61 @@ io_under_way(const struct policy *p)
 	return 0;
 }
 
+/* The share of its bound a request of priority prio has waited. */
+static double
+waited_share(const struct policy *p, int64_t arrived, int prio, int64_t now)
+{
+	return (double)(now - arrived) / (double)p->c.max_wait_ms[prio];
+}
+
 static double
 urgency(const struct policy *p, const struct preq *r, int64_t now)
 {
-	return (double)(now - r->arrived) / (double)p->c.max_wait_ms[r->prio];
+	return waited_share(p, r->arrived, r->prio, now);
+}
+
+static int
+oldest_after(const struct oldest *o, const struct preq *r)
+{
+	return !o->any || r->arrived < o->arrived ||
+	    (r->arrived == o->arrived && r->offered < o->offered);
+}
+
+static void
+oldest_joined(struct policy *p, const struct preq *r)
+{
+	struct oldest *o = &p->m[r->model].oldest[r->prio];
+
+	if (o->known && oldest_after(o, r))
+		*o = (struct oldest){1, 1, r->arrived, r->offered};
+}
+
+static void
+oldest_left(struct policy *p, const struct preq *r)
+{
+	struct oldest *o = &p->m[r->model].oldest[r->prio];
+
+	if (o->any && o->offered == r->offered)
+		o->known = 0;
+}
+
+static const struct oldest *
+oldest_waiting(struct policy *p, int k, int prio)
+{
+	struct oldest *o = &p->m[k].oldest[prio];
+
+	if (!o->known) {
+		*o = (struct oldest){.known = 1};
+		for (size_t i = 0; i < p->nwaiting; i++) {
+			const struct preq *r = &p->waiting[i];
+
+			if (r->model == k && r->prio == prio &&
+			    oldest_after(o, r))
+				*o = (struct oldest){
+				    1, 1, r->arrived, r->offered};
+		}
+	}
+	return o;
 }
 
 /* The slot time model k's waiting requests will take. */
@@ -362,6 +429,7 @@ return_waiting(struct policy *p, int model)
 	for (size_t i = 0; i < p->nwaiting;) {
 		if (p->waiting[i].model == model) {
 			emit(p, ACT_RETURN, p->waiting[i].id, model);
+			oldest_left(p, &p->waiting[i]);
 			take(p->waiting, &p->nwaiting, i);
 			p->m[model].waiting--;
 		} else {
@@ -747,29 +815,30 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
  */
 static int
 most_pressed_unloaded(
-    const struct policy *p, int64_t now, int only_fitting, uint32_t skip)
+    struct policy *p, int64_t now, int only_fitting, uint32_t skip)
 {
-	uint32_t candidates = 0;
+	uint64_t first = 0;
 	double best = -1;
 	int k = -1;
 
-	/* By model first: a burst of requests for the resident ones would
-	 * otherwise cost a walk of them all at each frame. */
-	for (int j = 0; j < p->n; j++)
-		if (p->m[j].state == MODEL_UNLOADED && p->m[j].waiting > 0 &&
-		    !(skip & (1u << j)) && (!only_fitting || fits(p, j, 0)))
-			candidates |= 1u << j;
-	if (candidates == 0)
-		return -1;
-	for (size_t i = 0; i < p->nwaiting; i++) {
-		const struct preq *r = &p->waiting[i];
-		double u;
-
-		if (!(candidates & (1u << r->model)))
+	/* Ties go to the request offered first. */
+	for (int j = 0; j < p->n; j++) {
+		if (p->m[j].state != MODEL_UNLOADED || p->m[j].waiting == 0 ||
+		    (skip & (1u << j)) || (only_fitting && !fits(p, j, 0)))
 			continue;
-		if ((u = urgency(p, r, now)) > best) {
-			best = u;
-			k = r->model;
+		for (int prio = 0; prio < POLICY_PRIOS; prio++) {
+			const struct oldest *o = oldest_waiting(p, j, prio);
+			double u;
+
+			if (!o->any)
+				continue;
+			u = waited_share(p, o->arrived, prio, now);
+			if (u > best ||
+			    (k >= 0 && u == best && o->offered < first)) {
+				best = u;
+				first = o->offered;
+				k = j;
+			}
 		}
 	}
 	return k;
@@ -1091,6 +1160,7 @@ plan_dispatch(struct policy *p, int64_t now)
 		if (best < 0 || held_for_load(p, best, now))
 			return;
 		r = take(p->waiting, &p->nwaiting, pick);
+		oldest_left(p, &r);
 		r.started = now;
 		p->m[r.model].waiting--;
 		p->m[r.model].in_flight++;
@@ -1188,7 +1258,9 @@ offer(struct policy *p, int64_t now, uint64_t id, int model, int prio,
 		emit(p, ACT_RETURN, id, model);
 		return;
 	}
+	r.offered = p->offers++;
 	push(&p->waiting, &p->nwaiting, &p->capwaiting, &r);
+	oldest_joined(p, &r);
 	p->m[model].waiting++;
 	if (new_load) {
 		fade = exp(-(double)(now - p->offered_at) / normal_bound(p));
@@ -1218,9 +1290,12 @@ int
 policy_cancel(struct policy *p, int64_t now, uint64_t id)
 {
 	count_spare(p, now);
-	for (size_t i = 0; i < p->nwaiting; i++)
+	/* From the newest: dropped newest first, a worker's many requests
+	 * go at no walk of the rest (see requests_of_ended_drop). */
+	for (size_t i = p->nwaiting; i-- > 0;)
 		if (p->waiting[i].id == id) {
 			p->m[p->waiting[i].model].waiting--;
+			oldest_left(p, &p->waiting[i]);
 			take(p->waiting, &p->nwaiting, i);
 			/* A slot held for its model's load may go to
 			 * another now. */

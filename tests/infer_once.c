@@ -2,14 +2,15 @@
  * infer_once: one infer frame to the broker, as a worker sends it, and its
  * answer printed as "STATUS: TEXT OR ERROR" (not a test by itself;
  * tests/integration/frames.sh runs it). Lets a test send what no worker
- * would, such as an empty prompt, or a cancel that comes before its
- * request (-c; -g: from an agent that gave up waiting, not one stopped).
+ * would, such as an empty prompt, a cancel that comes before its request
+ * (-c; -g: from an agent that gave up waiting, not one stopped), or a
+ * hello before it from the process its id names (-H).
  * The request's id is one of its own, or ID: the broker answers a request
  * it has just answered with that answer again. It comes from worker 4001,
  * which no supervisor runs, or from WORKER, and asks for 8 tokens, or
  * TOKENS.
- * Usage: infer_once [-c [-g]] [-i ID] [-w WORKER] [-n TOKENS] BROKER_URL
- *        TIER PROMPT
+ * Usage: infer_once [-c [-g]] [-H] [-i ID] [-w WORKER] [-n TOKENS]
+ *        BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
 
@@ -56,11 +57,13 @@ main(int argc, char **argv)
 	void *buf;
 	size_t len;
 
-	int cancel_first = 0, given_up = 0, opt;
+	int cancel_first = 0, given_up = 0, hello_first = 0, opt;
 
-	while ((opt = getopt(argc, argv, "cgi:n:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "cgHi:n:w:")) != -1) {
 		if (opt == 'c')
 			cancel_first = 1;
+		else if (opt == 'H')
+			hello_first = 1;
 		else if (opt == 'g')
 			given_up = 1;
 		else if (opt == 'i')
@@ -81,6 +84,22 @@ main(int argc, char **argv)
 		return 1;
 	}
 	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 20000);
+	if (hello_first) {
+		struct msg_hello h = {.role = ROLE_WORKER,
+		    .index = req.worker,
+		    .pid = (int64_t)(req.id >> 32)};
+
+		msg_hello_encode(&w, &h);
+		data = msg_data(&w, &len);
+		buf = ask(sock, data, &len);
+		msg_writer_free(&w);
+		if (buf == NULL) {
+			fprintf(
+			    stderr, "infer_once: the hello had no answer\n");
+			return 1;
+		}
+		nng_free(buf, len);
+	}
 	if (cancel_first) {
 		struct msg_cancel c = {
 		    .id = req.id, .worker = req.worker, .given_up = given_up};
@@ -123,7 +142,7 @@ main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr,
-	    "usage: infer_once [-c [-g]] [-i ID] [-w WORKER] [-n TOKENS] "
+	    "usage: infer_once [-c [-g]] [-H] [-i ID] [-w WORKER] [-n TOKENS] "
 	    "BROKER_URL TIER PROMPT\n");
 	return 2;
 }

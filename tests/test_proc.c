@@ -138,9 +138,12 @@ Test(ended, the_end_descriptor_turns_readable_as_its_process_ends_not_before)
 
 	pid = fork();
 	cr_assert_geq(pid, 0);
-	if (pid == 0)
+	if (pid == 0) {
+		/* Not left behind by a test that fails. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		for (;;)
 			pause();
+	}
 	if ((fd = proc_end_fd(pid)) < 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);

@@ -68,7 +68,7 @@ check "the delivery that failed is logged with the answer" \
 	wait_log "sender: output for sink not delivered: .*; it was:"
 # muser may live on the receiver's worker: its run below waits for it.
 check "the receiver's worker is started again" \
-	status_until 'all(p["state"] == "running" for p in s["processes"])'
+	status_until 'all(p["state"] == "running" and p["pid"] != '"$sink_pid"' for p in s["processes"])'
 
 # Stopped while the broker restarts: the retry of its inference waits in
 # the worker's socket for the next broker, and the cancel must wait behind
@@ -163,5 +163,15 @@ check "the worker's next process says hello to the broker" next_pid
 check "a request of the process before it is refused" \
 	eq "$("$BUILD/tests/infer_once" -w "$thinker_worker" -i "$(((thinker_pid << 32) | 1))" \
 		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker ended"
+# A hello from a process that has ended already, as a worker's frames may
+# cross its end: a request in its name is refused at once, not run.
+true &
+gone=$!
+wait "$gone"
+check "a request of a process that said hello once ended is refused" \
+	eq "$("$BUILD/tests/infer_once" -H -w 6 -i "$(((gone << 32) | 1))" \
+		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker ended"
+check "as the broker saw the end at the hello" \
+	wait_log "worker 6's process $gone has ended already"
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish
