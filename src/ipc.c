@@ -161,6 +161,7 @@ struct ipc_server {
 	int initial_calls; /* as many as it started with */
 	int receiving;     /* calls waiting for a request */
 	int retiring;      /* of those, cancelled by calls_trim */
+	int held_peak;     /* the most held since the last trim */
 	int said_full;     /* that it holds IPC_CALLS_MAX requests */
 	ev_timer trim;
 	ipc_request_fn fn;
@@ -331,9 +332,12 @@ call_on_loop(struct op *op)
 	c->pipe = nng_msg_get_pipe(m);
 	/* A request is held until its answer (an inference, a run waited
 	 * on), and a socket with no call waiting for a request takes no
-	 * frame at all: not a cancel, not a more urgent request. */
-	if (c->server->receiving == 0)
+	 * frame at all: not a cancel, not a more urgent request. Those
+	 * whose receive calls_trim_cb cancelled wait no more. */
+	if (c->server->receiving == c->server->retiring)
 		calls_add(c->server, c->server->ncalls);
+	if (c->server->ncalls - c->server->receiving > c->server->held_peak)
+		c->server->held_peak = c->server->ncalls - c->server->receiving;
 	c->server->fn(c->server->arg, c, nng_msg_body(m), nng_msg_len(m));
 	nng_msg_free(m);
 }
@@ -403,24 +407,29 @@ call_retire(struct ipc_call *c)
 	nng_ctx_close(c->ctx);
 	nng_aio_free(c->op.aio);
 	free(c);
+	/* The calls kept took requests before this came back: the growth
+	 * they skipped, as they counted this one as waiting. */
+	if (s->receiving == s->retiring)
+		calls_add(s, s->ncalls);
 }
 
 /*
  * Gives back what a burst of requests added, once they are answered: the
- * calls beyond twice as many as are held, and beyond those the server
- * started with, stop waiting for a request. Once a second, so that a
- * server that grows again soon has them still.
+ * calls beyond twice the most held over the last second, and beyond those
+ * the server started with, stop waiting for a request.
  */
 static void
 calls_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ipc_server *s = w->data;
 	int held = s->ncalls - s->receiving;
-	int keep = held * 2 > s->initial_calls ? held * 2 : s->initial_calls;
+	int peak = s->held_peak > held ? s->held_peak : held;
+	int keep = peak * 2 > s->initial_calls ? peak * 2 : s->initial_calls;
 	int surplus = s->ncalls - s->retiring - keep;
 
 	(void)loop;
 	(void)revents;
+	s->held_peak = held;
 	for (int i = s->ncalls - 1; i >= 0 && surplus > 0; i--) {
 		struct ipc_call *c = s->calls[i];
 

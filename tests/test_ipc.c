@@ -50,9 +50,11 @@ teardown(void)
 
 TestSuite(ipc, .init = setup, .fini = teardown, .timeout = 20);
 
-/* Echoes at once, or holds calls to answer them later in reverse. */
+/* Echoes at once, or holds calls to answer them later in reverse. The
+ * server's contexts once all are held, when it is `serving`. */
 static struct ipc_call *held[64];
-static int nheld, hold;
+static int nheld, hold, calls_all_held;
+static struct ipc_server *serving;
 
 static void
 echo(void *arg, struct ipc_call *call, const void *data, size_t len)
@@ -60,6 +62,8 @@ echo(void *arg, struct ipc_call *call, const void *data, size_t len)
 	(void)arg;
 	if (hold) {
 		held[nheld++] = call;
+		if (nheld == hold && serving != NULL)
+			calls_all_held = ipc_server_calls(serving);
 		if (nheld == hold)
 			for (int i = nheld - 1; i >= 0; i--)
 				ipc_reply(held[i], "late", 4);
@@ -188,13 +192,15 @@ Test(ipc, a_server_gives_back_the_contexts_a_burst_added)
 	int want = 40;
 
 	hold = 40;
-	nheld = 0;
+	nheld = calls_all_held = 0;
+	serving = s;
 	answered = failed = 0;
 	for (int i = 0; i < 40; i++)
 		cr_assert_eq(ipc_request(c, "x", 1, 5000, got, &want), 0);
 	run_for(10);
+	serving = NULL;
 	cr_assert_eq(answered, 40, "answered %d, failed %d", answered, failed);
-	cr_assert_geq(ipc_server_calls(s), 40, "grown for the burst");
+	cr_assert_geq(calls_all_held, 40, "grown for the burst");
 	hold = 0;
 	cr_assert(
 	    contexts_within(s, 2, 5), "%d contexts kept", ipc_server_calls(s));
@@ -206,6 +212,101 @@ Test(ipc, a_server_gives_back_the_contexts_a_burst_added)
 	cr_assert_str_eq(last, "again");
 	ipc_client_close(c);
 	ipc_server_close(s);
+}
+
+/*
+ * A trim whose tick comes as the loop is back from being busy, with
+ * requests already in for the calls it keeps: the calls whose receive it
+ * cancels wait for nothing, and once the kept ones hold those requests,
+ * more must come to wait for the next. The loop is held past the second
+ * tick (the first keeps what the burst before it held), and the requests
+ * are sent just before it.
+ */
+static struct ipc_call *kept[64];
+static int nkept, probe_taken, no_break = 1 << 30;
+static ev_tstamp listened;
+static struct ipc_client *trimmed_client;
+
+static void
+hold_all_but_probe(
+    void *arg, struct ipc_call *call, const void *data, size_t len)
+{
+	(void)arg;
+	if (len == 5 && memcmp(data, "probe", 5) == 0) {
+		probe_taken = 1;
+		ipc_reply(call, data, len);
+		return;
+	}
+	kept[nkept++] = call;
+}
+
+static void
+busy_past_the_tick(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)w;
+	(void)revents;
+	while (ev_time() < listened + 2.05)
+		usleep(1000);
+}
+
+static void
+send_before_the_tick(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)w;
+	(void)revents;
+	for (int i = 0; i < 40; i++)
+		ipc_request(trimmed_client, "y", 1, 20000, got, &no_break);
+	/* nng's threads take them meanwhile. */
+	usleep(300000);
+}
+
+static int
+reached_within(int *v, int n, double seconds)
+{
+	for (int i = 0; i < seconds * 100 && *v < n; i++)
+		run_for(0.01);
+	return *v >= n;
+}
+
+Test(ipc, a_server_trimmed_as_its_kept_calls_fill_still_takes_requests)
+{
+	struct ipc_server *s =
+	    ipc_listen(loop, url, 2, hold_all_but_probe, NULL);
+	ev_timer busy, send;
+	int taken;
+
+	listened = ev_now(loop); /* the trim ticks 1 s on, and each second */
+	trimmed_client = ipc_dial(loop, url);
+	nkept = probe_taken = 0;
+	answered = failed = 0;
+	for (int i = 0; i < 40; i++)
+		ipc_request(trimmed_client, "x", 1, 20000, got, &no_break);
+	cr_assert(reached_within(&nkept, 40, 0.5));
+	cr_assert_eq(ipc_server_calls(s), 64);
+	for (int i = 0; i < 40; i++)
+		ipc_reply(kept[i], "x", 1);
+	nkept = 0;
+	cr_assert(reached_within(&answered, 40, 0.5));
+	ev_now_update(loop);
+	cr_assert_lt(ev_now(loop), listened + 1.7, "too slow to set it up");
+	ev_timer_init(
+	    &busy, busy_past_the_tick, listened + 1.7 - ev_now(loop), 0);
+	ev_timer_init(
+	    &send, send_before_the_tick, listened + 1.9 - ev_now(loop), 0);
+	ev_timer_start(loop, &busy);
+	ev_timer_start(loop, &send);
+	run_for(2.6);
+	cr_assert_eq(nkept, 40);
+	ipc_request(trimmed_client, "probe", 5, 20000, got, &no_break);
+	taken = reached_within(&probe_taken, 1, 2.0);
+	for (int i = 0; i < nkept; i++)
+		ipc_reply(kept[i], "y", 1);
+	run_for(0.5);
+	ipc_client_close(trimmed_client);
+	ipc_server_close(s);
+	cr_assert(taken, "a request waited unread with %d held", 40);
 }
 
 Test(ipc, a_request_no_server_takes_fails_at_its_timeout_as_not_connected)
