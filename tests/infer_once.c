@@ -36,6 +36,23 @@ ask(nng_socket sock, const char *data, size_t *len)
 	return buf;
 }
 
+/* Sends the frame w holds before the request, and drops its answer. */
+static int
+send_before(nng_socket sock, struct msg_writer *w, const char *what)
+{
+	size_t len;
+	const char *data = msg_data(w, &len);
+	void *buf = ask(sock, data, &len);
+
+	msg_writer_free(w);
+	if (buf == NULL) {
+		fprintf(stderr, "infer_once: the %s had no answer\n", what);
+		return -1;
+	}
+	nng_free(buf, len);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -90,30 +107,16 @@ main(int argc, char **argv)
 		    .pid = (int64_t)(req.id >> 32)};
 
 		msg_hello_encode(&w, &h);
-		data = msg_data(&w, &len);
-		buf = ask(sock, data, &len);
-		msg_writer_free(&w);
-		if (buf == NULL) {
-			fprintf(
-			    stderr, "infer_once: the hello had no answer\n");
+		if (send_before(sock, &w, "hello") != 0)
 			return 1;
-		}
-		nng_free(buf, len);
 	}
 	if (cancel_first) {
 		struct msg_cancel c = {
 		    .id = req.id, .worker = req.worker, .given_up = given_up};
 
 		msg_cancel_encode(&w, &c);
-		data = msg_data(&w, &len);
-		buf = ask(sock, data, &len);
-		msg_writer_free(&w);
-		if (buf == NULL) {
-			fprintf(
-			    stderr, "infer_once: the cancel had no answer\n");
+		if (send_before(sock, &w, "cancel") != 0)
 			return 1;
-		}
-		nng_free(buf, len);
 	}
 	req.prompt = argv[2];
 	snprintf(req.agent, sizeof(req.agent), "infer_once");

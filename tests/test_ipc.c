@@ -110,11 +110,23 @@ run_for(double seconds)
 	ev_timer_stop(loop, &t);
 }
 
+/* Whether a request of text comes back as it went, alone. */
+static void
+assert_echoed(struct ipc_client *c, const char *text)
+{
+	int want = 1;
+
+	answered = failed = 0;
+	cr_assert_eq(ipc_request(c, text, strlen(text), 5000, got, &want), 0);
+	run_for(10);
+	cr_assert_eq(answered, 1);
+	cr_assert_str_eq(last, text);
+}
+
 Test(ipc, a_request_gets_its_answer_on_the_loop)
 {
 	struct ipc_server *s = ipc_listen(loop, url, 4, echo, NULL);
 	struct ipc_client *c = ipc_dial(loop, url);
-	int want = 1;
 	struct stat st;
 	char path[128];
 
@@ -123,11 +135,7 @@ Test(ipc, a_request_gets_its_answer_on_the_loop)
 	snprintf(path, sizeof(path), "%s/test.sock", dir);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "the socket is private");
-	answered = failed = 0;
-	cr_assert_eq(ipc_request(c, "hello", 5, 5000, got, &want), 0);
-	run_for(10);
-	cr_assert_eq(answered, 1);
-	cr_assert_str_eq(last, "hello");
+	assert_echoed(c, "hello");
 	ipc_client_close(c);
 	ipc_server_close(s);
 }
@@ -204,12 +212,7 @@ Test(ipc, a_server_gives_back_the_contexts_a_burst_added)
 	hold = 0;
 	cr_assert(
 	    contexts_within(s, 2, 5), "%d contexts kept", ipc_server_calls(s));
-	want = 1;
-	answered = failed = 0;
-	cr_assert_eq(ipc_request(c, "again", 5, 5000, got, &want), 0);
-	run_for(10);
-	cr_assert_eq(answered, 1);
-	cr_assert_str_eq(last, "again");
+	assert_echoed(c, "again");
 	ipc_client_close(c);
 	ipc_server_close(s);
 }
