@@ -1312,10 +1312,12 @@ job_drop(struct job *j, const char *why)
 	if (j->running) {
 		ollama_cancel(b->backend, j);
 		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
-	} else {
-		/* Waiting in the policy, or for a retry (job_free stops its
-		 * timer). */
-		policy_cancel(b->policy, msg_clock_ms(), j->seq);
+	} else if (!policy_cancel(b->policy, msg_clock_ms(), j->seq)) {
+		/* Given a slot by the policy, its dispatch not carried out
+		 * yet (a drop of many, apply after them all): the slot frees.
+		 * Or waiting for a retry, unknown to the policy, which job_free
+		 * stops. */
+		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
 	}
 	refuse(j->call, INFER_FAILED, why, j->req.id);
 	job_free(j);
@@ -1650,7 +1652,8 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		return;
 	}
 	if (request_of_ended(b, j->req.worker, j->req.id)) {
-		refuse(call, INFER_FAILED, "its worker ended", j->req.id);
+		refuse(call, INFER_FAILED, "its worker had ended when it came",
+		    j->req.id);
 		msg_infer_free(&j->req);
 		free(j);
 		return;

@@ -1147,7 +1147,14 @@ plan_dispatch(struct policy *p, int64_t now)
 		double best = -1, left = drain_left(p, now);
 		size_t pick = 0;
 		struct preq r;
+		int any = 0;
 
+		/* Nothing a slot could take, as while the model a burst waits
+		 * for loads: no walk of all that wait. */
+		for (int k = 0; k < p->n && !any; k++)
+			any = p->m[k].waiting > 0 && dispatchable(p, k, left);
+		if (!any)
+			return;
 		for (size_t i = 0; i < p->nwaiting; i++) {
 			double u = order_key(p, &p->waiting[i], now);
 

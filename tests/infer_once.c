@@ -7,10 +7,10 @@
  * hello before it from the process its id names (-H).
  * The request's id is one of its own, or ID: the broker answers a request
  * it has just answered with that answer again. It comes from worker 4001,
- * which no supervisor runs, or from WORKER, and asks for 8 tokens, or
- * TOKENS.
+ * which no supervisor runs, or from WORKER, asks for 8 tokens, or TOKENS,
+ * and is of normal priority, or PRIORITY (low, normal, high).
  * Usage: infer_once [-c [-g]] [-H] [-i ID] [-w WORKER] [-n TOKENS]
- *        BROKER_URL TIER PROMPT
+ *        [-p PRIORITY] BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
 
@@ -76,7 +76,7 @@ main(int argc, char **argv)
 
 	int cancel_first = 0, given_up = 0, hello_first = 0, opt;
 
-	while ((opt = getopt(argc, argv, "cgHi:n:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "cgHi:n:p:w:")) != -1) {
 		if (opt == 'c')
 			cancel_first = 1;
 		else if (opt == 'H')
@@ -89,6 +89,12 @@ main(int argc, char **argv)
 			req.worker = atoi(optarg);
 		else if (opt == 'n')
 			req.num_predict = atoi(optarg);
+		else if (opt == 'p' && strcmp(optarg, "low") == 0)
+			req.priority = PRIO_LOW;
+		else if (opt == 'p' && strcmp(optarg, "high") == 0)
+			req.priority = PRIO_HIGH;
+		else if (opt == 'p' && strcmp(optarg, "normal") == 0)
+			req.priority = PRIO_NORMAL;
 		else
 			goto usage;
 	}
@@ -146,6 +152,6 @@ main(int argc, char **argv)
 usage:
 	fprintf(stderr,
 	    "usage: infer_once [-c [-g]] [-H] [-i ID] [-w WORKER] [-n TOKENS] "
-	    "BROKER_URL TIER PROMPT\n");
+	    "[-p PRIORITY] BROKER_URL TIER PROMPT\n");
 	return 2;
 }

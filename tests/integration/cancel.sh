@@ -162,7 +162,7 @@ next_pid() {
 check "the worker's next process says hello to the broker" next_pid
 check "a request of the process before it is refused" \
 	eq "$("$BUILD/tests/infer_once" -w "$thinker_worker" -i "$(((thinker_pid << 32) | 1))" \
-		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker ended"
+		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker had ended when it came"
 # A hello from a process that has ended already, as a worker's frames may
 # cross its end: a request in its name is refused at once, not run.
 true &
@@ -170,7 +170,7 @@ gone=$!
 wait "$gone"
 check "a request of a process that said hello once ended is refused" \
 	eq "$("$BUILD/tests/infer_once" -H -w 6 -i "$(((gone << 32) | 1))" \
-		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker ended"
+		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker had ended when it came"
 check "as the broker saw the end at the hello" \
 	wait_log "worker 6's process $gone has ended already"
 check "the supervisor stops cleanly on SIGINT" stopped INT

@@ -46,6 +46,33 @@ check "a run text that starts with - reaches the backend as it was given" \
 	wait_log "^GATE first -h --json -t$" "$MODE.log"
 "$CTL" -c "$TMP/ollamax.conf" run first -- -w
 check "and one after --" wait_log "^GATE first -w$" "$MODE.log"
+# A worker's process that ends with a request of it running and an older
+# one waiting: the drop of the running one gives its slot to the waiting
+# one in the policy before the broker has carried that out, and the drop
+# of that one must free the slot again, not leave it taken for good.
+rm -f "$MODE.open"
+"$CTL" -c "$TMP/ollamax.conf" run first held
+check "a run takes the slot, and is held there" \
+	wait_log "GATE first held" "$MODE.log"
+sleep 1000 &
+standin=$!
+PIDS+=("$standin")
+"$BUILD/tests/infer_once" -p low -w 6 -i "$(((standin << 32) | 1))" \
+	"ipc://$TMP/run/broker.sock" light 'older low' >/dev/null 2>&1 &
+check "a low request of a process of worker 6 waits" \
+	status_until 's["broker"]["queued"] == 1'
+"$BUILD/tests/infer_once" -p high -w 6 -i "$(((standin << 32) | 2))" \
+	"ipc://$TMP/run/broker.sock" light 'newer high' >/dev/null 2>&1 &
+check "then a high one" status_until 's["broker"]["queued"] == 2'
+"$CTL" -c "$TMP/ollamax.conf" kill first
+check "the high one takes the slot" wait_log "GATE newer high" "$MODE.log"
+kill "$standin"
+check "the broker drops both as the process ends" \
+	wait_log "worker 6's process $standin ended: 2 requests dropped"
+check "and holds no slot for them" \
+	status_until 's["broker"]["queued"] == 0 and s["broker"]["busy"] == 0'
+touch "$MODE.open"
+
 # More requests waiting at the broker than the 1024 contexts it starts
 # with, each holding one until answered, all sent at once: a cancel still
 # comes in within the 5 s many_waiting gives it, and a more urgent request
