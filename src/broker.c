@@ -2133,6 +2133,12 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_init(&b->unload_poll, unload_poll_cb);
 	b->unload_poll.data = b;
 	plan_models(b);
+	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
+		b->workers[w].b = b;
+		b->workers[w].index = w;
+		b->workers[w].fd = -1;
+		ev_init(&b->workers[w].ended, worker_ended_cb);
+	}
 	snprintf(url, sizeof(url), "ipc://%s/broker.sock", runtime);
 	/* One context per request in flight from all workers together. */
 	b->server = ipc_listen(loop, url, BROKER_CONTEXTS, on_request, b);
@@ -2147,12 +2153,6 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_init(&b->report, report_cb, 0.05, 1.0);
 	b->report.data = b;
 	ev_timer_start(loop, &b->report);
-	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
-		b->workers[w].b = b;
-		b->workers[w].index = w;
-		b->workers[w].fd = -1;
-		ev_init(&b->workers[w].ended, worker_ended_cb);
-	}
 	ev_timer_init(&b->workers_watch, workers_watch_cb, 1.0, 1.0);
 	b->workers_watch.data = b;
 	ev_timer_start(loop, &b->workers_watch);

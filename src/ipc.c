@@ -143,7 +143,7 @@ struct ipc_call {
 	enum call_state state;
 	nng_pipe pipe; /* the connection the request came on */
 	int index;     /* in its server's calls */
-	int retiring;  /* its receive cancelled by calls_trim */
+	int retiring;  /* its receive cancelled by calls_trim_cb */
 };
 
 /* Answers given to a connection, for as long as it is open. */
@@ -160,7 +160,7 @@ struct ipc_server {
 	int ncalls;
 	int initial_calls; /* as many as it started with */
 	int receiving;     /* calls waiting for a request */
-	int retiring;      /* of those, cancelled by calls_trim */
+	int retiring;      /* of those, cancelled by calls_trim_cb */
 	int held_peak;     /* the most held since the last trim */
 	int said_full;     /* that it holds IPC_CALLS_MAX requests */
 	ev_timer trim;

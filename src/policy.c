@@ -60,7 +60,7 @@ struct preq {
  */
 struct oldest {
 	int known; /* else looked for at the next ask */
-	int any;   /* none waits */
+	int any;   /* 0: none waits */
 	int64_t arrived;
 	uint64_t offered;
 };
@@ -334,8 +334,9 @@ urgency(const struct policy *p, const struct preq *r, int64_t now)
 	return waited_share(p, r->arrived, r->prio, now);
 }
 
+/* Whether r is more pressed than the one o names, or o names none. */
 static int
-oldest_after(const struct oldest *o, const struct preq *r)
+comes_first(const struct preq *r, const struct oldest *o)
 {
 	return !o->any || r->arrived < o->arrived ||
 	    (r->arrived == o->arrived && r->offered < o->offered);
@@ -346,7 +347,7 @@ oldest_joined(struct policy *p, const struct preq *r)
 {
 	struct oldest *o = &p->m[r->model].oldest[r->prio];
 
-	if (o->known && oldest_after(o, r))
+	if (o->known && comes_first(r, o))
 		*o = (struct oldest){1, 1, r->arrived, r->offered};
 }
 
@@ -370,7 +371,7 @@ oldest_waiting(struct policy *p, int k, int prio)
 			const struct preq *r = &p->waiting[i];
 
 			if (r->model == k && r->prio == prio &&
-			    oldest_after(o, r))
+			    comes_first(r, o))
 				*o = (struct oldest){
 				    1, 1, r->arrived, r->offered};
 		}
