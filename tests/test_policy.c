@@ -155,6 +155,35 @@ Test(policy, never_more_than_parallel_requests_are_in_flight)
 	policy_free(p);
 }
 
+/*
+ * The broker drops a worker's requests together and carries out the
+ * actions after: one given a slot meanwhile is no longer the policy's to
+ * forget, and its end frees the slot. An end the policy knows nothing of
+ * changes nothing.
+ */
+Test(
+    policy, a_request_dropped_before_its_dispatch_is_carried_out_frees_its_slot)
+{
+	struct policy *p = box();
+	struct policy_view v;
+
+	policy_arrive(p, 0, 1, TINY, NORMAL, 0);
+	policy_loaded(p, 1000, TINY, LOAD_OK, 0);
+	actions(p);
+	policy_arrive(p, 1000, 2, TINY, NORMAL, 1000);
+	cr_assert_str_eq(
+	    on_arrive(p, 1000, 3, TINY, NORMAL, 1000), "dispatch 2@2");
+	cr_assert_str_eq(on_done(p, 1500, 2, 500), "dispatch 3@2");
+	cr_assert_eq(policy_cancel(p, 1500, 3), 0);
+	cr_assert_str_eq(on_done(p, 1500, 3, 0), "");
+	cr_assert_str_eq(on_done(p, 1500, 99, 0), "");
+	policy_view(p, 1500, &v);
+	cr_assert_eq(v.busy, 1, "request 1 alone runs");
+	cr_assert_str_eq(
+	    on_arrive(p, 1600, 4, TINY, NORMAL, 1600), "dispatch 4@2");
+	policy_free(p);
+}
+
 Test(policy, a_model_that_fits_beside_the_resident_one_loads_without_eviction)
 {
 	struct policy *p = box();

@@ -58,11 +58,13 @@ sleep 1000 &
 standin=$!
 PIDS+=("$standin")
 "$BUILD/tests/infer_once" -p low -w 6 -i "$(((standin << 32) | 1))" \
-	"ipc://$TMP/run/broker.sock" light 'older low' >/dev/null 2>&1 &
+	"ipc://$TMP/run/broker.sock" light 'older low' >"$TMP/low.out" 2>&1 &
+low=$!
 check "a low request of a process of worker 6 waits" \
 	status_until 's["broker"]["queued"] == 1'
 "$BUILD/tests/infer_once" -p high -w 6 -i "$(((standin << 32) | 2))" \
-	"ipc://$TMP/run/broker.sock" light 'newer high' >/dev/null 2>&1 &
+	"ipc://$TMP/run/broker.sock" light 'newer high' >"$TMP/high.out" 2>&1 &
+high=$!
 check "then a high one" status_until 's["broker"]["queued"] == 2'
 "$CTL" -c "$TMP/ollamax.conf" kill first
 check "the high one takes the slot" wait_log "GATE newer high" "$MODE.log"
@@ -71,7 +73,15 @@ check "the broker drops both as the process ends" \
 	wait_log "worker 6's process $standin ended: 2 requests dropped"
 check "and holds no slot for them" \
 	status_until 's["broker"]["queued"] == 0 and s["broker"]["busy"] == 0'
+wait "$low" "$high" || true
+check "both senders heard why" \
+	eq "$(cat "$TMP/low.out" "$TMP/high.out")" "failed: its worker ended
+failed: its worker ended"
 touch "$MODE.open"
+check "a request after them is served" \
+	has "$("$BUILD/tests/infer_once" "ipc://$TMP/run/broker.sock" light 'after them')" "ok: "
+check "and the low one never reached the backend" \
+	sh -c "! grep -q '^GATE older low' '$MODE.log'"
 
 # More requests waiting at the broker than the 1024 contexts it starts
 # with, each holding one until answered, all sent at once: a cancel still
