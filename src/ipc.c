@@ -353,7 +353,7 @@ call_aio_cb(void *arg)
 /*
  * The most calls a server holds: each waits for a request, or holds one
  * until it is answered, and costs some 850 bytes with nng's context and
- * aio (55 MiB at the bound, given back after: see calls_trim_cb). A bound
+ * aio (53 MiB at the bound, given back after: see calls_trim_cb). A bound
  * nonetheless, as the requests held keep their prompts.
  */
 #define IPC_CALLS_MAX 65536
@@ -407,8 +407,8 @@ call_retire(struct ipc_call *c)
 	nng_ctx_close(c->ctx);
 	nng_aio_free(c->op.aio);
 	free(c);
-	/* The calls kept took requests before this came back: the growth
-	 * they skipped, as they counted this one as waiting. */
+	/* A server at IPC_CALLS_MAX could not grow as its kept calls
+	 * filled: this one's room can now be had. */
 	if (s->receiving == s->retiring)
 		calls_add(s, s->ncalls);
 }
