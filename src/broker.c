@@ -211,6 +211,10 @@ struct broker {
 		struct broker *b;
 		int index;
 		pid_t pid; /* 0: none known */
+		unsigned long long started; /* its proc_started, 0: not told */
+		/* The last process watched that ended: its requests are
+		 * nobody's even once its number is another's. */
+		pid_t ended_pid;
 		/* On its proc_end_fd (-1: none), active while it watches;
 		 * without one, workers_watch looks at the process each
 		 * second. */
@@ -1433,6 +1437,23 @@ worker_unwatch(struct worker_process *wp)
 		close(wp->fd);
 	wp->fd = -1;
 	wp->pid = 0;
+	wp->started = 0;
+}
+
+/*
+ * Whether the process watched has ended by its number's look: gone, a
+ * zombie, or the number now another process's, one that started at
+ * another time than the one that said hello.
+ */
+static int
+worker_process_gone(const struct worker_process *wp)
+{
+	unsigned long long started;
+
+	if (proc_ended(wp->pid))
+		return 1;
+	return wp->started != 0 && (started = proc_started(wp->pid)) != 0 &&
+	    started != wp->started;
 }
 
 static void
@@ -1441,6 +1462,7 @@ worker_process_ended(struct worker_process *wp)
 	pid_t pid = wp->pid;
 	int dropped;
 
+	wp->ended_pid = pid;
 	worker_unwatch(wp);
 	if ((dropped = requests_of_ended_drop(wp->b, wp->index, pid, 0)) > 0)
 		log_info("worker %d's process %ld ended: %d request%s dropped",
@@ -1464,49 +1486,63 @@ worker_ended_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 /*
- * Worker w runs as process pid: the one it is watched by. Returns -1 if
- * that process is gone already, its number free or another's thread.
+ * Worker w runs as process pid, which started at `started` (0: not told):
+ * the one it is watched by. Returns -1 if that process is gone already,
+ * its number free, another's thread, or another's process: a number taken
+ * again between the hello and the watch would have the broker watch a
+ * stranger. Once the descriptor is open, it holds the process it was
+ * opened for, so a start time read after it tells which that is.
  */
 static int
-worker_watch(struct broker *b, int w, pid_t pid)
+worker_watch(struct broker *b, int w, pid_t pid, unsigned long long started)
 {
 	struct worker_process *wp = &b->workers[w];
+	int error;
 
 	worker_unwatch(wp);
 	wp->pid = pid;
+	wp->started = started;
 	if ((wp->fd = proc_end_fd(pid)) >= 0) {
+		if (worker_process_gone(wp)) {
+			close(wp->fd);
+			wp->fd = -1;
+			return -1;
+		}
 		ev_io_init(&wp->ended, worker_ended_cb, wp->fd, EV_READ);
 		wp->ended.data = wp;
 		ev_io_start(b->loop, &wp->ended);
 		return 0;
 	}
-	if (errno == ESRCH || errno == ENOENT || errno == EINVAL)
+	error = errno;
+	if (error == ESRCH || error == ENOENT || error == EINVAL ||
+	    worker_process_gone(wp))
 		return -1;
-	if (errno == ENOSYS || errno == EPERM) {
+	if (error == ENOSYS || error == EPERM) {
 		static int said;
 
 		if (!said)
 			log_info("pidfd_open: %s: workers' processes are "
 			         "looked at each second for their end",
-			    strerror(errno));
+			    strerror(error));
 		said = 1;
 	} else {
 		log_warnx("pidfd_open of worker %d's process %ld: %s: it is "
 		          "looked at each second for its end",
-		    w, (long)pid, strerror(errno));
+		    w, (long)pid, strerror(error));
 	}
 	return 0;
 }
 
-/* Worker `worker` now runs as process pid. */
+/* Worker `worker` now runs as process pid, started at `started`. */
 static void
-worker_began(struct broker *b, int worker, pid_t pid)
+worker_began(
+    struct broker *b, int worker, pid_t pid, unsigned long long started)
 {
 	int dropped = requests_of_ended_drop(b, worker, pid, 1);
 
 	log_info("worker %d runs as process %ld", worker, (long)pid);
 	if (worker >= 0 && worker < CONFIG_WORKERS_MAX &&
-	    worker_watch(b, worker, pid) < 0) {
+	    worker_watch(b, worker, pid, started) < 0) {
 		log_info("worker %d's process %ld has ended already", worker,
 		    (long)pid);
 		worker_process_ended(&b->workers[worker]);
@@ -1533,10 +1569,11 @@ request_of_ended(struct broker *b, int worker, uint64_t id)
 	if (worker < 0 || worker >= CONFIG_WORKERS_MAX || pid == 0 ||
 	    pid > INT32_MAX || b->workers[worker].pid == (pid_t)pid)
 		return 0;
-	if (proc_ended((pid_t)pid))
+	if (b->workers[worker].ended_pid == (pid_t)pid ||
+	    proc_ended((pid_t)pid))
 		return 1;
 	if (b->workers[worker].pid == 0 &&
-	    worker_watch(b, worker, (pid_t)pid) < 0) {
+	    worker_watch(b, worker, (pid_t)pid, 0) < 0) {
 		b->workers[worker].pid = 0;
 		return 1;
 	}
@@ -1554,7 +1591,7 @@ workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
 		struct worker_process *wp = &b->workers[w];
 
-		if (wp->pid > 0 && wp->fd < 0 && proc_ended(wp->pid))
+		if (wp->pid > 0 && wp->fd < 0 && worker_process_gone(wp))
 			worker_process_ended(wp);
 	}
 }
@@ -1580,7 +1617,7 @@ on_hello(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 		return;
 	}
 	refuse(call, INFER_OK, "", 0);
-	worker_began(b, h.index, (pid_t)h.pid);
+	worker_began(b, h.index, (pid_t)h.pid, h.started);
 }
 
 static void

@@ -561,10 +561,11 @@ static void
 child_encode(
     struct msg_writer *w, enum msg_type type, const struct msg_hello *m)
 {
-	msg_begin(w, type, 3);
+	msg_begin(w, type, 4);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
+	msg_put_uint(w, "started", m->started);
 }
 
 static enum msg_error
@@ -577,7 +578,8 @@ child_decode(struct msg_reader *r, enum msg_type type, struct msg_hello *m)
 	if ((e = expect_type(r, type)) ||
 	    (e = msg_get_int(r, "role", &role, ROLE_BROKER, ROLE_WORKER, 1)) ||
 	    (e = msg_get_int(r, "index", &index, 0, 4096, 1)) ||
-	    (e = msg_get_int(r, "pid", &pid, 1, INT32_MAX, 1)))
+	    (e = msg_get_int(r, "pid", &pid, 1, INT32_MAX, 1)) ||
+	    (e = msg_get_uint(r, "started", &m->started, 0)))
 		return e;
 	m->role = (int)role;
 	m->index = (int)index;

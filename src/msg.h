@@ -146,6 +146,9 @@ struct msg_hello {
 	int role; /* enum msg_role */
 	int index;
 	int64_t pid;
+	/* proc_started of pid, 0 if not known: the number alone may name
+	 * another process by the time it is read. */
+	uint64_t started;
 };
 
 enum msg_priority { PRIO_LOW, PRIO_NORMAL, PRIO_HIGH };

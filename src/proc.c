@@ -145,28 +145,66 @@ proc_is_ours(void)
 	return ours;
 }
 
-/* The state of a process as /proc/PID/stat gives it ('R', 'Z'...), or 0
- * if it does not. */
-static char
-proc_state(pid_t pid)
+/*
+ * The fields of /proc/PID/stat from the state on ("S 1 ..."), in stat, of
+ * size bytes; NULL if it does not give them.
+ */
+static const char *
+proc_stat_fields(pid_t pid, char *stat, size_t size)
 {
-	char path[64], stat[512], *paren;
+	char path[64], *paren;
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	n = read(fd, stat, sizeof(stat) - 1);
+		return NULL;
+	n = read(fd, stat, size - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	stat[n] = '\0';
 	/* "pid (comm) state ...": comm may hold any byte but NUL, ')' and
 	 * newlines too, and nothing after it holds a ')'. */
-	if ((paren = strrchr(stat, ')')) == NULL || paren[1] != ' ')
+	if ((paren = strrchr(stat, ')')) == NULL || paren[1] != ' ' ||
+	    paren[2] == '\0')
+		return NULL;
+	return paren + 2;
+}
+
+/* The state of a process as /proc/PID/stat gives it ('R', 'Z'...), or 0
+ * if it does not. */
+static char
+proc_state(pid_t pid)
+{
+	char stat[512];
+	const char *fields = proc_stat_fields(pid, stat, sizeof(stat));
+
+	return fields != NULL ? fields[0] : 0;
+}
+
+unsigned long long
+proc_started(pid_t pid)
+{
+	char stat[1024], *end;
+	const char *at;
+	unsigned long long started;
+
+	if (!proc_is_ours() ||
+	    (at = proc_stat_fields(pid, stat, sizeof(stat))) == NULL)
 		return 0;
-	return paren[2];
+	/* starttime is the 22nd field, the 20th from the state. */
+	for (int field = 3; field < 22; field++)
+		if ((at = strchr(at, ' ')) == NULL)
+			return 0;
+		else
+			at++;
+	errno = 0;
+	started = strtoull(at, &end, 10);
+	if (errno != 0 || end == at ||
+	    (*end != ' ' && *end != '\n' && *end != '\0'))
+		return 0;
+	return started;
 }
 
 int

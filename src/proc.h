@@ -65,6 +65,14 @@ long proc_rss_kb(pid_t pid);
 int proc_ended(pid_t pid);
 
 /*
+ * When process pid started, in clock ticks after boot (the starttime of
+ * /proc/PID/stat). With its number it names the process for good, where
+ * the number alone is taken again by another once the process has ended.
+ * 0 if not known: the process gone, or no /proc of this pid namespace.
+ */
+unsigned long long proc_started(pid_t pid);
+
+/*
  * A descriptor that turns readable when process pid ends, as a zombie
  * already: the kernel's own, by the process rather than its number, so that
  * the number taken again by another process or a /proc of another pid

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "log.h"
 #include "msg.h"
+#include "proc.h"
 #include "role.h"
 #include "task.h"
 #include "template.h"
@@ -908,8 +909,10 @@ answer_unread(void *arg, int err, const void *data, size_t len)
 static void
 broker_hello(struct worker *w)
 {
-	struct msg_hello h = {
-	    .role = ROLE_WORKER, .index = w->index, .pid = getpid()};
+	struct msg_hello h = {.role = ROLE_WORKER,
+	    .index = w->index,
+	    .pid = getpid(),
+	    .started = proc_started(getpid())};
 	struct msg_writer mw;
 	const char *data;
 	size_t len;

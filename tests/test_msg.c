@@ -128,7 +128,11 @@ Test(msg, a_result_frame_survives_a_round_trip)
 
 Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 {
-	struct msg_hello h = {.role = ROLE_WORKER, .index = 3, .pid = 1234}, h2;
+	struct msg_hello h = {.role = ROLE_WORKER,
+	                     .index = 3,
+	                     .pid = 1234,
+	                     .started = 5678901234ULL},
+	                 h2;
 	struct msg_ctl c = {.json = 1,
 	                   .arg = "reviewer",
 	                   .until_ms = 7,
@@ -150,6 +154,7 @@ Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 	cr_assert_eq(h2.role, ROLE_WORKER);
 	cr_assert_eq(h2.index, 3);
 	cr_assert_eq(h2.pid, 1234);
+	cr_assert_eq(h2.started, 5678901234ULL);
 	msg_close(&r);
 	msg_writer_free(&w);
 

@@ -142,6 +142,44 @@ Test(ended, a_process_is_ended_once_a_zombie_and_once_reaped_not_before)
 }
 
 /*
+ * A process's start time names it while it lives: its name changed to one
+ * that a parser taking the first ')' would read fields from does not move
+ * it, a child started after this process did not start before it, and a
+ * process reaped has none.
+ */
+Test(started, a_process_is_named_by_its_start_time_while_it_lives)
+{
+	int told[2];
+	unsigned long long own = proc_started(getpid()), before, after;
+	pid_t pid;
+
+	cr_assert_neq(own, 0, "this process's start time");
+	cr_assert_eq(pipe(told), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		unsigned long long mine = proc_started(getpid());
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "x) 7 7 7 7 (y");
+		if (write(told[1], &mine, sizeof(mine)) != sizeof(mine))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	cr_assert_eq(read(told[0], &before, sizeof(before)), sizeof(before));
+	after = proc_started(pid);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	cr_assert_neq(before, 0, "the child's start time, as it read it");
+	cr_assert_eq(after, before, "the child's start time, once renamed");
+	cr_assert_geq(after, own, "a child started before its parent");
+	cr_assert_eq(proc_started(pid), 0, "a start time once reaped");
+	close(told[0]);
+	close(told[1]);
+}
+
+/*
  * In a mount namespace of its own, a file system on /proc that is not this
  * pid namespace's: it says a running process is a zombie. Exits 0 if
  * proc_ended took it as running, 1 if as ended, 77 if no mount namespace

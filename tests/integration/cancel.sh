@@ -173,5 +173,38 @@ check "a request of a process that said hello once ended is refused" \
 		"ipc://$TMP/run/broker.sock" light 'Say hi.')" "failed: its worker had ended when it came"
 check "as the broker saw the end at the hello" \
 	wait_log "worker 6's process $gone has ended already"
+# A hello whose process's number another process has taken since: the
+# start time it tells is not the living one's, so the broker knows its
+# sender ended, and watches nobody in its name. The same hello with the
+# living one's start time is that process's, and is served.
+sleep 300 &
+stranger=$!
+stranger_started=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$stranger/stat")
+check "a request of a process whose number another has taken is refused" \
+	eq "$("$BUILD/tests/infer_once" -H -S "$((stranger_started + 1))" -w 7 \
+		-i "$(((stranger << 32) | 1))" "ipc://$TMP/run/broker.sock" light 'Say hi.')" \
+		"failed: its worker had ended when it came"
+check "as the broker told the number's process from the one that said hello" \
+	wait_log "worker 7's process $stranger has ended already"
+check "the hello of the process that holds the number is served" \
+	grep -q '^ok: ' <("$BUILD/tests/infer_once" -H -S "$stranger_started" -w 8 \
+		-i "$(((stranger << 32) | 1))" "ipc://$TMP/run/broker.sock" light 'Say hi.')
+taken_as_living() { ! grep -q "worker 8's process $stranger has ended already" "$TMP/sup.log"; }
+check "and that process is watched, not taken as ended" taken_as_living
+kill "$stranger"
+wait "$stranger" 2>/dev/null || :
+# refused_after_end: a request in the ended process's name is refused,
+# within a second (the broker may read it before the end).
+refused_after_end() {
+	local n
+	for n in $(seq 2 21); do
+		[ "$("$BUILD/tests/infer_once" -w 8 -i "$(((stranger << 32) | n))" \
+			"ipc://$TMP/run/broker.sock" light 'Say hi.')" = "failed: its worker had ended when it came" ] &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "its end is seen: a request in its name is refused" refused_after_end
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish
