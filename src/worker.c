@@ -106,7 +106,9 @@ struct worker {
 	struct ipc_server *commands;
 	struct ipc_client *broker;
 	struct hub_link *hub;
-	uint64_t next_id;
+	/* An id's lower half, under the pid: it wraps after 2^32 requests,
+	 * all long answered by then, rather than spill into the pid. */
+	uint32_t next_id;
 	uint64_t rng;
 	int stopping;
 	ev_timer report;
