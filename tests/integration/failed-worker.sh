@@ -91,32 +91,9 @@ check "the supervisor stops cleanly" stopped
 # as after an OOM kill) is started again after the backoff, as after a
 # crash, rather than left FAILED at once. A library preloaded into the
 # supervisor makes fork fail while $TMP/nofork exists.
-cat >"$TMP/nofork.c" <<'C'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <errno.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-pid_t
-fork(void)
-{
-	static pid_t (*real)(void);
-	const char *gate = getenv("NOFORK_WHILE");
-
-	if (real == NULL)
-		real = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
-	if (gate != NULL && access(gate, F_OK) == 0) {
-		errno = EAGAIN;
-		return -1;
-	}
-	return real();
-}
-C
-cc -shared -fPIC -o "$TMP/nofork.so" "$TMP/nofork.c" -ldl || { echo "cannot build the fork shim"; exit 1; }
 mv "$TMP/sup.log" "$TMP/sup-before-nofork.log"
 # The sanitizers' runtime comes after the shim in the list of libraries.
-NOFORK_WHILE="$TMP/nofork" LD_PRELOAD="$TMP/nofork.so" \
+NOFORK_WHILE="$TMP/nofork" LD_PRELOAD="$BUILD/tests/nofork.so" \
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_fleet
 check "a supervisor that forks through the shim is up" status_until 's["agents"]["running"] == 4'
 forked_again() {

@@ -13,34 +13,8 @@ light_agent held "$TMP/extra/held.conf"
 # A worker held between starting the agent and answering, for as long as
 # $TMP/hold exists: a library preloaded into the fleet holds the write of
 # the log line the worker writes in between.
-cat >"$TMP/hold.c" <<'C'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-ssize_t
-write(int fd, const void *buf, size_t len)
-{
-	static ssize_t (*real)(int, const void *, size_t);
-	const char *gate = getenv("HOLD_WHILE"), *text = getenv("HOLD_WRITE_OF");
-	const struct timespec tick = {0, 10 * 1000 * 1000};
-
-	if (real == NULL)
-		real = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
-	/* 60 s at most: a test that fails does not leave it held. */
-	for (int i = 0; gate != NULL && text != NULL && i < 6000 &&
-	     memmem(buf, len, text, strlen(text)) != NULL &&
-	     access(gate, F_OK) == 0; i++)
-		nanosleep(&tick, NULL);
-	return real(fd, buf, len);
-}
-C
-cc -shared -fPIC -o "$TMP/hold.so" "$TMP/hold.c" -ldl || { echo "cannot build the write shim"; exit 1; }
 # The sanitizers' runtime comes after the shim in the list of libraries.
-HOLD_WHILE="$TMP/hold" HOLD_WRITE_OF=" held: started" LD_PRELOAD="$TMP/hold.so" \
+HOLD_WHILE="$TMP/hold" HOLD_WRITE_OF=" held: started" LD_PRELOAD="$BUILD/tests/hold.so" \
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_fleet
 check "the fleet comes up, 2 agents a worker" status_until 's["agents"]["running"] == 4'
 
