@@ -139,7 +139,7 @@ TAILQ_HEAD(job_list, job);
 /* An answer as it was sent, for a resend of its request. */
 struct kept_answer {
 	int worker;
-	uint64_t id;
+	uint64_t started, id; /* as find_job's */
 	char *frame;
 	size_t len;
 };
@@ -211,10 +211,11 @@ struct broker {
 		struct broker *b;
 		int index;
 		pid_t pid; /* 0: none known */
-		unsigned long long started; /* its proc_started, 0: not told */
-		/* The last process watched that ended: its requests are
-		 * nobody's even once its number is another's. */
+		uint64_t started; /* its proc_started, 0: not told */
+		/* The last process of the worker that ended: its requests
+		 * are nobody's, even once its number is another's. */
 		pid_t ended_pid;
+		uint64_t ended_started;
 		/* On its proc_end_fd (-1: none), active while it watches;
 		 * without one, workers_watch looks at the process each
 		 * second. */
@@ -268,6 +269,9 @@ job_request_cmp(const void *x, const void *y)
 	if (a->req.worker != b->req.worker)
 		return (a->req.worker > b->req.worker) -
 		    (a->req.worker < b->req.worker);
+	if (a->req.started != b->req.started)
+		return (a->req.started > b->req.started) -
+		    (a->req.started < b->req.started);
 	return (a->req.id > b->req.id) - (a->req.id < b->req.id);
 }
 
@@ -280,10 +284,15 @@ job_by_seq(struct broker *b, uint64_t seq)
 	return found != NULL ? *found : NULL;
 }
 
+/*
+ * A request by its worker, its process's start time and its id: a process
+ * that takes the number of one before it (in the id) starts its ids again.
+ */
 static struct job *
-find_job(struct broker *b, int worker, uint64_t id)
+find_job(struct broker *b, int worker, uint64_t started, uint64_t id)
 {
-	struct job key = {.req = {.worker = worker, .id = id}};
+	struct job key = {
+	    .req = {.worker = worker, .started = started, .id = id}};
 	void **found = tfind(&key, &b->jobs_by_request, job_request_cmp);
 
 	return found != NULL ? *found : NULL;
@@ -332,16 +341,18 @@ answer_keep(struct broker *b, const struct msg_infer *req, const char *frame,
 	memcpy(k->frame, frame, len);
 	k->len = len;
 	k->worker = req->worker;
+	k->started = req->started;
 	k->id = req->id;
 }
 
 static const struct kept_answer *
-answered_already(const struct broker *b, int worker, uint64_t id)
+answered_already(const struct broker *b, const struct msg_infer *req)
 {
 	for (size_t i = 0; i < ANSWERS_KEPT; i++) {
 		const struct kept_answer *k = &b->answers[i];
 
-		if (k->frame != NULL && k->id == id && k->worker == worker)
+		if (k->frame != NULL && k->id == req->id &&
+		    k->worker == req->worker && k->started == req->started)
 			return k;
 	}
 	return NULL;
@@ -1329,12 +1340,13 @@ job_drop(struct job *j, const char *why)
 
 /* Kept, not taken: a worker resends a request with the same id. */
 static const struct msg_cancel *
-cancelled_already(const struct broker *b, int worker, uint64_t id)
+cancelled_already(const struct broker *b, const struct msg_infer *req)
 {
 	for (size_t i = 0; i < CANCELS_KEPT; i++) {
 		const struct msg_cancel *c = &b->cancels[i];
 
-		if (c->id == id && c->worker == worker && id != 0)
+		if (c->id == req->id && c->worker == req->worker &&
+		    c->started == req->started && req->id != 0)
 			return c;
 	}
 	return NULL;
@@ -1362,7 +1374,7 @@ refused_why(
 	/* Ollama would take an empty prompt for a load and answer nothing. */
 	if (req->prompt == NULL || req->prompt[0] == '\0')
 		return "an empty prompt";
-	if ((c = cancelled_already(b, req->worker, req->id)) != NULL) {
+	if ((c = cancelled_already(b, req)) != NULL) {
 		log_info("%s: %s before this request came: not run", req->agent,
 		    cancel_why(c));
 		return cancel_why(c);
@@ -1391,7 +1403,7 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 	}
 	/* Its request may not be here yet, or come again. */
 	b->cancels[b->next_cancel++ % CANCELS_KEPT] = c;
-	if ((j = find_job(b, c.worker, c.id)) == NULL) {
+	if ((j = find_job(b, c.worker, c.started, c.id)) == NULL) {
 		refuse(call, INFER_FAILED, "no such request", c.id);
 		return;
 	}
@@ -1403,14 +1415,34 @@ on_cancel(struct broker *b, struct ipc_call *call, struct msg_reader *r)
 }
 
 /*
+ * A process's start time as two parties tell it names the same process
+ * unless both are told and differ: 0 is a time not known.
+ */
+static int
+same_start(uint64_t a, uint64_t b)
+{
+	return a == 0 || b == 0 || a == b;
+}
+
+/* Whether a request was sent by process pid, started at `started`. */
+static int
+sent_by(const struct msg_infer *req, pid_t pid, uint64_t started)
+{
+	return (int64_t)(req->id >> 32) == pid &&
+	    same_start(req->started, started);
+}
+
+/*
  * The requests of a worker's process that has ended can be neither
  * answered nor resent nor cancelled by anyone, as their ids name it. They
  * go, waiting or running, rather than hold the slots for answers nobody
- * takes: those of process pid, or with all_but, of every process of the
- * worker but pid (the one it runs as now). Returns how many went.
+ * takes: those of process pid started at `started`, or with all_but, of
+ * every process of the worker but that one (the one it runs as now).
+ * Returns how many went.
  */
 static int
-requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int all_but)
+requests_of_ended_drop(
+    struct broker *b, int worker, pid_t pid, uint64_t started, int all_but)
 {
 	struct job *j, *next;
 	int dropped = 0;
@@ -1419,7 +1451,7 @@ requests_of_ended_drop(struct broker *b, int worker, pid_t pid, int all_but)
 	for (j = TAILQ_LAST(&b->jobs, job_list); j != NULL; j = next) {
 		next = TAILQ_PREV(j, job_list, link);
 		if (j->req.worker != worker ||
-		    ((int64_t)(j->req.id >> 32) == pid) == all_but)
+		    sent_by(&j->req, pid, started) == all_but)
 			continue;
 		job_drop(j, "its worker ended");
 		dropped++;
@@ -1441,30 +1473,33 @@ worker_unwatch(struct worker_process *wp)
 }
 
 /*
- * Whether the process watched has ended by its number's look: gone, a
- * zombie, or the number now another process's, one that started at
- * another time than the one that said hello.
+ * Whether process pid, started at `started` (0: not known), has ended by
+ * its number's look: gone, a zombie, or the number now another process's,
+ * one that started at another time.
  */
 static int
-worker_process_gone(const struct worker_process *wp)
+process_gone(pid_t pid, uint64_t started)
 {
-	unsigned long long started;
-
-	if (proc_ended(wp->pid))
+	if (proc_ended(pid))
 		return 1;
-	return wp->started != 0 && (started = proc_started(wp->pid)) != 0 &&
-	    started != wp->started;
+	return !same_start(proc_started(pid), started);
 }
 
+/*
+ * The worker's process ended: its requests go, and those that come in its
+ * name later are refused, even once its number is another's.
+ */
 static void
-worker_process_ended(struct worker_process *wp)
+worker_process_ended(struct worker_process *wp, pid_t pid, uint64_t started)
 {
-	pid_t pid = wp->pid;
 	int dropped;
 
+	if (wp->pid == pid && same_start(wp->started, started))
+		worker_unwatch(wp);
 	wp->ended_pid = pid;
-	worker_unwatch(wp);
-	if ((dropped = requests_of_ended_drop(wp->b, wp->index, pid, 0)) > 0)
+	wp->ended_started = started;
+	dropped = requests_of_ended_drop(wp->b, wp->index, pid, started, 0);
+	if (dropped > 0)
 		log_info("worker %d's process %ld ended: %d request%s dropped",
 		    wp->index, (long)pid, dropped, dropped == 1 ? "" : "s");
 }
@@ -1482,19 +1517,18 @@ worker_ended_cb(struct ev_loop *loop, ev_io *io, int revents)
 		wp->fd = -1;
 		return;
 	}
-	worker_process_ended(wp);
+	worker_process_ended(wp, wp->pid, wp->started);
 }
 
 /*
  * Worker w runs as process pid, which started at `started` (0: not told):
  * the one it is watched by. Returns -1 if that process is gone already,
- * its number free, another's thread, or another's process: a number taken
- * again between the hello and the watch would have the broker watch a
- * stranger. Once the descriptor is open, it holds the process it was
- * opened for, so a start time read after it tells which that is.
+ * its number free, another's thread, or another's process. Once the
+ * descriptor is open, it holds the process it was opened for, so a start
+ * time read after it tells which that is.
  */
 static int
-worker_watch(struct broker *b, int w, pid_t pid, unsigned long long started)
+worker_watch(struct broker *b, int w, pid_t pid, uint64_t started)
 {
 	struct worker_process *wp = &b->workers[w];
 	int error;
@@ -1503,11 +1537,8 @@ worker_watch(struct broker *b, int w, pid_t pid, unsigned long long started)
 	wp->pid = pid;
 	wp->started = started;
 	if ((wp->fd = proc_end_fd(pid)) >= 0) {
-		if (worker_process_gone(wp)) {
-			close(wp->fd);
-			wp->fd = -1;
+		if (process_gone(pid, started))
 			return -1;
-		}
 		ev_io_init(&wp->ended, worker_ended_cb, wp->fd, EV_READ);
 		wp->ended.data = wp;
 		ev_io_start(b->loop, &wp->ended);
@@ -1515,7 +1546,7 @@ worker_watch(struct broker *b, int w, pid_t pid, unsigned long long started)
 	}
 	error = errno;
 	if (error == ESRCH || error == ENOENT || error == EINVAL ||
-	    worker_process_gone(wp))
+	    process_gone(pid, started))
 		return -1;
 	if (error == ENOSYS || error == EPERM) {
 		static int said;
@@ -1533,19 +1564,40 @@ worker_watch(struct broker *b, int w, pid_t pid, unsigned long long started)
 	return 0;
 }
 
-/* Worker `worker` now runs as process pid, started at `started`. */
+/*
+ * Worker `worker` says it runs as process pid, started at `started`. A
+ * hello that crossed the end of its process, the next one's hello before
+ * it, is that process's last word: the process the worker runs as stays.
+ */
 static void
-worker_began(
-    struct broker *b, int worker, pid_t pid, unsigned long long started)
+worker_began(struct broker *b, int worker, pid_t pid, uint64_t started)
 {
-	int dropped = requests_of_ended_drop(b, worker, pid, 1);
+	struct worker_process *wp;
+	int dropped;
 
 	log_info("worker %d runs as process %ld", worker, (long)pid);
-	if (worker >= 0 && worker < CONFIG_WORKERS_MAX &&
-	    worker_watch(b, worker, pid, started) < 0) {
+	if (worker < 0 || worker >= CONFIG_WORKERS_MAX)
+		return;
+	wp = &b->workers[worker];
+	if (process_gone(pid, started)) {
 		log_info("worker %d's process %ld has ended already", worker,
 		    (long)pid);
-		worker_process_ended(&b->workers[worker]);
+		worker_process_ended(wp, pid, started);
+		return;
+	}
+	/* The one before has ended, its end maybe not seen yet (the look
+	 * each second). */
+	if (wp->pid != 0 &&
+	    (wp->pid != pid || !same_start(wp->started, started)) &&
+	    process_gone(wp->pid, wp->started)) {
+		wp->ended_pid = wp->pid;
+		wp->ended_started = wp->started;
+	}
+	dropped = requests_of_ended_drop(b, worker, pid, started, 1);
+	if (worker_watch(b, worker, pid, started) < 0) {
+		log_info("worker %d's process %ld has ended already", worker,
+		    (long)pid);
+		worker_process_ended(wp, pid, started);
 	}
 	if (dropped > 0)
 		log_info("worker %d started again: %d request%s of its "
@@ -1554,27 +1606,30 @@ worker_began(
 }
 
 /*
- * The process that a request's id names (see requests_of_ended_drop), as
- * it comes. Returns 1 if it is one of the worker's that has ended: its
- * frames, sent before its end, can come after the next process's hello,
- * or once the broker has stopped watching it. Else it is the worker's,
- * when the broker knows none (a broker started after the worker heard no
- * hello of it).
+ * Whether a request comes from one of the worker's processes that has
+ * ended: its frames, sent before its end, can come after the next
+ * process's hello, or once the broker has stopped watching it. Else it is
+ * the worker's, watched from now on when the broker knows none (a broker
+ * started after the worker, or a hello lost).
  */
 static int
-request_of_ended(struct broker *b, int worker, uint64_t id)
+request_of_ended(struct broker *b, const struct msg_infer *req)
 {
-	uint64_t pid = id >> 32;
+	uint64_t pid = req->id >> 32;
+	struct worker_process *wp;
 
-	if (worker < 0 || worker >= CONFIG_WORKERS_MAX || pid == 0 ||
-	    pid > INT32_MAX || b->workers[worker].pid == (pid_t)pid)
+	if (req->worker < 0 || req->worker >= CONFIG_WORKERS_MAX || pid == 0 ||
+	    pid > INT32_MAX)
 		return 0;
-	if (b->workers[worker].ended_pid == (pid_t)pid ||
-	    proc_ended((pid_t)pid))
+	wp = &b->workers[req->worker];
+	if (sent_by(req, wp->pid, wp->started))
+		return 0;
+	if (sent_by(req, wp->ended_pid, wp->ended_started) ||
+	    process_gone((pid_t)pid, req->started))
 		return 1;
-	if (b->workers[worker].pid == 0 &&
-	    worker_watch(b, worker, (pid_t)pid, 0) < 0) {
-		b->workers[worker].pid = 0;
+	if (wp->pid == 0 &&
+	    worker_watch(b, req->worker, (pid_t)pid, req->started) < 0) {
+		worker_process_ended(wp, (pid_t)pid, req->started);
 		return 1;
 	}
 	return 0;
@@ -1591,8 +1646,9 @@ workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
 		struct worker_process *wp = &b->workers[w];
 
-		if (wp->pid > 0 && wp->fd < 0 && worker_process_gone(wp))
-			worker_process_ended(wp);
+		if (wp->pid > 0 && wp->fd < 0 &&
+		    process_gone(wp->pid, wp->started))
+			worker_process_ended(wp, wp->pid, wp->started);
 	}
 }
 
@@ -1660,7 +1716,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
-	if ((kept = answered_already(b, j->req.worker, j->req.id)) != NULL) {
+	if ((kept = answered_already(b, &j->req)) != NULL) {
 		/* Its answer crossed the resend: the same answer again. */
 		b->duplicates++;
 		log_info("%s: request %llu sent again once answered: its "
@@ -1675,7 +1731,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	j->call = call;
 	j->arrived_ms = msg_clock_ms();
 	j->tier = config_tier(&b->conf, j->req.tier);
-	dup = find_job(b, j->req.worker, j->req.id);
+	dup = find_job(b, j->req.worker, j->req.started, j->req.id);
 	if (dup != NULL) {
 		/* The same request again: answer the old call, keep one job. */
 		struct ipc_call *old = dup->call;
@@ -1688,7 +1744,7 @@ on_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		free(j);
 		return;
 	}
-	if (request_of_ended(b, j->req.worker, j->req.id)) {
+	if (request_of_ended(b, &j->req)) {
 		refuse(call, INFER_FAILED, "its worker had ended when it came",
 		    j->req.id);
 		msg_infer_free(&j->req);

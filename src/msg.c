@@ -614,9 +614,10 @@ msg_ready_decode(struct msg_reader *r, struct msg_hello *m)
 void
 msg_infer_encode(struct msg_writer *w, const struct msg_infer *m)
 {
-	msg_begin(w, MSG_INFER, 9);
+	msg_begin(w, MSG_INFER, 10);
 	msg_put_uint(w, "id", m->id);
 	msg_put_int(w, "worker", m->worker);
+	msg_put_uint(w, "started", m->started);
 	msg_put_str(w, "agent", m->agent);
 	msg_put_str(w, "tier", m->tier);
 	msg_put_int(w, "priority", m->priority);
@@ -637,6 +638,7 @@ msg_infer_decode(struct msg_reader *r, struct msg_infer *m)
 	if ((e = expect_type(r, MSG_INFER)) ||
 	    (e = msg_get_uint(r, "id", &m->id, 1)) ||
 	    (e = msg_get_int(r, "worker", &worker, 0, 4096, 1)) ||
+	    (e = msg_get_uint(r, "started", &m->started, 0)) ||
 	    (e = msg_get_str(r, "agent", m->agent, sizeof(m->agent), 1)) ||
 	    (e = msg_get_str(r, "tier", m->tier, sizeof(m->tier), 1)) ||
 	    (e = msg_get_int(
@@ -1412,9 +1414,10 @@ msg_deliver_free(struct msg_deliver *m)
 void
 msg_cancel_encode(struct msg_writer *w, const struct msg_cancel *m)
 {
-	msg_begin(w, MSG_CANCEL, 3);
+	msg_begin(w, MSG_CANCEL, 4);
 	msg_put_uint(w, "id", m->id);
 	msg_put_int(w, "worker", m->worker);
+	msg_put_uint(w, "started", m->started);
 	msg_put_bool(w, "given_up", m->given_up);
 }
 
@@ -1428,6 +1431,7 @@ msg_cancel_decode(struct msg_reader *r, struct msg_cancel *m)
 	if ((e = expect_type(r, MSG_CANCEL)) ||
 	    (e = msg_get_uint(r, "id", &m->id, 1)) ||
 	    (e = msg_get_int(r, "worker", &worker, 0, 4096, 1)) ||
+	    (e = msg_get_uint(r, "started", &m->started, 0)) ||
 	    (e = msg_get_bool(r, "given_up", &m->given_up, 1)))
 		return e;
 	m->worker = (int)worker;

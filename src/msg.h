@@ -146,16 +146,20 @@ struct msg_hello {
 	int role; /* enum msg_role */
 	int index;
 	int64_t pid;
-	/* proc_started of pid, 0 if not known: the number alone may name
-	 * another process by the time it is read. */
+	/* proc_started of pid, 0 if not known (and in the frames of the
+	 * supervisor's children to it, which it does not read): the number
+	 * alone may name another process by the time it is read. */
 	uint64_t started;
 };
 
 enum msg_priority { PRIO_LOW, PRIO_NORMAL, PRIO_HIGH };
 
 struct msg_infer {
-	uint64_t id; /* unique per worker; with worker, per broker */
+	uint64_t id; /* unique per process; with worker, per broker */
 	int worker;
+	/* proc_started of the process id's upper half names, 0 if not known:
+	 * a process that takes its number again starts its ids afresh. */
+	uint64_t started;
 	char agent[MSG_NAME_MAX];
 	char tier[MSG_NAME_MAX];
 	int priority;       /* enum msg_priority */
@@ -279,6 +283,7 @@ struct msg_deliver {
 struct msg_cancel {
 	uint64_t id;
 	int worker;
+	uint64_t started; /* as the request's */
 	int given_up;
 };
 

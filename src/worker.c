@@ -109,6 +109,9 @@ struct worker {
 	/* An id's lower half, under the pid: it wraps after 2^32 requests,
 	 * all long answered by then, rather than spill into the pid. */
 	uint32_t next_id;
+	/* This process's proc_started, told with its pid in every frame to
+	 * the broker. */
+	uint64_t started;
 	uint64_t rng;
 	int stopping;
 	ev_timer report;
@@ -456,6 +459,7 @@ agent_infer(struct agent *a, const char *prompt, struct msg_infer_done *done)
 	struct msg_infer req = {
 	    .id = ((uint64_t)getpid() << 32) | ++a->w->next_id,
 	    .worker = a->w->index,
+	    .started = a->w->started,
 	    .priority = a->m.priority,
 	    .system = a->m.system,
 	    .prompt = (char *)prompt,
@@ -914,7 +918,7 @@ broker_hello(struct worker *w)
 	struct msg_hello h = {.role = ROLE_WORKER,
 	    .index = w->index,
 	    .pid = getpid(),
-	    .started = proc_started(getpid())};
+	    .started = w->started};
 	struct msg_writer mw;
 	const char *data;
 	size_t len;
@@ -936,8 +940,10 @@ broker_hello(struct worker *w)
 static void
 cancel_infer(struct worker *w, const char *agent, uint64_t id, int given_up)
 {
-	struct msg_cancel c = {
-	    .id = id, .worker = w->index, .given_up = given_up};
+	struct msg_cancel c = {.id = id,
+	    .worker = w->index,
+	    .started = w->started,
+	    .given_up = given_up};
 	struct msg_writer mw;
 	const char *data;
 	size_t len;
@@ -1172,6 +1178,7 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	w->loop = loop;
 	w->hub = hub;
 	w->index = hub->index;
+	w->started = proc_started(getpid());
 	w->stack_size = setup->conf.stack_size;
 	snprintf(
 	    w->state_dir, sizeof(w->state_dir), "%s", setup->conf.state_dir);

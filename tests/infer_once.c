@@ -4,13 +4,14 @@
  * tests/integration/frames.sh runs it). Lets a test send what no worker
  * would, such as an empty prompt, a cancel that comes before its request
  * (-c; -g: from an agent that gave up waiting, not one stopped), or a
- * hello before it from the process its id names (-H), which started at
- * STARTED clock ticks after boot (-S; else the hello does not say).
+ * hello before it from the process its id names (-H). Its frames say that
+ * process started at STARTED clock ticks after boot (-S; else they do not
+ * say).
  * The request's id is one of its own, or ID: the broker answers a request
  * it has just answered with that answer again. It comes from worker 4001,
  * which no supervisor runs, or from WORKER, asks for 8 tokens, or TOKENS,
  * and is of normal priority, or PRIORITY (low, normal, high).
- * Usage: infer_once [-c [-g]] [-H [-S STARTED]] [-i ID] [-w WORKER] [-n TOKENS]
+ * Usage: infer_once [-c [-g]] [-H] [-S STARTED] [-i ID] [-w WORKER] [-n TOKENS]
  *        [-p PRIORITY] BROKER_URL TIER PROMPT
  */
 #include "autoconf.h"
@@ -76,7 +77,6 @@ main(int argc, char **argv)
 	size_t len;
 
 	int cancel_first = 0, given_up = 0, hello_first = 0, opt;
-	unsigned long long started = 0;
 
 	while ((opt = getopt(argc, argv, "cgHi:n:p:S:w:")) != -1) {
 		if (opt == 'c')
@@ -88,7 +88,7 @@ main(int argc, char **argv)
 		else if (opt == 'i')
 			req.id = strtoull(optarg, NULL, 10);
 		else if (opt == 'S')
-			started = strtoull(optarg, NULL, 10);
+			req.started = strtoull(optarg, NULL, 10);
 		else if (opt == 'w')
 			req.worker = atoi(optarg);
 		else if (opt == 'n')
@@ -102,7 +102,7 @@ main(int argc, char **argv)
 		else
 			goto usage;
 	}
-	if (argc - optind != 3 || (started != 0 && !hello_first))
+	if (argc - optind != 3)
 		goto usage;
 	argv += optind;
 	if (nng_req0_open(&sock) != 0 ||
@@ -115,15 +115,17 @@ main(int argc, char **argv)
 		struct msg_hello h = {.role = ROLE_WORKER,
 		    .index = req.worker,
 		    .pid = (int64_t)(req.id >> 32),
-		    .started = started};
+		    .started = req.started};
 
 		msg_hello_encode(&w, &h);
 		if (send_before(sock, &w, "hello") != 0)
 			return 1;
 	}
 	if (cancel_first) {
-		struct msg_cancel c = {
-		    .id = req.id, .worker = req.worker, .given_up = given_up};
+		struct msg_cancel c = {.id = req.id,
+		    .worker = req.worker,
+		    .started = req.started,
+		    .given_up = given_up};
 
 		msg_cancel_encode(&w, &c);
 		if (send_before(sock, &w, "cancel") != 0)
@@ -156,8 +158,7 @@ main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr,
-	    "usage: infer_once [-c [-g]] [-H [-S STARTED]] [-i ID] [-w WORKER] "
-	    "[-n TOKENS] "
-	    "[-p PRIORITY] BROKER_URL TIER PROMPT\n");
+	    "usage: infer_once [-c [-g]] [-H] [-S STARTED] [-i ID] "
+	    "[-w WORKER] [-n TOKENS] [-p PRIORITY] BROKER_URL TIER PROMPT\n");
 	return 2;
 }

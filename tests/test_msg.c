@@ -43,6 +43,7 @@ sample_infer(void)
 	struct msg_infer m = {
 	    .id = 42,
 	    .worker = 1,
+	    .started = 987654321,
 	    .priority = PRIO_HIGH,
 	    .num_predict = 250,
 	    .temperature = 0.2,
@@ -84,6 +85,7 @@ Test(msg, an_inference_frame_survives_a_round_trip)
 	cr_assert_eq(msg_infer_decode(&r, &m), MSG_OK, "%s", r.detail);
 	cr_assert_eq(m.id, 42);
 	cr_assert_eq(m.worker, 1);
+	cr_assert_eq(m.started, 987654321);
 	cr_assert_eq(m.priority, PRIO_HIGH);
 	cr_assert_eq(m.num_predict, 250);
 	cr_assert_float_eq(m.temperature, 0.2, 1e-12);
@@ -831,6 +833,7 @@ Test(msg, a_cancel_frame_survives_a_round_trip_and_is_no_infer)
 {
 	struct msg_cancel c = {.id = 0x1234567800000009ULL,
 	                      .worker = 3,
+	                      .started = 123456789,
 	                      .given_up = 1},
 	                  out;
 	struct msg_infer inf;
@@ -847,6 +850,7 @@ Test(msg, a_cancel_frame_survives_a_round_trip_and_is_no_infer)
 	cr_assert_eq(msg_cancel_decode(&r, &out), MSG_OK);
 	cr_assert_eq(out.id, c.id);
 	cr_assert_eq(out.worker, 3);
+	cr_assert_eq(out.started, 123456789);
 	cr_assert_eq(out.given_up, 1);
 	msg_close(&r);
 	free(frame);

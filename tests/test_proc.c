@@ -141,20 +141,36 @@ Test(ended, a_process_is_ended_once_a_zombie_and_once_reaped_not_before)
 	close(ready[1]);
 }
 
+/* Clock ticks since boot, by /proc/uptime: a start time's clock. */
+static double
+ticks_since_boot(void)
+{
+	double seconds = -1;
+	FILE *fp = fopen("/proc/uptime", "r");
+
+	cr_assert_not_null(fp);
+	cr_assert_eq(fscanf(fp, "%lf", &seconds), 1);
+	fclose(fp);
+	return seconds * (double)sysconf(_SC_CLK_TCK);
+}
+
 /*
  * A process's start time names it while it lives: its name changed to one
  * that a parser taking the first ')' would read fields from does not move
- * it, a child started after this process did not start before it, and a
- * process reaped has none.
+ * it, a child started after this process did not start before it, nor
+ * before a moment before its fork, nor after now, and a process reaped
+ * has none.
  */
 Test(started, a_process_is_named_by_its_start_time_while_it_lives)
 {
 	int told[2];
 	unsigned long long own = proc_started(getpid()), before, after;
+	double forked, now;
 	pid_t pid;
 
 	cr_assert_neq(own, 0, "this process's start time");
 	cr_assert_eq(pipe(told), 0);
+	forked = ticks_since_boot();
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -169,11 +185,16 @@ Test(started, a_process_is_named_by_its_start_time_while_it_lives)
 	}
 	cr_assert_eq(read(told[0], &before, sizeof(before)), sizeof(before));
 	after = proc_started(pid);
+	now = ticks_since_boot();
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	cr_assert_neq(before, 0, "the child's start time, as it read it");
 	cr_assert_eq(after, before, "the child's start time, once renamed");
 	cr_assert_geq(after, own, "a child started before its parent");
+	/* A tick either way: the two clocks round apart. */
+	cr_assert_geq(
+	    (double)after, forked - 1, "a child started before its fork");
+	cr_assert_leq((double)after, now + 1, "a child started after now");
 	cr_assert_eq(proc_started(pid), 0, "a start time once reaped");
 	close(told[0]);
 	close(told[1]);

@@ -174,33 +174,43 @@ check "a request of a process that said hello once ended is refused" \
 check "as the broker saw the end at the hello" \
 	wait_log "worker 6's process $gone has ended already"
 # A hello whose process's number another process has taken since: the
-# start time it tells is not the living one's, so the broker knows its
-# sender ended, and watches nobody in its name. The same hello with the
+# start time its frames tell is not the living one's, so the broker knows
+# its sender ended, and watches nobody in its name. The same hello with the
 # living one's start time is that process's, and is served.
-sleep 300 &
+sleep 120 &
 stranger=$!
+PIDS+=("$stranger")
 stranger_started=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$stranger/stat")
+# as_stranger STARTED WORKER SERIAL [-H]: the answer to a request in the
+# stranger's number, its frames telling STARTED.
+as_stranger() {
+	"$BUILD/tests/infer_once" ${4:+"$4"} -S "$1" -w "$2" -i "$(((stranger << 32) | $3))" \
+		"ipc://$TMP/run/broker.sock" light 'Say hi.'
+}
+refused="failed: its worker had ended when it came"
+served() { case "$1" in "ok: "*) ;; *) echo "      got: $1"; return 1 ;; esac; }
 check "a request of a process whose number another has taken is refused" \
-	eq "$("$BUILD/tests/infer_once" -H -S "$((stranger_started + 1))" -w 7 \
-		-i "$(((stranger << 32) | 1))" "ipc://$TMP/run/broker.sock" light 'Say hi.')" \
-		"failed: its worker had ended when it came"
+	eq "$(as_stranger $((stranger_started + 1)) 7 1 -H)" "$refused"
 check "as the broker told the number's process from the one that said hello" \
 	wait_log "worker 7's process $stranger has ended already"
 check "the hello of the process that holds the number is served" \
-	grep -q '^ok: ' <("$BUILD/tests/infer_once" -H -S "$stranger_started" -w 8 \
-		-i "$(((stranger << 32) | 1))" "ipc://$TMP/run/broker.sock" light 'Say hi.')
-taken_as_living() { ! grep -q "worker 8's process $stranger has ended already" "$TMP/sup.log"; }
-check "and that process is watched, not taken as ended" taken_as_living
+	served "$(as_stranger "$stranger_started" 8 1 -H)"
+# A hello in the number of a process watched, telling another start, is
+# the last word of a process that has ended (or a false one): the process
+# watched is the worker's still.
+check "a hello in a watched process's number, of another start, is of one ended" \
+	eq "$(as_stranger $((stranger_started + 2)) 8 2 -H)" "$refused"
+check "while the process watched is served still" \
+	served "$(as_stranger "$stranger_started" 8 3)"
 kill "$stranger"
 wait "$stranger" 2>/dev/null || :
+forget_pid "$stranger"
 # refused_after_end: a request in the ended process's name is refused,
 # within a second (the broker may read it before the end).
 refused_after_end() {
 	local n
-	for n in $(seq 2 21); do
-		[ "$("$BUILD/tests/infer_once" -w 8 -i "$(((stranger << 32) | n))" \
-			"ipc://$TMP/run/broker.sock" light 'Say hi.')" = "failed: its worker had ended when it came" ] &&
-			return 0
+	for n in $(seq 4 23); do
+		[ "$(as_stranger "$stranger_started" 8 "$n")" = "$refused" ] && return 0
 		sleep 0.05
 	done
 	return 1
