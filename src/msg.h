@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 11
+#define MSG_VERSION 12
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which
