@@ -124,7 +124,13 @@ get_size(const char *value, size_t min, size_t max, size_t *out, struct diag *d,
 	v = *value >= '0' && *value <= '9' ? strtoull(value, &end, 10) : 0;
 	if (*value < '0' || *value > '9')
 		end = (char *)value;
-	if (errno == 0 && end != value) {
+	/* More digits than a size holds: out of range, whatever the unit. */
+	if (errno == ERANGE && end != value) {
+		v = (unsigned long long)max + 1;
+		errno = 0;
+		if (*end == 'k' || *end == 'K' || *end == 'm' || *end == 'M')
+			end++;
+	} else if (errno == 0 && end != value) {
 		unsigned long long unit = *end == 'k' || *end == 'K' ? 1024
 		    : *end == 'm' || *end == 'M'                     ? 1024 * 1024
 		                                                     : 1;
@@ -200,7 +206,9 @@ config_worker_count(const struct config *c)
 {
 	long n = c->workers > 0 ? c->workers : sysconf(_SC_NPROCESSORS_ONLN);
 
-	return n > 0 ? n : 1;
+	/* The sockets' names and the broker's table of workers hold this
+	 * many, on any machine. */
+	return n < 1 ? 1 : n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : n;
 }
 
 void
@@ -229,6 +237,7 @@ struct config_parse {
 	 * take time in the square of the file's length. */
 	int key_line;
 	long key_index;
+	int runtime_dir_line; /* where runtime_dir was given, 0: nowhere */
 };
 
 /*
@@ -353,6 +362,8 @@ url_authority_problem(const char *authority, char *why, size_t len)
 
 		if (close == NULL)
 			return "its [ has no ]";
+		if (close == host + 1)
+			return "it names no host";
 		hostlen = (size_t)(close + 1 - host);
 		if (hostlen < n) {
 			if (close[1] != ':')
@@ -455,9 +466,12 @@ config_key(void *user, const struct ini_item *it)
 
 			copy_text(c->runtime_dir, sizeof(c->runtime_dir), v, d,
 			    it, path);
+			p->runtime_dir_line = it->line;
+			/* Empty is the default's, judged once all is read. */
 			config_resolve(
 			    c->dir, c->runtime_dir, resolved, sizeof(resolved));
-			if (config_runtime_dir_fits(resolved, why, sizeof(why)))
+			if (c->runtime_dir[0] != '\0' &&
+			    config_runtime_dir_fits(resolved, why, sizeof(why)))
 				diag_add(
 				    d, path, it->line, "runtime_dir: %s", why);
 		} else if ((strcmp(k, "state_dir") == 0 ||
@@ -505,16 +519,16 @@ config_key(void *user, const struct ini_item *it)
 			    path, it->line, k);
 		else if (strcmp(k, "max_wait_high") == 0)
 			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
-			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_HIGH], d,
-			    path, it);
+			    CONFIG_MAX_WAIT_MAX_MS, &c->max_wait_ms[PRIO_HIGH],
+			    d, path, it);
 		else if (strcmp(k, "max_wait_normal") == 0)
 			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
-			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_NORMAL], d,
-			    path, it);
+			    CONFIG_MAX_WAIT_MAX_MS,
+			    &c->max_wait_ms[PRIO_NORMAL], d, path, it);
 		else if (strcmp(k, "max_wait_low") == 0)
 			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
-			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_LOW], d,
-			    path, it);
+			    CONFIG_MAX_WAIT_MAX_MS, &c->max_wait_ms[PRIO_LOW],
+			    d, path, it);
 		else if (strcmp(k, "min_residency") == 0)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->min_residency_ms, d, path, it);
@@ -584,10 +598,11 @@ config_key(void *user, const struct ini_item *it)
 			    v);
 		else if (strcmp(k, "model") == 0)
 			copy_text(t->model, sizeof(t->model), v, d, it, path);
-		else if (strcmp(k, "fallback") == 0)
+		else if (strcmp(k, "fallback") == 0) {
 			copy_text(
 			    t->fallback, sizeof(t->fallback), v, d, it, path);
-		else
+			t->fallback_line = it->line;
+		} else
 			unknown_key(p, it);
 	} else if (strncmp(s, "model.", 6) == 0) {
 		struct model_conf *m;
@@ -781,6 +796,14 @@ config_load(struct config *c, const char *path, struct diag *d)
 	 * model caught in a loop holds its slot this long. */
 	c->answer_timeout_ms = 30 * 60 * 1000;
 	read_whole = inifile_parse(path, config_key, &p, d) >= 0;
+	if (c->runtime_dir[0] == '\0') {
+		char dir[PATH_MAX + 16], why[PATH_MAX + 128];
+
+		config_runtime_dir(c, dir, sizeof(dir));
+		if (config_runtime_dir_fits(dir, why, sizeof(why)))
+			diag_add(d, path, p.runtime_dir_line,
+			    "runtime_dir: none given, so %s: set one", why);
+	}
 
 	for (size_t i = 0; i < c->ntiers; i++) {
 		const struct tier_conf *t = &c->tiers[i], *f = t;
@@ -791,7 +814,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 			    "[tier.%s]: model is required", t->name);
 		if (t->fallback[0] != '\0' &&
 		    config_tier(c, t->fallback) == NULL) {
-			diag_add(d, path, t->line,
+			diag_add(d, path, t->fallback_line,
 			    "[tier.%s]: fallback \"%s\" is not a tier", t->name,
 			    t->fallback);
 			continue;
@@ -801,7 +824,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 		    f != NULL && f->fallback[0] != '\0' && hops++ <= c->ntiers)
 			f = config_tier(c, f->fallback);
 		if (hops > c->ntiers)
-			diag_add(d, path, t->line,
+			diag_add(d, path, t->fallback_line,
 			    "[tier.%s]: its fallback chain loops", t->name);
 	}
 	check_pins_fit(c, path, d);
@@ -831,36 +854,56 @@ config_free(struct config *c)
 /* Manifests                                                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A multi-line text value as it is read: its length and room kept, so that
+ * a value of many continued lines takes time in its length, not its
+ * square.
+ */
+struct text_read {
+	char **text; /* the manifest's own */
+	size_t len, room;
+};
+
 struct manifest_parse {
 	struct manifest *m;
 	struct diag *d;
 	const char *path;
 	int prompt_line, system_line;
 	int seen_name, seen_tier, seen_trigger, seen_prompt;
+	struct text_read system, prompt;
 };
 
 /* Appends a continuation line to a multi-line text value. */
 static void
-append_line(char **text, const char *more)
+append_line(struct text_read *t, const char *more)
 {
-	size_t a = *text ? strlen(*text) : 0, b = strlen(more);
-	char *n = realloc(*text, a + b + 2);
+	size_t b = strlen(more);
 
-	if (n == NULL)
-		abort();
-	if (a > 0)
-		n[a++] = '\n';
-	memcpy(n + a, more, b + 1);
-	*text = n;
+	if (t->len + b + 2 > t->room) {
+		size_t room =
+		    t->room * 2 > t->len + b + 2 ? t->room * 2 : t->len + b + 2;
+		char *n = realloc(*t->text, room);
+
+		if (n == NULL)
+			abort();
+		*t->text = n;
+		t->room = room;
+	}
+	if (t->len > 0)
+		(*t->text)[t->len++] = '\n';
+	memcpy(*t->text + t->len, more, b + 1);
+	t->len += b;
 }
 
 static void
-set_text(char **text, const char *value)
+set_text(struct text_read *t, const char *value)
 {
-	free(*text);
-	*text = strdup(value);
-	if (*text == NULL)
+	free(*t->text);
+	*t->text = strdup(value);
+	if (*t->text == NULL)
 		abort();
+	t->len = strlen(value);
+	t->room = t->len + 1;
 }
 
 static void
@@ -909,9 +952,9 @@ manifest_key(void *user, const struct ini_item *it)
 	}
 	if (it->continued) {
 		if (strcmp(k, "system") == 0 && m->system)
-			append_line(&m->system, v);
+			append_line(&p->system, v);
 		else if (strcmp(k, "prompt") == 0 && m->prompt)
-			append_line(&m->prompt, v);
+			append_line(&p->prompt, v);
 		else
 			diag_add(d, path, it->line,
 			    "%s: only system and prompt continue on indented lines",
@@ -988,10 +1031,10 @@ manifest_key(void *user, const struct ini_item *it)
 				    v);
 			}
 		} else if (strcmp(k, "system") == 0) {
-			set_text(&m->system, v);
+			set_text(&p->system, v);
 			p->system_line = it->line;
 		} else if (strcmp(k, "prompt") == 0) {
-			set_text(&m->prompt, v);
+			set_text(&p->prompt, v);
 			p->seen_prompt = 1;
 			p->prompt_line = it->line;
 		} else {
@@ -1015,7 +1058,11 @@ manifest_key(void *user, const struct ini_item *it)
 int
 manifest_load(struct manifest *m, const char *path, struct diag *d)
 {
-	struct manifest_parse p = {.m = m, .d = d, .path = path};
+	struct manifest_parse p = {.m = m,
+	    .d = d,
+	    .path = path,
+	    .system = {.text = &m->system},
+	    .prompt = {.text = &m->prompt}};
 	int before = d->count;
 
 	memset(m, 0, sizeof(*m));

@@ -353,14 +353,17 @@ ini_get_double(const char *value, double min, double max, double *out,
 
 	errno = 0;
 	v = strtod(value, &end);
-	if (errno != 0 || end == value || *end != '\0' || !isfinite(v)) {
+	if (end == value || *end != '\0' || isnan(v)) {
 		diag_add(
 		    d, file, line, "%s: \"%s\" is not a number", key, value);
 		return -1;
 	}
-	if (v < min || v > max) {
-		diag_add(d, file, line, "%s: %g is out of range [%g, %g]", key,
-		    v, min, max);
+	/* Past what a double holds is out of range; below it, a number as
+	 * near to 0 as one holds. The value as written: %g would round one
+	 * just past a bound to the bound. */
+	if ((errno == ERANGE && fabs(v) >= 1) || v < min || v > max) {
+		diag_add(d, file, line, "%s: %s is out of range [%g, %g]", key,
+		    value, min, max);
 		return -1;
 	}
 	*out = v;

@@ -1897,11 +1897,33 @@ say_unused_models(const struct config *c, const char *path, int to_log)
 	}
 }
 
-/* The state and runtime dirs already there, as start would take them. */
+/*
+ * Whether dir, not there yet, could not be made: its parent is missing or
+ * not a directory (it is made alone, not with its parents). Says why.
+ */
+static int
+cannot_make(const char *dir, char *why, size_t len)
+{
+	char parent[PATH_MAX], *slash;
+	struct stat st;
+
+	snprintf(parent, sizeof(parent), "%s", dir);
+	if ((slash = strrchr(parent, '/')) == NULL || slash == parent)
+		return 0;
+	*slash = '\0';
+	if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	snprintf(why, len, "%s cannot be made: %s %s", dir, parent,
+	    stat(parent, &st) == 0 ? "is not a directory" : "does not exist");
+	return 1;
+}
+
+/* The state and runtime dirs already there, or to be made, as start
+ * would take them. */
 static int
 dirs_on_disk(const struct config *c, const char *path, struct diag *d)
 {
-	char dir[PATH_MAX], why[PATH_MAX + 128];
+	char dir[PATH_MAX], why[2 * PATH_MAX + 128];
 	struct stat st;
 	int bad = 0;
 
@@ -1909,10 +1931,18 @@ dirs_on_disk(const struct config *c, const char *path, struct diag *d)
 	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		diag_add(d, path, 0, "state_dir: %s is not a directory", dir);
 		bad++;
+	} else if (access(dir, F_OK) != 0 &&
+	    cannot_make(dir, why, sizeof(why))) {
+		diag_add(d, path, 0, "state_dir: %s", why);
+		bad++;
 	}
 	config_runtime_dir(c, dir, sizeof(dir));
 	if (access(dir, F_OK) == 0 &&
 	    runtime_dir_problem(dir, 0, why, sizeof(why)) != 0) {
+		diag_add(d, path, 0, "runtime_dir: %s", why);
+		bad++;
+	} else if (access(dir, F_OK) != 0 &&
+	    cannot_make(dir, why, sizeof(why))) {
 		diag_add(d, path, 0, "runtime_dir: %s", why);
 		bad++;
 	}
@@ -2176,7 +2206,8 @@ cmd_start(const char *self, const char *path, int detach)
 		log_warn("%s", path);
 		return 1;
 	}
-	if (config_load(&s->conf, s->conf_path, &d) > 0) {
+	if (config_load(&s->conf, s->conf_path, &d) > 0 ||
+	    dirs_on_disk(&s->conf, s->conf_path, &d) > 0) {
 		fputs(d.text, stderr);
 		diag_free(&d);
 		log_warnx("%s is not valid: nothing started", s->conf_path);

@@ -125,9 +125,10 @@ Test(config, every_bad_value_is_reported_with_its_line_and_the_rest_is_read)
 	    "url: \"ftp://x\" is not an http:// or https:// URL");
 	expect(&d, "bad.conf", 9,
 	    "stall_timeout: time: missing unit in duration \"300\"");
-	expect(&d, "bad.conf", 10,
+	/* At the fallback's line, not the section's. */
+	expect(&d, "bad.conf", 12,
 	    "[tier.fast]: fallback \"nowhere\" is not a tier");
-	expect(&d, "bad.conf", 13, "[tier.a]: its fallback chain loops");
+	expect(&d, "bad.conf", 15, "[tier.a]: its fallback chain loops");
 	expect(&d, "bad.conf", 19, "[tier.empty]: model is required");
 	expect(&d, "bad.conf", 21, "[gpu]: unknown section");
 	cr_assert_eq(c.parallel, 4, "good values are still read");
@@ -341,6 +342,8 @@ Test(config, a_backend_url_names_a_host_and_a_port_that_can_be)
 	    {"http://:80", "it names no host", NULL},
 	    {"http://u@:80", "it names no host", NULL},
 	    {"http://[::1", "its [ has no ]", NULL},
+	    {"http://[]", "it names no host", NULL},
+	    {"http://[]:80", "it names no host", NULL},
 	    {"http://[::1]x", "text after the ] is not :PORT", NULL},
 	    {"http://h\x01x", "its host has a character no host name has",
 	        "http://h?x"},
@@ -615,6 +618,45 @@ Test(config, a_runtime_dir_too_long_for_its_sockets_is_reported_with_its_line)
 	diag_free(&d);
 }
 
+/*
+ * An empty runtime_dir is the default's, not the config's own folder, and
+ * that is the one held to the length of a socket's address.
+ */
+Test(config, an_empty_runtime_dir_is_judged_as_the_default_it_stands_for)
+{
+	struct config c;
+	struct diag d = {0};
+	char deep[101], xdg[101], name[256];
+	const char *path;
+
+	unsetenv("XDG_RUNTIME_DIR");
+	memset(deep, 'd', 100);
+	deep[100] = '\0';
+	snprintf(name, sizeof(name), "%s/%s", dir, deep);
+	cr_assert_eq(mkdir(name, 0755), 0);
+	snprintf(name, sizeof(name), "%s/empty.conf", deep);
+	path = put(name,
+	    "[supervisor]\nruntime_dir =\n[tier.light]\nmodel = tinyllama\n");
+	cr_assert_eq(config_load(&c, path, &d), 0, "%s", d.text);
+	config_free(&c);
+
+	memset(xdg, 'x', 100);
+	xdg[0] = '/';
+	xdg[100] = '\0';
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	cr_assert_eq(config_load(&c, path, &d), 1, "%s", d.text);
+	expect(&d, name, 2, "runtime_dir: none given, so /xxx");
+	cr_assert_not_null(
+	    strstr(d.text, "/ollamax is 108 bytes long"), "%s", d.text);
+	config_free(&c);
+	diag_free(&d);
+	path = put("none.conf", "[tier.light]\nmodel = tinyllama\n");
+	cr_assert_eq(config_load(&c, path, &d), 1, "%s", d.text);
+	expect(&d, "none.conf", 0, "runtime_dir: none given");
+	config_free(&c);
+	diag_free(&d);
+}
+
 /* Two pinned models of the reference box, their sizes given or not. */
 #define PINS_CONF(TINY_SIZE)                                                   \
 	"[tier.reasoning]\n"                                                   \
@@ -701,11 +743,16 @@ Test(config, the_policy_knobs_are_read_and_bad_ones_reported_with_their_line)
 	    "[tier.light]\n"
 	    "model = tinyllama\n"
 	    "[model.tinyllama]\n"
-	    "pin = maybe\n");
-	cr_assert_eq(config_load(&c, path, &d), 3);
+	    "pin = maybe\n"
+	    "[broker]\n"
+	    "max_wait_low = 2h1s\n");
+	cr_assert_eq(config_load(&c, path, &d), 4);
 	expect(&d, "bad-policy.conf", 2, "max_loaded: 0 is out of range");
 	expect(&d, "bad-policy.conf", 3, "max_wait_high:");
 	expect(&d, "bad-policy.conf", 7, "pin: \"maybe\" is not yes or no");
+	/* Past what an agent waits for its answer in all. */
+	expect(&d, "bad-policy.conf", 9,
+	    "max_wait_low: 2h1s is out of range [1000ms, 7200000ms]");
 	config_free(&c);
 	diag_free(&d);
 }
@@ -745,7 +792,10 @@ Test(config, values_that_would_read_as_others_are_reported)
 	    "model = tinyllama # the small one\n"
 	    "[model.tinyllama] pin = yes\n"
 	    "[broker]\n"
-	    "parallel = 99999999999999999999\n");
+	    "parallel = 99999999999999999999\n"
+	    "[supervisor]\n"
+	    "stack_size = 18446744073709551616\n"
+	    "stack_size = 99999999999999999999k\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
 	expect(&d, "others.conf", 10, "text after a [section]'s ']'");
@@ -755,6 +805,11 @@ Test(config, values_that_would_read_as_others_are_reported)
 	expect(&d, "others.conf", 2,
 	    "stack_size: \"-18446744073709486080\" "
 	    "is not a size");
+	/* More digits than a size holds: out of range, with a unit too. */
+	expect(&d, "others.conf", 14,
+	    "stack_size: 18446744073709551616 is out of range");
+	expect(&d, "others.conf", 15,
+	    "stack_size: 99999999999999999999k is out of range");
 	/* Under a millisecond is one, not 0: off, for the watchdog. */
 	expect(&d, "others.conf", 3, "watchdog: 999us is too short");
 	cr_assert_eq(c.idle_unload_ms, 1);
@@ -774,6 +829,30 @@ Test(config, values_that_would_read_as_others_are_reported)
 	                 &d),
 	    0);
 	expect(&d, "plus.conf", 5, "jitter: \"+5%\" is not a percentage");
+	manifest_free(&m);
+	diag_free(&d);
+
+	/* A number told as written: %g would show this one as the bound
+	 * it passes. Below what a double holds is 0, not "no number". */
+	cr_assert_gt(manifest_load(&m,
+	                 put("hot.conf",
+	                     "[agent]\nname = a\ntier = light\n"
+	                     "trigger = demand\nprompt = hi\n[options]\n"
+	                     "temperature = 2.0000000001\n"),
+	                 &d),
+	    0);
+	expect(&d, "hot.conf", 7,
+	    "temperature: 2.0000000001 is out of range [0, 2]");
+	manifest_free(&m);
+	diag_free(&d);
+	cr_assert_eq(manifest_load(&m,
+	                 put("cold.conf",
+	                     "[agent]\nname = a\ntier = light\n"
+	                     "trigger = demand\nprompt = hi\n[options]\n"
+	                     "temperature = 1e-400\n"),
+	                 &d),
+	    0, "%s", d.text);
+	cr_assert_eq(m.temperature, 0);
 	manifest_free(&m);
 	diag_free(&d);
 }

@@ -9,7 +9,7 @@ set -euo pipefail
 # waited: a priority weighs a request by (max_wait_normal / its
 # max_wait)^0.25, 5.5 for high and 0.2 for low here, and a high request
 # that has waited 0.4 s is served by aging before any other.
-gate_fleet 1s 15m 168h first:normal early:low late:low middle:normal urgent:high
+gate_fleet 1s 15m 2h first:normal early:low late:low middle:normal urgent:high
 check "the supervisor is up" wait_log "ready:"
 "$CTL" -c "$TMP/ollamax.conf" run first now
 check "a first run takes the slot, and is held there" \

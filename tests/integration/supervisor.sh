@@ -717,7 +717,7 @@ default_too_long() {
 	mkdir -p "$xdg"
 	sed 's/^runtime_dir = .*/runtime_dir =/' "$TMP/ollamax.conf" >"$TMP/xdg.conf"
 	XDG_RUNTIME_DIR=$xdg "$SUP" -c "$TMP/xdg.conf" start 2>"$TMP/xdg.log" || rc=$?
-	[ "$rc" -eq 1 ] && grep -q "runtime dir $xdg/ollamax is [0-9]* bytes long: the paths of its sockets fit in 91 at most" "$TMP/xdg.log"
+	[ "$rc" -eq 1 ] && grep -q "xdg.conf:[0-9]*: runtime_dir: none given, so $xdg/ollamax is [0-9]* bytes long: the paths of its sockets fit in 91 at most" "$TMP/xdg.log"
 }
 check "a default runtime dir too long for its sockets is refused at start, said so" default_too_long
 # A runtime dir that was there, open to others, is the user's: refused,
@@ -744,6 +744,23 @@ dirs_checked() {
 		has "$out" "runtime_dir: runtime dir $TMP/shared is open to others (mode 1777)"
 }
 check "check tells a state dir that is a file, and a shared runtime dir" dirs_checked
+# Each is made alone, not with its parents: one whose parent is missing
+# would fail only once started (the state dir at each output).
+unmakeable_dirs() {
+	local rc=0 out
+	sed -e "s|^runtime_dir = .*|runtime_dir = $TMP/nope/run\nstate_dir = $TMP/afile/state|" \
+		"$TMP/ollamax.conf" >"$TMP/unmakeable.conf"
+	out=$("$SUP" -c "$TMP/unmakeable.conf" check 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] &&
+		has "$out" "runtime_dir: $TMP/nope/run cannot be made: $TMP/nope does not exist" &&
+		has "$out" "state_dir: $TMP/afile/state cannot be made: $TMP/afile is not a directory" || return 1
+	rc=0
+	"$SUP" -c "$TMP/unmakeable.conf" start 2>"$TMP/unmakeable.log" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "state_dir: $TMP/afile/state cannot be made" "$TMP/unmakeable.log" &&
+		grep -q "runtime_dir: $TMP/nope/run cannot be made" "$TMP/unmakeable.log" &&
+		grep -q "unmakeable.conf is not valid: nothing started" "$TMP/unmakeable.log"
+}
+check "check and start refuse dirs whose parents are missing or files" unmakeable_dirs
 usage_told() { # WANT ARGS...
 	local want=$1 out rc=0
 	shift
