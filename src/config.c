@@ -1335,8 +1335,8 @@ check_outputs(
 				out[j] = 1;
 			} else if (to[j] == TO_MISSING) {
 				diag_add(d, m->path, m->line_of_output,
-				    "output: no agent is named \"%s\": left "
-				    "out",
+				    "output: no agent of the agents directory "
+				    "is named \"%s\": left out",
 				    m->output_target);
 				out[j] = 1;
 			} else if (f->agents[to[j]].trigger != TRIGGER_INBOX) {

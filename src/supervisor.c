@@ -1290,6 +1290,42 @@ log_lines(const char *what, const char *text)
 }
 
 /*
+ * Why the agents directory has no agent `name` though a manifest there
+ * names it: the first of what was told of the manifest left out, into
+ * why. Returns 0 if no manifest left out names it.
+ */
+static int
+left_out_why(const struct fleet *f, const char *name, const char *told,
+    char *why, size_t whylen)
+{
+	for (size_t i = 0; i < f->nrejected && told != NULL; i++) {
+		struct manifest m;
+		struct diag d = {0};
+		size_t n = strlen(f->rejected[i]);
+		const char *line;
+		int named;
+
+		manifest_load(&m, f->rejected[i], &d);
+		named = strcmp(m.name, name) == 0;
+		manifest_free(&m);
+		diag_free(&d);
+		if (!named)
+			continue;
+		for (line = told; *line != '\0';) {
+			size_t len = strcspn(line, "\n");
+
+			if (strncmp(line, f->rejected[i], n) == 0 &&
+			    line[n] == ':') {
+				snprintf(why, whylen, "%.*s", (int)len, line);
+				return 1;
+			}
+			line += len + (line[len] == '\n');
+		}
+	}
+	return 0;
+}
+
+/*
  * A manifest for spawn: one of the agents directory by name, or a file.
  * Returns 0 with m loaded, or -1 with why set (m then needs no freeing).
  */
@@ -1313,15 +1349,21 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 		const struct manifest *found;
 
 		fleet_load(&f, s->agents_dir, &s->conf, NULL, NULL, &d);
-		diag_free(&d);
 		found = fleet_find(&f, arg);
 		if (found == NULL) {
-			snprintf(why, whylen,
-			    "no agent %s in the agents directory %.300s", arg,
-			    s->agents_dir);
+			/* Its manifest left out says why, not that it is not
+			 * there. */
+			if (left_out_why(&f, arg, d.text, why, whylen))
+				log_lines("spawn", d.text);
+			else
+				snprintf(why, whylen,
+				    "no agent %s in the agents directory %.300s",
+				    arg, s->agents_dir);
+			diag_free(&d);
 			fleet_free(&f);
 			return -1;
 		}
+		diag_free(&d);
 		snprintf(path, sizeof(path), "%s", found->path);
 		fleet_free(&f);
 		*from_dir = 1;

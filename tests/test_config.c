@@ -529,7 +529,8 @@ Test(config, a_chain_of_2000_outputs_to_nobody_is_left_out_whole, .timeout = 30)
 	put_chain(2000, "a", "demand", "nobody2000");
 	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 2000);
 	cr_assert_eq(f.count, 0);
-	expect(&d, "1999.conf", 5, "output: no agent is named \"nobody2000\"");
+	expect(&d, "1999.conf", 5,
+	    "output: no agent of the agents directory is named \"nobody2000\"");
 	expect(&d, "0000.conf", 5,
 	    "output: agent \"a1\" is left out: so is this one");
 	fleet_free(&f);
@@ -1193,7 +1194,7 @@ Test(config, an_output_to_a_manifest_refused_names_an_agent_left_out)
 	expect(&d, "1-send.conf", 5,
 	    "output: agent \"take\" is left out: so is this one");
 	expect(&d, "3-lost.conf", 5,
-	    "output: no agent is named \"none\": left out");
+	    "output: no agent of the agents directory is named \"none\": left out");
 	fleet_free(&f);
 	config_free(&c);
 	diag_free(&d);

@@ -206,6 +206,12 @@ check "kill stops an agent" "$CTL" -c "$TMP/ollamax.conf" kill probe
 check "and the workers no longer run it" running_agents 0
 check "killing it again fails with exit 1" eq "$(rc_of "$CTL" -c "$TMP/ollamax.conf" kill probe)" 1
 check "spawn NAME starts it again from the agents directory" "$CTL" -c "$TMP/ollamax.conf" spawn probe
+# A manifest of the directory left out says why, where spawn NAME finds
+# it, rather than that there is none.
+printf '[agent]\nname = typo\ntier = light\ntrigger = demand\nprompt = {{input}} {{nmae}}\n' >"$TMP/agents/typo.conf"
+check "spawn NAME of a manifest left out tells its file, line and field" \
+	said_so "typo.conf:5: prompt: " spawn typo
+rm "$TMP/agents/typo.conf"
 check "spawn -f FILE starts a new agent" "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/extra.conf"
 check "both run" running_agents 2
 check "spawning a running agent fails with exit 1" \
