@@ -868,7 +868,7 @@ struct manifest_parse {
 	struct manifest *m;
 	struct diag *d;
 	const char *path;
-	int prompt_line, system_line;
+	int system_line;
 	int seen_name, seen_tier, seen_trigger, seen_prompt;
 	struct text_read system, prompt;
 };
@@ -932,6 +932,7 @@ manifest_trigger(struct manifest_parse *p, const struct ini_item *it)
 		    v);
 	}
 	p->seen_trigger = 1;
+	m->line_of_trigger = it->line;
 }
 
 static void
@@ -974,9 +975,12 @@ manifest_key(void *user, const struct ini_item *it)
 		} else if (strcmp(k, "role") == 0) {
 			copy_text(m->role, sizeof(m->role), v, d, it, path);
 		} else if (strcmp(k, "tier") == 0) {
-			copy_text(m->tier, sizeof(m->tier), v, d, it, path);
 			p->seen_tier = 1;
-			m->line_of_tier = it->line;
+			/* Told too long once: not again as a tier of no name.
+			 */
+			if (copy_text(
+			        m->tier, sizeof(m->tier), v, d, it, path) == 0)
+				m->line_of_tier = it->line;
 		} else if (strcmp(k, "priority") == 0) {
 			if (strcmp(v, "high") == 0)
 				m->priority = PRIO_HIGH;
@@ -1036,7 +1040,7 @@ manifest_key(void *user, const struct ini_item *it)
 		} else if (strcmp(k, "prompt") == 0) {
 			set_text(&p->prompt, v);
 			p->seen_prompt = 1;
-			p->prompt_line = it->line;
+			m->line_of_prompt = it->line;
 		} else {
 			diag_add(d, path, it->line,
 			    "[agent]: unknown key \"%s\"", k);
@@ -1086,7 +1090,7 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 		diag_add(d, path, 0, "[agent] prompt is required");
 	} else if (m->prompt[0] == '\0') {
 		/* Ollama reads an empty prompt as "load the model". */
-		diag_add(d, path, p.prompt_line, "prompt: empty");
+		diag_add(d, path, m->line_of_prompt, "prompt: empty");
 	} else {
 		static const char *const vars[] = {
 		    "name", "role", "n", "time", "input"};
@@ -1094,12 +1098,12 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 
 		if (template_unknown(
 		        m->prompt, vars, 5, unknown, sizeof(unknown)) != NULL)
-			diag_add(d, path, p.prompt_line,
+			diag_add(d, path, m->line_of_prompt,
 			    "prompt: unknown variable%s %s (name, role, n, time, input)",
 			    strstr(unknown, "}}, {{") ? "s" : "", unknown);
 	}
 	if (m->prompt != NULL && strlen(m->prompt) > MSG_MAX_TEXT)
-		diag_add(d, path, p.prompt_line,
+		diag_add(d, path, m->line_of_prompt,
 		    "prompt: longer than %d bytes", MSG_MAX_TEXT);
 	if (m->system != NULL && strlen(m->system) > MSG_MAX_TEXT)
 		diag_add(d, path, p.system_line,

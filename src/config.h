@@ -140,7 +140,8 @@ struct manifest {
 	long num_predict;   /* -1 = until the answer ends */
 	double temperature; /* < 0 = the model's default */
 	/* Where these were written, for problems found after the parse. */
-	int line_of_name, line_of_tier, line_of_output;
+	int line_of_name, line_of_tier, line_of_output, line_of_trigger,
+	    line_of_prompt;
 };
 
 /*

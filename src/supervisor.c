@@ -25,6 +25,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1197,6 +1198,22 @@ agent_command(struct supervisor *s, struct ipc_call *call,
  * agent whatever its trigger: one without an inbox would be run for ever
  * by a loop, and one without {{input}} would lose the text unread).
  */
+/* A problem of manifest m, at the line of its field, as the config's
+ * diagnostics tell one. */
+static void
+problem_at(char *why, size_t whylen, const struct manifest *m, int line,
+    const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(why, whylen, "%.300s:%d: ", m->path, line);
+
+	if (n < 0 || (size_t)n >= whylen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why + n, whylen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
 static int
 output_problem(
     struct supervisor *s, const struct manifest *m, char *why, size_t whylen)
@@ -1211,14 +1228,14 @@ output_problem(
 		    strcmp(from->name, m->name) == 0)
 			continue;
 		if (m->trigger != TRIGGER_INBOX) {
-			snprintf(why, whylen,
+			problem_at(why, whylen, m, m->line_of_trigger,
 			    "trigger: agent %s sends its answers to %s, "
 			    "which would have no inbox",
 			    from->name, m->name);
 			return -1;
 		}
 		if (!template_uses(m->prompt, "input")) {
-			snprintf(why, whylen,
+			problem_at(why, whylen, m, m->line_of_prompt,
 			    "prompt: agent %s sends its answers to %s, whose "
 			    "prompt has no {{input}}: they would be lost "
 			    "unread",
@@ -1232,7 +1249,7 @@ output_problem(
 		struct placement *p;
 
 		if (strcmp(to, m->name) == 0 && m->trigger == TRIGGER_INBOX) {
-			snprintf(why, whylen,
+			problem_at(why, whylen, m, m->line_of_output,
 			    "output: its answers would come back to %s from %s, "
 			    "each starting the next run for ever",
 			    m->name, at->name);
@@ -1241,26 +1258,26 @@ output_problem(
 		/* Not the placement of an earlier agent of the same name. */
 		p = strcmp(to, m->name) == 0 ? NULL : placement_find(s, to);
 		if (at == m && strcmp(to, m->name) == 0) {
-			snprintf(why, whylen,
+			problem_at(why, whylen, m, m->line_of_output,
 			    "output: agent %s has no inbox (its trigger is not "
 			    "inbox)",
 			    to);
 			return -1;
 		}
 		if (at == m && (p == NULL || !p->alive)) {
-			snprintf(why, whylen, "output: no agent %s is running",
-			    to);
+			problem_at(why, whylen, m, m->line_of_output,
+			    "output: no agent %s is running", to);
 			return -1;
 		}
 		if (at == m && p->m.trigger != TRIGGER_INBOX) {
-			snprintf(why, whylen,
+			problem_at(why, whylen, m, m->line_of_output,
 			    "output: agent %s has no inbox (its trigger is not "
 			    "inbox)",
 			    to);
 			return -1;
 		}
 		if (at == m && !template_uses(p->m.prompt, "input")) {
-			snprintf(why, whylen,
+			problem_at(why, whylen, m, m->line_of_output,
 			    "output: agent %s's prompt has no {{input}}: the "
 			    "answers would be lost unread",
 			    to);

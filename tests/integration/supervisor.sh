@@ -433,7 +433,7 @@ esc_path_shown() {
 check "and a path's control bytes as ?" esc_path_shown
 printf '[agent]\nname = lost\ntier = light\ntrigger = demand\noutput = agent:nobody\nprompt = x\n' >"$TMP/lost.conf"
 check "spawn -f of an agent whose output goes nowhere is refused" \
-	spawn_refused "output: no agent nobody is running" "$TMP/lost.conf"
+	spawn_refused "lost.conf:5: output: no agent nobody is running" "$TMP/lost.conf"
 printf '[agent]\nname = echo\ntier = light\ntrigger = inbox\noutput = agent:echo\nprompt = x\n' >"$TMP/echo.conf"
 check "spawn -f of an agent whose answers come back to it is refused" \
 	spawn_refused "output: its answers would come back to echo from echo" "$TMP/echo.conf"
@@ -451,7 +451,7 @@ check "spawn -f of an agent whose answers go to one without {{input}} is refused
 	spawn_refused "output: agent mute's prompt has no {{input}}: the answers would be lost unread" "$TMP/talker.conf"
 "$CTL" -c "$TMP/ollamax.conf" kill ear >/dev/null
 check "spawn -f of an agent another sends its answers to, without an inbox, is refused" \
-	spawn_refused "trigger: agent mouth sends its answers to ear, which would have no inbox" "$TMP/ear-loud.conf"
+	spawn_refused "ear-loud.conf:4: trigger: agent mouth sends its answers to ear, which would have no inbox" "$TMP/ear-loud.conf"
 check "or without {{input}}" \
 	spawn_refused "prompt: agent mouth sends its answers to ear, whose prompt has no {{input}}" "$TMP/ear-deaf.conf"
 for a in mute mouth; do "$CTL" -c "$TMP/ollamax.conf" kill "$a" >/dev/null; done
