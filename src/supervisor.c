@@ -334,6 +334,9 @@ child_start(struct child *c)
 	    "--index", index, "--runtime", s->runtime, NULL};
 
 	snprintf(index, sizeof(index), "%d", c->index);
+	/* A start that fails at once is a child up for no time: its retries
+	 * back off as after a crash, whatever it had run before. */
+	c->restart.started_ms = msg_clock_ms();
 	c->pid = proc_spawn(path, argv);
 	if (c->pid < 0) {
 		/* Out of processes or memory for a moment, as often after an
@@ -345,7 +348,6 @@ child_start(struct child *c)
 	}
 	c->state = PROC_STARTING;
 	memset(&c->report, 0, sizeof(c->report));
-	c->restart.started_ms = msg_clock_ms();
 	c->heard_ms = c->restart.started_ms;
 	log_debug(
 	    "started %s %d, pid %d", role_name(c->role), c->index, (int)c->pid);

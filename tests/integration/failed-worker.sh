@@ -109,4 +109,29 @@ forked_again() {
 check "a worker that cannot be forked for a moment starts again, its agents with it" forked_again
 check "and is not left FAILED" sh -c "! grep 'left FAILED' '$TMP/sup.log'"
 check "that supervisor stops cleanly" stopped
+# The same for a worker that had run 30 s, long enough for its crash to
+# start the backoff afresh: the forks that fail then back off in turn,
+# rather than each start it afresh, 100 ms apart, to FAILED in half a
+# second. A fleet of its own: the crashes of the one before would count.
+mv "$TMP/sup.log" "$TMP/sup-young-nofork.log"
+NOFORK_WHILE="$TMP/nofork" LD_PRELOAD="$BUILD/tests/nofork.so" \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_fleet
+check "another supervisor that forks through the shim is up" status_until 's["agents"]["running"] == 4'
+forked_again_old() {
+	local pid up tries
+	pid=$(worker_pid 1)
+	[ -n "$pid" ] || { echo "      no worker 1"; return 1; }
+	up=$(ps -o etimes= -p "$pid" | tr -d ' ')
+	[ "$up" -ge 31 ] || sleep $((31 - up))
+	touch "$TMP/nofork"
+	kill -KILL "$pid"
+	sleep 1.2
+	rm -f "$TMP/nofork"
+	tries=$(grep -c "cannot start worker 1: Resource temporarily unavailable" "$TMP/sup.log")
+	[ "$tries" -ge 3 ] || { echo "      only $tries failed forks in all"; return 1; }
+	status_until 's["agents"]["running"] == 4'
+}
+check "a worker up for 30 s that cannot be forked for a second starts again" forked_again_old
+check "and is not left FAILED either" sh -c "! grep 'left FAILED' '$TMP/sup.log'"
+check "that supervisor stops cleanly" stopped
 finish
