@@ -139,7 +139,7 @@ TAILQ_HEAD(job_list, job);
 /* An answer as it was sent, for a resend of its request. */
 struct kept_answer {
 	int worker;
-	uint64_t started, id; /* as find_job's */
+	uint64_t started, id; /* its request's, as a job's key */
 	char *frame;
 	size_t len;
 };
@@ -1424,12 +1424,12 @@ same_start(uint64_t a, uint64_t b)
 	return a == 0 || b == 0 || a == b;
 }
 
-/* Whether a request was sent by process pid, started at `started`. */
+/* Whether the id, told with its sender's start time, is of process pid,
+ * started at `started`. */
 static int
-sent_by(const struct msg_infer *req, pid_t pid, uint64_t started)
+sent_by(uint64_t id, uint64_t id_started, pid_t pid, uint64_t started)
 {
-	return (int64_t)(req->id >> 32) == pid &&
-	    same_start(req->started, started);
+	return (int64_t)(id >> 32) == pid && same_start(id_started, started);
 }
 
 /*
@@ -1437,8 +1437,10 @@ sent_by(const struct msg_infer *req, pid_t pid, uint64_t started)
  * answered nor resent nor cancelled by anyone, as their ids name it. They
  * go, waiting or running, rather than hold the slots for answers nobody
  * takes: those of process pid started at `started`, or with all_but, of
- * every process of the worker but that one (the one it runs as now).
- * Returns how many went.
+ * every process of the worker but that one (the one it runs as now). The
+ * answers and cancels kept for their resends go too: a process that takes
+ * the number starts its ids again, and may not tell its start time.
+ * Returns how many requests went.
  */
 static int
 requests_of_ended_drop(
@@ -1451,10 +1453,26 @@ requests_of_ended_drop(
 	for (j = TAILQ_LAST(&b->jobs, job_list); j != NULL; j = next) {
 		next = TAILQ_PREV(j, job_list, link);
 		if (j->req.worker != worker ||
-		    sent_by(&j->req, pid, started) == all_but)
+		    sent_by(j->req.id, j->req.started, pid, started) == all_but)
 			continue;
 		job_drop(j, "its worker ended");
 		dropped++;
+	}
+	for (size_t i = 0; i < ANSWERS_KEPT; i++) {
+		struct kept_answer *k = &b->answers[i];
+
+		if (k->frame != NULL && k->worker == worker &&
+		    sent_by(k->id, k->started, pid, started) != all_but) {
+			free(k->frame);
+			k->frame = NULL;
+		}
+	}
+	for (size_t i = 0; i < CANCELS_KEPT; i++) {
+		struct msg_cancel *c = &b->cancels[i];
+
+		if (c->id != 0 && c->worker == worker &&
+		    sent_by(c->id, c->started, pid, started) != all_but)
+			memset(c, 0, sizeof(*c));
 	}
 	if (dropped > 0)
 		apply(b);
@@ -1475,7 +1493,8 @@ worker_unwatch(struct worker_process *wp)
 /*
  * Whether process pid, started at `started` (0: not known), has ended by
  * its number's look: gone, a zombie, or the number now another process's,
- * one that started at another time.
+ * one that started at another time (a tick of 10 ms apart at least: two
+ * processes of one number within a tick would pass for one).
  */
 static int
 process_gone(pid_t pid, uint64_t started)
@@ -1486,8 +1505,9 @@ process_gone(pid_t pid, uint64_t started)
 }
 
 /*
- * The worker's process ended: its requests go, and those that come in its
- * name later are refused, even once its number is another's.
+ * The worker's process pid, started at `started`, has ended: its requests
+ * go, and those that come in its name later are refused, even once its
+ * number is another's.
  */
 static void
 worker_process_ended(struct worker_process *wp, pid_t pid, uint64_t started)
@@ -1502,6 +1522,15 @@ worker_process_ended(struct worker_process *wp, pid_t pid, uint64_t started)
 	if (dropped > 0)
 		log_info("worker %d's process %ld ended: %d request%s dropped",
 		    wp->index, (long)pid, dropped, dropped == 1 ? "" : "s");
+}
+
+/* A hello, or a request, from a process found ended as it came. */
+static void
+ended_already(struct worker_process *wp, pid_t pid, uint64_t started)
+{
+	log_info(
+	    "worker %d's process %ld has ended already", wp->index, (long)pid);
+	worker_process_ended(wp, pid, started);
 }
 
 static void
@@ -1522,10 +1551,10 @@ worker_ended_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 /*
  * Worker w runs as process pid, which started at `started` (0: not told):
- * the one it is watched by. Returns -1 if that process is gone already,
- * its number free, another's thread, or another's process. Once the
- * descriptor is open, it holds the process it was opened for, so a start
- * time read after it tells which that is.
+ * the one it is watched by. Returns -1, watching nothing, if that process
+ * is gone already, its number free, another's thread, or another's
+ * process. Once the descriptor is open, it holds the process it was opened
+ * for, so a start time read after it tells which that is.
  */
 static int
 worker_watch(struct broker *b, int w, pid_t pid, uint64_t started)
@@ -1537,8 +1566,10 @@ worker_watch(struct broker *b, int w, pid_t pid, uint64_t started)
 	wp->pid = pid;
 	wp->started = started;
 	if ((wp->fd = proc_end_fd(pid)) >= 0) {
-		if (process_gone(pid, started))
+		if (process_gone(pid, started)) {
+			worker_unwatch(wp);
 			return -1;
+		}
 		ev_io_init(&wp->ended, worker_ended_cb, wp->fd, EV_READ);
 		wp->ended.data = wp;
 		ev_io_start(b->loop, &wp->ended);
@@ -1546,8 +1577,10 @@ worker_watch(struct broker *b, int w, pid_t pid, uint64_t started)
 	}
 	error = errno;
 	if (error == ESRCH || error == ENOENT || error == EINVAL ||
-	    process_gone(pid, started))
+	    process_gone(pid, started)) {
+		worker_unwatch(wp);
 		return -1;
+	}
 	if (error == ENOSYS || error == EPERM) {
 		static int said;
 
@@ -1565,6 +1598,20 @@ worker_watch(struct broker *b, int w, pid_t pid, uint64_t started)
 }
 
 /*
+ * The process the worker was watched as has ended, while one of another
+ * process of it lives: its end, maybe not seen yet (the look each second,
+ * or an end in the loop's queue), is seen now.
+ */
+static void
+watched_replaced(struct worker_process *wp, pid_t pid, uint64_t started)
+{
+	if (wp->pid != 0 &&
+	    (wp->pid != pid || !same_start(wp->started, started)) &&
+	    process_gone(wp->pid, wp->started))
+		worker_process_ended(wp, wp->pid, wp->started);
+}
+
+/*
  * Worker `worker` says it runs as process pid, started at `started`. A
  * hello that crossed the end of its process, the next one's hello before
  * it, is that process's last word: the process the worker runs as stays.
@@ -1575,30 +1622,18 @@ worker_began(struct broker *b, int worker, pid_t pid, uint64_t started)
 	struct worker_process *wp;
 	int dropped;
 
-	log_info("worker %d runs as process %ld", worker, (long)pid);
 	if (worker < 0 || worker >= CONFIG_WORKERS_MAX)
 		return;
 	wp = &b->workers[worker];
 	if (process_gone(pid, started)) {
-		log_info("worker %d's process %ld has ended already", worker,
-		    (long)pid);
-		worker_process_ended(wp, pid, started);
+		ended_already(wp, pid, started);
 		return;
 	}
-	/* The one before has ended, its end maybe not seen yet (the look
-	 * each second). */
-	if (wp->pid != 0 &&
-	    (wp->pid != pid || !same_start(wp->started, started)) &&
-	    process_gone(wp->pid, wp->started)) {
-		wp->ended_pid = wp->pid;
-		wp->ended_started = wp->started;
-	}
+	log_info("worker %d runs as process %ld", worker, (long)pid);
+	watched_replaced(wp, pid, started);
 	dropped = requests_of_ended_drop(b, worker, pid, started, 1);
-	if (worker_watch(b, worker, pid, started) < 0) {
-		log_info("worker %d's process %ld has ended already", worker,
-		    (long)pid);
-		worker_process_ended(wp, pid, started);
-	}
+	if (worker_watch(b, worker, pid, started) < 0)
+		ended_already(wp, pid, started);
 	if (dropped > 0)
 		log_info("worker %d started again: %d request%s of its "
 		         "process before dropped",
@@ -1609,27 +1644,37 @@ worker_began(struct broker *b, int worker, pid_t pid, uint64_t started)
  * Whether a request comes from one of the worker's processes that has
  * ended: its frames, sent before its end, can come after the next
  * process's hello, or once the broker has stopped watching it. Else it is
- * the worker's, watched from now on when the broker knows none (a broker
- * started after the worker, or a hello lost).
+ * the worker's, watched from now on when the broker watches none, or one
+ * that has ended (a broker started after the worker, a hello lost, or
+ * overtaken by a request).
  */
 static int
 request_of_ended(struct broker *b, const struct msg_infer *req)
 {
-	uint64_t pid = req->id >> 32;
+	pid_t pid = (pid_t)(req->id >> 32);
 	struct worker_process *wp;
 
-	if (req->worker < 0 || req->worker >= CONFIG_WORKERS_MAX || pid == 0 ||
-	    pid > INT32_MAX)
+	if (req->worker < 0 || req->worker >= CONFIG_WORKERS_MAX ||
+	    req->id >> 32 == 0 || req->id >> 32 > INT32_MAX)
 		return 0;
 	wp = &b->workers[req->worker];
-	if (sent_by(req, wp->pid, wp->started))
+	/* Without a descriptor, the look each second would see the end of
+	 * the process watched up to a second after a request in its name. */
+	if (wp->pid != 0 && wp->fd < 0 && process_gone(wp->pid, wp->started))
+		worker_process_ended(wp, wp->pid, wp->started);
+	if (sent_by(req->id, req->started, wp->pid, wp->started))
 		return 0;
-	if (sent_by(req, wp->ended_pid, wp->ended_started) ||
-	    process_gone((pid_t)pid, req->started))
+	/* An end recorded without a start time would refuse the process
+	 * that takes its number: that one is told by the number's look. */
+	if ((wp->ended_started != 0 &&
+	        sent_by(
+	            req->id, req->started, wp->ended_pid, wp->ended_started)) ||
+	    process_gone(pid, req->started))
 		return 1;
+	watched_replaced(wp, pid, req->started);
 	if (wp->pid == 0 &&
-	    worker_watch(b, req->worker, (pid_t)pid, req->started) < 0) {
-		worker_process_ended(wp, (pid_t)pid, req->started);
+	    worker_watch(b, req->worker, pid, req->started) < 0) {
+		ended_already(wp, pid, req->started);
 		return 1;
 	}
 	return 0;

@@ -66,9 +66,10 @@ int proc_ended(pid_t pid);
 
 /*
  * When process pid started, in clock ticks after boot (the starttime of
- * /proc/PID/stat). With its number it names the process for good, where
- * the number alone is taken again by another once the process has ended.
- * 0 if not known: the process gone, or no /proc of this pid namespace.
+ * /proc/PID/stat). With its number it names the process, where the number
+ * alone is taken again by another once the process has ended: unless the
+ * numbers go round within a tick (10 ms). 0 if not known: the process
+ * gone, or no /proc of this pid namespace.
  */
 unsigned long long proc_started(pid_t pid);
 

@@ -180,41 +180,24 @@ check "as the broker saw the end at the hello" \
 sleep 120 &
 stranger=$!
 PIDS+=("$stranger")
-stranger_started=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$stranger/stat")
-# as_stranger STARTED WORKER SERIAL [-H]: the answer to a request in the
-# stranger's number, its frames telling STARTED.
-as_stranger() {
-	"$BUILD/tests/infer_once" ${4:+"$4"} -S "$1" -w "$2" -i "$(((stranger << 32) | $3))" \
-		"ipc://$TMP/run/broker.sock" light 'Say hi.'
-}
-refused="failed: its worker had ended when it came"
-served() { case "$1" in "ok: "*) ;; *) echo "      got: $1"; return 1 ;; esac; }
+stranger_started=$(started_of "$stranger")
 check "a request of a process whose number another has taken is refused" \
-	eq "$(as_stranger $((stranger_started + 1)) 7 1 -H)" "$refused"
+	eq "$(infer_as 7 "$stranger" $((stranger_started + 1)) 1 -H)" "$REFUSED_ENDED"
 check "as the broker told the number's process from the one that said hello" \
 	wait_log "worker 7's process $stranger has ended already"
 check "the hello of the process that holds the number is served" \
-	served "$(as_stranger "$stranger_started" 8 1 -H)"
+	served "$(infer_as 8 "$stranger" "$stranger_started" 1 -H)"
 # A hello in the number of a process watched, telling another start, is
 # the last word of a process that has ended (or a false one): the process
 # watched is the worker's still.
 check "a hello in a watched process's number, of another start, is of one ended" \
-	eq "$(as_stranger $((stranger_started + 2)) 8 2 -H)" "$refused"
+	eq "$(infer_as 8 "$stranger" $((stranger_started + 2)) 2 -H)" "$REFUSED_ENDED"
 check "while the process watched is served still" \
-	served "$(as_stranger "$stranger_started" 8 3)"
+	served "$(infer_as 8 "$stranger" "$stranger_started" 3)"
 kill "$stranger"
 wait "$stranger" 2>/dev/null || :
 forget_pid "$stranger"
-# refused_after_end: a request in the ended process's name is refused,
-# within a second (the broker may read it before the end).
-refused_after_end() {
-	local n
-	for n in $(seq 4 23); do
-		[ "$(as_stranger "$stranger_started" 8 "$n")" = "$refused" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "its end is seen: a request in its name is refused" refused_after_end
+check "its end is seen: a request in its name is refused" \
+	refused_soon 8 "$stranger" "$stranger_started"
 check "the supervisor stops cleanly on SIGINT" stopped INT
 finish

@@ -347,6 +347,35 @@ answered_by() {
 		{ echo "      $out"; return 1; }
 }
 
+# started_of PID: when PID started, in clock ticks after boot, as the
+# broker reads it (the fields after the last ')': a name may hold blanks).
+started_of() { awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat"; }
+# infer_as WORKER PID STARTED SERIAL [-H] [infer_once's options...]: the
+# broker's answer to a request of worker WORKER's process PID, started at
+# STARTED (clock ticks), its id's counter SERIAL; with -H, after a hello.
+infer_as() {
+	local worker=$1 pid=$2 started=$3 serial=$4
+	shift 4
+	"$BUILD/tests/infer_once" "$@" -S "$started" -w "$worker" -i "$(((pid << 32) | serial))" \
+		"ipc://$TMP/run/broker.sock" light 'Say hi.'
+}
+# What the broker answers a request of a worker's process that has ended.
+REFUSED_ENDED="failed: its worker had ended when it came"
+# served ANSWER: infer_once's answer is one served.
+served() { case "$1" in "ok: "*) ;; *) echo "      got: $1"; return 1 ;; esac; }
+# refused_soon WORKER PID STARTED: a request of that process is refused as
+# of one ended within 40 tries, 2 s (the broker may read one before the
+# end); each try a request of its own.
+refused_soon() {
+	local n
+	for n in $(seq 100 139); do
+		[ "$(infer_as "$1" "$2" "$3" "$n")" = "$REFUSED_ENDED" ] && return 0
+		sleep 0.05
+	done
+	echo "      not refused: $(infer_as "$1" "$2" "$3" 140)"
+	return 1
+}
+
 # wait_log [-E] PATTERN [LOG]: until the supervisor's log (or LOG) has a
 # line matching the basic (or, with -E, extended) regex (10 s at most).
 wait_log() {
