@@ -2239,6 +2239,32 @@ close_overdue(int sig)
 	_exit(1);
 }
 
+/*
+ * The descriptors the supervisor was started with, past the standard
+ * three, are its caller's: the children get none of them, and a daemon
+ * keeps none, or a caller that reads a pipe to its end would wait for the
+ * fleet's.
+ */
+static void
+inherited_fds_let_go(int detach)
+{
+	long max = sysconf(_SC_OPEN_MAX);
+
+	if (close_range(3, ~0U, detach ? 0 : CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	/* A kernel before 5.11 (CLOSE_RANGE_CLOEXEC), or before 5.9. */
+	for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++) {
+		int flags = fcntl(fd, F_GETFD);
+
+		if (flags < 0)
+			continue;
+		if (detach)
+			close(fd);
+		else
+			fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+	}
+}
+
 static int
 cmd_start(const char *self, const char *path, int detach)
 {
@@ -2260,6 +2286,7 @@ cmd_start(const char *self, const char *path, int detach)
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stop_signals, &before);
+	inherited_fds_let_go(detach);
 	s->start_ms = msg_clock_ms();
 	if (find_programs(s, self) != 0)
 		return 1;

@@ -115,7 +115,9 @@ timeout_escaped() {
 }
 check "and a -t value's, in what duration parsing says of it too" timeout_escaped
 
-"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
+# With a descriptor of the test's, which the supervisor's children must
+# not hold.
+"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" 7>"$TMP/inherited" &
 sup_pid=$!
 PIDS+=("$sup_pid")
 status_json() { "$CTL" -c "$TMP/ollamax.conf" --json status 2>/dev/null; }
@@ -136,6 +138,16 @@ wait_running() {
 }
 check "the supervisor, one broker and two workers run" wait_running 4
 check "the log says ready" grep -q "ready: broker and 2 workers" "$TMP/sup.log"
+# children_hold FILE: a child of the supervisor has FILE open.
+children_hold() {
+	local child
+	for child in $(ps -o pid= --ppid "$sup_pid"); do
+		find "/proc/$child/fd" -lname "$1" 2>/dev/null | grep -q . && { echo "      child $child holds $1"; return 0; }
+	done
+	return 1
+}
+no_child_holds() { ! children_hold "$1"; }
+check "its children hold none of the descriptors it was started with" no_child_holds "$TMP/inherited"
 check "start warns of the [model.NAME] no tier names" \
 	grep -q "ollamax.conf:11: \[model.qwen2.5-coder:7b\]: no tier names this model" "$TMP/sup.log"
 status=$(status_json)
@@ -823,8 +835,18 @@ not_a_supervisor() {
 	[ "$rc" -eq 3 ]
 }
 
-daemon_starts() { "$SUP" -c "$TMP/ollamax.conf" start --daemon 2>"$TMP/daemon.log"; }
-check "start --daemon returns 0 once it is ready" daemon_starts
+# Its caller reads a pipe, also its descriptor 3, to its end: the daemon
+# and its children hold none of it, or the read would wait for the fleet.
+daemon_starts() {
+	local rc=0
+	{
+		"$SUP" -c "$TMP/ollamax.conf" start --daemon 3>&1 >/dev/null 2>"$TMP/daemon.log"
+		echo "started: $?"
+	} | timeout 10 cat >"$TMP/daemon.out" || rc=$?
+	[ "$rc" -eq 0 ] && grep -qx "started: 0" "$TMP/daemon.out" ||
+		{ echo "      read exit $rc, start $(cat "$TMP/daemon.out")"; return 1; }
+}
+check "start --daemon returns 0 once it is ready, its caller's descriptors let go" daemon_starts
 daemon_pid=$(cat "$TMP/run/supervisor.pid" 2>/dev/null || echo 0)
 [ "$daemon_pid" -gt 1 ] && PIDS+=("$daemon_pid")
 check "the daemon wrote its pid file and runs in a session of its own" \
