@@ -229,9 +229,12 @@ runtime_dir_problem(const char *dir, int created, char *why, size_t len)
 	}
 	if ((st.st_mode & 07777) != 0700 && !created) {
 		snprintf(why, len,
-		    "runtime dir %s is open to others (mode %04o): name a "
-		    "directory of its own, or chmod 700 it",
-		    dir, (unsigned)(st.st_mode & 07777));
+		    "runtime dir %s is %s (mode %04o): name a directory of its "
+		    "own, or chmod 700 it",
+		    dir,
+		    st.st_mode & 077 ? "open to others"
+		                     : "not the user's to write",
+		    (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -391,6 +394,16 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	memset(&c->report, 0, sizeof(c->report));
 	child_forget_pages(c);
 	if (s->stopping) {
+		/* A crash in a child's stop leaves a trace; the supervisor's
+		 * own kills are told as it makes them. */
+		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+			log_warnx(
+			    "%s %d died of signal %d as the fleet stopped",
+			    role_name(c->role), c->index, WTERMSIG(status));
+		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			log_warnx("%s %d exited with status %d as the fleet "
+			          "stopped",
+			    role_name(c->role), c->index, WEXITSTATUS(status));
 		c->state = PROC_STOPPED;
 		if (all_children_gone(s))
 			ev_break(loop, EVBREAK_ALL);

@@ -660,7 +660,11 @@ kill -HUP "$sup_pid"
 check "and refuses a run" said_so "the supervisor is stopping: run is not carried out" run second
 check "a kill" said_so "the supervisor is stopping: kill is not carried out" kill second
 check "and a reload" said_so "the supervisor is stopping: the agents directory is not read again" reload
+# The held worker crashes in its stop: that leaves a trace.
+kill -ABRT "$held" 2>/dev/null || :
 kill -CONT "$held" 2>/dev/null || :
+check "a worker that crashes as the fleet stops is told of" \
+	wait_log "worker 1 died of signal 6 as the fleet stopped"
 # Both the reload and the SIGHUP sent before it say so in the log.
 reloads_refused() {
 	for _ in $(seq 1 200); do
@@ -762,6 +766,16 @@ dirs_checked() {
 		has "$out" "runtime_dir: runtime dir $TMP/shared is open to others (mode 1777)"
 }
 check "check tells a state dir that is a file, and a shared runtime dir" dirs_checked
+closed_dir_told() {
+	local rc=0 out
+	mkdir -p "$TMP/closed"
+	chmod 500 "$TMP/closed"
+	sed "s|^runtime_dir = .*|runtime_dir = $TMP/closed|" "$TMP/ollamax.conf" >"$TMP/closed.conf"
+	out=$("$SUP" -c "$TMP/closed.conf" check 2>&1) || rc=$?
+	chmod 700 "$TMP/closed"
+	[ "$rc" -eq 1 ] && has "$out" "runtime dir $TMP/closed is not the user's to write (mode 0500)"
+}
+check "and a runtime dir the user may not write, as such" closed_dir_told
 # Each is made alone, not with its parents: one whose parent is missing
 # would fail only once started (the state dir at each output).
 unmakeable_dirs() {
