@@ -50,6 +50,16 @@ worker_like() {
 	PIDS+=("$proc")
 	proc_started=$(started_of "$proc")
 }
+# served_then_ended MODE WORKER: a process that stands for worker WORKER's
+# says hello, is served, and ends; it in $old, its start time in
+# $old_started.
+served_then_ended() {
+	worker_like
+	old=$proc old_started=$proc_started
+	check "$1: worker $2's process says hello and is served" \
+		served "$(infer_as "$2" "$old" "$old_started" 1 -H)"
+	process_ended "$old"
+}
 # process_ended PID: a process the test started ends, reaped.
 process_ended() {
 	kill "$1"
@@ -81,11 +91,7 @@ cases() {
 	# A worker's process ends and the next one says hello before the end
 	# is seen (the look each second, or the order of two frames); then a
 	# stranger takes the number of the one that ended.
-	worker_like
-	old=$proc old_started=$proc_started
-	check "$mode: a worker's process says hello and is served" \
-		served "$(infer_as "$w" "$old" "$old_started" 1 -H)"
-	process_ended "$old"
+	served_then_ended "$mode" "$w"
 	worker_like
 	new=$proc new_started=$proc_started
 	check "$mode: its next process says hello and is served" \
@@ -108,11 +114,7 @@ cases() {
 	# The next process of a worker takes the number of the one before, and
 	# its requests come before its hello (a hello lost, or overtaken).
 	w=$((w + 1))
-	worker_like
-	old=$proc old_started=$proc_started
-	check "$mode: a process says hello, is served, and ends" \
-		served "$(infer_as "$w" "$old" "$old_started" 1 -H)"
-	process_ended "$old"
+	served_then_ended "$mode" "$w"
 	stranger_at "$old" "$old_started"
 	new_started=$(started_of "$stranger")
 	check "$mode: the next process of that number is served before its hello" \
@@ -128,11 +130,7 @@ cases() {
 	# A process watched ends, and a stranger takes its number at once,
 	# within the second between two looks.
 	w=$((w + 1))
-	worker_like
-	old=$proc old_started=$proc_started
-	check "$mode: a process watched says hello and is served" \
-		served "$(infer_as "$w" "$old" "$old_started" 1 -H)"
-	process_ended "$old"
+	served_then_ended "$mode" "$w"
 	stranger_at "$old" "$old_started"
 	check "$mode: its end is seen though its number is another's: its requests are refused" \
 		refused_soon "$w" "$old" "$old_started"
@@ -142,11 +140,7 @@ cases() {
 	# before its hello, before the end is seen: the next one is watched
 	# from then, so that its end drops its request.
 	w=$((w + 1))
-	worker_like
-	old=$proc old_started=$proc_started
-	check "$mode: a process says hello and is served, then ends" \
-		served "$(infer_as "$w" "$old" "$old_started" 1 -H)"
-	process_ended "$old"
+	served_then_ended "$mode" "$w"
 	worker_like
 	long_request "$w" "$proc" "$proc_started" 1 "$TMP/unwatched"
 	sleep 0.5
