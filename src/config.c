@@ -519,16 +519,16 @@ config_key(void *user, const struct ini_item *it)
 			    path, it->line, k);
 		else if (strcmp(k, "max_wait_high") == 0)
 			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
-			    CONFIG_MAX_WAIT_MAX_MS, &c->max_wait_ms[PRIO_HIGH],
-			    d, path, it);
+			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_HIGH], d,
+			    path, it);
 		else if (strcmp(k, "max_wait_normal") == 0)
 			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
-			    CONFIG_MAX_WAIT_MAX_MS,
-			    &c->max_wait_ms[PRIO_NORMAL], d, path, it);
+			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_NORMAL], d,
+			    path, it);
 		else if (strcmp(k, "max_wait_low") == 0)
 			get_duration_ms(v, CONFIG_WAIT_MIN_MS,
-			    CONFIG_MAX_WAIT_MAX_MS, &c->max_wait_ms[PRIO_LOW],
-			    d, path, it);
+			    CONFIG_WAIT_MAX_MS, &c->max_wait_ms[PRIO_LOW], d,
+			    path, it);
 		else if (strcmp(k, "min_residency") == 0)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->min_residency_ms, d, path, it);

@@ -36,9 +36,6 @@
 #define CONFIG_LOADED_MAX 16
 #define CONFIG_WAIT_MIN_MS 1000
 #define CONFIG_WAIT_MAX_MS (7 * 24 * 3600 * 1000LL)
-/* max_wait_*: a request waits within an agent's 2 h 30 min too, so a
- * longer bound could never be kept. */
-#define CONFIG_MAX_WAIT_MAX_MS CONFIG_ANSWER_TIMEOUT_MAX_MS
 /* Children report every second: a watchdog must allow a few missed. */
 #define CONFIG_WATCHDOG_MIN_MS 5000
 #define CONFIG_EVERY_MIN_MS 1000

@@ -1091,12 +1091,12 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 	    (e = msg_get_int(
 	         r, "max_loaded", &max_loaded, 1, CONFIG_LOADED_MAX, 1)) ||
 	    (e = msg_get_int(r, "max_wait_low_ms", &c->max_wait_ms[PRIO_LOW],
-	         CONFIG_WAIT_MIN_MS, CONFIG_MAX_WAIT_MAX_MS, 1)) ||
+	         CONFIG_WAIT_MIN_MS, CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "max_wait_normal_ms",
 	         &c->max_wait_ms[PRIO_NORMAL], CONFIG_WAIT_MIN_MS,
-	         CONFIG_MAX_WAIT_MAX_MS, 1)) ||
+	         CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "max_wait_high_ms", &c->max_wait_ms[PRIO_HIGH],
-	         CONFIG_WAIT_MIN_MS, CONFIG_MAX_WAIT_MAX_MS, 1)) ||
+	         CONFIG_WAIT_MIN_MS, CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "min_residency_ms", &c->min_residency_ms, 0,
 	         CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "idle_unload_ms", &c->idle_unload_ms, 0,
