@@ -1671,7 +1671,9 @@ request_of_ended(struct broker *b, const struct msg_infer *req)
 	            req->id, req->started, wp->ended_pid, wp->ended_started)) ||
 	    process_gone(pid, req->started))
 		return 1;
-	watched_replaced(wp, pid, req->started);
+	/* Without a descriptor, the look above has been had already. */
+	if (wp->fd >= 0)
+		watched_replaced(wp, pid, req->started);
 	if (wp->pid == 0 &&
 	    worker_watch(b, req->worker, pid, req->started) < 0) {
 		ended_already(wp, pid, req->started);
