@@ -59,6 +59,7 @@ struct child {
 	struct supervisor *sup;
 	struct msg_report report; /* its latest counters */
 	int64_t heard_ms;         /* when it last spoke: see watchdog_cb */
+	int killed_in_stop;       /* its stop overdue, told as it was made */
 	/* A starting worker's agents, as the pages it fetches. */
 	char **pages;
 	size_t *page_len;
@@ -107,6 +108,9 @@ struct supervisor {
 	int lock_fd;  /* supervisor.lock, held for life */
 	int announced_ready;
 	int stopping;
+	/* Children that crashed, failed or had to be killed in the stop:
+	 * the supervisor's exit status tells it, for a service manager. */
+	int stopped_unclean;
 	ev_signal sigterm, sigint, sighup;
 	ev_child sigchld;
 	ev_timer stop_deadline;
@@ -394,16 +398,21 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	memset(&c->report, 0, sizeof(c->report));
 	child_forget_pages(c);
 	if (s->stopping) {
-		/* A crash in a child's stop leaves a trace; the supervisor's
-		 * own kills are told as it makes them. */
-		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
-			log_warnx(
-			    "%s %d died of signal %d as the fleet stopped",
-			    role_name(c->role), c->index, WTERMSIG(status));
-		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		/* A crash in a child's stop leaves a trace; the kills of an
+		 * overdue stop are told as they are made. */
+		if (WIFSIGNALED(status)) {
+			if (!c->killed_in_stop)
+				log_warnx("%s %d died of signal %d as the "
+				          "fleet stopped",
+				    role_name(c->role), c->index,
+				    WTERMSIG(status));
+			s->stopped_unclean++;
+		} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
 			log_warnx("%s %d exited with status %d as the fleet "
 			          "stopped",
 			    role_name(c->role), c->index, WEXITSTATUS(status));
+			s->stopped_unclean++;
+		}
 		c->state = PROC_STOPPED;
 		if (all_children_gone(s))
 			ev_break(loop, EVBREAK_ALL);
@@ -1899,6 +1908,7 @@ stop_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			    role_name(s->children[i].role),
 			    s->children[i].index);
 			kill(s->children[i].pid, SIGKILL);
+			s->children[i].killed_in_stop = 1;
 		}
 	/* Reaping goes on through the child watcher; then the loop ends. */
 	if (all_children_gone(s))
@@ -2431,6 +2441,11 @@ cmd_start(const char *self, const char *path, int detach)
 	alarm(0);
 	remove_runtime(s);
 	free_all(s);
+	if (s->stopped_unclean > 0) {
+		log_warnx("stopped: %d child%s did not stop cleanly",
+		    s->stopped_unclean, s->stopped_unclean == 1 ? "" : "ren");
+		return 1;
+	}
 	log_info("stopped");
 	return 0;
 }

@@ -676,7 +676,8 @@ reloads_refused() {
 check "SIGHUP then reads no agents directory, said so" reloads_refused
 rc=0
 wait "$sup_pid" || rc=$?
-check "SIGTERM: the supervisor exits 0" eq "$rc" 0
+check "SIGTERM with a crash in the stop: the supervisor exits 1" eq "$rc" 1
+check "and says why" grep -q "ollamax-supervisor: warning: stopped: 1 child did not stop cleanly$" "$TMP/sup.log"
 check "SIGTERM: no child had to be killed" sh -c "! grep 'did not stop: killing it' '$TMP/sup.log'"
 none_left() {
 	for p in $children; do kill -0 "$p" 2>/dev/null && return 1; done
