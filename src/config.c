@@ -862,7 +862,32 @@ config_free(struct config *c)
 struct text_read {
 	char **text; /* the manifest's own */
 	size_t len, room;
+	/* The file's line of each of the text's lines, to tell a problem
+	 * at its own line. */
+	int *lines;
+	size_t nlines, lines_room;
 };
+
+static void
+note_line(struct text_read *t, int line)
+{
+	/* A text that was empty so far starts at this line. */
+	if (t->len == 0 && t->nlines > 0) {
+		t->lines[0] = line;
+		t->nlines = 1;
+		return;
+	}
+	if (t->nlines == t->lines_room) {
+		size_t room = t->lines_room > 0 ? t->lines_room * 2 : 8;
+		int *n = realloc(t->lines, room * sizeof(*n));
+
+		if (n == NULL)
+			abort();
+		t->lines = n;
+		t->lines_room = room;
+	}
+	t->lines[t->nlines++] = line;
+}
 
 struct manifest_parse {
 	struct manifest *m;
@@ -875,9 +900,11 @@ struct manifest_parse {
 
 /* Appends a continuation line to a multi-line text value. */
 static void
-append_line(struct text_read *t, const char *more)
+append_line(struct text_read *t, const char *more, int line)
 {
 	size_t b = strlen(more);
+
+	note_line(t, line);
 
 	if (t->len + b + 2 > t->room) {
 		size_t room =
@@ -896,7 +923,7 @@ append_line(struct text_read *t, const char *more)
 }
 
 static void
-set_text(struct text_read *t, const char *value)
+set_text(struct text_read *t, const char *value, int line)
 {
 	free(*t->text);
 	*t->text = strdup(value);
@@ -904,6 +931,8 @@ set_text(struct text_read *t, const char *value)
 		abort();
 	t->len = strlen(value);
 	t->room = t->len + 1;
+	t->nlines = 0;
+	note_line(t, line);
 }
 
 static void
@@ -953,9 +982,9 @@ manifest_key(void *user, const struct ini_item *it)
 	}
 	if (it->continued) {
 		if (strcmp(k, "system") == 0 && m->system)
-			append_line(&p->system, v);
+			append_line(&p->system, v, it->line);
 		else if (strcmp(k, "prompt") == 0 && m->prompt)
-			append_line(&p->prompt, v);
+			append_line(&p->prompt, v, it->line);
 		else
 			diag_add(d, path, it->line,
 			    "%s: only system and prompt continue on indented lines",
@@ -1035,10 +1064,10 @@ manifest_key(void *user, const struct ini_item *it)
 				    v);
 			}
 		} else if (strcmp(k, "system") == 0) {
-			set_text(&p->system, v);
+			set_text(&p->system, v, it->line);
 			p->system_line = it->line;
 		} else if (strcmp(k, "prompt") == 0) {
-			set_text(&p->prompt, v);
+			set_text(&p->prompt, v, it->line);
 			p->seen_prompt = 1;
 			m->line_of_prompt = it->line;
 		} else {
@@ -1056,6 +1085,31 @@ manifest_key(void *user, const struct ini_item *it)
 			diag_add(d, path, it->line,
 			    "[options]: unknown key \"%s\" (num_predict, temperature)",
 			    k);
+	}
+}
+
+/* Each of the prompt's lines is told its own unknown variables: a
+ * placeholder does not span lines, as it is a word. */
+static void
+prompt_variables_known(struct manifest_parse *p)
+{
+	static const char *const vars[] = {
+	    "name", "role", "n", "time", "input"};
+	char *line = p->m->prompt;
+
+	for (size_t i = 0; i < p->prompt.nlines && line != NULL; i++) {
+		char *end = strchr(line, '\n'), unknown[256];
+
+		if (end != NULL)
+			*end = '\0';
+		if (template_unknown(line, vars, 5, unknown, sizeof(unknown)) !=
+		    NULL)
+			diag_add(p->d, p->path, p->prompt.lines[i],
+			    "prompt: unknown variable%s %s (name, role, n, time, input)",
+			    strstr(unknown, "}}, {{") ? "s" : "", unknown);
+		if (end != NULL)
+			*end = '\n';
+		line = end != NULL ? end + 1 : NULL;
 	}
 }
 
@@ -1077,8 +1131,11 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	m->jitter_pct = 10;
 	m->num_predict = -1;
 	m->temperature = -1;
-	if (inifile_parse(path, manifest_key, &p, d) < 0)
+	if (inifile_parse(path, manifest_key, &p, d) < 0) {
+		free(p.prompt.lines);
+		free(p.system.lines);
 		return d->count - before; /* unreadable: nothing more to say */
+	}
 	if (!p.seen_name)
 		diag_add(d, path, 0, "[agent] name is required");
 	if (!p.seen_tier)
@@ -1092,15 +1149,7 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 		/* Ollama reads an empty prompt as "load the model". */
 		diag_add(d, path, m->line_of_prompt, "prompt: empty");
 	} else {
-		static const char *const vars[] = {
-		    "name", "role", "n", "time", "input"};
-		char unknown[256];
-
-		if (template_unknown(
-		        m->prompt, vars, 5, unknown, sizeof(unknown)) != NULL)
-			diag_add(d, path, m->line_of_prompt,
-			    "prompt: unknown variable%s %s (name, role, n, time, input)",
-			    strstr(unknown, "}}, {{") ? "s" : "", unknown);
+		prompt_variables_known(&p);
 	}
 	if (m->prompt != NULL && strlen(m->prompt) > MSG_MAX_TEXT)
 		diag_add(d, path, m->line_of_prompt,
@@ -1108,6 +1157,8 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	if (m->system != NULL && strlen(m->system) > MSG_MAX_TEXT)
 		diag_add(d, path, p.system_line,
 		    "system: longer than %d bytes", MSG_MAX_TEXT);
+	free(p.prompt.lines);
+	free(p.system.lines);
 	return d->count - before;
 }
 

@@ -945,6 +945,34 @@ Test(config, every_line_is_judged_and_each_bad_one_reported_where_it_stands)
 	diag_free(&d);
 }
 
+Test(config, an_unknown_variable_on_a_continued_line_is_told_at_that_line)
+{
+	struct manifest m;
+	struct diag d = {0};
+	const char *path = put("continued.conf",
+	    "[agent]\n"
+	    "name = a\n"
+	    "tier = coding\n"
+	    "trigger = demand\n"
+	    "prompt =\n"
+	    "  Dear {{name}},\n"
+	    "\n"
+	    "# a comment between\n"
+	    "  see {{inptu}} and {{tiem}}\n"
+	    "  {{n}} of {{nme}}\n"
+	    "system = {{nothing}} of it is checked\n");
+
+	cr_assert_eq(manifest_load(&m, path, &d), 2, "%s", d.text);
+	expect(&d, "continued.conf", 9,
+	    "prompt: unknown variables {{inptu}}, {{tiem}} (name, role, n, "
+	    "time, input)");
+	expect(&d, "continued.conf", 10, "prompt: unknown variable {{nme}} (");
+	cr_assert_str_eq(m.prompt,
+	    "Dear {{name}},\nsee {{inptu}} and {{tiem}}\n{{n}} of {{nme}}");
+	manifest_free(&m);
+	diag_free(&d);
+}
+
 Test(config, a_line_after_an_empty_key_continues_nothing_as_in_inih)
 {
 	struct manifest m;
