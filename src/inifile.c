@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <math.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,53 @@ struct inifile_state {
 	int problems_before; /* the diag's count before this file */
 	inifile_key_fn fn;
 	void *user;
+	/* The keys of the section read, each with its line: one given
+	 * twice is a mistake the reader would settle silently, the later
+	 * value winning. A tree, lest a section of many keys take time in
+	 * its square. */
+	void *keys_seen;
+	int skipping; /* the lines of a key given twice go unread */
 };
+
+struct key_seen {
+	int line;
+	char key[];
+};
+
+static int
+key_seen_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct key_seen *)a)->key,
+	    ((const struct key_seen *)b)->key);
+}
+
+static void
+keys_seen_forget(struct inifile_state *st)
+{
+	tdestroy(st->keys_seen, free);
+	st->keys_seen = NULL;
+}
+
+/* 0 for a key new to its section, else the line it was first given at. */
+static int
+key_given_before(struct inifile_state *st, const char *key)
+{
+	size_t n = strlen(key);
+	struct key_seen *k = malloc(sizeof(*k) + n + 1), **found;
+
+	if (k == NULL)
+		abort();
+	k->line = st->line;
+	memcpy(k->key, key, n + 1);
+	found = tsearch(k, &st->keys_seen, key_seen_cmp);
+	if (found == NULL)
+		abort();
+	if (*found != k) {
+		free(k);
+		return (*found)->line;
+	}
+	return 0;
+}
 
 /* inih's test for an inline comment: ';' after white space. */
 static char *
@@ -137,6 +184,7 @@ judge_line(struct inifile_state *st, char *line)
 		st->section[end - p - 1] = '\0';
 		st->section_line = st->line;
 		st->have_key = 0;
+		keys_seen_forget(st);
 		/* inih tells nothing of a section until a key in it: an
 		 * empty one would pass unseen. */
 		st->fn(st->user, &(struct ini_item){.section = st->section,
@@ -261,11 +309,27 @@ inifile_handler(
 	    .continued = st->continued,
 	};
 
+	int first;
+
 	(void)section;
 	(void)key;
 	if (st->section_line == 0) {
 		diag_add(st->diag, st->path, st->line,
 		    "\"%s\" comes before any [section]", st->key);
+		return 1;
+	}
+	if (st->continued) {
+		if (!st->skipping)
+			st->fn(st->user, &item);
+		return 1;
+	}
+	/* An empty key is no key: its handler tells it. */
+	first = st->key[0] != '\0' ? key_given_before(st, st->key) : 0;
+	st->skipping = first > 0;
+	if (first > 0) {
+		diag_add(st->diag, st->path, st->line,
+		    "%s: given twice in [%s] (first at line %d)", st->key,
+		    st->section, first);
 		return 1;
 	}
 	st->fn(st->user, &item);
@@ -311,6 +375,7 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 		abort();
 	/* Every line inih could fault was judged and reported already. */
 	(void)ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
+	keys_seen_forget(&st);
 	fclose(st.fp);
 	return st.unreadable ? -1 : d->count - st.problems_before;
 }

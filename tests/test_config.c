@@ -185,15 +185,17 @@ Test(config,
 	const char *path = put("dog.conf",
 	    "[supervisor]\n"
 	    "watchdog = 4s\n"
+	    "[supervisor]\n"
 	    "watchdog = soon\n"
+	    "[supervisor]\n"
 	    "watchdog = -3s\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
 	expect(&d, "dog.conf", 2,
 	    "watchdog: 4s is too short: children report once a second, so "
 	    "allow at least 5s (0 turns it off)");
-	expect(&d, "dog.conf", 3, "watchdog: time: invalid duration");
-	expect(&d, "dog.conf", 4, "watchdog: -3s is out of range");
+	expect(&d, "dog.conf", 4, "watchdog: time: invalid duration");
+	expect(&d, "dog.conf", 6, "watchdog: -3s is out of range");
 	cr_assert_eq(c.watchdog_ms, 15000, "a bad value leaves the default");
 	config_free(&c);
 	diag_free(&d);
@@ -209,13 +211,14 @@ Test(config, a_start_timeout_is_a_duration_and_zero_waits_for_ever)
 	const char *path = put("start.conf",
 	    "[supervisor]\n"
 	    "start_timeout = soon\n"
+	    "[supervisor]\n"
 	    "start_timeout = -1s\n"
 	    "[tier.light]\n"
 	    "model = tinyllama\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
 	expect(&d, "start.conf", 2, "start_timeout: time: invalid duration");
-	expect(&d, "start.conf", 3, "start_timeout: -1s is out of range");
+	expect(&d, "start.conf", 4, "start_timeout: -1s is out of range");
 	cr_assert_eq(
 	    c.start_timeout_ms, 60000, "a bad value leaves the default");
 	config_free(&c);
@@ -237,13 +240,14 @@ Test(config, an_answer_timeout_runs_from_a_second_to_two_hours)
 	const char *path = put("answer.conf",
 	    "[backend]\n"
 	    "answer_timeout = 500ms\n"
+	    "[backend]\n"
 	    "answer_timeout = 121m\n"
 	    "[tier.light]\n"
 	    "model = tinyllama\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
 	expect(&d, "answer.conf", 2, "answer_timeout: 500ms is out of range");
-	expect(&d, "answer.conf", 3, "answer_timeout: 121m is out of range");
+	expect(&d, "answer.conf", 4, "answer_timeout: 121m is out of range");
 	cr_assert_eq(c.answer_timeout_ms, 30 * 60 * 1000,
 	    "a bad value leaves the default");
 	config_free(&c);
@@ -791,6 +795,7 @@ Test(config, values_that_would_read_as_others_are_reported)
 	    "parallel = 99999999999999999999\n"
 	    "[supervisor]\n"
 	    "stack_size = 18446744073709551616\n"
+	    "[supervisor]\n"
 	    "stack_size = 99999999999999999999k\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
@@ -804,7 +809,7 @@ Test(config, values_that_would_read_as_others_are_reported)
 	/* More digits than a size holds: out of range, with a unit too. */
 	expect(&d, "others.conf", 14,
 	    "stack_size: 18446744073709551616 is out of range");
-	expect(&d, "others.conf", 15,
+	expect(&d, "others.conf", 16,
 	    "stack_size: 99999999999999999999k is out of range");
 	/* Under a millisecond is one, not 0: off, for the watchdog. */
 	expect(&d, "others.conf", 3, "watchdog: 999us is too short");
@@ -970,6 +975,51 @@ Test(config, an_unknown_variable_on_a_continued_line_is_told_at_that_line)
 	cr_assert_str_eq(m.prompt,
 	    "Dear {{name}},\nsee {{inptu}} and {{tiem}}\n{{n}} of {{nme}}");
 	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, a_key_given_twice_in_its_section_is_told_with_both_lines)
+{
+	struct manifest m;
+	struct config c;
+	struct diag d = {0};
+	const char *path = put("twice.conf",
+	    "[agent]\n"
+	    "name = a\n"
+	    "tier = coding\n"
+	    "trigger = demand\n"
+	    "prompt = first\n"
+	    "  and more\n"
+	    "prompt = second\n"
+	    "  {{not_read}}\n"
+	    "tier = light\n"
+	    "[options]\n"
+	    "num_predict = 9\n");
+
+	cr_assert_eq(manifest_load(&m, path, &d), 2, "%s", d.text);
+	expect(&d, "twice.conf", 7,
+	    "prompt: given twice in [agent] (first at line 5)");
+	expect(&d, "twice.conf", 9,
+	    "tier: given twice in [agent] (first at line 3)");
+	/* The first stands; the second's lines are not read. */
+	cr_assert_str_eq(m.prompt, "first\nand more");
+	cr_assert_str_eq(m.tier, "coding");
+	manifest_free(&m);
+	diag_free(&d);
+
+	/* A section given again is another: its keys are its own. */
+	cr_assert_eq(config_load(&c,
+	                 put("again.conf",
+	                     "[tier.light]\nmodel = tinyllama\n[broker]\n"
+	                     "parallel = 2\n[broker]\nvram_mb = 2048\n"
+	                     "[backend]\nurl = http://127.0.0.1:1\n"
+	                     "url = http://127.0.0.1:2\n"),
+	                 &d),
+	    1, "%s", d.text);
+	expect(&d, "again.conf", 9,
+	    "url: given twice in [backend] (first at line 8)");
+	cr_assert_eq(c.vram_mb, 2048);
+	config_free(&c);
 	diag_free(&d);
 }
 

@@ -251,7 +251,7 @@ Test(catalog, a_key_given_twice_in_a_model_is_reported_at_the_second)
 	/* The same key in another model is no repeat. */
 	expect_refused("[a:1]\n" MODEL_KEYS "[b:1]\n" MODEL_KEYS
 	               "size_mb = 3000\n",
-	    "@:13: [b:1]: size_mb given twice (first at line 8)\n");
+	    "@:13: size_mb: given twice in [b:1] (first at line 8)\n");
 }
 
 Test(catalog, a_model_name_with_blanks_is_reported_at_its_line)

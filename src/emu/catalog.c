@@ -37,12 +37,8 @@ struct catalog_parse {
 	const char *path;
 	struct diag diag;
 	int *section_line;
-	/* The section whose keys are being read (the line of its header),
-	 * the line each of its keys was first given on (0: not yet), and
-	 * whether the last key line was taken: the continuation lines of
-	 * one refused (unknown, given twice) are not news. */
-	int keys_of;
-	int key_line[NKEYS];
+	/* Whether the last key line was taken: the continuation lines of
+	 * an unknown one are not news. */
 	int key_taken;
 };
 
@@ -188,10 +184,6 @@ catalog_key(void *user, const struct ini_item *item)
 			    key);
 		return;
 	}
-	if (p->keys_of != item->section_line) {
-		p->keys_of = item->section_line;
-		memset(p->key_line, 0, sizeof(p->key_line));
-	}
 	p->key_taken = 0;
 	for (k = 0; k < NKEYS; k++)
 		if (strcmp(key, catalog_keys[k]) == 0)
@@ -201,13 +193,6 @@ catalog_key(void *user, const struct ini_item *item)
 		    section, key);
 		return;
 	}
-	if (p->key_line[k] != 0) {
-		diag_add(&p->diag, p->path, line,
-		    "[%s]: %s given twice (first at line %d)", section, key,
-		    p->key_line[k]);
-		return;
-	}
-	p->key_line[k] = line;
 	p->key_taken = 1;
 #define TEXT(field)                                                            \
 	if (strcmp(key, #field) == 0) {                                        \
