@@ -2056,8 +2056,10 @@ load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 		fputs(d.text, stderr);
 	say_unused_models(c, path, 0);
 	if (verbose && bad == 0)
-		printf("%s: ok: %zu tiers, %zu models, %zu agents\n", path,
-		    c->ntiers, c->nmodels, f->count);
+		printf("%s: ok: %zu tier%s, %zu model%s, %zu agent%s\n", path,
+		    c->ntiers, c->ntiers == 1 ? "" : "s", c->nmodels,
+		    c->nmodels == 1 ? "" : "s", f->count,
+		    f->count == 1 ? "" : "s");
 	diag_free(&d);
 	return bad;
 }

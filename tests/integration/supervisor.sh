@@ -27,13 +27,13 @@ SUP="$BUILD/ollamax-supervisor"
 CTL="$BUILD/ollamaxctl"
 
 check "check accepts a valid config and fleet" \
-	has "$("$SUP" -c "$TMP/ollamax.conf" check 2>&1)" "ok: 1 tiers, 0 models, 1 agents"
+	has "$("$SUP" -c "$TMP/ollamax.conf" check 2>&1)" "ok: 1 tier, 0 models, 1 agent"
 # start reads a config by its real path, so its relative paths are from the
 # folder it is in; check must read it alike, or it judges another fleet.
 mkdir -p "$TMP/elsewhere"
 ln -s "$TMP/ollamax.conf" "$TMP/elsewhere/linked.conf"
 check "check reads a config through a symbolic link from the folder it is in" \
-	has "$(cd / && "$SUP" -c "$TMP/elsewhere/linked.conf" check 2>&1)" "ok: 1 tiers, 0 models, 1 agents"
+	has "$(cd / && "$SUP" -c "$TMP/elsewhere/linked.conf" check 2>&1)" "ok: 1 tier, 0 models, 1 agent"
 cp "$TMP/ollamax.conf" "$TMP/bad.conf"
 printf '[broker]\nparallel = lots\n' >>"$TMP/bad.conf"
 bad_check() {
@@ -48,7 +48,7 @@ printf '[model.tinyllama]\nsize_mb = 637\n[model.qwen2.5-coder:7b]\nsize_mb = 40
 unused_model() {
 	local out rc=0
 	out=$("$SUP" -c "$TMP/ollamax.conf" check 2>&1) || rc=$?
-	[ "$rc" -eq 0 ] && has "$out" "ok: 1 tiers, 2 models, 1 agents" &&
+	[ "$rc" -eq 0 ] && has "$out" "ok: 1 tier, 2 models, 1 agent" &&
 		has "$out" "$TMP/ollamax.conf:11: warning: [model.qwen2.5-coder:7b]: no tier names this model: its settings have no effect" &&
 		! has "$out" "[model.tinyllama]" >/dev/null
 }
