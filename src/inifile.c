@@ -308,7 +308,6 @@ inifile_handler(
 	    .section_line = st->section_line,
 	    .continued = st->continued,
 	};
-
 	int first;
 
 	(void)section;
