@@ -843,6 +843,14 @@ agent_main(void *arg)
 		}
 		agent_run(a, a->input ? a->input->input : "");
 		if (a->input != NULL) {
+			/* Nobody waits to hear of the failure: the text
+			 * would be lost unseen. */
+			if (a->input->waiter == NULL && !a->input->answered &&
+			    a->input->input[0] != '\0')
+				log_warnx("%s: run %llu failed: the message "
+				          "from %s is lost; it was:\n%s",
+				    m->name, (unsigned long long)a->runs,
+				    a->input->from, a->input->input);
 			message_free(
 			    a->input, "the run ended without an answer");
 			a->input = NULL;

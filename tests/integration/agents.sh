@@ -20,8 +20,13 @@ fallback = light
 [model.tinyllama]
 # Not the emulator's own 2048: the context seen is the one sent.
 num_ctx = 1024
+[tier.void]
+model = no-such-model
 [supervisor]
 stack_size = 16k
+# The broker is held stopped for longer than a watchdog would wait under
+# the sanitizers.
+watchdog = 0
 CONF
 for i in 1 2 3; do
 	cat >"$TMP/agents/00$i-light$i.conf" <<AGENT
@@ -156,16 +161,45 @@ check "run -w waits for the run and returns its answer and figures" waited_answe
 check "run -w prints the answer itself" \
 	sh -c "test -n \"\$('$CTL' -c '$TMP/ollamax.conf' run -w -t 2m asker 'quick one')\""
 # Text, not options: what follows the agent's name, whatever it starts
-# with, and what follows -- there, as other tools take it.
+# with, and what follows -- there, as other tools take it. The prompt
+# asker renders is told by its tokens, as the emulator counts them: the
+# larger of its words and a quarter of its bytes, and 8 of the template.
+# dash_text TEXT ARGS...: the run of ARGS renders TEXT.
 dash_text() {
-	local out
+	local out text=$1
+	shift
 	out=$("$CTL" -c "$TMP/ollamax.conf" --json run -w -t 2m asker "$@") || return 1
 	python3 -c 'import json,sys
 a = json.loads(sys.argv[1])
-assert a["agent"] == "asker" and a["prompt_tokens"] > 3, a' "$out"
+prompt = "Answer this: " + sys.argv[2]
+want = max(len(prompt.encode()) // 4, len(prompt.split())) + 8
+assert a["agent"] == "asker" and a["prompt_tokens"] == want, (want, a)' "$out" "$text"
 }
-check "a run text may start with -" dash_text "-h --json -t"
-check "and may follow --" dash_text -- "-w and more"
+check "a run text may start with -" dash_text "-h --json -t and more!" "-h --json -t and more!"
+# With the -- kept, the prompt would be a token longer.
+check "and may follow --" dash_text "-w and more!" -- "-w and more!"
+# A message whose run fails, with nobody waiting for it, is logged whole.
+printf '[agent]\nname = doomed\ntier = void\ntrigger = inbox\nprompt = Take {{input}}\n' >"$TMP/doomed.conf"
+"$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/doomed.conf" >/dev/null
+"$CTL" -c "$TMP/ollamax.conf" run doomed "$(printf 'the doomed text\nin two lines')" >/dev/null
+# logged_whole HEAD LINE...: a log line ending with HEAD, the LINEs next
+# (within 10 s).
+logged_whole() {
+	for _ in $(seq 1 200); do
+		python3 - "$TMP/sup.log" "$@" <<'PY' && return 0
+import sys
+lines = open(sys.argv[1], errors="replace").read().split("\n")
+head, rest = sys.argv[2], sys.argv[3:]
+sys.exit(not any(l.endswith(head) and lines[i + 1:i + 1 + len(rest)] == rest
+                 for i, l in enumerate(lines)))
+PY
+		sleep 0.05
+	done
+	return 1
+}
+check "a message whose run fails is logged whole, nobody waiting" logged_whole \
+	"doomed: run 1 failed: the message from ollamaxctl is lost; it was:" "the doomed text" "in two lines"
+"$CTL" -c "$TMP/ollamax.conf" kill doomed >/dev/null
 # With 16 KiB task stacks, as the minimum allows.
 # run_w_unwritten AGENT WHY: run -w prints the answer the agent's file
 # output could not take, says why on stderr, and exits 1.
