@@ -2284,7 +2284,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	b->server = ipc_listen(loop, url, BROKER_CONTEXTS, on_request, b);
 	if (b->server == NULL)
 		fatalx("cannot serve %s", url);
-	hub_ready(hub);
+	hub_ready(hub, NULL, 0);
 	/* /api/tags and /api/show first; then /api/ps, whose answer the plan
 	 * starts from (start_plan_when_known). */
 	ev_timer_init(&b->tags_poll, tags_poll_cb, 0, TAGS_POLL_S);

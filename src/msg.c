@@ -557,11 +557,12 @@ expect_type(struct msg_reader *r, enum msg_type type)
 /* ------------------------------------------------------------------ */
 
 /* hello and ready name the child the same way. */
+/* A child's frame: these 4 fields, and `more` after them. */
 static void
-child_encode(
-    struct msg_writer *w, enum msg_type type, const struct msg_hello *m)
+child_encode(struct msg_writer *w, enum msg_type type,
+    const struct msg_hello *m, size_t more)
 {
-	msg_begin(w, type, 4);
+	msg_begin(w, type, 4 + more);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -590,7 +591,7 @@ child_decode(struct msg_reader *r, enum msg_type type, struct msg_hello *m)
 void
 msg_hello_encode(struct msg_writer *w, const struct msg_hello *m)
 {
-	child_encode(w, MSG_HELLO, m);
+	child_encode(w, MSG_HELLO, m, 0);
 }
 
 enum msg_error
@@ -600,15 +601,55 @@ msg_hello_decode(struct msg_reader *r, struct msg_hello *m)
 }
 
 void
-msg_ready_encode(struct msg_writer *w, const struct msg_hello *m)
+msg_ready_encode(struct msg_writer *w, const struct msg_ready *m)
 {
-	child_encode(w, MSG_READY, m);
+	child_encode(w, MSG_READY, &m->child, 1);
+	put_array(w, "not_started", m->nnot_started);
+	for (uint32_t i = 0; i < m->nnot_started; i++)
+		put_str_item(w, m->not_started[i]);
 }
 
 enum msg_error
-msg_ready_decode(struct msg_reader *r, struct msg_hello *m)
+msg_ready_decode(struct msg_reader *r, struct msg_ready *m)
 {
-	return child_decode(r, MSG_READY, m);
+	const msgpack_object_array *list;
+	enum msg_error e;
+
+	memset(m, 0, sizeof(*m));
+	if ((e = child_decode(r, MSG_READY, &m->child)) ||
+	    (e = get_array(r, "not_started", &list, MSG_READY_NAMES_MAX, 1)))
+		return e;
+	m->not_started = calloc(list->size + 1, sizeof(*m->not_started));
+	if (m->not_started == NULL)
+		abort();
+	for (uint32_t i = 0; i < list->size; i++) {
+		const msgpack_object *o = &list->ptr[i];
+
+		if (o->type != MSGPACK_OBJECT_STR ||
+		    o->via.str.size >= sizeof(m->not_started[i]) ||
+		    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL) {
+			msg_ready_free(m);
+			return fail(r, MSG_E_FIELD_TYPE, "not_started",
+			    "not a list of agent names");
+		}
+		memcpy(m->not_started[i], o->via.str.ptr, o->via.str.size);
+		m->not_started[i][o->via.str.size] = '\0';
+		if (!config_valid_name(m->not_started[i])) {
+			msg_ready_free(m);
+			return fail(r, MSG_E_FIELD_RANGE, "not_started",
+			    "not a list of agent names");
+		}
+		m->nnot_started++;
+	}
+	return MSG_OK;
+}
+
+void
+msg_ready_free(struct msg_ready *m)
+{
+	free(m->not_started);
+	m->not_started = NULL;
+	m->nnot_started = 0;
 }
 
 void

@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 12
+#define MSG_VERSION 13
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which
@@ -150,6 +150,21 @@ struct msg_hello {
 	 * supervisor's children to it, which it does not read): the number
 	 * alone may name another process by the time it is read. */
 	uint64_t started;
+};
+
+/* Most agents a ready frame names: a worker that could not start more is
+ * no worker to keep. */
+#define MSG_READY_NAMES_MAX 16384
+
+/*
+ * A child set up and serving. A worker names the agents placed on it whose
+ * tasks it could not create (out of memory or of mappings): they do not
+ * run.
+ */
+struct msg_ready {
+	struct msg_hello child;
+	char (*not_started)[MSG_NAME_MAX];
+	uint32_t nnot_started;
 };
 
 enum msg_priority { PRIO_LOW, PRIO_NORMAL, PRIO_HIGH };
@@ -302,7 +317,7 @@ void msg_ctl_reply_encode(struct msg_writer *w, const struct msg_ctl_reply *m);
  */
 int msg_ctl_reply_fit(struct msg_ctl_reply *m);
 void msg_report_encode(struct msg_writer *w, const struct msg_report *m);
-void msg_ready_encode(struct msg_writer *w, const struct msg_hello *m);
+void msg_ready_encode(struct msg_writer *w, const struct msg_ready *m);
 void msg_setup_encode(struct msg_writer *w, const struct msg_setup *m);
 void msg_fetch_encode(struct msg_writer *w, const struct msg_fetch *m);
 /* Encodes agents[0..count) but stops before the page passes
@@ -324,7 +339,8 @@ enum msg_error msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m);
 enum msg_error msg_ctl_reply_decode(
     struct msg_reader *r, struct msg_ctl_reply *m);
 enum msg_error msg_report_decode(struct msg_reader *r, struct msg_report *m);
-enum msg_error msg_ready_decode(struct msg_reader *r, struct msg_hello *m);
+enum msg_error msg_ready_decode(struct msg_reader *r, struct msg_ready *m);
+void msg_ready_free(struct msg_ready *m);
 enum msg_error msg_setup_decode(struct msg_reader *r, struct msg_setup *m);
 enum msg_error msg_fetch_decode(struct msg_reader *r, struct msg_fetch *m);
 enum msg_error msg_agents_decode(struct msg_reader *r, struct msg_agents *m);

@@ -167,10 +167,12 @@ ready_reply(void *arg, int err, const void *data, size_t len)
 }
 
 void
-hub_ready(struct hub_link *h)
+hub_ready(struct hub_link *h, char (*not_started)[MSG_NAME_MAX], uint32_t n)
 {
-	struct msg_hello ready = {
-	    .role = h->role, .index = h->index, .pid = getpid()};
+	struct msg_ready ready = {
+	    .child = {.role = h->role, .index = h->index, .pid = getpid()},
+	    .not_started = not_started,
+	    .nnot_started = n};
 	struct msg_writer w;
 	const char *data;
 	size_t len;

@@ -48,8 +48,10 @@ int role_program(int argc, char **argv, const char *role, role_fn fn);
 
 /* Fetches page of a worker's agents from the supervisor (waits). */
 int hub_fetch(struct hub_link *h, uint32_t page, struct msg_agents *out);
-/* Tells the supervisor the child is set up and serving. */
-void hub_ready(struct hub_link *h);
+/* Tells the supervisor the child is set up and serving, but for the n
+ * agents named, which it could not start. */
+void hub_ready(
+    struct hub_link *h, char (*not_started)[MSG_NAME_MAX], uint32_t n);
 /* Sends the child's counters to the supervisor (no answer awaited). */
 void hub_report(struct hub_link *h, const struct msg_report *r);
 

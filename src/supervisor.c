@@ -74,6 +74,8 @@ struct placement {
 	struct manifest m;
 	int worker;
 	int alive;
+	/* Not alive: its worker could not create its task at start. */
+	int start_failed;
 	int from_dir; /* a manifest of the agents directory */
 	/* Not alive, but a spawn sent to worker went unanswered: it may run
 	 * there, so its next spawn or kill goes there too, and nowhere
@@ -324,6 +326,15 @@ stop_agents_of(struct supervisor *s, int worker)
 		log_warnx("worker %d's %zu agent%s stopped with it: ollamaxctl "
 		          "spawn, or reload, starts %s on a running worker",
 		    worker, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+}
+
+static struct placement *
+placement_find(struct supervisor *s, const char *name)
+{
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (strcmp(s->placed[i].m.name, name) == 0)
+			return &s->placed[i];
+	return NULL;
 }
 
 static void child_down(struct supervisor *s, struct child *c);
@@ -732,10 +743,48 @@ on_fetch(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 	ipc_reply(call, c->pages[f.page], c->page_len[f.page]);
 }
 
+/*
+ * The agents a worker could not start (their tasks not created) do not
+ * run: they show as failed until a spawn starts them, and a restart of
+ * the worker leaves them out.
+ */
+static void
+agents_not_started(
+    struct supervisor *s, int worker, const struct msg_ready *ready)
+{
+	char names[512];
+	size_t n = 0, told = 0, len = 0;
+
+	names[0] = '\0';
+	for (uint32_t i = 0; i < ready->nnot_started; i++) {
+		struct placement *p = placement_find(s, ready->not_started[i]);
+
+		if (p == NULL || p->worker != worker || !p->alive)
+			continue;
+		p->alive = 0;
+		p->start_failed = 1;
+		n++;
+		if (len + strlen(p->m.name) + 16 < sizeof(names)) {
+			len +=
+			    (size_t)snprintf(names + len, sizeof(names) - len,
+			        "%s%s", told > 0 ? ", " : "", p->m.name);
+			told++;
+		}
+	}
+	if (n == 0)
+		return;
+	if (told < n)
+		snprintf(names + len, sizeof(names) - len, " and %zu more",
+		    n - told);
+	log_warnx("worker %d could not start %zu agent%s (its log says why): "
+	          "%s; ollamaxctl spawn, or a reload, starts %s again",
+	    worker, n, n == 1 ? "" : "s", names, n == 1 ? "it" : "them");
+}
+
 static void
 on_ready(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 {
-	struct msg_hello ready;
+	struct msg_ready ready;
 	struct child *c;
 
 	if (msg_ready_decode(r, &ready) != MSG_OK) {
@@ -744,14 +793,18 @@ on_ready(struct supervisor *s, struct ipc_call *call, struct msg_reader *r)
 		ipc_drop(call);
 		return;
 	}
-	c = child_named(s, ready.role, ready.index, ready.pid);
+	c = child_named(
+	    s, ready.child.role, ready.child.index, ready.child.pid);
 	/* One that starts as the supervisor stops is stopping all the same. */
 	if (c != NULL && !s->stopping) {
 		c->state = PROC_RUNNING;
 		c->heard_ms = msg_clock_ms();
 		child_forget_pages(c);
+		if (c->role == ROLE_WORKER)
+			agents_not_started(s, c->index, &ready);
 		log_debug("%s %d is ready", role_name(c->role), c->index);
 	}
+	msg_ready_free(&ready);
 	reply_ctl(call, c != NULL, c ? NULL : "no such child");
 	check_all_ready(s);
 }
@@ -837,15 +890,6 @@ hub_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 /* ------------------------------------------------------------------ */
 /* Control                                                            */
 /* ------------------------------------------------------------------ */
-
-static struct placement *
-placement_find(struct supervisor *s, const char *name)
-{
-	for (size_t i = 0; i < s->nplaced; i++)
-		if (strcmp(s->placed[i].m.name, name) == 0)
-			return &s->placed[i];
-	return NULL;
-}
 
 static struct placement *
 placement_add(struct supervisor *s, const char *name)
@@ -1027,6 +1071,7 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			p->alive =
 			    s->children[ac->worker + 1].state != PROC_FAILED;
 			p->unanswered = 0;
+			p->start_failed = 0;
 			break;
 		case CMD_KILL:
 			if (p != NULL && ac->forget) {
@@ -1034,6 +1079,7 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			} else if (p != NULL) {
 				p->alive = 0;
 				p->unanswered = 0;
+				p->start_failed = 0;
 			}
 			break;
 		case CMD_RESTART:
@@ -1782,6 +1828,7 @@ agents_json(struct supervisor *s)
 		/* An agent runs only while its worker does. */
 		enum proc_state ws = s->children[p->worker + 1].state;
 		const char *state = p->unanswered ? "unknown"
+		    : p->start_failed             ? "failed"
 		    : !p->alive                   ? "stopped"
 		    : ws == PROC_RUNNING          ? "running"
 		                                  : proc_state_name(ws);

@@ -861,21 +861,40 @@ agent_main(void *arg)
 }
 
 /*
- * Creates the agent's task, taking m and the messages of inbox (NULL: none),
- * and runs it to its first wait.
+ * An agent and its task, not started: NULL, said so, when the task cannot
+ * be created (out of memory, or of the mappings a process may hold). Made
+ * before an agent it replaces goes, which then stays as it was.
  */
 static struct agent *
-agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
+agent_new(struct worker *w, const char *name)
 {
 	struct agent *a = calloc(1, sizeof(*a));
-	struct message *msg;
 
 	if (a == NULL)
 		fatal("out of memory");
-	a->m = *m;
-	memset(m, 0, sizeof(*m));
 	a->w = w;
 	TAILQ_INIT(&a->inbox);
+	ev_init(&a->timer, resume_cb);
+	a->timer.data = a;
+	a->task = task_create(w->stack_size, agent_main, a);
+	if (a->task == NULL) {
+		log_warn("%s: cannot create its task", name);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Starts a new agent a, taking m and the messages of inbox (NULL: none),
+ * and runs it to its first wait. */
+static void
+agent_begin(struct worker *w, struct agent *a, struct manifest *m,
+    struct message_list *inbox)
+{
+	struct message *msg;
+
+	a->m = *m;
+	memset(m, 0, sizeof(*m));
 	while (inbox != NULL && (msg = TAILQ_FIRST(inbox)) != NULL) {
 		TAILQ_REMOVE(inbox, msg, link);
 		if (drops_text(a, msg->input)) {
@@ -893,18 +912,8 @@ agent_start(struct worker *w, struct manifest *m, struct message_list *inbox)
 		TAILQ_INSERT_TAIL(&a->inbox, msg, link);
 		a->inbox_len++;
 	}
-	ev_init(&a->timer, resume_cb);
-	a->timer.data = a;
-	a->task = task_create(w->stack_size, agent_main, a);
-	if (a->task == NULL) {
-		log_warn("%s: cannot create its task", a->m.name);
-		inbox_drop(a);
-		agent_free(a);
-		return NULL;
-	}
 	TAILQ_INSERT_TAIL(&w->agents, a, link);
 	task_resume(a->task);
-	return a;
 }
 
 static void
@@ -1024,7 +1033,7 @@ command_agents(
 
 	for (size_t i = 0; i < list->count; i++) {
 		struct manifest *m = &list->agents[i];
-		struct agent *old = agent_find(w, m->name);
+		struct agent *old = agent_find(w, m->name), *a;
 		struct message_list inbox;
 
 		/* The supervisor's respawn after a spawn it heard no answer
@@ -1033,23 +1042,26 @@ command_agents(
 			log_info("%s: runs already as asked", m->name);
 			continue;
 		}
-		/* A respawned agent carries out what waited in its inbox. */
-		TAILQ_INIT(&inbox);
-		if (old != NULL && list->replace) {
-			agent_kill(w, old, NULL, &inbox);
-			old = NULL;
-		}
-		if (old != NULL) {
+		if (old != NULL && !list->replace) {
 			snprintf(why, whylen, "agent %s is already running",
 			    m->name);
 			continue;
 		}
+		if ((a = agent_new(w, m->name)) == NULL) {
+			snprintf(why, whylen,
+			    "worker %d cannot create the task of %s (see its "
+			    "log)%s",
+			    w->index, m->name,
+			    old != NULL ? ": it runs as it was" : "");
+			continue;
+		}
+		/* A respawned agent carries out what waited in its inbox. */
+		TAILQ_INIT(&inbox);
+		if (old != NULL)
+			agent_kill(w, old, NULL, &inbox);
 		snprintf(name, sizeof(name), "%s", m->name);
-		if (agent_start(w, m, &inbox) == NULL)
-			snprintf(
-			    why, whylen, "cannot create the task of %s", name);
-		else
-			log_info("%s: started", name);
+		agent_begin(w, a, m, &inbox);
+		log_info("%s: started", name);
 	}
 }
 
@@ -1091,7 +1103,8 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 		               "a message for %s", d.to)) {
 			/* refused, said why */
 		} else if ((a = agent_find(w, d.to)) == NULL) {
-			snprintf(why, sizeof(why), "no agent %s here", d.to);
+			snprintf(why, sizeof(why), "worker %d runs no agent %s",
+			    w->index, d.to);
 		} else if (inbox_put(a, d.from, d.input, d.wait ? call : NULL,
 		               d.until_ms, why, sizeof(why)) == 0 &&
 		    d.wait) {
@@ -1131,22 +1144,28 @@ on_command(void *arg, struct ipc_call *call, const void *data, size_t len)
 			 * it is done. */
 			log_info("%s: not here, so killed", cmd.arg);
 		} else if (a == NULL) {
-			snprintf(why, sizeof(why), "no agent %s here", cmd.arg);
+			snprintf(why, sizeof(why), "worker %d runs no agent %s",
+			    w->index, cmd.arg);
 		} else if (strcmp(cmd.verb, "kill") == 0) {
 			agent_kill(w, a, NULL, NULL);
 			log_info("%s: killed", cmd.arg);
 		} else {
 			struct manifest m;
 			struct message_list inbox;
+			struct agent *again = agent_new(w, cmd.arg);
 
 			/* The manifest and the inbox move to the new agent. */
-			TAILQ_INIT(&inbox);
-			agent_kill(w, a, &m, &inbox);
-			if (agent_start(w, &m, &inbox) == NULL)
+			if (again == NULL) {
 				snprintf(why, sizeof(why),
-				    "cannot create the task of %s", cmd.arg);
-			else
+				    "worker %d cannot create a new task for %s "
+				    "(see its log): it runs as it was",
+				    w->index, cmd.arg);
+			} else {
+				TAILQ_INIT(&inbox);
+				agent_kill(w, a, &m, &inbox);
+				agent_begin(w, again, &m, &inbox);
 				log_info("%s: restarted", cmd.arg);
+			}
 		}
 		msg_ctl_free(&cmd);
 	}
@@ -1182,6 +1201,9 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	struct worker *w = &worker;
 	char url[PATH_MAX + 32];
 	size_t mine = 0;
+	/* The agents whose tasks could not be created, told in the ready. */
+	char(*not_started)[MSG_NAME_MAX] = NULL;
+	uint32_t nnot_started = 0;
 
 	w->loop = loop;
 	w->hub = hub;
@@ -1207,8 +1229,30 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 			worker_stop(w);
 			return 1;
 		}
-		for (size_t i = 0; i < list.count; i++)
-			mine += agent_start(w, &list.agents[i], NULL) != NULL;
+		for (size_t i = 0; i < list.count; i++) {
+			struct manifest *m = &list.agents[i];
+			struct agent *a = agent_new(w, m->name);
+
+			if (a != NULL) {
+				agent_begin(w, a, m, NULL);
+				mine++;
+				continue;
+			}
+			if (nnot_started == MSG_READY_NAMES_MAX)
+				fatalx("cannot create the tasks of more than "
+				       "%d agents",
+				    MSG_READY_NAMES_MAX);
+			if (nnot_started % 64 == 0) {
+				void *more = realloc(not_started,
+				    (nnot_started + 64) * sizeof(*not_started));
+
+				if (more == NULL)
+					fatal("out of memory");
+				not_started = more;
+			}
+			snprintf(not_started[nnot_started++], MSG_NAME_MAX,
+			    "%s", m->name);
+		}
 		msg_agents_free(&list);
 	}
 	snprintf(
@@ -1218,11 +1262,16 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	w->commands = ipc_listen(loop, url, COMMAND_CONTEXTS, on_command, w);
 	if (w->commands == NULL)
 		fatalx("cannot serve %s", url);
-	hub_ready(hub);
+	hub_ready(hub, not_started, nnot_started);
+	free(not_started);
 	ev_timer_init(&w->report, report_cb, 0.05, 1.0);
 	w->report.data = w;
 	ev_timer_start(loop, &w->report);
-	log_info("running %zu agent%s", mine, mine == 1 ? "" : "s");
+	if (nnot_started > 0)
+		log_warnx("running %zu agent%s; %u could not be started", mine,
+		    mine == 1 ? "" : "s", (unsigned)nnot_started);
+	else
+		log_info("running %zu agent%s", mine, mine == 1 ? "" : "s");
 	ev_run(loop, 0);
 	worker_stop(w);
 	return 0;

@@ -893,15 +893,74 @@ Test(msg, deliver_fetch_and_ready_frames_survive_a_round_trip)
 	msg_close(&r);
 	free(frame);
 
-	msg_ready_encode(&w, &h);
+	char names[2][MSG_NAME_MAX] = {"a7", "checker-2"};
+	struct msg_ready ready = {.child = h,
+	                     .not_started = names,
+	                     .nnot_started = 2},
+	                 rout;
+
+	msg_ready_encode(&w, &ready);
 	frame = copy_frame(&w, &len);
 	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
 	/* ready and hello look alike but are not each other. */
 	cr_assert_eq(msg_hello_decode(&r, &hout), MSG_E_TYPE);
-	cr_assert_eq(msg_ready_decode(&r, &hout), MSG_OK);
-	cr_assert_eq(hout.pid, 4242);
+	cr_assert_eq(msg_ready_decode(&r, &rout), MSG_OK);
+	cr_assert_eq(rout.child.pid, 4242);
+	cr_assert_eq(rout.nnot_started, 2);
+	cr_assert_str_eq(rout.not_started[0], "a7");
+	cr_assert_str_eq(rout.not_started[1], "checker-2");
+	msg_ready_free(&rout);
 	msg_close(&r);
 	free(frame);
+}
+
+/* A ready frame's names are agents' names, whole. */
+static enum msg_error
+ready_with_name(const char *name, size_t len)
+{
+	struct msg_writer w;
+	struct msg_reader r;
+	struct msg_ready out;
+	enum msg_error e;
+	size_t flen;
+	char *frame;
+
+	msg_begin(&w, MSG_READY, 5);
+	msg_put_int(&w, "role", ROLE_WORKER);
+	msg_put_int(&w, "index", 0);
+	msg_put_int(&w, "pid", 42);
+	msg_put_uint(&w, "started", 7);
+	msgpack_pack_str(&w.pk, 11);
+	msgpack_pack_str_body(&w.pk, "not_started", 11);
+	msgpack_pack_array(&w.pk, 1);
+	msgpack_pack_str(&w.pk, len);
+	msgpack_pack_str_body(&w.pk, name, len);
+	frame = copy_frame(&w, &flen);
+	cr_assert_eq(msg_open(&r, frame, flen), MSG_OK);
+	e = msg_ready_decode(&r, &out);
+	if (e == MSG_OK)
+		msg_ready_free(&out);
+	msg_close(&r);
+	free(frame);
+	return e;
+}
+
+/* The frame of a literal name, its NULs and all. */
+#define READY_NAMED(literal) ready_with_name(literal, sizeof(literal) - 1)
+
+Test(msg, a_ready_frame_names_only_agents)
+{
+	cr_assert_eq(READY_NAMED("fine-name"), MSG_OK);
+	cr_assert_eq(READY_NAMED("Not A Name"), MSG_E_FIELD_RANGE);
+	cr_assert_eq(READY_NAMED("a\0b"), MSG_E_FIELD_TYPE);
+	/* 49 bytes: past an agent's name, within a frame's. */
+	cr_assert_eq(
+	    READY_NAMED("a-name-longer-than-an-agent-may-have-at-all-xxxxx"),
+	    MSG_E_FIELD_RANGE);
+	/* 64: past a frame's. */
+	cr_assert_eq(READY_NAMED("a-name-longer-than-a-frame-name-holds-at-all-"
+	                         "xxxxxxxxxxxxxxxxxxx"),
+	    MSG_E_FIELD_TYPE);
 }
 
 Test(msg, mutated_setup_and_agents_frames_never_crash_a_decoder)
