@@ -83,10 +83,14 @@ push(double **arr, size_t *n, size_t *cap, double v)
 }
 
 /* 0 for none: the JSON line has a number in every field. */
-static double
-percentile(const double *v, size_t n, double p)
+/* ,"KEY":MS, of the p-th of v in milliseconds; null without any. */
+static void
+print_ms(const char *key, const double *v, size_t n, double p)
 {
-	return n == 0 ? 0 : rank_nearest(v, n, p);
+	if (n == 0)
+		printf(",\"%s\":null", key);
+	else
+		printf(",\"%s\":%.3f", key, rank_nearest(v, n, p) * 1e3);
 }
 
 static void
@@ -152,10 +156,12 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (g.url == NULL || (g.requests <= 0 && g.duration <= 0)) {
+	if (g.url == NULL || (g.requests <= 0) == (g.duration <= 0)) {
 		fprintf(stderr, "ollamax-loadgen: %s\n%s",
 		    g.url == NULL ? "--url is required"
-		                  : "--requests or --duration is required",
+		        : g.requests > 0
+		        ? "--requests or --duration, not both"
+		        : "--requests or --duration is required",
 		    usage_text);
 		return 2;
 	}
@@ -208,15 +214,22 @@ main(int argc, char **argv)
 			    msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
 			curl_multi_remove_handle(multi, msg->easy_handle);
 			g.done++;
-			if (msg->data.result == CURLE_OK && code == 200)
+			if (msg->data.result == CURLE_OK && code == 200) {
 				g.ok++;
-			else
-				g.failed++;
-			push(&g.latencies, &g.nlat, &g.caplat,
-			    now_s() - s->started);
-			if (s->bytes > 0)
-				push(&g.ttfb, &g.nttfb, &g.capttfb,
-				    s->first_byte - s->started);
+				/* A refusal's speed is no server's. */
+				push(&g.latencies, &g.nlat, &g.caplat,
+				    now_s() - s->started);
+				if (s->bytes > 0)
+					push(&g.ttfb, &g.nttfb, &g.capttfb,
+					    s->first_byte - s->started);
+			} else if (g.failed++ == 0) {
+				if (msg->data.result != CURLE_OK)
+					log_warnx("%s: %s", g.url,
+					    curl_easy_strerror(
+					        msg->data.result));
+				else
+					log_warnx("%s: HTTP %ld", g.url, code);
+			}
 			g.lines += s->lines;
 			s->open = 0;
 			if ((g.requests > 0 && g.started < g.requests) ||
@@ -237,15 +250,15 @@ main(int argc, char **argv)
 	rank_sort(g.latencies, g.nlat);
 	rank_sort(g.ttfb, g.nttfb);
 	printf("{\"requests\":%ld,\"ok\":%ld,\"failed\":%ld,\"seconds\":%.3f,"
-	       "\"per_second\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-	       "\"max_ms\":%.3f,\"ttfb_p50_ms\":%.3f,\"peak_open\":%ld,"
-	       "\"lines\":%zu,\"connections\":%ld}\n",
-	    g.done, g.ok, g.failed, elapsed, (double)g.ok / elapsed,
-	    percentile(g.latencies, g.nlat, 0.5) * 1e3,
-	    percentile(g.latencies, g.nlat, 0.99) * 1e3,
-	    percentile(g.latencies, g.nlat, 1.0) * 1e3,
-	    percentile(g.ttfb, g.nttfb, 0.5) * 1e3, g.peak_open, g.lines,
-	    g.connections);
+	       "\"per_second\":%.1f",
+	    g.done, g.ok, g.failed, elapsed, (double)g.ok / elapsed);
+	/* Of the requests answered whole. */
+	print_ms("p50_ms", g.latencies, g.nlat, 0.5);
+	print_ms("p99_ms", g.latencies, g.nlat, 0.99);
+	print_ms("max_ms", g.latencies, g.nlat, 1.0);
+	print_ms("ttfb_p50_ms", g.ttfb, g.nttfb, 0.5);
+	printf(",\"peak_open\":%ld,\"lines\":%zu,\"connections\":%ld}\n",
+	    g.peak_open, g.lines, g.connections);
 	for (long i = 0; i < g.connections; i++) {
 		curl_easy_cleanup(slots[i].easy);
 		curl_slist_free_all(slots[i].headers);

@@ -1746,19 +1746,26 @@ mhd_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	mhd_run(w->data);
 }
 
-/* MHD must run again within the time it asks for, even without I/O. */
+/*
+ * MHD must run again within the time it asks for, even without I/O; and
+ * within a second at most: an accept that failed for want of descriptors
+ * takes the listening socket out of MHD's epoll set until its next run,
+ * which no I/O would bring once the connections are closed, and no client
+ * would be taken again.
+ */
 static void
 mhd_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct emu *e = w->data;
 	MHD_UNSIGNED_LONG_LONG ms;
+	double at = 1.0;
 
 	(void)revents;
 	ev_timer_stop(loop, &e->mhd_timer);
-	if (MHD_get_timeout(e->mhd, &ms) == MHD_YES) {
-		ev_timer_set(&e->mhd_timer, (double)ms / 1000.0, 0);
-		ev_timer_start(loop, &e->mhd_timer);
-	}
+	if (MHD_get_timeout(e->mhd, &ms) == MHD_YES && ms < 1000)
+		at = (double)ms / 1000.0;
+	ev_timer_set(&e->mhd_timer, at, 0);
+	ev_timer_start(loop, &e->mhd_timer);
 }
 
 static void

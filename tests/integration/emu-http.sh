@@ -132,6 +132,18 @@ check "ollamax-loadgen refuses a count with trailing junk" \
 	loadgen_refuses "--requests 3x: expected a whole number in [1, 1000000000]" --requests 3x
 check "and an infinite or NaN duration" \
 	loadgen_refuses "--duration nan: expected a number in [0.001, 86400]" --duration nan
+check "and a count and a duration together, which would leave one unheeded" \
+	loadgen_refuses "--requests or --duration, not both" --requests 5 --duration 1
+# Requests refused: said why, exit 1, and no latency of theirs.
+loadgen_refused() {
+	local out rc=0
+	out=$(timeout 10 "$BUILD/ollamax-loadgen" --url http://127.0.0.1:9/api/generate --requests 3 2>"$TMP/loadgen.err") || rc=$?
+	[ "$rc" -eq 1 ] && has "$(cat "$TMP/loadgen.err")" "http://127.0.0.1:9/api/generate: Couldn't connect to server" &&
+		python3 -c 'import json,sys
+r = json.loads(sys.argv[1])
+assert r["failed"] == 3 and r["p50_ms"] is None and r["max_ms"] is None, r' "$out"
+}
+check "ollamax-loadgen tells a failed request's cause and counts no latency of it" loadgen_refused
 # Ollama reads an empty variable as unset: the bad flag is the news.
 empty_env_unset() {
 	local out rc=0
@@ -677,4 +689,32 @@ PY
 check "a SIGTERM under load: exit 0, a status line for every request taken" stop_under_load
 stops_cleanly() { kill -TERM "$PID_main"; gone_within 10 "$PID_main" && wait "$PID_main"; }
 check "ollamax-emu stops on SIGTERM with exit 0" stops_cleanly
+
+# Out of descriptors for a while: an accept that fails takes the listening
+# socket out of the server's poll set. Once the clients have gone, new
+# ones are taken again, within a second or two.
+start_emu fdless --speed 0.01
+prlimit --pid "$PID_fdless" --nofile=32:32
+flood_then_asked() {
+	python3 - "${URL_fdless##*:}" <<'PY' || return 1
+import json, socket, sys, time
+port, held = int(sys.argv[1]), []
+for i in range(300):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    body = json.dumps({"model": "tinyllama", "prompt": "x%d" % i}).encode()
+    s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    held.append(s)
+time.sleep(2)
+for s in held:
+    s.close()
+PY
+	for _ in $(seq 1 30); do
+		curl -s -m 1 -o /dev/null "$URL_fdless/api/version" && return 0
+		sleep 0.1
+	done
+	echo "      not answered 4 s after the clients left"
+	return 1
+}
+check "out of descriptors for a while, the emulator takes clients again once they go" flood_then_asked
 finish
