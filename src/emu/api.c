@@ -238,6 +238,7 @@ static const struct {
     {"main_gpu", OPT_INT},
     {"use_mmap", OPT_BOOL},
     {"num_thread", OPT_INT},
+    {"draft_num_predict", OPT_INT},
     {"num_keep", OPT_INT},
     {"seed", OPT_INT},
     {"num_predict", OPT_INT},
@@ -331,9 +332,10 @@ parse_options(json_t *root, enum api_kind kind, struct api_request *req,
 				return fail(err, 400,
 				    "option \"%s\" is out of range", name);
 			d = fmax(fmin(whole, INT_MAX), INT_MIN);
-			if (strcmp(name, "num_ctx") == 0)
+			if (strcmp(name, "num_ctx") == 0) {
 				req->num_ctx = (int)d;
-			else if (strcmp(name, "num_batch") == 0)
+				req->has_num_ctx = 1;
+			} else if (strcmp(name, "num_batch") == 0)
 				req->runner_opts.num_batch = (int)d;
 			else if (strcmp(name, "num_gpu") == 0)
 				req->runner_opts.num_gpu = (int)d;
@@ -421,6 +423,7 @@ parse_generate(json_t *root, struct api_request *req, struct api_error *err)
 		tokens += text_token_count(req->system, strlen(req->system));
 	if (suffix)
 		tokens += text_token_count(suffix, strlen(suffix));
+	req->wants_insert = suffix != NULL && suffix[0] != '\0';
 	/* The chat template wraps the prompt in a few tokens of markup. */
 	if (!req->raw)
 		tokens += 8;
@@ -492,6 +495,7 @@ parse_chat(json_t *root, struct api_request *req, struct api_error *err)
 	}
 	if (tools != NULL && json_is_array(tools))
 		tokens += 64 * (int64_t)json_array_size(tools);
+	req->wants_tools = tools != NULL && json_array_size(tools) > 0;
 	req->empty = msgs == NULL || json_array_size(msgs) == 0;
 	req->prompt_tokens = prompt_tokens_of(tokens);
 	return 0;

@@ -350,7 +350,9 @@ struct api_request {
 	int raw;
 	int has_keep_alive;
 	int64_t keep_alive_ns;
-	int num_ctx;     /* 0 = the server's default */
+	/* Given, even 0 or below, it stands over the server's default
+	 * (Ollama's FromMap), and the scheduler makes it 4 at least. */
+	int has_num_ctx, num_ctx;
 	struct esched_runner_opts runner_opts; /* Ollama's defaults if unset */
 	int num_predict; /* -1 = until the answer ends */
 	int64_t seed;
@@ -358,6 +360,9 @@ struct api_request {
 	uint64_t text_seed; /* seeds the answer: model, prompt, seed */
 	int empty;          /* empty prompt / no messages: load/unload */
 	size_t ninputs;     /* embed */
+	/* Capabilities asked beyond completion: tools given (chat), a
+	 * suffix to fill in before (generate). */
+	int wants_tools, wants_insert;
 	const char *options_warning; /* an unknown option, logged */
 };
 

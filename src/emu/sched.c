@@ -441,7 +441,12 @@ esched_submit(struct esched *s, struct esched_req *q, int64_t now)
 		grant_slots(s, r, now);
 		return;
 	}
-	if (s->pending_len >= (size_t)s->cfg.max_queue) {
+	/* Ollama's pending requests are a channel of max_queue: a send finds
+	 * room there, or its receiver idle (so max_queue 0 still serves
+	 * one at a time). */
+	if (s->pending_len >= (size_t)s->cfg.max_queue &&
+	    !(s->pending_len == 0 && s->current == NULL &&
+	        s->block == ESB_NONE)) {
 		q->state = ESR_DONE;
 		s->stats.rejected++;
 		push_action(s, ESA_REJECT, NULL, q, 503,

@@ -33,6 +33,7 @@
 #include "cliarg.h"
 #include "emu.h"
 #include "log.h"
+#include "modelname.h"
 #include "utf8.h"
 
 #define EMU_VERSION "0.33.0"
@@ -1427,6 +1428,18 @@ handle_inference(struct emu *e, struct job *j)
 		job_error(j, 400, msg);
 		return;
 	}
+	/* Ollama names the model in full here, as its scheduler does. */
+	if ((j->req.wants_tools && !(m->capabilities & EMU_CAP_TOOLS)) ||
+	    (j->req.wants_insert && !(m->capabilities & EMU_CAP_INSERT))) {
+		char full[256], msg[320];
+
+		if (model_name_full(j->req.model, full, sizeof(full)) != 0)
+			snprintf(full, sizeof(full), "%s", j->req.model);
+		snprintf(msg, sizeof(msg), "%s does not support %s", full,
+		    j->req.wants_tools ? "tools" : "insert");
+		job_error(j, 400, msg);
+		return;
+	}
 	if ((j->route == R_EMBED || j->route == R_EMBEDDINGS) &&
 	    (uint64_t)j->req.ninputs * (uint64_t)embedding_dim(m) >
 	        EMU_EMBED_NUMBERS_MAX) {
@@ -1447,7 +1460,7 @@ handle_inference(struct emu *e, struct job *j)
 	j->sreq.id = ++e->next_id;
 	j->sreq.model = m;
 	j->sreq.num_ctx =
-	    j->req.num_ctx > 0 ? j->req.num_ctx : e->default_num_ctx;
+	    j->req.has_num_ctx ? j->req.num_ctx : e->default_num_ctx;
 	j->sreq.opts = j->req.runner_opts;
 	j->sreq.has_keep_alive = j->req.has_keep_alive;
 	j->sreq.keep_alive_ns = j->req.keep_alive_ns;
@@ -1514,6 +1527,10 @@ respond_now(struct emu *e, struct job *j, const char *method)
 			break;
 		}
 		j->parsed = 1;
+		if (j->req.model[0] == '\0') {
+			job_error(j, 400, "model is required");
+			break;
+		}
 		/* Ollama removes the files and leaves the scheduler alone:
 		 * a loaded runner stays until evicted. */
 		if (emu_catalog_remove(&e->cat, j->req.model) == 0)
@@ -2049,27 +2066,12 @@ main(int argc, char **argv)
 	long idle_timeout = 30, max_conn = 4096, context_length = 0;
 	unsigned long long seed = 1;
 	int opt, fd, port, level;
+	/* Ollama's own environment sets what the flags leave, read once the
+	 * flags are: --version and --help whatever it holds. */
+	int parallel_given = 0, max_loaded_given = 0, max_queue_given = 0,
+	    keep_alive_given = 0, context_length_given = 0;
 
 	log_init("ollamax-emu", 0);
-	/* Ollama's own environment sets the defaults; flags win. */
-	cfg.parallel = (env = ollama_env("OLLAMA_NUM_PARALLEL"))
-	    ? (int)cliarg_long(
-	          "ollamax-emu", "OLLAMA_NUM_PARALLEL", env, 1, 1024)
-	    : 1;
-	cfg.max_loaded = (env = ollama_env("OLLAMA_MAX_LOADED_MODELS"))
-	    ? (int)cliarg_long(
-	          "ollamax-emu", "OLLAMA_MAX_LOADED_MODELS", env, 0, 64)
-	    : 0;
-	cfg.max_queue = (env = ollama_env("OLLAMA_MAX_QUEUE"))
-	    ? (int)cliarg_long(
-	          "ollamax-emu", "OLLAMA_MAX_QUEUE", env, 0, 1 << 20)
-	    : EMU_MAX_QUEUE;
-	cfg.default_keep_alive_ns = (env = ollama_env("OLLAMA_KEEP_ALIVE"))
-	    ? arg_duration("OLLAMA_KEEP_ALIVE", env)
-	    : EMU_KEEP_ALIVE_S * NS_PER_SEC;
-	if ((env = ollama_env("OLLAMA_CONTEXT_LENGTH")) != NULL)
-		context_length = cliarg_long(
-		    "ollamax-emu", "OLLAMA_CONTEXT_LENGTH", env, 0, 1 << 24);
 	cfg.vram_bytes = EMU_VRAM_MB * MB;
 	e->speed = 1;
 	e->share = EMU_SHARE;
@@ -2090,14 +2092,17 @@ main(int argc, char **argv)
 		case 'p':
 			cfg.parallel = (int)cliarg_long(
 			    "ollamax-emu", "--parallel", optarg, 1, 1024);
+			parallel_given = 1;
 			break;
 		case 'L':
 			cfg.max_loaded = (int)cliarg_long(
 			    "ollamax-emu", "--max-loaded", optarg, 0, 64);
+			max_loaded_given = 1;
 			break;
 		case 'q':
 			cfg.max_queue = (int)cliarg_long(
 			    "ollamax-emu", "--max-queue", optarg, 0, 1 << 20);
+			max_queue_given = 1;
 			break;
 		case 'v':
 			cfg.vram_bytes = (uint64_t)cliarg_long("ollamax-emu",
@@ -2107,10 +2112,12 @@ main(int argc, char **argv)
 		case 'k':
 			cfg.default_keep_alive_ns =
 			    arg_duration("--keep-alive", optarg);
+			keep_alive_given = 1;
 			break;
 		case 'C':
 			context_length = cliarg_long("ollamax-emu",
 			    "--context-length", optarg, 0, 1 << 24);
+			context_length_given = 1;
 			break;
 		case 's':
 			if (strcmp(optarg, "inf") == 0)
@@ -2195,6 +2202,41 @@ main(int argc, char **argv)
 		    argv[optind]);
 		usage(2);
 	}
+	if (!parallel_given) {
+		/* Ollama serves one at least: 0, its old "auto", is 1. */
+		cfg.parallel = (env = ollama_env("OLLAMA_NUM_PARALLEL"))
+		    ? (int)cliarg_long(
+		          "ollamax-emu", "OLLAMA_NUM_PARALLEL", env, 0, 1024)
+		    : 1;
+		if (cfg.parallel == 0)
+			cfg.parallel = 1;
+	}
+	if (!max_loaded_given &&
+	    (env = ollama_env("OLLAMA_MAX_LOADED_MODELS")) != NULL) {
+		long most = cliarg_long("ollamax-emu",
+		    "OLLAMA_MAX_LOADED_MODELS", env, 0, LONG_MAX);
+
+		/* Ollama takes any number; no catalog here loads more. */
+		if (most > 64)
+			log_warnx("OLLAMA_MAX_LOADED_MODELS %ld: taken as 64, "
+			          "the most this emulator loads",
+			    most);
+		cfg.max_loaded = most > 64 ? 64 : (int)most;
+	}
+	if (!max_queue_given)
+		cfg.max_queue = (env = ollama_env("OLLAMA_MAX_QUEUE"))
+		    ? (int)cliarg_long(
+		          "ollamax-emu", "OLLAMA_MAX_QUEUE", env, 0, 1 << 20)
+		    : EMU_MAX_QUEUE;
+	if (!keep_alive_given)
+		cfg.default_keep_alive_ns =
+		    (env = ollama_env("OLLAMA_KEEP_ALIVE"))
+		    ? arg_duration("OLLAMA_KEEP_ALIVE", env)
+		    : EMU_KEEP_ALIVE_S * NS_PER_SEC;
+	if (!context_length_given &&
+	    (env = ollama_env("OLLAMA_CONTEXT_LENGTH")) != NULL)
+		context_length = cliarg_long(
+		    "ollamax-emu", "OLLAMA_CONTEXT_LENGTH", env, 0, 1 << 24);
 	if (e->fail_rate + e->stall_rate + e->drop_rate + e->garbage_rate > 1) {
 		fprintf(stderr,
 		    "ollamax-emu: fatal: the fault rates add up to more than 1\n");

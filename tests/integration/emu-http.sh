@@ -5,7 +5,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 start_emu main --speed 100 --parallel 2 --max-body 65536 --idle-timeout 1
-start_emu noqueue --speed 100 --max-queue 0
 start_emu fail --speed inf --fail-rate 1
 start_emu drop --speed inf --drop-rate 1
 start_emu garbage --speed inf --garbage-rate 1
@@ -23,6 +22,7 @@ start_emu gone --speed 1 --parallel 1 --max-loaded 1 --catalog "$TMP/small.ini"
 # A model whose load takes 4 s: long enough to look at it meanwhile.
 printf '[cold:1]\nsize_mb = 100\ncontext_length = 4096\nload_mb_per_s = 25\nprompt_tokens_per_s = 1000\ngen_tokens_per_s = 100\nkv_kb_per_token = 1\n' >"$TMP/cold.ini"
 start_emu cold --speed 1 --catalog "$TMP/cold.ini"
+start_emu noqueue --speed 1 --max-queue 0 --catalog "$TMP/cold.ini"
 start_emu term --speed 1 --catalog "$TMP/small.ini"
 start_emu stop --speed 1 --parallel 1 --catalog "$TMP/small.ini"
 
@@ -109,6 +109,28 @@ print("      context of", len(d["context"]), "for", d["prompt_eval_count"], "pro
 sys.exit(0 if d["prompt_eval_count"] > 2048 and len(d["context"]) == 2048 else 1)' "$TMP/body"
 }
 check "a num_ctx past the model's returns no more context than the model holds" capped_context
+# A num_ctx of 0 or below stands, as Ollama's FromMap has it, and is made 4.
+small_context() {
+	http POST "$URL_big/api/generate" '{"model":"qwen2.5:3b","options":{"num_ctx":0}}' >/dev/null
+	curl -s "$URL_big/api/ps" | python3 -c 'import json,sys
+ctx = [m["context_length"] for m in json.load(sys.stdin)["models"] if m["name"] == "qwen2.5:3b"]
+assert ctx == [4], ctx'
+}
+check "a num_ctx of 0 is a context of 4, not the default" small_context
+# Capabilities past completion, as Ollama's scheduler checks them.
+check "a chat with tools to a model without them is a 400" \
+	eq "$(http POST "$URL_big/api/chat" '{"model":"tinyllama","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"stream":false}')" \
+	'400 {"error":"registry.ollama.ai/library/tinyllama:latest does not support tools"}'
+check "but taken by one with them" \
+	has "$(http POST "$URL_big/api/chat" '{"model":"qwen2.5:3b","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"stream":false,"options":{"num_predict":1}}')" '200 {'
+check "a generate with a suffix to a model without insert is a 400" \
+	eq "$(http POST "$URL_big/api/generate" '{"model":"tinyllama","prompt":"def f(","suffix":"return 1","stream":false}')" \
+	'400 {"error":"registry.ollama.ai/library/tinyllama:latest does not support insert"}'
+check "but taken by one with it" \
+	has "$(http POST "$URL_big/api/generate" '{"model":"qwen2.5-coder:3b","prompt":"def f(","suffix":"return 1","stream":false,"options":{"num_predict":1}}')" '200 {'
+check "draft_num_predict is an option of integers" \
+	eq "$(http POST "$URL_big/api/generate" '{"model":"tinyllama","prompt":"x","options":{"draft_num_predict":"x"}}')" \
+	'400 {"error":"option \"draft_num_predict\" must be of type integer"}'
 speed_refused() {
 	local out rc=0
 	out=$(timeout 10 "$BUILD/ollamax-emu" --speed 20000 2>&1) || rc=$?
@@ -152,6 +174,11 @@ empty_env_unset() {
 	[ "$rc" -eq 2 ] && has "$out" "--speed 20000" && ! has "$out" OLLAMA_ >/dev/null
 }
 check "an empty OLLAMA_* variable is as if unset" empty_env_unset
+check "--version reads no OLLAMA_* variable" \
+	has "$(OLLAMA_NUM_PARALLEL=many timeout 10 "$BUILD/ollamax-emu" --version 2>&1)" "ollamax-emu "
+# Ollama serves one at a time at least: its old "auto", 0, is 1.
+OLLAMA_NUM_PARALLEL=0 start_emu auto --speed inf
+check "OLLAMA_NUM_PARALLEL=0 serves one at a time" wait_log "models, parallel 1, vram" "$TMP/auto.log"
 # nomic-embed-text is 768 wide; Ollama's vectors are of length 1.
 embeds() {
 	http POST "$URL_big/api/embed" '{"model":"nomic-embed-text","input":"x"}' >/dev/null
@@ -332,9 +359,23 @@ PY
 }
 check "a stream's created_at never goes back" created_at_rises
 
-check "a request that must wait for a load is refused when the queue bound is 0" \
-	eq "$(http POST "$URL_noqueue/api/generate" '{"model":"tinyllama","prompt":"x"}')" \
-	'503 {"error":"server busy, please try again.  maximum pending requests exceeded"}'
+# Ollama's pending queue is a channel of --max-queue: with 0, a request
+# is taken when the loop that loads is idle, and refused while it works.
+noqueue_one_at_a_time() {
+	local first
+	http POST "$URL_noqueue/api/generate" '{"model":"cold:1","prompt":"x","options":{"num_predict":1}}' >"$TMP/first.out" &
+	first=$!
+	for _ in $(seq 1 100); do
+		[ "$(emu_sched noqueue loads)" -eq 1 ] && break
+		sleep 0.05
+	done
+	eq "$(http POST "$URL_noqueue/api/generate" '{"model":"cold:1","prompt":"y"}')" \
+		'503 {"error":"server busy, please try again.  maximum pending requests exceeded"}' || return 1
+	wait "$first"
+	has "$(cat "$TMP/first.out")" '200 {'
+}
+check "with a queue bound of 0, a request is taken while the loop is idle, refused while it loads" \
+	noqueue_one_at_a_time
 
 # --seed: the same seed and the same requests give the same faults; another
 # seed, others. Each emulator is started, asked 30 times, and stopped.
@@ -430,6 +471,8 @@ check "/emu/stats counts loads and unloads per model" loads_counted
 http POST "$URL_main/api/generate" '{"model":"qwen2.5-coder:7b"}' >/dev/null
 check "delete without a body is a 400" \
 	has "$(http DELETE "$URL_main/api/delete")" '400 {"error":'
+check "delete without a model is a 400, as Ollama's" \
+	eq "$(http DELETE "$URL_main/api/delete" '{}')" '400 {"error":"model is required"}'
 # Ollama's handler writes nothing once the model is gone: a bare 200.
 check "delete of a model is a 200 with an empty body" \
 	eq "$(http DELETE "$URL_main/api/delete" '{"model":"qwen2.5-coder:7b"}')" '200 '
