@@ -16,7 +16,9 @@ ascending(const void *a, const void *b)
 void
 rank_sort(double *v, size_t n)
 {
-	qsort(v, n, sizeof(*v), ascending);
+	/* None may be no array at all, which qsort must not be given. */
+	if (n > 0)
+		qsort(v, n, sizeof(*v), ascending);
 }
 
 double
