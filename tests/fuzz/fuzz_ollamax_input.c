@@ -32,8 +32,9 @@ decode_frame(const uint8_t *data, size_t size)
 			break;
 		}
 		case MSG_READY: {
-			struct msg_hello m;
-			(void)msg_ready_decode(&r, &m);
+			struct msg_ready m;
+			if (msg_ready_decode(&r, &m) == MSG_OK)
+				msg_ready_free(&m);
 			break;
 		}
 		case MSG_INFER: {
