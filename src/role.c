@@ -266,10 +266,13 @@ role_main(int argc, char **argv, const char *role, int index,
 	 * fetch of agents SIGTERM ended, its answer still coming or just
 	 * come.
 	 */
+	/* Set up or not, a child asked to stop has done what it was asked. */
 	if (hub_hello(&hub, loop, runtime, role_id, index, &setup) != 0)
-		return 1;
+		return stop_asked ? 0 : 1;
 	rc = fn(loop, runtime, &hub, &setup);
 	msg_setup_free(&setup);
+	if (stop_asked)
+		rc = 0;
 	if (hub.cut_short)
 		return rc;
 	ipc_client_close(hub.client);

@@ -60,6 +60,9 @@ struct child {
 	struct msg_report report; /* its latest counters */
 	int64_t heard_ms;         /* when it last spoke: see watchdog_cb */
 	int killed_in_stop;       /* its stop overdue, told as it was made */
+	/* Still starting as the stop began: a SIGTERM before it had its
+	 * handler ends it by default, and is no crash. */
+	int starting_at_stop;
 	/* A starting worker's agents, as the pages it fetches. */
 	char **pages;
 	size_t *page_len;
@@ -411,7 +414,11 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	if (s->stopping) {
 		/* A crash in a child's stop leaves a trace; the kills of an
 		 * overdue stop are told as they are made. */
-		if (WIFSIGNALED(status)) {
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM &&
+		    c->starting_at_stop) {
+			log_debug("%s %d ended by the stop as it started",
+			    role_name(c->role), c->index);
+		} else if (WIFSIGNALED(status)) {
 			if (!c->killed_in_stop)
 				log_warnx("%s %d died of signal %d as the "
 				          "fleet stopped",
@@ -1973,6 +1980,7 @@ begin_stop(struct supervisor *s, const char *why)
 		struct child *c = &s->children[i];
 
 		ev_timer_stop(s->loop, &c->restart_timer);
+		c->starting_at_stop = c->state == PROC_STARTING;
 		c->state = c->pid > 0 ? PROC_STOPPING : PROC_STOPPED;
 		if (c->pid > 0)
 			kill(c->pid, SIGTERM);

@@ -64,6 +64,7 @@ struct message {
 	char *input;
 	struct ipc_call *waiter; /* `run --wait`: told the run's result */
 	int answered;     /* its run got its answer: only the output is left */
+	int told;         /* its waiter heard how its run went */
 	int64_t until_ms; /* a waiter's: the run does not begin past it */
 };
 TAILQ_HEAD(message_list, message);
@@ -709,6 +710,7 @@ answer_waiter(struct agent *a, const struct msg_infer_done *done, int ok,
 
 	if (msg == NULL || msg->waiter == NULL)
 		return;
+	msg->told = 1;
 	if (!ok) {
 		reply_ok(
 		    msg->waiter, 0, done->error[0] ? done->error : "no answer");
@@ -843,9 +845,10 @@ agent_main(void *arg)
 		}
 		agent_run(a, a->input ? a->input->input : "");
 		if (a->input != NULL) {
-			/* Nobody waits to hear of the failure: the text
-			 * would be lost unseen. */
-			if (a->input->waiter == NULL && !a->input->answered &&
+			/* Nobody heard of the failure (no waiter, or one let
+			 * go at its deadline): the text would be lost
+			 * unseen. */
+			if (!a->input->told && !a->input->answered &&
 			    a->input->input[0] != '\0')
 				log_warnx("%s: run %llu failed: the message "
 				          "from %s is lost; it was:\n%s",

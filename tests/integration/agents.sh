@@ -199,6 +199,14 @@ PY
 }
 check "a message whose run fails is logged whole, nobody waiting" logged_whole \
 	"doomed: run 1 failed: the message from ollamaxctl is lost; it was:" "the doomed text" "in two lines"
+# One whose waiter hears of the failure is not lost: not logged so.
+told_not_lost() {
+	local rc=0
+	"$CTL" -c "$TMP/ollamax.conf" run -w -t 1m doomed "the told text" >/dev/null 2>&1 || rc=$?
+	[ "$rc" -eq 1 ] && wait_log "doomed: run 2 failed" &&
+		! grep -A1 "doomed: run 2 failed: the message from ollamaxctl is lost" "$TMP/sup.log" | grep -q "the told text"
+}
+check "a waited run that fails tells its waiter, and logs no message lost" told_not_lost
 "$CTL" -c "$TMP/ollamax.conf" kill doomed >/dev/null
 # With 16 KiB task stacks, as the minimum allows.
 # run_w_unwritten AGENT WHY: run -w prints the answer the agent's file

@@ -685,6 +685,27 @@ none_left() {
 }
 check "SIGTERM: no child is left behind" none_left
 check "SIGTERM: the runtime dir is removed" test ! -e "$TMP/run"
+# A stop as the fleet starts: the children ended before they had their
+# handlers, or in their hello, did as they were asked. Exit 0, each time.
+stopped_as_started() {
+	local d rc
+	for d in 0 0.002 0.005 0.01 0.02 0.05; do
+		"$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/early.log" &
+		sup_pid=$!
+		PIDS+=("$sup_pid")
+		# Its first child forked, the supervisor has its own handlers.
+		for _ in $(seq 1 100); do
+			[ -n "$(ps -o pid= --ppid "$sup_pid")" ] && break
+			sleep 0.05
+		done
+		sleep "$d"
+		kill -TERM "$sup_pid"
+		rc=0
+		wait "$sup_pid" || rc=$?
+		[ "$rc" -eq 0 ] || { echo "      stopped after $d s: exit $rc"; tail -n 3 "$TMP/early.log"; return 1; }
+	done
+}
+check "a stop as the fleet starts exits 0" stopped_as_started
 
 "$SUP" -c "$TMP/ollamax.conf" start 2>>"$TMP/sup.log" &
 sup_pid=$!
