@@ -1088,25 +1088,47 @@ manifest_key(void *user, const struct ini_item *it)
 	}
 }
 
-/* Each of the prompt's lines is told its own unknown variables: a
- * placeholder does not span lines, as it is a word. */
+/* Each unknown variable of the prompt is told once, at the first line of
+ * the prompt where it stands: a placeholder does not span lines, as it is
+ * a word. */
 static void
 prompt_variables_known(struct manifest_parse *p)
 {
 	static const char *const vars[] = {
 	    "name", "role", "n", "time", "input"};
-	char *line = p->m->prompt;
+	char *line = p->m->prompt, told[4096] = "";
+	size_t told_len = 0;
 
 	for (size_t i = 0; i < p->prompt.nlines && line != NULL; i++) {
-		char *end = strchr(line, '\n'), unknown[256];
+		char *end = strchr(line, '\n'), unknown[256], fresh[256] = "";
+		size_t fresh_len = 0;
 
 		if (end != NULL)
 			*end = '\0';
 		if (template_unknown(line, vars, 5, unknown, sizeof(unknown)) !=
-		    NULL)
+		    NULL) {
+			/* "{{a}}, {{b}}": each whole, braces and all. */
+			char *rest = NULL;
+
+			for (char *v = strtok_r(unknown, ", ", &rest);
+			     v != NULL; v = strtok_r(NULL, ", ", &rest)) {
+				size_t n = strlen(v);
+
+				if (strstr(told, v) != NULL)
+					continue;
+				if (told_len + n < sizeof(told)) {
+					memcpy(told + told_len, v, n + 1);
+					told_len += n;
+				}
+				fresh_len += (size_t)snprintf(fresh + fresh_len,
+				    sizeof(fresh) - fresh_len, "%s%s",
+				    fresh_len > 0 ? ", " : "", v);
+			}
+		}
+		if (fresh_len > 0)
 			diag_add(p->d, p->path, p->prompt.lines[i],
 			    "prompt: unknown variable%s %s (name, role, n, time, input)",
-			    strstr(unknown, "}}, {{") ? "s" : "", unknown);
+			    strstr(fresh, "}}, {{") ? "s" : "", fresh);
 		if (end != NULL)
 			*end = '\n';
 		line = end != NULL ? end + 1 : NULL;

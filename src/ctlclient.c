@@ -177,17 +177,40 @@ ctl_lock_holder(const char *ctl_path)
 static int
 other_users_socket(const char *ctl_path, char *why, size_t whylen)
 {
+	char dir[PATH_MAX];
+	const char *slash = strrchr(ctl_path, '/'), *what = ctl_path;
 	struct stat st;
 	const struct passwd *owner;
 
-	if (stat(ctl_path, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-	    st.st_uid == geteuid())
+	if (stat(ctl_path, &st) != 0) {
+		/* Inside another user's runtime dir, of mode 0700, or a dir
+		 * of theirs above it: the nearest dir that can be looked at
+		 * tells whose it is. */
+		if (errno != EACCES || slash == NULL || slash == ctl_path)
+			return 0;
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - ctl_path),
+		    ctl_path);
+		for (;;) {
+			char *cut;
+
+			if (stat(dir, &st) == 0)
+				break;
+			if (errno != EACCES ||
+			    (cut = strrchr(dir, '/')) == NULL || cut == dir)
+				return 0;
+			*cut = '\0';
+		}
+		if (!S_ISDIR(st.st_mode) || st.st_uid == geteuid())
+			return 0;
+		what = dir;
+	} else if (!S_ISSOCK(st.st_mode) || st.st_uid == geteuid()) {
 		return 0;
+	}
 	owner = getpwuid(st.st_uid);
 	snprintf(why, whylen,
-	    "%s belongs to uid %u%s%s%s: its supervisor takes commands from "
-	    "that user only",
-	    ctl_path, (unsigned)st.st_uid, owner ? " (" : "",
+	    "%.900s belongs to uid %u%s%s%s: its supervisor takes commands "
+	    "from that user only",
+	    what, (unsigned)st.st_uid, owner ? " (" : "",
 	    owner ? owner->pw_name : "", owner ? ")" : "");
 	return 1;
 }

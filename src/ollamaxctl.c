@@ -551,7 +551,7 @@ main(int argc, char **argv)
 
 		if (duration_parse(o.timeout_text, &ns, err, sizeof(err)) != 0)
 			return usage_error("-t %s: %s", o.timeout_text, err);
-		if (ns <= 0 || ns == DURATION_FOREVER)
+		if (ns <= 0)
 			return usage_error(
 			    "-t %s: the wait must be longer than 0",
 			    o.timeout_text);
@@ -658,5 +658,10 @@ main(int argc, char **argv)
 		printf("{\"ok\":true}\n");
 	}
 	msg_ctl_reply_free(&reply);
+	/* What was done is told, or the exit says it was not. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		complain("standard output: %s", strerror(errno));
+		return 1;
+	}
 	return rc;
 }

@@ -551,9 +551,11 @@ agents_placed(const struct supervisor *s)
 {
 	size_t n = 0;
 
-	/* An agent whose spawn went unanswered may run: it counts. */
+	/* An agent whose spawn went unanswered may run: it counts; so does
+	 * one its worker could not start, neither removed nor killed. */
 	for (size_t i = 0; i < s->nplaced; i++)
-		n += s->placed[i].alive || s->placed[i].unanswered;
+		n += s->placed[i].alive || s->placed[i].unanswered ||
+		    s->placed[i].start_failed;
 	return n;
 }
 
@@ -1882,7 +1884,7 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	} else if (strcmp(ctl.verb, "queue") == 0) {
 		body = queue_json(s);
 	} else if (strcmp(ctl.verb, "reload") == 0) {
-		char summary[160];
+		char summary[1024];
 
 		if (reload(s, summary, sizeof(summary)) == 0)
 			body = json_pack("{s:s}", "summary", summary);
@@ -2002,7 +2004,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (w->signum == SIGHUP) {
-		char summary[160];
+		char summary[1024];
 
 		reload(s, summary, sizeof(summary));
 		return;

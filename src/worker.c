@@ -1229,6 +1229,7 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 		struct msg_agents list;
 
 		if (hub_fetch(hub, page, &list) != 0) {
+			free(not_started);
 			worker_stop(w);
 			return 1;
 		}

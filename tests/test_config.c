@@ -965,15 +965,20 @@ Test(config, an_unknown_variable_on_a_continued_line_is_told_at_that_line)
 	    "# a comment between\n"
 	    "  see {{inptu}} and {{tiem}}\n"
 	    "  {{n}} of {{nme}}\n"
+	    "  again {{nme}}, {{inptu}} and {{zzz}}\n"
 	    "system = {{nothing}} of it is checked\n");
 
-	cr_assert_eq(manifest_load(&m, path, &d), 2, "%s", d.text);
+	/* Each told once, at its first line. */
+	cr_assert_eq(manifest_load(&m, path, &d), 3, "%s", d.text);
+	expect(&d, "continued.conf", 11,
+	    "prompt: unknown variable {{zzz}} (name, role, n, time, input)");
 	expect(&d, "continued.conf", 9,
 	    "prompt: unknown variables {{inptu}}, {{tiem}} (name, role, n, "
 	    "time, input)");
 	expect(&d, "continued.conf", 10, "prompt: unknown variable {{nme}} (");
 	cr_assert_str_eq(m.prompt,
-	    "Dear {{name}},\nsee {{inptu}} and {{tiem}}\n{{n}} of {{nme}}");
+	    "Dear {{name}},\nsee {{inptu}} and {{tiem}}\n{{n}} of "
+	    "{{nme}}\nagain {{nme}}, {{inptu}} and {{zzz}}");
 	manifest_free(&m);
 	diag_free(&d);
 }

@@ -24,6 +24,8 @@ print(" ".join(a["name"] + ":" + a["state"] for a in json.load(sys.stdin)["agent
 }
 check "the agents not started show as failed, the others as running" \
 	eq "$(states)" "a1:running a2:running a3:running a4:running a5:failed a6:failed"
+check "status counts them among the agents, not among the running" \
+	status_until 's["agents"]["total"] == 6 and s["agents"]["running"] == 4'
 check "each worker tells which it could not start" sh -c \
 	"grep -q 'worker 0 could not start 1 agent (its log says why): a5; ollamaxctl spawn, or a reload, starts it again' '$TMP/sup.log' &&
 	 grep -q 'worker 1 could not start 1 agent (its log says why): a6; ollamaxctl spawn, or a reload, starts it again' '$TMP/sup.log'"
