@@ -207,6 +207,12 @@ pipe_gone(nng_pipe pipe)
 	    NNG_ENOENT;
 }
 
+int
+ipc_call_peer_gone(const struct ipc_call *c)
+{
+	return pipe_gone(c->pipe);
+}
+
 static void
 count_answer(struct ipc_server *s, nng_pipe pipe)
 {

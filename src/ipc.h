@@ -42,6 +42,9 @@ struct ipc_server *ipc_listen(struct ev_loop *loop, const char *url, int nctx,
 void ipc_reply(struct ipc_call *call, const void *data, size_t len);
 /* Counts a bad request from a peer and answers nothing to it. */
 void ipc_drop(struct ipc_call *call);
+/* Whether the connection the call came on has closed: its answer will
+ * reach nobody. */
+int ipc_call_peer_gone(const struct ipc_call *call);
 void ipc_server_close(struct ipc_server *s);
 /*
  * The connections a close would wait on until their answers are written:

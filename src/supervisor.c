@@ -1112,9 +1112,12 @@ waited_runs(const struct supervisor *s)
 {
 	int n = 0;
 
+	/* One whose client has gone (killed, or cut short by its own
+	 * timeout) holds no place: its answer would reach nobody. */
 	for (const struct agent_command *ac = s->pending; ac != NULL;
 	     ac = ac->next)
-		n += ac->wait;
+		n += ac->wait && ac->call != NULL &&
+		    !ipc_call_peer_gone(ac->call);
 	return n;
 }
 
