@@ -146,6 +146,10 @@ ctl_lock_holder(const char *ctl_path)
 	int pid;
 	FILE *f;
 
+	/* Another name is no supervisor's socket, whatever lies beside it
+	 * (an -s mistyped): no lock speaks for it. */
+	if (strcmp(slash != NULL ? slash + 1 : ctl_path, "ctl.sock") != 0)
+		return 0;
 	snprintf(path, sizeof(path), "%.*s/supervisor.lock",
 	    slash != NULL ? (int)(slash - ctl_path) : 1,
 	    slash != NULL ? ctl_path : ".");
@@ -283,7 +287,7 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 	if (rv != 0 || expired) {
 		nng_close(sock);
 		return expired && !refused && (flags & CTL_WAIT)
-		    ? CTL_UNANSWERED
+		    ? CTL_UNSENT
 		    : CTL_UNREACHABLE;
 	}
 	/* The send and the receive get what the dial left of the time. */

@@ -313,7 +313,9 @@ unreachable(const char *ctl_path, int given)
 		         "it, but does not answer there",
 		    (int)holder);
 	/* The runtime dir is the likely mix-up for the socket in it. */
-	if (given && stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (given && stat(ctl_path, &st) != 0 && errno == ENOENT) {
+		complain("%s: no such file", ctl_path);
+	} else if (given && stat(ctl_path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		while (len > 0 && ctl_path[len - 1] == '/')
 			len--;
 		complain("%s is a directory: -s takes the control "
@@ -622,7 +624,7 @@ main(int argc, char **argv)
 		usleep(CTL_RETRY_MS * 1000);
 	}
 	free(stdin_text);
-	if (rc == CTL_UNANSWERED && o.wait) {
+	if ((rc == CTL_UNANSWERED || rc == CTL_UNSENT) && o.wait) {
 		char waited[32];
 
 		if (o.timeout_text != NULL)
@@ -631,10 +633,15 @@ main(int argc, char **argv)
 		else
 			snprintf(waited, sizeof(waited), "%dm",
 			    CTL_RUN_WAIT_MS / 60000);
-		complain("run: no answer within %s: a run begun by then "
-		         "goes on to the agent's output, one not begun is not "
-		         "carried out",
-		    waited);
+		if (rc == CTL_UNSENT)
+			complain("run: no connection made to %s within %s: "
+			         "nothing was sent",
+			    ctl_path, waited);
+		else
+			complain("run: no answer within %s: a run begun by "
+			         "then goes on to the agent's output, one not "
+			         "begun is not carried out",
+			    waited);
 		return 1;
 	}
 	if (rc == CTL_UNANSWERED) {

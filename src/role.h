@@ -108,6 +108,9 @@ int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
 /* The socket is another user's: its supervisor would cut the connection
  * unread. reply->error says whose. */
 #define CTL_OTHER_USER 7
+/* A waited run's time ran out before a connection was made: nothing was
+ * sent. */
+#define CTL_UNSENT 8
 /*
  * Sends verb (and arg, and input for run) to the supervisor listening on
  * the control socket ctl_path and waits up to timeout_ms for its answer.

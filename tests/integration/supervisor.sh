@@ -346,6 +346,15 @@ answers_again() {
 	return 1
 }
 check "and answers again" answers_again
+# A mistyped -s beside a live supervisor's socket: said at once, no lock
+# taken to speak for it.
+mistyped_socket() {
+	local out rc=0
+	out=$(timeout 2 "$CTL" -s "$TMP/run/ctl.sok" status 2>&1) || rc=$?
+	[ "$rc" -eq 3 ] && has "$out" "$TMP/run/ctl.sok: no such file" &&
+		! has "$out" "holds the supervisor's lock" >/dev/null
+}
+check "-s naming no socket beside a live supervisor's is said so at once" mistyped_socket
 # A look cut by a listener deaf for that moment is asked again, within its
 # time: a client that hung up halfway costs the next status nothing.
 look_after_hang_up() {
@@ -917,6 +926,24 @@ check "the daemon wrote its pid file and runs in a session of its own" \
 	sh -c "[ \"\$(ps -o sid= -p $daemon_pid | tr -d ' ')\" = $daemon_pid ]"
 check "the daemon's children are up" wait_running 4
 check "stop against a socket that is not a supervisor's exits 3" not_a_supervisor
+# A waited run against a socket that takes connections and never speaks:
+# its time runs out before any connection is made, and nothing was sent.
+never_speaks() {
+	local out rc=0 mute
+	python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+held = [s.accept()[0] for _ in range(4)]
+time.sleep(30)' "$TMP/mute.sock" &
+	mute=$!
+	PIDS+=("$mute")
+	for _ in $(seq 1 100); do [ -S "$TMP/mute.sock" ] && break; sleep 0.05; done
+	out=$("$CTL" -s "$TMP/mute.sock" run -w -t 2s a1 hi 2>&1) || rc=$?
+	kill "$mute" 2>/dev/null || :
+	[ "$rc" -eq 1 ] && has "$out" "run: no connection made to $TMP/mute.sock within 2s: nothing was sent"
+}
+check "a waited run against a socket that never speaks says nothing was sent, exit 1" never_speaks
 # The supervisor keeps the fleet's books: a worker carries out commands
 # from it alone, and ollamaxctl takes answers from a supervisor alone.
 worker_refuses() { # AGENT, sent to the socket of the worker it runs on
@@ -1079,7 +1106,7 @@ check "without one, nobody answers, at once" \
 hung_waited_run() {
 	local rc=0
 	kill -STOP "$daemon_pid"
-	exits_in 1 11000 14000 "run: no answer within 11s" -c "$TMP/ollamax.conf" run -w -t 11s second || rc=$?
+	exits_in 1 11000 14000 "within 11s: nothing was sent" -c "$TMP/ollamax.conf" run -w -t 11s second || rc=$?
 	kill -CONT "$daemon_pid"
 	# The client left halfway through a handshake: the listener is put
 	# back, a few seconds at most.
