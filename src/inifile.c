@@ -177,8 +177,12 @@ judge_line(struct inifile_state *st, char *line)
 		const char *after;
 
 		end = find_or_comment(p + 1, "]");
-		if (*end != ']')
+		/* The keys after it are the broken section's, not the one
+		 * before's: none of them is told as given twice there. */
+		if (*end != ']') {
+			keys_seen_forget(st);
 			return "a [section] line without its ']'";
+		}
 		/* inih keeps the brackets' content as it is, blanks and all. */
 		memcpy(st->section, p + 1, (size_t)(end - p - 1));
 		st->section[end - p - 1] = '\0';

@@ -1026,6 +1026,18 @@ Test(config, a_key_given_twice_in_its_section_is_told_with_both_lines)
 	cr_assert_eq(c.vram_mb, 2048);
 	config_free(&c);
 	diag_free(&d);
+
+	/* The keys after a broken header are no repeats of the section's
+	 * before it: the header alone is told. */
+	cr_assert_eq(config_load(&c,
+	                 put("broken.conf",
+	                     "[tier.light]\nmodel = tinyllama\n"
+	                     "[tier.heavy\nmodel = big\n"),
+	                 &d),
+	    1, "%s", d.text);
+	expect(&d, "broken.conf", 3, "a [section] line without its ']'");
+	config_free(&c);
+	diag_free(&d);
 }
 
 Test(config, a_line_after_an_empty_key_continues_nothing_as_in_inih)
