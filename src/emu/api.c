@@ -710,12 +710,24 @@ api_request_free(struct api_request *req)
 void
 api_format_time(int64_t epoch_ns, char *buf, size_t len)
 {
-	time_t secs = (time_t)(epoch_ns / NS_PER_SEC);
-	long nanos = (long)(epoch_ns % NS_PER_SEC);
+	api_format_time_after(epoch_ns, 0, buf, len);
+}
+
+void
+api_format_time_after(int64_t epoch_ns, int64_t plus_ns, char *buf, size_t len)
+{
+	/* In seconds and nanoseconds apart: Go's time goes past 2262, where
+	 * nanoseconds since 1970 end. */
+	time_t secs = (time_t)(epoch_ns / NS_PER_SEC + plus_ns / NS_PER_SEC);
+	long nanos = (long)(epoch_ns % NS_PER_SEC + plus_ns % NS_PER_SEC);
 	struct tm tm;
 	char date[32], frac[16];
 	int end;
 
+	if (nanos >= NS_PER_SEC) {
+		secs++;
+		nanos -= NS_PER_SEC;
+	}
 	gmtime_r(&secs, &tm);
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
 	/* RFC3339Nano drops trailing zeros of the fraction. */

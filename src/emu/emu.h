@@ -384,5 +384,9 @@ const char *api_embed_input(const struct api_request *req, size_t i);
 
 /* Formats ns since the epoch as RFC3339Nano UTC, as Go does. */
 void api_format_time(int64_t epoch_ns, char *buf, size_t len);
+/* The time plus_ns after epoch_ns, which need not fit in nanoseconds
+ * since 1970: a keep-alive for ever ends some 292 years on, as Go's. */
+void api_format_time_after(
+    int64_t epoch_ns, int64_t plus_ns, char *buf, size_t len);
 
 #endif

@@ -620,13 +620,18 @@ ps_json(struct emu *e)
 		/* Ollama lists a runner once its load is over. */
 		if (r->state != RUNNER_READY || n == 64)
 			continue;
-		if (r->shown_expiry_ns != 0)
+		if (r->shown_expiry_ns != 0) {
 			exp = sim_to_wall(e, r->shown_expiry_ns);
-		else if (r->session_ns > INT64_MAX - sim_to_wall(e, now))
-			exp = INT64_MAX;
-		else
-			exp = sim_to_wall(e, now) + r->session_ns;
-		api_format_time(exp, when, sizeof(when));
+			api_format_time(exp, when, sizeof(when));
+		} else {
+			/* Ollama's time.Now().Add(session): for ever is the
+			 * longest duration on, not a date of its own. */
+			api_format_time_after(sim_to_wall(e, now),
+			    r->session_ns, when, sizeof(when));
+			exp = r->session_ns > INT64_MAX - sim_to_wall(e, now)
+			    ? INT64_MAX
+			    : sim_to_wall(e, now) + r->session_ns;
+		}
 		items[n].expires = exp;
 		items[n++].json = json_pack("{s:s,s:s,s:I,s:s,s:o,s:s,s:I,s:i}",
 		    "name", r->model->name, "model", r->model->name, "size",
