@@ -412,10 +412,15 @@ sigchld_cb(struct ev_loop *loop, ev_child *w, int revents)
 	memset(&c->report, 0, sizeof(c->report));
 	child_forget_pages(c);
 	if (s->stopping) {
-		/* A crash in a child's stop leaves a trace; the kills of an
-		 * overdue stop are told as they are made. */
-		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM &&
-		    c->starting_at_stop) {
+		/* A crash in a child's stop leaves a trace, and the exit
+		 * tells it; the kills of an overdue stop are told as they
+		 * are made. A child still starting had nothing under way:
+		 * ended by the SIGTERM before it had its handler, or killed
+		 * as it hung in that start (nng 1.5.2's close, now and then),
+		 * it is no crash. */
+		if (WIFSIGNALED(status) && c->starting_at_stop &&
+		    (WTERMSIG(status) == SIGTERM ||
+		        (WTERMSIG(status) == SIGKILL && c->killed_in_stop))) {
 			log_debug("%s %d ended by the stop as it started",
 			    role_name(c->role), c->index);
 		} else if (WIFSIGNALED(status)) {
