@@ -1491,20 +1491,6 @@ worker_unwatch(struct worker_process *wp)
 }
 
 /*
- * Whether process pid, started at `started` (0: not known), has ended by
- * its number's look: gone, a zombie, or the number now another process's,
- * one that started at another time (a tick of 10 ms apart at least: two
- * processes of one number within a tick would pass for one).
- */
-static int
-process_gone(pid_t pid, uint64_t started)
-{
-	if (proc_ended(pid))
-		return 1;
-	return !same_start(proc_started(pid), started);
-}
-
-/*
  * The worker's process pid, started at `started`, has ended: its requests
  * go, and those that come in its name later are refused, even once its
  * number is another's.
@@ -1566,7 +1552,7 @@ worker_watch(struct broker *b, int w, pid_t pid, uint64_t started)
 	wp->pid = pid;
 	wp->started = started;
 	if ((wp->fd = proc_end_fd(pid)) >= 0) {
-		if (process_gone(pid, started)) {
+		if (proc_ended(pid, started)) {
 			worker_unwatch(wp);
 			return -1;
 		}
@@ -1577,7 +1563,7 @@ worker_watch(struct broker *b, int w, pid_t pid, uint64_t started)
 	}
 	error = errno;
 	if (error == ESRCH || error == ENOENT || error == EINVAL ||
-	    process_gone(pid, started)) {
+	    proc_ended(pid, started)) {
 		worker_unwatch(wp);
 		return -1;
 	}
@@ -1607,7 +1593,7 @@ watched_replaced(struct worker_process *wp, pid_t pid, uint64_t started)
 {
 	if (wp->pid != 0 &&
 	    (wp->pid != pid || !same_start(wp->started, started)) &&
-	    process_gone(wp->pid, wp->started))
+	    proc_ended(wp->pid, wp->started))
 		worker_process_ended(wp, wp->pid, wp->started);
 }
 
@@ -1625,7 +1611,7 @@ worker_began(struct broker *b, int worker, pid_t pid, uint64_t started)
 	if (worker < 0 || worker >= CONFIG_WORKERS_MAX)
 		return;
 	wp = &b->workers[worker];
-	if (process_gone(pid, started)) {
+	if (proc_ended(pid, started)) {
 		ended_already(wp, pid, started);
 		return;
 	}
@@ -1660,7 +1646,7 @@ request_of_ended(struct broker *b, const struct msg_infer *req)
 	wp = &b->workers[req->worker];
 	/* Without a descriptor, the look each second would see the end of
 	 * the process watched up to a second after a request in its name. */
-	if (wp->pid != 0 && wp->fd < 0 && process_gone(wp->pid, wp->started))
+	if (wp->pid != 0 && wp->fd < 0 && proc_ended(wp->pid, wp->started))
 		worker_process_ended(wp, wp->pid, wp->started);
 	if (sent_by(req->id, req->started, wp->pid, wp->started))
 		return 0;
@@ -1669,7 +1655,7 @@ request_of_ended(struct broker *b, const struct msg_infer *req)
 	if ((wp->ended_started != 0 &&
 	        sent_by(
 	            req->id, req->started, wp->ended_pid, wp->ended_started)) ||
-	    process_gone(pid, req->started))
+	    proc_ended(pid, req->started))
 		return 1;
 	/* Without a descriptor, the look above has been had already. */
 	if (wp->fd >= 0)
@@ -1694,7 +1680,7 @@ workers_watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		struct worker_process *wp = &b->workers[w];
 
 		if (wp->pid > 0 && wp->fd < 0 &&
-		    process_gone(wp->pid, wp->started))
+		    proc_ended(wp->pid, wp->started))
 			worker_process_ended(wp, wp->pid, wp->started);
 	}
 }

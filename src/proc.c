@@ -172,27 +172,13 @@ proc_stat_fields(pid_t pid, char *stat, size_t size)
 	return paren + 2;
 }
 
-/* The state of a process as /proc/PID/stat gives it ('R', 'Z'...), or 0
- * if it does not. */
-static char
-proc_state(pid_t pid)
+/* The starttime of the fields proc_stat_fields gave, or 0. */
+static unsigned long long
+stat_started(const char *at)
 {
-	char stat[512];
-	const char *fields = proc_stat_fields(pid, stat, sizeof(stat));
-
-	return fields != NULL ? fields[0] : 0;
-}
-
-unsigned long long
-proc_started(pid_t pid)
-{
-	char stat[1024], *end;
-	const char *at;
+	char *end;
 	unsigned long long started;
 
-	if (!proc_is_ours() ||
-	    (at = proc_stat_fields(pid, stat, sizeof(stat))) == NULL)
-		return 0;
 	/* starttime is the 22nd field, the 20th from the state. */
 	for (int field = 3; field < 22; field++)
 		if ((at = strchr(at, ' ')) == NULL)
@@ -207,19 +193,37 @@ proc_started(pid_t pid)
 	return started;
 }
 
-int
-proc_ended(pid_t pid)
+unsigned long long
+proc_started(pid_t pid)
 {
-	char state;
+	char stat[1024];
+	const char *at;
+
+	if (!proc_is_ours() ||
+	    (at = proc_stat_fields(pid, stat, sizeof(stat))) == NULL)
+		return 0;
+	return stat_started(at);
+}
+
+int
+proc_ended(pid_t pid, unsigned long long started)
+{
+	char stat[1024];
+	const char *at;
+	unsigned long long now;
 
 	if (kill(pid, 0) != 0)
 		return errno == ESRCH;
 	if (!proc_is_ours())
 		return 0;
-	/* Unread, it may have been reaped since the kill. */
-	if ((state = proc_state(pid)) == 0)
+	/* One read tells the state and the start time. Unread, it may have
+	 * been reaped since the kill. */
+	if ((at = proc_stat_fields(pid, stat, sizeof(stat))) == NULL)
 		return kill(pid, 0) != 0 && errno == ESRCH;
-	return state == 'Z' || state == 'X';
+	if (at[0] == 'Z' || at[0] == 'X')
+		return 1;
+	now = stat_started(at);
+	return started != 0 && now != 0 && now != started;
 }
 
 int

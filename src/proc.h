@@ -59,10 +59,11 @@ pid_t proc_spawn(const char *path, char *const argv[]);
 /* The resident set of a process of ours (0: this one) in KiB; 0 if unknown
  * (the process is gone). */
 long proc_rss_kb(pid_t pid);
-/* Whether a process has ended: gone, or a zombie not reaped yet (its
- * parent held up). Not known is not ended: without a /proc of this pid
- * namespace, a zombie counts as running. */
-int proc_ended(pid_t pid);
+/* Whether process pid, started at `started` (0: whenever), has ended:
+ * gone, a zombie not reaped yet (its parent held up), or its number now
+ * another's, started at another time. Not known is not ended: without a
+ * /proc of this pid namespace, a zombie counts as running. */
+int proc_ended(pid_t pid, unsigned long long started);
 
 /*
  * When process pid started, in clock ticks after boot (the starttime of

@@ -125,15 +125,20 @@ Test(ended, a_process_is_ended_once_a_zombie_and_once_reaped_not_before)
 	if ((fd = proc_end_fd(pid)) < 0)
 		cr_log_warn("no pidfd here (%s): proc_ended alone is checked",
 		    strerror(errno));
-	cr_assert_not(proc_ended(pid), "a process that runs");
+	cr_assert_not(proc_ended(pid, 0), "a process that runs");
+	cr_assert_not(proc_ended(pid, proc_started(pid)),
+	    "a process that runs, by its start time");
+	/* Its number with another start time names another process. */
+	cr_assert(proc_ended(pid, proc_started(pid) + 1),
+	    "a process of another start time");
 	cr_assert(fd < 0 || !end_told(fd), "a process that runs, by its fd");
 	cr_assert_eq(kill(pid, SIGKILL), 0);
 	/* Until it is a zombie, left unreaped. */
 	cr_assert_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
-	cr_assert(proc_ended(pid), "a zombie its parent has not reaped");
+	cr_assert(proc_ended(pid, 0), "a zombie its parent has not reaped");
 	cr_assert(fd < 0 || end_told(fd), "a zombie, by its fd");
 	cr_assert_eq(waitpid(pid, NULL, 0), pid);
-	cr_assert(proc_ended(pid), "a process reaped");
+	cr_assert(proc_ended(pid, 0), "a process reaped");
 	cr_assert(fd < 0 || end_told(fd), "a process reaped, by its fd");
 	if (fd >= 0)
 		close(fd);
@@ -229,7 +234,7 @@ ended_by_foreign_proc(pid_t running)
 		return 2;
 	fprintf(fp, "%ld (other) R 1 1 1 0\n", (long)getpid() + 1);
 	fclose(fp);
-	return proc_ended(running);
+	return proc_ended(running, 0);
 }
 
 Test(ended, a_proc_of_another_pid_namespace_is_not_believed)
