@@ -60,8 +60,8 @@ struct child {
 	struct msg_report report; /* its latest counters */
 	int64_t heard_ms;         /* when it last spoke: see watchdog_cb */
 	int killed_in_stop;       /* its stop overdue, told as it was made */
-	/* Still starting as the stop began: a SIGTERM before it had its
-	 * handler ends it by default, and is no crash. */
+	/* Still starting as the stop began: nothing of its was under way
+	 * (see sigchld_cb). */
 	int starting_at_stop;
 	/* A starting worker's agents, as the pages it fetches. */
 	char **pages;
@@ -2055,15 +2055,17 @@ cannot_make(const char *dir, char *why, size_t len)
 {
 	char parent[PATH_MAX], *slash;
 	struct stat st;
+	int found;
 
 	snprintf(parent, sizeof(parent), "%s", dir);
 	if ((slash = strrchr(parent, '/')) == NULL || slash == parent)
 		return 0;
 	*slash = '\0';
-	if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+	found = stat(parent, &st) == 0;
+	if (found && S_ISDIR(st.st_mode))
 		return 0;
 	snprintf(why, len, "%s cannot be made: %s %s", dir, parent,
-	    stat(parent, &st) == 0 ? "is not a directory" : "does not exist");
+	    found ? "is not a directory" : "does not exist");
 	return 1;
 }
 

@@ -39,7 +39,7 @@ place_given_back() {
 	[ "$rc" -eq 1 ] && has "$out" "no answer" && ! has "$out" "waited on already" >/dev/null
 }
 check "the clients killed, their places are given back" place_given_back
-check "their runs are still carried out" status_until 's["agents"]["inbox"] >= 124'
+check "their runs stay queued for their agents" status_until 's["agents"]["inbox"] >= 124'
 touch "$MODE.open"
 check "the supervisor stops cleanly" stopped
 finish
