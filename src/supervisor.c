@@ -1301,18 +1301,26 @@ problem_at(char *why, size_t whylen, const struct manifest *m, int line,
 	va_end(ap);
 }
 
+/*
+ * The agents running that send their answers to m's name, and would find
+ * no inbox, or no {{input}}, in m. Within a reload (f), only those it
+ * leaves running as they are: spawned by hand, or kept as they were for
+ * their own file's errors; the directory's new agents are fleet_load's
+ * to check against each other.
+ */
 static int
-output_problem(
-    struct supervisor *s, const struct manifest *m, char *why, size_t whylen)
+senders_problem(struct supervisor *s, const struct manifest *m,
+    const struct fleet *f, char *why, size_t whylen)
 {
-	const struct manifest *at = m;
-
 	for (size_t i = 0; i < s->nplaced; i++) {
-		const struct manifest *from = &s->placed[i].m;
+		const struct placement *p = &s->placed[i];
+		const struct manifest *from = &p->m;
 
-		if (!s->placed[i].alive || from->output != OUTPUT_AGENT ||
+		if (!p->alive || from->output != OUTPUT_AGENT ||
 		    strcmp(from->output_target, m->name) != 0 ||
-		    strcmp(from->name, m->name) == 0)
+		    strcmp(from->name, m->name) == 0 ||
+		    (f != NULL && p->from_dir &&
+		        !fleet_rejected(f, from->path)))
 			continue;
 		if (m->trigger != TRIGGER_INBOX) {
 			problem_at(why, whylen, m, m->line_of_trigger,
@@ -1330,7 +1338,17 @@ output_problem(
 			return -1;
 		}
 	}
+	return 0;
+}
 
+static int
+output_problem(
+    struct supervisor *s, const struct manifest *m, char *why, size_t whylen)
+{
+	const struct manifest *at = m;
+
+	if (senders_problem(s, m, NULL, why, whylen) != 0)
+		return -1;
 	for (size_t hops = 0; at->output == OUTPUT_AGENT; hops++) {
 		const char *to = at->output_target;
 		struct placement *p;
@@ -1699,6 +1717,13 @@ reload(struct supervisor *s, char *summary, size_t len)
 			continue;
 		}
 		kind = p != NULL && p->alive ? CMD_RESPAWN : CMD_SPAWN;
+		if (senders_problem(s, m, &f, why, sizeof(why)) != 0) {
+			log_warnx("reload: %s: agent %s %s", why, m->name,
+			    kind == CMD_SPAWN ? "left out"
+			                      : "keeps running as it was");
+			bad++;
+			continue;
+		}
 		snprintf(name, sizeof(name), "%s", m->name);
 		if (agent_command(s, NULL, kind, name, m, NULL, 0, 0, why,
 		        sizeof(why)) != 0) {

@@ -55,6 +55,9 @@ _Static_assert(CONFIG_ANSWER_TIMEOUT_MAX_MS <
 #define COMMAND_CONTEXTS 256
 /* The longest a worker waits for a shared output file's lock (ms). */
 #define LOCK_WAIT_MS 100
+/* Each waiting agent looks again this often: a worker's write takes
+ * microseconds, and many agents waiting must not spin the loop. */
+#define LOCK_RETRY_MS 10
 
 struct worker;
 
@@ -96,6 +99,11 @@ struct agent {
 	int delivering;
 	char deliver_from[CONFIG_NAME_MAX + 1];
 	char deliver_to[sizeof(((struct manifest *)0)->output_target)];
+	/* A record being appended to its output file: the task may yield
+	 * while another holds the file's lock, and a kill then frees them. */
+	int record_fd;
+	char *record_path;
+	char *record;
 };
 
 struct worker {
@@ -195,6 +203,20 @@ agent_free(struct agent *a)
 	manifest_free(&a->m);
 	free(a->prompt);
 	free(a);
+}
+
+/* What append_record holds, let go of when it ends or its agent is
+ * killed meanwhile. */
+static void
+record_release(struct agent *a)
+{
+	if (a->record_fd >= 0)
+		close(a->record_fd);
+	a->record_fd = -1;
+	free(a->record_path);
+	a->record_path = NULL;
+	free(a->record);
+	a->record = NULL;
 }
 
 /*
@@ -547,21 +569,20 @@ agent_deliver(struct agent *a, const char *text)
 
 /*
  * Takes a shared output file's lock, which the workers hold for one write
- * each. Never for long: a lock held by somebody else for good must not
- * hold the worker's one loop, so after LOCK_WAIT_MS the record is written
- * unlocked (a record of another's may then come after one cut short, and
- * that one stays cut).
+ * each. The agent waits for it, its worker's other agents running
+ * meanwhile, but not for long: after LOCK_WAIT_MS of a lock held by
+ * somebody else (a script that locks the file for good), the record is
+ * written unlocked (a record of another's may then come after one cut
+ * short, and that one stays cut).
  */
 static void
-lock_briefly(int fd)
+lock_briefly(struct agent *a, int fd)
 {
-	const struct timespec pause = {0, 1000000};
-
-	for (int waited = 0; waited < LOCK_WAIT_MS; waited++) {
+	for (int waited = 0; waited < LOCK_WAIT_MS; waited += LOCK_RETRY_MS) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0 ||
 		    (errno != EWOULDBLOCK && errno != EINTR))
 			return;
-		nanosleep(&pause, NULL);
+		agent_wait(a, LOCK_RETRY_MS / 1000.0, 0);
 	}
 }
 
@@ -579,74 +600,72 @@ static int
 append_record(struct agent *a, const char *text, char *why, size_t whylen)
 {
 	const struct manifest *m = &a->m;
-	char *path = NULL, *record = NULL;
-	int fd = -1, len, rc = -1;
+	int len, rc = -1;
 	size_t off = 0;
 	struct stat st;
 	off_t start;
 
 	/* On the heap: a task's stack may be 16 KiB. */
-	if (asprintf(&path, "%s/%s", a->w->state_dir, m->output_target) < 0)
-		path = NULL;
-	if (path == NULL ||
-	    (len = asprintf(&record, "--- %s run %llu\n%s\n", m->name,
+	if (asprintf(&a->record_path, "%s/%s", a->w->state_dir,
+	        m->output_target) < 0)
+		a->record_path = NULL;
+	if (a->record_path == NULL ||
+	    (len = asprintf(&a->record, "--- %s run %llu\n%s\n", m->name,
 	         (unsigned long long)a->runs, text)) < 0) {
 		snprintf(why, whylen, "out of memory");
-		record = NULL;
+		a->record = NULL;
 		goto out;
 	}
-	fd = open(
-	    path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
-	if (fd < 0 || fstat(fd, &st) != 0) {
+	a->record_fd = open(a->record_path,
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+	if (a->record_fd < 0 || fstat(a->record_fd, &st) != 0) {
 		/* ENXIO: a FIFO nobody reads; one read would be refused
 		 * below all the same. */
-		snprintf(why, whylen, "%.200s: %s", path,
+		snprintf(why, whylen, "%.200s: %s", a->record_path,
 		    errno == ENXIO ? "not a regular file" : strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		snprintf(why, whylen, "%.200s: not a regular file", path);
+		snprintf(
+		    why, whylen, "%.200s: not a regular file", a->record_path);
 		goto out;
 	}
-	lock_briefly(fd);
+	lock_briefly(a, a->record_fd);
 	/* Where this record starts: the end, now that no worker appends. */
-	if (fstat(fd, &st) != 0) {
-		snprintf(why, whylen, "%.200s: %s", path, strerror(errno));
+	if (fstat(a->record_fd, &st) != 0) {
+		snprintf(
+		    why, whylen, "%.200s: %s", a->record_path, strerror(errno));
 		goto out;
 	}
 	start = st.st_size;
 	while (off < (size_t)len) {
-		ssize_t n = write(fd, record + off, (size_t)len - off);
+		ssize_t n =
+		    write(a->record_fd, a->record + off, (size_t)len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			snprintf(why, whylen, "%.200s: %s", path,
+			snprintf(why, whylen, "%.200s: %s", a->record_path,
 			    n < 0 ? strerror(errno) : "nothing written");
 			/* Only while nothing came after it: another's whole
 			 * record is not cut for this one's sake. */
-			if (off > 0 && fstat(fd, &st) == 0 &&
+			if (off > 0 && fstat(a->record_fd, &st) == 0 &&
 			    st.st_size == start + (off_t)off &&
-			    ftruncate(fd, start) != 0)
+			    ftruncate(a->record_fd, start) != 0)
 				log_warn("%s: cannot take back the record cut "
 				         "short in %s",
-				    m->name, path);
+				    m->name, a->record_path);
 			goto out;
 		}
 		off += (size_t)n;
 	}
-	if (close(fd) != 0) {
-		fd = -1;
-		snprintf(why, whylen, "%.200s: %s", path, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	rc = 0;
+	rc = close(a->record_fd);
+	a->record_fd = -1;
+	if (rc != 0)
+		snprintf(
+		    why, whylen, "%.200s: %s", a->record_path, strerror(errno));
 out:
-	if (fd >= 0)
-		close(fd);
-	free(path);
-	free(record);
+	record_release(a);
 	return rc;
 }
 
@@ -876,6 +895,7 @@ agent_new(struct worker *w, const char *name)
 	if (a == NULL)
 		fatal("out of memory");
 	a->w = w;
+	a->record_fd = -1;
 	TAILQ_INIT(&a->inbox);
 	ev_init(&a->timer, resume_cb);
 	a->timer.data = a;
@@ -1007,6 +1027,7 @@ agent_kill(struct worker *w, struct agent *a, struct manifest *keep,
 		a->prompt = NULL;
 	}
 	agent_drop_call(a);
+	record_release(a);
 	if (a->input != NULL) {
 		message_drop(a, a->input);
 		a->input = NULL;

@@ -580,6 +580,24 @@ rm "$lined"
 rm "$latin"
 check "and stops with its file" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 0 changed, 0 problems"
+# An agent spawned by hand that sends its answers to a directory's agent:
+# a reload that would take that agent's inbox, or its {{input}}, away is
+# refused as a spawn would be, and the agent runs on as it was.
+printf '[agent]\nname = listener\ntier = light\ntrigger = inbox\nprompt = Heard {{input}}\n' >"$TMP/agents/008-listener.conf"
+"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null
+printf '[agent]\nname = caller\ntier = light\ntrigger = demand\noutput = agent:listener\nprompt = Say {{input}}\n' >"$TMP/caller.conf"
+"$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/caller.conf" >/dev/null
+printf '[agent]\nname = listener\ntier = light\ntrigger = demand\nprompt = Heard nothing.\n' >"$TMP/agents/008-listener.conf"
+touch -d '+1 minute' "$TMP/agents/008-listener.conf"
+check "a reload that would leave a running sender's target without an inbox is a problem" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+check "said so, with the file and line, and the agent runs on as it was" \
+	wait_log "reload: .*008-listener.conf:4: trigger: agent caller sends its answers to listener, which would have no inbox: agent listener keeps running as it was"
+"$CTL" -c "$TMP/ollamax.conf" kill caller >/dev/null
+check "its sender gone, the change is taken" \
+	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 1 changed, 0 problems"
+rm "$TMP/agents/008-listener.conf"
+"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null
 
 # A worker that crashes comes back with what the supervisor placed on it:
 # agents spawned since start included, agents killed since not.
