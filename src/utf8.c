@@ -133,3 +133,42 @@ utf8_shown(const char *text, char *shown, size_t size)
 	shown[out] = '\0';
 	return shown;
 }
+
+uint32_t
+utf8_decode(const char *text, size_t n, size_t *size)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t need;
+	uint32_t r;
+
+	*size = 1;
+	if (c < 0x80)
+		return c;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 1, r = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		need = 2, r = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		need = 3, r = c & 0x07;
+	else
+		return 0xfffd;
+	/* Overlong forms, surrogates and past U+10FFFF are no characters. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n <= need || s[1] < lo || s[1] > hi)
+		return 0xfffd;
+	for (size_t i = 1; i <= need; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0xfffd;
+		r = r << 6 | (s[i] & 0x3f);
+	}
+	*size = need + 1;
+	return r;
+}

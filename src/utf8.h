@@ -5,10 +5,15 @@
 #define OLLAMAX_UTF8_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The offset of the first byte of s (len bytes) that is not valid UTF-8,
  * or -1 if all of it is. */
 long utf8_invalid_at(const char *s, size_t len);
+/* The character at s (len > 0 bytes) and its length in *size, as Go's
+ * utf8.DecodeRune reads it: a byte that starts no valid character is
+ * U+FFFD, one byte long. */
+uint32_t utf8_decode(const char *s, size_t len, size_t *size);
 /* len, less a character cut short at its end (s cut to a buffer). */
 size_t utf8_whole_len(const char *s, size_t len);
 /* A copy of s (len bytes, NUL-terminated, *out_len long) with each byte

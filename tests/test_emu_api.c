@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "emu/emu.h"
@@ -407,9 +408,14 @@ Test(api, bytes_that_are_not_utf8_and_nul_characters_are_taken_as_go_takes_them)
 	        &req, &err),
 	    0, "%s", err.message);
 	api_request_free(&req);
-	/* In a model's name, it would name another model. */
-	expect_error(API_GENERATE, "{\"model\":\"a:1\\u0000zzz\"}", 400,
-	    "model: a NUL character (\\u0000) in a model name is not taken");
+	/* A model's name is kept whole, past a NUL, so that it names no
+	 * other model: "a:1\0zzz" is no a:1. */
+	cr_assert_eq(
+	    parse(API_GENERATE, "{\"model\":\"a:1\\u0000zzz\"}", &req, &err), 0,
+	    "%s", err.message);
+	cr_assert_eq(req.model_len, 7);
+	cr_assert_eq(memcmp(req.model, "a:1\0zzz", 8), 0);
+	api_request_free(&req);
 	/* Outside a string, such a byte is bad JSON all the same. */
 	cr_assert_eq(
 	    parse(API_GENERATE, "{\"model\":\"m\"\xe9}", &req, &err), -1);
@@ -644,4 +650,46 @@ Test(text, embeddings_are_unit_vectors_and_differ_by_input)
 	}
 	cr_assert_float_eq(norm, 1.0, 1e-5);
 	cr_assert_lt(fabs(dot), 0.3);
+}
+
+static void
+expect_quoted(const char *s, size_t len, const char *want)
+{
+	char *q = api_go_quote(s, len);
+
+	cr_assert_str_eq(q, want);
+	free(q);
+}
+
+Test(api, names_are_quoted_as_gos_percent_q_quotes_them)
+{
+	expect_quoted("a b", 3, "\"a b\"");
+	expect_quoted("\"\\", 2, "\"\\\"\\\\\"");
+	expect_quoted("\a\b\f\n\r\t\v", 7, "\"\\a\\b\\f\\n\\r\\t\\v\"");
+	expect_quoted("\0\x01\x1f\x7f", 4, "\"\\x00\\x01\\x1f\\x7f\"");
+	/* Letters and symbols past ASCII stay; spaces, controls and format
+	 * characters do not. */
+	expect_quoted("caf\xc3\xa9 \xe2\x82\xac \xef\xbf\xbd", 13,
+	    "\"caf\xc3\xa9 \xe2\x82\xac \xef\xbf\xbd\"");
+	expect_quoted("\xc2\xa0\xc2\x85\xe2\x80\x8b\xef\xbb\xbf\xe3\x80\x80",
+	    13, "\"\\u00a0\\u0085\\u200b\\ufeff\\u3000\"");
+	expect_quoted("\xf3\xb0\x80\x80", 4, "\"\\U000f0000\"");
+	/* Bytes that are not UTF-8, one by one. */
+	expect_quoted("\xff\xe2\x82", 3, "\"\\xff\\xe2\\x82\"");
+	expect_quoted("", 0, "\"\"");
+}
+
+Test(api, a_quoted_name_of_any_bytes_fits)
+{
+	char name[10240];
+	char *q;
+
+	memset(name, '\x01', sizeof(name));
+	q = api_go_quote(name, sizeof(name));
+	cr_assert_eq(strlen(q), sizeof(name) * 4 + 2);
+	free(q);
+	memset(name, '\xff', sizeof(name));
+	q = api_go_quote(name, sizeof(name));
+	cr_assert_eq(strlen(q), sizeof(name) * 4 + 2);
+	free(q);
 }

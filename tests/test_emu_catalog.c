@@ -266,3 +266,162 @@ Test(catalog, a_model_without_a_name_or_a_tag_is_reported_at_its_line)
 	    "@:1: [:1]: the name before ':' is empty\n"
 	    "@:7: [m:]: the tag after ':' is empty\n");
 }
+
+Test(catalog, a_model_no_client_could_name_is_reported_at_its_line)
+{
+	expect_refused("[m+x:1]\n" MODEL_KEYS "[caf\xc3\xa9:1]\n" MODEL_KEYS
+	               "[a/b/c/d:1]\n" MODEL_KEYS,
+	    "@:1: [m+x:1]: not a model name Ollama takes\n"
+	    "@:7: [caf\xc3\xa9:1]: not a model name Ollama takes\n"
+	    "@:13: [a/b/c/d:1]: not a model name Ollama takes\n");
+}
+
+/* The name a request gives, read as Ollama 0.33's modelref.ParseRef and
+ * model.ParseName read it. */
+static struct emu_ref
+ref_n(const char *raw, size_t len, int as_stub)
+{
+	struct emu_ref ref;
+
+	emu_model_ref(raw, len, as_stub, &ref);
+	return ref;
+}
+
+static struct emu_ref
+ref(const char *raw)
+{
+	return ref_n(raw, strlen(raw), 0);
+}
+
+Test(model_ref, blanks_around_a_name_are_trimmed_as_gos_trimspace_does)
+{
+	cr_assert_eq(ref("tinyllama").kind, EMU_REF_LOCAL);
+	cr_assert_str_eq(ref("tinyllama").full,
+	    "registry.ollama.ai/library/tinyllama:latest");
+	cr_assert_str_eq(
+	    ref(" \t\r\n\v\ftinyllama \n").full, ref("tinyllama").full);
+	/* U+00A0, U+0085, U+2003 and U+3000 are Go's blanks too. */
+	cr_assert_str_eq(
+	    ref("\xc2\xa0\xc2\x85tinyllama\xe2\x80\x83\xe3\x80\x80").full,
+	    ref("tinyllama").full);
+	/* U+200B and U+FEFF are not. */
+	cr_assert_eq(ref("\xe2\x80\x8btinyllama").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref("tinyllama\xef\xbb\xbf").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref(" a b ").kind, EMU_REF_INVALID);
+}
+
+Test(model_ref, empty_and_only_blanks_are_no_name)
+{
+	cr_assert_eq(ref("").kind, EMU_REF_BLANK);
+	cr_assert_eq(ref("   ").kind, EMU_REF_BLANK);
+	cr_assert_eq(ref("\t\xc2\xa0\n").kind, EMU_REF_BLANK);
+}
+
+Test(model_ref, local_is_taken_off_and_case_kept)
+{
+	struct emu_ref r = ref("  Me/TinyLlama:1B: LOCAL ");
+
+	cr_assert_eq(r.kind, EMU_REF_LOCAL);
+	cr_assert_str_eq(r.full, "registry.ollama.ai/Me/TinyLlama:1B");
+	cr_assert_str_eq(ref("tinyllama:local").full, ref("tinyllama").full);
+	/* Blanks are trimmed after the suffix, not before it. */
+	cr_assert_eq(ref("tinyllama :local").kind, EMU_REF_INVALID);
+	/* Only one suffix: the name that is left is "local". */
+	cr_assert_eq(ref(":local").kind, EMU_REF_INVALID);
+}
+
+Test(model_ref, cloud_and_a_tag_ending_in_cloud_are_ollama_coms)
+{
+	cr_assert_eq(ref("gpt-oss:cloud").kind, EMU_REF_CLOUD);
+	cr_assert_eq(ref("gpt-oss:20b-cloud").kind, EMU_REF_CLOUD);
+	cr_assert_str_eq(ref("gpt-oss:20b-CLOUD").full,
+	    "registry.ollama.ai/library/gpt-oss:20b");
+	cr_assert_eq(ref("gpt-oss:20b:Cloud").kind, EMU_REF_CLOUD);
+	/* Still checked: no valid name is left. */
+	cr_assert_eq(ref("a b:cloud").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref("m:-cloud").kind, EMU_REF_INVALID);
+}
+
+Test(model_ref, local_and_cloud_together_conflict)
+{
+	struct emu_ref r = ref("  m:local:cloud ");
+
+	cr_assert_eq(r.kind, EMU_REF_CONFLICT);
+	cr_assert_eq(r.trimmed_len, 13);
+	cr_assert_eq(memcmp(r.trimmed, "m:local:cloud", 13), 0);
+	cr_assert_eq(ref("m:cloud:local").kind, EMU_REF_CONFLICT);
+	cr_assert_eq(ref("m:7b-cloud:local").kind, EMU_REF_CONFLICT);
+	cr_assert_eq(ref("m:local:local").kind, EMU_REF_CONFLICT);
+}
+
+Test(model_ref, delete_reads_a_cloud_model_as_its_local_stub)
+{
+	cr_assert_eq(ref_n("gpt-oss:cloud", 13, 1).kind, EMU_REF_LOCAL);
+	cr_assert_str_eq(ref_n("gpt-oss:cloud", 13, 1).full,
+	    "registry.ollama.ai/library/gpt-oss:cloud");
+	cr_assert_str_eq(ref_n("gpt-oss:20b-cloud", 17, 1).full,
+	    "registry.ollama.ai/library/gpt-oss:20b-cloud");
+	cr_assert_str_eq(ref_n("gpt-oss:20b:cloud", 17, 1).full,
+	    "registry.ollama.ai/library/gpt-oss:20b-cloud");
+	cr_assert_str_eq(
+	    ref_n("me/m:local", 10, 1).full, "registry.ollama.ai/me/m:latest");
+	cr_assert_eq(ref_n("m:local:cloud", 13, 1).kind, EMU_REF_CONFLICT);
+}
+
+Test(model_ref, names_ollama_refuses_are_invalid_never_cut)
+{
+	char name[10240 + 32];
+
+	cr_assert_eq(ref("tinyllama@sha256:0123").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref("tinyllama:").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref("caf\xc3\xa9").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref("\xff\xfe").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref("a\x01b").kind, EMU_REF_INVALID);
+	cr_assert_eq(ref_n("a:1\0x", 5, 0).kind, EMU_REF_INVALID);
+	memset(name, 'a', 10240);
+	name[10240] = '\0';
+	cr_assert_eq(ref(name).kind, EMU_REF_INVALID);
+	/* A scheme is not read, however long. */
+	strcpy(name + 10240, "://example.com/me/m");
+	cr_assert_eq(ref(name).kind, EMU_REF_LOCAL);
+	cr_assert_str_eq(ref(name).full, "example.com/me/m:latest");
+	memset(name, ' ', 10240);
+	strcpy(name + 10240, "m");
+	cr_assert_str_eq(ref(name).full, "registry.ollama.ai/library/m:latest");
+}
+
+Test(model_ref, the_full_name_finds_the_model_whatever_its_case)
+{
+	struct emu_catalog cat;
+	char err[4096];
+
+	cr_assert_eq(emu_catalog_load(&cat, TEST_SRCDIR "/conf/emu-models.ini",
+	                 err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_not_null(emu_catalog_find(
+	    &cat, ref(" Registry.Ollama.AI/Library/TinyLlama:Latest\t").full));
+	cr_assert_not_null(emu_catalog_find(&cat, ref("tinyllama:local").full));
+	cr_assert_null(emu_catalog_find(&cat, ref("someone/tinyllama").full));
+	emu_catalog_free(&cat);
+}
+
+Test(model_ref, any_bytes_get_an_answer)
+{
+	static const char pick[] = "a:/ .@-_\t\xc2\xa0\xff\x01Zz9";
+	char name[700];
+	unsigned seed = 7;
+
+	for (int n = 0; n < 5000; n++) {
+		size_t len = (seed = seed * 1103515245 + 12345) % sizeof(name);
+		struct emu_ref r;
+
+		for (size_t i = 0; i < len; i++)
+			name[i] =
+			    pick[((seed = seed * 1103515245 + 12345) >> 16) %
+			        (sizeof(pick) - 1)];
+		emu_model_ref(name, len, n & 1, &r);
+		cr_assert_leq(r.kind, EMU_REF_CLOUD);
+		if (r.kind == EMU_REF_LOCAL || r.kind == EMU_REF_CLOUD)
+			cr_assert_gt(strlen(r.full), 0);
+	}
+}

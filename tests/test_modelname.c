@@ -65,3 +65,108 @@ Test(modelname, a_name_too_long_is_refused_and_compared_as_it_is)
 	cr_assert_eq(model_name_full("tinyllama", out, 10), -1);
 	cr_assert(model_name_same(name, name));
 }
+
+/* Ollama 0.33's model.ParseName and Name.IsValid, exactly. */
+static int
+valid(const char *name)
+{
+	struct model_name n;
+
+	return model_name_parse(name, strlen(name), &n) == 0;
+}
+
+Test(modelname, parse_fills_in_ollamas_defaults_and_keeps_case)
+{
+	struct model_name n;
+
+	cr_assert_eq(model_name_parse("TinyLlama", 9, &n), 0);
+	cr_assert_str_eq(n.host, "registry.ollama.ai");
+	cr_assert_str_eq(n.space, "library");
+	cr_assert_str_eq(n.model, "TinyLlama");
+	cr_assert_str_eq(n.tag, "latest");
+	cr_assert_eq(model_name_parse("me/m:q4", 7, &n), 0);
+	cr_assert_str_eq(n.space, "me");
+	cr_assert_str_eq(n.tag, "q4");
+	cr_assert_eq(model_name_parse("localhost:5000/me/m", 19, &n), 0);
+	cr_assert_str_eq(n.host, "localhost:5000");
+	cr_assert_str_eq(n.tag, "latest");
+}
+
+Test(modelname, a_scheme_is_dropped_unread_and_an_empty_host_is_the_default)
+{
+	struct model_name n;
+	const char *s = "any thing://example.com/me/m";
+
+	cr_assert_eq(model_name_parse(s, strlen(s), &n), 0);
+	cr_assert_str_eq(n.host, "example.com");
+	cr_assert(valid("https:///library/tinyllama"));
+	cr_assert_eq(model_name_parse("https:///library/t", 18, &n), 0);
+	cr_assert_str_eq(n.host, "registry.ollama.ai");
+	/* Without its host, the scheme is read as one. */
+	cr_assert_not(valid("https://tinyllama"));
+}
+
+Test(modelname, characters_each_part_takes)
+{
+	cr_assert(valid("qwen2.5-coder_x:7b-q4_K.M"));
+	cr_assert(valid("_m"));
+	cr_assert(valid("h.x-y_z:1/n-s_/m"));
+	cr_assert_not(valid("-m"));
+	cr_assert_not(valid(".m"));
+	cr_assert_not(valid("m:-t"));
+	cr_assert_not(valid("n.s/m"));
+	cr_assert_not(valid("a b"));
+	cr_assert_not(valid("caf\xc3\xa9"));
+	cr_assert_not(valid("m\t"));
+	cr_assert_not(valid("m@sha256:0123"));
+	cr_assert_not(valid("m+1"));
+	cr_assert_not(valid("m:t:u"));
+	cr_assert_not(valid("a/b/c/d"));
+	cr_assert_not(
+	    model_name_parse("a:1\0x", 5, &(struct model_name){0}) == 0);
+}
+
+Test(modelname, a_part_a_separator_promises_must_be_there)
+{
+	cr_assert_not(valid(""));
+	cr_assert_not(valid("m:"));
+	cr_assert_not(valid(":t"));
+	cr_assert_not(valid("/m"));
+	cr_assert_not(valid("ns/"));
+	cr_assert_not(valid("/ns/m"));
+	cr_assert_not(valid("h//m"));
+}
+
+Test(modelname, lengths)
+{
+	char name[1024];
+
+	memset(name, 'm', 80);
+	name[80] = '\0';
+	cr_assert(valid(name));
+	strcpy(name + 80, "m");
+	cr_assert_not(valid(name));
+	memset(name, 'h', 350);
+	strcpy(name + 350, "/n/m:t");
+	cr_assert(valid(name));
+	memset(name, 'h', 351);
+	strcpy(name + 351, "/n/m:t");
+	cr_assert_not(valid(name));
+}
+
+Test(modelname, shortest_as_ollama_displays_it)
+{
+	struct model_name n;
+	char out[MODEL_NAME_FULL_MAX];
+
+	cr_assert_eq(
+	    model_name_parse("Registry.Ollama.AI/library/m", 28, &n), 0);
+	model_name_shortest(&n, out, sizeof(out));
+	cr_assert_str_eq(out, "m:latest");
+	cr_assert_eq(model_name_parse("me/m:q4", 7, &n), 0);
+	model_name_shortest(&n, out, sizeof(out));
+	cr_assert_str_eq(out, "me/m:q4");
+	cr_assert_eq(model_name_parse("h:1/library/m", 13, &n), 0);
+	model_name_shortest(&n, out, sizeof(out));
+	cr_assert_str_eq(out, "h:1/library/m:latest");
+}

@@ -192,15 +192,6 @@ get_string_at(json_t *obj, enum api_kind kind, const char *key,
 		return 0;
 	if (!json_is_string(v))
 		return type_error(err, kind, path, v, "string");
-	/* Go keeps a \u0000 in its string; here it would end the text
-	 * there: a prompt only counts fewer tokens, but "a:1\u0000x" would
-	 * name a:1. */
-	if ((strcmp(key, "model") == 0 || strcmp(key, "name") == 0) &&
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return fail(err, 400,
-		    "%s: a NUL character (\\u0000) in a model name is not "
-		    "taken",
-		    path);
 	*out = json_string_value(v);
 	return 0;
 }
@@ -633,14 +624,22 @@ api_request_parse(enum api_kind kind, const char *body, size_t len,
 		    json_kind_word(root), kind_struct[kind]);
 		goto bad;
 	}
+	/* Go keeps a \u0000 in its string, and so a name that holds one
+	 * is read whole: "a:1\u0000x" is invalid, not a:1. */
 	if (get_string(root, kind, "model", &req->model, err))
 		goto bad;
+	if (req->model != NULL)
+		req->model_len =
+		    json_string_length(json_object_get(root, "model"));
 	/* Ollama's show and delete take the old "name" when "model" is
 	 * missing or empty. */
-	if ((kind == API_SHOW || kind == API_DELETE) &&
-	    (req->model == NULL || req->model[0] == '\0') &&
-	    get_string(root, kind, "name", &req->model, err))
-		goto bad;
+	if ((kind == API_SHOW || kind == API_DELETE) && req->model_len == 0) {
+		if (get_string(root, kind, "name", &req->model, err))
+			goto bad;
+		if (req->model != NULL)
+			req->model_len =
+			    json_string_length(json_object_get(root, "name"));
+	}
 	if (req->model == NULL)
 		req->model = "";
 	if (get_bool(root, kind, "stream", &req->stream, err) ||
@@ -737,4 +736,86 @@ api_format_time_after(int64_t epoch_ns, int64_t plus_ns, char *buf, size_t len)
 	if (end == 0)
 		frac[0] = '\0';
 	snprintf(buf, len, "%s%sZ", date, frac);
+}
+
+/*
+ * Whether strconv.IsPrint takes r past ASCII: Go keeps letters, marks,
+ * numbers, punctuation and symbols, and escapes spaces, controls, format
+ * characters, private use and noncharacters, which are these.
+ */
+static int
+go_printable(uint32_t r)
+{
+	static const uint32_t hidden[][2] = {
+	    {0x80, 0xa0},
+	    {0xad, 0xad},
+	    {0x600, 0x605},
+	    {0x61c, 0x61c},
+	    {0x6dd, 0x6dd},
+	    {0x70f, 0x70f},
+	    {0x890, 0x891},
+	    {0x8e2, 0x8e2},
+	    {0x1680, 0x1680},
+	    {0x180e, 0x180e},
+	    {0x2000, 0x200f},
+	    {0x2028, 0x202f},
+	    {0x205f, 0x206f},
+	    {0x3000, 0x3000},
+	    {0xd800, 0xf8ff},
+	    {0xfdd0, 0xfdef},
+	    {0xfeff, 0xfeff},
+	    {0xfff9, 0xfffb},
+	    {0x110bd, 0x110bd},
+	    {0x110cd, 0x110cd},
+	    {0x13430, 0x1343f},
+	    {0x1bca0, 0x1bca3},
+	    {0x1d173, 0x1d17a},
+	    {0xe0001, 0xe0001},
+	    {0xe0020, 0xe007f},
+	    {0xf0000, 0x10ffff},
+	};
+
+	/* U+FFFE and U+FFFF of every plane. */
+	if ((r & 0xfffe) == 0xfffe)
+		return 0;
+	for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
+		if (r >= hidden[i][0] && r <= hidden[i][1])
+			return 0;
+	return 1;
+}
+
+char *
+api_go_quote(const char *s, size_t len)
+{
+	/* A byte that is not UTF-8 grows the most, to \xff. */
+	char *out = malloc(len * 4 + 3), *o = out;
+	size_t size;
+
+	if (out == NULL)
+		abort();
+	*o++ = '"';
+	for (size_t i = 0; i < len; i += size) {
+		uint32_t r = utf8_decode(s + i, len - i, &size);
+		const char *esc =
+		    r < 0x80 ? strchr("\a\b\f\n\r\t\v", (int)r) : NULL;
+
+		if (r == 0xfffd && size == 1)
+			o += sprintf(o, "\\x%02x", (unsigned char)s[i]);
+		else if (r == '"' || r == '\\')
+			*o++ = '\\', *o++ = (char)r;
+		else if (r != 0 && esc != NULL)
+			*o++ = '\\', *o++ = "abfnrtv"[esc - "\a\b\f\n\r\t\v"];
+		else if (r < 0x20 || r == 0x7f)
+			o += sprintf(o, "\\x%02x", (unsigned)r);
+		else if (r < 0x80 || go_printable(r)) {
+			memcpy(o, s + i, size);
+			o += size;
+		} else if (r < 0x10000)
+			o += sprintf(o, "\\u%04x", (unsigned)r);
+		else
+			o += sprintf(o, "\\U%08x", (unsigned)r);
+	}
+	*o++ = '"';
+	*o = '\0';
+	return out;
 }

@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "emu.h"
 #include "inifile.h"
+#include "log.h"
 #include "modelname.h"
+#include "utf8.h"
 
 #define MB (1024ULL * 1024ULL)
 
@@ -103,6 +106,13 @@ catalog_section(
 	if (section[strlen(section) - 1] == ':') {
 		diag_add(&p->diag, p->path, line,
 		    "[%s]: the tag after ':' is empty", section);
+		return NULL;
+	}
+	/* No client could name it: Ollama refuses the name. */
+	if (model_name_parse(
+	        section, strlen(section), &(struct model_name){0}) != 0) {
+		diag_add(&p->diag, p->path, line,
+		    "[%s]: not a model name Ollama takes", section);
 		return NULL;
 	}
 	if (cat->count == cat->cap) {
@@ -329,4 +339,145 @@ emu_catalog_remove(struct emu_catalog *cat, const char *name)
 		return -1;
 	m->removed = 1;
 	return 0;
+}
+
+/* Go's unicode.IsSpace, which strings.TrimSpace trims. */
+static int
+go_space(uint32_t r)
+{
+	switch (r) {
+	case '\t':
+	case '\n':
+	case '\v':
+	case '\f':
+	case '\r':
+	case ' ':
+	case 0x85:
+	case 0xa0:
+	case 0x1680:
+	case 0x2028:
+	case 0x2029:
+	case 0x202f:
+	case 0x205f:
+	case 0x3000:
+		return 1;
+	default:
+		return r >= 0x2000 && r <= 0x200a;
+	}
+}
+
+/* Go's strings.TrimSpace of s (*len bytes): returns the start, sets *len. */
+static const char *
+trim_space(const char *s, size_t *len)
+{
+	size_t start = *len, end = 0, size;
+
+	for (size_t i = 0; i < *len; i += size)
+		if (!go_space(utf8_decode(s + i, *len - i, &size))) {
+			if (start == *len)
+				start = i;
+			end = i + size;
+		}
+	if (start == *len)
+		end = start;
+	*len = end - start;
+	return s + start;
+}
+
+static int
+same_ascii(const char *s, size_t len, const char *word)
+{
+	return len == strlen(word) && strncasecmp(s, word, len) == 0;
+}
+
+enum ref_source { SOURCE_NONE, SOURCE_LOCAL, SOURCE_CLOUD };
+
+/*
+ * modelref's parseSourceSuffix: the text after the last ':', blanks
+ * trimmed, is "local", "cloud" or TAG-cloud. The name without it is written
+ * to base (room for len bytes), its length to *base_len.
+ */
+static enum ref_source
+source_suffix(const char *s, size_t len, char *base, size_t *base_len)
+{
+	const char *colon = NULL, *suffix;
+	size_t idx, n;
+
+	for (size_t i = len; i > 0; i--)
+		if (s[i - 1] == ':') {
+			colon = s + i - 1;
+			break;
+		}
+	if (colon != NULL) {
+		idx = (size_t)(colon - s);
+		n = len - idx - 1;
+		suffix = trim_space(colon + 1, &n);
+		if (same_ascii(suffix, n, "cloud") ||
+		    same_ascii(suffix, n, "local")) {
+			memmove(base, s, idx);
+			*base_len = idx;
+			return tolower((unsigned char)suffix[0]) == 'c'
+			    ? SOURCE_CLOUD
+			    : SOURCE_LOCAL;
+		}
+		if (memchr(suffix, '/', n) == NULL && n >= 6 &&
+		    strncasecmp(suffix + n - 6, "-cloud", 6) == 0) {
+			/* The tag is kept trimmed: "a: 7b-cloud" is a:7b. */
+			memmove(base, s, idx + 1);
+			memmove(base + idx + 1, suffix, n - 6);
+			*base_len = idx + 1 + n - 6;
+			return SOURCE_CLOUD;
+		}
+	}
+	memmove(base, s, len);
+	*base_len = len;
+	return SOURCE_NONE;
+}
+
+void
+emu_model_ref(const char *raw, size_t len, int as_stub, struct emu_ref *ref)
+{
+	const char *s = trim_space(raw, &len);
+	/* Room for a stub's ":cloud" too. */
+	char *base = malloc(len + 8), *nested = malloc(len + 8);
+	size_t base_len, nested_len;
+	enum ref_source source;
+
+	if (base == NULL || nested == NULL)
+		fatal("out of memory");
+	memset(ref, 0, sizeof(*ref));
+	ref->trimmed = s;
+	ref->trimmed_len = len;
+	if (len == 0) {
+		ref->kind = EMU_REF_BLANK;
+		goto done;
+	}
+	source = source_suffix(s, len, base, &base_len);
+	if (source != SOURCE_NONE &&
+	    source_suffix(base, base_len, nested, &nested_len) != SOURCE_NONE) {
+		ref->kind = EMU_REF_CONFLICT;
+		goto done;
+	}
+	ref->kind =
+	    source == SOURCE_CLOUD && !as_stub ? EMU_REF_CLOUD : EMU_REF_LOCAL;
+	/* NormalizePullName: a cloud model's stub is NAME:cloud, or
+	 * NAME:TAG-cloud when a tag was given. */
+	if (source == SOURCE_CLOUD && as_stub) {
+		const char *slash = memrchr(base, '/', base_len);
+		const char *colon = memrchr(base, ':', base_len);
+		int tagged = colon != NULL && (slash == NULL || colon > slash);
+
+		memcpy(base + base_len, tagged ? "-cloud" : ":cloud", 6);
+		base_len += 6;
+	}
+	if (model_name_parse(base, base_len, &ref->name) != 0) {
+		memset(&ref->name, 0, sizeof(ref->name));
+		ref->kind = EMU_REF_INVALID;
+		goto done;
+	}
+	snprintf(ref->full, sizeof(ref->full), "%s/%s/%s:%s", ref->name.host,
+	    ref->name.space, ref->name.model, ref->name.tag);
+done:
+	free(base);
+	free(nested);
 }

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "duration.h"
+#include "modelname.h"
 
 /* A keep-alive that never expires, as Ollama stores negative durations. */
 #define EMU_FOREVER DURATION_FOREVER
@@ -91,6 +92,37 @@ const struct emu_model *emu_catalog_find(
 /* DELETE /api/delete: the model is unknown from now on; runners that have
  * it loaded keep their pointer to it. Returns -1 when already unknown. */
 int emu_catalog_remove(struct emu_catalog *cat, const char *name);
+
+/* What Ollama makes of the model a request names, before it looks for it. */
+enum emu_ref_kind {
+	EMU_REF_LOCAL,    /* a name to look for: full */
+	EMU_REF_BLANK,    /* empty or only blanks */
+	EMU_REF_INVALID,  /* no name Ollama takes */
+	EMU_REF_CONFLICT, /* both ":local" and ":cloud" */
+	EMU_REF_CLOUD,    /* ":cloud" or ":TAG-cloud": ollama.com's model */
+};
+
+struct emu_ref {
+	enum emu_ref_kind kind;
+	/* EMU_REF_LOCAL and EMU_REF_CLOUD: the name, case kept, and in full
+	 * as host/namespace/model:tag, which emu_catalog_find takes. */
+	struct model_name name;
+	char full[MODEL_NAME_FULL_MAX];
+	/* The name without the blanks around it, as a conflict quotes it. */
+	const char *trimmed;
+	size_t trimmed_len;
+};
+
+/*
+ * Reads the model name raw (len bytes, any of them) as Ollama 0.33's
+ * internal/modelref.ParseRef and model.ParseName do: blanks (Go's
+ * unicode.IsSpace) trimmed at both ends, a ":local" taken off, a ":cloud"
+ * or "-cloud" read as a cloud model, then the name checked.
+ * /api/delete (as_stub) instead reads a cloud model as its local stub,
+ * NAME:cloud or NAME:TAG-cloud.
+ */
+void emu_model_ref(
+    const char *raw, size_t len, int as_stub, struct emu_ref *ref);
 
 /* ------------------------------------------------------------------ */
 /* api.c: keep_alive in all its forms                                 */
@@ -344,6 +376,7 @@ struct api_request {
 	enum api_kind kind;
 	json_t *root; /* owns every string below */
 	const char *model;
+	size_t model_len;   /* a \u0000 in it is kept */
 	const char *prompt; /* generate; embeddings */
 	const char *system;
 	int stream;
@@ -382,6 +415,8 @@ void api_request_free(struct api_request *req);
 /* The input strings of an embed request, for hashing. */
 const char *api_embed_input(const struct api_request *req, size_t i);
 
+/* s (len bytes, any of them) as Go's %q writes it, in a string to free. */
+char *api_go_quote(const char *s, size_t len);
 /* Formats ns since the epoch as RFC3339Nano UTC, as Go does. */
 void api_format_time(int64_t epoch_ns, char *buf, size_t len);
 /* The time plus_ns after epoch_ns, which need not fit in nanoseconds

@@ -422,6 +422,120 @@ job_error(struct job *j, int status, const char *message)
 	        bad < 0 ? strlen(message) : (size_t)bad));
 }
 
+/* An error that quotes a name whole, however long, a \u0000 included. */
+static void
+job_error_with(struct job *j, int status, const char *before, const char *name,
+    size_t len, const char *after)
+{
+	size_t nb = strlen(before), na = strlen(after);
+	char *message = malloc(nb + len + na + 1);
+
+	if (message == NULL)
+		fatal("out of memory");
+	memcpy(message, before, nb);
+	memcpy(message + nb, name, len);
+	memcpy(message + nb + len, after, na + 1);
+	job_reply(
+	    j, status, json_pack("{s:s%}", "error", message, nb + len + na));
+	free(message);
+}
+
+/* The same, the name quoted as Go's %q does. */
+static void
+job_error_quoting(struct job *j, int status, const char *before,
+    const char *name, size_t len, const char *after)
+{
+	char *quoted = api_go_quote(name, len);
+
+	job_error_with(j, status, before, quoted, strlen(quoted), after);
+	free(quoted);
+}
+
+/* Whether the catalog's name and the request's are one model's, each part
+ * in the same case. */
+static int
+same_case(const char *catalog_name, const struct emu_ref *ref)
+{
+	struct model_name n;
+	char full[MODEL_NAME_FULL_MAX];
+
+	if (model_name_parse(catalog_name, strlen(catalog_name), &n) != 0)
+		return 0;
+	snprintf(
+	    full, sizeof(full), "%s/%s/%s:%s", n.host, n.space, n.model, n.tag);
+	return strcmp(full, ref->full) == 0;
+}
+
+/*
+ * The model a request names, read as Ollama 0.33 reads it; NULL once the
+ * request is answered with Ollama's error for its endpoint. The answers
+ * differ by handler: generate and embed say a blank name is not found,
+ * chat and the legacy embeddings that it is required; delete quotes an
+ * invalid name; show names the model it did not find in its short form.
+ */
+static const struct emu_model *
+request_model(struct emu *e, struct job *j)
+{
+	const char *raw = j->req.model;
+	size_t len = j->req.model_len;
+	const struct emu_model *m;
+	struct emu_ref ref;
+
+	emu_model_ref(raw, len, j->route == R_DELETE, &ref);
+	switch (ref.kind) {
+	case EMU_REF_BLANK:
+		if (j->route == R_GENERATE || j->route == R_EMBED)
+			job_error_with(
+			    j, 404, "model '", raw, len, "' not found");
+		else
+			job_error(j, 400, "model is required");
+		return NULL;
+	case EMU_REF_INVALID:
+		if (j->route == R_DELETE)
+			job_error_quoting(
+			    j, 400, "name ", raw, len, " is invalid");
+		else
+			job_error(j, 400, "invalid model name");
+		return NULL;
+	case EMU_REF_CONFLICT:
+		job_error_quoting(j, 400,
+		    "use either :local or :cloud, not both: ", ref.trimmed,
+		    ref.trimmed_len, "");
+		return NULL;
+	case EMU_REF_CLOUD:
+		/* No cloud here: Ollama's answer with OLLAMA_NO_CLOUD set. */
+		job_error(j, 403,
+		    j->route == R_SHOW
+		        ? "ollama cloud is disabled: remote model "
+		          "details are unavailable"
+		        : "ollama cloud is disabled: remote model "
+		          "is unavailable");
+		return NULL;
+	case EMU_REF_LOCAL:
+		break;
+	}
+	m = emu_catalog_find(&e->cat, ref.full);
+	/* The legacy embeddings skips the lookup that forgives case, and
+	 * model files are found by a path where case matters. */
+	if (m != NULL && j->route == R_EMBEDDINGS && !same_case(m->name, &ref))
+		m = NULL;
+	if (m != NULL)
+		return m;
+	if (j->route == R_EMBED || j->route == R_EMBEDDINGS) {
+		job_error_quoting(j, 404, "model ", raw, len,
+		    " not found, try pulling it first");
+	} else if (j->route == R_SHOW) {
+		char shortest[MODEL_NAME_FULL_MAX];
+
+		model_name_shortest(&ref.name, shortest, sizeof(shortest));
+		job_error_with(j, 404, "model '", shortest, strlen(shortest),
+		    "' not found");
+	} else {
+		job_error_with(j, 404, "model '", raw, len, "' not found");
+	}
+	return NULL;
+}
+
 /*
  * An error written on the socket, where nothing was sent yet, for MHD to
  * close the connection then: as the server stops, MHD queues no reply
@@ -757,8 +871,8 @@ chunk_base(struct job *j, int64_t now)
 		now = j->stamped_ns;
 	j->stamped_ns = now;
 	api_format_time(sim_to_wall(j->emu, now), when, sizeof(when));
-	return json_pack(
-	    "{s:s,s:s}", "model", j->req.model, "created_at", when);
+	return json_pack("{s:s%,s:s}", "model", j->req.model, j->req.model_len,
+	    "created_at", when);
 }
 
 static void
@@ -790,8 +904,8 @@ job_load_reply(struct job *j, int64_t now, const char *reason)
 	if (j->route == R_EMBED) {
 		json_decref(o);
 		job_reply(j, 200,
-		    json_pack(
-		        "{s:s,s:[]}", "model", j->req.model, "embeddings"));
+		    json_pack("{s:s%,s:[]}", "model", j->req.model,
+		        j->req.model_len, "embeddings"));
 		return;
 	}
 	if (j->route == R_EMBEDDINGS) {
@@ -846,8 +960,8 @@ job_embed_reply(struct job *j, int64_t now)
 		return;
 	}
 	{
-		json_t *o = json_pack(
-		    "{s:s,s:o}", "model", j->req.model, "embeddings", all);
+		json_t *o = json_pack("{s:s%,s:o}", "model", j->req.model,
+		    j->req.model_len, "embeddings", all);
 
 		/* Instant: no real time passed, the nominal one is told, as
 		 * for generation (job_final). */
@@ -1393,25 +1507,8 @@ handle_inference(struct emu *e, struct job *j)
 	if (j->req.options_warning)
 		log_debug(
 		    "invalid option provided: %s", j->req.options_warning);
-	if (j->req.model[0] == '\0' && j->route != R_GENERATE &&
-	    j->route != R_EMBED) {
-		job_error(j, 400, "model is required");
+	if ((m = request_model(e, j)) == NULL)
 		return;
-	}
-	m = emu_catalog_find(&e->cat, j->req.model);
-	if (m == NULL) {
-		char msg[256];
-
-		if (j->route == R_EMBED || j->route == R_EMBEDDINGS)
-			snprintf(msg, sizeof(msg),
-			    "model \"%s\" not found, try pulling it first",
-			    j->req.model);
-		else
-			snprintf(msg, sizeof(msg), "model '%s' not found",
-			    j->req.model);
-		job_error(j, 404, msg);
-		return;
-	}
 	/* An empty prompt with keep_alive 0 unloads, without waiting:
 	 * before the capability check, as Ollama's, so that an embedding
 	 * model unloads this way too. */
@@ -1426,11 +1523,9 @@ handle_inference(struct emu *e, struct job *j)
 	}
 	if ((j->route == R_GENERATE || j->route == R_CHAT) &&
 	    !(m->capabilities & EMU_CAP_COMPLETION)) {
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "\"%s\" does not support %s",
-		    j->req.model, j->route == R_CHAT ? "chat" : "generate");
-		job_error(j, 400, msg);
+		job_error_quoting(j, 400, "", j->req.model, j->req.model_len,
+		    j->route == R_CHAT ? " does not support chat"
+		                       : " does not support generate");
 		return;
 	}
 	/* Ollama names the model in full here, as its scheduler does. */
@@ -1438,8 +1533,8 @@ handle_inference(struct emu *e, struct job *j)
 	    (j->req.wants_insert && !(m->capabilities & EMU_CAP_INSERT))) {
 		char full[256], msg[320];
 
-		if (model_name_full(j->req.model, full, sizeof(full)) != 0)
-			snprintf(full, sizeof(full), "%s", j->req.model);
+		if (model_name_full(m->name, full, sizeof(full)) != 0)
+			snprintf(full, sizeof(full), "%s", m->name);
 		snprintf(msg, sizeof(msg), "%s does not support %s", full,
 		    j->req.wants_tools ? "tools" : "insert");
 		job_error(j, 400, msg);
@@ -1506,25 +1601,13 @@ respond_now(struct emu *e, struct job *j, const char *method)
 			break;
 		}
 		j->parsed = 1;
-		if (j->req.model[0] == '\0') {
-			job_error(j, 400, "model is required");
-			break;
-		}
-		m = emu_catalog_find(&e->cat, j->req.model);
-		if (m == NULL) {
-			char msg[256];
-
-			snprintf(msg, sizeof(msg), "model '%s' not found",
-			    j->req.model);
-			job_error(j, 404, msg);
-		} else {
+		if ((m = request_model(e, j)) != NULL)
 			job_reply(j, 200, show_json(e, m));
-		}
 		break;
 	}
 	case R_DELETE: {
 		struct api_error err;
-		char msg[256];
+		const struct emu_model *m;
 
 		if (api_request_parse(API_DELETE, j->body ? j->body : "",
 		        j->body_len, &j->req, &err) != 0) {
@@ -1532,18 +1615,12 @@ respond_now(struct emu *e, struct job *j, const char *method)
 			break;
 		}
 		j->parsed = 1;
-		if (j->req.model[0] == '\0') {
-			job_error(j, 400, "model is required");
-			break;
-		}
 		/* Ollama removes the files and leaves the scheduler alone:
 		 * a loaded runner stays until evicted. */
-		if (emu_catalog_remove(&e->cat, j->req.model) == 0)
-			return reply_text(j, 200, "text/plain", "");
-		snprintf(
-		    msg, sizeof(msg), "model '%s' not found", j->req.model);
-		job_error(j, 404, msg);
-		break;
+		if ((m = request_model(e, j)) == NULL)
+			break;
+		(void)emu_catalog_remove(&e->cat, m->name);
+		return reply_text(j, 200, "text/plain", "");
 	}
 	default:
 		/* Stopping, nothing is left waiting for MHD to stop on. */

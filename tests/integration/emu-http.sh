@@ -73,12 +73,79 @@ check "a bare-number keep_alive string is a 400" \
 	eq "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","keep_alive":"300"}')" \
 	'400 {"error":"time: missing unit in duration \"300\""}'
 
-long_name=$(python3 -c 'print("\u00e9" * 200)')
-json_error() { # STATUS REPLY: the status, and a body that is JSON
-	[ "${2%% *}" = "$1" ] && python3 -c 'import json,sys; json.loads(sys.argv[1])' "${2#* }"
+
+# Names as Ollama 0.33 reads them (internal/modelref, types/model/name.go):
+# blanks trimmed, ":local" taken off, then checked; what it answers to a
+# name that is blank, invalid or unknown differs by endpoint.
+statuses() { # NAME: the status of generate, chat, embed, embeddings, show
+	local ep out=""
+	for ep in generate chat embed embeddings show; do
+		out="$out $(http POST "$URL_main/api/$ep" "{\"model\":\"$1\"}" | cut -d' ' -f1)"
+	done
+	echo "${out# }"
 }
-check "a model name cut short in its message stays whole characters" \
-	json_error 404 "$(http POST "$URL_main/api/generate" "{\"model\":\"$long_name\",\"prompt\":\"x\"}")"
+# The message a reply's body holds, decoded.
+said() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"], end="")' "$TMP/body"; }
+check "blanks around a name are trimmed on every endpoint" \
+	eq "$(statuses ' library/tinyllama:latest\t\u00a0')" "200 200 200 200 200"
+check "and so is a :local after it" \
+	eq "$(statuses 'tinyllama:LOCAL')" "200 200 200 200 200"
+check "a name of blanks is not found on generate and embed, required elsewhere" \
+	eq "$(statuses ' \t') $(http DELETE "$URL_main/api/delete" '{"model":" "}')" \
+	'404 400 404 400 400 400 {"error":"model is required"}'
+check "generate and embed name it as given, embed not as it names a model it lacks" \
+	eq "$(http POST "$URL_main/api/generate" '{"model":" "}')
+$(http POST "$URL_main/api/embed" '{"model":""}')" \
+	"404 {\"error\":\"model ' ' not found\"}
+404 {\"error\":\"model '' not found\"}"
+check "an invalid name is a 400 on every endpoint" \
+	eq "$(statuses 'tiny llama') $(http DELETE "$URL_main/api/delete" '{"model":"tiny llama"}' | cut -d' ' -f1)" \
+	"400 400 400 400 400 400"
+check "which all but delete say is an invalid model name" \
+	eq "$(http POST "$URL_main/api/chat" '{"model":"tinyllama@sha256:0123"}')
+$(http POST "$URL_main/api/embeddings" '{"model":"tinyllama:"}')" \
+	'400 {"error":"invalid model name"}
+400 {"error":"invalid model name"}'
+check "delete quotes the name as Go does" \
+	eq "$(http DELETE "$URL_main/api/delete" '{"model":" a b\u0001\u00a0\u00e9"}' | cut -d' ' -f1) $(said)" \
+	'400 name " a b\x01\u00a0é" is invalid'
+check ":local and :cloud together are a 400" \
+	eq "$(http POST "$URL_main/api/show" '{"model":" m:local:cloud "}')" \
+	'400 {"error":"use either :local or :cloud, not both: \"m:local:cloud\""}'
+check "a cloud model is Ollama's answer with the cloud disabled" \
+	eq "$(http POST "$URL_main/api/generate" '{"model":"gpt-oss:20b-cloud"}')
+$(http POST "$URL_main/api/show" '{"model":"gpt-oss:cloud"}')" \
+	'403 {"error":"ollama cloud is disabled: remote model is unavailable"}
+403 {"error":"ollama cloud is disabled: remote model details are unavailable"}'
+check "show names a model it lacks in its short form" \
+	eq "$(http POST "$URL_main/api/show" '{"model":" registry.ollama.ai/library/foo"}')
+$(http POST "$URL_main/api/show" '{"model":"me/foo:1"}')" \
+	"404 {\"error\":\"model 'foo:latest' not found\"}
+404 {\"error\":\"model 'me/foo:1' not found\"}"
+check "the others name it as given, blanks too, embed and embeddings quoted" \
+	eq "$(http POST "$URL_main/api/chat" '{"model":" foo\t"}' | cut -d' ' -f1) $(said)
+$(http POST "$URL_main/api/embeddings" '{"model":" foo\t"}' | cut -d' ' -f1) $(said)" \
+	"404 model ' foo	' not found
+404 model \" foo\\t\" not found, try pulling it first"
+check "the legacy embeddings finds a model only in its own case" \
+	eq "$(http POST "$URL_main/api/embeddings" '{"model":"Nomic-Embed-Text"}' | cut -c1-4)$(http POST "$URL_main/api/embed" '{"model":"Nomic-Embed-Text"}' | cut -c1-4)" \
+	"404 200 "
+long_name=$(python3 -c 'print("\u00e9" * 5000)')
+check "a long name that is not ASCII is an invalid name" \
+	eq "$(http POST "$URL_main/api/generate" "{\"model\":\"$long_name\",\"prompt\":\"x\"}")" \
+	'400 {"error":"invalid model name"}'
+check "and delete quotes all of it, controls and a lone surrogate too" \
+	eq "$(http DELETE "$URL_main/api/delete" "{\"model\":\"\\u0000\\u001f$long_name\\ud800\"}" | cut -d' ' -f1) $(said)" \
+	"400 name \"\\x00\\x1f$long_name�\" is invalid"
+xs=$(printf 'x%.0s' $(seq 10240))
+check "a valid name of 10 KB, past its scheme, is not found whole" \
+	eq "$(http POST "$URL_main/api/generate" "{\"model\":\"$xs://example.com/me/m\"}")" \
+	"404 {\"error\":\"model '$xs://example.com/me/m' not found\"}"
+printf '{"model":"\xff\xfe:1"}' >"$TMP/latin1.json"
+check "a name that is not UTF-8 is an invalid one" \
+	eq "$(curl -s -m 20 -w ' %{http_code}' -X DELETE --data-binary @"$TMP/latin1.json" "$URL_main/api/delete")" \
+	'{"error":"name \"��:1\" is invalid"} 400'
+
 check "raw with a context is a 400, as Ollama's" \
 	eq "$(http POST "$URL_main/api/generate" '{"model":"tinyllama","prompt":"x","raw":true,"context":[1]}')" \
 	'400 {"error":"raw mode does not support template, system, or context"}'
