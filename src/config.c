@@ -895,6 +895,9 @@ struct manifest_parse {
 	const char *path;
 	int system_line;
 	int seen_name, seen_tier, seen_trigger, seen_prompt;
+	/* Where [agent] and [options] opened: again, they would be a second
+	 * agent's (two manifests run together), read over the first's. */
+	int agent_line, options_line;
 	struct text_read system, prompt;
 };
 
@@ -973,11 +976,21 @@ manifest_key(void *user, const struct ini_item *it)
 	const char *k = it->key, *v = it->value, *path = p->path;
 
 	if (k == NULL) {
-		if (strcmp(it->section, "agent") != 0 &&
-		    strcmp(it->section, "options") != 0)
+		int *first = strcmp(it->section, "agent") == 0 ? &p->agent_line
+		    : strcmp(it->section, "options") == 0 ? &p->options_line
+		                                          : NULL;
+
+		if (first == NULL)
 			diag_add(d, path, it->line,
 			    "[%s]: unknown section (agent, options)",
 			    it->section);
+		else if (*first > 0)
+			diag_add(d, path, it->line,
+			    "[%s]: given twice (first at line %d): a manifest "
+			    "is one agent",
+			    it->section, *first);
+		else
+			*first = it->line;
 		return;
 	}
 	if (it->continued) {

@@ -92,6 +92,11 @@ struct inifile_state {
 	 * its square. */
 	void *keys_seen;
 	int skipping; /* the lines of a key given twice go unread */
+	/* The last line that starts a key was refused: its indented lines
+	 * are its own, and go unread with it, rather than continue the key
+	 * before (or be blamed on it). */
+	int refused_key;
+	int drop_line; /* this line goes to inih empty */
 };
 
 struct key_seen {
@@ -170,6 +175,11 @@ judge_line(struct inifile_state *st, char *line)
 		p++;
 	if (*p == '\0' || *p == ';' || *p == '#')
 		return NULL;
+	if (p > line && st->refused_key) {
+		st->drop_line = 1;
+		return NULL;
+	}
+	st->refused_key = 0;
 	st->continued = p > line && st->have_key;
 	if (st->continued)
 		return NULL;
@@ -289,11 +299,14 @@ inifile_reader(char *buf, int size, void *stream)
 		    (unsigned char)buf[bad_at], bad_at + 1);
 	else if ((wrong = judge_line(st, buf)) != NULL)
 		diag_add(st->diag, st->path, st->line, "%s", wrong);
-	else {
+	else if (!st->drop_line) {
 		buf[len] = '\n';
 		buf[len + 1] = '\0';
 		return buf;
 	}
+	st->drop_line = 0;
+	if (!isspace((unsigned char)buf[0]) && buf[0] != ';' && buf[0] != '#')
+		st->refused_key = 1;
 	buf[0] = '\n';
 	buf[1] = '\0';
 	return buf;

@@ -1040,6 +1040,77 @@ Test(config, a_key_given_twice_in_its_section_is_told_with_both_lines)
 	diag_free(&d);
 }
 
+Test(config, the_lines_continuing_a_refused_key_go_unread_with_it)
+{
+	struct manifest m;
+	struct diag d = {0};
+	char long_line[300];
+	const char *path = put("latin.conf",
+	    "[agent]\n"
+	    "name = x\n"
+	    "tier = light\n"
+	    "trigger = demand\n"
+	    "system = Be brief.\n"
+	    "prompt = R\xe9sum\xe9 of\n"
+	    "  Summarize {{input}}\n"
+	    "  in {{nmae}} words\n");
+
+	manifest_load(&m, path, &d);
+	expect(&d, "latin.conf", 6, "not UTF-8 text: byte 0xE9 at column 11");
+	/* Not joined to the system text, where the typo would hide. */
+	cr_assert_str_eq(m.system, "Be brief.");
+	cr_assert(strstr(d.text, "latin.conf:7") == NULL &&
+	        strstr(d.text, "latin.conf:8") == NULL,
+	    "%s", d.text);
+	manifest_free(&m);
+	diag_free(&d);
+
+	/* Nor blamed on the key before. */
+	memset(long_line, 'w', sizeof(long_line));
+	memcpy(long_line, "prompt = ", 9);
+	long_line[sizeof(long_line) - 1] = '\0';
+	{
+		char text[512];
+
+		snprintf(text, sizeof(text),
+		    "[agent]\nname = y\ntier = light\ntrigger = demand\n%s\n"
+		    "  more\n  and more\nrole = z\n  stray\n",
+		    long_line);
+		path = put("long.conf", text);
+	}
+	manifest_load(&m, path, &d);
+	expect(&d, "long.conf", 5, "line longer than");
+	/* A key line read again ends it: role's own indented line is its
+	 * own problem. */
+	expect(&d, "long.conf", 9,
+	    "role: only system and prompt continue on indented lines");
+	cr_assert(strstr(d.text, "long.conf:6") == NULL &&
+	        strstr(d.text, "long.conf:7") == NULL,
+	    "%s", d.text);
+	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, two_manifests_run_together_are_refused_not_merged)
+{
+	struct manifest m;
+	struct diag d = {0};
+	const char *path = put("both.conf",
+	    "[agent]\nname = first\ntier = light\ntrigger = demand\n"
+	    "prompt = One.\n[options]\nnum_predict = 5\n"
+	    "[agent]\nname = second\ntier = coding\ntrigger = inbox\n"
+	    "prompt = Two {{input}}\n[options]\nnum_predict = 9\n");
+
+	cr_assert_neq(manifest_load(&m, path, &d), 0);
+	expect(&d, "both.conf", 8,
+	    "[agent]: given twice (first at line 1): a manifest is one agent");
+	expect(&d, "both.conf", 13,
+	    "[options]: given twice (first at line 6): a manifest is one "
+	    "agent");
+	manifest_free(&m);
+	diag_free(&d);
+}
+
 Test(config, a_line_after_an_empty_key_continues_nothing_as_in_inih)
 {
 	struct manifest m;
