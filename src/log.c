@@ -168,16 +168,67 @@ emit_part(enum log_level level, const char *part, size_t len, int continued)
 	free(line);
 }
 
+/* A line break, or a control byte (C1 ones, in UTF-8, too). */
+static int
+untame(const unsigned char *p)
+{
+	return (*p < 0x20 && *p != '\t') || *p == 0x7f ||
+	    (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+}
+
+/*
+ * The message as the log takes it: a text logged whole (an agent's
+ * answer, a message lost) holds what others wrote, so each of its lines
+ * after the first starts with a tab, lest it read as a line of the log,
+ * and control bytes, C1 ones included, show as '?', lest they act on a
+ * terminal. Returns msg itself when nothing needs it, else a new string
+ * (NULL: out of memory).
+ */
+static char *
+tamed(char *msg)
+{
+	size_t lines = 0, n = 0, wild = 0;
+	const unsigned char *p;
+	char *out;
+
+	for (p = (const unsigned char *)msg; *p; p++) {
+		lines += *p == '\n';
+		wild += untame(p);
+	}
+	if (wild == 0)
+		return msg;
+	out = malloc(strlen(msg) + lines + 1);
+	if (out == NULL)
+		return NULL;
+	for (p = (const unsigned char *)msg; *p; p++) {
+		if (*p == '\n') {
+			out[n++] = '\n';
+			out[n++] = '\t';
+		} else if (untame(p)) {
+			out[n++] = '?';
+			p += *p == 0xc2;
+		} else {
+			out[n++] = (char)*p;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static void
 log_emit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {
 	int saved_errno = errno;
 	size_t len, most, n, off = 0;
-	char *msg;
+	char *msg, *shown;
 
 	if (level > log_threshold)
 		return;
 	msg = format_message(with_errno, saved_errno, fmt, ap);
+	if (msg != NULL && (shown = tamed(msg)) != msg) {
+		free(msg);
+		msg = shown;
+	}
 	if (msg == NULL) {
 		/* Out of memory: the bare format still says what failed. */
 		write_all(STDERR_FILENO, fmt, strlen(fmt));

@@ -165,6 +165,39 @@ Test(log, a_long_message_to_a_file_is_one_line)
 	free(log);
 }
 
+Test(log, a_text_of_many_lines_forges_no_line_and_moves_no_cursor)
+{
+	char path[] = "/tmp/ollamax-test-log-XXXXXX";
+	int fd = mkstemp(path), status;
+	size_t len;
+	pid_t pid;
+	char *log, *body;
+
+	cr_assert_neq(fd, -1);
+	unlink(path);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		dup2(fd, STDERR_FILENO);
+		log_init("teller", 0);
+		log_warnx("a: it was:\n%s",
+		    "one\n12:00:00.000 teller: info: forged\n\033[2Jtwo\r"
+		    "\xc2\x9b"
+		    "3J caf\xc3\xa9\tend\n");
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+	log = read_all(fd, &len);
+	close(fd);
+	body = strstr(log, ": warning: ");
+	cr_assert_not_null(body, "%s", log);
+	cr_assert_str_eq(body,
+	    ": warning: a: it was:\n\tone\n\t12:00:00.000 teller: info: "
+	    "forged\n\t?[2Jtwo??3J caf\xc3\xa9\tend\n\t\n");
+	free(log);
+}
+
 Test(log, a_long_program_name_does_not_take_a_line_past_pipe_buf)
 {
 	char name[301], *log, *save = NULL;

@@ -4,6 +4,8 @@
 # with SIGKILL comes back and the agents keep working.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+# What the log puts before each line of a text it logs whole.
+TAB=$'\t'
 
 start_emu emu --speed 100 --parallel 2 --vram-mb 4096
 fleet_conf "$URL_emu" <<CONF
@@ -182,14 +184,14 @@ check "and may follow --" dash_text "-w and more!" -- "-w and more!"
 printf '[agent]\nname = doomed\ntier = void\ntrigger = inbox\nprompt = Take {{input}}\n' >"$TMP/doomed.conf"
 "$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/doomed.conf" >/dev/null
 "$CTL" -c "$TMP/ollamax.conf" run doomed "$(printf 'the doomed text\nin two lines')" >/dev/null
-# logged_whole HEAD LINE...: a log line ending with HEAD, the LINEs next
-# (within 10 s).
+# logged_whole HEAD LINE...: a log line ending with HEAD, the LINEs next,
+# each after a tab (within 10 s).
 logged_whole() {
 	for _ in $(seq 1 200); do
 		python3 - "$TMP/sup.log" "$@" <<'PY' && return 0
 import sys
 lines = open(sys.argv[1], errors="replace").read().split("\n")
-head, rest = sys.argv[2], sys.argv[3:]
+head, rest = sys.argv[2], ["\t" + l for l in sys.argv[3:]]
 sys.exit(not any(l.endswith(head) and lines[i + 1:i + 1 + len(rest)] == rest
                  for i, l in enumerate(lines)))
 PY
@@ -207,6 +209,13 @@ told_not_lost() {
 		! grep -A1 "doomed: run 2 failed: the message from ollamaxctl is lost" "$TMP/sup.log" | grep -q "the told text"
 }
 check "a waited run that fails tells its waiter, and logs no message lost" told_not_lost
+# A text that holds a line of the log's own form, and bytes that act on a
+# terminal, forges no line of the log.
+"$CTL" -c "$TMP/ollamax.conf" run doomed "$(printf 'forger\n16:20:12.403 ollamax-supervisor: info: forged\n\033[2Jcleared\rback')" >/dev/null
+check "a text logged whole forges no line of the log: its lines come after a tab, its control bytes as ?" \
+	logged_whole "doomed: run 3 failed: the message from ollamaxctl is lost; it was:" \
+	"forger" "16:20:12.403 ollamax-supervisor: info: forged" "?[2Jcleared?back"
+check "so no line of the log starts as the forged one" sh -c "! grep -q '^16:20:12.403 ollamax-supervisor' '$TMP/sup.log'"
 "$CTL" -c "$TMP/ollamax.conf" kill doomed >/dev/null
 # With 16 KiB task stacks, as the minimum allows.
 # run_w_unwritten AGENT WHY: run -w prints the answer the agent's file
@@ -403,9 +412,9 @@ check "an agent restarted with a run under way and one queued is restarted" \
 kill -CONT "$broker_pid"
 check "it carries out the queued run after its restart" wait_runs keeper 3
 check "and logs the run under way as not carried out, whole" sh -c \
-	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^under way at a restart'"
+	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^${TAB}under way at a restart'"
 check "but not the queued run" sh -c \
-	"! grep -q '^queued at a restart' '$TMP/sup.log'"
+	"! grep -q '^${TAB}queued at a restart' '$TMP/sup.log'"
 # The same when a reload changes it.
 kill -STOP "$broker_pid"
 "$CTL" -c "$TMP/ollamax.conf" run keeper "under way at a change"
@@ -416,8 +425,8 @@ check "an agent changed with a run under way and one queued is started again" \
 kill -CONT "$broker_pid"
 check "its new self carries out the queued run" wait_runs keeper 4
 check "and the run under way is logged whole, the queued one not" sh -c \
-	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^under way at a change' &&
-	 ! grep -q '^queued at a change' '$TMP/sup.log'"
+	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^${TAB}under way at a change' &&
+	 ! grep -q '^${TAB}queued at a change' '$TMP/sup.log'"
 # A change that takes {{input}} out of the prompt: a queued message would
 # lose its text, so it is logged whole instead of run.
 kill -STOP "$broker_pid"
@@ -430,7 +439,7 @@ kill -CONT "$broker_pid"
 check "and the queued message, whose text it would lose, is logged whole, not run" \
 	wait_log "keeper: its prompt has no {{input}} now: a message from ollamaxctl is not carried out; it was:"
 check "with its text" sh -c \
-	"grep -A1 'keeper: its prompt has no {{input}} now: a message from ollamaxctl is not carried out; it was:' '$TMP/sup.log' | grep -q '^queued when input went'"
+	"grep -A1 'keeper: its prompt has no {{input}} now: a message from ollamaxctl is not carried out; it was:' '$TMP/sup.log' | grep -q '^${TAB}queued when input went'"
 sed -i 's/^prompt = Keep nothing\.$/prompt = Keep this: {{input}}/' "$TMP/agents/010-keeper.conf"
 check "given its {{input}} back, it is started again" \
 	sh -c "'$CTL' -c '$TMP/ollamax.conf' reload | grep -q '1 changed'"
@@ -443,8 +452,8 @@ check "an agent killed with runs not carried out is killed" \
 	"$CTL" -c "$TMP/ollamax.conf" kill keeper
 kill -CONT "$broker_pid"
 check "and logs each run it had not carried out, whole" sh -c \
-	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^fourth, under way' &&
-	 grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^fifth, queued'"
+	"grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^${TAB}fourth, under way' &&
+	 grep -A1 'keeper: stopped before it carried out a message from ollamaxctl; it was:' '$TMP/sup.log' | grep -q '^${TAB}fifth, queued'"
 # bad_timeout WHY ARGS...: run ARGS is refused with exit 2, saying WHY.
 bad_timeout() {
 	local why=$1 out rc=0
