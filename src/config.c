@@ -15,6 +15,7 @@
 #include "config.h"
 #include "modelname.h"
 #include "policy.h"
+#include "utf8.h"
 #include "duration.h"
 #include "msg.h"
 #include "template.h"
@@ -73,13 +74,48 @@ comment_after(const char *v)
 int
 config_valid_name(const char *s)
 {
-	if (*s == '\0' || strlen(s) > CONFIG_NAME_MAX)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		        *s == '-' || *s == '_'))
-			return 0;
-	return 1;
+	return config_name_fault(s, NULL, 0) == 0;
+}
+
+int
+config_name_fault(const char *s, char *why, size_t len)
+{
+	size_t at = 0, size, n = strlen(s);
+
+	if (n == 0) {
+		snprintf(why, len, "a name may not be empty");
+		return -1;
+	}
+	for (int column = 1; at < n; column++, at += size) {
+		uint32_t c = utf8_decode(s + at, n - at, &size);
+
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_')
+			continue;
+		/* Named by its code point: a blank or a letter of another
+		 * script would look right on the screen. */
+		if (c > ' ' && c < 0x7f)
+			snprintf(why, len,
+			    "'%c', its character %d, is not a lowercase letter, "
+			    "a digit, '-' or '_'",
+			    (int)c, column);
+		else if (c == 0xFFFD && size == 1)
+			snprintf(why, len,
+			    "its character %d is not UTF-8 (byte 0x%02X)",
+			    column, (unsigned char)s[at]);
+		else
+			snprintf(why, len,
+			    "its character %d, U+%04X, is not a lowercase "
+			    "letter, a digit, '-' or '_'",
+			    column, (unsigned)c);
+		return -1;
+	}
+	if (n > CONFIG_NAME_MAX) {
+		snprintf(why, len, "a name has %d characters at most, not %zu",
+		    CONFIG_NAME_MAX, n);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -265,6 +301,7 @@ own_section(struct config_parse *p, const char *kind, const char *name,
 static struct tier_conf *
 tier_section(struct config_parse *p, const char *name, int line, int create)
 {
+	char fault[160];
 	struct config *c = p->c;
 
 	for (size_t i = 0; i < c->ntiers; i++)
@@ -280,10 +317,8 @@ tier_section(struct config_parse *p, const char *name, int line, int create)
 		    name, CONFIG_SECTIONS_MAX);
 		return NULL;
 	}
-	if (!config_valid_name(name)) {
-		diag_add(p->d, p->path, line,
-		    "[tier.%s]: a tier name is lowercase letters, digits, '-' and '_', at most %d characters",
-		    name, CONFIG_NAME_MAX);
+	if (config_name_fault(name, fault, sizeof(fault)) != 0) {
+		diag_add(p->d, p->path, line, "[tier.%s]: %s", name, fault);
 		return NULL;
 	}
 	c->tiers = realloc(c->tiers, (c->ntiers + 1) * sizeof(*c->tiers));
@@ -970,6 +1005,7 @@ manifest_trigger(struct manifest_parse *p, const struct ini_item *it)
 static void
 manifest_key(void *user, const struct ini_item *it)
 {
+	char fault[160];
 	struct manifest_parse *p = user;
 	struct manifest *m = p->m;
 	struct diag *d = p->d;
@@ -1006,10 +1042,9 @@ manifest_key(void *user, const struct ini_item *it)
 	}
 	if (strcmp(it->section, "agent") == 0) {
 		if (strcmp(k, "name") == 0) {
-			if (!config_valid_name(v))
-				diag_add(d, path, it->line,
-				    "name: \"%s\" is not lowercase letters, digits, '-' and '_', at most %d characters",
-				    v, CONFIG_NAME_MAX);
+			if (config_name_fault(v, fault, sizeof(fault)) != 0)
+				diag_add(d, path, it->line, "name: \"%s\": %s",
+				    v, fault);
 			else
 				snprintf(m->name, sizeof(m->name), "%s", v);
 			p->seen_name = 1;
@@ -1071,6 +1106,12 @@ manifest_key(void *user, const struct ini_item *it)
 				copy_text(m->output_target,
 				    sizeof(m->output_target), v + 6, d, it,
 				    path);
+			} else if (strncmp(v, "agent:", 6) == 0 &&
+			    config_name_fault(v + 6, fault, sizeof(fault)) !=
+			        0) {
+				diag_add(d, path, it->line,
+				    "output: \"%s\": not an agent's name: %s",
+				    v, fault);
 			} else {
 				diag_add(d, path, it->line,
 				    "output: \"%s\" is not log, file:NAME (inside the state dir) or agent:NAME",

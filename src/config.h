@@ -209,6 +209,9 @@ int config_runtime_dir_fits(const char *dir, char *why, size_t len);
 
 /* A tier or agent name: lowercase letters, digits, '-' and '_'. */
 int config_valid_name(const char *s);
+/* Whether s is a valid name; when it is not, why, in words that name the
+ * first character at fault (by its code point, past ASCII), and -1. */
+int config_name_fault(const char *s, char *why, size_t len);
 
 /* Resolves p against base unless absolute, into out. */
 void config_resolve(const char *base, const char *p, char *out, size_t len);

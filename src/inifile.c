@@ -239,7 +239,8 @@ inifile_reader(char *buf, int size, void *stream)
 	size_t len = 0,
 	       room = (size_t)size - 2 < INI_LINE_MAX ? (size_t)size - 2
 	                                              : INI_LINE_MAX;
-	long nul_at = -1, bad_at;
+	long nul_at = -1, cr_at = -1, bad_at;
+	const char *cr;
 	int c, last = 0, too_long = 0;
 	const char *wrong;
 
@@ -285,6 +286,22 @@ inifile_reader(char *buf, int size, void *stream)
 		memmove(buf, buf + 3, len - 2);
 		len -= 3;
 	}
+	/* One problem for the whole file, not one a line for its NULs. */
+	if (st->line == 1 && len >= 2 &&
+	    (memcmp(buf, "\xFF\xFE", 2) == 0 ||
+	        memcmp(buf, "\xFE\xFF", 2) == 0)) {
+		diag_add(st->diag, st->path, st->line,
+		    "UTF-16 text (its byte order mark %02X %02X): save it as "
+		    "UTF-8",
+		    (unsigned char)buf[0], (unsigned char)buf[1]);
+		st->unreadable = 1;
+		return NULL;
+	}
+	/* A CR ends a line only before its LF: lines that end with CR
+	 * alone (an old Mac's) would be read as one. */
+	if (!too_long && (cr = memchr(buf, '\r', len)) != NULL &&
+	    cr + 1 < buf + len)
+		cr_at = cr - buf;
 	if (too_long)
 		diag_add(st->diag, st->path, st->line,
 		    "line longer than %d bytes: continue a long value on "
@@ -293,6 +310,11 @@ inifile_reader(char *buf, int size, void *stream)
 	else if (nul_at >= 0)
 		diag_add(st->diag, st->path, st->line,
 		    "a NUL byte at column %ld", nul_at + 1);
+	else if (cr_at >= 0)
+		diag_add(st->diag, st->path, st->line,
+		    "a carriage return (CR) at column %ld ends no line: lines "
+		    "end with LF, or CR LF",
+		    cr_at + 1);
 	else if ((bad_at = utf8_invalid_at(buf, len)) >= 0)
 		diag_add(st->diag, st->path, st->line,
 		    "not UTF-8 text: byte 0x%02X at column %ld",

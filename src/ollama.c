@@ -233,10 +233,13 @@ ollama_parse_line(struct ollama_result *res, const char *line, size_t len)
 	if (o == NULL || !json_is_object(o)) {
 		char shown[64];
 
-		json_decref(o);
+		/* JSON's own reason tells a bad escape (a lone surrogate) or
+		 * a cut line from a page of another kind. */
 		snprintf(res->error, sizeof(res->error),
-		    "backend sent a line that is not a JSON object: %s",
-		    printable(shown, sizeof(shown), line, len));
+		    "backend sent a line that is not a JSON object: %s (%.120s)",
+		    printable(shown, sizeof(shown), line, len),
+		    o != NULL ? "valid JSON of another kind" : jerr.text);
+		json_decref(o);
 		return -1;
 	}
 	v = json_object_get(o, "error");

@@ -515,18 +515,16 @@ main(int argc, char **argv)
 		complain("%s needs an agent name", verb);
 		return 2;
 	} else {
-		char what[64];
+		char what[64], fault[160];
 
 		snprintf(what, sizeof(what), "%s: the agent name", verb);
 		if (text_problem(what, arg, strlen(arg)) != 0)
 			return 2;
 		/* No agent has such a name: said here, not by the
 		 * supervisor after a walk of the agents directory. */
-		if (!config_valid_name(arg)) {
-			complain(
-			    "%s \"%s\": an agent name is lowercase "
-			    "letters, digits, '-' and '_', 1 to %d of them",
-			    verb, arg, CONFIG_NAME_MAX);
+		if (config_name_fault(arg, fault, sizeof(fault)) != 0) {
+			complain("%s \"%s\": not an agent's name: %s", verb,
+			    arg, fault);
 			return 2;
 		}
 	}

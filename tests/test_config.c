@@ -302,7 +302,7 @@ Test(config, a_bad_manifest_reports_each_problem_with_its_line)
 	    "top_k = 3\n");
 
 	cr_assert_gt(manifest_load(&m, path, &d), 0);
-	expect(&d, "bad.conf", 2, "name: \"Bad Name\" is not lowercase");
+	expect(&d, "bad.conf", 2, "name: \"Bad Name\": 'B', its character 1");
 	expect(&d, "bad.conf", 3,
 	    "priority: \"urgent\" is not high, normal or low");
 	expect(&d, "bad.conf", 4,
@@ -1111,6 +1111,98 @@ Test(config, two_manifests_run_together_are_refused_not_merged)
 	diag_free(&d);
 }
 
+Test(config, a_bad_name_is_told_by_its_first_character_at_fault)
+{
+	struct manifest m;
+	struct config c;
+	struct diag d = {0};
+	char why[160], long_name[60];
+
+	cr_assert_eq(config_name_fault("scribe-2_b", why, sizeof(why)), 0);
+	cr_assert_eq(config_name_fault("Status", why, sizeof(why)), -1);
+	cr_assert_str_eq(why,
+	    "'S', its character 1, is not a lowercase letter, a digit, '-' "
+	    "or '_'");
+	/* What looks right on the screen is named by its code point. */
+	cr_assert_eq(
+	    config_name_fault("st\xc3\xa9tus\xe2\x80\x8b", why, sizeof(why)),
+	    -1);
+	cr_assert_str_eq(why,
+	    "its character 3, U+00E9, is not a lowercase letter, a digit, "
+	    "'-' or '_'");
+	config_name_fault("status\xe2\x80\x8bpage", why, sizeof(why));
+	cr_assert(strstr(why, "its character 7, U+200B") != NULL, "%s", why);
+	config_name_fault("ab\xe9", why, sizeof(why));
+	cr_assert_str_eq(why, "its character 3 is not UTF-8 (byte 0xE9)");
+	config_name_fault("a\tb", why, sizeof(why));
+	cr_assert(strstr(why, "its character 2, U+0009") != NULL, "%s", why);
+	cr_assert_eq(config_name_fault("", why, sizeof(why)), -1);
+	memset(long_name, 'a', sizeof(long_name));
+	long_name[49] = '\0';
+	cr_assert_eq(config_name_fault(long_name, why, sizeof(why)), -1);
+	cr_assert_str_eq(why, "a name has 48 characters at most, not 49");
+	long_name[48] = '\0';
+	cr_assert_eq(config_name_fault(long_name, why, sizeof(why)), 0);
+
+	manifest_load(&m,
+	    put("names.conf",
+	        "[agent]\nname = status\xc2\xa0page\ntier = light\n"
+	        "trigger = demand\noutput = agent:Status-Page\nprompt = x\n"),
+	    &d);
+	expect(&d, "names.conf", 2,
+	    "name: \"status\xc2\xa0page\": its character 7, U+00A0, is not a "
+	    "lowercase letter");
+	expect(&d, "names.conf", 5,
+	    "output: \"agent:Status-Page\": not an agent's name: 'S', its "
+	    "character 1");
+	manifest_free(&m);
+	diag_free(&d);
+
+	config_load(
+	    &c, put("tiers.conf", "[tier.Light]\nmodel = tinyllama\n"), &d);
+	expect(&d, "tiers.conf", 1, "[tier.Light]: 'L', its character 1");
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, a_file_of_utf16_or_of_lines_ending_in_cr_is_told_once)
+{
+	static const char utf16[] = "\xff\xfe[\0a\0g\0e\0n\0t\0]\0\n\0n\0a\0"
+	                            "m\0e\0 \0=\0 \0x\0\n\0";
+	struct manifest m;
+	struct diag d = {0};
+
+	cr_assert_eq(manifest_load(&m,
+	                 put_bytes("wide.conf", utf16, sizeof(utf16) - 1), &d),
+	    1);
+	expect(&d, "wide.conf", 1,
+	    "UTF-16 text (its byte order mark FF FE): save it as UTF-8");
+	cr_assert_eq(d.count, 1, "%s", d.text);
+	manifest_free(&m);
+	diag_free(&d);
+
+	manifest_load(&m,
+	    put("mac.conf",
+	        "[agent]\rname = x\rtier = light\rtrigger = demand\r"
+	        "prompt = y\r"),
+	    &d);
+	expect(&d, "mac.conf", 1,
+	    "a carriage return (CR) at column 8 ends no line: lines end with "
+	    "LF, or CR LF");
+	manifest_free(&m);
+	diag_free(&d);
+
+	/* CR LF is a line end, as before. */
+	cr_assert_eq(manifest_load(&m,
+	                 put("dos.conf",
+	                     "[agent]\r\nname = x\r\ntier = light\r\n"
+	                     "trigger = demand\r\nprompt = y\r\n"),
+	                 &d),
+	    0, "%s", d.text);
+	manifest_free(&m);
+	diag_free(&d);
+}
+
 Test(config, a_line_after_an_empty_key_continues_nothing_as_in_inih)
 {
 	struct manifest m;
@@ -1142,7 +1234,7 @@ Test(config, an_empty_or_bad_section_is_told_once_at_its_header)
 
 	cr_assert_eq(config_load(&c, path, &d), 3, "%s", d.text);
 	expect(&d, "sections.conf", 1, "[supervisr]: unknown section");
-	expect(&d, "sections.conf", 2, "[tier.Bad Name]: a tier name is");
+	expect(&d, "sections.conf", 2, "[tier.Bad Name]: 'B', its character 1");
 	expect(&d, "sections.conf", 5, "[tier.empty]: model is required");
 	config_free(&c);
 	diag_free(&d);

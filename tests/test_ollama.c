@@ -158,6 +158,14 @@ Test(ollama, a_line_that_is_not_a_json_object_is_refused)
 	cr_assert_eq(feed(&res, "<html>502 Bad Gateway"), -1);
 	cr_assert(strstr(res.error, "not a JSON object") != NULL);
 	cr_assert_eq(feed(&res, "[1,2,3]"), -1);
+	cr_assert(
+	    strstr(res.error, "[1,2,3] (valid JSON of another kind)") != NULL,
+	    "%s", res.error);
+	/* JSON's own reason, of a bad escape. */
+	cr_assert_eq(
+	    feed(&res, "{\"response\":\"\\ud800\",\"done\":false}"), -1);
+	cr_assert(strstr(res.error, "(invalid Unicode '\\uD800'") != NULL, "%s",
+	    res.error);
 	ollama_result_free(&res);
 }
 
@@ -169,7 +177,9 @@ Test(ollama, a_bad_line_is_quoted_only_as_far_as_it_goes_and_printable)
 
 	cr_assert_eq(ollama_parse_line(&res, bytes, 7), -1);
 	cr_assert_str_eq(res.error,
-	    "backend sent a line that is not a JSON object: oops?" "?!");
+	    "backend sent a line that is not a JSON object: oops?"
+	    "?! "
+	    "('[' or '{' expected near 'oops')");
 	ollama_result_free(&res);
 }
 

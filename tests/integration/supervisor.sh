@@ -13,6 +13,10 @@ runtime_dir = run
 agents_dir = agents
 # A worker is held stopped here for 10 s on purpose: not a hang.
 watchdog = 1m
+# Nothing answers there: the runs here are taken and never answered, and an
+# Ollama of the user's on 127.0.0.1:11434 is left alone.
+[backend]
+url = http://127.0.0.1:9
 [tier.light]
 model = tinyllama
 CONF
@@ -39,7 +43,7 @@ printf '[broker]\nparallel = lots\n' >>"$TMP/bad.conf"
 bad_check() {
 	local out rc=0
 	out=$("$SUP" -c "$TMP/bad.conf" check 2>&1) || rc=$?
-	[ "$rc" -eq 1 ] && has "$out" "$TMP/bad.conf:10: parallel: \"lots\" is not a whole number"
+	[ "$rc" -eq 1 ] && has "$out" "$TMP/bad.conf:14: parallel: \"lots\" is not a whole number"
 }
 check "check reports a bad value with file:line and exits 1" bad_check
 # A [model.NAME] no tier names is valid, but does nothing: most likely a
@@ -49,7 +53,7 @@ unused_model() {
 	local out rc=0
 	out=$("$SUP" -c "$TMP/ollamax.conf" check 2>&1) || rc=$?
 	[ "$rc" -eq 0 ] && has "$out" "ok: 1 tier, 2 models, 1 agent" &&
-		has "$out" "$TMP/ollamax.conf:11: warning: [model.qwen2.5-coder:7b]: no tier names this model: its settings have no effect" &&
+		has "$out" "$TMP/ollamax.conf:15: warning: [model.qwen2.5-coder:7b]: no tier names this model: its settings have no effect" &&
 		! has "$out" "[model.tinyllama]" >/dev/null
 }
 check "check warns of a [model.NAME] no tier names, with file:line, and exits 0" unused_model
@@ -103,7 +107,7 @@ check "a command's control bytes are shown as ?" escapes_shown
 name_escaped() {
 	local out rc=0
 	out=$("$CTL" kill "$(printf 'x\033[2Jy')" 2>&1) || rc=$?
-	[ "$rc" -eq 2 ] && has "$out" 'kill "x?[2Jy": an agent name is' &&
+	[ "$rc" -eq 2 ] && has "$out" 'kill "x?[2Jy": not an agent'"'"'s name: its character 2, U+001B,' &&
 		! printf '%s' "$out" | grep -q "$(printf '\033')"
 }
 check "and so are an agent name's" name_escaped
@@ -149,7 +153,7 @@ children_hold() {
 no_child_holds() { ! children_hold "$1"; }
 check "its children hold none of the descriptors it was started with" no_child_holds "$TMP/inherited"
 check "start warns of the [model.NAME] no tier names" \
-	grep -q "ollamax.conf:11: \[model.qwen2.5-coder:7b\]: no tier names this model" "$TMP/sup.log"
+	grep -q "ollamax.conf:15: \[model.qwen2.5-coder:7b\]: no tier names this model" "$TMP/sup.log"
 status=$(status_json)
 check "status has the supervisor's pid and version" \
 	has "$status" "\"supervisor\":{\"pid\":$sup_pid,"
