@@ -56,6 +56,9 @@
 #define LOAD_PAUSE_MAX_S 60
 /* How often the backend's list of models is read again. */
 #define TAGS_POLL_S 30.0
+/* How long an orderly stop waits for Ollama to answer the broker's
+ * unloads: it answers at once, before the runner has gone. */
+#define STOP_UNLOAD_S 1.0
 /* How long a model just loaded waits for /api/ps to tell its size before
  * it is served as its hints have it: Ollama holds /api/ps while a runner
  * exits, and a backend may not answer it at all for connect_timeout and
@@ -150,6 +153,7 @@ struct broker {
 	struct ollama *backend;
 	struct ipc_server *server;
 	struct policy *policy;
+	int stop_unloads; /* at a stop, unloads not answered yet */
 	struct bmodel models[POLICY_MODELS_MAX];
 	int nmodels;
 	struct job_list jobs; /* waiting in the policy, or running */
@@ -968,17 +972,23 @@ unload_done(void *arg, struct ollama_result *res)
 	free(io);
 }
 
-/* Loads (load) or unloads a model: an empty prompt loads; with
- * keep_alive 0 it unloads. */
-static void
-model_io(struct broker *b, int model, int load)
+/* The call that loads (load) or unloads a model: an empty prompt loads;
+ * with keep_alive 0 it unloads. */
+static struct ollama_call
+model_io_call(const struct broker *b, int model, int load)
 {
-	struct model_io *io = calloc(1, sizeof(*io));
-	struct ollama_call call = {.model = b->models[model].name,
+	return (struct ollama_call){.model = b->models[model].name,
 	    .num_ctx = b->models[model].num_ctx,
 	    .num_predict = -1,
 	    .temperature = -1,
 	    .keep_alive_s = load ? -1 : 0};
+}
+
+static void
+model_io(struct broker *b, int model, int load)
+{
+	struct model_io *io = calloc(1, sizeof(*io));
+	struct ollama_call call = model_io_call(b, model, load);
 
 	if (io == NULL)
 		fatal("out of memory");
@@ -2233,6 +2243,77 @@ plan_models(struct broker *b)
 	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, msg_clock_ms());
 }
 
+struct stop_unload {
+	struct broker *b;
+	const char *name;
+};
+
+static void
+stop_unload_done(void *arg, struct ollama_result *res)
+{
+	struct stop_unload *u = arg;
+	struct broker *b = u->b;
+
+	if (res->outcome != OLLAMA_OK && res->outcome != OLLAMA_NO_MODEL)
+		log_warnx("stopping: unload of %s: %s", u->name, res->error);
+	ollama_result_free(res);
+	if (--b->stop_unloads == 0)
+		ev_break(b->loop, EVBREAK_ONE);
+}
+
+static void
+stop_unload_late(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+
+	(void)revents;
+	log_warnx("stopping: %d unloads not answered within %g s: their "
+	          "models may stay loaded",
+	    b->stop_unloads, STOP_UNLOAD_S);
+	ev_break(loop, EVBREAK_ONE);
+}
+
+/*
+ * At an orderly stop, the models the broker loaded go: it loaded them
+ * with keep_alive -1, and Ollama would keep them in VRAM for good, after
+ * the broker and its plan are gone. Runs still under way were cut with
+ * the backend's connections. What Ollama does not answer within
+ * STOP_UNLOAD_S is left; another SIGTERM ends the wait.
+ */
+static void
+unload_at_stop(struct broker *b, const struct ollama_timeouts *t)
+{
+	struct ollama *backend = ollama_new(b->loop, b->conf.backend_url, t);
+	/* Here, as a call left unanswered is dropped with the backend. */
+	struct stop_unload unloads[POLICY_MODELS_MAX];
+	ev_timer late;
+
+	for (int k = 0; k < b->nmodels; k++) {
+		struct ollama_call call = model_io_call(b, k, 0);
+
+		enum model_state state = policy_model_state(b->policy, k);
+
+		if (state == MODEL_UNLOADED || state == MODEL_MISSING)
+			continue;
+		unloads[k] = (struct stop_unload){b, b->models[k].name};
+		log_info("stopping: unloading %s", b->models[k].name);
+		if (ollama_generate(
+		        backend, &call, stop_unload_done, &unloads[k]) != 0)
+			log_warnx(
+			    "stopping: cannot unload %s", b->models[k].name);
+		else
+			b->stop_unloads++;
+	}
+	if (b->stop_unloads > 0) {
+		ev_timer_init(&late, stop_unload_late, STOP_UNLOAD_S, 0);
+		late.data = b;
+		ev_timer_start(b->loop, &late);
+		ev_run(b->loop, 0);
+		ev_timer_stop(b->loop, &late);
+	}
+	ollama_free(backend);
+}
+
 int
 broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
     struct msg_setup *setup)
@@ -2300,6 +2381,9 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ipc_server_close(b->server);
 	/* No call's end is reported past this. */
 	ollama_free(b->backend);
+	t.connect_ms = t.first_byte_ms = t.stall_ms = t.answer_ms =
+	    (int64_t)(STOP_UNLOAD_S * 1000);
+	unload_at_stop(b, &t);
 	for (int k = 0; k < b->nmodels; k++)
 		if (b->models[k].io != NULL) {
 			ev_timer_stop(loop, &b->models[k].io->pause);

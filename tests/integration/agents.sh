@@ -520,4 +520,13 @@ check "none of which is lost" sh -c "! grep -q 'pinger: output for pingsink not 
 rm -f "$TMP/agents/zz-pinger.conf" "$TMP/agents/zz-pingsink.conf"
 "$CTL" -c "$TMP/ollamax.conf" reload >/dev/null 2>&1 || true
 check "the supervisor stops cleanly with agents mid-flight" stopped
+# Loaded with keep_alive -1, they would stay in the backend's VRAM for good.
+ps_empty() {
+	http GET "$URL_emu/api/ps" >"$TMP/ps.out"
+	python3 -c 'import json,sys
+body = open(sys.argv[1]).read().split(" ", 1)[1]
+sys.exit(json.loads(body)["models"] != [])' "$TMP/ps.out" || { echo "      $(cat "$TMP/ps.out")"; return 1; }
+}
+check "and the broker unloaded the models it had loaded" ps_empty
+check "saying so" wait_log "stopping: unloading tinyllama"
 finish
