@@ -23,6 +23,9 @@
 static const char *log_progname = "ollamax";
 static int log_to_syslog;
 static enum log_level log_threshold = LOG_LEVEL_INFO;
+/* Set by fatal(): its line says the process ends, where an error's says
+ * something failed. */
+static int log_exiting;
 
 static void
 write_all(int fd, const char *data, size_t len)
@@ -140,10 +143,11 @@ part_length(const char *msg, size_t len, size_t most)
 static void
 emit_part(enum log_level level, const char *part, size_t len, int continued)
 {
-	static const char *const tags[] = {"fatal", "warning", "info", "debug"};
+	static const char *const tags[] = {"error", "warning", "info", "debug"};
 	static const int priorities[] = {
 	    LOG_CRIT, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	const char *more = continued ? "(continued) " : "";
+	const char *tag = log_exiting ? "fatal" : tags[level];
 	struct timespec ts;
 	struct tm tm;
 	char stamp[32], *line;
@@ -162,8 +166,8 @@ emit_part(enum log_level level, const char *part, size_t len, int continued)
 	if (line == NULL)
 		return;
 	n = snprintf(line, cap, "%s.%03ld %.*s: %s: %s%.*s\n", stamp,
-	    ts.tv_nsec / 1000000, LINE_NAME_MAX, log_progname, tags[level],
-	    more, (int)len, part);
+	    ts.tv_nsec / 1000000, LINE_NAME_MAX, log_progname, tag, more,
+	    (int)len, part);
 	write_all(STDERR_FILENO, line, (size_t)(n < (int)cap ? n : (int)cap - 1));
 	free(line);
 }
@@ -281,8 +285,21 @@ log_debug(const char *fmt, ...)
 }
 
 void
+log_error(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_ERROR, 1);
+}
+
+void
+log_errorx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_ERROR, 0);
+}
+
+void
 fatal(const char *fmt, ...)
 {
+	log_exiting = 1;
 	LOG_BODY(LOG_LEVEL_ERROR, 1);
 	exit(1);
 }
@@ -290,6 +307,7 @@ fatal(const char *fmt, ...)
 void
 fatalx(const char *fmt, ...)
 {
+	log_exiting = 1;
 	LOG_BODY(LOG_LEVEL_ERROR, 0);
 	exit(1);
 }

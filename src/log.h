@@ -26,6 +26,9 @@ enum log_level log_get_level(void);
 /* Parses "error|warn|info|debug"; returns -1 on an unknown word. */
 int log_level_parse(const char *word);
 
+/* What makes the process fail, when it exits by itself after. */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_errorx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

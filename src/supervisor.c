@@ -1598,6 +1598,21 @@ shown_path(const char *path, char *shown, size_t size)
 	return utf8_shown(path != NULL ? path : "", shown, size);
 }
 
+/* A problem of a reload: logged, and the first kept for its answer. */
+static void __attribute__((format(printf, 3, 4)))
+problem(char *first, size_t len, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", line);
+	if (first[0] == '\0')
+		snprintf(first, len, "%.500s", line + strlen("reload: "));
+}
+
 /*
  * Reads the agents directory again: new manifests start, removed ones
  * stop, changed ones start again from their new text; a bad manifest is
@@ -1611,7 +1626,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 {
 	struct fleet f;
 	struct diag d = {0};
-	char why[256], shown[PATH_MAX], other[PATH_MAX];
+	char why[256], shown[PATH_MAX], other[PATH_MAX], first[512] = "";
 	int started = 0, stopped = 0, changed = 0, bad;
 
 	/* Its workers are going: nothing it started would last. */
@@ -1634,8 +1649,11 @@ reload(struct supervisor *s, char *summary, size_t len)
 		fleet_free(&f);
 		return -1;
 	}
-	if (d.text != NULL)
+	if (d.text != NULL) {
 		log_lines("reload", d.text);
+		snprintf(first, sizeof(first), "%.*s",
+		    (int)strcspn(d.text, "\n"), d.text);
+	}
 	diag_free(&d);
 	for (size_t i = 0; i < s->nplaced;) {
 		struct placement *p = &s->placed[i];
@@ -1661,7 +1679,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 			stopped++;
 			i++;
 		} else {
-			log_warnx("reload: %s: agent %s not stopped: %s",
+			problem(first, sizeof(first),
+			    "reload: %s: agent %s not stopped: %s",
 			    shown_path(p->m.path, shown, sizeof(shown)),
 			    p->m.name, why);
 			bad++;
@@ -1690,8 +1709,9 @@ reload(struct supervisor *s, char *summary, size_t len)
 		    fleet_rejected(&f, p->m.path)) {
 			/* Its own file still names it, but has errors: the
 			 * agent runs on as it was, and keeps its name. */
-			log_warnx("reload: %s:%d: name: \"%s\" is %s's, which "
-			          "runs it: left out",
+			problem(first, sizeof(first),
+			    "reload: %s:%d: name: \"%s\" is %s's, which "
+			    "runs it: left out",
 			    shown_path(m->path, shown, sizeof(shown)),
 			    m->line_of_name, m->name,
 			    shown_path(p->m.path, other, sizeof(other)));
@@ -1706,8 +1726,9 @@ reload(struct supervisor *s, char *summary, size_t len)
 		if (p != NULL && (p->alive || p->unanswered) && !p->from_dir) {
 			/* Someone started it by hand: replacing it behind
 			 * their back would lose what they chose. */
-			log_warnx("reload: %s:%d: agent %s runs from %s (spawn "
-			          "-f): kill it to start this one",
+			problem(first, sizeof(first),
+			    "reload: %s:%d: agent %s runs from %s (spawn "
+			    "-f): kill it to start this one",
 			    shown_path(m->path, shown, sizeof(shown)),
 			    m->line_of_name, m->name,
 			    p->m.path != NULL
@@ -1718,7 +1739,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 		}
 		kind = p != NULL && p->alive ? CMD_RESPAWN : CMD_SPAWN;
 		if (senders_problem(s, m, &f, why, sizeof(why)) != 0) {
-			log_warnx("reload: %s: agent %s %s", why, m->name,
+			problem(first, sizeof(first), "reload: %s: agent %s %s",
+			    why, m->name,
 			    kind == CMD_SPAWN ? "left out"
 			                      : "keeps running as it was");
 			bad++;
@@ -1727,7 +1749,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 		snprintf(name, sizeof(name), "%s", m->name);
 		if (agent_command(s, NULL, kind, name, m, NULL, 0, 0, why,
 		        sizeof(why)) != 0) {
-			log_warnx("reload: %s:%d: agent %s not %s: %s",
+			problem(first, sizeof(first),
+			    "reload: %s:%d: agent %s not %s: %s",
 			    shown_path(m->path, shown, sizeof(shown)),
 			    m->line_of_name, name,
 			    kind == CMD_SPAWN ? "started" : "changed", why);
@@ -1741,9 +1764,13 @@ reload(struct supervisor *s, char *summary, size_t len)
 			changed++;
 	}
 	fleet_free(&f);
+	/* The first problem in the answer too: a daemon's log may be out
+	 * of the caller's sight. */
 	snprintf(summary, len,
-	    "reload: %d started, %d stopped, %d changed, %d problems", started,
-	    stopped, changed, bad);
+	    "reload: %d started, %d stopped, %d changed, %d problem%s%s%s%s",
+	    started, stopped, changed, bad, bad == 1 ? "" : "s",
+	    first[0] != '\0' ? ": " : "", first,
+	    bad > 1 && first[0] != '\0' ? " (the others in the log)" : "");
 	log_info("%s", summary);
 	return 0;
 }
@@ -2087,11 +2114,28 @@ cannot_make(const char *dir, char *why, size_t len)
 		return 0;
 	*slash = '\0';
 	found = stat(parent, &st) == 0;
-	if (found && S_ISDIR(st.st_mode))
+	if (found && S_ISDIR(st.st_mode) && access(parent, W_OK | X_OK) == 0)
 		return 0;
-	snprintf(why, len, "%s cannot be made: %s %s", dir, parent,
-	    found ? "is not a directory" : "does not exist");
+	if (found && S_ISDIR(st.st_mode))
+		snprintf(why, len, "%s cannot be made: %s: %s", dir, parent,
+		    strerror(errno));
+	else
+		snprintf(why, len, "%s cannot be made: %s %s", dir, parent,
+		    found ? "is not a directory" : "does not exist");
 	return 1;
+}
+
+/* Whether dir is there; where it cannot be looked for (a directory on
+ * its path that may not be searched), why, as start would find it. */
+static int
+missing(const char *dir, char *why, size_t len)
+{
+	if (access(dir, F_OK) == 0)
+		return 0;
+	if (errno == ENOENT || errno == ENOTDIR)
+		return 1;
+	snprintf(why, len, "%s: %s", dir, strerror(errno));
+	return -1;
 }
 
 /* The state and runtime dirs already there, or to be made, as start
@@ -2101,24 +2145,24 @@ dirs_on_disk(const struct config *c, const char *path, struct diag *d)
 {
 	char dir[PATH_MAX], why[2 * PATH_MAX + 128];
 	struct stat st;
-	int bad = 0;
+	int bad = 0, gone;
 
 	config_resolve(c->dir, c->state_dir, dir, sizeof(dir));
 	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		diag_add(d, path, 0, "state_dir: %s is not a directory", dir);
 		bad++;
-	} else if (access(dir, F_OK) != 0 &&
-	    cannot_make(dir, why, sizeof(why))) {
+	} else if ((gone = missing(dir, why, sizeof(why))) < 0 ||
+	    (gone > 0 && cannot_make(dir, why, sizeof(why)))) {
 		diag_add(d, path, 0, "state_dir: %s", why);
 		bad++;
 	}
 	config_runtime_dir(c, dir, sizeof(dir));
-	if (access(dir, F_OK) == 0 &&
+	if ((gone = missing(dir, why, sizeof(why))) == 0 &&
 	    runtime_dir_problem(dir, 0, why, sizeof(why)) != 0) {
 		diag_add(d, path, 0, "runtime_dir: %s", why);
 		bad++;
-	} else if (access(dir, F_OK) != 0 &&
-	    cannot_make(dir, why, sizeof(why))) {
+	} else if (gone < 0 ||
+	    (gone > 0 && cannot_make(dir, why, sizeof(why)))) {
 		diag_add(d, path, 0, "runtime_dir: %s", why);
 		bad++;
 	}
@@ -2183,7 +2227,7 @@ find_programs(struct supervisor *s, const char *argv0)
 	char *slash;
 
 	if (n <= 0) {
-		log_warn("cannot find this program (%s)", argv0);
+		log_error("cannot find this program (%s)", argv0);
 		return -1;
 	}
 	s->self_path[n] = '\0';
@@ -2196,8 +2240,8 @@ find_programs(struct supervisor *s, const char *argv0)
 	    PKGLIBEXECDIR "/ollamax-broker");
 	if (access(s->broker_path, X_OK) == 0)
 		return 0;
-	log_warnx("ollamax-broker is neither beside %s nor in %s", s->self_path,
-	    PKGLIBEXECDIR);
+	log_errorx("ollamax-broker is neither beside %s nor in %s",
+	    s->self_path, PKGLIBEXECDIR);
 	return -1;
 }
 
@@ -2408,14 +2452,14 @@ cmd_start(const char *self, const char *path, int detach)
 	if (find_programs(s, self) != 0)
 		return 1;
 	if (realpath(path, s->conf_path) == NULL) {
-		log_warn("%s", path);
+		log_error("%s", path);
 		return 1;
 	}
 	if (config_load(&s->conf, s->conf_path, &d) > 0 ||
 	    dirs_on_disk(&s->conf, s->conf_path, &d) > 0) {
 		fputs(d.text, stderr);
 		diag_free(&d);
-		log_warnx("%s is not valid: nothing started", s->conf_path);
+		log_errorx("%s is not valid: nothing started", s->conf_path);
 		return 1;
 	}
 	say_unused_models(&s->conf, s->conf_path, 1);
@@ -2430,7 +2474,7 @@ cmd_start(const char *self, const char *path, int detach)
 	config_runtime_dir(&s->conf, s->runtime, sizeof(s->runtime));
 	s->ready_fd = detach ? daemonize(&before) : -1;
 	if (prepare_runtime(s, why, sizeof(why) - 1) != 0) {
-		log_warnx("%s", why);
+		log_errorx("%s", why);
 		strcat(why, "\n");
 		daemon_failed(s, why);
 		fleet_free(&fleet);

@@ -74,7 +74,7 @@ in_backoff() {
 }
 check "and waits to start again" in_backoff
 check "a reload meanwhile counts the change it cannot make as a problem" \
-	said 0 "reload: 0 started, 0 stopped, 0 changed, 1 problems" reload
+	said 0 "reload: 0 started, 0 stopped, 0 changed, 1 problem: $TMP/agents/$first.conf:" reload
 check "and names the file and the agent" \
 	grep -q "reload: $TMP/agents/$first.conf:[0-9]*: agent $first not changed: worker 0 is backoff: try again" "$TMP/sup.log"
 changed_once_back() {

@@ -521,11 +521,12 @@ touch -d '+1 minute' "$TMP/agents/002-second.conf"
 rm "$TMP/agents/001-probe.conf"
 printf 'not a manifest\n' >"$TMP/agents/003-bad.conf"
 check "reload restarts a changed one, stops a removed one, reports a bad one" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 1 changed, 5 problems"
+	has "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 1 stopped, 1 changed, 5 problems: $TMP/agents/003-bad.conf:1: syntax error"
 check "the agent spawned from elsewhere is left alone" running_agents 2
 problems_on_own_lines() {
 	local all own
-	all=$(grep -c "003-bad.conf" "$TMP/sup.log")
+	# The reload's summary names the first too, on its own line.
+	all=$(grep "003-bad.conf" "$TMP/sup.log" | grep -vc "reload: [0-9]* started")
 	own=$(grep -c "^[0-9:.]* ollamax-supervisor: warning: reload: .*003-bad.conf:" "$TMP/sup.log")
 	[ "$all" -ge 5 ] && [ "$own" -eq "$all" ] || { echo "      $own of $all lines"; return 1; }
 }
@@ -537,7 +538,7 @@ print(next(a["manifest"] for a in json.load(sys.stdin)["agents"] if a["name"] ==
 }
 sed 's/^prompt = .*/prompt = Taken over./' "$TMP/extra.conf" >"$TMP/agents/005-extra.conf"
 check "a manifest that takes the name of an agent spawned by hand is a problem" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+	has "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problem: "
 check "said so in the log" wait_log "agent extra runs from $TMP/extra.conf (spawn -f): kill it"
 check "and the agent spawned by hand runs on" eq "$(manifest_of extra)" "$TMP/extra.conf"
 rm "$TMP/agents/005-extra.conf"
@@ -575,7 +576,7 @@ one_row() {
 check "an agent whose file name has a newline is listed in one row" one_row
 sed -i 's/^tier = light$/tier = gold/' "$lined"
 check "broken, it keeps running, as a reload says" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+	has "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problem: "
 check "in one log line, its name's newline no line of its own" sh -c \
 	"grep -q 'reload: lined keeps running as it was: .*/007-two?lines.conf has errors' '$TMP/sup.log' &&
 	! grep -q '^lines.conf' '$TMP/sup.log'"
@@ -594,7 +595,7 @@ printf '[agent]\nname = caller\ntier = light\ntrigger = demand\noutput = agent:l
 printf '[agent]\nname = listener\ntier = light\ntrigger = demand\nprompt = Heard nothing.\n' >"$TMP/agents/008-listener.conf"
 touch -d '+1 minute' "$TMP/agents/008-listener.conf"
 check "a reload that would leave a running sender's target without an inbox is a problem" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+	has "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problem: "
 check "said so, with the file and line, and the agent runs on as it was" \
 	wait_log "reload: .*008-listener.conf:4: trigger: agent caller sends its answers to listener, which would have no inbox: agent listener keeps running as it was"
 "$CTL" -c "$TMP/ollamax.conf" kill caller >/dev/null
@@ -638,7 +639,7 @@ check "changed there, reload restarts it from the new text" \
 cp "$TMP/agents/002-second.conf" "$TMP/second.keep"
 sed -i 's/^tier = light$/tier = gold/' "$TMP/agents/002-second.conf"
 check "reload with a running agent's manifest broken reports it" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problems"
+	has "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 1 problem: "
 check "and the agent keeps running as it was" running_agents 3
 check "said so" wait_log "reload: second keeps running as it was: .*002-second.conf has errors"
 mv "$TMP/second.keep" "$TMP/agents/002-second.conf"
@@ -657,7 +658,7 @@ check "and every agent runs on" running_agents 3
 cp "$TMP/agents/004-third.conf" "$TMP/agents/000-copy.conf"
 sed -i 's/^prompt = Third, again\.$/prompt = Third, once more./' "$TMP/agents/004-third.conf"
 check "reload of a copy that takes a running agent's name leaves the copy out, and takes the change to the agent's file" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 1 changed, 1 problems"
+	has "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 1 changed, 1 problem: "
 check "the agent runs on from its own file" eq "$(manifest_of third)" "$TMP/agents/004-third.conf"
 check "and the copy is named in the log" \
 	wait_log "000-copy.conf:2: name: \"third\" is taken by .*004-third.conf, which runs it"
@@ -665,7 +666,7 @@ check "not the agent's file" sh -c "! grep -q '004-third.conf:2: name: \"third\"
 # Its own file broken too: the agent runs on as it was, still with its name.
 sed -i 's/^tier = light$/tier = gold/' "$TMP/agents/004-third.conf"
 check "reload of that copy with the agent's file broken leaves both out" \
-	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 2 problems"
+	has "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 0 started, 0 stopped, 0 changed, 2 problems: "
 check "the agent keeps running as it was, from its own file" sh -c \
 	"grep -q 'reload: third keeps running as it was: .*004-third.conf has errors' '$TMP/sup.log' &&
 	 grep -q '000-copy.conf:2: name: \"third\" is .*004-third.conf.s, which runs it: left out' '$TMP/sup.log'"
@@ -774,9 +775,16 @@ second_refused() {
 	local rc=0
 	# Bounded: a second supervisor that came up would never return.
 	timeout 10 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/second.log" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "ollamax-supervisor: error: a supervisor is already running" "$TMP/second.log"
+}
+check "a second supervisor on the same runtime dir is refused, as an error" second_refused
+# What makes a start fail shows at the quietest level too.
+quiet_refusal() {
+	local rc=0
+	timeout 10 "$SUP" --log-level error -c "$TMP/ollamax.conf" start 2>"$TMP/second.log" || rc=$?
 	[ "$rc" -eq 1 ] && grep -q "already running" "$TMP/second.log"
 }
-check "a second supervisor on the same runtime dir is refused" second_refused
+check "and said so at --log-level error" quiet_refusal
 # Stopped, the first cannot answer: the dir is still its own.
 kill -STOP "$sup_pid"
 check "so it is while the first is stopped" second_refused
@@ -874,6 +882,28 @@ unmakeable_dirs() {
 		grep -q "unmakeable.conf is not valid: nothing started" "$TMP/unmakeable.log"
 }
 check "check and start refuse dirs whose parents are missing or files" unmakeable_dirs
+# What another user may not make, or look into, check tells as start would
+# find it, rather than say ok.
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null &&
+	setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+	unwritable_dirs() {
+		local rc=0 out
+		mkdir -p "$TMP/ro" "$TMP/shut/inner"
+		chmod 755 "$TMP"
+		chmod 555 "$TMP/ro"
+		chmod 700 "$TMP/shut"
+		sed -e "s|^runtime_dir = .*|runtime_dir = $TMP/ro/run\nstate_dir = $TMP/shut/inner/state|" \
+			"$TMP/ollamax.conf" >"$TMP/unwritable.conf"
+		chmod 644 "$TMP/unwritable.conf"
+		out=$(cd / && setpriv --reuid=65534 --regid=65534 --clear-groups \
+			"$SUP" -c "$TMP/unwritable.conf" check 2>&1) || rc=$?
+		chmod 700 "$TMP" "$TMP/ro" "$TMP/shut"
+		[ "$rc" -eq 1 ] &&
+			has "$out" "runtime_dir: $TMP/ro/run cannot be made: $TMP/ro: Permission denied" &&
+			has "$out" "state_dir: $TMP/shut/inner/state: Permission denied"
+	}
+	check "check refuses dirs another user may not make or look into" unwritable_dirs
+fi
 usage_told() { # WANT ARGS...
 	local want=$1 out rc=0
 	shift
