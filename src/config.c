@@ -1189,6 +1189,21 @@ prompt_variables_known(struct manifest_parse *p)
 	}
 }
 
+/* The prompt renders empty, as a run without an input would render it
+ * (the worker gives no run an empty name, count or time). */
+static int
+empty_without_input(const struct manifest *m)
+{
+	const struct template_var vars[] = {{"name", m->name},
+	    {"role", m->role}, {"n", "1"}, {"time", "00:00"}, {"input", ""}};
+	char *shown =
+	    template_render(m->prompt, vars, sizeof(vars) / sizeof(vars[0]), 1);
+	int empty = shown[0] == '\0';
+
+	free(shown);
+	return empty;
+}
+
 int
 manifest_load(struct manifest *m, const char *path, struct diag *d)
 {
@@ -1226,6 +1241,12 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 		diag_add(d, path, m->line_of_prompt, "prompt: empty");
 	} else {
 		prompt_variables_known(&p);
+		if (p.seen_trigger && m->trigger == TRIGGER_EVERY &&
+		    empty_without_input(m))
+			diag_add(d, path, m->line_of_prompt,
+			    "prompt: nothing but {{input}}, which a run on its "
+			    "timer is not given: each would fail, its prompt "
+			    "empty");
 	}
 	if (m->prompt != NULL && strlen(m->prompt) > MSG_MAX_TEXT)
 		diag_add(d, path, m->line_of_prompt,

@@ -1203,6 +1203,41 @@ Test(config, a_file_of_utf16_or_of_lines_ending_in_cr_is_told_once)
 	diag_free(&d);
 }
 
+Test(config, an_agent_on_a_timer_whose_prompt_is_its_input_alone_is_refused)
+{
+	struct manifest m;
+	struct diag d = {0};
+
+	manifest_load(&m,
+	    put("timer.conf",
+	        "[agent]\nname = t\ntier = light\ntrigger = every 1m\n"
+	        "prompt = {{input}}\n"),
+	    &d);
+	expect(&d, "timer.conf", 5,
+	    "prompt: nothing but {{input}}, which a run on its timer is not "
+	    "given");
+	manifest_free(&m);
+	diag_free(&d);
+
+	/* On demand, or with words of its own, it has something to say. */
+	cr_assert_eq(manifest_load(&m,
+	                 put("demand.conf",
+	                     "[agent]\nname = t\ntier = light\n"
+	                     "trigger = demand\nprompt = {{input}}\n"),
+	                 &d),
+	    0, "%s", d.text);
+	manifest_free(&m);
+	cr_assert_eq(
+	    manifest_load(&m,
+	        put("worded.conf",
+	            "[agent]\nname = t\ntier = light\n"
+	            "trigger = every 1m\nprompt = {{name}}: {{input}}\n"),
+	        &d),
+	    0, "%s", d.text);
+	manifest_free(&m);
+	diag_free(&d);
+}
+
 Test(config, a_line_after_an_empty_key_continues_nothing_as_in_inih)
 {
 	struct manifest m;
