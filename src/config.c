@@ -137,9 +137,11 @@ get_duration_ms(const char *value, int64_t min_ms, int64_t max_ms, int64_t *out,
 	if (ms == 0 && strpbrk(value, "123456789") != NULL)
 		ms = 1;
 	if (ms < min_ms || ms > max_ms) {
-		diag_add(d, path, it->line,
-		    "%s: %s is out of range [%lldms, %lldms]", it->key, value,
-		    (long long)min_ms, (long long)max_ms);
+		char low[32], high[32];
+
+		diag_add(d, path, it->line, "%s: %s is out of range [%s, %s]",
+		    it->key, value, duration_shown_ms(min_ms, low, sizeof(low)),
+		    duration_shown_ms(max_ms, high, sizeof(high)));
 		return -1;
 	}
 	*out = ms;

@@ -122,3 +122,21 @@ invalid:
 	snprintf(err, errlen, "time: invalid duration \"%s\"", orig);
 	return -1;
 }
+
+const char *
+duration_shown_ms(int64_t ms, char *out, size_t len)
+{
+	static const struct {
+		int64_t ms;
+		const char *unit;
+	} units[] = {{3600000, "h"}, {60000, "m"}, {1000, "s"}};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms != 0 && ms % units[i].ms == 0) {
+			snprintf(out, len, "%lld%s",
+			    (long long)(ms / units[i].ms), units[i].unit);
+			return out;
+		}
+	snprintf(out, len, "%lldms", (long long)ms);
+	return out;
+}

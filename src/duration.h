@@ -15,5 +15,8 @@
  * error message in err ("time: missing unit in duration \"300\"").
  */
 int duration_parse(const char *s, int64_t *out_ns, char *err, size_t errlen);
+/* ms in its largest whole unit of Go's (h, m, s, ms), as a bound is
+ * written: "168h", not "604800000ms". Returns out. */
+const char *duration_shown_ms(int64_t ms, char *out, size_t len);
 
 #endif

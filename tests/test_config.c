@@ -247,7 +247,8 @@ Test(config, an_answer_timeout_runs_from_a_second_to_two_hours)
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
 	expect(&d, "answer.conf", 2, "answer_timeout: 500ms is out of range");
-	expect(&d, "answer.conf", 4, "answer_timeout: 121m is out of range");
+	expect(&d, "answer.conf", 4,
+	    "answer_timeout: 121m is out of range [1s, 2h]");
 	cr_assert_eq(c.answer_timeout_ms, 30 * 60 * 1000,
 	    "a bad value leaves the default");
 	config_free(&c);
