@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -219,14 +220,17 @@ other_users_socket(const char *ctl_path, char *why, size_t whylen)
 	return 1;
 }
 
-int
-ctl_call(const char *ctl_path, const char *verb, const char *arg,
-    const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply)
+/* One copy of a command, under id: ctl_call's codes. */
+static int
+ctl_send(const char *ctl_path, const char *verb, const char *arg,
+    const char *input, int flags, int timeout_ms, uint64_t id,
+    struct msg_ctl_reply *reply)
 {
 	struct msg_ctl req = {.json = (flags & CTL_JSON) != 0,
 	    .wait = (flags & CTL_WAIT) != 0,
 	    .arg = (char *)arg,
-	    .input = (char *)input};
+	    .input = (char *)input,
+	    .id = id};
 	struct msg_writer w;
 	struct msg_reader r;
 	nng_socket sock;
@@ -312,9 +316,9 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 		nng_close(sock);
 	if (sent != 0)
 		return CTL_UNREACHABLE;
-	/* Sent, and without resends (a run must not run twice) a connection
-	 * that closes fails the receive: a listener put back, or a
-	 * supervisor that died. */
+	/* Sent, and without nng's resends (ctl_call sends again itself, under
+	 * the command's id) a connection that closes fails the receive: a
+	 * listener put back, or a supervisor that died. */
 	if (rv != 0)
 		return rv == NNG_ETIMEDOUT ? CTL_UNANSWERED : CTL_CUT;
 	rv = 0;
@@ -331,6 +335,62 @@ ctl_call(const char *ctl_path, const char *verb, const char *arg,
 	msg_close(&r);
 	nng_free(buf, len);
 	return rv;
+}
+
+/* A command's id: 64 random bits, never 0, which names none. */
+static uint64_t
+request_id(void)
+{
+	uint64_t id = 0;
+	struct timespec now;
+
+	while (id == 0) {
+		if (getrandom(&id, sizeof(id), 0) == (ssize_t)sizeof(id))
+			continue;
+		/* No getrandom(2) (a kernel before 3.17): one that another
+		 * client's id is unlikely to be, for the few seconds it is
+		 * remembered. */
+		clock_gettime(CLOCK_REALTIME, &now);
+		id = ((uint64_t)getpid() << 40) ^ (uint64_t)now.tv_sec << 20 ^
+		    (uint64_t)now.tv_nsec;
+	}
+	return id;
+}
+
+/* Between a copy of a command cut short and the next. */
+#define CTL_RETRY_MS 250
+
+/*
+ * A command whose connection is cut is sent again, under the same id,
+ * within its time: the supervisor's listener, deaf for a moment after a
+ * client hung up halfway, is put back within seconds (ollamax-supervisor(8),
+ * DIAGNOSTICS), and cuts what it held. The supervisor carries out a command
+ * once whatever copies of it come, and answers each copy with the first's
+ * answer.
+ */
+int
+ctl_call(const char *ctl_path, const char *verb, const char *arg,
+    const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply)
+{
+	uint64_t id = request_id();
+	int64_t began = msg_clock_ms();
+	int rc, cut = 0;
+
+	for (;;) {
+		int left = timeout_ms - (int)(msg_clock_ms() - began);
+
+		rc = ctl_send(
+		    ctl_path, verb, arg, input, flags, left, id, reply);
+		cut |= rc == CTL_CUT;
+		if (rc != CTL_CUT || left <= CTL_RETRY_MS * 2)
+			break;
+		msg_ctl_reply_free(reply);
+		usleep(CTL_RETRY_MS * 1000);
+	}
+	/* A copy that went nowhere leaves the one cut perhaps carried out. */
+	if (cut && (rc == CTL_UNREACHABLE || rc == CTL_UNSENT))
+		rc = CTL_CUT;
+	return rc;
 }
 
 /*

@@ -777,7 +777,8 @@ void
 msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 {
 	msg_begin(w, MSG_CTL,
-	    4 + (m->arg != NULL) + (m->input != NULL) + (m->until_ms != 0));
+	    4 + (m->arg != NULL) + (m->input != NULL) + (m->until_ms != 0) +
+	        (m->id != 0));
 	msg_put_str(w, "verb", m->verb);
 	msg_put_bool(w, "json", m->json);
 	msg_put_bool(w, "wait", m->wait);
@@ -788,6 +789,8 @@ msg_ctl_encode(struct msg_writer *w, const struct msg_ctl *m)
 		msg_put_str(w, "input", m->input);
 	if (m->until_ms != 0)
 		msg_put_int(w, "until", m->until_ms);
+	if (m->id != 0)
+		msg_put_uint(w, "id", m->id);
 }
 
 enum msg_error
@@ -803,7 +806,10 @@ msg_ctl_decode(struct msg_reader *r, struct msg_ctl *m)
 	    (e = msg_get_bool(r, "from_supervisor", &m->from_supervisor, 0)) ||
 	    (e = msg_get_str_dup(r, "arg", &m->arg, MSG_MAX_TEXT, 0)) ||
 	    (e = msg_get_str_dup(r, "input", &m->input, MSG_MAX_TEXT, 0)) ||
-	    (e = msg_get_int(r, "until", &m->until_ms, 0, INT64_MAX, 0))) {
+	    (e = msg_get_int(r, "until", &m->until_ms, 0, INT64_MAX, 0)) ||
+	    (e = msg_get_uint(r, "id", &m->id, 0)) ||
+	    (find(r, "id") != NULL && m->id == 0 &&
+	        (e = fail(r, MSG_E_FIELD_RANGE, "id", "out of range")))) {
 		msg_ctl_free(m);
 		return e;
 	}

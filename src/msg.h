@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 13
+#define MSG_VERSION 14
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which
@@ -209,6 +209,10 @@ struct msg_ctl {
 	int json;
 	int wait; /* run: answer once the run is over, with its result */
 	int64_t until_ms;
+	/* Drawn at random by the sender, and the same in each copy of the
+	 * command it sends again: the receiver carries it out once (see
+	 * once.h). 0: none, and "id" is left out; a frame's id is never 0. */
+	uint64_t id;
 	/* Passed on by the supervisor to a worker, which takes commands from
 	 * it alone: not from ollamaxctl pointed at the worker's socket. */
 	int from_supervisor;

@@ -341,17 +341,6 @@ takes_a_name(const char *verb)
 	    strcmp(verb, "restart") == 0 || strcmp(verb, "run") == 0;
 }
 
-/* Commands that only look: asked twice, they do nothing twice. */
-static int
-changes_nothing(const char *verb)
-{
-	return strcmp(verb, "status") == 0 || strcmp(verb, "agents") == 0 ||
-	    strcmp(verb, "queue") == 0;
-}
-
-/* Between a look cut short and the next. */
-#define CTL_RETRY_MS 250
-
 /* Where a command that may have been carried out shows whether it was. */
 static const char *
 where_told(const char *verb)
@@ -603,24 +592,9 @@ main(int argc, char **argv)
 			printf("{\"stopped\":%d}\n", (int)pid);
 		return rc;
 	}
-	/*
-	 * A command that changes nothing is asked again, within its time,
-	 * when its connection is cut: the supervisor's listener, deaf for a
-	 * moment after a client hung up halfway, is put back within seconds
-	 * (ollamax-supervisor(8), DIAGNOSTICS).
-	 */
-	for (int64_t began = msg_clock_ms();;) {
-		int left = timeout_ms - (int)(msg_clock_ms() - began);
-
-		rc = ctl_call(ctl_path, verb, arg, input,
-		    (o.json ? CTL_JSON : 0) | (o.wait ? CTL_WAIT : 0), left,
-		    &reply);
-		if (rc != CTL_CUT || !changes_nothing(verb) ||
-		    left <= CTL_RETRY_MS * 2)
-			break;
-		msg_ctl_reply_free(&reply);
-		usleep(CTL_RETRY_MS * 1000);
-	}
+	rc = ctl_call(ctl_path, verb, arg, input,
+	    (o.json ? CTL_JSON : 0) | (o.wait ? CTL_WAIT : 0), timeout_ms,
+	    &reply);
 	free(stdin_text);
 	if ((rc == CTL_UNANSWERED || rc == CTL_UNSENT) && o.wait) {
 		char waited[32];

@@ -113,8 +113,11 @@ int ctl_refused_late(int64_t until_ms, char *why, size_t whylen,
 #define CTL_UNSENT 8
 /*
  * Sends verb (and arg, and input for run) to the supervisor listening on
- * the control socket ctl_path and waits up to timeout_ms for its answer.
- * Returns 0 with reply filled, or one of the CTL_ codes above.
+ * the control socket ctl_path and waits up to timeout_ms for its answer;
+ * a copy whose connection is cut is sent again within that time, under
+ * the same id, which the supervisor carries out once. Returns 0 with
+ * reply filled, or one of the CTL_ codes above (CTL_CUT when no copy was
+ * answered).
  */
 int ctl_call(const char *ctl_path, const char *verb, const char *arg,
     const char *input, int flags, int timeout_ms, struct msg_ctl_reply *reply);

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
+#include "once.h"
 #include "proc.h"
 #include "role.h"
 #include "template.h"
@@ -123,6 +125,9 @@ struct supervisor {
 	ev_timer watchdog;
 	int64_t watchdog_tick_ms;
 	uint64_t bad_frames;
+	/* The commands of ollamaxctl that change something, by id: a copy
+	 * sent again after a cut connection is not carried out again. */
+	struct once_table once;
 };
 
 static void child_forget_pages(struct child *c);
@@ -505,6 +510,7 @@ watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	s->watchdog_tick_ms = now;
+	once_forget_old(&s->once, now);
 	if (s->stopping || s->conf.watchdog_ms == 0)
 		return;
 	for (int i = 0; i < s->nchildren; i++) {
@@ -615,18 +621,42 @@ reply_ctl(struct ipc_call *call, int ok, const char *error)
 	reply_frame(call, &w);
 }
 
-/* A worker's answer, body and all, for the one who asked. */
 static void
-reply_ctl_body(struct ipc_call *call, const struct msg_ctl_reply *rep)
+reply_waiter(void *call, const void *data, size_t len)
 {
-	struct msg_ctl_reply mine = *rep;
+	ipc_reply(call, data, len);
+}
+
+/* Answers a command of ollamaxctl's on ctl.sock: and every copy of it sent
+ * again that waits with it, the answer kept for copies to come. */
+static void
+answer_ctl_frame(
+    struct supervisor *s, struct ipc_call *call, struct msg_writer *w)
+{
+	const char *out;
+	size_t len;
+
+	out = msg_data(w, &len);
+	once_answer(&s->once, call, out, len, msg_clock_ms(), reply_waiter);
+	msg_writer_free(w);
+}
+
+/* As reply_ctl, with body when not NULL (a worker's answer to a run -w). */
+static void
+answer_ctl(struct supervisor *s, struct ipc_call *call, int ok,
+    const char *error, char *body)
+{
+	struct msg_ctl_reply reply = {
+	    .ok = ok, .body = body, .from_supervisor = 1};
 	struct msg_writer w;
 
-	if (call == NULL)
+	if (call == NULL) {
+		reply_ctl(NULL, ok, error);
 		return;
-	mine.from_supervisor = 1;
-	msg_ctl_reply_encode(&w, &mine);
-	reply_frame(call, &w);
+	}
+	snprintf(reply.error, sizeof(reply.error), "%s", error ? error : "");
+	msg_ctl_reply_encode(&w, &reply);
+	answer_ctl_frame(s, call, &w);
 }
 
 static void
@@ -1053,21 +1083,21 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 		    "worker %d did not answer: %s: %s may run there or not; "
 		    "its next spawn or kill goes to worker %d and settles it",
 		    ac->worker, ipc_strerror(err), ac->name, ac->worker);
-		reply_ctl(ac->call, 0, why);
+		answer_ctl(s, ac->call, 0, why, NULL);
 		command_forget(ac);
 		return;
 	}
 	if (err != 0) {
 		snprintf(why, sizeof(why), "worker %d did not answer: %s",
 		    ac->worker, ipc_strerror(err));
-		reply_ctl(ac->call, 0, why);
+		answer_ctl(s, ac->call, 0, why, NULL);
 		command_forget(ac);
 		return;
 	}
 	if (msg_open(&r, data, len) != MSG_OK ||
 	    msg_ctl_reply_decode(&r, &rep) != MSG_OK) {
 		s->bad_frames++;
-		reply_ctl(ac->call, 0, "bad answer from the worker");
+		answer_ctl(s, ac->call, 0, "bad answer from the worker", NULL);
 		msg_close(&r);
 		command_forget(ac);
 		return;
@@ -1104,10 +1134,8 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 			log_info("%s %s on worker %d", command_names[ac->kind],
 			    ac->name, ac->worker);
 	}
-	if (call_wants_body(ac, &rep))
-		reply_ctl_body(ac->call, &rep);
-	else
-		reply_ctl(ac->call, rep.ok, rep.error);
+	answer_ctl(s, ac->call, rep.ok, rep.error,
+	    call_wants_body(ac, &rep) ? rep.body : NULL);
 	msg_ctl_reply_free(&rep);
 	command_forget(ac);
 }
@@ -1910,9 +1938,65 @@ agents_json(struct supervisor *s)
 	return json_pack("{s:o}", "agents", list);
 }
 
+/* Commands that change nothing: asked twice, they do nothing twice. */
+static int
+only_looks(const char *verb)
+{
+	return strcmp(verb, "status") == 0 || strcmp(verb, "agents") == 0 ||
+	    strcmp(verb, "queue") == 0;
+}
+
+/*
+ * A command that changes something, sent again under its id (see once.h):
+ * 1 when call is a copy of one seen before, answered now or with that
+ * one; else 0, why set if it is refused, and the command remembered as
+ * under way when it is not.
+ */
+static int
+copy_of_earlier(struct supervisor *s, struct ipc_call *call,
+    const struct msg_ctl *ctl, char *why, size_t whylen)
+{
+	int64_t now = msg_clock_ms();
+	/* A copy sent later may carry an until up to that much later, and
+	 * one past its own until is refused, remembered or not. */
+	int64_t keep_ms = ctl->until_ms != 0
+	    ? ctl->until_ms + CTL_ACT_MARGIN_MS
+	    : now + CTL_WORKER_MS + CTL_CLIENT_MARGIN_MS;
+	const char *answer;
+	size_t len;
+
+	if (ctl->id == 0 || only_looks(ctl->verb))
+		return 0;
+	switch (once_begin(&s->once, ctl->id,
+	    once_print(ctl->verb, ctl->arg, ctl->input, ctl->wait), keep_ms,
+	    now, call, &answer, &len)) {
+	case ONCE_NEW:
+		return 0;
+	case ONCE_JOINED:
+		return 1;
+	case ONCE_ANSWERED:
+		ipc_reply(call, answer, len);
+		return 1;
+	case ONCE_OTHER:
+		snprintf(why, whylen,
+		    "request id %016" PRIx64 " came before with another "
+		    "command: %s is not carried out",
+		    ctl->id, ctl->verb);
+		return 0;
+	case ONCE_BUSY:
+		snprintf(why, whylen,
+		    "too many commands are under way: %s is not carried out; "
+		    "try again",
+		    ctl->verb);
+		return 0;
+	}
+	return 0;
+}
+
 /*
  * ctl.sock: status, agents, reload and stop are answered here; spawn,
  * spawn-file, kill, restart and run when the worker has carried them out.
+ * A copy of a command that changes something is answered as its first.
  */
 static void
 ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
@@ -1934,6 +2018,10 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 		snprintf(why, sizeof(why), "bad request: %s",
 		    r.detail[0] ? r.detail : msg_error_name(r.error));
 		memset(&ctl, 0, sizeof(ctl));
+	} else if (copy_of_earlier(s, call, &ctl, why, sizeof(why))) {
+		goto later;
+	} else if (why[0] != '\0') {
+		/* refused, said why */
 	} else if (ctl_refused_late(
 	               ctl.until_ms, why, sizeof(why), "%s", ctl.verb)) {
 		/* refused, said why */
@@ -1999,7 +2087,7 @@ ctl_request(void *arg, struct ipc_call *call, const void *data, size_t len)
 	if (msg_ctl_reply_fit(&reply))
 		log_warnx("ctl: %s: %s", ctl.verb, reply.error);
 	msg_ctl_reply_encode(&w, &reply);
-	reply_frame(call, &w);
+	answer_ctl_frame(s, call, &w);
 	free(body_text);
 later:
 	msg_close(&r);
@@ -2375,6 +2463,7 @@ free_all(struct supervisor *s)
 		child_forget_pages(&s->children[i]);
 	free(s->children);
 	free(s->workers);
+	once_free(&s->once);
 	config_free(&s->conf);
 }
 

@@ -138,6 +138,7 @@ Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 	struct msg_ctl c = {.json = 1,
 	                   .arg = "reviewer",
 	                   .until_ms = 7,
+	                   .id = 0xfedcba9876543210ULL,
 	                   .from_supervisor = 1},
 	               c2;
 	struct msg_ctl_reply cr = {.ok = 0,
@@ -169,6 +170,7 @@ Test(msg, hello_and_ctl_frames_survive_a_round_trip)
 	cr_assert_str_eq(c2.arg, "reviewer");
 	cr_assert(c2.json);
 	cr_assert_eq(c2.until_ms, 7);
+	cr_assert_eq(c2.id, 0xfedcba9876543210ULL);
 	cr_assert(c2.from_supervisor);
 	msg_ctl_free(&c2);
 	msg_close(&r);
@@ -345,6 +347,31 @@ Test(msg, mistyped_and_out_of_range_fields_are_refused_with_their_name)
 	msg_put_str(&w, "tier", "light");
 	assert_refused(
 	    &w, msg_infer_decode, &out, MSG_E_FIELD_MISSING, "prompt: missing");
+}
+
+Test(msg, a_command_id_that_is_no_id_is_refused_by_name)
+{
+	struct msg_writer w;
+	struct msg_ctl out;
+
+	msg_begin(&w, MSG_CTL, 2);
+	msg_put_str(&w, "verb", "kill");
+	msg_put_str(&w, "id", "1234");
+	assert_refused(&w, msg_ctl_decode, &out, MSG_E_FIELD_TYPE,
+	    "id: not an unsigned integer");
+
+	msg_begin(&w, MSG_CTL, 2);
+	msg_put_str(&w, "verb", "kill");
+	msg_put_int(&w, "id", -1);
+	assert_refused(&w, msg_ctl_decode, &out, MSG_E_FIELD_TYPE,
+	    "id: not an unsigned integer");
+
+	/* 0 stands for no id, which a frame leaves out. */
+	msg_begin(&w, MSG_CTL, 2);
+	msg_put_str(&w, "verb", "kill");
+	msg_put_uint(&w, "id", 0);
+	assert_refused(
+	    &w, msg_ctl_decode, &out, MSG_E_FIELD_RANGE, "id: out of range");
 }
 
 Test(msg, text_cut_inside_a_character_goes_out_whole_characters_only)
