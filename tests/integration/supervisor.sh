@@ -57,9 +57,6 @@ unused_model() {
 		! has "$out" "[model.tinyllama]" >/dev/null
 }
 check "check warns of a [model.NAME] no tier names, with file:line, and exits 0" unused_model
-# No backend answers, whatever listens on Ollama's own port: the runs the
-# checks count stay held in the fleet.
-printf '[backend]\nurl = http://127.0.0.1:9\n' >>"$TMP/ollamax.conf"
 ctl_usage() { local rc=0; "$CTL" frobnicate >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 2 ]; }
 check "ollamaxctl exits 2 on an unknown command" ctl_usage
 ctl_unreachable() { local rc=0; "$CTL" -c "$TMP/ollamax.conf" status >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 3 ]; }
