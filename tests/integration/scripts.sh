@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The scripts a user runs first: scripts/setup and scripts/demo, their
-# arguments and what they do with them.
+# The scripts a user runs first, scripts/setup and scripts/demo, their
+# arguments and what they do with them; and the usage of every script.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -20,6 +20,29 @@ setup_refuses() {
 		eq "$(cat "$TMP/installs" 2>/dev/null)" ""
 }
 check "setup refuses a mistyped option before it installs anything" setup_refuses
+
+# Every script prints its usage on -h and --help, and does nothing else;
+# an argument scripts/test does not know starts nothing. Bounded: one let
+# through would build, or run the whole suite.
+helps() {
+	local out rc=0
+	out=$(timeout 5 "$ROOT/scripts/$1" "$2" 2>"$TMP/help.err") || rc=$?
+	eq "$rc" 0 && has "$out" "usage: scripts/$1" && eq "$(cat "$TMP/help.err")" ""
+}
+for s in setup demo bench test fuzz; do
+	check "$s --help prints its usage" helps "$s" --help
+	check "$s -h prints its usage" helps "$s" -h
+done
+# test_refuses BAD [ARG...]: scripts/test ARG... BAD exits 2 at once.
+test_refuses() {
+	local bad=$1 out rc=0
+	shift
+	out=$(timeout 5 "$ROOT/scripts/test" "$@" "$bad" 2>&1) || rc=$?
+	eq "$rc" 2 && has "$out" "scripts/test: unknown argument \"$bad\"" &&
+		has "$out" "usage: scripts/test [--quick]"
+}
+check "test refuses an argument it does not know" test_refuses --bogus
+check "test refuses one after --quick" test_refuses --qiuck --quick
 
 # A duration --for cannot read is refused before anything is built or run,
 # and one it reads ends the demo. Bounded: one let through would run until
