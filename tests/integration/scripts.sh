@@ -21,6 +21,19 @@ setup_refuses() {
 }
 check "setup refuses a mistyped option before it installs anything" setup_refuses
 
+# A source tree configured in place is told, with what undoes it, before
+# anything is installed (configure would only say it refuses to build).
+setup_configured_in_place() {
+	local out rc=0
+	mkdir -p "$TMP/tree/scripts"
+	cp "$ROOT/scripts/setup" "$TMP/tree/scripts/"
+	touch "$TMP/tree/config.status"
+	out=$(PATH="$TMP/bin:$PATH" "$TMP/tree/scripts/setup" 2>&1) || rc=$?
+	eq "$rc" 1 && has "$out" "is configured in place (its config.status): run make distclean there" &&
+		eq "$(cat "$TMP/installs" 2>/dev/null)" ""
+}
+check "setup tells a source tree configured in place to make distclean" setup_configured_in_place
+
 # Every script prints its usage on -h and --help, and does nothing else;
 # an argument scripts/test does not know starts nothing. Bounded: one let
 # through would build, or run the whole suite.
