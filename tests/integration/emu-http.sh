@@ -243,6 +243,30 @@ empty_env_unset() {
 check "an empty OLLAMA_* variable is as if unset" empty_env_unset
 check "--version reads no OLLAMA_* variable" \
 	has "$(OLLAMA_NUM_PARALLEL=many timeout 10 "$BUILD/ollamax-emu" --version 2>&1)" "ollamax-emu "
+# Every example that starts the emulator, in the man pages and the README,
+# listens elsewhere than on Ollama's port (where an Ollama runs, the
+# default fails), and removes the port file it reads first (else it may
+# read an earlier run's port).
+examples_listen_apart() {
+	python3 - "$ROOT"/man/*.[1-8] "$ROOT/README.md" <<'PY'
+import re, sys
+bad = 0
+for path in sys.argv[1:]:
+    before = ""
+    for line in open(path).read().replace("\\e\n", " ").splitlines():
+        m = re.match(r"(?:\$ |    build/)ollamax-emu (.*)", line)
+        if m:
+            listen = re.search(r"--listen (\S+)", m[1])
+            port_file = re.search(r"--port-file (\S+)", m[1])
+            if listen is None or re.search(r":11434$", listen[1]) or (
+                    port_file and not re.match(r"(\$ |    )rm -f " + re.escape(port_file[1]) + r"\b", before)):
+                print(f"      {path}: {line}")
+                bad = 1
+        before = line
+sys.exit(bad)
+PY
+}
+check "the examples of the emulator listen apart from Ollama, on a fresh port file" examples_listen_apart
 # Ollama serves one at a time at least: its old "auto", 0, is 1.
 OLLAMA_NUM_PARALLEL=0 start_emu auto --speed inf
 check "OLLAMA_NUM_PARALLEL=0 serves one at a time" wait_log "models, parallel 1, vram" "$TMP/auto.log"
