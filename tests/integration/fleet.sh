@@ -12,6 +12,16 @@ CTL="$BUILD/ollamaxctl"
 
 check "check accepts the shipped config and fleet" \
 	has "$("$SUP" -c "$TMP/ollamax.conf" check 2>&1)" "ok: 3 tiers, 3 models, 131 agents"
+# The examples of ollamax-agent(5), each a file dropped into the agents
+# directory as it says, join the shipped fleet: none takes a name of it.
+mkdir -p "$TMP/with-examples"
+cp "$ROOT"/agents/*.conf "$TMP/with-examples/"
+awk -v dir="$TMP/with-examples" '/^\.Sh /{ on = /EXAMPLES/ } on && /^\.Ed/{ inb = 0 }
+	on && inb { print >(dir "/example" n ".conf") } on && /^\.Bd -literal/{ inb = 1; n++ }' \
+	"$ROOT/man/ollamax-agent.5"
+sed "s|^agents_dir = .*|agents_dir = $TMP/with-examples|" "$TMP/ollamax.conf" >"$TMP/examples.conf"
+check "the examples of ollamax-agent(5) join the shipped fleet" \
+	has "$("$SUP" -c "$TMP/examples.conf" check 2>&1)" "ok: 3 tiers, 3 models, 134 agents"
 "$SUP" -c "$TMP/ollamax.conf" start 2>"$TMP/sup.log" &
 sup_pid=$!
 PIDS+=("$sup_pid")
