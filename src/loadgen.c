@@ -124,10 +124,12 @@ main(int argc, char **argv)
 	struct slot *slots;
 	CURLM *multi;
 	double t0, elapsed;
+	char why[256];
 	int opt, running = 0;
 
 	log_init("ollamax-loadgen", 0);
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = cliarg_getopt(
+	            argc, argv, ":h", longopts, why, sizeof(why))) != -1) {
 		switch (opt) {
 		case 'u':
 			g.url = optarg;
@@ -152,7 +154,8 @@ main(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return 0;
 		default:
-			fputs(usage_text, stderr);
+			fprintf(
+			    stderr, "ollamax-loadgen: %s\n%s", why, usage_text);
 			return 2;
 		}
 	}

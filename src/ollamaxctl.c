@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "cliarg.h"
 #include "config.h"
 #include "duration.h"
 #include "log.h"
@@ -30,6 +31,21 @@
 
 static const char usage_text[] =
     "usage: ollamaxctl [-s SOCKET | -c FILE] [--json] COMMAND [ARG...]\n"
+    "       ollamaxctl -V | --version\n"
+    "       ollamaxctl -h | --help\n"
+    "options:\n"
+    "  -s, --socket=SOCKET  the supervisor's control socket\n"
+    "  -c, --config=FILE    the configuration whose runtime_dir holds it\n"
+    "                       (default: $OLLAMAX_CONF, else\n"
+    "                       " SYSCONF_OLLAMAX "/ollamax.conf); unread\n"
+    "                       with -s\n"
+    "  -j, --json           print the answer as JSON\n"
+    "  -w, --wait           run: wait for the answer (below)\n"
+    "  -t, --timeout=DURATION\n"
+    "                       run -w: wait at most DURATION (below)\n"
+    "  -f FILE              spawn: the manifest file (below)\n"
+    "  -h, --help           print this and exit\n"
+    "  -V, --version        print the version and exit\n"
     "commands:\n"
     "  status            processes, agents and the broker\n"
     "  agents            every agent, its worker and state\n"
@@ -379,21 +395,13 @@ read_options(int argc, char **argv, struct options *o)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	int opt, at;
-	const char *element;
+	char why[256];
+	int opt;
 
 	/* 0 starts glibc's getopt afresh, for the second call. */
 	optind = 0;
-	opterr = 0;
-	for (;;) {
-		at = optind > 0 ? optind : 1;
-		if ((opt = getopt_long(
-		         argc, argv, "+:s:c:f:jwt:hV", longopts, NULL)) == -1)
-			break;
-		/* The argument an error is about: glibc moves past it only
-		 * once its last letter is read (-xj stays at -xj). */
-		element =
-		    optind == at && at < argc ? argv[at] : argv[optind - 1];
+	while ((opt = cliarg_getopt(argc, argv, "+:s:c:f:jwt:hV", longopts, why,
+	            sizeof(why))) != -1) {
 		switch (opt) {
 		case 's':
 			o->sock = optarg;
@@ -419,22 +427,8 @@ read_options(int argc, char **argv, struct options *o)
 		case 'V':
 			printf("ollamaxctl %s\n", PACKAGE_VERSION);
 			return 0;
-		case ':':
-			/* glibc sets optopt for a long option too. */
-			if (strncmp(element, "--", 2) == 0)
-				return usage_error("%s needs a value", element);
-			return usage_error("-%c needs a value", optopt);
 		default:
-			/* glibc sets optopt for a long option given a value it
-			 * does not take. */
-			if (strncmp(element, "--", 2) == 0 &&
-			    strchr(element, '=') != NULL && optopt != 0)
-				return usage_error("%.*s takes no value",
-				    (int)strcspn(element, "="), element);
-			if (optopt > 0x20 && optopt < 0x7f)
-				return usage_error(
-				    "unknown option -%c", optopt);
-			return usage_error("unknown option %s", element);
+			return usage_error("%s", why);
 		}
 	}
 	return -1;

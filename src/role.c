@@ -294,11 +294,13 @@ role_program(int argc, char **argv, const char *role, role_fn fn)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *runtime = NULL;
+	char why[256] = "";
 	int opt, index = 0;
 
 	log_init(role, 0);
 	log_level_from_env();
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((opt = cliarg_getopt(
+	            argc, argv, ":", longopts, why, sizeof(why))) != -1) {
 		switch (opt) {
 		case 'i':
 			index = (int)cliarg_long(
@@ -317,6 +319,8 @@ role_program(int argc, char **argv, const char *role, role_fn fn)
 		goto usage;
 	return role_main(argc, argv, role, index, runtime, fn);
 usage:
+	if (why[0] != '\0')
+		fprintf(stderr, "ollamax-%s: %s\n", role, why);
 	fprintf(stderr,
 	    "usage: ollamax-%s --index N --runtime DIR\n"
 	    "(started by ollamax-supervisor, not by hand)\n",

@@ -2715,10 +2715,23 @@ cmd_stop(const char *given)
 
 static const char usage_text[] =
     "usage: ollamax-supervisor [-c FILE] [--log-level LEVEL] check\n"
-    "       ollamax-supervisor [-c FILE] [--log-level LEVEL] start [--daemon]\n"
+    "       ollamax-supervisor [-c FILE] [--log-level LEVEL] start [-d]\n"
     "       ollamax-supervisor [-c FILE] [--log-level LEVEL] stop\n"
+    "       ollamax-supervisor --role worker --index N --runtime DIR\n"
     "       ollamax-supervisor --version | -h | --help\n"
-    "LEVEL: error, warn, info or debug\n";
+    "options:\n"
+    "  -c, --config=FILE  the configuration (default: $OLLAMAX_CONF when\n"
+    "                     set and not empty, else\n"
+    "                     " SYSCONF_OLLAMAX "/ollamax.conf)\n"
+    "  --log-level=LEVEL  error, warn, info or debug, for this process\n"
+    "                     only (default: $OLLAMAX_LOG, else info)\n"
+    "  -d, --daemon       start: detach, log to syslog, write\n"
+    "                     supervisor.pid in the runtime directory\n"
+    "  --role, --index, --runtime\n"
+    "                     a worker, as the supervisor starts it: not by\n"
+    "                     hand\n"
+    "  -h, --help         print this and exit\n"
+    "  --version          print the version and exit\n";
 
 int
 main(int argc, char **argv)
@@ -2735,11 +2748,13 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *conf = NULL, *verb, *role = NULL, *runtime = NULL;
+	char why[256];
 	int opt, index = 0, level, detach = 0;
 
 	log_init("ollamax-supervisor", 0);
 	log_level_from_env();
-	while ((opt = getopt_long(argc, argv, "c:dh", longopts, NULL)) != -1) {
+	while ((opt = cliarg_getopt(
+	            argc, argv, ":c:dh", longopts, why, sizeof(why))) != -1) {
 		switch (opt) {
 		case 'c':
 			conf = optarg;
@@ -2773,7 +2788,8 @@ main(int argc, char **argv)
 			printf("ollamax-supervisor %s\n", PACKAGE_VERSION);
 			return 0;
 		default:
-			fputs(usage_text, stderr);
+			fprintf(stderr, "ollamax-supervisor: %s\n%s", why,
+			    usage_text);
 			return 2;
 		}
 	}

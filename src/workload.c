@@ -43,6 +43,7 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include "cliarg.h"
 #include "config.h"
 #include "emu/emu.h"
 #include "ipc.h"
@@ -881,12 +882,13 @@ main(int argc, char **argv)
 	struct fleet fleet;
 	struct diag d = {0};
 	struct run w = {0};
-	char err[256];
+	char err[256], why[256];
 	json_t *out;
 	int opt;
 
 	log_init("ollamax-workload", 0);
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((opt = cliarg_getopt(
+	            argc, argv, ":", longopts, why, sizeof(why))) != -1) {
 		switch (opt) {
 		case 'a':
 			agents_dir = optarg;
@@ -977,7 +979,8 @@ main(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return 0;
 		default:
-			fputs(usage_text, stderr);
+			fprintf(stderr, "ollamax-workload: %s\n%s", why,
+			    usage_text);
 			return 2;
 		}
 	}

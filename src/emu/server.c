@@ -2040,12 +2040,51 @@ static const char usage_text[] =
     "                   [--fail-rate P] [--stall-rate P] [--stall-ms N]\n"
     "                   [--drop-rate P] [--garbage-rate P] [--seed N]\n"
     "                   [--idle-timeout S] [--max-body BYTES] [--max-connections N]\n"
-    "                   [--log-level error|warn|info|debug] [--version] [--help]\n";
+    "                   [--log-level error|warn|info|debug]\n"
+    "       ollamax-emu --version | -h | --help\n";
+
+/* After the usage, on --help: each option with its range and default. */
+static const char help_text[] =
+    "options (the default in brackets):\n"
+    "  --catalog FILE        the models [" EMU_CATALOG_DEFAULT ",\n"
+    "                        else conf/emu-models.ini beside the program\n"
+    "                        or one up]\n"
+    "  --context-length N    num_ctx when a request sets none, 0 to 16777216\n"
+    "                        [0: Ollama's for the VRAM]\n"
+    "  --drop-rate P         connections closed mid-reply, 0 to 1 [0]\n"
+    "  --fail-rate P         requests answered 500, 0 to 1 [0]\n"
+    "  --garbage-rate P      replies with invalid JSON, 0 to 1 [0]\n"
+    "  --idle-timeout S      close an idle connection, 1 to 86400 [30]\n"
+    "  --keep-alive DUR      a model's when a request sets none [5m]\n"
+    "  --listen HOST:PORT    port 0 is any free one [127.0.0.1:11434]\n"
+    "  --load-mb-per-s N     every model's load rate, 1 to 1000000\n"
+    "                        [the catalog's]\n"
+    "  --log-level LEVEL     [info]\n"
+    "  --max-body BYTES      413 past it, 1024 to 4294967296 [67108864]\n"
+    "  --max-connections N   16 to 1048576 [4096]\n"
+    "  --max-loaded N        models loaded at once, 0 to 64 [0: three]\n"
+    "  --max-queue N         requests waiting for a load, 0 to 1048576\n"
+    "                        [512]\n"
+    "  --parallel N          requests at once on a model, 1 to 1024 [1]\n"
+    "  --port-file FILE      where the port is written once listening\n"
+    "  --seed N              of the fault draws, 0 to LONG_MAX [1]\n"
+    "  --share F             how well requests share a model, 0 to 1 [0.7]\n"
+    "  --speed X|inf         the clock's speed, 0.001 to 10000, or inf [1]\n"
+    "  --stall-ms N          a stall's real ms, 0 to 3600000 [30000]\n"
+    "  --stall-rate P        replies that stall, 0 to 1 [0]\n"
+    "  --unload-ms N         an unload's simulated ms, 0 to 600000 [250]\n"
+    "  --vram-mb N           the GPU's memory, 1 to 16777216 [4096]\n"
+    "  --version             print the versions and exit\n"
+    "  -h, --help            print this and exit\n"
+    "OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS, OLLAMA_MAX_QUEUE,\n"
+    "OLLAMA_KEEP_ALIVE and OLLAMA_CONTEXT_LENGTH set what the options leave.\n";
 
 static void
 usage(int code)
 {
 	fputs(usage_text, code ? stderr : stdout);
+	if (code == 0)
+		fputs(help_text, stdout);
 	exit(code);
 }
 
@@ -2144,7 +2183,7 @@ main(int argc, char **argv)
 	struct esched_config cfg = {0};
 	const char *listen_spec = "127.0.0.1:11434", *catalog = NULL,
 	           *port_file = NULL, *env;
-	char catbuf[PATH_MAX], errbuf[8192], speed_text[32];
+	char catbuf[PATH_MAX], errbuf[8192], speed_text[32], why[256];
 	long idle_timeout = 30, max_conn = 4096, context_length = 0;
 	unsigned long long seed = 1;
 	int opt, fd, port, level;
@@ -2160,7 +2199,8 @@ main(int argc, char **argv)
 	e->unload_ns = EMU_UNLOAD_MS * 1000000LL;
 	e->stall_ms = 30000;
 	e->max_body = 64 * MB;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = cliarg_getopt(
+	            argc, argv, ":h", longopts, why, sizeof(why))) != -1) {
 		switch (opt) {
 		case 'l':
 			listen_spec = optarg;
@@ -2274,6 +2314,7 @@ main(int argc, char **argv)
 			usage(0);
 			break;
 		default:
+			fprintf(stderr, "ollamax-emu: fatal: %s\n", why);
 			usage(2);
 		}
 	}

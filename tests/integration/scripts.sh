@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The scripts a user runs first, scripts/setup and scripts/demo, their
-# arguments and what they do with them; and the usage of every script.
+# arguments and what they do with them; and the usage of every script and
+# program.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -56,6 +57,56 @@ test_refuses() {
 }
 check "test refuses an argument it does not know" test_refuses --bogus
 check "test refuses one after --quick" test_refuses --qiuck --quick
+
+# The programs' own usage: --help names every option of the man page, and
+# an option getopt refuses is told by the program's name, as its other
+# usage errors, not by argv[0] (a path such as build/ollamax-emu).
+help_has_man_options() {
+	"$BUILD/$1" --help | python3 -c 'import re, sys
+text = sys.stdin.read()
+missing = []
+for line in open(sys.argv[1]):
+    words = line.split()
+    if words[:2] != [".It", "Fl"]:
+        continue
+    for i, w in enumerate(words[1:], 1):
+        # ".It Fl s Ar socket , Fl -socket", ".It Fl h , -help"
+        if (words[i - 1] == "Fl" or words[i - 1] == "," and w[0] == "-") and \
+                re.fullmatch(r"-?[a-zA-Z][-a-zA-Z]*", w):
+            opt = "-" + w
+            if not re.search(r"(?<![-\w])" + re.escape(opt) + r"(?![-\w])", text) and opt not in missing:
+                missing.append(opt)
+if missing:
+    print("      missing: " + " ".join(missing))
+sys.exit(bool(missing))' "$ROOT/man/$2"
+}
+check "ollamax-emu --help names every option of its page" help_has_man_options ollamax-emu ollamax-emu.1
+check "ollamax-supervisor --help names every option of its page" \
+	help_has_man_options ollamax-supervisor ollamax-supervisor.8
+check "ollamaxctl --help names every option of its page" help_has_man_options ollamaxctl ollamaxctl.1
+# refused_by_name PROGRAM WANT ARG...: PROGRAM ARG... exits 2, WANT first.
+refused_by_name() {
+	local prog=$1 want=$2 out rc=0
+	shift 2
+	out=$(timeout 10 "$BUILD/$prog" "$@" 2>&1 </dev/null) || rc=$?
+	eq "$rc" 2 && eq "$(head -1 <<<"$out")" "$want"
+}
+# PROGRAM:WHAT ITS ERRORS START WITH:AN OPTION THAT TAKES A VALUE
+for p in ollamax-emu:fatal:--catalog ollamax-supervisor::--config ollamaxctl::--config \
+	ollamax-loadgen::--url ollamax-workload::--config; do
+	IFS=: read -r prog fatal valued <<<"$p"
+	fatal=${fatal:+$fatal: }
+	check "$prog names an unknown option itself" \
+		refused_by_name "$prog" "$prog: ${fatal}unknown option --sped" --sped
+	check "$prog names a short one" refused_by_name "$prog" "$prog: ${fatal}unknown option -q" -q
+	check "$prog names an option without its value" \
+		refused_by_name "$prog" "$prog: $fatal$valued needs a value" "$valued"
+done
+check "ollamax-emu names an ambiguous option, and what it may be" \
+	refused_by_name ollamax-emu \
+		"ollamax-emu: fatal: --st is ambiguous: --stall-rate, --stall-ms" --st 1
+check "ollamax-emu names a value given to an option that takes none" \
+	refused_by_name ollamax-emu "ollamax-emu: fatal: --help takes no value" --help=1
 
 # A duration --for cannot read is refused before anything is built or run,
 # and one it reads ends the demo. Bounded: one let through would run until
