@@ -803,7 +803,8 @@ for _ in range(200):
     try:
         if open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z":
             break
-    except FileNotFoundError:
+    # Reaped between the open and the read: ESRCH, not ENOENT.
+    except (FileNotFoundError, ProcessLookupError):
         break
     time.sleep(0.05)
 bad = []
