@@ -19,6 +19,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "ctl_reply.h"
 #include "msg.h"
 #include "role.h"
 
@@ -46,9 +47,7 @@ static int
 send_copy(const char *url, const char *verb, const char *arg, const char *id,
     int cut_ms)
 {
-	struct msg_ctl_reply reply;
 	struct msg_writer w;
-	struct msg_reader r;
 	nng_socket sock;
 	const char *data;
 	void *buf;
@@ -81,20 +80,7 @@ send_copy(const char *url, const char *verb, const char *arg, const char *id,
 		printf("no answer: %s\n", nng_strerror(rv));
 		return 0;
 	}
-	if (msg_open(&r, buf, len) != MSG_OK ||
-	    msg_ctl_reply_decode(&r, &reply) != MSG_OK) {
-		printf("refused: bad answer (%s)\n", r.detail);
-		ok = 0;
-	} else {
-		ok = reply.ok;
-		if (ok)
-			printf("ok\n");
-		else
-			printf("refused: %s\n", reply.error);
-		msg_ctl_reply_free(&reply);
-	}
-	msg_close(&r);
-	nng_free(buf, len);
+	ok = ctl_reply_print(buf, len);
 	return ok;
 }
 

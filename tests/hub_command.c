@@ -13,6 +13,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "ctl_reply.h"
 #include "msg.h"
 #include "role.h"
 
@@ -20,9 +21,7 @@ int
 main(int argc, char **argv)
 {
 	struct msg_ctl cmd = {.from_supervisor = 1};
-	struct msg_ctl_reply reply;
 	struct msg_writer w;
-	struct msg_reader r;
 	nng_socket sock;
 	const char *data;
 	void *buf;
@@ -52,20 +51,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	msg_writer_free(&w);
-	if (msg_open(&r, buf, len) != MSG_OK ||
-	    msg_ctl_reply_decode(&r, &reply) != MSG_OK) {
-		printf("refused: bad answer (%s)\n", r.detail);
-		ok = 0;
-	} else {
-		ok = reply.ok;
-		if (ok)
-			printf("ok\n");
-		else
-			printf("refused: %s\n", reply.error);
-		msg_ctl_reply_free(&reply);
-	}
-	msg_close(&r);
-	nng_free(buf, len);
+	ok = ctl_reply_print(buf, len);
 	nng_close(sock);
 	return ok ? 0 : 1;
 }
