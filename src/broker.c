@@ -56,9 +56,12 @@
 #define LOAD_PAUSE_MAX_S 60
 /* How often the backend's list of models is read again. */
 #define TAGS_POLL_S 30.0
-/* How long an orderly stop waits for Ollama to answer the broker's
- * unloads: it answers at once, before the runner has gone. */
-#define STOP_UNLOAD_S 1.0
+/* How long an orderly stop waits for Ollama to take the keep-alive it
+ * leaves its models with: it answers a loaded model's at once. */
+#define STOP_RELEASE_S 1.0
+/* That keep-alive: Ollama's own default, for a fleet started again
+ * meanwhile to find its models loaded. */
+#define STOP_KEEP_ALIVE_S 300
 /* How long a model just loaded waits for /api/ps to tell its size before
  * it is served as its hints have it: Ollama holds /api/ps while a runner
  * exits, and a backend may not answer it at all for connect_timeout and
@@ -153,7 +156,7 @@ struct broker {
 	struct ollama *backend;
 	struct ipc_server *server;
 	struct policy *policy;
-	int stop_unloads; /* at a stop, unloads not answered yet */
+	int stop_releases; /* at a stop, models not answered yet */
 	struct bmodel models[POLICY_MODELS_MAX];
 	int nmodels;
 	struct job_list jobs; /* waiting in the policy, or running */
@@ -2243,69 +2246,74 @@ plan_models(struct broker *b)
 	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, msg_clock_ms());
 }
 
-struct stop_unload {
+struct stop_release {
 	struct broker *b;
 	const char *name;
 };
 
 static void
-stop_unload_done(void *arg, struct ollama_result *res)
+stop_release_done(void *arg, struct ollama_result *res)
 {
-	struct stop_unload *u = arg;
-	struct broker *b = u->b;
+	struct stop_release *r = arg;
+	struct broker *b = r->b;
 
 	if (res->outcome != OLLAMA_OK && res->outcome != OLLAMA_NO_MODEL)
-		log_warnx("stopping: unload of %s: %s", u->name, res->error);
+		log_warnx("stopping: %s: %s", r->name, res->error);
 	ollama_result_free(res);
-	if (--b->stop_unloads == 0)
+	if (--b->stop_releases == 0)
 		ev_break(b->loop, EVBREAK_ONE);
 }
 
 static void
-stop_unload_late(struct ev_loop *loop, ev_timer *w, int revents)
+stop_release_late(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct broker *b = w->data;
 
 	(void)revents;
-	log_warnx("stopping: %d unloads not answered within %g s: their "
-	          "models may stay loaded",
-	    b->stop_unloads, STOP_UNLOAD_S);
+	log_warnx("stopping: %d models not answered within %g s: they may "
+	          "stay loaded",
+	    b->stop_releases, STOP_RELEASE_S);
 	ev_break(loop, EVBREAK_ONE);
 }
 
 /*
- * At an orderly stop, the models the broker loaded go: it loaded them
- * with keep_alive -1, and Ollama would keep them in VRAM for good, after
- * the broker and its plan are gone. Runs still under way were cut with
- * the backend's connections. What Ollama does not answer within
- * STOP_UNLOAD_S is left; another SIGTERM ends the wait.
+ * At an orderly stop, the models the broker loaded are left to Ollama's
+ * own keep-alive, as any client's: loaded with keep_alive -1, they would
+ * stay in VRAM for good once the broker and its plan are gone. Not
+ * unloaded: a fleet started again within STOP_KEEP_ALIVE_S finds them
+ * loaded. Runs still under way were cut with the backend's connections.
+ * What Ollama does not answer within STOP_RELEASE_S is left; another
+ * SIGTERM ends the wait.
  */
 static void
-unload_at_stop(struct broker *b, const struct ollama_timeouts *t)
+release_at_stop(struct broker *b, const struct ollama_timeouts *t)
 {
 	struct ollama *backend = ollama_new(b->loop, b->conf.backend_url, t);
 	/* Here, as a call left unanswered is dropped with the backend. */
-	struct stop_unload unloads[POLICY_MODELS_MAX];
+	struct stop_release releases[POLICY_MODELS_MAX];
 	ev_timer late;
 
 	for (int k = 0; k < b->nmodels; k++) {
-		struct ollama_call call = model_io_call(b, k, 0);
-
+		struct ollama_call call = model_io_call(b, k, 1);
 		enum model_state state = policy_model_state(b->policy, k);
 
-		if (state == MODEL_UNLOADED || state == MODEL_MISSING)
+		/* One unloading is on its way out already. */
+		if (state != MODEL_LOADING && state != MODEL_RESIDENT &&
+		    state != MODEL_DRAINING)
 			continue;
-		unloads[k] = (struct stop_unload){b, b->models[k].name};
-		log_info("stopping: unloading %s", b->models[k].name);
+		call.keep_alive_s = STOP_KEEP_ALIVE_S;
+		releases[k] = (struct stop_release){b, b->models[k].name};
+		log_info("stopping: %s left to Ollama's keep-alive of %ds",
+		    b->models[k].name, STOP_KEEP_ALIVE_S);
 		if (ollama_generate(
-		        backend, &call, stop_unload_done, &unloads[k]) != 0)
-			log_warnx(
-			    "stopping: cannot unload %s", b->models[k].name);
+		        backend, &call, stop_release_done, &releases[k]) != 0)
+			log_warnx("stopping: %s: cannot reach the backend",
+			    b->models[k].name);
 		else
-			b->stop_unloads++;
+			b->stop_releases++;
 	}
-	if (b->stop_unloads > 0) {
-		ev_timer_init(&late, stop_unload_late, STOP_UNLOAD_S, 0);
+	if (b->stop_releases > 0) {
+		ev_timer_init(&late, stop_release_late, STOP_RELEASE_S, 0);
 		late.data = b;
 		ev_timer_start(b->loop, &late);
 		ev_run(b->loop, 0);
@@ -2382,8 +2390,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	/* No call's end is reported past this. */
 	ollama_free(b->backend);
 	t.connect_ms = t.first_byte_ms = t.stall_ms = t.answer_ms =
-	    (int64_t)(STOP_UNLOAD_S * 1000);
-	unload_at_stop(b, &t);
+	    (int64_t)(STOP_RELEASE_S * 1000);
+	release_at_stop(b, &t);
 	for (int k = 0; k < b->nmodels; k++)
 		if (b->models[k].io != NULL) {
 			ev_timer_stop(loop, &b->models[k].io->pause);
