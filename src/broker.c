@@ -156,7 +156,6 @@ struct broker {
 	struct ollama *backend;
 	struct ipc_server *server;
 	struct policy *policy;
-	int stop_releases; /* at a stop, models not answered yet */
 	struct bmodel models[POLICY_MODELS_MAX];
 	int nmodels;
 	struct job_list jobs; /* waiting in the policy, or running */
@@ -2246,33 +2245,39 @@ plan_models(struct broker *b)
 	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, msg_clock_ms());
 }
 
+/* The models an orderly stop leaves to Ollama's keep-alive, on a loop of
+ * its own. */
 struct stop_release {
-	struct broker *b;
+	struct ev_loop *loop;
+	int unanswered;
+};
+
+struct stop_model {
+	struct stop_release *r;
 	const char *name;
 };
 
 static void
 stop_release_done(void *arg, struct ollama_result *res)
 {
-	struct stop_release *r = arg;
-	struct broker *b = r->b;
+	struct stop_model *m = arg;
 
 	if (res->outcome != OLLAMA_OK && res->outcome != OLLAMA_NO_MODEL)
-		log_warnx("stopping: %s: %s", r->name, res->error);
+		log_warnx("stopping: %s: %s", m->name, res->error);
 	ollama_result_free(res);
-	if (--b->stop_releases == 0)
-		ev_break(b->loop, EVBREAK_ONE);
+	if (--m->r->unanswered == 0)
+		ev_break(m->r->loop, EVBREAK_ONE);
 }
 
 static void
 stop_release_late(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct broker *b = w->data;
+	struct stop_release *r = w->data;
 
 	(void)revents;
 	log_warnx("stopping: %d models not answered within %g s: they may "
 	          "stay loaded",
-	    b->stop_releases, STOP_RELEASE_S);
+	    r->unanswered, STOP_RELEASE_S);
 	ev_break(loop, EVBREAK_ONE);
 }
 
@@ -2282,17 +2287,24 @@ stop_release_late(struct ev_loop *loop, ev_timer *w, int revents)
  * stay in VRAM for good once the broker and its plan are gone. Not
  * unloaded: a fleet started again within STOP_KEEP_ALIVE_S finds them
  * loaded. Runs still under way were cut with the backend's connections.
- * What Ollama does not answer within STOP_RELEASE_S is left; another
- * SIGTERM ends the wait.
+ * On a loop of its own, which the broker's other watchers (a load's
+ * pause, the hub) cannot wake: what Ollama does not answer within
+ * STOP_RELEASE_S is left.
  */
 static void
 release_at_stop(struct broker *b, const struct ollama_timeouts *t)
 {
-	struct ollama *backend = ollama_new(b->loop, b->conf.backend_url, t);
+	struct stop_release r = {ev_loop_new(EVFLAG_AUTO), 0};
 	/* Here, as a call left unanswered is dropped with the backend. */
-	struct stop_release releases[POLICY_MODELS_MAX];
+	struct stop_model models[POLICY_MODELS_MAX];
+	struct ollama *backend;
 	ev_timer late;
 
+	if (r.loop == NULL) {
+		log_warnx("stopping: no loop to leave the models with");
+		return;
+	}
+	backend = ollama_new(r.loop, b->conf.backend_url, t);
 	for (int k = 0; k < b->nmodels; k++) {
 		struct ollama_call call = model_io_call(b, k, 1);
 		enum model_state state = policy_model_state(b->policy, k);
@@ -2302,24 +2314,25 @@ release_at_stop(struct broker *b, const struct ollama_timeouts *t)
 		    state != MODEL_DRAINING)
 			continue;
 		call.keep_alive_s = STOP_KEEP_ALIVE_S;
-		releases[k] = (struct stop_release){b, b->models[k].name};
+		models[k] = (struct stop_model){&r, b->models[k].name};
 		log_info("stopping: %s left to Ollama's keep-alive of %ds",
 		    b->models[k].name, STOP_KEEP_ALIVE_S);
 		if (ollama_generate(
-		        backend, &call, stop_release_done, &releases[k]) != 0)
+		        backend, &call, stop_release_done, &models[k]) != 0)
 			log_warnx("stopping: %s: cannot reach the backend",
 			    b->models[k].name);
 		else
-			b->stop_releases++;
+			r.unanswered++;
 	}
-	if (b->stop_releases > 0) {
+	if (r.unanswered > 0) {
 		ev_timer_init(&late, stop_release_late, STOP_RELEASE_S, 0);
-		late.data = b;
-		ev_timer_start(b->loop, &late);
-		ev_run(b->loop, 0);
-		ev_timer_stop(b->loop, &late);
+		late.data = &r;
+		ev_timer_start(r.loop, &late);
+		ev_run(r.loop, 0);
+		ev_timer_stop(r.loop, &late);
 	}
 	ollama_free(backend);
+	ev_loop_destroy(r.loop);
 }
 
 int
