@@ -175,5 +175,19 @@ check "demo says which Ollama it uses" has "$out" "Ollama answers on $URL_ollama
 check "demo leaves the emulator out when Ollama answers" \
 	demo_ran "ollamax-supervisor ollamaxctl "
 check "demo's broker asked that Ollama" asked_by_the_broker
+nothing_lacking() { case "$out" in *" lacks "*) grep " lacks " <<<"$out"; return 1 ;; esac; }
+check "and finds the tiers' models there, saying nothing of them" nothing_lacking
+# An Ollama without the tiers' models: the demo names them before their
+# agents' runs fail one by one in the log.
+python3 - "$ROOT/conf/emu-models.ini" "$TMP/one-model.ini" <<'PY'
+import re, sys
+sections = re.split(r"(?m)^(?=\[)", open(sys.argv[1]).read())
+open(sys.argv[2], "w").write("".join(s for s in sections if s.startswith("[qwen2.5-coder:7b]")))
+PY
+start_emu sparse --catalog "$TMP/one-model.ini"
+sparse_demo() { OLLAMA_HOST=${URL_sparse#http://} demo_for_3s; }
+check "demo against an Ollama that lacks models runs" sparse_demo
+check "and names them, and what to do" has "$out" \
+	"Ollama on $URL_sparse lacks deepseek-r1:8b, tinyllama: the agents of their tiers fall back down the tiers' chains or fail; ollama pull them, or run scripts/demo --emu."
 
 finish
