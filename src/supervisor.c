@@ -1630,15 +1630,20 @@ shown_path(const char *path, char *shown, size_t size)
 static void __attribute__((format(printf, 3, 4)))
 problem(char *first, size_t len, const char *fmt, ...)
 {
-	char line[1024];
+	char *line;
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	/* Whole: it may name two paths of PATH_MAX. */
+	n = vasprintf(&line, fmt, ap);
 	va_end(ap);
-	log_warnx("%s", line);
+	if (n < 0)
+		fatal("out of memory");
+	log_warnx("reload: %s", line);
 	if (first[0] == '\0')
-		snprintf(first, len, "%.500s", line + strlen("reload: "));
+		snprintf(first, len, "%.500s", line);
+	free(line);
 }
 
 /*
@@ -1708,7 +1713,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 			i++;
 		} else {
 			problem(first, sizeof(first),
-			    "reload: %s: agent %s not stopped: %s",
+			    "%s: agent %s not stopped: %s",
 			    shown_path(p->m.path, shown, sizeof(shown)),
 			    p->m.name, why);
 			bad++;
@@ -1738,7 +1743,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 			/* Its own file still names it, but has errors: the
 			 * agent runs on as it was, and keeps its name. */
 			problem(first, sizeof(first),
-			    "reload: %s:%d: name: \"%s\" is %s's, which "
+			    "%s:%d: name: \"%s\" is %s's, which "
 			    "runs it: left out",
 			    shown_path(m->path, shown, sizeof(shown)),
 			    m->line_of_name, m->name,
@@ -1755,7 +1760,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 			/* Someone started it by hand: replacing it behind
 			 * their back would lose what they chose. */
 			problem(first, sizeof(first),
-			    "reload: %s:%d: agent %s runs from %s (spawn "
+			    "%s:%d: agent %s runs from %s (spawn "
 			    "-f): kill it to start this one",
 			    shown_path(m->path, shown, sizeof(shown)),
 			    m->line_of_name, m->name,
@@ -1767,8 +1772,8 @@ reload(struct supervisor *s, char *summary, size_t len)
 		}
 		kind = p != NULL && p->alive ? CMD_RESPAWN : CMD_SPAWN;
 		if (senders_problem(s, m, &f, why, sizeof(why)) != 0) {
-			problem(first, sizeof(first), "reload: %s: agent %s %s",
-			    why, m->name,
+			problem(first, sizeof(first), "%s: agent %s %s", why,
+			    m->name,
 			    kind == CMD_SPAWN ? "left out"
 			                      : "keeps running as it was");
 			bad++;
@@ -1778,7 +1783,7 @@ reload(struct supervisor *s, char *summary, size_t len)
 		if (agent_command(s, NULL, kind, name, m, NULL, 0, 0, why,
 		        sizeof(why)) != 0) {
 			problem(first, sizeof(first),
-			    "reload: %s:%d: agent %s not %s: %s",
+			    "%s:%d: agent %s not %s: %s",
 			    shown_path(m->path, shown, sizeof(shown)),
 			    m->line_of_name, name,
 			    kind == CMD_SPAWN ? "started" : "changed", why);
