@@ -129,7 +129,9 @@ demo_refuses_host() {
 check "demo refuses OLLAMA_HOST=localhost:ollama" demo_refuses_host \
 	localhost:ollama "OLLAMA_HOST=localhost:ollama: the port is not a number up to 65535"
 check "demo refuses OLLAMA_HOST=ftp://localhost" demo_refuses_host \
-	ftp://localhost "OLLAMA_HOST=ftp://localhost: not [http[s]://]HOST[:PORT]"
+	ftp://localhost "OLLAMA_HOST=ftp://localhost: not [http[s]://]HOST[:PORT][/PATH]"
+check "demo refuses OLLAMA_HOST with a '?' in its path" demo_refuses_host \
+	"localhost/api?x" "OLLAMA_HOST=localhost/api?x: its path has a blank, '?' or '#'"
 # The demo runs what scripts/setup built, in $OLLAMAX_BUILD: here a build
 # dir whose make does nothing and whose programs note that they ran.
 mkdir -p "$TMP/b"
@@ -177,6 +179,12 @@ check "demo leaves the emulator out when Ollama answers" \
 check "demo's broker asked that Ollama" asked_by_the_broker
 nothing_lacking() { case "$out" in *" lacks "*) grep " lacks " <<<"$out"; return 1 ;; esac; }
 check "and finds the tiers' models there, saying nothing of them" nothing_lacking
+# A path (an Ollama behind a proxy's prefix) is kept, as Ollama keeps it:
+# under this one no Ollama answers.
+prefixed_demo_for_3s() { OLLAMA_HOST=$OLLAMA_HOST/under/a/prefix/ demo_for_3s; }
+check "demo takes OLLAMA_HOST with a path" prefixed_demo_for_3s
+check "and looks for Ollama under that path" \
+	has "$out" "No Ollama on $URL_ollama/under/a/prefix: using the bundled ollamax-emu"
 # An Ollama without the tiers' models: the demo names them before their
 # agents' runs fail one by one in the log.
 python3 - "$ROOT/conf/emu-models.ini" "$TMP/one-model.ini" <<'PY'
