@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +51,36 @@ log_init(const char *progname, int use_syslog)
 	log_to_syslog = use_syslog;
 	if (use_syslog)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+const char *
+log_syslog_unheard(char *why, size_t len)
+{
+	/* glibc tries a datagram socket first, then a stream one. */
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int err = 0;
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", _PATH_LOG);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0), rv;
+
+		if (fd < 0) {
+			err = errno;
+			break;
+		}
+		rv = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+		err = rv == 0 ? 0 : errno;
+		close(fd);
+		if (rv == 0)
+			return NULL;
+		/* A socket of the other type. */
+		if (err != EPROTOTYPE)
+			break;
+	}
+	snprintf(why, len, "nothing takes syslog's messages on %s (%s)",
+	    _PATH_LOG, strerror(err));
+	return why;
 }
 
 void

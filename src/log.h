@@ -8,6 +8,7 @@
 #define OLLAMAX_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -18,6 +19,9 @@ enum log_level {
 
 /* Sets the program name shown in each line and where lines go. */
 void log_init(const char *progname, int use_syslog);
+/* Why syslog's messages would be lost, in why, or NULL when something
+ * takes them: glibc drops them unsaid where nothing listens on _PATH_LOG. */
+const char *log_syslog_unheard(char *why, size_t len);
 /* Takes the level from $OLLAMAX_LOG (error|warn|info|debug), else info. */
 void log_level_from_env(void);
 /* Lines above this level are dropped. */

@@ -2353,6 +2353,14 @@ daemonize(const sigset_t *waiter_mask)
 	char buf[512];
 	ssize_t n, got = 0;
 
+	/* Past this point nothing reaches the terminal: a log that would go
+	 * nowhere is said while it still can be. */
+	if (log_syslog_unheard(buf, sizeof(buf)) != NULL)
+		fprintf(stderr,
+		    "ollamax-supervisor: warning: %s: the daemon's log is "
+		    "lost; run it in the foreground, where its log goes to "
+		    "standard error\n",
+		    buf);
 	/* Close-on-exec: the children must not hold the pipe open. */
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		fatal("pipe");

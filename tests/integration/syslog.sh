@@ -48,7 +48,7 @@ cat >"$TMP/in-namespace.sh" <<'SH'
 set -eu
 tmp=$1
 shift
-mkdir "$tmp/host-dev"
+mkdir -p "$tmp/host-dev"
 mount --rbind /dev "$tmp/host-dev"
 mount -t tmpfs -o mode=755 ollamax-test-dev /dev
 for node in null zero full random urandom tty; do
@@ -60,8 +60,10 @@ for dir in pts shm; do
 	mount --rbind "$tmp/host-dev/$dir" "/dev/$dir"
 done
 ln -s /proc/self/fd /dev/fd
-touch /dev/log
-mount --bind "$tmp/log.sock" /dev/log
+if [ -z "${NO_DEV_LOG:-}" ]; then
+	touch /dev/log
+	mount --bind "$tmp/log.sock" /dev/log
+fi
 exec "$@"
 SH
 daemon_starts() {
@@ -128,4 +130,18 @@ last_of_supervisor() {
 	return 1
 }
 check "the supervisor's last line says it stopped" last_of_supervisor
+
+# Where nothing takes syslog's messages, the daemon says so before it
+# detaches: past that point its log would be lost unsaid.
+daemon_without_syslog() {
+	NO_DEV_LOG=1 "${MOUNT_NS[@]}" sh "$TMP/in-namespace.sh" "$TMP" \
+		"$SUP" -c "$TMP/ollamax.conf" start --daemon >"$TMP/unheard.out" 2>&1
+}
+check "start --daemon without a /dev/log returns 0 once it is ready" daemon_without_syslog
+check "and says first that its log is lost, and why" grep -qF \
+	"ollamax-supervisor: warning: nothing takes syslog's messages on /dev/log (No such file or directory): the daemon's log is lost" "$TMP/unheard.out"
+sup_pid=$(cat "$TMP/run/supervisor.pid" 2>/dev/null || echo 0)
+[ "$sup_pid" -gt 1 ] && PIDS+=("$sup_pid")
+check "that daemon is stopped" "$CTL" -c "$TMP/ollamax.conf" stop
+check "and is gone" gone_within 10 "$sup_pid"
 finish
