@@ -124,6 +124,9 @@ struct worker {
 	uint64_t rng;
 	int stopping;
 	ev_timer report;
+	/* At the earliest deadline of the waited runs, to the ms: the one
+	 * waiting gives up a second after it, and hears why first. */
+	ev_timer deadlines;
 };
 
 static double
@@ -310,6 +313,23 @@ drops_text(const struct agent *a, const char *input)
 	return input[0] != '\0' && !template_uses(a->m.prompt, "input");
 }
 
+/* Sees to it that the worker looks at its waited runs by until_ms. */
+static void
+deadline_arm(struct worker *w, int64_t until_ms)
+{
+	/* Past it by a ms at least: msg_late_ms counts it late only then. */
+	double after = (double)(until_ms + 1 - msg_clock_ms()) / 1000.0;
+
+	if (after < 0)
+		after = 0;
+	if (ev_is_active(&w->deadlines) &&
+	    ev_timer_remaining(w->loop, &w->deadlines) <= after)
+		return;
+	ev_timer_stop(w->loop, &w->deadlines);
+	ev_timer_set(&w->deadlines, after, 0);
+	ev_timer_start(w->loop, &w->deadlines);
+}
+
 /* Puts a message in a's inbox; -1 with why when it is full, or its text
  * would be dropped. */
 static int
@@ -336,6 +356,8 @@ inbox_put(struct agent *a, const char *from, const char *input,
 	msg->until_ms = until_ms;
 	TAILQ_INSERT_TAIL(&a->inbox, msg, link);
 	a->inbox_len++;
+	if (waiter != NULL && until_ms != 0)
+		deadline_arm(a->w, until_ms);
 	agent_wake(a);
 	return 0;
 }
@@ -388,6 +410,39 @@ inbox_drop_late(struct agent *a)
 		log_warnx("%s", why);
 		message_free(msg, why);
 	}
+}
+
+/* The earlier of a deadline so far (0: none) and msg's, if it is waited
+ * for. */
+static int64_t
+earlier_deadline(int64_t so_far, const struct message *msg)
+{
+	if (msg == NULL || msg->waiter == NULL || msg->until_ms == 0)
+		return so_far;
+	return so_far == 0 || msg->until_ms < so_far ? msg->until_ms : so_far;
+}
+
+/* Lets go of the waited runs past their deadline, and looks again at the
+ * next one's. */
+static void
+deadlines_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	struct agent *a;
+	struct message *msg;
+	int64_t next = 0;
+
+	(void)loop;
+	(void)revents;
+	TAILQ_FOREACH(a, &w->agents, link) {
+		inbox_drop_late(a);
+		waiter_drop_late(a);
+		next = earlier_deadline(next, a->input);
+		TAILQ_FOREACH(msg, &a->inbox, link)
+			next = earlier_deadline(next, msg);
+	}
+	if (next != 0)
+		deadline_arm(w, next);
 }
 
 static void
@@ -706,8 +761,6 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (!w->hub->ready)
 		return;
 	TAILQ_FOREACH(a, &w->agents, link) {
-		inbox_drop_late(a);
-		waiter_drop_late(a);
 		r.agents += !task_finished(a->task);
 		r.agents_failing += a->last_failed;
 		r.served += (int64_t)(a->runs - a->failures);
@@ -1210,6 +1263,7 @@ worker_stop(struct worker *w)
 
 	w->stopping = 1;
 	ev_timer_stop(w->loop, &w->report);
+	ev_timer_stop(w->loop, &w->deadlines);
 	while ((a = TAILQ_FIRST(&w->agents)) != NULL)
 		agent_kill(w, a, NULL, NULL);
 	if (w->commands != NULL)
@@ -1241,6 +1295,8 @@ worker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	if (mkdir(w->state_dir, 0700) != 0 && errno != EEXIST)
 		log_warn("cannot create %s", w->state_dir);
 	TAILQ_INIT(&w->agents);
+	ev_init(&w->deadlines, deadlines_cb);
+	w->deadlines.data = w;
 	snprintf(url, sizeof(url), "ipc://%s/broker.sock", runtime);
 	w->broker = ipc_dial(loop, url);
 	if (w->broker == NULL)

@@ -1133,7 +1133,11 @@ agents_kept() {
 			{ echo "      $name: exit $rc: $out"; return 1; }
 	done
 }
+queued=$("$CTL" -c "$TMP/ollamax.conf" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["broker"]["queued"])')
 check "and their workers still have the agents" agents_kept
+# Their runs, begun, wait for the backend: the counts a run held is
+# measured against below include them once the broker has reported them.
+check "  whose runs wait in the broker" status_until "s['broker']['queued'] >= $queued + 2"
 # A waited run whose connection the supervisor cuts once it has the run
 # (its listener put back after a client hung up halfway through
 # connecting) is sent again under its id: the copy waits for the run
