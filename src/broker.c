@@ -194,6 +194,11 @@ struct broker {
 	} foreign[OLLAMA_PS_MAX];
 	int nforeign;
 	int ps_failing; /* the latest /api/ps did not answer */
+	/* What the latest call to end found of the backend, for status: see
+	 * msg_report. */
+	int backend_state;
+	int64_t backend_away_since;
+	char backend_error[MSG_BACKEND_ERROR_MAX];
 	/*
 	 * The latest cancels, for a request that comes after its own: a
 	 * worker's frames reach the loop through several contexts, in no
@@ -574,25 +579,6 @@ load_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	free(io);
 }
 
-/*
- * A status that tells of the backend, not of the model: none (nobody
- * answers), 200 with an answer that stalled or broke off (the
- * connection's fault: a load's answer is one line), a gateway's 502 or
- * 504, Ollama's 503 (its queue is full), a proxy's 408 or 429. A load that
- * keeps getting one waits for the backend; any other failure is the
- * model's, and what waits for it falls back. A 200 with a line that is not
- * Ollama's is no connection's fault: what answers there would answer so
- * for good, and what waits for the load would wait for good.
- */
-static int
-away_or_busy(const struct ollama_result *res)
-{
-	int s = res->http_status;
-
-	return s == 0 || (s == 200 && !res->garbled) || s == 408 || s == 429 ||
-	    s == 502 || s == 503 || s == 504;
-}
-
 /* The context Ollama gives a model that reads images, at least. */
 #define VISION_MIN_CTX 2048
 
@@ -836,10 +822,13 @@ load_done(void *arg, struct ollama_result *res)
 		ev_timer_start(b->loop, &io->pause);
 		ollama_result_free(res);
 		return;
-	} else if (res->outcome == OLLAMA_UNAVAILABLE && away_or_busy(res)) {
+	} else if (ollama_backend_failed(res)) {
 		/* The backend is away: the policy hears of it after a pause,
 		 * so that its next try is not at once; the pause doubles
-		 * while it stays away, so that its log does not flood. */
+		 * while it stays away, so that its log does not flood. Any
+		 * other failure is the model's (a 200 that is not Ollama's
+		 * would answer so for good, and what waits for the load
+		 * would wait for good). */
 		int pause = LOAD_PAUSE_S << (m->pauses < 5 ? m->pauses : 5);
 
 		if (pause > LOAD_PAUSE_MAX_S)
@@ -2024,6 +2013,29 @@ ps_seen(void *arg, const struct ollama_ps *ps, const char *error)
 	apply(b);
 }
 
+/*
+ * Each call's end: the backend answers, or it cannot be reached since the
+ * first call of a row that could not reach it ended. /api/ps is asked
+ * every second, so that either is told soon; a backend that takes
+ * connections and answers nothing, at the calls' timeouts.
+ */
+static void
+backend_heard(void *arg, const char *error)
+{
+	struct broker *b = arg;
+
+	if (error == NULL) {
+		b->backend_state = BACKEND_REACHABLE;
+		b->backend_away_since = 0;
+		b->backend_error[0] = '\0';
+		return;
+	}
+	if (b->backend_state != BACKEND_UNREACHABLE)
+		b->backend_away_since = msg_clock_ms();
+	b->backend_state = BACKEND_UNREACHABLE;
+	snprintf(b->backend_error, sizeof(b->backend_error), "%s", error);
+}
+
 static void
 report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -2076,6 +2088,10 @@ report_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			snprintf(r.outside[r.noutside++], sizeof(r.outside[0]),
 			    "%s", name);
 	}
+	r.backend = b->backend_state;
+	r.backend_away_since = b->backend_away_since;
+	snprintf(
+	    r.backend_error, sizeof(r.backend_error), "%s", b->backend_error);
 	hub_report(b->hub, &r);
 	/* What is loaded, for the next report: the backend knows best. */
 	ask_ps(b);
@@ -2356,6 +2372,7 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	t.stall_ms = b->conf.stall_timeout_ms;
 	t.answer_ms = b->conf.answer_timeout_ms;
 	b->backend = ollama_new(loop, b->conf.backend_url, &t);
+	ollama_on_heard(b->backend, backend_heard, b);
 	ev_init(&b->wakeup, wakeup_cb);
 	b->wakeup.data = b;
 	ev_init(&b->unload_poll, unload_poll_cb);

@@ -880,7 +880,7 @@ msg_ctl_reply_free(struct msg_ctl_reply *m)
 void
 msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 {
-	msg_begin(w, MSG_REPORT, 19);
+	msg_begin(w, MSG_REPORT, 22);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "index", m->index);
 	msg_put_int(w, "pid", m->pid);
@@ -917,6 +917,9 @@ msg_report_encode(struct msg_writer *w, const struct msg_report *m)
 		msg_put_int(w, "loads", mr->loads);
 		msg_put_bool(w, "pin", mr->pin);
 	}
+	msg_put_int(w, "backend", m->backend);
+	msg_put_int(w, "backend_away_since", m->backend_away_since);
+	msg_put_str(w, "backend_error", m->backend_error);
 }
 
 /* The words of policy_switch_reason_name, bar "none": an empty reason
@@ -977,7 +980,7 @@ enum msg_error
 msg_report_decode(struct msg_reader *r, struct msg_report *m)
 {
 	const msgpack_object_array *resident, *outside, *models;
-	int64_t role = 0, index = 0;
+	int64_t role = 0, index = 0, backend = BACKEND_UNKNOWN;
 	enum msg_error e;
 
 	memset(m, 0, sizeof(*m));
@@ -1007,11 +1010,21 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 	    (e = msg_get_double(
 	         r, "offered_load", &m->offered_load, 0, DBL_MAX, 0)) ||
 	    (e = msg_get_bool(r, "overloaded", &m->overloaded, 0)) ||
-	    (e = get_array(r, "models", &models, MSG_MODELS_MAX, 0)))
+	    (e = get_array(r, "models", &models, MSG_MODELS_MAX, 0)) ||
+	    (e = msg_get_int(r, "backend", &backend, BACKEND_UNKNOWN,
+	         BACKEND_UNREACHABLE, 0)) ||
+	    (e = msg_get_int(r, "backend_away_since", &m->backend_away_since, 0,
+	         INT64_MAX, 0)) ||
+	    (e = msg_get_str(r, "backend_error", m->backend_error,
+	         sizeof(m->backend_error), 0)))
 		return e;
 	if (!is_switch_reason(m->next_switch_why))
 		return fail(r, MSG_E_FIELD_RANGE, "next_switch_why",
 		    "not a switch reason");
+	/* Status counts how long from it. */
+	if (backend == BACKEND_UNREACHABLE && m->backend_away_since == 0)
+		return fail(r, MSG_E_FIELD_MISSING, "backend_away_since",
+		    "none given for a backend that cannot be reached");
 	for (uint32_t i = 0; models != NULL && i < models->size; i++) {
 		struct msg_reader item;
 
@@ -1028,6 +1041,7 @@ msg_report_decode(struct msg_reader *r, struct msg_report *m)
 		return e;
 	m->role = (int)role;
 	m->index = (int)index;
+	m->backend = (int)backend;
 	return MSG_OK;
 }
 

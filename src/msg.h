@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 14
+#define MSG_VERSION 15
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which
@@ -42,6 +42,8 @@ int64_t msg_late_ms(int64_t until_ms);
 /* Models a report can name as resident, or describe. */
 #define MSG_RESIDENT_MAX 16
 #define MSG_MODELS_MAX 32
+/* Longest text of why the backend cannot be reached a report carries. */
+#define MSG_BACKEND_ERROR_MAX 256
 
 enum msg_type {
 	MSG_HELLO = 1,  /* child -> supervisor: role, index, pid */
@@ -227,6 +229,10 @@ struct msg_ctl_reply {
 	int from_supervisor;
 };
 
+/* Whether the backend answers, as the latest of the broker's calls to it
+ * found: unknown until one of them has ended. */
+enum msg_backend { BACKEND_UNKNOWN, BACKEND_REACHABLE, BACKEND_UNREACHABLE };
+
 struct msg_report {
 	int role; /* enum msg_role */
 	int index;
@@ -262,6 +268,11 @@ struct msg_report {
 		int64_t loads;
 		int pin;
 	} models[MSG_MODELS_MAX];
+	/* broker: whether the backend answers (enum msg_backend); while it
+	 * does not, since when (msg_clock_ms) and why */
+	int backend;
+	int64_t backend_away_since;
+	char backend_error[MSG_BACKEND_ERROR_MAX];
 };
 
 /*

@@ -55,6 +55,8 @@ struct ollama {
 	char show_url[512];
 	struct ollama_timeouts t;
 	LIST_HEAD(, call) calls; /* in flight */
+	ollama_heard_fn heard;
+	void *heard_arg;
 };
 
 struct call {
@@ -562,6 +564,36 @@ list_refusal(const struct call *c, long status, const char *redirect, char *why,
 	ollama_result_free(&said);
 }
 
+/* See ollama_backend_failed; garbled: a body of 200 that is not
+ * Ollama's. */
+static int
+backend_at_fault(long status, int garbled)
+{
+	return status == 0 || (status == 200 && !garbled) || status == 408 ||
+	    status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+int
+ollama_backend_failed(const struct ollama_result *res)
+{
+	return res->outcome == OLLAMA_UNAVAILABLE &&
+	    backend_at_fault(res->http_status, res->garbled);
+}
+
+void
+ollama_on_heard(struct ollama *o, ollama_heard_fn fn, void *arg)
+{
+	o->heard = fn;
+	o->heard_arg = arg;
+}
+
+static void
+heard(const struct ollama *o, const char *error)
+{
+	if (o->heard != NULL)
+		o->heard(o->heard_arg, error);
+}
+
 static void
 call_finish(struct call *c, CURLcode cc)
 {
@@ -574,7 +606,8 @@ call_finish(struct call *c, CURLcode cc)
 		struct ollama_ps ps;
 		struct ollama_show show;
 		char why[1024], redirect[320];
-		int ok = cc == CURLE_OK && status == 200 &&
+		int away,
+		    ok = cc == CURLE_OK && status == 200 &&
 		    (c->ps_fn != NULL ? ollama_parse_ps(&ps, c->line,
 		                            c->line_len, c->wanted, c->arg)
 		                      : ollama_parse_show(
@@ -592,6 +625,10 @@ call_finish(struct call *c, CURLcode cc)
 			    c->ps_fn != NULL ? "a list of models"
 			                     : "a model's details");
 		call_release(c);
+		/* A whole body of 200 that is none is not Ollama's. */
+		away = !ok &&
+		    backend_at_fault(status, cc == CURLE_OK && status == 200);
+		heard(c->o, away ? why : NULL);
 		if (c->ps_fn != NULL)
 			c->ps_fn(c->arg, ok ? &ps : NULL, ok ? NULL : why);
 		else
@@ -663,6 +700,7 @@ call_finish(struct call *c, CURLcode cc)
 		tidy_error(res->error);
 	}
 	call_release(c);
+	heard(c->o, ollama_backend_failed(res) ? res->error : NULL);
 	c->fn(c->arg, res);
 	free(c);
 }

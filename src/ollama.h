@@ -55,6 +55,24 @@ struct ollama_result {
 
 typedef void (*ollama_done_fn)(void *arg, struct ollama_result *res);
 
+/*
+ * Whether a failed call tells of the backend, not of what it asked: no
+ * status (nobody answers), 200 with an answer that stalled or broke off
+ * (the connection's fault: a load's answer is one line), a gateway's 502
+ * or 504, Ollama's 503 (its queue is full), a proxy's 408 or 429. A 200
+ * with a line that is not Ollama's is no connection's fault: what answers
+ * there would answer so for good.
+ */
+int ollama_backend_failed(const struct ollama_result *res);
+
+/*
+ * Told as each call ends, before its own fn: error is NULL when the
+ * backend answered (whatever it said of the model or the request), else
+ * why it did not, as ollama_backend_failed judges.
+ */
+typedef void (*ollama_heard_fn)(void *arg, const char *error);
+void ollama_on_heard(struct ollama *o, ollama_heard_fn fn, void *arg);
+
 /* keep_alive: what a call sends (seconds; negative keeps the model loaded
  * for good), or this to send none and leave Ollama's default. */
 #define OLLAMA_KEEP_DEFAULT INT_MIN

@@ -65,6 +65,33 @@ static const char usage_text[] =
     "Options may also follow COMMAND, up to its NAME; what follows NAME is\n"
     "TEXT, whatever it starts with.\n";
 
+/*
+ * The line on the backend of status and queue, from their backend_state:
+ * while it cannot be reached, since when, why, and what waits for it.
+ */
+static void
+print_backend(const json_t *state, json_int_t waiting)
+{
+	const char *url = json_string_value(json_object_get(state, "url"));
+	const char *what = json_string_value(json_object_get(state, "state"));
+	const char *error = json_string_value(json_object_get(state, "error"));
+	char shown[MSG_BACKEND_ERROR_MAX];
+
+	if (url == NULL)
+		return;
+	printf("backend: %s ", url);
+	if (what == NULL || strcmp(what, "unknown") == 0)
+		printf("not reached yet\n");
+	else if (strcmp(what, "unreachable") != 0)
+		printf("%s\n", what);
+	else
+		printf("unreachable for %lld s: %s; %lld request%s\n",
+		    (long long)json_integer_value(
+		        json_object_get(state, "unreachable_for_s")),
+		    utf8_shown(error ? error : "", shown, sizeof(shown)),
+		    (long long)waiting, waiting == 1 ? " waits" : "s wait");
+}
+
 static void
 print_status(const char *body)
 {
@@ -105,13 +132,15 @@ print_status(const char *body)
 	    (long long)json_integer_value(json_object_get(a, "inbox")));
 	b = json_object_get(j, "broker");
 	printf("broker: %lld of %lld slots busy, %lld queued, %lld served, "
-	       "%lld failed; backend %s\nresident:",
+	       "%lld failed\n",
 	    (long long)json_integer_value(json_object_get(b, "busy")),
 	    (long long)json_integer_value(json_object_get(b, "slots")),
 	    (long long)json_integer_value(json_object_get(b, "queued")),
 	    (long long)json_integer_value(json_object_get(b, "served")),
-	    (long long)json_integer_value(json_object_get(b, "failed")),
-	    json_string_value(json_object_get(b, "backend")));
+	    (long long)json_integer_value(json_object_get(b, "failed")));
+	print_backend(json_object_get(b, "backend_state"),
+	    json_integer_value(json_object_get(b, "queued")));
+	printf("resident:");
 	if (json_array_size(json_object_get(b, "resident")) == 0)
 		printf(" none");
 	json_array_foreach(json_object_get(b, "resident"), i, p) {
@@ -196,10 +225,13 @@ print_queue(const char *body)
 	    (long long)json_integer_value(json_object_get(j, "loads")),
 	    (long long)json_integer_value(json_object_get(j, "unloads")),
 	    next ? next : "none", reason);
-	printf("offered load: %.2f%s\n\n",
+	printf("offered load: %.2f%s\n",
 	    json_number_value(json_object_get(j, "offered_load")),
 	    json_is_true(json_object_get(j, "overloaded")) ? ", overloaded"
 	                                                   : "");
+	print_backend(json_object_get(j, "backend_state"),
+	    json_integer_value(json_object_get(j, "waiting")));
+	printf("\n");
 	printf("%-32s %-9s %7s %7s %7s %11s %5s\n", "MODEL", "STATE", "VRAM_MB",
 	    "RUNNING", "WAITING", "OLDEST_WAIT", "LOADS");
 	json_array_foreach(json_object_get(j, "models"), i, m)

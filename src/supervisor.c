@@ -1056,6 +1056,19 @@ place(struct supervisor *s, struct agent_command *ac)
 	return p;
 }
 
+/* How long the broker's latest report has had the backend unreachable:
+ * -1 when it has it reachable, or has not been told yet. */
+static int64_t
+backend_away_ms(const struct supervisor *s)
+{
+	const struct msg_report *r = &s->children[0].report;
+	int64_t ms = msg_clock_ms() - r->backend_away_since;
+
+	if (r->backend != BACKEND_UNREACHABLE)
+		return -1;
+	return ms > 0 ? ms : 0;
+}
+
 /* run --wait: the run's result goes back whole. */
 static int
 call_wants_body(const struct agent_command *ac, const struct msg_ctl_reply *rep)
@@ -1071,6 +1084,7 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 	struct msg_reader r;
 	struct msg_ctl_reply rep = {0};
 	char why[300];
+	int64_t away_ms;
 
 	if (ipc_taken_unanswered(err) && ac->kind == CMD_SPAWN &&
 	    s->children[ac->worker + 1].pid == ac->worker_pid &&
@@ -1103,6 +1117,19 @@ agent_command_done(void *arg, int err, const void *data, size_t len)
 		return;
 	}
 	msg_close(&r);
+	if (!rep.ok && ac->kind == CMD_RUN && ac->wait &&
+	    (away_ms = backend_away_ms(s)) >= 0) {
+		/* The likely reason a run waited in vain, which the worker
+		 * does not know. */
+		char told[sizeof(rep.error)];
+
+		snprintf(told, sizeof(told),
+		    "%.500s; the backend (%.200s) has been unreachable for "
+		    "%lld s: %.256s",
+		    rep.error, s->conf.backend_url, (long long)(away_ms / 1000),
+		    s->children[0].report.backend_error);
+		memcpy(rep.error, told, sizeof(rep.error));
+	}
 	if (rep.ok) {
 		struct placement *p = placement_find(s, ac->name);
 
@@ -1827,6 +1854,25 @@ json_text(const char *text)
 	return j;
 }
 
+/* The backend as the broker's latest report has it, for status and
+ * queue. */
+static json_t *
+backend_state_json(const struct supervisor *s)
+{
+	static const char *const words[] = {
+	    [BACKEND_UNKNOWN] = "unknown",
+	    [BACKEND_REACHABLE] = "reachable",
+	    [BACKEND_UNREACHABLE] = "unreachable",
+	};
+	const struct msg_report *r = &s->children[0].report;
+	int64_t away_ms = backend_away_ms(s);
+
+	return json_pack("{s:o,s:s,s:I,s:o}", "url",
+	    json_text(s->conf.backend_url), "state", words[r->backend],
+	    "unreachable_for_s", (json_int_t)(away_ms > 0 ? away_ms / 1000 : 0),
+	    "error", away_ms >= 0 ? json_text(r->backend_error) : json_null());
+}
+
 static json_t *
 status_json(struct supervisor *s)
 {
@@ -1871,7 +1917,7 @@ status_json(struct supervisor *s)
 		json_array_append_new(outside, json_string(broker->outside[i]));
 	return json_pack("{s:{s:i,s:I,s:s,s:o,s:I},s:o,s:{s:I,s:I,s:I,s:I},"
 	                 "s:{s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,"
-	                 "s:o,s:o}}",
+	                 "s:o,s:o,s:o}}",
 	    "supervisor", "pid", (int)getpid(), "uptime_s",
 	    (json_int_t)((msg_clock_ms() - s->start_ms) / 1000), "version",
 	    PACKAGE_VERSION, "runtime_dir", json_text(s->runtime), "bad_frames",
@@ -1888,7 +1934,7 @@ status_json(struct supervisor *s)
 	    broker->next_switch_why[0] ? broker->next_switch_why : NULL,
 	    "offered_load", broker->offered_load, "overloaded",
 	    broker->overloaded, "backend", json_text(s->conf.backend_url),
-	    "tiers", tiers);
+	    "backend_state", backend_state_json(s), "tiers", tiers);
 }
 
 /* The broker's plan, as its latest report has it. */
@@ -1910,13 +1956,14 @@ queue_json(struct supervisor *s)
 		        (json_int_t)m->oldest_wait_ms, "loads",
 		        (json_int_t)m->loads, "pinned", m->pin));
 	}
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,s:o}", "slots",
-	    (json_int_t)s->conf.parallel, "busy", (json_int_t)r->busy,
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:s?,s:s?,s:f,s:b,s:o,s:o}",
+	    "slots", (json_int_t)s->conf.parallel, "busy", (json_int_t)r->busy,
 	    "waiting", (json_int_t)r->queued, "loads", (json_int_t)r->loads,
 	    "unloads", (json_int_t)r->unloads, "next_switch",
 	    r->next_switch[0] ? r->next_switch : NULL, "next_switch_why",
 	    r->next_switch_why[0] ? r->next_switch_why : NULL, "offered_load",
-	    r->offered_load, "overloaded", r->overloaded, "models", models);
+	    r->offered_load, "overloaded", r->overloaded, "backend_state",
+	    backend_state_json(s), "models", models);
 }
 
 static json_t *

@@ -1126,6 +1126,52 @@ Test(msg, a_broker_report_survives_a_round_trip_with_its_plan)
 	free(frame);
 }
 
+Test(msg, a_broker_report_tells_whether_the_backend_answers)
+{
+	struct msg_report in = sample_broker_report(), out;
+	struct msg_writer w;
+	struct msg_reader r;
+	size_t len;
+	char *frame;
+
+	in.backend = BACKEND_UNREACHABLE;
+	in.backend_away_since = 123456789;
+	/* The longest error a report carries goes whole. */
+	memset(in.backend_error, 'e', sizeof(in.backend_error) - 1);
+	memcpy(in.backend_error, "http://127.0.0.1:11434/api/ps: ", 31);
+	msg_report_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK, "%s", r.detail);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(out.backend, BACKEND_UNREACHABLE);
+	cr_assert_eq(out.backend_away_since, 123456789);
+	cr_assert_str_eq(out.backend_error, in.backend_error);
+	msg_close(&r);
+	free(frame);
+
+	/* Before the broker's first call ends, nothing is known; a worker's
+	 * report says the same. */
+	in = sample_broker_report();
+	msg_report_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(out.backend, BACKEND_UNKNOWN);
+	cr_assert_eq(out.backend_away_since, 0);
+	cr_assert_str_eq(out.backend_error, "");
+	msg_close(&r);
+	free(frame);
+
+	in.backend = BACKEND_REACHABLE;
+	msg_report_encode(&w, &in);
+	frame = copy_frame(&w, &len);
+	cr_assert_eq(msg_open(&r, frame, len), MSG_OK);
+	cr_assert_eq(msg_report_decode(&r, &out), MSG_OK, "%s", r.detail);
+	cr_assert_eq(out.backend, BACKEND_REACHABLE);
+	msg_close(&r);
+	free(frame);
+}
+
 /* The words are the policy's own: a reason it gains that the codec does
  * not know fails here. */
 Test(msg, every_switch_reason_survives_a_round_trip)
@@ -1196,6 +1242,41 @@ Test(msg, a_report_with_a_bad_switch_reason_or_load_is_refused_by_name)
 	msgpack_pack_int(&w.pk, 7);
 	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_TYPE,
 	    "outside: not a list of model names");
+}
+
+Test(msg, a_report_of_the_backend_that_makes_no_sense_is_refused_by_name)
+{
+	struct msg_report out;
+	struct msg_writer w;
+	char error[MSG_BACKEND_ERROR_MAX + 1];
+
+	report_header(&w);
+	msg_put_int(&w, "backend", BACKEND_UNREACHABLE + 1);
+	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_RANGE,
+	    "backend: out of range");
+	report_header(&w);
+	msg_put_str(&w, "backend", "unreachable");
+	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_TYPE,
+	    "backend: not an integer");
+	report_header(&w);
+	msg_put_int(&w, "backend_away_since", -1);
+	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_RANGE,
+	    "backend_away_since: out of range");
+	memset(error, 'e', sizeof(error) - 1);
+	error[sizeof(error) - 1] = '\0';
+	report_header(&w);
+	msg_put_str(&w, "backend_error", error);
+	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_RANGE,
+	    "backend_error: too long");
+	/* Unreachable since no time at all: status could not count how long. */
+	msg_begin(&w, MSG_REPORT, 5);
+	msg_put_int(&w, "role", ROLE_BROKER);
+	msg_put_int(&w, "index", 0);
+	msg_put_int(&w, "pid", 1);
+	msg_put_int(&w, "backend", BACKEND_UNREACHABLE);
+	msg_put_str(&w, "backend_error", "Connection refused");
+	assert_refused(&w, msg_report_decode, &out, MSG_E_FIELD_MISSING,
+	    "backend_away_since: none given for a backend that cannot be reached");
 }
 
 /* A body as large as fits, with the longest error beside it, still makes a

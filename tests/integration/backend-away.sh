@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A backend that is away, then back: the broker tries its loads again with
 # a growing pause, the request waits for it, and is answered once it is
-# back; nothing is lost and nothing spins.
+# back; nothing is lost and nothing spins. status, queue and a waited run
+# say that the backend cannot be reached, since when and why, and that it
+# answers again once it does.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -10,6 +12,18 @@ start_emu away --speed 100 --parallel 2
 port=${URL_away##*:}
 kill "$PID_away"
 wait "$PID_away" 2>/dev/null || true
+# At first, something takes connections there and never answers: the
+# broker's calls are all under way, and nothing is known of the backend.
+python3 -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+open(sys.argv[2], "w").write("listening")
+time.sleep(3600)' "$port" "$TMP/silent.up" &
+silent=$!
+PIDS+=("$silent")
+for _ in $(seq 1 100); do [ -s "$TMP/silent.up" ] && break; sleep 0.05; done
 fleet_conf "$URL_away" <<CONF
 [broker]
 parallel = 2
@@ -37,7 +51,72 @@ logged() { # PATTERN SECONDS
 	return 1
 }
 check "the supervisor is up" logged "ready:" 10
+
+# backend_is PYTHON: until the backend_state of status and queue, as b,
+# meets the condition (5 s at most); says what it saw when not.
+backend_is() {
+	local doc
+	for _ in $(seq 1 100); do
+		for doc in status queue; do
+			"$CTL" -c "$TMP/ollamax.conf" --json "$doc" | python3 -c 'import json,sys
+d = json.load(sys.stdin)
+b = d["broker"]["backend_state"] if "broker" in d else d["backend_state"]
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" || continue 2
+		done
+		return 0
+	done
+	echo "      status: $("$CTL" -c "$TMP/ollamax.conf" --json status)"
+	echo "      queue: $("$CTL" -c "$TMP/ollamax.conf" --json queue)"
+	return 1
+}
+# line_is COMMAND REGEX: until ollamaxctl COMMAND prints a line that
+# matches the extended REGEX whole (5 s at most).
+line_is() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" "$1" | grep -qxE -- "$2" && return 0
+		sleep 0.05
+	done
+	echo "      $1: $("$CTL" -c "$TMP/ollamax.conf" "$1")"
+	return 1
+}
+# The queue lists the models once the broker has reported.
+reported() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" --json queue |
+			python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["models"] else 1)' &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+url=$URL_away
+check "the broker reports while its first calls are under way" reported
+check "  and nothing is known of the backend yet" backend_is \
+	"b == {'url': '$url', 'state': 'unknown', 'unreachable_for_s': 0, 'error': None}"
+check "  status says it has not been reached yet" \
+	line_is status "backend: $url not reached yet"
+kill "$silent"
+wait "$silent" 2>/dev/null || true
+forget_pid "$silent"
+
+refused="Failed to connect to 127\\.0\\.0\\.1 port $port"
+check "status and queue say the backend cannot be reached, in curl's words" backend_is \
+	"b['state'] == 'unreachable' and 'Failed to connect to 127.0.0.1 port $port' in b['error']"
 "$BUILD/ollamaxctl" -c "$TMP/ollamax.conf" run a "item 1" >/dev/null
+check "  status says so on its line, with the request that waits" line_is status \
+	"backend: $url unreachable for [0-9]+ s: .*$refused.*; 1 request waits"
+check "  and so does queue" line_is queue \
+	"backend: $url unreachable for [0-9]+ s: .*$refused.*; 1 request waits"
+# Dropped half a second before ollamaxctl gives up, the run is told by the
+# worker, to which the supervisor adds why.
+waited_in_vain() {
+	local out rc=0
+	out=$("$CTL" -c "$TMP/ollamax.conf" run -w -t 1s a "item 2" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] &&
+		has "$out" "run: a run of a waited in its inbox past its deadline: not carried out; the backend ($url) has been unreachable for " &&
+		has "$out" "Failed to connect to 127.0.0.1 port $port"
+}
+check "a waited run that times out says the backend cannot be reached" waited_in_vain
 check "a load the backend cannot take is tried again after a pause" \
 	logged "cannot load tinyllama: .*trying again in 2 s" 10
 check "curl's own words name the port that refused" \
@@ -51,6 +130,8 @@ check "the pause doubles again" logged "trying again in 8 s" 20
 # Those 4 s of waiting took less than half a second of the broker's CPU.
 spent=$(($(cpu_ticks) - before))
 check "the broker does not spin while it waits ($spent ticks)" test "$spent" -lt 50
+check "the backend has been unreachable since the first call that failed" \
+	backend_is "b['state'] == 'unreachable' and b['unreachable_for_s'] >= 6"
 
 # Back on the same port.
 "$BUILD/ollamax-emu" --catalog "$ROOT/conf/emu-models.ini" \
@@ -65,4 +146,8 @@ answered() {
 }
 check "once the backend is back, the request that waited is answered" answered
 check "  and the model was loaded" grep -q "loaded tinyllama" "$TMP/sup.log"
+check "status and queue say the backend answers again" backend_is \
+	"b == {'url': '$url', 'state': 'reachable', 'unreachable_for_s': 0, 'error': None}"
+check "  status says so on its line" line_is status "backend: $url reachable"
+check "  and so does queue" line_is queue "backend: $url reachable"
 finish

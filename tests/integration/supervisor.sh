@@ -1142,8 +1142,8 @@ check "  whose runs wait in the broker" status_until "s['broker']['queued'] >= $
 # (its listener put back after a client hung up halfway through
 # connecting) is sent again under its id: the copy waits for the run
 # held, which is not held twice, and hears how it went (here, that it was
-# dropped from the inbox at its deadline, the agent busy, or, just after
-# it, its own time out).
+# dropped from the inbox at its deadline, the agent busy, and that the
+# backend cannot be reached; or, just after it, its own time out).
 cut_run() {
 	local rc=0 client before most held
 	before=$(runs_held)
@@ -1164,7 +1164,7 @@ cut_run() {
 	done
 	wait "$client" || rc=$?
 	[ "$rc" -eq 1 ] && [ "$most" -eq $((before + 1)) ] &&
-		grep -Eqx "ollamaxctl: run: (a run of second waited in its inbox past its deadline: not carried out|no answer within 12s: .*)" "$TMP/fake/cut" ||
+		grep -Eqx "ollamaxctl: run: (a run of second waited in its inbox past its deadline: not carried out; the backend \(http://127\.0\.0\.1:9\) has been unreachable for [0-9]+ s: .*|no answer within 12s: .*)" "$TMP/fake/cut" ||
 		{ echo "      exit $rc, runs held $before, then at most $most: $(cat "$TMP/fake/cut")"; return 1; }
 }
 # The listener put back keeps a connection nng 1.5.2 may lose with it, a
