@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ini.h>
 #include <math.h>
 #include <search.h>
@@ -16,14 +17,79 @@
 #include "inifile.h"
 #include "utf8.h"
 
+/* A line of a diag's text: where it starts, and what it tells of. */
+struct diag_line {
+	size_t at;
+	size_t file; /* the file's place (diag_file) */
+	int line;    /* INT_MAX for the file as a whole */
+};
+
+struct diag_file_place {
+	size_t place;
+	char name[];
+};
+
+static int
+diag_file_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct diag_file_place *)a)->name,
+	    ((const struct diag_file_place *)b)->name);
+}
+
+/* The place of file among those named, given it now if it has none. */
+static size_t
+diag_place(struct diag *d, const char *file)
+{
+	size_t n = strlen(file);
+	struct diag_file_place *f = malloc(sizeof(*f) + n + 1), **found;
+
+	if (f == NULL)
+		abort();
+	f->place = d->nfiles;
+	memcpy(f->name, file, n + 1);
+	found = tsearch(f, &d->files, diag_file_cmp);
+	if (found == NULL)
+		abort();
+	if (*found != f)
+		free(f);
+	else
+		d->nfiles++;
+	return (*found)->place;
+}
+
+void
+diag_file(struct diag *d, const char *file)
+{
+	(void)diag_place(d, file);
+}
+
+/* Where a line for (file, line) goes: after every line that comes before
+ * it or beside it, so that those of one line keep the order told. */
+static size_t
+diag_slot(const struct diag *d, size_t file, int line)
+{
+	size_t low = 0, high = (size_t)d->count;
+
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		const struct diag_line *l = &d->lines[mid];
+
+		if (l->file < file || (l->file == file && l->line <= line))
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low;
+}
+
 void
 diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 {
-	char msg[512], *said;
+	char msg[512], *said, *moved;
 	int n;
 	va_list ap;
+	size_t shown_len, said_len, place = diag_place(d, file), slot;
 
-	size_t shown_len, said_len;
 	/* A file's name is any bytes, and so are the paths and values a
 	 * message quotes: a newline would forge a line of the report, bytes
 	 * not UTF-8 would garble it. Both are shown alike, so that a path
@@ -51,16 +117,49 @@ diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 		if (d->text == NULL)
 			abort();
 	}
-	d->len += (size_t)n;
-	d->count++;
 	free(shown);
 	free(said);
+	if ((size_t)d->count == d->lines_cap) {
+		d->lines_cap = d->lines_cap > 0 ? d->lines_cap * 2 : 16;
+		d->lines = realloc(d->lines, d->lines_cap * sizeof(*d->lines));
+		if (d->lines == NULL)
+			abort();
+	}
+	/* What is told of a file as a whole is mostly concluded from its
+	 * lines (a key missing, say): it comes after them. */
+	slot = diag_slot(d, place, line > 0 ? line : INT_MAX);
+	if (slot < (size_t)d->count) {
+		/* Most come in order, or go among the last file's: what is
+		 * moved is short. */
+		size_t at = d->lines[slot].at;
+
+		moved = malloc((size_t)n);
+		if (moved == NULL)
+			abort();
+		memcpy(moved, d->text + d->len, (size_t)n);
+		memmove(d->text + at + n, d->text + at, d->len - at);
+		memcpy(d->text + at, moved, (size_t)n);
+		free(moved);
+		memmove(&d->lines[slot + 1], &d->lines[slot],
+		    ((size_t)d->count - slot) * sizeof(*d->lines));
+		for (size_t i = slot + 1; i <= (size_t)d->count; i++)
+			d->lines[i].at += (size_t)n;
+		d->lines[slot].at = at;
+	} else {
+		d->lines[slot].at = d->len;
+	}
+	d->lines[slot].file = place;
+	d->lines[slot].line = line > 0 ? line : INT_MAX;
+	d->len += (size_t)n;
+	d->count++;
 }
 
 void
 diag_free(struct diag *d)
 {
 	free(d->text);
+	free(d->lines);
+	tdestroy(d->files, free);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -385,6 +484,9 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 	int fd;
 	struct stat sb = {0};
 
+	/* The file's problems are told together, in the order files are
+	 * read, whichever are found later. */
+	diag_file(d, path);
 	/* Not blocking: a FIFO named here must not hold the caller up, and
 	 * only a regular file is read at all, since a device may never end. */
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);

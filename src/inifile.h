@@ -13,15 +13,30 @@
  * indented lines. */
 #define INI_LINE_MAX 198
 
+/*
+ * Problems, kept in the order a reader takes them in whatever order they
+ * were found: by file, the files in the order they were first named (read,
+ * or told of), then by line, those of a file as a whole last, and those of
+ * one line in the order told.
+ */
 struct diag {
-	char *text; /* "file:line: message\n" lines */
+	char *text; /* "file:line: message\n" lines, in that order */
 	size_t len;
 	size_t cap;
 	int count;
+	struct diag_line *lines; /* where each line of text stands */
+	size_t lines_cap;
+	void *files; /* a tree of the files named, each with its place */
+	size_t nfiles;
 };
 
+/* Adds a problem; line 0 is none (the file as a whole). */
 void diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Gives file its place among the files told of, if it has none yet: its
+ * problems, even those found after another file's, are told before the
+ * problems of files named later. */
+void diag_file(struct diag *d, const char *file);
 void diag_free(struct diag *d);
 
 /* One key = value of a file, with where it stands. */

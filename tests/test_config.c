@@ -1609,3 +1609,76 @@ Test(config, a_comment_after_a_path_is_refused_not_taken_into_the_path)
 	manifest_free(&m);
 	diag_free(&d);
 }
+
+Test(config, problems_are_told_by_file_then_line_in_the_order_told_for_one)
+{
+	struct diag d = {0};
+
+	diag_add(&d, "b.conf", 7, "seven");
+	diag_add(&d, "b.conf", 2, "two");
+	diag_add(&d, "a.conf", 4, "four");
+	diag_add(&d, "b.conf", 0, "of the whole file");
+	diag_add(&d, "b.conf", 2, "two again");
+	diag_add(&d, "a.conf", 1, "one");
+	cr_assert_str_eq(d.text,
+	    "b.conf:2: two\n"
+	    "b.conf:2: two again\n"
+	    "b.conf:7: seven\n"
+	    "b.conf: of the whole file\n"
+	    "a.conf:1: one\n"
+	    "a.conf:4: four\n");
+	cr_assert_eq(d.count, 6);
+	diag_free(&d);
+}
+
+/* Where want stands in text, failing if it is not there. */
+static const char *
+told_at(const char *text, const char *want)
+{
+	const char *at = text != NULL ? strstr(text, want) : NULL;
+
+	cr_assert_not_null(at, "missing \"%s\" in:\n%s", want, text);
+	return at;
+}
+
+Test(
+    config, a_file_s_problems_found_late_are_told_with_its_others_in_line_order)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char agents[200];
+
+	/* The fallback is judged once all tiers are read: after line 5. */
+	cr_assert_eq(config_load(&c,
+	                 put("late.conf",
+	                     "[tier.a]\nmodel = m\nfallback = nowhere\n"
+	                     "[broker]\nparallel = lots\n"),
+	                 &d),
+	    2, "%s", d.text);
+	cr_assert(
+	    told_at(d.text, "late.conf:3: ") < told_at(d.text, "late.conf:5: "),
+	    "%s", d.text);
+	config_free(&c);
+	diag_free(&d);
+
+	/* a.conf's output is judged once the whole fleet is read, after
+	 * b.conf's lines; b.conf's missing tier is of the file as a whole. */
+	shipped_with_agent(&c, &d, agents, sizeof(agents),
+	    "[agent]\nname = a\ntier = light\ntrigger = demand\n"
+	    "output = agent:nobody\nprompt = hi\n");
+	put("agents/b.conf",
+	    "[agent]\nname = b\npriority = urgent\ntrigger = demand\n"
+	    "prompt = hi\n");
+	cr_assert_eq(
+	    fleet_load(&f, agents, &c, NULL, NULL, &d), 3, "%s", d.text);
+	cr_assert(told_at(d.text, "a.conf:5: output:") <
+	        told_at(d.text, "b.conf:3: priority:"),
+	    "%s", d.text);
+	cr_assert(told_at(d.text, "b.conf:3: priority:") <
+	        told_at(d.text, "b.conf: [agent] tier is required"),
+	    "%s", d.text);
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
