@@ -449,24 +449,28 @@ unknown_key(struct config_parse *p, const struct ini_item *it)
 	    it->section, it->key);
 }
 
-/* A section opens: tiers and models are made, any other is known. */
-static void
+/* A section opens: tiers and models are made, any other is known. Returns
+ * -1 for one refused (told). */
+static int
 config_section(struct config_parse *p, const struct ini_item *it)
 {
 	const char *s = it->section;
 
 	if (strncmp(s, "tier.", 5) == 0)
-		tier_section(p, s + 5, it->line, 1);
-	else if (strncmp(s, "model.", 6) == 0)
-		model_section(p, s + 6, it->line, 1);
-	else if (strcmp(s, "supervisor") != 0 && strcmp(s, "broker") != 0 &&
-	    strcmp(s, "backend") != 0)
-		diag_add(p->d, p->path, it->line,
-		    "[%s]: unknown section (supervisor, broker, backend, tier.NAME, model.NAME)",
-		    s);
+		return tier_section(p, s + 5, it->line, 1) != NULL ? 0 : -1;
+	if (strncmp(s, "model.", 6) == 0)
+		return model_section(p, s + 6, it->line, 1) != NULL ? 0 : -1;
+	if (strcmp(s, "supervisor") == 0 || strcmp(s, "broker") == 0 ||
+	    strcmp(s, "backend") == 0)
+		return 0;
+	diag_add(p->d, p->path, it->line,
+	    "[%s]: unknown section (supervisor, broker, backend, tier.NAME, "
+	    "model.NAME)",
+	    s);
+	return -1;
 }
 
-static void
+static int
 config_key(void *user, const struct ini_item *it)
 {
 	struct config_parse *p = user;
@@ -475,14 +479,12 @@ config_key(void *user, const struct ini_item *it)
 	const char *path = p->path, *s = it->section, *k = it->key,
 	           *v = it->value;
 
-	if (k == NULL) {
-		config_section(p, it);
-		return;
-	}
+	if (k == NULL)
+		return config_section(p, it);
 	if (it->continued) {
 		diag_add(d, path, it->line,
 		    "%s: only agent prompts continue on indented lines", k);
-		return;
+		return 0;
 	}
 	if (strcmp(s, "supervisor") == 0 &&
 	    (strcmp(k, "runtime_dir") == 0 || strcmp(k, "state_dir") == 0 ||
@@ -492,7 +494,7 @@ config_key(void *user, const struct ini_item *it)
 		    "%s: \"%s\" has a comment after the directory (a comment "
 		    "goes on a line of its own)",
 		    k, v);
-		return;
+		return 0;
 	}
 	if (strcmp(s, "supervisor") == 0) {
 		if (strcmp(k, "workers") == 0)
@@ -624,7 +626,7 @@ config_key(void *user, const struct ini_item *it)
 		t = p->key_index >= 0 ? &c->tiers[p->key_index] : NULL;
 
 		if (t == NULL)
-			return;
+			return 0;
 		/* Ollama's names have no blanks: one here is a comment
 		 * after the value, which would name another model. */
 		if (strcmp(k, "model") == 0 && !named_plainly(v))
@@ -652,7 +654,7 @@ config_key(void *user, const struct ini_item *it)
 		m = p->key_index >= 0 ? &c->models[p->key_index] : NULL;
 
 		if (m == NULL)
-			return;
+			return 0;
 		if (strcmp(k, "size_mb") == 0)
 			ini_get_int(v, 1, CONFIG_MB_MAX, &m->size_mb, d, path,
 			    it->line, k);
@@ -669,6 +671,7 @@ config_key(void *user, const struct ini_item *it)
 		else
 			unknown_key(p, it);
 	}
+	return 0;
 }
 
 const struct tier_conf *
@@ -933,7 +936,7 @@ struct manifest_parse {
 	int system_line;
 	int seen_name, seen_tier, seen_trigger, seen_prompt;
 	/* Where [agent] and [options] opened: again, they would be a second
-	 * agent's (two manifests run together), read over the first's. */
+	 * agent's (two manifests run together): refused, their keys unread. */
 	int agent_line, options_line;
 	struct text_read system, prompt;
 };
@@ -1004,7 +1007,27 @@ manifest_trigger(struct manifest_parse *p, const struct ini_item *it)
 	m->line_of_trigger = it->line;
 }
 
-static void
+static int
+manifest_section(struct manifest_parse *p, const struct ini_item *it)
+{
+	int *first = strcmp(it->section, "agent") == 0 ? &p->agent_line
+	    : strcmp(it->section, "options") == 0      ? &p->options_line
+	                                               : NULL;
+
+	if (first == NULL)
+		diag_add(p->d, p->path, it->line,
+		    "[%s]: unknown section (agent, options)", it->section);
+	else if (*first > 0)
+		diag_add(p->d, p->path, it->line,
+		    "[%s]: given twice (first at line %d): a manifest is one "
+		    "agent",
+		    it->section, *first);
+	else
+		*first = it->line;
+	return first != NULL && *first == it->line ? 0 : -1;
+}
+
+static int
 manifest_key(void *user, const struct ini_item *it)
 {
 	char fault[160];
@@ -1013,24 +1036,8 @@ manifest_key(void *user, const struct ini_item *it)
 	struct diag *d = p->d;
 	const char *k = it->key, *v = it->value, *path = p->path;
 
-	if (k == NULL) {
-		int *first = strcmp(it->section, "agent") == 0 ? &p->agent_line
-		    : strcmp(it->section, "options") == 0 ? &p->options_line
-		                                          : NULL;
-
-		if (first == NULL)
-			diag_add(d, path, it->line,
-			    "[%s]: unknown section (agent, options)",
-			    it->section);
-		else if (*first > 0)
-			diag_add(d, path, it->line,
-			    "[%s]: given twice (first at line %d): a manifest "
-			    "is one agent",
-			    it->section, *first);
-		else
-			*first = it->line;
-		return;
-	}
+	if (k == NULL)
+		return manifest_section(p, it);
 	if (it->continued) {
 		if (strcmp(k, "system") == 0 && m->system)
 			append_line(&p->system, v, it->line);
@@ -1040,7 +1047,7 @@ manifest_key(void *user, const struct ini_item *it)
 			diag_add(d, path, it->line,
 			    "%s: only system and prompt continue on indented lines",
 			    k);
-		return;
+		return 0;
 	}
 	if (strcmp(it->section, "agent") == 0) {
 		if (strcmp(k, "name") == 0) {
@@ -1142,6 +1149,7 @@ manifest_key(void *user, const struct ini_item *it)
 			    "[options]: unknown key \"%s\" (num_predict, temperature)",
 			    k);
 	}
+	return 0;
 }
 
 /* Each unknown variable of the prompt is told once, at the first line of

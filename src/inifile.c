@@ -185,12 +185,16 @@ struct inifile_state {
 	int problems_before; /* the diag's count before this file */
 	inifile_key_fn fn;
 	void *user;
-	/* The keys of the section read, each with its line: one given
-	 * twice is a mistake the reader would settle silently, the later
-	 * value winning. A tree, lest a section of many keys take time in
-	 * its square. */
+	/* The keys given so far, each with its line: one given twice is a
+	 * mistake the reader would settle silently, the later value
+	 * winning, and so is one given again in another section of the
+	 * same name, which inih reads as one. A tree, lest a file of many
+	 * keys take time in its square. */
 	void *keys_seen;
 	int skipping; /* the lines of a key given twice go unread */
+	/* The section was refused, or its header broken: its keys go
+	 * unread, as they belong to no section read. */
+	int section_refused;
 	/* The last line that starts a key was refused: its indented lines
 	 * are its own, and go unread with it, rather than continue the key
 	 * before (or be blamed on it). */
@@ -200,42 +204,53 @@ struct inifile_state {
 
 struct key_seen {
 	int line;
-	char key[];
+	int section_line; /* of the [section] it was given in */
+	const char *key;  /* in text, after the section's name */
+	char text[];
 };
 
 static int
 key_seen_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct key_seen *)a)->key,
-	    ((const struct key_seen *)b)->key);
+	const struct key_seen *x = a, *y = b;
+	int by_section = strcmp(x->text, y->text);
+
+	return by_section != 0 ? by_section : strcmp(x->key, y->key);
 }
 
-static void
-keys_seen_forget(struct inifile_state *st)
+static struct key_seen *
+key_seen_new(const char *section, const char *key)
 {
-	tdestroy(st->keys_seen, free);
-	st->keys_seen = NULL;
+	size_t s = strlen(section), k = strlen(key);
+	struct key_seen *seen = calloc(1, sizeof(*seen) + s + k + 2);
+
+	if (seen == NULL)
+		abort();
+	memcpy(seen->text, section, s + 1);
+	memcpy(seen->text + s + 1, key, k + 1);
+	seen->key = seen->text + s + 1;
+	return seen;
 }
 
-/* 0 for a key new to its section, else the line it was first given at. */
-static int
+/*
+ * Notes key as given at this line in its section (and any other of the
+ * section's name). Returns NULL for a key new there, else where it was
+ * given first.
+ */
+static const struct key_seen *
 key_given_before(struct inifile_state *st, const char *key)
 {
-	size_t n = strlen(key);
-	struct key_seen *k = malloc(sizeof(*k) + n + 1), **found;
+	struct key_seen *k = key_seen_new(st->section, key), **found;
 
-	if (k == NULL)
-		abort();
 	k->line = st->line;
-	memcpy(k->key, key, n + 1);
+	k->section_line = st->section_line;
 	found = tsearch(k, &st->keys_seen, key_seen_cmp);
 	if (found == NULL)
 		abort();
-	if (*found != k) {
-		free(k);
-		return (*found)->line;
-	}
-	return 0;
+	if (*found == k)
+		return NULL;
+	free(k);
+	return *found;
 }
 
 /* inih's test for an inline comment: ';' after white space. */
@@ -287,9 +302,10 @@ judge_line(struct inifile_state *st, char *line)
 
 		end = find_or_comment(p + 1, "]");
 		/* The keys after it are the broken section's, not the one
-		 * before's: none of them is told as given twice there. */
+		 * before's: they go unread, and none is told as given twice
+		 * there. */
 		if (*end != ']') {
-			keys_seen_forget(st);
+			st->section_refused = 1;
 			return "a [section] line without its ']'";
 		}
 		/* inih keeps the brackets' content as it is, blanks and all. */
@@ -297,12 +313,13 @@ judge_line(struct inifile_state *st, char *line)
 		st->section[end - p - 1] = '\0';
 		st->section_line = st->line;
 		st->have_key = 0;
-		keys_seen_forget(st);
 		/* inih tells nothing of a section until a key in it: an
 		 * empty one would pass unseen. */
-		st->fn(st->user, &(struct ini_item){.section = st->section,
-		                     .line = st->line,
-		                     .section_line = st->line});
+		st->section_refused =
+		    st->fn(st->user,
+		        &(struct ini_item){.section = st->section,
+		            .line = st->line,
+		            .section_line = st->line}) != 0;
 		/* inih drops what follows, and the line reaches it empty: the
 		 * section opens all the same (the reader's own), and a key on
 		 * its line is not lost unseen. */
@@ -446,7 +463,7 @@ inifile_handler(
 	    .section_line = st->section_line,
 	    .continued = st->continued,
 	};
-	int first;
+	const struct key_seen *first;
 
 	(void)section;
 	(void)key;
@@ -455,21 +472,28 @@ inifile_handler(
 		    "\"%s\" comes before any [section]", st->key);
 		return 1;
 	}
+	if (st->section_refused)
+		return 1;
 	if (st->continued) {
 		if (!st->skipping)
 			st->fn(st->user, &item);
 		return 1;
 	}
 	/* An empty key is no key: its handler tells it. */
-	first = st->key[0] != '\0' ? key_given_before(st, st->key) : 0;
-	st->skipping = first > 0;
-	if (first > 0) {
+	first = st->key[0] != '\0' ? key_given_before(st, st->key) : NULL;
+	st->skipping = first != NULL;
+	if (first != NULL && first->section_line == st->section_line)
 		diag_add(st->diag, st->path, st->line,
 		    "%s: given twice in [%s] (first at line %d)", st->key,
-		    st->section, first);
-		return 1;
-	}
-	st->fn(st->user, &item);
+		    st->section, first->line);
+	else if (first != NULL)
+		diag_add(st->diag, st->path, st->line,
+		    "%s: given twice in [%s] (first at line %d, in the [%s] "
+		    "at line %d)",
+		    st->key, st->section, first->line, st->section,
+		    first->section_line);
+	else
+		st->fn(st->user, &item);
 	return 1;
 }
 
@@ -515,7 +539,7 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 		abort();
 	/* Every line inih could fault was judged and reported already. */
 	(void)ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
-	keys_seen_forget(&st);
+	tdestroy(st.keys_seen, free);
 	fclose(st.fp);
 	return st.unreadable ? -1 : d->count - st.problems_before;
 }

@@ -54,14 +54,21 @@ struct ini_item {
  * each key and each continuation line in it. A handler reports its own
  * problems through its diag and goes on, so that the rest of the file is
  * judged too.
+ *
+ * For a [section], returns 0 if its keys join those of any earlier section
+ * of its name (one given in both is told as given twice), or -1 if the
+ * handler refused the section, which it told: its keys then go unread,
+ * neither passed on nor told again. So do those after a [section] line
+ * without its ']'. For a key, returns 0.
  */
-typedef void (*inifile_key_fn)(void *user, const struct ini_item *item);
+typedef int (*inifile_key_fn)(void *user, const struct ini_item *item);
 
 /*
  * Parses path, calling fn for every key. Every problem is added to d:
  * syntax errors, a line too long for the reader (INI_LINE_MAX), a NUL byte,
- * text that is not UTF-8, a key before any section. Returns how many were
- * added, or -1 if the file could not be read (not a regular file, say).
+ * text that is not UTF-8, a key before any section, a key given twice in
+ * a section, or in two sections of one name. Returns how many were added,
+ * or -1 if the file could not be read (not a regular file, say).
  */
 int inifile_parse(
     const char *path, inifile_key_fn fn, void *user, struct diag *d);

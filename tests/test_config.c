@@ -177,28 +177,42 @@ watchdog_read(const char *supervisor_section)
 	return ms;
 }
 
+/*
+ * Loads into c a file of one key in its section, and a tier, and expects
+ * msg told at the key's line. (A key given twice is a problem of its own,
+ * even in another section of the same name.)
+ */
+static void
+load_value(struct config *c, const char *section, const char *key,
+    const char *value, const char *msg)
+{
+	struct diag d = {0};
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	    "[%s]\n%s = %s\n[tier.light]\nmodel = tinyllama\n", section, key,
+	    value);
+	cr_assert_gt(config_load(c, put("value.conf", text), &d), 0);
+	expect(&d, "value.conf", 2, msg);
+	diag_free(&d);
+}
+
 Test(config,
     a_watchdog_too_short_for_the_reports_is_refused_and_zero_turns_it_off)
 {
 	struct config c;
-	struct diag d = {0};
-	const char *path = put("dog.conf",
-	    "[supervisor]\n"
-	    "watchdog = 4s\n"
-	    "[supervisor]\n"
-	    "watchdog = soon\n"
-	    "[supervisor]\n"
-	    "watchdog = -3s\n");
 
-	cr_assert_gt(config_load(&c, path, &d), 0);
-	expect(&d, "dog.conf", 2,
+	load_value(&c, "supervisor", "watchdog", "4s",
 	    "watchdog: 4s is too short: children report once a second, so "
 	    "allow at least 5s (0 turns it off)");
-	expect(&d, "dog.conf", 4, "watchdog: time: invalid duration");
-	expect(&d, "dog.conf", 6, "watchdog: -3s is out of range");
 	cr_assert_eq(c.watchdog_ms, 15000, "a bad value leaves the default");
 	config_free(&c);
-	diag_free(&d);
+	load_value(&c, "supervisor", "watchdog", "soon",
+	    "watchdog: time: invalid duration");
+	config_free(&c);
+	load_value(&c, "supervisor", "watchdog", "-3s",
+	    "watchdog: -3s is out of range");
+	config_free(&c);
 
 	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 0\n"), 0);
 	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 5s\n"), 5000);
@@ -208,21 +222,16 @@ Test(config, a_start_timeout_is_a_duration_and_zero_waits_for_ever)
 {
 	struct config c;
 	struct diag d = {0};
-	const char *path = put("start.conf",
-	    "[supervisor]\n"
-	    "start_timeout = soon\n"
-	    "[supervisor]\n"
-	    "start_timeout = -1s\n"
-	    "[tier.light]\n"
-	    "model = tinyllama\n");
+	const char *path;
 
-	cr_assert_gt(config_load(&c, path, &d), 0);
-	expect(&d, "start.conf", 2, "start_timeout: time: invalid duration");
-	expect(&d, "start.conf", 4, "start_timeout: -1s is out of range");
+	load_value(&c, "supervisor", "start_timeout", "soon",
+	    "start_timeout: time: invalid duration");
+	config_free(&c);
+	load_value(&c, "supervisor", "start_timeout", "-1s",
+	    "start_timeout: -1s is out of range");
 	cr_assert_eq(
 	    c.start_timeout_ms, 60000, "a bad value leaves the default");
 	config_free(&c);
-	diag_free(&d);
 
 	path = put("start-ok.conf",
 	    "[supervisor]\nstart_timeout = 0\n"
@@ -237,22 +246,16 @@ Test(config, an_answer_timeout_runs_from_a_second_to_two_hours)
 {
 	struct config c;
 	struct diag d = {0};
-	const char *path = put("answer.conf",
-	    "[backend]\n"
-	    "answer_timeout = 500ms\n"
-	    "[backend]\n"
-	    "answer_timeout = 121m\n"
-	    "[tier.light]\n"
-	    "model = tinyllama\n");
+	const char *path;
 
-	cr_assert_gt(config_load(&c, path, &d), 0);
-	expect(&d, "answer.conf", 2, "answer_timeout: 500ms is out of range");
-	expect(&d, "answer.conf", 4,
+	load_value(&c, "backend", "answer_timeout", "500ms",
+	    "answer_timeout: 500ms is out of range");
+	config_free(&c);
+	load_value(&c, "backend", "answer_timeout", "121m",
 	    "answer_timeout: 121m is out of range [1s, 2h]");
 	cr_assert_eq(c.answer_timeout_ms, 30 * 60 * 1000,
 	    "a bad value leaves the default");
 	config_free(&c);
-	diag_free(&d);
 
 	path = put("answer-ok.conf",
 	    "[backend]\nanswer_timeout = 2h\n"
@@ -787,41 +790,38 @@ Test(config, values_that_would_read_as_others_are_reported)
 	    "watchdog = 999us\n"
 	    "[broker]\n"
 	    "idle_unload = 0.5ns\n"
+	    "parallel = 99999999999999999999\n"
 	    "[backend]\n"
 	    "url = http://127.0.0.1:11434 # local ollama\n"
 	    "[tier.light]\n"
 	    "model = tinyllama # the small one\n"
-	    "[model.tinyllama] pin = yes\n"
-	    "[broker]\n"
-	    "parallel = 99999999999999999999\n"
-	    "[supervisor]\n"
-	    "stack_size = 18446744073709551616\n"
-	    "[supervisor]\n"
-	    "stack_size = 99999999999999999999k\n");
+	    "[model.tinyllama] pin = yes\n");
 
 	cr_assert_gt(config_load(&c, path, &d), 0);
-	expect(&d, "others.conf", 10, "text after a [section]'s ']'");
+	expect(&d, "others.conf", 11, "text after a [section]'s ']'");
 	/* Past what a long holds is out of range, not "no number". */
-	expect(&d, "others.conf", 12,
+	expect(&d, "others.conf", 6,
 	    "parallel: 99999999999999999999 is out of range");
 	expect(&d, "others.conf", 2,
 	    "stack_size: \"-18446744073709486080\" "
 	    "is not a size");
-	/* More digits than a size holds: out of range, with a unit too. */
-	expect(&d, "others.conf", 14,
-	    "stack_size: 18446744073709551616 is out of range");
-	expect(&d, "others.conf", 16,
-	    "stack_size: 99999999999999999999k is out of range");
 	/* Under a millisecond is one, not 0: off, for the watchdog. */
 	expect(&d, "others.conf", 3, "watchdog: 999us is too short");
 	cr_assert_eq(c.idle_unload_ms, 1);
-	expect(&d, "others.conf", 7,
+	expect(&d, "others.conf", 8,
 	    "url: \"http://127.0.0.1:11434 # local "
 	    "ollama\" is not an http:// or https:// URL");
-	expect(&d, "others.conf", 9,
+	expect(&d, "others.conf", 10,
 	    "model: \"tinyllama # the small one\" has a blank");
 	config_free(&c);
 	diag_free(&d);
+	/* More digits than a size holds: out of range, with a unit too. */
+	load_value(&c, "supervisor", "stack_size", "18446744073709551616",
+	    "stack_size: 18446744073709551616 is out of range");
+	config_free(&c);
+	load_value(&c, "supervisor", "stack_size", "99999999999999999999k",
+	    "stack_size: 99999999999999999999k is out of range");
+	config_free(&c);
 
 	cr_assert_gt(manifest_load(&m,
 	                 put("plus.conf",
@@ -1679,6 +1679,28 @@ Test(
 	        told_at(d.text, "b.conf: [agent] tier is required"),
 	    "%s", d.text);
 	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, a_key_given_again_in_another_section_of_its_name_is_told)
+{
+	struct config c;
+	struct diag d = {0};
+
+	cr_assert_eq(config_load(&c,
+	                 put("split.conf",
+	                     "[broker]\nparallel = 2\n[tier.light]\n"
+	                     "model = tinyllama\n[broker]\nvram_mb = 2048\n"
+	                     "parallel = 3\n"),
+	                 &d),
+	    1, "%s", d.text);
+	expect(&d, "split.conf", 7,
+	    "parallel: given twice in [broker] (first at line 2, in the "
+	    "[broker] at line 1)");
+	/* The first stands, as within one section. */
+	cr_assert_eq(c.parallel, 2);
+	cr_assert_eq(c.vram_mb, 2048);
 	config_free(&c);
 	diag_free(&d);
 }

@@ -166,7 +166,7 @@ catalog_capabilities(
 	}
 }
 
-static void
+static int
 catalog_key(void *user, const struct ini_item *item)
 {
 	struct catalog_parse *p = user;
@@ -179,20 +179,22 @@ catalog_key(void *user, const struct ini_item *item)
 	size_t k;
 
 	m = catalog_section(p, section, item->section_line, key == NULL);
-	if (m == NULL || key == NULL)
-		return;
+	if (key == NULL)
+		return m != NULL ? 0 : -1;
+	if (m == NULL)
+		return 0;
 	if (item->continued) {
 		/* Only a list goes on over indented lines, and its words
 		 * add to those before them. */
 		if (!p->key_taken)
-			return;
+			return 0;
 		if (strcmp(key, "capabilities") == 0)
 			catalog_capabilities(p, m, value, line);
 		else
 			diag_add(&p->diag, p->path, line,
 			    "%s: only capabilities continue on indented lines",
 			    key);
-		return;
+		return 0;
 	}
 	p->key_taken = 0;
 	for (k = 0; k < NKEYS; k++)
@@ -201,7 +203,7 @@ catalog_key(void *user, const struct ini_item *item)
 	if (k == NKEYS) {
 		diag_add(&p->diag, p->path, line, "[%s]: unknown key \"%s\"",
 		    section, key);
-		return;
+		return 0;
 	}
 	p->key_taken = 1;
 #define TEXT(field)                                                            \
@@ -212,7 +214,7 @@ catalog_key(void *user, const struct ini_item *item)
 			    sizeof(m->field) - 1);                             \
 		else                                                           \
 			snprintf(m->field, sizeof(m->field), "%s", value);     \
-		return;                                                        \
+		return 0;                                                      \
 	}
 	TEXT(family)
 	TEXT(parameter_size)
@@ -252,6 +254,7 @@ catalog_key(void *user, const struct ini_item *item)
 		m->capabilities = 0;
 		catalog_capabilities(p, m, value, line);
 	}
+	return 0;
 }
 
 int
