@@ -276,6 +276,9 @@ struct config_parse {
 	int key_line;
 	long key_index;
 	int runtime_dir_line; /* where runtime_dir was given, 0: nowhere */
+	/* A runtime_dir given was refused: the default it leaves is not
+	 * judged as if none had been given. */
+	int runtime_dir_refused;
 };
 
 /*
@@ -494,6 +497,7 @@ config_key(void *user, const struct ini_item *it)
 		    "%s: \"%s\" has a comment after the directory (a comment "
 		    "goes on a line of its own)",
 		    k, v);
+		p->runtime_dir_refused |= strcmp(k, "runtime_dir") == 0;
 		return 0;
 	}
 	if (strcmp(s, "supervisor") == 0) {
@@ -503,8 +507,9 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "runtime_dir") == 0) {
 			char resolved[2 * PATH_MAX], why[2 * PATH_MAX + 96];
 
-			copy_text(c->runtime_dir, sizeof(c->runtime_dir), v, d,
-			    it, path);
+			if (copy_text(c->runtime_dir, sizeof(c->runtime_dir), v,
+			        d, it, path) != 0)
+				p->runtime_dir_refused = 1;
 			p->runtime_dir_line = it->line;
 			/* Empty is the default's, judged once all is read. */
 			config_resolve(
@@ -794,6 +799,7 @@ int
 config_load(struct config *c, const char *path, struct diag *d)
 {
 	struct config_parse p = {.c = c, .d = d, .path = path};
+	struct ini_keys *keys;
 	int before = d->count, read_whole;
 	char *slash;
 	size_t models;
@@ -835,8 +841,8 @@ config_load(struct config *c, const char *path, struct diag *d)
 	/* A reasoning model's long thought on a slow GPU, and no more: a
 	 * model caught in a loop holds its slot this long. */
 	c->answer_timeout_ms = 30 * 60 * 1000;
-	read_whole = inifile_parse(path, config_key, &p, d) >= 0;
-	if (c->runtime_dir[0] == '\0') {
+	read_whole = inifile_parse(path, config_key, &p, d, &keys) >= 0;
+	if (c->runtime_dir[0] == '\0' && !p.runtime_dir_refused) {
 		char dir[PATH_MAX + 16], why[PATH_MAX + 128];
 
 		config_runtime_dir(c, dir, sizeof(dir));
@@ -848,8 +854,11 @@ config_load(struct config *c, const char *path, struct diag *d)
 	for (size_t i = 0; i < c->ntiers; i++) {
 		const struct tier_conf *t = &c->tiers[i], *f = t;
 		size_t hops = 0;
+		char section[CONFIG_NAME_MAX + 8];
 
-		if (t->model[0] == '\0')
+		/* A model given but refused was told at its line. */
+		snprintf(section, sizeof(section), "tier.%s", t->name);
+		if (ini_key_given(keys, section, "model") == 0)
 			diag_add(d, path, t->line,
 			    "[tier.%s]: model is required", t->name);
 		if (t->fallback[0] != '\0' &&
@@ -877,6 +886,7 @@ config_load(struct config *c, const char *path, struct diag *d)
 	if (c->ntiers == 0 && read_whole)
 		diag_add(d, path, 0,
 		    "no [tier.NAME] section: agents need at least one tier");
+	ini_keys_free(keys);
 	return d->count - before;
 }
 
@@ -934,7 +944,6 @@ struct manifest_parse {
 	struct diag *d;
 	const char *path;
 	int system_line;
-	int seen_name, seen_tier, seen_trigger, seen_prompt;
 	/* Where [agent] and [options] opened: again, they would be a second
 	 * agent's (two manifests run together): refused, their keys unread. */
 	int agent_line, options_line;
@@ -1003,7 +1012,6 @@ manifest_trigger(struct manifest_parse *p, const struct ini_item *it)
 		    "trigger: \"%s\" is not \"every DURATION\", \"inbox\" or \"demand\"",
 		    v);
 	}
-	p->seen_trigger = 1;
 	m->line_of_trigger = it->line;
 }
 
@@ -1056,12 +1064,10 @@ manifest_key(void *user, const struct ini_item *it)
 				    v, fault);
 			else
 				snprintf(m->name, sizeof(m->name), "%s", v);
-			p->seen_name = 1;
 			m->line_of_name = it->line;
 		} else if (strcmp(k, "role") == 0) {
 			copy_text(m->role, sizeof(m->role), v, d, it, path);
 		} else if (strcmp(k, "tier") == 0) {
-			p->seen_tier = 1;
 			/* Told too long once: not again as a tier of no name.
 			 */
 			if (copy_text(
@@ -1131,7 +1137,6 @@ manifest_key(void *user, const struct ini_item *it)
 			p->system_line = it->line;
 		} else if (strcmp(k, "prompt") == 0) {
 			set_text(&p->prompt, v, it->line);
-			p->seen_prompt = 1;
 			m->line_of_prompt = it->line;
 		} else {
 			diag_add(d, path, it->line,
@@ -1222,6 +1227,7 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	    .path = path,
 	    .system = {.text = &m->system},
 	    .prompt = {.text = &m->prompt}};
+	struct ini_keys *keys;
 	int before = d->count;
 
 	memset(m, 0, sizeof(*m));
@@ -1232,26 +1238,29 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	m->jitter_pct = 10;
 	m->num_predict = -1;
 	m->temperature = -1;
-	if (inifile_parse(path, manifest_key, &p, d) < 0) {
+	if (inifile_parse(path, manifest_key, &p, d, &keys) < 0) {
+		ini_keys_free(keys);
 		free(p.prompt.lines);
 		free(p.system.lines);
 		return d->count - before; /* unreadable: nothing more to say */
 	}
-	if (!p.seen_name)
+	if (!ini_key_given(keys, "agent", "name"))
 		diag_add(d, path, 0, "[agent] name is required");
-	if (!p.seen_tier)
+	if (!ini_key_given(keys, "agent", "tier"))
 		diag_add(d, path, 0, "[agent] tier is required");
-	if (!p.seen_trigger)
+	if (!ini_key_given(keys, "agent", "trigger"))
 		diag_add(d, path, 0,
 		    "[agent] trigger is required (every DURATION, inbox or demand)");
-	if (!p.seen_prompt) {
+	/* A prompt given on a line refused (told) is none to judge. */
+	if (!ini_key_given(keys, "agent", "prompt")) {
 		diag_add(d, path, 0, "[agent] prompt is required");
-	} else if (m->prompt[0] == '\0') {
+	} else if (m->prompt != NULL && m->prompt[0] == '\0') {
 		/* Ollama reads an empty prompt as "load the model". */
 		diag_add(d, path, m->line_of_prompt, "prompt: empty");
-	} else {
+	} else if (m->prompt != NULL) {
 		prompt_variables_known(&p);
-		if (p.seen_trigger && m->trigger == TRIGGER_EVERY &&
+		/* A trigger refused leaves none, not one on a timer. */
+		if (m->trigger == TRIGGER_EVERY && m->every_ms > 0 &&
 		    empty_without_input(m))
 			diag_add(d, path, m->line_of_prompt,
 			    "prompt: nothing but {{input}}, which a run on its "
@@ -1264,6 +1273,7 @@ manifest_load(struct manifest *m, const char *path, struct diag *d)
 	if (m->system != NULL && strlen(m->system) > MSG_MAX_TEXT)
 		diag_add(d, path, p.system_line,
 		    "system: longer than %d bytes", MSG_MAX_TEXT);
+	ini_keys_free(keys);
 	free(p.prompt.lines);
 	free(p.system.lines);
 	return d->count - before;

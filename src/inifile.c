@@ -205,8 +205,13 @@ struct inifile_state {
 struct key_seen {
 	int line;
 	int section_line; /* of the [section] it was given in */
+	int refused;      /* its line was refused: given, but not read */
 	const char *key;  /* in text, after the section's name */
 	char text[];
+};
+
+struct ini_keys {
+	void *tree; /* of struct key_seen */
 };
 
 static int
@@ -234,23 +239,55 @@ key_seen_new(const char *section, const char *key)
 
 /*
  * Notes key as given at this line in its section (and any other of the
- * section's name). Returns NULL for a key new there, else where it was
- * given first.
+ * section's name); refused: the line was refused. Returns NULL for a key
+ * new there (or given before on a line refused), else where it was given
+ * first.
  */
 static const struct key_seen *
-key_given_before(struct inifile_state *st, const char *key)
+key_given_before(struct inifile_state *st, const char *key, int refused)
 {
 	struct key_seen *k = key_seen_new(st->section, key), **found;
 
 	k->line = st->line;
 	k->section_line = st->section_line;
+	k->refused = refused;
 	found = tsearch(k, &st->keys_seen, key_seen_cmp);
 	if (found == NULL)
 		abort();
 	if (*found == k)
 		return NULL;
 	free(k);
-	return *found;
+	/* A line refused read nothing: the next of its key is read. */
+	if ((*found)->refused && !refused) {
+		(*found)->line = st->line;
+		(*found)->section_line = st->section_line;
+		(*found)->refused = 0;
+		return NULL;
+	}
+	return refused ? NULL : *found;
+}
+
+int
+ini_key_given(const struct ini_keys *keys, const char *section, const char *key)
+{
+	struct key_seen *k;
+	struct key_seen **found;
+
+	if (keys == NULL)
+		return 0;
+	k = key_seen_new(section, key);
+	found = tfind(k, &keys->tree, key_seen_cmp);
+	free(k);
+	return found != NULL ? (*found)->line : 0;
+}
+
+void
+ini_keys_free(struct ini_keys *keys)
+{
+	if (keys == NULL)
+		return;
+	tdestroy(keys->tree, free);
+	free(keys);
 }
 
 /* inih's test for an inline comment: ';' after white space. */
@@ -337,6 +374,25 @@ judge_line(struct inifile_state *st, char *line)
 	/* inih remembers an empty key as none: no line continues it. */
 	st->have_key = st->key[0] != '\0';
 	return NULL;
+}
+
+/* A key line refused whole was given all the same, and told: its key is
+ * not missing too (ini_key_given). */
+static void
+note_refused_key(struct inifile_state *st, char *line)
+{
+	char key[INI_LINE_MAX + 2];
+	const char *end;
+
+	if (st->section_line == 0 || st->section_refused || line[0] == '[' ||
+	    line[0] == '\0')
+		return;
+	end = find_or_comment(line, "=:");
+	if (*end != '=' && *end != ':')
+		return;
+	copy_trimmed(key, line, end);
+	if (key[0] != '\0')
+		(void)key_given_before(st, key, 1);
 }
 
 /*
@@ -443,8 +499,10 @@ inifile_reader(char *buf, int size, void *stream)
 		return buf;
 	}
 	st->drop_line = 0;
-	if (!isspace((unsigned char)buf[0]) && buf[0] != ';' && buf[0] != '#')
+	if (!isspace((unsigned char)buf[0]) && buf[0] != ';' && buf[0] != '#') {
 		st->refused_key = 1;
+		note_refused_key(st, buf);
+	}
 	buf[0] = '\n';
 	buf[1] = '\0';
 	return buf;
@@ -480,7 +538,7 @@ inifile_handler(
 		return 1;
 	}
 	/* An empty key is no key: its handler tells it. */
-	first = st->key[0] != '\0' ? key_given_before(st, st->key) : NULL;
+	first = st->key[0] != '\0' ? key_given_before(st, st->key, 0) : NULL;
 	st->skipping = first != NULL;
 	if (first != NULL && first->section_line == st->section_line)
 		diag_add(st->diag, st->path, st->line,
@@ -498,7 +556,8 @@ inifile_handler(
 }
 
 int
-inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
+inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d,
+    struct ini_keys **keys)
 {
 	struct inifile_state st = {.path = path,
 	    .diag = d,
@@ -508,6 +567,8 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 	int fd;
 	struct stat sb = {0};
 
+	if (keys != NULL)
+		*keys = NULL;
 	/* The file's problems are told together, in the order files are
 	 * read, whichever are found later. */
 	diag_file(d, path);
@@ -539,7 +600,14 @@ inifile_parse(const char *path, inifile_key_fn fn, void *user, struct diag *d)
 		abort();
 	/* Every line inih could fault was judged and reported already. */
 	(void)ini_parse_stream(inifile_reader, &st, inifile_handler, &st);
-	tdestroy(st.keys_seen, free);
+	if (keys != NULL) {
+		*keys = calloc(1, sizeof(**keys));
+		if (*keys == NULL)
+			abort();
+		(*keys)->tree = st.keys_seen;
+	} else {
+		tdestroy(st.keys_seen, free);
+	}
 	fclose(st.fp);
 	return st.unreadable ? -1 : d->count - st.problems_before;
 }

@@ -58,20 +58,34 @@ struct ini_item {
  * For a [section], returns 0 if its keys join those of any earlier section
  * of its name (one given in both is told as given twice), or -1 if the
  * handler refused the section, which it told: its keys then go unread,
- * neither passed on nor told again. So do those after a [section] line
- * without its ']'. For a key, returns 0.
+ * neither passed on nor told again, as repeats or as given. So do those
+ * after a [section] line without its ']'. For a key, returns 0.
  */
 typedef int (*inifile_key_fn)(void *user, const struct ini_item *item);
+
+/* The keys a file gave, section by section (inifile_parse). */
+struct ini_keys;
 
 /*
  * Parses path, calling fn for every key. Every problem is added to d:
  * syntax errors, a line too long for the reader (INI_LINE_MAX), a NUL byte,
  * text that is not UTF-8, a key before any section, a key given twice in
  * a section, or in two sections of one name. Returns how many were added,
- * or -1 if the file could not be read (not a regular file, say).
+ * or -1 if the file could not be read (not a regular file, say). If keys
+ * is not NULL, *keys is set to the keys given (free with ini_keys_free),
+ * or to NULL if the file could not be opened.
  */
-int inifile_parse(
-    const char *path, inifile_key_fn fn, void *user, struct diag *d);
+int inifile_parse(const char *path, inifile_key_fn fn, void *user,
+    struct diag *d, struct ini_keys **keys);
+/*
+ * The line where section first gave key, or 0 if it gave none. A key whose
+ * value was refused, or whose whole line was (bytes that are not UTF-8,
+ * say), counts as given: it was told at its line, and is not missing too.
+ * keys may be NULL (none given).
+ */
+int ini_key_given(
+    const struct ini_keys *keys, const char *section, const char *key);
+void ini_keys_free(struct ini_keys *keys);
 
 /* Value readers: 0 on success, -1 (with a message in d) otherwise. */
 int ini_get_int(const char *value, long min, long max, long *out,

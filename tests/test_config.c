@@ -399,13 +399,13 @@ Test(config, a_model_name_with_a_control_character_is_refused)
 	struct config c;
 	struct diag d = {0};
 
-	/* Refused, the tier has no model either: two problems. */
+	/* Refused, and told once: not again as a model missing. */
 	cr_assert_eq(config_load(&c,
 	                 put("ctl.conf",
 	                     "[tier.light]\nmodel = a\x01"
 	                     "b\n"),
 	                 &d),
-	    2, "%s", d.text);
+	    1, "%s", d.text);
 	expect(&d, "ctl.conf", 2,
 	    "model: \"a?b\" has a blank, a quote or a control character");
 	config_free(&c);
@@ -1701,6 +1701,56 @@ Test(config, a_key_given_again_in_another_section_of_its_name_is_told)
 	/* The first stands, as within one section. */
 	cr_assert_eq(c.parallel, 2);
 	cr_assert_eq(c.vram_mb, 2048);
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, a_required_key_given_but_refused_is_not_told_missing_too)
+{
+	static const char manifest[] = "[agent]\n"
+	                               "name = caf\xe9\n"
+	                               "tier = li\0ght\n"
+	                               "trigger = demand\r \n"
+	                               "prompt = R\xe9sum\xe9\n";
+	struct config c;
+	struct manifest m;
+	struct diag d = {0};
+	char xdg[101];
+
+	cr_assert_eq(config_load(&c,
+	                 put("refused.conf",
+	                     "[tier.light]\nmodel = tiny llama\n"
+	                     "[tier.heavy]\nmodel = caf\xe9\n"
+	                     "[tier.none]\n"),
+	                 &d),
+	    3, "%s", d.text);
+	expect(&d, "refused.conf", 2, "model: \"tiny llama\" has a blank");
+	expect(&d, "refused.conf", 4, "not UTF-8 text");
+	/* A key not given at all is still missing. */
+	expect(&d, "refused.conf", 5, "[tier.none]: model is required");
+	config_free(&c);
+	diag_free(&d);
+
+	cr_assert_eq(
+	    manifest_load(&m,
+	        put_bytes("refused.conf", manifest, sizeof(manifest) - 1), &d),
+	    4, "%s", d.text);
+	cr_assert_null(strstr(d.text, "is required"), "%s", d.text);
+	manifest_free(&m);
+	diag_free(&d);
+
+	/* A runtime_dir refused is not judged as the default it leaves. */
+	memset(xdg, 'x', 100);
+	xdg[0] = '/';
+	xdg[100] = '\0';
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	cr_assert_eq(config_load(&c,
+	                 put("dir.conf",
+	                     "[supervisor]\nruntime_dir = run # x\n"
+	                     "[tier.light]\nmodel = tinyllama\n"),
+	                 &d),
+	    1, "%s", d.text);
+	unsetenv("XDG_RUNTIME_DIR");
 	config_free(&c);
 	diag_free(&d);
 }

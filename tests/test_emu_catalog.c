@@ -112,9 +112,11 @@ Test(catalog, every_error_is_reported_with_its_line)
 	snprintf(want, sizeof(want),
 	    "%s:11: context_length: 10 is out of range", path);
 	cr_assert(strstr(err, want) != NULL, "%s", err);
-	snprintf(
-	    want, sizeof(want), "%s:7: [bad:1b]: size_mb is required", path);
+	snprintf(want, sizeof(want),
+	    "%s:7: [bad:1b]: load_mb_per_s is required", path);
 	cr_assert(strstr(err, want) != NULL, "%s", err);
+	/* Given, and refused at its line: not missing too. */
+	cr_assert_null(strstr(err, "size_mb is required"), "%s", err);
 	cr_assert_null(
 	    strstr(err, "good:1b"), "the good model is fine: %s", err);
 	emu_catalog_free(&cat);

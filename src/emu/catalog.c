@@ -262,35 +262,30 @@ emu_catalog_load(
     struct emu_catalog *cat, const char *path, char *errbuf, size_t errlen)
 {
 	struct catalog_parse p = {.cat = cat, .path = path};
+	struct ini_keys *keys;
 	int bad;
 
 	memset(cat, 0, sizeof(*cat));
-	inifile_parse(path, catalog_key, &p, &p.diag);
+	inifile_parse(path, catalog_key, &p, &p.diag, &keys);
 	for (size_t i = 0; i < cat->count; i++) {
 		struct emu_model *m = &cat->models[i];
-		const struct {
-			const char *key;
-			int missing;
-		} required[] = {
-		    {"size_mb", m->size_bytes == 0},
-		    {"load_mb_per_s", m->load_mb_per_s <= 0},
-		    {"prompt_tokens_per_s", m->prompt_tokens_per_s <= 0},
-		    {"context_length", m->context_length == 0},
-		};
+		static const char *const required[] = {"size_mb",
+		    "load_mb_per_s", "prompt_tokens_per_s", "context_length"};
 
+		/* A key given but refused was told at its line. */
 		for (size_t k = 0; k < sizeof(required) / sizeof(required[0]);
 		     k++)
-			if (required[k].missing)
+			if (!ini_key_given(keys, m->name, required[k]))
 				diag_add(&p.diag, path, p.section_line[i],
 				    "[%s]: %s is required", m->name,
-				    required[k].key);
+				    required[k]);
 		if ((m->capabilities & EMU_CAP_COMPLETION) &&
-		    m->gen_tokens_per_s <= 0)
+		    !ini_key_given(keys, m->name, "gen_tokens_per_s"))
 			diag_add(&p.diag, path, p.section_line[i],
 			    "[%s]: gen_tokens_per_s is required for a completion model",
 			    m->name);
 		if ((m->capabilities & EMU_CAP_EMBEDDING) &&
-		    m->embedding_length <= 0)
+		    !ini_key_given(keys, m->name, "embedding_length"))
 			diag_add(&p.diag, path, p.section_line[i],
 			    "[%s]: embedding_length is required for an embedding model",
 			    m->name);
@@ -302,6 +297,7 @@ emu_catalog_load(
 		diag_add(&p.diag, path, 0, "no [model:tag] section");
 	if (errlen > 0)
 		snprintf(errbuf, errlen, "%s", p.diag.text ? p.diag.text : "");
+	ini_keys_free(keys);
 	free(p.section_line);
 	bad = p.diag.count > 0;
 	diag_free(&p.diag);
