@@ -275,7 +275,6 @@ struct config_parse {
 	 * take time in the square of the file's length. */
 	int key_line;
 	long key_index;
-	int runtime_dir_line; /* where runtime_dir was given, 0: nowhere */
 	/* A runtime_dir given was refused: the default it leaves is not
 	 * judged as if none had been given. */
 	int runtime_dir_refused;
@@ -489,6 +488,12 @@ config_key(void *user, const struct ini_item *it)
 		    "%s: only agent prompts continue on indented lines", k);
 		return 0;
 	}
+	/* Where a directory was named, read or not: what is found of it
+	 * later is told there. */
+	if (strcmp(s, "supervisor") == 0 && strcmp(k, "runtime_dir") == 0)
+		c->runtime_dir_line = it->line;
+	if (strcmp(s, "supervisor") == 0 && strcmp(k, "state_dir") == 0)
+		c->state_dir_line = it->line;
 	if (strcmp(s, "supervisor") == 0 &&
 	    (strcmp(k, "runtime_dir") == 0 || strcmp(k, "state_dir") == 0 ||
 	        strcmp(k, "agents_dir") == 0) &&
@@ -510,7 +515,6 @@ config_key(void *user, const struct ini_item *it)
 			if (copy_text(c->runtime_dir, sizeof(c->runtime_dir), v,
 			        d, it, path) != 0)
 				p->runtime_dir_refused = 1;
-			p->runtime_dir_line = it->line;
 			/* Empty is the default's, judged once all is read. */
 			config_resolve(
 			    c->dir, c->runtime_dir, resolved, sizeof(resolved));
@@ -846,9 +850,10 @@ config_load(struct config *c, const char *path, struct diag *d)
 		char dir[PATH_MAX + 16], why[PATH_MAX + 128];
 
 		config_runtime_dir(c, dir, sizeof(dir));
-		if (config_runtime_dir_fits(dir, why, sizeof(why)))
-			diag_add(d, path, p.runtime_dir_line,
-			    "runtime_dir: none given, so %s: set one", why);
+		if (config_runtime_dir_fits(dir, why, sizeof(why) - 16)) {
+			strcat(why, ": set one");
+			config_dir_problem(c, "runtime_dir", why, d);
+		}
 	}
 
 	for (size_t i = 0; i < c->ntiers; i++) {
@@ -888,6 +893,20 @@ config_load(struct config *c, const char *path, struct diag *d)
 		    "no [tier.NAME] section: agents need at least one tier");
 	ini_keys_free(keys);
 	return d->count - before;
+}
+
+void
+config_dir_problem(
+    const struct config *c, const char *key, const char *why, struct diag *d)
+{
+	int runtime = strcmp(key, "runtime_dir") == 0;
+	int line = runtime ? c->runtime_dir_line : c->state_dir_line;
+	/* An empty runtime_dir is the default's; an empty state_dir is
+	 * refused. */
+	int by_default = runtime ? c->runtime_dir[0] == '\0' : line == 0;
+
+	diag_add(d, c->path, line, "%s: %s%s", key,
+	    by_default ? "none given, so the default " : "", why);
 }
 
 void

@@ -69,6 +69,7 @@ struct config {
 	long workers;               /* 0 = number of CPUs */
 	char runtime_dir[PATH_MAX]; /* "" = $XDG_RUNTIME_DIR/ollamax etc. */
 	char state_dir[PATH_MAX];
+	int runtime_dir_line, state_dir_line; /* where given; 0: not given */
 	char agents_dir[PATH_MAX];
 	size_t stack_size;
 	int64_t watchdog_ms; /* a child silent this long is hung; 0 = never */
@@ -206,6 +207,13 @@ int config_ctl_runtime_dir(
 /* 0 if the sockets fit in dir, else -1 with why ("DIR is N bytes long:
  * ..."). */
 int config_runtime_dir_fits(const char *dir, char *why, size_t len);
+/*
+ * Adds to d a problem found of the runtime_dir or state_dir (key) as
+ * resolved, why starting with the directory: at the line of the key, or,
+ * none given, as the default's.
+ */
+void config_dir_problem(
+    const struct config *c, const char *key, const char *why, struct diag *d);
 
 /* A tier or agent name: lowercase letters, digits, '-' and '_'. */
 int config_valid_name(const char *s);

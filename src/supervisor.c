@@ -236,15 +236,14 @@ runtime_dir_problem(const char *dir, int created, char *why, size_t len)
 
 	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
 	    st.st_uid != getuid()) {
-		snprintf(why, len,
-		    "runtime dir %s is not a directory owned by uid %u", dir,
+		snprintf(why, len, "%s is not a directory owned by uid %u", dir,
 		    (unsigned)getuid());
 		return -1;
 	}
 	if ((st.st_mode & 07777) != 0700 && !created) {
 		snprintf(why, len,
-		    "runtime dir %s is %s (mode %04o): name a directory of its "
-		    "own, or chmod 700 it",
+		    "%s is %s (mode %04o): name a directory of its own, or "
+		    "chmod 700 it",
 		    dir,
 		    st.st_mode & 077 ? "open to others"
 		                     : "not the user's to write",
@@ -254,27 +253,44 @@ runtime_dir_problem(const char *dir, int created, char *why, size_t len)
 	return 0;
 }
 
+/* A problem of the runtime dir found at start, into why, as check tells
+ * one: at the line of runtime_dir, or as the default's. */
+static void
+runtime_dir_told(
+    struct supervisor *s, const char *problem, char *why, size_t len)
+{
+	struct diag d = {0};
+
+	config_dir_problem(&s->conf, "runtime_dir", problem, &d);
+	snprintf(why, len, "%.*s", (int)strcspn(d.text, "\n"), d.text);
+	diag_free(&d);
+}
+
 static int
 prepare_runtime(struct supervisor *s, char *why, size_t len)
 {
 	struct stat st;
-	char too_long[PATH_MAX + 96];
+	char problem[PATH_MAX + 256];
 	int created = 0;
 
 	/* The default, from $XDG_RUNTIME_DIR or /tmp, is checked here. */
-	if (config_runtime_dir_fits(s->runtime, too_long, sizeof(too_long))) {
-		snprintf(why, len, "runtime dir %s", too_long);
+	if (config_runtime_dir_fits(s->runtime, problem, sizeof(problem))) {
+		runtime_dir_told(s, problem, why, len);
 		return -1;
 	}
 	if (mkdir(s->runtime, 0700) == 0)
 		created = 1;
 	else if (errno != EEXIST) {
-		snprintf(why, len, "cannot create the runtime dir %s: %s",
+		snprintf(problem, sizeof(problem), "%s cannot be made: %s",
 		    s->runtime, strerror(errno));
+		runtime_dir_told(s, problem, why, len);
 		return -1;
 	}
-	if (runtime_dir_problem(s->runtime, created, why, len) != 0)
+	if (runtime_dir_problem(
+	        s->runtime, created, problem, sizeof(problem)) != 0) {
+		runtime_dir_told(s, problem, why, len);
 		return -1;
+	}
 	if (created && lstat(s->runtime, &st) == 0 &&
 	    (st.st_mode & 07777) != 0700) {
 		if (chmod(s->runtime, 0700) != 0) {
@@ -2281,7 +2297,7 @@ missing(const char *dir, char *why, size_t len)
 /* The state and runtime dirs already there, or to be made, as start
  * would take them. */
 static int
-dirs_on_disk(const struct config *c, const char *path, struct diag *d)
+dirs_on_disk(const struct config *c, struct diag *d)
 {
 	char dir[PATH_MAX], why[2 * PATH_MAX + 128];
 	struct stat st;
@@ -2289,21 +2305,22 @@ dirs_on_disk(const struct config *c, const char *path, struct diag *d)
 
 	config_resolve(c->dir, c->state_dir, dir, sizeof(dir));
 	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
-		diag_add(d, path, 0, "state_dir: %s is not a directory", dir);
+		snprintf(why, sizeof(why), "%s is not a directory", dir);
+		config_dir_problem(c, "state_dir", why, d);
 		bad++;
 	} else if ((gone = missing(dir, why, sizeof(why))) < 0 ||
 	    (gone > 0 && cannot_make(dir, why, sizeof(why)))) {
-		diag_add(d, path, 0, "state_dir: %s", why);
+		config_dir_problem(c, "state_dir", why, d);
 		bad++;
 	}
 	config_runtime_dir(c, dir, sizeof(dir));
 	if ((gone = missing(dir, why, sizeof(why))) == 0 &&
 	    runtime_dir_problem(dir, 0, why, sizeof(why)) != 0) {
-		diag_add(d, path, 0, "runtime_dir: %s", why);
+		config_dir_problem(c, "runtime_dir", why, d);
 		bad++;
 	} else if (gone < 0 ||
 	    (gone > 0 && cannot_make(dir, why, sizeof(why)))) {
-		diag_add(d, path, 0, "runtime_dir: %s", why);
+		config_dir_problem(c, "runtime_dir", why, d);
 		bad++;
 	}
 	return bad;
@@ -2323,7 +2340,7 @@ load_all(const char *path, struct config *c, struct fleet *f, int verbose)
 	memset(f, 0, sizeof(*f));
 	bad = config_load(c, path, &d);
 	if (bad == 0)
-		bad += dirs_on_disk(c, path, &d);
+		bad += dirs_on_disk(c, &d);
 	if (bad == 0 || c->ntiers > 0) {
 		config_resolve(c->dir, c->agents_dir, agents, sizeof(agents));
 		bad += fleet_load(f, agents, c, NULL, NULL, &d);
@@ -2605,7 +2622,7 @@ cmd_start(const char *self, const char *path, int detach)
 		return 1;
 	}
 	if (config_load(&s->conf, s->conf_path, &d) > 0 ||
-	    dirs_on_disk(&s->conf, s->conf_path, &d) > 0) {
+	    dirs_on_disk(&s->conf, &d) > 0) {
 		fputs(d.text, stderr);
 		diag_free(&d);
 		log_errorx("%s is not valid: nothing started", s->conf_path);

@@ -654,7 +654,7 @@ Test(config, an_empty_runtime_dir_is_judged_as_the_default_it_stands_for)
 	xdg[100] = '\0';
 	setenv("XDG_RUNTIME_DIR", xdg, 1);
 	cr_assert_eq(config_load(&c, path, &d), 1, "%s", d.text);
-	expect(&d, name, 2, "runtime_dir: none given, so /xxx");
+	expect(&d, name, 2, "runtime_dir: none given, so the default /xxx");
 	cr_assert_not_null(
 	    strstr(d.text, "/ollamax is 108 bytes long"), "%s", d.text);
 	config_free(&c);
@@ -1751,6 +1751,41 @@ Test(config, a_required_key_given_but_refused_is_not_told_missing_too)
 	                 &d),
 	    1, "%s", d.text);
 	unsetenv("XDG_RUNTIME_DIR");
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, a_dir_s_problem_is_told_at_its_key_or_as_the_default)
+{
+	struct config c;
+	struct diag d = {0};
+	char want[512];
+
+	cr_assert_eq(
+	    config_load(&c,
+	        put("dirs.conf",
+	            "[supervisor]\nworkers = 1\nstate_dir = /nowhere/s\n"
+	            "runtime_dir = /nowhere/r\n[tier.light]\n"
+	            "model = tinyllama\n"),
+	        &d),
+	    0, "%s", d.text);
+	config_dir_problem(&c, "state_dir", "/nowhere/s cannot be made", &d);
+	config_dir_problem(&c, "runtime_dir", "/nowhere/r cannot be made", &d);
+	expect(&d, "dirs.conf", 3, "state_dir: /nowhere/s cannot be made");
+	expect(&d, "dirs.conf", 4, "runtime_dir: /nowhere/r cannot be made");
+	config_free(&c);
+	diag_free(&d);
+
+	cr_assert_eq(
+	    config_load(&c,
+	        put("nodirs.conf", "[tier.light]\nmodel = tinyllama\n"), &d),
+	    0, "%s", d.text);
+	config_dir_problem(&c, "state_dir", "/x/state is not a directory", &d);
+	snprintf(want, sizeof(want),
+	    "%s/nodirs.conf: state_dir: none given, so the default "
+	    "/x/state is not a directory\n",
+	    dir);
+	cr_assert_str_eq(d.text, want);
 	config_free(&c);
 	diag_free(&d);
 }

@@ -924,7 +924,7 @@ default_too_long() {
 	mkdir -p "$xdg"
 	sed 's/^runtime_dir = .*/runtime_dir =/' "$TMP/ollamax.conf" >"$TMP/xdg.conf"
 	XDG_RUNTIME_DIR=$xdg "$SUP" -c "$TMP/xdg.conf" start 2>"$TMP/xdg.log" || rc=$?
-	[ "$rc" -eq 1 ] && grep -q "xdg.conf:[0-9]*: runtime_dir: none given, so $xdg/ollamax is [0-9]* bytes long: the paths of its sockets fit in 91 at most" "$TMP/xdg.log"
+	[ "$rc" -eq 1 ] && grep -q "xdg.conf:[0-9]*: runtime_dir: none given, so the default $xdg/ollamax is [0-9]* bytes long: the paths of its sockets fit in 91 at most" "$TMP/xdg.log"
 }
 check "a default runtime dir too long for its sockets is refused at start, said so" default_too_long
 # A runtime dir that was there, open to others, is the user's: refused,
@@ -937,7 +937,7 @@ shared_refused() {
 	sed "s|^runtime_dir = .*|runtime_dir = $TMP/shared|" "$TMP/ollamax.conf" >"$TMP/shared.conf"
 	"$SUP" -c "$TMP/shared.conf" start 2>"$TMP/shared.log" || rc=$?
 	[ "$rc" -eq 1 ] &&
-		grep -q "runtime dir $TMP/shared is open to others (mode 1777): name a directory of its own, or chmod 700 it" "$TMP/shared.log" &&
+		grep -q "shared.conf:3: runtime_dir: $TMP/shared is open to others (mode 1777): name a directory of its own, or chmod 700 it" "$TMP/shared.log" &&
 		[ "$(stat -c %a "$TMP/shared")" = 1777 ] && [ "$(cat "$TMP/shared/data.sock")" = keep ]
 }
 check "a shared runtime dir is refused at start, said so, and left as it was" shared_refused
@@ -947,10 +947,21 @@ dirs_checked() {
 	: >"$TMP/afile"
 	sed -e "s|^runtime_dir = .*|&\nstate_dir = $TMP/afile|" "$TMP/shared.conf" >"$TMP/dirs.conf"
 	out=$("$SUP" -c "$TMP/dirs.conf" check 2>&1) || rc=$?
-	[ "$rc" -eq 1 ] && has "$out" "state_dir: $TMP/afile is not a directory" &&
-		has "$out" "runtime_dir: runtime dir $TMP/shared is open to others (mode 1777)"
+	[ "$rc" -eq 1 ] && has "$out" "dirs.conf:4: state_dir: $TMP/afile is not a directory" &&
+		has "$out" "dirs.conf:3: runtime_dir: $TMP/shared is open to others (mode 1777)"
 }
-check "check tells a state dir that is a file, and a shared runtime dir" dirs_checked
+check "check tells a state dir that is a file, and a shared runtime dir, at their lines" dirs_checked
+# The state dir none names is the default's, and said so.
+default_state_told() {
+	local rc=0 out
+	mkdir -p "$TMP/defaults/agents"
+	: >"$TMP/defaults/state"
+	sed "s|^runtime_dir = .*|runtime_dir = $TMP/run-defaults|" "$TMP/ollamax.conf" >"$TMP/defaults/ollamax.conf"
+	out=$("$SUP" -c "$TMP/defaults/ollamax.conf" check 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] &&
+		has "$out" "$TMP/defaults/ollamax.conf: state_dir: none given, so the default $TMP/defaults/state is not a directory"
+}
+check "check tells a default state dir that is a file as the default" default_state_told
 closed_dir_told() {
 	local rc=0 out
 	mkdir -p "$TMP/closed"
@@ -958,7 +969,7 @@ closed_dir_told() {
 	sed "s|^runtime_dir = .*|runtime_dir = $TMP/closed|" "$TMP/ollamax.conf" >"$TMP/closed.conf"
 	out=$("$SUP" -c "$TMP/closed.conf" check 2>&1) || rc=$?
 	chmod 700 "$TMP/closed"
-	[ "$rc" -eq 1 ] && has "$out" "runtime dir $TMP/closed is not the user's to write (mode 0500)"
+	[ "$rc" -eq 1 ] && has "$out" "closed.conf:3: runtime_dir: $TMP/closed is not the user's to write (mode 0500)"
 }
 check "and a runtime dir the user may not write, as such" closed_dir_told
 # Each is made alone, not with its parents: one whose parent is missing
@@ -969,8 +980,8 @@ unmakeable_dirs() {
 		"$TMP/ollamax.conf" >"$TMP/unmakeable.conf"
 	out=$("$SUP" -c "$TMP/unmakeable.conf" check 2>&1) || rc=$?
 	[ "$rc" -eq 1 ] &&
-		has "$out" "runtime_dir: $TMP/nope/run cannot be made: $TMP/nope does not exist" &&
-		has "$out" "state_dir: $TMP/afile/state cannot be made: $TMP/afile is not a directory" || return 1
+		has "$out" "unmakeable.conf:3: runtime_dir: $TMP/nope/run cannot be made: $TMP/nope does not exist" &&
+		has "$out" "unmakeable.conf:4: state_dir: $TMP/afile/state cannot be made: $TMP/afile is not a directory" || return 1
 	rc=0
 	"$SUP" -c "$TMP/unmakeable.conf" start 2>"$TMP/unmakeable.log" || rc=$?
 	[ "$rc" -eq 1 ] && grep -q "state_dir: $TMP/afile/state cannot be made" "$TMP/unmakeable.log" &&
@@ -995,8 +1006,8 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null &&
 			"$SUP" -c "$TMP/unwritable.conf" check 2>&1) || rc=$?
 		chmod 700 "$TMP" "$TMP/ro" "$TMP/shut"
 		[ "$rc" -eq 1 ] &&
-			has "$out" "runtime_dir: $TMP/ro/run cannot be made: $TMP/ro: Permission denied" &&
-			has "$out" "state_dir: $TMP/shut/inner/state: Permission denied"
+			has "$out" "unwritable.conf:3: runtime_dir: $TMP/ro/run cannot be made: $TMP/ro: Permission denied" &&
+			has "$out" "unwritable.conf:4: state_dir: $TMP/shut/inner/state: Permission denied"
 	}
 	check "check refuses dirs another user may not make or look into" unwritable_dirs
 fi
