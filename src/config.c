@@ -118,6 +118,150 @@ config_name_fault(const char *s, char *why, size_t len)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Names near a name                                                  */
+/* ------------------------------------------------------------------ */
+
+/* The longest name weighed for the one meant, in characters. */
+#define NEAR_MAX 64
+
+/* The characters of s, ASCII letters in lowercase, into out: how many, or
+ * -1 for more than NEAR_MAX. */
+static int
+near_characters(const char *s, uint32_t *out)
+{
+	size_t n = strlen(s), size;
+	int count = 0;
+
+	for (size_t at = 0; at < n; at += size) {
+		uint32_t c = utf8_decode(s + at, n - at, &size);
+
+		if (count == NEAR_MAX)
+			return -1;
+		out[count++] = c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+	}
+	return count;
+}
+
+/*
+ * The edits that make a into b, each a character put in, left out, changed,
+ * or swapped with the next, and none edited twice (the optimal string
+ * alignment distance), exact up to 2, and past that some number above 2.
+ * Characters, not bytes: an invisible one is one edit. Case aside:
+ * "Workers" is "workers" mistyped. -1 if either is longer than NEAR_MAX.
+ */
+static int
+edit_distance(const char *a, const char *b)
+{
+	uint32_t x[NEAR_MAX], y[NEAR_MAX];
+	int rows[3][NEAR_MAX + 1], *two_up = rows[0], *up = rows[1],
+	                           *row = rows[2], *spare;
+	int n = near_characters(a, x), m = near_characters(b, y);
+
+	if (n < 0 || m < 0)
+		return -1;
+	/* Lengths more than 2 apart take more than 2 edits: most names
+	 * weighed are told apart here, without the table. */
+	if (n > m + 2 || m > n + 2)
+		return n > m ? n - m : m - n;
+	for (int j = 0; j <= m; j++)
+		up[j] = j;
+	for (int i = 1; i <= n; i++) {
+		row[0] = i;
+		for (int j = 1; j <= m; j++) {
+			int best = up[j - 1] + (x[i - 1] != y[j - 1]);
+
+			if (up[j] + 1 < best)
+				best = up[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (i > 1 && j > 1 && x[i - 1] == y[j - 2] &&
+			    x[i - 2] == y[j - 1] && two_up[j - 2] + 1 < best)
+				best = two_up[j - 2] + 1;
+			row[j] = best;
+		}
+		spare = two_up;
+		two_up = up;
+		up = row;
+		row = spare;
+	}
+	return up[m];
+}
+
+/* Of the names weighed, the nearest to one given, if near enough to be
+ * the one meant: two edits at most, and fewer than half its length. */
+struct nearest {
+	const char *name;
+	int edits;
+};
+
+static void
+nearest_weigh(struct nearest *near, const char *given, const char *name)
+{
+	int edits = edit_distance(given, name);
+
+	if (edits >= 0 && edits <= 2 && 2 * (size_t)edits < strlen(name) &&
+	    (near->name == NULL || edits < near->edits)) {
+		near->name = name;
+		near->edits = edits;
+	}
+}
+
+/* The nearest of names to given, or NULL. */
+static const char *
+nearest_of(const char *given, const char *const *names, size_t count)
+{
+	struct nearest near = {0};
+
+	for (size_t i = 0; i < count; i++)
+		nearest_weigh(&near, given, names[i]);
+	return near.name;
+}
+
+/* ": did you mean 'NAME'?", or "" for no name. */
+static const char *
+did_you_mean(const char *name, char *out, size_t len)
+{
+	if (name == NULL)
+		return "";
+	snprintf(out, len, ": did you mean '%s'?", name);
+	return out;
+}
+
+/* names, ", " between them, into out. */
+static const char *
+names_listed(const char *const *names, size_t count, char *out, size_t len)
+{
+	size_t at = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < count && at < len; i++)
+		at += (size_t)snprintf(
+		    out + at, len - at, "%s%s", i > 0 ? ", " : "", names[i]);
+	return out;
+}
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A key its section does not know: the one meant, if near, else those it
+ * knows. */
+static void
+unknown_key(struct diag *d, const char *path, const struct ini_item *it,
+    const char *const *known, size_t count)
+{
+	const char *meant = nearest_of(it->key, known, count);
+	char list[256];
+
+	if (meant != NULL)
+		diag_add(d, path, it->line,
+		    "[%s]: unknown key \"%s\": did you mean '%s'?", it->section,
+		    it->key, meant);
+	else
+		diag_add(d, path, it->line, "[%s]: unknown key \"%s\" (%s)",
+		    it->section, it->key,
+		    names_listed(known, count, list, sizeof(list)));
+}
+
 static int
 get_duration_ms(const char *value, int64_t min_ms, int64_t max_ms, int64_t *out,
     struct diag *d, const char *path, const struct ini_item *it)
@@ -444,11 +588,49 @@ url_authority_problem(const char *authority, char *why, size_t len)
 	return NULL;
 }
 
-static void
-unknown_key(struct config_parse *p, const struct ini_item *it)
+/* The keys of each section, as config_key reads them. */
+static const char *const supervisor_keys[] = {"workers", "runtime_dir",
+    "state_dir", "agents_dir", "stack_size", "watchdog", "start_timeout"};
+static const char *const broker_keys[] = {"parallel", "vram_mb", "max_loaded",
+    "max_wait_high", "max_wait_normal", "max_wait_low", "min_residency",
+    "idle_unload"};
+static const char *const backend_keys[] = {"url", "connect_timeout",
+    "first_byte_timeout", "stall_timeout", "answer_timeout"};
+static const char *const tier_keys[] = {"model", "fallback"};
+static const char *const model_keys[] = {
+    "size_mb", "num_ctx", "kv_mb", "preload", "pin"};
+
+static const char *const config_sections[] = {
+    "supervisor", "broker", "backend"};
+/* Of [tier.NAME] and [model.NAME]. */
+static const char *const config_kinds[] = {"tier", "model"};
+
+/*
+ * The section meant by one unknown, into out, or NULL: a kind of
+ * [KIND.NAME] mistyped, or set apart from its name otherwise than by a dot,
+ * or a section of one word mistyped.
+ */
+static const char *
+section_meant(const char *s, char *out, size_t len)
 {
-	diag_add(p->d, p->path, it->line, "[%s]: unknown key \"%s\"",
-	    it->section, it->key);
+	size_t word = strcspn(s, ". :_-");
+	const char *meant;
+	char kind[NEAR_MAX + 1];
+
+	if (s[word] != '\0' && s[word + 1] != '\0' && word < sizeof(kind)) {
+		memcpy(kind, s, word);
+		kind[word] = '\0';
+		meant = nearest_of(kind, config_kinds, COUNT_OF(config_kinds));
+		if (meant != NULL) {
+			snprintf(out, len, "%s.%s", meant, s + word + 1);
+			return out;
+		}
+	}
+	meant = nearest_of(s, config_sections, COUNT_OF(config_sections));
+	if (meant == NULL)
+		return NULL;
+	snprintf(out, len, "%s", meant);
+	return out;
 }
 
 /* A section opens: tiers and models are made, any other is known. Returns
@@ -457,6 +639,7 @@ static int
 config_section(struct config_parse *p, const struct ini_item *it)
 {
 	const char *s = it->section;
+	char meant[INI_LINE_MAX + 16];
 
 	if (strncmp(s, "tier.", 5) == 0)
 		return tier_section(p, s + 5, it->line, 1) != NULL ? 0 : -1;
@@ -465,10 +648,14 @@ config_section(struct config_parse *p, const struct ini_item *it)
 	if (strcmp(s, "supervisor") == 0 || strcmp(s, "broker") == 0 ||
 	    strcmp(s, "backend") == 0)
 		return 0;
-	diag_add(p->d, p->path, it->line,
-	    "[%s]: unknown section (supervisor, broker, backend, tier.NAME, "
-	    "model.NAME)",
-	    s);
+	if (section_meant(s, meant, sizeof(meant)) != NULL)
+		diag_add(p->d, p->path, it->line,
+		    "[%s]: unknown section: did you mean [%s]?", s, meant);
+	else
+		diag_add(p->d, p->path, it->line,
+		    "[%s]: unknown section (supervisor, broker, backend, "
+		    "tier.NAME, model.NAME)",
+		    s);
 	return -1;
 }
 
@@ -554,7 +741,8 @@ config_key(void *user, const struct ini_item *it)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->start_timeout_ms, d, path, it);
 		else
-			unknown_key(p, it);
+			unknown_key(d, path, it, supervisor_keys,
+			    COUNT_OF(supervisor_keys));
 	} else if (strcmp(s, "broker") == 0) {
 		if (strcmp(k, "parallel") == 0)
 			ini_get_int(v, 1, CONFIG_PARALLEL_MAX, &c->parallel, d,
@@ -584,7 +772,8 @@ config_key(void *user, const struct ini_item *it)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->idle_unload_ms, d, path, it);
 		else
-			unknown_key(p, it);
+			unknown_key(
+			    d, path, it, broker_keys, COUNT_OF(broker_keys));
 	} else if (strcmp(s, "backend") == 0) {
 		if (strcmp(k, "url") == 0) {
 			const char *host = strstr(v, "://"), *bad;
@@ -622,7 +811,8 @@ config_key(void *user, const struct ini_item *it)
 			get_duration_ms(v, 1000, CONFIG_ANSWER_TIMEOUT_MAX_MS,
 			    &c->answer_timeout_ms, d, path, it);
 		} else {
-			unknown_key(p, it);
+			unknown_key(
+			    d, path, it, backend_keys, COUNT_OF(backend_keys));
 		}
 	} else if (strncmp(s, "tier.", 5) == 0) {
 		struct tier_conf *t;
@@ -651,7 +841,8 @@ config_key(void *user, const struct ini_item *it)
 			    t->fallback, sizeof(t->fallback), v, d, it, path);
 			t->fallback_line = it->line;
 		} else
-			unknown_key(p, it);
+			unknown_key(
+			    d, path, it, tier_keys, COUNT_OF(tier_keys));
 	} else if (strncmp(s, "model.", 6) == 0) {
 		struct model_conf *m;
 
@@ -678,7 +869,8 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "pin") == 0)
 			ini_get_bool(v, &m->pin, d, path, it->line, k);
 		else
-			unknown_key(p, it);
+			unknown_key(
+			    d, path, it, model_keys, COUNT_OF(model_keys));
 	}
 	return 0;
 }
@@ -690,6 +882,22 @@ config_tier(const struct config *c, const char *name)
 		if (strcmp(c->tiers[i].name, name) == 0)
 			return &c->tiers[i];
 	return NULL;
+}
+
+int
+config_tier_fault(
+    const struct config *c, const char *name, char *why, size_t len)
+{
+	struct nearest near = {0};
+	char meant[CONFIG_NAME_MAX + 32];
+
+	if (config_tier(c, name) != NULL)
+		return 0;
+	for (size_t i = 0; i < c->ntiers; i++)
+		nearest_weigh(&near, name, c->tiers[i].name);
+	snprintf(why, len, "\"%s\" is not a [tier.NAME] of %s%s", name, c->path,
+	    did_you_mean(near.name, meant, sizeof(meant)));
+	return -1;
 }
 
 const struct model_conf *
@@ -859,7 +1067,8 @@ config_load(struct config *c, const char *path, struct diag *d)
 	for (size_t i = 0; i < c->ntiers; i++) {
 		const struct tier_conf *t = &c->tiers[i], *f = t;
 		size_t hops = 0;
-		char section[CONFIG_NAME_MAX + 8];
+		char section[CONFIG_NAME_MAX + 8], meant[CONFIG_NAME_MAX + 32];
+		struct nearest near = {0};
 
 		/* A model given but refused was told at its line. */
 		snprintf(section, sizeof(section), "tier.%s", t->name);
@@ -868,9 +1077,13 @@ config_load(struct config *c, const char *path, struct diag *d)
 			    "[tier.%s]: model is required", t->name);
 		if (t->fallback[0] != '\0' &&
 		    config_tier(c, t->fallback) == NULL) {
+			for (size_t j = 0; j < c->ntiers; j++)
+				nearest_weigh(
+				    &near, t->fallback, c->tiers[j].name);
 			diag_add(d, path, t->fallback_line,
-			    "[tier.%s]: fallback \"%s\" is not a tier", t->name,
-			    t->fallback);
+			    "[tier.%s]: fallback \"%s\" is not a tier%s",
+			    t->name, t->fallback,
+			    did_you_mean(near.name, meant, sizeof(meant)));
 			continue;
 		}
 		/* A chain must end: n tiers allow at most n - 1 hops. */
@@ -1034,14 +1247,27 @@ manifest_trigger(struct manifest_parse *p, const struct ini_item *it)
 	m->line_of_trigger = it->line;
 }
 
+/* The keys of each section, as manifest_key reads them. */
+static const char *const agent_keys[] = {"name", "role", "tier", "priority",
+    "trigger", "jitter", "output", "system", "prompt"};
+static const char *const options_keys[] = {"num_predict", "temperature"};
+static const char *const manifest_sections[] = {"agent", "options"};
+
 static int
 manifest_section(struct manifest_parse *p, const struct ini_item *it)
 {
 	int *first = strcmp(it->section, "agent") == 0 ? &p->agent_line
 	    : strcmp(it->section, "options") == 0      ? &p->options_line
 	                                               : NULL;
+	const char *meant;
 
-	if (first == NULL)
+	if (first == NULL &&
+	    (meant = nearest_of(it->section, manifest_sections,
+	         COUNT_OF(manifest_sections))) != NULL)
+		diag_add(p->d, p->path, it->line,
+		    "[%s]: unknown section: did you mean [%s]?", it->section,
+		    meant);
+	else if (first == NULL)
 		diag_add(p->d, p->path, it->line,
 		    "[%s]: unknown section (agent, options)", it->section);
 	else if (*first > 0)
@@ -1158,8 +1384,8 @@ manifest_key(void *user, const struct ini_item *it)
 			set_text(&p->prompt, v, it->line);
 			m->line_of_prompt = it->line;
 		} else {
-			diag_add(d, path, it->line,
-			    "[agent]: unknown key \"%s\"", k);
+			unknown_key(
+			    d, path, it, agent_keys, COUNT_OF(agent_keys));
 		}
 	} else if (strcmp(it->section, "options") == 0) {
 		if (strcmp(k, "num_predict") == 0)
@@ -1169,9 +1395,8 @@ manifest_key(void *user, const struct ini_item *it)
 			ini_get_double(v, 0, CONFIG_TEMPERATURE_MAX,
 			    &m->temperature, d, path, it->line, k);
 		else
-			diag_add(d, path, it->line,
-			    "[options]: unknown key \"%s\" (num_predict, temperature)",
-			    k);
+			unknown_key(
+			    d, path, it, options_keys, COUNT_OF(options_keys));
 	}
 	return 0;
 }
@@ -1600,7 +1825,7 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
 	if (f->agents == NULL)
 		abort();
 	for (int i = 0; i < n; i++) {
-		char path[PATH_MAX];
+		char path[PATH_MAX], why[PATH_MAX + 256];
 		struct manifest *m = &f->agents[f->count];
 		struct manifest *dup = NULL;
 		const char *running;
@@ -1613,10 +1838,8 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
 		/* An empty tier is no tier either: a worker would refuse
 		 * the agent's frame. */
 		if (c != NULL && m->line_of_tier > 0 &&
-		    config_tier(c, m->tier) == NULL) {
-			diag_add(d, path, m->line_of_tier,
-			    "tier: \"%s\" is not a [tier.NAME] of %s", m->tier,
-			    c->path);
+		    config_tier_fault(c, m->tier, why, sizeof(why)) != 0) {
+			diag_add(d, path, m->line_of_tier, "tier: %s", why);
 			bad++;
 		}
 		if (bad == 0)

@@ -104,6 +104,12 @@ struct config {
 int config_load(struct config *c, const char *path, struct diag *d);
 void config_free(struct config *c);
 const struct tier_conf *config_tier(const struct config *c, const char *name);
+/*
+ * 0 if name is a tier of c; else -1, with why, as a manifest's tier is
+ * told after "tier: ", and the tier near it that was perhaps meant.
+ */
+int config_tier_fault(
+    const struct config *c, const char *name, char *why, size_t len);
 const struct model_conf *config_model(const struct config *c, const char *name);
 /* Whether a tier names the model: the settings of one no tier names have
  * no effect. */

@@ -1528,7 +1528,7 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 {
 	struct diag d = {0};
 	struct placement *p = placement_find(s, arg);
-	char path[PATH_MAX];
+	char path[PATH_MAX], tier_why[PATH_MAX + 256];
 
 	*from_dir = 0;
 	if (is_file) {
@@ -1568,10 +1568,10 @@ spawn_manifest(struct supervisor *s, const char *arg, int is_file,
 		log_lines("spawn", d.text);
 		goto bad;
 	}
-	if (config_tier(&s->conf, m->tier) == NULL) {
-		snprintf(why, whylen,
-		    "%.500s:%d: tier: \"%s\" is not a [tier.NAME] of %.300s",
-		    path, m->line_of_tier, m->tier, s->conf.path);
+	if (config_tier_fault(&s->conf, m->tier, tier_why, sizeof(tier_why)) !=
+	    0) {
+		snprintf(why, whylen, "%.300s:%d: tier: %.690s", path,
+		    m->line_of_tier, tier_why);
 		goto bad;
 	}
 	if (!is_file && strcmp(m->name, arg) != 0) {

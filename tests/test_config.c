@@ -1789,3 +1789,98 @@ Test(config, a_dir_s_problem_is_told_at_its_key_or_as_the_default)
 	config_free(&c);
 	diag_free(&d);
 }
+
+Test(config, an_unknown_key_or_section_is_told_with_the_one_near_it)
+{
+	struct config c;
+	struct manifest m;
+	struct diag d = {0};
+
+	cr_assert_eq(config_load(&c,
+	                 put("near.conf",
+	                     "[supervisor]\n"
+	                     "worker = 2\n"
+	                     "Stack_Size = 64k\n"
+	                     "colour = blue\n"
+	                     "[brokr]\n"
+	                     "[teir.light]\n"
+	                     "[Tier light]\n"
+	                     "[tier.heavy]\n"
+	                     "model = big\n"
+	                     "fallback = haevy\n"
+	                     "[model.big]\n"
+	                     "pn = yes\n"
+	                     "xyz = 1\n"),
+	                 &d),
+	    9, "%s", d.text);
+	expect(&d, "near.conf", 2,
+	    "[supervisor]: unknown key \"worker\": did you mean 'workers'?");
+	/* Case aside. */
+	expect(&d, "near.conf", 3,
+	    "[supervisor]: unknown key \"Stack_Size\": did you mean "
+	    "'stack_size'?");
+	/* None near: those known. */
+	expect(&d, "near.conf", 4,
+	    "[supervisor]: unknown key \"colour\" (workers, runtime_dir, "
+	    "state_dir, agents_dir, stack_size, watchdog, start_timeout)\n");
+	expect(&d, "near.conf", 5,
+	    "[brokr]: unknown section: did you mean [broker]?");
+	expect(&d, "near.conf", 6,
+	    "[teir.light]: unknown section: did you mean [tier.light]?");
+	expect(&d, "near.conf", 7,
+	    "[Tier light]: unknown section: did you mean [tier.light]?");
+	expect(&d, "near.conf", 10,
+	    "[tier.heavy]: fallback \"haevy\" is not a tier: did you mean "
+	    "'heavy'?");
+	/* One edit is near for a name of three... */
+	expect(&d, "near.conf", 12,
+	    "[model.big]: unknown key \"pn\": did you mean 'pin'?");
+	/* ...but three of three are another word. */
+	expect(&d, "near.conf", 13,
+	    "[model.big]: unknown key \"xyz\" (size_mb, num_ctx, kv_mb, "
+	    "preload, pin)");
+	config_free(&c);
+	diag_free(&d);
+
+	cr_assert_eq(
+	    manifest_load(&m,
+	        put("near-agent.conf",
+	            "[agent]\nname = a\ntier = light\ntrigger = demand\n"
+	            "promt = hi\nprompt = hi\n[optoins]\nx = 1\n"
+	            "[options]\ntempreature = 1\n"),
+	        &d),
+	    3, "%s", d.text);
+	expect(&d, "near-agent.conf", 5,
+	    "[agent]: unknown key \"promt\": did you mean 'prompt'?");
+	expect(&d, "near-agent.conf", 7,
+	    "[optoins]: unknown section: did you mean [options]?");
+	expect(&d, "near-agent.conf", 10,
+	    "[options]: unknown key \"tempreature\": did you mean "
+	    "'temperature'?");
+	manifest_free(&m);
+	diag_free(&d);
+}
+
+Test(config, a_manifest_s_tier_is_told_with_the_tier_near_it)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char agents[200];
+
+	shipped_with_agent(&c, &d, agents, sizeof(agents),
+	    "[agent]\nname = a\ntier = ligth\ntrigger = demand\nprompt = hi\n");
+	put("agents/b.conf",
+	    "[agent]\nname = b\ntier = gold\ntrigger = demand\nprompt = hi\n");
+	cr_assert_eq(
+	    fleet_load(&f, agents, &c, NULL, NULL, &d), 2, "%s", d.text);
+	expect(&d, "agents/a.conf", 3,
+	    "tier: \"ligth\" is not a [tier.NAME] of " TEST_SRCDIR
+	    "/conf/ollamax.conf: did you mean 'light'?\n");
+	expect(&d, "agents/b.conf", 3,
+	    "tier: \"gold\" is not a [tier.NAME] of " TEST_SRCDIR
+	    "/conf/ollamax.conf\n");
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
