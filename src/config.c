@@ -889,14 +889,21 @@ config_tier_fault(
     const struct config *c, const char *name, char *why, size_t len)
 {
 	struct nearest near = {0};
-	char meant[CONFIG_NAME_MAX + 32];
+	char fault[160], meant[CONFIG_NAME_MAX + 32];
+	const char *hint;
 
 	if (config_tier(c, name) != NULL)
 		return 0;
 	for (size_t i = 0; i < c->ntiers; i++)
 		nearest_weigh(&near, name, c->tiers[i].name);
-	snprintf(why, len, "\"%s\" is not a [tier.NAME] of %s%s", name, c->path,
-	    did_you_mean(near.name, meant, sizeof(meant)));
+	hint = did_you_mean(near.name, meant, sizeof(meant));
+	/* No tier has a name with a character no name has: that character
+	 * is what to mend, an invisible one above all. */
+	if (name[0] != '\0' && config_name_fault(name, fault, sizeof(fault)))
+		snprintf(why, len, "\"%s\": %s%s", name, fault, hint);
+	else
+		snprintf(why, len, "\"%s\" is not a [tier.NAME] of %s%s", name,
+		    c->path, hint);
 	return -1;
 }
 

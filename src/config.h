@@ -106,7 +106,8 @@ void config_free(struct config *c);
 const struct tier_conf *config_tier(const struct config *c, const char *name);
 /*
  * 0 if name is a tier of c; else -1, with why, as a manifest's tier is
- * told after "tier: ", and the tier near it that was perhaps meant.
+ * told after "tier: ": the character at fault if no name could have it,
+ * and the tier near it that was perhaps meant.
  */
 int config_tier_fault(
     const struct config *c, const char *name, char *why, size_t len);

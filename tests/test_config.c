@@ -1884,3 +1884,30 @@ Test(config, a_manifest_s_tier_is_told_with_the_tier_near_it)
 	config_free(&c);
 	diag_free(&d);
 }
+
+Test(config, a_tier_with_an_invisible_character_is_told_by_that_character)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char agents[200];
+
+	/* A no-break space after it; a zero-width space inside. */
+	shipped_with_agent(&c, &d, agents, sizeof(agents),
+	    "[agent]\nname = a\ntier = light\xc2\xa0\ntrigger = demand\n"
+	    "prompt = hi\n");
+	put("agents/b.conf",
+	    "[agent]\nname = b\ntier = li\xe2\x80\x8bght\n"
+	    "trigger = demand\nprompt = hi\n");
+	cr_assert_eq(
+	    fleet_load(&f, agents, &c, NULL, NULL, &d), 2, "%s", d.text);
+	expect(&d, "agents/a.conf", 3,
+	    "tier: \"light\xc2\xa0\": its character 6, U+00A0, is not a "
+	    "lowercase letter, a digit, '-' or '_': did you mean 'light'?");
+	expect(&d, "agents/b.conf", 3,
+	    "tier: \"li\xe2\x80\x8bght\": its character 3, U+200B, is not a "
+	    "lowercase letter, a digit, '-' or '_': did you mean 'light'?");
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
