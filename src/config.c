@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -393,6 +394,75 @@ config_worker_count(const struct config *c)
 	return n < 1 ? 1 : n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : n;
 }
 
+/*
+ * Whether "DIR/.." names the parent of DIR as written, DIR being the first
+ * len bytes of path: so if DIR is a directory and no symbolic link (whose
+ * ".." is its target's parent). One not there, or no directory, is left to
+ * fail as the kernel would fail it.
+ */
+static int
+parent_as_written(const char *path, size_t len)
+{
+	char dir[PATH_MAX];
+	const char *last;
+	struct stat st;
+
+	if (len == 0 || len >= sizeof(dir))
+		return 0;
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	last = strrchr(dir, '/');
+	last = last != NULL ? last + 1 : dir;
+	if (strcmp(last, "..") == 0)
+		return 0;
+	return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * path without "." components, repeated or trailing '/', or "DIR/.." where
+ * that names what it would as written: the same file, as a reader would
+ * name it (conf/../agents is agents). Symbolic links are not resolved.
+ */
+static void
+path_tidy(char *path)
+{
+	char tidy[PATH_MAX];
+	const char *in = path;
+	size_t len = 0, n;
+
+	if (path[0] == '\0' || strlen(path) >= sizeof(tidy))
+		return;
+	if (path[0] == '/')
+		tidy[len++] = '/';
+	for (; *in != '\0'; in += n) {
+		while (*in == '/')
+			in++;
+		n = strcspn(in, "/");
+		if (n == 0 || (n == 1 && in[0] == '.'))
+			continue;
+		if (n == 2 && in[0] == '.' && in[1] == '.' &&
+		    (len == 1 && tidy[0] == '/')) /* "/.." is "/" */
+			continue;
+		if (n == 2 && in[0] == '.' && in[1] == '.' &&
+		    parent_as_written(tidy, len)) {
+			while (len > 0 && tidy[len - 1] != '/')
+				len--;
+			/* Its '/' goes too, but the root's. */
+			if (len > 1)
+				len--;
+			continue;
+		}
+		if (len > 0 && tidy[len - 1] != '/')
+			tidy[len++] = '/';
+		memcpy(tidy + len, in, n);
+		len += n;
+	}
+	if (len == 0)
+		tidy[len++] = '.';
+	tidy[len] = '\0';
+	memcpy(path, tidy, len + 1);
+}
+
 void
 config_resolve(const char *base, const char *p, char *out, size_t len)
 {
@@ -403,6 +473,7 @@ config_resolve(const char *base, const char *p, char *out, size_t len)
 	else
 		snprintf(
 		    out, len, "%s%s%s", base, base[n - 1] == '/' ? "" : "/", p);
+	path_tidy(out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1838,7 +1909,7 @@ fleet_load(struct fleet *f, const char *dir, const struct config *c,
 		const char *running;
 		int bad;
 
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		config_resolve(dir, names[i]->d_name, path, sizeof(path));
 		free(names[i]);
 		bad = manifest_load(m, path, d);
 		/* Told whatever else is wrong: check tells every problem. */

@@ -1911,3 +1911,41 @@ Test(config, a_tier_with_an_invisible_character_is_told_by_that_character)
 	config_free(&c);
 	diag_free(&d);
 }
+
+Test(config, a_path_built_from_the_agents_dir_is_shown_without_dots)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char agents[256], out[PATH_MAX], want[PATH_MAX], target[256], link[256];
+
+	shipped_with_agent(&c, &d, agents, sizeof(agents),
+	    "[agent]\nname = a\ntier = gold\ntrigger = demand\nprompt = hi\n");
+	snprintf(agents, sizeof(agents), "%s/agents/./..//agents/", dir);
+	cr_assert_eq(
+	    fleet_load(&f, agents, &c, NULL, NULL, &d), 1, "%s", d.text);
+	snprintf(want, sizeof(want), "%s/agents/a.conf:3: tier:", dir);
+	cr_assert(strncmp(d.text, want, strlen(want)) == 0, "%s", d.text);
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+
+	config_resolve(dir, "agents/../state", out, sizeof(out));
+	snprintf(want, sizeof(want), "%s/state", dir);
+	cr_assert_str_eq(out, want);
+	config_resolve("/", "../x/.", out, sizeof(out));
+	cr_assert_str_eq(out, "/x");
+	/* A link's ".." is its target's parent: kept, as is one after what
+	 * is not there. */
+	snprintf(target, sizeof(target), "%s/agents", dir);
+	snprintf(link, sizeof(link), "%s/deep/link", dir);
+	snprintf(out, sizeof(out), "%s/deep", dir);
+	cr_assert_eq(mkdir(out, 0700), 0);
+	cr_assert_eq(symlink(target, link), 0);
+	config_resolve(dir, "deep/link/../x", out, sizeof(out));
+	snprintf(want, sizeof(want), "%s/deep/link/../x", dir);
+	cr_assert_str_eq(out, want);
+	config_resolve(dir, "gone/../x", out, sizeof(out));
+	snprintf(want, sizeof(want), "%s/gone/../x", dir);
+	cr_assert_str_eq(out, want);
+}
