@@ -49,6 +49,21 @@ named_plainly(const char *v)
 	return 1;
 }
 
+/* What Ollama 0.33 refuses to load under name, as /api/generate answers
+ * 400 "invalid model name": the broker would try it at each request. */
+static const char *
+model_name_refused(const char *name)
+{
+	struct model_name n;
+
+	if (model_name_parse(name, strlen(name), &n) == 0)
+		return NULL;
+	return "is not a name Ollama takes: [HOST/][NAMESPACE/]MODEL[:TAG], "
+	       "each part of letters, digits, '_', '-' and '.' (no '.' in a "
+	       "namespace), begun by a letter, a digit or '_'; no empty tag, "
+	       "no @DIGEST";
+}
+
 /* A file inside the state dir: not above it, nor the dir itself. */
 static int
 file_target_ok(const char *t)
@@ -555,6 +570,7 @@ static struct model_conf *
 model_section(struct config_parse *p, const char *name, int line, int create)
 {
 	struct config *c = p->c;
+	const char *why;
 
 	/* One model by Ollama's rules for names, however spelled. */
 	for (size_t i = 0; i < c->nmodels; i++)
@@ -580,6 +596,10 @@ model_section(struct config_parse *p, const char *name, int line, int create)
 		    "[model.%s]: has a blank, a quote or a control character: "
 		    "no Ollama model is named so",
 		    name);
+		return NULL;
+	}
+	if ((why = model_name_refused(name)) != NULL) {
+		diag_add(p->d, p->path, line, "[model.%s]: %s", name, why);
 		return NULL;
 	}
 	c->models = realloc(c->models, (c->nmodels + 1) * sizeof(*c->models));
@@ -737,7 +757,7 @@ config_key(void *user, const struct ini_item *it)
 	struct config *c = p->c;
 	struct diag *d = p->d;
 	const char *path = p->path, *s = it->section, *k = it->key,
-	           *v = it->value;
+	           *v = it->value, *refused;
 
 	if (k == NULL)
 		return config_section(p, it);
@@ -905,6 +925,10 @@ config_key(void *user, const struct ini_item *it)
 			    "character: no Ollama model is named so (a comment "
 			    "goes on a line of its own)",
 			    v);
+		else if (strcmp(k, "model") == 0 &&
+		    (refused = model_name_refused(v)) != NULL)
+			diag_add(
+			    d, path, it->line, "model: \"%s\" %s", v, refused);
 		else if (strcmp(k, "model") == 0)
 			copy_text(t->model, sizeof(t->model), v, d, it, path);
 		else if (strcmp(k, "fallback") == 0) {

@@ -424,6 +424,48 @@ Test(config, a_model_name_with_a_control_character_is_refused)
 	diag_free(&d);
 }
 
+Test(config, a_model_name_ollama_refuses_is_refused)
+{
+	static const char *const refused[] = {"llama3@sha256:0123",
+	    "llama3:", "-llama3", "my.space/llama3", "llama3:q4/x"};
+	struct config c;
+	struct diag d = {0};
+	char text[256];
+
+	/* Ollama answers each with 400 "invalid model name": the broker would
+	 * try it at every request. */
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(text, sizeof(text), "[tier.light]\nmodel = %s\n",
+		    refused[i]);
+		cr_assert_eq(config_load(&c, put("name.conf", text), &d), 1,
+		    "%s: %s", refused[i], d.text);
+		snprintf(text, sizeof(text),
+		    "model: \"%s\" is not a name Ollama takes", refused[i]);
+		expect(&d, "name.conf", 2, text);
+		config_free(&c);
+		diag_free(&d);
+	}
+	cr_assert_eq(config_load(&c,
+	                 put("namesection.conf",
+	                     "[tier.light]\nmodel = tinyllama\n"
+	                     "[model.tinyllama@sha256:0123]\nsize_mb = 100\n"),
+	                 &d),
+	    1, "%s", d.text);
+	expect(&d, "namesection.conf", 3,
+	    "[model.tinyllama@sha256:0123]: is not a name Ollama takes");
+	config_free(&c);
+	diag_free(&d);
+	/* What Ollama takes: a host, a namespace, a tag of its own. */
+	cr_assert_eq(config_load(&c,
+	                 put("nameok.conf",
+	                     "[tier.light]\nmodel = "
+	                     "hf.co/bartowski/Llama-3.2-1B-GGUF:Q4_K_M\n"),
+	                 &d),
+	    0, "%s", d.text);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, an_empty_tier_is_not_a_tier)
 {
 	struct config c;
