@@ -2416,6 +2416,9 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);
 	ev_timer_stop(loop, &b->tags_poll);
+	/* The models' release below is bounded well within the closes'
+	 * time (STOP_RELEASE_S). */
+	role_closing();
 	ipc_server_close(b->server);
 	/* No call's end is reported past this. */
 	ollama_free(b->backend);

@@ -68,6 +68,17 @@ int ipc_request(struct ipc_client *c, const void *data, size_t len,
 void ipc_client_close(struct ipc_client *c);
 
 /*
+ * nng 1.5.2 can hang in a socket's close for good (see ipc.c): a process
+ * that closes its sockets as it ends bounds them first. Past seconds,
+ * "WHO: its sockets did not close within N s of the stop (nng): exiting
+ * without" and `then` go to stderr as one line, and the process _exits
+ * with status. ipc_close_deadline_met once they have closed.
+ */
+void ipc_close_deadline(
+    const char *who, unsigned seconds, int status, const char *then);
+void ipc_close_deadline_met(void);
+
+/*
  * A request's error when it timed out before a connection took it: the
  * peer is not there (or its one connection is held up writing an earlier
  * request), as against there and slow to answer. Not an nng number (those

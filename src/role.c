@@ -44,6 +44,29 @@ ctl_refused_late(
 
 /* SIGTERM or SIGINT came: see hub_call. */
 static int stop_asked;
+/* "ollamax-worker0": the name its log lines go under. */
+static char child_name[64];
+
+/*
+ * nng 1.5.2 can hang closing a socket for good (see ipc.c), and the
+ * supervisor kills a child still there ROLE_STOP_GRACE_S after its
+ * SIGTERM, which it takes for a stop gone wrong. A child's closes start
+ * once what it served has stopped, just after the SIGTERM: they get less
+ * than that, with time to spare for a machine under load.
+ */
+#define ROLE_CLOSE_S (ROLE_STOP_GRACE_S - 2)
+
+void
+role_closing(void)
+{
+	static int bounded;
+
+	if (!stop_asked || bounded)
+		return;
+	bounded = 1;
+	ipc_close_deadline(
+	    child_name, ROLE_CLOSE_S, 0, "; what it served had stopped");
+}
 
 static void
 call_reply(void *arg, int err, const void *data, size_t len)
@@ -230,7 +253,7 @@ int
 role_main(int argc, char **argv, const char *role, int index,
     const char *runtime, role_fn fn)
 {
-	static char name[64], title[64], role_s[16], runtime_s[PATH_MAX];
+	static char title[64], role_s[16], runtime_s[PATH_MAX];
 	static struct hub_link hub;
 	struct ev_loop *loop = EV_DEFAULT;
 	struct msg_setup setup;
@@ -243,10 +266,10 @@ role_main(int argc, char **argv, const char *role, int index,
 	snprintf(runtime_s, sizeof(runtime_s), "%s", runtime);
 	role = role_s;
 	runtime = runtime_s;
-	snprintf(name, sizeof(name), "ollamax-%s%d", role, index);
+	snprintf(child_name, sizeof(child_name), "ollamax-%s%d", role, index);
 	snprintf(title, sizeof(title), "ollamax: %s %d", role, index);
 	/* Under --daemon the supervisor's children log to syslog too. */
-	log_init(name, getenv("OLLAMAX_SYSLOG") != NULL);
+	log_init(child_name, getenv("OLLAMAX_SYSLOG") != NULL);
 	proc_set_title(argc, argv, title);
 	signal(SIGPIPE, SIG_IGN);
 	/* Past the file size limit, a write fails with EFBIG and is reported
@@ -261,10 +284,10 @@ role_main(int argc, char **argv, const char *role, int index,
 	 * A child that cannot set itself up ends at once, its hub socket left
 	 * to the end of the process: a hello stopped by SIGTERM as its answer
 	 * came made nng 1.5.2 hang in nng_close now and then (in 4 of 85
-	 * runs of supervisor.sh's check of it), and a child whose supervisor
-	 * had died would have hung there for good. So is a socket whose
-	 * fetch of agents SIGTERM ended, its answer still coming or just
-	 * come.
+	 * runs of supervisor.sh's check of it; see ipc.c), and a child whose
+	 * supervisor had died would have hung there for good. So is a socket
+	 * whose fetch of agents SIGTERM ended, its answer still coming or
+	 * just come.
 	 */
 	/* Set up or not, a child asked to stop has done what it was asked. */
 	if (hub_hello(&hub, loop, runtime, role_id, index, &setup) != 0)
@@ -273,14 +296,18 @@ role_main(int argc, char **argv, const char *role, int index,
 	msg_setup_free(&setup);
 	if (stop_asked)
 		rc = 0;
-	if (hub.cut_short)
-		return rc;
-	ipc_client_close(hub.client);
-	/* nng's threads may still hold what was in flight when its sockets
-	 * closed (a request resent to a broker that came back, say):
-	 * finishing the library lets it go, so that none of it is left
-	 * when the process ends. */
-	nng_fini();
+	if (!hub.cut_short) {
+		role_closing();
+		ipc_client_close(hub.client);
+		/* nng's threads may still hold what was in flight when its
+		 * sockets closed (a request resent to a broker that came
+		 * back, say): finishing the library lets it go, so that none
+		 * of it is left when the process ends. */
+		nng_fini();
+	}
+	/* What follows the return (the sanitizers' report of leaks) is no
+	 * close of a socket. */
+	ipc_close_deadline_met();
 	return rc;
 }
 

@@ -42,6 +42,17 @@ typedef int (*role_fn)(struct ev_loop *loop, const char *runtime,
 int role_main(int argc, char **argv, const char *role, int index,
     const char *runtime, role_fn fn);
 
+/* How long the supervisor gives its children to end once it has sent them
+ * SIGTERM; it kills those still there. */
+#define ROLE_STOP_GRACE_S 5
+/*
+ * Called by a child as it starts closing its sockets, what it served
+ * stopped: a child asked to stop gets ROLE_CLOSE_S for them from the first
+ * call on (see role.c), or says so and exits 0, before its grace ends.
+ * Nothing when no stop was asked.
+ */
+void role_closing(void);
+
 /* Parses a child's command line (--index N --runtime DIR) and runs
  * role_main; the main of ollamax-broker. */
 int role_program(int argc, char **argv, const char *role, role_fn fn);

@@ -2207,8 +2207,8 @@ begin_stop(struct supervisor *s, const char *why)
 		ev_break(s->loop, EVBREAK_ALL);
 		return;
 	}
-	/* Children get 5 s to finish what they are doing. */
-	ev_timer_set(&s->stop_deadline, 5.0, 0);
+	/* Children get ROLE_STOP_GRACE_S to finish what they are doing. */
+	ev_timer_set(&s->stop_deadline, ROLE_STOP_GRACE_S, 0);
 	ev_timer_start(s->loop, &s->stop_deadline);
 }
 
@@ -2544,27 +2544,9 @@ free_all(struct supervisor *s)
 	config_free(&s->conf);
 }
 
-/* A bare number: the message of a signal handler holds its text. */
+/* How long the supervisor's sockets get to close once its children are
+ * gone: see ipc_close_deadline. */
 #define CLOSE_OVERDUE_S 10
-#define TEXT_OF(x) #x
-#define TEXT_OF_VALUE(x) TEXT_OF(x)
-
-static void
-close_overdue(int sig)
-{
-	/* clang-format off */
-	static const char why[] =
-	    "ollamax-supervisor: its sockets did not close within "
-	    TEXT_OF_VALUE(CLOSE_OVERDUE_S) " s of the stop (nng): exiting "
-	    "without; its runtime files stay\n";
-	/* clang-format on */
-	ssize_t ignored;
-
-	(void)sig;
-	ignored = write(STDERR_FILENO, why, sizeof(why) - 1);
-	(void)ignored;
-	_exit(1);
-}
 
 /*
  * The descriptors the supervisor was started with, past the standard
@@ -2734,15 +2716,15 @@ cmd_start(const char *self, const char *path, int detach)
 	/* nng 1.5.2 can hang in a socket's close (nng issue #1498, seen
 	 * after a worker had been away for minutes): the stop ends all the
 	 * same, its children already gone. */
-	signal(SIGALRM, close_overdue);
-	alarm(CLOSE_OVERDUE_S);
+	ipc_close_deadline("ollamax-supervisor", CLOSE_OVERDUE_S, 1,
+	    "; its runtime files stay");
 	/* Requests to the workers end first: a command they leave pending
 	 * answers the ctl or hub call it came from, which must still be. */
 	for (int w = 0; w < s->nworkers; w++)
 		ipc_client_close(s->workers[w]);
 	ipc_server_close(s->ctl);
 	ipc_server_close(s->hub);
-	alarm(0);
+	ipc_close_deadline_met();
 	remove_runtime(s);
 	free_all(s);
 	if (s->stopped_unclean > 0) {

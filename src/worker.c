@@ -1266,6 +1266,7 @@ worker_stop(struct worker *w)
 	ev_timer_stop(w->loop, &w->deadlines);
 	while ((a = TAILQ_FIRST(&w->agents)) != NULL)
 		agent_kill(w, a, NULL, NULL);
+	role_closing();
 	if (w->commands != NULL)
 		ipc_server_close(w->commands);
 	ipc_client_close(w->broker);
