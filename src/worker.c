@@ -317,8 +317,9 @@ drops_text(const struct agent *a, const char *input)
 static void
 deadline_arm(struct worker *w, int64_t until_ms)
 {
-	/* Past it by a ms at least: msg_late_ms counts it late only then. */
-	double after = (double)(until_ms + 1 - msg_clock_ms()) / 1000.0;
+	/* Past it by a ms at least: msg_late_ms counts it late only then.
+	 * In doubles: a frame's until may be as far as INT64_MAX. */
+	double after = ((double)(until_ms - msg_clock_ms()) + 1.0) / 1000.0;
 
 	if (after < 0)
 		after = 0;

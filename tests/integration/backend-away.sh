@@ -130,6 +130,28 @@ check "the pause doubles again" logged "trying again in 8 s" 20
 # Those 4 s of waiting took less than half a second of the broker's CPU.
 spent=$(($(cpu_ticks) - before))
 check "the broker does not spin while it waits ($spent ticks)" test "$spent" -lt 50
+# A waited run whose deadline a frame puts as far as it goes: the worker
+# waits for it as for any other, without spinning.
+worker=$("$CTL" -c "$TMP/ollamax.conf" --json agents | python3 -c 'import json,sys
+print([a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == "a"][0])')
+"$BUILD/tests/hub_command" "ipc://$TMP/run/worker-$worker.sock" deliver a \
+	9223372036854775807 >/dev/null 2>&1 &
+PIDS+=("$!")
+in_inbox() {
+	for _ in $(seq 1 100); do
+		"$CTL" -c "$TMP/ollamax.conf" --json status |
+			python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["agents"]["inbox"] >= 1 else 1)' &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+check "a run waited for with the farthest deadline waits in the inbox" in_inbox
+worker_ticks() { awk '{print $14 + $15}' "/proc/$(proc_pid worker "$worker")/stat"; }
+before=$(worker_ticks)
+sleep 1
+spent=$(($(worker_ticks) - before))
+check "  and the worker does not spin while it waits ($spent ticks)" test "$spent" -lt 30
 check "the backend has been unreachable since the first call that failed" \
 	backend_is "b['state'] == 'unreachable' and b['unreachable_for_s'] >= 6"
 
