@@ -700,7 +700,13 @@ call_finish(struct call *c, CURLcode cc)
 		tidy_error(res->error);
 	}
 	call_release(c);
-	heard(c->o, ollama_backend_failed(res) ? res->error : NULL);
+	/* Ollama's 503, its queue full, comes with its words: the backend
+	 * answered, busy. A gateway's 503, a page, tells of a backend it
+	 * cannot reach. */
+	heard(c->o,
+	    ollama_backend_failed(res) && !(status == 503 && c->ended == 1)
+	        ? res->error
+	        : NULL);
 	c->fn(c->arg, res);
 	free(c);
 }

@@ -67,8 +67,9 @@ int ollama_backend_failed(const struct ollama_result *res);
 
 /*
  * Told as each call ends, before its own fn: error is NULL when the
- * backend answered (whatever it said of the model or the request), else
- * why it did not, as ollama_backend_failed judges.
+ * backend answered (whatever it said of the model or the request, and
+ * Ollama's 503 of a queue full, in its words, too), else why it did not,
+ * as ollama_backend_failed judges.
  */
 typedef void (*ollama_heard_fn)(void *arg, const char *error);
 void ollama_on_heard(struct ollama *o, ollama_heard_fn fn, void *arg);

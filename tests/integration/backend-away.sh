@@ -158,7 +158,8 @@ check "the backend has been unreachable since the first call that failed" \
 # Back on the same port.
 "$BUILD/ollamax-emu" --catalog "$ROOT/conf/emu-models.ini" \
 	--listen "127.0.0.1:$port" --speed 100 --parallel 2 >/dev/null 2>"$TMP/back.log" &
-PIDS+=("$!")
+back=$!
+PIDS+=("$back")
 answered() {
 	for _ in $(seq 1 600); do
 		grep -q '^--- ' "$TMP"/state/a.out 2>/dev/null && return 0
@@ -172,4 +173,59 @@ check "status and queue say the backend answers again" backend_is \
 	"b == {'url': '$url', 'state': 'reachable', 'unreachable_for_s': 0, 'error': None}"
 check "  status says so on its line" line_is status "backend: $url reachable"
 check "  and so does queue" line_is queue "backend: $url reachable"
+
+kill "$back"
+wait "$back" 2>/dev/null || true
+forget_pid "$back"
+# Then an Ollama whose queue is full: /api/ps answers, each generate call
+# gets its 503, in its words.
+python3 -c 'import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port, told = int(sys.argv[1]), sys.argv[2]
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def answer(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.command == "GET":
+            code, body = 200, {"models": []}
+            open(told + ".ps", "a").write("ps\n")
+        else:
+            code, body = 503, {"error": "server busy, please try again.  "
+                               "maximum pending requests exceeded"}
+            open(told, "a").write("503\n")
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_GET = do_POST = answer
+ThreadingHTTPServer.allow_reuse_address = True
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()' \
+	"$port" "$TMP/busy.told" 2>"$TMP/busy.log" &
+PIDS+=("$!")
+told() { # FILE: until it is written (10 s at most)
+	for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done
+	return 1
+}
+# What the broker heard while nothing listened on the port is past once a
+# report follows an /api/ps answered.
+check "an Ollama whose queue is full answers /api/ps" told "$TMP/busy.told.ps"
+check "  and the backend is reachable" line_is status "backend: $url reachable"
+"$CTL" -c "$TMP/ollamax.conf" run a "item 3" >/dev/null
+check "  and each generate call with its 503" told "$TMP/busy.told"
+# The report after the 503 comes within a second, and says the backend
+# answers, as do those after it.
+stays_reachable() {
+	for _ in $(seq 1 40); do
+		"$CTL" -c "$TMP/ollamax.conf" status | grep -qxF "backend: $url reachable" || {
+			echo "      status: $("$CTL" -c "$TMP/ollamax.conf" status | grep '^backend:')"
+			return 1
+		}
+		sleep 0.05
+	done
+}
+check "  which is an answer: the backend stays reachable" stays_reachable
 finish
