@@ -499,6 +499,10 @@ inifile_reader(char *buf, int size, void *stream)
 		return buf;
 	}
 	st->drop_line = 0;
+	/* A header refused for its bytes opens no section read: the keys
+	 * after it are not the section's before it. */
+	if (buf[0] == '[')
+		st->section_refused = 1;
 	if (!isspace((unsigned char)buf[0]) && buf[0] != ';' && buf[0] != '#') {
 		st->refused_key = 1;
 		note_refused_key(st, buf);

@@ -59,7 +59,8 @@ struct ini_item {
  * of its name (one given in both is told as given twice), or -1 if the
  * handler refused the section, which it told: its keys then go unread,
  * neither passed on nor told again, as repeats or as given. So do those
- * after a [section] line without its ']'. For a key, returns 0.
+ * after a [section] line without its ']', or refused for its length or
+ * its bytes. For a key, returns 0.
  */
 typedef int (*inifile_key_fn)(void *user, const struct ini_item *item);
 

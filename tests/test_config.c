@@ -1081,6 +1081,28 @@ Test(config, a_key_given_twice_in_its_section_is_told_with_both_lines)
 	expect(&d, "broken.conf", 3, "a [section] line without its ']'");
 	config_free(&c);
 	diag_free(&d);
+
+	/* So for a header refused for its bytes: its keys are not the
+	 * section's before it, neither repeats nor read there. */
+	cr_assert_eq(
+	    config_load(&c,
+	        put_bytes("bytes.conf",
+	            "[tier.light]\nmodel = tinyllama\n"
+	            "[tier.he\xffvy]\nmodel = big\n"
+	            "[backend]\nurl = http://127.0.0.1:1\n"
+	            "[model.tiny\xffllama]\nurl = http://127.0.0.1:2\n",
+	            strlen("[tier.light]\nmodel = tinyllama\n"
+	                   "[tier.he\xffvy]\nmodel = big\n"
+	                   "[backend]\nurl = http://127.0.0.1:1\n"
+	                   "[model.tiny\xffllama]\nurl = "
+	                   "http://127.0.0.1:2\n")),
+	        &d),
+	    2, "%s", d.text);
+	expect(&d, "bytes.conf", 3, "not UTF-8 text: byte 0xFF at column 9");
+	expect(&d, "bytes.conf", 7, "not UTF-8 text: byte 0xFF at column 12");
+	cr_assert_str_eq(c.backend_url, "http://127.0.0.1:1");
+	config_free(&c);
+	diag_free(&d);
 }
 
 Test(config, the_lines_continuing_a_refused_key_go_unread_with_it)
