@@ -56,6 +56,8 @@ model_name_refused(const char *name)
 {
 	struct model_name n;
 
+	if (*name == '\0')
+		return "names no model";
 	if (model_name_parse(name, strlen(name), &n) == 0)
 		return NULL;
 	return "is not a name Ollama takes: [HOST/][NAMESPACE/]MODEL[:TAG], "

@@ -445,6 +445,12 @@ Test(config, a_model_name_ollama_refuses_is_refused)
 		config_free(&c);
 		diag_free(&d);
 	}
+	cr_assert_eq(
+	    config_load(&c, put("noname.conf", "[tier.light]\nmodel =\n"), &d),
+	    1, "%s", d.text);
+	expect(&d, "noname.conf", 2, "model: \"\" names no model");
+	config_free(&c);
+	diag_free(&d);
 	cr_assert_eq(config_load(&c,
 	                 put("namesection.conf",
 	                     "[tier.light]\nmodel = tinyllama\n"
