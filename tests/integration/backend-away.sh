@@ -137,16 +137,8 @@ print([a["worker"] for a in json.load(sys.stdin)["agents"] if a["name"] == "a"][
 "$BUILD/tests/hub_command" "ipc://$TMP/run/worker-$worker.sock" deliver a \
 	9223372036854775807 >/dev/null 2>&1 &
 PIDS+=("$!")
-in_inbox() {
-	for _ in $(seq 1 100); do
-		"$CTL" -c "$TMP/ollamax.conf" --json status |
-			python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["agents"]["inbox"] >= 1 else 1)' &&
-			return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "a run waited for with the farthest deadline waits in the inbox" in_inbox
+check "a run waited for with the farthest deadline waits in the inbox" \
+	status_until "s['agents']['inbox'] >= 1"
 worker_ticks() { awk '{print $14 + $15}' "/proc/$(proc_pid worker "$worker")/stat"; }
 before=$(worker_ticks)
 sleep 1
