@@ -28,19 +28,6 @@ printf '[agent]\nname = sink\ntier = light\ntrigger = inbox\noutput = file:sink.
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 
-# streams_open N [SECONDS]: the emulator has N answers streaming, within
-# SECONDS (10) by the clock: a look takes a tenth of a second or more.
-streams_open() {
-	local until=$(($(date +%s%N) / 1000000 + ${2:-10} * 1000))
-	while :; do
-		[ "$(curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys
-print(json.load(sys.stdin)["open_streams"])')" = "$1" ] && return 0
-		[ "$(($(date +%s%N) / 1000000))" -lt "$until" ] || break
-		sleep 0.05
-	done
-	echo "      open streams: not $1 within ${2:-10} s"
-	return 1
-}
 "$CTL" -c "$TMP/ollamax.conf" run thinker "queues"
 check "its run streams from the backend" streams_open 1
 check "the agent is killed" "$CTL" -c "$TMP/ollamax.conf" kill thinker

@@ -434,6 +434,20 @@ proc_pid() {
 s = json.load(sys.stdin)
 print([p["pid"] for p in s["processes"] if p["role"] == sys.argv[1] and p["index"] == int(sys.argv[2])][0])' "$1" "$2"
 }
+# streams_open N [SECONDS]: the emulator started as emu (URL_emu) has N
+# answers streaming, within SECONDS (10) by the clock: a look takes a
+# tenth of a second or more.
+streams_open() {
+	local until=$(($(date +%s%N) / 1000000 + ${2:-10} * 1000))
+	while :; do
+		[ "$(curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys
+print(json.load(sys.stdin)["open_streams"])')" = "$1" ] && return 0
+		[ "$(($(date +%s%N) / 1000000))" -lt "$until" ] || break
+		sleep 0.05
+	done
+	echo "      open streams: not $1 within ${2:-10} s"
+	return 1
+}
 # kept_for_good MODEL: the emulator (URL_emu) lists MODEL loaded to stay
 # until it is unloaded (keep_alive -1): Ollama shows that as an expiry
 # centuries away.

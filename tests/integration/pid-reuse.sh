@@ -104,7 +104,7 @@ cases() {
 	# one's: it is that process's last word, and the next one's request,
 	# running, runs on.
 	long_request "$w" "$new" "$new_started" 2 "$TMP/late-hello"
-	sleep 0.5
+	check "$mode: the next process's request runs" streams_open 1
 	check "$mode: a late hello of the process that ended, and its request, are refused" \
 		eq "$(infer_as "$w" "$old" "$old_started" 3 -H)" "$REFUSED_ENDED"
 	check "$mode: while the next process's request, running, is served to its end" \
@@ -143,7 +143,8 @@ cases() {
 	served_then_ended "$mode" "$w"
 	worker_like
 	long_request "$w" "$proc" "$proc_started" 1 "$TMP/unwatched"
-	sleep 0.5
+	# Streaming, it has been taken, and its process with it.
+	check "$mode: a request of the next one, come before its hello, runs" streams_open 1
 	process_ended "$proc"
 	check "$mode: the next one's request, come before its hello, is dropped as it ends" \
 		eq "$(answer_of "$TMP/unwatched")" "failed: its worker ended"
