@@ -981,19 +981,27 @@ config_tier(const struct config *c, const char *name)
 	return NULL;
 }
 
+/* ": did you mean 'TIER'?" for the tier nearest to name, or "". */
+static const char *
+tier_meant(const struct config *c, const char *name, char *out, size_t len)
+{
+	struct nearest near = {0};
+
+	for (size_t i = 0; i < c->ntiers; i++)
+		nearest_weigh(&near, name, c->tiers[i].name);
+	return did_you_mean(near.name, out, len);
+}
+
 int
 config_tier_fault(
     const struct config *c, const char *name, char *why, size_t len)
 {
-	struct nearest near = {0};
 	char fault[160], meant[CONFIG_NAME_MAX + 32];
 	const char *hint;
 
 	if (config_tier(c, name) != NULL)
 		return 0;
-	for (size_t i = 0; i < c->ntiers; i++)
-		nearest_weigh(&near, name, c->tiers[i].name);
-	hint = did_you_mean(near.name, meant, sizeof(meant));
+	hint = tier_meant(c, name, meant, sizeof(meant));
 	/* No tier has a name with a character no name has: that character
 	 * is what to mend, an invisible one above all. */
 	if (name[0] != '\0' && config_name_fault(name, fault, sizeof(fault)))
@@ -1172,7 +1180,6 @@ config_load(struct config *c, const char *path, struct diag *d)
 		const struct tier_conf *t = &c->tiers[i], *f = t;
 		size_t hops = 0;
 		char section[CONFIG_NAME_MAX + 8], meant[CONFIG_NAME_MAX + 32];
-		struct nearest near = {0};
 
 		/* A model given but refused was told at its line. */
 		snprintf(section, sizeof(section), "tier.%s", t->name);
@@ -1181,13 +1188,10 @@ config_load(struct config *c, const char *path, struct diag *d)
 			    "[tier.%s]: model is required", t->name);
 		if (t->fallback[0] != '\0' &&
 		    config_tier(c, t->fallback) == NULL) {
-			for (size_t j = 0; j < c->ntiers; j++)
-				nearest_weigh(
-				    &near, t->fallback, c->tiers[j].name);
 			diag_add(d, path, t->fallback_line,
 			    "[tier.%s]: fallback \"%s\" is not a tier%s",
 			    t->name, t->fallback,
-			    did_you_mean(near.name, meant, sizeof(meant)));
+			    tier_meant(c, t->fallback, meant, sizeof(meant)));
 			continue;
 		}
 		/* A chain must end: n tiers allow at most n - 1 hops. */
