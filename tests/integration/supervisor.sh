@@ -20,13 +20,14 @@ url = http://127.0.0.1:9
 [tier.light]
 model = tinyllama
 CONF
-# Its timer's runs, which wait for a backend that never answers, would
-# move the counts of runs held that checks below compare: one an hour.
+# Runs only when asked: a run of its own, which waits for a backend that
+# never answers, would be held among the runs that checks below count (a
+# timer's first run falls anywhere in its first period).
 cat >"$TMP/agents/001-probe.conf" <<'AGENT'
 [agent]
 name = probe
 tier = light
-trigger = every 1h
+trigger = demand
 prompt = Report status {{n}}.
 AGENT
 SUP="$BUILD/ollamax-supervisor"
@@ -385,7 +386,7 @@ print(s["agents"]["inbox"] + s["broker"]["queued"])'
 # held_runs_are N: until the latest reports count N runs held (5 s at
 # most). Here, with extra just killed and spawned again, 0: the kill's
 # cancel of a run extra held shows in the broker's next report, and no
-# other agent holds one (probe's timer fires once an hour).
+# other agent holds one (probe runs only when asked).
 held_runs_are() { status_until 's["agents"]["inbox"] + s["broker"]["queued"] == '"$1"; }
 # uptime_now: the supervisor's uptime, in its whole seconds.
 uptime_now() {
