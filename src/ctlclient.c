@@ -220,6 +220,22 @@ other_users_socket(const char *ctl_path, char *why, size_t whylen)
 	return 1;
 }
 
+/*
+ * nng's dialer dials again as soon as its connection closes (at once half
+ * the time: nng 1.5.2 draws its back-off as a signed number), and the close
+ * of the socket that follows a cut may fall in that dial's handshake: a peer
+ * gone halfway through, which stops the listener just put back too, and so
+ * on while the command is sent again. Each copy of a command goes on a
+ * socket of its own (ctl_call): with its connection, the dialer is done.
+ */
+static void
+dialer_done_with_its_pipe(nng_pipe pipe, nng_pipe_ev ev, void *unused)
+{
+	(void)ev;
+	(void)unused;
+	nng_dialer_close(nng_pipe_dialer(pipe));
+}
+
 /* One copy of a command, under id: ctl_call's codes. */
 static int
 ctl_send(const char *ctl_path, const char *verb, const char *arg,
@@ -252,6 +268,8 @@ ctl_send(const char *ctl_path, const char *verb, const char *arg,
 		return CTL_UNREACHABLE;
 	nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, MSG_MAX_FRAME + 1024);
+	nng_pipe_notify(
+	    sock, NNG_PIPE_EV_REM_POST, dialer_done_with_its_pipe, NULL);
 	dial_at = nng_clock();
 	/* Not under a second: a dial cut halfway through its handshake
 	 * stops nng's listener for a while (see ipc.c), and a supervisor

@@ -340,9 +340,6 @@ if [ "$between_sent" = 1 ]; then
 	check "a command sent in between is cut or answered, not held" \
 		sh -c "[ \"\$(cat '$TMP/between.rc')\" != 124 ]"
 fi
-# The command cut in between can leave the new listener a peer that hung
-# up halfway too, and have it put back once more: a command in that moment
-# may shake hands with the stopped listener, and go unanswered.
 # Within 15 s: a deaf socket holds each try for ollamaxctl's 7 s.
 answers_again() {
 	local until=$((SECONDS + 15))
@@ -1260,6 +1257,77 @@ fake_answers_refused() { # VERB...
 check "status from a peer that is not a supervisor: exit 3, nothing printed" fake_answers_refused status
 check "agents alike" fake_answers_refused agents
 check "and kill, not taken for done" fake_answers_refused kill probe
+# nng's dialer dials again as its connection closes, and ollamaxctl's close
+# of the socket that follows a cut could fall in that dial's handshake: a
+# peer gone halfway through, which stops a supervisor's listener just put
+# back (see src/ipc.c). A peer that takes a command and hangs up, with the
+# client's closes held meanwhile (tests/holdclose.so; ollamaxctl links nng
+# statically, so the command is the supervisor's stop, which asks a status
+# as ollamaxctl does): nothing more comes from that socket, and the copy
+# sent again on a socket of its own does.
+no_redial_after_cut() {
+	local client fake seen="$TMP/peer3/seen" early late
+	mkdir -p "$TMP/peer3"
+	sed 's/^runtime_dir = run$/runtime_dir = peer3/' "$TMP/ollamax.conf" >"$TMP/peer3.conf"
+	python3 -c 'import socket, sys
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(sys.argv[1])
+srv.listen(8)
+srv.settimeout(30)
+print("listening", flush=True)
+def exactly(c, n):
+    got = b""
+    while len(got) < n:
+        part = c.recv(n - len(got))
+        if not part:
+            raise EOFError
+        got += part
+    return got
+first = True
+while True:
+    try:
+        c, _ = srv.accept()
+    except socket.timeout:
+        break
+    c.settimeout(5)
+    try:
+        # The SP handshake of a REP0 peer, then one command read whole.
+        c.sendall(b"\x00SP\x00\x00\x31\x00\x00")
+        exactly(c, 8)
+        print("connected", flush=True)
+        if first:
+            first = False
+            head = exactly(c, 9)
+            exactly(c, int.from_bytes(head[1:], "big"))
+            print("cut", flush=True)
+    except (EOFError, OSError):
+        pass
+    c.close()' "$TMP/peer3/ctl.sock" >"$seen" &
+	fake=$!
+	PIDS+=("$fake")
+	wait_log listening "$seen" || { echo "      the peer did not listen"; return 1; }
+	touch "$TMP/peer3/hold"
+	HOLD_CLOSE_WHILE="$TMP/peer3/hold" HOLD_CLOSE_OF=ollamax-superv LD_PRELOAD="$BUILD/tests/holdclose.so" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$SUP" -c "$TMP/peer3.conf" stop >/dev/null 2>&1 &
+	client=$!
+	PIDS+=("$client")
+	wait_log cut "$seen" || { echo "      no command came"; end_pid "$client"; end_pid "$fake"; return 1; }
+	# nng's dialer would dial again within its reconnect time, 1 s.
+	sleep 2
+	early=$(grep -c connected "$seen")
+	rm -f "$TMP/peer3/hold"
+	for _ in $(seq 1 100); do
+		late=$(grep -c connected "$seen")
+		[ "$late" -gt "$early" ] && break
+		sleep 0.05
+	done
+	end_pid "$client"
+	end_pid "$fake"
+	[ "$early" -eq 1 ] || { echo "      $((early - 1)) connections came from the socket cut, as it closed"; return 1; }
+	[ "$late" -gt 1 ] || { echo "      the command was not sent again"; return 1; }
+}
+check "a command cut by its peer dials nothing more on that socket, and is sent again on another" no_redial_after_cut
 # A supervisor that holds its lock but does not listen (starting, or its
 # listener being put back) is waited for, a while; without one, nobody
 # answers at once.
