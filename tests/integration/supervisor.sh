@@ -20,9 +20,10 @@ url = http://127.0.0.1:9
 [tier.light]
 model = tinyllama
 CONF
-# Runs only when asked: a run of its own, which waits for a backend that
-# never answers, would be held among the runs that checks below count (a
-# timer's first run falls anywhere in its first period).
+# Its agents here run only when asked: a run of their own, which waits for
+# a backend that never answers, would be held among the runs that checks
+# below count, or keep the agent busy when a check runs it (a timer's first
+# run falls anywhere in its first period).
 cat >"$TMP/agents/001-probe.conf" <<'AGENT'
 [agent]
 name = probe
@@ -206,7 +207,7 @@ cat >"$TMP/extra.conf" <<'AGENT'
 [agent]
 name = extra
 tier = light
-trigger = every 1h
+trigger = demand
 prompt = Extra {{n}}.
 AGENT
 running_agents() {
@@ -625,13 +626,13 @@ cat >"$TMP/agents/002-second.conf" <<'AGENT'
 [agent]
 name = second
 tier = light
-trigger = every 1h
+trigger = demand
 prompt = Second {{n}}.
 AGENT
 check "reload starts a new manifest" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 1 started, 0 stopped, 0 changed, 0 problems"
 check "three agents run" running_agents 3
-sed -i 's/every 1h/every 2h/' "$TMP/agents/002-second.conf"
+sed -i 's/^prompt = Second {{n}}\.$/prompt = Second, again {{n}}./' "$TMP/agents/002-second.conf"
 touch -d '+1 minute' "$TMP/agents/002-second.conf"
 rm "$TMP/agents/001-probe.conf"
 printf 'not a manifest\n' >"$TMP/agents/003-bad.conf"
@@ -661,7 +662,7 @@ cat >"$TMP/agents/004-third.conf" <<'AGENT'
 [agent]
 name = third
 tier = light
-trigger = every 1h
+trigger = demand
 prompt = Third.
 AGENT
 kill -HUP "$sup_pid"
@@ -675,7 +676,7 @@ check "ollamaxctl agents lists every agent with its worker and state, not one wh
 # A file name that is not UTF-8 (Latin-1 here): JSON shows its byte as
 # U+FFFD, rather than leave the agent out.
 latin="$TMP/agents/006-caf$(printf '\351').conf"
-printf '[agent]\nname = latin\ntier = light\ntrigger = every 1h\nprompt = Latin.\n' >"$latin"
+printf '[agent]\nname = latin\ntier = light\ntrigger = demand\nprompt = Latin.\n' >"$latin"
 check "an agent whose file name is not UTF-8 starts" \
 	eq "$("$CTL" -c "$TMP/ollamax.conf" reload)" "reload: 1 started, 0 stopped, 0 changed, 0 problems"
 check "and is listed, the byte shown as U+FFFD" \
@@ -683,7 +684,7 @@ check "and is listed, the byte shown as U+FFFD" \
 # A file name with a newline: one row in the table all the same.
 lined="$TMP/agents/007-two
 lines.conf"
-printf '[agent]\nname = lined\ntier = light\ntrigger = every 1h\nprompt = Lined.\n' >"$lined"
+printf '[agent]\nname = lined\ntier = light\ntrigger = demand\nprompt = Lined.\n' >"$lined"
 one_row() {
 	"$CTL" -c "$TMP/ollamax.conf" reload >/dev/null &&
 		"$CTL" -c "$TMP/ollamax.conf" agents | grep -q "^lined .*/007-two?lines.conf$"
@@ -789,7 +790,7 @@ sed -i 's/^tier = gold$/tier = light/' "$TMP/agents/004-third.conf"
 rm "$TMP/agents/000-copy.conf"
 # Agents a reload starts together spread over the workers.
 for n in 1 2 3 4; do
-	printf '[agent]\nname = new%s\ntier = light\ntrigger = every 1h\nprompt = x\n' "$n" \
+	printf '[agent]\nname = new%s\ntier = light\ntrigger = demand\nprompt = x\n' "$n" \
 		>"$TMP/agents/01$n-new$n.conf"
 done
 check "reload starts four new manifests" \
