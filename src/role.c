@@ -52,7 +52,9 @@ static char child_name[64];
  * supervisor kills a child still there ROLE_STOP_GRACE_S after its
  * SIGTERM, which it takes for a stop gone wrong. A child's closes start
  * once what it served has stopped, just after the SIGTERM: they get less
- * than that, with time to spare for a machine under load.
+ * than that, with time to spare for a machine under load. A child that
+ * ends unasked (a page of agents it could not fetch) would otherwise wait
+ * for the watchdog before the supervisor starts it again: it exits 1.
  */
 #define ROLE_CLOSE_S (ROLE_STOP_GRACE_S - 2)
 
@@ -61,11 +63,15 @@ role_closing(void)
 {
 	static int bounded;
 
-	if (!stop_asked || bounded)
+	if (bounded)
 		return;
 	bounded = 1;
-	ipc_close_deadline(
-	    child_name, ROLE_CLOSE_S, 0, "; what it served had stopped");
+	if (stop_asked)
+		ipc_close_deadline(child_name, ROLE_CLOSE_S, 0,
+		    "; what it served had stopped");
+	else
+		ipc_close_deadline(
+		    child_name, ROLE_CLOSE_S, 1, "; it was ending unasked");
 }
 
 static void

@@ -47,9 +47,9 @@ int role_main(int argc, char **argv, const char *role, int index,
 #define ROLE_STOP_GRACE_S 5
 /*
  * Called by a child as it starts closing its sockets, what it served
- * stopped: a child asked to stop gets ROLE_CLOSE_S for them from the first
- * call on (see role.c), or says so and exits 0, before its grace ends.
- * Nothing when no stop was asked.
+ * stopped: it gets ROLE_CLOSE_S for them from the first call on (see
+ * role.c), or says so and exits, 0 when it was asked to stop (before its
+ * grace ends), 1 when it was ending unasked.
  */
 void role_closing(void);
 

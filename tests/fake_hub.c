@@ -8,9 +8,11 @@
  * agents to fetch when HOLD is "fetch"; the page has none, and every other
  * frame is answered ok, so that a child that missed its SIGTERM runs on.
  * It prints "held PID" when the frame to hold comes, and "answered PID"
- * once it is answered. It exits on SIGTERM, or after 60 s so that it never
- * outlives a test that lost it.
- * Usage: fake_hub RUNTIME_DIR CONFIG GO_FILE hello|fetch
+ * once it is answered. With "badpage" it holds nothing, and answers the
+ * fetch of the one page with a frame that is no page, which ends the child
+ * unasked. It exits on SIGTERM, or after 60 s so that it never outlives a
+ * test that lost it.
+ * Usage: fake_hub RUNTIME_DIR CONFIG GO_FILE hello|fetch|badpage
  */
 #include "autoconf.h"
 
@@ -30,7 +32,7 @@
 
 static struct config conf;
 static const char *go_file;
-static int hold_fetch; /* hold the fetch, not the hello */
+static enum { HOLD_HELLO, HOLD_FETCH, BAD_PAGE } mode;
 /* The frame held until go_file exists, its answer ready. */
 static struct ipc_call *held;
 static int64_t held_pid;
@@ -39,8 +41,9 @@ static struct msg_writer held_answer;
 static void
 setup_answer(struct msg_writer *w, const struct msg_hello *hello)
 {
-	struct msg_setup setup = {
-	    .role = hello->role, .conf = conf, .pages = hold_fetch ? 1 : 0};
+	struct msg_setup setup = {.role = hello->role,
+	    .conf = conf,
+	    .pages = mode == HOLD_HELLO ? 0 : 1};
 
 	/* As the supervisor sends it: a child resolves no path itself. */
 	config_resolve(conf.dir, conf.state_dir, setup.conf.state_dir,
@@ -85,7 +88,7 @@ on_frame(void *arg, struct ipc_call *call, const void *data, size_t len)
 	}
 	if (r.type == MSG_HELLO && msg_hello_decode(&r, &hello) == MSG_OK) {
 		msg_close(&r);
-		if (!hold_fetch && held == NULL) {
+		if (mode == HOLD_HELLO && held == NULL) {
 			setup_answer(&held_answer, &hello);
 			hold(call, hello.pid);
 		} else {
@@ -95,7 +98,7 @@ on_frame(void *arg, struct ipc_call *call, const void *data, size_t len)
 		return;
 	}
 	if (r.type == MSG_FETCH && msg_fetch_decode(&r, &fetch) == MSG_OK &&
-	    hold_fetch && held == NULL) {
+	    mode == HOLD_FETCH && held == NULL) {
 		msg_close(&r);
 		msg_agents_encode(&held_answer, 0, 0, NULL, 0);
 		hold(call, fetch.pid);
@@ -130,12 +133,16 @@ main(int argc, char **argv)
 	char url[4200];
 
 	if (argc != 5 ||
-	    (strcmp(argv[4], "hello") != 0 && strcmp(argv[4], "fetch") != 0)) {
+	    (strcmp(argv[4], "hello") != 0 && strcmp(argv[4], "fetch") != 0 &&
+	        strcmp(argv[4], "badpage") != 0)) {
 		fprintf(stderr,
-		    "usage: fake_hub RUNTIME_DIR CONFIG GO_FILE hello|fetch\n");
+		    "usage: fake_hub RUNTIME_DIR CONFIG GO_FILE "
+		    "hello|fetch|badpage\n");
 		return 2;
 	}
-	hold_fetch = strcmp(argv[4], "fetch") == 0;
+	mode = strcmp(argv[4], "hello") == 0 ? HOLD_HELLO
+	    : strcmp(argv[4], "fetch") == 0  ? HOLD_FETCH
+	                                     : BAD_PAGE;
 	log_init("fake_hub", 0);
 	if (config_load(&conf, argv[2], &d) != 0) {
 		fputs(d.text ? d.text : "fake_hub: bad config\n", stderr);

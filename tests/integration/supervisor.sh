@@ -1573,4 +1573,34 @@ sigterm_with_answer() { # hello|fetch
 }
 check "a child that gets SIGTERM with the hub's answer to its hello stops (12 tries)" sigterm_with_answer hello
 check "so does one that gets it with the answer to its fetch of agents (12 tries)" sigterm_with_answer fetch
+# A child that ends unasked (here, a page of agents it cannot fetch) bounds
+# its closes too: held as nng's hang holds them (tests/holdclose.so), it
+# says so and exits 1 within 3 s, for the supervisor to start it again,
+# rather than wait there for the watchdog.
+ends_unasked_bounded() {
+	local child hub rc=0 dir="$TMP/badpage"
+	mkdir -p "$dir/run"
+	chmod 700 "$dir/run"
+	"$BUILD/tests/fake_hub" "$dir/run" "$TMP/ollamax.conf" "$dir/go" badpage >"$dir/hub.out" 2>&1 &
+	hub=$!
+	PIDS+=("$hub")
+	wait_log listening "$dir/hub.out" || { cat "$dir/hub.out"; return 1; }
+	touch "$dir/hold"
+	HOLD_CLOSE_WHILE="$dir/hold" HOLD_CLOSE_OF="ollamax: " LD_PRELOAD="$BUILD/tests/holdclose.so" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$SUP" --role worker --index 0 --runtime "$dir/run" 2>"$dir/worker.log" &
+	child=$!
+	PIDS+=("$child")
+	# 3 s, and room for a loaded machine: held, its closes wait 60 s.
+	gone_within 10 "$child" || { rm -f "$dir/hold"; return 1; }
+	wait "$child" || rc=$?
+	forget_pid "$child"
+	rm -f "$dir/hold"
+	end_pid "$hub"
+	forget_pid "$hub"
+	[ "$rc" -eq 1 ] && grep -q "hub: bad page 0 of agents" "$dir/worker.log" &&
+		grep -q "^ollamax-worker0: its sockets did not close within 3 s of the stop (nng): exiting without; it was ending unasked$" "$dir/worker.log" ||
+		{ echo "      exit $rc: $(tr '\n' ' ' <"$dir/worker.log")"; return 1; }
+}
+check "a child ending unasked whose closes hang exits 1 within 3 s, said why" ends_unasked_bounded
 finish
