@@ -114,13 +114,6 @@ s = json.loads(sys.argv[1])
 sys.exit(0 if all(p["state"] == "running" and p["restarts"] == 0 for p in s["processes"]) else 1)' "$status"
 }
 check "no process crashed or restarted" no_restarts
-more_runs() {
-	for _ in $(seq 1 100); do
-		[ "$(runs)" -ge $((before + 2)) ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-check "the agent keeps getting answers" more_runs
+check "the agent keeps getting answers" wait_runs steady $((before + 2))
 check "the supervisor still stops cleanly" stopped
 finish
