@@ -4,10 +4,14 @@
  * run when, which models stay loaded, and when to switch; the broker
  * carries that out with libcurl: requests, explicit loads (an empty
  * prompt) and unloads (keep_alive 0, then /api/ps until the model is
- * gone). Every request carries keep_alive -1, so Ollama never unloads on
- * its own timer, and its model's one num_ctx. A tier whose model is
- * missing falls back down its chain; a backend that cannot be reached is
- * retried with backoff before the request fails.
+ * gone). Every call carries its model's one num_ctx and the lease as its
+ * keep_alive: while the broker lives, it renews the lease of a model idle
+ * for half of it (an empty prompt, which Ollama answers at once and in no
+ * slot), so that Ollama never unloads on its own timer; once the broker
+ * is gone, stopped or killed, Ollama unloads each model a lease after its
+ * last use. A tier whose model is missing falls back down its chain; a
+ * backend that cannot be reached is retried with backoff before the
+ * request fails.
  *
  * A request is known by (worker, id): if a worker sends the same request
  * again (it lost the broker and retried), the broker keeps one copy and
@@ -27,6 +31,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "duration.h"
 #include "log.h"
 #include "modelname.h"
 #include "msg.h"
@@ -56,12 +61,9 @@
 #define LOAD_PAUSE_MAX_S 60
 /* How often the backend's list of models is read again. */
 #define TAGS_POLL_S 30.0
-/* How long an orderly stop waits for Ollama to take the keep-alive it
- * leaves its models with: it answers a loaded model's at once. */
-#define STOP_RELEASE_S 1.0
-/* That keep-alive: Ollama's own default, for a fleet started again
- * meanwhile to find its models loaded. */
-#define STOP_KEEP_ALIVE_S 300
+/* A renewal that failed is tried again after this share of the lease:
+ * three more tries before the lease would end. */
+#define RENEW_RETRY_SHARE 8
 /* How long a model just loaded waits for /api/ps to tell its size before
  * it is served as its hints have it: Ollama holds /api/ps while a runner
  * exits, and a backend may not answer it at all for connect_timeout and
@@ -104,10 +106,22 @@ struct bmodel {
 	unsigned size_awaited;
 	/* What /api/show says decides the context a load of it gets. */
 	int shown, show_failed, asking_show;
-	struct show_ask {
+	struct model_ref {
 		struct broker *b;
 		int model;
-	} ask;
+	} ask, renewal;
+	/* Its runs and renewal under way: Ollama starts the lease's clock
+	 * as the last of its calls ends. */
+	int in_flight;
+	/* When the latest call Ollama answered for it ended (ms): the lease
+	 * runs from then, or from a later end. */
+	int64_t used;
+	int renewing;
+	/* The policy's unload, held until the renewal under way is answered:
+	 * one that reached Ollama after it would load the model again. */
+	int unload_held;
+	int64_t renew_retry; /* ms: a failed renewal is not tried before */
+	int renew_failed;    /* said, until one is answered */
 	int64_t trained_ctx;
 	int vision;
 	int pauses;              /* in a row, since the last load */
@@ -168,6 +182,7 @@ struct broker {
 	struct hub_link *hub;
 	ev_timer report;
 	ev_timer wakeup;
+	ev_timer lease_renew;
 	ev_timer unload_poll;
 	ev_timer tags_poll;
 	int asking_tags;
@@ -238,6 +253,16 @@ struct broker {
 
 static void apply(struct broker *b);
 static void model_io(struct broker *b, int model, int load);
+
+/* A call of the broker's for model k starts (+1) or ends (-1); answered,
+ * Ollama holds its lease from then on. */
+static void
+model_in_flight(struct broker *b, int k, int delta, int answered)
+{
+	b->models[k].in_flight += delta;
+	if (answered)
+		b->models[k].used = msg_clock_ms();
+}
 
 /* A load of model k ended, as the policy hears of it. */
 static void
@@ -472,6 +497,7 @@ job_done(void *arg, struct ollama_result *res)
 	struct job *j = arg;
 	struct broker *b = j->b;
 
+	model_in_flight(b, j->model, -1, res->outcome == OLLAMA_OK);
 	/* A 404 says the model is gone, loaded or not: the policy hears it
 	 * before the slot this frees is given out, so that what waits for
 	 * the model falls back instead of meeting the same answer. */
@@ -531,8 +557,7 @@ dispatch(struct broker *b, uint64_t seq)
 	    .num_ctx = b->models[j->model].num_ctx,
 	    .num_predict = j->req.num_predict,
 	    .temperature = j->req.temperature,
-	    /* The broker unloads; Ollama's own timer must never. */
-	    .keep_alive_s = -1,
+	    .keep_alive_ms = b->conf.lease_ms,
 	};
 	j->running = 1;
 	j->started_ms = msg_clock_ms();
@@ -540,7 +565,9 @@ dispatch(struct broker *b, uint64_t seq)
 		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
 		job_answer(j, INFER_UNAVAILABLE,
 		    "cannot start a backend request", NULL);
+		return;
 	}
+	model_in_flight(b, j->model, 1, 0);
 }
 
 struct model_io {
@@ -798,6 +825,7 @@ load_done(void *arg, struct ollama_result *res)
 		m->load_attempts = 0;
 		m->pauses = 0;
 		m->load_error[0] = '\0';
+		m->used = msg_clock_ms();
 		log_info("loaded %s", m->name);
 		if (ollama_ps(b->backend, loaded_size_seen, io) == 0) {
 			ev_timer_init(
@@ -963,8 +991,8 @@ unload_done(void *arg, struct ollama_result *res)
 	free(io);
 }
 
-/* The call that loads (load) or unloads a model: an empty prompt loads;
- * with keep_alive 0 it unloads. */
+/* The call that loads (load) or unloads a model: an empty prompt loads,
+ * or renews the lease of a model loaded; with keep_alive 0 it unloads. */
 static struct ollama_call
 model_io_call(const struct broker *b, int model, int load)
 {
@@ -972,7 +1000,7 @@ model_io_call(const struct broker *b, int model, int load)
 	    .num_ctx = b->models[model].num_ctx,
 	    .num_predict = -1,
 	    .temperature = -1,
-	    .keep_alive_s = load ? -1 : 0};
+	    .keep_alive_ms = load ? b->conf.lease_ms : 0};
 }
 
 static void
@@ -1073,7 +1101,7 @@ unload_foreign(struct broker *b, const struct ollama_ps *ps)
 		struct ollama_call call = {.model = ps->models[i].name,
 		    .num_predict = -1,
 		    .temperature = -1,
-		    .keep_alive_s = 0};
+		    .keep_alive_ms = 0};
 		struct foreign *f;
 
 		if (!ps_entry_foreign(b, ps, i) ||
@@ -1243,6 +1271,111 @@ foreign_seen(struct broker *b, const struct ollama_ps *ps)
 	b->plan_started = 1;
 }
 
+/*
+ * When model k's lease is next to be renewed (ms), or -1: a model resident
+ * and idle, half a lease after its last use, so that Ollama never reaches
+ * the end of it. Not one loading, draining or unloading, nor one with
+ * calls under way (Ollama's clock stands still meanwhile).
+ */
+static int64_t
+renewal_due(const struct broker *b, int k)
+{
+	const struct bmodel *m = &b->models[k];
+	int64_t due = m->used + b->conf.lease_ms / 2;
+
+	if (policy_model_state(b->policy, k) != MODEL_RESIDENT ||
+	    m->in_flight > 0 || m->io != NULL || m->unloading)
+		return -1;
+	return due > m->renew_retry ? due : m->renew_retry;
+}
+
+static void
+renewal_done(void *arg, struct ollama_result *res)
+{
+	struct model_ref *ref = arg;
+	struct broker *b = ref->b;
+	struct bmodel *m = &b->models[ref->model];
+
+	m->renewing = 0;
+	model_in_flight(b, ref->model, -1, res->outcome == OLLAMA_OK);
+	if (res->outcome == OLLAMA_OK) {
+		if (m->renew_failed)
+			log_info("%s: its lease is renewed again", m->name);
+		m->renew_failed = 0;
+		m->renew_retry = 0;
+	} else {
+		/* Once, not at every try while the backend stays away. */
+		if (!m->renew_failed)
+			log_warnx("cannot renew the lease of %s: %s: trying "
+			          "again every %g s",
+			    m->name, res->error,
+			    (double)b->conf.lease_ms / RENEW_RETRY_SHARE /
+			        1000);
+		m->renew_failed = 1;
+		m->renew_retry =
+		    msg_clock_ms() + b->conf.lease_ms / RENEW_RETRY_SHARE;
+		if (res->outcome == OLLAMA_NO_MODEL) {
+			if (policy_model_state(b->policy, ref->model) !=
+			    MODEL_MISSING)
+				log_warnx("%s is gone from the backend: what "
+				          "waits for it falls back",
+				    m->name);
+			model_gone(b, ref->model);
+		}
+	}
+	ollama_result_free(res);
+	if (m->unload_held) {
+		m->unload_held = 0;
+		model_io(b, ref->model, 0);
+	}
+	apply(b);
+}
+
+/* Renews the lease of model k: an empty prompt, which Ollama answers at
+ * once for a model loaded, taking none of its slots. */
+static void
+lease_renew_one(struct broker *b, int k)
+{
+	struct bmodel *m = &b->models[k];
+	struct ollama_call call = model_io_call(b, k, 1);
+
+	m->renewal = (struct model_ref){b, k};
+	if (ollama_generate(b->backend, &call, renewal_done, &m->renewal) != 0)
+		fatalx("cannot start a backend request");
+	m->renewing = 1;
+	model_in_flight(b, k, 1, 0);
+	log_debug("renewing the lease of %s", m->name);
+}
+
+/* Renews the leases due, and waits for the next. */
+static void
+leases_renew(struct broker *b)
+{
+	int64_t now = msg_clock_ms(), next = -1;
+
+	for (int k = 0; k < b->nmodels; k++) {
+		int64_t due = renewal_due(b, k);
+
+		if (due >= 0 && due <= now)
+			lease_renew_one(b, k);
+		else if (due >= 0 && (next < 0 || due < next))
+			next = due;
+	}
+	ev_timer_stop(b->loop, &b->lease_renew);
+	if (next >= 0) {
+		ev_timer_set(&b->lease_renew, (double)(next - now) / 1000.0, 0);
+		ev_timer_start(b->loop, &b->lease_renew);
+	}
+}
+
+static void
+lease_renew_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	leases_renew(w->data);
+}
+
 /* Carries out what the policy decided, and when it wants to hear again. */
 static void
 apply(struct broker *b)
@@ -1271,7 +1404,10 @@ apply(struct broker *b)
 			        ? " (pinned: it comes back after)"
 			        : "");
 			b->models[a.model].unload_tries = 0;
-			model_io(b, a.model, 0);
+			if (b->models[a.model].renewing)
+				b->models[a.model].unload_held = 1;
+			else
+				model_io(b, a.model, 0);
 			break;
 		case ACT_RETURN:
 			if ((j = job_by_seq(b, a.id)) != NULL)
@@ -1286,6 +1422,7 @@ apply(struct broker *b)
 		ev_timer_set(&b->wakeup, (double)(at - now) / 1000.0, 0);
 		ev_timer_start(b->loop, &b->wakeup);
 	}
+	leases_renew(b);
 }
 
 static void
@@ -1327,6 +1464,7 @@ job_drop(struct job *j, const char *why)
 
 	if (j->running) {
 		ollama_cancel(b->backend, j);
+		model_in_flight(b, j->model, -1, 0);
 		policy_done(b->policy, msg_clock_ms(), j->seq, 0);
 	} else if (!policy_cancel(b->policy, msg_clock_ms(), j->seq)) {
 		/* Given a slot by the policy, its dispatch not carried out
@@ -2134,7 +2272,7 @@ start_plan_when_known(struct broker *b)
 static void
 show_seen(void *arg, const struct ollama_show *show, const char *error)
 {
-	struct show_ask *ask = arg;
+	struct model_ref *ask = arg;
 	struct bmodel *m = &ask->b->models[ask->model];
 
 	m->asking_show = 0;
@@ -2164,7 +2302,7 @@ ask_show(struct broker *b, int k)
 
 	if (m->shown || m->asking_show)
 		return;
-	m->ask = (struct show_ask){b, k};
+	m->ask = (struct model_ref){b, k};
 	if (ollama_show(b->backend, m->name, show_seen, &m->ask) == 0)
 		m->asking_show = 1;
 }
@@ -2261,94 +2399,28 @@ plan_models(struct broker *b)
 	b->policy = policy_new(&pc, pm, (size_t)b->nmodels, msg_clock_ms());
 }
 
-/* The models an orderly stop leaves to Ollama's keep-alive, on a loop of
- * its own. */
-struct stop_release {
-	struct ev_loop *loop;
-	int unanswered;
-};
-
-struct stop_model {
-	struct stop_release *r;
-	const char *name;
-};
-
-static void
-stop_release_done(void *arg, struct ollama_result *res)
-{
-	struct stop_model *m = arg;
-
-	if (res->outcome != OLLAMA_OK && res->outcome != OLLAMA_NO_MODEL)
-		log_warnx("stopping: %s: %s", m->name, res->error);
-	ollama_result_free(res);
-	if (--m->r->unanswered == 0)
-		ev_break(m->r->loop, EVBREAK_ONE);
-}
-
-static void
-stop_release_late(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct stop_release *r = w->data;
-
-	(void)revents;
-	log_warnx("stopping: %d models not answered within %g s: they may "
-	          "stay loaded",
-	    r->unanswered, STOP_RELEASE_S);
-	ev_break(loop, EVBREAK_ONE);
-}
-
 /*
- * At an orderly stop, the models the broker loaded are left to Ollama's
- * own keep-alive, as any client's: loaded with keep_alive -1, they would
- * stay in VRAM for good once the broker and its plan are gone. Not
- * unloaded: a fleet started again within STOP_KEEP_ALIVE_S finds them
- * loaded. Runs still under way were cut with the backend's connections.
- * On a loop of its own, which the broker's other watchers (a load's
- * pause, the hub) cannot wake: what Ollama does not answer within
- * STOP_RELEASE_S is left.
+ * At a stop, the models the broker loaded are left to their lease, as at a
+ * crash: Ollama unloads each a lease after its last use, and a fleet
+ * started again meanwhile finds it loaded.
  */
 static void
-release_at_stop(struct broker *b, const struct ollama_timeouts *t)
+leave_to_leases(struct broker *b)
 {
-	struct stop_release r = {ev_loop_new(EVFLAG_AUTO), 0};
-	/* Here, as a call left unanswered is dropped with the backend. */
-	struct stop_model models[POLICY_MODELS_MAX];
-	struct ollama *backend;
-	ev_timer late;
+	char lease[32];
 
-	if (r.loop == NULL) {
-		log_warnx("stopping: no loop to leave the models with");
-		return;
-	}
-	backend = ollama_new(r.loop, b->conf.backend_url, t);
+	duration_shown_ms(b->conf.lease_ms, lease, sizeof(lease));
 	for (int k = 0; k < b->nmodels; k++) {
-		struct ollama_call call = model_io_call(b, k, 1);
 		enum model_state state = policy_model_state(b->policy, k);
 
-		/* One unloading is on its way out already. */
-		if (state != MODEL_LOADING && state != MODEL_RESIDENT &&
-		    state != MODEL_DRAINING)
-			continue;
-		call.keep_alive_s = STOP_KEEP_ALIVE_S;
-		models[k] = (struct stop_model){&r, b->models[k].name};
-		log_info("stopping: %s left to Ollama's keep-alive of %ds",
-		    b->models[k].name, STOP_KEEP_ALIVE_S);
-		if (ollama_generate(
-		        backend, &call, stop_release_done, &models[k]) != 0)
-			log_warnx("stopping: %s: cannot reach the backend",
-			    b->models[k].name);
-		else
-			r.unanswered++;
+		/* One unloading is on its way out already, unless its unload
+		 * waited for a renewal. */
+		if (state == MODEL_LOADING || state == MODEL_RESIDENT ||
+		    state == MODEL_DRAINING || b->models[k].unload_held)
+			log_info("stopping: %s left to its lease: Ollama "
+			         "unloads it %s after its last use",
+			    b->models[k].name, lease);
 	}
-	if (r.unanswered > 0) {
-		ev_timer_init(&late, stop_release_late, STOP_RELEASE_S, 0);
-		late.data = &r;
-		ev_timer_start(r.loop, &late);
-		ev_run(r.loop, 0);
-		ev_timer_stop(r.loop, &late);
-	}
-	ollama_free(backend);
-	ev_loop_destroy(r.loop);
 }
 
 int
@@ -2377,6 +2449,8 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	b->wakeup.data = b;
 	ev_init(&b->unload_poll, unload_poll_cb);
 	b->unload_poll.data = b;
+	ev_init(&b->lease_renew, lease_renew_cb);
+	b->lease_renew.data = b;
 	plan_models(b);
 	for (int w = 0; w < CONFIG_WORKERS_MAX; w++) {
 		b->workers[w].b = b;
@@ -2416,15 +2490,12 @@ broker_main(struct ev_loop *loop, const char *runtime, struct hub_link *hub,
 	ev_timer_stop(loop, &b->wakeup);
 	ev_timer_stop(loop, &b->unload_poll);
 	ev_timer_stop(loop, &b->tags_poll);
-	/* The models' release below is bounded well within the closes'
-	 * time (STOP_RELEASE_S). */
+	ev_timer_stop(loop, &b->lease_renew);
 	role_closing();
 	ipc_server_close(b->server);
 	/* No call's end is reported past this. */
 	ollama_free(b->backend);
-	t.connect_ms = t.first_byte_ms = t.stall_ms = t.answer_ms =
-	    (int64_t)(STOP_RELEASE_S * 1000);
-	release_at_stop(b, &t);
+	leave_to_leases(b);
 	for (int k = 0; k < b->nmodels; k++)
 		if (b->models[k].io != NULL) {
 			ev_timer_stop(loop, &b->models[k].io->pause);

@@ -686,7 +686,7 @@ static const char *const supervisor_keys[] = {"workers", "runtime_dir",
     "state_dir", "agents_dir", "stack_size", "watchdog", "start_timeout"};
 static const char *const broker_keys[] = {"parallel", "vram_mb", "max_loaded",
     "max_wait_high", "max_wait_normal", "max_wait_low", "min_residency",
-    "idle_unload"};
+    "idle_unload", "lease"};
 static const char *const backend_keys[] = {"url", "connect_timeout",
     "first_byte_timeout", "stall_timeout", "answer_timeout"};
 static const char *const tier_keys[] = {"model", "fallback"};
@@ -864,7 +864,21 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "idle_unload") == 0)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->idle_unload_ms, d, path, it);
-		else
+		else if (strcmp(k, "lease") == 0) {
+			int64_t ms = -1; /* stays so when the value is bad */
+
+			if (get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS, &ms, d,
+			        path, it) == 0 &&
+			    ms < CONFIG_LEASE_MIN_MS)
+				diag_add(d, path, it->line,
+				    "lease: %s is too short: the broker renews "
+				    "it once half of it has passed idle, and "
+				    "the other half must cover the renewal's "
+				    "way to the backend, so allow at least %ds",
+				    v, CONFIG_LEASE_MIN_MS / 1000);
+			else if (ms >= 0)
+				c->lease_ms = ms;
+		} else
 			unknown_key(
 			    d, path, it, broker_keys, COUNT_OF(broker_keys));
 	} else if (strcmp(s, "backend") == 0) {
@@ -1156,6 +1170,8 @@ config_load(struct config *c, const char *path, struct diag *d)
 	c->max_wait_ms[PRIO_LOW] = 15 * 60 * 1000;
 	c->min_residency_ms = 30 * 1000;
 	c->idle_unload_ms = 30 * 60 * 1000;
+	/* Ollama's own default keep-alive. */
+	c->lease_ms = 5 * 60 * 1000;
 	snprintf(
 	    c->backend_url, sizeof(c->backend_url), "http://127.0.0.1:11434");
 	c->connect_timeout_ms = 5000;

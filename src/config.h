@@ -38,6 +38,9 @@
 #define CONFIG_WAIT_MAX_MS (7 * 24 * 3600 * 1000LL)
 /* Children report every second: a watchdog must allow a few missed. */
 #define CONFIG_WATCHDOG_MIN_MS 5000
+/* The broker renews a lease once half of it has passed idle: the other
+ * half must cover the renewal's way to the backend. */
+#define CONFIG_LEASE_MIN_MS 2000
 #define CONFIG_EVERY_MIN_MS 1000
 #define CONFIG_EVERY_MAX_MS (7 * 24 * 3600 * 1000LL)
 #define CONFIG_JITTER_MAX 50
@@ -82,6 +85,9 @@ struct config {
 	int64_t max_wait_ms[3]; /* by enum msg_priority: low, normal, high */
 	int64_t min_residency_ms;
 	int64_t idle_unload_ms; /* 0 = never */
+	/* The keep-alive the broker's calls give a model: how long it stays
+	 * loaded after its last use once the broker is gone. */
+	int64_t lease_ms;
 
 	/* [backend] */
 	char backend_url[256];

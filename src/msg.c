@@ -1062,7 +1062,7 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 		msg_put_uint(w, "pages", m->pages);
 		return;
 	}
-	msg_begin(w, MSG_SETUP, 16);
+	msg_begin(w, MSG_SETUP, 17);
 	msg_put_int(w, "role", m->role);
 	msg_put_int(w, "parallel", c->parallel);
 	msg_put_int(w, "vram_mb", c->vram_mb);
@@ -1072,6 +1072,7 @@ msg_setup_encode(struct msg_writer *w, const struct msg_setup *m)
 	msg_put_int(w, "max_wait_high_ms", c->max_wait_ms[PRIO_HIGH]);
 	msg_put_int(w, "min_residency_ms", c->min_residency_ms);
 	msg_put_int(w, "idle_unload_ms", c->idle_unload_ms);
+	msg_put_int(w, "lease_ms", c->lease_ms);
 	msg_put_str(w, "backend_url", c->backend_url);
 	msg_put_int(w, "connect_timeout_ms", c->connect_timeout_ms);
 	msg_put_int(w, "first_byte_timeout_ms", c->first_byte_timeout_ms);
@@ -1161,6 +1162,8 @@ broker_setup_decode(struct msg_reader *r, struct config *c)
 	    (e = msg_get_int(r, "min_residency_ms", &c->min_residency_ms, 0,
 	         CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "idle_unload_ms", &c->idle_unload_ms, 0,
+	         CONFIG_WAIT_MAX_MS, 1)) ||
+	    (e = msg_get_int(r, "lease_ms", &c->lease_ms, CONFIG_LEASE_MIN_MS,
 	         CONFIG_WAIT_MAX_MS, 1)) ||
 	    (e = msg_get_int(r, "vram_mb", &vram_mb, CONFIG_VRAM_MIN_MB,
 	         CONFIG_MB_MAX, 1)) ||

@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-#define MSG_VERSION 15
+#define MSG_VERSION 16
 
 /*
  * A command frame may carry "until": the time, on msg_clock_ms, after which

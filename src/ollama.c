@@ -964,9 +964,12 @@ ollama_generate(struct ollama *o, const struct ollama_call *call,
 	    call->prompt ? call->prompt : "", "stream", 1, "options", opts);
 	if (call->system && *call->system)
 		json_object_set_new(req, "system", json_string(call->system));
-	if (call->keep_alive_s != OLLAMA_KEEP_DEFAULT)
-		json_object_set_new(
-		    req, "keep_alive", json_integer(call->keep_alive_s));
+	/* A number is seconds to Ollama, a fraction kept. */
+	if (call->keep_alive_ms != OLLAMA_KEEP_DEFAULT)
+		json_object_set_new(req, "keep_alive",
+		    call->keep_alive_ms % 1000 == 0
+		        ? json_integer(call->keep_alive_ms / 1000)
+		        : json_real((double)call->keep_alive_ms / 1000));
 	return post_json(c, req, o->url);
 }
 

@@ -74,9 +74,9 @@ int ollama_backend_failed(const struct ollama_result *res);
 typedef void (*ollama_heard_fn)(void *arg, const char *error);
 void ollama_on_heard(struct ollama *o, ollama_heard_fn fn, void *arg);
 
-/* keep_alive: what a call sends (seconds; negative keeps the model loaded
- * for good), or this to send none and leave Ollama's default. */
-#define OLLAMA_KEEP_DEFAULT INT_MIN
+/* keep_alive: what a call sends (milliseconds; negative keeps the model
+ * loaded for good), or this to send none and leave Ollama's default. */
+#define OLLAMA_KEEP_DEFAULT INT64_MIN
 
 /* An inference: an empty prompt with keep_alive 0 unloads the model. */
 struct ollama_call {
@@ -86,7 +86,7 @@ struct ollama_call {
 	int num_ctx;        /* 0: leave Ollama's default */
 	int num_predict;    /* -1: until the answer ends */
 	double temperature; /* < 0: the model's default */
-	int keep_alive_s;   /* see OLLAMA_KEEP_DEFAULT */
+	int64_t keep_alive_ms; /* see OLLAMA_KEEP_DEFAULT */
 };
 
 struct ollama *ollama_new(struct ev_loop *loop, const char *base_url,

@@ -200,7 +200,10 @@ submit_to_emulator(
 	e->num_ctx = num_ctx;
 	e->needs_slot = 1;
 	if (r->arm != REPLAY_DIRECT) {
-		/* The broker's requests keep their model loaded for good. */
+		/* The broker's lease, renewed while it runs, never ends
+		 * within a run: its models stay loaded for good, as they do
+		 * here (the plan leaves Ollama no eviction, whose order a
+		 * keep-alive would weigh). */
 		e->has_keep_alive = 1;
 		e->keep_alive_ns = EMU_FOREVER;
 	}

@@ -79,6 +79,7 @@ Test(config, the_shipped_configuration_is_the_reference_box)
 	cr_assert_eq(c.stack_size, 64 * 1024);
 	cr_assert_eq(c.watchdog_ms, 15000);
 	cr_assert_eq(c.start_timeout_ms, 60000);
+	cr_assert_eq(c.lease_ms, 5 * 60 * 1000);
 	cr_assert_str_eq(config_tier(&c, "reasoning")->model, "deepseek-r1:8b");
 	cr_assert_str_eq(config_tier(&c, "reasoning")->fallback, "coding");
 	cr_assert_str_eq(config_tier(&c, "coding")->model, "qwen2.5-coder:7b");
@@ -216,6 +217,54 @@ Test(config,
 
 	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 0\n"), 0);
 	cr_assert_eq(watchdog_read("[supervisor]\nwatchdog = 5s\n"), 5000);
+}
+
+/* The lease of a config that must load without a problem. */
+static int64_t
+lease_read(const char *broker_section)
+{
+	struct config c;
+	struct diag d = {0};
+	char text[256];
+	int64_t ms;
+
+	snprintf(text, sizeof(text), "%s[tier.light]\nmodel = tinyllama\n",
+	    broker_section);
+	cr_assert_eq(
+	    config_load(&c, put("lease-ok.conf", text), &d), 0, "%s", d.text);
+	ms = c.lease_ms;
+	config_free(&c);
+	diag_free(&d);
+	return ms;
+}
+
+Test(config, a_lease_too_short_to_renew_in_time_is_refused)
+{
+	struct config c;
+
+	load_value(&c, "broker", "lease", "1999ms",
+	    "lease: 1999ms is too short: the broker renews it once half of "
+	    "it has passed idle, and the other half must cover the "
+	    "renewal's way to the backend, so allow at least 2s");
+	cr_assert_eq(c.lease_ms, 300000, "a bad value leaves the default");
+	config_free(&c);
+	/* Not Ollama's 0 (unload at once), nor its -1 (for good): a lease
+	 * ends, and not at once. */
+	load_value(&c, "broker", "lease", "0", "lease: 0 is too short");
+	config_free(&c);
+	load_value(&c, "broker", "lease", "-1m", "lease: -1m is out of range");
+	config_free(&c);
+	load_value(
+	    &c, "broker", "lease", "169h", "lease: 169h is out of range");
+	config_free(&c);
+	load_value(&c, "broker", "lease", "300",
+	    "lease: time: missing unit in duration");
+	config_free(&c);
+
+	cr_assert_eq(lease_read(""), 300000, "Ollama's default keep-alive");
+	cr_assert_eq(lease_read("[broker]\nlease = 2s\n"), 2000);
+	cr_assert_eq(lease_read("[broker]\nlease = 2.5s\n"), 2500);
+	cr_assert_eq(lease_read("[broker]\nlease = 168h\n"), 604800000);
 }
 
 Test(config, a_start_timeout_is_a_duration_and_zero_waits_for_ever)

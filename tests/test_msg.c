@@ -612,6 +612,7 @@ sample_broker_config(void)
 	    .max_wait_ms = {900000, 300000, 120000},
 	    .min_residency_ms = 30000,
 	    .idle_unload_ms = 0,
+	    .lease_ms = 90000,
 	    .connect_timeout_ms = 5000,
 	    .first_byte_timeout_ms = 300000,
 	    .stall_timeout_ms = 60000,
@@ -659,6 +660,7 @@ Test(msg, a_broker_setup_carries_its_part_of_the_config)
 	cr_assert_eq(out.conf.max_wait_ms[PRIO_HIGH], 120000);
 	cr_assert_eq(out.conf.max_wait_ms[PRIO_LOW], 900000);
 	cr_assert_eq(out.conf.min_residency_ms, 30000);
+	cr_assert_eq(out.conf.lease_ms, 90000);
 	msg_setup_free(&out);
 	msg_close(&r);
 	free(frame);

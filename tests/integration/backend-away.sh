@@ -28,6 +28,10 @@ fleet_conf "$URL_away" <<CONF
 [broker]
 parallel = 2
 vram_mb = 4096
+# The emulator reads the lease on its own clock, 100 times the wall's: a
+# day there outlasts the test, as the renewals, half a day of the wall's
+# apart, never come.
+lease = 24h
 [tier.light]
 model = tinyllama
 CONF

@@ -8,6 +8,11 @@ set -euo pipefail
 # deepseek-r1:8b at --speed 2 answers in about 10 s: time to stop it.
 start_emu emu --speed 2 --parallel 2 --vram-mb 4096
 fleet_conf "$URL_emu" <<CONF
+[broker]
+# The emulator reads the lease on its own clock, twice the wall's: a
+# day there outlasts the test, as the renewals, half a day of the wall's
+# apart, never come.
+lease = 24h
 [tier.reasoning]
 model = deepseek-r1:8b
 [tier.light]

@@ -448,13 +448,24 @@ print(json.load(sys.stdin)["open_streams"])')" = "$1" ] && return 0
 	echo "      open streams: not $1 within ${2:-10} s"
 	return 1
 }
-# kept_for_good MODEL: the emulator (URL_emu) lists MODEL loaded to stay
-# until it is unloaded (keep_alive -1): Ollama shows that as an expiry
-# centuries away.
-kept_for_good() {
-	curl -s "$URL_emu/api/ps" | python3 -c 'import json,sys
+# leased_within MODEL SECONDS [URL]: the emulator (URL_emu, or URL) lists
+# MODEL (with '*', one model or more, each), due to expire SECONDS from now
+# at the latest: on the broker's lease, not loaded for good (keep_alive
+# -1), which Ollama shows as an expiry centuries away. (A faster emulator
+# tells its expiries on its own clock, ahead of the wall's.)
+leased_within() {
+	curl -s "${3:-$URL_emu}/api/ps" | python3 -c 'import calendar,json,sys,time
+now = time.time()
+want, within = sys.argv[1], float(sys.argv[2])
 ms = {m["name"]: m["expires_at"] for m in json.load(sys.stdin)["models"]}
-assert ms.get(sys.argv[1], "") >= "2200", ms' "$1"
+names = list(ms) if want == "*" else [n for n in (want, want + ":latest") if n in ms]
+if not names:
+    sys.exit("      %s is not listed: %s" % (want, ms))
+for name in names:
+    day, _, frac = ms[name].rstrip("Z").partition(".")
+    expires = calendar.timegm(time.strptime(day, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+    if expires > now + within:
+        sys.exit("      %s expires at %s, more than %g s on" % (name, ms[name], within))' "$1" "$2"
 }
 # watch_python DIR LOG: DIR/python3, put first on a PATH, notes in LOG
 # whether each Python started with SIGINT ignored (SigIgn's mask), and the

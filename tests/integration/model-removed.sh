@@ -10,6 +10,10 @@ start_emu emu --speed 100 --parallel 2 --vram-mb 4096
 fleet_conf "$URL_emu" <<CONF
 [broker]
 parallel = 2
+# The emulator reads the lease on its own clock, 100 times the wall's: a
+# day there outlasts the test, as the renewals, half a day of the wall's
+# apart, never come.
+lease = 24h
 [tier.coding]
 model = qwen2.5-coder:7b
 fallback = light

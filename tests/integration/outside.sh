@@ -12,7 +12,10 @@ start_emu emu --speed inf --parallel 2 --vram-mb 4096
 # what is free.
 check "another client loads llama3.2:3b" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"llama3.2:3b","keep_alive":-1}')" '"done_reason":"load"'
-shipped_conf "$URL_emu" "$TMP/agents" ""
+# A lease other than Ollama's default keep-alive, to be told from it.
+shipped_conf "$URL_emu" "$TMP/agents" "" -e 's/^lease = 5m$/lease = 4m/'
+grep -q '^lease = 4m$' "$TMP/ollamax.conf" ||
+	{ echo "conf/ollamax.conf no longer gives lease = 5m"; exit 1; }
 tier_agents
 start_fleet
 check "the supervisor is up" wait_log "ready:"
@@ -60,8 +63,8 @@ check "still no eviction by Ollama" test "$(emu_sched emu evictions)" = 0
 # Loaded by another client with the context the tier asks, and left to
 # Ollama's timer (no keep_alive): Ollama evicts the broker's models for
 # it; the broker takes it as resident and the others as unloaded, serves
-# from it without a load, which keeps it loaded for good from then on,
-# and unloads it itself when its room is needed.
+# from it without a load, which puts it on the broker's lease from then
+# on, and unloads it itself when its room is needed.
 check "another client loads deepseek-r1:8b as the tier runs it" \
 	has "$(http POST "$URL_emu/api/generate" '{"model":"deepseek-r1:8b","options":{"num_ctx":2048}}')" '"done_reason":"load"'
 evicted=$(emu_sched emu evictions)
@@ -73,7 +76,8 @@ check "and status lists it as the broker's own" \
 	status_until 's["broker"]["resident"] == ["deepseek-r1:8b"] and s["broker"]["outside"] == []'
 check "and the models Ollama evicted as unloaded" wait_state qwen2.5-coder:7b unloaded
 check "a reasoning run is answered by it" answered_by reasoning deepseek-r1:8b
-check "whose keep_alive -1 took it off Ollama's timer" kept_for_good deepseek-r1:8b
+check "whose keep_alive put it on the broker's lease, off Ollama's timer" \
+	leased_within deepseek-r1:8b 241
 check "which the broker never loaded" sh -c "! grep -q 'loading deepseek-r1:8b' '$TMP/sup.log'"
 check "a coding run is answered by qwen2.5-coder:7b" answered_by coding qwen2.5-coder:7b
 check "for which the broker unloaded deepseek-r1:8b itself" \

@@ -18,10 +18,10 @@ tier_agents
 start_fleet
 check "the supervisor is up" wait_log "ready:"
 check "the pinned model is loaded at start, unasked" wait_state qwen2.5-coder:7b resident
-# Nothing has run on it yet, so what keeps it loaded is the keep_alive of
-# the broker's load alone: after a run, the run's own -1 would hide it.
-check "loaded to stay until the broker unloads it (keep_alive -1)" \
-	kept_for_good qwen2.5-coder:7b
+# Nothing has run on it yet: what keeps it loaded is the keep_alive of the
+# broker's load (or of a renewal), the lease of 5 minutes.
+check "loaded on the broker's lease, not for good (keep_alive -1)" \
+	leased_within qwen2.5-coder:7b 301
 check "a coding run is answered by it" answered_by coding qwen2.5-coder:7b
 check "a light run is answered beside it" answered_by light tinyllama
 check "a reasoning run falls back to coding: its model never fits beside the pin" \

@@ -15,6 +15,10 @@ max_wait_normal = 10s
 max_wait_low = 30s
 min_residency = 1s
 idle_unload = 0s
+# The emulator reads the lease on its own clock, 100 times the wall's: a
+# day there is nearly 15 minutes here, past the test's end, as the
+# renewals, half a day of the wall's apart, never come.
+lease = 24h
 [tier.reasoning]
 model = deepseek-r1:8b
 [tier.coding]
@@ -77,12 +81,8 @@ via_loads=$(stat "$URL_via" '["scheduler"]["loads"]')
 echo "      loads: $via_loads for 36 requests"
 check "batched by model: each of the three loaded once, not once a request" \
 	test "$via_loads" -le 3
-forever() {
-	curl -s "$URL_via/api/ps" | python3 -c 'import json,sys
-ms = json.load(sys.stdin)["models"]
-assert ms and all(m["expires_at"] >= "2200" for m in ms), ms'
-}
-check "what the broker loads stays loaded until it unloads it (keep_alive -1)" forever
+check "what the broker loads is on its lease, not loaded for good (keep_alive -1)" \
+	leased_within '*' 172800 "$URL_via"
 queue_agrees() {
 	"$CTL" -c "$TMP/ollamax.conf" --json queue | python3 -c 'import json,sys
 q = json.load(sys.stdin); loads = int(sys.argv[1])

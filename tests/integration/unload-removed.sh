@@ -17,6 +17,10 @@ fleet_conf "$URL_emu" <<CONF
 [broker]
 parallel = 2
 idle_unload = 2s
+# The emulator reads the lease on its own clock, 100 times the wall's: a
+# day there outlasts the test, as the renewals, half a day of the wall's
+# apart, never come.
+lease = 24h
 [tier.light]
 model = tinyllama
 [tier.ghost]

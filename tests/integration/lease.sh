@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The broker's lease: its calls give a model a keep_alive of the lease,
+# which it renews while the model idles, so that Ollama never unloads it on
+# its own timer; once the broker is gone, stopped in order or killed with
+# its supervisor, Ollama unloads the model a lease after its last use
+# instead of holding the GPU for good.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+LEASE=2
+# At --speed inf the emulator's clock is the wall's: the keep_alive the
+# broker sends runs on the same clock as its renewals.
+start_emu emu --speed inf --parallel 2 --vram-mb 4096
+fleet_conf "$URL_emu" <<CONF
+[broker]
+lease = ${LEASE}s
+[tier.light]
+model = tinyllama
+[model.tinyllama]
+pin = yes
+CONF
+light_agent a1 "$TMP/agents/a1.conf"
+
+# generates: the /api/generate calls the emulator has answered.
+generates() {
+	curl -s "$URL_emu/emu/stats" | python3 -c 'import json,sys
+print(sum(json.load(sys.stdin)["by_endpoint"].get("/api/generate", {}).values()))'
+}
+
+# now_ms: the wall's clock, in ms.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# listed_for SECONDS: at every look (each 50 ms or so) for SECONDS, the
+# emulator lists tinyllama due to expire within the lease (and the time a
+# look takes).
+listed_for() {
+	local until=$(($(now_ms) + $1 * 1000))
+	while [ "$(now_ms)" -lt "$until" ]; do
+		leased_within tinyllama "$LEASE.5" || return 1
+		sleep 0.05
+	done
+}
+
+# unloaded_within SECONDS: the emulator no longer lists tinyllama within
+# SECONDS; says how long it took.
+unloaded_within() {
+	local start ps
+	start=$(now_ms)
+	while [ "$(now_ms)" -lt $((start + $1 * 1000)) ]; do
+		ps=$(curl -s "$URL_emu/api/ps")
+		case "$ps" in
+		*'"name":"tinyllama'*) ;;
+		*'"models":'*)
+			echo "      unloaded $(($(now_ms) - start)) ms after"
+			return 0
+			;;
+		esac
+		sleep 0.05
+	done
+	echo "      still listed $1 s after: $ps"
+	return 1
+}
+
+start_fleet
+check "the supervisor is up" wait_log "ready:"
+check "the pinned model is loaded at start" wait_state tinyllama resident
+# Nothing runs: what keeps it loaded is the broker's renewals alone, an
+# empty prompt once it has idled half a lease.
+before=$(generates)
+check "it stays loaded, idle, over three leases, each renewed" \
+	listed_for $((3 * LEASE))
+renewals=$(($(generates) - before))
+echo "      renewals: $renewals in $((3 * LEASE)) s"
+check "renewed as often as the lease needs, not more" \
+	test "$renewals" -ge 3 -a "$renewals" -le 8
+check "Ollama never unloaded it on its own" test "$(emu_sched emu unloads)" = 0
+check "the broker says nothing went" \
+	sh -c "! grep -q -e 'no longer loaded' -e 'cannot renew' '$TMP/sup.log'"
+check "a run is answered by it" answered_by a1 tinyllama
+check "the supervisor stops cleanly" stopped
+check "said what becomes of the model" \
+	grep -q "stopping: tinyllama left to its lease: Ollama unloads it ${LEASE}s after its last use" "$TMP/sup.log"
+# Its last use, a run or a renewal, was half a lease before the stop at
+# most.
+check "once the fleet is stopped, Ollama unloads it within a lease" \
+	unloaded_within $((LEASE + 2))
+
+# Killed, the supervisor takes its children with it: nobody stops in order.
+# Its log tells each renewal tried.
+OLLAMAX_LOG=debug start_fleet
+check "a second supervisor is up" wait_log "ready:"
+check "the pin is loaded again" wait_state tinyllama resident
+check "and stays loaded over a lease" listed_for "$LEASE"
+# The backend away: a renewal that cannot reach it is said once, and tried
+# again every eighth of the lease until one is answered.
+port=${URL_emu##*:}
+end_pid "$PID_emu"
+forget_pid "$PID_emu"
+check "a renewal that cannot reach the backend is said" \
+	wait_log "cannot renew the lease of tinyllama: .*: trying again every 0.25 s"
+# Away for four more tries.
+sleep 1
+tries=$(awk '/cannot renew the lease of tinyllama/ { failed = 1; next }
+	failed && /renewing the lease of tinyllama/ { n++ } END { print n + 0 }' "$TMP/sup.log")
+check "tried again meanwhile ($tries times)" test "$tries" -ge 2
+"$BUILD/ollamax-emu" --catalog "$ROOT/conf/emu-models.ini" --listen "127.0.0.1:$port" \
+	--port-file "$TMP/back.port" --speed inf --parallel 2 --vram-mb 4096 \
+	>/dev/null 2>"$TMP/back.log" &
+PIDS+=("$!")
+check "the backend is back on its port" wait_log . "$TMP/back.port"
+check "where the lease is renewed again" wait_log "tinyllama: its lease is renewed again"
+check "said once while it was away" \
+	eq "$(grep -c "cannot renew the lease" "$TMP/sup.log")" 1
+check "the pin is loaded there" listed_for "$LEASE"
+broker=$(proc_pid broker 0)
+# Reaped at once, where the shell's word of the kill goes nowhere.
+killed=0
+{ kill -KILL "$sup_pid" && wait "$sup_pid"; } 2>/dev/null || killed=$?
+check "the supervisor is killed" eq "$killed" 137
+forget_pid "$sup_pid"
+check "and its broker with it" gone_within 5 "$broker"
+check "Ollama unloads the model within a lease of the kill" \
+	unloaded_within $((LEASE + 2))
+check "Ollama never had to evict a model on its own" \
+	test "$(emu_sched emu evictions)" = 0
+finish
