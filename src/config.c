@@ -206,15 +206,9 @@ edit_distance(const char *a, const char *b)
 	return up[m];
 }
 
-/* Of the names weighed, the nearest to one given, if near enough to be
- * the one meant: two edits at most, and fewer than half its length. */
-struct nearest {
-	const char *name;
-	int edits;
-};
-
-static void
-nearest_weigh(struct nearest *near, const char *given, const char *name)
+void
+config_nearest_weigh(
+    struct config_nearest *near, const char *given, const char *name)
 {
 	int edits = edit_distance(given, name);
 
@@ -229,16 +223,15 @@ nearest_weigh(struct nearest *near, const char *given, const char *name)
 static const char *
 nearest_of(const char *given, const char *const *names, size_t count)
 {
-	struct nearest near = {0};
+	struct config_nearest near = {0};
 
 	for (size_t i = 0; i < count; i++)
-		nearest_weigh(&near, given, names[i]);
+		config_nearest_weigh(&near, given, names[i]);
 	return near.name;
 }
 
-/* ": did you mean 'NAME'?", or "" for no name. */
-static const char *
-did_you_mean(const char *name, char *out, size_t len)
+const char *
+config_did_you_mean(const char *name, char *out, size_t len)
 {
 	if (name == NULL)
 		return "";
@@ -999,11 +992,11 @@ config_tier(const struct config *c, const char *name)
 static const char *
 tier_meant(const struct config *c, const char *name, char *out, size_t len)
 {
-	struct nearest near = {0};
+	struct config_nearest near = {0};
 
 	for (size_t i = 0; i < c->ntiers; i++)
-		nearest_weigh(&near, name, c->tiers[i].name);
-	return did_you_mean(near.name, out, len);
+		config_nearest_weigh(&near, name, c->tiers[i].name);
+	return config_did_you_mean(near.name, out, len);
 }
 
 int
@@ -1707,6 +1700,29 @@ fleet_find(const struct fleet *f, const char *name)
 	return NULL;
 }
 
+/*
+ * Agents whose output names no agent get the name nearest to it among the
+ * fleet's: a weighing of every name each. Past SUGGESTIONS_MAX of them in
+ * one fleet, none, so that a fleet of thousands all mistyped costs no time
+ * in the square of its size.
+ */
+#define SUGGESTIONS_MAX 64
+
+/* ": did you mean 'AGENT'?" for the fleet's agent nearest to name, or "". */
+static const char *
+agent_meant(const struct fleet *f, const char *name, int *suggestions_left,
+    char *out, size_t len)
+{
+	struct config_nearest near = {0};
+
+	if (*suggestions_left <= 0)
+		return "";
+	(*suggestions_left)--;
+	for (size_t i = 0; i < f->count; i++)
+		config_nearest_weigh(&near, name, f->agents[i].name);
+	return config_did_you_mean(near.name, out, len);
+}
+
 /* Where each agent's answers go, as fleet indexes; an agent without an
  * agent output has none. */
 #define TO_NONE (-1)
@@ -1827,6 +1843,7 @@ check_outputs(
     struct fleet *f, const struct refused_names *refused, struct diag *d)
 {
 	size_t n = f->count, kept = 0;
+	int suggestions_left = SUGGESTIONS_MAX;
 	char *out = calloc(n + 1, 1);
 	char *judged = calloc(n + 1, 1);
 	long *to = calloc(n + 1, sizeof(*to));
@@ -1874,10 +1891,15 @@ check_outputs(
 				    m->output_target);
 				out[j] = 1;
 			} else if (to[j] == TO_MISSING) {
+				char meant[CONFIG_NAME_MAX + 32];
+
 				diag_add(d, m->path, m->line_of_output,
 				    "output: no agent of the agents directory "
-				    "is named \"%s\": left out",
-				    m->output_target);
+				    "is named \"%s\": left out%s",
+				    m->output_target,
+				    agent_meant(f, m->output_target,
+				        &suggestions_left, meant,
+				        sizeof(meant)));
 				out[j] = 1;
 			} else if (f->agents[to[j]].trigger != TRIGGER_INBOX) {
 				diag_add(d, m->path, m->line_of_output,

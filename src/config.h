@@ -228,6 +228,18 @@ int config_runtime_dir_fits(const char *dir, char *why, size_t len);
 void config_dir_problem(
     const struct config *c, const char *key, const char *why, struct diag *d);
 
+/* Of the names weighed one by one, the nearest to the one given, if near
+ * enough to be the one meant: two edits at most (a character put in, left
+ * out, changed, or swapped with the next; case aside), and fewer than half
+ * its length. Start from {0}. */
+struct config_nearest {
+	const char *name;
+	int edits;
+};
+void config_nearest_weigh(
+    struct config_nearest *near, const char *given, const char *name);
+/* ": did you mean 'NAME'?" into out, or "" for no name. */
+const char *config_did_you_mean(const char *name, char *out, size_t len);
 /* A tier or agent name: lowercase letters, digits, '-' and '_'. */
 int config_valid_name(const char *s);
 /* Whether s is a valid name; when it is not, why, in words that name the

@@ -1412,6 +1412,19 @@ senders_problem(struct supervisor *s, const struct manifest *m,
 	return 0;
 }
 
+/* ": did you mean 'AGENT'?" for the running agent nearest to name, or "". */
+static const char *
+running_meant(
+    const struct supervisor *s, const char *name, char *out, size_t len)
+{
+	struct config_nearest near = {0};
+
+	for (size_t i = 0; i < s->nplaced; i++)
+		if (s->placed[i].alive)
+			config_nearest_weigh(&near, name, s->placed[i].m.name);
+	return config_did_you_mean(near.name, out, len);
+}
+
 static int
 output_problem(
     struct supervisor *s, const struct manifest *m, char *why, size_t whylen)
@@ -1441,8 +1454,11 @@ output_problem(
 			return -1;
 		}
 		if (at == m && (p == NULL || !p->alive)) {
+			char meant[CONFIG_NAME_MAX + 32];
+
 			problem_at(why, whylen, m, m->line_of_output,
-			    "output: no agent %s is running", to);
+			    "output: no agent %s is running%s", to,
+			    running_meant(s, to, meant, sizeof(meant)));
 			return -1;
 		}
 		if (at == m && p->m.trigger != TRIGGER_INBOX) {

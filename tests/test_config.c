@@ -1608,6 +1608,46 @@ Test(config, an_output_to_a_manifest_refused_names_an_agent_left_out)
 	diag_free(&d);
 }
 
+/* An output that names no agent is told the agent near it, for the first
+ * SUGGESTIONS_MAX (64) of a fleet; past them, none, as the fleet may be
+ * thousands all mistyped. */
+Test(config, an_output_to_a_mistyped_agent_is_told_the_one_meant)
+{
+	struct config c;
+	struct fleet f;
+	struct diag d = {0};
+	char name[32], text[256];
+	size_t told = 0;
+
+	cr_assert_eq(config_load(&c, TEST_SRCDIR "/conf/ollamax.conf", &d), 0);
+	put("0-reviewer.conf",
+	    "[agent]\nname = reviewer\ntier = light\n"
+	    "trigger = inbox\nprompt = x {{input}}\n");
+	for (int i = 0; i < 66; i++) {
+		snprintf(name, sizeof(name), "1-%02d.conf", i);
+		snprintf(text, sizeof(text),
+		    "[agent]\nname = s%d\ntier = light\ntrigger = demand\n"
+		    "output = agent:reviewr\nprompt = x\n",
+		    i);
+		put(name, text);
+	}
+	cr_assert_eq(fleet_load(&f, dir, &c, NULL, NULL, &d), 66);
+	cr_assert_eq(f.count, 1);
+	expect(&d, "1-00.conf", 5,
+	    "output: no agent of the agents directory is named \"reviewr\": "
+	    "left out: did you mean 'reviewer'?\n");
+	for (const char *at = d.text; (at = strstr(at, "did you mean")) != NULL;
+	     at++)
+		told++;
+	cr_assert_eq(told, 64);
+	expect(&d, "1-65.conf", 5,
+	    "output: no agent of the agents directory is named \"reviewr\": "
+	    "left out\n");
+	fleet_free(&f);
+	config_free(&c);
+	diag_free(&d);
+}
+
 Test(config, outputs_that_go_round_are_refused_once_and_left_out)
 {
 	struct config c;

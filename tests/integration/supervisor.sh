@@ -597,6 +597,9 @@ check "and a path's control bytes as ?" esc_path_shown
 printf '[agent]\nname = lost\ntier = light\ntrigger = demand\noutput = agent:nobody\nprompt = x\n' >"$TMP/lost.conf"
 check "spawn -f of an agent whose output goes nowhere is refused" \
 	spawn_refused "lost.conf:5: output: no agent nobody is running" "$TMP/lost.conf"
+sed 's/^output = agent:nobody$/output = agent:extar/' "$TMP/lost.conf" >"$TMP/lost-near.conf"
+check "one whose output names a running agent's name mistyped is told that name" \
+	spawn_refused "lost-near.conf:5: output: no agent extar is running: did you mean 'extra'?" "$TMP/lost-near.conf"
 printf '[agent]\nname = echo\ntier = light\ntrigger = inbox\noutput = agent:echo\nprompt = x\n' >"$TMP/echo.conf"
 check "spawn -f of an agent whose answers come back to it is refused" \
 	spawn_refused "output: its answers would come back to echo from echo" "$TMP/echo.conf"
