@@ -85,8 +85,9 @@ struct bmodel {
 	/* The load or unload under way, or waiting to be tried again: the
 	 * broker's to free if it stops first. */
 	struct model_io *io;
-	/* When the policy last heard of a load or unload of it ending (ms):
-	 * an /api/ps asked before may not show it yet. */
+	/* When the policy last heard of a load or unload of it ending, or a
+	 * renewal of its lease did (ms): an /api/ps asked before may not show
+	 * it yet. */
 	int64_t io_ended;
 	/* Still listed after UNLOAD_TRIES unloads, and taken as unloaded:
 	 * not taken as loaded again until it has left the list. */
@@ -1297,6 +1298,7 @@ renewal_done(void *arg, struct ollama_result *res)
 	struct bmodel *m = &b->models[ref->model];
 
 	m->renewing = 0;
+	m->io_ended = msg_clock_ms();
 	model_in_flight(b, ref->model, -1, res->outcome == OLLAMA_OK);
 	if (res->outcome == OLLAMA_OK) {
 		if (m->renew_failed)
@@ -2025,8 +2027,8 @@ ps_failed(struct broker *b, const char *error)
 }
 
 /*
- * The tiers' models as the backend holds them, apart from loads and
- * unloads under way, or that ended after /api/ps was asked: what they
+ * The tiers' models as the backend holds them, apart from loads, unloads
+ * and renewals under way, or that ended after /api/ps was asked: what they
  * really take, and any loaded or unloaded by another client (or before
  * the broker started).
  */
@@ -2039,7 +2041,10 @@ residents_seen(struct broker *b, const struct ollama_ps *ps)
 		struct bmodel *m = &b->models[k];
 		enum model_state was = policy_model_state(b->policy, k);
 		int64_t size_mb = ps_size_mb(b, ps, k);
-		int settled = m->io == NULL && !m->unloading &&
+		/* A renewal that finds the model gone (the backend restarted,
+		 * or the lease ran out) loads it again, unlisted until loaded:
+		 * the plan keeps its room meanwhile, as for a load. */
+		int settled = m->io == NULL && !m->unloading && !m->renewing &&
 		    m->io_ended < b->ps_asked && m->size_awaited == 0;
 
 		if (!ps_has(b, ps, k) && !ps->truncated)

@@ -254,6 +254,12 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if kind == "load" and how == "lost":
+            # Come to a backend that no longer holds the model (restarted,
+            # or its keep-alive ran out): loaded again, listed only once
+            # the load is over, "hold" seconds (3) on, as Ollama lists it.
+            loaded.pop(model, None)
+            time.sleep(mode().get("hold", 3))
         if kind == "load" and how == "headersonly":
             # 200, then nothing past the stall timeout.
             self.send_response(200)

@@ -134,4 +134,50 @@ check "Ollama unloads the model within a lease of the kill" \
 	unloaded_within $((LEASE + 2))
 check "Ollama never had to evict a model on its own" \
 	test "$(emu_sched emu evictions)" = 0
+
+# A renewal that comes to a backend that no longer holds the model
+# (restarted, or its keep-alive ran out) loads it again, and Ollama lists
+# it only once loaded: the looks at /api/ps meanwhile must not take it for
+# gone, as the plan would then give its room to another model beside the
+# one the renewal loads. A fake Ollama forgets the model as a renewal
+# comes, and lists it again as it answers, 3 s later.
+start_fake_backend '{}'
+fleet_conf "$URL_fake" <<CONF
+[broker]
+lease = ${LEASE}s
+[tier.light]
+model = tinyllama
+[model.tinyllama]
+pin = yes
+CONF
+start_fleet
+check "a supervisor on a fake backend is up" wait_log "ready:"
+check "the pin is loaded there" wait_state tinyllama resident
+echo LOST >>"$MODE.log"
+echo '{"load": "lost", "hold": 3}' >"$MODE"
+# loads_since_lost: the empty prompts (loads or renewals) the fake has had
+# since it was told to forget the model at the next.
+loads_since_lost() {
+	awk '/^LOST$/ { n = 0; lost = 1; next }
+	lost && /^POST \/api\/generate load tinyllama$/ { n++ } END { print n + 0 }' "$MODE.log"
+}
+# loads_since_lost_reach N: within 10 s.
+loads_since_lost_reach() {
+	for _ in $(seq 1 200); do
+		[ "$(loads_since_lost)" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "      $(loads_since_lost) empty prompts"
+	return 1
+}
+check "a renewal comes to the backend that lost the model" loads_since_lost_reach 1
+echo '{}' >"$MODE"
+# The next comes once the renewal held 3 s is answered, a renewal half a
+# lease on (or, taken for gone, a load).
+check "and the next empty prompt after it" loads_since_lost_reach 2
+check "the model was never taken for gone while the renewal loaded it" \
+	sh -c "! grep 'tinyllama is no longer loaded' '$TMP/sup.log'"
+check "nor loaded again by the plan" eq "$(grep -c 'loading tinyllama' "$TMP/sup.log")" 1
+check "it is resident" wait_state tinyllama resident
+check "the supervisor on the fake stops cleanly" stopped
 finish
