@@ -827,6 +827,10 @@ load_done(void *arg, struct ollama_result *res)
 		m->pauses = 0;
 		m->load_error[0] = '\0';
 		m->used = msg_clock_ms();
+		/* A lease of its own: failed renewals of one before, taken for
+		 * gone since, are nothing to it, and its own are said. */
+		m->renew_failed = 0;
+		m->renew_retry = 0;
 		log_info("loaded %s", m->name);
 		if (ollama_ps(b->backend, loaded_size_seen, io) == 0) {
 			ev_timer_init(

@@ -137,8 +137,11 @@ class Handler(BaseHTTPRequestHandler):
                 # stall_timeout, the caller has hung up by then.
                 ps_after_load.clear()
                 time.sleep(mode().get("hold", 9))
-            # "crowded": more than the 64 models read, listed first.
+            # "crowded": more than the 64 models read, listed first;
+            # "empty": none, as an Ollama just restarted lists them.
             listed = sorted(dict(loaded).items())
+            if mode().get("ps") == "empty":
+                listed = []
             if mode().get("ps") == "crowded":
                 listed = [("other-%d:latest" % i, (2048, 3000))
                           for i in range(70)] + listed

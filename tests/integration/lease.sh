@@ -179,5 +179,33 @@ check "the model was never taken for gone while the renewal loaded it" \
 	sh -c "! grep 'tinyllama is no longer loaded' '$TMP/sup.log'"
 check "nor loaded again by the plan" eq "$(grep -c 'loading tinyllama' "$TMP/sup.log")" 1
 check "it is resident" wait_state tinyllama resident
+
+# Renewals that fail are said once, until one is answered; a model taken
+# for gone meanwhile and loaded again starts anew, and the renewals of
+# that load that fail are said again.
+# said_times N PATTERN: the supervisor's log has N lines matching PATTERN,
+# within 10 s.
+said_times() {
+	for _ in $(seq 1 200); do
+		[ "$(grep -c -- "$2" "$TMP/sup.log")" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "      said $(grep -c -- "$2" "$TMP/sup.log") times: $2"
+	return 1
+}
+echo '{"load": "503"}' >"$MODE"
+check "a renewal the backend refuses is said" \
+	said_times 1 "cannot renew the lease of tinyllama"
+# Restarted, the backend lists nothing, and is busy for the load of the
+# pin that follows, which waits to be tried again.
+echo '{"load": "503", "ps": "empty"}' >"$MODE"
+check "the model is taken for gone" wait_log "tinyllama is no longer loaded"
+check "its load is tried again" wait_log "load of tinyllama: .*: retry 1"
+echo '{}' >"$MODE"
+check "and loaded again" said_times 2 "info: loaded tinyllama$"
+echo '{"load": "503"}' >"$MODE"
+check "a renewal of the new load refused is said too" \
+	said_times 2 "cannot renew the lease of tinyllama"
+echo '{}' >"$MODE"
 check "the supervisor on the fake stops cleanly" stopped
 finish
