@@ -303,6 +303,30 @@ get_duration_ms(const char *value, int64_t min_ms, int64_t max_ms, int64_t *out,
 	return 0;
 }
 
+/*
+ * A duration up to CONFIG_WAIT_MAX_MS that a shorter one than floor_ms
+ * would defeat, for the reason why; with zero_off, 0 turns it off. out is
+ * left as it was for a value refused.
+ */
+static void
+get_duration_floor_ms(const char *value, int64_t floor_ms, int zero_off,
+    const char *why, int64_t *out, struct diag *d, const char *path,
+    const struct ini_item *it)
+{
+	int64_t ms;
+
+	if (get_duration_ms(value, 0, CONFIG_WAIT_MAX_MS, &ms, d, path, it) !=
+	    0)
+		return;
+	if (ms < floor_ms && !(zero_off && ms == 0))
+		diag_add(d, path, it->line,
+		    "%s: %s is too short: %s, so allow at least %ds%s", it->key,
+		    value, why, (int)(floor_ms / 1000),
+		    zero_off ? " (0 turns it off)" : "");
+	else
+		*out = ms;
+}
+
 /* "64k", "1m", "65536": a size in bytes. */
 static int
 get_size(const char *value, size_t min, size_t max, size_t *out, struct diag *d,
@@ -810,20 +834,11 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "stack_size") == 0)
 			get_size(v, CONFIG_STACK_MIN, CONFIG_STACK_MAX,
 			    &c->stack_size, d, path, it);
-		else if (strcmp(k, "watchdog") == 0) {
-			int64_t ms = -1; /* stays so when the value is bad */
-
-			if (get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS, &ms, d,
-			        path, it) == 0 &&
-			    ms > 0 && ms < CONFIG_WATCHDOG_MIN_MS)
-				diag_add(d, path, it->line,
-				    "watchdog: %s is too short: children report "
-				    "once a second, so allow at least %ds (0 "
-				    "turns it off)",
-				    v, CONFIG_WATCHDOG_MIN_MS / 1000);
-			else if (ms >= 0)
-				c->watchdog_ms = ms;
-		} else if (strcmp(k, "start_timeout") == 0)
+		else if (strcmp(k, "watchdog") == 0)
+			get_duration_floor_ms(v, CONFIG_WATCHDOG_MIN_MS, 1,
+			    "children report once a second", &c->watchdog_ms, d,
+			    path, it);
+		else if (strcmp(k, "start_timeout") == 0)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->start_timeout_ms, d, path, it);
 		else
@@ -857,21 +872,13 @@ config_key(void *user, const struct ini_item *it)
 		else if (strcmp(k, "idle_unload") == 0)
 			get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS,
 			    &c->idle_unload_ms, d, path, it);
-		else if (strcmp(k, "lease") == 0) {
-			int64_t ms = -1; /* stays so when the value is bad */
-
-			if (get_duration_ms(v, 0, CONFIG_WAIT_MAX_MS, &ms, d,
-			        path, it) == 0 &&
-			    ms < CONFIG_LEASE_MIN_MS)
-				diag_add(d, path, it->line,
-				    "lease: %s is too short: the broker renews "
-				    "it once half of it has passed idle, and "
-				    "the other half must cover the renewal's "
-				    "way to the backend, so allow at least %ds",
-				    v, CONFIG_LEASE_MIN_MS / 1000);
-			else if (ms >= 0)
-				c->lease_ms = ms;
-		} else
+		else if (strcmp(k, "lease") == 0)
+			get_duration_floor_ms(v, CONFIG_LEASE_MIN_MS, 0,
+			    "the broker renews it once half of it has passed "
+			    "idle, and the other half must cover the renewal's "
+			    "way to the backend",
+			    &c->lease_ms, d, path, it);
+		else
 			unknown_key(
 			    d, path, it, broker_keys, COUNT_OF(broker_keys));
 	} else if (strcmp(s, "backend") == 0) {
