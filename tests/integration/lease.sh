@@ -12,7 +12,10 @@ LEASE=4
 # At --speed inf the emulator's clock is the wall's: the keep_alive the
 # broker sends runs on the same clock as its renewals.
 start_emu emu --speed inf --parallel 2 --vram-mb 4096
-fleet_conf "$URL_emu" <<CONF
+# lease_fleet URL: the fleet's configuration, a pinned tinyllama on the
+# backend at URL, with the lease.
+lease_fleet() {
+	fleet_conf "$1" <<CONF
 [broker]
 lease = ${LEASE}s
 [tier.light]
@@ -20,6 +23,8 @@ model = tinyllama
 [model.tinyllama]
 pin = yes
 CONF
+}
+lease_fleet "$URL_emu"
 light_agent a1 "$TMP/agents/a1.conf"
 
 # generates: the /api/generate calls the emulator has answered.
@@ -154,14 +159,7 @@ check "Ollama never had to evict a model on its own" \
 # one the renewal loads. A fake Ollama forgets the model as a renewal
 # comes, and lists it again as it answers, 3 s later.
 start_fake_backend '{}'
-fleet_conf "$URL_fake" <<CONF
-[broker]
-lease = ${LEASE}s
-[tier.light]
-model = tinyllama
-[model.tinyllama]
-pin = yes
-CONF
+lease_fleet "$URL_fake"
 start_fleet
 check "a supervisor on a fake backend is up" wait_log "ready:"
 check "the pin is loaded there" wait_state tinyllama resident
