@@ -103,6 +103,9 @@ struct policy {
 	struct policy_action *acts;
 	size_t nacts, capacts, head;
 	int switch_to; /* the model a switch is under way to, or -1 */
+	/* The model of the request held back from a free slot while a switch
+	 * is weighed (see held_for_switch), or -1. */
+	int held_for;
 	enum switch_reason switch_why;
 	/* Pins make way for switch_to, or it is a pin coming back: it loads
 	 * first, and the pins right after it. */
@@ -737,6 +740,10 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 		if (now - p->m[i].resident_since < resident)
 			resident = now - p->m[i].resident_since;
 	}
+	if (p->held_for >= 0 && (leaving & (1u << p->held_for))) {
+		theirs -= p->m[p->held_for].service_ms;
+		busy++;
+	}
 	/*
 	 * Nothing waits for the models that would go: switch if k's backlog
 	 * alone is worth the loads, or once they have been idle as long as
@@ -1058,11 +1065,11 @@ plan_residency(struct policy *p, int64_t now)
 }
 
 /*
- * How long the draining models still have to run, by the estimates: what
- * a slot that frees meanwhile would idle (see dispatchable).
+ * How long the runs of `models` still have, by the estimates: what a slot
+ * that frees meanwhile would idle until the last of them ends.
  */
 static double
-drain_left(const struct policy *p, int64_t now)
+runs_left(const struct policy *p, uint32_t models, int64_t now)
 {
 	double left = 0;
 
@@ -1070,19 +1077,37 @@ drain_left(const struct policy *p, int64_t now)
 		const struct preq *r = &p->running[i];
 		const struct pmodel *m = &p->m[r->model];
 
-		if (m->state == MODEL_DRAINING &&
+		if ((models & (1u << r->model)) &&
 		    m->service_ms - (double)(now - r->started) > left)
 			left = m->service_ms - (double)(now - r->started);
 	}
 	return left;
 }
 
+static uint32_t
+draining(const struct policy *p)
+{
+	uint32_t mask = 0;
+
+	for (int i = 0; i < p->n; i++)
+		if (p->m[i].state == MODEL_DRAINING)
+			mask |= 1u << i;
+	return mask;
+}
+
 /*
- * A draining model takes a run while the slot would otherwise idle longer
- * than the run outlasts the drain: `left` of idle now, against the other
- * slot's idle from the drain's end to the run's. What waits for the
- * switch waits service - left more; the run's agent is saved a cycle.
+ * At a switch away from m, whose other runs have `left` to go: a run of
+ * m's taken by a free slot now would leave the other slot idle from their
+ * end to its own, longer than the free slot idles now if it waits for
+ * them. Its request then waits for m's next turn, its agent a cycle.
  */
+static int
+run_outlasts(const struct pmodel *m, double left)
+{
+	return m->service_ms - left >= left;
+}
+
+/* A draining model takes a run unless it outlasts the drain. */
 static int
 dispatchable(const struct policy *p, int model, double left)
 {
@@ -1090,7 +1115,35 @@ dispatchable(const struct policy *p, int model, double left)
 
 	return m->state == MODEL_RESIDENT ||
 	    (m->state == MODEL_DRAINING && m->timed_services > 0 &&
-	        m->service_ms - left < left);
+	        !run_outlasts(m, left));
+}
+
+/*
+ * The last request waiting for a resident model, near capacity (where a
+ * batch's end comes round often, and a cycle of waiting more costs its
+ * agent less than the slot time it saves), with the model's other runs
+ * under way and an unloaded model's requests waiting: taken by a free
+ * slot, it would end the model's batch with a lone run if a switch
+ * followed. It is held back while the switch is weighed as if it ran;
+ * decided, the model drains without it (dispatchable), and it waits for
+ * the next turn. Replayed over 50 seeds: utilization median 0.954,
+ * against 0.950; seed 7's 0.950, against 0.938; the steady scenario's
+ * waits as before, its load under capacity.
+ */
+static int
+held_for_switch(const struct policy *p, int a, int64_t now)
+{
+	const struct pmodel *m = &p->m[a];
+
+	if (m->state != MODEL_RESIDENT || m->waiting != 1 ||
+	    m->in_flight == 0 || m->timed_services == 0 ||
+	    offered_load(p, now) <= SATURATED_LOAD)
+		return 0;
+	for (int j = 0; j < p->n; j++)
+		if (j != a && p->m[j].waiting > 0 &&
+		    p->m[j].state == MODEL_UNLOADED)
+			return run_outlasts(m, runs_left(p, 1u << a, now));
+	return 0;
 }
 
 /*
@@ -1140,12 +1193,13 @@ held_for_load(const struct policy *p, double best, int64_t now)
 	return 0;
 }
 
-/* Free slots to the most pressed requests of resident models. */
+/* Free slots to the most pressed requests of resident models; with
+ * may_hold, none to one held for a switch. */
 static void
-plan_dispatch(struct policy *p, int64_t now)
+plan_dispatch(struct policy *p, int64_t now, int may_hold)
 {
 	while ((int)p->nrunning < p->c.parallel) {
-		double best = -1, left = drain_left(p, now);
+		double best = -1, left = runs_left(p, draining(p), now);
 		size_t pick = 0;
 		struct preq r;
 		int any = 0;
@@ -1167,6 +1221,11 @@ plan_dispatch(struct policy *p, int64_t now)
 		}
 		if (best < 0 || held_for_load(p, best, now))
 			return;
+		if (may_hold &&
+		    held_for_switch(p, p->waiting[pick].model, now)) {
+			p->held_for = p->waiting[pick].model;
+			return;
+		}
 		r = take(p->waiting, &p->nwaiting, pick);
 		oldest_left(p, &r);
 		r.started = now;
@@ -1181,7 +1240,9 @@ plan_dispatch(struct policy *p, int64_t now)
 /*
  * Dispatch first: a model that has just loaded serves what waited for it
  * before any switch away from it is weighed, so switches always make
- * progress. Then dispatch again, to what a load or unload freed.
+ * progress (a request held for a switch is one of a model already
+ * serving). Then dispatch again, to what a load or unload freed, and to
+ * the held request if its model stays.
  */
 static void
 plan(struct policy *p, int64_t now)
@@ -1189,9 +1250,10 @@ plan(struct policy *p, int64_t now)
 	if (p->c.await_backend)
 		return;
 	return_unservable(p);
-	plan_dispatch(p, now);
+	plan_dispatch(p, now, 1);
 	plan_residency(p, now);
-	plan_dispatch(p, now);
+	p->held_for = -1;
+	plan_dispatch(p, now, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1221,6 +1283,7 @@ policy_new(const struct policy_config *c,
 	if (p->c.service_guess_ms <= 0)
 		p->c.service_guess_ms = 10000;
 	p->switch_to = -1;
+	p->held_for = -1;
 	p->started = p->offered_at = p->spare_at = now;
 	p->n = nmodels < POLICY_MODELS_MAX ? (int)nmodels : POLICY_MODELS_MAX;
 	for (int i = 0; i < p->n; i++) {
