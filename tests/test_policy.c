@@ -307,6 +307,59 @@ Test(policy, a_draining_model_takes_a_run_that_idles_the_slots_less_than_none)
 	policy_free(p);
 }
 
+/*
+ * Deepseek timed; two of its runs, the second started `stagger` ms after
+ * the first; `coding` coding requests at 113 s, then one more deepseek
+ * request, the last, at 114 s.
+ */
+static struct policy *
+resident_with_a_last_request(int64_t stagger, int coding)
+{
+	struct policy *p = deepseek_timed();
+
+	actions(p);
+	policy_arrive(p, 100000, 2, DEEPSEEK, NORMAL, 100000);
+	policy_arrive(
+	    p, 100000 + stagger, 3, DEEPSEEK, NORMAL, 100000 + stagger);
+	for (int i = 0; i < coding; i++)
+		policy_arrive(
+		    p, 113000, (uint64_t)(10 + i), QWEN, NORMAL, 113000);
+	policy_arrive(p, 114000, 4, DEEPSEEK, NORMAL, 114000);
+	cr_assert_str_eq(actions(p), "dispatch 2@0, dispatch 3@0");
+	return p;
+}
+
+Test(policy, near_capacity_a_models_last_request_waits_rather_than_run_alone)
+{
+	struct policy_view v;
+	/* 10 coding requests: the load reads past capacity. The first run
+	 * ends at 120 s with 4 s left on the other: the last request, taken
+	 * now, would leave the other slot idle 16 s past it while coding
+	 * waits; held, the slot idles 4 s, and the switch goes on. */
+	struct policy *p = resident_with_a_last_request(4000, 10);
+
+	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "");
+	policy_view(p, 120000, &v);
+	cr_assert_gt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
+	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_DRAINING);
+	cr_assert_eq(v.next_switch, QWEN);
+	cr_assert_eq(v.models[DEEPSEEK].waiting, 1);
+	cr_assert_str_eq(on_done(p, 124000, 3, 20000), "unload 0");
+	policy_free(p);
+	/* With 12 s left, the slot would idle longer than the run outlasts
+	 * the other: it takes it. */
+	p = resident_with_a_last_request(12000, 10);
+	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "dispatch 4@0");
+	policy_free(p);
+	/* Under capacity (2 coding requests), a cycle of waiting more costs
+	 * the agent more than the slot time: it is taken. */
+	p = resident_with_a_last_request(4000, 2);
+	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "dispatch 4@0");
+	policy_view(p, 120000, &v);
+	cr_assert_lt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
+	policy_free(p);
+}
+
 Test(policy, a_turn_waits_for_a_free_slot_and_serves_what_comes_meanwhile)
 {
 	struct policy *p = deepseek_timed();
