@@ -14,7 +14,9 @@
  *   evict on its own (but for a model removed while loaded, which it
  *   will not unload). A model is only fed while resident; one to be
  *   evicted drains (a slot it frees takes one of its runs only if the
- *   slot would idle longer than the run outlasts the drain), and is
+ *   slot would idle longer than the run outlasts the drain; near
+ *   capacity, the last request of a resident model is held back the
+ *   same way while a switch away is weighed), and is
  *   unloaded explicitly before the next is loaded. One load or
  *   unload at a time, as Ollama does. A model that fits beside the pinned
  *   ones in no order hands its requests back.

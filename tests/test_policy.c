@@ -259,14 +259,22 @@ Test(policy, a_switch_stops_feeding_the_old_model_drains_unloads_then_loads)
 
 /* Deepseek resident from 6.5 s, idle from 26.5 s, its run timed at 20 s. */
 static struct policy *
-deepseek_timed(void)
+deepseek_timed_with(const struct policy_config *c)
 {
-	struct policy *p = box();
+	struct policy *p = policy_new(c, box_models, 3, 0);
 
 	policy_arrive(p, 0, 1, DEEPSEEK, NORMAL, 0);
 	policy_loaded(p, 6500, DEEPSEEK, LOAD_OK, 0);
 	policy_done(p, 26500, 1, 20000);
 	return p;
+}
+
+static struct policy *
+deepseek_timed(void)
+{
+	struct policy_config c = box_config();
+
+	return deepseek_timed_with(&c);
 }
 
 /*
@@ -308,14 +316,18 @@ Test(policy, a_draining_model_takes_a_run_that_idles_the_slots_less_than_none)
 }
 
 /*
- * Deepseek timed; two of its runs, the second started `stagger` ms after
- * the first; `coding` coding requests at 113 s, then one more deepseek
- * request, the last, at 114 s.
+ * Deepseek timed, with min_residency at `residency` ms; two of its runs,
+ * the second started `stagger` ms after the first; `coding` coding
+ * requests at 113 s, then one more deepseek request, the last, at 114 s.
  */
 static struct policy *
-resident_with_a_last_request(int64_t stagger, int coding)
+resident_with_a_last_request(int64_t stagger, int coding, int64_t residency)
 {
-	struct policy *p = deepseek_timed();
+	struct policy_config c = box_config();
+	struct policy *p;
+
+	c.min_residency_ms = residency;
+	p = deepseek_timed_with(&c);
 
 	actions(p);
 	policy_arrive(p, 100000, 2, DEEPSEEK, NORMAL, 100000);
@@ -336,7 +348,7 @@ Test(policy, near_capacity_a_models_last_request_waits_rather_than_run_alone)
 	 * ends at 120 s with 4 s left on the other: the last request, taken
 	 * now, would leave the other slot idle 16 s past it while coding
 	 * waits; held, the slot idles 4 s, and the switch goes on. */
-	struct policy *p = resident_with_a_last_request(4000, 10);
+	struct policy *p = resident_with_a_last_request(4000, 10, 30000);
 
 	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "");
 	policy_view(p, 120000, &v);
@@ -348,15 +360,22 @@ Test(policy, near_capacity_a_models_last_request_waits_rather_than_run_alone)
 	policy_free(p);
 	/* With 12 s left, the slot would idle longer than the run outlasts
 	 * the other: it takes it. */
-	p = resident_with_a_last_request(12000, 10);
+	p = resident_with_a_last_request(12000, 10, 30000);
 	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "dispatch 4@0");
 	policy_free(p);
 	/* Under capacity (2 coding requests), a cycle of waiting more costs
 	 * the agent more than the slot time: it is taken. */
-	p = resident_with_a_last_request(4000, 2);
+	p = resident_with_a_last_request(4000, 2, 30000);
 	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "dispatch 4@0");
 	policy_view(p, 120000, &v);
 	cr_assert_lt(v.offered_load, 0.9, "offered load %.2f", v.offered_load);
+	policy_free(p);
+	/* Held, but no switch comes of it (deepseek has not been loaded for
+	 * min_residency, 200 s): taken at once all the same. */
+	p = resident_with_a_last_request(4000, 10, 200000);
+	cr_assert_str_eq(on_done(p, 120000, 2, 20000), "dispatch 4@0");
+	policy_view(p, 120000, &v);
+	cr_assert_eq(v.models[DEEPSEEK].state, MODEL_RESIDENT);
 	policy_free(p);
 }
 
