@@ -104,9 +104,6 @@ struct policy {
 	struct policy_action *acts;
 	size_t nacts, capacts, head;
 	int switch_to; /* the model a switch is under way to, or -1 */
-	/* The model of the request held back from a free slot while a switch
-	 * is weighed (see held_for_switch), or -1. */
-	int held_model;
 	enum switch_reason switch_why;
 	/* Pins make way for switch_to, or it is a pin coming back: it loads
 	 * first, and the pins right after it. */
@@ -721,14 +718,16 @@ most_pressed_of(const struct policy *p, uint32_t models, int64_t now)
 /*
  * Is a switch to k, evicting `leaving`, worth it now? A switch costs a
  * drain (a slot idles while the other finishes), an unload and a load,
- * and later the load back.
+ * and later the load back. `held`: the model whose last request a free
+ * slot holds back while the switch is weighed (held_for_switch), or -1.
  */
 static enum switch_reason
-switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
+switch_pays(
+    const struct policy *p, int k, uint32_t leaving, int held, int64_t now)
 {
 	double theirs = 0, reloads = 0, ahead, cost, rho;
 	int64_t idle = INT64_MAX, resident = INT64_MAX;
-	uint32_t held = p->held_model >= 0 ? 1u << p->held_model : 0;
+	uint32_t held_mask = held >= 0 ? 1u << held : 0;
 	int busy = 0, over, free_slot;
 
 	for (int i = 0; i < p->n; i++) {
@@ -744,8 +743,8 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	}
 	/* A request held for this switch is weighed as running, its slot
 	 * as free: the slot it would take idles until the switch. */
-	if (leaving & held) {
-		theirs -= p->m[p->held_model].service_ms;
+	if (leaving & held_mask) {
+		theirs -= p->m[held].service_ms;
 		busy++;
 	}
 	/*
@@ -773,13 +772,14 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 	 * meanwhile would wait a whole cycle.
 	 */
 	ahead = drain_ms(p, leaving) + p->m[k].load_ms;
-	free_slot = (int)p->nrunning + ((held & ~leaving) != 0) < p->c.parallel;
+	free_slot =
+	    (int)p->nrunning + ((held_mask & ~leaving) != 0) < p->c.parallel;
 	rho = offered_load(p, now);
 	over = overloaded(p, now);
 	if (rho < 1 && !over &&
 	    ((theirs == 0 && free_slot) ||
 	        latest_answer(p, 1u << k, now) >
-	            latest_answer(p, leaving & ~held, now) +
+	            latest_answer(p, leaving & ~held_mask, now) +
 	                (ahead + reloads) / (2 * (1 - rho))))
 		return SWITCH_TURN;
 	/*
@@ -806,7 +806,7 @@ switch_pays(const struct policy *p, int k, uint32_t leaving, int64_t now)
 		if (r->model == k && waited < bound &&
 		    waited + ahead >= bound * (1.0 - URGENT_MARGIN) &&
 		    urgency(p, r, now) >
-		        most_pressed_of(p, leaving & ~held, now))
+		        most_pressed_of(p, leaving & ~held_mask, now))
 			return SWITCH_AGING;
 	}
 	/*
@@ -964,9 +964,10 @@ drop_switch(struct policy *p)
 			p->m[i].state = MODEL_RESIDENT;
 }
 
-/* Loads, unloads and switches: at most one load or unload at a time. */
+/* Loads, unloads and switches: at most one load or unload at a time;
+ * `held` as for switch_pays. */
 static void
-plan_residency(struct policy *p, int64_t now)
+plan_residency(struct policy *p, int held, int64_t now)
 {
 	uint32_t leaving, tried = 0;
 	enum switch_reason why = SWITCH_NONE;
@@ -1063,7 +1064,8 @@ plan_residency(struct policy *p, int64_t now)
 		/* Room that runs still hold comes when they end. */
 		if ((leaving = victims_for(p, k)) == 0)
 			continue;
-		if ((why = switch_pays(p, k, leaving, now)) != SWITCH_NONE)
+		if ((why = switch_pays(p, k, leaving, held, now)) !=
+		    SWITCH_NONE)
 			break;
 	}
 	start_switch(p, k, leaving, why, now);
@@ -1177,13 +1179,13 @@ order_key(const struct policy *p, const struct preq *r, int64_t now)
  * slot now: loads are short, a long run taken now is not. Not once
  * saturated: the backlog is past the tightest bound whatever runs first,
  * and the slot's wait would only be lost (replayed over 50 seeds: 29
- * better, by 0.0004 in the median, one worse).
+ * better, by 0.0004 in the median, one worse). slots_kept: free slots
+ * kept for a request held for a switch, not free for this one.
  */
 static int
-held_for_load(const struct policy *p, double best, int64_t now)
+held_for_load(const struct policy *p, double best, int slots_kept, int64_t now)
 {
-	if (p->c.parallel - (int)p->nrunning - (p->held_model >= 0) > 1 ||
-	    p->saturated)
+	if (p->c.parallel - (int)p->nrunning - slots_kept > 1 || p->saturated)
 		return 0;
 	for (size_t i = 0; i < p->nwaiting; i++) {
 		int k = p->waiting[i].model;
@@ -1199,13 +1201,18 @@ held_for_load(const struct policy *p, double best, int64_t now)
 	return 0;
 }
 
-/* Free slots to the most pressed requests of resident models; with
- * may_hold, one of them kept for a request held for a switch, so that
- * the others still serve what they would have. */
-static void
+/*
+ * Free slots to the most pressed requests of resident models; with
+ * may_hold, one of them kept for a request held for a switch, so that the
+ * others still serve what they would have. Returns the held request's
+ * model, or -1.
+ */
+static int
 plan_dispatch(struct policy *p, int64_t now, int may_hold)
 {
-	while ((int)p->nrunning + (p->held_model >= 0) < p->c.parallel) {
+	int held = -1;
+
+	while ((int)p->nrunning + (held >= 0) < p->c.parallel) {
 		double best = -1, left = runs_left(p, draining(p), now);
 		size_t pick = 0;
 		struct preq r;
@@ -1214,25 +1221,24 @@ plan_dispatch(struct policy *p, int64_t now, int may_hold)
 		/* Nothing a slot could take, as while the model a burst waits
 		 * for loads: no walk of all that wait. */
 		for (int k = 0; k < p->n && !any; k++)
-			any = p->m[k].waiting > 0 && k != p->held_model &&
+			any = p->m[k].waiting > 0 && k != held &&
 			    dispatchable(p, k, left);
 		if (!any)
-			return;
+			return held;
 		for (size_t i = 0; i < p->nwaiting; i++) {
 			int k = p->waiting[i].model;
 			double u = order_key(p, &p->waiting[i], now);
 
-			if (k != p->held_model && dispatchable(p, k, left) &&
-			    u > best) {
+			if (k != held && dispatchable(p, k, left) && u > best) {
 				best = u;
 				pick = i;
 			}
 		}
-		if (best < 0 || held_for_load(p, best, now))
-			return;
-		if (may_hold && p->held_model < 0 &&
+		if (best < 0 || held_for_load(p, best, held >= 0, now))
+			return held;
+		if (may_hold && held < 0 &&
 		    held_for_switch(p, p->waiting[pick].model, now)) {
-			p->held_model = p->waiting[pick].model;
+			held = p->waiting[pick].model;
 			continue;
 		}
 		r = take(p->waiting, &p->nwaiting, pick);
@@ -1244,6 +1250,7 @@ plan_dispatch(struct policy *p, int64_t now, int may_hold)
 		push(&p->running, &p->nrunning, &p->caprunning, &r);
 		emit(p, ACT_DISPATCH, r.id, r.model);
 	}
+	return held;
 }
 
 /*
@@ -1256,12 +1263,13 @@ plan_dispatch(struct policy *p, int64_t now, int may_hold)
 static void
 plan(struct policy *p, int64_t now)
 {
+	int held;
+
 	if (p->c.await_backend)
 		return;
 	return_unservable(p);
-	plan_dispatch(p, now, 1);
-	plan_residency(p, now);
-	p->held_model = -1;
+	held = plan_dispatch(p, now, 1);
+	plan_residency(p, held, now);
 	plan_dispatch(p, now, 0);
 }
 
@@ -1292,7 +1300,6 @@ policy_new(const struct policy_config *c,
 	if (p->c.service_guess_ms <= 0)
 		p->c.service_guess_ms = 10000;
 	p->switch_to = -1;
-	p->held_model = -1;
 	p->started = p->offered_at = p->spare_at = now;
 	p->n = nmodels < POLICY_MODELS_MAX ? (int)nmodels : POLICY_MODELS_MAX;
 	for (int i = 0; i < p->n; i++) {
