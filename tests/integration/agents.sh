@@ -331,18 +331,8 @@ for i in $(seq 1 60); do
 	printf '[agent]\nname = locked%d\ntier = light\ntrigger = every 1s\noutput = file:locked.out\nprompt = Lock %d.\n[options]\nnum_predict = 2\n' "$i" "$i" >"$TMP/locked$i.conf"
 	"$CTL" -c "$TMP/ollamax.conf" spawn -f "$TMP/locked$i.conf" >/dev/null
 done
-locked_written() {
-	local n
-	for _ in $(seq 1 200); do
-		n=$(grep -c '^--- locked' "$TMP/state/locked.out") || :
-		[ "$n" -ge "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "      $n records"
-	return 1
-}
 check "agents whose file another process holds locked write all the same, once their wait is over" \
-	locked_written 60
+	count_reaches 60 records grep -c '^--- locked' "$TMP/state/locked.out"
 bystander_beside_lock() {
 	local t0 t1
 	t0=$(date +%s%N)

@@ -110,15 +110,7 @@ retries() {
 	failed && /renewing the lease of tinyllama/ { n++ } END { print n + 0 }' "$TMP/sup.log"
 }
 # Two more tries take a second; ten leave room for a loaded machine.
-tried_again() {
-	for _ in $(seq 1 200); do
-		[ "$(retries)" -ge 2 ] && return 0
-		sleep 0.05
-	done
-	echo "      $(retries) tries"
-	return 1
-}
-check "tried again meanwhile" tried_again
+check "tried again meanwhile" count_reaches 2 tries retries
 loads_before=$(grep -c "loaded tinyllama" "$TMP/sup.log" || true)
 # The backend back is a new one, without the model: a renewal that reaches
 # it first is answered (and loads it, in the backend's own way), or the
@@ -171,20 +163,13 @@ loads_since_lost() {
 	awk '/^LOST$/ { n = 0; lost = 1; next }
 	lost && /^POST \/api\/generate load tinyllama$/ { n++ } END { print n + 0 }' "$MODE.log"
 }
-# loads_since_lost_reach N: within 10 s.
-loads_since_lost_reach() {
-	for _ in $(seq 1 200); do
-		[ "$(loads_since_lost)" -ge "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "      $(loads_since_lost) empty prompts"
-	return 1
-}
-check "a renewal comes to the backend that lost the model" loads_since_lost_reach 1
+check "a renewal comes to the backend that lost the model" \
+	count_reaches 1 "empty prompts" loads_since_lost
 echo '{}' >"$MODE"
 # The next comes once the renewal held 3 s is answered, a renewal half a
 # lease on (or, taken for gone, a load).
-check "and the next empty prompt after it" loads_since_lost_reach 2
+check "and the next empty prompt after it" \
+	count_reaches 2 "empty prompts" loads_since_lost
 check "the model was never taken for gone while the renewal loaded it" \
 	sh -c "! grep 'tinyllama is no longer loaded' '$TMP/sup.log'"
 check "nor loaded again by the plan" eq "$(grep -c 'loading tinyllama' "$TMP/sup.log")" 1
@@ -195,14 +180,7 @@ check "it is resident" wait_state tinyllama resident
 # that load that fail are said again.
 # said_times N PATTERN: the supervisor's log has N lines matching PATTERN,
 # within 10 s.
-said_times() {
-	for _ in $(seq 1 200); do
-		[ "$(grep -c -- "$2" "$TMP/sup.log")" -ge "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "      said $(grep -c -- "$2" "$TMP/sup.log") times: $2"
-	return 1
-}
+said_times() { count_reaches "$1" "lines: $2" grep -c -- "$2" "$TMP/sup.log"; }
 echo '{"load": "503"}' >"$MODE"
 check "a renewal the backend refuses is said" \
 	said_times 1 "cannot renew the lease of tinyllama"

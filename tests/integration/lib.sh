@@ -292,16 +292,21 @@ runs_of() {
 	n=$(grep -c "^--- $1 run" "$TMP/state/$1.out" 2>/dev/null) || true
 	echo "${n:-0}"
 }
-# wait_runs AGENT N: until the agent has written N runs (10 s at most).
-wait_runs() {
-	local agent=$1 want=$2
+# count_reaches N WHAT COMMAND...: until COMMAND prints a count of N or
+# more (10 s at most); else says the last count, and of WHAT.
+count_reaches() {
+	local want=$1 what=$2 n=0
+	shift 2
 	for _ in $(seq 1 200); do
-		[ "$(runs_of "$agent")" -ge "$want" ] && return 0
+		n=$("$@") || :
+		[ "${n:-0}" -ge "$want" ] && return 0
 		sleep 0.05
 	done
-	echo "      $agent has $(runs_of "$agent") runs"
+	echo "      ${n:-0} $what"
 	return 1
 }
+# wait_runs AGENT N: until the agent has written N runs (10 s at most).
+wait_runs() { count_reaches "$2" "runs of $1" runs_of "$1"; }
 
 # start_fleet: starts the supervisor on $TMP/ollamax.conf, its log in
 # $TMP/sup.log; sets SUP, CTL and sup_pid.

@@ -40,12 +40,7 @@ unanswered_spawn() {
 	said 1 "may run there or not; its next spawn or kill goes to worker" spawn -f "$TMP/extra/held.conf" ||
 		{ rm -f "$TMP/hold"; return 1; }
 	rm -f "$TMP/hold"
-	for _ in $(seq 1 200); do
-		[ "$(starts)" -ge "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "      held started $(starts) times"
-	return 1
+	count_reaches "$1" "starts of held" starts
 }
 
 check "a spawn answered too late is told so" unanswered_spawn 1
